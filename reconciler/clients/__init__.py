@@ -1,0 +1,1 @@
+"""One client per vendor: transport, auth, envelope, typed errors, retries."""

@@ -1,0 +1,147 @@
+"""The HTTP transport every vendor client uses: one retry policy, typed transport errors.
+
+Retry rules (one place, STYLE.md §7):
+
+- a failure to *connect* is always retried — the request never left this machine;
+- a lost reply or read timeout, HTTP 429 and 5xx are retried only when the caller says the
+  request is safe to repeat (``idempotent=True``). A non-idempotent write that lost its reply
+  surfaces as :class:`~reconciler.errors.TransportError`; the caller resolves the unknown outcome
+  by looking the object up before trying again (DESIGN.md principle 2);
+- ``Retry-After`` (seconds) is honoured.
+
+Error texts never include URLs, query strings or bodies: they may carry credentials.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections import Counter
+from dataclasses import dataclass
+from typing import Any, Mapping
+
+import httpx
+import stamina
+
+from reconciler.errors import ApiError, TransportError
+
+log = logging.getLogger("reconciler.http")
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    attempts: int = 4
+    timeout: float = 60.0
+    wait_initial: float = 0.2
+    wait_max: float = 5.0
+    wait_jitter: float = 0.2
+
+
+class RetryableStatus(Exception):
+    """Internal: an HTTP status worth retrying (429/5xx) on an idempotent request."""
+
+    def __init__(self, response: httpx.Response):
+        self.response = response
+        super().__init__(f"HTTP {response.status_code}")
+
+
+class HttpTransport:
+    """A thread-safe HTTP client bound to one vendor base URL.
+
+    ``request_counts`` counts requests per ``METHOD path`` (benchmarks print it).
+    """
+
+    def __init__(
+        self,
+        base_url: str,
+        *,
+        vendor: str,
+        timeout: float = 30.0,
+        retry: RetryPolicy | None = None,
+        max_connections: int = 8,
+        error_cls: type[ApiError] = ApiError,
+        transport_error_cls: type[TransportError] = TransportError,
+    ):
+        self.vendor = vendor
+        self.retry = retry or RetryPolicy()
+        self.error_cls = error_cls
+        self.transport_error_cls = transport_error_cls
+        self.client = httpx.Client(
+            base_url=base_url.rstrip("/"),
+            timeout=timeout,
+            limits=httpx.Limits(max_connections=max_connections, max_keepalive_connections=max_connections),
+            transport=httpx.HTTPTransport(retries=0),
+        )
+        self.request_counts: Counter[str] = Counter()
+        self._count_lock = threading.Lock()
+
+    def close(self) -> None:
+        self.client.close()
+
+    def _retry_hook(self, idempotent: bool):
+        def hook(exc: Exception) -> bool | float:
+            if isinstance(exc, httpx.ConnectError | httpx.ConnectTimeout):
+                return True
+            if not idempotent:
+                return False
+            if isinstance(exc, RetryableStatus):
+                after = exc.response.headers.get("Retry-After")
+                if after and after.isdigit():
+                    return float(after)
+                return True
+            return isinstance(exc, httpx.TransportError)
+
+        return hook
+
+    def send(
+        self,
+        method: str,
+        path: str,
+        *,
+        idempotent: bool,
+        raw_query: str | None = None,
+        params: Mapping[str, Any] | None = None,
+        json: Any = None,
+        data: Mapping[str, Any] | None = None,
+        content: bytes | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> httpx.Response:
+        """Send one request with the retry policy; return the final response (any status).
+
+        ``raw_query`` is appended verbatim (already percent-encoded) for APIs that need ``%20``.
+        """
+        url = path if raw_query is None else f"{path}?{raw_query}"
+        p = self.retry
+        try:
+            for attempt in stamina.retry_context(
+                on=self._retry_hook(idempotent),
+                attempts=p.attempts,
+                timeout=p.timeout,
+                wait_initial=p.wait_initial,
+                wait_max=p.wait_max,
+                wait_jitter=p.wait_jitter,
+            ):
+                with attempt:
+                    with self._count_lock:
+                        self.request_counts[f"{method} {path}"] += 1
+                    resp = self.client.request(
+                        method, url, params=params, json=json, data=data, content=content, headers=headers
+                    )
+                    if idempotent and (resp.status_code == 429 or resp.status_code >= 500):
+                        raise RetryableStatus(resp)
+                    return resp
+        except RetryableStatus as exc:
+            return exc.response
+        except httpx.TimeoutException as exc:
+            raise self.transport_error_cls(
+                f"{method} {path}: timed out ({type(exc).__name__}); the outcome is unknown"
+            ) from None
+        except httpx.TransportError as exc:
+            raise self.transport_error_cls(
+                f"{method} {path}: no reply ({type(exc).__name__}); the outcome is unknown"
+            ) from None
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    @property
+    def total_requests(self) -> int:
+        return sum(self.request_counts.values())

@@ -1,0 +1,1 @@
+"""Load manifests -> plan (diff) -> render -> apply."""

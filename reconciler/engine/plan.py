@@ -1,0 +1,142 @@
+"""The plan model: plain data that every renderer (text, Markdown, JSON) reads.
+
+A :class:`Plan` holds ordered :class:`Change` objects. Secret values never enter this model:
+secret fields appear only as ``(sensitive)`` with keyed fingerprints.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from enum import Enum
+from typing import Any
+
+SENSITIVE = "(sensitive)"
+
+
+class Action(str, Enum):
+    CREATE = "create"
+    UPDATE = "update"
+    REPLACE = "replace"
+    DELETE = "delete"
+
+
+# deletes first, then creates, replaces, updates (STYLE.md "identity apart from content")
+ACTION_ORDER = {Action.DELETE: 0, Action.CREATE: 1, Action.REPLACE: 2, Action.UPDATE: 3}
+
+
+@dataclass
+class FieldDiff:
+    """One field that differs. ``before``/``after`` are display values (secrets masked)."""
+
+    path: str
+    before: Any = None
+    after: Any = None
+    sensitive: bool = False
+
+
+@dataclass
+class Change:
+    """One resource-level change.
+
+    ``key`` is the object's identity within its kind (e.g. a username, ``"14"`` for an allowlist,
+    ``"items|1001"`` for a TcaplusDB record). ``precondition`` is what the plan saw of the live
+    object (``{"exists": False}``, ``{"fingerprint": "..."}``, ``{"record_version": 7}``); a saved
+    plan is refused for this resource when it no longer holds. ``data`` is the kind's private,
+    JSON-serialisable payload needed to apply (never a secret value; secret *references* are fine).
+    """
+
+    kind: str
+    vendor: str
+    key: str
+    action: Action
+    resource: str = ""  # "KIND/NAME" of the manifest document (empty for a prune)
+    source: str = ""  # "file:line" of the document
+    diffs: list[FieldDiff] = field(default_factory=list)
+    precondition: dict[str, Any] = field(default_factory=dict)
+    calls: list[str] = field(default_factory=list)
+    summary: str = ""  # short human summary, e.g. "+3 -1 of 2,041"
+    notes: list[str] = field(default_factory=list)
+    data: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def address(self) -> str:
+        return f"{self.kind}/{self.key}"
+
+    def sort_key(self) -> tuple[int, str, str]:
+        return (ACTION_ORDER[self.action], self.kind, self.key)
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["action"] = self.action.value
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "Change":
+        d = dict(d)
+        d["action"] = Action(d["action"])
+        d["diffs"] = [FieldDiff(**x) for x in d.get("diffs", [])]
+        return cls(**d)
+
+
+@dataclass
+class Unmanaged:
+    """A live object that no manifest declares and that lies outside every prune scope."""
+
+    kind: str
+    vendor: str
+    key: str
+    reason: str = "not declared; outside every prune scope"
+
+
+@dataclass
+class KindPlan:
+    """What one kind's planning produced."""
+
+    changes: list[Change] = field(default_factory=list)
+    noops: int = 0
+    unmanaged: list[Unmanaged] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+    # live objects in the kind's managed scope (for the update/delete thresholds)
+    existing_in_scope: int = 0
+
+
+@dataclass
+class Plan:
+    changes: list[Change] = field(default_factory=list)
+    noops: dict[str, int] = field(default_factory=dict)  # per kind
+    unmanaged: list[Unmanaged] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+    existing_in_scope: dict[str, int] = field(default_factory=dict)
+
+    def sort(self) -> None:
+        self.changes.sort(key=Change.sort_key)
+
+    @property
+    def has_changes(self) -> bool:
+        return bool(self.changes)
+
+    def counts(self) -> dict[str, int]:
+        c = {a.value: 0 for a in Action}
+        for ch in self.changes:
+            c[ch.action.value] += 1
+        c["noop"] = sum(self.noops.values())
+        c["unmanaged"] = len(self.unmanaged)
+        return c
+
+    def summary_line(self) -> str:
+        """One grep-able line: ``Plan: 2 to create, 1 to update, 0 to replace, 0 to delete, 5 unchanged, 1 unmanaged.``"""
+        c = self.counts()
+        return (
+            f"Plan: {c['create']} to create, {c['update']} to update, {c['replace']} to replace, "
+            f"{c['delete']} to delete, {c['noop']} unchanged, {c['unmanaged']} unmanaged."
+        )
+
+
+@dataclass
+class Outcome:
+    """The result of applying one change."""
+
+    change: Change
+    status: str  # "applied" | "failed" | "stale" | "skipped"
+    message: str = ""
+    details: list[str] = field(default_factory=list)  # e.g. players JDB reported as failed

@@ -1,0 +1,219 @@
+"""The kind contract: the unit of extension (DESIGN.md "Layers").
+
+A kind module defines one :class:`Kind` subclass and registers it in ``reconciler/kinds/__init__.py``.
+The engine owns loading, envelope validation, duplicate detection, secret-problem collection,
+targets, thresholds, ordering, saved plans and rendering; a kind fills these hooks:
+
+- ``Spec`` — pydantic model of ``spec`` (``extra="forbid"``; vendor constraints as types);
+- ``keys(res)`` — the identities a document declares (one for most kinds, one per record for
+  TcaplusRecords) so the engine can reject two documents declaring the same object;
+- ``check(resources, ctx)`` — validation that needs other documents or the config (no API call);
+  resolve secret references here with ``ctx.resolve_secret`` so a bad reference is an input error;
+- ``plan(resources, scopes, ctx)`` — read live state (coalesced), normalise it, diff by keyed ``==``
+  and return a :class:`~reconciler.engine.plan.KindPlan`; every change carries a ``precondition``
+  (a fingerprint of the live object via ``ctx.live_fingerprint``, or a vendor version);
+- ``apply(changes, ctx)`` — make the calls (batched, idempotent, bounded concurrency) and return one
+  :class:`~reconciler.engine.plan.Outcome` per change;
+- ``make_client(ctx)`` — build the vendor client from the config.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import threading
+from abc import ABC, abstractmethod
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Any, Callable, ClassVar, Iterable, TypeVar
+
+from pydantic import BaseModel
+
+from reconciler.engine.plan import Change, KindPlan, Outcome
+from reconciler.errors import Problem, ReconcilerError, SecretError
+from reconciler.manifest.config import LoadedConfig
+from reconciler.manifest.secrets import Fingerprinter, resolve
+from reconciler.manifest.yamlload import Document, Path_
+
+T = TypeVar("T")
+R = TypeVar("R")
+
+
+@dataclass
+class Resource:
+    """One validated manifest document."""
+
+    kind: str
+    name: str
+    spec: Any  # the kind's Spec instance
+    doc: Document
+    protected: bool = False  # metadata.protected: never delete (prune or replace)
+
+    @property
+    def ref(self) -> str:
+        return f"{self.kind}/{self.name}"
+
+    @property
+    def source(self) -> str:
+        line, _ = self.doc.position(())
+        return f"{self.doc.file}:{line}"
+
+    def problem(self, spec_path: Path_, message: str, *, key: bool = False) -> Problem:
+        return self.doc.problem(("spec",) + tuple(spec_path), message, resource=self.ref, key=key)
+
+
+@dataclass
+class ScopeDecl:
+    """A ``PruneScope`` document: inside it, live objects no manifest declares are deleted."""
+
+    name: str
+    target_kind: str
+    spec: Any  # the target kind's Scope instance
+    doc: Document
+
+
+@dataclass
+class RunOptions:
+    force: bool = False
+    allow_replace: bool = False
+    targets: tuple[str, ...] = ()
+    now: Callable[[], datetime] = field(default=lambda: datetime.now(timezone.utc))
+
+
+class RunContext:
+    """What kinds get from the engine: config, options, secrets, clients, fingerprints."""
+
+    def __init__(self, *, config: LoadedConfig, options: RunOptions | None = None):
+        self.config = config
+        self.options = options or RunOptions()
+        self.problems: list[Problem] = []
+        self.warnings: list[str] = []
+        self._secrets: dict[tuple[str, str], str] = {}
+        self._clients: dict[str, Any] = {}
+        self._lock = threading.Lock()
+        self._fingerprinter: Fingerprinter | None = None
+
+    # -- secrets ---------------------------------------------------------------------------
+    def resolve_secret(self, doc: Document, path: Path_, ref: str, *, resource: str = "") -> str | None:
+        """Resolve ``ref`` (relative to ``doc``'s folder); on failure record a problem at ``path``."""
+        cache_key = (str(doc.base_dir), ref)
+        if cache_key in self._secrets:
+            return self._secrets[cache_key]
+        try:
+            value = resolve(ref, base_dir=doc.base_dir)
+        except SecretError as exc:
+            self.problems.append(doc.problem(path, str(exc), resource=resource))
+            return None
+        self._secrets[cache_key] = value
+        return value
+
+    def secret(self, doc: Document, ref: str) -> str:
+        """A reference already resolved during ``check`` (or resolve it now, raising on failure)."""
+        cache_key = (str(doc.base_dir), ref)
+        if cache_key not in self._secrets:
+            self._secrets[cache_key] = resolve(ref, base_dir=doc.base_dir)
+        return self._secrets[cache_key]
+
+    def config_secret(self, ref: str) -> str:
+        """A secret referenced from ``reconciler.yaml`` (relative to the config's folder)."""
+        cache_key = (str(self.config.base_dir), ref)
+        if cache_key not in self._secrets:
+            self._secrets[cache_key] = resolve(ref, base_dir=self.config.base_dir)
+        return self._secrets[cache_key]
+
+    # -- fingerprints ----------------------------------------------------------------------
+    @property
+    def fingerprint(self) -> Fingerprinter:
+        """Keyed fingerprint of a secret value (key: settings.fingerprint_key, else derived from
+        the provider credentials, so a plan file alone cannot be used to guess a password)."""
+        if self._fingerprinter is None:
+            s = self.config.settings
+            if s.fingerprint_key:
+                key = self.config_secret(s.fingerprint_key).encode()
+            else:
+                parts = []
+                p = self.config.providers
+                for ref in (
+                    p.bestproxy.app_key if p.bestproxy else None,
+                    p.tcaplus.password if p.tcaplus else None,
+                    p.jdb.key if p.jdb else None,
+                ):
+                    if ref:
+                        try:
+                            parts.append(self.config_secret(ref))
+                        except SecretError:
+                            parts.append(ref)
+                key = "\0".join(parts).encode()
+            self._fingerprinter = Fingerprinter(key)
+        return self._fingerprinter
+
+    def live_fingerprint(self, obj: Any) -> str:
+        """A content fingerprint of a normalised live object (for saved-plan staleness checks).
+        Secret values inside ``obj`` must already be replaced by keyed fingerprints."""
+        blob = json.dumps(obj, sort_keys=True, separators=(",", ":"), default=str)
+        return "sha256:" + hashlib.sha256(blob.encode()).hexdigest()[:32]
+
+    # -- clients ---------------------------------------------------------------------------
+    def client(self, kind_cls: type["Kind"]) -> Any:
+        with self._lock:
+            if kind_cls.vendor not in self._clients:
+                self._clients[kind_cls.vendor] = kind_cls.make_client(self)
+            return self._clients[kind_cls.vendor]
+
+    def clients(self) -> dict[str, Any]:
+        return dict(self._clients)
+
+    def close(self) -> None:
+        for c in self._clients.values():
+            close = getattr(c, "close", None)
+            if close:
+                close()
+        self._clients.clear()
+
+    # -- concurrency -----------------------------------------------------------------------
+    @staticmethod
+    def map(fn: Callable[[T], R], items: Iterable[T], *, concurrency: int) -> list[R]:
+        """``[fn(x) for x in items]`` with at most ``concurrency`` in flight; order kept."""
+        items = list(items)
+        if concurrency <= 1 or len(items) <= 1:
+            return [fn(x) for x in items]
+        with ThreadPoolExecutor(max_workers=min(concurrency, len(items))) as pool:
+            return list(pool.map(fn, items))
+
+
+class Kind(ABC):
+    kind: ClassVar[str]
+    vendor: ClassVar[str]
+    Spec: ClassVar[type[BaseModel]]
+    Scope: ClassVar[type[BaseModel] | None] = None
+    apply_order: ClassVar[int] = 100
+    # True when saved-plan preconditions are enforced by the write itself (TcaplusDB version check)
+    precondition_in_write: ClassVar[bool] = False
+
+    def keys(self, res: Resource) -> list[tuple[str, Path_]]:
+        return [(res.name, ())]
+
+    def check(self, resources: list[Resource], scopes: list[ScopeDecl], ctx: RunContext) -> list[Problem]:
+        return []
+
+    @abstractmethod
+    def plan(self, resources: list[Resource], scopes: list[ScopeDecl], ctx: RunContext) -> KindPlan: ...
+
+    @abstractmethod
+    def apply(self, changes: list[Change], ctx: RunContext) -> list[Outcome]: ...
+
+    @classmethod
+    @abstractmethod
+    def make_client(cls, ctx: RunContext) -> Any: ...
+
+
+def outcome_of(change: Change, fn: Callable[[], Any]) -> Outcome:
+    """Run one change's calls; map our errors to a failed outcome (what succeeded stays listed)."""
+    try:
+        result = fn()
+    except ReconcilerError as exc:
+        return Outcome(change, "failed", str(exc))
+    if isinstance(result, Outcome):
+        return result
+    return Outcome(change, "applied", result if isinstance(result, str) else "")

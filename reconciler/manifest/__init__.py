@@ -1,0 +1,1 @@
+"""YAML loading with source positions, secret references, config."""
