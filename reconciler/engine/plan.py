@@ -57,6 +57,9 @@ class Change:
     summary: str = ""  # short human summary, e.g. "+3 -1 of 2,041"
     notes: list[str] = field(default_factory=list)
     data: dict[str, Any] = field(default_factory=dict)
+    # how many existing objects this change updates, replaces or deletes (for the safety
+    # thresholds); element-level kinds such as IpAllowlist count elements
+    impact: int = 1
 
     @property
     def address(self) -> str:

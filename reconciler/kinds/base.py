@@ -26,6 +26,7 @@ from abc import ABC, abstractmethod
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
+from pathlib import Path
 from typing import Any, Callable, ClassVar, Iterable, TypeVar
 
 from pydantic import BaseModel
@@ -69,8 +70,13 @@ class ScopeDecl:
 
     name: str
     target_kind: str
-    spec: Any  # the target kind's Scope instance
+    spec: Any  # the target kind's Scope instance (what ``spec.match`` says)
     doc: Document
+    protect: list[str] = field(default_factory=list)  # identities never deleted, even inside the scope
+
+    @property
+    def ref(self) -> str:
+        return f"PruneScope/{self.name}"
 
 
 @dataclass
@@ -93,6 +99,11 @@ class RunContext:
         self._clients: dict[str, Any] = {}
         self._lock = threading.Lock()
         self._fingerprinter: Fingerprinter | None = None
+        self.tracked_files: list[Path] = []  # data files kinds read (part of the saved-plan digest)
+
+    def track_file(self, path: Path) -> None:
+        """Declare a data file the desired state depends on (records, player lists)."""
+        self.tracked_files.append(path)
 
     # -- secrets ---------------------------------------------------------------------------
     def resolve_secret(self, doc: Document, path: Path_, ref: str, *, resource: str = "") -> str | None:
@@ -108,12 +119,18 @@ class RunContext:
         self._secrets[cache_key] = value
         return value
 
-    def secret(self, doc: Document, ref: str) -> str:
-        """A reference already resolved during ``check`` (or resolve it now, raising on failure)."""
-        cache_key = (str(doc.base_dir), ref)
+    def secret(self, where: Document | Path, ref: str) -> str:
+        """A reference already resolved during ``check`` (or resolve it now, raising on failure).
+        ``where`` is the document that names it, or the folder relative references start from."""
+        base = where.base_dir if isinstance(where, Document) else Path(where)
+        cache_key = (str(base), ref)
         if cache_key not in self._secrets:
-            self._secrets[cache_key] = resolve(ref, base_dir=doc.base_dir)
+            self._secrets[cache_key] = resolve(ref, base_dir=base)
         return self._secrets[cache_key]
+
+    def secret_for_change(self, source: str, ref: str) -> str:
+        """Resolve ``ref`` for a change whose ``source`` is ``file:line`` of its manifest."""
+        return self.secret(Path(source.rsplit(":", 1)[0]).parent, ref)
 
     def config_secret(self, ref: str) -> str:
         """A secret referenced from ``reconciler.yaml`` (relative to the config's folder)."""

@@ -1,0 +1,346 @@
+"""The command line: parse, call the engine, render, map errors to exit codes.
+
+Exit codes (DESIGN.md): 0 success; 1 error (invalid input, API error, refused); 2 ``plan
+--detailed-exitcode`` / ``--drift`` found changes; 3 a saved plan was stale for some resource;
+4 partial apply (some changes failed; what succeeded is listed).
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import logging
+import sys
+import traceback
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Callable
+
+import click
+
+from reconciler import __version__
+from reconciler.engine import run
+from reconciler.engine.plan import Outcome, Plan
+from reconciler.engine.planfile import plan_schema, plan_to_dict, read_plan, write_plan
+from reconciler.engine.render import render_markdown, render_outcomes, render_text
+from reconciler.engine.session import Session, open_session, shown_paths
+from reconciler.errors import ReconcilerError, UsageError
+from reconciler.kinds.base import RunOptions
+
+DEFAULT_PATH = Path("manifests")
+
+
+def _err(line: str) -> None:
+    click.echo(line, err=True)
+
+
+def handle_errors(fn: Callable[..., int | None]) -> Callable[..., None]:
+    """Catch our error tree: one line per problem, the documented exit code, no traceback
+    unless ``--debug``."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> None:
+        debug = bool(click.get_current_context().find_root().params.get("debug"))
+        try:
+            code = fn(*args, **kwargs) or 0
+        except ReconcilerError as exc:
+            if debug:
+                traceback.print_exc()
+            for line in exc.lines():
+                _err(f"error: {line}")
+            code = exc.exit_code
+        except KeyboardInterrupt:
+            _err("interrupted")
+            code = 130
+        except click.exceptions.Exit:
+            raise
+        except click.ClickException:
+            raise
+        except Exception as exc:  # noqa: BLE001 - the last line of defence: no traceback by default
+            if debug:
+                traceback.print_exc()
+            _err(f"internal error: {type(exc).__name__} (run with --debug for details)")
+            code = 1
+        sys.exit(code)
+
+    return wrapper
+
+
+def common(fn: Callable[..., Any]) -> Callable[..., Any]:
+    fn = click.option("--config", "config_path", type=click.Path(path_type=Path), default=Path("reconciler.yaml"),
+                      show_default=True, help="Provider settings file.")(fn)
+    fn = click.option("--sandbox", is_flag=True, help="Run against the embedded emulators (state in .reconciler/sandbox/).")(fn)
+    fn = click.option("--sandbox-state", type=click.Path(path_type=Path), default=None, hidden=True)(fn)
+    fn = click.option("--target", "targets", multiple=True, metavar="KIND/NAME",
+                      help="Limit to this resource (repeatable).")(fn)
+    fn = click.option("--force", is_flag=True, help="Allow changes beyond the safety thresholds; terminate active events.")(fn)
+    return fn
+
+
+def _session(paths: tuple[Path, ...], config_path: Path, sandbox: bool, sandbox_state: Path | None,
+             targets: tuple[str, ...], force: bool, allow_replace: bool = False) -> Session:
+    for t in targets:
+        if "/" not in t:
+            raise UsageError(f"--target {t}: expected KIND/NAME")
+    opts = RunOptions(force=force, allow_replace=allow_replace, targets=tuple(targets))
+    return open_session(paths=list(paths) or [DEFAULT_PATH], config_path=config_path, sandbox=sandbox,
+                        options=opts, state_dir=sandbox_state)
+
+
+@click.group()
+@click.option("--debug", is_flag=True, help="Show tracebacks and HTTP logs.")
+@click.version_option(__version__, prog_name="reconciler")
+def cli(debug: bool) -> None:
+    """Declarative desired state for BestProxy, JDB and TcaplusDB: validate, plan, apply."""
+    logging.basicConfig(level=logging.DEBUG if debug else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    if not debug:
+        for noisy in ("httpx", "httpcore", "stamina"):
+            logging.getLogger(noisy).setLevel(logging.WARNING)
+
+
+@cli.command()
+@click.argument("paths", nargs=-1, type=click.Path(path_type=Path))
+@common
+@handle_errors
+def validate(paths: tuple[Path, ...], config_path: Path, sandbox: bool, sandbox_state: Path | None,
+             targets: tuple[str, ...], force: bool) -> int:
+    """Load and validate manifests and config; no API calls."""
+    from reconciler.manifest.config import load_config
+    from reconciler.kinds.base import RunContext
+
+    cfg = load_config(config_path, required=not sandbox)
+    if sandbox:
+        from reconciler.engine.session import _sandbox_config  # config validation needs the providers
+        cfg, sbx = _sandbox_config(config_path if config_path.exists() else None, sandbox_state or Path(".reconciler/sandbox"))
+        sbx.stop()
+    ctx = RunContext(config=cfg)
+    from reconciler.engine.load import load_manifests
+
+    loaded = load_manifests(list(paths) or [DEFAULT_PATH], ctx)
+    click.echo(f"Valid: {loaded.count} resource(s), {sum(len(s) for s in loaded.scopes.values())} prune scope(s) in {len(loaded.files)} file(s).")
+    return 0
+
+
+def _render(plan: Plan, fmt: str, data: dict[str, Any], safety: list[str]) -> None:
+    if fmt == "json":
+        click.echo(json.dumps(data, indent=2, ensure_ascii=False))
+    elif fmt == "markdown":
+        click.echo(render_markdown(plan, safety=safety), nl=False)
+    else:
+        render_text(plan, click.get_text_stream("stdout"), safety=safety)
+
+
+def _plan_data(s: Session, plan: Plan) -> dict[str, Any]:
+    data = plan_to_dict(
+        plan,
+        created_at=datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        paths=shown_paths(s.paths),
+        config_path=str(s.config.path) if s.config.path else None,
+        sandbox=s.sandbox is not None,
+        targets=list(s.ctx.options.targets),
+        digest=s.digest(),
+    )
+    data["resources"] = s.resource_digests()
+    return data
+
+
+@cli.command()
+@click.argument("paths", nargs=-1, type=click.Path(path_type=Path))
+@common
+@click.option("--out", "out", type=click.Path(path_type=Path), help="Save the plan (JSON) for `apply PLANFILE`.")
+@click.option("--format", "fmt", type=click.Choice(["text", "json", "markdown"]), default="text", show_default=True)
+@click.option("--detailed-exitcode", is_flag=True, help="Exit 2 when there are changes.")
+@click.option("--drift", is_flag=True, help="Report only out-of-band changes; exit 2 when drift is found.")
+@click.option("--baseline", type=click.Path(path_type=Path, exists=True, dir_okay=False),
+              help="With --drift: a previously applied saved plan; resources whose manifests changed since are pending, not drift.")
+@handle_errors
+def plan(paths: tuple[Path, ...], config_path: Path, sandbox: bool, sandbox_state: Path | None,
+         targets: tuple[str, ...], force: bool, out: Path | None, fmt: str, detailed_exitcode: bool,
+         drift: bool, baseline: Path | None) -> int:
+    """Read live state and show what apply would change."""
+    if baseline and not drift:
+        raise UsageError("--baseline goes with --drift")
+    s = _session(paths, config_path, sandbox, sandbox_state, targets, force)
+    try:
+        s.load()
+        p = run.make_plan(s.loaded, s.ctx)  # type: ignore[arg-type]
+        if drift:
+            return _drift(s, p, baseline, fmt)
+        safety = run.check_safety(p, s.ctx).violations
+        data = _plan_data(s, p)
+        if out:
+            write_plan(data, out)
+        _render(p, fmt, data, safety)
+        if out:
+            _err(f"Saved plan to {out}. Apply it with: reconciler apply {out}")
+        return 2 if detailed_exitcode and p.has_changes else 0
+    finally:
+        s.close()
+
+
+def _drift(s: Session, p: Plan, baseline: Path | None, fmt: str) -> int:
+    pending: list[str] = []
+    if baseline:
+        raw = json.loads(baseline.read_text(encoding="utf-8"))
+        before = raw.get("resources") or {}
+        now = s.resource_digests()
+        changed = {ref for ref, d in now.items() if before.get(ref) != d}
+        pending = sorted({c.address for c in p.changes if c.resource in changed})
+        p.changes = [c for c in p.changes if c.resource not in changed]
+    if fmt == "json":
+        click.echo(json.dumps({"drift": [c.to_dict() for c in p.changes], "pending": pending, "summary": p.summary_line()}, indent=2))
+    elif fmt == "markdown":
+        click.echo(render_markdown(p, title="reconciler drift report"), nl=False)
+    else:
+        render_text(p, click.get_text_stream("stdout"))
+    if p.changes:
+        kinds = sorted({c.kind for c in p.changes})
+        line = f"Drift: {len(p.changes)} resource(s) differ from unchanged manifests ({', '.join(kinds)})."
+    else:
+        line = "Drift: none."
+    if pending:
+        line += f" {len(pending)} pending change(s) from edited manifests not counted."
+    _err(line)
+    return 2 if p.changes else 0
+
+
+def _confirm(auto_approve: bool) -> None:
+    if auto_approve:
+        return
+    if not sys.stdin.isatty():
+        raise UsageError("apply needs confirmation: run on a terminal, or pass --auto-approve")
+    if not click.confirm("Apply these changes?", default=False):
+        raise UsageError("apply cancelled")
+
+
+def _finish(outcomes: list[Outcome]) -> int:
+    render_outcomes(outcomes, click.get_text_stream("stdout"))
+    return run.exit_code_for(outcomes)
+
+
+@cli.command()
+@click.argument("paths", nargs=-1, type=click.Path(path_type=Path))
+@common
+@click.option("--auto-approve", is_flag=True, help="Do not ask for confirmation.")
+@click.option("--allow-replace", is_flag=True, help="Allow replacing resources whose immutable fields changed.")
+@click.option("--format", "fmt", type=click.Choice(["text", "markdown"]), default="text", show_default=True)
+@handle_errors
+def apply(paths: tuple[Path, ...], config_path: Path, sandbox: bool, sandbox_state: Path | None,
+          targets: tuple[str, ...], force: bool, auto_approve: bool, allow_replace: bool, fmt: str) -> int:
+    """Apply the manifests (or exactly a saved plan: `apply plan.json`)."""
+    if len(paths) == 1 and paths[0].suffix == ".json" and paths[0].is_file():
+        return _apply_saved(paths[0], config_path, sandbox, sandbox_state, force, allow_replace)
+    s = _session(paths, config_path, sandbox, sandbox_state, targets, force, allow_replace)
+    try:
+        s.load()
+        p = run.make_plan(s.loaded, s.ctx)  # type: ignore[arg-type]
+        safety = run.check_safety(p, s.ctx).violations
+        if fmt == "markdown":
+            click.echo(render_markdown(p, safety=safety), nl=False)
+        else:
+            render_text(p, click.get_text_stream("stdout"), safety=safety)
+        if not p.has_changes:
+            return 0
+        if safety and not force:
+            raise UsageError("the plan exceeds the safety thresholds; nothing was applied (use --force)")
+        run.refuse_blocked(p)
+        _confirm(auto_approve)
+        return _finish(run.apply_changes(p.changes, s.ctx))
+    finally:
+        s.close()
+
+
+def _apply_saved(path: Path, config_path: Path, sandbox: bool, sandbox_state: Path | None, force: bool,
+                 allow_replace: bool) -> int:
+    pf, saved = read_plan(path)
+    if pf.sandbox != sandbox:
+        raise UsageError(f"{path} was planned {'with' if pf.sandbox else 'without'} --sandbox; apply it the same way")
+    cfg_path = Path(pf.config_path) if pf.config_path else config_path
+    s = _session(tuple(Path(p) for p in pf.paths), cfg_path, sandbox, sandbox_state, tuple(pf.targets), force, allow_replace)
+    try:
+        s.load()
+        # kinds may track data files while planning: plan first, then compare digests
+        kinds_to_replan = {c.kind for c in saved.changes}
+        fresh = run.make_plan(s.loaded, s.ctx, kinds=kinds_to_replan)  # type: ignore[arg-type]
+        digest = s.digest()
+        if digest != pf.digest.model_dump():
+            what = [k for k in ("manifests", "config") if digest[k] != getattr(pf.digest, k)]
+            raise UsageError(f"{path}: the {' and '.join(what)} changed since this plan was made; make a new plan")
+        if not saved.changes:
+            click.echo("The saved plan has no changes.")
+            return 0
+        to_apply, stale = run.reconcile_saved(saved.changes, fresh)
+        safety = run.check_safety(Plan(changes=to_apply, existing_in_scope=saved.existing_in_scope), s.ctx).violations
+        if safety and not force:
+            raise UsageError("; ".join(safety))
+        run.refuse_blocked(Plan(changes=to_apply))
+        outcomes = stale + run.apply_changes(to_apply, s.ctx)
+        return _finish(outcomes)
+    finally:
+        s.close()
+
+
+@cli.command()
+@click.argument("what", type=click.Choice(["manifest", "config", "plan"]), default="manifest")
+@handle_errors
+def schema(what: str) -> int:
+    """Print a JSON Schema (manifests, config or saved plan) generated from the models."""
+    from reconciler.schema import config_schema, manifest_schema
+
+    data = {"manifest": manifest_schema, "config": config_schema, "plan": plan_schema}[what]()
+    click.echo(json.dumps(data, indent=2))
+    return 0
+
+
+@cli.group()
+def sandbox() -> None:
+    """The embedded emulators of the three vendor APIs."""
+
+
+@sandbox.command("serve")
+@click.option("--port", type=int, default=0, help="First port (BestProxy; TcaplusDB +1, JDB +2). 0 picks free ports.")
+@click.option("--state", "state", type=click.Path(path_type=Path), default=Path(".reconciler/sandbox"), show_default=True)
+@click.option("--config-out", type=click.Path(path_type=Path), help="Write a reconciler.yaml pointing at the emulators.")
+@click.option("--config", "config_path", type=click.Path(path_type=Path), default=Path("reconciler.yaml"),
+              help="Read TcaplusDB table .proto files from this config (if it exists).")
+@handle_errors
+def sandbox_serve(port: int, state: Path, config_out: Path | None, config_path: Path) -> int:
+    """Run the emulators in the foreground until interrupted."""
+    import threading
+
+    import yaml
+
+    from reconciler.manifest.config import load_config
+    from reconciler.sandbox.serve import Sandbox
+
+    user = load_config(config_path if config_path.exists() else None, required=False)
+    tables = {}
+    if user.providers.tcaplus:
+        tables = {n: (user.base_dir / t.proto).resolve() for n, t in user.providers.tcaplus.tables.items()}
+    ports = {"bestproxy": port, "tcaplus": port + 1, "jdb": port + 2} if port else {}
+    sbx = Sandbox(state, tcaplus_tables=tables, ports=ports).start()
+    try:
+        for name, url in sbx.urls().items():
+            click.echo(f"{name:10} {url}")
+        if config_out:
+            cfg = {"apiVersion": "reconciler/v1", "kind": "Config", "providers": sbx.providers()}
+            config_out.write_text(yaml.safe_dump(cfg, sort_keys=False), encoding="utf-8")
+            click.echo(f"wrote {config_out}")
+        click.echo("Serving; press Ctrl-C to stop.")
+        threading.Event().wait()
+    finally:
+        sbx.stop()
+    return 0
+
+
+@cli.group()
+def export() -> None:
+    """Export live data."""
+
+
+def main() -> None:
+    cli(prog_name="reconciler")
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

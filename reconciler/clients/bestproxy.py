@@ -1,0 +1,180 @@
+"""BestProxy OpenAPI client (``/gateway/...``, ``app_key`` auth).
+
+Both response envelopes are understood: ``{"code": 200, "msg": ...}`` (accounts, IPs, usage) and
+``{"code": 0, "message": ...}`` (orders, products); ``ErrorResponse`` ``{"code": 400, "message",
+"errors"}``. Documented failure codes map to typed errors. Batch inputs are comma-joined strings.
+
+Retries: reads are repeated freely. Writes here are *state-setting* (add an account that exists
+fails cleanly, enable/disable/delete/change are absolute), so the transport may repeat them after
+a lost reply only where the emulated/real semantics make a repeat harmless; ``add`` is not
+retried blindly — the caller re-lists to resolve an unknown outcome.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from reconciler.clients.http import HttpTransport, RetryPolicy
+from reconciler.errors import ApiError, TransportError
+
+
+class BestProxyError(ApiError):
+    vendor = "bestproxy"
+
+
+class BestProxyInvalidAppKey(BestProxyError):
+    """code 3: the app_key is invalid."""
+
+
+class BestProxyAccountNotVerified(BestProxyError):
+    """code 156: the BestProxy account has not completed verification."""
+
+
+class BestProxyParameterError(BestProxyError):
+    """code 400 ErrorResponse: a parameter was rejected."""
+
+
+class BestProxyHttpError(BestProxyError):
+    """A non-JSON or non-2xx HTTP answer."""
+
+
+class BestProxyTransportError(BestProxyError, TransportError):
+    retryable = True
+
+
+_CODES: dict[int, type[BestProxyError]] = {
+    3: BestProxyInvalidAppKey,
+    156: BestProxyAccountNotVerified,
+    400: BestProxyParameterError,
+}
+_SUCCESS = (200, 0)
+
+
+@dataclass(frozen=True)
+class LiveAccount:
+    username: str
+    password: str
+    remark: str
+    product_type: int
+    limit_gb: int
+    enabled: bool
+    raw: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class LiveIp:
+    ip: str
+    remark: str
+    product_type: int
+
+
+class BestProxyClient:
+    def __init__(
+        self,
+        base_url: str,
+        *,
+        app_key: str,
+        timeout: float = 30.0,
+        retry: RetryPolicy | None = None,
+        max_connections: int = 4,
+    ):
+        self._app_key = app_key
+        self.http = HttpTransport(
+            base_url,
+            vendor="bestproxy",
+            timeout=timeout,
+            retry=retry,
+            max_connections=max_connections,
+            error_cls=BestProxyError,
+            transport_error_cls=BestProxyTransportError,
+        )
+
+    def __repr__(self) -> str:
+        return "BestProxyClient(<app_key hidden>)"
+
+    def close(self) -> None:
+        self.http.close()
+
+    # -- envelope --------------------------------------------------------------------------
+    def _call(self, method: str, path: str, body: dict[str, Any] | None = None, *, idempotent: bool) -> Any:
+        if method == "GET":
+            params = {"app_key": self._app_key, **(body or {})}
+            resp = self.http.send("GET", path, params=params, idempotent=True)
+        else:
+            resp = self.http.send(method, path, json={"app_key": self._app_key, **(body or {})}, idempotent=idempotent)
+        try:
+            payload = resp.json()
+        except ValueError:
+            raise BestProxyHttpError(f"{path}: answer is not JSON", http_status=resp.status_code) from None
+        if not isinstance(payload, dict) or "code" not in payload:
+            raise BestProxyHttpError(f"{path}: unexpected answer shape", http_status=resp.status_code)
+        code = payload.get("code")
+        if code in _SUCCESS and resp.status_code < 400:
+            return payload.get("data")
+        message = str(payload.get("msg") or payload.get("message") or "error")
+        errors = payload.get("errors")
+        if isinstance(errors, dict) and errors:
+            # field names and rule texts only; never echo values
+            message += " (" + "; ".join(f"{k}: {v}" for k, v in sorted(errors.items()) if k not in ("app_key", "password", "accounts", "verify_code")) + ")"
+        cls = _CODES.get(code if isinstance(code, int) else -1, BestProxyError)
+        raise cls(f"{path}: {message}", code=code, http_status=resp.status_code if resp.status_code != 200 else None)
+
+    # -- accounts --------------------------------------------------------------------------
+    def list_accounts(self) -> list[LiveAccount]:
+        data = self._call("GET", "/gateway/whitelist-account/list", idempotent=True) or {}
+        out = []
+        for item in data.get("list") or []:
+            out.append(
+                LiveAccount(
+                    username=str(item.get("username", "")),
+                    password=str(item.get("password", "")),
+                    remark=str(item.get("remark") or ""),
+                    product_type=int(item.get("product_type") or 0),
+                    limit_gb=int(item.get("limit_flow") or 0),
+                    enabled=int(item.get("status") or 0) == 1,
+                    raw=item,
+                )
+            )
+        return out
+
+    def add_accounts(self, accounts: list[tuple[str, str]], *, product_type: int, remark: str = "") -> None:
+        """One call for many accounts of one product type and remark (``user:pass,user:pass``)."""
+        joined = ",".join(f"{u}:{p}" for u, p in accounts)
+        self._call("POST", "/gateway/whitelist-account/add",
+                   {"accounts": joined, "remark": remark, "product_type": product_type}, idempotent=False)
+
+    def delete_accounts(self, usernames: list[str]) -> None:
+        self._call("POST", "/gateway/whitelist-account/delete", {"accounts": ",".join(usernames)}, idempotent=True)
+
+    def enable_accounts(self, usernames: list[str]) -> None:
+        self._call("POST", "/gateway/whitelist-account/enable", {"accounts": ",".join(usernames)}, idempotent=True)
+
+    def disable_accounts(self, usernames: list[str]) -> None:
+        self._call("POST", "/gateway/whitelist-account/disable", {"accounts": ",".join(usernames)}, idempotent=True)
+
+    def change_account(self, username: str, **fields: Any) -> None:
+        """``/gateway/proxy-account/change``: password, remark, limit, daily_limit, status, udp."""
+        allowed = {"password", "remark", "limit", "daily_limit", "status", "udp"}
+        unknown = set(fields) - allowed
+        if unknown:
+            raise ValueError(f"unknown account fields: {sorted(unknown)}")
+        self._call("POST", "/gateway/proxy-account/change", {"account": username, **fields}, idempotent=True)
+
+    # -- IP allowlist ----------------------------------------------------------------------
+    def list_ips(self, product_type: int) -> list[LiveIp]:
+        data = self._call("GET", "/gateway/proxy-ip/list", {"product_type": product_type}, idempotent=True) or {}
+        return [
+            LiveIp(ip=str(i.get("ip", "")), remark=str(i.get("remark") or ""), product_type=int(i.get("product_type") or product_type))
+            for i in data.get("list") or []
+        ]
+
+    def add_ips(self, ips: list[str], *, product_type: int, remark: str = "", user_product_id: int | None = None) -> None:
+        body: dict[str, Any] = {"ips": ",".join(ips), "remark": remark, "product_type": product_type}
+        if user_product_id is not None:
+            body["user_product_id"] = user_product_id
+        self._call("POST", "/gateway/proxy-ip/add", body, idempotent=False)
+
+    def delete_ips(self, ips: list[str], *, verify_type: str, verify_code: str) -> None:
+        self._call("POST", "/gateway/proxy-ip/delete",
+                   {"ips": ",".join(ips), "verify_type": verify_type, "verify_code": verify_code}, idempotent=True)

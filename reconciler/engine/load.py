@@ -1,0 +1,190 @@
+"""Load manifests: files -> YAML documents -> validated resources and prune scopes.
+
+Every problem of the run is collected (syntax, envelope, spec, cross-document, secrets) and
+raised at once as :class:`InputError` before any API call.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictStr
+
+from reconciler.errors import InputError, Problem
+from reconciler.kinds import KINDS
+from reconciler.kinds.base import Kind, Resource, RunContext, ScopeDecl
+from reconciler.manifest.validate import validate_model
+from reconciler.manifest.yamlload import Document, load_file
+
+API_VERSION = "reconciler/v1"
+SCOPE_KIND = "PruneScope"
+
+
+class Metadata(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    name: StrictStr = Field(min_length=1, max_length=253, pattern=r"^[A-Za-z0-9]([A-Za-z0-9._-]*[A-Za-z0-9])?$")
+    protected: StrictBool = False
+    labels: dict[StrictStr, StrictStr] = Field(default_factory=dict)
+    description: StrictStr | None = None
+
+
+class Envelope(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    apiVersion: StrictStr
+    kind: StrictStr
+    metadata: Metadata
+    spec: Any = None
+
+
+class ScopeSpec(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    target: StrictStr  # the kind the scope applies to
+    match: dict[str, Any] = Field(default_factory=dict)  # validated by the target kind's Scope model
+    protect: list[StrictStr] = Field(default_factory=list)  # identities never deleted
+
+
+@dataclass
+class Loaded:
+    resources: dict[str, list[Resource]] = field(default_factory=dict)  # by kind
+    scopes: dict[str, list[ScopeDecl]] = field(default_factory=dict)  # by target kind
+    files: list[Path] = field(default_factory=list)
+
+    def kinds(self) -> list[type[Kind]]:
+        names = set(self.resources) | set(self.scopes)
+        return sorted((KINDS[n] for n in names), key=lambda k: (k.apply_order, k.kind))
+
+    @property
+    def count(self) -> int:
+        return sum(len(v) for v in self.resources.values())
+
+
+def display_path(path: Path) -> str:
+    try:
+        return os.path.relpath(path)
+    except ValueError:  # pragma: no cover - other drive on Windows
+        return str(path)
+
+
+def manifest_files(paths: list[Path]) -> tuple[list[Path], list[Problem]]:
+    files: list[Path] = []
+    problems: list[Problem] = []
+    for p in paths:
+        if p.is_dir():
+            files.extend(sorted(x for x in p.rglob("*") if x.suffix in (".yaml", ".yml") and x.is_file()))
+        elif p.is_file():
+            files.append(p)
+        else:
+            problems.append(Problem(display_path(p), 1, 1, "", "", "no such file or directory"))
+    return files, problems
+
+
+def load_manifests(paths: list[Path], ctx: RunContext) -> Loaded:
+    files, problems = manifest_files(paths)
+    loaded = Loaded(files=files)
+    docs: list[Document] = []
+    for f in files:
+        ds, ps = load_file(f, display_path(f))
+        docs.extend(ds)
+        problems.extend(ps)
+    if not files and not problems:
+        problems.append(Problem(", ".join(display_path(p) for p in paths), 1, 1, "", "", "no manifest files (*.yaml, *.yml) found"))
+
+    for doc in docs:
+        if doc.data is None:
+            continue  # an empty document (e.g. a trailing ---)
+        problems.extend(_load_document(doc, loaded))
+
+    seen: dict[tuple[str, str], tuple[Resource, Any]] = {}
+    for kind_name, resources in loaded.resources.items():
+        kind = KINDS[kind_name]()
+        for res in resources:
+            for key, path in kind.keys(res):
+                other = seen.get((kind_name, key))
+                if other:
+                    o_res, o_path = other
+                    line, _ = o_res.doc.position(("spec",) + tuple(o_path))
+                    problems.append(res.problem(path, f"duplicate identity '{key}': also declared by {o_res.ref} at {o_res.doc.file}:{line}"))
+                else:
+                    seen[(kind_name, key)] = (res, path)
+    ctx.problems.clear()
+    for kind_cls in loaded.kinds():
+        problems.extend(kind_cls().check(loaded.resources.get(kind_cls.kind, []), loaded.scopes.get(kind_cls.kind, []), ctx))
+    problems.extend(ctx.problems)
+    ctx.problems.clear()
+    if problems:
+        raise InputError(_dedupe(problems))
+    return loaded
+
+
+def _dedupe(problems: list[Problem]) -> list[Problem]:
+    return list(dict.fromkeys(problems))
+
+
+def _load_document(doc: Document, loaded: Loaded) -> list[Problem]:
+    if not isinstance(doc.data, dict):
+        return [doc.problem((), "a manifest document must be a mapping with apiVersion, kind, metadata and spec")]
+    env, problems = validate_model(Envelope, doc.data, doc)
+    kind_name = doc.data.get("kind") if isinstance(doc.data.get("kind"), str) else ""
+    name = ""
+    md = doc.data.get("metadata")
+    if isinstance(md, dict) and isinstance(md.get("name"), str):
+        name = md["name"]
+    ref = f"{kind_name}/{name}" if kind_name and name else kind_name
+    problems = [Problem(p.file, p.line, p.col, ref, p.field, p.message) for p in problems]
+    if env is None:
+        return problems
+    assert isinstance(env, Envelope)
+    if env.apiVersion != API_VERSION:
+        problems.append(doc.problem(("apiVersion",), f"unsupported apiVersion (expected {API_VERSION})", resource=ref))
+    if env.kind == SCOPE_KIND:
+        return problems + _load_scope(doc, env, ref, loaded)
+    kind_cls = KINDS.get(env.kind)
+    if kind_cls is None:
+        known = ", ".join(sorted([*KINDS, SCOPE_KIND]))
+        problems.append(doc.problem(("kind",), f"unknown kind '{env.kind}' (known: {known})", resource=ref))
+        return problems
+    if env.spec is None:
+        problems.append(doc.problem(("spec",), "required field is missing", resource=ref, key=True))
+        return problems
+    spec, ps = validate_model(kind_cls.Spec, env.spec, doc, prefix=("spec",), resource=ref)
+    problems.extend(ps)
+    if spec is not None and not problems:
+        loaded.resources.setdefault(env.kind, []).append(
+            Resource(kind=env.kind, name=env.metadata.name, spec=spec, doc=doc, protected=env.metadata.protected)
+        )
+    return problems
+
+
+def _load_scope(doc: Document, env: Envelope, ref: str, loaded: Loaded) -> list[Problem]:
+    spec, problems = validate_model(ScopeSpec, env.spec, doc, prefix=("spec",), resource=ref)
+    if spec is None:
+        return problems
+    assert isinstance(spec, ScopeSpec)
+    target = KINDS.get(spec.target)
+    if target is None or target.Scope is None:
+        scoped = ", ".join(sorted(k for k, c in KINDS.items() if c.Scope is not None))
+        return problems + [doc.problem(("spec", "target"), f"kind '{spec.target}' has no prune scope (scoped kinds: {scoped})", resource=ref)]
+    match, ps = validate_model(target.Scope, spec.match, doc, prefix=("spec", "match"), resource=ref)
+    problems.extend(ps)
+    if match is not None and not ps:
+        loaded.scopes.setdefault(spec.target, []).append(
+            ScopeDecl(name=env.metadata.name, target_kind=spec.target, spec=match, doc=doc, protect=list(spec.protect))
+        )
+    return problems
+
+
+def digest_files(files: list[Path]) -> str:
+    """A digest of the manifests' bytes (paths included), for saved-plan freshness."""
+    h = hashlib.sha256()
+    for f in sorted(set(files), key=lambda p: display_path(p)):
+        h.update(display_path(f).encode() + b"\0")
+        try:
+            h.update(f.read_bytes())
+        except OSError:
+            h.update(b"<missing>")
+        h.update(b"\0")
+    return "sha256:" + h.hexdigest()

@@ -1,0 +1,138 @@
+"""The saved plan: a versioned JSON document with a published JSON Schema.
+
+It holds what a reviewer saw and what apply needs: the tool and format versions, digests of the
+manifests and config, the options, and per change its kind, identity, action, field diffs (secret
+values only as keyed fingerprints), the precondition it observed and the calls it will make.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from reconciler import __version__
+from reconciler.engine.plan import Change, Plan, Unmanaged
+from reconciler.errors import ReconcilerError
+
+FORMAT_VERSION = 1
+
+
+class _M(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class FieldDiffModel(_M):
+    path: str
+    before: Any = None
+    after: Any = None
+    sensitive: bool = False
+
+
+class ChangeModel(_M):
+    kind: str
+    vendor: str
+    key: str
+    action: Literal["create", "update", "replace", "delete"]
+    resource: str
+    source: str
+    diffs: list[FieldDiffModel]
+    precondition: dict[str, Any] = Field(description="what the plan saw of the live object")
+    calls: list[str] = Field(description="the API calls this change will make")
+    summary: str
+    notes: list[str]
+    data: dict[str, Any] = Field(description="kind-specific payload needed to apply; never a secret value")
+    impact: int = Field(ge=0, description="existing objects this change updates, replaces or deletes")
+
+
+class UnmanagedModel(_M):
+    kind: str
+    vendor: str
+    key: str
+    reason: str
+
+
+class DigestModel(_M):
+    manifests: str
+    config: str
+
+
+class PlanFile(_M):
+    """A saved plan (``reconciler plan --out FILE``)."""
+
+    format_version: Literal[1]
+    tool_version: str
+    created_at: str
+    paths: list[str] = Field(description="the manifest paths the plan was made from")
+    config_path: str | None
+    sandbox: bool
+    targets: list[str]
+    digest: DigestModel
+    summary: str
+    counts: dict[str, int]
+    changes: list[ChangeModel]
+    noops: dict[str, int]
+    unmanaged: list[UnmanagedModel]
+    warnings: list[str]
+    existing_in_scope: dict[str, int]
+
+
+def plan_schema() -> dict[str, Any]:
+    schema = PlanFile.model_json_schema()
+    schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
+    schema["$id"] = "https://reconciler.dev/schemas/plan-v1.json"
+    return schema
+
+
+def plan_to_dict(plan: Plan, *, created_at: str, paths: list[str], config_path: str | None, sandbox: bool,
+                 targets: list[str], digest: dict[str, str]) -> dict[str, Any]:
+    return {
+        "format_version": FORMAT_VERSION,
+        "tool_version": __version__,
+        "created_at": created_at,
+        "paths": paths,
+        "config_path": config_path,
+        "sandbox": sandbox,
+        "targets": targets,
+        "digest": digest,
+        "summary": plan.summary_line(),
+        "counts": plan.counts(),
+        "changes": [c.to_dict() for c in plan.changes],
+        "noops": plan.noops,
+        "unmanaged": [u.__dict__ for u in plan.unmanaged],
+        "warnings": plan.warnings,
+        "existing_in_scope": plan.existing_in_scope,
+    }
+
+
+def write_plan(data: dict[str, Any], path: Path) -> None:
+    PlanFile.model_validate(data)  # never write a plan that does not match its own schema
+    path.write_text(json.dumps(data, indent=2, ensure_ascii=False, sort_keys=False) + "\n", encoding="utf-8")
+
+
+class PlanFileError(ReconcilerError):
+    pass
+
+
+def read_plan(path: Path) -> tuple[PlanFile, Plan]:
+    try:
+        raw = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise PlanFileError(f"{path}: not a readable plan file ({exc.__class__.__name__})") from None
+    if isinstance(raw, dict) and raw.get("format_version") not in (None, FORMAT_VERSION):
+        raise PlanFileError(f"{path}: plan format {raw.get('format_version')} is not supported by this version ({__version__})")
+    try:
+        pf = PlanFile.model_validate(raw)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        raise PlanFileError(f"{path}: not a valid plan file ({'.'.join(map(str, first['loc']))}: {first['msg']})") from None
+    plan = Plan(
+        changes=[Change.from_dict(c.model_dump()) for c in pf.changes],
+        noops=pf.noops,
+        unmanaged=[Unmanaged(**u.model_dump()) for u in pf.unmanaged],
+        warnings=pf.warnings,
+        existing_in_scope=pf.existing_in_scope,
+    )
+    return pf, plan

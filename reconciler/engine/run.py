@@ -1,0 +1,143 @@
+"""Orchestration: plan from loaded manifests, safety checks, apply (live or from a saved plan).
+
+Small functions, no god object: loading is in ``load.py``, rendering in ``render.py``, the plan
+file format in ``planfile.py``; kinds do the vendor work.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import defaultdict
+from dataclasses import dataclass, field
+
+from reconciler.engine.load import Loaded
+from reconciler.engine.plan import Action, Change, Outcome, Plan
+from reconciler.errors import ReconcilerError, UsageError
+from reconciler.kinds import KINDS
+from reconciler.kinds.base import RunContext
+
+log = logging.getLogger("reconciler.engine")
+
+
+def make_plan(loaded: Loaded, ctx: RunContext, *, kinds: set[str] | None = None) -> Plan:
+    """Read live state for every kind in use and diff it against the manifests."""
+    plan = Plan()
+    for kind_cls in loaded.kinds():
+        if kinds is not None and kind_cls.kind not in kinds:
+            continue
+        kp = kind_cls().plan(loaded.resources.get(kind_cls.kind, []), loaded.scopes.get(kind_cls.kind, []), ctx)
+        plan.changes.extend(kp.changes)
+        plan.noops[kind_cls.kind] = kp.noops
+        plan.unmanaged.extend(kp.unmanaged)
+        plan.warnings.extend(kp.warnings)
+        plan.existing_in_scope[kind_cls.kind] = kp.existing_in_scope
+    if ctx.options.targets:
+        plan = filter_targets(plan, ctx.options.targets)
+    plan.sort()
+    return plan
+
+
+def _matches(change: Change, target: str) -> bool:
+    return target in (change.resource, change.address)
+
+
+def filter_targets(plan: Plan, targets: tuple[str, ...]) -> Plan:
+    """Keep only changes addressed by ``--target KIND/NAME`` (document name or object identity)."""
+    kept = [c for c in plan.changes if any(_matches(c, t) for t in targets)]
+    unmatched = [t for t in targets if not any(_matches(c, t) for c in plan.changes)]
+    out = Plan(changes=kept, noops=plan.noops, unmanaged=[], warnings=list(plan.warnings),
+               existing_in_scope=plan.existing_in_scope)
+    for t in unmatched:
+        out.warnings.append(f"--target {t}: no change for it (already in the desired state, or no such resource)")
+    return out
+
+
+@dataclass
+class Safety:
+    """Threshold violations (octoDNS-style): too many updates/deletes of existing objects."""
+
+    violations: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.violations
+
+
+def check_safety(plan: Plan, ctx: RunContext) -> Safety:
+    s = ctx.config.settings
+    per_kind: dict[str, list[Change]] = defaultdict(list)
+    for c in plan.changes:
+        if c.action is not Action.CREATE:
+            per_kind[c.kind].append(c)
+    out = Safety()
+    for kind, changes in sorted(per_kind.items()):
+        existing = plan.existing_in_scope.get(kind, 0)
+        if existing < s.threshold_min_existing:
+            continue
+        touched = sum(c.impact for c in changes)
+        ratio = touched / existing
+        if ratio > s.max_change_ratio:
+            out.violations.append(
+                f"{kind}: {touched} of {existing} existing objects would be updated, replaced or deleted "
+                f"({ratio:.0%} > {s.max_change_ratio:.0%}); re-run with --force if this is intended"
+            )
+    return out
+
+
+def apply_changes(changes: list[Change], ctx: RunContext) -> list[Outcome]:
+    """Apply changes kind by kind in the kinds' apply order; a failing kind does not stop others."""
+    by_kind: dict[str, list[Change]] = defaultdict(list)
+    for c in changes:
+        by_kind[c.kind].append(c)
+    outcomes: list[Outcome] = []
+    for kind_name in sorted(by_kind, key=lambda k: (KINDS[k].apply_order, k)):
+        kind = KINDS[kind_name]()
+        try:
+            outcomes.extend(kind.apply(by_kind[kind_name], ctx))
+        except ReconcilerError as exc:
+            # a kind-level failure (e.g. the listing before a batch failed): nothing of it applied
+            outcomes.extend(Outcome(c, "failed", str(exc)) for c in by_kind[kind_name])
+    return outcomes
+
+
+def exit_code_for(outcomes: list[Outcome]) -> int:
+    """0 all applied; 4 some failed (partial apply); 3 some stale (and none failed)."""
+    statuses = {o.status for o in outcomes}
+    if "failed" in statuses:
+        return 4
+    if "stale" in statuses:
+        return 3
+    return 0
+
+
+def reconcile_saved(saved: list[Change], fresh: Plan) -> tuple[list[Change], list[Outcome]]:
+    """Match a saved plan's changes against a fresh plan made from the same manifests.
+
+    A change is applied only when the fresh plan holds the very same change with the same
+    precondition (nothing changed in between); otherwise it is reported stale and not written.
+    Kinds whose precondition is enforced by the write itself (TcaplusDB) are passed through.
+    """
+    fresh_by_addr = {c.address: c for c in fresh.changes}
+    to_apply: list[Change] = []
+    stale: list[Outcome] = []
+    for c in saved:
+        if KINDS[c.kind].precondition_in_write:
+            to_apply.append(c)
+            continue
+        f = fresh_by_addr.get(c.address)
+        if f is None:
+            stale.append(Outcome(c, "stale", "live state changed since the plan: no change is needed any more"))
+        elif f.precondition != c.precondition:
+            stale.append(Outcome(c, "stale", "live object changed since the plan was made"))
+        elif (f.action, f.diffs, f.data) != (c.action, c.diffs, c.data):
+            stale.append(Outcome(c, "stale", "the change would differ from the reviewed plan"))
+        else:
+            to_apply.append(f)
+    return to_apply, stale
+
+
+def refuse_blocked(plan: Plan) -> None:
+    """A change a kind marked blocked (needs an opt-in) stops the whole apply before any write."""
+    blocked = [c for c in plan.changes if c.data.get("blocked")]
+    if blocked:
+        raise UsageError("; ".join(f"{c.address}: {c.data['blocked']}" for c in blocked))

@@ -1,0 +1,93 @@
+"""A run's set-up: config (real or sandbox), context, manifests, digests."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from reconciler.engine.load import Loaded, digest_files, display_path, load_manifests
+from reconciler.errors import InputError
+from reconciler.kinds.base import RunContext, RunOptions
+from reconciler.manifest.config import Config, LoadedConfig, load_config
+from reconciler.manifest.validate import validate_model
+from reconciler.manifest.yamlload import Document
+
+
+@dataclass
+class Session:
+    config: LoadedConfig
+    ctx: RunContext
+    paths: list[Path]
+    sandbox: Any = None  # a running reconciler.sandbox.serve.Sandbox
+    loaded: Loaded | None = None
+    extras: dict[str, Any] = field(default_factory=dict)
+
+    def load(self) -> Loaded:
+        self.loaded = load_manifests(self.paths, self.ctx)
+        return self.loaded
+
+    def digest(self) -> dict[str, str]:
+        assert self.loaded is not None
+        files = list(self.loaded.files) + list(self.ctx.tracked_files)
+        return {
+            "manifests": digest_files(files),
+            "config": digest_files([self.config.path]) if self.config.path else "none",
+        }
+
+    def resource_digests(self) -> dict[str, str]:
+        """Per-document content digests (``KIND/NAME`` -> sha256), for drift baselines."""
+        assert self.loaded is not None
+        out = {}
+        for resources in self.loaded.resources.values():
+            for r in resources:
+                blob = json.dumps(r.doc.data, sort_keys=True, default=str).encode()
+                out[r.ref] = "sha256:" + hashlib.sha256(blob).hexdigest()[:32]
+        return out
+
+    def close(self) -> None:
+        self.ctx.close()
+        if self.sandbox is not None:
+            self.sandbox.stop()
+            self.sandbox = None
+
+
+def _sandbox_config(config_path: Path | None, state_dir: Path) -> tuple[LoadedConfig, Any]:
+    from reconciler.sandbox.serve import Sandbox
+
+    user = load_config(config_path, required=False)
+    tables: dict[str, Path] = {}
+    if user.providers.tcaplus:
+        for name, t in user.providers.tcaplus.tables.items():
+            tables[name] = (user.base_dir / t.proto).resolve()
+    sandbox = Sandbox(state_dir, tcaplus_tables=tables).start()
+    data = user.config.model_dump(exclude_none=True)
+    data["providers"] = sandbox.providers()
+    if user.providers.tcaplus:
+        # keep the user's table settings (message names), with absolute proto paths
+        for name, t in user.providers.tcaplus.tables.items():
+            data["providers"]["tcaplus"]["tables"][name] = {**t.model_dump(exclude_none=True), "proto": str(tables[name])}
+    doc = Document(file=str(config_path or "<sandbox>"), index=0, data=data)
+    model, problems = validate_model(Config, data, doc, resource="Config")
+    if problems:
+        sandbox.stop()
+        raise InputError(problems)
+    assert isinstance(model, Config)
+    return LoadedConfig(model, path=user.path, doc=user.doc), sandbox
+
+
+def open_session(*, paths: list[Path], config_path: Path, sandbox: bool, options: RunOptions,
+                 state_dir: Path | None = None) -> Session:
+    from reconciler.sandbox.serve import DEFAULT_STATE_DIR
+
+    if sandbox:
+        cfg, sbx = _sandbox_config(config_path if config_path.exists() else None, state_dir or DEFAULT_STATE_DIR)
+    else:
+        cfg, sbx = load_config(config_path), None
+    return Session(config=cfg, ctx=RunContext(config=cfg, options=options), paths=paths, sandbox=sbx)
+
+
+def shown_paths(paths: list[Path]) -> list[str]:
+    return [display_path(p) for p in paths]

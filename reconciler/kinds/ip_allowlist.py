@@ -1,0 +1,222 @@
+"""Kind ``IpAllowlist``: the set of IPv4 addresses allowed to use one BestProxy product type.
+
+Identity = product type. ``/gateway/proxy-ip/list`` filters by product type only (it cannot tell
+two type-11 user products apart), so one allowlist per product type; ``userProductId`` is what
+additions to type 11 are sent with. The diff is element-level ("+3 -1 ~1 of 2,041"); additions are
+batched into one ``proxy-ip/add`` call per distinct remark; removals into one ``proxy-ip/delete``.
+
+Removals need BestProxy's verification (``verify_type``/``verify_code``): configure
+``providers.bestproxy.ip_delete_verification`` (TOTP computed from a secret reference, or a one-time
+code reference). A plan that would remove addresses without a usable verification is refused at
+plan time. A remark change has no update call: that entry is replaced (delete + add).
+Without ``exclusive: true`` live addresses that are not declared are listed as unmanaged.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from typing import Any
+
+import pyotp
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictStr, field_validator, model_validator
+
+from reconciler.clients.bestproxy import BestProxyClient, LiveIp
+from reconciler.engine.plan import Action, Change, FieldDiff, KindPlan, Outcome, Unmanaged
+from reconciler.errors import InputError, Problem, ReconcilerError, TransportError
+from reconciler.kinds import register
+from reconciler.kinds.base import Kind, Resource, RunContext, ScopeDecl
+from reconciler.kinds.bestproxy_common import ProductType, Remark, make_client, provider_problem
+
+
+def normalize_ipv4(value: str) -> str:
+    try:
+        return str(ipaddress.IPv4Address(value.strip()))
+    except ipaddress.AddressValueError:
+        raise ValueError("not an IPv4 address (dotted quad, no leading zeros)") from None
+
+
+class IpEntry(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    ip: StrictStr
+    remark: Remark = ""
+
+    @field_validator("ip")
+    @classmethod
+    def _norm(cls, v: str) -> str:
+        return normalize_ipv4(v)
+
+
+class IpAllowlistSpec(BaseModel):
+    """``entries`` items are either ``"1.2.3.4"`` or ``{ip: 1.2.3.4, remark: office}``."""
+
+    model_config = ConfigDict(extra="forbid")
+    productType: ProductType
+    userProductId: int | None = Field(default=None, ge=1, strict=True,
+                                      description="required for product type 11 (sent with additions)")
+    exclusive: StrictBool = Field(default=False, description="remove live addresses that are not declared")
+    entries: list[IpEntry | StrictStr] = Field(default_factory=list)
+
+    @field_validator("entries")
+    @classmethod
+    def _entries(cls, items: list[IpEntry | str]) -> list[IpEntry | str]:
+        return [IpEntry(ip=normalize_ipv4(i)) if isinstance(i, str) else i for i in items]
+
+    @model_validator(mode="after")
+    def _upid(self) -> "IpAllowlistSpec":
+        if self.productType == 11 and self.userProductId is None:
+            raise ValueError("userProductId is required for product type 11")
+        if self.productType != 11 and self.userProductId is not None:
+            raise ValueError("userProductId is only used with product type 11")
+        return self
+
+    def entry_map(self) -> dict[str, str]:
+        return {e.ip: e.remark for e in self.entries if isinstance(e, IpEntry)}
+
+
+@register
+class IpAllowlistKind(Kind):
+    kind = "IpAllowlist"
+    vendor = "bestproxy"
+    Spec = IpAllowlistSpec
+    apply_order = 20
+
+    def keys(self, res: Resource) -> list[tuple[str, tuple[Any, ...]]]:
+        return [(str(res.spec.productType), ("productType",))]
+
+    @classmethod
+    def make_client(cls, ctx: RunContext) -> BestProxyClient:
+        return make_client(ctx)
+
+    def check(self, resources: list[Resource], scopes: list[ScopeDecl], ctx: RunContext) -> list[Problem]:
+        problems = provider_problem(ctx, resources)
+        for r in resources:
+            seen: dict[str, int] = {}
+            for i, e in enumerate(r.spec.entries):
+                if e.ip in seen:
+                    problems.append(r.problem(("entries", i), f"duplicate address {e.ip} (also entry {seen[e.ip]})"))
+                else:
+                    seen[e.ip] = i
+        v = ctx.config.providers.bestproxy.ip_delete_verification if ctx.config.providers.bestproxy else None
+        doc = ctx.config.doc
+        if v is not None and resources and doc is not None:
+            path = ("providers", "bestproxy", "ip_delete_verification")
+            ref = v.totp_secret if v.type == "totp" else v.code
+            if ref is None:
+                problems.append(doc.problem(path, f"verification type {v.type} needs "
+                                            f"{'totp_secret' if v.type == 'totp' else 'code'} (a secret reference)", resource="Config"))
+            else:
+                secret = ctx.resolve_secret(doc, path, ref, resource="Config")
+                if secret is not None and v.type == "totp":
+                    try:
+                        pyotp.TOTP(secret).now()
+                    except Exception:  # noqa: BLE001 - binascii/TypeError from a bad base32 secret
+                        problems.append(doc.problem(path + ("totp_secret",), f"the value behind {ref} is not a base32 TOTP secret", resource="Config"))
+        return problems
+
+    # -- plan ------------------------------------------------------------------------------
+    def plan(self, resources: list[Resource], scopes: list[ScopeDecl], ctx: RunContext) -> KindPlan:
+        client: BestProxyClient = ctx.client(type(self))
+        kp = KindPlan()
+        lives: dict[int, list[LiveIp]] = {}
+        for r in resources:
+            lives[r.spec.productType] = client.list_ips(r.spec.productType)
+        needs_verification: list[Problem] = []
+        for r in resources:
+            spec: IpAllowlistSpec = r.spec
+            live = {i.ip: i.remark for i in lives[spec.productType]}
+            change = self._diff(r, spec, live, kp, lives, ctx)
+            kp.existing_in_scope += len(live) if spec.exclusive else len(set(live) & set(spec.entry_map()))
+            if change is None:
+                kp.noops += 1
+                continue
+            if change.data["remove"] and not self._verification_usable(ctx):
+                needs_verification.append(r.problem(
+                    ("entries",), f"removing {len(change.data['remove'])} address(es) needs BestProxy's verification: set "
+                    "providers.bestproxy.ip_delete_verification (type totp with totp_secret, or phone/email/wechat with code)"))
+            kp.changes.append(change)
+        if needs_verification:
+            raise InputError(needs_verification)
+        return kp
+
+    def _diff(self, r: Resource, spec: IpAllowlistSpec, live: dict[str, str], kp: KindPlan,
+              lives: dict[int, list[LiveIp]], ctx: RunContext) -> Change | None:
+        want = spec.entry_map()
+        add = sorted(set(want) - set(live), key=ipaddress.IPv4Address)
+        extra = sorted(set(live) - set(want), key=ipaddress.IPv4Address)
+        remark = sorted((ip for ip in set(want) & set(live) if want[ip] != live[ip]), key=ipaddress.IPv4Address)
+        remove = extra if spec.exclusive else []
+        if not spec.exclusive:
+            kp.unmanaged.extend(Unmanaged(self.kind, self.vendor, f"{spec.productType}/{ip}",
+                                          "address not declared; the allowlist is not exclusive") for ip in extra)
+        if not (add or remove or remark):
+            return None
+        diffs = [FieldDiff(f"entries[{ip}]", None, {"remark": want[ip]}) for ip in add]
+        diffs += [FieldDiff(f"entries[{ip}]", {"remark": live[ip]}, None) for ip in remove]
+        diffs += [FieldDiff(f"entries[{ip}].remark", live[ip], want[ip]) for ip in remark]
+        notes = [f"{ip}: remark change has no update call; the entry is replaced (delete + add)" for ip in remark[:20]]
+        if len(remark) > 20:
+            notes.append(f"... and {len(remark) - 20} more remark replacements")
+        others = {ip for pt, items in lives.items() if pt != spec.productType for ip in (i.ip for i in items)}
+        shared = sorted(set(remove + remark) & others)
+        if shared:
+            notes.append("proxy-ip/delete takes no product type; these addresses are also allowed for another "
+                         f"product type and may be removed there too: {', '.join(shared[:10])}")
+        calls = []
+        if remove or remark:
+            calls.append("POST /gateway/proxy-ip/delete (batched, verified)")
+        if add or remark:
+            n = len({want[ip] for ip in add + remark})
+            calls.append(f"POST /gateway/proxy-ip/add x{n} (one per remark)")
+        summary = f"+{len(add)} -{len(remove)} ~{len(remark)} of {len(live):,}"
+        return Change(
+            kind=self.kind, vendor=self.vendor, key=str(spec.productType),
+            action=Action.CREATE if not live else Action.UPDATE, resource=r.ref, source=r.source,
+            diffs=diffs, summary=summary, notes=notes, calls=calls, impact=len(remove) + len(remark),
+            precondition={"fingerprint": ctx.live_fingerprint(sorted(live.items()))},
+            data={"add": {ip: want[ip] for ip in add + remark}, "remove": remove + remark,
+                  "product_type": spec.productType, "user_product_id": spec.userProductId},
+        )
+
+    @staticmethod
+    def _verification_usable(ctx: RunContext) -> bool:
+        p = ctx.config.providers.bestproxy
+        v = p.ip_delete_verification if p else None
+        return v is not None and (v.totp_secret if v.type == "totp" else v.code) is not None
+
+    # -- apply -----------------------------------------------------------------------------
+    def _verification(self, ctx: RunContext) -> tuple[str, str]:
+        p = ctx.config.providers.bestproxy
+        assert p is not None and p.ip_delete_verification is not None
+        v = p.ip_delete_verification
+        if v.type == "totp":
+            assert v.totp_secret is not None
+            return "totp", pyotp.TOTP(ctx.config_secret(v.totp_secret)).now()  # fresh, right before the call
+        assert v.code is not None
+        return v.type, ctx.config_secret(v.code)
+
+    def apply(self, changes: list[Change], ctx: RunContext) -> list[Outcome]:
+        client: BestProxyClient = ctx.client(type(self))
+        return [self._apply_one(client, c, ctx) for c in changes]
+
+    def _apply_one(self, client: BestProxyClient, c: Change, ctx: RunContext) -> Outcome:
+        d = c.data
+        done: list[str] = []
+        try:
+            if d["remove"]:
+                vtype, code = self._verification(ctx)
+                client.delete_ips(d["remove"], verify_type=vtype, verify_code=code)
+                done.append(f"removed {len(d['remove'])}")
+            by_remark: dict[str, list[str]] = {}
+            for ip, remark in d["add"].items():
+                by_remark.setdefault(remark, []).append(ip)
+            for remark, ips in sorted(by_remark.items()):
+                try:
+                    client.add_ips(ips, product_type=d["product_type"], remark=remark, user_product_id=d["user_product_id"])
+                except TransportError:
+                    present = {i.ip for i in client.list_ips(d["product_type"])}
+                    if not set(ips) <= present:
+                        raise
+                done.append(f"added {len(ips)}")
+        except ReconcilerError as exc:
+            return Outcome(c, "failed", str(exc), details=[f"done before the failure: {', '.join(done)}"] if done else [])
+        return Outcome(c, "applied", ", ".join(done))

@@ -1,0 +1,380 @@
+"""Kind ``ProxyAccount``: a BestProxy proxy account (identity = username).
+
+Reads: one ``whitelist-account/list`` call for all accounts. Writes: batched ``add`` (one call per
+product type and remark, ``user:pass,...``), batched ``delete``/``enable``/``disable``, and
+``proxy-account/change`` per account for password, remark, limits and UDP.
+
+The list does not return ``daily_limit`` or ``udp``: they are *write-only* — set on create and
+whenever another field of the account changes; a drift in them cannot be seen (the plan says so).
+A product type change has no API call: it is a replace (delete + add) and needs ``--allow-replace``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictStr, model_validator
+
+from reconciler.clients.bestproxy import BestProxyClient, LiveAccount
+from reconciler.engine.plan import SENSITIVE, Action, Change, FieldDiff, KindPlan, Outcome, Unmanaged
+from reconciler.errors import Problem, ReconcilerError, TransportError
+from reconciler.kinds import register
+from reconciler.kinds.base import Kind, Resource, RunContext, ScopeDecl
+from reconciler.kinds.bestproxy_common import (
+    ALNUM,
+    MAX_LIMIT_GB,
+    UDP_PRODUCT_TYPES,
+    ProductType,
+    Remark,
+    make_client,
+    provider_problem,
+)
+from reconciler.manifest.secrets import SecretRef
+
+Username = StrictStr
+
+
+class ProxyAccountSpec(BaseModel):
+    """A proxy account. ``password`` is a secret reference (``env:NAME`` / ``file:PATH``)."""
+
+    model_config = ConfigDict(extra="forbid")
+    username: StrictStr = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9]+$",
+                                description="letters and digits only")
+    password: SecretRef = Field(description="reference to a 6-16 character password of letters and digits")
+    productType: ProductType = Field(description="9 dynamic residential traffic, 11 dynamic residential IP, 14 static datacenter, 25 static residential")
+    remark: Remark = ""
+    trafficLimitGb: int = Field(default=0, ge=0, le=MAX_LIMIT_GB, strict=True, description="0 = unlimited")
+    dailyLimitGb: int | None = Field(default=None, ge=0, le=MAX_LIMIT_GB, strict=True,
+                                     description="0 = unlimited; write-only (the API does not return it)")
+    enabled: StrictBool = True
+    udp: StrictBool | None = Field(default=None, description="only for product types 14 and 25; write-only")
+
+    @model_validator(mode="after")
+    def _udp_product(self) -> "ProxyAccountSpec":
+        if self.udp is not None and self.productType not in UDP_PRODUCT_TYPES:
+            raise ValueError(f"udp is only available for product types {', '.join(map(str, UDP_PRODUCT_TYPES))}")
+        return self
+
+
+class ProxyAccountScope(BaseModel):
+    """Prune scope: live accounts with this username prefix (and product type) that no manifest
+    declares are deleted."""
+
+    model_config = ConfigDict(extra="forbid")
+    usernamePrefix: StrictStr = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9]+$")
+    productType: ProductType | None = None
+
+
+COMPARED = ("remark", "productType", "trafficLimitGb", "enabled")
+
+
+@dataclass
+class _Desired:
+    res: Resource
+    spec: ProxyAccountSpec
+    password: str
+
+
+@register
+class ProxyAccountKind(Kind):
+    kind = "ProxyAccount"
+    vendor = "bestproxy"
+    Spec = ProxyAccountSpec
+    Scope = ProxyAccountScope
+    apply_order = 10
+
+    def keys(self, res: Resource) -> list[tuple[str, tuple[Any, ...]]]:
+        return [(res.spec.username, ("username",))]
+
+    @classmethod
+    def make_client(cls, ctx: RunContext) -> BestProxyClient:
+        return make_client(ctx)
+
+    def check(self, resources: list[Resource], scopes: list[ScopeDecl], ctx: RunContext) -> list[Problem]:
+        problems = provider_problem(ctx, resources or scopes)
+        for r in resources:
+            value = ctx.resolve_secret(r.doc, ("spec", "password"), r.spec.password, resource=r.ref)
+            if value is None:
+                continue
+            if not 6 <= len(value) <= 16:
+                problems.append(r.problem(("password",), f"the password behind {r.spec.password} must be 6-16 characters (it has {len(value)})"))
+            elif not ALNUM.match(value):
+                problems.append(r.problem(("password",), f"the password behind {r.spec.password} must contain only letters and digits"))
+        return problems
+
+    # -- plan ------------------------------------------------------------------------------
+    def _live_view(self, a: LiveAccount, ctx: RunContext) -> dict[str, Any]:
+        view: dict[str, Any] = {
+            "password": ctx.fingerprint(a.password),
+            "remark": a.remark,
+            "productType": a.product_type,
+            "trafficLimitGb": a.limit_gb,
+            "enabled": a.enabled,
+        }
+        # write-only fields become comparable if the API ever returns them
+        if "daily_limit" in a.raw:
+            view["dailyLimitGb"] = int(a.raw["daily_limit"] or 0)
+        if "udp" in a.raw:
+            view["udp"] = bool(a.raw["udp"])
+        return view
+
+    def plan(self, resources: list[Resource], scopes: list[ScopeDecl], ctx: RunContext) -> KindPlan:
+        client: BestProxyClient = ctx.client(type(self))
+        live = {a.username: a for a in client.list_accounts()}
+        kp = KindPlan()
+        declared = {r.spec.username for r in resources}
+        for r in resources:
+            spec: ProxyAccountSpec = r.spec
+            desired_pw = ctx.secret(r.doc, spec.password)
+            a = live.get(spec.username)
+            if a is None:
+                kp.changes.append(self._create(r, spec, desired_pw, ctx))
+                continue
+            kp.existing_in_scope += 1
+            change = self._update(r, spec, desired_pw, a, ctx)
+            if change is None:
+                kp.noops += 1
+            else:
+                kp.changes.append(change)
+        for username, a in sorted(live.items()):
+            if username in declared:
+                continue
+            scope = next((s for s in scopes if self._in_scope(s, a)), None)
+            if scope is None:
+                kp.unmanaged.append(Unmanaged(self.kind, self.vendor, username))
+            elif username in scope.protect:
+                kp.unmanaged.append(Unmanaged(self.kind, self.vendor, username, f"protected by {scope.ref}"))
+            else:
+                kp.existing_in_scope += 1
+                kp.changes.append(Change(
+                    kind=self.kind, vendor=self.vendor, key=username, action=Action.DELETE,
+                    resource="", source=scope.ref,
+                    diffs=[FieldDiff(k, v, None, k == "password") for k, v in self._display(self._live_view(a, ctx)).items()],
+                    precondition={"fingerprint": ctx.live_fingerprint(self._live_view(a, ctx))},
+                    calls=["POST /gateway/whitelist-account/delete (batched)"],
+                    notes=[f"not declared; inside {scope.ref}"],
+                    data={"product_type": a.product_type},
+                ))
+        return kp
+
+    @staticmethod
+    def _in_scope(scope: ScopeDecl, a: LiveAccount) -> bool:
+        s: ProxyAccountScope = scope.spec
+        return a.username.startswith(s.usernamePrefix) and (s.productType is None or s.productType == a.product_type)
+
+    @staticmethod
+    def _display(view: dict[str, Any]) -> dict[str, Any]:
+        return {k: (SENSITIVE if k == "password" else v) for k, v in view.items()}
+
+    def _desired_view(self, spec: ProxyAccountSpec, pw: str, ctx: RunContext) -> dict[str, Any]:
+        view: dict[str, Any] = {
+            "password": ctx.fingerprint(pw),
+            "remark": spec.remark,
+            "productType": spec.productType,
+            "trafficLimitGb": spec.trafficLimitGb,
+            "enabled": spec.enabled,
+        }
+        if spec.dailyLimitGb is not None:
+            view["dailyLimitGb"] = spec.dailyLimitGb
+        if spec.udp is not None:
+            view["udp"] = spec.udp
+        return view
+
+    def _create(self, r: Resource, spec: ProxyAccountSpec, pw: str, ctx: RunContext) -> Change:
+        view = self._desired_view(spec, pw, ctx)
+        follow = self._follow_ups(spec)
+        calls = ["POST /gateway/whitelist-account/add (batched)"]
+        if follow:
+            calls.append("POST /gateway/proxy-account/change")
+        if not spec.enabled:
+            calls.append("POST /gateway/whitelist-account/disable (batched)")
+        return Change(
+            kind=self.kind, vendor=self.vendor, key=spec.username, action=Action.CREATE, resource=r.ref,
+            source=r.source, diffs=[FieldDiff(k, None, v, k == "password") for k, v in self._display(view).items()],
+            precondition={"exists": False}, calls=calls,
+            data={"desired": self._data(spec), "password_fingerprint": view["password"]},
+        )
+
+    @staticmethod
+    def _data(spec: ProxyAccountSpec) -> dict[str, Any]:
+        # secret *reference*, never the value
+        return spec.model_dump()
+
+    @staticmethod
+    def _follow_ups(spec: ProxyAccountSpec) -> dict[str, int]:
+        """``proxy-account/change`` fields needed after ``add`` (which only sets name, password,
+        remark and product type)."""
+        out: dict[str, int] = {}
+        if spec.trafficLimitGb:
+            out["limit"] = spec.trafficLimitGb
+        if spec.dailyLimitGb is not None:
+            out["daily_limit"] = spec.dailyLimitGb
+        if spec.udp is not None:
+            out["udp"] = int(spec.udp)
+        return out
+
+    def _update(self, r: Resource, spec: ProxyAccountSpec, pw: str, a: LiveAccount, ctx: RunContext) -> Change | None:
+        want = self._desired_view(spec, pw, ctx)
+        have = self._live_view(a, ctx)
+        pre = {"fingerprint": ctx.live_fingerprint(have)}
+        pw_changed = pw != a.password
+        diffs = []
+        for k in ("password", *COMPARED, "dailyLimitGb", "udp"):
+            if k not in want or k not in have:
+                continue
+            if k == "password":
+                if pw_changed:
+                    diffs.append(FieldDiff("password", SENSITIVE, SENSITIVE, True))
+            elif want[k] != have[k]:
+                diffs.append(FieldDiff(k, have[k], want[k]))
+        if not diffs:
+            return None
+        notes = []
+        write_only = [k for k in ("dailyLimitGb", "udp") if k in want and k not in have]
+        data: dict[str, Any] = {"desired": self._data(spec), "password_fingerprint": want["password"]}
+        if any(d.path == "productType" for d in diffs):
+            note = "product type cannot be changed in place: the account is deleted and re-created (usage history is lost)"
+            change = Change(
+                kind=self.kind, vendor=self.vendor, key=spec.username, action=Action.REPLACE, resource=r.ref,
+                source=r.source, diffs=diffs, precondition=pre, notes=[note],
+                calls=["POST /gateway/whitelist-account/delete (batched)", "POST /gateway/whitelist-account/add (batched)"],
+                data=data,
+            )
+            if r.protected:
+                data["blocked"] = "the resource is marked metadata.protected; it is never deleted or replaced"
+            elif not ctx.options.allow_replace:
+                data["blocked"] = "replacing needs --allow-replace"
+            return change
+        calls = []
+        if any(d.path == "enabled" for d in diffs):
+            calls.append(f"POST /gateway/whitelist-account/{'enable' if spec.enabled else 'disable'} (batched)")
+        fields = self._change_fields(spec, pw, diffs)
+        if fields:
+            calls.append("POST /gateway/proxy-account/change")
+            if write_only:
+                notes.append(f"write-only field(s) re-sent with the change: {', '.join(write_only)}")
+        return Change(
+            kind=self.kind, vendor=self.vendor, key=spec.username, action=Action.UPDATE, resource=r.ref,
+            source=r.source, diffs=diffs, precondition=pre, calls=calls, notes=notes, data=data,
+        )
+
+    @staticmethod
+    def _change_fields(spec: ProxyAccountSpec, pw: str | None, diffs: list[FieldDiff]) -> dict[str, Any]:
+        changed = {d.path for d in diffs}
+        fields: dict[str, Any] = {}
+        if "password" in changed and pw is not None:
+            fields["password"] = pw
+        if "remark" in changed:
+            fields["remark"] = spec.remark
+        if "trafficLimitGb" in changed:
+            fields["limit"] = spec.trafficLimitGb
+        if "dailyLimitGb" in changed:
+            fields["daily_limit"] = spec.dailyLimitGb
+        if "udp" in changed:
+            fields["udp"] = int(bool(spec.udp))
+        if fields:
+            # write-only fields ride along so they converge whenever the account is touched
+            if spec.dailyLimitGb is not None:
+                fields.setdefault("daily_limit", spec.dailyLimitGb)
+            if spec.udp is not None:
+                fields.setdefault("udp", int(spec.udp))
+        return fields
+
+    # -- apply -----------------------------------------------------------------------------
+    def apply(self, changes: list[Change], ctx: RunContext) -> list[Outcome]:
+        client: BestProxyClient = ctx.client(type(self))
+        concurrency = ctx.config.providers.bestproxy.concurrency if ctx.config.providers.bestproxy else 1
+        results: dict[str, Outcome] = {}
+
+        deletes = [c for c in changes if c.action in (Action.DELETE, Action.REPLACE)]
+        if deletes:
+            self._batched(results, deletes, lambda: client.delete_accounts([c.key for c in deletes]),
+                          final={c.key for c in deletes if c.action is Action.DELETE})
+
+        creates = [c for c in changes if c.action in (Action.CREATE, Action.REPLACE) and c.key not in results]
+        self._create_all(client, creates, ctx, results, concurrency)
+
+        updates = [c for c in changes if c.action is Action.UPDATE]
+        for flag, fn in ((True, client.enable_accounts), (False, client.disable_accounts)):
+            batch = [c for c in updates if any(d.path == "enabled" for d in c.diffs) and c.data["desired"]["enabled"] is flag]
+            if batch:
+                self._batched(results, batch, lambda b=batch, f=fn: f([c.key for c in b]), final=set())
+
+        def change_one(c: Change) -> Outcome:
+            if c.key in results:
+                return results[c.key]
+            spec = ProxyAccountSpec.model_validate(c.data["desired"])
+            fields = self._change_fields(spec, self._password(c, ctx), c.diffs)
+            try:
+                if fields:
+                    client.change_account(c.key, **fields)
+            except ReconcilerError as exc:
+                return Outcome(c, "failed", str(exc))
+            return Outcome(c, "applied")
+
+        for o in RunContext.map(change_one, updates, concurrency=concurrency):
+            results[o.change.key] = o
+        return [results[c.key] for c in changes]
+
+    @staticmethod
+    def _password(c: Change, ctx: RunContext) -> str | None:
+        if not any(d.path == "password" for d in c.diffs) and c.action is Action.UPDATE:
+            return None
+        return ctx.secret_for_change(c.source, c.data["desired"]["password"])
+
+    @staticmethod
+    def _batched(results: dict[str, Outcome], batch: list[Change], call: Any, *, final: set[str]) -> None:
+        try:
+            call()
+        except ReconcilerError as exc:
+            for c in batch:
+                results[c.key] = Outcome(c, "failed", str(exc))
+            return
+        for c in batch:
+            if c.key in final:
+                results[c.key] = Outcome(c, "applied")
+
+    def _create_all(self, client: BestProxyClient, creates: list[Change], ctx: RunContext,
+                    results: dict[str, Outcome], concurrency: int) -> None:
+        groups: dict[tuple[int, str], list[Change]] = {}
+        for c in creates:
+            d = c.data["desired"]
+            groups.setdefault((d["productType"], d["remark"]), []).append(c)
+        created: list[Change] = []
+        for (ptype, remark), batch in sorted(groups.items()):
+            pairs = [(c.key, self._password(c, ctx) or "") for c in batch]
+            try:
+                client.add_accounts(pairs, product_type=ptype, remark=remark)
+                created.extend(batch)
+            except TransportError:
+                # unknown outcome: look the accounts up before anything else (no blind retry)
+                present = {a.username for a in client.list_accounts()}
+                for c in batch:
+                    if c.key in present:
+                        created.append(c)
+                    else:
+                        results[c.key] = Outcome(c, "failed", "add: no reply and the account does not exist; re-run apply")
+            except ReconcilerError as exc:
+                for c in batch:
+                    results[c.key] = Outcome(c, "failed", str(exc))
+        disable = [c for c in created if not c.data["desired"]["enabled"]]
+
+        def follow(c: Change) -> Outcome:
+            spec = ProxyAccountSpec.model_validate(c.data["desired"])
+            fields = self._follow_ups(spec)
+            try:
+                if fields:
+                    client.change_account(c.key, **fields)
+            except ReconcilerError as exc:
+                return Outcome(c, "failed", f"created, but setting limits failed: {exc}")
+            return Outcome(c, "applied")
+
+        for o in RunContext.map(follow, created, concurrency=concurrency):
+            results[o.change.key] = o
+        if disable:
+            try:
+                client.disable_accounts([c.key for c in disable])
+            except ReconcilerError as exc:
+                for c in disable:
+                    results[c.key] = Outcome(c, "failed", f"created, but disabling failed: {exc}")

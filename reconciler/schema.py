@@ -1,0 +1,44 @@
+"""JSON Schemas generated from the same pydantic models that validate input (one source of truth)."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, create_model
+
+from reconciler.engine.load import API_VERSION, SCOPE_KIND, Metadata, ScopeSpec
+from reconciler.kinds import KINDS
+from reconciler.manifest.config import Config
+
+DRAFT = "https://json-schema.org/draft/2020-12/schema"
+
+
+def _document_model(kind: str, spec: type[BaseModel]) -> type[BaseModel]:
+    return create_model(  # type: ignore[call-overload, no-any-return]
+        f"{kind}Document",
+        __config__=ConfigDict(extra="forbid"),
+        apiVersion=(Literal[API_VERSION], ...),  # type: ignore[valid-type]
+        kind=(Literal[kind], ...),  # type: ignore[valid-type]
+        metadata=(Metadata, ...),
+        spec=(spec, ...),
+    )
+
+
+def manifest_schema() -> dict[str, Any]:
+    """One schema for every manifest document: a ``oneOf`` over the kinds, chosen by ``kind``."""
+    models = [_document_model(name, cls.Spec) for name, cls in sorted(KINDS.items())]
+    models.append(_document_model(SCOPE_KIND, ScopeSpec))
+    defs: dict[str, Any] = {}
+    one_of = []
+    for m in models:
+        s = m.model_json_schema(ref_template="#/$defs/{model}")
+        defs.update(s.pop("$defs", {}))
+        defs[m.__name__] = s
+        one_of.append({"$ref": f"#/$defs/{m.__name__}"})
+    return {"$schema": DRAFT, "title": "reconciler manifest document", "oneOf": one_of, "$defs": defs}
+
+
+def config_schema() -> dict[str, Any]:
+    s = Config.model_json_schema()
+    s["$schema"] = DRAFT
+    return s
