@@ -127,7 +127,7 @@ def _render(plan: Plan, fmt: str, data: dict[str, Any], safety: list[str]) -> No
     elif fmt == "markdown":
         click.echo(render_markdown(plan, safety=safety), nl=False)
     else:
-        render_text(plan, click.get_text_stream("stdout"), safety=safety)
+        render_text(plan, sys.stdout, safety=safety)
 
 
 def _plan_data(s: Session, plan: Plan) -> dict[str, Any]:
@@ -139,8 +139,8 @@ def _plan_data(s: Session, plan: Plan) -> dict[str, Any]:
         sandbox=s.sandbox is not None,
         targets=list(s.ctx.options.targets),
         digest=s.digest(),
+        resources=s.resource_digests(),
     )
-    data["resources"] = s.resource_digests()
     return data
 
 
@@ -192,7 +192,7 @@ def _drift(s: Session, p: Plan, baseline: Path | None, fmt: str) -> int:
     elif fmt == "markdown":
         click.echo(render_markdown(p, title="reconciler drift report"), nl=False)
     else:
-        render_text(p, click.get_text_stream("stdout"))
+        render_text(p, sys.stdout)
     if p.changes:
         kinds = sorted({c.kind for c in p.changes})
         line = f"Drift: {len(p.changes)} resource(s) differ from unchanged manifests ({', '.join(kinds)})."
@@ -214,7 +214,7 @@ def _confirm(auto_approve: bool) -> None:
 
 
 def _finish(outcomes: list[Outcome]) -> int:
-    render_outcomes(outcomes, click.get_text_stream("stdout"))
+    render_outcomes(outcomes, sys.stdout)
     return run.exit_code_for(outcomes)
 
 
@@ -238,7 +238,7 @@ def apply(paths: tuple[Path, ...], config_path: Path, sandbox: bool, sandbox_sta
         if fmt == "markdown":
             click.echo(render_markdown(p, safety=safety), nl=False)
         else:
-            render_text(p, click.get_text_stream("stdout"), safety=safety)
+            render_text(p, sys.stdout, safety=safety)
         if not p.has_changes:
             return 0
         if safety and not force:

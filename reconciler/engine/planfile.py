@@ -77,6 +77,10 @@ class PlanFile(_M):
     unmanaged: list[UnmanagedModel]
     warnings: list[str]
     existing_in_scope: dict[str, int]
+    resources: dict[str, str] = Field(
+        default_factory=dict,
+        description="content digest per manifest document (KIND/NAME), the baseline for `plan --drift --baseline`",
+    )
 
 
 def plan_schema() -> dict[str, Any]:
@@ -87,7 +91,7 @@ def plan_schema() -> dict[str, Any]:
 
 
 def plan_to_dict(plan: Plan, *, created_at: str, paths: list[str], config_path: str | None, sandbox: bool,
-                 targets: list[str], digest: dict[str, str]) -> dict[str, Any]:
+                 targets: list[str], digest: dict[str, str], resources: dict[str, str] | None = None) -> dict[str, Any]:
     return {
         "format_version": FORMAT_VERSION,
         "tool_version": __version__,
@@ -104,6 +108,7 @@ def plan_to_dict(plan: Plan, *, created_at: str, paths: list[str], config_path: 
         "unmanaged": [u.__dict__ for u in plan.unmanaged],
         "warnings": plan.warnings,
         "existing_in_scope": plan.existing_in_scope,
+        "resources": dict(sorted((resources or {}).items())),
     }
 
 

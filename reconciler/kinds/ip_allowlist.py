@@ -15,10 +15,10 @@ Without ``exclusive: true`` live addresses that are not declared are listed as u
 from __future__ import annotations
 
 import ipaddress
-from typing import Any
+from typing import Annotated, Any
 
 import pyotp
-from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictStr, field_validator, model_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StrictBool, StrictStr, field_validator, model_validator
 
 from reconciler.clients.bestproxy import BestProxyClient, LiveIp
 from reconciler.engine.plan import Action, Change, FieldDiff, KindPlan, Outcome, Unmanaged
@@ -46,6 +46,10 @@ class IpEntry(BaseModel):
         return normalize_ipv4(v)
 
 
+def _entry(value: Any) -> Any:
+    return {"ip": value} if isinstance(value, str) else value
+
+
 class IpAllowlistSpec(BaseModel):
     """``entries`` items are either ``"1.2.3.4"`` or ``{ip: 1.2.3.4, remark: office}``."""
 
@@ -54,12 +58,7 @@ class IpAllowlistSpec(BaseModel):
     userProductId: int | None = Field(default=None, ge=1, strict=True,
                                       description="required for product type 11 (sent with additions)")
     exclusive: StrictBool = Field(default=False, description="remove live addresses that are not declared")
-    entries: list[IpEntry | StrictStr] = Field(default_factory=list)
-
-    @field_validator("entries")
-    @classmethod
-    def _entries(cls, items: list[IpEntry | str]) -> list[IpEntry | str]:
-        return [IpEntry(ip=normalize_ipv4(i)) if isinstance(i, str) else i for i in items]
+    entries: list[Annotated[IpEntry, BeforeValidator(_entry)]] = Field(default_factory=list)
 
     @model_validator(mode="after")
     def _upid(self) -> "IpAllowlistSpec":
@@ -70,7 +69,7 @@ class IpAllowlistSpec(BaseModel):
         return self
 
     def entry_map(self) -> dict[str, str]:
-        return {e.ip: e.remark for e in self.entries if isinstance(e, IpEntry)}
+        return {e.ip: e.remark for e in self.entries}
 
 
 @register
@@ -132,7 +131,8 @@ class IpAllowlistKind(Kind):
             if change.data["remove"] and not self._verification_usable(ctx):
                 needs_verification.append(r.problem(
                     ("entries",), f"removing {len(change.data['remove'])} address(es) needs BestProxy's verification: set "
-                    "providers.bestproxy.ip_delete_verification (type totp with totp_secret, or phone/email/wechat with code)"))
+                    "providers.bestproxy.ip_delete_verification (type totp with totp_secret, or phone/email/wechat with code)",
+                    key=True))
             kp.changes.append(change)
         if needs_verification:
             raise InputError(needs_verification)

@@ -11,7 +11,7 @@ A product type change has no API call: it is a replace (delete + add) and needs 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections import Counter
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictStr, model_validator
@@ -67,13 +67,6 @@ class ProxyAccountScope(BaseModel):
 
 
 COMPARED = ("remark", "productType", "trafficLimitGb", "enabled")
-
-
-@dataclass
-class _Desired:
-    res: Resource
-    spec: ProxyAccountSpec
-    password: str
 
 
 @register
@@ -337,37 +330,42 @@ class ProxyAccountKind(Kind):
 
     def _create_all(self, client: BestProxyClient, creates: list[Change], ctx: RunContext,
                     results: dict[str, Outcome], concurrency: int) -> None:
-        groups: dict[tuple[int, str], list[Change]] = {}
+        # one add call per product type; the batch carries the most common remark and accounts
+        # with another remark get theirs in the per-account follow-up call
+        groups: dict[int, list[Change]] = {}
         for c in creates:
-            d = c.data["desired"]
-            groups.setdefault((d["productType"], d["remark"]), []).append(c)
-        created: list[Change] = []
-        for (ptype, remark), batch in sorted(groups.items()):
+            groups.setdefault(c.data["desired"]["productType"], []).append(c)
+        created: list[tuple[Change, str]] = []
+        for ptype, batch in sorted(groups.items()):
+            remark = Counter(c.data["desired"]["remark"] for c in batch).most_common(1)[0][0]
             pairs = [(c.key, self._password(c, ctx) or "") for c in batch]
             try:
                 client.add_accounts(pairs, product_type=ptype, remark=remark)
-                created.extend(batch)
+                created.extend((c, remark) for c in batch)
             except TransportError:
                 # unknown outcome: look the accounts up before anything else (no blind retry)
                 present = {a.username for a in client.list_accounts()}
                 for c in batch:
                     if c.key in present:
-                        created.append(c)
+                        created.append((c, remark))
                     else:
                         results[c.key] = Outcome(c, "failed", "add: no reply and the account does not exist; re-run apply")
             except ReconcilerError as exc:
                 for c in batch:
                     results[c.key] = Outcome(c, "failed", str(exc))
-        disable = [c for c in created if not c.data["desired"]["enabled"]]
+        disable = [c for c, _ in created if not c.data["desired"]["enabled"]]
 
-        def follow(c: Change) -> Outcome:
+        def follow(item: tuple[Change, str]) -> Outcome:
+            c, batch_remark = item
             spec = ProxyAccountSpec.model_validate(c.data["desired"])
-            fields = self._follow_ups(spec)
+            fields: dict[str, Any] = self._follow_ups(spec)
+            if spec.remark != batch_remark:
+                fields["remark"] = spec.remark
             try:
                 if fields:
                     client.change_account(c.key, **fields)
             except ReconcilerError as exc:
-                return Outcome(c, "failed", f"created, but setting limits failed: {exc}")
+                return Outcome(c, "failed", f"created, but setting {', '.join(sorted(fields))} failed: {exc}")
             return Outcome(c, "applied")
 
         for o in RunContext.map(follow, created, concurrency=concurrency):

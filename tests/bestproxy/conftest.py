@@ -1,0 +1,89 @@
+"""Fixtures: a BestProxy emulator on 127.0.0.1 (port 0) and a working folder whose reconciler.yaml
+points at it, with secrets as file: references."""
+
+from __future__ import annotations
+
+import textwrap
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import pyotp
+import pytest
+from click.testing import CliRunner, Result
+
+from reconciler.cli import cli
+from reconciler.sandbox.base import EmulatorServer
+from reconciler.sandbox.bestproxy import BestProxyEmulator
+
+APP_KEY = "TestOnlyAppKey0123456789abcdefAB"
+TOTP_SECRET = pyotp.random_base32()
+PASSWORD = "TestOnlyPw42"
+
+
+@dataclass
+class Workspace:
+    root: Path
+    url: str
+    emulator: BestProxyEmulator
+
+    def write(self, rel: str, text: str) -> Path:
+        p = self.root / rel
+        p.parent.mkdir(parents=True, exist_ok=True)
+        p.write_text(textwrap.dedent(text).lstrip("\n"), encoding="utf-8")
+        return p
+
+    def cli(self, *args: str, input: str | None = None) -> Result:
+        return CliRunner().invoke(cli, list(args), input=input, catch_exceptions=False)
+
+    def api(self, path: str, **body: object) -> dict:
+        """Call the emulator's own API (out-of-band changes), as another operator would."""
+        if path.endswith("/list"):
+            r = httpx.get(self.url + path, params={"app_key": APP_KEY, **body})
+        else:
+            r = httpx.post(self.url + path, json={"app_key": APP_KEY, **body})
+        return r.json()
+
+    def accounts(self) -> dict[str, dict]:
+        return {a["username"]: a for a in self.api("/gateway/whitelist-account/list")["data"]["list"]}
+
+    def ips(self, product_type: int) -> dict[str, str]:
+        data = self.api("/gateway/proxy-ip/list", product_type=product_type)["data"]["list"]
+        return {i["ip"]: i["remark"] for i in data}
+
+    def stats(self) -> dict[str, int]:
+        return httpx.get(self.url + "/_sandbox/stats").json()
+
+
+@pytest.fixture
+def bp(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    emu = BestProxyEmulator(None, app_key=APP_KEY, totp_secret=TOTP_SECRET)
+    server = EmulatorServer(emu).start()
+    ws = Workspace(tmp_path, server.url, emu)
+    ws.write("secrets/app_key", APP_KEY)
+    ws.write("secrets/totp", TOTP_SECRET)
+    ws.write("manifests/secrets/pw", PASSWORD)
+    ws.write(
+        "reconciler.yaml",
+        f"""
+        apiVersion: reconciler/v1
+        kind: Config
+        providers:
+          bestproxy:
+            base_url: {server.url}
+            app_key: file:secrets/app_key
+            retry_wait_initial: 0
+            ip_delete_verification:
+              type: totp
+              totp_secret: file:secrets/totp
+        """,
+    )
+    monkeypatch.chdir(tmp_path)
+    yield ws
+    server.stop()
+
+
+def account_doc(name: str, **spec: object) -> str:
+    fields = {"username": name, "password": "file:secrets/pw", "productType": 9, **spec}
+    body = "\n".join(f"  {k}: {v!r}" if isinstance(v, str) else f"  {k}: {str(v).lower() if isinstance(v, bool) else v}" for k, v in fields.items())
+    return f"apiVersion: reconciler/v1\nkind: ProxyAccount\nmetadata:\n  name: {name}\nspec:\n{body}\n"
