@@ -242,7 +242,7 @@ class EmulatorServer:
 
     def start(self) -> "EmulatorServer":
         self._thread = threading.Thread(
-            target=self.httpd.serve_forever, name=f"{self.emulator.name}-emulator", daemon=True
+            target=self.httpd.serve_forever, kwargs={"poll_interval": 0.05}, name=f"{self.emulator.name}-emulator", daemon=True
         )
         self._thread.start()
         return self

@@ -1,0 +1,714 @@
+"""Emulator of the BestProxy OpenAPI (proxy accounts and IP allowlists).
+
+Written from ``reference/seeds/bestproxy-openapi.txt`` (the contract), independently of the
+client. Endpoints::
+
+    GET  /gateway/whitelist-account/list
+    POST /gateway/whitelist-account/{add,delete,enable,disable,change-password,change-remark,change-limit}
+    POST /gateway/proxy-account/change
+    GET  /gateway/proxy-ip/list
+    POST /gateway/proxy-ip/{add,delete}
+
+Wire format
+-----------
+- ``app_key`` is read from the POST body (JSON or form-encoded) or from the query string; a body
+  value wins over a query value. A missing or wrong key answers ``{"code": 3, "msg": ..., "data":
+  null}``. The bearer scheme the document also names is *not* accepted (unverified upstream).
+- POST bodies: ``application/json`` (an object) or ``application/x-www-form-urlencoded``; without a
+  content type a body starting with ``{`` is read as JSON, anything else as a form.
+- Success: ``{"code": 200, "msg": "success", "data": null}`` (lists: ``data = {"list": [...]}``).
+- A request that breaks a validation rule — missing/ill-typed/out-of-range field, unknown or already
+  existing account, bad IP, wrong verification code — answers the document's ``ErrorResponse``:
+  ``{"code": 400, "message": "Parameter error", "errors": {field: [text, ...]}}`` (note: ``message``,
+  not ``msg``, and no ``data``), listing every failing field at once.
+- Other failures use the envelope ``{"code": N, "msg": text, "data": null}``: ``3`` invalid app_key,
+  ``156`` account not verified (whitelist-account writes only, when :attr:`verified` is False),
+  ``404`` unknown path, ``405`` wrong method, ``500`` injected fault.
+- Every vendor answer is HTTP 200 (the document lists no other status); only unknown paths (404),
+  wrong methods (405) and injected faults (500) use another HTTP status.
+- Integers are accepted as JSON integers or as decimal strings (form bodies carry only strings);
+  booleans and floats are rejected. String fields must be JSON strings. ``null`` = not provided.
+  Unknown fields are ignored.
+- Order of checks: route (404/405) → body parse (a body that cannot be parsed is an ErrorResponse
+  on ``body``, before authentication, since the key may be inside it) → app_key (3) → field
+  validation (400) → 156 → state checks (unknown/existing account, verification code; 400).
+
+Semantic decisions where the document is silent
+-----------------------------------------------
+- Usernames and passwords: letters and digits only (``[A-Za-z0-9]``). Passwords are 6–16 characters
+  on *every* endpoint that sets one (add, change-password, proxy-account/change: the only length the
+  document states). Usernames: 1–64 characters (the cap is the emulator's own). Usernames are
+  case-sensitive and unique across all product types.
+- Remark: at most 64 characters, or at most 32 when it contains any CJK character (see
+  :func:`has_cjk` for the ranges). Empty is allowed (clears the remark).
+- ``limit`` / ``daily_limit``: integer GB in 0..102400, 0 = no limit.
+- Account batches (``accounts`` in add/delete/enable/disable) are **all-or-nothing**: every entry is
+  validated first; a malformed entry, a duplicate username in the batch, an unknown account
+  (delete/enable/disable) or an already existing account (add) rejects the whole batch with an
+  ErrorResponse naming the offending usernames (malformed entries by position only: they are never
+  echoed, as they may hold a password), and nothing changes. Entries are separated by ``,``
+  with no surrounding spaces; empty entries are malformed. Enabling an enabled account or disabling
+  a disabled one succeeds and changes nothing.
+- add: ``product_type`` is required (9/11/14/25). New accounts: status 1, limit_flow 0,
+  daily_limit 0, udp 0, usage_flow 0.
+- change-remark requires the ``remark`` field (an empty string clears it); change-limit requires
+  ``limit``; change-password requires ``password``.
+- proxy-account/change: ``account`` required; ``password``, ``remark``, ``limit``, ``daily_limit``,
+  ``status`` (0/1), ``udp`` (0/1) optional — absent or ``null`` fields (and an empty ``password``
+  or empty integer field) are unchanged; an empty ``remark`` clears it. ``udp`` is rejected unless the
+  account's product type is 14, 16, 21 or 25. A call changing nothing succeeds. Unknown account →
+  ErrorResponse. ``daily_limit`` is not checked against ``limit``. This endpoint never answers 156
+  (the document lists only 200 for it).
+- No eventual consistency is modelled: deletes, disables and password changes take effect at once
+  and a deleted username can be added again immediately.
+- ``daily_limit`` and ``udp`` are stored but, as in the document, not returned by the list:
+  they are write-only through the API (:meth:`BestProxyEmulator.account_record` shows them to tests).
+- ``usage_flow`` (KB) is server-owned and moves: every list call adds ``128 * (1 + id % 5)`` KB to
+  every account before answering, so the first read is already non-zero and each read differs.
+- ``created_at``: ``"YYYY-MM-DD HH:MM:SS"`` in UTC+8 (the vendor's time zone).
+- IP allowlist entries are keyed by ``(ip, product_type)``; the same IP may be allowlisted for
+  several product types. IPs are IPv4 dotted quads in canonical form (no IPv6, no CIDR, no leading
+  zeros).
+- proxy-ip/list: optional ``product_type`` filter (9/11/14/25; absent or empty = all); ordered by
+  product_type then insertion.
+- proxy-ip/add: ``ips`` split on commas and line breaks; whitespace around each IP is stripped and
+  empty items skipped; at least one IP required. ``product_type`` required (9/11/14/25).
+  ``user_product_id`` is required for type 11 — it must be one of ``user_product_ids[11]`` when the
+  emulator was given that mapping, any positive integer otherwise — and ignored for other types.
+  Adding an IP that is already allowlisted for that product type is a no-op for that IP (its remark,
+  created_at and user_product_id are kept: *add does not update remarks*); duplicates inside one
+  batch collapse. An invalid IP rejects the whole batch.
+- proxy-ip/delete: ``ips`` split on commas only (whitespace stripped); no product_type, so each IP
+  is removed from **every** product type. IPs not on the allowlist are ignored (delete succeeds).
+  ``verify_type`` ∈ phone/email/wechat/totp and ``verify_code`` are required and checked before
+  anything is deleted: for ``totp`` the code must verify with pyotp against ``totp_secret`` with
+  ``valid_window=1`` (without a secret, ``totp`` is refused: not bound); for phone/email/wechat the
+  code is the fixed sandbox code :data:`SANDBOX_VERIFY_CODE` (``"000000"``). Codes are not
+  single-use.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+import re
+import time
+from contextlib import contextmanager
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any, Callable, Iterator
+
+import pyotp
+
+from reconciler.sandbox.base import Emulator, Request, Response
+
+SANDBOX_VERIFY_CODE = "000000"
+PRODUCT_TYPES = (9, 11, 14, 25)
+UDP_PRODUCT_TYPES = (14, 16, 21, 25)
+VERIFY_TYPES = ("phone", "email", "wechat", "totp")
+MAX_LIMIT_GB = 102400
+PASSWORD_MIN, PASSWORD_MAX = 6, 16
+USERNAME_MAX = 64
+REMARK_MAX, REMARK_MAX_CJK = 64, 32
+
+_ALNUM = re.compile(r"[A-Za-z0-9]+")
+_INT = re.compile(r"-?[0-9]+")
+_TZ = timezone(timedelta(hours=8))
+
+# Code point ranges counted as "Chinese" characters for the remark length rule.
+_CJK_RANGES = (
+    (0x2E80, 0x2FDF),  # CJK radicals, Kangxi radicals
+    (0x3000, 0x303F),  # CJK symbols and punctuation
+    (0x3040, 0x30FF),  # Hiragana, Katakana
+    (0x3100, 0x31BF),  # Bopomofo, Hangul compatibility jamo, Kanbun, Bopomofo ext.
+    (0x3400, 0x4DBF),  # CJK unified ideographs extension A
+    (0x4E00, 0x9FFF),  # CJK unified ideographs
+    (0xAC00, 0xD7AF),  # Hangul syllables
+    (0xF900, 0xFAFF),  # CJK compatibility ideographs
+    (0xFF00, 0xFFEF),  # Half-/full-width forms
+    (0x20000, 0x3134F),  # CJK unified ideographs extensions B–G, compatibility supplement
+)
+
+
+def has_cjk(text: str) -> bool:
+    """Whether ``text`` contains a CJK character (the ranges in ``_CJK_RANGES``)."""
+    for ch in text:
+        cp = ord(ch)
+        if cp >= 0x2E80 and any(lo <= cp <= hi for lo, hi in _CJK_RANGES):
+            return True
+    return False
+
+
+def remark_problem(remark: str) -> str | None:
+    limit = REMARK_MAX_CJK if has_cjk(remark) else REMARK_MAX
+    if len(remark) > limit:
+        kind = "with Chinese characters " if limit == REMARK_MAX_CJK else ""
+        return f"remark {kind}may not exceed {limit} characters"
+    return None
+
+
+class _BadBody(Exception):
+    pass
+
+
+class _Params:
+    """Reads fields from a request's parameters, collecting every validation problem."""
+
+    def __init__(self, values: dict[str, Any]):
+        self.values = values
+        self.errors: dict[str, list[str]] = {}
+
+    def fail(self, name: str, message: str) -> None:
+        self.errors.setdefault(name, []).append(message)
+
+    def string(self, name: str, *, required: bool = False, allow_empty: bool = True) -> str | None:
+        v = self.values.get(name)
+        if v is None:
+            if required:
+                self.fail(name, f"The {name} field is required.")
+            return None
+        if not isinstance(v, str):
+            self.fail(name, f"The {name} field must be a string.")
+            return None
+        if v == "" and not allow_empty:
+            if required:
+                self.fail(name, f"The {name} field is required.")
+            return None
+        return v
+
+    def integer(
+        self,
+        name: str,
+        *,
+        required: bool = False,
+        choices: tuple[int, ...] | None = None,
+        lo: int | None = None,
+        hi: int | None = None,
+    ) -> int | None:
+        v = self.values.get(name)
+        if v is None or v == "":
+            if required:
+                self.fail(name, f"The {name} field is required.")
+            return None
+        if isinstance(v, bool) or not isinstance(v, (int, str)):
+            self.fail(name, f"The {name} field must be an integer.")
+            return None
+        if isinstance(v, str):
+            if not _INT.fullmatch(v):
+                self.fail(name, f"The {name} field must be an integer.")
+                return None
+            v = int(v)
+        if choices is not None and v not in choices:
+            self.fail(name, f"The selected {name} is invalid (one of {', '.join(map(str, choices))}).")
+            return None
+        if lo is not None and v < lo or hi is not None and v > hi:
+            self.fail(name, f"The {name} field must be between {lo} and {hi}.")
+            return None
+        return v
+
+    def remark(self, name: str = "remark", *, required: bool = False) -> str | None:
+        v = self.string(name, required=required)
+        if v is not None and (problem := remark_problem(v)):
+            self.fail(name, problem)
+            return None
+        return v
+
+    def password(self, name: str = "password", *, required: bool = False) -> str | None:
+        v = self.string(name, required=required, allow_empty=False)
+        if v is not None and (problem := password_problem(v)):
+            self.fail(name, problem)
+            return None
+        return v
+
+    def username(self, name: str = "account") -> str | None:
+        v = self.string(name, required=True, allow_empty=False)
+        if v is not None and (problem := username_problem(v)):
+            self.fail(name, problem)
+            return None
+        return v
+
+
+def username_problem(username: str) -> str | None:
+    # Invalid names are not echoed: a mistyped entry may carry a password.
+    if not _ALNUM.fullmatch(username):
+        return "account names may only contain letters and digits"
+    if len(username) > USERNAME_MAX:
+        return f"account names may not exceed {USERNAME_MAX} characters"
+    return None
+
+
+def password_problem(password: str) -> str | None:
+    if not _ALNUM.fullmatch(password):
+        return "password may only contain letters and digits"
+    if not PASSWORD_MIN <= len(password) <= PASSWORD_MAX:
+        return f"password must be {PASSWORD_MIN}-{PASSWORD_MAX} characters"
+    return None
+
+
+def parse_ipv4(text: str) -> str | None:
+    """The canonical dotted quad, or None when ``text`` is not a plain IPv4 address."""
+    try:
+        addr = ipaddress.IPv4Address(text)
+    except ValueError:
+        return None
+    canonical = str(addr)
+    return canonical if canonical == text else None
+
+
+class BestProxyEmulator(Emulator):
+    """The BestProxy OpenAPI account and IP-allowlist endpoints, state in SQLite.
+
+    ``user_product_ids`` maps a product type to the user-package ids the account owns; only type 11
+    uses it (``user_product_id`` is required when adding IPs for type 11). Set :attr:`verified` to
+    False to make whitelist-account writes answer code 156 (account not verified; not persisted).
+    :attr:`clock` (seconds since the epoch) drives ``created_at`` and TOTP checks; tests may replace
+    it. :meth:`account_record`, :meth:`ip_records` and :meth:`wipe` are test helpers, not vendor API.
+    """
+
+    name = "bestproxy"
+
+    def __init__(
+        self,
+        state_dir: Path | str | None = None,
+        *,
+        app_key: str,
+        totp_secret: str | None = None,
+        user_product_ids: dict[int, list[int]] | None = None,
+    ):
+        if not app_key:
+            raise ValueError("app_key must not be empty")
+        if totp_secret:
+            try:
+                pyotp.TOTP(totp_secret).byte_secret()
+            except (ValueError, TypeError) as exc:
+                # binascii.Error is a ValueError; never echo the secret itself.
+                raise ValueError(f"totp_secret is not a usable base32 TOTP secret: {exc}") from None
+        self.app_key = app_key
+        self.totp_secret = totp_secret
+        self.user_product_ids = (
+            {int(k): [int(x) for x in v] for k, v in user_product_ids.items()}
+            if user_product_ids is not None
+            else None
+        )
+        self.verified = True
+        self.clock: Callable[[], float] = time.time
+        super().__init__(state_dir)
+        self._routes: dict[str, tuple[str, Callable[[dict[str, Any]], Response]]] = {
+            "/gateway/whitelist-account/list": ("GET", self._account_list),
+            "/gateway/whitelist-account/add": ("POST", self._account_add),
+            "/gateway/whitelist-account/delete": ("POST", self._account_delete),
+            "/gateway/whitelist-account/enable": ("POST", self._account_enable),
+            "/gateway/whitelist-account/disable": ("POST", self._account_disable),
+            "/gateway/whitelist-account/change-password": ("POST", self._account_change_password),
+            "/gateway/whitelist-account/change-remark": ("POST", self._account_change_remark),
+            "/gateway/whitelist-account/change-limit": ("POST", self._account_change_limit),
+            "/gateway/proxy-account/change": ("POST", self._proxy_account_change),
+            "/gateway/proxy-ip/list": ("GET", self._ip_list),
+            "/gateway/proxy-ip/add": ("POST", self._ip_add),
+            "/gateway/proxy-ip/delete": ("POST", self._ip_delete),
+        }
+
+    # -- storage ----------------------------------------------------------------------------
+    def init_db(self) -> None:
+        self.db.executescript(
+            """
+            CREATE TABLE IF NOT EXISTS accounts (
+                id           INTEGER PRIMARY KEY AUTOINCREMENT,
+                username     TEXT    NOT NULL UNIQUE,
+                password     TEXT    NOT NULL,
+                created_at   TEXT    NOT NULL,
+                remark       TEXT    NOT NULL DEFAULT '',
+                product_type INTEGER NOT NULL,
+                usage_flow   INTEGER NOT NULL DEFAULT 0,
+                limit_flow   INTEGER NOT NULL DEFAULT 0,
+                daily_limit  INTEGER NOT NULL DEFAULT 0,
+                status       INTEGER NOT NULL DEFAULT 1,
+                udp          INTEGER NOT NULL DEFAULT 0
+            );
+            CREATE TABLE IF NOT EXISTS proxy_ips (
+                id              INTEGER PRIMARY KEY AUTOINCREMENT,
+                ip              TEXT    NOT NULL,
+                product_type    INTEGER NOT NULL,
+                remark          TEXT    NOT NULL DEFAULT '',
+                user_product_id INTEGER,
+                created_at      TEXT    NOT NULL,
+                UNIQUE (ip, product_type)
+            );
+            """
+        )
+
+    @contextmanager
+    def _tx(self) -> Iterator[None]:
+        self.db.execute("BEGIN IMMEDIATE")
+        try:
+            yield
+        except BaseException:
+            self.db.execute("ROLLBACK")
+            raise
+        self.db.execute("COMMIT")
+
+    def _now(self) -> str:
+        return datetime.fromtimestamp(self.clock(), _TZ).strftime("%Y-%m-%d %H:%M:%S")
+
+    def _existing(self, usernames: list[str]) -> set[str]:
+        found: set[str] = set()
+        for i in range(0, len(usernames), 500):
+            chunk = usernames[i : i + 500]
+            marks = ",".join("?" * len(chunk))
+            rows = self.db.execute(f"SELECT username FROM accounts WHERE username IN ({marks})", chunk)
+            found.update(r[0] for r in rows)
+        return found
+
+    def _account(self, username: str) -> dict[str, Any] | None:
+        row = self.db.execute("SELECT * FROM accounts WHERE username = ?", (username,)).fetchone()
+        return dict(row) if row else None
+
+    # -- inspection helpers for tests (not part of the vendor API) ----------------------------
+    def account_record(self, username: str) -> dict[str, Any] | None:
+        """Every stored field of one account, including the write-only daily_limit and udp."""
+        with self.lock:
+            return self._account(username)
+
+    def ip_records(self) -> list[dict[str, Any]]:
+        """Every stored allowlist row, including user_product_id."""
+        with self.lock:
+            rows = self.db.execute("SELECT * FROM proxy_ips ORDER BY product_type, id").fetchall()
+            return [dict(r) for r in rows]
+
+    def wipe(self) -> None:
+        """Delete every account and allowlisted IP (a DR drill's "empty account")."""
+        with self.lock, self._tx():
+            self.db.execute("DELETE FROM accounts")
+            self.db.execute("DELETE FROM proxy_ips")
+
+    # -- envelope -----------------------------------------------------------------------------
+    @staticmethod
+    def _ok(data: Any = None) -> Response:
+        return Response.json({"code": 200, "msg": "success", "data": data})
+
+    @staticmethod
+    def _fail(code: int, msg: str, status: int = 200) -> Response:
+        return Response.json({"code": code, "msg": msg, "data": None}, status=status)
+
+    @staticmethod
+    def _param_error(errors: dict[str, list[str]]) -> Response:
+        return Response.json({"code": 400, "message": "Parameter error", "errors": errors})
+
+    def is_write(self, req: Request) -> bool:
+        return req.method == "POST"
+
+    def injected_error(self, req: Request) -> Response:
+        return self._fail(500, "Internal server error (injected fault)", status=500)
+
+    # -- dispatch -----------------------------------------------------------------------------
+    def _params(self, req: Request) -> dict[str, Any]:
+        if req.method != "POST":
+            return {}
+        if not req.body.strip():
+            return {}
+        ctype = (req.header("content-type") or "").split(";")[0].strip().lower()
+        is_json = ctype == "application/json" or ctype.endswith("+json")
+        if not ctype:
+            is_json = req.body.lstrip().startswith(b"{")
+        try:
+            if is_json:
+                obj = json.loads(req.body.decode("utf-8"))
+                if not isinstance(obj, dict):
+                    raise _BadBody("the JSON body must be an object")
+                return obj
+            if ctype in ("", "application/x-www-form-urlencoded"):
+                return req.form()
+        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+            raise _BadBody(f"the body cannot be parsed: {exc.__class__.__name__}") from None
+        raise _BadBody(f"unsupported content type {ctype}")
+
+    def handle(self, req: Request) -> Response:
+        route = self._routes.get(req.path)
+        if route is None:
+            return self._fail(404, "Not Found", status=404)
+        method, handler = route
+        if req.method != method:
+            return self._fail(405, "Method Not Allowed", status=405)
+        try:
+            params = self._params(req)
+        except _BadBody as exc:
+            return self._param_error({"body": [str(exc)]})
+        key = params.get("app_key")
+        if key is None or key == "":
+            key = req.query.get("app_key")
+        if key != self.app_key:
+            return self._fail(3, "invalid app_key")
+        return handler(params if req.method == "POST" else dict(req.query))
+
+    # -- whitelist-account -------------------------------------------------------------------
+    def _account_list(self, params: dict[str, Any]) -> Response:
+        with self._tx():
+            self.db.execute("UPDATE accounts SET usage_flow = usage_flow + 128 * (1 + id % 5)")
+            rows = self.db.execute(
+                "SELECT id, username, password, created_at, remark, product_type, usage_flow,"
+                " limit_flow, status FROM accounts ORDER BY id"
+            ).fetchall()
+        return self._ok({"list": [dict(r) for r in rows]})
+
+    def _batch(self, p: _Params, *, with_passwords: bool) -> list[tuple[str, str | None]]:
+        """Parse ``accounts``: ``u:p,u:p`` (with_passwords) or ``u,u``. Problems go into ``p``."""
+        raw = p.string("accounts", required=True, allow_empty=False)
+        if raw is None:
+            return []
+        entries: list[tuple[str, str | None]] = []
+        problems: list[str] = []
+        for n, item in enumerate(raw.split(","), 1):
+            if with_passwords:
+                user, sep, pw = item.partition(":")
+                if not sep:
+                    # Never echo the entry: it may be a password.
+                    problems.append(f"entry {n} is not username:password")
+                    continue
+                if prob := username_problem(user):
+                    problems.append(f"entry {n}: {prob}")
+                    continue
+                if prob := password_problem(pw):
+                    problems.append(f"account {user}: {prob}")
+                    continue
+                entries.append((user, pw))
+            else:
+                if prob := username_problem(item):
+                    problems.append(f"entry {n}: {prob}")
+                    continue
+                entries.append((item, None))
+        seen: set[str] = set()
+        dups: set[str] = set()
+        for user, _ in entries:
+            if user in seen:
+                dups.add(user)
+            seen.add(user)
+        if dups:
+            problems.append(f"duplicate account(s) in the batch: {', '.join(sorted(dups))}")
+        for prob in problems:
+            p.fail("accounts", prob)
+        return entries
+
+    def _account_add(self, params: dict[str, Any]) -> Response:
+        p = _Params(params)
+        entries = self._batch(p, with_passwords=True)
+        remark = p.remark() or ""
+        product_type = p.integer("product_type", required=True, choices=PRODUCT_TYPES)
+        if p.errors:
+            return self._param_error(p.errors)
+        if not self.verified:
+            return self._fail(156, "account not verified")
+        exists = self._existing([u for u, _ in entries])
+        if exists:
+            return self._param_error(
+                {"accounts": [f"account(s) already exist: {', '.join(sorted(exists))}"]}
+            )
+        now = self._now()
+        with self._tx():
+            self.db.executemany(
+                "INSERT INTO accounts (username, password, created_at, remark, product_type)"
+                " VALUES (?, ?, ?, ?, ?)",
+                [(u, pw, now, remark, product_type) for u, pw in entries],
+            )
+        return self._ok()
+
+    def _known_batch(self, params: dict[str, Any]) -> tuple[list[str], Response | None]:
+        p = _Params(params)
+        users = [u for u, _ in self._batch(p, with_passwords=False)]
+        if p.errors:
+            return [], self._param_error(p.errors)
+        if not self.verified:
+            return [], self._fail(156, "account not verified")
+        missing = set(users) - self._existing(users)
+        if missing:
+            return [], self._param_error(
+                {"accounts": [f"account(s) do not exist: {', '.join(sorted(missing))}"]}
+            )
+        return users, None
+
+    def _account_delete(self, params: dict[str, Any]) -> Response:
+        users, err = self._known_batch(params)
+        if err:
+            return err
+        with self._tx():
+            self.db.executemany("DELETE FROM accounts WHERE username = ?", [(u,) for u in users])
+        return self._ok()
+
+    def _set_status(self, params: dict[str, Any], status: int) -> Response:
+        users, err = self._known_batch(params)
+        if err:
+            return err
+        with self._tx():
+            self.db.executemany(
+                "UPDATE accounts SET status = ? WHERE username = ?", [(status, u) for u in users]
+            )
+        return self._ok()
+
+    def _account_enable(self, params: dict[str, Any]) -> Response:
+        return self._set_status(params, 1)
+
+    def _account_disable(self, params: dict[str, Any]) -> Response:
+        return self._set_status(params, 0)
+
+    def _single(
+        self, p: _Params, *, check_verified: bool = True
+    ) -> tuple[dict[str, Any] | None, Response | None]:
+        """Resolve ``account`` after the other fields were read into ``p``."""
+        if p.errors:
+            return None, self._param_error(p.errors)
+        if check_verified and not self.verified:
+            return None, self._fail(156, "account not verified")
+        username = p.values["account"]
+        row = self._account(username)
+        if row is None:
+            return None, self._param_error({"account": [f"account {username} does not exist"]})
+        return row, None
+
+    def _update(self, username: str, **fields: Any) -> None:
+        if not fields:
+            return
+        cols = ", ".join(f"{k} = ?" for k in fields)
+        with self._tx():
+            self.db.execute(
+                f"UPDATE accounts SET {cols} WHERE username = ?", (*fields.values(), username)
+            )
+
+    def _account_change_password(self, params: dict[str, Any]) -> Response:
+        p = _Params(params)
+        p.username()
+        password = p.password(required=True)
+        row, err = self._single(p)
+        if err:
+            return err
+        assert row is not None
+        self._update(row["username"], password=password)
+        return self._ok()
+
+    def _account_change_remark(self, params: dict[str, Any]) -> Response:
+        p = _Params(params)
+        p.username()
+        remark = p.remark(required=True)
+        row, err = self._single(p)
+        if err:
+            return err
+        assert row is not None
+        self._update(row["username"], remark=remark)
+        return self._ok()
+
+    def _account_change_limit(self, params: dict[str, Any]) -> Response:
+        p = _Params(params)
+        p.username()
+        limit = p.integer("limit", required=True, lo=0, hi=MAX_LIMIT_GB)
+        row, err = self._single(p)
+        if err:
+            return err
+        assert row is not None
+        self._update(row["username"], limit_flow=limit)
+        return self._ok()
+
+    def _proxy_account_change(self, params: dict[str, Any]) -> Response:
+        p = _Params(params)
+        p.username()
+        fields: dict[str, Any] = {
+            "password": p.password(),
+            "remark": p.remark(),
+            "limit_flow": p.integer("limit", lo=0, hi=MAX_LIMIT_GB),
+            "daily_limit": p.integer("daily_limit", lo=0, hi=MAX_LIMIT_GB),
+            "status": p.integer("status", choices=(0, 1)),
+            "udp": p.integer("udp", choices=(0, 1)),
+        }
+        # The document lists only code 200 (and 3) for this endpoint: no 156 here.
+        row, err = self._single(p, check_verified=False)
+        if err:
+            return err
+        assert row is not None
+        if fields["udp"] is not None and row["product_type"] not in UDP_PRODUCT_TYPES:
+            return self._param_error(
+                {
+                    "udp": [
+                        "udp can only be set for product types "
+                        + ", ".join(map(str, UDP_PRODUCT_TYPES))
+                    ]
+                }
+            )
+        self._update(row["username"], **{k: v for k, v in fields.items() if v is not None})
+        return self._ok()
+
+    # -- proxy-ip -----------------------------------------------------------------------------
+    def _ip_list(self, params: dict[str, Any]) -> Response:
+        p = _Params(params)
+        product_type = p.integer("product_type", choices=PRODUCT_TYPES)
+        if p.errors:
+            return self._param_error(p.errors)
+        sql = "SELECT ip, remark, product_type, created_at FROM proxy_ips"
+        args: tuple[Any, ...] = ()
+        if product_type is not None:
+            sql += " WHERE product_type = ?"
+            args = (product_type,)
+        rows = self.db.execute(sql + " ORDER BY product_type, id", args).fetchall()
+        return self._ok({"list": [dict(r) for r in rows]})
+
+    @staticmethod
+    def _ips(p: _Params, separators: str) -> list[str]:
+        raw = p.string("ips", required=True, allow_empty=False)
+        if raw is None:
+            return []
+        ips: list[str] = []
+        bad: list[str] = []
+        for item in re.split(separators, raw):
+            item = item.strip()
+            if not item:
+                continue
+            ip = parse_ipv4(item)
+            if ip is None:
+                bad.append(item)
+            elif ip not in ips:
+                ips.append(ip)
+        if bad:
+            p.fail("ips", f"invalid IPv4 address(es): {', '.join(bad)}")
+        elif not ips:
+            p.fail("ips", "The ips field is required.")
+        return ips
+
+    def _ip_add(self, params: dict[str, Any]) -> Response:
+        p = _Params(params)
+        ips = self._ips(p, r"\r\n|[,\n\r]")
+        remark = p.remark() or ""
+        product_type = p.integer("product_type", required=True, choices=PRODUCT_TYPES)
+        upid = p.integer("user_product_id", required=product_type == 11, lo=None)
+        if product_type == 11 and upid is not None:
+            owned = None if self.user_product_ids is None else self.user_product_ids.get(11, [])
+            if upid <= 0 or (owned is not None and upid not in owned):
+                p.fail("user_product_id", f"user_product_id {upid} is not a type 11 package of this account")
+        if p.errors:
+            return self._param_error(p.errors)
+        now = self._now()
+        with self._tx():
+            self.db.executemany(
+                "INSERT OR IGNORE INTO proxy_ips (ip, product_type, remark, user_product_id, created_at)"
+                " VALUES (?, ?, ?, ?, ?)",
+                [(ip, product_type, remark, upid if product_type == 11 else None, now) for ip in ips],
+            )
+        return self._ok()
+
+    def _ip_delete(self, params: dict[str, Any]) -> Response:
+        p = _Params(params)
+        ips = self._ips(p, r",")
+        vtype = p.string("verify_type", required=True, allow_empty=False)
+        if vtype is not None and vtype not in VERIFY_TYPES:
+            p.fail("verify_type", f"The selected verify_type is invalid (one of {', '.join(VERIFY_TYPES)}).")
+            vtype = None
+        code = p.string("verify_code", required=True, allow_empty=False)
+        if p.errors:
+            return self._param_error(p.errors)
+        assert vtype is not None and code is not None
+        if vtype == "totp":
+            if not self.totp_secret:
+                return self._param_error({"verify_type": ["TOTP is not bound to this account"]})
+            ok = pyotp.TOTP(self.totp_secret).verify(code, for_time=int(self.clock()), valid_window=1)
+        else:
+            ok = code == SANDBOX_VERIFY_CODE
+        if not ok:
+            return self._param_error({"verify_code": ["invalid verification code"]})
+        with self._tx():
+            self.db.executemany("DELETE FROM proxy_ips WHERE ip = ?", [(ip,) for ip in ips])
+        return self._ok()

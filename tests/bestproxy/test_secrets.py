@@ -1,0 +1,72 @@
+"""Secret values never reach stdout, stderr, JSON or Markdown output, saved plans or errors."""
+
+from __future__ import annotations
+
+import logging
+
+import httpx
+import pytest
+
+from tests.bestproxy.conftest import APP_KEY, PASSWORD, TOTP_SECRET, Workspace, account_doc
+
+SECRETS = (APP_KEY, PASSWORD, TOTP_SECRET, "OutOfBand99")
+
+
+def _assert_clean(*texts: str | bytes) -> None:
+    for text in texts:
+        blob = text.decode() if isinstance(text, bytes) else text
+        for s in SECRETS:
+            assert s not in blob
+
+
+def test_no_secret_in_any_output(bp: Workspace, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.DEBUG)
+    bp.write("manifests/a.yaml", account_doc("game01") + "---\n" + """
+apiVersion: reconciler/v1
+kind: IpAllowlist
+metadata: {name: dc}
+spec: {productType: 14, exclusive: true, entries: [10.0.0.1]}
+""")
+    bp.api("/gateway/proxy-ip/add", ips="10.0.0.9", product_type=14, remark="")  # forces a verified removal
+    outputs = []
+    for args in (["plan"], ["plan", "--format", "json"], ["plan", "--format", "markdown"],
+                 ["plan", "--out", "plan.json"], ["apply", "--auto-approve"], ["--debug", "plan"]):
+        res = bp.cli(*args)
+        assert res.exit_code == 0, (args, res.stderr)
+        outputs += [res.stdout, res.stderr]
+    bp.api("/gateway/whitelist-account/change-password", account="game01", password="OutOfBand99")
+    for args in (["plan"], ["plan", "--format", "json"], ["apply", "--auto-approve"]):
+        res = bp.cli(*args)
+        outputs += [res.stdout, res.stderr]
+    _assert_clean(*outputs, (bp.root / "plan.json").read_bytes(), caplog.text)
+    assert '"(sensitive)"' in outputs[0]
+
+
+def test_invalid_app_key_error_names_no_key(bp: Workspace) -> None:
+    bp.write("secrets/app_key", "WrongKey" * 4)
+    bp.write("manifests/a.yaml", account_doc("game01"))
+    res = bp.cli("plan")
+    assert res.exit_code == 1
+    assert "bestproxy code 3" in res.stderr
+    assert "WrongKey" not in res.stderr + res.stdout
+    _assert_clean(res.stderr, res.stdout)
+
+
+def test_password_literal_in_manifest_is_not_echoed(bp: Workspace) -> None:
+    bp.write("manifests/a.yaml", account_doc("game01", password="LiteralSecret99"))
+    res = bp.cli("validate")
+    assert res.exit_code == 1 and "LiteralSecret99" not in res.stderr + res.stdout
+
+
+def test_lost_reply_error_text_has_no_credentials(bp: Workspace) -> None:
+    from reconciler.clients.bestproxy import BestProxyClient
+    from reconciler.clients.http import RetryPolicy
+    from reconciler.errors import TransportError
+
+    client = BestProxyClient(bp.url, app_key=APP_KEY, retry=RetryPolicy(attempts=1, wait_initial=0))
+    httpx.post(bp.url + "/_sandbox/faults", json={"drop_next_writes": 1})
+    with pytest.raises(TransportError) as info:
+        client.add_accounts([("game05", PASSWORD)], product_type=9)
+    _assert_clean(str(info.value), repr(info.value))
+    assert "outcome is unknown" in str(info.value)
+    client.close()
