@@ -51,6 +51,38 @@ _CODES: dict[int, type[BestProxyError]] = {
 _SUCCESS = (200, 0)
 
 
+def parse_envelope(path: str, http_status: int, payload: Any) -> Any:
+    """``data`` of a successful answer in either envelope, else the typed error.
+
+    Success: ``{"code": 200, "msg", "data"}`` or ``{"code": 0, "message", "data"}``. Failure:
+    documented codes (3, 156, 400 ErrorResponse with ``errors``) map to their classes.
+    """
+    if not isinstance(payload, dict) or "code" not in payload:
+        raise BestProxyHttpError(f"{path}: unexpected answer shape", http_status=http_status)
+    code = payload.get("code")
+    if code in _SUCCESS and http_status < 400:
+        return payload.get("data")
+    message = str(payload.get("msg") or payload.get("message") or "error")
+    errors = payload.get("errors")
+    if isinstance(errors, dict) and errors:
+        # field names and the server's rule texts; values of secret-bearing fields are not shown
+        shown = {k: v for k, v in sorted(errors.items()) if k not in _SECRET_FIELDS}
+        if shown:
+            message += " (" + "; ".join(f"{k}: {_first(v)}" for k, v in shown.items()) + ")"
+        hidden = sorted(set(errors) & _SECRET_FIELDS)
+        if hidden:
+            message += f" (rejected: {', '.join(hidden)})"
+    cls = _CODES.get(code if isinstance(code, int) else -1, BestProxyError)
+    raise cls(f"{path}: {message}", code=code, http_status=http_status if http_status != 200 else None)
+
+
+_SECRET_FIELDS = {"app_key", "password", "accounts", "verify_code"}
+
+
+def _first(value: Any) -> str:
+    return str(value[0]) if isinstance(value, list) and value else str(value)
+
+
 @dataclass(frozen=True)
 class LiveAccount:
     username: str
@@ -107,18 +139,7 @@ class BestProxyClient:
             payload = resp.json()
         except ValueError:
             raise BestProxyHttpError(f"{path}: answer is not JSON", http_status=resp.status_code) from None
-        if not isinstance(payload, dict) or "code" not in payload:
-            raise BestProxyHttpError(f"{path}: unexpected answer shape", http_status=resp.status_code)
-        code = payload.get("code")
-        if code in _SUCCESS and resp.status_code < 400:
-            return payload.get("data")
-        message = str(payload.get("msg") or payload.get("message") or "error")
-        errors = payload.get("errors")
-        if isinstance(errors, dict) and errors:
-            # field names and rule texts only; never echo values
-            message += " (" + "; ".join(f"{k}: {v}" for k, v in sorted(errors.items()) if k not in ("app_key", "password", "accounts", "verify_code")) + ")"
-        cls = _CODES.get(code if isinstance(code, int) else -1, BestProxyError)
-        raise cls(f"{path}: {message}", code=code, http_status=resp.status_code if resp.status_code != 200 else None)
+        return parse_envelope(path, resp.status_code, payload)
 
     # -- accounts --------------------------------------------------------------------------
     def list_accounts(self) -> list[LiveAccount]:

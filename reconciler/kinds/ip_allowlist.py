@@ -58,7 +58,7 @@ class IpAllowlistSpec(BaseModel):
     userProductId: int | None = Field(default=None, ge=1, strict=True,
                                       description="required for product type 11 (sent with additions)")
     exclusive: StrictBool = Field(default=False, description="remove live addresses that are not declared")
-    entries: list[Annotated[IpEntry, BeforeValidator(_entry)]] = Field(default_factory=list)
+    entries: list[Annotated[IpEntry, BeforeValidator(_entry, json_schema_input_type=IpEntry | str)]] = Field(default_factory=list)
 
     @model_validator(mode="after")
     def _upid(self) -> "IpAllowlistSpec":

@@ -1,0 +1,77 @@
+"""BestProxy client: typed errors for documented codes, both envelopes, batching, retries."""
+
+from __future__ import annotations
+
+import httpx
+import pytest
+
+from reconciler.clients.bestproxy import (
+    BestProxyAccountNotVerified,
+    BestProxyClient,
+    BestProxyError,
+    BestProxyInvalidAppKey,
+    BestProxyParameterError,
+    parse_envelope,
+)
+from reconciler.clients.http import RetryPolicy
+from reconciler.errors import TransportError
+from tests.bestproxy.conftest import APP_KEY, Workspace
+
+FAST = RetryPolicy(attempts=3, wait_initial=0, wait_max=0, wait_jitter=0)
+
+
+@pytest.fixture
+def client(bp: Workspace):
+    c = BestProxyClient(bp.url, app_key=APP_KEY, retry=FAST)
+    yield c
+    c.close()
+
+
+def test_both_success_envelopes() -> None:
+    assert parse_envelope("/x", 200, {"code": 200, "msg": "ok", "data": {"list": []}}) == {"list": []}
+    assert parse_envelope("/x", 200, {"code": 0, "message": "Operation successful", "data": [1]}) == [1]
+
+
+def test_documented_codes_are_typed(bp: Workspace, client: BestProxyClient) -> None:
+    with pytest.raises(BestProxyInvalidAppKey) as e:
+        BestProxyClient(bp.url, app_key="nope", retry=FAST).list_accounts()
+    assert e.value.code == 3
+    bp.emulator.verified = False
+    with pytest.raises(BestProxyAccountNotVerified) as e2:
+        client.add_accounts([("abc1", "Passw0rd1")], product_type=9)
+    assert e2.value.code == 156
+    bp.emulator.verified = True
+    with pytest.raises(BestProxyParameterError) as e3:
+        client.change_account("missing1", remark="x")
+    assert e3.value.code == 400 and "Parameter error" in str(e3.value)
+
+
+def test_parameter_error_never_echoes_rejected_accounts(client: BestProxyClient) -> None:
+    client.add_accounts([("abc1", "Passw0rd1")], product_type=9)
+    with pytest.raises(BestProxyError) as e:
+        client.add_accounts([("abc1", "Secret99x")], product_type=9)
+    assert "Secret99x" not in str(e.value)
+
+
+def test_reads_are_retried_after_a_server_error(bp: Workspace, client: BestProxyClient) -> None:
+    httpx.post(bp.url + "/_sandbox/faults", json={"fail_next": 2})
+    assert client.list_accounts() == []
+    assert client.http.request_counts["GET /gateway/whitelist-account/list"] == 3
+
+
+def test_add_is_not_retried_blindly_after_a_lost_reply(bp: Workspace, client: BestProxyClient) -> None:
+    httpx.post(bp.url + "/_sandbox/faults", json={"drop_next_writes": 1})
+    with pytest.raises(TransportError):
+        client.add_accounts([("abc2", "Passw0rd1")], product_type=9)
+    assert client.http.request_counts["POST /gateway/whitelist-account/add"] == 1
+    assert [a.username for a in client.list_accounts()] == ["abc2"]
+
+
+def test_batched_enable_disable_delete(client: BestProxyClient) -> None:
+    client.add_accounts([(f"u{i}", "Passw0rd1") for i in range(5)], product_type=14, remark="r")
+    client.disable_accounts(["u1", "u2"])
+    assert {a.username: a.enabled for a in client.list_accounts()}["u2"] is False
+    client.enable_accounts(["u1", "u2"])
+    client.delete_accounts(["u0", "u1"])
+    assert sorted(a.username for a in client.list_accounts()) == ["u2", "u3", "u4"]
+    assert client.http.request_counts["POST /gateway/whitelist-account/delete"] == 1
