@@ -328,16 +328,29 @@ class ProxyAccountKind(Kind):
             if c.key in final:
                 results[c.key] = Outcome(c, "applied")
 
+    @staticmethod
+    def _add_batches(creates: list[Change]) -> list[tuple[int, str, list[Change]]]:
+        by_type: dict[int, list[Change]] = {}
+        for c in creates:
+            by_type.setdefault(c.data["desired"]["productType"], []).append(c)
+        out: list[tuple[int, str, list[Change]]] = []
+        for ptype, group in sorted(by_type.items()):
+            counts = Counter(c.data["desired"]["remark"] for c in group)
+            common, n_common = counts.most_common(1)[0]
+            if len(counts) < 1 + len(group) - n_common:
+                for remark in sorted(counts):
+                    out.append((ptype, remark, [c for c in group if c.data["desired"]["remark"] == remark]))
+            else:
+                out.append((ptype, common, group))
+        return out
+
     def _create_all(self, client: BestProxyClient, creates: list[Change], ctx: RunContext,
                     results: dict[str, Outcome], concurrency: int) -> None:
-        # one add call per product type; the batch carries the most common remark and accounts
-        # with another remark get theirs in the per-account follow-up call
-        groups: dict[int, list[Change]] = {}
-        for c in creates:
-            groups.setdefault(c.data["desired"]["productType"], []).append(c)
+        # ``add`` takes one remark per call: either one call per (product type, remark), or one
+        # call per product type carrying the most common remark with the others set by the
+        # per-account follow-up call — whichever makes fewer calls
         created: list[tuple[Change, str]] = []
-        for ptype, batch in sorted(groups.items()):
-            remark = Counter(c.data["desired"]["remark"] for c in batch).most_common(1)[0][0]
+        for ptype, remark, batch in self._add_batches(creates):
             pairs = [(c.key, self._password(c, ctx) or "") for c in batch]
             try:
                 client.add_accounts(pairs, product_type=ptype, remark=remark)
