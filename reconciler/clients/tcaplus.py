@@ -1,0 +1,368 @@
+"""TcaplusDB RESTful API v1.0 client (protobuf tables, ``x-tcaplus-*`` headers, JSON records).
+
+Every operation of the v1.0 manual (reference/seeds/tcaplus-restful-api-v1.txt): GetRecord,
+FieldGetRecord, PartkeyGetRecord (with a limit/offset paging helper), AddRecord, SetRecord,
+FieldSetRecord, FieldIncRecord, DeleteRecord — on
+``/ver1.0/apps/{AppId}/zones/{ZoneId}/tables/{TableName}/records``.
+
+Wire details: ``keys``/``select`` are compact JSON percent-encoded by hand (spaces as ``%20``, never
+``+``, as the manual demands — httpx ``params=`` would write ``+``); DeleteRecord carries a JSON
+body; ``x-tcaplus-pwd-md5`` is the lowercase hex MD5 of the password, which is kept only as that
+hash and never appears in an exception or ``repr``.
+
+Errors: a non-zero ``ErrorCode`` raises a :class:`TcaplusError` subclass per documented code family.
+"Record not found" is not an error for reads: :meth:`TcaplusClient.get` returns ``None`` and
+:meth:`TcaplusClient.partkey_get` an empty page.
+
+Retries (one policy, :mod:`reconciler.clients.http`): reads, SetRecord without a version match and
+FieldSetRecord are safe to repeat and are retried after a lost reply, a timeout or an HTTP 5xx (the
+manual's "internal system error", e.g. -1037 system busy). AddRecord, DeleteRecord, FieldIncRecord
+and a version-matched SetRecord are not repeated after the request may have arrived: a repeat would
+answer -1293 / 261 / increment twice / -7949. They raise :class:`TcaplusTransportError` and the
+caller resolves the unknown outcome by reading the record.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+from enum import IntEnum
+from typing import Any, Mapping, Sequence
+from urllib.parse import quote
+
+import httpx
+
+from reconciler.clients.http import HttpTransport, RetryPolicy
+from reconciler.errors import ApiError, StaleError, TransportError
+
+API_VERSION = "Tcaplus3.32.0"
+IDL_TYPE = "protobuf"
+DEFAULT_PAGE_SIZE = 256  # the Python SDK manual caps one PartkeyGetRecord answer at 256 KB
+
+
+class TcaplusError(ApiError):
+    """A TcaplusDB answer with a non-zero ``ErrorCode`` (or an answer that is not TcaplusDB JSON)."""
+
+    vendor = "tcaplus"
+
+
+class TcaplusTransportError(TcaplusError, TransportError):
+    """No answer (connection refused, timeout, reply lost): the outcome of a write is unknown."""
+
+    retryable = True
+
+
+class TcaplusAuthError(TcaplusError):
+    """-279 (HTTP 401): wrong AppId or password."""
+
+
+class TcaplusRecordNotFoundError(TcaplusError):
+    """261 (HTTP 404): the record does not exist (writes that need one: FieldSet, FieldInc, Delete)."""
+
+
+class TcaplusRecordExistsError(TcaplusError):
+    """-1293: AddRecord on a key that already exists."""
+
+
+class TcaplusVersionMismatchError(TcaplusError, StaleError):
+    """-7949: the stored record's version is not the one the write was checked against."""
+
+
+class TcaplusTableNotFoundError(TcaplusError):
+    """-12819: no such table in the zone."""
+
+
+class TcaplusIndexNotFoundError(TcaplusError):
+    """-34565 / -9235: no such index on the table (PartkeyGetRecord)."""
+
+
+class TcaplusInvalidRequestError(TcaplusError):
+    """The request was malformed: -11539 invalid request, -2067 operation type mismatch, -5395 no
+    primary key, -2579 / -2323 the record does not (de)serialise against the table's schema."""
+
+
+class TcaplusInvalidParameterError(TcaplusInvalidRequestError):
+    """-1811: a parameter was rejected (header value, field path, limit, FieldInc on a bad field)."""
+
+
+class TcaplusServerError(TcaplusError):
+    """HTTP 5xx or a transient server code (-525 timeout, -1037 busy, -12307 / -13843 network,
+    -1792 read-only / RCU exhausted); worth retrying later."""
+
+    retryable = True
+
+
+_BY_CODE: dict[int, type[TcaplusError]] = {
+    -279: TcaplusAuthError,
+    261: TcaplusRecordNotFoundError,
+    -1293: TcaplusRecordExistsError,
+    -7949: TcaplusVersionMismatchError,
+    -12819: TcaplusTableNotFoundError,
+    -34565: TcaplusIndexNotFoundError,
+    -9235: TcaplusIndexNotFoundError,
+    -11539: TcaplusInvalidRequestError,
+    -2067: TcaplusInvalidRequestError,
+    -5395: TcaplusInvalidRequestError,
+    -2579: TcaplusInvalidRequestError,
+    -2323: TcaplusInvalidRequestError,
+    -1811: TcaplusInvalidParameterError,
+    -525: TcaplusServerError,
+    -1037: TcaplusServerError,
+    -1792: TcaplusServerError,
+    -12307: TcaplusServerError,
+    -13843: TcaplusServerError,
+}
+
+
+def error_class(code: int, http_status: int) -> type[TcaplusError]:
+    """The error class for a TcaplusDB ``ErrorCode`` (unknown codes: by HTTP status)."""
+    if code in _BY_CODE:
+        return _BY_CODE[code]
+    if http_status == 401:
+        return TcaplusAuthError
+    if http_status >= 500:
+        return TcaplusServerError
+    return TcaplusError
+
+
+class ResultFlag(IntEnum):
+    """``x-tcaplus-result-flag``: what a write answers in ``Record``."""
+
+    STATUS_ONLY = 0  # no record
+    REQUEST = 1  # the request's values (FieldInc: the incremented fields' new values)
+    LATEST = 2  # the whole record after the write
+    BEFORE = 3  # the whole record before the write
+
+
+class VersionCheck(IntEnum):
+    """``x-tcaplus-data-version-check`` — the manual applies it to AddRecord and SetRecord only."""
+
+    MATCH = 1  # write only if the stored version equals the given one; then +1 (else -7949)
+    OVERWRITE = 2  # store the given version
+    INCREMENT = 3  # ignore versions; +1
+
+
+@dataclass(frozen=True)
+class VersionedRecord:
+    """A record as read, with its ``RecordVersion``."""
+
+    version: int
+    record: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class WriteResult:
+    """What a write answered: the record's new version and ``Record`` per the result flag."""
+
+    version: int
+    record: dict[str, Any] | None = None
+    return_values: Any = None
+
+
+@dataclass(frozen=True)
+class PartkeyPage:
+    """One PartkeyGetRecord answer."""
+
+    records: list[VersionedRecord] = field(default_factory=list)
+    remain: int = 0
+    total: int = 0
+
+
+def _json(value: Any) -> str:
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+
+
+def _query(**params: Any) -> str:
+    """``name=<compact JSON, percent-encoded with %20 for spaces>`` joined by ``&``; None skipped."""
+    parts = []
+    for name, value in params.items():
+        if value is None:
+            continue
+        text = value if isinstance(value, str) else _json(value)
+        parts.append(f"{name}={quote(text, safe='')}")
+    return "&".join(parts)
+
+
+class TcaplusClient:
+    """Client of one TcaplusDB app (cluster) and zone (table group) over the REST API v1.0."""
+
+    def __init__(
+        self,
+        base_url: str,
+        *,
+        app_id: int,
+        zone_id: int,
+        password: str,
+        timeout: float = 30.0,
+        retry: RetryPolicy = RetryPolicy(),
+        max_connections: int = 8,
+    ):
+        self.app_id = app_id
+        self.zone_id = zone_id
+        self.transport = HttpTransport(
+            base_url, vendor="tcaplus", timeout=timeout, retry=retry, max_connections=max_connections,
+            error_cls=TcaplusError, transport_error_cls=TcaplusTransportError,
+        )
+        self._headers = {
+            "x-tcaplus-version": API_VERSION,
+            "x-tcaplus-pwd-md5": hashlib.md5(password.encode("utf-8")).hexdigest(),
+            "x-tcaplus-idl-type": IDL_TYPE,
+        }
+
+    def __repr__(self) -> str:
+        return f"TcaplusClient(app_id={self.app_id}, zone_id={self.zone_id})"
+
+    def close(self) -> None:
+        self.transport.close()
+
+    # -- reads --------------------------------------------------------------------------------
+    def get(self, table: str, keys: Mapping[str, Any], *, select: Sequence[str] | None = None) -> VersionedRecord | None:
+        """GetRecord: the record (only key fields + ``select`` paths when given), or ``None``."""
+        return self._read_one("GetRecord", table, keys, select)
+
+    def field_get(self, table: str, keys: Mapping[str, Any], select: Sequence[str]) -> VersionedRecord | None:
+        """FieldGetRecord: the key fields and the ``select`` paths (dotted), or ``None``."""
+        return self._read_one("FieldGetRecord", table, keys, select)
+
+    def partkey_get(
+        self, table: str, index: str, keys: Mapping[str, Any], *, select: Sequence[str] | None = None,
+        limit: int | None = None, offset: int | None = None,
+    ) -> PartkeyPage:
+        """PartkeyGetRecord: one page of the records whose ``index`` fields equal ``keys``."""
+        query = _query(keys=dict(keys), select=list(select) if select else None,
+                       limit=str(limit) if limit is not None else None,
+                       offset=str(offset) if offset is not None else None)
+        try:
+            payload = self._call("PartkeyGetRecord", table, "GET", idempotent=True, query=query,
+                                 headers={"x-tcaplus-index-name": index})
+        except TcaplusRecordNotFoundError:
+            return PartkeyPage()
+        records = [
+            VersionedRecord(int(item.get("RecordVersion", 0)), dict(item.get("Record") or {}))
+            for item in payload.get("MultiRecords") or []
+        ]
+        return PartkeyPage(records, int(payload.get("RemainNum") or 0), int(payload.get("TotalNum") or 0))
+
+    def partkey_get_all(
+        self, table: str, index: str, keys: Mapping[str, Any], *, select: Sequence[str] | None = None,
+        page_size: int = DEFAULT_PAGE_SIZE,
+    ) -> list[VersionedRecord]:
+        """Every record under an index key, read page by page (``limit``/``offset``)."""
+        records: list[VersionedRecord] = []
+        while True:
+            page = self.partkey_get(table, index, keys, select=select, limit=page_size, offset=len(records))
+            records += page.records
+            if page.remain <= 0 or not page.records:
+                return records
+
+    # -- writes -------------------------------------------------------------------------------
+    def add(
+        self, table: str, record: Mapping[str, Any], *, check: VersionCheck | None = None, version: int | None = None,
+        result_flag: ResultFlag = ResultFlag.STATUS_ONLY, return_values: Any = None,
+    ) -> WriteResult:
+        """AddRecord: insert; :class:`TcaplusRecordExistsError` if the key exists. Not repeated."""
+        return self._write("AddRecord", table, "POST", {"Record": dict(record)}, idempotent=False,
+                           flag=result_flag, return_values=return_values, check=check, version=version)
+
+    def set(
+        self, table: str, record: Mapping[str, Any], *, check: VersionCheck | None = None, version: int | None = None,
+        result_flag: ResultFlag = ResultFlag.STATUS_ONLY, return_values: Any = None,
+    ) -> WriteResult:
+        """SetRecord: insert or overwrite the whole record.
+
+        With ``check=VersionCheck.MATCH, version=n`` the write happens only if the stored version is
+        ``n`` (:class:`TcaplusVersionMismatchError` otherwise); such a write is not repeated after
+        a lost reply, since a repeat would fail against its own success.
+        """
+        matched = check is VersionCheck.MATCH and version is not None and version > 0
+        return self._write("SetRecord", table, "PUT", {"Record": dict(record)}, idempotent=not matched,
+                           flag=result_flag, return_values=return_values, check=check, version=version)
+
+    def field_set(
+        self, table: str, record: Mapping[str, Any], field_paths: Sequence[str], *,
+        result_flag: ResultFlag = ResultFlag.STATUS_ONLY, return_values: Any = None,
+    ) -> WriteResult:
+        """FieldSetRecord: set only ``field_paths`` (dotted) of an existing record to their values in
+        ``record`` (which also holds the key). The manual gives it no version check."""
+        body = {"FieldPath": list(field_paths), "Record": dict(record)}
+        return self._write("FieldSetRecord", table, "PUT", body, idempotent=True,
+                           flag=result_flag, return_values=return_values)
+
+    def field_inc(
+        self, table: str, record: Mapping[str, Any], *, field_paths: Sequence[str] | None = None,
+        result_flag: ResultFlag = ResultFlag.REQUEST, return_values: Any = None,
+    ) -> WriteResult:
+        """FieldIncRecord: add the (signed) values in ``record`` to int32/int64/uint32/uint64 fields.
+        Not repeated after a lost reply (it would increment twice)."""
+        body: dict[str, Any] = {"Record": dict(record)}
+        if field_paths:
+            body["FieldPath"] = list(field_paths)
+        return self._write("FieldIncRecord", table, "PUT", body, idempotent=False,
+                           flag=result_flag, return_values=return_values)
+
+    def delete(
+        self, table: str, keys: Mapping[str, Any], *, result_flag: ResultFlag = ResultFlag.STATUS_ONLY,
+        return_values: Any = None,
+    ) -> WriteResult:
+        """DeleteRecord: :class:`TcaplusRecordNotFoundError` if there is no such record."""
+        return self._write("DeleteRecord", table, "DELETE", {"Record": dict(keys)}, idempotent=False,
+                           flag=result_flag, return_values=return_values)
+
+    # -- plumbing -----------------------------------------------------------------------------
+    def _read_one(
+        self, target: str, table: str, keys: Mapping[str, Any], select: Sequence[str] | None
+    ) -> VersionedRecord | None:
+        query = _query(keys=dict(keys), select=list(select) if select else None)
+        try:
+            payload = self._call(target, table, "GET", idempotent=True, query=query)
+        except TcaplusRecordNotFoundError:
+            return None
+        return VersionedRecord(int(payload.get("RecordVersion", 0)), dict(payload.get("Record") or {}))
+
+    def _write(
+        self, target: str, table: str, method: str, body: dict[str, Any], *, idempotent: bool, flag: ResultFlag,
+        return_values: Any, check: VersionCheck | None = None, version: int | None = None,
+    ) -> WriteResult:
+        headers = {"x-tcaplus-result-flag": str(int(flag))}
+        if check is not None:
+            headers["x-tcaplus-data-version-check"] = str(int(check))
+            headers["x-tcaplus-data-version"] = str(version if version is not None else -1)
+        if return_values is not None:
+            body = {"ReturnValues": return_values, **body}
+        payload = self._call(target, table, method, idempotent=idempotent, body=body, headers=headers)
+        record = payload.get("Record")
+        return WriteResult(
+            int(payload.get("RecordVersion", -1)), record if isinstance(record, dict) else None,
+            payload.get("ReturnValues"),
+        )
+
+    def _call(
+        self, target: str, table: str, method: str, *, idempotent: bool, query: str | None = None,
+        body: Any = None, headers: Mapping[str, str] | None = None,
+    ) -> dict[str, Any]:
+        all_headers = {**self._headers, "x-tcaplus-target": f"Tcaplus.{target}", **(headers or {})}
+        content = None
+        if body is not None:
+            content = _json(body).encode("utf-8")
+            all_headers["Content-Type"] = "application/json"
+        path = f"/ver1.0/apps/{self.app_id}/zones/{self.zone_id}/tables/{quote(table, safe='')}/records"
+        resp = self.transport.send(method, path, idempotent=idempotent, raw_query=query or None,
+                                   content=content, headers=all_headers)
+        return _payload(f"{target} {table}", resp)
+
+
+def _payload(where: str, resp: httpx.Response) -> dict[str, Any]:
+    """The JSON answer when ``ErrorCode`` is 0, else the typed error (built from code and message)."""
+    try:
+        payload = resp.json()
+    except ValueError:
+        payload = None
+    if not isinstance(payload, dict) or not isinstance(payload.get("ErrorCode"), int):
+        cls = TcaplusServerError if resp.status_code >= 500 else TcaplusError
+        raise cls(f"{where}: the answer is not TcaplusDB JSON", http_status=resp.status_code)
+    code = payload["ErrorCode"]
+    if code == 0 and resp.status_code < 400:
+        return payload
+    message = str(payload.get("ErrorMsg") or "error")
+    raise error_class(code, resp.status_code)(f"{where}: {message}", code=code, http_status=resp.status_code)

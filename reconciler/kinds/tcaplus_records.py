@@ -1,0 +1,625 @@
+"""Kind ``TcaplusRecords``: seed records of one TcaplusDB table (identity = table + primary key).
+
+A document declares records of ``table`` (a table of ``providers.tcaplus.tables``, whose ``.proto``
+gives the schema) inline (``records:``) or in a data file (``file:``, JSON Lines or YAML, relative
+to the manifest). Every record is checked against the table's schema before any call.
+
+``mode``:
+
+- ``declared`` (default): only the fields a record declares are managed (leaf by leaf, nested
+  messages included; a repeated field is one value). Other fields of the live record are kept.
+- ``whole``: the record is the whole record; live fields it does not declare are cleared.
+
+Reads: GetRecord per record (``select`` = the declared fields in declared mode), with bounded
+concurrency; records under an optional ``prune`` scope (an index and its key values) are read
+with paged PartkeyGetRecord calls instead. Fields absent from a live record compare equal to
+their protobuf defaults, ``float`` values are compared at float32 precision and ``bytes`` by
+content, so a read-back never shows phantom drift. ``RecordVersion`` is the change's precondition
+and never a diff.
+
+Writes (every one checked against the version seen when planning, DESIGN.md principle 3):
+
+- create: AddRecord. If the key exists by then (-1293), or the reply was lost, the record is read
+  back: with the declared values it is done, otherwise it is reported stale and left alone.
+- update: the record is read; a different version (or a deleted record) is stale. Otherwise the
+  new record — the declared record (whole), or the live record with the declared fields set
+  (declared) — is written with SetRecord under version check 1 (``x-tcaplus-data-version-check:
+  1``, the planned version): a concurrent writer makes it fail with -7949, reported stale. The
+  manual gives FieldSetRecord no version check (only Add and Set), so declared mode does not use it.
+- delete: only records inside a declared ``prune`` scope that no document declares. The record is
+  read first and deleted only if its version is still the planned one (DeleteRecord has no
+  version check of its own).
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import copy
+import json
+import os
+import struct
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, StrictStr, model_validator
+
+from reconciler.clients.http import RetryPolicy
+from reconciler.clients.tcaplus import (
+    TcaplusClient,
+    TcaplusRecordExistsError,
+    TcaplusRecordNotFoundError,
+    TcaplusTransportError,
+    TcaplusVersionMismatchError,
+    VersionCheck,
+    VersionedRecord,
+)
+from reconciler.engine.plan import Action, Change, FieldDiff, KindPlan, Outcome
+from reconciler.errors import InputError, Problem, SecretError, UsageError
+from reconciler.kinds import register
+from reconciler.kinds.base import Kind, Resource, RunContext, ScopeDecl, outcome_of
+from reconciler.manifest.yamlload import Document, Path_, dotted, load_file
+from reconciler.protoschema import (
+    FLOAT_TYPES,
+    INT_RANGES,
+    Field as ProtoField,
+    MessageType,
+    TableSchema,
+    load_table,
+    validate_keys,
+    validate_record,
+)
+
+TABLE_NAME = r"^[A-Za-z_][A-Za-z0-9_]*$"
+JSON_LINES = (".jsonl", ".ndjson")
+YAML_FILES = (".yaml", ".yml")
+
+
+class PruneSpec(BaseModel):
+    """Ownership scope: live records whose ``index`` fields equal ``keys`` and that no document
+    declares are deleted."""
+
+    model_config = ConfigDict(extra="forbid")
+    index: StrictStr = Field(min_length=1, description="a tcaplus_index of the table")
+    keys: dict[StrictStr, Any] = Field(min_length=1, description="a value for every field of the index")
+
+
+class TcaplusRecordsSpec(BaseModel):
+    """Records of one table, inline (``records``) or from a data file (``file``)."""
+
+    model_config = ConfigDict(extra="forbid")
+    table: StrictStr = Field(pattern=TABLE_NAME, description="a table of providers.tcaplus.tables")
+    mode: Literal["declared", "whole"] = Field(
+        default="declared", description="declared: manage only the declared fields; whole: the record is the whole record"
+    )
+    records: list[dict[StrictStr, Any]] | None = Field(default=None, description="records as mappings (JSON mapping of protobuf)")
+    file: StrictStr | None = Field(default=None, min_length=1, description="JSON Lines (.jsonl) or YAML data file, relative to this manifest")
+    prune: PruneSpec | None = None
+
+    @model_validator(mode="after")
+    def _one_source(self) -> "TcaplusRecordsSpec":
+        if (self.records is None) == (self.file is None):
+            raise ValueError("give exactly one of records or file")
+        return self
+
+
+# -- declared records ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Where:
+    """Where a declared record is written: an inline/YAML node or a line of a JSON Lines file."""
+
+    file: str
+    line: int
+    doc: Document | None = None
+    base: Path_ = ()
+
+    def problem(self, path: Path_, message: str, resource: str, *, key: bool = False) -> Problem:
+        if self.doc is not None:
+            return self.doc.problem(self.base + tuple(path), message, resource=resource, key=key)
+        return Problem(self.file, self.line, 1, resource, dotted(path), message)
+
+    @property
+    def source(self) -> str:
+        return f"{self.file}:{self.line}"
+
+
+@dataclass(frozen=True)
+class _Declared:
+    """One declared record with its schema, document and position."""
+
+    res: Resource
+    schema: TableSchema
+    record: dict[str, Any]
+    where: _Where
+
+    @property
+    def mode(self) -> str:
+        return str(self.res.spec.mode)
+
+    @property
+    def keys(self) -> dict[str, Any]:
+        return {k: self.record[k] for k in self.schema.primary_key}
+
+    @property
+    def identity(self) -> str:
+        return identity(self.schema.name, self.schema.key_of(self.record))
+
+
+def identity(table: str, key: Iterable[Any]) -> str:
+    """``table|v1|v2``: strings as they are (JSON-quoted when they hold ``|``), others as JSON."""
+    parts = [v if isinstance(v, str) and "|" not in v else json.dumps(v, ensure_ascii=False) for v in key]
+    return "|".join([table, *parts])
+
+
+def _data_path(res: Resource) -> Path:
+    return res.doc.base_dir / str(res.spec.file)
+
+
+def _read_records(res: Resource) -> tuple[list[tuple[Any, _Where]], list[Problem]]:
+    """The records a document declares, each with its position; or problems with the data file."""
+    spec: TcaplusRecordsSpec = res.spec
+    if spec.records is not None:
+        return [(rec, _Where(res.doc.file, res.doc.position(("spec", "records", i))[0], res.doc, ("spec", "records", i)))
+                for i, rec in enumerate(spec.records)], []
+    path = _data_path(res)
+    display = os.path.normpath(Path(res.doc.file).parent / str(spec.file))
+    if not path.is_file():
+        return [], [res.problem(("file",), f"data file not found: {display}")]
+    stat = path.stat()
+    if path.suffix.lower() in JSON_LINES:
+        return _json_lines(str(path), stat.st_mtime_ns, stat.st_size, display, res.ref)
+    if path.suffix.lower() in YAML_FILES:
+        return _yaml_records(str(path), stat.st_mtime_ns, stat.st_size, display, res.ref)
+    return [], [res.problem(("file",), "data files are JSON Lines (.jsonl, .ndjson) or YAML (.yaml, .yml)")]
+
+
+@lru_cache(maxsize=32)
+def _json_lines(path: str, mtime_ns: int, size: int, display: str, resource: str) -> tuple[list[tuple[Any, _Where]], list[Problem]]:
+    records: list[tuple[Any, _Where]] = []
+    problems: list[Problem] = []
+    with open(path, encoding="utf-8") as fh:
+        for number, line in enumerate(fh, start=1):
+            if not line.strip():
+                continue
+            try:
+                records.append((json.loads(line), _Where(display, number)))
+            except ValueError as exc:
+                col = getattr(exc, "colno", 1)
+                problems.append(Problem(display, number, col, resource, "", f"invalid JSON: {getattr(exc, 'msg', exc)}"))
+    return records, problems
+
+
+@lru_cache(maxsize=32)
+def _yaml_records(path: str, mtime_ns: int, size: int, display: str, resource: str) -> tuple[list[tuple[Any, _Where]], list[Problem]]:
+    docs, problems = load_file(Path(path), display)
+    if problems:
+        return [], problems
+    if len(docs) != 1 or not isinstance(docs[0].data, list):
+        return [], [Problem(display, 1, 1, resource, "", "a YAML data file holds one list of records")]
+    doc = docs[0]
+    return [(rec, _Where(display, doc.position((i,))[0], doc, (i,))) for i, rec in enumerate(doc.data)], []
+
+
+# -- schemas ------------------------------------------------------------------------------------
+
+
+@lru_cache(maxsize=64)
+def _cached_table(path: str, mtime_ns: int, table: str, message: str | None, display: str) -> TableSchema:
+    return load_table(path, table, message=message, display=display)
+
+
+def table_schema(ctx: RunContext, table: str) -> TableSchema:
+    """The schema of a configured table (``InputError`` with the .proto's positions if it is bad)."""
+    provider = ctx.config.providers.tcaplus
+    if provider is None or table not in provider.tables:
+        raise UsageError(f"table {table!r} is not in providers.tcaplus.tables")
+    entry = provider.tables[table]
+    path = Path(entry.proto) if Path(entry.proto).is_absolute() else ctx.config.base_dir / entry.proto
+    mtime = path.stat().st_mtime_ns if path.exists() else 0
+    return _cached_table(str(path), mtime, table, entry.message, os.path.relpath(path))
+
+
+# -- comparison ---------------------------------------------------------------------------------
+
+
+def _leaves(message: MessageType, record: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+    """``{dotted path: value}`` down through singular message fields (unknown fields skipped)."""
+    out: dict[str, Any] = {}
+    for name, value in record.items():
+        f = message.fields.get(name)
+        if f is None:
+            continue
+        if f.message is not None and not f.is_repeated and isinstance(value, Mapping):
+            out.update(_leaves(f.message, value, f"{prefix}{name}."))
+        else:
+            out[f"{prefix}{name}"] = value
+    return out
+
+
+def _default(f: ProtoField) -> Any:
+    if f.is_repeated:
+        return []
+    if f.message is not None:
+        return {}
+    if f.type in INT_RANGES:
+        return 0
+    if f.type in FLOAT_TYPES:
+        return 0.0
+    return False if f.type == "bool" else ""
+
+
+def _canonical(f: ProtoField, value: Any) -> Any:
+    """A comparable form: defaults for absent values, float32 rounding, canonical base64."""
+    if value is None:
+        return _canonical(f, _default(f))
+    if f.is_repeated and isinstance(value, list):
+        return [_canonical_single(f, v) for v in value]
+    return _canonical_single(f, value)
+
+
+def _canonical_single(f: ProtoField, value: Any) -> Any:
+    if f.message is not None:
+        return _strip_defaults(f.message, value) if isinstance(value, Mapping) else value
+    if isinstance(value, bool) or f.type in ("bool", "string"):
+        return value
+    if f.type in INT_RANGES and isinstance(value, str) and value.lstrip("-").isdigit():
+        return int(value)  # 64-bit integers may come back as JSON strings (protobuf JSON mapping)
+    if f.type == "float" and isinstance(value, int | float):
+        try:
+            return struct.unpack("<f", struct.pack("<f", value))[0]
+        except (OverflowError, struct.error):
+            return value
+    if f.type == "double" and isinstance(value, int):
+        return float(value)
+    if f.type == "bytes" and isinstance(value, str):
+        try:
+            return base64.b64encode(base64.b64decode(value)).decode()
+        except (binascii.Error, ValueError):
+            return value
+    return value
+
+
+def _strip_defaults(message: MessageType, record: Mapping[str, Any]) -> dict[str, Any]:
+    out = {}
+    for name, value in record.items():
+        f = message.fields.get(name)
+        if f is None:
+            continue
+        canonical = _canonical(f, value)
+        if canonical != _canonical(f, _default(f)):
+            out[name] = canonical
+    return out
+
+
+def _diffs(schema: TableSchema, declared: Mapping[str, Any], live: Mapping[str, Any], *, whole: bool) -> list[FieldDiff]:
+    """Field-level differences, keys excluded; ``whole`` also compares fields only the live record has."""
+    want = _leaves(schema.message, declared)
+    have = _leaves(schema.message, live)
+    paths = sorted((set(want) | set(have)) if whole else set(want))
+    out = []
+    for path in paths:
+        if path in schema.primary_key:
+            continue
+        f = schema.field_at(path)
+        assert f is not None
+        if _canonical(f, want.get(path)) != _canonical(f, have.get(path)):
+            out.append(FieldDiff(path, have.get(path), want.get(path)))
+    return out
+
+
+def _merge(live: Mapping[str, Any], schema: TableSchema, declared: Mapping[str, Any]) -> dict[str, Any]:
+    """The live record with every declared leaf set (declared mode)."""
+    merged = copy.deepcopy(dict(live))
+    for path, value in _leaves(schema.message, declared).items():
+        *parents, leaf = path.split(".")
+        node = merged
+        for part in parents:
+            if not isinstance(node.get(part), dict):
+                node[part] = {}
+            node = node[part]
+        node[leaf] = copy.deepcopy(value)
+    return merged
+
+
+# -- the kind -----------------------------------------------------------------------------------
+
+
+@register
+class TcaplusRecordsKind(Kind):
+    """Seed records of TcaplusDB tables; see the module docstring."""
+
+    kind = "TcaplusRecords"
+    vendor = "tcaplus"
+    Spec = TcaplusRecordsSpec
+    apply_order = 30
+    precondition_in_write = True
+
+    def keys(self, res: Resource) -> list[tuple[str, Path_]]:
+        # A record's identity needs its table's primary key, i.e. the config, which this hook
+        # does not see: duplicates across documents are found in check().
+        return []
+
+    @classmethod
+    def make_client(cls, ctx: RunContext) -> TcaplusClient:
+        p = ctx.config.providers.tcaplus
+        if p is None:
+            raise UsageError("providers.tcaplus is not configured in the config file")
+        return TcaplusClient(
+            p.base_url, app_id=p.app_id, zone_id=p.zone_id, password=ctx.config_secret(p.password),
+            timeout=p.timeout, retry=RetryPolicy(attempts=p.retry_attempts, wait_initial=p.retry_wait_initial),
+            max_connections=p.concurrency,
+        )
+
+    # -- check --------------------------------------------------------------------------------
+    def check(self, resources: list[Resource], scopes: list[ScopeDecl], ctx: RunContext) -> list[Problem]:
+        if not resources:
+            return []
+        problems = self._provider_problems(resources[0], ctx)
+        if problems:
+            return problems
+        seen: dict[str, _Declared] = {}
+        for res in resources:
+            declared, found = self._declared(res, ctx)
+            problems += found
+            for d in declared:
+                first = seen.setdefault(d.identity, d)
+                if first is not d:
+                    problems.append(d.where.problem((), f"duplicate record {d.identity}: also declared at {first.where.source}", res.ref))
+        return problems
+
+    def _provider_problems(self, res: Resource, ctx: RunContext) -> list[Problem]:
+        p = ctx.config.providers.tcaplus
+        if p is None:
+            return [res.doc.problem(("kind",), "providers.tcaplus is not configured in the config file", resource=res.ref)]
+        if ctx.config.doc is not None:
+            ctx.resolve_secret(ctx.config.doc, ("providers", "tcaplus", "password"), p.password, resource="Config")
+            return []
+        try:
+            ctx.config_secret(p.password)
+        except SecretError as exc:
+            return [res.doc.problem(("kind",), str(exc), resource=res.ref)]
+        return []
+
+    def _declared(self, res: Resource, ctx: RunContext) -> tuple[list[_Declared], list[Problem]]:
+        """The document's valid records, and every problem of the document."""
+        spec: TcaplusRecordsSpec = res.spec
+        known = ctx.config.providers.tcaplus.tables if ctx.config.providers.tcaplus else {}
+        if spec.table not in known:
+            names = ", ".join(sorted(known)) or "none"
+            return [], [res.problem(("table",), f"table {spec.table!r} is not in providers.tcaplus.tables (known: {names})")]
+        try:
+            schema = table_schema(ctx, spec.table)
+        except InputError as exc:
+            return [], exc.problems
+        if spec.file is not None:
+            ctx.track_file(_data_path(res))
+        raw, read_problems = _read_records(res)  # cached: never mutate what it returns
+        problems = [*read_problems, *self._prune_problems(res, schema)]
+        declared = []
+        for record, where in raw:
+            issues = validate_record(schema, record, require_required=True)
+            problems += [where.problem(i.path, i.message, res.ref, key=i.on_key) for i in issues]
+            if not issues:
+                declared.append(_Declared(res, schema, record, where))
+        return declared, problems
+
+    @staticmethod
+    def _prune_problems(res: Resource, schema: TableSchema) -> list[Problem]:
+        prune: PruneSpec | None = res.spec.prune
+        if prune is None:
+            return []
+        fields = schema.indexes.get(prune.index)
+        if fields is None:
+            names = ", ".join(sorted(schema.indexes)) or "none"
+            return [res.problem(("prune", "index"), f"table {schema.name} has no index {prune.index!r} (indexes: {names})")]
+        issues = validate_keys(schema, prune.keys, fields=fields)
+        return [res.problem(("prune", "keys") + tuple(i.path), i.message, key=i.on_key) for i in issues]
+
+    # -- plan ---------------------------------------------------------------------------------
+    def plan(self, resources: list[Resource], scopes: list[ScopeDecl], ctx: RunContext) -> KindPlan:
+        client: TcaplusClient = ctx.client(type(self))
+        kp = KindPlan()
+        by_table: dict[str, list[_Declared]] = {}
+        for res in resources:
+            declared, problems = self._declared(res, ctx)
+            if problems:
+                raise InputError(problems)
+            for d in declared:
+                by_table.setdefault(d.schema.name, []).append(d)
+        prunes = [r for r in resources if r.spec.prune is not None]
+        for table in sorted({*by_table, *(r.spec.table for r in prunes)}):
+            _TablePlanner(self, client, ctx, table_schema(ctx, table), kp).plan(
+                by_table.get(table, []), [r for r in prunes if r.spec.table == table]
+            )
+        return kp
+
+    # -- apply --------------------------------------------------------------------------------
+    def apply(self, changes: list[Change], ctx: RunContext) -> list[Outcome]:
+        client: TcaplusClient = ctx.client(type(self))
+        writer = _Writer(client, ctx)
+        return RunContext.map(lambda c: outcome_of(c, lambda: writer.apply(c)), changes, concurrency=_concurrency(ctx))
+
+
+def _concurrency(ctx: RunContext) -> int:
+    return ctx.config.providers.tcaplus.concurrency if ctx.config.providers.tcaplus else 1
+
+
+class _TablePlanner:
+    """Plans one table: coalesced reads (prune scopes by index, the rest one by one), then diffs."""
+
+    def __init__(self, kind: TcaplusRecordsKind, client: TcaplusClient, ctx: RunContext, schema: TableSchema, kp: KindPlan):
+        self.kind = kind
+        self.client = client
+        self.ctx = ctx
+        self.schema = schema
+        self.kp = kp
+
+    def plan(self, declared: list[_Declared], prunes: list[Resource]) -> None:
+        scoped = self._read_scopes(prunes, declared)
+        live = self._read_declared(declared, prunes, scoped)
+        for d in sorted(declared, key=lambda d: d.identity):
+            self._plan_record(d, live.get(d.identity))
+        self._plan_prunes(declared, prunes, scoped)
+
+    def _select(self, declared: list[_Declared]) -> list[str] | None:
+        """Fields to read: the declared ones when every record is in declared mode."""
+        if not declared or any(d.mode == "whole" for d in declared):
+            return None
+        paths = {p for d in declared for p in _leaves(self.schema.message, d.record) if p not in self.schema.primary_key}
+        return sorted(paths) or None
+
+    def _read_scopes(self, prunes: list[Resource], declared: list[_Declared]) -> dict[str, tuple[Resource, VersionedRecord]]:
+        select = self._select(declared)
+
+        def read(res: Resource) -> list[VersionedRecord]:
+            prune: PruneSpec = res.spec.prune
+            return self.client.partkey_get_all(self.schema.name, prune.index, prune.keys, select=select)
+
+        out: dict[str, tuple[Resource, VersionedRecord]] = {}
+        for res, records in zip(prunes, RunContext.map(read, prunes, concurrency=_concurrency(self.ctx))):
+            for vr in records:
+                out.setdefault(identity(self.schema.name, self.schema.key_of(vr.record)), (res, vr))
+        return out
+
+    def _covered(self, d: _Declared, prunes: list[Resource]) -> bool:
+        return any(all(d.record.get(k) == v for k, v in r.spec.prune.keys.items()) for r in prunes)
+
+    def _read_declared(
+        self, declared: list[_Declared], prunes: list[Resource], scoped: dict[str, tuple[Resource, VersionedRecord]]
+    ) -> dict[str, VersionedRecord]:
+        live = {d.identity: scoped[d.identity][1] for d in declared if d.identity in scoped}
+        missing = [d for d in declared if d.identity not in scoped and not self._covered(d, prunes)]
+
+        def read(d: _Declared) -> VersionedRecord | None:
+            return self.client.get(self.schema.name, d.keys, select=self._select([d]))
+
+        for d, vr in zip(missing, RunContext.map(read, missing, concurrency=_concurrency(self.ctx))):
+            if vr is not None:
+                live[d.identity] = vr
+        return live
+
+    def _plan_record(self, d: _Declared, live: VersionedRecord | None) -> None:
+        base = dict(kind=self.kind.kind, vendor=self.kind.vendor, key=d.identity, resource=d.res.ref, source=d.where.source)
+        data = {"table": self.schema.name, "mode": d.mode, "keys": d.keys, "record": d.record}
+        if live is None:
+            diffs = [FieldDiff(p, None, v) for p, v in _leaves(self.schema.message, d.record).items() if p not in self.schema.primary_key]
+            self.kp.changes.append(Change(action=Action.CREATE, diffs=diffs, precondition={"exists": False},
+                                          calls=["POST AddRecord"], data=data, **base))
+            return
+        self.kp.existing_in_scope += 1
+        diffs = _diffs(self.schema, d.record, live.record, whole=d.mode == "whole")
+        if not diffs:
+            self.kp.noops += 1
+            return
+        notes = [] if d.mode == "whole" else ["declared mode: undeclared fields of the live record are kept"]
+        self.kp.changes.append(Change(
+            action=Action.UPDATE, diffs=diffs, precondition={"record_version": live.version},
+            calls=["GET GetRecord", "PUT SetRecord (x-tcaplus-data-version-check: 1)"], notes=notes, data=data, **base,
+        ))
+
+    def _plan_prunes(self, declared: list[_Declared], prunes: list[Resource], scoped: dict[str, tuple[Resource, VersionedRecord]]) -> None:
+        names = {d.identity for d in declared}
+        for key, (res, vr) in sorted(scoped.items()):
+            if key in names:
+                continue
+            self.kp.existing_in_scope += 1
+            prune: PruneSpec = res.spec.prune
+            diffs = [FieldDiff(p, v, None) for p, v in _leaves(self.schema.message, vr.record).items() if p not in self.schema.primary_key]
+            self.kp.changes.append(Change(
+                kind=self.kind.kind, vendor=self.kind.vendor, key=key, action=Action.DELETE, resource="", source=res.source,
+                diffs=diffs, precondition={"record_version": vr.version}, calls=["GET GetRecord", "DELETE DeleteRecord"],
+                notes=[f"not declared; inside the prune scope of {res.ref} (index {prune.index})"],
+                data={"table": self.schema.name, "keys": {k: vr.record[k] for k in self.schema.primary_key}},
+            ))
+
+
+class _Writer:
+    """Applies one change under its planned precondition; maps conflicts to ``stale``."""
+
+    def __init__(self, client: TcaplusClient, ctx: RunContext):
+        self.client = client
+        self.ctx = ctx
+        self._actions: dict[Action, Callable[[Change], Outcome]] = {
+            Action.CREATE: self._create,
+            Action.UPDATE: self._update,
+            Action.DELETE: self._delete,
+        }
+
+    def apply(self, change: Change) -> Outcome:
+        return self._actions[change.action](change)
+
+    def _matches(self, change: Change, live: VersionedRecord) -> bool:
+        schema = table_schema(self.ctx, change.data["table"])
+        return not _diffs(schema, change.data["record"], live.record, whole=change.data["mode"] == "whole")
+
+    def _settle(self, change: Change, live: VersionedRecord | None, what: str) -> Outcome:
+        """After an AddRecord that met an existing record or lost its reply: read back and decide."""
+        if live is None:
+            return Outcome(change, "failed", f"{what}, and the record is not there; re-run apply")
+        if self._matches(change, live):
+            return Outcome(change, "applied", "the record holds the declared values")
+        return Outcome(change, "stale", f"{what}: the record exists with other values (version {live.version}); not overwritten")
+
+    def _create(self, change: Change) -> Outcome:
+        table, record = change.data["table"], change.data["record"]
+        try:
+            self.client.add(table, record)
+        except TcaplusRecordExistsError:
+            return self._settle(change, self.client.get(table, change.data["keys"]), "created by another writer since the plan")
+        except TcaplusTransportError:
+            live = self.client.get(table, change.data["keys"])
+            if live is None:
+                self.client.add(table, record)  # the first attempt did not arrive
+                return Outcome(change, "applied")
+            return self._settle(change, live, "AddRecord got no reply")
+        return Outcome(change, "applied")
+
+    def _current(self, change: Change) -> tuple[VersionedRecord | None, Outcome | None]:
+        """The live record if it still has the planned version, else the stale outcome."""
+        planned = change.precondition["record_version"]
+        live = self.client.get(change.data["table"], change.data["keys"])
+        if live is None:
+            return None, Outcome(change, "stale", "the record was deleted since the plan")
+        if live.version != planned:
+            return None, Outcome(change, "stale", f"changed since the plan (version {planned} -> {live.version}); not overwritten")
+        return live, None
+
+    def _update(self, change: Change) -> Outcome:
+        live, stale = self._current(change)
+        if live is None:
+            assert stale is not None
+            return stale
+        table, planned = change.data["table"], change.precondition["record_version"]
+        schema = table_schema(self.ctx, table)
+        record = change.data["record"] if change.data["mode"] == "whole" else _merge(live.record, schema, change.data["record"])
+        try:
+            self.client.set(table, record, check=VersionCheck.MATCH, version=planned)
+        except TcaplusVersionMismatchError:
+            return Outcome(change, "stale", "changed by another writer during apply (-7949); not overwritten")
+        except TcaplusTransportError:
+            after = self.client.get(table, change.data["keys"])
+            if after is not None and self._matches(change, after):
+                return Outcome(change, "applied")
+            return Outcome(change, "failed", "SetRecord got no reply and the record does not hold the declared values; re-run apply")
+        return Outcome(change, "applied")
+
+    def _delete(self, change: Change) -> Outcome:
+        table, keys = change.data["table"], change.data["keys"]
+        live = self.client.get(table, keys)
+        if live is None:
+            return Outcome(change, "applied", "already gone")
+        if live.version != change.precondition["record_version"]:
+            return Outcome(change, "stale", f"changed since the plan (version {change.precondition['record_version']} -> {live.version}); not deleted")
+        try:
+            self.client.delete(table, keys)
+        except TcaplusRecordNotFoundError:
+            return Outcome(change, "applied", "already gone")
+        except TcaplusTransportError:
+            if self.client.get(table, keys) is not None:
+                raise
+        return Outcome(change, "applied")

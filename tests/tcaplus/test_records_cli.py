@@ -1,0 +1,214 @@
+"""TcaplusRecords end to end through the CLI against the emulator: plan, apply, re-plan, stale plans,
+declared vs whole mode, prune scopes."""
+
+from __future__ import annotations
+
+import json
+
+from reconciler.clients.tcaplus import VersionedRecord
+from tests.tcaplus.conftest import Workspace
+
+EXAMPLE = "tb_example"
+PLAYERS = "game_players"
+
+
+def example(i: int, **extra: object) -> dict[str, object]:
+    return {"region": 100 + i % 3, "name": f"user {i}", "uin": 1000 + i, "gamesvrid": i, "logintime": 5,
+            "lockid": [i, i + 1], "pay": {"pay_id": i, "total_money": 10 * i, "auth": {"pay_keys": f"k{i}"}}, **extra}
+
+
+def player(i: int, **extra: object) -> dict[str, object]:
+    return {"player_id": i, "player_name": f"p{i}", "player_email": f"p{i}@example.com",
+            "game_server_id": i % 7, "login_timestamp": ["2024-01-01"], **extra}
+
+
+def records_doc(name: str, table: str, records: list[dict[str, object]], *, mode: str = "declared",
+                prune: dict[str, object] | None = None) -> str:
+    spec: dict[str, object] = {"table": table, "mode": mode, "records": records}
+    if prune:
+        spec["prune"] = prune
+    return json.dumps({"apiVersion": "reconciler/v1", "kind": "TcaplusRecords", "metadata": {"name": name}, "spec": spec})
+
+
+def write_seed(ws: Workspace, n_example: int = 200, n_players: int = 100) -> None:
+    lines = "\n".join(json.dumps(example(i), ensure_ascii=False) for i in range(n_example))
+    ws.write("manifests/data/examples.jsonl", lines + "\n")
+    ws.write("manifests/examples.yaml", """
+        apiVersion: reconciler/v1
+        kind: TcaplusRecords
+        metadata: {name: examples}
+        spec:
+          table: tb_example
+          file: data/examples.jsonl
+        """)
+    ws.write("manifests/players.yaml", records_doc("players", PLAYERS, [player(i) for i in range(n_players)], mode="whole"))
+
+
+def keys_of(record: dict[str, object], *names: str) -> dict[str, object]:
+    return {k: record[k] for k in names}
+
+
+def test_plan_apply_then_an_empty_plan(ws: Workspace) -> None:
+    write_seed(ws)
+    res = ws.cli("plan")
+    assert res.exit_code == 0, res.stderr
+    assert "Plan: 300 to create, 0 to update, 0 to replace, 0 to delete, 0 unchanged" in res.stdout
+    assert '+ create TcaplusRecords/tb_example|100|user 0|1000' in res.stdout
+    res = ws.cli("apply", "--auto-approve")
+    assert res.exit_code == 0, res.stderr + res.stdout
+    assert "Apply: 300 applied, 0 failed, 0 stale" in res.stdout
+    assert len(ws.emulator.records(EXAMPLE)) == 200 and len(ws.emulator.records(PLAYERS)) == 100
+    assert (1, example(5)) in ws.emulator.records(EXAMPLE)
+    res = ws.cli("plan", "--detailed-exitcode")
+    assert res.exit_code == 0, res.stdout
+    assert "No changes." in res.stdout and "300 unchanged" in res.stdout
+
+
+def test_a_changed_record_is_updated_and_versions_never_show_as_drift(ws: Workspace) -> None:
+    write_seed(ws, 3, 3)
+    assert ws.cli("apply", "--auto-approve").exit_code == 0
+    ws.client.set(EXAMPLE, example(1), check=None)  # rewritten with the same values: version 2
+    ws.client.field_set(PLAYERS, {**keys_of(player(2), "player_id", "player_name", "player_email"), "game_server_id": 9},
+                        ["game_server_id"])
+    res = ws.cli("plan", "--detailed-exitcode")
+    assert res.exit_code == 2
+    assert "Plan: 0 to create, 1 to update" in res.stdout
+    assert "game_server_id: 9 -> 2" in res.stdout
+    assert ws.cli("apply", "--auto-approve").exit_code == 0
+    assert ws.cli("plan", "--detailed-exitcode").exit_code == 0
+
+
+def test_a_record_changed_between_plan_and_apply_is_stale(ws: Workspace) -> None:
+    ws.client.set(PLAYERS, player(1, level=1))
+    ws.client.set(PLAYERS, player(2, level=1))
+    ws.write("manifests/players.yaml", records_doc("players", PLAYERS, [player(1, level=2), player(2, level=2)]))
+    res = ws.cli("plan", "--out", "plan.json")
+    assert res.exit_code == 0 and "Plan: 0 to create, 2 to update" in res.stdout
+    ws.client.set(PLAYERS, player(1, level=7))  # another writer
+    res = ws.cli("apply", "plan.json")
+    assert res.exit_code == 3, res.stdout + res.stderr
+    assert "STALE   update TcaplusRecords/game_players|1|p1|p1@example.com: changed since the plan (version 1 -> 2)" in res.stdout
+    assert "Apply: 1 applied, 0 failed, 1 stale" in res.stdout
+    keys = ("player_id", "player_name", "player_email")
+    assert ws.client.get(PLAYERS, keys_of(player(1), *keys)) == VersionedRecord(2, player(1, level=7))
+    assert ws.client.get(PLAYERS, keys_of(player(2), *keys)) == VersionedRecord(2, player(2, level=2))
+
+
+def test_a_record_created_by_someone_else_after_the_plan_is_not_overwritten(ws: Workspace) -> None:
+    ws.write("manifests/players.yaml", records_doc("players", PLAYERS, [player(1, level=2), player(2)]))
+    assert ws.cli("plan", "--out", "plan.json").exit_code == 0
+    ws.client.add(PLAYERS, player(1, level=5))
+    ws.client.add(PLAYERS, player(2))  # the same values as declared
+    res = ws.cli("apply", "plan.json")
+    assert res.exit_code == 3, res.stdout
+    assert "STALE   create TcaplusRecords/game_players|1|p1|p1@example.com: created by another writer since the plan" in res.stdout
+    assert "ok      create TcaplusRecords/game_players|2|p2|p2@example.com: the record holds the declared values" in res.stdout
+    assert ws.emulator.records(PLAYERS)[0] == (1, player(1, level=5))
+
+
+def test_declared_mode_keeps_undeclared_fields(ws: Workspace) -> None:
+    live = example(1, is_available=True)
+    ws.client.set(EXAMPLE, live)
+    declared = {**keys_of(live, "region", "name", "uin"), "gamesvrid": 77, "pay": {"auth": {"pay_keys": "new"}}}
+    ws.write("manifests/e.yaml", records_doc("e", EXAMPLE, [declared]))
+    res = ws.cli("apply", "--auto-approve")
+    assert res.exit_code == 0, res.stdout
+    assert "gamesvrid: 1 -> 77" in res.stdout and 'pay.auth.pay_keys: "k1" -> "new"' in res.stdout
+    version, record = ws.emulator.records(EXAMPLE)[0]
+    assert version == 2
+    assert record == {**live, "gamesvrid": 77, "pay": {"pay_id": 1, "total_money": 10, "auth": {"pay_keys": "new"}}}
+    assert ws.cli("plan", "--detailed-exitcode").exit_code == 0
+
+
+def test_whole_mode_clears_undeclared_fields(ws: Workspace) -> None:
+    ws.client.set(PLAYERS, player(3, level=4, is_online=True))
+    ws.write("manifests/p.yaml", records_doc("p", PLAYERS, [player(3)], mode="whole"))
+    res = ws.cli("apply", "--auto-approve")
+    assert res.exit_code == 0, res.stdout
+    assert "level: 4 -> null" in res.stdout and "is_online: true -> null" in res.stdout
+    assert ws.emulator.records(PLAYERS) == [(2, player(3))]
+    assert ws.cli("plan", "--detailed-exitcode").exit_code == 0
+
+
+def test_defaults_float32_and_bytes_show_no_phantom_drift(ws: Workspace) -> None:
+    ws.client.set(PLAYERS, {**player(4), "ratio": 0.10000000149011612, "avatar": "AAE="})
+    declared = player(4, ratio=0.1, avatar="AAE=", level=0, is_online=False, logout_timestamp=[])
+    ws.write("manifests/p.yaml", records_doc("p", PLAYERS, [declared], mode="whole"))
+    res = ws.cli("plan", "--detailed-exitcode")
+    assert res.exit_code == 0, res.stdout
+
+
+def test_prune_scope_deletes_only_undeclared_records_inside_it(ws: Workspace) -> None:
+    for i in range(4):
+        ws.client.set(PLAYERS, player(50, player_email=f"e{i}@x", player_name="shop"))
+    ws.client.set(PLAYERS, player(51, player_name="shop"))  # other index key: outside the scope
+    kept = player(50, player_email="e0@x", player_name="shop")
+    prune = {"index": "index_2", "keys": {"player_id": 50}}
+    ws.write("manifests/p.yaml", records_doc("p", PLAYERS, [kept], prune=prune))
+    ws.emulator.stats.clear()
+    res = ws.cli("plan")
+    assert res.exit_code == 0, res.stderr
+    assert "Plan: 0 to create, 0 to update, 0 to replace, 3 to delete, 1 unchanged" in res.stdout
+    assert "- delete TcaplusRecords/game_players|50|shop|e3@x" in res.stdout
+    assert ws.requests() == 1  # one PartkeyGetRecord read the scope and the declared record
+    res = ws.cli("apply", "--auto-approve", "--force")
+    assert res.exit_code == 0, res.stdout + res.stderr
+    assert [r["player_email"] for _, r in ws.emulator.records(PLAYERS)] == ["e0@x", "p51@example.com"]
+    assert ws.cli("plan", "--detailed-exitcode").exit_code == 0
+
+
+def test_prune_delete_of_a_record_changed_since_the_plan_is_stale(ws: Workspace) -> None:
+    ws.client.set(PLAYERS, player(60))
+    ws.write("manifests/p.yaml", records_doc("p", PLAYERS, [], prune={"index": "index_2", "keys": {"player_id": 60}}))
+    assert ws.cli("plan", "--out", "plan.json").exit_code == 0
+    ws.client.set(PLAYERS, player(60, level=1))
+    res = ws.cli("apply", "plan.json")
+    assert res.exit_code == 3 and "not deleted" in res.stdout
+    assert len(ws.emulator.records(PLAYERS)) == 1
+
+
+def test_yaml_data_file(ws: Workspace) -> None:
+    # outside manifests/: every *.yaml file there is read as a manifest
+    ws.write("data/players.yaml", "- " + json.dumps(player(8)) + "\n- " + json.dumps(player(9)) + "\n")
+    ws.write("manifests/p.yaml", """
+        apiVersion: reconciler/v1
+        kind: TcaplusRecords
+        metadata: {name: p}
+        spec: {table: game_players, mode: whole, file: ../data/players.yaml}
+        """)
+    assert ws.cli("apply", "--auto-approve").exit_code == 0
+    assert [r for _, r in ws.emulator.records(PLAYERS)] == [player(8), player(9)]
+
+
+def test_a_changed_data_file_invalidates_a_saved_plan(ws: Workspace) -> None:
+    write_seed(ws, 2, 1)
+    assert ws.cli("plan", "--out", "plan.json").exit_code == 0
+    ws.write("manifests/data/examples.jsonl", json.dumps(example(0)) + "\n")
+    res = ws.cli("apply", "plan.json")
+    assert res.exit_code == 1 and "changed since this plan was made" in res.stderr
+    assert ws.emulator.records(EXAMPLE) == []
+
+
+def test_lost_replies_during_apply_are_resolved_by_reading_back(ws: Workspace) -> None:
+    ws.client.set(PLAYERS, player(1))
+    ws.write("manifests/p.yaml", records_doc("p", PLAYERS, [player(1, level=3), player(2)]))
+    ws.emulator.set_faults({"drop_next_writes": 2})  # both writes take effect, both replies are lost
+    res = ws.cli("apply", "--auto-approve")
+    assert res.exit_code == 0, res.stdout + res.stderr
+    assert "Apply: 2 applied, 0 failed, 0 stale" in res.stdout
+    assert sorted(v for v, _ in ws.emulator.records(PLAYERS)) == [1, 2]  # nothing written twice
+    assert ws.cli("plan", "--detailed-exitcode").exit_code == 0
+
+
+def test_an_unavailable_server_fails_the_run_with_one_line_and_a_rerun_finishes(ws: Workspace) -> None:
+    ws.write("manifests/p.yaml", records_doc("p", PLAYERS, [player(1)]))
+    ws.emulator.set_faults({"error_rate": 1.0})
+    res = ws.cli("apply", "--auto-approve")
+    assert res.exit_code == 1
+    assert res.stderr.splitlines() == [
+        "error: tcaplus code -1037 HTTP 500: GetRecord game_players: Internal system error: system busy"
+    ]
+    assert ws.emulator.records(PLAYERS) == []
+    ws.emulator.set_faults({"error_rate": 0.0})
+    res = ws.cli("apply", "--auto-approve")
+    assert res.exit_code == 0 and ws.emulator.records(PLAYERS) == [(1, player(1))]

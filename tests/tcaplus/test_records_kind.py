@@ -1,0 +1,62 @@
+"""TcaplusRecords hooks called directly (plan, then apply with a fault between the two)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from reconciler.engine.load import load_manifests
+from reconciler.engine.plan import Action
+from reconciler.kinds.base import RunContext
+from reconciler.kinds.tcaplus_records import TcaplusRecordsKind, identity
+from reconciler.manifest.config import load_config
+from tests.tcaplus.conftest import Workspace
+from tests.tcaplus.test_records_cli import PLAYERS, player, records_doc
+
+
+def planned(ws: Workspace) -> tuple[TcaplusRecordsKind, RunContext, list]:
+    ctx = RunContext(config=load_config(Path("reconciler.yaml")))
+    loaded = load_manifests([Path("manifests")], ctx)
+    kind = TcaplusRecordsKind()
+    return kind, ctx, kind.plan(loaded.resources["TcaplusRecords"], [], ctx).changes
+
+
+def test_identity_quotes_only_ambiguous_strings() -> None:
+    assert identity("t", [1, "a b", True]) == "t|1|a b|true"
+    assert identity("t", ["a|b", 2.5]) == 't|"a|b"|2.5'
+
+
+def test_a_failed_write_fails_only_its_change(ws: Workspace) -> None:
+    ws.write("manifests/p.yaml", records_doc("p", PLAYERS, [player(1), player(2)]))
+    kind, ctx, changes = planned(ws)
+    assert [c.action for c in changes] == [Action.CREATE, Action.CREATE]
+    ws.emulator.set_faults({"fail_next": 1})  # AddRecord is not repeated after a server error
+    outcomes = sorted(kind.apply(changes, ctx), key=lambda o: o.change.key)
+    ctx.close()
+    assert [o.status for o in outcomes].count("failed") == 1
+    failed = next(o for o in outcomes if o.status == "failed")
+    assert failed.message.startswith("tcaplus code -1037 HTTP 500: AddRecord game_players")
+    assert len(ws.emulator.records(PLAYERS)) == 1
+
+
+def test_a_record_deleted_after_the_plan_is_not_recreated_by_an_update(ws: Workspace) -> None:
+    ws.client.set(PLAYERS, player(1))
+    ws.write("manifests/p.yaml", records_doc("p", PLAYERS, [player(1, level=2)], mode="whole"))
+    kind, ctx, changes = planned(ws)
+    ws.client.delete(PLAYERS, {k: player(1)[k] for k in ("player_id", "player_name", "player_email")})
+    [outcome] = kind.apply(changes, ctx)
+    ctx.close()
+    assert (outcome.status, outcome.message) == ("stale", "the record was deleted since the plan")
+    assert ws.emulator.records(PLAYERS) == []
+
+
+def test_precondition_and_data_of_an_update(ws: Workspace) -> None:
+    ws.client.set(PLAYERS, player(1), check=None)
+    ws.client.set(PLAYERS, player(1, level=1))
+    ws.write("manifests/p.yaml", records_doc("p", PLAYERS, [player(1, level=2)]))
+    _, ctx, [change] = planned(ws)
+    ctx.close()
+    assert change.precondition == {"record_version": 2}
+    assert change.source == "manifests/p.yaml:1"
+    assert [(d.path, d.before, d.after) for d in change.diffs] == [("level", 1, 2)]
+    assert change.data == {"table": PLAYERS, "mode": "declared", "keys": {"player_id": 1, "player_name": "p1",
+                           "player_email": "p1@example.com"}, "record": player(1, level=2)}
