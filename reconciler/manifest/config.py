@@ -3,6 +3,7 @@ concurrency), TcaplusDB table schemas, and safety settings."""
 
 from __future__ import annotations
 
+from datetime import timedelta, timezone
 from pathlib import Path
 from typing import Literal
 
@@ -59,11 +60,23 @@ class TcaplusProvider(Connection):
 
 
 class JdbProvider(Connection):
+    """JDB ``apiRequest.do``: ``dc`` and the agent's 16-character key and IV (references)."""
+
     dc: StrictStr = Field(min_length=2, max_length=50)
     key: SecretRef
     iv: SecretRef
     parent: StrictStr | None = None  # envelope-level parent (sub-account keys)
     concurrency: int = Field(default=2, ge=1, le=16)
+    report_utc_offset: StrictStr = Field(
+        default="-04:00", pattern=r"^[+-](0\d|1[0-4]):[0-5]\d$",
+        description="UTC offset of JDB's report times (Action 29 dd-MM-yyyy HH:mm:ss); GMT-4 by default",
+    )
+
+    @property
+    def report_timezone(self) -> timezone:
+        sign = -1 if self.report_utc_offset.startswith("-") else 1
+        hours, minutes = (int(part) for part in self.report_utc_offset[1:].split(":"))
+        return timezone(sign * timedelta(hours=hours, minutes=minutes))
 
 
 class Providers(_Strict):

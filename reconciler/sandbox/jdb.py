@@ -151,10 +151,10 @@ def _str(value: Any, name: str, *, max_len: int) -> str:
     return value
 
 
-def _int_list(value: Any, name: str) -> list[int]:
+def _int_list(value: Any, name: str, *, minimum: int = 1) -> list[int]:
     if not isinstance(value, list) or not value:
         raise _param(name, "is invalid")
-    return [_int(v, name, minimum=1) for v in value]
+    return [_int(v, name, minimum=minimum) for v in value]
 
 
 def _str_list(value: Any, name: str) -> list[str]:
@@ -332,7 +332,7 @@ def _shape(rec: dict[str, Any], rnd: random.Random) -> dict[str, Any]:
         rec.update(hasBonusGame=0)
         keep = common + ["denom", "playerIp", "clientType", "hasBonusGame"]
     elif g in CARD:
-        tax = -_money_round(rec["win"] * 0.05)
+        tax = -_money_round(rec["win"] * 0.05) or 0.0
         rec.update(roundSeqNo=rnd.randint(1, 10**6), tax=tax, validBet=rec["bet"],
                    total=_money_round(rec["total"] + tax))
         keep = common + ["roundSeqNo", "tax", "playerIp", "clientType", "validBet"]
@@ -806,7 +806,7 @@ class JdbEmulator(Emulator):
         now = self._now_ms()
         if start < now - REPORT_HISTORY_MS:
             raise _Fail("8006", "starttime is more than 2 hours ago; use Action 64 for older records.")
-        game_types = set(_int_list(p["gTypes"], "gTypes") if _present(p, "gTypes") else GAME_TYPES)
+        game_types = set(_int_list(p["gTypes"], "gTypes", minimum=0) if _present(p, "gTypes") else GAME_TYPES)
         newest = min(end, now - REPORT_LAG_MS)
         records = [
             r for minute in range(start // 60_000, newest // 60_000 + 1)

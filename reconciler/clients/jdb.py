@@ -1,0 +1,439 @@
+"""Client of the JDB platform API (``/apiRequest.do``): free-spin events and transaction reports.
+
+Every call is one encrypted action (:mod:`reconciler.clients.jdb_crypto`) sent as a form POST
+(``dc``, ``x`` and, for sub-account keys, the envelope ``parent``) — the form JDB's own sample
+code uses. Answers carry ``status`` (``"0000"`` = success) and ``err_text``; every other status
+becomes a typed :class:`JdbError` (see :data:`CODES`).
+
+Retries (the one policy of :class:`~reconciler.clients.http.HttpTransport`):
+
+- reads (29, 71, 76) are retried on lost replies, timeouts, 429 and 5xx;
+- create (72) is retried too: it is safe only because of ``transactionId`` — JDB creates nothing
+  for a ``transactionId`` that already made an event and answers that event's ``eventId``. A reply
+  lost after the create took effect is therefore resolved by retrying with the *same*
+  ``transactionId``; when even the retries fail, the caller looks the event up with Action 76
+  (name and time window) or calls 72 again later with the same id;
+- bind (74), unbind (75) and update (77) set a state, so repeating them is harmless;
+- terminate (73) is *not* retried after a lost reply (a repeat would answer "already
+  TERMINATED"): the caller resolves :class:`JdbTransportError` by reading the event's status.
+
+The envelope is sealed again for every attempt, so a retry carries a fresh ``ts`` (JDB refuses
+``ts`` older than 30 seconds). Error texts never contain the key, the IV, ``x`` or a request body.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import Counter
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone, tzinfo
+from typing import Any, Callable, Iterator, Mapping, Sequence, TypedDict
+
+import httpx
+
+from reconciler.clients.http import HttpTransport, RetryPolicy
+from reconciler.clients.jdb_crypto import JdbCipher
+from reconciler.errors import ApiError, TransportError
+
+JDB_REPORT_TZ = timezone(timedelta(hours=-4))
+"""JDB's wall clock for report times (``dd-MM-yyyy HH:mm:ss``); GMT-4 per a public integration."""
+MAX_PLAYERS_PER_CALL = 50_000
+STATUS_CODES = {"INACTIVE": 0, "ACTIVE": 1, "EXPIRED": 2, "TERMINATED": 3}
+EventId = int | str
+
+
+# -- errors ------------------------------------------------------------------------------------
+class JdbError(ApiError):
+    """JDB answered with a status other than ``0000`` (``code`` holds it, as a string)."""
+
+    vendor = "jdb"
+
+
+class JdbTransportError(JdbError, TransportError):
+    """No answer from JDB (connection refused, timeout, reply lost): the outcome is unknown."""
+
+
+class JdbAuthError(JdbError):
+    """The envelope was refused: IP not allowed, wrong ``dc``, or ``x`` not readable with the key/IV."""
+
+
+class JdbClockError(JdbError):
+    """9005: the request's ``ts`` is more than 30 seconds away from JDB's clock."""
+
+
+class JdbParameterError(JdbError):
+    """8000–8014: a parameter is missing or invalid."""
+
+
+class JdbAgentError(JdbError):
+    """7001–7004: the agent (``parent``) is unknown, suspended, locked or closed."""
+
+
+class JdbPlayerError(JdbError):
+    """7xxx: the player is unknown or not usable."""
+
+
+class JdbEventNotFoundError(JdbError):
+    """9015, or 9998 ``Event not exist.``: no such free-spin event under this agent."""
+
+
+class JdbEventStateError(JdbError):
+    """9998: the event's status does not allow the action (e.g. already TERMINATED)."""
+
+
+class JdbUnavailableError(JdbError):
+    """A transient failure on JDB's side (busy, maintenance, time-out, rate limit)."""
+
+    retryable = True
+
+
+CODES: dict[str, tuple[type[JdbError], str]] = {
+    "9999": (JdbUnavailableError, "request failed"),
+    "9998": (JdbEventStateError, "free-spin event error"),
+    "9001": (JdbAuthError, "not authorised"),
+    "9002": (JdbAuthError, "domain (dc) is empty or shorter than 2 characters"),
+    "9003": (JdbAuthError, "domain (dc) validation failed"),
+    "9004": (JdbAuthError, "encrypted data (x) is empty"),
+    "9005": (JdbClockError, "timestamp rejected"),
+    "9006": (JdbAuthError, "the encrypted data could not be read"),
+    "9007": (JdbError, "unknown action"),
+    "9008": (JdbError, "same value as before"),
+    "9009": (JdbUnavailableError, "time out"),
+    "9010": (JdbUnavailableError, "read time out"),
+    "9011": (JdbError, "duplicate transaction"),
+    "9012": (JdbUnavailableError, "try again later"),
+    "9013": (JdbUnavailableError, "system under maintenance"),
+    "9014": (JdbError, "multiple account login detected"),
+    "9015": (JdbEventNotFoundError, "data does not exist"),
+    "9016": (JdbError, "invalid token"),
+    "9017": (JdbUnavailableError, "work in process, try again later"),
+    "9019": (JdbUnavailableError, "request rate limit exceeded"),
+    "9020": (JdbError, "one game ticket per login"),
+    "9021": (JdbError, "one-time session policy violated"),
+    "9022": (JdbUnavailableError, "game under maintenance"),
+    "9023": (JdbError, "currency not supported"),
+    "9024": (JdbError, "winning multiplier must be at least 10x"),
+    "9025": (JdbError, "game does not support replay"),
+    "9027": (JdbError, "demo not supported"),
+    "8000": (JdbParameterError, "input parameter error"),
+    "8001": (JdbParameterError, "parameter cannot be empty"),
+    "8002": (JdbParameterError, "parameter must be a positive integer"),
+    "8003": (JdbParameterError, "parameter cannot be negative"),
+    "8005": (JdbParameterError, "wrong seconds in a date (must be 00)"),
+    "8006": (JdbParameterError, "time does not meet the requirements"),
+    "8007": (JdbParameterError, "digits only"),
+    "8008": (JdbParameterError, "parameter not found"),
+    "8009": (JdbParameterError, "time interval exceeds the allowed range"),
+    "8010": (JdbParameterError, "parameter too long"),
+    "8013": (JdbParameterError, "wrong minute format"),
+    "8014": (JdbParameterError, "too many decimal places"),
+    "7001": (JdbAgentError, "agent (parent) not found"),
+    "7002": (JdbAgentError, "agent suspended"),
+    "7003": (JdbAgentError, "agent locked"),
+    "7004": (JdbAgentError, "agent closed"),
+    "7405": (JdbPlayerError, "player logged out"),
+    "7501": (JdbPlayerError, "player not found under this agent"),
+    "7502": (JdbPlayerError, "player suspended"),
+    "7503": (JdbPlayerError, "player locked"),
+    "7504": (JdbPlayerError, "player closed"),
+    "7505": (JdbPlayerError, "player not playing"),
+    "7506": (JdbPlayerError, "demo accounts full"),
+    "7601": (JdbPlayerError, "invalid player ID (only a-z and 0-9)"),
+    "7602": (JdbPlayerError, "player already exists"),
+    "7603": (JdbPlayerError, "invalid user name"),
+    "7604": (JdbPlayerError, "password too weak"),
+    "7605": (JdbPlayerError, "invalid operation code"),
+    "6001": (JdbError, "balance too low to withdraw"),
+    "6002": (JdbError, "zero balance"),
+    "6003": (JdbError, "negative withdrawal"),
+    "6004": (JdbError, "duplicate transfer"),
+    "6005": (JdbError, "repeated serial number"),
+    "6006": (JdbError, "cash balance not enough"),
+    "6009": (JdbError, "deposit over limit"),
+    "6010": (JdbError, "balance over limit"),
+    "6011": (JdbError, "credit over limit"),
+    "6012": (JdbError, "serial number in progress"),
+    "6013": (JdbError, "bet limit reached"),
+    "6101": (JdbError, "cannot cancel"),
+    "6901": (JdbError, "player is in a game; transfer not allowed"),
+}
+
+HINTS = {
+    "9001": "is this machine's IP allowlisted by JDB?",
+    "9003": "check providers.jdb.dc",
+    "9005": "JDB accepts a request only within 30 seconds of its own clock: this machine's clock is off "
+            "(synchronise it, e.g. with NTP) or the request waited too long before it was sent",
+    "9006": "check the providers.jdb key and iv references: they must be the agent's 16-character key and IV",
+}
+
+
+def error_for(status: str, err_text: str, *, http_status: int | None = None) -> JdbError:
+    """The typed error for a JDB ``status`` and ``err_text`` (JDB's text, else the code's meaning)."""
+    cls, meaning = CODES.get(status, (JdbError, "error"))
+    if status == "9998" and err_text.strip().rstrip(".").lower() == "event not exist":
+        cls = JdbEventNotFoundError
+    message = err_text.strip() or meaning
+    if status in HINTS:
+        message = f"{message} ({HINTS[status]})"
+    return cls(message, code=status, http_status=http_status)
+
+
+# -- payload types -----------------------------------------------------------------------------
+class EventInfo(TypedDict, total=False):
+    """One row of Action 76 (fields beyond ``startTime`` are those the emulator also returns)."""
+
+    eventId: EventId
+    name: str
+    creator: str
+    numberOfPlayers: int
+    type: str
+    totalUseTimes: int | None
+    totalTimes: int | None
+    totalCashout: str
+    machineTypes: list[int]
+    status: str
+    currency: str
+    startTime: str
+    endTime: str
+    times: int | None
+    bet: str
+    minWithdrawal: str
+    maxWithdrawal: str
+    bonusChips: str | None
+    chipsMultiplier: str | None
+    requiredTurnover: str | None
+    updateTime: str
+
+
+@dataclass(frozen=True)
+class EventDraft:
+    """The declared fields of a free-spin event (Action 72; 77 takes the mutable ones)."""
+
+    name: str
+    start: datetime
+    end: datetime
+    machine_types: tuple[int, ...]
+    bet: str
+    type: str
+    min_withdrawal: str
+    max_withdrawal: str
+    times: int | None = None
+    bonus_chips: str | None = None
+    chips_multiplier: str | None = None
+
+
+@dataclass(frozen=True)
+class BindResult:
+    """Players JDB could not bind: existing but failed, and unknown."""
+
+    failed: tuple[str, ...] = ()
+    not_existed: tuple[str, ...] = ()
+
+    @classmethod
+    def from_data(cls, data: Any) -> "BindResult":
+        data = data if isinstance(data, dict) else {}
+        return cls(tuple(data.get("failedBindingPlayers") or ()), tuple(data.get("notExistedPlayers") or ()))
+
+    def __add__(self, other: "BindResult") -> "BindResult":
+        return BindResult(self.failed + other.failed, self.not_existed + other.not_existed)
+
+
+@dataclass(frozen=True)
+class CreateResult:
+    event_id: EventId
+    binding: BindResult
+
+
+def iso(dt: datetime) -> str:
+    """``yyyy-MM-ddTHH:mm:ss.sss±hh:mm`` (the free-spin actions' format)."""
+    if dt.tzinfo is None:
+        raise ValueError("free-spin times need a UTC offset")
+    return dt.isoformat(timespec="milliseconds")
+
+
+def parse_iso(text: str) -> datetime:
+    """A JDB ISO-8601 time (with or without milliseconds)."""
+    return datetime.fromisoformat(text)
+
+
+def chunks(items: Sequence[str], size: int = MAX_PLAYERS_PER_CALL) -> Iterator[list[str]]:
+    for i in range(0, len(items), size):
+        yield list(items[i : i + size])
+
+
+class _Envelope(Mapping[str, str]):
+    """The form fields of one request, sealed afresh each time httpx reads them (once per
+    attempt), so that every retry carries a current ``ts``. Only ``items()`` seals."""
+
+    def __init__(self, keys: tuple[str, ...], seal: Callable[[], dict[str, str]]):
+        self._keys = keys
+        self._seal = seal
+
+    def __getitem__(self, key: str) -> str:
+        return self._seal()[key]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._keys)
+
+    def __len__(self) -> int:
+        return len(self._keys)
+
+    def items(self) -> Any:
+        return self._seal().items()
+
+
+class JdbClient:
+    """Typed calls to JDB actions 29 and 71–77 for one ``dc`` and key/IV pair.
+
+    ``agent`` (the payload ``parent``) is given per call; ``parent`` here is the optional
+    *envelope* parent for sub-accounts with their own key/IV. ``action_counts`` counts calls per
+    action number (benchmarks and tests read it).
+    """
+
+    def __init__(
+        self,
+        base_url: str,
+        *,
+        dc: str,
+        key: str,
+        iv: str,
+        parent: str | None = None,
+        timeout: float = 30.0,
+        retry: RetryPolicy = RetryPolicy(),
+        max_connections: int = 4,
+        clock: Callable[[], float] = time.time,
+        report_tz: tzinfo = JDB_REPORT_TZ,
+    ):
+        self.dc = dc
+        self.parent = parent
+        self.clock = clock
+        self.report_tz = report_tz
+        self._cipher = JdbCipher(key, iv)
+        self.http = HttpTransport(
+            base_url, vendor="jdb", timeout=timeout, retry=retry, max_connections=max_connections,
+            error_cls=JdbError, transport_error_cls=JdbTransportError,
+        )
+        self.action_counts: Counter[int] = Counter()
+        self._count_lock = threading.Lock()
+        self._form_keys = ("dc", "x", "parent") if parent else ("dc", "x")
+
+    def __repr__(self) -> str:
+        return f"JdbClient(dc={self.dc!r})"
+
+    def close(self) -> None:
+        self.http.close()
+
+    # -- transport --------------------------------------------------------------------------
+    def _form(self, payload: dict[str, Any]) -> dict[str, str]:
+        sealed = {**payload, "ts": int(self.clock() * 1000)}
+        form = {"dc": self.dc, "x": self._cipher.seal(sealed)}
+        if self.parent:
+            form["parent"] = self.parent
+        return form
+
+    def call(self, action: int, agent: str, params: Mapping[str, Any], *, idempotent: bool) -> Any:
+        """Send one action and return its ``data`` (``None`` when the answer has none)."""
+        payload = {"action": action, "parent": agent, **{k: v for k, v in params.items() if v is not None}}
+        with self._count_lock:
+            self.action_counts[action] += 1
+        resp = self.http.send(
+            "POST", "/apiRequest.do", idempotent=idempotent,
+            data=_Envelope(self._form_keys, lambda: self._form(payload)), headers={"Accept-Encoding": "gzip"},
+        )
+        body = self._body(resp, action)
+        status = str(body.get("status", ""))
+        if status != "0000":
+            raise error_for(status, str(body.get("err_text") or ""), http_status=_http_status(resp))
+        return body.get("data")
+
+    @staticmethod
+    def _body(resp: httpx.Response, action: int) -> dict[str, Any]:
+        try:
+            body = resp.json()
+        except ValueError:
+            body = None
+        if not isinstance(body, dict) or "status" not in body:
+            raise JdbError(f"action {action}: the answer is not a JDB status object", http_status=resp.status_code)
+        return body
+
+    # -- reports ----------------------------------------------------------------------------
+    def report_time(self, dt: datetime) -> str:
+        """``dd-MM-yyyy HH:mm:ss`` in JDB's report time zone."""
+        if dt.tzinfo is None:
+            raise ValueError("report times need a UTC offset")
+        return dt.astimezone(self.report_tz).strftime("%d-%m-%Y %H:%M:%S")
+
+    def transactions(self, *, agent: str, start: datetime, end: datetime,
+                     game_types: Sequence[int] | None = None) -> list[dict[str, Any]]:
+        """Action 29: settled game records whose ``lastModifyTime`` lies in the window."""
+        params = {"starttime": self.report_time(start), "endtime": self.report_time(end),
+                  "gTypes": list(game_types) if game_types else None}
+        return list(self.call(29, agent, params, idempotent=True) or [])
+
+    # -- free-spin events -------------------------------------------------------------------
+    def player_events(self, *, agent: str, uid: str, start: datetime | None = None, end: datetime | None = None,
+                      status: str | None = None, types: Sequence[str] | None = None) -> list[dict[str, Any]]:
+        """Action 71: the events a player is bound to (``start``/``end`` bound the event start time)."""
+        params = {
+            "uid": uid, "startTime": iso(start) if start else None, "endTime": iso(end) if end else None,
+            "status": STATUS_CODES[status] if status else None, "types": list(types) if types else None,
+        }
+        return list(self.call(71, agent, params, idempotent=True) or [])
+
+    def search_events(self, *, agent: str, start: datetime, end: datetime, event_id: EventId | None = None,
+                      name: str | None = None, status: str | None = None,
+                      types: Sequence[str] | None = None) -> list[EventInfo]:
+        """Action 76: the agent's events inside the ``[start, end]`` time window."""
+        params = {
+            "startTime": iso(start), "endTime": iso(end), "eventId": event_id, "name": name,
+            "status": STATUS_CODES[status] if status else None, "types": list(types) if types else None,
+        }
+        return list(self.call(76, agent, params, idempotent=True) or [])
+
+    def create_event(self, *, agent: str, draft: EventDraft, transaction_id: str,
+                     players: Sequence[str] = ()) -> CreateResult:
+        """Action 72. Binds ``players`` (at most 50,000) in the same call; see the module doc for
+        how a lost reply is resolved."""
+        if len(players) > MAX_PLAYERS_PER_CALL:
+            raise ValueError(f"at most {MAX_PLAYERS_PER_CALL} players per create; bind the rest with bind_players")
+        params = {
+            **_draft_fields(draft), "type": draft.type, "times": draft.times, "bonusChips": draft.bonus_chips,
+            "chipsMultiplier": draft.chips_multiplier, "transactionId": transaction_id,
+            "players": list(players) or None,
+        }
+        data = self.call(72, agent, params, idempotent=True) or {}
+        return CreateResult(event_id=data.get("eventId"), binding=BindResult.from_data(data))
+
+    def update_event(self, *, agent: str, event_id: EventId, draft: EventDraft) -> None:
+        """Action 77: name, machine types, bet and withdrawals (times are sent unchanged)."""
+        self.call(77, agent, {"eventId": event_id, **_draft_fields(draft)}, idempotent=True)
+
+    def terminate_event(self, *, agent: str, event_id: EventId) -> None:
+        """Action 73. Not retried after a lost reply: read the event's status to resolve it."""
+        self.call(73, agent, {"eventId": event_id}, idempotent=False)
+
+    def bind_players(self, *, agent: str, event_id: EventId, players: Sequence[str]) -> BindResult:
+        """Action 74, in calls of at most 50,000 players."""
+        result = BindResult()
+        for chunk in chunks(players):
+            data = self.call(74, agent, {"eventId": event_id, "players": chunk}, idempotent=True)
+            result = result + BindResult.from_data(data)
+        return result
+
+    def unbind_players(self, *, agent: str, event_id: EventId, players: Sequence[str]) -> None:
+        """Action 75 (only while the event is INACTIVE), in calls of at most 50,000 players."""
+        for chunk in chunks(players):
+            self.call(75, agent, {"eventId": event_id, "players": chunk}, idempotent=True)
+
+
+def _draft_fields(draft: EventDraft) -> dict[str, Any]:
+    return {
+        "name": draft.name, "startTime": iso(draft.start), "endTime": iso(draft.end),
+        "machineTypes": list(draft.machine_types), "bet": draft.bet,
+        "minWithdrawal": draft.min_withdrawal, "maxWithdrawal": draft.max_withdrawal,
+    }
+
+
+def _http_status(resp: httpx.Response) -> int | None:
+    return None if resp.status_code == 200 else resp.status_code

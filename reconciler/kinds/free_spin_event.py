@@ -1,0 +1,767 @@
+"""Kind ``FreeSpinEvent``: a JDB free-spin reward event and the players bound to it.
+
+Identity is ``metadata.name``; JDB knows events by ``eventId`` and display ``name`` only, so a
+manifest is matched to the live event of its ``agent`` with the same display name (not
+TERMINATED); when none has it, to the one unclaimed live event whose type, times, start and end
+are exactly the declared ones (a rename). Reads: one Action 76 per agent over a wide time window;
+player membership is checked with Action 71 (one call per distinct player, when an agent's
+declared lists are small enough — JDB has no call that lists an event's players).
+
+Writes (every one safe to repeat):
+
+- create: Action 72 with ``transactionId`` = a UUIDv5 of agent, identity and generation, binding
+  the first 50,000 players; the rest with Action 74 in calls of 50,000. When the id already belongs
+  to an event that has ended (terminated or expired) the next generation is used, so a replaced or
+  pruned event can be declared again; when it belongs to a live event with other immutable
+  fields, apply stops and asks for a higher ``generation``;
+- update: Action 77 for name, machine types, bet and withdrawals; Action 74 for missing players;
+  Action 75 for ``excludedPlayers`` still bound (only while INACTIVE, as JDB requires);
+- replace (type, times, start/end, bonus chips changed): terminate (73) and create again; needs
+  ``--allow-replace`` or ``spec.allowReplace``, and ``--force`` when the event is ACTIVE;
+- delete: only inside a ``PruneScope`` (``agent`` + ``namePrefix``), never an ACTIVE event without
+  ``--force``. A lost reply on terminate is resolved by reading the event's status.
+
+Status and usage counters (spins used, cash-out) are observed, never drift.
+"""
+
+from __future__ import annotations
+
+import re
+import uuid
+from collections import defaultdict
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
+from decimal import Decimal
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StrictBool, StrictInt, StrictStr
+
+from reconciler.clients.http import RetryPolicy
+from reconciler.clients.jdb import (
+    MAX_PLAYERS_PER_CALL,
+    BindResult,
+    EventDraft,
+    EventId,
+    EventInfo,
+    JdbClient,
+    JdbEventStateError,
+    JdbPlayerError,
+    JdbTransportError,
+    parse_iso,
+)
+from reconciler.engine.plan import Action, Change, FieldDiff, KindPlan, Outcome, Unmanaged
+from reconciler.errors import Problem, ReconcilerError, UsageError
+from reconciler.kinds import register
+from reconciler.kinds.base import Kind, Resource, RunContext, ScopeDecl, outcome_of
+from reconciler.manifest.yamlload import Path_
+
+VERIFY_LIMIT = 1_000
+"""Declared players per agent checked one by one with Action 71; above it, membership is judged by
+the event's ``numberOfPlayers`` and missing players are bound by re-binding the whole list."""
+MAX_GENERATION_PROBES = 20
+LOOKBACK = timedelta(days=180)  # JDB keeps event data 180 days after expiry (Action 71)
+LOOKAHEAD = timedelta(days=730)
+TRANSACTION_NAMESPACE = uuid.UUID("6f1c9a52-4e0b-5d8e-9c3a-1b7d2e4f6a80")
+MUTABLE = ("name", "machineTypes", "bet", "minWithdrawal", "maxWithdrawal")
+IMMUTABLE = ("type", "times", "startTime", "endTime", "bonusChips", "chipsMultiplier")
+ENDED = ("TERMINATED", "EXPIRED")
+SHOWN_PLAYERS = 10
+
+
+# -- spec -------------------------------------------------------------------------------------
+def _aware_iso(value: str) -> str:
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError:
+        raise ValueError("not an ISO-8601 time (e.g. 2025-07-01T00:00:00+08:00)") from None
+    if parsed.tzinfo is None:
+        raise ValueError("the time needs a UTC offset (e.g. +08:00 or Z)")
+    return value
+
+
+def _matcher(pattern: str, message: str) -> Any:
+    compiled = re.compile(pattern)
+
+    def check(value: str) -> str:
+        if not compiled.fullmatch(value):
+            raise ValueError(message)
+        return value
+
+    return AfterValidator(check)
+
+
+MONEY = r"\d{1,12}(\.\d{1,3})?"
+IsoTime = Annotated[StrictStr, AfterValidator(_aware_iso)]
+Money = Annotated[StrictStr, _matcher(MONEY, 'not an amount: a decimal string with at most 3 decimals, e.g. "2.5"'),
+                  Field(json_schema_extra={"pattern": f"^{MONEY}$"})]
+Withdrawal = Annotated[StrictStr, _matcher(f"-1|{MONEY}", 'not an amount: a decimal string with at most 3 decimals, or "-1" for no limit'),
+                       Field(json_schema_extra={"pattern": f"^(-1|{MONEY})$"})]
+PlayerId = Annotated[StrictStr, _matcher(r"\S{1,50}", "a player ID has 1-50 characters and no spaces"),
+                     Field(json_schema_extra={"pattern": r"^\S{1,50}$"})]
+
+
+class FreeSpinEventSpec(BaseModel):
+    """A free-spin reward event. ``players`` or ``playersFile`` (one ID per line, ``#`` comments)
+    lists the players to bind; ``excludedPlayers`` names players that must not be bound (JDB
+    cannot list an event's players, so removals are declared)."""
+
+    model_config = ConfigDict(extra="forbid")
+    name: StrictStr = Field(min_length=1, max_length=70, description="display name (JDB name, at most 70 characters)")
+    agent: StrictStr = Field(min_length=1, max_length=50, description="JDB agent ID (the request parent)")
+    startTime: IsoTime
+    endTime: IsoTime
+    machineTypes: list[Annotated[StrictInt, Field(ge=1)]] = Field(min_length=1)
+    bet: Money
+    type: Literal["NORMAL", "FEATURE", "BONUSCHIPS"]
+    times: StrictInt | None = Field(default=None, ge=1, description="spins per player; NORMAL and FEATURE only")
+    bonusChips: Money | None = Field(default=None, description="BONUSCHIPS only")
+    chipsMultiplier: Money | None = Field(default=None, description="BONUSCHIPS only")
+    minWithdrawal: Withdrawal = "-1"
+    maxWithdrawal: Withdrawal = "-1"
+    players: list[PlayerId] | None = None
+    playersFile: StrictStr | None = Field(default=None, min_length=1, description="relative to the manifest")
+    excludedPlayers: list[PlayerId] = Field(default_factory=list, max_length=VERIFY_LIMIT)
+    generation: StrictInt = Field(default=1, ge=1, description="raise it to create a new event under a new transactionId")
+    allowReplace: StrictBool = Field(default=False, description="allow terminate + create when an immutable field changes")
+
+    @property
+    def start(self) -> datetime:
+        return datetime.fromisoformat(self.startTime)
+
+    @property
+    def end(self) -> datetime:
+        return datetime.fromisoformat(self.endTime)
+
+
+class FreeSpinEventScope(BaseModel):
+    """Prune scope: live events of ``agent`` whose display name starts with ``namePrefix``."""
+
+    model_config = ConfigDict(extra="forbid")
+    agent: StrictStr = Field(min_length=1, max_length=50)
+    namePrefix: StrictStr = Field(min_length=1, max_length=70)
+
+
+def spec_problems(spec: FreeSpinEventSpec) -> list[tuple[Path_, str]]:
+    """Rules across fields (each pointing at the field to fix)."""
+    out: list[tuple[Path_, str]] = []
+    if spec.end <= spec.start:
+        out.append((("endTime",), "endTime must be later than startTime"))
+    if Decimal(spec.bet) == 0:
+        out.append((("bet",), "bet must be greater than 0"))
+    if spec.type == "BONUSCHIPS":
+        if spec.times is not None:
+            out.append((("times",), "BONUSCHIPS events have no times (the turnover is bonusChips x chipsMultiplier)"))
+        out.extend((("type",), f"BONUSCHIPS needs {f}") for f in ("bonusChips", "chipsMultiplier") if getattr(spec, f) is None)
+        out.extend(((f,), f"{f} must be greater than 0") for f in ("bonusChips", "chipsMultiplier")
+                   if getattr(spec, f) is not None and Decimal(getattr(spec, f)) == 0)
+    else:
+        if spec.times is None:
+            out.append((("type",), f"{spec.type} events need times (spins per player)"))
+        out.extend(((f,), f"{f} is only for BONUSCHIPS events") for f in ("bonusChips", "chipsMultiplier") if getattr(spec, f) is not None)
+    if spec.minWithdrawal != "-1" and spec.maxWithdrawal != "-1" and Decimal(spec.minWithdrawal) > Decimal(spec.maxWithdrawal):
+        out.append((("minWithdrawal",), "minWithdrawal must be less than or equal to maxWithdrawal (-1 = no limit)"))
+    out.extend((("machineTypes", i), f"duplicate machine type {m}") for i, m in _duplicates(spec.machineTypes))
+    if spec.players is not None and spec.playersFile is not None:
+        out.append((("playersFile",), "give players or playersFile, not both"))
+    out.extend((("players", i), f"duplicate player '{p}'") for i, p in _duplicates(spec.players or []))
+    out.extend((("excludedPlayers", i), f"duplicate player '{p}'") for i, p in _duplicates(spec.excludedPlayers))
+    declared = set(spec.players or [])
+    out.extend((("excludedPlayers", i), f"player '{p}' is also in players")
+               for i, p in enumerate(spec.excludedPlayers) if p in declared)
+    return out
+
+
+def _duplicates(items: list[Any]) -> list[tuple[int, Any]]:
+    seen: set[Any] = set()
+    out = []
+    for i, item in enumerate(items):
+        if item in seen:
+            out.append((i, item))
+        seen.add(item)
+    return out
+
+
+def read_players_file(path: Path) -> tuple[list[str], list[str]]:
+    """Player IDs of a players file (one per line; blank lines and ``#`` comments ignored) and
+    the problems found in it."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        return [], [f"cannot read players file {path.name}: {getattr(exc, 'strerror', None) or exc.__class__.__name__}"]
+    players: list[str] = []
+    problems: list[str] = []
+    seen: dict[str, int] = {}
+    for n, line in enumerate(text.splitlines(), 1):
+        uid = line.split("#", 1)[0].strip()
+        if not uid:
+            continue
+        if len(uid) > 50 or any(ch.isspace() for ch in uid):
+            problems.append(f"{path.name} line {n}: not a player ID (1-50 characters, no spaces)")
+        elif uid in seen:
+            problems.append(f"{path.name} line {n}: duplicate player '{uid}' (first on line {seen[uid]})")
+        else:
+            seen[uid] = n
+            players.append(uid)
+    return players, problems
+
+
+def declared_players(spec: FreeSpinEventSpec, base_dir: Path) -> list[str]:
+    if spec.playersFile is None:
+        return list(spec.players or [])
+    return read_players_file(base_dir / spec.playersFile)[0]
+
+
+def transaction_id(agent: str, identity: str, generation: int) -> str:
+    """The deterministic 36-character Action 72 ``transactionId`` of one generation of an event."""
+    return str(uuid.uuid5(TRANSACTION_NAMESPACE, f"{agent}\n{identity}\n{generation}"))
+
+
+# -- normalised views -------------------------------------------------------------------------
+def _money(value: Any) -> str | None:
+    if value is None:
+        return None
+    number = Decimal(str(value))
+    return "-1" if number == -1 else format(number.normalize(), "f")
+
+
+def _instant(value: str | datetime) -> str:
+    """A time as its UTC instant (so ``+08:00`` and ``Z`` spellings of one moment compare equal)."""
+    dt = parse_iso(value) if isinstance(value, str) else value
+    return dt.astimezone(timezone.utc).isoformat(timespec="milliseconds")
+
+
+def _diff(key: str, before: Any, after: Any, tz: Any) -> FieldDiff:
+    """A field difference for display: times in the manifest's UTC offset."""
+    if key in ("startTime", "endTime"):
+        before, after = (None if v is None else parse_iso(v).astimezone(tz).isoformat() for v in (before, after))
+    return FieldDiff(key, before, after)
+
+
+def desired_view(spec: FreeSpinEventSpec) -> dict[str, Any]:
+    return {
+        "name": spec.name, "type": spec.type, "times": spec.times,
+        "startTime": _instant(spec.start), "endTime": _instant(spec.end),
+        "machineTypes": sorted(spec.machineTypes), "bet": _money(spec.bet),
+        "minWithdrawal": _money(spec.minWithdrawal), "maxWithdrawal": _money(spec.maxWithdrawal),
+        "bonusChips": _money(spec.bonusChips), "chipsMultiplier": _money(spec.chipsMultiplier),
+    }
+
+
+def live_view(row: EventInfo) -> dict[str, Any]:
+    """The declared fields of a live event; a field JDB did not return is left out (not compared)."""
+    raw: dict[str, Any] = dict(row)
+    view: dict[str, Any] = {"name": raw.get("name"), "type": raw.get("type"),
+                            "startTime": _instant(raw["startTime"]), "endTime": _instant(raw["endTime"]),
+                            "machineTypes": sorted(raw.get("machineTypes") or [])}
+    if "times" in raw:
+        view["times"] = raw["times"]
+    for key in ("bet", "minWithdrawal", "maxWithdrawal", "bonusChips", "chipsMultiplier"):
+        if key in raw:
+            view[key] = _money(raw[key])
+    return view
+
+
+def draft_of(view: dict[str, Any]) -> EventDraft:
+    """The Action 72/77 fields of a desired view."""
+    return EventDraft(
+        name=view["name"], start=parse_iso(view["startTime"]), end=parse_iso(view["endTime"]),
+        machine_types=tuple(view["machineTypes"]), bet=view["bet"], type=view["type"],
+        min_withdrawal=view["minWithdrawal"], max_withdrawal=view["maxWithdrawal"], times=view["times"],
+        bonus_chips=view["bonusChips"], chips_multiplier=view["chipsMultiplier"],
+    )
+
+
+def _shown(players: list[str]) -> list[str]:
+    more = len(players) - SHOWN_PLAYERS
+    return players[:SHOWN_PLAYERS] + ([f"... and {more} more"] if more > 0 else [])
+
+
+def _details(binding: BindResult) -> list[str]:
+    out = []
+    if binding.not_existed:
+        out.append(f"players that do not exist ({len(binding.not_existed)}): {', '.join(_shown(list(binding.not_existed)))}")
+    if binding.failed:
+        out.append(f"players JDB failed to bind ({len(binding.failed)}): {', '.join(_shown(list(binding.failed)))}")
+    return out
+
+
+@dataclass
+class _Live:
+    row: EventInfo
+
+    @property
+    def event_id(self) -> EventId:
+        return self.row["eventId"]
+
+    @property
+    def status(self) -> str:
+        return str(self.row.get("status", ""))
+
+    @property
+    def count(self) -> int:
+        return int(self.row.get("numberOfPlayers") or 0)
+
+    def fingerprint_view(self) -> dict[str, Any]:
+        return {**live_view(self.row), "eventId": str(self.event_id), "numberOfPlayers": self.count}
+
+    def observed(self) -> str:
+        row = self.row
+        used = f", spins used {row.get('totalUseTimes')} of {row.get('totalTimes')}" if row.get("totalTimes") is not None else ""
+        return f"observed: event {self.event_id} {self.status}, {self.count} players{used}, cash-out {row.get('totalCashout', '?')}"
+
+
+@dataclass
+class _Membership:
+    """What the plan knows about an event's players."""
+
+    missing: list[str] | None = field(default_factory=list)  # None: count is short, re-bind all
+    not_existing: list[str] = field(default_factory=list)
+    to_unbind: list[str] = field(default_factory=list)
+    cannot_unbind: list[str] = field(default_factory=list)  # excluded but bound; the event has started
+    unknown_extras: int = 0
+
+
+@dataclass
+class _AgentRead:
+    agent: str
+    window: tuple[datetime, datetime]
+    live: list[_Live]
+    player_events: dict[str, set[str] | None] = field(default_factory=dict)  # uid -> event ids; None = no such player
+
+
+@register
+class FreeSpinEventKind(Kind):
+    """JDB free-spin reward events (see the module documentation)."""
+
+    kind = "FreeSpinEvent"
+    vendor = "jdb"
+    Spec = FreeSpinEventSpec
+    Scope = FreeSpinEventScope
+    apply_order = 30
+
+    def keys(self, res: Resource) -> list[tuple[str, Path_]]:
+        return [(res.name, ()), (f"{res.spec.agent}/{res.spec.name}", ("name",))]
+
+    @classmethod
+    def make_client(cls, ctx: RunContext) -> JdbClient:
+        p = ctx.config.providers.jdb
+        if p is None:
+            raise UsageError("providers.jdb is not configured in the config file")
+        return JdbClient(
+            p.base_url, dc=p.dc, key=ctx.config_secret(p.key), iv=ctx.config_secret(p.iv), parent=p.parent,
+            timeout=p.timeout, retry=RetryPolicy(attempts=p.retry_attempts, wait_initial=p.retry_wait_initial),
+            max_connections=p.concurrency, report_tz=p.report_timezone,
+        )
+
+    # -- validation ------------------------------------------------------------------------
+    def check(self, resources: list[Resource], scopes: list[ScopeDecl], ctx: RunContext) -> list[Problem]:
+        problems = self._provider_problems(resources or scopes, ctx)
+        for r in resources:
+            spec: FreeSpinEventSpec = r.spec
+            problems.extend(r.problem(path, message) for path, message in spec_problems(spec))
+            if spec.playersFile is not None and spec.players is None:
+                problems.extend(self._file_problems(r, ctx))
+        return problems
+
+    @staticmethod
+    def _file_problems(r: Resource, ctx: RunContext) -> list[Problem]:
+        spec: FreeSpinEventSpec = r.spec
+        path = r.doc.base_dir / str(spec.playersFile)
+        ctx.track_file(path)
+        players, found = read_players_file(path)
+        out = [r.problem(("playersFile",), message) for message in found]
+        excluded = set(spec.excludedPlayers)
+        out.extend(r.problem(("excludedPlayers",), f"player '{p}' is also in {spec.playersFile}")
+                   for p in players if p in excluded)
+        return out
+
+    @staticmethod
+    def _provider_problems(items: list[Any], ctx: RunContext) -> list[Problem]:
+        if not items:
+            return []
+        p = ctx.config.providers.jdb
+        first = items[0]
+        if p is None:
+            return [first.doc.problem(("kind",), "providers.jdb is not configured in the config file", resource=first.ref)]
+        out = []
+        for name, ref in (("key", p.key), ("iv", p.iv)):
+            value = _config_secret(ctx, name, ref)
+            if isinstance(value, Problem):
+                out.append(value)
+            elif value is not None and len(value.encode()) != 16:
+                out.append(_config_problem(ctx, name, f"the JDB {name} behind {ref} must be 16 ASCII characters"))
+        return out
+
+    # -- plan ------------------------------------------------------------------------------
+    def plan(self, resources: list[Resource], scopes: list[ScopeDecl], ctx: RunContext) -> KindPlan:
+        client: JdbClient = ctx.client(type(self))
+        now = ctx.options.now()
+        kp = KindPlan()
+        by_agent: dict[str, list[Resource]] = defaultdict(list)
+        for r in resources:
+            by_agent[r.spec.agent].append(r)
+        scopes_by_agent: dict[str, list[ScopeDecl]] = defaultdict(list)
+        for s in scopes:
+            scopes_by_agent[s.spec.agent].append(s)
+        for agent in sorted(set(by_agent) | set(scopes_by_agent)):
+            agent_resources = sorted(by_agent[agent], key=lambda x: x.name)
+            declared = {r.name: declared_players(r.spec, r.doc.base_dir) for r in agent_resources}
+            read = self._read(client, agent, agent_resources, now)
+            matches = self._match(agent_resources, read.live)
+            self._read_players(client, read, agent_resources, matches, declared, ctx)
+            for r in agent_resources:
+                self._plan_one(r, declared[r.name], matches[r.name], read, ctx, now, kp)
+            claimed = {id(m) for m in matches.values() if m is not None}
+            self._plan_prune(read, [e for e in read.live if id(e) not in claimed], scopes_by_agent[agent], ctx, kp)
+        return kp
+
+    @staticmethod
+    def _read(client: JdbClient, agent: str, resources: list[Resource], now: datetime) -> _AgentRead:
+        lo = min([now - LOOKBACK, *(r.spec.start for r in resources)])
+        hi = max([now, *(r.spec.end for r in resources)]) + LOOKAHEAD
+        rows = client.search_events(agent=agent, start=lo, end=hi)
+        return _AgentRead(agent, (lo, hi), [_Live(row) for row in rows if row.get("status") != "TERMINATED"])
+
+    @staticmethod
+    def _match(resources: list[Resource], live: list[_Live]) -> dict[str, _Live | None]:
+        """Each resource's live event: same display name, else a unique unclaimed exact-window twin."""
+        matches: dict[str, _Live | None] = {}
+        claimed: set[int] = set()
+        declared_names = {r.spec.name for r in resources}
+        for r in resources:
+            want = desired_view(r.spec)
+            named = [e for e in live if e.row.get("name") == r.spec.name and id(e) not in claimed]
+            same = [e for e in named if _same_immutable(want, live_view(e.row))]
+            pick = (same or named or [None])[-1]
+            matches[r.name] = pick
+            if pick is not None:
+                claimed.add(id(pick))
+        for r in resources:
+            if matches[r.name] is not None:
+                continue
+            want = desired_view(r.spec)
+            twins = [e for e in live if id(e) not in claimed and e.row.get("name") not in declared_names
+                     and e.status not in ENDED and _same_immutable(want, live_view(e.row))]
+            if len(twins) == 1:
+                matches[r.name] = twins[0]
+                claimed.add(id(twins[0]))
+        return matches
+
+    @staticmethod
+    def _read_players(client: JdbClient, read: _AgentRead, resources: list[Resource], matches: dict[str, _Live | None],
+                      declared: dict[str, list[str]], ctx: RunContext) -> None:
+        """One Action 71 per distinct player worth checking (bounded concurrency)."""
+        uids: dict[str, None] = {}
+        declared_total = 0
+        for r in resources:
+            event = matches[r.name]
+            if event is None or event.status in ENDED:
+                continue
+            uids.update(dict.fromkeys(r.spec.excludedPlayers))
+            declared_total += len(declared[r.name])
+            if declared_total <= VERIFY_LIMIT:
+                uids.update(dict.fromkeys(declared[r.name]))
+        lo, hi = read.window
+
+        def events_of(uid: str) -> tuple[str, set[str] | None]:
+            try:
+                rows = client.player_events(agent=read.agent, uid=uid, start=lo, end=hi)
+            except JdbPlayerError:
+                return uid, None
+            return uid, {str(row.get("eventId")) for row in rows}
+
+        concurrency = ctx.config.providers.jdb.concurrency if ctx.config.providers.jdb else 1
+        read.player_events = dict(RunContext.map(events_of, list(uids), concurrency=concurrency))
+
+    @staticmethod
+    def _membership(spec: FreeSpinEventSpec, declared: list[str], event: _Live, read: _AgentRead) -> _Membership:
+        known = read.player_events
+        event_id = str(event.event_id)
+        bound_excluded = [u for u in spec.excludedPlayers if event_id in (known.get(u) or set())]
+        inactive = event.status == "INACTIVE"
+        m = _Membership(to_unbind=bound_excluded if inactive else [], cannot_unbind=[] if inactive else bound_excluded)
+        if all(u in known for u in declared):
+            bound = [u for u in declared if event_id in (known[u] or set())]
+            m.not_existing = [u for u in declared if known[u] is None]
+            m.missing = [u for u in declared if known[u] is not None and event_id not in (known[u] or set())]
+            m.unknown_extras = max(0, event.count - len(bound) - len(bound_excluded))
+        else:
+            short = event.count - len(bound_excluded) < len(declared)
+            m.missing = None if short else []
+            m.unknown_extras = max(0, event.count - len(bound_excluded) - len(declared))
+        return m
+
+    def _plan_one(self, r: Resource, declared: list[str], event: _Live | None, read: _AgentRead, ctx: RunContext,
+                  now: datetime, kp: KindPlan) -> None:
+        spec: FreeSpinEventSpec = r.spec
+        want = desired_view(spec)
+        if event is None:
+            kp.changes.append(self._create(r, want, len(declared), now))
+            return
+        kp.existing_in_scope += 1
+        have = live_view(event.row)
+        tz = spec.start.tzinfo
+        diffs = [_diff(k, have[k], want[k], tz) for k in (*IMMUTABLE, *MUTABLE) if k in have and have[k] != want[k]]
+        if event.status == "EXPIRED":
+            self._plan_expired(r, want, len(declared), event, diffs, now, kp)
+            return
+        m = self._membership(spec, declared, event, read)
+        self._warn_players(r, event, m, kp)
+        if any(d.path in IMMUTABLE for d in diffs):
+            kp.changes.append(self._replace(r, want, event, diffs, len(declared), ctx))
+        elif diffs or m.missing is None or m.missing or m.to_unbind:
+            kp.changes.append(self._update(r, want, event, diffs, m, len(declared), ctx))
+        else:
+            kp.noops += 1
+
+    def _plan_expired(self, r: Resource, want: dict[str, Any], count: int, event: _Live, diffs: list[FieldDiff],
+                      now: datetime, kp: KindPlan) -> None:
+        if not diffs:
+            kp.noops += 1
+        elif r.spec.end > now:
+            change = self._create(r, want, count, now)
+            change.notes.append(f"the matching live event {event.event_id} has EXPIRED; a new event is created")
+            kp.changes.append(change)
+        else:
+            kp.noops += 1
+            kp.warnings.append(f"{r.ref}: event {event.event_id} has EXPIRED; its differences ({', '.join(d.path for d in diffs)}) cannot be applied")
+
+    @staticmethod
+    def _warn_players(r: Resource, event: _Live, m: _Membership, kp: KindPlan) -> None:
+        if m.not_existing:
+            kp.warnings.append(f"{r.ref}: {len(m.not_existing)} declared player(s) do not exist under agent {r.spec.agent}: "
+                               f"{', '.join(_shown(m.not_existing))}")
+        if m.cannot_unbind:
+            kp.warnings.append(f"{r.ref}: excluded player(s) still bound to event {event.event_id}, which is {event.status} "
+                               f"(JDB unbinds only while INACTIVE): {', '.join(_shown(m.cannot_unbind))}")
+        if m.unknown_extras:
+            kp.warnings.append(f"{r.ref}: event {event.event_id} has {m.unknown_extras} bound player(s) that are not declared; "
+                               "JDB cannot list them — name them under excludedPlayers to unbind them")
+
+    # -- changes ---------------------------------------------------------------------------
+    def _base_data(self, r: Resource, want: dict[str, Any]) -> dict[str, Any]:
+        spec: FreeSpinEventSpec = r.spec
+        players: dict[str, Any] = {"file": spec.playersFile} if spec.playersFile else {"list": list(spec.players or [])}
+        return {"agent": spec.agent, "identity": r.name, "generation": spec.generation, "desired": want, "players": players}
+
+    def _create(self, r: Resource, want: dict[str, Any], count: int, now: datetime) -> Change:
+        notes = []
+        if r.spec.end <= now:
+            notes.append(f"endTime {r.spec.endTime} is already past: JDB will refuse to create the event")
+        return Change(
+            kind=self.kind, vendor=self.vendor, key=r.name, action=Action.CREATE, resource=r.ref, source=r.source,
+            diffs=[_diff(k, None, v, r.spec.start.tzinfo) for k, v in want.items() if v is not None]
+            + [FieldDiff("players", None, count)],
+            precondition={"exists": False}, calls=_create_calls(count), notes=notes,
+            summary=f"{count} player(s)", data={**self._base_data(r, want), "bind": "all"},
+        )
+
+    def _replace(self, r: Resource, want: dict[str, Any], event: _Live, diffs: list[FieldDiff], count: int,
+                 ctx: RunContext) -> Change:
+        immutable = ", ".join(d.path for d in diffs if d.path in IMMUTABLE)
+        data = {**self._base_data(r, want), "bind": "all", "event": _event_ref(event)}
+        if r.protected:
+            data["blocked"] = "the resource is marked metadata.protected; it is never replaced"
+        elif not (ctx.options.allow_replace or r.spec.allowReplace):
+            data["blocked"] = (f"{immutable} cannot change on a live JDB event: it must be terminated and created again; "
+                               "pass --allow-replace or set spec.allowReplace: true")
+        elif event.status == "ACTIVE" and not ctx.options.force:
+            data["blocked"] = f"event {event.event_id} is ACTIVE: replacing it ends it for its players; add --force"
+        return Change(
+            kind=self.kind, vendor=self.vendor, key=r.name, action=Action.REPLACE, resource=r.ref, source=r.source,
+            diffs=diffs, precondition=_precondition(event, ctx),
+            calls=[f"JDB action 73 (terminate event {event.event_id})", *_create_calls(count)],
+            notes=[f"{immutable} cannot be updated in place", event.observed()],
+            summary=f"event {event.event_id} {event.status}", data=data,
+        )
+
+    def _update(self, r: Resource, want: dict[str, Any], event: _Live, diffs: list[FieldDiff], m: _Membership,
+                count: int, ctx: RunContext) -> Change:
+        update = bool(diffs)
+        calls = ["JDB action 77 (update)"] if update else []
+        diffs = list(diffs)
+        if m.missing is None:
+            diffs.append(FieldDiff("players", f"{event.count} bound", f"{count} declared"))
+            calls.append(f"JDB action 74 x {_calls(count)} (re-bind all declared players; bound ones are unchanged)")
+        elif m.missing:
+            diffs.append(FieldDiff("players (bind)", "not bound", _shown(m.missing)))
+            calls.append(f"JDB action 74 x {_calls(len(m.missing))} (bind)")
+        if m.to_unbind:
+            diffs.append(FieldDiff("players (unbind)", _shown(m.to_unbind), "unbound"))
+            calls.append(f"JDB action 75 x {_calls(len(m.to_unbind))} (unbind)")
+        added = count if m.missing is None else len(m.missing)
+        players = f"; players +{added} -{len(m.to_unbind)} of {count} declared" if added or m.to_unbind else ""
+        data = {**self._base_data(r, want), "event": _event_ref(event), "update": update,
+                "bind": "all" if m.missing is None else m.missing, "unbind": m.to_unbind}
+        return Change(
+            kind=self.kind, vendor=self.vendor, key=r.name, action=Action.UPDATE, resource=r.ref, source=r.source,
+            diffs=diffs, precondition=_precondition(event, ctx), calls=calls, notes=[event.observed()],
+            summary=f"event {event.event_id}{players}", data=data,
+        )
+
+    def _plan_prune(self, read: _AgentRead, unclaimed: list[_Live], scopes: list[ScopeDecl], ctx: RunContext,
+                    kp: KindPlan) -> None:
+        for event in unclaimed:
+            if event.status in ENDED:
+                continue  # history, nothing to do
+            key = f"{read.agent}/{event.event_id}"
+            name = str(event.row.get("name", ""))
+            scope = next((s for s in scopes if name.startswith(s.spec.namePrefix)), None)
+            if scope is None:
+                kp.unmanaged.append(Unmanaged(self.kind, self.vendor, key, f"'{name}' {event.status}: not declared; outside every prune scope"))
+            elif name in scope.protect or str(event.event_id) in scope.protect:
+                kp.unmanaged.append(Unmanaged(self.kind, self.vendor, key, f"'{name}': protected by {scope.ref}"))
+            elif event.status == "ACTIVE" and not ctx.options.force:
+                kp.unmanaged.append(Unmanaged(self.kind, self.vendor, key, f"'{name}' is ACTIVE: terminating it needs --force"))
+                kp.warnings.append(f"{scope.ref}: event {event.event_id} '{name}' is ACTIVE and not declared; it is terminated only with --force")
+            else:
+                kp.existing_in_scope += 1
+                kp.changes.append(Change(
+                    kind=self.kind, vendor=self.vendor, key=key, action=Action.DELETE, source=scope.ref,
+                    diffs=[FieldDiff(k, v, None) for k, v in live_view(event.row).items()],
+                    precondition=_precondition(event, ctx), calls=[f"JDB action 73 (terminate event {event.event_id})"],
+                    notes=[f"not declared; inside {scope.ref}", event.observed()],
+                    summary=f"event {event.event_id} {event.status}",
+                    data={"agent": read.agent, "event": _event_ref(event)},
+                ))
+
+    # -- apply -----------------------------------------------------------------------------
+    def apply(self, changes: list[Change], ctx: RunContext) -> list[Outcome]:
+        client: JdbClient = ctx.client(type(self))
+        concurrency = ctx.config.providers.jdb.concurrency if ctx.config.providers.jdb else 1
+        steps = {Action.CREATE: self._apply_create, Action.REPLACE: self._apply_replace,
+                 Action.UPDATE: self._apply_update, Action.DELETE: self._apply_delete}
+        return RunContext.map(lambda c: outcome_of(c, lambda: steps[c.action](c, client, ctx)), changes,
+                              concurrency=concurrency)
+
+    def _apply_delete(self, c: Change, client: JdbClient, ctx: RunContext) -> Outcome:
+        _terminate(client, c.data["agent"], c.data["event"])
+        return Outcome(c, "applied", f"event {c.data['event']['id']} terminated")
+
+    def _apply_replace(self, c: Change, client: JdbClient, ctx: RunContext) -> Outcome:
+        _check_end(c, ctx)
+        _terminate(client, c.data["agent"], c.data["event"])
+        return self._create_event(c, client, ctx)
+
+    def _apply_create(self, c: Change, client: JdbClient, ctx: RunContext) -> Outcome:
+        _check_end(c, ctx)
+        return self._create_event(c, client, ctx)
+
+    @staticmethod
+    def _create_event(c: Change, client: JdbClient, ctx: RunContext) -> Outcome:
+        d = c.data
+        players = _change_players(c)
+        event_id, generation, binding = _create(client, d, players[:MAX_PLAYERS_PER_CALL], ctx.options.now())
+        rest = players[MAX_PLAYERS_PER_CALL:]
+        if rest:
+            binding = binding + client.bind_players(agent=d["agent"], event_id=event_id, players=rest)
+        bound = len(players) - len(binding.failed) - len(binding.not_existed)
+        return Outcome(c, "applied", f"event {event_id} (generation {generation}); {bound} of {len(players)} player(s) bound",
+                       _details(binding))
+
+    def _apply_update(self, c: Change, client: JdbClient, ctx: RunContext) -> Outcome:
+        d = c.data
+        event_id = d["event"]["id"]
+        if d["update"]:
+            client.update_event(agent=d["agent"], event_id=event_id, draft=draft_of(d["desired"]))
+        to_bind = _change_players(c) if d["bind"] == "all" else list(d["bind"])
+        binding = client.bind_players(agent=d["agent"], event_id=event_id, players=to_bind) if to_bind else BindResult()
+        if d["unbind"]:
+            client.unbind_players(agent=d["agent"], event_id=event_id, players=d["unbind"])
+        message = f"event {event_id}; {len(to_bind)} player(s) sent to bind, {len(d['unbind'])} unbound"
+        return Outcome(c, "applied", message, _details(binding))
+
+
+# -- helpers used by plan and apply -------------------------------------------------------------
+def _same_immutable(want: dict[str, Any], have: dict[str, Any]) -> bool:
+    return all(have[k] == want[k] for k in IMMUTABLE if k in have)
+
+
+def _calls(count: int) -> int:
+    return max(1, -(-count // MAX_PLAYERS_PER_CALL))
+
+
+def _create_calls(count: int) -> list[str]:
+    calls = ["JDB action 72 (create; binds the first 50,000 players)", "JDB action 76 (confirm the event)"]
+    if count > MAX_PLAYERS_PER_CALL:
+        calls.append(f"JDB action 74 x {_calls(count - MAX_PLAYERS_PER_CALL)} (bind the remaining players)")
+    return calls
+
+
+def _event_ref(event: _Live) -> dict[str, Any]:
+    return {"id": event.event_id, "startTime": event.row["startTime"], "endTime": event.row["endTime"]}
+
+
+def _precondition(event: _Live, ctx: RunContext) -> dict[str, Any]:
+    return {"fingerprint": ctx.live_fingerprint(event.fingerprint_view())}
+
+
+def _check_end(c: Change, ctx: RunContext) -> None:
+    end = parse_iso(c.data["desired"]["endTime"])
+    if end <= ctx.options.now():
+        raise UsageError(f"endTime {end.isoformat()} is already past: JDB creates only events that end in the future; "
+                         "move spec.endTime or remove the manifest")
+
+
+def _change_players(c: Change) -> list[str]:
+    players = c.data["players"]
+    if "file" in players:
+        return read_players_file(Path(c.source.rsplit(":", 1)[0]).parent / players["file"])[0]
+    return list(players["list"])
+
+
+def _status(client: JdbClient, agent: str, ref: dict[str, Any]) -> str | None:
+    rows = client.search_events(agent=agent, start=parse_iso(ref["startTime"]), end=parse_iso(ref["endTime"]),
+                                event_id=ref["id"])
+    return str(rows[0].get("status")) if rows else None
+
+
+def _terminate(client: JdbClient, agent: str, ref: dict[str, Any]) -> None:
+    """Terminate an event; a lost reply or an "already terminated" answer is resolved by reading it."""
+    try:
+        client.terminate_event(agent=agent, event_id=ref["id"])
+    except (JdbTransportError, JdbEventStateError):
+        if _status(client, agent, ref) != "TERMINATED":
+            raise
+
+
+def _create(client: JdbClient, data: dict[str, Any], players: list[str], now: datetime) -> tuple[EventId, int, BindResult]:
+    """Create under the first generation whose ``transactionId`` is not used up by an ended event;
+    ``data`` is the change's (agent, identity, generation, desired view)."""
+    agent, identity, generation, want = data["agent"], data["identity"], data["generation"], data["desired"]
+    draft = draft_of(want)
+    lo = min(draft.start, now) - LOOKBACK
+    hi = max(draft.end, now) + LOOKAHEAD
+    for gen in range(generation, generation + MAX_GENERATION_PROBES):
+        result = client.create_event(agent=agent, draft=draft, transaction_id=transaction_id(agent, identity, gen),
+                                     players=players)
+        rows = client.search_events(agent=agent, start=lo, end=hi, event_id=result.event_id)
+        if not rows or rows[0].get("status") in ENDED:
+            continue  # this generation's id made an event that has ended: use the next one
+        if not _same_immutable(want, live_view(rows[0])):
+            raise ReconcilerError(
+                f"the transactionId of generation {gen} already belongs to live event {result.event_id} "
+                f"('{rows[0].get('name')}') whose type, times, start or end differ; set spec.generation to {gen + 1} or more "
+                "(and terminate that event if it is no longer wanted)"
+            )
+        return result.event_id, gen, result.binding
+    raise ReconcilerError(f"generations {generation}-{generation + MAX_GENERATION_PROBES - 1} are all used by ended events; "
+                          "raise spec.generation")
+
+
+def _config_secret(ctx: RunContext, name: str, ref: str) -> str | Problem | None:
+    doc = ctx.config.doc
+    if doc is not None:
+        return ctx.resolve_secret(doc, ("providers", "jdb", name), ref, resource="Config")
+    try:
+        return ctx.config_secret(ref)
+    except ReconcilerError as exc:
+        return Problem(str(ctx.config.path or "<config>"), 1, 1, "Config", f"providers.jdb.{name}", str(exc))
+
+
+def _config_problem(ctx: RunContext, name: str, message: str) -> Problem:
+    doc = ctx.config.doc
+    if doc is not None:
+        return doc.problem(("providers", "jdb", name), message, resource="Config")
+    return Problem(str(ctx.config.path or "<config>"), 1, 1, "Config", f"providers.jdb.{name}", message)

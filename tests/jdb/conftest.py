@@ -1,0 +1,165 @@
+"""JDB fixtures: an emulator on 127.0.0.1 port 0 per test (in-memory state) and a client for it.
+
+The key and IV below are sandbox-only values for these tests, never real credentials.
+"""
+
+from __future__ import annotations
+
+import textwrap
+import time
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any, Callable, Iterator
+
+import httpx
+import pytest
+from click.testing import CliRunner, Result
+
+from reconciler.cli import cli
+from reconciler.clients.http import RetryPolicy
+from reconciler.clients.jdb import JdbClient
+from reconciler.clients.jdb_crypto import JdbCipher
+from reconciler.sandbox.base import EmulatorServer
+from reconciler.sandbox.jdb import JdbEmulator
+
+SANDBOX_DC = "sbx"
+SANDBOX_KEY = "sbxTestKey000001"  # sandbox-only
+SANDBOX_IV = "sbxTestIv0000001"  # sandbox-only
+AGENT = "sandboxag"
+NO_WAIT = RetryPolicy(attempts=4, timeout=10.0, wait_initial=0, wait_max=0, wait_jitter=0)
+
+
+@dataclass
+class Clock:
+    """A settable clock shared by the emulator and the client (seconds since the epoch)."""
+
+    now: float
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
+
+
+@pytest.fixture
+def clock() -> Clock:
+    return Clock(time.time())
+
+
+@pytest.fixture
+def jdb_emulator(clock: Clock) -> JdbEmulator:
+    return JdbEmulator(dc=SANDBOX_DC, key=SANDBOX_KEY, iv=SANDBOX_IV, agents=[AGENT, "otherag"], clock=clock)
+
+
+@pytest.fixture
+def jdb_server(jdb_emulator: JdbEmulator) -> Iterator[EmulatorServer]:
+    server = EmulatorServer(jdb_emulator).start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def make_jdb_client(jdb_server: EmulatorServer, clock: Clock) -> Iterator[Callable[..., JdbClient]]:
+    """A factory of clients for the test's emulator; keyword arguments override the defaults."""
+    made: list[JdbClient] = []
+
+    def make(**overrides: Any) -> JdbClient:
+        options: dict[str, Any] = {"dc": SANDBOX_DC, "key": SANDBOX_KEY, "iv": SANDBOX_IV, "retry": NO_WAIT, "clock": clock}
+        options.update(overrides)
+        made.append(JdbClient(jdb_server.url, **options))
+        return made[-1]
+
+    yield make
+    for client in made:
+        client.close()
+
+
+@pytest.fixture
+def jdb_client(make_jdb_client: Callable[..., JdbClient]) -> JdbClient:
+    return make_jdb_client()
+
+
+@dataclass
+class RawJdb:
+    """Hand-built requests to the emulator (no client): checks the wire format from the documents."""
+
+    url: str
+    cipher: JdbCipher
+    clock: Clock
+
+    def seal(self, action: dict[str, Any]) -> str:
+        return self.cipher.seal({"ts": int(self.clock() * 1000), "parent": AGENT, **action})
+
+    def post_form(self, fields: dict[str, str], headers: dict[str, str] | None = None) -> httpx.Response:
+        return httpx.post(f"{self.url}/apiRequest.do", data=fields, headers=headers)
+
+    def call(self, action: dict[str, Any], *, dc: str = SANDBOX_DC) -> dict[str, Any]:
+        body = self.post_form({"dc": dc, "x": self.seal(action)}).json()
+        assert isinstance(body, dict)
+        return body
+
+
+@pytest.fixture
+def raw(jdb_server: EmulatorServer, clock: Clock) -> RawJdb:
+    return RawJdb(jdb_server.url, JdbCipher(SANDBOX_KEY, SANDBOX_IV), clock)
+
+
+@dataclass
+class JdbWorkspace:
+    """A folder with reconciler.yaml pointing at the test's emulator; runs the real CLI."""
+
+    root: Path
+    server: EmulatorServer
+    emulator: JdbEmulator
+    client: JdbClient
+    clock: Clock
+
+    def write(self, rel: str, text: str) -> Path:
+        path = self.root / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(textwrap.dedent(text).lstrip("\n"), encoding="utf-8")
+        return path
+
+    def cli(self, *args: str) -> Result:
+        return CliRunner().invoke(cli, list(args), catch_exceptions=False)
+
+    def events(self, **filters: Any) -> list[dict[str, Any]]:
+        """Every event of the agent (terminated ones included), oldest first."""
+        now = datetime.fromtimestamp(self.clock.now, timezone.utc)
+        rows = self.client.search_events(agent=AGENT, start=now - timedelta(days=400), end=now + timedelta(days=800), **filters)
+        return [dict(r) for r in rows]
+
+    def live(self) -> list[dict[str, Any]]:
+        return [e for e in self.events() if e["status"] != "TERMINATED"]
+
+    def stats(self) -> dict[str, int]:
+        return dict(httpx.get(f"{self.server.url}/_sandbox/stats").json())
+
+    def faults(self, **knobs: Any) -> None:
+        httpx.post(f"{self.server.url}/_sandbox/faults", json=knobs).raise_for_status()
+
+
+@pytest.fixture
+def ws(tmp_path: Path, jdb_server: EmulatorServer, jdb_emulator: JdbEmulator, jdb_client: JdbClient, clock: Clock,
+       monkeypatch: pytest.MonkeyPatch) -> JdbWorkspace:
+    space = JdbWorkspace(tmp_path, jdb_server, jdb_emulator, jdb_client, clock)
+    space.write("secrets/jdb_key", SANDBOX_KEY)
+    space.write("secrets/jdb_iv", SANDBOX_IV)
+    space.write(
+        "reconciler.yaml",
+        f"""
+        apiVersion: reconciler/v1
+        kind: Config
+        providers:
+          jdb:
+            base_url: {jdb_server.url}
+            dc: {SANDBOX_DC}
+            key: file:secrets/jdb_key
+            iv: file:secrets/jdb_iv
+            retry_wait_initial: 0
+        """,
+    )
+    monkeypatch.chdir(tmp_path)
+    return space

@@ -1,0 +1,156 @@
+"""The JDB client over real HTTP against the emulator: typed errors, idempotent creates, retries,
+lost replies and player binding at the real 50,000 chunk size."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+from typing import Any, Callable
+
+import httpx
+import pytest
+
+from reconciler.clients.jdb import (
+    EventDraft,
+    JdbAuthError,
+    JdbClient,
+    JdbClockError,
+    JdbEventNotFoundError,
+    JdbEventStateError,
+    JdbParameterError,
+    JdbPlayerError,
+    JdbTransportError,
+    error_for,
+)
+from reconciler.errors import ApiError, TransportError
+from reconciler.sandbox.base import EmulatorServer
+from reconciler.sandbox.jdb import JdbEmulator
+
+from .conftest import AGENT, SANDBOX_IV, SANDBOX_KEY, Clock
+
+
+def draft(clock: Clock, **overrides: Any) -> EventDraft:
+    start = datetime.fromtimestamp(clock.now, timezone.utc).replace(microsecond=0) + timedelta(hours=1)
+    fields: dict[str, Any] = {
+        "name": "Spring spins", "start": start, "end": start + timedelta(days=1), "machine_types": (14077,),
+        "bet": "2", "type": "NORMAL", "times": 10, "min_withdrawal": "-1", "max_withdrawal": "100",
+    }
+    fields.update(overrides)
+    return EventDraft(**fields)
+
+
+def events(client: JdbClient, clock: Clock) -> list[Any]:
+    now = datetime.fromtimestamp(clock.now, timezone.utc)
+    return client.search_events(agent=AGENT, start=now - timedelta(days=1), end=now + timedelta(days=10))
+
+
+def faults(server: EmulatorServer, **knobs: Any) -> None:
+    httpx.post(f"{server.url}/_sandbox/faults", json=knobs).raise_for_status()
+
+
+# -- errors -----------------------------------------------------------------------------------
+def test_clock_off_is_explained_and_typed(make_jdb_client: Callable[..., JdbClient], clock: Clock) -> None:
+    late = make_jdb_client(clock=lambda: clock.now - 45)
+    with pytest.raises(JdbClockError) as info:
+        events(late, clock)
+    message = str(info.value)
+    assert info.value.code == "9005" and "clock" in message
+    assert SANDBOX_KEY not in message and SANDBOX_IV not in message
+
+
+def test_wrong_key_is_an_auth_error_without_secrets(make_jdb_client: Callable[..., JdbClient], clock: Clock) -> None:
+    wrong = "0123456789abcdef"
+    client = make_jdb_client(key=wrong)
+    with pytest.raises(JdbAuthError) as info:
+        events(client, clock)
+    assert info.value.code == "9006" and wrong not in str(info.value) and SANDBOX_IV not in str(info.value)
+    assert wrong not in repr(client)
+
+
+def test_error_types(jdb_client: JdbClient, clock: Clock) -> None:
+    with pytest.raises(JdbPlayerError) as player:
+        jdb_client.player_events(agent=AGENT, uid="stranger")
+    assert player.value.code == "7501" and isinstance(player.value, ApiError)
+    with pytest.raises(JdbEventNotFoundError):
+        jdb_client.bind_players(agent=AGENT, event_id=1, players=["player00001"])
+    with pytest.raises(JdbEventNotFoundError):
+        jdb_client.terminate_event(agent=AGENT, event_id=1)
+    with pytest.raises(JdbParameterError) as param:
+        jdb_client.create_event(agent=AGENT, draft=draft(clock, name=""), transaction_id="t")
+    assert "parameter:name" in str(param.value)
+
+
+def test_every_documented_status_has_a_type() -> None:
+    assert type(error_for("9998", "This action cannot be executed as the event status is TERMINATED.")) is JdbEventStateError
+    assert type(error_for("9998", "Event not exist.")) is JdbEventNotFoundError
+    assert type(error_for("9015", "Event not exist.")) is JdbEventNotFoundError
+    assert error_for("9019", "").retryable and not error_for("8000", "x").retryable
+    assert str(error_for("1234", "odd")) == "jdb code 1234: odd"
+
+
+def test_transport_error_is_both_jdb_and_transport() -> None:
+    assert issubclass(JdbTransportError, TransportError) and issubclass(JdbTransportError, ApiError)
+
+
+# -- idempotent create ------------------------------------------------------------------------
+def test_two_creates_with_the_same_transaction_id_give_one_event(jdb_client: JdbClient, clock: Clock) -> None:
+    first = jdb_client.create_event(agent=AGENT, draft=draft(clock), transaction_id="fs-1", players=["player00001"])
+    second = jdb_client.create_event(agent=AGENT, draft=draft(clock), transaction_id="fs-1", players=["player00001"])
+    assert first.event_id == second.event_id
+    assert len(events(jdb_client, clock)) == 1
+
+
+def test_lost_reply_after_create_is_retried_and_still_gives_one_event(
+    jdb_server: EmulatorServer, jdb_client: JdbClient, clock: Clock
+) -> None:
+    faults(jdb_server, drop_next_writes=1)
+    result = jdb_client.create_event(agent=AGENT, draft=draft(clock), transaction_id="fs-2", players=["player00001"])
+    assert jdb_client.http.request_counts["POST /apiRequest.do"] == 2
+    [event] = events(jdb_client, clock)
+    assert event["eventId"] == result.event_id and event["numberOfPlayers"] == 1
+
+
+def test_lost_reply_on_terminate_is_not_retried(jdb_server: EmulatorServer, jdb_client: JdbClient, clock: Clock) -> None:
+    created = jdb_client.create_event(agent=AGENT, draft=draft(clock), transaction_id="fs-3")
+    faults(jdb_server, drop_next_writes=1)
+    with pytest.raises(JdbTransportError):
+        jdb_client.terminate_event(agent=AGENT, event_id=created.event_id)
+    assert jdb_client.action_counts[73] == 1
+    assert events(jdb_client, clock)[0]["status"] == "TERMINATED"  # how the caller resolves it
+
+
+def test_reads_are_retried_on_system_errors_with_a_fresh_timestamp(
+    jdb_server: EmulatorServer, make_jdb_client: Callable[..., JdbClient], clock: Clock
+) -> None:
+    seals: list[float] = []
+
+    def counting_clock() -> float:
+        seals.append(clock.now)
+        return clock.now
+
+    client = make_jdb_client(clock=counting_clock)
+    faults(jdb_server, fail_next=2)
+    assert events(client, clock) == []
+    assert client.http.request_counts["POST /apiRequest.do"] == 3
+    assert len(seals) == 3  # the envelope is sealed once per attempt
+
+
+def test_update_and_unbind(jdb_client: JdbClient, clock: Clock) -> None:
+    created = jdb_client.create_event(agent=AGENT, draft=draft(clock), transaction_id="fs-4",
+                                      players=["player00001", "player00002"])
+    jdb_client.update_event(agent=AGENT, event_id=created.event_id, draft=draft(clock, bet="3.5", name="Renamed"))
+    jdb_client.unbind_players(agent=AGENT, event_id=created.event_id, players=["player00002"])
+    [event] = events(jdb_client, clock)
+    assert (event["name"], event["bet"], event["numberOfPlayers"]) == ("Renamed", "3.500", 1)
+
+
+# -- 50,000 players per call ------------------------------------------------------------------
+def test_binding_at_the_real_chunk_size(jdb_emulator: JdbEmulator, jdb_client: JdbClient, clock: Clock) -> None:
+    players = [f"bulk{i:06d}" for i in range(60_001)]
+    jdb_emulator.register_players(AGENT, players)
+    with pytest.raises(ValueError):
+        jdb_client.create_event(agent=AGENT, draft=draft(clock), transaction_id="big", players=players)
+    created = jdb_client.create_event(agent=AGENT, draft=draft(clock), transaction_id="big", players=players[:50_000])
+    result = jdb_client.bind_players(agent=AGENT, event_id=created.event_id, players=players + ["ghost"])
+    assert jdb_client.action_counts[74] == 2  # 50,000 + 10,002
+    assert result.not_existed == ("ghost",) and result.failed == ()
+    assert events(jdb_client, clock)[0]["numberOfPlayers"] == 60_001

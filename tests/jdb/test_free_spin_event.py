@@ -1,0 +1,284 @@
+"""FreeSpinEvent end to end through the CLI against the JDB emulator: plan, apply, empty re-plan;
+updates, replaces (only with an opt-in), players, prune, lost replies, generations."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime, timedelta, timezone
+from typing import Any
+
+import pytest
+
+from reconciler.kinds.free_spin_event import transaction_id
+
+from .conftest import AGENT, JdbWorkspace
+
+TZ8 = timezone(timedelta(hours=8))
+
+
+def when(ws: JdbWorkspace, days: float) -> str:
+    moment = datetime.fromtimestamp(ws.clock.now, TZ8).replace(microsecond=0) + timedelta(days=days)
+    return moment.isoformat()
+
+
+def event_doc(ws: JdbWorkspace, identity: str = "spring", **spec: Any) -> str:
+    fields: dict[str, Any] = {
+        "name": "Spring spins", "agent": AGENT, "startTime": when(ws, 1), "endTime": when(ws, 8),
+        "machineTypes": [14077, 14085], "bet": "2.5", "type": "NORMAL", "times": 10,
+        "minWithdrawal": "10", "maxWithdrawal": "100", "players": ["player00001", "player00002", "player00003"],
+    }
+    fields.update(spec)
+    lines = [f"  {k}: {_yaml(v)}" for k, v in fields.items() if v is not None]
+    return f"apiVersion: reconciler/v1\nkind: FreeSpinEvent\nmetadata:\n  name: {identity}\nspec:\n" + "\n".join(lines) + "\n"
+
+
+def _yaml(value: Any) -> str:
+    if isinstance(value, bool):
+        return str(value).lower()
+    if isinstance(value, list):
+        return "[" + ", ".join(_yaml(v) for v in value) + "]"
+    if isinstance(value, str):
+        return f'"{value}"'
+    return str(value)
+
+
+def apply(ws: JdbWorkspace, *flags: str) -> str:
+    res = ws.cli("apply", "--auto-approve", *flags)
+    assert res.exit_code == 0, res.stdout + res.stderr
+    return res.stdout
+
+
+def assert_converged(ws: JdbWorkspace) -> None:
+    res = ws.cli("plan", "--detailed-exitcode")
+    assert res.exit_code == 0, res.stdout + res.stderr
+    assert "No changes" in res.stdout
+
+
+def test_create_apply_and_empty_replan(ws: JdbWorkspace) -> None:
+    ws.write("manifests/events.yaml", event_doc(ws))
+    plan = ws.cli("plan")
+    assert plan.exit_code == 0, plan.stderr
+    assert "+ create FreeSpinEvent/spring" in plan.stdout and "Plan: 1 to create" in plan.stdout
+    assert ws.events() == []  # planning wrote nothing
+    out = apply(ws)
+    assert "ok      create FreeSpinEvent/spring" in out and "3 of 3 player(s) bound" in out
+    [event] = ws.live()
+    assert (event["name"], event["bet"], event["numberOfPlayers"], event["status"]) == ("Spring spins", "2.500", 3, "INACTIVE")
+    assert_converged(ws)
+
+
+def test_mutable_change_is_an_update_in_place(ws: JdbWorkspace) -> None:
+    ws.write("manifests/events.yaml", event_doc(ws))
+    apply(ws)
+    [before] = ws.live()
+    ws.write("manifests/events.yaml", event_doc(ws, bet="3", maxWithdrawal="-1", machineTypes=[14077]))
+    plan = ws.cli("plan")
+    assert "~ update FreeSpinEvent/spring" in plan.stdout and 'bet: "2.5" -> "3"' in plan.stdout
+    apply(ws)
+    [after] = ws.live()
+    assert after["eventId"] == before["eventId"]
+    assert (after["bet"], after["maxWithdrawal"], after["machineTypes"]) == ("3.000", "-1", [14077])
+    assert_converged(ws)
+
+
+def test_a_rename_is_an_update_of_the_same_event(ws: JdbWorkspace) -> None:
+    ws.write("manifests/events.yaml", event_doc(ws))
+    apply(ws)
+    ws.write("manifests/events.yaml", event_doc(ws, "spring", name="Spring spins 2025"))
+    assert "~ update FreeSpinEvent/spring" in ws.cli("plan").stdout
+    apply(ws)
+    assert [(e["name"], e["status"]) for e in ws.events()] == [("Spring spins 2025", "INACTIVE")]
+    assert_converged(ws)
+
+
+def test_immutable_change_is_a_replace_only_with_the_opt_in(ws: JdbWorkspace) -> None:
+    ws.write("manifests/events.yaml", event_doc(ws))
+    apply(ws)
+    ws.write("manifests/events.yaml", event_doc(ws, times=20, endTime=when(ws, 9)))
+    plan = ws.cli("plan")
+    assert "-/+ replace FreeSpinEvent/spring" in plan.stdout and "blocked:" in plan.stdout
+    assert "--allow-replace" in plan.stdout
+    refused = ws.cli("apply", "--auto-approve")
+    assert refused.exit_code == 1 and "allow-replace" in refused.stderr
+    assert len(ws.live()) == 1 and ws.live()[0]["times"] == 10
+    out = apply(ws, "--allow-replace")
+    assert "generation 2" in out  # generation 1's transactionId belongs to the terminated event
+    assert [(e["status"], e["times"]) for e in ws.events()] == [("TERMINATED", 10), ("INACTIVE", 20)]
+    assert ws.live()[0]["numberOfPlayers"] == 3
+    assert_converged(ws)
+
+
+def test_manifest_opt_in_allows_the_replace(ws: JdbWorkspace) -> None:
+    ws.write("manifests/events.yaml", event_doc(ws))
+    apply(ws)
+    ws.write("manifests/events.yaml", event_doc(ws, startTime=when(ws, 2), allowReplace=True))
+    apply(ws)
+    assert [e["status"] for e in ws.events()] == ["TERMINATED", "INACTIVE"]
+    assert_converged(ws)
+
+
+def test_replacing_an_active_event_also_needs_force(ws: JdbWorkspace) -> None:
+    ws.write("manifests/events.yaml", event_doc(ws, startTime=when(ws, -1)))
+    apply(ws)
+    assert ws.live()[0]["status"] == "ACTIVE"
+    ws.write("manifests/events.yaml", event_doc(ws, startTime=when(ws, -1), times=99))
+    refused = ws.cli("apply", "--auto-approve", "--allow-replace")
+    assert refused.exit_code == 1 and "ACTIVE" in refused.stderr and "--force" in refused.stderr
+    apply(ws, "--allow-replace", "--force")
+    assert [e["times"] for e in ws.live()] == [99]
+
+
+def test_players_added_excluded_and_unknown(ws: JdbWorkspace) -> None:
+    ws.write("manifests/events.yaml", event_doc(ws))
+    apply(ws)
+    ws.write("manifests/events.yaml", event_doc(
+        ws, players=["player00001", "player00003", "player00004", "ghost"], excludedPlayers=["player00002"]))
+    plan = ws.cli("plan")
+    assert "players (bind)" in plan.stdout and "players (unbind)" in plan.stdout
+    assert "do not exist under agent sandboxag: ghost" in plan.stdout  # known from Action 71: not sent
+    assert "1 player(s) sent to bind, 1 unbound" in apply(ws)
+    assert ws.live()[0]["numberOfPlayers"] == 3  # 00001, 00003, 00004
+    replan = ws.cli("plan", "--detailed-exitcode")
+    assert replan.exit_code == 0 and "No changes" in replan.stdout
+    assert "ghost" in replan.stdout  # still reported, never a change
+
+
+def test_excluded_player_of_an_active_event_is_reported_not_unbound(ws: JdbWorkspace) -> None:
+    ws.write("manifests/events.yaml", event_doc(ws, startTime=when(ws, -1)))
+    apply(ws)
+    ws.write("manifests/events.yaml", event_doc(ws, startTime=when(ws, -1), players=["player00001", "player00002"],
+                                                excludedPlayers=["player00003"]))
+    plan = ws.cli("plan", "--detailed-exitcode")
+    assert plan.exit_code == 0 and "only while INACTIVE" in plan.stdout
+    assert ws.live()[0]["numberOfPlayers"] == 3
+
+
+def test_players_beyond_one_call_are_bound_in_chunks_of_50000(ws: JdbWorkspace) -> None:
+    players = [f"bulk{i:06d}" for i in range(50_003)]
+    ws.emulator.register_players(AGENT, players)
+    ws.write("manifests/players.txt", "# VIP list\n" + "\n".join(players) + "\n")
+    ws.write("manifests/events.yaml", event_doc(ws, players=None, playersFile="players.txt"))
+    [change] = json.loads(ws.cli("plan", "--format", "json").stdout)["changes"]
+    assert change["calls"][-1] == "JDB action 74 x 1 (bind the remaining players)"
+    apply(ws)
+    assert ws.live()[0]["numberOfPlayers"] == 50_003
+    assert_converged(ws)
+
+
+def test_lost_reply_on_create_still_gives_one_event(ws: JdbWorkspace) -> None:
+    ws.write("manifests/events.yaml", event_doc(ws))
+    ws.faults(drop_next_writes=1)
+    apply(ws)
+    assert len(ws.events()) == 1
+    assert_converged(ws)
+
+
+def test_terminated_out_of_band_is_created_again_under_the_next_generation(ws: JdbWorkspace) -> None:
+    ws.write("manifests/events.yaml", event_doc(ws))
+    apply(ws)
+    first = ws.live()[0]["eventId"]
+    ws.client.terminate_event(agent=AGENT, event_id=first)
+    assert "+ create FreeSpinEvent/spring" in ws.cli("plan").stdout
+    assert "generation 2" in apply(ws)
+    assert [e["status"] for e in ws.events()] == ["TERMINATED", "INACTIVE"]
+    assert_converged(ws)
+
+
+def test_transaction_id_is_deterministic_and_36_characters() -> None:
+    tid = transaction_id(AGENT, "spring", 1)
+    assert len(tid) == 36 and tid == transaction_id(AGENT, "spring", 1)
+    assert tid != transaction_id(AGENT, "spring", 2) != transaction_id("otherag", "spring", 1)
+
+
+def test_an_end_time_already_past_is_a_clear_error(ws: JdbWorkspace) -> None:
+    ws.write("manifests/events.yaml", event_doc(ws, startTime=when(ws, -3), endTime=when(ws, -1)))
+    assert "already past" in ws.cli("plan").stdout
+    res = ws.cli("apply", "--auto-approve")
+    assert res.exit_code == 4 and "endTime" in res.stdout and "already past" in res.stdout
+    assert ws.events() == []
+
+
+def test_prune_inside_the_scope_only(ws: JdbWorkspace) -> None:
+    ws.write("manifests/events.yaml", event_doc(ws, "a", name="promo-a") + "---\n"
+             + event_doc(ws, "b", name="promo-b") + "---\n" + event_doc(ws, "c", name="other"))
+    apply(ws)
+    scope = f"""
+    apiVersion: reconciler/v1
+    kind: PruneScope
+    metadata: {{name: promos}}
+    spec:
+      target: FreeSpinEvent
+      match: {{agent: {AGENT}, namePrefix: promo-}}
+    """
+    ws.write("manifests/events.yaml", event_doc(ws, "a", name="promo-a"))
+    ws.write("manifests/scope.yaml", scope)
+    plan = ws.cli("plan")
+    assert "- delete FreeSpinEvent/" in plan.stdout and "'other'" in plan.stdout  # other: unmanaged
+    apply(ws)
+    assert sorted(e["name"] for e in ws.live()) == ["other", "promo-a"]
+    assert_converged(ws)
+
+
+def test_prune_never_terminates_an_active_event_without_force(ws: JdbWorkspace) -> None:
+    ws.write("manifests/events.yaml", event_doc(ws, "a", startTime=when(ws, -1), name="promo-a"))
+    apply(ws)
+    ws.write("manifests/events.yaml", "")
+    ws.write("manifests/scope.yaml", f"""
+    apiVersion: reconciler/v1
+    kind: PruneScope
+    metadata: {{name: promos}}
+    spec: {{target: FreeSpinEvent, match: {{agent: {AGENT}, namePrefix: promo-}}}}
+    """)
+    plan = ws.cli("plan", "--detailed-exitcode")
+    assert plan.exit_code == 0 and "needs --force" in plan.stdout
+    apply(ws, "--force")
+    assert ws.live() == []
+
+
+def test_saved_plan_applies_as_reviewed(ws: JdbWorkspace) -> None:
+    ws.write("manifests/events.yaml", event_doc(ws))
+    apply(ws)
+    ws.write("manifests/events.yaml", event_doc(ws, bet="4", players=["player00001", "player00002", "player00005"],
+                                                excludedPlayers=["player00003"]))
+    assert ws.cli("plan", "--out", "plan.json").exit_code == 0
+    res = ws.cli("apply", "plan.json")
+    assert res.exit_code == 0, res.stdout + res.stderr
+    assert (ws.live()[0]["bet"], ws.live()[0]["numberOfPlayers"]) == ("4.000", 3)
+    assert_converged(ws)
+
+
+def test_saved_plan_is_stale_after_an_out_of_band_change(ws: JdbWorkspace) -> None:
+    ws.write("manifests/events.yaml", event_doc(ws))
+    apply(ws)
+    ws.write("manifests/events.yaml", event_doc(ws, bet="4"))
+    assert ws.cli("plan", "--out", "plan.json").exit_code == 0
+    [event] = ws.live()
+    ws.client.bind_players(agent=AGENT, event_id=event["eventId"], players=["player00009"])
+    res = ws.cli("apply", "plan.json")
+    assert res.exit_code == 3, res.stdout + res.stderr
+    assert ws.live()[0]["bet"] == "2.500"
+
+
+def test_plan_reads_are_coalesced(ws: JdbWorkspace) -> None:
+    docs = "---\n".join(event_doc(ws, f"e{i}", name=f"Event {i}") for i in range(5))
+    ws.write("manifests/events.yaml", docs)
+    apply(ws)
+    ws.cli("plan")
+    before = dict(ws.client.action_counts)
+    counts_before = ws.stats().get("POST /apiRequest.do", 0)
+    assert ws.cli("plan").exit_code == 0
+    # one search for the agent plus one Action 71 per distinct player (3), for five events
+    assert ws.stats()["POST /apiRequest.do"] - counts_before == 1 + 3
+    assert ws.client.action_counts == before
+
+
+@pytest.mark.parametrize("kind", ["FEATURE", "BONUSCHIPS"])
+def test_other_event_types(ws: JdbWorkspace, kind: str) -> None:
+    extra: dict[str, Any] = {"type": kind}
+    if kind == "BONUSCHIPS":
+        extra.update(times=None, bonusChips="100", chipsMultiplier="2.5")
+    ws.write("manifests/events.yaml", event_doc(ws, **extra))
+    apply(ws)
+    [event] = ws.live()
+    assert event["type"] == kind
+    assert_converged(ws)
