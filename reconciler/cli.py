@@ -8,6 +8,7 @@ Exit codes (DESIGN.md): 0 success; 1 error (invalid input, API error, refused); 
 from __future__ import annotations
 
 import functools
+import hashlib
 import json
 import logging
 import sys
@@ -20,9 +21,9 @@ import click
 
 from reconciler import __version__
 from reconciler.engine import run
-from reconciler.engine.plan import Outcome, Plan
+from reconciler.engine.plan import Change, Outcome, Plan
 from reconciler.engine.planfile import plan_schema, plan_to_dict, read_plan, write_plan
-from reconciler.engine.render import render_markdown, render_outcomes, render_text
+from reconciler.engine.render import render_apply_markdown, render_markdown, render_outcomes, render_text
 from reconciler.engine.session import Session, open_session, shown_paths
 from reconciler.errors import ReconcilerError, UsageError
 from reconciler.kinds.base import RunOptions
@@ -130,6 +131,17 @@ def _render(plan: Plan, fmt: str, data: dict[str, Any], safety: list[str]) -> No
         render_text(plan, sys.stdout, safety=safety)
 
 
+def _doc_digests(s: Session) -> dict[str, str]:
+    """Content digests of every manifest document (resources and prune scopes), by KIND/NAME."""
+    assert s.loaded is not None
+    out = s.resource_digests()
+    for scopes in s.loaded.scopes.values():
+        for sc in scopes:
+            blob = json.dumps(sc.doc.data, sort_keys=True, default=str).encode()
+            out[sc.ref] = "sha256:" + hashlib.sha256(blob).hexdigest()[:32]
+    return out
+
+
 def _plan_data(s: Session, plan: Plan) -> dict[str, Any]:
     data = plan_to_dict(
         plan,
@@ -139,7 +151,9 @@ def _plan_data(s: Session, plan: Plan) -> dict[str, Any]:
         sandbox=s.sandbox is not None,
         targets=list(s.ctx.options.targets),
         digest=s.digest(),
-        resources=s.resource_digests(),
+        resources=_doc_digests(s),
+        force=s.ctx.options.force,
+        allow_replace=s.ctx.options.allow_replace,
     )
     return data
 
@@ -150,17 +164,20 @@ def _plan_data(s: Session, plan: Plan) -> dict[str, Any]:
 @click.option("--out", "out", type=click.Path(path_type=Path), help="Save the plan (JSON) for `apply PLANFILE`.")
 @click.option("--format", "fmt", type=click.Choice(["text", "json", "markdown"]), default="text", show_default=True)
 @click.option("--detailed-exitcode", is_flag=True, help="Exit 2 when there are changes.")
+@click.option("--allow-replace", is_flag=True, help="Do not block replaces (recorded in a saved plan).")
 @click.option("--drift", is_flag=True, help="Report only out-of-band changes; exit 2 when drift is found.")
 @click.option("--baseline", type=click.Path(path_type=Path, exists=True, dir_okay=False),
               help="With --drift: a previously applied saved plan; resources whose manifests changed since are pending, not drift.")
 @handle_errors
 def plan(paths: tuple[Path, ...], config_path: Path, sandbox: bool, sandbox_state: Path | None,
          targets: tuple[str, ...], force: bool, out: Path | None, fmt: str, detailed_exitcode: bool,
-         drift: bool, baseline: Path | None) -> int:
+         allow_replace: bool, drift: bool, baseline: Path | None) -> int:
     """Read live state and show what apply would change."""
     if baseline and not drift:
         raise UsageError("--baseline goes with --drift")
-    s = _session(paths, config_path, sandbox, sandbox_state, targets, force)
+    if out and drift:
+        raise UsageError("--out saves a plan to apply; a drift report (--drift) is not one")
+    s = _session(paths, config_path, sandbox, sandbox_state, targets, force, allow_replace)
     try:
         s.load()
         p = run.make_plan(s.loaded, s.ctx)  # type: ignore[arg-type]
@@ -181,12 +198,20 @@ def plan(paths: tuple[Path, ...], config_path: Path, sandbox: bool, sandbox_stat
 def _drift(s: Session, p: Plan, baseline: Path | None, fmt: str) -> int:
     pending: list[str] = []
     if baseline:
-        raw = json.loads(baseline.read_text(encoding="utf-8"))
-        before = raw.get("resources") or {}
-        now = s.resource_digests()
-        changed = {ref for ref, d in now.items() if before.get(ref) != d}
-        pending = sorted({c.address for c in p.changes if c.resource in changed})
-        p.changes = [c for c in p.changes if c.resource not in changed]
+        before = read_plan(baseline)[0].resources
+        now = _doc_digests(s)
+        changed = {ref for ref, d in now.items() if before.get(ref) != d}  # edited or added
+        removed = {ref for ref in before if ref not in now}
+        scopes_moved = any(ref.startswith("PruneScope/") for ref in changed | removed)
+
+        def is_pending(c: Change) -> bool:
+            if c.resource:
+                return c.resource in changed
+            # a prune: pending when a document of its kind was removed or a scope was edited
+            return scopes_moved or any(ref.split("/", 1)[0] == c.kind for ref in removed)
+
+        pending = sorted({c.address for c in p.changes if is_pending(c)})
+        p.changes = [c for c in p.changes if not is_pending(c)]
     if fmt == "json":
         click.echo(json.dumps({"drift": [c.to_dict() for c in p.changes], "pending": pending, "summary": p.summary_line()}, indent=2))
     elif fmt == "markdown":
@@ -195,7 +220,8 @@ def _drift(s: Session, p: Plan, baseline: Path | None, fmt: str) -> int:
         render_text(p, sys.stdout)
     if p.changes:
         kinds = sorted({c.kind for c in p.changes})
-        line = f"Drift: {len(p.changes)} resource(s) differ from unchanged manifests ({', '.join(kinds)})."
+        against = "unchanged manifests" if baseline else "the manifests (no baseline)"
+        line = f"Drift: {len(p.changes)} resource(s) differ from {against} ({', '.join(kinds)})."
     else:
         line = "Drift: none."
     if pending:
@@ -229,7 +255,10 @@ def apply(paths: tuple[Path, ...], config_path: Path, sandbox: bool, sandbox_sta
           targets: tuple[str, ...], force: bool, auto_approve: bool, allow_replace: bool, fmt: str) -> int:
     """Apply the manifests (or exactly a saved plan: `apply plan.json`)."""
     if len(paths) == 1 and paths[0].suffix == ".json" and paths[0].is_file():
-        return _apply_saved(paths[0], config_path, sandbox, sandbox_state, force, allow_replace)
+        if targets or allow_replace:
+            raise UsageError("--target and --allow-replace are decided when planning; they cannot be "
+                             "combined with a saved plan (make the plan with them)")
+        return _apply_saved(paths[0], config_path, sandbox, sandbox_state, force, fmt)
     s = _session(paths, config_path, sandbox, sandbox_state, targets, force, allow_replace)
     try:
         s.load()
@@ -251,12 +280,14 @@ def apply(paths: tuple[Path, ...], config_path: Path, sandbox: bool, sandbox_sta
 
 
 def _apply_saved(path: Path, config_path: Path, sandbox: bool, sandbox_state: Path | None, force: bool,
-                 allow_replace: bool) -> int:
+                 fmt: str = "text") -> int:
     pf, saved = read_plan(path)
     if pf.sandbox != sandbox:
         raise UsageError(f"{path} was planned {'with' if pf.sandbox else 'without'} --sandbox; apply it the same way")
     cfg_path = Path(pf.config_path) if pf.config_path else config_path
-    s = _session(tuple(Path(p) for p in pf.paths), cfg_path, sandbox, sandbox_state, tuple(pf.targets), force, allow_replace)
+    force = force or pf.force
+    s = _session(tuple(Path(p) for p in pf.paths), cfg_path, sandbox, sandbox_state, tuple(pf.targets), force,
+                 pf.allow_replace)
     try:
         s.load()
         # kinds may track data files while planning: plan first, then compare digests
@@ -275,6 +306,9 @@ def _apply_saved(path: Path, config_path: Path, sandbox: bool, sandbox_state: Pa
             raise UsageError("; ".join(safety))
         run.refuse_blocked(Plan(changes=to_apply))
         outcomes = stale + run.apply_changes(to_apply, s.ctx)
+        if fmt == "markdown":
+            click.echo(render_apply_markdown(outcomes), nl=False)
+            return run.exit_code_for(outcomes)
         return _finish(outcomes)
     finally:
         s.close()
@@ -336,6 +370,61 @@ def sandbox_serve(port: int, state: Path, config_out: Path | None, config_path: 
 @cli.group()
 def export() -> None:
     """Export live data."""
+
+
+def _export_progress() -> Any:
+    """A rich progress bar on a terminal (stderr), nothing otherwise; yields the callback."""
+    import contextlib
+
+    @contextlib.contextmanager
+    def bar() -> Any:
+        if not sys.stderr.isatty():
+            yield None
+            return
+        from rich.console import Console
+        from rich.progress import Progress
+
+        with Progress(console=Console(stderr=True), transient=True) as progress:
+            task = progress.add_task("JDB Action 29", total=None)
+            yield lambda p: progress.update(task, total=p.windows_total, completed=p.windows_done,
+                                            description=f"JDB Action 29: {p.records} record(s)")
+
+    return bar()
+
+
+@export.command("transactions")
+@click.option("--config", "config_path", type=click.Path(path_type=Path), default=Path("reconciler.yaml"),
+              show_default=True, help="Provider settings file.")
+@click.option("--sandbox", is_flag=True, help="Read from the embedded JDB emulator.")
+@click.option("--sandbox-state", type=click.Path(path_type=Path), default=None, hidden=True)
+@click.option("--agent", required=True, help="JDB agent ID (the request parent).")
+@click.option("--from", "start", required=True, metavar="TIME",
+              help="Start, ISO-8601 with offset, whole minute, at most 2 hours back.")
+@click.option("--to", "end", metavar="TIME", help="End (exclusive); default: the newest minute JDB serves.")
+@click.option("--game-type", "game_types", type=int, multiple=True, help="Only this gType (repeatable).")
+@click.option("--out", "out", type=click.Path(path_type=Path, dir_okay=False), required=True,
+              help="JSON Lines file to write.")
+@handle_errors
+def export_transactions(config_path: Path, sandbox: bool, sandbox_state: Path | None, agent: str, start: str,
+                        end: str | None, game_types: tuple[int, ...], out: Path) -> int:
+    """JDB transaction details (Action 29) of a time range as JSON Lines (see docs/export-transactions.md)."""
+    from reconciler.export import jdb_transactions as jt
+    from reconciler.kinds.free_spin_event import FreeSpinEventKind
+
+    now = datetime.now(timezone.utc)
+    first = jt.parse_bound(start, "--from")
+    last = jt.parse_bound(end, "--to") if end else jt.latest_end(now)
+    s = _session((), config_path, sandbox, sandbox_state, (), False)
+    try:
+        client = s.ctx.client(FreeSpinEventKind)
+        with _export_progress() as progress:
+            result = jt.export_transactions(client, agent=agent, start=first, end=last, out_path=out,
+                                            game_types=list(game_types) or None, progress=progress, now=now)
+    finally:
+        s.close()
+    click.echo(f"Exported {result.records} record(s) from {result.windows} window(s) to {out} "
+               f"({result.duplicates} duplicate(s) dropped).")
+    return 0
 
 
 def main() -> None:

@@ -69,6 +69,8 @@ class PlanFile(_M):
     config_path: str | None
     sandbox: bool
     targets: list[str]
+    force: bool = Field(default=False, description="planned with --force: apply may exceed the safety thresholds")
+    allow_replace: bool = Field(default=False, description="planned with --allow-replace: replaces are not blocked")
     digest: DigestModel
     summary: str
     counts: dict[str, int]
@@ -91,7 +93,8 @@ def plan_schema() -> dict[str, Any]:
 
 
 def plan_to_dict(plan: Plan, *, created_at: str, paths: list[str], config_path: str | None, sandbox: bool,
-                 targets: list[str], digest: dict[str, str], resources: dict[str, str] | None = None) -> dict[str, Any]:
+                 targets: list[str], digest: dict[str, str], resources: dict[str, str] | None = None,
+                 force: bool = False, allow_replace: bool = False) -> dict[str, Any]:
     return {
         "format_version": FORMAT_VERSION,
         "tool_version": __version__,
@@ -100,6 +103,8 @@ def plan_to_dict(plan: Plan, *, created_at: str, paths: list[str], config_path: 
         "config_path": config_path,
         "sandbox": sandbox,
         "targets": targets,
+        "force": force,
+        "allow_replace": allow_replace,
         "digest": digest,
         "summary": plan.summary_line(),
         "counts": plan.counts(),

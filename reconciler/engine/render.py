@@ -74,20 +74,34 @@ def render_outcomes(outcomes: list[Outcome], out: TextIO) -> None:
 
 
 # -- markdown ---------------------------------------------------------------------------------
-_MD_SPECIAL = str.maketrans({ch: "\\" + ch for ch in "\\`*_{}[]()<>#+-.!|~"})
+# Characters that can start Markdown or HTML syntax anywhere in a line. They are written as numeric
+# character references: those render as the plain character both in Markdown text and inside the
+# raw-HTML blocks the comment uses (<details>/<summary>, where backslash escapes would show).
+_MD_ACTIVE = "&<>\\`*_{}[]|~#"
+_MD_ENTITIES = str.maketrans({ch: f"&#{ord(ch)};" for ch in _MD_ACTIVE})
+# inside <code> also break "scheme:" autolinks and the "!" of image syntax
+_CODE_ENTITIES = str.maketrans({ch: f"&#{ord(ch)};" for ch in _MD_ACTIVE + ":!"})
+MAX_DIFF_ROWS = 40  # per change; the rest are counted (the JSON plan has them all)
+MAX_NOTES = 10
+MAX_WARNINGS = 20
 
 
-def md_escape(text: str) -> str:
-    """Escape Markdown and HTML metacharacters so no value can format or inject anything."""
-    return (
-        str(text).replace("&", "&amp;").translate(_MD_SPECIAL).replace("\r", " ").replace("\n", " ")
-    )
+def _one_line(text: Any) -> str:
+    return str(text).replace("\r\n", " ").replace("\r", " ").replace("\n", " ")
 
 
-def md_code(text: str) -> str:
-    """A value inside an inline code span that nothing can break out of."""
-    t = str(text).replace("\r", " ").replace("\n", " ").replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
-    return "<code>" + t.replace("`", "&#96;").replace("|", "&#124;") + "</code>"
+def md_escape(text: Any) -> str:
+    """Plain text that no value can turn into Markdown or HTML (one line)."""
+    return _one_line(text).translate(_MD_ENTITIES)
+
+
+def _clip(text: str, n: int = 500) -> str:
+    return text if len(text) <= n else text[:n] + "…"
+
+
+def md_code(text: Any) -> str:
+    """A value inside an inline code element that nothing can break out of (one line)."""
+    return "<code>" + _one_line(text).translate(_CODE_ENTITIES) + "</code>"
 
 
 def _vendor_table(plan: Plan, stale: list[Outcome] | None) -> list[str]:
@@ -107,51 +121,114 @@ def _vendor_table(plan: Plan, stale: list[Outcome] | None) -> list[str]:
     return lines
 
 
-def _md_change(c: Change) -> str:
-    title = f"{SYMBOL[c.action]} {c.action.value} {md_code(c.address)}"
+def _md_title(c: Change) -> str:
+    title = f"{md_escape(SYMBOL[c.action])} {c.action.value} {md_code(_clip(c.address, 200))}"
     if c.summary:
-        title += f" — {md_escape(c.summary)}"
+        title += f" — {md_escape(_clip(c.summary, 200))}"
+    return title
+
+
+def _md_change_compact(c: Change) -> str:
+    """A change whose details alone would take too much of the comment."""
+    return (f"<details><summary>{_md_title(c)}</summary>\n\n_{len(c.diffs)} field change(s) and "
+            f"{len(c.notes)} note(s), too large to show here; the JSON plan has them all._\n\n</details>\n")
+
+
+def _md_change(c: Change) -> str:
+    title = _md_title(c)
     body = []
     if c.resource:
-        body.append(f"Resource: {md_code(c.resource)}" + (f" ({md_code(c.source)})" if c.source else ""))
+        body.append(f"Resource: {md_code(_clip(c.resource, 200))}"
+                    + (f" ({md_code(_clip(c.source, 200))})" if c.source else ""))
     if c.diffs:
         body.append("")
         body.append("| field | before | after |")
         body.append("|---|---|---|")
-        for d in c.diffs:
-            before = "" if d.before is None else md_code(show(d.before))
-            after = "" if d.after is None else md_code(show(d.after))
-            body.append(f"| {md_code(d.path)} | {before} | {after} |")
-    for n in c.notes:
-        body.append(f"\nNote: {md_escape(n)}")
+        for d in c.diffs[:MAX_DIFF_ROWS]:
+            before = "" if d.before is None else md_code(_clip(show(d.before), 300))
+            after = "" if d.after is None else md_code(_clip(show(d.after), 300))
+            body.append(f"| {md_code(_clip(d.path, 200))} | {before} | {after} |")
+        if len(c.diffs) > MAX_DIFF_ROWS:
+            body.append(f"\n_… and {len(c.diffs) - MAX_DIFF_ROWS} more field(s); the JSON plan has them all._")
+    for n in c.notes[:MAX_NOTES]:
+        body.append(f"\nNote: {md_escape(_clip(n))}")
+    if len(c.notes) > MAX_NOTES:
+        body.append(f"\n_… and {len(c.notes) - MAX_NOTES} more note(s)._")
     if c.data.get("blocked"):
-        body.append(f"\n**Blocked:** {md_escape(c.data['blocked'])}")
+        body.append(f"\n**Blocked:** {md_escape(_clip(str(c.data['blocked'])))}")
     return f"<details><summary>{title}</summary>\n\n" + "\n".join(body) + "\n\n</details>\n"
 
 
 def render_markdown(plan: Plan, *, title: str = "reconciler plan", stale: list[Outcome] | None = None,
                     limit: int = MARKDOWN_LIMIT, safety: list[str] | None = None) -> str:
-    head = [f"### {md_escape(title)}", "", md_escape(plan.summary_line()), ""]
+    """The plan as one pull-request comment, always shorter than ``limit`` characters: changes are
+    shown in plan order (collapsed) while they fit; the tail is summarised by kind and action."""
+    head = [f"### {md_escape(_clip(title, 200))}", "", md_escape(plan.summary_line()), ""]
     head += _vendor_table(plan, stale)
-    if safety:
-        head += [""] + [f"> **Unsafe:** {md_escape(s)}" for s in safety]
-    for w in plan.warnings:
-        head.append(f"\n> Warning: {md_escape(w)}")
+    # safety findings and warnings: as many as fit in a third of the comment
+    notices = [f"\n> **Unsafe:** {md_escape(_clip(s))}" for s in safety or []]
+    notices += [f"\n> Warning: {md_escape(_clip(w))}" for w in plan.warnings]
+    budget = limit // 3 - sum(len(h) + 1 for h in head)
+    for i, n in enumerate(notices):
+        if i == MAX_WARNINGS or len(n) + 60 > budget:
+            head.append(f"\n> … and {len(notices) - i} more warning(s); the JSON plan has them all")
+            break
+        head.append(n)
+        budget -= len(n) + 1
     text = "\n".join(head) + "\n\n"
     if not plan.changes:
         return text + "No changes. Live state matches the manifests.\n"
-    tail_note = "\n_{n} more change(s) not shown here to keep this comment short; the full plan is in the JSON artifact._\n"
-    reserve = len(tail_note) + 20
+    rest_counts = Counter(f"{c.kind} {c.action.value}" for c in plan.changes)
+    # room for the tail summary, whatever is left out (one line per kind and action)
+    reserve = 200 + sum(len(md_escape(k)) + 20 for k in rest_counts)
+    parts = [text]
+    size = len(text)
     shown = 0
     for c in plan.changes:
         block = _md_change(c)
-        if len(text) + len(block) + reserve > limit:
+        if len(block) > limit // 4:
+            block = _md_change_compact(c)
+        if size + len(block) + reserve >= limit:
             break
-        text += block
+        parts.append(block)
+        size += len(block)
         shown += 1
     rest = plan.changes[shown:]
     if rest:
         by = Counter(f"{c.kind} {c.action.value}" for c in rest)
-        text += tail_note.format(n=len(rest))
-        text += "".join(f"- {md_escape(k)}: {v}\n" for k, v in sorted(by.items()))[: max(0, limit - len(text) - 1)]
-    return text
+        parts.append(f"\n_{len(rest)} more change(s) not shown here to keep this comment short; "
+                     "the full plan is in the JSON artifact:_\n\n")
+        parts.extend(f"- {md_escape(k)}: {v}\n" for k, v in sorted(by.items()))
+    return "".join(parts)
+
+
+def render_apply_markdown(outcomes: list[Outcome], *, title: str = "reconciler apply",
+                          limit: int = MARKDOWN_LIMIT) -> str:
+    """The result of applying a saved plan, for a pull-request comment: the per-vendor table (with
+    the stale column) and one row per change while they fit under ``limit``."""
+    c = Counter(o.status for o in outcomes)
+    summary = f"Apply: {c['applied']} applied, {c['failed']} failed, {c['stale']} stale, {c['skipped']} skipped."
+    written = Plan(changes=[o.change for o in outcomes if o.status != "stale"])
+    head = [f"### {md_escape(_clip(title, 200))}", "", md_escape(summary), ""]
+    head += _vendor_table(written, [o for o in outcomes if o.status == "stale"])
+    parts = ["\n".join(head) + "\n\n"]
+    if not outcomes:
+        return parts[0] + "Nothing to apply.\n"
+    parts.append("| result | change | message |\n|---|---|---|\n")
+    size = sum(len(p) for p in parts)
+    reserve = 200
+    shown = 0
+    for o in outcomes:
+        msg = "; ".join([o.message, *o.details]) if o.details else o.message
+        row = (f"| {o.status} | {o.change.action.value} {md_code(_clip(o.change.address, 200))} | "
+               f"{md_escape(_clip(msg))} |\n")
+        if size + len(row) + reserve >= limit:
+            break
+        parts.append(row)
+        size += len(row)
+        shown += 1
+    if shown < len(outcomes):
+        rest = Counter(o.status for o in outcomes[shown:])
+        parts.append(f"\n_{len(outcomes) - shown} more result(s) not shown: "
+                     + ", ".join(f"{v} {k}" for k, v in sorted(rest.items())) + "._\n")
+    return "".join(parts)
