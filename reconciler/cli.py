@@ -345,12 +345,10 @@ def sandbox_serve(port: int, state: Path, config_out: Path | None, config_path: 
     import yaml
 
     from reconciler.manifest.config import load_config
-    from reconciler.sandbox.serve import Sandbox
+    from reconciler.sandbox.serve import Sandbox, tables_from_config
 
     user = load_config(config_path if config_path.exists() else None, required=False)
-    tables = {}
-    if user.providers.tcaplus:
-        tables = {n: (user.base_dir / t.proto).resolve() for n, t in user.providers.tcaplus.tables.items()}
+    tables = tables_from_config(user.providers.tcaplus.tables, user.base_dir) if user.providers.tcaplus else {}
     ports = {"bestproxy": port, "tcaplus": port + 1, "jdb": port + 2} if port else {}
     sbx = Sandbox(state, tcaplus_tables=tables, ports=ports).start()
     try:

@@ -17,7 +17,8 @@ def _run(cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
 
 
 def test_quickstart_applies_the_shipped_manifests_and_converges(tmp_path: Path) -> None:
-    shutil.copytree(ROOT / "manifests", tmp_path / "manifests")
+    for folder in ("manifests", "tables", "data"):
+        shutil.copytree(ROOT / folder, tmp_path / folder)
     shutil.copy(ROOT / "reconciler.yaml", tmp_path / "reconciler.yaml")
     first = _run(tmp_path, "apply", "--sandbox", "--auto-approve")
     assert first.returncode == 0, first.stdout + first.stderr
@@ -26,7 +27,7 @@ def test_quickstart_applies_the_shipped_manifests_and_converges(tmp_path: Path) 
     second = _run(tmp_path, "plan", "--sandbox", "--detailed-exitcode")
     assert second.returncode == 0, second.stdout + second.stderr
     assert "No changes" in second.stdout
-    for kind in ("ProxyAccount", "IpAllowlist"):
+    for kind in ("ProxyAccount", "IpAllowlist", "TcaplusRecords", "FreeSpinEvent"):
         assert kind in first.stdout
 
 

@@ -55,20 +55,13 @@ class Session:
 
 
 def _sandbox_config(config_path: Path | None, state_dir: Path) -> tuple[LoadedConfig, Any]:
-    from reconciler.sandbox.serve import Sandbox
+    from reconciler.sandbox.serve import Sandbox, tables_from_config
 
     user = load_config(config_path, required=False)
-    tables: dict[str, Path] = {}
-    if user.providers.tcaplus:
-        for name, t in user.providers.tcaplus.tables.items():
-            tables[name] = (user.base_dir / t.proto).resolve()
-    sandbox = Sandbox(state_dir, tcaplus_tables=tables).start()
+    tcaplus = user.providers.tcaplus
+    sandbox = Sandbox(state_dir, tcaplus_tables=tables_from_config(tcaplus.tables, user.base_dir) if tcaplus else {}).start()
     data = user.config.model_dump(exclude_none=True)
     data["providers"] = sandbox.providers()
-    if user.providers.tcaplus:
-        # keep the user's table settings (message names), with absolute proto paths
-        for name, t in user.providers.tcaplus.tables.items():
-            data["providers"]["tcaplus"]["tables"][name] = {**t.model_dump(exclude_none=True), "proto": str(tables[name])}
     doc = Document(file=str(config_path or "<sandbox>"), index=0, data=data)
     model, problems = validate_model(Config, data, doc, resource="Config")
     if problems:

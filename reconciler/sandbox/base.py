@@ -114,6 +114,10 @@ class Emulator:
         """Whether a request changes state (only writes have their replies dropped)."""
         return req.method != "GET"
 
+    def admin(self, req: Request) -> Response | None:
+        """Emulator-specific ``/_sandbox/...`` endpoints; ``None`` when ``req`` is not one."""
+        return None
+
     def injected_error(self, req: Request) -> Response:
         """The answer given when the ``error_rate``/``fail_next`` knob fires."""
         return Response.json({"error": "injected fault"}, status=503)
@@ -206,6 +210,10 @@ class _Handler(BaseHTTPRequestHandler):
                 with emu.lock:
                     emu.stats.clear()
                 return Response.json({})
+            with emu.lock:
+                own = emu.admin(req)  # emulator-specific admin endpoints (JDB player registry)
+            if own is not None:
+                return own
         except (ValueError, TypeError) as exc:
             return Response.json({"error": str(exc)}, status=400)
         return Response.json({"error": "not found"}, status=404)

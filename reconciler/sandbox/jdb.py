@@ -14,7 +14,7 @@ Wire format
   decryption (zero bytes, spaces and PKCS#7 bytes alike), then the UTF-8 JSON object is read.
 - Answers are JSON, HTTP 200, ``{"status": "0000", "data": ...}`` or ``{"status": code,
   "err_text": text}``; gzip-compressed when the request sends ``Accept-Encoding: gzip``. Unknown
-  paths answer 404, other methods 405, an injected fault HTTP 503 with status ``9999``.
+  paths answer 404, other methods 405 (plain JSON errors, no JDB status, so a wrong URL is not mistaken for 'busy'), an injected fault HTTP 503 with status ``9999``.
 - Envelope checks, in order: ``dc`` missing or shorter than 2 characters ``9002``; wrong ``dc``
   ``9003``; ``x`` missing ``9004``; ``x`` not decryptable to a JSON object ``9006``; ``ts`` missing
   ``8000``; ``ts`` more than 30 s away from the server clock (either direction) ``9005``; unknown
@@ -499,9 +499,9 @@ class JdbEmulator(Emulator):
 
     def handle(self, req: Request) -> Response:
         if req.path != "/apiRequest.do":
-            return Response.json({"status": "9999", "err_text": "Not Found"}, status=404)
+            return Response.json({"error": "Not Found"}, status=404)
         if req.method not in ("GET", "POST"):
-            return Response.json({"status": "9999", "err_text": "Method Not Allowed"}, status=405)
+            return Response.json({"error": "Method Not Allowed"}, status=405)
         try:
             body = self._dispatch(self._payload(req))
         except _Fail as fail:

@@ -39,14 +39,33 @@ def _base32() -> str:
     return "".join(secrets.choice("ABCDEFGHIJKLMNOPQRSTUVWXYZ234567") for _ in range(32))
 
 
+def _table_config(table: Path | tuple[Path, str]) -> dict[str, str]:
+    if isinstance(table, tuple):
+        return {"proto": str(table[0]), "message": table[1]}
+    return {"proto": str(table)}
+
+
+def tables_from_config(tables: dict[str, Any], base_dir: Path) -> dict[str, Path | tuple[Path, str]]:
+    """TcaplusDB tables of a config (``{name: {proto, message}}`` models) for the emulator."""
+    out: dict[str, Path | tuple[Path, str]] = {}
+    for name, t in tables.items():
+        path = (base_dir / t.proto).resolve()
+        out[name] = (path, t.message) if t.message and t.message != name else path
+    return out
+
+
 class Sandbox:
     """The three emulators, sharing one state folder."""
 
-    def __init__(self, state_dir: Path, *, tcaplus_tables: dict[str, Path] | None = None,
+    def __init__(self, state_dir: Path, *, tcaplus_tables: dict[str, Path | tuple[Path, str]] | None = None,
                  host: str = "127.0.0.1", ports: dict[str, int] | None = None):
         self.state_dir = Path(state_dir).resolve()
         self.state_dir.mkdir(parents=True, exist_ok=True)
-        self.tcaplus_tables = {k: Path(v).resolve() for k, v in (tcaplus_tables or {}).items()}
+        # table -> .proto path, or (path, message name) when the message is not named after the table
+        self.tcaplus_tables: dict[str, Path | tuple[Path, str]] = {
+            k: (Path(v[0]).resolve(), v[1]) if isinstance(v, tuple) else Path(v).resolve()
+            for k, v in (tcaplus_tables or {}).items()
+        }
         self.host = host
         self.ports = ports or {}
         sd = self.state_dir
@@ -114,7 +133,7 @@ class Sandbox:
                 "app_id": SANDBOX_TCAPLUS_APP_ID,
                 "zone_id": SANDBOX_TCAPLUS_ZONE_ID,
                 "password": ref("tcaplus_password"),
-                "tables": {name: {"proto": str(path)} for name, path in self.tcaplus_tables.items()},
+                "tables": {name: _table_config(t) for name, t in self.tcaplus_tables.items()},
             },
             "jdb": {
                 "base_url": u["jdb"],
