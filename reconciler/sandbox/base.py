@@ -23,10 +23,11 @@ import sqlite3
 import threading
 import time
 from collections import Counter
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 from urllib.parse import parse_qs, urlsplit
 
 
@@ -121,6 +122,17 @@ class Emulator:
     def injected_error(self, req: Request) -> Response:
         """The answer given when the ``error_rate``/``fail_next`` knob fires."""
         return Response.json({"error": "injected fault"}, status=503)
+
+    @contextmanager
+    def transaction(self) -> Iterator[None]:
+        """One SQLite transaction (the connection is in autocommit mode otherwise)."""
+        self.db.execute("BEGIN IMMEDIATE")
+        try:
+            yield
+        except BaseException:
+            self.db.execute("ROLLBACK")
+            raise
+        self.db.execute("COMMIT")
 
     # -- admin -------------------------------------------------------------------------------
     def set_faults(self, values: dict[str, Any]) -> Faults:

@@ -93,10 +93,9 @@ import ipaddress
 import json
 import re
 import time
-from contextlib import contextmanager
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any, Callable
 
 import pyotp
 
@@ -337,16 +336,6 @@ class BestProxyEmulator(Emulator):
             """
         )
 
-    @contextmanager
-    def _tx(self) -> Iterator[None]:
-        self.db.execute("BEGIN IMMEDIATE")
-        try:
-            yield
-        except BaseException:
-            self.db.execute("ROLLBACK")
-            raise
-        self.db.execute("COMMIT")
-
     def _now(self) -> str:
         return datetime.fromtimestamp(self.clock(), _TZ).strftime("%Y-%m-%d %H:%M:%S")
 
@@ -377,7 +366,7 @@ class BestProxyEmulator(Emulator):
 
     def wipe(self) -> None:
         """Delete every account and allowlisted IP (a DR drill's "empty account")."""
-        with self.lock, self._tx():
+        with self.lock, self.transaction():
             self.db.execute("DELETE FROM accounts")
             self.db.execute("DELETE FROM proxy_ips")
 
@@ -442,7 +431,7 @@ class BestProxyEmulator(Emulator):
 
     # -- whitelist-account -------------------------------------------------------------------
     def _account_list(self, params: dict[str, Any]) -> Response:
-        with self._tx():
+        with self.transaction():
             self.db.execute("UPDATE accounts SET usage_flow = usage_flow + 128 * (1 + id % 5)")
             rows = self.db.execute(
                 "SELECT id, username, password, created_at, remark, product_type, usage_flow,"
@@ -503,7 +492,7 @@ class BestProxyEmulator(Emulator):
                 {"accounts": [f"account(s) already exist: {', '.join(sorted(exists))}"]}
             )
         now = self._now()
-        with self._tx():
+        with self.transaction():
             self.db.executemany(
                 "INSERT INTO accounts (username, password, created_at, remark, product_type)"
                 " VALUES (?, ?, ?, ?, ?)",
@@ -529,7 +518,7 @@ class BestProxyEmulator(Emulator):
         users, err = self._known_batch(params)
         if err:
             return err
-        with self._tx():
+        with self.transaction():
             self.db.executemany("DELETE FROM accounts WHERE username = ?", [(u,) for u in users])
         return self._ok()
 
@@ -537,7 +526,7 @@ class BestProxyEmulator(Emulator):
         users, err = self._known_batch(params)
         if err:
             return err
-        with self._tx():
+        with self.transaction():
             self.db.executemany(
                 "UPDATE accounts SET status = ? WHERE username = ?", [(status, u) for u in users]
             )
@@ -567,7 +556,7 @@ class BestProxyEmulator(Emulator):
         if not fields:
             return
         cols = ", ".join(f"{k} = ?" for k in fields)
-        with self._tx():
+        with self.transaction():
             self.db.execute(
                 f"UPDATE accounts SET {cols} WHERE username = ?", (*fields.values(), username)
             )
@@ -682,7 +671,7 @@ class BestProxyEmulator(Emulator):
         if p.errors:
             return self._param_error(p.errors)
         now = self._now()
-        with self._tx():
+        with self.transaction():
             self.db.executemany(
                 "INSERT OR IGNORE INTO proxy_ips (ip, product_type, remark, user_product_id, created_at)"
                 " VALUES (?, ?, ?, ?, ?)",
@@ -709,6 +698,6 @@ class BestProxyEmulator(Emulator):
             ok = code == SANDBOX_VERIFY_CODE
         if not ok:
             return self._param_error({"verify_code": ["invalid verification code"]})
-        with self._tx():
+        with self.transaction():
             self.db.executemany("DELETE FROM proxy_ips WHERE ip = ?", [(ip,) for ip in ips])
         return self._ok()

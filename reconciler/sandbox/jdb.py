@@ -72,12 +72,11 @@ import json
 import random
 import re
 import time
-from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone, tzinfo
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
-from typing import Any, Callable, Iterable, Iterator, Sequence
+from typing import Any, Callable, Iterable, Sequence
 
 from Crypto.Cipher import AES
 
@@ -413,19 +412,9 @@ class JdbEmulator(Emulator):
     def register_players(self, agent: str, uids: Iterable[str], *, locked: bool = False) -> int:
         """Add players under ``agent`` (a locked player exists but fails binding); returns the count."""
         rows = [(agent, uid, int(locked)) for uid in dict.fromkeys(uids)]
-        with self.lock, self._tx():
+        with self.lock, self.transaction():
             self.db.executemany("INSERT OR REPLACE INTO players (agent, uid, locked) VALUES (?, ?, ?)", rows)
         return len(rows)
-
-    @contextmanager
-    def _tx(self) -> Iterator[None]:
-        self.db.execute("BEGIN")
-        try:
-            yield
-        except BaseException:
-            self.db.execute("ROLLBACK")
-            raise
-        self.db.execute("COMMIT")
 
     def _players(self, agent: str, uids: Sequence[str]) -> dict[str, bool]:
         """The existing players among ``uids``: uid -> locked."""
@@ -551,7 +540,7 @@ class JdbEmulator(Emulator):
         uids = list(dict.fromkeys(uids))
         known = self._players(agent, uids)
         rows = [(event_id, u) for u in uids if u in known and not known[u]]
-        with self._tx():
+        with self.transaction():
             self.db.executemany("INSERT OR IGNORE INTO bindings (event_id, uid) VALUES (?, ?)", rows)
         return {
             "failedBindingPlayers": [u for u in uids if known.get(u)],
@@ -652,7 +641,7 @@ class JdbEmulator(Emulator):
         players = _str_list(_need(p, "players"), "players")
         if event.status(self._now_ms()) != "INACTIVE":
             raise _Fail("9998", TEXT_NOT_INACTIVE)
-        with self._tx():
+        with self.transaction():
             self.db.executemany("DELETE FROM bindings WHERE event_id = ? AND uid = ?", [(event.event_id, u) for u in players])
         return {"status": "0000"}
 

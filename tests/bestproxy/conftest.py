@@ -6,6 +6,7 @@ from __future__ import annotations
 import textwrap
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Iterator
 
 import httpx
 import pyotp
@@ -26,6 +27,7 @@ class Workspace:
     root: Path
     url: str
     emulator: BestProxyEmulator
+    app_key: str = APP_KEY
 
     def write(self, rel: str, text: str) -> Path:
         p = self.root / rel
@@ -39,9 +41,9 @@ class Workspace:
     def api(self, path: str, **body: object) -> dict:
         """Call the emulator's own API (out-of-band changes), as another operator would."""
         if path.endswith("/list"):
-            r = httpx.get(self.url + path, params={"app_key": APP_KEY, **body})
+            r = httpx.get(self.url + path, params={"app_key": self.app_key, **body})
         else:
-            r = httpx.post(self.url + path, json={"app_key": APP_KEY, **body})
+            r = httpx.post(self.url + path, json={"app_key": self.app_key, **body})
         return r.json()
 
     def accounts(self) -> dict[str, dict]:
@@ -55,14 +57,16 @@ class Workspace:
         return httpx.get(self.url + "/_sandbox/stats").json()
 
 
-@pytest.fixture
-def bp(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
-    emu = BestProxyEmulator(None, app_key=APP_KEY, totp_secret=TOTP_SECRET)
+def bestproxy_workspace(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, *, cls: type[Workspace] = Workspace,
+                        app_key: str = APP_KEY, totp_secret: str = TOTP_SECRET, password: str = PASSWORD
+                        ) -> Iterator[Workspace]:
+    """A BestProxy emulator and a working folder (cwd) with a config pointing at it."""
+    emu = BestProxyEmulator(None, app_key=app_key, totp_secret=totp_secret)
     server = EmulatorServer(emu).start()
-    ws = Workspace(tmp_path, server.url, emu)
-    ws.write("secrets/app_key", APP_KEY)
-    ws.write("secrets/totp", TOTP_SECRET)
-    ws.write("manifests/secrets/pw", PASSWORD)
+    ws = cls(tmp_path, server.url, emu, app_key)
+    ws.write("secrets/app_key", app_key)
+    ws.write("secrets/totp", totp_secret)
+    ws.write("manifests/secrets/pw", password)
     ws.write(
         "reconciler.yaml",
         f"""
@@ -81,6 +85,11 @@ def bp(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
     monkeypatch.chdir(tmp_path)
     yield ws
     server.stop()
+
+
+@pytest.fixture
+def bp(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Workspace]:
+    yield from bestproxy_workspace(tmp_path, monkeypatch)
 
 
 def account_doc(name: str, **spec: object) -> str:

@@ -6,18 +6,13 @@ through the emulator's own HTTP API with plain httpx (as another operator would 
 from __future__ import annotations
 
 import json
-import textwrap
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
-import httpx
 import pytest
-from click.testing import CliRunner, Result
 
-from reconciler.cli import cli
-from reconciler.sandbox.base import EmulatorServer
-from reconciler.sandbox.bestproxy import BestProxyEmulator
+from tests.bestproxy.conftest import Workspace as BaseWorkspace
+from tests.bestproxy.conftest import bestproxy_workspace
 
 # test-only credentials; distinctive so a leak is easy to find in bytes
 APP_KEY = "EngineTestAppKeyQ7w8e9r0t1y2u3i4"
@@ -26,37 +21,13 @@ PASSWORD = "PwEngine7731"
 OTHER_PASSWORD = "PwOutOfBand99"
 
 
-@dataclass
-class Workspace:
-    root: Path
-    url: str
-    emulator: BestProxyEmulator
+class Workspace(BaseWorkspace):
+    """The BestProxy workspace; here the emulator's own API must succeed."""
 
-    def write(self, rel: str, text: str) -> Path:
-        p = self.root / rel
-        p.parent.mkdir(parents=True, exist_ok=True)
-        p.write_text(textwrap.dedent(text).lstrip("\n"), encoding="utf-8")
-        return p
-
-    def cli(self, *args: str) -> Result:
-        return CliRunner().invoke(cli, list(args), catch_exceptions=False)
-
-    # -- the emulator's own API (out-of-band changes) --------------------------------------
     def api(self, path: str, **body: Any) -> dict[str, Any]:
-        if path.endswith("/list"):
-            r = httpx.get(self.url + path, params={"app_key": APP_KEY, **body})
-        else:
-            r = httpx.post(self.url + path, json={"app_key": APP_KEY, **body})
-        data = r.json()
+        data = super().api(path, **body)
         assert data.get("code") == 200, data
         return data
-
-    def accounts(self) -> dict[str, dict[str, Any]]:
-        return {a["username"]: a for a in self.api("/gateway/whitelist-account/list")["data"]["list"]}
-
-    def ips(self, product_type: int) -> dict[str, str]:
-        rows = self.api("/gateway/proxy-ip/list", product_type=product_type)["data"]["list"]
-        return {i["ip"]: i["remark"] for i in rows}
 
 
 def account_doc(name: str, *, remark: str = "", product_type: int = 9, protected: bool = False,
@@ -86,28 +57,6 @@ def accounts_file(ws: Workspace, names: list[str], *, remark: str = "", rel: str
 
 
 @pytest.fixture
-def bp(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
-    emu = BestProxyEmulator(None, app_key=APP_KEY, totp_secret=TOTP_SECRET)
-    server = EmulatorServer(emu).start()
-    ws = Workspace(tmp_path, server.url, emu)
-    ws.write("secrets/app_key", APP_KEY)
-    ws.write("secrets/totp", TOTP_SECRET)
-    ws.write("manifests/secrets/pw", PASSWORD)
-    ws.write(
-        "reconciler.yaml",
-        f"""
-        apiVersion: reconciler/v1
-        kind: Config
-        providers:
-          bestproxy:
-            base_url: {server.url}
-            app_key: file:secrets/app_key
-            retry_wait_initial: 0
-            ip_delete_verification:
-              type: totp
-              totp_secret: file:secrets/totp
-        """,
-    )
-    monkeypatch.chdir(tmp_path)
-    yield ws
-    server.stop()
+def bp(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Workspace]:
+    yield from bestproxy_workspace(tmp_path, monkeypatch, cls=Workspace, app_key=APP_KEY,
+                                   totp_secret=TOTP_SECRET, password=PASSWORD)  # type: ignore[misc]
