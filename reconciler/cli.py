@@ -8,7 +8,6 @@ Exit codes (DESIGN.md): 0 success; 1 error (invalid input, API error, refused); 
 from __future__ import annotations
 
 import functools
-import hashlib
 import json
 import logging
 import sys
@@ -131,17 +130,6 @@ def _render(plan: Plan, fmt: str, data: dict[str, Any], safety: list[str]) -> No
         render_text(plan, sys.stdout, safety=safety)
 
 
-def _doc_digests(s: Session) -> dict[str, str]:
-    """Content digests of every manifest document (resources and prune scopes), by KIND/NAME."""
-    assert s.loaded is not None
-    out = s.resource_digests()
-    for scopes in s.loaded.scopes.values():
-        for sc in scopes:
-            blob = json.dumps(sc.doc.data, sort_keys=True, default=str).encode()
-            out[sc.ref] = "sha256:" + hashlib.sha256(blob).hexdigest()[:32]
-    return out
-
-
 def _plan_data(s: Session, plan: Plan) -> dict[str, Any]:
     data = plan_to_dict(
         plan,
@@ -151,7 +139,7 @@ def _plan_data(s: Session, plan: Plan) -> dict[str, Any]:
         sandbox=s.sandbox is not None,
         targets=list(s.ctx.options.targets),
         digest=s.digest(),
-        resources=_doc_digests(s),
+        resources=s.resource_digests(),
         force=s.ctx.options.force,
         allow_replace=s.ctx.options.allow_replace,
     )
@@ -199,7 +187,7 @@ def _drift(s: Session, p: Plan, baseline: Path | None, fmt: str) -> int:
     pending: list[str] = []
     if baseline:
         before = read_plan(baseline)[0].resources
-        now = _doc_digests(s)
+        now = s.resource_digests()
         changed = {ref for ref, d in now.items() if before.get(ref) != d}  # edited or added
         removed = {ref for ref in before if ref not in now}
         scopes_moved = any(ref.startswith("PruneScope/") for ref in changed | removed)

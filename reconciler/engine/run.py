@@ -114,10 +114,13 @@ def reconcile_saved(saved: list[Change], fresh: Plan) -> tuple[list[Change], lis
     """Match a saved plan's changes against a fresh plan made from the same manifests.
 
     A change is applied only when the fresh plan holds the very same change with the same
-    precondition (nothing changed in between); otherwise it is reported stale and not written.
+    precondition (nothing changed in between); otherwise it is reported stale and not written —
+    unless the fresh plan needs no change at all for it (the live object already matches the
+    unchanged manifests), which is reported as skipped.
     Kinds whose precondition is enforced by the write itself (TcaplusDB) are passed through.
     """
     fresh_by_addr = {c.address: c for c in fresh.changes}
+    out_of_scope = {f"{u.kind}/{u.key}" for u in fresh.unmanaged}
     to_apply: list[Change] = []
     stale: list[Outcome] = []
     for c in saved:
@@ -125,8 +128,12 @@ def reconcile_saved(saved: list[Change], fresh: Plan) -> tuple[list[Change], lis
             to_apply.append(c)
             continue
         f = fresh_by_addr.get(c.address)
-        if f is None:
-            stale.append(Outcome(c, "stale", "live state changed since the plan: no change is needed any more"))
+        if f is None and c.address in out_of_scope:
+            stale.append(Outcome(c, "stale", "the object is outside every prune scope or protected: not deleted"))
+        elif f is None:
+            # the live object already is what the manifests (unchanged since the plan) ask for —
+            # e.g. a re-run after a partial apply: nothing to write, nothing to alert on
+            stale.append(Outcome(c, "skipped", "already in the desired state"))
         elif f.precondition != c.precondition:
             stale.append(Outcome(c, "stale", "live object changed since the plan was made"))
         elif (f.action, f.diffs, f.data) != (c.action, c.diffs, c.data):

@@ -38,13 +38,15 @@ class Session:
         }
 
     def resource_digests(self) -> dict[str, str]:
-        """Per-document content digests (``KIND/NAME`` -> sha256), for drift baselines."""
+        """Content digests of every manifest document (resources and prune scopes), by
+        ``KIND/NAME`` — the baseline a drift run compares against."""
         assert self.loaded is not None
+        docs = [(r.ref, r.doc) for rs in self.loaded.resources.values() for r in rs]
+        docs += [(sc.ref, sc.doc) for scs in self.loaded.scopes.values() for sc in scs]
         out = {}
-        for resources in self.loaded.resources.values():
-            for r in resources:
-                blob = json.dumps(r.doc.data, sort_keys=True, default=str).encode()
-                out[r.ref] = "sha256:" + hashlib.sha256(blob).hexdigest()[:32]
+        for ref, doc in docs:
+            blob = json.dumps(doc.data, sort_keys=True, default=str).encode()
+            out[ref] = "sha256:" + hashlib.sha256(blob).hexdigest()[:32]
         return out
 
     def close(self) -> None:

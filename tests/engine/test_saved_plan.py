@@ -69,13 +69,14 @@ def test_create_planned_but_made_out_of_band_is_stale(bp: Workspace) -> None:
     assert {"game01", "game02"} <= set(bp.accounts())
 
 
-def test_applying_the_same_plan_twice_reports_everything_stale(bp: Workspace) -> None:
+def test_applying_the_same_plan_twice_skips_what_is_already_done(bp: Workspace) -> None:
     accounts_file(bp, NAMES)
     assert bp.cli("plan", "--out", "plan.json").exit_code == 0
     assert bp.cli("apply", "plan.json").exit_code == 0
     second = bp.cli("apply", "plan.json")
-    assert second.exit_code == 3
-    assert len(_lines(second.stdout, "STALE")) == 3 and len(bp.accounts()) == 3
+    assert second.exit_code == 0, second.stdout
+    assert len(_lines(second.stdout, "skipped")) == 3 and len(bp.accounts()) == 3
+    assert "Apply: 0 applied, 0 failed, 0 stale, 3 skipped." in second.stdout
 
 
 def test_refused_when_manifests_changed_since_the_plan(bp: Workspace) -> None:
@@ -244,9 +245,8 @@ def test_rerunning_a_partial_apply_retries_the_failed_changes(bp: Workspace) -> 
     assert bp.cli("apply", "plan.json").exit_code == 4
     bp.emulator.verified = True  # the cause is fixed; the job is re-run with the same plan
     r = bp.cli("apply", "plan.json")
-    assert r.exit_code == 3, r.output
+    assert r.exit_code == 0, r.output  # what was done is skipped, what failed is retried
     assert _lines(r.stdout, "ok") == ["ok      create ProxyAccount/game01"]
-    assert _lines(r.stdout, "STALE") == [
-        "STALE   create IpAllowlist/14: live state changed since the plan: no change is needed any more"]
+    assert _lines(r.stdout, "skipped") == ["skipped create IpAllowlist/14: already in the desired state"]
     assert sorted(bp.accounts()) == ["game01"]
     assert bp.cli("plan", "--detailed-exitcode").exit_code == 0
