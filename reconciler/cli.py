@@ -171,7 +171,7 @@ def plan(paths: tuple[Path, ...], config_path: Path, sandbox: bool, sandbox_stat
         p = run.make_plan(s.loaded, s.ctx)  # type: ignore[arg-type]
         if drift:
             return _drift(s, p, baseline, fmt)
-        safety = run.check_safety(p, s.ctx).violations
+        safety = run.check_safety(p, s.ctx)
         data = _plan_data(s, p)
         if out:
             write_plan(data, out)
@@ -251,7 +251,7 @@ def apply(paths: tuple[Path, ...], config_path: Path, sandbox: bool, sandbox_sta
     try:
         s.load()
         p = run.make_plan(s.loaded, s.ctx)  # type: ignore[arg-type]
-        safety = run.check_safety(p, s.ctx).violations
+        safety = run.check_safety(p, s.ctx)
         if fmt == "markdown":
             click.echo(render_markdown(p, safety=safety), nl=False)
         else:
@@ -289,7 +289,7 @@ def _apply_saved(path: Path, config_path: Path, sandbox: bool, sandbox_state: Pa
             click.echo("The saved plan has no changes.")
             return 0
         to_apply, stale = run.reconcile_saved(saved.changes, fresh)
-        safety = run.check_safety(Plan(changes=to_apply, existing_in_scope=saved.existing_in_scope), s.ctx).violations
+        safety = run.check_safety(Plan(changes=to_apply, existing_in_scope=saved.existing_in_scope), s.ctx)
         if safety and not force:
             raise UsageError("; ".join(safety))
         run.refuse_blocked(Plan(changes=to_apply))

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import logging
 from collections import defaultdict
-from dataclasses import dataclass, field
 
 from reconciler.engine.load import Loaded
 from reconciler.engine.plan import Action, Change, Outcome, Plan
@@ -52,24 +51,14 @@ def filter_targets(plan: Plan, targets: tuple[str, ...]) -> Plan:
     return out
 
 
-@dataclass
-class Safety:
+def check_safety(plan: Plan, ctx: RunContext) -> list[str]:
     """Threshold violations (octoDNS-style): too many updates/deletes of existing objects."""
-
-    violations: list[str] = field(default_factory=list)
-
-    @property
-    def ok(self) -> bool:
-        return not self.violations
-
-
-def check_safety(plan: Plan, ctx: RunContext) -> Safety:
     s = ctx.config.settings
     per_kind: dict[str, list[Change]] = defaultdict(list)
     for c in plan.changes:
         if c.action is not Action.CREATE:
             per_kind[c.kind].append(c)
-    out = Safety()
+    out: list[str] = []
     for kind, changes in sorted(per_kind.items()):
         existing = plan.existing_in_scope.get(kind, 0)
         if existing < s.threshold_min_existing:
@@ -77,7 +66,7 @@ def check_safety(plan: Plan, ctx: RunContext) -> Safety:
         touched = sum(c.impact for c in changes)
         ratio = touched / existing
         if ratio > s.max_change_ratio:
-            out.violations.append(
+            out.append(
                 f"{kind}: {touched} of {existing} existing objects would be updated, replaced or deleted "
                 f"({ratio:.0%} > {s.max_change_ratio:.0%}); re-run with --force if this is intended"
             )

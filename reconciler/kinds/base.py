@@ -33,7 +33,8 @@ from pydantic import BaseModel
 
 from reconciler.engine.plan import Change, KindPlan, Outcome
 from reconciler.errors import Problem, ReconcilerError, SecretError
-from reconciler.manifest.config import LoadedConfig
+from reconciler.clients.http import RetryPolicy
+from reconciler.manifest.config import Connection, LoadedConfig
 from reconciler.manifest.secrets import Fingerprinter, resolve
 from reconciler.manifest.yamlload import Document, Path_
 
@@ -178,15 +179,17 @@ class RunContext:
                 self._clients[kind_cls.vendor] = kind_cls.make_client(self)
             return self._clients[kind_cls.vendor]
 
-    def clients(self) -> dict[str, Any]:
-        return dict(self._clients)
-
     def close(self) -> None:
         for c in self._clients.values():
             close = getattr(c, "close", None)
             if close:
                 close()
         self._clients.clear()
+
+    @staticmethod
+    def retry_policy(connection: Connection) -> RetryPolicy:
+        """The client retry policy a provider's connection settings ask for."""
+        return RetryPolicy(attempts=connection.retry_attempts, wait_initial=connection.retry_wait_initial)
 
     # -- concurrency -----------------------------------------------------------------------
     @staticmethod

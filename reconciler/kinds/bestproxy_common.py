@@ -9,7 +9,6 @@ from typing import Annotated, Any, Literal
 from pydantic import AfterValidator, StrictStr
 
 from reconciler.clients.bestproxy import BestProxyClient
-from reconciler.clients.http import RetryPolicy
 from reconciler.errors import UsageError
 from reconciler.kinds.base import RunContext
 
@@ -45,7 +44,7 @@ def make_client(ctx: RunContext) -> BestProxyClient:
         p.base_url,
         app_key=ctx.config_secret(p.app_key),
         timeout=p.timeout,
-        retry=RetryPolicy(attempts=p.retry_attempts, wait_initial=p.retry_wait_initial),
+        retry=ctx.retry_policy(p),
         max_connections=p.concurrency,
     )
 

@@ -37,7 +37,6 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StrictBool, StrictInt, StrictStr
 
-from reconciler.clients.http import RetryPolicy
 from reconciler.clients.jdb import (
     MAX_PLAYERS_PER_CALL,
     BindResult,
@@ -350,7 +349,7 @@ class FreeSpinEventKind(Kind):
             raise UsageError("providers.jdb is not configured in the config file")
         return JdbClient(
             p.base_url, dc=p.dc, key=ctx.config_secret(p.key), iv=ctx.config_secret(p.iv), parent=p.parent,
-            timeout=p.timeout, retry=RetryPolicy(attempts=p.retry_attempts, wait_initial=p.retry_wait_initial),
+            timeout=p.timeout, retry=ctx.retry_policy(p),
             max_connections=p.concurrency, report_tz=p.report_timezone,
         )
 

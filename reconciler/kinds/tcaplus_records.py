@@ -47,7 +47,6 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StrictStr, model_validator
 
-from reconciler.clients.http import RetryPolicy
 from reconciler.clients.tcaplus import (
     TcaplusClient,
     TcaplusRecordExistsError,
@@ -351,7 +350,7 @@ class TcaplusRecordsKind(Kind):
             raise UsageError("providers.tcaplus is not configured in the config file")
         return TcaplusClient(
             p.base_url, app_id=p.app_id, zone_id=p.zone_id, password=ctx.config_secret(p.password),
-            timeout=p.timeout, retry=RetryPolicy(attempts=p.retry_attempts, wait_initial=p.retry_wait_initial),
+            timeout=p.timeout, retry=ctx.retry_policy(p),
             max_connections=p.concurrency,
         )
 

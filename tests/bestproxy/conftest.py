@@ -3,7 +3,6 @@ points at it, with secrets as file: references."""
 
 from __future__ import annotations
 
-import textwrap
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
@@ -11,9 +10,8 @@ from typing import Iterator
 import httpx
 import pyotp
 import pytest
-from click.testing import CliRunner, Result
 
-from reconciler.cli import cli
+from tests.support import CliWorkspace
 from reconciler.sandbox.base import EmulatorServer
 from reconciler.sandbox.bestproxy import BestProxyEmulator
 
@@ -23,20 +21,12 @@ PASSWORD = "TestOnlyPw42"
 
 
 @dataclass
-class Workspace:
-    root: Path
+class Workspace(CliWorkspace):
     url: str
     emulator: BestProxyEmulator
     app_key: str = APP_KEY
 
-    def write(self, rel: str, text: str) -> Path:
-        p = self.root / rel
-        p.parent.mkdir(parents=True, exist_ok=True)
-        p.write_text(textwrap.dedent(text).lstrip("\n"), encoding="utf-8")
-        return p
 
-    def cli(self, *args: str, input: str | None = None) -> Result:
-        return CliRunner().invoke(cli, list(args), input=input, catch_exceptions=False)
 
     def api(self, path: str, **body: object) -> dict:
         """Call the emulator's own API (out-of-band changes), as another operator would."""

@@ -5,7 +5,6 @@ The key and IV below are sandbox-only values for these tests, never real credent
 
 from __future__ import annotations
 
-import textwrap
 import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
@@ -14,9 +13,8 @@ from typing import Any, Callable, Iterator
 
 import httpx
 import pytest
-from click.testing import CliRunner, Result
 
-from reconciler.cli import cli
+from tests.support import CliWorkspace
 from reconciler.clients.http import RetryPolicy
 from reconciler.clients.jdb import JdbClient
 from reconciler.clients.jdb_crypto import JdbCipher
@@ -107,23 +105,15 @@ def raw(jdb_server: EmulatorServer, clock: Clock) -> RawJdb:
 
 
 @dataclass
-class JdbWorkspace:
+class JdbWorkspace(CliWorkspace):
     """A folder with reconciler.yaml pointing at the test's emulator; runs the real CLI."""
 
-    root: Path
     server: EmulatorServer
     emulator: JdbEmulator
     client: JdbClient
     clock: Clock
 
-    def write(self, rel: str, text: str) -> Path:
-        path = self.root / rel
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(textwrap.dedent(text).lstrip("\n"), encoding="utf-8")
-        return path
 
-    def cli(self, *args: str) -> Result:
-        return CliRunner().invoke(cli, list(args), catch_exceptions=False)
 
     def events(self, **filters: Any) -> list[dict[str, Any]]:
         """Every event of the agent (terminated ones included), oldest first."""

@@ -3,15 +3,13 @@
 from __future__ import annotations
 
 import hashlib
-import textwrap
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner, Result
 
-from reconciler.cli import cli
+from tests.support import CliWorkspace
 from reconciler.clients.http import RetryPolicy
 from reconciler.clients.tcaplus import TcaplusClient
 from reconciler.sandbox.base import EmulatorServer
@@ -63,21 +61,13 @@ def client(session_client: TcaplusClient, emulator: TcaplusEmulator) -> TcaplusC
 
 
 @dataclass
-class Workspace:
+class Workspace(CliWorkspace):
     """A folder with reconciler.yaml pointing at the emulator, the two test tables and a password file."""
 
-    root: Path
     emulator: TcaplusEmulator
     client: TcaplusClient
 
-    def write(self, rel: str, text: str) -> Path:
-        path = self.root / rel
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(textwrap.dedent(text).lstrip("\n"), encoding="utf-8")
-        return path
 
-    def cli(self, *args: str) -> Result:
-        return CliRunner().invoke(cli, list(args), catch_exceptions=False)
 
     def requests(self) -> int:
         return sum(self.emulator.stats.values())
