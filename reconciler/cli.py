@@ -20,7 +20,7 @@ import click
 
 from reconciler import __version__
 from reconciler.engine import run
-from reconciler.engine.plan import Change, Outcome, Plan
+from reconciler.model import Change, Outcome, Plan
 from reconciler.engine.planfile import plan_schema, plan_to_dict, read_plan, write_plan
 from reconciler.engine.render import render_apply_markdown, render_markdown, render_outcomes, render_text
 from reconciler.engine.session import Session, open_session, shown_paths

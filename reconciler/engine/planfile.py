@@ -14,7 +14,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from reconciler import __version__
-from reconciler.engine.plan import Change, Plan, Unmanaged
+from reconciler.model import Change, Plan, Unmanaged
 from reconciler.errors import ReconcilerError
 
 FORMAT_VERSION = 1

@@ -11,7 +11,7 @@ import json
 from collections import Counter, defaultdict
 from typing import Any, TextIO
 
-from reconciler.engine.plan import Action, Change, Outcome, Plan
+from reconciler.model import Action, Change, Outcome, Plan
 
 SYMBOL = {Action.CREATE: "+", Action.UPDATE: "~", Action.REPLACE: "-/+", Action.DELETE: "-"}
 MARKDOWN_LIMIT = 60_000

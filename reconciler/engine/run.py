@@ -10,7 +10,7 @@ import logging
 from collections import defaultdict
 
 from reconciler.engine.load import Loaded
-from reconciler.engine.plan import Action, Change, Outcome, Plan
+from reconciler.model import Action, Change, Outcome, Plan
 from reconciler.errors import ReconcilerError, UsageError
 from reconciler.kinds import KINDS
 from reconciler.kinds.base import RunContext

@@ -10,10 +10,10 @@ targets, thresholds, ordering, saved plans and rendering; a kind fills these hoo
 - ``check(resources, ctx)`` — validation that needs other documents or the config (no API call);
   resolve secret references here with ``ctx.resolve_secret`` so a bad reference is an input error;
 - ``plan(resources, scopes, ctx)`` — read live state (coalesced), normalise it, diff by keyed ``==``
-  and return a :class:`~reconciler.engine.plan.KindPlan`; every change carries a ``precondition``
+  and return a :class:`~reconciler.model.KindPlan`; every change carries a ``precondition``
   (a fingerprint of the live object via ``ctx.live_fingerprint``, or a vendor version);
 - ``apply(changes, ctx)`` — make the calls (batched, idempotent, bounded concurrency) and return one
-  :class:`~reconciler.engine.plan.Outcome` per change;
+  :class:`~reconciler.model.Outcome` per change;
 - ``make_client(ctx)`` — build the vendor client from the config.
 """
 
@@ -31,7 +31,7 @@ from typing import Any, Callable, ClassVar, Iterable, TypeVar
 
 from pydantic import BaseModel
 
-from reconciler.engine.plan import Change, KindPlan, Outcome
+from reconciler.model import Change, KindPlan, Outcome
 from reconciler.errors import Problem, ReconcilerError, SecretError
 from reconciler.clients.http import RetryPolicy
 from reconciler.manifest.config import Connection, LoadedConfig

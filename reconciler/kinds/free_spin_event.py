@@ -49,7 +49,7 @@ from reconciler.clients.jdb import (
     JdbTransportError,
     parse_iso,
 )
-from reconciler.engine.plan import Action, Change, FieldDiff, KindPlan, Outcome, Unmanaged
+from reconciler.model import Action, Change, FieldDiff, KindPlan, Outcome, Unmanaged
 from reconciler.errors import Problem, ReconcilerError, UsageError
 from reconciler.kinds import register
 from reconciler.kinds.base import Kind, Resource, RunContext, ScopeDecl, outcome_of

@@ -21,7 +21,7 @@ import pyotp
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StrictBool, StrictStr, field_validator, model_validator
 
 from reconciler.clients.bestproxy import BestProxyClient, LiveIp
-from reconciler.engine.plan import Action, Change, FieldDiff, KindPlan, Outcome, Unmanaged
+from reconciler.model import Action, Change, FieldDiff, KindPlan, Outcome, Unmanaged
 from reconciler.errors import InputError, Problem, ReconcilerError, TransportError
 from reconciler.kinds import register
 from reconciler.kinds.base import Kind, Resource, RunContext, ScopeDecl

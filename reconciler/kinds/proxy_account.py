@@ -17,7 +17,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictStr, model_validator
 
 from reconciler.clients.bestproxy import BestProxyClient, LiveAccount
-from reconciler.engine.plan import SENSITIVE, Action, Change, FieldDiff, KindPlan, Outcome, Unmanaged
+from reconciler.model import SENSITIVE, Action, Change, FieldDiff, KindPlan, Outcome, Unmanaged
 from reconciler.errors import Problem, ReconcilerError, TransportError
 from reconciler.kinds import register
 from reconciler.kinds.base import Kind, Resource, RunContext, ScopeDecl

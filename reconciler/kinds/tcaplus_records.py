@@ -56,7 +56,7 @@ from reconciler.clients.tcaplus import (
     VersionCheck,
     VersionedRecord,
 )
-from reconciler.engine.plan import Action, Change, FieldDiff, KindPlan, Outcome
+from reconciler.model import Action, Change, FieldDiff, KindPlan, Outcome
 from reconciler.errors import InputError, Problem, SecretError, UsageError
 from reconciler.kinds import register
 from reconciler.kinds.base import Kind, Resource, RunContext, ScopeDecl, outcome_of

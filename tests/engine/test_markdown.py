@@ -12,7 +12,7 @@ from html.parser import HTMLParser
 import pytest
 from markdown_it import MarkdownIt
 
-from reconciler.engine.plan import SENSITIVE, Action, Change, FieldDiff, Outcome, Plan, Unmanaged
+from reconciler.model import SENSITIVE, Action, Change, FieldDiff, Outcome, Plan, Unmanaged
 from reconciler.engine.render import MARKDOWN_LIMIT, render_apply_markdown, render_markdown
 from tests.engine.conftest import OTHER_PASSWORD, PASSWORD, Workspace, accounts_file
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from reconciler.engine.load import load_manifests
-from reconciler.engine.plan import Action
+from reconciler.model import Action
 from reconciler.kinds.base import RunContext
 from reconciler.kinds.tcaplus_records import TcaplusRecordsKind, identity
 from reconciler.manifest.config import load_config
