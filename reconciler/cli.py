@@ -413,6 +413,64 @@ def export_transactions(config_path: Path, sandbox: bool, sandbox_state: Path | 
     return 0
 
 
+def _index_option(values: tuple[str, ...]) -> list[tuple[str, str, dict[str, Any]]]:
+    out = []
+    for v in values:
+        table, sep, rest = v.partition(":")
+        index, sep2, keys = rest.partition(":")
+        try:
+            parsed = json.loads(keys) if sep and sep2 else None
+        except ValueError:
+            parsed = None
+        if not isinstance(parsed, dict) or not parsed or not table or not index:
+            raise UsageError(f'--index {v}: expected TABLE:INDEX:{{"field": value, ...}} (a JSON object)')
+        out.append((table, index, parsed))
+    return out
+
+
+@export.command("manifests")
+@click.argument("paths", nargs=-1, type=click.Path(path_type=Path))
+@common
+@click.option("--out", "out", type=click.Path(path_type=Path, file_okay=False), required=True,
+              help="New folder for the manifests (and data and players files).")
+@click.option("--secrets-dir", type=click.Path(path_type=Path, file_okay=False),
+              help="Write secret values the API returns here (files mode 0600, referenced as file:); "
+                   "without it they are env: references.")
+@click.option("--unmanaged", is_flag=True, help="Only objects that no manifest under PATH declares (adoption).")
+@click.option("--index", "indexes", multiple=True, metavar='TABLE:INDEX:{"k":v}',
+              help="Also read TcaplusDB records under this index key (repeatable).")
+@click.option("--agent", "agents", multiple=True, help="Also read this JDB agent's events (repeatable).")
+@handle_errors
+def export_manifests_cmd(paths: tuple[Path, ...], config_path: Path, sandbox: bool, sandbox_state: Path | None,
+                         targets: tuple[str, ...], force: bool, out: Path, secrets_dir: Path | None, unmanaged: bool,
+                         indexes: tuple[str, ...], agents: tuple[str, ...]) -> int:
+    """Write live state as manifests (DR backups, adoption); see docs/disaster-recovery.md."""
+    from reconciler.export.manifests import export_manifests
+
+    index_keys = _index_option(indexes)
+    s = _session(paths, config_path, sandbox, sandbox_state, (), force)
+    try:
+        loaded = s.load() if any(p.exists() for p in s.paths) or paths else None
+        result = export_manifests(
+            resources=loaded.resources if loaded else {}, scopes=loaded.scopes if loaded else {}, ctx=s.ctx,
+            out_dir=out, secrets_dir=secrets_dir, unmanaged=unmanaged, targets=targets,
+            index_keys=index_keys, agents=list(agents),
+        )
+    finally:
+        s.close()
+    for note in result.notes:
+        _err(f"note: {note}")
+    counts = ", ".join(f"{n} {k}" for k, n in sorted(result.counts.items())) or "nothing"
+    click.echo(f"Exported {counts} to {out} ({len(result.files)} file(s)).")
+    if result.secret_files:
+        click.echo(f"Wrote {len(result.secret_files)} secret file(s) (mode 0600) to {secrets_dir}; keep them out of git.")
+    if result.env_names:
+        shown = ", ".join(result.env_names[:10]) + (f" and {len(result.env_names) - 10} more" if len(result.env_names) > 10 else "")
+        click.echo(f"Set {len(result.env_names)} environment variable(s) before plan or apply: {shown} "
+                   f"(all listed in {out / 'SECRETS-TO-SET.txt'}).")
+    return 0
+
+
 def main() -> None:
     cli(prog_name="reconciler")
 

@@ -227,6 +227,13 @@ class Kind(ABC):
     @abstractmethod
     def make_client(cls, ctx: RunContext) -> Any: ...
 
+    def export(self, resources: list[Resource], scopes: list[ScopeDecl], ctx: RunContext,
+               request: "ExportRequest") -> "KindExport":
+        """Live objects as manifest documents (DR, adoption). ``resources``/``scopes`` are what
+        the manifests under PATH declare: they say what to read and, with ``request.unmanaged``,
+        what to leave out. Default: nothing to export."""
+        return KindExport(notes=[f"{self.kind}: export is not supported"])
+
 
 def outcome_of(change: Change, fn: Callable[[], Any]) -> Outcome:
     """Run one change's calls; map our errors to a failed outcome (what succeeded stays listed)."""
@@ -237,3 +244,68 @@ def outcome_of(change: Change, fn: Callable[[], Any]) -> Outcome:
     if isinstance(result, Outcome):
         return result
     return Outcome(change, "applied", result if isinstance(result, str) else "")
+
+
+# -- export (DR and adoption) ---------------------------------------------------------------------
+@dataclass
+class ExportDoc:
+    """One manifest document an export writes, in the style a person writes it.
+
+    ``comments`` go above the document (values only the server knows: ids, status, counters);
+    ``field_comments`` end the line of a top-level spec field; ``missing`` names spec fields the
+    vendor did not return, written as comment lines instead of invented values.
+    """
+
+    kind: str
+    name: str
+    spec: dict[str, Any]
+    comments: list[str] = field(default_factory=list)
+    field_comments: dict[str, str] = field(default_factory=dict)
+    missing: dict[str, str] = field(default_factory=dict)
+    protected: bool = False
+
+    @property
+    def ref(self) -> str:
+        return f"{self.kind}/{self.name}"
+
+
+@dataclass
+class ExportGroup:
+    """One manifest file (path relative to the output folder, ``/``-separated)."""
+
+    path: str
+    docs: list[ExportDoc] = field(default_factory=list)
+    header: list[str] = field(default_factory=list)
+    keep: bool = False  # write the file even without documents (its comments say what to add)
+
+
+@dataclass
+class ExportFile:
+    """A data file next to the manifests (JSON Lines records, a players list)."""
+
+    path: str
+    text: str
+    ref: str = ""  # KIND/NAME of the document that uses it (for --target)
+
+
+@dataclass
+class KindExport:
+    groups: list[ExportGroup] = field(default_factory=list)
+    files: list[ExportFile] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)  # shown to the user (what could not be read)
+
+
+@dataclass
+class ExportRequest:
+    """What the engine asks of a kind's ``export`` hook.
+
+    ``secret_ref(manifest_path, name, value)`` turns a secret value the API returned into the
+    reference to write (``file:`` next to ``--secrets-dir``, else ``env:NAME``); the kind never
+    writes the value itself. ``index_keys`` are TcaplusDB ``(table, index, keys)`` the user named;
+    ``agents`` JDB agents to read besides those the manifests name.
+    """
+
+    unmanaged: bool
+    secret_ref: Callable[[str, str, str], str]
+    index_keys: list[tuple[str, str, dict[str, Any]]] = field(default_factory=list)
+    agents: list[str] = field(default_factory=list)

@@ -52,7 +52,7 @@ from reconciler.clients.jdb import (
 from reconciler.model import Action, Change, FieldDiff, KindPlan, Outcome, Unmanaged
 from reconciler.errors import Problem, ReconcilerError, UsageError
 from reconciler.kinds import register
-from reconciler.kinds.base import Kind, Resource, RunContext, ScopeDecl, outcome_of
+from reconciler.kinds.base import ExportDoc, ExportFile, ExportGroup, ExportRequest, Kind, KindExport, Resource, RunContext, ScopeDecl, outcome_of
 from reconciler.manifest.yamlload import Path_
 
 VERIFY_LIMIT = 1_000
@@ -671,6 +671,32 @@ class FreeSpinEventKind(Kind):
         message = f"event {event_id}; {len(to_bind)} player(s) sent to bind, {len(d['unbind'])} unbound"
         return Outcome(c, "applied", message, _details(binding))
 
+    # -- export (DR, adoption) -----------------------------------------------------------------
+    def export(self, resources: list[Resource], scopes: list[ScopeDecl], ctx: RunContext,
+               request: ExportRequest) -> KindExport:
+        """Events of every agent the manifests or ``request.agents`` name (one Action 76 each, the
+        plan's read window), one ``jdb/<agent>/free-spins.yaml`` per agent; see :func:`export_event`."""
+        client: JdbClient = ctx.client(type(self))
+        now = ctx.options.now()
+        by_agent: dict[str, list[Resource]] = defaultdict(list)
+        for r in resources:
+            by_agent[r.spec.agent].append(r)
+        agents = sorted(set(by_agent) | {s.spec.agent for s in scopes} | set(request.agents))
+        out = KindExport()
+        if not agents:
+            out.notes.append("FreeSpinEvent: no JDB agent to read (declare events, or name one with --agent)")
+        for agent in agents:
+            rs = sorted(by_agent[agent], key=lambda x: x.name)
+            read = self._read(client, agent, rs, now)
+            if read.window[1] < now + EXPORT_LOOKAHEAD:  # adoption: events may be scheduled years ahead
+                lo, hi = read.window[0], now + EXPORT_LOOKAHEAD
+                rows = client.search_events(agent=agent, start=lo, end=hi)
+                read = _AgentRead(agent, (lo, hi), [_Live(row) for row in rows if row.get("status") != "TERMINATED"])
+            matches = self._match(rs, read.live)
+            owners = {id(e): r for r in rs if (e := matches[r.name]) is not None}
+            export_agent(agent, read.live, owners, {r.name for r in resources}, request, out)
+        return out
+
 
 # -- helpers used by plan and apply -------------------------------------------------------------
 def _same_immutable(want: dict[str, Any], have: dict[str, Any]) -> bool:
@@ -764,3 +790,106 @@ def _config_problem(ctx: RunContext, name: str, message: str) -> Problem:
     if doc is not None:
         return doc.problem(("providers", "jdb", name), message, resource="Config")
     return Problem(str(ctx.config.path or "<config>"), 1, 1, "Config", f"providers.jdb.{name}", message)
+
+
+# -- export -------------------------------------------------------------------------------------
+EXPORT_LOOKAHEAD = timedelta(days=366 * 20)
+"""How far ahead an export looks for events (the plan looks two years past the declared ones)."""
+PLAYERS_NOT_LISTED = ("JDB has no call that lists an event's players (Action 76 returns only numberOfPlayers): "
+                      "the players file lists the players a manifest declared; fill in the others")
+
+
+def _event_slug(name: str) -> str:
+    slug = re.sub(r"[^A-Za-z0-9]+", "-", name).strip("-").lower()
+    return slug[:200] or "event"
+
+
+def export_event(agent: str, event: _Live, owner: Resource | None, name: str,
+                 request: ExportRequest) -> tuple[ExportDoc, ExportFile]:
+    """One live event as a document and its players file (``players/<name>.txt``).
+
+    Times are written exactly as JDB returned them (milliseconds and offset). A field Action 76 did
+    not return is taken from the declaring manifest (with a comment saying so) or written as a
+    comment asking for it, never invented. Status, counters and ``eventId`` are comments."""
+    row: dict[str, Any] = dict(event.row)
+    spec: dict[str, Any] = {"name": row.get("name"), "agent": agent,
+                            "startTime": row["startTime"], "endTime": row["endTime"],
+                            "machineTypes": list(row.get("machineTypes") or []), "type": row.get("type")}
+    doc = ExportDoc("FreeSpinEvent", name, spec, protected=bool(owner and owner.protected))
+    if owner is not None:  # the same instants, spelled with the manifest's UTC offset
+        for key, declared in (("startTime", owner.spec.startTime), ("endTime", owner.spec.endTime)):
+            if _instant(declared) == _instant(row[key]):
+                spec[key] = declared
+    fields = ["bet", "times"] if row.get("type") != "BONUSCHIPS" else ["bet", "bonusChips", "chipsMultiplier"]
+    for key in [*fields, "minWithdrawal", "maxWithdrawal"]:
+        if row.get(key) is not None:
+            spec[key] = row[key] if key == "times" else _money(row[key])
+        elif owner is not None and getattr(owner.spec, key) is not None:
+            spec[key] = getattr(owner.spec, key)
+            doc.field_comments[key] = f"not returned by Action 76: taken from {owner.source}"
+        else:
+            hint = ""
+            if key == "times" and row.get("totalTimes") and event.count:
+                hint = f"; totalTimes {row['totalTimes']} over {event.count} player(s)"
+            doc.missing[key] = f"not returned by JDB Action 76 here; fill it in{hint}"
+    players_path = f"players/{name}.txt"
+    spec["playersFile"] = players_path
+    doc.field_comments["playersFile"] = f"JDB reports {event.count} bound player(s) but cannot list them; see the file"
+    if owner is not None:
+        if owner.spec.excludedPlayers:
+            spec["excludedPlayers"] = list(owner.spec.excludedPlayers)
+        if owner.spec.generation != 1:
+            spec["generation"] = owner.spec.generation
+            doc.field_comments["generation"] = "keeps the transactionId of the live event"
+    doc.comments.append(event.observed().replace("observed: ", "server-owned, not restored: "))
+    players = declared_players(owner.spec, owner.doc.base_dir) if owner is not None else []
+    head = [f"Players of JDB event {event.event_id} '{row.get('name')}' (agent {agent}): JDB reports {event.count} bound.",
+            "JDB has no call that lists an event's players, so this list cannot be read back from JDB.",
+            (f"Listed: the {len(players)} player(s) {owner.source} declared." if owner is not None
+             else "Fill in the player IDs (one per line) before applying, or the restored event has no players."),
+            "One player ID per line; blank lines and lines starting with # are ignored."]
+    text = "".join(f"# {line}\n" for line in head) + "".join(f"{p}\n" for p in players)
+    return doc, ExportFile(players_path, text, ref=doc.ref)
+
+
+def export_agent(agent: str, live: list[_Live], owners: dict[int, Resource], taken: set[str],
+                 request: ExportRequest, out: KindExport) -> None:
+    """An agent's live events (not terminated) as ``jdb/<agent>/free-spins.yaml``."""
+    base = f"jdb/{_event_slug(agent) if agent != _event_slug(agent) else agent}"
+    group = ExportGroup(f"{base}/free-spins.yaml", header=[
+        f"JDB free-spin events of agent {agent}, exported from live state (Action 76).",
+        "Times are exactly as JDB returned them. " + PLAYERS_NOT_LISTED + ".",
+    ])
+    names = set(taken)
+    shown: set[str] = set()
+    for event in sorted(live, key=lambda e: (_instant(e.row["startTime"]), str(e.event_id))):
+        owner = owners.get(id(event))
+        if request.unmanaged and owner is not None:
+            continue
+        display = str(event.row.get("name", ""))
+        if event.status in ENDED:
+            group.header.append(f"not exported: event {event.event_id} '{display}' {event.status} (ended "
+                                f"{event.row['endTime']}); JDB creates only events that end in the future")
+            continue
+        if display in shown:
+            group.header.append(f"not exported: event {event.event_id} '{display}' has the display name of another "
+                                "exported event (a manifest identifies events of an agent by display name)")
+            continue
+        shown.add(display)
+        if owner is not None:
+            name = owner.name
+        else:
+            wanted = name = _event_slug(display)
+            n = 2
+            while name in names:
+                name, n = f"{wanted}-{n}", n + 1
+        names.add(name)
+        doc, players = export_event(agent, event, owner, name, request)
+        players.path = f"{base}/{players.path}"
+        group.docs.append(doc)
+        out.files.append(players)
+    if group.docs or len(group.header) > 2:
+        group.keep = True
+        out.groups.append(group)
+    if group.docs:
+        out.notes.append(f"FreeSpinEvent: {PLAYERS_NOT_LISTED} ({base}/players/)")

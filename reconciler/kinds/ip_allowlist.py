@@ -24,8 +24,8 @@ from reconciler.clients.bestproxy import BestProxyClient, LiveIp
 from reconciler.model import Action, Change, FieldDiff, KindPlan, Outcome, Unmanaged
 from reconciler.errors import InputError, Problem, ReconcilerError, TransportError
 from reconciler.kinds import register
-from reconciler.kinds.base import Kind, Resource, RunContext, ScopeDecl
-from reconciler.kinds.bestproxy_common import ProductType, Remark, make_client, provider_problem
+from reconciler.kinds.base import ExportDoc, ExportGroup, ExportRequest, Kind, KindExport, Resource, RunContext, ScopeDecl
+from reconciler.kinds.bestproxy_common import PRODUCT_TYPES, ProductType, Remark, make_client, provider_problem
 
 
 def normalize_ipv4(value: str) -> str:
@@ -136,6 +136,9 @@ class IpAllowlistKind(Kind):
             kp.changes.append(change)
         if needs_verification:
             raise InputError(needs_verification)
+        for ptype in (t for t in PRODUCT_TYPES if t not in lives):  # allowlists no manifest declares
+            kp.unmanaged.extend(Unmanaged(self.kind, self.vendor, f"{ptype}/{i.ip}", "no manifest declares this product type's allowlist")
+                                for i in sorted(client.list_ips(ptype), key=lambda i: ipaddress.IPv4Address(i.ip)))
         return kp
 
     def _diff(self, r: Resource, spec: IpAllowlistSpec, live: dict[str, str], kp: KindPlan,
@@ -220,3 +223,46 @@ class IpAllowlistKind(Kind):
         except ReconcilerError as exc:
             return Outcome(c, "failed", str(exc), details=[f"done before the failure: {', '.join(done)}"] if done else [])
         return Outcome(c, "applied", ", ".join(done))
+
+    # -- export (DR, adoption) -----------------------------------------------------------------
+    def export(self, resources: list[Resource], scopes: list[ScopeDecl], ctx: RunContext,
+               request: ExportRequest) -> KindExport:
+        """The allowlist of every product type that has addresses, as ``bestproxy/allowlists.yaml``.
+
+        ``proxy-ip/list`` does not return ``userProductId`` (type 11) or whether the list is meant
+        to be exclusive: both come from a declaring manifest, else a comment says what to fill in.
+        With ``request.unmanaged`` a declared allowlist's undeclared addresses are written as a
+        comment listing what to add to that manifest (one document per product type)."""
+        path = "bestproxy/allowlists.yaml"
+        client: BestProxyClient = ctx.client(type(self))
+        declared = {r.spec.productType: r for r in resources}
+        docs: list[ExportDoc] = []
+        keep = False
+        header = ["BestProxy IP allowlists, exported from live state (proxy-ip/list, one per product type)."]
+        for ptype in PRODUCT_TYPES:
+            live = sorted(client.list_ips(ptype), key=lambda i: ipaddress.IPv4Address(i.ip))
+            if not live:
+                continue
+            r = declared.get(ptype)
+            if request.unmanaged and r is not None:
+                extra = [i for i in live if i.ip not in r.spec.entry_map()]
+                if extra:
+                    keep = True
+                    header += [f"{r.ref} ({r.source}) does not list these live addresses; add them to its entries:",
+                               *(f"  - {{ip: {i.ip}, remark: {i.remark!r}}}" if i.remark else f"  - {i.ip}" for i in extra)]
+                continue
+            entries: list[Any] = [{"ip": i.ip, "remark": i.remark} if i.remark else i.ip for i in live]
+            spec: dict[str, Any] = {"productType": ptype}
+            doc = ExportDoc(self.kind, r.name if r else f"allowlist-{ptype}", spec, protected=bool(r and r.protected))
+            if ptype == 11:
+                if r is not None and r.spec.userProductId is not None:
+                    spec["userProductId"] = r.spec.userProductId
+                    doc.field_comments["userProductId"] = f"not returned by proxy-ip/list: taken from {r.source}"
+                else:
+                    doc.missing["userProductId"] = "required for product type 11; proxy-ip/list does not return it: fill it in"
+            spec["exclusive"] = bool(r.spec.exclusive) if r is not None else False
+            if r is None:
+                doc.field_comments["exclusive"] = "true removes live addresses not listed here"
+            spec["entries"] = entries
+            docs.append(doc)
+        return KindExport(groups=[ExportGroup(path, docs, header, keep=keep)])

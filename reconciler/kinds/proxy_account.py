@@ -20,7 +20,7 @@ from reconciler.clients.bestproxy import BestProxyClient, LiveAccount
 from reconciler.model import SENSITIVE, Action, Change, FieldDiff, KindPlan, Outcome, Unmanaged
 from reconciler.errors import Problem, ReconcilerError, TransportError
 from reconciler.kinds import register
-from reconciler.kinds.base import Kind, Resource, RunContext, ScopeDecl
+from reconciler.kinds.base import ExportDoc, ExportGroup, ExportRequest, Kind, KindExport, Resource, RunContext, ScopeDecl
 from reconciler.kinds.bestproxy_common import (
     ALNUM,
     MAX_LIMIT_GB,
@@ -389,3 +389,50 @@ class ProxyAccountKind(Kind):
             except ReconcilerError as exc:
                 for c in disable:
                     results[c.key] = Outcome(c, "failed", f"created, but disabling failed: {exc}")
+
+    # -- export (DR, adoption) -----------------------------------------------------------------
+    def export(self, resources: list[Resource], scopes: list[ScopeDecl], ctx: RunContext,
+               request: ExportRequest) -> KindExport:
+        """Every live account (one list call) as a document of ``bestproxy/accounts.yaml``.
+
+        The password the list returns becomes a reference (``request.secret_ref``); ``dailyLimitGb``
+        and ``udp`` are write-only, so they are carried over from a declaring manifest or left as a
+        comment; usage and creation time are server-owned and only shown as comments."""
+        path = "bestproxy/accounts.yaml"
+        client: BestProxyClient = ctx.client(type(self))
+        declared = {r.spec.username: r for r in resources}
+        docs = []
+        for a in sorted(client.list_accounts(), key=lambda x: x.username):
+            r = declared.get(a.username)
+            if request.unmanaged and r is not None:
+                continue
+            spec: dict[str, Any] = {"username": a.username,
+                                    "password": request.secret_ref(path, f"proxy-password-{a.username}", a.password),
+                                    "productType": a.product_type}
+            if a.remark:
+                spec["remark"] = a.remark
+            if a.limit_gb:
+                spec["trafficLimitGb"] = a.limit_gb
+            if not a.enabled:
+                spec["enabled"] = False
+            doc = ExportDoc(self.kind, r.name if r else a.username, spec, protected=bool(r and r.protected))
+            for key, raw_key in (("dailyLimitGb", "daily_limit"), ("udp", "udp")):
+                if raw_key in a.raw:
+                    value = a.raw[raw_key]
+                    if key == "udp" and a.product_type in UDP_PRODUCT_TYPES:
+                        spec[key] = bool(value)
+                    elif key == "dailyLimitGb" and value:
+                        spec[key] = int(value)
+                elif r is not None:
+                    if getattr(r.spec, key) is not None:
+                        spec[key] = getattr(r.spec, key)
+                        doc.field_comments[key] = f"write-only (not returned by the API): taken from {r.source}"
+                elif key == "dailyLimitGb" or a.product_type in UDP_PRODUCT_TYPES:
+                    doc.missing[key] = "write-only: the API does not return it; add it if the account has one set"
+            server = [f"{k} {a.raw[k]}" for k in ("created_at", "usage_flow") if a.raw.get(k) not in (None, "")]
+            if server:
+                doc.comments.append(f"server-owned, not restored: {', '.join(server)}")
+            docs.append(doc)
+        header = ["BestProxy proxy accounts, exported from live state (whitelist-account/list).",
+                  "Passwords are references; the values are never written into manifests."]
+        return KindExport(groups=[ExportGroup(path, docs, header)])

@@ -56,10 +56,10 @@ from reconciler.clients.tcaplus import (
     VersionCheck,
     VersionedRecord,
 )
-from reconciler.model import Action, Change, FieldDiff, KindPlan, Outcome
+from reconciler.model import Action, Change, FieldDiff, KindPlan, Outcome, Unmanaged
 from reconciler.errors import InputError, Problem, SecretError, UsageError
 from reconciler.kinds import register
-from reconciler.kinds.base import Kind, Resource, RunContext, ScopeDecl, outcome_of
+from reconciler.kinds.base import ExportDoc, ExportFile, ExportGroup, ExportRequest, Kind, KindExport, Resource, RunContext, ScopeDecl, outcome_of
 from reconciler.manifest.yamlload import Document, Path_, dotted, load_file
 from reconciler.protoschema import (
     FLOAT_TYPES,
@@ -443,6 +443,44 @@ class TcaplusRecordsKind(Kind):
         writer = _Writer(client, ctx)
         return RunContext.map(lambda c: outcome_of(c, lambda: writer.apply(c)), changes, concurrency=_concurrency(ctx))
 
+    # -- export (DR, adoption) ----------------------------------------------------------------
+    def export(self, resources: list[Resource], scopes: list[ScopeDecl], ctx: RunContext,
+               request: ExportRequest) -> KindExport:
+        """Records of every configured table, one ``tcaplus/<table>.yaml`` each (see :class:`_Exporter`)."""
+        declared: list[_Declared] = []
+        for res in resources:
+            found, problems = self._declared(res, ctx)
+            if problems:
+                raise InputError(problems)
+            declared += found
+        provider = ctx.config.providers.tcaplus
+        assert provider is not None
+        out = KindExport(notes=[REST_LIMITS])
+        client: TcaplusClient = ctx.client(type(self))
+        for table in sorted(provider.tables):
+            _Exporter(self, client, ctx, table_schema(ctx, table), request).export(
+                [d for d in declared if d.schema.name == table], [r for r in resources if r.spec.table == table], out)
+        return out
+
+
+MAX_INDEX_KEYSETS = 20
+"""Distinct index keys of declared records read to find unmanaged rows (per table and index)."""
+
+
+def index_keysets(schema: TableSchema, records: list[Mapping[str, Any]]) -> tuple[list[tuple[str, dict[str, Any]]], list[str]]:
+    """``(index, keys)`` of every index for the key values ``records`` take, and warnings for
+    indexes with more distinct keys than :data:`MAX_INDEX_KEYSETS` (not read)."""
+    out: list[tuple[str, dict[str, Any]]] = []
+    warnings = []
+    for index, fields in sorted(schema.indexes.items()):
+        found = {json.dumps({f: r[f] for f in fields}, sort_keys=True) for r in records if all(f in r for f in fields)}
+        if len(found) > MAX_INDEX_KEYSETS:
+            warnings.append(f"{schema.name}: declared records take {len(found)} keys of index {index}; rows under them "
+                            f"that no document declares are not listed (more than {MAX_INDEX_KEYSETS})")
+            continue
+        out.extend((index, json.loads(k)) for k in sorted(found))
+    return out, warnings
+
 
 def _concurrency(ctx: RunContext) -> int:
     return ctx.config.providers.tcaplus.concurrency if ctx.config.providers.tcaplus else 1
@@ -464,6 +502,24 @@ class _TablePlanner:
         for d in sorted(declared, key=lambda d: d.identity):
             self._plan_record(d, live.get(d.identity))
         self._plan_prunes(declared, prunes, scoped)
+        self._list_unmanaged(declared, prunes)
+
+    def _list_unmanaged(self, declared: list[_Declared], prunes: list[Resource]) -> None:
+        """Rows under the index keys declared records take (outside prune scopes) that no
+        document declares: listed, never touched."""
+        names = {d.identity for d in declared}
+        keysets, skipped = index_keysets(self.schema, [d.record for d in declared if not self._covered(d, prunes)])
+        self.kp.warnings.extend(skipped)
+        rows = RunContext.map(lambda ik: (ik, self.client.partkey_get_all(self.schema.name, ik[0], ik[1])), keysets,
+                              concurrency=_concurrency(self.ctx))
+        seen: set[str] = set()
+        for (index, keys), records in rows:
+            for vr in records:
+                key = identity(self.schema.name, self.schema.key_of(vr.record))
+                if key not in names and key not in seen:
+                    seen.add(key)
+                    self.kp.unmanaged.append(Unmanaged(self.kind.kind, self.kind.vendor, key,
+                                                       f"not declared; under index {index} {json.dumps(keys)}, outside every prune scope"))
 
     def _select(self, declared: list[_Declared]) -> list[str] | None:
         """Fields to read: the declared ones when every record is in declared mode."""
@@ -622,3 +678,144 @@ class _Writer:
             if self.client.get(table, keys) is not None:
                 raise
         return Outcome(change, "applied")
+
+
+# -- export -------------------------------------------------------------------------------------
+REST_LIMITS = ("TcaplusRecords: TcaplusDB RESTful API v1.0 cannot list a table's records or an index's key values; "
+               "only records under index keys that prune scopes declare, that --index names or that declared records "
+               "take, and declared records (read by key), are exported")
+INLINE_MAX = 20
+"""Up to this many records are written inline; more go to a JSON Lines data file."""
+
+
+def _slug(*parts: Any) -> str:
+    text = "-".join(str(p) for p in parts)
+    slug = "".join(ch if ch.isalnum() else "-" for ch in text).strip("-")
+    while "--" in slug:
+        slug = slug.replace("--", "-")
+    return slug[:200] or "records"
+
+
+class _Exporter:
+    """One table's export: index reads (prune scopes, named keys, keys of declared records), then
+    the declared records read by key; a document per read, records inline or in a data file."""
+
+    def __init__(self, kind: TcaplusRecordsKind, client: TcaplusClient, ctx: RunContext, schema: TableSchema,
+                 request: ExportRequest):
+        self.kind, self.client, self.ctx, self.schema, self.request = kind, client, ctx, schema, request
+        self.path = f"tcaplus/{schema.name}.yaml"
+        self.names: set[str] = set()
+
+    def _ordered(self, record: Mapping[str, Any]) -> dict[str, Any]:
+        order = [*self.schema.primary_key, *(f for f in self.schema.message.fields if f not in self.schema.primary_key)]
+        out = {k: record[k] for k in order if k in record and record[k] is not None}
+        out.update((k, v) for k, v in record.items() if k not in out and v is not None)
+        return out
+
+    def _name(self, wanted: str) -> str:
+        name, n = wanted, 2
+        while name in self.names:
+            name, n = f"{wanted}-{n}", n + 1
+        self.names.add(name)
+        return name
+
+    def export(self, declared: list[_Declared], resources: list[Resource], out: KindExport) -> None:
+        names = {d.identity for d in declared}
+        reads: list[tuple[str, dict[str, Any], Resource | None]] = []
+        for r in resources:
+            if r.spec.prune is not None:
+                reads.append((r.spec.prune.index, dict(r.spec.prune.keys), r))
+        for table, index, keys in self.request.index_keys:
+            if table == self.schema.name:
+                if index not in self.schema.indexes:
+                    raise UsageError(f"--index {table}:{index}: table {table} has no index {index!r} "
+                                     f"(indexes: {', '.join(sorted(self.schema.indexes)) or 'none'})")
+                reads.append((index, keys, None))
+        prunes = [r for r in resources if r.spec.prune is not None]
+        outside = [d.record for d in declared
+                   if not any(all(d.record.get(k) == v for k, v in r.spec.prune.keys.items()) for r in prunes)]
+        keysets, skipped = index_keysets(self.schema, outside)
+        out.notes.extend(skipped)
+        reads.extend((i, k, None) for i, k in keysets)
+        unique: dict[str, tuple[str, dict[str, Any], Resource | None]] = {}
+        for index, keys, owner in reads:
+            unique.setdefault(json.dumps([index, keys], sort_keys=True), (index, keys, owner))
+        results = RunContext.map(lambda rd: self.client.partkey_get_all(self.schema.name, rd[0], rd[1]),
+                                 list(unique.values()), concurrency=_concurrency(self.ctx))
+        claimed: dict[str, dict[str, Any]] = {}
+        owner_of = {d.identity: d.res for d in declared}
+        docs: list[tuple[ExportDoc, list[dict[str, Any]]]] = []
+        for (index, keys, owner), records in zip(unique.values(), results):
+            rows, row_keys = [], []
+            for vr in sorted(records, key=lambda v: identity(self.schema.name, self.schema.key_of(v.record))):
+                key = identity(self.schema.name, self.schema.key_of(vr.record))
+                if key in claimed or (self.request.unmanaged and key in names):
+                    continue
+                claimed[key] = vr.record
+                rows.append(self._ordered(vr.record))
+                row_keys.append(key)
+            if not rows:
+                continue
+            spec: dict[str, Any] = {"table": self.schema.name}
+            if owner is not None and not self.request.unmanaged:
+                doc = ExportDoc(self.kind.kind, self._name(owner.name), spec, protected=owner.protected)
+                spec["mode"] = owner.spec.mode
+                spec["prune"] = {"index": index, "keys": keys}
+                doc.comments.append(f"records under index {index} {json.dumps(keys)} (PartkeyGetRecord); the prune scope "
+                                    f"is copied from {owner.source}")
+            elif len(declarers := {owner_of[k].name: owner_of[k] for k in row_keys if k in owner_of}) == 1 \
+                    and not self.request.unmanaged:
+                res = next(iter(declarers.values()))
+                doc = ExportDoc(self.kind.kind, self._name(res.name), spec, protected=res.protected)
+                spec["mode"] = res.spec.mode
+                doc.comments.append(f"records under index {index} {json.dumps(keys)} (PartkeyGetRecord), the key of the "
+                                    f"records {res.source} declares")
+            else:
+                doc = ExportDoc(self.kind.kind, self._name(_slug(self.schema.name, index, *keys.values())), spec)
+                spec["mode"] = "whole"
+                doc.comments.append(f"records under index {index} {json.dumps(keys)} (PartkeyGetRecord)"
+                                    + ("" if not self.request.unmanaged else " that no manifest declares"))
+            docs.append((doc, rows))
+        if not self.request.unmanaged:
+            by_res: dict[str, list[_Declared]] = {}
+            for d in declared:
+                if d.identity not in claimed:
+                    by_res.setdefault(d.res.name, []).append(d)
+            missing = []
+            for res_name, ds in sorted(by_res.items()):
+                got = RunContext.map(lambda d: self.client.get(self.schema.name, d.keys), ds, concurrency=_concurrency(self.ctx))
+                rows = []
+                for d, vr in zip(ds, got):
+                    if vr is None:
+                        missing.append(d.identity)
+                        continue
+                    claimed[d.identity] = vr.record
+                    rows.append(self._ordered(vr.record))
+                if not rows:
+                    continue
+                owner = ds[0].res
+                spec = {"table": self.schema.name, "mode": owner.spec.mode}
+                doc = ExportDoc(self.kind.kind, self._name(owner.name), spec, protected=owner.protected)
+                doc.comments.append(f"declared records read by key (GetRecord), as declared by {owner.source}")
+                docs.append((doc, rows))
+            if missing:
+                out.notes.append(f"TcaplusRecords: {len(missing)} declared record(s) of {self.schema.name} do not exist "
+                                 f"live and are not exported: {', '.join(missing[:10])}")
+        group = ExportGroup(self.path, header=[
+            f"TcaplusDB table {self.schema.name}, exported from live state. RecordVersion is server-owned and left out.",
+            "REST API v1.0 cannot list a table's records or an index's key values: this file holds only the records",
+            "under the index keys listed in each document and declared records read by key.",
+        ])
+        for doc, rows in docs:
+            if len(rows) > INLINE_MAX:
+                data = f"data/{doc.name}.jsonl"
+                doc.spec["file"] = data
+                doc.field_comments["file"] = f"{len(rows)} records, one JSON object per line"
+                text = "".join(json.dumps(r, ensure_ascii=False, separators=(",", ":")) + "\n" for r in rows)
+                out.files.append(ExportFile(f"tcaplus/{data}", text, ref=doc.ref))
+            else:
+                doc.spec["records"] = rows
+            if "prune" in doc.spec:  # keep the prune scope last, as people write it
+                doc.spec["prune"] = doc.spec.pop("prune")
+            group.docs.append(doc)
+        out.groups.append(group)

@@ -11,7 +11,8 @@ on every emulator, an admin surface under ``/_sandbox/``:
   ``drop_next_writes`` (int, drop the replies of the next N writes; deterministic for tests),
   ``fail_next`` (int, inject the error on the next N vendor requests), ``seed``;
 - ``GET  /_sandbox/stats`` — request counts per ``METHOD path`` since start (benchmarks read it);
-- ``POST /_sandbox/stats/reset`` — zero the counters.
+- ``POST /_sandbox/stats/reset`` — zero the counters;
+- ``GET  /_sandbox/state`` — every stored row, table by table (restore tests compare it).
 """
 
 from __future__ import annotations
@@ -146,6 +147,14 @@ class Emulator:
             self.rng.seed(values["seed"])
         return self.faults
 
+    def dump_state(self) -> dict[str, list[dict[str, Any]]]:
+        """Every stored row, table by table (``GET /_sandbox/state``): what a test compares to
+        prove a restore brought the vendor's state back, independently of our clients."""
+        tables = [r[0] for r in self.db.execute(
+            "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' ORDER BY name")]
+        return {t: sorted((dict(row) for row in self.db.execute(f'SELECT * FROM "{t}"')),
+                          key=lambda r: json.dumps(r, sort_keys=True, default=str)) for t in tables}
+
     def close(self) -> None:
         with self.lock:
             self.db.close()
@@ -218,6 +227,9 @@ class _Handler(BaseHTTPRequestHandler):
                 return Response.json(asdict(emu.faults))
             if req.path == "/_sandbox/stats":
                 return Response.json(dict(emu.stats))
+            if req.path == "/_sandbox/state" and req.method == "GET":
+                with emu.lock:
+                    return Response.json(emu.dump_state())
             if req.path == "/_sandbox/stats/reset" and req.method == "POST":
                 with emu.lock:
                     emu.stats.clear()

@@ -1,0 +1,282 @@
+"""``reconciler export manifests``: live state written back as manifests (DR backups, adoption).
+
+The engine owns the algorithm; each kind fills its ``export`` hook (``Kind.export``) and returns
+documents, data files and notes. This module:
+
+- asks every registered kind whose provider is configured for its live objects, telling it what
+  the manifests under PATH declare (which scopes, tables, index keys and agents to read, and with
+  ``--unmanaged`` what to leave out);
+- turns secret values an API returned (BestProxy passwords) into references: ``file:`` references
+  to files of mode 0600 under ``--secrets-dir``, otherwise ``env:NAME`` references plus the list
+  of names to set (``SECRETS-TO-SET.txt``, names only);
+- writes one YAML file per kind or scope in a stable order, with comments for what only the
+  server knows, copies the prune scopes (unless ``--unmanaged``) and refuses to write a byte that
+  holds a provider credential or any secret resolved during the run.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass, field
+from pathlib import Path, PurePosixPath
+from typing import Any
+
+import yaml
+
+from reconciler.errors import ReconcilerError, UsageError
+from reconciler.kinds import KINDS
+from reconciler.kinds.base import ExportDoc, ExportFile, ExportGroup, ExportRequest, KindExport, RunContext, ScopeDecl
+
+API_VERSION = "reconciler/v1"
+SECRETS_LIST = "SECRETS-TO-SET.txt"
+SCOPES_FILE = "prune-scopes.yaml"
+
+
+class _Dumper(yaml.SafeDumper):
+    """Block style for mappings, flow style for lists and mappings of scalars; lists indented."""
+
+    def increase_indent(self, flow: bool = False, indentless: bool = False) -> Any:
+        return super().increase_indent(flow, False)
+
+
+def _str_representer(dumper: yaml.SafeDumper, value: str) -> Any:
+    style = "|" if "\n" in value else None
+    return dumper.represent_scalar("tag:yaml.org,2002:str", value, style=style)
+
+
+_Dumper.add_representer(str, _str_representer)
+
+
+class _Flow(dict):  # type: ignore[type-arg]
+    """A mapping written on one line (a record, an allowlist entry)."""
+
+
+class _FlowList(list):  # type: ignore[type-arg]
+    """A list of scalars written on one line (machine types, tags)."""
+
+
+_Dumper.add_representer(_Flow, lambda d, v: d.represent_mapping("tag:yaml.org,2002:map", v.items(), flow_style=True))
+_Dumper.add_representer(_FlowList, lambda d, v: d.represent_sequence("tag:yaml.org,2002:seq", v, flow_style=True))
+
+
+def _styled(value: Any, *, in_list: bool = False) -> Any:
+    """Block mappings, one-line list items and scalar lists: the way people write manifests."""
+    if isinstance(value, dict):
+        items = {k: _styled(v) for k, v in value.items()}
+        return _Flow(items) if in_list else items
+    if isinstance(value, list):
+        if all(not isinstance(x, (dict, list)) for x in value):
+            return _FlowList(value)
+        return [_styled(x, in_list=True) for x in value]
+    return value
+
+
+def dump_yaml(data: Any) -> str:
+    return yaml.dump(_styled(data), Dumper=_Dumper, sort_keys=False, allow_unicode=True, default_flow_style=False,
+                     width=4096)
+
+
+def _comment(lines: list[str], indent: str = "") -> list[str]:
+    out = []
+    for line in lines:
+        for part in str(line).splitlines() or [""]:
+            out.append(f"{indent}# {part}".rstrip())
+    return out
+
+
+def render_doc(doc: ExportDoc) -> str:
+    """One YAML document with its comments (above, at the end of spec lines, for missing fields)."""
+    meta: dict[str, Any] = {"name": doc.name}
+    if doc.protected:
+        meta["protected"] = True
+    head = dump_yaml({"apiVersion": API_VERSION, "kind": doc.kind, "metadata": meta})
+    lines = _comment(doc.comments) + head.rstrip("\n").splitlines() + ["spec:"]
+    body = dump_yaml(doc.spec).rstrip("\n").splitlines() if doc.spec else []
+    for line in body:
+        key = line.split(":", 1)[0] if line and not line[0].isspace() and not line.startswith("-") else None
+        text = f"  {line}"
+        if key in doc.field_comments:
+            text += f"  # {doc.field_comments[key]}"
+        lines.append(text)
+    for key, why in doc.missing.items():
+        lines.append(f"  # {key}: ({why})")
+    return "\n".join(lines) + "\n"
+
+
+def render_group(group: ExportGroup) -> str:
+    parts = []
+    header = "\n".join(_comment(group.header))
+    for i, doc in enumerate(group.docs):
+        text = render_doc(doc)
+        parts.append(text if i == 0 else "---\n" + text)
+    return (header + "\n" if header else "") + "".join(parts)
+
+
+def _scope_doc(scope: ScopeDecl) -> str:
+    data = dict(scope.doc.data)
+    return dump_yaml(data)
+
+
+def _env_name(name: str) -> str:
+    return re.sub(r"[^A-Z0-9]+", "_", name.upper()).strip("_") or "SECRET"
+
+
+@dataclass
+class ExportResult:
+    out_dir: Path
+    files: list[str] = field(default_factory=list)  # relative paths written (manifests and data)
+    secret_files: list[str] = field(default_factory=list)
+    env_names: list[str] = field(default_factory=list)
+    counts: dict[str, int] = field(default_factory=dict)  # documents per kind
+    notes: list[str] = field(default_factory=list)
+
+
+class _Secrets:
+    """Secret values an API returned, as references; values only ever go to ``--secrets-dir``."""
+
+    def __init__(self, out_dir: Path, secrets_dir: Path | None):
+        self.out_dir = out_dir
+        self.secrets_dir = secrets_dir
+        self.values: dict[str, str] = {}  # file or env name -> value
+        self.used: dict[str, str] = {}  # value key -> name (one name per secret)
+
+    def ref(self, manifest_path: str, name: str, value: str) -> str:
+        base = _env_name(name) if self.secrets_dir is None else re.sub(r"[^A-Za-z0-9._-]+", "-", name).strip("-") or "secret"
+        unique, n = base, 2
+        while unique in self.values and self.values[unique] != value:
+            unique, n = f"{base}{'_' if self.secrets_dir is None else '-'}{n}", n + 1
+        self.values[unique] = value
+        if self.secrets_dir is None:
+            return f"env:{unique}"
+        manifest_dir = (self.out_dir / manifest_path).parent
+        rel = os.path.relpath(self.secrets_dir / unique, manifest_dir)
+        return "file:" + PurePosixPath(*Path(rel).parts).as_posix()
+
+
+def _forbidden_values(ctx: RunContext) -> list[str]:
+    """Provider credentials and every secret resolved in this run (never written)."""
+    values: list[str] = [v for v in ctx._secrets.values() if v]  # noqa: SLF001 - the run's own cache
+    p = ctx.config.providers
+    for ref in (p.bestproxy.app_key if p.bestproxy else None, p.tcaplus.password if p.tcaplus else None,
+                p.jdb.key if p.jdb else None, p.jdb.iv if p.jdb else None):
+        if ref:
+            try:
+                values.append(ctx.config_secret(ref))
+            except ReconcilerError:
+                pass
+    v = p.bestproxy.ip_delete_verification if p.bestproxy else None
+    for ref in ((v.totp_secret, v.code) if v else ()):
+        if ref:
+            try:
+                values.append(ctx.config_secret(ref))
+            except ReconcilerError:
+                pass
+    return sorted({x for x in values if len(x) >= 4}, key=len, reverse=True)
+
+
+def _check_clean(path: str, text: str, forbidden: list[str]) -> None:
+    for value in forbidden:
+        if value in text:
+            raise UsageError(f"export: {path} would contain a credential or secret value; nothing written for it "
+                             "(report this as a bug)")
+
+
+def _provider_configured(ctx: RunContext, vendor: str) -> bool:
+    return getattr(ctx.config.providers, vendor, None) is not None
+
+
+def export_manifests(
+    *,
+    resources: dict[str, list[Any]],
+    scopes: dict[str, list[ScopeDecl]],
+    ctx: RunContext,
+    out_dir: Path,
+    secrets_dir: Path | None = None,
+    unmanaged: bool = False,
+    targets: tuple[str, ...] = (),
+    index_keys: list[tuple[str, str, dict[str, Any]]] | None = None,
+    agents: list[str] | None = None,
+) -> ExportResult:
+    """Read live state of every kind and write it under ``out_dir`` (which must be empty or new)."""
+    if out_dir.exists() and (not out_dir.is_dir() or any(out_dir.iterdir())):
+        raise UsageError(f"--out {out_dir}: the folder is not empty; export into a new folder")
+    if secrets_dir is not None:
+        if secrets_dir.exists() and (not secrets_dir.is_dir() or any(secrets_dir.iterdir())):
+            raise UsageError(f"--secrets-dir {secrets_dir}: the folder is not empty; use a new folder")
+        out_abs, sec_abs = out_dir.resolve(), secrets_dir.resolve()
+        if sec_abs == out_abs or out_abs in sec_abs.parents:
+            raise UsageError("--secrets-dir must not be inside --out (the manifests are shared; the secrets are not)")
+    secrets = _Secrets(out_dir.resolve(), secrets_dir.resolve() if secrets_dir else None)
+    request = ExportRequest(unmanaged=unmanaged, secret_ref=secrets.ref, index_keys=list(index_keys or []),
+                            agents=list(agents or []))
+    result = ExportResult(out_dir=out_dir)
+    exports: list[tuple[str, KindExport]] = []
+    for kind_cls in sorted(KINDS.values(), key=lambda k: (k.apply_order, k.kind)):
+        if not _provider_configured(ctx, kind_cls.vendor):
+            result.notes.append(f"{kind_cls.kind}: providers.{kind_cls.vendor} is not configured; not exported")
+            continue
+        ke = kind_cls().export(resources.get(kind_cls.kind, []), scopes.get(kind_cls.kind, []), ctx, request)
+        exports.append((kind_cls.kind, ke))
+        result.notes.extend(ke.notes)
+    if targets:
+        _filter_targets(exports, targets)
+
+    texts: dict[str, str] = {}
+    for kind, ke in exports:
+        for g in ke.groups:
+            if not g.docs and not g.keep:
+                continue
+            texts[g.path] = texts.get(g.path, "") + ("---\n" if g.path in texts else "") + render_group(g)
+            if g.docs:
+                result.counts[kind] = result.counts.get(kind, 0) + len(g.docs)
+        for f in ke.files:
+            texts[f.path] = f.text
+    if not unmanaged and not targets:
+        scope_docs = [_scope_doc(s) for _, ss in sorted(scopes.items()) for s in ss]
+        if scope_docs:
+            head = "# Prune scopes copied from the manifests the export read: inside them, live objects\n" \
+                   "# that no manifest declares are deleted.\n"
+            texts[SCOPES_FILE] = head + "---\n".join(scope_docs)
+    if secrets.secrets_dir is None and secrets.values:
+        lines = ["# Environment variables the exported manifests reference (env:NAME).",
+                 "# Set each to the secret's value before plan or apply; the values are not part of the export.",
+                 *sorted(secrets.values)]
+        texts[SECRETS_LIST] = "\n".join(lines) + "\n"
+        result.env_names = sorted(secrets.values)
+
+    forbidden = _forbidden_values(ctx) + sorted(set(secrets.values.values()), key=len, reverse=True)
+    for path, text in texts.items():
+        _check_clean(path, text, [v for v in forbidden if len(v) >= 4])
+    for path, text in sorted(texts.items()):
+        target = out_dir / path
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text(text, encoding="utf-8")
+        result.files.append(path)
+    if secrets.secrets_dir is not None and secrets.values:
+        secrets.secrets_dir.mkdir(parents=True, exist_ok=True)
+        os.chmod(secrets.secrets_dir, 0o700)
+        for name, value in sorted(secrets.values.items()):
+            path = secrets.secrets_dir / name
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            with os.fdopen(fd, "w", encoding="utf-8") as fh:
+                fh.write(value + "\n")
+            os.chmod(path, 0o600)
+            result.secret_files.append(name)
+    return result
+
+
+def _filter_targets(exports: list[tuple[str, KindExport]], targets: tuple[str, ...]) -> None:
+    matched: set[str] = set()
+    for _, ke in exports:
+        for g in ke.groups:
+            kept = [d for d in g.docs if d.ref in targets]
+            matched.update(d.ref for d in kept)
+            g.docs = kept
+        ke.files = [f for f in ke.files if f.ref in targets]
+    missing = [t for t in targets if t not in matched]
+    if missing:
+        raise UsageError(f"--target {', '.join(missing)}: no exported object has this KIND/NAME")
+
+
+__all__ = ["ExportFile", "ExportResult", "export_manifests", "render_doc", "render_group", "dump_yaml"]

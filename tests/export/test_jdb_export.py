@@ -1,0 +1,49 @@
+"""JDB events as manifests when Action 76 answers only what the seed documents (no bet, limits or
+times): the export says what is missing instead of inventing it, or takes it from the manifest."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from reconciler.export.manifests import render_doc
+from reconciler.kinds.base import ExportRequest, Resource
+from reconciler.kinds.free_spin_event import FreeSpinEventSpec, _Live, export_event
+from reconciler.manifest.yamlload import Document
+
+# the Action 76 fields reference/jdb.md captured from the vendor's table, nothing more
+DOCUMENTED_ROW = {
+    "eventId": 12345, "name": "Summer spins", "creator": "testag", "numberOfPlayers": 4, "type": "NORMAL",
+    "totalUseTimes": 3, "totalTimes": 40, "totalCashout": "1.500", "machineTypes": [14077, 14085],
+    "status": "ACTIVE", "currency": "RB", "startTime": "2035-07-01T00:00:00.123+08:00",
+    "endTime": "2035-07-08T23:59:59.999+08:00",
+}
+REQUEST = ExportRequest(unmanaged=False, secret_ref=lambda path, name, value: "env:UNUSED")
+
+
+def test_fields_action_76_does_not_return_become_comments_not_values() -> None:
+    doc, players = export_event("testag", _Live(DOCUMENTED_ROW), None, "summer-spins", REQUEST)
+    assert doc.spec["startTime"] == "2035-07-01T00:00:00.123+08:00"  # exact, milliseconds kept
+    assert doc.spec["endTime"] == "2035-07-08T23:59:59.999+08:00"
+    for key in ("bet", "times", "minWithdrawal", "maxWithdrawal"):
+        assert key not in doc.spec
+        assert "not returned by JDB Action 76" in doc.missing[key]
+    assert "totalTimes 40 over 4 player(s)" in doc.missing["times"]
+    text = render_doc(doc)
+    assert "  # bet: (not returned by JDB Action 76 here; fill it in)" in text
+    assert "event 12345 ACTIVE, 4 players, spins used 3 of 40, cash-out 1.500" in text
+    assert "playersFile: players/summer-spins.txt  # JDB reports 4 bound player(s) but cannot list them" in text
+    assert "Fill in the player IDs" in players.text and players.path == "players/summer-spins.txt"
+
+
+def test_a_declaring_manifest_fills_what_action_76_does_not_return(tmp_path: Path) -> None:
+    (tmp_path / "summer.txt").write_text("p1\np2\n")
+    spec = FreeSpinEventSpec(name="Summer spins", agent="testag", startTime="2035-06-30T16:00:00.123Z",
+                             endTime="2035-07-08T15:59:59.999Z", machineTypes=[14077, 14085], bet="2.5",
+                             type="NORMAL", times=10, maxWithdrawal="100", playersFile="summer.txt", generation=2)
+    owner = Resource("FreeSpinEvent", "summer", spec, Document(file=str(tmp_path / "events.yaml"), index=0, data={}))
+    doc, players = export_event("testag", _Live(DOCUMENTED_ROW), owner, "summer", REQUEST)
+    assert doc.spec["startTime"] == "2035-06-30T16:00:00.123Z"  # the same instant, as the manifest spells it
+    assert (doc.spec["bet"], doc.spec["times"], doc.spec["maxWithdrawal"], doc.spec["generation"]) == ("2.5", 10, "100", 2)
+    assert "not returned by Action 76: taken from" in doc.field_comments["bet"]
+    assert not doc.missing
+    assert [ln for ln in players.text.splitlines() if not ln.startswith("#")] == ["p1", "p2"]

@@ -1,0 +1,170 @@
+"""The quickstart state (``manifests/`` applied to the sandbox) exported, planned against the same
+live state (no changes), restored into a wiped sandbox (no changes; the vendors' state equal)."""
+
+from __future__ import annotations
+
+import os
+import stat
+from pathlib import Path
+
+import pytest
+import yaml
+
+from tests.export.conftest import DrWorkspace, vendor_state
+
+PASSWORDS = ("SandboxOnlyPw1", "SandboxOnlyPw2")
+
+
+def _no_changes(ws: DrWorkspace, path: str, state: str | None = None) -> str:
+    res = ws.run("plan", path, "--detailed-exitcode", state=state)
+    assert "No changes" in res.output, res.output
+    return res.output
+
+
+def test_export_plans_empty_and_restores_into_a_wiped_sandbox(dr: DrWorkspace) -> None:
+    dr.run("apply", "--auto-approve")
+    before = vendor_state(dr.root / dr.state)
+
+    res = dr.run("export", "manifests", "--out", "backup", "--secrets-dir", "backup-secrets")
+    assert "Exported 2 FreeSpinEvent, 1 IpAllowlist, 2 ProxyAccount, 3 TcaplusRecords" in res.output
+    # the export itself plans as unchanged against the live state it came from
+    out = _no_changes(dr, "backup")
+    assert "49 unchanged" in out and "0 unmanaged" in out
+
+    # secrets: only in --secrets-dir, mode 0600, referenced as file:
+    for name in ("proxy-password-demo01", "proxy-password-demo02"):
+        path = dr.root / "backup-secrets" / name
+        assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    assert sorted(p.read_text().strip() for p in (dr.root / "backup-secrets").iterdir()) == list(PASSWORDS)
+    accounts = list(yaml.safe_load_all((dr.root / "backup/bestproxy/accounts.yaml").read_text()))
+    assert {a["spec"]["password"] for a in accounts} == {
+        "file:../../backup-secrets/proxy-password-demo01", "file:../../backup-secrets/proxy-password-demo02"}
+    written = dr.written("backup")
+    for canary in [*PASSWORDS, *dr.credentials()]:
+        assert canary.encode() not in written
+
+    # wipe: a new, empty sandbox account; restore from the export alone
+    fresh = ".reconciler/restored"
+    dr.run("validate", "backup", state=fresh)
+    res = dr.run("apply", "backup", "--auto-approve", state=fresh)
+    assert " 0 failed" in res.output
+    _no_changes(dr, "backup", state=fresh)
+    after = vendor_state(dr.root / fresh)
+    assert after == before
+    assert len(after["bindings"]) == 5 and len(after["records"]) == 44 and after["accounts"][1]["udp"] == 1
+
+
+def test_export_without_secrets_dir_writes_env_references_and_the_names_to_set(
+        dr: DrWorkspace, monkeypatch: pytest.MonkeyPatch) -> None:
+    dr.run("apply", "--auto-approve")
+    res = dr.run("export", "manifests", "--out", "backup")
+    assert "PROXY_PASSWORD_DEMO01" in res.output and "SECRETS-TO-SET.txt" in res.output
+    names = [line for line in (dr.root / "backup/SECRETS-TO-SET.txt").read_text().splitlines() if not line.startswith("#")]
+    assert names == ["PROXY_PASSWORD_DEMO01", "PROXY_PASSWORD_DEMO02"]
+    accounts = list(yaml.safe_load_all((dr.root / "backup/bestproxy/accounts.yaml").read_text()))
+    assert [a["spec"]["password"] for a in accounts] == ["env:PROXY_PASSWORD_DEMO01", "env:PROXY_PASSWORD_DEMO02"]
+    written = dr.written("backup")
+    for canary in [*PASSWORDS, *dr.credentials()]:
+        assert canary.encode() not in written
+    assert not any(p.name.startswith("proxy-password") for p in dr.root.rglob("*"))
+    # unset: plan names the missing variable (an input error, nothing sent)
+    res = dr.run("plan", "backup", ok=(1,))
+    assert "PROXY_PASSWORD_DEMO01" in res.output
+    monkeypatch.setenv("PROXY_PASSWORD_DEMO01", PASSWORDS[0])
+    monkeypatch.setenv("PROXY_PASSWORD_DEMO02", PASSWORDS[1])
+    _no_changes(dr, "backup")
+
+
+def test_export_is_written_the_way_people_write_manifests(dr: DrWorkspace) -> None:
+    dr.run("apply", "--auto-approve")
+    dr.run("export", "manifests", "--out", "a", "--secrets-dir", "sa")
+    dr.run("export", "manifests", "--out", "b", "--secrets-dir", "sb")
+    files = sorted(str(p.relative_to(dr.root / "a")) for p in (dr.root / "a").rglob("*") if p.is_file())
+    assert files == ["bestproxy/accounts.yaml", "bestproxy/allowlists.yaml", "jdb/sandboxag/free-spins.yaml",
+                     "jdb/sandboxag/players/launch-week.txt", "jdb/sandboxag/players/vip-bonus-chips.txt",
+                     "prune-scopes.yaml", "tcaplus/data/eu-items.jsonl", "tcaplus/item_catalog.yaml",
+                     "tcaplus/server_config.yaml"]
+    # stable: two exports of one state are the same bytes, apart from server-owned comments
+    for f in files:
+        a = [ln for ln in (dr.root / "a" / f).read_text().splitlines() if "server-owned" not in ln]
+        b = [ln for ln in (dr.root / "b" / f).read_text().replace("../../sb/", "../../sa/").splitlines()
+             if "server-owned" not in ln]
+        assert a == b, f
+    events = (dr.root / "a/jdb/sandboxag/free-spins.yaml").read_text()
+    assert "startTime: '2035-06-01T00:00:00+08:00'" in events  # the manifest's spelling of the exact instant
+    assert "server-owned, not restored: event 1000" in events and "players" in events
+    assert "cannot list" in events
+    players = (dr.root / "a/jdb/sandboxag/players/launch-week.txt").read_text()
+    assert "cannot be read back from JDB" in players and players.splitlines()[-3:] == ["player00001", "player00002", "player00003"]
+    items = (dr.root / "a/tcaplus/item_catalog.yaml").read_text()
+    assert "cannot list a table's records" in items and "RecordVersion" in items
+    assert "- {region: 1, item_id: 1001, name: Healing potion, price: 50, tags: [consumable]}" in items
+    assert "file: data/eu-items.jsonl" in items
+    accounts = (dr.root / "a/bestproxy/accounts.yaml").read_text()
+    assert "udp: true  # write-only (not returned by the API)" in accounts
+    assert "usage_flow" in accounts.split("kind: ProxyAccount")[0]  # a comment, not a field
+    for doc in yaml.safe_load_all(accounts):
+        assert set(doc["spec"]) <= {"username", "password", "productType", "remark", "trafficLimitGb", "dailyLimitGb",
+                                    "udp", "enabled"}
+
+
+def test_out_folder_must_be_new_and_secrets_outside_it(dr: DrWorkspace) -> None:
+    dr.run("apply", "--auto-approve")
+    (dr.root / "used").mkdir()
+    (dr.root / "used" / "x").write_text("x")
+    assert "not empty" in dr.run("export", "manifests", "--out", "used", ok=(1,)).output
+    res = dr.run("export", "manifests", "--out", "new", "--secrets-dir", "new/secrets", ok=(1,))
+    assert "must not be inside --out" in res.output
+    assert not (dr.root / "new").exists() or not any((dr.root / "new").rglob("*"))
+
+
+def test_target_limits_the_export_and_an_unknown_target_is_an_error(dr: DrWorkspace) -> None:
+    dr.run("apply", "--auto-approve")
+    dr.run("export", "manifests", "--out", "one", "--secrets-dir", "s1", "--target", "FreeSpinEvent/launch-week")
+    files = sorted(str(p.relative_to(dr.root / "one")) for p in (dr.root / "one").rglob("*") if p.is_file())
+    assert files == ["jdb/sandboxag/free-spins.yaml", "jdb/sandboxag/players/launch-week.txt"]
+    res = dr.run("export", "manifests", "--out", "two", "--target", "ProxyAccount/nobody", ok=(1,))
+    assert "ProxyAccount/nobody" in res.output
+    assert os.listdir(dr.root) and not (dr.root / "two").exists()
+
+
+def test_plan_lists_every_unmanaged_object_it_can_see(dr: DrWorkspace) -> None:
+    dr.run("apply", "--auto-approve")
+    dr.write("console/pw", "ConsolePw77")
+    dr.write("console/all.yaml", """
+        apiVersion: reconciler/v1
+        kind: IpAllowlist
+        metadata: {name: residential}
+        spec: {productType: 25, entries: [192.0.2.7]}
+        ---
+        apiVersion: reconciler/v1
+        kind: ProxyAccount
+        metadata: {name: ops01}
+        spec: {username: ops01, password: "file:pw", productType: 9}
+        ---
+        apiVersion: reconciler/v1
+        kind: TcaplusRecords
+        metadata: {name: stray}
+        spec:
+          table: item_catalog
+          records: [{region: 2, item_id: 2999, name: stray, price: 1}, {region: 8, item_id: 8001, name: far, price: 1}]
+        ---
+        apiVersion: reconciler/v1
+        kind: FreeSpinEvent
+        metadata: {name: console-promo}
+        spec: {name: Console promo, agent: sandboxag, startTime: "2035-08-01T00:00:00Z", endTime: "2035-08-02T00:00:00Z",
+               machineTypes: [14077], bet: "1", type: NORMAL, times: 1}
+        """)
+    dr.run("apply", "console", "--auto-approve")
+    import json
+
+    data = json.loads(dr.run("plan", "--format", "json").output)
+    assert data["changes"] == []
+    seen = {(u["kind"], u["key"]): u["reason"] for u in data["unmanaged"]}
+    assert "no manifest declares" in seen[("IpAllowlist", "25/192.0.2.7")]
+    assert ("ProxyAccount", "ops01") in seen
+    assert "under index by_region" in seen[("TcaplusRecords", "item_catalog|2|2999")]
+    assert ("TcaplusRecords", "item_catalog|8|8001") not in seen  # no declared record uses region 8: out of sight
+    assert any(k == "FreeSpinEvent" and "Console promo" in r for (k, _), r in seen.items())
+    # the text plan shows them too
+    assert "192.0.2.7" in dr.run("plan").output
