@@ -683,6 +683,7 @@ class FreeSpinEventKind(Kind):
             by_agent[r.spec.agent].append(r)
         agents = sorted(set(by_agent) | {s.spec.agent for s in scopes} | set(request.agents))
         out = KindExport()
+        taken = {r.name for r in resources}  # metadata names in use (shared by all agents)
         if not agents:
             out.notes.append("FreeSpinEvent: no JDB agent to read (declare events, or name one with --agent)")
         for agent in agents:
@@ -694,7 +695,7 @@ class FreeSpinEventKind(Kind):
                 read = _AgentRead(agent, (lo, hi), [_Live(row) for row in rows if row.get("status") != "TERMINATED"])
             matches = self._match(rs, read.live)
             owners = {id(e): r for r in rs if (e := matches[r.name]) is not None}
-            export_agent(agent, read.live, owners, {r.name for r in resources}, request, out)
+            export_agent(agent, read.live, owners, taken, request, out)
         return out
 
 
@@ -860,7 +861,7 @@ def export_agent(agent: str, live: list[_Live], owners: dict[int, Resource], tak
         f"JDB free-spin events of agent {agent}, exported from live state (Action 76).",
         "Times are exactly as JDB returned them. " + PLAYERS_NOT_LISTED + ".",
     ])
-    names = set(taken)
+    names = taken
     shown: set[str] = set()
     for event in sorted(live, key=lambda e: (_instant(e.row["startTime"]), str(e.event_id))):
         owner = owners.get(id(event))

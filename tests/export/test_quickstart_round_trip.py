@@ -63,7 +63,7 @@ def test_export_without_secrets_dir_writes_env_references_and_the_names_to_set(
     assert names == ["PROXY_PASSWORD_DEMO01", "PROXY_PASSWORD_DEMO02"]
     accounts = list(yaml.safe_load_all((dr.root / "backup/bestproxy/accounts.yaml").read_text()))
     assert [a["spec"]["password"] for a in accounts] == ["env:PROXY_PASSWORD_DEMO01", "env:PROXY_PASSWORD_DEMO02"]
-    written = dr.written("backup")
+    written = dr.written("backup") + res.output.encode()
     for canary in [*PASSWORDS, *dr.credentials()]:
         assert canary.encode() not in written
     assert not any(p.name.startswith("proxy-password") for p in dr.root.rglob("*"))
