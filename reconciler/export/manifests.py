@@ -156,7 +156,7 @@ class _Secrets:
 
 def _forbidden_values(ctx: RunContext) -> list[str]:
     """Provider credentials and every secret resolved in this run (never written)."""
-    values: list[str] = [v for v in ctx._secrets.values() if v]  # noqa: SLF001 - the run's own cache
+    values: list[str] = [v for v in ctx._secrets.values() if v]  # the run's own cache
     p = ctx.config.providers
     for ref in (p.bestproxy.app_key if p.bestproxy else None, p.tcaplus.password if p.tcaplus else None,
                 p.jdb.key if p.jdb else None, p.jdb.iv if p.jdb else None):
@@ -246,8 +246,11 @@ def export_manifests(
         result.env_names = sorted(secrets.values)
 
     forbidden = _forbidden_values(ctx) + sorted(set(secrets.values.values()), key=len, reverse=True)
+    root = out_dir.resolve()
     for path, text in texts.items():
         _check_clean(path, text, [v for v in forbidden if len(v) >= 4])
+        if root not in (root / path).resolve().parents:
+            raise UsageError(f"export: {path} is outside --out; nothing written (report this as a bug)")
     for path, text in sorted(texts.items()):
         target = out_dir / path
         target.parent.mkdir(parents=True, exist_ok=True)
@@ -257,11 +260,11 @@ def export_manifests(
         secrets.secrets_dir.mkdir(parents=True, exist_ok=True)
         os.chmod(secrets.secrets_dir, 0o700)
         for name, value in sorted(secrets.values.items()):
-            path = secrets.secrets_dir / name
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            secret_path = secrets.secrets_dir / name
+            fd = os.open(secret_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
             with os.fdopen(fd, "w", encoding="utf-8") as fh:
                 fh.write(value + "\n")
-            os.chmod(path, 0o600)
+            os.chmod(secret_path, 0o600)
             result.secret_files.append(name)
     return result
 
@@ -279,4 +282,4 @@ def _filter_targets(exports: list[tuple[str, KindExport]], targets: tuple[str, .
         raise UsageError(f"--target {', '.join(missing)}: no exported object has this KIND/NAME")
 
 
-__all__ = ["ExportFile", "ExportResult", "export_manifests", "render_doc", "render_group", "dump_yaml"]
+__all__ = ["ExportFile", "ExportResult", "dump_yaml", "export_manifests", "render_doc", "render_group"]

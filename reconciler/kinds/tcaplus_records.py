@@ -467,7 +467,7 @@ MAX_INDEX_KEYSETS = 20
 """Distinct index keys of declared records read to find unmanaged rows (per table and index)."""
 
 
-def index_keysets(schema: TableSchema, records: list[Mapping[str, Any]]) -> tuple[list[tuple[str, dict[str, Any]]], list[str]]:
+def index_keysets(schema: TableSchema, records: Iterable[Mapping[str, Any]]) -> tuple[list[tuple[str, dict[str, Any]]], list[str]]:
     """``(index, keys)`` of every index for the key values ``records`` take, and warnings for
     indexes with more distinct keys than :data:`MAX_INDEX_KEYSETS` (not read)."""
     out: list[tuple[str, dict[str, Any]]] = []
@@ -781,16 +781,16 @@ class _Exporter:
             for d in declared:
                 if d.identity not in claimed:
                     by_res.setdefault(d.res.name, []).append(d)
-            missing = []
-            for res_name, ds in sorted(by_res.items()):
+            missing: list[str] = []
+            for _, ds in sorted(by_res.items()):
                 got = RunContext.map(lambda d: self.client.get(self.schema.name, d.keys), ds, concurrency=_concurrency(self.ctx))
                 rows = []
-                for d, vr in zip(ds, got):
-                    if vr is None:
+                for d, found in zip(ds, got):
+                    if found is None:
                         missing.append(d.identity)
                         continue
-                    claimed[d.identity] = vr.record
-                    rows.append(self._ordered(vr.record))
+                    claimed[d.identity] = found.record
+                    rows.append(self._ordered(found.record))
                 if not rows:
                     continue
                 owner = ds[0].res

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.export.conftest import DrWorkspace, vendor_state
+from tests.export.conftest import ROOT, DrWorkspace, vendor_state
 
 ACCOUNTS = 1200
 IPS = {9: 400, 14: 300, 25: 300}
@@ -78,13 +78,29 @@ def _write_console(ws: DrWorkspace) -> None:
     ws.write("console/all.yaml", "---\n".join(docs))
 
 
+@pytest.fixture(scope="module")
+def estate_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The estate made once per module (one apply of each folder); tests get a copy."""
+    root = tmp_path_factory.mktemp("estate")
+    for folder in ("manifests", "tables", "data"):
+        shutil.copytree(ROOT / folder, root / folder)
+    shutil.copy(ROOT / "reconciler.yaml", root / "reconciler.yaml")
+    ws = DrWorkspace(root)
+    _write_estate(ws)
+    _write_console(ws)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.chdir(root)
+        assert " 0 failed" in ws.run("apply", "estate", "--auto-approve").output
+        assert " 0 failed" in ws.run("apply", "console", "--auto-approve").output
+    return root
+
+
 @pytest.fixture
-def estate(dr: DrWorkspace) -> DrWorkspace:
-    _write_estate(dr)
-    _write_console(dr)
-    assert " 0 failed" in dr.run("apply", "estate", "--auto-approve").output
-    assert " 0 failed" in dr.run("apply", "console", "--auto-approve").output
-    return dr
+def estate(estate_template: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> DrWorkspace:
+    root = tmp_path / "ws"
+    shutil.copytree(estate_template, root)
+    monkeypatch.chdir(root)
+    return DrWorkspace(root)
 
 
 def _unmanaged(output: str) -> Counter[str]:
