@@ -813,14 +813,19 @@ def export_event(agent: str, event: _Live, owner: Resource | None, name: str,
     not return is taken from the declaring manifest (with a comment saying so) or written as a
     comment asking for it, never invented. Status, counters and ``eventId`` are comments."""
     row: dict[str, Any] = dict(event.row)
-    spec: dict[str, Any] = {"name": row.get("name"), "agent": agent,
-                            "startTime": row["startTime"], "endTime": row["endTime"],
-                            "machineTypes": list(row.get("machineTypes") or []), "type": row.get("type")}
+    spec: dict[str, Any] = {"name": row.get("name"), "agent": agent}
     doc = ExportDoc("FreeSpinEvent", name, spec, protected=bool(owner and owner.protected))
-    if owner is not None:  # the same instants, spelled with the manifest's UTC offset
-        for key, declared in (("startTime", owner.spec.startTime), ("endTime", owner.spec.endTime)):
-            if _instant(declared) == _instant(row[key]):
-                spec[key] = declared
+    for key in ("startTime", "endTime"):
+        declared = getattr(owner.spec, key) if owner is not None else None
+        if row.get(key):  # exactly as JDB returned it, or the manifest's spelling of the same instant
+            spec[key] = declared if declared and _instant(declared) == _instant(row[key]) else row[key]
+        elif declared:
+            spec[key] = declared
+            doc.field_comments[key] = f"not returned by Action 76: taken from {owner.source}"  # type: ignore[union-attr]
+        else:
+            doc.missing[key] = "not returned by JDB Action 76 here; fill it in (ISO-8601 with offset)"
+    spec["machineTypes"] = list(row.get("machineTypes") or [])
+    spec["type"] = row.get("type")
     fields = ["bet", "times"] if row.get("type") != "BONUSCHIPS" else ["bet", "bonusChips", "chipsMultiplier"]
     for key in [*fields, "minWithdrawal", "maxWithdrawal"]:
         if row.get(key) is not None:
@@ -863,14 +868,14 @@ def export_agent(agent: str, live: list[_Live], owners: dict[int, Resource], tak
     ])
     names = taken
     shown: set[str] = set()
-    for event in sorted(live, key=lambda e: (_instant(e.row["startTime"]), str(e.event_id))):
+    for event in sorted(live, key=lambda e: (_instant(e.row["startTime"]) if e.row.get("startTime") else "", str(e.event_id))):
         owner = owners.get(id(event))
         if request.unmanaged and owner is not None:
             continue
         display = str(event.row.get("name", ""))
         if event.status in ENDED:
             group.header.append(f"not exported: event {event.event_id} '{display}' {event.status} (ended "
-                                f"{event.row['endTime']}); JDB creates only events that end in the future")
+                                f"{event.row.get('endTime', '?')}); JDB creates only events that end in the future")
             continue
         if display in shown:
             group.header.append(f"not exported: event {event.event_id} '{display}' has the display name of another "

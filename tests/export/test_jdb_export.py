@@ -47,3 +47,10 @@ def test_a_declaring_manifest_fills_what_action_76_does_not_return(tmp_path: Pat
     assert "not returned by Action 76: taken from" in doc.field_comments["bet"]
     assert not doc.missing
     assert [ln for ln in players.text.splitlines() if not ln.startswith("#")] == ["p1", "p2"]
+
+
+def test_an_end_time_action_76_does_not_return_is_asked_for() -> None:
+    row = {k: v for k, v in DOCUMENTED_ROW.items() if k != "endTime"}  # the table's tail is truncated in the sources
+    doc, _ = export_event("testag", _Live(row), None, "summer-spins", REQUEST)
+    assert "endTime" not in doc.spec and "fill it in" in doc.missing["endTime"]
+    assert "  # endTime: (not returned by JDB Action 76 here; fill it in (ISO-8601 with offset))" in render_doc(doc)
