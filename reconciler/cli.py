@@ -19,7 +19,7 @@ from typing import Any, Callable
 import click
 
 from reconciler import __version__
-from reconciler.engine import run
+from reconciler.engine import freshness, run
 from reconciler.model import Change, Outcome, Plan
 from reconciler.engine.planfile import plan_schema, plan_to_dict, read_plan, write_plan
 from reconciler.engine.render import render_apply_markdown, render_markdown, render_outcomes, render_text
@@ -140,6 +140,7 @@ def _plan_data(s: Session, plan: Plan) -> dict[str, Any]:
         targets=list(s.ctx.options.targets),
         digest=s.digest(),
         resources=s.resource_digests(),
+        config_sections=s.config_digests(),
         force=s.ctx.options.force,
         allow_replace=s.ctx.options.allow_replace,
     )
@@ -281,10 +282,11 @@ def _apply_saved(path: Path, config_path: Path, sandbox: bool, sandbox_state: Pa
         # kinds may track data files while planning: plan first, then compare digests
         kinds_to_replan = {c.kind for c in saved.changes}
         fresh = run.make_plan(s.loaded, s.ctx, kinds=kinds_to_replan)  # type: ignore[arg-type]
-        digest = s.digest()
-        if digest != pf.digest.model_dump():
-            what = [k for k in ("manifests", "config") if digest[k] != getattr(pf.digest, k)]
-            raise UsageError(f"{path}: the {' and '.join(what)} changed since this plan was made; make a new plan")
+        changed = freshness.changed_dependencies(
+            saved.changes, planned_docs=pf.resources, docs_now=s.resource_digests(),
+            planned_config=pf.config_sections, config_now=s.config_digests())
+        if changed:
+            raise UsageError(f"{path}: changed since this plan was made: {freshness.describe(changed)}; make a new plan")
         if not saved.changes:
             click.echo("The saved plan has no changes.")
             return 0

@@ -81,7 +81,12 @@ class PlanFile(_M):
     existing_in_scope: dict[str, int]
     resources: dict[str, str] = Field(
         default_factory=dict,
-        description="content digest per manifest document (KIND/NAME), the baseline for `plan --drift --baseline`",
+        description="content digest per manifest document (KIND/NAME, with the data files it names): what "
+                    "apply judges freshness by, and the baseline for `plan --drift --baseline`",
+    )
+    config_sections: dict[str, str] = Field(
+        default_factory=dict,
+        description="digest per config section a change can depend on (providers.<vendor>, settings)",
     )
 
 
@@ -94,7 +99,8 @@ def plan_schema() -> dict[str, Any]:
 
 def plan_to_dict(plan: Plan, *, created_at: str, paths: list[str], config_path: str | None, sandbox: bool,
                  targets: list[str], digest: dict[str, str], resources: dict[str, str] | None = None,
-                 force: bool = False, allow_replace: bool = False) -> dict[str, Any]:
+                 config_sections: dict[str, str] | None = None, force: bool = False,
+                 allow_replace: bool = False) -> dict[str, Any]:
     return {
         "format_version": FORMAT_VERSION,
         "tool_version": __version__,
@@ -114,6 +120,7 @@ def plan_to_dict(plan: Plan, *, created_at: str, paths: list[str], config_path: 
         "warnings": plan.warnings,
         "existing_in_scope": plan.existing_in_scope,
         "resources": dict(sorted((resources or {}).items())),
+        "config_sections": dict(sorted((config_sections or {}).items())),
     }
 
 

@@ -39,14 +39,34 @@ class Session:
 
     def resource_digests(self) -> dict[str, str]:
         """Content digests of every manifest document (resources and prune scopes), by
-        ``KIND/NAME`` — the baseline a drift run compares against."""
+        ``KIND/NAME``, each covering the data files the document names (records, player lists) —
+        the baseline a drift run compares against, and what a saved plan's freshness is judged by."""
         assert self.loaded is not None
         docs = [(r.ref, r.doc) for rs in self.loaded.resources.values() for r in rs]
         docs += [(sc.ref, sc.doc) for scs in self.loaded.scopes.values() for sc in scs]
         out = {}
         for ref, doc in docs:
-            blob = json.dumps(doc.data, sort_keys=True, default=str).encode()
-            out[ref] = "sha256:" + hashlib.sha256(blob).hexdigest()[:32]
+            h = hashlib.sha256(json.dumps(doc.data, sort_keys=True, default=str).encode())
+            files = self.ctx.files_by_resource.get(ref, [])
+            if files:
+                h.update(digest_files(files).encode())
+            out[ref] = "sha256:" + h.hexdigest()[:32]
+        return out
+
+    def config_digests(self) -> dict[str, str]:
+        """Digests of the config's parts a change can depend on: each ``providers.<vendor>``
+        section as written (TcaplusDB's table schemas included) and ``settings``."""
+        data = self.config.doc.data if self.config.doc is not None and isinstance(self.config.doc.data, dict) else {}
+        providers = data.get("providers") if isinstance(data.get("providers"), dict) else {}
+        out = {}
+        for vendor in ("bestproxy", "tcaplus", "jdb"):
+            h = hashlib.sha256(json.dumps(providers.get(vendor), sort_keys=True, default=str).encode())
+            if vendor == "tcaplus" and self.config.providers.tcaplus is not None:
+                protos = [self.config.base_dir / t.proto for t in self.config.providers.tcaplus.tables.values()]
+                h.update(digest_files(protos).encode())
+            out[f"providers.{vendor}"] = "sha256:" + h.hexdigest()[:32]
+        out["settings"] = "sha256:" + hashlib.sha256(
+            json.dumps(data.get("settings"), sort_keys=True, default=str).encode()).hexdigest()[:32]
         return out
 
     def close(self) -> None:

@@ -99,12 +99,15 @@ class RunContext:
         self._secrets: dict[tuple[str, str], str] = {}
         self._clients: dict[str, Any] = {}
         self._lock = threading.Lock()
-        self._fingerprinter: Fingerprinter | None = None
+        self._fingerprinters: dict[str, Fingerprinter] = {}
         self.tracked_files: list[Path] = []  # data files kinds read (part of the saved-plan digest)
+        self.files_by_resource: dict[str, list[Path]] = {}  # the same, by the document that names them
 
-    def track_file(self, path: Path) -> None:
-        """Declare a data file the desired state depends on (records, player lists)."""
+    def track_file(self, path: Path, *, resource: str = "") -> None:
+        """Declare a data file the desired state depends on (records, player lists); ``resource``
+        is the ``KIND/NAME`` of the document that names it (part of that document's digest)."""
         self.tracked_files.append(path)
+        self.files_by_resource.setdefault(resource, []).append(path)
 
     # -- secrets ---------------------------------------------------------------------------
     def resolve_secret(self, doc: Document, path: Path_, ref: str, *, resource: str = "") -> str | None:
@@ -141,30 +144,31 @@ class RunContext:
         return self._secrets[cache_key]
 
     # -- fingerprints ----------------------------------------------------------------------
-    @property
-    def fingerprint(self) -> Fingerprinter:
-        """Keyed fingerprint of a secret value (key: settings.fingerprint_key, else derived from
-        the provider credentials, so a plan file alone cannot be used to guess a password)."""
-        if self._fingerprinter is None:
-            s = self.config.settings
-            if s.fingerprint_key:
-                key = self.config_secret(s.fingerprint_key).encode()
-            else:
-                parts = []
-                p = self.config.providers
-                for ref in (
-                    p.bestproxy.app_key if p.bestproxy else None,
-                    p.tcaplus.password if p.tcaplus else None,
-                    p.jdb.key if p.jdb else None,
-                ):
-                    if ref:
+    def fingerprint_for(self, vendor: str) -> Fingerprinter:
+        """Keyed fingerprint of a secret value (key: settings.fingerprint_key, else derived from the
+        credentials of ``vendor``'s connection, so a plan file alone cannot be used to guess a
+        password, and a change to another vendor's connection does not change these fingerprints)."""
+        with self._lock:
+            if vendor not in self._fingerprinters:
+                s = self.config.settings
+                if s.fingerprint_key:
+                    key = self.config_secret(s.fingerprint_key).encode()
+                else:
+                    p = self.config.providers
+                    refs = {
+                        "bestproxy": [p.bestproxy.app_key] if p.bestproxy else [],
+                        "tcaplus": [p.tcaplus.password] if p.tcaplus else [],
+                        "jdb": [p.jdb.key, p.jdb.iv] if p.jdb else [],
+                    }.get(vendor, [])
+                    parts = [vendor]
+                    for ref in refs:
                         try:
                             parts.append(self.config_secret(ref))
                         except SecretError:
                             parts.append(ref)
-                key = "\0".join(parts).encode()
-            self._fingerprinter = Fingerprinter(key)
-        return self._fingerprinter
+                    key = "\0".join(parts).encode()
+                self._fingerprinters[vendor] = Fingerprinter(key)
+            return self._fingerprinters[vendor]
 
     def live_fingerprint(self, obj: Any) -> str:
         """A content fingerprint of a normalised live object (for saved-plan staleness checks).
