@@ -11,7 +11,7 @@ from typing import Any
 from reconciler.engine.load import Loaded, digest_files, display_path, load_manifests
 from reconciler.errors import InputError
 from reconciler.kinds.base import RunContext, RunOptions
-from reconciler.manifest.config import Config, LoadedConfig, load_config
+from reconciler.manifest.config import VENDORS, Config, LoadedConfig, load_config
 from reconciler.manifest.validate import validate_model
 from reconciler.manifest.yamlload import Document
 
@@ -76,31 +76,61 @@ class Session:
             self.sandbox = None
 
 
-def _sandbox_config(config_path: Path | None, state_dir: Path) -> tuple[LoadedConfig, Any]:
+class _Sandboxes:
+    """The emulators of a sandbox run: one set for the default connections, one per named
+    connection (its own state under ``connections/<name>/``), so two connections never share
+    live state — as two real accounts would not."""
+
+    def __init__(self) -> None:
+        self.running: list[Any] = []
+
+    def stop(self) -> None:
+        for sbx in self.running:
+            sbx.stop()
+        self.running.clear()
+
+
+def _sandbox_config(config_path: Path | None, state_dir: Path, env: str | None = None) -> tuple[LoadedConfig, Any]:
     from reconciler.sandbox.serve import Sandbox, tables_from_config
 
-    user = load_config(config_path, required=False)
-    tcaplus = user.providers.tcaplus
-    sandbox = Sandbox(state_dir, tcaplus_tables=tables_from_config(tcaplus.tables, user.base_dir) if tcaplus else {}).start()
-    data = user.config.model_dump(exclude_none=True)
-    data["providers"] = sandbox.providers()
+    user = load_config(config_path, required=False, env=env)
+    sandboxes = _Sandboxes()
+
+    def start(folder: Path, tcaplus: Any) -> Any:
+        sbx = Sandbox(folder, tcaplus_tables=tables_from_config(tcaplus.tables, user.base_dir) if tcaplus else {}).start()
+        sandboxes.running.append(sbx)
+        return sbx
+
+    try:
+        data = user.config.model_dump(exclude_none=True)
+        data["providers"] = start(state_dir, user.providers.tcaplus).providers()
+        named = user.config.connections
+        for name in sorted({n for vendor in VENDORS for n in getattr(named, vendor)}):
+            sbx = start(state_dir / "connections" / name, named.tcaplus.get(name) or user.providers.tcaplus)
+            served = sbx.providers()
+            for vendor in VENDORS:
+                if name in getattr(named, vendor):
+                    data["connections"][vendor][name] = served[vendor]
+    except BaseException:
+        sandboxes.stop()
+        raise
     doc = Document(file=str(config_path or "<sandbox>"), index=0, data=data)
     model, problems = validate_model(Config, data, doc, resource="Config")
     if problems:
-        sandbox.stop()
+        sandboxes.stop()
         raise InputError(problems)
     assert isinstance(model, Config)
-    return LoadedConfig(model, path=user.path, doc=user.doc), sandbox
+    return LoadedConfig(model, path=user.path, doc=user.doc, env=env), sandboxes
 
 
 def open_session(*, paths: list[Path], config_path: Path, sandbox: bool, options: RunOptions,
-                 state_dir: Path | None = None) -> Session:
+                 state_dir: Path | None = None, env: str | None = None) -> Session:
     from reconciler.sandbox.serve import DEFAULT_STATE_DIR
 
     if sandbox:
-        cfg, sbx = _sandbox_config(config_path if config_path.exists() else None, state_dir or DEFAULT_STATE_DIR)
+        cfg, sbx = _sandbox_config(config_path if config_path.exists() else None, state_dir or DEFAULT_STATE_DIR, env)
     else:
-        cfg, sbx = load_config(config_path), None
+        cfg, sbx = load_config(config_path, env=env), None
     return Session(config=cfg, ctx=RunContext(config=cfg, options=options), paths=paths, sandbox=sbx)
 
 

@@ -51,6 +51,7 @@ class Resource:
     spec: Any  # the kind's Spec instance
     doc: Document
     protected: bool = False  # metadata.protected: never delete (prune or replace)
+    connection: str = "default"  # the named connection of the kind's vendor it targets
 
     @property
     def ref(self) -> str:
@@ -74,6 +75,7 @@ class ScopeDecl:
     spec: Any  # the target kind's Scope instance (what ``spec.match`` says)
     doc: Document
     protect: list[str] = field(default_factory=list)  # identities never deleted, even inside the scope
+    connection: str = "default"
 
     @property
     def ref(self) -> str:
@@ -100,8 +102,23 @@ class RunContext:
         self._clients: dict[str, Any] = {}
         self._lock = threading.Lock()
         self._fingerprinters: dict[str, Fingerprinter] = {}
+        self._children: dict[tuple[str, str], RunContext] = {}
         self.tracked_files: list[Path] = []  # data files kinds read (part of the saved-plan digest)
         self.files_by_resource: dict[str, list[Path]] = {}  # the same, by the document that names them
+
+    def bind(self, vendor: str, connection: str) -> "RunContext":
+        """The context the kinds of ``vendor`` get for one named connection: ``config.providers``
+        holds that connection; secrets, problems and tracked files are shared with this context,
+        clients and fingerprint keys are the connection's own."""
+        with self._lock:
+            key = (vendor, connection)
+            child = self._children.get(key)
+            if child is None:
+                child = RunContext(config=self.config.bound(vendor, connection), options=self.options)
+                child.problems, child.warnings, child._secrets = self.problems, self.warnings, self._secrets
+                child.tracked_files, child.files_by_resource = self.tracked_files, self.files_by_resource
+                self._children[key] = child
+            return child
 
     def track_file(self, path: Path, *, resource: str = "") -> None:
         """Declare a data file the desired state depends on (records, player lists); ``resource``
@@ -184,6 +201,9 @@ class RunContext:
             return self._clients[kind_cls.vendor]
 
     def close(self) -> None:
+        for child in self._children.values():
+            child.close()
+        self._children.clear()
         for c in self._clients.values():
             close = getattr(c, "close", None)
             if close:
