@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from tests.engine.conftest import APP_KEY, OTHER_PASSWORD, PASSWORD, TOTP_SECRET, Workspace, accounts_file
 
 NAMES = ["game01", "game02", "game03"]
@@ -151,18 +153,11 @@ def _two_pull_requests(bp: Workspace) -> None:
     accounts_file(bp, ["game01"], remark="pr-a", rel="manifests/a.yaml")  # both merged
 
 
-def test_plans_over_disjoint_documents_apply_a_then_b(bp: Workspace) -> None:
+@pytest.mark.parametrize("order", [("plan-a.json", "plan-b.json"), ("plan-b.json", "plan-a.json")],
+                         ids=["a_then_b", "b_then_a"])
+def test_plans_over_disjoint_documents_apply_in_either_order(bp: Workspace, order: tuple[str, str]) -> None:
     _two_pull_requests(bp)
-    for name in ("plan-a.json", "plan-b.json"):
-        r = bp.cli("apply", name)
-        assert r.exit_code == 0, r.output
-        assert "Apply: 1 applied, 0 failed, 0 stale, 0 skipped." in r.stdout
-    assert {n: a["remark"] for n, a in bp.accounts().items()} == {"game01": "pr-a", "game02": "pr-b"}
-
-
-def test_plans_over_disjoint_documents_apply_b_then_a(bp: Workspace) -> None:
-    _two_pull_requests(bp)
-    for name in ("plan-b.json", "plan-a.json"):
+    for name in order:
         r = bp.cli("apply", name)
         assert r.exit_code == 0, r.output
         assert "Apply: 1 applied, 0 failed, 0 stale, 0 skipped." in r.stdout
