@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import os
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path, PurePosixPath
 from typing import Any
 
@@ -26,6 +26,7 @@ import yaml
 
 from reconciler.errors import ReconcilerError, UsageError
 from reconciler.kinds import KINDS
+from reconciler.model import DEFAULT_CONNECTION
 from reconciler.kinds.base import ExportDoc, ExportFile, ExportGroup, ExportRequest, KindExport, RunContext, ScopeDecl
 
 API_VERSION = "reconciler/v1"
@@ -88,6 +89,8 @@ def _comment(lines: list[str], indent: str = "") -> list[str]:
 def render_doc(doc: ExportDoc) -> str:
     """One YAML document with its comments (above, at the end of spec lines, for missing fields)."""
     meta: dict[str, Any] = {"name": doc.name}
+    if doc.connection is not None:
+        meta["connection"] = doc.connection
     if doc.protected:
         meta["protected"] = True
     head = dump_yaml({"apiVersion": API_VERSION, "kind": doc.kind, "metadata": meta})
@@ -154,19 +157,27 @@ class _Secrets:
         return "file:" + PurePosixPath(*Path(rel).parts).as_posix()
 
 
+def _prefixed_ref(secrets: _Secrets, prefix: str) -> Any:
+    def ref(manifest_path: str, name: str, value: str) -> str:
+        return secrets.ref(prefix + manifest_path, f"{prefix.strip('/')}-{name}" if prefix else name, value)
+
+    return ref
+
+
 def _forbidden_values(ctx: RunContext) -> list[str]:
     """Provider credentials and every secret resolved in this run (never written)."""
     values: list[str] = [v for v in ctx._secrets.values() if v]  # the run's own cache
-    p = ctx.config.providers
-    for ref in (p.bestproxy.app_key if p.bestproxy else None, p.tcaplus.password if p.tcaplus else None,
-                p.jdb.key if p.jdb else None, p.jdb.iv if p.jdb else None):
-        if ref:
-            try:
-                values.append(ctx.config_secret(ref))
-            except ReconcilerError:
-                pass
-    v = p.bestproxy.ip_delete_verification if p.bestproxy else None
-    for ref in ((v.totp_secret, v.code) if v else ()):
+    cfg = ctx.config.config
+    refs: list[str | None] = []
+    for vendor in ("bestproxy", "tcaplus", "jdb"):
+        for conn in cfg.connection_names(vendor):
+            c: Any = cfg.connection(vendor, conn)
+            refs += [getattr(c, name, None) for name in ("app_key", "password", "key", "iv")]
+            v = getattr(c, "ip_delete_verification", None)
+            refs += [v.totp_secret, v.code] if v else []
+    if ctx.config.settings.fingerprint_key:
+        refs.append(ctx.config.settings.fingerprint_key)
+    for ref in refs:
         if ref:
             try:
                 values.append(ctx.config_secret(ref))
@@ -180,10 +191,6 @@ def _check_clean(path: str, text: str, forbidden: list[str]) -> None:
         if value in text:
             raise UsageError(f"export: {path} would contain a credential or secret value; nothing written for it "
                              "(report this as a bug)")
-
-
-def _provider_configured(ctx: RunContext, vendor: str) -> bool:
-    return getattr(ctx.config.providers, vendor, None) is not None
 
 
 def export_manifests(
@@ -213,12 +220,26 @@ def export_manifests(
     result = ExportResult(out_dir=out_dir)
     exports: list[tuple[str, KindExport]] = []
     for kind_cls in sorted(KINDS.values(), key=lambda k: (k.apply_order, k.kind)):
-        if not _provider_configured(ctx, kind_cls.vendor):
-            result.notes.append(f"{kind_cls.kind}: providers.{kind_cls.vendor} is not configured; not exported")
-            continue
-        ke = kind_cls().export(resources.get(kind_cls.kind, []), scopes.get(kind_cls.kind, []), ctx, request)
-        exports.append((kind_cls.kind, ke))
-        result.notes.extend(ke.notes)
+        vendor = kind_cls.vendor
+        names = ctx.config.config.connection_names(vendor)
+        if not names:
+            result.notes.append(f"{kind_cls.kind}: no {vendor} connection is configured; not exported")
+        for conn in names:
+            # a named connection's files go under <name>/, its documents say metadata.connection
+            prefix = "" if conn == DEFAULT_CONNECTION else f"{conn}/"
+            explicit = conn != DEFAULT_CONNECTION or ctx.config.default_connection(vendor) != DEFAULT_CONNECTION
+            conn_request = replace(request, secret_ref=_prefixed_ref(secrets, prefix))
+            ke = kind_cls().export([r for r in resources.get(kind_cls.kind, []) if r.connection == conn],
+                                   [s for s in scopes.get(kind_cls.kind, []) if s.connection == conn],
+                                   ctx.bind(vendor, conn), conn_request)
+            for g in ke.groups:
+                g.path = prefix + g.path
+                for d in g.docs:
+                    d.connection = conn if explicit else None
+            for f in ke.files:
+                f.path = prefix + f.path
+            exports.append((kind_cls.kind, ke))
+            result.notes.extend(f"{n} (connection {conn})" if prefix else n for n in ke.notes)
     if targets:
         _filter_targets(exports, targets)
 

@@ -287,6 +287,7 @@ class ExportDoc:
     field_comments: dict[str, str] = field(default_factory=dict)
     missing: dict[str, str] = field(default_factory=dict)
     protected: bool = False
+    connection: str | None = None  # metadata.connection (set by the engine for named connections)
 
     @property
     def ref(self) -> str:
