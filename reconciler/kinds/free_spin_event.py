@@ -688,11 +688,11 @@ class FreeSpinEventKind(Kind):
             out.notes.append("FreeSpinEvent: no JDB agent to read (declare events, or name one with --agent)")
         for agent in agents:
             rs = sorted(by_agent[agent], key=lambda x: x.name)
-            read = self._read(client, agent, rs, now)
-            if read.window[1] < now + EXPORT_LOOKAHEAD:  # adoption: events may be scheduled years ahead
-                lo, hi = read.window[0], now + EXPORT_LOOKAHEAD
-                rows = client.search_events(agent=agent, start=lo, end=hi)
-                read = _AgentRead(agent, (lo, hi), [_Live(row) for row in rows if row.get("status") != "TERMINATED"])
+            # the plan's window, reaching further ahead (adoption: events may be scheduled years ahead)
+            lo = min([now - LOOKBACK, *(r.spec.start for r in rs)])
+            hi = max([now + EXPORT_LOOKAHEAD, *(r.spec.end + LOOKAHEAD for r in rs)])
+            rows = client.search_events(agent=agent, start=lo, end=hi)
+            read = _AgentRead(agent, (lo, hi), [_Live(row) for row in rows if row.get("status") != "TERMINATED"])
             matches = self._match(rs, read.live)
             owners = {id(e): r for r in rs if (e := matches[r.name]) is not None}
             export_agent(agent, read.live, owners, taken, request, out)

@@ -48,6 +48,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, StrictStr, model_validator
 
 from reconciler.clients.tcaplus import (
+    DEFAULT_PAGE_SIZE,
     TcaplusClient,
     TcaplusRecordExistsError,
     TcaplusRecordNotFoundError,
@@ -482,6 +483,24 @@ def index_keysets(schema: TableSchema, records: Iterable[Mapping[str, Any]]) -> 
     return out, warnings
 
 
+MAX_UNMANAGED_ROWS = 10_000
+"""Rows under one index key read to list unmanaged ones; beyond it the plan says it did not look."""
+
+
+def read_capped(client: TcaplusClient, table: str, index: str, keys: dict[str, Any],
+                cap: int = MAX_UNMANAGED_ROWS) -> list[VersionedRecord] | None:
+    """Every record under an index key (paged), or ``None`` when the first page says there are
+    more than ``cap``."""
+    records: list[VersionedRecord] = []
+    while True:
+        page = client.partkey_get(table, index, keys, limit=DEFAULT_PAGE_SIZE, offset=len(records))
+        if max(page.total, len(records) + len(page.records) + page.remain) > cap:
+            return None
+        records += page.records
+        if page.remain <= 0 or not page.records:
+            return records
+
+
 def _concurrency(ctx: RunContext) -> int:
     return ctx.config.providers.tcaplus.concurrency if ctx.config.providers.tcaplus else 1
 
@@ -510,10 +529,14 @@ class _TablePlanner:
         names = {d.identity for d in declared}
         keysets, skipped = index_keysets(self.schema, [d.record for d in declared if not self._covered(d, prunes)])
         self.kp.warnings.extend(skipped)
-        rows = RunContext.map(lambda ik: (ik, self.client.partkey_get_all(self.schema.name, ik[0], ik[1])), keysets,
+        rows = RunContext.map(lambda ik: (ik, read_capped(self.client, self.schema.name, ik[0], ik[1], MAX_UNMANAGED_ROWS)), keysets,
                               concurrency=_concurrency(self.ctx))
         seen: set[str] = set()
         for (index, keys), records in rows:
+            if records is None:
+                self.kp.warnings.append(f"{self.schema.name}: more than {MAX_UNMANAGED_ROWS:,} rows under index {index} "
+                                        f"{json.dumps(keys)}; rows no document declares there are not listed")
+                continue
             for vr in records:
                 key = identity(self.schema.name, self.schema.key_of(vr.record))
                 if key not in names and key not in seen:

@@ -167,3 +167,13 @@ def test_plan_lists_every_unmanaged_object_it_can_see(dr: DrWorkspace) -> None:
     assert any(k == "FreeSpinEvent" and "Console promo" in r for (k, _), r in seen.items())
     # the text plan shows them too
     assert "192.0.2.7" in dr.run("plan").output
+
+
+def test_unmanaged_rows_are_not_listed_under_an_index_key_holding_too_many(
+        dr: DrWorkspace, monkeypatch: pytest.MonkeyPatch) -> None:
+    from reconciler.kinds import tcaplus_records
+
+    dr.run("apply", "--auto-approve")
+    monkeypatch.setattr(tcaplus_records, "MAX_UNMANAGED_ROWS", 10)  # region 2 holds 40 rows
+    out = dr.run("plan", "--detailed-exitcode").output
+    assert 'more than 10 rows under index by_region {"region": 2}' in out and "No changes" in out
