@@ -4,6 +4,7 @@ restore), then the emulators' stored state is compared through their admin endpo
 
 from __future__ import annotations
 
+import json
 import re
 import shlex
 from pathlib import Path
@@ -39,8 +40,13 @@ def test_the_runbook_restores_a_backup_into_a_wiped_sandbox(dr: DrWorkspace) -> 
     assert [c[0] for c in restore] == ["validate", "plan", "apply", "plan"]
     # the CI example runs exactly the backup commands
     ci = yaml.safe_load(_block("In GitHub Actions", "yaml", text))
-    runs = [shlex.split(s["run"])[1:] for s in ci["jobs"]["backup"]["steps"] if "run" in s]
-    assert runs == backup
+    runs = [shlex.split(s["run"]) for s in ci["jobs"]["backup"]["steps"] if "run" in s]
+    assert runs[0] == ["pip", "install", "$RECONCILER_SOURCE"] and ci["env"]["RECONCILER_SOURCE"].startswith("git+https://")
+    assert [r[1:] for r in runs[1:]] == backup
+    # the credentials reconciler.yaml refers to are all provided
+    config = yaml.safe_load((ROOT / "reconciler.yaml").read_text())
+    refs = re.findall(r"env:([A-Z0-9_]+)", json.dumps(config))
+    assert refs and set(refs) <= set(ci["env"])
 
     dr.run("apply", "--auto-approve")
     before = vendor_state(dr.root / dr.state)

@@ -177,3 +177,33 @@ def test_unmanaged_rows_are_not_listed_under_an_index_key_holding_too_many(
     monkeypatch.setattr(tcaplus_records, "MAX_UNMANAGED_ROWS", 10)  # region 2 holds 40 rows
     out = dr.run("plan", "--detailed-exitcode").output
     assert 'more than 10 rows under index by_region {"region": 2}' in out and "No changes" in out
+
+
+def test_export_refuses_to_write_a_provider_credential_found_in_live_data(dr: DrWorkspace) -> None:
+    dr.run("apply", "--auto-approve")
+    app_key = (dr.root / dr.state / "credentials" / "bestproxy_app_key").read_text().strip()
+    dr.write("console/leak.yaml", f"""
+        apiVersion: reconciler/v1
+        kind: TcaplusRecords
+        metadata: {{name: leak}}
+        spec:
+          table: item_catalog
+          records: [{{region: 1, item_id: 1999, name: "{app_key}", price: 1}}]
+        """)
+    dr.run("apply", "console", "--auto-approve")
+    res = dr.run("export", "manifests", "--out", "backup", "--secrets-dir", "s", ok=(1,))
+    assert "tcaplus/item_catalog.yaml would contain a credential or secret value" in res.output
+    assert app_key not in res.output
+    assert not (dr.root / "backup").exists() and not (dr.root / "s").exists()
+
+
+def test_index_keys_of_declared_records_are_read_up_to_a_limit() -> None:
+    from reconciler.kinds.tcaplus_records import MAX_INDEX_KEYSETS, index_keysets
+    from reconciler.protoschema import load_table
+    from tests.export.conftest import TABLES
+
+    schema = load_table(str(TABLES["item_catalog"]), "item_catalog")
+    few, warnings = index_keysets(schema, [{"region": r, "item_id": 1} for r in (2, 1, 2)])
+    assert few == [("by_region", {"region": 1}), ("by_region", {"region": 2})] and not warnings
+    many, warnings = index_keysets(schema, [{"region": r, "item_id": 1} for r in range(MAX_INDEX_KEYSETS + 1)])
+    assert many == [] and "are not listed" in warnings[0]
