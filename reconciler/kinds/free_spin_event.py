@@ -867,6 +867,7 @@ def export_agent(agent: str, live: list[_Live], owners: dict[int, Resource], tak
         "Times are exactly as JDB returned them. " + PLAYERS_NOT_LISTED + ".",
     ])
     names = taken
+    owned = {str(e.row.get("name", "")) for e in live if id(e) in owners}  # display names manifests keep
     shown: set[str] = set()
     for event in sorted(live, key=lambda e: (_instant(e.row["startTime"]) if e.row.get("startTime") else "", str(e.event_id))):
         owner = owners.get(id(event))
@@ -877,7 +878,7 @@ def export_agent(agent: str, live: list[_Live], owners: dict[int, Resource], tak
             group.header.append(f"not exported: event {event.event_id} '{display}' {event.status} (ended "
                                 f"{event.row.get('endTime', '?')}); JDB creates only events that end in the future")
             continue
-        if display in shown:
+        if owner is None and (display in shown or display in owned):
             group.header.append(f"not exported: event {event.event_id} '{display}' has the display name of another "
                                 "exported event (a manifest identifies events of an agent by display name)")
             continue

@@ -207,3 +207,32 @@ def test_index_keys_of_declared_records_are_read_up_to_a_limit() -> None:
     assert few == [("by_region", {"region": 1}), ("by_region", {"region": 2})] and not warnings
     many, warnings = index_keysets(schema, [{"region": r, "item_id": 1} for r in range(MAX_INDEX_KEYSETS + 1)])
     assert many == [] and "are not listed" in warnings[0]
+
+
+def test_a_second_live_event_with_a_declared_display_name_is_named_not_exported(dr: DrWorkspace) -> None:
+    from datetime import datetime
+
+    from reconciler.clients.jdb import EventDraft, JdbClient
+    from reconciler.sandbox.serve import SANDBOX_JDB_AGENT, SANDBOX_JDB_DC, Sandbox
+
+    dr.run("apply", "--auto-approve")
+    # made in the JDB console: an earlier event with the same display name
+    with Sandbox(dr.root / dr.state) as sbx:
+        key, iv = (dr.root / dr.state / "credentials" / n for n in ("jdb_key", "jdb_iv"))
+        client = JdbClient(sbx.urls()["jdb"], dc=SANDBOX_JDB_DC, key=key.read_text().strip(), iv=iv.read_text().strip())
+        draft = EventDraft(name="Launch week spins", start=datetime.fromisoformat("2035-01-01T00:00:00+00:00"),
+                           end=datetime.fromisoformat("2035-01-02T00:00:00+00:00"), machine_types=(14077,), bet="1",
+                           type="NORMAL", min_withdrawal="-1", max_withdrawal="-1", times=1)
+        client.create_event(agent=SANDBOX_JDB_AGENT, draft=draft, transaction_id="console-twin-0001")
+        client.close()
+    dr.run("export", "manifests", "--out", "backup", "--secrets-dir", "s")
+    events = (dr.root / "backup/jdb/sandboxag/free-spins.yaml").read_text()
+    assert "'Launch week spins' has the display name of another exported event" in events
+    docs = [d for d in yaml.safe_load_all(events) if d]
+    assert [d["metadata"]["name"] for d in docs] == ["launch-week", "vip-bonus-chips"]
+    assert docs[0]["spec"]["startTime"] == "2035-06-01T00:00:00+08:00"  # the declared event, not its twin
+    # the twin lies in the prune scope "Launch " and no manifest declares it: the export plans
+    # exactly as the manifests it came from do
+    summary = [ln for ln in dr.run("plan", "backup").output.splitlines() if ln.startswith("Plan:")]
+    assert summary == [ln for ln in dr.run("plan").output.splitlines() if ln.startswith("Plan:")]
+    assert "1 to delete" in summary[0]
