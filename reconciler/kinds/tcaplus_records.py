@@ -457,6 +457,8 @@ class TcaplusRecordsKind(Kind):
         provider = ctx.config.providers.tcaplus
         assert provider is not None
         out = KindExport(notes=[REST_LIMITS])
+        out.notes.extend(f"--index {table}:{index}: table {table} is not in this connection's tables; not read"
+                         for table, index, _ in request.index_keys if table not in provider.tables)
         client: TcaplusClient = ctx.client(type(self))
         for table in sorted(provider.tables):
             _Exporter(self, client, ctx, table_schema(ctx, table), request).export(
@@ -753,6 +755,10 @@ class _Exporter:
                 if index not in self.schema.indexes:
                     raise UsageError(f"--index {table}:{index}: table {table} has no index {index!r} "
                                      f"(indexes: {', '.join(sorted(self.schema.indexes)) or 'none'})")
+                issues = validate_keys(self.schema, keys, fields=self.schema.indexes[index])
+                if issues:
+                    raise UsageError(f"--index {table}:{index}: " + "; ".join(
+                        f"{'.'.join(map(str, i.path)) or 'keys'}: {i.message}" for i in issues))
                 reads.append((index, keys, None))
         prunes = [r for r in resources if r.spec.prune is not None]
         outside = [d.record for d in declared

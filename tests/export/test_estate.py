@@ -162,3 +162,7 @@ def test_export_of_a_new_estate_without_manifests_reads_what_it_is_told(estate: 
     assert "Fill in the player IDs" in players and not [ln for ln in players.splitlines() if not ln.startswith("#")]
     res = estate.run("export", "manifests", "--out", "bad", "--index", "item_catalog:nope:{}", ok=(1,))
     assert "--index" in res.output
+    res = estate.run("export", "manifests", "--out", "bad", "--index", 'item_catalog:by_region:{"regoin": 1}', ok=(1,))
+    assert "key field 'region' is missing" in res.output and not (estate.root / "bad").exists()
+    res = estate.run("export", "manifests", "--out", "odd", "--index", 'nosuch:by_region:{"region": 1}')
+    assert "table nosuch is not in this connection's tables" in res.output

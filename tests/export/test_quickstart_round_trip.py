@@ -236,3 +236,23 @@ def test_a_second_live_event_with_a_declared_display_name_is_named_not_exported(
     summary = [ln for ln in dr.run("plan", "backup").output.splitlines() if ln.startswith("Plan:")]
     assert summary == [ln for ln in dr.run("plan").output.splitlines() if ln.startswith("Plan:")]
     assert "1 to delete" in summary[0]
+
+
+def test_a_running_event_is_restored_as_a_new_event_with_the_same_window(dr: DrWorkspace) -> None:
+    dr.write("manifests/jdb/running.yaml", """
+        apiVersion: reconciler/v1
+        kind: FreeSpinEvent
+        metadata: {name: running}
+        spec: {name: Running promo, agent: sandboxag, startTime: "2020-01-01T00:00:00.125Z",
+               endTime: "2099-01-01T00:00:00Z", machineTypes: [14077], bet: "1", type: NORMAL, times: 2,
+               players: [player00042]}
+        """)
+    dr.run("apply", "--auto-approve")
+    dr.run("export", "manifests", "--out", "backup", "--secrets-dir", "s")
+    events = (dr.root / "backup/jdb/sandboxag/free-spins.yaml").read_text()
+    assert "ACTIVE" in events and 'startTime: "2020-01-01T00:00:00.125Z"' in events.replace("'", '"')
+    before = vendor_state(dr.root / dr.state)
+    fresh = ".reconciler/restored"
+    assert " 0 failed" in dr.run("apply", "backup", "--auto-approve", state=fresh).output
+    assert "No changes" in dr.run("plan", "backup", "--detailed-exitcode", state=fresh).output
+    assert vendor_state(dr.root / fresh) == before
