@@ -864,7 +864,7 @@ def export_agent(agent: str, live: list[_Live], owners: dict[int, Resource], tak
     base = f"jdb/{_event_slug(agent) if agent != _event_slug(agent) else agent}"
     group = ExportGroup(f"{base}/free-spins.yaml", header=[
         f"JDB free-spin events of agent {agent}, exported from live state (Action 76).",
-        "Times are exactly as JDB returned them. " + PLAYERS_NOT_LISTED + ".",
+        "Times are the exact instants JDB returned (spelled as a declaring manifest spells them). " + PLAYERS_NOT_LISTED + ".",
     ])
     names = taken
     owned = {str(e.row.get("name", "")) for e in live if id(e) in owners}  # display names manifests keep
