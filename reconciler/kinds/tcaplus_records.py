@@ -774,7 +774,7 @@ class _Exporter:
         claimed: dict[str, dict[str, Any]] = {}
         owner_of = {d.identity: d.res for d in declared}
         docs: list[tuple[ExportDoc, list[dict[str, Any]]]] = []
-        for (index, keys, owner), records in zip(unique.values(), results):
+        for (index, keys, owner), records in zip(unique.values(), results, strict=True):
             rows, row_keys = [], []
             for vr in sorted(records, key=lambda v: identity(self.schema.name, self.schema.key_of(v.record))):
                 key = identity(self.schema.name, self.schema.key_of(vr.record))
@@ -814,7 +814,7 @@ class _Exporter:
             for _, ds in sorted(by_res.items()):
                 got = RunContext.map(lambda d: self.client.get(self.schema.name, d.keys), ds, concurrency=_concurrency(self.ctx))
                 rows = []
-                for d, found in zip(ds, got):
+                for d, found in zip(ds, got, strict=True):
                     if found is None:
                         missing.append(d.identity)
                         continue
