@@ -11,7 +11,7 @@ documents, data files and notes. This module:
   of names to set (``SECRETS-TO-SET.txt``, names only);
 - writes one YAML file per kind or scope in a stable order, with comments for what only the
   server knows, copies the prune scopes (unless ``--unmanaged``) and refuses to write a byte that
-  holds a provider credential or any secret resolved during the run.
+  holds a provider credential.
 """
 
 from __future__ import annotations
@@ -165,8 +165,11 @@ def _prefixed_ref(secrets: _Secrets, prefix: str) -> Any:
 
 
 def _forbidden_values(ctx: RunContext) -> list[str]:
-    """Provider credentials and every secret resolved in this run (never written)."""
-    values: list[str] = [v for v in ctx._secrets.values() if v]  # the run's own cache
+    """Provider credentials (and the fingerprint key): long random strings that no export may hold.
+    Passwords an API returns are not in this list: they only ever reach ``secret_ref`` (the
+    kinds never put them in a spec), and a short password equal to, say, a username or a remark
+    must not make a backup impossible."""
+    values: list[str] = []
     cfg = ctx.config.config
     refs: list[str | None] = []
     for vendor in ("bestproxy", "tcaplus", "jdb"):
@@ -189,8 +192,8 @@ def _forbidden_values(ctx: RunContext) -> list[str]:
 def _check_clean(path: str, text: str, forbidden: list[str]) -> None:
     for value in forbidden:
         if value in text:
-            raise UsageError(f"export: {path} would contain a credential or secret value; nothing written for it "
-                             "(report this as a bug)")
+            raise UsageError(f"export: {path} would contain a provider credential; nothing was written "
+                             "(live data holds the value of a credential: rotate it)")
 
 
 def export_manifests(
@@ -266,10 +269,10 @@ def export_manifests(
         texts[SECRETS_LIST] = "\n".join(lines) + "\n"
         result.env_names = sorted(secrets.values)
 
-    forbidden = _forbidden_values(ctx) + sorted(set(secrets.values.values()), key=len, reverse=True)
+    forbidden = _forbidden_values(ctx)
     root = out_dir.resolve()
     for path, text in texts.items():
-        _check_clean(path, text, [v for v in forbidden if len(v) >= 4])
+        _check_clean(path, text, forbidden)
         if root not in (root / path).resolve().parents:
             raise UsageError(f"export: {path} is outside --out; nothing written (report this as a bug)")
     for path, text in sorted(texts.items()):

@@ -192,7 +192,7 @@ def test_export_refuses_to_write_a_provider_credential_found_in_live_data(dr: Dr
         """)
     dr.run("apply", "console", "--auto-approve")
     res = dr.run("export", "manifests", "--out", "backup", "--secrets-dir", "s", ok=(1,))
-    assert "tcaplus/item_catalog.yaml would contain a credential or secret value" in res.output
+    assert "tcaplus/item_catalog.yaml would contain a provider credential" in res.output
     assert app_key not in res.output
     assert not (dr.root / "backup").exists() and not (dr.root / "s").exists()
 
