@@ -24,6 +24,7 @@ from reconciler.model import Change, Outcome, Plan
 from reconciler.engine.planfile import plan_schema, plan_to_dict, read_plan, write_plan
 from reconciler.engine.render import render_apply_markdown, render_markdown, render_outcomes, render_text
 from reconciler.engine.session import Session, open_session, shown_paths
+from reconciler.clients import redact
 from reconciler.errors import ReconcilerError, UsageError
 from reconciler.kinds.base import RunOptions
 
@@ -45,7 +46,7 @@ def handle_errors(fn: Callable[..., int | None]) -> Callable[..., None]:
             code = fn(*args, **kwargs) or 0
         except ReconcilerError as exc:
             if debug:
-                traceback.print_exc()
+                _err(redact.redact(traceback.format_exc()).rstrip("\n"))
             for line in exc.lines():
                 _err(f"error: {line}")
             code = exc.exit_code
@@ -58,7 +59,7 @@ def handle_errors(fn: Callable[..., int | None]) -> Callable[..., None]:
             raise
         except Exception as exc:  # noqa: BLE001 - the last line of defence: no traceback by default
             if debug:
-                traceback.print_exc()
+                _err(redact.redact(traceback.format_exc()).rstrip("\n"))
             _err(f"internal error: {type(exc).__name__} (run with --debug for details)")
             code = 1
         sys.exit(code)
@@ -74,7 +75,28 @@ def common(fn: Callable[..., Any]) -> Callable[..., Any]:
     fn = click.option("--target", "targets", multiple=True, metavar="KIND/NAME",
                       help="Limit to this resource (repeatable).")(fn)
     fn = click.option("--force", is_flag=True, help="Allow changes beyond the safety thresholds; terminate active events.")(fn)
+    fn = click.option("--root", type=click.Path(path_type=Path, file_okay=False), expose_value=False,
+                      callback=_remember_root, is_eager=True,
+                      help="Workspace root: files named by manifests and config must stay inside it "
+                           "(default: the config file's folder).")(fn)
+    fn = click.option("--allow-endpoint", "allow_endpoint", multiple=True, expose_value=False,
+                      callback=_remember_endpoints, metavar="HOST[:PORT]",
+                      help="Approve a provider host for credentials (repeatable; also RECONCILER_ALLOWED_ENDPOINTS).")(fn)
     return fn
+
+
+def _remember_endpoints(ctx: click.Context, _param: click.Parameter, value: tuple[str, ...]) -> None:
+    ctx.meta["reconciler.allowed_endpoints"] = tuple(value or ())
+
+
+def _remember_root(ctx: click.Context, _param: click.Parameter, value: Path | None) -> None:
+    if value is not None:
+        ctx.meta["reconciler.root"] = value
+
+
+def _root() -> Path | None:
+    ctx = click.get_current_context(silent=True)
+    return ctx.meta.get("reconciler.root") if ctx is not None else None
 
 
 def _session(paths: tuple[Path, ...], config_path: Path, sandbox: bool, sandbox_state: Path | None,
@@ -82,9 +104,11 @@ def _session(paths: tuple[Path, ...], config_path: Path, sandbox: bool, sandbox_
     for t in targets:
         if "/" not in t:
             raise UsageError(f"--target {t}: expected KIND/NAME")
-    opts = RunOptions(force=force, allow_replace=allow_replace, targets=tuple(targets))
+    ctx = click.get_current_context(silent=True)
+    allowed = ctx.meta.get("reconciler.allowed_endpoints", ()) if ctx is not None else ()
+    opts = RunOptions(force=force, allow_replace=allow_replace, targets=tuple(targets), allowed_endpoints=allowed)
     return open_session(paths=list(paths) or [DEFAULT_PATH], config_path=config_path, sandbox=sandbox,
-                        options=opts, state_dir=sandbox_state)
+                        options=opts, state_dir=sandbox_state, root=_root())
 
 
 @click.group()
@@ -92,6 +116,7 @@ def _session(paths: tuple[Path, ...], config_path: Path, sandbox: bool, sandbox_
 @click.version_option(__version__, prog_name="reconciler")
 def cli(debug: bool) -> None:
     """Declarative desired state for BestProxy, JDB and TcaplusDB: validate, plan, apply."""
+    redact.install()  # every log record (ours, httpx, httpcore, stamina) is redacted when created
     logging.basicConfig(level=logging.DEBUG if debug else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     if not debug:
         for noisy in ("httpx", "httpcore", "stamina"):
@@ -105,18 +130,25 @@ def cli(debug: bool) -> None:
 def validate(paths: tuple[Path, ...], config_path: Path, sandbox: bool, sandbox_state: Path | None,
              targets: tuple[str, ...], force: bool) -> int:
     """Load and validate manifests and config; no API calls."""
-    from reconciler.manifest.config import load_config
+    from reconciler.manifest.config import apply_trusted_connections, load_config
     from reconciler.kinds.base import RunContext
+    from reconciler.engine.session import enter_workspace
 
-    cfg = load_config(config_path, required=not sandbox)
-    if sandbox:
-        from reconciler.engine.session import _sandbox_config  # config validation needs the providers
-        cfg, sbx = _sandbox_config(config_path if config_path.exists() else None, sandbox_state or Path(".reconciler/sandbox"))
-        sbx.stop()
-    ctx = RunContext(config=cfg)
-    from reconciler.engine.load import load_manifests
+    from reconciler.manifest import confine
 
-    loaded = load_manifests(list(paths) or [DEFAULT_PATH], ctx)
+    enter_workspace(config_path if config_path.exists() else None, _root())
+    try:
+        cfg = apply_trusted_connections(load_config(config_path, required=not sandbox))
+        if sandbox:
+            from reconciler.engine.session import _sandbox_config  # config validation needs the providers
+            cfg, sbx = _sandbox_config(config_path if config_path.exists() else None, sandbox_state or Path(".reconciler/sandbox"))
+            sbx.stop()
+        ctx = RunContext(config=cfg)
+        from reconciler.engine.load import load_manifests
+
+        loaded = load_manifests(list(paths) or [DEFAULT_PATH], ctx)
+    finally:
+        confine.set_root(None)
     click.echo(f"Valid: {loaded.count} resource(s), {sum(len(s) for s in loaded.scopes.values())} prune scope(s) in {len(loaded.files)} file(s).")
     return 0
 

@@ -33,6 +33,7 @@ from proto_schema_parser.antlr.ProtobufParserListener import ProtobufParserListe
 from proto_schema_parser.parser import Parser
 
 from reconciler.errors import InputError, Problem
+from reconciler.manifest import confine
 
 MAX_KEY_FIELDS = 4  # TcaplusDB "Generic" tables; newer servers (3.37+) allow 8 (reference/tcaplus.md)
 MAX_VALUE_FIELDS = 128
@@ -175,12 +176,10 @@ class RecordIssue(NamedTuple):
 def load_proto(path: Path | str, *, display: str | None = None, resource: str = "") -> ProtoFile:
     """Read and validate a ``.proto`` file; problems name ``display`` (default: the path)."""
     name = display or str(path)
-    try:
-        text = Path(path).read_text(encoding="utf-8")
-    except UnicodeDecodeError as exc:
-        raise InputError([Problem(name, 1, 1, resource, "", f"not UTF-8 text ({exc.reason})")]) from None
-    except OSError as exc:
-        raise InputError([Problem(name, 1, 1, resource, "", f"cannot read .proto file: {exc.strerror}")]) from None
+    try:  # inside the workspace root, a regular file, bounded; errors never quote the content
+        text = confine.read_text(path, what="proto")
+    except confine.ConfinementError as exc:
+        raise InputError([Problem(name, 1, 1, resource, "", f"cannot read .proto file: {exc.reason}")]) from None
     return parse_proto(text, file=name, resource=resource)
 
 

@@ -17,6 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictStr
 from reconciler.errors import InputError, Problem
 from reconciler.kinds import KINDS
 from reconciler.kinds.base import Kind, Resource, RunContext, ScopeDecl
+from reconciler.manifest import confine
 from reconciler.manifest.validate import validate_model
 from reconciler.manifest.yamlload import Document, load_file
 
@@ -70,16 +71,38 @@ def display_path(path: Path) -> str:
 
 
 def manifest_files(paths: list[Path]) -> tuple[list[Path], list[Problem]]:
+    """Every ``*.yaml``/``*.yml`` under ``paths``. Entries that are not plain files — a broken
+    symlink, a symlink loop, a FIFO — are kept, so reading them reports an error: a manifest that
+    silently disappears would make its objects look undeclared and get pruned."""
     files: list[Path] = []
     problems: list[Problem] = []
     for p in paths:
         if p.is_dir():
-            files.extend(sorted(x for x in p.rglob("*") if x.suffix in (".yaml", ".yml") and x.is_file()))
-        elif p.is_file():
+            try:
+                found = sorted(x for x in p.rglob("*") if x.suffix in (".yaml", ".yml")
+                               and not (x.is_dir() and not x.is_symlink()))
+            except OSError as exc:
+                problems.append(Problem(display_path(p), 1, 1, "", "", f"cannot list the folder: {exc.strerror}"))
+                continue
+            files.extend(found)
+        elif p.is_file() or p.is_symlink():
             files.append(p)
         else:
             problems.append(Problem(display_path(p), 1, 1, "", "", "no such file or directory"))
     return files, problems
+
+
+def _read_root(f: Path, args: list[Path]) -> Path | None:
+    """Manifests inside the workspace root are confined to it; a folder named on the command line
+    outside the root (the trusted side chose it) confines what is found in it to that folder."""
+    root = confine.get_root()
+    if root is None or confine.is_inside(f.parent, root):
+        return root
+    for a in args:
+        base = a if a.is_dir() else a.parent
+        if f == a or base in f.parents:
+            return base
+    return root
 
 
 def load_manifests(paths: list[Path], ctx: RunContext) -> Loaded:
@@ -87,7 +110,7 @@ def load_manifests(paths: list[Path], ctx: RunContext) -> Loaded:
     loaded = Loaded(files=files)
     docs: list[Document] = []
     for f in files:
-        ds, ps = load_file(f, display_path(f))
+        ds, ps = load_file(f, display_path(f), root=_read_root(f, paths))
         docs.extend(ds)
         problems.extend(ps)
     if not files and not problems:

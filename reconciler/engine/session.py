@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -11,7 +12,9 @@ from typing import Any
 from reconciler.engine.load import Loaded, digest_files, display_path, load_manifests
 from reconciler.errors import InputError
 from reconciler.kinds.base import RunContext, RunOptions
-from reconciler.manifest.config import Config, LoadedConfig, load_config
+from reconciler.clients import redact
+from reconciler.manifest import confine
+from reconciler.manifest.config import Config, LoadedConfig, apply_trusted_connections, load_config
 from reconciler.manifest.validate import validate_model
 from reconciler.manifest.yamlload import Document
 
@@ -50,6 +53,7 @@ class Session:
         return out
 
     def close(self) -> None:
+        confine.set_root(None)
         self.ctx.close()
         if self.sandbox is not None:
             self.sandbox.stop()
@@ -73,14 +77,34 @@ def _sandbox_config(config_path: Path | None, state_dir: Path) -> tuple[LoadedCo
     return LoadedConfig(model, path=user.path, doc=user.doc), sandbox
 
 
+def workspace_root(config_path: Path | None, root: Path | None = None) -> Path:
+    """The folder every file named by manifests and config must stay in: ``--root``, else the
+    config file's folder (as written, not where a symlink points), else the working directory."""
+    if root is not None:
+        return Path(os.path.abspath(root))
+    if config_path is not None:
+        return Path(os.path.abspath(config_path)).parent
+    return Path.cwd()
+
+
+def enter_workspace(config_path: Path | None, root: Path | None = None) -> Path:
+    """Set the process-wide confinement root for a run and return it."""
+    r = workspace_root(config_path, root)
+    confine.set_root(r)
+    return r
+
+
 def open_session(*, paths: list[Path], config_path: Path, sandbox: bool, options: RunOptions,
-                 state_dir: Path | None = None) -> Session:
+                 state_dir: Path | None = None, root: Path | None = None) -> Session:
     from reconciler.sandbox.serve import DEFAULT_STATE_DIR
 
+    enter_workspace(config_path, root)
+    redact.install()
     if sandbox:
         cfg, sbx = _sandbox_config(config_path if config_path.exists() else None, state_dir or DEFAULT_STATE_DIR)
     else:
         cfg, sbx = load_config(config_path), None
+        cfg = apply_trusted_connections(cfg)
     return Session(config=cfg, ctx=RunContext(config=cfg, options=options), paths=paths, sandbox=sbx)
 
 
