@@ -179,9 +179,8 @@ class _Builder:
         try:
             if tag == "tag:yaml.org,2002:str":
                 bad = bad_character(node.value)
-                if bad:
+                if bad:  # reported (the run stops before any call); the value stays for validation
                     self.problems.append(self._p(node, path, bad))
-                    return None
                 return node.value
             if tag == "tag:yaml.org,2002:null":
                 return None
