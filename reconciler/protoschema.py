@@ -527,6 +527,10 @@ class _Builder:
         return tables
 
     def _check_options_import(self) -> None:
+        for name in sorted(self.imports):  # imports are never read; one that leaves the workspace is refused
+            parts = name.replace("\\", "/").split("/")
+            if name.startswith(("/", "~")) or ".." in parts or ":" in name:
+                self.problem((1, 1), "", f"import {name!r}: imports must be relative paths inside the workspace")
         if OPTIONS_IMPORT in self.imports:
             return
         for name, decl in self.decls.items():

@@ -247,3 +247,30 @@ def test_control_characters_are_refused_in_record_strings_and_players_files(ws: 
     assert r.code == 1, r.output
     assert "manifests/data/p.jsonl:1:1: TcaplusRecords/r player_name: bidirectional control character U+202E" in r.stderr
     assert "cannot read players file players.txt: line 2: bidirectional control character U+202E" in r.stderr
+
+
+def test_control_characters_in_live_values_are_shown_escaped(ws: Repo, emulators: Emulators) -> None:
+    """Live values come from the vendor, not from validated manifests: plans show them escaped."""
+    import httpx
+
+    from tests.security.conftest import BP_APP_KEY
+
+    r = httpx.post(emulators.bestproxy.url + "/gateway/whitelist-account/add",
+                   json={"app_key": BP_APP_KEY, "accounts": "pr01:Other1234", "product_type": 9, "remark": "ok\u202etxt.exe"})
+    assert r.json()["code"] == 200, r.text
+    ws.write("manifests/a.yaml", account(remark="ok"))
+    for fmt in ("text", "markdown"):
+        out = ws.run("plan", "--format", fmt)
+        assert out.code == 0, out.output
+        assert "\u202e" not in out.stdout and "u202e" in out.stdout, out.stdout
+
+
+def test_a_proto_import_leaving_the_workspace_is_refused(ws: Repo) -> None:
+    """Imports are never read; one that names a path outside the workspace is an error."""
+    ws.write("tables/game_players.proto", PROTO.replace('import "tcaplusservice.optionv1.proto";',
+                                                        'import "tcaplusservice.optionv1.proto";\nimport "../../outside.txt";'))
+    ws.write("manifests/r.yaml", records_doc("r", [players_record(1)]))
+    r = ws.run("validate")
+    _error(r, r"^error: tables/game_players\.proto:1:1: import '\.\./\.\./outside\.txt': imports must be "
+              r"relative paths inside the workspace")
+    ws.assert_no_secret(r)
