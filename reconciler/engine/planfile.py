@@ -16,6 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from reconciler import __version__
 from reconciler.model import Change, Plan, Unmanaged
 from reconciler.errors import ReconcilerError
+from reconciler.manifest import confine
 
 FORMAT_VERSION = 1
 
@@ -127,9 +128,11 @@ class PlanFileError(ReconcilerError):
 
 
 def read_plan(path: Path) -> tuple[PlanFile, Plan]:
-    try:
-        raw = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as exc:
+    try:  # named by the operator (not confined to the workspace) but bounded: a regular file <= 256 MiB
+        raw = json.loads(confine.read_text(path, what="plan", confine=False))
+    except confine.ConfinementError as exc:
+        raise PlanFileError(f"{path}: not a readable plan file ({exc.reason})") from None
+    except ValueError as exc:
         raise PlanFileError(f"{path}: not a readable plan file ({exc.__class__.__name__})") from None
     if isinstance(raw, dict) and raw.get("format_version") not in (None, FORMAT_VERSION):
         raise PlanFileError(f"{path}: plan format {raw.get('format_version')} is not supported by this version ({__version__})")

@@ -100,11 +100,15 @@ def open_session(*, paths: list[Path], config_path: Path, sandbox: bool, options
 
     enter_workspace(config_path, root)
     redact.install()
-    if sandbox:
-        cfg, sbx = _sandbox_config(config_path if config_path.exists() else None, state_dir or DEFAULT_STATE_DIR)
-    else:
-        cfg, sbx = load_config(config_path), None
-        cfg = apply_trusted_connections(cfg)
+    try:
+        if sandbox:
+            cfg, sbx = _sandbox_config(config_path if config_path.exists() else None, state_dir or DEFAULT_STATE_DIR)
+        else:
+            cfg, sbx = load_config(config_path), None
+            cfg = apply_trusted_connections(cfg)
+    except BaseException:
+        confine.set_root(None)  # the session will not be closed: leave no root behind
+        raise
     return Session(config=cfg, ctx=RunContext(config=cfg, options=options), paths=paths, sandbox=sbx)
 
 

@@ -173,8 +173,24 @@ class Repo:
         env.update(extra)
         return env
 
-    def run(self, *args: str, attacker: Attacker | None = None, timeout: float = 120, **env: str) -> Run:
-        """The real CLI in a subprocess, bounded in time."""
+    def run(self, *args: str, timeout: float = 120, **env: str) -> Run:
+        """The real CLI through click's runner in this process (cwd = the repository)."""
+        from click.testing import CliRunner
+
+        from reconciler.cli import cli
+
+        values: dict[str, str | None] = {k: None for k in os.environ if k.startswith("RECONCILER_")}
+        values.update({k: v for k, v in self.env(**env).items() if k not in ("PYTHONPATH",)})
+        old = os.getcwd()
+        os.chdir(self.root)
+        try:
+            r = CliRunner().invoke(cli, list(args), env=values, catch_exceptions=False)
+        finally:
+            os.chdir(old)
+        return Run(r.exit_code, r.stdout, r.stderr)
+
+    def run_process(self, *args: str, attacker: Attacker | None = None, timeout: float = 120, **env: str) -> Run:
+        """The real CLI in a subprocess (``python -m reconciler.cli``), bounded in time."""
         p = subprocess.run([sys.executable, "-m", "reconciler.cli", *args], cwd=self.root, env=self.env(**env),
                            capture_output=True, text=True, timeout=timeout)
         return Run(p.returncode, p.stdout, p.stderr)

@@ -42,7 +42,7 @@ def _setup(repo: Repo, emulators: Emulators, vendor: str, url: str) -> None:
 def test_a_pull_request_pointing_a_provider_at_its_own_host_gets_an_error_and_no_request(
         repo: Repo, emulators: Emulators, attacker: Attacker, vendor: str) -> None:
     _setup(repo, emulators, vendor, f"http://attacker.test:{attacker.port}")
-    r = repo.run("plan", "--out", "plan.json", "--format", "markdown", attacker=attacker)
+    r = repo.run_process("plan", "--out", "plan.json", "--format", "markdown", attacker=attacker)
     assert r.code == 1, r.output
     assert re.search(rf"^error: reconciler\.yaml:{_base_url_line(repo)}:15: Config providers\.{vendor}\.base_url: "
                      rf"host attacker\.test is not an approved {vendor} endpoint", r.stderr, re.M), r.stderr
@@ -55,10 +55,10 @@ def test_positive_control_an_approved_host_does_receive_the_credential(
         repo: Repo, emulators: Emulators, attacker: Attacker) -> None:
     """The listener really would see a leak: approved from outside the repository, the request goes there."""
     _setup(repo, emulators, "bestproxy", f"http://attacker.test:{attacker.port}")
-    r = repo.run("plan", attacker=attacker, RECONCILER_ALLOWED_ENDPOINTS=f"attacker.test:{attacker.port}")
+    r = repo.run_process("plan", attacker=attacker, RECONCILER_ALLOWED_ENDPOINTS=f"attacker.test:{attacker.port}")
     assert r.code == 0, r.output
     assert attacker.requests and BP_APP_KEY in "".join(attacker.requests)
-    flag = repo.run("plan", f"--allow-endpoint=http://attacker.test:{attacker.port}", attacker=attacker)
+    flag = repo.run_process("plan", f"--allow-endpoint=http://attacker.test:{attacker.port}", attacker=attacker)
     assert flag.code == 0, flag.output
 
 
@@ -71,7 +71,7 @@ def test_positive_control_an_approved_host_does_receive_the_credential(
 ])
 def test_look_alike_urls_are_refused(repo: Repo, emulators: Emulators, attacker: Attacker, url: str) -> None:
     _setup(repo, emulators, "bestproxy", url.format(port=attacker.port))
-    r = repo.run("plan", attacker=attacker)
+    r = repo.run_process("plan", attacker=attacker)
     assert r.code == 1 and "Config providers.bestproxy.base_url" in r.stderr, r.output
     assert attacker.requests == []
     repo.assert_no_secret(r)
@@ -83,7 +83,7 @@ def test_connections_come_from_the_target_branch_config(repo: Repo, emulators: E
     _setup(repo, emulators, "bestproxy", f"http://attacker.test:{attacker.port}")
     trusted = repo.ci / "target-branch.yaml"
     trusted.write_text(config_text(emulators), encoding="utf-8")
-    r = repo.run("plan", "--out", "plan.json", attacker=attacker, RECONCILER_CONNECTIONS_FROM=str(trusted),
+    r = repo.run_process("plan", "--out", "plan.json", attacker=attacker, RECONCILER_CONNECTIONS_FROM=str(trusted),
                  RECONCILER_ALLOWED_ENDPOINTS=f"attacker.test:{attacker.port}")
     assert r.code == 0, r.output
     assert "+ create ProxyAccount/pr01" in r.stdout
@@ -98,7 +98,7 @@ def test_a_pull_request_cannot_swap_credential_references_under_trusted_connecti
     repo.write("reconciler.yaml", config_text(emulators).replace("app_key: env:BESTPROXY_APP_KEY", "app_key: env:JDB_KEY"))
     trusted = repo.ci / "target-branch.yaml"
     trusted.write_text(config_text(emulators), encoding="utf-8")
-    r = repo.run("plan", RECONCILER_CONNECTIONS_FROM=str(trusted))
+    r = repo.run_process("plan", RECONCILER_CONNECTIONS_FROM=str(trusted))
     assert r.code == 0, r.output  # the emulator accepted the real app_key: the PR's reference was ignored
 
 

@@ -48,9 +48,9 @@ def test_debug_logs_of_plan_and_apply_on_all_vendors_hold_no_credential(repo: Re
     totp = pyotp.TOTP(BP_TOTP)
     codes = {totp.now()}
 
-    plan = repo.run("--debug", "plan", "--out", "plan.json", "--format", "markdown")
+    plan = repo.run_process("--debug", "plan", "--out", "plan.json", "--format", "markdown")
     assert plan.code == 0, plan.output
-    apply = repo.run("--debug", "apply", "plan.json")
+    apply = repo.run_process("--debug", "apply", "plan.json")
     codes.add(totp.now())
     assert apply.code == 0, apply.output
     assert "Apply: 5 applied" in apply.stdout or "applied" in apply.stdout
@@ -68,7 +68,7 @@ def test_a_debug_traceback_is_redacted(repo: Repo, emulators: Emulators) -> None
     repo.write("tables/game_players.proto", (TCAPLUS_PROTOS / "game_players.proto").read_text(encoding="utf-8"))
     repo.write("reconciler.yaml", config_text(emulators).replace(emulators.bestproxy.url, "http://127.0.0.1:9"))
     repo.write("manifests/bp.yaml", account())
-    r = repo.run("--debug", "plan")  # nothing listens on port 9: a transport error with a traceback
+    r = repo.run_process("--debug", "plan")  # nothing listens on port 9: a transport error with a traceback
     assert r.code == 1 and "Traceback" in r.stderr, r.output
     repo.assert_no_secret(r)
 
