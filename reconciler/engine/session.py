@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from reconciler.engine.load import Loaded, digest_files, display_path, load_manifests
-from reconciler.errors import InputError
+from reconciler.errors import InputError, Problem
 from reconciler.kinds.base import RunContext, RunOptions
 from reconciler.clients import redact
 from reconciler.manifest import confine
@@ -65,6 +65,8 @@ def _sandbox_config(config_path: Path | None, state_dir: Path) -> tuple[LoadedCo
 
     user = load_config(config_path, required=False)
     tcaplus = user.providers.tcaplus
+    if tcaplus:
+        _check_protos(user)  # the emulator reads them: the same confinement as a real run
     sandbox = Sandbox(state_dir, tcaplus_tables=tables_from_config(tcaplus.tables, user.base_dir) if tcaplus else {}).start()
     data = user.config.model_dump(exclude_none=True)
     data["providers"] = sandbox.providers()
@@ -92,6 +94,24 @@ def enter_workspace(config_path: Path | None, root: Path | None = None) -> Path:
     r = workspace_root(config_path, root)
     confine.set_root(r)
     return r
+
+
+def _check_protos(cfg: LoadedConfig) -> None:
+    tcaplus = cfg.providers.tcaplus
+    assert tcaplus is not None
+    problems = []
+    for name, table in tcaplus.tables.items():
+        path = Path(table.proto) if Path(table.proto).is_absolute() else cfg.base_dir / table.proto
+        try:
+            confine.check(path, what="proto")
+        except confine.ConfinementError as exc:
+            where = ("providers", "tcaplus", "tables", name, "proto")
+            if cfg.doc is not None:
+                problems.append(cfg.doc.problem(where, exc.reason, resource="Config"))
+            else:
+                problems.append(Problem(str(cfg.path), 1, 1, "Config", ".".join(where), exc.reason))
+    if problems:
+        raise InputError(problems)
 
 
 def open_session(*, paths: list[Path], config_path: Path, sandbox: bool, options: RunOptions,

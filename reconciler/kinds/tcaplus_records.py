@@ -192,9 +192,9 @@ def _json_lines(path: str, mtime_ns: int, size: int, display: str, resource: str
                 continue
             try:
                 records.append((json.loads(line), _Where(display, number)))
-            except ValueError as exc:
+            except (ValueError, RecursionError) as exc:  # RecursionError: nested too deep (bounded input)
                 col = getattr(exc, "colno", 1)
-                problems.append(Problem(display, number, col, resource, "", f"invalid JSON: {getattr(exc, 'msg', exc)}"))
+                problems.append(Problem(display, number, col, resource, "", f"invalid JSON: {getattr(exc, 'msg', None) or 'nested too deep'}"))
                 continue
             problems.extend(Problem(display, number, 1, resource, ".".join(map(str, where)), msg)
                             for where, msg in confine.bad_strings(records[-1][0]))
@@ -217,7 +217,9 @@ def _yaml_records(path: str, mtime_ns: int, size: int, display: str, resource: s
 
 @lru_cache(maxsize=64)
 def _cached_table(path: str, mtime_ns: int, table: str, message: str | None, display: str) -> TableSchema:
-    return load_table(path, table, message=message, display=display)
+    # read through the workspace confinement (inside the root, a regular file, size-limited)
+    return load_table(path, table, message=message, display=display,
+                      read=lambda p: confine.read_text(p, what="proto"))
 
 
 def table_schema(ctx: RunContext, table: str) -> TableSchema:

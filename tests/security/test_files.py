@@ -274,3 +274,10 @@ def test_a_proto_import_leaving_the_workspace_is_refused(ws: Repo) -> None:
     _error(r, r"^error: tables/game_players\.proto:1:1: import '\.\./\.\./outside\.txt': imports must be "
               r"relative paths inside the workspace")
     ws.assert_no_secret(r)
+
+
+def test_a_deeply_nested_json_lines_record_is_an_input_error(ws: Repo) -> None:
+    ws.write("manifests/data/deep.jsonl", "[" * 100_000 + "]" * 100_000 + "\n")
+    ws.write("manifests/r.yaml", records_doc("r", file="data/deep.jsonl"))
+    r = ws.run("validate")
+    _error(r, r"^error: manifests/data/deep\.jsonl:1:1: TcaplusRecords/r: invalid JSON: nested too deep")
