@@ -6,14 +6,14 @@ from __future__ import annotations
 import os
 from datetime import timedelta, timezone
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StrictStr
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, StrictStr
 
 from reconciler.errors import InputError, Problem
 from reconciler.manifest.secrets import SecretRef
 from reconciler.manifest.validate import validate_model
-from reconciler.manifest.yamlload import Document, load_file
+from reconciler.manifest.yamlload import Document, Path_, load_file
 
 
 class _Strict(BaseModel):
@@ -81,6 +81,8 @@ class JdbProvider(Connection):
 
 
 class Providers(_Strict):
+    """The default connection of each vendor (named ``default``)."""
+
     bestproxy: BestProxyProvider | None = None
     tcaplus: TcaplusProvider | None = None
     jdb: JdbProvider | None = None
@@ -89,6 +91,35 @@ class Providers(_Strict):
 DEFAULT_MANIFEST_SECRET_ENV = ["RECONCILER_*"]
 # the tool's own variables: never a manifest's secret, whatever the patterns say
 RESERVED_ENV = frozenset({"RECONCILER_FINGERPRINT_KEY", "RECONCILER_ALLOWED_ENDPOINTS", "RECONCILER_CONNECTIONS_FROM"})
+
+
+VENDORS = ("bestproxy", "tcaplus", "jdb")
+DEFAULT_CONNECTION = "default"
+CONNECTION_NAME = r"^[a-z0-9]([a-z0-9-]{0,38}[a-z0-9])?$"
+ConnectionName = Annotated[StrictStr, Field(pattern=CONNECTION_NAME)]
+Vendor = Literal["bestproxy", "tcaplus", "jdb"]
+
+
+class Connections(_Strict):
+    """More connections per vendor, by name (several BestProxy accounts, JDB agents with their own
+    ``dc``/key/IV, TcaplusDB zones, or staging and production). A manifest names the one it
+    targets with ``metadata.connection``; otherwise the environment's default, else ``default``
+    (``providers.<vendor>``)."""
+
+    bestproxy: dict[ConnectionName, BestProxyProvider] = Field(default_factory=dict)
+    tcaplus: dict[ConnectionName, TcaplusProvider] = Field(default_factory=dict)
+    jdb: dict[ConnectionName, JdbProvider] = Field(default_factory=dict)
+
+
+VarValue = StrictStr | StrictInt | StrictBool | float
+
+
+class Environment(_Strict):
+    """What differs in one environment: the connection each vendor's manifests target unless they
+    name one, and the values of ``${var.NAME}`` in manifests."""
+
+    connections: dict[Vendor, ConnectionName] = Field(default_factory=dict)
+    vars: dict[Annotated[StrictStr, Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")], VarValue] = Field(default_factory=dict)
 
 
 class Settings(_Strict):
@@ -107,36 +138,77 @@ class Config(_Strict):
     apiVersion: Literal["reconciler/v1"] = "reconciler/v1"
     kind: Literal["Config"] = "Config"
     providers: Providers = Field(default_factory=Providers)
+    connections: Connections = Field(default_factory=Connections)
+    environments: dict[Annotated[StrictStr, Field(pattern=CONNECTION_NAME)], Environment] = Field(default_factory=dict)
     settings: Settings = Field(default_factory=Settings)
+
+    def connection(self, vendor: str, name: str) -> Connection | None:
+        if name == DEFAULT_CONNECTION:
+            return getattr(self.providers, vendor)  # type: ignore[no-any-return]
+        return getattr(self.connections, vendor).get(name)  # type: ignore[no-any-return]
+
+    def connection_names(self, vendor: str) -> list[str]:
+        named = sorted(getattr(self.connections, vendor))
+        return ([DEFAULT_CONNECTION] if getattr(self.providers, vendor) is not None else []) + named
 
 
 def credential_refs(config: Config) -> list[str]:
     """Every secret reference of the config: provider credentials, verification secrets and the
     fingerprint key. None of them may ever be used as a resource value."""
-    p = config.providers
     refs: list[str | None] = [config.settings.fingerprint_key]
-    if p.bestproxy:
-        refs.append(p.bestproxy.app_key)
-        v = p.bestproxy.ip_delete_verification
-        if v:
-            refs += [v.totp_secret, v.code]
-    if p.tcaplus:
-        refs.append(p.tcaplus.password)
-    if p.jdb:
-        refs += [p.jdb.key, p.jdb.iv]
-    return [r for r in refs if r]
+    for bp in [config.providers.bestproxy, *config.connections.bestproxy.values()]:
+        if bp:
+            refs.append(bp.app_key)
+            v = bp.ip_delete_verification
+            if v:
+                refs += [v.totp_secret, v.code]
+    for tc in [config.providers.tcaplus, *config.connections.tcaplus.values()]:
+        if tc:
+            refs.append(tc.password)
+    for jdb in [config.providers.jdb, *config.connections.jdb.values()]:
+        if jdb:
+            refs += [jdb.key, jdb.iv]
+    return list(dict.fromkeys(r for r in refs if r))
 
 
 class LoadedConfig:
-    """A validated config plus where it came from (relative paths resolve against ``base_dir``)."""
+    """A validated config plus where it came from (relative paths resolve against ``base_dir``).
 
-    def __init__(self, config: Config, *, path: Path | None, doc: Document | None,
-                 connection_doc: Document | None = None):
+    ``env`` is the selected environment (``--env``). :meth:`bound` gives the view a kind sees
+    for one named connection: ``providers.<vendor>`` is that connection, and problems reported at
+    ``providers.<vendor>...`` point at ``connections.<vendor>.<name>...`` where it is written.
+    """
+
+    def __init__(self, config: Config, *, path: Path | None, doc: Document | None, env: str | None = None,
+                 connection: tuple[str, str] | None = None, connection_doc: Document | None = None):
         self.config = config
         self.path = path
         self.doc = doc
+        self.env = env
+        self.connection = connection  # (vendor, name) of a bound view
         # where the provider connections were read (RECONCILER_CONNECTIONS_FROM, else the config)
         self.connection_doc = connection_doc if connection_doc is not None else doc
+
+    @property
+    def environment(self) -> Environment | None:
+        return self.config.environments.get(self.env) if self.env else None
+
+    def default_connection(self, vendor: str) -> str:
+        env = self.environment
+        return env.connections.get(vendor, DEFAULT_CONNECTION) if env else DEFAULT_CONNECTION  # type: ignore[arg-type]
+
+    def bound(self, vendor: str, name: str) -> "LoadedConfig":
+        """This config as seen by the kinds of ``vendor`` working on connection ``name``."""
+        trusted = self.connection_doc if self.connection_doc is not self.doc else None
+        if name == DEFAULT_CONNECTION:
+            return LoadedConfig(self.config, path=self.path, doc=self.doc, env=self.env, connection=(vendor, name),
+                                connection_doc=trusted)
+        providers = self.config.providers.model_copy(update={vendor: self.config.connection(vendor, name)})
+        config = self.config.model_copy(update={"providers": providers})
+        doc = _ConnectionDocument.of(self.doc, vendor, name) if self.doc is not None else None
+        trusted_view = _ConnectionDocument.of(trusted, vendor, name) if trusted is not None else None
+        return LoadedConfig(config, path=self.path, doc=doc, env=self.env, connection=(vendor, name),
+                            connection_doc=trusted_view)
 
     @property
     def base_dir(self) -> Path:
@@ -151,12 +223,35 @@ class LoadedConfig:
         return self.config.settings
 
 
-def load_config(path: Path | None, *, required: bool = True, confine: bool = True) -> LoadedConfig:
+class _ConnectionDocument(Document):
+    """The config document, with ``providers.<vendor>`` paths pointing at a named connection."""
+
+    vendor: str = ""
+    name: str = ""
+
+    @classmethod
+    def of(cls, doc: Document, vendor: str, name: str) -> "_ConnectionDocument":
+        view = cls(file=doc.file, index=doc.index, data=doc.data, marks=doc.marks, key_marks=doc.key_marks, start=doc.start)
+        view.vendor, view.name = vendor, name
+        return view
+
+    def position(self, path: Path_, *, key: bool = False) -> tuple[int, int]:
+        p = tuple(path)
+        if p[:2] == ("providers", self.vendor):
+            p = ("connections", self.vendor, self.name) + p[2:]
+        return super().position(p, key=key)
+
+
+def load_config(path: Path | None, *, required: bool = True, env: str | None = None,
+                confine: bool = True) -> LoadedConfig:
     """Load and validate ``reconciler.yaml``; all problems at once as :class:`InputError`.
     The file itself must resolve inside the workspace root (``confine``)."""
     if path is None or not (path.exists() or path.is_symlink()):
         if required and path is not None:
             raise InputError([Problem(str(path), 1, 1, "Config", "", "config file not found (use --config FILE, or --sandbox)")])
+        if env is not None:
+            raise InputError([Problem(str(path or "reconciler.yaml"), 1, 1, "Config", "environments",
+                                      f"--env {env}: no config file declares environments")])
         return LoadedConfig(Config(), path=None, doc=None)
     docs, problems = load_file(path, what="config", confine=confine)
     if problems:
@@ -167,7 +262,31 @@ def load_config(path: Path | None, *, required: bool = True, confine: bool = Tru
     if problems:
         raise InputError(problems)
     assert isinstance(model, Config)
-    return LoadedConfig(model, path=path, doc=docs[0])
+    problems = connection_problems(model, docs[0], env)
+    if problems:
+        raise InputError(problems)
+    return LoadedConfig(model, path=path, doc=docs[0], env=env)
+
+
+def connection_problems(config: Config, doc: Document, env: str | None) -> list[Problem]:
+    """Environments name connections that exist; ``--env`` names a declared environment."""
+    out = []
+    for vendor in VENDORS:
+        if DEFAULT_CONNECTION in getattr(config.connections, vendor):
+            out.append(doc.problem(("connections", vendor, DEFAULT_CONNECTION),
+                                   f"'{DEFAULT_CONNECTION}' is providers.{vendor}; give this connection another name",
+                                   resource="Config", key=True))
+    for name, environment in config.environments.items():
+        for vendor, conn in environment.connections.items():
+            if config.connection(vendor, conn) is None:
+                known = ", ".join(config.connection_names(vendor)) or "none"
+                where: Path_ = ("environments", name, "connections", vendor)
+                out.append(doc.problem(where, f"no {vendor} connection named '{conn}' (known: {known})", resource="Config"))
+    if env is not None and env not in config.environments:
+        known = ", ".join(sorted(config.environments)) or "none declared"
+        out.append(doc.problem(("environments",), f"--env {env}: no such environment (known: {known})",
+                               resource="Config", key=True))
+    return out
 
 
 TRUSTED_ENV = "RECONCILER_CONNECTIONS_FROM"
@@ -191,22 +310,36 @@ def apply_trusted_connections(cfg: LoadedConfig, trusted_path: str | None = None
     trusted = load_config(trusted_path_, required=True, confine=False)
     data = trusted.config.model_dump(exclude_none=True)
     _absolute_file_refs(data, trusted_path_.parent)
+
+    def with_own_tables(conn: dict[str, Any], own: TcaplusProvider | None) -> dict[str, Any]:
+        conn.pop("tables", None)
+        if own is not None:
+            conn["tables"] = {k: v.model_dump(exclude_none=True) for k, v in own.tables.items()}
+        return conn
+
     providers: dict[str, Any] = {}
-    for name, conn in (data.get("providers") or {}).items():
-        if name == "tcaplus":
-            conn.pop("tables", None)
-            own = cfg.providers.tcaplus
-            if own is not None:
-                conn["tables"] = {k: v.model_dump(exclude_none=True) for k, v in own.tables.items()}
-        providers[name] = conn
+    for vendor, conn in (data.get("providers") or {}).items():
+        providers[vendor] = with_own_tables(conn, cfg.providers.tcaplus) if vendor == "tcaplus" else conn
+    connections: dict[str, Any] = {}
+    for vendor, named in (data.get("connections") or {}).items():
+        connections[vendor] = {
+            name: with_own_tables(conn, cfg.config.connections.tcaplus.get(name)) if vendor == "tcaplus" else conn
+            for name, conn in named.items()
+        }
     merged = cfg.config.model_dump(exclude_none=True)
     merged["providers"] = providers
+    merged["connections"] = connections
     settings = merged.setdefault("settings", {})
     for key in _CONNECTION_SETTINGS:
         settings.pop(key, None)
         if key in data.get("settings", {}):
             settings[key] = data["settings"][key]
-    return LoadedConfig(Config.model_validate(merged), path=cfg.path, doc=cfg.doc, connection_doc=trusted.doc)
+    model = Config.model_validate(merged)
+    if cfg.doc is not None:  # the workspace's environments must name connections the trusted file has
+        problems = connection_problems(model, cfg.doc, cfg.env)
+        if problems:
+            raise InputError(problems)
+    return LoadedConfig(model, path=cfg.path, doc=cfg.doc, env=cfg.env, connection_doc=trusted.doc)
 
 
 def _absolute_file_refs(data: Any, base: Path) -> None:
