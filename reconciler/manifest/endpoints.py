@@ -105,7 +105,11 @@ def check_endpoint(config: LoadedConfig, vendor: str, *, allowed: tuple[str, ...
     message = endpoint_problem(provider.base_url, vendor, approvals)
     if message is None:
         return
-    where = ("providers", vendor, "base_url")
+    bound = getattr(config, "connection", None)  # (vendor, name) of a named connection's view
+    if bound and bound[1] != "default":
+        where: tuple[str, ...] = ("connections", vendor, bound[1], "base_url")
+    else:
+        where = ("providers", vendor, "base_url")
     doc = config.connection_doc
     if doc is not None:
         problem = doc.problem(where, message, resource="Config")

@@ -113,3 +113,36 @@ def test_documented_loopback_and_approved_hosts() -> None:
     assert endpoint_problem("http://tcaplus.corp.internal:80", "tcaplus", approvals) is not None  # other port
     assert endpoint_problem("https://jdb.example.com/apiRequest.do", "jdb", approvals) is None
     assert endpoint_problem("http://jdb.example.com", "jdb", approvals) is not None  # other scheme
+
+
+def test_a_named_connection_pointing_at_the_attackers_host_is_refused_at_its_line(
+        repo: Repo, emulators: Emulators, attacker: Attacker) -> None:
+    _setup(repo, emulators, "bestproxy", emulators.bestproxy.url)
+    repo.write("reconciler.yaml", config_text(emulators, extra=f"""\
+connections:
+  bestproxy:
+    eu:
+      base_url: http://attacker.test:{attacker.port}
+      app_key: env:BESTPROXY_APP_KEY
+"""))
+    repo.write("manifests/pr.yaml", account().replace("metadata: {name: pr01}", "metadata: {name: pr01, connection: eu}"))
+    r = repo.run_process("plan", attacker=attacker)
+    assert r.code == 1, r.output
+    line = _base_url_line(repo)
+    assert f"error: reconciler.yaml:{line}:17: Config connections.bestproxy.eu.base_url: host attacker.test is not an approved" in r.stderr, r.stderr
+    assert attacker.requests == []
+    repo.assert_no_secret(r)
+
+
+def test_trusted_connections_replace_named_connections_too(repo: Repo, emulators: Emulators, attacker: Attacker) -> None:
+    named = "connections:\n  bestproxy:\n    eu:\n      base_url: {url}\n      app_key: env:BESTPROXY_APP_KEY\n"
+    _setup(repo, emulators, "bestproxy", emulators.bestproxy.url)
+    repo.write("reconciler.yaml", config_text(emulators, extra=named.format(url=f"http://attacker.test:{attacker.port}")))
+    repo.write("manifests/pr.yaml", account().replace("metadata: {name: pr01}", "metadata: {name: pr01, connection: eu}"))
+    trusted = repo.ci / "target-branch.yaml"
+    trusted.write_text(config_text(emulators, extra=named.format(url=emulators.bestproxy.url)), encoding="utf-8")
+    r = repo.run_process("plan", attacker=attacker, RECONCILER_CONNECTIONS_FROM=str(trusted),
+                         RECONCILER_ALLOWED_ENDPOINTS=f"attacker.test:{attacker.port}")
+    assert r.code == 0, r.output
+    assert attacker.requests == []
+    repo.assert_no_secret(r)

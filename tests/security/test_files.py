@@ -281,3 +281,19 @@ def test_a_deeply_nested_json_lines_record_is_an_input_error(ws: Repo) -> None:
     ws.write("manifests/r.yaml", records_doc("r", file="data/deep.jsonl"))
     r = ws.run("validate")
     _error(r, r"^error: manifests/data/deep\.jsonl:1:1: TcaplusRecords/r: invalid JSON: nested too deep")
+
+
+def test_a_named_connections_credential_is_never_a_resource_value(ws: Repo, emulators: Emulators) -> None:
+    """Even when its env name matches settings.manifest_secret_env."""
+    ws.write("reconciler.yaml", config_text(emulators, extra=f"""\
+connections:
+  bestproxy:
+    eu:
+      base_url: {emulators.bestproxy.url}
+      app_key: env:RECONCILER_SECRET_EU_APP_KEY
+"""))
+    ws.write("manifests/a.yaml", account(password="env:RECONCILER_SECRET_EU_APP_KEY"))
+    r = ws.run("validate", RECONCILER_SECRET_EU_APP_KEY="EuAppKey12345")
+    _error(r, r"spec\.password: secret reference env:RECONCILER_SECRET_EU_APP_KEY: RECONCILER_SECRET_EU_APP_KEY holds "
+              r"a provider credential")
+    assert "EuAppKey12345" not in r.output
