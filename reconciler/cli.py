@@ -10,6 +10,7 @@ from __future__ import annotations
 import functools
 import json
 import logging
+import os
 import sys
 import traceback
 from datetime import datetime, timezone
@@ -21,7 +22,7 @@ import click
 from reconciler import __version__
 from reconciler.engine import freshness, run
 from reconciler.model import Change, Outcome, Plan
-from reconciler.engine.planfile import plan_schema, plan_to_dict, read_plan, write_plan
+from reconciler.engine.planfile import plan_schema, plan_to_dict, read_plan, sign_plan, signature_matches, write_plan
 from reconciler.engine.render import render_apply_markdown, render_markdown, render_outcomes, render_text
 from reconciler.engine.session import Session, open_session, shown_paths
 from reconciler.clients import redact
@@ -191,7 +192,7 @@ def _plan_data(s: Session, plan: Plan) -> dict[str, Any]:
         force=s.ctx.options.force,
         allow_replace=s.ctx.options.allow_replace,
     )
-    return data
+    return sign_plan(data, s.ctx.plan_signer(list(data.get("connections") or [])))
 
 
 @cli.command()
@@ -315,12 +316,34 @@ def apply(paths: tuple[Path, ...], config_path: Path, sandbox: bool, sandbox_sta
         s.close()
 
 
+def _verify_signature(path: Path, pf: Any, saved: Plan, s: Session) -> None:
+    """A saved plan with changes is applied only if its signed fields (paths, config, targets,
+    --force, digests, the safety baseline) are as the trusted side made them."""
+    if not saved.changes:
+        return
+    covered = set(pf.connections)
+    outside = sorted({f"{c.vendor}/{c.connection}" for c in saved.changes} - covered)
+    problem = f"changes on connections the plan does not cover ({', '.join(outside)})" if outside else ""
+    if not problem:
+        try:
+            matches = signature_matches(pf, s.ctx.plan_signer(sorted(covered)))
+        except ReconcilerError as exc:
+            raise UsageError(f"{path}: cannot check the plan's signature: {exc}") from None
+        problem = "" if matches else ("its signature does not match how it says it was made (paths, config, targets, "
+                                      "--force, digests): it was changed after it was made, or made with other "
+                                      "credentials or fingerprint key")
+    if problem:
+        raise UsageError(f"{path}: {problem}; make a new plan")
+
+
 def _apply_saved(path: Path, config_path: Path, sandbox: bool, sandbox_state: Path | None, force: bool,
                  fmt: str = "text") -> int:
     pf, saved = read_plan(path)
     if pf.sandbox != sandbox:
         raise UsageError(f"{path} was planned {'with' if pf.sandbox else 'without'} --sandbox; apply it the same way")
     cfg_path = Path(pf.config_path) if pf.config_path else config_path
+    if os.path.abspath(cfg_path) != os.path.abspath(config_path):
+        raise UsageError(f"{path} was planned with --config {pf.config_path}; apply it with the same --config")
     force = force or pf.force
     if _env() is not None and _env() != pf.environment:
         raise UsageError(f"{path} was planned for {f'environment {pf.environment}' if pf.environment else 'no environment'}; "
@@ -328,6 +351,7 @@ def _apply_saved(path: Path, config_path: Path, sandbox: bool, sandbox_state: Pa
     s = _session(tuple(Path(p) for p in pf.paths), cfg_path, sandbox, sandbox_state, tuple(pf.targets), force,
                  pf.allow_replace, env=pf.environment or False)
     try:
+        _verify_signature(path, pf, saved, s)
         s.load()
         # kinds may track data files while planning: plan first, then compare digests
         kinds_to_replan = {c.kind for c in saved.changes}

@@ -213,6 +213,28 @@ class RunContext:
                 self._fingerprinters[vendor] = Fingerprinter(key)
             return self._fingerprinters[vendor]
 
+    def plan_signer(self, connections: list[str]) -> Callable[[bytes], str] | None:
+        """The keyed MAC for a saved plan covering ``connections`` ("vendor/name"): keyed with
+        settings.fingerprint_key, else with the credentials of those connections (the trusted side
+        alone can make one). ``None`` when there is nothing to key it with (a plan of no connection).
+        A credential that cannot be resolved is an error, never a public stand-in key."""
+        s = self.config.settings
+        if s.fingerprint_key:
+            key = self.config_secret(s.fingerprint_key).encode()
+        else:
+            parts = []
+            for item in sorted(set(connections)):
+                vendor, _, name = item.partition("/")
+                conn = self.config.config.connection(vendor, name) if vendor in ("bestproxy", "tcaplus", "jdb") else None
+                if conn is None:
+                    raise SecretError(f"plan signature: no {vendor} connection named '{name}' in the config")
+                refs = {"bestproxy": ["app_key"], "tcaplus": ["password"], "jdb": ["key", "iv"]}[vendor]
+                parts += [item + "\0" + self.config_secret(getattr(conn, r)) for r in refs]
+            if not parts:
+                return None
+            key = "\0".join(parts).encode()
+        return Fingerprinter(b"reconciler-plan-signature-v1\0" + key)
+
     def live_fingerprint(self, obj: Any) -> str:
         """A content fingerprint of a normalised live object (for saved-plan staleness checks).
         Secret values inside ``obj`` must already be replaced by keyed fingerprints."""

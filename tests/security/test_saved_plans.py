@@ -9,6 +9,7 @@ import json
 from typing import Any
 
 import httpx
+import pytest
 
 from tests.security.conftest import (
     BP_APP_KEY,
@@ -125,3 +126,38 @@ def _state(em: Emulators) -> dict[str, Any]:
         "events": [tuple(e) for e in events],
         "bindings": [tuple(b) for b in bindings],
     }
+
+
+@pytest.mark.parametrize("edit", [
+    {"paths": ["manifests/scope-only"]},        # plan a subset: everything else looks undeclared
+    {"force": True},                            # lift the safety thresholds
+    {"existing_in_scope": {"ProxyAccount": 10_000}},  # dilute the threshold's baseline
+    {"targets": []},
+    {"connections": []},                        # try to make the signature key-less
+    {"signature": None},
+])
+def test_a_plan_whose_signed_fields_were_edited_is_refused(repo: Repo, emulators: Emulators, edit: dict[str, Any]) -> None:
+    ws = _ws(repo, emulators)
+    ws.write("manifests/bp.yaml", account() + "---\n" + account("pr02"))
+    ws.write("manifests/scope-only/scope.yaml", "apiVersion: reconciler/v1\nkind: PruneScope\nmetadata: {name: s}\n"
+             "spec: {target: ProxyAccount, match: {usernamePrefix: zz}}\n")
+    assert ws.run("plan", "--out", "plan.json", "--target", "ProxyAccount/pr01").code == 0
+    plan = json.loads((ws.root / "plan.json").read_text(encoding="utf-8"))
+    assert plan["signature"].startswith("hmac-sha256:")
+    plan.update(edit)
+    (ws.root / "plan.json").write_text(json.dumps(plan), encoding="utf-8")
+    r = ws.run("apply", "plan.json")
+    assert r.code == 1, r.output
+    assert "make a new plan" in r.stderr and ("signature" in r.stderr or "does not cover" in r.stderr), r.stderr
+    assert httpx.get(emulators.bestproxy.url + "/gateway/whitelist-account/list",
+                     params={"app_key": BP_APP_KEY}).json()["data"]["list"] == []  # nothing written
+    ws.assert_no_secret(r)
+
+
+def test_a_plan_is_applied_only_with_the_config_it_was_made_with(repo: Repo, emulators: Emulators) -> None:
+    ws = _ws(repo, emulators)
+    ws.write("manifests/bp.yaml", account())
+    assert ws.run("plan", "--out", "plan.json").code == 0
+    ws.write("other.yaml", config_text(emulators))
+    r = ws.run("apply", "plan.json", "--config", "other.yaml")
+    assert r.code == 1 and "apply it with the same --config" in r.stderr, r.output
