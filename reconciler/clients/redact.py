@@ -42,7 +42,8 @@ _BY_NAME = re.compile(
 
 
 def register(value: str | None) -> None:
-    """Redact ``value`` (and its encoded forms) from every log line from now on."""
+    """Redact ``value`` (and its encoded forms) from every log line from now on. Cheap: the
+    pattern is rebuilt only when a log line is next redacted."""
     global _pattern
     if not value or len(value) < 3:
         return
@@ -51,17 +52,25 @@ def register(value: str | None) -> None:
         if forms <= _values:
             return
         _values.update(f for f in forms if f)
-        ordered = sorted(_values, key=len, reverse=True)  # longest first: no partial leftovers
-        _pattern = re.compile("|".join(re.escape(v) for v in ordered))
+        _pattern = None  # rebuilt lazily
 
 
 def registered() -> int:
     return len(_values)
 
 
+def _compiled() -> re.Pattern[str] | None:
+    global _pattern
+    with _lock:
+        if _pattern is None and _values:
+            ordered = sorted(_values, key=len, reverse=True)  # longest first: no partial leftovers
+            _pattern = re.compile("|".join(re.escape(v) for v in ordered))
+        return _pattern
+
+
 def redact(text: str) -> str:
     """``text`` with every registered secret and every credential-named value masked."""
-    pattern = _pattern
+    pattern = _compiled()
     if pattern is not None:
         text = pattern.sub(MASK, text)
     return _BY_NAME.sub(lambda m: m.group("pre") + MASK, text)
