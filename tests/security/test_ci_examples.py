@@ -18,6 +18,7 @@ import yaml
 REPO = Path(__file__).resolve().parents[2]
 GITHUB = REPO / "examples" / "github" / "reconciler.yml"
 GITLAB = REPO / "examples" / "gitlab" / "gitlab-ci.yml"
+ENVIRONMENTS = REPO / "examples" / "environments" / "github-workflow.yml"
 PYPROJECT = tomllib.loads((REPO / "pyproject.toml").read_text(encoding="utf-8"))
 DIST = PYPROJECT["project"]["name"]
 
@@ -56,10 +57,10 @@ def test_the_distribution_name_is_not_the_taken_one_and_the_command_stays() -> N
 
 
 def _install_specs(text: str) -> list[str]:
-    return re.findall(r'RECONCILER_INSTALL:\s*"([^"]+)"', text)
+    return re.findall(r'RECONCILER_(?:INSTALL|SOURCE):\s*"([^"]+)"', text)
 
 
-@pytest.mark.parametrize("path", [GITHUB, GITLAB], ids=["github", "gitlab"])
+@pytest.mark.parametrize("path", [GITHUB, GITLAB, ENVIRONMENTS], ids=["github", "gitlab", "environments"])
 def test_examples_install_a_pinned_commit_of_this_product_never_a_bare_name(path: Path) -> None:
     text = path.read_text(encoding="utf-8")
     specs = _install_specs(text)
@@ -68,7 +69,7 @@ def test_examples_install_a_pinned_commit_of_this_product_never_a_bare_name(path
     # a direct reference to a commit (40 hex digits) of the product's repository, or a wheel file
     assert re.fullmatch(rf"{re.escape(DIST)} @ git\+https://\S+@[0-9a-f]{{40}}", spec) or spec.endswith(".whl"), spec
     installs = [line.strip() for line in text.splitlines() if re.search(r"\bpip3? install\b", line)]
-    assert installs and all('"$RECONCILER_INSTALL"' in line for line in installs), installs
+    assert installs and all(re.search(r'"\$RECONCILER_(INSTALL|SOURCE)"', line) for line in installs), installs
     assert "reconciler==" not in text and "RECONCILER_PACKAGE" not in text
 
 
@@ -79,7 +80,8 @@ def test_every_script_item_is_a_string() -> None:
 
 
 def test_every_piped_script_keeps_the_exit_code() -> None:
-    assert github()["defaults"]["run"]["shell"] == "bash"  # GitHub runs it as bash -eo pipefail
+    for wf in (GITHUB, ENVIRONMENTS):  # GitHub runs `shell: bash` steps as bash -eo pipefail
+        assert yaml.safe_load(wf.read_text(encoding="utf-8"))["defaults"]["run"]["shell"] == "bash"
     for name, scripts in gitlab_scripts().items():
         joined = "\n".join(scripts)
         first_pipe = re.search(r"(?<![|])\|(?![|])", joined)
@@ -136,10 +138,16 @@ def test_examples_export_the_env_names_the_shipped_config_reads() -> None:
         assert "TCAPLUS_PASSWORD" not in text
 
 
+def environments_scripts() -> dict[str, list[str]]:
+    wf = yaml.safe_load(ENVIRONMENTS.read_text(encoding="utf-8"))
+    return {name: [s["run"] for s in job["steps"] if "run" in s] for name, job in wf["jobs"].items()}
+
+
 @pytest.mark.parametrize(("scripts", "job", "base_ref"), [
     (github_scripts, "plan", "$GITHUB_BASE_REF"),
     (gitlab_scripts, "reconciler-plan", "$CI_MERGE_REQUEST_TARGET_BRANCH_NAME"),
-], ids=["github", "gitlab"])
+    (environments_scripts, "plan", "$GITHUB_BASE_REF"),
+], ids=["github", "gitlab", "environments"])
 def test_pull_requests_are_planned_with_the_target_branch_connections(scripts, job, base_ref) -> None:  # type: ignore[no-untyped-def]
     joined = "\n".join(scripts()[job])
     plan_at = joined.index("reconciler plan")
