@@ -89,25 +89,47 @@ def display_path(path: Path) -> str:
 
 
 def manifest_files(paths: list[Path]) -> tuple[list[Path], list[Problem]]:
-    """Every ``*.yaml``/``*.yml`` under ``paths``. Entries that are not plain files — a broken
-    symlink, a symlink loop, a FIFO — are kept, so reading them reports an error: a manifest that
-    silently disappears would make its objects look undeclared and get pruned."""
+    """Every ``*.yaml``/``*.yml`` under ``paths``. Nothing is skipped silently — a manifest that
+    disappears would make its objects look undeclared and get pruned: entries that are not plain
+    files (a broken symlink, a symlink loop, a FIFO) are kept so that reading them reports an error,
+    a folder that cannot be listed is an error, and a symlinked folder is followed when it stays
+    inside the workspace root (else an error)."""
     files: list[Path] = []
     problems: list[Problem] = []
     for p in paths:
         if p.is_dir():
-            try:
-                found = sorted(x for x in p.rglob("*") if x.suffix in (".yaml", ".yml")
-                               and not (x.is_dir() and not x.is_symlink()))
-            except OSError as exc:
-                problems.append(Problem(display_path(p), 1, 1, "", "", f"cannot list the folder: {exc.strerror}"))
-                continue
-            files.extend(found)
+            files.extend(_walk(p, problems))
         elif p.is_file() or p.is_symlink():
             files.append(p)
         else:
             problems.append(Problem(display_path(p), 1, 1, "", "", "no such file or directory"))
     return files, problems
+
+
+def _walk(top: Path, problems: list[Problem]) -> list[Path]:
+    root = confine.get_root()
+    bound = root if root is not None and confine.is_inside(top, root) else top
+    seen = {os.path.realpath(top)}
+    found: list[Path] = []
+
+    def failed(exc: OSError) -> None:
+        where = Path(exc.filename) if exc.filename else top
+        problems.append(Problem(display_path(where), 1, 1, "", "", f"cannot list the folder: {exc.strerror}"))
+
+    for dirpath, dirnames, filenames in os.walk(top, followlinks=True, onerror=failed):
+        keep = []
+        for d in sorted(dirnames):
+            sub = Path(dirpath) / d
+            real = os.path.realpath(sub)
+            if sub.is_symlink() and not confine.is_inside(sub, bound):
+                problems.append(Problem(display_path(sub), 1, 1, "", "",
+                                        f"a symlinked folder that resolves outside the workspace root ({bound})"))
+            elif real not in seen:  # a symlink loop or a second link to a folder: walked once
+                seen.add(real)
+                keep.append(d)
+        dirnames[:] = keep
+        found += [Path(dirpath) / f for f in filenames if Path(f).suffix in (".yaml", ".yml")]
+    return sorted(found)
 
 
 def _read_root(f: Path, args: list[Path]) -> Path | None:

@@ -297,3 +297,31 @@ connections:
     _error(r, r"spec\.password: secret reference env:RECONCILER_SECRET_EU_APP_KEY: RECONCILER_SECRET_EU_APP_KEY holds "
               r"a provider credential")
     assert "EuAppKey12345" not in r.output
+
+
+def test_symlinked_and_unlistable_manifest_folders_are_never_skipped_silently(ws: Repo) -> None:
+    ws.write("manifests/a.yaml", account())
+    ws.write("shared/b.yaml", account("pr02"))
+    (ws.root.parent / "elsewhere").mkdir()
+    (ws.root.parent / "elsewhere" / "c.yaml").write_text(account("pr03"), encoding="utf-8")
+    _symlink(ws, "manifests/shared", ws.root / "shared")  # inside the root: followed
+    _symlink(ws, "manifests/outside", ws.root.parent / "elsewhere")  # outside: an error
+    _symlink(ws, "manifests/loop", ws.root / "manifests")  # a loop: walked once
+    r = ws.run("validate")
+    assert r.code == 1, r.output
+    assert r.stderr.strip().splitlines() == [
+        f"error: manifests/outside:1:1: a symlinked folder that resolves outside the workspace root ({ws.root})"]
+    (ws.root / "manifests" / "outside").unlink()
+    ok = ws.run("validate")
+    assert ok.code == 0 and "Valid: 2 resource(s)" in ok.stdout, ok.output
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root lists a folder without read permission")
+def test_an_unlistable_manifest_folder_is_an_error(ws: Repo) -> None:
+    ws.write("manifests/sub/a.yaml", account())
+    (ws.root / "manifests" / "sub").chmod(0)
+    try:
+        r = ws.run("validate")
+    finally:
+        (ws.root / "manifests" / "sub").chmod(0o755)
+    _error(r, r"^error: manifests/sub:1:1: cannot list the folder: Permission denied")
