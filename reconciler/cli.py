@@ -411,7 +411,11 @@ def sandbox_serve(port: int, state: Path, config_out: Path | None, config_path: 
     from reconciler.manifest.config import load_config
     from reconciler.sandbox.serve import Sandbox, tables_from_config
 
+    from reconciler.engine.session import _check_protos, enter_workspace
+
+    enter_workspace(config_path if config_path.exists() else None)  # .proto files stay inside the workspace
     user = load_config(config_path if config_path.exists() else None, required=False)
+    _check_protos(user)
     tables = tables_from_config(user.providers.tcaplus.tables, user.base_dir) if user.providers.tcaplus else {}
     ports = {"bestproxy": port, "tcaplus": port + 1, "jdb": port + 2} if port else {}
     sbx = Sandbox(state, tcaplus_tables=tables, ports=ports).start()
