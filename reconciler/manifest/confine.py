@@ -83,6 +83,8 @@ def check(path: Path | str, *, what: str, confine: bool = True, limit: int | Non
           root: Path | None = None) -> Path:
     """The resolved path of ``path`` if it may be read as ``what``; else :class:`ConfinementError`."""
     shown = _shown(path)
+    if "\0" in str(path):
+        raise ConfinementError(what, shown.replace("\0", "\\0"), "a path may not hold a NUL character")
     p = Path(path)
     try:
         real = Path(os.path.realpath(p, strict=True))

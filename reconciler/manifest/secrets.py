@@ -88,7 +88,10 @@ def manifest_ref_problem(ref: str, config: "LoadedConfig", *, base_dir: Path) ->
 
 
 def _file_path(ref: str, base_dir: Path | None) -> Path:
-    path = Path(ref[5:]).expanduser()
+    try:
+        path = Path(ref[5:]).expanduser()
+    except RuntimeError:  # ~user of an unknown user: left as written (then "no such file")
+        path = Path(ref[5:])
     if not path.is_absolute() and base_dir is not None:
         path = base_dir / path
     return path

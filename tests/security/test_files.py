@@ -325,3 +325,10 @@ def test_an_unlistable_manifest_folder_is_an_error(ws: Repo) -> None:
     finally:
         (ws.root / "manifests" / "sub").chmod(0o755)
     _error(r, r"^error: manifests/sub:1:1: cannot list the folder: Permission denied")
+
+
+def test_a_nul_in_a_secret_path_is_an_input_error(ws: Repo) -> None:
+    ws.write("manifests/a.yaml", account(password='"file:pw\\0.txt"'))
+    r = ws.run("validate")
+    assert r.code == 1 and "internal error" not in r.stderr, r.output
+    assert "control character U+0000 is not allowed" in r.stderr
