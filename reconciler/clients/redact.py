@@ -21,7 +21,8 @@ import json
 import logging
 import re
 import threading
-from typing import Any, Callable
+from typing import Any
+from collections.abc import Callable
 from urllib.parse import quote, quote_plus
 
 MASK = "***"

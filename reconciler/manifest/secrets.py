@@ -61,7 +61,7 @@ def resolve(ref: str, *, base_dir: Path | None = None, confine: bool = True) -> 
     raise SecretError("secret reference must start with env: or file:")
 
 
-def manifest_ref_problem(ref: str, config: "LoadedConfig", *, base_dir: Path) -> str | None:
+def manifest_ref_problem(ref: str, config: LoadedConfig, *, base_dir: Path) -> str | None:
     """Why a manifest may not use ``ref`` (``None`` when it may): manifests reference only the
     secrets meant for them, never a provider credential."""
     from fnmatch import fnmatchcase

@@ -13,7 +13,6 @@ from pathlib import Path
 import pytest
 
 from tests.security.conftest import (
-    OUTSIDE_TEXT,
     TCAPLUS_PROTOS,
     TC_PASSWORD,
     Emulators,
