@@ -91,6 +91,11 @@ class Providers(_Strict):
 DEFAULT_MANIFEST_SECRET_ENV = ["RECONCILER_*"]
 # the tool's own variables: never a manifest's secret, whatever the patterns say
 RESERVED_ENV = frozenset({"RECONCILER_FINGERPRINT_KEY", "RECONCILER_ALLOWED_ENDPOINTS", "RECONCILER_CONNECTIONS_FROM"})
+# the CI platform's and cloud SDKs' own variables: never a manifest's secret, whatever a (pull
+# request's) settings.manifest_secret_env says
+DENIED_ENV_PATTERNS = ("GITHUB_*", "ACTIONS_*", "RUNNER_*", "CI_*", "GITLAB_*", "AWS_*", "AZURE_*", "GOOGLE_*",
+                       "GCP_*", "CLOUDSDK_*", "ARM_*", "NPM_*", "PYPI_*", "TWINE_*", "DOCKER_*", "VAULT_*",
+                       "SSH_*", "KUBECONFIG", "HOME", "PATH")
 
 
 VENDORS = ("bestproxy", "tcaplus", "jdb")

@@ -66,7 +66,7 @@ def manifest_ref_problem(ref: str, config: LoadedConfig, *, base_dir: Path) -> s
     secrets meant for them, never a provider credential."""
     from fnmatch import fnmatchcase
 
-    from reconciler.manifest.config import RESERVED_ENV, credential_refs
+    from reconciler.manifest.config import DENIED_ENV_PATTERNS, RESERVED_ENV, credential_refs
 
     creds = credential_refs(config.config)
     if ref.startswith("env:"):
@@ -74,6 +74,8 @@ def manifest_ref_problem(ref: str, config: LoadedConfig, *, base_dir: Path) -> s
         cred_names = {r[4:] for r in creds if r.startswith("env:")}
         if name in cred_names or name in RESERVED_ENV:
             return f"secret reference {ref}: {name} holds a provider credential or a setting of the tool; manifests cannot use it"
+        if any(fnmatchcase(name, pat) for pat in DENIED_ENV_PATTERNS):
+            return f"secret reference {ref}: {name} belongs to the CI platform or a cloud SDK; manifests cannot use it"
         patterns = config.settings.manifest_secret_env
         if not any(fnmatchcase(name, pat) for pat in patterns):
             return (f"secret reference {ref}: manifests may reference only environment variables matching "

@@ -175,11 +175,11 @@ def test_a_credential_under_another_name_or_file_is_still_refused(ws: Repo, emul
 
 
 def test_manifests_reference_only_the_env_names_meant_for_them(ws: Repo, emulators: Emulators) -> None:
-    ws.write("manifests/a.yaml", account(password="env:GITHUB_TOKEN"))
-    r = ws.run("validate", GITHUB_TOKEN="ghp_CanaryToken123")
-    _error(r, r"secret reference env:GITHUB_TOKEN: manifests may reference only environment variables matching "
+    ws.write("manifests/a.yaml", account(password="env:DATABASE_PASSWORD"))
+    r = ws.run("validate", DATABASE_PASSWORD="DbCanary123")
+    _error(r, r"secret reference env:DATABASE_PASSWORD: manifests may reference only environment variables matching "
               r"settings\.manifest_secret_env \(RECONCILER_\*\)")
-    assert "ghp_CanaryToken123" not in r.output
+    assert "DbCanary123" not in r.output
     ws.write("reconciler.yaml", config_text(emulators, extra="settings:\n  manifest_secret_env: [PROXY_PW_*]\n"))
     ws.write("manifests/a.yaml", account(password="env:PROXY_PW_PR01"))
     ok = ws.run("validate", PROXY_PW_PR01="Declared123")
@@ -331,3 +331,15 @@ def test_a_nul_in_a_secret_path_is_an_input_error(ws: Repo) -> None:
     r = ws.run("validate")
     assert r.code == 1 and "internal error" not in r.stderr, r.output
     assert "control character U+0000 is not allowed" in r.stderr
+
+
+def test_ci_platform_variables_stay_out_of_reach_even_with_widened_patterns(ws: Repo, emulators: Emulators) -> None:
+    """A pull request can widen settings.manifest_secret_env in its own config; the CI platform's
+    tokens stay unreachable anyway (RECONCILER_CONNECTIONS_FROM also takes the patterns from the
+    target branch)."""
+    ws.write("reconciler.yaml", config_text(emulators, extra="settings:\n  manifest_secret_env: ['*']\n"))
+    ws.write("manifests/a.yaml", account(password="env:GITHUB_TOKEN") + "---\n" + account("pr02", password="env:CI_JOB_TOKEN"))
+    r = ws.run("validate", GITHUB_TOKEN="ghsCanary123456", CI_JOB_TOKEN="glcCanary123456")
+    assert r.code == 1, r.output
+    assert r.stderr.count("belongs to the CI platform or a cloud SDK; manifests cannot use it") == 2, r.stderr
+    assert "Canary123456" not in r.output
