@@ -203,7 +203,7 @@ def _json_lines(path: str, mtime_ns: int, size: int, display: str, resource: str
 
 @lru_cache(maxsize=32)
 def _yaml_records(path: str, mtime_ns: int, size: int, display: str, resource: str) -> tuple[list[tuple[Any, _Where]], list[Problem]]:
-    docs, problems = load_file(Path(path), display, what="data file")
+    docs, problems = load_file(Path(path), display, what="YAML data file")
     if problems:
         return [], problems
     if len(docs) != 1 or not isinstance(docs[0].data, list):
