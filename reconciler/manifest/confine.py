@@ -37,7 +37,7 @@ LIMITS: dict[str, int] = {
     "secret": 64 * KiB,
     "proto": 2 * MiB,
     "players file": 16 * MiB,  # 50,000 players per JDB call; a few hundred thousand lines
-    "data file": 256 * MiB,  # TcaplusDB seed records in JSON Lines (read line by line)
+    "data file": 256 * MiB,  # TcaplusDB seed records in JSON Lines (read whole, parsed line by line)
     "YAML data file": 32 * MiB,  # the same in YAML: building the node tree costs far more per byte
     "plan": 256 * MiB,
 }
