@@ -19,6 +19,7 @@ from __future__ import annotations
 import os
 import re
 from dataclasses import dataclass, field, replace
+from fnmatch import fnmatchcase
 from pathlib import Path, PurePosixPath
 from typing import Any
 
@@ -26,6 +27,7 @@ import yaml
 
 from reconciler.errors import ReconcilerError, UsageError
 from reconciler.kinds import KINDS
+from reconciler.manifest import confine
 from reconciler.model import DEFAULT_CONNECTION
 from reconciler.kinds.base import ExportDoc, ExportFile, ExportGroup, ExportRequest, KindExport, RunContext, ScopeDecl
 
@@ -135,17 +137,27 @@ class ExportResult:
     notes: list[str] = field(default_factory=list)
 
 
+def env_prefix(patterns: list[str]) -> str:
+    """A prefix whose names ``settings.manifest_secret_env`` lets manifests reference (the first
+    ``PREFIX*`` pattern; ``RECONCILER_`` when there is none)."""
+    for pattern in patterns:
+        if pattern.endswith("*") and re.fullmatch(r"[A-Z0-9_]+", pattern[:-1] or "-"):
+            return pattern[:-1]
+    return "RECONCILER_"
+
+
 class _Secrets:
     """Secret values an API returned, as references; values only ever go to ``--secrets-dir``."""
 
-    def __init__(self, out_dir: Path, secrets_dir: Path | None):
+    def __init__(self, out_dir: Path, secrets_dir: Path | None, prefix: str = "RECONCILER_"):
         self.out_dir = out_dir
         self.secrets_dir = secrets_dir
+        self.prefix = prefix
         self.values: dict[str, str] = {}  # file or env name -> value
-        self.used: dict[str, str] = {}  # value key -> name (one name per secret)
 
     def ref(self, manifest_path: str, name: str, value: str) -> str:
-        base = _env_name(name) if self.secrets_dir is None else re.sub(r"[^A-Za-z0-9._-]+", "-", name).strip("-") or "secret"
+        base = (self.prefix + _env_name(name) if self.secrets_dir is None
+                else re.sub(r"[^A-Za-z0-9._-]+", "-", name).strip("-") or "secret")
         unique, n = base, 2
         while unique in self.values and self.values[unique] != value:
             unique, n = f"{base}{'_' if self.secrets_dir is None else '-'}{n}", n + 1
@@ -217,7 +229,12 @@ def export_manifests(
         out_abs, sec_abs = out_dir.resolve(), secrets_dir.resolve()
         if sec_abs == out_abs or out_abs in sec_abs.parents:
             raise UsageError("--secrets-dir must not be inside --out (the manifests are shared; the secrets are not)")
-    secrets = _Secrets(out_dir.resolve(), secrets_dir.resolve() if secrets_dir else None)
+        root = confine.get_root()
+        if root is not None and not (sec_abs == root or root in sec_abs.parents):
+            raise UsageError(f"--secrets-dir {secrets_dir}: manifests may reference files only inside the workspace "
+                             f"root ({root}); use a folder there that git ignores, e.g. .reconciler/dr-secrets")
+    patterns = ctx.config.settings.manifest_secret_env
+    secrets = _Secrets(out_dir.resolve(), secrets_dir.resolve() if secrets_dir else None, env_prefix(patterns))
     request = ExportRequest(unmanaged=unmanaged, secret_ref=secrets.ref, index_keys=list(index_keys or []),
                             agents=list(agents or []))
     result = ExportResult(out_dir=out_dir)
@@ -263,6 +280,9 @@ def export_manifests(
                    "# that no manifest declares are deleted.\n"
             texts[SCOPES_FILE] = head + "---\n".join(scope_docs)
     if secrets.secrets_dir is None and secrets.values:
+        if not any(fnmatchcase(n, p) for n in secrets.values for p in patterns):
+            result.notes.append(f"settings.manifest_secret_env ({', '.join(patterns) or 'none'}) does not allow "
+                                f"{secrets.prefix}* names: add {secrets.prefix}* to it before planning the export")
         lines = ["# Environment variables the exported manifests reference (env:NAME).",
                  "# Set each to the secret's value before plan or apply; the values are not part of the export.",
                  *sorted(secrets.values)]

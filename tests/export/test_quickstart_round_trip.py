@@ -57,20 +57,20 @@ def test_export_without_secrets_dir_writes_env_references_and_the_names_to_set(
         dr: DrWorkspace, monkeypatch: pytest.MonkeyPatch) -> None:
     dr.run("apply", "--auto-approve")
     res = dr.run("export", "manifests", "--out", "backup")
-    assert "PROXY_PASSWORD_DEMO01" in res.output and "SECRETS-TO-SET.txt" in res.output
+    assert "RECONCILER_PROXY_PASSWORD_DEMO01" in res.output and "SECRETS-TO-SET.txt" in res.output
     names = [line for line in (dr.root / "backup/SECRETS-TO-SET.txt").read_text().splitlines() if not line.startswith("#")]
-    assert names == ["PROXY_PASSWORD_DEMO01", "PROXY_PASSWORD_DEMO02"]
+    assert names == ["RECONCILER_PROXY_PASSWORD_DEMO01", "RECONCILER_PROXY_PASSWORD_DEMO02"]
     accounts = list(yaml.safe_load_all((dr.root / "backup/bestproxy/accounts.yaml").read_text()))
-    assert [a["spec"]["password"] for a in accounts] == ["env:PROXY_PASSWORD_DEMO01", "env:PROXY_PASSWORD_DEMO02"]
+    assert [a["spec"]["password"] for a in accounts] == ["env:RECONCILER_PROXY_PASSWORD_DEMO01", "env:RECONCILER_PROXY_PASSWORD_DEMO02"]
     written = dr.written("backup") + res.output.encode()
     for canary in [*PASSWORDS, *dr.credentials()]:
         assert canary.encode() not in written
     assert not any(p.name.startswith("proxy-password") for p in dr.root.rglob("*"))
     # unset: plan names the missing variable (an input error, nothing sent)
     res = dr.run("plan", "backup", ok=(1,))
-    assert "PROXY_PASSWORD_DEMO01" in res.output
-    monkeypatch.setenv("PROXY_PASSWORD_DEMO01", PASSWORDS[0])
-    monkeypatch.setenv("PROXY_PASSWORD_DEMO02", PASSWORDS[1])
+    assert "RECONCILER_PROXY_PASSWORD_DEMO01" in res.output
+    monkeypatch.setenv("RECONCILER_PROXY_PASSWORD_DEMO01", PASSWORDS[0])
+    monkeypatch.setenv("RECONCILER_PROXY_PASSWORD_DEMO02", PASSWORDS[1])
     _no_changes(dr, "backup")
 
 
@@ -115,6 +115,9 @@ def test_out_folder_must_be_new_and_secrets_outside_it(dr: DrWorkspace) -> None:
     res = dr.run("export", "manifests", "--out", "new", "--secrets-dir", "new/secrets", ok=(1,))
     assert "must not be inside --out" in res.output
     assert not (dr.root / "new").exists() or not any((dr.root / "new").rglob("*"))
+    # file: references may point only inside the workspace root: secrets elsewhere could not be read back
+    res = dr.run("export", "manifests", "--out", "new", "--secrets-dir", str(dr.root.parent / "outside"), ok=(1,))
+    assert "inside the workspace root" in res.output and not (dr.root.parent / "outside").exists()
 
 
 def test_target_limits_the_export_and_an_unknown_target_is_an_error(dr: DrWorkspace) -> None:
