@@ -25,6 +25,7 @@ from typing import Any
 
 import yaml
 
+from reconciler.clients import redact
 from reconciler.errors import ReconcilerError, UsageError
 from reconciler.kinds import KINDS
 from reconciler.manifest import confine
@@ -156,6 +157,7 @@ class _Secrets:
         self.values: dict[str, str] = {}  # file or env name -> value
 
     def ref(self, manifest_path: str, name: str, value: str) -> str:
+        redact.register(value)  # a password read from an API never reaches a log line either
         base = (self.prefix + _env_name(name) if self.secrets_dir is None
                 else re.sub(r"[^A-Za-z0-9._-]+", "-", name).strip("-") or "secret")
         unique, n = base, 2

@@ -5,6 +5,9 @@ from __future__ import annotations
 
 import os
 import stat
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 import yaml
@@ -63,6 +66,12 @@ def test_export_without_secrets_dir_writes_env_references_and_the_names_to_set(
     accounts = list(yaml.safe_load_all((dr.root / "backup/bestproxy/accounts.yaml").read_text()))
     assert [a["spec"]["password"] for a in accounts] == ["env:RECONCILER_PROXY_PASSWORD_DEMO01", "env:RECONCILER_PROXY_PASSWORD_DEMO02"]
     written = dr.written("backup") + res.output.encode()
+    # --debug logs every HTTP call (a subprocess: logging is configured once per process)
+    exe = Path(sys.executable).with_name("reconciler")
+    debug = subprocess.run([str(exe), "--debug", "export", "manifests", "--out", "backup-debug", "--sandbox",
+                            "--sandbox-state", dr.state], cwd=dr.root, capture_output=True, timeout=120)
+    assert debug.returncode == 0 and b"whitelist-account/list" in debug.stderr, debug.stderr[-2000:]
+    written += dr.written("backup-debug") + debug.stdout + debug.stderr
     for canary in [*PASSWORDS, *dr.credentials()]:
         assert canary.encode() not in written
     assert not any(p.name.startswith("proxy-password") for p in dr.root.rglob("*"))
