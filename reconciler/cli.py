@@ -117,6 +117,8 @@ def validate(paths: tuple[Path, ...], config_path: Path, sandbox: bool, sandbox_
     from reconciler.engine.load import load_manifests
 
     loaded = load_manifests(list(paths) or [DEFAULT_PATH], ctx)
+    for warning in ctx.warnings:
+        _err(f"warning: {warning}")
     click.echo(f"Valid: {loaded.count} resource(s), {sum(len(s) for s in loaded.scopes.values())} prune scope(s) in {len(loaded.files)} file(s).")
     return 0
 
@@ -201,7 +203,8 @@ def _drift(s: Session, p: Plan, baseline: Path | None, fmt: str) -> int:
         pending = sorted({c.address for c in p.changes if is_pending(c)})
         p.changes = [c for c in p.changes if not is_pending(c)]
     if fmt == "json":
-        click.echo(json.dumps({"drift": [c.to_dict() for c in p.changes], "pending": pending, "summary": p.summary_line()}, indent=2))
+        click.echo(json.dumps({"drift": [c.to_dict() for c in p.changes], "pending": pending,
+                                "out_of_band": p.out_of_band, "summary": p.summary_line()}, indent=2))
     elif fmt == "markdown":
         click.echo(render_markdown(p, title="reconciler drift report"), nl=False)
     else:
@@ -210,12 +213,15 @@ def _drift(s: Session, p: Plan, baseline: Path | None, fmt: str) -> int:
         kinds = sorted({c.kind for c in p.changes})
         against = "unchanged manifests" if baseline else "the manifests (no baseline)"
         line = f"Drift: {len(p.changes)} resource(s) differ from {against} ({', '.join(kinds)})."
-    else:
+    elif not p.out_of_band:
         line = "Drift: none."
+    if p.out_of_band:
+        ended = f"{len(p.out_of_band)} resource(s) ended out of band ({', '.join(sorted(p.out_of_band)[:20])})"
+        line = f"{line} {ended}." if p.changes else f"Drift: {ended}."
     if pending:
         line += f" {len(pending)} pending change(s) from edited manifests not counted."
     _err(line)
-    return 2 if p.changes else 0
+    return 2 if p.changes or p.out_of_band else 0
 
 
 def _confirm(auto_approve: bool) -> None:

@@ -101,6 +101,9 @@ class KindPlan:
     warnings: list[str] = field(default_factory=list)
     # live objects in the kind's managed scope (for the update/delete thresholds)
     existing_in_scope: int = 0
+    # "KIND/NAME" of resources a change outside the product ended (e.g. a free-spin event
+    # terminated in the vendor's back office): nothing to apply, but drift (`plan --drift` exits 2)
+    out_of_band: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -110,6 +113,7 @@ class Plan:
     unmanaged: list[Unmanaged] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
     existing_in_scope: dict[str, int] = field(default_factory=dict)
+    out_of_band: list[str] = field(default_factory=list)  # see KindPlan.out_of_band
 
     def sort(self) -> None:
         self.changes.sort(key=Change.sort_key)

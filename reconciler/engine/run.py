@@ -30,6 +30,7 @@ def make_plan(loaded: Loaded, ctx: RunContext, *, kinds: set[str] | None = None)
         plan.unmanaged.extend(kp.unmanaged)
         plan.warnings.extend(kp.warnings)
         plan.existing_in_scope[kind_cls.kind] = kp.existing_in_scope
+        plan.out_of_band.extend(kp.out_of_band)
     if ctx.options.targets:
         plan = filter_targets(plan, ctx.options.targets)
     plan.sort()

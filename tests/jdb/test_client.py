@@ -134,6 +134,7 @@ def test_reads_are_retried_on_system_errors_with_a_fresh_timestamp(
     assert len(seals) == 3  # the envelope is sealed once per attempt
 
 
+@pytest.mark.parametrize("jdb_mode", ["extended"])  # reads undocumented Action 76 fields
 def test_update_and_unbind(jdb_client: JdbClient, clock: Clock) -> None:
     created = jdb_client.create_event(agent=AGENT, draft=draft(clock), transaction_id="fs-4",
                                       players=["player00001", "player00002"])
