@@ -209,9 +209,11 @@ def test_an_opt_in_naming_another_event_grants_nothing(ws: JdbWorkspace) -> None
     assert [e["status"] for e in ws.events()] == ["TERMINATED"]
 
 
-def test_a_create_whose_transaction_id_answers_an_ended_event_is_refused(ws: JdbWorkspace) -> None:
-    """The plan did not see the terminated event (renamed in the back office, so not matched by
-    name): the Action 72 answer names it, and it is not skipped to a new generation."""
+def test_a_create_whose_transaction_id_answers_an_unseen_ended_event_grants_nothing(ws: JdbWorkspace) -> None:
+    """The plan cannot see that the terminated event is this resource's (renamed in the back
+    office and the start moved, so neither the name nor the twin rule matches): a create is
+    planned, but Action 72 with the same transactionId answers the old event and makes nothing —
+    no generation is skipped silently, no spin is granted again."""
     ws.write("manifests/events.yaml", event_doc(ws))
     apply(ws)
     first = ws.live()[0]["eventId"]
@@ -219,9 +221,9 @@ def test_a_create_whose_transaction_id_answers_an_ended_event_is_refused(ws: Jdb
     ws.client.terminate_event(agent=AGENT, event_id=first)
     ws.write("manifests/events.yaml", event_doc(ws, name="Spring spins", startTime=when(ws, 1.5)))
     res = ws.cli("apply", "--auto-approve")
-    # the twin rule does not apply (start moved), so a create is planned; the key answers the old event
+    assert res.exit_code == 0, res.stdout + res.stderr
+    assert f"event {first} (generation 1)" in res.stdout
     assert [e["status"] for e in ws.events()] == ["TERMINATED"]
-    assert res.exit_code in (0, 4), res.stdout + res.stderr
 
 
 def _draft(ws: JdbWorkspace, **fields: Any) -> Any:

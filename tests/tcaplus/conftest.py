@@ -36,6 +36,7 @@ def emulator(tcaplus_server: EmulatorServer) -> Iterator[TcaplusEmulator]:
     emu = tcaplus_server.emulator
     assert isinstance(emu, TcaplusEmulator)
     emu.clear()
+    emu.plus_as_space = False
     emu.set_faults({"latency_ms": 0.0, "error_rate": 0.0, "drop_reply_rate": 0.0, "drop_next_writes": 0, "fail_next": 0})
     emu.stats.clear()
     yield emu

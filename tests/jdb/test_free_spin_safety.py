@@ -1,0 +1,123 @@
+"""FreeSpinEvent money safety and fidelity to the documents (issue #10): what a documented-only
+Action 76 reply can show, Action 72 as the seed writes it, bounded reads, lost write replies."""
+
+from __future__ import annotations
+
+import pytest
+
+from reconciler.kinds.free_spin_event import PLAYER_READ_BUDGET
+
+from .conftest import AGENT, JdbWorkspace
+from .test_free_spin_event import apply, assert_converged, event_doc
+
+
+@pytest.mark.parametrize("jdb_mode", ["documented"])
+def test_a_field_jdb_does_not_return_is_never_shown_as_equal(ws: JdbWorkspace) -> None:
+    ws.write("manifests/events.yaml", event_doc(ws))
+    apply(ws)
+    ws.write("manifests/events.yaml", event_doc(ws, bet="3"))
+    plan = ws.cli("plan", "--detailed-exitcode")
+    # bet is not in the documented Action 76 reply: the plan says so instead of "it matches"
+    assert "does not carry bet" in plan.stdout and "cannot be seen" in plan.stdout
+    assert "cannot be verified" in plan.stdout
+
+
+def test_times_and_end_changes_are_seen_in_both_modes(ws: JdbWorkspace) -> None:
+    """The documented Action 76 reply has no times/endTime; Action 71 rows (a declared player's)
+    carry them, so an immutable change is still a replace."""
+    ws.write("manifests/events.yaml", event_doc(ws))
+    apply(ws)
+    ws.write("manifests/events.yaml", event_doc(ws, times=11))
+    assert "-/+ replace FreeSpinEvent/spring" in ws.cli("plan").stdout
+
+
+@pytest.mark.parametrize("bonuschips_times", ["required", "ignored"])
+def test_bonus_chips_create_sends_times_as_the_seed_requires(ws: JdbWorkspace) -> None:
+    ws.write("manifests/events.yaml", event_doc(ws, type="BONUSCHIPS", times=None, bonusChips="100", chipsMultiplier="2.5"))
+    apply(ws)
+    [event] = ws.live()
+    assert (event["type"], event["times"]) == ("BONUSCHIPS", None)
+    assert_converged(ws)
+
+
+def test_auto_create_player_binds_a_new_account(ws: JdbWorkspace) -> None:
+    ws.write("manifests/events.yaml", event_doc(ws, players=["brandnew1"], autoCreatePlayerEnabled=True))
+    out = apply(ws)
+    assert "1 of 1 player(s) bound" in out
+    assert ws.live()[0]["numberOfPlayers"] == 1
+
+
+def test_auto_create_player_needs_exactly_one_player(ws: JdbWorkspace) -> None:
+    ws.write("manifests/events.yaml", event_doc(ws, autoCreatePlayerEnabled=True))
+    res = ws.cli("validate")
+    assert res.exit_code == 1 and "spec.autoCreatePlayerEnabled" in res.stderr and "exactly one player" in res.stderr
+
+
+def test_plan_reads_do_not_grow_with_players(ws: JdbWorkspace) -> None:
+    players = [f"p{i:05d}" for i in range(PLAYER_READ_BUDGET * 3)]
+    ws.emulator.register_players(AGENT, players)
+    docs = "---\n".join(event_doc(ws, f"e{i}", name=f"Event {i}", players=players[i * 100:(i + 1) * 100 + 50])
+                        for i in range(3))
+    ws.write("manifests/events.yaml", docs)
+    apply(ws)
+    before = ws.stats().get("POST /apiRequest.do", 0)
+    plan = ws.cli("plan", "--detailed-exitcode")
+    assert plan.exit_code == 0, plan.stdout
+    calls = ws.stats()["POST /apiRequest.do"] - before
+    assert calls <= 1 + PLAYER_READ_BUDGET
+
+
+def test_a_create_is_not_confirmed_with_another_read(ws: JdbWorkspace) -> None:
+    ws.write("manifests/events.yaml", event_doc(ws))
+    ws.cli("plan")
+    before = ws.stats().get("POST /apiRequest.do", 0)
+    plan_calls = _plan_calls(ws)
+    apply(ws)
+    # apply = its own plan + exactly one Action 72
+    assert ws.stats()["POST /apiRequest.do"] - before - plan_calls == plan_calls + 1
+
+
+def _plan_calls(ws: JdbWorkspace) -> int:
+    before = ws.stats().get("POST /apiRequest.do", 0)
+    ws.cli("plan")
+    return int(ws.stats()["POST /apiRequest.do"] - before)
+
+
+def test_lost_create_reply_reports_only_what_is_known(ws: JdbWorkspace) -> None:
+    ws.write("manifests/events.yaml", event_doc(ws, players=["player00001", "ghost"]))
+    ws.faults(drop_next_writes=1)
+    out = apply(ws)
+    assert "2 of 2" not in out and "1 of 2" not in out and "reply was lost" in out
+    assert len(ws.events()) == 1 and ws.live()[0]["numberOfPlayers"] == 1
+    plan = ws.cli("plan", "--detailed-exitcode")
+    assert plan.exit_code == 0 and "ghost" in plan.stdout  # the next plan knows
+
+
+@pytest.mark.parametrize("change", ["update", "bind", "unbind", "terminate"])
+def test_lost_write_reply_is_read_back_before_any_repeat(ws: JdbWorkspace, change: str) -> None:
+    ws.write("manifests/events.yaml", event_doc(ws))
+    apply(ws)
+    [event] = ws.live()
+    if change == "update":
+        ws.write("manifests/events.yaml", event_doc(ws, name="Renamed", machineTypes=[14077]))
+    elif change == "bind":
+        ws.write("manifests/events.yaml", event_doc(ws, players=["player00001", "player00002", "player00003", "player00004"]))
+    elif change == "unbind":
+        ws.write("manifests/events.yaml", event_doc(ws, players=["player00001", "player00002"], excludedPlayers=["player00003"]))
+    else:
+        ws.write("manifests/events.yaml", "")
+        ws.write("manifests/scope.yaml", f"""
+        apiVersion: reconciler/v1
+        kind: PruneScope
+        metadata: {{name: all}}
+        spec: {{target: FreeSpinEvent, match: {{agent: {AGENT}, namePrefix: Spring}}}}
+        """)
+    ws.faults(drop_next_writes=1)
+    res = ws.cli("apply", "--auto-approve")
+    assert res.exit_code == 0, res.stdout + res.stderr
+    events = ws.events()
+    assert len(events) == 1 and events[0]["eventId"] == event["eventId"]
+    if change == "terminate":
+        assert events[0]["status"] == "TERMINATED"
+    else:
+        assert_converged(ws)
