@@ -25,7 +25,7 @@ from reconciler.engine.planfile import plan_schema, plan_to_dict, read_plan, wri
 from reconciler.engine.render import render_apply_markdown, render_markdown, render_outcomes, render_text
 from reconciler.engine.session import Session, open_session, shown_paths
 from reconciler.errors import ReconcilerError, UsageError
-from reconciler.kinds.base import RunOptions
+from reconciler.kinds.base import Baseline, RunOptions
 
 DEFAULT_PATH = Path("manifests")
 
@@ -132,6 +132,15 @@ def _render(plan: Plan, fmt: str, data: dict[str, Any], safety: list[str]) -> No
         render_text(plan, sys.stdout, safety=safety)
 
 
+def _load_baseline(path: Path) -> Baseline:
+    """The last applied saved plan as a baseline: document digests, and the desired payloads of the
+    resources it changed (fields a vendor does not return are compared against them)."""
+    pf, saved = read_plan(path)
+    desired = {c.resource: c.data["desired"] for c in saved.changes
+               if c.resource and isinstance(c.data.get("desired"), dict)}
+    return Baseline(resources=dict(pf.resources), desired=desired)
+
+
 def _plan_data(s: Session, plan: Plan) -> dict[str, Any]:
     data = plan_to_dict(
         plan,
@@ -144,6 +153,7 @@ def _plan_data(s: Session, plan: Plan) -> dict[str, Any]:
         resources=s.resource_digests(),
         force=s.ctx.options.force,
         allow_replace=s.ctx.options.allow_replace,
+        baseline=s.ctx.options.baseline.to_dict() if s.ctx.options.baseline else None,
     )
     return data
 
@@ -158,17 +168,24 @@ def _plan_data(s: Session, plan: Plan) -> dict[str, Any]:
 @click.option("--drift", is_flag=True, help="Report only out-of-band changes; exit 2 when drift is found.")
 @click.option("--baseline", type=click.Path(path_type=Path, exists=True, dir_okay=False),
               help="With --drift: a previously applied saved plan; resources whose manifests changed since are pending, not drift.")
+@click.option("--last-applied", "last_applied", type=click.Path(path_type=Path, exists=True, dir_okay=False),
+              help="The last applied saved plan: fields a vendor does not return are compared against it, so a "
+                   "manifest change to them is planned (recorded in --out; --drift --baseline does the same).")
 @handle_errors
 def plan(paths: tuple[Path, ...], config_path: Path, sandbox: bool, sandbox_state: Path | None,
          targets: tuple[str, ...], force: bool, out: Path | None, fmt: str, detailed_exitcode: bool,
-         allow_replace: bool, drift: bool, baseline: Path | None) -> int:
+         allow_replace: bool, drift: bool, baseline: Path | None, last_applied: Path | None = None) -> int:
     """Read live state and show what apply would change."""
     if baseline and not drift:
-        raise UsageError("--baseline goes with --drift")
+        raise UsageError("--baseline goes with --drift (to compare unreturned fields with the last applied plan, use --last-applied)")
+    if last_applied and baseline:
+        raise UsageError("--baseline already names the last applied plan; drop --last-applied")
     if out and drift:
         raise UsageError("--out saves a plan to apply; a drift report (--drift) is not one")
     s = _session(paths, config_path, sandbox, sandbox_state, targets, force, allow_replace)
     try:
+        if baseline or last_applied:
+            s.ctx.options.baseline = _load_baseline(baseline or last_applied)
         s.load()
         p = run.make_plan(s.loaded, s.ctx)  # type: ignore[arg-type]
         if drift:
@@ -282,6 +299,8 @@ def _apply_saved(path: Path, config_path: Path, sandbox: bool, sandbox_state: Pa
     force = force or pf.force
     s = _session(tuple(Path(p) for p in pf.paths), cfg_path, sandbox, sandbox_state, tuple(pf.targets), force,
                  pf.allow_replace)
+    if pf.baseline is not None:
+        s.ctx.options.baseline = Baseline(**pf.baseline)
     try:
         s.load()
         # kinds may track data files while planning: plan first, then compare digests

@@ -46,7 +46,8 @@ def filter_targets(plan: Plan, targets: tuple[str, ...]) -> Plan:
     kept = [c for c in plan.changes if any(_matches(c, t) for t in targets)]
     unmatched = [t for t in targets if not any(_matches(c, t) for c in plan.changes)]
     out = Plan(changes=kept, noops=plan.noops, unmanaged=[], warnings=list(plan.warnings),
-               existing_in_scope=plan.existing_in_scope)
+               existing_in_scope=plan.existing_in_scope,
+               out_of_band=[r for r in plan.out_of_band if r in targets])
     for t in unmatched:
         out.warnings.append(f"--target {t}: no change for it (already in the desired state, or no such resource)")
     return out

@@ -80,12 +80,32 @@ class ScopeDecl:
         return f"PruneScope/{self.name}"
 
 
+def document_digest(data: Any) -> str:
+    """The content digest of one manifest document (the saved plan's ``resources`` entries)."""
+    blob = json.dumps(data, sort_keys=True, default=str).encode()
+    return "sha256:" + hashlib.sha256(blob).hexdigest()[:32]
+
+
+@dataclass
+class Baseline:
+    """What the last applied saved plan (``--baseline PLANFILE``) tells of the manifests then:
+    each document's digest and, for the resources it changed, the kind's ``desired`` payload.
+    Kinds whose vendor does not return a field use it to tell a manifest change from no change."""
+
+    resources: dict[str, str] = field(default_factory=dict)
+    desired: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"resources": dict(self.resources), "desired": dict(self.desired)}
+
+
 @dataclass
 class RunOptions:
     force: bool = False
     allow_replace: bool = False
     targets: tuple[str, ...] = ()
     now: Callable[[], datetime] = field(default=lambda: datetime.now(timezone.utc))
+    baseline: Baseline | None = None
 
 
 class RunContext:
@@ -101,6 +121,13 @@ class RunContext:
         self._lock = threading.Lock()
         self._fingerprinter: Fingerprinter | None = None
         self.tracked_files: list[Path] = []  # data files kinds read (part of the saved-plan digest)
+
+    def manifest_changed(self, res: Resource) -> bool | None:
+        """Whether ``res``'s document changed since the baseline plan (``None``: no baseline)."""
+        b = self.options.baseline
+        if b is None:
+            return None
+        return b.resources.get(res.ref) != document_digest(res.doc.data)
 
     def track_file(self, path: Path) -> None:
         """Declare a data file the desired state depends on (records, player lists)."""

@@ -73,6 +73,8 @@ IMMUTABLE = ("type", "times", "startTime", "endTime", "bonusChips", "chipsMultip
 DECLARED = (*IMMUTABLE, *MUTABLE)
 ENDED = ("TERMINATED", "EXPIRED")
 SHOWN_PLAYERS = 10
+SHOWN_ENDED = 20  # per kind plan: ended-event notices shown one by one; the rest are counted
+NOT_RETURNED = "(not returned by JDB; manifest changed since the baseline plan)"
 
 
 # -- spec -------------------------------------------------------------------------------------
@@ -453,12 +455,17 @@ class FreeSpinEventKind(Kind):
             for r in agent_resources:
                 self._plan_one(r, declared[r.name], matches[r.name], ended[r.name], unclaimed, read, ctx, now, kp, unseen)
             self._plan_prune(read, unclaimed, scopes_by_agent[agent], ctx, kp)
+        _cap(kp, ": expired: ", SHOWN_ENDED, "expired event(s) with nothing to do")
+        _cap(kp, ": terminated out of band: ", SHOWN_ENDED, "event(s) terminated out of band (plan --drift --format json lists them all)")
         if unseen:
             fields = ", ".join(f"{k} ({n} event(s))" for k, n in sorted(unseen.items()))
+            how = ("a manifest changed since the baseline plan sends them again (an immutable one only when the "
+                   "baseline shows its value)" if ctx.options.baseline is not None else
+                   "a change to them in the manifests cannot be verified: plan with --last-applied PLANFILE (the last applied plan) "
+                   "to send the fields of changed manifests")
             kp.warnings.append(
-                f"FreeSpinEvent: JDB's Action 76 reply does not carry {fields}: drift in them cannot be seen, and a "
-                "change to them in the manifests cannot be verified against JDB (see docs/kinds/free-spin-event.md, "
-                "'What can be seen')")
+                f"FreeSpinEvent: JDB's replies do not carry {fields}: drift in them cannot be seen; {how} "
+                "(docs/kinds/free-spin-event.md, 'What can be seen')")
         return kp
 
     @staticmethod
@@ -602,9 +609,7 @@ class FreeSpinEventKind(Kind):
         have = live_view(event.row)
         tz = spec.start.tzinfo
         diffs = [_diff(k, have[k], want[k], tz) for k in DECLARED if k in have and have[k] != want[k]]
-        for k in DECLARED:
-            if k not in have and want[k] is not None:
-                unseen[k] += 1
+        diffs += self._unseen_diffs(r, want, have, ctx, unseen)
         m = self._membership(spec, declared, event, read)
         self._warn_players(r, event, m, kp)
         if any(d.path in IMMUTABLE for d in diffs):
@@ -613,6 +618,31 @@ class FreeSpinEventKind(Kind):
             kp.changes.append(self._update(r, want, event, diffs, m, len(declared), ctx))
         else:
             kp.noops += 1
+
+    @staticmethod
+    def _unseen_diffs(r: Resource, want: dict[str, Any], have: dict[str, Any], ctx: RunContext,
+                      unseen: dict[str, int]) -> list[FieldDiff]:
+        """Declared fields JDB did not return. Without a baseline they are counted for the plan's
+        "cannot be verified" warning. With one (the last applied plan), a manifest unchanged since
+        needs nothing; a changed one sends every such field whose value the baseline does not show
+        equal (an Action 77 sets values, so sending an unchanged one is harmless)."""
+        blind = [k for k in DECLARED if k not in have and want[k] is not None]
+        for k in blind:
+            unseen[k] += 1
+        changed = ctx.manifest_changed(r)
+        if not blind or not changed:
+            return []
+        assert ctx.options.baseline is not None
+        before = ctx.options.baseline.desired.get(r.ref) or {}
+        tz = r.spec.start.tzinfo
+        out = []
+        for k in blind:
+            if k in before and before[k] == want[k]:
+                continue
+            if k in IMMUTABLE and k not in before:
+                continue  # cannot tell: an immutable field is never replaced on a guess (the warning says so)
+            out.append(_diff(k, before[k], want[k], tz) if k in before else FieldDiff(k, NOT_RETURNED, want[k]))
+        return out
 
     @staticmethod
     def _report_ended(r: Resource, event: _Live, want: dict[str, Any], now: datetime, kp: KindPlan) -> None:
@@ -796,6 +826,16 @@ class FreeSpinEventKind(Kind):
 
 
 # -- helpers used by plan and apply -------------------------------------------------------------
+def _cap(kp: KindPlan, marker: str, shown: int, what: str) -> None:
+    """Keep the first ``shown`` warnings containing ``marker``; count the rest in one line."""
+    matching = [w for w in kp.warnings if marker in w]
+    if len(matching) <= shown:
+        return
+    dropped = set(matching[shown:])
+    kp.warnings = [w for w in kp.warnings if w not in dropped]
+    kp.warnings.append(f"FreeSpinEvent: ... and {len(dropped)} more {what}")
+
+
 def _same_immutable(want: dict[str, Any], have: dict[str, Any]) -> bool:
     return all(have[k] == want[k] for k in IMMUTABLE if k in have)
 

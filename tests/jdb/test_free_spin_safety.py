@@ -18,7 +18,7 @@ def test_a_field_jdb_does_not_return_is_never_shown_as_equal(ws: JdbWorkspace) -
     ws.write("manifests/events.yaml", event_doc(ws, bet="3"))
     plan = ws.cli("plan", "--detailed-exitcode")
     # bet is not in the documented Action 76 reply: the plan says so instead of "it matches"
-    assert "does not carry bet" in plan.stdout and "cannot be seen" in plan.stdout
+    assert "do not carry bet" in plan.stdout and "cannot be seen" in plan.stdout
     assert "cannot be verified" in plan.stdout
 
 
@@ -121,3 +121,56 @@ def test_lost_write_reply_is_read_back_before_any_repeat(ws: JdbWorkspace, chang
         assert events[0]["status"] == "TERMINATED"
     else:
         assert_converged(ws)
+
+
+@pytest.mark.parametrize("jdb_mode", ["documented"])
+def test_a_change_jdb_cannot_show_is_applied_against_the_last_applied_plan(ws: JdbWorkspace) -> None:
+    """GitOps: each merge applies a saved plan; the next plan names it with --last-applied. A bet
+    change (not in the documented Action 76 reply) is then a visible update, and applied."""
+    ws.write("manifests/events.yaml", event_doc(ws))
+    assert ws.cli("plan", "--out", "p1.json").exit_code == 0
+    assert ws.cli("apply", "p1.json").exit_code == 0
+    same = ws.cli("plan", "--last-applied", "p1.json", "--detailed-exitcode")
+    assert same.exit_code == 0 and "No changes" in same.stdout  # manifest unchanged since the applied plan
+    ws.write("manifests/events.yaml", event_doc(ws, bet="3", maxWithdrawal="-1"))
+    blind = ws.cli("plan", "--detailed-exitcode")
+    assert blind.exit_code == 0 and "cannot be verified" in blind.stdout  # without a baseline: said, not hidden
+    plan = ws.cli("plan", "--last-applied", "p1.json", "--out", "p2.json", "--detailed-exitcode")
+    assert plan.exit_code == 2, plan.stdout + plan.stderr
+    assert '~ update FreeSpinEvent/spring' in plan.stdout and 'bet: "2.5" -> "3"' in plan.stdout
+    assert 'maxWithdrawal: "100" -> "-1"' in plan.stdout
+    res = ws.cli("apply", "p2.json")
+    assert res.exit_code == 0, res.stdout + res.stderr
+    [event] = ws.live()
+    assert (event["bet"], event["maxWithdrawal"]) == ("3.000", "-1")
+    after = ws.cli("plan", "--last-applied", "p2.json", "--detailed-exitcode")
+    assert after.exit_code == 0 and "No changes" in after.stdout
+    # a drift run against the baseline still exits 0: nothing changed out of band
+    assert ws.cli("plan", "--drift", "--baseline", "p2.json").exit_code == 0
+
+
+@pytest.mark.parametrize("jdb_mode", ["documented"])
+def test_a_changed_manifest_without_the_old_value_sends_the_unseen_fields(ws: JdbWorkspace) -> None:
+    ws.write("manifests/events.yaml", event_doc(ws))
+    assert ws.cli("plan", "--out", "p1.json").exit_code == 0
+    assert ws.cli("apply", "p1.json").exit_code == 0
+    ws.write("manifests/events.yaml", event_doc(ws, name="Spring spins 2"))
+    assert ws.cli("plan", "--last-applied", "p1.json", "--out", "p2.json").exit_code == 0
+    assert ws.cli("apply", "p2.json").exit_code == 0
+    ws.write("manifests/events.yaml", event_doc(ws, name="Spring spins 2", bet="4"))
+    plan = ws.cli("plan", "--last-applied", "p2.json")
+    assert 'bet: "2.5" -> "4"' in plan.stdout  # p2 changed the event: its desired payload has the bet
+
+
+@pytest.mark.parametrize("jdb_mode", ["documented"])
+def test_two_thousand_past_windows_plan_quietly(ws: JdbWorkspace) -> None:
+    """A disaster-recovery restore of old manifests: 2,000 events whose windows are past. Nothing is
+    created, the plan exits 0 and its output stays short."""
+    docs = "---\n".join(event_doc(ws, f"old{i}", name=f"Old {i}", startTime="2020-01-01T00:00:00+08:00",
+                                  endTime="2020-01-08T00:00:00+08:00", players=["player00001"]) for i in range(2000))
+    ws.write("manifests/events.yaml", docs)
+    plan = ws.cli("plan", "--detailed-exitcode")
+    assert plan.exit_code == 0, plan.stdout[-2000:] + plan.stderr
+    assert "2000 unchanged" in plan.stdout and "and 1980 more expired event(s)" in plan.stdout
+    assert len(plan.stdout.splitlines()) < 40
+    assert ws.events() == []
