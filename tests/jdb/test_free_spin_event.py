@@ -353,3 +353,23 @@ def test_other_event_types(ws: JdbWorkspace, kind: str) -> None:
     [event] = ws.live()
     assert event["type"] == kind
     assert_converged(ws)
+
+
+def test_a_create_answered_by_an_ended_event_the_plan_saw_is_refused(ws: JdbWorkspace) -> None:
+    """Two terminated events share the declared type, times and window, so the plan cannot tell
+    which was this resource's: it plans a create. Action 72 answers the terminated one; apply
+    refuses instead of moving on to a new generation."""
+    ws.write("manifests/events.yaml", event_doc(ws))
+    apply(ws)
+    first = ws.live()[0]["eventId"]
+    ws.client.terminate_event(agent=AGENT, event_id=first)
+    from reconciler.kinds.free_spin_event import transaction_id
+
+    other = ws.client.create_event(agent=AGENT, draft=_draft(ws, name="Twin"), transaction_id=transaction_id(AGENT, "x", 1))
+    ws.client.terminate_event(agent=AGENT, event_id=other.event_id)
+    ws.write("manifests/events.yaml", event_doc(ws, name="Spring spins renamed"))
+    assert "+ create FreeSpinEvent/spring" in ws.cli("plan").stdout
+    res = ws.cli("apply", "--auto-approve")
+    assert res.exit_code == 4, res.stdout + res.stderr
+    assert f"belongs to event {first}, which is TERMINATED" in res.stdout and f"grantAgainAfter: {first}" in res.stdout
+    assert [e["status"] for e in ws.events()] == ["TERMINATED", "TERMINATED"]
