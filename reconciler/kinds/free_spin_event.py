@@ -1,25 +1,33 @@
 """Kind ``FreeSpinEvent``: a JDB free-spin reward event and the players bound to it.
 
 Identity is ``metadata.name``; JDB knows events by ``eventId`` and display ``name`` only, so a
-manifest is matched to the live event of its ``agent`` with the same display name (not
-TERMINATED); when none has it, to the one unclaimed live event whose type, times, start and end
-are exactly the declared ones (a rename). Reads: one Action 76 per agent over a wide time window;
-player membership is checked with Action 71 (one call per distinct player, when an agent's
-declared lists are small enough — JDB has no call that lists an event's players).
+manifest is matched to the live event of its ``agent`` with the same display name; when none has
+it, to the one unclaimed live event whose type, times, start and end are exactly the declared ones
+(a rename); when still none, to a TERMINATED event with its name (or a unique terminated twin).
 
-Writes (every one safe to repeat):
+Reads: one Action 76 per agent over a wide time window, plus Action 71 within a per-run budget
+(:data:`PLAYER_READ_BUDGET`) for player membership — JDB has no call that lists an event's players.
+A field is compared only when a reply carries it (the documented Action 76 reply stops at
+``startTime``; Action 71 rows add ``times``, ``endTime`` and ``updateTime``). Fields no reply
+carries are compared against the last applied plan when one is given (``--last-applied``), else the
+plan says a change to them cannot be verified.
+
+Money safety: an event that ended outside the product (terminated out of band, or expired) is never
+created again unless ``spec.grantAgainAfter`` names it; a declared window already past is
+"expired", nothing to do.
+
+Writes (every one safe to repeat; a lost reply is read back by key before any repeat):
 
 - create: Action 72 with ``transactionId`` = a UUIDv5 of agent, identity and generation, binding
-  the first 50,000 players; the rest with Action 74 in calls of 50,000. When the id already belongs
-  to an event that has ended (terminated or expired) the next generation is used, so a replaced or
-  pruned event can be declared again; when it belongs to a live event with other immutable
-  fields, apply stops and asks for a higher ``generation``;
+  the first 50,000 players; the rest with Action 74 in calls of 50,000. The answer's ``eventId``
+  tells the outcome (no confirming read); only an opt-in (replace, ``grantAgainAfter``) moves on to
+  the next generation when the id already made an event that has ended;
 - update: Action 77 for name, machine types, bet and withdrawals; Action 74 for missing players;
   Action 75 for ``excludedPlayers`` still bound (only while INACTIVE, as JDB requires);
 - replace (type, times, start/end, bonus chips changed): terminate (73) and create again; needs
   ``--allow-replace`` or ``spec.allowReplace``, and ``--force`` when the event is ACTIVE;
 - delete: only inside a ``PruneScope`` (``agent`` + ``namePrefix``), never an ACTIVE event without
-  ``--force``. A lost reply on terminate is resolved by reading the event's status.
+  ``--force``.
 
 Status and usage counters (spins used, cash-out) are observed, never drift.
 """
@@ -33,7 +41,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from decimal import Decimal
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, Sequence
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StrictBool, StrictInt, StrictStr
 
@@ -409,6 +417,9 @@ class FreeSpinEventKind(Kind):
         ctx.track_file(path)
         players, found = read_players_file(path)
         out = [r.problem(("playersFile",), message) for message in found]
+        if spec.autoCreatePlayerEnabled and not found and len(players) != 1:
+            out.append(r.problem(("autoCreatePlayerEnabled",),
+                                 f"autoCreatePlayerEnabled needs exactly one player ({spec.playersFile} has {len(players)})"))
         excluded = set(spec.excludedPlayers)
         out.extend(r.problem(("excludedPlayers",), f"player '{p}' is also in {spec.playersFile}")
                    for p in players if p in excluded)
@@ -816,7 +827,8 @@ class FreeSpinEventKind(Kind):
         ref = d["event"]
         now = ctx.options.now()
         if d["update"]:
-            _update(client, d["agent"], ref, d["desired"], now)
+            seen_changed = [x.path for x in c.diffs if x.path in MUTABLE and x.before != NOT_RETURNED]
+            _update(client, d["agent"], ref, d["desired"], now, proof=seen_changed)
         to_bind = _change_players(c) if d["bind"] == "all" else list(d["bind"])
         binding = _bind(client, d["agent"], ref, to_bind, now) if to_bind else BindResult()
         if d["unbind"]:
@@ -912,10 +924,12 @@ def _terminate(client: JdbClient, agent: str, ref: dict[str, Any], now: datetime
             raise
 
 
-def _update(client: JdbClient, agent: str, ref: dict[str, Any], want: dict[str, Any], now: datetime) -> None:
-    """Action 77. After a lost reply the event is read back: when every mutable field is visible
-    and already has the declared value the update happened; otherwise it is sent once more (it
-    sets values, so a repeat changes nothing more)."""
+def _update(client: JdbClient, agent: str, ref: dict[str, Any], want: dict[str, Any], now: datetime, *,
+            proof: Sequence[str] = ()) -> None:
+    """Action 77. After a lost reply the event is read back. One call sets every field, so the
+    update happened when a field it changes (``proof``: changed fields the plan saw) now has the
+    declared value, or when every mutable field is visible with it; otherwise it is sent once more
+    (it sets values, so a repeat changes nothing more)."""
     try:
         client.update_event(agent=agent, event_id=ref["id"], draft=draft_of(want))
     except JdbTransportError:
@@ -923,6 +937,8 @@ def _update(client: JdbClient, agent: str, ref: dict[str, Any], want: dict[str, 
         if row is None:
             raise
         have = live_view(row)
+        if proof and all(k in have and have[k] == want[k] for k in proof):
+            return
         if all(k in have and have[k] == want[k] for k in MUTABLE):
             return
         client.update_event(agent=agent, event_id=ref["id"], draft=draft_of(want))

@@ -79,6 +79,7 @@ import json
 import random
 import re
 import time
+from collections import Counter
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone, tzinfo
 from decimal import Decimal, InvalidOperation
@@ -392,6 +393,7 @@ class JdbEmulator(Emulator):
         self.clock = clock
         self.currency = currency
         self.report_tz = report_tz
+        self.action_counts: Counter[int] = Counter()  # handled requests per action (tests read it)
         self._default_players = players is None
         self._initial_players = list(players or ())
         self._actions: dict[int, Callable[[str, dict[str, Any]], dict[str, Any]]] = {
@@ -543,6 +545,7 @@ class JdbEmulator(Emulator):
         agent = _need(payload, "parent")
         if agent not in self.agents:
             raise _Fail("7001", "Parent ID cannot be found.")
+        self.action_counts[action] += 1
         return handler(agent, payload)
 
     def admin(self, req: Request) -> Response | None:

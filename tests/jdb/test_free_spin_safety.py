@@ -113,8 +113,13 @@ def test_lost_write_reply_is_read_back_before_any_repeat(ws: JdbWorkspace, chang
         spec: {{target: FreeSpinEvent, match: {{agent: {AGENT}, namePrefix: Spring}}}}
         """)
     ws.faults(drop_next_writes=1)
+    ws.emulator.action_counts.clear()
     res = ws.cli("apply", "--auto-approve")
     assert res.exit_code == 0, res.stdout + res.stderr
+    write = {"update": 77, "bind": 74, "unbind": 75, "terminate": 73}[change]
+    # the write took effect before its reply was lost: read back, not repeated (the update changes
+    # name and machine types, which every Action 76 reply carries)
+    assert ws.emulator.action_counts[write] == 1
     events = ws.events()
     assert len(events) == 1 and events[0]["eventId"] == event["eventId"]
     if change == "terminate":
@@ -174,3 +179,19 @@ def test_two_thousand_past_windows_plan_quietly(ws: JdbWorkspace) -> None:
     assert "2000 unchanged" in plan.stdout and "and 1980 more expired event(s)" in plan.stdout
     assert len(plan.stdout.splitlines()) < 40
     assert ws.events() == []
+
+
+@pytest.mark.parametrize("jdb_mode", ["documented"])
+def test_a_lost_update_reply_that_cannot_be_confirmed_is_sent_once_more(ws: JdbWorkspace) -> None:
+    """Only bet changes (not in the documented reply): the read-back cannot confirm the update, so
+    Action 77 — which sets values — is sent once more."""
+    ws.write("manifests/events.yaml", event_doc(ws))
+    assert ws.cli("plan", "--out", "p1.json").exit_code == 0
+    assert ws.cli("apply", "p1.json").exit_code == 0
+    ws.write("manifests/events.yaml", event_doc(ws, bet="3"))
+    assert ws.cli("plan", "--last-applied", "p1.json", "--out", "p2.json").exit_code == 0
+    ws.faults(drop_next_writes=1)
+    ws.emulator.action_counts.clear()
+    res = ws.cli("apply", "p2.json")
+    assert res.exit_code == 0, res.stdout + res.stderr
+    assert ws.emulator.action_counts[77] == 2 and ws.live()[0]["bet"] == "3.000"
