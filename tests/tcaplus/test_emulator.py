@@ -149,6 +149,7 @@ def test_keys_with_spaces_and_unicode_decode_from_percent_and_plus(api: Api, emu
 
 def test_plus_is_a_literal_plus_by_default_and_the_client_sends_percent_20(api: Api, emulator: TcaplusEmulator,
                                                                           ) -> None:
+    emulator.plus_as_space = False  # the default answer
     record = {**PLAYER, "player_name": "李 雷+1"}
     api.add(record)
     keys = json.dumps({**PLAYER_KEYS, "player_name": "李 雷+1"}, ensure_ascii=False)
