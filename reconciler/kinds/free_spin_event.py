@@ -521,7 +521,11 @@ class FreeSpinEventKind(Kind):
             named = [e for e in terminated if e.row.get("name") == r.spec.name and id(e) not in claimed]
             twins = [e for e in terminated if id(e) not in claimed and e.row.get("name") not in declared_names
                      and _same_immutable(want, live_view(e.row))]
-            pick = (named or (twins if len(twins) == 1 else []) or [None])[-1]
+            candidates = named or (twins if len(twins) == 1 else [])
+            # an event the opt-in does not name wins: a grant made again and later terminated again
+            # must not be granted a third time because an older event is named
+            again = None if r.spec.grantAgainAfter is None else str(r.spec.grantAgainAfter)
+            pick = ([e for e in candidates if str(e.event_id) != again] or candidates or [None])[-1]
             ended[r.name] = pick
             if pick is not None:
                 claimed.add(id(pick))

@@ -373,3 +373,18 @@ def test_a_create_answered_by_an_ended_event_the_plan_saw_is_refused(ws: JdbWork
     assert res.exit_code == 4, res.stdout + res.stderr
     assert f"belongs to event {first}, which is TERMINATED" in res.stdout and f"grantAgainAfter: {first}" in res.stdout
     assert [e["status"] for e in ws.events()] == ["TERMINATED", "TERMINATED"]
+
+
+def test_an_opt_in_grants_again_once_not_after_a_second_termination(ws: JdbWorkspace) -> None:
+    ws.write("manifests/events.yaml", event_doc(ws))
+    apply(ws)
+    first = ws.live()[0]["eventId"]
+    ws.client.terminate_event(agent=AGENT, event_id=first)
+    ws.write("manifests/events.yaml", event_doc(ws, grantAgainAfter=first))
+    apply(ws)
+    second = ws.live()[0]["eventId"]
+    ws.client.terminate_event(agent=AGENT, event_id=second)  # stopped again in the back office
+    plan = ws.cli("plan")
+    assert f"terminated out of band: event {second}" in plan.stdout and "+ create" not in plan.stdout
+    apply(ws)
+    assert [e["status"] for e in ws.events()] == ["TERMINATED", "TERMINATED"]
