@@ -30,6 +30,9 @@ from reconciler.kinds.base import Baseline, RunOptions
 DEFAULT_PATH = Path("manifests")
 
 
+MAX_VALIDATE_WARNINGS = 50
+
+
 def _err(line: str) -> None:
     click.echo(line, err=True)
 
@@ -131,8 +134,10 @@ def validate(paths: tuple[Path, ...], config_path: Path, sandbox: bool, sandbox_
     from reconciler.engine.load import load_manifests
 
     loaded = load_manifests(list(paths) or [DEFAULT_PATH], ctx)
-    for warning in ctx.warnings:
+    for warning in ctx.warnings[:MAX_VALIDATE_WARNINGS]:
         _err(f"warning: {warning}")
+    if len(ctx.warnings) > MAX_VALIDATE_WARNINGS:
+        _err(f"warning: ... and {len(ctx.warnings) - MAX_VALIDATE_WARNINGS} more")
     click.echo(f"Valid: {loaded.count} resource(s), {sum(len(s) for s in loaded.scopes.values())} prune scope(s) in {len(loaded.files)} file(s).")
     return 0
 
@@ -250,7 +255,9 @@ def _drift(s: Session, p: Plan, baseline: Path | None, fmt: str) -> int:
     elif not p.out_of_band:
         line = "Drift: none."
     if p.out_of_band:
-        ended = f"{len(p.out_of_band)} resource(s) ended out of band ({', '.join(sorted(p.out_of_band)[:20])})"
+        names = sorted(p.out_of_band)
+        shown = ", ".join(names[:20]) + (f", ... and {len(names) - 20} more" if len(names) > 20 else "")
+        ended = f"{len(names)} resource(s) ended out of band ({shown})"
         line = f"{line} {ended}." if p.changes else f"Drift: {ended}."
     if pending:
         line += f" {len(pending)} pending change(s) from edited manifests not counted."

@@ -195,3 +195,14 @@ def test_a_lost_update_reply_that_cannot_be_confirmed_is_sent_once_more(ws: JdbW
     res = ws.cli("apply", "p2.json")
     assert res.exit_code == 0, res.stdout + res.stderr
     assert ws.emulator.action_counts[77] == 2 and ws.live()[0]["bet"] == "3.000"
+
+
+def test_two_thousand_past_windows_validate_with_short_output(ws: JdbWorkspace) -> None:
+    docs = "---\n".join(event_doc(ws, f"old{i}", name=f"Old {i}", startTime="2020-01-01T00:00:00+08:00",
+                                  endTime="2020-01-08T00:00:00+08:00") for i in range(2000))
+    ws.write("manifests/events.yaml", docs)
+    res = ws.cli("validate")
+    assert res.exit_code == 0, res.stderr[-500:]
+    lines = res.stderr.splitlines()
+    assert len(lines) == 51 and lines[-1] == "warning: ... and 1950 more"
+    assert lines[0].startswith("warning: manifests/events.yaml:") and "spec.endTime" in lines[0]
