@@ -68,6 +68,10 @@ Without ``players`` every agent has the deterministic sandbox players ``player00
 "players": [...], "locked": false}``); ``GET /_sandbox/jdb/players?agent=...`` counts them.
 (The HTTP admin route is served through :meth:`JdbEmulator.admin`, which the server must route
 ``/_sandbox/jdb/...`` paths to.)
+
+Test helpers (not vendor API): :meth:`JdbEmulator.stored_events` returns every stored event with
+all its fields whatever ``search_fields`` says; :attr:`JdbEmulator.action_counts` counts handled
+requests per action.
 """
 
 from __future__ import annotations
