@@ -419,14 +419,19 @@ class JdbClient:
             "chipsMultiplier": draft.chips_multiplier, "transactionId": transaction_id,
             "players": list(players) or None, "autoCreatePlayerEnabled": True if auto_create_player else None,
         }
-        lost = 0
+        lost = failed = 0
         while True:
             try:
                 data = self.call(72, agent, params, idempotent=False) or {}
                 break
             except JdbTransportError:
                 lost += 1
-                if lost >= max(2, self.http.retry.attempts):
+                if lost + failed >= max(2, self.http.retry.attempts):
+                    raise
+            except JdbUnavailableError:
+                # a "busy" answer: asking again with the same transactionId is safe whatever happened
+                failed += 1
+                if lost + failed >= max(2, self.http.retry.attempts):
                     raise
         return CreateResult(event_id=data.get("eventId"), binding=BindResult.from_data(data), binding_known=not lost)
 

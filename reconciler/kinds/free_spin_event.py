@@ -56,6 +56,7 @@ from reconciler.clients.jdb import (
     JdbEventStateError,
     JdbPlayerError,
     JdbTransportError,
+    JdbUnavailableError,
     chunks,
     parse_iso,
 )
@@ -81,6 +82,8 @@ IMMUTABLE = ("type", "times", "startTime", "endTime", "bonusChips", "chipsMultip
 DECLARED = (*IMMUTABLE, *MUTABLE)
 ENDED = ("TERMINATED", "EXPIRED")
 SHOWN_PLAYERS = 10
+UNKNOWN_OUTCOME = (JdbTransportError, JdbUnavailableError)
+"""A write whose outcome is unknown: the reply was lost, or JDB answered busy (it may have acted)."""
 SHOWN_ENDED = 20  # per kind plan: ended-event notices shown one by one; the rest are counted
 NOT_RETURNED = "(not returned by JDB; manifest changed since the baseline plan)"
 
@@ -916,7 +919,7 @@ def _terminate(client: JdbClient, agent: str, ref: dict[str, Any], now: datetime
     made again only when the event is still not terminated. "Already terminated" is success."""
     try:
         client.terminate_event(agent=agent, event_id=ref["id"])
-    except JdbTransportError:
+    except UNKNOWN_OUTCOME:
         status = _status(client, agent, ref, now)
         if status in (None, "TERMINATED"):
             if status is None:
@@ -936,7 +939,7 @@ def _update(client: JdbClient, agent: str, ref: dict[str, Any], want: dict[str, 
     (it sets values, so a repeat changes nothing more)."""
     try:
         client.update_event(agent=agent, event_id=ref["id"], draft=draft_of(want))
-    except JdbTransportError:
+    except UNKNOWN_OUTCOME:
         row = _find(client, agent, ref, now)
         if row is None:
             raise
@@ -965,7 +968,7 @@ def _bind(client: JdbClient, agent: str, ref: dict[str, Any], players: list[str]
     for chunk in chunks(players):
         try:
             result = result + client.bind_players(agent=agent, event_id=ref["id"], players=chunk)
-        except JdbTransportError:
+        except UNKNOWN_OUTCOME:
             if _find(client, agent, ref, now) is None:
                 raise
             todo = chunk
@@ -980,7 +983,7 @@ def _unbind(client: JdbClient, agent: str, ref: dict[str, Any], players: list[st
     """Action 75; after a lost reply only the players still bound (Action 71) are sent again."""
     try:
         client.unbind_players(agent=agent, event_id=ref["id"], players=players)
-    except JdbTransportError:
+    except UNKNOWN_OUTCOME:
         todo = [u for u in players if _bound(client, agent, u, ref["id"])]
         if todo:
             client.unbind_players(agent=agent, event_id=ref["id"], players=todo)
