@@ -825,9 +825,9 @@ class FreeSpinEventKind(Kind):
             bound = len(players) - len(binding.failed) - len(binding.not_existed)
             return Outcome(c, "applied", f"{head}; {bound} of {len(players)} player(s) bound", _details(binding))
         known = f"; of the other {len(rest)}, {len(rest) - len(binding.failed) - len(binding.not_existed)} bound" if rest else ""
-        return Outcome(c, "applied", f"{head}; the create reply was lost and JDB's answer to the repeat (same transactionId) "
-                       f"does not say which of the {len(first)} player(s) sent with it were bound{known}; the next plan "
-                       "checks and binds missing ones", _details(binding))
+        return Outcome(c, "applied", f"{head}; the create reply was lost, or the transactionId had already made the "
+                       f"event: JDB's answer does not say which of the {len(first)} player(s) sent with it were "
+                       f"bound{known}; the next plan checks and binds missing ones", _details(binding))
 
     def _apply_update(self, c: Change, client: JdbClient, ctx: RunContext) -> Outcome:
         d = c.data
@@ -1022,6 +1022,8 @@ def _create(client: JdbClient, data: dict[str, Any], players: list[str], now: da
                 f"whose type, times, start or end differ; set spec.generation to {gen + 1} or more "
                 "(and terminate that event if it is no longer wanted)"
             )
+        if str(result.event_id) in seen:  # an event that existed before: its answer's binding lists say nothing
+            result = CreateResult(result.event_id, result.binding, binding_known=False)
         return result, gen
     raise ReconcilerError(f"generations {generation}-{generation + MAX_GENERATION_PROBES - 1} are all used by ended events; "
                           "raise spec.generation")
