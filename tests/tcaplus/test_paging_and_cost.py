@@ -126,3 +126,4 @@ def test_each_declared_record_is_validated_once_per_run(ws: Workspace, monkeypat
     ctx.close()
     assert len(changes) == 5
     assert len(calls) == 5
+
