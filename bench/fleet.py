@@ -218,6 +218,7 @@ class Run:
     requests: dict[str, int]
     emulator_cpu: float
     lines: int
+    load: float = 0.0  # 1-minute load average when the run started (the machine may be shared)
     minimal: dict[str, int] = field(default_factory=dict)
     bound: float = 0.0
 
@@ -315,11 +316,11 @@ def measure(sbx: Sandbox, scenario: str, argv: list[str], *, timeout: float, pro
         cmd = ["py-spy", "record", "--threads", "-r", "200", "-f", "raw", "-o", str(sbx.ws / f"{slug}.pyspy.txt"),
                "--", *cmd]
     sbx.reset()
-    emu0 = sbx.cpu()
+    emu0, load = sbx.cpu(), os.getloadavg()[0]
     out = sbx.ws / f"{slug}.out"
     code, wall, cpu, rss = run_child(cmd, cwd=sbx.ws, out=out, timeout=timeout)
     lines = out.read_bytes().count(b"\n")
-    return Run(scenario, code, wall, cpu, rss, sbx.requests(), sbx.cpu() - emu0, lines)
+    return Run(scenario, code, wall, cpu, rss, sbx.requests(), sbx.cpu() - emu0, lines, load)
 
 
 # -- out-of-band drift and the naive loop (both use the clients directly) -------------------------
@@ -408,7 +409,7 @@ def report(fleet: Fleet, runs: list[Run], latency_ms: float, drift_note: str) ->
     print(f"   latency {latency_ms:g} ms per request; concurrency "
           + ", ".join(f"{v} {DEFAULT_CONCURRENCY[v]}" for v in VENDORS) + "; drift: " + (drift_note or "-"))
     head = (f"{'scenario':<16}{'exit':>5} {'requests BP / JDB / TC':>25} {'minimal BP / JDB / TC':>24} {'wall s':>8}"
-            f" {'bound s':>8} {'ratio':>6} {'cpu s':>7} {'ms/req':>7} {'RSS MB':>7} {'emu cpu s':>9} {'emu ms/req':>10} {'lines':>7}")
+            f" {'bound s':>8} {'ratio':>6} {'cpu s':>7} {'ms/req':>7} {'RSS MB':>7} {'emu cpu s':>9} {'emu ms/req':>10} {'lines':>7} {'load':>5}")
     print(head)
     print("-" * len(head))
     for r in runs:
@@ -416,7 +417,7 @@ def report(fleet: Fleet, runs: list[Run], latency_ms: float, drift_note: str) ->
         per_req = r.cpu * 1000 / r.total if r.total else 0.0
         emu_req = r.emulator_cpu * 1000 / r.total if r.total else 0.0
         print(f"{r.scenario:<16}{r.exit_code:>5} {fmt_req(r.requests):>25} {fmt_req(r.minimal):>24} {r.wall:8.2f}"
-              f" {r.bound:8.2f} {ratio:>6} {r.cpu:7.2f} {per_req:7.3f} {r.rss_mb:7.0f} {r.emulator_cpu:9.2f} {emu_req:10.3f} {r.lines:>7,}")
+              f" {r.bound:8.2f} {ratio:>6} {r.cpu:7.2f} {per_req:7.3f} {r.rss_mb:7.0f} {r.emulator_cpu:9.2f} {emu_req:10.3f} {r.lines:>7,} {r.load:5.1f}")
     by = {r.scenario: r for r in runs}
     checks: list[tuple[str, bool | None, str]] = []
 
@@ -447,14 +448,8 @@ def report(fleet: Fleet, runs: list[Run], latency_ms: float, drift_note: str) ->
     return checks
 
 
-def run_scale(scale: float, args: argparse.Namespace, root: Path) -> tuple[Fleet, list[Run], list[tuple[str, bool | None, str]]]:
-    fleet = Fleet.at(scale, region_size=args.region_size, players=args.players_per_event)
-    ws = root / f"scale-{scale:g}"
-    t0 = time.perf_counter()
-    write_fleet(ws, fleet)
-    (ws / "fleet.json").write_text(json.dumps(fleet.__dict__))
-    print(f"\n[scale {scale:g}x] fleet written in {time.perf_counter() - t0:.1f} s to {ws}", flush=True)
-    profile = args.profile
+def run_once(fleet: Fleet, args: argparse.Namespace, ws: Path) -> tuple[list[Run], str]:
+    """Every scenario once, against a fresh sandbox (its own state folder)."""
     sbx = Sandbox(ws, args.latency_ms, args.timeout)
     runs: list[Run] = []
     note = ""
@@ -465,7 +460,7 @@ def run_scale(scale: float, args: argparse.Namespace, root: Path) -> tuple[Fleet
             if scenario.startswith("drift"):
                 note = drift(sbx, fleet)
             run = measure(sbx, scenario, ["-c", CLI, *cmd, "--config", "reconciler.yaml"],
-                          timeout=args.timeout, profile=profile)
+                          timeout=args.timeout, profile=args.profile)
             runs.append(run)
             print(f"  {scenario}: exit {run.exit_code}, {run.total:,} requests, {run.wall:.1f} s", flush=True)
         if args.naive:
@@ -475,10 +470,31 @@ def run_scale(scale: float, args: argparse.Namespace, root: Path) -> tuple[Fleet
             print(f"  naive loop: exit {run.exit_code}, {run.total:,} requests, {run.wall:.1f} s", flush=True)
     finally:
         sbx.stop()
+    return runs, note
+
+
+def run_scale(scale: float, args: argparse.Namespace, root: Path) -> tuple[Fleet, list[Run], list[tuple[str, bool | None, str]]]:
+    fleet = Fleet.at(scale, region_size=args.region_size, players=args.players_per_event)
+    ws = root / f"scale-{scale:g}"
+    t0 = time.perf_counter()
+    write_fleet(ws, fleet)
+    (ws / "fleet.json").write_text(json.dumps(fleet.__dict__))
+    print(f"\n[scale {scale:g}x] fleet written in {time.perf_counter() - t0:.1f} s to {ws}", flush=True)
+    rounds: list[list[Run]] = []
+    for n in range(args.repeat):
+        if n:
+            shutil.rmtree(ws / "state")
+            print(f"  -- repeat {n + 1} of {args.repeat}", flush=True)
+        runs, note = run_once(fleet, args, ws)
+        rounds.append(runs)
+    # per scenario, the run with the median wall time (all of its figures)
+    runs = [sorted(same, key=lambda r: r.wall)[len(same) // 2] for same in zip(*rounds)]
     for r in runs:
         r.minimal = minimal_calls(fleet, "cold apply" if r.scenario == "cold apply" else
                                   "naive loop" if r.scenario == "naive loop" else "plan")
         r.bound = 0.0 if r.scenario == "naive loop" else lower_bound(r.minimal, DEFAULT_CONCURRENCY, args.latency_ms)
+    if args.repeat > 1:
+        print(f"  (each row: the median of {args.repeat} runs by wall time)")
     return fleet, runs, report(fleet, runs, args.latency_ms, note)
 
 
@@ -491,6 +507,7 @@ def main() -> None:
     ap.add_argument("--latency-ms", type=float, default=5.0, help="latency the emulators add to every request")
     ap.add_argument("--region-size", type=int, default=RECORDS_PER_REGION, help="records per indexed region")
     ap.add_argument("--players-per-event", type=int, default=PLAYERS_PER_EVENT, help="players bound to each event")
+    ap.add_argument("--repeat", type=int, default=1, help="runs per scale (fresh sandbox each); rows show the median")
     ap.add_argument("--no-naive", dest="naive", action="store_false", help="skip the naive serial loop")
     ap.add_argument("--timeout", type=float, default=1800.0, help="seconds any one child process may run")
     ap.add_argument("--profile", choices=("cprofile", "py-spy"), default=None,

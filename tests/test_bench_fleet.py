@@ -42,3 +42,12 @@ def test_fleet_bench_runs_every_scenario_and_prints_the_figures(tmp_path: Path) 
     assert "speed-up of the no-op plan over the naive loop" in out
     # the generated fleet and each CLI run's output stay in the workspace for inspection
     assert (tmp_path / "scale-0.005" / "cold-apply.out").is_file()
+
+
+def test_emulator_scale_bench_prints_a_row_per_size() -> None:
+    script = BENCH.parent / "tcaplus_emulator_scale.py"
+    proc = subprocess.run([sys.executable, str(script), "--sizes", "1000", "2000", "--pages", "2", "--gets", "5"],
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    rows = re.findall(r"^\s*([\d,]+)\s+[\d.]+\s+[\d.]+\s+page cost x[\d.]+ for x(\d+) records$", proc.stdout, re.M)
+    assert rows == [("1,000", "1"), ("2,000", "2")], proc.stdout
