@@ -13,7 +13,7 @@ from reconciler.engine.load import load_manifests
 from reconciler.kinds import tcaplus_records
 from reconciler.kinds.base import RunContext
 from reconciler.kinds.tcaplus_records import TcaplusRecordsKind
-from reconciler.manifest.config import load_config
+from reconciler.manifest.config import DEFAULT_CONNECTION, load_config
 from reconciler.sandbox import tcaplus as tcaplus_emulator
 from reconciler.sandbox.base import EmulatorServer
 from reconciler.sandbox.tcaplus import TcaplusEmulator
@@ -122,7 +122,8 @@ def test_each_declared_record_is_validated_once_per_run(ws: Workspace, monkeypat
     ctx = RunContext(config=load_config(Path("reconciler.yaml")))
     loaded = load_manifests([Path("manifests")], ctx)  # runs the kind's check
     kind = TcaplusRecordsKind()
-    changes = kind.plan(loaded.resources["TcaplusRecords"], [], ctx).changes
+    # as the engine does: check and plan get the context bound to the documents' connection
+    changes = kind.plan(loaded.resources["TcaplusRecords"], [], ctx.bind("tcaplus", DEFAULT_CONNECTION)).changes
     ctx.close()
     assert len(changes) == 5
     assert len(calls) == 5
