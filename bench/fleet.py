@@ -219,6 +219,7 @@ class Run:
     emulator_cpu: float
     lines: int
     load: float = 0.0  # 1-minute load average when the run started (the machine may be shared)
+    busy: dict[str, float] = field(default_factory=dict)  # per vendor: first request to last answer
     minimal: dict[str, int] = field(default_factory=dict)
     bound: float = 0.0
 
@@ -291,6 +292,14 @@ class Sandbox:
     def requests(self) -> dict[str, int]:
         return {v: sum(httpx.get(f"{u}/_sandbox/stats").json().values()) for v, u in self.urls.items()}
 
+    def busy(self) -> dict[str, float]:
+        """Seconds each emulator was busy: from its first request to its last answer."""
+        out = {}
+        for v, u in self.urls.items():
+            span = httpx.get(f"{u}/_sandbox/stats/span").json()
+            out[v] = (span["last"] - span["first"]) if span["first"] is not None and span["last"] is not None else 0.0
+        return out
+
     def cpu(self) -> float:
         return proc_cpu(self.proc.pid)
 
@@ -320,7 +329,7 @@ def measure(sbx: Sandbox, scenario: str, argv: list[str], *, timeout: float, pro
     out = sbx.ws / f"{slug}.out"
     code, wall, cpu, rss = run_child(cmd, cwd=sbx.ws, out=out, timeout=timeout)
     lines = out.read_bytes().count(b"\n")
-    return Run(scenario, code, wall, cpu, rss, sbx.requests(), sbx.cpu() - emu0, lines, load)
+    return Run(scenario, code, wall, cpu, rss, sbx.requests(), sbx.cpu() - emu0, lines, load, sbx.busy())
 
 
 # -- out-of-band drift and the naive loop (both use the clients directly) -------------------------
@@ -418,6 +427,15 @@ def report(fleet: Fleet, runs: list[Run], latency_ms: float, drift_note: str) ->
         emu_req = r.emulator_cpu * 1000 / r.total if r.total else 0.0
         print(f"{r.scenario:<16}{r.exit_code:>5} {fmt_req(r.requests):>25} {fmt_req(r.minimal):>24} {r.wall:8.2f}"
               f" {r.bound:8.2f} {ratio:>6} {r.cpu:7.2f} {per_req:7.3f} {r.rss_mb:7.0f} {r.emulator_cpu:9.2f} {emu_req:10.3f} {r.lines:>7,} {r.load:5.1f}")
+    print("per vendor: busy seconds (first request to last answer) / its own bound (ceil(minimal / concurrency) x latency)"
+          " -> ratio; with vendors run side by side the wall would approach the largest busy time")
+    for r in runs:
+        parts = []
+        for v in VENDORS:
+            own = math.ceil(r.minimal.get(v, 0) / DEFAULT_CONCURRENCY[v]) * latency_ms / 1000.0
+            ratio = f"{r.busy.get(v, 0.0) / own:.1f}x" if own > 0 and r.scenario != "naive loop" else "-"
+            parts.append(f"{SHORT[v]} {r.busy.get(v, 0.0):6.2f} / {own:5.2f} s {ratio:>6}")
+        print(f"  {r.scenario:<16}" + "   ".join(parts))
     by = {r.scenario: r for r in runs}
     checks: list[tuple[str, bool | None, str]] = []
 

@@ -11,7 +11,10 @@ on every emulator, an admin surface under ``/_sandbox/``:
   ``drop_next_writes`` (int, drop the replies of the next N writes; deterministic for tests),
   ``fail_next`` (int, inject the error on the next N vendor requests), ``seed``;
 - ``GET  /_sandbox/stats`` — request counts per ``METHOD path`` since start (benchmarks read it);
-- ``POST /_sandbox/stats/reset`` — zero the counters.
+- ``GET  /_sandbox/stats/span`` — ``{"first": t, "last": t}``: wall-clock seconds (epoch) when the
+  first vendor request since the last reset arrived and when the latest one was answered (``null``
+  before any), so a benchmark can tell how long each vendor was busy;
+- ``POST /_sandbox/stats/reset`` — zero the counters (and the span).
 """
 
 from __future__ import annotations
@@ -102,6 +105,7 @@ class Emulator:
         self.faults = Faults()
         self.rng = random.Random()
         self.stats: Counter[str] = Counter()
+        self.span: dict[str, float | None] = {"first": None, "last": None}
         self.init_db()
 
     # -- hooks -------------------------------------------------------------------------------
@@ -176,10 +180,13 @@ class _Handler(BaseHTTPRequestHandler):
             return
         emu = self.emulator
         f = emu.faults
+        arrived = time.time()
         if f.latency_ms:
             time.sleep(f.latency_ms / 1000.0)
         with emu.lock:
             emu.stats[f"{req.method} {req.path}"] += 1
+            if emu.span["first"] is None:
+                emu.span["first"] = arrived
             inject = False
             if f.fail_next > 0:
                 f.fail_next -= 1
@@ -207,6 +214,8 @@ class _Handler(BaseHTTPRequestHandler):
                 pass
             return
         self._send(resp)
+        with emu.lock:
+            emu.span["last"] = time.time()
 
     def _admin(self, req: Request) -> Response:
         emu = self.emulator
@@ -218,9 +227,12 @@ class _Handler(BaseHTTPRequestHandler):
                 return Response.json(asdict(emu.faults))
             if req.path == "/_sandbox/stats":
                 return Response.json(dict(emu.stats))
+            if req.path == "/_sandbox/stats/span":
+                return Response.json(dict(emu.span))
             if req.path == "/_sandbox/stats/reset" and req.method == "POST":
                 with emu.lock:
                     emu.stats.clear()
+                    emu.span.update(first=None, last=None)
                 return Response.json({})
             with emu.lock:
                 own = emu.admin(req)  # emulator-specific admin endpoints (JDB player registry)
