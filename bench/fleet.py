@@ -11,11 +11,13 @@ and a naive serial loop (one read per object, the clients used directly, one con
 requests each emulator answered, the wall time, the latency lower bound (per vendor
 ceil(minimal calls / concurrency) x latency; vendors may run in parallel, so the largest), the
 ratio, the client process's CPU (total and per request) and peak RSS, and the emulator process's
-CPU. Then the targets of issue #13, each marked met or not. Nothing here asserts a timing.
+CPU; then each vendor's busy time (first request to last answer, from the emulators) against its
+own bound; then the targets of issue #13, each marked met or not. Nothing here asserts a timing.
 
     python bench/fleet.py                       # scale 0.25, 5 ms latency: a few minutes
     python bench/fleet.py --scale 1 2 4         # the full fleet (1x takes several minutes)
-    python bench/fleet.py --scale 0.01 --latency-ms 0 --no-naive   # seconds (the smoke test)
+    python bench/fleet.py --scale 0.005 --region-size 30 --players-per-event 5   # seconds (the smoke test)
+    python bench/fleet.py --profile py-spy --keep /tmp/fleet    # needs py-spy (pip install py-spy)
 
 Every child process runs under a time limit (``--timeout``) and is stopped when it is exceeded.
 """

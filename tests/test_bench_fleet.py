@@ -40,6 +40,8 @@ def test_fleet_bench_runs_every_scenario_and_prints_the_figures(tmp_path: Path) 
     for target in TARGETS:
         assert re.search(rf"\[\s*(met|NOT MET|-)\s*\] {re.escape(target)}", out), f"target missing: {target}\n{out}"
     assert "speed-up of the no-op plan over the naive loop" in out
+    for scenario in SCENARIOS:  # each vendor's busy time against its own bound
+        assert re.search(rf"^  {re.escape(scenario)}\s+BP\s+[\d.]+ / +[\d.]+ s .*JDB .*TC ", out, re.M), out
     # the generated fleet and each CLI run's output stay in the workspace for inspection
     assert (tmp_path / "scale-0.005" / "cold-apply.out").is_file()
 
