@@ -128,3 +128,24 @@ def test_each_declared_record_is_validated_once_per_run(ws: Workspace, monkeypat
     assert len(changes) == 5
     assert len(calls) == 5
 
+
+
+def test_a_prune_scope_over_many_short_pages_is_planned_whole(ws: Workspace) -> None:
+    # the scope's answers are cut by size into many pages, read side by side: nothing is missed,
+    # so no declared record looks missing and no undeclared one escapes the prune
+    live = [player(50, player_name="shop", player_email=f"e{i:02d}@x") for i in range(40)]
+    for record in live:
+        ws.client.set(PLAYERS, record)
+    prune = {"index": "index_2", "keys": {"player_id": 50}}
+    ws.write("manifests/p.yaml", records_doc("p", PLAYERS, live[:37], mode="whole", prune=prune))
+    ws.emulator.partkey_max_bytes = 600  # a handful of records per answer
+    try:
+        ws.emulator.stats.clear()
+        res = ws.cli("plan")
+    finally:
+        ws.emulator.partkey_max_bytes = tcaplus_emulator.PARTKEY_MAX_BYTES
+    assert res.exit_code == 0, res.stderr
+    assert "Plan: 0 to create, 0 to update, 0 to replace, 3 to delete, 37 unchanged" in res.stdout
+    assert all(f"- delete TcaplusRecords/game_players|50|shop|e{i}@x" in res.stdout for i in (37, 38, 39))
+    # several pages, and no GetRecord per declared record (the scope's pages cover all of them)
+    assert 40 // 8 < ws.requests() < 37
