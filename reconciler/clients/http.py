@@ -26,6 +26,7 @@ import stamina
 from reconciler.errors import ApiError, TransportError
 
 log = logging.getLogger("reconciler.http")
+_httpx_log = logging.getLogger("httpx")
 
 
 @dataclass(frozen=True)
@@ -94,6 +95,9 @@ class HttpTransport:
             hook(request)
         resp = self._transport.handle_request(request)
         resp.request = request
+        # the line httpx's Client logs for every request (``--debug`` shows it, redacted)
+        _httpx_log.info('HTTP Request: %s %s "%s %d %s"', request.method, request.url, resp.http_version,
+                        resp.status_code, resp.reason_phrase)
         try:
             for hook in hooks["response"]:
                 hook(resp)
