@@ -866,8 +866,9 @@ class FreeSpinEventKind(Kind):
             hi = max([now + EXPORT_LOOKAHEAD, *(r.spec.end + LOOKAHEAD for r in rs)])
             rows = client.search_events(agent=agent, start=lo, end=hi)
             read = _AgentRead(agent, (lo, hi), [_Live(row) for row in rows if row.get("status") != "TERMINATED"])
-            matches = self._match(rs, read.live)
+            matches, _ = self._match(rs, read.live)  # (terminated events are not read here)
             owners = {id(e): r for r in rs if (e := matches[r.name]) is not None}
+            _fill_from_player_events(client, read, owners, ctx)
             export_agent(agent, read.live, owners, taken, request, out)
         return out
 
@@ -1137,6 +1138,37 @@ def export_event(agent: str, event: _Live, owner: Resource | None, name: str,
             "One player ID per line; blank lines and lines starting with # are ignored."]
     text = "".join(f"# {line}\n" for line in head) + "".join(f"{p}\n" for p in players)
     return doc, ExportFile(players_path, text, ref=doc.ref)
+
+
+def _fill_from_player_events(client: JdbClient, read: _AgentRead, owners: dict[int, Resource], ctx: RunContext) -> None:
+    """Action 76 may not return ``endTime`` or ``times``; Action 71 (a player's events) does. For
+    every declared event missing them, ask about one of its declared players (one call per
+    distinct player); events no manifest declares have no known player and keep the gap."""
+    wanted: dict[str, list[_Live]] = {}
+    for event in read.live:
+        owner = owners.get(id(event))
+        if owner is None or all(k in event.row for k in ("endTime", "times")):
+            continue
+        players = declared_players(owner.spec, owner.doc.base_dir)
+        if players:
+            wanted.setdefault(players[0], []).append(event)
+    lo, hi = read.window
+
+    def rows_of(uid: str) -> list[dict[str, Any]]:
+        try:
+            return [dict(r) for r in client.player_events(agent=read.agent, uid=uid, start=lo, end=hi)]
+        except JdbPlayerError:
+            return []
+
+    concurrency = ctx.config.providers.jdb.concurrency if ctx.config.providers.jdb else 1
+    found = {str(row.get("eventId")): row for rows in RunContext.map(rows_of, list(wanted), concurrency=concurrency)
+             for row in rows}
+    for events in wanted.values():
+        for event in events:
+            extra = found.get(str(event.event_id), {})
+            for key in ("endTime", "times"):
+                if key not in event.row and key in extra:
+                    event.row[key] = extra[key]  # type: ignore[literal-required]
 
 
 def export_agent(agent: str, live: list[_Live], owners: dict[int, Resource], taken: set[str],
