@@ -61,10 +61,12 @@ def main() -> None:
     args = ap.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
-        proto = ROOT / "tables" / "item_catalog.proto"
+        proto = root / "tables" / "item_catalog.proto"  # inside the workspace root, as files must be
+        proto.parent.mkdir()
+        proto.write_text((ROOT / "tables" / "item_catalog.proto").read_text())
         with Sandbox(root / "state", tcaplus_tables={"item_catalog": proto}) as sbx:
             providers = sbx.providers()
-            providers["tcaplus"]["tables"] = {"item_catalog": {"proto": str(proto)}}
+            providers["tcaplus"]["tables"] = {"item_catalog": {"proto": "tables/item_catalog.proto"}}
             (root / "reconciler.yaml").write_text(yaml.safe_dump(
                 {"apiVersion": "reconciler/v1", "kind": "Config", "providers": providers}))
             write_estate(root, args)
@@ -73,7 +75,7 @@ def main() -> None:
             try:
                 runner = CliRunner()
                 res = runner.invoke(cli, ["apply", "m", "--auto-approve"])
-                print(f"estate   exit={res.exit_code} {res.stdout.strip().splitlines()[-1]}")
+                print(f"estate   exit={res.exit_code} {(res.stdout.strip().splitlines() or [res.output[-300:]])[-1]}")
                 steps = (("export", ["export", "manifests", "m", "--out", "backup", "--secrets-dir", "sec"]),
                          ("plan", ["plan", "backup"]))
                 for step, argv in steps:
@@ -92,9 +94,10 @@ def main() -> None:
             finally:
                 os.chdir(cwd)
     per_region = args.records // REGIONS
-    bound = 1 + 4 + REGIONS * max(1, math.ceil(per_region / DEFAULT_PAGE_SIZE)) + 1
+    bound = 1 + 4 + REGIONS * max(1, math.ceil(per_region / DEFAULT_PAGE_SIZE)) + 1 + args.events
     print(f"export lower bound: {bound} requests (1 account list, 4 allowlists, {REGIONS} index keys paged by "
-          f"{DEFAULT_PAGE_SIZE}, 1 Action 76)")
+          f"{DEFAULT_PAGE_SIZE}, 1 Action 76, 1 Action 71 per event with its own players: Action 76 as documented "
+          "returns no endTime or times)")
     print(f"peak memory (max RSS): {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MiB")
 
 
