@@ -101,6 +101,16 @@ class RunContext:
         self._lock = threading.Lock()
         self._fingerprinter: Fingerprinter | None = None
         self.tracked_files: list[Path] = []  # data files kinds read (part of the saved-plan digest)
+        # False for an offline ``validate``: references are checked by syntax (and scope) only; no
+        # environment variable or secret file is read, and value checks are skipped
+        self.resolve_secrets = True
+        # progress of long steps (``report``); the CLI sets it to drive a display
+        self.on_progress: Callable[[str, int, int | None], None] | None = None
+
+    def report(self, what: str, done: int, total: int | None = None) -> None:
+        """Progress of a long step (``what``: e.g. ``"TcaplusRecords: reading"``); cheap when unused."""
+        if self.on_progress is not None:
+            self.on_progress(what, done, total)
 
     def track_file(self, path: Path) -> None:
         """Declare a data file the desired state depends on (records, player lists)."""
@@ -108,7 +118,10 @@ class RunContext:
 
     # -- secrets ---------------------------------------------------------------------------
     def resolve_secret(self, doc: Document, path: Path_, ref: str, *, resource: str = "") -> str | None:
-        """Resolve ``ref`` (relative to ``doc``'s folder); on failure record a problem at ``path``."""
+        """Resolve ``ref`` (relative to ``doc``'s folder); on failure record a problem at ``path``.
+        Offline (``resolve_secrets`` False) nothing is resolved and None is returned."""
+        if not self.resolve_secrets:
+            return None
         cache_key = (str(doc.base_dir), ref)
         if cache_key in self._secrets:
             return self._secrets[cache_key]
