@@ -14,6 +14,8 @@ import logging
 import os
 import shlex
 import sys
+import threading
+import time
 import traceback
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -51,12 +53,12 @@ def check_writable(path: Path) -> None:
         raise UsageError(f"{path}: cannot write: folder {parent} is not writable")
 
 
-def command_line(*args: str) -> str:
+def command_line(*args: str, sandbox: bool | None = None) -> str:
     """A command to print as a hint, carrying the global options this run was given so that it
     works as printed (same sandbox, same config)."""
     g = _globals()
     parts = ["reconciler", *args]
-    if g.sandbox:
+    if g.sandbox if sandbox is None else sandbox:
         parts.append("--sandbox")
     if g.sandbox_state is not None:
         parts += ["--sandbox-state", str(g.sandbox_state)]
@@ -150,7 +152,10 @@ def handle_errors(fn: Callable[..., int | None]) -> Callable[..., None]:
         debug = _globals().debug
         _setup_logging(debug)
         try:
-            code = fn(*args, **kwargs) or 0
+            try:
+                code = fn(*args, **kwargs) or 0
+            finally:
+                _stop_progress()  # before any error line, and before the exit
         except ReconcilerError as exc:
             if debug:
                 traceback.print_exc()
@@ -197,12 +202,91 @@ def common(fn: Callable[..., Any]) -> Callable[..., Any]:
     return _with_globals(inner)
 
 
+PROGRESS_INTERVAL = 5.0  # seconds between one-line progress reports when stderr is not a terminal
+
+
+class ProgressDisplay:
+    """Progress of long steps, fed by ``RunContext.report`` (from worker threads too).
+
+    On a terminal (stderr): a rich progress display, shown while some step is running and removed
+    when none is. Otherwise: one line per step at most every ``PROGRESS_INTERVAL`` seconds (short runs
+    print nothing)."""
+
+    def __init__(self, stream: Any, *, color: bool):
+        self.stream = stream
+        self.tty = bool(getattr(stream, "isatty", None) and stream.isatty())
+        self.color = color
+        self.lock = threading.Lock()
+        self.progress: Any = None
+        self.tasks: dict[str, Any] = {}
+        self.last_line = time.monotonic()
+
+    def __call__(self, what: str, done: int, total: int | None) -> None:
+        with self.lock:
+            if self.tty:
+                self._live(what, done, total)
+            elif time.monotonic() - self.last_line >= PROGRESS_INTERVAL:
+                self.last_line = time.monotonic()
+                count = f"{done:,}/{total:,}" if total is not None else f"{done:,}"
+                print(f"progress: {what}: {count}", file=self.stream, flush=True)
+
+    def _live(self, what: str, done: int, total: int | None) -> None:
+        from rich.console import Console
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+        finished = total is not None and done >= total
+        if self.progress is None:
+            if finished:
+                return
+            console = Console(file=self.stream, no_color=not self.color, force_terminal=True)
+            self.progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                                     TimeElapsedColumn(), console=console, transient=True)
+            self.progress.start()
+        task = self.tasks.get(what)
+        if task is None:
+            task = self.tasks[what] = self.progress.add_task(what, total=total)
+        self.progress.update(task, completed=done, total=total)
+        if finished:
+            self.progress.remove_task(task)
+            del self.tasks[what]
+            if not self.tasks:
+                self.close_locked()
+
+    def close_locked(self) -> None:
+        if self.progress is not None:
+            self.progress.stop()
+            self.progress = None
+            self.tasks.clear()
+
+    def close(self) -> None:
+        with self.lock:
+            self.close_locked()
+
+
+def _progress_for(ctx: Any) -> None:
+    """Drive a progress display from this run's reports; stopped when the command ends."""
+    display = ProgressDisplay(sys.stderr, color=use_color(sys.stderr))
+    ctx.on_progress = display
+    _displays.append(display)
+    click.get_current_context().call_on_close(display.close)
+
+
+_displays: list[ProgressDisplay] = []
+
+
+def _stop_progress() -> None:
+    while _displays:
+        _displays.pop().close()
+
+
 def _session(paths: tuple[Path, ...], config_path: Path, sandbox: bool, sandbox_state: Path | None,
              targets: tuple[str, ...], force: bool, allow_replace: bool = False) -> Session:
     check_target_syntax(targets)
     opts = RunOptions(force=force, allow_replace=allow_replace, targets=tuple(targets))
-    return open_session(paths=list(paths) or [DEFAULT_PATH], config_path=config_path, sandbox=sandbox,
-                        options=opts, state_dir=sandbox_state)
+    s = open_session(paths=list(paths) or [DEFAULT_PATH], config_path=config_path, sandbox=sandbox,
+                     options=opts, state_dir=sandbox_state)
+    _progress_for(s.ctx)
+    return s
 
 
 class ReconcilerGroup(click.Group):
@@ -501,6 +585,26 @@ def _apply_saved(path: Path, config_path: Path, sandbox: bool, sandbox_state: Pa
         return _finish(outcomes)
     finally:
         s.close()
+
+
+@cli.command()
+@click.argument("planfile", type=click.Path(path_type=Path, dir_okay=False))
+@click.option("--format", "fmt", type=click.Choice(["text", "markdown", "json"]), default="text", show_default=True)
+@DETAIL_OPTION
+@_with_globals
+@handle_errors
+def show(planfile: Path, fmt: str, detail: str) -> int:
+    """Render a saved plan again (no API call, no credential): text, Markdown or its JSON."""
+    pf, saved = read_plan(planfile)
+    if fmt == "json":
+        click.echo(json.dumps(pf.model_dump(mode="json"), indent=2, ensure_ascii=False))
+    elif fmt == "markdown":
+        click.echo(render_markdown(saved, title=f"reconciler plan ({pf.created_at})"), nl=False)
+    else:
+        _text(saved, detail=detail)
+        _err(f"Saved plan made {pf.created_at} by reconciler {pf.tool_version} from {', '.join(pf.paths)}"
+             + (" (sandbox)" if pf.sandbox else "") + f". Apply it with: {command_line('apply', str(planfile), sandbox=pf.sandbox)}")
+    return 0
 
 
 @cli.command()

@@ -20,6 +20,7 @@ targets, thresholds, ordering, saved plans and rendering; a kind fills these hoo
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
 import threading
 from abc import ABC, abstractmethod
@@ -206,9 +207,22 @@ class RunContext:
 
     # -- concurrency -----------------------------------------------------------------------
     @staticmethod
-    def map(fn: Callable[[T], R], items: Iterable[T], *, concurrency: int) -> list[R]:
-        """``[fn(x) for x in items]`` with at most ``concurrency`` in flight; order kept."""
+    def map(fn: Callable[[T], R], items: Iterable[T], *, concurrency: int,
+            progress: tuple["RunContext", str] | None = None) -> list[R]:
+        """``[fn(x) for x in items]`` with at most ``concurrency`` in flight; order kept.
+        ``progress=(ctx, what)`` reports each finished item through ``ctx.report``."""
         items = list(items)
+        if progress is not None:
+            pctx, what = progress
+            done = itertools.count(1)
+            total = len(items)
+            inner = fn
+
+            def fn(x: T) -> R:
+                result = inner(x)
+                pctx.report(what, next(done), total)
+                return result
+
         if concurrency <= 1 or len(items) <= 1:
             return [fn(x) for x in items]
         with ThreadPoolExecutor(max_workers=min(concurrency, len(items))) as pool:
