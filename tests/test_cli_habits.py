@@ -170,3 +170,12 @@ def test_offline_validate_still_rejects_bad_references_and_bad_manifests(tmp_pat
     assert "spec.password: secret fields take a reference" in r.stderr
     assert "Literal123" not in r.stdout + r.stderr
     assert not (tmp_path / ".reconciler").exists()
+
+
+def test_shell_completion_completes_commands_and_options(tmp_path: Path) -> None:
+    env = dict(_bare_env(), _RECONCILER_COMPLETE="bash_complete", COMP_WORDS="reconciler pl", COMP_CWORD="1")
+    r = subprocess.run([EXE], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0 and "plain,plan" in r.stdout.splitlines(), r.stdout
+    env.update(COMP_WORDS="reconciler show p.json --format ", COMP_CWORD="4")
+    r = subprocess.run([EXE], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60)
+    assert {"plain,text", "plain,markdown", "plain,json"} <= set(r.stdout.splitlines()), r.stdout
