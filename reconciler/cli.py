@@ -154,6 +154,7 @@ def handle_errors(fn: Callable[..., int | None]) -> Callable[..., None]:
         try:
             try:
                 code = fn(*args, **kwargs) or 0
+                sys.stdout.flush()  # a closed pipe shows here, not in the interpreter's exit
             finally:
                 _stop_progress()  # before any error line, and before the exit
         except ReconcilerError as exc:

@@ -202,3 +202,11 @@ def test_a_progress_display_on_a_terminal(ws: TcaplusWorkspace) -> None:
     assert "TcaplusDB tb_example: reading" in screen
     assert re.search(r"\d+/300", screen), screen
     assert "Plan: 302 to create" in out and "TcaplusDB tb_example: reading" not in out
+
+
+def test_a_long_plan_into_head_ends_quietly_with_the_sigpipe_status(tmp_path: Path) -> None:
+    path = _saved(tmp_path, 2000)  # ~200 KB of text: the pipe closes while show is writing
+    r = subprocess.run(["bash", "-c", f"{EXE} show {path} | head -1; echo \"status=${{PIPESTATUS[0]}}\" >&2"],
+                       cwd=tmp_path, env=_env(), capture_output=True, text=True, timeout=120)
+    assert r.stdout.startswith("Summary: 2 to create, 2000 to update") and len(r.stdout.splitlines()) == 1
+    assert r.stderr == "status=141\n", r.stderr
