@@ -26,7 +26,7 @@ import click
 from click.core import ParameterSource
 
 from reconciler import __version__
-from reconciler.engine import run
+from reconciler.engine import freshness, run
 from reconciler.model import Change, Outcome, Plan
 from reconciler.engine.planfile import plan_schema, plan_to_dict, read_plan, write_plan
 from reconciler.engine.render import DETAILS, render_apply_markdown, render_markdown, render_outcomes, render_text
@@ -116,6 +116,8 @@ GLOBAL_OPTIONS: list[Callable[[Any], Any]] = [
                  help="Show tracebacks and HTTP logs."),
     click.option("--no-color", "no_color", is_flag=True, expose_value=False, callback=_store_global,
                  help="No colour (also when the NO_COLOR environment variable is set)."),
+    click.option("--env", "env", metavar="NAME", expose_value=False, callback=lambda c, p, v: _remember_env(c, p, v),
+                 help="Environment of the config (its connections and ${var.NAME} values)."),
 ]
 
 
@@ -280,12 +282,23 @@ def _stop_progress() -> None:
         _displays.pop().close()
 
 
+def _remember_env(ctx: click.Context, _param: click.Parameter, value: str | None) -> None:
+    if value is not None:
+        ctx.find_root().meta["reconciler.env"] = value
+
+
+def _env() -> str | None:
+    ctx = click.get_current_context(silent=True)
+    return ctx.find_root().meta.get("reconciler.env") if ctx else None
+
+
 def _session(paths: tuple[Path, ...], config_path: Path, sandbox: bool, sandbox_state: Path | None,
-             targets: tuple[str, ...], force: bool, allow_replace: bool = False) -> Session:
+             targets: tuple[str, ...], force: bool, allow_replace: bool = False, *,
+             env: str | None | bool = True) -> Session:
     check_target_syntax(targets)
     opts = RunOptions(force=force, allow_replace=allow_replace, targets=tuple(targets))
     s = open_session(paths=list(paths) or [DEFAULT_PATH], config_path=config_path, sandbox=sandbox,
-                     options=opts, state_dir=sandbox_state)
+                     options=opts, state_dir=sandbox_state, env=_env() if env is True else env or None)
     _progress_for(s.ctx)
     return s
 
@@ -336,12 +349,12 @@ def validate(paths: tuple[Path, ...], config_path: Path, sandbox: bool, sandbox_
         from reconciler.engine.session import _sandbox_config
 
         cfg, sbx = _sandbox_config(config_path if config_path.exists() else None,
-                                   sandbox_state or Path(".reconciler/sandbox"))
+                                   sandbox_state or Path(".reconciler/sandbox"), _env())
         sbx.stop()
     elif sandbox:
-        cfg = offline_sandbox_config(config_path if config_path.exists() else None)
+        cfg = offline_sandbox_config(config_path if config_path.exists() else None, _env())
     else:
-        cfg = load_config(config_path)
+        cfg = load_config(config_path, env=_env())
     ctx = RunContext(config=cfg, options=RunOptions(targets=targets))
     ctx.resolve_secrets = resolve_secrets
     loaded = load_manifests(list(paths) or [DEFAULT_PATH], ctx)
@@ -352,31 +365,42 @@ def validate(paths: tuple[Path, ...], config_path: Path, sandbox: bool, sandbox_
     return 0
 
 
-def offline_sandbox_config(config_path: Path | None) -> Any:
+def offline_sandbox_config(config_path: Path | None, env: str | None = None) -> Any:
     """The config ``--sandbox`` would use, without starting (or creating) the sandbox: the user's
-    settings and TcaplusDB tables, with placeholder connections whose secrets are never resolved."""
+    settings, environments and TcaplusDB tables, with placeholder connections (the default ones and
+    every named one) whose secrets are never resolved."""
     from reconciler.errors import InputError
     from reconciler.manifest.config import Config, LoadedConfig, load_config
     from reconciler.manifest.validate import validate_model
     from reconciler.manifest.yamlload import Document
 
-    user = load_config(config_path, required=False)
+    user = load_config(config_path, required=False, env=env)
     data = user.config.model_dump(exclude_none=True)
-    tables = user.providers.tcaplus.model_dump(exclude_none=True)["tables"] if user.providers.tcaplus else {}
     placeholder = "http://127.0.0.1:1"
-    data["providers"] = {
-        "bestproxy": {"base_url": placeholder, "app_key": "env:RECONCILER_SANDBOX",
-                      "ip_delete_verification": {"type": "totp", "totp_secret": "env:RECONCILER_SANDBOX"}},
-        "tcaplus": {"base_url": placeholder, "app_id": 1, "zone_id": 1, "password": "env:RECONCILER_SANDBOX",
-                    "tables": tables},
-        "jdb": {"base_url": placeholder, "dc": "SANDBOX", "key": "env:RECONCILER_SANDBOX", "iv": "env:RECONCILER_SANDBOX"},
-    }
+
+    def providers(tcaplus: Any) -> dict[str, Any]:
+        tables = tcaplus.model_dump(exclude_none=True)["tables"] if tcaplus else {}
+        return {
+            "bestproxy": {"base_url": placeholder, "app_key": "env:RECONCILER_SANDBOX",
+                          "ip_delete_verification": {"type": "totp", "totp_secret": "env:RECONCILER_SANDBOX"}},
+            "tcaplus": {"base_url": placeholder, "app_id": 1, "zone_id": 1, "password": "env:RECONCILER_SANDBOX",
+                        "tables": tables},
+            "jdb": {"base_url": placeholder, "dc": "SANDBOX", "key": "env:RECONCILER_SANDBOX",
+                    "iv": "env:RECONCILER_SANDBOX"},
+        }
+
+    data["providers"] = providers(user.providers.tcaplus)
+    named = user.config.connections
+    for vendor, by_name in (data.get("connections") or {}).items():
+        for name in by_name:
+            own_tcaplus = named.tcaplus.get(name) if vendor == "tcaplus" else None
+            by_name[name] = providers(own_tcaplus or user.providers.tcaplus)[vendor]
     doc = Document(file=str(config_path or "<sandbox>"), index=0, data=data)
     model, problems = validate_model(Config, data, doc, resource="Config")
     if problems:
         raise InputError(problems)
     assert isinstance(model, Config)
-    return LoadedConfig(model, path=user.path, doc=user.doc or doc)
+    return LoadedConfig(model, path=user.path, doc=user.doc or doc, env=env)
 
 
 def use_color(stream: Any) -> bool:
@@ -417,6 +441,7 @@ def _plan_data(s: Session, plan: Plan) -> dict[str, Any]:
         targets=list(s.ctx.options.targets),
         digest=s.digest(),
         resources=s.resource_digests(),
+        config_sections=s.config_digests(),
         force=s.ctx.options.force,
         allow_replace=s.ctx.options.allow_replace,
     )
@@ -560,17 +585,21 @@ def _apply_saved(path: Path, config_path: Path, sandbox: bool, sandbox_state: Pa
         raise UsageError(f"{path} was planned {'with' if pf.sandbox else 'without'} --sandbox; apply it the same way")
     cfg_path = Path(pf.config_path) if pf.config_path else config_path
     force = force or pf.force
+    if _env() is not None and _env() != pf.environment:
+        raise UsageError(f"{path} was planned for {f'environment {pf.environment}' if pf.environment else 'no environment'}; "
+                         "the environment is decided when planning (apply it without --env)")
     s = _session(tuple(Path(p) for p in pf.paths), cfg_path, sandbox, sandbox_state, tuple(pf.targets), force,
-                 pf.allow_replace)
+                 pf.allow_replace, env=pf.environment or False)
     try:
         s.load()
         # kinds may track data files while planning: plan first, then compare digests
         kinds_to_replan = {c.kind for c in saved.changes}
         fresh = run.make_plan(s.loaded, s.ctx, kinds=kinds_to_replan)  # type: ignore[arg-type]
-        digest = s.digest()
-        if digest != pf.digest.model_dump():
-            what = [k for k in ("manifests", "config") if digest[k] != getattr(pf.digest, k)]
-            raise UsageError(f"{path}: the {' and '.join(what)} changed since this plan was made; make a new plan")
+        changed = freshness.changed_dependencies(
+            saved.changes, planned_docs=pf.resources, docs_now=s.resource_digests(),
+            planned_config=pf.config_sections, config_now=s.config_digests())
+        if changed:
+            raise UsageError(f"{path}: changed since this plan was made: {freshness.describe(changed)}; make a new plan")
         if not saved.changes:
             click.echo("The saved plan has no changes.")
             return 0

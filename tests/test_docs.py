@@ -19,7 +19,13 @@ ROOT = Path(__file__).resolve().parents[1]
 DOCS = sorted((ROOT / "docs").rglob("*.md"))
 BIN = Path(sys.executable).parent
 FENCE = re.compile(r"^(?P<indent>[ ]*)```(?P<lang>[a-z]*)\n(?P<body>.*?)^(?P=indent)```", re.M | re.S)
-CONFIG_KEYS = {"providers", "settings"}
+def _config_keys() -> set[str]:
+    from reconciler.manifest.config import Config
+
+    return set(Config.model_fields) - {"apiVersion", "kind"}
+
+
+CONFIG_KEYS = _config_keys()
 
 # files the examples name (proto schemas, data files), made from the test fixtures
 TB_EXAMPLE = ROOT / "tests" / "tcaplus" / "data" / "tb_example.proto"
@@ -151,7 +157,7 @@ def test_docs_cite_no_file_missing_from_the_repository() -> None:
     cited = re.compile(r"`((?:reference|docs|examples|bench|tables|manifests|reconciler|tests|scripts)/[^`\s]*)`")
     for doc in [*DOCS, ROOT / "README.md", *sorted((ROOT / "examples").rglob("*.md"))]:
         for m in cited.finditer(doc.read_text(encoding="utf-8")):
-            target = m.group(1).rstrip("/").rstrip(".,")
+            target = m.group(1).split("::")[0].rstrip("/").rstrip(".,")
             if any(ch in target for ch in "*{<"):
                 continue
             assert (ROOT / target).exists(), f"{doc.relative_to(ROOT)} cites {target}, which is not in the repository"

@@ -67,8 +67,9 @@ def test_counts_first_grouped_and_shared_notes_folded(n: int) -> None:
     # the grep-able summary line: once, last
     assert SUMMARY.findall(out) == [lines[-1]]
     # grouped: vendor/kind header, then per document
-    assert lines.index("bestproxy / ProxyAccount  (2 create)") < lines.index(f"tcaplus / TcaplusRecords  ({n} update)")
-    assert "  TcaplusRecords/items-0  (manifests/items-0.yaml:1)" in lines
+    assert lines.index("== bestproxy / ProxyAccount  (2 create)") < lines.index(f"== tcaplus / TcaplusRecords  ({n} update)")
+    assert "# TcaplusRecords/items-0  (manifests/items-0.yaml:1)" in lines
+    assert "~ update TcaplusRecords/items|1  (TcaplusRecords/items-1)" in lines
     # the shared note once, with its count; a note of one change stays with it
     assert out.count(NOTE) == 1 and f"note ({n:,} changes): {NOTE}" in out
     assert out.count("note: only this one") == 1

@@ -11,7 +11,7 @@ import json
 from collections import Counter, defaultdict
 from typing import Any, TextIO
 
-from reconciler.model import Action, Change, Outcome, Plan
+from reconciler.model import Action, Change, Outcome, Plan, scope_label
 
 SYMBOL = {Action.CREATE: "+", Action.UPDATE: "~", Action.REPLACE: "-/+", Action.DELETE: "-"}
 MARKDOWN_LIMIT = 60_000
@@ -64,11 +64,12 @@ def _counts_table(plan: Plan) -> list[list[str]]:
     counts: dict[tuple[str, str], Counter[str]] = defaultdict(Counter)
     vendor_of: dict[str, str] = {}
     for c in plan.changes:
-        counts[(c.vendor, c.kind)][c.action.value] += 1
-        vendor_of[c.kind] = c.vendor
+        counts[(c.vendor, c.scope)][c.action.value] += 1
+        vendor_of[c.scope] = c.vendor
     for u in plan.unmanaged:
-        counts[(u.vendor, u.kind)]["unmanaged"] += 1
-        vendor_of[u.kind] = u.vendor
+        label = scope_label(u.kind, u.connection)
+        counts[(u.vendor, label)]["unmanaged"] += 1
+        vendor_of[label] = u.vendor
     for kind, n in plan.noops.items():
         if n:
             key = (vendor_of.get(kind, _vendor_of_kind(kind)), kind)
@@ -79,7 +80,7 @@ def _counts_table(plan: Plan) -> list[list[str]]:
 def _vendor_of_kind(kind: str) -> str:
     from reconciler.kinds import KINDS  # the registry (no engine import: kinds sit below)
 
-    cls = KINDS.get(kind)
+    cls = KINDS.get(kind.split("@", 1)[0])
     return cls.vendor if cls is not None else "?"
 
 
@@ -113,6 +114,8 @@ def render_text(plan: Plan, out: TextIO, *, safety: list[str] | None = None, det
         raise ValueError(f"detail must be one of {DETAILS}")
     w = _Writer(out, color)
     full = detail == "full"
+    if plan.header():
+        w.line(plan.header(), "head")
     w.line("Summary: " + plan.summary_line().removeprefix("Plan: "), "head")
     rows = _counts_table(plan)
     if rows:
@@ -142,7 +145,7 @@ def render_text(plan: Plan, out: TextIO, *, safety: list[str] | None = None, det
         w.line()
         w.line(f"Unmanaged (left alone): {len(plan.unmanaged)}", "head")
         for u in plan.unmanaged[:limit]:
-            w.line(f"    ? {u.kind}/{u.key}: {u.reason}")
+            w.line(f"    ? {u.address}: {u.reason}")
         if limit is not None and len(plan.unmanaged) > limit:
             w.line(f"    ... and {len(plan.unmanaged) - limit} more (--detail full lists them)")
     w.line()
@@ -152,17 +155,17 @@ def render_text(plan: Plan, out: TextIO, *, safety: list[str] | None = None, det
 def _changes(w: _Writer, plan: Plan, *, full: bool) -> None:
     groups: dict[tuple[str, str], list[Change]] = defaultdict(list)
     for c in plan.changes:
-        groups[(c.vendor, c.kind)].append(c)
+        groups[(c.vendor, c.scope)].append(c)
     for (vendor, kind), changes in sorted(groups.items()):
         w.line()
         by_action = Counter(c.action.value for c in changes)
         counts = ", ".join(f"{by_action[a.value]} {a.value}" for a in Action if by_action[a.value])
-        w.line(f"{vendor} / {kind}  ({counts})", "group")
+        w.line(f"== {vendor} / {kind}  ({counts})", "group")
         # notes several changes share are printed once, with their count
         note_count = Counter(n for c in changes for n in dict.fromkeys(c.notes))
         shared = {n for n, k in note_count.items() if k > 1}
         for n in sorted(shared, key=lambda n: (-note_count[n], n)):
-            w.line(f"  note ({note_count[n]:,} changes): {n}")
+            w.line(f"note ({note_count[n]:,} changes): {n}")
         docs: dict[str, list[Change]] = defaultdict(list)
         for c in changes:
             docs[c.resource].append(c)
@@ -170,28 +173,32 @@ def _changes(w: _Writer, plan: Plan, *, full: bool) -> None:
             doc_changes = docs[resource]
             if resource:
                 src = doc_changes[0].source
-                w.line(f"  {resource}" + (f"  ({src})" if src else ""), "doc")
+                w.line(f"# {resource}" + (f"  ({src})" if src else ""), "doc")
             else:
-                w.line("  (not declared: pruned inside a PruneScope)", "doc")
+                w.line("# not declared: pruned inside a PruneScope", "doc")
             for c in doc_changes:
                 _change(w, c, shared, full=full)
 
 
 def _change(w: _Writer, c: Change, shared: set[str], *, full: bool) -> None:
+    # a change line starts at column 0 with its symbol (scripts grep "^- delete"); its details
+    # are indented under it
     head = w.style(f"{SYMBOL[c.action]} {c.action.value}", c.action.value) + f" {c.address}"
+    if c.resource and c.resource != c.address:
+        head += f"  ({c.resource})"
     if c.summary:
         head += f"  {c.summary}"
-    w.line(f"    {head}")
+    w.line(head)
     diffs = c.diffs if full else c.diffs[:NORMAL_MAX_DIFFS]
     for d in diffs:
-        w.line(f"        {_diff_line(c, d)}")
+        w.line(f"    {_diff_line(c, d)}")
     if len(diffs) < len(c.diffs):
-        w.line(f"        ... and {len(c.diffs) - len(diffs)} more field(s) (--detail full lists them)", "dim")
+        w.line(f"    ... and {len(c.diffs) - len(diffs)} more field(s) (--detail full lists them)", "dim")
     for n in c.notes:
         if n not in shared:
-            w.line(f"        note: {n}")
+            w.line(f"    note: {n}")
     if c.data.get("blocked"):
-        w.line(f"        blocked: {c.data['blocked']}", "unsafe")
+        w.line(f"    blocked: {c.data['blocked']}", "unsafe")
 
 
 def render_outcomes(outcomes: list[Outcome], out: TextIO) -> None:
@@ -299,7 +306,10 @@ def render_markdown(plan: Plan, *, title: str = "reconciler plan", stale: list[O
                     limit: int = MARKDOWN_LIMIT, safety: list[str] | None = None) -> str:
     """The plan as one pull-request comment, always shorter than ``limit`` characters: changes are
     shown in plan order (collapsed) while they fit; the tail is summarised by kind and action."""
-    head = [f"### {md_escape(_clip(title, 200))}", "", md_escape(plan.summary_line()), ""]
+    head = [f"### {md_escape(_clip(title, 200))}", ""]
+    if plan.header():
+        head += [md_escape(plan.header()), ""]
+    head += [md_escape(plan.summary_line()), ""]
     head += _vendor_table(plan, stale)
     # safety findings and warnings: as many as fit in a third of the comment
     notices = [f"\n> **Unsafe:** {md_escape(_clip(s))}" for s in safety or []]

@@ -10,7 +10,7 @@ import logging
 from collections import defaultdict
 
 from reconciler.engine.load import Loaded
-from reconciler.model import Action, Change, Outcome, Plan
+from reconciler.model import Action, Change, Outcome, Plan, scope_label
 from reconciler.errors import ReconcilerError, UsageError
 from reconciler.kinds import KINDS
 from reconciler.kinds.base import RunContext
@@ -20,16 +20,23 @@ log = logging.getLogger("reconciler.engine")
 
 def make_plan(loaded: Loaded, ctx: RunContext, *, kinds: set[str] | None = None) -> Plan:
     """Read live state for every kind in use and diff it against the manifests."""
-    plan = Plan()
-    for kind_cls in loaded.kinds():
+    plan = Plan(environment=ctx.config.env)
+    for kind_cls, conn, resources, scopes in loaded.parts():
         if kinds is not None and kind_cls.kind not in kinds:
             continue
-        kp = kind_cls().plan(loaded.resources.get(kind_cls.kind, []), loaded.scopes.get(kind_cls.kind, []), ctx)
+        kp = kind_cls().plan(resources, scopes, ctx.bind(kind_cls.vendor, conn))
+        for c in kp.changes:
+            c.connection = conn
+        for u in kp.unmanaged:
+            u.connection = conn
         plan.changes.extend(kp.changes)
-        plan.noops[kind_cls.kind] = kp.noops
+        plan.noops[kind_cls.kind] = plan.noops.get(kind_cls.kind, 0) + kp.noops
         plan.unmanaged.extend(kp.unmanaged)
         plan.warnings.extend(kp.warnings)
-        plan.existing_in_scope[kind_cls.kind] = kp.existing_in_scope
+        plan.existing_in_scope[scope_label(kind_cls.kind, conn)] = kp.existing_in_scope
+        if f"{kind_cls.vendor}/{conn}" not in plan.connections:
+            plan.connections.append(f"{kind_cls.vendor}/{conn}")
+    plan.connections.sort()
     if ctx.options.targets:
         plan = filter_targets(plan, ctx.options.targets)
     plan.sort()
@@ -45,7 +52,7 @@ def filter_targets(plan: Plan, targets: tuple[str, ...]) -> Plan:
     kept = [c for c in plan.changes if any(_matches(c, t) for t in targets)]
     unmatched = [t for t in targets if not any(_matches(c, t) for c in plan.changes)]
     out = Plan(changes=kept, noops=plan.noops, unmanaged=[], warnings=list(plan.warnings),
-               existing_in_scope=plan.existing_in_scope)
+               existing_in_scope=plan.existing_in_scope, environment=plan.environment, connections=plan.connections)
     for t in unmatched:
         out.warnings.append(f"--target {t}: no change for it (already in the desired state, or no such resource)")
     return out
@@ -54,10 +61,10 @@ def filter_targets(plan: Plan, targets: tuple[str, ...]) -> Plan:
 def check_safety(plan: Plan, ctx: RunContext) -> list[str]:
     """Threshold violations (octoDNS-style): too many updates/deletes of existing objects."""
     s = ctx.config.settings
-    per_kind: dict[str, list[Change]] = defaultdict(list)
+    per_kind: dict[str, list[Change]] = defaultdict(list)  # per kind and named connection
     for c in plan.changes:
         if c.action is not Action.CREATE:
-            per_kind[c.kind].append(c)
+            per_kind[c.scope].append(c)
     out: list[str] = []
     for kind, changes in sorted(per_kind.items()):
         existing = plan.existing_in_scope.get(kind, 0)
@@ -75,17 +82,18 @@ def check_safety(plan: Plan, ctx: RunContext) -> list[str]:
 
 def apply_changes(changes: list[Change], ctx: RunContext) -> list[Outcome]:
     """Apply changes kind by kind in the kinds' apply order; a failing kind does not stop others."""
-    by_kind: dict[str, list[Change]] = defaultdict(list)
+    by_kind: dict[tuple[str, str], list[Change]] = defaultdict(list)
     for c in changes:
-        by_kind[c.kind].append(c)
+        by_kind[(c.kind, c.connection)].append(c)
     outcomes: list[Outcome] = []
-    for kind_name in sorted(by_kind, key=lambda k: (KINDS[k].apply_order, k)):
+    for kind_name, conn in sorted(by_kind, key=lambda k: (KINDS[k[0]].apply_order, k)):
         kind = KINDS[kind_name]()
+        part = by_kind[(kind_name, conn)]
         try:
-            outcomes.extend(kind.apply(by_kind[kind_name], ctx))
+            outcomes.extend(kind.apply(part, ctx.bind(kind.vendor, conn)))
         except ReconcilerError as exc:
             # a kind-level failure (e.g. the listing before a batch failed): nothing of it applied
-            outcomes.extend(Outcome(c, "failed", str(exc)) for c in by_kind[kind_name])
+            outcomes.extend(Outcome(c, "failed", str(exc)) for c in part)
     return outcomes
 
 
@@ -109,7 +117,7 @@ def reconcile_saved(saved: list[Change], fresh: Plan) -> tuple[list[Change], lis
     Kinds whose precondition is enforced by the write itself (TcaplusDB) are passed through.
     """
     fresh_by_addr = {c.address: c for c in fresh.changes}
-    out_of_scope = {f"{u.kind}/{u.key}" for u in fresh.unmanaged}
+    out_of_scope = {u.address for u in fresh.unmanaged}
     to_apply: list[Change] = []
     stale: list[Outcome] = []
     for c in saved:
