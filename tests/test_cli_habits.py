@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from tests.bestproxy.conftest import Workspace, account_doc, bp  # noqa: F401 - the fixture
+from tests.environments.test_connections import Fleet, estate, fleet  # noqa: F401 - the fixture
 
 ROOT = Path(__file__).resolve().parents[1]
 EXE = str(Path(sys.executable).with_name("reconciler"))
@@ -179,3 +180,25 @@ def test_shell_completion_completes_commands_and_options(tmp_path: Path) -> None
     env.update(COMP_WORDS="reconciler show p.json --format ", COMP_CWORD="4")
     r = subprocess.run([EXE], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60)
     assert {"plain,text", "plain,markdown", "plain,json"} <= set(r.stdout.splitlines()), r.stdout
+
+
+def test_offline_validate_with_named_connections_and_environments(tmp_path: Path) -> None:
+    shutil.copytree(ROOT / "examples" / "environments", tmp_path / "estate")
+    work = tmp_path / "estate"
+    before = sorted(work.rglob("*"))
+    for args in (["validate", "--env", "production"], ["--env", "staging", "--sandbox", "validate"]):
+        r = subprocess.run([EXE, *args], cwd=work, env=_bare_env(), capture_output=True, text=True, timeout=120)
+        assert r.returncode == 0, (args, r.stderr)
+    assert sorted(work.rglob("*")) == before
+    r = subprocess.run([EXE, "validate", "--env", "production", "--resolve-secrets"], cwd=work, env=_bare_env(),
+                       capture_output=True, text=True, timeout=120)
+    assert r.returncode == 1 and "PRODUCTION_BESTPROXY_APP_KEY is not set" in r.stderr, r.stderr
+
+
+def test_target_names_an_identity_on_a_named_connection(fleet: Fleet) -> None:
+    estate(fleet)
+    r = fleet.cli("plan", "--target", "ProxyAccount/ops01@brand-b")
+    assert r.exit_code == 0, r.output
+    assert "+ create ProxyAccount/ops01@brand-b" in r.stdout and "Plan: 1 to create" in r.stdout
+    r = fleet.cli("plan", "--target", "ProxyAccount/ops01@brand-c")
+    assert r.exit_code == 1 and "matches no manifest document or declared identity" in r.stderr

@@ -1,7 +1,7 @@
 """``--target KIND/NAME``: checked against the manifests before any API call.
 
 A target names a manifest document (``KIND/NAME``) or an object identity a document declares
-(``KIND/KEY``, e.g. a username or ``items|1001``). A target that names neither is an error before
+(``KIND/KEY``, e.g. a username or ``items|1001``; ``KIND/KEY@CONNECTION`` on a named connection). A target that names neither is an error before
 anything is read — unless its kind has a prune scope, where it may address a live object no
 manifest declares (a prune); that case is settled once the plan is made.
 """
@@ -11,7 +11,7 @@ from __future__ import annotations
 from reconciler.engine.load import Loaded
 from reconciler.errors import UsageError
 from reconciler.kinds import KINDS
-from reconciler.model import Plan
+from reconciler.model import Plan, address
 
 
 def check_target_syntax(targets: tuple[str, ...]) -> None:
@@ -30,7 +30,9 @@ def declared_addresses(loaded: Loaded) -> set[str]:
         kind = KINDS[kind_name]()
         for r in resources:
             out.add(r.ref)
-            out.update(f"{kind_name}/{key}" for key, _ in kind.keys(r))
+            for key, _ in kind.keys(r):
+                out.add(f"{kind_name}/{key}")
+                out.add(address(kind_name, key, getattr(r, "connection", "default")))
     return out
 
 
