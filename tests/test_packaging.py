@@ -25,6 +25,25 @@ DIST_OF = {"yaml": "PyYAML", "Crypto": "pycryptodome", "proto_schema_parser": "p
            "antlr4": "antlr4-python3-runtime", "markdown_it": "markdown-it-py", "build": "build"}
 
 
+SKIP_DIRS = {".git", ".venv", ".ci-venv", ".reconciler", "__pycache__", ".pytest_cache", "build", "dist"}
+
+
+def copy_checkout(dest: Path) -> None:
+    """The repository's files (tracked and untracked, not ignored) into ``dest``; without git, the
+    tree minus virtual environments and caches."""
+    r = subprocess.run(["git", "ls-files", "-co", "--exclude-standard"], cwd=ROOT, capture_output=True, text=True)
+    if r.returncode == 0:
+        files = [ROOT / f for f in r.stdout.splitlines()]
+    else:
+        files = [p for p in ROOT.rglob("*") if not SKIP_DIRS & set(p.relative_to(ROOT).parts)
+                 and not p.name.endswith(".egg-info")]
+    for f in files:
+        if f.is_file():
+            target = dest / f.relative_to(ROOT)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(f, target)
+
+
 def _dist(req: str) -> str:
     m = re.match(r"[A-Za-z0-9][A-Za-z0-9._-]*", req)
     assert m
@@ -101,12 +120,7 @@ def test_the_lower_bounds_script_pins_every_lower_bound() -> None:
 # -- the wheel -----------------------------------------------------------------------------------
 def test_the_wheel_builds_installs_and_runs(tmp_path: Path) -> None:
     src = tmp_path / "src"
-    files = subprocess.run(["git", "ls-files", "-co", "--exclude-standard"], cwd=ROOT, capture_output=True,
-                           text=True, check=True).stdout.split()
-    for f in files:
-        if (ROOT / f).is_file():
-            (src / f).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(ROOT / f, src / f)
+    copy_checkout(src)
     r = subprocess.run([sys.executable, "-m", "build", "--wheel", "--outdir", str(tmp_path / "dist"), str(src)],
                        capture_output=True, text=True, timeout=600)
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
@@ -225,12 +239,7 @@ def test_readme_first_command_sets_everything_up_on_a_fresh_copy(tmp_path: Path)
     readme = (ROOT / "README.md").read_text(encoding="utf-8")
     cmds = re.findall(r"```sh\n(.*?)\n```", readme, re.S)
     assert len(cmds) == 2 and "reconciler apply --sandbox --auto-approve" in cmds[0]
-    files = subprocess.run(["git", "ls-files", "-co", "--exclude-standard"], cwd=ROOT, capture_output=True,
-                           text=True, check=True).stdout.split()
-    for f in files:
-        if (ROOT / f).is_file():
-            (tmp_path / f).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(ROOT / f, tmp_path / f)
+    copy_checkout(tmp_path)
     env = {"PATH": "/usr/local/bin:/usr/bin:/bin", "HOME": os.environ.get("HOME", str(tmp_path))}
     python3 = shutil.which("python3", path=os.environ.get("PATH"))
     assert python3
