@@ -202,3 +202,19 @@ def test_target_names_an_identity_on_a_named_connection(fleet: Fleet) -> None:
     assert "+ create ProxyAccount/ops01@brand-b" in r.stdout and "Plan: 1 to create" in r.stdout
     r = fleet.cli("plan", "--target", "ProxyAccount/ops01@brand-c")
     assert r.exit_code == 1 and "matches no manifest document or declared identity" in r.stderr
+
+
+def test_offline_validate_checks_the_scope_of_secret_references(tmp_path: Path) -> None:
+    """Without reading any value: a manifest secret that is a provider credential is refused."""
+    shutil.copytree(ROOT / "manifests" / "bestproxy", tmp_path / "manifests" / "bestproxy")
+    shutil.copytree(ROOT / "manifests" / "secrets", tmp_path / "manifests" / "secrets")
+    shutil.copy(ROOT / "reconciler.yaml", tmp_path / "reconciler.yaml")
+    shutil.copytree(ROOT / "tables", tmp_path / "tables")
+    (tmp_path / "manifests" / "bestproxy" / "x.yaml").write_text(
+        "apiVersion: reconciler/v1\nkind: ProxyAccount\nmetadata: {name: steal}\n"
+        "spec: {username: steal01, password: env:TCAPLUS_APP_KEY, productType: 9}\n", encoding="utf-8")
+    r = subprocess.run([EXE, "validate"], cwd=tmp_path, env=_bare_env(), capture_output=True, text=True, timeout=120)
+    assert r.returncode == 1
+    assert r.stderr.splitlines() == ["error: manifests/bestproxy/x.yaml:4:37: ProxyAccount/steal spec.password: "
+                                     "env:TCAPLUS_APP_KEY is a provider credential of the config; resource secrets "
+                                     "must not use it"], r.stderr

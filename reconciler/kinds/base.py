@@ -143,6 +143,12 @@ class RunContext:
         """Resolve ``ref`` (relative to ``doc``'s folder); on failure record a problem at ``path``.
         Offline (``resolve_secrets`` False) nothing is resolved and None is returned."""
         if not self.resolve_secrets:
+            # offline: the reference's scope only — a manifest may not use a provider credential
+            if self.config.doc is None or doc.file != self.config.doc.file:
+                if _ref_key(ref, doc.base_dir) in self._credential_refs():
+                    self.problems.append(doc.problem(
+                        path, f"{ref} is a provider credential of the config; resource secrets must not use it",
+                        resource=resource))
             return None
         cache_key = (str(doc.base_dir), ref)
         if cache_key in self._secrets:
@@ -154,6 +160,23 @@ class RunContext:
             return None
         self._secrets[cache_key] = value
         return value
+
+    def _credential_refs(self) -> set[str]:
+        """Every secret reference the config names (provider credentials, by what they point at)."""
+        refs: set[str] = set()
+
+        def walk(value: Any) -> None:
+            if isinstance(value, dict):
+                for v in value.values():
+                    walk(v)
+            elif isinstance(value, list):
+                for v in value:
+                    walk(v)
+            elif isinstance(value, str) and value.startswith(("env:", "file:")):
+                refs.add(_ref_key(value, self.config.base_dir))
+
+        walk(self.config.config.model_dump(exclude={"settings"}))
+        return refs
 
     def secret(self, where: Document | Path, ref: str) -> str:
         """A reference already resolved during ``check`` (or resolve it now, raising on failure).
@@ -278,6 +301,14 @@ class Kind(ABC):
     @classmethod
     @abstractmethod
     def make_client(cls, ctx: RunContext) -> Any: ...
+
+
+def _ref_key(ref: str, base_dir: Path) -> str:
+    """What a secret reference points at: the variable's name, or the file's absolute path."""
+    if ref.startswith("file:"):
+        path = Path(ref[5:]).expanduser()
+        return "file:" + str((path if path.is_absolute() else base_dir / path).resolve())
+    return ref
 
 
 def outcome_of(change: Change, fn: Callable[[], Any]) -> Outcome:
