@@ -471,7 +471,8 @@ class FreeSpinEventKind(Kind):
             return uid, {str(row.get("eventId")) for row in rows}
 
         concurrency = ctx.config.providers.jdb.concurrency if ctx.config.providers.jdb else 1
-        read.player_events = dict(RunContext.map(events_of, list(uids), concurrency=concurrency))
+        read.player_events = dict(RunContext.map(events_of, list(uids), concurrency=concurrency,
+                                                 progress=(ctx, "JDB players: reading")))
 
     @staticmethod
     def _membership(spec: FreeSpinEventSpec, declared: list[str], event: _Live, read: _AgentRead) -> _Membership:
