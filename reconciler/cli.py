@@ -28,10 +28,11 @@ from click.core import ParameterSource
 from reconciler import __version__
 from reconciler.engine import freshness, run
 from reconciler.model import Change, Outcome, Plan
-from reconciler.engine.planfile import plan_schema, plan_to_dict, read_plan, write_plan
+from reconciler.engine.planfile import plan_schema, plan_to_dict, read_plan, sign_plan, signature_matches, write_plan
 from reconciler.engine.render import DETAILS, render_apply_markdown, render_markdown, render_outcomes, render_text
 from reconciler.engine.session import Session, open_session, shown_paths
 from reconciler.engine.targets import check_target_syntax, check_targets_declared, check_targets_matched
+from reconciler.clients import redact
 from reconciler.errors import ReconcilerError, UsageError
 from reconciler.kinds.base import RunOptions
 
@@ -118,6 +119,13 @@ GLOBAL_OPTIONS: list[Callable[[Any], Any]] = [
                  help="No colour (also when the NO_COLOR environment variable is set)."),
     click.option("--env", "env", metavar="NAME", expose_value=False, callback=lambda c, p, v: _remember_env(c, p, v),
                  help="Environment of the config (its connections and ${var.NAME} values)."),
+    click.option("--root", type=click.Path(path_type=Path, file_okay=False), expose_value=False,
+                 callback=lambda c, p, v: _remember_root(c, p, v), is_eager=True,
+                 help="Workspace root: files named by manifests and config must stay inside it "
+                      "(default: the config file's folder)."),
+    click.option("--allow-endpoint", "allow_endpoint", multiple=True, expose_value=False,
+                 callback=lambda c, p, v: _remember_endpoints(c, p, v), metavar="HOST[:PORT]",
+                 help="Approve a provider host for credentials (repeatable; also RECONCILER_ALLOWED_ENDPOINTS)."),
 ]
 
 
@@ -128,6 +136,7 @@ def _with_globals(fn: Callable[..., Any]) -> Callable[..., Any]:
 
 
 def _setup_logging(debug: bool) -> None:
+    redact.install()
     logging.basicConfig(level=logging.DEBUG if debug else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     if not debug:
         for noisy in ("httpx", "httpcore", "stamina"):
@@ -161,7 +170,7 @@ def handle_errors(fn: Callable[..., int | None]) -> Callable[..., None]:
                 _stop_progress()  # before any error line, and before the exit
         except ReconcilerError as exc:
             if debug:
-                traceback.print_exc()
+                _err(redact.redact(traceback.format_exc()).rstrip("\n"))
             for line in exc.lines():
                 _err(f"error: {line}")
             code = exc.exit_code
@@ -176,13 +185,13 @@ def handle_errors(fn: Callable[..., int | None]) -> Callable[..., None]:
             raise
         except OSError as exc:  # a file we read or write: one clean line (names a path, never a secret)
             if debug:
-                traceback.print_exc()
+                _err(redact.redact(traceback.format_exc()).rstrip("\n"))
             where = f"{exc.filename}: " if exc.filename else ""
             _err(f"error: {where}{exc.strerror or type(exc).__name__}")
             code = 1
         except Exception as exc:  # noqa: BLE001 - the last line of defence: no traceback by default
             if debug:
-                traceback.print_exc()
+                _err(redact.redact(traceback.format_exc()).rstrip("\n"))
             _err(f"internal error: {type(exc).__name__} (run with --debug for details)")
             code = 1
         sys.exit(code)
@@ -292,13 +301,31 @@ def _env() -> str | None:
     return ctx.find_root().meta.get("reconciler.env") if ctx else None
 
 
+def _remember_endpoints(ctx: click.Context, _param: click.Parameter, value: tuple[str, ...]) -> None:
+    # given before and after the subcommand: both count (ctx.meta is shared by the context chain)
+    ctx.meta["reconciler.allowed_endpoints"] = ctx.meta.get("reconciler.allowed_endpoints", ()) + tuple(value or ())
+
+
+def _remember_root(ctx: click.Context, _param: click.Parameter, value: Path | None) -> None:
+    if value is not None:
+        ctx.meta["reconciler.root"] = value
+
+
+def _root() -> Path | None:
+    ctx = click.get_current_context(silent=True)
+    return ctx.meta.get("reconciler.root") if ctx is not None else None
+
+
 def _session(paths: tuple[Path, ...], config_path: Path, sandbox: bool, sandbox_state: Path | None,
              targets: tuple[str, ...], force: bool, allow_replace: bool = False, *,
              env: str | None | bool = True) -> Session:
     check_target_syntax(targets)
-    opts = RunOptions(force=force, allow_replace=allow_replace, targets=tuple(targets))
+    ctx = click.get_current_context(silent=True)
+    allowed = ctx.meta.get("reconciler.allowed_endpoints", ()) if ctx is not None else ()
+    opts = RunOptions(force=force, allow_replace=allow_replace, targets=tuple(targets), allowed_endpoints=allowed)
     s = open_session(paths=list(paths) or [DEFAULT_PATH], config_path=config_path, sandbox=sandbox,
-                     options=opts, state_dir=sandbox_state, env=_env() if env is True else env or None)
+                     options=opts, state_dir=sandbox_state, env=_env() if env is True else env or None,
+                     root=_root())
     _progress_for(s.ctx)
     return s
 
@@ -326,6 +353,7 @@ class ReconcilerGroup(click.Group):
 @click.version_option(__version__, prog_name="reconciler")
 def cli() -> None:
     """Declarative desired state for BestProxy, JDB and TcaplusDB: validate, plan, apply."""
+    redact.install()  # every log record (ours, httpx, httpcore, stamina) is redacted when created
 
 
 @cli.command()
@@ -339,25 +367,32 @@ def validate(paths: tuple[Path, ...], config_path: Path, sandbox: bool, sandbox_
     """Load and validate manifests and config; no API calls.
 
     Offline by default: no credential is needed and nothing is written (no emulator is started with
-    --sandbox); secret references are checked by syntax, not resolved, unless --resolve-secrets."""
+    --sandbox); secret references are checked by syntax and scope, not resolved, unless
+    --resolve-secrets."""
     from reconciler.engine.load import load_manifests
+    from reconciler.engine.session import enter_workspace
     from reconciler.kinds.base import RunContext
-    from reconciler.manifest.config import load_config
+    from reconciler.manifest import confine
+    from reconciler.manifest.config import apply_trusted_connections, load_config
 
     check_target_syntax(targets)
-    if sandbox and resolve_secrets:  # the sandbox's credentials exist once it has been set up
-        from reconciler.engine.session import _sandbox_config
+    enter_workspace(config_path if config_path.exists() else None, _root())
+    try:
+        if sandbox and resolve_secrets:  # the sandbox's credentials exist once it has been set up
+            from reconciler.engine.session import _sandbox_config
 
-        cfg, sbx = _sandbox_config(config_path if config_path.exists() else None,
-                                   sandbox_state or Path(".reconciler/sandbox"), _env())
-        sbx.stop()
-    elif sandbox:
-        cfg = offline_sandbox_config(config_path if config_path.exists() else None, _env())
-    else:
-        cfg = load_config(config_path, env=_env())
-    ctx = RunContext(config=cfg, options=RunOptions(targets=targets))
-    ctx.resolve_secrets = resolve_secrets
-    loaded = load_manifests(list(paths) or [DEFAULT_PATH], ctx)
+            cfg, sbx = _sandbox_config(config_path if config_path.exists() else None,
+                                       sandbox_state or Path(".reconciler/sandbox"), _env())
+            sbx.stop()
+        elif sandbox:
+            cfg = offline_sandbox_config(config_path if config_path.exists() else None, _env())
+        else:
+            cfg = apply_trusted_connections(load_config(config_path, env=_env()))
+        ctx = RunContext(config=cfg, options=RunOptions(targets=targets))
+        ctx.resolve_secrets = resolve_secrets
+        loaded = load_manifests(list(paths) or [DEFAULT_PATH], ctx)
+    finally:
+        confine.set_root(None)
     check_targets_declared(loaded, targets)
     secrets_note = "" if resolve_secrets else " (secret references checked, not resolved: --resolve-secrets does)"
     click.echo(f"Valid: {loaded.count} resource(s), {sum(len(s) for s in loaded.scopes.values())} prune scope(s) "
@@ -445,7 +480,7 @@ def _plan_data(s: Session, plan: Plan) -> dict[str, Any]:
         force=s.ctx.options.force,
         allow_replace=s.ctx.options.allow_replace,
     )
-    return data
+    return sign_plan(data, s.ctx.plan_signer(list(data.get("connections") or [])))
 
 
 @cli.command()
@@ -578,12 +613,34 @@ def apply(paths: tuple[Path, ...], config_path: Path, sandbox: bool, sandbox_sta
         s.close()
 
 
+def _verify_signature(path: Path, pf: Any, saved: Plan, s: Session) -> None:
+    """A saved plan with changes is applied only if its signed fields (paths, config, targets,
+    --force, digests, the safety baseline) are as the trusted side made them."""
+    if not saved.changes:
+        return
+    covered = set(pf.connections)
+    outside = sorted({f"{c.vendor}/{c.connection}" for c in saved.changes} - covered)
+    problem = f"changes on connections the plan does not cover ({', '.join(outside)})" if outside else ""
+    if not problem:
+        try:
+            matches = signature_matches(pf, s.ctx.plan_signer(sorted(covered)))
+        except ReconcilerError as exc:
+            raise UsageError(f"{path}: cannot check the plan's signature: {exc}") from None
+        problem = "" if matches else ("its signature does not match how it says it was made (paths, config, targets, "
+                                      "--force, digests): it was changed after it was made, or made with other "
+                                      "credentials or fingerprint key")
+    if problem:
+        raise UsageError(f"{path}: {problem}; make a new plan")
+
+
 def _apply_saved(path: Path, config_path: Path, sandbox: bool, sandbox_state: Path | None, force: bool,
                  fmt: str = "text") -> int:
     pf, saved = read_plan(path)
     if pf.sandbox != sandbox:
         raise UsageError(f"{path} was planned {'with' if pf.sandbox else 'without'} --sandbox; apply it the same way")
     cfg_path = Path(pf.config_path) if pf.config_path else config_path
+    if os.path.abspath(cfg_path) != os.path.abspath(config_path):
+        raise UsageError(f"{path} was planned with --config {pf.config_path}; apply it with the same --config")
     force = force or pf.force
     if _env() is not None and _env() != pf.environment:
         raise UsageError(f"{path} was planned for {f'environment {pf.environment}' if pf.environment else 'no environment'}; "
@@ -591,6 +648,7 @@ def _apply_saved(path: Path, config_path: Path, sandbox: bool, sandbox_state: Pa
     s = _session(tuple(Path(p) for p in pf.paths), cfg_path, sandbox, sandbox_state, tuple(pf.targets), force,
                  pf.allow_replace, env=pf.environment or False)
     try:
+        _verify_signature(path, pf, saved, s)
         s.load()
         # kinds may track data files while planning: plan first, then compare digests
         kinds_to_replan = {c.kind for c in saved.changes}
@@ -627,7 +685,7 @@ def show(planfile: Path, fmt: str, detail: str) -> int:
     """Render a saved plan again (no API call, no credential): text, Markdown or its JSON."""
     pf, saved = read_plan(planfile)
     if fmt == "json":
-        click.echo(json.dumps(pf.model_dump(mode="json"), indent=2, ensure_ascii=False))
+        click.echo(json.dumps(pf.model_dump(mode="json", exclude_unset=True), indent=2, ensure_ascii=False))
     elif fmt == "markdown":
         click.echo(render_markdown(saved, title=f"reconciler plan ({pf.created_at})"), nl=False)
     else:
@@ -674,7 +732,11 @@ def sandbox_serve(port: int, state: Path, config_out: Path | None) -> int:
     from reconciler.manifest.config import load_config
     from reconciler.sandbox.serve import Sandbox, tables_from_config
 
+    from reconciler.engine.session import _check_protos, enter_workspace
+
+    enter_workspace(config_path if config_path.exists() else None)  # .proto files stay inside the workspace
     user = load_config(config_path if config_path.exists() else None, required=False)
+    _check_protos(user)
     tables = tables_from_config(user.providers.tcaplus.tables, user.base_dir) if user.providers.tcaplus else {}
     ports = {"bestproxy": port, "tcaplus": port + 1, "jdb": port + 2} if port else {}
     sbx = Sandbox(state, tcaplus_tables=tables, ports=ports).start()

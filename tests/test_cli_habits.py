@@ -126,14 +126,14 @@ def test_the_apply_hint_works_as_printed_with_sandbox_and_config(tmp_path: Path,
     ws = CliWorkspace(tmp_path)
     shutil.copytree(ROOT / "manifests" / "bestproxy", tmp_path / "manifests" / "bestproxy")
     shutil.copytree(ROOT / "manifests" / "secrets", tmp_path / "manifests" / "secrets")
-    ws.write("conf/settings.yaml", "apiVersion: reconciler/v1\nkind: Config\n")
+    ws.write("settings.yaml", "apiVersion: reconciler/v1\nkind: Config\n")
     monkeypatch.chdir(tmp_path)
-    r = ws.cli("--sandbox", "plan", "--config", "conf/settings.yaml", "--sandbox-state", "state", "--out", "p.json")
+    r = ws.cli("--sandbox", "plan", "--config", "settings.yaml", "--sandbox-state", "state", "--out", "p.json")
     assert r.exit_code == 0, r.output
     m = re.search(r"Apply it with: (.+)$", r.stderr, re.M)
     assert m, r.stderr
     args = shlex.split(m.group(1))
-    assert args[0] == "reconciler" and "--sandbox" in args and "conf/settings.yaml" in args
+    assert args[0] == "reconciler" and "--sandbox" in args and "settings.yaml" in args
     r2 = ws.cli(*args[1:], "--auto-approve")
     assert r2.exit_code == 0, r2.output
     assert "Apply:" in r2.stdout
@@ -205,7 +205,8 @@ def test_target_names_an_identity_on_a_named_connection(fleet: Fleet) -> None:
 
 
 def test_offline_validate_checks_the_scope_of_secret_references(tmp_path: Path) -> None:
-    """Without reading any value: a manifest secret that is a provider credential is refused."""
+    """Without reading any value: a manifest secret that is a provider credential, or a secret file
+    outside the workspace, is refused."""
     shutil.copytree(ROOT / "manifests" / "bestproxy", tmp_path / "manifests" / "bestproxy")
     shutil.copytree(ROOT / "manifests" / "secrets", tmp_path / "manifests" / "secrets")
     shutil.copy(ROOT / "reconciler.yaml", tmp_path / "reconciler.yaml")
@@ -216,5 +217,10 @@ def test_offline_validate_checks_the_scope_of_secret_references(tmp_path: Path) 
     r = subprocess.run([EXE, "validate"], cwd=tmp_path, env=_bare_env(), capture_output=True, text=True, timeout=120)
     assert r.returncode == 1
     assert r.stderr.splitlines() == ["error: manifests/bestproxy/x.yaml:4:37: ProxyAccount/steal spec.password: "
-                                     "env:TCAPLUS_APP_KEY is a provider credential of the config; resource secrets "
-                                     "must not use it"], r.stderr
+                                     "secret reference env:TCAPLUS_APP_KEY: TCAPLUS_APP_KEY holds a provider "
+                                     "credential or a setting of the tool; manifests cannot use it"], r.stderr
+    (tmp_path / "manifests" / "bestproxy" / "x.yaml").write_text(
+        "apiVersion: reconciler/v1\nkind: ProxyAccount\nmetadata: {name: out}\n"
+        "spec: {username: out01, password: file:../../../elsewhere/pw, productType: 9}\n", encoding="utf-8")
+    r = subprocess.run([EXE, "validate"], cwd=tmp_path, env=_bare_env(), capture_output=True, text=True, timeout=120)
+    assert r.returncode == 1 and "resolves outside the workspace root" in r.stderr, r.stderr
