@@ -124,6 +124,9 @@ class KindPlan:
     warnings: list[str] = field(default_factory=list)
     # live objects in the kind's managed scope (for the update/delete thresholds)
     existing_in_scope: int = 0
+    # "KIND/NAME" of resources a change outside the product ended (e.g. a free-spin event
+    # terminated in the vendor's back office): nothing to apply, but drift (`plan --drift` exits 2)
+    out_of_band: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -135,6 +138,7 @@ class Plan:
     existing_in_scope: dict[str, int] = field(default_factory=dict)  # per kind (and named connection)
     environment: str | None = None  # --env
     connections: list[str] = field(default_factory=list)  # "vendor/name" the plan covers
+    out_of_band: list[str] = field(default_factory=list)  # see KindPlan.out_of_band
 
     def header(self) -> str:
         """Which environment and connections the plan covers ("" when it is the plain default)."""

@@ -24,6 +24,13 @@ def show(value: Any) -> str:
     return escape_visible(json.dumps(value, ensure_ascii=False, sort_keys=True, default=str))
 
 
+def _no_changes(plan: Plan) -> str:
+    if plan.out_of_band:
+        return (f"No changes to apply, but {len(plan.out_of_band)} resource(s) ended out of band "
+                "(see the warnings; nothing is re-created without an opt-in).\n")
+    return "No changes. Live state matches the manifests.\n"
+
+
 # -- text -------------------------------------------------------------------------------------
 DETAILS = ("summary", "normal", "full")
 NORMAL_MAX_DIFFS = 20  # per change at --detail normal; the rest are counted
@@ -136,7 +143,7 @@ def render_text(plan: Plan, out: TextIO, *, safety: list[str] | None = None, det
         w.line(f"warning: ... and {len(plan.warnings) - limit} more warning(s) (--detail full lists them)", "warn")
     if not plan.changes:
         w.line()
-        w.line("No changes. Live state matches the manifests.")
+        w.line(_no_changes(plan).rstrip("\n"))
     elif detail == "summary":
         w.line()
         w.line(f"{len(plan.changes)} change(s) not listed (--detail normal or full lists them).", "dim")
@@ -324,7 +331,7 @@ def render_markdown(plan: Plan, *, title: str = "reconciler plan", stale: list[O
         budget -= len(n) + 1
     text = "\n".join(head) + "\n\n"
     if not plan.changes:
-        return text + "No changes. Live state matches the manifests.\n"
+        return text + md_escape(_no_changes(plan).rstrip("\n")) + "\n"
     rest_counts = Counter(f"{c.kind} {c.action.value}" for c in plan.changes)
     # room for the tail summary, whatever is left out (one line per kind and action)
     reserve = 200 + sum(len(md_escape(k)) + 20 for k in rest_counts)

@@ -85,6 +85,27 @@ class ScopeDecl:
         return f"PruneScope/{self.name}"
 
 
+def document_digest(data: Any) -> str:
+    """The content digest of one manifest document (the saved plan's ``resources`` entries)."""
+    blob = json.dumps(data, sort_keys=True, default=str).encode()
+    return "sha256:" + hashlib.sha256(blob).hexdigest()[:32]
+
+
+@dataclass
+class Baseline:
+    """What the last applied saved plan (``--baseline PLANFILE``) tells of the manifests then:
+    each document's digest and, for the resources it changed, the kind's ``desired`` payload.
+    Kinds whose vendor does not return a field use it to tell a manifest change from no change."""
+
+    resources: dict[str, str] = field(default_factory=dict)
+    desired: dict[str, dict[str, Any]] = field(default_factory=dict)
+    # this run's digests (the engine sets them once the manifests are loaded; not saved)
+    current: dict[str, str] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"resources": dict(self.resources), "desired": dict(self.desired)}
+
+
 @dataclass
 class RunOptions:
     force: bool = False
@@ -92,6 +113,7 @@ class RunOptions:
     targets: tuple[str, ...] = ()
     allowed_endpoints: tuple[str, ...] = ()  # --allow-endpoint (besides RECONCILER_ALLOWED_ENDPOINTS)
     now: Callable[[], datetime] = field(default=lambda: datetime.now(timezone.utc))
+    baseline: Baseline | None = None
 
 
 class RunContext:
@@ -119,6 +141,13 @@ class RunContext:
         """Progress of a long step (``what``: e.g. ``"TcaplusRecords: reading"``); cheap when unused."""
         if self.on_progress is not None:
             self.on_progress(what, done, total)
+
+    def manifest_changed(self, res: Resource) -> bool | None:
+        """Whether ``res``'s document changed since the baseline plan (``None``: no baseline)."""
+        b = self.options.baseline
+        if b is None:
+            return None
+        return b.resources.get(res.ref) != b.current.get(res.ref, document_digest(res.doc.data))
 
     def bind(self, vendor: str, connection: str) -> "RunContext":
         """The context the kinds of ``vendor`` get for one named connection: ``config.providers``
