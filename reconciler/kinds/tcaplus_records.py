@@ -475,7 +475,8 @@ class TcaplusRecordsKind(Kind):
     def apply(self, changes: list[Change], ctx: RunContext) -> list[Outcome]:
         client: TcaplusClient = ctx.client(type(self))
         writer = _Writer(client, ctx)
-        return RunContext.map(lambda c: outcome_of(c, lambda: writer.apply(c)), changes, concurrency=_concurrency(ctx))
+        return RunContext.map(lambda c: outcome_of(c, lambda: writer.apply(c)), changes, concurrency=_concurrency(ctx),
+                              progress=(ctx, "TcaplusDB: writing"))
 
     # -- export (DR, adoption) ----------------------------------------------------------------
     def export(self, resources: list[Resource], scopes: list[ScopeDecl], ctx: RunContext,
@@ -615,7 +616,8 @@ class _TablePlanner:
         def read(d: _Declared) -> VersionedRecord | None:
             return self.client.get(self.schema.name, d.keys, select=self._select([d]))
 
-        for d, vr in zip(missing, RunContext.map(read, missing, concurrency=_concurrency(self.ctx))):
+        for d, vr in zip(missing, RunContext.map(read, missing, concurrency=_concurrency(self.ctx),
+                                                 progress=(self.ctx, f"TcaplusDB {self.schema.name}: reading"))):
             if vr is not None:
                 live[d.identity] = vr
         return live
