@@ -24,14 +24,15 @@ def _block(marker: str | None, lang: str, text: str) -> str:
 
 
 def _commands(marker: str, text: str) -> list[list[str]]:
-    lines = [ln.strip() for ln in _block(marker, "sh", text).splitlines() if ln.strip()]
+    # `shell` blocks: this drill runs them (backup, wipe, restore need an order the generic docs test cannot give)
+    lines = [ln.strip() for ln in _block(marker, "shell", text).splitlines() if ln.strip()]
     assert lines and all(ln.startswith("reconciler ") for ln in lines)
     return [shlex.split(ln)[1:] for ln in lines]
 
 
 def _adoption(text: str) -> list[list[str]]:
     section = text.split("## Adoption", 1)[1]
-    return [shlex.split(ln)[1:] for ln in _block(None, "sh", section).splitlines() if ln.strip()]
+    return [shlex.split(ln)[1:] for ln in _block(None, "shell", section).splitlines() if ln.strip()]
 
 
 def test_the_runbook_restores_a_backup_into_a_wiped_sandbox(dr: DrWorkspace) -> None:
@@ -39,7 +40,7 @@ def test_the_runbook_restores_a_backup_into_a_wiped_sandbox(dr: DrWorkspace) -> 
     backup, restore = _commands("<!-- dr-backup", text), _commands("<!-- dr-restore", text)
     assert [c[0] for c in restore] == ["validate", "plan", "apply", "plan"]
     # the CI example runs exactly the backup commands
-    ci = yaml.safe_load(_block("In GitHub Actions", "yaml", text))
+    ci = yaml.safe_load(_block("In GitHub Actions", "yml", text))  # a workflow, not a manifest
     runs = [shlex.split(s["run"]) for s in ci["jobs"]["backup"]["steps"] if "run" in s]
     assert runs[0] == ["pip", "install", "$RECONCILER_SOURCE"] and ci["env"]["RECONCILER_SOURCE"].startswith("git+https://")
     assert [r[1:] for r in runs[1:]] == backup
