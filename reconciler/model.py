@@ -110,6 +110,9 @@ class Plan:
     unmanaged: list[Unmanaged] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
     existing_in_scope: dict[str, int] = field(default_factory=dict)
+    # kinds whose live state could not be read (after retries): kind -> the error. Such a kind
+    # has no changes in the plan, so nothing of it is written or pruned on an incomplete read.
+    failed: dict[str, str] = field(default_factory=dict)
 
     def sort(self) -> None:
         self.changes.sort(key=Change.sort_key)
@@ -140,6 +143,8 @@ class Outcome:
     """The result of applying one change."""
 
     change: Change
-    status: str  # "applied" | "failed" | "stale" | "skipped"
+    # "applied" | "failed" | "stale" | "skipped"; "interrupted" = not started (the run was stopped);
+    # "unknown" = still in flight when a stopped run gave up waiting (resolve by resuming)
+    status: str
     message: str = ""
     details: list[str] = field(default_factory=list)  # e.g. players JDB reported as failed

@@ -7,24 +7,81 @@ file format in ``planfile.py``; kinds do the vendor work.
 from __future__ import annotations
 
 import logging
+import threading
+import time
 from collections import defaultdict
-
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from reconciler.engine.journal import Journal
 from reconciler.engine.load import Loaded
-from reconciler.model import Action, Change, Outcome, Plan
-from reconciler.errors import ReconcilerError, UsageError
+from reconciler.errors import ApiError, ReconcilerError, UsageError
 from reconciler.kinds import KINDS
-from reconciler.kinds.base import RunContext
+from reconciler.kinds.base import Kind, RunContext
+from reconciler.model import Action, Change, KindPlan, Outcome, Plan
 
 log = logging.getLogger("reconciler.engine")
 
 
+def vendor_concurrency(ctx: RunContext, vendor: str) -> int:
+    """The configured concurrency of one vendor connection (1 when it is not configured)."""
+    p = ctx.config.providers
+    connections = {"bestproxy": p.bestproxy, "tcaplus": p.tcaplus, "jdb": p.jdb}
+    conn = connections.get(vendor)
+    return conn.concurrency if conn is not None else 1
+
+
+def _run_per_vendor(work: dict[str, Callable[[], None]]) -> list[BaseException]:
+    """Run one callable per vendor, concurrently (one worker per vendor connection)."""
+    errors: list[BaseException] = []
+    if len(work) <= 1:
+        for fn in work.values():
+            try:
+                fn()
+            except BaseException as exc:  # noqa: BLE001 - re-raised by the caller
+                errors.append(exc)
+        return errors
+    with ThreadPoolExecutor(max_workers=len(work), thread_name_prefix="vendor") as pool:
+        futures = [pool.submit(fn) for fn in work.values()]
+        for f in futures:
+            exc = f.exception()
+            if exc is not None:
+                errors.append(exc)
+    return errors
+
+
 def make_plan(loaded: Loaded, ctx: RunContext, *, kinds: set[str] | None = None) -> Plan:
-    """Read live state for every kind in use and diff it against the manifests."""
+    """Read live state for every kind in use and diff it against the manifests.
+
+    Vendors are read concurrently (kinds of one vendor one after another). A kind whose live
+    state cannot be read (an API error after the client's retries) fails alone: it is listed in
+    ``plan.failed`` with no changes — nothing of it is created, updated or pruned — and the other
+    kinds are planned as usual. Invalid input still stops the whole plan.
+    """
     plan = Plan()
-    for kind_cls in loaded.kinds():
-        if kinds is not None and kind_cls.kind not in kinds:
+    selected = [k for k in loaded.kinds() if kinds is None or k.kind in kinds]
+    by_vendor: dict[str, list[type[Kind]]] = defaultdict(list)
+    for kind_cls in selected:
+        by_vendor[kind_cls.vendor].append(kind_cls)
+    results: dict[str, KindPlan | str] = {}
+
+    def plan_vendor(kind_classes: list[type[Kind]]) -> None:
+        for kind_cls in kind_classes:
+            try:
+                results[kind_cls.kind] = kind_cls().plan(
+                    loaded.resources.get(kind_cls.kind, []), loaded.scopes.get(kind_cls.kind, []), ctx)
+            except ApiError as exc:
+                log.debug("reading %s failed", kind_cls.kind, exc_info=True)
+                results[kind_cls.kind] = str(exc)
+
+    errors = _run_per_vendor({v: (lambda ks=ks: plan_vendor(ks)) for v, ks in by_vendor.items()})
+    if errors:
+        raise errors[0]
+    for kind_cls in selected:  # deterministic order whatever finished first
+        kp = results[kind_cls.kind]
+        if isinstance(kp, str):
+            plan.failed[kind_cls.kind] = kp
             continue
-        kp = kind_cls().plan(loaded.resources.get(kind_cls.kind, []), loaded.scopes.get(kind_cls.kind, []), ctx)
         plan.changes.extend(kp.changes)
         plan.noops[kind_cls.kind] = kp.noops
         plan.unmanaged.extend(kp.unmanaged)
@@ -36,6 +93,12 @@ def make_plan(loaded: Loaded, ctx: RunContext, *, kinds: set[str] | None = None)
     return plan
 
 
+def failed_reads(plan: Plan) -> list[str]:
+    """One line per kind that could not be read."""
+    return [f"{kind}: live state could not be read, so it was not planned: {reason}"
+            for kind, reason in sorted(plan.failed.items())]
+
+
 def _matches(change: Change, target: str) -> bool:
     return target in (change.resource, change.address)
 
@@ -45,7 +108,7 @@ def filter_targets(plan: Plan, targets: tuple[str, ...]) -> Plan:
     kept = [c for c in plan.changes if any(_matches(c, t) for t in targets)]
     unmatched = [t for t in targets if not any(_matches(c, t) for c in plan.changes)]
     out = Plan(changes=kept, noops=plan.noops, unmanaged=[], warnings=list(plan.warnings),
-               existing_in_scope=plan.existing_in_scope)
+               existing_in_scope=plan.existing_in_scope, failed=plan.failed)
     for t in unmatched:
         out.warnings.append(f"--target {t}: no change for it (already in the desired state, or no such resource)")
     return out
@@ -73,30 +136,130 @@ def check_safety(plan: Plan, ctx: RunContext) -> list[str]:
     return out
 
 
-def apply_changes(changes: list[Change], ctx: RunContext) -> list[Outcome]:
-    """Apply changes kind by kind in the kinds' apply order; a failing kind does not stop others."""
-    by_kind: dict[str, list[Change]] = defaultdict(list)
-    for c in changes:
-        by_kind[c.kind].append(c)
-    outcomes: list[Outcome] = []
-    for kind_name in sorted(by_kind, key=lambda k: (KINDS[k].apply_order, k)):
-        kind = KINDS[kind_name]()
+@dataclass
+class ApplyRun:
+    """One apply in progress: the changes, where outcomes go, and how to stop it.
+
+    ``on_outcome`` is called (under a lock, from worker threads) as soon as each outcome is
+    known; ``journal`` gets the intent before each unit's writes and the outcomes after.
+    ``stop`` (``ctx.stop``) set: no new unit starts; units in flight finish, bounded by
+    ``grace`` seconds after the stop, after which their changes are reported ``unknown``.
+    """
+
+    changes: list[Change]
+    ctx: RunContext
+    on_outcome: Callable[[Outcome], None] | None = None
+    journal: Journal | None = None
+    grace: float = 20.0
+    outcomes: dict[int, Outcome] = field(default_factory=dict)  # by index into changes
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def _report(self, done: list[tuple[int, Outcome]]) -> None:
+        with self._lock:
+            for i, o in done:
+                if i in self.outcomes:
+                    continue
+                self.outcomes[i] = o
+                if self.journal is not None:
+                    self.journal.outcome(o)
+                if self.on_outcome is not None:
+                    self.on_outcome(o)
+
+    def _unit(self, kind: Kind, unit: list[tuple[int, Change]]) -> None:
+        if self.ctx.stop.is_set():
+            return
+        changes = [c for _, c in unit]
+        if self.journal is not None:
+            for c in changes:
+                self.journal.intent(c)
         try:
-            outcomes.extend(kind.apply(by_kind[kind_name], ctx))
+            outs = kind.apply(changes, self.ctx)
+            if len(outs) != len(changes):
+                raise AssertionError(f"{kind.kind}.apply returned {len(outs)} outcomes for {len(changes)} changes")
         except ReconcilerError as exc:
-            # a kind-level failure (e.g. the listing before a batch failed): nothing of it applied
-            outcomes.extend(Outcome(c, "failed", str(exc)) for c in by_kind[kind_name])
-    return outcomes
+            # a unit-level failure (e.g. the listing before a batch failed): nothing of it applied
+            outs = [Outcome(c, "failed", str(exc)) for c in changes]
+        except Exception as exc:  # noqa: BLE001 - one broken unit must not hide the others' outcomes
+            log.debug("applying %s failed", kind.kind, exc_info=True)
+            outs = [Outcome(c, "failed", f"internal error: {type(exc).__name__} (run with --debug for details)")
+                    for c in changes]
+        self._report([(i, o) for (i, _), o in zip(unit, outs)])
+
+    def _vendor(self, changes: list[tuple[int, Change]]) -> None:
+        by_kind: dict[str, list[tuple[int, Change]]] = defaultdict(list)
+        for item in changes:
+            by_kind[item[1].kind].append(item)
+        concurrency = vendor_concurrency(self.ctx, changes[0][1].vendor)
+        for kind_name in sorted(by_kind, key=lambda k: (KINDS[k].apply_order, k)):
+            kind = KINDS[kind_name]()
+            items = by_kind[kind_name]
+            position = {id(c): i for i, c in items}
+            units = [[(position[id(c)], c) for c in u] for u in kind.apply_units([c for _, c in items])]
+            if kind.ordered_units or concurrency <= 1 or len(units) <= 1:
+                for unit in units:
+                    self._unit(kind, unit)
+            else:
+                with ThreadPoolExecutor(max_workers=min(concurrency, len(units)),
+                                        thread_name_prefix=kind_name) as pool:
+                    for f in [pool.submit(self._unit, kind, u) for u in units]:
+                        f.result()
+
+    def run(self) -> list[Outcome]:
+        by_vendor: dict[str, list[tuple[int, Change]]] = defaultdict(list)
+        for i, c in enumerate(self.changes):
+            by_vendor[c.vendor].append((i, c))
+        threads = [threading.Thread(target=self._vendor, args=(cs,), name=f"apply-{v}", daemon=True)
+                   for v, cs in sorted(by_vendor.items())]
+        for t in threads:
+            t.start()
+        stopped_at: float | None = None
+        while any(t.is_alive() for t in threads):
+            for t in threads:
+                t.join(timeout=0.05)
+            if self.ctx.stop.is_set():
+                stopped_at = stopped_at or time.monotonic()
+                if time.monotonic() - stopped_at > self.grace:
+                    break
+        with self._lock:
+            in_flight = any(t.is_alive() for t in threads)
+            result = []
+            for i, c in enumerate(self.changes):
+                o = self.outcomes.get(i)
+                if o is None:
+                    if in_flight:
+                        status, msg = "unknown", "still in flight when the run stopped; resume to settle it"
+                    else:
+                        status, msg = "interrupted", "not started: the run was stopped"
+                    o = Outcome(c, status, msg)
+                result.append(o)
+            self.outcomes = dict(enumerate(result))  # late finishers are not reported any more
+            return result
+
+
+def apply_changes(changes: list[Change], ctx: RunContext, *, on_outcome: Callable[[Outcome], None] | None = None,
+                  journal: Journal | None = None, grace: float = 20.0) -> list[Outcome]:
+    """Apply changes: vendors concurrently, each vendor's kinds in their apply order, each kind's
+    units within the vendor's concurrency; a failing unit or kind does not stop the others.
+    Returns one outcome per change, in the order given."""
+    return ApplyRun(changes, ctx, on_outcome=on_outcome, journal=journal, grace=grace).run()
 
 
 def exit_code_for(outcomes: list[Outcome]) -> int:
     """0 all applied; 4 some failed (partial apply); 3 some stale (and none failed)."""
     statuses = {o.status for o in outcomes}
-    if "failed" in statuses:
+    if statuses & {"failed", "unknown", "interrupted"}:
         return 4
     if "stale" in statuses:
         return 3
     return 0
+
+
+def check_resumed_safety(plan: Plan, approved: set[str], ctx: RunContext) -> list[str]:
+    """Thresholds for a resumed run, judged against the original plan: changes the interrupted
+    run was already allowed to make (same address) are not counted again — e.g. accounts that
+    were created but not finished now show as updates. Anything new is judged as usual."""
+    new = [c for c in plan.changes if c.address not in approved]
+    return check_safety(Plan(changes=new, existing_in_scope=plan.existing_in_scope), ctx)
 
 
 def reconcile_saved(saved: list[Change], fresh: Plan) -> tuple[list[Change], list[Outcome]]:

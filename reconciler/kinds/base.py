@@ -101,6 +101,8 @@ class RunContext:
         self._lock = threading.Lock()
         self._fingerprinter: Fingerprinter | None = None
         self.tracked_files: list[Path] = []  # data files kinds read (part of the saved-plan digest)
+        # set by the engine when the run is stopped (SIGINT/SIGTERM): start no new write
+        self.stop = threading.Event()
 
     def track_file(self, path: Path) -> None:
         """Declare a data file the desired state depends on (records, player lists)."""
@@ -222,6 +224,15 @@ class Kind(ABC):
 
     @abstractmethod
     def apply(self, changes: list[Change], ctx: RunContext) -> list[Outcome]: ...
+
+    # Units of work the engine may apply (and journal, and report) separately. By default every
+    # change is its own unit and units are independent (the engine runs them concurrently within
+    # the vendor's concurrency); a kind that batches writes across changes returns larger units
+    # and sets ``ordered_units`` when they must run one after another in the given order.
+    ordered_units: ClassVar[bool] = False
+
+    def apply_units(self, changes: list[Change]) -> list[list[Change]]:
+        return [[c] for c in changes]
 
     @classmethod
     @abstractmethod

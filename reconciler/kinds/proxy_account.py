@@ -18,7 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictStr, model_
 
 from reconciler.clients.bestproxy import BestProxyClient, LiveAccount
 from reconciler.model import SENSITIVE, Action, Change, FieldDiff, KindPlan, Outcome, Unmanaged
-from reconciler.errors import Problem, ReconcilerError, TransportError
+from reconciler.errors import Problem, ReconcilerError
 from reconciler.kinds import register
 from reconciler.kinds.base import Kind, Resource, RunContext, ScopeDecl
 from reconciler.kinds.bestproxy_common import (
@@ -30,6 +30,7 @@ from reconciler.kinds.bestproxy_common import (
     make_client,
     provider_problem,
 )
+from reconciler.kinds.writes import settle_batch, settle_one
 from reconciler.manifest.secrets import SecretRef
 
 Username = StrictStr
@@ -275,33 +276,58 @@ class ProxyAccountKind(Kind):
         return fields
 
     # -- apply -----------------------------------------------------------------------------
+    ordered_units = True
+    UPDATE_CHUNK = 100
+
+    def apply_units(self, changes: list[Change]) -> list[list[Change]]:
+        """Deletes (and replaces: delete + add) first, then one unit per product type of creates
+        (one ``add`` call each), then updates in chunks (each chunk's enable/disable batched)."""
+        deletes = [c for c in changes if c.action in (Action.DELETE, Action.REPLACE)]
+        by_type: dict[int, list[Change]] = {}
+        for c in changes:
+            if c.action is Action.CREATE:
+                by_type.setdefault(c.data["desired"]["productType"], []).append(c)
+        updates = [c for c in changes if c.action is Action.UPDATE]
+        units = [deletes] if deletes else []
+        units += [by_type[t] for t in sorted(by_type)]
+        units += [updates[i:i + self.UPDATE_CHUNK] for i in range(0, len(updates), self.UPDATE_CHUNK)]
+        return units
+
     def apply(self, changes: list[Change], ctx: RunContext) -> list[Outcome]:
         client: BestProxyClient = ctx.client(type(self))
         concurrency = ctx.config.providers.bestproxy.concurrency if ctx.config.providers.bestproxy else 1
         results: dict[str, Outcome] = {}
 
+        def live() -> dict[str, LiveAccount]:
+            return {a.username: a for a in client.list_accounts()}
+
         deletes = [c for c in changes if c.action in (Action.DELETE, Action.REPLACE)]
         if deletes:
-            self._batched(results, deletes, lambda: client.delete_accounts([c.key for c in deletes]),
-                          final={c.key for c in deletes if c.action is Action.DELETE})
+            self._batched(results, deletes, lambda: settle_batch(
+                [c.key for c in deletes], client.delete_accounts, lambda ks: set(ks) - set(live()),
+                what="whitelist-account/delete"), final={c.key for c in deletes if c.action is Action.DELETE})
 
         creates = [c for c in changes if c.action in (Action.CREATE, Action.REPLACE) and c.key not in results]
-        self._create_all(client, creates, ctx, results, concurrency)
+        self._create_all(client, creates, ctx, results, concurrency, live)
 
         updates = [c for c in changes if c.action is Action.UPDATE]
         for flag, fn in ((True, client.enable_accounts), (False, client.disable_accounts)):
             batch = [c for c in updates if any(d.path == "enabled" for d in c.diffs) and c.data["desired"]["enabled"] is flag]
             if batch:
-                self._batched(results, batch, lambda b=batch, f=fn: f([c.key for c in b]), final=set())
+                self._batched(results, batch, lambda b=batch, f=fn, fl=flag: settle_batch(
+                    [c.key for c in b], f, lambda ks, fl=fl: {k for k, a in live().items() if k in ks and a.enabled is fl},
+                    what=f"whitelist-account/{'enable' if fl else 'disable'}"), final=set())
 
         def change_one(c: Change) -> Outcome:
             if c.key in results:
                 return results[c.key]
+            if ctx.stop.is_set():
+                return Outcome(c, "interrupted", "not started: the run was stopped")
             spec = ProxyAccountSpec.model_validate(c.data["desired"])
             fields = self._change_fields(spec, self._password(c, ctx), c.diffs)
             try:
                 if fields:
-                    client.change_account(c.key, **fields)
+                    self._change(client, c.key, fields, live)
             except ReconcilerError as exc:
                 return Outcome(c, "failed", str(exc))
             return Outcome(c, "applied")
@@ -309,6 +335,20 @@ class ProxyAccountKind(Kind):
         for o in RunContext.map(change_one, updates, concurrency=concurrency):
             results[o.change.key] = o
         return [results[c.key] for c in changes]
+
+    @staticmethod
+    def _change(client: BestProxyClient, username: str, fields: dict[str, Any], live: Any) -> None:
+        """``proxy-account/change``; an unknown outcome is settled by reading the account back
+        (fields the list does not return cannot be confirmed: the call is repeated, harmlessly)."""
+        visible = {"password": "password", "remark": "remark", "limit": "limit_gb"}
+
+        def done() -> bool:
+            if set(fields) - set(visible):
+                return False
+            a = live().get(username)
+            return a is not None and all(getattr(a, visible[k]) == v for k, v in fields.items())
+
+        settle_one(lambda: client.change_account(username, **fields), done, what="proxy-account/change")
 
     @staticmethod
     def _password(c: Change, ctx: RunContext) -> str | None:
@@ -345,24 +385,24 @@ class ProxyAccountKind(Kind):
         return out
 
     def _create_all(self, client: BestProxyClient, creates: list[Change], ctx: RunContext,
-                    results: dict[str, Outcome], concurrency: int) -> None:
+                    results: dict[str, Outcome], concurrency: int, live: Any) -> None:
         # ``add`` takes one remark per call: either one call per (product type, remark), or one
         # call per product type carrying the most common remark with the others set by the
         # per-account follow-up call — whichever makes fewer calls
         created: list[tuple[Change, str]] = []
         for ptype, remark, batch in self._add_batches(creates):
-            pairs = [(c.key, self._password(c, ctx) or "") for c in batch]
-            try:
-                client.add_accounts(pairs, product_type=ptype, remark=remark)
-                created.extend((c, remark) for c in batch)
-            except TransportError:
-                # unknown outcome: look the accounts up before anything else (no blind retry)
-                present = {a.username for a in client.list_accounts()}
+            if ctx.stop.is_set():
                 for c in batch:
-                    if c.key in present:
-                        created.append((c, remark))
-                    else:
-                        results[c.key] = Outcome(c, "failed", "add: no reply and the account does not exist; re-run apply")
+                    results[c.key] = Outcome(c, "interrupted", "not started: the run was stopped")
+                continue
+            passwords = {c.key: self._password(c, ctx) or "" for c in batch}
+            try:
+                # unknown outcome: look the accounts up, add only the missing ones (no blind retry)
+                settle_batch([c.key for c in batch],
+                             lambda ks, pt=ptype, rm=remark: client.add_accounts([(k, passwords[k]) for k in ks],
+                                                                                 product_type=pt, remark=rm),
+                             lambda ks: set(ks) & set(live()), what="whitelist-account/add")
+                created.extend((c, remark) for c in batch)
             except ReconcilerError as exc:
                 for c in batch:
                     results[c.key] = Outcome(c, "failed", str(exc))
@@ -374,9 +414,12 @@ class ProxyAccountKind(Kind):
             fields: dict[str, Any] = self._follow_ups(spec)
             if spec.remark != batch_remark:
                 fields["remark"] = spec.remark
+            if fields and ctx.stop.is_set():
+                return Outcome(c, "interrupted", f"created; {', '.join(sorted(fields))} not set yet: the run was "
+                                                 "stopped (apply again, or --resume, finishes it)")
             try:
                 if fields:
-                    client.change_account(c.key, **fields)
+                    self._change(client, c.key, fields, live)
             except ReconcilerError as exc:
                 return Outcome(c, "failed", f"created, but setting {', '.join(sorted(fields))} failed: {exc}")
             return Outcome(c, "applied")
@@ -385,7 +428,9 @@ class ProxyAccountKind(Kind):
             results[o.change.key] = o
         if disable:
             try:
-                client.disable_accounts([c.key for c in disable])
+                settle_batch([c.key for c in disable], client.disable_accounts,
+                             lambda ks: {k for k, a in live().items() if k in ks and not a.enabled},
+                             what="whitelist-account/disable")
             except ReconcilerError as exc:
                 for c in disable:
                     results[c.key] = Outcome(c, "failed", f"created, but disabling failed: {exc}")

@@ -1,0 +1,57 @@
+"""Writes whose outcome may be unknown, settled by reading back before any retry (DESIGN principle 2).
+
+A write's reply can be lost after the vendor applied it (timeout, connection closed, a 5xx from
+a proxy in front of the API). Repeating such a write blindly could fail against its own success
+or duplicate it; not repeating it leaves the run unfinished. These helpers do what every kind
+needs: on an unknown outcome, read the objects back by key, and write again only what did not
+happen — a bounded number of times, in the same run.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import TypeVar
+
+from reconciler.errors import ApiError, ReconcilerError, TransportError
+
+K = TypeVar("K")
+ATTEMPTS = 3
+
+
+def unknown_outcome(exc: BaseException) -> bool:
+    """Whether a write that raised ``exc`` may nevertheless have taken effect."""
+    if isinstance(exc, TransportError):
+        return True
+    return isinstance(exc, ApiError) and exc.http_status is not None and exc.http_status >= 500
+
+
+class UnsettledError(ReconcilerError):
+    """A write kept losing its reply and reading back shows it did not happen."""
+
+
+def settle_batch(keys: Sequence[K], write: Callable[[list[K]], None], done: Callable[[list[K]], set[K]], *,
+                 what: str, attempts: int = ATTEMPTS) -> None:
+    """Write ``keys`` in one call; after an unknown outcome, ``done(keys)`` reads back which of
+    them are in the desired state and only the rest are written again. Errors that say the write
+    did not happen (a rejected parameter) are raised at once; so are read-back failures."""
+    todo = list(keys)
+    last: ReconcilerError | None = None
+    for _ in range(attempts):
+        try:
+            write(todo)
+            return
+        except ReconcilerError as exc:
+            if not unknown_outcome(exc):
+                raise
+            last = exc
+        have = done(todo)
+        todo = [k for k in todo if k not in have]
+        if not todo:
+            return
+    raise UnsettledError(f"{what}: {len(todo)} of {len(keys)} not done after {attempts} attempts "
+                         f"whose outcome was unknown (last: {last})")
+
+
+def settle_one(write: Callable[[], None], done: Callable[[], bool], *, what: str, attempts: int = ATTEMPTS) -> None:
+    """:func:`settle_batch` for a single object."""
+    settle_batch([0], lambda _k: write(), lambda _k: {0} if done() else set(), what=what, attempts=attempts)
