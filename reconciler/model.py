@@ -148,3 +148,6 @@ class Outcome:
     status: str
     message: str = ""
     details: list[str] = field(default_factory=list)  # e.g. players JDB reported as failed
+    # a failure the vendor answered as a refusal worth retrying (busy): the write did not happen,
+    # so the engine may try the change again later in the same run
+    retryable: bool = False

@@ -151,6 +151,8 @@ class ApplyRun:
     on_outcome: Callable[[Outcome], None] | None = None
     journal: Journal | None = None
     grace: float = 20.0
+    passes: int = 3  # changes refused as busy are tried again, at most this many passes in all
+    pass_wait: float = 0.5
     outcomes: dict[int, Outcome] = field(default_factory=dict)  # by index into changes
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -165,7 +167,10 @@ class ApplyRun:
                 if self.on_outcome is not None:
                     self.on_outcome(o)
 
-    def _unit(self, kind: Kind, unit: list[tuple[int, Change]]) -> None:
+    def _unit(self, kind: Kind, unit: list[tuple[int, Change]],
+              held: list[tuple[int, Change]] | None = None) -> None:
+        """Apply one unit. With ``held``, changes the vendor refused as busy (definitely not
+        written) are held back for another pass instead of being reported failed."""
         if self.ctx.stop.is_set():
             return
         changes = [c for _, c in unit]
@@ -183,7 +188,14 @@ class ApplyRun:
             log.debug("applying %s failed", kind.kind, exc_info=True)
             outs = [Outcome(c, "failed", f"internal error: {type(exc).__name__} (run with --debug for details)")
                     for c in changes]
-        self._report([(i, o) for (i, _), o in zip(unit, outs)])
+        report = []
+        for (i, c), o in zip(unit, outs):
+            if held is not None and o.status == "failed" and o.retryable:
+                with self._lock:
+                    held.append((i, c))
+            else:
+                report.append((i, o))
+        self._report(report)
 
     def _vendor(self, changes: list[tuple[int, Change]]) -> None:
         by_kind: dict[str, list[tuple[int, Change]]] = defaultdict(list)
@@ -194,15 +206,24 @@ class ApplyRun:
             kind = KINDS[kind_name]()
             items = by_kind[kind_name]
             position = {id(c): i for i, c in items}
-            units = [[(position[id(c)], c) for c in u] for u in kind.apply_units([c for _, c in items])]
-            if kind.ordered_units or concurrency <= 1 or len(units) <= 1:
-                for unit in units:
-                    self._unit(kind, unit)
-            else:
-                with ThreadPoolExecutor(max_workers=min(concurrency, len(units)),
-                                        thread_name_prefix=kind_name) as pool:
-                    for f in [pool.submit(self._unit, kind, u) for u in units]:
-                        f.result()
+            for attempt in range(self.passes):
+                last = attempt == self.passes - 1
+                held: list[tuple[int, Change]] | None = None if last else []
+                units = [[(position[id(c)], c) for c in u] for u in kind.apply_units([c for _, c in items])]
+                if kind.ordered_units or concurrency <= 1 or len(units) <= 1:
+                    for unit in units:
+                        self._unit(kind, unit, held)
+                else:
+                    with ThreadPoolExecutor(max_workers=min(concurrency, len(units)),
+                                            thread_name_prefix=kind_name) as pool:
+                        for f in [pool.submit(self._unit, kind, u, held) for u in units]:
+                            f.result()
+                if not held or self.ctx.stop.is_set():
+                    break
+                # refused as busy: the writes did not happen; try those changes again shortly
+                items = sorted(held)
+                log.debug("%s: %d change(s) refused as busy; pass %d", kind_name, len(items), attempt + 2)
+                self.ctx.stop.wait(self.pass_wait * (attempt + 1))
 
     def run(self) -> list[Outcome]:
         by_vendor: dict[str, list[tuple[int, Change]]] = defaultdict(list)

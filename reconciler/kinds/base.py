@@ -244,7 +244,10 @@ def outcome_of(change: Change, fn: Callable[[], Any]) -> Outcome:
     try:
         result = fn()
     except ReconcilerError as exc:
-        return Outcome(change, "failed", str(exc))
+        from reconciler.kinds.writes import unknown_outcome
+
+        refused = bool(getattr(exc, "retryable", False)) and not unknown_outcome(exc)
+        return Outcome(change, "failed", str(exc), retryable=refused)
     if isinstance(result, Outcome):
         return result
     return Outcome(change, "applied", result if isinstance(result, str) else "")

@@ -51,15 +51,15 @@ from reconciler.clients.tcaplus import (
     TcaplusClient,
     TcaplusRecordExistsError,
     TcaplusRecordNotFoundError,
-    TcaplusTransportError,
     TcaplusVersionMismatchError,
     VersionCheck,
     VersionedRecord,
 )
 from reconciler.model import Action, Change, FieldDiff, KindPlan, Outcome
-from reconciler.errors import InputError, Problem, SecretError, UsageError
+from reconciler.errors import InputError, Problem, ReconcilerError, SecretError, UsageError
 from reconciler.kinds import register
 from reconciler.kinds.base import Kind, Resource, RunContext, ScopeDecl, outcome_of
+from reconciler.kinds.writes import ATTEMPTS, unknown_outcome
 from reconciler.manifest.yamlload import Document, Path_, dotted, load_file
 from reconciler.protoschema import (
     FLOAT_TYPES,
@@ -565,18 +565,20 @@ class _Writer:
         return Outcome(change, "stale", f"{what}: the record exists with other values (version {live.version}); not overwritten")
 
     def _create(self, change: Change) -> Outcome:
-        table, record = change.data["table"], change.data["record"]
-        try:
-            self.client.add(table, record)
-        except TcaplusRecordExistsError:
-            return self._settle(change, self.client.get(table, change.data["keys"]), "created by another writer since the plan")
-        except TcaplusTransportError:
-            live = self.client.get(table, change.data["keys"])
-            if live is None:
-                self.client.add(table, record)  # the first attempt did not arrive
+        table, record, keys = change.data["table"], change.data["record"], change.data["keys"]
+        for _ in range(ATTEMPTS):
+            try:
+                self.client.add(table, record)
                 return Outcome(change, "applied")
-            return self._settle(change, live, "AddRecord got no reply")
-        return Outcome(change, "applied")
+            except TcaplusRecordExistsError:
+                return self._settle(change, self.client.get(table, keys), "created by another writer since the plan")
+            except ReconcilerError as exc:
+                if not unknown_outcome(exc):
+                    raise
+                live = self.client.get(table, keys)  # read back before any retry
+                if live is not None:
+                    return self._settle(change, live, "AddRecord got no reply")
+        return Outcome(change, "failed", f"AddRecord: no reply {ATTEMPTS} times and the record is not there; re-run apply")
 
     def _current(self, change: Change) -> tuple[VersionedRecord | None, Outcome | None]:
         """The live record if it still has the planned version, else the stale outcome."""
@@ -596,16 +598,23 @@ class _Writer:
         table, planned = change.data["table"], change.precondition["record_version"]
         schema = table_schema(self.ctx, table)
         record = change.data["record"] if change.data["mode"] == "whole" else _merge(live.record, schema, change.data["record"])
-        try:
-            self.client.set(table, record, check=VersionCheck.MATCH, version=planned)
-        except TcaplusVersionMismatchError:
-            return Outcome(change, "stale", "changed by another writer during apply (-7949); not overwritten")
-        except TcaplusTransportError:
-            after = self.client.get(table, change.data["keys"])
+        for _ in range(ATTEMPTS):
+            try:
+                self.client.set(table, record, check=VersionCheck.MATCH, version=planned)
+                return Outcome(change, "applied")
+            except TcaplusVersionMismatchError:
+                return Outcome(change, "stale", "changed by another writer during apply (-7949); not overwritten")
+            except ReconcilerError as exc:
+                if not unknown_outcome(exc):
+                    raise
+            after = self.client.get(table, change.data["keys"])  # read back before any retry
             if after is not None and self._matches(change, after):
                 return Outcome(change, "applied")
-            return Outcome(change, "failed", "SetRecord got no reply and the record does not hold the declared values; re-run apply")
-        return Outcome(change, "applied")
+            if after is None or after.version != planned:
+                return Outcome(change, "stale", "SetRecord got no reply and the record was changed by another "
+                                                "writer meanwhile; not overwritten")
+        return Outcome(change, "failed", f"SetRecord: no reply {ATTEMPTS} times and the record does not hold the "
+                                         "declared values; re-run apply")
 
     def _delete(self, change: Change) -> Outcome:
         table, keys = change.data["table"], change.data["keys"]
@@ -614,11 +623,18 @@ class _Writer:
             return Outcome(change, "applied", "already gone")
         if live.version != change.precondition["record_version"]:
             return Outcome(change, "stale", f"changed since the plan (version {change.precondition['record_version']} -> {live.version}); not deleted")
-        try:
-            self.client.delete(table, keys)
-        except TcaplusRecordNotFoundError:
-            return Outcome(change, "applied", "already gone")
-        except TcaplusTransportError:
-            if self.client.get(table, keys) is not None:
-                raise
-        return Outcome(change, "applied")
+        for _ in range(ATTEMPTS):
+            try:
+                self.client.delete(table, keys)
+                return Outcome(change, "applied")
+            except TcaplusRecordNotFoundError:
+                return Outcome(change, "applied", "already gone")
+            except ReconcilerError as exc:
+                if not unknown_outcome(exc):
+                    raise
+            after = self.client.get(table, keys)  # read back before any retry
+            if after is None:
+                return Outcome(change, "applied")
+            if after.version != change.precondition["record_version"]:
+                return Outcome(change, "stale", "DeleteRecord got no reply and the record changed meanwhile; not deleted")
+        return Outcome(change, "failed", f"DeleteRecord: no reply {ATTEMPTS} times and the record is still there; re-run apply")

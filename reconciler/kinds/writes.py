@@ -18,11 +18,19 @@ K = TypeVar("K")
 ATTEMPTS = 3
 
 
+# 5xx answers that carry a vendor code saying the request was refused, not executed: a definite
+# failure of the write (it fails; the next apply makes it), not an unknown outcome
+REFUSED: set[tuple[str, object]] = {("tcaplus", -1037)}  # TcaplusDB "system busy"
+
+
 def unknown_outcome(exc: BaseException) -> bool:
-    """Whether a write that raised ``exc`` may nevertheless have taken effect."""
+    """Whether a write that raised ``exc`` may nevertheless have taken effect: no reply at all
+    (timeout, connection closed), or a server error (5xx) that does not say it refused."""
     if isinstance(exc, TransportError):
         return True
-    return isinstance(exc, ApiError) and exc.http_status is not None and exc.http_status >= 500
+    if not isinstance(exc, ApiError) or exc.http_status is None or exc.http_status < 500:
+        return False
+    return (exc.vendor, exc.code) not in REFUSED
 
 
 class UnsettledError(ReconcilerError):
