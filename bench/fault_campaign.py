@@ -211,7 +211,7 @@ def crash_campaign(kills: int, *, base: Path, seed: int, sizes: dict[str, int], 
         for k in range(kills):
             fleet.rounds.append(k)
             fleet.write_manifests()
-            fleet.faults(latency_ms=15)
+            fleet.faults(latency_ms=40)
             journal = fleet.root / f"journal-{k}.jsonl"
             proc = subprocess.Popen(fleet.cmd("apply", "--auto-approve", "--journal", str(journal)), cwd=fleet.root,
                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -258,7 +258,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--records", type=int, default=150)
     ap.add_argument("--events", type=int, default=6)
     ap.add_argument("--retry-attempts", type=int, default=4)
-    ap.add_argument("--max-kill-delay", type=float, default=3.0, help="kill within this many seconds of the start")
+    ap.add_argument("--max-kill-delay", type=float, default=2.5, help="kill within this many seconds of the start")
     ap.add_argument("--json", action="store_true", help="print the results as one JSON object")
     args = ap.parse_args(argv)
     sizes = {"accounts": args.accounts, "ips": args.ips, "records": args.records, "events": args.events,

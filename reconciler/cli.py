@@ -276,6 +276,8 @@ class _Signals:
         return self
 
     def __exit__(self, *exc: object) -> None:
+        if self.signum is not None:
+            return  # stopping: a further Ctrl-C during the clean-up still exits at once
         for sig, handler in self._previous.items():
             signal.signal(sig, handler)
 

@@ -50,7 +50,16 @@ def settle_batch(keys: Sequence[K], write: Callable[[list[K]], None], done: Call
             return
         except ReconcilerError as exc:
             if not unknown_outcome(exc):
-                raise
+                # a definite refusal — unless it refuses a repeat of a write that already
+                # happened (the transport repeats state-setting writes after a lost reply, and
+                # BestProxy answers "parameter error" to deleting a deleted account): read back
+                try:
+                    finished = not set(todo) - done(todo)
+                except ReconcilerError:
+                    finished = False
+                if not finished:
+                    raise
+                return
             last = exc
         have = done(todo)
         todo = [k for k in todo if k not in have]
