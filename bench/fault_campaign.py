@@ -92,10 +92,13 @@ class Fleet:
             if i % 6 == 1:
                 spec["enabled"] = False
             docs.append(_doc("ProxyAccount", f"camp{i:04d}", spec))
-        for r in self.rounds:
+        if self.rounds:
+            # the current crash round's accounts (earlier rounds' are left alone: undeclared and
+            # outside the prune scope, so the threshold's "existing" stays small)
+            r = self.rounds[-1]
             for j in range(30):
                 docs.append(_doc("ProxyAccount", f"r{r:02d}u{j:02d}", {
-                    "username": f"campr{r:02d}u{j:02d}", "password": "file:secrets/pw", "productType": 9,
+                    "username": f"crash{r:02d}u{j:02d}", "password": "file:secrets/pw", "productType": 9,
                     "remark": "crash", "trafficLimitGb": 3}))
         docs.append(_doc("PruneScope", "camp-accounts", {"target": "ProxyAccount", "match": {"usernamePrefix": "camp"}}))
         (m / "accounts.yaml").write_text(yaml.safe_dump_all(docs, sort_keys=False), encoding="utf-8")
