@@ -6,6 +6,7 @@ file format in ``planfile.py``; kinds do the vendor work.
 
 from __future__ import annotations
 
+import functools
 import logging
 import threading
 import time
@@ -44,9 +45,9 @@ def _run_per_vendor(work: dict[str, Callable[[], None]]) -> list[BaseException]:
     with ThreadPoolExecutor(max_workers=len(work), thread_name_prefix="vendor") as pool:
         futures = [pool.submit(fn) for fn in work.values()]
         for f in futures:
-            exc = f.exception()
-            if exc is not None:
-                errors.append(exc)
+            error = f.exception()
+            if error is not None:
+                errors.append(error)
     return errors
 
 
@@ -74,7 +75,7 @@ def make_plan(loaded: Loaded, ctx: RunContext, *, kinds: set[str] | None = None)
                 log.debug("reading %s failed", kind_cls.kind, exc_info=True)
                 results[kind_cls.kind] = str(exc)
 
-    errors = _run_per_vendor({v: (lambda ks=ks: plan_vendor(ks)) for v, ks in by_vendor.items()})
+    errors = _run_per_vendor({v: functools.partial(plan_vendor, ks) for v, ks in by_vendor.items()})
     if errors:
         raise errors[0]
     for kind_cls in selected:  # deterministic order whatever finished first
@@ -189,7 +190,7 @@ class ApplyRun:
             outs = [Outcome(c, "failed", f"internal error: {type(exc).__name__} (run with --debug for details)")
                     for c in changes]
         report = []
-        for (i, c), o in zip(unit, outs):
+        for (i, c), o in zip(unit, outs, strict=True):
             if held is not None and o.status == "failed" and o.retryable:
                 with self._lock:
                     held.append((i, c))

@@ -223,10 +223,14 @@ class IpAllowlistKind(Kind):
                 if ctx.stop.is_set():
                     return Outcome(c, "interrupted", "stopped before all addresses were added",
                                    details=[f"done before the stop: {', '.join(done)}"] if done else [])
-                settle_batch(ips, lambda ks, rm=remark: client.add_ips(ks, product_type=pt, remark=rm,
-                                                                       user_product_id=d["user_product_id"]),
-                             lambda ks, rm=remark: {ip for ip, r in present().items() if ip in ks and r == rm},
-                             what="proxy-ip/add")
+
+                def add(ips: list[str], rm: str = remark) -> None:
+                    client.add_ips(ips, product_type=pt, remark=rm, user_product_id=d["user_product_id"])
+
+                def added(ips: list[str], rm: str = remark) -> set[str]:
+                    return {ip for ip, r in present().items() if ip in ips and r == rm}
+
+                settle_batch(ips, add, added, what="proxy-ip/add")
                 done.append(f"added {len(ips)}")
         except ReconcilerError as exc:
             return Outcome(c, "failed", str(exc), details=[f"done before the failure: {', '.join(done)}"] if done else [])

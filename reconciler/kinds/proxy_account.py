@@ -11,7 +11,9 @@ A product type change has no API call: it is a replace (delete + add) and needs 
 
 from __future__ import annotations
 
+import functools
 from collections import Counter
+from collections.abc import Callable
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictStr, model_validator
@@ -311,12 +313,16 @@ class ProxyAccountKind(Kind):
         self._create_all(client, creates, ctx, results, concurrency, live)
 
         updates = [c for c in changes if c.action is Action.UPDATE]
+        def set_enabled(batch: list[Change], write: Callable[[list[str]], None], flag: bool) -> None:
+            def done(keys: list[str]) -> set[str]:
+                return {k for k, a in live().items() if k in keys and a.enabled is flag}
+
+            settle_batch([c.key for c in batch], write, done, what=f"whitelist-account/{'enable' if flag else 'disable'}")
+
         for flag, fn in ((True, client.enable_accounts), (False, client.disable_accounts)):
             batch = [c for c in updates if any(d.path == "enabled" for d in c.diffs) and c.data["desired"]["enabled"] is flag]
             if batch:
-                self._batched(results, batch, lambda b=batch, f=fn, fl=flag: settle_batch(
-                    [c.key for c in b], f, lambda ks, fl=fl: {k for k, a in live().items() if k in ks and a.enabled is fl},
-                    what=f"whitelist-account/{'enable' if fl else 'disable'}"), final=set())
+                self._batched(results, batch, functools.partial(set_enabled, batch, fn, flag), final=set())
 
         def change_one(c: Change) -> Outcome:
             if c.key in results:
@@ -396,12 +402,16 @@ class ProxyAccountKind(Kind):
                     results[c.key] = Outcome(c, "interrupted", "not started: the run was stopped")
                 continue
             passwords = {c.key: self._password(c, ctx) or "" for c in batch}
+
+            def add(keys: list[str], pt: int = ptype, rm: str = remark, pw: dict[str, str] = passwords) -> None:
+                client.add_accounts([(k, pw[k]) for k in keys], product_type=pt, remark=rm)
+
+            def present(keys: list[str]) -> set[str]:
+                return set(keys) & set(live())
+
             try:
                 # unknown outcome: look the accounts up, add only the missing ones (no blind retry)
-                settle_batch([c.key for c in batch],
-                             lambda ks, pt=ptype, rm=remark: client.add_accounts([(k, passwords[k]) for k in ks],
-                                                                                 product_type=pt, remark=rm),
-                             lambda ks: set(ks) & set(live()), what="whitelist-account/add")
+                settle_batch([c.key for c in batch], add, present, what="whitelist-account/add")
                 created.extend((c, remark) for c in batch)
             except ReconcilerError as exc:
                 for c in batch:

@@ -480,7 +480,7 @@ class _TablePlanner:
             return self.client.partkey_get_all(self.schema.name, prune.index, prune.keys, select=select)
 
         out: dict[str, tuple[Resource, VersionedRecord]] = {}
-        for res, records in zip(prunes, RunContext.map(read, prunes, concurrency=_concurrency(self.ctx))):
+        for res, records in zip(prunes, RunContext.map(read, prunes, concurrency=_concurrency(self.ctx)), strict=True):
             for vr in records:
                 out.setdefault(identity(self.schema.name, self.schema.key_of(vr.record)), (res, vr))
         return out
@@ -497,13 +497,13 @@ class _TablePlanner:
         def read(d: _Declared) -> VersionedRecord | None:
             return self.client.get(self.schema.name, d.keys, select=self._select([d]))
 
-        for d, vr in zip(missing, RunContext.map(read, missing, concurrency=_concurrency(self.ctx))):
+        for d, vr in zip(missing, RunContext.map(read, missing, concurrency=_concurrency(self.ctx)), strict=True):
             if vr is not None:
                 live[d.identity] = vr
         return live
 
     def _plan_record(self, d: _Declared, live: VersionedRecord | None) -> None:
-        base = dict(kind=self.kind.kind, vendor=self.kind.vendor, key=d.identity, resource=d.res.ref, source=d.where.source)
+        base: dict[str, Any] = dict(kind=self.kind.kind, vendor=self.kind.vendor, key=d.identity, resource=d.res.ref, source=d.where.source)
         data = {"table": self.schema.name, "mode": d.mode, "keys": d.keys, "record": d.record}
         if live is None:
             diffs = [FieldDiff(p, None, v) for p, v in _leaves(self.schema.message, d.record).items() if p not in self.schema.primary_key]

@@ -267,7 +267,7 @@ class EmulatorServer:
     @property
     def url(self) -> str:
         host = self.httpd.server_address[0]
-        return f"http://{host}:{self.port}"
+        return f"http://{host!s}:{self.port}"
 
     def start(self) -> "EmulatorServer":
         self._thread = threading.Thread(
