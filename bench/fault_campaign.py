@@ -211,14 +211,23 @@ def crash_campaign(kills: int, *, base: Path, seed: int, sizes: dict[str, int], 
     try:
         res = fleet.run("apply", "--auto-approve")
         assert fleet.clean(), res.stdout + res.stderr
+        # calibration: how long one round's apply takes here (not killed), so kills land anywhere in it
+        fleet.rounds.append(0)
+        fleet.write_manifests()
+        fleet.faults(latency_ms=40)
+        t0 = time.perf_counter()
+        res = fleet.run("apply", "--auto-approve", "--force")
+        duration = time.perf_counter() - t0 if max_delay <= 0 else max_delay
+        out["kill_window_s"] = round(duration, 2)
+        assert fleet.clean(), res.stdout + res.stderr
         for k in range(kills):
-            fleet.rounds.append(k)
+            fleet.rounds.append(k + 1)
             fleet.write_manifests()
             fleet.faults(latency_ms=40)
             journal = fleet.root / f"journal-{k}.jsonl"
             proc = subprocess.Popen(fleet.cmd("apply", "--auto-approve", "--journal", str(journal)), cwd=fleet.root,
                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-            time.sleep(rng.uniform(0.3, max_delay))
+            time.sleep(rng.uniform(0.1 * duration, duration))
             if proc.poll() is None:
                 proc.send_signal(signal.SIGKILL)
                 out["kills"] += 1
@@ -261,7 +270,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--records", type=int, default=150)
     ap.add_argument("--events", type=int, default=6)
     ap.add_argument("--retry-attempts", type=int, default=4)
-    ap.add_argument("--max-kill-delay", type=float, default=2.5, help="kill within this many seconds of the start")
+    ap.add_argument("--max-kill-delay", type=float, default=0,
+                    help="kill within this many seconds of the start (default: the measured length of one apply)")
     ap.add_argument("--json", action="store_true", help="print the results as one JSON object")
     args = ap.parse_args(argv)
     sizes = {"accounts": args.accounts, "ips": args.ips, "records": args.records, "events": args.events,

@@ -88,3 +88,25 @@ def test_tiny_fault_and_crash_campaigns(tmp_path: Path) -> None:
     c = campaign.crash_campaign(1, base=tmp_path, seed=1, sizes={**sizes, "accounts": 4, "records": 4}, max_delay=1.5)
     assert c["recoveries"] == 1 and c["needed_force"] == 0 and c["not_converged"] == 0, c
     assert c["duplicates"] == 0 and c["lost"] == 0, c
+
+
+def test_vendors_are_applied_concurrently(fleet: Any) -> None:
+    # BestProxy is slow; its kinds come first in the apply order, yet TcaplusDB's outcomes are
+    # printed before BestProxy's first write has been answered: one worker per vendor
+    bp = fleet.sbx.servers["bestproxy"].url
+    httpx.post(bp + "/_sandbox/faults", json={"latency_ms": 1500}).raise_for_status()
+    httpx.post(bp + "/_sandbox/stats/reset").raise_for_status()  # the sentinels' add
+    import subprocess
+
+    proc = subprocess.Popen([campaign.EXE, "apply", "--auto-approve"], cwd=fleet.root, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    assert proc.stdout is not None
+    adds_then = None
+    for line in proc.stdout:
+        if line.startswith("ok      create TcaplusRecords/"):
+            adds_then = httpx.get(bp + "/_sandbox/stats").json().get("POST /gateway/whitelist-account/add", 0)
+            break
+    rest, err = proc.communicate(timeout=120)
+    assert proc.returncode == 0, rest + err
+    assert adds_then == 0
+    assert "ok      create ProxyAccount/camp0000" in rest
