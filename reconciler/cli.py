@@ -23,7 +23,7 @@ from typing import Any, Callable
 import click
 
 from reconciler import __version__
-from reconciler.engine import run
+from reconciler.engine import freshness, run
 from reconciler.model import Change, Outcome, Plan
 from reconciler.engine.planfile import plan_schema, plan_to_dict, read_plan, write_plan
 from reconciler.engine.journal import Journal, outcome_record, read_journal
@@ -85,17 +85,30 @@ def common(fn: Callable[..., Any]) -> Callable[..., Any]:
     fn = click.option("--target", "targets", multiple=True, metavar="KIND/NAME",
                       help="Limit to this resource (repeatable).")(fn)
     fn = click.option("--force", is_flag=True, help="Allow changes beyond the safety thresholds; terminate active events.")(fn)
+    fn = click.option("--env", "env", metavar="NAME", expose_value=False, callback=_remember_env,
+                      help="Environment of the config (its connections and ${var.NAME} values).")(fn)
     return fn
 
 
+def _remember_env(ctx: click.Context, _param: click.Parameter, value: str | None) -> None:
+    if value is not None:
+        ctx.find_root().meta["reconciler.env"] = value
+
+
+def _env() -> str | None:
+    ctx = click.get_current_context(silent=True)
+    return ctx.find_root().meta.get("reconciler.env") if ctx else None
+
+
 def _session(paths: tuple[Path, ...], config_path: Path, sandbox: bool, sandbox_state: Path | None,
-             targets: tuple[str, ...], force: bool, allow_replace: bool = False) -> Session:
+             targets: tuple[str, ...], force: bool, allow_replace: bool = False, *,
+             env: str | None | bool = True) -> Session:
     for t in targets:
         if "/" not in t:
             raise UsageError(f"--target {t}: expected KIND/NAME")
     opts = RunOptions(force=force, allow_replace=allow_replace, targets=tuple(targets))
     return open_session(paths=list(paths) or [DEFAULT_PATH], config_path=config_path, sandbox=sandbox,
-                        options=opts, state_dir=sandbox_state)
+                        options=opts, state_dir=sandbox_state, env=_env() if env is True else env or None)
 
 
 @click.group()
@@ -119,10 +132,11 @@ def validate(paths: tuple[Path, ...], config_path: Path, sandbox: bool, sandbox_
     from reconciler.manifest.config import load_config
     from reconciler.kinds.base import RunContext
 
-    cfg = load_config(config_path, required=not sandbox)
+    cfg = load_config(config_path, required=not sandbox, env=_env())
     if sandbox:
         from reconciler.engine.session import _sandbox_config  # config validation needs the providers
-        cfg, sbx = _sandbox_config(config_path if config_path.exists() else None, sandbox_state or Path(".reconciler/sandbox"))
+        cfg, sbx = _sandbox_config(config_path if config_path.exists() else None, sandbox_state or Path(".reconciler/sandbox"),
+                                   _env())
         sbx.stop()
     ctx = RunContext(config=cfg)
     from reconciler.engine.load import load_manifests
@@ -151,6 +165,7 @@ def _plan_data(s: Session, plan: Plan) -> dict[str, Any]:
         targets=list(s.ctx.options.targets),
         digest=s.digest(),
         resources=s.resource_digests(),
+        config_sections=s.config_digests(),
         force=s.ctx.options.force,
         allow_replace=s.ctx.options.allow_replace,
     )
@@ -321,6 +336,7 @@ def _run_apply(s: Session, changes: list[Change], *, fmt: str, journal: Journal 
             "paths": shown_paths(s.paths), "config_path": str(s.config.path) if s.config.path else None,
             "sandbox": s.sandbox is not None, "targets": list(s.ctx.options.targets),
             "force": s.ctx.options.force, "allow_replace": s.ctx.options.allow_replace,
+            "environment": s.config.env,
         })
     emit = _outcome_printer(fmt)
     for o in done:
@@ -404,7 +420,12 @@ def apply(paths: tuple[Path, ...], config_path: Path, sandbox: bool, sandbox_sta
         if bool(root.get("sandbox")) != sandbox:
             raise UsageError(f"{resume_path} recorded a run {'with' if root.get('sandbox') else 'without'} "
                              "--sandbox; resume it the same way")
-    s = _session(paths, config_path, sandbox, sandbox_state, targets, force, allow_replace)
+        if _env() is not None and _env() != root.get("environment"):
+            raise UsageError(f"{resume_path} recorded a run for "
+                             f"{'environment ' + str(root['environment']) if root.get('environment') else 'no environment'}; "
+                             "resume it without --env")
+    env: str | None | bool = (state.root.get("environment") or False) if state is not None else True
+    s = _session(paths, config_path, sandbox, sandbox_state, targets, force, allow_replace, env=env)
     try:
         with _Signals(s.ctx) as signals:
             s.load()
@@ -458,25 +479,29 @@ def _apply_saved(path: Path, config_path: Path, sandbox: bool, sandbox_state: Pa
         raise UsageError(f"{path} was planned {'with' if pf.sandbox else 'without'} --sandbox; apply it the same way")
     cfg_path = Path(pf.config_path) if pf.config_path else config_path
     force = force or pf.force
+    if _env() is not None and _env() != pf.environment:
+        raise UsageError(f"{path} was planned for {f'environment {pf.environment}' if pf.environment else 'no environment'}; "
+                         "the environment is decided when planning (apply it without --env)")
     s = _session(tuple(Path(p) for p in pf.paths), cfg_path, sandbox, sandbox_state, tuple(pf.targets), force,
-                 pf.allow_replace)
+                 pf.allow_replace, env=pf.environment or False)
     try:
         with _Signals(s.ctx) as signals:
             s.load()
             # kinds may track data files while planning: plan first, then compare digests
             kinds_to_replan = {c.kind for c in saved.changes}
             fresh = run.make_plan(s.loaded, s.ctx, kinds=kinds_to_replan)  # type: ignore[arg-type]
-            digest = s.digest()
-            if digest != pf.digest.model_dump():
-                what = [k for k in ("manifests", "config") if digest[k] != getattr(pf.digest, k)]
-                raise UsageError(f"{path}: the {' and '.join(what)} changed since this plan was made; make a new plan")
+            changed = freshness.changed_dependencies(
+                saved.changes, planned_docs=pf.resources, docs_now=s.resource_digests(),
+                planned_config=pf.config_sections, config_now=s.config_digests())
+            if changed:
+                raise UsageError(f"{path}: changed since this plan was made: {freshness.describe(changed)}; make a new plan")
             if not saved.changes:
                 click.echo("The saved plan has no changes.")
                 return 0
             # a kind that could not be read now is not checked against the plan, so not written
-            unread = [Outcome(c, "failed", f"live state could not be read: {fresh.failed[c.kind]}")
-                      for c in saved.changes if c.kind in fresh.failed]
-            to_apply, stale = run.reconcile_saved([c for c in saved.changes if c.kind not in fresh.failed], fresh)
+            unread = [Outcome(c, "failed", f"live state could not be read: {fresh.failed[c.scope]}")
+                      for c in saved.changes if c.scope in fresh.failed]
+            to_apply, stale = run.reconcile_saved([c for c in saved.changes if c.scope not in fresh.failed], fresh)
             safety = run.check_safety(Plan(changes=to_apply, existing_in_scope=saved.existing_in_scope), s.ctx)
             if safety and not force:
                 raise UsageError("; ".join(safety))

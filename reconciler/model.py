@@ -24,6 +24,17 @@ class Action(str, Enum):
 ACTION_ORDER = {Action.DELETE: 0, Action.CREATE: 1, Action.REPLACE: 2, Action.UPDATE: 3}
 
 
+DEFAULT_CONNECTION = "default"
+
+
+def address(kind: str, key: str, connection: str = DEFAULT_CONNECTION) -> str:
+    return f"{kind}/{key}" if connection == DEFAULT_CONNECTION else f"{kind}/{key}@{connection}"
+
+
+def scope_label(kind: str, connection: str = DEFAULT_CONNECTION) -> str:
+    return kind if connection == DEFAULT_CONNECTION else f"{kind}@{connection}"
+
+
 @dataclass
 class FieldDiff:
     """One field that differs. ``before``/``after`` are display values (secrets masked)."""
@@ -60,13 +71,20 @@ class Change:
     # how many existing objects this change updates, replaces or deletes (for the safety
     # thresholds); element-level kinds such as IpAllowlist count elements
     impact: int = 1
+    connection: str = DEFAULT_CONNECTION  # the named connection of the vendor it is made on
 
     @property
     def address(self) -> str:
-        return f"{self.kind}/{self.key}"
+        """``KIND/KEY``, and ``@CONNECTION`` on a named connection (identity includes it)."""
+        return address(self.kind, self.key, self.connection)
 
-    def sort_key(self) -> tuple[int, str, str]:
-        return (ACTION_ORDER[self.action], self.kind, self.key)
+    @property
+    def scope(self) -> str:
+        """What safety thresholds are counted per: the kind, on one connection."""
+        return scope_label(self.kind, self.connection)
+
+    def sort_key(self) -> tuple[int, str, str, str]:
+        return (ACTION_ORDER[self.action], self.kind, self.connection, self.key)
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
@@ -89,6 +107,11 @@ class Unmanaged:
     vendor: str
     key: str
     reason: str = "not declared; outside every prune scope"
+    connection: str = DEFAULT_CONNECTION
+
+    @property
+    def address(self) -> str:
+        return address(self.kind, self.key, self.connection)
 
 
 @dataclass
@@ -109,10 +132,23 @@ class Plan:
     noops: dict[str, int] = field(default_factory=dict)  # per kind
     unmanaged: list[Unmanaged] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
-    existing_in_scope: dict[str, int] = field(default_factory=dict)
-    # kinds whose live state could not be read (after retries): kind -> the error. Such a kind
-    # has no changes in the plan, so nothing of it is written or pruned on an incomplete read.
+    existing_in_scope: dict[str, int] = field(default_factory=dict)  # per kind (and named connection)
+    environment: str | None = None  # --env
+    connections: list[str] = field(default_factory=list)  # "vendor/name" the plan covers
+    # kinds (on a named connection: KIND@NAME) whose live state could not be read after retries:
+    # label -> the error. Such a part has no changes in the plan, so nothing of it is written or
+    # pruned on an incomplete read.
     failed: dict[str, str] = field(default_factory=dict)
+
+    def header(self) -> str:
+        """Which environment and connections the plan covers ("" when it is the plain default)."""
+        named = [c for c in self.connections if not c.endswith("/" + DEFAULT_CONNECTION)]
+        if not self.environment and not named:
+            return ""
+        parts = [f"Environment: {self.environment}" if self.environment else "No environment"]
+        if self.connections:
+            parts.append("connections: " + ", ".join(self.connections))
+        return "; ".join(parts) + "."
 
     def sort(self) -> None:
         self.changes.sort(key=Change.sort_key)

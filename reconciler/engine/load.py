@@ -17,7 +17,9 @@ from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictStr
 from reconciler.errors import InputError, Problem
 from reconciler.kinds import KINDS
 from reconciler.kinds.base import Kind, Resource, RunContext, ScopeDecl
+from reconciler.manifest.config import CONNECTION_NAME, DEFAULT_CONNECTION
 from reconciler.manifest.validate import validate_model
+from reconciler.manifest.variables import substitute
 from reconciler.manifest.yamlload import Document, load_file
 
 API_VERSION = "reconciler/v1"
@@ -30,6 +32,10 @@ class Metadata(BaseModel):
     protected: StrictBool = False
     labels: dict[StrictStr, StrictStr] = Field(default_factory=dict)
     description: StrictStr | None = None
+    connection: StrictStr | None = Field(
+        default=None, pattern=CONNECTION_NAME,
+        description="the named connection of the kind's vendor this document targets (connections.<vendor>.<name>); "
+                    "default: the environment's connection, else providers.<vendor>")
 
 
 class Envelope(BaseModel):
@@ -56,6 +62,18 @@ class Loaded:
     def kinds(self) -> list[type[Kind]]:
         names = set(self.resources) | set(self.scopes)
         return sorted((KINDS[n] for n in names), key=lambda k: (k.apply_order, k.kind))
+
+    def parts(self) -> list[tuple[type[Kind], str, list[Resource], list[ScopeDecl]]]:
+        """``(kind, connection, resources, scopes)`` per kind and named connection, in apply order:
+        the unit a kind plans, checks and applies."""
+        out = []
+        for kind_cls in self.kinds():
+            resources = self.resources.get(kind_cls.kind, [])
+            scopes = self.scopes.get(kind_cls.kind, [])
+            for conn in sorted({r.connection for r in resources} | {s.connection for s in scopes}):
+                out.append((kind_cls, conn, [r for r in resources if r.connection == conn],
+                            [s for s in scopes if s.connection == conn]))
+        return out
 
     @property
     def count(self) -> int:
@@ -96,23 +114,26 @@ def load_manifests(paths: list[Path], ctx: RunContext) -> Loaded:
     for doc in docs:
         if doc.data is None:
             continue  # an empty document (e.g. a trailing ---)
-        problems.extend(_load_document(doc, loaded))
+        var_problems = substitute(doc, ctx.config)
+        problems.extend(var_problems)
+        if not var_problems:
+            problems.extend(_load_document(doc, loaded, ctx))
 
-    seen: dict[tuple[str, str], tuple[Resource, Any]] = {}
+    seen: dict[tuple[str, str, str], tuple[Resource, Any]] = {}
     for kind_name, resources in loaded.resources.items():
         kind = KINDS[kind_name]()
         for res in resources:
             for key, path in kind.keys(res):
-                other = seen.get((kind_name, key))
+                other = seen.get((kind_name, res.connection, key))
                 if other:
                     o_res, o_path = other
                     line, _ = o_res.doc.position(("spec",) + tuple(o_path))
                     problems.append(res.problem(path, f"duplicate identity '{key}': also declared by {o_res.ref} at {o_res.doc.file}:{line}"))
                 else:
-                    seen[(kind_name, key)] = (res, path)
+                    seen[(kind_name, res.connection, key)] = (res, path)
     ctx.problems.clear()
-    for kind_cls in loaded.kinds():
-        problems.extend(kind_cls().check(loaded.resources.get(kind_cls.kind, []), loaded.scopes.get(kind_cls.kind, []), ctx))
+    for kind_cls, conn, resources, scopes in loaded.parts():
+        problems.extend(kind_cls().check(resources, scopes, ctx.bind(kind_cls.vendor, conn)))
     problems.extend(ctx.problems)
     ctx.problems.clear()
     if problems:
@@ -124,7 +145,18 @@ def _dedupe(problems: list[Problem]) -> list[Problem]:
     return list(dict.fromkeys(problems))
 
 
-def _load_document(doc: Document, loaded: Loaded) -> list[Problem]:
+def _connection(doc: Document, env: Envelope, vendor: str, ref: str, ctx: RunContext) -> tuple[str, list[Problem]]:
+    """The connection a document targets: ``metadata.connection``, else the environment's, else default."""
+    cfg = ctx.config
+    name = env.metadata.connection or cfg.default_connection(vendor)
+    if name != DEFAULT_CONNECTION and cfg.config.connection(vendor, name) is None:
+        known = ", ".join(cfg.config.connection_names(vendor)) or "none"
+        return name, [doc.problem(("metadata", "connection"), f"no {vendor} connection named '{name}' in the config "
+                                  f"(known: {known})", resource=ref)]
+    return name, []
+
+
+def _load_document(doc: Document, loaded: Loaded, ctx: RunContext) -> list[Problem]:
     if not isinstance(doc.data, dict):
         return [doc.problem((), "a manifest document must be a mapping with apiVersion, kind, metadata and spec")]
     env, problems = validate_model(Envelope, doc.data, doc)
@@ -141,7 +173,7 @@ def _load_document(doc: Document, loaded: Loaded) -> list[Problem]:
     if env.apiVersion != API_VERSION:
         problems.append(doc.problem(("apiVersion",), f"unsupported apiVersion (expected {API_VERSION})", resource=ref))
     if env.kind == SCOPE_KIND:
-        return problems + _load_scope(doc, env, ref, loaded)
+        return problems + _load_scope(doc, env, ref, loaded, ctx)
     kind_cls = KINDS.get(env.kind)
     if kind_cls is None:
         known = ", ".join(sorted([*KINDS, SCOPE_KIND]))
@@ -152,14 +184,17 @@ def _load_document(doc: Document, loaded: Loaded) -> list[Problem]:
         return problems
     spec, ps = validate_model(kind_cls.Spec, env.spec, doc, prefix=("spec",), resource=ref)
     problems.extend(ps)
+    conn, ps = _connection(doc, env, kind_cls.vendor, ref, ctx)
+    problems.extend(ps)
     if spec is not None and not problems:
         loaded.resources.setdefault(env.kind, []).append(
-            Resource(kind=env.kind, name=env.metadata.name, spec=spec, doc=doc, protected=env.metadata.protected)
+            Resource(kind=env.kind, name=env.metadata.name, spec=spec, doc=doc, protected=env.metadata.protected,
+                     connection=conn)
         )
     return problems
 
 
-def _load_scope(doc: Document, env: Envelope, ref: str, loaded: Loaded) -> list[Problem]:
+def _load_scope(doc: Document, env: Envelope, ref: str, loaded: Loaded, ctx: RunContext) -> list[Problem]:
     spec, problems = validate_model(ScopeSpec, env.spec, doc, prefix=("spec",), resource=ref)
     if spec is None:
         return problems
@@ -170,9 +205,12 @@ def _load_scope(doc: Document, env: Envelope, ref: str, loaded: Loaded) -> list[
         return problems + [doc.problem(("spec", "target"), f"kind '{spec.target}' has no prune scope (scoped kinds: {scoped})", resource=ref)]
     match, ps = validate_model(target.Scope, spec.match, doc, prefix=("spec", "match"), resource=ref)
     problems.extend(ps)
-    if match is not None and not ps:
+    conn, cps = _connection(doc, env, target.vendor, ref, ctx)
+    problems.extend(cps)
+    if match is not None and not ps and not cps:
         loaded.scopes.setdefault(spec.target, []).append(
-            ScopeDecl(name=env.metadata.name, target_kind=spec.target, spec=match, doc=doc, protect=list(spec.protect))
+            ScopeDecl(name=env.metadata.name, target_kind=spec.target, spec=match, doc=doc, protect=list(spec.protect),
+                      connection=conn)
         )
     return problems
 

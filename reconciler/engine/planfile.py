@@ -45,6 +45,7 @@ class ChangeModel(_M):
     notes: list[str]
     data: dict[str, Any] = Field(description="kind-specific payload needed to apply; never a secret value")
     impact: int = Field(ge=0, description="existing objects this change updates, replaces or deletes")
+    connection: str = Field(default="default", description="the named connection of the vendor")
 
 
 class UnmanagedModel(_M):
@@ -52,6 +53,7 @@ class UnmanagedModel(_M):
     vendor: str
     key: str
     reason: str
+    connection: str = "default"
 
 
 class DigestModel(_M):
@@ -81,7 +83,14 @@ class PlanFile(_M):
     existing_in_scope: dict[str, int]
     resources: dict[str, str] = Field(
         default_factory=dict,
-        description="content digest per manifest document (KIND/NAME), the baseline for `plan --drift --baseline`",
+        description="content digest per manifest document (KIND/NAME, with the data files it names): what "
+                    "apply judges freshness by, and the baseline for `plan --drift --baseline`",
+    )
+    environment: str | None = Field(default=None, description="the environment planned (--env)")
+    connections: list[str] = Field(default_factory=list, description="vendor/connection the plan covers")
+    config_sections: dict[str, str] = Field(
+        default_factory=dict,
+        description="digest per config section a change can depend on (providers.<vendor>, settings)",
     )
 
 
@@ -94,7 +103,8 @@ def plan_schema() -> dict[str, Any]:
 
 def plan_to_dict(plan: Plan, *, created_at: str, paths: list[str], config_path: str | None, sandbox: bool,
                  targets: list[str], digest: dict[str, str], resources: dict[str, str] | None = None,
-                 force: bool = False, allow_replace: bool = False) -> dict[str, Any]:
+                 config_sections: dict[str, str] | None = None, force: bool = False,
+                 allow_replace: bool = False) -> dict[str, Any]:
     return {
         "format_version": FORMAT_VERSION,
         "tool_version": __version__,
@@ -114,6 +124,9 @@ def plan_to_dict(plan: Plan, *, created_at: str, paths: list[str], config_path: 
         "warnings": plan.warnings,
         "existing_in_scope": plan.existing_in_scope,
         "resources": dict(sorted((resources or {}).items())),
+        "config_sections": dict(sorted((config_sections or {}).items())),
+        "environment": plan.environment,
+        "connections": plan.connections,
     }
 
 
@@ -144,5 +157,7 @@ def read_plan(path: Path) -> tuple[PlanFile, Plan]:
         unmanaged=[Unmanaged(**u.model_dump()) for u in pf.unmanaged],
         warnings=pf.warnings,
         existing_in_scope=pf.existing_in_scope,
+        environment=pf.environment,
+        connections=pf.connections,
     )
     return pf, plan

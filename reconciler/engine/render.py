@@ -25,6 +25,8 @@ def show(value: Any) -> str:
 
 # -- text -------------------------------------------------------------------------------------
 def render_text(plan: Plan, out: TextIO, *, safety: list[str] | None = None) -> None:
+    if plan.header():
+        out.write(plan.header() + "\n")
     if not plan.changes:
         out.write("No changes. Live state matches the manifests.\n")
     for c in plan.changes:
@@ -48,7 +50,7 @@ def render_text(plan: Plan, out: TextIO, *, safety: list[str] | None = None) -> 
     if plan.unmanaged:
         out.write(f"\nUnmanaged (left alone): {len(plan.unmanaged)}\n")
         for u in plan.unmanaged[:50]:
-            out.write(f"    ? {u.kind}/{u.key}: {u.reason}\n")
+            out.write(f"    ? {u.address}: {u.reason}\n")
         if len(plan.unmanaged) > 50:
             out.write(f"    ... and {len(plan.unmanaged) - 50} more\n")
     for w in plan.warnings:
@@ -183,7 +185,10 @@ def render_markdown(plan: Plan, *, title: str = "reconciler plan", stale: list[O
                     limit: int = MARKDOWN_LIMIT, safety: list[str] | None = None) -> str:
     """The plan as one pull-request comment, always shorter than ``limit`` characters: changes are
     shown in plan order (collapsed) while they fit; the tail is summarised by kind and action."""
-    head = [f"### {md_escape(_clip(title, 200))}", "", md_escape(plan.summary_line()), ""]
+    head = [f"### {md_escape(_clip(title, 200))}", ""]
+    if plan.header():
+        head += [md_escape(plan.header()), ""]
+    head += [md_escape(plan.summary_line()), ""]
     head += _vendor_table(plan, stale)
     # safety findings and warnings: as many as fit in a third of the comment
     notices = [f"\n> **Unsafe:** {md_escape(_clip(s))}" for s in safety or []]

@@ -19,7 +19,7 @@ from reconciler.engine.load import Loaded
 from reconciler.errors import ApiError, ReconcilerError, UsageError
 from reconciler.kinds import KINDS
 from reconciler.kinds.base import Kind, RunContext
-from reconciler.model import Action, Change, KindPlan, Outcome, Plan
+from reconciler.model import Action, Change, KindPlan, Outcome, Plan, scope_label
 
 log = logging.getLogger("reconciler.engine")
 
@@ -54,40 +54,49 @@ def _run_per_vendor(work: dict[str, Callable[[], None]]) -> list[BaseException]:
 def make_plan(loaded: Loaded, ctx: RunContext, *, kinds: set[str] | None = None) -> Plan:
     """Read live state for every kind in use and diff it against the manifests.
 
-    Vendors are read concurrently (kinds of one vendor one after another). A kind whose live
-    state cannot be read (an API error after the client's retries) fails alone: it is listed in
-    ``plan.failed`` with no changes — nothing of it is created, updated or pruned — and the other
-    kinds are planned as usual. Invalid input still stops the whole plan.
+    Vendor connections are read concurrently (one worker per connection; its kinds one after
+    another). A kind whose live state cannot be read (an API error after the client's retries)
+    fails alone: it is listed in ``plan.failed`` with no changes — nothing of it is created,
+    updated or pruned — and the others are planned as usual. Invalid input still stops the plan.
     """
-    plan = Plan()
-    selected = [k for k in loaded.kinds() if kinds is None or k.kind in kinds]
-    by_vendor: dict[str, list[type[Kind]]] = defaultdict(list)
-    for kind_cls in selected:
-        by_vendor[kind_cls.vendor].append(kind_cls)
-    results: dict[str, KindPlan | str] = {}
+    plan = Plan(environment=ctx.config.env)
+    parts = [p for p in loaded.parts() if kinds is None or p[0].kind in kinds]
+    by_connection: dict[tuple[str, str], list[int]] = defaultdict(list)
+    for i, (kind_cls, conn, _, _) in enumerate(parts):
+        by_connection[(kind_cls.vendor, conn)].append(i)
+    results: dict[int, KindPlan | str] = {}
 
-    def plan_vendor(kind_classes: list[type[Kind]]) -> None:
-        for kind_cls in kind_classes:
+    def plan_connection(indexes: list[int]) -> None:
+        for i in indexes:
+            kind_cls, conn, resources, scopes = parts[i]
             try:
-                results[kind_cls.kind] = kind_cls().plan(
-                    loaded.resources.get(kind_cls.kind, []), loaded.scopes.get(kind_cls.kind, []), ctx)
+                results[i] = kind_cls().plan(resources, scopes, ctx.bind(kind_cls.vendor, conn))
             except ApiError as exc:
                 log.debug("reading %s failed", kind_cls.kind, exc_info=True)
-                results[kind_cls.kind] = str(exc)
+                results[i] = str(exc)
 
-    errors = _run_per_vendor({v: functools.partial(plan_vendor, ks) for v, ks in by_vendor.items()})
+    errors = _run_per_vendor({f"{v}/{c}": functools.partial(plan_connection, ix) for (v, c), ix in by_connection.items()})
     if errors:
         raise errors[0]
-    for kind_cls in selected:  # deterministic order whatever finished first
-        kp = results[kind_cls.kind]
+    for i, (kind_cls, conn, _, _) in enumerate(parts):  # deterministic order whatever finished first
+        kp = results[i]
+        if f"{kind_cls.vendor}/{conn}" not in plan.connections:
+            plan.connections.append(f"{kind_cls.vendor}/{conn}")
         if isinstance(kp, str):
-            plan.failed[kind_cls.kind] = kp
+            plan.failed[scope_label(kind_cls.kind, conn)] = kp
             continue
+        for c in kp.changes:
+            c.connection = conn
+        for u in kp.unmanaged:
+            u.connection = conn
         plan.changes.extend(kp.changes)
-        plan.noops[kind_cls.kind] = kp.noops
+        plan.noops[kind_cls.kind] = plan.noops.get(kind_cls.kind, 0) + kp.noops
         plan.unmanaged.extend(kp.unmanaged)
         plan.warnings.extend(kp.warnings)
-        plan.existing_in_scope[kind_cls.kind] = kp.existing_in_scope
+        plan.existing_in_scope[scope_label(kind_cls.kind, conn)] = kp.existing_in_scope
+        if f"{kind_cls.vendor}/{conn}" not in plan.connections:
+            plan.connections.append(f"{kind_cls.vendor}/{conn}")
+    plan.connections.sort()
     if ctx.options.targets:
         plan = filter_targets(plan, ctx.options.targets)
     plan.sort()
@@ -109,7 +118,8 @@ def filter_targets(plan: Plan, targets: tuple[str, ...]) -> Plan:
     kept = [c for c in plan.changes if any(_matches(c, t) for t in targets)]
     unmatched = [t for t in targets if not any(_matches(c, t) for c in plan.changes)]
     out = Plan(changes=kept, noops=plan.noops, unmanaged=[], warnings=list(plan.warnings),
-               existing_in_scope=plan.existing_in_scope, failed=plan.failed)
+               existing_in_scope=plan.existing_in_scope, environment=plan.environment, connections=plan.connections,
+               failed=plan.failed)
     for t in unmatched:
         out.warnings.append(f"--target {t}: no change for it (already in the desired state, or no such resource)")
     return out
@@ -118,10 +128,10 @@ def filter_targets(plan: Plan, targets: tuple[str, ...]) -> Plan:
 def check_safety(plan: Plan, ctx: RunContext) -> list[str]:
     """Threshold violations (octoDNS-style): too many updates/deletes of existing objects."""
     s = ctx.config.settings
-    per_kind: dict[str, list[Change]] = defaultdict(list)
+    per_kind: dict[str, list[Change]] = defaultdict(list)  # per kind and named connection
     for c in plan.changes:
         if c.action is not Action.CREATE:
-            per_kind[c.kind].append(c)
+            per_kind[c.scope].append(c)
     out: list[str] = []
     for kind, changes in sorted(per_kind.items()):
         existing = plan.existing_in_scope.get(kind, 0)
@@ -168,7 +178,7 @@ class ApplyRun:
                 if self.on_outcome is not None:
                     self.on_outcome(o)
 
-    def _unit(self, kind: Kind, unit: list[tuple[int, Change]],
+    def _unit(self, kind: Kind, ctx: RunContext, unit: list[tuple[int, Change]],
               held: list[tuple[int, Change]] | None = None) -> None:
         """Apply one unit. With ``held``, changes the vendor refused as busy (definitely not
         written) are held back for another pass instead of being reported failed."""
@@ -179,7 +189,7 @@ class ApplyRun:
             for c in changes:
                 self.journal.intent(c)
         try:
-            outs = kind.apply(changes, self.ctx)
+            outs = kind.apply(changes, ctx)
             if len(outs) != len(changes):
                 raise AssertionError(f"{kind.kind}.apply returned {len(outs)} outcomes for {len(changes)} changes")
         except ReconcilerError as exc:
@@ -198,11 +208,15 @@ class ApplyRun:
                 report.append((i, o))
         self._report(report)
 
-    def _vendor(self, changes: list[tuple[int, Change]]) -> None:
+    def _connection(self, changes: list[tuple[int, Change]]) -> None:
+        """One vendor connection's changes: kinds in their apply order, units within the
+        connection's concurrency."""
         by_kind: dict[str, list[tuple[int, Change]]] = defaultdict(list)
         for item in changes:
             by_kind[item[1].kind].append(item)
-        concurrency = vendor_concurrency(self.ctx, changes[0][1].vendor)
+        vendor, conn = changes[0][1].vendor, changes[0][1].connection
+        ctx = self.ctx.bind(vendor, conn)
+        concurrency = vendor_concurrency(ctx, vendor)
         for kind_name in sorted(by_kind, key=lambda k: (KINDS[k].apply_order, k)):
             kind = KINDS[kind_name]()
             items = by_kind[kind_name]
@@ -213,11 +227,11 @@ class ApplyRun:
                 units = [[(position[id(c)], c) for c in u] for u in kind.apply_units([c for _, c in items])]
                 if kind.ordered_units or concurrency <= 1 or len(units) <= 1:
                     for unit in units:
-                        self._unit(kind, unit, held)
+                        self._unit(kind, ctx, unit, held)
                 else:
                     with ThreadPoolExecutor(max_workers=min(concurrency, len(units)),
                                             thread_name_prefix=kind_name) as pool:
-                        for f in [pool.submit(self._unit, kind, u, held) for u in units]:
+                        for f in [pool.submit(self._unit, kind, ctx, u, held) for u in units]:
                             f.result()
                 if not held or self.ctx.stop.is_set():
                     break
@@ -227,11 +241,11 @@ class ApplyRun:
                 self.ctx.stop.wait(self.pass_wait * (attempt + 1))
 
     def run(self) -> list[Outcome]:
-        by_vendor: dict[str, list[tuple[int, Change]]] = defaultdict(list)
+        by_connection: dict[tuple[str, str], list[tuple[int, Change]]] = defaultdict(list)
         for i, c in enumerate(self.changes):
-            by_vendor[c.vendor].append((i, c))
-        threads = [threading.Thread(target=self._vendor, args=(cs,), name=f"apply-{v}", daemon=True)
-                   for v, cs in sorted(by_vendor.items())]
+            by_connection[(c.vendor, c.connection)].append((i, c))
+        threads = [threading.Thread(target=self._connection, args=(cs,), name=f"apply-{v}/{n}", daemon=True)
+                   for (v, n), cs in sorted(by_connection.items())]
         for t in threads:
             t.start()
         stopped_at: float | None = None
@@ -260,8 +274,8 @@ class ApplyRun:
 
 def apply_changes(changes: list[Change], ctx: RunContext, *, on_outcome: Callable[[Outcome], None] | None = None,
                   journal: Journal | None = None, grace: float = 20.0) -> list[Outcome]:
-    """Apply changes: vendors concurrently, each vendor's kinds in their apply order, each kind's
-    units within the vendor's concurrency; a failing unit or kind does not stop the others.
+    """Apply changes: vendor connections concurrently (one worker each), each connection's kinds
+    in their apply order, each kind's units within the connection's concurrency; a failing unit or kind does not stop the others.
     Returns one outcome per change, in the order given."""
     return ApplyRun(changes, ctx, on_outcome=on_outcome, journal=journal, grace=grace).run()
 
@@ -294,7 +308,7 @@ def reconcile_saved(saved: list[Change], fresh: Plan) -> tuple[list[Change], lis
     Kinds whose precondition is enforced by the write itself (TcaplusDB) are passed through.
     """
     fresh_by_addr = {c.address: c for c in fresh.changes}
-    out_of_scope = {f"{u.kind}/{u.key}" for u in fresh.unmanaged}
+    out_of_scope = {u.address for u in fresh.unmanaged}
     to_apply: list[Change] = []
     stale: list[Outcome] = []
     for c in saved:

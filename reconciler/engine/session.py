@@ -11,7 +11,7 @@ from typing import Any
 from reconciler.engine.load import Loaded, digest_files, display_path, load_manifests
 from reconciler.errors import InputError
 from reconciler.kinds.base import RunContext, RunOptions
-from reconciler.manifest.config import Config, LoadedConfig, load_config
+from reconciler.manifest.config import VENDORS, Config, LoadedConfig, load_config
 from reconciler.manifest.validate import validate_model
 from reconciler.manifest.yamlload import Document
 
@@ -39,14 +39,34 @@ class Session:
 
     def resource_digests(self) -> dict[str, str]:
         """Content digests of every manifest document (resources and prune scopes), by
-        ``KIND/NAME`` — the baseline a drift run compares against."""
+        ``KIND/NAME``, each covering the data files the document names (records, player lists) —
+        the baseline a drift run compares against, and what a saved plan's freshness is judged by."""
         assert self.loaded is not None
         docs = [(r.ref, r.doc) for rs in self.loaded.resources.values() for r in rs]
         docs += [(sc.ref, sc.doc) for scs in self.loaded.scopes.values() for sc in scs]
         out = {}
         for ref, doc in docs:
-            blob = json.dumps(doc.data, sort_keys=True, default=str).encode()
-            out[ref] = "sha256:" + hashlib.sha256(blob).hexdigest()[:32]
+            h = hashlib.sha256(json.dumps(doc.data, sort_keys=True, default=str).encode())
+            files = self.ctx.files_by_resource.get(ref, [])
+            if files:
+                h.update(digest_files(files).encode())
+            out[ref] = "sha256:" + h.hexdigest()[:32]
+        return out
+
+    def config_digests(self) -> dict[str, str]:
+        """Digests of the config's parts a change can depend on: each ``providers.<vendor>``
+        section as written (TcaplusDB's table schemas included) and ``settings``."""
+        data = self.config.doc.data if self.config.doc is not None and isinstance(self.config.doc.data, dict) else {}
+        providers = data.get("providers") if isinstance(data.get("providers"), dict) else {}
+        out = {}
+        for vendor in ("bestproxy", "tcaplus", "jdb"):
+            h = hashlib.sha256(json.dumps(providers.get(vendor), sort_keys=True, default=str).encode())
+            if vendor == "tcaplus" and self.config.providers.tcaplus is not None:
+                protos = [self.config.base_dir / t.proto for t in self.config.providers.tcaplus.tables.values()]
+                h.update(digest_files(protos).encode())
+            out[f"providers.{vendor}"] = "sha256:" + h.hexdigest()[:32]
+        out["settings"] = "sha256:" + hashlib.sha256(
+            json.dumps(data.get("settings"), sort_keys=True, default=str).encode()).hexdigest()[:32]
         return out
 
     def close(self) -> None:
@@ -56,31 +76,61 @@ class Session:
             self.sandbox = None
 
 
-def _sandbox_config(config_path: Path | None, state_dir: Path) -> tuple[LoadedConfig, Any]:
+class _Sandboxes:
+    """The emulators of a sandbox run: one set for the default connections, one per named
+    connection (its own state under ``connections/<name>/``), so two connections never share
+    live state — as two real accounts would not."""
+
+    def __init__(self) -> None:
+        self.running: list[Any] = []
+
+    def stop(self) -> None:
+        for sbx in self.running:
+            sbx.stop()
+        self.running.clear()
+
+
+def _sandbox_config(config_path: Path | None, state_dir: Path, env: str | None = None) -> tuple[LoadedConfig, Any]:
     from reconciler.sandbox.serve import Sandbox, tables_from_config
 
-    user = load_config(config_path, required=False)
-    tcaplus = user.providers.tcaplus
-    sandbox = Sandbox(state_dir, tcaplus_tables=tables_from_config(tcaplus.tables, user.base_dir) if tcaplus else {}).start()
-    data = user.config.model_dump(exclude_none=True)
-    data["providers"] = sandbox.providers()
+    user = load_config(config_path, required=False, env=env)
+    sandboxes = _Sandboxes()
+
+    def start(folder: Path, tcaplus: Any) -> Any:
+        sbx = Sandbox(folder, tcaplus_tables=tables_from_config(tcaplus.tables, user.base_dir) if tcaplus else {}).start()
+        sandboxes.running.append(sbx)
+        return sbx
+
+    try:
+        data = user.config.model_dump(exclude_none=True)
+        data["providers"] = start(state_dir, user.providers.tcaplus).providers()
+        named = user.config.connections
+        for name in sorted({n for vendor in VENDORS for n in getattr(named, vendor)}):
+            sbx = start(state_dir / "connections" / name, named.tcaplus.get(name) or user.providers.tcaplus)
+            served = sbx.providers()
+            for vendor in VENDORS:
+                if name in getattr(named, vendor):
+                    data["connections"][vendor][name] = served[vendor]
+    except BaseException:
+        sandboxes.stop()
+        raise
     doc = Document(file=str(config_path or "<sandbox>"), index=0, data=data)
     model, problems = validate_model(Config, data, doc, resource="Config")
     if problems:
-        sandbox.stop()
+        sandboxes.stop()
         raise InputError(problems)
     assert isinstance(model, Config)
-    return LoadedConfig(model, path=user.path, doc=user.doc), sandbox
+    return LoadedConfig(model, path=user.path, doc=user.doc, env=env), sandboxes
 
 
 def open_session(*, paths: list[Path], config_path: Path, sandbox: bool, options: RunOptions,
-                 state_dir: Path | None = None) -> Session:
+                 state_dir: Path | None = None, env: str | None = None) -> Session:
     from reconciler.sandbox.serve import DEFAULT_STATE_DIR
 
     if sandbox:
-        cfg, sbx = _sandbox_config(config_path if config_path.exists() else None, state_dir or DEFAULT_STATE_DIR)
+        cfg, sbx = _sandbox_config(config_path if config_path.exists() else None, state_dir or DEFAULT_STATE_DIR, env)
     else:
-        cfg, sbx = load_config(config_path), None
+        cfg, sbx = load_config(config_path, env=env), None
     return Session(config=cfg, ctx=RunContext(config=cfg, options=options), paths=paths, sandbox=sbx)
 
 

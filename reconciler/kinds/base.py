@@ -51,6 +51,7 @@ class Resource:
     spec: Any  # the kind's Spec instance
     doc: Document
     protected: bool = False  # metadata.protected: never delete (prune or replace)
+    connection: str = "default"  # the named connection of the kind's vendor it targets
 
     @property
     def ref(self) -> str:
@@ -74,6 +75,7 @@ class ScopeDecl:
     spec: Any  # the target kind's Scope instance (what ``spec.match`` says)
     doc: Document
     protect: list[str] = field(default_factory=list)  # identities never deleted, even inside the scope
+    connection: str = "default"
 
     @property
     def ref(self) -> str:
@@ -99,14 +101,33 @@ class RunContext:
         self._secrets: dict[tuple[str, str], str] = {}
         self._clients: dict[str, Any] = {}
         self._lock = threading.Lock()
-        self._fingerprinter: Fingerprinter | None = None
+        self._fingerprinters: dict[str, Fingerprinter] = {}
+        self._children: dict[tuple[str, str], RunContext] = {}
         self.tracked_files: list[Path] = []  # data files kinds read (part of the saved-plan digest)
+        self.files_by_resource: dict[str, list[Path]] = {}  # the same, by the document that names them
         # set by the engine when the run is stopped (SIGINT/SIGTERM): start no new write
         self.stop = threading.Event()
 
-    def track_file(self, path: Path) -> None:
-        """Declare a data file the desired state depends on (records, player lists)."""
+    def bind(self, vendor: str, connection: str) -> "RunContext":
+        """The context the kinds of ``vendor`` get for one named connection: ``config.providers``
+        holds that connection; secrets, problems and tracked files are shared with this context,
+        clients and fingerprint keys are the connection's own."""
+        with self._lock:
+            key = (vendor, connection)
+            child = self._children.get(key)
+            if child is None:
+                child = RunContext(config=self.config.bound(vendor, connection), options=self.options)
+                child.problems, child.warnings, child._secrets = self.problems, self.warnings, self._secrets
+                child.tracked_files, child.files_by_resource = self.tracked_files, self.files_by_resource
+                child.stop = self.stop
+                self._children[key] = child
+            return child
+
+    def track_file(self, path: Path, *, resource: str = "") -> None:
+        """Declare a data file the desired state depends on (records, player lists); ``resource``
+        is the ``KIND/NAME`` of the document that names it (part of that document's digest)."""
         self.tracked_files.append(path)
+        self.files_by_resource.setdefault(resource, []).append(path)
 
     # -- secrets ---------------------------------------------------------------------------
     def resolve_secret(self, doc: Document, path: Path_, ref: str, *, resource: str = "") -> str | None:
@@ -143,30 +164,31 @@ class RunContext:
         return self._secrets[cache_key]
 
     # -- fingerprints ----------------------------------------------------------------------
-    @property
-    def fingerprint(self) -> Fingerprinter:
-        """Keyed fingerprint of a secret value (key: settings.fingerprint_key, else derived from
-        the provider credentials, so a plan file alone cannot be used to guess a password)."""
-        if self._fingerprinter is None:
-            s = self.config.settings
-            if s.fingerprint_key:
-                key = self.config_secret(s.fingerprint_key).encode()
-            else:
-                parts = []
-                p = self.config.providers
-                for ref in (
-                    p.bestproxy.app_key if p.bestproxy else None,
-                    p.tcaplus.password if p.tcaplus else None,
-                    p.jdb.key if p.jdb else None,
-                ):
-                    if ref:
+    def fingerprint_for(self, vendor: str) -> Fingerprinter:
+        """Keyed fingerprint of a secret value (key: settings.fingerprint_key, else derived from the
+        credentials of ``vendor``'s connection, so a plan file alone cannot be used to guess a
+        password, and a change to another vendor's connection does not change these fingerprints)."""
+        with self._lock:
+            if vendor not in self._fingerprinters:
+                s = self.config.settings
+                if s.fingerprint_key:
+                    key = self.config_secret(s.fingerprint_key).encode()
+                else:
+                    p = self.config.providers
+                    refs = {
+                        "bestproxy": [p.bestproxy.app_key] if p.bestproxy else [],
+                        "tcaplus": [p.tcaplus.password] if p.tcaplus else [],
+                        "jdb": [p.jdb.key, p.jdb.iv] if p.jdb else [],
+                    }.get(vendor, [])
+                    parts = [vendor]
+                    for ref in refs:
                         try:
                             parts.append(self.config_secret(ref))
                         except SecretError:
                             parts.append(ref)
-                key = "\0".join(parts).encode()
-            self._fingerprinter = Fingerprinter(key)
-        return self._fingerprinter
+                    key = "\0".join(parts).encode()
+                self._fingerprinters[vendor] = Fingerprinter(key)
+            return self._fingerprinters[vendor]
 
     def live_fingerprint(self, obj: Any) -> str:
         """A content fingerprint of a normalised live object (for saved-plan staleness checks).
@@ -182,6 +204,9 @@ class RunContext:
             return self._clients[kind_cls.vendor]
 
     def close(self) -> None:
+        for child in self._children.values():
+            child.close()
+        self._children.clear()
         for c in self._clients.values():
             close = getattr(c, "close", None)
             if close:

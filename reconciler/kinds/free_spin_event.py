@@ -367,7 +367,7 @@ class FreeSpinEventKind(Kind):
     def _file_problems(r: Resource, ctx: RunContext) -> list[Problem]:
         spec: FreeSpinEventSpec = r.spec
         path = r.doc.base_dir / str(spec.playersFile)
-        ctx.track_file(path)
+        ctx.track_file(path, resource=r.ref)
         players, found = read_players_file(path)
         out = [r.problem(("playersFile",), message) for message in found]
         excluded = set(spec.excludedPlayers)

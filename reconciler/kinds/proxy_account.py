@@ -102,7 +102,7 @@ class ProxyAccountKind(Kind):
     # -- plan ------------------------------------------------------------------------------
     def _live_view(self, a: LiveAccount, ctx: RunContext) -> dict[str, Any]:
         view: dict[str, Any] = {
-            "password": ctx.fingerprint(a.password),
+            "password": ctx.fingerprint_for(self.vendor)(a.password),
             "remark": a.remark,
             "productType": a.product_type,
             "trafficLimitGb": a.limit_gb,
@@ -165,7 +165,7 @@ class ProxyAccountKind(Kind):
 
     def _desired_view(self, spec: ProxyAccountSpec, pw: str, ctx: RunContext) -> dict[str, Any]:
         view: dict[str, Any] = {
-            "password": ctx.fingerprint(pw),
+            "password": ctx.fingerprint_for(self.vendor)(pw),
             "remark": spec.remark,
             "productType": spec.productType,
             "trafficLimitGb": spec.trafficLimitGb,

@@ -396,7 +396,7 @@ class TcaplusRecordsKind(Kind):
         except InputError as exc:
             return [], exc.problems
         if spec.file is not None:
-            ctx.track_file(_data_path(res))
+            ctx.track_file(_data_path(res), resource=res.ref)
         raw, read_problems = _read_records(res)  # cached: never mutate what it returns
         problems = [*read_problems, *self._prune_problems(res, schema)]
         declared = []

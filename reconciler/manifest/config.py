@@ -5,14 +5,14 @@ from __future__ import annotations
 
 from datetime import timedelta, timezone
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StrictStr
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, StrictStr
 
 from reconciler.errors import InputError, Problem
 from reconciler.manifest.secrets import SecretRef
 from reconciler.manifest.validate import validate_model
-from reconciler.manifest.yamlload import Document, load_file
+from reconciler.manifest.yamlload import Document, Path_, load_file
 
 
 class _Strict(BaseModel):
@@ -80,9 +80,40 @@ class JdbProvider(Connection):
 
 
 class Providers(_Strict):
+    """The default connection of each vendor (named ``default``)."""
+
     bestproxy: BestProxyProvider | None = None
     tcaplus: TcaplusProvider | None = None
     jdb: JdbProvider | None = None
+
+
+VENDORS = ("bestproxy", "tcaplus", "jdb")
+DEFAULT_CONNECTION = "default"
+CONNECTION_NAME = r"^[a-z0-9]([a-z0-9-]{0,38}[a-z0-9])?$"
+ConnectionName = Annotated[StrictStr, Field(pattern=CONNECTION_NAME)]
+Vendor = Literal["bestproxy", "tcaplus", "jdb"]
+
+
+class Connections(_Strict):
+    """More connections per vendor, by name (several BestProxy accounts, JDB agents with their own
+    ``dc``/key/IV, TcaplusDB zones, or staging and production). A manifest names the one it
+    targets with ``metadata.connection``; otherwise the environment's default, else ``default``
+    (``providers.<vendor>``)."""
+
+    bestproxy: dict[ConnectionName, BestProxyProvider] = Field(default_factory=dict)
+    tcaplus: dict[ConnectionName, TcaplusProvider] = Field(default_factory=dict)
+    jdb: dict[ConnectionName, JdbProvider] = Field(default_factory=dict)
+
+
+VarValue = StrictStr | StrictInt | StrictBool | float
+
+
+class Environment(_Strict):
+    """What differs in one environment: the connection each vendor's manifests target unless they
+    name one, and the values of ``${var.NAME}`` in manifests."""
+
+    connections: dict[Vendor, ConnectionName] = Field(default_factory=dict)
+    vars: dict[Annotated[StrictStr, Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")], VarValue] = Field(default_factory=dict)
 
 
 class Settings(_Strict):
@@ -95,16 +126,52 @@ class Config(_Strict):
     apiVersion: Literal["reconciler/v1"] = "reconciler/v1"
     kind: Literal["Config"] = "Config"
     providers: Providers = Field(default_factory=Providers)
+    connections: Connections = Field(default_factory=Connections)
+    environments: dict[Annotated[StrictStr, Field(pattern=CONNECTION_NAME)], Environment] = Field(default_factory=dict)
     settings: Settings = Field(default_factory=Settings)
+
+    def connection(self, vendor: str, name: str) -> Connection | None:
+        if name == DEFAULT_CONNECTION:
+            return getattr(self.providers, vendor)  # type: ignore[no-any-return]
+        return getattr(self.connections, vendor).get(name)  # type: ignore[no-any-return]
+
+    def connection_names(self, vendor: str) -> list[str]:
+        named = sorted(getattr(self.connections, vendor))
+        return ([DEFAULT_CONNECTION] if getattr(self.providers, vendor) is not None else []) + named
 
 
 class LoadedConfig:
-    """A validated config plus where it came from (relative paths resolve against ``base_dir``)."""
+    """A validated config plus where it came from (relative paths resolve against ``base_dir``).
 
-    def __init__(self, config: Config, *, path: Path | None, doc: Document | None):
+    ``env`` is the selected environment (``--env``). :meth:`bound` gives the view a kind sees
+    for one named connection: ``providers.<vendor>`` is that connection, and problems reported at
+    ``providers.<vendor>...`` point at ``connections.<vendor>.<name>...`` where it is written.
+    """
+
+    def __init__(self, config: Config, *, path: Path | None, doc: Document | None, env: str | None = None,
+                 connection: tuple[str, str] | None = None):
         self.config = config
         self.path = path
         self.doc = doc
+        self.env = env
+        self.connection = connection  # (vendor, name) of a bound view
+
+    @property
+    def environment(self) -> Environment | None:
+        return self.config.environments.get(self.env) if self.env else None
+
+    def default_connection(self, vendor: str) -> str:
+        env = self.environment
+        return env.connections.get(vendor, DEFAULT_CONNECTION) if env else DEFAULT_CONNECTION  # type: ignore[arg-type]
+
+    def bound(self, vendor: str, name: str) -> "LoadedConfig":
+        """This config as seen by the kinds of ``vendor`` working on connection ``name``."""
+        if name == DEFAULT_CONNECTION:
+            return LoadedConfig(self.config, path=self.path, doc=self.doc, env=self.env, connection=(vendor, name))
+        providers = self.config.providers.model_copy(update={vendor: self.config.connection(vendor, name)})
+        config = self.config.model_copy(update={"providers": providers})
+        doc = _ConnectionDocument.of(self.doc, vendor, name) if self.doc is not None else None
+        return LoadedConfig(config, path=self.path, doc=doc, env=self.env, connection=(vendor, name))
 
     @property
     def base_dir(self) -> Path:
@@ -119,11 +186,33 @@ class LoadedConfig:
         return self.config.settings
 
 
-def load_config(path: Path | None, *, required: bool = True) -> LoadedConfig:
+class _ConnectionDocument(Document):
+    """The config document, with ``providers.<vendor>`` paths pointing at a named connection."""
+
+    vendor: str = ""
+    name: str = ""
+
+    @classmethod
+    def of(cls, doc: Document, vendor: str, name: str) -> "_ConnectionDocument":
+        view = cls(file=doc.file, index=doc.index, data=doc.data, marks=doc.marks, key_marks=doc.key_marks, start=doc.start)
+        view.vendor, view.name = vendor, name
+        return view
+
+    def position(self, path: Path_, *, key: bool = False) -> tuple[int, int]:
+        p = tuple(path)
+        if p[:2] == ("providers", self.vendor):
+            p = ("connections", self.vendor, self.name) + p[2:]
+        return super().position(p, key=key)
+
+
+def load_config(path: Path | None, *, required: bool = True, env: str | None = None) -> LoadedConfig:
     """Load and validate ``reconciler.yaml``; all problems at once as :class:`InputError`."""
     if path is None or not path.exists():
         if required and path is not None:
             raise InputError([Problem(str(path), 1, 1, "Config", "", "config file not found (use --config FILE, or --sandbox)")])
+        if env is not None:
+            raise InputError([Problem(str(path or "reconciler.yaml"), 1, 1, "Config", "environments",
+                                      f"--env {env}: no config file declares environments")])
         return LoadedConfig(Config(), path=None, doc=None)
     docs, problems = load_file(path)
     if problems:
@@ -134,4 +223,28 @@ def load_config(path: Path | None, *, required: bool = True) -> LoadedConfig:
     if problems:
         raise InputError(problems)
     assert isinstance(model, Config)
-    return LoadedConfig(model, path=path, doc=docs[0])
+    problems = connection_problems(model, docs[0], env)
+    if problems:
+        raise InputError(problems)
+    return LoadedConfig(model, path=path, doc=docs[0], env=env)
+
+
+def connection_problems(config: Config, doc: Document, env: str | None) -> list[Problem]:
+    """Environments name connections that exist; ``--env`` names a declared environment."""
+    out = []
+    for vendor in VENDORS:
+        if DEFAULT_CONNECTION in getattr(config.connections, vendor):
+            out.append(doc.problem(("connections", vendor, DEFAULT_CONNECTION),
+                                   f"'{DEFAULT_CONNECTION}' is providers.{vendor}; give this connection another name",
+                                   resource="Config", key=True))
+    for name, environment in config.environments.items():
+        for vendor, conn in environment.connections.items():
+            if config.connection(vendor, conn) is None:
+                known = ", ".join(config.connection_names(vendor)) or "none"
+                where: Path_ = ("environments", name, "connections", vendor)
+                out.append(doc.problem(where, f"no {vendor} connection named '{conn}' (known: {known})", resource="Config"))
+    if env is not None and env not in config.environments:
+        known = ", ".join(sorted(config.environments)) or "none declared"
+        out.append(doc.problem(("environments",), f"--env {env}: no such environment (known: {known})",
+                               resource="Config", key=True))
+    return out

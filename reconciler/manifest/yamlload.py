@@ -57,6 +57,8 @@ class Document:
     marks: dict[Path_, tuple[int, int]] = field(default_factory=dict)
     key_marks: dict[Path_, tuple[int, int]] = field(default_factory=dict)
     start: tuple[int, int] = (1, 1)
+    # values written elsewhere (``${var.NAME}`` of an environment): path -> (file, line, col, note)
+    origins: dict[Path_, tuple[str, int, int, str]] = field(default_factory=dict)
 
     @property
     def base_dir(self) -> Path:
@@ -75,8 +77,16 @@ class Document:
 
     def problem(self, path: Path_, message: str, *, resource: str = "", key: bool = False,
                 field_path: str | None = None) -> Problem:
-        line, col = self.position(path, key=key)
         fp = field_path if field_path is not None else dotted(path)
+        p = tuple(path)
+        while p and not key:
+            if p in self.origins:  # the value was written in the config: point there
+                file, line, col, note = self.origins[p]
+                return Problem(file, line, col, resource, fp, f"{message} ({note})")
+            if p in self.marks:
+                break
+            p = p[:-1]
+        line, col = self.position(path, key=key)
         return Problem(self.file, line, col, resource, fp, message)
 
 

@@ -59,7 +59,7 @@ def test_saved_plan_validates_against_the_published_schema(bp: Workspace, schema
     assert update["precondition"]["fingerprint"].startswith("sha256:")
     assert next(c for c in data["changes"] if c["key"] == "game03")["precondition"] == {"exists": False}
     assert data["unmanaged"] == [{"kind": "ProxyAccount", "vendor": "bestproxy", "key": "stray1",
-                                  "reason": "not declared; outside every prune scope"}]
+                                  "reason": "not declared; outside every prune scope", "connection": "default"}]
     assert set(data["resources"]) == {"ProxyAccount/game01", "ProxyAccount/game03", "IpAllowlist/datacenter",
                                       "PruneScope/games"}
 

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from tests.engine.conftest import APP_KEY, OTHER_PASSWORD, PASSWORD, TOTP_SECRET, Workspace, accounts_file
 
 NAMES = ["game01", "game02", "game03"]
@@ -85,7 +87,8 @@ def test_refused_when_manifests_changed_since_the_plan(bp: Workspace) -> None:
     accounts_file(bp, NAMES, remark="edited after review")
     r = bp.cli("apply", "plan.json")
     assert r.exit_code == 1
-    assert "error: plan.json: the manifests changed since this plan was made; make a new plan" in r.stderr
+    assert ("error: plan.json: changed since this plan was made: ProxyAccount/game01, ProxyAccount/game02, "
+            "ProxyAccount/game03; make a new plan") in r.stderr
     assert bp.accounts() == {}
 
 
@@ -96,17 +99,69 @@ def test_refused_when_config_changed_since_the_plan(bp: Workspace) -> None:
     cfg.write_text(cfg.read_text() + "settings:\n  max_change_ratio: 0.5\n")
     r = bp.cli("apply", "plan.json")
     assert r.exit_code == 1
-    assert "the config changed since this plan was made" in r.stderr
+    assert "error: plan.json: changed since this plan was made: settings; make a new plan" in r.stderr
     assert bp.accounts() == {}
 
 
-def test_a_new_manifest_file_also_invalidates_the_plan(bp: Workspace) -> None:
+def test_another_vendors_config_section_does_not_invalidate_the_plan(bp: Workspace) -> None:
     accounts_file(bp, NAMES)
     assert bp.cli("plan", "--out", "plan.json").exit_code == 0
-    accounts_file(bp, ["game04"], rel="manifests/more.yaml")
+    cfg = bp.root / "reconciler.yaml"
+    cfg.write_text(cfg.read_text().replace("  bestproxy:", "  jdb:\n    base_url: http://127.0.0.1:9\n"
+                                           "    dc: XX\n    key: env:JDB_KEY\n    iv: env:JDB_IV\n  bestproxy:", 1))
     r = bp.cli("apply", "plan.json")
-    assert r.exit_code == 1 and "manifests changed" in r.stderr
-    assert bp.accounts() == {}
+    assert r.exit_code == 0, r.output
+    assert sorted(bp.accounts()) == NAMES
+
+
+def test_a_new_manifest_file_does_not_invalidate_the_plan_and_is_not_applied(bp: Workspace) -> None:
+    accounts_file(bp, NAMES)
+    assert bp.cli("plan", "--out", "plan.json").exit_code == 0
+    accounts_file(bp, ["game04"], rel="manifests/more.yaml")  # another pull request merged meanwhile
+    r = bp.cli("apply", "plan.json")
+    assert r.exit_code == 0, r.output
+    assert sorted(bp.accounts()) == NAMES  # exactly what was reviewed: game04 waits for its own plan
+
+
+def test_a_new_document_of_the_kind_invalidates_a_plan_that_prunes(bp: Workspace) -> None:
+    _applied(bp, ["game01", "game02"])
+    bp.write("manifests/scope.yaml", """
+        apiVersion: reconciler/v1
+        kind: PruneScope
+        metadata: {name: games}
+        spec: {target: ProxyAccount, match: {usernamePrefix: game}}
+    """)
+    accounts_file(bp, ["game01"])
+    assert bp.cli("plan", "--out", "plan.json").exit_code == 0  # deletes game02
+    accounts_file(bp, ["game02"], rel="manifests/more.yaml")  # declared again by another change
+    r = bp.cli("apply", "plan.json")
+    assert r.exit_code == 1
+    assert "changed since this plan was made: ProxyAccount/game02; make a new plan" in r.stderr
+    assert sorted(bp.accounts()) == ["game01", "game02"]
+
+
+def _two_pull_requests(bp: Workspace) -> None:
+    """Two documents in two files; each pull request edits one and saves its plan from the base."""
+    accounts_file(bp, ["game01"], remark="base", rel="manifests/a.yaml")
+    accounts_file(bp, ["game02"], remark="base", rel="manifests/b.yaml")
+    assert bp.cli("apply", "--auto-approve").exit_code == 0
+    accounts_file(bp, ["game01"], remark="pr-a", rel="manifests/a.yaml")
+    assert bp.cli("plan", "--out", "plan-a.json").exit_code == 0
+    accounts_file(bp, ["game01"], remark="base", rel="manifests/a.yaml")
+    accounts_file(bp, ["game02"], remark="pr-b", rel="manifests/b.yaml")
+    assert bp.cli("plan", "--out", "plan-b.json").exit_code == 0
+    accounts_file(bp, ["game01"], remark="pr-a", rel="manifests/a.yaml")  # both merged
+
+
+@pytest.mark.parametrize("order", [("plan-a.json", "plan-b.json"), ("plan-b.json", "plan-a.json")],
+                         ids=["a_then_b", "b_then_a"])
+def test_plans_over_disjoint_documents_apply_in_either_order(bp: Workspace, order: tuple[str, str]) -> None:
+    _two_pull_requests(bp)
+    for name in order:
+        r = bp.cli("apply", name)
+        assert r.exit_code == 0, r.output
+        assert "Apply: 1 applied, 0 failed, 0 stale, 0 skipped." in r.stdout
+    assert {n: a["remark"] for n, a in bp.accounts().items()} == {"game01": "pr-a", "game02": "pr-b"}
 
 
 def test_partial_apply_exit_4_lists_what_succeeded(bp: Workspace) -> None:

@@ -213,3 +213,41 @@ def test_an_unavailable_server_fails_the_run_with_one_line_and_a_rerun_finishes(
     ws.emulator.set_faults({"error_rate": 0.0})
     res = ws.cli("apply", "--auto-approve")
     assert res.exit_code == 0 and ws.emulator.records(PLAYERS) == [(1, player(1))]
+
+
+def test_saved_plan_freshness_is_judged_per_document_and_its_data_file(ws: Workspace) -> None:
+    """A plan that changes only the inline `players` document survives an edit of another
+    document's data file, and is refused (naming the document) when its own document changes."""
+    write_seed(ws, n_example=5, n_players=3)
+    assert ws.cli("apply", "--auto-approve").exit_code == 0
+    ws.write("manifests/players.yaml", records_doc("players", PLAYERS, [player(i, game_server_id=6) for i in range(3)], mode="whole"))
+    res = ws.cli("plan", "--out", "plan.json")
+    assert res.exit_code == 0 and "to update" in res.stdout, res.stdout
+
+    data = ws.root / "manifests/data/examples.jsonl"
+    data.write_text(data.read_text() + json.dumps(example(99)) + "\n")  # another change to another document
+    res = ws.cli("apply", "plan.json")
+    assert res.exit_code == 0, res.stdout + res.stderr
+    assert {r["game_server_id"] for _, r in ws.emulator.records(PLAYERS)} == {6}
+    assert len(ws.emulator.records(EXAMPLE)) == 5  # the other change was not part of the reviewed plan
+
+    ws.write("manifests/players.yaml", records_doc("players", PLAYERS, [player(i, game_server_id=5) for i in range(3)], mode="whole"))
+    assert ws.cli("plan", "--out", "plan2.json").exit_code == 0
+    data.write_text(data.read_text())  # untouched content: still fresh
+    ws.write("manifests/players.yaml", records_doc("players", PLAYERS, [player(i, game_server_id=4) for i in range(3)], mode="whole"))
+    res = ws.cli("apply", "plan2.json")
+    assert res.exit_code == 1
+    assert "plan2.json: changed since this plan was made: TcaplusRecords/players; make a new plan" in res.stderr
+    assert {r["game_server_id"] for _, r in ws.emulator.records(PLAYERS)} == {6}
+
+
+def test_a_changed_data_file_invalidates_the_plan_of_its_document(ws: Workspace) -> None:
+    write_seed(ws, n_example=5, n_players=3)
+    assert ws.cli("apply", "--auto-approve").exit_code == 0
+    data = ws.root / "manifests/data/examples.jsonl"
+    data.write_text("\n".join(json.dumps(example(i, gamesvrid=50 + i)) for i in range(5)) + "\n")
+    assert ws.cli("plan", "--out", "plan.json").exit_code == 0
+    data.write_text("\n".join(json.dumps(example(i, gamesvrid=70 + i)) for i in range(5)) + "\n")
+    res = ws.cli("apply", "plan.json")
+    assert res.exit_code == 1
+    assert "changed since this plan was made: TcaplusRecords/examples; make a new plan" in res.stderr
