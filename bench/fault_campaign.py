@@ -96,7 +96,7 @@ class Fleet:
             # the current crash round's accounts (earlier rounds' are left alone: undeclared and
             # outside the prune scope, so the threshold's "existing" stays small)
             r = self.rounds[-1]
-            for j in range(30):
+            for j in range(40):
                 docs.append(_doc("ProxyAccount", f"r{r:02d}u{j:02d}", {
                     "username": f"crash{r:02d}u{j:02d}", "password": "file:secrets/pw", "productType": 9,
                     "remark": "crash", "trafficLimitGb": 3}))

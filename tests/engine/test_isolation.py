@@ -90,11 +90,19 @@ def test_tiny_fault_and_crash_campaigns(tmp_path: Path) -> None:
     assert c["duplicates"] == 0 and c["lost"] == 0, c
 
 
-def test_vendors_are_applied_concurrently(fleet: Any) -> None:
+def test_vendors_are_applied_concurrently(tmp_path: Path) -> None:
     # BestProxy is slow; its kinds come first in the apply order, yet TcaplusDB's outcomes are
     # printed before BestProxy's first write has been answered: one worker per vendor
+    fleet = campaign.Fleet(tmp_path, accounts=1, ips=1, records=4, events=1).start()
+    try:
+        _applied_concurrently(fleet)
+    finally:
+        fleet.stop()
+
+
+def _applied_concurrently(fleet: Any) -> None:
     bp = fleet.sbx.servers["bestproxy"].url
-    httpx.post(bp + "/_sandbox/faults", json={"latency_ms": 1500}).raise_for_status()
+    httpx.post(bp + "/_sandbox/faults", json={"latency_ms": 1000}).raise_for_status()
     httpx.post(bp + "/_sandbox/stats/reset").raise_for_status()  # the sentinels' add
     import subprocess
 

@@ -224,10 +224,10 @@ def test_a_signal_stops_new_writes_reports_and_journals_what_was_done(bp: Worksp
 
 def test_a_second_ctrl_c_exits_at_once(bp: Workspace) -> None:
     accounts_file(bp, [f"game{i:02d}" for i in range(4)], trafficLimitGb=2)
-    faults(bp, latency_ms=3000)
+    faults(bp, latency_ms=1500)
     proc = start(bp, "apply", "--auto-approve")
     wait_for_calls(bp, "POST /gateway/whitelist-account/add", 1)
-    time.sleep(0.5)  # the follow-up changes are in flight (3 s each)
+    time.sleep(0.3)  # the follow-up changes are in flight (1.5 s each)
     proc.send_signal(signal.SIGINT)
     time.sleep(0.3)
     proc.send_signal(signal.SIGINT)
