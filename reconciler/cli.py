@@ -513,7 +513,8 @@ def _apply_saved(path: Path, config_path: Path, sandbox: bool, sandbox_state: Pa
                 click.echo(render_apply_markdown(outcomes), nl=False)
                 code = signals.exit_code or run.exit_code_for(outcomes)
                 if journal is not None:
-                    journal.end(status="finished", exit_code=code, counts=dict(Counter(o.status for o in outcomes)))
+                    journal.end(status="interrupted" if signals.exit_code else "finished", exit_code=code,
+                                counts=dict(Counter(o.status for o in outcomes)))
                     journal.close()
                 return code
             return _run_apply(s, to_apply, fmt=fmt, journal=journal, signals=signals, resumed=False,

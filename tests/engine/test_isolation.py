@@ -46,6 +46,9 @@ def test_a_vendor_that_cannot_be_read_fails_only_its_kind(fleet: Any) -> None:
     assert "error: TcaplusRecords: live state could not be read, so it was not planned: tcaplus" in plan.stderr
     assert "+ create ProxyAccount/camp0000" in plan.stdout and "+ create FreeSpinEvent/camp-0" in plan.stdout
     assert "TcaplusRecords" not in plan.stdout
+    saved = run("plan", "--out", "plan.json")
+    assert saved.exit_code == 1 and "the plan is incomplete; not saved to plan.json" in saved.stderr
+    assert not (fleet.root / "plan.json").exists()
 
     res = run("apply", "--auto-approve")
     assert res.exit_code == 4, res.stdout + res.stderr
@@ -118,3 +121,15 @@ def _applied_concurrently(fleet: Any) -> None:
     assert proc.returncode == 0, rest + err
     assert adds_then == 0
     assert "ok      create ProxyAccount/camp0000" in rest
+
+
+def test_a_saved_plan_applies_what_can_be_checked_and_fails_the_rest(fleet: Any) -> None:
+    assert run("plan", "--out", "plan.json").exit_code == 0
+    tcaplus_faults(fleet, error_rate=1.0)
+    res = run("apply", "plan.json", "--journal", "run.jsonl")
+    assert res.exit_code == 4, res.stdout + res.stderr
+    assert "FAILED  create TcaplusRecords/item_catalog|7|7000: live state could not be read: tcaplus" in res.stdout
+    assert "ok      create ProxyAccount/camp0000" in res.stdout and "ok      create FreeSpinEvent/camp-0" in res.stdout
+    tcaplus_faults(fleet, error_rate=0.0)
+    assert run("apply", "--auto-approve").exit_code == 0
+    assert run("plan", "--detailed-exitcode").exit_code == 0
