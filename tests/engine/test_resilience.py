@@ -63,7 +63,7 @@ def journal(path: Path) -> list[dict]:
 
 
 # -- unknown outcomes ------------------------------------------------------------------------
-@pytest.mark.parametrize("drops", [1, 2, 3])
+@pytest.mark.parametrize("drops", [1, 2, 3, 5])
 def test_lost_replies_of_account_writes_are_settled_in_the_same_run(bp: Workspace, drops: int) -> None:
     names = ["game01", "game02", "game03"]
     bp.write("manifests/a.yaml", "---\n".join(account_doc(n, trafficLimitGb=5, enabled=n != "game03") for n in names))
