@@ -61,3 +61,22 @@ def test_busy_refusals_are_tried_again_by_the_engine_in_the_same_run(ws: Workspa
     assert [o.status for o in outcomes] == ["applied"] * 3, [o.message for o in outcomes]
     assert ws.emulator.faults.fail_next == 0  # the refusals did happen
     assert sorted(r["player_id"] for _, r in ws.emulator.records(PLAYERS)) == [1, 2, 3]
+
+
+def test_a_stopped_run_waits_for_calls_in_flight_no_longer_than_its_grace(ws: Workspace) -> None:
+    import threading
+    import time
+
+    ws.write("manifests/p.yaml", records_doc("p", PLAYERS, [player(1), player(2), player(3)]))
+    kind, ctx, changes = planned(ws)
+    ws.emulator.set_faults({"latency_ms": 1200})
+    threading.Timer(0.3, ctx.stop.set).start()  # SIGINT, as the CLI handles it
+    try:
+        outcomes = run.ApplyRun(changes, ctx, grace=0.2).run()
+    finally:
+        ws.emulator.set_faults({"latency_ms": 0})
+    # every write was in flight (concurrency 8) when the run stopped: reported, not waited for
+    assert [o.status for o in outcomes] == ["unknown"] * 3, [o.message for o in outcomes]
+    assert "resume" in outcomes[0].message
+    time.sleep(1.2)  # let the emulator answer them before the test's emulator goes away
+    ctx.close()
