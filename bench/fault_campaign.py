@@ -6,7 +6,7 @@ FreeSpinEvent); every emulator injects ``--error-rate`` errors and drops ``--dro
 write replies (after the write took effect). ``apply`` is repeated until a plan with the faults off
 is empty. Crash campaign: the desired state grows at every round (new accounts with follow-up
 settings, new addresses, changed records, a new free-spin event); ``apply --journal`` is killed
-(SIGKILL) at a random moment and the run is finished with ``apply --resume`` — without --force.
+(SIGKILL) at a random moment (every other kill during the accounts' follow-up changes) and the run is finished with ``apply --resume`` — without --force.
 
 Prints per seed / overall: converged, applies needed, duplicates, lost, recoveries that needed
 --force (and how many plain re-applies the thresholds would have refused).
@@ -225,9 +225,21 @@ def crash_campaign(kills: int, *, base: Path, seed: int, sizes: dict[str, int], 
             fleet.write_manifests()
             fleet.faults(latency_ms=40)
             journal = fleet.root / f"journal-{k}.jsonl"
+            assert fleet.sbx is not None
+            bp = fleet.sbx.servers["bestproxy"].url
+            httpx.post(bp + "/_sandbox/stats/reset")
             proc = subprocess.Popen(fleet.cmd("apply", "--auto-approve", "--journal", str(journal)), cwd=fleet.root,
                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-            time.sleep(rng.uniform(0.1 * duration, duration))
+            if k % 2:
+                # every other kill lands at a random moment of the accounts' follow-up changes
+                # (between `add` and `change`: the case the thresholds used to refuse)
+                deadline = time.monotonic() + 60
+                while (httpx.get(bp + "/_sandbox/stats").json().get("POST /gateway/proxy-account/change", 0) < 1
+                       and proc.poll() is None and time.monotonic() < deadline):
+                    time.sleep(0.01)
+                time.sleep(rng.uniform(0, 0.5))
+            else:
+                time.sleep(rng.uniform(0.1 * duration, duration))
             if proc.poll() is None:
                 proc.send_signal(signal.SIGKILL)
                 out["kills"] += 1
