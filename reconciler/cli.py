@@ -25,7 +25,7 @@ import click
 from reconciler import __version__
 from reconciler.engine import freshness, run
 from reconciler.model import Change, Outcome, Plan
-from reconciler.engine.planfile import plan_schema, plan_to_dict, read_plan, write_plan
+from reconciler.engine.planfile import plan_schema, plan_to_dict, read_plan, sign_plan, signature_matches, write_plan
 from reconciler.engine.journal import Journal, outcome_record, read_journal
 from reconciler.engine.render import (
     render_apply_markdown,
@@ -35,6 +35,7 @@ from reconciler.engine.render import (
     render_text,
 )
 from reconciler.engine.session import Session, open_session, shown_paths
+from reconciler.clients import redact
 from reconciler.errors import ReconcilerError, UsageError
 from reconciler.kinds.base import RunOptions
 
@@ -56,7 +57,7 @@ def handle_errors(fn: Callable[..., int | None]) -> Callable[..., None]:
             code = fn(*args, **kwargs) or 0
         except ReconcilerError as exc:
             if debug:
-                traceback.print_exc()
+                _err(redact.redact(traceback.format_exc()).rstrip("\n"))
             for line in exc.lines():
                 _err(f"error: {line}")
             code = exc.exit_code
@@ -69,7 +70,7 @@ def handle_errors(fn: Callable[..., int | None]) -> Callable[..., None]:
             raise
         except Exception as exc:  # noqa: BLE001 - the last line of defence: no traceback by default
             if debug:
-                traceback.print_exc()
+                _err(redact.redact(traceback.format_exc()).rstrip("\n"))
             _err(f"internal error: {type(exc).__name__} (run with --debug for details)")
             code = 1
         sys.exit(code)
@@ -85,6 +86,13 @@ def common(fn: Callable[..., Any]) -> Callable[..., Any]:
     fn = click.option("--target", "targets", multiple=True, metavar="KIND/NAME",
                       help="Limit to this resource (repeatable).")(fn)
     fn = click.option("--force", is_flag=True, help="Allow changes beyond the safety thresholds; terminate active events.")(fn)
+    fn = click.option("--root", type=click.Path(path_type=Path, file_okay=False), expose_value=False,
+                      callback=_remember_root, is_eager=True,
+                      help="Workspace root: files named by manifests and config must stay inside it "
+                           "(default: the config file's folder).")(fn)
+    fn = click.option("--allow-endpoint", "allow_endpoint", multiple=True, expose_value=False,
+                      callback=_remember_endpoints, metavar="HOST[:PORT]",
+                      help="Approve a provider host for credentials (repeatable; also RECONCILER_ALLOWED_ENDPOINTS).")(fn)
     fn = click.option("--env", "env", metavar="NAME", expose_value=False, callback=_remember_env,
                       help="Environment of the config (its connections and ${var.NAME} values).")(fn)
     return fn
@@ -100,15 +108,32 @@ def _env() -> str | None:
     return ctx.find_root().meta.get("reconciler.env") if ctx else None
 
 
+def _remember_endpoints(ctx: click.Context, _param: click.Parameter, value: tuple[str, ...]) -> None:
+    ctx.meta["reconciler.allowed_endpoints"] = tuple(value or ())
+
+
+def _remember_root(ctx: click.Context, _param: click.Parameter, value: Path | None) -> None:
+    if value is not None:
+        ctx.meta["reconciler.root"] = value
+
+
+def _root() -> Path | None:
+    ctx = click.get_current_context(silent=True)
+    return ctx.meta.get("reconciler.root") if ctx is not None else None
+
+
 def _session(paths: tuple[Path, ...], config_path: Path, sandbox: bool, sandbox_state: Path | None,
              targets: tuple[str, ...], force: bool, allow_replace: bool = False, *,
              env: str | None | bool = True) -> Session:
     for t in targets:
         if "/" not in t:
             raise UsageError(f"--target {t}: expected KIND/NAME")
-    opts = RunOptions(force=force, allow_replace=allow_replace, targets=tuple(targets))
+    ctx = click.get_current_context(silent=True)
+    allowed = ctx.meta.get("reconciler.allowed_endpoints", ()) if ctx is not None else ()
+    opts = RunOptions(force=force, allow_replace=allow_replace, targets=tuple(targets), allowed_endpoints=allowed)
     return open_session(paths=list(paths) or [DEFAULT_PATH], config_path=config_path, sandbox=sandbox,
-                        options=opts, state_dir=sandbox_state, env=_env() if env is True else env or None)
+                        options=opts, state_dir=sandbox_state, env=_env() if env is True else env or None,
+                        root=_root())
 
 
 @click.group()
@@ -116,6 +141,7 @@ def _session(paths: tuple[Path, ...], config_path: Path, sandbox: bool, sandbox_
 @click.version_option(__version__, prog_name="reconciler")
 def cli(debug: bool) -> None:
     """Declarative desired state for BestProxy, JDB and TcaplusDB: validate, plan, apply."""
+    redact.install()  # every log record (ours, httpx, httpcore, stamina) is redacted when created
     logging.basicConfig(level=logging.DEBUG if debug else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     if not debug:
         for noisy in ("httpx", "httpcore", "stamina"):
@@ -129,19 +155,26 @@ def cli(debug: bool) -> None:
 def validate(paths: tuple[Path, ...], config_path: Path, sandbox: bool, sandbox_state: Path | None,
              targets: tuple[str, ...], force: bool) -> int:
     """Load and validate manifests and config; no API calls."""
-    from reconciler.manifest.config import load_config
+    from reconciler.manifest.config import apply_trusted_connections, load_config
     from reconciler.kinds.base import RunContext
+    from reconciler.engine.session import enter_workspace
 
-    cfg = load_config(config_path, required=not sandbox, env=_env())
-    if sandbox:
-        from reconciler.engine.session import _sandbox_config  # config validation needs the providers
-        cfg, sbx = _sandbox_config(config_path if config_path.exists() else None, sandbox_state or Path(".reconciler/sandbox"),
-                                   _env())
-        sbx.stop()
-    ctx = RunContext(config=cfg)
-    from reconciler.engine.load import load_manifests
+    from reconciler.manifest import confine
 
-    loaded = load_manifests(list(paths) or [DEFAULT_PATH], ctx)
+    enter_workspace(config_path if config_path.exists() else None, _root())
+    try:
+        cfg = apply_trusted_connections(load_config(config_path, required=not sandbox, env=_env()))
+        if sandbox:
+            from reconciler.engine.session import _sandbox_config  # config validation needs the providers
+            cfg, sbx = _sandbox_config(config_path if config_path.exists() else None, sandbox_state or Path(".reconciler/sandbox"),
+                                       _env())
+            sbx.stop()
+        ctx = RunContext(config=cfg)
+        from reconciler.engine.load import load_manifests
+
+        loaded = load_manifests(list(paths) or [DEFAULT_PATH], ctx)
+    finally:
+        confine.set_root(None)
     click.echo(f"Valid: {loaded.count} resource(s), {sum(len(s) for s in loaded.scopes.values())} prune scope(s) in {len(loaded.files)} file(s).")
     return 0
 
@@ -169,7 +202,7 @@ def _plan_data(s: Session, plan: Plan) -> dict[str, Any]:
         force=s.ctx.options.force,
         allow_replace=s.ctx.options.allow_replace,
     )
-    return data
+    return sign_plan(data, s.ctx.plan_signer(list(data.get("connections") or [])))
 
 
 @cli.command()
@@ -472,12 +505,34 @@ class ReadFailed(ReconcilerError):
         return self._lines
 
 
+def _verify_signature(path: Path, pf: Any, saved: Plan, s: Session) -> None:
+    """A saved plan with changes is applied only if its signed fields (paths, config, targets,
+    --force, digests, the safety baseline) are as the trusted side made them."""
+    if not saved.changes:
+        return
+    covered = set(pf.connections)
+    outside = sorted({f"{c.vendor}/{c.connection}" for c in saved.changes} - covered)
+    problem = f"changes on connections the plan does not cover ({', '.join(outside)})" if outside else ""
+    if not problem:
+        try:
+            matches = signature_matches(pf, s.ctx.plan_signer(sorted(covered)))
+        except ReconcilerError as exc:
+            raise UsageError(f"{path}: cannot check the plan's signature: {exc}") from None
+        problem = "" if matches else ("its signature does not match how it says it was made (paths, config, targets, "
+                                      "--force, digests): it was changed after it was made, or made with other "
+                                      "credentials or fingerprint key")
+    if problem:
+        raise UsageError(f"{path}: {problem}; make a new plan")
+
+
 def _apply_saved(path: Path, config_path: Path, sandbox: bool, sandbox_state: Path | None, force: bool,
                  fmt: str = "text", journal_path: Path | None = None) -> int:
     pf, saved = read_plan(path)
     if pf.sandbox != sandbox:
         raise UsageError(f"{path} was planned {'with' if pf.sandbox else 'without'} --sandbox; apply it the same way")
     cfg_path = Path(pf.config_path) if pf.config_path else config_path
+    if os.path.abspath(cfg_path) != os.path.abspath(config_path):
+        raise UsageError(f"{path} was planned with --config {pf.config_path}; apply it with the same --config")
     force = force or pf.force
     if _env() is not None and _env() != pf.environment:
         raise UsageError(f"{path} was planned for {f'environment {pf.environment}' if pf.environment else 'no environment'}; "
@@ -485,6 +540,7 @@ def _apply_saved(path: Path, config_path: Path, sandbox: bool, sandbox_state: Pa
     s = _session(tuple(Path(p) for p in pf.paths), cfg_path, sandbox, sandbox_state, tuple(pf.targets), force,
                  pf.allow_replace, env=pf.environment or False)
     try:
+        _verify_signature(path, pf, saved, s)
         with _Signals(s.ctx) as signals:
             s.load()
             # kinds may track data files while planning: plan first, then compare digests
@@ -556,7 +612,11 @@ def sandbox_serve(port: int, state: Path, config_out: Path | None, config_path: 
     from reconciler.manifest.config import load_config
     from reconciler.sandbox.serve import Sandbox, tables_from_config
 
+    from reconciler.engine.session import _check_protos, enter_workspace
+
+    enter_workspace(config_path if config_path.exists() else None)  # .proto files stay inside the workspace
     user = load_config(config_path if config_path.exists() else None, required=False)
+    _check_protos(user)
     tables = tables_from_config(user.providers.tcaplus.tables, user.base_dir) if user.providers.tcaplus else {}
     ports = {"bestproxy": port, "tcaplus": port + 1, "jdb": port + 2} if port else {}
     sbx = Sandbox(state, tcaplus_tables=tables, ports=ports).start()

@@ -20,7 +20,7 @@ import base64
 import binascii
 import math
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from enum import Enum
 from pathlib import Path
@@ -32,7 +32,7 @@ from proto_schema_parser.antlr.ProtobufParser import ProtobufParser
 from proto_schema_parser.antlr.ProtobufParserListener import ProtobufParserListener
 from proto_schema_parser.parser import Parser
 
-from reconciler.errors import InputError, Problem
+from reconciler.errors import InputError, Problem, ReconcilerError
 
 MAX_KEY_FIELDS = 4  # TcaplusDB "Generic" tables; newer servers (3.37+) allow 8 (reference/tcaplus.md)
 MAX_VALUE_FIELDS = 128
@@ -172,23 +172,30 @@ class RecordIssue(NamedTuple):
 # -- loading ------------------------------------------------------------------------------------
 
 
-def load_proto(path: Path | str, *, display: str | None = None, resource: str = "") -> ProtoFile:
-    """Read and validate a ``.proto`` file; problems name ``display`` (default: the path)."""
+def load_proto(path: Path | str, *, display: str | None = None, resource: str = "",
+               read: Callable[[Path], str] | None = None) -> ProtoFile:
+    """Read and validate a ``.proto`` file; problems name ``display`` (default: the path).
+
+    ``read`` reads the file: the product passes the workspace-confined reader
+    (:func:`reconciler.manifest.confine.read_text`); its errors never quote the content."""
     name = display or str(path)
     try:
-        text = Path(path).read_text(encoding="utf-8")
+        text = read(Path(path)) if read is not None else Path(path).read_text(encoding="utf-8")
     except UnicodeDecodeError as exc:
         raise InputError([Problem(name, 1, 1, resource, "", f"not UTF-8 text ({exc.reason})")]) from None
     except OSError as exc:
         raise InputError([Problem(name, 1, 1, resource, "", f"cannot read .proto file: {exc.strerror}")]) from None
+    except ReconcilerError as exc:
+        raise InputError([Problem(name, 1, 1, resource, "", f"cannot read .proto file: {getattr(exc, 'reason', exc)}")]) from None
     return parse_proto(text, file=name, resource=resource)
 
 
 def load_table(
-    path: Path | str, table: str, *, message: str | None = None, display: str | None = None, resource: str = ""
+    path: Path | str, table: str, *, message: str | None = None, display: str | None = None, resource: str = "",
+    read: Callable[[Path], str] | None = None,
 ) -> TableSchema:
     """The table ``table`` of a ``.proto`` file (its message is ``message``, default the table name)."""
-    proto = load_proto(path, display=display, resource=resource)
+    proto = load_proto(path, display=display, resource=resource, read=read)
     wanted = message or table
     schema = proto.tables.get(wanted)
     if schema is None:
@@ -528,6 +535,10 @@ class _Builder:
         return tables
 
     def _check_options_import(self) -> None:
+        for name in sorted(self.imports):  # imports are never read; one that leaves the workspace is refused
+            parts = name.replace("\\", "/").split("/")
+            if name.startswith(("/", "~")) or ".." in parts or ":" in name:
+                self.problem((1, 1), "", f"import {name!r}: imports must be relative paths inside the workspace")
         if OPTIONS_IMPORT in self.imports:
             return
         for name, decl in self.decls.items():

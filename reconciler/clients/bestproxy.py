@@ -15,6 +15,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from reconciler.clients import redact
 from reconciler.clients.http import HttpTransport, RetryPolicy
 from reconciler.errors import ApiError, TransportError
 
@@ -112,6 +113,7 @@ class BestProxyClient:
         max_connections: int = 4,
     ):
         self._app_key = app_key
+        redact.register(app_key)  # a query parameter of every GET: never in a log line
         self.http = HttpTransport(
             base_url,
             vendor="bestproxy",

@@ -32,6 +32,7 @@ from typing import Any, Callable, Iterator, Mapping, Sequence, TypedDict
 
 import httpx
 
+from reconciler.clients import redact
 from reconciler.clients.http import HttpTransport, RetryPolicy
 from reconciler.clients.jdb_crypto import JdbCipher
 from reconciler.errors import ApiError, TransportError
@@ -310,6 +311,8 @@ class JdbClient:
         self.clock = clock
         self.report_tz = report_tz
         self._cipher = JdbCipher(key, iv)
+        redact.register(key)
+        redact.register(iv)
         self.http = HttpTransport(
             base_url, vendor="jdb", timeout=timeout, retry=retry, max_connections=max_connections,
             error_cls=JdbError, transport_error_cls=JdbTransportError,

@@ -33,6 +33,7 @@ from urllib.parse import quote
 
 import httpx
 
+from reconciler.clients import redact
 from reconciler.clients.http import HttpTransport, RetryPolicy
 from reconciler.errors import ApiError, StaleError, TransportError
 
@@ -204,9 +205,12 @@ class TcaplusClient:
             base_url, vendor="tcaplus", timeout=timeout, retry=retry, max_connections=max_connections,
             error_cls=TcaplusError, transport_error_cls=TcaplusTransportError,
         )
+        pwd_md5 = hashlib.md5(password.encode("utf-8")).hexdigest()
+        redact.register(password)
+        redact.register(pwd_md5)  # the header value is as good as the password: never logged
         self._headers = {
             "x-tcaplus-version": API_VERSION,
-            "x-tcaplus-pwd-md5": hashlib.md5(password.encode("utf-8")).hexdigest(),
+            "x-tcaplus-pwd-md5": pwd_md5,
             "x-tcaplus-idl-type": IDL_TYPE,
         }
 

@@ -17,6 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictStr
 from reconciler.errors import InputError, Problem
 from reconciler.kinds import KINDS
 from reconciler.kinds.base import Kind, Resource, RunContext, ScopeDecl
+from reconciler.manifest import confine
 from reconciler.manifest.config import CONNECTION_NAME, DEFAULT_CONNECTION
 from reconciler.manifest.validate import validate_model
 from reconciler.manifest.variables import substitute
@@ -88,16 +89,60 @@ def display_path(path: Path) -> str:
 
 
 def manifest_files(paths: list[Path]) -> tuple[list[Path], list[Problem]]:
+    """Every ``*.yaml``/``*.yml`` under ``paths``. Nothing is skipped silently — a manifest that
+    disappears would make its objects look undeclared and get pruned: entries that are not plain
+    files (a broken symlink, a symlink loop, a FIFO) are kept so that reading them reports an error,
+    a folder that cannot be listed is an error, and a symlinked folder is followed when it stays
+    inside the workspace root (else an error)."""
     files: list[Path] = []
     problems: list[Problem] = []
     for p in paths:
         if p.is_dir():
-            files.extend(sorted(x for x in p.rglob("*") if x.suffix in (".yaml", ".yml") and x.is_file()))
-        elif p.is_file():
+            files.extend(_walk(p, problems))
+        elif p.is_file() or p.is_symlink():
             files.append(p)
         else:
             problems.append(Problem(display_path(p), 1, 1, "", "", "no such file or directory"))
     return files, problems
+
+
+def _walk(top: Path, problems: list[Problem]) -> list[Path]:
+    root = confine.get_root()
+    bound = root if root is not None and confine.is_inside(top, root) else top
+    seen = {os.path.realpath(top)}
+    found: list[Path] = []
+
+    def failed(exc: OSError) -> None:
+        where = Path(exc.filename) if exc.filename else top
+        problems.append(Problem(display_path(where), 1, 1, "", "", f"cannot list the folder: {exc.strerror}"))
+
+    for dirpath, dirnames, filenames in os.walk(top, followlinks=True, onerror=failed):
+        keep = []
+        for d in sorted(dirnames):
+            sub = Path(dirpath) / d
+            real = os.path.realpath(sub)
+            if sub.is_symlink() and not confine.is_inside(sub, bound):
+                problems.append(Problem(display_path(sub), 1, 1, "", "",
+                                        f"a symlinked folder that resolves outside the workspace root ({bound})"))
+            elif real not in seen:  # a symlink loop or a second link to a folder: walked once
+                seen.add(real)
+                keep.append(d)
+        dirnames[:] = keep
+        found += [Path(dirpath) / f for f in filenames if Path(f).suffix in (".yaml", ".yml")]
+    return sorted(found)
+
+
+def _read_root(f: Path, args: list[Path]) -> Path | None:
+    """Manifests inside the workspace root are confined to it; a folder named on the command line
+    outside the root (the trusted side chose it) confines what is found in it to that folder."""
+    root = confine.get_root()
+    if root is None or confine.is_inside(f.parent, root):
+        return root
+    for a in args:
+        base = a if a.is_dir() else a.parent
+        if f == a or base in f.parents:
+            return base
+    return root
 
 
 def load_manifests(paths: list[Path], ctx: RunContext) -> Loaded:
@@ -105,7 +150,7 @@ def load_manifests(paths: list[Path], ctx: RunContext) -> Loaded:
     loaded = Loaded(files=files)
     docs: list[Document] = []
     for f in files:
-        ds, ps = load_file(f, display_path(f))
+        ds, ps = load_file(f, display_path(f), root=_read_root(f, paths))
         docs.extend(ds)
         problems.extend(ps)
     if not files and not problems:
@@ -216,13 +261,15 @@ def _load_scope(doc: Document, env: Envelope, ref: str, loaded: Loaded, ctx: Run
 
 
 def digest_files(files: list[Path]) -> str:
-    """A digest of the manifests' bytes (paths included), for saved-plan freshness."""
+    """A digest of the manifests' bytes (paths included), for saved-plan freshness. Files are read
+    through the workspace confinement: a file outside the root (or not a regular file) is digested
+    as a marker, never by its bytes — a plan file must not carry a hash of a file outside it."""
     h = hashlib.sha256()
     for f in sorted(set(files), key=lambda p: display_path(p)):
         h.update(display_path(f).encode() + b"\0")
         try:
-            h.update(f.read_bytes())
-        except OSError:
-            h.update(b"<missing>")
+            h.update(confine.read_bytes(f, what="data file"))
+        except confine.ConfinementError as exc:
+            h.update(b"<unreadable: " + exc.reason.encode() + b">")
         h.update(b"\0")
     return "sha256:" + h.hexdigest()

@@ -7,15 +7,17 @@ values only as keyed fingerprints), the precondition it observed and the calls i
 
 from __future__ import annotations
 
+import hmac
 import json
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Callable, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from reconciler import __version__
 from reconciler.model import Change, Plan, Unmanaged
 from reconciler.errors import ReconcilerError
+from reconciler.manifest import confine
 
 FORMAT_VERSION = 1
 
@@ -92,6 +94,38 @@ class PlanFile(_M):
         default_factory=dict,
         description="digest per config section a change can depend on (providers.<vendor>, settings)",
     )
+    signature: str | None = Field(
+        default=None,
+        description="keyed MAC (settings.fingerprint_key, else the provider credentials) over how the plan "
+                    "was made: paths, config, environment, targets, force, allow_replace, digests and "
+                    "existing_in_scope; apply refuses a plan whose signature does not match",
+    )
+
+
+# What decides how apply runs (which manifests and config, which targets, --force, the safety
+# baseline): signed, so a plan file changed in the artifact store cannot steer apply. The changes
+# themselves are not signed: each is checked against a fresh plan instead (reconcile_saved).
+SIGNED_FIELDS = ("format_version", "paths", "config_path", "sandbox", "targets", "force", "allow_replace",
+                 "environment", "connections", "digest", "resources", "config_sections", "existing_in_scope")
+
+
+def _signed_content(model: dict[str, Any]) -> bytes:
+    signed = {k: model.get(k) for k in SIGNED_FIELDS}
+    return json.dumps(signed, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+
+
+def sign_plan(data: dict[str, Any], signer: Callable[[bytes], str] | None) -> dict[str, Any]:
+    """``data`` with its ``signature`` (computed over the fields as the schema reads them back)."""
+    if signer is None:
+        return {**data, "signature": None}
+    model = PlanFile.model_validate({**data, "signature": None}).model_dump(mode="json")
+    return {**data, "signature": signer(_signed_content(model))}
+
+
+def signature_matches(pf: "PlanFile", signer: Callable[[bytes], str] | None) -> bool:
+    if not pf.signature or signer is None:
+        return False
+    return hmac.compare_digest(signer(_signed_content(pf.model_dump(mode="json"))), pf.signature)
 
 
 def plan_schema() -> dict[str, Any]:
@@ -140,9 +174,11 @@ class PlanFileError(ReconcilerError):
 
 
 def read_plan(path: Path) -> tuple[PlanFile, Plan]:
-    try:
-        raw = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as exc:
+    try:  # named by the operator (not confined to the workspace) but bounded: a regular file <= 256 MiB
+        raw = json.loads(confine.read_text(path, what="plan", confine=False))
+    except confine.ConfinementError as exc:
+        raise PlanFileError(f"{path}: not a readable plan file ({exc.reason})") from None
+    except ValueError as exc:
         raise PlanFileError(f"{path}: not a readable plan file ({exc.__class__.__name__})") from None
     if isinstance(raw, dict) and raw.get("format_version") not in (None, FORMAT_VERSION):
         raise PlanFileError(f"{path}: plan format {raw.get('format_version')} is not supported by this version ({__version__})")

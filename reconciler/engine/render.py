@@ -11,6 +11,7 @@ import json
 from collections import Counter, defaultdict
 from typing import Any, TextIO
 
+from reconciler.manifest.confine import escape_visible
 from reconciler.model import Action, Change, Outcome, Plan
 
 SYMBOL = {Action.CREATE: "+", Action.UPDATE: "~", Action.REPLACE: "-/+", Action.DELETE: "-"}
@@ -19,8 +20,8 @@ MARKDOWN_LIMIT = 60_000
 
 def show(value: Any) -> str:
     if isinstance(value, str):
-        return json.dumps(value, ensure_ascii=False)
-    return json.dumps(value, ensure_ascii=False, sort_keys=True, default=str)
+        return escape_visible(json.dumps(value, ensure_ascii=False))
+    return escape_visible(json.dumps(value, ensure_ascii=False, sort_keys=True, default=str))
 
 
 # -- text -------------------------------------------------------------------------------------
@@ -114,7 +115,7 @@ def _one_line(text: Any) -> str:
 
 def md_escape(text: Any) -> str:
     """Plain text that no value can turn into Markdown or HTML (one line)."""
-    return _one_line(text).translate(_MD_ENTITIES)
+    return escape_visible(_one_line(text)).translate(_MD_ENTITIES)
 
 
 def _clip(text: str, n: int = 500) -> str:
@@ -123,7 +124,7 @@ def _clip(text: str, n: int = 500) -> str:
 
 def md_code(text: Any) -> str:
     """A value inside an inline code element that nothing can break out of (one line)."""
-    return "<code>" + _one_line(text).translate(_CODE_ENTITIES) + "</code>"
+    return "<code>" + escape_visible(_one_line(text)).translate(_CODE_ENTITIES) + "</code>"
 
 
 def _vendor_table(plan: Plan, stale: list[Outcome] | None) -> list[str]:

@@ -299,36 +299,52 @@ def check_resumed_safety(plan: Plan, approved: set[str], ctx: RunContext) -> lis
 
 
 def reconcile_saved(saved: list[Change], fresh: Plan) -> tuple[list[Change], list[Outcome]]:
-    """Match a saved plan's changes against a fresh plan made from the same manifests.
+    """Match a saved plan's changes against a fresh plan made from the same (digest-checked)
+    manifests and config — for every kind, TcaplusDB included.
 
-    A change is applied only when the fresh plan holds the very same change with the same
-    precondition (nothing changed in between); otherwise it is reported stale and not written —
-    unless the fresh plan needs no change at all for it (the live object already matches the
-    unchanged manifests), which is reported as skipped.
-    Kinds whose precondition is enforced by the write itself (TcaplusDB) are passed through.
+    A change is written only when the fresh plan holds the very same change (action, field diffs,
+    payload) with the same precondition; what is written is the *fresh* change, so a plan file
+    edited after review cannot add, widen or redirect a write. Everything else is not written:
+
+    - the fresh plan needs no change for it: ``skipped`` (the live object already is what the
+      unchanged manifests ask for, e.g. the plan was applied before — or the change was never one
+      the manifests ask for);
+    - the object left every prune scope or became protected: ``stale``;
+    - the live object changed since the plan (another precondition) or the change would differ:
+      ``stale``.
+
+    Kinds whose writes carry the precondition (TcaplusDB ``x-tcaplus-data-version-check``) keep
+    that check as a second guard for changes made between this comparison and the write.
     """
     fresh_by_addr = {c.address: c for c in fresh.changes}
     out_of_scope = {u.address for u in fresh.unmanaged}
     to_apply: list[Change] = []
     stale: list[Outcome] = []
     for c in saved:
-        if KINDS[c.kind].precondition_in_write:
-            to_apply.append(c)
-            continue
         f = fresh_by_addr.get(c.address)
         if f is None and c.address in out_of_scope:
             stale.append(Outcome(c, "stale", "the object is outside every prune scope or protected: not deleted"))
         elif f is None:
             # the live object already is what the manifests (unchanged since the plan) ask for —
-            # e.g. a re-run after a partial apply: nothing to write, nothing to alert on
+            # e.g. a re-run after a complete or partial apply: nothing to write, nothing to alert on
             stale.append(Outcome(c, "skipped", "already in the desired state"))
         elif f.precondition != c.precondition:
-            stale.append(Outcome(c, "stale", "live object changed since the plan was made"))
-        elif (f.action, f.diffs, f.data) != (c.action, c.diffs, c.data):
+            stale.append(Outcome(c, "stale", _changed_since(c, f)))
+        elif (f.kind, f.key, f.action, f.diffs, f.data) != (c.kind, c.key, c.action, c.diffs, c.data):
             stale.append(Outcome(c, "stale", "the change would differ from the reviewed plan"))
         else:
             to_apply.append(f)
     return to_apply, stale
+
+
+def _changed_since(saved: Change, fresh: Change) -> str:
+    if saved.action is Action.CREATE and fresh.action is not Action.CREATE:
+        return "created by another writer since the plan"
+    before, now = saved.precondition.get("record_version"), fresh.precondition.get("record_version")
+    if before is not None and now is not None:
+        verb = "deleted" if saved.action is Action.DELETE else "overwritten"
+        return f"changed since the plan (version {before} -> {now}); not {verb}"
+    return "live object changed since the plan was made"
 
 
 def refuse_blocked(plan: Plan) -> None:

@@ -4,14 +4,17 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from reconciler.engine.load import Loaded, digest_files, display_path, load_manifests
-from reconciler.errors import InputError
+from reconciler.errors import InputError, Problem
 from reconciler.kinds.base import RunContext, RunOptions
-from reconciler.manifest.config import VENDORS, Config, LoadedConfig, load_config
+from reconciler.clients import redact
+from reconciler.manifest import confine
+from reconciler.manifest.config import VENDORS, Config, LoadedConfig, apply_trusted_connections, load_config
 from reconciler.manifest.validate import validate_model
 from reconciler.manifest.yamlload import Document
 
@@ -70,6 +73,7 @@ class Session:
         return out
 
     def close(self) -> None:
+        confine.set_root(None)
         self.ctx.close()
         if self.sandbox is not None:
             self.sandbox.stop()
@@ -94,6 +98,7 @@ def _sandbox_config(config_path: Path | None, state_dir: Path, env: str | None =
     from reconciler.sandbox.serve import Sandbox, tables_from_config
 
     user = load_config(config_path, required=False, env=env)
+    _check_protos(user)  # the emulators read them: the same confinement as a real run
     sandboxes = _Sandboxes()
 
     def start(folder: Path, tcaplus: Any) -> Any:
@@ -123,14 +128,60 @@ def _sandbox_config(config_path: Path | None, state_dir: Path, env: str | None =
     return LoadedConfig(model, path=user.path, doc=user.doc, env=env), sandboxes
 
 
+def workspace_root(config_path: Path | None, root: Path | None = None) -> Path:
+    """The folder every file named by manifests and config must stay in: ``--root``, else the
+    config file's folder (as written, not where a symlink points), else the working directory."""
+    if root is not None:
+        return Path(os.path.abspath(root))
+    if config_path is not None:
+        return Path(os.path.abspath(config_path)).parent
+    return Path.cwd()
+
+
+def enter_workspace(config_path: Path | None, root: Path | None = None) -> Path:
+    """Set the process-wide confinement root for a run and return it."""
+    r = workspace_root(config_path, root)
+    confine.set_root(r)
+    return r
+
+
+def _check_protos(cfg: LoadedConfig) -> None:
+    """Every ``.proto`` of every TcaplusDB connection resolves inside the workspace root."""
+    sections = [(("providers", "tcaplus"), cfg.providers.tcaplus)]
+    sections += [(("connections", "tcaplus", n), c) for n, c in sorted(cfg.config.connections.tcaplus.items())]
+    problems = []
+    for prefix, tcaplus in sections:
+        if tcaplus is None:
+            continue
+        for name, table in tcaplus.tables.items():
+            path = Path(table.proto) if Path(table.proto).is_absolute() else cfg.base_dir / table.proto
+            try:
+                confine.check(path, what="proto")
+            except confine.ConfinementError as exc:
+                where = prefix + ("tables", name, "proto")
+                if cfg.doc is not None:
+                    problems.append(cfg.doc.problem(where, exc.reason, resource="Config"))
+                else:
+                    problems.append(Problem(str(cfg.path), 1, 1, "Config", ".".join(where), exc.reason))
+    if problems:
+        raise InputError(problems)
+
+
 def open_session(*, paths: list[Path], config_path: Path, sandbox: bool, options: RunOptions,
-                 state_dir: Path | None = None, env: str | None = None) -> Session:
+                 state_dir: Path | None = None, env: str | None = None, root: Path | None = None) -> Session:
     from reconciler.sandbox.serve import DEFAULT_STATE_DIR
 
-    if sandbox:
-        cfg, sbx = _sandbox_config(config_path if config_path.exists() else None, state_dir or DEFAULT_STATE_DIR, env)
-    else:
-        cfg, sbx = load_config(config_path, env=env), None
+    enter_workspace(config_path, root)
+    redact.install()
+    try:
+        if sandbox:
+            cfg, sbx = _sandbox_config(config_path if config_path.exists() else None, state_dir or DEFAULT_STATE_DIR, env)
+        else:
+            cfg, sbx = load_config(config_path, env=env), None
+            cfg = apply_trusted_connections(cfg)
+    except BaseException:
+        confine.set_root(None)  # the session will not be closed: leave no root behind
+        raise
     return Session(config=cfg, ctx=RunContext(config=cfg, options=options), paths=paths, sandbox=sbx)
 
 

@@ -33,9 +33,11 @@ from pydantic import BaseModel
 
 from reconciler.model import Change, KindPlan, Outcome
 from reconciler.errors import Problem, ReconcilerError, SecretError
+from reconciler.clients import redact
 from reconciler.clients.http import RetryPolicy
-from reconciler.manifest.config import Connection, LoadedConfig
-from reconciler.manifest.secrets import Fingerprinter, resolve
+from reconciler.manifest.config import Connection, LoadedConfig, credential_refs
+from reconciler.manifest.endpoints import check_endpoint
+from reconciler.manifest.secrets import Fingerprinter, manifest_ref_problem, resolve
 from reconciler.manifest.yamlload import Document, Path_
 
 T = TypeVar("T")
@@ -87,6 +89,7 @@ class RunOptions:
     force: bool = False
     allow_replace: bool = False
     targets: tuple[str, ...] = ()
+    allowed_endpoints: tuple[str, ...] = ()  # --allow-endpoint (besides RECONCILER_ALLOWED_ENDPOINTS)
     now: Callable[[], datetime] = field(default=lambda: datetime.now(timezone.utc))
 
 
@@ -98,7 +101,7 @@ class RunContext:
         self.options = options or RunOptions()
         self.problems: list[Problem] = []
         self.warnings: list[str] = []
-        self._secrets: dict[tuple[str, str], str] = {}
+        self._secrets: dict[tuple[str, str, bool], str] = {}
         self._clients: dict[str, Any] = {}
         self._lock = threading.Lock()
         self._fingerprinters: dict[str, Fingerprinter] = {}
@@ -130,27 +133,53 @@ class RunContext:
         self.files_by_resource.setdefault(resource, []).append(path)
 
     # -- secrets ---------------------------------------------------------------------------
+    # Manifest references (documents other than the config) are scoped: they may not name a
+    # provider credential (by reference or by value), env names must match
+    # settings.manifest_secret_env, and file: references must stay inside the workspace root.
+    # Config references may point outside the root (mounted CI secrets). Every resolved value is
+    # registered for log redaction.
+    def _is_config(self, doc: Document | None) -> bool:
+        return doc is not None and self.config.doc is not None and doc is self.config.doc
+
+    def _resolve(self, ref: str, base: Path, *, manifest: bool) -> str:
+        cache_key = (str(base), ref, manifest)
+        if cache_key not in self._secrets:
+            if manifest:
+                problem = manifest_ref_problem(ref, self.config, base_dir=base)
+                if problem:
+                    raise SecretError(problem)
+            value = resolve(ref, base_dir=base, confine=manifest)
+            redact.register(value)
+            if manifest and value in self._credential_values():
+                raise SecretError(f"secret reference {ref}: its value is a provider credential; "
+                                  "credentials are never sent as resource values")
+            self._secrets[cache_key] = value
+        return self._secrets[cache_key]
+
+    def _credential_values(self) -> set[str]:
+        out = set()
+        for ref in credential_refs(self.config.config):
+            try:
+                out.add(self.config_secret(ref))
+            except SecretError:
+                continue
+        return out
+
     def resolve_secret(self, doc: Document, path: Path_, ref: str, *, resource: str = "") -> str | None:
         """Resolve ``ref`` (relative to ``doc``'s folder); on failure record a problem at ``path``."""
-        cache_key = (str(doc.base_dir), ref)
-        if cache_key in self._secrets:
-            return self._secrets[cache_key]
         try:
-            value = resolve(ref, base_dir=doc.base_dir)
+            return self._resolve(ref, doc.base_dir, manifest=not self._is_config(doc))
         except SecretError as exc:
             self.problems.append(doc.problem(path, str(exc), resource=resource))
             return None
-        self._secrets[cache_key] = value
-        return value
 
     def secret(self, where: Document | Path, ref: str) -> str:
-        """A reference already resolved during ``check`` (or resolve it now, raising on failure).
-        ``where`` is the document that names it, or the folder relative references start from."""
+        """A manifest's reference already resolved during ``check`` (or resolve it now, raising on
+        failure). ``where`` is the document that names it, or the folder relative references start from."""
+        if isinstance(where, Document) and self._is_config(where):
+            return self.config_secret(ref)
         base = where.base_dir if isinstance(where, Document) else Path(where)
-        cache_key = (str(base), ref)
-        if cache_key not in self._secrets:
-            self._secrets[cache_key] = resolve(ref, base_dir=base)
-        return self._secrets[cache_key]
+        return self._resolve(ref, base, manifest=True)
 
     def secret_for_change(self, source: str, ref: str) -> str:
         """Resolve ``ref`` for a change whose ``source`` is ``file:line`` of its manifest."""
@@ -158,10 +187,7 @@ class RunContext:
 
     def config_secret(self, ref: str) -> str:
         """A secret referenced from ``reconciler.yaml`` (relative to the config's folder)."""
-        cache_key = (str(self.config.base_dir), ref)
-        if cache_key not in self._secrets:
-            self._secrets[cache_key] = resolve(ref, base_dir=self.config.base_dir)
-        return self._secrets[cache_key]
+        return self._resolve(ref, self.config.base_dir, manifest=False)
 
     # -- fingerprints ----------------------------------------------------------------------
     def fingerprint_for(self, vendor: str) -> Fingerprinter:
@@ -190,6 +216,28 @@ class RunContext:
                 self._fingerprinters[vendor] = Fingerprinter(key)
             return self._fingerprinters[vendor]
 
+    def plan_signer(self, connections: list[str]) -> Callable[[bytes], str] | None:
+        """The keyed MAC for a saved plan covering ``connections`` ("vendor/name"): keyed with
+        settings.fingerprint_key, else with the credentials of those connections (the trusted side
+        alone can make one). ``None`` when there is nothing to key it with (a plan of no connection).
+        A credential that cannot be resolved is an error, never a public stand-in key."""
+        s = self.config.settings
+        if s.fingerprint_key:
+            key = self.config_secret(s.fingerprint_key).encode()
+        else:
+            parts = []
+            for item in sorted(set(connections)):
+                vendor, _, name = item.partition("/")
+                conn = self.config.config.connection(vendor, name) if vendor in ("bestproxy", "tcaplus", "jdb") else None
+                if conn is None:
+                    raise SecretError(f"plan signature: no {vendor} connection named '{name}' in the config")
+                refs = {"bestproxy": ["app_key"], "tcaplus": ["password"], "jdb": ["key", "iv"]}[vendor]
+                parts += [item + "\0" + self.config_secret(getattr(conn, r)) for r in refs]
+            if not parts:
+                return None
+            key = "\0".join(parts).encode()
+        return Fingerprinter(b"reconciler-plan-signature-v1\0" + key)
+
     def live_fingerprint(self, obj: Any) -> str:
         """A content fingerprint of a normalised live object (for saved-plan staleness checks).
         Secret values inside ``obj`` must already be replaced by keyed fingerprints."""
@@ -200,6 +248,8 @@ class RunContext:
     def client(self, kind_cls: type["Kind"]) -> Any:
         with self._lock:
             if kind_cls.vendor not in self._clients:
+                # credentials only to approved hosts: checked before the client exists
+                check_endpoint(self.config, kind_cls.vendor, allowed=self.options.allowed_endpoints)
                 self._clients[kind_cls.vendor] = kind_cls.make_client(self)
             return self._clients[kind_cls.vendor]
 

@@ -50,6 +50,7 @@ from reconciler.clients.jdb import (
     parse_iso,
 )
 from reconciler.model import Action, Change, FieldDiff, KindPlan, Outcome, Unmanaged
+from reconciler.manifest import confine
 from reconciler.errors import Problem, ReconcilerError, UsageError
 from reconciler.kinds import register
 from reconciler.kinds.base import Kind, Resource, RunContext, ScopeDecl, outcome_of
@@ -185,9 +186,9 @@ def read_players_file(path: Path) -> tuple[list[str], list[str]]:
     """Player IDs of a players file (one per line; blank lines and ``#`` comments ignored) and
     the problems found in it."""
     try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        return [], [f"cannot read players file {path.name}: {getattr(exc, 'strerror', None) or exc.__class__.__name__}"]
+        text = confine.read_text(path, what="players file")  # inside the workspace, bounded
+    except confine.ConfinementError as exc:
+        return [], [f"cannot read players file {path.name}: {exc.reason}"]
     players: list[str] = []
     problems: list[str] = []
     seen: dict[str, int] = {}

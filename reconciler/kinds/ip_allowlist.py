@@ -20,6 +20,7 @@ from typing import Annotated, Any
 import pyotp
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StrictBool, StrictStr, field_validator, model_validator
 
+from reconciler.clients import redact
 from reconciler.clients.bestproxy import BestProxyClient, LiveIp
 from reconciler.model import Action, Change, FieldDiff, KindPlan, Outcome, Unmanaged
 from reconciler.errors import InputError, Problem, ReconcilerError
@@ -191,7 +192,9 @@ class IpAllowlistKind(Kind):
         v = p.ip_delete_verification
         if v.type == "totp":
             assert v.totp_secret is not None
-            return "totp", pyotp.TOTP(ctx.config_secret(v.totp_secret)).now()  # fresh, right before the call
+            code = pyotp.TOTP(ctx.config_secret(v.totp_secret)).now()  # fresh, right before the call
+            redact.register(code)
+            return "totp", code
         assert v.code is not None
         return v.type, ctx.config_secret(v.code)
 

@@ -94,7 +94,7 @@ class ProxyAccountKind(Kind):
             if value is None:
                 continue
             if not 6 <= len(value) <= 16:
-                problems.append(r.problem(("password",), f"the password behind {r.spec.password} must be 6-16 characters (it has {len(value)})"))
+                problems.append(r.problem(("password",), f"the password behind {r.spec.password} must be 6-16 characters"))
             elif not ALNUM.match(value):
                 problems.append(r.problem(("password",), f"the password behind {r.spec.password} must contain only letters and digits"))
         return problems

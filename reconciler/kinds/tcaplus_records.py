@@ -61,6 +61,7 @@ from reconciler.kinds import register
 from reconciler.kinds.base import Kind, Resource, RunContext, ScopeDecl, outcome_of
 from reconciler.kinds.writes import ATTEMPTS, unknown_outcome
 from reconciler.manifest.yamlload import Document, Path_, dotted, load_file
+from reconciler.manifest import confine
 from reconciler.protoschema import (
     FLOAT_TYPES,
     INT_RANGES,
@@ -167,8 +168,12 @@ def _read_records(res: Resource) -> tuple[list[tuple[Any, _Where]], list[Problem
                 for i, rec in enumerate(spec.records)], []
     path = _data_path(res)
     display = os.path.normpath(Path(res.doc.file).parent / str(spec.file))
-    if not path.is_file():
+    if not path.is_file() and not path.is_symlink():
         return [], [res.problem(("file",), f"data file not found: {display}")]
+    try:  # inside the workspace root, a regular file, bounded
+        confine.check(path, what="data file")
+    except confine.ConfinementError as exc:
+        return [], [res.problem(("file",), f"data file {display}: {exc.reason}")]
     stat = path.stat()
     if path.suffix.lower() in JSON_LINES:
         return _json_lines(str(path), stat.st_mtime_ns, stat.st_size, display, res.ref)
@@ -181,21 +186,24 @@ def _read_records(res: Resource) -> tuple[list[tuple[Any, _Where]], list[Problem
 def _json_lines(path: str, mtime_ns: int, size: int, display: str, resource: str) -> tuple[list[tuple[Any, _Where]], list[Problem]]:
     records: list[tuple[Any, _Where]] = []
     problems: list[Problem] = []
-    with open(path, encoding="utf-8") as fh:
+    with confine.open_text(path, what="data file") as fh:
         for number, line in enumerate(fh, start=1):
             if not line.strip():
                 continue
             try:
                 records.append((json.loads(line), _Where(display, number)))
-            except ValueError as exc:
+            except (ValueError, RecursionError) as exc:  # RecursionError: nested too deep (bounded input)
                 col = getattr(exc, "colno", 1)
-                problems.append(Problem(display, number, col, resource, "", f"invalid JSON: {getattr(exc, 'msg', exc)}"))
+                problems.append(Problem(display, number, col, resource, "", f"invalid JSON: {getattr(exc, 'msg', None) or 'nested too deep'}"))
+                continue
+            problems.extend(Problem(display, number, 1, resource, ".".join(map(str, where)), msg)
+                            for where, msg in confine.bad_strings(records[-1][0]))
     return records, problems
 
 
 @lru_cache(maxsize=32)
 def _yaml_records(path: str, mtime_ns: int, size: int, display: str, resource: str) -> tuple[list[tuple[Any, _Where]], list[Problem]]:
-    docs, problems = load_file(Path(path), display)
+    docs, problems = load_file(Path(path), display, what="YAML data file")
     if problems:
         return [], problems
     if len(docs) != 1 or not isinstance(docs[0].data, list):
@@ -209,7 +217,9 @@ def _yaml_records(path: str, mtime_ns: int, size: int, display: str, resource: s
 
 @lru_cache(maxsize=64)
 def _cached_table(path: str, mtime_ns: int, table: str, message: str | None, display: str) -> TableSchema:
-    return load_table(path, table, message=message, display=display)
+    # read through the workspace confinement (inside the root, a regular file, size-limited)
+    return load_table(path, table, message=message, display=display,
+                      read=lambda p: confine.read_text(p, what="proto"))
 
 
 def table_schema(ctx: RunContext, table: str) -> TableSchema:
@@ -219,6 +229,14 @@ def table_schema(ctx: RunContext, table: str) -> TableSchema:
         raise UsageError(f"table {table!r} is not in providers.tcaplus.tables")
     entry = provider.tables[table]
     path = Path(entry.proto) if Path(entry.proto).is_absolute() else ctx.config.base_dir / entry.proto
+    if path.exists() or path.is_symlink():
+        try:  # before the cache: a schema cached for another root must not bypass the rule
+            confine.check(path, what="proto")
+        except confine.ConfinementError as exc:
+            where = ("providers", "tcaplus", "tables", table, "proto")
+            doc = ctx.config.doc
+            raise InputError([doc.problem(where, exc.reason, resource="Config") if doc is not None
+                              else Problem(str(ctx.config.path), 1, 1, "Config", ".".join(where), exc.reason)]) from None
     mtime = path.stat().st_mtime_ns if path.exists() else 0
     return _cached_table(str(path), mtime, table, entry.message, os.path.relpath(path))
 

@@ -3,9 +3,10 @@ concurrency), TcaplusDB table schemas, and safety settings."""
 
 from __future__ import annotations
 
+import os
 from datetime import timedelta, timezone
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, StrictStr
 
@@ -87,6 +88,16 @@ class Providers(_Strict):
     jdb: JdbProvider | None = None
 
 
+DEFAULT_MANIFEST_SECRET_ENV = ["RECONCILER_*"]
+# the tool's own variables: never a manifest's secret, whatever the patterns say
+RESERVED_ENV = frozenset({"RECONCILER_FINGERPRINT_KEY", "RECONCILER_ALLOWED_ENDPOINTS", "RECONCILER_CONNECTIONS_FROM"})
+# the CI platform's and cloud SDKs' own variables: never a manifest's secret, whatever a (pull
+# request's) settings.manifest_secret_env says
+DENIED_ENV_PATTERNS = ("GITHUB_*", "ACTIONS_*", "RUNNER_*", "CI_*", "GITLAB_*", "AWS_*", "AZURE_*", "GOOGLE_*",
+                       "GCP_*", "CLOUDSDK_*", "ARM_*", "NPM_*", "PYPI_*", "TWINE_*", "DOCKER_*", "VAULT_*",
+                       "SSH_*", "KUBECONFIG", "HOME", "PATH")
+
+
 VENDORS = ("bestproxy", "tcaplus", "jdb")
 DEFAULT_CONNECTION = "default"
 CONNECTION_NAME = r"^[a-z0-9]([a-z0-9-]{0,38}[a-z0-9])?$"
@@ -118,6 +129,12 @@ class Environment(_Strict):
 
 class Settings(_Strict):
     fingerprint_key: SecretRef | None = None
+    manifest_secret_env: list[StrictStr] = Field(
+        default_factory=lambda: list(DEFAULT_MANIFEST_SECRET_ENV),
+        description="shell-style patterns of the environment variables manifests may reference "
+                    "(env:NAME); provider credentials, the fingerprint key and RECONCILER_ALLOWED_ENDPOINTS / "
+                    "RECONCILER_CONNECTIONS_FROM are never allowed",
+    )
     max_change_ratio: float = Field(default=0.3, gt=0, le=1)
     threshold_min_existing: int = Field(default=10, ge=1)
 
@@ -140,6 +157,25 @@ class Config(_Strict):
         return ([DEFAULT_CONNECTION] if getattr(self.providers, vendor) is not None else []) + named
 
 
+def credential_refs(config: Config) -> list[str]:
+    """Every secret reference of the config: provider credentials, verification secrets and the
+    fingerprint key. None of them may ever be used as a resource value."""
+    refs: list[str | None] = [config.settings.fingerprint_key]
+    for bp in [config.providers.bestproxy, *config.connections.bestproxy.values()]:
+        if bp:
+            refs.append(bp.app_key)
+            v = bp.ip_delete_verification
+            if v:
+                refs += [v.totp_secret, v.code]
+    for tc in [config.providers.tcaplus, *config.connections.tcaplus.values()]:
+        if tc:
+            refs.append(tc.password)
+    for jdb in [config.providers.jdb, *config.connections.jdb.values()]:
+        if jdb:
+            refs += [jdb.key, jdb.iv]
+    return list(dict.fromkeys(r for r in refs if r))
+
+
 class LoadedConfig:
     """A validated config plus where it came from (relative paths resolve against ``base_dir``).
 
@@ -149,12 +185,14 @@ class LoadedConfig:
     """
 
     def __init__(self, config: Config, *, path: Path | None, doc: Document | None, env: str | None = None,
-                 connection: tuple[str, str] | None = None):
+                 connection: tuple[str, str] | None = None, connection_doc: Document | None = None):
         self.config = config
         self.path = path
         self.doc = doc
         self.env = env
         self.connection = connection  # (vendor, name) of a bound view
+        # where the provider connections were read (RECONCILER_CONNECTIONS_FROM, else the config)
+        self.connection_doc = connection_doc if connection_doc is not None else doc
 
     @property
     def environment(self) -> Environment | None:
@@ -166,12 +204,16 @@ class LoadedConfig:
 
     def bound(self, vendor: str, name: str) -> "LoadedConfig":
         """This config as seen by the kinds of ``vendor`` working on connection ``name``."""
+        trusted = self.connection_doc if self.connection_doc is not self.doc else None
         if name == DEFAULT_CONNECTION:
-            return LoadedConfig(self.config, path=self.path, doc=self.doc, env=self.env, connection=(vendor, name))
+            return LoadedConfig(self.config, path=self.path, doc=self.doc, env=self.env, connection=(vendor, name),
+                                connection_doc=trusted)
         providers = self.config.providers.model_copy(update={vendor: self.config.connection(vendor, name)})
         config = self.config.model_copy(update={"providers": providers})
         doc = _ConnectionDocument.of(self.doc, vendor, name) if self.doc is not None else None
-        return LoadedConfig(config, path=self.path, doc=doc, env=self.env, connection=(vendor, name))
+        trusted_view = _ConnectionDocument.of(trusted, vendor, name) if trusted is not None else None
+        return LoadedConfig(config, path=self.path, doc=doc, env=self.env, connection=(vendor, name),
+                            connection_doc=trusted_view)
 
     @property
     def base_dir(self) -> Path:
@@ -205,16 +247,18 @@ class _ConnectionDocument(Document):
         return super().position(p, key=key)
 
 
-def load_config(path: Path | None, *, required: bool = True, env: str | None = None) -> LoadedConfig:
-    """Load and validate ``reconciler.yaml``; all problems at once as :class:`InputError`."""
-    if path is None or not path.exists():
+def load_config(path: Path | None, *, required: bool = True, env: str | None = None,
+                confine: bool = True) -> LoadedConfig:
+    """Load and validate ``reconciler.yaml``; all problems at once as :class:`InputError`.
+    The file itself must resolve inside the workspace root (``confine``)."""
+    if path is None or not (path.exists() or path.is_symlink()):
         if required and path is not None:
             raise InputError([Problem(str(path), 1, 1, "Config", "", "config file not found (use --config FILE, or --sandbox)")])
         if env is not None:
             raise InputError([Problem(str(path or "reconciler.yaml"), 1, 1, "Config", "environments",
                                       f"--env {env}: no config file declares environments")])
         return LoadedConfig(Config(), path=None, doc=None)
-    docs, problems = load_file(path)
+    docs, problems = load_file(path, what="config", confine=confine)
     if problems:
         raise InputError(problems)
     if len(docs) != 1 or not isinstance(docs[0].data, dict):
@@ -248,3 +292,65 @@ def connection_problems(config: Config, doc: Document, env: str | None) -> list[
         out.append(doc.problem(("environments",), f"--env {env}: no such environment (known: {known})",
                                resource="Config", key=True))
     return out
+
+
+TRUSTED_ENV = "RECONCILER_CONNECTIONS_FROM"
+_CONNECTION_SETTINGS = ("fingerprint_key", "manifest_secret_env")
+
+
+def apply_trusted_connections(cfg: LoadedConfig, trusted_path: str | None = None) -> LoadedConfig:
+    """Take the provider connections from a trusted config file outside the change under review.
+
+    With ``RECONCILER_CONNECTIONS_FROM=FILE`` (e.g. ``reconciler.yaml`` of the pull request's target
+    branch, written by the pipeline), everything that decides where credentials go and which
+    secrets exist — each provider's connection (URL, credential references, ids), the fingerprint
+    key and ``settings.manifest_secret_env`` — comes from FILE; the workspace config contributes only
+    the rest (TcaplusDB ``tables``, thresholds). A provider FILE does not configure is dropped.
+    Relative ``file:`` references in FILE are relative to FILE's folder.
+    """
+    path_text = trusted_path if trusted_path is not None else os.environ.get(TRUSTED_ENV)
+    if not path_text:
+        return cfg
+    trusted_path_ = Path(path_text)
+    trusted = load_config(trusted_path_, required=True, confine=False)
+    data = trusted.config.model_dump(exclude_none=True)
+    _absolute_file_refs(data, trusted_path_.parent)
+
+    def with_own_tables(conn: dict[str, Any], own: TcaplusProvider | None) -> dict[str, Any]:
+        conn.pop("tables", None)
+        if own is not None:
+            conn["tables"] = {k: v.model_dump(exclude_none=True) for k, v in own.tables.items()}
+        return conn
+
+    providers: dict[str, Any] = {}
+    for vendor, conn in (data.get("providers") or {}).items():
+        providers[vendor] = with_own_tables(conn, cfg.providers.tcaplus) if vendor == "tcaplus" else conn
+    connections: dict[str, Any] = {}
+    for vendor, named in (data.get("connections") or {}).items():
+        connections[vendor] = {
+            name: with_own_tables(conn, cfg.config.connections.tcaplus.get(name)) if vendor == "tcaplus" else conn
+            for name, conn in named.items()
+        }
+    merged = cfg.config.model_dump(exclude_none=True)
+    merged["providers"] = providers
+    merged["connections"] = connections
+    settings = merged.setdefault("settings", {})
+    for key in _CONNECTION_SETTINGS:
+        settings.pop(key, None)
+        if key in data.get("settings", {}):
+            settings[key] = data["settings"][key]
+    model = Config.model_validate(merged)
+    if cfg.doc is not None:  # the workspace's environments must name connections the trusted file has
+        problems = connection_problems(model, cfg.doc, cfg.env)
+        if problems:
+            raise InputError(problems)
+    return LoadedConfig(model, path=cfg.path, doc=cfg.doc, env=cfg.env, connection_doc=trusted.doc)
+
+
+def _absolute_file_refs(data: Any, base: Path) -> None:
+    if isinstance(data, dict):
+        for k, v in data.items():
+            if isinstance(v, str) and v.startswith("file:") and not Path(v[5:]).expanduser().is_absolute():
+                data[k] = "file:" + str((base / v[5:]).absolute())
+            else:
+                _absolute_file_refs(v, base)

@@ -11,11 +11,15 @@ import hmac
 import os
 import re
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 from pydantic import AfterValidator, StrictStr
 
 from reconciler.errors import SecretError
+from reconciler.manifest.confine import ConfinementError, read_text
+
+if TYPE_CHECKING:
+    from reconciler.manifest.config import LoadedConfig
 
 _REF = re.compile(r"^(env:[A-Za-z_][A-Za-z0-9_]*|file:.+)$")
 
@@ -33,8 +37,12 @@ SecretRef = Annotated[StrictStr, AfterValidator(_check_ref)]
 """A pydantic type for secret fields: only ``env:NAME`` / ``file:PATH`` references pass."""
 
 
-def resolve(ref: str, *, base_dir: Path | None = None) -> str:
-    """The secret value behind ``ref``. Errors name the reference, never a value."""
+def resolve(ref: str, *, base_dir: Path | None = None, confine: bool = True) -> str:
+    """The secret value behind ``ref``. Errors name the reference, never a value.
+
+    ``file:`` references are read through :mod:`reconciler.manifest.confine`: a regular file of
+    at most 64 KiB, inside the workspace root unless ``confine=False`` (references in the trusted
+    config may name mounted CI secrets elsewhere)."""
     if ref.startswith("env:"):
         name = ref[4:]
         value = os.environ.get(name)
@@ -42,17 +50,65 @@ def resolve(ref: str, *, base_dir: Path | None = None) -> str:
             raise SecretError(f"secret reference {ref}: environment variable {name} is not set")
         return value
     if ref.startswith("file:"):
-        path = Path(ref[5:]).expanduser()
-        if not path.is_absolute() and base_dir is not None:
-            path = base_dir / path
+        path = _file_path(ref, base_dir)
         try:
-            value = path.read_text(encoding="utf-8").strip()
-        except OSError as exc:
-            raise SecretError(f"secret reference {ref}: cannot read {path} ({exc.strerror})") from None
+            value = read_text(path, what="secret", confine=confine).strip()
+        except ConfinementError as exc:
+            raise SecretError(f"secret reference {ref}: {_after_path(str(exc), path)}") from None
         if not value:
             raise SecretError(f"secret reference {ref}: {path} is empty")
         return value
     raise SecretError("secret reference must start with env: or file:")
+
+
+def manifest_ref_problem(ref: str, config: LoadedConfig, *, base_dir: Path) -> str | None:
+    """Why a manifest may not use ``ref`` (``None`` when it may): manifests reference only the
+    secrets meant for them, never a provider credential."""
+    from fnmatch import fnmatchcase
+
+    from reconciler.manifest.config import DENIED_ENV_PATTERNS, RESERVED_ENV, credential_refs
+
+    creds = credential_refs(config.config)
+    if ref.startswith("env:"):
+        name = ref[4:]
+        cred_names = {r[4:] for r in creds if r.startswith("env:")}
+        if name in cred_names or name in RESERVED_ENV:
+            return f"secret reference {ref}: {name} holds a provider credential or a setting of the tool; manifests cannot use it"
+        if any(fnmatchcase(name, pat) for pat in DENIED_ENV_PATTERNS):
+            return f"secret reference {ref}: {name} belongs to the CI platform or a cloud SDK; manifests cannot use it"
+        patterns = config.settings.manifest_secret_env
+        if not any(fnmatchcase(name, pat) for pat in patterns):
+            return (f"secret reference {ref}: manifests may reference only environment variables matching "
+                    f"settings.manifest_secret_env ({', '.join(patterns) or 'none'})")
+        return None
+    if ref.startswith("file:"):
+        target = _file_path(ref, base_dir)
+        for c in creds:
+            if c.startswith("file:") and _same_file(target, _file_path(c, config.base_dir)):
+                return f"secret reference {ref}: this file holds a provider credential; manifests cannot use it"
+    return None
+
+
+def _file_path(ref: str, base_dir: Path | None) -> Path:
+    try:
+        path = Path(ref[5:]).expanduser()
+    except RuntimeError:  # ~user of an unknown user: left as written (then "no such file")
+        path = Path(ref[5:])
+    if not path.is_absolute() and base_dir is not None:
+        path = base_dir / path
+    return path
+
+
+def _same_file(a: Path, b: Path) -> bool:
+    try:
+        return os.path.realpath(a) == os.path.realpath(b)
+    except OSError:  # pragma: no cover
+        return False
+
+
+def _after_path(message: str, path: Path) -> str:
+    """``secret PATH: reason`` -> ``PATH: reason`` (the reference already says it is a secret)."""
+    return message.removeprefix("secret ")
 
 
 class Fingerprinter:

@@ -19,6 +19,7 @@ from typing import Any
 import yaml
 
 from reconciler.errors import Problem
+from reconciler.manifest.confine import ConfinementError, bad_character, read_text
 
 try:  # the C parser is ~5x faster (reference/libraries.md §4.5)
     _BaseLoader: type = yaml.CSafeLoader  # type: ignore[attr-defined]
@@ -101,12 +102,58 @@ def _mark(node: yaml.Node) -> tuple[int, int]:
     return node.start_mark.line + 1, node.start_mark.column + 1
 
 
+MAX_ALIASES = 1_000  # alias uses per document
+MAX_ALIAS_NODES = 100_000  # nodes produced by expanding aliases, per document
+MAX_DEPTH = 64  # nesting of mappings and sequences
+
+
+class _TooBig(Exception):
+    """An input bound was hit (alias bomb, recursion, nesting): the document is not built."""
+
+    def __init__(self, node: yaml.Node, path: Path_, message: str):
+        super().__init__(message)
+        self.node = node
+        self.path = path
+
+
 class _Builder:
+    """Builds plain data from a composed node tree, bounded: PyYAML shares the node of an anchor
+    between its aliases, so a "billion laughs" document is small as nodes but huge expanded."""
+
     def __init__(self, doc: Document, problems: list[Problem]):
         self.doc = doc
         self.problems = problems
+        self._seen: set[int] = set()
+        self._stack: set[int] = set()
+        self._aliases = 0
+        self._alias_depth = 0
+        self._alias_nodes = 0
 
     def build(self, node: yaml.Node, path: Path_) -> Any:
+        key = id(node)
+        if key in self._stack:
+            raise _TooBig(node, path, "recursive alias: an anchor may not contain an alias of itself")
+        if len(path) > MAX_DEPTH:
+            raise _TooBig(node, path, f"nested deeper than {MAX_DEPTH} levels")
+        shared = key in self._seen and isinstance(node, (yaml.MappingNode, yaml.SequenceNode))
+        if shared:
+            self._aliases += 1
+            if self._aliases > MAX_ALIASES:
+                raise _TooBig(node, path, f"more than {MAX_ALIASES} alias uses (*name) in one document")
+        if self._alias_depth or shared:
+            self._alias_nodes += 1
+            if self._alias_nodes > MAX_ALIAS_NODES:
+                raise _TooBig(node, path, f"aliases expand to more than {MAX_ALIAS_NODES:,} values (alias bomb?)")
+        self._seen.add(key)
+        self._stack.add(key)
+        self._alias_depth += shared
+        try:
+            return self._build(node, path)
+        finally:
+            self._alias_depth -= shared
+            self._stack.discard(key)
+
+    def _build(self, node: yaml.Node, path: Path_) -> Any:
         self.doc.marks[path] = _mark(node)
         if isinstance(node, yaml.MappingNode):
             out: dict[Any, Any] = {}
@@ -141,6 +188,9 @@ class _Builder:
         tag = node.tag
         try:
             if tag == "tag:yaml.org,2002:str":
+                bad = bad_character(node.value)
+                if bad:  # reported (the run stops before any call); the value stays for validation
+                    self.problems.append(self._p(node, path, bad))
                 return node.value
             if tag == "tag:yaml.org,2002:null":
                 return None
@@ -179,7 +229,12 @@ def load_documents(text: str, file: str) -> tuple[list[Document], list[Problem]]
             if node is None:
                 continue
             doc = Document(file=file, index=index, data=None, start=_mark(node))
-            doc.data = _Builder(doc, problems).build(node, ())
+            try:
+                doc.data = _Builder(doc, problems).build(node, ())
+            except _TooBig as exc:
+                line, col = _mark(exc.node)
+                problems.append(Problem(file, line, col, "", dotted(exc.path), str(exc)))
+                doc.data = None
             docs.append(doc)
             index += 1
     except yaml.MarkedYAMLError as exc:
@@ -193,12 +248,13 @@ def load_documents(text: str, file: str) -> tuple[list[Document], list[Problem]]
     return docs, problems
 
 
-def load_file(path: Path, display: str | None = None) -> tuple[list[Document], list[Problem]]:
+def load_file(path: Path, display: str | None = None, *, what: str = "manifest",
+              confine: bool = True, root: Path | None = None) -> tuple[list[Document], list[Problem]]:
+    """Read (through :mod:`reconciler.manifest.confine`: inside the workspace root, a regular file,
+    size-limited) and parse a YAML file."""
     name = display or str(path)
     try:
-        text = path.read_text(encoding="utf-8")
-    except UnicodeDecodeError as exc:
-        return [], [Problem(name, 1, 1, "", "", f"not UTF-8 text ({exc.reason})")]
-    except OSError as exc:
-        return [], [Problem(name, 1, 1, "", "", f"cannot read file: {exc.strerror}")]
+        text = read_text(path, what=what, confine=confine, root=root)
+    except ConfinementError as exc:
+        return [], [Problem(name, 1, 1, "", "", exc.reason)]
     return load_documents(text, name)

@@ -1,0 +1,232 @@
+"""File confinement: the one place every file named by manifests or config is read through.
+
+In a pull request the author controls manifests, ``reconciler.yaml``, ``.proto`` schemas and data
+files (DESIGN.md principle 7). Whatever they name is read only when it
+
+- resolves, after following every symlink, inside the *workspace root* (the config file's folder,
+  or ``--root``);
+- is a regular file (no FIFO, device such as ``/dev/zero``, socket or directory);
+- is no larger than the limit for its kind of file (:data:`LIMITS`), checked before and while
+  reading, so memory and time stay bounded.
+
+Errors (:class:`ConfinementError`) name the path as written and the rule, never a byte of the
+target. Secret references in the config (``file:`` for mounted CI secrets) are the one exception
+to the root rule (``confine=False``); the regular-file and size rules still apply, and nothing read
+through them is ever echoed.
+
+The root is process-wide state set by the engine when a run starts (:func:`set_root`): the kinds'
+file readers call :func:`read_text` / :func:`check` without having to carry it.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import stat
+import threading
+from pathlib import Path
+
+from reconciler.errors import ReconcilerError
+
+KiB = 1024
+MiB = 1024 * KiB
+
+LIMITS: dict[str, int] = {
+    "manifest": 8 * MiB,
+    "config": 1 * MiB,
+    "secret": 64 * KiB,
+    "proto": 2 * MiB,
+    "players file": 16 * MiB,  # 50,000 players per JDB call; a few hundred thousand lines
+    "data file": 256 * MiB,  # TcaplusDB seed records in JSON Lines (read whole, parsed line by line)
+    "YAML data file": 32 * MiB,  # the same in YAML: building the node tree costs far more per byte
+    "plan": 256 * MiB,
+}
+
+_STRICT_TEXT = {"players file", "proto"}  # kinds of text whose every line is checked by bad_character
+
+_lock = threading.Lock()
+_root: Path | None = None
+
+
+class ConfinementError(ReconcilerError):
+    """A named file may not be read (outside the root, not a regular file, too large, unreadable).
+    The message names the path as written and the rule; never the file's content."""
+
+    def __init__(self, what: str, shown: str, reason: str):
+        self.what = what
+        self.shown = shown
+        self.reason = reason
+        super().__init__(f"{what} {shown}: {reason}")
+
+
+def set_root(root: Path | None) -> None:
+    """Set the workspace root for this process (``None``: no root rule, other rules still apply)."""
+    global _root
+    with _lock:
+        _root = Path(os.path.realpath(root)) if root is not None else None
+
+
+def get_root() -> Path | None:
+    return _root
+
+
+def is_inside(path: Path, root: Path) -> bool:
+    real = Path(os.path.realpath(path))
+    real_root = Path(os.path.realpath(root))
+    return real == real_root or real_root in real.parents
+
+
+def _shown(path: Path | str) -> str:
+    return str(path)
+
+
+def check(path: Path | str, *, what: str, confine: bool = True, limit: int | None = None,
+          root: Path | None = None) -> Path:
+    """The resolved path of ``path`` if it may be read as ``what``; else :class:`ConfinementError`."""
+    shown = _shown(path)
+    if "\0" in str(path):
+        raise ConfinementError(what, shown.replace("\0", "\\0"), "a path may not hold a NUL character")
+    p = Path(path)
+    try:
+        real = Path(os.path.realpath(p, strict=True))
+    except RuntimeError:  # pragma: no cover - Python < 3.13 raises this for loops with strict
+        raise ConfinementError(what, shown, "symlink loop") from None
+    except OSError as exc:
+        raise ConfinementError(what, shown, f"{_reason(exc, p)}") from None
+    base = root if root is not None else _root
+    if confine and base is not None and not is_inside(real, base):
+        raise ConfinementError(what, shown, f"resolves outside the workspace root ({base}); "
+                               "files named by manifests and config must stay inside it")
+    try:
+        st = real.stat()
+    except OSError as exc:
+        raise ConfinementError(what, shown, f"{_reason(exc, p)}") from None
+    if not stat.S_ISREG(st.st_mode):
+        raise ConfinementError(what, shown, "not a regular file")
+    cap = limit if limit is not None else LIMITS.get(what, LIMITS["manifest"])
+    if st.st_size > cap:
+        raise ConfinementError(what, shown, f"larger than the {_size(cap)} limit for a {what}")
+    return real
+
+
+def _reason(exc: OSError, path: Path) -> str:
+    import errno
+
+    if exc.errno == errno.ELOOP:
+        return "symlink loop"
+    if exc.errno == errno.ENOENT:
+        if path.is_symlink():
+            return "broken symlink (its target does not exist)"
+        return "no such file"
+    if exc.errno in (errno.EACCES, errno.EPERM):
+        return "permission denied"
+    return f"cannot read ({exc.strerror or type(exc).__name__})"
+
+
+def _size(n: int) -> str:
+    return f"{n // MiB} MiB" if n >= MiB else f"{n // KiB} KiB"
+
+
+def read_bytes(path: Path | str, *, what: str, confine: bool = True, limit: int | None = None,
+               root: Path | None = None) -> bytes:
+    """The bytes of ``path`` under the rules of :func:`check`; never more than the limit, even if
+    the file grows or is swapped between the check and the read."""
+    real = check(path, what=what, confine=confine, limit=limit, root=root)
+    cap = limit if limit is not None else LIMITS.get(what, LIMITS["manifest"])
+    try:
+        fd = os.open(real, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_NOFOLLOW", 0))
+    except OSError as exc:
+        raise ConfinementError(what, _shown(path), f"{_reason(exc, Path(path))}") from None
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise ConfinementError(what, _shown(path), "not a regular file")
+        chunks = []
+        total = 0
+        while True:
+            chunk = os.read(fd, min(1 * MiB, cap + 1 - total))
+            if not chunk:
+                break
+            chunks.append(chunk)
+            total += len(chunk)
+            if total > cap:
+                raise ConfinementError(what, _shown(path), f"larger than the {_size(cap)} limit for a {what}")
+        return b"".join(chunks)
+    except OSError as exc:
+        raise ConfinementError(what, _shown(path), f"{_reason(exc, Path(path))}") from None
+    finally:
+        os.close(fd)
+
+
+def read_text(path: Path | str, *, what: str, confine: bool = True, limit: int | None = None,
+              root: Path | None = None) -> str:
+    """UTF-8 text of ``path`` (see :func:`read_bytes`); NUL bytes are refused."""
+    data = read_bytes(path, what=what, confine=confine, limit=limit, root=root)
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ConfinementError(what, _shown(path), f"not UTF-8 text ({exc.reason} at byte {exc.start})") from None
+    if "\0" in text:
+        raise ConfinementError(what, _shown(path), "holds a NUL byte (not a text file)")
+    if what in _STRICT_TEXT:
+        for n, line in enumerate(text.splitlines(), 1):
+            msg = bad_character(line)
+            if msg:
+                raise ConfinementError(what, _shown(path), f"line {n}: {msg}")
+    return text
+
+
+def open_text(path: Path | str, *, what: str, limit: int | None = None) -> io.StringIO:
+    """:func:`read_text` as a file object (universal newlines), for line-by-line readers."""
+    return io.StringIO(read_text(path, what=what, limit=limit), newline=None)
+
+
+# -- characters ---------------------------------------------------------------------------------
+_BIDI = {chr(c) for c in (*range(0x202A, 0x202F), *range(0x2066, 0x206A), 0x200E, 0x200F, 0x061C)}
+_ALLOWED_C0 = {"\t", "\n", "\r"}
+
+
+def bad_character(value: str) -> str | None:
+    """A description of the first character not allowed in a manifest string, else ``None``.
+
+    Refused: NUL and every other C0/C1 control except tab and line breaks, DEL, and the Unicode
+    bidirectional controls (U+202A-U+202E, U+2066-U+2069, LRM/RLM/ALM), which can make a plan read
+    differently from what is sent ("Trojan Source").
+    """
+    for ch in value:
+        o = ord(ch)
+        if ch in _ALLOWED_C0:
+            continue
+        if o < 0x20 or 0x7F <= o <= 0x9F:
+            return f"control character U+{o:04X} is not allowed"
+        if ch in _BIDI:
+            return f"bidirectional control character U+{o:04X} is not allowed"
+        if 0xD800 <= o <= 0xDFFF:
+            return f"lone surrogate U+{o:04X} is not allowed"
+    return None
+
+
+def escape_visible(text: str) -> str:
+    """``text`` with every character :func:`bad_character` refuses written as ``\\uXXXX`` (tab and
+    line breaks kept): live values come from the vendors, not from validated manifests, and must
+    not reorder or hide what a plan shows."""
+    if text.isprintable() or bad_character(text) is None:
+        return text
+    return "".join(f"\\u{ord(ch):04x}" if ch not in _ALLOWED_C0 and bad_character(ch) else ch for ch in text)
+
+
+def bad_strings(value: object, path: tuple[object, ...] = ()) -> list[tuple[tuple[object, ...], str]]:
+    """``(path, message)`` for every string (keys included) inside ``value`` with a bad character."""
+    out: list[tuple[tuple[object, ...], str]] = []
+    if isinstance(value, str):
+        msg = bad_character(value)
+        if msg:
+            out.append((path, msg))
+    elif isinstance(value, dict):
+        for k, v in value.items():
+            if isinstance(k, str) and (msg := bad_character(k)):
+                out.append((path + (k,), f"field name: {msg}"))
+            out.extend(bad_strings(v, path + (k,)))
+    elif isinstance(value, list):
+        for i, v in enumerate(value):
+            out.extend(bad_strings(v, path + (i,)))
+    return out
