@@ -264,7 +264,7 @@ def test_retry_chatter_only_with_debug(bp: Workspace, caplog: pytest.LogCaptureF
     proc = subprocess.run([EXE, "--debug", "plan"], cwd=bp.root, capture_output=True, text=True, timeout=60)
     assert proc.returncode == 0
     assert "bestproxy 127.0.0.1:" in proc.stderr and "GET /gateway/whitelist-account/list: attempt 2 after HTTP 500" in proc.stderr
-    # (httpx's own debug lines show request URLs: their redaction is the log-redaction work of #8)
+    assert APP_KEY not in proc.stderr  # the debug log is redacted (query strings carry the app_key)
 
 
 def test_transport_causes_are_named() -> None:
