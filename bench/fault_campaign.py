@@ -188,16 +188,18 @@ def fault_campaign(seed: int, *, base: Path, max_applies: int, error_rate: float
                    sizes: dict[str, int]) -> dict[str, Any]:
     fleet = Fleet(base / f"seed{seed}", **sizes).start()
     try:
-        applies, converged, codes = 0, False, []
+        applies, converged, codes, failures = 0, False, [], []
         while applies < max_applies:
             fleet.faults(error_rate=error_rate, drop_reply_rate=drop_rate, seed=seed * 100 + applies)
             res = fleet.run("apply", "--auto-approve")
             applies += 1
             codes.append(res.returncode)
+            failures += [line[:160] for line in res.stdout.splitlines() + res.stderr.splitlines()
+                         if line.startswith(("FAILED", "UNKNOWN", "error:"))][:3]
             if fleet.clean():
                 converged = True
                 break
-        return {"seed": seed, "converged": converged, "applies": applies, "exit_codes": codes,
+        return {"seed": seed, "converged": converged, "applies": applies, "exit_codes": codes, "failures": failures,
                 "duplicates": fleet.duplicates(), "lost": fleet.lost()}
     finally:
         fleet.stop()
@@ -300,6 +302,8 @@ def main(argv: list[str] | None = None) -> int:
             if not args.json:
                 print(f"seed {seed}: converged={r['converged']} applies={r['applies']} exit codes={r['exit_codes']} "
                       f"duplicates={r['duplicates']} lost={r['lost']} ({r['wall_s']} s)", flush=True)
+                for line in r["failures"]:
+                    print(f"    {line}")
         if args.kills:
             t0 = time.perf_counter()
             c = crash_campaign(args.kills, base=base, seed=args.seeds, max_delay=args.max_kill_delay,

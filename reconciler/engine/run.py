@@ -162,8 +162,8 @@ class ApplyRun:
     on_outcome: Callable[[Outcome], None] | None = None
     journal: Journal | None = None
     grace: float = 20.0
-    passes: int = 5  # changes refused as busy are tried again, at most this many passes in all
-    pass_wait: float = 0.3
+    passes: int = 8  # changes refused as busy are tried again, at most this many passes in all
+    pass_wait: float = 0.2
     outcomes: dict[int, Outcome] = field(default_factory=dict)  # by index into changes
     _lock: threading.Lock = field(default_factory=threading.Lock)
 

@@ -20,7 +20,10 @@ ATTEMPTS = 3
 
 # 5xx answers that carry a vendor code saying the request was refused, not executed: a definite
 # failure of the write (it fails; the next apply makes it), not an unknown outcome
-REFUSED: set[tuple[str, object]] = {("tcaplus", -1037)}  # TcaplusDB "system busy"
+REFUSED: set[tuple[str, object]] = {
+    ("tcaplus", -1037),  # TcaplusDB "system busy"
+    ("jdb", "9999"),  # JDB "System busy, please try again later" (its writes are keyed: safe to repeat)
+}
 
 
 def unknown_outcome(exc: BaseException) -> bool:
