@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from enum import IntEnum
 from typing import Any, Mapping, Sequence
@@ -39,7 +40,10 @@ from reconciler.errors import ApiError, StaleError, TransportError
 
 API_VERSION = "Tcaplus3.32.0"
 IDL_TYPE = "protobuf"
-DEFAULT_PAGE_SIZE = 256  # the Python SDK manual caps one PartkeyGetRecord answer at 256 KB
+DEFAULT_PAGE_SIZE = 1024
+"""Records asked for per PartkeyGetRecord page: the documented batch-read cap (1,024 records). The
+Python SDK manual also caps one answer at 256 KB — a size in bytes, not a record count — so a page
+may come back shorter than asked; paging advances by what each page returned."""
 
 
 class TcaplusError(ApiError):
@@ -213,6 +217,9 @@ class TcaplusClient:
             "x-tcaplus-pwd-md5": pwd_md5,
             "x-tcaplus-idl-type": IDL_TYPE,
         }
+        # built once per operation and per table (the request path stays lean)
+        self._target_headers: dict[str, dict[str, str]] = {}
+        self._paths: dict[str, str] = {}
 
     def __repr__(self) -> str:
         return f"TcaplusClient(app_id={self.app_id}, zone_id={self.zone_id})"
@@ -250,15 +257,39 @@ class TcaplusClient:
 
     def partkey_get_all(
         self, table: str, index: str, keys: Mapping[str, Any], *, select: Sequence[str] | None = None,
-        page_size: int = DEFAULT_PAGE_SIZE,
+        page_size: int = DEFAULT_PAGE_SIZE, concurrency: int = 1,
     ) -> list[VersionedRecord]:
-        """Every record under an index key, read page by page (``limit``/``offset``)."""
-        records: list[VersionedRecord] = []
-        while True:
-            page = self.partkey_get(table, index, keys, select=select, limit=page_size, offset=len(records))
-            records += page.records
-            if page.remain <= 0 or not page.records:
-                return records
+        """Every record under an index key, read page by page (``limit``/``offset``).
+
+        The first page tells the total and how many records fit in one answer; the other pages are
+        then asked for together (up to ``concurrency`` at a time). A page that comes back shorter
+        than the room left before the next one (the 256 KB cap) leaves a gap, read in the next
+        round; a page that comes back empty (records deleted meanwhile) ends its range.
+        """
+        first = self.partkey_get(table, index, keys, select=select, limit=page_size, offset=0)
+        pages: dict[int, list[VersionedRecord]] = {0: first.records}
+        step = len(first.records)
+        if first.remain <= 0 or step == 0:
+            return list(first.records)
+        end = step + first.remain
+        gaps = [(o, min(o + step, end)) for o in range(step, end, step)]
+        while gaps:
+            def read(gap: tuple[int, int]) -> list[VersionedRecord]:
+                start, stop = gap
+                return self.partkey_get(table, index, keys, select=select, limit=stop - start, offset=start).records
+
+            if concurrency > 1 and len(gaps) > 1:
+                with ThreadPoolExecutor(max_workers=min(concurrency, len(gaps))) as pool:
+                    results = list(pool.map(read, gaps))
+            else:
+                results = [read(g) for g in gaps]
+            next_gaps = []
+            for (start, stop), records in zip(gaps, results):
+                pages[start] = records
+                if records and start + len(records) < stop:
+                    next_gaps.append((start + len(records), stop))
+            gaps = next_gaps
+        return [vr for offset in sorted(pages) for vr in pages[offset]]
 
     # -- writes -------------------------------------------------------------------------------
     def add(
@@ -345,12 +376,19 @@ class TcaplusClient:
         self, target: str, table: str, method: str, *, idempotent: bool, query: str | None = None,
         body: Any = None, headers: Mapping[str, str] | None = None,
     ) -> dict[str, Any]:
-        all_headers = {**self._headers, "x-tcaplus-target": f"Tcaplus.{target}", **(headers or {})}
+        all_headers = self._target_headers.get(target)
+        if all_headers is None:
+            all_headers = self._target_headers.setdefault(target, {**self._headers, "x-tcaplus-target": f"Tcaplus.{target}"})
         content = None
+        if body is not None or headers:
+            all_headers = {**all_headers, **(headers or {})}
         if body is not None:
             content = _json(body).encode("utf-8")
             all_headers["Content-Type"] = "application/json"
-        path = f"/ver1.0/apps/{self.app_id}/zones/{self.zone_id}/tables/{quote(table, safe='')}/records"
+        path = self._paths.get(table)
+        if path is None:
+            path = self._paths.setdefault(
+                table, f"/ver1.0/apps/{self.app_id}/zones/{self.zone_id}/tables/{quote(table, safe='')}/records")
         resp = self.transport.send(method, path, idempotent=idempotent, raw_query=query or None,
                                    content=content, headers=all_headers)
         return _payload(f"{target} {table}", resp)

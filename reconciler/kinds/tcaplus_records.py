@@ -39,9 +39,10 @@ import copy
 import json
 import os
 import struct
+import weakref
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cached_property, lru_cache
 from pathlib import Path
 from typing import Any, Literal
 
@@ -141,12 +142,12 @@ class _Declared:
     def mode(self) -> str:
         return str(self.res.spec.mode)
 
-    @property
+    @cached_property
     def keys(self) -> dict[str, Any]:
         return {k: self.record[k] for k in self.schema.primary_key}
 
-    @property
-    def identity(self) -> str:
+    @cached_property
+    def identity(self) -> str:  # computed once per record (plans of 20,000 records ask it often)
         return identity(self.schema.name, self.schema.key_of(self.record))
 
 
@@ -154,6 +155,12 @@ def identity(table: str, key: Iterable[Any]) -> str:
     """``table|v1|v2``: strings as they are (JSON-quoted when they hold ``|``), others as JSON."""
     parts = [v if isinstance(v, str) and "|" not in v else json.dumps(v, ensure_ascii=False) for v in key]
     return "|".join([table, *parts])
+
+
+_DECLARED: "weakref.WeakKeyDictionary[RunContext, dict[int, tuple[Resource, list[_Declared], list[Problem]]]]" = (
+    weakref.WeakKeyDictionary()
+)
+"""Per run (its context), per document: the validated records (see ``TcaplusRecordsKind._declared``)."""
 
 
 def _data_path(res: Resource) -> Path:
@@ -403,7 +410,15 @@ class TcaplusRecordsKind(Kind):
         return []
 
     def _declared(self, res: Resource, ctx: RunContext) -> tuple[list[_Declared], list[Problem]]:
-        """The document's valid records, and every problem of the document."""
+        """The document's valid records, and every problem of the document (validated once per
+        run: ``check`` and ``plan`` share the answer)."""
+        done = _DECLARED.setdefault(ctx, {})
+        found = done.get(id(res))
+        if found is None or found[0] is not res:
+            found = done[id(res)] = (res, *self._validate(res, ctx))
+        return found[1], found[2]
+
+    def _validate(self, res: Resource, ctx: RunContext) -> tuple[list[_Declared], list[Problem]]:
         spec: TcaplusRecordsSpec = res.spec
         known = ctx.config.providers.tcaplus.tables if ctx.config.providers.tcaplus else {}
         if spec.table not in known:
@@ -495,7 +510,11 @@ class _TablePlanner:
 
         def read(res: Resource) -> list[VersionedRecord]:
             prune: PruneSpec = res.spec.prune
-            return self.client.partkey_get_all(self.schema.name, prune.index, prune.keys, select=select)
+            return self.client.partkey_get_all(self.schema.name, prune.index, prune.keys, select=select,
+                                               concurrency=pages_at_once)
+
+        # scopes are read side by side; the pages of one scope share what is left of the concurrency
+        pages_at_once = max(1, _concurrency(self.ctx) // max(1, len(prunes)))
 
         out: dict[str, tuple[Resource, VersionedRecord]] = {}
         for res, records in zip(prunes, RunContext.map(read, prunes, concurrency=_concurrency(self.ctx)), strict=True):

@@ -55,8 +55,10 @@ Semantic decisions where the manual is silent
 - PartkeyGetRecord: ``x-tcaplus-index-name`` names a ``tcaplus_index`` of the table (missing:
   ``-1811``, unknown: ``-34565``); ``keys`` must hold exactly that index's fields. Matches come in
   insertion order; ``offset`` (default 0) skips, ``limit`` (default and cap 1024, the documented
-  batch limit) bounds one answer; ``RemainNum = TotalNum - offset - returned``. No match at all is
-  261 / HTTP 404.
+  batch limit) bounds one answer, and so does its size: records are added while the answer's
+  records stay within 256 KB (the Python SDK manual's cap; the first record always comes back);
+  ``RemainNum = TotalNum - offset - returned``. No match at all is 261 / HTTP 404. Matches are
+  found through an index of the stored records, so a page costs what it returns.
 - FieldSetRecord needs ``FieldPath`` (``-1811`` "Missing FieldPath when call FieldOperate Target."),
   every path must have a value in ``Record`` and may not be a primary-key field; the record must
   exist (261). FieldIncRecord increments the ``FieldPath`` fields, or without ``FieldPath`` every
@@ -123,6 +125,7 @@ ERRORS: dict[int, tuple[int, str]] = {
 }
 
 MAX_BATCH_RECORDS = 1024
+PARTKEY_MAX_BYTES = 256 * 1024  # one PartkeyGetRecord answer (the Python SDK manual, reference/tcaplus.md)
 _PATH = re.compile(r"^/ver1\.0/apps/([^/]+)/zones/([^/]+)/tables/([^/]+)/records/?$")
 _VERSION = re.compile(r"^Tcaplus\d+(\.\d+)*$")
 _IDL_TYPES = ("protobuf", "pb")
@@ -205,6 +208,7 @@ class TcaplusEmulator(Emulator):
         self.zone_id = zone_id
         self._password_md5 = hashlib.md5(password.encode("utf-8")).hexdigest()
         self.tables = {name: _load_table(name, source) for name, source in tables.items()}
+        self.partkey_max_bytes = PARTKEY_MAX_BYTES
         self._operations: dict[str, tuple[str, Callable[[_Call], Response]]] = {
             "Tcaplus.GetRecord": ("GET", self._get_record),
             "Tcaplus.FieldGetRecord": ("GET", self._field_get_record),
@@ -227,12 +231,49 @@ class TcaplusEmulator(Emulator):
             " app INTEGER NOT NULL, zone INTEGER NOT NULL, tbl TEXT NOT NULL, pk TEXT NOT NULL,"
             " version INTEGER NOT NULL, data TEXT NOT NULL, UNIQUE (app, zone, tbl, pk))"
         )
+        # PartkeyGetRecord reads through this index (index key -> record row), so a page costs
+        # what it returns, not a decode of the whole table. Rebuilt at start from the stored
+        # records, so it always follows the tables' current ``tcaplus_index`` options.
+        self.db.execute(
+            "CREATE TABLE IF NOT EXISTS tcaplus_index_keys ("
+            " app INTEGER NOT NULL, zone INTEGER NOT NULL, tbl TEXT NOT NULL, idx TEXT NOT NULL,"
+            " ikey TEXT NOT NULL, pk TEXT NOT NULL, PRIMARY KEY (app, zone, tbl, idx, ikey, pk))"
+        )
+        self._rebuild_index()
+
+    def _rebuild_index(self) -> None:
+        with self.transaction():
+            self.db.execute("DELETE FROM tcaplus_index_keys WHERE app=? AND zone=?", (self.app_id, self.zone_id))
+            for table in self.tables.values():
+                if not table.indexes:
+                    continue
+                rows = self.db.execute(
+                    "SELECT data FROM tcaplus_records WHERE app=? AND zone=? AND tbl=?", (self.app_id, self.zone_id, table.name)
+                )
+                for row in rows.fetchall():
+                    self._index(table, json.loads(row["data"]))
+
+    def _key_text(self, table: TableSchema, fields: tuple[str, ...], record: Mapping[str, Any]) -> str:
+        values = [float(record[k]) if table.fields[k].type in FLOAT_TYPES else record[k] for k in fields]
+        return json.dumps(values, ensure_ascii=False, separators=(",", ":"))
+
+    def _index(self, table: TableSchema, record: Mapping[str, Any]) -> None:
+        if not table.indexes:
+            return
+        pk = self._pk(table, record)
+        self.db.executemany(
+            "INSERT OR IGNORE INTO tcaplus_index_keys (app, zone, tbl, idx, ikey, pk) VALUES (?, ?, ?, ?, ?, ?)",
+            [(self.app_id, self.zone_id, table.name, name, self._key_text(table, fields, record), pk)
+             for name, fields in table.indexes.items()],
+        )
+
+    def _unindex(self, table: TableSchema, record: Mapping[str, Any]) -> None:
+        if table.indexes:
+            self.db.execute("DELETE FROM tcaplus_index_keys WHERE app=? AND zone=? AND tbl=? AND pk=?",
+                            (self.app_id, self.zone_id, table.name, self._pk(table, record)))
 
     def _pk(self, table: TableSchema, record: Mapping[str, Any]) -> str:
-        values = [
-            float(record[k]) if table.fields[k].type in FLOAT_TYPES else record[k] for k in table.primary_key
-        ]
-        return json.dumps(values, ensure_ascii=False, separators=(",", ":"))
+        return self._key_text(table, table.primary_key, record)
 
     def _load(self, table: TableSchema, record: Mapping[str, Any]) -> _Stored | None:
         row = self.db.execute(
@@ -248,12 +289,14 @@ class TcaplusEmulator(Emulator):
             (self.app_id, self.zone_id, table.name, self._pk(table, record), version,
              json.dumps(record, ensure_ascii=False, separators=(",", ":"))),
         )
+        self._index(table, record)  # index fields are key fields: an existing row keeps its entries
 
     def _remove(self, table: TableSchema, record: Mapping[str, Any]) -> None:
         self.db.execute(
             "DELETE FROM tcaplus_records WHERE app=? AND zone=? AND tbl=? AND pk=?",
             (self.app_id, self.zone_id, table.name, self._pk(table, record)),
         )
+        self._unindex(table, record)
 
     def _scan(self, table: TableSchema) -> list[_Stored]:
         rows = self.db.execute(
@@ -271,6 +314,7 @@ class TcaplusEmulator(Emulator):
         """Delete every record of this app and zone (tests, sandbox resets)."""
         with self.lock:
             self.db.execute("DELETE FROM tcaplus_records WHERE app=? AND zone=?", (self.app_id, self.zone_id))
+            self.db.execute("DELETE FROM tcaplus_index_keys WHERE app=? AND zone=?", (self.app_id, self.zone_id))
 
     # -- routing ------------------------------------------------------------------------------
     def handle(self, req: Request) -> Response:
@@ -456,20 +500,32 @@ class TcaplusEmulator(Emulator):
         select = self._select(call, required=False)
         limit = self._query_int(call, "limit", MAX_BATCH_RECORDS, minimum=1)
         offset = self._query_int(call, "offset", 0, minimum=0)
-        matches = [s for s in self._scan(call.table) if all(s.record.get(k) == v for k, v in keys.items())]
-        if not matches:
+        ikey = self._key_text(call.table, fields, keys)
+        where = ("FROM tcaplus_index_keys i JOIN tcaplus_records r"
+                 " ON r.app = i.app AND r.zone = i.zone AND r.tbl = i.tbl AND r.pk = i.pk"
+                 " WHERE i.app=? AND i.zone=? AND i.tbl=? AND i.idx=? AND i.ikey=?")
+        params = (self.app_id, self.zone_id, call.table.name, index_name, ikey)
+        total = self.db.execute(f"SELECT COUNT(*) {where}", params).fetchone()[0]
+        if not total:
             raise _Failure(RECORD_NOT_FOUND)
-        page = matches[offset : offset + min(limit, MAX_BATCH_RECORDS)]
+        rows = self.db.execute(f"SELECT r.version, r.data {where} ORDER BY r.rowid LIMIT ? OFFSET ?",
+                               (*params, min(limit, MAX_BATCH_RECORDS), offset)).fetchall()
+        items: list[dict[str, Any]] = []
+        size = 0
+        for row in rows:
+            record = json.loads(row["data"])
+            item = {"RecordVersion": row["version"],
+                    "Record": _project(record, select, call.table.primary_key) if select else record}
+            size += len(json.dumps(item, ensure_ascii=False, separators=(",", ":")).encode()) + 1
+            if items and size > self.partkey_max_bytes:
+                break  # one answer holds at most 256 KB of records (the first always fits)
+            items.append(item)
         body = {
             "ErrorCode": SUCCEED,
             "ErrorMsg": "Succeed",
-            "MultiRecords": [
-                {"RecordVersion": s.version,
-                 "Record": _project(s.record, select, call.table.primary_key) if select else s.record}
-                for s in page
-            ],
-            "RemainNum": max(len(matches) - offset - len(page), 0),
-            "TotalNum": len(matches),
+            "MultiRecords": items,
+            "RemainNum": max(total - offset - len(items), 0),
+            "TotalNum": total,
         }
         return Response.json(body)
 
