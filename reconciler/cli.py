@@ -37,9 +37,12 @@ from reconciler.engine.render import (
 from reconciler.engine.session import Session, open_session, shown_paths
 from reconciler.clients import redact
 from reconciler.errors import ReconcilerError, UsageError
-from reconciler.kinds.base import RunOptions
+from reconciler.kinds.base import Baseline, RunOptions
 
 DEFAULT_PATH = Path("manifests")
+
+
+MAX_VALIDATE_WARNINGS = 50
 
 
 def _err(line: str) -> None:
@@ -173,6 +176,10 @@ def validate(paths: tuple[Path, ...], config_path: Path, sandbox: bool, sandbox_
         from reconciler.engine.load import load_manifests
 
         loaded = load_manifests(list(paths) or [DEFAULT_PATH], ctx)
+        for warning in ctx.warnings[:MAX_VALIDATE_WARNINGS]:
+            _err(f"warning: {warning}")
+        if len(ctx.warnings) > MAX_VALIDATE_WARNINGS:
+            _err(f"warning: ... and {len(ctx.warnings) - MAX_VALIDATE_WARNINGS} more")
     finally:
         confine.set_root(None)
     click.echo(f"Valid: {loaded.count} resource(s), {sum(len(s) for s in loaded.scopes.values())} prune scope(s) in {len(loaded.files)} file(s).")
@@ -188,6 +195,15 @@ def _render(plan: Plan, fmt: str, data: dict[str, Any], safety: list[str]) -> No
         render_text(plan, sys.stdout, safety=safety)
 
 
+def _load_baseline(path: Path) -> Baseline:
+    """The last applied saved plan as a baseline: document digests, and the desired payloads of the
+    resources it changed (fields a vendor does not return are compared against them)."""
+    pf, saved = read_plan(path)
+    desired = {c.resource: c.data["desired"] for c in saved.changes
+               if c.resource and isinstance(c.data.get("desired"), dict)}
+    return Baseline(resources=dict(pf.resources), desired=desired)
+
+
 def _plan_data(s: Session, plan: Plan) -> dict[str, Any]:
     data = plan_to_dict(
         plan,
@@ -201,6 +217,7 @@ def _plan_data(s: Session, plan: Plan) -> dict[str, Any]:
         config_sections=s.config_digests(),
         force=s.ctx.options.force,
         allow_replace=s.ctx.options.allow_replace,
+        baseline=s.ctx.options.baseline.to_dict() if s.ctx.options.baseline else None,
     )
     return sign_plan(data, s.ctx.plan_signer(list(data.get("connections") or [])))
 
@@ -215,18 +232,28 @@ def _plan_data(s: Session, plan: Plan) -> dict[str, Any]:
 @click.option("--drift", is_flag=True, help="Report only out-of-band changes; exit 2 when drift is found.")
 @click.option("--baseline", type=click.Path(path_type=Path, exists=True, dir_okay=False),
               help="With --drift: a previously applied saved plan; resources whose manifests changed since are pending, not drift.")
+@click.option("--last-applied", "last_applied", type=click.Path(path_type=Path, exists=True, dir_okay=False),
+              help="The last applied saved plan: fields a vendor does not return are compared against it, so a "
+                   "manifest change to them is planned (recorded in --out; --drift --baseline does the same).")
 @handle_errors
 def plan(paths: tuple[Path, ...], config_path: Path, sandbox: bool, sandbox_state: Path | None,
          targets: tuple[str, ...], force: bool, out: Path | None, fmt: str, detailed_exitcode: bool,
-         allow_replace: bool, drift: bool, baseline: Path | None) -> int:
+         allow_replace: bool, drift: bool, baseline: Path | None, last_applied: Path | None = None) -> int:
     """Read live state and show what apply would change."""
     if baseline and not drift:
-        raise UsageError("--baseline goes with --drift")
+        raise UsageError("--baseline goes with --drift (to compare unreturned fields with the last applied plan, use --last-applied)")
+    if last_applied and baseline:
+        raise UsageError("--baseline already names the last applied plan; drop --last-applied")
     if out and drift:
         raise UsageError("--out saves a plan to apply; a drift report (--drift) is not one")
     s = _session(paths, config_path, sandbox, sandbox_state, targets, force, allow_replace)
     try:
+        last = baseline or last_applied
+        if last is not None:
+            s.ctx.options.baseline = _load_baseline(last)
         s.load()
+        if s.ctx.options.baseline is not None:
+            s.ctx.options.baseline.current = s.resource_digests()
         p = run.make_plan(s.loaded, s.ctx)  # type: ignore[arg-type]
         if drift and p.failed:
             raise ReadFailed(list(dict.fromkeys(p.failed.values())))  # "no drift" must never mean "could not look"
@@ -272,7 +299,8 @@ def _drift(s: Session, p: Plan, baseline: Path | None, fmt: str) -> int:
         pending = sorted({c.address for c in p.changes if is_pending(c)})
         p.changes = [c for c in p.changes if not is_pending(c)]
     if fmt == "json":
-        click.echo(json.dumps({"drift": [c.to_dict() for c in p.changes], "pending": pending, "summary": p.summary_line()}, indent=2))
+        click.echo(json.dumps({"drift": [c.to_dict() for c in p.changes], "pending": pending,
+                                "out_of_band": p.out_of_band, "summary": p.summary_line()}, indent=2))
     elif fmt == "markdown":
         click.echo(render_markdown(p, title="reconciler drift report"), nl=False)
     else:
@@ -281,12 +309,17 @@ def _drift(s: Session, p: Plan, baseline: Path | None, fmt: str) -> int:
         kinds = sorted({c.kind for c in p.changes})
         against = "unchanged manifests" if baseline else "the manifests (no baseline)"
         line = f"Drift: {len(p.changes)} resource(s) differ from {against} ({', '.join(kinds)})."
-    else:
+    elif not p.out_of_band:
         line = "Drift: none."
+    if p.out_of_band:
+        names = sorted(p.out_of_band)
+        shown = ", ".join(names[:20]) + (f", ... and {len(names) - 20} more" if len(names) > 20 else "")
+        ended = f"{len(names)} resource(s) ended out of band ({shown})"
+        line = f"{line} {ended}." if p.changes else f"Drift: {ended}."
     if pending:
         line += f" {len(pending)} pending change(s) from edited manifests not counted."
     _err(line)
-    return 2 if p.changes else 0
+    return 2 if p.changes or p.out_of_band else 0
 
 
 def _confirm(auto_approve: bool) -> None:
@@ -539,10 +572,14 @@ def _apply_saved(path: Path, config_path: Path, sandbox: bool, sandbox_state: Pa
                          "the environment is decided when planning (apply it without --env)")
     s = _session(tuple(Path(p) for p in pf.paths), cfg_path, sandbox, sandbox_state, tuple(pf.targets), force,
                  pf.allow_replace, env=pf.environment or False)
+    if pf.baseline is not None:
+        s.ctx.options.baseline = Baseline(**pf.baseline)
     try:
         _verify_signature(path, pf, saved, s)
         with _Signals(s.ctx) as signals:
             s.load()
+            if s.ctx.options.baseline is not None:
+                s.ctx.options.baseline.current = s.resource_digests()
             # kinds may track data files while planning: plan first, then compare digests
             kinds_to_replan = {c.kind for c in saved.changes}
             fresh = run.make_plan(s.loaded, s.ctx, kinds=kinds_to_replan)  # type: ignore[arg-type]

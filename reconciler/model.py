@@ -124,6 +124,9 @@ class KindPlan:
     warnings: list[str] = field(default_factory=list)
     # live objects in the kind's managed scope (for the update/delete thresholds)
     existing_in_scope: int = 0
+    # "KIND/NAME" of resources a change outside the product ended (e.g. a free-spin event
+    # terminated in the vendor's back office): nothing to apply, but drift (`plan --drift` exits 2)
+    out_of_band: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -139,6 +142,7 @@ class Plan:
     # label -> the error. Such a part has no changes in the plan, so nothing of it is written or
     # pruned on an incomplete read.
     failed: dict[str, str] = field(default_factory=dict)
+    out_of_band: list[str] = field(default_factory=list)  # see KindPlan.out_of_band
 
     def header(self) -> str:
         """Which environment and connections the plan covers ("" when it is the plain default)."""

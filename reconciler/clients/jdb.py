@@ -8,14 +8,14 @@ becomes a typed :class:`JdbError` (see :data:`CODES`).
 Retries (the one policy of :class:`~reconciler.clients.http.HttpTransport`):
 
 - reads (29, 71, 76) are retried on lost replies, timeouts, 429 and 5xx;
-- create (72) is retried too: it is safe only because of ``transactionId`` — JDB creates nothing
-  for a ``transactionId`` that already made an event and answers that event's ``eventId``. A reply
-  lost after the create took effect is therefore resolved by retrying with the *same*
-  ``transactionId``; when even the retries fail, the caller looks the event up with Action 76
-  (name and time window) or calls 72 again later with the same id;
-- bind (74), unbind (75) and update (77) set a state, so repeating them is harmless;
-- terminate (73) is *not* retried after a lost reply (a repeat would answer "already
-  TERMINATED"): the caller resolves :class:`JdbTransportError` by reading the event's status.
+- writes (72, 73, 74, 75, 77) are never repeated blindly after a lost reply: the outcome is unknown
+  and is resolved by reading back by key first. For create (72) the documented read-back by key
+  *is* a repeat with the same ``transactionId`` — JDB creates nothing for a ``transactionId`` that
+  already made an event and answers that event's ``eventId`` (seed, Action 72) — so
+  :meth:`JdbClient.create_event` does it itself and says the binding lists of that answer are not
+  known (:attr:`CreateResult.binding_known`). For 73, 74, 75 and 77 the caller reads the event
+  (Action 76 by ``eventId``, Action 71 by player) and repeats only what did not happen
+  (:mod:`reconciler.kinds.free_spin_event`).
 
 The envelope is sealed again for every attempt, so a retry carries a fresh ``ts`` (JDB refuses
 ``ts`` older than 30 seconds). Error texts never contain the key, the IV, ``x`` or a request body.
@@ -182,7 +182,8 @@ def error_for(status: str, err_text: str, *, http_status: int | None = None) -> 
 
 # -- payload types -----------------------------------------------------------------------------
 class EventInfo(TypedDict, total=False):
-    """One row of Action 76 (fields beyond ``startTime`` are those the emulator also returns)."""
+    """One row of Action 76. The document lists the fields up to ``startTime``; the others are
+    read only when a reply carries them (a field a reply lacks is unknown, never "equal")."""
 
     eventId: EventId
     name: str
@@ -223,6 +224,17 @@ class EventDraft:
     bonus_chips: str | None = None
     chips_multiplier: str | None = None
 
+    @property
+    def sent_times(self) -> int:
+        """``times`` as sent to Action 72: the seed marks it mandatory for every type, while
+        Action 71 says it is "only used for normal game and feature game, otherwise it is null" —
+        so a BONUSCHIPS event sends 1, the smallest value any positive-integer check accepts,
+        which JDB does not use for that type."""
+        return self.times if self.times is not None else BONUSCHIPS_TIMES
+
+
+BONUSCHIPS_TIMES = 1
+
 
 @dataclass(frozen=True)
 class BindResult:
@@ -244,6 +256,7 @@ class BindResult:
 class CreateResult:
     event_id: EventId
     binding: BindResult
+    binding_known: bool = True  # False when the first reply was lost: the repeat's lists say nothing
 
 
 def iso(dt: datetime) -> str:
@@ -395,39 +408,57 @@ class JdbClient:
         return list(self.call(76, agent, params, idempotent=True) or [])
 
     def create_event(self, *, agent: str, draft: EventDraft, transaction_id: str,
-                     players: Sequence[str] = ()) -> CreateResult:
-        """Action 72. Binds ``players`` (at most 50,000) in the same call; see the module doc for
-        how a lost reply is resolved."""
+                     players: Sequence[str] = (), auto_create_player: bool = False) -> CreateResult:
+        """Action 72. Binds ``players`` (at most 50,000) in the same call. A lost reply is
+        resolved by asking again with the same ``transactionId`` (the documented read-back by key:
+        it creates nothing when the first call took effect); the binding lists of such an answer
+        are not trusted (``binding_known=False``)."""
         if len(players) > MAX_PLAYERS_PER_CALL:
             raise ValueError(f"at most {MAX_PLAYERS_PER_CALL} players per create; bind the rest with bind_players")
+        if auto_create_player and len(players) != 1:
+            raise ValueError("autoCreatePlayerEnabled needs exactly one player (Action 72)")
         params = {
-            **_draft_fields(draft), "type": draft.type, "times": draft.times, "bonusChips": draft.bonus_chips,
+            **_draft_fields(draft), "type": draft.type, "times": draft.sent_times, "bonusChips": draft.bonus_chips,
             "chipsMultiplier": draft.chips_multiplier, "transactionId": transaction_id,
-            "players": list(players) or None,
+            "players": list(players) or None, "autoCreatePlayerEnabled": True if auto_create_player else None,
         }
-        data = self.call(72, agent, params, idempotent=True) or {}
-        return CreateResult(event_id=data.get("eventId"), binding=BindResult.from_data(data))
+        lost = failed = 0
+        while True:
+            try:
+                data = self.call(72, agent, params, idempotent=False) or {}
+                break
+            except JdbTransportError:
+                lost += 1
+                if lost + failed >= max(2, self.http.retry.attempts):
+                    raise
+            except JdbUnavailableError:
+                # a "busy" answer: asking again with the same transactionId is safe whatever happened
+                failed += 1
+                if lost + failed >= max(2, self.http.retry.attempts):
+                    raise
+        return CreateResult(event_id=data.get("eventId"), binding=BindResult.from_data(data), binding_known=not lost)
 
     def update_event(self, *, agent: str, event_id: EventId, draft: EventDraft) -> None:
         """Action 77: name, machine types, bet and withdrawals (times are sent unchanged)."""
-        self.call(77, agent, {"eventId": event_id, **_draft_fields(draft)}, idempotent=True)
+        self.call(77, agent, {"eventId": event_id, **_draft_fields(draft)}, idempotent=False)
 
     def terminate_event(self, *, agent: str, event_id: EventId) -> None:
-        """Action 73. Not retried after a lost reply: read the event's status to resolve it."""
+        """Action 73. Not repeated after a lost reply: the caller reads the event's status first."""
         self.call(73, agent, {"eventId": event_id}, idempotent=False)
 
     def bind_players(self, *, agent: str, event_id: EventId, players: Sequence[str]) -> BindResult:
-        """Action 74, in calls of at most 50,000 players."""
+        """Action 74, in calls of at most 50,000 players (a lost reply raises
+        :class:`JdbTransportError`; the caller reads back before repeating)."""
         result = BindResult()
         for chunk in chunks(players):
-            data = self.call(74, agent, {"eventId": event_id, "players": chunk}, idempotent=True)
+            data = self.call(74, agent, {"eventId": event_id, "players": chunk}, idempotent=False)
             result = result + BindResult.from_data(data)
         return result
 
     def unbind_players(self, *, agent: str, event_id: EventId, players: Sequence[str]) -> None:
         """Action 75 (only while the event is INACTIVE), in calls of at most 50,000 players."""
         for chunk in chunks(players):
-            self.call(75, agent, {"eventId": event_id, "players": chunk}, idempotent=True)
+            self.call(75, agent, {"eventId": event_id, "players": chunk}, idempotent=False)
 
 
 def _draft_fields(draft: EventDraft) -> dict[str, Any]:

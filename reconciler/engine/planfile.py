@@ -83,6 +83,11 @@ class PlanFile(_M):
     unmanaged: list[UnmanagedModel]
     warnings: list[str]
     existing_in_scope: dict[str, int]
+    baseline: dict[str, Any] | None = Field(
+        default=None,
+        description="planned with --baseline: the last applied plan's document digests and desired payloads "
+                    "(kinds compare fields the vendor does not return against it); apply re-plans with it",
+    )
     resources: dict[str, str] = Field(
         default_factory=dict,
         description="content digest per manifest document (KIND/NAME, with the data files it names): what "
@@ -138,7 +143,7 @@ def plan_schema() -> dict[str, Any]:
 def plan_to_dict(plan: Plan, *, created_at: str, paths: list[str], config_path: str | None, sandbox: bool,
                  targets: list[str], digest: dict[str, str], resources: dict[str, str] | None = None,
                  config_sections: dict[str, str] | None = None, force: bool = False,
-                 allow_replace: bool = False) -> dict[str, Any]:
+                 allow_replace: bool = False, baseline: dict[str, Any] | None = None) -> dict[str, Any]:
     return {
         "format_version": FORMAT_VERSION,
         "tool_version": __version__,
@@ -161,6 +166,7 @@ def plan_to_dict(plan: Plan, *, created_at: str, paths: list[str], config_path: 
         "config_sections": dict(sorted((config_sections or {}).items())),
         "environment": plan.environment,
         "connections": plan.connections,
+        **({"baseline": baseline} if baseline is not None else {}),
     }
 
 

@@ -24,12 +24,19 @@ def show(value: Any) -> str:
     return escape_visible(json.dumps(value, ensure_ascii=False, sort_keys=True, default=str))
 
 
+def _no_changes(plan: Plan) -> str:
+    if plan.out_of_band:
+        return (f"No changes to apply, but {len(plan.out_of_band)} resource(s) ended out of band "
+                "(see the warnings; nothing is re-created without an opt-in).\n")
+    return "No changes. Live state matches the manifests.\n"
+
+
 # -- text -------------------------------------------------------------------------------------
 def render_text(plan: Plan, out: TextIO, *, safety: list[str] | None = None) -> None:
     if plan.header():
         out.write(plan.header() + "\n")
     if not plan.changes:
-        out.write("No changes. Live state matches the manifests.\n")
+        out.write(_no_changes(plan))
     for c in plan.changes:
         head = f"{SYMBOL[c.action]} {c.action.value} {c.address}"
         if c.resource and c.resource != c.address:
@@ -203,7 +210,7 @@ def render_markdown(plan: Plan, *, title: str = "reconciler plan", stale: list[O
         budget -= len(n) + 1
     text = "\n".join(head) + "\n\n"
     if not plan.changes:
-        return text + "No changes. Live state matches the manifests.\n"
+        return text + md_escape(_no_changes(plan).rstrip("\n")) + "\n"
     rest_counts = Counter(f"{c.kind} {c.action.value}" for c in plan.changes)
     # room for the tail summary, whatever is left out (one line per kind and action)
     reserve = 200 + sum(len(md_escape(k)) + 20 for k in rest_counts)

@@ -94,8 +94,7 @@ def make_plan(loaded: Loaded, ctx: RunContext, *, kinds: set[str] | None = None)
         plan.unmanaged.extend(kp.unmanaged)
         plan.warnings.extend(kp.warnings)
         plan.existing_in_scope[scope_label(kind_cls.kind, conn)] = kp.existing_in_scope
-        if f"{kind_cls.vendor}/{conn}" not in plan.connections:
-            plan.connections.append(f"{kind_cls.vendor}/{conn}")
+        plan.out_of_band.extend(kp.out_of_band)
     plan.connections.sort()
     if ctx.options.targets:
         plan = filter_targets(plan, ctx.options.targets)
@@ -119,7 +118,7 @@ def filter_targets(plan: Plan, targets: tuple[str, ...]) -> Plan:
     unmatched = [t for t in targets if not any(_matches(c, t) for c in plan.changes)]
     out = Plan(changes=kept, noops=plan.noops, unmanaged=[], warnings=list(plan.warnings),
                existing_in_scope=plan.existing_in_scope, environment=plan.environment, connections=plan.connections,
-               failed=plan.failed)
+               failed=plan.failed, out_of_band=[r for r in plan.out_of_band if r in targets])
     for t in unmatched:
         out.warnings.append(f"--target {t}: no change for it (already in the desired state, or no such resource)")
     return out

@@ -84,6 +84,27 @@ class ScopeDecl:
         return f"PruneScope/{self.name}"
 
 
+def document_digest(data: Any) -> str:
+    """The content digest of one manifest document (the saved plan's ``resources`` entries)."""
+    blob = json.dumps(data, sort_keys=True, default=str).encode()
+    return "sha256:" + hashlib.sha256(blob).hexdigest()[:32]
+
+
+@dataclass
+class Baseline:
+    """What the last applied saved plan (``--baseline PLANFILE``) tells of the manifests then:
+    each document's digest and, for the resources it changed, the kind's ``desired`` payload.
+    Kinds whose vendor does not return a field use it to tell a manifest change from no change."""
+
+    resources: dict[str, str] = field(default_factory=dict)
+    desired: dict[str, dict[str, Any]] = field(default_factory=dict)
+    # this run's digests (the engine sets them once the manifests are loaded; not saved)
+    current: dict[str, str] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"resources": dict(self.resources), "desired": dict(self.desired)}
+
+
 @dataclass
 class RunOptions:
     force: bool = False
@@ -91,6 +112,7 @@ class RunOptions:
     targets: tuple[str, ...] = ()
     allowed_endpoints: tuple[str, ...] = ()  # --allow-endpoint (besides RECONCILER_ALLOWED_ENDPOINTS)
     now: Callable[[], datetime] = field(default=lambda: datetime.now(timezone.utc))
+    baseline: Baseline | None = None
 
 
 class RunContext:
@@ -110,6 +132,13 @@ class RunContext:
         self.files_by_resource: dict[str, list[Path]] = {}  # the same, by the document that names them
         # set by the engine when the run is stopped (SIGINT/SIGTERM): start no new write
         self.stop = threading.Event()
+
+    def manifest_changed(self, res: Resource) -> bool | None:
+        """Whether ``res``'s document changed since the baseline plan (``None``: no baseline)."""
+        b = self.options.baseline
+        if b is None:
+            return None
+        return b.resources.get(res.ref) != b.current.get(res.ref, document_digest(res.doc.data))
 
     def bind(self, vendor: str, connection: str) -> "RunContext":
         """The context the kinds of ``vendor`` get for one named connection: ``config.providers``

@@ -1,25 +1,33 @@
 """Kind ``FreeSpinEvent``: a JDB free-spin reward event and the players bound to it.
 
 Identity is ``metadata.name``; JDB knows events by ``eventId`` and display ``name`` only, so a
-manifest is matched to the live event of its ``agent`` with the same display name (not
-TERMINATED); when none has it, to the one unclaimed live event whose type, times, start and end
-are exactly the declared ones (a rename). Reads: one Action 76 per agent over a wide time window;
-player membership is checked with Action 71 (one call per distinct player, when an agent's
-declared lists are small enough — JDB has no call that lists an event's players).
+manifest is matched to the live event of its ``agent`` with the same display name; when none has
+it, to the one unclaimed live event whose type, times, start and end are exactly the declared ones
+(a rename); when still none, to a TERMINATED event with its name (or a unique terminated twin).
 
-Writes (every one safe to repeat):
+Reads: one Action 76 per agent over a wide time window, plus Action 71 within a per-run budget
+(:data:`PLAYER_READ_BUDGET`) for player membership — JDB has no call that lists an event's players.
+A field is compared only when a reply carries it (the documented Action 76 reply stops at
+``startTime``; Action 71 rows add ``times``, ``endTime`` and ``updateTime``). Fields no reply
+carries are compared against the last applied plan when one is given (``--last-applied``), else the
+plan says a change to them cannot be verified.
+
+Money safety: an event that ended outside the product (terminated out of band, or expired) is never
+created again unless ``spec.grantAgainAfter`` names it; a declared window already past is
+"expired", nothing to do.
+
+Writes (every one safe to repeat; a lost reply is read back by key before any repeat):
 
 - create: Action 72 with ``transactionId`` = a UUIDv5 of agent, identity and generation, binding
-  the first 50,000 players; the rest with Action 74 in calls of 50,000. When the id already belongs
-  to an event that has ended (terminated or expired) the next generation is used, so a replaced or
-  pruned event can be declared again; when it belongs to a live event with other immutable
-  fields, apply stops and asks for a higher ``generation``;
+  the first 50,000 players; the rest with Action 74 in calls of 50,000. The answer's ``eventId``
+  tells the outcome (no confirming read); only an opt-in (replace, ``grantAgainAfter``) moves on to
+  the next generation when the id already made an event that has ended;
 - update: Action 77 for name, machine types, bet and withdrawals; Action 74 for missing players;
   Action 75 for ``excludedPlayers`` still bound (only while INACTIVE, as JDB requires);
 - replace (type, times, start/end, bonus chips changed): terminate (73) and create again; needs
   ``--allow-replace`` or ``spec.allowReplace``, and ``--force`` when the event is ACTIVE;
 - delete: only inside a ``PruneScope`` (``agent`` + ``namePrefix``), never an ACTIVE event without
-  ``--force``. A lost reply on terminate is resolved by reading the event's status.
+  ``--force``.
 
 Status and usage counters (spins used, cash-out) are observed, never drift.
 """
@@ -33,13 +41,14 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from decimal import Decimal
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, Sequence
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StrictBool, StrictInt, StrictStr
 
 from reconciler.clients.jdb import (
     MAX_PLAYERS_PER_CALL,
     BindResult,
+    CreateResult,
     EventDraft,
     EventId,
     EventInfo,
@@ -47,6 +56,8 @@ from reconciler.clients.jdb import (
     JdbEventStateError,
     JdbPlayerError,
     JdbTransportError,
+    JdbUnavailableError,
+    chunks,
     parse_iso,
 )
 from reconciler.model import Action, Change, FieldDiff, KindPlan, Outcome, Unmanaged
@@ -56,17 +67,26 @@ from reconciler.kinds import register
 from reconciler.kinds.base import Kind, Resource, RunContext, ScopeDecl, outcome_of
 from reconciler.manifest.yamlload import Path_
 
-VERIFY_LIMIT = 1_000
-"""Declared players per agent checked one by one with Action 71; above it, membership is judged by
-the event's ``numberOfPlayers`` and missing players are bound by re-binding the whole list."""
+PLAYER_READ_BUDGET = 100
+"""Action 71 calls one plan may make, over all agents (JDB has no call that lists an event's
+players). An agent's declared players are checked one by one only while they fit in what is left
+of the budget; otherwise membership is judged by the event's ``numberOfPlayers`` and missing
+players are bound by re-binding the whole list. Excluded players are checked first (at most this
+many may be declared). A plan's JDB calls are therefore one Action 76 per agent plus at most this."""
+VERIFY_LIMIT = PLAYER_READ_BUDGET  # kept for readers of the old name
 MAX_GENERATION_PROBES = 20
 LOOKBACK = timedelta(days=180)  # JDB keeps event data 180 days after expiry (Action 71)
 LOOKAHEAD = timedelta(days=730)
 TRANSACTION_NAMESPACE = uuid.UUID("6f1c9a52-4e0b-5d8e-9c3a-1b7d2e4f6a80")
 MUTABLE = ("name", "machineTypes", "bet", "minWithdrawal", "maxWithdrawal")
 IMMUTABLE = ("type", "times", "startTime", "endTime", "bonusChips", "chipsMultiplier")
+DECLARED = (*IMMUTABLE, *MUTABLE)
 ENDED = ("TERMINATED", "EXPIRED")
 SHOWN_PLAYERS = 10
+UNKNOWN_OUTCOME = (JdbTransportError, JdbUnavailableError)
+"""A write whose outcome is unknown: the reply was lost, or JDB answered busy (it may have acted)."""
+SHOWN_ENDED = 20  # per kind plan: ended-event notices shown one by one; the rest are counted
+NOT_RETURNED = "(not returned by JDB; manifest changed since the baseline plan)"
 
 
 # -- spec -------------------------------------------------------------------------------------
@@ -123,6 +143,11 @@ class FreeSpinEventSpec(BaseModel):
     playersFile: StrictStr | None = Field(default=None, min_length=1, description="relative to the manifest")
     excludedPlayers: list[PlayerId] = Field(default_factory=list, max_length=VERIFY_LIMIT)
     generation: StrictInt = Field(default=1, ge=1, description="raise it to create a new event under a new transactionId")
+    autoCreatePlayerEnabled: StrictBool = Field(
+        default=False, description="Action 72: JDB creates the player account if missing; needs exactly one player")
+    grantAgainAfter: StrictInt | StrictStr | None = Field(
+        default=None, description="the eventId of this resource's event that ended outside the product (terminated or "
+                                  "expired): create a new grant anyway; the plan shows it as a new grant")
     allowReplace: StrictBool = Field(default=False, description="allow terminate + create when an immutable field changes")
 
     @property
@@ -162,6 +187,8 @@ def spec_problems(spec: FreeSpinEventSpec) -> list[tuple[Path_, str]]:
     if spec.minWithdrawal != "-1" and spec.maxWithdrawal != "-1" and Decimal(spec.minWithdrawal) > Decimal(spec.maxWithdrawal):
         out.append((("minWithdrawal",), "minWithdrawal must be less than or equal to maxWithdrawal (-1 = no limit)"))
     out.extend((("machineTypes", i), f"duplicate machine type {m}") for i, m in _duplicates(spec.machineTypes))
+    if spec.autoCreatePlayerEnabled and spec.players is not None and len(spec.players) != 1:
+        out.append((("autoCreatePlayerEnabled",), "autoCreatePlayerEnabled needs exactly one player in players (Action 72)"))
     if spec.players is not None and spec.playersFile is not None:
         out.append((("playersFile",), "give players or playersFile, not both"))
     out.extend((("players", i), f"duplicate player '{p}'") for i, p in _duplicates(spec.players or []))
@@ -251,9 +278,15 @@ def desired_view(spec: FreeSpinEventSpec) -> dict[str, Any]:
 def live_view(row: EventInfo) -> dict[str, Any]:
     """The declared fields of a live event; a field JDB did not return is left out (not compared)."""
     raw: dict[str, Any] = dict(row)
-    view: dict[str, Any] = {"name": raw.get("name"), "type": raw.get("type"),
-                            "startTime": _instant(raw["startTime"]), "endTime": _instant(raw["endTime"]),
-                            "machineTypes": sorted(raw.get("machineTypes") or [])}
+    view: dict[str, Any] = {}
+    for key in ("name", "type"):
+        if key in raw:
+            view[key] = raw[key]
+    for key in ("startTime", "endTime"):
+        if raw.get(key):
+            view[key] = _instant(raw[key])
+    if "machineTypes" in raw:
+        view["machineTypes"] = sorted(raw.get("machineTypes") or [])
     if "times" in raw:
         view["times"] = raw["times"]
     for key in ("bet", "minWithdrawal", "maxWithdrawal", "bonusChips", "chipsMultiplier"):
@@ -302,6 +335,19 @@ class _Live:
     def count(self) -> int:
         return int(self.row.get("numberOfPlayers") or 0)
 
+    @property
+    def ended(self) -> bool:
+        return self.status in ENDED
+
+    def when(self) -> str:
+        """What is known of when the event ended (JDB's documented Action 76 reply has no time)."""
+        row = self.row
+        if self.status == "EXPIRED":
+            return f"its endTime {row['endTime']} has passed" if row.get("endTime") else "JDB does not report when"
+        if row.get("updateTime"):
+            return f"last updated {row['updateTime']}"
+        return "JDB does not report when"
+
     def fingerprint_view(self) -> dict[str, Any]:
         return {**live_view(self.row), "eventId": str(self.event_id), "numberOfPlayers": self.count}
 
@@ -326,8 +372,9 @@ class _Membership:
 class _AgentRead:
     agent: str
     window: tuple[datetime, datetime]
-    live: list[_Live]
+    live: list[_Live]  # every event JDB returned, terminated ones included
     player_events: dict[str, set[str] | None] = field(default_factory=dict)  # uid -> event ids; None = no such player
+    details: dict[str, dict[str, Any]] = field(default_factory=dict)  # event id -> an Action 71 row of it
 
 
 @register
@@ -360,6 +407,9 @@ class FreeSpinEventKind(Kind):
         for r in resources:
             spec: FreeSpinEventSpec = r.spec
             problems.extend(r.problem(path, message) for path, message in spec_problems(spec))
+            if spec.end <= ctx.options.now():
+                ctx.warnings.append(str(r.problem(("endTime",), f"{spec.endTime} is past: the event is expired; a missing "
+                                                  "one is not created (plan shows it as expired, nothing to do)")))
             if spec.playersFile is not None and spec.players is None:
                 problems.extend(self._file_problems(r, ctx))
         return problems
@@ -371,6 +421,9 @@ class FreeSpinEventKind(Kind):
         ctx.track_file(path, resource=r.ref)
         players, found = read_players_file(path)
         out = [r.problem(("playersFile",), message) for message in found]
+        if spec.autoCreatePlayerEnabled and not found and len(players) != 1:
+            out.append(r.problem(("autoCreatePlayerEnabled",),
+                                 f"autoCreatePlayerEnabled needs exactly one player ({spec.playersFile} has {len(players)})"))
         excluded = set(spec.excludedPlayers)
         out.extend(r.problem(("excludedPlayers",), f"player '{p}' is also in {spec.playersFile}")
                    for p in players if p in excluded)
@@ -404,16 +457,30 @@ class FreeSpinEventKind(Kind):
         scopes_by_agent: dict[str, list[ScopeDecl]] = defaultdict(list)
         for s in scopes:
             scopes_by_agent[s.spec.agent].append(s)
+        budget = [PLAYER_READ_BUDGET]
+        unseen: dict[str, int] = defaultdict(int)
         for agent in sorted(set(by_agent) | set(scopes_by_agent)):
             agent_resources = sorted(by_agent[agent], key=lambda x: x.name)
             declared = {r.name: declared_players(r.spec, r.doc.base_dir) for r in agent_resources}
             read = self._read(client, agent, agent_resources, now)
-            matches = self._match(agent_resources, read.live)
-            self._read_players(client, read, agent_resources, matches, declared, ctx)
+            matches, ended = self._match(agent_resources, read.live)
+            self._read_players(client, read, agent_resources, matches, ended, declared, ctx, budget)
+            claimed = {id(m) for m in (*matches.values(), *ended.values()) if m is not None}
+            unclaimed = [e for e in read.live if id(e) not in claimed]
             for r in agent_resources:
-                self._plan_one(r, declared[r.name], matches[r.name], read, ctx, now, kp)
-            claimed = {id(m) for m in matches.values() if m is not None}
-            self._plan_prune(read, [e for e in read.live if id(e) not in claimed], scopes_by_agent[agent], ctx, kp)
+                self._plan_one(r, declared[r.name], matches[r.name], ended[r.name], unclaimed, read, ctx, now, kp, unseen)
+            self._plan_prune(read, unclaimed, scopes_by_agent[agent], ctx, kp)
+        _cap(kp, ": expired: ", SHOWN_ENDED, "expired event(s) with nothing to do")
+        _cap(kp, ": terminated out of band: ", SHOWN_ENDED, "event(s) terminated out of band (plan --drift --format json lists them all)")
+        if unseen:
+            fields = ", ".join(f"{k} ({n} event(s))" for k, n in sorted(unseen.items()))
+            how = ("a manifest changed since the baseline plan sends them again (an immutable one only when the "
+                   "baseline shows its value)" if ctx.options.baseline is not None else
+                   "a change to them in the manifests cannot be verified: plan with --last-applied PLANFILE (the last applied plan) "
+                   "to send the fields of changed manifests")
+            kp.warnings.append(
+                f"FreeSpinEvent: JDB's replies do not carry {fields}: drift in them cannot be seen; {how} "
+                "(docs/kinds/free-spin-event.md, 'What can be seen')")
         return kp
 
     @staticmethod
@@ -421,14 +488,19 @@ class FreeSpinEventKind(Kind):
         lo = min([now - LOOKBACK, *(r.spec.start for r in resources)])
         hi = max([now, *(r.spec.end for r in resources)]) + LOOKAHEAD
         rows = client.search_events(agent=agent, start=lo, end=hi)
-        return _AgentRead(agent, (lo, hi), [_Live(row) for row in rows if row.get("status") != "TERMINATED"])
+        return _AgentRead(agent, (lo, hi), [_Live(row) for row in rows])
 
     @staticmethod
-    def _match(resources: list[Resource], live: list[_Live]) -> dict[str, _Live | None]:
-        """Each resource's live event: same display name, else a unique unclaimed exact-window twin."""
+    def _match(resources: list[Resource], events: list[_Live]) -> tuple[dict[str, _Live | None], dict[str, _Live | None]]:
+        """Each resource's event: same display name, else a unique unclaimed exact-window twin
+        (terminated events aside); then, for a resource still without one, the terminated event
+        it most likely was (same name, else a twin) — an event ended outside the product."""
         matches: dict[str, _Live | None] = {}
+        ended: dict[str, _Live | None] = {r.name: None for r in resources}
         claimed: set[int] = set()
         declared_names = {r.spec.name for r in resources}
+        live = [e for e in events if e.status != "TERMINATED"]
+        terminated = [e for e in events if e.status == "TERMINATED"]
         for r in resources:
             want = desired_view(r.spec)
             named = [e for e in live if e.row.get("name") == r.spec.name and id(e) not in claimed]
@@ -446,33 +518,71 @@ class FreeSpinEventKind(Kind):
             if len(twins) == 1:
                 matches[r.name] = twins[0]
                 claimed.add(id(twins[0]))
-        return matches
+        for r in resources:
+            if matches[r.name] is not None:
+                continue
+            want = desired_view(r.spec)
+            named = [e for e in terminated if e.row.get("name") == r.spec.name and id(e) not in claimed]
+            twins = [e for e in terminated if id(e) not in claimed and e.row.get("name") not in declared_names
+                     and _same_immutable(want, live_view(e.row))]
+            candidates = named or (twins if len(twins) == 1 else [])
+            # an event the opt-in does not name wins: a grant made again and later terminated again
+            # must not be granted a third time because an older event is named
+            again = None if r.spec.grantAgainAfter is None else str(r.spec.grantAgainAfter)
+            pick = ([e for e in candidates if str(e.event_id) != again] or candidates or [None])[-1]
+            ended[r.name] = pick
+            if pick is not None:
+                claimed.add(id(pick))
+        return matches, ended
 
     @staticmethod
     def _read_players(client: JdbClient, read: _AgentRead, resources: list[Resource], matches: dict[str, _Live | None],
-                      declared: dict[str, list[str]], ctx: RunContext) -> None:
-        """One Action 71 per distinct player worth checking (bounded concurrency)."""
+                      ended: dict[str, _Live | None], declared: dict[str, list[str]], ctx: RunContext,
+                      budget: list[int]) -> None:
+        """One Action 71 per distinct player worth checking, within what is left of the run's
+        :data:`PLAYER_READ_BUDGET` (excluded players first; an event's declared players only
+        when all of them fit; then one declared player of each ended event, to learn when).
+
+        Action 71's rows also carry what the documented Action 76 reply lacks (``times``,
+        ``endTime``, ``updateTime``): an event's row of any checked player fills those in."""
         uids: dict[str, None] = {}
-        declared_total = 0
         for r in resources:
             event = matches[r.name]
-            if event is None or event.status in ENDED:
+            if event is not None and not event.ended:
+                uids.update(dict.fromkeys(r.spec.excludedPlayers[: max(0, budget[0] - len(uids))]))
+        for r in resources:
+            event = matches[r.name]
+            if event is None or event.ended:
                 continue
-            uids.update(dict.fromkeys(r.spec.excludedPlayers))
-            declared_total += len(declared[r.name])
-            if declared_total <= VERIFY_LIMIT:
-                uids.update(dict.fromkeys(declared[r.name]))
+            new = [u for u in dict.fromkeys(declared[r.name]) if u not in uids]
+            if len(uids) + len(new) <= budget[0]:
+                uids.update(dict.fromkeys(new))
+        for r in resources:
+            if (ended[r.name] is not None or (matches[r.name] is not None and matches[r.name].ended)) \
+                    and declared[r.name] and len(uids) < budget[0]:
+                uids.setdefault(declared[r.name][0], None)
+        budget[0] -= len(uids)
         lo, hi = read.window
 
-        def events_of(uid: str) -> tuple[str, set[str] | None]:
+        def events_of(uid: str) -> tuple[str, list[dict[str, Any]] | None]:
             try:
-                rows = client.player_events(agent=read.agent, uid=uid, start=lo, end=hi)
+                return uid, client.player_events(agent=read.agent, uid=uid, start=lo, end=hi)
             except JdbPlayerError:
                 return uid, None
-            return uid, {str(row.get("eventId")) for row in rows}
 
         concurrency = ctx.config.providers.jdb.concurrency if ctx.config.providers.jdb else 1
-        read.player_events = dict(RunContext.map(events_of, list(uids), concurrency=concurrency))
+        rows_of = dict(RunContext.map(events_of, list(uids), concurrency=concurrency))
+        read.player_events = {u: None if rows is None else {str(row.get("eventId")) for row in rows}
+                              for u, rows in rows_of.items()}
+        for rows in rows_of.values():
+            for row in rows or []:
+                read.details.setdefault(str(row.get("eventId")), row)
+        for event in read.live:
+            extra = read.details.get(str(event.event_id))
+            if extra is not None:
+                for key in ("times", "endTime", "updateTime"):
+                    if key not in event.row and key in extra:
+                        event.row[key] = extra[key]  # type: ignore[literal-required]
 
     @staticmethod
     def _membership(spec: FreeSpinEventSpec, declared: list[str], event: _Live, read: _AgentRead) -> _Membership:
@@ -492,40 +602,83 @@ class FreeSpinEventKind(Kind):
             m.unknown_extras = max(0, event.count - len(bound_excluded) - len(declared))
         return m
 
-    def _plan_one(self, r: Resource, declared: list[str], event: _Live | None, read: _AgentRead, ctx: RunContext,
-                  now: datetime, kp: KindPlan) -> None:
+    def _plan_one(self, r: Resource, declared: list[str], event: _Live | None, ended: _Live | None,
+                  unclaimed: list[_Live], read: _AgentRead, ctx: RunContext, now: datetime, kp: KindPlan,
+                  unseen: dict[str, int]) -> None:
         spec: FreeSpinEventSpec = r.spec
         want = desired_view(spec)
+        again = None if spec.grantAgainAfter is None else str(spec.grantAgainAfter)
+        gone = event if event is not None and event.status == "EXPIRED" else ended
+        if gone is not None:
+            kp.existing_in_scope += event is not None
+            if again == str(gone.event_id) and spec.end > now:
+                kp.changes.append(self._create(r, want, len(declared), unclaimed, again_of=gone))
+            else:
+                self._report_ended(r, gone, want, now, kp)
+            return
         if event is None:
-            kp.changes.append(self._create(r, want, len(declared), now))
+            if spec.end <= now:
+                kp.noops += 1
+                kp.warnings.append(f"{r.source}: {r.ref}: expired: endTime {spec.endTime} is past and JDB has no such "
+                                   "event; nothing to do (JDB creates only events that end in the future)")
+            else:
+                kp.changes.append(self._create(r, want, len(declared), unclaimed))
             return
         kp.existing_in_scope += 1
         have = live_view(event.row)
         tz = spec.start.tzinfo
-        diffs = [_diff(k, have[k], want[k], tz) for k in (*IMMUTABLE, *MUTABLE) if k in have and have[k] != want[k]]
-        if event.status == "EXPIRED":
-            self._plan_expired(r, want, len(declared), event, diffs, now, kp)
-            return
+        diffs = [_diff(k, have[k], want[k], tz) for k in DECLARED if k in have and have[k] != want[k]]
+        diffs += self._unseen_diffs(r, want, have, ctx, unseen)
         m = self._membership(spec, declared, event, read)
         self._warn_players(r, event, m, kp)
         if any(d.path in IMMUTABLE for d in diffs):
-            kp.changes.append(self._replace(r, want, event, diffs, len(declared), ctx))
+            kp.changes.append(self._replace(r, want, event, diffs, len(declared), unclaimed, ctx))
         elif diffs or m.missing is None or m.missing or m.to_unbind:
             kp.changes.append(self._update(r, want, event, diffs, m, len(declared), ctx))
         else:
             kp.noops += 1
 
-    def _plan_expired(self, r: Resource, want: dict[str, Any], count: int, event: _Live, diffs: list[FieldDiff],
-                      now: datetime, kp: KindPlan) -> None:
-        if not diffs:
-            kp.noops += 1
-        elif r.spec.end > now:
-            change = self._create(r, want, count, now)
-            change.notes.append(f"the matching live event {event.event_id} has EXPIRED; a new event is created")
-            kp.changes.append(change)
-        else:
-            kp.noops += 1
-            kp.warnings.append(f"{r.ref}: event {event.event_id} has EXPIRED; its differences ({', '.join(d.path for d in diffs)}) cannot be applied")
+    @staticmethod
+    def _unseen_diffs(r: Resource, want: dict[str, Any], have: dict[str, Any], ctx: RunContext,
+                      unseen: dict[str, int]) -> list[FieldDiff]:
+        """Declared fields JDB did not return. Without a baseline they are counted for the plan's
+        "cannot be verified" warning. With one (the last applied plan), a manifest unchanged since
+        needs nothing; a changed one sends every such field whose value the baseline does not show
+        equal (an Action 77 sets values, so sending an unchanged one is harmless)."""
+        blind = [k for k in DECLARED if k not in have and want[k] is not None]
+        for k in blind:
+            unseen[k] += 1
+        changed = ctx.manifest_changed(r)
+        if not blind or not changed:
+            return []
+        assert ctx.options.baseline is not None
+        before = ctx.options.baseline.desired.get(r.ref) or {}
+        tz = r.spec.start.tzinfo
+        out = []
+        for k in blind:
+            if k in before and before[k] == want[k]:
+                continue
+            if k in IMMUTABLE and k not in before:
+                continue  # cannot tell: an immutable field is never replaced on a guess (the warning says so)
+            out.append(_diff(k, before[k], want[k], tz) if k in before else FieldDiff(k, NOT_RETURNED, want[k]))
+        return out
+
+    @staticmethod
+    def _report_ended(r: Resource, event: _Live, want: dict[str, Any], now: datetime, kp: KindPlan) -> None:
+        """An event of this resource ended: nothing is created again without ``grantAgainAfter``."""
+        kp.noops += 1
+        spec: FreeSpinEventSpec = r.spec
+        hint = (f"to grant it again (a new event, all spins available again) set spec.grantAgainAfter: {event.event_id}"
+                if spec.end > now else "nothing to do")
+        if event.status == "TERMINATED":
+            kp.out_of_band.append(r.ref)
+            kp.warnings.append(f"{r.ref}: terminated out of band: event {event.event_id} was terminated outside the "
+                               f"product ({event.when()}); it is not created again — {hint}")
+            return
+        have = live_view(event.row)
+        diffs = [k for k in DECLARED if k in have and have[k] != want[k]]
+        differs = f"; its differences ({', '.join(diffs)}) cannot be applied" if diffs else ""
+        kp.warnings.append(f"{r.ref}: expired: event {event.event_id} has EXPIRED ({event.when()}){differs}; {hint}")
 
     @staticmethod
     def _warn_players(r: Resource, event: _Live, m: _Membership, kp: KindPlan) -> None:
@@ -543,24 +696,33 @@ class FreeSpinEventKind(Kind):
     def _base_data(self, r: Resource, want: dict[str, Any]) -> dict[str, Any]:
         spec: FreeSpinEventSpec = r.spec
         players: dict[str, Any] = {"file": spec.playersFile} if spec.playersFile else {"list": list(spec.players or [])}
-        return {"agent": spec.agent, "identity": r.name, "generation": spec.generation, "desired": want, "players": players}
+        data = {"agent": spec.agent, "identity": r.name, "generation": spec.generation, "desired": want, "players": players}
+        if spec.autoCreatePlayerEnabled:
+            data["auto_create_player"] = True
+        return data
 
-    def _create(self, r: Resource, want: dict[str, Any], count: int, now: datetime) -> Change:
-        notes = []
-        if r.spec.end <= now:
-            notes.append(f"endTime {r.spec.endTime} is already past: JDB will refuse to create the event")
+    def _create(self, r: Resource, want: dict[str, Any], count: int, unclaimed: list[_Live],
+                again_of: _Live | None = None) -> Change:
+        notes, summary = [], f"{count} player(s)"
+        data = {**self._base_data(r, want), "bind": "all", "seen": _seen(want, unclaimed)}
+        if again_of is not None:
+            how = "terminated out of band" if again_of.status == "TERMINATED" else "expired"
+            notes.append(f"new grant: event {again_of.event_id} of this resource {how} ({again_of.when()}); "
+                         f"spec.grantAgainAfter: {again_of.event_id} asks for a new event with every spin available again")
+            summary = f"NEW GRANT after event {again_of.event_id}; {summary}"
+            data["again"] = {"id": again_of.event_id, "status": again_of.status}
         return Change(
             kind=self.kind, vendor=self.vendor, key=r.name, action=Action.CREATE, resource=r.ref, source=r.source,
             diffs=[_diff(k, None, v, r.spec.start.tzinfo) for k, v in want.items() if v is not None]
             + [FieldDiff("players", None, count)],
-            precondition={"exists": False}, calls=_create_calls(count), notes=notes,
-            summary=f"{count} player(s)", data={**self._base_data(r, want), "bind": "all"},
+            precondition={"exists": False}, calls=_create_calls(count, confirm=again_of is not None), notes=notes,
+            summary=summary, data=data,
         )
 
     def _replace(self, r: Resource, want: dict[str, Any], event: _Live, diffs: list[FieldDiff], count: int,
-                 ctx: RunContext) -> Change:
+                 unclaimed: list[_Live], ctx: RunContext) -> Change:
         immutable = ", ".join(d.path for d in diffs if d.path in IMMUTABLE)
-        data = {**self._base_data(r, want), "bind": "all", "event": _event_ref(event)}
+        data = {**self._base_data(r, want), "bind": "all", "event": _event_ref(event), "seen": _seen(want, unclaimed)}
         if r.protected:
             data["blocked"] = "the resource is marked metadata.protected; it is never replaced"
         elif not (ctx.options.allow_replace or r.spec.allowReplace):
@@ -571,7 +733,7 @@ class FreeSpinEventKind(Kind):
         return Change(
             kind=self.kind, vendor=self.vendor, key=r.name, action=Action.REPLACE, resource=r.ref, source=r.source,
             diffs=diffs, precondition=_precondition(event, ctx),
-            calls=[f"JDB action 73 (terminate event {event.event_id})", *_create_calls(count)],
+            calls=[f"JDB action 73 (terminate event {event.event_id})", *_create_calls(count, confirm=True)],
             notes=[f"{immutable} cannot be updated in place", event.observed()],
             summary=f"event {event.event_id} {event.status}", data=data,
         )
@@ -636,61 +798,89 @@ class FreeSpinEventKind(Kind):
                               concurrency=concurrency)
 
     def _apply_delete(self, c: Change, client: JdbClient, ctx: RunContext) -> Outcome:
-        _terminate(client, c.data["agent"], c.data["event"])
+        _terminate(client, c.data["agent"], c.data["event"], ctx.options.now())
         return Outcome(c, "applied", f"event {c.data['event']['id']} terminated")
 
     def _apply_replace(self, c: Change, client: JdbClient, ctx: RunContext) -> Outcome:
         _check_end(c, ctx)
-        _terminate(client, c.data["agent"], c.data["event"])
-        return self._create_event(c, client, ctx)
+        _terminate(client, c.data["agent"], c.data["event"], ctx.options.now())
+        return self._create_event(c, client, ctx, again=True)
 
     def _apply_create(self, c: Change, client: JdbClient, ctx: RunContext) -> Outcome:
         _check_end(c, ctx)
-        return self._create_event(c, client, ctx)
+        return self._create_event(c, client, ctx, again="again" in c.data)
 
     @staticmethod
-    def _create_event(c: Change, client: JdbClient, ctx: RunContext) -> Outcome:
+    def _create_event(c: Change, client: JdbClient, ctx: RunContext, *, again: bool) -> Outcome:
         d = c.data
         players = _change_players(c)
-        event_id, generation, binding = _create(client, d, players[:MAX_PLAYERS_PER_CALL], ctx.options.now())
-        rest = players[MAX_PLAYERS_PER_CALL:]
+        first, rest = players[:MAX_PLAYERS_PER_CALL], players[MAX_PLAYERS_PER_CALL:]
+        now = ctx.options.now()
+        result, generation = _create(client, d, first, now, again=again)
+        binding = result.binding
         if rest:
-            binding = binding + client.bind_players(agent=d["agent"], event_id=event_id, players=rest)
-        bound = len(players) - len(binding.failed) - len(binding.not_existed)
-        return Outcome(c, "applied", f"event {event_id} (generation {generation}); {bound} of {len(players)} player(s) bound",
-                       _details(binding))
+            ref = {"id": result.event_id, "startTime": d["desired"]["startTime"], "endTime": d["desired"]["endTime"]}
+            binding = binding + _bind(client, d["agent"], ref, rest, now)
+        head = f"event {result.event_id} (generation {generation})"
+        if result.binding_known:
+            bound = len(players) - len(binding.failed) - len(binding.not_existed)
+            return Outcome(c, "applied", f"{head}; {bound} of {len(players)} player(s) bound", _details(binding))
+        known = f"; of the other {len(rest)}, {len(rest) - len(binding.failed) - len(binding.not_existed)} bound" if rest else ""
+        return Outcome(c, "applied", f"{head}; the create reply was lost, or the transactionId had already made the "
+                       f"event: JDB's answer does not say which of the {len(first)} player(s) sent with it were "
+                       f"bound{known}; the next plan checks and binds missing ones", _details(binding))
 
     def _apply_update(self, c: Change, client: JdbClient, ctx: RunContext) -> Outcome:
         d = c.data
-        event_id = d["event"]["id"]
+        ref = d["event"]
+        now = ctx.options.now()
         if d["update"]:
-            client.update_event(agent=d["agent"], event_id=event_id, draft=draft_of(d["desired"]))
+            seen_changed = [x.path for x in c.diffs if x.path in MUTABLE and x.before != NOT_RETURNED]
+            _update(client, d["agent"], ref, d["desired"], now, proof=seen_changed)
         to_bind = _change_players(c) if d["bind"] == "all" else list(d["bind"])
-        binding = client.bind_players(agent=d["agent"], event_id=event_id, players=to_bind) if to_bind else BindResult()
+        binding = _bind(client, d["agent"], ref, to_bind, now) if to_bind else BindResult()
         if d["unbind"]:
-            client.unbind_players(agent=d["agent"], event_id=event_id, players=d["unbind"])
-        message = f"event {event_id}; {len(to_bind)} player(s) sent to bind, {len(d['unbind'])} unbound"
+            _unbind(client, d["agent"], ref, d["unbind"])
+        message = f"event {ref['id']}; {len(to_bind)} player(s) sent to bind, {len(d['unbind'])} unbound"
         return Outcome(c, "applied", message, _details(binding))
 
 
 # -- helpers used by plan and apply -------------------------------------------------------------
+def _cap(kp: KindPlan, marker: str, shown: int, what: str) -> None:
+    """Keep the first ``shown`` warnings containing ``marker``; count the rest in one line."""
+    matching = [w for w in kp.warnings if marker in w]
+    if len(matching) <= shown:
+        return
+    dropped = set(matching[shown:])
+    kp.warnings = [w for w in kp.warnings if w not in dropped]
+    kp.warnings.append(f"FreeSpinEvent: ... and {len(dropped)} more {what}")
+
+
 def _same_immutable(want: dict[str, Any], have: dict[str, Any]) -> bool:
     return all(have[k] == want[k] for k in IMMUTABLE if k in have)
+
+
+def _seen(want: dict[str, Any], events: list[_Live]) -> dict[str, str]:
+    """Events a create's ``transactionId`` may answer with that are not new: the unclaimed ones
+    (terminated included) the plan saw with the declared type, times, start and end."""
+    return {str(e.event_id): e.status for e in events if _same_immutable(want, live_view(e.row))}
 
 
 def _calls(count: int) -> int:
     return max(1, -(-count // MAX_PLAYERS_PER_CALL))
 
 
-def _create_calls(count: int) -> list[str]:
-    calls = ["JDB action 72 (create; binds the first 50,000 players)", "JDB action 76 (confirm the event)"]
+def _create_calls(count: int, *, confirm: bool = False) -> list[str]:
+    calls = ["JDB action 72 (create; binds the first 50,000 players)"]
+    if confirm:
+        calls.append("JDB action 76 (check whether the transactionId's event has ended: then the next generation)")
     if count > MAX_PLAYERS_PER_CALL:
         calls.append(f"JDB action 74 x {_calls(count - MAX_PLAYERS_PER_CALL)} (bind the remaining players)")
     return calls
 
 
 def _event_ref(event: _Live) -> dict[str, Any]:
-    return {"id": event.event_id, "startTime": event.row["startTime"], "endTime": event.row["endTime"]}
+    return {"id": event.event_id, "startTime": event.row["startTime"], "endTime": event.row.get("endTime")}
 
 
 def _precondition(event: _Live, ctx: RunContext) -> dict[str, Any]:
@@ -711,41 +901,131 @@ def _change_players(c: Change) -> list[str]:
     return list(players["list"])
 
 
-def _status(client: JdbClient, agent: str, ref: dict[str, Any]) -> str | None:
-    rows = client.search_events(agent=agent, start=parse_iso(ref["startTime"]), end=parse_iso(ref["endTime"]),
+def _find(client: JdbClient, agent: str, ref: dict[str, Any], now: datetime) -> EventInfo | None:
+    """Read one event back by its key (Action 76 with ``eventId``)."""
+    start = parse_iso(ref["startTime"])
+    end = parse_iso(ref["endTime"]) if ref.get("endTime") else start
+    rows = client.search_events(agent=agent, start=min(start, now) - LOOKBACK, end=max(end, now) + LOOKAHEAD,
                                 event_id=ref["id"])
-    return str(rows[0].get("status")) if rows else None
+    return rows[0] if rows else None
 
 
-def _terminate(client: JdbClient, agent: str, ref: dict[str, Any]) -> None:
-    """Terminate an event; a lost reply or an "already terminated" answer is resolved by reading it."""
+def _status(client: JdbClient, agent: str, ref: dict[str, Any], now: datetime) -> str | None:
+    row = _find(client, agent, ref, now)
+    return None if row is None else str(row.get("status"))
+
+
+def _terminate(client: JdbClient, agent: str, ref: dict[str, Any], now: datetime) -> None:
+    """Terminate an event. A lost reply is resolved by reading the event's status; the call is
+    made again only when the event is still not terminated. "Already terminated" is success."""
     try:
         client.terminate_event(agent=agent, event_id=ref["id"])
-    except (JdbTransportError, JdbEventStateError):
-        if _status(client, agent, ref) != "TERMINATED":
+    except UNKNOWN_OUTCOME:
+        status = _status(client, agent, ref, now)
+        if status in (None, "TERMINATED"):
+            if status is None:
+                raise
+            return
+        client.terminate_event(agent=agent, event_id=ref["id"])  # it did not happen: once more
+    except JdbEventStateError:
+        if _status(client, agent, ref, now) != "TERMINATED":
             raise
 
 
-def _create(client: JdbClient, data: dict[str, Any], players: list[str], now: datetime) -> tuple[EventId, int, BindResult]:
-    """Create under the first generation whose ``transactionId`` is not used up by an ended event;
-    ``data`` is the change's (agent, identity, generation, desired view)."""
+def _update(client: JdbClient, agent: str, ref: dict[str, Any], want: dict[str, Any], now: datetime, *,
+            proof: Sequence[str] = ()) -> None:
+    """Action 77. After a lost reply the event is read back. One call sets every field, so the
+    update happened when a field it changes (``proof``: changed fields the plan saw) now has the
+    declared value, or when every mutable field is visible with it; otherwise it is sent once more
+    (it sets values, so a repeat changes nothing more)."""
+    try:
+        client.update_event(agent=agent, event_id=ref["id"], draft=draft_of(want))
+    except UNKNOWN_OUTCOME:
+        row = _find(client, agent, ref, now)
+        if row is None:
+            raise
+        have = live_view(row)
+        if proof and all(k in have and have[k] == want[k] for k in proof):
+            return
+        if all(k in have and have[k] == want[k] for k in MUTABLE):
+            return
+        client.update_event(agent=agent, event_id=ref["id"], draft=draft_of(want))
+
+
+def _bound(client: JdbClient, agent: str, uid: str, event_id: EventId) -> bool | None:
+    """Whether ``uid`` is bound to the event (Action 71); ``None`` when the player does not exist."""
+    try:
+        rows = client.player_events(agent=agent, uid=uid)
+    except JdbPlayerError:
+        return None
+    return str(event_id) in {str(r.get("eventId")) for r in rows}
+
+
+def _bind(client: JdbClient, agent: str, ref: dict[str, Any], players: list[str], now: datetime) -> BindResult:
+    """Action 74 per chunk. After a lost reply the chunk's players are read back (Action 71, when
+    the chunk fits in :data:`PLAYER_READ_BUDGET`) and only those not bound are sent again; a larger
+    chunk is sent again whole (binding a bound player changes nothing)."""
+    result = BindResult()
+    for chunk in chunks(players):
+        try:
+            result = result + client.bind_players(agent=agent, event_id=ref["id"], players=chunk)
+        except UNKNOWN_OUTCOME:
+            if _find(client, agent, ref, now) is None:
+                raise
+            todo = chunk
+            if len(chunk) <= PLAYER_READ_BUDGET:
+                todo = [u for u in chunk if _bound(client, agent, u, ref["id"]) is not True]
+            if todo:
+                result = result + client.bind_players(agent=agent, event_id=ref["id"], players=todo)
+    return result
+
+
+def _unbind(client: JdbClient, agent: str, ref: dict[str, Any], players: list[str]) -> None:
+    """Action 75; after a lost reply only the players still bound (Action 71) are sent again."""
+    try:
+        client.unbind_players(agent=agent, event_id=ref["id"], players=players)
+    except UNKNOWN_OUTCOME:
+        todo = [u for u in players if _bound(client, agent, u, ref["id"])]
+        if todo:
+            client.unbind_players(agent=agent, event_id=ref["id"], players=todo)
+
+
+def _create(client: JdbClient, data: dict[str, Any], players: list[str], now: datetime, *,
+            again: bool) -> tuple[CreateResult, int]:
+    """Create under the declared generation's ``transactionId``.
+
+    The answer's ``eventId`` tells the outcome without another read: an id the plan did not see
+    is the new event (or one JDB made for this id earlier, which nothing grants again). An id the
+    plan saw as ended is never skipped silently: only with an opt-in (``again``: a replace, or
+    ``grantAgainAfter``) is the next generation used — then Action 76 checks whether the answered
+    event has ended, since the plan cannot know every generation's event."""
     agent, identity, generation, want = data["agent"], data["identity"], data["generation"], data["desired"]
     draft = draft_of(want)
-    lo = min(draft.start, now) - LOOKBACK
-    hi = max(draft.end, now) + LOOKAHEAD
+    seen: dict[str, str] = data.get("seen", {})
     for gen in range(generation, generation + MAX_GENERATION_PROBES):
         result = client.create_event(agent=agent, draft=draft, transaction_id=transaction_id(agent, identity, gen),
-                                     players=players)
-        rows = client.search_events(agent=agent, start=lo, end=hi, event_id=result.event_id)
-        if not rows or rows[0].get("status") in ENDED:
-            continue  # this generation's id made an event that has ended: use the next one
-        if not _same_immutable(want, live_view(rows[0])):
+                                     players=players, auto_create_player=bool(data.get("auto_create_player")))
+        status = seen.get(str(result.event_id))
+        row: EventInfo | None = None
+        if again:
+            ref = {"id": result.event_id, "startTime": want["startTime"], "endTime": want["endTime"]}
+            row = _find(client, agent, ref, now)
+            status = None if row is None else str(row.get("status"))
+        if status in ENDED:
+            if again:
+                continue  # this generation's id made an event that has ended: the opt-in asks for a new one
+            raise ReconcilerError(
+                f"the transactionId of generation {gen} belongs to event {result.event_id}, which is {status}: it ended "
+                f"outside the product and is not granted again; set spec.grantAgainAfter: {result.event_id} to grant it again")
+        if row is not None and status not in ENDED and not _same_immutable(want, live_view(row)):
             raise ReconcilerError(
                 f"the transactionId of generation {gen} already belongs to live event {result.event_id} "
-                f"('{rows[0].get('name')}') whose type, times, start or end differ; set spec.generation to {gen + 1} or more "
+                f"whose type, times, start or end differ; set spec.generation to {gen + 1} or more "
                 "(and terminate that event if it is no longer wanted)"
             )
-        return result.event_id, gen, result.binding
+        if str(result.event_id) in seen:  # an event that existed before: its answer's binding lists say nothing
+            result = CreateResult(result.event_id, result.binding, binding_known=False)
+        return result, gen
     raise ReconcilerError(f"generations {generation}-{generation + MAX_GENERATION_PROBES - 1} are all used by ended events; "
                           "raise spec.generation")
 

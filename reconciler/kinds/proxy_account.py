@@ -231,9 +231,11 @@ class ProxyAccountKind(Kind):
         data: dict[str, Any] = {"desired": self._data(spec), "password_fingerprint": want["password"]}
         if any(d.path == "productType" for d in diffs):
             note = "product type cannot be changed in place: the account is deleted and re-created (usage history is lost)"
+            window = ("BestProxy completes a delete up to 5 minutes later: if it still holds the username, the add "
+                      "is reported 'pending: retry after 5 minutes' (exit 4) and the next apply creates it")
             change = Change(
                 kind=self.kind, vendor=self.vendor, key=spec.username, action=Action.REPLACE, resource=r.ref,
-                source=r.source, diffs=diffs, precondition=pre, notes=[note],
+                source=r.source, diffs=diffs, precondition=pre, notes=[note, window],
                 calls=["POST /gateway/whitelist-account/delete (batched)", "POST /gateway/whitelist-account/add (batched)"],
                 data=data,
             )
@@ -309,8 +311,11 @@ class ProxyAccountKind(Kind):
                 [c.key for c in deletes], client.delete_accounts, lambda ks: set(ks) - set(live()),
                 what="whitelist-account/delete"), final={c.key for c in deletes if c.action is Action.DELETE})
 
-        creates = [c for c in changes if c.action in (Action.CREATE, Action.REPLACE) and c.key not in results]
+        creates = [c for c in changes if c.action is Action.CREATE and c.key not in results]
         self._create_all(client, creates, ctx, results, concurrency, live)
+        self._explain_window(client, creates, results, replaced=False)
+        self._create_replaced(client, [c for c in changes if c.action is Action.REPLACE and c.key not in results],
+                              ctx, results, concurrency, live)
 
         updates = [c for c in changes if c.action is Action.UPDATE]
         def set_enabled(batch: list[Change], write: Callable[[list[str]], None], flag: bool) -> None:
@@ -341,6 +346,40 @@ class ProxyAccountKind(Kind):
         for o in RunContext.map(change_one, updates, concurrency=concurrency):
             results[o.change.key] = o
         return [results[c.key] for c in changes]
+
+    def _create_replaced(self, client: BestProxyClient, replaced: list[Change], ctx: RunContext,
+                         results: dict[str, Outcome], concurrency: int, live: Any) -> None:
+        """The add half of a replace, in its own batches (an add refused in BestProxy's 5-minute
+        delete window must not fail plain creates). A refused add whose username is gone from the
+        list is the window, not an error: reported ``pending: retry after 5 minutes``."""
+        if not replaced:
+            return
+        self._create_all(client, replaced, ctx, results, concurrency, live)
+        self._explain_window(client, replaced, results, replaced=True)
+
+    @staticmethod
+    def _explain_window(client: BestProxyClient, adds: list[Change], results: dict[str, Outcome], *, replaced: bool) -> None:
+        """An add refused while its username is not in the list: BestProxy's 5-minute delete
+        window (certain for a replace, which just deleted it; possible for a create)."""
+        failed = [c for c in adds if results.get(c.key) is not None and results[c.key].status == "failed"]
+        if not failed:
+            return
+        try:
+            present = {a.username for a in client.list_accounts()}
+        except ReconcilerError:
+            return
+        for c in failed:
+            if c.key in present:
+                continue
+            if replaced:
+                results[c.key] = Outcome(
+                    c, "failed", "pending: retry after 5 minutes — the old account is deleted, but BestProxy completes a "
+                    "delete up to 5 minutes later and does not take the username back yet; the next apply creates it")
+            else:
+                o = results[c.key]
+                results[c.key] = Outcome(c, "failed", f"{o.message} (the account is not in the list: if it was deleted in the "
+                                         "last 5 minutes BestProxy may still hold the username — retry after 5 minutes)",
+                                         o.details)
 
     @staticmethod
     def _change(client: BestProxyClient, username: str, fields: dict[str, Any], live: Any) -> None:

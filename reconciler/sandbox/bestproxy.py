@@ -36,8 +36,9 @@ Wire format
 Semantic decisions where the document is silent
 -----------------------------------------------
 - Usernames and passwords: letters and digits only (``[A-Za-z0-9]``). Passwords are 6–16 characters
-  on *every* endpoint that sets one (add, change-password, proxy-account/change: the only length the
-  document states). Usernames: 1–64 characters (the cap is the emulator's own). Usernames are
+  on ``/gateway/proxy-account/change``, the only endpoint whose text states a length. Knob
+  ``password_length``: ``"documented"`` (default) checks it there only; ``"everywhere"`` also on
+  add and change-password (a guess the document does not make). Usernames: 1–64 characters (the cap is the emulator's own). Usernames are
   case-sensitive and unique across all product types.
 - Remark: at most 64 characters, or at most 32 when it contains any CJK character (see
   :func:`has_cjk` for the ranges). Empty is allowed (clears the remark).
@@ -49,7 +50,10 @@ Semantic decisions where the document is silent
   echoed, as they may hold a password), and nothing changes. Entries are separated by ``,``
   with no surrounding spaces; empty entries are malformed. Enabling an enabled account or disabling
   a disabled one succeeds and changes nothing.
-- add: ``product_type`` is required (9/11/14/25). New accounts: status 1, limit_flow 0,
+- add: ``product_type`` is optional in the document ("Required: No"; 9/11/14/25 when given). Knob
+  ``add_product_type``: ``"optional"`` (default; an account added without one is stored as type 9,
+  the first plan type the document lists — a guess) or ``"required"`` (ErrorResponse without it).
+  New accounts: status 1, limit_flow 0,
   daily_limit 0, udp 0, usage_flow 0.
 - change-remark requires the ``remark`` field (an empty string clears it); change-limit requires
   ``limit``; change-password requires ``password``.
@@ -59,8 +63,13 @@ Semantic decisions where the document is silent
   account's product type is 14, 16, 21 or 25. A call changing nothing succeeds. Unknown account →
   ErrorResponse. ``daily_limit`` is not checked against ``limit``. This endpoint never answers 156
   (the document lists only 200 for it).
-- No eventual consistency is modelled: deletes, disables and password changes take effect at once
-  and a deleted username can be added again immediately.
+- The document's 5-minute window (deletes, disables and password changes "take about 5 minutes";
+  the old password keeps working; charges may continue) is behind the knob ``settle_seconds``
+  (default 0: everything takes effect at once). With it, a deleted account leaves the list at once
+  but its username stays taken until the window has passed: an add of it in the meantime is refused
+  like an existing account (a guess: the document does not say what an add in the window answers).
+  Disables and password changes show in the list at once; their effect on proxy traffic, which the
+  window is about, is not observable through the API.
 - ``daily_limit`` and ``udp`` are stored but, as in the document, not returned by the list:
   they are write-only through the API (:meth:`BestProxyEmulator.account_record` shows them to tests).
 - ``usage_flow`` (KB) is server-owned and moves: every list call adds ``128 * (1 + id % 5)`` KB to
@@ -212,9 +221,9 @@ class _Params:
             return None
         return v
 
-    def password(self, name: str = "password", *, required: bool = False) -> str | None:
+    def password(self, name: str = "password", *, required: bool = False, length: bool = True) -> str | None:
         v = self.string(name, required=required, allow_empty=False)
-        if v is not None and (problem := password_problem(v)):
+        if v is not None and (problem := password_problem(v, length=length)):
             self.fail(name, problem)
             return None
         return v
@@ -236,10 +245,10 @@ def username_problem(username: str) -> str | None:
     return None
 
 
-def password_problem(password: str) -> str | None:
+def password_problem(password: str, *, length: bool = True) -> str | None:
     if not _ALNUM.fullmatch(password):
         return "password may only contain letters and digits"
-    if not PASSWORD_MIN <= len(password) <= PASSWORD_MAX:
+    if length and not PASSWORD_MIN <= len(password) <= PASSWORD_MAX:
         return f"password must be {PASSWORD_MIN}-{PASSWORD_MAX} characters"
     return None
 
@@ -273,7 +282,16 @@ class BestProxyEmulator(Emulator):
         app_key: str,
         totp_secret: str | None = None,
         user_product_ids: dict[int, list[int]] | None = None,
+        add_product_type: str = "optional",
+        password_length: str = "documented",
+        settle_seconds: float = 0.0,
     ):
+        if add_product_type not in ("optional", "required") or password_length not in ("documented", "everywhere"):
+            raise ValueError("add_product_type is optional/required; password_length is documented/everywhere")
+        self.add_product_type = add_product_type
+        self.settle_seconds = settle_seconds
+        self._settling: dict[str, float] = {}  # deleted username -> when it may be added again
+        self.password_length = password_length
         if not app_key:
             raise ValueError("app_key must not be empty")
         if totp_secret:
@@ -369,6 +387,7 @@ class BestProxyEmulator(Emulator):
         with self.lock, self.transaction():
             self.db.execute("DELETE FROM accounts")
             self.db.execute("DELETE FROM proxy_ips")
+            self._settling.clear()
 
     # -- envelope -----------------------------------------------------------------------------
     @staticmethod
@@ -456,7 +475,7 @@ class BestProxyEmulator(Emulator):
                 if prob := username_problem(user):
                     problems.append(f"entry {n}: {prob}")
                     continue
-                if prob := password_problem(pw):
+                if prob := password_problem(pw, length=self.password_length == "everywhere"):
                     problems.append(f"account {user}: {prob}")
                     continue
                 entries.append((user, pw))
@@ -481,12 +500,16 @@ class BestProxyEmulator(Emulator):
         p = _Params(params)
         entries = self._batch(p, with_passwords=True)
         remark = p.remark() or ""
-        product_type = p.integer("product_type", required=True, choices=PRODUCT_TYPES)
+        product_type = p.integer("product_type", required=self.add_product_type == "required", choices=PRODUCT_TYPES)
+        if product_type is None and "product_type" not in p.errors:
+            product_type = PRODUCT_TYPES[0]
         if p.errors:
             return self._param_error(p.errors)
         if not self.verified:
             return self._fail(156, "account not verified")
         exists = self._existing([u for u, _ in entries])
+        now_s = self.clock()
+        exists |= {u for u, _ in entries if self._settling.get(u, 0.0) > now_s}
         if exists:
             return self._param_error(
                 {"accounts": [f"account(s) already exist: {', '.join(sorted(exists))}"]}
@@ -520,6 +543,8 @@ class BestProxyEmulator(Emulator):
             return err
         with self.transaction():
             self.db.executemany("DELETE FROM accounts WHERE username = ?", [(u,) for u in users])
+        if self.settle_seconds > 0:
+            self._settling.update((u, self.clock() + self.settle_seconds) for u in users)
         return self._ok()
 
     def _set_status(self, params: dict[str, Any], status: int) -> Response:
@@ -564,7 +589,7 @@ class BestProxyEmulator(Emulator):
     def _account_change_password(self, params: dict[str, Any]) -> Response:
         p = _Params(params)
         p.username()
-        password = p.password(required=True)
+        password = p.password(required=True, length=self.password_length == "everywhere")
         row, err = self._single(p)
         if err:
             return err

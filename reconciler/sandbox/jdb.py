@@ -39,9 +39,16 @@ Semantic decisions where the documents are silent (see also ``reference/jdb.md``
 - Action 74 binding an already bound player is a no-op (the player is not reported as failed);
   Action 75 unbinding a player who is not bound is a no-op.
 - Action 76 returns events whose ``startTime >= startTime`` and ``endTime <= endTime`` of the
-  query (containment); ``name`` is an exact match. Its answer carries the captured fields plus the
-  ones the truncated table presumably holds (``endTime``, ``bet``, ``minWithdrawal``,
-  ``maxWithdrawal``, ``bonusChips``, ``chipsMultiplier``, ``requiredTurnover``, ``updateTime``).
+  query (containment); ``name`` is an exact match. Knob ``search_fields``: ``"documented"`` (the
+  default) answers only the fields the document lists (``eventId`` … ``startTime``, see
+  :data:`A76_DOCUMENTED`); ``"extended"`` adds the ones the truncated table presumably holds
+  (``endTime``, ``times``, ``bet``, ``minWithdrawal``, ``maxWithdrawal``, ``bonusChips``,
+  ``chipsMultiplier``, ``requiredTurnover``, ``updateTime``) — a guess, tested as one.
+- Action 72 ``times``: the seed marks it mandatory (``Y``) for every type. Knob
+  ``bonuschips_times``: ``"required"`` (the default, as the seed says) refuses a BONUSCHIPS create
+  without it (``8000 ... parameter:times is required``); ``"ignored"`` accepts its absence (as the
+  newer pages that add BONUSCHIPS suggest). Either way a BONUSCHIPS event stores no times
+  (Action 71 answers ``null``).
 - Action 77 requires ``name``, ``machineTypes``, ``bet``, ``minWithdrawal`` and ``maxWithdrawal``;
   ``startTime``/``endTime``/``type``/``times`` may be sent but must equal the stored values
   (they cannot be modified, newest documents). Only INACTIVE and ACTIVE events can be updated.
@@ -61,6 +68,10 @@ Without ``players`` every agent has the deterministic sandbox players ``player00
 "players": [...], "locked": false}``); ``GET /_sandbox/jdb/players?agent=...`` counts them.
 (The HTTP admin route is served through :meth:`JdbEmulator.admin`, which the server must route
 ``/_sandbox/jdb/...`` paths to.)
+
+Test helpers (not vendor API): :meth:`JdbEmulator.stored_events` returns every stored event with
+all its fields whatever ``search_fields`` says; :attr:`JdbEmulator.action_counts` counts handled
+requests per action.
 """
 
 from __future__ import annotations
@@ -72,6 +83,7 @@ import json
 import random
 import re
 import time
+from collections import Counter
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone, tzinfo
 from decimal import Decimal, InvalidOperation
@@ -91,6 +103,9 @@ REPORT_HISTORY_MS = 2 * 3600_000
 DEFAULT_PLAYER = re.compile(r"^player(?!00000)\d{5}$")
 WRITE_ACTIONS = frozenset({72, 73, 74, 75, 77})
 STATUSES = ("INACTIVE", "ACTIVE", "EXPIRED", "TERMINATED")
+A76_DOCUMENTED = ("eventId", "name", "creator", "numberOfPlayers", "type", "totalUseTimes", "totalTimes",
+                  "totalCashout", "machineTypes", "status", "currency", "startTime")
+"""The Action 76 answer fields the documents list (the table is cut after ``startTime``)."""
 TYPES = ("NORMAL", "FEATURE", "BONUSCHIPS")
 
 PARAM = "The parameter of input error, please check your parameter is correct or not. parameter:"
@@ -364,7 +379,15 @@ class JdbEmulator(Emulator):
         clock: Callable[[], float] = time.time,
         currency: str = "RB",
         report_tz: tzinfo = JDB_REPORT_TZ,
+        search_fields: str = "documented",
+        bonuschips_times: str = "required",
     ):
+        if search_fields not in ("documented", "extended"):
+            raise ValueError("search_fields is 'documented' or 'extended'")
+        if bonuschips_times not in ("required", "ignored"):
+            raise ValueError("bonuschips_times is 'required' or 'ignored'")
+        self.search_fields = search_fields
+        self.bonuschips_times = bonuschips_times
         if len(key.encode()) != 16 or len(iv.encode()) != 16:
             raise ValueError("the JDB key and IV must each be 16 ASCII characters")
         self.dc = dc
@@ -374,6 +397,7 @@ class JdbEmulator(Emulator):
         self.clock = clock
         self.currency = currency
         self.report_tz = report_tz
+        self.action_counts: Counter[int] = Counter()  # handled requests per action (tests read it)
         self._default_players = players is None
         self._initial_players = list(players or ())
         self._actions: dict[int, Callable[[str, dict[str, Any]], dict[str, Any]]] = {
@@ -385,6 +409,16 @@ class JdbEmulator(Emulator):
 
     def __repr__(self) -> str:  # never show the key or IV
         return f"JdbEmulator(dc={self.dc!r}, agents={list(self.agents)!r})"
+
+    def stored_events(self, agent: str) -> list[dict[str, Any]]:
+        """Every stored event of ``agent`` with all its fields (the extended Action 76 row), oldest
+        first: what a test inspects after an apply, whatever ``search_fields`` the API answers with."""
+        with self.lock:
+            now = self._now_ms()
+            events = [_Event.from_row(r) for r in self.db.execute(
+                "SELECT * FROM events WHERE agent = ? ORDER BY event_id", (agent,)).fetchall()]
+            counts = self._player_counts([e.event_id for e in events])
+            return [self._full_row(e, now, counts.get(e.event_id, 0)) for e in events]
 
     # -- storage ----------------------------------------------------------------------------
     def init_db(self) -> None:
@@ -515,6 +549,7 @@ class JdbEmulator(Emulator):
         agent = _need(payload, "parent")
         if agent not in self.agents:
             raise _Fail("7001", "Parent ID cannot be found.")
+        self.action_counts[action] += 1
         return handler(agent, payload)
 
     def admin(self, req: Request) -> Response | None:
@@ -596,7 +631,12 @@ class JdbEmulator(Emulator):
         kind = _need(p, "type")
         if kind not in TYPES:
             raise _param("type", "is invalid")
-        times = None if kind == "BONUSCHIPS" else _int(_need(p, "times"), "times", minimum=1)
+        if kind == "BONUSCHIPS":
+            if self.bonuschips_times == "required":
+                _int(_need(p, "times"), "times", minimum=1)
+            times = None
+        else:
+            times = _int(_need(p, "times"), "times", minimum=1)
         chips = multiplier = None
         if kind == "BONUSCHIPS":
             chips = _money(_need(p, "bonusChips"), "bonusChips", positive=True)
@@ -726,6 +766,12 @@ class JdbEmulator(Emulator):
         return {r[0]: r[1] for r in rows}
 
     def _search_row(self, e: _Event, now: int, players: int) -> dict[str, Any]:
+        row = self._full_row(e, now, players)
+        if self.search_fields == "documented":
+            return {k: row[k] for k in A76_DOCUMENTED}
+        return row
+
+    def _full_row(self, e: _Event, now: int, players: int) -> dict[str, Any]:
         chips = e.type == "BONUSCHIPS"
         return {
             "eventId": e.event_id, "name": e.name, "creator": e.agent, "numberOfPlayers": players,

@@ -19,7 +19,9 @@ Wire format
   ``-11539`` (invalid request).
 - Authentication: ``x-tcaplus-pwd-md5`` must be the hex MD5 of the app password (any case) and the
   AppId in the path must be this emulator's, else ``-279`` / HTTP 401. Checked right after the path.
-- Query values are percent-decoded; ``%20`` and ``+`` both decode to a space. ``keys`` is a JSON
+- Query values are percent-decoded. The manual asks for ``%20`` for a space and says nothing of
+  ``+``: by default ``+`` stays a literal plus (so a client that sends ``+`` for a space is caught);
+  the knob ``plus_as_space=True`` decodes it as a space (form-style), the other possible answer. ``keys`` is a JSON
   object, ``select`` a JSON array of (dotted) field paths. Bodies are ``{"ReturnValues": ..,
   "Record": {..}}`` (+ ``"FieldPath": [..]``); ``ReturnValues`` is echoed verbatim, also on errors.
 - Success: ``{"ErrorCode": 0, "ErrorMsg": "Succeed", "RecordVersion": n, ["ReturnValues"],
@@ -77,6 +79,7 @@ import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import unquote
 from typing import Any
 
 from reconciler.protoschema import (
@@ -203,7 +206,9 @@ class TcaplusEmulator(Emulator):
         zone_id: int,
         password: str,
         tables: Mapping[str, TableSource],
+        plus_as_space: bool = False,
     ):
+        self.plus_as_space = plus_as_space
         self.app_id = app_id
         self.zone_id = zone_id
         self._password_md5 = hashlib.md5(password.encode("utf-8")).hexdigest()
@@ -382,8 +387,19 @@ class TcaplusEmulator(Emulator):
         return Response.json(body)
 
     # -- request parts ------------------------------------------------------------------------
+    def _query_value(self, call: _Call, name: str) -> str | None:
+        """A query value, last one wins; ``+`` is a space only with the ``plus_as_space`` knob."""
+        if self.plus_as_space:
+            return call.req.query.get(name)
+        value = None
+        for part in call.req.raw_query.split("&"):
+            key, _, raw = part.partition("=")
+            if unquote(key) == name:
+                value = unquote(raw)
+        return value
+
     def _query_json(self, call: _Call, name: str) -> Any:
-        raw = call.req.query.get(name)
+        raw = self._query_value(call, name)
         if raw is None:
             return None
         try:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
+from typing import Iterator, Any
 
 import httpx
 import pyotp
@@ -48,10 +48,10 @@ class Workspace(CliWorkspace):
 
 
 def bestproxy_workspace(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, *, cls: type[Workspace] = Workspace,
-                        app_key: str = APP_KEY, totp_secret: str = TOTP_SECRET, password: str = PASSWORD
-                        ) -> Iterator[Workspace]:
+                        app_key: str = APP_KEY, totp_secret: str = TOTP_SECRET, password: str = PASSWORD,
+                        knobs: dict[str, Any] | None = None) -> Iterator[Workspace]:
     """A BestProxy emulator and a working folder (cwd) with a config pointing at it."""
-    emu = BestProxyEmulator(None, app_key=app_key, totp_secret=totp_secret)
+    emu = BestProxyEmulator(None, app_key=app_key, totp_secret=totp_secret, **(knobs or {}))
     server = EmulatorServer(emu).start()
     ws = cls(tmp_path, server.url, emu, app_key)
     ws.write("secrets/app_key", app_key)
@@ -77,9 +77,16 @@ def bestproxy_workspace(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, *, cls:
     server.stop()
 
 
-@pytest.fixture
-def bp(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Workspace]:
-    yield from bestproxy_workspace(tmp_path, monkeypatch)
+# Where the document is silent the emulator's answer is a knob: the product runs against both.
+BESTPROXY_ANSWERS = {
+    "documented": {},
+    "strict": {"add_product_type": "required", "password_length": "everywhere"},
+}
+
+
+@pytest.fixture(params=sorted(BESTPROXY_ANSWERS))
+def bp(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, request: pytest.FixtureRequest) -> Iterator[Workspace]:
+    yield from bestproxy_workspace(tmp_path, monkeypatch, knobs=BESTPROXY_ANSWERS[request.param])
 
 
 def account_doc(name: str, **spec: object) -> str:

@@ -78,6 +78,7 @@ def emu(server: EmulatorServer) -> BestProxyEmulator:
     emulator.wipe()
     emulator.faults = Faults()
     emulator.verified = True
+    emulator.add_product_type, emulator.password_length = "optional", "documented"  # the documented answers
     emulator.clock = time.time
     emulator.totp_secret = TOTP_SECRET
     emulator.user_product_ids = {k: list(v) for k, v in USER_PRODUCT_IDS.items()}
@@ -200,7 +201,8 @@ def test_add_accepts_form_encoded_product_type(api: BestProxyApi) -> None:
         "a" * 65 + ":pass123",  # username too long
     ],
 )
-def test_add_rejects_malformed_accounts(api: BestProxyApi, accounts: str) -> None:
+def test_add_rejects_malformed_accounts(api: BestProxyApi, emu: BestProxyEmulator, accounts: str) -> None:
+    emu.password_length = "everywhere"  # the knob: length checked on add too (the document states it only on change)
     param_error(add(api, accounts), "accounts")
     assert api.accounts() == {}
 
@@ -210,7 +212,19 @@ def test_add_error_messages_never_echo_passwords(api: BestProxyApi) -> None:
     assert "p@ssword" not in str(errors) and "mistyped" not in str(errors)
 
 
-def test_add_rejects_bad_product_type_and_remark(api: BestProxyApi) -> None:
+def test_documented_add_needs_no_product_type_and_checks_no_password_length(api: BestProxyApi) -> None:
+    """The defaults answer as the document reads: product_type "Required: No" on add; a password
+    length (6-16) is stated only for /gateway/proxy-account/change."""
+    assert api.post(ADD, accounts="np1:pass123").json() == OK
+    assert api.accounts()["np1"]["product_type"] == 9  # the emulator's guess for the absent type
+    assert add(api, "short1:abc").json() == OK
+    assert api.post(CHANGE_PASSWORD, account="short1", password="x1").json() == OK
+    param_error(api.post(ACCOUNT_CHANGE, account="short1", password="abc"), "password")
+
+
+def test_add_rejects_bad_product_type_and_remark(api: BestProxyApi, emu: BestProxyEmulator) -> None:
+    emu.add_product_type = "required"  # the knob: the document marks product_type "Required: No"
+    emu.password_length = "everywhere"  # "bad:x" below is also a short password
     param_error(api.post(ADD, accounts="user1:pass123"), "product_type")
     param_error(add(api, "user1:pass123", product_type=10), "product_type")
     param_error(add(api, "user1:pass123", product_type="x"), "product_type")
@@ -319,7 +333,8 @@ def test_change_password_remark_limit(api: BestProxyApi) -> None:
     assert (a["remark"], a["limit_flow"]) == ("", 0)
 
 
-def test_change_endpoints_validate(api: BestProxyApi) -> None:
+def test_change_endpoints_validate(api: BestProxyApi, emu: BestProxyEmulator) -> None:
+    emu.password_length = "everywhere"  # the knob: change-password checks the length too
     add(api, "c1:pass123", remark="keep")
     param_error(api.post(CHANGE_PASSWORD, account="c1"), "password")
     param_error(api.post(CHANGE_PASSWORD, account="c1", password="short"), "password")

@@ -109,3 +109,27 @@ def test_apply_without_terminal_needs_auto_approve(bp: Workspace) -> None:
     res = bp.cli("apply")
     assert res.exit_code == 1 and "--auto-approve" in res.stderr
     assert bp.accounts() == {}
+
+
+def test_a_replace_inside_the_five_minute_window_is_pending_not_a_failure(bp: Workspace) -> None:
+    """BestProxy completes a delete up to 5 minutes later (seed); the emulator holds a deleted
+    username for ``settle_seconds``. The add half of a replace is then reported pending (exit 4),
+    with plain creates in the same run unaffected; after the window, the next apply creates it."""
+    bp.write("manifests/a.yaml", account_doc("move02", productType=9))
+    assert bp.cli("apply", "--auto-approve").exit_code == 0
+    now = [1_900_000_000.0]
+    bp.emulator.clock = lambda: now[0]
+    bp.emulator.settle_seconds = 300
+    bp.write("manifests/a.yaml", account_doc("move02", productType=25) + "---\n" + account_doc("fresh02"))
+    plan = bp.cli("plan")
+    assert "up to 5 minutes" in plan.stdout
+    res = bp.cli("apply", "--auto-approve", "--allow-replace")
+    assert res.exit_code == 4, res.stdout + res.stderr
+    assert "pending: retry after 5 minutes" in res.stdout and "fresh02" in bp.accounts()
+    assert "move02" not in bp.accounts()
+    again = bp.cli("apply", "--auto-approve")
+    assert again.exit_code == 4 and "retry after 5 minutes" in again.stdout  # still inside the window: a create now
+    now[0] += 301
+    assert bp.cli("apply", "--auto-approve").exit_code == 0
+    assert bp.accounts()["move02"]["product_type"] == 25
+    assert bp.cli("plan", "--detailed-exitcode").exit_code == 0

@@ -46,9 +46,25 @@ def clock() -> Clock:
     return Clock(time.time())
 
 
+@pytest.fixture(params=["documented", "extended"])
+def jdb_mode(request: pytest.FixtureRequest) -> str:
+    """The emulator's Action 76 answer: only the documented fields, or the extended guess. Every
+    JDB test runs against both; a test that reads an undocumented field pins
+    ``@pytest.mark.parametrize("jdb_mode", ["extended"])``."""
+    return str(request.param)
+
+
 @pytest.fixture
-def jdb_emulator(clock: Clock) -> JdbEmulator:
-    return JdbEmulator(dc=SANDBOX_DC, key=SANDBOX_KEY, iv=SANDBOX_IV, agents=[AGENT, "otherag"], clock=clock)
+def bonuschips_times() -> str:
+    """Action 72 ``times`` for BONUSCHIPS: ``required`` as the seed marks it; a test can pin
+    ``@pytest.mark.parametrize("bonuschips_times", ["ignored"])``."""
+    return "required"
+
+
+@pytest.fixture
+def jdb_emulator(clock: Clock, jdb_mode: str, bonuschips_times: str) -> JdbEmulator:
+    return JdbEmulator(dc=SANDBOX_DC, key=SANDBOX_KEY, iv=SANDBOX_IV, agents=[AGENT, "otherag"], clock=clock,
+                       search_fields=jdb_mode, bonuschips_times=bonuschips_times)
 
 
 @pytest.fixture
@@ -115,11 +131,10 @@ class JdbWorkspace(CliWorkspace):
 
 
 
-    def events(self, **filters: Any) -> list[dict[str, Any]]:
-        """Every event of the agent (terminated ones included), oldest first."""
-        now = datetime.fromtimestamp(self.clock.now, timezone.utc)
-        rows = self.client.search_events(agent=AGENT, start=now - timedelta(days=400), end=now + timedelta(days=800), **filters)
-        return [dict(r) for r in rows]
+    def events(self) -> list[dict[str, Any]]:
+        """Every event of the agent (terminated ones included), oldest first, with every stored
+        field (read from the emulator's state, whatever its Action 76 answers)."""
+        return self.emulator.stored_events(AGENT)
 
     def live(self) -> list[dict[str, Any]]:
         return [e for e in self.events() if e["status"] != "TERMINATED"]

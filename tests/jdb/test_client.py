@@ -109,6 +109,24 @@ def test_lost_reply_after_create_is_retried_and_still_gives_one_event(
     assert event["eventId"] == result.event_id and event["numberOfPlayers"] == 1
 
 
+def test_a_busy_answer_to_create_is_asked_again_with_the_same_transaction_id(
+    jdb_server: EmulatorServer, jdb_client: JdbClient, clock: Clock
+) -> None:
+    faults(jdb_server, fail_next=1)
+    result = jdb_client.create_event(agent=AGENT, draft=draft(clock), transaction_id="fs-busy", players=["player00001"])
+    assert jdb_client.action_counts[72] == 2 and result.binding_known
+    [event] = events(jdb_client, clock)
+    assert event["eventId"] == result.event_id
+
+
+def test_lost_create_reply_says_the_binding_is_not_known(
+    jdb_server: EmulatorServer, jdb_client: JdbClient, clock: Clock
+) -> None:
+    faults(jdb_server, drop_next_writes=1)
+    result = jdb_client.create_event(agent=AGENT, draft=draft(clock), transaction_id="fs-lost", players=["ghost"])
+    assert not result.binding_known and result.binding.not_existed == ()  # the repeat's lists say nothing
+
+
 def test_lost_reply_on_terminate_is_not_retried(jdb_server: EmulatorServer, jdb_client: JdbClient, clock: Clock) -> None:
     created = jdb_client.create_event(agent=AGENT, draft=draft(clock), transaction_id="fs-3")
     faults(jdb_server, drop_next_writes=1)
@@ -134,6 +152,7 @@ def test_reads_are_retried_on_system_errors_with_a_fresh_timestamp(
     assert len(seals) == 3  # the envelope is sealed once per attempt
 
 
+@pytest.mark.parametrize("jdb_mode", ["extended"])  # reads undocumented Action 76 fields
 def test_update_and_unbind(jdb_client: JdbClient, clock: Clock) -> None:
     created = jdb_client.create_event(agent=AGENT, draft=draft(clock), transaction_id="fs-4",
                                       players=["player00001", "player00002"])

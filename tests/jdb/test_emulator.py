@@ -93,6 +93,7 @@ def test_gzip_when_asked(raw: RawJdb, clock: Clock) -> None:
 
 
 # -- Action 72 / 76 ---------------------------------------------------------------------------
+@pytest.mark.parametrize("jdb_mode", ["extended"])  # reads undocumented Action 76 fields
 def test_create_reports_unknown_players_and_search_shows_the_event(raw: RawJdb, clock: Clock) -> None:
     body = raw.call(event_fields(clock, players=["player00001", "player00002", "ghost"]))
     assert body["status"] == "0000"
@@ -136,6 +137,8 @@ def test_create_accepts_at_most_50000_players(raw: RawJdb, clock: Clock) -> None
     assert body["status"] == "8000" and "players" in body["err_text"]
 
 
+@pytest.mark.parametrize("bonuschips_times", ["ignored"])  # sends no times
+@pytest.mark.parametrize("jdb_mode", ["extended"])  # reads undocumented Action 76 fields
 def test_bonus_chips_event(raw: RawJdb, clock: Clock) -> None:
     create(raw, clock, type="BONUSCHIPS", times=None, bonusChips="100", chipsMultiplier="2.5")
     [event] = search(raw, clock)
@@ -173,6 +176,7 @@ def test_bind_and_unbind_rules(raw: RawJdb, clock: Clock) -> None:
         "status": "9998", "err_text": "Only INACTIVE event has right to do this action."}
 
 
+@pytest.mark.parametrize("jdb_mode", ["extended"])  # reads undocumented Action 76 fields
 def test_update_changes_mutable_fields_only(raw: RawJdb, clock: Clock) -> None:
     event_id = create(raw, clock)
     base = event_fields(clock)

@@ -4,6 +4,7 @@ updates, replaces (only with an opt-in), players, prune, lost replies, generatio
 from __future__ import annotations
 
 import json
+import time
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
@@ -67,6 +68,7 @@ def test_create_apply_and_empty_replan(ws: JdbWorkspace) -> None:
     assert_converged(ws)
 
 
+@pytest.mark.parametrize("jdb_mode", ["extended"])  # the old bet is shown: only a reply with bet tells it
 def test_mutable_change_is_an_update_in_place(ws: JdbWorkspace) -> None:
     ws.write("manifests/events.yaml", event_doc(ws))
     apply(ws)
@@ -173,15 +175,64 @@ def test_lost_reply_on_create_still_gives_one_event(ws: JdbWorkspace) -> None:
     assert_converged(ws)
 
 
-def test_terminated_out_of_band_is_created_again_under_the_next_generation(ws: JdbWorkspace) -> None:
+def test_terminated_out_of_band_is_never_granted_again_without_the_opt_in(ws: JdbWorkspace) -> None:
+    ws.write("manifests/events.yaml", event_doc(ws))
+    apply(ws)
+    first = ws.live()[0]["eventId"]
+    ws.client.terminate_event(agent=AGENT, event_id=first)  # the back office stops the promotion
+    plan = ws.cli("plan", "--detailed-exitcode")
+    assert plan.exit_code == 0, plan.stdout + plan.stderr
+    assert f"terminated out of band: event {first}" in plan.stdout and "+ create" not in plan.stdout
+    assert f"grantAgainAfter: {first}" in plan.stdout
+    drift = ws.cli("plan", "--drift")
+    assert drift.exit_code == 2 and "ended out of band (FreeSpinEvent/spring)" in drift.stderr
+    assert f"terminated out of band: event {first}" in drift.stdout
+    out = apply(ws)
+    assert "Apply:" not in out and [e["status"] for e in ws.events()] == ["TERMINATED"]
+    # the opt-in names the ended event: the plan shows a new grant, apply makes it (next generation)
+    ws.write("manifests/events.yaml", event_doc(ws, grantAgainAfter=first))
+    plan = ws.cli("plan")
+    assert "+ create FreeSpinEvent/spring" in plan.stdout and f"NEW GRANT after event {first}" in plan.stdout
+    assert "generation 2" in apply(ws)
+    assert [e["status"] for e in ws.events()] == ["TERMINATED", "INACTIVE"]
+    assert_converged(ws)
+
+
+def test_an_opt_in_naming_another_event_grants_nothing(ws: JdbWorkspace) -> None:
     ws.write("manifests/events.yaml", event_doc(ws))
     apply(ws)
     first = ws.live()[0]["eventId"]
     ws.client.terminate_event(agent=AGENT, event_id=first)
-    assert "+ create FreeSpinEvent/spring" in ws.cli("plan").stdout
-    assert "generation 2" in apply(ws)
-    assert [e["status"] for e in ws.events()] == ["TERMINATED", "INACTIVE"]
-    assert_converged(ws)
+    ws.write("manifests/events.yaml", event_doc(ws, grantAgainAfter=first + 999))
+    assert "terminated out of band" in ws.cli("plan").stdout
+    apply(ws)
+    assert [e["status"] for e in ws.events()] == ["TERMINATED"]
+
+
+def test_a_create_whose_transaction_id_answers_an_unseen_ended_event_grants_nothing(ws: JdbWorkspace) -> None:
+    """The plan cannot see that the terminated event is this resource's (renamed in the back
+    office and the start moved, so neither the name nor the twin rule matches): a create is
+    planned, but Action 72 with the same transactionId answers the old event and makes nothing —
+    no generation is skipped silently, no spin is granted again."""
+    ws.write("manifests/events.yaml", event_doc(ws))
+    apply(ws)
+    first = ws.live()[0]["eventId"]
+    ws.client.update_event(agent=AGENT, event_id=first, draft=_draft(ws, name="Renamed in the back office"))
+    ws.client.terminate_event(agent=AGENT, event_id=first)
+    ws.write("manifests/events.yaml", event_doc(ws, name="Spring spins", startTime=when(ws, 1.5)))
+    res = ws.cli("apply", "--auto-approve")
+    assert res.exit_code == 0, res.stdout + res.stderr
+    assert f"event {first} (generation 1)" in res.stdout
+    assert [e["status"] for e in ws.events()] == ["TERMINATED"]
+
+
+def _draft(ws: JdbWorkspace, **fields: Any) -> Any:
+    from reconciler.clients.jdb import EventDraft, parse_iso
+
+    base = dict(name="Spring spins", start=parse_iso(when(ws, 1)), end=parse_iso(when(ws, 8)), machine_types=(14077, 14085),
+                bet="2.5", type="NORMAL", min_withdrawal="10", max_withdrawal="100", times=10)
+    base.update(fields)
+    return EventDraft(**base)
 
 
 def test_transaction_id_is_deterministic_and_36_characters() -> None:
@@ -190,12 +241,30 @@ def test_transaction_id_is_deterministic_and_36_characters() -> None:
     assert tid != transaction_id(AGENT, "spring", 2) != transaction_id("otherag", "spring", 1)
 
 
-def test_an_end_time_already_past_is_a_clear_error(ws: JdbWorkspace) -> None:
+def test_a_past_window_is_expired_with_nothing_to_do(ws: JdbWorkspace) -> None:
     ws.write("manifests/events.yaml", event_doc(ws, startTime=when(ws, -3), endTime=when(ws, -1)))
-    assert "already past" in ws.cli("plan").stdout
+    valid = ws.cli("validate")
+    assert valid.exit_code == 0 and "warning: manifests/events.yaml:" in valid.stderr and "endTime" in valid.stderr
+    plan = ws.cli("plan", "--detailed-exitcode")
+    assert plan.exit_code == 0, plan.stdout + plan.stderr
+    assert "expired: endTime" in plan.stdout and "nothing to do" in plan.stdout and "+ create" not in plan.stdout
     res = ws.cli("apply", "--auto-approve")
-    assert res.exit_code == 4 and "endTime" in res.stdout and "already past" in res.stdout
+    assert res.exit_code == 0, res.stdout + res.stderr
+    assert ws.cli("plan", "--drift").exit_code == 0
     assert ws.events() == []
+
+
+def test_an_existing_event_that_expired_is_a_no_op(ws: JdbWorkspace) -> None:
+    end = datetime.fromtimestamp(int(time.time()) + 3, TZ8).isoformat()
+    ws.write("manifests/events.yaml", event_doc(ws, startTime=when(ws, -1), endTime=end))
+    apply(ws)
+    time.sleep(max(0.0, datetime.fromisoformat(end).timestamp() - time.time()) + 0.5)
+    ws.clock.now = time.time()  # the emulator's clock follows: the event has EXPIRED
+    plan = ws.cli("plan", "--detailed-exitcode")
+    assert plan.exit_code == 0 and "expired: event" in plan.stdout and "+ create" not in plan.stdout
+    assert ws.cli("apply", "--auto-approve").exit_code == 0
+    assert ws.cli("plan", "--drift").exit_code == 0
+    assert [e["status"] for e in ws.events()] == ["EXPIRED"]
 
 
 def test_prune_inside_the_scope_only(ws: JdbWorkspace) -> None:
@@ -235,6 +304,7 @@ def test_prune_never_terminates_an_active_event_without_force(ws: JdbWorkspace) 
     assert ws.live() == []
 
 
+@pytest.mark.parametrize("jdb_mode", ["extended"])  # the old bet is shown: only a reply with bet tells it
 def test_saved_plan_applies_as_reviewed(ws: JdbWorkspace) -> None:
     ws.write("manifests/events.yaml", event_doc(ws))
     apply(ws)
@@ -247,6 +317,7 @@ def test_saved_plan_applies_as_reviewed(ws: JdbWorkspace) -> None:
     assert_converged(ws)
 
 
+@pytest.mark.parametrize("jdb_mode", ["extended"])  # the old bet is shown: only a reply with bet tells it
 def test_saved_plan_is_stale_after_an_out_of_band_change(ws: JdbWorkspace) -> None:
     ws.write("manifests/events.yaml", event_doc(ws))
     apply(ws)
@@ -282,3 +353,38 @@ def test_other_event_types(ws: JdbWorkspace, kind: str) -> None:
     [event] = ws.live()
     assert event["type"] == kind
     assert_converged(ws)
+
+
+def test_a_create_answered_by_an_ended_event_the_plan_saw_is_refused(ws: JdbWorkspace) -> None:
+    """Two terminated events share the declared type, times and window, so the plan cannot tell
+    which was this resource's: it plans a create. Action 72 answers the terminated one; apply
+    refuses instead of moving on to a new generation."""
+    ws.write("manifests/events.yaml", event_doc(ws))
+    apply(ws)
+    first = ws.live()[0]["eventId"]
+    ws.client.terminate_event(agent=AGENT, event_id=first)
+    from reconciler.kinds.free_spin_event import transaction_id
+
+    other = ws.client.create_event(agent=AGENT, draft=_draft(ws, name="Twin"), transaction_id=transaction_id(AGENT, "x", 1))
+    ws.client.terminate_event(agent=AGENT, event_id=other.event_id)
+    ws.write("manifests/events.yaml", event_doc(ws, name="Spring spins renamed"))
+    assert "+ create FreeSpinEvent/spring" in ws.cli("plan").stdout
+    res = ws.cli("apply", "--auto-approve")
+    assert res.exit_code == 4, res.stdout + res.stderr
+    assert f"belongs to event {first}, which is TERMINATED" in res.stdout and f"grantAgainAfter: {first}" in res.stdout
+    assert [e["status"] for e in ws.events()] == ["TERMINATED", "TERMINATED"]
+
+
+def test_an_opt_in_grants_again_once_not_after_a_second_termination(ws: JdbWorkspace) -> None:
+    ws.write("manifests/events.yaml", event_doc(ws))
+    apply(ws)
+    first = ws.live()[0]["eventId"]
+    ws.client.terminate_event(agent=AGENT, event_id=first)
+    ws.write("manifests/events.yaml", event_doc(ws, grantAgainAfter=first))
+    apply(ws)
+    second = ws.live()[0]["eventId"]
+    ws.client.terminate_event(agent=AGENT, event_id=second)  # stopped again in the back office
+    plan = ws.cli("plan")
+    assert f"terminated out of band: event {second}" in plan.stdout and "+ create" not in plan.stdout
+    apply(ws)
+    assert [e["status"] for e in ws.events()] == ["TERMINATED", "TERMINATED"]

@@ -31,11 +31,14 @@ def tcaplus_server() -> Iterator[EmulatorServer]:
         yield server
 
 
-@pytest.fixture
-def emulator(tcaplus_server: EmulatorServer) -> Iterator[TcaplusEmulator]:
+@pytest.fixture(params=[False, True], ids=["plus-literal", "plus-space"])
+def emulator(tcaplus_server: EmulatorServer, request: pytest.FixtureRequest) -> Iterator[TcaplusEmulator]:
+    """The session's emulator, reset; every TcaplusDB test runs against both answers to what the
+    manual leaves open: a '+' in the query kept as a plus, or read as a space."""
     emu = tcaplus_server.emulator
     assert isinstance(emu, TcaplusEmulator)
     emu.clear()
+    emu.plus_as_space = request.param
     emu.set_faults({"latency_ms": 0.0, "error_rate": 0.0, "drop_reply_rate": 0.0, "drop_next_writes": 0, "fail_next": 0})
     emu.stats.clear()
     yield emu

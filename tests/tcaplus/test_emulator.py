@@ -135,7 +135,8 @@ def test_get_with_select_and_field_get(api: Api) -> None:
     assert body == {"ErrorCode": 0, "ErrorMsg": "Succeed", "RecordVersion": 1, "Record": {**PLAYER_KEYS, "game_server_id": 3}}
 
 
-def test_keys_with_spaces_and_unicode_decode_from_percent_and_plus(api: Api) -> None:
+def test_keys_with_spaces_and_unicode_decode_from_percent_and_plus(api: Api, emulator: TcaplusEmulator) -> None:
+    emulator.plus_as_space = True  # the knob: '+' read as a space (the manual asks for %20 only)
     record = {**PLAYER, "player_name": "李 雷+1"}
     api.add(record)
     keys = json.dumps({**PLAYER_KEYS, "player_name": "李 雷+1"}, ensure_ascii=False)
@@ -144,6 +145,19 @@ def test_keys_with_spaces_and_unicode_decode_from_percent_and_plus(api: Api) -> 
             "x-tcaplus-target": "Tcaplus.GetRecord", "x-tcaplus-version": "Tcaplus3.32.0",
             "x-tcaplus-pwd-md5": PASSWORD_MD5, "x-tcaplus-idl-type": "protobuf"})
         assert resp.json()["Record"] == record
+
+
+def test_plus_is_a_literal_plus_by_default_and_the_client_sends_percent_20(api: Api, emulator: TcaplusEmulator,
+                                                                          ) -> None:
+    emulator.plus_as_space = False  # the default answer
+    record = {**PLAYER, "player_name": "李 雷+1"}
+    api.add(record)
+    keys = json.dumps({**PLAYER_KEYS, "player_name": "李 雷+1"}, ensure_ascii=False)
+    headers = {"x-tcaplus-target": "Tcaplus.GetRecord", "x-tcaplus-version": "Tcaplus3.32.0",
+               "x-tcaplus-pwd-md5": PASSWORD_MD5, "x-tcaplus-idl-type": "protobuf"}
+    assert api.http.get(f"{PATH % 'game_players'}?keys={quote(keys, safe='')}", headers=headers).json()["Record"] == record
+    plus = quote(keys, safe="").replace("%20", "+")
+    assert api.http.get(f"{PATH % 'game_players'}?keys={plus}", headers=headers).json()["ErrorCode"] != 0
 
 
 # -- AddRecord / SetRecord -------------------------------------------------------------------------
