@@ -8,19 +8,24 @@ Exit codes (DESIGN.md): 0 success; 1 error (invalid input, API error, refused); 
 from __future__ import annotations
 
 import functools
+import io
 import json
 import logging
 import os
+import shlex
 import signal
 import sys
 import threading
+import time
 import traceback
 from collections import Counter
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Callable
 
 import click
+from click.core import ParameterSource
 
 from reconciler import __version__
 from reconciler.engine import freshness, run
@@ -28,6 +33,7 @@ from reconciler.model import Change, Outcome, Plan
 from reconciler.engine.planfile import plan_schema, plan_to_dict, read_plan, sign_plan, signature_matches, write_plan
 from reconciler.engine.journal import Journal, outcome_record, read_journal
 from reconciler.engine.render import (
+    DETAILS,
     render_apply_markdown,
     render_markdown,
     render_outcome,
@@ -35,6 +41,7 @@ from reconciler.engine.render import (
     render_text,
 )
 from reconciler.engine.session import Session, open_session, shown_paths
+from reconciler.engine.targets import check_target_syntax, check_targets_declared, check_targets_matched
 from reconciler.clients import redact
 from reconciler.errors import ReconcilerError, UsageError
 from reconciler.kinds.base import Baseline, RunOptions
@@ -49,21 +56,139 @@ def _err(line: str) -> None:
     click.echo(line, err=True)
 
 
+def check_writable(path: Path) -> None:
+    """Fail before any work when a file the command will write cannot be written."""
+    parent = path.parent if str(path.parent) else Path(".")
+    if path.is_dir():
+        raise UsageError(f"{path}: is a folder, expected a file to write")
+    if not parent.is_dir():
+        raise UsageError(f"{path}: cannot write: folder {parent} does not exist")
+    if not os.access(parent, os.W_OK):
+        raise UsageError(f"{path}: cannot write: folder {parent} is not writable")
+
+
+def command_line(*args: str, sandbox: bool | None = None) -> str:
+    """A command to print as a hint, carrying the global options this run was given so that it
+    works as printed (same sandbox, same config)."""
+    g = _globals()
+    parts = ["reconciler", *args]
+    if g.sandbox if sandbox is None else sandbox:
+        parts.append("--sandbox")
+    if g.sandbox_state is not None:
+        parts += ["--sandbox-state", str(g.sandbox_state)]
+    if g.config_path != Path("reconciler.yaml"):
+        parts += ["--config", str(g.config_path)]
+    return shlex.join(parts)
+
+
+@dataclass
+class Globals:
+    """Options accepted before or after the subcommand (``reconciler --debug plan`` and
+    ``reconciler plan --debug`` mean the same; ``--target`` given in both places adds up)."""
+
+    config_path: Path = Path("reconciler.yaml")
+    sandbox: bool = False
+    sandbox_state: Path | None = None
+    targets: tuple[str, ...] = ()
+    force: bool = False
+    debug: bool = False
+    no_color: bool = False
+
+
+def _globals() -> Globals:
+    ctx = click.get_current_context(silent=True)
+    if ctx is None:
+        return Globals()
+    root = ctx.find_root()
+    if not isinstance(root.obj, Globals):
+        root.obj = Globals()
+    return root.obj
+
+
+def _store_global(ctx: click.Context, param: click.Parameter, value: Any) -> None:
+    if param.name is None or ctx.get_parameter_source(param.name) in (None, ParameterSource.DEFAULT):
+        return
+    g = _globals()
+    if param.name == "targets":
+        g.targets = g.targets + tuple(value)
+    else:
+        setattr(g, param.name, value)
+
+
+GLOBAL_OPTIONS: list[Callable[[Any], Any]] = [
+    click.option("--config", "config_path", type=click.Path(path_type=Path), default=None, expose_value=False,
+                 callback=_store_global, help="Provider settings file  [default: reconciler.yaml]"),
+    click.option("--sandbox", is_flag=True, expose_value=False, callback=_store_global,
+                 help="Run against the embedded emulators (state in .reconciler/sandbox/)."),
+    click.option("--sandbox-state", type=click.Path(path_type=Path), default=None, hidden=True, expose_value=False,
+                 callback=_store_global),
+    click.option("--target", "targets", multiple=True, metavar="KIND/NAME", expose_value=False, callback=_store_global,
+                 help="Limit to this resource (repeatable; matching nothing is an error)."),
+    click.option("--force", is_flag=True, expose_value=False, callback=_store_global,
+                 help="Allow changes beyond the safety thresholds; terminate active events."),
+    click.option("--debug", is_flag=True, expose_value=False, callback=_store_global,
+                 help="Show tracebacks and HTTP logs."),
+    click.option("--no-color", "no_color", is_flag=True, expose_value=False, callback=_store_global,
+                 help="No colour (also when the NO_COLOR environment variable is set)."),
+    click.option("--env", "env", metavar="NAME", expose_value=False, callback=lambda c, p, v: _remember_env(c, p, v),
+                 help="Environment of the config (its connections and ${var.NAME} values)."),
+    click.option("--root", type=click.Path(path_type=Path, file_okay=False), expose_value=False,
+                 callback=lambda c, p, v: _remember_root(c, p, v), is_eager=True,
+                 help="Workspace root: files named by manifests and config must stay inside it "
+                      "(default: the config file's folder)."),
+    click.option("--allow-endpoint", "allow_endpoint", multiple=True, expose_value=False,
+                 callback=lambda c, p, v: _remember_endpoints(c, p, v), metavar="HOST[:PORT]",
+                 help="Approve a provider host for credentials (repeatable; also RECONCILER_ALLOWED_ENDPOINTS)."),
+]
+
+
+def _with_globals(fn: Callable[..., Any]) -> Callable[..., Any]:
+    for opt in reversed(GLOBAL_OPTIONS):
+        fn = opt(fn)
+    return fn
+
+
+def _setup_logging(debug: bool) -> None:
+    redact.install()
+    logging.basicConfig(level=logging.DEBUG if debug else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    if not debug:
+        for noisy in ("httpx", "httpcore", "stamina"):
+            logging.getLogger(noisy).setLevel(logging.WARNING)
+
+
+def _quiet_broken_pipe() -> int:
+    """The reader went away (``reconciler plan | head -1``): stop quietly, like a process killed by
+    SIGPIPE (exit 141), and keep the interpreter from complaining while it flushes stdout at exit."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError, io.UnsupportedOperation):  # not a real file (CliRunner)
+        pass
+    return 141
+
+
 def handle_errors(fn: Callable[..., int | None]) -> Callable[..., None]:
     """Catch our error tree: one line per problem, the documented exit code, no traceback
     unless ``--debug``."""
 
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> None:
-        debug = bool(click.get_current_context().find_root().params.get("debug"))
+        debug = _globals().debug
+        _setup_logging(debug)
         try:
-            code = fn(*args, **kwargs) or 0
+            try:
+                code = fn(*args, **kwargs) or 0
+                sys.stdout.flush()  # a closed pipe shows here, not in the interpreter's exit
+            finally:
+                _stop_progress()  # before any error line, and before the exit
         except ReconcilerError as exc:
             if debug:
                 _err(redact.redact(traceback.format_exc()).rstrip("\n"))
             for line in exc.lines():
                 _err(f"error: {line}")
             code = exc.exit_code
+        except BrokenPipeError:
+            code = _quiet_broken_pipe()
         except KeyboardInterrupt:
             _err("interrupted")
             code = 130
@@ -71,6 +196,12 @@ def handle_errors(fn: Callable[..., int | None]) -> Callable[..., None]:
             raise
         except click.ClickException:
             raise
+        except OSError as exc:  # a file we read or write: one clean line (names a path, never a secret)
+            if debug:
+                _err(redact.redact(traceback.format_exc()).rstrip("\n"))
+            where = f"{exc.filename}: " if exc.filename else ""
+            _err(f"error: {where}{exc.strerror or type(exc).__name__}")
+            code = 1
         except Exception as exc:  # noqa: BLE001 - the last line of defence: no traceback by default
             if debug:
                 _err(redact.redact(traceback.format_exc()).rstrip("\n"))
@@ -82,23 +213,95 @@ def handle_errors(fn: Callable[..., int | None]) -> Callable[..., None]:
 
 
 def common(fn: Callable[..., Any]) -> Callable[..., Any]:
-    fn = click.option("--config", "config_path", type=click.Path(path_type=Path), default=Path("reconciler.yaml"),
-                      show_default=True, help="Provider settings file.")(fn)
-    fn = click.option("--sandbox", is_flag=True, help="Run against the embedded emulators (state in .reconciler/sandbox/).")(fn)
-    fn = click.option("--sandbox-state", type=click.Path(path_type=Path), default=None, hidden=True)(fn)
-    fn = click.option("--target", "targets", multiple=True, metavar="KIND/NAME",
-                      help="Limit to this resource (repeatable).")(fn)
-    fn = click.option("--force", is_flag=True, help="Allow changes beyond the safety thresholds; terminate active events.")(fn)
-    fn = click.option("--root", type=click.Path(path_type=Path, file_okay=False), expose_value=False,
-                      callback=_remember_root, is_eager=True,
-                      help="Workspace root: files named by manifests and config must stay inside it "
-                           "(default: the config file's folder).")(fn)
-    fn = click.option("--allow-endpoint", "allow_endpoint", multiple=True, expose_value=False,
-                      callback=_remember_endpoints, metavar="HOST[:PORT]",
-                      help="Approve a provider host for credentials (repeatable; also RECONCILER_ALLOWED_ENDPOINTS).")(fn)
-    fn = click.option("--env", "env", metavar="NAME", expose_value=False, callback=_remember_env,
-                      help="Environment of the config (its connections and ${var.NAME} values).")(fn)
-    return fn
+    """The run options of a command (global options, see :class:`Globals`), passed to it as
+    keyword arguments."""
+
+    @functools.wraps(fn)
+    def inner(*args: Any, **kwargs: Any) -> Any:
+        g = _globals()
+        kwargs.update(config_path=g.config_path, sandbox=g.sandbox, sandbox_state=g.sandbox_state,
+                      targets=g.targets, force=g.force)
+        return fn(*args, **kwargs)
+
+    inner.__click_params__ = list(getattr(fn, "__click_params__", []))  # type: ignore[attr-defined]
+    return _with_globals(inner)
+
+
+PROGRESS_INTERVAL = 5.0  # seconds between one-line progress reports when stderr is not a terminal
+
+
+class ProgressDisplay:
+    """Progress of long steps, fed by ``RunContext.report`` (from worker threads too).
+
+    On a terminal (stderr): a rich progress display, shown while some step is running and removed
+    when none is. Otherwise: one line per step at most every ``PROGRESS_INTERVAL`` seconds (short runs
+    print nothing)."""
+
+    def __init__(self, stream: Any, *, color: bool):
+        self.stream = stream
+        self.tty = bool(getattr(stream, "isatty", None) and stream.isatty())
+        self.color = color
+        self.lock = threading.Lock()
+        self.progress: Any = None
+        self.tasks: dict[str, Any] = {}
+        self.last_line = time.monotonic()
+
+    def __call__(self, what: str, done: int, total: int | None) -> None:
+        with self.lock:
+            if self.tty:
+                self._live(what, done, total)
+            elif time.monotonic() - self.last_line >= PROGRESS_INTERVAL:
+                self.last_line = time.monotonic()
+                count = f"{done:,}/{total:,}" if total is not None else f"{done:,}"
+                print(f"progress: {what}: {count}", file=self.stream, flush=True)
+
+    def _live(self, what: str, done: int, total: int | None) -> None:
+        from rich.console import Console
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+        finished = total is not None and done >= total
+        if self.progress is None:
+            if finished:
+                return
+            console = Console(file=self.stream, no_color=not self.color, force_terminal=True)
+            self.progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                                     TimeElapsedColumn(), console=console, transient=True)
+            self.progress.start()
+        task = self.tasks.get(what)
+        if task is None:
+            task = self.tasks[what] = self.progress.add_task(what, total=total)
+        self.progress.update(task, completed=done, total=total)
+        if finished:
+            self.progress.remove_task(task)
+            del self.tasks[what]
+            if not self.tasks:
+                self.close_locked()
+
+    def close_locked(self) -> None:
+        if self.progress is not None:
+            self.progress.stop()
+            self.progress = None
+            self.tasks.clear()
+
+    def close(self) -> None:
+        with self.lock:
+            self.close_locked()
+
+
+def _progress_for(ctx: Any) -> None:
+    """Drive a progress display from this run's reports; stopped when the command ends."""
+    display = ProgressDisplay(sys.stderr, color=use_color(sys.stderr))
+    ctx.on_progress = display
+    _displays.append(display)
+    click.get_current_context().call_on_close(display.close)
+
+
+_displays: list[ProgressDisplay] = []
+
+
+def _stop_progress() -> None:
+    while _displays:
+        _displays.pop().close()
 
 
 def _remember_env(ctx: click.Context, _param: click.Parameter, value: str | None) -> None:
@@ -112,7 +315,8 @@ def _env() -> str | None:
 
 
 def _remember_endpoints(ctx: click.Context, _param: click.Parameter, value: tuple[str, ...]) -> None:
-    ctx.meta["reconciler.allowed_endpoints"] = tuple(value or ())
+    # given before and after the subcommand: both count (ctx.meta is shared by the context chain)
+    ctx.meta["reconciler.allowed_endpoints"] = ctx.meta.get("reconciler.allowed_endpoints", ()) + tuple(value or ())
 
 
 def _remember_root(ctx: click.Context, _param: click.Parameter, value: Path | None) -> None:
@@ -128,53 +332,77 @@ def _root() -> Path | None:
 def _session(paths: tuple[Path, ...], config_path: Path, sandbox: bool, sandbox_state: Path | None,
              targets: tuple[str, ...], force: bool, allow_replace: bool = False, *,
              env: str | None | bool = True) -> Session:
-    for t in targets:
-        if "/" not in t:
-            raise UsageError(f"--target {t}: expected KIND/NAME")
+    check_target_syntax(targets)
     ctx = click.get_current_context(silent=True)
     allowed = ctx.meta.get("reconciler.allowed_endpoints", ()) if ctx is not None else ()
     opts = RunOptions(force=force, allow_replace=allow_replace, targets=tuple(targets), allowed_endpoints=allowed)
-    return open_session(paths=list(paths) or [DEFAULT_PATH], config_path=config_path, sandbox=sandbox,
-                        options=opts, state_dir=sandbox_state, env=_env() if env is True else env or None,
-                        root=_root())
+    s = open_session(paths=list(paths) or [DEFAULT_PATH], config_path=config_path, sandbox=sandbox,
+                     options=opts, state_dir=sandbox_state, env=_env() if env is True else env or None,
+                     root=_root())
+    _progress_for(s.ctx)
+    return s
 
 
-@click.group()
-@click.option("--debug", is_flag=True, help="Show tracebacks and HTTP logs.")
+class ReconcilerGroup(click.Group):
+    """A click group whose usage errors exit 1 (2 means "changes present", DESIGN.md)."""
+
+    def make_context(self, *args: Any, **kwargs: Any) -> click.Context:
+        try:
+            return super().make_context(*args, **kwargs)
+        except click.UsageError as exc:
+            exc.exit_code = 1  # type: ignore[misc]  # click declares it a class variable
+            raise
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except click.UsageError as exc:
+            exc.exit_code = 1  # type: ignore[misc]  # click declares it a class variable
+            raise
+
+
+@click.group(cls=ReconcilerGroup)
+@_with_globals
 @click.version_option(__version__, prog_name="reconciler")
-def cli(debug: bool) -> None:
+def cli() -> None:
     """Declarative desired state for BestProxy, JDB and TcaplusDB: validate, plan, apply."""
     redact.install()  # every log record (ours, httpx, httpcore, stamina) is redacted when created
-    logging.basicConfig(level=logging.DEBUG if debug else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
-    if not debug:
-        for noisy in ("httpx", "httpcore", "stamina"):
-            logging.getLogger(noisy).setLevel(logging.WARNING)
 
 
 @cli.command()
 @click.argument("paths", nargs=-1, type=click.Path(path_type=Path))
 @common
+@click.option("--resolve-secrets", is_flag=True,
+              help="Also resolve secret references (environment variables, secret files) and check their values.")
 @handle_errors
 def validate(paths: tuple[Path, ...], config_path: Path, sandbox: bool, sandbox_state: Path | None,
-             targets: tuple[str, ...], force: bool) -> int:
-    """Load and validate manifests and config; no API calls."""
-    from reconciler.manifest.config import apply_trusted_connections, load_config
-    from reconciler.kinds.base import RunContext
+             targets: tuple[str, ...], force: bool, resolve_secrets: bool) -> int:
+    """Load and validate manifests and config; no API calls.
+
+    Offline by default: no credential is needed and nothing is written (no emulator is started with
+    --sandbox); secret references are checked by syntax and scope, not resolved, unless
+    --resolve-secrets."""
+    from reconciler.engine.load import load_manifests
     from reconciler.engine.session import enter_workspace
-
+    from reconciler.kinds.base import RunContext
     from reconciler.manifest import confine
+    from reconciler.manifest.config import apply_trusted_connections, load_config
 
+    check_target_syntax(targets)
     enter_workspace(config_path if config_path.exists() else None, _root())
     try:
-        cfg = apply_trusted_connections(load_config(config_path, required=not sandbox, env=_env()))
-        if sandbox:
-            from reconciler.engine.session import _sandbox_config  # config validation needs the providers
-            cfg, sbx = _sandbox_config(config_path if config_path.exists() else None, sandbox_state or Path(".reconciler/sandbox"),
-                                       _env())
-            sbx.stop()
-        ctx = RunContext(config=cfg)
-        from reconciler.engine.load import load_manifests
+        if sandbox and resolve_secrets:  # the sandbox's credentials exist once it has been set up
+            from reconciler.engine.session import _sandbox_config
 
+            cfg, sbx = _sandbox_config(config_path if config_path.exists() else None,
+                                       sandbox_state or Path(".reconciler/sandbox"), _env())
+            sbx.stop()
+        elif sandbox:
+            cfg = offline_sandbox_config(config_path if config_path.exists() else None, _env())
+        else:
+            cfg = apply_trusted_connections(load_config(config_path, env=_env()))
+        ctx = RunContext(config=cfg, options=RunOptions(targets=targets))
+        ctx.resolve_secrets = resolve_secrets
         loaded = load_manifests(list(paths) or [DEFAULT_PATH], ctx)
         for warning in ctx.warnings[:MAX_VALIDATE_WARNINGS]:
             _err(f"warning: {warning}")
@@ -182,17 +410,77 @@ def validate(paths: tuple[Path, ...], config_path: Path, sandbox: bool, sandbox_
             _err(f"warning: ... and {len(ctx.warnings) - MAX_VALIDATE_WARNINGS} more")
     finally:
         confine.set_root(None)
-    click.echo(f"Valid: {loaded.count} resource(s), {sum(len(s) for s in loaded.scopes.values())} prune scope(s) in {len(loaded.files)} file(s).")
+    check_targets_declared(loaded, targets)
+    secrets_note = "" if resolve_secrets else " (secret references checked, not resolved: --resolve-secrets does)"
+    click.echo(f"Valid: {loaded.count} resource(s), {sum(len(s) for s in loaded.scopes.values())} prune scope(s) "
+               f"in {len(loaded.files)} file(s){secrets_note}.")
     return 0
 
 
-def _render(plan: Plan, fmt: str, data: dict[str, Any], safety: list[str]) -> None:
+def offline_sandbox_config(config_path: Path | None, env: str | None = None) -> Any:
+    """The config ``--sandbox`` would use, without starting (or creating) the sandbox: the user's
+    settings, environments and TcaplusDB tables, with placeholder connections (the default ones and
+    every named one) whose secrets are never resolved."""
+    from reconciler.errors import InputError
+    from reconciler.manifest.config import Config, LoadedConfig, load_config
+    from reconciler.manifest.validate import validate_model
+    from reconciler.manifest.yamlload import Document
+
+    user = load_config(config_path, required=False, env=env)
+    data = user.config.model_dump(exclude_none=True)
+    placeholder = "http://127.0.0.1:1"
+
+    def providers(tcaplus: Any) -> dict[str, Any]:
+        tables = tcaplus.model_dump(exclude_none=True)["tables"] if tcaplus else {}
+        return {
+            "bestproxy": {"base_url": placeholder, "app_key": "env:RECONCILER_SANDBOX",
+                          "ip_delete_verification": {"type": "totp", "totp_secret": "env:RECONCILER_SANDBOX"}},
+            "tcaplus": {"base_url": placeholder, "app_id": 1, "zone_id": 1, "password": "env:RECONCILER_SANDBOX",
+                        "tables": tables},
+            "jdb": {"base_url": placeholder, "dc": "SANDBOX", "key": "env:RECONCILER_SANDBOX",
+                    "iv": "env:RECONCILER_SANDBOX"},
+        }
+
+    data["providers"] = providers(user.providers.tcaplus)
+    named = user.config.connections
+    for vendor, by_name in (data.get("connections") or {}).items():
+        for name in by_name:
+            own_tcaplus = named.tcaplus.get(name) if vendor == "tcaplus" else None
+            by_name[name] = providers(own_tcaplus or user.providers.tcaplus)[vendor]
+    doc = Document(file=str(config_path or "<sandbox>"), index=0, data=data)
+    model, problems = validate_model(Config, data, doc, resource="Config")
+    if problems:
+        raise InputError(problems)
+    assert isinstance(model, Config)
+    return LoadedConfig(model, path=user.path, doc=user.doc or doc, env=env)
+
+
+def use_color(stream: Any) -> bool:
+    """Colour on a terminal, unless ``--no-color`` or the ``NO_COLOR`` environment variable
+    (no-color.org: present and not empty) says no."""
+    if _globals().no_color or os.environ.get("NO_COLOR"):
+        return False
+    isatty = getattr(stream, "isatty", None)
+    return bool(isatty and isatty())
+
+
+def _text(plan: Plan, safety: list[str] | None = None, detail: str = "normal") -> None:
+    out = sys.stdout
+    render_text(plan, out, safety=safety, detail=detail, color=use_color(out))
+
+
+DETAIL_OPTION = click.option("--detail", type=click.Choice(list(DETAILS)), default="normal", show_default=True,
+                             help="Text format: summary (counts only), normal (every change, long diffs cut), "
+                                  "full (everything).")
+
+
+def _render(plan: Plan, fmt: str, data: dict[str, Any], safety: list[str], detail: str = "normal") -> None:
     if fmt == "json":
         click.echo(json.dumps(data, indent=2, ensure_ascii=False))
     elif fmt == "markdown":
         click.echo(render_markdown(plan, safety=safety), nl=False)
     else:
-        render_text(plan, sys.stdout, safety=safety)
+        _text(plan, safety, detail)
 
 
 def _load_baseline(path: Path) -> Baseline:
@@ -227,6 +515,7 @@ def _plan_data(s: Session, plan: Plan) -> dict[str, Any]:
 @common
 @click.option("--out", "out", type=click.Path(path_type=Path), help="Save the plan (JSON) for `apply PLANFILE`.")
 @click.option("--format", "fmt", type=click.Choice(["text", "json", "markdown"]), default="text", show_default=True)
+@DETAIL_OPTION
 @click.option("--detailed-exitcode", is_flag=True, help="Exit 2 when there are changes.")
 @click.option("--allow-replace", is_flag=True, help="Do not block replaces (recorded in a saved plan).")
 @click.option("--drift", is_flag=True, help="Report only out-of-band changes; exit 2 when drift is found.")
@@ -237,7 +526,7 @@ def _plan_data(s: Session, plan: Plan) -> dict[str, Any]:
                    "manifest change to them is planned (recorded in --out; --drift --baseline does the same).")
 @handle_errors
 def plan(paths: tuple[Path, ...], config_path: Path, sandbox: bool, sandbox_state: Path | None,
-         targets: tuple[str, ...], force: bool, out: Path | None, fmt: str, detailed_exitcode: bool,
+         targets: tuple[str, ...], force: bool, out: Path | None, fmt: str, detail: str, detailed_exitcode: bool,
          allow_replace: bool, drift: bool, baseline: Path | None, last_applied: Path | None = None) -> int:
     """Read live state and show what apply would change."""
     if baseline and not drift:
@@ -246,26 +535,31 @@ def plan(paths: tuple[Path, ...], config_path: Path, sandbox: bool, sandbox_stat
         raise UsageError("--baseline already names the last applied plan; drop --last-applied")
     if out and drift:
         raise UsageError("--out saves a plan to apply; a drift report (--drift) is not one")
+    if out:
+        check_writable(out)
     s = _session(paths, config_path, sandbox, sandbox_state, targets, force, allow_replace)
     try:
         last = baseline or last_applied
         if last is not None:
             s.ctx.options.baseline = _load_baseline(last)
         s.load()
+        assert s.loaded is not None
+        check_targets_declared(s.loaded, targets)
         if s.ctx.options.baseline is not None:
             s.ctx.options.baseline.current = s.resource_digests()
-        p = run.make_plan(s.loaded, s.ctx)  # type: ignore[arg-type]
+        p = run.make_plan(s.loaded, s.ctx)
         if drift and p.failed:
             raise ReadFailed(list(dict.fromkeys(p.failed.values())))  # "no drift" must never mean "could not look"
+        check_targets_matched(p, s.loaded, targets)
         if drift:
-            return _drift(s, p, baseline, fmt)
+            return _drift(s, p, baseline, fmt, detail)
         safety = run.check_safety(p, s.ctx)
         data = _plan_data(s, p)
         if p.failed:
             # the rest of the plan is shown; a plan missing a kind is never saved to be applied
             if fmt == "json":
                 data["failed_reads"] = p.failed
-            _render(p, fmt, data, safety)
+            _render(p, fmt, data, safety, detail)
             for line in run.failed_reads(p):
                 _err(f"error: {line}")
             if out:
@@ -273,15 +567,15 @@ def plan(paths: tuple[Path, ...], config_path: Path, sandbox: bool, sandbox_stat
             return 1
         if out:
             write_plan(data, out)
-        _render(p, fmt, data, safety)
+        _render(p, fmt, data, safety, detail)
         if out:
-            _err(f"Saved plan to {out}. Apply it with: reconciler apply {out}")
+            _err(f"Saved plan to {out}. Apply it with: {command_line('apply', str(out))}")
         return 2 if detailed_exitcode and p.has_changes else 0
     finally:
         s.close()
 
 
-def _drift(s: Session, p: Plan, baseline: Path | None, fmt: str) -> int:
+def _drift(s: Session, p: Plan, baseline: Path | None, fmt: str, detail: str = "normal") -> int:
     pending: list[str] = []
     if baseline:
         before = read_plan(baseline)[0].resources
@@ -304,7 +598,7 @@ def _drift(s: Session, p: Plan, baseline: Path | None, fmt: str) -> int:
     elif fmt == "markdown":
         click.echo(render_markdown(p, title="reconciler drift report"), nl=False)
     else:
-        render_text(p, sys.stdout)
+        _text(p, detail=detail)
     if p.changes:
         kinds = sorted({c.kind for c in p.changes})
         against = "unchanged manifests" if baseline else "the manifests (no baseline)"
@@ -446,7 +740,7 @@ def _render_apply_plan(p: Plan, fmt: str, safety: list[str]) -> None:
         click.echo(json.dumps({"type": "plan", "summary": p.summary_line(), "counts": p.counts(),
                                "unsafe": safety, "failed_reads": p.failed}, ensure_ascii=False))
     else:
-        render_text(p, sys.stdout, safety=safety)
+        _text(p, safety)
 
 
 @cli.command()
@@ -495,7 +789,10 @@ def apply(paths: tuple[Path, ...], config_path: Path, sandbox: bool, sandbox_sta
     try:
         with _Signals(s.ctx) as signals:
             s.load()
-            p = run.make_plan(s.loaded, s.ctx)  # type: ignore[arg-type]
+            assert s.loaded is not None
+            check_targets_declared(s.loaded, targets)
+            p = run.make_plan(s.loaded, s.ctx)
+            check_targets_matched(p, s.loaded, targets)
             if state is not None:
                 if s.digest() != state.root.get("digest"):
                     raise UsageError(f"{resume_path}: the manifests or config changed since the interrupted run; "
@@ -617,7 +914,28 @@ def _apply_saved(path: Path, config_path: Path, sandbox: bool, sandbox_state: Pa
 
 
 @cli.command()
+@click.argument("planfile", type=click.Path(path_type=Path, dir_okay=False))
+@click.option("--format", "fmt", type=click.Choice(["text", "markdown", "json"]), default="text", show_default=True)
+@DETAIL_OPTION
+@_with_globals
+@handle_errors
+def show(planfile: Path, fmt: str, detail: str) -> int:
+    """Render a saved plan again (no API call, no credential): text, Markdown or its JSON."""
+    pf, saved = read_plan(planfile)
+    if fmt == "json":
+        click.echo(json.dumps(pf.model_dump(mode="json", exclude_unset=True), indent=2, ensure_ascii=False))
+    elif fmt == "markdown":
+        click.echo(render_markdown(saved, title=f"reconciler plan ({pf.created_at})"), nl=False)
+    else:
+        _text(saved, detail=detail)
+        _err(f"Saved plan made {pf.created_at} by reconciler {pf.tool_version} from {', '.join(pf.paths)}"
+             + (" (sandbox)" if pf.sandbox else "") + f". Apply it with: {command_line('apply', str(planfile), sandbox=pf.sandbox)}")
+    return 0
+
+
+@cli.command()
 @click.argument("what", type=click.Choice(["manifest", "config", "plan"]), default="manifest")
+@_with_globals
 @handle_errors
 def schema(what: str) -> int:
     """Print a JSON Schema (manifests, config or saved plan) generated from the models."""
@@ -629,6 +947,7 @@ def schema(what: str) -> int:
 
 
 @cli.group()
+@_with_globals
 def sandbox() -> None:
     """The embedded emulators of the three vendor APIs."""
 
@@ -637,11 +956,13 @@ def sandbox() -> None:
 @click.option("--port", type=int, default=0, help="First port (BestProxy; TcaplusDB +1, JDB +2). 0 picks free ports.")
 @click.option("--state", "state", type=click.Path(path_type=Path), default=Path(".reconciler/sandbox"), show_default=True)
 @click.option("--config-out", type=click.Path(path_type=Path), help="Write a reconciler.yaml pointing at the emulators.")
-@click.option("--config", "config_path", type=click.Path(path_type=Path), default=Path("reconciler.yaml"),
-              help="Read TcaplusDB table .proto files from this config (if it exists).")
+@_with_globals
 @handle_errors
-def sandbox_serve(port: int, state: Path, config_out: Path | None, config_path: Path) -> int:
-    """Run the emulators in the foreground until interrupted."""
+def sandbox_serve(port: int, state: Path, config_out: Path | None) -> int:
+    """Run the emulators in the foreground until interrupted (TcaplusDB tables come from --config, if it exists)."""
+    config_path = _globals().config_path
+    if config_out:
+        check_writable(config_out)
     import threading
 
     import yaml
@@ -672,6 +993,7 @@ def sandbox_serve(port: int, state: Path, config_out: Path | None, config_path: 
 
 
 @cli.group()
+@_with_globals
 def export() -> None:
     """Export live data."""
 
@@ -697,10 +1019,6 @@ def _export_progress() -> Any:
 
 
 @export.command("transactions")
-@click.option("--config", "config_path", type=click.Path(path_type=Path), default=Path("reconciler.yaml"),
-              show_default=True, help="Provider settings file.")
-@click.option("--sandbox", is_flag=True, help="Read from the embedded JDB emulator.")
-@click.option("--sandbox-state", type=click.Path(path_type=Path), default=None, hidden=True)
 @click.option("--agent", required=True, help="JDB agent ID (the request parent).")
 @click.option("--from", "start", required=True, metavar="TIME",
               help="Start, ISO-8601 with offset, whole minute, at most 2 hours back.")
@@ -708,10 +1026,13 @@ def _export_progress() -> Any:
 @click.option("--game-type", "game_types", type=int, multiple=True, help="Only this gType (repeatable).")
 @click.option("--out", "out", type=click.Path(path_type=Path, dir_okay=False), required=True,
               help="JSON Lines file to write.")
+@_with_globals
 @handle_errors
-def export_transactions(config_path: Path, sandbox: bool, sandbox_state: Path | None, agent: str, start: str,
-                        end: str | None, game_types: tuple[int, ...], out: Path) -> int:
+def export_transactions(agent: str, start: str, end: str | None, game_types: tuple[int, ...], out: Path) -> int:
     """JDB transaction details (Action 29) of a time range as JSON Lines (see docs/export-transactions.md)."""
+    g = _globals()
+    config_path, sandbox, sandbox_state = g.config_path, g.sandbox, g.sandbox_state
+    check_writable(out)
     from reconciler.export import jdb_transactions as jt
     from reconciler.kinds.free_spin_event import FreeSpinEventKind
 

@@ -25,17 +25,33 @@ def _document_model(kind: str, spec: type[BaseModel]) -> type[BaseModel]:
 
 
 def manifest_schema() -> dict[str, Any]:
-    """One schema for every manifest document: a ``oneOf`` over the kinds, chosen by ``kind``."""
-    models = [_document_model(name, cls.Spec) for name, cls in sorted(KINDS.items())]
-    models.append(_document_model(SCOPE_KIND, ScopeSpec))
+    """One schema for every manifest document, its branches keyed on ``kind`` (``if``/``then``): an
+    editor validates a document against its own kind only and reports the exact field, instead of
+    one ``oneOf`` failure listing every kind."""
+    models = [(name, _document_model(name, cls.Spec)) for name, cls in sorted(KINDS.items())]
+    models.append((SCOPE_KIND, _document_model(SCOPE_KIND, ScopeSpec)))
     defs: dict[str, Any] = {}
-    one_of = []
-    for m in models:
+    branches = []
+    for kind, m in models:
         s = m.model_json_schema(ref_template="#/$defs/{model}")
         defs.update(s.pop("$defs", {}))
         defs[m.__name__] = s
-        one_of.append({"$ref": f"#/$defs/{m.__name__}"})
-    return {"$schema": DRAFT, "title": "reconciler manifest document", "oneOf": one_of, "$defs": defs}
+        branches.append({
+            "if": {"properties": {"kind": {"const": kind}}, "required": ["kind"]},
+            "then": {"$ref": f"#/$defs/{m.__name__}"},
+        })
+    return {
+        "$schema": DRAFT,
+        "title": "reconciler manifest document",
+        "type": "object",
+        "required": ["apiVersion", "kind", "metadata", "spec"],
+        "properties": {
+            "apiVersion": {"const": API_VERSION},
+            "kind": {"enum": [kind for kind, _ in models], "description": "the resource kind; picks the schema of spec"},
+        },
+        "allOf": branches,
+        "$defs": defs,
+    }
 
 
 def config_schema() -> dict[str, Any]:

@@ -12,7 +12,7 @@ from collections import Counter, defaultdict
 from typing import Any, TextIO
 
 from reconciler.manifest.confine import escape_visible
-from reconciler.model import Action, Change, Outcome, Plan
+from reconciler.model import Action, Change, Outcome, Plan, scope_label
 
 SYMBOL = {Action.CREATE: "+", Action.UPDATE: "~", Action.REPLACE: "-/+", Action.DELETE: "-"}
 MARKDOWN_LIMIT = 60_000
@@ -32,40 +32,181 @@ def _no_changes(plan: Plan) -> str:
 
 
 # -- text -------------------------------------------------------------------------------------
-def render_text(plan: Plan, out: TextIO, *, safety: list[str] | None = None) -> None:
-    if plan.header():
-        out.write(plan.header() + "\n")
-    if not plan.changes:
-        out.write(_no_changes(plan))
+DETAILS = ("summary", "normal", "full")
+NORMAL_MAX_DIFFS = 20  # per change at --detail normal; the rest are counted
+NORMAL_MAX_LIST = 50  # unmanaged objects and warnings at --detail normal
+_STYLES = {
+    "create": "green", "update": "yellow", "replace": "magenta", "delete": "red",
+    "head": "bold", "group": "bold cyan", "doc": "cyan", "dim": "dim", "warn": "yellow", "unsafe": "bold red",
+}
+_COLUMNS = ("create", "update", "replace", "delete", "unchanged", "unmanaged")
+
+
+class _Writer:
+    """Lines to a text stream, styled with ANSI colours when ``color`` (rich renders the styles)."""
+
+    def __init__(self, out: TextIO, color: bool):
+        self.out = out
+        self._codes: dict[str, tuple[str, str]] = {}
+        if color:
+            from rich.color import ColorSystem
+            from rich.style import Style
+
+            for name, spec in _STYLES.items():
+                start, _, end = Style.parse(spec).render("\0", color_system=ColorSystem.STANDARD).partition("\0")
+                self._codes[name] = (start, end)
+
+    def style(self, text: str, name: str) -> str:
+        if name not in self._codes:
+            return text
+        start, end = self._codes[name]
+        return f"{start}{text}{end}"
+
+    def line(self, text: str = "", style: str = "") -> None:
+        self.out.write((self.style(text, style) if style else text) + "\n")
+
+
+def _counts_table(plan: Plan) -> list[list[str]]:
+    """Rows ``vendor, kind, create, update, replace, delete, unchanged, unmanaged`` (kinds with
+    anything to show)."""
+    counts: dict[tuple[str, str], Counter[str]] = defaultdict(Counter)
+    vendor_of: dict[str, str] = {}
     for c in plan.changes:
-        head = f"{SYMBOL[c.action]} {c.action.value} {c.address}"
-        if c.resource and c.resource != c.address:
-            head += f"  ({c.resource})"
-        if c.summary:
-            head += f"  {c.summary}"
-        out.write(head + "\n")
-        for d in c.diffs:
-            if c.action is Action.CREATE or d.before is None and c.action is not Action.UPDATE:
-                out.write(f"    {d.path}: {show(d.after)}\n")
-            elif c.action is Action.DELETE:
-                out.write(f"    {d.path}: {show(d.before)}\n")
-            else:
-                out.write(f"    {d.path}: {show(d.before)} -> {show(d.after)}\n")
-        for n in c.notes:
-            out.write(f"    note: {n}\n")
-        if c.data.get("blocked"):
-            out.write(f"    blocked: {c.data['blocked']}\n")
-    if plan.unmanaged:
-        out.write(f"\nUnmanaged (left alone): {len(plan.unmanaged)}\n")
-        for u in plan.unmanaged[:50]:
-            out.write(f"    ? {u.address}: {u.reason}\n")
-        if len(plan.unmanaged) > 50:
-            out.write(f"    ... and {len(plan.unmanaged) - 50} more\n")
-    for w in plan.warnings:
-        out.write(f"warning: {w}\n")
+        counts[(c.vendor, c.scope)][c.action.value] += 1
+        vendor_of[c.scope] = c.vendor
+    for u in plan.unmanaged:
+        label = scope_label(u.kind, u.connection)
+        counts[(u.vendor, label)]["unmanaged"] += 1
+        vendor_of[label] = u.vendor
+    for kind, n in plan.noops.items():
+        if n:
+            key = (vendor_of.get(kind, _vendor_of_kind(kind)), kind)
+            counts[key]["unchanged"] += n
+    return [[v, k, *(str(counts[(v, k)][col]) for col in _COLUMNS)] for v, k in sorted(counts)]
+
+
+def _vendor_of_kind(kind: str) -> str:
+    from reconciler.kinds import KINDS  # the registry (no engine import: kinds sit below)
+
+    cls = KINDS.get(kind.split("@", 1)[0])
+    return cls.vendor if cls is not None else "?"
+
+
+def _table_lines(rows: list[list[str]]) -> list[str]:
+    head = ["vendor", "kind", *_COLUMNS]
+    widths = [max(len(r[i]) for r in [head, *rows]) for i in range(len(head))]
+
+    def fmt(r: list[str]) -> str:
+        cells = [r[0].ljust(widths[0]), r[1].ljust(widths[1])] + [r[i].rjust(widths[i]) for i in range(2, len(r))]
+        return "  " + "  ".join(cells)
+
+    return [fmt(head), *(fmt(r) for r in rows)]
+
+
+def _diff_line(c: Change, d: Any) -> str:
+    if c.action is Action.CREATE or d.before is None and c.action is not Action.UPDATE:
+        return f"{d.path}: {show(d.after)}"
+    if c.action is Action.DELETE:
+        return f"{d.path}: {show(d.before)}"
+    return f"{d.path}: {show(d.before)} -> {show(d.after)}"
+
+
+def render_text(plan: Plan, out: TextIO, *, safety: list[str] | None = None, detail: str = "normal",
+                color: bool = False) -> None:
+    """The plan for people: the counts first (a ``Summary:`` line and a table by vendor and kind),
+    safety findings and warnings, then the changes grouped by vendor, kind and manifest document
+    (notes shared by several changes of a kind printed once with their count), and the grep-able
+    ``Plan:`` summary line last (the only line matching it). ``detail``: ``summary`` (no changes listed), ``normal`` (every change,
+    at most ``NORMAL_MAX_DIFFS`` fields each), ``full`` (everything)."""
+    if detail not in DETAILS:
+        raise ValueError(f"detail must be one of {DETAILS}")
+    w = _Writer(out, color)
+    full = detail == "full"
+    if plan.header():
+        w.line(plan.header(), "head")
+    w.line("Summary: " + plan.summary_line().removeprefix("Plan: "), "head")
+    rows = _counts_table(plan)
+    if rows:
+        w.line()
+        table = _table_lines(rows)
+        w.line(table[0], "dim")
+        for row in table[1:]:
+            w.line(row)
+    if safety or plan.warnings:
+        w.line()
     for s in safety or []:
-        out.write(f"unsafe: {s}\n")
-    out.write(plan.summary_line() + "\n")
+        w.line(f"unsafe: {s}", "unsafe")
+    limit = None if full else NORMAL_MAX_LIST
+    for warning in plan.warnings[:limit]:
+        w.line(f"warning: {warning}", "warn")
+    if limit is not None and len(plan.warnings) > limit:
+        w.line(f"warning: ... and {len(plan.warnings) - limit} more warning(s) (--detail full lists them)", "warn")
+    if not plan.changes:
+        w.line()
+        w.line(_no_changes(plan).rstrip("\n"))
+    elif detail == "summary":
+        w.line()
+        w.line(f"{len(plan.changes)} change(s) not listed (--detail normal or full lists them).", "dim")
+    else:
+        _changes(w, plan, full=full)
+    if plan.unmanaged and detail != "summary":
+        w.line()
+        w.line(f"Unmanaged (left alone): {len(plan.unmanaged)}", "head")
+        for u in plan.unmanaged[:limit]:
+            w.line(f"    ? {u.address}: {u.reason}")
+        if limit is not None and len(plan.unmanaged) > limit:
+            w.line(f"    ... and {len(plan.unmanaged) - limit} more (--detail full lists them)")
+    w.line()
+    w.line(plan.summary_line(), "head")
+
+
+def _changes(w: _Writer, plan: Plan, *, full: bool) -> None:
+    groups: dict[tuple[str, str], list[Change]] = defaultdict(list)
+    for c in plan.changes:
+        groups[(c.vendor, c.scope)].append(c)
+    for (vendor, kind), changes in sorted(groups.items()):
+        w.line()
+        by_action = Counter(c.action.value for c in changes)
+        counts = ", ".join(f"{by_action[a.value]} {a.value}" for a in Action if by_action[a.value])
+        w.line(f"== {vendor} / {kind}  ({counts})", "group")
+        # notes several changes share are printed once, with their count
+        note_count = Counter(n for c in changes for n in dict.fromkeys(c.notes))
+        shared = {n for n, k in note_count.items() if k > 1}
+        for n in sorted(shared, key=lambda n: (-note_count[n], n)):
+            w.line(f"note ({note_count[n]:,} changes): {n}")
+        docs: dict[str, list[Change]] = defaultdict(list)
+        for c in changes:
+            docs[c.resource].append(c)
+        for resource in sorted(docs, key=lambda r: (r == "", r)):
+            doc_changes = docs[resource]
+            if resource:
+                src = doc_changes[0].source
+                w.line(f"# {resource}" + (f"  ({src})" if src else ""), "doc")
+            else:
+                w.line("# not declared: pruned inside a PruneScope", "doc")
+            for c in doc_changes:
+                _change(w, c, shared, full=full)
+
+
+def _change(w: _Writer, c: Change, shared: set[str], *, full: bool) -> None:
+    # a change line starts at column 0 with its symbol (scripts grep "^- delete"); its details
+    # are indented under it
+    head = w.style(f"{SYMBOL[c.action]} {c.action.value}", c.action.value) + f" {c.address}"
+    if c.resource and c.resource != c.address:
+        head += f"  ({c.resource})"
+    if c.summary:
+        head += f"  {c.summary}"
+    w.line(head)
+    diffs = c.diffs if full else c.diffs[:NORMAL_MAX_DIFFS]
+    for d in diffs:
+        w.line(f"    {_diff_line(c, d)}")
+    if len(diffs) < len(c.diffs):
+        w.line(f"    ... and {len(c.diffs) - len(diffs)} more field(s) (--detail full lists them)", "dim")
+    for n in c.notes:
+        if n not in shared:
+            w.line(f"    note: {n}")
+    if c.data.get("blocked"):
+        w.line(f"    blocked: {c.data['blocked']}", "unsafe")
 
 
 OUTCOME_MARK = {"applied": "ok", "failed": "FAILED", "stale": "STALE", "skipped": "skipped",

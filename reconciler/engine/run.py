@@ -165,6 +165,8 @@ class ApplyRun:
     pass_wait: float = 0.2
     outcomes: dict[int, Outcome] = field(default_factory=dict)  # by index into changes
     _lock: threading.Lock = field(default_factory=threading.Lock)
+    _progress: dict[str, int] = field(default_factory=dict)  # changes reported, per kind
+    _totals: dict[str, int] = field(default_factory=dict)
 
     def _report(self, done: list[tuple[int, Outcome]]) -> None:
         with self._lock:
@@ -206,6 +208,11 @@ class ApplyRun:
             else:
                 report.append((i, o))
         self._report(report)
+        if kind.progress_label and report:
+            with self._lock:
+                self._progress[kind.kind] = self._progress.get(kind.kind, 0) + len(report)
+                done = self._progress[kind.kind]
+            ctx.report(kind.progress_label, done, self._totals.get(kind.kind))
 
     def _connection(self, changes: list[tuple[int, Change]]) -> None:
         """One vendor connection's changes: kinds in their apply order, units within the
@@ -219,6 +226,8 @@ class ApplyRun:
         for kind_name in sorted(by_kind, key=lambda k: (KINDS[k].apply_order, k)):
             kind = KINDS[kind_name]()
             items = by_kind[kind_name]
+            with self._lock:
+                self._totals[kind_name] = self._totals.get(kind_name, 0) + len(items)
             position = {id(c): i for i, c in items}
             for attempt in range(self.passes):
                 last = attempt == self.passes - 1

@@ -20,6 +20,7 @@ targets, thresholds, ordering, saved plans and rendering; a kind fills these hoo
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
 import threading
 from abc import ABC, abstractmethod
@@ -37,7 +38,7 @@ from reconciler.clients import redact
 from reconciler.clients.http import RetryPolicy
 from reconciler.manifest.config import Connection, LoadedConfig, credential_refs
 from reconciler.manifest.endpoints import check_endpoint
-from reconciler.manifest.secrets import Fingerprinter, manifest_ref_problem, resolve
+from reconciler.manifest.secrets import Fingerprinter, file_ref_problem, manifest_ref_problem, resolve
 from reconciler.manifest.yamlload import Document, Path_
 
 T = TypeVar("T")
@@ -130,8 +131,18 @@ class RunContext:
         self._children: dict[tuple[str, str], RunContext] = {}
         self.tracked_files: list[Path] = []  # data files kinds read (part of the saved-plan digest)
         self.files_by_resource: dict[str, list[Path]] = {}  # the same, by the document that names them
+        # False for an offline ``validate``: references are checked by syntax (and scope) only; no
+        # environment variable or secret file is read, and value checks are skipped
+        self.resolve_secrets = True
+        # progress of long steps (``report``); the CLI sets it to drive a display
+        self.on_progress: Callable[[str, int, int | None], None] | None = None
         # set by the engine when the run is stopped (SIGINT/SIGTERM): start no new write
         self.stop = threading.Event()
+
+    def report(self, what: str, done: int, total: int | None = None) -> None:
+        """Progress of a long step (``what``: e.g. ``"TcaplusRecords: reading"``); cheap when unused."""
+        if self.on_progress is not None:
+            self.on_progress(what, done, total)
 
     def manifest_changed(self, res: Resource) -> bool | None:
         """Whether ``res``'s document changed since the baseline plan (``None``: no baseline)."""
@@ -151,6 +162,7 @@ class RunContext:
                 child = RunContext(config=self.config.bound(vendor, connection), options=self.options)
                 child.problems, child.warnings, child._secrets = self.problems, self.warnings, self._secrets
                 child.tracked_files, child.files_by_resource = self.tracked_files, self.files_by_resource
+                child.resolve_secrets, child.on_progress = self.resolve_secrets, self.on_progress
                 child.stop = self.stop
                 self._children[key] = child
             return child
@@ -195,7 +207,16 @@ class RunContext:
         return out
 
     def resolve_secret(self, doc: Document, path: Path_, ref: str, *, resource: str = "") -> str | None:
-        """Resolve ``ref`` (relative to ``doc``'s folder); on failure record a problem at ``path``."""
+        """Resolve ``ref`` (relative to ``doc``'s folder); on failure record a problem at ``path``.
+        Offline (``resolve_secrets`` False) nothing is read: a manifest's reference is checked for
+        its scope only, and None is returned."""
+        if not self.resolve_secrets:
+            if not self._is_config(doc):
+                problem = (manifest_ref_problem(ref, self.config, base_dir=doc.base_dir)
+                           or file_ref_problem(ref, base_dir=doc.base_dir))
+                if problem:
+                    self.problems.append(doc.problem(path, problem, resource=resource))
+            return None
         try:
             return self._resolve(ref, doc.base_dir, manifest=not self._is_config(doc))
         except SecretError as exc:
@@ -299,9 +320,22 @@ class RunContext:
 
     # -- concurrency -----------------------------------------------------------------------
     @staticmethod
-    def map(fn: Callable[[T], R], items: Iterable[T], *, concurrency: int) -> list[R]:
-        """``[fn(x) for x in items]`` with at most ``concurrency`` in flight; order kept."""
+    def map(fn: Callable[[T], R], items: Iterable[T], *, concurrency: int,
+            progress: tuple["RunContext", str] | None = None) -> list[R]:
+        """``[fn(x) for x in items]`` with at most ``concurrency`` in flight; order kept.
+        ``progress=(ctx, what)`` reports each finished item through ``ctx.report``."""
         items = list(items)
+        if progress is not None:
+            pctx, what = progress
+            done = itertools.count(1)
+            total = len(items)
+            inner = fn
+
+            def fn(x: T) -> R:
+                result = inner(x)
+                pctx.report(what, next(done), total)
+                return result
+
         if concurrency <= 1 or len(items) <= 1:
             return [fn(x) for x in items]
         with ThreadPoolExecutor(max_workers=min(concurrency, len(items))) as pool:
@@ -334,6 +368,8 @@ class Kind(ABC):
     # the vendor's concurrency); a kind that batches writes across changes returns larger units
     # and sets ``ordered_units`` when they must run one after another in the given order.
     ordered_units: ClassVar[bool] = False
+    # when set, the engine reports apply progress (changes done of the kind's total) under it
+    progress_label: ClassVar[str | None] = None
 
     def apply_units(self, changes: list[Change]) -> list[list[Change]]:
         return [[c] for c in changes]

@@ -571,7 +571,8 @@ class FreeSpinEventKind(Kind):
                 return uid, None
 
         concurrency = ctx.config.providers.jdb.concurrency if ctx.config.providers.jdb else 1
-        rows_of = dict(RunContext.map(events_of, list(uids), concurrency=concurrency))
+        rows_of = dict(RunContext.map(events_of, list(uids), concurrency=concurrency,
+                                      progress=(ctx, "JDB players: reading")))
         read.player_events = {u: None if rows is None else {str(row.get("eventId")) for row in rows}
                               for u, rows in rows_of.items()}
         for rows in rows_of.values():

@@ -362,6 +362,7 @@ class TcaplusRecordsKind(Kind):
     Spec = TcaplusRecordsSpec
     apply_order = 30
     precondition_in_write = True
+    progress_label = "TcaplusDB: writing"
 
     def keys(self, res: Resource) -> list[tuple[str, Path_]]:
         # A record's identity needs its table's primary key, i.e. the config, which this hook
@@ -474,6 +475,7 @@ class TcaplusRecordsKind(Kind):
     def apply(self, changes: list[Change], ctx: RunContext) -> list[Outcome]:
         client: TcaplusClient = ctx.client(type(self))
         writer = _Writer(client, ctx)
+        # the engine applies one change per unit and reports progress (``progress_label``)
         return RunContext.map(lambda c: outcome_of(c, lambda: writer.apply(c)), changes, concurrency=_concurrency(ctx))
 
 
@@ -534,7 +536,9 @@ class _TablePlanner:
         def read(d: _Declared) -> VersionedRecord | None:
             return self.client.get(self.schema.name, d.keys, select=self._select([d]))
 
-        for d, vr in zip(missing, RunContext.map(read, missing, concurrency=_concurrency(self.ctx)), strict=True):
+        for d, vr in zip(missing, RunContext.map(read, missing, concurrency=_concurrency(self.ctx),
+                                                 progress=(self.ctx, f"TcaplusDB {self.schema.name}: reading")),
+                         strict=True):
             if vr is not None:
                 live[d.identity] = vr
         return live

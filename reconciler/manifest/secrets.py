@@ -124,3 +124,25 @@ class Fingerprinter:
 
     def __repr__(self) -> str:  # never show the key
         return "Fingerprinter(<key>)"
+
+
+def file_ref_problem(ref: str, *, base_dir: Path) -> str | None:
+    """Offline check of a manifest's ``file:`` reference, reading nothing: an existing target must
+    be a regular file inside the workspace root (within the size limit); a missing one must lie
+    inside the root as written (it may be created later, e.g. by the CI job that applies)."""
+    from reconciler.manifest import confine
+
+    if not ref.startswith("file:"):
+        return None
+    path = _file_path(ref, base_dir)
+    if "\0" in str(path) or os.path.lexists(path):  # (a NUL: confine.check names it)
+        try:
+            confine.check(path, what="secret")
+        except ConfinementError as exc:
+            return f"secret reference {ref}: {_after_path(str(exc), path)}"
+        return None
+    root = confine.get_root()
+    if root is not None and not confine.is_inside(Path(os.path.abspath(path)), root):
+        return (f"secret reference {ref}: resolves outside the workspace root ({root}); "
+                "files named by manifests and config must stay inside it")
+    return None

@@ -62,11 +62,20 @@ def test_target_is_repeatable_and_limits_plan_and_apply(bp: Workspace) -> None:
     assert sorted(bp.accounts()) == ["game03"] and bp.ips(14) == {"10.0.0.1": ""}
 
 
-def test_target_that_matches_nothing_warns_and_a_bad_target_is_an_error(bp: Workspace) -> None:
+def test_target_that_matches_nothing_is_an_error_before_any_call(bp: Workspace) -> None:
+    # contract changed on purpose (issue #12): a target matching nothing was a warning after the
+    # API calls; it is now an error before any
     accounts_file(bp, ["game01"])
-    r = bp.cli("plan", "--target", "ProxyAccount/nosuch")
+    for cmd in (["plan"], ["apply", "--auto-approve"], ["validate"]):
+        r = bp.cli(*cmd, "--target", "ProxyAccount/nosuch")
+        assert r.exit_code == 1, r.output
+        assert "error: --target ProxyAccount/nosuch matches no manifest document or declared identity" in r.stderr
+    assert bp.stats() == {}, "no API call for a target that matches nothing"
+    # a declared resource already in the desired state: a warning, not an error
+    assert bp.cli("apply", "--auto-approve").exit_code == 0
+    r = bp.cli("plan", "--target", "ProxyAccount/game01")
     assert r.exit_code == 0
-    assert "warning: --target ProxyAccount/nosuch: no change for it" in r.stdout
+    assert "warning: --target ProxyAccount/game01: no change for it" in r.stdout
     assert SUMMARY.findall(r.stdout)[0][:4] == ("0", "0", "0", "0")
     r = bp.cli("plan", "--target", "game01")
     assert r.exit_code == 1 and "error: --target game01: expected KIND/NAME" in r.stderr

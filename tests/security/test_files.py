@@ -188,7 +188,8 @@ def test_manifests_reference_only_the_env_names_meant_for_them(ws: Repo, emulato
 
 def test_no_message_reveals_a_secret_length(ws: Repo) -> None:
     ws.write("manifests/a.yaml", account(password="env:RECONCILER_SECRET_SHORT"))
-    r = ws.run("validate", RECONCILER_SECRET_SHORT="abc")
+    # --resolve-secrets: validate is offline by default (issue #12) and reads no value
+    r = ws.run("validate", "--resolve-secrets", RECONCILER_SECRET_SHORT="abc")
     _error(r, r"spec\.password: the password behind env:RECONCILER_SECRET_SHORT must be 6-16 characters$")
     assert "3" not in r.stderr.split("must be 6-16 characters", 1)[1]
 
