@@ -13,10 +13,12 @@ import json
 import logging
 import os
 import shlex
+import signal
 import sys
 import threading
 import time
 import traceback
+from collections import Counter
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -29,7 +31,15 @@ from reconciler import __version__
 from reconciler.engine import freshness, run
 from reconciler.model import Change, Outcome, Plan
 from reconciler.engine.planfile import plan_schema, plan_to_dict, read_plan, sign_plan, signature_matches, write_plan
-from reconciler.engine.render import DETAILS, render_apply_markdown, render_markdown, render_outcomes, render_text
+from reconciler.engine.journal import Journal, outcome_record, read_journal
+from reconciler.engine.render import (
+    DETAILS,
+    render_apply_markdown,
+    render_markdown,
+    render_outcome,
+    render_outcomes,
+    render_text,
+)
 from reconciler.engine.session import Session, open_session, shown_paths
 from reconciler.engine.targets import check_target_syntax, check_targets_declared, check_targets_matched
 from reconciler.clients import redact
@@ -340,14 +350,14 @@ class ReconcilerGroup(click.Group):
         try:
             return super().make_context(*args, **kwargs)
         except click.UsageError as exc:
-            exc.exit_code = 1
+            exc.exit_code = 1  # type: ignore[misc]  # click declares it a class variable
             raise
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
             return super().invoke(ctx)
         except click.UsageError as exc:
-            exc.exit_code = 1
+            exc.exit_code = 1  # type: ignore[misc]  # click declares it a class variable
             raise
 
 
@@ -529,19 +539,32 @@ def plan(paths: tuple[Path, ...], config_path: Path, sandbox: bool, sandbox_stat
         check_writable(out)
     s = _session(paths, config_path, sandbox, sandbox_state, targets, force, allow_replace)
     try:
-        if baseline or last_applied:
-            s.ctx.options.baseline = _load_baseline(baseline or last_applied)
+        last = baseline or last_applied
+        if last is not None:
+            s.ctx.options.baseline = _load_baseline(last)
         s.load()
         assert s.loaded is not None
         check_targets_declared(s.loaded, targets)
         if s.ctx.options.baseline is not None:
             s.ctx.options.baseline.current = s.resource_digests()
         p = run.make_plan(s.loaded, s.ctx)
+        if drift and p.failed:
+            raise ReadFailed(list(dict.fromkeys(p.failed.values())))  # "no drift" must never mean "could not look"
         check_targets_matched(p, s.loaded, targets)
         if drift:
             return _drift(s, p, baseline, fmt, detail)
         safety = run.check_safety(p, s.ctx)
         data = _plan_data(s, p)
+        if p.failed:
+            # the rest of the plan is shown; a plan missing a kind is never saved to be applied
+            if fmt == "json":
+                data["failed_reads"] = p.failed
+            _render(p, fmt, data, safety, detail)
+            for line in run.failed_reads(p):
+                _err(f"error: {line}")
+            if out:
+                _err(f"error: the plan is incomplete; not saved to {out}")
+            return 1
         if out:
             write_plan(data, out)
         _render(p, fmt, data, safety, detail)
@@ -602,9 +625,122 @@ def _confirm(auto_approve: bool) -> None:
         raise UsageError("apply cancelled")
 
 
-def _finish(outcomes: list[Outcome]) -> int:
-    render_outcomes(outcomes, sys.stdout)
-    return run.exit_code_for(outcomes)
+class Interrupted(ReconcilerError):
+    """SIGINT/SIGTERM before any write started (128 + the signal number)."""
+
+    def __init__(self, signum: int):
+        self.exit_code = 128 + signum
+        super().__init__(f"interrupted ({signal.Signals(signum).name}); nothing was written")
+
+
+class _Signals:
+    """SIGINT/SIGTERM during an apply: the first stops the run — no new write starts, calls in
+    flight finish (bounded), what was done is printed and journaled, exit 130/143; a second
+    Ctrl-C exits at once. Before the writes begin, a signal simply ends the command."""
+
+    def __init__(self, ctx: Any):
+        self.ctx = ctx
+        self.signum: int | None = None
+        self.applying = False
+        self._previous: dict[int, Any] = {}
+
+    def __enter__(self) -> "_Signals":
+        if threading.current_thread() is threading.main_thread():
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                self._previous[sig] = signal.signal(sig, self._handle)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.signum is not None:
+            return  # stopping: a further Ctrl-C during the clean-up still exits at once
+        for sig, handler in self._previous.items():
+            signal.signal(sig, handler)
+
+    def _handle(self, signum: int, frame: Any) -> None:
+        if self.signum is not None:
+            if signum == signal.SIGINT:
+                sys.stdout.flush()
+                os.write(2, b"interrupted again: exiting now; writes in flight have an unknown outcome\n")
+                os._exit(130)
+            return
+        self.signum = signum
+        self.ctx.stop.set()
+        if not self.applying:
+            raise Interrupted(signum)
+        os.write(2, f"{signal.Signals(signum).name}: stopping - no new writes; waiting for the calls in "
+                    "flight (Ctrl-C again to exit at once)\n".encode())
+
+    @property
+    def exit_code(self) -> int | None:
+        return None if self.signum is None else 128 + self.signum
+
+
+def _outcome_printer(fmt: str) -> Callable[[Outcome], None]:
+    def emit(o: Outcome) -> None:
+        if fmt == "json":
+            click.echo(json.dumps(outcome_record(o), ensure_ascii=False))
+        else:
+            render_outcome(o, sys.stdout)
+        sys.stdout.flush()
+
+    return emit
+
+
+def _run_apply(s: Session, changes: list[Change], *, fmt: str, journal: Journal | None, signals: _Signals,
+               resumed: bool, existing: dict[str, int], failed: dict[str, str], done: list[Outcome] | None = None
+               ) -> int:
+    """Apply ``changes`` streaming each outcome; journal; the exit code."""
+    done = list(done or [])
+    if journal is not None:
+        journal.run(changes=changes, existing_in_scope=existing, resumed=resumed, digest=s.digest(), options={
+            "paths": shown_paths(s.paths), "config_path": str(s.config.path) if s.config.path else None,
+            "sandbox": s.sandbox is not None, "targets": list(s.ctx.options.targets),
+            "force": s.ctx.options.force, "allow_replace": s.ctx.options.allow_replace,
+            "environment": s.config.env,
+        })
+    emit = _outcome_printer(fmt)
+    for o in done:
+        emit(o)
+        if journal is not None:
+            journal.outcome(o)
+    signals.applying = True
+    outcomes = done + run.apply_changes(changes, s.ctx, on_outcome=emit, journal=journal)
+    code = run.exit_code_for(outcomes)
+    if failed:
+        code = code or 4
+    stopped = signals.exit_code
+    if stopped is not None:
+        code = stopped
+    if fmt == "json":
+        counts = dict(Counter(o.status for o in outcomes))
+        click.echo(json.dumps({"type": "summary", "counts": counts, "failed_reads": failed, "exit_code": code}))
+    else:
+        render_outcomes(outcomes, sys.stdout, streamed=True)
+    for line in run.failed_reads(Plan(failed=failed)):
+        _err(f"error: {line}")
+    if stopped is not None:
+        _err(f"interrupted: stopped before {sum(o.status == 'interrupted' for o in outcomes)} change(s); "
+             + (f"finish with: reconciler apply --resume {journal.path}" if journal else "apply again to finish"))
+    if journal is not None:
+        journal.end(status="interrupted" if stopped is not None else "finished", exit_code=code,
+                    counts=dict(Counter(o.status for o in outcomes)))
+        journal.close()
+    if any(o.status == "unknown" for o in outcomes):
+        # calls still in flight after the grace period: their threads cannot be waited for
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
+    return code
+
+
+def _render_apply_plan(p: Plan, fmt: str, safety: list[str]) -> None:
+    if fmt == "markdown":
+        click.echo(render_markdown(p, safety=safety), nl=False)
+    elif fmt == "json":
+        click.echo(json.dumps({"type": "plan", "summary": p.summary_line(), "counts": p.counts(),
+                               "unsafe": safety, "failed_reads": p.failed}, ensure_ascii=False))
+    else:
+        _text(p, safety)
 
 
 @cli.command()
@@ -612,37 +748,91 @@ def _finish(outcomes: list[Outcome]) -> int:
 @common
 @click.option("--auto-approve", is_flag=True, help="Do not ask for confirmation.")
 @click.option("--allow-replace", is_flag=True, help="Allow replacing resources whose immutable fields changed.")
-@click.option("--format", "fmt", type=click.Choice(["text", "markdown"]), default="text", show_default=True)
+@click.option("--format", "fmt", type=click.Choice(["text", "markdown", "json"]), default="text", show_default=True,
+              help="json: one JSON object per line (the plan, each outcome as it happens, the summary).")
+@click.option("--journal", "journal_path", type=click.Path(path_type=Path, dir_okay=False),
+              help="Record the run as JSON Lines (intent before each write, outcome after).")
+@click.option("--resume", "resume_path", type=click.Path(path_type=Path, dir_okay=False, exists=True),
+              help="Finish the run a journal recorded (interrupted or crashed); appends to that journal.")
 @handle_errors
 def apply(paths: tuple[Path, ...], config_path: Path, sandbox: bool, sandbox_state: Path | None,
-          targets: tuple[str, ...], force: bool, auto_approve: bool, allow_replace: bool, fmt: str) -> int:
+          targets: tuple[str, ...], force: bool, auto_approve: bool, allow_replace: bool, fmt: str,
+          journal_path: Path | None, resume_path: Path | None) -> int:
     """Apply the manifests (or exactly a saved plan: `apply plan.json`)."""
+    if resume_path and journal_path and resume_path != journal_path:
+        raise UsageError("--resume FILE keeps journaling to FILE; do not give another --journal")
     if len(paths) == 1 and paths[0].suffix == ".json" and paths[0].is_file():
         if targets or allow_replace:
             raise UsageError("--target and --allow-replace are decided when planning; they cannot be "
                              "combined with a saved plan (make the plan with them)")
-        return _apply_saved(paths[0], config_path, sandbox, sandbox_state, force, fmt)
-    s = _session(paths, config_path, sandbox, sandbox_state, targets, force, allow_replace)
+        if resume_path:
+            raise UsageError("--resume finishes a run from its manifests: `reconciler apply --resume FILE`")
+        return _apply_saved(paths[0], config_path, sandbox, sandbox_state, force, fmt, journal_path)
+    state = read_journal(resume_path) if resume_path else None
+    if state is not None:
+        root = state.root
+        if not paths:
+            paths = tuple(Path(x) for x in root.get("paths", []))
+            if root.get("config_path"):
+                config_path = Path(root["config_path"])
+            targets = targets or tuple(root.get("targets", []))
+            allow_replace = allow_replace or bool(root.get("allow_replace"))
+        if bool(root.get("sandbox")) != sandbox:
+            raise UsageError(f"{resume_path} recorded a run {'with' if root.get('sandbox') else 'without'} "
+                             "--sandbox; resume it the same way")
+        if _env() is not None and _env() != root.get("environment"):
+            raise UsageError(f"{resume_path} recorded a run for "
+                             f"{'environment ' + str(root['environment']) if root.get('environment') else 'no environment'}; "
+                             "resume it without --env")
+    env: str | None | bool = (state.root.get("environment") or False) if state is not None else True
+    s = _session(paths, config_path, sandbox, sandbox_state, targets, force, allow_replace, env=env)
     try:
-        s.load()
-        assert s.loaded is not None
-        check_targets_declared(s.loaded, targets)
-        p = run.make_plan(s.loaded, s.ctx)
-        check_targets_matched(p, s.loaded, targets)
-        safety = run.check_safety(p, s.ctx)
-        if fmt == "markdown":
-            click.echo(render_markdown(p, safety=safety), nl=False)
-        else:
-            _text(p, safety)
-        if not p.has_changes:
-            return 0
-        if safety and not force:
-            raise UsageError("the plan exceeds the safety thresholds; nothing was applied (use --force)")
-        run.refuse_blocked(p)
-        _confirm(auto_approve)
-        return _finish(run.apply_changes(p.changes, s.ctx))
+        with _Signals(s.ctx) as signals:
+            s.load()
+            assert s.loaded is not None
+            check_targets_declared(s.loaded, targets)
+            p = run.make_plan(s.loaded, s.ctx)
+            check_targets_matched(p, s.loaded, targets)
+            if state is not None:
+                if s.digest() != state.root.get("digest"):
+                    raise UsageError(f"{resume_path}: the manifests or config changed since the interrupted run; "
+                                     "plan and apply them as a new run")
+                safety = run.check_resumed_safety(p, state.approved, s.ctx)
+            else:
+                safety = run.check_safety(p, s.ctx)
+            _render_apply_plan(p, fmt, safety)
+            if p.failed and not p.noops:
+                # nothing could be read: an API error, nothing applied
+                raise ReadFailed(list(dict.fromkeys(p.failed.values())))
+            if not p.has_changes and not p.failed:
+                if state is not None and fmt != "json":
+                    click.echo(f"Nothing left to do: the run {resume_path} recorded is complete.")
+                return 0
+            if safety and not force:
+                raise UsageError("the plan exceeds the safety thresholds; nothing was applied (use --force)")
+            run.refuse_blocked(p)
+            if p.has_changes:
+                _confirm(auto_approve)
+            journal = None
+            if resume_path:
+                journal = Journal(resume_path, append=True)
+            elif journal_path:
+                journal = Journal.open_new(journal_path)
+            return _run_apply(s, p.changes, fmt=fmt, journal=journal, signals=signals, resumed=state is not None,
+                              existing=p.existing_in_scope, failed=p.failed)
     finally:
         s.close()
+
+
+class ReadFailed(ReconcilerError):
+    """Live state could not be read for any kind: nothing was planned or applied."""
+
+    def __init__(self, lines: list[str]):
+        self._lines = lines
+        super().__init__("; ".join(lines))
+
+    def lines(self) -> list[str]:
+        return self._lines
 
 
 def _verify_signature(path: Path, pf: Any, saved: Plan, s: Session) -> None:
@@ -666,7 +856,7 @@ def _verify_signature(path: Path, pf: Any, saved: Plan, s: Session) -> None:
 
 
 def _apply_saved(path: Path, config_path: Path, sandbox: bool, sandbox_state: Path | None, force: bool,
-                 fmt: str = "text") -> int:
+                 fmt: str = "text", journal_path: Path | None = None) -> int:
     pf, saved = read_plan(path)
     if pf.sandbox != sandbox:
         raise UsageError(f"{path} was planned {'with' if pf.sandbox else 'without'} --sandbox; apply it the same way")
@@ -683,30 +873,42 @@ def _apply_saved(path: Path, config_path: Path, sandbox: bool, sandbox_state: Pa
         s.ctx.options.baseline = Baseline(**pf.baseline)
     try:
         _verify_signature(path, pf, saved, s)
-        s.load()
-        if s.ctx.options.baseline is not None:
-            s.ctx.options.baseline.current = s.resource_digests()
-        # kinds may track data files while planning: plan first, then compare digests
-        kinds_to_replan = {c.kind for c in saved.changes}
-        fresh = run.make_plan(s.loaded, s.ctx, kinds=kinds_to_replan)  # type: ignore[arg-type]
-        changed = freshness.changed_dependencies(
-            saved.changes, planned_docs=pf.resources, docs_now=s.resource_digests(),
-            planned_config=pf.config_sections, config_now=s.config_digests())
-        if changed:
-            raise UsageError(f"{path}: changed since this plan was made: {freshness.describe(changed)}; make a new plan")
-        if not saved.changes:
-            click.echo("The saved plan has no changes.")
-            return 0
-        to_apply, stale = run.reconcile_saved(saved.changes, fresh)
-        safety = run.check_safety(Plan(changes=to_apply, existing_in_scope=saved.existing_in_scope), s.ctx)
-        if safety and not force:
-            raise UsageError("; ".join(safety))
-        run.refuse_blocked(Plan(changes=to_apply))
-        outcomes = stale + run.apply_changes(to_apply, s.ctx)
-        if fmt == "markdown":
-            click.echo(render_apply_markdown(outcomes), nl=False)
-            return run.exit_code_for(outcomes)
-        return _finish(outcomes)
+        with _Signals(s.ctx) as signals:
+            s.load()
+            if s.ctx.options.baseline is not None:
+                s.ctx.options.baseline.current = s.resource_digests()
+            # kinds may track data files while planning: plan first, then compare digests
+            kinds_to_replan = {c.kind for c in saved.changes}
+            fresh = run.make_plan(s.loaded, s.ctx, kinds=kinds_to_replan)  # type: ignore[arg-type]
+            changed = freshness.changed_dependencies(
+                saved.changes, planned_docs=pf.resources, docs_now=s.resource_digests(),
+                planned_config=pf.config_sections, config_now=s.config_digests())
+            if changed:
+                raise UsageError(f"{path}: changed since this plan was made: {freshness.describe(changed)}; make a new plan")
+            if not saved.changes:
+                click.echo("The saved plan has no changes.")
+                return 0
+            # a kind that could not be read now is not checked against the plan, so not written
+            unread = [Outcome(c, "failed", f"live state could not be read: {fresh.failed[c.scope]}")
+                      for c in saved.changes if c.scope in fresh.failed]
+            to_apply, stale = run.reconcile_saved([c for c in saved.changes if c.scope not in fresh.failed], fresh)
+            safety = run.check_safety(Plan(changes=to_apply, existing_in_scope=saved.existing_in_scope), s.ctx)
+            if safety and not force:
+                raise UsageError("; ".join(safety))
+            run.refuse_blocked(Plan(changes=to_apply))
+            journal = Journal.open_new(journal_path) if journal_path else None
+            if fmt == "markdown":
+                signals.applying = True
+                outcomes = unread + stale + run.apply_changes(to_apply, s.ctx, journal=journal)
+                click.echo(render_apply_markdown(outcomes), nl=False)
+                code = signals.exit_code or run.exit_code_for(outcomes)
+                if journal is not None:
+                    journal.end(status="interrupted" if signals.exit_code else "finished", exit_code=code,
+                                counts=dict(Counter(o.status for o in outcomes)))
+                    journal.close()
+                return code
+            return _run_apply(s, to_apply, fmt=fmt, journal=journal, signals=signals, resumed=False,
+                              existing=saved.existing_in_scope, failed={}, done=unread + stale)
     finally:
         s.close()
 

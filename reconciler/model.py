@@ -138,6 +138,10 @@ class Plan:
     existing_in_scope: dict[str, int] = field(default_factory=dict)  # per kind (and named connection)
     environment: str | None = None  # --env
     connections: list[str] = field(default_factory=list)  # "vendor/name" the plan covers
+    # kinds (on a named connection: KIND@NAME) whose live state could not be read after retries:
+    # label -> the error. Such a part has no changes in the plan, so nothing of it is written or
+    # pruned on an incomplete read.
+    failed: dict[str, str] = field(default_factory=dict)
     out_of_band: list[str] = field(default_factory=list)  # see KindPlan.out_of_band
 
     def header(self) -> str:
@@ -179,6 +183,11 @@ class Outcome:
     """The result of applying one change."""
 
     change: Change
-    status: str  # "applied" | "failed" | "stale" | "skipped"
+    # "applied" | "failed" | "stale" | "skipped"; "interrupted" = not started (the run was stopped);
+    # "unknown" = still in flight when a stopped run gave up waiting (resolve by resuming)
+    status: str
     message: str = ""
     details: list[str] = field(default_factory=list)  # e.g. players JDB reported as failed
+    # a failure the vendor answered as a refusal worth retrying (busy): the write did not happen,
+    # so the engine may try the change again later in the same run
+    retryable: bool = False

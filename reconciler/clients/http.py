@@ -15,6 +15,7 @@ Error texts never include URLs, query strings or bodies: they may carry credenti
 from __future__ import annotations
 
 import logging
+import socket
 import threading
 from collections import Counter
 from dataclasses import dataclass
@@ -27,6 +28,34 @@ from reconciler.errors import ApiError, TransportError
 
 log = logging.getLogger("reconciler.http")
 _httpx_log = logging.getLogger("httpx")
+
+# stamina logs every scheduled retry as a warning; ours are one debug line per attempt (shown
+# with --debug) in HttpTransport.send, naming the vendor, host, operation and cause
+stamina.instrumentation.set_on_retry_hooks([])
+
+
+def describe_transport_error(exc: httpx.TransportError) -> str:
+    """The cause of a failed request in plain words (never the URL: it may hold a credential)."""
+    chain: list[BaseException] = []
+    e: BaseException | None = exc
+    while e is not None and len(chain) < 8:
+        chain.append(e)
+        e = e.__cause__ or e.__context__
+    text = " ".join(str(x) for x in chain).lower()
+    if isinstance(exc, httpx.ConnectTimeout):
+        return "timed out connecting"
+    if isinstance(exc, httpx.ConnectError):
+        if any(isinstance(x, socket.gaierror) for x in chain) or "name or service not known" in text \
+                or "nodename nor servname" in text or "temporary failure in name resolution" in text:
+            return "DNS lookup failed"
+        if any(isinstance(x, ConnectionRefusedError) for x in chain) or "connection refused" in text:
+            return "connection refused"
+        return "could not connect"
+    if isinstance(exc, httpx.TimeoutException):
+        return "timed out waiting for the reply"
+    if isinstance(exc, httpx.RemoteProtocolError | httpx.ReadError | httpx.WriteError):
+        return "the connection closed without a reply"
+    return f"no reply ({type(exc).__name__})"
 
 
 @dataclass(frozen=True)
@@ -82,6 +111,12 @@ class HttpTransport:
     def close(self) -> None:
         self.client.close()
 
+    @property
+    def host(self) -> str:
+        """``host:port`` of the base URL (no path, no query) for error messages."""
+        url = self.client.base_url
+        return f"{url.host}:{url.port}" if url.port else str(url.host)
+
     def _exchange(self, request: httpx.Request) -> httpx.Response:
         """One request on the keep-alive pool, with the client's event hooks, read to the end.
 
@@ -133,13 +168,19 @@ class HttpTransport:
         data: Mapping[str, Any] | None = None,
         content: bytes | None = None,
         headers: Mapping[str, str] | None = None,
+        write: bool | None = None,
     ) -> httpx.Response:
         """Send one request with the retry policy; return the final response (any status).
 
         ``raw_query`` is appended verbatim (already percent-encoded) for APIs that need ``%20``.
+        ``write`` (default: any method but GET) decides whether a lost reply is reported as an
+        unknown outcome. Errors name the vendor, the host, the operation and the cause.
         """
         url = path if raw_query is None else f"{path}?{raw_query}"
         p = self.retry
+        is_write = method != "GET" if write is None else write
+        op = f"{method} {path}"  # never the query string: it may carry a credential (app_key)
+        cause = ""
         try:
             for attempt in stamina.retry_context(
                 on=self._retry_hook(idempotent),
@@ -149,29 +190,34 @@ class HttpTransport:
                 wait_max=p.wait_max,
                 wait_jitter=p.wait_jitter,
             ):
+                if attempt.num > 1:
+                    log.debug("%s %s: %s: attempt %d after %s", self.vendor, self.host, op, attempt.num, cause)
                 with attempt:
                     with self._count_lock:
                         self.request_counts[f"{method} {path}"] += 1
                     if self.client.base_url is not self._base_url:  # changed after construction
                         self._base_url = self.client.base_url
                         self._base = str(self._base_url).rstrip("/")
-                    resp = self._exchange(httpx.Request(
-                        method, self._base + url, params=params, json=json, data=data, content=content,
-                        headers=headers, extensions=self._extensions,
-                    ))
+                    try:
+                        resp = self._exchange(httpx.Request(
+                            method, self._base + url, params=params, json=json, data=data, content=content,
+                            headers=headers, extensions=self._extensions,
+                        ))
+                    except httpx.TransportError as exc:
+                        cause = describe_transport_error(exc)
+                        raise
                     if idempotent and (resp.status_code == 429 or resp.status_code >= 500):
+                        cause = f"HTTP {resp.status_code}"
                         raise RetryableStatus(resp)
                     return resp
         except RetryableStatus as exc:
             return exc.response
-        except httpx.TimeoutException as exc:
-            raise self.transport_error_cls(
-                f"{method} {path}: timed out ({type(exc).__name__}); the outcome is unknown"
-            ) from None
+        except (httpx.ConnectError, httpx.ConnectTimeout) as exc:
+            # the request never left this machine: nothing was written
+            raise self.transport_error_cls(f"{self.host}: {op}: {describe_transport_error(exc)}") from None
         except httpx.TransportError as exc:
-            raise self.transport_error_cls(
-                f"{method} {path}: no reply ({type(exc).__name__}); the outcome is unknown"
-            ) from None
+            unknown = "; the outcome is unknown" if is_write else ""
+            raise self.transport_error_cls(f"{self.host}: {op}: {describe_transport_error(exc)}{unknown}") from None
         raise AssertionError("unreachable")  # pragma: no cover
 
     @property

@@ -209,19 +209,39 @@ def _change(w: _Writer, c: Change, shared: set[str], *, full: bool) -> None:
         w.line(f"    blocked: {c.data['blocked']}", "unsafe")
 
 
-def render_outcomes(outcomes: list[Outcome], out: TextIO) -> None:
-    for o in outcomes:
-        mark = {"applied": "ok", "failed": "FAILED", "stale": "STALE", "skipped": "skipped"}[o.status]
-        line = f"{mark:7} {o.change.action.value} {o.change.address}"
-        if o.message:
-            line += f": {o.message}"
-        out.write(line + "\n")
-        for d in o.details:
-            out.write(f"        {d}\n")
+OUTCOME_MARK = {"applied": "ok", "failed": "FAILED", "stale": "STALE", "skipped": "skipped",
+                "interrupted": "NOT RUN", "unknown": "UNKNOWN"}
+
+
+def render_outcome(o: Outcome, out: TextIO) -> None:
+    """One outcome (printed as soon as it is known: apply streams them)."""
+    line = f"{OUTCOME_MARK.get(o.status, o.status):7} {o.change.action.value} {o.change.address}"
+    if o.message:
+        line += f": {o.message}"
+    out.write(line + "\n")
+    for d in o.details:
+        out.write(f"        {d}\n")
+
+
+def outcome_summary(outcomes: list[Outcome]) -> str:
     c = Counter(o.status for o in outcomes)
-    out.write(
-        f"Apply: {c['applied']} applied, {c['failed']} failed, {c['stale']} stale, {c['skipped']} skipped.\n"
-    )
+    line = f"Apply: {c['applied']} applied, {c['failed']} failed, {c['stale']} stale, {c['skipped']} skipped."
+    if c["interrupted"] or c["unknown"]:
+        line += f" Stopped: {c['interrupted']} not started, {c['unknown']} still in flight (outcome unknown)."
+    return line
+
+
+def render_outcomes(outcomes: list[Outcome], out: TextIO, *, streamed: bool = False) -> None:
+    """Every outcome and the summary line; with ``streamed`` only those not printed as they
+    happened (a stopped run's unstarted changes, counted rather than listed) and the summary."""
+    if not streamed:
+        for o in outcomes:
+            render_outcome(o, out)
+    else:
+        for o in outcomes:
+            if o.status == "unknown":
+                render_outcome(o, out)
+    out.write(outcome_summary(outcomes) + "\n")
 
 
 # -- markdown ---------------------------------------------------------------------------------

@@ -6,25 +6,85 @@ file format in ``planfile.py``; kinds do the vendor work.
 
 from __future__ import annotations
 
+import functools
 import logging
+import threading
+import time
 from collections import defaultdict
-
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from reconciler.engine.journal import Journal
 from reconciler.engine.load import Loaded
-from reconciler.model import Action, Change, Outcome, Plan, scope_label
-from reconciler.errors import ReconcilerError, UsageError
+from reconciler.errors import ApiError, ReconcilerError, UsageError
 from reconciler.kinds import KINDS
-from reconciler.kinds.base import RunContext
+from reconciler.kinds.base import Kind, RunContext
+from reconciler.model import Action, Change, KindPlan, Outcome, Plan, scope_label
 
 log = logging.getLogger("reconciler.engine")
 
 
+def vendor_concurrency(ctx: RunContext, vendor: str) -> int:
+    """The configured concurrency of one vendor connection (1 when it is not configured)."""
+    p = ctx.config.providers
+    connections = {"bestproxy": p.bestproxy, "tcaplus": p.tcaplus, "jdb": p.jdb}
+    conn = connections.get(vendor)
+    return conn.concurrency if conn is not None else 1
+
+
+def _run_per_vendor(work: dict[str, Callable[[], None]]) -> list[BaseException]:
+    """Run one callable per vendor, concurrently (one worker per vendor connection)."""
+    errors: list[BaseException] = []
+    if len(work) <= 1:
+        for fn in work.values():
+            try:
+                fn()
+            except BaseException as exc:  # noqa: BLE001 - re-raised by the caller
+                errors.append(exc)
+        return errors
+    with ThreadPoolExecutor(max_workers=len(work), thread_name_prefix="vendor") as pool:
+        futures = [pool.submit(fn) for fn in work.values()]
+        for f in futures:
+            error = f.exception()
+            if error is not None:
+                errors.append(error)
+    return errors
+
+
 def make_plan(loaded: Loaded, ctx: RunContext, *, kinds: set[str] | None = None) -> Plan:
-    """Read live state for every kind in use and diff it against the manifests."""
+    """Read live state for every kind in use and diff it against the manifests.
+
+    Vendor connections are read concurrently (one worker per connection; its kinds one after
+    another). A kind whose live state cannot be read (an API error after the client's retries)
+    fails alone: it is listed in ``plan.failed`` with no changes — nothing of it is created,
+    updated or pruned — and the others are planned as usual. Invalid input still stops the plan.
+    """
     plan = Plan(environment=ctx.config.env)
-    for kind_cls, conn, resources, scopes in loaded.parts():
-        if kinds is not None and kind_cls.kind not in kinds:
+    parts = [p for p in loaded.parts() if kinds is None or p[0].kind in kinds]
+    by_connection: dict[tuple[str, str], list[int]] = defaultdict(list)
+    for i, (kind_cls, conn, _, _) in enumerate(parts):
+        by_connection[(kind_cls.vendor, conn)].append(i)
+    results: dict[int, KindPlan | str] = {}
+
+    def plan_connection(indexes: list[int]) -> None:
+        for i in indexes:
+            kind_cls, conn, resources, scopes = parts[i]
+            try:
+                results[i] = kind_cls().plan(resources, scopes, ctx.bind(kind_cls.vendor, conn))
+            except ApiError as exc:
+                log.debug("reading %s failed", kind_cls.kind, exc_info=True)
+                results[i] = str(exc)
+
+    errors = _run_per_vendor({f"{v}/{c}": functools.partial(plan_connection, ix) for (v, c), ix in by_connection.items()})
+    if errors:
+        raise errors[0]
+    for i, (kind_cls, conn, _, _) in enumerate(parts):  # deterministic order whatever finished first
+        kp = results[i]
+        if f"{kind_cls.vendor}/{conn}" not in plan.connections:
+            plan.connections.append(f"{kind_cls.vendor}/{conn}")
+        if isinstance(kp, str):
+            plan.failed[scope_label(kind_cls.kind, conn)] = kp
             continue
-        kp = kind_cls().plan(resources, scopes, ctx.bind(kind_cls.vendor, conn))
         for c in kp.changes:
             c.connection = conn
         for u in kp.unmanaged:
@@ -35,13 +95,17 @@ def make_plan(loaded: Loaded, ctx: RunContext, *, kinds: set[str] | None = None)
         plan.warnings.extend(kp.warnings)
         plan.existing_in_scope[scope_label(kind_cls.kind, conn)] = kp.existing_in_scope
         plan.out_of_band.extend(kp.out_of_band)
-        if f"{kind_cls.vendor}/{conn}" not in plan.connections:
-            plan.connections.append(f"{kind_cls.vendor}/{conn}")
     plan.connections.sort()
     if ctx.options.targets:
         plan = filter_targets(plan, ctx.options.targets)
     plan.sort()
     return plan
+
+
+def failed_reads(plan: Plan) -> list[str]:
+    """One line per kind that could not be read."""
+    return [f"{kind}: live state could not be read, so it was not planned: {reason}"
+            for kind, reason in sorted(plan.failed.items())]
 
 
 def _matches(change: Change, target: str) -> bool:
@@ -54,7 +118,7 @@ def filter_targets(plan: Plan, targets: tuple[str, ...]) -> Plan:
     unmatched = [t for t in targets if not any(_matches(c, t) for c in plan.changes)]
     out = Plan(changes=kept, noops=plan.noops, unmanaged=[], warnings=list(plan.warnings),
                existing_in_scope=plan.existing_in_scope, environment=plan.environment, connections=plan.connections,
-               out_of_band=[r for r in plan.out_of_band if r in targets])
+               failed=plan.failed, out_of_band=[r for r in plan.out_of_band if r in targets])
     for t in unmatched:
         out.warnings.append(f"--target {t}: no change for it (already in the desired state, or no such resource)")
     return out
@@ -82,31 +146,164 @@ def check_safety(plan: Plan, ctx: RunContext) -> list[str]:
     return out
 
 
-def apply_changes(changes: list[Change], ctx: RunContext) -> list[Outcome]:
-    """Apply changes kind by kind in the kinds' apply order; a failing kind does not stop others."""
-    by_kind: dict[tuple[str, str], list[Change]] = defaultdict(list)
-    for c in changes:
-        by_kind[(c.kind, c.connection)].append(c)
-    outcomes: list[Outcome] = []
-    for kind_name, conn in sorted(by_kind, key=lambda k: (KINDS[k[0]].apply_order, k)):
-        kind = KINDS[kind_name]()
-        part = by_kind[(kind_name, conn)]
+@dataclass
+class ApplyRun:
+    """One apply in progress: the changes, where outcomes go, and how to stop it.
+
+    ``on_outcome`` is called (under a lock, from worker threads) as soon as each outcome is
+    known; ``journal`` gets the intent before each unit's writes and the outcomes after.
+    ``stop`` (``ctx.stop``) set: no new unit starts; units in flight finish, bounded by
+    ``grace`` seconds after the stop, after which their changes are reported ``unknown``.
+    """
+
+    changes: list[Change]
+    ctx: RunContext
+    on_outcome: Callable[[Outcome], None] | None = None
+    journal: Journal | None = None
+    grace: float = 20.0
+    passes: int = 8  # changes refused as busy are tried again, at most this many passes in all
+    pass_wait: float = 0.2
+    outcomes: dict[int, Outcome] = field(default_factory=dict)  # by index into changes
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+    _progress: dict[str, int] = field(default_factory=dict)  # changes reported, per kind
+    _totals: dict[str, int] = field(default_factory=dict)
+
+    def _report(self, done: list[tuple[int, Outcome]]) -> None:
+        with self._lock:
+            for i, o in done:
+                if i in self.outcomes:
+                    continue
+                self.outcomes[i] = o
+                if self.journal is not None:
+                    self.journal.outcome(o)
+                if self.on_outcome is not None:
+                    self.on_outcome(o)
+
+    def _unit(self, kind: Kind, ctx: RunContext, unit: list[tuple[int, Change]],
+              held: list[tuple[int, Change]] | None = None) -> None:
+        """Apply one unit. With ``held``, changes the vendor refused as busy (definitely not
+        written) are held back for another pass instead of being reported failed."""
+        if self.ctx.stop.is_set():
+            return
+        changes = [c for _, c in unit]
+        if self.journal is not None:
+            for c in changes:
+                self.journal.intent(c)
         try:
-            outcomes.extend(kind.apply(part, ctx.bind(kind.vendor, conn)))
+            outs = kind.apply(changes, ctx)
+            if len(outs) != len(changes):
+                raise AssertionError(f"{kind.kind}.apply returned {len(outs)} outcomes for {len(changes)} changes")
         except ReconcilerError as exc:
-            # a kind-level failure (e.g. the listing before a batch failed): nothing of it applied
-            outcomes.extend(Outcome(c, "failed", str(exc)) for c in part)
-    return outcomes
+            # a unit-level failure (e.g. the listing before a batch failed): nothing of it applied
+            outs = [Outcome(c, "failed", str(exc)) for c in changes]
+        except Exception as exc:  # noqa: BLE001 - one broken unit must not hide the others' outcomes
+            log.debug("applying %s failed", kind.kind, exc_info=True)
+            outs = [Outcome(c, "failed", f"internal error: {type(exc).__name__} (run with --debug for details)")
+                    for c in changes]
+        report = []
+        for (i, c), o in zip(unit, outs, strict=True):
+            if held is not None and o.status == "failed" and o.retryable:
+                with self._lock:
+                    held.append((i, c))
+            else:
+                report.append((i, o))
+        self._report(report)
+        if kind.progress_label and report:
+            with self._lock:
+                self._progress[kind.kind] = self._progress.get(kind.kind, 0) + len(report)
+                done = self._progress[kind.kind]
+            ctx.report(kind.progress_label, done, self._totals.get(kind.kind))
+
+    def _connection(self, changes: list[tuple[int, Change]]) -> None:
+        """One vendor connection's changes: kinds in their apply order, units within the
+        connection's concurrency."""
+        by_kind: dict[str, list[tuple[int, Change]]] = defaultdict(list)
+        for item in changes:
+            by_kind[item[1].kind].append(item)
+        vendor, conn = changes[0][1].vendor, changes[0][1].connection
+        ctx = self.ctx.bind(vendor, conn)
+        concurrency = vendor_concurrency(ctx, vendor)
+        for kind_name in sorted(by_kind, key=lambda k: (KINDS[k].apply_order, k)):
+            kind = KINDS[kind_name]()
+            items = by_kind[kind_name]
+            with self._lock:
+                self._totals[kind_name] = self._totals.get(kind_name, 0) + len(items)
+            position = {id(c): i for i, c in items}
+            for attempt in range(self.passes):
+                last = attempt == self.passes - 1
+                held: list[tuple[int, Change]] | None = None if last else []
+                units = [[(position[id(c)], c) for c in u] for u in kind.apply_units([c for _, c in items])]
+                if kind.ordered_units or concurrency <= 1 or len(units) <= 1:
+                    for unit in units:
+                        self._unit(kind, ctx, unit, held)
+                else:
+                    with ThreadPoolExecutor(max_workers=min(concurrency, len(units)),
+                                            thread_name_prefix=kind_name) as pool:
+                        for f in [pool.submit(self._unit, kind, ctx, u, held) for u in units]:
+                            f.result()
+                if not held or self.ctx.stop.is_set():
+                    break
+                # refused as busy: the writes did not happen; try those changes again shortly
+                items = sorted(held)
+                log.debug("%s: %d change(s) refused as busy; pass %d", kind_name, len(items), attempt + 2)
+                self.ctx.stop.wait(self.pass_wait * (attempt + 1))
+
+    def run(self) -> list[Outcome]:
+        by_connection: dict[tuple[str, str], list[tuple[int, Change]]] = defaultdict(list)
+        for i, c in enumerate(self.changes):
+            by_connection[(c.vendor, c.connection)].append((i, c))
+        threads = [threading.Thread(target=self._connection, args=(cs,), name=f"apply-{v}/{n}", daemon=True)
+                   for (v, n), cs in sorted(by_connection.items())]
+        for t in threads:
+            t.start()
+        stopped_at: float | None = None
+        while any(t.is_alive() for t in threads):
+            for t in threads:
+                t.join(timeout=0.05)
+            if self.ctx.stop.is_set():
+                stopped_at = stopped_at or time.monotonic()
+                if time.monotonic() - stopped_at > self.grace:
+                    break
+        with self._lock:
+            in_flight = any(t.is_alive() for t in threads)
+            result = []
+            for i, c in enumerate(self.changes):
+                o = self.outcomes.get(i)
+                if o is None:
+                    if in_flight:
+                        status, msg = "unknown", "still in flight when the run stopped; resume to settle it"
+                    else:
+                        status, msg = "interrupted", "not started: the run was stopped"
+                    o = Outcome(c, status, msg)
+                result.append(o)
+            self.outcomes = dict(enumerate(result))  # late finishers are not reported any more
+            return result
+
+
+def apply_changes(changes: list[Change], ctx: RunContext, *, on_outcome: Callable[[Outcome], None] | None = None,
+                  journal: Journal | None = None, grace: float = 20.0) -> list[Outcome]:
+    """Apply changes: vendor connections concurrently (one worker each), each connection's kinds
+    in their apply order, each kind's units within the connection's concurrency; a failing unit or kind does not stop the others.
+    Returns one outcome per change, in the order given."""
+    return ApplyRun(changes, ctx, on_outcome=on_outcome, journal=journal, grace=grace).run()
 
 
 def exit_code_for(outcomes: list[Outcome]) -> int:
     """0 all applied; 4 some failed (partial apply); 3 some stale (and none failed)."""
     statuses = {o.status for o in outcomes}
-    if "failed" in statuses:
+    if statuses & {"failed", "unknown", "interrupted"}:
         return 4
     if "stale" in statuses:
         return 3
     return 0
+
+
+def check_resumed_safety(plan: Plan, approved: set[str], ctx: RunContext) -> list[str]:
+    """Thresholds for a resumed run, judged against the original plan: changes the interrupted
+    run was already allowed to make (same address) are not counted again — e.g. accounts that
+    were created but not finished now show as updates. Anything new is judged as usual."""
+    new = [c for c in plan.changes if c.address not in approved]
+    return check_safety(Plan(changes=new, existing_in_scope=plan.existing_in_scope), ctx)
 
 
 def reconcile_saved(saved: list[Change], fresh: Plan) -> tuple[list[Change], list[Outcome]]:

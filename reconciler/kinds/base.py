@@ -136,6 +136,8 @@ class RunContext:
         self.resolve_secrets = True
         # progress of long steps (``report``); the CLI sets it to drive a display
         self.on_progress: Callable[[str, int, int | None], None] | None = None
+        # set by the engine when the run is stopped (SIGINT/SIGTERM): start no new write
+        self.stop = threading.Event()
 
     def report(self, what: str, done: int, total: int | None = None) -> None:
         """Progress of a long step (``what``: e.g. ``"TcaplusRecords: reading"``); cheap when unused."""
@@ -161,6 +163,7 @@ class RunContext:
                 child.problems, child.warnings, child._secrets = self.problems, self.warnings, self._secrets
                 child.tracked_files, child.files_by_resource = self.tracked_files, self.files_by_resource
                 child.resolve_secrets, child.on_progress = self.resolve_secrets, self.on_progress
+                child.stop = self.stop
                 self._children[key] = child
             return child
 
@@ -360,6 +363,17 @@ class Kind(ABC):
     @abstractmethod
     def apply(self, changes: list[Change], ctx: RunContext) -> list[Outcome]: ...
 
+    # Units of work the engine may apply (and journal, and report) separately. By default every
+    # change is its own unit and units are independent (the engine runs them concurrently within
+    # the vendor's concurrency); a kind that batches writes across changes returns larger units
+    # and sets ``ordered_units`` when they must run one after another in the given order.
+    ordered_units: ClassVar[bool] = False
+    # when set, the engine reports apply progress (changes done of the kind's total) under it
+    progress_label: ClassVar[str | None] = None
+
+    def apply_units(self, changes: list[Change]) -> list[list[Change]]:
+        return [[c] for c in changes]
+
     @classmethod
     @abstractmethod
     def make_client(cls, ctx: RunContext) -> Any: ...
@@ -377,7 +391,10 @@ def outcome_of(change: Change, fn: Callable[[], Any]) -> Outcome:
     try:
         result = fn()
     except ReconcilerError as exc:
-        return Outcome(change, "failed", str(exc))
+        from reconciler.kinds.writes import unknown_outcome
+
+        refused = bool(getattr(exc, "retryable", False)) and not unknown_outcome(exc)
+        return Outcome(change, "failed", str(exc), retryable=refused)
     if isinstance(result, Outcome):
         return result
     return Outcome(change, "applied", result if isinstance(result, str) else "")

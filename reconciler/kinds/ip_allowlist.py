@@ -23,10 +23,11 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StrictBool, 
 from reconciler.clients import redact
 from reconciler.clients.bestproxy import BestProxyClient, LiveIp
 from reconciler.model import Action, Change, FieldDiff, KindPlan, Outcome, Unmanaged
-from reconciler.errors import InputError, Problem, ReconcilerError, TransportError
+from reconciler.errors import InputError, Problem, ReconcilerError
 from reconciler.kinds import register
 from reconciler.kinds.base import ExportDoc, ExportGroup, ExportRequest, Kind, KindExport, Resource, RunContext, ScopeDecl
 from reconciler.kinds.bestproxy_common import PRODUCT_TYPES, ProductType, Remark, make_client, provider_problem
+from reconciler.kinds.writes import settle_batch
 
 
 def normalize_ipv4(value: str) -> str:
@@ -206,22 +207,36 @@ class IpAllowlistKind(Kind):
 
     def _apply_one(self, client: BestProxyClient, c: Change, ctx: RunContext) -> Outcome:
         d = c.data
+        pt = d["product_type"]
         done: list[str] = []
+
+        def present() -> dict[str, str]:
+            return {i.ip: i.remark for i in client.list_ips(pt)}
+
+        def delete(ips: list[str]) -> None:
+            vtype, code = self._verification(ctx)  # fresh for every attempt
+            client.delete_ips(ips, verify_type=vtype, verify_code=code)
+
         try:
             if d["remove"]:
-                vtype, code = self._verification(ctx)
-                client.delete_ips(d["remove"], verify_type=vtype, verify_code=code)
+                # an unknown outcome is settled by listing: only addresses still there are sent again
+                settle_batch(d["remove"], delete, lambda ks: set(ks) - set(present()), what="proxy-ip/delete")
                 done.append(f"removed {len(d['remove'])}")
             by_remark: dict[str, list[str]] = {}
             for ip, remark in d["add"].items():
                 by_remark.setdefault(remark, []).append(ip)
             for remark, ips in sorted(by_remark.items()):
-                try:
-                    client.add_ips(ips, product_type=d["product_type"], remark=remark, user_product_id=d["user_product_id"])
-                except TransportError:
-                    present = {i.ip for i in client.list_ips(d["product_type"])}
-                    if not set(ips) <= present:
-                        raise
+                if ctx.stop.is_set():
+                    return Outcome(c, "interrupted", "stopped before all addresses were added",
+                                   details=[f"done before the stop: {', '.join(done)}"] if done else [])
+
+                def add(ips: list[str], rm: str = remark) -> None:
+                    client.add_ips(ips, product_type=pt, remark=rm, user_product_id=d["user_product_id"])
+
+                def added(ips: list[str], rm: str = remark) -> set[str]:
+                    return {ip for ip, r in present().items() if ip in ips and r == rm}
+
+                settle_batch(ips, add, added, what="proxy-ip/add")
                 done.append(f"added {len(ips)}")
         except ReconcilerError as exc:
             return Outcome(c, "failed", str(exc), details=[f"done before the failure: {', '.join(done)}"] if done else [])

@@ -11,14 +11,16 @@ A product type change has no API call: it is a replace (delete + add) and needs 
 
 from __future__ import annotations
 
+import functools
 from collections import Counter
+from collections.abc import Callable
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictStr, model_validator
 
 from reconciler.clients.bestproxy import BestProxyClient, LiveAccount
 from reconciler.model import SENSITIVE, Action, Change, FieldDiff, KindPlan, Outcome, Unmanaged
-from reconciler.errors import Problem, ReconcilerError, TransportError
+from reconciler.errors import Problem, ReconcilerError
 from reconciler.kinds import register
 from reconciler.kinds.base import ExportDoc, ExportGroup, ExportRequest, Kind, KindExport, Resource, RunContext, ScopeDecl
 from reconciler.kinds.bestproxy_common import (
@@ -30,6 +32,7 @@ from reconciler.kinds.bestproxy_common import (
     make_client,
     provider_problem,
 )
+from reconciler.kinds.writes import settle_batch, settle_one
 from reconciler.manifest.secrets import SecretRef
 
 Username = StrictStr
@@ -277,36 +280,65 @@ class ProxyAccountKind(Kind):
         return fields
 
     # -- apply -----------------------------------------------------------------------------
+    ordered_units = True
+    UPDATE_CHUNK = 100
+
+    def apply_units(self, changes: list[Change]) -> list[list[Change]]:
+        """Deletes (and replaces: delete + add) first, then one unit per product type of creates
+        (one ``add`` call each), then updates in chunks (each chunk's enable/disable batched)."""
+        deletes = [c for c in changes if c.action in (Action.DELETE, Action.REPLACE)]
+        by_type: dict[int, list[Change]] = {}
+        for c in changes:
+            if c.action is Action.CREATE:
+                by_type.setdefault(c.data["desired"]["productType"], []).append(c)
+        updates = [c for c in changes if c.action is Action.UPDATE]
+        units = [deletes] if deletes else []
+        units += [by_type[t] for t in sorted(by_type)]
+        units += [updates[i:i + self.UPDATE_CHUNK] for i in range(0, len(updates), self.UPDATE_CHUNK)]
+        return units
+
     def apply(self, changes: list[Change], ctx: RunContext) -> list[Outcome]:
         client: BestProxyClient = ctx.client(type(self))
         concurrency = ctx.config.providers.bestproxy.concurrency if ctx.config.providers.bestproxy else 1
         results: dict[str, Outcome] = {}
 
+        def live() -> dict[str, LiveAccount]:
+            return {a.username: a for a in client.list_accounts()}
+
         deletes = [c for c in changes if c.action in (Action.DELETE, Action.REPLACE)]
         if deletes:
-            self._batched(results, deletes, lambda: client.delete_accounts([c.key for c in deletes]),
-                          final={c.key for c in deletes if c.action is Action.DELETE})
+            self._batched(results, deletes, lambda: settle_batch(
+                [c.key for c in deletes], client.delete_accounts, lambda ks: set(ks) - set(live()),
+                what="whitelist-account/delete"), final={c.key for c in deletes if c.action is Action.DELETE})
 
         creates = [c for c in changes if c.action is Action.CREATE and c.key not in results]
-        self._create_all(client, creates, ctx, results, concurrency)
+        self._create_all(client, creates, ctx, results, concurrency, live)
         self._explain_window(client, creates, results, replaced=False)
         self._create_replaced(client, [c for c in changes if c.action is Action.REPLACE and c.key not in results],
-                              ctx, results, concurrency)
+                              ctx, results, concurrency, live)
 
         updates = [c for c in changes if c.action is Action.UPDATE]
+        def set_enabled(batch: list[Change], write: Callable[[list[str]], None], flag: bool) -> None:
+            def done(keys: list[str]) -> set[str]:
+                return {k for k, a in live().items() if k in keys and a.enabled is flag}
+
+            settle_batch([c.key for c in batch], write, done, what=f"whitelist-account/{'enable' if flag else 'disable'}")
+
         for flag, fn in ((True, client.enable_accounts), (False, client.disable_accounts)):
             batch = [c for c in updates if any(d.path == "enabled" for d in c.diffs) and c.data["desired"]["enabled"] is flag]
             if batch:
-                self._batched(results, batch, lambda b=batch, f=fn: f([c.key for c in b]), final=set())
+                self._batched(results, batch, functools.partial(set_enabled, batch, fn, flag), final=set())
 
         def change_one(c: Change) -> Outcome:
             if c.key in results:
                 return results[c.key]
+            if ctx.stop.is_set():
+                return Outcome(c, "interrupted", "not started: the run was stopped")
             spec = ProxyAccountSpec.model_validate(c.data["desired"])
             fields = self._change_fields(spec, self._password(c, ctx), c.diffs)
             try:
                 if fields:
-                    client.change_account(c.key, **fields)
+                    self._change(client, c.key, fields, live)
             except ReconcilerError as exc:
                 return Outcome(c, "failed", str(exc))
             return Outcome(c, "applied")
@@ -316,13 +348,13 @@ class ProxyAccountKind(Kind):
         return [results[c.key] for c in changes]
 
     def _create_replaced(self, client: BestProxyClient, replaced: list[Change], ctx: RunContext,
-                         results: dict[str, Outcome], concurrency: int) -> None:
+                         results: dict[str, Outcome], concurrency: int, live: Any) -> None:
         """The add half of a replace, in its own batches (an add refused in BestProxy's 5-minute
         delete window must not fail plain creates). A refused add whose username is gone from the
         list is the window, not an error: reported ``pending: retry after 5 minutes``."""
         if not replaced:
             return
-        self._create_all(client, replaced, ctx, results, concurrency)
+        self._create_all(client, replaced, ctx, results, concurrency, live)
         self._explain_window(client, replaced, results, replaced=True)
 
     @staticmethod
@@ -348,6 +380,20 @@ class ProxyAccountKind(Kind):
                 results[c.key] = Outcome(c, "failed", f"{o.message} (the account is not in the list: if it was deleted in the "
                                          "last 5 minutes BestProxy may still hold the username — retry after 5 minutes)",
                                          o.details)
+
+    @staticmethod
+    def _change(client: BestProxyClient, username: str, fields: dict[str, Any], live: Any) -> None:
+        """``proxy-account/change``; an unknown outcome is settled by reading the account back
+        (fields the list does not return cannot be confirmed: the call is repeated, harmlessly)."""
+        visible = {"password": "password", "remark": "remark", "limit": "limit_gb"}
+
+        def done() -> bool:
+            if set(fields) - set(visible):
+                return False
+            a = live().get(username)
+            return a is not None and all(getattr(a, visible[k]) == v for k, v in fields.items())
+
+        settle_one(lambda: client.change_account(username, **fields), done, what="proxy-account/change")
 
     @staticmethod
     def _password(c: Change, ctx: RunContext) -> str | None:
@@ -384,24 +430,28 @@ class ProxyAccountKind(Kind):
         return out
 
     def _create_all(self, client: BestProxyClient, creates: list[Change], ctx: RunContext,
-                    results: dict[str, Outcome], concurrency: int) -> None:
+                    results: dict[str, Outcome], concurrency: int, live: Any) -> None:
         # ``add`` takes one remark per call: either one call per (product type, remark), or one
         # call per product type carrying the most common remark with the others set by the
         # per-account follow-up call — whichever makes fewer calls
         created: list[tuple[Change, str]] = []
         for ptype, remark, batch in self._add_batches(creates):
-            pairs = [(c.key, self._password(c, ctx) or "") for c in batch]
-            try:
-                client.add_accounts(pairs, product_type=ptype, remark=remark)
-                created.extend((c, remark) for c in batch)
-            except TransportError:
-                # unknown outcome: look the accounts up before anything else (no blind retry)
-                present = {a.username for a in client.list_accounts()}
+            if ctx.stop.is_set():
                 for c in batch:
-                    if c.key in present:
-                        created.append((c, remark))
-                    else:
-                        results[c.key] = Outcome(c, "failed", "add: no reply and the account does not exist; re-run apply")
+                    results[c.key] = Outcome(c, "interrupted", "not started: the run was stopped")
+                continue
+            passwords = {c.key: self._password(c, ctx) or "" for c in batch}
+
+            def add(keys: list[str], pt: int = ptype, rm: str = remark, pw: dict[str, str] = passwords) -> None:
+                client.add_accounts([(k, pw[k]) for k in keys], product_type=pt, remark=rm)
+
+            def present(keys: list[str]) -> set[str]:
+                return set(keys) & set(live())
+
+            try:
+                # unknown outcome: look the accounts up, add only the missing ones (no blind retry)
+                settle_batch([c.key for c in batch], add, present, what="whitelist-account/add")
+                created.extend((c, remark) for c in batch)
             except ReconcilerError as exc:
                 for c in batch:
                     results[c.key] = Outcome(c, "failed", str(exc))
@@ -413,9 +463,12 @@ class ProxyAccountKind(Kind):
             fields: dict[str, Any] = self._follow_ups(spec)
             if spec.remark != batch_remark:
                 fields["remark"] = spec.remark
+            if fields and ctx.stop.is_set():
+                return Outcome(c, "interrupted", f"created; {', '.join(sorted(fields))} not set yet: the run was "
+                                                 "stopped (apply again, or --resume, finishes it)")
             try:
                 if fields:
-                    client.change_account(c.key, **fields)
+                    self._change(client, c.key, fields, live)
             except ReconcilerError as exc:
                 return Outcome(c, "failed", f"created, but setting {', '.join(sorted(fields))} failed: {exc}")
             return Outcome(c, "applied")
@@ -424,7 +477,9 @@ class ProxyAccountKind(Kind):
             results[o.change.key] = o
         if disable:
             try:
-                client.disable_accounts([c.key for c in disable])
+                settle_batch([c.key for c in disable], client.disable_accounts,
+                             lambda ks: {k for k, a in live().items() if k in ks and not a.enabled},
+                             what="whitelist-account/disable")
             except ReconcilerError as exc:
                 for c in disable:
                     results[c.key] = Outcome(c, "failed", f"created, but disabling failed: {exc}")

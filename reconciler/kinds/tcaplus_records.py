@@ -53,15 +53,15 @@ from reconciler.clients.tcaplus import (
     TcaplusClient,
     TcaplusRecordExistsError,
     TcaplusRecordNotFoundError,
-    TcaplusTransportError,
     TcaplusVersionMismatchError,
     VersionCheck,
     VersionedRecord,
 )
 from reconciler.model import Action, Change, FieldDiff, KindPlan, Outcome, Unmanaged
-from reconciler.errors import InputError, Problem, SecretError, UsageError
+from reconciler.errors import InputError, Problem, ReconcilerError, SecretError, UsageError
 from reconciler.kinds import register
 from reconciler.kinds.base import ExportDoc, ExportFile, ExportGroup, ExportRequest, Kind, KindExport, Resource, RunContext, ScopeDecl, outcome_of
+from reconciler.kinds.writes import ATTEMPTS, unknown_outcome
 from reconciler.manifest.yamlload import Document, Path_, dotted, load_file
 from reconciler.manifest import confine
 from reconciler.protoschema import (
@@ -363,6 +363,7 @@ class TcaplusRecordsKind(Kind):
     Spec = TcaplusRecordsSpec
     apply_order = 30
     precondition_in_write = True
+    progress_label = "TcaplusDB: writing"
 
     def keys(self, res: Resource) -> list[tuple[str, Path_]]:
         # A record's identity needs its table's primary key, i.e. the config, which this hook
@@ -475,8 +476,8 @@ class TcaplusRecordsKind(Kind):
     def apply(self, changes: list[Change], ctx: RunContext) -> list[Outcome]:
         client: TcaplusClient = ctx.client(type(self))
         writer = _Writer(client, ctx)
-        return RunContext.map(lambda c: outcome_of(c, lambda: writer.apply(c)), changes, concurrency=_concurrency(ctx),
-                              progress=(ctx, "TcaplusDB: writing"))
+        # the engine applies one change per unit and reports progress (``progress_label``)
+        return RunContext.map(lambda c: outcome_of(c, lambda: writer.apply(c)), changes, concurrency=_concurrency(ctx))
 
     # -- export (DR, adoption) ----------------------------------------------------------------
     def export(self, resources: list[Resource], scopes: list[ScopeDecl], ctx: RunContext,
@@ -599,7 +600,7 @@ class _TablePlanner:
         pages_at_once = max(1, _concurrency(self.ctx) // max(1, len(prunes)))
 
         out: dict[str, tuple[Resource, VersionedRecord]] = {}
-        for res, records in zip(prunes, RunContext.map(read, prunes, concurrency=_concurrency(self.ctx))):
+        for res, records in zip(prunes, RunContext.map(read, prunes, concurrency=_concurrency(self.ctx)), strict=True):
             for vr in records:
                 out.setdefault(identity(self.schema.name, self.schema.key_of(vr.record)), (res, vr))
         return out
@@ -617,13 +618,14 @@ class _TablePlanner:
             return self.client.get(self.schema.name, d.keys, select=self._select([d]))
 
         for d, vr in zip(missing, RunContext.map(read, missing, concurrency=_concurrency(self.ctx),
-                                                 progress=(self.ctx, f"TcaplusDB {self.schema.name}: reading"))):
+                                                 progress=(self.ctx, f"TcaplusDB {self.schema.name}: reading")),
+                         strict=True):
             if vr is not None:
                 live[d.identity] = vr
         return live
 
     def _plan_record(self, d: _Declared, live: VersionedRecord | None) -> None:
-        base = dict(kind=self.kind.kind, vendor=self.kind.vendor, key=d.identity, resource=d.res.ref, source=d.where.source)
+        base: dict[str, Any] = dict(kind=self.kind.kind, vendor=self.kind.vendor, key=d.identity, resource=d.res.ref, source=d.where.source)
         data = {"table": self.schema.name, "mode": d.mode, "keys": d.keys, "record": d.record}
         if live is None:
             diffs = [FieldDiff(p, None, v) for p, v in _leaves(self.schema.message, d.record).items() if p not in self.schema.primary_key]
@@ -685,18 +687,20 @@ class _Writer:
         return Outcome(change, "stale", f"{what}: the record exists with other values (version {live.version}); not overwritten")
 
     def _create(self, change: Change) -> Outcome:
-        table, record = change.data["table"], change.data["record"]
-        try:
-            self.client.add(table, record)
-        except TcaplusRecordExistsError:
-            return self._settle(change, self.client.get(table, change.data["keys"]), "created by another writer since the plan")
-        except TcaplusTransportError:
-            live = self.client.get(table, change.data["keys"])
-            if live is None:
-                self.client.add(table, record)  # the first attempt did not arrive
+        table, record, keys = change.data["table"], change.data["record"], change.data["keys"]
+        for _ in range(ATTEMPTS):
+            try:
+                self.client.add(table, record)
                 return Outcome(change, "applied")
-            return self._settle(change, live, "AddRecord got no reply")
-        return Outcome(change, "applied")
+            except TcaplusRecordExistsError:
+                return self._settle(change, self.client.get(table, keys), "created by another writer since the plan")
+            except ReconcilerError as exc:
+                if not unknown_outcome(exc):
+                    raise
+                live = self.client.get(table, keys)  # read back before any retry
+                if live is not None:
+                    return self._settle(change, live, "AddRecord got no reply")
+        return Outcome(change, "failed", f"AddRecord: no reply {ATTEMPTS} times and the record is not there; re-run apply")
 
     def _current(self, change: Change) -> tuple[VersionedRecord | None, Outcome | None]:
         """The live record if it still has the planned version, else the stale outcome."""
@@ -716,16 +720,23 @@ class _Writer:
         table, planned = change.data["table"], change.precondition["record_version"]
         schema = table_schema(self.ctx, table)
         record = change.data["record"] if change.data["mode"] == "whole" else _merge(live.record, schema, change.data["record"])
-        try:
-            self.client.set(table, record, check=VersionCheck.MATCH, version=planned)
-        except TcaplusVersionMismatchError:
-            return Outcome(change, "stale", "changed by another writer during apply (-7949); not overwritten")
-        except TcaplusTransportError:
-            after = self.client.get(table, change.data["keys"])
+        for _ in range(ATTEMPTS):
+            try:
+                self.client.set(table, record, check=VersionCheck.MATCH, version=planned)
+                return Outcome(change, "applied")
+            except TcaplusVersionMismatchError:
+                return Outcome(change, "stale", "changed by another writer during apply (-7949); not overwritten")
+            except ReconcilerError as exc:
+                if not unknown_outcome(exc):
+                    raise
+            after = self.client.get(table, change.data["keys"])  # read back before any retry
             if after is not None and self._matches(change, after):
                 return Outcome(change, "applied")
-            return Outcome(change, "failed", "SetRecord got no reply and the record does not hold the declared values; re-run apply")
-        return Outcome(change, "applied")
+            if after is None or after.version != planned:
+                return Outcome(change, "stale", "SetRecord got no reply and the record was changed by another "
+                                                "writer meanwhile; not overwritten")
+        return Outcome(change, "failed", f"SetRecord: no reply {ATTEMPTS} times and the record does not hold the "
+                                         "declared values; re-run apply")
 
     def _delete(self, change: Change) -> Outcome:
         table, keys = change.data["table"], change.data["keys"]
@@ -734,14 +745,21 @@ class _Writer:
             return Outcome(change, "applied", "already gone")
         if live.version != change.precondition["record_version"]:
             return Outcome(change, "stale", f"changed since the plan (version {change.precondition['record_version']} -> {live.version}); not deleted")
-        try:
-            self.client.delete(table, keys)
-        except TcaplusRecordNotFoundError:
-            return Outcome(change, "applied", "already gone")
-        except TcaplusTransportError:
-            if self.client.get(table, keys) is not None:
-                raise
-        return Outcome(change, "applied")
+        for _ in range(ATTEMPTS):
+            try:
+                self.client.delete(table, keys)
+                return Outcome(change, "applied")
+            except TcaplusRecordNotFoundError:
+                return Outcome(change, "applied", "already gone")
+            except ReconcilerError as exc:
+                if not unknown_outcome(exc):
+                    raise
+            after = self.client.get(table, keys)  # read back before any retry
+            if after is None:
+                return Outcome(change, "applied")
+            if after.version != change.precondition["record_version"]:
+                return Outcome(change, "stale", "DeleteRecord got no reply and the record changed meanwhile; not deleted")
+        return Outcome(change, "failed", f"DeleteRecord: no reply {ATTEMPTS} times and the record is still there; re-run apply")
 
 
 # -- export -------------------------------------------------------------------------------------

@@ -270,13 +270,22 @@ class _Handler(BaseHTTPRequestHandler):
     do_GET = do_POST = do_PUT = do_DELETE = _dispatch
 
 
+class _Server(ThreadingHTTPServer):
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        import sys
+
+        if isinstance(sys.exc_info()[1], ConnectionError):
+            return  # the client went away (killed, timed out): nothing to report
+        super().handle_error(request, client_address)
+
+
 class EmulatorServer:
     """Runs one emulator on ``host:port`` (port 0 picks a free port) in a daemon thread."""
 
     def __init__(self, emulator: Emulator, *, host: str = "127.0.0.1", port: int = 0):
         handler = type(f"{type(emulator).__name__}Handler", (_Handler,), {"emulator": emulator})
         self.emulator = emulator
-        self.httpd = ThreadingHTTPServer((host, port), handler)
+        self.httpd = _Server((host, port), handler)
         self.httpd.daemon_threads = True
         self._thread: threading.Thread | None = None
 
@@ -287,7 +296,7 @@ class EmulatorServer:
     @property
     def url(self) -> str:
         host = self.httpd.server_address[0]
-        return f"http://{host}:{self.port}"
+        return f"http://{host!s}:{self.port}"
 
     def start(self) -> "EmulatorServer":
         self._thread = threading.Thread(

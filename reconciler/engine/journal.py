@@ -1,0 +1,157 @@
+"""The apply journal: JSON Lines that record a run as it happens, so a crash loses nothing.
+
+Records (one JSON object per line, each flushed as soon as it is written):
+
+- ``{"type": "run", ...}`` — a run starts: the options it was started with, the digest of its
+  manifests and config, and the plan it is carrying out (``changes``, ``existing_in_scope``) —
+  the plan a resumed run is judged against. ``resumed`` is true for ``apply --resume``;
+- ``{"type": "intent", ...}`` — a change is about to be written (before its first call);
+- ``{"type": "outcome", ...}`` — what happened to it (the same object ``apply --format json``
+  prints);
+- ``{"type": "end", ...}`` — the run ended: ``finished`` or ``interrupted``, and its exit code.
+
+The journal holds what a plan holds — identities, field diffs with secrets masked, keyed
+fingerprints and secret *references* — and never a secret value. A line cut short by a kill is
+ignored when the journal is read back.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import IO, Any
+
+from reconciler.errors import UsageError
+from reconciler.model import Change, Outcome
+
+FORMAT_VERSION = 1
+
+
+def outcome_record(o: Outcome) -> dict[str, Any]:
+    """An outcome as one JSON object (journal lines and ``apply --format json`` share it)."""
+    return {
+        "type": "outcome",
+        "address": o.change.address,
+        "kind": o.change.kind,
+        "vendor": o.change.vendor,
+        "action": o.change.action.value,
+        "status": o.status,
+        "message": o.message,
+        "details": list(o.details),
+    }
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="milliseconds")
+
+
+@dataclass
+class JournalState:
+    """What a journal file says about the runs it recorded."""
+
+    root: dict[str, Any]  # the "run" record of the run that made the plan (not a resume)
+    last_run: dict[str, Any]
+    ended: dict[str, Any] | None  # the "end" record of the last run, if it got that far
+    outcomes: dict[str, str] = field(default_factory=dict)  # address -> last status
+    intents_without_outcome: list[str] = field(default_factory=list)
+
+    @property
+    def complete(self) -> bool:
+        """The last run ended and every change of it was applied (exit 0)."""
+        return self.ended is not None and self.ended.get("exit_code") == 0
+
+    @property
+    def approved(self) -> set[str]:
+        """Addresses of the changes the original run was allowed to make."""
+        return {c["kind"] + "/" + c["key"] for c in self.root.get("changes", [])}
+
+    @property
+    def root_changes(self) -> list[Change]:
+        return [Change.from_dict(c) for c in self.root.get("changes", [])]
+
+
+def read_journal(path: Path) -> JournalState:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise UsageError(f"{path}: cannot read the journal ({exc.__class__.__name__})") from None
+    records: list[dict[str, Any]] = []
+    for line in text.splitlines():
+        try:
+            rec = json.loads(line)
+        except ValueError:
+            continue  # a line cut short by a kill
+        if isinstance(rec, dict) and isinstance(rec.get("type"), str):
+            records.append(rec)
+    runs = [i for i, r in enumerate(records) if r["type"] == "run"]
+    if not runs:
+        raise UsageError(f"{path}: not an apply journal (no run record)")
+    if records[runs[0]].get("format_version") != FORMAT_VERSION:
+        raise UsageError(f"{path}: journal format {records[runs[0]].get('format_version')} is not supported")
+    root_i = max((i for i in runs if not records[i].get("resumed")), default=runs[0])
+    last_i = runs[-1]
+    state = JournalState(root=records[root_i], last_run=records[last_i], ended=None)
+    pending: dict[str, None] = {}
+    for rec in records[root_i:]:
+        if rec["type"] == "intent":
+            pending[rec["address"]] = None
+        elif rec["type"] == "outcome":
+            state.outcomes[rec["address"]] = rec["status"]
+            pending.pop(rec["address"], None)
+    for rec in records[last_i:]:
+        if rec["type"] == "end":
+            state.ended = rec
+    state.intents_without_outcome = list(pending)
+    return state
+
+
+class Journal:
+    """Appends records to a journal file; thread-safe; every line is flushed when written."""
+
+    def __init__(self, path: Path, *, append: bool):
+        self.path = path
+        self._lock = threading.Lock()
+        self._fh: IO[str] = open(path, "a" if append else "w", encoding="utf-8")  # noqa: SIM115 - closed in close()
+
+    @classmethod
+    def open_new(cls, path: Path) -> "Journal":
+        """A fresh journal; refuses to overwrite one whose run did not finish."""
+        if path.exists() and path.stat().st_size:
+            state = read_journal(path)
+            if not state.complete:
+                raise UsageError(f"{path} records a run that did not finish: finish it with "
+                                 f"`reconciler apply --resume {path}`, or remove the file")
+        return cls(path, append=False)
+
+    def _write(self, rec: dict[str, Any]) -> None:
+        line = json.dumps(rec, ensure_ascii=False, separators=(",", ":"), default=str)
+        with self._lock:
+            self._fh.write(line + "\n")
+            self._fh.flush()
+
+    def run(self, *, changes: list[Change], existing_in_scope: dict[str, int], resumed: bool,
+            options: dict[str, Any], digest: dict[str, str]) -> None:
+        self._write({
+            "type": "run", "format_version": FORMAT_VERSION, "at": _now(), "pid": os.getpid(),
+            "resumed": resumed, **options, "digest": digest,
+            "existing_in_scope": existing_in_scope, "changes": [c.to_dict() for c in changes],
+        })
+
+    def intent(self, change: Change) -> None:
+        self._write({"type": "intent", "at": _now(), "address": change.address, "action": change.action.value,
+                     "calls": change.calls})
+
+    def outcome(self, o: Outcome) -> None:
+        self._write({**outcome_record(o), "at": _now()})
+
+    def end(self, *, status: str, exit_code: int, counts: dict[str, int]) -> None:
+        self._write({"type": "end", "at": _now(), "status": status, "exit_code": exit_code, "counts": counts})
+
+    def close(self) -> None:
+        with self._lock:
+            if not self._fh.closed:
+                self._fh.close()

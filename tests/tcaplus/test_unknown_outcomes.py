@@ -1,0 +1,82 @@
+"""TcaplusDB writes whose reply is lost after the write took effect are settled in the same run by
+reading the record back: done once, never repeated on top of their own success."""
+
+from __future__ import annotations
+
+from reconciler.engine import run
+from reconciler.model import Action
+from tests.tcaplus.conftest import Workspace
+from tests.tcaplus.test_records_cli import PLAYERS, player, records_doc
+from tests.tcaplus.test_records_kind import planned
+
+
+def _apply(ws: Workspace, faults: dict) -> list:
+    kind, ctx, changes = planned(ws)
+    ws.emulator.set_faults(faults)
+    try:
+        return kind.apply(changes, ctx)
+    finally:
+        ws.emulator.set_faults({"drop_next_writes": 0, "fail_next": 0})
+        ctx.close()
+
+
+def test_add_set_and_delete_with_lost_replies_are_settled_in_the_same_run(ws: Workspace) -> None:
+    # AddRecord: the reply of the write is dropped after the record was stored
+    ws.write("manifests/p.yaml", records_doc("p", PLAYERS, [player(1), player(2)]))
+    outcomes = _apply(ws, {"drop_next_writes": 2})
+    assert [o.status for o in outcomes] == ["applied", "applied"], [o.message for o in outcomes]
+    assert sorted(r["player_id"] for _, r in ws.emulator.records(PLAYERS)) == [1, 2]
+
+    # SetRecord (version-checked): the retry would fail with -7949 against its own success
+    ws.write("manifests/p.yaml", records_doc("p", PLAYERS, [player(1, level=5), player(2, level=6)], mode="whole"))
+    kind, ctx, changes = planned(ws)
+    assert {c.action for c in changes} == {Action.UPDATE}
+    ctx.close()
+    outcomes = _apply(ws, {"drop_next_writes": 2})
+    assert [o.status for o in outcomes] == ["applied", "applied"], [o.message for o in outcomes]
+    stored = sorted((r for _, r in ws.emulator.records(PLAYERS)), key=lambda r: r["player_id"])
+    assert stored == [player(1, level=5), player(2, level=6)]
+    kind, ctx, changes = planned(ws)
+    ctx.close()
+    assert changes == []
+
+    # DeleteRecord (prune): a repeat would answer 261 against its own success
+    prune = {"index": "index_2", "keys": {"player_id": 2}}
+    ws.write("manifests/p.yaml", records_doc("p", PLAYERS, [], prune=prune))
+    outcomes = _apply(ws, {"drop_next_writes": 1})
+    assert [(o.change.action, o.status) for o in outcomes] == [(Action.DELETE, "applied")], [o.message for o in outcomes]
+    assert [r["player_id"] for _, r in ws.emulator.records(PLAYERS)] == [1]
+
+
+def test_busy_refusals_are_tried_again_by_the_engine_in_the_same_run(ws: Workspace) -> None:
+    # -1037 "system busy" is a refusal: the kind reports the change failed (retryable) and the
+    # engine's later pass writes it — no re-run of apply is needed
+    ws.write("manifests/p.yaml", records_doc("p", PLAYERS, [player(1), player(2), player(3)]))
+    kind, ctx, changes = planned(ws)
+    ws.emulator.set_faults({"fail_next": 2})
+    try:
+        outcomes = run.apply_changes(changes, ctx)
+    finally:
+        ctx.close()
+    assert [o.status for o in outcomes] == ["applied"] * 3, [o.message for o in outcomes]
+    assert ws.emulator.faults.fail_next == 0  # the refusals did happen
+    assert sorted(r["player_id"] for _, r in ws.emulator.records(PLAYERS)) == [1, 2, 3]
+
+
+def test_a_stopped_run_waits_for_calls_in_flight_no_longer_than_its_grace(ws: Workspace) -> None:
+    import threading
+    import time
+
+    ws.write("manifests/p.yaml", records_doc("p", PLAYERS, [player(1), player(2), player(3)]))
+    kind, ctx, changes = planned(ws)
+    ws.emulator.set_faults({"latency_ms": 1200})
+    threading.Timer(0.3, ctx.stop.set).start()  # SIGINT, as the CLI handles it
+    try:
+        outcomes = run.ApplyRun(changes, ctx, grace=0.2).run()
+    finally:
+        ws.emulator.set_faults({"latency_ms": 0})
+    # every write was in flight (concurrency 8) when the run stopped: reported, not waited for
+    assert [o.status for o in outcomes] == ["unknown"] * 3, [o.message for o in outcomes]
+    assert "resume" in outcomes[0].message
+    time.sleep(1.2)  # let the emulator answer them before the test's emulator goes away
+    ctx.close()
