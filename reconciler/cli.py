@@ -331,13 +331,15 @@ def _root() -> Path | None:
 
 def _session(paths: tuple[Path, ...], config_path: Path, sandbox: bool, sandbox_state: Path | None,
              targets: tuple[str, ...], force: bool, allow_replace: bool = False, *,
-             env: str | None | bool = True) -> Session:
+             recorded: bool = False, env: str | None = None) -> Session:
+    """A run's session. The environment is ``--env``, unless the run was ``recorded`` (a saved
+    plan or a journal): then it is ``env``, the one it was planned for."""
     check_target_syntax(targets)
     ctx = click.get_current_context(silent=True)
     allowed = ctx.meta.get("reconciler.allowed_endpoints", ()) if ctx is not None else ()
     opts = RunOptions(force=force, allow_replace=allow_replace, targets=tuple(targets), allowed_endpoints=allowed)
     s = open_session(paths=list(paths) or [DEFAULT_PATH], config_path=config_path, sandbox=sandbox,
-                     options=opts, state_dir=sandbox_state, env=_env() if env is True else env or None,
+                     options=opts, state_dir=sandbox_state, env=env if recorded else _env(),
                      root=_root())
     _progress_for(s.ctx)
     return s
@@ -784,8 +786,8 @@ def apply(paths: tuple[Path, ...], config_path: Path, sandbox: bool, sandbox_sta
             raise UsageError(f"{resume_path} recorded a run for "
                              f"{'environment ' + str(root['environment']) if root.get('environment') else 'no environment'}; "
                              "resume it without --env")
-    env: str | None | bool = (state.root.get("environment") or False) if state is not None else True
-    s = _session(paths, config_path, sandbox, sandbox_state, targets, force, allow_replace, env=env)
+    s = _session(paths, config_path, sandbox, sandbox_state, targets, force, allow_replace,
+                 recorded=state is not None, env=state.root.get("environment") if state is not None else None)
     try:
         with _Signals(s.ctx) as signals:
             s.load()
@@ -868,7 +870,7 @@ def _apply_saved(path: Path, config_path: Path, sandbox: bool, sandbox_state: Pa
         raise UsageError(f"{path} was planned for {f'environment {pf.environment}' if pf.environment else 'no environment'}; "
                          "the environment is decided when planning (apply it without --env)")
     s = _session(tuple(Path(p) for p in pf.paths), cfg_path, sandbox, sandbox_state, tuple(pf.targets), force,
-                 pf.allow_replace, env=pf.environment or False)
+                 pf.allow_replace, recorded=True, env=pf.environment)
     if pf.baseline is not None:
         s.ctx.options.baseline = Baseline(**pf.baseline)
     try:

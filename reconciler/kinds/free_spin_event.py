@@ -35,6 +35,7 @@ Status and usage counters (spins used, cash-out) are observed, never drift.
 from __future__ import annotations
 
 import re
+from functools import lru_cache
 import uuid
 from collections import defaultdict
 from dataclasses import dataclass, field
@@ -211,11 +212,22 @@ def _duplicates(items: list[Any]) -> list[tuple[int, Any]]:
 
 def read_players_file(path: Path) -> tuple[list[str], list[str]]:
     """Player IDs of a players file (one per line; blank lines and ``#`` comments ignored) and
-    the problems found in it."""
+    the problems found in it. The file is checked against the workspace on every call and parsed
+    once per content (validation, planning and apply all ask for it)."""
     try:
-        text = confine.read_text(path, what="players file")  # inside the workspace, bounded
+        real = confine.check(path, what="players file")  # inside the workspace, a regular file, bounded
+        st = real.stat()
+        players, problems = _players_of(str(real), st.st_mtime_ns, st.st_size, path.name)
     except confine.ConfinementError as exc:
         return [], [f"cannot read players file {path.name}: {exc.reason}"]
+    except OSError as exc:
+        return [], [f"cannot read players file {path.name}: {exc.strerror or type(exc).__name__}"]
+    return list(players), list(problems)
+
+
+@lru_cache(maxsize=64)
+def _players_of(real: str, mtime_ns: int, size: int, name: str) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    text = confine.read_text(real, what="players file")
     players: list[str] = []
     problems: list[str] = []
     seen: dict[str, int] = {}
@@ -224,13 +236,13 @@ def read_players_file(path: Path) -> tuple[list[str], list[str]]:
         if not uid:
             continue
         if len(uid) > 50 or any(ch.isspace() for ch in uid):
-            problems.append(f"{path.name} line {n}: not a player ID (1-50 characters, no spaces)")
+            problems.append(f"{name} line {n}: not a player ID (1-50 characters, no spaces)")
         elif uid in seen:
-            problems.append(f"{path.name} line {n}: duplicate player '{uid}' (first on line {seen[uid]})")
+            problems.append(f"{name} line {n}: duplicate player '{uid}' (first on line {seen[uid]})")
         else:
             seen[uid] = n
             players.append(uid)
-    return players, problems
+    return tuple(players), tuple(problems)
 
 
 def declared_players(spec: FreeSpinEventSpec, base_dir: Path) -> list[str]:
