@@ -10,51 +10,82 @@ Retry rules (one place, STYLE.md §7):
 - ``Retry-After`` (seconds) is honoured.
 
 Error texts never include URLs, query strings or bodies: they may carry credentials.
+
+The wire: the standard library's ``http.client`` over a small keep-alive pool (one connection per
+concurrent caller, at most ``max_connections``). These APIs need HTTP/1.1 requests with a JSON or
+form body and nothing else (no cookies, redirects, auth flows or HTTP/2), and at fleet scale the
+client's CPU per request is what bounds a run: httpx's request/response models and httpcore's h11
+state machine cost about 0.8 ms of CPU per request with eight threads, ``http.client`` about 0.3 ms
+(docs/performance.md, "The HTTP client"). Retries and their waits stay with stamina.
 """
 
 from __future__ import annotations
 
+import gzip
+import http.client
+import json as jsonlib
 import logging
+import select
 import socket
+import ssl
 import threading
-from collections import Counter
-from dataclasses import dataclass
-from typing import Any, Mapping
+import zlib
+from collections import Counter, deque
+from dataclasses import dataclass, field
+from email.message import Message
+from typing import Any, Callable, Mapping
+from urllib.parse import urlencode, urlsplit
 
-import httpx
 import stamina
 
 from reconciler.errors import ApiError, TransportError
 
 log = logging.getLogger("reconciler.http")
-_httpx_log = logging.getLogger("httpx")
 
 # stamina logs every scheduled retry as a warning; ours are one debug line per attempt (shown
 # with --debug) in HttpTransport.send, naming the vendor, host, operation and cause
 stamina.instrumentation.set_on_retry_hooks([])
 
 
-def describe_transport_error(exc: httpx.TransportError) -> str:
-    """The cause of a failed request in plain words (never the URL: it may hold a credential)."""
-    chain: list[BaseException] = []
-    e: BaseException | None = exc
-    while e is not None and len(chain) < 8:
-        chain.append(e)
-        e = e.__cause__ or e.__context__
-    text = " ".join(str(x) for x in chain).lower()
-    if isinstance(exc, httpx.ConnectTimeout):
+class ConnectFailed(Exception):
+    """Internal: the connection could not be opened; nothing was sent."""
+
+    def __init__(self, cause: str):
+        self.cause = cause
+        super().__init__(cause)
+
+
+class ReplyLost(Exception):
+    """Internal: the request was (or may have been) sent and no complete reply came back."""
+
+    def __init__(self, cause: str):
+        self.cause = cause
+        super().__init__(cause)
+
+
+def describe_connect_error(exc: BaseException) -> str:
+    """Why a connection could not be opened, in plain words (never the URL)."""
+    if isinstance(exc, socket.gaierror):
+        return "DNS lookup failed"
+    if isinstance(exc, ConnectionRefusedError):
+        return "connection refused"
+    if isinstance(exc, TimeoutError):  # socket.timeout is TimeoutError
         return "timed out connecting"
-    if isinstance(exc, httpx.ConnectError):
-        if any(isinstance(x, socket.gaierror) for x in chain) or "name or service not known" in text \
-                or "nodename nor servname" in text or "temporary failure in name resolution" in text:
-            return "DNS lookup failed"
-        if any(isinstance(x, ConnectionRefusedError) for x in chain) or "connection refused" in text:
-            return "connection refused"
-        return "could not connect"
-    if isinstance(exc, httpx.TimeoutException):
+    if isinstance(exc, ssl.SSLCertVerificationError):
+        return "TLS certificate verification failed"
+    if isinstance(exc, ssl.SSLError):
+        return "TLS handshake failed"
+    return f"could not connect ({type(exc).__name__})"
+
+
+def describe_reply_error(exc: BaseException) -> str:
+    """Why a sent request got no complete reply, in plain words."""
+    if isinstance(exc, TimeoutError):
         return "timed out waiting for the reply"
-    if isinstance(exc, httpx.RemoteProtocolError | httpx.ReadError | httpx.WriteError):
+    if isinstance(exc, http.client.RemoteDisconnected | http.client.IncompleteRead | ConnectionError):
         return "the connection closed without a reply"
+    if isinstance(exc, http.client.HTTPException):
+        return f"an unreadable reply ({type(exc).__name__})"
     return f"no reply ({type(exc).__name__})"
 
 
@@ -67,18 +98,136 @@ class RetryPolicy:
     wait_jitter: float = 0.2
 
 
+@dataclass(frozen=True)
+class SentRequest:
+    """What one attempt put on the wire (for :attr:`HttpTransport.on_request` observers)."""
+
+    method: str
+    path: str
+    query: str
+    headers: Mapping[str, str]  # names in lower case
+    content: bytes
+
+
+@dataclass
+class Response:
+    """A complete HTTP answer: status, headers (case-insensitive ``get``), decoded body."""
+
+    status_code: int
+    headers: Message
+    content: bytes
+    reason_phrase: str = ""
+
+    @property
+    def text(self) -> str:
+        return self.content.decode("utf-8", errors="replace")
+
+    def json(self) -> Any:
+        """The body as JSON (``ValueError`` when it is not)."""
+        return jsonlib.loads(self.content)
+
+
 class RetryableStatus(Exception):
     """Internal: an HTTP status worth retrying (429/5xx) on an idempotent request."""
 
-    def __init__(self, response: httpx.Response):
+    def __init__(self, response: Response):
         self.response = response
         super().__init__(f"HTTP {response.status_code}")
+
+
+def _dropped(sock: socket.socket | None) -> bool:
+    """Whether an idle kept-alive connection was closed by the server (readable = EOF or junk)."""
+    if sock is None:
+        return True
+    try:
+        readable, _, _ = select.select([sock], [], [], 0)
+    except (OSError, ValueError):
+        return True
+    return bool(readable)
+
+
+def _decode(body: bytes, encoding: str | None) -> bytes:
+    enc = (encoding or "identity").strip().lower()
+    if enc in ("", "identity"):
+        return body
+    if enc in ("gzip", "x-gzip"):
+        return gzip.decompress(body)
+    if enc == "deflate":
+        try:
+            return zlib.decompress(body)
+        except zlib.error:
+            return zlib.decompress(body, -zlib.MAX_WBITS)  # raw deflate, as some servers send
+    raise http.client.HTTPException(f"unsupported Content-Encoding {enc!r}")
+
+
+@dataclass
+class _Pool:
+    """Kept-alive connections to one origin; at most ``size`` in use at once."""
+
+    scheme: str
+    host: str
+    port: int
+    timeout: float
+    size: int
+    context: ssl.SSLContext | None = None
+    _idle: deque[http.client.HTTPConnection] = field(default_factory=deque)
+    _slots: threading.BoundedSemaphore = field(init=False)
+
+    def __post_init__(self) -> None:
+        self._slots = threading.BoundedSemaphore(self.size)
+
+    def _new(self) -> http.client.HTTPConnection:
+        if self.scheme == "https":
+            return http.client.HTTPSConnection(self.host, self.port, timeout=self.timeout, context=self.context)
+        return http.client.HTTPConnection(self.host, self.port, timeout=self.timeout)
+
+    def acquire(self) -> http.client.HTTPConnection:
+        self._slots.acquire()
+        while True:
+            try:
+                conn = self._idle.pop()
+            except IndexError:
+                break
+            if not _dropped(conn.sock):
+                return conn
+            conn.close()
+        conn = self._new()
+        try:
+            conn.connect()
+        except (OSError, http.client.HTTPException) as exc:
+            conn.close()
+            self._slots.release()
+            raise ConnectFailed(describe_connect_error(exc)) from None
+        return conn
+
+    def release(self, conn: http.client.HTTPConnection, *, reusable: bool) -> None:
+        if reusable and conn.sock is not None:
+            self._idle.append(conn)
+        else:
+            conn.close()
+        self._slots.release()
+
+    def close(self) -> None:
+        while self._idle:
+            self._idle.pop().close()
+
+
+_TLS: ssl.SSLContext | None = None
+
+
+def _tls_context() -> ssl.SSLContext:
+    """The system's trusted certificates (``SSL_CERT_FILE``/``SSL_CERT_DIR`` override them)."""
+    global _TLS
+    if _TLS is None:
+        _TLS = ssl.create_default_context()
+    return _TLS
 
 
 class HttpTransport:
     """A thread-safe HTTP client bound to one vendor base URL.
 
-    ``request_counts`` counts requests per ``METHOD path`` (benchmarks print it).
+    ``request_counts`` counts requests per ``METHOD path`` (benchmarks print it);
+    ``on_request`` observers see every attempt as it is sent (tests read the wire format there).
     """
 
     def __init__(
@@ -96,54 +245,81 @@ class HttpTransport:
         self.retry = retry or RetryPolicy()
         self.error_cls = error_cls
         self.transport_error_cls = transport_error_cls
-        limits = httpx.Limits(max_connections=max_connections, max_keepalive_connections=max_connections)
-        # the pool limits belong to the transport: a Client ignores ``limits`` when given one
-        self._transport = httpx.HTTPTransport(retries=0, limits=limits)
-        self.client = httpx.Client(base_url=base_url.rstrip("/"), timeout=timeout, limits=limits, transport=self._transport)
-        # The hot path (``_exchange``) builds each request once, from these, and hands it to the
-        # keep-alive pool: no base-URL merge, client-header merge or auth/redirect flow per request.
-        self._base_url = self.client.base_url
-        self._base = str(self._base_url).rstrip("/")
-        self._extensions = {"timeout": httpx.Timeout(timeout).as_dict()}
+        self.timeout = timeout
+        self.max_connections = max(1, max_connections)
+        self.on_request: list[Callable[[SentRequest], None]] = []
         self.request_counts: Counter[str] = Counter()
         self._count_lock = threading.Lock()
+        self._pool: _Pool | None = None
+        self.base_url = base_url
+
+    @property
+    def base_url(self) -> str:
+        return self._base_url
+
+    @base_url.setter
+    def base_url(self, url: str) -> None:
+        """Point the transport at another origin (closes the kept-alive connections)."""
+        parts = urlsplit(url.rstrip("/"))
+        scheme = parts.scheme.lower()
+        if scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError(f"{self.vendor}: base_url must be an http(s) URL with a host")
+        old = self._pool
+        self._base_url = url.rstrip("/")
+        self._prefix = parts.path.rstrip("/")
+        port = parts.port or (443 if scheme == "https" else 80)
+        self._host = f"{parts.hostname}:{parts.port}" if parts.port else parts.hostname
+        self._pool = _Pool(scheme, parts.hostname, port, self.timeout, self.max_connections,
+                           _tls_context() if scheme == "https" else None)
+        if old is not None:
+            old.close()
 
     def close(self) -> None:
-        self.client.close()
+        if self._pool is not None:
+            self._pool.close()
 
     @property
     def host(self) -> str:
         """``host:port`` of the base URL (no path, no query) for error messages."""
-        url = self.client.base_url
-        return f"{url.host}:{url.port}" if url.port else str(url.host)
+        return self._host
 
-    def _exchange(self, request: httpx.Request) -> httpx.Response:
-        """One request on the keep-alive pool, with the client's event hooks, read to the end.
-
-        What ``Client.send`` does for us, without its per-request auth, redirect and cookie
-        machinery (these APIs use none of it): about a fifth of httpx's CPU per request (0.29 ->
-        0.23 ms on loopback, one thread; docs/performance.md). The client has no proxy mounts (given a transport, httpx does not read
-        proxies from the environment), so ``Client.send`` would pick this same transport.
-        """
-        hooks = self.client.event_hooks
-        for hook in hooks["request"]:
-            hook(request)
-        resp = self._transport.handle_request(request)
-        resp.request = request
-        # the line httpx's Client logs for every request (``--debug`` shows it, redacted)
-        _httpx_log.info('HTTP Request: %s %s "%s %d %s"', request.method, request.url, resp.http_version,
-                        resp.status_code, resp.reason_phrase)
+    def _attempt(self, method: str, target: str, path: str, query: str, body: bytes | None,
+                 headers: dict[str, str]) -> Response:
+        """One request on a kept-alive connection, read to the end."""
+        pool = self._pool
+        assert pool is not None
+        with self._count_lock:
+            self.request_counts[f"{method} {path}"] += 1
+        if self.on_request:
+            sent = SentRequest(method, path, query, {k.lower(): v for k, v in headers.items()}, body or b"")
+            for hook in self.on_request:
+                hook(sent)
+        conn = pool.acquire()
+        reusable = False
         try:
-            for hook in hooks["response"]:
-                hook(resp)
-            resp.read()
+            try:
+                conn.request(method, target, body=body, headers=headers)
+                raw = conn.getresponse()
+                content = raw.read()
+            except (OSError, http.client.HTTPException) as exc:
+                raise ReplyLost(describe_reply_error(exc)) from None
+            reusable = not raw.will_close
+            try:
+                content = _decode(content, raw.getheader("Content-Encoding"))
+            except (OSError, EOFError, zlib.error, http.client.HTTPException) as exc:
+                raise ReplyLost(f"an undecodable reply ({type(exc).__name__})") from None
+            resp = Response(raw.status, raw.msg, content, raw.reason)
         finally:
-            resp.close()
+            pool.release(conn, reusable=reusable)
+        # the request line as sent, query included (``--debug`` shows it; the log record factory
+        # masks credentials such as BestProxy's ``app_key=`` before any handler sees it)
+        log.debug('HTTP Request: %s %s://%s%s "HTTP/1.1 %d %s"', method, pool.scheme, self._host, target,
+                  resp.status_code, resp.reason_phrase)
         return resp
 
-    def _retry_hook(self, idempotent: bool):
+    def _retry_hook(self, idempotent: bool) -> Callable[[Exception], bool | float]:
         def hook(exc: Exception) -> bool | float:
-            if isinstance(exc, httpx.ConnectError | httpx.ConnectTimeout):
+            if isinstance(exc, ConnectFailed):
                 return True
             if not idempotent:
                 return False
@@ -152,7 +328,7 @@ class HttpTransport:
                 if after and after.isdigit():
                     return float(after)
                 return True
-            return isinstance(exc, httpx.TransportError)
+            return isinstance(exc, ReplyLost)
 
         return hook
 
@@ -169,14 +345,25 @@ class HttpTransport:
         content: bytes | None = None,
         headers: Mapping[str, str] | None = None,
         write: bool | None = None,
-    ) -> httpx.Response:
+    ) -> Response:
         """Send one request with the retry policy; return the final response (any status).
 
-        ``raw_query`` is appended verbatim (already percent-encoded) for APIs that need ``%20``.
-        ``write`` (default: any method but GET) decides whether a lost reply is reported as an
-        unknown outcome. Errors name the vendor, the host, the operation and the cause.
+        ``raw_query`` is appended verbatim (already percent-encoded) for APIs that need ``%20``;
+        ``params`` are form-encoded into the query. The body is ``json`` (compact UTF-8 JSON),
+        ``data`` (a form, encoded again for every attempt: a mapping may seal its fields afresh)
+        or raw ``content``. ``write`` (default: any method but GET) decides whether a lost reply
+        is reported as an unknown outcome. Errors name the vendor, the host, the operation and
+        the cause.
         """
-        url = path if raw_query is None else f"{path}?{raw_query}"
+        query = raw_query if raw_query is not None else (urlencode(params) if params else "")
+        target = self._prefix + path + ("?" + query if query else "")
+        hdrs: dict[str, str] = dict(headers or {})
+        body = content
+        if json is not None:
+            body = jsonlib.dumps(json, ensure_ascii=False, separators=(",", ":"), allow_nan=False).encode("utf-8")
+            hdrs.setdefault("Content-Type", "application/json")
+        elif data is not None:
+            hdrs.setdefault("Content-Type", "application/x-www-form-urlencoded")
         p = self.retry
         is_write = method != "GET" if write is None else write
         op = f"{method} {path}"  # never the query string: it may carry a credential (app_key)
@@ -191,20 +378,14 @@ class HttpTransport:
                 wait_jitter=p.wait_jitter,
             ):
                 if attempt.num > 1:
-                    log.debug("%s %s: %s: attempt %d after %s", self.vendor, self.host, op, attempt.num, cause)
+                    log.debug("%s %s: %s: attempt %d after %s", self.vendor, self._host, op, attempt.num, cause)
                 with attempt:
-                    with self._count_lock:
-                        self.request_counts[f"{method} {path}"] += 1
-                    if self.client.base_url is not self._base_url:  # changed after construction
-                        self._base_url = self.client.base_url
-                        self._base = str(self._base_url).rstrip("/")
+                    if data is not None:
+                        body = urlencode(data).encode("ascii")  # sealed again for this attempt
                     try:
-                        resp = self._exchange(httpx.Request(
-                            method, self._base + url, params=params, json=json, data=data, content=content,
-                            headers=headers, extensions=self._extensions,
-                        ))
-                    except httpx.TransportError as exc:
-                        cause = describe_transport_error(exc)
+                        resp = self._attempt(method, target, path, query, body, hdrs)
+                    except (ConnectFailed, ReplyLost) as exc:
+                        cause = exc.cause
                         raise
                     if idempotent and (resp.status_code == 429 or resp.status_code >= 500):
                         cause = f"HTTP {resp.status_code}"
@@ -212,12 +393,12 @@ class HttpTransport:
                     return resp
         except RetryableStatus as exc:
             return exc.response
-        except (httpx.ConnectError, httpx.ConnectTimeout) as exc:
+        except ConnectFailed as exc:
             # the request never left this machine: nothing was written
-            raise self.transport_error_cls(f"{self.host}: {op}: {describe_transport_error(exc)}") from None
-        except httpx.TransportError as exc:
+            raise self.transport_error_cls(f"{self._host}: {op}: {exc.cause}") from None
+        except ReplyLost as exc:
             unknown = "; the outcome is unknown" if is_write else ""
-            raise self.transport_error_cls(f"{self.host}: {op}: {describe_transport_error(exc)}{unknown}") from None
+            raise self.transport_error_cls(f"{self._host}: {op}: {exc.cause}{unknown}") from None
         raise AssertionError("unreachable")  # pragma: no cover
 
     @property

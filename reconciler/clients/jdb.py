@@ -30,10 +30,9 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone, tzinfo
 from typing import Any, Callable, Iterator, Mapping, Sequence, TypedDict
 
-import httpx
 
 from reconciler.clients import redact
-from reconciler.clients.http import HttpTransport, RetryPolicy
+from reconciler.clients.http import HttpTransport, Response, RetryPolicy
 from reconciler.clients.jdb_crypto import JdbCipher
 from reconciler.errors import ApiError, TransportError
 
@@ -277,7 +276,7 @@ def chunks(items: Sequence[str], size: int = MAX_PLAYERS_PER_CALL) -> Iterator[l
 
 
 class _Envelope(Mapping[str, str]):
-    """The form fields of one request, sealed afresh each time httpx reads them (once per
+    """The form fields of one request, sealed afresh each time the transport encodes them (once per
     attempt), so that every retry carries a current ``ts``. Only ``items()`` seals."""
 
     def __init__(self, keys: tuple[str, ...], seal: Callable[[], dict[str, str]]):
@@ -364,7 +363,7 @@ class JdbClient:
         return body.get("data")
 
     @staticmethod
-    def _body(resp: httpx.Response, action: int) -> dict[str, Any]:
+    def _body(resp: Response, action: int) -> dict[str, Any]:
         try:
             body = resp.json()
         except ValueError:
@@ -469,5 +468,5 @@ def _draft_fields(draft: EventDraft) -> dict[str, Any]:
     }
 
 
-def _http_status(resp: httpx.Response) -> int | None:
+def _http_status(resp: Response) -> int | None:
     return None if resp.status_code == 200 else resp.status_code

@@ -6,7 +6,7 @@ FieldSetRecord, FieldIncRecord, DeleteRecord — on
 ``/ver1.0/apps/{AppId}/zones/{ZoneId}/tables/{TableName}/records``.
 
 Wire details: ``keys``/``select`` are compact JSON percent-encoded by hand (spaces as ``%20``, never
-``+``, as the manual demands — httpx ``params=`` would write ``+``); DeleteRecord carries a JSON
+``+``, as the manual demands — a form encoder would write ``+``); DeleteRecord carries a JSON
 body; ``x-tcaplus-pwd-md5`` is the lowercase hex MD5 of the password, which is kept only as that
 hash and never appears in an exception or ``repr``.
 
@@ -32,10 +32,9 @@ from enum import IntEnum
 from typing import Any, Mapping, Sequence
 from urllib.parse import quote
 
-import httpx
 
 from reconciler.clients import redact
-from reconciler.clients.http import HttpTransport, RetryPolicy
+from reconciler.clients.http import HttpTransport, Response, RetryPolicy
 from reconciler.errors import ApiError, StaleError, TransportError
 
 API_VERSION = "Tcaplus3.32.0"
@@ -394,7 +393,7 @@ class TcaplusClient:
         return _payload(f"{target} {table}", resp)
 
 
-def _payload(where: str, resp: httpx.Response) -> dict[str, Any]:
+def _payload(where: str, resp: Response) -> dict[str, Any]:
     """The JSON answer when ``ErrorCode`` is 0, else the typed error (built from code and message)."""
     try:
         payload = resp.json()

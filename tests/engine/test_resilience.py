@@ -268,15 +268,64 @@ def test_retry_chatter_only_with_debug(bp: Workspace, caplog: pytest.LogCaptureF
 
 
 def test_transport_causes_are_named() -> None:
+    import http.client
     import socket
+    import ssl
 
-    from reconciler.clients.http import describe_transport_error
+    from reconciler.clients.http import describe_connect_error, describe_reply_error
 
-    def chained(exc: httpx.TransportError, cause: BaseException) -> httpx.TransportError:
-        exc.__cause__ = cause
-        return exc
+    assert describe_connect_error(socket.gaierror(-2, "Name or service not known")) == "DNS lookup failed"
+    assert describe_connect_error(ConnectionRefusedError(111, "Connection refused")) == "connection refused"
+    assert describe_connect_error(socket.timeout("timed out")) == "timed out connecting"
+    assert describe_connect_error(ssl.SSLCertVerificationError("bad cert")) == "TLS certificate verification failed"
+    assert describe_reply_error(socket.timeout("timed out")) == "timed out waiting for the reply"
+    assert describe_reply_error(http.client.RemoteDisconnected("x")) == "the connection closed without a reply"
+    assert describe_reply_error(ConnectionResetError(104, "reset")) == "the connection closed without a reply"
 
-    assert describe_transport_error(chained(httpx.ConnectError("x"), socket.gaierror(-2, "Name or service not known"))) == "DNS lookup failed"
-    assert describe_transport_error(chained(httpx.ConnectError("x"), ConnectionRefusedError(111, "Connection refused"))) == "connection refused"
-    assert describe_transport_error(httpx.ReadTimeout("x")) == "timed out waiting for the reply"
-    assert describe_transport_error(httpx.RemoteProtocolError("x")) == "the connection closed without a reply"
+
+def test_transport_causes_on_real_sockets() -> None:
+    """Refused, silent and hanging-up peers on loopback: each named, and only a write is "unknown"."""
+    import socket
+    import threading
+
+    from reconciler.clients.http import HttpTransport, RetryPolicy
+    from reconciler.errors import TransportError
+
+    once = RetryPolicy(attempts=1, wait_initial=0, wait_max=0, wait_jitter=0)
+    closed = socket.socket()
+    closed.bind(("127.0.0.1", 0))
+    port = closed.getsockname()[1]
+    closed.close()  # nothing listens there now
+    t = HttpTransport(f"http://127.0.0.1:{port}", vendor="tcaplus", retry=once, timeout=2)
+    with pytest.raises(TransportError, match=rf"^api: 127\.0\.0\.1:{port}: POST /x: connection refused$"):
+        t.send("POST", "/x", idempotent=False, json={"a": 1})
+
+    silent = socket.socket()
+    silent.bind(("127.0.0.1", 0))
+    silent.listen(8)  # accepts (in the kernel) and never answers
+    t = HttpTransport(f"http://127.0.0.1:{silent.getsockname()[1]}", vendor="tcaplus", retry=once, timeout=0.3)
+    with pytest.raises(TransportError, match=r": GET /r: timed out waiting for the reply$"):
+        t.send("GET", "/r", idempotent=True)
+    with pytest.raises(TransportError, match=r": POST /w: timed out waiting for the reply; the outcome is unknown$"):
+        t.send("POST", "/w", idempotent=False, content=b"{}")
+    silent.close()
+
+    hangup = socket.socket()
+    hangup.bind(("127.0.0.1", 0))
+    hangup.listen(8)
+
+    def serve() -> None:
+        for _ in range(2):
+            conn, _ = hangup.accept()
+            conn.recv(65536)
+            conn.close()  # reads the request, closes without a reply
+
+    th = threading.Thread(target=serve, daemon=True)
+    th.start()
+    t = HttpTransport(f"http://127.0.0.1:{hangup.getsockname()[1]}", vendor="jdb", retry=once, timeout=2)
+    with pytest.raises(TransportError, match=r": POST /apiRequest.do: the connection closed without a reply$"):
+        t.send("POST", "/apiRequest.do", idempotent=True, data={"a": "1"}, write=False)
+    with pytest.raises(TransportError, match=r"closed without a reply; the outcome is unknown$"):
+        t.send("POST", "/apiRequest.do", idempotent=False, data={"a": "1"})
+    th.join(5)
+    hangup.close()

@@ -21,7 +21,7 @@ def test_players_are_registered_over_http(jdb_server: EmulatorServer) -> None:
 
 def test_wrong_path_is_a_plain_error_not_busy(jdb_server: EmulatorServer, make_jdb_client) -> None:
     client = make_jdb_client()
-    client.http.client.base_url = jdb_server.url + "/wrong"
+    client.http.base_url = jdb_server.url + "/wrong"
     with pytest.raises(JdbError) as info:
         client.call(76, AGENT, {}, idempotent=True)
     assert not isinstance(info.value, JdbUnavailableError)

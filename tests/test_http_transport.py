@@ -1,0 +1,152 @@
+"""The keep-alive transport under the vendor clients, against raw HTTP peers on loopback.
+
+What the emulators cannot show on their own: a kept-alive connection the server closed while it
+sat idle, the bound on open connections, compressed answers and a base URL with a path.
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+import threading
+import time
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+import pytest
+
+from reconciler.clients.http import HttpTransport, RetryPolicy
+
+ONCE = RetryPolicy(attempts=1, wait_initial=0, wait_max=0, wait_jitter=0)
+
+
+class Peer(ThreadingHTTPServer):
+    daemon_threads = True
+
+    def __init__(self) -> None:
+        super().__init__(("127.0.0.1", 0), Handler)
+        self.seen: list[dict[str, Any]] = []
+        self.connections: set[int] = set()
+        self.open_now = 0
+        self.most_open = 0
+        self.lock = threading.Lock()
+        self.close_after_reply = False
+        self.delay = 0.0
+        self.fail = 0  # answer the next N requests with HTTP 503
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.server_address[1]}"
+
+
+class Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    server: Peer
+
+    def setup(self) -> None:
+        super().setup()
+        with self.server.lock:
+            self.server.connections.add(self.client_address[1])
+            self.server.open_now += 1
+            self.server.most_open = max(self.server.most_open, self.server.open_now)
+
+    def finish(self) -> None:
+        super().finish()
+        with self.server.lock:
+            self.server.open_now -= 1
+
+    def log_message(self, *args: Any) -> None:
+        pass
+
+    def _answer(self) -> None:
+        length = int(self.headers.get("Content-Length") or 0)
+        body = self.rfile.read(length) if length else b""
+        self.server.seen.append({"method": self.command, "path": self.path, "body": body,
+                                 "headers": dict(self.headers.items())})
+        if self.server.delay:
+            time.sleep(self.server.delay)
+        out = json.dumps({"ok": True, "path": self.path}).encode()
+        status = 200
+        if self.server.fail > 0:
+            self.server.fail -= 1
+            status = 503
+        self.send_response(status)
+        if "gzip" in (self.headers.get("Accept-Encoding") or ""):
+            out = gzip.compress(out)
+            self.send_header("Content-Encoding", "gzip")
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(out)))
+        self.end_headers()
+        self.wfile.write(out)
+        if self.server.close_after_reply:
+            # the reply says nothing about closing: the client finds out when the connection idles
+            self.wfile.flush()
+            self.close_connection = True
+
+    do_GET = do_POST = do_PUT = do_DELETE = _answer
+
+
+@pytest.fixture
+def peer() -> Iterator[Peer]:
+    server = Peer()
+    th = threading.Thread(target=server.serve_forever, daemon=True)
+    th.start()
+    yield server
+    server.shutdown()
+    server.server_close()
+
+
+def test_a_connection_closed_while_idle_is_not_used_for_a_write(peer: Peer) -> None:
+    t = HttpTransport(peer.url, vendor="tcaplus", retry=ONCE)
+    peer.close_after_reply = True
+    assert t.send("GET", "/a", idempotent=True).json()["ok"]
+    time.sleep(0.2)  # the server has closed its end by now
+    # one attempt only, and not idempotent: a reused dead connection would fail as "outcome unknown"
+    assert t.send("POST", "/b", idempotent=False, json={"x": 1}).json()["ok"]
+    assert [s["path"] for s in peer.seen] == ["/a", "/b"]
+    assert len(peer.connections) == 2
+
+
+def test_connections_are_kept_alive_and_bounded(peer: Peer) -> None:
+    t = HttpTransport(peer.url, vendor="tcaplus", retry=ONCE, max_connections=3)
+    peer.delay = 0.02
+    threads = [threading.Thread(target=lambda: [t.send("GET", "/r", idempotent=True) for _ in range(10)])
+               for _ in range(8)]
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join(30)
+    assert len(peer.seen) == 80
+    assert peer.most_open <= 3 and len(peer.connections) <= 3  # reused, never more than the bound
+    assert t.request_counts["GET /r"] == 80
+
+
+def test_gzip_answers_are_decoded_and_bodies_encoded(peer: Peer) -> None:
+    t = HttpTransport(peer.url + "/base/", vendor="jdb", retry=ONCE)
+    r = t.send("POST", "/apiRequest.do", idempotent=True, data={"dc": "d c", "x": "é+"},
+               headers={"Accept-Encoding": "gzip"}, write=False)
+    assert r.status_code == 200 and r.headers.get("content-encoding") == "gzip"
+    assert r.json() == {"ok": True, "path": "/base/apiRequest.do"}
+    form = peer.seen[-1]
+    assert form["body"] == b"dc=d+c&x=%C3%A9%2B"
+    assert form["headers"]["Content-Type"] == "application/x-www-form-urlencoded"
+    t.send("PUT", "/j", idempotent=True, json={"名": 1, "a": [1, 2]})
+    assert peer.seen[-1]["body"] == '{"名":1,"a":[1,2]}'.encode()
+    t.send("GET", "/q", idempotent=True, params={"app_key": "k y", "n": 2})
+    assert peer.seen[-1]["path"] == "/base/q?app_key=k+y&n=2"
+    t.send("GET", "/q", idempotent=True, raw_query="keys=%7B%22a%22%3A%201%7D")
+    assert peer.seen[-1]["path"] == "/base/q?keys=%7B%22a%22%3A%201%7D"
+    assert t.host == f"127.0.0.1:{peer.server_address[1]}"
+
+
+def test_a_form_is_encoded_again_for_every_attempt(peer: Peer) -> None:
+    """A mapping that seals its fields when read (JDB) carries a fresh seal on each retry."""
+    from reconciler.clients.jdb import _Envelope
+
+    seals = iter(["one", "two", "three"])
+    t = HttpTransport(peer.url, vendor="jdb", retry=RetryPolicy(attempts=3, wait_initial=0, wait_max=0, wait_jitter=0))
+    peer.fail = 1
+    r = t.send("POST", "/apiRequest.do", idempotent=True, data=_Envelope(("x",), lambda: {"x": next(seals)}), write=False)
+    assert r.status_code == 200
+    assert [s["body"] for s in peer.seen] == [b"x=one", b"x=two"]
