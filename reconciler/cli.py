@@ -152,7 +152,7 @@ def _setup_logging(debug: bool) -> None:
     redact.install()
     logging.basicConfig(level=logging.DEBUG if debug else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     if not debug:
-        for noisy in ("httpx", "httpcore", "stamina"):
+        for noisy in ("stamina",):
             logging.getLogger(noisy).setLevel(logging.WARNING)
 
 
@@ -368,7 +368,7 @@ class ReconcilerGroup(click.Group):
 @click.version_option(__version__, prog_name="reconciler")
 def cli() -> None:
     """Declarative desired state for BestProxy, JDB and TcaplusDB: validate, plan, apply."""
-    redact.install()  # every log record (ours, httpx, httpcore, stamina) is redacted when created
+    redact.install()  # every log record (ours, stamina's) is redacted when created
 
 
 @cli.command()

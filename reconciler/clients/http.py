@@ -34,11 +34,12 @@ from collections import Counter, deque
 from dataclasses import dataclass, field
 from email.message import Message
 from typing import Any, Callable, Mapping
-from urllib.parse import urlencode, urlsplit
+from urllib.parse import urlencode
 
 import stamina
 
 from reconciler.errors import ApiError, TransportError
+from reconciler.manifest.endpoints import split_base_url
 
 log = logging.getLogger("reconciler.http")
 
@@ -260,17 +261,17 @@ class HttpTransport:
     @base_url.setter
     def base_url(self, url: str) -> None:
         """Point the transport at another origin (closes the kept-alive connections)."""
-        parts = urlsplit(url.rstrip("/"))
-        scheme = parts.scheme.lower()
-        if scheme not in ("http", "https") or not parts.hostname:
-            raise ValueError(f"{self.vendor}: base_url must be an http(s) URL with a host")
+        try:  # the parse the endpoint check judged (manifest/endpoints.py): one host for both
+            parts = split_base_url(url)
+        except ValueError as exc:
+            raise ValueError(f"{self.vendor}: base_url: {exc}") from None
         old = self._pool
         self._base_url = url.rstrip("/")
-        self._prefix = parts.path.rstrip("/")
-        port = parts.port or (443 if scheme == "https" else 80)
-        self._host = f"{parts.hostname}:{parts.port}" if parts.port else parts.hostname
-        self._pool = _Pool(scheme, parts.hostname, port, self.timeout, self.max_connections,
-                           _tls_context() if scheme == "https" else None)
+        self._prefix = parts.path
+        shown = f"[{parts.host}]" if ":" in parts.host else parts.host
+        self._host = f"{shown}:{parts.port}" if parts.explicit_port else shown
+        self._pool = _Pool(parts.scheme, parts.host, parts.port, self.timeout, self.max_connections,
+                           _tls_context() if parts.scheme == "https" else None)
         if old is not None:
             old.close()
 

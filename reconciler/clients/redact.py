@@ -10,8 +10,8 @@ Two layers, so that a credential cannot reach a log line even with ``--debug``:
    (``app_key=``, ``"password": "..."``, ``x-tcaplus-pwd-md5: ...``, ``verify_code``, ``totp``,
    JDB's ``x=`` envelope, ``key``/``iv``) is replaced too, for values never registered.
 
-:func:`install` puts :func:`redact` into the log record factory, so records from ``httpx``,
-``httpcore``, ``stamina`` and our own loggers are redacted before any handler formats them, and
+:func:`install` puts :func:`redact` into the log record factory, so records from
+``stamina`` and our own loggers (the request lines of ``--debug`` included) are redacted before any handler formats them, and
 :func:`redact` is applied by the CLI to the tracebacks ``--debug`` prints.
 """
 

@@ -13,7 +13,9 @@ connection is used only when the host *as written* (never judged by what it reso
 
 Otherwise the run stops with an error at the ``base_url`` line of the config before any request.
 URLs with user information (``https://user:pw@host``) are refused outright: they can make one
-parser see a different host from another.
+parser see a different host from another. The HTTP transport connects to the host that
+:func:`split_base_url` returns — the same parse this check judges — so no URL can be approved as
+one host and sent to another.
 """
 
 from __future__ import annotations
@@ -21,8 +23,8 @@ from __future__ import annotations
 import ipaddress
 import os
 import re
-
-import httpx
+from typing import NamedTuple
+from urllib.parse import urlsplit
 
 from reconciler.errors import InputError, Problem
 from reconciler.manifest.config import LoadedConfig
@@ -38,6 +40,43 @@ DOCUMENTED_HOSTS: dict[str, frozenset[str]] = {
     "tcaplus": frozenset(),
     "jdb": frozenset(),
 }
+
+
+class BaseUrl(NamedTuple):
+    scheme: str  # http or https
+    host: str  # lower case, no trailing dot, IPv6 without brackets
+    port: int  # explicit or the scheme's default
+    explicit_port: bool
+    path: str  # without a trailing slash ("" for none)
+
+
+_HOST = re.compile(r"[a-z0-9](?:[a-z0-9._-]*[a-z0-9])?")
+
+
+def split_base_url(url: str) -> BaseUrl:
+    """The parts of a ``base_url``; ``ValueError`` (with the reason) for anything but a plain
+    ``http(s)://host[:port][/path]``: no user information, query, fragment or odd host characters."""
+    if any(c.isspace() or ord(c) < 32 or c == "\\" for c in url):
+        raise ValueError("not a valid URL")
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError:
+        raise ValueError("not a valid URL") from None
+    if "@" in parts.netloc:
+        raise ValueError("a base_url may not carry user information (user:password@)")
+    scheme = parts.scheme.lower()
+    host = (parts.hostname or "").rstrip(".")
+    if scheme not in ("http", "https") or not host:
+        raise ValueError("not an http(s) URL with a host")
+    if parts.query or parts.fragment:
+        raise ValueError("a base_url may not carry a query or a fragment")
+    if not _HOST.fullmatch(host):
+        try:
+            ipaddress.IPv6Address(host)
+        except ValueError:
+            raise ValueError("not a valid URL") from None
+    return BaseUrl(scheme, host, port or (443 if scheme == "https" else 80), port is not None, parts.path.rstrip("/"))
 
 
 def _is_loopback(host: str) -> bool:
@@ -74,15 +113,10 @@ def parse_approvals(text: str | None) -> list[tuple[str | None, str, int | None]
 def endpoint_problem(url: str, vendor: str, approvals: list[tuple[str | None, str, int | None]]) -> str | None:
     """Why credentials may not be sent to ``url`` (``None``: they may)."""
     try:
-        parsed = httpx.URL(url)
-    except Exception:  # noqa: BLE001 - httpx.InvalidURL and friends
-        return "not a valid URL"
-    if parsed.userinfo:
-        return "a base_url may not carry user information (user:password@)"
-    host = parsed.host.lower().rstrip(".")
-    if not host or parsed.scheme not in ("http", "https"):
-        return "not an http(s) URL with a host"
-    port = parsed.port or (443 if parsed.scheme == "https" else 80)
+        parsed = split_base_url(url)
+    except ValueError as exc:
+        return str(exc)
+    host, port = parsed.host, parsed.port
     if _is_loopback(host):
         return None
     if host in DOCUMENTED_HOSTS.get(vendor, frozenset()) and parsed.scheme == "https":

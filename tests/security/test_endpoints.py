@@ -146,3 +146,23 @@ def test_trusted_connections_replace_named_connections_too(repo: Repo, emulators
     assert r.code == 0, r.output
     assert attacker.requests == []
     repo.assert_no_secret(r)
+
+
+def test_the_check_and_the_transport_see_one_host() -> None:
+    """The URL parse the endpoint check judges is the one the transport connects with: tricks
+    that make two parsers disagree are refused, and what passes names the same host in both."""
+    from reconciler.clients.http import HttpTransport
+    from reconciler.manifest.endpoints import split_base_url
+
+    for url in ("http://attacker.test\\@127.0.0.1:80/", "http://user:pw@127.0.0.1", "http://127.0.0.1@attacker.test",
+                "http://127.0.0.1:80 @attacker.test", "http://127.0.0.1\t.attacker.test", "http://127.0.0.1:99999",
+                "http://127.0.0.1/?x=1", "http://127.0.0.1#frag", "ftp://127.0.0.1", "http://", "http://a_b%2e:1"):
+        problem = endpoint_problem(url, "tcaplus", [])
+        assert problem is not None, url
+        with pytest.raises(ValueError):
+            HttpTransport(url, vendor="tcaplus")
+    for url, host in (("http://127.0.0.1:8080/base/", "127.0.0.1:8080"), ("http://[::1]:81", "[::1]:81"),
+                      ("http://LocalHost.:3", "localhost:3"), ("https://API.BestProxy.com/", "api.bestproxy.com")):
+        assert endpoint_problem(url, "bestproxy", []) is None, url
+        assert HttpTransport(url, vendor="bestproxy").host == host
+    assert split_base_url("http://127.0.0.1:8080/base/").path == "/base"
