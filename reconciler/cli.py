@@ -36,8 +36,9 @@ from reconciler.engine.render import (
     DETAILS,
     render_apply_markdown,
     render_markdown,
-    render_outcome,
     render_outcomes,
+    OutcomeStream,
+    NORMAL_MAX_CHANGES,
     render_text,
 )
 from reconciler.engine.session import Session, open_session, shown_paths
@@ -472,8 +473,9 @@ def _text(plan: Plan, safety: list[str] | None = None, detail: str = "normal") -
 
 
 DETAIL_OPTION = click.option("--detail", type=click.Choice(list(DETAILS)), default="normal", show_default=True,
-                             help="Text format: summary (counts only), normal (every change, long diffs cut), "
-                                  "full (everything).")
+                             help="Text format: summary (counts only), normal (per manifest document the first "
+                                  f"{NORMAL_MAX_CHANGES} changes and every delete, long diffs cut; apply: every outcome "
+                                  f"but ok, and the first {NORMAL_MAX_CHANGES} ok per kind), full (everything).")
 
 
 def _render(plan: Plan, fmt: str, data: dict[str, Any], safety: list[str], detail: str = "normal") -> None:
@@ -677,20 +679,20 @@ class _Signals:
         return None if self.signum is None else 128 + self.signum
 
 
-def _outcome_printer(fmt: str) -> Callable[[Outcome], None]:
+def _outcome_printer(fmt: str, detail: str) -> Callable[[Outcome], None]:
+    if fmt != "json":
+        return OutcomeStream(sys.stdout, detail)
+
     def emit(o: Outcome) -> None:
-        if fmt == "json":
-            click.echo(json.dumps(outcome_record(o), ensure_ascii=False))
-        else:
-            render_outcome(o, sys.stdout)
+        click.echo(json.dumps(outcome_record(o), ensure_ascii=False))
         sys.stdout.flush()
 
     return emit
 
 
 def _run_apply(s: Session, changes: list[Change], *, fmt: str, journal: Journal | None, signals: _Signals,
-               resumed: bool, existing: dict[str, int], failed: dict[str, str], done: list[Outcome] | None = None
-               ) -> int:
+               resumed: bool, existing: dict[str, int], failed: dict[str, str], done: list[Outcome] | None = None,
+               detail: str = "normal") -> int:
     """Apply ``changes`` streaming each outcome; journal; the exit code."""
     done = list(done or [])
     if journal is not None:
@@ -700,7 +702,7 @@ def _run_apply(s: Session, changes: list[Change], *, fmt: str, journal: Journal 
             "force": s.ctx.options.force, "allow_replace": s.ctx.options.allow_replace,
             "environment": s.config.env,
         })
-    emit = _outcome_printer(fmt)
+    emit = _outcome_printer(fmt, detail)
     for o in done:
         emit(o)
         if journal is not None:
@@ -717,6 +719,8 @@ def _run_apply(s: Session, changes: list[Change], *, fmt: str, journal: Journal 
         counts = dict(Counter(o.status for o in outcomes))
         click.echo(json.dumps({"type": "summary", "counts": counts, "failed_reads": failed, "exit_code": code}))
     else:
+        if isinstance(emit, OutcomeStream):
+            emit.close()
         render_outcomes(outcomes, sys.stdout, streamed=True)
     for line in run.failed_reads(Plan(failed=failed)):
         _err(f"error: {line}")
@@ -735,19 +739,20 @@ def _run_apply(s: Session, changes: list[Change], *, fmt: str, journal: Journal 
     return code
 
 
-def _render_apply_plan(p: Plan, fmt: str, safety: list[str]) -> None:
+def _render_apply_plan(p: Plan, fmt: str, safety: list[str], detail: str = "normal") -> None:
     if fmt == "markdown":
         click.echo(render_markdown(p, safety=safety), nl=False)
     elif fmt == "json":
         click.echo(json.dumps({"type": "plan", "summary": p.summary_line(), "counts": p.counts(),
                                "unsafe": safety, "failed_reads": p.failed}, ensure_ascii=False))
     else:
-        _text(p, safety)
+        _text(p, safety, detail)
 
 
 @cli.command()
 @click.argument("paths", nargs=-1, type=click.Path(path_type=Path))
 @common
+@DETAIL_OPTION
 @click.option("--auto-approve", is_flag=True, help="Do not ask for confirmation.")
 @click.option("--allow-replace", is_flag=True, help="Allow replacing resources whose immutable fields changed.")
 @click.option("--format", "fmt", type=click.Choice(["text", "markdown", "json"]), default="text", show_default=True,
@@ -758,7 +763,7 @@ def _render_apply_plan(p: Plan, fmt: str, safety: list[str]) -> None:
               help="Finish the run a journal recorded (interrupted or crashed); appends to that journal.")
 @handle_errors
 def apply(paths: tuple[Path, ...], config_path: Path, sandbox: bool, sandbox_state: Path | None,
-          targets: tuple[str, ...], force: bool, auto_approve: bool, allow_replace: bool, fmt: str,
+          targets: tuple[str, ...], force: bool, detail: str, auto_approve: bool, allow_replace: bool, fmt: str,
           journal_path: Path | None, resume_path: Path | None) -> int:
     """Apply the manifests (or exactly a saved plan: `apply plan.json`)."""
     if resume_path and journal_path and resume_path != journal_path:
@@ -769,7 +774,7 @@ def apply(paths: tuple[Path, ...], config_path: Path, sandbox: bool, sandbox_sta
                              "combined with a saved plan (make the plan with them)")
         if resume_path:
             raise UsageError("--resume finishes a run from its manifests: `reconciler apply --resume FILE`")
-        return _apply_saved(paths[0], config_path, sandbox, sandbox_state, force, fmt, journal_path)
+        return _apply_saved(paths[0], config_path, sandbox, sandbox_state, force, fmt, journal_path, detail)
     state = read_journal(resume_path) if resume_path else None
     if state is not None:
         root = state.root
@@ -802,7 +807,7 @@ def apply(paths: tuple[Path, ...], config_path: Path, sandbox: bool, sandbox_sta
                 safety = run.check_resumed_safety(p, state.approved, s.ctx)
             else:
                 safety = run.check_safety(p, s.ctx)
-            _render_apply_plan(p, fmt, safety)
+            _render_apply_plan(p, fmt, safety, detail)
             if p.failed and not p.noops:
                 # nothing could be read: an API error, nothing applied
                 raise ReadFailed(list(dict.fromkeys(p.failed.values())))
@@ -821,7 +826,7 @@ def apply(paths: tuple[Path, ...], config_path: Path, sandbox: bool, sandbox_sta
             elif journal_path:
                 journal = Journal.open_new(journal_path)
             return _run_apply(s, p.changes, fmt=fmt, journal=journal, signals=signals, resumed=state is not None,
-                              existing=p.existing_in_scope, failed=p.failed)
+                              existing=p.existing_in_scope, failed=p.failed, detail=detail)
     finally:
         s.close()
 
@@ -858,7 +863,7 @@ def _verify_signature(path: Path, pf: Any, saved: Plan, s: Session) -> None:
 
 
 def _apply_saved(path: Path, config_path: Path, sandbox: bool, sandbox_state: Path | None, force: bool,
-                 fmt: str = "text", journal_path: Path | None = None) -> int:
+                 fmt: str = "text", journal_path: Path | None = None, detail: str = "normal") -> int:
     pf, saved = read_plan(path)
     if pf.sandbox != sandbox:
         raise UsageError(f"{path} was planned {'with' if pf.sandbox else 'without'} --sandbox; apply it the same way")
@@ -910,7 +915,7 @@ def _apply_saved(path: Path, config_path: Path, sandbox: bool, sandbox_state: Pa
                     journal.close()
                 return code
             return _run_apply(s, to_apply, fmt=fmt, journal=journal, signals=signals, resumed=False,
-                              existing=saved.existing_in_scope, failed={}, done=unread + stale)
+                              existing=saved.existing_in_scope, failed={}, done=unread + stale, detail=detail)
     finally:
         s.close()
 

@@ -211,3 +211,63 @@ def test_a_long_plan_into_head_ends_quietly_with_the_sigpipe_status(tmp_path: Pa
                        cwd=tmp_path, env=_env(), capture_output=True, text=True, timeout=120)
     assert r.stdout.startswith("Summary: 2 to create, 2000 to update") and len(r.stdout.splitlines()) == 1
     assert r.stderr == "status=141\n", r.stderr
+
+
+# -- output at scale: the first changes per document, every delete, the rest counted -------------
+def deletes_and_updates(n: int) -> Plan:
+    changes = [Change(kind="TcaplusRecords", vendor="tcaplus", key=f"items|{i}", action=Action.UPDATE,
+                      resource="TcaplusRecords/items", source="manifests/items.yaml:1", diffs=[FieldDiff("price", i, i + 1)])
+               for i in range(n)]
+    changes += [Change(kind="TcaplusRecords", vendor="tcaplus", key=f"items|old{i}", action=Action.DELETE,
+                       resource="TcaplusRecords/items", source="manifests/items.yaml:1", diffs=[FieldDiff("price", i, None)])
+                for i in range(n)]
+    plan = Plan(changes=changes)
+    plan.sort()
+    return plan
+
+
+@pytest.mark.parametrize("n", [2, 2000])
+def test_a_document_lists_its_first_changes_every_delete_and_counts_the_rest(n: int) -> None:
+    from reconciler.engine.render import NORMAL_MAX_CHANGES
+
+    out = text(deletes_and_updates(n))
+    lines = out.splitlines()
+    updates = [x for x in lines if x.startswith("~ update ")]
+    deletes = [x for x in lines if x.startswith("- delete ")]
+    assert len(deletes) == n  # a delete is never hidden
+    hidden = 2 * n - NORMAL_MAX_CHANGES
+    if hidden > 0:
+        assert len(updates) < NORMAL_MAX_CHANGES
+        assert f"    ... and {n - len(updates):,} more change(s) in this document ({n - len(updates):,} update): " \
+               "--detail full lists them" in lines
+        assert len(lines) < n * 2 + NORMAL_MAX_CHANGES * 2 + 40
+    else:
+        assert len(updates) == n and "more change(s)" not in out
+    full = text(deletes_and_updates(n), detail="full").splitlines()
+    assert len([x for x in full if x.startswith("~ update ")]) == n
+
+
+@pytest.mark.parametrize("n", [2, 2000])
+def test_apply_streams_every_outcome_but_counts_applied_ones_past_the_first_per_kind(ws: TcaplusWorkspace, n: int) -> None:
+    from reconciler.engine.render import NORMAL_MAX_CHANGES
+    from tests.tcaplus.test_records_cli import example
+
+    write_seed(ws, n, 2)  # n records in one document, 2 in another: one kind
+    r = ws.cli("apply", "--auto-approve")
+    assert r.exit_code == 0, r.stderr
+    lines = r.stdout.splitlines()
+    listed = [x for x in lines if x.startswith("ok      create ")]
+    assert len(listed) == min(n + 2, NORMAL_MAX_CHANGES)
+    assert f"Apply: {n + 2} applied, 0 failed, 0 stale, 0 skipped." in lines
+    counted = f"ok      {n + 2 - NORMAL_MAX_CHANGES:,} more: create TcaplusRecords (tcaplus), not listed (--detail full lists every outcome)"
+    if n + 2 > NORMAL_MAX_CHANGES:
+        assert counted in lines
+        assert len(lines) < 300  # the plan's first 20 changes with their fields, 20 outcomes; was over 6,000 lines
+    else:
+        assert "more:" not in r.stdout
+    # --detail full: every outcome, as it completes
+    ws.write("manifests/data/examples.jsonl", "\n".join(json.dumps(example(i, logintime=6)) for i in range(n)) + "\n")
+    r = ws.cli("--force", "apply", "--auto-approve", "--detail", "full")  # updating every record is a mass update
+    assert r.exit_code == 0, r.stderr
+    assert len([x for x in r.stdout.splitlines() if x.startswith("ok      update ")]) == n
+    assert "more:" not in r.stdout

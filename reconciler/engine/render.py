@@ -8,6 +8,7 @@ masks and keyed fingerprints). Markdown escapes every value and keeps the whole 
 from __future__ import annotations
 
 import json
+import threading
 from collections import Counter, defaultdict
 from typing import Any, TextIO
 
@@ -35,6 +36,9 @@ def _no_changes(plan: Plan) -> str:
 DETAILS = ("summary", "normal", "full")
 NORMAL_MAX_DIFFS = 20  # per change at --detail normal; the rest are counted
 NORMAL_MAX_LIST = 50  # unmanaged objects and warnings at --detail normal
+# changes listed per manifest document at --detail normal (deletes are always listed, one line
+# each); the rest are counted on one line. Apply lists as many applied outcomes per kind.
+NORMAL_MAX_CHANGES = 20
 _STYLES = {
     "create": "green", "update": "yellow", "replace": "magenta", "delete": "red",
     "head": "bold", "group": "bold cyan", "doc": "cyan", "dim": "dim", "warn": "yellow", "unsafe": "bold red",
@@ -116,8 +120,10 @@ def render_text(plan: Plan, out: TextIO, *, safety: list[str] | None = None, det
     """The plan for people: the counts first (a ``Summary:`` line and a table by vendor and kind),
     safety findings and warnings, then the changes grouped by vendor, kind and manifest document
     (notes shared by several changes of a kind printed once with their count), and the grep-able
-    ``Plan:`` summary line last (the only line matching it). ``detail``: ``summary`` (no changes listed), ``normal`` (every change,
-    at most ``NORMAL_MAX_DIFFS`` fields each), ``full`` (everything)."""
+    ``Plan:`` summary line last (the only line matching it). ``detail``: ``summary`` (no changes
+    listed), ``normal`` (per document the first ``NORMAL_MAX_CHANGES`` changes with at most
+    ``NORMAL_MAX_DIFFS`` fields each, then every delete and the rest counted),
+    ``full`` (everything)."""
     if detail not in DETAILS:
         raise ValueError(f"detail must be one of {DETAILS}")
     w = _Writer(out, color)
@@ -184,8 +190,18 @@ def _changes(w: _Writer, plan: Plan, *, full: bool) -> None:
                 w.line(f"# {resource}" + (f"  ({src})" if src else ""), "doc")
             else:
                 w.line("# not declared: pruned inside a PruneScope", "doc")
-            for c in doc_changes:
+            shown = doc_changes if full else doc_changes[:NORMAL_MAX_CHANGES]
+            for c in shown:
                 _change(w, c, shared, full=full)
+            rest = doc_changes[len(shown):]
+            for c in rest:
+                if c.action is Action.DELETE:  # never hidden
+                    _change(w, c, shared, full=False)
+            hidden = Counter(c.action.value for c in rest if c.action is not Action.DELETE)
+            if hidden:
+                what = ", ".join(f"{hidden[a.value]:,} {a.value}" for a in Action if hidden[a.value])
+                w.line(f"    ... and {sum(hidden.values()):,} more change(s) in this document ({what}): "
+                       "--detail full lists them", "dim")
 
 
 def _change(w: _Writer, c: Change, shared: set[str], *, full: bool) -> None:
@@ -221,6 +237,41 @@ def render_outcome(o: Outcome, out: TextIO) -> None:
     out.write(line + "\n")
     for d in o.details:
         out.write(f"        {d}\n")
+
+
+class OutcomeStream:
+    """Apply's text output, fed each outcome as it completes (from worker threads too).
+
+    Every outcome that is not ``applied`` is printed at once, in full. Applied ones are printed
+    as they come up to ``NORMAL_MAX_CHANGES`` per vendor and kind (all with ``detail="full"``,
+    none with ``"summary"``); the rest are counted and :meth:`close` prints one line per kind
+    and action. ``--format json`` and the journal always carry every outcome."""
+
+    def __init__(self, out: TextIO, detail: str = "normal"):
+        if detail not in DETAILS:
+            raise ValueError(f"detail must be one of {DETAILS}")
+        self.out = out
+        self.cap = None if detail == "full" else (0 if detail == "summary" else NORMAL_MAX_CHANGES)
+        self.listed: Counter[tuple[str, str]] = Counter()
+        self.unlisted: Counter[tuple[str, str, str]] = Counter()
+        self.lock = threading.Lock()
+
+    def __call__(self, o: Outcome) -> None:
+        with self.lock:
+            group = (o.change.vendor, o.change.kind)
+            if o.status == "applied" and self.cap is not None and self.listed[group] >= self.cap:
+                self.unlisted[(o.change.vendor, o.change.kind, o.change.action.value)] += 1
+                return
+            self.listed[group] += o.status == "applied"
+            render_outcome(o, self.out)
+            self.out.flush()
+
+    def close(self) -> None:
+        with self.lock:
+            for (vendor, kind, action), n in sorted(self.unlisted.items()):
+                self.out.write(f"{OUTCOME_MARK['applied']:7} {n:,} more: {action} {kind} ({vendor}), "
+                               "not listed (--detail full lists every outcome)\n")
+            self.unlisted.clear()
 
 
 def outcome_summary(outcomes: list[Outcome]) -> str:
