@@ -436,7 +436,10 @@ class JdbClient:
                 failed += 1
                 if lost + failed >= max(2, self.http.retry.attempts):
                     raise
-        return CreateResult(event_id=data.get("eventId"), binding=BindResult.from_data(data), binding_known=not lost)
+        event_id = data.get("eventId") if isinstance(data, dict) else None
+        if isinstance(event_id, bool) or not isinstance(event_id, int | str):
+            raise JdbError("action 72: the answer carries no eventId")
+        return CreateResult(event_id=event_id, binding=BindResult.from_data(data), binding_known=not lost)
 
     def update_event(self, *, agent: str, event_id: EventId, draft: EventDraft) -> None:
         """Action 77: name, machine types, bet and withdrawals (times are sent unchanged)."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from pydantic import BaseModel, ValidationError
+from pydantic_core import ErrorDetails
 
 from reconciler.errors import Problem
 from reconciler.manifest.yamlload import Document, Path_, dotted
@@ -12,7 +13,7 @@ from reconciler.manifest.yamlload import Document, Path_, dotted
 _YAML11_WORDS = {"yes", "no", "on", "off", "y", "n"}
 
 
-def _message(err: dict[str, Any]) -> str:
+def _message(err: ErrorDetails) -> str:
     kind = err["type"]
     msg = err["msg"]
     if kind == "extra_forbidden":

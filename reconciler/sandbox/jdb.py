@@ -190,7 +190,8 @@ def _money(value: Any, name: str, *, allow_unlimited: bool = False, positive: bo
         return number
     if number < 0 or (positive and number == 0):
         raise _param(name, "is invalid")
-    if number.as_tuple().exponent < -3:  # type: ignore[operator]
+    exponent = number.as_tuple().exponent  # an int for a finite number ('n', 'N', 'F' otherwise)
+    if isinstance(exponent, int) and exponent < -3:
         raise _Fail("8014", f"Too many decimal places: {name}.")
     return number
 
@@ -543,9 +544,9 @@ class JdbEmulator(Emulator):
         if abs(self._now_ms() - ts) > TS_WINDOW_MS:
             raise _Fail("9005", TEXT_TS)
         action = payload.get("action")
-        handler = self._actions.get(action) if isinstance(action, int) and not isinstance(action, bool) else None
-        if handler is None:
+        if not isinstance(action, int) or isinstance(action, bool) or action not in self._actions:
             raise _Fail("9007", "Unknown action.")
+        handler = self._actions[action]
         agent = _need(payload, "parent")
         if agent not in self.agents:
             raise _Fail("7001", "Parent ID cannot be found.")
