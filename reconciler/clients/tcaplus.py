@@ -284,7 +284,7 @@ class TcaplusClient:
             else:
                 results = [read(g) for g in gaps]
             next_gaps = []
-            for (start, stop), records in zip(gaps, results):
+            for (start, stop), records in zip(gaps, results, strict=True):
                 pages[start] = records
                 if records and start + len(records) < stop:
                     next_gaps.append((start + len(records), stop))
