@@ -9,6 +9,8 @@ on every emulator, an admin surface under ``/_sandbox/``:
   emulator's injected error instead of handling the request), ``drop_reply_rate`` (0..1, handle a
   *write* — so it takes effect — then close the connection without replying),
   ``drop_next_writes`` (int, drop the replies of the next N writes; deterministic for tests),
+  ``drop_next_replies`` (int, handle the next N vendor requests, reads included, and drop each
+  reply; reads' lost replies for tests),
   ``fail_next`` (int, inject the error on the next N vendor requests), ``seed``;
 - ``GET  /_sandbox/stats`` — request counts per ``METHOD path`` since start (benchmarks read it);
 - ``GET  /_sandbox/stats/span`` — ``{"first": t, "last": t}``: wall-clock seconds (epoch) when the
@@ -78,6 +80,7 @@ class Faults:
     error_rate: float = 0.0
     drop_reply_rate: float = 0.0
     drop_next_writes: int = 0
+    drop_next_replies: int = 0
     fail_next: int = 0
     seed: int | None = None
 
@@ -213,7 +216,10 @@ class _Handler(BaseHTTPRequestHandler):
             else:
                 resp = emu.handle(req)
                 drop = False
-                if emu.is_write(req):
+                if f.drop_next_replies > 0:
+                    f.drop_next_replies -= 1
+                    drop = True
+                elif emu.is_write(req):
                     if f.drop_next_writes > 0:
                         f.drop_next_writes -= 1
                         drop = True

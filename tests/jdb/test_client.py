@@ -152,6 +152,48 @@ def test_reads_are_retried_on_system_errors_with_a_fresh_timestamp(
     assert len(seals) == 3  # the envelope is sealed once per attempt
 
 
+# -- lost replies: reads are not "unknown outcomes" ----------------------------------------------
+def _read(client: JdbClient, clock: Clock, action: int) -> Any:
+    now = datetime.fromtimestamp(clock.now, timezone.utc).replace(second=0, microsecond=0)
+    if action == 29:
+        return client.transactions(agent=AGENT, start=now - timedelta(minutes=10), end=now - timedelta(minutes=5))
+    if action == 71:
+        return client.player_events(agent=AGENT, uid="player00001")
+    return events(client, clock)
+
+
+@pytest.mark.parametrize("action", [29, 71, 76])
+def test_a_read_whose_replies_are_lost_fails_without_an_unknown_outcome(
+    jdb_server: EmulatorServer, jdb_client: JdbClient, clock: Clock, action: int
+) -> None:
+    faults(jdb_server, drop_next_replies=4)  # every attempt of NO_WAIT is handled and its reply dropped
+    with pytest.raises(JdbTransportError) as info:
+        _read(jdb_client, clock, action)
+    message = str(info.value)
+    assert message.startswith(f"jdb: 127.0.0.1:{jdb_server.port}: action {action}: ")
+    assert "the connection closed without a reply" in message
+    assert "outcome" not in message
+    assert jdb_client.action_counts[action] == 1 and jdb_client.http.request_counts["POST /apiRequest.do"] == 4
+
+
+def test_a_read_whose_reply_is_lost_once_is_asked_again(jdb_server: EmulatorServer, jdb_client: JdbClient,
+                                                        clock: Clock) -> None:
+    faults(jdb_server, drop_next_replies=1)
+    assert events(jdb_client, clock) == []
+    assert jdb_client.http.request_counts["POST /apiRequest.do"] == 2
+
+
+def test_a_write_whose_reply_is_lost_says_the_outcome_is_unknown(jdb_server: EmulatorServer, jdb_client: JdbClient,
+                                                                 clock: Clock) -> None:
+    created = jdb_client.create_event(agent=AGENT, draft=draft(clock), transaction_id="fs-lost-write")
+    faults(jdb_server, drop_next_replies=1)
+    with pytest.raises(JdbTransportError) as info:
+        jdb_client.update_event(agent=AGENT, event_id=created.event_id, draft=draft(clock, name="Renamed"))
+    assert str(info.value) == (f"jdb: 127.0.0.1:{jdb_server.port}: action 77: the connection closed without a reply; "
+                               "the outcome is unknown")
+    assert jdb_client.action_counts[77] == 1  # not repeated: the caller reads the event back
+
+
 @pytest.mark.parametrize("jdb_mode", ["extended"])  # reads undocumented Action 76 fields
 def test_update_and_unbind(jdb_client: JdbClient, clock: Clock) -> None:
     created = jdb_client.create_event(agent=AGENT, draft=draft(clock), transaction_id="fs-4",
