@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Mapping
 
 from pydantic import BaseModel, ValidationError
-from pydantic_core import ErrorDetails
 
 from reconciler.errors import Problem
 from reconciler.manifest.yamlload import Document, Path_, dotted
@@ -13,7 +12,7 @@ from reconciler.manifest.yamlload import Document, Path_, dotted
 _YAML11_WORDS = {"yes", "no", "on", "off", "y", "n"}
 
 
-def _message(err: ErrorDetails) -> str:
+def _message(err: Mapping[str, Any]) -> str:
     kind = err["type"]
     msg = err["msg"]
     if kind == "extra_forbidden":
