@@ -20,7 +20,9 @@ Retries (the one policy of :class:`~reconciler.clients.http.HttpTransport`):
   (:mod:`reconciler.kinds.free_spin_event`).
 
 The envelope is sealed again for every attempt, so a retry carries a fresh ``ts`` (JDB refuses
-``ts`` older than 30 seconds). Error texts never contain the key, the IV, ``x`` or a request body.
+``ts`` older than 30 seconds). Errors name the vendor, the host (``host:port``), the action and the
+cause (JDB status and text, HTTP status, or what happened to the connection); they never contain
+the key, the IV, ``x`` or a request body.
 """
 
 from __future__ import annotations
@@ -176,15 +178,17 @@ HINTS = {
 }
 
 
-def error_for(status: str, err_text: str, *, http_status: int | None = None) -> JdbError:
-    """The typed error for a JDB ``status`` and ``err_text`` (JDB's text, else the code's meaning)."""
+def error_for(status: str, err_text: str, *, http_status: int | None = None, host: str | None = None,
+              operation: str | None = None) -> JdbError:
+    """The typed error for a JDB ``status`` and ``err_text`` (JDB's text, else the code's meaning),
+    naming ``host`` (``host:port``) and ``operation`` (``action 76``) when given."""
     cls, meaning = CODES.get(status, (JdbError, "error"))
     if status == "9998" and err_text.strip().rstrip(".").lower() == "event not exist":
         cls = JdbEventNotFoundError
     message = err_text.strip() or meaning
     if status in HINTS:
         message = f"{message} ({HINTS[status]})"
-    return cls(message, code=status, http_status=http_status)
+    return cls(message, code=status, http_status=http_status, host=host, operation=operation)
 
 
 # -- payload types -----------------------------------------------------------------------------
@@ -373,17 +377,18 @@ class JdbClient:
         body = self._body(resp, action)
         status = str(body.get("status", ""))
         if status != "0000":
-            raise error_for(status, str(body.get("err_text") or ""), http_status=_http_status(resp))
+            raise error_for(status, str(body.get("err_text") or ""), http_status=_http_status(resp),
+                            host=self.http.host, operation=f"action {action}")
         return body.get("data")
 
-    @staticmethod
-    def _body(resp: httpx.Response, action: int) -> dict[str, Any]:
+    def _body(self, resp: httpx.Response, action: int) -> dict[str, Any]:
         try:
             body = resp.json()
         except ValueError:
             body = None
         if not isinstance(body, dict) or "status" not in body:
-            raise JdbError(f"action {action}: the answer is not a JDB status object", http_status=resp.status_code)
+            raise JdbError("the answer is not a JDB status object", http_status=resp.status_code, host=self.http.host,
+                           operation=f"action {action}")
         return body
 
     # -- reports ----------------------------------------------------------------------------
@@ -451,7 +456,7 @@ class JdbClient:
                     raise
         event_id = data.get("eventId") if isinstance(data, dict) else None
         if isinstance(event_id, bool) or not isinstance(event_id, int | str):
-            raise JdbError("action 72: the answer carries no eventId")
+            raise JdbError("the answer carries no eventId", host=self.http.host, operation="action 72")
         return CreateResult(event_id=event_id, binding=BindResult.from_data(data), binding_known=not lost)
 
     def update_event(self, *, agent: str, event_id: EventId, draft: EventDraft) -> None:

@@ -19,6 +19,7 @@ from reconciler.clients.jdb import (
     JdbParameterError,
     JdbPlayerError,
     JdbTransportError,
+    JdbUnavailableError,
     error_for,
 )
 from reconciler.errors import ApiError, TransportError
@@ -66,10 +67,12 @@ def test_wrong_key_is_an_auth_error_without_secrets(make_jdb_client: Callable[..
     assert wrong not in repr(client)
 
 
-def test_error_types(jdb_client: JdbClient, clock: Clock) -> None:
+def test_error_types(jdb_server: EmulatorServer, jdb_client: JdbClient, clock: Clock) -> None:
     with pytest.raises(JdbPlayerError) as player:
         jdb_client.player_events(agent=AGENT, uid="stranger")
     assert player.value.code == "7501" and isinstance(player.value, ApiError)
+    # vendor, host (host:port), the action, JDB's status and text
+    assert str(player.value) == f"jdb: 127.0.0.1:{jdb_server.port}: action 71: code 7501: User ID cannot be found."
     with pytest.raises(JdbEventNotFoundError):
         jdb_client.bind_players(agent=AGENT, event_id=1, players=["player00001"])
     with pytest.raises(JdbEventNotFoundError):
@@ -84,7 +87,7 @@ def test_every_documented_status_has_a_type() -> None:
     assert type(error_for("9998", "Event not exist.")) is JdbEventNotFoundError
     assert type(error_for("9015", "Event not exist.")) is JdbEventNotFoundError
     assert error_for("9019", "").retryable and not error_for("8000", "x").retryable
-    assert str(error_for("1234", "odd")) == "jdb code 1234: odd"
+    assert str(error_for("1234", "odd")) == "jdb: code 1234: odd"
 
 
 def test_transport_error_is_both_jdb_and_transport() -> None:
@@ -134,6 +137,16 @@ def test_lost_reply_on_terminate_is_not_retried(jdb_server: EmulatorServer, jdb_
         jdb_client.terminate_event(agent=AGENT, event_id=created.event_id)
     assert jdb_client.action_counts[73] == 1
     assert events(jdb_client, clock)[0]["status"] == "TERMINATED"  # how the caller resolves it
+
+
+def test_a_busy_answer_that_outlasts_the_retries_names_host_action_and_http_status(
+    jdb_server: EmulatorServer, jdb_client: JdbClient, clock: Clock
+) -> None:
+    faults(jdb_server, fail_next=4)  # HTTP 503, status 9999, to every attempt
+    with pytest.raises(JdbUnavailableError) as info:
+        events(jdb_client, clock)
+    assert str(info.value) == (f"jdb: 127.0.0.1:{jdb_server.port}: action 76: code 9999 HTTP 503: "
+                               "System busy, please try again later.")
 
 
 def test_reads_are_retried_on_system_errors_with_a_fresh_timestamp(
