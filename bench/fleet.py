@@ -507,8 +507,8 @@ def run_scale(scale: float, args: argparse.Namespace, root: Path) -> tuple[Fleet
             print(f"  -- repeat {n + 1} of {args.repeat}", flush=True)
         runs, note = run_once(fleet, args, ws)
         rounds.append(runs)
-    # per scenario, the run with the median wall time (all of its figures)
-    runs = [sorted(same, key=lambda r: r.wall)[len(same) // 2] for same in zip(*rounds)]
+    # per scenario, the run with the median wall time (all of its figures); every round runs the same scenarios
+    runs = [sorted(same, key=lambda r: r.wall)[len(same) // 2] for same in zip(*rounds, strict=True)]
     for r in runs:
         r.minimal = minimal_calls(fleet, "cold apply" if r.scenario == "cold apply" else
                                   "naive loop" if r.scenario == "naive loop" else "plan")

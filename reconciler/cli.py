@@ -646,6 +646,7 @@ class _Signals:
         self.ctx = ctx
         self.signum: int | None = None
         self.applying = False
+        self.journal: Journal | None = None  # fsynced when a signal interrupts the writes
         self._previous: dict[int, Any] = {}
 
     def __enter__(self) -> "_Signals":
@@ -664,6 +665,8 @@ class _Signals:
         if self.signum is not None:
             if signum == signal.SIGINT:
                 sys.stdout.flush()
+                if self.journal is not None:
+                    self.journal.sync_now()
                 os.write(2, b"interrupted again: exiting now; writes in flight have an unknown outcome\n")
                 os._exit(130)
             return
@@ -671,6 +674,8 @@ class _Signals:
         self.ctx.stop.set()
         if not self.applying:
             raise Interrupted(signum)
+        if self.journal is not None:
+            self.journal.sync_now()
         os.write(2, f"{signal.Signals(signum).name}: stopping - no new writes; waiting for the calls in "
                     "flight (Ctrl-C again to exit at once)\n".encode())
 
@@ -707,6 +712,7 @@ def _run_apply(s: Session, changes: list[Change], *, fmt: str, journal: Journal 
         emit(o)
         if journal is not None:
             journal.outcome(o)
+    signals.journal = journal
     signals.applying = True
     outcomes = done + run.apply_changes(changes, s.ctx, on_outcome=emit, journal=journal)
     code = run.exit_code_for(outcomes)
@@ -905,6 +911,7 @@ def _apply_saved(path: Path, config_path: Path, sandbox: bool, sandbox_state: Pa
             run.refuse_blocked(Plan(changes=to_apply))
             journal = Journal.open_new(journal_path) if journal_path else None
             if fmt == "markdown":
+                signals.journal = journal
                 signals.applying = True
                 outcomes = unread + stale + run.apply_changes(to_apply, s.ctx, journal=journal)
                 click.echo(render_apply_markdown(outcomes), nl=False)

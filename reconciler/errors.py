@@ -56,24 +56,34 @@ class SecretError(ReconcilerError):
 
 
 class ApiError(ReconcilerError):
-    """A vendor API answered with an error (or could not be reached)."""
+    """A vendor API answered with an error (or could not be reached).
+
+    The text names the vendor, the host (``host:port``: never a URL or a query string, which may
+    carry a credential), the operation, the vendor code and HTTP status, and the message:
+    ``tcaplus: 127.0.0.1:8080: AddRecord game_players: code -1037 HTTP 500: system busy``.
+    A transport error has no code and carries host and operation in its message already.
+    """
 
     vendor = "api"
     retryable = False
 
-    def __init__(self, message: str, *, code: object = None, http_status: int | None = None):
+    def __init__(self, message: str, *, code: object = None, http_status: int | None = None,
+                 host: str | None = None, operation: str | None = None):
         self.code = code
         self.http_status = http_status
+        self.host = host
+        self.operation = operation
         self.vendor_message = message
         super().__init__(self._format(message))
 
     def _format(self, message: str) -> str:
-        parts = [self.vendor]
+        status = []
         if self.code is not None:
-            parts.append(f"code {self.code}")
+            status.append(f"code {self.code}")
         if self.http_status is not None:
-            parts.append(f"HTTP {self.http_status}")
-        return f"{' '.join(parts)}: {message}"
+            status.append(f"HTTP {self.http_status}")
+        parts = [self.vendor, self.host, self.operation, " ".join(status), message]
+        return ": ".join(p for p in parts if p)
 
 
 class TransportError(ApiError):

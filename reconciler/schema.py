@@ -13,12 +13,17 @@ from reconciler.manifest.config import Config
 DRAFT = "https://json-schema.org/draft/2020-12/schema"
 
 
+def _const(value: str) -> Any:
+    """``Literal[value]`` for a value known only at run time (a field type, not a static annotation)."""
+    return Literal[value]
+
+
 def _document_model(kind: str, spec: type[BaseModel]) -> type[BaseModel]:
-    return create_model(  # type: ignore[call-overload, no-any-return]
+    return create_model(
         f"{kind}Document",
         __config__=ConfigDict(extra="forbid"),
-        apiVersion=(Literal[API_VERSION], ...),  # type: ignore[valid-type]
-        kind=(Literal[kind], ...),  # type: ignore[valid-type]
+        apiVersion=(_const(API_VERSION), ...),
+        kind=(_const(kind), ...),
         metadata=(Metadata, ...),
         spec=(spec, ...),
     )

@@ -52,14 +52,15 @@ _CODES: dict[int, type[BestProxyError]] = {
 _SUCCESS = (200, 0)
 
 
-def parse_envelope(path: str, http_status: int, payload: Any) -> Any:
+def parse_envelope(operation: str, http_status: int, payload: Any, *, host: str | None = None) -> Any:
     """``data`` of a successful answer in either envelope, else the typed error.
 
     Success: ``{"code": 200, "msg", "data"}`` or ``{"code": 0, "message", "data"}``. Failure:
-    documented codes (3, 156, 400 ErrorResponse with ``errors``) map to their classes.
+    documented codes (3, 156, 400 ErrorResponse with ``errors``) map to their classes. The error
+    names ``host`` (``host:port``) and ``operation`` (``METHOD /path``, never the query string).
     """
     if not isinstance(payload, dict) or "code" not in payload:
-        raise BestProxyHttpError(f"{path}: unexpected answer shape", http_status=http_status)
+        raise BestProxyHttpError("unexpected answer shape", http_status=http_status, host=host, operation=operation)
     code = payload.get("code")
     if code in _SUCCESS and http_status < 400:
         return payload.get("data")
@@ -74,7 +75,7 @@ def parse_envelope(path: str, http_status: int, payload: Any) -> Any:
         if hidden:
             message += f" (rejected: {', '.join(hidden)})"
     cls = _CODES.get(code if isinstance(code, int) else -1, BestProxyError)
-    raise cls(f"{path}: {message}", code=code, http_status=http_status if http_status != 200 else None)
+    raise cls(message, code=code, http_status=http_status if http_status != 200 else None, host=host, operation=operation)
 
 
 _SECRET_FIELDS = {"app_key", "password", "accounts", "verify_code"}
@@ -137,11 +138,13 @@ class BestProxyClient:
             resp = self.http.send("GET", path, params=params, idempotent=True)
         else:
             resp = self.http.send(method, path, json={"app_key": self._app_key, **(body or {})}, idempotent=idempotent)
+        operation = f"{method} {path}"
         try:
             payload = resp.json()
         except ValueError:
-            raise BestProxyHttpError(f"{path}: answer is not JSON", http_status=resp.status_code) from None
-        return parse_envelope(path, resp.status_code, payload)
+            raise BestProxyHttpError("the answer is not JSON", http_status=resp.status_code, host=self.http.host,
+                                     operation=operation) from None
+        return parse_envelope(operation, resp.status_code, payload, host=self.http.host)
 
     # -- accounts --------------------------------------------------------------------------
     def list_accounts(self) -> list[LiveAccount]:

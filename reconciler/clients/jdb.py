@@ -7,7 +7,9 @@ becomes a typed :class:`JdbError` (see :data:`CODES`).
 
 Retries (the one policy of :class:`~reconciler.clients.http.HttpTransport`):
 
-- reads (29, 71, 76) are retried on lost replies, timeouts, 429 and 5xx;
+- reads (29, 71, 76: :data:`READ_ACTIONS`) are retried on lost replies, timeouts, 429 and 5xx; a
+  read that still has no reply fails without saying "the outcome is unknown" (every action is a
+  POST, so the transport is told which ones write);
 - writes (72, 73, 74, 75, 77) are never repeated blindly after a lost reply: the outcome is unknown
   and is resolved by reading back by key first. For create (72) the documented read-back by key
   *is* a repeat with the same ``transactionId`` — JDB creates nothing for a ``transactionId`` that
@@ -18,7 +20,9 @@ Retries (the one policy of :class:`~reconciler.clients.http.HttpTransport`):
   (:mod:`reconciler.kinds.free_spin_event`).
 
 The envelope is sealed again for every attempt, so a retry carries a fresh ``ts`` (JDB refuses
-``ts`` older than 30 seconds). Error texts never contain the key, the IV, ``x`` or a request body.
+``ts`` older than 30 seconds). Errors name the vendor, the host (``host:port``), the action and the
+cause (JDB status and text, HTTP status, or what happened to the connection); they never contain
+the key, the IV, ``x`` or a request body.
 """
 
 from __future__ import annotations
@@ -38,7 +42,12 @@ from reconciler.errors import ApiError, TransportError
 
 JDB_REPORT_TZ = timezone(timedelta(hours=-4))
 """JDB's wall clock for report times (``dd-MM-yyyy HH:mm:ss``); GMT-4 per a public integration."""
+PATH = "/apiRequest.do"
 MAX_PLAYERS_PER_CALL = 50_000
+READ_ACTIONS = frozenset({29, 71, 76})
+"""The actions that change nothing (the JDB documents: 29 transaction details, 71 a player's
+free-spin events, 76 search events); a lost reply to one of them is retried, never "unknown".
+Every other action (72 create, 73 terminate, 74 bind, 75 unbind, 77 update) is a write."""
 STATUS_CODES = {"INACTIVE": 0, "ACTIVE": 1, "EXPIRED": 2, "TERMINATED": 3}
 EventId = int | str
 
@@ -168,15 +177,17 @@ HINTS = {
 }
 
 
-def error_for(status: str, err_text: str, *, http_status: int | None = None) -> JdbError:
-    """The typed error for a JDB ``status`` and ``err_text`` (JDB's text, else the code's meaning)."""
+def error_for(status: str, err_text: str, *, http_status: int | None = None, host: str | None = None,
+              operation: str | None = None) -> JdbError:
+    """The typed error for a JDB ``status`` and ``err_text`` (JDB's text, else the code's meaning),
+    naming ``host`` (``host:port``) and ``operation`` (``action 76``) when given."""
     cls, meaning = CODES.get(status, (JdbError, "error"))
     if status == "9998" and err_text.strip().rstrip(".").lower() == "event not exist":
         cls = JdbEventNotFoundError
     message = err_text.strip() or meaning
     if status in HINTS:
         message = f"{message} ({HINTS[status]})"
-    return cls(message, code=status, http_status=http_status)
+    return cls(message, code=status, http_status=http_status, host=host, operation=operation)
 
 
 # -- payload types -----------------------------------------------------------------------------
@@ -348,28 +359,35 @@ class JdbClient:
         return form
 
     def call(self, action: int, agent: str, params: Mapping[str, Any], *, idempotent: bool) -> Any:
-        """Send one action and return its ``data`` (``None`` when the answer has none)."""
+        """Send one action and return its ``data`` (``None`` when the answer has none).
+
+        Every action is a POST; whether a lost reply leaves an unknown outcome depends on the
+        action: the reads (:data:`READ_ACTIONS`) change nothing, every other action is a write."""
         payload = {"action": action, "parent": agent, **{k: v for k, v in params.items() if v is not None}}
         with self._count_lock:
             self.action_counts[action] += 1
-        resp = self.http.send(
-            "POST", "/apiRequest.do", idempotent=idempotent,
-            data=_Envelope(self._form_keys, lambda: self._form(payload)), headers={"Accept-Encoding": "gzip"},
-        )
+        try:
+            resp = self.http.send(
+                "POST", PATH, idempotent=idempotent, write=action not in READ_ACTIONS,
+                data=_Envelope(self._form_keys, lambda: self._form(payload)), headers={"Accept-Encoding": "gzip"},
+            )
+        except JdbTransportError as exc:
+            raise type(exc)(_name_action(exc.vendor_message, action), code=exc.code, http_status=exc.http_status) from None
         body = self._body(resp, action)
         status = str(body.get("status", ""))
         if status != "0000":
-            raise error_for(status, str(body.get("err_text") or ""), http_status=_http_status(resp))
+            raise error_for(status, str(body.get("err_text") or ""), http_status=_http_status(resp),
+                            host=self.http.host, operation=f"action {action}")
         return body.get("data")
 
-    @staticmethod
-    def _body(resp: Response, action: int) -> dict[str, Any]:
+    def _body(self, resp: Response, action: int) -> dict[str, Any]:
         try:
             body = resp.json()
         except ValueError:
             body = None
         if not isinstance(body, dict) or "status" not in body:
-            raise JdbError(f"action {action}: the answer is not a JDB status object", http_status=resp.status_code)
+            raise JdbError("the answer is not a JDB status object", http_status=resp.status_code, host=self.http.host,
+                           operation=f"action {action}")
         return body
 
     # -- reports ----------------------------------------------------------------------------
@@ -435,7 +453,10 @@ class JdbClient:
                 failed += 1
                 if lost + failed >= max(2, self.http.retry.attempts):
                     raise
-        return CreateResult(event_id=data.get("eventId"), binding=BindResult.from_data(data), binding_known=not lost)
+        event_id = data.get("eventId") if isinstance(data, dict) else None
+        if isinstance(event_id, bool) or not isinstance(event_id, int | str):
+            raise JdbError("the answer carries no eventId", host=self.http.host, operation="action 72")
+        return CreateResult(event_id=event_id, binding=BindResult.from_data(data), binding_known=not lost)
 
     def update_event(self, *, agent: str, event_id: EventId, draft: EventDraft) -> None:
         """Action 77: name, machine types, bet and withdrawals (times are sent unchanged)."""
@@ -466,6 +487,14 @@ def _draft_fields(draft: EventDraft) -> dict[str, Any]:
         "machineTypes": list(draft.machine_types), "bet": draft.bet,
         "minWithdrawal": draft.min_withdrawal, "maxWithdrawal": draft.max_withdrawal,
     }
+
+
+def _name_action(transport_message: str, action: int) -> str:
+    """A transport error's text with the action as its operation: one path serves every action."""
+    op = f"POST {PATH}"
+    if op in transport_message:
+        return transport_message.replace(op, f"action {action}", 1)
+    return f"{transport_message} (action {action})"
 
 
 def _http_status(resp: Response) -> int | None:

@@ -283,7 +283,7 @@ class TcaplusClient:
             else:
                 results = [read(g) for g in gaps]
             next_gaps = []
-            for (start, stop), records in zip(gaps, results):
+            for (start, stop), records in zip(gaps, results, strict=True):
                 pages[start] = records
                 if records and start + len(records) < stop:
                     next_gaps.append((start + len(records), stop))
@@ -390,20 +390,23 @@ class TcaplusClient:
                 table, f"/ver1.0/apps/{self.app_id}/zones/{self.zone_id}/tables/{quote(table, safe='')}/records")
         resp = self.transport.send(method, path, idempotent=idempotent, raw_query=query or None,
                                    content=content, headers=all_headers)
-        return _payload(f"{target} {table}", resp)
+        return _payload(resp, self.transport, target, table)
 
 
-def _payload(where: str, resp: Response) -> dict[str, Any]:
-    """The JSON answer when ``ErrorCode`` is 0, else the typed error (built from code and message)."""
+def _payload(resp: Response, transport: HttpTransport, target: str, table: str) -> dict[str, Any]:
+    """The JSON answer when ``ErrorCode`` is 0, else the typed error (built from code and message),
+    naming the host (``host:port``) and the operation (``AddRecord <table>``)."""
     try:
         payload = resp.json()
     except ValueError:
         payload = None
     if not isinstance(payload, dict) or not isinstance(payload.get("ErrorCode"), int):
         cls = TcaplusServerError if resp.status_code >= 500 else TcaplusError
-        raise cls(f"{where}: the answer is not TcaplusDB JSON", http_status=resp.status_code)
+        raise cls("the answer is not TcaplusDB JSON", http_status=resp.status_code, host=transport.host,
+                  operation=f"{target} {table}")
     code = payload["ErrorCode"]
     if code == 0 and resp.status_code < 400:
         return payload
     message = str(payload.get("ErrorMsg") or "error")
-    raise error_class(code, resp.status_code)(f"{where}: {message}", code=code, http_status=resp.status_code)
+    raise error_class(code, resp.status_code)(message, code=code, http_status=resp.status_code, host=transport.host,
+                                              operation=f"{target} {table}")

@@ -205,7 +205,8 @@ def _load_document(doc: Document, loaded: Loaded, ctx: RunContext) -> list[Probl
     if not isinstance(doc.data, dict):
         return [doc.problem((), "a manifest document must be a mapping with apiVersion, kind, metadata and spec")]
     env, problems = validate_model(Envelope, doc.data, doc)
-    kind_name = doc.data.get("kind") if isinstance(doc.data.get("kind"), str) else ""
+    raw_kind = doc.data.get("kind")
+    kind_name = raw_kind if isinstance(raw_kind, str) else ""
     name = ""
     md = doc.data.get("metadata")
     if isinstance(md, dict) and isinstance(md.get("name"), str):

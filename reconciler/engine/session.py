@@ -14,9 +14,9 @@ from reconciler.errors import InputError, Problem
 from reconciler.kinds.base import RunContext, RunOptions
 from reconciler.clients import redact
 from reconciler.manifest import confine
-from reconciler.manifest.config import VENDORS, Config, LoadedConfig, apply_trusted_connections, load_config
+from reconciler.manifest.config import VENDORS, Config, LoadedConfig, TcaplusProvider, apply_trusted_connections, load_config
 from reconciler.manifest.validate import validate_model
-from reconciler.manifest.yamlload import Document
+from reconciler.manifest.yamlload import Document, Path_
 
 
 @dataclass
@@ -60,7 +60,8 @@ class Session:
         """Digests of the config's parts a change can depend on: each ``providers.<vendor>``
         section as written (TcaplusDB's table schemas included) and ``settings``."""
         data = self.config.doc.data if self.config.doc is not None and isinstance(self.config.doc.data, dict) else {}
-        providers = data.get("providers") if isinstance(data.get("providers"), dict) else {}
+        raw_providers = data.get("providers")
+        providers = raw_providers if isinstance(raw_providers, dict) else {}
         out = {}
         for vendor in ("bestproxy", "tcaplus", "jdb"):
             h = hashlib.sha256(json.dumps(providers.get(vendor), sort_keys=True, default=str).encode())
@@ -147,7 +148,7 @@ def enter_workspace(config_path: Path | None, root: Path | None = None) -> Path:
 
 def _check_protos(cfg: LoadedConfig) -> None:
     """Every ``.proto`` of every TcaplusDB connection resolves inside the workspace root."""
-    sections = [(("providers", "tcaplus"), cfg.providers.tcaplus)]
+    sections: list[tuple[Path_, TcaplusProvider | None]] = [(("providers", "tcaplus"), cfg.providers.tcaplus)]
     sections += [(("connections", "tcaplus", n), c) for n, c in sorted(cfg.config.connections.tcaplus.items())]
     problems = []
     for prefix, tcaplus in sections:

@@ -42,7 +42,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from decimal import Decimal
 from pathlib import Path
-from typing import Annotated, Any, Literal, Sequence
+from typing import Annotated, Any, Final, Literal, Sequence
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StrictBool, StrictInt, StrictStr
 
@@ -83,6 +83,9 @@ MUTABLE = ("name", "machineTypes", "bet", "minWithdrawal", "maxWithdrawal")
 IMMUTABLE = ("type", "times", "startTime", "endTime", "bonusChips", "chipsMultiplier")
 DECLARED = (*IMMUTABLE, *MUTABLE)
 ENDED = ("TERMINATED", "EXPIRED")
+# fields Action 71's rows carry and the documented Action 76 reply lacks (planning; export)
+FROM_ACTION_71: Final = ("times", "endTime", "updateTime")
+EXPORT_FROM_ACTION_71: Final = ("endTime", "times")
 SHOWN_PLAYERS = 10
 UNKNOWN_OUTCOME = (JdbTransportError, JdbUnavailableError)
 """A write whose outcome is unknown: the reply was lost, or JDB answered busy (it may have acted)."""
@@ -517,7 +520,8 @@ class FreeSpinEventKind(Kind):
             want = desired_view(r.spec)
             named = [e for e in live if e.row.get("name") == r.spec.name and id(e) not in claimed]
             same = [e for e in named if _same_immutable(want, live_view(e.row))]
-            pick = (same or named or [None])[-1]
+            found = same or named
+            pick = found[-1] if found else None
             matches[r.name] = pick
             if pick is not None:
                 claimed.add(id(pick))
@@ -541,7 +545,8 @@ class FreeSpinEventKind(Kind):
             # an event the opt-in does not name wins: a grant made again and later terminated again
             # must not be granted a third time because an older event is named
             again = None if r.spec.grantAgainAfter is None else str(r.spec.grantAgainAfter)
-            pick = ([e for e in candidates if str(e.event_id) != again] or candidates or [None])[-1]
+            found = [e for e in candidates if str(e.event_id) != again] or candidates
+            pick = found[-1] if found else None
             ended[r.name] = pick
             if pick is not None:
                 claimed.add(id(pick))
@@ -570,7 +575,8 @@ class FreeSpinEventKind(Kind):
             if len(uids) + len(new) <= budget[0]:
                 uids.update(dict.fromkeys(new))
         for r in resources:
-            if (ended[r.name] is not None or (matches[r.name] is not None and matches[r.name].ended)) \
+            event = matches[r.name]
+            if (ended[r.name] is not None or (event is not None and event.ended)) \
                     and declared[r.name] and len(uids) < budget[0]:
                 uids.setdefault(declared[r.name][0], None)
         budget[0] -= len(uids)
@@ -593,9 +599,9 @@ class FreeSpinEventKind(Kind):
         for event in read.live:
             extra = read.details.get(str(event.event_id))
             if extra is not None:
-                for key in ("times", "endTime", "updateTime"):
+                for key in FROM_ACTION_71:
                     if key not in event.row and key in extra:
-                        event.row[key] = extra[key]  # type: ignore[literal-required]
+                        event.row[key] = extra[key]
 
     @staticmethod
     def _membership(spec: FreeSpinEventSpec, declared: list[str], event: _Live, read: _AgentRead) -> _Membership:
@@ -1114,9 +1120,9 @@ def export_event(agent: str, event: _Live, owner: Resource | None, name: str,
         declared = getattr(owner.spec, key) if owner is not None else None
         if row.get(key):  # exactly as JDB returned it, or the manifest's spelling of the same instant
             spec[key] = declared if declared and _instant(declared) == _instant(row[key]) else row[key]
-        elif declared:
+        elif declared and owner is not None:
             spec[key] = declared
-            doc.field_comments[key] = f"not returned by Action 76: taken from {owner.source}"  # type: ignore[union-attr]
+            doc.field_comments[key] = f"not returned by Action 76: taken from {owner.source}"
         else:
             doc.missing[key] = "not returned by JDB Action 76 here; fill it in (ISO-8601 with offset)"
     spec["machineTypes"] = list(row.get("machineTypes") or [])
@@ -1179,9 +1185,9 @@ def _fill_from_player_events(client: JdbClient, read: _AgentRead, owners: dict[i
     for events in wanted.values():
         for event in events:
             extra = found.get(str(event.event_id), {})
-            for key in ("endTime", "times"):
+            for key in EXPORT_FROM_ACTION_71:
                 if key not in event.row and key in extra:
-                    event.row[key] = extra[key]  # type: ignore[literal-required]
+                    event.row[key] = extra[key]
 
 
 def export_agent(agent: str, live: list[_Live], owners: dict[int, Resource], taken: set[str],

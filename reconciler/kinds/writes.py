@@ -22,7 +22,7 @@ ATTEMPTS = 3
 # failure of the write (it fails; the next apply makes it), not an unknown outcome
 REFUSED: set[tuple[str, object]] = {
     ("tcaplus", -1037),  # TcaplusDB "system busy"
-    ("jdb", "9999"),  # JDB "System busy, please try again later" (its writes are keyed: safe to repeat)
+    ("jdb", "9999"),  # JDB's generic failure (the sandbox: HTTP 503 "System busy"); its writes are safe to repeat
 }
 
 

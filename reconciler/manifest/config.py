@@ -6,7 +6,7 @@ from __future__ import annotations
 import os
 from datetime import timedelta, timezone
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, TypeGuard
 
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, StrictStr
 
@@ -105,6 +105,10 @@ ConnectionName = Annotated[StrictStr, Field(pattern=CONNECTION_NAME)]
 Vendor = Literal["bestproxy", "tcaplus", "jdb"]
 
 
+def is_vendor(name: str) -> TypeGuard[Vendor]:
+    return name in VENDORS
+
+
 class Connections(_Strict):
     """More connections per vendor, by name (several BestProxy accounts, JDB agents with their own
     ``dc``/key/IV, TcaplusDB zones, or staging and production). A manifest names the one it
@@ -148,9 +152,9 @@ class Config(_Strict):
     settings: Settings = Field(default_factory=Settings)
 
     def connection(self, vendor: str, name: str) -> Connection | None:
-        if name == DEFAULT_CONNECTION:
-            return getattr(self.providers, vendor)  # type: ignore[no-any-return]
-        return getattr(self.connections, vendor).get(name)  # type: ignore[no-any-return]
+        found: Connection | None = getattr(self.providers, vendor) if name == DEFAULT_CONNECTION \
+            else getattr(self.connections, vendor).get(name)
+        return found
 
     def connection_names(self, vendor: str) -> list[str]:
         named = sorted(getattr(self.connections, vendor))
@@ -200,7 +204,7 @@ class LoadedConfig:
 
     def default_connection(self, vendor: str) -> str:
         env = self.environment
-        return env.connections.get(vendor, DEFAULT_CONNECTION) if env else DEFAULT_CONNECTION  # type: ignore[arg-type]
+        return env.connections.get(vendor, DEFAULT_CONNECTION) if env and is_vendor(vendor) else DEFAULT_CONNECTION
 
     def bound(self, vendor: str, name: str) -> "LoadedConfig":
         """This config as seen by the kinds of ``vendor`` working on connection ``name``."""

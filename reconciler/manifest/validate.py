@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Mapping
 
 from pydantic import BaseModel, ValidationError
 
@@ -12,7 +12,7 @@ from reconciler.manifest.yamlload import Document, Path_, dotted
 _YAML11_WORDS = {"yes", "no", "on", "off", "y", "n"}
 
 
-def _message(err: dict[str, Any]) -> str:
+def _message(err: Mapping[str, Any]) -> str:
     kind = err["type"]
     msg = err["msg"]
     if kind == "extra_forbidden":

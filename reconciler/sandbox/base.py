@@ -9,7 +9,10 @@ on every emulator, an admin surface under ``/_sandbox/``:
   emulator's injected error instead of handling the request), ``drop_reply_rate`` (0..1, handle a
   *write* — so it takes effect — then close the connection without replying),
   ``drop_next_writes`` (int, drop the replies of the next N writes; deterministic for tests),
-  ``fail_next`` (int, inject the error on the next N vendor requests), ``seed``;
+  ``drop_next_replies`` (int, handle the next N vendor requests, reads included, and drop each
+  reply; reads' lost replies for tests),
+  ``fail_next`` (int, inject the error on the next N vendor requests), ``fail_next_writes`` (int,
+  inject it on the next N writes only; reads are answered as usual), ``seed``;
 - ``GET  /_sandbox/stats`` — request counts per ``METHOD path`` since start (benchmarks read it);
 - ``GET  /_sandbox/stats/span`` — ``{"first": t, "last": t}``: wall-clock seconds (epoch) when the
   first vendor request since the last reset arrived and when the latest one was answered (``null``
@@ -78,7 +81,9 @@ class Faults:
     error_rate: float = 0.0
     drop_reply_rate: float = 0.0
     drop_next_writes: int = 0
+    drop_next_replies: int = 0
     fail_next: int = 0
+    fail_next_writes: int = 0
     seed: int | None = None
 
 
@@ -207,13 +212,19 @@ class _Handler(BaseHTTPRequestHandler):
                 inject = True
             elif f.error_rate and emu.rng.random() < f.error_rate:
                 inject = True
+            elif f.fail_next_writes > 0 and emu.is_write(req):
+                f.fail_next_writes -= 1
+                inject = True
             if inject:
                 resp = emu.injected_error(req)
                 drop = False
             else:
                 resp = emu.handle(req)
                 drop = False
-                if emu.is_write(req):
+                if f.drop_next_replies > 0:
+                    f.drop_next_replies -= 1
+                    drop = True
+                elif emu.is_write(req):
                     if f.drop_next_writes > 0:
                         f.drop_next_writes -= 1
                         drop = True

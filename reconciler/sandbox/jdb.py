@@ -15,6 +15,10 @@ Wire format
 - Answers are JSON, HTTP 200, ``{"status": "0000", "data": ...}`` or ``{"status": code,
   "err_text": text}``; gzip-compressed when the request sends ``Accept-Encoding: gzip``. Unknown
   paths answer 404, other methods 405 (plain JSON errors, no JDB status, so a wrong URL is not mistaken for 'busy'), an injected fault HTTP 503 with status ``9999``.
+  Knob ``busy_status``: the status an injected fault answers — ``"9999"`` (the default: the code
+  table's generic failure, as HTTP 503) or one of the code table's "try again" statuses, ``"9012"``
+  (try again later) and ``"9017"`` (work in process, try again later), with HTTP 200 like every
+  other status (the documents give error answers no other HTTP status).
 - Envelope checks, in order: ``dc`` missing or shorter than 2 characters ``9002``; wrong ``dc``
   ``9003``; ``x`` missing ``9004``; ``x`` not decryptable to a JSON object ``9006``; ``ts`` missing
   ``8000``; ``ts`` more than 30 s away from the server clock (either direction) ``9005``; unknown
@@ -102,6 +106,12 @@ REPORT_LAG_MS = 3 * 60_000
 REPORT_HISTORY_MS = 2 * 3600_000
 DEFAULT_PLAYER = re.compile(r"^player(?!00000)\d{5}$")
 WRITE_ACTIONS = frozenset({72, 73, 74, 75, 77})
+# the answer of an injected fault (knob ``busy_status``): status -> (err_text, HTTP status)
+BUSY_ANSWERS: dict[str, tuple[str, int]] = {
+    "9999": ("System busy, please try again later.", 503),  # "failed (generic)"; as a system error
+    "9012": ("Try again later.", 200),  # the code table's "try again later"
+    "9017": ("Work in process, try again later.", 200),  # "work in process, try again later"
+}
 STATUSES = ("INACTIVE", "ACTIVE", "EXPIRED", "TERMINATED")
 A76_DOCUMENTED = ("eventId", "name", "creator", "numberOfPlayers", "type", "totalUseTimes", "totalTimes",
                   "totalCashout", "machineTypes", "status", "currency", "startTime")
@@ -190,7 +200,8 @@ def _money(value: Any, name: str, *, allow_unlimited: bool = False, positive: bo
         return number
     if number < 0 or (positive and number == 0):
         raise _param(name, "is invalid")
-    if number.as_tuple().exponent < -3:  # type: ignore[operator]
+    exponent = number.as_tuple().exponent  # an int for a finite number ('n', 'N', 'F' otherwise)
+    if isinstance(exponent, int) and exponent < -3:
         raise _Fail("8014", f"Too many decimal places: {name}.")
     return number
 
@@ -381,13 +392,17 @@ class JdbEmulator(Emulator):
         report_tz: tzinfo = JDB_REPORT_TZ,
         search_fields: str = "documented",
         bonuschips_times: str = "required",
+        busy_status: str = "9999",
     ):
         if search_fields not in ("documented", "extended"):
             raise ValueError("search_fields is 'documented' or 'extended'")
         if bonuschips_times not in ("required", "ignored"):
             raise ValueError("bonuschips_times is 'required' or 'ignored'")
+        if busy_status not in BUSY_ANSWERS:
+            raise ValueError(f"busy_status is one of {', '.join(BUSY_ANSWERS)}")
         self.search_fields = search_fields
         self.bonuschips_times = bonuschips_times
+        self.busy_status = busy_status
         if len(key.encode()) != 16 or len(iv.encode()) != 16:
             raise ValueError("the JDB key and IV must each be 16 ASCII characters")
         self.dc = dc
@@ -518,7 +533,8 @@ class JdbEmulator(Emulator):
         return payload.get("action") in WRITE_ACTIONS
 
     def injected_error(self, req: Request) -> Response:
-        return self._respond(req, {"status": "9999", "err_text": "System busy, please try again later."}, 503)
+        text, http_status = BUSY_ANSWERS[self.busy_status]
+        return self._respond(req, {"status": self.busy_status, "err_text": text}, http_status)
 
     def handle(self, req: Request) -> Response:
         if req.path != "/apiRequest.do":
@@ -543,9 +559,9 @@ class JdbEmulator(Emulator):
         if abs(self._now_ms() - ts) > TS_WINDOW_MS:
             raise _Fail("9005", TEXT_TS)
         action = payload.get("action")
-        handler = self._actions.get(action) if isinstance(action, int) and not isinstance(action, bool) else None
-        if handler is None:
+        if not isinstance(action, int) or isinstance(action, bool) or action not in self._actions:
             raise _Fail("9007", "Unknown action.")
+        handler = self._actions[action]
         agent = _need(payload, "parent")
         if agent not in self.agents:
             raise _Fail("7001", "Parent ID cannot be found.")

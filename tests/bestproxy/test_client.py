@@ -9,6 +9,7 @@ from reconciler.clients.bestproxy import (
     BestProxyAccountNotVerified,
     BestProxyClient,
     BestProxyError,
+    BestProxyHttpError,
     BestProxyInvalidAppKey,
     BestProxyParameterError,
     parse_envelope,
@@ -44,6 +45,23 @@ def test_documented_codes_are_typed(bp: Workspace, client: BestProxyClient) -> N
     with pytest.raises(BestProxyParameterError) as e3:
         client.change_account("missing1", remark="x")
     assert e3.value.code == 400 and "Parameter error" in str(e3.value)
+
+
+def test_errors_from_answers_name_vendor_host_operation_and_cause(bp: Workspace, client: BestProxyClient) -> None:
+    host = bp.url.removeprefix("http://")  # host:port, never the URL or the query (app_key)
+    wrong = BestProxyClient(bp.url, app_key="WrongKey1234", retry=FAST)
+    with pytest.raises(BestProxyInvalidAppKey) as e:
+        wrong.list_accounts()
+    wrong.close()
+    assert str(e.value) == f"bestproxy: {host}: GET /gateway/whitelist-account/list: code 3: invalid app_key"
+    httpx.post(bp.url + "/_sandbox/faults", json={"fail_next": 1})  # an HTTP 500 envelope to a write
+    with pytest.raises(BestProxyError) as e2:
+        client.add_accounts([("abc1", "Passw0rd1")], product_type=9)
+    assert str(e2.value) == (f"bestproxy: {host}: POST /gateway/whitelist-account/add: code 500 HTTP 500: "
+                             "Internal server error (injected fault)")
+    with pytest.raises(BestProxyHttpError) as e3:
+        parse_envelope("GET /gateway/whitelist-account/list", 502, "<html>bad gateway</html>", host="gw.example:443")
+    assert str(e3.value) == "bestproxy: gw.example:443: GET /gateway/whitelist-account/list: HTTP 502: unexpected answer shape"
 
 
 def test_parameter_error_never_echoes_rejected_accounts(client: BestProxyClient) -> None:

@@ -150,6 +150,7 @@ def test_failed_writes_give_a_partial_apply_with_what_succeeded_listed(bp: Works
     bp.emulator.verified = False  # BestProxy answers code 156 to account writes
     res = bp.cli("apply", "--auto-approve")
     assert res.exit_code == 4, res.stdout + res.stderr
-    assert "FAILED  create ProxyAccount/game01: bestproxy code 156" in res.stdout
+    host = bp.url.removeprefix("http://")
+    assert f"FAILED  create ProxyAccount/game01: bestproxy: {host}: POST /gateway/whitelist-account/add: code 156" in res.stdout
     assert "ok      create IpAllowlist/14" in res.stdout
     assert bp.ips(14) == {"10.0.0.1": ""} and bp.accounts() == {}

@@ -47,7 +47,8 @@ def test_invalid_app_key_error_names_no_key(bp: Workspace) -> None:
     bp.write("manifests/a.yaml", account_doc("game01"))
     res = bp.cli("plan")
     assert res.exit_code == 1
-    assert "bestproxy code 3" in res.stderr
+    host = bp.url.removeprefix("http://")
+    assert f"bestproxy: {host}: GET /gateway/whitelist-account/list: code 3" in res.stderr
     assert "WrongKey" not in res.stderr + res.stdout
     _assert_clean(res.stderr, res.stdout)
 

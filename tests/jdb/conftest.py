@@ -62,9 +62,16 @@ def bonuschips_times() -> str:
 
 
 @pytest.fixture
-def jdb_emulator(clock: Clock, jdb_mode: str, bonuschips_times: str) -> JdbEmulator:
+def busy_status() -> str:
+    """The status of an injected fault: ``9999`` (HTTP 503); a test can pin
+    ``@pytest.mark.parametrize("busy_status", ["9012", "9017"])`` (the documented "try again" statuses)."""
+    return "9999"
+
+
+@pytest.fixture
+def jdb_emulator(clock: Clock, jdb_mode: str, bonuschips_times: str, busy_status: str) -> JdbEmulator:
     return JdbEmulator(dc=SANDBOX_DC, key=SANDBOX_KEY, iv=SANDBOX_IV, agents=[AGENT, "otherag"], clock=clock,
-                       search_fields=jdb_mode, bonuschips_times=bonuschips_times)
+                       search_fields=jdb_mode, bonuschips_times=bonuschips_times, busy_status=busy_status)
 
 
 @pytest.fixture

@@ -19,6 +19,7 @@ from reconciler.clients.jdb import (
     JdbParameterError,
     JdbPlayerError,
     JdbTransportError,
+    JdbUnavailableError,
     error_for,
 )
 from reconciler.errors import ApiError, TransportError
@@ -66,10 +67,12 @@ def test_wrong_key_is_an_auth_error_without_secrets(make_jdb_client: Callable[..
     assert wrong not in repr(client)
 
 
-def test_error_types(jdb_client: JdbClient, clock: Clock) -> None:
+def test_error_types(jdb_server: EmulatorServer, jdb_client: JdbClient, clock: Clock) -> None:
     with pytest.raises(JdbPlayerError) as player:
         jdb_client.player_events(agent=AGENT, uid="stranger")
     assert player.value.code == "7501" and isinstance(player.value, ApiError)
+    # vendor, host (host:port), the action, JDB's status and text
+    assert str(player.value) == f"jdb: 127.0.0.1:{jdb_server.port}: action 71: code 7501: User ID cannot be found."
     with pytest.raises(JdbEventNotFoundError):
         jdb_client.bind_players(agent=AGENT, event_id=1, players=["player00001"])
     with pytest.raises(JdbEventNotFoundError):
@@ -84,7 +87,7 @@ def test_every_documented_status_has_a_type() -> None:
     assert type(error_for("9998", "Event not exist.")) is JdbEventNotFoundError
     assert type(error_for("9015", "Event not exist.")) is JdbEventNotFoundError
     assert error_for("9019", "").retryable and not error_for("8000", "x").retryable
-    assert str(error_for("1234", "odd")) == "jdb code 1234: odd"
+    assert str(error_for("1234", "odd")) == "jdb: code 1234: odd"
 
 
 def test_transport_error_is_both_jdb_and_transport() -> None:
@@ -136,6 +139,16 @@ def test_lost_reply_on_terminate_is_not_retried(jdb_server: EmulatorServer, jdb_
     assert events(jdb_client, clock)[0]["status"] == "TERMINATED"  # how the caller resolves it
 
 
+def test_a_busy_answer_that_outlasts_the_retries_names_host_action_and_http_status(
+    jdb_server: EmulatorServer, jdb_client: JdbClient, clock: Clock
+) -> None:
+    faults(jdb_server, fail_next=4)  # HTTP 503, status 9999, to every attempt
+    with pytest.raises(JdbUnavailableError) as info:
+        events(jdb_client, clock)
+    assert str(info.value) == (f"jdb: 127.0.0.1:{jdb_server.port}: action 76: code 9999 HTTP 503: "
+                               "System busy, please try again later.")
+
+
 def test_reads_are_retried_on_system_errors_with_a_fresh_timestamp(
     jdb_server: EmulatorServer, make_jdb_client: Callable[..., JdbClient], clock: Clock
 ) -> None:
@@ -150,6 +163,48 @@ def test_reads_are_retried_on_system_errors_with_a_fresh_timestamp(
     assert events(client, clock) == []
     assert client.http.request_counts["POST /apiRequest.do"] == 3
     assert len(seals) == 3  # the envelope is sealed once per attempt
+
+
+# -- lost replies: reads are not "unknown outcomes" ----------------------------------------------
+def _read(client: JdbClient, clock: Clock, action: int) -> Any:
+    now = datetime.fromtimestamp(clock.now, timezone.utc).replace(second=0, microsecond=0)
+    if action == 29:
+        return client.transactions(agent=AGENT, start=now - timedelta(minutes=10), end=now - timedelta(minutes=5))
+    if action == 71:
+        return client.player_events(agent=AGENT, uid="player00001")
+    return events(client, clock)
+
+
+@pytest.mark.parametrize("action", [29, 71, 76])
+def test_a_read_whose_replies_are_lost_fails_without_an_unknown_outcome(
+    jdb_server: EmulatorServer, jdb_client: JdbClient, clock: Clock, action: int
+) -> None:
+    faults(jdb_server, drop_next_replies=4)  # every attempt of NO_WAIT is handled and its reply dropped
+    with pytest.raises(JdbTransportError) as info:
+        _read(jdb_client, clock, action)
+    message = str(info.value)
+    assert message.startswith(f"jdb: 127.0.0.1:{jdb_server.port}: action {action}: ")
+    assert "the connection closed without a reply" in message
+    assert "outcome" not in message
+    assert jdb_client.action_counts[action] == 1 and jdb_client.http.request_counts["POST /apiRequest.do"] == 4
+
+
+def test_a_read_whose_reply_is_lost_once_is_asked_again(jdb_server: EmulatorServer, jdb_client: JdbClient,
+                                                        clock: Clock) -> None:
+    faults(jdb_server, drop_next_replies=1)
+    assert events(jdb_client, clock) == []
+    assert jdb_client.http.request_counts["POST /apiRequest.do"] == 2
+
+
+def test_a_write_whose_reply_is_lost_says_the_outcome_is_unknown(jdb_server: EmulatorServer, jdb_client: JdbClient,
+                                                                 clock: Clock) -> None:
+    created = jdb_client.create_event(agent=AGENT, draft=draft(clock), transaction_id="fs-lost-write")
+    faults(jdb_server, drop_next_replies=1)
+    with pytest.raises(JdbTransportError) as info:
+        jdb_client.update_event(agent=AGENT, event_id=created.event_id, draft=draft(clock, name="Renamed"))
+    assert str(info.value) == (f"jdb: 127.0.0.1:{jdb_server.port}: action 77: the connection closed without a reply; "
+                               "the outcome is unknown")
+    assert jdb_client.action_counts[77] == 1  # not repeated: the caller reads the event back
 
 
 @pytest.mark.parametrize("jdb_mode", ["extended"])  # reads undocumented Action 76 fields

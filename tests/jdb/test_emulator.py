@@ -218,6 +218,33 @@ def test_injected_error_is_a_system_error(jdb_server: EmulatorServer, raw: RawJd
     assert resp.status_code == 503 and resp.json()["status"] == "9999"
 
 
+@pytest.mark.parametrize("busy_status,http_status,err_text", [
+    ("9999", 503, "System busy, please try again later."),
+    ("9012", 200, "Try again later."),
+    ("9017", 200, "Work in process, try again later."),
+])
+def test_fail_next_writes_refuses_writes_only_with_the_busy_status(
+    jdb_emulator: JdbEmulator, raw: RawJdb, clock: Clock, busy_status: str, http_status: int, err_text: str
+) -> None:
+    httpx.post(f"{raw.url}/_sandbox/faults", json={"fail_next_writes": 1}).raise_for_status()
+    read = raw.call({"action": 76, "startTime": "2020-01-01T00:00:00.000+00:00", "endTime": "2020-01-02T00:00:00.000+00:00"})
+    assert read["status"] == "0000"  # a read goes through
+    resp = raw.post_form({"dc": SANDBOX_DC, "x": raw.seal(event_fields(clock))})
+    assert (resp.status_code, resp.json()) == (http_status, {"status": busy_status, "err_text": err_text})
+    assert jdb_emulator.action_counts[72] == 0  # refused, not handled
+    create(raw, clock)  # the knob is spent: the same write is made
+
+
+def test_drop_next_replies_handles_a_read_and_loses_its_reply(jdb_emulator: JdbEmulator, raw: RawJdb) -> None:
+    httpx.post(f"{raw.url}/_sandbox/faults", json={"drop_next_replies": 1}).raise_for_status()
+    with pytest.raises(httpx.RemoteProtocolError):
+        raw.post_form({"dc": SANDBOX_DC, "x": raw.seal({"action": 76})})
+    assert jdb_emulator.action_counts[76] == 1  # handled, then the reply was dropped
+    assert httpx.get(f"{raw.url}/_sandbox/faults").json()["drop_next_replies"] == 0
+    assert raw.call({"action": 76, "startTime": "2020-01-01T00:00:00.000+00:00",
+                     "endTime": "2020-01-02T00:00:00.000+00:00"})["status"] == "0000"
+
+
 def test_state_persists_in_sqlite(tmp_path: Path, clock: Clock) -> None:
     def serve() -> EmulatorServer:
         return EmulatorServer(JdbEmulator(tmp_path, dc=SANDBOX_DC, key=SANDBOX_KEY, iv=SANDBOX_IV, clock=clock))

@@ -27,6 +27,7 @@ from reconciler.clients.tcaplus import (
     VersionedRecord,
 )
 from reconciler.errors import StaleError, TransportError
+from reconciler.sandbox.base import EmulatorServer
 from reconciler.sandbox.tcaplus import TcaplusEmulator
 from tests.tcaplus.conftest import APP_ID, NO_WAIT, PASSWORD, PASSWORD_MD5, ZONE_ID
 
@@ -120,13 +121,15 @@ def test_partkey_unknown_index(client: TcaplusClient) -> None:
 # -- writes ----------------------------------------------------------------------------------------
 
 
-def test_add_then_add_again_fails_without_retry(client: TcaplusClient) -> None:
+def test_add_then_add_again_fails_without_retry(client: TcaplusClient, tcaplus_server: EmulatorServer) -> None:
     assert client.add(T, PLAYER, result_flag=ResultFlag.REQUEST, return_values="x").record == PLAYER
     client.transport.request_counts.clear()
     with pytest.raises(TcaplusRecordExistsError) as info:
         client.add(T, PLAYER)
     assert (info.value.code, info.value.http_status, info.value.vendor) == (-1293, 400, "tcaplus")
-    assert str(info.value) == "tcaplus code -1293 HTTP 400: AddRecord game_players: The record already exists"
+    # vendor, host, operation, cause (code and HTTP status), TcaplusDB's message
+    assert str(info.value) == (f"tcaplus: 127.0.0.1:{tcaplus_server.port}: AddRecord game_players: code -1293 HTTP 400: "
+                               "The record already exists")
     assert client.transport.total_requests == 1
 
 

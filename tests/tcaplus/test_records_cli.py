@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 
 from reconciler.clients.tcaplus import VersionedRecord
+from reconciler.sandbox.base import EmulatorServer
 from tests.tcaplus.conftest import Workspace
 
 EXAMPLE = "tb_example"
@@ -204,13 +205,15 @@ def test_lost_replies_during_apply_are_resolved_by_reading_back(ws: Workspace) -
     assert ws.cli("plan", "--detailed-exitcode").exit_code == 0
 
 
-def test_an_unavailable_server_fails_the_run_with_one_line_and_a_rerun_finishes(ws: Workspace) -> None:
+def test_an_unavailable_server_fails_the_run_with_one_line_and_a_rerun_finishes(ws: Workspace,
+                                                                               tcaplus_server: EmulatorServer) -> None:
     ws.write("manifests/p.yaml", records_doc("p", PLAYERS, [player(1)]))
     ws.emulator.set_faults({"error_rate": 1.0})
     res = ws.cli("apply", "--auto-approve")
     assert res.exit_code == 1
     assert res.stderr.splitlines() == [
-        "error: tcaplus code -1037 HTTP 500: GetRecord game_players: Internal system error: system busy"
+        f"error: tcaplus: 127.0.0.1:{tcaplus_server.port}: GetRecord game_players: code -1037 HTTP 500: "
+        "Internal system error: system busy"
     ]
     assert ws.emulator.records(PLAYERS) == []
     ws.emulator.set_faults({"error_rate": 0.0})

@@ -9,6 +9,7 @@ from reconciler.model import Action
 from reconciler.kinds.base import RunContext
 from reconciler.kinds.tcaplus_records import TcaplusRecordsKind, identity
 from reconciler.manifest.config import load_config
+from reconciler.sandbox.base import EmulatorServer
 from tests.tcaplus.conftest import Workspace
 from tests.tcaplus.test_records_cli import PLAYERS, player, records_doc
 
@@ -25,7 +26,7 @@ def test_identity_quotes_only_ambiguous_strings() -> None:
     assert identity("t", ["a|b", 2.5]) == 't|"a|b"|2.5'
 
 
-def test_a_failed_write_fails_only_its_change(ws: Workspace) -> None:
+def test_a_failed_write_fails_only_its_change(ws: Workspace, tcaplus_server: EmulatorServer) -> None:
     ws.write("manifests/p.yaml", records_doc("p", PLAYERS, [player(1), player(2)]))
     kind, ctx, changes = planned(ws)
     assert [c.action for c in changes] == [Action.CREATE, Action.CREATE]
@@ -34,7 +35,7 @@ def test_a_failed_write_fails_only_its_change(ws: Workspace) -> None:
     ctx.close()
     assert [o.status for o in outcomes].count("failed") == 1
     failed = next(o for o in outcomes if o.status == "failed")
-    assert failed.message.startswith("tcaplus code -1037 HTTP 500: AddRecord game_players")
+    assert failed.message.startswith(f"tcaplus: 127.0.0.1:{tcaplus_server.port}: AddRecord game_players: code -1037 HTTP 500: ")
     assert len(ws.emulator.records(PLAYERS)) == 1
 
 
