@@ -124,7 +124,7 @@ class RunContext:
         self.options = options or RunOptions()
         self.problems: list[Problem] = []
         self.warnings: list[str] = []
-        self._secrets: dict[tuple[str, str, bool], str] = {}
+        self._secrets: dict[tuple[Any, ...], str] = {}  # resolved values; offline checks too
         self._clients: dict[str, Any] = {}
         self._lock = threading.Lock()
         self._fingerprinters: dict[str, Fingerprinter] = {}
@@ -212,8 +212,13 @@ class RunContext:
         its scope only, and None is returned."""
         if not self.resolve_secrets:
             if not self._is_config(doc):
-                problem = (manifest_ref_problem(ref, self.config, base_dir=doc.base_dir)
-                           or file_ref_problem(ref, base_dir=doc.base_dir))
+                # checked once per (folder, reference): a fleet's documents share a few references
+                key = ("offline-check", str(doc.base_dir), ref)
+                problem = self._secrets.get(key)
+                if problem is None:
+                    problem = (manifest_ref_problem(ref, self.config, base_dir=doc.base_dir)
+                               or file_ref_problem(ref, base_dir=doc.base_dir) or "")
+                    self._secrets[key] = problem
                 if problem:
                     self.problems.append(doc.problem(path, problem, resource=resource))
             return None
