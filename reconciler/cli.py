@@ -695,18 +695,23 @@ def _outcome_printer(fmt: str, detail: str) -> Callable[[Outcome], None]:
     return emit
 
 
+def _journal_run(s: Session, journal: Journal, changes: list[Change], *, existing: dict[str, int], resumed: bool) -> None:
+    """The journal's ``run`` record: the plan this run carries out and how it was started."""
+    journal.run(changes=changes, existing_in_scope=existing, resumed=resumed, digest=s.digest(), options={
+        "paths": shown_paths(s.paths), "config_path": str(s.config.path) if s.config.path else None,
+        "sandbox": s.sandbox is not None, "targets": list(s.ctx.options.targets),
+        "force": s.ctx.options.force, "allow_replace": s.ctx.options.allow_replace,
+        "environment": s.config.env,
+    })
+
+
 def _run_apply(s: Session, changes: list[Change], *, fmt: str, journal: Journal | None, signals: _Signals,
                resumed: bool, existing: dict[str, int], failed: dict[str, str], done: list[Outcome] | None = None,
                detail: str = "normal") -> int:
     """Apply ``changes`` streaming each outcome; journal; the exit code."""
     done = list(done or [])
     if journal is not None:
-        journal.run(changes=changes, existing_in_scope=existing, resumed=resumed, digest=s.digest(), options={
-            "paths": shown_paths(s.paths), "config_path": str(s.config.path) if s.config.path else None,
-            "sandbox": s.sandbox is not None, "targets": list(s.ctx.options.targets),
-            "force": s.ctx.options.force, "allow_replace": s.ctx.options.allow_replace,
-            "environment": s.config.env,
-        })
+        _journal_run(s, journal, changes, existing=existing, resumed=resumed)
     emit = _outcome_printer(fmt, detail)
     for o in done:
         emit(o)
@@ -911,6 +916,8 @@ def _apply_saved(path: Path, config_path: Path, sandbox: bool, sandbox_state: Pa
             run.refuse_blocked(Plan(changes=to_apply))
             journal = Journal.open_new(journal_path) if journal_path else None
             if fmt == "markdown":
+                if journal is not None:
+                    _journal_run(s, journal, to_apply, existing=saved.existing_in_scope, resumed=False)
                 signals.journal = journal
                 signals.applying = True
                 outcomes = unread + stale + run.apply_changes(to_apply, s.ctx, journal=journal)

@@ -34,6 +34,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone, tzinfo
 from typing import Any, Callable, Iterator, Mapping, Sequence, TypedDict
 
+import stamina
 
 from reconciler.clients import redact
 from reconciler.clients.http import HttpTransport, Response, RetryPolicy
@@ -364,6 +365,19 @@ class JdbClient:
         Every action is a POST; whether a lost reply leaves an unknown outcome depends on the
         action: the reads (:data:`READ_ACTIONS`) change nothing, every other action is a write."""
         payload = {"action": action, "parent": agent, **{k: v for k, v in params.items() if v is not None}}
+        if action not in READ_ACTIONS:
+            return self._call_once(action, payload, idempotent=idempotent)
+        # a read refused as busy at HTTP 200 ("try again later", maintenance, rate limit) is asked
+        # again under the transport's retry policy, as the transport asks again after a 5xx: it
+        # changes nothing, and one refusal would otherwise drop the kind from the plan
+        p = self.http.retry
+        for attempt in stamina.retry_context(on=_busy_at_200, attempts=p.attempts, timeout=p.timeout,
+                                             wait_initial=p.wait_initial, wait_max=p.wait_max, wait_jitter=p.wait_jitter):
+            with attempt:
+                return self._call_once(action, payload, idempotent=True)
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def _call_once(self, action: int, payload: dict[str, Any], *, idempotent: bool) -> Any:
         with self._count_lock:
             self.action_counts[action] += 1
         try:
@@ -495,6 +509,11 @@ def _name_action(transport_message: str, action: int) -> str:
     if op in transport_message:
         return transport_message.replace(op, f"action {action}", 1)
     return f"{transport_message} (action {action})"
+
+
+def _busy_at_200(exc: Exception) -> bool:
+    """A busy refusal the transport did not already retry (those came with a 5xx)."""
+    return isinstance(exc, JdbUnavailableError) and exc.http_status is None
 
 
 def _http_status(resp: Response) -> int | None:

@@ -23,6 +23,10 @@ ATTEMPTS = 3
 REFUSED: set[tuple[str, object]] = {
     ("tcaplus", -1037),  # TcaplusDB "system busy"
     ("jdb", "9999"),  # JDB's generic failure (the sandbox: HTTP 503 "System busy"); its writes are safe to repeat
+    # JDB's "try again later", maintenance and rate-limit statuses, should they come with a 5xx:
+    # refusals. Not 9009/9010 (a time-out on JDB's side: the write may have run) nor 9017 ("work
+    # in process": an earlier attempt may still complete): those stay unknown and are read back.
+    ("jdb", "9012"), ("jdb", "9013"), ("jdb", "9019"), ("jdb", "9022"),
 }
 
 

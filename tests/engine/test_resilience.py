@@ -329,3 +329,19 @@ def test_transport_causes_on_real_sockets() -> None:
         t.send("POST", "/apiRequest.do", idempotent=False, data={"a": "1"})
     th.join(5)
     hangup.close()
+
+
+def test_a_saved_plan_applied_with_markdown_output_keeps_a_readable_journal(bp: Workspace) -> None:
+    from reconciler.engine.journal import read_journal
+
+    accounts_file(bp, ["game01", "game02"])
+    assert bp.cli("plan", "--out", "plan.json").exit_code == 0
+    res = bp.cli("apply", "plan.json", "--format", "markdown", "--journal", "run.jsonl")
+    assert res.exit_code == 0, res.stdout + res.stderr
+    recs = journal(bp.root / "run.jsonl")
+    assert [r["type"] for r in recs][0] == "run" and recs[-1]["type"] == "end"
+    state = read_journal(bp.root / "run.jsonl")
+    assert state.complete and state.approved == {"ProxyAccount/game01", "ProxyAccount/game02"}
+    accounts_file(bp, ["game01", "game02", "game03"])
+    again = bp.cli("apply", "--auto-approve", "--journal", "run.jsonl")  # a finished journal may be reused
+    assert again.exit_code == 0, again.stdout + again.stderr

@@ -41,3 +41,18 @@ def test_refusals_that_outlast_every_pass_fail_the_change_naming_the_cause(ws: J
     assert 1_000 - ws.emulator.faults.fail_next_writes == 8 * ATTEMPTS  # 8 passes, then the change failed
     assert ws.emulator.action_counts[72] == 0
     assert ws.live() == []
+
+
+@pytest.mark.parametrize("busy_status", ["9999", "9012", "9017"])
+def test_a_read_refused_as_busy_is_asked_again_and_the_plan_completes(ws: JdbWorkspace, busy_status: str) -> None:
+    """A plan's Action 76 answered "try again" (at HTTP 200 or 503) is asked again, not dropped."""
+    ws.write("manifests/events.yaml", event_doc(ws))
+    ws.faults(fail_next=ATTEMPTS - 1)  # every try but the last of the one read
+    res = ws.cli("plan")
+    assert res.exit_code == 0, res.stdout + res.stderr
+    assert "Plan: 1 to create" in res.stdout
+    assert ws.emulator.faults.fail_next == 0
+    ws.faults(fail_next=ATTEMPTS)  # outlasts the retries: the read fails, naming the cause
+    res = ws.cli("plan")
+    assert res.exit_code == 1
+    assert f"jdb: 127.0.0.1:{ws.server.port}: action 76: code {busy_status}" in res.stderr + res.stdout
