@@ -53,3 +53,12 @@ def test_emulator_scale_bench_prints_a_row_per_size() -> None:
     assert proc.returncode == 0, proc.stdout + proc.stderr
     rows = re.findall(r"^\s*([\d,]+)\s+[\d.]+\s+[\d.]+\s+page cost x[\d.]+ for x(\d+) records$", proc.stdout, re.M)
     assert rows == [("1,000", "1"), ("2,000", "2")], proc.stdout
+
+
+def test_http_floor_bench_prints_a_row_per_way_and_thread_count() -> None:
+    script = BENCH.parent / "http_floor.py"
+    proc = subprocess.run([sys.executable, str(script), "--requests", "50", "--latency-ms", "0", "--threads", "1", "2"],
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    rows = re.findall(r"^(product|http\.client|raw socket)\s+(\d+)\s+[\d.]+\s+[\d.]+\s+[\d.]+\s+[\d.]+$", proc.stdout, re.M)
+    assert rows == [(w, t) for t in ("1", "2") for w in ("product", "http.client", "raw socket")], proc.stdout
