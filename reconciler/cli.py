@@ -473,7 +473,7 @@ def _text(plan: Plan, safety: list[str] | None = None, detail: str = "normal") -
 
 
 DETAIL_OPTION = click.option("--detail", type=click.Choice(list(DETAILS)), default="normal", show_default=True,
-                             help="Text format: summary (counts only), normal (per manifest document the first "
+                             help="Text format: summary (counts only), normal (per kind the first "
                                   f"{NORMAL_MAX_CHANGES} changes and every delete, long diffs cut; apply: every outcome "
                                   f"but ok, and the first {NORMAL_MAX_CHANGES} ok per kind), full (everything).")
 

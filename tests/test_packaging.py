@@ -59,7 +59,7 @@ def _imports(folder: Path) -> set[str]:
             elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
                 names.add(node.module.split(".")[0])
     local = {p.stem for d in ("tests", "bench", "scripts") for p in (ROOT / d).rglob("*.py")}
-    return {n for n in names if n not in sys.stdlib_module_names and n not in local | {"reconciler", "tests"}}
+    return {n for n in names if n not in sys.stdlib_module_names and n not in local | {"reconciler", "tests", "bench"}}
 
 
 def test_every_import_is_declared_and_every_declared_dependency_is_imported() -> None:

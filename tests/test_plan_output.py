@@ -69,7 +69,8 @@ def test_counts_first_grouped_and_shared_notes_folded(n: int) -> None:
     # grouped: vendor/kind header, then per document
     assert lines.index("== bestproxy / ProxyAccount  (2 create)") < lines.index(f"== tcaplus / TcaplusRecords  ({n} update)")
     assert "# TcaplusRecords/items-0  (manifests/items-0.yaml:1)" in lines
-    assert "~ update TcaplusRecords/items|1  (TcaplusRecords/items-1)" in lines
+    assert "~ update TcaplusRecords/items|0  (TcaplusRecords/items-0)" in lines
+    assert ("~ update TcaplusRecords/items|1  (TcaplusRecords/items-1)" in lines) == (n <= 20)  # the first 20 of a kind
     # the shared note once, with its count; a note of one change stays with it
     assert out.count(NOTE) == 1 and f"note ({n:,} changes): {NOTE}" in out
     assert out.count("note: only this one") == 1
@@ -213,38 +214,49 @@ def test_a_long_plan_into_head_ends_quietly_with_the_sigpipe_status(tmp_path: Pa
     assert r.stderr == "status=141\n", r.stderr
 
 
-# -- output at scale: the first changes per document, every delete, the rest counted -------------
+# -- output at scale: the first changes per kind, every delete, the rest counted ----------------
 def deletes_and_updates(n: int) -> Plan:
+    """``n`` updates in one document and ``n`` deletes, plus ``n`` creates, one document each."""
     changes = [Change(kind="TcaplusRecords", vendor="tcaplus", key=f"items|{i}", action=Action.UPDATE,
                       resource="TcaplusRecords/items", source="manifests/items.yaml:1", diffs=[FieldDiff("price", i, i + 1)])
                for i in range(n)]
     changes += [Change(kind="TcaplusRecords", vendor="tcaplus", key=f"items|old{i}", action=Action.DELETE,
                        resource="TcaplusRecords/items", source="manifests/items.yaml:1", diffs=[FieldDiff("price", i, None)])
                 for i in range(n)]
+    changes += [Change(kind="ProxyAccount", vendor="bestproxy", key=f"acct{i:05d}", action=Action.CREATE,
+                       resource=f"ProxyAccount/acct{i:05d}", source=f"manifests/a.yaml:{4 * i + 1}",
+                       diffs=[FieldDiff("remark", None, "r"), FieldDiff("enabled", None, True)]) for i in range(n)]
     plan = Plan(changes=changes)
     plan.sort()
     return plan
 
 
 @pytest.mark.parametrize("n", [2, 2000])
-def test_a_document_lists_its_first_changes_every_delete_and_counts_the_rest(n: int) -> None:
+def test_a_kind_lists_its_first_changes_every_delete_and_counts_the_rest(n: int) -> None:
     from reconciler.engine.render import NORMAL_MAX_CHANGES
 
     out = text(deletes_and_updates(n))
     lines = out.splitlines()
     updates = [x for x in lines if x.startswith("~ update ")]
     deletes = [x for x in lines if x.startswith("- delete ")]
+    creates = [x for x in lines if x.startswith("+ create ")]
     assert len(deletes) == n  # a delete is never hidden
-    hidden = 2 * n - NORMAL_MAX_CHANGES
-    if hidden > 0:
+    if n > NORMAL_MAX_CHANGES:
+        assert len(creates) == NORMAL_MAX_CHANGES
+        assert f"... and {n - NORMAL_MAX_CHANGES:,} more ProxyAccount change(s) not listed " \
+               f"({n - NORMAL_MAX_CHANGES:,} create): --detail full lists them" in lines
         assert len(updates) < NORMAL_MAX_CHANGES
-        assert f"    ... and {n - len(updates):,} more change(s) in this document ({n - len(updates):,} update): " \
+        assert f"... and {n - len(updates):,} more TcaplusRecords change(s) not listed ({n - len(updates):,} update): " \
                "--detail full lists them" in lines
-        assert len(lines) < n * 2 + NORMAL_MAX_CHANGES * 2 + 40
+        # bounded: the deletes (two lines each) and a few dozen lines per kind, not n per kind
+        assert len(lines) < 2 * n + 8 * NORMAL_MAX_CHANGES + 40
+        assert lines.count("# ProxyAccount/acct00000  (manifests/a.yaml:1)") == 1
+        assert "# ProxyAccount/acct01999  (manifests/a.yaml:7997)" not in lines  # no header without a change
     else:
-        assert len(updates) == n and "more change(s)" not in out
+        assert len(updates) == n and len(creates) == n and "not listed" not in out
     full = text(deletes_and_updates(n), detail="full").splitlines()
     assert len([x for x in full if x.startswith("~ update ")]) == n
+    assert len([x for x in full if x.startswith("+ create ")]) == n
 
 
 @pytest.mark.parametrize("n", [2, 2000])

@@ -36,8 +36,8 @@ def _no_changes(plan: Plan) -> str:
 DETAILS = ("summary", "normal", "full")
 NORMAL_MAX_DIFFS = 20  # per change at --detail normal; the rest are counted
 NORMAL_MAX_LIST = 50  # unmanaged objects and warnings at --detail normal
-# changes listed per manifest document at --detail normal (deletes are always listed, one line
-# each); the rest are counted on one line. Apply lists as many applied outcomes per kind.
+# changes listed per vendor and kind at --detail normal (deletes are always listed); the rest are
+# counted on one line. Apply lists as many applied outcomes per kind.
 NORMAL_MAX_CHANGES = 20
 _STYLES = {
     "create": "green", "update": "yellow", "replace": "magenta", "delete": "red",
@@ -121,7 +121,7 @@ def render_text(plan: Plan, out: TextIO, *, safety: list[str] | None = None, det
     safety findings and warnings, then the changes grouped by vendor, kind and manifest document
     (notes shared by several changes of a kind printed once with their count), and the grep-able
     ``Plan:`` summary line last (the only line matching it). ``detail``: ``summary`` (no changes
-    listed), ``normal`` (per document the first ``NORMAL_MAX_CHANGES`` changes with at most
+    listed), ``normal`` (per vendor and kind the first ``NORMAL_MAX_CHANGES`` changes with at most
     ``NORMAL_MAX_DIFFS`` fields each, then every delete and the rest counted),
     ``full`` (everything)."""
     if detail not in DETAILS:
@@ -183,25 +183,29 @@ def _changes(w: _Writer, plan: Plan, *, full: bool) -> None:
         docs: dict[str, list[Change]] = defaultdict(list)
         for c in changes:
             docs[c.resource].append(c)
+        listed = 0
+        hidden: Counter[str] = Counter()
         for resource in sorted(docs, key=lambda r: (r == "", r)):
             doc_changes = docs[resource]
-            if resource:
-                src = doc_changes[0].source
-                w.line(f"# {resource}" + (f"  ({src})" if src else ""), "doc")
-            else:
-                w.line("# not declared: pruned inside a PruneScope", "doc")
-            shown = doc_changes if full else doc_changes[:NORMAL_MAX_CHANGES]
-            for c in shown:
+            header = False
+            for c in doc_changes:
+                # the first changes of a kind, then only deletes (never hidden); the rest counted
+                if not full and listed >= NORMAL_MAX_CHANGES and c.action is not Action.DELETE:
+                    hidden[c.action.value] += 1
+                    continue
+                if not header:
+                    header = True
+                    if resource:
+                        src = doc_changes[0].source
+                        w.line(f"# {resource}" + (f"  ({src})" if src else ""), "doc")
+                    else:
+                        w.line("# not declared: pruned inside a PruneScope", "doc")
                 _change(w, c, shared, full=full)
-            rest = doc_changes[len(shown):]
-            for c in rest:
-                if c.action is Action.DELETE:  # never hidden
-                    _change(w, c, shared, full=False)
-            hidden = Counter(c.action.value for c in rest if c.action is not Action.DELETE)
-            if hidden:
-                what = ", ".join(f"{hidden[a.value]:,} {a.value}" for a in Action if hidden[a.value])
-                w.line(f"    ... and {sum(hidden.values()):,} more change(s) in this document ({what}): "
-                       "--detail full lists them", "dim")
+                listed += 1
+        if hidden:
+            what = ", ".join(f"{hidden[a.value]:,} {a.value}" for a in Action if hidden[a.value])
+            w.line(f"... and {sum(hidden.values()):,} more {kind} change(s) not listed ({what}): "
+                   "--detail full lists them", "dim")
 
 
 def _change(w: _Writer, c: Change, shared: set[str], *, full: bool) -> None:
