@@ -11,6 +11,7 @@ import json
 import threading
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
@@ -150,3 +151,43 @@ def test_a_form_is_encoded_again_for_every_attempt(peer: Peer) -> None:
     r = t.send("POST", "/apiRequest.do", idempotent=True, data=_Envelope(("x",), lambda: {"x": next(seals)}), write=False)
     assert r.status_code == 200
     assert [s["body"] for s in peer.seen] == [b"x=one", b"x=two"]
+
+
+def test_a_certificate_the_system_does_not_trust_is_refused_before_any_request(tmp_path: Path) -> None:
+    """HTTPS verifies the server's certificate and host name: a self-signed server never sees a
+    request (so never a credential), and the error names the cause."""
+    import shutil
+    import socket
+    import ssl
+    import subprocess
+
+    from reconciler.errors import TransportError
+
+    if shutil.which("openssl") is None:
+        pytest.skip("openssl is needed to make a certificate")
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=127.0.0.1",
+                    "-keyout", str(tmp_path / "key.pem"), "-out", str(tmp_path / "cert.pem")],
+                   check=True, capture_output=True, timeout=60)
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    ctx.load_cert_chain(tmp_path / "cert.pem", tmp_path / "key.pem")
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(4)
+    received: list[bytes] = []
+
+    def serve() -> None:
+        conn, _ = listener.accept()
+        try:
+            with ctx.wrap_socket(conn, server_side=True) as tls:
+                received.append(tls.recv(65536))
+        except (ssl.SSLError, OSError):
+            pass  # the client gave up during the handshake
+
+    th = threading.Thread(target=serve, daemon=True)
+    th.start()
+    t = HttpTransport(f"https://127.0.0.1:{listener.getsockname()[1]}", vendor="bestproxy", retry=ONCE, timeout=5)
+    with pytest.raises(TransportError, match=r": GET /gateway/whitelist-account/list: TLS certificate verification failed$"):
+        t.send("GET", "/gateway/whitelist-account/list", idempotent=True, params={"app_key": "CanaryKey"})
+    th.join(10)
+    listener.close()
+    assert received == []
