@@ -271,12 +271,16 @@ class _Handler(BaseHTTPRequestHandler):
         return Response.json({"error": "not found"}, status=404)
 
     def _send(self, resp: Response) -> None:
-        self.send_response(resp.status)
+        # status line, headers and body in one write (one system call, one segment for a small
+        # answer) instead of send_response/send_header/end_headers and a second write for the body
+        reason = self.responses.get(resp.status, ("",))[0]
+        head = [f"{self.protocol_version} {resp.status} {reason}\r\n"]
         for k, v in resp.headers.items():
-            self.send_header(k, v)
-        self.send_header("Content-Length", str(len(resp.body)))
-        self.end_headers()
-        self.wfile.write(resp.body)
+            head.append(f"{k}: {v}\r\n")
+            if k.lower() == "connection" and v.lower() == "close":
+                self.close_connection = True
+        head.append(f"Content-Length: {len(resp.body)}\r\n\r\n")
+        self.wfile.write("".join(head).encode("latin-1") + resp.body)
 
     do_GET = do_POST = do_PUT = do_DELETE = _dispatch
 
