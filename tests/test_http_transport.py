@@ -153,21 +153,26 @@ def test_a_form_is_encoded_again_for_every_attempt(peer: Peer) -> None:
     assert [s["body"] for s in peer.seen] == [b"x=one", b"x=two"]
 
 
-def test_a_certificate_the_system_does_not_trust_is_refused_before_any_request(tmp_path: Path) -> None:
-    """HTTPS verifies the server's certificate and host name: a self-signed server never sees a
-    request (so never a credential), and the error names the cause."""
+def make_certificate(folder: Path) -> None:
     import shutil
-    import socket
-    import ssl
     import subprocess
-
-    from reconciler.errors import TransportError
 
     if shutil.which("openssl") is None:
         pytest.skip("openssl is needed to make a certificate")
     subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=127.0.0.1",
-                    "-keyout", str(tmp_path / "key.pem"), "-out", str(tmp_path / "cert.pem")],
+                    "-addext", "subjectAltName=IP:127.0.0.1", "-keyout", str(folder / "key.pem"), "-out", str(folder / "cert.pem")],
                    check=True, capture_output=True, timeout=60)
+
+
+def test_a_certificate_the_system_does_not_trust_is_refused_before_any_request(tmp_path: Path) -> None:
+    """HTTPS verifies the server's certificate and host name: a self-signed server never sees a
+    request (so never a credential), and the error names the cause."""
+    import socket
+    import ssl
+
+    from reconciler.errors import TransportError
+
+    make_certificate(tmp_path)
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     ctx.load_cert_chain(tmp_path / "cert.pem", tmp_path / "key.pem")
     listener = socket.socket()
@@ -191,3 +196,24 @@ def test_a_certificate_the_system_does_not_trust_is_refused_before_any_request(t
     th.join(10)
     listener.close()
     assert received == []
+
+
+def test_a_certificate_trusted_through_ssl_cert_file_is_accepted(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """An operator's own CA bundle (a corporate CA, a vendor's private endpoint): ``SSL_CERT_FILE``."""
+    import ssl
+
+    make_certificate(tmp_path)
+    server = Peer()
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    ctx.load_cert_chain(tmp_path / "cert.pem", tmp_path / "key.pem")
+    server.socket = ctx.wrap_socket(server.socket, server_side=True)
+    th = threading.Thread(target=server.serve_forever, daemon=True)
+    th.start()
+    try:
+        monkeypatch.setenv("SSL_CERT_FILE", str(tmp_path / "cert.pem"))
+        t = HttpTransport(f"https://127.0.0.1:{server.server_address[1]}", vendor="tcaplus", retry=ONCE, timeout=5)
+        assert t.send("GET", "/r", idempotent=True).json() == {"ok": True, "path": "/r"}
+        assert t.send("POST", "/w", idempotent=False, json={"a": 1}).status_code == 200  # kept alive over TLS
+    finally:
+        server.shutdown()
+        server.server_close()

@@ -213,15 +213,10 @@ class _Pool:
             self._idle.pop().close()
 
 
-_TLS: ssl.SSLContext | None = None
-
-
 def _tls_context() -> ssl.SSLContext:
-    """The system's trusted certificates (``SSL_CERT_FILE``/``SSL_CERT_DIR`` override them)."""
-    global _TLS
-    if _TLS is None:
-        _TLS = ssl.create_default_context()
-    return _TLS
+    """Certificates and host names verified against the system's trusted certificates, or the
+    bundle ``SSL_CERT_FILE`` / folder ``SSL_CERT_DIR`` name (read when a client is made)."""
+    return ssl.create_default_context()
 
 
 class HttpTransport:
