@@ -217,3 +217,59 @@ def test_a_certificate_trusted_through_ssl_cert_file_is_accepted(tmp_path: Path,
     finally:
         server.shutdown()
         server.server_close()
+
+
+def one_answer_server(answer: bytes) -> tuple[int, threading.Thread, list[bytes]]:
+    """A peer that reads one request, writes ``answer`` as is and closes."""
+    import socket
+
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(1)
+    got: list[bytes] = []
+
+    def serve() -> None:
+        conn, _ = listener.accept()
+        got.append(conn.recv(65536))
+        conn.sendall(answer)
+        conn.close()
+        listener.close()
+
+    th = threading.Thread(target=serve, daemon=True)
+    th.start()
+    return listener.getsockname()[1], th, got
+
+
+@pytest.mark.parametrize("answer, body, kept", [
+    (b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n4\r\n{\"a\"\r\n3\r\n: 1\r\n1\r\n}\r\n0\r\n\r\n", {"a": 1}, 1),
+    (b"HTTP/1.1 200 OK\r\nConnection: close\r\n\r\n{\"until\": \"close\"}", {"until": "close"}, 0),
+    (b"HTTP/1.0 200 OK\r\nContent-Length: 8\r\n\r\n{\"v\": 0}", {"v": 0}, 0),
+])
+def test_chunked_close_delimited_and_http_1_0_answers(answer: bytes, body: dict[str, Any], kept: int) -> None:
+    port, th, got = one_answer_server(answer)
+    t = HttpTransport(f"http://127.0.0.1:{port}", vendor="tcaplus", retry=ONCE, timeout=5)
+    r = t.send("GET", "/x", idempotent=True, headers={"x-a": "1"})
+    assert r.status_code == 200 and r.json() == body
+    th.join(5)
+    assert got[0].startswith(b"GET /x HTTP/1.1\r\nHost: 127.0.0.1:") and b"\r\nx-a: 1\r\n" in got[0]
+    # kept for another request only when the answer allows it (HTTP/1.1 without "Connection: close")
+    assert len(t._pool._idle) == kept  # type: ignore[union-attr]
+
+
+def test_an_answer_cut_short_is_a_lost_reply() -> None:
+    from reconciler.errors import TransportError
+
+    port, th, _ = one_answer_server(b"HTTP/1.1 200 OK\r\nContent-Length: 50\r\n\r\n{\"partial\":")
+    t = HttpTransport(f"http://127.0.0.1:{port}", vendor="tcaplus", retry=ONCE, timeout=5)
+    with pytest.raises(TransportError, match=r"POST /w: the connection closed without a reply; the outcome is unknown$"):
+        t.send("POST", "/w", idempotent=False, content=b"{}")
+    th.join(5)
+
+
+def test_a_line_break_or_control_character_never_reaches_the_wire(peer: Peer) -> None:
+    t = HttpTransport(peer.url, vendor="tcaplus", retry=ONCE)
+    for kwargs in ({"headers": {"x-a": "1\r\nx-injected: 2"}}, {"raw_query": "a=1 HTTP/1.1\r\nX: y"},
+                   {"headers": {"x-b": "nul\x00"}}):
+        with pytest.raises(ValueError, match="control character or space"):
+            t.send("GET", "/x", idempotent=True, **kwargs)  # type: ignore[arg-type]
+    assert peer.seen == []
