@@ -133,10 +133,6 @@ class Response:
     content: bytes
     reason_phrase: str = ""
 
-    @property
-    def text(self) -> str:
-        return self.content.decode("utf-8", errors="replace")
-
     def json(self) -> Any:
         """The body as JSON (``ValueError`` when it is not)."""
         return jsonlib.loads(self.content)
@@ -150,10 +146,8 @@ class RetryableStatus(Exception):
         super().__init__(f"HTTP {response.status_code}")
 
 
-def _dropped(sock: socket.socket | None) -> bool:
+def _dropped(sock: socket.socket) -> bool:
     """Whether an idle kept-alive connection was closed by the server (readable = EOF or junk)."""
-    if sock is None:
-        return True
     try:
         readable, _, _ = select.select([sock], [], [], 0)
     except (OSError, ValueError):

@@ -123,7 +123,8 @@ class RunContext:
         self.options = options or RunOptions()
         self.problems: list[Problem] = []
         self.warnings: list[str] = []
-        self._secrets: dict[tuple[Any, ...], str] = {}  # resolved values; offline checks too
+        self._secrets: dict[tuple[str, str, bool], str] = {}  # resolved values by (folder, reference, manifest)
+        self._ref_checks: dict[tuple[str, str], str] = {}  # offline: problem ("" none) by (folder, reference)
         self._clients: dict[str, Any] = {}
         self._lock = threading.Lock()
         self._fingerprinters: dict[str, Fingerprinter] = {}
@@ -160,6 +161,7 @@ class RunContext:
             if child is None:
                 child = RunContext(config=self.config.bound(vendor, connection), options=self.options)
                 child.problems, child.warnings, child._secrets = self.problems, self.warnings, self._secrets
+                child._ref_checks = self._ref_checks
                 child.tracked_files, child.files_by_resource = self.tracked_files, self.files_by_resource
                 child.resolve_secrets, child.on_progress = self.resolve_secrets, self.on_progress
                 child.stop = self.stop
@@ -212,12 +214,12 @@ class RunContext:
         if not self.resolve_secrets:
             if not self._is_config(doc):
                 # checked once per (folder, reference): a fleet's documents share a few references
-                key = ("offline-check", str(doc.base_dir), ref)
-                problem = self._secrets.get(key)
+                key = (str(doc.base_dir), ref)
+                problem = self._ref_checks.get(key)
                 if problem is None:
                     problem = (manifest_ref_problem(ref, self.config, base_dir=doc.base_dir)
                                or file_ref_problem(ref, base_dir=doc.base_dir) or "")
-                    self._secrets[key] = problem
+                    self._ref_checks[key] = problem
                 if problem:
                     self.problems.append(doc.problem(path, problem, resource=resource))
             return None
