@@ -24,18 +24,22 @@ caller resolves the unknown outcome by reading the record.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from enum import IntEnum
-from typing import Any, Mapping, Sequence
+from functools import lru_cache
+from typing import Any, Awaitable, Callable, Mapping, Sequence, TypeVar
 from urllib.parse import quote
 
 
 from reconciler.clients import redact
 from reconciler.clients.http import HttpTransport, Response, RetryPolicy
 from reconciler.errors import ApiError, StaleError, TransportError
+
+T = TypeVar("T")
 
 API_VERSION = "Tcaplus3.32.0"
 IDL_TYPE = "protobuf"
@@ -183,9 +187,17 @@ def _query(**params: Any) -> str:
     for name, value in params.items():
         if value is None:
             continue
+        if isinstance(value, list):  # a ``select``: the same few lists for every record of a table
+            parts.append(f"{name}={_encoded_list(tuple(value))}")
+            continue
         text = value if isinstance(value, str) else _json(value)
         parts.append(f"{name}={quote(text, safe='')}")
     return "&".join(parts)
+
+
+@lru_cache(maxsize=256)
+def _encoded_list(value: tuple[Any, ...]) -> str:
+    return quote(_json(list(value)), safe="")
 
 
 class TcaplusClient:
@@ -240,19 +252,28 @@ class TcaplusClient:
         limit: int | None = None, offset: int | None = None,
     ) -> PartkeyPage:
         """PartkeyGetRecord: one page of the records whose ``index`` fields equal ``keys``."""
+        try:
+            return _page(self._call(*self._partkey_request(table, index, keys, select, limit, offset)))
+        except TcaplusRecordNotFoundError:
+            return PartkeyPage()
+
+    async def apartkey_get(
+        self, table: str, index: str, keys: Mapping[str, Any], *, select: Sequence[str] | None = None,
+        limit: int | None = None, offset: int | None = None,
+    ) -> PartkeyPage:
+        """:meth:`partkey_get` on the running event loop (see :meth:`run`)."""
+        try:
+            return _page(await self._acall(*self._partkey_request(table, index, keys, select, limit, offset)))
+        except TcaplusRecordNotFoundError:
+            return PartkeyPage()
+
+    @staticmethod
+    def _partkey_request(table: str, index: str, keys: Mapping[str, Any], select: Sequence[str] | None,
+                         limit: int | None, offset: int | None) -> tuple[Any, ...]:
         query = _query(keys=dict(keys), select=list(select) if select else None,
                        limit=str(limit) if limit is not None else None,
                        offset=str(offset) if offset is not None else None)
-        try:
-            payload = self._call("PartkeyGetRecord", table, "GET", idempotent=True, query=query,
-                                 headers={"x-tcaplus-index-name": index})
-        except TcaplusRecordNotFoundError:
-            return PartkeyPage()
-        records = [
-            VersionedRecord(int(item.get("RecordVersion", 0)), dict(item.get("Record") or {}))
-            for item in payload.get("MultiRecords") or []
-        ]
-        return PartkeyPage(records, int(payload.get("RemainNum") or 0), int(payload.get("TotalNum") or 0))
+        return ("PartkeyGetRecord", table, "GET", True, query, None, {"x-tcaplus-index-name": index})
 
     def partkey_get_all(
         self, table: str, index: str, keys: Mapping[str, Any], *, select: Sequence[str] | None = None,
@@ -282,6 +303,35 @@ class TcaplusClient:
                     results = list(pool.map(read, gaps))
             else:
                 results = [read(g) for g in gaps]
+            next_gaps = []
+            for (start, stop), records in zip(gaps, results, strict=True):
+                pages[start] = records
+                if records and start + len(records) < stop:
+                    next_gaps.append((start + len(records), stop))
+            gaps = next_gaps
+        return [vr for offset in sorted(pages) for vr in pages[offset]]
+
+    async def apartkey_get_all(
+        self, table: str, index: str, keys: Mapping[str, Any], *, select: Sequence[str] | None = None,
+        page_size: int = DEFAULT_PAGE_SIZE, concurrency: int = 1,
+    ) -> list[VersionedRecord]:
+        """:meth:`partkey_get_all` on the running event loop: the same pages, the same gap rounds."""
+        first = await self.apartkey_get(table, index, keys, select=select, limit=page_size, offset=0)
+        pages: dict[int, list[VersionedRecord]] = {0: first.records}
+        step = len(first.records)
+        if first.remain <= 0 or step == 0:
+            return list(first.records)
+        end = step + first.remain
+        gaps = [(o, min(o + step, end)) for o in range(step, end, step)]
+        slots = asyncio.Semaphore(max(1, concurrency))
+        while gaps:
+            async def read(gap: tuple[int, int]) -> list[VersionedRecord]:
+                start, stop = gap
+                async with slots:
+                    page = await self.apartkey_get(table, index, keys, select=select, limit=stop - start, offset=start)
+                return page.records
+
+            results = await asyncio.gather(*(read(g) for g in gaps))
             next_gaps = []
             for (start, stop), records in zip(gaps, results, strict=True):
                 pages[start] = records
@@ -343,38 +393,78 @@ class TcaplusClient:
         return self._write("DeleteRecord", table, "DELETE", {"Record": dict(keys)}, idempotent=False,
                            flag=result_flag, return_values=return_values)
 
+    async def aadd(self, table: str, record: Mapping[str, Any]) -> WriteResult:
+        """:meth:`add` (status only, no version check) on the running event loop."""
+        return await self._awrite("AddRecord", table, "POST", {"Record": dict(record)}, idempotent=False,
+                                  flag=ResultFlag.STATUS_ONLY, return_values=None)
+
+    async def aset(self, table: str, record: Mapping[str, Any], *, check: VersionCheck | None = None,
+                   version: int | None = None) -> WriteResult:
+        """:meth:`set` (status only) on the running event loop; a version-matched write is not repeated."""
+        matched = check is VersionCheck.MATCH and version is not None and version > 0
+        return await self._awrite("SetRecord", table, "PUT", {"Record": dict(record)}, idempotent=not matched,
+                                  flag=ResultFlag.STATUS_ONLY, return_values=None, check=check, version=version)
+
+    async def adelete(self, table: str, keys: Mapping[str, Any]) -> WriteResult:
+        """:meth:`delete` (status only) on the running event loop."""
+        return await self._awrite("DeleteRecord", table, "DELETE", {"Record": dict(keys)}, idempotent=False,
+                                  flag=ResultFlag.STATUS_ONLY, return_values=None)
+
+    def run(self, main: Callable[[], Awaitable[T]]) -> T:
+        """Run ``main()`` (which awaits this client's ``a*`` methods) on a new event loop in this
+        thread; the loop's connections are closed after (:meth:`HttpTransport.run`)."""
+        return self.transport.run(main)
+
     # -- plumbing -----------------------------------------------------------------------------
     def _read_one(
         self, target: str, table: str, keys: Mapping[str, Any], select: Sequence[str] | None
     ) -> VersionedRecord | None:
         query = _query(keys=dict(keys), select=list(select) if select else None)
         try:
-            payload = self._call(target, table, "GET", idempotent=True, query=query)
+            return _versioned(self._call(target, table, "GET", True, query))
         except TcaplusRecordNotFoundError:
             return None
-        return VersionedRecord(int(payload.get("RecordVersion", 0)), dict(payload.get("Record") or {}))
+
+    async def aget(self, table: str, keys: Mapping[str, Any], *, select: Sequence[str] | None = None) -> VersionedRecord | None:
+        """:meth:`get` on the running event loop (see :meth:`run`)."""
+        query = _query(keys=dict(keys), select=list(select) if select else None)
+        try:
+            return _versioned(await self._acall("GetRecord", table, "GET", True, query))
+        except TcaplusRecordNotFoundError:
+            return None
 
     def _write(
         self, target: str, table: str, method: str, body: dict[str, Any], *, idempotent: bool, flag: ResultFlag,
         return_values: Any, check: VersionCheck | None = None, version: int | None = None,
     ) -> WriteResult:
-        headers = {"x-tcaplus-result-flag": str(int(flag))}
-        if check is not None:
-            headers["x-tcaplus-data-version-check"] = str(int(check))
-            headers["x-tcaplus-data-version"] = str(version if version is not None else -1)
-        if return_values is not None:
-            body = {"ReturnValues": return_values, **body}
-        payload = self._call(target, table, method, idempotent=idempotent, body=body, headers=headers)
-        record = payload.get("Record")
-        return WriteResult(
-            int(payload.get("RecordVersion", -1)), record if isinstance(record, dict) else None,
-            payload.get("ReturnValues"),
-        )
+        return _written(self._call(*_write_request(target, table, method, body, idempotent, flag, return_values,
+                                                   check, version)))
 
-    def _call(
-        self, target: str, table: str, method: str, *, idempotent: bool, query: str | None = None,
-        body: Any = None, headers: Mapping[str, str] | None = None,
-    ) -> dict[str, Any]:
+    async def _awrite(
+        self, target: str, table: str, method: str, body: dict[str, Any], *, idempotent: bool, flag: ResultFlag,
+        return_values: Any, check: VersionCheck | None = None, version: int | None = None,
+    ) -> WriteResult:
+        return _written(await self._acall(*_write_request(target, table, method, body, idempotent, flag, return_values,
+                                                          check, version)))
+
+    def _call(self, target: str, table: str, method: str, idempotent: bool, query: str | None = None,
+              body: Any = None, headers: Mapping[str, str] | None = None) -> dict[str, Any]:
+        path, content, all_headers = self._request(target, table, body, headers)
+        resp = self.transport.send(method, path, idempotent=idempotent, raw_query=query or None,
+                                   content=content, headers=all_headers)
+        return _payload(resp, self.transport, target, table)
+
+    async def _acall(self, target: str, table: str, method: str, idempotent: bool, query: str | None = None,
+                     body: Any = None, headers: Mapping[str, str] | None = None) -> dict[str, Any]:
+        path, content, all_headers = self._request(target, table, body, headers)
+        resp = await self.transport.asend(method, path, idempotent=idempotent, raw_query=query or None,
+                                          content=content, headers=all_headers)
+        return _payload(resp, self.transport, target, table)
+
+    def _request(self, target: str, table: str, body: Any,
+                 headers: Mapping[str, str] | None) -> tuple[str, bytes | None, dict[str, str]]:
+        """Path, body and headers of one operation on ``table`` (per-operation headers and per-table
+        paths are built once: the request path stays lean)."""
         all_headers = self._target_headers.get(target)
         if all_headers is None:
             all_headers = self._target_headers.setdefault(target, {**self._headers, "x-tcaplus-target": f"Tcaplus.{target}"})
@@ -388,9 +478,36 @@ class TcaplusClient:
         if path is None:
             path = self._paths.setdefault(
                 table, f"/ver1.0/apps/{self.app_id}/zones/{self.zone_id}/tables/{quote(table, safe='')}/records")
-        resp = self.transport.send(method, path, idempotent=idempotent, raw_query=query or None,
-                                   content=content, headers=all_headers)
-        return _payload(resp, self.transport, target, table)
+        return path, content, all_headers
+
+
+def _write_request(target: str, table: str, method: str, body: dict[str, Any], idempotent: bool, flag: ResultFlag,
+                   return_values: Any, check: VersionCheck | None, version: int | None) -> tuple[Any, ...]:
+    headers = {"x-tcaplus-result-flag": str(int(flag))}
+    if check is not None:
+        headers["x-tcaplus-data-version-check"] = str(int(check))
+        headers["x-tcaplus-data-version"] = str(version if version is not None else -1)
+    if return_values is not None:
+        body = {"ReturnValues": return_values, **body}
+    return target, table, method, idempotent, None, body, headers
+
+
+def _versioned(payload: dict[str, Any]) -> VersionedRecord:
+    return VersionedRecord(int(payload.get("RecordVersion", 0)), dict(payload.get("Record") or {}))
+
+
+def _page(payload: dict[str, Any]) -> PartkeyPage:
+    records = [
+        VersionedRecord(int(item.get("RecordVersion", 0)), dict(item.get("Record") or {}))
+        for item in payload.get("MultiRecords") or []
+    ]
+    return PartkeyPage(records, int(payload.get("RemainNum") or 0), int(payload.get("TotalNum") or 0))
+
+
+def _written(payload: dict[str, Any]) -> WriteResult:
+    record = payload.get("Record")
+    return WriteResult(int(payload.get("RecordVersion", -1)), record if isinstance(record, dict) else None,
+                       payload.get("ReturnValues"))
 
 
 def _payload(resp: Response, transport: HttpTransport, target: str, table: str) -> dict[str, Any]:

@@ -200,6 +200,11 @@ class ApplyRun:
             log.debug("applying %s failed", kind.kind, exc_info=True)
             outs = [Outcome(c, "failed", f"internal error: {type(exc).__name__} (run with --debug for details)")
                     for c in changes]
+        self._settled(kind, ctx, unit, outs, held)
+
+    def _settled(self, kind: Kind, ctx: RunContext, unit: list[tuple[int, Change]], outs: list[Outcome],
+                 held: list[tuple[int, Change]] | None) -> None:
+        """Report outcomes (journal, ``on_outcome``, progress), holding back busy refusals."""
         report = []
         for (i, c), o in zip(unit, outs, strict=True):
             if held is not None and o.status == "failed" and o.retryable:
@@ -213,6 +218,49 @@ class ApplyRun:
                 self._progress[kind.kind] = self._progress.get(kind.kind, 0) + len(report)
                 done = self._progress[kind.kind]
             ctx.report(kind.progress_label, done, self._totals.get(kind.kind))
+
+    def _stream(self, kind: Kind, ctx: RunContext, items: list[tuple[int, Change]],
+                held: list[tuple[int, Change]] | None) -> None:
+        """Hand a streaming kind (``Kind.streams``) all of a pass's changes: intents journaled as
+        each change starts, outcomes reported as each ends. If the kind fails as a whole, changes
+        it had started are ``unknown`` (resume reads them back) and the rest ``failed``."""
+        index = {id(c): i for i, c in items}
+        begun: set[int] = set()
+        ended: set[int] = set()
+
+        def started(c: Change) -> None:
+            begun.add(id(c))
+            if self.journal is not None:
+                self.journal.intent(c)
+
+        def finished(c: Change, o: Outcome) -> None:
+            ended.add(id(c))
+            self._settled(kind, ctx, [(index[id(c)], c)], [o], held)
+
+        try:
+            kind.apply_stream([c for _, c in items], ctx, started=started, finished=finished)
+            return
+        except ReconcilerError as exc:
+            message = str(exc)
+        except Exception as exc:  # noqa: BLE001 - one broken kind must not hide the others' outcomes
+            log.debug("applying %s failed", kind.kind, exc_info=True)
+            message = f"internal error: {type(exc).__name__} (run with --debug for details)"
+        rest = [(i, c) for i, c in items if id(c) not in ended]
+        outs = [Outcome(c, "unknown" if id(c) in begun else "failed", message) for _, c in rest]
+        self._settled(kind, ctx, rest, outs, None)
+
+    def _units(self, kind: Kind, ctx: RunContext, items: list[tuple[int, Change]], concurrency: int,
+               held: list[tuple[int, Change]] | None) -> None:
+        """A kind's units, one after another or within the connection's concurrency."""
+        position = {id(c): i for i, c in items}
+        units = [[(position[id(c)], c) for c in u] for u in kind.apply_units([c for _, c in items])]
+        if kind.ordered_units or concurrency <= 1 or len(units) <= 1:
+            for unit in units:
+                self._unit(kind, ctx, unit, held)
+        else:
+            with ThreadPoolExecutor(max_workers=min(concurrency, len(units)), thread_name_prefix=kind.kind) as pool:
+                for f in [pool.submit(self._unit, kind, ctx, u, held) for u in units]:
+                    f.result()
 
     def _connection(self, changes: list[tuple[int, Change]]) -> None:
         """One vendor connection's changes: kinds in their apply order, units within the
@@ -228,19 +276,13 @@ class ApplyRun:
             items = by_kind[kind_name]
             with self._lock:
                 self._totals[kind_name] = self._totals.get(kind_name, 0) + len(items)
-            position = {id(c): i for i, c in items}
             for attempt in range(self.passes):
                 last = attempt == self.passes - 1
                 held: list[tuple[int, Change]] | None = None if last else []
-                units = [[(position[id(c)], c) for c in u] for u in kind.apply_units([c for _, c in items])]
-                if kind.ordered_units or concurrency <= 1 or len(units) <= 1:
-                    for unit in units:
-                        self._unit(kind, ctx, unit, held)
+                if kind.streams:
+                    self._stream(kind, ctx, items, held)
                 else:
-                    with ThreadPoolExecutor(max_workers=min(concurrency, len(units)),
-                                            thread_name_prefix=kind_name) as pool:
-                        for f in [pool.submit(self._unit, kind, ctx, u, held) for u in units]:
-                            f.result()
+                    self._units(kind, ctx, items, concurrency, held)
                 if not held or self.ctx.stop.is_set():
                     break
                 # refused as busy: the writes did not happen; try those changes again shortly

@@ -19,6 +19,7 @@ targets, thresholds, ordering, saved plans and rendering; a kind fills these hoo
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import itertools
 import json
@@ -27,7 +28,7 @@ from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Callable, ClassVar, Iterable, TypeVar
+from typing import Any, Awaitable, Callable, ClassVar, Iterable, TypeVar
 
 from pydantic import BaseModel
 
@@ -377,6 +378,36 @@ class RunContext:
         return results
 
 
+    @staticmethod
+    async def amap(fn: Callable[[T], Awaitable[R]], items: Iterable[T], *, concurrency: int,
+                   progress: tuple["RunContext", str] | None = None) -> list[R]:
+        """:meth:`map` on the running event loop: at most ``concurrency`` of ``fn(x)`` awaited at
+        once, order kept; after a failure no new item starts and the earliest failure is raised."""
+        items = list(items)
+        results: list[Any] = [None] * len(items)
+        errors: dict[int, Exception] = {}
+        cursor = iter(range(len(items)))
+        done = itertools.count(1)
+
+        async def worker() -> None:
+            while not errors:
+                i = next(cursor, None)
+                if i is None:
+                    return
+                try:
+                    results[i] = await fn(items[i])
+                except Exception as exc:  # noqa: BLE001 - re-raised below, the earliest first
+                    errors[i] = exc
+                    return
+                if progress is not None:
+                    progress[0].report(progress[1], next(done), len(items))
+
+        await asyncio.gather(*(worker() for _ in range(max(1, min(concurrency, len(items))))))
+        if errors:
+            raise errors[min(errors)]
+        return results
+
+
 class Kind(ABC):
     kind: ClassVar[str]
     vendor: ClassVar[str]
@@ -409,6 +440,18 @@ class Kind(ABC):
     def apply_units(self, changes: list[Change]) -> list[list[Change]]:
         return [[c] for c in changes]
 
+    # A kind that drives many writes from one event loop (TcaplusRecords: thousands of one-record
+    # calls, where a thread per call in flight costs more CPU than the calls) sets ``streams`` and
+    # defines ``apply_stream``; the engine then hands it all of a pass's changes at once instead of
+    # units. The kind calls ``started(change)`` before the first write of a change (the engine
+    # journals the intent) and ``finished(change, outcome)`` as soon as the outcome is known, starts
+    # no change once ``ctx.stop`` is set, and keeps within the vendor's concurrency.
+    streams: ClassVar[bool] = False
+
+    def apply_stream(self, changes: list[Change], ctx: RunContext, *, started: Callable[[Change], None],
+                     finished: Callable[[Change, Outcome], None]) -> None:
+        raise NotImplementedError(f"{self.kind} does not stream its writes")
+
     @classmethod
     @abstractmethod
     def make_client(cls, ctx: RunContext) -> Any: ...
@@ -426,10 +469,27 @@ def outcome_of(change: Change, fn: Callable[[], Any]) -> Outcome:
     try:
         result = fn()
     except ReconcilerError as exc:
-        from reconciler.kinds.writes import unknown_outcome
+        return _failed(change, exc)
+    return _result(change, result)
 
-        refused = bool(getattr(exc, "retryable", False)) and not unknown_outcome(exc)
-        return Outcome(change, "failed", str(exc), retryable=refused)
+
+async def aoutcome_of(change: Change, fn: Callable[[], Awaitable[Any]]) -> Outcome:
+    """:func:`outcome_of` for a change whose calls are awaited on the running event loop."""
+    try:
+        result = await fn()
+    except ReconcilerError as exc:
+        return _failed(change, exc)
+    return _result(change, result)
+
+
+def _failed(change: Change, exc: ReconcilerError) -> Outcome:
+    from reconciler.kinds.writes import unknown_outcome
+
+    refused = bool(getattr(exc, "retryable", False)) and not unknown_outcome(exc)
+    return Outcome(change, "failed", str(exc), retryable=refused)
+
+
+def _result(change: Change, result: Any) -> Outcome:
     if isinstance(result, Outcome):
         return result
     return Outcome(change, "applied", result if isinstance(result, str) else "")

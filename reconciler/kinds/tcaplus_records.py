@@ -40,7 +40,7 @@ import json
 import os
 import struct
 import weakref
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass
 from functools import cached_property, lru_cache
 from pathlib import Path
@@ -60,7 +60,7 @@ from reconciler.clients.tcaplus import (
 from reconciler.model import Action, Change, FieldDiff, KindPlan, Outcome, Unmanaged
 from reconciler.errors import InputError, Problem, ReconcilerError, SecretError, UsageError
 from reconciler.kinds import register
-from reconciler.kinds.base import ExportDoc, ExportFile, ExportGroup, ExportRequest, Kind, KindExport, Resource, RunContext, ScopeDecl, outcome_of
+from reconciler.kinds.base import ExportDoc, ExportFile, ExportGroup, ExportRequest, Kind, KindExport, Resource, RunContext, ScopeDecl, aoutcome_of
 from reconciler.kinds.writes import ATTEMPTS, unknown_outcome
 from reconciler.manifest.yamlload import Document, Path_, dotted, load_file
 from reconciler.manifest import confine
@@ -150,6 +150,18 @@ class _Declared:
     @cached_property
     def identity(self) -> str:  # computed once per record (plans of 20,000 records ask it often)
         return identity(self.schema.name, self.schema.key_of(self.record))
+
+    @cached_property
+    def leaves(self) -> dict[str, Any]:
+        """``{dotted path: value}`` of the record (see :func:`_leaves`), computed once."""
+        return _leaves(self.schema.message, self.record)
+
+    @cached_property
+    def select(self) -> list[str] | None:
+        """The fields a read of this record asks for: its declared ones (None: the whole record)."""
+        if self.mode == "whole":
+            return None
+        return sorted(p for p in self.leaves if p not in self.schema.primary_key) or None
 
 
 def identity(table: str, key: Iterable[Any]) -> str:
@@ -321,18 +333,24 @@ def _strip_defaults(message: MessageType, record: Mapping[str, Any]) -> dict[str
     return out
 
 
-def _diffs(schema: TableSchema, declared: Mapping[str, Any], live: Mapping[str, Any], *, whole: bool) -> list[FieldDiff]:
-    """Field-level differences, keys excluded; ``whole`` also compares fields only the live record has."""
-    want = _leaves(schema.message, declared)
+def _diffs(schema: TableSchema, declared: Mapping[str, Any], live: Mapping[str, Any], *, whole: bool,
+           want: dict[str, Any] | None = None) -> list[FieldDiff]:
+    """Field-level differences, keys excluded; ``whole`` also compares fields only the live record has.
+    ``want`` is ``_leaves`` of ``declared`` when the caller has it already."""
+    if want is None:
+        want = _leaves(schema.message, declared)
     have = _leaves(schema.message, live)
     paths = sorted((set(want) | set(have)) if whole else set(want))
     out = []
     for path in paths:
         if path in schema.primary_key:
             continue
+        w, h = want.get(path), have.get(path)
+        if w == h and w is not None:  # equal as read: equal in canonical form too (no defaults to fill in)
+            continue
         f = schema.field_at(path)
         assert f is not None
-        if _canonical(f, want.get(path)) != _canonical(f, have.get(path)):
+        if _canonical(f, w) != _canonical(f, h):
             out.append(FieldDiff(path, have.get(path), want.get(path)))
     return out
 
@@ -473,11 +491,27 @@ class TcaplusRecordsKind(Kind):
         return kp
 
     # -- apply --------------------------------------------------------------------------------
+    # thousands of one-record calls: driven from one event loop (Kind.streams), the engine
+    # journals each change as it starts and reports it as it ends (``progress_label``)
+    streams = True
+
     def apply(self, changes: list[Change], ctx: RunContext) -> list[Outcome]:
+        done: dict[int, Outcome] = {}
+        self.apply_stream(changes, ctx, started=lambda c: None, finished=lambda c, o: done.__setitem__(id(c), o))
+        return [done.get(id(c)) or Outcome(c, "interrupted", "not started: the run was stopped") for c in changes]
+
+    def apply_stream(self, changes: list[Change], ctx: RunContext, *, started: Callable[[Change], None],
+                     finished: Callable[[Change, Outcome], None]) -> None:
         client: TcaplusClient = ctx.client(type(self))
         writer = _Writer(client, ctx)
-        # the engine applies one change per unit and reports progress (``progress_label``)
-        return RunContext.map(lambda c: outcome_of(c, lambda: writer.apply(c)), changes, concurrency=_concurrency(ctx))
+
+        async def one(change: Change) -> None:
+            if ctx.stop.is_set():  # stopped: start no new write
+                return
+            started(change)
+            finished(change, await aoutcome_of(change, lambda: writer.apply(change)))
+
+        client.run(lambda: RunContext.amap(one, changes, concurrency=_concurrency(ctx)))
 
     # -- export (DR, adoption) ----------------------------------------------------------------
     def export(self, resources: list[Resource], scopes: list[ScopeDecl], ctx: RunContext,
@@ -520,17 +554,20 @@ def index_keysets(schema: TableSchema, records: Iterable[Mapping[str, Any]]) -> 
     return out, warnings
 
 
+_Rows = tuple[tuple[str, dict[str, Any]], list[VersionedRecord] | None]
+"""An index key read for unmanaged rows, and what it holds (``None``: more than the cap)."""
+
 MAX_UNMANAGED_ROWS = 10_000
 """Rows under one index key read to list unmanaged ones; beyond it the plan says it did not look."""
 
 
-def read_capped(client: TcaplusClient, table: str, index: str, keys: dict[str, Any],
-                cap: int = MAX_UNMANAGED_ROWS) -> list[VersionedRecord] | None:
+async def read_capped(client: TcaplusClient, table: str, index: str, keys: dict[str, Any],
+                      cap: int = MAX_UNMANAGED_ROWS) -> list[VersionedRecord] | None:
     """Every record under an index key (paged), or ``None`` when the first page says there are
     more than ``cap``."""
     records: list[VersionedRecord] = []
     while True:
-        page = client.partkey_get(table, index, keys, limit=DEFAULT_PAGE_SIZE, offset=len(records))
+        page = await client.apartkey_get(table, index, keys, limit=DEFAULT_PAGE_SIZE, offset=len(records))
         if max(page.total, len(records) + len(page.records) + page.remain) > cap:
             return None
         records += page.records
@@ -551,23 +588,37 @@ class _TablePlanner:
         self.ctx = ctx
         self.schema = schema
         self.kp = kp
+        # prune scopes by key names (see _covered), per list of scopes (kept alive beside it)
+        self._scopes: dict[int, tuple[list[Resource], dict[tuple[str, ...], set[tuple[Any, ...]]], list[Resource]]] = {}
 
     def plan(self, declared: list[_Declared], prunes: list[Resource]) -> None:
-        scoped = self._read_scopes(prunes, declared)
-        live = self._read_declared(declared, prunes, scoped)
+        # every read of the table from one event loop (many requests in flight on one thread)
+        scoped, live, rows = self.client.run(lambda: self._read(declared, prunes))
         for d in sorted(declared, key=lambda d: d.identity):
             self._plan_record(d, live.get(d.identity))
         self._plan_prunes(declared, prunes, scoped)
-        self._list_unmanaged(declared, prunes)
+        self._list_unmanaged(declared, rows)
 
-    def _list_unmanaged(self, declared: list[_Declared], prunes: list[Resource]) -> None:
+    async def _read(self, declared: list[_Declared], prunes: list[Resource]) -> tuple[
+            dict[str, tuple[Resource, VersionedRecord]], dict[str, VersionedRecord], list[_Rows]]:
+        scoped = await self._read_scopes(prunes, declared)
+        live = await self._read_declared(declared, prunes, scoped)
+        return scoped, live, await self._read_unmanaged(declared, prunes)
+
+    async def _read_unmanaged(self, declared: list[_Declared], prunes: list[Resource]) -> list[_Rows]:
+        """The rows under the index keys declared records take, outside prune scopes."""
+        keysets, skipped = index_keysets(self.schema, [d.record for d in declared if not self._covered(d, prunes)])
+        self.kp.warnings.extend(skipped)
+
+        async def read(ik: tuple[str, dict[str, Any]]) -> _Rows:
+            return ik, await read_capped(self.client, self.schema.name, ik[0], ik[1], MAX_UNMANAGED_ROWS)
+
+        return await RunContext.amap(read, keysets, concurrency=_concurrency(self.ctx))
+
+    def _list_unmanaged(self, declared: list[_Declared], rows: list[_Rows]) -> None:
         """Rows under the index keys declared records take (outside prune scopes) that no
         document declares: listed, never touched."""
         names = {d.identity for d in declared}
-        keysets, skipped = index_keysets(self.schema, [d.record for d in declared if not self._covered(d, prunes)])
-        self.kp.warnings.extend(skipped)
-        rows = RunContext.map(lambda ik: (ik, read_capped(self.client, self.schema.name, ik[0], ik[1], MAX_UNMANAGED_ROWS)), keysets,
-                              concurrency=_concurrency(self.ctx))
         seen: set[str] = set()
         for (index, keys), records in rows:
             if records is None:
@@ -585,40 +636,64 @@ class _TablePlanner:
         """Fields to read: the declared ones when every record is in declared mode."""
         if not declared or any(d.mode == "whole" for d in declared):
             return None
-        paths = {p for d in declared for p in _leaves(self.schema.message, d.record) if p not in self.schema.primary_key}
+        paths = {p for d in declared for p in d.leaves if p not in self.schema.primary_key}
         return sorted(paths) or None
 
-    def _read_scopes(self, prunes: list[Resource], declared: list[_Declared]) -> dict[str, tuple[Resource, VersionedRecord]]:
+    async def _read_scopes(self, prunes: list[Resource], declared: list[_Declared]) -> dict[str, tuple[Resource, VersionedRecord]]:
         select = self._select(declared)
 
-        def read(res: Resource) -> list[VersionedRecord]:
+        async def read(res: Resource) -> list[VersionedRecord]:
             prune: PruneSpec = res.spec.prune
-            return self.client.partkey_get_all(self.schema.name, prune.index, prune.keys, select=select,
-                                               concurrency=pages_at_once)
+            return await self.client.apartkey_get_all(self.schema.name, prune.index, prune.keys, select=select,
+                                                      concurrency=pages_at_once)
 
         # scopes are read side by side; the pages of one scope share what is left of the concurrency
         pages_at_once = max(1, _concurrency(self.ctx) // max(1, len(prunes)))
 
         out: dict[str, tuple[Resource, VersionedRecord]] = {}
-        for res, records in zip(prunes, RunContext.map(read, prunes, concurrency=_concurrency(self.ctx)), strict=True):
+        for res, records in zip(prunes, await RunContext.amap(read, prunes, concurrency=_concurrency(self.ctx)), strict=True):
             for vr in records:
                 out.setdefault(identity(self.schema.name, self.schema.key_of(vr.record)), (res, vr))
         return out
 
     def _covered(self, d: _Declared, prunes: list[Resource]) -> bool:
-        return any(all(d.record.get(k) == v for k, v in r.spec.prune.keys.items()) for r in prunes)
+        """Whether a prune scope holds ``d`` (its index key values are the scope's)."""
+        if not prunes:
+            return False
+        scopes = self._scopes.get(id(prunes))
+        if scopes is None:  # by the scopes' key names: one set lookup per name set, not one per scope
+            by_names: dict[tuple[str, ...], set[tuple[Any, ...]]] = {}
+            odd: list[Resource] = []
+            for r in prunes:
+                names = tuple(sorted(r.spec.prune.keys))
+                values = tuple(r.spec.prune.keys[n] for n in names)
+                try:
+                    by_names.setdefault(names, set()).add(values)
+                except TypeError:  # an unhashable value: compared one by one
+                    odd.append(r)
+            scopes = self._scopes[id(prunes)] = (prunes, by_names, odd)
+        _, by_names, odd = scopes
+        record = d.record
+        for names, keysets in by_names.items():
+            try:
+                if tuple(record.get(n) for n in names) in keysets:
+                    return True
+            except TypeError:
+                if any(all(record.get(k) == v for k, v in zip(names, vs, strict=True)) for vs in keysets):
+                    return True
+        return any(all(record.get(k) == v for k, v in r.spec.prune.keys.items()) for r in odd)
 
-    def _read_declared(
+    async def _read_declared(
         self, declared: list[_Declared], prunes: list[Resource], scoped: dict[str, tuple[Resource, VersionedRecord]]
     ) -> dict[str, VersionedRecord]:
         live = {d.identity: scoped[d.identity][1] for d in declared if d.identity in scoped}
         missing = [d for d in declared if d.identity not in scoped and not self._covered(d, prunes)]
 
-        def read(d: _Declared) -> VersionedRecord | None:
-            return self.client.get(self.schema.name, d.keys, select=self._select([d]))
+        async def read(d: _Declared) -> VersionedRecord | None:
+            return await self.client.aget(self.schema.name, d.keys, select=d.select)
 
-        for d, vr in zip(missing, RunContext.map(read, missing, concurrency=_concurrency(self.ctx),
-                                                 progress=(self.ctx, f"TcaplusDB {self.schema.name}: reading")),
+        for d, vr in zip(missing, await RunContext.amap(read, missing, concurrency=_concurrency(self.ctx),
+                                                        progress=(self.ctx, f"TcaplusDB {self.schema.name}: reading")),
                          strict=True):
             if vr is not None:
                 live[d.identity] = vr
@@ -628,12 +703,12 @@ class _TablePlanner:
         base: dict[str, Any] = dict(kind=self.kind.kind, vendor=self.kind.vendor, key=d.identity, resource=d.res.ref, source=d.where.source)
         data = {"table": self.schema.name, "mode": d.mode, "keys": d.keys, "record": d.record}
         if live is None:
-            diffs = [FieldDiff(p, None, v) for p, v in _leaves(self.schema.message, d.record).items() if p not in self.schema.primary_key]
+            diffs = [FieldDiff(p, None, v) for p, v in d.leaves.items() if p not in self.schema.primary_key]
             self.kp.changes.append(Change(action=Action.CREATE, diffs=diffs, precondition={"exists": False},
                                           calls=["POST AddRecord"], data=data, **base))
             return
         self.kp.existing_in_scope += 1
-        diffs = _diffs(self.schema, d.record, live.record, whole=d.mode == "whole")
+        diffs = _diffs(self.schema, d.record, live.record, whole=d.mode == "whole", want=d.leaves)
         if not diffs:
             self.kp.noops += 1
             return
@@ -660,19 +735,19 @@ class _TablePlanner:
 
 
 class _Writer:
-    """Applies one change under its planned precondition; maps conflicts to ``stale``."""
+    """Applies one change under its planned precondition (on the event loop); maps conflicts to ``stale``."""
 
     def __init__(self, client: TcaplusClient, ctx: RunContext):
         self.client = client
         self.ctx = ctx
-        self._actions: dict[Action, Callable[[Change], Outcome]] = {
+        self._actions: dict[Action, Callable[[Change], Awaitable[Outcome]]] = {
             Action.CREATE: self._create,
             Action.UPDATE: self._update,
             Action.DELETE: self._delete,
         }
 
-    def apply(self, change: Change) -> Outcome:
-        return self._actions[change.action](change)
+    async def apply(self, change: Change) -> Outcome:
+        return await self._actions[change.action](change)
 
     def _matches(self, change: Change, live: VersionedRecord) -> bool:
         schema = table_schema(self.ctx, change.data["table"])
@@ -686,34 +761,34 @@ class _Writer:
             return Outcome(change, "applied", "the record holds the declared values")
         return Outcome(change, "stale", f"{what}: the record exists with other values (version {live.version}); not overwritten")
 
-    def _create(self, change: Change) -> Outcome:
+    async def _create(self, change: Change) -> Outcome:
         table, record, keys = change.data["table"], change.data["record"], change.data["keys"]
         for _ in range(ATTEMPTS):
             try:
-                self.client.add(table, record)
+                await self.client.aadd(table, record)
                 return Outcome(change, "applied")
             except TcaplusRecordExistsError:
-                return self._settle(change, self.client.get(table, keys), "created by another writer since the plan")
+                return self._settle(change, await self.client.aget(table, keys), "created by another writer since the plan")
             except ReconcilerError as exc:
                 if not unknown_outcome(exc):
                     raise
-                live = self.client.get(table, keys)  # read back before any retry
+                live = await self.client.aget(table, keys)  # read back before any retry
                 if live is not None:
                     return self._settle(change, live, "AddRecord got no reply")
         return Outcome(change, "failed", f"AddRecord: no reply {ATTEMPTS} times and the record is not there; re-run apply")
 
-    def _current(self, change: Change) -> tuple[VersionedRecord | None, Outcome | None]:
+    async def _current(self, change: Change) -> tuple[VersionedRecord | None, Outcome | None]:
         """The live record if it still has the planned version, else the stale outcome."""
         planned = change.precondition["record_version"]
-        live = self.client.get(change.data["table"], change.data["keys"])
+        live = await self.client.aget(change.data["table"], change.data["keys"])
         if live is None:
             return None, Outcome(change, "stale", "the record was deleted since the plan")
         if live.version != planned:
             return None, Outcome(change, "stale", f"changed since the plan (version {planned} -> {live.version}); not overwritten")
         return live, None
 
-    def _update(self, change: Change) -> Outcome:
-        live, stale = self._current(change)
+    async def _update(self, change: Change) -> Outcome:
+        live, stale = await self._current(change)
         if live is None:
             assert stale is not None
             return stale
@@ -722,14 +797,14 @@ class _Writer:
         record = change.data["record"] if change.data["mode"] == "whole" else _merge(live.record, schema, change.data["record"])
         for _ in range(ATTEMPTS):
             try:
-                self.client.set(table, record, check=VersionCheck.MATCH, version=planned)
+                await self.client.aset(table, record, check=VersionCheck.MATCH, version=planned)
                 return Outcome(change, "applied")
             except TcaplusVersionMismatchError:
                 return Outcome(change, "stale", "changed by another writer during apply (-7949); not overwritten")
             except ReconcilerError as exc:
                 if not unknown_outcome(exc):
                     raise
-            after = self.client.get(table, change.data["keys"])  # read back before any retry
+            after = await self.client.aget(table, change.data["keys"])  # read back before any retry
             if after is not None and self._matches(change, after):
                 return Outcome(change, "applied")
             if after is None or after.version != planned:
@@ -738,23 +813,23 @@ class _Writer:
         return Outcome(change, "failed", f"SetRecord: no reply {ATTEMPTS} times and the record does not hold the "
                                          "declared values; re-run apply")
 
-    def _delete(self, change: Change) -> Outcome:
+    async def _delete(self, change: Change) -> Outcome:
         table, keys = change.data["table"], change.data["keys"]
-        live = self.client.get(table, keys)
+        live = await self.client.aget(table, keys)
         if live is None:
             return Outcome(change, "applied", "already gone")
         if live.version != change.precondition["record_version"]:
             return Outcome(change, "stale", f"changed since the plan (version {change.precondition['record_version']} -> {live.version}); not deleted")
         for _ in range(ATTEMPTS):
             try:
-                self.client.delete(table, keys)
+                await self.client.adelete(table, keys)
                 return Outcome(change, "applied")
             except TcaplusRecordNotFoundError:
                 return Outcome(change, "applied", "already gone")
             except ReconcilerError as exc:
                 if not unknown_outcome(exc):
                     raise
-            after = self.client.get(table, keys)  # read back before any retry
+            after = await self.client.aget(table, keys)  # read back before any retry
             if after is None:
                 return Outcome(change, "applied")
             if after.version != change.precondition["record_version"]:
