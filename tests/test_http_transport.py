@@ -1,11 +1,13 @@
 """The keep-alive transport under the vendor clients, against raw HTTP peers on loopback.
 
 What the emulators cannot show on their own: a kept-alive connection the server closed while it
-sat idle, the bound on open connections, compressed answers and a base URL with a path.
+sat idle, the bound on open connections, compressed answers and a base URL with a path. Every rule
+holds both ways a request can go: ``send`` from threads and ``asend`` on an event loop (``run``).
 """
 
 from __future__ import annotations
 
+import asyncio
 import gzip
 import json
 import threading
@@ -20,6 +22,14 @@ import pytest
 from reconciler.clients.http import HttpTransport, RetryPolicy
 
 ONCE = RetryPolicy(attempts=1, wait_initial=0, wait_max=0, wait_jitter=0)
+WAYS = ["threads", "event loop"]
+
+
+def send(t: HttpTransport, way: str, *args: Any, **kwargs: Any) -> Any:
+    """One request the given way (on a new event loop for "event loop")."""
+    if way == "threads":
+        return t.send(*args, **kwargs)
+    return t.run(lambda: t.asend(*args, **kwargs))
 
 
 class Peer(ThreadingHTTPServer):
@@ -109,6 +119,20 @@ def test_a_connection_closed_while_idle_is_not_used_for_a_write(peer: Peer) -> N
     assert len(peer.connections) == 2
 
 
+def test_on_the_event_loop_a_connection_closed_while_idle_is_not_used_for_a_write(peer: Peer) -> None:
+    t = HttpTransport(peer.url, vendor="tcaplus", retry=ONCE)
+    peer.close_after_reply = True
+
+    async def main() -> list[Any]:
+        first = (await t.asend("GET", "/a", idempotent=True)).json()
+        await asyncio.sleep(0.2)  # the server has closed its end by now
+        return [first, (await t.asend("POST", "/b", idempotent=False, json={"x": 1})).json()]
+
+    assert all(answer["ok"] for answer in t.run(main))
+    assert [s["path"] for s in peer.seen] == ["/a", "/b"]
+    assert len(peer.connections) == 2
+
+
 def test_connections_are_kept_alive_and_bounded(peer: Peer) -> None:
     t = HttpTransport(peer.url, vendor="tcaplus", retry=ONCE, max_connections=3)
     peer.delay = 0.02
@@ -123,32 +147,58 @@ def test_connections_are_kept_alive_and_bounded(peer: Peer) -> None:
     assert t.request_counts["GET /r"] == 80
 
 
-def test_gzip_answers_are_decoded_and_bodies_encoded(peer: Peer) -> None:
+def test_on_the_event_loop_connections_are_kept_alive_and_bounded(peer: Peer) -> None:
+    t = HttpTransport(peer.url, vendor="tcaplus", retry=ONCE, max_connections=3)
+    peer.delay = 0.02
+
+    async def main() -> list[Any]:
+        return await asyncio.gather(*(t.asend("GET", "/r", idempotent=True) for _ in range(80)))
+
+    assert all(r.status_code == 200 for r in t.run(main))
+    assert len(peer.seen) == 80
+    assert peer.most_open <= 3 and len(peer.connections) <= 3  # reused, never more than the bound
+    assert t.request_counts["GET /r"] == 80
+    assert t._aio_pools == {}  # the loop's connections are closed with it
+
+
+@pytest.mark.parametrize("way", WAYS)
+def test_a_reply_slower_than_the_timeout_is_a_lost_reply(peer: Peer, way: str) -> None:
+    from reconciler.errors import TransportError
+
+    t = HttpTransport(peer.url, vendor="tcaplus", retry=ONCE, timeout=0.2)
+    peer.delay = 1.0
+    with pytest.raises(TransportError, match=r"POST /w: timed out waiting for the reply; the outcome is unknown$"):
+        send(t, way, "POST", "/w", idempotent=False, content=b"{}")
+
+
+@pytest.mark.parametrize("way", WAYS)
+def test_gzip_answers_are_decoded_and_bodies_encoded(peer: Peer, way: str) -> None:
     t = HttpTransport(peer.url + "/base/", vendor="jdb", retry=ONCE)
-    r = t.send("POST", "/apiRequest.do", idempotent=True, data={"dc": "d c", "x": "é+"},
+    r = send(t, way, "POST", "/apiRequest.do", idempotent=True, data={"dc": "d c", "x": "é+"},
                headers={"Accept-Encoding": "gzip"}, write=False)
     assert r.status_code == 200 and r.headers.get("content-encoding") == "gzip"
     assert r.json() == {"ok": True, "path": "/base/apiRequest.do"}
     form = peer.seen[-1]
     assert form["body"] == b"dc=d+c&x=%C3%A9%2B"
     assert form["headers"]["Content-Type"] == "application/x-www-form-urlencoded"
-    t.send("PUT", "/j", idempotent=True, json={"名": 1, "a": [1, 2]})
+    send(t, way, "PUT", "/j", idempotent=True, json={"名": 1, "a": [1, 2]})
     assert peer.seen[-1]["body"] == '{"名":1,"a":[1,2]}'.encode()
-    t.send("GET", "/q", idempotent=True, params={"app_key": "k y", "n": 2})
+    send(t, way, "GET", "/q", idempotent=True, params={"app_key": "k y", "n": 2})
     assert peer.seen[-1]["path"] == "/base/q?app_key=k+y&n=2"
-    t.send("GET", "/q", idempotent=True, raw_query="keys=%7B%22a%22%3A%201%7D")
+    send(t, way, "GET", "/q", idempotent=True, raw_query="keys=%7B%22a%22%3A%201%7D")
     assert peer.seen[-1]["path"] == "/base/q?keys=%7B%22a%22%3A%201%7D"
     assert t.host == f"127.0.0.1:{peer.server_address[1]}"
 
 
-def test_a_form_is_encoded_again_for_every_attempt(peer: Peer) -> None:
+@pytest.mark.parametrize("way", WAYS)
+def test_a_form_is_encoded_again_for_every_attempt(peer: Peer, way: str) -> None:
     """A mapping that seals its fields when read (JDB) carries a fresh seal on each retry."""
     from reconciler.clients.jdb import _Envelope
 
     seals = iter(["one", "two", "three"])
     t = HttpTransport(peer.url, vendor="jdb", retry=RetryPolicy(attempts=3, wait_initial=0, wait_max=0, wait_jitter=0))
     peer.fail = 1
-    r = t.send("POST", "/apiRequest.do", idempotent=True, data=_Envelope(("x",), lambda: {"x": next(seals)}), write=False)
+    r = send(t, way, "POST", "/apiRequest.do", idempotent=True, data=_Envelope(("x",), lambda: {"x": next(seals)}), write=False)
     assert r.status_code == 200
     assert [s["body"] for s in peer.seen] == [b"x=one", b"x=two"]
 
@@ -164,7 +214,8 @@ def make_certificate(folder: Path) -> None:
                    check=True, capture_output=True, timeout=60)
 
 
-def test_a_certificate_the_system_does_not_trust_is_refused_before_any_request(tmp_path: Path) -> None:
+@pytest.mark.parametrize("way", WAYS)
+def test_a_certificate_the_system_does_not_trust_is_refused_before_any_request(tmp_path: Path, way: str) -> None:
     """HTTPS verifies the server's certificate and host name: a self-signed server never sees a
     request (so never a credential), and the error names the cause."""
     import socket
@@ -192,13 +243,14 @@ def test_a_certificate_the_system_does_not_trust_is_refused_before_any_request(t
     th.start()
     t = HttpTransport(f"https://127.0.0.1:{listener.getsockname()[1]}", vendor="bestproxy", retry=ONCE, timeout=5)
     with pytest.raises(TransportError, match=r": GET /gateway/whitelist-account/list: TLS certificate verification failed$"):
-        t.send("GET", "/gateway/whitelist-account/list", idempotent=True, params={"app_key": "CanaryKey"})
+        send(t, way, "GET", "/gateway/whitelist-account/list", idempotent=True, params={"app_key": "CanaryKey"})
     th.join(10)
     listener.close()
     assert received == []
 
 
-def test_a_certificate_trusted_through_ssl_cert_file_is_accepted(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.mark.parametrize("way", WAYS)
+def test_a_certificate_trusted_through_ssl_cert_file_is_accepted(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, way: str) -> None:
     """An operator's own CA bundle (a corporate CA, a vendor's private endpoint): ``SSL_CERT_FILE``."""
     import ssl
 
@@ -212,8 +264,16 @@ def test_a_certificate_trusted_through_ssl_cert_file_is_accepted(tmp_path: Path,
     try:
         monkeypatch.setenv("SSL_CERT_FILE", str(tmp_path / "cert.pem"))
         t = HttpTransport(f"https://127.0.0.1:{server.server_address[1]}", vendor="tcaplus", retry=ONCE, timeout=5)
-        assert t.send("GET", "/r", idempotent=True).json() == {"ok": True, "path": "/r"}
-        assert t.send("POST", "/w", idempotent=False, json={"a": 1}).status_code == 200  # kept alive over TLS
+        if way == "threads":
+            assert t.send("GET", "/r", idempotent=True).json() == {"ok": True, "path": "/r"}
+            assert t.send("POST", "/w", idempotent=False, json={"a": 1}).status_code == 200
+        else:
+            async def main() -> list[Any]:
+                return [await t.asend("GET", "/r", idempotent=True), await t.asend("POST", "/w", idempotent=False, json={"a": 1})]
+
+            got = t.run(main)
+            assert got[0].json() == {"ok": True, "path": "/r"} and got[1].status_code == 200
+        assert len(server.connections) == 1  # kept alive over TLS
     finally:
         server.shutdown()
         server.server_close()
@@ -245,31 +305,42 @@ def one_answer_server(answer: bytes) -> tuple[int, threading.Thread, list[bytes]
     (b"HTTP/1.1 200 OK\r\nConnection: close\r\n\r\n{\"until\": \"close\"}", {"until": "close"}, 0),
     (b"HTTP/1.0 200 OK\r\nContent-Length: 8\r\n\r\n{\"v\": 0}", {"v": 0}, 0),
 ])
-def test_chunked_close_delimited_and_http_1_0_answers(answer: bytes, body: dict[str, Any], kept: int) -> None:
+@pytest.mark.parametrize("way", WAYS)
+def test_chunked_close_delimited_and_http_1_0_answers(answer: bytes, body: dict[str, Any], kept: int, way: str) -> None:
     port, th, got = one_answer_server(answer)
     t = HttpTransport(f"http://127.0.0.1:{port}", vendor="tcaplus", retry=ONCE, timeout=5)
-    r = t.send("GET", "/x", idempotent=True, headers={"x-a": "1"})
+    if way == "threads":
+        r = t.send("GET", "/x", idempotent=True, headers={"x-a": "1"})
+        idle = len(t._pool._idle)  # type: ignore[union-attr]
+    else:
+        async def main() -> tuple[Any, int]:
+            answer = await t.asend("GET", "/x", idempotent=True, headers={"x-a": "1"})
+            return answer, len(t._aio_pool()._idle)
+
+        r, idle = t.run(main)
     assert r.status_code == 200 and r.json() == body
     th.join(5)
     assert got[0].startswith(b"GET /x HTTP/1.1\r\nHost: 127.0.0.1:") and b"\r\nx-a: 1\r\n" in got[0]
     # kept for another request only when the answer allows it (HTTP/1.1 without "Connection: close")
-    assert len(t._pool._idle) == kept  # type: ignore[union-attr]
+    assert idle == kept
 
 
-def test_an_answer_cut_short_is_a_lost_reply() -> None:
+@pytest.mark.parametrize("way", WAYS)
+def test_an_answer_cut_short_is_a_lost_reply(way: str) -> None:
     from reconciler.errors import TransportError
 
     port, th, _ = one_answer_server(b"HTTP/1.1 200 OK\r\nContent-Length: 50\r\n\r\n{\"partial\":")
     t = HttpTransport(f"http://127.0.0.1:{port}", vendor="tcaplus", retry=ONCE, timeout=5)
     with pytest.raises(TransportError, match=r"POST /w: the connection closed without a reply; the outcome is unknown$"):
-        t.send("POST", "/w", idempotent=False, content=b"{}")
+        send(t, way, "POST", "/w", idempotent=False, content=b"{}")
     th.join(5)
 
 
-def test_a_line_break_or_control_character_never_reaches_the_wire(peer: Peer) -> None:
+@pytest.mark.parametrize("way", WAYS)
+def test_a_line_break_or_control_character_never_reaches_the_wire(peer: Peer, way: str) -> None:
     t = HttpTransport(peer.url, vendor="tcaplus", retry=ONCE)
     for kwargs in ({"headers": {"x-a": "1\r\nx-injected: 2"}}, {"raw_query": "a=1 HTTP/1.1\r\nX: y"},
                    {"headers": {"x-b": "nul\x00"}}):
         with pytest.raises(ValueError, match="control character or space"):
-            t.send("GET", "/x", idempotent=True, **kwargs)  # type: ignore[arg-type]
+            send(t, way, "GET", "/x", idempotent=True, **kwargs)
     assert peer.seen == []
