@@ -3,9 +3,11 @@
 Reads the same TcaplusDB records (GetRecord, answered "no such record") from ``reconciler sandbox
 serve`` (its own process, so its CPU is not counted) three ways, with 1 and 8 threads:
 
-- **product**: ``TcaplusClient.get`` — the product's whole request path (query encoding, retry
-  policy, the keep-alive transport of ``reconciler/clients/http.py``, the answer's JSON and error
-  mapping);
+- **product**: ``TcaplusClient.get`` from threads — the product's whole request path (query
+  encoding, retry policy, the keep-alive transport of ``reconciler/clients/http.py``, the answer's
+  JSON and error mapping);
+- **product loop**: ``TcaplusClient.aget`` on one event loop with as many requests in flight as
+  the row has threads (``RunContext.amap``) — how TcaplusRecords reads and writes;
 - **http.client**: the standard library's client on kept-alive connections, nothing else;
 - **raw socket**: a request written by hand and the answer cut at ``Content-Length`` — no HTTP
   library at all, the least Python can spend per request (not a client anyone should ship).
@@ -43,6 +45,22 @@ def product(cfg: dict[str, Any], password: str, threads: int) -> Callable[[dict[
     client = TcaplusClient(cfg["base_url"], app_id=cfg["app_id"], zone_id=cfg["zone_id"], password=password,
                            max_connections=threads)
     return lambda keys: client.get("fleet_flat", keys)
+
+
+def product_loop(cfg: dict[str, Any], password: str, threads: int) -> Callable[[list[dict[str, Any]]], Any]:
+    """The product's event-loop path: ``TcaplusClient.aget`` for every key, ``threads`` in flight."""
+    from reconciler.kinds.base import RunContext
+
+    client = TcaplusClient(cfg["base_url"], app_id=cfg["app_id"], zone_id=cfg["zone_id"], password=password,
+                           max_connections=threads)
+
+    def run(keys: list[dict[str, Any]]) -> Any:
+        async def one(k: dict[str, Any]) -> Any:
+            return await client.aget("fleet_flat", k)
+
+        return client.run(lambda: RunContext.amap(one, keys, concurrency=threads))
+
+    return run
 
 
 def _target(cfg: dict[str, Any], headers: dict[str, str]) -> tuple[str, int, str, dict[str, str]]:
@@ -102,12 +120,14 @@ def proc_cpu(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def measure(fn: Callable[[dict[str, Any]], Any], n: int, threads: int, server_pid: int) -> tuple[float, float, float]:
+def measure(fn: Callable[[Any], Any], n: int, threads: int, server_pid: int, *, batch: bool = False) -> tuple[float, float, float]:
     keys = [{"shard": i % 7, "key": f"k{i}"} for i in range(n)]
-    fn(keys[0])  # connect outside the measurement
+    fn([keys[0]] if batch else keys[0])  # connect (and import) outside the measurement
     e0 = proc_cpu(server_pid)
     r0, t0 = resource.getrusage(resource.RUSAGE_SELF), time.perf_counter()
-    if threads == 1:
+    if batch:  # one call for all keys (the event loop keeps ``threads`` in flight)
+        fn(keys)
+    elif threads == 1:
         for k in keys:
             fn(k)
     else:
@@ -137,9 +157,10 @@ def main() -> None:
         print(f"{'way':14} {'threads':>7} {'wall s':>8} {'cpu s':>7} {'ms/req':>7} {'emulator ms/req':>15}")
         for threads in args.threads:
             for name, make in (("product", lambda t: product(cfg, password, t)),
+                               ("product loop", lambda t: product_loop(cfg, password, t)),
                                ("http.client", lambda t: stdlib(cfg, headers, t)),
                                ("raw socket", lambda t: raw(cfg, headers, t))):
-                wall, cpu, emu = measure(make(threads), n, threads, sbx.proc.pid)
+                wall, cpu, emu = measure(make(threads), n, threads, sbx.proc.pid, batch=name == "product loop")
                 print(f"{name:14} {threads:>7} {wall:8.2f} {cpu:7.2f} {cpu / n * 1000:7.3f} {emu / n * 1000:15.3f}", flush=True)
     finally:
         sbx.stop()

@@ -901,8 +901,9 @@ class _Exporter:
         unique: dict[str, tuple[str, dict[str, Any], Resource | None]] = {}
         for index, keys, owner in reads:
             unique.setdefault(json.dumps([index, keys], sort_keys=True), (index, keys, owner))
-        results = RunContext.map(lambda rd: self.client.partkey_get_all(self.schema.name, rd[0], rd[1]),
-                                 list(unique.values()), concurrency=_concurrency(self.ctx))
+        results = self.client.run(lambda: RunContext.amap(
+            lambda rd: self.client.apartkey_get_all(self.schema.name, rd[0], rd[1]), list(unique.values()),
+            concurrency=_concurrency(self.ctx)))
         claimed: dict[str, dict[str, Any]] = {}
         owner_of = {d.identity: d.res for d in declared}
         docs: list[tuple[ExportDoc, list[dict[str, Any]]]] = []
@@ -943,8 +944,12 @@ class _Exporter:
                 if d.identity not in claimed:
                     by_res.setdefault(d.res.name, []).append(d)
             missing: list[str] = []
-            for _, ds in sorted(by_res.items()):
-                got = RunContext.map(lambda d: self.client.get(self.schema.name, d.keys), ds, concurrency=_concurrency(self.ctx))
+            groups = sorted(by_res.items())
+            everyone = [d for _, ds in groups for d in ds]
+            answers = iter(self.client.run(lambda: RunContext.amap(
+                lambda d: self.client.aget(self.schema.name, d.keys), everyone, concurrency=_concurrency(self.ctx))))
+            for _, ds in groups:
+                got = [next(answers) for _ in ds]
                 rows = []
                 for d, found in zip(ds, got, strict=True):
                     if found is None:
