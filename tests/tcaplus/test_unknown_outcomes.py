@@ -80,3 +80,40 @@ def test_a_stopped_run_waits_for_calls_in_flight_no_longer_than_its_grace(ws: Wo
     assert "resume" in outcomes[0].message
     time.sleep(1.2)  # let the emulator answer them before the test's emulator goes away
     ctx.close()
+
+
+def test_a_killed_apply_is_finished_by_resume_with_each_record_added_once(ws: Workspace) -> None:
+    """TcaplusRecords writes from one event loop (Kind.streams): each change's intent is journaled
+    as it starts, so a kill -9 mid-apply leaves a journal that resume settles by reading back —
+    no record is added twice, no --force is needed."""
+    import json
+    import signal
+    import subprocess
+    import sys
+    import time
+    from pathlib import Path
+
+    ws.write("manifests/p.yaml", records_doc("p", PLAYERS, [player(i) for i in range(1, 41)]))
+    add = f"POST /ver1.0/apps/2/zones/1/tables/{PLAYERS}/records"
+    ws.emulator.set_faults({"latency_ms": 100})
+    exe = str(Path(sys.executable).with_name("reconciler"))
+    proc = subprocess.Popen([exe, "apply", "--auto-approve", "--journal", "run.jsonl"], cwd=ws.root,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 60
+    while ws.emulator.stats.get(add, 0) < 12 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    proc.send_signal(signal.SIGKILL)
+    proc.communicate(timeout=30)
+    time.sleep(0.3)  # the writes in flight at the kill land (the emulator answers nobody)
+    ws.emulator.set_faults({"latency_ms": 0})
+    stored = len(ws.emulator.records(PLAYERS))
+    assert 12 <= stored < 40, stored
+    recs = [json.loads(line) for line in (ws.root / "run.jsonl").read_text().splitlines() if line.strip()]
+    assert recs[0]["type"] == "run" and not any(r["type"] == "end" for r in recs)
+    assert sum(r["type"] == "intent" for r in recs) >= stored  # every write that landed was journaled first
+
+    res = ws.cli("apply", "--resume", "run.jsonl", "--auto-approve")
+    assert res.exit_code == 0, res.stdout + res.stderr
+    assert sorted(r["player_id"] for _, r in ws.emulator.records(PLAYERS)) == list(range(1, 41))
+    assert ws.emulator.stats[add] == 40  # one AddRecord per record across both runs
+    assert ws.cli("plan", "--detailed-exitcode").exit_code == 0
