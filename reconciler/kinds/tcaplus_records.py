@@ -154,7 +154,9 @@ class _Declared:
 
 def identity(table: str, key: Iterable[Any]) -> str:
     """``table|v1|v2``: strings as they are (JSON-quoted when they hold ``|``), others as JSON."""
-    parts = [v if isinstance(v, str) and "|" not in v else json.dumps(v, ensure_ascii=False) for v in key]
+    # an int's JSON is its str(); asked for every record of every run, json.dumps was the cost
+    parts = [v if isinstance(v, str) and "|" not in v else str(v) if type(v) is int else json.dumps(v, ensure_ascii=False)
+             for v in key]
     return "|".join([table, *parts])
 
 
@@ -195,17 +197,24 @@ def _json_lines(path: str, mtime_ns: int, size: int, display: str, resource: str
     records: list[tuple[Any, _Where]] = []
     problems: list[Problem] = []
     with confine.open_text(path, what="data file") as fh:
+        # A string parsed from a line holds a refused character only if the line holds it as it is
+        # or writes it as an escape (``\u202e``, ``\f``): every escape starts with a backslash.
+        # A line with neither cannot yield one, and its record is not walked (nearly every line).
+        text = fh.getvalue()
+        suspect_file = "\\" in text or confine.bad_character(text) is not None
         for number, line in enumerate(fh, start=1):
             if not line.strip():
                 continue
             try:
-                records.append((json.loads(line), _Where(display, number)))
+                record = json.loads(line)
             except (ValueError, RecursionError) as exc:  # RecursionError: nested too deep (bounded input)
                 col = getattr(exc, "colno", 1)
                 problems.append(Problem(display, number, col, resource, "", f"invalid JSON: {getattr(exc, 'msg', None) or 'nested too deep'}"))
                 continue
-            problems.extend(Problem(display, number, 1, resource, ".".join(map(str, where)), msg)
-                            for where, msg in confine.bad_strings(records[-1][0]))
+            records.append((record, _Where(display, number)))
+            if suspect_file and ("\\" in line or confine.bad_character(line) is not None):
+                problems.extend(Problem(display, number, 1, resource, ".".join(map(str, where)), msg)
+                                for where, msg in confine.bad_strings(record))
     return records, problems
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 from reconciler.engine.load import load_manifests
@@ -24,6 +25,9 @@ def planned(ws: Workspace) -> tuple[TcaplusRecordsKind, RunContext, list]:
 def test_identity_quotes_only_ambiguous_strings() -> None:
     assert identity("t", [1, "a b", True]) == "t|1|a b|true"
     assert identity("t", ["a|b", 2.5]) == 't|"a|b"|2.5'
+    # values other than plain strings are written as JSON (integers take a shortcut: the same text)
+    values = [0, -1, 2**63 - 1, -(2**63), 2**64 - 1, 10**30, True, False, None, 1.0, -0.0, 1e300, "é|x", ["a"], {"k": 1}]
+    assert identity("t", values) == "|".join(["t", *(json.dumps(v, ensure_ascii=False) for v in values)])
 
 
 def test_a_failed_write_fails_only_its_change(ws: Workspace, tcaplus_server: EmulatorServer) -> None:
