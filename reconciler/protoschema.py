@@ -23,6 +23,7 @@ import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from enum import Enum
+from functools import lru_cache
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -698,7 +699,7 @@ def validate_record(
     issues: list[RecordIssue] = []
     if require_key:
         issues += [RecordIssue((), f"primary-key field {k!r} is missing") for k in table.primary_key if k not in record]
-    _check_message(table.message, record, (), issues, require_required=require_required, keys=set(table.primary_key))
+    _check_message(table.message, record, (), issues, require_required=require_required, keys=frozenset(table.primary_key))
     return issues
 
 
@@ -716,21 +717,60 @@ def validate_keys(table: TableSchema, keys: Any, *, fields: Sequence[str] | None
     return issues
 
 
+def _quick_int(low: int, high: int) -> Callable[[Any], bool]:
+    return lambda v: type(v) is int and low <= v <= high
+
+
+def _quick_float(limit: float) -> Callable[[Any], bool]:
+    return lambda v: (type(v) is int or (type(v) is float and math.isfinite(v))) and abs(v) <= limit
+
+
+def _quick_list(single: Callable[[Any], bool]) -> Callable[[Any], bool]:
+    return lambda v: type(v) is list and all(map(single, v))
+
+
+# Per scalar type, a test that a value is valid for a field of that type, key or not: true only of
+# values scalar_problem accepts under the smaller (key) size limit. The common valid values of a
+# record pass it without the full check; anything else takes the full check and its message.
+_QUICK: dict[str, Callable[[Any], bool]] = {
+    **{t: _quick_int(low, high) for t, (low, high) in INT_RANGES.items()},
+    "float": _quick_float(_FLOAT_MAX),
+    "double": _quick_float(math.inf),
+    "bool": lambda v: type(v) is bool,
+    "string": lambda v: type(v) is str and v.isascii() and len(v) <= MAX_KEY_VALUE_BYTES,  # ASCII: UTF-8 size = len
+}
+
+
+@lru_cache(maxsize=256)  # a MessageType hashes by identity
+def _quick_checks(message: MessageType) -> tuple[dict[str, Callable[[Any], bool]], tuple[str, ...]]:
+    """The quick tests of ``message``'s scalar fields by name, and its ``required`` fields."""
+    quick = {}
+    for f in message.fields.values():
+        single = _QUICK.get(f.type) if f.message is None else None
+        if single is not None:
+            quick[f.name] = _quick_list(single) if f.is_repeated else single
+    return quick, tuple(f.name for f in message.fields.values() if f.label is Label.REQUIRED)
+
+
 def _check_message(
     message: MessageType, value: Mapping[Any, Any], path: tuple[PathPart, ...], issues: list[RecordIssue],
-    *, require_required: bool, keys: set[str] | None = None,
+    *, require_required: bool, keys: set[str] | frozenset[str] = frozenset(),
 ) -> None:
-    keys = keys or set()
+    quick, required = _quick_checks(message)
+    fields = message.fields
     for name, item in value.items():
-        f = message.fields.get(name) if isinstance(name, str) else None
+        q = quick.get(name)
+        if q is not None and q(item):
+            continue
+        f = fields.get(name) if isinstance(name, str) else None
         if f is None:
             issues.append(RecordIssue(path + (name,), f"unknown field: {message.name} has no field {name!r}", True))
             continue
         _check_value(f, item, path + (name,), issues, key=name in keys, require_required=require_required)
     if require_required:
-        for f in message.fields.values():
-            if f.label is Label.REQUIRED and f.name not in value and f.name not in keys:
-                issues.append(RecordIssue(path, f"required field {f.name!r} is missing"))
+        for name in required:
+            if name not in value and name not in keys:
+                issues.append(RecordIssue(path, f"required field {name!r} is missing"))
 
 
 def _check_value(
