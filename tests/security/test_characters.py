@@ -25,6 +25,11 @@ def test_every_code_point_is_judged_by_the_rule() -> None:
     assert wrong == []
 
 
+def test_a_printable_string_holds_no_refused_character() -> None:
+    """The YAML loader clears ``str.isprintable()`` strings without the full check."""
+    assert [hex(o) for o in range(0x110000) if chr(o).isprintable() and expected(o) is not None] == []
+
+
 def test_the_first_refused_character_is_named() -> None:
     assert bad_character("a\u202eb\x00") == "bidirectional control character U+202E is not allowed"
     assert bad_character("tab\tand\r\nbreaks") is None
