@@ -65,3 +65,25 @@ def test_precondition_and_data_of_an_update(ws: Workspace) -> None:
     assert [(d.path, d.before, d.after) for d in change.diffs] == [("level", 1, 2)]
     assert change.data == {"table": PLAYERS, "mode": "declared", "keys": {"player_id": 1, "player_name": "p1",
                            "player_email": "p1@example.com"}, "record": player(1, level=2)}
+
+
+def test_a_json_line_is_read_as_json_loads_reads_it() -> None:
+    """Data-file lines are scanned without json.loads's wrapping when they start with their value:
+    values, and the errors (message and column) of bad lines, must be json.loads's."""
+    from reconciler.kinds.tcaplus_records import _json_value
+
+    lines = [
+        '{"a": 1, "b": [1.5, "x", null, true]}\n', '{"a": 1}', '  {"a": 1}\n', '{"a": 1}  \t\r\n', '[1, 2]\n', '"s"\n',
+        "7\n", "NaN\n", "-Infinity\n", '{"a": 1} x\n', '{"a": 1}{"b": 2}\n', '{"a": 1}\u00a0\n', '\ufeff{"a": 1}\n',
+        '{"a": }\n', '{"a": 1\n', "\n", "", '{"a": "\x01"}\n', '{"a": "\\ud800"}\n', "[" * 50_000 + "]" * 50_000 + "\n",
+    ]
+    for line in lines:
+        try:
+            want: object = json.loads(line)
+        except (ValueError, RecursionError) as exc:
+            want = (type(exc), str(exc), getattr(exc, "colno", None))
+        try:
+            got: object = _json_value(line)
+        except (ValueError, RecursionError) as exc:
+            got = (type(exc), str(exc), getattr(exc, "colno", None))
+        assert repr(got) == repr(want), line[:40]
