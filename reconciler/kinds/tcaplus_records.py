@@ -192,7 +192,8 @@ def _read_records(res: Resource) -> tuple[list[tuple[Any, _Where]], list[Problem
     return [], [res.problem(("file",), "data files are JSON Lines (.jsonl, .ndjson) or YAML (.yaml, .yml)")]
 
 
-_scan_json = json.JSONDecoder().scan_once  # json.loads's decoder, without its per-call wrapping
+# json.loads's own scanner, without its per-call wrapping (typeshed does not declare the attribute)
+_scan_json: Callable[[str, int], tuple[Any, int]] = json.JSONDecoder().scan_once  # type: ignore[attr-defined]
 
 
 def _json_value(line: str) -> Any:
