@@ -138,6 +138,7 @@ class _Declared:
     schema: TableSchema
     record: dict[str, Any]
     where: _Where
+    identity: str  # identity(table, key values): computed once, when the record is validated (plans ask it often)
 
     @property
     def mode(self) -> str:
@@ -146,10 +147,6 @@ class _Declared:
     @cached_property
     def keys(self) -> dict[str, Any]:
         return {k: self.record[k] for k in self.schema.primary_key}
-
-    @cached_property
-    def identity(self) -> str:  # computed once per record (plans of 20,000 records ask it often)
-        return identity(self.schema.name, self.schema.key_of(self.record))
 
 
 def identity(table: str, key: Iterable[Any]) -> str:
@@ -465,7 +462,7 @@ class TcaplusRecordsKind(Kind):
             issues = validate_record(schema, record, require_required=True)
             problems += [where.problem(i.path, i.message, res.ref, key=i.on_key) for i in issues]
             if not issues:
-                declared.append(_Declared(res, schema, record, where))
+                declared.append(_Declared(res, schema, record, where, identity(schema.name, schema.key_of(record))))
         return declared, problems
 
     @staticmethod

@@ -135,7 +135,7 @@ class TableSchema:
 
     def key_of(self, record: Mapping[str, Any]) -> tuple[Any, ...]:
         """The primary-key values of ``record`` in key order (the record must hold them all)."""
-        return tuple(record[name] for name in self.primary_key)
+        return tuple([record[name] for name in self.primary_key])
 
 
 @dataclass(frozen=True, eq=False)
