@@ -22,16 +22,13 @@ from collections import Counter
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 import click
 from click.core import ParameterSource
 
 from reconciler import __version__
-from reconciler.engine import freshness, run
 from reconciler.model import Change, Outcome, Plan
-from reconciler.engine.planfile import plan_schema, plan_to_dict, read_plan, sign_plan, signature_matches, write_plan
-from reconciler.engine.journal import Journal, outcome_record, read_journal
 from reconciler.engine.render import (
     DETAILS,
     render_apply_markdown,
@@ -46,6 +43,11 @@ from reconciler.engine.targets import check_target_syntax, check_targets_declare
 from reconciler.clients import redact
 from reconciler.errors import ReconcilerError, UsageError
 from reconciler.kinds.base import Baseline, RunOptions
+
+# The run, saved-plan and journal machinery is imported by the commands that use it (plan, apply,
+# show, schema): validate, sandbox serve and export never load it.
+if TYPE_CHECKING:
+    from reconciler.engine.journal import Journal
 
 DEFAULT_PATH = Path("manifests")
 
@@ -490,6 +492,8 @@ def _render(plan: Plan, fmt: str, data: dict[str, Any], safety: list[str], detai
 def _load_baseline(path: Path) -> Baseline:
     """The last applied saved plan as a baseline: document digests, and the desired payloads of the
     resources it changed (fields a vendor does not return are compared against them)."""
+    from reconciler.engine.planfile import read_plan
+
     pf, saved = read_plan(path)
     desired = {c.resource: c.data["desired"] for c in saved.changes
                if c.resource and isinstance(c.data.get("desired"), dict)}
@@ -497,6 +501,8 @@ def _load_baseline(path: Path) -> Baseline:
 
 
 def _plan_data(s: Session, plan: Plan) -> dict[str, Any]:
+    from reconciler.engine.planfile import plan_to_dict, sign_plan
+
     data = plan_to_dict(
         plan,
         created_at=datetime.now(timezone.utc).isoformat(timespec="seconds"),
@@ -533,6 +539,9 @@ def plan(paths: tuple[Path, ...], config_path: Path, sandbox: bool, sandbox_stat
          targets: tuple[str, ...], force: bool, out: Path | None, fmt: str, detail: str, detailed_exitcode: bool,
          allow_replace: bool, drift: bool, baseline: Path | None, last_applied: Path | None = None) -> int:
     """Read live state and show what apply would change."""
+    from reconciler.engine import run
+    from reconciler.engine.planfile import write_plan
+
     if baseline and not drift:
         raise UsageError("--baseline goes with --drift (to compare unreturned fields with the last applied plan, use --last-applied)")
     if last_applied and baseline:
@@ -580,6 +589,8 @@ def plan(paths: tuple[Path, ...], config_path: Path, sandbox: bool, sandbox_stat
 
 
 def _drift(s: Session, p: Plan, baseline: Path | None, fmt: str, detail: str = "normal") -> int:
+    from reconciler.engine.planfile import read_plan
+
     pending: list[str] = []
     if baseline:
         before = read_plan(baseline)[0].resources
@@ -685,6 +696,8 @@ class _Signals:
 
 
 def _outcome_printer(fmt: str, detail: str) -> Callable[[Outcome], None]:
+    from reconciler.engine.journal import outcome_record
+
     if fmt != "json":
         return OutcomeStream(sys.stdout, detail)
 
@@ -709,6 +722,8 @@ def _run_apply(s: Session, changes: list[Change], *, fmt: str, journal: Journal 
                resumed: bool, existing: dict[str, int], failed: dict[str, str], done: list[Outcome] | None = None,
                detail: str = "normal") -> int:
     """Apply ``changes`` streaming each outcome; journal; the exit code."""
+    from reconciler.engine import run
+
     done = list(done or [])
     if journal is not None:
         _journal_run(s, journal, changes, existing=existing, resumed=resumed)
@@ -777,6 +792,9 @@ def apply(paths: tuple[Path, ...], config_path: Path, sandbox: bool, sandbox_sta
           targets: tuple[str, ...], force: bool, detail: str, auto_approve: bool, allow_replace: bool, fmt: str,
           journal_path: Path | None, resume_path: Path | None) -> int:
     """Apply the manifests (or exactly a saved plan: `apply plan.json`)."""
+    from reconciler.engine import run
+    from reconciler.engine.journal import Journal, read_journal
+
     if resume_path and journal_path and resume_path != journal_path:
         raise UsageError("--resume FILE keeps journaling to FILE; do not give another --journal")
     if len(paths) == 1 and paths[0].suffix == ".json" and paths[0].is_file():
@@ -856,6 +874,8 @@ class ReadFailed(ReconcilerError):
 def _verify_signature(path: Path, pf: Any, saved: Plan, s: Session) -> None:
     """A saved plan with changes is applied only if its signed fields (paths, config, targets,
     --force, digests, the safety baseline) are as the trusted side made them."""
+    from reconciler.engine.planfile import signature_matches
+
     if not saved.changes:
         return
     covered = set(pf.connections)
@@ -875,6 +895,10 @@ def _verify_signature(path: Path, pf: Any, saved: Plan, s: Session) -> None:
 
 def _apply_saved(path: Path, config_path: Path, sandbox: bool, sandbox_state: Path | None, force: bool,
                  fmt: str = "text", journal_path: Path | None = None, detail: str = "normal") -> int:
+    from reconciler.engine import freshness, run
+    from reconciler.engine.journal import Journal
+    from reconciler.engine.planfile import read_plan
+
     pf, saved = read_plan(path)
     if pf.sandbox != sandbox:
         raise UsageError(f"{path} was planned {'with' if pf.sandbox else 'without'} --sandbox; apply it the same way")
@@ -942,6 +966,8 @@ def _apply_saved(path: Path, config_path: Path, sandbox: bool, sandbox_state: Pa
 @handle_errors
 def show(planfile: Path, fmt: str, detail: str) -> int:
     """Render a saved plan again (no API call, no credential): text, Markdown or its JSON."""
+    from reconciler.engine.planfile import read_plan
+
     pf, saved = read_plan(planfile)
     if fmt == "json":
         click.echo(json.dumps(pf.model_dump(mode="json", exclude_unset=True), indent=2, ensure_ascii=False))
@@ -960,6 +986,7 @@ def show(planfile: Path, fmt: str, detail: str) -> int:
 @handle_errors
 def schema(what: str) -> int:
     """Print a JSON Schema (manifests, config or saved plan) generated from the models."""
+    from reconciler.engine.planfile import plan_schema
     from reconciler.schema import config_schema, manifest_schema
 
     data = {"manifest": manifest_schema, "config": config_schema, "plan": plan_schema}[what]()

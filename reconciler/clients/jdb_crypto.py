@@ -14,8 +14,6 @@ import base64
 import json
 from typing import Any, Mapping
 
-from Crypto.Cipher import AES
-
 from reconciler.errors import UsageError
 
 BLOCK = 16
@@ -52,6 +50,8 @@ class JdbCipher:
 
     def encrypt(self, plaintext: bytes) -> str:
         """``x`` for ``plaintext``: zero padding, AES-128-CBC, URL-safe Base64 without ``=``."""
+        from Crypto.Cipher import AES  # loaded by the first call: validate and plans without JDB never encrypt
+
         ciphertext = AES.new(self._key, AES.MODE_CBC, iv=self._iv).encrypt(zero_pad(plaintext))
         return base64.urlsafe_b64encode(ciphertext).rstrip(b"=").decode("ascii")
 

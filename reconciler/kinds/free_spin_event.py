@@ -238,7 +238,7 @@ def _players_of(real: str, mtime_ns: int, size: int, name: str) -> tuple[tuple[s
         uid = line.split("#", 1)[0].strip()
         if not uid:
             continue
-        if len(uid) > 50 or any(ch.isspace() for ch in uid):
+        if len(uid) > 50 or len(uid.split()) != 1:  # stripped and not empty: one word unless it holds whitespace
             problems.append(f"{name} line {n}: not a player ID (1-50 characters, no spaces)")
         elif uid in seen:
             problems.append(f"{name} line {n}: duplicate player '{uid}' (first on line {seen[uid]})")
@@ -440,8 +440,9 @@ class FreeSpinEventKind(Kind):
             out.append(r.problem(("autoCreatePlayerEnabled",),
                                  f"autoCreatePlayerEnabled needs exactly one player ({spec.playersFile} has {len(players)})"))
         excluded = set(spec.excludedPlayers)
-        out.extend(r.problem(("excludedPlayers",), f"player '{p}' is also in {spec.playersFile}")
-                   for p in players if p in excluded)
+        if excluded:
+            out.extend(r.problem(("excludedPlayers",), f"player '{p}' is also in {spec.playersFile}")
+                       for p in players if p in excluded)
         return out
 
     @staticmethod

@@ -17,7 +17,6 @@ from __future__ import annotations
 import ipaddress
 from typing import Annotated, Any
 
-import pyotp
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StrictBool, StrictStr, field_validator, model_validator
 
 from reconciler.clients import redact
@@ -108,6 +107,8 @@ class IpAllowlistKind(Kind):
             else:
                 secret = ctx.resolve_secret(doc, path, ref, resource="Config")
                 if secret is not None and v.type == "totp":
+                    import pyotp  # loaded only when a TOTP secret is resolved
+
                     try:
                         pyotp.TOTP(secret).now()
                     except Exception:  # noqa: BLE001 - binascii/TypeError from a bad base32 secret
@@ -194,6 +195,8 @@ class IpAllowlistKind(Kind):
         assert p is not None and p.ip_delete_verification is not None
         v = p.ip_delete_verification
         if v.type == "totp":
+            import pyotp  # loaded only when a TOTP code is computed
+
             assert v.totp_secret is not None
             code = pyotp.TOTP(ctx.config_secret(v.totp_secret)).now()  # fresh, right before the call
             redact.register(code)

@@ -138,6 +138,7 @@ class _Declared:
     schema: TableSchema
     record: dict[str, Any]
     where: _Where
+    identity: str  # identity(table, key values): computed once, when the record is validated (plans ask it often)
 
     @property
     def mode(self) -> str:
@@ -146,10 +147,6 @@ class _Declared:
     @cached_property
     def keys(self) -> dict[str, Any]:
         return {k: self.record[k] for k in self.schema.primary_key}
-
-    @cached_property
-    def identity(self) -> str:  # computed once per record (plans of 20,000 records ask it often)
-        return identity(self.schema.name, self.schema.key_of(self.record))
 
     @cached_property
     def leaves(self) -> dict[str, Any]:
@@ -166,7 +163,9 @@ class _Declared:
 
 def identity(table: str, key: Iterable[Any]) -> str:
     """``table|v1|v2``: strings as they are (JSON-quoted when they hold ``|``), others as JSON."""
-    parts = [v if isinstance(v, str) and "|" not in v else json.dumps(v, ensure_ascii=False) for v in key]
+    # an int's JSON is its str(); asked for every record of every run, json.dumps was the cost
+    parts = [v if isinstance(v, str) and "|" not in v else str(v) if type(v) is int else json.dumps(v, ensure_ascii=False)
+             for v in key]
     return "|".join([table, *parts])
 
 
@@ -202,22 +201,46 @@ def _read_records(res: Resource) -> tuple[list[tuple[Any, _Where]], list[Problem
     return [], [res.problem(("file",), "data files are JSON Lines (.jsonl, .ndjson) or YAML (.yaml, .yml)")]
 
 
+# json.loads's own scanner, without its per-call wrapping (typeshed does not declare the attribute)
+_scan_json: Callable[[str, int], tuple[Any, int]] = json.JSONDecoder().scan_once  # type: ignore[attr-defined]
+
+
+def _json_value(line: str) -> Any:
+    """``json.loads(line)``: a line that starts with its value and has only JSON whitespace after it
+    is scanned directly; any other line (leading space, trailing data, a byte order mark, an error)
+    goes through ``json.loads``, which raises what it raises."""
+    try:
+        value, end = _scan_json(line, 0)
+    except (StopIteration, ValueError, RecursionError):
+        return json.loads(line)
+    if end == len(line) or not line[end:].strip(" \t\n\r"):
+        return value
+    return json.loads(line)
+
+
 @lru_cache(maxsize=32)
 def _json_lines(path: str, mtime_ns: int, size: int, display: str, resource: str) -> tuple[list[tuple[Any, _Where]], list[Problem]]:
     records: list[tuple[Any, _Where]] = []
     problems: list[Problem] = []
     with confine.open_text(path, what="data file") as fh:
+        # A string parsed from a line holds a refused character only if the line holds it as it is
+        # or writes it as an escape (``\u202e``, ``\f``): every escape starts with a backslash.
+        # A line with neither cannot yield one, and its record is not walked (nearly every line).
+        text = fh.getvalue()
+        suspect_file = "\\" in text or confine.bad_character(text) is not None
         for number, line in enumerate(fh, start=1):
             if not line.strip():
                 continue
             try:
-                records.append((json.loads(line), _Where(display, number)))
+                record = _json_value(line)
             except (ValueError, RecursionError) as exc:  # RecursionError: nested too deep (bounded input)
                 col = getattr(exc, "colno", 1)
                 problems.append(Problem(display, number, col, resource, "", f"invalid JSON: {getattr(exc, 'msg', None) or 'nested too deep'}"))
                 continue
-            problems.extend(Problem(display, number, 1, resource, ".".join(map(str, where)), msg)
-                            for where, msg in confine.bad_strings(records[-1][0]))
+            records.append((record, _Where(display, number)))
+            if suspect_file and ("\\" in line or confine.bad_character(line) is not None):
+                problems.extend(Problem(display, number, 1, resource, ".".join(map(str, where)), msg)
+                                for where, msg in confine.bad_strings(record))
     return records, problems
 
 
@@ -457,7 +480,7 @@ class TcaplusRecordsKind(Kind):
             issues = validate_record(schema, record, require_required=True)
             problems += [where.problem(i.path, i.message, res.ref, key=i.on_key) for i in issues]
             if not issues:
-                declared.append(_Declared(res, schema, record, where))
+                declared.append(_Declared(res, schema, record, where, identity(schema.name, schema.key_of(record))))
         return declared, problems
 
     @staticmethod

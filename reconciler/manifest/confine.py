@@ -168,7 +168,7 @@ def read_text(path: Path | str, *, what: str, confine: bool = True, limit: int |
         raise ConfinementError(what, _shown(path), f"not UTF-8 text ({exc.reason} at byte {exc.start})") from None
     if "\0" in text:
         raise ConfinementError(what, _shown(path), "holds a NUL byte (not a text file)")
-    if what in _STRICT_TEXT:
+    if what in _STRICT_TEXT and _REFUSED.search(text) is not None:  # a clean text has no bad line: one scan
         for n, line in enumerate(text.splitlines(), 1):
             msg = bad_character(line)
             if msg:

@@ -62,16 +62,17 @@ def substitute(doc: Document, config: LoadedConfig) -> list[Problem]:
 
         return _REF.sub(one, value)
 
-    def walk(node: Any, path: Path_) -> Any:
-        if isinstance(node, dict):
-            for k in list(node):
-                node[k] = walk(node[k], path + (k,))
-        elif isinstance(node, list):
-            for i, item in enumerate(node):
-                node[i] = walk(item, path + (i,))
-        elif isinstance(node, str) and "${" in node:
-            return text(node, path)
-        return node
+    def walk(node: dict[Any, Any] | list[Any], path: Path_) -> None:
+        # in place; a path is built only for a container or a string that holds a reference
+        for k, item in node.items() if isinstance(node, dict) else enumerate(node):
+            if isinstance(item, str):
+                if "${" in item:
+                    node[k] = text(item, path + (k,))
+            elif isinstance(item, (dict, list)):
+                walk(item, path + (k,))
 
-    doc.data = walk(doc.data, ())
+    if isinstance(doc.data, (dict, list)):
+        walk(doc.data, ())
+    elif isinstance(doc.data, str) and "${" in doc.data:
+        doc.data = text(doc.data, ())
     return problems

@@ -46,6 +46,7 @@ for _tag, _regexp, _first in [
     _Yaml12Loader.add_implicit_resolver(_tag, re.compile(_regexp), _first)
 
 Path_ = tuple[Any, ...]
+_STR = "tag:yaml.org,2002:str"
 
 
 @dataclass
@@ -130,6 +131,16 @@ class _Builder:
         self._alias_nodes = 0
 
     def build(self, node: yaml.Node, path: Path_) -> Any:
+        if type(node) is yaml.ScalarNode:  # most nodes: the rules below as they apply to a leaf
+            if len(path) > MAX_DEPTH:
+                raise _TooBig(node, path, f"nested deeper than {MAX_DEPTH} levels")
+            if self._alias_depth:
+                self._alias_nodes += 1
+                if self._alias_nodes > MAX_ALIAS_NODES:
+                    raise _TooBig(node, path, f"aliases expand to more than {MAX_ALIAS_NODES:,} values (alias bomb?)")
+            mark = node.start_mark
+            self.doc.marks[path] = (mark.line + 1, mark.column + 1)
+            return self.scalar(node, path)
         key = id(node)
         if key in self._stack:
             raise _TooBig(node, path, "recursive alias: an anchor may not contain an alias of itself")
@@ -161,17 +172,22 @@ class _Builder:
                 if knode.tag == "tag:yaml.org,2002:merge":
                     self.problems.append(self._p(knode, path, "merge keys (<<) are not supported"))
                     continue
-                key = self.build_scalar_key(knode, path)
-                if key is None:
-                    continue
+                if type(knode) is yaml.ScalarNode and knode.tag == _STR:  # most keys: scalar() of a string
+                    key = knode.value
+                    if not key.isprintable() and (bad := bad_character(key)):
+                        self.problems.append(self._p(knode, path, bad))
+                else:
+                    key = self.build_scalar_key(knode, path)
+                    if key is None:
+                        continue
+                at = path + (key,)
                 if key in out:
-                    first = self.doc.key_marks.get(path + (key,), (0, 0))
-                    self.problems.append(
-                        self._p(knode, path + (key,), f"duplicate key '{key}' (first at line {first[0]})")
-                    )
+                    first = self.doc.key_marks.get(at, (0, 0))
+                    self.problems.append(self._p(knode, at, f"duplicate key '{key}' (first at line {first[0]})"))
                     continue
-                self.doc.key_marks[path + (key,)] = _mark(knode)
-                out[key] = self.build(vnode, path + (key,))
+                mark = knode.start_mark
+                self.doc.key_marks[at] = (mark.line + 1, mark.column + 1)
+                out[key] = self.build(vnode, at)
             return out
         if isinstance(node, yaml.SequenceNode):
             return [self.build(item, path + (i,)) for i, item in enumerate(node.value)]
@@ -187,8 +203,10 @@ class _Builder:
     def scalar(self, node: yaml.Node, path: Path_) -> Any:
         tag = node.tag
         try:
-            if tag == "tag:yaml.org,2002:str":
-                bad = bad_character(node.value)
+            if tag == _STR:
+                # a printable string holds no refused character (every one is a control, format or
+                # surrogate code point): most values are cleared without the full check
+                bad = None if node.value.isprintable() else bad_character(node.value)
                 if bad:  # reported (the run stops before any call); the value stays for validation
                     self.problems.append(self._p(node, path, bad))
                 return node.value

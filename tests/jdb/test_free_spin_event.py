@@ -388,3 +388,22 @@ def test_an_opt_in_grants_again_once_not_after_a_second_termination(ws: JdbWorks
     assert f"terminated out of band: event {second}" in plan.stdout and "+ create" not in plan.stdout
     apply(ws)
     assert [e["status"] for e in ws.events()] == ["TERMINATED", "TERMINATED"]
+
+
+def test_a_player_id_holding_any_whitespace_is_refused(tmp_path) -> None:
+    from reconciler.kinds.free_spin_event import read_players_file
+    from reconciler.manifest import confine
+
+    inside = [c for c in map(chr, range(0x110000))
+              if c.isspace() and len(f"a{c}b".splitlines()) == 1 and confine.bad_character(c) is None]
+    assert " " in inside and "\t" in inside and "\u3000" in inside
+    path = tmp_path / "players.txt"
+    path.write_text("".join(f"  p{i}{c}x  \n" for i, c in enumerate(inside)) + "ok01\n", encoding="utf-8")
+    old = confine.get_root()
+    confine.set_root(tmp_path)
+    try:
+        players, problems = read_players_file(path)
+    finally:
+        confine.set_root(old)
+    assert players == ["ok01"]
+    assert problems == [f"players.txt line {n}: not a player ID (1-50 characters, no spaces)" for n in range(1, len(inside) + 1)]

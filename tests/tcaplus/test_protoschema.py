@@ -12,7 +12,11 @@ from reconciler.protoschema import (
     Label,
     load_proto,
     load_table,
+    MAX_KEY_VALUE_BYTES,
+    MAX_VALUE_BYTES,
+    INT_RANGES,
     parse_proto,
+    scalar_problem,
     validate_keys,
     validate_record,
 )
@@ -322,3 +326,51 @@ def test_keys(players) -> None:
         (("level",), "'level' is not one of the key fields (player_id, player_name)"),
     ]
     assert [(i.path, i.message) for i in validate_keys(players, "x")] == [((), "keys must be a mapping of field names to values")]
+
+
+# Values on both sides of every scalar rule: valid records are cleared by a quick test per type
+# (protoschema._QUICK); whatever it clears, the full rule must accept too, key or not.
+EDGE_VALUES = [
+    None, True, False, 0, 1, -1, 2**31 - 1, 2**31, -(2**31), -(2**31) - 1, 2**32 - 1, 2**32, 2**63 - 1, 2**63,
+    -(2**63), -(2**63) - 1, 2**64 - 1, 2**64, 10**400, 0.0, -0.5, 1.5, 3.4028234663852886e38, 3.5e38, -3.5e38,
+    1e308, float("inf"), float("-inf"), float("nan"), "", "a", "x" * MAX_KEY_VALUE_BYTES, "x" * (MAX_KEY_VALUE_BYTES + 1),
+    "é" * 512, "é" * 513, "\ud800", "AAEC", "not base64!", "1", [], ["a"], {}, {"a": 1},
+]
+SCALARS = [*INT_RANGES, "float", "double", "bool", "string", "bytes"]
+
+
+def _table_of(type_: str, label: str):
+    text = HEADER + (
+        "message tb {\n"
+        '  option(tcaplusservice.tcaplus_primary_key) = "k";\n'
+        f"  required int32 k = 1;\n  {label} {type_} v = 2;\n"
+        "}\n"
+    )
+    return parse_proto(text, file="t.proto").tables["tb"]
+
+
+@pytest.mark.parametrize("type_", SCALARS)
+def test_every_scalar_value_is_judged_by_its_rule(type_: str) -> None:
+    single, repeated = _table_of(type_, "optional"), _table_of(type_, "repeated")
+    for value in EDGE_VALUES:
+        want = scalar_problem(type_, value, max_bytes=MAX_VALUE_BYTES)
+        got = [(i.path, i.message) for i in validate_record(single, {"k": 1, "v": value})]
+        assert got == ([(("v",), want)] if want else []), (type_, value)
+        valid = {"bool": True, "string": "s", "bytes": "AAEC"}.get(type_, 1)
+        got = [(i.path, i.message) for i in validate_record(repeated, {"k": 1, "v": [valid, value]})]
+        assert got == ([(("v", 1), want)] if want else []), (type_, value)
+
+
+@pytest.mark.parametrize("type_", ["int64", "uint32", "string", "bytes", "bool", "double"])
+def test_every_key_value_is_judged_by_the_key_rule(type_: str) -> None:
+    text = HEADER + (
+        "message tb {\n"
+        '  option(tcaplusservice.tcaplus_primary_key) = "k";\n'
+        f"  required {type_} k = 1;\n"
+        "}\n"
+    )
+    table = parse_proto(text, file="t.proto").tables["tb"]
+    for value in EDGE_VALUES:
+        want = scalar_problem(type_, value, max_bytes=MAX_KEY_VALUE_BYTES)
+        got = [(i.path, i.message) for i in validate_record(table, {"k": value})]
+        assert got == ([(("k",), want)] if want else []), value

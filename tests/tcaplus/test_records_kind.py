@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 from reconciler.engine.load import load_manifests
@@ -24,6 +25,9 @@ def planned(ws: Workspace) -> tuple[TcaplusRecordsKind, RunContext, list]:
 def test_identity_quotes_only_ambiguous_strings() -> None:
     assert identity("t", [1, "a b", True]) == "t|1|a b|true"
     assert identity("t", ["a|b", 2.5]) == 't|"a|b"|2.5'
+    # values other than plain strings are written as JSON (integers take a shortcut: the same text)
+    values = [0, -1, 2**63 - 1, -(2**63), 2**64 - 1, 10**30, True, False, None, 1.0, -0.0, 1e300, "é|x", ["a"], {"k": 1}]
+    assert identity("t", values) == "|".join(["t", *(json.dumps(v, ensure_ascii=False) for v in values)])
 
 
 def test_a_failed_write_fails_only_its_change(ws: Workspace, tcaplus_server: EmulatorServer) -> None:
@@ -61,3 +65,25 @@ def test_precondition_and_data_of_an_update(ws: Workspace) -> None:
     assert [(d.path, d.before, d.after) for d in change.diffs] == [("level", 1, 2)]
     assert change.data == {"table": PLAYERS, "mode": "declared", "keys": {"player_id": 1, "player_name": "p1",
                            "player_email": "p1@example.com"}, "record": player(1, level=2)}
+
+
+def test_a_json_line_is_read_as_json_loads_reads_it() -> None:
+    """Data-file lines are scanned without json.loads's wrapping when they start with their value:
+    values, and the errors (message and column) of bad lines, must be json.loads's."""
+    from reconciler.kinds.tcaplus_records import _json_value
+
+    lines = [
+        '{"a": 1, "b": [1.5, "x", null, true]}\n', '{"a": 1}', '  {"a": 1}\n', '{"a": 1}  \t\r\n', '[1, 2]\n', '"s"\n',
+        "7\n", "NaN\n", "-Infinity\n", '{"a": 1} x\n', '{"a": 1}{"b": 2}\n', '{"a": 1}\u00a0\n', '\ufeff{"a": 1}\n',
+        '{"a": }\n', '{"a": 1\n', "\n", "", '{"a": "\x01"}\n', '{"a": "\\ud800"}\n', "[" * 50_000 + "]" * 50_000 + "\n",
+    ]
+    for line in lines:
+        try:
+            want: object = json.loads(line)
+        except (ValueError, RecursionError) as exc:
+            want = (type(exc), str(exc), getattr(exc, "colno", None))
+        try:
+            got: object = _json_value(line)
+        except (ValueError, RecursionError) as exc:
+            got = (type(exc), str(exc), getattr(exc, "colno", None))
+        assert repr(got) == repr(want), line[:40]
