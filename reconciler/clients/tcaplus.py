@@ -191,13 +191,26 @@ def _query(**params: Any) -> str:
             parts.append(f"{name}={_encoded_list(tuple(value))}")
             continue
         text = value if isinstance(value, str) else _json(value)
-        parts.append(f"{name}={quote(text, safe='')}")
+        parts.append(f"{name}={_percent(text)}")
     return "&".join(parts)
+
+
+_UNRESERVED = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_.-~")
+_PERCENT = {c: f"%{c:02X}" for c in range(128) if chr(c) not in _UNRESERVED}
+
+
+def _percent(text: str) -> str:
+    """``quote(text, safe='')``: every byte but the unreserved ones as ``%XX`` (so a space is
+    ``%20``, never ``+``). ASCII text through one ``str.translate`` (C speed: a plan encodes the
+    keys of every record); anything else through ``quote``."""
+    if text.isascii():
+        return text.translate(_PERCENT)
+    return quote(text, safe="")
 
 
 @lru_cache(maxsize=256)
 def _encoded_list(value: tuple[Any, ...]) -> str:
-    return quote(_json(list(value)), safe="")
+    return _percent(_json(list(value)))
 
 
 class TcaplusClient:

@@ -723,17 +723,18 @@ class _TablePlanner:
         return live
 
     def _plan_record(self, d: _Declared, live: VersionedRecord | None) -> None:
+        if live is not None:
+            self.kp.existing_in_scope += 1
+            diffs = _diffs(self.schema, d.record, live.record, whole=d.mode == "whole", want=d.leaves)
+            if not diffs:  # the common case of a plan: nothing else to build
+                self.kp.noops += 1
+                return
         base: dict[str, Any] = dict(kind=self.kind.kind, vendor=self.kind.vendor, key=d.identity, resource=d.res.ref, source=d.where.source)
         data = {"table": self.schema.name, "mode": d.mode, "keys": d.keys, "record": d.record}
         if live is None:
             diffs = [FieldDiff(p, None, v) for p, v in d.leaves.items() if p not in self.schema.primary_key]
             self.kp.changes.append(Change(action=Action.CREATE, diffs=diffs, precondition={"exists": False},
                                           calls=["POST AddRecord"], data=data, **base))
-            return
-        self.kp.existing_in_scope += 1
-        diffs = _diffs(self.schema, d.record, live.record, whole=d.mode == "whole", want=d.leaves)
-        if not diffs:
-            self.kp.noops += 1
             return
         notes = [] if d.mode == "whole" else ["declared mode: undeclared fields of the live record are kept"]
         self.kp.changes.append(Change(

@@ -95,7 +95,9 @@ def check(path: Path | str, *, what: str, confine: bool = True, limit: int | Non
     except OSError as exc:
         raise ConfinementError(what, shown, f"{_reason(exc, p)}") from None
     base = root if root is not None else _root
-    if confine and base is not None and not is_inside(real, base):
+    # ``real`` is resolved already, and so is the process's root (set_root): one realpath per check
+    real_base = base if base is None or base is _root else Path(os.path.realpath(base))
+    if confine and real_base is not None and not (real == real_base or real_base in real.parents):
         raise ConfinementError(what, shown, f"resolves outside the workspace root ({base}); "
                                "files named by manifests and config must stay inside it")
     try:

@@ -261,3 +261,16 @@ def test_connection_refused_is_a_transport_error() -> None:
         assert c.transport.total_requests == NO_WAIT.attempts
     finally:
         c.close()
+
+
+def test_query_values_are_percent_encoded_as_quote_does() -> None:
+    """The fast ASCII path of the query encoder writes what ``quote(text, safe='')`` writes: every
+    ASCII character and some non-ASCII text (spaces as %20, never '+')."""
+    from urllib.parse import quote
+
+    from reconciler.clients.tcaplus import _percent, _query
+
+    every_ascii = "".join(chr(c) for c in range(128))
+    for text in (every_ascii, '{"player_id":7,"name":"a b+c/d?e&f=g#h%"}', "名前 é", "~._-AZaz09", ""):
+        assert _percent(text) == quote(text, safe=""), text
+    assert _query(keys={"a": "x y"}, select=["b", "c d"]) == "keys=%7B%22a%22%3A%22x%20y%22%7D&select=%5B%22b%22%2C%22c%20d%22%5D"
