@@ -27,6 +27,8 @@ import asyncio
 import html
 import json
 import random
+import select
+import selectors
 import socket
 import sqlite3
 import sys
@@ -203,6 +205,7 @@ HEADERS_MAX = 100  # header lines (http.server's limit)
 HEAD_MAX = 1 << 20  # the request line and all headers
 BODY_MAX = 64 << 20  # one request body (JDB's biggest, 50,000 players, is a few MB)
 _PIPELINE_MAX = 64  # requests read ahead on one connection before reading pauses
+_FD_SETSIZE = 1024  # select() takes descriptors below this
 _METHODS = frozenset({"GET", "POST", "PUT", "DELETE"})
 _REASONS = {int(s): s.phrase for s in HTTPStatus}
 _EXPLAIN = {int(s): s.description for s in HTTPStatus}
@@ -548,6 +551,25 @@ class _Connection(asyncio.Protocol):
             self.transport.abort()
 
 
+def _new_loop() -> asyncio.AbstractEventLoop:
+    """An event loop whose timers fire on time. Linux's ``epoll_wait`` takes whole milliseconds,
+    rounded up, so a timer (the latency knob) fired up to a millisecond late: a 5 ms knob answered
+    after 5.5-6 ms. The epoll descriptor is itself readable when an event is ready, and ``select``
+    on it waits to the microsecond; then epoll is asked without waiting."""
+    if not hasattr(selectors, "EpollSelector"):
+        return asyncio.new_event_loop()  # kqueue (macOS, BSD) takes nanoseconds already
+
+    class PreciseEpollSelector(selectors.EpollSelector):
+        def select(self, timeout: float | None = None) -> list[tuple[selectors.SelectorKey, int]]:
+            if timeout is not None and timeout > 0 and self.fileno() < _FD_SETSIZE:
+                if not select.select([self.fileno()], [], [], timeout)[0]:
+                    return []
+                timeout = 0
+            return super().select(timeout)
+
+    return asyncio.SelectorEventLoop(PreciseEpollSelector())
+
+
 class EmulatorServer:
     """Runs one emulator on ``host:port`` (port 0 picks a free port) on an event loop in a daemon
     thread. The port is bound when the server is made; ``start`` begins answering."""
@@ -576,7 +598,7 @@ class EmulatorServer:
         return f"http://{self._address[0]}:{self.port}"
 
     def start(self) -> "EmulatorServer":
-        loop = self._loop = asyncio.new_event_loop()
+        loop = self._loop = _new_loop()
         started: list[BaseException | None] = []
         ready = threading.Event()
 
