@@ -1,0 +1,239 @@
+"""The emulators' HTTP server (``reconciler/sandbox/base.py``), spoken to over raw sockets.
+
+What the vendor clients never send but a server must take: pipelined requests, HTTP/1.0,
+``Expect: 100-continue``, chunked bodies, malformed and oversized requests; and what the fault
+knobs promise at the connection level: the latency knob without a thread per waiting request, a
+dropped reply, a client that leaves before its answer, and ``stop()`` with connections open.
+"""
+
+from __future__ import annotations
+
+import json
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from typing import Any, BinaryIO
+
+import pytest
+
+from reconciler.sandbox.base import BODY_MAX, Emulator, EmulatorServer, Request, Response
+
+
+class Echo(Emulator):
+    """Answers every request with what it received; ``POST /write`` counts a write."""
+
+    name = "echo"
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.writes = 0
+
+    def handle(self, req: Request) -> Response:
+        if req.path == "/write":
+            self.writes += 1
+        if req.path == "/bye":
+            return Response.json({}, headers={"Connection": "close"})
+        if req.path == "/bug":
+            raise RuntimeError("an emulator bug")
+        return Response.json({"method": req.method, "path": req.path, "query": req.raw_query,
+                              "headers": req.headers, "body": req.body.decode("latin-1")})
+
+
+@pytest.fixture
+def server() -> Iterator[EmulatorServer]:
+    with EmulatorServer(Echo()) as srv:
+        yield srv
+
+
+def connect(server: EmulatorServer) -> socket.socket:
+    return socket.create_connection(("127.0.0.1", server.port), timeout=10)
+
+
+def answer(f: BinaryIO) -> tuple[int, dict[str, str], bytes]:
+    """One answer read off a connection: status, lower-cased headers, body."""
+    status = f.readline()
+    assert status, "the connection closed without an answer"
+    headers: dict[str, str] = {}
+    while (line := f.readline()) not in (b"\r\n", b""):
+        name, _, value = line.decode("latin-1").partition(":")
+        headers[name.strip().lower()] = value.strip()
+    return int(status.split()[1]), headers, f.read(int(headers.get("content-length", 0)))
+
+
+def closed(sock: socket.socket, f: BinaryIO) -> bool:
+    """Whether the server closed the connection (nothing more to read)."""
+    return f.read() == b""
+
+
+def ask(server: EmulatorServer, raw: bytes) -> tuple[int, dict[str, str], Any, bool]:
+    """Send raw bytes on a new connection; the answer (body as JSON when it is), and whether the
+    server closed the connection after it."""
+    with connect(server) as sock, sock.makefile("rb") as f:
+        sock.sendall(raw)
+        status, headers, body = answer(f)
+        sock.settimeout(0.5)
+        try:
+            gone = closed(sock, f)
+        except TimeoutError:
+            gone = False
+    parsed = json.loads(body) if headers.get("content-type", "").startswith("application/json") else body
+    return status, headers, parsed, gone
+
+
+def test_a_request_reaches_the_emulator_as_sent(server: EmulatorServer) -> None:
+    status, headers, body, gone = ask(server, b"POST /a/b?x=1&y=%20 HTTP/1.1\r\nHost: h\r\nX-Mixed-Case: V\r\n"
+                                              b"Content-Length: 5\r\n\r\nhello")
+    assert status == 200 and not gone
+    assert body["method"] == "POST" and body["path"] == "/a/b" and body["query"] == "x=1&y=%20"
+    assert body["headers"]["x-mixed-case"] == "V" and body["body"] == "hello"
+    assert headers["content-length"] == str(len(json.dumps(body, separators=(",", ":"))))
+
+
+def test_pipelined_requests_are_answered_in_order_on_one_connection(server: EmulatorServer) -> None:
+    server.emulator.set_faults({"latency_ms": 20})
+    with connect(server) as sock, sock.makefile("rb") as f:
+        sock.sendall(b"".join(f"GET /{i} HTTP/1.1\r\nHost: h\r\n\r\n".encode() for i in range(5)))
+        assert [json.loads(answer(f)[2])["path"] for _ in range(5)] == ["/0", "/1", "/2", "/3", "/4"]
+        sock.sendall(b"GET /again HTTP/1.1\r\nHost: h\r\n\r\n")  # still kept alive
+        assert json.loads(answer(f)[2])["path"] == "/again"
+    assert server.emulator.stats["GET /4"] == 1
+
+
+def test_http_1_0_is_answered_then_closed_unless_kept_alive(server: EmulatorServer) -> None:
+    status, _, body, gone = ask(server, b"GET /old HTTP/1.0\r\n\r\n")
+    assert status == 200 and body["path"] == "/old" and gone
+    status, _, _, gone = ask(server, b"GET /old HTTP/1.0\r\nConnection: keep-alive\r\n\r\n")
+    assert status == 200 and not gone
+
+
+def test_connection_close_either_way_closes_after_the_answer(server: EmulatorServer) -> None:
+    status, _, _, gone = ask(server, b"GET /x HTTP/1.1\r\nConnection: close\r\n\r\n")
+    assert status == 200 and gone
+    status, headers, _, gone = ask(server, b"GET /bye HTTP/1.1\r\n\r\n")  # the emulator's answer says close
+    assert status == 200 and headers["connection"] == "close" and gone
+
+
+def test_expect_100_continue_is_answered_before_the_body_is_sent(server: EmulatorServer) -> None:
+    with connect(server) as sock, sock.makefile("rb") as f:
+        sock.sendall(b"PUT /p HTTP/1.1\r\nContent-Length: 3\r\nExpect: 100-continue\r\n\r\n")
+        assert f.readline() == b"HTTP/1.1 100 Continue\r\n" and f.readline() == b"\r\n"
+        sock.sendall(b"abc")
+        status, _, body = answer(f)
+    assert status == 200 and json.loads(body)["body"] == "abc"
+
+
+def test_a_chunked_body_is_read(server: EmulatorServer) -> None:
+    status, _, body, gone = ask(server, b"POST /c HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n"
+                                        b"3\r\nabc\r\n2\r\nde\r\n0\r\n\r\n")
+    assert status == 200 and body["body"] == "abcde" and not gone
+
+
+@pytest.mark.parametrize(("raw", "status"), [
+    (b"GET / HTTP/1.1\r\nContent-Length: nope\r\n\r\n", 400),
+    (b"this is not http\r\n\r\n", 400),
+    (b"GET / HTTP/1.1\r\nBad Header Name: x\r\n\r\n", 400),
+    (b"PATCH /x HTTP/1.1\r\n\r\n", 501),
+    (b"GET /" + b"a" * 70_000 + b" HTTP/1.1\r\n\r\n", 414),
+    (b"GET / HTTP/1.1\r\nX-Big: " + b"a" * 70_000 + b"\r\n\r\n", 431),
+    (b"GET / HTTP/1.1\r\n" + b"".join(b"X-%d: 1\r\n" % i for i in range(101)) + b"\r\n", 431),
+    (b"POST / HTTP/1.1\r\nContent-Length: %d\r\n\r\n" % (BODY_MAX + 1), 413),
+], ids=["bad length", "not http", "bad header", "unsupported method", "long target", "long header",
+        "too many headers", "body too large"])
+def test_a_bad_request_is_refused_and_the_connection_closed(server: EmulatorServer, raw: bytes, status: int) -> None:
+    got, headers, _, gone = ask(server, raw)
+    assert (got, headers["connection"], gone) == (status, "close", True)
+    assert ask(server, b"GET /fine HTTP/1.1\r\n\r\n")[0] == 200  # and the server serves on
+
+
+def test_a_head_that_never_ends_is_refused(server: EmulatorServer) -> None:
+    with connect(server) as sock, sock.makefile("rb") as f:
+        sock.sendall(b"GET / HTTP/1.1\r\n")
+        try:
+            for i in range(2_000):  # 100 headers would be refused earlier: one long line, in pieces
+                sock.sendall(b"X-Long: " if i == 0 else b"a" * 1024)
+        except (BrokenPipeError, ConnectionResetError):
+            pass
+        assert answer(f)[0] == 431
+
+
+def test_answers_before_a_bad_request_are_sent_first(server: EmulatorServer) -> None:
+    with connect(server) as sock, sock.makefile("rb") as f:
+        sock.sendall(b"GET /first HTTP/1.1\r\n\r\nnonsense\r\n\r\n")
+        assert json.loads(answer(f)[2])["path"] == "/first"
+        assert answer(f)[0] == 400 and closed(sock, f)
+
+
+def test_latency_is_waited_out_without_a_thread_per_request(server: EmulatorServer) -> None:
+    server.emulator.set_faults({"latency_ms": 200})
+    threads = threading.active_count()
+    socks = [connect(server) for _ in range(200)]
+    try:
+        started = time.monotonic()
+        for i, sock in enumerate(socks):
+            sock.sendall(f"GET /slow/{i} HTTP/1.1\r\n\r\n".encode())
+        peak = threading.active_count()
+        for i, sock in enumerate(socks):
+            with sock.makefile("rb") as f:
+                assert json.loads(answer(f)[2])["path"] == f"/slow/{i}"
+        elapsed = time.monotonic() - started
+    finally:
+        for sock in socks:
+            sock.close()
+    assert 0.2 <= elapsed < 200 * 0.2 / 4  # all at once, not one after the other
+    assert peak == threads
+
+
+def test_a_dropped_reply_takes_effect_and_the_connection_closes_without_an_answer(server: EmulatorServer) -> None:
+    emu = server.emulator
+    assert isinstance(emu, Echo)
+    emu.set_faults({"drop_next_writes": 1})
+    with connect(server) as sock, sock.makefile("rb") as f:
+        sock.sendall(b"POST /write HTTP/1.1\r\nContent-Length: 0\r\n\r\n")
+        assert f.read() == b""
+    assert emu.writes == 1 and emu.stats["POST /write"] == 1
+    assert ask(server, b"POST /write HTTP/1.1\r\nContent-Length: 0\r\n\r\n")[0] == 200
+
+
+def test_a_client_that_leaves_before_its_answer_is_not_an_error(server: EmulatorServer,
+                                                                 capfd: pytest.CaptureFixture[str]) -> None:
+    emu = server.emulator
+    assert isinstance(emu, Echo)
+    emu.set_faults({"latency_ms": 100})
+    with connect(server) as sock:
+        sock.sendall(b"POST /write HTTP/1.1\r\nContent-Length: 0\r\n\r\n")
+    deadline = time.monotonic() + 5
+    while emu.writes == 0 and time.monotonic() < deadline:  # the write still takes effect
+        time.sleep(0.02)
+    assert emu.writes == 1
+    assert ask(server, b"GET /next HTTP/1.1\r\n\r\n")[0] == 200
+    assert capfd.readouterr().err == ""
+
+
+def test_an_emulator_bug_is_reported_and_the_server_serves_on(server: EmulatorServer,
+                                                              capfd: pytest.CaptureFixture[str]) -> None:
+    with connect(server) as sock, sock.makefile("rb") as f:
+        sock.sendall(b"GET /bug HTTP/1.1\r\n\r\n")
+        assert f.read() == b""
+    assert "RuntimeError: an emulator bug" in capfd.readouterr().err
+    assert ask(server, b"GET /next HTTP/1.1\r\n\r\n")[0] == 200
+
+
+def test_stop_closes_open_connections_and_does_not_wait_for_delayed_answers() -> None:
+    server = EmulatorServer(Echo()).start()
+    assert server.url == f"http://127.0.0.1:{server.port}" and server.port > 0
+    server.emulator.set_faults({"latency_ms": 30_000})
+    idle, waiting = connect(server), connect(server)
+    waiting.sendall(b"GET /slow HTTP/1.1\r\n\r\n")
+    time.sleep(0.1)
+    started = time.monotonic()
+    server.stop()
+    assert time.monotonic() - started < 5
+    for sock in (idle, waiting):
+        with sock, sock.makefile("rb") as f:
+            try:
+                assert f.read() == b""
+            except ConnectionResetError:
+                pass
+    with pytest.raises(OSError):
+        connect(server).close()
