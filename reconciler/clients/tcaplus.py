@@ -301,11 +301,7 @@ class TcaplusClient:
         """
         first = self.partkey_get(table, index, keys, select=select, limit=page_size, offset=0)
         pages: dict[int, list[VersionedRecord]] = {0: first.records}
-        step = len(first.records)
-        if first.remain <= 0 or step == 0:
-            return list(first.records)
-        end = step + first.remain
-        gaps = [(o, min(o + step, end)) for o in range(step, end, step)]
+        gaps = _first_gaps(first)
         while gaps:
             def read(gap: tuple[int, int]) -> list[VersionedRecord]:
                 start, stop = gap
@@ -316,12 +312,7 @@ class TcaplusClient:
                     results = list(pool.map(read, gaps))
             else:
                 results = [read(g) for g in gaps]
-            next_gaps = []
-            for (start, stop), records in zip(gaps, results, strict=True):
-                pages[start] = records
-                if records and start + len(records) < stop:
-                    next_gaps.append((start + len(records), stop))
-            gaps = next_gaps
+            gaps = _next_gaps(gaps, list(results), pages)
         return [vr for offset in sorted(pages) for vr in pages[offset]]
 
     async def apartkey_get_all(
@@ -331,11 +322,7 @@ class TcaplusClient:
         """:meth:`partkey_get_all` on the running event loop: the same pages, the same gap rounds."""
         first = await self.apartkey_get(table, index, keys, select=select, limit=page_size, offset=0)
         pages: dict[int, list[VersionedRecord]] = {0: first.records}
-        step = len(first.records)
-        if first.remain <= 0 or step == 0:
-            return list(first.records)
-        end = step + first.remain
-        gaps = [(o, min(o + step, end)) for o in range(step, end, step)]
+        gaps = _first_gaps(first)
         slots = asyncio.Semaphore(max(1, concurrency))
         while gaps:
             async def read(gap: tuple[int, int]) -> list[VersionedRecord]:
@@ -345,12 +332,7 @@ class TcaplusClient:
                 return page.records
 
             results = await asyncio.gather(*(read(g) for g in gaps))
-            next_gaps = []
-            for (start, stop), records in zip(gaps, results, strict=True):
-                pages[start] = records
-                if records and start + len(records) < stop:
-                    next_gaps.append((start + len(records), stop))
-            gaps = next_gaps
+            gaps = _next_gaps(gaps, list(results), pages)
         return [vr for offset in sorted(pages) for vr in pages[offset]]
 
     # -- writes -------------------------------------------------------------------------------
@@ -492,6 +474,26 @@ class TcaplusClient:
             path = self._paths.setdefault(
                 table, f"/ver1.0/apps/{self.app_id}/zones/{self.zone_id}/tables/{quote(table, safe='')}/records")
         return path, content, all_headers
+
+
+def _first_gaps(first: PartkeyPage) -> list[tuple[int, int]]:
+    """The ranges left after the first page, each as long as the first page was."""
+    step = len(first.records)
+    if first.remain <= 0 or step == 0:
+        return []
+    end = step + first.remain
+    return [(o, min(o + step, end)) for o in range(step, end, step)]
+
+
+def _next_gaps(gaps: list[tuple[int, int]], results: list[list[VersionedRecord]],
+               pages: dict[int, list[VersionedRecord]]) -> list[tuple[int, int]]:
+    """Store a round's pages; what a short page left of its range is read in the next round."""
+    out = []
+    for (start, stop), records in zip(gaps, results, strict=True):
+        pages[start] = records
+        if records and start + len(records) < stop:
+            out.append((start + len(records), stop))
+    return out
 
 
 def _write_request(target: str, table: str, method: str, body: dict[str, Any], idempotent: bool, flag: ResultFlag,
