@@ -184,6 +184,30 @@ def test_latency_is_waited_out_without_a_thread_per_request(server: EmulatorServ
     assert peak == threads
 
 
+def test_a_request_is_handled_when_it_arrives_and_answered_after_the_latency(server: EmulatorServer) -> None:
+    """The latency knob is a response time: the work is done at once and only the answer waits,
+    so the emulator's own work is never added to the latency a benchmark measures against."""
+    import select
+
+    emu = server.emulator
+    assert isinstance(emu, Echo)
+    emu.set_faults({"latency_ms": 3000})
+    with connect(server) as sock, sock.makefile("rb") as f:
+        started = time.monotonic()
+        sock.sendall(b"POST /write HTTP/1.1\r\nContent-Length: 0\r\n\r\n")
+        while emu.writes == 0 and time.monotonic() < started + 1.5:
+            time.sleep(0.01)
+        assert emu.writes == 1  # the write took effect on arrival, long before the latency passed ...
+        assert select.select([sock], [], [], 0)[0] == []  # ... and its answer still waits
+        assert emu.stats["POST /write"] == 1 and emu.answered["POST /write"] == 0
+        assert answer(f)[0] == 200
+        assert emu.answered["POST /write"] == 1
+        assert time.monotonic() - started >= 3
+        sock.sendall(b"GET /next HTTP/1.1\r\n\r\n")  # the next request waits for its own latency
+        again = time.monotonic()
+        assert json.loads(answer(f)[2])["path"] == "/next" and time.monotonic() - again >= 3
+
+
 def test_a_dropped_reply_takes_effect_and_the_connection_closes_without_an_answer(server: EmulatorServer) -> None:
     emu = server.emulator
     assert isinstance(emu, Echo)

@@ -46,6 +46,10 @@ class Workspace(CliWorkspace):
     def stats(self) -> dict[str, int]:
         return httpx.get(self.url + "/_sandbox/stats").json()
 
+    def answered(self) -> dict[str, int]:
+        """Requests answered so far (``stats`` counts them as they arrive)."""
+        return httpx.get(self.url + "/_sandbox/stats/answered").json()
+
 
 def bestproxy_workspace(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, *, cls: type[Workspace] = Workspace,
                         app_key: str = APP_KEY, totp_secret: str = TOTP_SECRET, password: str = PASSWORD,

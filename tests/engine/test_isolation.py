@@ -115,7 +115,7 @@ def _applied_concurrently(fleet: Any) -> None:
     adds_then = None
     for line in proc.stdout:
         if line.startswith("ok      create TcaplusRecords/"):
-            adds_then = httpx.get(bp + "/_sandbox/stats").json().get("POST /gateway/whitelist-account/add", 0)
+            adds_then = httpx.get(bp + "/_sandbox/stats/answered").json().get("POST /gateway/whitelist-account/add", 0)
             break
     rest, err = proc.communicate(timeout=120)
     assert proc.returncode == 0, rest + err
