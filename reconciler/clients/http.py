@@ -325,16 +325,28 @@ class _AioConn(asyncio.Protocol):
             else:
                 reply.done.set_exception(exc if isinstance(exc, OSError) else _Closed())
 
-    async def exchange(self, data: bytes) -> tuple[_Reply, Any]:
-        """Write one request and wait for its whole answer."""
+    async def exchange(self, data: bytes, timeout: float) -> tuple[_Reply, Any]:
+        """Write one request and wait for its whole answer, at most ``timeout`` seconds
+        (``TimeoutError``; the connection is then closed). One timer per request: asyncio.timeout
+        (a context object, task bookkeeping) cost about as much as parsing the answer."""
         assert self.transport is not None
         if self.closed:
             raise _Closed()
-        reply = self._reply = _AioReply(asyncio.get_running_loop().create_future())
+        loop = asyncio.get_running_loop()
+        reply = self._reply = _AioReply(loop.create_future())
         self._parser = httptools.HttpResponseParser(reply)
-        self.transport.write(data)
-        await reply.done
+        timer = loop.call_at(loop.time() + timeout, self._expire, reply)
+        try:
+            self.transport.write(data)
+            await reply.done
+        finally:
+            timer.cancel()
         return reply, self._parser
+
+    def _expire(self, reply: _AioReply) -> None:
+        if not reply.done.done():
+            reply.done.set_exception(TimeoutError("timed out"))
+            self.close()
 
     def close(self) -> None:
         self.closed = True
@@ -563,8 +575,7 @@ class HttpTransport:
         reusable = False
         try:
             try:
-                async with asyncio.timeout(self.timeout):
-                    reply, parser = await conn.exchange(data)
+                reply, parser = await conn.exchange(data, self.timeout)
             except (OSError, _Closed, httptools.HttpParserError) as exc:
                 raise ReplyLost(describe_reply_error(exc)) from None
             resp, reusable = self._answer(method, target, reply, parser)
@@ -713,6 +724,9 @@ class HttpTransport:
     # -- the event loop's connections ---------------------------------------------------------
     def _aio_pool(self) -> _AioPool:
         loop = asyncio.get_running_loop()
+        pool = self._aio_pools.get(loop)  # asked per request: no lock once the loop has its pool
+        if pool is not None:
+            return pool
         with self._count_lock:
             pool = self._aio_pools.get(loop)
             if pool is None:

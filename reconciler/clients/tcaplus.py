@@ -177,8 +177,9 @@ class PartkeyPage:
     total: int = 0
 
 
-def _json(value: Any) -> str:
-    return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+_json = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
+"""Compact JSON: ``json.dumps(value, ensure_ascii=False, separators=(",", ":"))`` without building
+an encoder for every call (a plan encodes the keys of every record)."""
 
 
 def _query(**params: Any) -> str:

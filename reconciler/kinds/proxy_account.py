@@ -101,8 +101,12 @@ class ProxyAccountKind(Kind):
 
     # -- plan ------------------------------------------------------------------------------
     def _live_view(self, a: LiveAccount, ctx: RunContext) -> dict[str, Any]:
+        return {"password": ctx.fingerprint_for(self.vendor)(a.password), **self._live_fields(a)}
+
+    @staticmethod
+    def _live_fields(a: LiveAccount) -> dict[str, Any]:
+        """The live view but its password (which is compared by value, shown by fingerprint)."""
         view: dict[str, Any] = {
-            "password": ctx.fingerprint_for(self.vendor)(a.password),
             "remark": a.remark,
             "productType": a.product_type,
             "trafficLimitGb": a.limit_gb,
@@ -164,8 +168,11 @@ class ProxyAccountKind(Kind):
         return {k: (SENSITIVE if k == "password" else v) for k, v in view.items()}
 
     def _desired_view(self, spec: ProxyAccountSpec, pw: str, ctx: RunContext) -> dict[str, Any]:
+        return {"password": ctx.fingerprint_for(self.vendor)(pw), **self._desired_fields(spec)}
+
+    @staticmethod
+    def _desired_fields(spec: ProxyAccountSpec) -> dict[str, Any]:
         view: dict[str, Any] = {
-            "password": ctx.fingerprint_for(self.vendor)(pw),
             "remark": spec.remark,
             "productType": spec.productType,
             "trafficLimitGb": spec.trafficLimitGb,
@@ -211,21 +218,18 @@ class ProxyAccountKind(Kind):
         return out
 
     def _update(self, r: Resource, spec: ProxyAccountSpec, pw: str, a: LiveAccount, ctx: RunContext) -> Change | None:
-        want = self._desired_view(spec, pw, ctx)
-        have = self._live_view(a, ctx)
-        pre = {"fingerprint": ctx.live_fingerprint(have)}
-        pw_changed = pw != a.password
+        want, have = self._desired_fields(spec), self._live_fields(a)
         diffs = []
-        for k in ("password", *COMPARED, "dailyLimitGb", "udp"):
-            if k not in want or k not in have:
-                continue
-            if k == "password":
-                if pw_changed:
-                    diffs.append(FieldDiff("password", SENSITIVE, SENSITIVE, True))
-            elif want[k] != have[k]:
+        if pw != a.password:
+            diffs.append(FieldDiff("password", SENSITIVE, SENSITIVE, True))
+        for k in (*COMPARED, "dailyLimitGb", "udp"):
+            if k in want and k in have and want[k] != have[k]:
                 diffs.append(FieldDiff(k, have[k], want[k]))
-        if not diffs:
+        if not diffs:  # the common case of a plan: no fingerprint to compute
             return None
+        fingerprint = ctx.fingerprint_for(self.vendor)
+        want, have = {"password": fingerprint(pw), **want}, {"password": fingerprint(a.password), **have}
+        pre = {"fingerprint": ctx.live_fingerprint(have)}
         notes = []
         write_only = [k for k in ("dailyLimitGb", "udp") if k in want and k not in have]
         data: dict[str, Any] = {"desired": self._data(spec), "password_fingerprint": want["password"]}

@@ -289,16 +289,36 @@ def table_schema(ctx: RunContext, table: str) -> TableSchema:
 
 def _leaves(message: MessageType, record: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
     """``{dotted path: value}`` down through singular message fields (unknown fields skipped)."""
+    if not prefix and not _has_structs(message):  # most tables: the record's known fields as they are
+        fields = message.fields
+        return {name: value for name, value in record.items() if name in fields}
+    return _walk_leaves(message, record, prefix)
+
+
+def _walk_leaves(message: MessageType, record: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+    """:func:`_leaves` field by field (any message)."""
     out: dict[str, Any] = {}
     for name, value in record.items():
         f = message.fields.get(name)
         if f is None:
             continue
         if f.message is not None and not f.is_repeated and isinstance(value, Mapping):
-            out.update(_leaves(f.message, value, f"{prefix}{name}."))
+            out.update(_walk_leaves(f.message, value, f"{prefix}{name}."))
         else:
             out[f"{prefix}{name}"] = value
     return out
+
+
+_STRUCTS: dict[int, tuple[MessageType, bool]] = {}
+
+
+def _has_structs(message: MessageType) -> bool:
+    """Whether ``message`` has a singular message field (a leaf path may then have dots)."""
+    known = _STRUCTS.get(id(message))
+    if known is None or known[0] is not message:
+        known = _STRUCTS[id(message)] = (message, any(f.message is not None and not f.is_repeated
+                                                      for f in message.fields.values()))
+    return known[1]
 
 
 def _default(f: ProtoField) -> Any:
@@ -360,6 +380,14 @@ def _diffs(schema: TableSchema, declared: Mapping[str, Any], live: Mapping[str, 
            want: dict[str, Any] | None = None) -> list[FieldDiff]:
     """Field-level differences, keys excluded; ``whole`` also compares fields only the live record has.
     ``want`` is ``_leaves`` of ``declared`` when the caller has it already."""
+    if declared == live if whole else all(name in live and live[name] == v for name, v in declared.items()):
+        return []  # every leaf equal as read (the common case of a plan): nothing to flatten
+    return _leaf_diffs(schema, declared, live, whole=whole, want=want)
+
+
+def _leaf_diffs(schema: TableSchema, declared: Mapping[str, Any], live: Mapping[str, Any], *, whole: bool,
+                want: dict[str, Any] | None = None) -> list[FieldDiff]:
+    """:func:`_diffs` leaf by leaf."""
     if want is None:
         want = _leaves(schema.message, declared)
     have = _leaves(schema.message, live)

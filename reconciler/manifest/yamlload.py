@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -62,8 +63,9 @@ class Document:
     # values written elsewhere (``${var.NAME}`` of an environment): path -> (file, line, col, note)
     origins: dict[Path_, tuple[str, int, int, str]] = field(default_factory=dict)
 
-    @property
+    @cached_property
     def base_dir(self) -> Path:
+        """The folder relative references of this document start from (asked per resource)."""
         return Path(self.file).parent
 
     def position(self, path: Path_, *, key: bool = False) -> tuple[int, int]:
