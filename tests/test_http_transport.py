@@ -44,6 +44,7 @@ class Peer(ThreadingHTTPServer):
         self.lock = threading.Lock()
         self.close_after_reply = False
         self.delay = 0.0
+        self.delays: dict[str, float] = {}  # by path, instead of ``delay``
         self.fail = 0  # answer the next N requests with HTTP 503
 
     @property
@@ -75,8 +76,8 @@ class Handler(BaseHTTPRequestHandler):
         body = self.rfile.read(length) if length else b""
         self.server.seen.append({"method": self.command, "path": self.path, "body": body,
                                  "headers": dict(self.headers.items())})
-        if self.server.delay:
-            time.sleep(self.server.delay)
+        if self.server.delays.get(self.path, self.server.delay):
+            time.sleep(self.server.delays.get(self.path, self.server.delay))
         out = json.dumps({"ok": True, "path": self.path}).encode()
         status = 200
         if self.server.fail > 0:
@@ -169,6 +170,25 @@ def test_a_reply_slower_than_the_timeout_is_a_lost_reply(peer: Peer, way: str) -
     peer.delay = 1.0
     with pytest.raises(TransportError, match=r"POST /w: timed out waiting for the reply; the outcome is unknown$"):
         send(t, way, "POST", "/w", idempotent=False, content=b"{}")
+
+
+def test_on_the_event_loop_only_the_replies_slower_than_the_timeout_time_out(peer: Peer) -> None:
+    """One watchdog per loop ends the waits that passed their timeout; the others are answered."""
+    from reconciler.errors import TransportError
+
+    t = HttpTransport(peer.url, vendor="tcaplus", retry=ONCE, timeout=0.3, max_connections=4)
+    peer.delays["/slow"] = 1.5
+
+    async def main() -> list[Any]:
+        return await asyncio.gather(*(t.asend("GET", "/slow" if i % 3 == 0 else "/fast", idempotent=True)
+                                      for i in range(9)), return_exceptions=True)
+
+    results = t.run(main)
+    slow, fast = results[::3], [r for i, r in enumerate(results) if i % 3]
+    assert all(isinstance(r, TransportError) and str(r).endswith("GET /slow: timed out waiting for the reply")
+               for r in slow), slow
+    assert all(not isinstance(r, BaseException) and r.status_code == 200 for r in fast), fast
+    assert t._aio_pools == {}
 
 
 @pytest.mark.parametrize("way", WAYS)

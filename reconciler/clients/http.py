@@ -160,6 +160,20 @@ def _dropped(sock: socket.socket) -> bool:
 
 _UNSAFE = re.compile(r"[\x00-\x20\x7f]")  # not in a request target
 _UNSAFE_VALUE = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")  # not in a header name or value (no CR/LF)
+_SAFE_HEADERS: set[tuple[tuple[str, str], ...]] = set()  # header sets already checked (a client sends a few, often)
+_HEADER_BLOCKS: dict[tuple[tuple[str, str], ...], str] = {}  # header set -> its lines on the wire
+
+
+def _safe_headers(items: tuple[tuple[str, str], ...]) -> bool:
+    """No control character in any header name or value (checked once per distinct header set)."""
+    if items in _SAFE_HEADERS:
+        return True
+    if any(_UNSAFE_VALUE.search(f"{k}{v}") for k, v in items):
+        return False
+    if len(_SAFE_HEADERS) >= 1024:  # bounded: header sets that vary (signatures, lengths) are not kept long
+        _SAFE_HEADERS.clear()
+    _SAFE_HEADERS.add(items)
+    return True
 
 
 def _decode(body: bytes, encoding: str | None) -> bytes:
@@ -325,28 +339,24 @@ class _AioConn(asyncio.Protocol):
             else:
                 reply.done.set_exception(exc if isinstance(exc, OSError) else _Closed())
 
-    async def exchange(self, data: bytes, timeout: float) -> tuple[_Reply, Any]:
-        """Write one request and wait for its whole answer, at most ``timeout`` seconds
-        (``TimeoutError``; the connection is then closed). One timer per request: asyncio.timeout
-        (a context object, task bookkeeping) cost about as much as parsing the answer."""
+    async def exchange(self, data: bytes) -> tuple[_Reply, Any]:
+        """Write one request and wait for its whole answer (its pool's watchdog ends the wait:
+        :meth:`_AioPool.exchange`)."""
         assert self.transport is not None
         if self.closed:
             raise _Closed()
-        loop = asyncio.get_running_loop()
-        reply = self._reply = _AioReply(loop.create_future())
+        reply = self._reply = _AioReply(asyncio.get_running_loop().create_future())
         self._parser = httptools.HttpResponseParser(reply)
-        timer = loop.call_at(loop.time() + timeout, self._expire, reply)
-        try:
-            self.transport.write(data)
-            await reply.done
-        finally:
-            timer.cancel()
+        self.transport.write(data)
+        await reply.done
         return reply, self._parser
 
-    def _expire(self, reply: _AioReply) -> None:
-        if not reply.done.done():
+    def expire(self) -> None:
+        """The answer took too long: the wait ends with ``TimeoutError`` and the connection closes."""
+        reply = self._reply
+        if reply is not None and not reply.done.done():
             reply.done.set_exception(TimeoutError("timed out"))
-            self.close()
+        self.close()
 
     def close(self) -> None:
         self.closed = True
@@ -366,9 +376,40 @@ class _AioPool:
     context: ssl.SSLContext | None = None
     _idle: list[_AioConn] = field(default_factory=list)
     _slots: asyncio.Semaphore = field(init=False)
+    # connections waiting for an answer -> when the wait ends; one watchdog timer checks them all
+    # (a timer per request, or asyncio.timeout, cost as much CPU as parsing the answer)
+    _waiting: dict[_AioConn, float] = field(default_factory=dict)
+    _watch: asyncio.TimerHandle | None = None
 
     def __post_init__(self) -> None:
         self._slots = asyncio.Semaphore(self.size)
+
+    async def exchange(self, conn: _AioConn, data: bytes) -> tuple[_Reply, Any]:
+        """``conn.exchange(data)`` for at most :attr:`timeout` seconds (``TimeoutError`` then,
+        raised within a twentieth of the timeout, at most a second, after it)."""
+        loop = asyncio.get_running_loop()
+        self._waiting[conn] = loop.time() + self.timeout
+        if self._watch is None:
+            self._watch = loop.call_later(self._tick, self._check)
+        try:
+            return await conn.exchange(data)
+        finally:
+            self._waiting.pop(conn, None)
+
+    @property
+    def _tick(self) -> float:
+        return min(1.0, max(0.005, self.timeout / 20))
+
+    def _check(self) -> None:
+        self._watch = None
+        loop = asyncio.get_running_loop()
+        now = loop.time()
+        for conn, deadline in list(self._waiting.items()):
+            if deadline <= now:
+                del self._waiting[conn]
+                conn.expire()
+        if self._waiting:
+            self._watch = loop.call_later(self._tick, self._check)
 
     async def acquire(self) -> _AioConn:
         await self._slots.acquire()
@@ -403,6 +444,9 @@ class _AioPool:
         self._slots.release()
 
     def close(self) -> None:
+        if self._watch is not None:
+            self._watch.cancel()
+            self._watch = None
         while self._idle:
             self._idle.pop().close()
 
@@ -514,22 +558,24 @@ class HttpTransport:
             sent = SentRequest(method, path, query, {k.lower(): v for k, v in headers.items()}, body or b"")
             for hook in self.on_request:
                 hook(sent)
-        head = [f"{method} {target} HTTP/1.1\r\nHost: {self._host}\r\n"]
-        for k, v in headers.items():
-            head.append(f"{k}: {v}\r\n")
-        if body is not None or method in ("POST", "PUT", "PATCH"):
-            head.append(f"Content-Length: {len(body or b'')}\r\n")
-        head.append("\r\n")
-        return "".join(head).encode("latin-1") + (body or b"")
+        items = tuple(headers.items())
+        block = _HEADER_BLOCKS.get(items)
+        if block is None:
+            if len(_HEADER_BLOCKS) >= 1024:  # bounded, as _SAFE_HEADERS
+                _HEADER_BLOCKS.clear()
+            block = _HEADER_BLOCKS[items] = "".join(f"{k}: {v}\r\n" for k, v in items)
+        length = f"Content-Length: {len(body or b'')}\r\n" if body is not None or method in ("POST", "PUT", "PATCH") else ""
+        return f"{method} {target} HTTP/1.1\r\nHost: {self._host}\r\n{block}{length}\r\n".encode("latin-1") + (body or b"")
 
     def _answer(self, method: str, target: str, reply: _Reply, parser: Any) -> tuple[Response, bool]:
         """The complete answer and whether its connection may be kept alive."""
         # (httptools' should_keep_alive() is reset once the message is complete)
-        connection = (reply.headers.get("connection") or "").lower()
+        got = dict.get  # the names are stored in lower case: no Headers.get (it lowers the name)
+        connection = (got(reply.headers, "connection") or "").lower()
         reusable = reply.complete and "close" not in connection and (
             parser.get_http_version() == "1.1" or "keep-alive" in connection)
         try:
-            content = _decode(b"".join(reply.body), reply.headers.get("content-encoding"))
+            content = _decode(b"".join(reply.body), got(reply.headers, "content-encoding"))
         except (OSError, EOFError, zlib.error, ValueError) as exc:
             raise ReplyLost(f"an undecodable reply ({type(exc).__name__})") from None
         resp = Response(parser.get_status_code(), reply.headers, content, reply.reason.decode("latin-1"))
@@ -575,7 +621,7 @@ class HttpTransport:
         reusable = False
         try:
             try:
-                reply, parser = await conn.exchange(data, self.timeout)
+                reply, parser = await pool.exchange(conn, data)
             except (OSError, _Closed, httptools.HttpParserError) as exc:
                 raise ReplyLost(describe_reply_error(exc)) from None
             resp, reusable = self._answer(method, target, reply, parser)
@@ -690,7 +736,7 @@ class HttpTransport:
                  content: bytes | None, headers: Mapping[str, str] | None, write: bool | None) -> _Prepared:
         query = raw_query if raw_query is not None else (urlencode(params) if params else "")
         target = self._prefix + path + ("?" + query if query else "")
-        if _UNSAFE.search(target) or any(_UNSAFE_VALUE.search(f"{k}{v}") for k, v in (headers or {}).items()):
+        if _UNSAFE.search(target) or (headers and not _safe_headers(tuple(headers.items()))):
             raise ValueError(f"{self.vendor}: {method} {path}: a control character or space in the request line or a header")
         hdrs: dict[str, str] = dict(headers or {})
         body = content

@@ -423,7 +423,9 @@ class TcaplusClient:
 
     async def aget(self, table: str, keys: Mapping[str, Any], *, select: Sequence[str] | None = None) -> VersionedRecord | None:
         """:meth:`get` on the running event loop (see :meth:`run`)."""
-        query = _query(keys=dict(keys), select=list(select) if select else None)
+        # _query's text, built directly (one GetRecord per record of a table without an index)
+        keys = keys if type(keys) is dict else dict(keys)
+        query = f"keys={_percent(_json(keys))}&select={_encoded_list(tuple(select))}" if select else _query(keys=keys)
         try:
             return _versioned(await self._acall("GetRecord", table, "GET", True, query))
         except TcaplusRecordNotFoundError:

@@ -71,6 +71,19 @@ def test_headers_and_percent_encoding(client: TcaplusClient, sent: list[SentRequ
     assert add.headers["x-tcaplus-result-flag"] == "0" and add.headers["content-type"] == "application/json"
 
 
+def test_the_event_loop_read_sends_what_the_threaded_read_sends(client: TcaplusClient, sent: list[SentRequest]) -> None:
+    """``aget`` builds its query directly; the wire is the one ``get`` writes, with and without select."""
+    client.add(T, {**PLAYER, "player_name": "李 雷"})
+    keys = {**KEYS, "player_name": "李 雷"}
+    for select in (None, ["game_server_id", "pay.amount"], ["game_server_id"]):
+        sent.clear()
+        threaded = client.get(T, keys, select=select)
+        looped = client.run(lambda select=select: client.aget(T, keys, select=select))
+        assert threaded == looped is not None
+        assert len(sent) == 2 and sent[0] == sent[1], sent
+    assert client.run(lambda: client.aget(T, {**KEYS, "player_name": "nobody"})) is None
+
+
 def test_delete_sends_a_json_body(client: TcaplusClient, sent: list[SentRequest]) -> None:
     client.set(T, PLAYER)
     result = client.delete(T, KEYS, result_flag=ResultFlag.BEFORE, return_values="rv")
