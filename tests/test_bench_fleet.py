@@ -62,3 +62,11 @@ def test_http_floor_bench_prints_a_row_per_way_and_thread_count() -> None:
     assert proc.returncode == 0, proc.stdout + proc.stderr
     rows = re.findall(r"^(product|http\.client|raw socket)\s+(\d+)\s+[\d.]+\s+[\d.]+\s+[\d.]+\s+[\d.]+$", proc.stdout, re.M)
     assert rows == [(w, t) for t in ("1", "2") for w in ("product", "http.client", "raw socket")], proc.stdout
+
+
+def test_request_cost_bench_prints_the_cost_per_request() -> None:
+    script = BENCH.parent / "request_cost.py"
+    proc = subprocess.run([sys.executable, str(script), "--requests", "20", "--cpu"],
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert re.search(r"^  per request: [\d.]+ ms of CPU \(user \+ system\)$", proc.stdout, re.M), proc.stdout

@@ -13,6 +13,7 @@ import json
 import threading
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -75,7 +76,7 @@ class Handler(BaseHTTPRequestHandler):
         length = int(self.headers.get("Content-Length") or 0)
         body = self.rfile.read(length) if length else b""
         self.server.seen.append({"method": self.command, "path": self.path, "body": body,
-                                 "headers": dict(self.headers.items())})
+                                 "headers": dict(self.headers.items()), "at": time.monotonic()})
         if self.server.delays.get(self.path, self.server.delay):
             time.sleep(self.server.delays.get(self.path, self.server.delay))
         out = json.dumps({"ok": True, "path": self.path}).encode()
@@ -189,6 +190,27 @@ def test_on_the_event_loop_only_the_replies_slower_than_the_timeout_time_out(pee
                for r in slow), slow
     assert all(not isinstance(r, BaseException) and r.status_code == 200 for r in fast), fast
     assert t._aio_pools == {}
+
+
+@pytest.mark.parametrize("way", WAYS)
+def test_a_requests_per_second_budget_spaces_every_attempt(peer: Peer, way: str) -> None:
+    """``requests_per_second``: attempts 1/N s apart however many are in flight, retries included."""
+    t = HttpTransport(peer.url, vendor="bestproxy", retry=RetryPolicy(attempts=3, wait_initial=0, wait_max=0, wait_jitter=0),
+                      max_connections=4, requests_per_second=20)
+    peer.fail = 2  # two 503s: the two retries count against the budget too
+    if way == "threads":
+        with ThreadPoolExecutor(4) as pool:
+            answers = list(pool.map(lambda i: t.send("GET", f"/r{i}", idempotent=True), range(9)))
+    else:
+        async def main() -> list[Any]:
+            return await asyncio.gather(*(t.asend("GET", f"/r{i}", idempotent=True) for i in range(9)))
+
+        answers = t.run(main)
+    assert [a.status_code for a in answers] == [200] * 9
+    arrived = sorted(s["at"] for s in peer.seen)
+    assert len(arrived) == 11
+    gaps = [b - a for a, b in zip(arrived, arrived[1:])]
+    assert arrived[-1] - arrived[0] >= 10 * 0.05 * 0.9, gaps  # 11 attempts: at least 10 intervals of 50 ms
 
 
 @pytest.mark.parametrize("way", WAYS)

@@ -112,6 +112,7 @@ class BestProxyClient:
         timeout: float = 30.0,
         retry: RetryPolicy | None = None,
         max_connections: int = 4,
+        requests_per_second: float | None = None,
     ):
         self._app_key = app_key
         redact.register(app_key)  # a query parameter of every GET: never in a log line
@@ -123,6 +124,7 @@ class BestProxyClient:
             max_connections=max_connections,
             error_cls=BestProxyError,
             transport_error_cls=BestProxyTransportError,
+            requests_per_second=requests_per_second,
         )
 
     def __repr__(self) -> str:

@@ -457,6 +457,24 @@ def _tls_context() -> ssl.SSLContext:
     return ssl.create_default_context()
 
 
+class _Budget:
+    """At most ``rate`` requests per second: each attempt takes the next free slot, 1/rate seconds
+    after the one before (threads and event loops of one transport share the budget)."""
+
+    def __init__(self, rate: float) -> None:
+        self.interval = 1.0 / rate
+        self._next = 0.0
+        self._lock = threading.Lock()
+
+    def delay(self) -> float:
+        """Seconds to wait before sending; the slot is taken."""
+        with self._lock:
+            now = time.monotonic()
+            at = max(now, self._next)
+            self._next = at + self.interval
+            return at - now
+
+
 class _Prepared:
     """One request as the caller asked for it, ready to be written for each attempt."""
 
@@ -504,8 +522,10 @@ class HttpTransport:
         max_connections: int = 8,
         error_cls: type[ApiError] = ApiError,
         transport_error_cls: type[TransportError] = TransportError,
+        requests_per_second: float | None = None,
     ):
         self.vendor = vendor
+        self._budget = _Budget(requests_per_second) if requests_per_second else None
         self.retry = retry or RetryPolicy()
         self.error_cls = error_cls
         self.transport_error_cls = transport_error_cls
@@ -588,6 +608,8 @@ class HttpTransport:
     def _attempt(self, method: str, target: str, path: str, query: str, body: bytes | None,
                  headers: dict[str, str]) -> Response:
         """One request on a kept-alive connection, read to the end (httptools parses the answer)."""
+        if self._budget is not None and (wait := self._budget.delay()) > 0:
+            time.sleep(wait)
         pool = self._pool
         assert pool is not None
         data = self._wire(method, target, path, query, body, headers)
@@ -615,6 +637,8 @@ class HttpTransport:
     async def _aattempt(self, method: str, target: str, path: str, query: str, body: bytes | None,
                         headers: dict[str, str]) -> Response:
         """:meth:`_attempt` on the running event loop's connections."""
+        if self._budget is not None and (wait := self._budget.delay()) > 0:
+            await asyncio.sleep(wait)
         pool = self._aio_pool()
         data = self._wire(method, target, path, query, body, headers)
         conn = await pool.acquire()

@@ -327,6 +327,7 @@ class JdbClient:
         timeout: float = 30.0,
         retry: RetryPolicy = RetryPolicy(),
         max_connections: int = 4,
+        requests_per_second: float | None = None,
         clock: Callable[[], float] = time.time,
         report_tz: tzinfo = JDB_REPORT_TZ,
     ):
@@ -339,7 +340,7 @@ class JdbClient:
         redact.register(iv)
         self.http = HttpTransport(
             base_url, vendor="jdb", timeout=timeout, retry=retry, max_connections=max_connections,
-            error_cls=JdbError, transport_error_cls=JdbTransportError,
+            error_cls=JdbError, transport_error_cls=JdbTransportError, requests_per_second=requests_per_second,
         )
         self.action_counts: Counter[int] = Counter()
         self._count_lock = threading.Lock()

@@ -227,12 +227,13 @@ class TcaplusClient:
         timeout: float = 30.0,
         retry: RetryPolicy = RetryPolicy(),
         max_connections: int = 8,
+        requests_per_second: float | None = None,
     ):
         self.app_id = app_id
         self.zone_id = zone_id
         self.transport = HttpTransport(
             base_url, vendor="tcaplus", timeout=timeout, retry=retry, max_connections=max_connections,
-            error_cls=TcaplusError, transport_error_cls=TcaplusTransportError,
+            error_cls=TcaplusError, transport_error_cls=TcaplusTransportError, requests_per_second=requests_per_second,
         )
         pwd_md5 = hashlib.md5(password.encode("utf-8")).hexdigest()
         redact.register(password)

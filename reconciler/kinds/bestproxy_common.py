@@ -46,6 +46,7 @@ def make_client(ctx: RunContext) -> BestProxyClient:
         timeout=p.timeout,
         retry=ctx.retry_policy(p),
         max_connections=p.concurrency,
+        requests_per_second=p.requests_per_second,
     )
 
 

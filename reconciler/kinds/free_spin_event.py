@@ -413,7 +413,7 @@ class FreeSpinEventKind(Kind):
         return JdbClient(
             p.base_url, dc=p.dc, key=ctx.config_secret(p.key), iv=ctx.config_secret(p.iv), parent=p.parent,
             timeout=p.timeout, retry=ctx.retry_policy(p),
-            max_connections=p.concurrency, report_tz=p.report_timezone,
+            max_connections=p.concurrency, report_tz=p.report_timezone, requests_per_second=p.requests_per_second,
         )
 
     # -- validation ------------------------------------------------------------------------

@@ -474,7 +474,7 @@ class TcaplusRecordsKind(Kind):
         return TcaplusClient(
             p.base_url, app_id=p.app_id, zone_id=p.zone_id, password=ctx.config_secret(p.password),
             timeout=p.timeout, retry=ctx.retry_policy(p),
-            max_connections=p.concurrency,
+            max_connections=p.concurrency, requests_per_second=p.requests_per_second,
         )
 
     # -- check --------------------------------------------------------------------------------

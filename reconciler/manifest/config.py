@@ -26,6 +26,9 @@ class Connection(_Strict):
     concurrency: int = Field(default=4, ge=1, le=64)
     retry_attempts: int = Field(default=4, ge=1, le=20)
     retry_wait_initial: float = Field(default=0.2, ge=0, le=60)
+    # at most this many requests per second on this connection, retries included (vendors
+    # throttle); requests are spaced 1/N seconds apart. None: only ``concurrency`` bounds them
+    requests_per_second: float | None = Field(default=None, gt=0, le=10_000)
 
 
 class IpDeleteVerification(_Strict):

@@ -135,6 +135,22 @@ def test_json_outcomes_one_per_line_and_a_journal_without_secrets(bp: Workspace)
     assert res.exit_code == 1 and "did not finish" in res.stderr and "--resume cut.jsonl" in res.stderr
 
 
+def test_a_connections_requests_per_second_spaces_its_requests(bp: Workspace) -> None:
+    """``requests_per_second`` in the config: the vendor sees no more than that, plan and apply."""
+    config = (bp.root / "reconciler.yaml").read_text()
+    bp.write("reconciler.yaml", config.replace("    retry_wait_initial: 0\n",
+                                                "    retry_wait_initial: 0\n    requests_per_second: 5\n"))
+    assert "requests_per_second: 5" in (bp.root / "reconciler.yaml").read_text()
+    allowlist(bp, ["10.0.0.1"])
+    accounts_file(bp, [f"game{i:02d}" for i in range(3)], trafficLimitGb=3)
+    res = bp.cli("apply", "--auto-approve")
+    assert res.exit_code == 0, res.stdout + res.stderr
+    span = httpx.get(bp.url + "/_sandbox/stats/span").json()
+    calls = sum(bp.stats().values())
+    assert calls >= 5
+    assert span["last"] - span["first"] >= (calls - 1) * 0.2 * 0.9, (calls, span)  # 200 ms apart at least
+
+
 def test_outcomes_stream_while_the_apply_runs(bp: Workspace) -> None:
     allowlist(bp, ["10.0.0.1"])
     accounts_file(bp, [f"game{i:02d}" for i in range(6)], trafficLimitGb=3)
