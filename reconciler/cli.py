@@ -567,7 +567,8 @@ def plan(paths: tuple[Path, ...], config_path: Path, sandbox: bool, sandbox_stat
         if drift:
             return _drift(s, p, baseline, fmt, detail)
         safety = run.check_safety(p, s.ctx)
-        data = _plan_data(s, p)
+        # the saved-plan form (digests of every document, signature) only where it is written out
+        data = _plan_data(s, p) if out or fmt == "json" else {}
         if p.failed:
             # the rest of the plan is shown; a plan missing a kind is never saved to be applied
             if fmt == "json":

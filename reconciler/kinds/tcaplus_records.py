@@ -185,7 +185,7 @@ class _Declared:
         """The fields a read of this record asks for: its declared ones (None: the whole record)."""
         if self.mode == "whole":
             return None
-        return sorted(p for p in self.leaves if p not in self.schema.primary_key) or None
+        return sorted(_leaf_paths(self.schema, self.record)) or None
 
 
 def identity(table: str, key: Iterable[Any]) -> str:
@@ -334,6 +334,15 @@ def _walk_leaves(message: MessageType, record: Mapping[str, Any], prefix: str = 
         else:
             out[f"{prefix}{name}"] = value
     return out
+
+
+def _leaf_paths(schema: TableSchema, record: Mapping[str, Any]) -> Iterable[str]:
+    """The leaf paths of ``record`` but its key fields (a read's ``select``)."""
+    key = schema.primary_key
+    if _has_structs(schema.message):
+        return [p for p in _walk_leaves(schema.message, record) if p not in key]
+    fields = schema.message.fields
+    return [name for name in record if name in fields and name not in key]
 
 
 _STRUCTS: dict[int, tuple[MessageType, bool]] = {}
@@ -715,7 +724,9 @@ class _TablePlanner:
         """Fields to read: the declared ones when every record is in declared mode."""
         if not declared or any(d.mode == "whole" for d in declared):
             return None
-        paths = {p for d in declared for p in d.leaves if p not in self.schema.primary_key}
+        paths: set[str] = set()
+        for d in declared:
+            paths.update(_leaf_paths(self.schema, d.record))
         return sorted(paths) or None
 
     async def _read_scopes(self, prunes: list[Resource], declared: list[_Declared]) -> dict[str, tuple[Resource, VersionedRecord]]:

@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from reconciler.kinds.tcaplus_records import _diffs, _has_structs, _leaf_diffs, _leaves, _walk_leaves
+from reconciler.kinds.tcaplus_records import _diffs, _has_structs, _leaf_diffs, _leaf_paths, _leaves, _walk_leaves
 from reconciler.protoschema import TableSchema, parse_proto
 
 HEADER = 'syntax = "proto3";\npackage t;\nimport "tcaplusservice.optionv1.proto";\n'
@@ -89,3 +89,13 @@ def test_leaves_of_a_flat_message_are_its_known_fields(tables: dict[str, TableSc
             assert _leaves(nested.message, record) == _walk_leaves(nested.message, record)
     assert _leaves(nested.message, {"id": 1, "inner": {"x": 1}}) == {"id": 1, "inner.x": 1}
     assert _leaves(flat.message, {"id": 1, "unknown": 2}) == {"id": 1}
+
+
+def test_a_reads_select_paths_are_the_records_leaves_but_its_keys(tables: dict[str, TableSchema]) -> None:
+    for name, pairs in (("flat", FLAT), ("nested", NESTED)):
+        schema = tables[name]
+        for record in (r for pair in pairs for r in pair):
+            expected = [p for p in _walk_leaves(schema.message, record) if p not in schema.primary_key]
+            assert sorted(_leaf_paths(schema, record)) == sorted(expected), record
+    assert sorted(_leaf_paths(tables["nested"], {"id": 1, "inner": {"x": 1, "y": "a"}, "many": []})) == [
+        "inner.x", "inner.y", "many"]
