@@ -22,7 +22,7 @@ from collections import Counter
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable
+from typing import TYPE_CHECKING, Any, Callable, NoReturn
 
 import click
 from click.core import ParameterSource
@@ -1160,7 +1160,36 @@ def export_manifests_cmd(paths: tuple[Path, ...], config_path: Path, sandbox: bo
 
 
 def main() -> None:
-    cli(prog_name="reconciler")
+    try:
+        cli(prog_name="reconciler")
+    except SystemExit as exc:
+        _leave(exc.code)
+    _leave(0)
+
+
+def _leave(code: object) -> NoReturn:
+    """Exit with ``code`` (as ``SystemExit`` would) without tearing the interpreter down.
+
+    Once a command is done, freeing every object one by one (a 1x plan holds ~100 MB of them)
+    took 0.15 s of CPU, 5% of a plan, for nothing. The exit handlers still run (logging's flush,
+    coverage), the standard streams are flushed, and every worker thread the commands start has
+    been joined by then."""
+    import atexit
+
+    if code is None:
+        status = 0
+    elif isinstance(code, int):
+        status = code
+    else:  # SystemExit("message"): the message on stderr, status 1
+        print(code, file=sys.stderr)
+        status = 1
+    atexit._run_exitfuncs()
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):  # a closed pipe (| head) or stream: nothing more to say
+            pass
+    os._exit(status)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -35,6 +35,30 @@ def test_usage_errors_exit_1_never_2(bp: Workspace, args: list[str]) -> None:
     assert "Error:" in r.stderr and "Traceback" not in r.stderr
 
 
+def test_the_installed_command_leaves_with_its_output_whole(tmp_path: Path) -> None:
+    """``main`` ends the process without tearing the interpreter down (os._exit): what is still in
+    the stdout buffer (the end of an 18 KB document here) is flushed first."""
+    import json
+
+    buffered = {k: v for k, v in os.environ.items() if k != "PYTHONUNBUFFERED"}
+    r = subprocess.run([EXE, "schema", "manifest"], cwd=tmp_path, capture_output=True, text=True, timeout=60, env=buffered)
+    assert r.returncode == 0 and r.stderr == ""
+    assert len(r.stdout) > 16_384 and json.loads(r.stdout)["$schema"]
+    target = tmp_path / "schema.json"
+    with open(target, "w") as fh:
+        assert subprocess.run([EXE, "schema", "manifest"], cwd=tmp_path, stdout=fh, timeout=60, env=buffered).returncode == 0
+    assert target.read_text() == r.stdout
+
+
+@pytest.mark.parametrize("code,status,err", [("3", 3, ""), ("None", 0, ""), ("'bad thing'", 1, "bad thing\n")])
+def test_leaving_flushes_what_is_buffered_and_keeps_the_status(code: str, status: int, err: str) -> None:
+    script = ("import sys; from reconciler.cli import _leave; [sys.stdout.write('x' * 10) for _ in range(2000)]; "
+              f"sys.stderr.write(''); _leave({code})")
+    buffered = {k: v for k, v in os.environ.items() if k != "PYTHONUNBUFFERED"}  # stdout buffered, as usual
+    r = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60, env=buffered)
+    assert (r.returncode, r.stdout, r.stderr) == (status, "x" * 20000, err)
+
+
 def test_usage_error_exits_1_from_the_installed_command(tmp_path: Path) -> None:
     r = subprocess.run([EXE, "plan", "--no-such-flag"], cwd=tmp_path, capture_output=True, text=True, timeout=60)
     assert r.returncode == 1, r.stderr
