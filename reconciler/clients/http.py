@@ -808,8 +808,8 @@ class HttpTransport:
         """Run ``main()`` on a new event loop in this thread and close that loop's connections after.
 
         Many requests in flight on one thread cost far less CPU than as many threads each blocked
-        on its own socket (no thread wake-up and GIL hand-off per answer): 0.10 against 0.19-0.29
-        ms per request here (docs/performance.md, "One event loop")."""
+        on its own socket (no thread wake-up and GIL hand-off per answer): 0.16-0.18 against
+        0.22-0.33 ms per request here (docs/performance.md, "One event loop")."""
 
         async def wrapper() -> T:
             try:
