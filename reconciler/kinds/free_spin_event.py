@@ -234,7 +234,7 @@ def _players_of(real: str, mtime_ns: int, size: int, name: str) -> tuple[tuple[s
     players: list[str] = []
     problems: list[str] = []
     seen: dict[str, int] = {}
-    for n, line in enumerate(text.splitlines(), 1):
+    for n, line in enumerate(confine.text_lines(text), 1):
         uid = line.split("#", 1)[0].strip()
         if not uid:
             continue

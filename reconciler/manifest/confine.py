@@ -160,6 +160,13 @@ def read_bytes(path: Path | str, *, what: str, confine: bool = True, limit: int 
         os.close(fd)
 
 
+def text_lines(text: str) -> list[str]:
+    """The lines of ``text`` as editors and ``git diff`` number them: broken at LF, CR LF or CR only.
+    ``str.splitlines`` also breaks at VT, FF, FS-RS, NEL and U+2028/U+2029, so a players file's
+    ``p1<U+2028>p2`` became two players and every later line number was off by one."""
+    return text.replace("\r\n", "\n").replace("\r", "\n").split("\n")
+
+
 def read_text(path: Path | str, *, what: str, confine: bool = True, limit: int | None = None,
               root: Path | None = None) -> str:
     """UTF-8 text of ``path`` (see :func:`read_bytes`); NUL bytes are refused."""
@@ -171,7 +178,7 @@ def read_text(path: Path | str, *, what: str, confine: bool = True, limit: int |
     if "\0" in text:
         raise ConfinementError(what, _shown(path), "holds a NUL byte (not a text file)")
     if what in _STRICT_TEXT and _REFUSED.search(text) is not None:  # a clean text has no bad line: one scan
-        for n, line in enumerate(text.splitlines(), 1):
+        for n, line in enumerate(text_lines(text), 1):
             msg = bad_character(line)
             if msg:
                 raise ConfinementError(what, _shown(path), f"line {n}: {msg}")

@@ -407,3 +407,22 @@ def test_a_player_id_holding_any_whitespace_is_refused(tmp_path) -> None:
         confine.set_root(old)
     assert players == ["ok01"]
     assert problems == [f"players.txt line {n}: not a player ID (1-50 characters, no spaces)" for n in range(1, len(inside) + 1)]
+
+
+@pytest.mark.parametrize("sep", ["\u2028", "\u2029"])
+def test_a_unicode_line_separator_does_not_split_a_player_line(tmp_path, sep: str) -> None:
+    """Lines break at LF, CR LF and CR only (as editors number them): ``p1<U+2028>p2`` is one bad
+    line, never two players, and the line numbers after it stay right."""
+    from reconciler.kinds.free_spin_event import read_players_file
+    from reconciler.manifest import confine
+
+    path = tmp_path / "players.txt"
+    path.write_text(f"ok01\r\nplayer01{sep}player02\nok02\rok03\n", encoding="utf-8")
+    old = confine.get_root()
+    confine.set_root(tmp_path)
+    try:
+        players, problems = read_players_file(path)
+    finally:
+        confine.set_root(old)
+    assert players == ["ok01", "ok02", "ok03"]
+    assert problems == ["players.txt line 2: not a player ID (1-50 characters, no spaces)"]
