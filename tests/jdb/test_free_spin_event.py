@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import time
 from datetime import datetime, timedelta, timezone
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -390,21 +391,28 @@ def test_an_opt_in_grants_again_once_not_after_a_second_termination(ws: JdbWorks
     assert [e["status"] for e in ws.events()] == ["TERMINATED", "TERMINATED"]
 
 
-def test_a_player_id_holding_any_whitespace_is_refused(tmp_path) -> None:
+def _read_players(folder: Path, text: str) -> tuple[list[str], list[str]]:
+    """``read_players_file`` of ``folder/players.txt`` holding ``text``, ``folder`` the workspace."""
     from reconciler.kinds.free_spin_event import read_players_file
+    from reconciler.manifest import confine
+
+    path = folder / "players.txt"
+    path.write_text(text, encoding="utf-8")
+    old = confine.get_root()
+    confine.set_root(folder)
+    try:
+        return read_players_file(path)
+    finally:
+        confine.set_root(old)
+
+
+def test_a_player_id_holding_any_whitespace_is_refused(tmp_path) -> None:
     from reconciler.manifest import confine
 
     inside = [c for c in map(chr, range(0x110000))
               if c.isspace() and len(f"a{c}b".splitlines()) == 1 and confine.bad_character(c) is None]
     assert " " in inside and "\t" in inside and "\u3000" in inside
-    path = tmp_path / "players.txt"
-    path.write_text("".join(f"  p{i}{c}x  \n" for i, c in enumerate(inside)) + "ok01\n", encoding="utf-8")
-    old = confine.get_root()
-    confine.set_root(tmp_path)
-    try:
-        players, problems = read_players_file(path)
-    finally:
-        confine.set_root(old)
+    players, problems = _read_players(tmp_path, "".join(f"  p{i}{c}x  \n" for i, c in enumerate(inside)) + "ok01\n")
     assert players == ["ok01"]
     assert problems == [f"players.txt line {n}: not a player ID (1-50 characters, no spaces)" for n in range(1, len(inside) + 1)]
 
@@ -413,16 +421,6 @@ def test_a_player_id_holding_any_whitespace_is_refused(tmp_path) -> None:
 def test_a_unicode_line_separator_does_not_split_a_player_line(tmp_path, sep: str) -> None:
     """Lines break at LF, CR LF and CR only (as editors number them): ``p1<U+2028>p2`` is one bad
     line, never two players, and the line numbers after it stay right."""
-    from reconciler.kinds.free_spin_event import read_players_file
-    from reconciler.manifest import confine
-
-    path = tmp_path / "players.txt"
-    path.write_text(f"ok01\r\nplayer01{sep}player02\nok02\rok03\n", encoding="utf-8")
-    old = confine.get_root()
-    confine.set_root(tmp_path)
-    try:
-        players, problems = read_players_file(path)
-    finally:
-        confine.set_root(old)
+    players, problems = _read_players(tmp_path, f"ok01\r\nplayer01{sep}player02\nok02\rok03\n")
     assert players == ["ok01", "ok02", "ok03"]
     assert problems == ["players.txt line 2: not a player ID (1-50 characters, no spaces)"]
