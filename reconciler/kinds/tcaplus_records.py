@@ -792,7 +792,7 @@ class _TablePlanner:
     def _plan_record(self, d: _Declared, live: VersionedRecord | None) -> None:
         if live is not None:
             self.kp.existing_in_scope += 1
-            diffs = _diffs(self.schema, d.record, live.record, whole=d.mode == "whole", want=d.leaves)
+            diffs = _diffs(self.schema, d.record, live.record, whole=d.mode == "whole")
             if not diffs:  # the common case of a plan: nothing else to build
                 self.kp.noops += 1
                 return
