@@ -271,24 +271,35 @@ def test_a_certificate_the_system_does_not_trust_is_refused_before_any_request(t
     listener = socket.socket()
     listener.bind(("127.0.0.1", 0))
     listener.listen(4)
+    listener.settimeout(1.0)
     received: list[bytes] = []
+    handshakes = 0
 
     def serve() -> None:
-        conn, _ = listener.accept()
-        try:
-            with ctx.wrap_socket(conn, server_side=True) as tls:
-                received.append(tls.recv(65536))
-        except (ssl.SSLError, OSError):
-            pass  # the client gave up during the handshake
+        nonlocal handshakes
+        while True:
+            try:
+                conn, _ = listener.accept()
+            except OSError:  # no further attempt within a second, or the listener closed
+                return
+            handshakes += 1
+            try:
+                with ctx.wrap_socket(conn, server_side=True) as tls:
+                    received.append(tls.recv(65536))
+            except (ssl.SSLError, OSError):
+                pass  # the client gave up during the handshake
 
     th = threading.Thread(target=serve, daemon=True)
     th.start()
-    t = HttpTransport(f"https://127.0.0.1:{listener.getsockname()[1]}", vendor="bestproxy", retry=ONCE, timeout=5)
+    # a policy that would retry a connection failure three times: a certificate is not retried
+    retry = RetryPolicy(attempts=4, wait_initial=0, wait_max=0, wait_jitter=0)
+    t = HttpTransport(f"https://127.0.0.1:{listener.getsockname()[1]}", vendor="bestproxy", retry=retry, timeout=5)
     with pytest.raises(TransportError, match=r": GET /gateway/whitelist-account/list: TLS certificate verification failed$"):
         send(t, way, "GET", "/gateway/whitelist-account/list", idempotent=True, params={"app_key": "CanaryKey"})
     th.join(10)
     listener.close()
     assert received == []
+    assert handshakes == 1  # one attempt: another could only fail the same way
 
 
 @pytest.mark.parametrize("way", WAYS)

@@ -55,11 +55,17 @@ stamina.instrumentation.set_on_retry_hooks([])
 
 
 class ConnectFailed(Exception):
-    """Internal: the connection could not be opened; nothing was sent."""
+    """Internal: the connection could not be opened; nothing was sent. ``lasting``: another
+    attempt seconds later cannot succeed (a certificate that fails verification), so none is made."""
 
-    def __init__(self, cause: str):
+    def __init__(self, cause: str, *, lasting: bool = False):
         self.cause = cause
+        self.lasting = lasting
         super().__init__(cause)
+
+
+def connect_failed(exc: BaseException) -> ConnectFailed:
+    return ConnectFailed(describe_connect_error(exc), lasting=isinstance(exc, ssl.SSLCertVerificationError))
 
 
 class ReplyLost(Exception):
@@ -266,7 +272,7 @@ class _Pool:
             return self._connect()
         except OSError as exc:
             self._slots.release()
-            raise ConnectFailed(describe_connect_error(exc)) from None
+            raise connect_failed(exc) from None
         except BaseException:
             self._slots.release()
             raise
@@ -427,7 +433,7 @@ class _AioPool:
                     server_hostname=self.host if self.context is not None else None)
         except OSError as exc:  # TimeoutError and ssl.SSLError are OSErrors
             self._slots.release()
-            raise ConnectFailed(describe_connect_error(exc)) from None
+            raise connect_failed(exc) from None
         except BaseException:
             self._slots.release()
             raise
@@ -662,7 +668,7 @@ class HttpTransport:
             if isinstance(exc, ConnectFailed | ReplyLost):
                 req.cause = exc.cause
             if isinstance(exc, ConnectFailed):
-                return True
+                return not exc.lasting
             if not req.idempotent:
                 return False
             if isinstance(exc, RetryableStatus):
