@@ -412,13 +412,17 @@ def _strip_defaults(message: MessageType, record: Mapping[str, Any]) -> dict[str
     return out
 
 
-def _diffs(schema: TableSchema, declared: Mapping[str, Any], live: Mapping[str, Any], *, whole: bool,
-           want: dict[str, Any] | None = None) -> list[FieldDiff]:
-    """Field-level differences, keys excluded; ``whole`` also compares fields only the live record has.
-    ``want`` is ``_leaves`` of ``declared`` when the caller has it already."""
-    if declared == live if whole else all(name in live and live[name] == v for name, v in declared.items()):
-        return []  # every leaf equal as read (the common case of a plan): nothing to flatten
-    return _leaf_diffs(schema, declared, live, whole=whole, want=want)
+def _equal_as_read(declared: Mapping[str, Any], live: Mapping[str, Any], *, whole: bool) -> bool:
+    """Every declared leaf equal to the live one as read (the common case of a plan): no diff, and
+    nothing to flatten. ``False`` says nothing: compare leaf by leaf (:func:`_leaf_diffs`)."""
+    return declared == live if whole else all(name in live and live[name] == v for name, v in declared.items())
+
+
+def _diffs(schema: TableSchema, declared: Mapping[str, Any], live: Mapping[str, Any], *, whole: bool) -> list[FieldDiff]:
+    """Field-level differences, keys excluded; ``whole`` also compares fields only the live record has."""
+    if _equal_as_read(declared, live, whole=whole):
+        return []
+    return _leaf_diffs(schema, declared, live, whole=whole)
 
 
 def _leaf_diffs(schema: TableSchema, declared: Mapping[str, Any], live: Mapping[str, Any], *, whole: bool,
@@ -792,7 +796,9 @@ class _TablePlanner:
     def _plan_record(self, d: _Declared, live: VersionedRecord | None) -> None:
         if live is not None:
             self.kp.existing_in_scope += 1
-            diffs = _diffs(self.schema, d.record, live.record, whole=d.mode == "whole")
+            whole = d.mode == "whole"
+            diffs = [] if _equal_as_read(d.record, live.record, whole=whole) else _leaf_diffs(
+                self.schema, d.record, live.record, whole=whole, want=d.leaves)
             if not diffs:  # the common case of a plan: nothing else to build
                 self.kp.noops += 1
                 return

@@ -72,7 +72,7 @@ def test_quick_comparison_answers_as_leaf_by_leaf(tables: dict[str, TableSchema]
     for declared, live in pairs:
         expected = _leaf_diffs(schema, declared, live, whole=whole)
         assert _diffs(schema, declared, live, whole=whole) == expected, (declared, live)
-        assert _diffs(schema, declared, live, whole=whole, want=_leaves(schema.message, declared)) == expected
+        assert _leaf_diffs(schema, declared, live, whole=whole, want=_leaves(schema.message, declared)) == expected
         found_equal += not expected
         found_different += bool(expected)
     assert found_equal and found_different  # both answers are exercised
