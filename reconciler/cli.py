@@ -1160,6 +1160,9 @@ def export_manifests_cmd(paths: tuple[Path, ...], config_path: Path, sandbox: bo
 
 
 def main() -> None:
+    from reconciler.engine import heap
+
+    heap.one_run()  # a process that runs one command: what it loads is frozen (gc.freeze)
     try:
         cli(prog_name="reconciler")
     except SystemExit as exc:

@@ -14,6 +14,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictStr
 
+from reconciler.engine.heap import long_lived
 from reconciler.errors import InputError, Problem
 from reconciler.kinds import KINDS
 from reconciler.kinds.base import Kind, Resource, RunContext, ScopeDecl
@@ -146,6 +147,13 @@ def _read_root(f: Path, args: list[Path]) -> Path | None:
 
 
 def load_manifests(paths: list[Path], ctx: RunContext) -> Loaded:
+    """Read, validate and check every manifest under ``paths`` (``InputError`` with every problem).
+    What it makes lives for the whole run: the collector is paused meanwhile (engine/heap.py)."""
+    with long_lived():
+        return _load_manifests(paths, ctx)
+
+
+def _load_manifests(paths: list[Path], ctx: RunContext) -> Loaded:
     files, problems = manifest_files(paths)
     loaded = Loaded(files=files)
     docs: list[Document] = []
