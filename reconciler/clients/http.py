@@ -41,7 +41,6 @@ from typing import Any, Awaitable, Callable, Mapping, TypeVar
 from urllib.parse import urlencode
 
 import httptools
-import stamina
 
 from reconciler.errors import ApiError, TransportError
 from reconciler.manifest.endpoints import split_base_url
@@ -49,9 +48,21 @@ from reconciler.manifest.endpoints import split_base_url
 log = logging.getLogger("reconciler.http")
 T = TypeVar("T")
 
-# stamina logs every scheduled retry as a warning; ours are one debug line per attempt (shown
-# with --debug) in HttpTransport.send, naming the vendor, host, operation and cause
-stamina.instrumentation.set_on_retry_hooks([])
+_stamina_quiet = False
+
+
+def retry_context(**kwargs: Any) -> Any:
+    """``stamina.retry_context(**kwargs)``. stamina and tenacity (21 modules, ~10 ms) are imported
+    on first use: a run whose requests all succeed at once never loads them."""
+    global _stamina_quiet
+    import stamina
+
+    if not _stamina_quiet:
+        # stamina logs every scheduled retry as a warning; ours are one debug line per attempt
+        # (shown with --debug) in HttpTransport.send, naming the vendor, host, operation and cause
+        stamina.instrumentation.set_on_retry_hooks([])
+        _stamina_quiet = True
+    return stamina.retry_context(**kwargs)
 
 
 class ConnectFailed(Exception):
@@ -345,13 +356,13 @@ class _AioConn(asyncio.Protocol):
             else:
                 reply.done.set_exception(exc if isinstance(exc, OSError) else _Closed())
 
-    async def exchange(self, data: bytes) -> tuple[_Reply, Any]:
-        """Write one request and wait for its whole answer (its pool's watchdog ends the wait:
-        :meth:`_AioPool.exchange`)."""
+    async def exchange(self, data: bytes, loop: asyncio.AbstractEventLoop) -> tuple[_Reply, Any]:
+        """Write one request and wait for its whole answer on ``loop``, the running one (its pool's
+        watchdog ends the wait: :meth:`_AioPool.exchange`)."""
         assert self.transport is not None
         if self.closed:
             raise _Closed()
-        reply = self._reply = _AioReply(asyncio.get_running_loop().create_future())
+        reply = self._reply = _AioReply(loop.create_future())
         self._parser = httptools.HttpResponseParser(reply)
         self.transport.write(data)
         await reply.done
@@ -374,6 +385,7 @@ class _AioConn(asyncio.Protocol):
 class _AioPool:
     """:class:`_Pool` for one event loop: kept-alive connections, at most ``size`` in use at once."""
 
+    loop: asyncio.AbstractEventLoop  # the one it serves (asyncio.get_running_loop() costs a getpid call)
     scheme: str
     host: str
     port: int
@@ -393,12 +405,12 @@ class _AioPool:
     async def exchange(self, conn: _AioConn, data: bytes) -> tuple[_Reply, Any]:
         """``conn.exchange(data)`` for at most :attr:`timeout` seconds (``TimeoutError`` then,
         raised within a twentieth of the timeout, at most a second, after it)."""
-        loop = asyncio.get_running_loop()
+        loop = self.loop
         self._waiting[conn] = loop.time() + self.timeout
         if self._watch is None:
             self._watch = loop.call_later(self._tick, self._check)
         try:
-            return await conn.exchange(data)
+            return await conn.exchange(data, loop)
         finally:
             self._waiting.pop(conn, None)
 
@@ -408,7 +420,7 @@ class _AioPool:
 
     def _check(self) -> None:
         self._watch = None
-        loop = asyncio.get_running_loop()
+        loop = self.loop
         now = loop.time()
         for conn, deadline in list(self._waiting.items()):
             if deadline <= now:
@@ -425,10 +437,9 @@ class _AioPool:
             if not conn.closed and sock is not None and not _dropped(sock):
                 return conn
             conn.close()
-        loop = asyncio.get_running_loop()
         try:
             async with asyncio.timeout(self.timeout):
-                _, conn = await loop.create_connection(
+                _, conn = await self.loop.create_connection(
                     _AioConn, self.host, self.port, ssl=self.context,
                     server_hostname=self.host if self.context is not None else None)
         except OSError as exc:  # TimeoutError and ssl.SSLError are OSErrors
@@ -782,7 +793,7 @@ class HttpTransport:
         """stamina's attempts, the first of them the one already made at ``started``."""
         p = self.retry
         left = max(0.001, p.timeout - (time.monotonic() - started))
-        return stamina.retry_context(on=self._retry_hook(req), attempts=p.attempts, timeout=left,
+        return retry_context(on=self._retry_hook(req), attempts=p.attempts, timeout=left,
                                      wait_initial=p.wait_initial, wait_max=p.wait_max, wait_jitter=p.wait_jitter)
 
     def _final(self, req: _Prepared, exc: Exception) -> Response:
@@ -806,8 +817,8 @@ class HttpTransport:
         with self._count_lock:
             pool = self._aio_pools.get(loop)
             if pool is None:
-                pool = self._aio_pools[loop] = _AioPool(self._scheme, self._conn_host, self._port, self.timeout,
-                                                        self.max_connections, self._context)
+                pool = self._aio_pools[loop] = _AioPool(loop, self._scheme, self._conn_host, self._port, self.timeout,
+                                                              self.max_connections, self._context)
             return pool
 
     def run(self, main: Callable[[], Awaitable[T]]) -> T:

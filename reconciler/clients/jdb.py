@@ -34,10 +34,9 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone, tzinfo
 from typing import Any, Callable, Iterator, Mapping, Sequence, TypedDict
 
-import stamina
 
 from reconciler.clients import redact
-from reconciler.clients.http import HttpTransport, Response, RetryPolicy
+from reconciler.clients.http import HttpTransport, Response, RetryPolicy, retry_context
 from reconciler.clients.jdb_crypto import JdbCipher
 from reconciler.errors import ApiError, TransportError
 
@@ -372,8 +371,8 @@ class JdbClient:
         # again under the transport's retry policy, as the transport asks again after a 5xx: it
         # changes nothing, and one refusal would otherwise drop the kind from the plan
         p = self.http.retry
-        for attempt in stamina.retry_context(on=_busy_at_200, attempts=p.attempts, timeout=p.timeout,
-                                             wait_initial=p.wait_initial, wait_max=p.wait_max, wait_jitter=p.wait_jitter):
+        for attempt in retry_context(on=_busy_at_200, attempts=p.attempts, timeout=p.timeout,
+                                     wait_initial=p.wait_initial, wait_max=p.wait_max, wait_jitter=p.wait_jitter):
             with attempt:
                 return self._call_once(action, payload, idempotent=True)
         raise AssertionError("unreachable")  # pragma: no cover
