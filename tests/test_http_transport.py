@@ -397,3 +397,27 @@ def test_a_line_break_or_control_character_never_reaches_the_wire(peer: Peer, wa
         with pytest.raises(ValueError, match="control character or space"):
             send(t, way, "GET", "/x", idempotent=True, **kwargs)
     assert peer.seen == []
+
+
+def test_an_answer_is_read_as_json_loads_reads_its_bytes() -> None:
+    """``Response.json`` scans a UTF-8 body that starts with its value directly; every body must
+    still give what ``json.loads(bytes)`` gives, values and errors alike: byte order marks, UTF-16,
+    an encoded lone surrogate (json.loads decodes with surrogatepass), trailing data, empty."""
+    from reconciler.clients.http import Response
+
+    bodies = [
+        b'{"a": 1, "b": [1.5, "x", null, true]}', b'{"a": 1}\r\n', b"[1, 2]", b'  {"a": 1}', b'{"a": 1} x', b'{"a": 1}{}',
+        "\ufeff{\"a\": 1}".encode("utf-8"), '{"a": "\u00e9"}'.encode("utf-16"), '{"a": "\u00e9"}'.encode("utf-16-le"),
+        '{"a": "\u00e9\u4e2d"}'.encode("utf-8"), b'{"a": "\xed\xa0\x80"}', b'{"a": "\xff"}', b'{"a": }', b"", b"{",
+        b'{"a": NaN}', b'{"n": 123456789012345678901234567890}', b"[" * 50_000 + b"]" * 50_000,
+    ]
+    for body in bodies:
+        try:
+            want: object = json.loads(body)
+        except (ValueError, RecursionError) as exc:
+            want = (type(exc), str(exc))
+        try:
+            got: object = Response(200, {}, body).json()
+        except (ValueError, RecursionError) as exc:
+            got = (type(exc), str(exc))
+        assert repr(got) == repr(want), body[:40]

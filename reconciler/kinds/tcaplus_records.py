@@ -48,6 +48,7 @@ from typing import Any, Generic, Literal, TypeVar, overload
 
 from pydantic import BaseModel, ConfigDict, Field, StrictStr, model_validator
 
+from reconciler.clients.http import json_value
 from reconciler.clients.tcaplus import (
     DEFAULT_PAGE_SIZE,
     TcaplusClient,
@@ -228,23 +229,6 @@ def _read_records(res: Resource) -> tuple[list[tuple[Any, _Where]], list[Problem
     return [], [res.problem(("file",), "data files are JSON Lines (.jsonl, .ndjson) or YAML (.yaml, .yml)")]
 
 
-# json.loads's own scanner, without its per-call wrapping (typeshed does not declare the attribute)
-_scan_json: Callable[[str, int], tuple[Any, int]] = json.JSONDecoder().scan_once  # type: ignore[attr-defined]
-
-
-def _json_value(line: str) -> Any:
-    """``json.loads(line)``: a line that starts with its value and has only JSON whitespace after it
-    is scanned directly; any other line (leading space, trailing data, a byte order mark, an error)
-    goes through ``json.loads``, which raises what it raises."""
-    try:
-        value, end = _scan_json(line, 0)
-    except (StopIteration, ValueError, RecursionError):
-        return json.loads(line)
-    if end == len(line) or not line[end:].strip(" \t\n\r"):
-        return value
-    return json.loads(line)
-
-
 @lru_cache(maxsize=32)
 def _json_lines(path: str, mtime_ns: int, size: int, display: str, resource: str) -> tuple[list[tuple[Any, _Where]], list[Problem]]:
     records: list[tuple[Any, _Where]] = []
@@ -259,7 +243,7 @@ def _json_lines(path: str, mtime_ns: int, size: int, display: str, resource: str
             if not line.strip():
                 continue
             try:
-                record = _json_value(line)
+                record = json_value(line)
             except (ValueError, RecursionError) as exc:  # RecursionError: nested too deep (bounded input)
                 col = getattr(exc, "colno", 1)
                 problems.append(Problem(display, number, col, resource, "", f"invalid JSON: {getattr(exc, 'msg', None) or 'nested too deep'}"))

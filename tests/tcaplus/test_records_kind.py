@@ -70,7 +70,7 @@ def test_precondition_and_data_of_an_update(ws: Workspace) -> None:
 def test_a_json_line_is_read_as_json_loads_reads_it() -> None:
     """Data-file lines are scanned without json.loads's wrapping when they start with their value:
     values, and the errors (message and column) of bad lines, must be json.loads's."""
-    from reconciler.kinds.tcaplus_records import _json_value
+    from reconciler.clients.http import json_value
 
     lines = [
         '{"a": 1, "b": [1.5, "x", null, true]}\n', '{"a": 1}', '  {"a": 1}\n', '{"a": 1}  \t\r\n', '[1, 2]\n', '"s"\n',
@@ -83,7 +83,7 @@ def test_a_json_line_is_read_as_json_loads_reads_it() -> None:
         except (ValueError, RecursionError) as exc:
             want = (type(exc), str(exc), getattr(exc, "colno", None))
         try:
-            got: object = _json_value(line)
+            got: object = json_value(line)
         except (ValueError, RecursionError) as exc:
             got = (type(exc), str(exc), getattr(exc, "colno", None))
         assert repr(got) == repr(want), line[:40]
