@@ -12,6 +12,7 @@ import gzip
 import json
 import threading
 import time
+import zlib
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -47,6 +48,9 @@ class Peer(ThreadingHTTPServer):
         self.delay = 0.0
         self.delays: dict[str, float] = {}  # by path, instead of ``delay``
         self.fail = 0  # answer the next N requests with HTTP 503
+        # answer with this body and these headers instead (Content-Length added unless the headers
+        # say "Connection: close": the body then ends when the connection closes)
+        self.raw: tuple[bytes, dict[str, str]] | None = None
 
     @property
     def url(self) -> str:
@@ -79,6 +83,17 @@ class Handler(BaseHTTPRequestHandler):
                                  "headers": dict(self.headers.items()), "at": time.monotonic()})
         if self.server.delays.get(self.path, self.server.delay):
             time.sleep(self.server.delays.get(self.path, self.server.delay))
+        if self.server.raw is not None:
+            body, headers = self.server.raw
+            self.send_response(200)
+            for k, v in headers.items():
+                self.send_header(k, v)
+            if headers.get("Connection") != "close":
+                self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+            self.close_connection = headers.get("Connection") == "close"
+            return
         out = json.dumps({"ok": True, "path": self.path}).encode()
         status = 200
         if self.server.fail > 0:
@@ -421,3 +436,56 @@ def test_an_answer_is_read_as_json_loads_reads_its_bytes() -> None:
         except (ValueError, RecursionError) as exc:
             got = (type(exc), str(exc))
         assert repr(got) == repr(want), body[:40]
+
+
+MIB = 1024 * 1024
+
+
+def _json_of_size(n: int) -> bytes:
+    """A JSON document of exactly ``n`` bytes."""
+    return b'{"pad": "' + b"x" * (n - 11) + b'"}'
+
+
+@pytest.mark.parametrize("way", WAYS)
+@pytest.mark.parametrize("coding", ["identity", "gzip", "deflate", "raw deflate", "until close"])
+def test_an_answer_over_the_size_limit_fails_once_and_plainly(peer: Peer, way: str, coding: str,
+                                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    """Memory stays bounded whatever a server sends: a body over the limit (as received, or once
+    decoded: 2 MiB from a few KB of gzip) ends the exchange with one clear error, and it is not
+    asked again (another attempt would get the same). A body at the limit is read whole."""
+    from reconciler.clients import http
+    from reconciler.errors import TransportError
+
+    monkeypatch.setattr(http, "MAX_REPLY_BYTES", MIB)
+    retrying = RetryPolicy(attempts=4, wait_initial=0, wait_max=0, wait_jitter=0)
+
+    def encoded(body: bytes) -> tuple[bytes, dict[str, str]]:
+        if coding == "gzip":
+            return gzip.compress(body), {"Content-Encoding": "gzip"}
+        if coding == "deflate":
+            return zlib.compress(body), {"Content-Encoding": "deflate"}
+        if coding == "raw deflate":
+            c = zlib.compressobj(wbits=-zlib.MAX_WBITS)
+            return c.compress(body) + c.flush(), {"Content-Encoding": "deflate"}
+        if coding == "until close":
+            return body, {"Connection": "close"}
+        return body, {}
+
+    peer.raw = encoded(_json_of_size(2 * MIB))
+    t = HttpTransport(peer.url, vendor="tcaplus", retry=retrying)
+    with pytest.raises(TransportError) as err:
+        send(t, way, "GET", "/big", idempotent=True)
+    assert "the reply is larger than the 1 MiB limit" in str(err.value)
+    assert len(peer.seen) == 1  # not retried
+
+    peer.raw = encoded(_json_of_size(MIB))
+    assert len(send(t, way, "GET", "/fits", idempotent=True).json()["pad"]) == MIB - 11
+    t.close()
+
+
+@pytest.mark.parametrize("way", WAYS)
+def test_a_gzip_answer_of_several_members_is_read_whole(peer: Peer, way: str) -> None:
+    """As gzip.decompress reads it: members one after another (RFC 1952 allows several)."""
+    peer.raw = (gzip.compress(b'{"a": ') + gzip.compress(b"[1, 2]}"), {"Content-Encoding": "gzip"})
+    t = HttpTransport(peer.url, vendor="tcaplus", retry=ONCE)
+    assert send(t, way, "GET", "/m", idempotent=True).json() == {"a": [1, 2]}

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import asyncio
 import gzip
+import io
 import json as jsonlib
 import logging
 import re
@@ -80,11 +81,30 @@ def connect_failed(exc: BaseException) -> ConnectFailed:
 
 
 class ReplyLost(Exception):
-    """Internal: the request was (or may have been) sent and no complete reply came back."""
+    """Internal: the request was (or may have been) sent and no complete reply came back.
+    ``lasting``: asking again would get the same (an answer over the size limit), so no retry."""
 
-    def __init__(self, cause: str):
+    def __init__(self, cause: str, *, lasting: bool = False):
         self.cause = cause
+        self.lasting = lasting
         super().__init__(cause)
+
+
+MAX_REPLY_BYTES = 64 * 1024 * 1024
+"""The largest answer body read, as received and once decoded (memory stays bounded whatever a
+server sends, a decompression bomb included). The largest answers are whole lists (BestProxy's
+accounts, about 300 bytes each; TcaplusDB's pages are capped at 256 KB by the vendor)."""
+
+
+class _TooLarge(Exception):
+    """Internal: an answer's body passed :data:`MAX_REPLY_BYTES`."""
+
+
+def reply_lost(exc: BaseException) -> ReplyLost:
+    """The :class:`ReplyLost` of a failed exchange (httptools wraps a callback's exception)."""
+    if isinstance(exc, _TooLarge) or isinstance(exc.__context__, _TooLarge):
+        return ReplyLost(f"the reply is larger than the {MAX_REPLY_BYTES // (1024 * 1024)} MiB limit", lasting=True)
+    return ReplyLost(describe_reply_error(exc))
 
 
 def describe_connect_error(exc: BaseException) -> str:
@@ -219,27 +239,46 @@ def _safe_headers(items: tuple[tuple[str, str], ...]) -> bool:
 
 
 def _decode(body: bytes, encoding: str | None) -> bytes:
+    """The body without its content coding, never more than :data:`MAX_REPLY_BYTES` of it."""
     enc = (encoding or "identity").strip().lower()
     if enc in ("", "identity"):
         return body
     if enc in ("gzip", "x-gzip"):
-        return gzip.decompress(body)
-    if enc == "deflate":
+        with gzip.GzipFile(fileobj=io.BytesIO(body)) as fh:  # every member, as gzip.decompress reads
+            out = fh.read(MAX_REPLY_BYTES + 1)
+    elif enc == "deflate":
         try:
-            return zlib.decompress(body)
+            out = _inflate(body, zlib.MAX_WBITS)
         except zlib.error:
-            return zlib.decompress(body, -zlib.MAX_WBITS)  # raw deflate, as some servers send
-    raise ValueError(f"unsupported Content-Encoding {enc!r}")
+            out = _inflate(body, -zlib.MAX_WBITS)  # raw deflate, as some servers send
+    else:
+        raise ValueError(f"unsupported Content-Encoding {enc!r}")
+    if len(out) > MAX_REPLY_BYTES:
+        raise _TooLarge()
+    return out
+
+
+def _inflate(body: bytes, wbits: int) -> bytes:
+    """``zlib.decompress(body, wbits)``, stopping one byte past the limit."""
+    d = zlib.decompressobj(wbits)
+    out = d.decompress(body, MAX_REPLY_BYTES + 1)
+    if len(out) > MAX_REPLY_BYTES:
+        return out
+    out += d.flush()
+    if not d.eof:
+        raise zlib.error("incomplete or truncated stream")
+    return out
 
 
 class _Reply:
     """httptools callbacks: one answer's status, headers and body."""
 
-    __slots__ = ("headers", "body", "reason", "complete", "headers_complete")
+    __slots__ = ("headers", "body", "size", "reason", "complete", "headers_complete")
 
     def __init__(self) -> None:
         self.headers = Headers()
         self.body: list[bytes] = []
+        self.size = 0
         self.reason = b""
         self.complete = False
         self.headers_complete = False
@@ -261,6 +300,9 @@ class _Reply:
         self.headers[key] = f"{self.headers[key]}, {text}" if key in self.headers else text
 
     def on_body(self, body: bytes) -> None:
+        self.size += len(body)
+        if self.size > MAX_REPLY_BYTES:  # the parser stops and raises (HttpParserCallbackError)
+            raise _TooLarge()
         self.body.append(body)
 
     def on_message_complete(self) -> None:
@@ -638,6 +680,8 @@ class HttpTransport:
             parser.get_http_version() == "1.1" or "keep-alive" in connection)
         try:
             content = _decode(b"".join(reply.body), got(reply.headers, "content-encoding"))
+        except _TooLarge as exc:
+            raise reply_lost(exc) from None
         except (OSError, EOFError, zlib.error, ValueError) as exc:
             raise ReplyLost(f"an undecodable reply ({type(exc).__name__})") from None
         resp = Response(parser.get_status_code(), reply.headers, content, reply.reason.decode("latin-1"))
@@ -670,7 +714,7 @@ class HttpTransport:
                         raise _Closed()
                     parser.feed_data(chunk)
             except (OSError, _Closed, httptools.HttpParserError) as exc:
-                raise ReplyLost(describe_reply_error(exc)) from None
+                raise reply_lost(exc) from None
             resp, reusable = self._answer(method, target, reply, parser)
         finally:
             pool.release(sock, reusable=reusable)
@@ -689,7 +733,7 @@ class HttpTransport:
             try:
                 reply, parser = await pool.exchange(conn, data)
             except (OSError, _Closed, httptools.HttpParserError) as exc:
-                raise ReplyLost(describe_reply_error(exc)) from None
+                raise reply_lost(exc) from None
             resp, reusable = self._answer(method, target, reply, parser)
         finally:
             pool.release(conn, reusable=reusable)
@@ -705,7 +749,7 @@ class HttpTransport:
                 req.cause = exc.cause
             if isinstance(exc, ConnectFailed):
                 return not exc.lasting
-            if not req.idempotent:
+            if not req.idempotent or (isinstance(exc, ReplyLost) and exc.lasting):
                 return False
             if isinstance(exc, RetryableStatus):
                 after = exc.response.headers.get("Retry-After")
