@@ -29,7 +29,7 @@ def _bare_env() -> dict[str, str]:
 # -- usage errors --------------------------------------------------------------------------------
 @pytest.mark.parametrize("args", [["--bogus"], ["plan", "--bogus"], ["plan", "--format", "yaml"], ["nosuchcommand"],
                                   ["export", "transactions"], ["schema", "nosuch"]])
-def test_usage_errors_exit_1_never_2(bp: Workspace, args: list[str]) -> None:
+def test_usage_errors_exit_1_never_2(bp: Workspace, args: list[str]) -> None:  # noqa: F811 - the fixture
     r = bp.cli(*args)
     assert r.exit_code == 1, (args, r.output)
     assert "Error:" in r.stderr and "Traceback" not in r.stderr
@@ -65,7 +65,7 @@ def test_usage_error_exits_1_from_the_installed_command(tmp_path: Path) -> None:
 
 
 # -- global options ------------------------------------------------------------------------------
-def test_global_options_are_accepted_before_or_after_the_subcommand(bp: Workspace) -> None:
+def test_global_options_are_accepted_before_or_after_the_subcommand(bp: Workspace) -> None:  # noqa: F811 - the fixture
     bp.write("manifests/a.yaml", account_doc("game01"))
     shutil.move(bp.root / "reconciler.yaml", bp.root / "other.yaml")
     before = bp.cli("--config", "other.yaml", "--no-color", "validate")
@@ -87,7 +87,7 @@ def test_global_options_are_accepted_before_or_after_the_subcommand(bp: Workspac
 
 
 # -- --target ------------------------------------------------------------------------------------
-def test_target_of_an_unknown_kind_or_undeclared_name_fails_before_any_call(bp: Workspace) -> None:
+def test_target_of_an_unknown_kind_or_undeclared_name_fails_before_any_call(bp: Workspace) -> None:  # noqa: F811 - the fixture
     bp.write("manifests/a.yaml", account_doc("game01"))
     r = bp.cli("plan", "--target", "ProxyAcount/game01")
     assert r.exit_code == 1 and "unknown kind" in r.stderr
@@ -97,7 +97,7 @@ def test_target_of_an_unknown_kind_or_undeclared_name_fails_before_any_call(bp: 
 
 
 # -- files the CLI writes ------------------------------------------------------------------------
-def test_unwritable_outputs_fail_with_one_clean_line_before_any_call(bp: Workspace) -> None:
+def test_unwritable_outputs_fail_with_one_clean_line_before_any_call(bp: Workspace) -> None:  # noqa: F811 - the fixture
     bp.write("manifests/a.yaml", account_doc("game01"))
     r = bp.cli("plan", "--out", "missing/plan.json")
     assert r.exit_code == 1
@@ -113,7 +113,7 @@ def test_unwritable_outputs_fail_with_one_clean_line_before_any_call(bp: Workspa
     assert bp.stats() == {}
 
 
-def test_an_os_error_while_writing_is_one_line_not_an_internal_error(bp: Workspace) -> None:
+def test_an_os_error_while_writing_is_one_line_not_an_internal_error(bp: Workspace) -> None:  # noqa: F811 - the fixture
     bp.write("manifests/a.yaml", account_doc("game01"))
     ro = bp.root / "ro"
     ro.mkdir()
@@ -219,7 +219,7 @@ def test_offline_validate_with_named_connections_and_environments(tmp_path: Path
     assert r.returncode == 1 and "PRODUCTION_BESTPROXY_APP_KEY is not set" in r.stderr, r.stderr
 
 
-def test_target_names_an_identity_on_a_named_connection(fleet: Fleet) -> None:
+def test_target_names_an_identity_on_a_named_connection(fleet: Fleet) -> None:  # noqa: F811 - the fixture
     estate(fleet)
     r = fleet.cli("plan", "--target", "ProxyAccount/ops01@brand-b")
     assert r.exit_code == 0, r.output

@@ -15,6 +15,7 @@ import time
 import zlib
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from itertools import pairwise
 from pathlib import Path
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -224,7 +225,7 @@ def test_a_requests_per_second_budget_spaces_every_attempt(peer: Peer, way: str)
     assert [a.status_code for a in answers] == [200] * 9
     arrived = sorted(s["at"] for s in peer.seen)
     assert len(arrived) == 11
-    gaps = [b - a for a, b in zip(arrived, arrived[1:])]
+    gaps = [b - a for a, b in pairwise(arrived)]
     assert arrived[-1] - arrived[0] >= 10 * 0.05 * 0.9, gaps  # 11 attempts: at least 10 intervals of 50 ms
 
 

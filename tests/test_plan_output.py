@@ -179,7 +179,7 @@ def test_show_renders_a_saved_plan_in_every_format(tmp_path: Path, monkeypatch: 
 
 
 # -- progress ------------------------------------------------------------------------------------
-def test_progress_lines_when_stderr_is_not_a_terminal(ws: TcaplusWorkspace, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_progress_lines_when_stderr_is_not_a_terminal(ws: TcaplusWorkspace, monkeypatch: pytest.MonkeyPatch) -> None:  # noqa: F811 - the fixture
     import reconciler.cli
 
     write_seed(ws, 200, 2)
@@ -196,7 +196,7 @@ def test_progress_lines_when_stderr_is_not_a_terminal(ws: TcaplusWorkspace, monk
     assert [x for x in ws.cli("plan").stderr.splitlines() if x.startswith("progress")] == []
 
 
-def test_a_progress_display_on_a_terminal(ws: TcaplusWorkspace) -> None:
+def test_a_progress_display_on_a_terminal(ws: TcaplusWorkspace) -> None:  # noqa: F811 - the fixture
     write_seed(ws, 300, 2)
     ws.emulator.set_faults({"latency_ms": 15.0})
     code, screen, out = _run_on_pty(["plan"], ws.root, _env(), stdout_on_pty=False)
@@ -260,7 +260,7 @@ def test_a_kind_lists_its_first_changes_every_delete_and_counts_the_rest(n: int)
 
 
 @pytest.mark.parametrize("n", [2, 2000])
-def test_apply_streams_every_outcome_but_counts_applied_ones_past_the_first_per_kind(ws: TcaplusWorkspace, n: int) -> None:
+def test_apply_streams_every_outcome_but_counts_applied_ones_past_the_first_per_kind(ws: TcaplusWorkspace, n: int) -> None:  # noqa: F811 - the fixture
     from reconciler.engine.render import NORMAL_MAX_CHANGES
     from tests.tcaplus.test_records_cli import example
 

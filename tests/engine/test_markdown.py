@@ -71,7 +71,7 @@ def _change(i: int, *, kind: str = "ProxyAccount", action: Action = Action.UPDAT
 # -- escaping --------------------------------------------------------------------------------
 def test_every_value_is_escaped_and_still_reads_as_written() -> None:
     changes = []
-    for i, v in enumerate(HOSTILE):
+    for v in HOSTILE:
         changes.append(Change(
             kind="ProxyAccount", vendor="bestproxy", key=v, action=Action.UPDATE, resource=f"ProxyAccount/{v}",
             source=v, summary=v, notes=[v], data={"blocked": v},

@@ -61,7 +61,7 @@ def test_bad_manifest_is_rejected_before_any_call(ws: JdbWorkspace, name: str) -
         assert res.exit_code == 1, (command, res.stdout, res.stderr)
         lines = [line for line in res.stderr.splitlines() if line]
         assert len(lines) == len(CASES[name]), res.stderr
-        for line, (where, fragments) in zip(lines, CASES[name]):
+        for line, (where, fragments) in zip(lines, CASES[name], strict=True):
             assert line.startswith(f"error: manifests/{name}:{where}: "), line
             for fragment in fragments:
                 assert fragment in line, (fragment, line)

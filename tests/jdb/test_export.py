@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from datetime import datetime, timedelta, timezone
+from itertools import pairwise
 from pathlib import Path
 from typing import Callable
 
@@ -35,7 +36,7 @@ def test_one_minute_more_is_two_windows() -> None:
 def test_windows_are_consecutive_and_cover_the_range() -> None:
     windows = split_windows(at(13, 2), at(14, 57), now=NOW)
     assert windows[0].start == at(13, 2) and windows[-1].end == at(14, 57)
-    assert all(a.end == b.start for a, b in zip(windows, windows[1:]))
+    assert all(a.end == b.start for a, b in pairwise(windows))
     assert all(w.end - w.start <= timedelta(minutes=15) for w in windows)
     assert len(windows) == 8
 
