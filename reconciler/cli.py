@@ -43,6 +43,7 @@ from reconciler.engine.targets import check_target_syntax, check_targets_declare
 from reconciler.clients import redact
 from reconciler.errors import ReconcilerError, UsageError
 from reconciler.kinds.base import Baseline, RunOptions
+from reconciler.manifest.confine import escape_visible
 
 # The run, saved-plan and journal machinery is imported by the commands that use it (plan, apply,
 # show, schema): validate, sandbox serve and export never load it.
@@ -56,7 +57,10 @@ MAX_VALIDATE_WARNINGS = 50
 
 
 def _err(line: str) -> None:
-    click.echo(line, err=True)
+    """One line on stderr. Refused characters (controls, bidirectional overrides) are written as
+    ``\\uXXXX``: a problem may quote a field name or a file name from the input, and an error a
+    vendor's message; none may reorder or hide what the line says."""
+    click.echo(escape_visible(line), err=True)
 
 
 def check_writable(path: Path) -> None:

@@ -177,7 +177,8 @@ class _Builder:
                 if type(knode) is yaml.ScalarNode and knode.tag == _STR:  # most keys: scalar() of a string
                     key = knode.value
                     if not key.isprintable() and (bad := bad_character(key)):
-                        self.problems.append(self._p(knode, path, bad))
+                        # named by its own path, as bad_strings names a field name (shown escaped)
+                        self.problems.append(self._p(knode, path + (key,), f"field name: {bad}"))
                 else:
                     key = self.build_scalar_key(knode, path)
                     if key is None:

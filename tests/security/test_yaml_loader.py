@@ -4,6 +4,7 @@ problems and positions it reports; the loader takes shortcuts for plain scalars 
 from __future__ import annotations
 
 from reconciler.manifest.yamlload import load_documents
+from tests.bestproxy.conftest import Workspace, bp  # noqa: F401 - the fixture
 
 
 def lines(text: str) -> list[str]:
@@ -42,8 +43,8 @@ def test_keys_refused_characters_and_duplicates() -> None:
     docs, problems = load_documents("? [a]\n: 1\n\"k\\u202e\": 2\n\"n\\x01\": 3\nk: 1\nk: 2\n1: int\nnull: n\ntrue: t\n", "f.yaml")
     assert [str(p) for p in problems] == [
         "f.yaml:1:3: mapping keys must be scalars",
-        "f.yaml:3:1: bidirectional control character U+202E is not allowed",
-        "f.yaml:4:1: control character U+0001 is not allowed",
+        "f.yaml:3:1: k\u202e: field name: bidirectional control character U+202E is not allowed",
+        "f.yaml:4:1: n\x01: field name: control character U+0001 is not allowed",
         "f.yaml:6:1: k: duplicate key 'k' (first at line 5)",
     ]
     assert docs[0].data == {"k\u202e": 2, "n\x01": 3, "k": 1, "1": "int", "null": "n", "True": "t"}
@@ -57,3 +58,16 @@ def test_values_refused_characters_and_tags() -> None:
         "f.yaml:4:4: d: cannot read 'abc' as int",
         "f.yaml:5:5: e[0]: control character U+0085 is not allowed",
     ]
+
+
+def test_a_refused_character_is_never_printed_even_when_a_line_names_it(bp: Workspace) -> None:  # noqa: F811
+    """A field name, a file name or a vendor's message may hold a character the input rules refuse
+    (a bidirectional override reorders the rest of the line on a terminal): every error line shows
+    it as ``\\uXXXX``, and the refused field is named by its own path."""
+    bp.write("manifests/a\u202e.yaml", 'apiVersion: reconciler/v1\nkind: ProxyAccount\nmetadata:\n  name: game01\nspec:\n'
+             '  username: game01\n  "pass\\u202eword": x\n  password: file:secrets/pw\n  productType: 9\n')
+    r = bp.cli("validate")
+    assert r.exit_code == 1
+    assert "\u202e" not in r.stderr and "\u202e" not in r.stdout
+    assert "error: manifests/a\\u202e.yaml:7:3: spec.pass\\u202eword: field name: bidirectional control character " \
+           "U+202E is not allowed" in r.stderr.splitlines()
