@@ -171,10 +171,7 @@ class _Declared:
     # computed once, when the record is validated (plans ask them often)
     identity: str  # identity(table, key values)
     keys: dict[str, Any]  # the primary-key fields
-
-    @property
-    def mode(self) -> str:
-        return str(self.res.spec.mode)
+    mode: str  # its document's spec.mode: "declared" or "whole"
 
     @_once
     def leaves(self) -> dict[str, Any]:
@@ -528,12 +525,14 @@ class TcaplusRecordsKind(Kind):
         raw, read_problems = _read_records(res)  # cached: never mutate what it returns
         problems = [*read_problems, *self._prune_problems(res, schema)]
         declared = []
+        mode, key_fields = str(spec.mode), schema.primary_key
         for record, where in raw:
             issues = validate_record(schema, record, require_required=True)
-            problems += [where.problem(i.path, i.message, res.ref, key=i.on_key) for i in issues]
-            if not issues:
-                keys = {k: record[k] for k in schema.primary_key}
-                declared.append(_Declared(res, schema, record, where, identity(schema.name, keys.values()), keys))
+            if issues:
+                problems += [where.problem(i.path, i.message, res.ref, key=i.on_key) for i in issues]
+                continue
+            keys = {k: record[k] for k in key_fields}
+            declared.append(_Declared(res, schema, record, where, identity(schema.name, keys.values()), keys, mode))
         return declared, problems
 
     @staticmethod
