@@ -66,8 +66,11 @@ class _Writer:
         start, end = self._codes[name]
         return f"{start}{text}{end}"
 
-    def line(self, text: str = "", style: str = "") -> None:
-        self.out.write((self.style(text, style) if style else text) + "\n")
+    def line(self, text: str = "", style: str = "", tail: str = "") -> None:
+        """``text`` (in ``style``) then ``tail``, each with refused characters escaped first: a
+        line names files, resources and vendors' values, and none may reorder or hide the rest."""
+        text = escape_visible(text)
+        self.out.write((self.style(text, style) if style else text) + escape_visible(tail) + "\n")
 
 
 def _counts_table(plan: Plan) -> list[list[str]]:
@@ -211,12 +214,12 @@ def _changes(w: _Writer, plan: Plan, *, full: bool) -> None:
 def _change(w: _Writer, c: Change, shared: set[str], *, full: bool) -> None:
     # a change line starts at column 0 with its symbol (scripts grep "^- delete"); its details
     # are indented under it
-    head = w.style(f"{SYMBOL[c.action]} {c.action.value}", c.action.value) + f" {c.address}"
+    head = f" {c.address}"
     if c.resource and c.resource != c.address:
         head += f"  ({c.resource})"
     if c.summary:
         head += f"  {c.summary}"
-    w.line(head)
+    w.line(f"{SYMBOL[c.action]} {c.action.value}", c.action.value, tail=head)
     diffs = c.diffs if full else c.diffs[:NORMAL_MAX_DIFFS]
     for d in diffs:
         w.line(f"    {_diff_line(c, d)}")
@@ -238,9 +241,9 @@ def render_outcome(o: Outcome, out: TextIO) -> None:
     line = f"{OUTCOME_MARK.get(o.status, o.status):7} {o.change.action.value} {o.change.address}"
     if o.message:
         line += f": {o.message}"
-    out.write(line + "\n")
+    out.write(escape_visible(line) + "\n")
     for d in o.details:
-        out.write(f"        {d}\n")
+        out.write(f"        {escape_visible(d)}\n")
 
 
 class OutcomeStream:

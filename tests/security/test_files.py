@@ -265,6 +265,22 @@ def test_control_characters_in_live_values_are_shown_escaped(ws: Repo, emulators
         assert "\u202e" not in out.stdout and "u202e" in out.stdout, out.stdout
 
 
+def test_a_file_name_with_a_refused_character_is_shown_escaped(ws: Repo, emulators: Emulators) -> None:
+    """File names are not judged by the string rules (a pull request may name a file anything), so
+    every output that names one shows its refused characters escaped: plans (text and Markdown),
+    apply's lines and error lines."""
+    ws.write("manifests/a\u202eyaml.txt.yaml", account(remark="ok"))
+    shown = {"plan": "a\\u202eyaml.txt.yaml", "markdown": "a&#92;u202eyaml.txt.yaml", "apply": "a\\u202eyaml.txt.yaml"}
+    for args in (("plan",), ("plan", "--format", "markdown"), ("apply", "--auto-approve")):
+        out = ws.run(*args)
+        assert out.code in (0, 2), out.output
+        assert "\u202e" not in out.stdout + out.stderr, args
+        assert shown[args[-1] if args[-1] == "markdown" else args[0]] in out.stdout, (args, out.stdout)
+    ws.write("manifests/a\u202eyaml.txt.yaml", account(remark="ok") + "  bogus: 1\n")
+    out = ws.run("validate")
+    assert out.code == 1 and "\u202e" not in out.stderr and "manifests/a\\u202eyaml.txt.yaml:" in out.stderr, out.stderr
+
+
 def test_a_proto_import_leaving_the_workspace_is_refused(ws: Repo) -> None:
     """Imports are never read; one that names a path outside the workspace is an error."""
     ws.write("tables/game_players.proto", PROTO.replace('import "tcaplusservice.optionv1.proto";',
