@@ -56,6 +56,13 @@ DEFAULT_PATH = Path("manifests")
 MAX_VALIDATE_WARNINGS = 50
 
 
+def _json_out(data: Any, **kwargs: Any) -> None:
+    """JSON on stdout, non-ASCII text as it is but refused characters (controls, bidirectional
+    overrides) as ``\\uXXXX`` escapes: the same values for a JSON reader, and a CI log that shows
+    the document cannot be reordered by a file name or a vendor's value."""
+    click.echo(escape_visible(json.dumps(data, ensure_ascii=False, **kwargs)))
+
+
 def _err(line: str) -> None:
     """One line on stderr. Refused characters (controls, bidirectional overrides) are written as
     ``\\uXXXX``: a problem may quote a field name or a file name from the input, and an error a
@@ -486,7 +493,7 @@ DETAIL_OPTION = click.option("--detail", type=click.Choice(list(DETAILS)), defau
 
 def _render(plan: Plan, fmt: str, data: dict[str, Any], safety: list[str], detail: str = "normal") -> None:
     if fmt == "json":
-        click.echo(json.dumps(data, indent=2, ensure_ascii=False))
+        _json_out(data, indent=2)
     elif fmt == "markdown":
         click.echo(render_markdown(plan, safety=safety), nl=False)
     else:
@@ -707,7 +714,7 @@ def _outcome_printer(fmt: str, detail: str) -> Callable[[Outcome], None]:
         return OutcomeStream(sys.stdout, detail)
 
     def emit(o: Outcome) -> None:
-        click.echo(json.dumps(outcome_record(o), ensure_ascii=False))
+        _json_out(outcome_record(o))
         sys.stdout.flush()
 
     return emit
@@ -774,8 +781,8 @@ def _render_apply_plan(p: Plan, fmt: str, safety: list[str], detail: str = "norm
     if fmt == "markdown":
         click.echo(render_markdown(p, safety=safety), nl=False)
     elif fmt == "json":
-        click.echo(json.dumps({"type": "plan", "summary": p.summary_line(), "counts": p.counts(),
-                               "unsafe": safety, "failed_reads": p.failed}, ensure_ascii=False))
+        _json_out({"type": "plan", "summary": p.summary_line(), "counts": p.counts(),
+                   "unsafe": safety, "failed_reads": p.failed})
     else:
         _text(p, safety, detail)
 
@@ -975,7 +982,7 @@ def show(planfile: Path, fmt: str, detail: str) -> int:
 
     pf, saved = read_plan(planfile)
     if fmt == "json":
-        click.echo(json.dumps(pf.model_dump(mode="json", exclude_unset=True), indent=2, ensure_ascii=False))
+        _json_out(pf.model_dump(mode="json", exclude_unset=True), indent=2)
     elif fmt == "markdown":
         click.echo(render_markdown(saved, title=f"reconciler plan ({pf.created_at})"), nl=False)
     else:

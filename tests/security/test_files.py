@@ -6,6 +6,7 @@ stay under its size limit; errors point at ``file:line:col`` and never quote the
 
 from __future__ import annotations
 
+import json
 import os
 import re
 from pathlib import Path
@@ -267,9 +268,12 @@ def test_control_characters_in_live_values_are_shown_escaped(ws: Repo, emulators
 
 def test_a_file_name_with_a_refused_character_is_shown_escaped(ws: Repo, emulators: Emulators) -> None:
     """File names are not judged by the string rules (a pull request may name a file anything), so
-    every output that names one shows its refused characters escaped: plans (text and Markdown),
-    apply's lines and error lines."""
+    every output that names one shows its refused characters escaped: plans (text, Markdown and
+    JSON, where the escape reads back as the same value), apply's lines and error lines."""
     ws.write("manifests/a\u202eyaml.txt.yaml", account(remark="ok"))
+    out = ws.run("plan", "--format", "json")
+    assert out.code in (0, 2) and "\u202e" not in out.stdout, out.output
+    assert json.loads(out.stdout)["changes"][0]["source"] == "manifests/a\u202eyaml.txt.yaml:1"  # the same value
     shown = {"plan": "a\\u202eyaml.txt.yaml", "markdown": "a&#92;u202eyaml.txt.yaml", "apply": "a\\u202eyaml.txt.yaml"}
     for args in (("plan",), ("plan", "--format", "markdown"), ("apply", "--auto-approve")):
         out = ws.run(*args)
