@@ -490,3 +490,20 @@ def test_a_gzip_answer_of_several_members_is_read_whole(peer: Peer, way: str) ->
     peer.raw = (gzip.compress(b'{"a": ') + gzip.compress(b"[1, 2]}"), {"Content-Encoding": "gzip"})
     t = HttpTransport(peer.url, vendor="tcaplus", retry=ONCE)
     assert send(t, way, "GET", "/m", idempotent=True).json() == {"a": [1, 2]}
+
+
+@pytest.mark.parametrize("way", WAYS)
+def test_a_write_answered_over_the_size_limit_is_an_unknown_outcome(peer: Peer, way: str,
+                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    """docs/configuration.md: the write may have been done, so the error says the outcome is
+    unknown, as for any lost reply; it is sent once."""
+    from reconciler.clients import http
+    from reconciler.errors import TransportError
+
+    monkeypatch.setattr(http, "MAX_REPLY_BYTES", MIB)
+    peer.raw = (_json_of_size(2 * MIB), {})
+    t = HttpTransport(peer.url, vendor="tcaplus", retry=RetryPolicy(attempts=4, wait_initial=0, wait_max=0, wait_jitter=0))
+    with pytest.raises(TransportError) as err:
+        send(t, way, "POST", "/add", idempotent=False, json={"x": 1})
+    assert "the reply is larger than the 1 MiB limit; the outcome is unknown" in str(err.value)
+    assert len(peer.seen) == 1
