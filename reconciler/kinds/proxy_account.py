@@ -14,6 +14,7 @@ from __future__ import annotations
 import functools
 from collections import Counter
 from collections.abc import Callable
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictStr, model_validator
@@ -32,7 +33,7 @@ from reconciler.kinds.bestproxy_common import (
     make_client,
     provider_problem,
 )
-from reconciler.kinds.writes import settle_batch, settle_one
+from reconciler.kinds.writes import UNFINISHED_CREATE_NOTE, created_recently, settle_batch, settle_one
 from reconciler.manifest.secrets import SecretRef
 
 Username = StrictStr
@@ -70,6 +71,25 @@ class ProxyAccountScope(BaseModel):
 
 
 COMPARED = ("remark", "productType", "trafficLimitGb", "enabled")
+CREATED_AT_TZ = timezone(timedelta(hours=8))  # ``created_at`` has no offset: the vendor's (UTC+8), a guess
+
+
+def _finishes_create(spec: ProxyAccountSpec, pw: str, a: LiveAccount, diffs: list[FieldDiff], ctx: RunContext) -> bool:
+    """Whether an update only finishes a create a killed run left half done (kinds/writes.py): the
+    account was created in the last hour with this manifest's password and product type, and it
+    differs only in what the create's follow-up calls set (limit, disable, the write-only fields),
+    each still at a new account's value (no limit, enabled). A remark is not among them: the add
+    may have set another one, but so may a change of the manifests, which the thresholds must see."""
+    if pw != a.password or spec.productType != a.product_type:
+        return False
+    try:
+        created = datetime.strptime(str(a.raw.get("created_at") or ""), "%Y-%m-%d %H:%M:%S").replace(tzinfo=CREATED_AT_TZ)
+    except ValueError:
+        return False
+    if not created_recently(created, ctx.options.now()):
+        return False
+    new_account = {"trafficLimitGb": a.limit_gb == 0, "enabled": a.enabled, "dailyLimitGb": True, "udp": True}
+    return all(new_account.get(d.path, False) for d in diffs)
 
 
 @register
@@ -256,9 +276,13 @@ class ProxyAccountKind(Kind):
             calls.append("POST /gateway/proxy-account/change")
             if write_only:
                 notes.append(f"write-only field(s) re-sent with the change: {', '.join(write_only)}")
+        finishing = _finishes_create(spec, pw, a, diffs, ctx)
+        if finishing:
+            notes.append(UNFINISHED_CREATE_NOTE)
         return Change(
             kind=self.kind, vendor=self.vendor, key=spec.username, action=Action.UPDATE, resource=r.ref,
             source=r.source, diffs=diffs, precondition=pre, calls=calls, notes=notes, data=data,
+            impact=0 if finishing else 1,
         )
 
     @staticmethod
