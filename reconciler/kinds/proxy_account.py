@@ -19,7 +19,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictStr, model_validator
 
-from reconciler.clients.bestproxy import BestProxyClient, LiveAccount
+from reconciler.clients.bestproxy import BestProxyClient, BestProxyParameterError, LiveAccount
 from reconciler.model import SENSITIVE, Action, Change, FieldDiff, KindPlan, Outcome, Unmanaged
 from reconciler.errors import Problem, ReconcilerError
 from reconciler.kinds import register
@@ -71,6 +71,9 @@ class ProxyAccountScope(BaseModel):
 
 
 COMPARED = ("remark", "productType", "trafficLimitGb", "enabled")
+PENDING_NOTE = ("BestProxy answers that the account exists but does not list it yet (new accounts can take up "
+                "to 5 minutes to appear): nothing was written; a plan after that window shows it, or shows it "
+                "missing if it really is")
 CREATED_AT_TZ = timezone(timedelta(hours=8))  # ``created_at`` has no offset: the vendor's (UTC+8), a guess
 
 
@@ -457,6 +460,39 @@ class ProxyAccountKind(Kind):
                 out.append((ptype, common, group))
         return out
 
+    @staticmethod
+    def _refused_adds(client: BestProxyClient, batch: list[Change], add: Callable[[list[str]], None],
+                      refusal: ReconcilerError, live: Any) -> list[tuple[Change, Outcome | None]]:
+        """What became of a batch whose ``add`` was refused (``None``: created). BestProxy may not
+        list a new account for up to its 5-minute window (emulator knob ``list_delay_seconds``),
+        so a re-apply right after a create plans it again and its ``add`` is refused as existing.
+        Each account the list does not show is added alone; a refused one is asked for with a
+        ``proxy-account/change`` that changes nothing: answered, the account exists though unlisted
+        — ``pending``, no failure, nothing written; refused, it does not (e.g. a username a delete
+        in the last 5 minutes still holds) and the add's refusal stands."""
+        listed = set(live())
+        out: list[tuple[Change, Outcome | None]] = []
+        for c in batch:
+            if c.key in listed:  # listed by now: it exists; the follow-ups set the rest
+                out.append((c, None))
+                continue
+            try:
+                if len(batch) > 1:
+                    settle_batch([c.key], add, lambda ks: set(ks) & set(live()), what="whitelist-account/add")
+                    out.append((c, None))
+                    continue
+                raise refusal
+            except BestProxyParameterError as exc:
+                try:
+                    client.change_account(c.key)  # no field: changes nothing; refused if no such account
+                except BestProxyParameterError:
+                    out.append((c, Outcome(c, "failed", str(exc))))
+                    continue
+                out.append((c, Outcome(c, "pending", PENDING_NOTE)))
+            except ReconcilerError as exc:
+                out.append((c, Outcome(c, "failed", str(exc))))
+        return out
+
     def _create_all(self, client: BestProxyClient, creates: list[Change], ctx: RunContext,
                     results: dict[str, Outcome], concurrency: int, live: Any) -> None:
         # ``add`` takes one remark per call: either one call per (product type, remark), or one
@@ -480,6 +516,13 @@ class ProxyAccountKind(Kind):
                 # unknown outcome: look the accounts up, add only the missing ones (no blind retry)
                 settle_batch([c.key for c in batch], add, present, what="whitelist-account/add")
                 created.extend((c, remark) for c in batch)
+            except BestProxyParameterError as exc:
+                # refused: an account the list does not show may exist all the same (pending)
+                for c, outcome in self._refused_adds(client, batch, add, exc, live):
+                    if outcome is None:
+                        created.append((c, remark))
+                    else:
+                        results[c.key] = outcome
             except ReconcilerError as exc:
                 for c in batch:
                     results[c.key] = Outcome(c, "failed", str(exc))
