@@ -518,7 +518,11 @@ class ProxyAccountKind(Kind):
                 created.extend((c, remark) for c in batch)
             except BestProxyParameterError as exc:
                 # refused: an account the list does not show may exist all the same (pending)
-                for c, outcome in self._refused_adds(client, batch, add, exc, live):
+                try:
+                    settled = self._refused_adds(client, batch, add, exc, live)
+                except ReconcilerError:  # the list could not be read again: the refusal stands
+                    settled = [(c, Outcome(c, "failed", str(exc))) for c in batch]
+                for c, outcome in settled:
                     if outcome is None:
                         created.append((c, remark))
                     else:

@@ -167,7 +167,7 @@ def test_the_trials_kill_runs_in_the_middle(fleet: Fleet) -> None:
 def test_a_kill_between_add_and_the_follow_ups_needs_no_force_and_a_mass_change_still_does(fleet: Fleet) -> None:
     fleet.manifests()
     # killed after the plan's reads and the accounts' add, before most follow-up changes
-    fleet.faults(latency_ms=25)
+    fleet.faults(latency_ms=150)
     proc = subprocess.Popen([EXE, "apply", "--auto-approve"], cwd=fleet.root,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     bp = fleet.sbx.servers["bestproxy"].url
@@ -180,7 +180,8 @@ def test_a_kill_between_add_and_the_follow_ups_needs_no_force_and_a_mass_change_
     fleet.faults(latency_ms=0)
     accounts = {a["username"]: a for a in fleet.state()["bestproxy"]["accounts"]}
     unfinished = [n for n, a in accounts.items() if a["limit_flow"] != 3]
-    assert len(accounts) == ACCOUNTS and len(unfinished) >= 10  # created, follow-ups not made
+    # created, follow-ups not made: more than the thresholds allow (30% of 24), were they counted
+    assert len(accounts) == ACCOUNTS and len(unfinished) >= 8
 
     plan = fleet.cli("plan")
     assert "unsafe:" not in plan.stdout
