@@ -818,6 +818,14 @@ def apply(paths: tuple[Path, ...], config_path: Path, sandbox: bool, sandbox_sta
         return _apply_saved(paths[0], config_path, sandbox, sandbox_state, force, fmt, journal_path, detail)
     state = read_journal(resume_path) if resume_path else None
     if state is not None:
+        for note in state.notes:
+            _err(f"note: {note}")
+    if state is not None and state.empty:
+        # killed before its run record reached the file, so before its first write: nothing of
+        # it was applied; this is a new run from the manifests given (journaled to the same file)
+        _err(f"note: {resume_path} records no run (empty, or its first line was cut): nothing was applied "
+             "by it; planning from the manifests as a new run")
+    if state is not None and not state.empty:
         root = state.root
         if not paths:
             paths = tuple(Path(x) for x in root.get("paths", []))
@@ -832,8 +840,9 @@ def apply(paths: tuple[Path, ...], config_path: Path, sandbox: bool, sandbox_sta
             raise UsageError(f"{resume_path} recorded a run for "
                              f"{'environment ' + str(root['environment']) if root.get('environment') else 'no environment'}; "
                              "resume it without --env")
+    recorded = state is not None and not state.empty
     s = _session(paths, config_path, sandbox, sandbox_state, targets, force, allow_replace,
-                 recorded=state is not None, env=state.root.get("environment") if state is not None else None)
+                 recorded=recorded, env=state.root.get("environment") if state is not None and recorded else None)
     try:
         with _Signals(s.ctx) as signals:
             s.load()
@@ -841,7 +850,7 @@ def apply(paths: tuple[Path, ...], config_path: Path, sandbox: bool, sandbox_sta
             check_targets_declared(s.loaded, targets)
             p = run.make_plan(s.loaded, s.ctx)
             check_targets_matched(p, s.loaded, targets)
-            if state is not None:
+            if state is not None and recorded:
                 if s.digest() != state.root.get("digest"):
                     raise UsageError(f"{resume_path}: the manifests or config changed since the interrupted run; "
                                      "plan and apply them as a new run")
@@ -853,7 +862,7 @@ def apply(paths: tuple[Path, ...], config_path: Path, sandbox: bool, sandbox_sta
                 # nothing could be read: an API error, nothing applied
                 raise ReadFailed(list(dict.fromkeys(p.failed.values())))
             if not p.has_changes and not p.failed:
-                if state is not None and fmt != "json":
+                if recorded and fmt != "json":
                     click.echo(f"Nothing left to do: the run {resume_path} recorded is complete.")
                 return 0
             if safety and not force:
@@ -862,11 +871,13 @@ def apply(paths: tuple[Path, ...], config_path: Path, sandbox: bool, sandbox_sta
             if p.has_changes:
                 _confirm(auto_approve)
             journal = None
-            if resume_path:
+            if resume_path and not recorded:
+                journal = Journal.open_new(resume_path)  # it holds no run: written afresh
+            elif resume_path:
                 journal = Journal(resume_path, append=True)
             elif journal_path:
                 journal = Journal.open_new(journal_path)
-            return _run_apply(s, p.changes, fmt=fmt, journal=journal, signals=signals, resumed=state is not None,
+            return _run_apply(s, p.changes, fmt=fmt, journal=journal, signals=signals, resumed=recorded,
                               existing=p.existing_in_scope, failed=p.failed, detail=detail)
     finally:
         s.close()

@@ -184,7 +184,9 @@ class Outcome:
 
     change: Change
     # "applied" | "failed" | "stale" | "skipped"; "interrupted" = not started (the run was stopped);
-    # "unknown" = still in flight when a stopped run gave up waiting (resolve by resuming)
+    # "unknown" = still in flight when a stopped run gave up waiting (resolve by resuming);
+    # "pending" = the vendor says the object exists but does not show it yet (a documented
+    # visibility window): nothing written, not a failure
     status: str
     message: str = ""
     details: list[str] = field(default_factory=list)  # e.g. players JDB reported as failed

@@ -81,6 +81,11 @@ def parse_envelope(operation: str, http_status: int, payload: Any, *, host: str 
 _SECRET_FIELDS = {"app_key", "password", "accounts", "verify_code"}
 
 
+def _envelope_shape(payload: Any) -> bool:
+    """Whether a success's body is a BestProxy envelope (an object with ``code``)."""
+    return isinstance(payload, dict) and "code" in payload
+
+
 def _first(value: Any) -> str:
     return str(value[0]) if isinstance(value, list) and value else str(value)
 
@@ -135,11 +140,14 @@ class BestProxyClient:
 
     # -- envelope --------------------------------------------------------------------------
     def _call(self, method: str, path: str, body: dict[str, Any] | None = None, *, idempotent: bool) -> Any:
+        # a success whose body is cut short or not an envelope is an unreadable reply: a read is
+        # asked again, a write's outcome is unknown (settled by reading back: kinds/writes.py)
         if method == "GET":
             params = {"app_key": self._app_key, **(body or {})}
-            resp = self.http.send("GET", path, params=params, idempotent=True)
+            resp = self.http.send("GET", path, params=params, idempotent=True, shape=_envelope_shape)
         else:
-            resp = self.http.send(method, path, json={"app_key": self._app_key, **(body or {})}, idempotent=idempotent)
+            resp = self.http.send(method, path, json={"app_key": self._app_key, **(body or {})}, idempotent=idempotent,
+                                  shape=_envelope_shape)
         operation = f"{method} {path}"
         try:
             payload = resp.json()

@@ -7,6 +7,8 @@ Retry rules (one place, STYLE.md §7):
   request is safe to repeat (``idempotent=True``). A non-idempotent write that lost its reply
   surfaces as :class:`~reconciler.errors.TransportError`; the caller resolves the unknown outcome
   by looking the object up before trying again (DESIGN.md principle 2);
+- a success (2xx) whose body the caller cannot read (cut short, not JSON, not the API's shape:
+  the ``shape`` argument) is a lost reply too: it says nothing of what happened;
 - ``Retry-After`` (seconds) is honoured.
 
 Error texts never include URLs, query strings or bodies: they may carry credentials.
@@ -172,9 +174,15 @@ class Response:
     headers: Headers
     content: bytes
     reason_phrase: str = ""
+    _parsed: Any = field(default=None, repr=False, compare=False)  # (value,) once parsed
 
     def json(self) -> Any:
-        """The body as JSON (``ValueError`` when it is not): ``json.loads(content)``."""
+        """The body as JSON (``ValueError`` when it is not): ``json.loads(content)``, parsed once."""
+        if self._parsed is None:
+            self._parsed = (self._json(),)
+        return self._parsed[0]
+
+    def _json(self) -> Any:
         content = self.content
         if content[:1] in (b"{", b"["):  # UTF-8 starting with its value: scanned directly (nearly every answer)
             try:
@@ -563,14 +571,16 @@ class _Prepared:
     """One request as the caller asked for it, ready to be written for each attempt."""
 
     __slots__ = ("transport", "method", "path", "query", "target", "body", "headers", "form", "idempotent",
-                 "is_write", "cause")
+                 "is_write", "cause", "shape")
 
     def __init__(self, transport: HttpTransport, method: str, path: str, query: str, target: str, body: bytes | None,
-                 headers: dict[str, str], form: Mapping[str, Any] | None, idempotent: bool, is_write: bool):
+                 headers: dict[str, str], form: Mapping[str, Any] | None, idempotent: bool, is_write: bool,
+                 shape: Callable[[Any], bool] | None = None):
         self.transport, self.method, self.path, self.query, self.target = transport, method, path, query, target
         self.body, self.headers, self.form = body, headers, form
         self.idempotent, self.is_write = idempotent, is_write
         self.cause = ""
+        self.shape = shape
 
     def wire(self, num: int) -> tuple[str, str, str, str, bytes | None, dict[str, str]]:
         """The arguments of one attempt (a form is sealed again for every attempt)."""
@@ -582,10 +592,20 @@ class _Prepared:
         return self.method, self.target, self.path, self.query, self.body, self.headers
 
     def checked(self, resp: Response) -> Response:
-        """``resp``, or :class:`RetryableStatus` for a status worth another attempt of this request."""
+        """``resp``, or :class:`RetryableStatus` for a status worth another attempt of this request,
+        or :class:`ReplyLost` for a success (2xx) whose body is not the JSON the caller expects
+        (``shape``): cut short or not JSON at all, it says nothing of what happened."""
         if self.idempotent and (resp.status_code == 429 or resp.status_code >= 500):
             self.cause = f"HTTP {resp.status_code}"
             raise RetryableStatus(resp)
+        if self.shape is not None and 200 <= resp.status_code < 300:
+            try:
+                readable = self.shape(resp.json())
+                why = "not the answer's shape"
+            except (ValueError, RecursionError):
+                readable, why = False, "not JSON"
+            if not readable:
+                raise ReplyLost(f"an unreadable reply (HTTP {resp.status_code}, {why})")
         return resp
 
 
@@ -773,6 +793,7 @@ class HttpTransport:
         content: bytes | None = None,
         headers: Mapping[str, str] | None = None,
         write: bool | None = None,
+        shape: Callable[[Any], bool] | None = None,
     ) -> Response:
         """Send one request with the retry policy; return the final response (any status).
 
@@ -780,11 +801,14 @@ class HttpTransport:
         ``params`` are form-encoded into the query. The body is ``json`` (compact UTF-8 JSON),
         ``data`` (a form, encoded again for every attempt: a mapping may seal its fields afresh)
         or raw ``content``. ``write`` (default: any method but GET) decides whether a lost reply
-        is reported as an unknown outcome. Errors name the vendor, the host, the operation and
+        is reported as an unknown outcome. ``shape`` (given the parsed JSON, whether it is an
+        answer of the API): a success whose body is cut short, not JSON or not of that shape is
+        an unreadable reply, handled as a lost one — asked again when the request is idempotent,
+        else an unknown outcome of a write. Errors name the vendor, the host, the operation and
         the cause.
         """
         req = self._prepare(method, path, idempotent=idempotent, raw_query=raw_query, params=params, json=json,
-                            data=data, content=content, headers=headers, write=write)
+                            data=data, content=content, headers=headers, write=write, shape=shape)
         # the first attempt goes out directly: stamina's retry context (tenacity objects, hook
         # inspection) costs more CPU than the request itself, and is only needed after a failure
         started = time.monotonic()
@@ -817,11 +841,12 @@ class HttpTransport:
         content: bytes | None = None,
         headers: Mapping[str, str] | None = None,
         write: bool | None = None,
+        shape: Callable[[Any], bool] | None = None,
     ) -> Response:
         """:meth:`send` on the running event loop (the same retry policy, errors and wire), over
         connections of that loop's own (see :meth:`run`)."""
         req = self._prepare(method, path, idempotent=idempotent, raw_query=raw_query, params=params, json=json,
-                            data=data, content=content, headers=headers, write=write)
+                            data=data, content=content, headers=headers, write=write, shape=shape)
         # the first attempt goes out directly: stamina's retry context (tenacity objects, hook
         # inspection) costs more CPU than the request itself, and is only needed after a failure
         started = time.monotonic()
@@ -843,7 +868,8 @@ class HttpTransport:
 
     def _prepare(self, method: str, path: str, *, idempotent: bool, raw_query: str | None,
                  params: Mapping[str, Any] | None, json: Any, data: Mapping[str, Any] | None,
-                 content: bytes | None, headers: Mapping[str, str] | None, write: bool | None) -> _Prepared:
+                 content: bytes | None, headers: Mapping[str, str] | None, write: bool | None,
+                 shape: Callable[[Any], bool] | None = None) -> _Prepared:
         query = raw_query if raw_query is not None else (urlencode(params) if params else "")
         target = self._prefix + path + ("?" + query if query else "")
         if _UNSAFE.search(target) or (headers and not _safe_headers(tuple(headers.items()))):
@@ -856,7 +882,7 @@ class HttpTransport:
         elif data is not None:
             hdrs.setdefault("Content-Type", "application/x-www-form-urlencoded")
         is_write = method != "GET" if write is None else write
-        return _Prepared(self, method, path, query, target, body, hdrs, data, idempotent, is_write)
+        return _Prepared(self, method, path, query, target, body, hdrs, data, idempotent, is_write, shape)
 
     def _attempts(self, req: _Prepared, started: float) -> Any:
         """stamina's attempts, the first of them the one already made at ``started``."""

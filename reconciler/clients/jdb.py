@@ -384,6 +384,7 @@ class JdbClient:
             resp = self.http.send(
                 "POST", PATH, idempotent=idempotent, write=action not in READ_ACTIONS,
                 data=_Envelope(self._form_keys, lambda: self._form(payload)), headers={"Accept-Encoding": "gzip"},
+                shape=_status_shape,  # a cut or non-JSON success: a read is asked again, a write is unknown
             )
         except JdbTransportError as exc:
             raise type(exc)(_name_action(exc.vendor_message, action), code=exc.code, http_status=exc.http_status) from None
@@ -509,6 +510,11 @@ def _name_action(transport_message: str, action: int) -> str:
     if op in transport_message:
         return transport_message.replace(op, f"action {action}", 1)
     return f"{transport_message} (action {action})"
+
+
+def _status_shape(body: Any) -> bool:
+    """Whether a success's body is a JDB status object."""
+    return isinstance(body, dict) and "status" in body
 
 
 def _busy_at_200(exc: Exception) -> bool:

@@ -450,14 +450,14 @@ class TcaplusClient:
               body: Any = None, headers: Mapping[str, str] | None = None) -> dict[str, Any]:
         path, content, all_headers = self._request(target, table, body, headers)
         resp = self.transport.send(method, path, idempotent=idempotent, raw_query=query or None,
-                                   content=content, headers=all_headers)
+                                   content=content, headers=all_headers, shape=_answer_shape)
         return _payload(resp, self.transport, target, table)
 
     async def _acall(self, target: str, table: str, method: str, idempotent: bool, query: str | None = None,
                      body: Any = None, headers: Mapping[str, str] | None = None) -> dict[str, Any]:
         path, content, all_headers = self._request(target, table, body, headers)
         resp = await self.transport.asend(method, path, idempotent=idempotent, raw_query=query or None,
-                                          content=content, headers=all_headers)
+                                          content=content, headers=all_headers, shape=_answer_shape)
         return _payload(resp, self.transport, target, table)
 
     def _request(self, target: str, table: str, body: Any,
@@ -527,6 +527,12 @@ def _written(payload: dict[str, Any]) -> WriteResult:
     record = payload.get("Record")
     return WriteResult(int(payload.get("RecordVersion", -1)), record if isinstance(record, dict) else None,
                        payload.get("ReturnValues"))
+
+
+def _answer_shape(payload: Any) -> bool:
+    """Whether a success's body is a TcaplusDB answer (an object with an integer ``ErrorCode``);
+    a cut or non-JSON one is an unreadable reply (a read is asked again, a write is unknown)."""
+    return isinstance(payload, dict) and isinstance(payload.get("ErrorCode"), int)
 
 
 def _payload(resp: Response, transport: HttpTransport, target: str, table: str) -> dict[str, Any]:

@@ -11,8 +11,13 @@ Records (one JSON object per line, each flushed to the operating system as soon 
 - ``{"type": "end", ...}`` — the run ended: ``finished`` or ``interrupted``, and its exit code.
 
 The journal holds what a plan holds — identities, field diffs with secrets masked, keyed
-fingerprints and secret *references* — and never a secret value. A line cut short by a kill is
-ignored when the journal is read back.
+fingerprints and secret *references* — and never a secret value.
+
+Tails. A line cut short (a power loss in the middle of a write) is ignored when the journal is
+read back, with a note (:attr:`JournalState.notes`); a resumed run starts its first record on a
+new line, so the cut line cannot swallow it. A journal that holds no complete ``run`` record (0
+bytes, or its first line cut: the process died before its first write was sent, since the ``run``
+record is on disk before that) records a run that applied nothing (:attr:`JournalState.empty`).
 
 Durability. Every line is flushed when written, so a killed process (``kill -9``, a crash) loses
 nothing it wrote: the operating system has it. Reaching the disk (``fsync``) is what a power loss
@@ -75,11 +80,18 @@ def _now() -> str:
 class JournalState:
     """What a journal file says about the runs it recorded."""
 
-    root: dict[str, Any]  # the "run" record of the run that made the plan (not a resume)
+    root: dict[str, Any]  # the "run" record of the run that made the plan (not a resume); {} when empty
     last_run: dict[str, Any]
     ended: dict[str, Any] | None  # the "end" record of the last run, if it got that far
     outcomes: dict[str, str] = field(default_factory=dict)  # address -> last status
     intents_without_outcome: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)  # lines that were cut short and ignored
+
+    @property
+    def empty(self) -> bool:
+        """No complete ``run`` record: the run sent no write (the record is on disk before the
+        first one), so nothing was applied and there is nothing of it to finish."""
+        return not self.root
 
     @property
     def complete(self) -> bool:
@@ -102,21 +114,36 @@ def read_journal(path: Path) -> JournalState:
     except OSError as exc:
         raise UsageError(f"{path}: cannot read the journal ({exc.__class__.__name__})") from None
     records: list[dict[str, Any]] = []
-    for line in text.splitlines():
+    notes: list[str] = []
+    lines = text.split("\n")
+    for n, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
         try:
             rec = json.loads(line)
         except ValueError:
-            continue  # a line cut short by a kill
+            # a line cut short (a power loss in the middle of a write; a resumed run's first
+            # record then starts on the next line)
+            where = "its last line" if n >= len(lines) - 1 else f"line {n}"
+            notes.append(f"{path}: {where} was cut short (the process or the machine stopped while writing "
+                         "it); it is ignored")
+            continue
         if isinstance(rec, dict) and isinstance(rec.get("type"), str):
             records.append(rec)
+        else:
+            notes.append(f"{path}: line {n} is not a journal record; it is ignored")
     runs = [i for i, r in enumerate(records) if r["type"] == "run"]
     if not runs:
-        raise UsageError(f"{path}: not an apply journal (no run record)")
+        if records:
+            raise UsageError(f"{path}: not an apply journal (no run record)")
+        # 0 bytes, or only a cut first line: killed before the run record reached the file,
+        # which happens before any write is sent
+        return JournalState(root={}, last_run={}, ended=None, notes=notes)
     if records[runs[0]].get("format_version") != FORMAT_VERSION:
         raise UsageError(f"{path}: journal format {records[runs[0]].get('format_version')} is not supported")
     root_i = max((i for i in runs if not records[i].get("resumed")), default=runs[0])
     last_i = runs[-1]
-    state = JournalState(root=records[root_i], last_run=records[last_i], ended=None)
+    state = JournalState(root=records[root_i], last_run=records[last_i], ended=None, notes=notes)
     pending: dict[str, None] = {}
     for rec in records[root_i:]:
         if rec["type"] == "intent":
@@ -141,6 +168,7 @@ class Journal:
         self._lock = threading.Lock()
         self._fh: IO[str] = open(path, "a" if append else "w", encoding="utf-8")  # noqa: SIM115 - closed in close()
         self._new_file = not append
+        self._cut = append and _ends_cut(path)  # the last line was cut short: start on a new line
         self._synced_at = -math.inf  # the first line is fsynced when written
         self._dirty = False  # lines written since the last fsync
         self._timer: threading.Timer | None = None
@@ -150,7 +178,7 @@ class Journal:
         """A fresh journal; refuses to overwrite one whose run did not finish."""
         if path.exists() and path.stat().st_size:
             state = read_journal(path)
-            if not state.complete:
+            if not state.complete and not state.empty:
                 raise UsageError(f"{path} records a run that did not finish: finish it with "
                                  f"`reconciler apply --resume {path}`, or remove the file")
         return cls(path, append=False)
@@ -158,6 +186,9 @@ class Journal:
     def _write(self, rec: dict[str, Any], *, sync: bool = False) -> None:
         line = json.dumps(rec, ensure_ascii=False, separators=(",", ":"), default=str)
         with self._lock:
+            if self._cut:
+                line = "\n" + line
+                self._cut = False
             self._fh.write(line + "\n")
             self._fh.flush()
             self._dirty = True
@@ -221,6 +252,19 @@ class Journal:
                 if self._dirty:
                     self._sync_locked(time.monotonic())
                 self._fh.close()
+
+
+def _ends_cut(path: Path) -> bool:
+    """Whether the file's last line has no line end (was cut short)."""
+    try:
+        with open(path, "rb") as fh:
+            fh.seek(0, os.SEEK_END)
+            if fh.tell() == 0:
+                return False
+            fh.seek(-1, os.SEEK_END)
+            return fh.read(1) != b"\n"
+    except OSError:
+        return False
 
 
 def _fsync_dir(path: Path) -> None:

@@ -233,7 +233,7 @@ def _change(w: _Writer, c: Change, shared: set[str], *, full: bool) -> None:
 
 
 OUTCOME_MARK = {"applied": "ok", "failed": "FAILED", "stale": "STALE", "skipped": "skipped",
-                "interrupted": "NOT RUN", "unknown": "UNKNOWN"}
+                "interrupted": "NOT RUN", "unknown": "UNKNOWN", "pending": "PENDING"}
 
 
 def render_outcome(o: Outcome, out: TextIO) -> None:
@@ -284,6 +284,8 @@ class OutcomeStream:
 def outcome_summary(outcomes: list[Outcome]) -> str:
     c = Counter(o.status for o in outcomes)
     line = f"Apply: {c['applied']} applied, {c['failed']} failed, {c['stale']} stale, {c['skipped']} skipped."
+    if c["pending"]:
+        line += f" Pending: {c['pending']} (the vendor says they exist but does not list them yet)."
     if c["interrupted"] or c["unknown"]:
         line += f" Stopped: {c['interrupted']} not started, {c['unknown']} still in flight (outcome unknown)."
     return line
@@ -440,6 +442,8 @@ def render_apply_markdown(outcomes: list[Outcome], *, title: str = "reconciler a
     the stale column) and one row per change while they fit under ``limit``."""
     c = Counter(o.status for o in outcomes)
     summary = f"Apply: {c['applied']} applied, {c['failed']} failed, {c['stale']} stale, {c['skipped']} skipped."
+    if c["pending"]:
+        summary += f" Pending: {c['pending']} (the vendor says they exist but does not list them yet)."
     written = Plan(changes=[o.change for o in outcomes if o.status != "stale"])
     head = [f"### {md_escape(_clip(title, 200))}", "", md_escape(summary), ""]
     head += _vendor_table(written, [o for o in outcomes if o.status == "stale"])

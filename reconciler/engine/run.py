@@ -331,7 +331,8 @@ def apply_changes(changes: list[Change], ctx: RunContext, *, on_outcome: Callabl
 
 
 def exit_code_for(outcomes: list[Outcome]) -> int:
-    """0 all applied; 4 some failed (partial apply); 3 some stale (and none failed)."""
+    """0 all applied (or pending: made, not yet shown by the vendor); 4 some failed (partial
+    apply); 3 some stale (and none failed)."""
     statuses = {o.status for o in outcomes}
     if statuses & {"failed", "unknown", "interrupted"}:
         return 4

@@ -14,11 +14,12 @@ from __future__ import annotations
 import functools
 from collections import Counter
 from collections.abc import Callable
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictStr, model_validator
 
-from reconciler.clients.bestproxy import BestProxyClient, LiveAccount
+from reconciler.clients.bestproxy import BestProxyClient, BestProxyParameterError, LiveAccount
 from reconciler.model import SENSITIVE, Action, Change, FieldDiff, KindPlan, Outcome, Unmanaged
 from reconciler.errors import Problem, ReconcilerError
 from reconciler.kinds import register
@@ -32,7 +33,7 @@ from reconciler.kinds.bestproxy_common import (
     make_client,
     provider_problem,
 )
-from reconciler.kinds.writes import settle_batch, settle_one
+from reconciler.kinds.writes import UNFINISHED_CREATE_NOTE, created_recently, settle_batch, settle_one
 from reconciler.manifest.secrets import SecretRef
 
 Username = StrictStr
@@ -70,6 +71,28 @@ class ProxyAccountScope(BaseModel):
 
 
 COMPARED = ("remark", "productType", "trafficLimitGb", "enabled")
+PENDING_NOTE = ("BestProxy answers that the account exists but does not list it yet (new accounts can take up "
+                "to 5 minutes to appear): nothing was written; a plan after that window shows it, or shows it "
+                "missing if it really is")
+CREATED_AT_TZ = timezone(timedelta(hours=8))  # ``created_at`` has no offset: the vendor's (UTC+8), a guess
+
+
+def _finishes_create(spec: ProxyAccountSpec, pw: str, a: LiveAccount, diffs: list[FieldDiff], ctx: RunContext) -> bool:
+    """Whether an update only finishes a create a killed run left half done (kinds/writes.py): the
+    account was created in the last hour with this manifest's password and product type, and it
+    differs only in what the create's follow-up calls set (limit, disable, the write-only fields),
+    each still at a new account's value (no limit, enabled). A remark is not among them: the add
+    may have set another one, but so may a change of the manifests, which the thresholds must see."""
+    if pw != a.password or spec.productType != a.product_type:
+        return False
+    try:
+        created = datetime.strptime(str(a.raw.get("created_at") or ""), "%Y-%m-%d %H:%M:%S").replace(tzinfo=CREATED_AT_TZ)
+    except ValueError:
+        return False
+    if not created_recently(created, ctx.options.now()):
+        return False
+    new_account = {"trafficLimitGb": a.limit_gb == 0, "enabled": a.enabled, "dailyLimitGb": True, "udp": True}
+    return all(new_account.get(d.path, False) for d in diffs)
 
 
 @register
@@ -256,9 +279,13 @@ class ProxyAccountKind(Kind):
             calls.append("POST /gateway/proxy-account/change")
             if write_only:
                 notes.append(f"write-only field(s) re-sent with the change: {', '.join(write_only)}")
+        finishing = _finishes_create(spec, pw, a, diffs, ctx)
+        if finishing:
+            notes.append(UNFINISHED_CREATE_NOTE)
         return Change(
             kind=self.kind, vendor=self.vendor, key=spec.username, action=Action.UPDATE, resource=r.ref,
             source=r.source, diffs=diffs, precondition=pre, calls=calls, notes=notes, data=data,
+            impact=0 if finishing else 1,
         )
 
     @staticmethod
@@ -433,6 +460,39 @@ class ProxyAccountKind(Kind):
                 out.append((ptype, common, group))
         return out
 
+    @staticmethod
+    def _refused_adds(client: BestProxyClient, batch: list[Change], add: Callable[[list[str]], None],
+                      refusal: ReconcilerError, live: Any) -> list[tuple[Change, Outcome | None]]:
+        """What became of a batch whose ``add`` was refused (``None``: created). BestProxy may not
+        list a new account for up to its 5-minute window (emulator knob ``list_delay_seconds``),
+        so a re-apply right after a create plans it again and its ``add`` is refused as existing.
+        Each account the list does not show is added alone; a refused one is asked for with a
+        ``proxy-account/change`` that changes nothing: answered, the account exists though unlisted
+        — ``pending``, no failure, nothing written; refused, it does not (e.g. a username a delete
+        in the last 5 minutes still holds) and the add's refusal stands."""
+        listed = set(live())
+        out: list[tuple[Change, Outcome | None]] = []
+        for c in batch:
+            if c.key in listed:  # listed by now: it exists; the follow-ups set the rest
+                out.append((c, None))
+                continue
+            try:
+                if len(batch) > 1:
+                    settle_batch([c.key], add, lambda ks: set(ks) & set(live()), what="whitelist-account/add")
+                    out.append((c, None))
+                    continue
+                raise refusal
+            except BestProxyParameterError as exc:
+                try:
+                    client.change_account(c.key)  # no field: changes nothing; refused if no such account
+                except BestProxyParameterError:
+                    out.append((c, Outcome(c, "failed", str(exc))))
+                    continue
+                out.append((c, Outcome(c, "pending", PENDING_NOTE)))
+            except ReconcilerError as exc:
+                out.append((c, Outcome(c, "failed", str(exc))))
+        return out
+
     def _create_all(self, client: BestProxyClient, creates: list[Change], ctx: RunContext,
                     results: dict[str, Outcome], concurrency: int, live: Any) -> None:
         # ``add`` takes one remark per call: either one call per (product type, remark), or one
@@ -456,6 +516,17 @@ class ProxyAccountKind(Kind):
                 # unknown outcome: look the accounts up, add only the missing ones (no blind retry)
                 settle_batch([c.key for c in batch], add, present, what="whitelist-account/add")
                 created.extend((c, remark) for c in batch)
+            except BestProxyParameterError as exc:
+                # refused: an account the list does not show may exist all the same (pending)
+                try:
+                    settled = self._refused_adds(client, batch, add, exc, live)
+                except ReconcilerError:  # the list could not be read again: the refusal stands
+                    settled = [(c, Outcome(c, "failed", str(exc))) for c in batch]
+                for c, outcome in settled:
+                    if outcome is None:
+                        created.append((c, remark))
+                    else:
+                        results[c.key] = outcome
             except ReconcilerError as exc:
                 for c in batch:
                     results[c.key] = Outcome(c, "failed", str(exc))

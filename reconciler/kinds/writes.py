@@ -10,6 +10,7 @@ happen — a bounded number of times, in the same run.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from datetime import datetime, timedelta
 from typing import TypeVar
 
 from reconciler.errors import ApiError, ReconcilerError, TransportError
@@ -79,3 +80,23 @@ def settle_batch(keys: Sequence[K], write: Callable[[list[K]], None], done: Call
 def settle_one(write: Callable[[], None], done: Callable[[], bool], *, what: str, attempts: int = ATTEMPTS) -> None:
     """:func:`settle_batch` for a single object."""
     settle_batch([0], lambda _k: write(), lambda _k: {0} if done() else set(), what=what, attempts=attempts)
+
+
+# -- creates a killed run left half-finished ----------------------------------------------------
+# A create that takes more than one call (BestProxy: ``add``, then ``proxy-account/change`` for the
+# limits and a ``disable``) and is killed between them leaves an object the next plan sees as an
+# existing one to update. Such an update finishes a create; the safety thresholds, which guard
+# existing objects against mass updates, do not count it (``Change.impact`` 0) when the kind can
+# tell from live state alone that it is one: created a short while ago (the vendor's own creation
+# time), with this manifest's secret, and with nothing but what the create's later calls set still
+# at a new object's values. With ``--journal``, ``--resume`` knows it from the journal instead.
+UNFINISHED_CREATE_WINDOW = timedelta(hours=1)
+UNFINISHED_CREATE_NOTE = ("finishes a create made less than an hour ago (the object still has a new one's values "
+                          "for what the create's later calls set): not counted by the safety thresholds")
+
+
+def created_recently(created: datetime | None, now: datetime) -> bool:
+    """Whether an object the vendor says was created at ``created`` is within
+    :data:`UNFINISHED_CREATE_WINDOW` of ``now`` (a creation time ahead of ``now`` — clock skew —
+    counts as recent; an unknown one does not)."""
+    return created is not None and created >= now - UNFINISHED_CREATE_WINDOW

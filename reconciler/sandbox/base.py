@@ -14,7 +14,14 @@ on every emulator, an admin surface under ``/_sandbox/``:
   ``drop_next_replies`` (int, handle the next N vendor requests, reads included, and drop each
   reply; reads' lost replies for tests),
   ``fail_next`` (int, inject the error on the next N vendor requests), ``fail_next_writes`` (int,
-  inject it on the next N writes only; reads are answered as usual), ``seed``;
+  inject it on the next N writes only; reads are answered as usual),
+  ``mangle_replies`` (a list of rules ``{"how": "cut" | "not_json", "count": N, "match": OP,
+  "writes_only": bool}``: handle the next N matching requests — so a write takes effect — and
+  answer each with its status but a body cut to half its length (``cut``; a compressed body is
+  cut before compression, so it still decompresses) or an HTML page (``not_json``), as a proxy
+  or a crash on the way back may; ``match`` is optional and compares with the request's path or
+  the emulator's name of its operation (:meth:`Emulator.operation`: JDB ``action 72``, TcaplusDB
+  ``AddRecord``); a rule whose count reaches 0 is removed), ``seed``;
 - ``GET  /_sandbox/stats`` — request counts per ``METHOD path`` since start, counted as they
   arrive (benchmarks read it);
 - ``GET  /_sandbox/stats/answered`` — the same counts of the requests answered so far (a request
@@ -29,6 +36,7 @@ on every emulator, an admin surface under ``/_sandbox/``:
 from __future__ import annotations
 
 import asyncio
+import gzip
 import html
 import json
 import random
@@ -97,6 +105,7 @@ class Faults:
     drop_next_replies: int = 0
     fail_next: int = 0
     fail_next_writes: int = 0
+    mangle_replies: list[dict[str, Any]] = field(default_factory=list)
     seed: int | None = None
 
 
@@ -144,6 +153,10 @@ class Emulator:
         """Whether a request changes state (only writes have their replies dropped)."""
         return req.method != "GET"
 
+    def operation(self, req: Request) -> str:
+        """The name of the request's operation for the ``mangle_replies`` knob's ``match``."""
+        return f"{req.method} {req.path}"
+
     def admin(self, req: Request) -> Response | None:
         """Emulator-specific ``/_sandbox/...`` endpoints; ``None`` when ``req`` is not one."""
         return None
@@ -169,6 +182,8 @@ class Emulator:
         unknown = set(values) - known
         if unknown:
             raise ValueError(f"unknown fault knob(s): {', '.join(sorted(unknown))}")
+        if "mangle_replies" in values:
+            values = {**values, "mangle_replies": _mangle_rules(values["mangle_replies"])}
         for k, v in values.items():
             setattr(self.faults, k, v)
         if "seed" in values:
@@ -304,6 +319,8 @@ def _vendor(emu: Emulator, req: Request, arrived: float) -> Response | None:
         if inject:
             return emu.injected_error(req)
         resp = emu.handle(req)
+        if f.mangle_replies:
+            resp = _mangled(emu, req, resp)
         if f.drop_next_replies > 0:
             f.drop_next_replies -= 1
             return None
@@ -314,6 +331,49 @@ def _vendor(emu: Emulator, req: Request, arrived: float) -> Response | None:
             if f.drop_reply_rate and emu.rng.random() < f.drop_reply_rate:
                 return None
         return resp
+
+
+def _mangle_rules(rules: Any) -> list[dict[str, Any]]:
+    """The ``mangle_replies`` knob checked: a list of ``{"how", "count", "match"?, "writes_only"?}``."""
+    if not isinstance(rules, list):
+        raise ValueError("mangle_replies is a list of rules")
+    out = []
+    for rule in rules:
+        if not isinstance(rule, dict) or set(rule) - {"how", "count", "match", "writes_only"}:
+            raise ValueError("a mangle_replies rule has how, count, match and writes_only")
+        if rule.get("how") not in ("cut", "not_json"):
+            raise ValueError("mangle_replies: how is 'cut' or 'not_json'")
+        count = rule.get("count", 1)
+        if isinstance(count, bool) or not isinstance(count, int) or count < 0:
+            raise ValueError("mangle_replies: count is a whole number")
+        out.append({"how": rule["how"], "count": count, "match": rule.get("match"),
+                    "writes_only": bool(rule.get("writes_only", False))})
+    return [r for r in out if r["count"] > 0]
+
+
+def _mangled(emu: Emulator, req: Request, resp: Response) -> Response:
+    """``resp`` with its body cut or replaced when a ``mangle_replies`` rule matches ``req``."""
+    rules = emu.faults.mangle_replies
+    for rule in rules:
+        if rule["match"] is not None and rule["match"] not in (req.path, emu.operation(req)):
+            continue
+        if rule["writes_only"] and not emu.is_write(req):
+            continue
+        rule["count"] -= 1
+        if rule["count"] <= 0:
+            rules.remove(rule)
+        headers = dict(resp.headers)
+        if rule["how"] == "not_json":
+            headers.pop("Content-Encoding", None)
+            headers["Content-Type"] = "text/html; charset=utf-8"
+            return Response(resp.status, b"<html><body><h1>200 OK</h1></body></html>", headers)
+        body = resp.body
+        gzipped = headers.get("Content-Encoding") == "gzip"
+        if gzipped:
+            body = gzip.decompress(body)
+        body = body[: len(body) // 2]
+        return Response(resp.status, gzip.compress(body) if gzipped else body, headers)
+    return resp
 
 
 class _Connection(asyncio.Protocol):

@@ -70,6 +70,11 @@ Semantic decisions where the document is silent
   like an existing account (a guess: the document does not say what an add in the window answers).
   Disables and password changes show in the list at once; their effect on proxy traffic, which the
   window is about, is not observable through the API.
+- New accounts in the list: knob ``list_delay_seconds`` (default 0: listed at once). The document
+  gives account changes a window of up to 5 minutes but does not say whether the list shows a new
+  account at once; with the knob, an added account exists at once (an add of it again is refused
+  as existing; change, enable, disable and delete act on it) but the list leaves it out until that
+  many seconds (by :attr:`clock`) have passed. Kept in memory, not in the state folder.
 - ``daily_limit`` and ``udp`` are stored but, as in the document, not returned by the list:
   they are write-only through the API (:meth:`BestProxyEmulator.account_record` shows them to tests).
 - ``usage_flow`` (KB) is server-owned and moves: every list call adds ``128 * (1 + id % 5)`` KB to
@@ -285,12 +290,15 @@ class BestProxyEmulator(Emulator):
         add_product_type: str = "optional",
         password_length: str = "documented",
         settle_seconds: float = 0.0,
+        list_delay_seconds: float = 0.0,
     ):
         if add_product_type not in ("optional", "required") or password_length not in ("documented", "everywhere"):
             raise ValueError("add_product_type is optional/required; password_length is documented/everywhere")
         self.add_product_type = add_product_type
         self.settle_seconds = settle_seconds
         self._settling: dict[str, float] = {}  # deleted username -> when it may be added again
+        self.list_delay_seconds = list_delay_seconds
+        self._unlisted: dict[str, float] = {}  # new username -> when the list starts showing it
         self.password_length = password_length
         if not app_key:
             raise ValueError("app_key must not be empty")
@@ -388,6 +396,7 @@ class BestProxyEmulator(Emulator):
             self.db.execute("DELETE FROM accounts")
             self.db.execute("DELETE FROM proxy_ips")
             self._settling.clear()
+            self._unlisted.clear()
 
     # -- envelope -----------------------------------------------------------------------------
     @staticmethod
@@ -456,7 +465,9 @@ class BestProxyEmulator(Emulator):
                 "SELECT id, username, password, created_at, remark, product_type, usage_flow,"
                 " limit_flow, status FROM accounts ORDER BY id"
             ).fetchall()
-        return self._ok({"list": [dict(r) for r in rows]})
+        now = self.clock()
+        hidden = {u for u, at in self._unlisted.items() if at > now}
+        return self._ok({"list": [dict(r) for r in rows if r["username"] not in hidden]})
 
     def _batch(self, p: _Params, *, with_passwords: bool) -> list[tuple[str, str | None]]:
         """Parse ``accounts``: ``u:p,u:p`` (with_passwords) or ``u,u``. Problems go into ``p``."""
@@ -521,6 +532,8 @@ class BestProxyEmulator(Emulator):
                 " VALUES (?, ?, ?, ?, ?)",
                 [(u, pw, now, remark, product_type) for u, pw in entries],
             )
+        if self.list_delay_seconds > 0:
+            self._unlisted.update((u, now_s + self.list_delay_seconds) for u, _ in entries)
         return self._ok()
 
     def _known_batch(self, params: dict[str, Any]) -> tuple[list[str], Response | None]:
@@ -543,6 +556,8 @@ class BestProxyEmulator(Emulator):
             return err
         with self.transaction():
             self.db.executemany("DELETE FROM accounts WHERE username = ?", [(u,) for u in users])
+        for u in users:
+            self._unlisted.pop(u, None)
         if self.settle_seconds > 0:
             self._settling.update((u, self.clock() + self.settle_seconds) for u in users)
         return self._ok()

@@ -532,6 +532,12 @@ class JdbEmulator(Emulator):
             return False
         return payload.get("action") in WRITE_ACTIONS
 
+    def operation(self, req: Request) -> str:
+        try:
+            return f"action {self._payload(req).get('action')}"
+        except _Fail:
+            return super().operation(req)
+
     def injected_error(self, req: Request) -> Response:
         text, http_status = BUSY_ANSWERS[self.busy_status]
         return self._respond(req, {"status": self.busy_status, "err_text": text}, http_status)

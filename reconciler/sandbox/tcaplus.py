@@ -331,6 +331,10 @@ class TcaplusEmulator(Emulator):
         except _Failure as failure:
             return self._error(failure, call)
 
+    def operation(self, req: Request) -> str:
+        target = req.header("x-tcaplus-target", "") or ""
+        return target.removeprefix("Tcaplus.") or super().operation(req)
+
     def injected_error(self, req: Request) -> Response:
         return self._error(_Failure(SYSTEM_BUSY, "system busy"), None)
 
