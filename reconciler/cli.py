@@ -1109,6 +1109,8 @@ def export_transactions(agent: str, start: str, end: str | None, game_types: tup
         s.close()
     click.echo(f"Exported {result.records} record(s) from {result.windows} window(s) to {out} "
                f"({result.duplicates} duplicate(s) dropped).")
+    for warning in result.warnings:
+        _err(f"warning: {warning}")
     return 0
 
 

@@ -56,12 +56,21 @@ Semantic decisions where the documents are silent (see also ``reference/jdb.md``
 - Action 77 requires ``name``, ``machineTypes``, ``bet``, ``minWithdrawal`` and ``maxWithdrawal``;
   ``startTime``/``endTime``/``type``/``times`` may be sent but must equal the stored values
   (they cannot be modified, newest documents). Only INACTIVE and ACTIVE events can be updated.
-- Action 29 reads ``starttime``/``endtime`` as JDB wall-clock time (``report_tz``, default GMT-4,
-  as one public integration treats it) and includes records whose ``lastModifyTime`` lies in
-  ``[starttime, endtime]`` — both ends inclusive, so a record stamped ``hh:mm:00`` appears in two
-  adjacent windows. Seconds other than ``00`` answer ``8005``; a span over 15 minutes or an end
-  before the start ``8009``; a start older than 2 hours ``8006``. Records newer than 3 minutes are
-  not shown. Records are generated deterministically per agent and minute, 0–3 a minute, with the
+- Event retention (seed, Action 71: "retained for 180 days after the free spin reward expires").
+  Knob ``event_retention_days``: ``180`` (the default) or ``None`` (kept forever, as this emulator
+  did before). How an event disappears is a guess: once ``endTime`` is more than that many days
+  past (terminated events too, counted from their ``endTime``), the event, its bindings and its
+  ``transactionId`` are gone from every action (71 and 76 no longer list it; 73, 74, 75, 77 answer
+  "Event not exist."; a repeated ``transactionId`` creates anew).
+- Action 29 reads ``starttime``/``endtime`` as JDB wall-clock time and includes records whose
+  ``lastModifyTime`` lies in ``[starttime, endtime]`` — both ends inclusive, so a record stamped
+  ``hh:mm:00`` appears in two adjacent windows. Knob ``report_tz``: the report zone, which no seed
+  states (default GMT-4, as one public integration treats it; tests also run UTC and UTC+8).
+  Seconds other than ``00`` answer ``8005``; a span over 15 minutes or an end before the start
+  ``8009``. Knob ``report_too_old``: a start older than 2 hours is refused with ``8006``
+  (``"refuse"``, the default) or answered ``0000`` with no records (``"empty"``) — the seed says
+  only that 2 hours are served. Records newer than 3 minutes are not shown (a window in the
+  future answers ``0000`` with no records). Records are generated deterministically per agent and minute, 0–3 a minute, with the
   per-game-type shapes of the seed.
 
 Player registry
@@ -104,6 +113,7 @@ MAX_PLAYERS = 50_000
 REPORT_MAX_SPAN_MS = 15 * 60_000
 REPORT_LAG_MS = 3 * 60_000
 REPORT_HISTORY_MS = 2 * 3600_000
+EVENT_RETENTION_DAYS = 180  # seed (Action 71): kept 180 days after the event expires
 DEFAULT_PLAYER = re.compile(r"^player(?!00000)\d{5}$")
 WRITE_ACTIONS = frozenset({72, 73, 74, 75, 77})
 # the answer of an injected fault (knob ``busy_status``): status -> (err_text, HTTP status)
@@ -393,7 +403,15 @@ class JdbEmulator(Emulator):
         search_fields: str = "documented",
         bonuschips_times: str = "required",
         busy_status: str = "9999",
+        report_too_old: str = "refuse",
+        event_retention_days: int | None = EVENT_RETENTION_DAYS,
     ):
+        if report_too_old not in ("refuse", "empty"):
+            raise ValueError("report_too_old is 'refuse' or 'empty'")
+        if event_retention_days is not None and event_retention_days < 0:
+            raise ValueError("event_retention_days is a number of days (None: forever)")
+        self.report_too_old = report_too_old
+        self.event_retention_days = event_retention_days
         if search_fields not in ("documented", "extended"):
             raise ValueError("search_fields is 'documented' or 'extended'")
         if bonuschips_times not in ("required", "ignored"):
@@ -429,6 +447,7 @@ class JdbEmulator(Emulator):
         """Every stored event of ``agent`` with all its fields (the extended Action 76 row), oldest
         first: what a test inspects after an apply, whatever ``search_fields`` the API answers with."""
         with self.lock:
+            self._age_out()
             now = self._now_ms()
             events = [_Event.from_row(r) for r in self.db.execute(
                 "SELECT * FROM events WHERE agent = ? ORDER BY event_id", (agent,)).fetchall()]
@@ -485,6 +504,16 @@ class JdbEmulator(Emulator):
         if self._default_players:
             return [f"player{n:05d}" for n in range(1, 21)]
         return self._initial_players[:20] or ["player00001"]
+
+    def _age_out(self) -> None:
+        """Forget events whose ``endTime`` is more than the retention (knob) past, with their bindings."""
+        if self.event_retention_days is None:
+            return
+        cutoff = self._now_ms() - self.event_retention_days * 86_400_000
+        with self.transaction():
+            self.db.execute("DELETE FROM bindings WHERE event_id IN (SELECT event_id FROM events WHERE end_ms < ?)",
+                            (cutoff,))
+            self.db.execute("DELETE FROM events WHERE end_ms < ?", (cutoff,))
 
     def _event(self, agent: str, event_id: int, *, code: str = "9998") -> _Event:
         row = self.db.execute("SELECT * FROM events WHERE event_id = ? AND agent = ?", (event_id, agent)).fetchone()
@@ -562,6 +591,7 @@ class JdbEmulator(Emulator):
         if not isinstance(action, int) or isinstance(action, bool) or action not in self._actions:
             raise _Fail("9007", "Unknown action.")
         handler = self._actions[action]
+        self._age_out()
         agent = _need(payload, "parent")
         if agent not in self.agents:
             raise _Fail("7001", "Parent ID cannot be found.")
@@ -856,6 +886,8 @@ class JdbEmulator(Emulator):
             raise _Fail("8009", TEXT_RANGE)
         now = self._now_ms()
         if start < now - REPORT_HISTORY_MS:
+            if self.report_too_old == "empty":
+                return {"status": "0000", "data": []}
             raise _Fail("8006", "starttime is more than 2 hours ago; use Action 64 for older records.")
         game_types = set(_int_list(p["gTypes"], "gTypes", minimum=0) if _present(p, "gTypes") else GAME_TYPES)
         newest = min(end, now - REPORT_LAG_MS)
@@ -865,6 +897,13 @@ class JdbEmulator(Emulator):
             if start <= stamp <= newest and r["gType"] in game_types
         ]
         return {"status": "0000", "data": records}
+
+    def transactions_between(self, agent: str, start: datetime, end: datetime) -> list[dict[str, Any]]:
+        """Test helper (not vendor API): every record of ``agent`` whose ``lastModifyTime`` instant
+        lies in ``[start, end)``, whatever the report zone, oldest first."""
+        lo, hi = _ms(start), _ms(end)
+        return [r for minute in range(lo // 60_000, hi // 60_000 + 1)
+                for stamp, r in self._minute_records(agent, minute) if lo <= stamp < hi]
 
     def _minute_records(self, agent: str, minute: int) -> list[tuple[int, dict[str, Any]]]:
         """The deterministic records whose lastModifyTime falls in one minute, oldest first."""
