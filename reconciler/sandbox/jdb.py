@@ -82,6 +82,15 @@ Without ``players`` every agent has the deterministic sandbox players ``player00
 (The HTTP admin route is served through :meth:`JdbEmulator.admin`, which the server must route
 ``/_sandbox/jdb/...`` paths to.)
 
+Back-office events
+------------------
+An event made in JDB's back office rather than through Action 72:
+:meth:`JdbEmulator.create_back_office_event` or ``POST /_sandbox/jdb/events`` (``{"agent": ...,
+"event": {Action 72 fields, no transactionId}, "players": [...], "hidden": ["endTime", "bet"]}``).
+``hidden`` names Action 76 answer fields JDB leaves out for that event (as issue 22 saw: no
+``endTime``/``bet``), whatever ``search_fields`` says; ``endTime`` may be in the past. Answers
+``{"eventId": ...}``.
+
 Test helpers (not vendor API): :meth:`JdbEmulator.stored_events` returns every stored event with
 all its fields whatever ``search_fields`` says; :attr:`JdbEmulator.action_counts` counts handled
 requests per action.
@@ -470,6 +479,8 @@ class JdbEmulator(Emulator):
                 UNIQUE (agent, transaction_id));
             CREATE TABLE IF NOT EXISTS bindings (
                 event_id INTEGER NOT NULL, uid TEXT NOT NULL, PRIMARY KEY (event_id, uid)) WITHOUT ROWID;
+            CREATE TABLE IF NOT EXISTS back_office (
+                event_id INTEGER PRIMARY KEY, hidden TEXT NOT NULL);
             """
         )
         if self.db.execute("SELECT 1 FROM sqlite_sequence WHERE name = 'events'").fetchone() is None:
@@ -512,6 +523,8 @@ class JdbEmulator(Emulator):
         cutoff = self._now_ms() - self.event_retention_days * 86_400_000
         with self.transaction():
             self.db.execute("DELETE FROM bindings WHERE event_id IN (SELECT event_id FROM events WHERE end_ms < ?)",
+                            (cutoff,))
+            self.db.execute("DELETE FROM back_office WHERE event_id IN (SELECT event_id FROM events WHERE end_ms < ?)",
                             (cutoff,))
             self.db.execute("DELETE FROM events WHERE end_ms < ?", (cutoff,))
 
@@ -598,8 +611,62 @@ class JdbEmulator(Emulator):
         self.action_counts[action] += 1
         return handler(agent, payload)
 
+    def create_back_office_event(self, agent: str, event: dict[str, Any], *, players: Sequence[str] = (),
+                                 hidden: Sequence[str] = ()) -> int:
+        """An event made in JDB's back office (no transactionId of ours); Action 76 leaves the
+        ``hidden`` fields out of its row. Raises ``ValueError`` for fields Action 72 would refuse."""
+        unknown = set(hidden) - set(self._full_row_keys())
+        if unknown or agent not in self.agents:
+            raise ValueError(f"unknown agent or hidden field(s): {agent}, {sorted(unknown)}")
+        try:
+            fields = self._create_fields(event)
+        except _Fail as fail:
+            raise ValueError(fail.text) from None
+        with self.lock:
+            now = self._now_ms()
+            with self.transaction():
+                cur = self.db.execute(
+                    "INSERT INTO events (agent, transaction_id, name, type, start_ms, start_off, end_ms, end_off,"
+                    " machine_types, bet, times, min_w, max_w, bonus_chips, chips_multiplier, created_ms, update_ms)"
+                    " VALUES (:agent, :tid, :name, :type, :start_ms, :start_off, :end_ms, :end_off, :machine_types,"
+                    " :bet, :times, :min_w, :max_w, :bonus_chips, :chips_multiplier, :now, :now)",
+                    {**fields, "agent": agent, "tid": f"back-office-{now}-{fields['name']}", "now": now},
+                )
+                event_id = int(cur.lastrowid or 0)
+                self.db.execute("INSERT INTO back_office (event_id, hidden) VALUES (?, ?)",
+                                (event_id, json.dumps(sorted(set(hidden)))))
+            self._bind(agent, event_id, list(players))
+        return event_id
+
+    @staticmethod
+    def _full_row_keys() -> tuple[str, ...]:
+        return ("endTime", "times", "bet", "minWithdrawal", "maxWithdrawal", "bonusChips", "chipsMultiplier",
+                "requiredTurnover", "updateTime", "currency", "machineTypes", "totalTimes", "totalUseTimes")
+
+    def _hidden(self, event_ids: list[int]) -> dict[int, list[str]]:
+        if not event_ids:
+            return {}
+        marks = ",".join("?" * len(event_ids))
+        rows = self.db.execute(f"SELECT event_id, hidden FROM back_office WHERE event_id IN ({marks})", event_ids)
+        return {r[0]: json.loads(r[1]) for r in rows}
+
+    def _admin_event(self, req: Request) -> Response:
+        body = req.json() if req.body else {}
+        if not isinstance(body, dict) or not isinstance(body.get("event"), dict):
+            return Response.json({"error": "expected {\"agent\": ..., \"event\": {...}, \"hidden\": [...]}"}, status=400)
+        try:
+            event_id = self.create_back_office_event(
+                str(body.get("agent") or self.agents[0]), body["event"],
+                players=[str(u) for u in body.get("players") or []], hidden=[str(h) for h in body.get("hidden") or []])
+        except ValueError as exc:
+            return Response.json({"error": str(exc)}, status=400)
+        return Response.json({"eventId": event_id})
+
     def admin(self, req: Request) -> Response | None:
-        """``/_sandbox/jdb/players``: register players (POST) or count them (GET)."""
+        """``/_sandbox/jdb/players``: register players (POST) or count them (GET);
+        ``/_sandbox/jdb/events`` (POST): create a back-office event."""
+        if req.path == "/_sandbox/jdb/events" and req.method == "POST":
+            return self._admin_event(req)
         if req.path != "/_sandbox/jdb/players":
             return None
         if req.method == "GET":
@@ -771,7 +838,10 @@ class JdbEmulator(Emulator):
         ).fetchall()
         events = [e for e in map(_Event.from_row, rows) if all(f(e, now) for f in filters)]
         counts = self._player_counts([e.event_id for e in events])
-        return {"status": "0000", "data": [self._search_row(e, now, counts.get(e.event_id, 0)) for e in events]}
+        hidden = self._hidden([e.event_id for e in events])
+        return {"status": "0000", "data": [
+            {k: v for k, v in self._search_row(e, now, counts.get(e.event_id, 0)).items()
+             if k not in hidden.get(e.event_id, ())} for e in events]}
 
     def _event_filters(self, p: dict[str, Any]) -> list[Callable[[_Event, int], bool]]:
         filters: list[Callable[[_Event, int], bool]] = []
