@@ -611,7 +611,7 @@ def _not_restored(incomplete: list[str], code: int) -> int:
     shown = ", ".join(names[:20]) + (f", ... and {len(names) - 20} more" if len(names) > 20 else "")
     _err(f"not restored: {len(names)} incomplete object(s) skipped ({shown}); fill in the fields their "
          "metadata.incomplete lists, delete it and apply again")
-    return 4 if code == 0 else code
+    return 4 if code in (0, 3) else code  # 4 wins over 3, as for failed changes
 
 
 def _drift(s: Session, p: Plan, baseline: Path | None, fmt: str, detail: str = "normal") -> int:
