@@ -1177,8 +1177,11 @@ def export_manifests_cmd(paths: tuple[Path, ...], config_path: Path, sandbox: bo
         s.close()
     for note in result.notes:
         _err(f"note: {note}")
-    for line in result.incomplete:
+    for line in result.incomplete[:MAX_VALIDATE_WARNINGS]:
         _err(f"warning: incomplete, not restorable as written: {line} (fill these in, then delete metadata.incomplete)")
+    if len(result.incomplete) > MAX_VALIDATE_WARNINGS:
+        _err(f"warning: ... and {len(result.incomplete) - MAX_VALIDATE_WARNINGS} more incomplete object(s) "
+             "(each marked metadata.incomplete in its file)")
     counts = ", ".join(f"{n} {k}" for k, n in sorted(result.counts.items())) or "nothing"
     incomplete = f"; {len(result.incomplete)} incomplete, skipped by a restore until filled in" if result.incomplete else ""
     click.echo(f"Exported {counts} to {out} ({len(result.files)} file(s){incomplete}).")
