@@ -479,6 +479,7 @@ class JdbEmulator(Emulator):
                 UNIQUE (agent, transaction_id));
             CREATE TABLE IF NOT EXISTS bindings (
                 event_id INTEGER NOT NULL, uid TEXT NOT NULL, PRIMARY KEY (event_id, uid)) WITHOUT ROWID;
+            CREATE INDEX IF NOT EXISTS events_end ON events (end_ms);
             CREATE TABLE IF NOT EXISTS back_office (
                 event_id INTEGER PRIMARY KEY, hidden TEXT NOT NULL);
             """
@@ -521,6 +522,8 @@ class JdbEmulator(Emulator):
         if self.event_retention_days is None:
             return
         cutoff = self._now_ms() - self.event_retention_days * 86_400_000
+        if self.db.execute("SELECT 1 FROM events WHERE end_ms < ? LIMIT 1", (cutoff,)).fetchone() is None:
+            return  # the usual case: one index lookup per request
         with self.transaction():
             self.db.execute("DELETE FROM bindings WHERE event_id IN (SELECT event_id FROM events WHERE end_ms < ?)",
                             (cutoff,))
