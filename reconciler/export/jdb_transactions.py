@@ -157,8 +157,8 @@ def zone_warnings(client: JdbClient, windows: Sequence[Window], counts: Sequence
 
 
 def _zone_hint(exc: ApiError, client: JdbClient, window: Window) -> ApiError:
-    """JDB refusing a window as too old (``8006``) that lies inside the last two hours: the
-    configured report zone is probably west of JDB's (the window reaches JDB in its past)."""
+    """JDB refusing a window as too old (``8006``) that lies inside the last two hours: JDB's
+    report zone is probably east of the configured one (the window reaches JDB in its past)."""
     if exc.code != "8006":
         return exc
     zone = offset_text(client.report_tz)

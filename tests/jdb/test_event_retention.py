@@ -64,13 +64,15 @@ def test_emulator_forgets_an_event_180_days_after_its_end(raw: RawJdb, clock: Cl
     search = raw.call({"action": 76, "startTime": _iso(time.time() - 400 * DAY), "endTime": _iso(time.time())})
     players = raw.call({"action": 71, "uid": "player00001"})
     bind = raw.call({"action": 74, "eventId": event_id, "players": ["player00004"]})
+    stop = raw.call({"action": 73, "eventId": event_id})
     if retention is None:
         assert [r["eventId"] for r in search["data"]] == [event_id]
         assert [r["status"] for r in players["data"]] == ["TERMINATED" if terminate else "EXPIRED"]
-        assert bind["status"] == "9998"  # an ended event binds nobody
+        assert bind["status"] == stop["status"] == "9998"  # an ended event binds nobody, is not stopped again
     else:
         assert search == {"status": "0000", "data": []} and players == {"status": "0000", "data": []}
         assert bind == {"status": "9015", "err_text": "Event not exist."}
+        assert stop == {"status": "9998", "err_text": "Event not exist."}
 
 
 def test_an_event_within_the_retention_is_kept(raw: RawJdb, clock: Clock) -> None:
