@@ -12,6 +12,7 @@ partial); once the fields are filled in and the markers deleted, they are restor
 
 from __future__ import annotations
 
+import json
 import re
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -111,6 +112,9 @@ def test_an_incomplete_object_is_marked_and_the_rest_is_restored(dr: DrWorkspace
     assert re.search(rf"warning: backup/jdb/sandboxag/free-spins.yaml:\d+: FreeSpinEvent/{SLUG}: incomplete, "
                      rf"not restored: {', '.join(MISSING)} missing", valid.stderr)
     dr.run("plan", "backup/", "--out", "restore-plan.json", state=fresh)
+    saved = json.loads((dr.root / "restore-plan.json").read_text(encoding="utf-8"))
+    assert len(saved["incomplete"]) == 2  # the saved plan says what it leaves out; show repeats it
+    assert f"FreeSpinEvent/{SLUG}: incomplete, not restored" in dr.cli("show", "restore-plan.json").stdout
     applied = dr.run("apply", "restore-plan.json", "--auto-approve", state=fresh, ok=(4,))
     assert " 0 failed" in applied.stdout
     assert "not restored: 2 incomplete object(s) skipped (" in applied.stderr
