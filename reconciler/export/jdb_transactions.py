@@ -32,6 +32,8 @@ from reconciler.errors import ApiError, UsageError
 WINDOW_SPAN = timedelta(minutes=15)
 LAG = timedelta(minutes=3)
 HISTORY = timedelta(hours=2)
+QUIET_TAIL = timedelta(minutes=30)
+"""Empty newest windows spanning this long, after older ones had records, are warned about."""
 HISTORY_MARGIN = timedelta(minutes=1)
 """Kept free at the old end of the 2-hour history: the first call must still be inside it when it
 reaches JDB (clock skew, latency)."""
@@ -132,7 +134,8 @@ def zone_warnings(client: JdbClient, windows: Sequence[Window], counts: Sequence
     Every window empty: JDB had nothing for the range as it read it, which is what a report zone
     west of the configured one gives (every window in JDB's future) — or a quiet agent; the two
     cannot be told apart from the answers, so this is a warning naming the zone, not an error.
-    The newest windows empty after older ones had records: the same edge, crossed inside the range."""
+    The newest windows empty for at least :data:`QUIET_TAIL` after older ones had records: the same
+    edge, crossed inside the range (a shorter quiet end is too common to be worth a warning)."""
     if not windows:
         return []
     zone = offset_text(client.report_tz)
@@ -148,7 +151,7 @@ def zone_warnings(client: JdbClient, windows: Sequence[Window], counts: Sequence
         if count:
             break
         trailing += 1
-    if trailing:
+    if trailing and windows[-1].end - windows[len(windows) - trailing].start >= QUIET_TAIL:
         first = windows[len(windows) - trailing]
         return [f"JDB Action 29 returned no records for the newest {trailing} of {len(windows)} window(s) "
                 f"(from {_minute_text(first.start)}, JDB report time {client.report_time(first.start)}) although "

@@ -14,8 +14,12 @@ from __future__ import annotations
 import json
 from datetime import datetime, timedelta, timezone
 
+from typing import Callable
+
 import pytest
 
+from reconciler.clients.jdb import JdbClient
+from reconciler.export.jdb_transactions import split_windows, zone_warnings
 from reconciler.sandbox.base import EmulatorServer
 from reconciler.sandbox.jdb import JdbEmulator
 
@@ -136,3 +140,21 @@ def test_jdb_east_of_the_configured_zone_is_an_error_or_a_warning(
         assert code == 0 and records == []
         assert "warning: JDB Action 29 returned no records for any of the 2 window(s)" in err
 
+
+
+@pytest.mark.parametrize("jdb_zone", ["-04:00"])
+@pytest.mark.parametrize(("counts", "warned"), [
+    ([3, 2, 4, 1, 2, 5, 0], False),  # a quiet last 10 minutes: common, not worth a warning
+    ([3, 2, 4, 1, 0, 0, 0], True),  # 40 quiet minutes at the end
+    ([0, 0, 0, 0, 0, 0, 0], True),
+    ([0, 0, 3, 0, 2, 1, 1], False),  # quiet at the start is JDB's past, not its future
+])
+def test_which_empty_windows_are_warned_about(make_jdb_client: Callable[..., JdbClient], counts: list[int],
+                                              warned: bool) -> None:
+    start = datetime(2031, 3, 1, 10, 0, tzinfo=timezone.utc)
+    windows = split_windows(start, start + timedelta(minutes=100), now=start + timedelta(hours=1, minutes=50))
+    assert len(windows) == len(counts)
+    warnings = zone_warnings(make_jdb_client(), windows, counts)
+    assert bool(warnings) is warned
+    if warned:
+        assert "providers.jdb.report_utc_offset (UTC-04:00)" in warnings[0]
