@@ -126,8 +126,13 @@ VENDOR_NAMES = {"jdb": "JDB", "bestproxy": "BestProxy", "tcaplus": "TcaplusDB"}
 def incomplete_comment(doc: ExportDoc) -> str:
     kind_cls = KINDS.get(doc.kind)
     vendor = VENDOR_NAMES.get(kind_cls.vendor, kind_cls.vendor) if kind_cls else "the vendor"
-    return (f"incomplete: {vendor} did not return {', '.join(doc.incomplete)}; fill these in before restoring, then "
-            "delete metadata.incomplete (until then validate, plan and apply skip this object: it is not restored)")
+    missing = [f for f in doc.incomplete if f in doc.missing]
+    invalid = [f for f in doc.incomplete if f not in doc.missing]
+    said = " and ".join(part for part in (
+        f"{vendor} did not return {', '.join(missing)}" if missing else "",
+        f"returned {', '.join(invalid)} not valid in a manifest" if invalid else "") if part)
+    return (f"incomplete: {said}; fill these in before restoring, then delete metadata.incomplete (until then "
+            "validate, plan and apply skip this object: it is not restored)")
 
 
 def incomplete_fields(doc: ExportDoc) -> list[str]:
