@@ -428,8 +428,10 @@ def validate(paths: tuple[Path, ...], config_path: Path, sandbox: bool, sandbox_
         confine.set_root(None)
     check_targets_declared(loaded, targets)
     secrets_note = "" if resolve_secrets else " (secret references checked, not resolved: --resolve-secrets does)"
+    skipped = (f"; {len(loaded.incomplete)} incomplete document(s) skipped (metadata.incomplete: not restored "
+               "until filled in)" if loaded.incomplete else "")
     click.echo(f"Valid: {loaded.count} resource(s), {sum(len(s) for s in loaded.scopes.values())} prune scope(s) "
-               f"in {len(loaded.files)} file(s){secrets_note}.")
+               f"in {len(loaded.files)} file(s){secrets_note}{skipped}.")
     return 0
 
 
@@ -595,9 +597,21 @@ def plan(paths: tuple[Path, ...], config_path: Path, sandbox: bool, sandbox_stat
         _render(p, fmt, data, safety, detail)
         if out:
             _err(f"Saved plan to {out}. Apply it with: {command_line('apply', str(out))}")
-        return 2 if detailed_exitcode and p.has_changes else 0
+        return 2 if detailed_exitcode and (p.has_changes or p.incomplete) else 0
     finally:
         s.close()
+
+
+def _not_restored(incomplete: list[str], code: int) -> int:
+    """After an apply: the documents skipped as incomplete are not live; a run that did everything
+    else exits 4 (partial) for them, naming each (the plan's warnings listed them already)."""
+    if not incomplete:
+        return code
+    names = [line.split(": ", 2)[1] if line.count(": ") >= 2 else line for line in incomplete]
+    shown = ", ".join(names[:20]) + (f", ... and {len(names) - 20} more" if len(names) > 20 else "")
+    _err(f"not restored: {len(names)} incomplete object(s) skipped ({shown}); fill in the fields their "
+         "metadata.incomplete lists, delete it and apply again")
+    return 4 if code in (0, 3) else code  # 4 wins over 3, as for failed changes
 
 
 def _drift(s: Session, p: Plan, baseline: Path | None, fmt: str, detail: str = "normal") -> int:
@@ -864,7 +878,7 @@ def apply(paths: tuple[Path, ...], config_path: Path, sandbox: bool, sandbox_sta
             if not p.has_changes and not p.failed:
                 if recorded and fmt != "json":
                     click.echo(f"Nothing left to do: the run {resume_path} recorded is complete.")
-                return 0
+                return _not_restored(p.incomplete, 0)
             if safety and not force:
                 raise UsageError("the plan exceeds the safety thresholds; nothing was applied (use --force)")
             run.refuse_blocked(p)
@@ -877,8 +891,9 @@ def apply(paths: tuple[Path, ...], config_path: Path, sandbox: bool, sandbox_sta
                 journal = Journal(resume_path, append=True)
             elif journal_path:
                 journal = Journal.open_new(journal_path)
-            return _run_apply(s, p.changes, fmt=fmt, journal=journal, signals=signals, resumed=recorded,
-                              existing=p.existing_in_scope, failed=p.failed, detail=detail)
+            return _not_restored(p.incomplete, _run_apply(
+                s, p.changes, fmt=fmt, journal=journal, signals=signals, resumed=recorded,
+                existing=p.existing_in_scope, failed=p.failed, detail=detail))
     finally:
         s.close()
 
@@ -952,7 +967,7 @@ def _apply_saved(path: Path, config_path: Path, sandbox: bool, sandbox_state: Pa
                 raise UsageError(f"{path}: changed since this plan was made: {freshness.describe(changed)}; make a new plan")
             if not saved.changes:
                 click.echo("The saved plan has no changes.")
-                return 0
+                return _not_restored(fresh.incomplete, 0)
             # a kind that could not be read now is not checked against the plan, so not written
             unread = [Outcome(c, "failed", f"live state could not be read: {fresh.failed[c.scope]}")
                       for c in saved.changes if c.scope in fresh.failed]
@@ -974,9 +989,10 @@ def _apply_saved(path: Path, config_path: Path, sandbox: bool, sandbox_state: Pa
                     journal.end(status="interrupted" if signals.exit_code else "finished", exit_code=code,
                                 counts=dict(Counter(o.status for o in outcomes)))
                     journal.close()
-                return code
-            return _run_apply(s, to_apply, fmt=fmt, journal=journal, signals=signals, resumed=False,
-                              existing=saved.existing_in_scope, failed={}, done=unread + stale, detail=detail)
+                return _not_restored(fresh.incomplete, code)
+            return _not_restored(fresh.incomplete, _run_apply(
+                s, to_apply, fmt=fmt, journal=journal, signals=signals, resumed=False,
+                existing=saved.existing_in_scope, failed={}, done=unread + stale, detail=detail))
     finally:
         s.close()
 
@@ -1120,6 +1136,8 @@ def export_transactions(agent: str, start: str, end: str | None, game_types: tup
         s.close()
     click.echo(f"Exported {result.records} record(s) from {result.windows} window(s) to {out} "
                f"({result.duplicates} duplicate(s) dropped).")
+    for warning in result.warnings:
+        _err(f"warning: {warning}")
     return 0
 
 
@@ -1170,8 +1188,14 @@ def export_manifests_cmd(paths: tuple[Path, ...], config_path: Path, sandbox: bo
         s.close()
     for note in result.notes:
         _err(f"note: {note}")
+    for line in result.incomplete[:MAX_VALIDATE_WARNINGS]:
+        _err(f"warning: incomplete, not restorable as written: {line} (fill these in, then delete metadata.incomplete)")
+    if len(result.incomplete) > MAX_VALIDATE_WARNINGS:
+        _err(f"warning: ... and {len(result.incomplete) - MAX_VALIDATE_WARNINGS} more incomplete object(s) "
+             "(each marked metadata.incomplete in its file)")
     counts = ", ".join(f"{n} {k}" for k, n in sorted(result.counts.items())) or "nothing"
-    click.echo(f"Exported {counts} to {out} ({len(result.files)} file(s)).")
+    incomplete = f"; {len(result.incomplete)} incomplete, skipped by a restore until filled in" if result.incomplete else ""
+    click.echo(f"Exported {counts} to {out} ({len(result.files)} file(s){incomplete}).")
     if result.secret_files:
         click.echo(f"Wrote {len(result.secret_files)} secret file(s) (mode 0600) to {secrets_dir}; keep them out of git.")
     if result.env_names:

@@ -143,6 +143,8 @@ class Plan:
     # pruned on an incomplete read.
     failed: dict[str, str] = field(default_factory=dict)
     out_of_band: list[str] = field(default_factory=list)  # see KindPlan.out_of_band
+    # documents marked metadata.incomplete (an export's gaps), skipped: not planned, not restored
+    incomplete: list[str] = field(default_factory=list)
 
     def header(self) -> str:
         """Which environment and connections the plan covers ("" when it is the plain default)."""

@@ -38,6 +38,10 @@ class Metadata(BaseModel):
         default=None, pattern=CONNECTION_NAME,
         description="the named connection of the kind's vendor this document targets (connections.<vendor>.<name>); "
                     "default: the environment's connection, else providers.<vendor>")
+    incomplete: list[StrictStr] | None = Field(
+        default=None, min_length=1,
+        description="written by `export manifests`: spec fields the vendor did not return; validate, plan and apply "
+                    "skip this document (warning: not restored) until they are filled in and this is deleted")
 
 
 class Envelope(BaseModel):
@@ -60,6 +64,8 @@ class Loaded:
     resources: dict[str, list[Resource]] = field(default_factory=dict)  # by kind
     scopes: dict[str, list[ScopeDecl]] = field(default_factory=dict)  # by target kind
     files: list[Path] = field(default_factory=list)
+    # documents marked metadata.incomplete (an export's gaps): skipped, one line each
+    incomplete: list[str] = field(default_factory=list)
 
     def kinds(self) -> list[type[Kind]]:
         names = set(self.resources) | set(self.scopes)
@@ -232,6 +238,14 @@ def _load_document(doc: Document, loaded: Loaded, ctx: RunContext) -> list[Probl
     if kind_cls is None:
         known = ", ".join(sorted([*KINDS, SCOPE_KIND]))
         problems.append(doc.problem(("kind",), f"unknown kind '{env.kind}' (known: {known})", resource=ref))
+        return problems
+    if env.metadata.incomplete:
+        if not problems:
+            line, _ = doc.position(("metadata", "incomplete"))
+            text = (f"{doc.file}:{line}: {ref}: incomplete, not restored: {', '.join(env.metadata.incomplete)} "
+                    "missing (fill them in, then delete metadata.incomplete)")
+            loaded.incomplete.append(text)
+            ctx.warnings.append(text)
         return problems
     if env.spec is None:
         problems.append(doc.problem(("spec",), "required field is missing", resource=ref, key=True))

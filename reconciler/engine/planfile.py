@@ -95,6 +95,9 @@ class PlanFile(_M):
     )
     environment: str | None = Field(default=None, description="the environment planned (--env)")
     connections: list[str] = Field(default_factory=list, description="vendor/connection the plan covers")
+    incomplete: list[str] = Field(
+        default_factory=list,
+        description="documents marked metadata.incomplete (an export's gaps): skipped, not planned, not restored")
     config_sections: dict[str, str] = Field(
         default_factory=dict,
         description="digest per config section a change can depend on (providers.<vendor>, settings)",
@@ -166,6 +169,7 @@ def plan_to_dict(plan: Plan, *, created_at: str, paths: list[str], config_path: 
         "config_sections": dict(sorted((config_sections or {}).items())),
         "environment": plan.environment,
         "connections": plan.connections,
+        **({"incomplete": plan.incomplete} if plan.incomplete else {}),
         **({"baseline": baseline} if baseline is not None else {}),
     }
 
@@ -201,5 +205,6 @@ def read_plan(path: Path) -> tuple[PlanFile, Plan]:
         existing_in_scope=pf.existing_in_scope,
         environment=pf.environment,
         connections=pf.connections,
+        incomplete=pf.incomplete,
     )
     return pf, plan

@@ -26,6 +26,9 @@ def show(value: Any) -> str:
 
 
 def _no_changes(plan: Plan) -> str:
+    if plan.incomplete:
+        return (f"No changes to apply, but {len(plan.incomplete)} declared object(s) are incomplete and were not "
+                "planned (see the warnings: not restored until filled in).\n")
     if plan.out_of_band:
         return (f"No changes to apply, but {len(plan.out_of_band)} resource(s) ended out of band "
                 "(see the warnings; nothing is re-created without an opt-in).\n")

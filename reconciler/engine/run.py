@@ -96,6 +96,8 @@ def make_plan(loaded: Loaded, ctx: RunContext, *, kinds: set[str] | None = None)
         plan.existing_in_scope[scope_label(kind_cls.kind, conn)] = kp.existing_in_scope
         plan.out_of_band.extend(kp.out_of_band)
     plan.connections.sort()
+    plan.incomplete = list(loaded.incomplete)
+    plan.warnings.extend(loaded.incomplete)
     if ctx.options.targets:
         plan = filter_targets(plan, ctx.options.targets)
     plan.sort()
@@ -118,7 +120,8 @@ def filter_targets(plan: Plan, targets: tuple[str, ...]) -> Plan:
     unmatched = [t for t in targets if not any(_matches(c, t) for c in plan.changes)]
     out = Plan(changes=kept, noops=plan.noops, unmanaged=[], warnings=list(plan.warnings),
                existing_in_scope=plan.existing_in_scope, environment=plan.environment, connections=plan.connections,
-               failed=plan.failed, out_of_band=[r for r in plan.out_of_band if r in targets])
+               failed=plan.failed, out_of_band=[r for r in plan.out_of_band if r in targets],
+               incomplete=plan.incomplete)
     for t in unmatched:
         out.warnings.append(f"--target {t}: no change for it (already in the desired state, or no such resource)")
     return out

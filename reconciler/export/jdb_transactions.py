@@ -7,6 +7,14 @@ consecutive windows that obey them (or raises :class:`~reconciler.errors.UsageEr
 :func:`export_transactions` fetches each window (gzip), merges them, drops duplicate
 ``historyId`` s — a record stamped exactly on a window boundary can come back twice — and writes
 one JSON object per line, ordered by ``lastModifyTime`` then ``historyId``.
+
+Report times carry no zone and no seed states JDB's (``reference/jdb.md``: one public
+integration treats it as GMT-4): the client sends each window in the configured report zone
+(``providers.jdb.report_utc_offset``). A wrong zone cannot be seen in the records (JDB filters and
+stamps them in its own zone), only in what is missing: a zone west of the configured one puts the
+windows in JDB's future, where it has nothing yet; one east of it puts them in JDB's past (older
+than JDB serves, or other records). :func:`zone_warnings` names what the answers suggest; a refusal
+of a window as too old although it lies inside the last two hours says so too.
 """
 
 from __future__ import annotations
@@ -19,11 +27,13 @@ from pathlib import Path
 from typing import Any, Callable, Sequence
 
 from reconciler.clients.jdb import JdbClient
-from reconciler.errors import UsageError
+from reconciler.errors import ApiError, UsageError
 
 WINDOW_SPAN = timedelta(minutes=15)
 LAG = timedelta(minutes=3)
 HISTORY = timedelta(hours=2)
+QUIET_TAIL = timedelta(minutes=30)
+"""Empty newest windows spanning this long, after older ones had records, are warned about."""
 HISTORY_MARGIN = timedelta(minutes=1)
 """Kept free at the old end of the 2-hour history: the first call must still be inside it when it
 reaches JDB (clock skew, latency)."""
@@ -53,6 +63,8 @@ class ExportResult:
     records: int
     windows: int
     duplicates: int
+    empty_windows: int = 0
+    warnings: tuple[str, ...] = ()
 
 
 def _minute_text(dt: datetime) -> str:
@@ -109,6 +121,56 @@ def split_windows(start: datetime, end: datetime, *, now: datetime,
     return windows
 
 
+def offset_text(tz: Any) -> str:
+    """``UTC-04:00`` for a fixed-offset zone."""
+    delta = datetime(2000, 1, 1, tzinfo=timezone.utc).astimezone(tz).utcoffset() or timedelta(0)
+    sign, minutes = ("-" if delta < timedelta(0) else "+"), abs(int(delta.total_seconds())) // 60
+    return f"UTC{sign}{minutes // 60:02d}:{minutes % 60:02d}"
+
+
+def zone_warnings(client: JdbClient, windows: Sequence[Window], counts: Sequence[int]) -> list[str]:
+    """What the per-window record counts say about the report zone (empty when nothing is amiss).
+
+    Every window empty: JDB had nothing for the range as it read it, which is what a report zone
+    west of the configured one gives (every window in JDB's future) — or a quiet agent; the two
+    cannot be told apart from the answers, so this is a warning naming the zone, not an error.
+    The newest windows empty for at least :data:`QUIET_TAIL` after older ones had records: the same
+    edge, crossed inside the range (a shorter quiet end is too common to be worth a warning)."""
+    if not windows:
+        return []
+    zone = offset_text(client.report_tz)
+    sent = f"sent as JDB report time {client.report_time(windows[0].start)} to {client.report_time(windows[-1].end)}"
+    why = (f"if the agent had play then, check providers.jdb.report_utc_offset ({zone}): JDB's report zone is "
+           "no seed's fact, and a zone west of the configured one puts the windows in JDB's future, where it "
+           "has no records yet")
+    if not any(counts):
+        return [f"JDB Action 29 returned no records for any of the {len(windows)} window(s) "
+                f"{_minute_text(windows[0].start)} to {_minute_text(windows[-1].end)} ({sent}); {why}"]
+    trailing = 0
+    for count in reversed(counts):
+        if count:
+            break
+        trailing += 1
+    if trailing and windows[-1].end - windows[len(windows) - trailing].start >= QUIET_TAIL:
+        first = windows[len(windows) - trailing]
+        return [f"JDB Action 29 returned no records for the newest {trailing} of {len(windows)} window(s) "
+                f"(from {_minute_text(first.start)}, JDB report time {client.report_time(first.start)}) although "
+                f"older ones had records; {why}"]
+    return []
+
+
+def _zone_hint(exc: ApiError, client: JdbClient, window: Window) -> ApiError:
+    """JDB refusing a window as too old (``8006``) that lies inside the last two hours: JDB's
+    report zone is probably east of the configured one (the window reaches JDB in its past)."""
+    if exc.code != "8006":
+        return exc
+    zone = offset_text(client.report_tz)
+    hint = (f"{exc.vendor_message} (the window {_minute_text(window.start)} to {_minute_text(window.end)} is inside "
+            f"the last 2 hours, sent as JDB report time {client.report_time(window.start)} at {zone}: JDB's report "
+            "zone is probably east of the configured one; check providers.jdb.report_utc_offset)")
+    return type(exc)(hint, code=exc.code, http_status=exc.http_status, host=exc.host, operation=exc.operation)
+
+
 def _sortable(stamp: str) -> str:
     """``dd-MM-yyyy HH:mm:ss`` -> ``yyyyMMdd HH:mm:ss`` (compares as text)."""
     return f"{stamp[6:10]}{stamp[3:5]}{stamp[0:2]}{stamp[10:]}" if len(stamp) == 19 else stamp
@@ -148,8 +210,14 @@ def export_transactions(
     limit = _sortable(client.report_time(end))
     merged: dict[str, dict[str, Any]] = {}
     duplicates = 0
+    counts: list[int] = []
     for done, window in enumerate(windows, 1):
-        for record in client.transactions(agent=agent, start=window.start, end=window.end, game_types=game_types):
+        try:
+            answer = client.transactions(agent=agent, start=window.start, end=window.end, game_types=game_types)
+        except ApiError as exc:
+            raise _zone_hint(exc, client, window) from None
+        counts.append(len(answer))
+        for record in answer:
             if _order(record)[0] >= limit:
                 continue  # stamped at ``end`` itself: it belongs to the next range
             key = str(record.get("historyId"))
@@ -158,4 +226,5 @@ def export_transactions(
         if progress is not None:
             progress(ExportProgress(done, len(windows), len(merged), window))
     _write_lines(out_path, sorted(merged.values(), key=_order))
-    return ExportResult(path=out_path, records=len(merged), windows=len(windows), duplicates=duplicates)
+    return ExportResult(path=out_path, records=len(merged), windows=len(windows), duplicates=duplicates,
+                        empty_windows=counts.count(0), warnings=tuple(zone_warnings(client, windows, counts)))

@@ -11,7 +11,12 @@ documents, data files and notes. This module:
   of names to set (``SECRETS-TO-SET.txt``, names only);
 - writes one YAML file per kind or scope in a stable order, with comments for what only the
   server knows, copies the prune scopes (unless ``--unmanaged``) and refuses to write a byte that
-  holds a provider credential.
+  holds a provider credential;
+- writes an object whose spec is not valid without fields the vendor did not return as
+  *incomplete*: what is known, a comment naming the missing fields and ``metadata.incomplete``
+  listing them. validate, plan and apply skip such a document with a warning (it is not restored)
+  and restore the others; its live object is added to the ``protect`` list of the copied prune
+  scopes of its kind, so a plan of the export never prunes it meanwhile.
 """
 
 from __future__ import annotations
@@ -24,6 +29,7 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 import yaml
+from pydantic import ValidationError
 
 from reconciler.clients import redact
 from reconciler.errors import ReconcilerError, UsageError
@@ -96,8 +102,12 @@ def render_doc(doc: ExportDoc) -> str:
         meta["connection"] = doc.connection
     if doc.protected:
         meta["protected"] = True
+    comments = list(doc.comments)
+    if doc.incomplete:
+        meta["incomplete"] = list(doc.incomplete)
+        comments.insert(0, incomplete_comment(doc))
     head = dump_yaml({"apiVersion": API_VERSION, "kind": doc.kind, "metadata": meta})
-    lines = _comment(doc.comments) + head.rstrip("\n").splitlines() + ["spec:"]
+    lines = _comment(comments) + head.rstrip("\n").splitlines() + ["spec:"]
     body = dump_yaml(doc.spec).rstrip("\n").splitlines() if doc.spec else []
     for line in body:
         key = line.split(":", 1)[0] if line and not line[0].isspace() and not line.startswith("-") else None
@@ -110,6 +120,36 @@ def render_doc(doc: ExportDoc) -> str:
     return "\n".join(lines) + "\n"
 
 
+VENDOR_NAMES = {"jdb": "JDB", "bestproxy": "BestProxy", "tcaplus": "TcaplusDB"}
+
+
+def incomplete_comment(doc: ExportDoc) -> str:
+    kind_cls = KINDS.get(doc.kind)
+    vendor = VENDOR_NAMES.get(kind_cls.vendor, kind_cls.vendor) if kind_cls else "the vendor"
+    missing = [f for f in doc.incomplete if f in doc.missing]
+    invalid = [f for f in doc.incomplete if f not in doc.missing]
+    said = " and ".join(part for part in (
+        f"{vendor} did not return {', '.join(missing)}" if missing else "",
+        f"returned {', '.join(invalid)} not valid in a manifest" if invalid else "") if part)
+    return (f"incomplete: {said}; fill these in before restoring, then delete metadata.incomplete (until then "
+            "validate, plan and apply skip this object: it is not restored)")
+
+
+def incomplete_fields(doc: ExportDoc) -> list[str]:
+    """The fields that keep ``doc`` from being a valid manifest: every field the vendor did not
+    return, when the spec is not valid without them (empty when it is: a write-only optional field
+    the vendor does not return leaves the object restorable)."""
+    kind_cls = KINDS.get(doc.kind)
+    if kind_cls is None or kind_cls.Spec is None:
+        return []
+    try:
+        kind_cls.Spec.model_validate(doc.spec)
+    except ValidationError as exc:
+        bad = [str(e["loc"][0]) for e in exc.errors() if e.get("loc")]
+        return list(dict.fromkeys([*doc.missing, *bad])) or ["spec"]
+    return []
+
+
 def render_group(group: ExportGroup) -> str:
     parts = []
     header = "\n".join(_comment(group.header))
@@ -119,8 +159,12 @@ def render_group(group: ExportGroup) -> str:
     return (header + "\n" if header else "") + "".join(parts)
 
 
-def _scope_doc(scope: ScopeDecl) -> str:
+def _scope_doc(scope: ScopeDecl, protect: list[str] | None = None) -> str:
     data = dict(scope.doc.data)
+    if protect:
+        spec = dict(data.get("spec") or {})
+        spec["protect"] = list(dict.fromkeys([*(spec.get("protect") or []), *protect]))
+        data["spec"] = spec
     return dump_yaml(data)
 
 
@@ -136,6 +180,7 @@ class ExportResult:
     env_names: list[str] = field(default_factory=list)
     counts: dict[str, int] = field(default_factory=dict)  # documents per kind
     notes: list[str] = field(default_factory=list)
+    incomplete: list[str] = field(default_factory=list)  # "KIND/NAME in PATH: missing fields" (not restorable as written)
 
 
 def env_prefix(patterns: list[str]) -> str:
@@ -241,6 +286,7 @@ def export_manifests(
                             agents=list(agents or []))
     result = ExportResult(out_dir=out_dir)
     exports: list[tuple[str, KindExport]] = []
+    protect: dict[tuple[str, str], list[str]] = {}  # (kind, connection) -> live objects of incomplete documents
     for kind_cls in sorted(KINDS.values(), key=lambda k: (k.apply_order, k.kind)):
         vendor = kind_cls.vendor
         names = ctx.config.config.connection_names(vendor)
@@ -258,6 +304,9 @@ def export_manifests(
                 g.path = prefix + g.path
                 for d in g.docs:
                     d.connection = conn if explicit else None
+                    d.incomplete = incomplete_fields(d)
+                    if d.incomplete and d.protect_key:
+                        protect.setdefault((kind_cls.kind, conn), []).append(d.protect_key)
             for f in ke.files:
                 f.path = prefix + f.path
             exports.append((kind_cls.kind, ke))
@@ -273,13 +322,18 @@ def export_manifests(
             texts[g.path] = texts.get(g.path, "") + ("---\n" if g.path in texts else "") + render_group(g)
             if g.docs:
                 result.counts[kind] = result.counts.get(kind, 0) + len(g.docs)
+            result.incomplete += [f"{d.ref} in {g.path}: {', '.join(d.incomplete)}" for d in g.docs if d.incomplete]
         for f in ke.files:
             texts[f.path] = f.text
     if not unmanaged and not targets:
-        scope_docs = [_scope_doc(s) for _, ss in sorted(scopes.items()) for s in ss]
+        scope_docs = [_scope_doc(s, protect.get((s.target_kind, s.connection))) for _, ss in sorted(scopes.items())
+                      for s in ss]
         if scope_docs:
             head = "# Prune scopes copied from the manifests the export read: inside them, live objects\n" \
                    "# that no manifest declares are deleted.\n"
+            if protect:
+                head += ("# protect also lists the live objects of incomplete documents (metadata.incomplete): "
+                         "skipped until\n# filled in, they are kept from pruning meanwhile.\n")
             texts[SCOPES_FILE] = head + "---\n".join(scope_docs)
     if secrets.secrets_dir is None and secrets.values:
         if not any(fnmatchcase(n, p) for n in secrets.values for p in patterns):

@@ -502,7 +502,10 @@ class ExportDoc:
 
     ``comments`` go above the document (values only the server knows: ids, status, counters);
     ``field_comments`` end the line of a top-level spec field; ``missing`` names spec fields the
-    vendor did not return, written as comment lines instead of invented values.
+    vendor did not return, written as comment lines instead of invented values. A document whose
+    spec is not valid without them is written as incomplete (the engine sets ``incomplete``:
+    ``metadata.incomplete`` lists them, and validate, plan and apply skip it); ``protect_key`` is
+    what a prune scope's ``protect`` lists to keep its live object while it is skipped.
     """
 
     kind: str
@@ -513,6 +516,8 @@ class ExportDoc:
     missing: dict[str, str] = field(default_factory=dict)
     protected: bool = False
     connection: str | None = None  # metadata.connection (set by the engine for named connections)
+    incomplete: list[str] = field(default_factory=list)  # set by the engine (see above)
+    protect_key: str | None = None
 
     @property
     def ref(self) -> str:

@@ -1116,7 +1116,8 @@ def export_event(agent: str, event: _Live, owner: Resource | None, name: str,
     comment asking for it, never invented. Status, counters and ``eventId`` are comments."""
     row: dict[str, Any] = dict(event.row)
     spec: dict[str, Any] = {"name": row.get("name"), "agent": agent}
-    doc = ExportDoc("FreeSpinEvent", name, spec, protected=bool(owner and owner.protected))
+    doc = ExportDoc("FreeSpinEvent", name, spec, protected=bool(owner and owner.protected),
+                    protect_key=str(event.event_id))
     for key in ("startTime", "endTime"):
         declared = getattr(owner.spec, key) if owner is not None else None
         if row.get(key):  # exactly as JDB returned it, or the manifest's spelling of the same instant

@@ -56,12 +56,21 @@ Semantic decisions where the documents are silent (see also ``reference/jdb.md``
 - Action 77 requires ``name``, ``machineTypes``, ``bet``, ``minWithdrawal`` and ``maxWithdrawal``;
   ``startTime``/``endTime``/``type``/``times`` may be sent but must equal the stored values
   (they cannot be modified, newest documents). Only INACTIVE and ACTIVE events can be updated.
-- Action 29 reads ``starttime``/``endtime`` as JDB wall-clock time (``report_tz``, default GMT-4,
-  as one public integration treats it) and includes records whose ``lastModifyTime`` lies in
-  ``[starttime, endtime]`` — both ends inclusive, so a record stamped ``hh:mm:00`` appears in two
-  adjacent windows. Seconds other than ``00`` answer ``8005``; a span over 15 minutes or an end
-  before the start ``8009``; a start older than 2 hours ``8006``. Records newer than 3 minutes are
-  not shown. Records are generated deterministically per agent and minute, 0–3 a minute, with the
+- Event retention (seed, Action 71: "retained for 180 days after the free spin reward expires").
+  Knob ``event_retention_days``: ``180`` (the default) or ``None`` (kept forever, as this emulator
+  did before). How an event disappears is a guess: once ``endTime`` is more than that many days
+  past (terminated events too, counted from their ``endTime``), the event, its bindings and its
+  ``transactionId`` are gone from every action (71 and 76 no longer list it; 73, 74, 75, 77 answer
+  "Event not exist."; a repeated ``transactionId`` creates anew).
+- Action 29 reads ``starttime``/``endtime`` as JDB wall-clock time and includes records whose
+  ``lastModifyTime`` lies in ``[starttime, endtime]`` — both ends inclusive, so a record stamped
+  ``hh:mm:00`` appears in two adjacent windows. Knob ``report_tz``: the report zone, which no seed
+  states (default GMT-4, as one public integration treats it; tests also run UTC and UTC+8).
+  Seconds other than ``00`` answer ``8005``; a span over 15 minutes or an end before the start
+  ``8009``. Knob ``report_too_old``: a start older than 2 hours is refused with ``8006``
+  (``"refuse"``, the default) or answered ``0000`` with no records (``"empty"``) — the seed says
+  only that 2 hours are served. Records newer than 3 minutes are not shown (a window in the
+  future answers ``0000`` with no records). Records are generated deterministically per agent and minute, 0–3 a minute, with the
   per-game-type shapes of the seed.
 
 Player registry
@@ -72,6 +81,15 @@ Without ``players`` every agent has the deterministic sandbox players ``player00
 "players": [...], "locked": false}``); ``GET /_sandbox/jdb/players?agent=...`` counts them.
 (The HTTP admin route is served through :meth:`JdbEmulator.admin`, which the server must route
 ``/_sandbox/jdb/...`` paths to.)
+
+Back-office events
+------------------
+An event made in JDB's back office rather than through Action 72:
+:meth:`JdbEmulator.create_back_office_event` or ``POST /_sandbox/jdb/events`` (``{"agent": ...,
+"event": {Action 72 fields, no transactionId}, "players": [...], "hidden": ["endTime", "bet"]}``).
+``hidden`` names Action 76 answer fields JDB leaves out for that event (as issue 22 saw: no
+``endTime``/``bet``), whatever ``search_fields`` says; ``endTime`` may be in the past. Answers
+``{"eventId": ...}``.
 
 Test helpers (not vendor API): :meth:`JdbEmulator.stored_events` returns every stored event with
 all its fields whatever ``search_fields`` says; :attr:`JdbEmulator.action_counts` counts handled
@@ -104,6 +122,7 @@ MAX_PLAYERS = 50_000
 REPORT_MAX_SPAN_MS = 15 * 60_000
 REPORT_LAG_MS = 3 * 60_000
 REPORT_HISTORY_MS = 2 * 3600_000
+EVENT_RETENTION_DAYS = 180  # seed (Action 71): kept 180 days after the event expires
 DEFAULT_PLAYER = re.compile(r"^player(?!00000)\d{5}$")
 WRITE_ACTIONS = frozenset({72, 73, 74, 75, 77})
 # the answer of an injected fault (knob ``busy_status``): status -> (err_text, HTTP status)
@@ -393,7 +412,15 @@ class JdbEmulator(Emulator):
         search_fields: str = "documented",
         bonuschips_times: str = "required",
         busy_status: str = "9999",
+        report_too_old: str = "refuse",
+        event_retention_days: int | None = EVENT_RETENTION_DAYS,
     ):
+        if report_too_old not in ("refuse", "empty"):
+            raise ValueError("report_too_old is 'refuse' or 'empty'")
+        if event_retention_days is not None and event_retention_days < 0:
+            raise ValueError("event_retention_days is a number of days (None: forever)")
+        self.report_too_old = report_too_old
+        self.event_retention_days = event_retention_days
         if search_fields not in ("documented", "extended"):
             raise ValueError("search_fields is 'documented' or 'extended'")
         if bonuschips_times not in ("required", "ignored"):
@@ -429,6 +456,7 @@ class JdbEmulator(Emulator):
         """Every stored event of ``agent`` with all its fields (the extended Action 76 row), oldest
         first: what a test inspects after an apply, whatever ``search_fields`` the API answers with."""
         with self.lock:
+            self._age_out()
             now = self._now_ms()
             events = [_Event.from_row(r) for r in self.db.execute(
                 "SELECT * FROM events WHERE agent = ? ORDER BY event_id", (agent,)).fetchall()]
@@ -451,6 +479,9 @@ class JdbEmulator(Emulator):
                 UNIQUE (agent, transaction_id));
             CREATE TABLE IF NOT EXISTS bindings (
                 event_id INTEGER NOT NULL, uid TEXT NOT NULL, PRIMARY KEY (event_id, uid)) WITHOUT ROWID;
+            CREATE INDEX IF NOT EXISTS events_end ON events (end_ms);
+            CREATE TABLE IF NOT EXISTS back_office (
+                event_id INTEGER PRIMARY KEY, hidden TEXT NOT NULL);
             """
         )
         if self.db.execute("SELECT 1 FROM sqlite_sequence WHERE name = 'events'").fetchone() is None:
@@ -485,6 +516,20 @@ class JdbEmulator(Emulator):
         if self._default_players:
             return [f"player{n:05d}" for n in range(1, 21)]
         return self._initial_players[:20] or ["player00001"]
+
+    def _age_out(self) -> None:
+        """Forget events whose ``endTime`` is more than the retention (knob) past, with their bindings."""
+        if self.event_retention_days is None:
+            return
+        cutoff = self._now_ms() - self.event_retention_days * 86_400_000
+        if self.db.execute("SELECT 1 FROM events WHERE end_ms < ? LIMIT 1", (cutoff,)).fetchone() is None:
+            return  # the usual case: one index lookup per request
+        with self.transaction():
+            self.db.execute("DELETE FROM bindings WHERE event_id IN (SELECT event_id FROM events WHERE end_ms < ?)",
+                            (cutoff,))
+            self.db.execute("DELETE FROM back_office WHERE event_id IN (SELECT event_id FROM events WHERE end_ms < ?)",
+                            (cutoff,))
+            self.db.execute("DELETE FROM events WHERE end_ms < ?", (cutoff,))
 
     def _event(self, agent: str, event_id: int, *, code: str = "9998") -> _Event:
         row = self.db.execute("SELECT * FROM events WHERE event_id = ? AND agent = ?", (event_id, agent)).fetchone()
@@ -568,14 +613,69 @@ class JdbEmulator(Emulator):
         if not isinstance(action, int) or isinstance(action, bool) or action not in self._actions:
             raise _Fail("9007", "Unknown action.")
         handler = self._actions[action]
+        self._age_out()
         agent = _need(payload, "parent")
         if agent not in self.agents:
             raise _Fail("7001", "Parent ID cannot be found.")
         self.action_counts[action] += 1
         return handler(agent, payload)
 
+    def create_back_office_event(self, agent: str, event: dict[str, Any], *, players: Sequence[str] = (),
+                                 hidden: Sequence[str] = ()) -> int:
+        """An event made in JDB's back office (no transactionId of ours); Action 76 leaves the
+        ``hidden`` fields out of its row. Raises ``ValueError`` for fields Action 72 would refuse."""
+        unknown = set(hidden) - set(self._full_row_keys())
+        if unknown or agent not in self.agents:
+            raise ValueError(f"unknown agent or hidden field(s): {agent}, {sorted(unknown)}")
+        try:
+            fields = self._create_fields(event)
+        except _Fail as fail:
+            raise ValueError(fail.text) from None
+        with self.lock:
+            now = self._now_ms()
+            with self.transaction():
+                cur = self.db.execute(
+                    "INSERT INTO events (agent, transaction_id, name, type, start_ms, start_off, end_ms, end_off,"
+                    " machine_types, bet, times, min_w, max_w, bonus_chips, chips_multiplier, created_ms, update_ms)"
+                    " VALUES (:agent, :tid, :name, :type, :start_ms, :start_off, :end_ms, :end_off, :machine_types,"
+                    " :bet, :times, :min_w, :max_w, :bonus_chips, :chips_multiplier, :now, :now)",
+                    {**fields, "agent": agent, "tid": f"back-office-{now}-{fields['name']}", "now": now},
+                )
+                event_id = int(cur.lastrowid or 0)
+                self.db.execute("INSERT INTO back_office (event_id, hidden) VALUES (?, ?)",
+                                (event_id, json.dumps(sorted(set(hidden)))))
+            self._bind(agent, event_id, list(players))
+        return event_id
+
+    @staticmethod
+    def _full_row_keys() -> tuple[str, ...]:
+        return ("endTime", "times", "bet", "minWithdrawal", "maxWithdrawal", "bonusChips", "chipsMultiplier",
+                "requiredTurnover", "updateTime", "currency", "machineTypes", "totalTimes", "totalUseTimes")
+
+    def _hidden(self, event_ids: list[int]) -> dict[int, list[str]]:
+        if not event_ids:
+            return {}
+        marks = ",".join("?" * len(event_ids))
+        rows = self.db.execute(f"SELECT event_id, hidden FROM back_office WHERE event_id IN ({marks})", event_ids)
+        return {r[0]: json.loads(r[1]) for r in rows}
+
+    def _admin_event(self, req: Request) -> Response:
+        body = req.json() if req.body else {}
+        if not isinstance(body, dict) or not isinstance(body.get("event"), dict):
+            return Response.json({"error": "expected {\"agent\": ..., \"event\": {...}, \"hidden\": [...]}"}, status=400)
+        try:
+            event_id = self.create_back_office_event(
+                str(body.get("agent") or self.agents[0]), body["event"],
+                players=[str(u) for u in body.get("players") or []], hidden=[str(h) for h in body.get("hidden") or []])
+        except ValueError as exc:
+            return Response.json({"error": str(exc)}, status=400)
+        return Response.json({"eventId": event_id})
+
     def admin(self, req: Request) -> Response | None:
-        """``/_sandbox/jdb/players``: register players (POST) or count them (GET)."""
+        """``/_sandbox/jdb/players``: register players (POST) or count them (GET);
+        ``/_sandbox/jdb/events`` (POST): create a back-office event."""
+        if req.path == "/_sandbox/jdb/events" and req.method == "POST":
+            return self._admin_event(req)
         if req.path != "/_sandbox/jdb/players":
             return None
         if req.method == "GET":
@@ -747,7 +847,10 @@ class JdbEmulator(Emulator):
         ).fetchall()
         events = [e for e in map(_Event.from_row, rows) if all(f(e, now) for f in filters)]
         counts = self._player_counts([e.event_id for e in events])
-        return {"status": "0000", "data": [self._search_row(e, now, counts.get(e.event_id, 0)) for e in events]}
+        hidden = self._hidden([e.event_id for e in events])
+        return {"status": "0000", "data": [
+            {k: v for k, v in self._search_row(e, now, counts.get(e.event_id, 0)).items()
+             if k not in hidden.get(e.event_id, ())} for e in events]}
 
     def _event_filters(self, p: dict[str, Any]) -> list[Callable[[_Event, int], bool]]:
         filters: list[Callable[[_Event, int], bool]] = []
@@ -862,6 +965,8 @@ class JdbEmulator(Emulator):
             raise _Fail("8009", TEXT_RANGE)
         now = self._now_ms()
         if start < now - REPORT_HISTORY_MS:
+            if self.report_too_old == "empty":
+                return {"status": "0000", "data": []}
             raise _Fail("8006", "starttime is more than 2 hours ago; use Action 64 for older records.")
         game_types = set(_int_list(p["gTypes"], "gTypes", minimum=0) if _present(p, "gTypes") else GAME_TYPES)
         newest = min(end, now - REPORT_LAG_MS)
@@ -871,6 +976,13 @@ class JdbEmulator(Emulator):
             if start <= stamp <= newest and r["gType"] in game_types
         ]
         return {"status": "0000", "data": records}
+
+    def transactions_between(self, agent: str, start: datetime, end: datetime) -> list[dict[str, Any]]:
+        """Test helper (not vendor API): every record of ``agent`` whose ``lastModifyTime`` instant
+        lies in ``[start, end)``, whatever the report zone, oldest first."""
+        lo, hi = _ms(start), _ms(end)
+        return [r for minute in range(lo // 60_000, hi // 60_000 + 1)
+                for stamp, r in self._minute_records(agent, minute) if lo <= stamp < hi]
 
     def _minute_records(self, agent: str, minute: int) -> list[tuple[int, dict[str, Any]]]:
         """The deterministic records whose lastModifyTime falls in one minute, oldest first."""

@@ -113,6 +113,7 @@ def _fill_in_console_events(path: Path) -> None:
     docs = [d for d in yaml.safe_load_all(text) if d]
     for d in docs:
         if d["spec"]["name"].startswith("Console promo"):
+            assert d["metadata"].pop("incomplete") == ["endTime", "bet", "times", "minWithdrawal", "maxWithdrawal"]
             d["spec"].update(endTime="2037-03-02T00:00:00Z", times=3, bet="3")
     path.write_text(yaml.safe_dump_all(docs, sort_keys=False))
 

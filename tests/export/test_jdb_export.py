@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from reconciler.export.manifests import render_doc
+from reconciler.export.manifests import incomplete_fields, render_doc
 from reconciler.kinds.base import ExportRequest, Resource
 from reconciler.kinds.free_spin_event import FreeSpinEventSpec, _Live, export_event
 from reconciler.manifest.yamlload import Document
@@ -54,3 +54,22 @@ def test_an_end_time_action_76_does_not_return_is_asked_for() -> None:
     doc, _ = export_event("testag", _Live(row), None, "summer-spins", REQUEST)
     assert "endTime" not in doc.spec and "fill it in" in doc.missing["endTime"]
     assert "  # endTime: (not returned by JDB Action 76 here; fill it in (ISO-8601 with offset))" in render_doc(doc)
+
+
+def test_what_makes_an_exported_object_incomplete() -> None:
+    """A spec that is not valid without the fields JDB did not return is incomplete, and the comment
+    names them; a value JDB returned that a manifest cannot hold is named as such."""
+    doc, _ = export_event("testag", _Live(DOCUMENTED_ROW), None, "summer-spins", REQUEST)
+    doc.incomplete = incomplete_fields(doc)
+    assert doc.incomplete == ["bet", "times", "minWithdrawal", "maxWithdrawal"]
+    text = render_doc(doc)
+    assert "# incomplete: JDB did not return bet, times, minWithdrawal, maxWithdrawal; fill these in" in text
+    assert "  incomplete: [bet, times, minWithdrawal, maxWithdrawal]" in text
+    full = dict(DOCUMENTED_ROW, bet="2.000", times=10, minWithdrawal="-1", maxWithdrawal="100.000")
+    complete, _ = export_event("testag", _Live(full), None, "summer-spins", REQUEST)
+    assert incomplete_fields(complete) == [] and "incomplete" not in render_doc(complete)
+    odd, _ = export_event("testag", _Live(dict(DOCUMENTED_ROW, bet="2.000", times=0)), None, "summer-spins", REQUEST)
+    odd.incomplete = incomplete_fields(odd)
+    assert odd.incomplete == ["minWithdrawal", "maxWithdrawal", "times"]
+    assert ("# incomplete: JDB did not return minWithdrawal, maxWithdrawal and returned times not valid in a "
+            "manifest; fill these in") in render_doc(odd)
