@@ -12,6 +12,7 @@ retried blindly — the caller re-lists to resolve an unknown outcome.
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass
 from typing import Any
 
@@ -121,6 +122,9 @@ class BestProxyClient:
         requests_per_second: float | None = None,
     ):
         self._app_key = app_key
+        # the last TOTP time step a verification code was made for, by secret digest (one code per step)
+        self.verify_steps: dict[str, int] = {}
+        self.verify_lock = threading.Lock()
         redact.register(app_key)  # a query parameter of every GET: never in a log line
         self.http = HttpTransport(
             base_url,
@@ -219,5 +223,7 @@ class BestProxyClient:
         self._call("POST", "/gateway/proxy-ip/add", body, idempotent=False)
 
     def delete_ips(self, ips: list[str], *, verify_type: str, verify_code: str) -> None:
+        # not repeated by the transport: a repeat would send the same verification code again, which
+        # BestProxy may refuse as used; the caller settles an unknown outcome and sends a fresh code
         self._call("POST", "/gateway/proxy-ip/delete",
-                   {"ips": ",".join(ips), "verify_type": verify_type, "verify_code": verify_code}, idempotent=True)
+                   {"ips": ",".join(ips), "verify_type": verify_type, "verify_code": verify_code}, idempotent=False)

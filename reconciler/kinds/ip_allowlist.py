@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import hashlib
 import ipaddress
-import threading
 import time
 from collections.abc import Callable
 from typing import Annotated, Any
@@ -293,13 +292,13 @@ class IpAllowlistKind(Kind):
         return v is not None and (v.totp_secret if v.type == "totp" else v.code) is not None
 
     # -- apply -----------------------------------------------------------------------------
-    def _verification(self, ctx: RunContext) -> tuple[str, str]:
+    def _verification(self, ctx: RunContext, client: BestProxyClient) -> tuple[str, str]:
         p = ctx.config.providers.bestproxy
         assert p is not None and p.ip_delete_verification is not None
         v = p.ip_delete_verification
         if v.type == "totp":
             assert v.totp_secret is not None
-            code = next_totp_code(ctx.config_secret(v.totp_secret))  # fresh, right before the call
+            code = next_totp_code(ctx.config_secret(v.totp_secret), client)  # fresh, right before the call
             redact.register(code)
             return "totp", code
         assert v.code is not None
@@ -325,7 +324,7 @@ class IpAllowlistKind(Kind):
             return [Outcome(c, "interrupted", "not started: the run was stopped") for c in changes]
         if removals:
             def delete(ips: list[str]) -> None:
-                vtype, code = self._verification(ctx)  # a code of its own for every call
+                vtype, code = self._verification(ctx, client)  # a code of its own for every call
                 client.delete_ips(ips, verify_type=vtype, verify_code=code)
 
             def gone(ips: list[str]) -> set[str]:
@@ -431,29 +430,27 @@ def _listed(items: list[str], shown: int = 10) -> str:
 
 # -- TOTP codes ------------------------------------------------------------------------------------
 # Whether BestProxy takes a TOTP code twice is not documented (RFC 6238 §5.2 says a verifier should
-# not): every delete gets a code of a time step no earlier call in this process used, waiting for the
-# next step when needed. ``clock`` and ``sleep`` are what the wait reads and does (tests replace both
-# with a simulated clock the emulator shares).
+# not): every delete of a run gets a code of a time step no earlier call of the run used, waiting for
+# the next step when needed. ``clock`` and ``sleep`` are what the wait reads and does (tests replace
+# both with a simulated clock the emulator shares).
 clock: Callable[[], float] = time.time
 sleep: Callable[[float], None] = time.sleep
-_last_step: dict[str, int] = {}  # digest of a TOTP secret -> the last time step a code was made for
-_steps_lock = threading.Lock()
 
 
-def next_totp_code(secret: str) -> str:
-    """A TOTP code for ``secret`` of a time step no earlier code of this process used (the wait is
-    at most one step: 30 s)."""
+def next_totp_code(secret: str, client: BestProxyClient) -> str:
+    """A TOTP code for ``secret`` of a time step no earlier code made with ``client`` (one run's
+    connection) used; the wait is at most one step (30 s)."""
     import pyotp  # loaded only when a TOTP code is computed
 
     totp = pyotp.TOTP(secret)
     key = hashlib.sha256(secret.encode()).hexdigest()
-    with _steps_lock:
+    with client.verify_lock:
         for _ in range(4):  # bounded: one wait reaches the next step of a clock that moves
             now = clock()
             step = int(now // totp.interval)
-            last = _last_step.get(key)
+            last = client.verify_steps.get(key)
             if last is None or step > last:
-                _last_step[key] = step
+                client.verify_steps[key] = step
                 return totp.at(int(now))
             sleep((last + 1) * totp.interval - now + 0.05)
     raise ReconcilerError("proxy-ip/delete: the clock did not reach a new TOTP time step; no code was sent")
