@@ -11,7 +11,6 @@ A product type change has no API call: it is a replace (delete + add) and needs 
 
 from __future__ import annotations
 
-import functools
 from collections import Counter
 from collections.abc import Callable
 from typing import Any
@@ -31,8 +30,9 @@ from reconciler.kinds.bestproxy_common import (
     Remark,
     make_client,
     provider_problem,
+    write_each,
 )
-from reconciler.kinds.writes import settle_batch, settle_one
+from reconciler.kinds.writes import settle_one
 from reconciler.manifest.secrets import SecretRef
 
 Username = StrictStr
@@ -311,7 +311,7 @@ class ProxyAccountKind(Kind):
 
         deletes = [c for c in changes if c.action in (Action.DELETE, Action.REPLACE)]
         if deletes:
-            self._batched(results, deletes, lambda: settle_batch(
+            self._batched(results, deletes, write_each(
                 [c.key for c in deletes], client.delete_accounts, lambda ks: set(ks) - set(live()),
                 what="whitelist-account/delete"), final={c.key for c in deletes if c.action is Action.DELETE})
 
@@ -322,16 +322,16 @@ class ProxyAccountKind(Kind):
                               ctx, results, concurrency, live)
 
         updates = [c for c in changes if c.action is Action.UPDATE]
-        def set_enabled(batch: list[Change], write: Callable[[list[str]], None], flag: bool) -> None:
+        def set_enabled(batch: list[Change], write: Callable[[list[str]], None], flag: bool) -> dict[str, str]:
             def done(keys: list[str]) -> set[str]:
                 return {k for k, a in live().items() if k in keys and a.enabled is flag}
 
-            settle_batch([c.key for c in batch], write, done, what=f"whitelist-account/{'enable' if flag else 'disable'}")
+            return write_each([c.key for c in batch], write, done, what=f"whitelist-account/{'enable' if flag else 'disable'}")
 
         for flag, fn in ((True, client.enable_accounts), (False, client.disable_accounts)):
             batch = [c for c in updates if any(d.path == "enabled" for d in c.diffs) and c.data["desired"]["enabled"] is flag]
             if batch:
-                self._batched(results, batch, functools.partial(set_enabled, batch, fn, flag), final=set())
+                self._batched(results, batch, set_enabled(batch, fn, flag), final=set())
 
         def change_one(c: Change) -> Outcome:
             if c.key in results:
@@ -406,15 +406,12 @@ class ProxyAccountKind(Kind):
         return ctx.secret_for_change(c.source, c.data["desired"]["password"])
 
     @staticmethod
-    def _batched(results: dict[str, Outcome], batch: list[Change], call: Any, *, final: set[str]) -> None:
-        try:
-            call()
-        except ReconcilerError as exc:
-            for c in batch:
-                results[c.key] = Outcome(c, "failed", str(exc))
-            return
+    def _batched(results: dict[str, Outcome], batch: list[Change], failed: dict[str, str], *, final: set[str]) -> None:
+        """Each change's outcome of a batch call (``failed``: :func:`write_each`'s refused items)."""
         for c in batch:
-            if c.key in final:
+            if c.key in failed:
+                results[c.key] = Outcome(c, "failed", failed[c.key])
+            elif c.key in final:
                 results[c.key] = Outcome(c, "applied")
 
     @staticmethod
@@ -452,13 +449,14 @@ class ProxyAccountKind(Kind):
             def present(keys: list[str]) -> set[str]:
                 return set(keys) & set(live())
 
-            try:
-                # unknown outcome: look the accounts up, add only the missing ones (no blind retry)
-                settle_batch([c.key for c in batch], add, present, what="whitelist-account/add")
-                created.extend((c, remark) for c in batch)
-            except ReconcilerError as exc:
-                for c in batch:
-                    results[c.key] = Outcome(c, "failed", str(exc))
+            # unknown outcome: look the accounts up, add only the missing ones (no blind retry);
+            # a refused batch: each account's own outcome (write_each)
+            refused = write_each([c.key for c in batch], add, present, what="whitelist-account/add")
+            for c in batch:
+                if c.key in refused:
+                    results[c.key] = Outcome(c, "failed", refused[c.key])
+                else:
+                    created.append((c, remark))
         disable = [c for c, _ in created if not c.data["desired"]["enabled"]]
 
         def follow(item: tuple[Change, str]) -> Outcome:
@@ -480,13 +478,12 @@ class ProxyAccountKind(Kind):
         for o in RunContext.map(follow, created, concurrency=concurrency):
             results[o.change.key] = o
         if disable:
-            try:
-                settle_batch([c.key for c in disable], client.disable_accounts,
-                             lambda ks: {k for k, a in live().items() if k in ks and not a.enabled},
-                             what="whitelist-account/disable")
-            except ReconcilerError as exc:
-                for c in disable:
-                    results[c.key] = Outcome(c, "failed", f"created, but disabling failed: {exc}")
+            refused = write_each([c.key for c in disable], client.disable_accounts,
+                                 lambda ks: {k for k, a in live().items() if k in ks and not a.enabled},
+                                 what="whitelist-account/disable")
+            for c in disable:
+                if c.key in refused:
+                    results[c.key] = Outcome(c, "failed", f"created, but disabling failed: {refused[c.key]}")
 
     # -- export (DR, adoption) -----------------------------------------------------------------
     def export(self, resources: list[Resource], scopes: list[ScopeDecl], ctx: RunContext,
