@@ -374,10 +374,10 @@ class IpAllowlistKind(Kind):
     def _outcome(c: Change, failed: dict[str, str], done: list[str]) -> Outcome:
         if not failed:
             return Outcome(c, "applied", ", ".join(done))
-        names = list(failed)
+        names = sorted(failed, key=sort_key)
         first = failed[names[0]]
         return Outcome(c, "failed", f"{len(names)} address(es) not done ({_listed(names)}): {first}",
-                       details=[f"{ip}: {why}" for ip, why in list(failed.items())[:50]]
+                       details=[f"{ip}: {failed[ip]}" for ip in names[:50]]
                        + ([f"done: {', '.join(done)}"] if done else []))
 
     # -- export (DR, adoption) -----------------------------------------------------------------
@@ -407,9 +407,21 @@ class IpAllowlistKind(Kind):
                     header += [f"{r.ref} ({r.source}) does not list these live addresses; add them to its entries:",
                                *(f"  - {{ip: {i.ip}, remark: {i.remark!r}}}" if i.remark else f"  - {i.ip}" for i in extra)]
                 continue
-            entries: list[Any] = [{"ip": i.ip, "remark": i.remark} if i.remark else i.ip for i in live]
+            entries: list[Any] = []
+            left_out: list[str] = []
+            for i in live:
+                try:
+                    ip = normalize_entry(i.ip)
+                except ValueError as exc:
+                    left_out.append(f"{i.ip} ({exc})")
+                    continue
+                entries.append({"ip": ip, "remark": i.remark} if i.remark else ip)
             spec: dict[str, Any] = {"productType": ptype}
             doc = ExportDoc(self.kind, r.name if r else f"allowlist-{ptype}", spec, protected=bool(r and r.protected))
+            if left_out:
+                # a live entry no manifest can declare would make the whole file fail validation
+                doc.comments.append("live entries left out (not an address or CIDR block a manifest can declare): "
+                                    + "; ".join(left_out))
             if ptype == 11:
                 if r is not None and r.spec.userProductId is not None:
                     spec["userProductId"] = r.spec.userProductId

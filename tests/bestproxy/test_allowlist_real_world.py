@@ -16,6 +16,7 @@ from typing import Iterator
 
 import httpx
 import pytest
+import yaml
 
 from reconciler.kinds import ip_allowlist
 from tests.bestproxy.conftest import Workspace, bestproxy_workspace
@@ -256,3 +257,64 @@ def test_a_shared_address_of_type_11_without_its_user_product_is_named_in_the_pl
         assert "added back right after: 10.0.0.5 (11)" in plan.stdout
         assert ws.cli("apply", "--auto-approve").exit_code == 0
         assert listed(ws) == [("10.0.0.5", 11, "")]
+
+
+def test_export_writes_live_ipv6_and_cidr_entries_that_restore(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    for ws, _ in _workspace(tmp_path, monkeypatch, ip_forms="any"):
+        for ip in ("2001:DB8::1", "10.0.0.0/24", "203.0.113.9", "10.0.1.1/24", "1.2.3.*"):
+            ws.emulator.back_office_add_ip(ip, 14, "console")
+        allowlist(ws, "home", 9, [], exclusive=False)
+        res = ws.cli("export", "manifests", "--out", "backup")
+        assert res.exit_code == 0, res.stdout + res.stderr
+        text = (ws.root / "backup/bestproxy/allowlists.yaml").read_text()
+        docs = {d["spec"]["productType"]: d for d in yaml.safe_load_all(text)}
+        assert [e["ip"] for e in docs[14]["spec"]["entries"]] == ["10.0.0.0/24", "203.0.113.9", "2001:db8::1"]
+        assert "live entries left out" in text and "10.0.1.1/24" in text and "1.2.3.*" in text
+        assert ws.cli("validate", "backup").exit_code == 0
+        ws.emulator.wipe()
+        restored = ws.cli("apply", "backup", "--auto-approve")
+        assert restored.exit_code == 0, restored.stdout + restored.stderr
+        assert listed(ws) == [("10.0.0.0/24", 14, "console"), ("2001:db8::1", 14, "console"),
+                              ("203.0.113.9", 14, "console")]
+
+
+def test_reads_are_one_list_per_product_type_and_one_unfiltered(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    for ws, _ in _workspace(tmp_path, monkeypatch):
+        allowlist(ws, "dc", 14, ["10.0.0.1"])
+        httpx.post(ws.url + "/_sandbox/stats/reset")
+        assert ws.cli("plan").exit_code == 0
+        assert ws.stats()["GET /gateway/proxy-ip/list"] == 5
+
+
+def test_split_batches_are_bounded_and_a_refused_verification_is_not_split(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    for ws, _ in _workspace(tmp_path, monkeypatch):
+        for n in range(8):
+            ws.emulator.back_office_add_ip(f"2001:db8::{n + 1}", 14)
+        allowlist(ws, "dc", 14, [])
+        res = ws.cli("apply", "--auto-approve")
+        assert res.exit_code == 4 and "8 address(es) not done" in res.stdout, res.stdout
+        assert ws.stats()["POST /gateway/proxy-ip/delete"] == 5  # the batch and 4 more calls at most
+        assert "not tried on its own" in res.stdout
+        # a verification BestProxy refuses is no item's fault: one call, every address named
+        ws.emulator.wipe()
+        ws.api("/gateway/proxy-ip/add", ips="10.0.0.1,10.0.0.2,10.0.0.3", product_type=14)
+        ws.write("secrets/totp", "JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP")  # not the secret BestProxy holds
+        httpx.post(ws.url + "/_sandbox/stats/reset")
+        res = ws.cli("apply", "--auto-approve")
+        assert res.exit_code == 4 and "3 address(es) not done" in res.stdout, res.stdout
+        assert res.stdout.count("Parameter error (rejected: verify_code)") == 4  # the line and each address
+        assert ws.stats()["POST /gateway/proxy-ip/delete"] == 1
+
+
+def test_refused_addresses_at_scale_are_named_in_bounded_output(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    for ws, _ in _workspace(tmp_path, monkeypatch, batches="partial"):
+        entries = [f"2001:db8::{n:x}" for n in range(1, 2001)] + ["10.0.0.1"]
+        allowlist(ws, "dc", 14, entries)
+        plan = ws.cli("plan")
+        assert "and 1990 more" in plan.stdout and len(plan.stdout.splitlines()) < 2100
+        res = ws.cli("apply", "--auto-approve")
+        assert res.exit_code == 4
+        assert "2000 address(es) not done (2001:db8::1, 2001:db8::2" in res.stdout and "and 1990 more" in res.stdout
+        assert len(res.stdout.splitlines()) < 2200  # the plan's 2,001 diff lines, 50 detail lines
+        assert listed(ws) == [("10.0.0.1", 14, "")]
