@@ -2,7 +2,9 @@
 
 Reads: one ``whitelist-account/list`` call for all accounts. Writes: batched ``add`` (one call per
 product type and remark, ``user:pass,...``), batched ``delete``/``enable``/``disable``, and
-``proxy-account/change`` per account for password, remark, limits and UDP.
+``proxy-account/change`` per account for password, remark, limits and UDP. A refused batch is
+resolved account by account (:func:`~reconciler.kinds.bestproxy_common.write_each`): whether
+BestProxy refuses a batch whole or applies the rest is not documented.
 
 The list does not return ``daily_limit`` or ``udp``: they are *write-only* — set on create and
 whenever another field of the account changes; a drift in them cannot be seen (the plan says so).
