@@ -358,7 +358,8 @@ class IpAllowlistKind(Kind):
             for x in d.get("restore", []):
                 if (x["ip"], x["product_type"]) not in restored:
                     restored.add((x["ip"], x["product_type"]))
-                    groups.setdefault((x["product_type"], x["user_product_id"], x["remark"], True), []).append(x["ip"])
+                    groups.setdefault((x["product_type"], x["user_product_id"], x["remark"], is_plain_ipv4(x["ip"])),
+                                      []).append(x["ip"])
             for (pt, upid, remark, _), ips in sorted(groups.items(), key=lambda g: (g[0][0], str(g[0][1]), g[0][2], g[0][3])):
                 def add(batch: list[str], pt: int = pt, upid: int | None = upid, remark: str = remark) -> None:
                     client.add_ips(batch, product_type=pt or None, remark=remark, user_product_id=upid)
