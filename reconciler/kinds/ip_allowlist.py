@@ -318,9 +318,6 @@ class IpAllowlistKind(Kind):
 
     def apply(self, changes: list[Change], ctx: RunContext) -> list[Outcome]:
         client: BestProxyClient = ctx.client(type(self))
-        types = sorted({c.data["product_type"] for c in changes}
-                       | {x["product_type"] for c in changes for x in c.data.get("restore", [])})
-
         def present(pt: int) -> dict[str, str]:
             return {canonical(i.ip): i.remark for i in client.list_ips(pt or None) if pt or i.product_type == 0}
 
@@ -334,9 +331,14 @@ class IpAllowlistKind(Kind):
                 vtype, code = self._verification(ctx, client)  # a code of its own for every call
                 client.delete_ips(ips, verify_type=vtype, verify_code=code)
 
+            removed_from: dict[str, set[int]] = {}  # address -> the allowlists it is to leave
+            for c in changes:
+                for ip in c.data["remove"]:
+                    removed_from.setdefault(ip, set()).add(c.data["product_type"])
+
             def gone(ips: list[str]) -> set[str]:
-                held = {k for pt in types for k in present(pt)}
-                return {ip for ip in ips if canonical(ip) not in held}
+                held = {pt: present(pt) for pt in sorted({pt for ip in ips for pt in removed_from[ip]})}
+                return {ip for ip in ips if all(canonical(ip) not in held[pt] for pt in removed_from[ip])}
 
             refused = write_each(removals, delete, gone, what="proxy-ip/delete", budget=4)
             for c in changes:
