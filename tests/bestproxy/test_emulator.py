@@ -394,6 +394,12 @@ def test_udp_only_for_static_product_types(api: BestProxyApi, emu: BestProxyEmul
     param_error(api.post(ACCOUNT_CHANGE, account="d1", udp=1, limit=9), "udp")
     rec = emu.account_record("d1")
     assert rec is not None and (rec["udp"], rec["limit_flow"]) == (0, 0)
+    # switching UDP off is accepted for every type (the document's own example sends udp: 0)
+    assert api.post(ACCOUNT_CHANGE, account="d1", udp=0, limit=8).json() == OK
+    emu.set_knobs(udp_other_types="ignored")  # the other answer: accepted, not stored
+    assert api.post(ACCOUNT_CHANGE, account="d1", udp=1, limit=9).json() == OK
+    rec = emu.account_record("d1")
+    assert rec is not None and (rec["udp"], rec["limit_flow"]) == (0, 9)
 
 
 @pytest.mark.parametrize("product_type", [14, 25])
