@@ -318,3 +318,4 @@ def test_refused_addresses_at_scale_are_named_in_bounded_output(tmp_path: Path, 
         assert "2000 address(es) not done (2001:db8::1, 2001:db8::2" in res.stdout and "and 1990 more" in res.stdout
         assert len(res.stdout.splitlines()) < 2200  # the plan's 2,001 diff lines, 50 detail lines
         assert listed(ws) == [("10.0.0.1", 14, "")]
+        assert ws.stats()["POST /gateway/proxy-ip/add"] == 1 + 1 + 32  # IPv4; the IPv6 batch and 32 more at most
