@@ -12,6 +12,7 @@ retried blindly — the caller re-lists to resolve an unknown outcome.
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass
 from typing import Any
 
@@ -33,7 +34,10 @@ class BestProxyAccountNotVerified(BestProxyError):
 
 
 class BestProxyParameterError(BestProxyError):
-    """code 400 ErrorResponse: a parameter was rejected."""
+    """code 400 ErrorResponse: a parameter was rejected. ``fields`` are the parameter names the
+    answer's ``errors`` names (empty when it names none)."""
+
+    fields: tuple[str, ...] = ()
 
 
 class BestProxyHttpError(BestProxyError):
@@ -75,7 +79,10 @@ def parse_envelope(operation: str, http_status: int, payload: Any, *, host: str 
         if hidden:
             message += f" (rejected: {', '.join(hidden)})"
     cls = _CODES.get(code if isinstance(code, int) else -1, BestProxyError)
-    raise cls(message, code=code, http_status=http_status if http_status != 200 else None, host=host, operation=operation)
+    exc = cls(message, code=code, http_status=http_status if http_status != 200 else None, host=host, operation=operation)
+    if isinstance(exc, BestProxyParameterError) and isinstance(errors, dict):
+        exc.fields = tuple(sorted(str(k) for k in errors))
+    raise exc
 
 
 _SECRET_FIELDS = {"app_key", "password", "accounts", "verify_code"}
@@ -120,6 +127,9 @@ class BestProxyClient:
         requests_per_second: float | None = None,
     ):
         self._app_key = app_key
+        # the last TOTP time step a verification code was made for, by secret digest (one code per step)
+        self.verify_steps: dict[str, int] = {}
+        self.verify_lock = threading.Lock()
         redact.register(app_key)  # a query parameter of every GET: never in a log line
         self.http = HttpTransport(
             base_url,
@@ -198,19 +208,30 @@ class BestProxyClient:
         self._call("POST", "/gateway/proxy-account/change", {"account": username, **fields}, idempotent=True)
 
     # -- IP allowlist ----------------------------------------------------------------------
-    def list_ips(self, product_type: int) -> list[LiveIp]:
-        data = self._call("GET", "/gateway/proxy-ip/list", {"product_type": product_type}, idempotent=True) or {}
-        return [
-            LiveIp(ip=str(i.get("ip", "")), remark=str(i.get("remark") or ""), product_type=int(i.get("product_type") or product_type))
-            for i in data.get("list") or []
-        ]
+    def list_ips(self, product_type: int | None) -> list[LiveIp]:
+        """The allowlist of one product type, or (``None``) the whole list. Entries are returned
+        as the vendor writes them: IPv4, IPv6 or CIDR text, or anything else it holds."""
+        query = {} if product_type is None else {"product_type": product_type}
+        data = self._call("GET", "/gateway/proxy-ip/list", query, idempotent=True) or {}
+        out = []
+        for i in data.get("list") or []:
+            pt = i.get("product_type")
+            out.append(LiveIp(ip=str(i.get("ip", "")).strip(), remark=str(i.get("remark") or ""),
+                              product_type=int(pt) if isinstance(pt, (int, str)) and str(pt).isdigit() else (product_type or 0)))
+        return out
 
-    def add_ips(self, ips: list[str], *, product_type: int, remark: str = "", user_product_id: int | None = None) -> None:
-        body: dict[str, Any] = {"ips": ",".join(ips), "remark": remark, "product_type": product_type}
+    def add_ips(self, ips: list[str], *, product_type: int | None, remark: str = "", user_product_id: int | None = None) -> None:
+        """``product_type`` None sends none (the document marks it optional; the entry is the
+        account's, product type 0 in the list)."""
+        body: dict[str, Any] = {"ips": ",".join(ips), "remark": remark}
+        if product_type:
+            body["product_type"] = product_type
         if user_product_id is not None:
             body["user_product_id"] = user_product_id
         self._call("POST", "/gateway/proxy-ip/add", body, idempotent=False)
 
     def delete_ips(self, ips: list[str], *, verify_type: str, verify_code: str) -> None:
+        # not repeated by the transport: a repeat would send the same verification code again, which
+        # BestProxy may refuse as used; the caller settles an unknown outcome and sends a fresh code
         self._call("POST", "/gateway/proxy-ip/delete",
-                   {"ips": ",".join(ips), "verify_type": verify_type, "verify_code": verify_code}, idempotent=True)
+                   {"ips": ",".join(ips), "verify_type": verify_type, "verify_code": verify_code}, idempotent=False)

@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from typing import Annotated, Any, Literal
+from collections.abc import Callable, Sequence
+from typing import Annotated, Any, Literal, TypeVar
 
 from pydantic import AfterValidator, StrictStr
 
-from reconciler.clients.bestproxy import BestProxyClient
-from reconciler.errors import UsageError
+from reconciler.clients.bestproxy import BestProxyClient, BestProxyParameterError
+from reconciler.errors import ReconcilerError, UsageError
 from reconciler.kinds.base import RunContext
+from reconciler.kinds.writes import settle_batch
 
 PRODUCT_TYPES = (9, 11, 14, 25)
 ProductType = Literal[9, 11, 14, 25]
@@ -67,3 +69,58 @@ def provider_problem(ctx: RunContext, resources: list[Any]) -> list[Any]:
                 r = resources[0]
                 return [r.doc.problem(("kind",), str(exc), resource=r.ref)]
     return []
+
+
+# -- batches whose outcome is per item ----------------------------------------------------------
+# BestProxy's batch calls (comma-joined accounts or IPs) answer one code for the whole batch, and
+# the document does not say whether a batch with one bad item is refused whole or applied but for
+# that item. Either way each item's true outcome is found by reading back: items that took effect
+# are done; when none did, the batch is split in halves and tried again until each refused item
+# is found alone (bounded by ``budget`` extra calls), so one bad item never holds back the others.
+ITEM_FIELDS = frozenset({"accounts", "ips"})
+K = TypeVar("K")
+
+
+def write_each(keys: Sequence[K], write: Callable[[list[K]], None], done: Callable[[list[K]], set[K]], *,
+               what: str, budget: int = 32) -> dict[K, str]:
+    """Write ``keys`` in as few batch calls as the vendor allows; the keys that did not take effect,
+    each with the vendor's reason (empty when all did). Unknown outcomes are settled by
+    :func:`settle_batch` (read back, no blind repeat). A refusal naming a field other than the
+    batch's items (a verification code, a remark, the app key), or any other error, fails the
+    whole batch at once: splitting cannot help it."""
+    failed: dict[K, str] = {}
+    queue: list[list[K]] = [list(keys)] if keys else []
+    calls = 0
+    while queue:
+        batch = queue.pop(0)
+        if calls >= 1 + budget:
+            failed.update((k, f"not tried on its own: {what} was refused for a batch holding it") for k in batch)
+            continue
+        calls += 1
+        try:
+            settle_batch(batch, write, done, what=what)
+            continue
+        except BestProxyParameterError as exc:
+            refusal: ReconcilerError = exc
+            splittable = not (set(exc.fields) - ITEM_FIELDS)
+        except ReconcilerError as exc:
+            refusal, splittable = exc, False
+        try:
+            have = done(batch)
+        except ReconcilerError:
+            have = set()
+        rest = [k for k in batch if k not in have]
+        if len(rest) <= 1 or not splittable or len(rest) < len(batch):
+            # alone, not about the items, or the vendor applied the rest: these are refused
+            failed.update((k, str(refusal)) for k in rest)
+            continue
+        half = len(rest) // 2
+        queue += [rest[:half], rest[half:]]
+    return failed
+
+
+def failed_items(failed: dict[Any, str], keys: Sequence[Any], *, shown: int = 10) -> str:
+    """One line naming the failed ones of ``keys`` and the first reason."""
+    bad = [k for k in keys if k in failed]
+    names = ", ".join(str(k) for k in bad[:shown]) + (f" and {len(bad) - shown} more" if len(bad) > shown else "")
+    return f"{len(bad)} of {len(keys)} failed ({names}): {failed[bad[0]]}"

@@ -1,9 +1,16 @@
-"""Kind ``IpAllowlist``: the set of IPv4 addresses allowed to use one BestProxy product type.
+"""Kind ``IpAllowlist``: the addresses (IPv4, IPv6, CIDR blocks) allowed to use one BestProxy product type.
 
 Identity = product type. ``/gateway/proxy-ip/list`` filters by product type only (it cannot tell
 two type-11 user products apart), so one allowlist per product type; ``userProductId`` is what
-additions to type 11 are sent with. The diff is element-level ("+3 -1 ~1 of 2,041"); additions are
-batched into one ``proxy-ip/add`` call per distinct remark; removals into one ``proxy-ip/delete``.
+additions to type 11 are sent with. Live entries are compared by canonical address text and kept
+as BestProxy wrote them (a delete sends them verbatim); an entry that is no address is still
+shown and pruned. The diff is element-level ("+3 -1 ~1 of 2,041").
+
+Writes: the removals of every allowlist go in one verified ``proxy-ip/delete`` (it takes no
+product type) before any ``proxy-ip/add``; additions are batched per remark, IPv4 apart from other
+forms. Entries the delete takes from other product types are added back there in the same run.
+Every delete call gets a TOTP code of its own time step (:func:`next_totp_code`). A refused batch
+is resolved item by item (:func:`~reconciler.kinds.bestproxy_common.write_each`).
 
 Removals need BestProxy's verification (``verify_type``/``verify_code``): configure
 ``providers.bestproxy.ip_delete_verification`` (TOTP computed from a secret reference, or a one-time
@@ -14,7 +21,10 @@ Without ``exclusive: true`` live addresses that are not declared are listed as u
 
 from __future__ import annotations
 
+import hashlib
 import ipaddress
+import time
+from collections.abc import Callable
 from typing import Annotated, Any
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StrictBool, StrictStr, field_validator, model_validator
@@ -25,15 +35,46 @@ from reconciler.model import Action, Change, FieldDiff, KindPlan, Outcome, Unman
 from reconciler.errors import InputError, Problem, ReconcilerError
 from reconciler.kinds import register
 from reconciler.kinds.base import ExportDoc, ExportGroup, ExportRequest, Kind, KindExport, Resource, RunContext, ScopeDecl
-from reconciler.kinds.bestproxy_common import PRODUCT_TYPES, ProductType, Remark, make_client, provider_problem
-from reconciler.kinds.writes import settle_batch
+from reconciler.kinds.bestproxy_common import PRODUCT_TYPES, ProductType, Remark, make_client, provider_problem, write_each
 
 
-def normalize_ipv4(value: str) -> str:
+def normalize_entry(value: str) -> str:
+    """A declared entry in canonical text: an IPv4 or IPv6 address, or a CIDR block of either."""
+    text = value.strip()
     try:
-        return str(ipaddress.IPv4Address(value.strip()))
-    except ipaddress.AddressValueError:
-        raise ValueError("not an IPv4 address (dotted quad, no leading zeros)") from None
+        if "/" in text:
+            return str(ipaddress.ip_network(text, strict=True))
+        return str(ipaddress.ip_address(text))
+    except ValueError as exc:
+        if "/" in text and "host bits set" in str(exc):
+            raise ValueError(f"{text} has host bits set: write the block as "
+                             f"{ipaddress.ip_network(text, strict=False)}") from None
+        raise ValueError("not an IPv4 or IPv6 address or CIDR block (e.g. 203.0.113.7, 2001:db8::7, "
+                         "203.0.113.0/24)") from None
+
+
+def canonical(text: str) -> str:
+    """The comparison key of a live entry: canonical address or CIDR text when it is one (so
+    ``2001:DB8::1`` matches a declared ``2001:db8::1``); anything else the vendor holds, as given."""
+    t = text.strip()
+    try:
+        return str(ipaddress.ip_interface(t)) if "/" in t else str(ipaddress.ip_address(t))
+    except ValueError:
+        return t
+
+
+def sort_key(text: str) -> tuple[int, int, int, int, str]:
+    """Addresses in numeric order (IPv4, then IPv6; a block after its first address), then any
+    entry that is no address, by text."""
+    try:
+        iface = ipaddress.ip_interface(text.strip())
+    except ValueError:
+        return (1, 0, 0, 0, text)
+    return (0, iface.version, int(iface.ip), iface.network.prefixlen, text)
+
+
+def is_plain_ipv4(text: str) -> bool:
+    return "/" not in text and ":" not in text
 
 
 class IpEntry(BaseModel):
@@ -44,7 +85,7 @@ class IpEntry(BaseModel):
     @field_validator("ip")
     @classmethod
     def _norm(cls, v: str) -> str:
-        return normalize_ipv4(v)
+        return normalize_entry(v)
 
 
 def _entry(value: Any) -> Any:
@@ -116,17 +157,29 @@ class IpAllowlistKind(Kind):
         return problems
 
     # -- plan ------------------------------------------------------------------------------
+    def _read_all(self, client: BestProxyClient) -> dict[int, list[LiveIp]]:
+        """Every allowlist: one filtered list per documented product type, and the whole list for
+        entries under any other (an add without a product type lists them under 0)."""
+        by_type = {pt: client.list_ips(pt) for pt in PRODUCT_TYPES}
+        for i in client.list_ips(None):
+            if i.product_type not in PRODUCT_TYPES:
+                by_type.setdefault(i.product_type, []).append(i)
+        return by_type
+
     def plan(self, resources: list[Resource], scopes: list[ScopeDecl], ctx: RunContext) -> KindPlan:
         client: BestProxyClient = ctx.client(type(self))
         kp = KindPlan()
-        lives: dict[int, list[LiveIp]] = {}
-        for r in resources:
-            lives[r.spec.productType] = client.list_ips(r.spec.productType)
+        by_type = self._read_all(client)
+        declared = {r.spec.productType: r for r in resources}
+        where: dict[str, list[tuple[int, LiveIp]]] = {}  # canonical address -> every (type, entry) holding it
+        for pt, items in by_type.items():
+            for i in items:
+                where.setdefault(canonical(i.ip), []).append((pt, i))
         needs_verification: list[Problem] = []
         for r in resources:
             spec: IpAllowlistSpec = r.spec
-            live = {i.ip: i.remark for i in lives[spec.productType]}
-            change = self._diff(r, spec, live, kp, lives, ctx)
+            live = self._live_map(by_type[spec.productType], spec.productType, kp)
+            change = self._diff(r, spec, live, kp, where, declared, ctx)
             kp.existing_in_scope += len(live) if spec.exclusive else len(set(live) & set(spec.entry_map()))
             if change is None:
                 kp.noops += 1
@@ -139,49 +192,105 @@ class IpAllowlistKind(Kind):
             kp.changes.append(change)
         if needs_verification:
             raise InputError(needs_verification)
-        for ptype in (t for t in PRODUCT_TYPES if t not in lives):  # allowlists no manifest declares
-            kp.unmanaged.extend(Unmanaged(self.kind, self.vendor, f"{ptype}/{i.ip}", "no manifest declares this product type's allowlist")
-                                for i in sorted(client.list_ips(ptype), key=lambda i: ipaddress.IPv4Address(i.ip)))
+        for ptype in sorted(t for t in by_type if t not in declared):  # allowlists no manifest declares
+            why = ("no manifest declares this product type's allowlist" if ptype in PRODUCT_TYPES
+                   else "listed under product type 0 (added without one); no manifest can declare it")
+            kp.unmanaged.extend(Unmanaged(self.kind, self.vendor, f"{ptype}/{i.ip}", why)
+                                for i in sorted(by_type[ptype], key=lambda i: sort_key(i.ip)))
         return kp
 
-    def _diff(self, r: Resource, spec: IpAllowlistSpec, live: dict[str, str], kp: KindPlan,
-              lives: dict[int, list[LiveIp]], ctx: RunContext) -> Change | None:
+    def _live_map(self, items: list[LiveIp], ptype: int, kp: KindPlan) -> dict[str, LiveIp]:
+        """One product type's entries by canonical address; a second entry for the same address
+        (written another way) is listed as unmanaged and left alone."""
+        live: dict[str, LiveIp] = {}
+        for i in items:
+            key = canonical(i.ip)
+            if key in live:
+                kp.unmanaged.append(Unmanaged(self.kind, self.vendor, f"{ptype}/{i.ip}",
+                                              f"the same address as the entry {live[key].ip}; left alone"))
+            else:
+                live[key] = i
+        return live
+
+    def _diff(self, r: Resource, spec: IpAllowlistSpec, live: dict[str, LiveIp], kp: KindPlan,
+              where: dict[str, list[tuple[int, LiveIp]]], declared: dict[int, Resource], ctx: RunContext) -> Change | None:
         want = spec.entry_map()
-        add = sorted(set(want) - set(live), key=ipaddress.IPv4Address)
-        extra = sorted(set(live) - set(want), key=ipaddress.IPv4Address)
-        remark = sorted((ip for ip in set(want) & set(live) if want[ip] != live[ip]), key=ipaddress.IPv4Address)
+        add = sorted(set(want) - set(live), key=sort_key)
+        extra = sorted(set(live) - set(want), key=sort_key)
+        remark = sorted((ip for ip in set(want) & set(live) if want[ip] != live[ip].remark), key=sort_key)
         remove = extra if spec.exclusive else []
         if not spec.exclusive:
-            kp.unmanaged.extend(Unmanaged(self.kind, self.vendor, f"{spec.productType}/{ip}",
+            kp.unmanaged.extend(Unmanaged(self.kind, self.vendor, f"{spec.productType}/{live[ip].ip}",
                                           "address not declared; the allowlist is not exclusive") for ip in extra)
         if not (add or remove or remark):
             return None
         diffs = [FieldDiff(f"entries[{ip}]", None, {"remark": want[ip]}) for ip in add]
-        diffs += [FieldDiff(f"entries[{ip}]", {"remark": live[ip]}, None) for ip in remove]
-        diffs += [FieldDiff(f"entries[{ip}].remark", live[ip], want[ip]) for ip in remark]
+        diffs += [FieldDiff(f"entries[{live[ip].ip}]", {"remark": live[ip].remark}, None) for ip in remove]
+        diffs += [FieldDiff(f"entries[{ip}].remark", live[ip].remark, want[ip]) for ip in remark]
         notes = [f"{ip}: remark change has no update call; the entry is replaced (delete + add)" for ip in remark[:20]]
         if len(remark) > 20:
             notes.append(f"... and {len(remark) - 20} more remark replacements")
-        others = {ip for pt, items in lives.items() if pt != spec.productType for ip in (i.ip for i in items)}
-        shared = sorted(set(remove + remark) & others)
-        if shared:
-            notes.append("proxy-ip/delete takes no product type; these addresses are also allowed for another "
-                         f"product type and may be removed there too: {', '.join(shared[:10])}")
+        restore, lost = self._restores(spec.productType, [live[ip] for ip in remove + remark], where, declared)
+        if restore:
+            notes.append("proxy-ip/delete takes no product type: it removes these addresses from other product types "
+                         "too, where they are added back right after: "
+                         + _listed([f"{x['ip']} ({x['product_type']})" for x in restore]))
+        if lost:
+            notes.append("proxy-ip/delete takes no product type: it also removes these addresses from product type 11, "
+                         "and no IpAllowlist of type 11 gives the userProductId to add them back: " + _listed(lost))
+        elsewhere = [f"{ip} ({', '.join(str(pt) for pt, _ in where[ip])})" for ip in add if ip in where]
+        if elsewhere:
+            notes.append("already allowlisted for another product type (if BestProxy holds an address under one "
+                         "product type only, adding it here is refused): " + _listed(elsewhere))
+        other_forms = [ip for ip in add + remark if not is_plain_ipv4(ip)]
+        if other_forms:
+            notes.append("BestProxy's document shows IPv4 addresses only; if it refuses IPv6 or CIDR entries, these fail "
+                         "(the rest is applied): " + _listed(other_forms))
         calls = []
         if remove or remark:
             calls.append("POST /gateway/proxy-ip/delete (batched, verified)")
         if add or remark:
-            n = len({want[ip] for ip in add + remark})
-            calls.append(f"POST /gateway/proxy-ip/add x{n} (one per remark)")
+            n = len({(want[ip], is_plain_ipv4(ip)) for ip in add + remark})
+            calls.append(f"POST /gateway/proxy-ip/add x{n} (one per remark; IPv4 apart from other forms)")
+        if restore:
+            calls.append("POST /gateway/proxy-ip/add (adds back, per product type and remark)")
         summary = f"+{len(add)} -{len(remove)} ~{len(remark)} of {len(live):,}"
+        seen = sorted((i.ip, i.remark) for i in live.values())
         return Change(
             kind=self.kind, vendor=self.vendor, key=str(spec.productType),
             action=Action.CREATE if not live else Action.UPDATE, resource=r.ref, source=r.source,
             diffs=diffs, summary=summary, notes=notes, calls=calls, impact=len(remove) + len(remark),
-            precondition={"fingerprint": ctx.live_fingerprint(sorted(live.items()))},
-            data={"add": {ip: want[ip] for ip in add + remark}, "remove": remove + remark,
-                  "product_type": spec.productType, "user_product_id": spec.userProductId},
+            precondition={"fingerprint": ctx.live_fingerprint([seen, restore])},
+            data={"add": {ip: want[ip] for ip in add + remark}, "remove": [live[ip].ip for ip in remove + remark],
+                  "product_type": spec.productType, "user_product_id": spec.userProductId, "restore": restore},
         )
+
+    @staticmethod
+    def _restores(ptype: int, deleted: list[LiveIp], where: dict[str, list[tuple[int, LiveIp]]],
+                  declared: dict[int, Resource]) -> tuple[list[dict[str, Any]], list[str]]:
+        """What ``proxy-ip/delete`` (which takes no product type) would also take from other product
+        types and must be added back there: entries the other type declares with the same remark
+        (otherwise that type's own change re-adds them), or does not declare and does not prune. An
+        entry of type 11 needs that type's userProductId: without a manifest giving it, it is lost."""
+        restore: list[dict[str, Any]] = []
+        lost: list[str] = []
+        for entry in deleted:
+            for pt, i in where.get(canonical(entry.ip), []):
+                if pt == ptype:
+                    continue
+                other = declared.get(pt)
+                upid = None
+                if other is not None:
+                    wanted = other.spec.entry_map()
+                    key = canonical(i.ip)
+                    if (key in wanted and wanted[key] != i.remark) or (key not in wanted and other.spec.exclusive):
+                        continue
+                    upid = other.spec.userProductId
+                if pt == 11 and upid is None:
+                    lost.append(i.ip)
+                    continue
+                restore.append({"ip": i.ip, "product_type": pt, "remark": i.remark, "user_product_id": upid})
+        return restore, lost
 
     @staticmethod
     def _verification_usable(ctx: RunContext) -> bool:
@@ -190,60 +299,96 @@ class IpAllowlistKind(Kind):
         return v is not None and (v.totp_secret if v.type == "totp" else v.code) is not None
 
     # -- apply -----------------------------------------------------------------------------
-    def _verification(self, ctx: RunContext) -> tuple[str, str]:
+    def _verification(self, ctx: RunContext, client: BestProxyClient) -> tuple[str, str]:
         p = ctx.config.providers.bestproxy
         assert p is not None and p.ip_delete_verification is not None
         v = p.ip_delete_verification
         if v.type == "totp":
-            import pyotp  # loaded only when a TOTP code is computed
-
             assert v.totp_secret is not None
-            code = pyotp.TOTP(ctx.config_secret(v.totp_secret)).now()  # fresh, right before the call
+            code = next_totp_code(ctx.config_secret(v.totp_secret), client)  # fresh, right before the call
             redact.register(code)
             return "totp", code
         assert v.code is not None
         return v.type, ctx.config_secret(v.code)
 
+    def apply_units(self, changes: list[Change]) -> list[list[Change]]:
+        """One unit: every allowlist's removals go in one verified delete before any add (a delete
+        takes no product type, so an add made before it could be undone by it)."""
+        return [list(changes)] if changes else []
+
     def apply(self, changes: list[Change], ctx: RunContext) -> list[Outcome]:
         client: BestProxyClient = ctx.client(type(self))
-        return [self._apply_one(client, c, ctx) for c in changes]
+        def present(pt: int) -> dict[str, str]:
+            return {canonical(i.ip): i.remark for i in client.list_ips(pt or None) if pt or i.product_type == 0}
 
-    def _apply_one(self, client: BestProxyClient, c: Change, ctx: RunContext) -> Outcome:
-        d = c.data
-        pt = d["product_type"]
-        done: list[str] = []
+        failed: dict[str, dict[str, str]] = {c.key: {} for c in changes}  # change -> entry -> reason
+        done: dict[str, list[str]] = {c.key: [] for c in changes}
+        removals = list(dict.fromkeys(ip for c in changes for ip in c.data["remove"]))
+        if removals and ctx.stop.is_set():
+            return [Outcome(c, "interrupted", "not started: the run was stopped") for c in changes]
+        if removals:
+            def delete(ips: list[str]) -> None:
+                vtype, code = self._verification(ctx, client)  # a code of its own for every call
+                client.delete_ips(ips, verify_type=vtype, verify_code=code)
 
-        def present() -> dict[str, str]:
-            return {i.ip: i.remark for i in client.list_ips(pt)}
+            removed_from: dict[str, set[int]] = {}  # address -> the allowlists it is to leave
+            for c in changes:
+                for ip in c.data["remove"]:
+                    removed_from.setdefault(ip, set()).add(c.data["product_type"])
 
-        def delete(ips: list[str]) -> None:
-            vtype, code = self._verification(ctx)  # fresh for every attempt
-            client.delete_ips(ips, verify_type=vtype, verify_code=code)
+            def gone(ips: list[str]) -> set[str]:
+                held = {pt: present(pt) for pt in sorted({pt for ip in ips for pt in removed_from[ip]})}
+                return {ip for ip in ips if all(canonical(ip) not in held[pt] for pt in removed_from[ip])}
 
-        try:
-            if d["remove"]:
-                # an unknown outcome is settled by listing: only addresses still there are sent again
-                settle_batch(d["remove"], delete, lambda ks: set(ks) - set(present()), what="proxy-ip/delete")
-                done.append(f"removed {len(d['remove'])}")
-            by_remark: dict[str, list[str]] = {}
+            refused = write_each(removals, delete, gone, what="proxy-ip/delete", budget=4)
+            for c in changes:
+                failed[c.key].update((ip, refused[ip]) for ip in c.data["remove"] if ip in refused)
+                if n := sum(ip not in refused for ip in c.data["remove"]):
+                    done[c.key].append(f"removed {n}")
+        restored: set[tuple[str, int]] = set()
+        outcomes = []
+        for c in changes:
+            if ctx.stop.is_set():
+                outcomes.append(Outcome(c, "interrupted", "stopped before all addresses were added",
+                                        details=[f"done before the stop: {', '.join(done[c.key])}"] if done[c.key] else []))
+                continue
+            d = c.data
+            groups: dict[tuple[int, int | None, str, bool], list[str]] = {}
             for ip, remark in d["add"].items():
-                by_remark.setdefault(remark, []).append(ip)
-            for remark, ips in sorted(by_remark.items()):
-                if ctx.stop.is_set():
-                    return Outcome(c, "interrupted", "stopped before all addresses were added",
-                                   details=[f"done before the stop: {', '.join(done)}"] if done else [])
+                groups.setdefault((d["product_type"], d["user_product_id"], remark, is_plain_ipv4(ip)), []).append(ip)
+            n_added = sum(len(v) for v in groups.values())
+            for x in d.get("restore", []):
+                if (x["ip"], x["product_type"]) not in restored:
+                    restored.add((x["ip"], x["product_type"]))
+                    groups.setdefault((x["product_type"], x["user_product_id"], x["remark"], is_plain_ipv4(x["ip"])),
+                                      []).append(x["ip"])
+            for (pt, upid, remark, _), ips in sorted(groups.items(), key=lambda g: (g[0][0], str(g[0][1]), g[0][2], g[0][3])):
+                def add(batch: list[str], pt: int = pt, upid: int | None = upid, remark: str = remark) -> None:
+                    client.add_ips(batch, product_type=pt or None, remark=remark, user_product_id=upid)
 
-                def add(ips: list[str], rm: str = remark) -> None:
-                    client.add_ips(ips, product_type=pt, remark=rm, user_product_id=d["user_product_id"])
+                def added(batch: list[str], pt: int = pt, remark: str = remark) -> set[str]:
+                    have = present(pt)
+                    return {ip for ip in batch if have.get(canonical(ip)) == remark}
 
-                def added(ips: list[str], rm: str = remark) -> set[str]:
-                    return {ip for ip, r in present().items() if ip in ips and r == rm}
+                refused = write_each(ips, add, added, what="proxy-ip/add")
+                failed[c.key].update((ip if pt == d["product_type"] else f"{ip} ({pt})", why) for ip, why in refused.items())
+            n_back = sum(len(v) for k, v in groups.items() if k[0] != d["product_type"])
+            if n := n_added - sum(1 for ip in d["add"] if ip in failed[c.key]):
+                done[c.key].append(f"added {n}")
+            if n_back:
+                done[c.key].append(f"added back {n_back} to other product types")
+            outcomes.append(self._outcome(c, failed[c.key], done[c.key]))
+        return outcomes
 
-                settle_batch(ips, add, added, what="proxy-ip/add")
-                done.append(f"added {len(ips)}")
-        except ReconcilerError as exc:
-            return Outcome(c, "failed", str(exc), details=[f"done before the failure: {', '.join(done)}"] if done else [])
-        return Outcome(c, "applied", ", ".join(done))
+    @staticmethod
+    def _outcome(c: Change, failed: dict[str, str], done: list[str]) -> Outcome:
+        if not failed:
+            return Outcome(c, "applied", ", ".join(done))
+        names = sorted(failed, key=sort_key)
+        first = failed[names[0]]
+        return Outcome(c, "failed", f"{len(names)} address(es) not done ({_listed(names)}): {first}",
+                       details=[f"{ip}: {failed[ip]}" for ip in names[:50]]
+                       + ([f"done: {', '.join(done)}"] if done else []))
 
     # -- export (DR, adoption) -----------------------------------------------------------------
     def export(self, resources: list[Resource], scopes: list[ScopeDecl], ctx: RunContext,
@@ -261,20 +406,32 @@ class IpAllowlistKind(Kind):
         keep = False
         header = ["BestProxy IP allowlists, exported from live state (proxy-ip/list, one per product type)."]
         for ptype in PRODUCT_TYPES:
-            live = sorted(client.list_ips(ptype), key=lambda i: ipaddress.IPv4Address(i.ip))
+            live = sorted(client.list_ips(ptype), key=lambda i: sort_key(i.ip))
             if not live:
                 continue
             r = declared.get(ptype)
             if request.unmanaged and r is not None:
-                extra = [i for i in live if i.ip not in r.spec.entry_map()]
+                extra = [i for i in live if canonical(i.ip) not in r.spec.entry_map()]
                 if extra:
                     keep = True
                     header += [f"{r.ref} ({r.source}) does not list these live addresses; add them to its entries:",
                                *(f"  - {{ip: {i.ip}, remark: {i.remark!r}}}" if i.remark else f"  - {i.ip}" for i in extra)]
                 continue
-            entries: list[Any] = [{"ip": i.ip, "remark": i.remark} if i.remark else i.ip for i in live]
+            entries: list[Any] = []
+            left_out: list[str] = []
+            for i in live:
+                try:
+                    ip = normalize_entry(i.ip)
+                except ValueError as exc:
+                    left_out.append(f"{i.ip} ({exc})")
+                    continue
+                entries.append({"ip": ip, "remark": i.remark} if i.remark else ip)
             spec: dict[str, Any] = {"productType": ptype}
             doc = ExportDoc(self.kind, r.name if r else f"allowlist-{ptype}", spec, protected=bool(r and r.protected))
+            if left_out:
+                # a live entry no manifest can declare would make the whole file fail validation
+                doc.comments.append("live entries left out (not an address or CIDR block a manifest can declare): "
+                                    + "; ".join(left_out))
             if ptype == 11:
                 if r is not None and r.spec.userProductId is not None:
                     spec["userProductId"] = r.spec.userProductId
@@ -287,3 +444,35 @@ class IpAllowlistKind(Kind):
             spec["entries"] = entries
             docs.append(doc)
         return KindExport(groups=[ExportGroup(path, docs, header, keep=keep)])
+
+
+def _listed(items: list[str], shown: int = 10) -> str:
+    return ", ".join(items[:shown]) + (f" and {len(items) - shown} more" if len(items) > shown else "")
+
+
+# -- TOTP codes ------------------------------------------------------------------------------------
+# Whether BestProxy takes a TOTP code twice is not documented (RFC 6238 §5.2 says a verifier should
+# not): every delete of a run gets a code of a time step no earlier call of the run used, waiting for
+# the next step when needed. ``clock`` and ``sleep`` are what the wait reads and does (tests replace
+# both with a simulated clock the emulator shares).
+clock: Callable[[], float] = time.time
+sleep: Callable[[float], None] = time.sleep
+
+
+def next_totp_code(secret: str, client: BestProxyClient) -> str:
+    """A TOTP code for ``secret`` of a time step no earlier code made with ``client`` (one run's
+    connection) used; the wait is at most one step (30 s)."""
+    import pyotp  # loaded only when a TOTP code is computed
+
+    totp = pyotp.TOTP(secret)
+    key = hashlib.sha256(secret.encode()).hexdigest()
+    with client.verify_lock:
+        for _ in range(4):  # bounded: one wait reaches the next step of a clock that moves
+            now = clock()
+            step = int(now // totp.interval)
+            last = client.verify_steps.get(key)
+            if last is None or step > last:
+                client.verify_steps[key] = step
+                return totp.at(int(now))
+            sleep((last + 1) * totp.interval - now + 0.05)
+    raise ReconcilerError("proxy-ip/delete: the clock did not reach a new TOTP time step; no code was sent")

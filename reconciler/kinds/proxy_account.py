@@ -2,7 +2,9 @@
 
 Reads: one ``whitelist-account/list`` call for all accounts. Writes: batched ``add`` (one call per
 product type and remark, ``user:pass,...``), batched ``delete``/``enable``/``disable``, and
-``proxy-account/change`` per account for password, remark, limits and UDP.
+``proxy-account/change`` per account for password, remark, limits and UDP. A refused batch is
+resolved account by account (:func:`~reconciler.kinds.bestproxy_common.write_each`): whether
+BestProxy refuses a batch whole or applies the rest is not documented.
 
 The list does not return ``daily_limit`` or ``udp``: they are *write-only* — set on create and
 whenever another field of the account changes; a drift in them cannot be seen (the plan says so).
@@ -11,7 +13,6 @@ A product type change has no API call: it is a replace (delete + add) and needs 
 
 from __future__ import annotations
 
-import functools
 from collections import Counter
 from collections.abc import Callable
 from datetime import datetime, timedelta, timezone
@@ -19,7 +20,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictStr, model_validator
 
-from reconciler.clients.bestproxy import BestProxyClient, BestProxyParameterError, LiveAccount
+from reconciler.clients.bestproxy import BestProxyClient, LiveAccount
 from reconciler.model import SENSITIVE, Action, Change, FieldDiff, KindPlan, Outcome, Unmanaged
 from reconciler.errors import Problem, ReconcilerError
 from reconciler.kinds import register
@@ -32,8 +33,9 @@ from reconciler.kinds.bestproxy_common import (
     Remark,
     make_client,
     provider_problem,
+    write_each,
 )
-from reconciler.kinds.writes import UNFINISHED_CREATE_NOTE, created_recently, settle_batch, settle_one
+from reconciler.kinds.writes import UNFINISHED_CREATE_NOTE, created_recently, settle_one
 from reconciler.manifest.secrets import SecretRef
 
 Username = StrictStr
@@ -338,7 +340,7 @@ class ProxyAccountKind(Kind):
 
         deletes = [c for c in changes if c.action in (Action.DELETE, Action.REPLACE)]
         if deletes:
-            self._batched(results, deletes, lambda: settle_batch(
+            self._batched(results, deletes, write_each(
                 [c.key for c in deletes], client.delete_accounts, lambda ks: set(ks) - set(live()),
                 what="whitelist-account/delete"), final={c.key for c in deletes if c.action is Action.DELETE})
 
@@ -349,16 +351,16 @@ class ProxyAccountKind(Kind):
                               ctx, results, concurrency, live)
 
         updates = [c for c in changes if c.action is Action.UPDATE]
-        def set_enabled(batch: list[Change], write: Callable[[list[str]], None], flag: bool) -> None:
+        def set_enabled(batch: list[Change], write: Callable[[list[str]], None], flag: bool) -> dict[str, str]:
             def done(keys: list[str]) -> set[str]:
                 return {k for k, a in live().items() if k in keys and a.enabled is flag}
 
-            settle_batch([c.key for c in batch], write, done, what=f"whitelist-account/{'enable' if flag else 'disable'}")
+            return write_each([c.key for c in batch], write, done, what=f"whitelist-account/{'enable' if flag else 'disable'}")
 
         for flag, fn in ((True, client.enable_accounts), (False, client.disable_accounts)):
             batch = [c for c in updates if any(d.path == "enabled" for d in c.diffs) and c.data["desired"]["enabled"] is flag]
             if batch:
-                self._batched(results, batch, functools.partial(set_enabled, batch, fn, flag), final=set())
+                self._batched(results, batch, set_enabled(batch, fn, flag), final=set())
 
         def change_one(c: Change) -> Outcome:
             if c.key in results:
@@ -433,15 +435,12 @@ class ProxyAccountKind(Kind):
         return ctx.secret_for_change(c.source, c.data["desired"]["password"])
 
     @staticmethod
-    def _batched(results: dict[str, Outcome], batch: list[Change], call: Any, *, final: set[str]) -> None:
-        try:
-            call()
-        except ReconcilerError as exc:
-            for c in batch:
-                results[c.key] = Outcome(c, "failed", str(exc))
-            return
+    def _batched(results: dict[str, Outcome], batch: list[Change], failed: dict[str, str], *, final: set[str]) -> None:
+        """Each change's outcome of a batch call (``failed``: :func:`write_each`'s refused items)."""
         for c in batch:
-            if c.key in final:
+            if c.key in failed:
+                results[c.key] = Outcome(c, "failed", failed[c.key])
+            elif c.key in final:
                 results[c.key] = Outcome(c, "applied")
 
     @staticmethod
@@ -461,36 +460,21 @@ class ProxyAccountKind(Kind):
         return out
 
     @staticmethod
-    def _refused_adds(client: BestProxyClient, batch: list[Change], add: Callable[[list[str]], None],
-                      refusal: ReconcilerError, live: Any) -> list[tuple[Change, Outcome | None]]:
-        """What became of a batch whose ``add`` was refused (``None``: created). BestProxy may not
-        list a new account for up to its 5-minute window (emulator knob ``list_delay_seconds``),
-        so a re-apply right after a create plans it again and its ``add`` is refused as existing.
-        Each account the list does not show is added alone; a refused one is asked for with a
-        ``proxy-account/change`` that changes nothing: answered, the account exists though unlisted
-        — ``pending``, no failure, nothing written; refused, it does not (e.g. a username a delete
-        in the last 5 minutes still holds) and the add's refusal stands."""
-        listed = set(live())
-        out: list[tuple[Change, Outcome | None]] = []
-        for c in batch:
-            if c.key in listed:  # listed by now: it exists; the follow-ups set the rest
-                out.append((c, None))
-                continue
+    def _unlisted(client: BestProxyClient, refused: list[Change]) -> dict[str, Outcome]:
+        """Accounts whose ``add`` was refused (each alone, :func:`write_each`) that exist all the
+        same. BestProxy may not list a new account for up to its 5-minute window (emulator knob
+        ``list_delay_seconds``), so a re-apply right after a create plans it again and its ``add``
+        is refused as existing. Each is asked for with a ``proxy-account/change`` that changes
+        nothing: answered, the account exists though unlisted — ``pending``, no failure, nothing
+        written; refused, it does not (e.g. a username a delete in the last 5 minutes still holds)
+        and the add's refusal stands (not in the answer)."""
+        out: dict[str, Outcome] = {}
+        for c in refused:
             try:
-                if len(batch) > 1:
-                    settle_batch([c.key], add, lambda ks: set(ks) & set(live()), what="whitelist-account/add")
-                    out.append((c, None))
-                    continue
-                raise refusal
-            except BestProxyParameterError as exc:
-                try:
-                    client.change_account(c.key)  # no field: changes nothing; refused if no such account
-                except BestProxyParameterError:
-                    out.append((c, Outcome(c, "failed", str(exc))))
-                    continue
-                out.append((c, Outcome(c, "pending", PENDING_NOTE)))
-            except ReconcilerError as exc:
-                out.append((c, Outcome(c, "failed", str(exc))))
+                client.change_account(c.key)  # no field: changes nothing; refused if no such account
+            except ReconcilerError:
+                continue
+            out[c.key] = Outcome(c, "pending", PENDING_NOTE)
         return out
 
     def _create_all(self, client: BestProxyClient, creates: list[Change], ctx: RunContext,
@@ -512,24 +496,18 @@ class ProxyAccountKind(Kind):
             def present(keys: list[str]) -> set[str]:
                 return set(keys) & set(live())
 
-            try:
-                # unknown outcome: look the accounts up, add only the missing ones (no blind retry)
-                settle_batch([c.key for c in batch], add, present, what="whitelist-account/add")
-                created.extend((c, remark) for c in batch)
-            except BestProxyParameterError as exc:
-                # refused: an account the list does not show may exist all the same (pending)
-                try:
-                    settled = self._refused_adds(client, batch, add, exc, live)
-                except ReconcilerError:  # the list could not be read again: the refusal stands
-                    settled = [(c, Outcome(c, "failed", str(exc))) for c in batch]
-                for c, outcome in settled:
-                    if outcome is None:
-                        created.append((c, remark))
-                    else:
-                        results[c.key] = outcome
-            except ReconcilerError as exc:
-                for c in batch:
-                    results[c.key] = Outcome(c, "failed", str(exc))
+            # unknown outcome: look the accounts up, add only the missing ones (no blind retry);
+            # a refused batch: each account's own outcome (write_each); a refused account the
+            # list does not show may exist all the same (pending, see _unlisted)
+            refused = write_each([c.key for c in batch], add, present, what="whitelist-account/add")
+            unlisted = self._unlisted(client, [c for c in batch if c.key in refused])
+            for c in batch:
+                if c.key in unlisted:
+                    results[c.key] = unlisted[c.key]
+                elif c.key in refused:
+                    results[c.key] = Outcome(c, "failed", refused[c.key])
+                else:
+                    created.append((c, remark))
         disable = [c for c, _ in created if not c.data["desired"]["enabled"]]
 
         def follow(item: tuple[Change, str]) -> Outcome:
@@ -551,13 +529,12 @@ class ProxyAccountKind(Kind):
         for o in RunContext.map(follow, created, concurrency=concurrency):
             results[o.change.key] = o
         if disable:
-            try:
-                settle_batch([c.key for c in disable], client.disable_accounts,
-                             lambda ks: {k for k, a in live().items() if k in ks and not a.enabled},
-                             what="whitelist-account/disable")
-            except ReconcilerError as exc:
-                for c in disable:
-                    results[c.key] = Outcome(c, "failed", f"created, but disabling failed: {exc}")
+            refused = write_each([c.key for c in disable], client.disable_accounts,
+                                 lambda ks: {k for k, a in live().items() if k in ks and not a.enabled},
+                                 what="whitelist-account/disable")
+            for c in disable:
+                if c.key in refused:
+                    results[c.key] = Outcome(c, "failed", f"created, but disabling failed: {refused[c.key]}")
 
     # -- export (DR, adoption) -----------------------------------------------------------------
     def export(self, resources: list[Resource], scopes: list[ScopeDecl], ctx: RunContext,

@@ -43,11 +43,17 @@ Semantic decisions where the document is silent
 - Remark: at most 64 characters, or at most 32 when it contains any CJK character (see
   :func:`has_cjk` for the ranges). Empty is allowed (clears the remark).
 - ``limit`` / ``daily_limit``: integer GB in 0..102400, 0 = no limit.
-- Account batches (``accounts`` in add/delete/enable/disable) are **all-or-nothing**: every entry is
-  validated first; a malformed entry, a duplicate username in the batch, an unknown account
-  (delete/enable/disable) or an already existing account (add) rejects the whole batch with an
-  ErrorResponse naming the offending usernames (malformed entries by position only: they are never
-  echoed, as they may hold a password), and nothing changes. Entries are separated by ``,``
+- Knobs (:data:`KNOBS`, set with :meth:`BestProxyEmulator.set_knobs` or as constructor keywords;
+  the first answer is the default) give each answer where the document is silent.
+- Batches (``accounts`` in add/delete/enable/disable, ``ips`` in proxy-ip add/delete): knob
+  ``batches``. ``"whole"`` (default): every entry is validated first; a malformed entry, a
+  duplicate username in the batch, an unknown account (delete/enable/disable), an already existing
+  account (add), an invalid IP, or an IP held by another product type (``ip_product_types=one``)
+  rejects the whole batch with an ErrorResponse naming the offending items (malformed account
+  entries by position only: they are never echoed, as they may hold a password), and nothing
+  changes. ``"partial"``: the good entries are applied and the answer is the same ErrorResponse
+  naming only the entries that were not (a batch with no good entry changes nothing). A problem
+  with another field (remark, product_type, verification) refuses the whole request either way. Entries are separated by ``,``
   with no surrounding spaces; empty entries are malformed. Enabling an enabled account or disabling
   a disabled one succeeds and changes nothing.
 - add: ``product_type`` is optional in the document ("Required: No"; 9/11/14/25 when given). Knob
@@ -59,8 +65,10 @@ Semantic decisions where the document is silent
   ``limit``; change-password requires ``password``.
 - proxy-account/change: ``account`` required; ``password``, ``remark``, ``limit``, ``daily_limit``,
   ``status`` (0/1), ``udp`` (0/1) optional — absent or ``null`` fields (and an empty ``password``
-  or empty integer field) are unchanged; an empty ``remark`` clears it. ``udp`` is rejected unless the
-  account's product type is 14, 16, 21 or 25. A call changing nothing succeeds. Unknown account →
+  or empty integer field) are unchanged; an empty ``remark`` clears it. ``udp: 0`` is accepted for
+  every account (the document's own example sends it); ``udp: 1`` for a product type other than
+  14, 16, 21 or 25 (where the document says the switch applies) is knob ``udp_other_types``:
+  ``"refused"`` (ErrorResponse, default) or ``"ignored"`` (accepted, not stored). A call changing nothing succeeds. Unknown account →
   ErrorResponse. ``daily_limit`` is not checked against ``limit``. This endpoint never answers 156
   (the document lists only 200 for it).
 - The document's 5-minute window (deletes, disables and password changes "take about 5 minutes";
@@ -80,13 +88,19 @@ Semantic decisions where the document is silent
 - ``usage_flow`` (KB) is server-owned and moves: every list call adds ``128 * (1 + id % 5)`` KB to
   every account before answering, so the first read is already non-zero and each read differs.
 - ``created_at``: ``"YYYY-MM-DD HH:MM:SS"`` in UTC+8 (the vendor's time zone).
-- IP allowlist entries are keyed by ``(ip, product_type)``; the same IP may be allowlisted for
-  several product types. IPs are IPv4 dotted quads in canonical form (no IPv6, no CIDR, no leading
-  zeros).
-- proxy-ip/list: optional ``product_type`` filter (9/11/14/25; absent or empty = all); ordered by
+- IP allowlist entries are keyed by ``(ip, product_type)``. Knob ``ip_product_types``: ``"many"``
+  (default; the same IP may be allowlisted for several product types) or ``"one"`` (an add of an IP
+  another product type holds is refused for that IP). Knob ``ip_forms``: ``"ipv4"`` (default; IPv4
+  dotted quads in canonical form: no IPv6, no CIDR, no leading zeros) or ``"any"`` (also IPv6
+  addresses and IPv4/IPv6 CIDR blocks, stored and listed as sent). Entries made in the back office
+  (:meth:`BestProxyEmulator.back_office_add_ip`) may take any form whatever the knob.
+- proxy-ip/list: optional ``product_type`` filter (0/9/11/14/25; absent or empty = all); ordered by
   product_type then insertion.
 - proxy-ip/add: ``ips`` split on commas and line breaks; whitespace around each IP is stripped and
-  empty items skipped; at least one IP required. ``product_type`` required (9/11/14/25).
+  empty items skipped; at least one IP required. ``product_type`` is "Required: No" in the
+  document: knob ``ip_add_product_type``: ``"optional"`` (default; absent or 0 — the value the
+  document's add and list examples show — stores the entry under product type 0) or
+  ``"required"`` (9/11/14/25 only).
   ``user_product_id`` is required for type 11 — it must be one of ``user_product_ids[11]`` when the
   emulator was given that mapping, any positive integer otherwise — and ignored for other types.
   Adding an IP that is already allowlisted for that product type is a no-op for that IP (its remark,
@@ -97,8 +111,10 @@ Semantic decisions where the document is silent
   ``verify_type`` ∈ phone/email/wechat/totp and ``verify_code`` are required and checked before
   anything is deleted: for ``totp`` the code must verify with pyotp against ``totp_secret`` with
   ``valid_window=1`` (without a secret, ``totp`` is refused: not bound); for phone/email/wechat the
-  code is the fixed sandbox code :data:`SANDBOX_VERIFY_CODE` (``"000000"``). Codes are not
-  single-use.
+  code is the fixed sandbox code :data:`SANDBOX_VERIFY_CODE` (``"000000"``). Knob ``totp_reuse``:
+  ``"accepted"`` (default; a code may be used again within its window) or ``"refused"`` (a code's
+  time step is used once: a code of that step or an earlier one is refused after it, RFC 6238
+  §5.2). Phone/email/wechat codes are not single-use.
 """
 
 from __future__ import annotations
@@ -268,6 +284,19 @@ def parse_ipv4(text: str) -> str | None:
     return canonical if canonical == text else None
 
 
+# Where the document is silent, each answer the emulator can give (the first is the default).
+KNOBS: dict[str, tuple[str, ...]] = {
+    "add_product_type": ("optional", "required"),  # whitelist-account/add without product_type
+    "password_length": ("documented", "everywhere"),  # 6-16 characters checked on change only, or everywhere
+    "ip_add_product_type": ("optional", "required"),  # proxy-ip/add without product_type
+    "ip_forms": ("ipv4", "any"),  # proxy-ip/add takes IPv4 only, or also IPv6 and CIDR blocks
+    "ip_product_types": ("many", "one"),  # one IP allowlisted under several product types, or one only
+    "batches": ("whole", "partial"),  # a batch with a bad item is refused whole, or the rest is applied
+    "totp_reuse": ("accepted", "refused"),  # a TOTP code (its time step) may be used again, or once only
+    "udp_other_types": ("refused", "ignored"),  # udp=1 on a type other than 14/16/21/25
+}
+
+
 class BestProxyEmulator(Emulator):
     """The BestProxy OpenAPI account and IP-allowlist endpoints, state in SQLite.
 
@@ -291,15 +320,19 @@ class BestProxyEmulator(Emulator):
         password_length: str = "documented",
         settle_seconds: float = 0.0,
         list_delay_seconds: float = 0.0,
+        **knobs: str,
     ):
-        if add_product_type not in ("optional", "required") or password_length not in ("documented", "everywhere"):
-            raise ValueError("add_product_type is optional/required; password_length is documented/everywhere")
         self.add_product_type = add_product_type
+        self.password_length = password_length
+        self.ip_add_product_type = self.ip_forms = self.ip_product_types = ""
+        self.batches = self.totp_reuse = self.udp_other_types = ""
+        self.set_knobs(**{k: v[0] for k, v in KNOBS.items() if k not in ("add_product_type", "password_length")})
+        self.set_knobs(add_product_type=add_product_type, password_length=password_length, **knobs)
+        self._totp_last_step: int | None = None  # the last TOTP time step accepted (totp_reuse=refused)
         self.settle_seconds = settle_seconds
         self._settling: dict[str, float] = {}  # deleted username -> when it may be added again
         self.list_delay_seconds = list_delay_seconds
         self._unlisted: dict[str, float] = {}  # new username -> when the list starts showing it
-        self.password_length = password_length
         if not app_key:
             raise ValueError("app_key must not be empty")
         if totp_secret:
@@ -332,6 +365,19 @@ class BestProxyEmulator(Emulator):
             "/gateway/proxy-ip/add": ("POST", self._ip_add),
             "/gateway/proxy-ip/delete": ("POST", self._ip_delete),
         }
+
+    def set_knobs(self, **knobs: str) -> None:
+        """Set knobs (names and answers in :data:`KNOBS`); an unknown name or answer is a ValueError."""
+        for name, value in knobs.items():
+            if name not in KNOBS or value not in KNOBS[name]:
+                raise ValueError(f"unknown knob {name}={value!r} (knobs: {KNOBS})")
+        for name, value in knobs.items():
+            setattr(self, name, value)
+        if knobs.get("totp_reuse"):
+            self._totp_last_step = None
+
+    def knobs(self) -> dict[str, str]:
+        return {name: getattr(self, name) for name in KNOBS}
 
     # -- storage ----------------------------------------------------------------------------
     def init_db(self) -> None:
@@ -469,11 +515,26 @@ class BestProxyEmulator(Emulator):
         hidden = {u for u, at in self._unlisted.items() if at > now}
         return self._ok({"list": [dict(r) for r in rows if r["username"] not in hidden]})
 
-    def _batch(self, p: _Params, *, with_passwords: bool) -> list[tuple[str, str | None]]:
-        """Parse ``accounts``: ``u:p,u:p`` (with_passwords) or ``u,u``. Problems go into ``p``."""
+    def _items(self, p: _Params, field: str, problems: list[str]) -> list[str]:
+        """Problems with single items of a batch: with ``batches=whole`` they refuse the request
+        (into ``p``); with ``partial`` they are returned, to be answered after the rest is applied."""
+        if self.batches == "whole":
+            for prob in problems:
+                p.fail(field, prob)
+            return []
+        return problems
+
+    def _partial(self, field: str, failed: list[str]) -> Response:
+        """The answer to a batch that was applied: success, or with ``batches=partial`` an
+        ErrorResponse naming the items that were not (the others were)."""
+        return self._param_error({field: failed}) if failed else self._ok()
+
+    def _batch(self, p: _Params, *, with_passwords: bool) -> tuple[list[tuple[str, str | None]], list[str]]:
+        """Parse ``accounts``: ``u:p,u:p`` (with_passwords) or ``u,u``. Field problems go into
+        ``p``; problems of single entries are returned (see :meth:`_items`)."""
         raw = p.string("accounts", required=True, allow_empty=False)
         if raw is None:
-            return []
+            return [], []
         entries: list[tuple[str, str | None]] = []
         problems: list[str] = []
         for n, item in enumerate(raw.split(","), 1):
@@ -503,28 +564,29 @@ class BestProxyEmulator(Emulator):
             seen.add(user)
         if dups:
             problems.append(f"duplicate account(s) in the batch: {', '.join(sorted(dups))}")
-        for prob in problems:
-            p.fail("accounts", prob)
-        return entries
+            entries = [e for e in entries if e[0] not in dups]
+        return entries, problems
 
     def _account_add(self, params: dict[str, Any]) -> Response:
         p = _Params(params)
-        entries = self._batch(p, with_passwords=True)
+        entries, bad = self._batch(p, with_passwords=True)
+        bad = self._items(p, "accounts", bad)
         remark = p.remark() or ""
         product_type = p.integer("product_type", required=self.add_product_type == "required", choices=PRODUCT_TYPES)
         if product_type is None and "product_type" not in p.errors:
             product_type = PRODUCT_TYPES[0]
-        if p.errors:
-            return self._param_error(p.errors)
+        if p.errors or not entries:
+            return self._param_error(p.errors or {"accounts": bad})
         if not self.verified:
             return self._fail(156, "account not verified")
         exists = self._existing([u for u, _ in entries])
         now_s = self.clock()
         exists |= {u for u, _ in entries if self._settling.get(u, 0.0) > now_s}
         if exists:
-            return self._param_error(
-                {"accounts": [f"account(s) already exist: {', '.join(sorted(exists))}"]}
-            )
+            bad.append(f"account(s) already exist: {', '.join(sorted(exists))}")
+            entries = [e for e in entries if e[0] not in exists]
+            if self.batches == "whole" or not entries:
+                return self._param_error({"accounts": bad})
         now = self._now()
         with self.transaction():
             self.db.executemany(
@@ -534,24 +596,29 @@ class BestProxyEmulator(Emulator):
             )
         if self.list_delay_seconds > 0:
             self._unlisted.update((u, now_s + self.list_delay_seconds) for u, _ in entries)
-        return self._ok()
+        return self._partial("accounts", bad)
 
-    def _known_batch(self, params: dict[str, Any]) -> tuple[list[str], Response | None]:
+    def _known_batch(self, params: dict[str, Any]) -> tuple[list[str], list[str], Response | None]:
+        """The existing accounts a delete/enable/disable names, the problems of the entries left
+        out (``batches=partial``), or the refusal."""
         p = _Params(params)
-        users = [u for u, _ in self._batch(p, with_passwords=False)]
-        if p.errors:
-            return [], self._param_error(p.errors)
+        entries, bad = self._batch(p, with_passwords=False)
+        bad = self._items(p, "accounts", bad)
+        users = [u for u, _ in entries]
+        if p.errors or not users:
+            return [], [], self._param_error(p.errors or {"accounts": bad})
         if not self.verified:
-            return [], self._fail(156, "account not verified")
+            return [], [], self._fail(156, "account not verified")
         missing = set(users) - self._existing(users)
         if missing:
-            return [], self._param_error(
-                {"accounts": [f"account(s) do not exist: {', '.join(sorted(missing))}"]}
-            )
-        return users, None
+            bad.append(f"account(s) do not exist: {', '.join(sorted(missing))}")
+            users = [u for u in users if u not in missing]
+            if self.batches == "whole" or not users:
+                return [], [], self._param_error({"accounts": bad})
+        return users, bad, None
 
     def _account_delete(self, params: dict[str, Any]) -> Response:
-        users, err = self._known_batch(params)
+        users, bad, err = self._known_batch(params)
         if err:
             return err
         with self.transaction():
@@ -560,17 +627,17 @@ class BestProxyEmulator(Emulator):
             self._unlisted.pop(u, None)
         if self.settle_seconds > 0:
             self._settling.update((u, self.clock() + self.settle_seconds) for u in users)
-        return self._ok()
+        return self._partial("accounts", bad)
 
     def _set_status(self, params: dict[str, Any], status: int) -> Response:
-        users, err = self._known_batch(params)
+        users, bad, err = self._known_batch(params)
         if err:
             return err
         with self.transaction():
             self.db.executemany(
                 "UPDATE accounts SET status = ? WHERE username = ?", [(status, u) for u in users]
             )
-        return self._ok()
+        return self._partial("accounts", bad)
 
     def _account_enable(self, params: dict[str, Any]) -> Response:
         return self._set_status(params, 1)
@@ -650,22 +717,19 @@ class BestProxyEmulator(Emulator):
         if err:
             return err
         assert row is not None
-        if fields["udp"] is not None and row["product_type"] not in UDP_PRODUCT_TYPES:
-            return self._param_error(
-                {
-                    "udp": [
-                        "udp can only be set for product types "
-                        + ", ".join(map(str, UDP_PRODUCT_TYPES))
-                    ]
-                }
-            )
+        if fields["udp"] == 1 and row["product_type"] not in UDP_PRODUCT_TYPES:
+            if self.udp_other_types == "ignored":
+                fields["udp"] = None
+            else:
+                types = ", ".join(map(str, UDP_PRODUCT_TYPES))
+                return self._param_error({"udp": [f"udp can only be switched on for product types {types}"]})
         self._update(row["username"], **{k: v for k, v in fields.items() if v is not None})
         return self._ok()
 
     # -- proxy-ip -----------------------------------------------------------------------------
     def _ip_list(self, params: dict[str, Any]) -> Response:
         p = _Params(params)
-        product_type = p.integer("product_type", choices=PRODUCT_TYPES)
+        product_type = p.integer("product_type", choices=(0, *PRODUCT_TYPES))
         if p.errors:
             return self._param_error(p.errors)
         sql = "SELECT ip, remark, product_type, created_at FROM proxy_ips"
@@ -676,40 +740,69 @@ class BestProxyEmulator(Emulator):
         rows = self.db.execute(sql + " ORDER BY product_type, id", args).fetchall()
         return self._ok({"list": [dict(r) for r in rows]})
 
-    @staticmethod
-    def _ips(p: _Params, separators: str) -> list[str]:
+    def _parse_ip(self, text: str) -> str | None:
+        """The entry as stored, or None when this emulator's ``ip_forms`` does not take it."""
+        if self.ip_forms == "ipv4":
+            return parse_ipv4(text)
+        try:
+            if "/" in text:
+                ipaddress.ip_network(text, strict=False)
+            else:
+                ipaddress.ip_address(text)
+        except ValueError:
+            return None
+        return text  # kept as sent (case, zeros, host bits): the list answers what was added
+
+    def _ips(self, p: _Params, separators: str) -> tuple[list[str], list[str]]:
+        """The valid addresses of ``ips`` and the problems of the invalid ones (see :meth:`_items`)."""
         raw = p.string("ips", required=True, allow_empty=False)
         if raw is None:
-            return []
+            return [], []
         ips: list[str] = []
         bad: list[str] = []
         for item in re.split(separators, raw):
             item = item.strip()
             if not item:
                 continue
-            ip = parse_ipv4(item)
+            ip = self._parse_ip(item)
             if ip is None:
                 bad.append(item)
             elif ip not in ips:
                 ips.append(ip)
-        if bad:
-            p.fail("ips", f"invalid IPv4 address(es): {', '.join(bad)}")
-        elif not ips:
+        what = "IPv4 address(es)" if self.ip_forms == "ipv4" else "IP address(es) or CIDR block(s)"
+        problems = [f"invalid {what}: {', '.join(bad)}"] if bad else []
+        if not ips and not bad:
             p.fail("ips", "The ips field is required.")
-        return ips
+        return ips, problems
 
     def _ip_add(self, params: dict[str, Any]) -> Response:
         p = _Params(params)
-        ips = self._ips(p, r"\r\n|[,\n\r]")
+        ips, bad = self._ips(p, r"\r\n|[,\n\r]")
+        bad = self._items(p, "ips", bad)
         remark = p.remark() or ""
-        product_type = p.integer("product_type", required=True, choices=PRODUCT_TYPES)
+        choices = PRODUCT_TYPES if self.ip_add_product_type == "required" else (0, *PRODUCT_TYPES)
+        product_type = p.integer("product_type", required=self.ip_add_product_type == "required", choices=choices) or 0
+        if product_type == 0 and self.ip_add_product_type == "required" and "product_type" not in p.errors:
+            p.fail("product_type", "The product_type field is required.")
         upid = p.integer("user_product_id", required=product_type == 11, lo=None)
         if product_type == 11 and upid is not None:
             owned = None if self.user_product_ids is None else self.user_product_ids.get(11, [])
             if upid <= 0 or (owned is not None and upid not in owned):
                 p.fail("user_product_id", f"user_product_id {upid} is not a type 11 package of this account")
-        if p.errors:
-            return self._param_error(p.errors)
+        if p.errors or not ips:
+            return self._param_error(p.errors or {"ips": bad})
+        if self.ip_product_types == "one":
+            marks = ",".join("?" * len(ips))
+            taken = self.db.execute(
+                f"SELECT ip, product_type FROM proxy_ips WHERE product_type != ? AND ip IN ({marks})",
+                (product_type, *ips),
+            ).fetchall()
+            if taken:
+                bad.append("already allowlisted for another product type: "
+                           + ", ".join(f"{r['ip']} ({r['product_type']})" for r in taken))
+                ips = [ip for ip in ips if ip not in {r["ip"] for r in taken}]
+                if self.batches == "whole" or not ips:
+                    return self._param_error({"ips": bad})
         now = self._now()
         with self.transaction():
             self.db.executemany(
@@ -717,27 +810,54 @@ class BestProxyEmulator(Emulator):
                 " VALUES (?, ?, ?, ?, ?)",
                 [(ip, product_type, remark, upid if product_type == 11 else None, now) for ip in ips],
             )
-        return self._ok()
+        return self._partial("ips", bad)
+
+    def _totp_ok(self, code: str) -> bool:
+        """Whether ``code`` is the TOTP of this step or one either side (pyotp's valid_window=1);
+        with ``totp_reuse=refused`` a step at or before the last one accepted is refused."""
+        assert self.totp_secret
+        totp = pyotp.TOTP(self.totp_secret)
+        now = int(self.clock())
+        for offset in (0, -1, 1):
+            at = now + offset * totp.interval
+            if totp.verify(code, for_time=at, valid_window=0):
+                step = at // totp.interval
+                if self.totp_reuse == "refused" and self._totp_last_step is not None and step <= self._totp_last_step:
+                    continue
+                self._totp_last_step = max(step, self._totp_last_step or step)
+                return True
+        return False
 
     def _ip_delete(self, params: dict[str, Any]) -> Response:
         p = _Params(params)
-        ips = self._ips(p, r",")
+        ips, bad = self._ips(p, r",")
+        bad = self._items(p, "ips", bad)
         vtype = p.string("verify_type", required=True, allow_empty=False)
         if vtype is not None and vtype not in VERIFY_TYPES:
             p.fail("verify_type", f"The selected verify_type is invalid (one of {', '.join(VERIFY_TYPES)}).")
             vtype = None
         code = p.string("verify_code", required=True, allow_empty=False)
-        if p.errors:
-            return self._param_error(p.errors)
+        if p.errors or not ips:
+            return self._param_error(p.errors or {"ips": bad})
         assert vtype is not None and code is not None
         if vtype == "totp":
             if not self.totp_secret:
                 return self._param_error({"verify_type": ["TOTP is not bound to this account"]})
-            ok = pyotp.TOTP(self.totp_secret).verify(code, for_time=int(self.clock()), valid_window=1)
+            ok = self._totp_ok(code)
         else:
             ok = code == SANDBOX_VERIFY_CODE
         if not ok:
             return self._param_error({"verify_code": ["invalid verification code"]})
         with self.transaction():
             self.db.executemany("DELETE FROM proxy_ips WHERE ip = ?", [(ip,) for ip in ips])
-        return self._ok()
+        return self._partial("ips", bad)
+
+    # -- the vendor's back office (test helper, not API) ---------------------------------------
+    def back_office_add_ip(self, ip: str, product_type: int, remark: str = "") -> None:
+        """An allowlist entry made in BestProxy's web console, which may take forms the API
+        refuses (IPv6, CIDR): stored as given."""
+        with self.lock, self.transaction():
+            self.db.execute(
+                "INSERT OR IGNORE INTO proxy_ips (ip, product_type, remark, created_at) VALUES (?, ?, ?, ?)",
+                (ip, product_type, remark, self._now()),
+            )

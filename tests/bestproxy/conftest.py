@@ -84,7 +84,8 @@ def bestproxy_workspace(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, *, cls:
 # Where the document is silent the emulator's answer is a knob: the product runs against both.
 BESTPROXY_ANSWERS = {
     "documented": {},
-    "strict": {"add_product_type": "required", "password_length": "everywhere"},
+    "strict": {"add_product_type": "required", "password_length": "everywhere", "ip_add_product_type": "required",
+               "ip_product_types": "one", "batches": "partial", "udp_other_types": "ignored"},
 }
 
 

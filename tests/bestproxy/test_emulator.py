@@ -33,7 +33,7 @@ except ImportError:  # pragma: no cover - package-style layout
     )
 
 from reconciler.sandbox.base import EmulatorServer, Faults
-from reconciler.sandbox.bestproxy import BestProxyEmulator
+from reconciler.sandbox.bestproxy import KNOBS, BestProxyEmulator
 
 LIST = "/gateway/whitelist-account/list"
 ADD = "/gateway/whitelist-account/add"
@@ -78,7 +78,7 @@ def emu(server: EmulatorServer) -> BestProxyEmulator:
     emulator.wipe()
     emulator.faults = Faults()
     emulator.verified = True
-    emulator.add_product_type, emulator.password_length = "optional", "documented"  # the documented answers
+    emulator.set_knobs(**{name: answers[0] for name, answers in KNOBS.items()})  # the default answers
     emulator.clock = time.time
     emulator.totp_secret = TOTP_SECRET
     emulator.user_product_ids = {k: list(v) for k, v in USER_PRODUCT_IDS.items()}
@@ -394,6 +394,12 @@ def test_udp_only_for_static_product_types(api: BestProxyApi, emu: BestProxyEmul
     param_error(api.post(ACCOUNT_CHANGE, account="d1", udp=1, limit=9), "udp")
     rec = emu.account_record("d1")
     assert rec is not None and (rec["udp"], rec["limit_flow"]) == (0, 0)
+    # switching UDP off is accepted for every type (the document's own example sends udp: 0)
+    assert api.post(ACCOUNT_CHANGE, account="d1", udp=0, limit=8).json() == OK
+    emu.set_knobs(udp_other_types="ignored")  # the other answer: accepted, not stored
+    assert api.post(ACCOUNT_CHANGE, account="d1", udp=1, limit=9).json() == OK
+    rec = emu.account_record("d1")
+    assert rec is not None and (rec["udp"], rec["limit_flow"]) == (0, 9)
 
 
 @pytest.mark.parametrize("product_type", [14, 25])
@@ -460,11 +466,92 @@ def test_ip_add_rejects_bad_ips_atomically(api: BestProxyApi, ips: str) -> None:
     assert api.ips() == []
 
 
-def test_ip_add_validates_product_type_and_remark(api: BestProxyApi) -> None:
+def test_ip_add_validates_product_type_and_remark(api: BestProxyApi, emu: BestProxyEmulator) -> None:
+    param_error(api.post(IP_ADD, ips="1.1.1.1", product_type=10), "product_type")
+    param_error(api.post(IP_ADD, ips="1.1.1.1", product_type=9, remark="备" * 33), "remark")
+    emu.set_knobs(ip_add_product_type="required")  # the guess the document does not make
     param_error(api.post(IP_ADD, ips="1.1.1.1"), "product_type")
     param_error(api.post(IP_ADD, ips="1.1.1.1", product_type=0), "product_type")
-    param_error(api.post(IP_ADD, ips="1.1.1.1", product_type=9, remark="备" * 33), "remark")
     assert api.ips() == []
+
+
+def test_ip_add_product_type_is_optional_as_documented(api: BestProxyApi) -> None:
+    """The document: product_type Required "No"; its list example shows product_type 0. Without
+    one (or with 0, as the document's own add example sends) the entry is listed under 0."""
+    assert api.post(IP_ADD, ips="1.1.1.1").json() == OK
+    assert api.post(IP_ADD, ips="2.2.2.2", product_type=0, user_product_id=0).json() == OK
+    assert api.ips() == [("1.1.1.1", 0, ""), ("2.2.2.2", 0, "")]
+    assert api.ips(product_type=0) == api.ips() and api.ips(product_type=9) == []
+
+
+@pytest.mark.parametrize("ips", ["2001:db8::1", "2001:DB8:0::1", "10.0.0.0/8", "10.0.0.1/24", "2001:db8::/32"])
+def test_ip_forms_knob_takes_ipv6_and_cidr_as_sent(api: BestProxyApi, emu: BestProxyEmulator, ips: str) -> None:
+    param_error(api.post(IP_ADD, ips=ips, product_type=9), "ips")  # ipv4 only (the default)
+    emu.set_knobs(ip_forms="any")
+    assert api.post(IP_ADD, ips=ips, product_type=9).json() == OK
+    assert api.ips() == [(ips, 9, "")]
+    assert api.post(IP_DELETE, ips=ips, verify_type="email", verify_code=SANDBOX_VERIFY_CODE).json() == OK
+    assert api.ips() == []
+    param_error(api.post(IP_ADD, ips="host.example", product_type=9), "ips")
+
+
+def test_ip_product_types_knob(api: BestProxyApi, emu: BestProxyEmulator) -> None:
+    assert api.post(IP_ADD, ips="1.1.1.1", product_type=9).json() == OK
+    assert api.post(IP_ADD, ips="1.1.1.1", product_type=14).json() == OK  # many (the default)
+    emu.set_knobs(ip_product_types="one")
+    errors = param_error(api.post(IP_ADD, ips="1.1.1.1,2.2.2.2", product_type=25), "ips")
+    assert "1.1.1.1" in errors["ips"][0]
+    assert api.ips() == [("1.1.1.1", 9, ""), ("1.1.1.1", 14, "")]  # whole batch refused
+    assert api.post(IP_ADD, ips="3.3.3.3", product_type=25).json() == OK
+    assert api.post(IP_ADD, ips="3.3.3.3", product_type=25).json() == OK  # its own type: a no-op
+    param_error(api.post(IP_ADD, ips="3.3.3.3", product_type=9), "ips")
+
+
+def test_batches_partial_applies_the_rest_and_names_the_failures(api: BestProxyApi, emu: BestProxyEmulator) -> None:
+    emu.set_knobs(batches="partial", ip_product_types="one")
+    add(api, "taken1:pass123")
+    errors = param_error(add(api, "new1:pass123,taken1:pass123,bad-1:x"), "accounts")
+    assert any("taken1" in e for e in errors["accounts"]) and "entry 3" in " ".join(errors["accounts"])
+    assert set(api.accounts()) == {"taken1", "new1"}
+    for path in (DISABLE, DELETE):
+        errors = param_error(api.post(path, accounts="new1,ghost1"), "accounts")
+        assert "ghost1" in errors["accounts"][0]
+    assert set(api.accounts()) == {"taken1"}
+    api.post(IP_ADD, ips="1.1.1.1", product_type=9)
+    errors = param_error(api.post(IP_ADD, ips="1.1.1.1,2.2.2.2,bad", product_type=14), "ips")
+    assert len(errors["ips"]) == 2
+    assert api.ips() == [("1.1.1.1", 9, ""), ("2.2.2.2", 14, "")]
+    param_error(api.post(IP_DELETE, ips="1.1.1.1,bad", verify_type="email", verify_code=SANDBOX_VERIFY_CODE), "ips")
+    assert api.ips() == [("2.2.2.2", 14, "")]
+    # a batch with no good item changes nothing; a bad field still refuses the whole batch
+    param_error(add(api, "taken1:pass123"), "accounts")
+    param_error(add(api, "new2:pass123", remark="r" * 65), "remark")
+    assert set(api.accounts()) == {"taken1"}
+
+
+def test_totp_reuse_knob(api: BestProxyApi, emu: BestProxyEmulator) -> None:
+    now = 1_750_000_000.0
+    emu.clock = lambda: now
+    totp = pyotp.TOTP(TOTP_SECRET)
+    api.post(IP_ADD, ips="1.1.1.1,2.2.2.2,3.3.3.3", product_type=9)
+    code = totp.at(now)
+    assert api.post(IP_DELETE, ips="1.1.1.1", verify_type="totp", verify_code=code).json() == OK
+    assert api.post(IP_DELETE, ips="2.2.2.2", verify_type="totp", verify_code=code).json() == OK  # accepted
+    emu.set_knobs(totp_reuse="refused")
+    assert api.post(IP_DELETE, ips="2.2.2.2", verify_type="totp", verify_code=code).json() == OK  # first use
+    param_error(api.post(IP_DELETE, ips="3.3.3.3", verify_type="totp", verify_code=code), "verify_code")
+    param_error(api.post(IP_DELETE, ips="3.3.3.3", verify_type="totp", verify_code=totp.at(now - 30)), "verify_code")
+    assert api.post(IP_DELETE, ips="3.3.3.3", verify_type="totp", verify_code=totp.at(now + 30)).json() == OK
+    assert api.ips() == []
+
+
+def test_knobs_reject_unknown_answers(emu: BestProxyEmulator) -> None:
+    with pytest.raises(ValueError):
+        emu.set_knobs(batches="sometimes")
+    with pytest.raises(ValueError):
+        emu.set_knobs(no_such_knob="x")
+    with pytest.raises(ValueError):
+        BestProxyEmulator(app_key=APP_KEY, ip_forms="ipv6")
 
 
 def test_ip_add_type_11_needs_an_owned_user_product_id(api: BestProxyApi, emu: BestProxyEmulator) -> None:

@@ -6,12 +6,14 @@ placeholders. The replay therefore sends each example body verbatim except for t
 each forced by the document itself:
 
 - ``app_key`` is the emulator's key (the example's is a placeholder);
-- ``/gateway/proxy-ip/add``: ``"product_type": 0`` becomes 14 (0 is no plan type the document
-  lists) and ``user_product_id`` is dropped (required only for type 11);
 - ``/gateway/proxy-ip/delete``: ``"verify_type": "string"`` becomes ``email`` with the sandbox code
   (the document lists phone, email, wechat and totp);
-- ``/gateway/proxy-account/change``: the account ``string`` is first added with type 14 (``udp``
-  applies only to types 14, 16, 21 and 25).
+- ``/gateway/proxy-account/change``: the account ``string`` is first added (the example changes
+  an existing account); it is added as the document's add example does, with product type 9.
+
+``/gateway/proxy-ip/add`` is sent verbatim (``product_type`` is "Required: No"; its 0 is the
+value the list example shows) and so is ``/gateway/proxy-account/change`` (``udp: 0`` on a type 9
+account: switching UDP off is accepted whatever the type).
 
 Each answer is compared to the example's *shape*: the same keys at every level, ``code`` 200, the
 same JSON types, and ``data: null`` where the example has it.
@@ -99,18 +101,18 @@ def test_account_examples_replay(api: BestProxyApi) -> None:
     assert (user["password"], user["remark"], user["limit_flow"]) == ("pass", "", 0)
 
 
-def test_proxy_account_change_example_replays(api: BestProxyApi) -> None:
-    send(api, "/gateway/whitelist-account/add", {"accounts": "string:string", "product_type": 14})
+@pytest.mark.parametrize("product_type", [9, 14])
+def test_proxy_account_change_example_replays(api: BestProxyApi, product_type: int) -> None:
+    send(api, "/gateway/whitelist-account/add", {"accounts": "string:string", "product_type": product_type})
     same_shape(send(api, "/gateway/proxy-account/change", ACCOUNT_CHANGE), OK_EXAMPLE)
     assert api.accounts()["string"]["status"] == 0
 
 
 def test_ip_examples_replay(api: BestProxyApi) -> None:
-    add = {k: v for k, v in IP_ADD.items() if k != "user_product_id"}
-    same_shape(send(api, "/gateway/proxy-ip/add", {**add, "product_type": 14}), OK_EXAMPLE)
+    same_shape(send(api, "/gateway/proxy-ip/add", IP_ADD), OK_EXAMPLE)
     listed = api.get("/gateway/proxy-ip/list").json()
     same_shape(listed, IP_LIST_EXAMPLE)
-    assert sorted(e["ip"] for e in listed["data"]["list"]) == ["1.1.1.1", "2.2.2.2"]
+    assert sorted((e["ip"], e["product_type"]) for e in listed["data"]["list"]) == [("1.1.1.1", 0), ("2.2.2.2", 0)]
     delete = {**IP_DELETE, "verify_type": "email", "verify_code": SANDBOX_VERIFY_CODE}
     same_shape(send(api, "/gateway/proxy-ip/delete", delete), OK_EXAMPLE)
     assert api.get("/gateway/proxy-ip/list").json()["data"]["list"] == []
