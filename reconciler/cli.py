@@ -500,12 +500,15 @@ def _render(plan: Plan, fmt: str, data: dict[str, Any], safety: list[str], detai
         _text(plan, safety, detail)
 
 
-def _load_baseline(path: Path) -> Baseline:
+def _load_baseline(path: Path, s: Session) -> Baseline:
     """The last applied saved plan as a baseline: document digests, and the desired payloads of the
-    resources it changed (fields a vendor does not return are compared against them)."""
+    resources it changed (fields a vendor does not return are compared against them). It steers the
+    plan, so it is checked like a plan to apply: its signature under this run's key, and the
+    connections it was made for."""
     from reconciler.engine.planfile import read_plan
 
     pf, saved = read_plan(path)
+    _verify_signature(path, pf, saved, s, what="baseline")
     desired = {c.resource: c.data["desired"] for c in saved.changes
                if c.resource and isinstance(c.data.get("desired"), dict)}
     return Baseline(resources=dict(pf.resources), desired=desired)
@@ -527,6 +530,8 @@ def _plan_data(s: Session, plan: Plan) -> dict[str, Any]:
         force=s.ctx.options.force,
         allow_replace=s.ctx.options.allow_replace,
         baseline=s.ctx.options.baseline.to_dict() if s.ctx.options.baseline else None,
+        connections_digest=s.connections_digest(plan.connections),
+        review=s.config.review,
     )
     return sign_plan(data, s.ctx.plan_signer(list(data.get("connections") or [])))
 
@@ -565,7 +570,7 @@ def plan(paths: tuple[Path, ...], config_path: Path, sandbox: bool, sandbox_stat
     try:
         last = baseline or last_applied
         if last is not None:
-            s.ctx.options.baseline = _load_baseline(last)
+            s.ctx.options.baseline = _load_baseline(last, s)
         s.load()
         assert s.loaded is not None
         check_targets_declared(s.loaded, targets)
@@ -883,26 +888,34 @@ class ReadFailed(ReconcilerError):
         return self._lines
 
 
-def _verify_signature(path: Path, pf: Any, saved: Plan, s: Session) -> None:
-    """A saved plan with changes is applied only if its signed fields (paths, config, targets,
-    --force, digests, the safety baseline) are as the trusted side made them."""
+def _verify_signature(path: Path, pf: Any, saved: Plan, s: Session, *, what: str = "plan") -> None:
+    """A saved plan is used (applied, or read as a baseline) only if everything apply builds its
+    fresh plan from — paths, config, environment, connections and their settings, targets, --force,
+    digests, the safety baseline and the last-applied baseline — is as the trusted side signed it,
+    and it was made for the connections this run uses."""
     from reconciler.engine.planfile import signature_matches
 
-    if not saved.changes:
-        return
+    fix = "make a new plan" if what == "plan" else "give the plan file that was applied, or none"
     covered = set(pf.connections)
     outside = sorted({f"{c.vendor}/{c.connection}" for c in saved.changes} - covered)
-    problem = f"changes on connections the plan does not cover ({', '.join(outside)})" if outside else ""
-    if not problem:
-        try:
-            matches = signature_matches(pf, s.ctx.plan_signer(sorted(covered)))
-        except ReconcilerError as exc:
-            raise UsageError(f"{path}: cannot check the plan's signature: {exc}") from None
-        problem = "" if matches else ("its signature does not match how it says it was made (paths, config, targets, "
-                                      "--force, digests): it was changed after it was made, or made with other "
-                                      "credentials or fingerprint key")
-    if problem:
-        raise UsageError(f"{path}: {problem}; make a new plan")
+    if outside:
+        raise UsageError(f"{path}: changes on connections the plan does not cover ({', '.join(outside)}); {fix}")
+    try:
+        signer = s.ctx.plan_signer(sorted(covered))
+    except ReconcilerError as exc:
+        raise UsageError(f"{path}: cannot check the {what}'s signature: {exc}") from None
+    if signer is None and not saved.changes and pf.baseline is None and what == "plan":
+        return  # a plan of no connection: nothing to key a signature with, and nothing to write
+    if not signature_matches(pf, signer):
+        raise UsageError(f"{path}: its signature does not match how it says it was made (paths, config, environment, "
+                         "connections, targets, --force, digests, baseline): it was changed after it was made, or "
+                         f"made with other credentials or fingerprint key; {fix}")
+    now = s.connections_digest(list(pf.connections))
+    if pf.connections_digest != now:
+        env = f"environment {pf.environment}" if pf.environment else "no environment"
+        raise UsageError(f"{path}: made for other connection settings than this run's ({env}: "
+                         f"{', '.join(pf.connections) or 'none'}; base URL, ids, credential references or tables "
+                         f"differ); {fix}")
 
 
 def _apply_saved(path: Path, config_path: Path, sandbox: bool, sandbox_state: Path | None, force: bool,
