@@ -491,11 +491,12 @@ DETAIL_OPTION = click.option("--detail", type=click.Choice(list(DETAILS)), defau
                                   f"but ok, and the first {NORMAL_MAX_CHANGES} ok per kind), full (everything).")
 
 
-def _render(plan: Plan, fmt: str, data: dict[str, Any], safety: list[str], detail: str = "normal") -> None:
+def _render(plan: Plan, fmt: str, data: dict[str, Any], safety: list[str], detail: str = "normal",
+            keys_only: bool = False) -> None:
     if fmt == "json":
         _json_out(data, indent=2)
     elif fmt == "markdown":
-        click.echo(render_markdown(plan, safety=safety), nl=False)
+        click.echo(render_markdown(plan, safety=safety, keys_only=keys_only), nl=False)
     else:
         _text(plan, safety, detail)
 
@@ -505,12 +506,11 @@ def _load_baseline(path: Path, s: Session) -> Baseline:
     resources it changed (fields a vendor does not return are compared against them). It steers the
     plan, so it is checked like a plan to apply: its signature under this run's key, and the
     connections it was made for."""
-    from reconciler.engine.planfile import read_plan
+    from reconciler.engine.planfile import baseline_payloads, read_plan
 
     pf, saved = read_plan(path)
     _verify_signature(path, pf, saved, s, what="baseline")
-    desired = {c.resource: c.data["desired"] for c in saved.changes
-               if c.resource and isinstance(c.data.get("desired"), dict)}
+    desired = baseline_payloads([c.model_dump(mode="json") for c in pf.changes])  # the signed ones
     return Baseline(resources=dict(pf.resources), desired=desired)
 
 
@@ -589,7 +589,7 @@ def plan(paths: tuple[Path, ...], config_path: Path, sandbox: bool, sandbox_stat
             # the rest of the plan is shown; a plan missing a kind is never saved to be applied
             if fmt == "json":
                 data["failed_reads"] = p.failed
-            _render(p, fmt, data, safety, detail)
+            _render(p, fmt, data, safety, detail, keys_only=s.config.review)
             for line in run.failed_reads(p):
                 _err(f"error: {line}")
             if out:
@@ -597,7 +597,7 @@ def plan(paths: tuple[Path, ...], config_path: Path, sandbox: bool, sandbox_stat
             return 1
         if out:
             write_plan(data, out)
-        _render(p, fmt, data, safety, detail)
+        _render(p, fmt, data, safety, detail, keys_only=s.config.review)
         if out:
             _err(f"Saved plan to {out}. Apply it with: {command_line('apply', str(out))}")
         return 2 if detailed_exitcode and p.has_changes else 0
@@ -997,7 +997,7 @@ def show(planfile: Path, fmt: str, detail: str) -> int:
     if fmt == "json":
         _json_out(pf.model_dump(mode="json", exclude_unset=True), indent=2)
     elif fmt == "markdown":
-        click.echo(render_markdown(saved, title=f"reconciler plan ({pf.created_at})"), nl=False)
+        click.echo(render_markdown(saved, title=f"reconciler plan ({pf.created_at})", keys_only=pf.review), nl=False)
     else:
         _text(saved, detail=detail)
         _err(f"Saved plan made {pf.created_at} by reconciler {pf.tool_version} from {', '.join(pf.paths)}"

@@ -128,8 +128,16 @@ SIGNED_FIELDS = ("format_version", "paths", "config_path", "sandbox", "targets",
                  "existing_in_scope", "baseline", "review")
 
 
+def baseline_payloads(changes: list[dict[str, Any]]) -> dict[str, Any]:
+    """What a plan contributes when it is read back as the last applied one (``--last-applied``,
+    ``--baseline``): the ``desired`` payload of each resource it changed. Signed with the plan."""
+    return {c["resource"]: c["data"]["desired"] for c in changes
+            if c.get("resource") and isinstance(c.get("data"), dict) and isinstance(c["data"].get("desired"), dict)}
+
+
 def _signed_content(model: dict[str, Any]) -> bytes:
     signed = {k: model.get(k) for k in SIGNED_FIELDS}
+    signed["desired"] = baseline_payloads(model.get("changes") or [])
     return json.dumps(signed, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
 
 

@@ -363,7 +363,25 @@ def _md_change_compact(c: Change) -> str:
             f"{len(c.notes)} note(s), too large to show here; the JSON plan has them all._\n\n</details>\n")
 
 
-def _md_change(c: Change) -> str:
+def _md_change_keys_only(c: Change) -> str:
+    """A delete of an undeclared live object in a pull-request plan (``render_markdown(keys_only=
+    True)``): its identity, the names of its fields and counts — never a live value (the object is
+    nobody's declaration in the change; its values stay in the JSON plan of the trusted job)."""
+    title = f"{md_escape(SYMBOL[c.action])} {c.action.value} {md_code(_clip(c.address, 200))}"
+    names = ", ".join(md_code(_clip(d.path, 100)) for d in c.diffs[:MAX_DIFF_ROWS])
+    more = f" and {len(c.diffs) - MAX_DIFF_ROWS} more" if len(c.diffs) > MAX_DIFF_ROWS else ""
+    body = [f"{len(c.diffs)} field(s){': ' + names + more if names else ''}. Live values of objects the "
+            "manifests do not declare are not shown in a pull-request plan."]
+    if c.source:
+        body.append(f"\nIn scope of: {md_code(_clip(c.source, 200))}")
+    if c.notes:
+        body.append(f"\n{len(c.notes)} note(s) not shown.")
+    return f"<details><summary>{title}</summary>\n\n" + "\n".join(body) + "\n\n</details>\n"
+
+
+def _md_change(c: Change, *, keys_only: bool = False) -> str:
+    if keys_only and c.action is Action.DELETE:
+        return _md_change_keys_only(c)
     title = _md_title(c)
     body = []
     if c.resource:
@@ -389,9 +407,11 @@ def _md_change(c: Change) -> str:
 
 
 def render_markdown(plan: Plan, *, title: str = "reconciler plan", stale: list[Outcome] | None = None,
-                    limit: int = MARKDOWN_LIMIT, safety: list[str] | None = None) -> str:
+                    limit: int = MARKDOWN_LIMIT, safety: list[str] | None = None, keys_only: bool = False) -> str:
     """The plan as one pull-request comment, always shorter than ``limit`` characters: changes are
-    shown in plan order (collapsed) while they fit; the tail is summarised by kind and action."""
+    shown in plan order (collapsed) while they fit; the tail is summarised by kind and action.
+    ``keys_only`` (a plan of a config under review): deletes of undeclared objects show their
+    identity and field names, not live values."""
     head = [f"### {md_escape(_clip(title, 200))}", ""]
     if plan.header():
         head += [md_escape(plan.header()), ""]
@@ -417,7 +437,7 @@ def render_markdown(plan: Plan, *, title: str = "reconciler plan", stale: list[O
     size = len(text)
     shown = 0
     for c in plan.changes:
-        block = _md_change(c)
+        block = _md_change(c, keys_only=keys_only)
         if len(block) > limit // 4:
             block = _md_change_compact(c)
         if size + len(block) + reserve >= limit:

@@ -100,7 +100,12 @@ RESERVED_ENV = frozenset({"RECONCILER_FINGERPRINT_KEY", "RECONCILER_ALLOWED_ENDP
 # secret, whatever settings.manifest_secret_env says (GH_TOKEN, NPM_TOKEN, *_APP_KEY, ...)
 DENIED_ENV_PATTERNS = ("GITHUB_*", "ACTIONS_*", "RUNNER_*", "CI_*", "GITLAB_*", "AWS_*", "AZURE_*", "GOOGLE_*",
                        "GCP_*", "CLOUDSDK_*", "ARM_*", "NPM_*", "PYPI_*", "TWINE_*", "DOCKER_*", "VAULT_*",
-                       "SSH_*", "KUBECONFIG", "HOME", "PATH", "GH_*", "*_TOKEN", "*_APP_KEY", "*_API_KEY")
+                       "SSH_*", "KUBECONFIG", "HOME", "PATH")
+# credential variables of the job beyond what the trusted config references: CI tokens, other
+# providers' keys, and the names the docs and examples give vendor credentials. Never a manifest's
+# secret by name, and a manifest's secret whose *value* equals one of them is refused too.
+PROVIDER_SECRET_ENV_PATTERNS = ("GH_*", "*_TOKEN", "*_APP_KEY", "*_API_KEY", "*_SECRET_KEY", "*_TOTP_SECRET",
+                                "BESTPROXY_*", "TCAPLUS_*", "JDB_*", "*_JDB_KEY", "*_JDB_IV")
 
 
 VENDORS = ("bestproxy", "tcaplus", "jdb")
