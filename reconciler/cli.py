@@ -420,6 +420,7 @@ def validate(paths: tuple[Path, ...], config_path: Path, sandbox: bool, sandbox_
         ctx = RunContext(config=cfg, options=RunOptions(targets=targets))
         ctx.resolve_secrets = resolve_secrets
         loaded = load_manifests(list(paths) or [DEFAULT_PATH], ctx)
+        ctx.warnings[:0] = cfg.warnings  # a trusted part the config under review changes
         for warning in ctx.warnings[:MAX_VALIDATE_WARNINGS]:
             _err(f"warning: {warning}")
         if len(ctx.warnings) > MAX_VALIDATE_WARNINGS:

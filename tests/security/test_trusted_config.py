@@ -60,7 +60,7 @@ def _accounts(em: Emulators) -> list[dict[str, Any]]:
                           params={"app_key": BP_APP_KEY}).json()["data"]["list"])
 
 
-PR_SETTINGS = f"""\
+PR_SETTINGS = """\
 settings:
   fingerprint_key: file:fp.txt
   manifest_secret_env: ["*"]
