@@ -312,3 +312,24 @@ def test_an_approval_naming_no_vendor_is_an_error(repo: Repo, emulators: Emulato
     assert r.code == 1, r.output
     assert "name the vendor it approves (bestproxy=HOST, tcaplus=HOST, jdb=HOST)" in r.stderr, r.stderr
     assert attacker.requests == []
+
+
+@pytest.mark.parametrize("count", [2, 2000])
+def test_keys_only_markdown_at_scale_holds_no_live_value(count: int) -> None:
+    """2 and 2,000 prune candidates: the pull-request comment stays under its limit, names the
+    objects it shows by key, and carries none of their live values."""
+    from reconciler.engine.render import MARKDOWN_LIMIT, render_markdown
+    from reconciler.model import Action, Change, FieldDiff, Plan
+
+    changes = [Change(kind="TcaplusRecords", vendor="tcaplus", key=f"game_players|{i}", action=Action.DELETE,
+                      source="PruneScope/all", summary=f"live summary LiveValue{i:05d}",
+                      diffs=[FieldDiff("player_email", f"LiveValue{i:05d}@example.com", None),
+                             FieldDiff("level", 900_000 + i, None)],
+                      notes=[f"note with LiveValue{i:05d}"]) for i in range(count)]
+    plan = Plan(changes=changes)
+    text = render_markdown(plan, keys_only=True)
+    assert len(text) < MARKDOWN_LIMIT
+    assert "LiveValue" not in text and "900000" not in text
+    assert "game&#95;players&#124;0" in text or "game_players|0" in html.unescape(text)
+    assert "2 field(s)" in html.unescape(text)
+    assert "LiveValue00000" in render_markdown(plan)  # positive control: a trusted comment shows them
