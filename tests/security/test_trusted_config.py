@@ -258,6 +258,34 @@ def test_a_pull_request_plan_does_not_reveal_whether_a_guessed_password_is_right
     assert desired_fp not in json.dumps(change["precondition"])
 
 
+def test_a_review_plan_never_writes_an_uncompared_password(repo: Repo, emulators: Emulators) -> None:
+    """The saved pull-request plan did not compare the password (a file: reference); applied by the
+    trusted job after merge, whose fresh plan does see the password differ, the change is stale:
+    nothing is written that the reviewed plan did not show."""
+    _live_account(emulators, "pr01", "LivePw1234")
+    trusted = _ws(repo, emulators)
+    repo.write("guess.txt", "OtherPw999")
+    repo.write("manifests/bp.yaml", account(password="file:../guess.txt", remark="edited"))
+    assert repo.run_process("plan", "--out", "plan.json", RECONCILER_CONNECTIONS_FROM=str(trusted)).code == 0
+    validate = repo.run_process("validate", RECONCILER_CONNECTIONS_FROM=str(trusted))
+    assert validate.code == 0 and "warning:" not in validate.stderr  # the config under review changes nothing trusted
+    r = repo.run_process("apply", "plan.json")
+    assert r.code == 3, r.output
+    assert "STALE" in r.stdout and "the change would differ from the reviewed plan" in r.stdout, r.stdout
+    (live,) = _accounts(emulators)
+    assert live["remark"] == "from a PR"  # nothing written
+    repo.assert_no_secret(r)
+
+
+def test_validate_reports_a_changed_trusted_setting(repo: Repo, emulators: Emulators) -> None:
+    trusted = _ws(repo, emulators, extra="settings: {max_change_ratio: 1.0}\n")
+    repo.write("manifests/bp.yaml", account())
+    r = repo.run_process("validate", RECONCILER_CONNECTIONS_FROM=str(trusted))
+    assert r.code == 0, r.output
+    assert ("warning: reconciler.yaml changes trusted setting settings.max_change_ratio; the trusted value is used "
+            "(RECONCILER_CONNECTIONS_FROM)") in r.stderr, r.stderr
+
+
 def test_a_trusted_plan_still_compares_passwords(repo: Repo, emulators: Emulators) -> None:
     """Positive control: without a config under review the same file: reference is compared."""
     _live_account(emulators, "pr01", "LivePw1234")
