@@ -481,9 +481,9 @@ def use_color(stream: Any) -> bool:
     return bool(isatty and isatty())
 
 
-def _text(plan: Plan, safety: list[str] | None = None, detail: str = "normal") -> None:
+def _text(plan: Plan, safety: list[str] | None = None, detail: str = "normal", keys_only: bool = False) -> None:
     out = sys.stdout
-    render_text(plan, out, safety=safety, detail=detail, color=use_color(out))
+    render_text(plan, out, safety=safety, detail=detail, color=use_color(out), keys_only=keys_only)
 
 
 DETAIL_OPTION = click.option("--detail", type=click.Choice(list(DETAILS)), default="normal", show_default=True,
@@ -499,7 +499,7 @@ def _render(plan: Plan, fmt: str, data: dict[str, Any], safety: list[str], detai
     elif fmt == "markdown":
         click.echo(render_markdown(plan, safety=safety, keys_only=keys_only), nl=False)
     else:
-        _text(plan, safety, detail)
+        _text(plan, safety, detail, keys_only=keys_only)
 
 
 def _load_baseline(path: Path, s: Session) -> Baseline:
@@ -1000,7 +1000,7 @@ def show(planfile: Path, fmt: str, detail: str) -> int:
     elif fmt == "markdown":
         click.echo(render_markdown(saved, title=f"reconciler plan ({pf.created_at})", keys_only=pf.review), nl=False)
     else:
-        _text(saved, detail=detail)
+        _text(saved, detail=detail, keys_only=pf.review)
         _err(f"Saved plan made {pf.created_at} by reconciler {pf.tool_version} from {', '.join(pf.paths)}"
              + (" (sandbox)" if pf.sandbox else "") + f". Apply it with: {command_line('apply', str(planfile), sandbox=pf.sandbox)}")
     return 0

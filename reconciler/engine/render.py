@@ -119,14 +119,15 @@ def _diff_line(c: Change, d: Any) -> str:
 
 
 def render_text(plan: Plan, out: TextIO, *, safety: list[str] | None = None, detail: str = "normal",
-                color: bool = False) -> None:
+                color: bool = False, keys_only: bool = False) -> None:
     """The plan for people: the counts first (a ``Summary:`` line and a table by vendor and kind),
     safety findings and warnings, then the changes grouped by vendor, kind and manifest document
     (notes shared by several changes of a kind printed once with their count), and the grep-able
     ``Plan:`` summary line last (the only line matching it). ``detail``: ``summary`` (no changes
     listed), ``normal`` (per vendor and kind the first ``NORMAL_MAX_CHANGES`` changes with at most
     ``NORMAL_MAX_DIFFS`` fields each, then every delete and the rest counted),
-    ``full`` (everything)."""
+    ``full`` (everything). ``keys_only`` (a plan of a config under review, whose log a pull
+    request's author may read): deletes of undeclared objects show their key and field names only."""
     if detail not in DETAILS:
         raise ValueError(f"detail must be one of {DETAILS}")
     w = _Writer(out, color)
@@ -157,7 +158,7 @@ def render_text(plan: Plan, out: TextIO, *, safety: list[str] | None = None, det
         w.line()
         w.line(f"{len(plan.changes)} change(s) not listed (--detail normal or full lists them).", "dim")
     else:
-        _changes(w, plan, full=full)
+        _changes(w, plan, full=full, keys_only=keys_only)
     if plan.unmanaged and detail != "summary":
         w.line()
         w.line(f"Unmanaged (left alone): {len(plan.unmanaged)}", "head")
@@ -169,7 +170,7 @@ def render_text(plan: Plan, out: TextIO, *, safety: list[str] | None = None, det
     w.line(plan.summary_line(), "head")
 
 
-def _changes(w: _Writer, plan: Plan, *, full: bool) -> None:
+def _changes(w: _Writer, plan: Plan, *, full: bool, keys_only: bool = False) -> None:
     groups: dict[tuple[str, str], list[Change]] = defaultdict(list)
     for c in plan.changes:
         groups[(c.vendor, c.scope)].append(c)
@@ -203,7 +204,7 @@ def _changes(w: _Writer, plan: Plan, *, full: bool) -> None:
                         w.line(f"# {resource}" + (f"  ({src})" if src else ""), "doc")
                     else:
                         w.line("# not declared: pruned inside a PruneScope", "doc")
-                _change(w, c, shared, full=full)
+                _change(w, c, shared, full=full, keys_only=keys_only)
                 listed += 1
         if hidden:
             what = ", ".join(f"{hidden[a.value]:,} {a.value}" for a in Action if hidden[a.value])
@@ -211,9 +212,16 @@ def _changes(w: _Writer, plan: Plan, *, full: bool) -> None:
                    "--detail full lists them", "dim")
 
 
-def _change(w: _Writer, c: Change, shared: set[str], *, full: bool) -> None:
+def _change(w: _Writer, c: Change, shared: set[str], *, full: bool, keys_only: bool = False) -> None:
     # a change line starts at column 0 with its symbol (scripts grep "^- delete"); its details
     # are indented under it
+    if keys_only and c.action is Action.DELETE:
+        w.line(f"{SYMBOL[c.action]} {c.action.value}", c.action.value, tail=f" {c.address}")
+        names = ", ".join(d.path for d in c.diffs[:NORMAL_MAX_DIFFS])
+        more = f" and {len(c.diffs) - NORMAL_MAX_DIFFS} more" if len(c.diffs) > NORMAL_MAX_DIFFS else ""
+        w.line(f"    {len(c.diffs)} field(s){': ' + names + more if names else ''}; live values of objects the "
+               "manifests do not declare are not shown in a pull-request plan", "dim")
+        return
     head = f" {c.address}"
     if c.resource and c.resource != c.address:
         head += f"  ({c.resource})"

@@ -151,9 +151,14 @@ def test_pull_request_markdown_shows_prune_candidates_as_keys_and_counts(repo: R
     assert "p7" in pr.stdout  # the key is shown
     shown = repo.run_process("show", "plan.json", "--format", "markdown")
     assert "not shown in a pull-request plan" in shown.stdout and "987654321" not in shown.stdout
+    # the text plan (the job's log) and `show` of the saved plan likewise
+    for text in (repo.run_process("plan", RECONCILER_CONNECTIONS_FROM=str(trusted)), repo.run_process("show", "plan.json")):
+        assert text.code == 0 and "- delete" in text.stdout, text.output
+        assert "not shown in a pull-request plan" in text.stdout and "987654321" not in text.stdout, text.stdout
     # the same plan run by the trusted side (no config under review) shows the values
     trusted_run = repo.run_process("plan", "--format", "markdown")
     assert trusted_run.code == 0 and "987654321" in trusted_run.stdout, trusted_run.output
+    assert "987654321" in repo.run_process("plan").stdout
 
 
 def test_credentials_refused_as_resource_values_come_from_the_trusted_side(repo: Repo, emulators: Emulators) -> None:
