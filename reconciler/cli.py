@@ -420,6 +420,7 @@ def validate(paths: tuple[Path, ...], config_path: Path, sandbox: bool, sandbox_
         ctx = RunContext(config=cfg, options=RunOptions(targets=targets))
         ctx.resolve_secrets = resolve_secrets
         loaded = load_manifests(list(paths) or [DEFAULT_PATH], ctx)
+        ctx.warnings[:0] = cfg.warnings  # a trusted part the config under review changes
         for warning in ctx.warnings[:MAX_VALIDATE_WARNINGS]:
             _err(f"warning: {warning}")
         if len(ctx.warnings) > MAX_VALIDATE_WARNINGS:
@@ -482,9 +483,9 @@ def use_color(stream: Any) -> bool:
     return bool(isatty and isatty())
 
 
-def _text(plan: Plan, safety: list[str] | None = None, detail: str = "normal") -> None:
+def _text(plan: Plan, safety: list[str] | None = None, detail: str = "normal", keys_only: bool = False) -> None:
     out = sys.stdout
-    render_text(plan, out, safety=safety, detail=detail, color=use_color(out))
+    render_text(plan, out, safety=safety, detail=detail, color=use_color(out), keys_only=keys_only)
 
 
 DETAIL_OPTION = click.option("--detail", type=click.Choice(list(DETAILS)), default="normal", show_default=True,
@@ -493,23 +494,26 @@ DETAIL_OPTION = click.option("--detail", type=click.Choice(list(DETAILS)), defau
                                   f"but ok, and the first {NORMAL_MAX_CHANGES} ok per kind), full (everything).")
 
 
-def _render(plan: Plan, fmt: str, data: dict[str, Any], safety: list[str], detail: str = "normal") -> None:
+def _render(plan: Plan, fmt: str, data: dict[str, Any], safety: list[str], detail: str = "normal",
+            keys_only: bool = False) -> None:
     if fmt == "json":
         _json_out(data, indent=2)
     elif fmt == "markdown":
-        click.echo(render_markdown(plan, safety=safety), nl=False)
+        click.echo(render_markdown(plan, safety=safety, keys_only=keys_only), nl=False)
     else:
-        _text(plan, safety, detail)
+        _text(plan, safety, detail, keys_only=keys_only)
 
 
-def _load_baseline(path: Path) -> Baseline:
+def _load_baseline(path: Path, s: Session) -> Baseline:
     """The last applied saved plan as a baseline: document digests, and the desired payloads of the
-    resources it changed (fields a vendor does not return are compared against them)."""
-    from reconciler.engine.planfile import read_plan
+    resources it changed (fields a vendor does not return are compared against them). It steers the
+    plan, so it is checked like a plan to apply: its signature under this run's key, and the
+    connections it was made for."""
+    from reconciler.engine.planfile import baseline_payloads, read_plan
 
     pf, saved = read_plan(path)
-    desired = {c.resource: c.data["desired"] for c in saved.changes
-               if c.resource and isinstance(c.data.get("desired"), dict)}
+    _verify_signature(path, pf, saved, s, what="baseline")
+    desired = baseline_payloads([c.model_dump(mode="json") for c in pf.changes])  # the signed ones
     return Baseline(resources=dict(pf.resources), desired=desired)
 
 
@@ -529,6 +533,8 @@ def _plan_data(s: Session, plan: Plan) -> dict[str, Any]:
         force=s.ctx.options.force,
         allow_replace=s.ctx.options.allow_replace,
         baseline=s.ctx.options.baseline.to_dict() if s.ctx.options.baseline else None,
+        connections_digest=s.connections_digest(plan.connections),
+        review=s.config.review,
     )
     return sign_plan(data, s.ctx.plan_signer(list(data.get("connections") or [])))
 
@@ -567,7 +573,7 @@ def plan(paths: tuple[Path, ...], config_path: Path, sandbox: bool, sandbox_stat
     try:
         last = baseline or last_applied
         if last is not None:
-            s.ctx.options.baseline = _load_baseline(last)
+            s.ctx.options.baseline = _load_baseline(last, s)
         s.load()
         assert s.loaded is not None
         check_targets_declared(s.loaded, targets)
@@ -586,7 +592,7 @@ def plan(paths: tuple[Path, ...], config_path: Path, sandbox: bool, sandbox_stat
             # the rest of the plan is shown; a plan missing a kind is never saved to be applied
             if fmt == "json":
                 data["failed_reads"] = p.failed
-            _render(p, fmt, data, safety, detail)
+            _render(p, fmt, data, safety, detail, keys_only=s.config.review)
             for line in run.failed_reads(p):
                 _err(f"error: {line}")
             if out:
@@ -594,7 +600,7 @@ def plan(paths: tuple[Path, ...], config_path: Path, sandbox: bool, sandbox_stat
             return 1
         if out:
             write_plan(data, out)
-        _render(p, fmt, data, safety, detail)
+        _render(p, fmt, data, safety, detail, keys_only=s.config.review)
         if out:
             _err(f"Saved plan to {out}. Apply it with: {command_line('apply', str(out))}")
         return 2 if detailed_exitcode and (p.has_changes or p.incomplete) else 0
@@ -909,26 +915,34 @@ class ReadFailed(ReconcilerError):
         return self._lines
 
 
-def _verify_signature(path: Path, pf: Any, saved: Plan, s: Session) -> None:
-    """A saved plan with changes is applied only if its signed fields (paths, config, targets,
-    --force, digests, the safety baseline) are as the trusted side made them."""
+def _verify_signature(path: Path, pf: Any, saved: Plan, s: Session, *, what: str = "plan") -> None:
+    """A saved plan is used (applied, or read as a baseline) only if everything apply builds its
+    fresh plan from — paths, config, environment, connections and their settings, targets, --force,
+    digests, the safety baseline and the last-applied baseline — is as the trusted side signed it,
+    and it was made for the connections this run uses."""
     from reconciler.engine.planfile import signature_matches
 
-    if not saved.changes:
-        return
+    fix = "make a new plan" if what == "plan" else "give the plan file that was applied, or none"
     covered = set(pf.connections)
     outside = sorted({f"{c.vendor}/{c.connection}" for c in saved.changes} - covered)
-    problem = f"changes on connections the plan does not cover ({', '.join(outside)})" if outside else ""
-    if not problem:
-        try:
-            matches = signature_matches(pf, s.ctx.plan_signer(sorted(covered)))
-        except ReconcilerError as exc:
-            raise UsageError(f"{path}: cannot check the plan's signature: {exc}") from None
-        problem = "" if matches else ("its signature does not match how it says it was made (paths, config, targets, "
-                                      "--force, digests): it was changed after it was made, or made with other "
-                                      "credentials or fingerprint key")
-    if problem:
-        raise UsageError(f"{path}: {problem}; make a new plan")
+    if outside:
+        raise UsageError(f"{path}: changes on connections the plan does not cover ({', '.join(outside)}); {fix}")
+    try:
+        signer = s.ctx.plan_signer(sorted(covered))
+    except ReconcilerError as exc:
+        raise UsageError(f"{path}: cannot check the {what}'s signature: {exc}") from None
+    if signer is None and not saved.changes and pf.baseline is None and what == "plan":
+        return  # a plan of no connection: nothing to key a signature with, and nothing to write
+    if not signature_matches(pf, signer):
+        raise UsageError(f"{path}: its signature does not match how it says it was made (paths, config, environment, "
+                         "connections, targets, --force, digests, baseline): it was changed after it was made, or "
+                         f"made with other credentials or fingerprint key; {fix}")
+    now = s.connections_digest(list(pf.connections))
+    if pf.connections_digest != now:
+        env = f"environment {pf.environment}" if pf.environment else "no environment"
+        raise UsageError(f"{path}: made for other connection settings than this run's ({env}: "
+                         f"{', '.join(pf.connections) or 'none'}; base URL, ids, credential references or tables "
+                         f"differ); {fix}")
 
 
 def _apply_saved(path: Path, config_path: Path, sandbox: bool, sandbox_state: Path | None, force: bool,
@@ -1011,9 +1025,9 @@ def show(planfile: Path, fmt: str, detail: str) -> int:
     if fmt == "json":
         _json_out(pf.model_dump(mode="json", exclude_unset=True), indent=2)
     elif fmt == "markdown":
-        click.echo(render_markdown(saved, title=f"reconciler plan ({pf.created_at})"), nl=False)
+        click.echo(render_markdown(saved, title=f"reconciler plan ({pf.created_at})", keys_only=pf.review), nl=False)
     else:
-        _text(saved, detail=detail)
+        _text(saved, detail=detail, keys_only=pf.review)
         _err(f"Saved plan made {pf.created_at} by reconciler {pf.tool_version} from {', '.join(pf.paths)}"
              + (" (sandbox)" if pf.sandbox else "") + f". Apply it with: {command_line('apply', str(planfile), sandbox=pf.sandbox)}")
     return 0

@@ -102,23 +102,45 @@ class PlanFile(_M):
         default_factory=dict,
         description="digest per config section a change can depend on (providers.<vendor>, settings)",
     )
+    connections_digest: str | None = Field(
+        default=None,
+        description="digest of the settings of the connections the plan covers (base URL, ids, credential "
+                    "references, TcaplusDB tables) as the run used them: apply refuses the plan on other connections",
+    )
+    review: bool = Field(
+        default=False,
+        description="made from a config under review (RECONCILER_CONNECTIONS_FROM): `show --format markdown` "
+                    "shows live values of undeclared objects as keys and counts, as the plan run did",
+    )
     signature: str | None = Field(
         default=None,
-        description="keyed MAC (settings.fingerprint_key, else the provider credentials) over how the plan "
-                    "was made: paths, config, environment, targets, force, allow_replace, digests and "
-                    "existing_in_scope; apply refuses a plan whose signature does not match",
+        description="keyed MAC (the fingerprint key, else the provider credentials) over everything apply "
+                    "uses to make its fresh plan: paths, config, environment, connections and their digest, "
+                    "targets, force, allow_replace, digests, existing_in_scope and the baseline; apply (and "
+                    "--last-applied / --baseline) refuse a plan whose signature does not match",
     )
 
 
-# What decides how apply runs (which manifests and config, which targets, --force, the safety
-# baseline): signed, so a plan file changed in the artifact store cannot steer apply. The changes
-# themselves are not signed: each is checked against a fresh plan instead (reconcile_saved).
+# Everything apply uses to make its fresh plan (which manifests and config, environment and
+# connections, targets, --force, the safety baseline, the last-applied baseline kinds compare
+# unreturned fields against): signed, so a plan file changed in the artifact store cannot steer
+# apply. The changes themselves are not signed: each is checked against a fresh plan instead
+# (reconcile_saved), and a change the fresh plan does not reproduce is never written.
 SIGNED_FIELDS = ("format_version", "paths", "config_path", "sandbox", "targets", "force", "allow_replace",
-                 "environment", "connections", "digest", "resources", "config_sections", "existing_in_scope")
+                 "environment", "connections", "connections_digest", "digest", "resources", "config_sections",
+                 "existing_in_scope", "baseline", "review", "incomplete")
+
+
+def baseline_payloads(changes: list[dict[str, Any]]) -> dict[str, Any]:
+    """What a plan contributes when it is read back as the last applied one (``--last-applied``,
+    ``--baseline``): the ``desired`` payload of each resource it changed. Signed with the plan."""
+    return {c["resource"]: c["data"]["desired"] for c in changes
+            if c.get("resource") and isinstance(c.get("data"), dict) and isinstance(c["data"].get("desired"), dict)}
 
 
 def _signed_content(model: dict[str, Any]) -> bytes:
     signed = {k: model.get(k) for k in SIGNED_FIELDS}
+    signed["desired"] = baseline_payloads(model.get("changes") or [])
     return json.dumps(signed, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
 
 
@@ -146,7 +168,8 @@ def plan_schema() -> dict[str, Any]:
 def plan_to_dict(plan: Plan, *, created_at: str, paths: list[str], config_path: str | None, sandbox: bool,
                  targets: list[str], digest: dict[str, str], resources: dict[str, str] | None = None,
                  config_sections: dict[str, str] | None = None, force: bool = False,
-                 allow_replace: bool = False, baseline: dict[str, Any] | None = None) -> dict[str, Any]:
+                 allow_replace: bool = False, baseline: dict[str, Any] | None = None,
+                 connections_digest: str | None = None, review: bool = False) -> dict[str, Any]:
     return {
         "format_version": FORMAT_VERSION,
         "tool_version": __version__,
@@ -170,6 +193,8 @@ def plan_to_dict(plan: Plan, *, created_at: str, paths: list[str], config_path: 
         "environment": plan.environment,
         "connections": plan.connections,
         **({"incomplete": plan.incomplete} if plan.incomplete else {}),
+        "connections_digest": connections_digest,
+        "review": review,
         **({"baseline": baseline} if baseline is not None else {}),
     }
 

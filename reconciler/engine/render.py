@@ -122,14 +122,15 @@ def _diff_line(c: Change, d: Any) -> str:
 
 
 def render_text(plan: Plan, out: TextIO, *, safety: list[str] | None = None, detail: str = "normal",
-                color: bool = False) -> None:
+                color: bool = False, keys_only: bool = False) -> None:
     """The plan for people: the counts first (a ``Summary:`` line and a table by vendor and kind),
     safety findings and warnings, then the changes grouped by vendor, kind and manifest document
     (notes shared by several changes of a kind printed once with their count), and the grep-able
     ``Plan:`` summary line last (the only line matching it). ``detail``: ``summary`` (no changes
     listed), ``normal`` (per vendor and kind the first ``NORMAL_MAX_CHANGES`` changes with at most
     ``NORMAL_MAX_DIFFS`` fields each, then every delete and the rest counted),
-    ``full`` (everything)."""
+    ``full`` (everything). ``keys_only`` (a plan of a config under review, whose log a pull
+    request's author may read): deletes of undeclared objects show their key and field names only."""
     if detail not in DETAILS:
         raise ValueError(f"detail must be one of {DETAILS}")
     w = _Writer(out, color)
@@ -160,7 +161,7 @@ def render_text(plan: Plan, out: TextIO, *, safety: list[str] | None = None, det
         w.line()
         w.line(f"{len(plan.changes)} change(s) not listed (--detail normal or full lists them).", "dim")
     else:
-        _changes(w, plan, full=full)
+        _changes(w, plan, full=full, keys_only=keys_only)
     if plan.unmanaged and detail != "summary":
         w.line()
         w.line(f"Unmanaged (left alone): {len(plan.unmanaged)}", "head")
@@ -172,7 +173,7 @@ def render_text(plan: Plan, out: TextIO, *, safety: list[str] | None = None, det
     w.line(plan.summary_line(), "head")
 
 
-def _changes(w: _Writer, plan: Plan, *, full: bool) -> None:
+def _changes(w: _Writer, plan: Plan, *, full: bool, keys_only: bool = False) -> None:
     groups: dict[tuple[str, str], list[Change]] = defaultdict(list)
     for c in plan.changes:
         groups[(c.vendor, c.scope)].append(c)
@@ -206,7 +207,7 @@ def _changes(w: _Writer, plan: Plan, *, full: bool) -> None:
                         w.line(f"# {resource}" + (f"  ({src})" if src else ""), "doc")
                     else:
                         w.line("# not declared: pruned inside a PruneScope", "doc")
-                _change(w, c, shared, full=full)
+                _change(w, c, shared, full=full, keys_only=keys_only)
                 listed += 1
         if hidden:
             what = ", ".join(f"{hidden[a.value]:,} {a.value}" for a in Action if hidden[a.value])
@@ -214,9 +215,16 @@ def _changes(w: _Writer, plan: Plan, *, full: bool) -> None:
                    "--detail full lists them", "dim")
 
 
-def _change(w: _Writer, c: Change, shared: set[str], *, full: bool) -> None:
+def _change(w: _Writer, c: Change, shared: set[str], *, full: bool, keys_only: bool = False) -> None:
     # a change line starts at column 0 with its symbol (scripts grep "^- delete"); its details
     # are indented under it
+    if keys_only and c.action is Action.DELETE:
+        w.line(f"{SYMBOL[c.action]} {c.action.value}", c.action.value, tail=f" {c.address}")
+        names = ", ".join(d.path for d in c.diffs[:NORMAL_MAX_DIFFS])
+        more = f" and {len(c.diffs) - NORMAL_MAX_DIFFS} more" if len(c.diffs) > NORMAL_MAX_DIFFS else ""
+        w.line(f"    {len(c.diffs)} field(s){': ' + names + more if names else ''}; live values of objects the "
+               "manifests do not declare are not shown in a pull-request plan", "dim")
+        return
     head = f" {c.address}"
     if c.resource and c.resource != c.address:
         head += f"  ({c.resource})"
@@ -368,7 +376,25 @@ def _md_change_compact(c: Change) -> str:
             f"{len(c.notes)} note(s), too large to show here; the JSON plan has them all._\n\n</details>\n")
 
 
-def _md_change(c: Change) -> str:
+def _md_change_keys_only(c: Change) -> str:
+    """A delete of an undeclared live object in a pull-request plan (``render_markdown(keys_only=
+    True)``): its identity, the names of its fields and counts — never a live value (the object is
+    nobody's declaration in the change; its values stay in the JSON plan of the trusted job)."""
+    title = f"{md_escape(SYMBOL[c.action])} {c.action.value} {md_code(_clip(c.address, 200))}"
+    names = ", ".join(md_code(_clip(d.path, 100)) for d in c.diffs[:MAX_DIFF_ROWS])
+    more = f" and {len(c.diffs) - MAX_DIFF_ROWS} more" if len(c.diffs) > MAX_DIFF_ROWS else ""
+    body = [f"{len(c.diffs)} field(s){': ' + names + more if names else ''}. Live values of objects the "
+            "manifests do not declare are not shown in a pull-request plan."]
+    if c.source:
+        body.append(f"\nIn scope of: {md_code(_clip(c.source, 200))}")
+    if c.notes:
+        body.append(f"\n{len(c.notes)} note(s) not shown.")
+    return f"<details><summary>{title}</summary>\n\n" + "\n".join(body) + "\n\n</details>\n"
+
+
+def _md_change(c: Change, *, keys_only: bool = False) -> str:
+    if keys_only and c.action is Action.DELETE:
+        return _md_change_keys_only(c)
     title = _md_title(c)
     body = []
     if c.resource:
@@ -394,9 +420,11 @@ def _md_change(c: Change) -> str:
 
 
 def render_markdown(plan: Plan, *, title: str = "reconciler plan", stale: list[Outcome] | None = None,
-                    limit: int = MARKDOWN_LIMIT, safety: list[str] | None = None) -> str:
+                    limit: int = MARKDOWN_LIMIT, safety: list[str] | None = None, keys_only: bool = False) -> str:
     """The plan as one pull-request comment, always shorter than ``limit`` characters: changes are
-    shown in plan order (collapsed) while they fit; the tail is summarised by kind and action."""
+    shown in plan order (collapsed) while they fit; the tail is summarised by kind and action.
+    ``keys_only`` (a plan of a config under review): deletes of undeclared objects show their
+    identity and field names, not live values."""
     head = [f"### {md_escape(_clip(title, 200))}", ""]
     if plan.header():
         head += [md_escape(plan.header()), ""]
@@ -422,7 +450,7 @@ def render_markdown(plan: Plan, *, title: str = "reconciler plan", stale: list[O
     size = len(text)
     shown = 0
     for c in plan.changes:
-        block = _md_change(c)
+        block = _md_change(c, keys_only=keys_only)
         if len(block) > limit // 4:
             block = _md_change_compact(c)
         if size + len(block) + reserve >= limit:

@@ -59,7 +59,7 @@ def make_plan(loaded: Loaded, ctx: RunContext, *, kinds: set[str] | None = None)
     fails alone: it is listed in ``plan.failed`` with no changes — nothing of it is created,
     updated or pruned — and the others are planned as usual. Invalid input still stops the plan.
     """
-    plan = Plan(environment=ctx.config.env)
+    plan = Plan(environment=ctx.config.env, warnings=list(ctx.config.warnings))
     parts = [p for p in loaded.parts() if kinds is None or p[0].kind in kinds]
     by_connection: dict[tuple[str, str], list[int]] = defaultdict(list)
     for i, (kind_cls, conn, _, _) in enumerate(parts):

@@ -73,12 +73,37 @@ class Session:
             json.dumps(data.get("settings"), sort_keys=True, default=str).encode()).hexdigest()[:32]
         return out
 
+    def connections_digest(self, connections: list[str]) -> str:
+        """A digest of the settings of ``connections`` ("vendor/name") as this run uses them — the
+        trusted ones under RECONCILER_CONNECTIONS_FROM: base URL, ids, credential references (a
+        ``file:`` reference by its file name: the trusted file's folder differs between runs) and
+        TcaplusDB tables. A saved plan binds it under its signature, so it applies only where it
+        was made (with the environment it names)."""
+        out: dict[str, Any] = {}
+        for item in sorted(set(connections)):
+            vendor, _, name = item.partition("/")
+            conn = self.config.config.connection(vendor, name) if vendor in VENDORS else None
+            dumped = _stable_refs(conn.model_dump(mode="json", exclude_none=True)) if conn is not None else None
+            if dumped is not None and self.sandbox is not None:
+                dumped["base_url"] = "sandbox"  # the emulators listen on a new port each run
+            out[item] = dumped
+        blob = json.dumps({"environment": self.config.env, "connections": out}, sort_keys=True, default=str)
+        return "sha256:" + hashlib.sha256(blob.encode()).hexdigest()[:32]
+
     def close(self) -> None:
         confine.set_root(None)
         self.ctx.close()
         if self.sandbox is not None:
             self.sandbox.stop()
             self.sandbox = None
+
+
+def _stable_refs(data: Any) -> Any:
+    if isinstance(data, dict):
+        return {k: _stable_refs(v) for k, v in data.items()}
+    if isinstance(data, str) and data.startswith("file:"):
+        return "file:" + Path(data[5:]).name
+    return data
 
 
 class _Sandboxes:

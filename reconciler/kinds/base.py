@@ -38,7 +38,7 @@ from reconciler.clients import redact
 from reconciler.clients.http import RetryPolicy
 from reconciler.manifest.config import Connection, LoadedConfig, credential_refs
 from reconciler.manifest.endpoints import check_endpoint
-from reconciler.manifest.secrets import Fingerprinter, file_ref_problem, manifest_ref_problem, resolve
+from reconciler.manifest.secrets import Fingerprinter, file_ref_problem, job_credential_values, manifest_ref_problem, resolve
 from reconciler.manifest.yamlload import Document, Path_
 
 T = TypeVar("T")
@@ -200,7 +200,7 @@ class RunContext:
         return self._secrets[cache_key]
 
     def _credential_values(self) -> set[str]:
-        out = set()
+        out = job_credential_values()  # the job's credential variables, whatever the config says
         for ref in credential_refs(self.config.config):
             try:
                 out.add(self.config_secret(ref))
@@ -248,11 +248,22 @@ class RunContext:
 
     # -- fingerprints ----------------------------------------------------------------------
     def fingerprint_for(self, vendor: str) -> Fingerprinter:
-        """Keyed fingerprint of a secret value (key: settings.fingerprint_key, else derived from the
-        credentials of ``vendor``'s connection, so a plan file alone cannot be used to guess a
-        password, and a change to another vendor's connection does not change these fingerprints)."""
+        """Keyed fingerprint of a secret value (key: the fingerprint key — RECONCILER_FINGERPRINT_KEY
+        or the trusted settings.fingerprint_key — else derived from the credentials of ``vendor``'s
+        connection, so a plan file alone cannot be used to guess a password, and a change to another
+        vendor's connection does not change these fingerprints)."""
+        return self._fingerprinter(vendor, b"")
+
+    def precondition_fingerprint(self, vendor: str) -> Fingerprinter:
+        """Keyed fingerprint of a *live* secret inside a precondition: the same key material as
+        :meth:`fingerprint_for`, derived apart, so a desired value's fingerprint in a plan (which a
+        pull request chose, e.g. a guessed password) can never be matched against a live one's."""
+        return self._fingerprinter(vendor, b"reconciler-precondition-v1\0")
+
+    def _fingerprinter(self, vendor: str, label: bytes) -> Fingerprinter:
         with self._lock:
-            if vendor not in self._fingerprinters:
+            cache = vendor + "\0" + label.decode()
+            if cache not in self._fingerprinters:
                 s = self.config.settings
                 if s.fingerprint_key:
                     key = self.config_secret(s.fingerprint_key).encode()
@@ -270,8 +281,8 @@ class RunContext:
                         except SecretError:
                             parts.append(ref)
                     key = "\0".join(parts).encode()
-                self._fingerprinters[vendor] = Fingerprinter(key)
-            return self._fingerprinters[vendor]
+                self._fingerprinters[cache] = Fingerprinter(label + key)
+            return self._fingerprinters[cache]
 
     def plan_signer(self, connections: list[str]) -> Callable[[bytes], str] | None:
         """The keyed MAC for a saved plan covering ``connections`` ("vendor/name"): keyed with

@@ -41,6 +41,11 @@ from reconciler.manifest.secrets import SecretRef
 Username = StrictStr
 
 
+# a pull-request plan (a config under review) does not reveal whether a password the change can
+# write (a file: reference inside the checkout) equals the live one
+NOT_COMPARED = "(secret; not compared in an untrusted plan)"
+
+
 class ProxyAccountSpec(BaseModel):
     """A proxy account. ``password`` is a secret reference (``env:NAME`` / ``file:PATH``)."""
 
@@ -126,7 +131,8 @@ class ProxyAccountKind(Kind):
 
     # -- plan ------------------------------------------------------------------------------
     def _live_view(self, a: LiveAccount, ctx: RunContext) -> dict[str, Any]:
-        return {"password": ctx.fingerprint_for(self.vendor)(a.password), **self._live_fields(a)}
+        # a live password only under the precondition key: never comparable with a desired one's fingerprint
+        return {"password": ctx.precondition_fingerprint(self.vendor)(a.password), **self._live_fields(a)}
 
     @staticmethod
     def _live_fields(a: LiveAccount) -> dict[str, Any]:
@@ -149,6 +155,7 @@ class ProxyAccountKind(Kind):
         live = {a.username: a for a in client.list_accounts()}
         kp = KindPlan()
         declared = {r.spec.username for r in resources}
+        not_compared: list[str] = []
         for r in resources:
             spec: ProxyAccountSpec = r.spec
             desired_pw = ctx.secret(r.doc, spec.password)
@@ -157,7 +164,10 @@ class ProxyAccountKind(Kind):
                 kp.changes.append(self._create(r, spec, desired_pw, ctx))
                 continue
             kp.existing_in_scope += 1
-            change = self._update(r, spec, desired_pw, a, ctx)
+            compare = not (ctx.config.review and spec.password.startswith("file:"))
+            if not compare:
+                not_compared.append(spec.username)
+            change = self._update(r, spec, desired_pw, a, ctx, compare_password=compare)
             if change is None:
                 kp.noops += 1
             else:
@@ -181,6 +191,10 @@ class ProxyAccountKind(Kind):
                     notes=[f"not declared; inside {scope.ref}"],
                     data={"product_type": a.product_type},
                 ))
+        if not_compared:
+            kp.warnings.append(f"{self.kind}: {len(not_compared)} password(s) named by file: references were not compared "
+                               f"with the live ones: {NOT_COMPARED} (a pull request could commit a guess; a trusted plan "
+                               "compares them)")
         return kp
 
     @staticmethod
@@ -242,20 +256,21 @@ class ProxyAccountKind(Kind):
             out["udp"] = int(spec.udp)
         return out
 
-    def _update(self, r: Resource, spec: ProxyAccountSpec, pw: str, a: LiveAccount, ctx: RunContext) -> Change | None:
+    def _update(self, r: Resource, spec: ProxyAccountSpec, pw: str, a: LiveAccount, ctx: RunContext, *,
+                compare_password: bool = True) -> Change | None:
         want, have = self._desired_fields(spec), self._live_fields(a)
         diffs = []
-        if pw != a.password:
+        if compare_password and pw != a.password:
             diffs.append(FieldDiff("password", SENSITIVE, SENSITIVE, True))
         for k in (*COMPARED, "dailyLimitGb", "udp"):
             if k in want and k in have and want[k] != have[k]:
                 diffs.append(FieldDiff(k, have[k], want[k]))
         if not diffs:  # the common case of a plan: no fingerprint to compute
             return None
-        fingerprint = ctx.fingerprint_for(self.vendor)
-        want, have = {"password": fingerprint(pw), **want}, {"password": fingerprint(a.password), **have}
+        want = {"password": ctx.fingerprint_for(self.vendor)(pw), **want}
+        have = {"password": ctx.precondition_fingerprint(self.vendor)(a.password), **have}
         pre = {"fingerprint": ctx.live_fingerprint(have)}
-        notes = []
+        notes = [] if compare_password else [f"password: {NOT_COMPARED}"]
         write_only = [k for k in ("dailyLimitGb", "udp") if k in want and k not in have]
         data: dict[str, Any] = {"desired": self._data(spec), "password_fingerprint": want["password"]}
         if any(d.path == "productType" for d in diffs):

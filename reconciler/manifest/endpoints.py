@@ -7,9 +7,13 @@ connection is used only when the host *as written* (never judged by what it reso
 
 - the vendor's documented API host (:data:`DOCUMENTED_HOSTS`, HTTPS only),
 - a loopback address (``127.0.0.0/8``, ``::1``, ``localhost``: the sandbox and tests), or
-- approved outside the repository: the environment variable ``RECONCILER_ALLOWED_ENDPOINTS``
-  and/or ``--allow-endpoint`` (comma- or space-separated ``host``, ``host:port`` or
-  ``scheme://host[:port]`` entries).
+- approved outside the repository **for that vendor**: the environment variable
+  ``RECONCILER_ALLOWED_ENDPOINTS`` and/or ``--allow-endpoint`` (comma- or space-separated
+  ``VENDOR=ENTRY``, ENTRY being ``host``, ``host:port`` or ``scheme://host[:port]``). An approval
+  names its vendor (``jdb=https://jdb-api.example.com``): an approval of a host for BestProxy does
+  not send JDB's key and IV there. An entry without a scheme approves HTTPS only; plain HTTP must
+  be approved as ``http://host[:port]`` (credentials in clear text is a choice the trusted side
+  makes explicitly).
 
 Otherwise the run stops with an error at the ``base_url`` line of the config before any request.
 URLs with user information (``https://user:pw@host``) are refused outright: they can make one
@@ -26,7 +30,7 @@ import re
 from typing import NamedTuple
 from urllib.parse import urlsplit
 
-from reconciler.errors import InputError, Problem
+from reconciler.errors import InputError, Problem, UsageError
 from reconciler.manifest.config import LoadedConfig
 
 ENV = "RECONCILER_ALLOWED_ENDPOINTS"
@@ -88,29 +92,48 @@ def _is_loopback(host: str) -> bool:
         return False
 
 
-def parse_approvals(text: str | None) -> list[tuple[str | None, str, int | None]]:
-    """``(scheme, host, port)`` per entry of an approval list (scheme/port ``None`` = any)."""
+class Approval(NamedTuple):
+    vendor: str
+    scheme: str  # "https" unless the entry says http://
+    host: str
+    port: int | None  # None: any port
+
+
+class ApprovalError(ValueError):
+    pass
+
+
+def parse_approvals(text: str | None) -> list[Approval]:
+    """One :class:`Approval` per ``VENDOR=ENTRY`` of an approval list; :class:`ApprovalError` for
+    an entry that names no known vendor or is not a host."""
+    from reconciler.manifest.config import VENDORS
+
     out = []
-    for entry in re.split(r"[\s,]+", text or ""):
-        if not entry:
+    for raw in re.split(r"[\s,]+", text or ""):
+        if not raw:
             continue
-        scheme = None
+        shown = raw if len(raw) <= 100 and raw.isprintable() else repr(raw[:100])
+        vendor, eq, entry = raw.partition("=")
+        vendor = vendor.strip().lower()
+        if not eq or vendor not in VENDORS:
+            raise ApprovalError(f"endpoint approval {shown}: name the vendor it approves ({', '.join(f'{v}=HOST' for v in VENDORS)}); "
+                                "an approval for one vendor never sends another vendor's credentials there")
+        scheme = "https"
         if "://" in entry:
             scheme, entry = entry.split("://", 1)
             scheme = scheme.lower()
+            if scheme not in ("http", "https"):
+                raise ApprovalError(f"endpoint approval {shown}: only http:// and https:// hosts can be approved")
         entry = entry.split("/", 1)[0]
-        port: int | None = None
-        m = re.fullmatch(r"(\[[^\]]+\]|[^:]+)(?::(\d+))?", entry)
+        m = re.fullmatch(r"(\[[^\]]+\]|[^:\[\]]+)(?::(\d{1,5}))?", entry)
         if not m:
-            continue
+            raise ApprovalError(f"endpoint approval {shown}: not a host, host:port or scheme://host[:port]")
         host = m.group(1).strip("[]").lower().rstrip(".")
-        if m.group(2):
-            port = int(m.group(2))
-        out.append((scheme, host, port))
+        out.append(Approval(vendor, scheme, host, int(m.group(2)) if m.group(2) else None))
     return out
 
 
-def endpoint_problem(url: str, vendor: str, approvals: list[tuple[str | None, str, int | None]]) -> str | None:
+def endpoint_problem(url: str, vendor: str, approvals: list[Approval]) -> str | None:
     """Why credentials may not be sent to ``url`` (``None``: they may)."""
     try:
         parsed = split_base_url(url)
@@ -121,13 +144,20 @@ def endpoint_problem(url: str, vendor: str, approvals: list[tuple[str | None, st
         return None
     if host in DOCUMENTED_HOSTS.get(vendor, frozenset()) and parsed.scheme == "https":
         return None
-    for scheme, h, p in approvals:
-        if h == host and (scheme is None or scheme == parsed.scheme) and (p is None or p == port):
-            return None
+    mine = [a for a in approvals if a.vendor == vendor and a.host == host and (a.port is None or a.port == port)]
+    if any(a.scheme == parsed.scheme for a in mine):
+        return None
+    if mine and parsed.scheme == "http":
+        return (f"host {host} is approved for {vendor} over HTTPS only: plain http:// sends the credentials in clear "
+                f"text and must be approved explicitly ({vendor}=http://{host}:{port} in {ENV} or --allow-endpoint)")
+    others = sorted({a.vendor for a in approvals if a.vendor != vendor and a.host == host})
     documented = ", ".join(sorted(DOCUMENTED_HOSTS.get(vendor, ()))) or "none documented"
-    return (f"host {host} is not an approved {vendor} endpoint: credentials are sent only to the "
-            f"vendor's documented host ({documented}), a loopback address, or a host approved outside "
-            f"the repository ({ENV} or --allow-endpoint)")
+    why = (f"host {host} is not an approved {vendor} endpoint: credentials are sent only to the "
+           f"vendor's documented host ({documented}), a loopback address, or a host approved for {vendor} outside "
+           f"the repository ({ENV} or --allow-endpoint, as {vendor}=HOST)")
+    if others:
+        why += f"; it is approved for {', '.join(others)} only, and approvals are per vendor"
+    return why
 
 
 def check_endpoint(config: LoadedConfig, vendor: str, *, allowed: tuple[str, ...] = ()) -> None:
@@ -135,7 +165,10 @@ def check_endpoint(config: LoadedConfig, vendor: str, *, allowed: tuple[str, ...
     provider = getattr(config.providers, vendor, None)
     if provider is None:
         return
-    approvals = parse_approvals(os.environ.get(ENV)) + parse_approvals(" ".join(allowed))
+    try:
+        approvals = parse_approvals(os.environ.get(ENV)) + parse_approvals(" ".join(allowed))
+    except ApprovalError as exc:
+        raise UsageError(f"{ENV} / --allow-endpoint: {exc}") from None
     message = endpoint_problem(provider.base_url, vendor, approvals)
     if message is None:
         return

@@ -66,7 +66,7 @@ def manifest_ref_problem(ref: str, config: LoadedConfig, *, base_dir: Path) -> s
     secrets meant for them, never a provider credential."""
     from fnmatch import fnmatchcase
 
-    from reconciler.manifest.config import DENIED_ENV_PATTERNS, RESERVED_ENV, credential_refs
+    from reconciler.manifest.config import DENIED_ENV_PATTERNS, PROVIDER_SECRET_ENV_PATTERNS, RESERVED_ENV, credential_refs
 
     creds = credential_refs(config.config)
     if ref.startswith("env:"):
@@ -76,6 +76,9 @@ def manifest_ref_problem(ref: str, config: LoadedConfig, *, base_dir: Path) -> s
             return f"secret reference {ref}: {name} holds a provider credential or a setting of the tool; manifests cannot use it"
         if any(fnmatchcase(name, pat) for pat in DENIED_ENV_PATTERNS):
             return f"secret reference {ref}: {name} belongs to the CI platform or a cloud SDK; manifests cannot use it"
+        if any(fnmatchcase(name, pat) for pat in PROVIDER_SECRET_ENV_PATTERNS):
+            return (f"secret reference {ref}: {name} is named like a credential of the job (a CI token or a "
+                    "provider's key); manifests cannot use it")
         patterns = config.settings.manifest_secret_env
         if not any(fnmatchcase(name, pat) for pat in patterns):
             return (f"secret reference {ref}: manifests may reference only environment variables matching "
@@ -87,6 +90,17 @@ def manifest_ref_problem(ref: str, config: LoadedConfig, *, base_dir: Path) -> s
             if c.startswith("file:") and _same_file(target, _file_path(c, config.base_dir)):
                 return f"secret reference {ref}: this file holds a provider credential; manifests cannot use it"
     return None
+
+
+def job_credential_values() -> set[str]:
+    """The values of the job's credential variables (:data:`PROVIDER_SECRET_ENV_PATTERNS`), whatever
+    the config under review references: none of them may be a resource value."""
+    from fnmatch import fnmatchcase
+
+    from reconciler.manifest.config import PROVIDER_SECRET_ENV_PATTERNS
+
+    return {v for k, v in os.environ.items()
+            if v and any(fnmatchcase(k, pat) for pat in PROVIDER_SECRET_ENV_PATTERNS)}
 
 
 def _file_path(ref: str, base_dir: Path | None) -> Path:

@@ -55,10 +55,10 @@ def test_positive_control_an_approved_host_does_receive_the_credential(
         repo: Repo, emulators: Emulators, attacker: Attacker) -> None:
     """The listener really would see a leak: approved from outside the repository, the request goes there."""
     _setup(repo, emulators, "bestproxy", f"http://attacker.test:{attacker.port}")
-    r = repo.run_process("plan", attacker=attacker, RECONCILER_ALLOWED_ENDPOINTS=f"attacker.test:{attacker.port}")
+    r = repo.run_process("plan", attacker=attacker, RECONCILER_ALLOWED_ENDPOINTS=f"bestproxy=http://attacker.test:{attacker.port}")
     assert r.code == 0, r.output
     assert attacker.requests and BP_APP_KEY in "".join(attacker.requests)
-    flag = repo.run_process("plan", f"--allow-endpoint=http://attacker.test:{attacker.port}", attacker=attacker)
+    flag = repo.run_process("plan", f"--allow-endpoint=bestproxy=http://attacker.test:{attacker.port}", attacker=attacker)
     assert flag.code == 0, flag.output
 
 
@@ -84,7 +84,7 @@ def test_connections_come_from_the_target_branch_config(repo: Repo, emulators: E
     trusted = repo.ci / "target-branch.yaml"
     trusted.write_text(config_text(emulators), encoding="utf-8")
     r = repo.run_process("plan", "--out", "plan.json", attacker=attacker, RECONCILER_CONNECTIONS_FROM=str(trusted),
-                 RECONCILER_ALLOWED_ENDPOINTS=f"attacker.test:{attacker.port}")
+                 RECONCILER_ALLOWED_ENDPOINTS=f"bestproxy=http://attacker.test:{attacker.port}")
     assert r.code == 0, r.output
     assert "+ create ProxyAccount/pr01" in r.stdout
     assert attacker.requests == []
@@ -108,7 +108,7 @@ def test_documented_loopback_and_approved_hosts() -> None:
     assert endpoint_problem("https://api.bestproxy.com", "jdb", []) is not None  # another vendor's host
     for url in ("http://127.0.0.1:8080", "http://127.8.9.10", "http://[::1]:81", "http://localhost:3"):
         assert endpoint_problem(url, "tcaplus", []) is None, url
-    approvals = parse_approvals("tcaplus.corp.internal:31002, https://jdb.example.com")
+    approvals = parse_approvals("tcaplus=http://tcaplus.corp.internal:31002, jdb=https://jdb.example.com")
     assert endpoint_problem("http://tcaplus.corp.internal:31002", "tcaplus", approvals) is None
     assert endpoint_problem("http://tcaplus.corp.internal:80", "tcaplus", approvals) is not None  # other port
     assert endpoint_problem("https://jdb.example.com/apiRequest.do", "jdb", approvals) is None
@@ -142,7 +142,7 @@ def test_trusted_connections_replace_named_connections_too(repo: Repo, emulators
     trusted = repo.ci / "target-branch.yaml"
     trusted.write_text(config_text(emulators, extra=named.format(url=emulators.bestproxy.url)), encoding="utf-8")
     r = repo.run_process("plan", attacker=attacker, RECONCILER_CONNECTIONS_FROM=str(trusted),
-                         RECONCILER_ALLOWED_ENDPOINTS=f"attacker.test:{attacker.port}")
+                         RECONCILER_ALLOWED_ENDPOINTS=f"bestproxy=http://attacker.test:{attacker.port}")
     assert r.code == 0, r.output
     assert attacker.requests == []
     repo.assert_no_secret(r)
