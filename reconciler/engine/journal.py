@@ -45,6 +45,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import IO, Any
 
+from reconciler import safeio
 from reconciler.errors import UsageError
 from reconciler.model import Change, Outcome
 
@@ -96,9 +97,16 @@ class JournalState:
         return [Change.from_dict(c) for c in self.root.get("changes", [])]
 
 
+MAX_JOURNAL = 256 * 1024 * 1024
+"""Bytes a journal may hold when read back (the size limit of a saved plan)."""
+
+
 def read_journal(path: Path) -> JournalState:
-    try:
-        text = path.read_text(encoding="utf-8")
+    try:  # never through a symlink (safeio): the journal is written without following one either
+        data = safeio.read_bytes(path, limit=MAX_JOURNAL)
+        text = (data or b"").decode("utf-8", errors="replace")
+    except safeio.UnsafePathError as exc:
+        raise UsageError(f"{path}: cannot read the journal ({exc.reason})") from None
     except OSError as exc:
         raise UsageError(f"{path}: cannot read the journal ({exc.__class__.__name__})") from None
     records: list[dict[str, Any]] = []
@@ -139,7 +147,9 @@ class Journal:
         self.path = path
         self.sync_interval = sync_interval
         self._lock = threading.Lock()
-        self._fh: IO[str] = open(path, "a" if append else "w", encoding="utf-8")  # noqa: SIM115 - closed in close()
+        # safeio: a new journal is a new file renamed into place (a symlink at its name is replaced,
+        # never followed); one resumed is opened O_APPEND|O_NOFOLLOW, a regular file with one link
+        self._fh: IO[str] = safeio.open_stream(path, append=append)
         self._new_file = not append
         self._synced_at = -math.inf  # the first line is fsynced when written
         self._dirty = False  # lines written since the last fsync
@@ -148,7 +158,7 @@ class Journal:
     @classmethod
     def open_new(cls, path: Path) -> "Journal":
         """A fresh journal; refuses to overwrite one whose run did not finish."""
-        if path.exists() and path.stat().st_size:
+        if not path.is_symlink() and path.exists() and path.stat().st_size:  # a symlink is replaced, never read
             state = read_journal(path)
             if not state.complete:
                 raise UsageError(f"{path} records a run that did not finish: finish it with "

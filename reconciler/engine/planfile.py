@@ -14,7 +14,7 @@ from typing import Any, Callable, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from reconciler import __version__
+from reconciler import __version__, safeio
 from reconciler.model import Change, Plan, Unmanaged
 from reconciler.errors import ReconcilerError
 from reconciler.manifest import confine
@@ -172,7 +172,8 @@ def plan_to_dict(plan: Plan, *, created_at: str, paths: list[str], config_path: 
 
 def write_plan(data: dict[str, Any], path: Path) -> None:
     PlanFile.model_validate(data)  # never write a plan that does not match its own schema
-    path.write_text(json.dumps(data, indent=2, ensure_ascii=False, sort_keys=False) + "\n", encoding="utf-8")
+    # a new file renamed over ``path``: a symlink committed at ``plan.json`` is replaced, not followed
+    safeio.write_text(path, json.dumps(data, indent=2, ensure_ascii=False, sort_keys=False) + "\n")
 
 
 class PlanFileError(ReconcilerError):
