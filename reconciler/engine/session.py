@@ -16,6 +16,7 @@ from reconciler.clients import redact
 from reconciler.manifest import confine
 from reconciler.manifest.config import VENDORS, Config, LoadedConfig, TcaplusProvider, apply_trusted_connections, load_config
 from reconciler.manifest.validate import validate_model
+from reconciler.manifest import yamlload
 from reconciler.manifest.yamlload import Document, Path_
 
 
@@ -143,6 +144,7 @@ def enter_workspace(config_path: Path | None, root: Path | None = None) -> Path:
     """Set the process-wide confinement root for a run and return it."""
     r = workspace_root(config_path, root)
     confine.set_root(r)
+    yamlload.start_run()  # the run's YAML budget (aliases, values, expanded size) starts full
     return r
 
 
