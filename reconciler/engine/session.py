@@ -76,6 +76,7 @@ class Session:
 
     def close(self) -> None:
         confine.set_root(None)
+        yamlload.end_run()
         self.ctx.close()
         if self.sandbox is not None:
             self.sandbox.stop()

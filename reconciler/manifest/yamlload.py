@@ -128,7 +128,7 @@ FILE_BUDGET = Budget(nodes=4_000_000, alias_nodes=100_000, chars=64 * 1024 * 102
 RUN_BUDGET = Budget(nodes=8_000_000, alias_nodes=250_000, chars=256 * 1024 * 1024)
 MAX_ALIAS_NODES = FILE_BUDGET.alias_nodes  # (the per-document bound of earlier versions, now per file)
 
-_run = Budget()
+_run: Budget | None = None  # None: no run started (a library call): per-file budgets only
 _run_lock = threading.Lock()
 
 
@@ -139,10 +139,17 @@ def start_run() -> None:
         _run = Budget()
 
 
-def run_spent() -> Budget:
-    """What the YAML read so far in this run has cost."""
+def end_run() -> None:
+    """No run any more: only the per-file budgets apply (until the next :func:`start_run`)."""
+    global _run
     with _run_lock:
-        return Budget(_run.nodes, _run.alias_nodes, _run.chars)
+        _run = None
+
+
+def run_spent() -> Budget | None:
+    """What the YAML read so far in this run has cost (``None`` outside a run)."""
+    with _run_lock:
+        return None if _run is None else Budget(_run.nodes, _run.alias_nodes, _run.chars)
 
 
 class _TooBig(Exception):
@@ -161,6 +168,8 @@ class _Caps:
 
     def __init__(self) -> None:
         spent = run_spent()
+        if spent is None:  # outside a run: the run's budget never binds first
+            spent = Budget(-RUN_BUDGET.nodes, -RUN_BUDGET.alias_nodes, -RUN_BUDGET.chars)
         self.spent = Budget()
         self.nodes, self.nodes_run = self._cap(FILE_BUDGET.nodes, RUN_BUDGET.nodes - spent.nodes)
         self.alias_nodes, self.alias_nodes_run = self._cap(FILE_BUDGET.alias_nodes, RUN_BUDGET.alias_nodes - spent.alias_nodes)
@@ -185,6 +194,8 @@ class _Caps:
 
     def commit(self) -> None:
         with _run_lock:
+            if _run is None:
+                return
             _run.nodes += self.spent.nodes
             _run.alias_nodes += self.spent.alias_nodes
             _run.chars += self.spent.chars
