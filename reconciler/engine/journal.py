@@ -113,8 +113,8 @@ def read_journal(path: Path) -> JournalState:
     for line in text.splitlines():
         try:
             rec = json.loads(line)
-        except ValueError:
-            continue  # a line cut short by a kill
+        except (ValueError, RecursionError):
+            continue  # a line cut short by a kill (or nested too deep to be one of ours)
         if isinstance(rec, dict) and isinstance(rec.get("type"), str):
             records.append(rec)
     runs = [i for i, r in enumerate(records) if r["type"] == "run"]

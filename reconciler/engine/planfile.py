@@ -185,7 +185,7 @@ def read_plan(path: Path) -> tuple[PlanFile, Plan]:
         raw = json.loads(confine.read_text(path, what="plan", confine=False))
     except confine.ConfinementError as exc:
         raise PlanFileError(f"{path}: not a readable plan file ({exc.reason})") from None
-    except ValueError as exc:
+    except (ValueError, RecursionError) as exc:  # RecursionError: JSON nested too deep (a plan is untrusted input)
         raise PlanFileError(f"{path}: not a readable plan file ({exc.__class__.__name__})") from None
     if isinstance(raw, dict) and raw.get("format_version") not in (None, FORMAT_VERSION):
         raise PlanFileError(f"{path}: plan format {raw.get('format_version')} is not supported by this version ({__version__})")

@@ -285,3 +285,18 @@ def test_a_folder_swapped_for_a_symlink_after_the_check_is_not_followed(tmp_path
         confine.set_root(old)
     assert swapped
     assert "changed while being opened" in err.value.reason and OUTSIDE_TEXT not in str(err.value)
+
+
+# -- deep JSON in files the CLI reads back (a saved plan from the artifact store, a journal) -----------
+def test_a_deeply_nested_plan_file_is_one_line_not_a_recursion_error(ws: Repo) -> None:
+    (ws.root / "plan.json").write_text("[" * 100_000 + "]" * 100_000, encoding="utf-8")
+    r = ws.run_process("show", "plan.json")
+    assert r.code == 1 and "Traceback" not in r.output and "internal error" not in r.output, r.output
+    assert r.stderr.splitlines() == ["error: plan.json: not a readable plan file (RecursionError)"]
+
+
+def test_a_deeply_nested_journal_line_is_one_line_not_a_recursion_error(ws: Repo) -> None:
+    (ws.root / "run.jsonl").write_text("[" * 100_000 + "]" * 100_000 + "\n", encoding="utf-8")
+    r = ws.run_process("apply", "--resume", "run.jsonl")
+    assert r.code == 1 and "Traceback" not in r.output and "internal error" not in r.output, r.output
+    assert r.stderr.splitlines() == ["error: run.jsonl: not an apply journal (no run record)"]
