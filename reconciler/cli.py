@@ -71,12 +71,16 @@ def _err(line: str) -> None:
 
 
 def check_writable(path: Path) -> None:
-    """Fail before any work when a file the command will write cannot be written."""
+    """Fail before any work when a file the command will write cannot be written (safely: no
+    symlink on the way to its folder; one at its name is replaced, never followed)."""
+    from reconciler import safeio
+
     parent = path.parent if str(path.parent) else Path(".")
-    if path.is_dir():
+    if path.is_dir() and not path.is_symlink():
         raise UsageError(f"{path}: is a folder, expected a file to write")
     if not parent.is_dir():
         raise UsageError(f"{path}: cannot write: folder {parent} does not exist")
+    safeio.check_target(path)
     if not os.access(parent, os.W_OK):
         raise UsageError(f"{path}: cannot write: folder {parent} is not writable")
 
@@ -1068,6 +1072,7 @@ def sandbox_serve(port: int, state: Path, config_out: Path | None) -> int:
 
     import yaml
 
+    from reconciler import safeio
     from reconciler.manifest.config import load_config
     from reconciler.sandbox.serve import Sandbox, tables_from_config
 
@@ -1084,7 +1089,7 @@ def sandbox_serve(port: int, state: Path, config_out: Path | None) -> int:
             click.echo(f"{name:10} {url}")
         if config_out:
             cfg = {"apiVersion": "reconciler/v1", "kind": "Config", "providers": sbx.providers()}
-            config_out.write_text(yaml.safe_dump(cfg, sort_keys=False), encoding="utf-8")
+            safeio.write_text(config_out, yaml.safe_dump(cfg, sort_keys=False))
             click.echo(f"wrote {config_out}")
         click.echo("Serving; press Ctrl-C to stop.")
         threading.Event().wait()

@@ -50,6 +50,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import IO, Any
 
+from reconciler import safeio
 from reconciler.errors import UsageError
 from reconciler.model import Change, Outcome
 
@@ -108,9 +109,16 @@ class JournalState:
         return [Change.from_dict(c) for c in self.root.get("changes", [])]
 
 
+MAX_JOURNAL = 256 * 1024 * 1024
+"""Bytes a journal may hold when read back (the size limit of a saved plan)."""
+
+
 def read_journal(path: Path) -> JournalState:
-    try:
-        text = path.read_text(encoding="utf-8")
+    try:  # never through a symlink (safeio): the journal is written without following one either
+        data = safeio.read_bytes(path, limit=MAX_JOURNAL)
+        text = (data or b"").decode("utf-8", errors="replace")
+    except safeio.UnsafePathError as exc:
+        raise UsageError(f"{path}: cannot read the journal ({exc.reason})") from None
     except OSError as exc:
         raise UsageError(f"{path}: cannot read the journal ({exc.__class__.__name__})") from None
     records: list[dict[str, Any]] = []
@@ -121,9 +129,9 @@ def read_journal(path: Path) -> JournalState:
             continue
         try:
             rec = json.loads(line)
-        except ValueError:
-            # a line cut short (a power loss in the middle of a write; a resumed run's first
-            # record then starts on the next line)
+        except (ValueError, RecursionError):
+            # a line cut short by a power loss in the middle of a write (a resumed run's first
+            # record then starts on the next line), or nested too deep to be one of ours
             where = "its last line" if n >= len(lines) - 1 else f"line {n}"
             notes.append(f"{path}: {where} was cut short (the process or the machine stopped while writing "
                          "it); it is ignored")
@@ -166,7 +174,9 @@ class Journal:
         self.path = path
         self.sync_interval = sync_interval
         self._lock = threading.Lock()
-        self._fh: IO[str] = open(path, "a" if append else "w", encoding="utf-8")  # noqa: SIM115 - closed in close()
+        # safeio: a new journal is a new file renamed into place (a symlink at its name is replaced,
+        # never followed); one resumed is opened O_APPEND|O_NOFOLLOW, a regular file with one link
+        self._fh: IO[str] = safeio.open_stream(path, append=append)
         self._new_file = not append
         self._cut = append and _ends_cut(path)  # the last line was cut short: start on a new line
         self._synced_at = -math.inf  # the first line is fsynced when written
@@ -176,7 +186,7 @@ class Journal:
     @classmethod
     def open_new(cls, path: Path) -> "Journal":
         """A fresh journal; refuses to overwrite one whose run did not finish."""
-        if path.exists() and path.stat().st_size:
+        if not path.is_symlink() and path.exists() and path.stat().st_size:  # a symlink is replaced, never read
             state = read_journal(path)
             if not state.complete and not state.empty:
                 raise UsageError(f"{path} records a run that did not finish: finish it with "

@@ -14,7 +14,7 @@ from typing import Any, Callable, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from reconciler import __version__
+from reconciler import __version__, safeio
 from reconciler.model import Change, Plan, Unmanaged
 from reconciler.errors import ReconcilerError
 from reconciler.manifest import confine
@@ -201,7 +201,8 @@ def plan_to_dict(plan: Plan, *, created_at: str, paths: list[str], config_path: 
 
 def write_plan(data: dict[str, Any], path: Path) -> None:
     PlanFile.model_validate(data)  # never write a plan that does not match its own schema
-    path.write_text(json.dumps(data, indent=2, ensure_ascii=False, sort_keys=False) + "\n", encoding="utf-8")
+    # a new file renamed over ``path``: a symlink committed at ``plan.json`` is replaced, not followed
+    safeio.write_text(path, json.dumps(data, indent=2, ensure_ascii=False, sort_keys=False) + "\n")
 
 
 class PlanFileError(ReconcilerError):
@@ -213,7 +214,7 @@ def read_plan(path: Path) -> tuple[PlanFile, Plan]:
         raw = json.loads(confine.read_text(path, what="plan", confine=False))
     except confine.ConfinementError as exc:
         raise PlanFileError(f"{path}: not a readable plan file ({exc.reason})") from None
-    except ValueError as exc:
+    except (ValueError, RecursionError) as exc:  # RecursionError: JSON nested too deep (a plan is untrusted input)
         raise PlanFileError(f"{path}: not a readable plan file ({exc.__class__.__name__})") from None
     if isinstance(raw, dict) and raw.get("format_version") not in (None, FORMAT_VERSION):
         raise PlanFileError(f"{path}: plan format {raw.get('format_version')} is not supported by this version ({__version__})")

@@ -16,6 +16,7 @@ from reconciler.clients import redact
 from reconciler.manifest import confine
 from reconciler.manifest.config import VENDORS, Config, LoadedConfig, TcaplusProvider, apply_trusted_connections, load_config
 from reconciler.manifest.validate import validate_model
+from reconciler.manifest import yamlload
 from reconciler.manifest.yamlload import Document, Path_
 
 
@@ -92,6 +93,7 @@ class Session:
 
     def close(self) -> None:
         confine.set_root(None)
+        yamlload.end_run()
         self.ctx.close()
         if self.sandbox is not None:
             self.sandbox.stop()
@@ -168,6 +170,7 @@ def enter_workspace(config_path: Path | None, root: Path | None = None) -> Path:
     """Set the process-wide confinement root for a run and return it."""
     r = workspace_root(config_path, root)
     confine.set_root(r)
+    yamlload.start_run()  # the run's YAML budget (aliases, values, expanded size) starts full
     return r
 
 

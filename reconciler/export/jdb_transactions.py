@@ -20,12 +20,12 @@ of a window as too old although it lies inside the last two hours says so too.
 from __future__ import annotations
 
 import json
-import os
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
+from reconciler import safeio
 from reconciler.clients.jdb import JdbClient
 from reconciler.errors import ApiError, UsageError
 
@@ -181,12 +181,10 @@ def _order(record: dict[str, Any]) -> tuple[str, str]:
 
 
 def _write_lines(path: Path, records: list[dict[str, Any]]) -> None:
-    """Write atomically: a partial file never takes the place of a finished export."""
-    part = path.with_name(path.name + ".part")
-    with part.open("w", encoding="utf-8") as fh:
-        for rec in records:
-            fh.write(json.dumps(rec, ensure_ascii=False, separators=(",", ":")) + "\n")
-    os.replace(part, path)
+    """Write atomically (safeio: a new file renamed into place, never through a symlink): a partial
+    file never takes the place of a finished export."""
+    safeio.write_text(path, "".join(json.dumps(rec, ensure_ascii=False, separators=(",", ":")) + "\n"
+                                    for rec in records))
 
 
 def export_transactions(

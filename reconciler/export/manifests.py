@@ -31,6 +31,7 @@ from typing import Any
 import yaml
 from pydantic import ValidationError
 
+from reconciler import safeio
 from reconciler.clients import redact
 from reconciler.errors import ReconcilerError, UsageError
 from reconciler.kinds import KINDS
@@ -268,6 +269,9 @@ def export_manifests(
     agents: list[str] | None = None,
 ) -> ExportResult:
     """Read live state of every kind and write it under ``out_dir`` (which must be empty or new)."""
+    safeio.check_folder(out_dir)  # before reading anything: no symlink on the way (refused when writing too)
+    if secrets_dir is not None:
+        safeio.check_folder(secrets_dir)
     if out_dir.exists() and (not out_dir.is_dir() or any(out_dir.iterdir())):
         raise UsageError(f"--out {out_dir}: the folder is not empty; export into a new folder")
     if secrets_dir is not None:
@@ -351,20 +355,16 @@ def export_manifests(
         _check_clean(path, text, forbidden)
         if root not in (root / path).resolve().parents:
             raise UsageError(f"export: {path} is outside --out; nothing written (report this as a bug)")
+    # every file through safeio: folders made and entered without following a symlink (one is
+    # refused), each file a new file renamed over its name (a symlink there is replaced)
+    safeio.ensure_dir(out_dir)
     for path, text in sorted(texts.items()):
-        target = out_dir / path
-        target.parent.mkdir(parents=True, exist_ok=True)
-        target.write_text(text, encoding="utf-8")
+        safeio.write_text(out_dir / path, text, create_parents=True)
         result.files.append(path)
     if secrets.secrets_dir is not None and secrets.values:
-        secrets.secrets_dir.mkdir(parents=True, exist_ok=True)
-        os.chmod(secrets.secrets_dir, 0o700)
+        safeio.ensure_dir(secrets.secrets_dir, mode=0o700, chmod=0o700)
         for name, value in sorted(secrets.values.items()):
-            secret_path = secrets.secrets_dir / name
-            fd = os.open(secret_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-            with os.fdopen(fd, "w", encoding="utf-8") as fh:
-                fh.write(value + "\n")
-            os.chmod(secret_path, 0o600)
+            safeio.write_text(secrets.secrets_dir / name, value + "\n", mode=0o600)
             result.secret_files.append(name)
     return result
 

@@ -63,7 +63,7 @@ from reconciler.clients.jdb import (
 )
 from reconciler.model import Action, Change, FieldDiff, KindPlan, Outcome, Unmanaged
 from reconciler.manifest import confine
-from reconciler.errors import Problem, ReconcilerError, UsageError
+from reconciler.errors import MAX_PROBLEMS_PER_FILE, Problem, ReconcilerError, UsageError
 from reconciler.kinds import register
 from reconciler.kinds.base import ExportDoc, ExportFile, ExportGroup, ExportRequest, Kind, KindExport, Resource, RunContext, ScopeDecl, outcome_of
 from reconciler.manifest.yamlload import Path_
@@ -233,18 +233,26 @@ def _players_of(real: str, mtime_ns: int, size: int, name: str) -> tuple[tuple[s
     text = confine.read_text(real, what="players file")
     players: list[str] = []
     problems: list[str] = []
+    more = 0  # problems past the per-file cap: counted, not kept
     seen: dict[str, int] = {}
     for n, line in enumerate(confine.text_lines(text), 1):
         uid = line.split("#", 1)[0].strip()
         if not uid:
             continue
         if len(uid) > 50 or len(uid.split()) != 1:  # stripped and not empty: one word unless it holds whitespace
-            problems.append(f"{name} line {n}: not a player ID (1-50 characters, no spaces)")
+            problem = f"{name} line {n}: not a player ID (1-50 characters, no spaces)"
         elif uid in seen:
-            problems.append(f"{name} line {n}: duplicate player '{uid}' (first on line {seen[uid]})")
+            problem = f"{name} line {n}: duplicate player '{uid}' (first on line {seen[uid]})"
         else:
             seen[uid] = n
             players.append(uid)
+            continue
+        if len(problems) < MAX_PROBLEMS_PER_FILE:
+            problems.append(problem)
+        else:
+            more += 1
+    if more:
+        problems.append(f"... and {more:,} more problems in {name}")
     return tuple(players), tuple(problems)
 
 

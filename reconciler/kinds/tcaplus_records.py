@@ -36,6 +36,7 @@ from __future__ import annotations
 import base64
 import binascii
 import copy
+import io
 import json
 import os
 import struct
@@ -59,7 +60,7 @@ from reconciler.clients.tcaplus import (
     VersionedRecord,
 )
 from reconciler.model import Action, Change, FieldDiff, KindPlan, Outcome, Unmanaged
-from reconciler.errors import InputError, Problem, ReconcilerError, SecretError, UsageError
+from reconciler.errors import MAX_PROBLEMS_PER_FILE, InputError, Problem, ProblemCounter, more_problems, ReconcilerError, SecretError, UsageError
 from reconciler.kinds import register
 from reconciler.kinds.base import ExportDoc, ExportFile, ExportGroup, ExportRequest, Kind, KindExport, Resource, RunContext, ScopeDecl, aoutcome_of
 from reconciler.kinds.writes import ATTEMPTS, unknown_outcome
@@ -112,7 +113,7 @@ class TcaplusRecordsSpec(BaseModel):
 # -- declared records ---------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)  # one per record of a data file: no __dict__ each
 class _Where:
     """Where a declared record is written: an inline/YAML node or a line of a JSON Lines file."""
 
@@ -226,30 +227,89 @@ def _read_records(res: Resource) -> tuple[list[tuple[Any, _Where]], list[Problem
     return [], [res.problem(("file",), "data files are JSON Lines (.jsonl, .ndjson) or YAML (.yaml, .yml)")]
 
 
+class _Capped(io.RawIOBase):
+    """A descriptor read no further than ``cap`` bytes (the file may grow after it was checked)."""
+
+    def __init__(self, fd: int, cap: int):
+        self.fd, self.left = fd, cap
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        data = os.read(self.fd, min(len(buffer), self.left + 1))
+        self.left -= len(data)
+        if self.left < 0:
+            raise confine.ConfinementError("data file", "", "larger than the size limit for a data file")
+        buffer[: len(data)] = data
+        return len(data)
+
+    def close(self) -> None:
+        if not self.closed:
+            os.close(self.fd)
+        super().close()
+
+
+def _text_lines(fh: Any, problems: ProblemCounter, display: str, resource: str) -> Any:
+    """The lines of a binary stream as editors number them (LF, CR LF or CR: :func:`confine.text_lines`),
+    decoded one by one: a line that is not UTF-8 is a problem at its own number and yields ``None``."""
+    number = 0
+    for raw in fh:
+        try:
+            text, bad = raw.decode("utf-8"), None
+        except UnicodeDecodeError as exc:
+            text, bad = raw.decode("utf-8", "replace"), exc
+        pieces: list[str | None] = list(confine.text_lines(text))
+        if text.endswith("\n") or text.endswith("\r"):
+            pieces.pop()  # the empty piece after the line's own break
+        if bad is not None:
+            problems.add(Problem(display, number + 1, 1, resource, "", f"not UTF-8 text ({bad.reason})"))
+            pieces = [None] * len(pieces)
+        number += len(pieces)
+        yield from pieces
+
+
 @lru_cache(maxsize=32)
 def _json_lines(path: str, mtime_ns: int, size: int, display: str, resource: str) -> tuple[list[tuple[Any, _Where]], list[Problem]]:
+    """Streamed line by line from the confined descriptor (never more than the size limit, never
+    the whole text twice); problems capped per file (:class:`ProblemCounter`): once the cap is hit
+    the file cannot be planned, so its records are no longer kept, only its problems counted."""
     records: list[tuple[Any, _Where]] = []
-    problems: list[Problem] = []
-    with confine.open_text(path, what="data file") as fh:
-        # A string parsed from a line holds a refused character only if the line holds it as it is
-        # or writes it as an escape (``\u202e``, ``\f``): every escape starts with a backslash.
-        # A line with neither cannot yield one, and its record is not walked (nearly every line).
-        text = fh.getvalue()
-        suspect_file = "\\" in text or confine.bad_character(text) is not None
-        for number, line in enumerate(fh, start=1):
-            if not line.strip():
-                continue
-            try:
-                record = json_value(line)
-            except (ValueError, RecursionError) as exc:  # RecursionError: nested too deep (bounded input)
-                col = getattr(exc, "colno", 1)
-                problems.append(Problem(display, number, col, resource, "", f"invalid JSON: {getattr(exc, 'msg', None) or 'nested too deep'}"))
-                continue
-            records.append((record, _Where(display, number)))
-            if suspect_file and ("\\" in line or confine.bad_character(line) is not None):
-                problems.extend(Problem(display, number, 1, resource, ".".join(map(str, where)), msg)
-                                for where, msg in confine.bad_strings(record))
-    return records, problems
+    problems = ProblemCounter()
+    number = 0
+    try:
+        fd, cap = confine.open_bytes(path, what="data file")
+        with io.BufferedReader(_Capped(fd, cap)) as fh:
+            for line in _text_lines(fh, problems, display, resource):
+                number += 1
+                if line is None or not line.strip():
+                    continue
+                if "\0" in line:
+                    problems.add(Problem(display, number, 1, resource, "", "holds a NUL byte (not a text file)"))
+                    continue
+                try:
+                    record = json_value(line)
+                except (ValueError, RecursionError) as exc:  # RecursionError: nested too deep (bounded input)
+                    col = getattr(exc, "colno", 1)
+                    problems.add(Problem(display, number, col, resource, "", f"invalid JSON: {getattr(exc, 'msg', None) or 'nested too deep'}"))
+                    continue
+                # a string parsed from a line holds a refused character only if the line holds it as
+                # it is or writes it as an escape (``\u202e``, ``\f``): every escape starts with a
+                # backslash; a line with neither is not walked (nearly every line)
+                if ("\\" in line or confine.bad_character(line) is not None):
+                    for where, msg in confine.bad_strings(record):
+                        problems.add(Problem(display, number, 1, resource, ".".join(map(str, where)), msg))
+                if not isinstance(record, dict) or not record:  # no table has a record without fields
+                    problems.add(Problem(display, number, 1, resource, "",
+                                         "a record is a JSON object holding at least its primary key"))
+                    continue
+                if not problems.full:  # past the cap the file fails: its records are not needed
+                    records.append((record, _Where(display, number)))
+    except confine.ConfinementError as exc:
+        return [], [Problem(display, 1, 1, resource, "", exc.reason)]
+    except OSError as exc:
+        return [], [Problem(display, 1, 1, resource, "", f"cannot read ({exc.strerror or type(exc).__name__})")]
+    return records, problems.result(display, resource)
 
 
 @lru_cache(maxsize=32)
@@ -526,13 +586,19 @@ class TcaplusRecordsKind(Kind):
         problems = [*read_problems, *self._prune_problems(res, schema)]
         declared = []
         mode, key_fields = str(spec.mode), schema.primary_key
+        more = 0  # problems past the per-file cap: counted, not kept (bounded memory and output)
         for record, where in raw:
             issues = validate_record(schema, record, require_required=True)
             if issues:
-                problems += [where.problem(i.path, i.message, res.ref, key=i.on_key) for i in issues]
+                if len(problems) < MAX_PROBLEMS_PER_FILE:
+                    problems += [where.problem(i.path, i.message, res.ref, key=i.on_key) for i in issues]
+                else:
+                    more += len(issues)
                 continue
             keys = {k: record[k] for k in key_fields}
             declared.append(_Declared(res, schema, record, where, identity(schema.name, keys.values()), keys, mode))
+        if more:
+            problems.append(more_problems(raw[-1][1].file, more, res.ref))
         return declared, problems
 
     @staticmethod

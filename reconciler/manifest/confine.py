@@ -83,7 +83,31 @@ def _shown(path: Path | str) -> str:
 
 def check(path: Path | str, *, what: str, confine: bool = True, limit: int | None = None,
           root: Path | None = None) -> Path:
-    """The resolved path of ``path`` if it may be read as ``what``; else :class:`ConfinementError`."""
+    """The resolved path of ``path`` if it may be read as ``what``; else :class:`ConfinementError`.
+    The file is opened (see :func:`_open_checked`) and closed again: the verdict is the one a read
+    would get."""
+    fd, real = _open_checked(path, what=what, confine=confine, limit=limit, root=root)
+    os.close(fd)
+    return real
+
+
+_O_NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
+_O_CLOEXEC = getattr(os, "O_CLOEXEC", 0)
+_O_NONBLOCK = getattr(os, "O_NONBLOCK", 0)
+_DIR_FLAGS = getattr(os, "O_PATH", 0) or os.O_RDONLY
+_DIR_FLAGS |= getattr(os, "O_DIRECTORY", 0) | _O_NOFOLLOW | _O_CLOEXEC
+_AT = os.open in os.supports_dir_fd
+
+
+def _open_checked(path: Path | str, *, what: str, confine: bool, limit: int | None,
+                  root: Path | None) -> tuple[int, Path]:
+    """An open descriptor of ``path`` and its resolved path, under every rule of the module.
+
+    Confined reads (a workspace root is set) do not trust the path once it is checked: the file is
+    opened component by component from a descriptor of the root, each component with
+    ``O_NOFOLLOW``, along the resolved path (which holds no symlink). A folder swapped for a symlink
+    between the check and the open is refused, not followed; and the opened file must have exactly
+    one hard link (a hard link inside the workspace to a file outside it has no symlink to see)."""
     shown = _shown(path)
     if "\0" in str(path):
         raise ConfinementError(what, shown.replace("\0", "\\0"), "a path may not hold a NUL character")
@@ -97,7 +121,8 @@ def check(path: Path | str, *, what: str, confine: bool = True, limit: int | Non
     base = root if root is not None else _root
     # ``real`` is resolved already, and so is the process's root (set_root): one realpath per check
     real_base = base if base is None or base is _root else Path(os.path.realpath(base))
-    if confine and real_base is not None and not (real == real_base or real_base in real.parents):
+    beneath = confine and real_base is not None
+    if beneath and not (real == real_base or real_base in real.parents):
         raise ConfinementError(what, shown, f"resolves outside the workspace root ({base}); "
                                "files named by manifests and config must stay inside it")
     try:
@@ -109,7 +134,48 @@ def check(path: Path | str, *, what: str, confine: bool = True, limit: int | Non
     cap = limit if limit is not None else LIMITS.get(what, LIMITS["manifest"])
     if st.st_size > cap:
         raise ConfinementError(what, shown, f"larger than the {_size(cap)} limit for a {what}")
-    return real
+    flags = os.O_RDONLY | _O_NONBLOCK | _O_NOFOLLOW | _O_CLOEXEC
+    try:
+        if beneath and _AT:
+            assert real_base is not None
+            fd = _open_beneath(real_base, real.relative_to(real_base).parts, flags)
+        else:
+            fd = os.open(real, flags)
+    except OSError as exc:
+        import errno
+
+        if exc.errno in (errno.ELOOP, errno.ENOTDIR):
+            raise ConfinementError(what, shown, "changed while being opened (a folder or the file became a "
+                                   "symlink); files are opened without following symlinks") from None
+        raise ConfinementError(what, shown, f"{_reason(exc, p)}") from None
+    try:
+        fst = os.fstat(fd)
+        if not stat.S_ISREG(fst.st_mode):
+            raise ConfinementError(what, shown, "not a regular file")
+        if beneath and fst.st_nlink != 1:
+            raise ConfinementError(what, shown, f"has {fst.st_nlink} hard links; a file named by manifests and "
+                                   "config must have one (a hard link may be a file outside the workspace)")
+        if fst.st_size > cap:
+            raise ConfinementError(what, shown, f"larger than the {_size(cap)} limit for a {what}")
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd, real
+
+
+def _open_beneath(root: Path, parts: tuple[str, ...], flags: int) -> int:
+    """``openat`` of ``parts`` one by one from a descriptor of ``root``, never following a symlink."""
+    if not parts:
+        raise IsADirectoryError(21, "is the workspace root")
+    dfd = os.open(root, _DIR_FLAGS & ~_O_NOFOLLOW)  # the root itself is trusted (resolved by set_root)
+    try:
+        for name in parts[:-1]:
+            nfd = os.open(name, _DIR_FLAGS, dir_fd=dfd)
+            os.close(dfd)
+            dfd = nfd
+        return os.open(parts[-1], flags, dir_fd=dfd)
+    finally:
+        os.close(dfd)
 
 
 def _reason(exc: OSError, path: Path) -> str:
@@ -130,19 +196,21 @@ def _size(n: int) -> str:
     return f"{n // MiB} MiB" if n >= MiB else f"{n // KiB} KiB"
 
 
+def open_bytes(path: Path | str, *, what: str, confine: bool = True, limit: int | None = None,
+               root: Path | None = None) -> tuple[int, int]:
+    """An open descriptor of ``path`` under the rules of :func:`check` (confined: opened from the
+    root's descriptor) and the size limit, for readers that stream; the caller closes it and must
+    stop reading at the limit."""
+    fd, _ = _open_checked(path, what=what, confine=confine, limit=limit, root=root)
+    return fd, limit if limit is not None else LIMITS.get(what, LIMITS["manifest"])
+
+
 def read_bytes(path: Path | str, *, what: str, confine: bool = True, limit: int | None = None,
                root: Path | None = None) -> bytes:
     """The bytes of ``path`` under the rules of :func:`check`; never more than the limit, even if
     the file grows or is swapped between the check and the read."""
-    real = check(path, what=what, confine=confine, limit=limit, root=root)
-    cap = limit if limit is not None else LIMITS.get(what, LIMITS["manifest"])
+    fd, cap = open_bytes(path, what=what, confine=confine, limit=limit, root=root)
     try:
-        fd = os.open(real, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_NOFOLLOW", 0))
-    except OSError as exc:
-        raise ConfinementError(what, _shown(path), f"{_reason(exc, Path(path))}") from None
-    try:
-        if not stat.S_ISREG(os.fstat(fd).st_mode):
-            raise ConfinementError(what, _shown(path), "not a regular file")
         chunks = []
         total = 0
         while True:

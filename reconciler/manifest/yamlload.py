@@ -12,6 +12,7 @@ entries, for the key.
 from __future__ import annotations
 
 import re
+import threading
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
@@ -19,7 +20,7 @@ from typing import Any
 
 import yaml
 
-from reconciler.errors import Problem
+from reconciler.errors import Problem, ProblemCounter
 from reconciler.manifest.confine import ConfinementError, bad_character, read_text
 
 try:  # the C parser is ~5x faster (reference/libraries.md §4.5)
@@ -106,40 +107,129 @@ def _mark(node: yaml.Node) -> tuple[int, int]:
 
 
 MAX_ALIASES = 1_000  # alias uses per document
-MAX_ALIAS_NODES = 100_000  # nodes produced by expanding aliases, per document
 MAX_DEPTH = 64  # nesting of mappings and sequences
 
 
-class _TooBig(Exception):
-    """An input bound was hit (alias bomb, recursion, nesting): the document is not built."""
+@dataclass
+class Budget:
+    """What building YAML costs, counted per file and per run (:func:`start_run`): every node;
+    nodes produced by expanding aliases; characters of scalars (an alias of a long string costs its
+    length again wherever the value is used)."""
 
-    def __init__(self, node: yaml.Node, path: Path_, message: str):
+    nodes: int = 0
+    alias_nodes: int = 0
+    chars: int = 0
+
+
+# per file: no file within its size limit needs more without aliases (an 8 MiB manifest of "- 1"
+# lines is 2 million nodes); per run: so that many files, each under its own bound, cannot add up
+# to a MemoryError (40 documents of alias fan-out in 16 KB did)
+FILE_BUDGET = Budget(nodes=4_000_000, alias_nodes=100_000, chars=64 * 1024 * 1024)
+RUN_BUDGET = Budget(nodes=8_000_000, alias_nodes=250_000, chars=256 * 1024 * 1024)
+MAX_ALIAS_NODES = FILE_BUDGET.alias_nodes  # (the per-document bound of earlier versions, now per file)
+
+_run: Budget | None = None  # None: no run started (a library call): per-file budgets only
+_run_lock = threading.Lock()
+
+
+def start_run() -> None:
+    """A run starts (the engine calls this with the workspace root): its YAML budget is full again."""
+    global _run
+    with _run_lock:
+        _run = Budget()
+
+
+def end_run() -> None:
+    """No run any more: only the per-file budgets apply (until the next :func:`start_run`)."""
+    global _run
+    with _run_lock:
+        _run = None
+
+
+def run_spent() -> Budget | None:
+    """What the YAML read so far in this run has cost (``None`` outside a run)."""
+    with _run_lock:
+        return None if _run is None else Budget(_run.nodes, _run.alias_nodes, _run.chars)
+
+
+class _TooBig(Exception):
+    """An input bound was hit (alias bomb, recursion, nesting): the document is not built.
+    ``budget``: a per-file or per-run bound, after which the rest of the file is not read."""
+
+    def __init__(self, node: yaml.Node, path: Path_, message: str, *, budget: bool = False):
         super().__init__(message)
         self.node = node
         self.path = path
+        self.budget = budget
+
+
+class _Caps:
+    """The bounds left for one file: the smaller of its own budget and what is left of the run's."""
+
+    def __init__(self) -> None:
+        spent = run_spent()
+        if spent is None:  # outside a run: the run's budget never binds first
+            spent = Budget(-RUN_BUDGET.nodes, -RUN_BUDGET.alias_nodes, -RUN_BUDGET.chars)
+        self.spent = Budget()
+        self.nodes, self.nodes_run = self._cap(FILE_BUDGET.nodes, RUN_BUDGET.nodes - spent.nodes)
+        self.alias_nodes, self.alias_nodes_run = self._cap(FILE_BUDGET.alias_nodes, RUN_BUDGET.alias_nodes - spent.alias_nodes)
+        self.chars, self.chars_run = self._cap(FILE_BUDGET.chars, RUN_BUDGET.chars - spent.chars)
+
+    @staticmethod
+    def _cap(per_file: int, left_in_run: int) -> tuple[int, bool]:
+        return (per_file, False) if per_file <= left_in_run else (max(left_in_run, 0), True)
+
+    def over(self, node: yaml.Node, path: Path_, what: str) -> _TooBig:
+        if what == "nodes":
+            run, limit = self.nodes_run, (RUN_BUDGET if self.nodes_run else FILE_BUDGET).nodes
+            text = f"more than {limit:,} YAML values"
+        elif what == "alias_nodes":
+            run, limit = self.alias_nodes_run, (RUN_BUDGET if self.alias_nodes_run else FILE_BUDGET).alias_nodes
+            text = f"aliases expand to more than {limit:,} values"
+        else:
+            run, limit = self.chars_run, (RUN_BUDGET if self.chars_run else FILE_BUDGET).chars
+            text = f"strings expand to more than {limit // (1024 * 1024)} MiB"
+        where = " in this run (all files read so far)" if run else ""
+        return _TooBig(node, path, f"{text}{where} (alias bomb?)" if what != "nodes" else f"{text}{where}", budget=True)
+
+    def commit(self) -> None:
+        with _run_lock:
+            if _run is None:
+                return
+            _run.nodes += self.spent.nodes
+            _run.alias_nodes += self.spent.alias_nodes
+            _run.chars += self.spent.chars
 
 
 class _Builder:
     """Builds plain data from a composed node tree, bounded: PyYAML shares the node of an anchor
     between its aliases, so a "billion laughs" document is small as nodes but huge expanded."""
 
-    def __init__(self, doc: Document, problems: list[Problem]):
+    def __init__(self, doc: Document, problems: ProblemCounter, caps: _Caps | None = None):
         self.doc = doc
         self.problems = problems
+        self.caps = caps if caps is not None else _Caps()
+        self.spent = self.caps.spent
         self._seen: set[int] = set()
         self._stack: set[int] = set()
         self._aliases = 0
         self._alias_depth = 0
-        self._alias_nodes = 0
 
     def build(self, node: yaml.Node, path: Path_) -> Any:
+        spent, caps = self.spent, self.caps
+        spent.nodes += 1
+        if spent.nodes > caps.nodes:
+            raise caps.over(node, path, "nodes")
         if type(node) is yaml.ScalarNode:  # most nodes: the rules below as they apply to a leaf
             if len(path) > MAX_DEPTH:
                 raise _TooBig(node, path, f"nested deeper than {MAX_DEPTH} levels")
+            spent.chars += len(node.value)
+            if spent.chars > caps.chars:
+                raise caps.over(node, path, "chars")
             if self._alias_depth:
-                self._alias_nodes += 1
-                if self._alias_nodes > MAX_ALIAS_NODES:
-                    raise _TooBig(node, path, f"aliases expand to more than {MAX_ALIAS_NODES:,} values (alias bomb?)")
+                spent.alias_nodes += 1
+                if spent.alias_nodes > caps.alias_nodes:
+                    raise caps.over(node, path, "alias_nodes")
             mark = node.start_mark
             self.doc.marks[path] = (mark.line + 1, mark.column + 1)
             return self.scalar(node, path)
@@ -154,9 +244,9 @@ class _Builder:
             if self._aliases > MAX_ALIASES:
                 raise _TooBig(node, path, f"more than {MAX_ALIASES} alias uses (*name) in one document")
         if self._alias_depth or shared:
-            self._alias_nodes += 1
-            if self._alias_nodes > MAX_ALIAS_NODES:
-                raise _TooBig(node, path, f"aliases expand to more than {MAX_ALIAS_NODES:,} values (alias bomb?)")
+            spent.alias_nodes += 1
+            if spent.alias_nodes > caps.alias_nodes:
+                raise caps.over(node, path, "alias_nodes")
         self._seen.add(key)
         self._stack.add(key)
         self._alias_depth += shared
@@ -240,9 +330,10 @@ class _Builder:
 
 def load_documents(text: str, file: str) -> tuple[list[Document], list[Problem]]:
     """Parse every YAML document of ``text``. Syntax errors and duplicate keys become problems."""
-    problems: list[Problem] = []
+    problems = ProblemCounter()  # per file: the first problems kept, the rest counted
     docs: list[Document] = []
     loader = _Yaml12Loader(text)
+    caps = _Caps()  # the file's budget and what is left of the run's: documents share them
     try:
         index = 0
         while loader.check_node():
@@ -251,11 +342,14 @@ def load_documents(text: str, file: str) -> tuple[list[Document], list[Problem]]
                 continue
             doc = Document(file=file, index=index, data=None, start=_mark(node))
             try:
-                doc.data = _Builder(doc, problems).build(node, ())
+                doc.data = _Builder(doc, problems, caps).build(node, ())
             except _TooBig as exc:
                 line, col = _mark(exc.node)
                 problems.append(Problem(file, line, col, "", dotted(exc.path), str(exc)))
                 doc.data = None
+                if exc.budget:  # one line for the file: the rest of it is not read
+                    docs.append(doc)
+                    break
             docs.append(doc)
             index += 1
     except yaml.MarkedYAMLError as exc:
@@ -266,7 +360,8 @@ def load_documents(text: str, file: str) -> tuple[list[Document], list[Problem]]
         problems.append(Problem(file, 1, 1, "", "", f"YAML error: {exc}"))
     finally:
         loader.dispose()
-    return docs, problems
+        caps.commit()
+    return docs, problems.result(file)
 
 
 def load_file(path: Path, display: str | None = None, *, what: str = "manifest",

@@ -42,10 +42,66 @@ _RESERVED_NUMBERS = range(19000, 20000)
 _INDEX_RE = re.compile(r"^\s*([A-Za-z_][A-Za-z0-9_]*)\s*\(([^()]*)\)\s*$")
 
 
+MAX_NESTING = 32
+"""Brackets (``{`` ``[`` ``(``) open at once in a ``.proto`` file: messages nested in messages,
+option values in option values. The parser and the schema builder recurse once (or more) per
+level; 3,000 nested messages ended in ``RecursionError``. Tables nest a few levels."""
+
+
 def build_proto(text: str, *, file: str, resource: str = "") -> ProtoFile:
     """:func:`reconciler.protoschema.parse_proto`: the file parsed, its schemas built and checked."""
-    tree, positions = _parse(text, file=file, resource=resource)
-    return _Builder(tree, positions, file=file, resource=resource).build()
+    too_deep = _too_deep(text)
+    if too_deep is not None:
+        line, col = too_deep
+        raise InputError([Problem(file, line, col, resource, "",
+                                  f"nested deeper than {MAX_NESTING} levels (messages, options or brackets)")])
+    try:
+        tree, positions = _parse(text, file=file, resource=resource)
+        return _Builder(tree, positions, file=file, resource=resource).build()
+    except RecursionError:  # a shape the bracket count does not see: still one line, never a traceback
+        raise InputError([Problem(file, 1, 1, resource, "", "too deeply nested to read")]) from None
+
+
+def _too_deep(text: str) -> tuple[int, int] | None:
+    """``(line, col)`` of the first bracket nested deeper than :data:`MAX_NESTING`, outside comments
+    and string literals; else ``None``. One pass, no recursion."""
+    depth = 0
+    line, col = 1, 0
+    i, n = 0, len(text)
+    while i < n:
+        ch = text[i]
+        col += 1
+        if ch == "\n":
+            line, col = line + 1, 0
+        elif ch == "/" and text.startswith("//", i):
+            end = text.find("\n", i)
+            end = n if end < 0 else end
+            col += end - i - 1
+            i = end
+            continue
+        elif ch == "/" and text.startswith("/*", i):
+            end = text.find("*/", i + 2)
+            end = n if end < 0 else end + 2
+            chunk = text[i:end]
+            breaks = chunk.count("\n")
+            line, col = (line + breaks, len(chunk) - chunk.rfind("\n") - 1) if breaks else (line, col + len(chunk) - 1)
+            i = end
+            continue
+        elif ch in "\"'":
+            j = i + 1
+            while j < n and text[j] != ch and text[j] != "\n":
+                j += 2 if text[j] == "\\" else 1
+            col += j - i
+            i = j + 1 if j < n and text[j] == ch else j  # an unterminated string: the parser reports it
+            continue
+        elif ch in "{[(":
+            depth += 1
+            if depth > MAX_NESTING:
+                return line, col
+        elif ch in "}])":
+            depth -= 1
+        i += 1
+    return None
 
 
 # -- parsing with positions ---------------------------------------------------------------------

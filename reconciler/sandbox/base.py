@@ -58,6 +58,8 @@ from urllib.parse import parse_qs, urlsplit
 
 import httptools
 
+from reconciler import safeio
+
 
 @dataclass
 class Request:
@@ -121,7 +123,11 @@ class Emulator:
     def __init__(self, state_dir: Path | str | None = None):
         self.state_dir = Path(state_dir) if state_dir is not None else None
         if self.state_dir is not None:
-            self.state_dir.mkdir(parents=True, exist_ok=True)
+            # made and entered without following a symlink (safeio); SQLite opens its files by name
+            # and follows links, so none may be at their names: a committed .reconciler/sandbox/
+            # symlink would have the emulator write through it
+            safeio.ensure_dir(self.state_dir)
+            safeio.refuse_symlinks(self.state_dir, [f"{self.name}.sqlite{s}" for s in ("", "-wal", "-shm", "-journal")])
             target = str(self.state_dir / f"{self.name}.sqlite")
         else:
             target = ":memory:"

@@ -8,11 +8,13 @@ there, and handed to the reconciler as ``file:`` references like any real secret
 
 from __future__ import annotations
 
+import os
 import secrets
 import string
 from pathlib import Path
 from typing import Any
 
+from reconciler import safeio
 from reconciler.sandbox.base import EmulatorServer
 
 SANDBOX_JDB_DC = "sbx"
@@ -23,12 +25,18 @@ DEFAULT_STATE_DIR = Path(".reconciler/sandbox")
 
 
 def _credential(state_dir: Path, name: str, make: Any) -> Path:
+    """The credential file ``name``, made once. Read and written through safeio: a symlink committed
+    at its name is never read through, and a new credential replaces it (never written through)."""
     path = state_dir / "credentials" / name
-    if not path.exists():
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(make() + "\n", encoding="utf-8")
-        path.chmod(0o600)
+    if _read_credential(path) is None:
+        safeio.ensure_dir(path.parent, mode=0o700)
+        safeio.write_text(path, make() + "\n", mode=0o600)
     return path
+
+
+def _read_credential(path: Path) -> str | None:
+    data = safeio.read_bytes(path, limit=4096, absent_ok=True)
+    return None if data is None else data.decode("utf-8", errors="replace").strip()
 
 
 def _alnum(n: int) -> Any:
@@ -59,8 +67,9 @@ class Sandbox:
 
     def __init__(self, state_dir: Path, *, tcaplus_tables: dict[str, Path | tuple[Path, str]] | None = None,
                  host: str = "127.0.0.1", ports: dict[str, int] | None = None):
-        self.state_dir = Path(state_dir).resolve()
-        self.state_dir.mkdir(parents=True, exist_ok=True)
+        # absolute as written, not resolved: a symlink on the way is refused (safeio), not followed
+        self.state_dir = Path(os.path.abspath(state_dir))
+        safeio.ensure_dir(self.state_dir)
         # table -> .proto path, or (path, message name) when the message is not named after the table
         self.tcaplus_tables: dict[str, Path | tuple[Path, str]] = {
             k: (Path(v[0]).resolve(), v[1]) if isinstance(v, tuple) else Path(v).resolve()
@@ -79,7 +88,10 @@ class Sandbox:
         self.servers: dict[str, EmulatorServer] = {}
 
     def _read(self, name: str) -> str:
-        return self.cred[name].read_text(encoding="utf-8").strip()
+        value = _read_credential(self.cred[name])
+        if value is None:  # replaced by a symlink since it was made
+            raise safeio.UnsafePathError(str(self.cred[name]), "not a regular file", verb="read")
+        return value
 
     def start(self) -> "Sandbox":
         from reconciler.sandbox.bestproxy import BestProxyEmulator
