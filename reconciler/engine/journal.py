@@ -124,6 +124,7 @@ def read_journal(path: Path) -> JournalState:
     records: list[dict[str, Any]] = []
     notes: list[str] = []
     lines = text.split("\n")
+    junk = 0  # whole lines (newline-terminated) that are not records: not a journal without a run
     for n, line in enumerate(lines, 1):
         if not line.strip():
             continue
@@ -135,14 +136,16 @@ def read_journal(path: Path) -> JournalState:
             where = "its last line" if n >= len(lines) - 1 else f"line {n}"
             notes.append(f"{path}: {where} was cut short (the process or the machine stopped while writing "
                          "it); it is ignored")
+            junk += n < len(lines)
             continue
         if isinstance(rec, dict) and isinstance(rec.get("type"), str):
             records.append(rec)
         else:
             notes.append(f"{path}: line {n} is not a journal record; it is ignored")
+            junk += 1
     runs = [i for i, r in enumerate(records) if r["type"] == "run"]
     if not runs:
-        if records:
+        if records or junk:
             raise UsageError(f"{path}: not an apply journal (no run record)")
         # 0 bytes, or only a cut first line: killed before the run record reached the file,
         # which happens before any write is sent
