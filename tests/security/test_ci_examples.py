@@ -1,9 +1,17 @@
 """The CI examples install this product (pinned commit of its repository, or a wheel built from it),
 never a bare name from a public index; keep exit codes through pipes; export the env names the
-shipped config reads; and plan pull requests with the target branch's connection settings."""
+shipped config reads; and plan pull requests with the target branch's connection settings.
+
+Hardening (issue 21, items 1, 2, 4 and 7): zizmor (offline) and actionlint run over action.yml and
+every example workflow; secrets only in the env of the steps that run reconciler; actions pinned by
+commit; checkouts without credentials; no expression expanded inside a script; plans, reports and
+logs under the runner's temporary folder, never in the checkout; the trusted settings from the target
+branch by default (RECONCILER_CONNECTIONS_FROM); error comments fenced so nothing inside can close
+the fence."""
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -11,14 +19,21 @@ import subprocess
 import sys
 import tomllib
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
+from markdown_it import MarkdownIt
 
 REPO = Path(__file__).resolve().parents[2]
 GITHUB = REPO / "examples" / "github" / "reconciler.yml"
 GITLAB = REPO / "examples" / "gitlab" / "gitlab-ci.yml"
 ENVIRONMENTS = REPO / "examples" / "environments" / "github-workflow.yml"
+ACTION_EXAMPLE = REPO / "examples" / "github" / "reconciler-action.yml"
+WORKFLOWS = [GITHUB, ENVIRONMENTS, ACTION_EXAMPLE]
+ACTION = REPO / "action.yml"
+ACTION_SCRIPT = REPO / "scripts" / "github-action.sh"
+BIN = Path(sys.executable).parent
 PYPROJECT = tomllib.loads((REPO / "pyproject.toml").read_text(encoding="utf-8"))
 DIST = PYPROJECT["project"]["name"]
 
@@ -104,10 +119,13 @@ def test_the_apply_step_fails_when_reconciler_exits_non_zero(tmp_path: Path, cod
     stub.parent.mkdir()
     stub.write_text(f"#!/bin/sh\necho applied-something\nexit {code}\n", encoding="utf-8")
     stub.chmod(0o755)
-    env = {**os.environ, "PATH": f"{stub.parent}{os.pathsep}{os.environ['PATH']}"}
+    temp = tmp_path / "runner-temp"
+    temp.mkdir()
+    env = {**os.environ, "PATH": f"{stub.parent}{os.pathsep}{os.environ['PATH']}", "RUNNER_TEMP": str(temp),
+           "RECONCILER_OUT": str(temp)}
     r = subprocess.run(["bash", "-e", "-c", script], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=30)
     assert r.returncode != 0, r.stdout
-    assert (tmp_path / "apply.log").read_text() == "applied-something\n"
+    assert (temp / "apply.log").read_text() == "applied-something\n"
     [gl] = [s for s in gitlab_scripts()["reconciler-apply"] if "reconciler apply" in s]
     setup = [s for s in gitlab_scripts()["reconciler-apply"] if s.startswith("set -o pipefail")]
     r = subprocess.run(["bash", "-e", "-c", "\n".join([*setup, gl])], cwd=tmp_path, env=env,
@@ -128,10 +146,14 @@ def _config_env_names() -> set[str]:
 
 
 def test_examples_export_the_env_names_the_shipped_config_reads() -> None:
+    """... in the env of each step that runs reconciler against the vendors (and nowhere else)."""
     names = _config_env_names()
     assert names == {"BESTPROXY_APP_KEY", "BESTPROXY_TOTP_SECRET", "TCAPLUS_APP_KEY", "JDB_KEY", "JDB_IV"}
-    exported = set(github()["env"])
-    assert names <= exported, names - exported
+    steps = [s for job in github()["jobs"].values() for s in job["steps"]
+             if re.search(r"^\s*reconciler (plan|apply)", s.get("run", ""), re.M)]
+    assert len(steps) == 3  # plan, apply, drift
+    for step in steps:
+        assert names <= set(step.get("env", {})), (step["name"], names - set(step.get("env", {})))
     gitlab_comment = GITLAB.read_text(encoding="utf-8")
     assert all(re.search(rf"\b{n}\b", gitlab_comment) for n in names)
     for text in (GITHUB.read_text(encoding="utf-8"), gitlab_comment):
@@ -143,17 +165,25 @@ def environments_scripts() -> dict[str, list[str]]:
     return {name: [s["run"] for s in job["steps"] if "run" in s] for name, job in wf["jobs"].items()}
 
 
-@pytest.mark.parametrize(("scripts", "job", "base_ref"), [
-    (github_scripts, "plan", "$GITHUB_BASE_REF"),
-    (gitlab_scripts, "reconciler-plan", "$CI_MERGE_REQUEST_TARGET_BRANCH_NAME"),
-    (environments_scripts, "plan", "$GITHUB_BASE_REF"),
-], ids=["github", "gitlab", "environments"])
-def test_pull_requests_are_planned_with_the_target_branch_connections(scripts, job, base_ref) -> None:  # type: ignore[no-untyped-def]
-    joined = "\n".join(scripts()[job])
-    plan_at = joined.index("reconciler plan")
-    before = joined[:plan_at]
-    assert base_ref in before and "git show FETCH_HEAD:reconciler.yaml" in before
-    assert "RECONCILER_CONNECTIONS_FROM=" in before
+def test_gitlab_merge_requests_are_planned_with_the_target_branch_connections() -> None:
+    joined = "\n".join(gitlab_scripts()["reconciler-plan"])
+    before = joined[:joined.index("reconciler plan")]
+    assert "$CI_MERGE_REQUEST_TARGET_BRANCH_NAME" in before and "git show FETCH_HEAD:reconciler.yaml" in before
+    assert 'export RECONCILER_CONNECTIONS_FROM="$RECONCILER_OUT/target-reconciler.yaml"' in before
+
+
+@pytest.mark.parametrize("path", [GITHUB, ENVIRONMENTS], ids=["github", "environments"])
+def test_github_pull_requests_are_planned_with_the_target_branch_connections(path: Path) -> None:
+    """The step before the plan reads reconciler.yaml at the target branch through the API (the
+    checkout keeps no credential to fetch with) into the runner's temporary folder; the plan step
+    takes its trusted settings from there (no GITHUB_ENV: the setting is in the plan step's own env)."""
+    steps = yaml.safe_load(path.read_text(encoding="utf-8"))["jobs"]["plan"]["steps"]
+    at = next(i for i, s in enumerate(steps) if re.search(r"^\s*(for .*\n\s*)?reconciler plan", s.get("run", ""), re.M))
+    [fetch] = [s for s in steps[:at] if "contents/reconciler.yaml" in s.get("run", "")]
+    assert fetch["env"]["BASE_REF"] == "${{ github.base_ref }}" and '-f ref="$BASE_REF"' in fetch["run"]
+    assert '> "$RUNNER_TEMP/target-reconciler.yaml"' in fetch["run"]
+    assert steps[at]["env"]["RECONCILER_CONNECTIONS_FROM"] == "${{ runner.temp }}/target-reconciler.yaml"
+    assert "GITHUB_ENV" not in path.read_text(encoding="utf-8")
 
 
 def test_the_quickstart_config_works_in_the_sandbox_and_a_real_run_needs_approved_hosts(tmp_path: Path) -> None:
