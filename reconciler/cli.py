@@ -640,8 +640,8 @@ def _drift(s: Session, p: Plan, baseline: Path | None, fmt: str, detail: str = "
         pending = sorted({c.address for c in p.changes if is_pending(c)})
         p.changes = [c for c in p.changes if not is_pending(c)]
     if fmt == "json":
-        click.echo(json.dumps({"drift": [c.to_dict() for c in p.changes], "pending": pending,
-                                "out_of_band": p.out_of_band, "summary": p.summary_line()}, indent=2))
+        _json_out({"drift": [c.to_dict() for c in p.changes], "pending": pending,
+                   "out_of_band": p.out_of_band, "summary": p.summary_line()}, indent=2)
     elif fmt == "markdown":
         click.echo(render_markdown(p, title="reconciler drift report"), nl=False)
     else:

@@ -210,3 +210,12 @@ def test_saved_plans_and_show_keep_one_line(ws: Repo, tmp_path: Path) -> None:
     assert all(s.code == 0 for s in shown), [s.output for s in shown]
     _clean(r, *shown)
     assert markdown_problems(shown[1].stdout) == [], shown[1].stdout
+
+
+def test_a_drift_report_keeps_one_line(ws: Repo) -> None:
+    ws.write(f"manifests/a\n{INJECTED}.yaml", account(remark="x ##[error]y @team https://evil.example"))
+    runs = [ws.run("plan", "--drift", "--format", fmt) for fmt in ("text", "json", "markdown")]
+    assert all(r.code == 2 for r in runs), [r.output for r in runs]
+    _clean(*runs)
+    assert json.loads(runs[1].stdout)["drift"][0]["source"] == f"manifests/a\n{INJECTED}.yaml:1"
+    assert markdown_problems(runs[2].stdout) == [], runs[2].stdout
