@@ -281,6 +281,7 @@ class ProgressDisplay:
         self.last_line = time.monotonic()
 
     def __call__(self, what: str, done: int, total: int | None) -> None:
+        what = oneline.one_line(what)  # a label may name a table from the config
         with self.lock:
             if self.tty:
                 self._live(what, done, total)
