@@ -331,11 +331,45 @@ def test_permissions_are_read_only_unless_a_job_needs_more() -> None:
 
 
 def test_installs_are_pinned() -> None:
-    """pip installs name a pinned commit of this product (or the action's own checkout), nothing else."""
-    for path in (*WORKFLOWS, ACTION, GITLAB):
+    """pip installs name a pinned commit of this product, or (the Action) a hash-pinned list of its
+    dependencies and build backend, then its own checkout without resolving anything else."""
+    for path in (*WORKFLOWS, GITLAB):
         for line in path.read_text(encoding="utf-8").splitlines():
             if re.search(r"\bpip3? install\b", line):
-                assert re.search(r'"\$(RECONCILER_(INSTALL|SOURCE)|GITHUB_ACTION_PATH)"$', line.strip()), (path, line)
+                assert re.search(r'"\$RECONCILER_(INSTALL|SOURCE)"$', line.strip()), (path, line)
+    [install] = [s["run"] for s in yaml.safe_load(ACTION.read_text(encoding="utf-8"))["runs"]["steps"]
+                 if "pip install" in s.get("run", "")]
+    commands = [c for c in install.replace("\\\n", " ").splitlines() if "pip install" in c]
+    assert len(commands) == 2, commands
+    assert "--require-hashes" in commands[0] and commands[0].rstrip().endswith(
+        '-r "$GITHUB_ACTION_PATH/scripts/action-requirements.txt"'), commands[0]
+    assert "--no-deps" in commands[1] and "--no-build-isolation" in commands[1]
+    assert commands[1].rstrip().endswith('"$GITHUB_ACTION_PATH"'), commands[1]
+
+
+def _version(text: str) -> tuple[int, ...]:
+    return tuple(int(p) for p in re.findall(r"\d+", text)[:4])
+
+
+def _satisfies(version: str, spec: str) -> bool:
+    ops = {">=": lambda a, b: a >= b, "<": lambda a, b: a < b, "<=": lambda a, b: a <= b,
+           "==": lambda a, b: a == b, ">": lambda a, b: a > b, "!=": lambda a, b: a != b}
+    return all(ops[op](_version(version), _version(bound))
+               for op, bound in re.findall(r"(>=|<=|==|!=|<|>)\s*([0-9][\w.]*)", spec))
+
+
+def test_the_action_lock_pins_every_dependency_by_hash_within_its_range() -> None:
+    text = (REPO / "scripts" / "action-requirements.txt").read_text(encoding="utf-8")
+    blocks = re.findall(r"^([A-Za-z0-9][\w.-]*)==([\w.]+)((?:\s*\\\n\s*--hash=sha256:[0-9a-f]{64})+)", text, re.M)
+    pins = {name.lower().replace("_", "-"): version for name, version, _ in blocks}
+    assert len(pins) == len(re.findall(r"^[A-Za-z0-9][\w.-]*==", text, re.M)) > 10  # every pin carries hashes
+    assert "--index-url" not in text and "--extra-index-url" not in text and "--trusted-host" not in text
+    requirements = PYPROJECT["project"]["dependencies"] + PYPROJECT["build-system"]["requires"] + ["wheel"]
+    for req in requirements:
+        name = re.match(r"[A-Za-z0-9][\w.-]*", req).group(0).lower().replace("_", "-")  # type: ignore[union-attr]
+        assert name in pins, f"{name} is not in scripts/action-requirements.txt"
+        assert _satisfies(pins[name], req.split(";")[0][len(name):]), (req, pins[name])
+    assert _satisfies("2.12.1", ">=2.12,<2.13") and not _satisfies("2.13.0", ">=2.12,<2.13")  # the checker can fail
 
 
 # -- files outside the checkout ------------------------------------------------------------------
