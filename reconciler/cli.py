@@ -43,7 +43,7 @@ from reconciler.engine.targets import check_target_syntax, check_targets_declare
 from reconciler.clients import redact
 from reconciler.errors import ReconcilerError, UsageError
 from reconciler.kinds.base import Baseline, RunOptions
-from reconciler.manifest.confine import escape_visible
+from reconciler.manifest import oneline
 
 # The run, saved-plan and journal machinery is imported by the commands that use it (plan, apply,
 # show, schema): validate, sandbox serve and export never load it.
@@ -57,17 +57,34 @@ MAX_VALIDATE_WARNINGS = 50
 
 
 def _json_out(data: Any, **kwargs: Any) -> None:
-    """JSON on stdout, non-ASCII text as it is but refused characters (controls, bidirectional
-    overrides) as ``\\uXXXX`` escapes: the same values for a JSON reader, and a CI log that shows
-    the document cannot be reordered by a file name or a vendor's value."""
-    click.echo(escape_visible(json.dumps(data, ensure_ascii=False, **kwargs)))
+    """JSON on stdout, non-ASCII text as it is but controls, line separators and bidirectional
+    overrides as ``\\uXXXX`` escapes (:mod:`reconciler.manifest.oneline`): the same values for a
+    JSON reader, and a CI log that shows the document cannot be reordered, split or sent a
+    workflow command by a file name or a vendor's value."""
+    click.echo(oneline.lines(json.dumps(data, ensure_ascii=False, **kwargs)))
 
 
 def _err(line: str) -> None:
-    """One line on stderr. Refused characters (controls, bidirectional overrides) are written as
-    ``\\uXXXX``: a problem may quote a field name or a file name from the input, and an error a
-    vendor's message; none may reorder or hide what the line says."""
-    click.echo(escape_visible(line), err=True)
+    """One line on stderr, written by :func:`reconciler.manifest.oneline.one_line`: a problem may
+    quote a field name or a file name from the input, and an error a vendor's message; none may
+    end the line, start another (``::error::`` for a CI runner) or reorder what the line says."""
+    click.echo(oneline.one_line(line), err=True)
+
+
+def _err_block(text: str) -> None:
+    """A ``--debug`` traceback: its own line breaks kept, each line written as :func:`_err` would."""
+    click.echo(oneline.lines(text), err=True)
+
+
+class _OneLineFormatter(logging.Formatter):
+    """Log records (``--debug`` HTTP logs, warnings) as one line each: a message may quote a
+    vendor's answer."""
+
+    def formatMessage(self, record: logging.LogRecord) -> str:  # noqa: N802 - logging's name
+        return oneline.one_line(super().formatMessage(record))
+
+    def formatException(self, ei: Any) -> str:  # noqa: N802 - logging's name
+        return oneline.lines(super().formatException(ei))
 
 
 def check_writable(path: Path) -> None:
@@ -169,6 +186,9 @@ def _with_globals(fn: Callable[..., Any]) -> Callable[..., Any]:
 def _setup_logging(debug: bool) -> None:
     redact.install()
     logging.basicConfig(level=logging.DEBUG if debug else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    for handler in logging.getLogger().handlers:
+        if type(handler.formatter) is logging.Formatter:  # basicConfig's, not a caller's own
+            handler.setFormatter(_OneLineFormatter(handler.formatter._fmt))
     if not debug:
         for noisy in ("stamina",):
             logging.getLogger(noisy).setLevel(logging.WARNING)
@@ -201,7 +221,7 @@ def handle_errors(fn: Callable[..., int | None]) -> Callable[..., None]:
                 _stop_progress()  # before any error line, and before the exit
         except ReconcilerError as exc:
             if debug:
-                _err(redact.redact(traceback.format_exc()).rstrip("\n"))
+                _err_block(redact.redact(traceback.format_exc()).rstrip("\n"))
             for line in exc.lines():
                 _err(f"error: {line}")
             code = exc.exit_code
@@ -216,13 +236,13 @@ def handle_errors(fn: Callable[..., int | None]) -> Callable[..., None]:
             raise
         except OSError as exc:  # a file we read or write: one clean line (names a path, never a secret)
             if debug:
-                _err(redact.redact(traceback.format_exc()).rstrip("\n"))
+                _err_block(redact.redact(traceback.format_exc()).rstrip("\n"))
             where = f"{exc.filename}: " if exc.filename else ""
             _err(f"error: {where}{exc.strerror or type(exc).__name__}")
             code = 1
         except Exception as exc:  # noqa: BLE001 - the last line of defence: no traceback by default
             if debug:
-                _err(redact.redact(traceback.format_exc()).rstrip("\n"))
+                _err_block(redact.redact(traceback.format_exc()).rstrip("\n"))
             _err(f"internal error: {type(exc).__name__} (run with --debug for details)")
             code = 1
         sys.exit(code)
@@ -265,6 +285,7 @@ class ProgressDisplay:
         self.last_line = time.monotonic()
 
     def __call__(self, what: str, done: int, total: int | None) -> None:
+        what = oneline.one_line(what)  # a label may name a table from the config
         with self.lock:
             if self.tty:
                 self._live(what, done, total)
@@ -644,8 +665,8 @@ def _drift(s: Session, p: Plan, baseline: Path | None, fmt: str, detail: str = "
         pending = sorted({c.address for c in p.changes if is_pending(c)})
         p.changes = [c for c in p.changes if not is_pending(c)]
     if fmt == "json":
-        click.echo(json.dumps({"drift": [c.to_dict() for c in p.changes], "pending": pending,
-                                "out_of_band": p.out_of_band, "summary": p.summary_line()}, indent=2))
+        _json_out({"drift": [c.to_dict() for c in p.changes], "pending": pending,
+                   "out_of_band": p.out_of_band, "summary": p.summary_line()}, indent=2)
     elif fmt == "markdown":
         click.echo(render_markdown(p, title="reconciler drift report"), nl=False)
     else:

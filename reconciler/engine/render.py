@@ -8,11 +8,12 @@ masks and keyed fingerprints). Markdown escapes every value and keeps the whole 
 from __future__ import annotations
 
 import json
+import re
 import threading
 from collections import Counter, defaultdict
 from typing import Any, TextIO
 
-from reconciler.manifest.confine import escape_visible
+from reconciler.manifest.oneline import one_line
 from reconciler.model import Action, Change, Outcome, Plan, scope_label
 
 SYMBOL = {Action.CREATE: "+", Action.UPDATE: "~", Action.REPLACE: "-/+", Action.DELETE: "-"}
@@ -21,8 +22,8 @@ MARKDOWN_LIMIT = 60_000
 
 def show(value: Any) -> str:
     if isinstance(value, str):
-        return escape_visible(json.dumps(value, ensure_ascii=False))
-    return escape_visible(json.dumps(value, ensure_ascii=False, sort_keys=True, default=str))
+        return one_line(json.dumps(value, ensure_ascii=False))
+    return one_line(json.dumps(value, ensure_ascii=False, sort_keys=True, default=str))
 
 
 def _no_changes(plan: Plan) -> str:
@@ -70,10 +71,11 @@ class _Writer:
         return f"{start}{text}{end}"
 
     def line(self, text: str = "", style: str = "", tail: str = "") -> None:
-        """``text`` (in ``style``) then ``tail``, each with refused characters escaped first: a
-        line names files, resources and vendors' values, and none may reorder or hide the rest."""
-        text = escape_visible(text)
-        self.out.write((self.style(text, style) if style else text) + escape_visible(tail) + "\n")
+        """``text`` (in ``style``) then ``tail``, each written by :func:`one_line` first: a line
+        names files, resources and vendors' values, and none may end the line, start another or
+        reorder or hide the rest."""
+        text = one_line(text)
+        self.out.write((self.style(text, style) if style else text) + one_line(tail) + "\n")
 
 
 def _counts_table(plan: Plan) -> list[list[str]]:
@@ -252,9 +254,9 @@ def render_outcome(o: Outcome, out: TextIO) -> None:
     line = f"{OUTCOME_MARK.get(o.status, o.status):7} {o.change.action.value} {o.change.address}"
     if o.message:
         line += f": {o.message}"
-    out.write(escape_visible(line) + "\n")
+    out.write(one_line(line) + "\n")
     for d in o.details:
-        out.write(f"        {escape_visible(d)}\n")
+        out.write(f"        {one_line(d)}\n")
 
 
 class OutcomeStream:
@@ -287,8 +289,8 @@ class OutcomeStream:
     def close(self) -> None:
         with self.lock:
             for (vendor, kind, action), n in sorted(self.unlisted.items()):
-                self.out.write(f"{OUTCOME_MARK['applied']:7} {n:,} more: {action} {kind} ({vendor}), "
-                               "not listed (--detail full lists every outcome)\n")
+                self.out.write(one_line(f"{OUTCOME_MARK['applied']:7} {n:,} more: {action} {kind} ({vendor}), "
+                                        "not listed (--detail full lists every outcome)") + "\n")
             self.unlisted.clear()
 
 
@@ -319,6 +321,7 @@ def render_outcomes(outcomes: list[Outcome], out: TextIO, *, streamed: bool = Fa
 # Characters that can start Markdown or HTML syntax anywhere in a line. They are written as numeric
 # character references: those render as the plain character both in Markdown text and inside the
 # raw-HTML blocks the comment uses (<details>/<summary>, where backslash escapes would show).
+# The comment holds no fenced block: every value is escaped inline, so there is no fence to close.
 _MD_ACTIVE = "&<>\\`*_{}[]|~#"
 _MD_ENTITIES = str.maketrans({ch: f"&#{ord(ch)};" for ch in _MD_ACTIVE})
 # inside <code> also break "scheme:" autolinks and the "!" of image syntax
@@ -326,15 +329,43 @@ _CODE_ENTITIES = str.maketrans({ch: f"&#{ord(ch)};" for ch in _MD_ACTIVE + ":!"}
 MAX_DIFF_ROWS = 40  # per change; the rest are counted (the JSON plan has them all)
 MAX_NOTES = 10
 MAX_WARNINGS = 20
+# What GitHub turns into a link or a notification after the Markdown is rendered (so a character
+# reference alone does not stop it, the text is matched once decoded): "@name" mentions a user or
+# a team, "://", "www." and "user@host" are linked, "#123" refers to an issue. Each is written so
+# that it reads the same but matches none: "@" gets a zero-width space after it, "https[:]//x",
+# "www[.]x", "#" a zero-width space after it before a digit.
+_LINKY = re.compile(r"://|\bwww\.|@|#(?=\d)", re.IGNORECASE)
+_ZWSP = "&#8203;"
 
 
-def _one_line(text: Any) -> str:
-    return str(text).replace("\r\n", " ").replace("\r", " ").replace("\n", " ")
+def _defused(m: re.Match[str]) -> str:
+    found = m.group()
+    if found == "://":
+        return "&#91;&#58;&#93;//"
+    if found == "@":
+        return "@" + _ZWSP
+    if found == "#":
+        return "&#35;" + _ZWSP
+    return found[:-1] + "&#91;.&#93;"  # www.
+
+
+def _md_text(text: Any, table: dict[int, str]) -> str:
+    """``text`` as one line (:func:`one_line`), its Markdown characters as references and its
+    links and mentions defused."""
+    s = one_line(text)
+    parts = []
+    pos = 0
+    for m in _LINKY.finditer(s):
+        parts.append(s[pos:m.start()].translate(table))
+        parts.append(_defused(m))
+        pos = m.end()
+    parts.append(s[pos:].translate(table))
+    return "".join(parts)
 
 
 def md_escape(text: Any) -> str:
-    """Plain text that no value can turn into Markdown or HTML (one line)."""
-    return escape_visible(_one_line(text)).translate(_MD_ENTITIES)
+    """Plain text that no value can turn into Markdown, HTML, a link or a mention (one line)."""
+    return _md_text(text, _MD_ENTITIES)
 
 
 def _clip(text: str, n: int = 500) -> str:
@@ -343,7 +374,7 @@ def _clip(text: str, n: int = 500) -> str:
 
 def md_code(text: Any) -> str:
     """A value inside an inline code element that nothing can break out of (one line)."""
-    return "<code>" + escape_visible(_one_line(text)).translate(_CODE_ENTITIES) + "</code>"
+    return "<code>" + _md_text(text, _CODE_ENTITIES) + "</code>"
 
 
 def _vendor_table(plan: Plan, stale: list[Outcome] | None) -> list[str]:

@@ -289,15 +289,6 @@ def bad_character(value: str) -> str | None:
     return None
 
 
-def escape_visible(text: str) -> str:
-    """``text`` with every character :func:`bad_character` refuses written as ``\\uXXXX`` (tab and
-    line breaks kept): live values come from the vendors, not from validated manifests, and must
-    not reorder or hide what a plan shows."""
-    if text.isprintable() or bad_character(text) is None:
-        return text
-    return "".join(f"\\u{ord(ch):04x}" if ch not in _ALLOWED_C0 and bad_character(ch) else ch for ch in text)
-
-
 def bad_strings(value: object, path: tuple[object, ...] = ()) -> list[tuple[tuple[object, ...], str]]:
     """``(path, message)`` for every string (keys included) inside ``value`` with a bad character."""
     out: list[tuple[tuple[object, ...], str]] = []

@@ -10,6 +10,7 @@ TcaplusDB and JDB emulators are not importable yet)."""
 from __future__ import annotations
 
 import json
+import os
 import re
 import shlex
 from dataclasses import dataclass
@@ -67,7 +68,7 @@ class Line:
 
 
 def parse_line(text: str) -> Line:
-    tokens = shlex.split(text)
+    tokens = [os.path.expandvars(t) for t in shlex.split(text)]  # "$RUNNER_TEMP/plan.json" as the shell reads it
     assert tokens[0] == "reconciler"
     cut = next((i for i, t in enumerate(tokens) if t in OPERATORS or t in ("||", "&&", ";")), len(tokens))
     line = Line(text, tokens[1:cut])
@@ -95,19 +96,37 @@ def run_line(line: Line, extra: list[str]) -> tuple[int, str, str]:
     return r.exit_code, r.stdout, r.stderr
 
 
+@pytest.fixture(autouse=True)
+def out(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """The runner's temporary folder (GitHub's $RUNNER_TEMP, the GitLab example's $RECONCILER_OUT):
+    where the examples write plans, reports and logs, outside the checkout."""
+    folder = tmp_path / "runner-temp"
+    folder.mkdir()
+    monkeypatch.setenv("RUNNER_TEMP", str(folder))
+    monkeypatch.setenv("RECONCILER_OUT", str(folder))
+    return folder
+
+
 # -- structure (no emulator needed) -----------------------------------------------------------
 @pytest.mark.parametrize("pipeline", sorted(PIPELINES))
-def test_every_example_command_is_a_valid_invocation(pipeline: str, tmp_path: Path,
+def test_every_example_command_is_a_valid_invocation(pipeline: str, tmp_path: Path, out: Path,
                                                     monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(tmp_path)
-    (tmp_path / "plan.json").write_text("{}")  # --baseline must name an existing file
+    (out / "plan.json").write_text("{}")  # --baseline must name an existing file
     jobs_of, (plan_job, apply_job, drift_job) = PIPELINES[pipeline]
     jobs = jobs_of()
-    assert [parse_line(t).args for t in jobs[plan_job]] == [["plan", "--out", "plan.json", "--format", "markdown"]]
-    assert [parse_line(t).args for t in jobs[apply_job]] == [["apply", "plan.json"]]
+    plan = f"{out}/plan.json"  # under the runner's temporary folder, never in the checkout
+    assert [parse_line(t).args for t in jobs[plan_job]] == [["plan", "--out", plan, "--format", "markdown"]]
+    assert [parse_line(t).stdout_to for t in jobs[plan_job]] == [f"{out}/plan.md"]
+    assert [parse_line(t).args for t in jobs[apply_job]] == [["apply", plan]]
     drift = [parse_line(t).args for t in jobs[drift_job]]
-    assert drift == [["plan", "--drift", "--baseline", "plan.json", "--format", "markdown"],
+    assert drift == [["plan", "--drift", "--baseline", plan, "--format", "markdown"],
                      ["plan", "--drift", "--format", "markdown"]]
+    for text in (t for lines in jobs.values() for t in lines):  # every file a command names
+        line = parse_line(text)
+        for name in [*line.args[1:], line.stdout_to or "", line.stderr_to or ""]:
+            if name.endswith((".json", ".md", ".err", ".log")):
+                assert Path(name).is_relative_to(out), text
     for text in (t for lines in jobs.values() for t in lines):
         args = parse_line(text).args
         with click.Context(cli) as ctx:
@@ -121,11 +140,11 @@ def test_github_workflow_wiring() -> None:
     jobs = wf["jobs"]
     uses = lambda job, action: [s for s in jobs[job]["steps"] if s.get("uses", "").startswith(action)]  # noqa: E731
     sticky = uses("plan", "marocchino/sticky-pull-request-comment")
-    assert len(sticky) == 1 and sticky[0]["with"]["path"] == "plan.md" and sticky[0]["with"]["header"]
+    assert len(sticky) == 1 and sticky[0]["with"]["path"] == "${{ runner.temp }}/plan.md" and sticky[0]["with"]["header"]
     [upload] = uses("plan", "actions/upload-artifact")
     assert upload["with"]["name"] == "reconciler-plan" and "plan.json" in upload["with"]["path"]
     fetch = " ".join(s.get("run", "") for s in jobs["apply"]["steps"])
-    assert "gh run download" in fetch and "--name reconciler-plan" in fetch
+    assert "gh run download" in fetch and "--name reconciler-plan --dir \"$RUNNER_TEMP\"" in fetch
     applied = [s for s in uses("apply", "actions/upload-artifact") if s["with"]["name"] == "reconciler-applied-plan"]
     assert len(applied) == 1 and "plan.json" in applied[0]["with"]["path"]
     assert "--name reconciler-applied-plan" in " ".join(s.get("run", "") for s in jobs["drift"]["steps"])
@@ -136,11 +155,11 @@ def test_github_workflow_wiring() -> None:
 
 def test_gitlab_pipeline_wiring() -> None:
     ci = yaml.safe_load(GITLAB.read_text(encoding="utf-8"))
-    assert "plan.json" in ci["reconciler-plan"]["artifacts"]["paths"]
+    assert "reconciler-artifacts/plan.json" in ci["reconciler-plan"]["artifacts"]["paths"]
     note_script = "\n".join(ci["reconciler-plan"]["script"])
     assert note_script.count("marker='<!-- reconciler-plan -->'") == 1 and "-X PUT" in note_script
     assert "reconciler-plan" in "\n".join(ci["reconciler-apply"]["script"])
-    assert "plan.json" in ci["reconciler-apply"]["artifacts"]["paths"]
+    assert "reconciler-artifacts/plan.json" in ci["reconciler-apply"]["artifacts"]["paths"]
     assert "reconciler-apply" in "\n".join(ci["reconciler-drift"]["script"])
     assert ci["reconciler-apply"]["resource_group"]
 
@@ -199,7 +218,8 @@ def _write_manifests(files: dict[str, str]) -> None:
 
 
 @pytest.mark.parametrize("pipeline", sorted(PIPELINES))
-def test_pipeline_commands_run_in_order(pipeline: str, target: Target) -> None:
+def test_pipeline_commands_run_in_order(pipeline: str, target: Target, out: Path) -> None:
+    temp = out
     jobs_of, (plan_job, apply_job, drift_job) = PIPELINES[pipeline]
     jobs = {name: [parse_line(t) for t in lines] for name, lines in jobs_of().items()}
 
@@ -209,7 +229,7 @@ def test_pipeline_commands_run_in_order(pipeline: str, target: Target) -> None:
     def drift_codes() -> dict[str, tuple[int, str]]:
         out = {}
         for line, code, _, err in job(drift_job):
-            assert Path("drift.md").read_text().startswith("### reconciler drift report")
+            assert (temp / "drift.md").read_text().startswith("### reconciler drift report")
             out["baseline" if "--baseline" in line.args else "plain"] = (code, err.strip())
         return out
 
@@ -217,16 +237,16 @@ def test_pipeline_commands_run_in_order(pipeline: str, target: Target) -> None:
     _write_manifests(MANIFESTS)
     [(_, code, _, err)] = job(plan_job)
     assert code == 0, err
-    md = Path("plan.md").read_text()
+    md = (temp / "plan.md").read_text()
     assert md.startswith("### reconciler plan") and "Plan: 4 to create, 0 to update" in md
-    plan = json.loads(Path("plan.json").read_text())
+    plan = json.loads((temp / "plan.json").read_text())
     jsonschema.validate(plan, plan_schema(), cls=jsonschema.Draft202012Validator)
     assert target.accounts() == {}
 
     # 2. merged: apply exactly the reviewed plan
     [(_, code, out, err)] = job(apply_job)
     assert code == 0, out + err
-    assert "Apply: 4 applied, 0 failed, 0 stale, 0 skipped." in Path("apply.log").read_text()
+    assert "Apply: 4 applied, 0 failed, 0 stale, 0 skipped." in (temp / "apply.log").read_text()
     assert sorted(target.accounts()) == ["game01", "game02", "game03"]
 
     # 3. nightly: nothing drifted
@@ -251,7 +271,7 @@ def test_pipeline_commands_run_in_order(pipeline: str, target: Target) -> None:
     # 6. the second pull request's plan (3 updates) applied after another hand change: stale, exit 3
     [(_, code, _, err)] = job(plan_job)
     assert code == 0, err
-    assert "Plan: 0 to create, 3 to update" in Path("plan.md").read_text()
+    assert "Plan: 0 to create, 3 to update" in (temp / "plan.md").read_text()
     target.out_of_band("/gateway/whitelist-account/change-remark", {"account": "game03", "remark": "by hand"})
     [(_, code, out, _)] = job(apply_job)
     assert code == 3, out

@@ -40,8 +40,9 @@ def sandbox_shim(tmp_path: Path) -> Path:
 
 def environ(tmp_path: Path, bin_dir: Path | None = None) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("STAGING_", "PRODUCTION_"))}
+    (tmp_path / "runner-temp").mkdir(exist_ok=True)
     env.update(STAGING_OPS_PASSWORD="StagingPw123", PRODUCTION_OPS_PASSWORD="ProductionPw456",
-               GITHUB_STEP_SUMMARY=str(tmp_path / "summary.md"))
+               GITHUB_STEP_SUMMARY=str(tmp_path / "summary.md"), RUNNER_TEMP=str(tmp_path / "runner-temp"))
     if bin_dir is not None:
         env["PATH"] = f"{bin_dir}{os.pathsep}{env['PATH']}"
     return env
@@ -80,9 +81,11 @@ def test_the_workflow_plans_both_environments_then_applies_staging_then_producti
             summary = (tmp_path / "summary.md").read_text()
             assert "Environment: staging; connections: bestproxy/staging, jdb/staging, tcaplus/staging." in summary
             assert "Environment: production; connections: bestproxy/production, jdb/production, tcaplus/production." in summary
-            assert sorted(p.name for p in site.glob("plan-*.json")) == ["plan-production.json", "plan-staging.json"]
+            # written under the runner's temporary folder, nothing in the checkout
+            assert sorted(p.name for p in (tmp_path / "runner-temp").glob("plan-*.json")) == ["plan-production.json", "plan-staging.json"]
+            assert not list(site.glob("plan-*"))
             assert accounts(tmp_path / "state", "staging") == {}  # planning wrote nothing
-    assert "Apply: 5 applied, 0 failed" in (site / "apply-production.log").read_text()
+    assert "Apply: 5 applied, 0 failed" in (tmp_path / "runner-temp" / "apply-production.log").read_text()
 
     state = tmp_path / "state"
     staging, production = accounts(state, "staging"), accounts(state, "production")
