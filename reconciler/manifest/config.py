@@ -70,6 +70,8 @@ class JdbProvider(Connection):
     key: SecretRef
     iv: SecretRef
     parent: StrictStr | None = None  # envelope-level parent (sub-account keys)
+    # the JDB currency code free-spin events must pay in (JDB sets it per agent; Action 72 has none)
+    currency: StrictStr | None = Field(default=None, min_length=1, max_length=10)
     concurrency: int = Field(default=2, ge=1, le=16)
     report_utc_offset: StrictStr = Field(
         default="-04:00", pattern=r"^[+-](0\d|1[0-4]):[0-5]\d$",
