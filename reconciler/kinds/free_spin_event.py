@@ -516,7 +516,9 @@ class FreeSpinEventKind(Kind):
             declared = {r.name: declared_players(r.spec, r.doc.base_dir) for r in agent_resources}
             read = self._read(client, agent, agent_resources, now)
             self._probe_renames(client, read, agent_resources, declared, ctx, budget)
-            matches, ended = self._match(agent_resources, read.live)
+            bound_to = {r.name: read.player_events.get(declared[r.name][0]) or set() if declared[r.name] else set()
+                        for r in agent_resources}
+            matches, ended = self._match(agent_resources, read.live, bound_to)
             self._read_players(client, read, agent_resources, matches, ended, declared, ctx, budget)
             claimed = {id(m) for m in (*matches.values(), *ended.values()) if m is not None}
             unclaimed = [e for e in read.live if id(e) not in claimed]
@@ -544,10 +546,13 @@ class FreeSpinEventKind(Kind):
         return _AgentRead(agent, (lo, hi), [_Live(row) for row in rows])
 
     @staticmethod
-    def _match(resources: list[Resource], events: list[_Live]) -> tuple[dict[str, _Live | None], dict[str, _Live | None]]:
-        """Each resource's event: same display name, else a unique unclaimed exact-window twin
-        (terminated events aside); then, for a resource still without one, the terminated event
-        it most likely was (same name, else a twin) — an event ended outside the product."""
+    def _match(resources: list[Resource], events: list[_Live], bound_to: dict[str, set[str]] | None = None
+               ) -> tuple[dict[str, _Live | None], dict[str, _Live | None]]:
+        """Each resource's event: same display name, else a unique unclaimed twin (a rename: every
+        declared field JDB returned agrees, end and spins were seen, and the resource's first
+        declared player is bound to it — ``bound_to``; terminated events aside); then, for a
+        resource still without one, the terminated event it most likely was (same name, else a
+        twin) — an event ended outside the product."""
         matches: dict[str, _Live | None] = {}
         ended: dict[str, _Live | None] = {r.name: None for r in resources}
         claimed: set[int] = set()
@@ -567,8 +572,9 @@ class FreeSpinEventKind(Kind):
             if matches[r.name] is not None:
                 continue
             want = desired_view(r.spec)
+            ours = (bound_to or {}).get(r.name, set())
             twins = [e for e in live if id(e) not in claimed and e.row.get("name") not in declared_names
-                     and e.status not in ENDED and _same_but_name(want, live_view(e.row))]
+                     and e.status not in ENDED and str(e.event_id) in ours and _same_but_name(want, live_view(e.row))]
             if len(twins) == 1:
                 matches[r.name] = twins[0]
                 claimed.add(id(twins[0]))
