@@ -463,6 +463,7 @@ class FreeSpinEventKind(Kind):
                                                   "one is not created (plan shows it as expired, nothing to do)")))
             if spec.playersFile is not None and spec.players is None:
                 problems.extend(self._file_problems(r, ctx))
+            problems.extend(r.problem(("bet",), message) for message in bet_problems(spec, ctx))
         return problems
 
     @staticmethod
@@ -832,7 +833,7 @@ class FreeSpinEventKind(Kind):
 
     def _create(self, r: Resource, want: dict[str, Any], count: int, unclaimed: list[_Live], ctx: RunContext,
                 read: _AgentRead, again_of: _Live | None = None) -> Change:
-        notes, summary = [], f"{count} player(s)"
+        notes, summary = locked_bets(r.spec, ctx), f"{count} player(s)"
         data = {**self._base_data(r, want, ctx), "bind": "all", "seen": _seen(want, unclaimed)}
         currency = data.get("currency")
         others = sorted({str(e.row["currency"]) for e in read.live if e.row.get("currency") not in (None, "")})
@@ -896,7 +897,7 @@ class FreeSpinEventKind(Kind):
         players = f"; players +{added} -{len(m.to_unbind)} of {count} declared" if added or m.to_unbind else ""
         data = {**self._base_data(r, want, ctx), "event": _event_ref(event), "update": update,
                 "bind": "all" if m.missing is None else m.missing, "unbind": m.to_unbind}
-        notes = [event.observed()]
+        notes = [event.observed(), *(locked_bets(r.spec, ctx) if any(d.path == "bet" for d in diffs) else [])]
         live = event.status == "ACTIVE"
         if live:
             money = [d.path for d in diffs if d.path in LIVE_GUARDED or d.path.startswith("players")]
@@ -1293,6 +1294,35 @@ def _auto_bound(client: JdbClient, agent: str, ref: dict[str, Any], auto: list[s
         return result.binding, []
     bound = _bound(client, agent, auto[0], ref["id"])
     return BindResult(), [] if bound else list(auto)
+
+
+def _ladders(ctx: RunContext) -> dict[int, list[Decimal]]:
+    provider = ctx.config.providers.jdb
+    ladders: dict[int, list[str]] = getattr(provider, "bet_ladders", None) or {}
+    return {m: sorted(Decimal(v) for v in values) for m, values in ladders.items() if values}
+
+
+def bet_problems(spec: FreeSpinEventSpec, ctx: RunContext) -> list[str]:
+    """The declared bet against ``providers.jdb.bet_ladders`` (before any call): Action 72 needs a
+    bet above every chosen game's smallest bet (JDB locks the largest ladder value not above it)."""
+    ladders, bet = _ladders(ctx), Decimal(spec.bet)
+    return [f"bet {spec.bet} is below the smallest bet {_money(ladders[m][0])} of machine type {m} "
+            f"(providers.jdb.bet_ladders; Action 72: the bet must reach every chosen game's smallest bet)"
+            for m in spec.machineTypes if m in ladders and bet < ladders[m][0]]
+
+
+def locked_bets(spec: FreeSpinEventSpec, ctx: RunContext) -> list[str]:
+    """Where JDB will lock a smaller bet than declared (seed, Action 72: the largest ladder value not
+    above ``bet``), and the machine types whose ladder is not configured (nothing checked)."""
+    ladders, bet = _ladders(ctx), Decimal(spec.bet)
+    if not ladders:
+        return []
+    out = [f"bet: JDB locks {_money(max(v for v in ladders[m] if v <= bet))} on machine type {m} (declared {spec.bet})"
+           for m in spec.machineTypes if m in ladders and ladders[m][0] <= bet and bet not in ladders[m]]
+    unknown = [str(m) for m in spec.machineTypes if m not in ladders]
+    if unknown:
+        out.append(f"bet not checked for machine type(s) {', '.join(unknown)}: no providers.jdb.bet_ladders entry")
+    return out
 
 
 def declared_currency(spec: FreeSpinEventSpec, ctx: RunContext) -> str | None:

@@ -299,3 +299,30 @@ def test_the_configured_currency_applies_to_every_event(ws: JdbWorkspace, curren
     else:
         assert res.exit_code == 4 and "currency: JDB has RB, declared US" in res.stdout, res.stdout + res.stderr
         assert ws.live()[0]["numberOfPlayers"] == 0
+
+
+def _with_ladders(ws: JdbWorkspace) -> None:
+    config = (ws.root / "reconciler.yaml").read_text()
+    ladders = '    bet_ladders:\n      14077: ["1", "5", "15", "20", "30"]\n      14085: ["3", "5", "25"]\n'
+    ws.write("reconciler.yaml", config.replace(f"dc: {SANDBOX_DC}\n", f"dc: {SANDBOX_DC}\n{ladders}"))
+
+
+def test_a_bet_below_a_games_smallest_bet_is_refused_before_any_call(ws: JdbWorkspace) -> None:
+    _with_ladders(ws)
+    ws.write("manifests/events.yaml", event_doc(ws, bet="2"))  # 14085's smallest bet is 3
+    for command in ("validate", "plan"):
+        res = ws.cli(command)
+        assert res.exit_code == 1, res.stdout + res.stderr
+        assert "manifests/events.yaml:" in res.stderr and "spec.bet" in res.stderr
+        assert "below the smallest bet 3 of machine type 14085" in res.stderr
+    assert ws.stats().get("POST /apiRequest.do", 0) == 0
+
+
+def test_the_plan_shows_the_bet_jdb_locks_per_game(ws: JdbWorkspace) -> None:
+    _with_ladders(ws)
+    ws.write("manifests/events.yaml", event_doc(ws, bet="25", machineTypes=[14077, 14085, 14099]))
+    plan = ws.cli("plan")
+    assert plan.exit_code == 0, plan.stdout + plan.stderr
+    assert "bet: JDB locks 20 on machine type 14077 (declared 25)" in plan.stdout
+    assert "14085 (declared" not in plan.stdout  # 25 is on its ladder
+    assert "bet not checked for machine type(s) 14099" in plan.stdout
