@@ -2,8 +2,9 @@
 
 Identity is ``metadata.name``; JDB knows events by ``eventId`` and display ``name`` only, so a
 manifest is matched to the live event of its ``agent`` with the same display name; when none has
-it, to the one unclaimed live event whose type, times, start and end are exactly the declared ones
-(a rename); when still none, to a TERMINATED event with its name (or a unique terminated twin).
+it, to the one unclaimed live event whose every returned field but the name agrees (end and spins
+seen) and to which its first declared player is bound (a rename); when still none, to a TERMINATED
+event with its name (or a unique terminated twin).
 
 Reads: one Action 76 per agent over a wide time window, plus Action 71 within a per-run budget
 (:data:`PLAYER_READ_BUDGET`) for player membership — JDB has no call that lists an event's players.
@@ -18,14 +19,21 @@ created again unless ``spec.grantAgainAfter`` names it; a declared window alread
 
 Writes (every one safe to repeat; a lost reply is read back by key before any repeat):
 
-- create: Action 72 with ``transactionId`` = a UUIDv5 of agent, identity and generation, binding
-  the first 50,000 players; the rest with Action 74 in calls of 50,000. The answer's ``eventId``
-  tells the outcome (no confirming read); only an opt-in (replace, ``grantAgainAfter``) moves on to
-  the next generation when the id already made an event that has ended;
-- update: Action 77 for name, machine types, bet and withdrawals; Action 74 for missing players;
-  Action 75 for ``excludedPlayers`` still bound (only while INACTIVE, as JDB requires);
-- replace (type, times, start/end, bonus chips changed): terminate (73) and create again; needs
-  ``--allow-replace`` or ``spec.allowReplace``, and ``--force`` when the event is ACTIVE;
+- create: Action 72 without players under ``transactionId`` = a UUIDv5 of the key scope (``--env``
+  and named connection), agent, identity and generation; Action 76 by the answered ``eventId``
+  confirms it is the declared event (every returned field agrees) before anyone is bound; then
+  Action 74 in calls of 50,000. An answer naming another event is an error with nobody bound. Only
+  an opt-in (replace, ``grantAgainAfter``) moves on to the next key when the key's event has ended;
+- update: Action 77 for name, machine types, bet and withdrawals; Action 74 for missing players
+  (only with a manifest change, ``spec.allowRebind`` or ``--force``: a player unbound outside the
+  product is not bound again silently); Action 75 for ``excludedPlayers`` still bound (only while
+  INACTIVE, as JDB requires). Money fields and players of an ACTIVE event need
+  ``spec.allowLiveChanges`` or ``--force``;
+- replace (type, times, start/end, bonus chips changed): create the new event first under a key
+  derived from the declared content, confirm it, terminate (73) the old one, bind; needs
+  ``--allow-replace`` or ``spec.allowReplace``, and ``spec.allowLiveChanges``/``--force`` when the
+  event is ACTIVE. A replace planned again for the same manifest gets the same event back and
+  stops: it terminates and creates at most once per manifest change;
 - delete: only inside a ``PruneScope`` (``agent`` + ``namePrefix``), never an ACTIVE event without
   ``--force``.
 
