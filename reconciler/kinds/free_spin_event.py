@@ -1277,8 +1277,9 @@ def _create(client: JdbClient, data: dict[str, Any], now: datetime, *, again: bo
         if wrong:
             raise ReconcilerError(
                 f"Action 72 with the transactionId of {label} answered event {result.event_id} '{row.get('name')}' ({status}), "
-                f"which is not the event this manifest declares ({'; '.join(wrong)}){sent}; if that event is another "
-                f"environment's or connection's on this agent, set spec.generation to {gen + 1} or more "
+                f"which is not the event this manifest declares ({'; '.join(wrong)}){sent}; if it is this manifest's own "
+                "event, renamed together with another change, rename it alone first; if it is another environment's "
+                f"or connection's on this agent, set spec.generation to {gen + 1} or more "
                 "(docs/kinds/free-spin-event.md, 'Idempotency')")
         return result, label
     raise ReconcilerError(f"{keys[0][0]}-{keys[-1][0]}: every transactionId tried answers an event that has ended or is no "

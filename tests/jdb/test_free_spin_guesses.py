@@ -191,11 +191,12 @@ def test_a_money_change_to_an_active_event_needs_the_opt_in(ws: JdbWorkspace) ->
 def test_force_also_allows_a_live_change_and_a_name_alone_needs_nothing(ws: JdbWorkspace) -> None:
     ws.write("manifests/events.yaml", event_doc(ws, startTime=when(ws, -1)))
     apply(ws)
-    ws.write("manifests/events.yaml", event_doc(ws, startTime=when(ws, -1), name="Spring spins (live)"))
-    plan = ws.cli("plan")
-    assert "CHANGE TO A RUNNING PROMOTION" in plan.stdout and "blocked:" not in plan.stdout
-    apply(ws)
-    ws.write("manifests/events.yaml", event_doc(ws, startTime=when(ws, -1), name="Spring spins (live)",
+    for changed in ({}, {"machineTypes": [14077]}):  # a rename, then a change of games: no opt-in needed
+        ws.write("manifests/events.yaml", event_doc(ws, startTime=when(ws, -1), name="Spring spins (live)", **changed))
+        plan = ws.cli("plan")
+        assert "CHANGE TO A RUNNING PROMOTION" in plan.stdout and "blocked:" not in plan.stdout
+        apply(ws)
+    ws.write("manifests/events.yaml", event_doc(ws, startTime=when(ws, -1), name="Spring spins (live)", machineTypes=[14077],
                                                 players=["player00001", "player00002", "player00003", "player00004"],
                                                 allowRebind=True))
     blocked = ws.cli("apply", "--auto-approve")
@@ -282,6 +283,10 @@ def test_an_event_in_another_currency_gets_nobody_bound(ws: JdbWorkspace) -> Non
     assert ws.live()[0]["numberOfPlayers"] == 0
     plan = ws.cli("plan")
     assert "pays in RB, the manifest declares currency US" in plan.stdout
+    ws.write("manifests/events.yaml", event_doc(ws, currency="US", allowRebind=True))
+    blocked = ws.cli("apply", "--auto-approve")
+    assert blocked.exit_code == 1 and "cannot change an event's currency" in blocked.stderr
+    assert ws.live()[0]["numberOfPlayers"] == 0
     ws.write("manifests/events.yaml", event_doc(ws, "other", name="Other", currency="US"))
     plan = ws.cli("plan")
     assert "+ create FreeSpinEvent/other" in plan.stdout and "blocked:" in plan.stdout  # the agent's events are in RB
@@ -326,3 +331,50 @@ def test_the_plan_shows_the_bet_jdb_locks_per_game(ws: JdbWorkspace) -> None:
     assert "bet: JDB locks 20 on machine type 14077 (declared 25)" in plan.stdout
     assert "14085 (declared" not in plan.stdout  # 25 is on its ladder
     assert "bet not checked for machine type(s) 14099" in plan.stdout
+
+
+def test_an_active_event_is_replaced_with_the_manifest_opt_in_instead_of_force(ws: JdbWorkspace) -> None:
+    ws.write("manifests/events.yaml", event_doc(ws, startTime=when(ws, -1)))
+    apply(ws)
+    ws.write("manifests/events.yaml", event_doc(ws, startTime=when(ws, -1), times=99, allowReplace=True))
+    refused = ws.cli("apply", "--auto-approve")
+    assert refused.exit_code == 1 and "allowLiveChanges" in refused.stderr
+    ws.write("manifests/events.yaml", event_doc(ws, startTime=when(ws, -1), times=99, allowReplace=True, allowLiveChanges=True))
+    plan = ws.cli("plan")
+    assert "CHANGE TO A RUNNING PROMOTION" in plan.stdout and "blocked:" not in plan.stdout
+    apply(ws)
+    assert [e["times"] for e in ws.live()] == [99]
+
+
+@pytest.mark.parametrize("repeat_transaction", ["answer", "bind"])
+def test_an_auto_created_player_sent_to_another_event_is_said_so(ws: JdbWorkspace) -> None:
+    """autoCreatePlayerEnabled needs its one player on Action 72; when the key answers another
+    event the error says that player may have been bound to it (a JDB that binds on a repeat)."""
+    staging = ws.client.create_event(agent=AGENT, draft=draft(ws, name="Spring spins [staging]"),
+                                     transaction_id=transaction_id(AGENT, "spring", 1))
+    ws.write("manifests/events.yaml", event_doc(ws, players=["brandnew1"], autoCreatePlayerEnabled=True))
+    res = ws.cli("apply", "--auto-approve")
+    assert res.exit_code == 4, res.stdout + res.stderr
+    assert f"answered event {staging.event_id}" in res.stdout and "may have been bound to it" in res.stdout
+
+
+def test_the_default_connection_keeps_the_keys_earlier_versions_made() -> None:
+    import uuid
+
+    from reconciler.kinds.free_spin_event import TRANSACTION_NAMESPACE
+
+    legacy = str(uuid.uuid5(TRANSACTION_NAMESPACE, f"{AGENT}\nspring\n1"))
+    assert transaction_id(AGENT, "spring", 1, key_scope(None, "default")) == legacy
+    assert transaction_id(AGENT, "spring", 1, key_scope(None, "staging")) != legacy
+
+
+def test_a_rename_together_with_another_change_is_not_taken_for_a_rename(ws: JdbWorkspace) -> None:
+    ws.write("manifests/events.yaml", event_doc(ws))
+    apply(ws)
+    [event] = ws.live()
+    ws.write("manifests/events.yaml", event_doc(ws, name="Renamed", machineTypes=[14077]))
+    assert "+ create FreeSpinEvent/spring" in ws.cli("plan").stdout
+    res = ws.cli("apply", "--auto-approve")
+    assert res.exit_code == 4, res.stdout + res.stderr
+    assert f"answered event {event['eventId']} 'Spring spins'" in res.stdout and "rename it alone first" in res.stdout
+    assert [(e["name"], e["numberOfPlayers"]) for e in ws.events()] == [("Spring spins", 3)]
