@@ -536,6 +536,7 @@ class FreeSpinEventKind(Kind):
             self._plan_prune(read, unclaimed, scopes_by_agent[agent], ctx, kp)
         _cap(kp, ": expired: ", SHOWN_ENDED, "expired event(s) with nothing to do")
         _cap(kp, ": terminated out of band: ", SHOWN_ENDED, "event(s) terminated out of band (plan --drift --format json lists them all)")
+        _cap(kp, "not bound again without spec.allowRebind", SHOWN_ENDED, "event(s) with declared players not bound again")
         if unseen:
             fields = ", ".join(f"{k} ({n} event(s))" for k, n in sorted(unseen.items()))
             how = ("a manifest changed since the baseline plan sends them again (an immutable one only when the "
@@ -1102,9 +1103,11 @@ def _calls(count: int) -> int:
 
 
 def _create_calls(count: int) -> list[str]:
-    return ["JDB action 72 (create, no players)",
-            "JDB action 76 (confirm the answered event is the declared one before anyone is bound)",
-            f"JDB action 74 x {_calls(count)} (bind the players, 50,000 per call)"]
+    calls = ["JDB action 72 (create, no players)",
+             "JDB action 76 (confirm the answered event is the declared one before anyone is bound)"]
+    if count:
+        calls.append(f"JDB action 74 x {_calls(count)} (bind the players, 50,000 per call)")
+    return calls
 
 
 def _event_ref(event: _Live) -> dict[str, Any]:

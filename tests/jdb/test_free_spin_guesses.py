@@ -378,3 +378,15 @@ def test_a_rename_together_with_another_change_is_not_taken_for_a_rename(ws: Jdb
     assert res.exit_code == 4, res.stdout + res.stderr
     assert f"answered event {event['eventId']} 'Spring spins'" in res.stdout and "rename it alone first" in res.stdout
     assert [(e["name"], e["numberOfPlayers"]) for e in ws.events()] == [("Spring spins", 3)]
+
+
+def test_many_events_with_unbound_players_keep_the_plan_short(ws: JdbWorkspace) -> None:
+    docs = "---\n".join(event_doc(ws, f"e{i}", name=f"Event {i}", players=[f"player{i + 1:05d}"]) for i in range(25))
+    ws.write("manifests/events.yaml", docs)
+    apply(ws)
+    for event in ws.live():
+        ws.client.unbind_players(agent=AGENT, event_id=event["eventId"], players=[f"player{int(event['name'][6:]) + 1:05d}"])
+    plan = ws.cli("plan", "--detailed-exitcode")
+    assert plan.exit_code == 0, plan.stdout + plan.stderr
+    assert plan.stdout.count("not bound again without spec.allowRebind") == 20
+    assert "... and 5 more event(s) with declared players not bound again" in plan.stdout
