@@ -724,7 +724,7 @@ class FreeSpinEventKind(Kind):
         diffs += self._unseen_diffs(r, want, have, ctx, unseen)
         m = self._membership(spec, declared, event, read)
         self._warn_players(r, event, m, kp)
-        self._gate_rebind(r, event, m, ctx, kp)
+        self._gate_rebind(r, event, m, len(declared), ctx, kp)
         wrong_currency = self._check_currency(r, event, ctx, kp)
         if any(d.path in IMMUTABLE for d in diffs):
             kp.changes.append(self._replace(r, want, event, diffs, len(declared), unclaimed, ctx))
@@ -791,7 +791,7 @@ class FreeSpinEventKind(Kind):
                                "JDB cannot list them — name them under excludedPlayers to unbind them")
 
     @staticmethod
-    def _gate_rebind(r: Resource, event: _Live, m: _Membership, ctx: RunContext, kp: KindPlan) -> None:
+    def _gate_rebind(r: Resource, event: _Live, m: _Membership, count: int, ctx: RunContext, kp: KindPlan) -> None:
         """Declared players that exist and are not bound to the existing event are bound only when
         the manifest changed since the last applied plan (``--last-applied``: they are an edit),
         with ``spec.allowRebind`` or with ``--force``: JDB cannot tell a newly declared player from
@@ -802,8 +802,8 @@ class FreeSpinEventKind(Kind):
         if ctx.manifest_changed(r) or r.spec.allowRebind or ctx.options.force:
             return
         if m.missing is None:
-            who = (f"event {event.event_id} has {event.count} bound player(s) for {r.spec.players and len(r.spec.players) or 'the'} "
-                   "declared ones (too many to check one by one)")
+            who = (f"event {event.event_id} has {event.count} bound player(s) for {count} declared (too many to check one "
+                   "by one): some declared players are not bound")
         else:
             who = f"{len(m.missing)} declared player(s) are not bound to event {event.event_id}: {', '.join(_shown(m.missing))}"
         kp.warnings.append(
