@@ -878,7 +878,7 @@ class FreeSpinEventKind(Kind):
             data["blocked"] = (f"event {event.event_id} is ACTIVE (a running promotion): replacing it ends it for its players; "
                                "set spec.allowLiveChanges: true or add --force")
         calls = _create_calls(count)
-        calls.insert(1, f"JDB action 73 (terminate event {event.event_id}, once the new event is confirmed)")
+        calls.insert(2, f"JDB action 73 (terminate event {event.event_id}, once the new event is confirmed)")
         notes = [f"{immutable} cannot be updated in place", event.observed()]
         if live:
             notes.insert(0, RUNNING + f": event {event.event_id} is ACTIVE; its players lose what is left of it")
