@@ -1200,6 +1200,8 @@ def _bind(client: JdbClient, agent: str, ref: dict[str, Any], players: list[str]
     for chunk in chunks(players):
         try:
             result = result + client.bind_players(agent=agent, event_id=ref["id"], players=chunk)
+        except JdbEventStateError as exc:
+            result = result + _bind_refused(client, agent, ref, chunk, now, exc)
         except UNKNOWN_OUTCOME:
             if _find(client, agent, ref, now) is None:
                 raise
@@ -1209,6 +1211,22 @@ def _bind(client: JdbClient, agent: str, ref: dict[str, Any], players: list[str]
             if todo:
                 result = result + client.bind_players(agent=agent, event_id=ref["id"], players=todo)
     return _recheck_failed(client, agent, ref, result)
+
+
+def _bind_refused(client: JdbClient, agent: str, ref: dict[str, Any], chunk: list[str], now: datetime,
+                  exc: JdbEventStateError) -> BindResult:
+    """Action 74 refused while the event still takes players: a JDB may refuse a call that holds a
+    bound player (not documented). Within the read budget the chunk's players are read back (Action
+    71) and only the unbound ones are sent again; a larger chunk cannot be checked and fails, saying so."""
+    if _status(client, agent, ref, now) not in ("INACTIVE", "ACTIVE"):
+        raise exc
+    if len(chunk) > PLAYER_READ_BUDGET:
+        raise ReconcilerError(
+            f"JDB refused to bind {len(chunk)} player(s) to event {ref['id']} ({exc.vendor_message}); if it refuses calls "
+            f"that hold an already bound player, more than {PLAYER_READ_BUDGET} players cannot be checked one by one: "
+            "list the players that are not bound (the plan names them when they fit its read budget)") from None
+    todo = [u for u in chunk if _bound(client, agent, u, ref["id"]) is not True]
+    return client.bind_players(agent=agent, event_id=ref["id"], players=todo) if todo else BindResult()
 
 
 def _recheck_failed(client: JdbClient, agent: str, ref: dict[str, Any], result: BindResult) -> BindResult:

@@ -43,7 +43,8 @@ Semantic decisions where the documents are silent (see also ``reference/jdb.md``
   ``notExistedPlayers``, players registered as locked in ``failedBindingPlayers``. ``BONUSCHIPS``
   requires ``bonusChips`` and ``chipsMultiplier`` (``times`` is not used).
 - Action 74 binding an already bound player: knob ``bind_bound`` — ``"noop"`` (default; not
-  reported) or ``"failed"`` (listed in ``failedBindingPlayers``, the binding stays);
+  reported), ``"failed"`` (listed in ``failedBindingPlayers``, the binding stays) or ``"error"``
+  (the whole call refused, ``9998`` with a guessed text, nothing bound);
   Action 75 unbinding a player who is not bound is a no-op.
 - Action 76 returns events whose ``startTime >= startTime`` and ``endTime <= endTime`` of the
   query (containment); ``name`` is an exact match. Knob ``search_fields``: ``"documented"`` (the
@@ -138,8 +139,9 @@ KNOBS: dict[str, tuple[str, ...]] = {
     # Action 77 on an ACTIVE event: accepted ("allowed") or refused with 9998 ("refused")
     "update_active": ("allowed", "refused"),
     # Action 74 for a player already bound to the event: a no-op ("noop") or listed in
-    # failedBindingPlayers ("failed"; the binding stays)
-    "bind_bound": ("noop", "failed"),
+    # failedBindingPlayers ("failed"; the binding stays), or the whole call refused ("error": 9998
+    # with TEXT_BOUND, nothing bound)
+    "bind_bound": ("noop", "failed", "error"),
 }
 
 PARAM = "The parameter of input error, please check your parameter is correct or not. parameter:"
@@ -148,6 +150,7 @@ TEXT_RANGE = "Time interval exceeds the allowable range."
 TEXT_NO_EVENT = "Event not exist."
 TEXT_NOT_INACTIVE = "Only INACTIVE event has right to do this action."
 TEXT_USER = "User ID cannot be found."
+TEXT_BOUND = "Player has already been bound to this event."  # a guess (knob bind_bound "error")
 
 _ISO = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{3})?[+-]\d{2}:\d{2}$")
 _REPORT = re.compile(r"^(\d{2})-(\d{2})-(\d{4}) (\d{2}):(\d{2}):(\d{2})$")
@@ -629,12 +632,14 @@ class JdbEmulator(Emulator):
         uids = list(dict.fromkeys(uids))
         known = self._players(agent, uids)
         bound: set[str] = set()
-        if self.bind_bound == "failed":
+        if self.bind_bound != "noop":
             for i in range(0, len(uids), 500):
                 chunk = uids[i : i + 500]
                 marks = ",".join("?" * len(chunk))
                 bound.update(r[0] for r in self.db.execute(
                     f"SELECT uid FROM bindings WHERE event_id = ? AND uid IN ({marks})", [event_id, *chunk]))
+        if bound and self.bind_bound == "error":
+            raise _Fail("9998", TEXT_BOUND)
         rows = [(event_id, u) for u in uids if u in known and not known[u]]
         with self.transaction():
             self.db.executemany("INSERT OR IGNORE INTO bindings (event_id, uid) VALUES (?, ?)", rows)

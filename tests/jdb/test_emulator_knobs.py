@@ -67,11 +67,14 @@ def test_action_77_on_an_active_event(raw: RawJdb, clock: Clock, update_active: 
         assert body == {"status": "9998", "err_text": "This action cannot be executed as the event status is ACTIVE."}
 
 
-@pytest.mark.parametrize("bind_bound", ["noop", "failed"])
+@pytest.mark.parametrize("bind_bound", ["noop", "failed", "error"])
 def test_action_74_for_a_bound_player(raw: RawJdb, clock: Clock, bind_bound: str) -> None:
     event_id = create(raw, clock, players=["player00001"])
     body = raw.call({"action": 74, "eventId": str(event_id), "players": ["player00001", "player00002"]})
+    [event] = search(raw, clock)
+    if bind_bound == "error":
+        assert body["status"] == "9998" and event["numberOfPlayers"] == 1  # refused whole: nothing bound
+        return
     assert body["status"] == "0000", body
     assert body["data"]["failedBindingPlayers"] == ([] if bind_bound == "noop" else ["player00001"])
-    [event] = search(raw, clock)
     assert event["numberOfPlayers"] == 2  # the bound player stays bound either way

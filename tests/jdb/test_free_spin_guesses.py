@@ -217,7 +217,7 @@ def test_a_mutable_update_works_whichever_fields_action_77_may_change(ws: JdbWor
     assert_converged(ws)
 
 
-@pytest.mark.parametrize("bind_bound", ["noop", "failed"])
+@pytest.mark.parametrize("bind_bound", ["noop", "failed", "error"])
 def test_players_unbound_out_of_band_are_not_bound_again_without_the_opt_in(ws: JdbWorkspace) -> None:
     ws.write("manifests/events.yaml", event_doc(ws))
     apply(ws)
@@ -245,10 +245,11 @@ def test_a_manifest_change_shown_by_the_last_applied_plan_binds_new_players(ws: 
     assert ws.live()[0]["numberOfPlayers"] == 4
 
 
-@pytest.mark.parametrize("bind_bound", ["noop", "failed"])
+@pytest.mark.parametrize("bind_bound", ["noop", "failed", "error"])
 def test_rebinding_a_large_list_is_not_a_partial_grant_whatever_jdb_says_of_bound_players(ws: JdbWorkspace) -> None:
     """More declared players than the read budget: membership is judged by count and the whole
-    list is sent again; a JDB that lists bound players as failed does not make a partial grant."""
+    list is sent again; a JDB that lists bound players as failed does not make a partial grant,
+    and one that refuses the whole call says why, with nothing bound."""
     players = [f"vip{i:04d}" for i in range(101)]
     ws.emulator.register_players(AGENT, players)
     ws.write("manifests/events.yaml", event_doc(ws, players=players))
@@ -258,6 +259,11 @@ def test_rebinding_a_large_list_is_not_a_partial_grant_whatever_jdb_says_of_boun
     assert "not bound again" in ws.cli("plan").stdout
     ws.write("manifests/events.yaml", event_doc(ws, players=players, allowRebind=True))
     res = ws.cli("apply", "--auto-approve")
+    if ws.emulator.bind_bound == "error":
+        assert res.exit_code == 4, res.stdout + res.stderr
+        assert "JDB refused to bind 101 player(s)" in res.stdout and "cannot be checked one by one" in res.stdout
+        assert ws.live()[0]["numberOfPlayers"] == 100
+        return
     assert res.exit_code == 0, res.stdout + res.stderr
     assert ws.live()[0]["numberOfPlayers"] == 101
 
@@ -390,3 +396,18 @@ def test_many_events_with_unbound_players_keep_the_plan_short(ws: JdbWorkspace) 
     assert plan.exit_code == 0, plan.stdout + plan.stderr
     assert plan.stdout.count("not bound again without spec.allowRebind") == 20
     assert "... and 5 more event(s) with declared players not bound again" in plan.stdout
+
+
+@pytest.mark.parametrize("bind_bound", ["noop", "failed", "error"])
+def test_binding_a_small_list_that_holds_a_bound_player(ws: JdbWorkspace) -> None:
+    """Action 74 with one player already bound: whatever JDB answers for it (no-op, failed, the
+    whole call refused), the unbound one ends up bound and nobody is reported not bound."""
+    from datetime import datetime, timezone
+
+    from reconciler.kinds.free_spin_event import _bind
+
+    event = ws.client.create_event(agent=AGENT, draft=draft(ws), transaction_id="small-list", players=["player00001"])
+    ref = {"id": event.event_id, "startTime": when(ws, 1), "endTime": when(ws, 8)}
+    result = _bind(ws.client, AGENT, ref, ["player00001", "player00002"], datetime.fromtimestamp(ws.clock.now, timezone.utc))
+    assert (result.failed, result.not_existed) == ((), ())
+    assert ws.live()[0]["numberOfPlayers"] == 2
