@@ -644,8 +644,16 @@ class FreeSpinEventKind(Kind):
         71 of its first declared player (within the budget): the rows of the events that player is
         bound to carry ``times`` and ``endTime``, which a rename match needs to see agree."""
         names = {str(e.row.get("name")) for e in read.live if e.status != "TERMINATED"}
+        declared_names = {r.spec.name for r in resources}
+        others = [live_view(e.row) for e in read.live
+                  if e.status not in ENDED and str(e.row.get("name")) not in declared_names]
+
+        def candidate(r: Resource) -> bool:  # a live event it could be a rename of (same type and start)
+            want = desired_view(r.spec)
+            return any(v.get("type") == want["type"] and v.get("startTime") == want["startTime"] for v in others)
+
         uids = list(dict.fromkeys(declared[r.name][0] for r in resources
-                                  if r.spec.name not in names and declared[r.name]))[: max(0, budget[0])]
+                                  if r.spec.name not in names and declared[r.name] and candidate(r)))[: max(0, budget[0])]
         budget[0] -= len(uids)
         FreeSpinEventKind._read_uids(client, read, uids, ctx)
 
