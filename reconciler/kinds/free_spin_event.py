@@ -2,8 +2,9 @@
 
 Identity is ``metadata.name``; JDB knows events by ``eventId`` and display ``name`` only, so a
 manifest is matched to the live event of its ``agent`` with the same display name; when none has
-it, to the one unclaimed live event whose type, times, start and end are exactly the declared ones
-(a rename); when still none, to a TERMINATED event with its name (or a unique terminated twin).
+it, to the one unclaimed live event whose every returned field but the name agrees (end and spins
+seen) and to which its first declared player is bound (a rename); when still none, to a TERMINATED
+event with its name (or a unique terminated twin).
 
 Reads: one Action 76 per agent over a wide time window, plus Action 71 within a per-run budget
 (:data:`PLAYER_READ_BUDGET`) for player membership — JDB has no call that lists an event's players.
@@ -18,14 +19,21 @@ created again unless ``spec.grantAgainAfter`` names it; a declared window alread
 
 Writes (every one safe to repeat; a lost reply is read back by key before any repeat):
 
-- create: Action 72 with ``transactionId`` = a UUIDv5 of agent, identity and generation, binding
-  the first 50,000 players; the rest with Action 74 in calls of 50,000. The answer's ``eventId``
-  tells the outcome (no confirming read); only an opt-in (replace, ``grantAgainAfter``) moves on to
-  the next generation when the id already made an event that has ended;
-- update: Action 77 for name, machine types, bet and withdrawals; Action 74 for missing players;
-  Action 75 for ``excludedPlayers`` still bound (only while INACTIVE, as JDB requires);
-- replace (type, times, start/end, bonus chips changed): terminate (73) and create again; needs
-  ``--allow-replace`` or ``spec.allowReplace``, and ``--force`` when the event is ACTIVE;
+- create: Action 72 without players under ``transactionId`` = a UUIDv5 of the key scope (``--env``
+  and named connection), agent, identity and generation; Action 76 by the answered ``eventId``
+  confirms it is the declared event (every returned field agrees) before anyone is bound; then
+  Action 74 in calls of 50,000. An answer naming another event is an error with nobody bound. Only
+  an opt-in (replace, ``grantAgainAfter``) moves on to the next key when the key's event has ended;
+- update: Action 77 for name, machine types, bet and withdrawals; Action 74 for missing players
+  (only with a manifest change, ``spec.allowRebind`` or ``--force``: a player unbound outside the
+  product is not bound again silently); Action 75 for ``excludedPlayers`` still bound (only while
+  INACTIVE, as JDB requires). Money fields and players of an ACTIVE event need
+  ``spec.allowLiveChanges`` or ``--force``;
+- replace (type, times, start/end, bonus chips changed): create the new event first under a key
+  derived from the declared content, confirm it, terminate (73) the old one, bind; needs
+  ``--allow-replace`` or ``spec.allowReplace``, and ``spec.allowLiveChanges``/``--force`` when the
+  event is ACTIVE. A replace planned again for the same manifest gets the same event back and
+  stops: it terminates and creates at most once per manifest change;
 - delete: only inside a ``PruneScope`` (``agent`` + ``namePrefix``), never an ACTIVE event without
   ``--force``.
 
@@ -34,6 +42,7 @@ Status and usage counters (spins used, cash-out) are observed, never drift.
 
 from __future__ import annotations
 
+import json
 import re
 from functools import lru_cache
 import uuid
@@ -87,6 +96,10 @@ ENDED = ("TERMINATED", "EXPIRED")
 FROM_ACTION_71: Final = ("times", "endTime", "updateTime")
 EXPORT_FROM_ACTION_71: Final = ("endTime", "times")
 SHOWN_PLAYERS = 10
+LIVE_GUARDED: Final = ("bet", "minWithdrawal", "maxWithdrawal", "times", "bonusChips", "chipsMultiplier")
+"""Fields whose change on an ACTIVE event (a running promotion) needs spec.allowLiveChanges or --force
+(players too)."""
+RUNNING: Final = "CHANGE TO A RUNNING PROMOTION"
 UNKNOWN_OUTCOME = (JdbTransportError, JdbUnavailableError)
 """A write whose outcome is unknown: the reply was lost, or JDB answered busy (it may have acted)."""
 SHOWN_ENDED = 20  # per kind plan: ended-event notices shown one by one; the rest are counted
@@ -153,6 +166,15 @@ class FreeSpinEventSpec(BaseModel):
         default=None, description="the eventId of this resource's event that ended outside the product (terminated or "
                                   "expired): create a new grant anyway; the plan shows it as a new grant")
     allowReplace: StrictBool = Field(default=False, description="allow terminate + create when an immutable field changes")
+    allowLiveChanges: StrictBool = Field(
+        default=False, description="allow changing bet, withdrawal limits, spins or players of an ACTIVE event (a running "
+                                   "promotion); --force does the same for one run")
+    allowRebind: StrictBool = Field(
+        default=False, description="bind declared players that are not bound to the existing event again, even when they "
+                                   "may have been unbound outside the product (Action 75)")
+    currency: Annotated[StrictStr, Field(min_length=1, max_length=10)] | None = Field(
+        default=None, description="JDB currency code the event must pay in (default: providers.jdb.currency); JDB sets it "
+                                  "per agent, Action 72 has no currency: a mismatch is refused before binding")
 
     @property
     def start(self) -> datetime:
@@ -262,9 +284,29 @@ def declared_players(spec: FreeSpinEventSpec, base_dir: Path) -> list[str]:
     return read_players_file(base_dir / spec.playersFile)[0]
 
 
-def transaction_id(agent: str, identity: str, generation: int) -> str:
-    """The deterministic 36-character Action 72 ``transactionId`` of one generation of an event."""
-    return str(uuid.uuid5(TRANSACTION_NAMESPACE, f"{agent}\n{identity}\n{generation}"))
+def transaction_id(agent: str, identity: str, generation: int, scope: str = "") -> str:
+    """The deterministic 36-character Action 72 ``transactionId`` of one generation of an event.
+
+    ``scope`` (:func:`key_scope`) keeps the keys of environments and connections that share one
+    agent apart; the default connection without ``--env`` has the empty scope, whose keys are the
+    ones every earlier version made (so its live events keep their keys)."""
+    if not scope:
+        return str(uuid.uuid5(TRANSACTION_NAMESPACE, f"{agent}\n{identity}\n{generation}"))
+    return str(uuid.uuid5(TRANSACTION_NAMESPACE, f"scope {scope}\n{agent}\n{identity}\n{generation}"))
+
+
+def replacement_id(agent: str, identity: str, generation: int, scope: str, desired: dict[str, Any], n: int) -> str:
+    """The ``transactionId`` of the ``n``-th replacement event for one declared content: a replace
+    repeated for an unchanged manifest asks JDB with the same key, so it creates at most once."""
+    content = json.dumps(desired, sort_keys=True, separators=(",", ":"), default=str)
+    return str(uuid.uuid5(TRANSACTION_NAMESPACE, f"replace {scope}\n{agent}\n{identity}\n{generation}\n{content}\n{n}"))
+
+
+def key_scope(environment: str | None, connection: str | None) -> str:
+    """What tells apart runs that share a JDB agent: the ``--env`` and the named connection.
+    Empty (the legacy keys) for the default connection without an environment."""
+    parts = [f"env={environment}" if environment else "", f"connection={connection}" if connection not in (None, "default") else ""]
+    return ";".join(p for p in parts if p)
 
 
 # -- normalised views -------------------------------------------------------------------------
@@ -310,7 +352,9 @@ def live_view(row: EventInfo) -> dict[str, Any]:
             view[key] = _instant(raw[key])
     if "machineTypes" in raw:
         view["machineTypes"] = sorted(raw.get("machineTypes") or [])
-    if "times" in raw:
+    if "times" in raw and raw.get("type") != "BONUSCHIPS":
+        # a BONUSCHIPS event has no spins: JDB answers null (Action 71 seed) or may echo the
+        # placeholder the create sent; either way it is not compared
         view["times"] = raw["times"]
     for key in ("bet", "minWithdrawal", "maxWithdrawal", "bonusChips", "chipsMultiplier"):
         if key in raw:
@@ -435,6 +479,7 @@ class FreeSpinEventKind(Kind):
                                                   "one is not created (plan shows it as expired, nothing to do)")))
             if spec.playersFile is not None and spec.players is None:
                 problems.extend(self._file_problems(r, ctx))
+            problems.extend(r.problem(("bet",), message) for message in bet_problems(spec, ctx))
         return problems
 
     @staticmethod
@@ -487,7 +532,10 @@ class FreeSpinEventKind(Kind):
             agent_resources = sorted(by_agent[agent], key=lambda x: x.name)
             declared = {r.name: declared_players(r.spec, r.doc.base_dir) for r in agent_resources}
             read = self._read(client, agent, agent_resources, now)
-            matches, ended = self._match(agent_resources, read.live)
+            self._probe_renames(client, read, agent_resources, declared, ctx, budget)
+            bound_to = {r.name: read.player_events.get(declared[r.name][0]) or set() if declared[r.name] else set()
+                        for r in agent_resources}
+            matches, ended = self._match(agent_resources, read.live, bound_to)
             self._read_players(client, read, agent_resources, matches, ended, declared, ctx, budget)
             claimed = {id(m) for m in (*matches.values(), *ended.values()) if m is not None}
             unclaimed = [e for e in read.live if id(e) not in claimed]
@@ -496,6 +544,7 @@ class FreeSpinEventKind(Kind):
             self._plan_prune(read, unclaimed, scopes_by_agent[agent], ctx, kp)
         _cap(kp, ": expired: ", SHOWN_ENDED, "expired event(s) with nothing to do")
         _cap(kp, ": terminated out of band: ", SHOWN_ENDED, "event(s) terminated out of band (plan --drift --format json lists them all)")
+        _cap(kp, "not bound again without spec.allowRebind", SHOWN_ENDED, "event(s) with declared players not bound again")
         if unseen:
             fields = ", ".join(f"{k} ({n} event(s))" for k, n in sorted(unseen.items()))
             how = ("a manifest changed since the baseline plan sends them again (an immutable one only when the "
@@ -515,10 +564,13 @@ class FreeSpinEventKind(Kind):
         return _AgentRead(agent, (lo, hi), [_Live(row) for row in rows])
 
     @staticmethod
-    def _match(resources: list[Resource], events: list[_Live]) -> tuple[dict[str, _Live | None], dict[str, _Live | None]]:
-        """Each resource's event: same display name, else a unique unclaimed exact-window twin
-        (terminated events aside); then, for a resource still without one, the terminated event
-        it most likely was (same name, else a twin) — an event ended outside the product."""
+    def _match(resources: list[Resource], events: list[_Live], bound_to: dict[str, set[str]] | None = None
+               ) -> tuple[dict[str, _Live | None], dict[str, _Live | None]]:
+        """Each resource's event: same display name, else a unique unclaimed twin (a rename: every
+        declared field JDB returned agrees, end and spins were seen, and the resource's first
+        declared player is bound to it — ``bound_to``; terminated events aside); then, for a
+        resource still without one, the terminated event it most likely was (same name, else a
+        twin) — an event ended outside the product."""
         matches: dict[str, _Live | None] = {}
         ended: dict[str, _Live | None] = {r.name: None for r in resources}
         claimed: set[int] = set()
@@ -538,8 +590,9 @@ class FreeSpinEventKind(Kind):
             if matches[r.name] is not None:
                 continue
             want = desired_view(r.spec)
+            ours = (bound_to or {}).get(r.name, set())
             twins = [e for e in live if id(e) not in claimed and e.row.get("name") not in declared_names
-                     and e.status not in ENDED and _same_immutable(want, live_view(e.row))]
+                     and e.status not in ENDED and str(e.event_id) in ours and _same_but_name(want, live_view(e.row))]
             if len(twins) == 1:
                 matches[r.name] = twins[0]
                 claimed.add(id(twins[0]))
@@ -588,7 +641,35 @@ class FreeSpinEventKind(Kind):
             if (ended[r.name] is not None or (event is not None and event.ended)) \
                     and declared[r.name] and len(uids) < budget[0]:
                 uids.setdefault(declared[r.name][0], None)
+        todo = [u for u in uids if u not in read.player_events]  # a rename probe may have read some
+        budget[0] -= len(todo)
+        FreeSpinEventKind._read_uids(client, read, todo, ctx)
+
+    @staticmethod
+    def _probe_renames(client: JdbClient, read: _AgentRead, resources: list[Resource], declared: dict[str, list[str]],
+                       ctx: RunContext, budget: list[int]) -> None:
+        """For each resource whose display name no live event has (a rename candidate), one Action
+        71 of its first declared player (within the budget): the rows of the events that player is
+        bound to carry ``times`` and ``endTime``, which a rename match needs to see agree."""
+        names = {str(e.row.get("name")) for e in read.live if e.status != "TERMINATED"}
+        declared_names = {r.spec.name for r in resources}
+        others = [live_view(e.row) for e in read.live
+                  if e.status not in ENDED and str(e.row.get("name")) not in declared_names]
+
+        def candidate(r: Resource) -> bool:  # a live event it could be a rename of (same type and start)
+            want = desired_view(r.spec)
+            return any(v.get("type") == want["type"] and v.get("startTime") == want["startTime"] for v in others)
+
+        uids = list(dict.fromkeys(declared[r.name][0] for r in resources
+                                  if r.spec.name not in names and declared[r.name] and candidate(r)))[: max(0, budget[0])]
         budget[0] -= len(uids)
+        FreeSpinEventKind._read_uids(client, read, uids, ctx)
+
+    @staticmethod
+    def _read_uids(client: JdbClient, read: _AgentRead, uids: list[str], ctx: RunContext) -> None:
+        """Action 71 for each of ``uids``: who is bound to what, and the fields its rows add."""
+        if not uids:
+            return
         lo, hi = read.window
 
         def events_of(uid: str) -> tuple[str, list[dict[str, Any]] | None]:
@@ -600,8 +681,8 @@ class FreeSpinEventKind(Kind):
         concurrency = ctx.config.providers.jdb.concurrency if ctx.config.providers.jdb else 1
         rows_of = dict(RunContext.map(events_of, list(uids), concurrency=concurrency,
                                       progress=(ctx, "JDB players: reading")))
-        read.player_events = {u: None if rows is None else {str(row.get("eventId")) for row in rows}
-                              for u, rows in rows_of.items()}
+        read.player_events.update({u: None if rows is None else {str(row.get("eventId")) for row in rows}
+                                   for u, rows in rows_of.items()})
         for rows in rows_of.values():
             for row in rows or []:
                 read.details.setdefault(str(row.get("eventId")), row)
@@ -640,7 +721,7 @@ class FreeSpinEventKind(Kind):
         if gone is not None:
             kp.existing_in_scope += event is not None
             if again == str(gone.event_id) and spec.end > now:
-                kp.changes.append(self._create(r, want, len(declared), unclaimed, again_of=gone))
+                kp.changes.append(self._create(r, want, len(declared), unclaimed, ctx, read, again_of=gone))
             else:
                 self._report_ended(r, gone, want, now, kp)
             return
@@ -650,7 +731,7 @@ class FreeSpinEventKind(Kind):
                 kp.warnings.append(f"{r.source}: {r.ref}: expired: endTime {spec.endTime} is past and JDB has no such "
                                    "event; nothing to do (JDB creates only events that end in the future)")
             else:
-                kp.changes.append(self._create(r, want, len(declared), unclaimed))
+                kp.changes.append(self._create(r, want, len(declared), unclaimed, ctx, read))
             return
         kp.existing_in_scope += 1
         have = live_view(event.row)
@@ -659,12 +740,17 @@ class FreeSpinEventKind(Kind):
         diffs += self._unseen_diffs(r, want, have, ctx, unseen)
         m = self._membership(spec, declared, event, read)
         self._warn_players(r, event, m, kp)
+        self._gate_rebind(r, event, m, len(declared), ctx, kp)
+        wrong_currency = self._check_currency(r, event, ctx, kp)
         if any(d.path in IMMUTABLE for d in diffs):
             kp.changes.append(self._replace(r, want, event, diffs, len(declared), unclaimed, ctx))
         elif diffs or m.missing is None or m.missing or m.to_unbind:
             kp.changes.append(self._update(r, want, event, diffs, m, len(declared), ctx))
         else:
             kp.noops += 1
+            return
+        if wrong_currency and not kp.changes[-1].data.get("blocked"):
+            kp.changes[-1].data["blocked"] = wrong_currency
 
     @staticmethod
     def _unseen_diffs(r: Resource, want: dict[str, Any], have: dict[str, Any], ctx: RunContext,
@@ -720,19 +806,66 @@ class FreeSpinEventKind(Kind):
             kp.warnings.append(f"{r.ref}: event {event.event_id} has {m.unknown_extras} bound player(s) that are not declared; "
                                "JDB cannot list them — name them under excludedPlayers to unbind them")
 
+    @staticmethod
+    def _gate_rebind(r: Resource, event: _Live, m: _Membership, count: int, ctx: RunContext, kp: KindPlan) -> None:
+        """Declared players that exist and are not bound to the existing event are bound only when
+        the manifest changed since the last applied plan (``--last-applied``: they are an edit),
+        with ``spec.allowRebind`` or with ``--force``: JDB cannot tell a newly declared player from
+        one unbound outside the product (Action 75), and binding that one again grants again what
+        someone stopped. Otherwise the plan names them and binds nobody."""
+        if not (m.missing is None or m.missing):
+            return
+        if ctx.manifest_changed(r) or r.spec.allowRebind or ctx.options.force:
+            return
+        if m.missing is None:
+            who = (f"event {event.event_id} has {event.count} bound player(s) for {count} declared (too many to check one "
+                   "by one): some declared players are not bound")
+        else:
+            who = f"{len(m.missing)} declared player(s) are not bound to event {event.event_id}: {', '.join(_shown(m.missing))}"
+        kp.warnings.append(
+            f"{r.ref}: {who}; they may have been unbound outside the product (Action 75), which JDB cannot tell from "
+            "never bound: not bound again without spec.allowRebind: true or --force (or a manifest change shown by "
+            "plan --last-applied)")
+        m.missing = []
+
+    @staticmethod
+    def _check_currency(r: Resource, event: _Live, ctx: RunContext, kp: KindPlan) -> str:
+        """A warning (and the reason a change of this event is blocked) when the live event pays in
+        another currency than the declared one."""
+        currency = declared_currency(r.spec, ctx)
+        have = event.row.get("currency")
+        if not currency or have in (None, "") or str(have) == currency:
+            return ""
+        reason = (f"event {event.event_id} pays in {have}, the manifest declares currency {currency}: JDB cannot change an "
+                  "event's currency (it is the agent's); fix spec.currency or providers.jdb.currency")
+        kp.warnings.append(f"{r.ref}: {reason}")
+        return reason
+
     # -- changes ---------------------------------------------------------------------------
-    def _base_data(self, r: Resource, want: dict[str, Any]) -> dict[str, Any]:
+    def _base_data(self, r: Resource, want: dict[str, Any], ctx: RunContext) -> dict[str, Any]:
         spec: FreeSpinEventSpec = r.spec
         players: dict[str, Any] = {"file": spec.playersFile} if spec.playersFile else {"list": list(spec.players or [])}
         data = {"agent": spec.agent, "identity": r.name, "generation": spec.generation, "desired": want, "players": players}
         if spec.autoCreatePlayerEnabled:
             data["auto_create_player"] = True
+        scope = _scope_of(ctx)
+        if scope:
+            data["scope"] = scope
+        currency = declared_currency(spec, ctx)
+        if currency:
+            data["currency"] = currency
         return data
 
-    def _create(self, r: Resource, want: dict[str, Any], count: int, unclaimed: list[_Live],
-                again_of: _Live | None = None) -> Change:
-        notes, summary = [], f"{count} player(s)"
-        data = {**self._base_data(r, want), "bind": "all", "seen": _seen(want, unclaimed)}
+    def _create(self, r: Resource, want: dict[str, Any], count: int, unclaimed: list[_Live], ctx: RunContext,
+                read: _AgentRead, again_of: _Live | None = None) -> Change:
+        notes, summary = locked_bets(r.spec, ctx), f"{count} player(s)"
+        data = {**self._base_data(r, want, ctx), "bind": "all", "seen": _seen(want, unclaimed)}
+        currency = data.get("currency")
+        others = sorted({str(e.row["currency"]) for e in read.live if e.row.get("currency") not in (None, "")})
+        if currency and others and others != [currency]:
+            data["blocked"] = (f"the agent's events are in {', '.join(others)} and this manifest declares currency {currency}: "
+                               "JDB sets the currency per agent (Action 72 has no currency), so the new event would pay "
+                               "in another currency; fix spec.currency or providers.jdb.currency")
         if again_of is not None:
             how = "terminated out of band" if again_of.status == "TERMINATED" else "expired"
             notes.append(f"new grant: event {again_of.event_id} of this resource {how} ({again_of.when()}); "
@@ -743,27 +876,32 @@ class FreeSpinEventKind(Kind):
             kind=self.kind, vendor=self.vendor, key=r.name, action=Action.CREATE, resource=r.ref, source=r.source,
             diffs=[_diff(k, None, v, r.spec.start.tzinfo) for k, v in want.items() if v is not None]
             + [FieldDiff("players", None, count)],
-            precondition={"exists": False}, calls=_create_calls(count, confirm=again_of is not None), notes=notes,
+            precondition={"exists": False}, calls=_create_calls(count), notes=notes,
             summary=summary, data=data,
         )
 
     def _replace(self, r: Resource, want: dict[str, Any], event: _Live, diffs: list[FieldDiff], count: int,
                  unclaimed: list[_Live], ctx: RunContext) -> Change:
         immutable = ", ".join(d.path for d in diffs if d.path in IMMUTABLE)
-        data = {**self._base_data(r, want), "bind": "all", "event": _event_ref(event), "seen": _seen(want, unclaimed)}
+        data = {**self._base_data(r, want, ctx), "bind": "all", "event": _event_ref(event), "seen": _seen(want, unclaimed)}
+        live = event.status == "ACTIVE"
         if r.protected:
             data["blocked"] = "the resource is marked metadata.protected; it is never replaced"
         elif not (ctx.options.allow_replace or r.spec.allowReplace):
             data["blocked"] = (f"{immutable} cannot change on a live JDB event: it must be terminated and created again; "
                                "pass --allow-replace or set spec.allowReplace: true")
-        elif event.status == "ACTIVE" and not ctx.options.force:
-            data["blocked"] = f"event {event.event_id} is ACTIVE: replacing it ends it for its players; add --force"
+        elif live and not (ctx.options.force or r.spec.allowLiveChanges):
+            data["blocked"] = (f"event {event.event_id} is ACTIVE (a running promotion): replacing it ends it for its players; "
+                               "set spec.allowLiveChanges: true or add --force")
+        calls = _create_calls(count)
+        calls.insert(2, f"JDB action 73 (terminate event {event.event_id}, once the new event is confirmed)")
+        notes = [f"{immutable} cannot be updated in place", event.observed()]
+        if live:
+            notes.insert(0, RUNNING + f": event {event.event_id} is ACTIVE; its players lose what is left of it")
         return Change(
             kind=self.kind, vendor=self.vendor, key=r.name, action=Action.REPLACE, resource=r.ref, source=r.source,
-            diffs=diffs, precondition=_precondition(event, ctx),
-            calls=[f"JDB action 73 (terminate event {event.event_id})", *_create_calls(count, confirm=True)],
-            notes=[f"{immutable} cannot be updated in place", event.observed()],
-            summary=f"event {event.event_id} {event.status}", data=data,
+            diffs=diffs, precondition=_precondition(event, ctx), calls=calls, notes=notes,
+            summary=f"{RUNNING + ': ' if live else ''}event {event.event_id} {event.status}", data=data,
         )
 
     def _update(self, r: Resource, want: dict[str, Any], event: _Live, diffs: list[FieldDiff], m: _Membership,
@@ -782,12 +920,20 @@ class FreeSpinEventKind(Kind):
             calls.append(f"JDB action 75 x {_calls(len(m.to_unbind))} (unbind)")
         added = count if m.missing is None else len(m.missing)
         players = f"; players +{added} -{len(m.to_unbind)} of {count} declared" if added or m.to_unbind else ""
-        data = {**self._base_data(r, want), "event": _event_ref(event), "update": update,
+        data = {**self._base_data(r, want, ctx), "event": _event_ref(event), "update": update,
                 "bind": "all" if m.missing is None else m.missing, "unbind": m.to_unbind}
+        notes = [event.observed(), *(locked_bets(r.spec, ctx) if any(d.path == "bet" for d in diffs) else [])]
+        live = event.status == "ACTIVE"
+        if live:
+            money = [d.path for d in diffs if d.path in LIVE_GUARDED or d.path.startswith("players")]
+            notes.insert(0, RUNNING + f": event {event.event_id} is ACTIVE; players may be using it now")
+            if money and not (ctx.options.force or r.spec.allowLiveChanges):
+                data["blocked"] = (f"event {event.event_id} is ACTIVE (a running promotion): changing {', '.join(dict.fromkeys(money))} "
+                                   "changes what its players are being paid; set spec.allowLiveChanges: true or add --force")
         return Change(
             kind=self.kind, vendor=self.vendor, key=r.name, action=Action.UPDATE, resource=r.ref, source=r.source,
-            diffs=diffs, precondition=_precondition(event, ctx), calls=calls, notes=[event.observed()],
-            summary=f"event {event.event_id}{players}", data=data,
+            diffs=diffs, precondition=_precondition(event, ctx), calls=calls, notes=notes,
+            summary=f"{RUNNING + ': ' if live else ''}event {event.event_id}{players}", data=data,
         )
 
     def _plan_prune(self, read: _AgentRead, unclaimed: list[_Live], scopes: list[ScopeDecl], ctx: RunContext,
@@ -830,33 +976,62 @@ class FreeSpinEventKind(Kind):
         return Outcome(c, "applied", f"event {c.data['event']['id']} terminated")
 
     def _apply_replace(self, c: Change, client: JdbClient, ctx: RunContext) -> Outcome:
+        """Create the new event first (no players), confirm it is this manifest's, then terminate
+        the old one and bind the players. The new event's ``transactionId`` comes from the declared
+        content (:func:`replacement_id`): a replace planned again for the same manifest asks JDB
+        with the same key and gets the same event back, so it terminates and creates at most once."""
         _check_end(c, ctx)
-        _terminate(client, c.data["agent"], c.data["event"], ctx.options.now())
-        return self._create_event(c, client, ctx, again=True)
+        return self._create_event(c, client, ctx, again=True, replacing=c.data["event"])
 
     def _apply_create(self, c: Change, client: JdbClient, ctx: RunContext) -> Outcome:
         _check_end(c, ctx)
         return self._create_event(c, client, ctx, again="again" in c.data)
 
     @staticmethod
-    def _create_event(c: Change, client: JdbClient, ctx: RunContext, *, again: bool) -> Outcome:
+    def _create_event(c: Change, client: JdbClient, ctx: RunContext, *, again: bool,
+                      replacing: dict[str, Any] | None = None) -> Outcome:
+        """Action 72 without players (only the one ``autoCreatePlayerEnabled`` player rides on it),
+        Action 76 to confirm the answered event is the declared one, then (a replace) Action 73 on
+        the old event, then Action 74 for the players: a wrong event gets nobody bound."""
         d = c.data
         players = _change_players(c)
-        first, rest = players[:MAX_PLAYERS_PER_CALL], players[MAX_PLAYERS_PER_CALL:]
+        auto = players[:1] if d.get("auto_create_player") else []
         now = ctx.options.now()
-        result, generation = _create(client, d, first, now, again=again)
-        binding = result.binding
-        if rest:
-            ref = {"id": result.event_id, "startTime": d["desired"]["startTime"], "endTime": d["desired"]["endTime"]}
-            binding = binding + _bind(client, d["agent"], ref, rest, now)
-        head = f"event {result.event_id} (generation {generation})"
-        if result.binding_known:
-            bound = len(players) - len(binding.failed) - len(binding.not_existed)
-            return Outcome(c, "applied", f"{head}; {bound} of {len(players)} player(s) bound", _details(binding))
-        known = f"; of the other {len(rest)}, {len(rest) - len(binding.failed) - len(binding.not_existed)} bound" if rest else ""
-        return Outcome(c, "applied", f"{head}; the create reply was lost, or the transactionId had already made the "
-                       f"event: JDB's answer does not say which of the {len(first)} player(s) sent with it were "
-                       f"bound{known}; the next plan checks and binds missing ones", _details(binding))
+        created = _create(client, d, now, again=again, replacing=replacing, players=auto)
+        if created is None:
+            assert replacing is not None
+            return Outcome(c, "failed", (
+                f"not replaced again: the transactionId of this declared content answers event {replacing['id']} itself, "
+                "so the replace for this manifest was already made; JDB answers the fields above differently than they "
+                "were sent. Nothing was terminated or created; change the manifest to what JDB keeps, or raise "
+                "spec.generation to ask for a new event"))
+        result, label = created
+        agent, event_id = d["agent"], result.event_id
+        ref = {"id": event_id, "startTime": d["desired"]["startTime"], "endTime": d["desired"]["endTime"]}
+        done = ""
+        if replacing is not None:
+            try:
+                _terminate(client, agent, replacing, now)
+            except ReconcilerError as exc:
+                raise ReconcilerError(f"the new event {event_id} ({label}) was created with no player bound, but the old event "
+                                      f"{replacing['id']} was NOT terminated and still runs: {exc}") from None
+            done = f"old event {replacing['id']} TERMINATED; "
+        binding, todo = BindResult(), players
+        if auto:
+            binding, todo = _auto_bound(client, agent, ref, auto, result)
+            todo = todo + players[1:]
+        try:
+            binding = binding + (_bind(client, agent, ref, todo, now) if todo else BindResult())
+        except ReconcilerError as exc:
+            raise ReconcilerError(f"{done}new event {event_id} ({label}) created; binding its players failed: {exc}; "
+                                  "the next plan shows who is not bound") from None
+        head = f"{done}event {event_id} ({label})"
+        missing = len(binding.failed) + len(binding.not_existed)
+        bound = len(players) - missing
+        if missing:
+            return Outcome(c, "failed", f"{head} created; PARTIAL GRANT: {bound} of {len(players)} player(s) bound, "
+                           f"{missing} not bound (named below)", _details(binding))
+        return Outcome(c, "applied", f"{head}; {bound} of {len(players)} player(s) bound", _details(binding))
 
     def _apply_update(self, c: Change, client: JdbClient, ctx: RunContext) -> Outcome:
         d = c.data
@@ -864,12 +1039,21 @@ class FreeSpinEventKind(Kind):
         now = ctx.options.now()
         if d["update"]:
             seen_changed = [x.path for x in c.diffs if x.path in MUTABLE and x.before != NOT_RETURNED]
-            _update(client, d["agent"], ref, d["desired"], now, proof=seen_changed)
+            try:
+                _update(client, d["agent"], ref, d["desired"], now, proof=seen_changed)
+            except JdbEventStateError as exc:
+                raise ReconcilerError(f"JDB refused to update event {ref['id']} (Action 77): {exc.vendor_message}; nothing "
+                                      "was changed (JDB may not update an ACTIVE event: terminate and create it again "
+                                      "with spec.allowReplace, or wait)") from None
         to_bind = _change_players(c) if d["bind"] == "all" else list(d["bind"])
         binding = _bind(client, d["agent"], ref, to_bind, now) if to_bind else BindResult()
         if d["unbind"]:
             _unbind(client, d["agent"], ref, d["unbind"])
         message = f"event {ref['id']}; {len(to_bind)} player(s) sent to bind, {len(d['unbind'])} unbound"
+        missing = len(binding.failed) + len(binding.not_existed)
+        if missing:
+            return Outcome(c, "failed", f"{message}; PARTIAL GRANT: {missing} player(s) not bound (named below)",
+                           _details(binding))
         return Outcome(c, "applied", message, _details(binding))
 
     # -- export (DR, adoption) -----------------------------------------------------------------
@@ -916,6 +1100,14 @@ def _same_immutable(want: dict[str, Any], have: dict[str, Any]) -> bool:
     return all(have[k] == want[k] for k in IMMUTABLE if k in have)
 
 
+def _same_but_name(want: dict[str, Any], have: dict[str, Any]) -> bool:
+    """A live event is this renamed manifest's only when every declared field JDB returned agrees
+    and the end and spins were seen (Action 76, or Action 71 rows of a declared player bound to it):
+    type and start alone match any event made in the back office for the same day."""
+    needed = ["endTime"] + (["times"] if want.get("times") is not None else [])
+    return all(k in have for k in needed) and all(have[k] == want[k] for k in DECLARED if k != "name" and k in have)
+
+
 def _seen(want: dict[str, Any], events: list[_Live]) -> dict[str, str]:
     """Events a create's ``transactionId`` may answer with that are not new: the unclaimed ones
     (terminated included) the plan saw with the declared type, times, start and end."""
@@ -926,12 +1118,11 @@ def _calls(count: int) -> int:
     return max(1, -(-count // MAX_PLAYERS_PER_CALL))
 
 
-def _create_calls(count: int, *, confirm: bool = False) -> list[str]:
-    calls = ["JDB action 72 (create; binds the first 50,000 players)"]
-    if confirm:
-        calls.append("JDB action 76 (check whether the transactionId's event has ended: then the next generation)")
-    if count > MAX_PLAYERS_PER_CALL:
-        calls.append(f"JDB action 74 x {_calls(count - MAX_PLAYERS_PER_CALL)} (bind the remaining players)")
+def _create_calls(count: int) -> list[str]:
+    calls = ["JDB action 72 (create, no players)",
+             "JDB action 76 (confirm the answered event is the declared one before anyone is bound)"]
+    if count:
+        calls.append(f"JDB action 74 x {_calls(count)} (bind the players, 50,000 per call)")
     return calls
 
 
@@ -1025,6 +1216,8 @@ def _bind(client: JdbClient, agent: str, ref: dict[str, Any], players: list[str]
     for chunk in chunks(players):
         try:
             result = result + client.bind_players(agent=agent, event_id=ref["id"], players=chunk)
+        except JdbEventStateError as exc:
+            result = result + _bind_refused(client, agent, ref, chunk, now, exc)
         except UNKNOWN_OUTCOME:
             if _find(client, agent, ref, now) is None:
                 raise
@@ -1033,7 +1226,34 @@ def _bind(client: JdbClient, agent: str, ref: dict[str, Any], players: list[str]
                 todo = [u for u in chunk if _bound(client, agent, u, ref["id"]) is not True]
             if todo:
                 result = result + client.bind_players(agent=agent, event_id=ref["id"], players=todo)
-    return result
+    return _recheck_failed(client, agent, ref, result)
+
+
+def _bind_refused(client: JdbClient, agent: str, ref: dict[str, Any], chunk: list[str], now: datetime,
+                  exc: JdbEventStateError) -> BindResult:
+    """Action 74 refused while the event still takes players: a JDB may refuse a call that holds a
+    bound player (not documented). Within the read budget the chunk's players are read back (Action
+    71) and only the unbound ones are sent again; a larger chunk cannot be checked and fails, saying so."""
+    if _status(client, agent, ref, now) not in ("INACTIVE", "ACTIVE"):
+        raise exc
+    if len(chunk) > PLAYER_READ_BUDGET:
+        raise ReconcilerError(
+            f"JDB refused to bind {len(chunk)} player(s) to event {ref['id']} ({exc.vendor_message}); if it refuses calls "
+            f"that hold an already bound player, more than {PLAYER_READ_BUDGET} players cannot be checked one by one: "
+            "list the players that are not bound (the plan names them when they fit its read budget)") from None
+    todo = [u for u in chunk if _bound(client, agent, u, ref["id"]) is not True]
+    return client.bind_players(agent=agent, event_id=ref["id"], players=todo) if todo else BindResult()
+
+
+def _recheck_failed(client: JdbClient, agent: str, ref: dict[str, Any], result: BindResult) -> BindResult:
+    """JDB may list a player that is already bound as failed (binding a bound player is not
+    documented): the first :data:`PLAYER_READ_BUDGET` failed players are read back (Action 71) and
+    those bound to the event are not reported as failed."""
+    if not result.failed:
+        return result
+    checked = result.failed[:PLAYER_READ_BUDGET]
+    still = [u for u in checked if _bound(client, agent, u, ref["id"]) is not True]
+    return BindResult(tuple(still) + result.failed[PLAYER_READ_BUDGET:], result.not_existed)
 
 
 def _unbind(client: JdbClient, agent: str, ref: dict[str, Any], players: list[str]) -> None:
@@ -1046,44 +1266,122 @@ def _unbind(client: JdbClient, agent: str, ref: dict[str, Any], players: list[st
             client.unbind_players(agent=agent, event_id=ref["id"], players=todo)
 
 
-def _create(client: JdbClient, data: dict[str, Any], players: list[str], now: datetime, *,
-            again: bool) -> tuple[CreateResult, int]:
-    """Create under the declared generation's ``transactionId``.
+def _create(client: JdbClient, data: dict[str, Any], now: datetime, *, again: bool,
+            replacing: dict[str, Any] | None = None, players: Sequence[str] = ()) -> tuple[CreateResult, str] | None:
+    """Action 72 under the declared generation's ``transactionId`` (a replace: under the declared
+    content's :func:`replacement_id`), then Action 76 by the answered ``eventId``: the event must be
+    listed, not ended, and show every declared field JDB returns as sent (name, window, type,
+    spins, machine types, bet, withdrawals, bonus fields, currency). A seed-conform JDB answers a
+    repeated ``transactionId`` with the event it made before, which may be another environment's
+    or an event that aged out: such an answer is an error and nothing is bound to it.
 
-    The answer's ``eventId`` tells the outcome without another read: an id the plan did not see
-    is the new event (or one JDB made for this id earlier, which nothing grants again). An id the
-    plan saw as ended is never skipped silently: only with an opt-in (``again``: a replace, or
-    ``grantAgainAfter``) is the next generation used — then Action 76 checks whether the answered
-    event has ended, since the plan cannot know every generation's event."""
+    Only an opt-in (``again``: a replace, or ``grantAgainAfter``) moves on to the next key when the
+    answered event has ended or is no longer listed. ``None``: a replace's key answered the event
+    being replaced — the replace for this content was already made."""
     agent, identity, generation, want = data["agent"], data["identity"], data["generation"], data["desired"]
+    scope, currency = data.get("scope", ""), data.get("currency")
     draft = draft_of(want)
-    seen: dict[str, str] = data.get("seen", {})
-    for gen in range(generation, generation + MAX_GENERATION_PROBES):
-        result = client.create_event(agent=agent, draft=draft, transaction_id=transaction_id(agent, identity, gen),
-                                     players=players, auto_create_player=bool(data.get("auto_create_player")))
-        status = seen.get(str(result.event_id))
-        row: EventInfo | None = None
-        if again:
-            ref = {"id": result.event_id, "startTime": want["startTime"], "endTime": want["endTime"]}
-            row = _find(client, agent, ref, now)
-            status = None if row is None else str(row.get("status"))
+    if replacing is not None:
+        keys = [(f"replacement {n}", replacement_id(agent, identity, generation, scope, want, n), generation)
+                for n in range(1, MAX_GENERATION_PROBES + 1)]
+    else:
+        keys = [(f"generation {g}", transaction_id(agent, identity, g, scope), g)
+                for g in range(generation, generation + MAX_GENERATION_PROBES)]
+    opt_in = again or replacing is not None
+    sent = ("; the one player sent with it (autoCreatePlayerEnabled) may have been bound to it by JDB"
+            if players else "; nothing was bound to it")
+    for label, tid, gen in keys:
+        result = client.create_event(agent=agent, draft=draft, transaction_id=tid, players=players,
+                                     auto_create_player=bool(players))
+        if replacing is not None and str(result.event_id) == str(replacing["id"]):
+            return None
+        row = _find(client, agent, {"id": result.event_id, "startTime": want["startTime"], "endTime": want["endTime"]}, now)
+        if row is None:
+            if opt_in:
+                continue
+            raise ReconcilerError(
+                f"Action 72 with the transactionId of {label} answered event {result.event_id}, which Action 76 does not "
+                f"list (an event this key made that JDB no longer keeps, or not this agent's): not reported as created{sent}; "
+                f"set spec.generation to {gen + 1} or more for a new event")
+        status = str(row.get("status"))
         if status in ENDED:
-            if again:
-                continue  # this generation's id made an event that has ended: the opt-in asks for a new one
+            if opt_in:
+                continue  # this key made an event that has ended: the opt-in asks for a new one
             raise ReconcilerError(
-                f"the transactionId of generation {gen} belongs to event {result.event_id}, which is {status}: it ended "
-                f"outside the product and is not granted again; set spec.grantAgainAfter: {result.event_id} to grant it again")
-        if row is not None and status not in ENDED and not _same_immutable(want, live_view(row)):
+                f"the transactionId of {label} belongs to event {result.event_id}, which is {status}: it ended "
+                f"outside the product and is not granted again{sent}; set spec.grantAgainAfter: {result.event_id} to grant it again")
+        wrong = _mismatch(want, row, currency)
+        if wrong:
             raise ReconcilerError(
-                f"the transactionId of generation {gen} already belongs to live event {result.event_id} "
-                f"whose type, times, start or end differ; set spec.generation to {gen + 1} or more "
-                "(and terminate that event if it is no longer wanted)"
-            )
-        if str(result.event_id) in seen:  # an event that existed before: its answer's binding lists say nothing
-            result = CreateResult(result.event_id, result.binding, binding_known=False)
-        return result, gen
-    raise ReconcilerError(f"generations {generation}-{generation + MAX_GENERATION_PROBES - 1} are all used by ended events; "
-                          "raise spec.generation")
+                f"Action 72 with the transactionId of {label} answered event {result.event_id} '{row.get('name')}' ({status}), "
+                f"which is not the event this manifest declares ({'; '.join(wrong)}){sent}; if it is this manifest's own "
+                "event, renamed together with another change, rename it alone first; if it is another environment's "
+                f"or connection's on this agent, set spec.generation to {gen + 1} or more "
+                "(docs/kinds/free-spin-event.md, 'Idempotency')")
+        return result, label
+    raise ReconcilerError(f"{keys[0][0]}-{keys[-1][0]}: every transactionId tried answers an event that has ended or is no "
+                          "longer listed; raise spec.generation")
+
+
+def _mismatch(want: dict[str, Any], row: EventInfo, currency: str | None) -> list[str]:
+    """The declared fields the answered event shows otherwise (only fields JDB returned)."""
+    have = live_view(row)
+    out = [f"{k}: JDB has {have[k]}, declared {want[k]}" for k in DECLARED if k in have and have[k] != want[k]]
+    if currency and row.get("currency") not in (None, "") and str(row.get("currency")) != currency:
+        out.append(f"currency: JDB has {row.get('currency')}, declared {currency}")
+    return out
+
+
+def _auto_bound(client: JdbClient, agent: str, ref: dict[str, Any], auto: list[str],
+                result: CreateResult) -> tuple[BindResult, list[str]]:
+    """What became of the one player sent with Action 72 (``autoCreatePlayerEnabled``): the answer's
+    lists when they are known, else Action 71; returns the binding and the players still to bind."""
+    if result.binding_known:
+        return result.binding, []
+    bound = _bound(client, agent, auto[0], ref["id"])
+    return BindResult(), [] if bound else list(auto)
+
+
+def _ladders(ctx: RunContext) -> dict[int, list[Decimal]]:
+    provider = ctx.config.providers.jdb
+    ladders: dict[int, list[str]] = getattr(provider, "bet_ladders", None) or {}
+    return {m: sorted(Decimal(v) for v in values) for m, values in ladders.items() if values}
+
+
+def bet_problems(spec: FreeSpinEventSpec, ctx: RunContext) -> list[str]:
+    """The declared bet against ``providers.jdb.bet_ladders`` (before any call): Action 72 needs a
+    bet above every chosen game's smallest bet (JDB locks the largest ladder value not above it)."""
+    ladders, bet = _ladders(ctx), Decimal(spec.bet)
+    return [f"bet {spec.bet} is below the smallest bet {_money(ladders[m][0])} of machine type {m} "
+            f"(providers.jdb.bet_ladders; Action 72: the bet must reach every chosen game's smallest bet)"
+            for m in spec.machineTypes if m in ladders and bet < ladders[m][0]]
+
+
+def locked_bets(spec: FreeSpinEventSpec, ctx: RunContext) -> list[str]:
+    """Where JDB will lock a smaller bet than declared (seed, Action 72: the largest ladder value not
+    above ``bet``), and the machine types whose ladder is not configured (nothing checked)."""
+    ladders, bet = _ladders(ctx), Decimal(spec.bet)
+    if not ladders:
+        return []
+    out = [f"bet: JDB locks {_money(max(v for v in ladders[m] if v <= bet))} on machine type {m} (declared {spec.bet})"
+           for m in spec.machineTypes if m in ladders and ladders[m][0] <= bet and bet not in ladders[m]]
+    unknown = [str(m) for m in spec.machineTypes if m not in ladders]
+    if unknown:
+        out.append(f"bet not checked for machine type(s) {', '.join(unknown)}: no providers.jdb.bet_ladders entry")
+    return out
+
+
+def declared_currency(spec: FreeSpinEventSpec, ctx: RunContext) -> str | None:
+    """The currency an event must pay in: ``spec.currency``, else ``providers.jdb.currency``."""
+    if spec.currency:
+        return spec.currency
+    provider = ctx.config.providers.jdb
+    return getattr(provider, "currency", None) if provider is not None else None
+
+
+def _scope_of(ctx: RunContext) -> str:
+    connection = ctx.config.connection[1] if ctx.config.connection else None
+    return key_scope(ctx.config.env, connection)
 
 
 def _config_secret(ctx: RunContext, name: str, ref: str) -> str | Problem | None:

@@ -35,12 +35,16 @@ Semantic decisions where the documents are silent (see also ``reference/jdb.md``
   ``endTime``, then ``EXPIRED``; ``TERMINATED`` after Action 73 (which is refused for EXPIRED and
   TERMINATED events with ``9998 This action cannot be executed as the event status is <STATUS>.``).
 - Action 72: ``endTime`` must be later than ``startTime`` and, for a new event, than now
-  (``8000``). A repeated ``transactionId`` (per agent) creates nothing, binds nothing and answers
-  the existing ``eventId`` with empty player lists (after the parameter checks, before the
+  (``8000``). A repeated ``transactionId`` (per agent) creates nothing and answers the existing
+  ``eventId`` (seed); knob ``repeat_transaction``: ``"answer"`` (default) binds nothing and answers
+  empty player lists, ``"bind"`` also binds the players sent (while the event is INACTIVE or
+  ACTIVE) and answers their lists (after the parameter checks, before the
   end-time-versus-now check, so a late retry still finds its event). ``players`` holds at most 50,000 entries; unknown players come back in
   ``notExistedPlayers``, players registered as locked in ``failedBindingPlayers``. ``BONUSCHIPS``
   requires ``bonusChips`` and ``chipsMultiplier`` (``times`` is not used).
-- Action 74 binding an already bound player is a no-op (the player is not reported as failed);
+- Action 74 binding an already bound player: knob ``bind_bound`` — ``"noop"`` (default; not
+  reported), ``"failed"`` (listed in ``failedBindingPlayers``, the binding stays) or ``"error"``
+  (the whole call refused, ``9998`` with a guessed text, nothing bound);
   Action 75 unbinding a player who is not bound is a no-op.
 - Action 76 returns events whose ``startTime >= startTime`` and ``endTime <= endTime`` of the
   query (containment); ``name`` is an exact match. Knob ``search_fields``: ``"documented"`` (the
@@ -51,11 +55,15 @@ Semantic decisions where the documents are silent (see also ``reference/jdb.md``
 - Action 72 ``times``: the seed marks it mandatory (``Y``) for every type. Knob
   ``bonuschips_times``: ``"required"`` (the default, as the seed says) refuses a BONUSCHIPS create
   without it (``8000 ... parameter:times is required``); ``"ignored"`` accepts its absence (as the
-  newer pages that add BONUSCHIPS suggest). Either way a BONUSCHIPS event stores no times
-  (Action 71 answers ``null``).
+  newer pages that add BONUSCHIPS suggest). A BONUSCHIPS event does not use times; knob
+  ``bonuschips_times_answer``: ``"null"`` (default, as the Action 71 seed says) or ``"echo"``
+  (Action 71/76 answer the ``times`` the create sent).
 - Action 77 requires ``name``, ``machineTypes``, ``bet``, ``minWithdrawal`` and ``maxWithdrawal``;
-  ``startTime``/``endTime``/``type``/``times`` may be sent but must equal the stored values
-  (they cannot be modified, newest documents). Only INACTIVE and ACTIVE events can be updated.
+  ``type``/``times`` may be sent but must equal the stored values. Knob ``update_fields``:
+  ``"newest"`` (default; ``startTime``/``endTime`` may be sent but must equal the stored values, as
+  the newest page says) or ``"older"`` (both mandatory and updated, as the older pages list them).
+  Only INACTIVE and ACTIVE events can be updated; knob ``update_active``: ``"allowed"`` (default)
+  or ``"refused"`` (an ACTIVE event answers ``9998`` with the status text).
 - Event retention (seed, Action 71: "retained for 180 days after the free spin reward expires").
   Knob ``event_retention_days``: ``180`` (the default) or ``None`` (kept forever, as this emulator
   did before). How an event disappears is a guess: once ``endTime`` is more than that many days
@@ -136,6 +144,24 @@ A76_DOCUMENTED = ("eventId", "name", "creator", "numberOfPlayers", "type", "tota
                   "totalCashout", "machineTypes", "status", "currency", "startTime")
 """The Action 76 answer fields the documents list (the table is cut after ``startTime``)."""
 TYPES = ("NORMAL", "FEATURE", "BONUSCHIPS")
+KNOBS: dict[str, tuple[str, ...]] = {
+    # what Action 71/76 answer as ``times`` of a BONUSCHIPS event: null (Action 71 seed: "only used for
+    # normal game and feature game, otherwise it is null") or the value the create sent
+    "bonuschips_times_answer": ("null", "echo"),
+    # Action 72 with a transactionId that already made an event: answer its eventId and bind nothing
+    # ("answer"), or also bind the players sent and answer their lists ("bind"); the seed says only
+    # that nothing new is created and the existing eventId is returned
+    "repeat_transaction": ("answer", "bind"),
+    # Action 77: the newest page forbids changing startTime/endTime ("newest"); older pages list them
+    # as mandatory, updatable parameters ("older")
+    "update_fields": ("newest", "older"),
+    # Action 77 on an ACTIVE event: accepted ("allowed") or refused with 9998 ("refused")
+    "update_active": ("allowed", "refused"),
+    # Action 74 for a player already bound to the event: a no-op ("noop") or listed in
+    # failedBindingPlayers ("failed"; the binding stays), or the whole call refused ("error": 9998
+    # with TEXT_BOUND, nothing bound)
+    "bind_bound": ("noop", "failed", "error"),
+}
 
 PARAM = "The parameter of input error, please check your parameter is correct or not. parameter:"
 TEXT_TS = "Assertion(SAML) didn't pass the timestamp validation."
@@ -143,6 +169,7 @@ TEXT_RANGE = "Time interval exceeds the allowable range."
 TEXT_NO_EVENT = "Event not exist."
 TEXT_NOT_INACTIVE = "Only INACTIVE event has right to do this action."
 TEXT_USER = "User ID cannot be found."
+TEXT_BOUND = "Player has already been bound to this event."  # a guess (knob bind_bound "error")
 
 _ISO = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{3})?[+-]\d{2}:\d{2}$")
 _REPORT = re.compile(r"^(\d{2})-(\d{2})-(\d{4}) (\d{2}):(\d{2}):(\d{2})$")
@@ -414,6 +441,11 @@ class JdbEmulator(Emulator):
         busy_status: str = "9999",
         report_too_old: str = "refuse",
         event_retention_days: int | None = EVENT_RETENTION_DAYS,
+        bonuschips_times_answer: str = "null",
+        repeat_transaction: str = "answer",
+        update_fields: str = "newest",
+        update_active: str = "allowed",
+        bind_bound: str = "noop",
     ):
         if report_too_old not in ("refuse", "empty"):
             raise ValueError("report_too_old is 'refuse' or 'empty'")
@@ -427,6 +459,15 @@ class JdbEmulator(Emulator):
             raise ValueError("bonuschips_times is 'required' or 'ignored'")
         if busy_status not in BUSY_ANSWERS:
             raise ValueError(f"busy_status is one of {', '.join(BUSY_ANSWERS)}")
+        for knob, value in (("bonuschips_times_answer", bonuschips_times_answer), ("repeat_transaction", repeat_transaction),
+                            ("update_fields", update_fields), ("update_active", update_active), ("bind_bound", bind_bound)):
+            if value not in KNOBS[knob]:
+                raise ValueError(f"{knob} is one of {', '.join(KNOBS[knob])}")
+        self.bonuschips_times_answer = bonuschips_times_answer
+        self.repeat_transaction = repeat_transaction
+        self.update_fields = update_fields
+        self.update_active = update_active
+        self.bind_bound = bind_bound
         self.search_fields = search_fields
         self.bonuschips_times = bonuschips_times
         self.busy_status = busy_status
@@ -696,11 +737,20 @@ class JdbEmulator(Emulator):
     def _bind(self, agent: str, event_id: int, uids: Sequence[str]) -> dict[str, list[str]]:
         uids = list(dict.fromkeys(uids))
         known = self._players(agent, uids)
+        bound: set[str] = set()
+        if self.bind_bound != "noop":
+            for i in range(0, len(uids), 500):
+                chunk = uids[i : i + 500]
+                marks = ",".join("?" * len(chunk))
+                bound.update(r[0] for r in self.db.execute(
+                    f"SELECT uid FROM bindings WHERE event_id = ? AND uid IN ({marks})", [event_id, *chunk]))
+        if bound and self.bind_bound == "error":
+            raise _Fail("9998", TEXT_BOUND)
         rows = [(event_id, u) for u in uids if u in known and not known[u]]
         with self.transaction():
             self.db.executemany("INSERT OR IGNORE INTO bindings (event_id, uid) VALUES (?, ?)", rows)
         return {
-            "failedBindingPlayers": [u for u in uids if known.get(u)],
+            "failedBindingPlayers": [u for u in uids if known.get(u) or u in bound],
             "notExistedPlayers": [u for u in uids if u not in known],
         }
 
@@ -729,6 +779,10 @@ class JdbEmulator(Emulator):
             "SELECT event_id FROM events WHERE agent = ? AND transaction_id = ?", (agent, transaction_id)
         ).fetchone()
         if existing is not None:
+            if self.repeat_transaction == "bind" and players:
+                event = self._event(agent, existing[0])
+                if event.status(self._now_ms()) in ("INACTIVE", "ACTIVE"):
+                    return {"status": "0000", "data": {"eventId": existing[0], **self._bind(agent, existing[0], players)}}
             return {"status": "0000", "data": {"eventId": existing[0], "failedBindingPlayers": [], "notExistedPlayers": []}}
         now = self._now_ms()
         if fields["end_ms"] <= now:
@@ -756,7 +810,8 @@ class JdbEmulator(Emulator):
         if kind == "BONUSCHIPS":
             if self.bonuschips_times == "required":
                 _int(_need(p, "times"), "times", minimum=1)
-            times = None
+            # kept as sent (what the knob bonuschips_times_answer "echo" answers); never used
+            times = _int(p["times"], "times", minimum=1) if _present(p, "times") else None
         else:
             times = _int(_need(p, "times"), "times", minimum=1)
         chips = multiplier = None
@@ -813,15 +868,31 @@ class JdbEmulator(Emulator):
         machine_types = _int_list(_need(p, "machineTypes"), "machineTypes")
         bet = _money(_need(p, "bet"), "bet", positive=True)
         min_w, max_w = self._withdrawals(p)
-        self._check_unchanged(event, p)
+        window = self._updated_window(event, p)
         status = event.status(self._now_ms())
-        if status not in ("INACTIVE", "ACTIVE"):
+        if status not in ("INACTIVE", "ACTIVE") or (status == "ACTIVE" and self.update_active == "refused"):
             raise _state_error(status)
         self.db.execute(
-            "UPDATE events SET name = ?, machine_types = ?, bet = ?, min_w = ?, max_w = ?, update_ms = ? WHERE event_id = ?",
-            (name, json.dumps(machine_types), str(bet), str(min_w), str(max_w), self._now_ms(), event.event_id),
+            "UPDATE events SET name = ?, machine_types = ?, bet = ?, min_w = ?, max_w = ?, start_ms = ?, start_off = ?,"
+            " end_ms = ?, end_off = ?, update_ms = ? WHERE event_id = ?",
+            (name, json.dumps(machine_types), str(bet), str(min_w), str(max_w), *window, self._now_ms(), event.event_id),
         )
         return {"status": "0000"}
+
+    def _updated_window(self, event: _Event, p: dict[str, Any]) -> tuple[int, int, int, int]:
+        """Knob ``update_fields``: ``newest`` — start/end may be sent but must equal the stored ones;
+        ``older`` — both are mandatory and set (end later than start and than now)."""
+        if self.update_fields == "newest":
+            self._check_unchanged(event, p)
+            return event.start_ms, event.start_off, event.end_ms, event.end_off
+        start = _iso(_need(p, "startTime"), "startTime")
+        end = _iso(_need(p, "endTime"), "endTime")
+        self._check_unchanged(event, {k: v for k, v in p.items() if k not in ("startTime", "endTime")})
+        if _ms(end) <= _ms(start):
+            raise _param("endTime", "must be later than startTime")
+        if _ms(end) <= self._now_ms():
+            raise _param("endTime", "must be later than the current time")
+        return _ms(start), _offset_min(start), _ms(end), _offset_min(end)
 
     @staticmethod
     def _check_unchanged(event: _Event, p: dict[str, Any]) -> None:
@@ -829,7 +900,7 @@ class JdbEmulator(Emulator):
             "startTime": lambda v: _ms(_iso(v, "startTime")) == event.start_ms,
             "endTime": lambda v: _ms(_iso(v, "endTime")) == event.end_ms,
             "type": lambda v: v == event.type,
-            "times": lambda v: event.times is not None and _int(v, "times") == event.times,
+            "times": lambda v: event.type == "BONUSCHIPS" or (event.times is not None and _int(v, "times") == event.times),
         }
         for name, same in fixed.items():
             if _present(p, name) and not same(p[name]):
@@ -904,12 +975,18 @@ class JdbEmulator(Emulator):
             "totalTimes": None if chips else (e.times or 0) * players, "totalCashout": "0.000",
             "machineTypes": e.machine_types, "status": e.status(now), "currency": self.currency,
             "startTime": _fmt_iso(e.start_ms, e.start_off), "endTime": _fmt_iso(e.end_ms, e.end_off),
-            "times": e.times, "bet": _fmt_money(e.bet), "minWithdrawal": _fmt_money(e.min_w),
+            "times": self._times_answer(e), "bet": _fmt_money(e.bet), "minWithdrawal": _fmt_money(e.min_w),
             "maxWithdrawal": _fmt_money(e.max_w),
             "bonusChips": None if e.bonus_chips is None else _fmt_money(e.bonus_chips),
             "chipsMultiplier": None if e.chips_multiplier is None else _fmt_money(e.chips_multiplier),
             "requiredTurnover": e.required_turnover, "updateTime": _fmt_iso(e.update_ms, e.start_off),
         }
+
+    def _times_answer(self, e: _Event) -> int | None:
+        """``times`` as answered: a BONUSCHIPS event's is null unless the knob echoes what was sent."""
+        if e.type == "BONUSCHIPS" and self.bonuschips_times_answer == "null":
+            return None
+        return e.times
 
     def _a71_player_events(self, agent: str, p: dict[str, Any]) -> dict[str, Any]:
         uid = _str(_need(p, "uid"), "uid", max_len=50)
@@ -936,7 +1013,7 @@ class JdbEmulator(Emulator):
         chips = e.type == "BONUSCHIPS"
         return {
             "eventId": e.event_id, "name": e.name, "currency": self.currency, "type": e.type,
-            "times": None if chips else e.times, "useTimes": None if chips else 0,
+            "times": self._times_answer(e), "useTimes": None if chips else 0,
             "requiredTurnover": e.required_turnover if chips else None,
             "accumulatedTurnover": "0.000" if chips else None,
             "startTime": _fmt_iso(e.start_ms, e.start_off), "endTime": _fmt_iso(e.end_ms, e.end_off),

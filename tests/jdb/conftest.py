@@ -68,9 +68,44 @@ def busy_status() -> str:
 
 
 @pytest.fixture
-def jdb_emulator(clock: Clock, jdb_mode: str, bonuschips_times: str, busy_status: str) -> JdbEmulator:
+def bonuschips_times_answer() -> str:
+    """Action 71/76 ``times`` of a BONUSCHIPS event: ``null`` as the Action 71 seed says, or ``echo``
+    (what the create sent); tests of the behaviour run both."""
+    return "null"
+
+
+@pytest.fixture
+def repeat_transaction() -> str:
+    """Action 72 with a used ``transactionId``: ``answer`` (the existing eventId, nothing bound) or
+    ``bind`` (also binds the players sent)."""
+    return "answer"
+
+
+@pytest.fixture
+def update_fields() -> str:
+    """Action 77: ``newest`` (start/end cannot change) or ``older`` (start/end mandatory and set)."""
+    return "newest"
+
+
+@pytest.fixture
+def update_active() -> str:
+    """Action 77 on an ACTIVE event: ``allowed`` or ``refused`` (9998)."""
+    return "allowed"
+
+
+@pytest.fixture
+def bind_bound() -> str:
+    """Action 74 for an already bound player: ``noop`` or ``failed`` (listed in failedBindingPlayers)."""
+    return "noop"
+
+
+@pytest.fixture
+def jdb_emulator(clock: Clock, jdb_mode: str, bonuschips_times: str, busy_status: str, bonuschips_times_answer: str,
+                 repeat_transaction: str, update_fields: str, update_active: str, bind_bound: str) -> JdbEmulator:
     return JdbEmulator(dc=SANDBOX_DC, key=SANDBOX_KEY, iv=SANDBOX_IV, agents=[AGENT, "otherag"], clock=clock,
-                       search_fields=jdb_mode, bonuschips_times=bonuschips_times, busy_status=busy_status)
+                       search_fields=jdb_mode, bonuschips_times=bonuschips_times, busy_status=busy_status,
+                       bonuschips_times_answer=bonuschips_times_answer, repeat_transaction=repeat_transaction,
+                       update_fields=update_fields, update_active=update_active, bind_bound=bind_bound)
 
 
 @pytest.fixture

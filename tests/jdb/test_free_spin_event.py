@@ -105,7 +105,7 @@ def test_immutable_change_is_a_replace_only_with_the_opt_in(ws: JdbWorkspace) ->
     assert refused.exit_code == 1 and "allow-replace" in refused.stderr
     assert len(ws.live()) == 1 and ws.live()[0]["times"] == 10
     out = apply(ws, "--allow-replace")
-    assert "generation 2" in out  # generation 1's transactionId belongs to the terminated event
+    assert "TERMINATED; event" in out and "(replacement 1)" in out  # created under the content key, then the old one ended
     assert [(e["status"], e["times"]) for e in ws.events()] == [("TERMINATED", 10), ("INACTIVE", 20)]
     assert ws.live()[0]["numberOfPlayers"] == 3
     assert_converged(ws)
@@ -135,7 +135,8 @@ def test_players_added_excluded_and_unknown(ws: JdbWorkspace) -> None:
     ws.write("manifests/events.yaml", event_doc(ws))
     apply(ws)
     ws.write("manifests/events.yaml", event_doc(
-        ws, players=["player00001", "player00003", "player00004", "ghost"], excludedPlayers=["player00002"]))
+        ws, players=["player00001", "player00003", "player00004", "ghost"], excludedPlayers=["player00002"],
+        allowRebind=True))
     plan = ws.cli("plan")
     assert "players (bind)" in plan.stdout and "players (unbind)" in plan.stdout
     assert "do not exist under agent sandboxag: ghost" in plan.stdout  # known from Action 71: not sent
@@ -162,7 +163,7 @@ def test_players_beyond_one_call_are_bound_in_chunks_of_50000(ws: JdbWorkspace) 
     ws.write("manifests/players.txt", "# VIP list\n" + "\n".join(players) + "\n")
     ws.write("manifests/events.yaml", event_doc(ws, players=None, playersFile="players.txt"))
     [change] = json.loads(ws.cli("plan", "--format", "json").stdout)["changes"]
-    assert change["calls"][-1] == "JDB action 74 x 1 (bind the remaining players)"
+    assert change["calls"][-1] == "JDB action 74 x 2 (bind the players, 50,000 per call)"
     apply(ws)
     assert ws.live()[0]["numberOfPlayers"] == 50_003
     assert_converged(ws)
@@ -214,7 +215,8 @@ def test_a_create_whose_transaction_id_answers_an_unseen_ended_event_grants_noth
     """The plan cannot see that the terminated event is this resource's (renamed in the back
     office and the start moved, so neither the name nor the twin rule matches): a create is
     planned, but Action 72 with the same transactionId answers the old event and makes nothing —
-    no generation is skipped silently, no spin is granted again."""
+    no generation is skipped silently, no spin is granted again, nobody is bound, and the outcome
+    is a failure naming the event (never "created")."""
     ws.write("manifests/events.yaml", event_doc(ws))
     apply(ws)
     first = ws.live()[0]["eventId"]
@@ -222,9 +224,9 @@ def test_a_create_whose_transaction_id_answers_an_unseen_ended_event_grants_noth
     ws.client.terminate_event(agent=AGENT, event_id=first)
     ws.write("manifests/events.yaml", event_doc(ws, name="Spring spins", startTime=when(ws, 1.5)))
     res = ws.cli("apply", "--auto-approve")
-    assert res.exit_code == 0, res.stdout + res.stderr
-    assert f"event {first} (generation 1)" in res.stdout
-    assert [e["status"] for e in ws.events()] == ["TERMINATED"]
+    assert res.exit_code == 4, res.stdout + res.stderr
+    assert f"belongs to event {first}, which is TERMINATED" in res.stdout and "nothing was bound" in res.stdout
+    assert [(e["status"], e["numberOfPlayers"]) for e in ws.events()] == [("TERMINATED", 3)]
 
 
 def _draft(ws: JdbWorkspace, **fields: Any) -> Any:
@@ -310,7 +312,7 @@ def test_saved_plan_applies_as_reviewed(ws: JdbWorkspace) -> None:
     ws.write("manifests/events.yaml", event_doc(ws))
     apply(ws)
     ws.write("manifests/events.yaml", event_doc(ws, bet="4", players=["player00001", "player00002", "player00005"],
-                                                excludedPlayers=["player00003"]))
+                                                excludedPlayers=["player00003"], allowRebind=True))
     assert ws.cli("plan", "--out", "plan.json").exit_code == 0
     res = ws.cli("apply", "plan.json")
     assert res.exit_code == 0, res.stdout + res.stderr
