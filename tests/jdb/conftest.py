@@ -18,7 +18,7 @@ from reconciler.clients.http import RetryPolicy
 from reconciler.clients.jdb import JdbClient
 from reconciler.clients.jdb_crypto import JdbCipher
 from reconciler.sandbox.base import EmulatorServer
-from reconciler.sandbox.jdb import JdbEmulator
+from reconciler.sandbox.jdb import EVENT_RETENTION_DAYS, JdbEmulator
 
 SANDBOX_DC = "sbx"
 SANDBOX_KEY = "sbxTestKey000001"  # sandbox-only
@@ -100,12 +100,21 @@ def bind_bound() -> str:
 
 
 @pytest.fixture
+def event_retention_days() -> int | None:
+    """Days an event (its bindings and transactionId) is kept after its endTime: 180 as the Action
+    71 seed says; ``None`` (forever) is the other answer a test can pin."""
+    return EVENT_RETENTION_DAYS
+
+
+@pytest.fixture
 def jdb_emulator(clock: Clock, jdb_mode: str, bonuschips_times: str, busy_status: str, bonuschips_times_answer: str,
-                 repeat_transaction: str, update_fields: str, update_active: str, bind_bound: str) -> JdbEmulator:
+                 repeat_transaction: str, update_fields: str, update_active: str, bind_bound: str,
+                 event_retention_days: int | None) -> JdbEmulator:
     return JdbEmulator(dc=SANDBOX_DC, key=SANDBOX_KEY, iv=SANDBOX_IV, agents=[AGENT, "otherag"], clock=clock,
                        search_fields=jdb_mode, bonuschips_times=bonuschips_times, busy_status=busy_status,
                        bonuschips_times_answer=bonuschips_times_answer, repeat_transaction=repeat_transaction,
-                       update_fields=update_fields, update_active=update_active, bind_bound=bind_bound)
+                       update_fields=update_fields, update_active=update_active, bind_bound=bind_bound,
+                       event_retention_days=event_retention_days)
 
 
 @pytest.fixture

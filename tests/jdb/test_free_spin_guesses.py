@@ -80,11 +80,12 @@ def test_environments_sharing_an_agent_have_their_own_transaction_ids(ws: JdbWor
     assert key_scope(None, "default") == "" and key_scope(None, "brand-b") == "connection=brand-b"
 
 
+@pytest.mark.parametrize("event_retention_days", [None])
 @pytest.mark.parametrize("repeat_transaction", ["answer", "bind"])
 def test_a_name_reused_after_its_old_event_aged_out_is_never_reported_created(ws: JdbWorkspace) -> None:
-    """The old event of ``spring`` ended long ago (outside every read window, as after JDB's 180
-    days); Action 72 still answers its eventId for the reused name. Each apply says so and fails;
-    none says "created"."""
+    """The old event of ``spring`` ended long ago (outside every read window) while JDB still
+    remembers its transactionId (retention knob: forever); Action 72 answers its eventId for the
+    reused name. Each apply says so and fails; none says "created"."""
     now = ws.clock.now
     ws.clock.now = now - 400 * 86400
     old = ws.client.create_event(agent=AGENT, draft=draft(ws, name="Old promo"),
@@ -99,6 +100,23 @@ def test_a_name_reused_after_its_old_event_aged_out_is_never_reported_created(ws
         assert "player(s) bound" not in res.stdout
     ws.write("manifests/events.yaml", event_doc(ws, generation=2))
     assert "3 of 3 player(s) bound" in apply(ws)
+    assert_converged(ws)
+
+
+@pytest.mark.parametrize("repeat_transaction", ["answer", "bind"])
+def test_a_name_reused_after_jdb_forgot_its_old_event_is_created_once(ws: JdbWorkspace) -> None:
+    """With the seed's 180-day retention the old event and its transactionId are gone: the reused
+    name is a real create, made once (a second apply plans nothing), and the old event stays gone."""
+    now = ws.clock.now
+    ws.clock.now = now - 400 * 86400
+    old = ws.client.create_event(agent=AGENT, draft=draft(ws, name="Old promo"),
+                                 transaction_id=transaction_id(AGENT, "spring", 1), players=["player00001"])
+    ws.clock.now = now
+    ws.write("manifests/events.yaml", event_doc(ws))
+    res = ws.cli("apply", "--auto-approve")
+    assert res.exit_code == 0, res.stdout + res.stderr
+    assert "3 of 3 player(s) bound" in res.stdout and str(old.event_id) not in res.stdout
+    assert [e["name"] for e in ws.live()] == ["Spring spins"]
     assert_converged(ws)
 
 

@@ -46,7 +46,7 @@ def test_a_bind_answered_unreadably_is_read_back(ws: JdbWorkspace, how: str) -> 
     ws.write("manifests/events.yaml", event_doc(ws, players=["player00001", "player00002", "player00003",
                                                                "player00004"]))
     mangle(ws, how, 74)
-    out = apply_ok(ws)
+    out = apply_ok(ws, "--force")  # players added to a live event: the rebind opt-in (issue 22)
     assert "ok      update FreeSpinEvent/spring" in out
     [event] = ws.events()
     assert event["numberOfPlayers"] == 4
