@@ -2,7 +2,8 @@
 
 Exit codes (DESIGN.md): 0 success; 1 error (invalid input, API error, refused); 2 ``plan
 --detailed-exitcode`` / ``--drift`` found changes; 3 a saved plan was stale for some resource;
-4 partial apply (some changes failed; what succeeded is listed).
+4 partial apply (some changes failed; what succeeded is listed); 5 ``plan --drift`` found no drift
+but could not read or compare everything (the report lists what).
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ import threading
 import time
 import traceback
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, NoReturn
@@ -619,28 +620,47 @@ def _drift(s: Session, p: Plan, baseline: Path | None, fmt: str, detail: str = "
 
         pending = sorted({c.address for c in p.changes if is_pending(c)})
         p.changes = [c for c in p.changes if not is_pending(c)]
+    gaps = p.gaps()
     if fmt == "json":
-        click.echo(json.dumps({"drift": [c.to_dict() for c in p.changes], "pending": pending,
-                                "out_of_band": p.out_of_band, "summary": p.summary_line()}, indent=2))
+        _json_out({"drift": [c.to_dict() for c in p.changes], "pending": pending,
+                   "out_of_band": p.out_of_band, "differs": p.differs, "complete": not gaps,
+                   "incomplete": [asdict(g) for g in gaps], "summary": p.summary_line()}, indent=2)
     elif fmt == "markdown":
         click.echo(render_markdown(p, title="reconciler drift report"), nl=False)
     else:
         _text(p, detail=detail)
+    found: list[str] = []
     if p.changes:
         kinds = sorted({c.kind for c in p.changes})
         against = "unchanged manifests" if baseline else "the manifests (no baseline)"
-        line = f"Drift: {len(p.changes)} resource(s) differ from {against} ({', '.join(kinds)})."
-    elif not p.out_of_band:
-        line = "Drift: none."
+        found.append(f"{len(p.changes)} resource(s) differ from {against} ({', '.join(kinds)})")
     if p.out_of_band:
-        names = sorted(p.out_of_band)
-        shown = ", ".join(names[:20]) + (f", ... and {len(names) - 20} more" if len(names) > 20 else "")
-        ended = f"{len(names)} resource(s) ended out of band ({shown})"
-        line = f"{line} {ended}." if p.changes else f"Drift: {ended}."
+        found.append(f"{len(p.out_of_band)} resource(s) ended out of band ({_names(p.out_of_band)})")
+    if p.differs:
+        refs = [d.split(": ", 1)[0] for d in p.differs]
+        found.append(f"{len(refs)} resource(s) differ in ways apply cannot change ({_names(refs)})")
+    if found:
+        line = "Drift: " + "; ".join(found) + "."
+    elif gaps:
+        line = "Drift: none found in what could be read and compared, but the check is incomplete."
+    else:
+        line = "Drift: none."
+    if gaps:
+        line += f" {p.incomplete_line()}"
     if pending:
         line += f" {len(pending)} pending change(s) from edited manifests not counted."
     _err(line)
-    return 2 if p.changes or p.out_of_band else 0
+    if found:
+        return 2
+    return EXIT_INCOMPLETE if gaps else 0
+
+
+EXIT_INCOMPLETE = 5  # plan --drift: no drift found, but something could not be read or compared
+
+
+def _names(refs: list[str], limit: int = 20) -> str:
+    names = sorted(refs)
+    return ", ".join(names[:limit]) + (f", ... and {len(names) - limit} more" if len(names) > limit else "")
 
 
 def _confirm(auto_approve: bool) -> None:
@@ -782,7 +802,8 @@ def _render_apply_plan(p: Plan, fmt: str, safety: list[str], detail: str = "norm
         click.echo(render_markdown(p, safety=safety), nl=False)
     elif fmt == "json":
         _json_out({"type": "plan", "summary": p.summary_line(), "counts": p.counts(),
-                   "unsafe": safety, "failed_reads": p.failed})
+                   "unsafe": safety, "failed_reads": p.failed, "complete": p.complete,
+                   "incomplete": [asdict(g) for g in p.gaps()]})
     else:
         _text(p, safety, detail)
 

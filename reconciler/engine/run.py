@@ -95,6 +95,10 @@ def make_plan(loaded: Loaded, ctx: RunContext, *, kinds: set[str] | None = None)
         plan.warnings.extend(kp.warnings)
         plan.existing_in_scope[scope_label(kind_cls.kind, conn)] = kp.existing_in_scope
         plan.out_of_band.extend(kp.out_of_band)
+        for g in kp.uncompared:
+            g.connection = conn
+        plan.uncompared.extend(kp.uncompared)
+        plan.differs.extend(kp.differs)
     plan.connections.sort()
     if ctx.options.targets:
         plan = filter_targets(plan, ctx.options.targets)
@@ -118,7 +122,8 @@ def filter_targets(plan: Plan, targets: tuple[str, ...]) -> Plan:
     unmatched = [t for t in targets if not any(_matches(c, t) for c in plan.changes)]
     out = Plan(changes=kept, noops=plan.noops, unmanaged=[], warnings=list(plan.warnings),
                existing_in_scope=plan.existing_in_scope, environment=plan.environment, connections=plan.connections,
-               failed=plan.failed, out_of_band=[r for r in plan.out_of_band if r in targets])
+               failed=plan.failed, out_of_band=[r for r in plan.out_of_band if r in targets],
+               uncompared=plan.uncompared, differs=[d for d in plan.differs if d.split(": ", 1)[0] in targets])
     for t in unmatched:
         out.warnings.append(f"--target {t}: no change for it (already in the desired state, or no such resource)")
     return out
@@ -360,6 +365,8 @@ def reconcile_saved(saved: list[Change], fresh: Plan) -> tuple[list[Change], lis
       unchanged manifests ask for, e.g. the plan was applied before — or the change was never one
       the manifests ask for);
     - the object left every prune scope or became protected: ``stale``;
+    - the fresh plan has no change only because the object ended out of band (a terminated
+      event) or differs in a way apply cannot change: ``stale`` — its live state is not the target;
     - the live object changed since the plan (another precondition) or the change would differ:
       ``stale``.
 
@@ -368,12 +375,22 @@ def reconcile_saved(saved: list[Change], fresh: Plan) -> tuple[list[Change], lis
     """
     fresh_by_addr = {c.address: c for c in fresh.changes}
     out_of_scope = {u.address for u in fresh.unmanaged}
+    ended = set(fresh.out_of_band)
+    differs = {d.split(": ", 1)[0] for d in fresh.differs}
     to_apply: list[Change] = []
     stale: list[Outcome] = []
     for c in saved:
         f = fresh_by_addr.get(c.address)
         if f is None and c.address in out_of_scope:
             stale.append(Outcome(c, "stale", "the object is outside every prune scope or protected: not deleted"))
+        elif f is None and c.resource and c.resource in ended:
+            # no change because it ended (terminated outside the product), not because it is at
+            # the plan's target: the reviewed change was not made
+            stale.append(Outcome(c, "stale", "terminated out of band since the plan: not changed (nothing is "
+                                             "re-created without an opt-in; make a new plan)"))
+        elif f is None and c.resource and c.resource in differs:
+            stale.append(Outcome(c, "stale", "live object changed since the plan in a way apply cannot change; "
+                                             "make a new plan"))
         elif f is None:
             # the live object already is what the manifests (unchanged since the plan) ask for —
             # e.g. a re-run after a complete or partial apply: nothing to write, nothing to alert on
