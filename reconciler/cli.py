@@ -102,6 +102,7 @@ class Globals:
     ``reconciler plan --debug`` mean the same; ``--target`` given in both places adds up)."""
 
     config_path: Path = Path("reconciler.yaml")
+    config_given: bool = False  # --config was given (a missing file is then an error, sandbox or not)
     sandbox: bool = False
     sandbox_state: Path | None = None
     targets: tuple[str, ...] = ()
@@ -128,6 +129,8 @@ def _store_global(ctx: click.Context, param: click.Parameter, value: Any) -> Non
         g.targets = g.targets + tuple(value)
     else:
         setattr(g, param.name, value)
+    if param.name == "config_path":
+        g.config_given = True
 
 
 GLOBAL_OPTIONS: list[Callable[[Any], Any]] = [
@@ -292,6 +295,15 @@ class ProgressDisplay:
             if not self.tasks:
                 self.close_locked()
 
+    def notice(self, text: str) -> None:
+        """One line at once (what a slow run waits for), above a live display on a terminal."""
+        with self.lock:
+            line = escape_visible(text)
+            if self.progress is not None:
+                self.progress.console.print(line, markup=False, highlight=False)
+            else:
+                print(line, file=self.stream, flush=True)
+
     def close_locked(self) -> None:
         if self.progress is not None:
             self.progress.stop()
@@ -307,6 +319,7 @@ def _progress_for(ctx: Any) -> None:
     """Drive a progress display from this run's reports; stopped when the command ends."""
     display = ProgressDisplay(sys.stderr, color=use_color(sys.stderr))
     ctx.on_progress = display
+    ctx.on_wait = display.notice
     _displays.append(display)
     click.get_current_context().call_on_close(display.close)
 
@@ -344,12 +357,22 @@ def _root() -> Path | None:
     return ctx.meta.get("reconciler.root") if ctx is not None else None
 
 
+def check_config_given(config_path: Path, sandbox: bool) -> None:
+    """``--sandbox`` runs without a config file only when ``--config`` was not given: a ``--config``
+    that names no file is an error, never silently replaced by the sandbox's defaults."""
+    g = _globals()
+    if sandbox and g.config_given and config_path == g.config_path and not config_path.is_file():
+        raise UsageError(f"--config {config_path}: no such file (with --sandbox, leave --config out to run on "
+                         "the sandbox's own defaults)")
+
+
 def _session(paths: tuple[Path, ...], config_path: Path, sandbox: bool, sandbox_state: Path | None,
              targets: tuple[str, ...], force: bool, allow_replace: bool = False, *,
              recorded: bool = False, env: str | None = None) -> Session:
     """A run's session. The environment is ``--env``, unless the run was ``recorded`` (a saved
     plan or a journal): then it is ``env``, the one it was planned for."""
     check_target_syntax(targets)
+    check_config_given(config_path, sandbox)
     ctx = click.get_current_context(silent=True)
     allowed = ctx.meta.get("reconciler.allowed_endpoints", ()) if ctx is not None else ()
     opts = RunOptions(force=force, allow_replace=allow_replace, targets=tuple(targets), allowed_endpoints=allowed)
@@ -406,6 +429,7 @@ def validate(paths: tuple[Path, ...], config_path: Path, sandbox: bool, sandbox_
     from reconciler.manifest.config import apply_trusted_connections, load_config
 
     check_target_syntax(targets)
+    check_config_given(config_path, sandbox)
     enter_workspace(config_path if config_path.exists() else None, _root())
     try:
         if sandbox and resolve_secrets:  # the sandbox's credentials exist once it has been set up
@@ -752,16 +776,20 @@ def _journal_run(s: Session, journal: Journal, changes: list[Change], *, existin
 
 def _run_apply(s: Session, changes: list[Change], *, fmt: str, journal: Journal | None, signals: _Signals,
                resumed: bool, existing: dict[str, int], failed: dict[str, str], done: list[Outcome] | None = None,
-               detail: str = "normal") -> int:
-    """Apply ``changes`` streaming each outcome; journal; the exit code."""
+               detail: str = "normal", approved: bool = False) -> int:
+    """Apply ``changes`` streaming each outcome; journal; the exit code. ``approved``: the run
+    needed no confirmation (``--auto-approve``, a saved plan), so the resume hint carries
+    ``--auto-approve`` and works as printed where no one can confirm (CI)."""
     from reconciler.engine import run
 
     done = list(done or [])
     if journal is not None:
         _journal_run(s, journal, changes, existing=existing, resumed=resumed)
-    emit = _outcome_printer(fmt, detail)
+    # Markdown is one document written at the end (a table of results), not lines as they happen
+    emit = _outcome_printer(fmt, detail) if fmt != "markdown" else None
     for o in done:
-        emit(o)
+        if emit is not None:
+            emit(o)
         if journal is not None:
             journal.outcome(o)
     signals.journal = journal
@@ -776,6 +804,8 @@ def _run_apply(s: Session, changes: list[Change], *, fmt: str, journal: Journal 
     if fmt == "json":
         counts = dict(Counter(o.status for o in outcomes))
         click.echo(json.dumps({"type": "summary", "counts": counts, "failed_reads": failed, "exit_code": code}))
+    elif fmt == "markdown":
+        click.echo(render_apply_markdown(outcomes), nl=False)
     else:
         if isinstance(emit, OutcomeStream):
             emit.close()
@@ -784,7 +814,7 @@ def _run_apply(s: Session, changes: list[Change], *, fmt: str, journal: Journal 
         _err(f"error: {line}")
     if stopped is not None:
         _err(f"interrupted: stopped before {sum(o.status == 'interrupted' for o in outcomes)} change(s); "
-             + (f"finish with: reconciler apply --resume {journal.path}" if journal else "apply again to finish"))
+             + (f"finish with: {resume_command(journal.path, approved)}" if journal else "apply again to finish"))
     if journal is not None:
         journal.end(status="interrupted" if stopped is not None else "finished", exit_code=code,
                     counts=dict(Counter(o.status for o in outcomes)))
@@ -795,6 +825,11 @@ def _run_apply(s: Session, changes: list[Change], *, fmt: str, journal: Journal 
         sys.stderr.flush()
         os._exit(code)
     return code
+
+
+def resume_command(journal_path: Path, approved: bool) -> str:
+    """The command that finishes an interrupted run, as it must be typed (sandbox, config)."""
+    return command_line("apply", "--resume", str(journal_path), *(["--auto-approve"] if approved else []))
 
 
 def _render_apply_plan(p: Plan, fmt: str, safety: list[str], detail: str = "normal") -> None:
@@ -888,7 +923,7 @@ def apply(paths: tuple[Path, ...], config_path: Path, sandbox: bool, sandbox_sta
             elif journal_path:
                 journal = Journal.open_new(journal_path)
             return _run_apply(s, p.changes, fmt=fmt, journal=journal, signals=signals, resumed=state is not None,
-                              existing=p.existing_in_scope, failed=p.failed, detail=detail)
+                              existing=p.existing_in_scope, failed=p.failed, detail=detail, approved=auto_approve)
     finally:
         s.close()
 
@@ -986,9 +1021,17 @@ def _apply_saved(path: Path, config_path: Path, sandbox: bool, sandbox_state: Pa
                     journal.close()
                 return code
             return _run_apply(s, to_apply, fmt=fmt, journal=journal, signals=signals, resumed=False,
-                              existing=saved.existing_in_scope, failed={}, done=unread + stale, detail=detail)
+                              existing=saved.existing_in_scope, failed={}, done=unread + stale, detail=detail,
+                              approved=True)
     finally:
         s.close()
+
+
+def _refuse_targets(command: str, why: str) -> None:
+    """``--target`` given to a command it does not limit is an error, never silently ignored."""
+    targets = _globals().targets
+    if targets:
+        raise UsageError(f"--target {', '.join(targets)}: {command} takes no --target ({why})")
 
 
 @cli.command()
@@ -1001,6 +1044,7 @@ def show(planfile: Path, fmt: str, detail: str) -> int:
     """Render a saved plan again (no API call, no credential): text, Markdown or its JSON."""
     from reconciler.engine.planfile import read_plan
 
+    _refuse_targets("show", "it renders the whole saved plan; --target is decided when planning")
     pf, saved = read_plan(planfile)
     if fmt == "json":
         _json_out(pf.model_dump(mode="json", exclude_unset=True), indent=2)
@@ -1019,6 +1063,7 @@ def show(planfile: Path, fmt: str, detail: str) -> int:
 @handle_errors
 def schema(what: str) -> int:
     """Print a JSON Schema (manifests, config or saved plan) generated from the models."""
+    _refuse_targets("schema", "a schema covers every kind")
     from reconciler.engine.planfile import plan_schema
     from reconciler.schema import config_schema, manifest_schema
 
@@ -1042,6 +1087,7 @@ def sandbox() -> None:
 def sandbox_serve(port: int, state: Path, config_out: Path | None) -> int:
     """Run the emulators in the foreground until interrupted (TcaplusDB tables come from --config, if it exists)."""
     config_path = _globals().config_path
+    check_config_given(config_path, True)
     if config_out:
         check_writable(config_out)
     import threading
