@@ -1087,7 +1087,8 @@ def sandbox() -> None:
 def sandbox_serve(port: int, state: Path, config_out: Path | None) -> int:
     """Run the emulators in the foreground until interrupted (TcaplusDB tables come from --config, if it exists)."""
     config_path = _globals().config_path
-    check_config_given(config_path, True)
+    if _globals().config_given and not config_path.is_file():  # said, never silent
+        _err(f"note: --config {config_path}: no such file; serving without TcaplusDB tables from a config")
     if config_out:
         check_writable(config_out)
     import threading

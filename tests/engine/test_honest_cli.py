@@ -144,8 +144,7 @@ def test_sandbox_with_a_missing_explicit_config_is_an_error(tmp_path: Path) -> N
     (tmp_path / "manifests" / "secrets" / "pw").write_text("SandboxPw123")
     (tmp_path / "manifests" / "a.yaml").write_text(account_doc("game01"))
     for args in (["plan", "--sandbox", "--config", "nosuch.yaml"], ["--config", "nosuch.yaml", "--sandbox", "apply"],
-                 ["validate", "--sandbox", "--config", "nosuch.yaml"],
-                 ["sandbox", "serve", "--config", "nosuch.yaml"]):
+                 ["validate", "--sandbox", "--config", "nosuch.yaml"]):
         done = subprocess.run([EXE, *args], cwd=tmp_path, capture_output=True, text=True, timeout=120,
                               stdin=subprocess.DEVNULL)
         assert done.returncode == 1, (args, done.stdout + done.stderr)

@@ -16,6 +16,7 @@ import pytest
 import yaml
 
 from reconciler.sandbox.serve import Sandbox
+from tests.support import nothing_to_apply
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "environments"
 RECONCILER = Path(sys.executable).with_name("reconciler")
@@ -96,7 +97,7 @@ def test_the_workflow_plans_both_environments_then_applies_staging_then_producti
         again = subprocess.run(["reconciler", "plan", "--env", name, "--detailed-exitcode"], cwd=site, env=env,
                                capture_output=True, text=True, timeout=300)
         assert again.returncode == 0, again.stdout + again.stderr
-        assert "No changes" in again.stdout
+        assert nothing_to_apply(again.stdout), again.stdout
 
 
 def _readme_blocks() -> list[str]:
