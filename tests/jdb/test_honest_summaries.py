@@ -53,6 +53,12 @@ def test_drift_that_cannot_see_the_bet_never_says_none(ws: JdbWorkspace) -> None
     plan = ws.cli("plan")
     assert plan.exit_code == 0 and "No changes" not in plan.stdout and "matches" not in plan.stdout
     assert "Incomplete: 3 field(s) not compared." in plan.stdout  # bet, minWithdrawal, maxWithdrawal
+    # a saved plan keeps the list: `show` (text and Markdown) says the same as the plan did
+    assert ws.cli("plan", "--out", "p.json").exit_code == 0
+    shown = ws.cli("show", "p.json")
+    assert "! FreeSpinEvent: bet not compared (1 resource(s))" in shown.stdout and "matches" not in shown.stdout
+    shown_md = ws.cli("show", "p.json", "--format", "markdown")
+    assert "- FreeSpinEvent: bet not compared" in shown_md.stdout and "matches" not in shown_md.stdout
 
 
 @pytest.mark.parametrize("jdb_mode", ["extended"])
