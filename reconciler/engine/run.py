@@ -100,7 +100,7 @@ class Waiting:
                     last = self._said.get(key)
                     if now - started >= self.first and (last is None or now - last >= self.every):
                         self._said[key] = now
-                        lines.append(f"waiting for {text} ({now - started:.0f} s so far, no answer yet)")
+                        lines.append(f"waiting for {text} ({now - started:.0f} s so far, not finished)")
             for line in lines:
                 if self.ctx.on_wait is not None:
                     self.ctx.on_wait(line)

@@ -55,7 +55,7 @@ def test_a_plan_against_an_api_that_never_answers_says_what_it_waits_for(bp: Wor
         assert proc.poll() is None  # the line came while the request was still unanswered
         port = bp.url.rsplit(":", 1)[1]
         assert line.startswith(f"waiting for bestproxy/default at 127.0.0.1:{port}: reading ")
-        assert "live state" in line and "s so far, no answer yet" in line
+        assert "live state" in line and "s so far, not finished)" in line
     finally:
         proc.kill()
         proc.communicate(timeout=30)
