@@ -183,11 +183,12 @@ class Plan:
 
     def gaps(self) -> list[Gap]:
         """Everything this plan could not read (``failed``) or compare (``uncompared``), in a
-        stable order: what text, Markdown and JSON list under "incomplete"."""
+        stable order, kinds not read first (a list cut short never hides one): what text,
+        Markdown and JSON list under "incomplete"."""
         unread = [Gap(kind=label.split("@", 1)[0], why=why,
                       connection=label.split("@", 1)[1] if "@" in label else DEFAULT_CONNECTION)
                   for label, why in self.failed.items()]
-        return sorted(unread + self.uncompared, key=lambda g: (g.kind, g.connection, g.field, g.why))
+        return sorted(unread + self.uncompared, key=lambda g: (bool(g.field), g.kind, g.connection, g.field, g.why))
 
     @property
     def complete(self) -> bool:
