@@ -598,7 +598,12 @@ def plan(paths: tuple[Path, ...], config_path: Path, sandbox: bool, sandbox_stat
             s.ctx.options.baseline.current = s.resource_digests()
         p = run.make_plan(s.loaded, s.ctx)
         if drift and p.failed:
-            raise ReadFailed(list(dict.fromkeys(p.failed.values())))  # "no drift" must never mean "could not look"
+            # "no drift" must never mean "could not look": the report lists what was not read, and
+            # the run is an error (exit 1) whatever else it found
+            for line in run.failed_reads(p):
+                _err(f"error: {line}")
+            _drift(s, p, baseline, fmt, detail)  # its one-line summary stays the last line
+            return 1
         check_targets_matched(p, s.loaded, targets)
         if drift:
             return _drift(s, p, baseline, fmt, detail)
@@ -665,6 +670,8 @@ def _drift(s: Session, p: Plan, baseline: Path | None, fmt: str, detail: str = "
         found.append(f"{len(refs)} resource(s) differ in ways apply cannot change ({_names(refs)})")
     if found:
         line = "Drift: " + "; ".join(found) + "."
+    elif p.failed:
+        line = f"Drift: not known: {len(p.failed)} kind(s) could not be read."
     elif gaps:
         line = "Drift: none found in what could be read and compared, but the check is incomplete."
     else:

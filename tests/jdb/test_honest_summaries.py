@@ -115,7 +115,10 @@ def test_no_kind_read_never_says_no_changes(ws: JdbWorkspace) -> None:
             assert "FreeSpinEvent: live state not read: " in r.stdout
             assert "Incomplete: 1 kind(s) not read." in r.stdout
     drift = ws.cli("plan", "--drift")
-    assert drift.exit_code == 1 and "Drift: none" not in drift.stderr
+    assert drift.exit_code == 1 and "Drift: none" not in drift.stderr, drift.stdout + drift.stderr
+    assert "Drift: not known: 1 kind(s) could not be read. Incomplete: 1 kind(s) not read." in drift.stderr
+    assert "FreeSpinEvent: live state not read: " in drift.stdout  # the report says which kind, and why
+    assert "error: FreeSpinEvent: live state could not be read" in drift.stderr
 
 
 def test_a_saved_plan_updating_an_event_terminated_out_of_band_is_stale(ws: JdbWorkspace) -> None:
