@@ -1093,6 +1093,7 @@ def sandbox() -> None:
 @handle_errors
 def sandbox_serve(port: int, state: Path, config_out: Path | None) -> int:
     """Run the emulators in the foreground until interrupted (TcaplusDB tables come from --config, if it exists)."""
+    _refuse_targets("sandbox serve", "it serves every emulator")
     config_path = _globals().config_path
     if _globals().config_given and not config_path.is_file():  # said, never silent
         _err(f"note: --config {config_path}: no such file; serving without TcaplusDB tables from a config")
@@ -1165,6 +1166,7 @@ def _export_progress() -> Any:
 @handle_errors
 def export_transactions(agent: str, start: str, end: str | None, game_types: tuple[int, ...], out: Path) -> int:
     """JDB transaction details (Action 29) of a time range as JSON Lines (see docs/export-transactions.md)."""
+    _refuse_targets("export transactions", "it exports an agent's transactions, not resources")
     g = _globals()
     config_path, sandbox, sandbox_state = g.config_path, g.sandbox, g.sandbox_state
     check_writable(out)

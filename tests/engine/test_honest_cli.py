@@ -130,7 +130,10 @@ def test_show_and_schema_refuse_a_target(bp: Workspace) -> None:
     accounts_file(bp, ["game01"])
     assert bp.cli("plan", "--out", "plan.json").exit_code == 0
     for args in (["show", "plan.json", "--target", "Nope/x"], ["--target", "ProxyAccount/game01", "show", "plan.json"],
-                 ["schema", "--target", "Nope/x"], ["schema", "plan", "--target", "ProxyAccount/game01"]):
+                 ["schema", "--target", "Nope/x"], ["schema", "plan", "--target", "ProxyAccount/game01"],
+                 ["sandbox", "serve", "--target", "Nope/x"],
+                 ["export", "transactions", "--target", "Nope/x", "--agent", "a", "--from", "2025-01-01T00:00:00Z",
+                  "--out", "t.jsonl"]):
         r = bp.cli(*args)
         assert r.exit_code == 1, (args, r.stdout + r.stderr)
         assert "takes no --target" in r.stderr and r.stdout == ""
