@@ -19,7 +19,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictStr, model_validator
 
 from reconciler.clients.bestproxy import BestProxyClient, LiveAccount
-from reconciler.model import SENSITIVE, Action, Change, FieldDiff, KindPlan, Outcome, Unmanaged
+from reconciler.model import SENSITIVE, Action, Change, FieldDiff, Gap, KindPlan, Outcome, Unmanaged
 from reconciler.errors import Problem, ReconcilerError
 from reconciler.kinds import register
 from reconciler.kinds.base import ExportDoc, ExportGroup, ExportRequest, Kind, KindExport, Resource, RunContext, ScopeDecl
@@ -70,6 +70,7 @@ class ProxyAccountScope(BaseModel):
 
 
 COMPARED = ("remark", "productType", "trafficLimitGb", "enabled")
+WRITE_ONLY = ("dailyLimitGb", "udp")  # the account list does not return them: drift in them cannot be seen
 
 
 @register
@@ -123,6 +124,7 @@ class ProxyAccountKind(Kind):
         client: BestProxyClient = ctx.client(type(self))
         live = {a.username: a for a in client.list_accounts()}
         kp = KindPlan()
+        unseen: Counter[str] = Counter()  # declared write-only fields of existing accounts
         declared = {r.spec.username for r in resources}
         for r in resources:
             spec: ProxyAccountSpec = r.spec
@@ -132,6 +134,7 @@ class ProxyAccountKind(Kind):
                 kp.changes.append(self._create(r, spec, desired_pw, ctx))
                 continue
             kp.existing_in_scope += 1
+            unseen.update(k for k in WRITE_ONLY if k in self._desired_fields(spec) and k not in self._live_fields(a))
             change = self._update(r, spec, desired_pw, a, ctx)
             if change is None:
                 kp.noops += 1
@@ -156,6 +159,8 @@ class ProxyAccountKind(Kind):
                     notes=[f"not declared; inside {scope.ref}"],
                     data={"product_type": a.product_type},
                 ))
+        kp.uncompared += [Gap(self.kind, "the account list does not return it (write-only): a change made outside "
+                                         "the product cannot be seen", field=k, resources=n) for k, n in sorted(unseen.items())]
         return kp
 
     @staticmethod

@@ -156,3 +156,19 @@ def test_sandbox_with_a_missing_explicit_config_is_an_error(tmp_path: Path) -> N
     # without --config the sandbox runs on its own defaults (the quickstart)
     done = subprocess.run([EXE, "plan", "--sandbox"], cwd=tmp_path, capture_output=True, text=True, timeout=120)
     assert done.returncode == 0 and "+ create ProxyAccount/game01" in done.stdout, done.stdout + done.stderr
+
+
+# -- write-only fields are listed as not compared ------------------------------------------------
+def test_a_write_only_field_changed_out_of_band_is_not_reported_as_no_drift(bp: Workspace) -> None:
+    bp.write("manifests/a.yaml", account_doc("static01", product_type=14, dailyLimitGb=5, udp=True))
+    assert bp.cli("apply", "--auto-approve").exit_code == 0
+    bp.api("/gateway/proxy-account/change", account="static01", udp=0, daily_limit=50)  # by hand
+    drift = bp.cli("plan", "--drift")
+    assert drift.exit_code == 5, drift.stdout + drift.stderr
+    assert "! ProxyAccount: dailyLimitGb not compared (1 resource(s)): the account list does not return it" in drift.stdout
+    assert "! ProxyAccount: udp not compared (1 resource(s))" in drift.stdout
+    assert "Drift: none." not in drift.stderr and "matches" not in drift.stdout
+    # an account declaring neither is compared in full
+    bp.write("manifests/a.yaml", account_doc("static01", product_type=14))
+    plan = bp.cli("plan", "--drift")
+    assert plan.exit_code == 0 and "Drift: none." in plan.stderr, plan.stdout + plan.stderr
