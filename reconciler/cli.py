@@ -914,7 +914,7 @@ def apply(paths: tuple[Path, ...], config_path: Path, sandbox: bool, sandbox_sta
             _render_apply_plan(p, fmt, safety, detail)
             if p.failed and not p.noops:
                 # nothing could be read: an API error, nothing applied
-                raise ReadFailed(run.failed_reads(p))  # one line per kind: which, and why
+                raise ReadFailed(list(dict.fromkeys(p.failed.values())))
             if not p.has_changes and not p.failed:
                 if state is not None and fmt != "json":
                     click.echo(f"Nothing left to do: the run {resume_path} recorded is complete.")
