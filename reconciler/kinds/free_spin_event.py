@@ -727,6 +727,9 @@ class FreeSpinEventKind(Kind):
         diffs = [k for k in DECLARED if k in have and have[k] != want[k]]
         differs = f"; its differences ({', '.join(diffs)}) cannot be applied" if diffs else ""
         kp.warnings.append(f"{r.ref}: expired: event {event.event_id} has EXPIRED ({event.when()}){differs}; {hint}")
+        if diffs:  # not the manifests' target, and never will be: never "matches"
+            kp.differs.append(f"{r.ref}: event {event.event_id} has EXPIRED; its differences ({', '.join(diffs)}) "
+                              "cannot be applied")
 
     @staticmethod
     def _warn_players(r: Resource, event: _Live, m: _Membership, kp: KindPlan) -> None:

@@ -5,13 +5,15 @@ guess) are exercised: what the documented one cannot show must be listed as not 
 from __future__ import annotations
 
 import json
+import time
+from datetime import datetime
 
 import pytest
 
 from reconciler.clients.jdb import EventDraft, parse_iso
 
 from .conftest import AGENT, JdbWorkspace
-from .test_free_spin_event import apply, event_doc, when
+from .test_free_spin_event import TZ8, apply, event_doc, when
 
 
 def raise_bet_out_of_band(ws: JdbWorkspace, factor: int = 500) -> None:
@@ -145,3 +147,21 @@ def test_a_saved_plan_whose_target_was_reached_is_skipped(ws: JdbWorkspace) -> N
     assert ws.cli("apply", "plan.json").exit_code == 0
     again = ws.cli("apply", "plan.json")
     assert again.exit_code == 0 and "already in the desired state" in again.stdout, again.stdout + again.stderr
+
+
+def test_a_saved_plan_updating_an_event_that_expired_since_is_stale(ws: JdbWorkspace) -> None:
+    """Not out of band, but the same untruth: an event that expired after the plan was made is
+    not "already in the desired state" when the plan's change was never made."""
+    end = datetime.fromtimestamp(int(time.time()) + 4, TZ8).isoformat()
+    ws.write("manifests/events.yaml", event_doc(ws, startTime=when(ws, -1), endTime=end))
+    apply(ws)
+    ws.write("manifests/events.yaml", event_doc(ws, startTime=when(ws, -1), endTime=end, machineTypes=[14077]))
+    assert ws.cli("plan", "--out", "plan.json").exit_code == 0
+    time.sleep(max(0.0, datetime.fromisoformat(end).timestamp() - time.time()) + 0.5)
+    ws.clock.now = time.time()  # the emulator's clock follows: the event has EXPIRED
+    res = ws.cli("apply", "plan.json")
+    assert res.exit_code == 3, res.stdout + res.stderr
+    assert "STALE   update FreeSpinEvent/spring" in res.stdout and "already in the desired state" not in res.stdout
+    drift = ws.cli("plan", "--drift")
+    assert drift.exit_code == 2 and "differ in ways apply cannot change (FreeSpinEvent/spring)" in drift.stderr
+    assert [e["status"] for e in ws.events()] == ["EXPIRED"] and ws.events()[0]["machineTypes"] == [14077, 14085]
