@@ -2,7 +2,8 @@
 
 Exit codes (DESIGN.md): 0 success; 1 error (invalid input, API error, refused); 2 ``plan
 --detailed-exitcode`` / ``--drift`` found changes; 3 a saved plan was stale for some resource;
-4 partial apply (some changes failed; what succeeded is listed).
+4 partial apply (some changes failed; what succeeded is listed); 5 ``plan --drift`` found no drift
+but could not read or compare everything (the report lists what).
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ import threading
 import time
 import traceback
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, NoReturn
@@ -122,6 +123,7 @@ class Globals:
     ``reconciler plan --debug`` mean the same; ``--target`` given in both places adds up)."""
 
     config_path: Path = Path("reconciler.yaml")
+    config_given: bool = False  # --config was given (a missing file is then an error, sandbox or not)
     sandbox: bool = False
     sandbox_state: Path | None = None
     targets: tuple[str, ...] = ()
@@ -148,6 +150,8 @@ def _store_global(ctx: click.Context, param: click.Parameter, value: Any) -> Non
         g.targets = g.targets + tuple(value)
     else:
         setattr(g, param.name, value)
+    if param.name == "config_path":
+        g.config_given = True
 
 
 GLOBAL_OPTIONS: list[Callable[[Any], Any]] = [
@@ -316,6 +320,15 @@ class ProgressDisplay:
             if not self.tasks:
                 self.close_locked()
 
+    def notice(self, text: str) -> None:
+        """One line at once (what a slow run waits for), above a live display on a terminal."""
+        with self.lock:
+            line = oneline.one_line(text)
+            if self.progress is not None:
+                self.progress.console.print(line, markup=False, highlight=False)
+            else:
+                print(line, file=self.stream, flush=True)
+
     def close_locked(self) -> None:
         if self.progress is not None:
             self.progress.stop()
@@ -331,6 +344,7 @@ def _progress_for(ctx: Any) -> None:
     """Drive a progress display from this run's reports; stopped when the command ends."""
     display = ProgressDisplay(sys.stderr, color=use_color(sys.stderr))
     ctx.on_progress = display
+    ctx.on_wait = display.notice
     _displays.append(display)
     click.get_current_context().call_on_close(display.close)
 
@@ -368,12 +382,22 @@ def _root() -> Path | None:
     return ctx.meta.get("reconciler.root") if ctx is not None else None
 
 
+def check_config_given(config_path: Path, sandbox: bool) -> None:
+    """``--sandbox`` runs without a config file only when ``--config`` was not given: a ``--config``
+    that names no file is an error, never silently replaced by the sandbox's defaults."""
+    g = _globals()
+    if sandbox and g.config_given and config_path == g.config_path and not config_path.is_file():
+        raise UsageError(f"--config {config_path}: no such file (with --sandbox, leave --config out to run on "
+                         "the sandbox's own defaults)")
+
+
 def _session(paths: tuple[Path, ...], config_path: Path, sandbox: bool, sandbox_state: Path | None,
              targets: tuple[str, ...], force: bool, allow_replace: bool = False, *,
              recorded: bool = False, env: str | None = None) -> Session:
     """A run's session. The environment is ``--env``, unless the run was ``recorded`` (a saved
     plan or a journal): then it is ``env``, the one it was planned for."""
     check_target_syntax(targets)
+    check_config_given(config_path, sandbox)
     ctx = click.get_current_context(silent=True)
     allowed = ctx.meta.get("reconciler.allowed_endpoints", ()) if ctx is not None else ()
     opts = RunOptions(force=force, allow_replace=allow_replace, targets=tuple(targets), allowed_endpoints=allowed)
@@ -430,6 +454,7 @@ def validate(paths: tuple[Path, ...], config_path: Path, sandbox: bool, sandbox_
     from reconciler.manifest.config import apply_trusted_connections, load_config
 
     check_target_syntax(targets)
+    check_config_given(config_path, sandbox)
     enter_workspace(config_path if config_path.exists() else None, _root())
     try:
         if sandbox and resolve_secrets:  # the sandbox's credentials exist once it has been set up
@@ -606,7 +631,12 @@ def plan(paths: tuple[Path, ...], config_path: Path, sandbox: bool, sandbox_stat
             s.ctx.options.baseline.current = s.resource_digests()
         p = run.make_plan(s.loaded, s.ctx)
         if drift and p.failed:
-            raise ReadFailed(list(dict.fromkeys(p.failed.values())))  # "no drift" must never mean "could not look"
+            # "no drift" must never mean "could not look": the report lists what was not read, and
+            # the run is an error (exit 1) whatever else it found
+            for line in run.failed_reads(p):
+                _err(f"error: {line}")
+            _drift(s, p, baseline, fmt, detail)  # its one-line summary stays the last line
+            return 1
         check_targets_matched(p, s.loaded, targets)
         if drift:
             return _drift(s, p, baseline, fmt, detail)
@@ -628,7 +658,7 @@ def plan(paths: tuple[Path, ...], config_path: Path, sandbox: bool, sandbox_stat
         _render(p, fmt, data, safety, detail, keys_only=s.config.review)
         if out:
             _err(f"Saved plan to {out}. Apply it with: {command_line('apply', str(out))}")
-        return 2 if detailed_exitcode and (p.has_changes or p.incomplete) else 0
+        return 2 if detailed_exitcode and (p.has_changes or p.not_restored) else 0
     finally:
         s.close()
 
@@ -664,28 +694,49 @@ def _drift(s: Session, p: Plan, baseline: Path | None, fmt: str, detail: str = "
 
         pending = sorted({c.address for c in p.changes if is_pending(c)})
         p.changes = [c for c in p.changes if not is_pending(c)]
+    gaps = p.gaps()
     if fmt == "json":
         _json_out({"drift": [c.to_dict() for c in p.changes], "pending": pending,
-                   "out_of_band": p.out_of_band, "summary": p.summary_line()}, indent=2)
+                   "out_of_band": p.out_of_band, "differs": p.differs, "complete": not gaps,
+                   "incomplete": [asdict(g) for g in gaps], "summary": p.summary_line()}, indent=2)
     elif fmt == "markdown":
         click.echo(render_markdown(p, title="reconciler drift report"), nl=False)
     else:
         _text(p, detail=detail)
+    found: list[str] = []
     if p.changes:
         kinds = sorted({c.kind for c in p.changes})
         against = "unchanged manifests" if baseline else "the manifests (no baseline)"
-        line = f"Drift: {len(p.changes)} resource(s) differ from {against} ({', '.join(kinds)})."
-    elif not p.out_of_band:
-        line = "Drift: none."
+        found.append(f"{len(p.changes)} resource(s) differ from {against} ({', '.join(kinds)})")
     if p.out_of_band:
-        names = sorted(p.out_of_band)
-        shown = ", ".join(names[:20]) + (f", ... and {len(names) - 20} more" if len(names) > 20 else "")
-        ended = f"{len(names)} resource(s) ended out of band ({shown})"
-        line = f"{line} {ended}." if p.changes else f"Drift: {ended}."
+        found.append(f"{len(p.out_of_band)} resource(s) ended out of band ({_names(p.out_of_band)})")
+    if p.differs:
+        refs = [d.split(": ", 1)[0] for d in p.differs]
+        found.append(f"{len(refs)} resource(s) differ in ways apply cannot change ({_names(refs)})")
+    if found:
+        line = "Drift: " + "; ".join(found) + "."
+    elif p.failed:
+        line = f"Drift: not known: {len(p.failed)} kind(s) could not be read."
+    elif gaps:
+        line = "Drift: none found in what could be read and compared, but the check is incomplete."
+    else:
+        line = "Drift: none."
+    if gaps:
+        line += f" {p.incomplete_line()}"
     if pending:
         line += f" {len(pending)} pending change(s) from edited manifests not counted."
     _err(line)
-    return 2 if p.changes or p.out_of_band else 0
+    if found:
+        return 2
+    return EXIT_INCOMPLETE if gaps else 0
+
+
+EXIT_INCOMPLETE = 5  # plan --drift: no drift found, but something could not be read or compared
+
+
+def _names(refs: list[str], limit: int = 20) -> str:
+    names = sorted(refs)
+    return ", ".join(names[:limit]) + (f", ... and {len(names) - limit} more" if len(names) > limit else "")
 
 
 def _confirm(auto_approve: bool) -> None:
@@ -777,16 +828,20 @@ def _journal_run(s: Session, journal: Journal, changes: list[Change], *, existin
 
 def _run_apply(s: Session, changes: list[Change], *, fmt: str, journal: Journal | None, signals: _Signals,
                resumed: bool, existing: dict[str, int], failed: dict[str, str], done: list[Outcome] | None = None,
-               detail: str = "normal") -> int:
-    """Apply ``changes`` streaming each outcome; journal; the exit code."""
+               detail: str = "normal", approved: bool = False) -> int:
+    """Apply ``changes`` streaming each outcome; journal; the exit code. ``approved``: the run
+    needed no confirmation (``--auto-approve``, a saved plan), so the resume hint carries
+    ``--auto-approve`` and works as printed where no one can confirm (CI)."""
     from reconciler.engine import run
 
     done = list(done or [])
     if journal is not None:
         _journal_run(s, journal, changes, existing=existing, resumed=resumed)
-    emit = _outcome_printer(fmt, detail)
+    # Markdown is one document written at the end (a table of results), not lines as they happen
+    emit = _outcome_printer(fmt, detail) if fmt != "markdown" else None
     for o in done:
-        emit(o)
+        if emit is not None:
+            emit(o)
         if journal is not None:
             journal.outcome(o)
     signals.journal = journal
@@ -801,6 +856,8 @@ def _run_apply(s: Session, changes: list[Change], *, fmt: str, journal: Journal 
     if fmt == "json":
         counts = dict(Counter(o.status for o in outcomes))
         click.echo(json.dumps({"type": "summary", "counts": counts, "failed_reads": failed, "exit_code": code}))
+    elif fmt == "markdown":
+        click.echo(render_apply_markdown(outcomes), nl=False)
     else:
         if isinstance(emit, OutcomeStream):
             emit.close()
@@ -809,7 +866,7 @@ def _run_apply(s: Session, changes: list[Change], *, fmt: str, journal: Journal 
         _err(f"error: {line}")
     if stopped is not None:
         _err(f"interrupted: stopped before {sum(o.status == 'interrupted' for o in outcomes)} change(s); "
-             + (f"finish with: reconciler apply --resume {journal.path}" if journal else "apply again to finish"))
+             + (f"finish with: {resume_command(journal.path, approved)}" if journal else "apply again to finish"))
     if journal is not None:
         journal.end(status="interrupted" if stopped is not None else "finished", exit_code=code,
                     counts=dict(Counter(o.status for o in outcomes)))
@@ -822,12 +879,18 @@ def _run_apply(s: Session, changes: list[Change], *, fmt: str, journal: Journal 
     return code
 
 
+def resume_command(journal_path: Path, approved: bool) -> str:
+    """The command that finishes an interrupted run, as it must be typed (sandbox, config)."""
+    return command_line("apply", "--resume", str(journal_path), *(["--auto-approve"] if approved else []))
+
+
 def _render_apply_plan(p: Plan, fmt: str, safety: list[str], detail: str = "normal") -> None:
     if fmt == "markdown":
         click.echo(render_markdown(p, safety=safety), nl=False)
     elif fmt == "json":
         _json_out({"type": "plan", "summary": p.summary_line(), "counts": p.counts(),
-                   "unsafe": safety, "failed_reads": p.failed})
+                   "unsafe": safety, "failed_reads": p.failed, "complete": p.complete,
+                   "incomplete": [asdict(g) for g in p.gaps()]})
     else:
         _text(p, safety, detail)
 
@@ -909,7 +972,7 @@ def apply(paths: tuple[Path, ...], config_path: Path, sandbox: bool, sandbox_sta
             if not p.has_changes and not p.failed:
                 if recorded and fmt != "json":
                     click.echo(f"Nothing left to do: the run {resume_path} recorded is complete.")
-                return _not_restored(p.incomplete, 0)
+                return _not_restored(p.not_restored, 0)
             if safety and not force:
                 raise UsageError("the plan exceeds the safety thresholds; nothing was applied (use --force)")
             run.refuse_blocked(p)
@@ -922,9 +985,9 @@ def apply(paths: tuple[Path, ...], config_path: Path, sandbox: bool, sandbox_sta
                 journal = Journal(resume_path, append=True)
             elif journal_path:
                 journal = Journal.open_new(journal_path)
-            return _not_restored(p.incomplete, _run_apply(
+            return _not_restored(p.not_restored, _run_apply(
                 s, p.changes, fmt=fmt, journal=journal, signals=signals, resumed=recorded,
-                existing=p.existing_in_scope, failed=p.failed, detail=detail))
+                existing=p.existing_in_scope, failed=p.failed, detail=detail, approved=auto_approve))
     finally:
         s.close()
 
@@ -1006,7 +1069,7 @@ def _apply_saved(path: Path, config_path: Path, sandbox: bool, sandbox_state: Pa
                 raise UsageError(f"{path}: changed since this plan was made: {freshness.describe(changed)}; make a new plan")
             if not saved.changes:
                 click.echo("The saved plan has no changes.")
-                return _not_restored(fresh.incomplete, 0)
+                return _not_restored(fresh.not_restored, 0)
             # a kind that could not be read now is not checked against the plan, so not written
             unread = [Outcome(c, "failed", f"live state could not be read: {fresh.failed[c.scope]}")
                       for c in saved.changes if c.scope in fresh.failed]
@@ -1028,12 +1091,19 @@ def _apply_saved(path: Path, config_path: Path, sandbox: bool, sandbox_state: Pa
                     journal.end(status="interrupted" if signals.exit_code else "finished", exit_code=code,
                                 counts=dict(Counter(o.status for o in outcomes)))
                     journal.close()
-                return _not_restored(fresh.incomplete, code)
-            return _not_restored(fresh.incomplete, _run_apply(
+                return _not_restored(fresh.not_restored, code)
+            return _not_restored(fresh.not_restored, _run_apply(
                 s, to_apply, fmt=fmt, journal=journal, signals=signals, resumed=False,
-                existing=saved.existing_in_scope, failed={}, done=unread + stale, detail=detail))
+                existing=saved.existing_in_scope, failed={}, done=unread + stale, detail=detail, approved=True))
     finally:
         s.close()
+
+
+def _refuse_targets(command: str, why: str) -> None:
+    """``--target`` given to a command it does not limit is an error, never silently ignored."""
+    targets = _globals().targets
+    if targets:
+        raise UsageError(f"--target {', '.join(targets)}: {command} takes no --target ({why})")
 
 
 @cli.command()
@@ -1046,6 +1116,7 @@ def show(planfile: Path, fmt: str, detail: str) -> int:
     """Render a saved plan again (no API call, no credential): text, Markdown or its JSON."""
     from reconciler.engine.planfile import read_plan
 
+    _refuse_targets("show", "it renders the whole saved plan; --target is decided when planning")
     pf, saved = read_plan(planfile)
     if fmt == "json":
         _json_out(pf.model_dump(mode="json", exclude_unset=True), indent=2)
@@ -1064,6 +1135,7 @@ def show(planfile: Path, fmt: str, detail: str) -> int:
 @handle_errors
 def schema(what: str) -> int:
     """Print a JSON Schema (manifests, config or saved plan) generated from the models."""
+    _refuse_targets("schema", "a schema covers every kind")
     from reconciler.engine.planfile import plan_schema
     from reconciler.schema import config_schema, manifest_schema
 
@@ -1086,7 +1158,10 @@ def sandbox() -> None:
 @handle_errors
 def sandbox_serve(port: int, state: Path, config_out: Path | None) -> int:
     """Run the emulators in the foreground until interrupted (TcaplusDB tables come from --config, if it exists)."""
+    _refuse_targets("sandbox serve", "it serves every emulator")
     config_path = _globals().config_path
+    if _globals().config_given and not config_path.is_file():  # said, never silent
+        _err(f"note: --config {config_path}: no such file; serving without TcaplusDB tables from a config")
     if config_out:
         check_writable(config_out)
     import threading
@@ -1157,6 +1232,7 @@ def _export_progress() -> Any:
 @handle_errors
 def export_transactions(agent: str, start: str, end: str | None, game_types: tuple[int, ...], out: Path) -> int:
     """JDB transaction details (Action 29) of a time range as JSON Lines (see docs/export-transactions.md)."""
+    _refuse_targets("export transactions", "it exports an agent's transactions, not resources")
     g = _globals()
     config_path, sandbox, sandbox_state = g.config_path, g.sandbox, g.sandbox_state
     check_writable(out)

@@ -115,6 +115,34 @@ class Unmanaged:
 
 
 @dataclass
+class Gap:
+    """Something a plan could not read or compare, so its summary cannot say "No changes",
+    "matches" or "Drift: none" for it (DESIGN principle 11, "words are earned").
+
+    ``field`` is empty when the kind's live state could not be read at all (``why`` is the error);
+    otherwise it names what could not be compared (a field the vendor does not return, players a
+    vendor cannot list) for ``resources`` resources of the kind.
+    """
+
+    kind: str
+    why: str
+    field: str = ""
+    resources: int = 0
+    connection: str = DEFAULT_CONNECTION
+
+    @property
+    def scope(self) -> str:
+        return scope_label(self.kind, self.connection)
+
+    def line(self) -> str:
+        """``KIND[@CONN]: field F (N resource(s)): why`` or ``KIND[@CONN]: not read: why``."""
+        if not self.field:
+            return f"{self.scope}: live state not read: {self.why}"
+        count = f" ({self.resources} resource(s))" if self.resources else ""
+        return f"{self.scope}: {self.field} not compared{count}: {self.why}"
+
+
+@dataclass
 class KindPlan:
     """What one kind's planning produced."""
 
@@ -127,6 +155,13 @@ class KindPlan:
     # "KIND/NAME" of resources a change outside the product ended (e.g. a free-spin event
     # terminated in the vendor's back office): nothing to apply, but drift (`plan --drift` exits 2)
     out_of_band: list[str] = field(default_factory=list)
+    # what this kind could not compare (fields the vendor does not return, players it cannot
+    # list): the plan lists them and says "incomplete" instead of "matches"
+    uncompared: list[Gap] = field(default_factory=list)
+    # "KIND/NAME: what" of live state seen to differ from the manifests in a way apply does not
+    # change (e.g. an excluded player still bound to an ACTIVE event: JDB unbinds only while
+    # INACTIVE): nothing to apply, but never "matches" (`plan --drift` exits 2)
+    differs: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -144,7 +179,33 @@ class Plan:
     failed: dict[str, str] = field(default_factory=dict)
     out_of_band: list[str] = field(default_factory=list)  # see KindPlan.out_of_band
     # documents marked metadata.incomplete (an export's gaps), skipped: not planned, not restored
-    incomplete: list[str] = field(default_factory=list)
+    not_restored: list[str] = field(default_factory=list)
+    uncompared: list[Gap] = field(default_factory=list)  # see KindPlan.uncompared
+    differs: list[str] = field(default_factory=list)  # see KindPlan.differs
+
+    def gaps(self) -> list[Gap]:
+        """Everything this plan could not read (``failed``) or compare (``uncompared``), in a
+        stable order, kinds not read first (a list cut short never hides one): what text,
+        Markdown and JSON list under "incomplete"."""
+        unread = [Gap(kind=label.split("@", 1)[0], why=why,
+                      connection=label.split("@", 1)[1] if "@" in label else DEFAULT_CONNECTION)
+                  for label, why in self.failed.items()]
+        return sorted(unread + self.uncompared, key=lambda g: (bool(g.field), g.kind, g.connection, g.field, g.why))
+
+    @property
+    def complete(self) -> bool:
+        """Every read the plan speaks for succeeded and every compared field could be read."""
+        return not self.failed and not self.uncompared
+
+    def incomplete_line(self) -> str:
+        """``Incomplete: 1 kind(s) not read, 2 field(s) not compared.`` or "" when complete."""
+        gaps = self.gaps()
+        if not gaps:
+            return ""
+        unread = sum(not g.field for g in gaps)
+        parts = ([f"{unread} kind(s) not read"] if unread else []) + \
+                ([f"{len(gaps) - unread} field(s) not compared"] if len(gaps) > unread else [])
+        return f"Incomplete: {', '.join(parts)}."
 
     def header(self) -> str:
         """Which environment and connections the plan covers ("" when it is the plain default)."""

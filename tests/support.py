@@ -25,3 +25,20 @@ class CliWorkspace:
 
     def cli(self, *args: str, input: str | None = None) -> Result:  # noqa: A002 - click's name
         return CliRunner().invoke(cli, list(args), input=input, catch_exceptions=False)
+
+
+EMPTY_COMPLETE = "No changes. Live state matches the manifests."
+EMPTY_INCOMPLETE = "Nothing to apply in what could be read and compared, but the comparison is incomplete"
+
+
+def nothing_to_apply(out: str, *, unseen: tuple[str, ...] = ("FreeSpinEvent", "ProxyAccount")) -> bool:
+    """The words of an empty plan, earned (issue 23): "No changes ... matches" when every field
+    could be compared; otherwise "Nothing to apply ... incomplete", never "matches", and only
+    fields of the ``unseen`` kinds listed as not compared (JDB's documented Action 76 reply
+    carries no bet, withdrawals or bonus chips; a plan checks at most 100 players; BestProxy's
+    account list carries no dailyLimitGb or udp)."""
+    if "Not read or not compared" not in out:
+        return EMPTY_COMPLETE in out
+    listed = [line.strip() for line in out.splitlines() if line.startswith("    ! ")]
+    return (EMPTY_INCOMPLETE in out and "matches" not in out and bool(listed)
+            and all(line.startswith(tuple(f"! {k}" for k in unseen)) and " not compared " in line for line in listed))

@@ -7,6 +7,7 @@ import shutil
 import subprocess
 import sys
 from pathlib import Path
+from tests.support import nothing_to_apply
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -26,7 +27,7 @@ def test_quickstart_applies_the_shipped_manifests_and_converges(tmp_path: Path) 
     assert (tmp_path / ".reconciler" / "sandbox").is_dir()
     second = _run(tmp_path, "plan", "--sandbox", "--detailed-exitcode")
     assert second.returncode == 0, second.stdout + second.stderr
-    assert "No changes" in second.stdout
+    assert nothing_to_apply(second.stdout), second.stdout
     for kind in ("ProxyAccount", "IpAllowlist", "TcaplusRecords", "FreeSpinEvent"):
         assert kind in first.stdout
 
@@ -44,6 +45,8 @@ def test_sandbox_serve_writes_a_working_config(tmp_path: Path) -> None:
             if line.startswith("Serving"):
                 break
         assert any(line.startswith("bestproxy") and "http://127.0.0.1:" in line for line in lines), lines
+        assert proc.stderr is not None  # an explicit --config that names no file is said, never silent
+        assert proc.stderr.readline().startswith(f"note: --config {tmp_path / 'none.yaml'}: no such file")
         shutil.copytree(ROOT / "manifests" / "bestproxy", tmp_path / "manifests" / "bestproxy")
         shutil.copytree(ROOT / "manifests" / "secrets", tmp_path / "manifests" / "secrets")
         res = _run(tmp_path, "apply", "manifests/bestproxy", "--auto-approve")

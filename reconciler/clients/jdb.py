@@ -173,7 +173,12 @@ HINTS = {
     "9003": "check providers.jdb.dc",
     "9005": "JDB accepts a request only within 30 seconds of its own clock: this machine's clock is off "
             "(synchronise it, e.g. with NTP) or the request waited too long before it was sent",
-    "9006": "check the providers.jdb key and iv references: they must be the agent's 16-character key and IV",
+    # JDB's code table says only "parameters could not be extracted from the encrypted data": a
+    # wrong key or IV is the likely cause, not the only one (reference/jdb.md §1.2, §1.3, §5)
+    "9006": "JDB could not decrypt the request or read its parameters. Likely: providers.jdb key or iv is not "
+            "the 16-character pair JDB issued for this dc (or, when providers.jdb.parent is set, for that "
+            "sub-account: the envelope parent selects which key and IV JDB decrypts with). Also possible: "
+            "something between this machine and JDB (a proxy or gateway) altered the request",
 }
 
 

@@ -8,6 +8,7 @@ values only as keyed fingerprints), the precondition it observed and the calls i
 from __future__ import annotations
 
 import hmac
+from dataclasses import asdict
 import json
 from pathlib import Path
 from typing import Any, Callable, Literal
@@ -15,7 +16,7 @@ from typing import Any, Callable, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from reconciler import __version__, safeio
-from reconciler.model import Change, Plan, Unmanaged
+from reconciler.model import Change, Gap, Plan, Unmanaged, scope_label
 from reconciler.errors import ReconcilerError
 from reconciler.manifest import confine
 
@@ -58,6 +59,14 @@ class UnmanagedModel(_M):
     connection: str = "default"
 
 
+class GapModel(_M):
+    kind: str
+    why: str
+    field: str = Field(default="", description="what could not be compared; empty: the kind was not read")
+    resources: int = Field(default=0, ge=0, description="how many resources it concerns (0: all of the kind)")
+    connection: str = "default"
+
+
 class DigestModel(_M):
     manifests: str
     config: str
@@ -83,6 +92,12 @@ class PlanFile(_M):
     unmanaged: list[UnmanagedModel]
     warnings: list[str]
     existing_in_scope: dict[str, int]
+    incomplete: list[GapModel] = Field(
+        default_factory=list,
+        description="what the plan could not read or compare (its summary says 'incomplete', never 'matches')",
+    )
+    differs: list[str] = Field(default_factory=list,
+                               description="live state seen to differ in ways apply cannot change (KIND/NAME: what)")
     baseline: dict[str, Any] | None = Field(
         default=None,
         description="planned with --baseline: the last applied plan's document digests and desired payloads "
@@ -95,7 +110,7 @@ class PlanFile(_M):
     )
     environment: str | None = Field(default=None, description="the environment planned (--env)")
     connections: list[str] = Field(default_factory=list, description="vendor/connection the plan covers")
-    incomplete: list[str] = Field(
+    not_restored: list[str] = Field(
         default_factory=list,
         description="documents marked metadata.incomplete (an export's gaps): skipped, not planned, not restored")
     config_sections: dict[str, str] = Field(
@@ -128,7 +143,7 @@ class PlanFile(_M):
 # (reconcile_saved), and a change the fresh plan does not reproduce is never written.
 SIGNED_FIELDS = ("format_version", "paths", "config_path", "sandbox", "targets", "force", "allow_replace",
                  "environment", "connections", "connections_digest", "digest", "resources", "config_sections",
-                 "existing_in_scope", "baseline", "review", "incomplete")
+                 "existing_in_scope", "baseline", "review", "not_restored")
 
 
 def baseline_payloads(changes: list[dict[str, Any]]) -> dict[str, Any]:
@@ -188,11 +203,13 @@ def plan_to_dict(plan: Plan, *, created_at: str, paths: list[str], config_path: 
         "unmanaged": [u.__dict__ for u in plan.unmanaged],
         "warnings": plan.warnings,
         "existing_in_scope": plan.existing_in_scope,
+        "incomplete": [asdict(g) for g in plan.gaps()],
+        "differs": plan.differs,
         "resources": dict(sorted((resources or {}).items())),
         "config_sections": dict(sorted((config_sections or {}).items())),
         "environment": plan.environment,
         "connections": plan.connections,
-        **({"incomplete": plan.incomplete} if plan.incomplete else {}),
+        **({"not_restored": plan.not_restored} if plan.not_restored else {}),
         "connections_digest": connections_digest,
         "review": review,
         **({"baseline": baseline} if baseline is not None else {}),
@@ -231,6 +248,9 @@ def read_plan(path: Path) -> tuple[PlanFile, Plan]:
         existing_in_scope=pf.existing_in_scope,
         environment=pf.environment,
         connections=pf.connections,
-        incomplete=pf.incomplete,
+        not_restored=pf.not_restored,
+        uncompared=[Gap(**g.model_dump()) for g in pf.incomplete if g.field],
+        failed={scope_label(g.kind, g.connection): g.why for g in pf.incomplete if not g.field},
+        differs=pf.differs,
     )
     return pf, plan

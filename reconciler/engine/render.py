@@ -27,13 +27,28 @@ def show(value: Any) -> str:
 
 
 def _no_changes(plan: Plan) -> str:
-    if plan.incomplete:
-        return (f"No changes to apply, but {len(plan.incomplete)} declared object(s) are incomplete and were not "
-                "planned (see the warnings: not restored until filled in).\n")
+    """The line a plan without changes ends its body with: "matches" only when earned."""
+    seen = []
+    if plan.not_restored:
+        seen.append(f"{len(plan.not_restored)} declared object(s) are incomplete and were not planned (see the "
+                    "warnings: not restored until filled in)")
     if plan.out_of_band:
-        return (f"No changes to apply, but {len(plan.out_of_band)} resource(s) ended out of band "
-                "(see the warnings; nothing is re-created without an opt-in).\n")
+        seen.append(f"{len(plan.out_of_band)} resource(s) ended out of band (see the warnings; nothing is "
+                    "re-created without an opt-in)")
+    if plan.differs:
+        seen.append(f"{len(plan.differs)} resource(s) differ from the manifests in ways apply cannot change "
+                    "(see the warnings)")
+    if seen:
+        line = "No changes to apply, but " + "; ".join(seen) + "."
+        return line + (" The comparison is incomplete (see above).\n" if plan.gaps() else "\n")
+    if plan.gaps():
+        return ("Nothing to apply in what could be read and compared, but the comparison is incomplete: "
+                f"live state is not known to match the manifests (see '{INCOMPLETE_HEAD}' above).\n")
     return "No changes. Live state matches the manifests.\n"
+
+
+INCOMPLETE_HEAD = "Not read or not compared"
+MAX_GAPS = 50  # listed one by one in text (--detail normal) and Markdown; JSON has them all
 
 
 # -- text -------------------------------------------------------------------------------------
@@ -156,6 +171,7 @@ def render_text(plan: Plan, out: TextIO, *, safety: list[str] | None = None, det
         w.line(f"warning: {warning}", "warn")
     if limit is not None and len(plan.warnings) > limit:
         w.line(f"warning: ... and {len(plan.warnings) - limit} more warning(s) (--detail full lists them)", "warn")
+    _gaps_text(w, plan, None if full else MAX_GAPS)
     if not plan.changes:
         w.line()
         w.line(_no_changes(plan).rstrip("\n"))
@@ -172,7 +188,22 @@ def render_text(plan: Plan, out: TextIO, *, safety: list[str] | None = None, det
         if limit is not None and len(plan.unmanaged) > limit:
             w.line(f"    ... and {len(plan.unmanaged) - limit} more (--detail full lists them)")
     w.line()
+    if plan.incomplete_line():
+        w.line(plan.incomplete_line(), "unsafe")
     w.line(plan.summary_line(), "head")
+
+
+def _gaps_text(w: _Writer, plan: Plan, limit: int | None) -> None:
+    """What could not be read or compared (kind, connection, field, why): one line each."""
+    gaps = plan.gaps()
+    if not gaps:
+        return
+    w.line()
+    w.line(f"{INCOMPLETE_HEAD} ({len(gaps)}): the plan is incomplete", "unsafe")
+    for g in gaps[:limit]:
+        w.line(f"    ! {g.line()}")
+    if limit is not None and len(gaps) > limit:
+        w.line(f"    ... and {len(gaps) - limit} more (--detail full lists them)")
 
 
 def _changes(w: _Writer, plan: Plan, *, full: bool, keys_only: bool = False) -> None:
@@ -460,6 +491,8 @@ def render_markdown(plan: Plan, *, title: str = "reconciler plan", stale: list[O
     if plan.header():
         head += [md_escape(plan.header()), ""]
     head += [md_escape(plan.summary_line()), ""]
+    if plan.incomplete_line():
+        head += [f"**{md_escape(plan.incomplete_line())}**", ""]
     head += _vendor_table(plan, stale)
     # safety findings and warnings: as many as fit in a third of the comment
     notices = [f"\n> **Unsafe:** {md_escape(_clip(s))}" for s in safety or []]
@@ -471,6 +504,7 @@ def render_markdown(plan: Plan, *, title: str = "reconciler plan", stale: list[O
             break
         head.append(n)
         budget -= len(n) + 1
+    head += _gaps_markdown(plan)
     text = "\n".join(head) + "\n\n"
     if not plan.changes:
         return text + md_escape(_no_changes(plan).rstrip("\n")) + "\n"
@@ -496,6 +530,18 @@ def render_markdown(plan: Plan, *, title: str = "reconciler plan", stale: list[O
                      "the full plan is in the JSON artifact:_\n\n")
         parts.extend(f"- {md_escape(k)}: {v}\n" for k, v in sorted(by.items()))
     return "".join(parts)
+
+
+def _gaps_markdown(plan: Plan) -> list[str]:
+    """The Markdown list of what could not be read or compared (at most ``MAX_GAPS`` lines)."""
+    gaps = plan.gaps()
+    if not gaps:
+        return []
+    out = ["", f"**{INCOMPLETE_HEAD} ({len(gaps)}): the plan is incomplete**", ""]
+    out += [f"- {md_escape(_clip(g.line()))}" for g in gaps[:MAX_GAPS]]
+    if len(gaps) > MAX_GAPS:
+        out.append(f"- … and {len(gaps) - MAX_GAPS} more; the JSON plan has them all")
+    return out
 
 
 def render_apply_markdown(outcomes: list[Outcome], *, title: str = "reconciler apply",

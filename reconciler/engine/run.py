@@ -6,6 +6,7 @@ file format in ``planfile.py``; kinds do the vendor work.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import logging
 import threading
@@ -14,11 +15,14 @@ from collections import defaultdict
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import urlsplit
 from reconciler.engine.journal import Journal
 from reconciler.engine.load import Loaded
-from reconciler.errors import ApiError, ReconcilerError, UsageError
+from reconciler.errors import ApiError, InputError, ReconcilerError, UsageError
 from reconciler.kinds import KINDS
 from reconciler.kinds.base import Kind, RunContext
+from reconciler.manifest.endpoints import check_endpoint
 from reconciler.model import Action, Change, KindPlan, Outcome, Plan, scope_label
 
 log = logging.getLogger("reconciler.engine")
@@ -30,6 +34,76 @@ def vendor_concurrency(ctx: RunContext, vendor: str) -> int:
     connections = {"bestproxy": p.bestproxy, "tcaplus": p.tcaplus, "jdb": p.jdb}
     conn = connections.get(vendor)
     return conn.concurrency if conn is not None else 1
+
+
+WAIT_FIRST = 5.0  # seconds a step may take before the run says what it is waiting for
+WAIT_EVERY = 10.0  # then once per this many seconds while it still waits
+
+
+def endpoint_of(ctx: RunContext, vendor: str, connection: str) -> str:
+    """``host:port`` of a vendor connection (what a "waiting for" line names)."""
+    provider = getattr(ctx.bind(vendor, connection).config.providers, vendor, None)
+    url = str(getattr(provider, "base_url", "") or "")
+    return urlsplit(url).netloc or url or "?"
+
+
+class Waiting:
+    """Says what a run waits for when a vendor is slow or never answers: a step (reading a kind,
+    applying a unit) running for ``first`` seconds gets one line naming the vendor, connection,
+    host and what it does, then one every ``every`` seconds while it still runs (``ctx.on_wait``;
+    nothing when unset). Usable as a context manager; steps are registered with :meth:`step`."""
+
+    def __init__(self, ctx: RunContext, *, first: float = WAIT_FIRST, every: float = WAIT_EVERY):
+        self.ctx, self.first, self.every = ctx, first, every
+        self._steps: dict[int, tuple[float, str]] = {}  # id -> (started, description)
+        self._said: dict[int, float] = {}
+        self._lock = threading.Lock()
+        self._done = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._n = 0
+
+    def __enter__(self) -> "Waiting":
+        if self.ctx.on_wait is not None:
+            self._thread = threading.Thread(target=self._watch, name="waiting", daemon=True)
+            self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._done.set()
+        if self._thread is not None:
+            self._thread.join(timeout=1)
+
+    def step(self, vendor: str, connection: str, what: str) -> "contextlib.AbstractContextManager[None]":
+        where = f"{vendor}/{connection} at {endpoint_of(self.ctx, vendor, connection)}"
+
+        @contextlib.contextmanager
+        def running() -> Any:
+            with self._lock:
+                self._n += 1
+                key = self._n
+                self._steps[key] = (time.monotonic(), f"{where}: {what}")
+            try:
+                yield
+            finally:
+                with self._lock:
+                    self._steps.pop(key, None)
+                    self._said.pop(key, None)
+
+        return running()
+
+    def _watch(self) -> None:
+        while not self._done.wait(0.25):
+            now = time.monotonic()
+            lines = []
+            with self._lock:
+                for key, (started, text) in self._steps.items():
+                    last = self._said.get(key)
+                    if now - started >= self.first and (last is None or now - last >= self.every):
+                        self._said[key] = now
+                        lines.append(f"waiting for {text} ({now - started:.0f} s so far, not finished)")
+            for line in lines:
+                if self.ctx.on_wait is not None:
+                    self.ctx.on_wait(line)
 
 
 def _run_per_vendor(work: dict[str, Callable[[], None]]) -> list[BaseException]:
@@ -64,18 +138,22 @@ def make_plan(loaded: Loaded, ctx: RunContext, *, kinds: set[str] | None = None)
     by_connection: dict[tuple[str, str], list[int]] = defaultdict(list)
     for i, (kind_cls, conn, _, _) in enumerate(parts):
         by_connection[(kind_cls.vendor, conn)].append(i)
+    check_endpoints(ctx, sorted(by_connection))
     results: dict[int, KindPlan | str] = {}
 
     def plan_connection(indexes: list[int]) -> None:
         for i in indexes:
             kind_cls, conn, resources, scopes = parts[i]
             try:
-                results[i] = kind_cls().plan(resources, scopes, ctx.bind(kind_cls.vendor, conn))
+                with waiting.step(kind_cls.vendor, conn, f"reading {kind_cls.kind} live state"):
+                    results[i] = kind_cls().plan(resources, scopes, ctx.bind(kind_cls.vendor, conn))
             except ApiError as exc:
                 log.debug("reading %s failed", kind_cls.kind, exc_info=True)
                 results[i] = str(exc)
 
-    errors = _run_per_vendor({f"{v}/{c}": functools.partial(plan_connection, ix) for (v, c), ix in by_connection.items()})
+    with Waiting(ctx) as waiting:
+        errors = _run_per_vendor({f"{v}/{c}": functools.partial(plan_connection, ix)
+                                  for (v, c), ix in by_connection.items()})
     if errors:
         raise errors[0]
     for i, (kind_cls, conn, _, _) in enumerate(parts):  # deterministic order whatever finished first
@@ -95,13 +173,30 @@ def make_plan(loaded: Loaded, ctx: RunContext, *, kinds: set[str] | None = None)
         plan.warnings.extend(kp.warnings)
         plan.existing_in_scope[scope_label(kind_cls.kind, conn)] = kp.existing_in_scope
         plan.out_of_band.extend(kp.out_of_band)
+        for g in kp.uncompared:
+            g.connection = conn
+        plan.uncompared.extend(kp.uncompared)
+        plan.differs.extend(kp.differs)
     plan.connections.sort()
-    plan.incomplete = list(loaded.incomplete)
+    plan.not_restored = list(loaded.incomplete)
     plan.warnings.extend(loaded.incomplete)
     if ctx.options.targets:
         plan = filter_targets(plan, ctx.options.targets)
     plan.sort()
     return plan
+
+
+def check_endpoints(ctx: RunContext, connections: list[tuple[str, str]]) -> None:
+    """Every unapproved endpoint of the run at once (one line each), before any request: the
+    clients check theirs too, but one at a time, as each is first used."""
+    problems = []
+    for vendor, conn in connections:
+        try:
+            check_endpoint(ctx.bind(vendor, conn).config, vendor, allowed=ctx.options.allowed_endpoints)
+        except InputError as exc:
+            problems.extend(exc.problems)
+    if problems:
+        raise InputError(problems)
 
 
 def failed_reads(plan: Plan) -> list[str]:
@@ -121,7 +216,8 @@ def filter_targets(plan: Plan, targets: tuple[str, ...]) -> Plan:
     out = Plan(changes=kept, noops=plan.noops, unmanaged=[], warnings=list(plan.warnings),
                existing_in_scope=plan.existing_in_scope, environment=plan.environment, connections=plan.connections,
                failed=plan.failed, out_of_band=[r for r in plan.out_of_band if r in targets],
-               incomplete=plan.incomplete)
+               uncompared=plan.uncompared, differs=[d for d in plan.differs if d.split(": ", 1)[0] in targets],
+               not_restored=plan.not_restored)
     for t in unmatched:
         out.warnings.append(f"--target {t}: no change for it (already in the desired state, or no such resource)")
     return out
@@ -170,6 +266,7 @@ class ApplyRun:
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _progress: dict[str, int] = field(default_factory=dict)  # changes reported, per kind
     _totals: dict[str, int] = field(default_factory=dict)
+    _waiting: Waiting | None = None
 
     def _report(self, done: list[tuple[int, Outcome]]) -> None:
         with self._lock:
@@ -193,7 +290,8 @@ class ApplyRun:
             for c in changes:
                 self.journal.intent(c)
         try:
-            outs = kind.apply(changes, ctx)
+            with self._step(changes, f"applying {len(changes)} {kind.kind} change(s)"):
+                outs = kind.apply(changes, ctx)
             if len(outs) != len(changes):
                 raise AssertionError(f"{kind.kind}.apply returned {len(outs)} outcomes for {len(changes)} changes")
         except ReconcilerError as exc:
@@ -241,7 +339,8 @@ class ApplyRun:
             self._settled(kind, ctx, [(index[id(c)], c)], [o], held)
 
         try:
-            kind.apply_stream([c for _, c in items], ctx, started=started, finished=finished)
+            with self._step([c for _, c in items], f"applying {len(items)} {kind.kind} change(s)"):
+                kind.apply_stream([c for _, c in items], ctx, started=started, finished=finished)
             return
         except ReconcilerError as exc:
             message = str(exc)
@@ -251,6 +350,11 @@ class ApplyRun:
         rest = [(i, c) for i, c in items if id(c) not in ended]
         outs = [Outcome(c, "unknown" if id(c) in begun else "failed", message) for _, c in rest]
         self._settled(kind, ctx, rest, outs, None)
+
+    def _step(self, changes: list[Change], what: str) -> "contextlib.AbstractContextManager[None]":
+        if self._waiting is None or not changes:
+            return contextlib.nullcontext()
+        return self._waiting.step(changes[0].vendor, changes[0].connection, what)
 
     def _units(self, kind: Kind, ctx: RunContext, items: list[tuple[int, Change]], concurrency: int,
                held: list[tuple[int, Change]] | None) -> None:
@@ -294,6 +398,10 @@ class ApplyRun:
                 self.ctx.stop.wait(self.pass_wait * (attempt + 1))
 
     def run(self) -> list[Outcome]:
+        with Waiting(self.ctx) as self._waiting:
+            return self._run()
+
+    def _run(self) -> list[Outcome]:
         by_connection: dict[tuple[str, str], list[tuple[int, Change]]] = defaultdict(list)
         for i, c in enumerate(self.changes):
             by_connection[(c.vendor, c.connection)].append((i, c))
@@ -364,6 +472,8 @@ def reconcile_saved(saved: list[Change], fresh: Plan) -> tuple[list[Change], lis
       unchanged manifests ask for, e.g. the plan was applied before — or the change was never one
       the manifests ask for);
     - the object left every prune scope or became protected: ``stale``;
+    - the fresh plan has no change only because the object ended out of band (a terminated
+      event) or differs in a way apply cannot change: ``stale`` — its live state is not the target;
     - the live object changed since the plan (another precondition) or the change would differ:
       ``stale``.
 
@@ -372,12 +482,22 @@ def reconcile_saved(saved: list[Change], fresh: Plan) -> tuple[list[Change], lis
     """
     fresh_by_addr = {c.address: c for c in fresh.changes}
     out_of_scope = {u.address for u in fresh.unmanaged}
+    ended = set(fresh.out_of_band)
+    differs = {d.split(": ", 1)[0] for d in fresh.differs}
     to_apply: list[Change] = []
     stale: list[Outcome] = []
     for c in saved:
         f = fresh_by_addr.get(c.address)
         if f is None and c.address in out_of_scope:
             stale.append(Outcome(c, "stale", "the object is outside every prune scope or protected: not deleted"))
+        elif f is None and c.resource and c.resource in ended:
+            # no change because it ended (terminated outside the product), not because it is at
+            # the plan's target: the reviewed change was not made
+            stale.append(Outcome(c, "stale", "terminated out of band since the plan: not changed (nothing is "
+                                             "re-created without an opt-in; make a new plan)"))
+        elif f is None and c.resource and c.resource in differs:
+            stale.append(Outcome(c, "stale", "live object changed since the plan in a way apply cannot change; "
+                                             "make a new plan"))
         elif f is None:
             # the live object already is what the manifests (unchanged since the plan) ask for —
             # e.g. a re-run after a complete or partial apply: nothing to write, nothing to alert on

@@ -137,6 +137,9 @@ class RunContext:
         self.resolve_secrets = True
         # progress of long steps (``report``); the CLI sets it to drive a display
         self.on_progress: Callable[[str, int, int | None], None] | None = None
+        # "waiting for VENDOR at HOST: WHAT (N s so far)" lines when a vendor is slow (the engine
+        # says what it waits for; the CLI prints it on stderr)
+        self.on_wait: Callable[[str], None] | None = None
         # set by the engine when the run is stopped (SIGINT/SIGTERM): start no new write
         self.stop = threading.Event()
 
@@ -165,6 +168,7 @@ class RunContext:
                 child._ref_checks = self._ref_checks
                 child.tracked_files, child.files_by_resource = self.tracked_files, self.files_by_resource
                 child.resolve_secrets, child.on_progress = self.resolve_secrets, self.on_progress
+                child.on_wait = self.on_wait
                 child.stop = self.stop
                 self._children[key] = child
             return child

@@ -70,7 +70,7 @@ from reconciler.clients.jdb import (
     chunks,
     parse_iso,
 )
-from reconciler.model import Action, Change, FieldDiff, KindPlan, Outcome, Unmanaged
+from reconciler.model import Action, Change, FieldDiff, Gap, KindPlan, Outcome, Unmanaged
 from reconciler.manifest import confine
 from reconciler.errors import MAX_PROBLEMS_PER_FILE, Problem, ReconcilerError, UsageError
 from reconciler.kinds import register
@@ -282,6 +282,30 @@ def declared_players(spec: FreeSpinEventSpec, base_dir: Path) -> list[str]:
     if spec.playersFile is None:
         return list(spec.players or [])
     return read_players_file(base_dir / spec.playersFile)[0]
+
+
+def _uncompared(kp: KindPlan, what: str, why: str, n: int = 1) -> None:
+    """Count ``n`` resources whose ``what`` could not be compared (one entry per field and reason)."""
+    for g in kp.uncompared:
+        if (g.field, g.why) == (what, why):
+            g.resources += n
+            return
+    kp.uncompared.append(Gap(kind="FreeSpinEvent", field=what, why=why, resources=n))
+
+
+def _players_unseen(r: Any, declared: list[str], event: Any, m: Any, read: Any, kp: KindPlan) -> None:
+    """What the plan could not compare of an event's players, and what it saw differ but cannot
+    change (JDB has no call that lists an event's players; Action 71 is read within a budget)."""
+    known = read.player_events
+    if m.cannot_unbind:
+        kp.differs.append(f"{r.ref}: excluded player(s) still bound to event {event.event_id}, which is {event.status} "
+                          f"(JDB unbinds only while INACTIVE): {', '.join(_shown(m.cannot_unbind))}")
+    if any(u not in known for u in r.spec.excludedPlayers):
+        _uncompared(kp, "excludedPlayers", f"not every excluded player was checked (at most {PLAYER_READ_BUDGET} "
+                    "Action 71 reads a plan): one may still be bound")
+    if any(u not in known for u in declared):
+        _uncompared(kp, "players", f"not every declared player was checked (at most {PLAYER_READ_BUDGET} Action 71 "
+                    "reads a plan): membership judged by the event's player count")
 
 
 def transaction_id(agent: str, identity: str, generation: int, scope: str = "") -> str:
@@ -554,6 +578,9 @@ class FreeSpinEventKind(Kind):
             kp.warnings.append(
                 f"FreeSpinEvent: JDB's replies do not carry {fields}: drift in them cannot be seen; {how} "
                 "(docs/kinds/free-spin-event.md, 'What can be seen')")
+        for k, n in sorted(unseen.items()):
+            _uncompared(kp, k, "JDB's replies (Action 76, Action 71) do not carry it: a change made outside the "
+                        "product cannot be seen", n)
         return kp
 
     @staticmethod
@@ -742,6 +769,7 @@ class FreeSpinEventKind(Kind):
         self._warn_players(r, event, m, kp)
         self._gate_rebind(r, event, m, len(declared), ctx, kp)
         wrong_currency = self._check_currency(r, event, ctx, kp)
+        _players_unseen(r, declared, event, m, read, kp)
         if any(d.path in IMMUTABLE for d in diffs):
             kp.changes.append(self._replace(r, want, event, diffs, len(declared), unclaimed, ctx))
         elif diffs or m.missing is None or m.missing or m.to_unbind:
@@ -793,6 +821,9 @@ class FreeSpinEventKind(Kind):
         diffs = [k for k in DECLARED if k in have and have[k] != want[k]]
         differs = f"; its differences ({', '.join(diffs)}) cannot be applied" if diffs else ""
         kp.warnings.append(f"{r.ref}: expired: event {event.event_id} has EXPIRED ({event.when()}){differs}; {hint}")
+        if diffs:  # not the manifests' target, and never will be: never "matches"
+            kp.differs.append(f"{r.ref}: event {event.event_id} has EXPIRED; its differences ({', '.join(diffs)}) "
+                              "cannot be applied")
 
     @staticmethod
     def _warn_players(r: Resource, event: _Live, m: _Membership, kp: KindPlan) -> None:

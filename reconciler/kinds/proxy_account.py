@@ -21,7 +21,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictStr, model_validator
 
 from reconciler.clients.bestproxy import BestProxyClient, LiveAccount
-from reconciler.model import SENSITIVE, Action, Change, FieldDiff, KindPlan, Outcome, Unmanaged
+from reconciler.model import SENSITIVE, Action, Change, FieldDiff, Gap, KindPlan, Outcome, Unmanaged
 from reconciler.errors import Problem, ReconcilerError
 from reconciler.kinds import register
 from reconciler.kinds.base import ExportDoc, ExportGroup, ExportRequest, Kind, KindExport, Resource, RunContext, ScopeDecl
@@ -100,6 +100,7 @@ def _finishes_create(spec: ProxyAccountSpec, pw: str, a: LiveAccount, diffs: lis
         return False
     new_account = {"trafficLimitGb": a.limit_gb == 0, "enabled": a.enabled, "dailyLimitGb": True, "udp": True}
     return all(new_account.get(d.path, False) for d in diffs)
+WRITE_ONLY = ("dailyLimitGb", "udp")  # the account list does not return them: drift in them cannot be seen
 
 
 @register
@@ -154,6 +155,7 @@ class ProxyAccountKind(Kind):
         client: BestProxyClient = ctx.client(type(self))
         live = {a.username: a for a in client.list_accounts()}
         kp = KindPlan()
+        unseen: Counter[str] = Counter()  # declared write-only fields of existing accounts
         declared = {r.spec.username for r in resources}
         not_compared: list[str] = []
         for r in resources:
@@ -167,6 +169,7 @@ class ProxyAccountKind(Kind):
             compare = not (ctx.config.review and spec.password.startswith("file:"))
             if not compare:
                 not_compared.append(spec.username)
+            unseen.update(k for k in WRITE_ONLY if k in self._desired_fields(spec) and k not in self._live_fields(a))
             change = self._update(r, spec, desired_pw, a, ctx, compare_password=compare)
             if change is None:
                 kp.noops += 1
@@ -195,6 +198,8 @@ class ProxyAccountKind(Kind):
             kp.warnings.append(f"{self.kind}: {len(not_compared)} password(s) named by file: references were not compared "
                                f"with the live ones: {NOT_COMPARED} (a pull request could commit a guess; a trusted plan "
                                "compares them)")
+        kp.uncompared += [Gap(self.kind, "the account list does not return it (write-only): a change made outside "
+                                         "the product cannot be seen", field=k, resources=n) for k, n in sorted(unseen.items())]
         return kp
 
     @staticmethod

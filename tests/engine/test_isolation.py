@@ -45,7 +45,9 @@ def test_a_vendor_that_cannot_be_read_fails_only_its_kind(fleet: Any) -> None:
     assert plan.exit_code == 1
     assert "error: TcaplusRecords: live state could not be read, so it was not planned: tcaplus" in plan.stderr
     assert "+ create ProxyAccount/camp0000" in plan.stdout and "+ create FreeSpinEvent/camp-0" in plan.stdout
-    assert "TcaplusRecords" not in plan.stdout
+    # listed as not read (the plan says it is incomplete), with no change of it
+    assert "! TcaplusRecords: live state not read: tcaplus" in plan.stdout and "== tcaplus" not in plan.stdout
+    assert "Incomplete: 1 kind(s) not read." in plan.stdout and "No changes" not in plan.stdout
     saved = run("plan", "--out", "plan.json")
     assert saved.exit_code == 1 and "the plan is incomplete; not saved to plan.json" in saved.stderr
     assert not (fleet.root / "plan.json").exists()

@@ -16,6 +16,7 @@ import pytest
 import yaml
 
 from reconciler.sandbox.serve import Sandbox
+from tests.support import nothing_to_apply
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "environments"
 RECONCILER = Path(sys.executable).with_name("reconciler")
@@ -99,20 +100,41 @@ def test_the_workflow_plans_both_environments_then_applies_staging_then_producti
         again = subprocess.run(["reconciler", "plan", "--env", name, "--detailed-exitcode"], cwd=site, env=env,
                                capture_output=True, text=True, timeout=300)
         assert again.returncode == 0, again.stdout + again.stderr
-        assert "No changes" in again.stdout
+        assert nothing_to_apply(again.stdout), again.stdout
+
+
+def _readme_blocks() -> list[str]:
+    text = (EXAMPLE / "README.md").read_text()
+    return [part.split("```", 1)[0] for part in text.split("```sh")[1:]]
 
 
 def test_the_readme_commands_run(site: Path, tmp_path: Path) -> None:
     env = environ(tmp_path)
-    text = (EXAMPLE / "README.md").read_text()
-    block = text.split("```sh", 1)[1].split("```", 1)[0]
+    block = _readme_blocks()[0]
     commands = [line.split("#", 1)[0].strip() for line in block.strip().splitlines()]
     assert commands[0] == "reconciler plan --env staging"
     for command in commands:
         args = command.split()[1:]
-        if "--sandbox" not in args:  # the first two need real credentials: run them on the sandbox too
-            args = [args[0], "--sandbox", *args[1:]]
+        assert "--sandbox" not in args  # they need real credentials: run them on the sandbox here
+        args = [args[0], "--sandbox", *args[1:]]
         done = subprocess.run([str(RECONCILER), *args], cwd=site, env=env, capture_output=True, text=True, timeout=300)
         assert done.returncode == 0, command + "\n" + done.stdout + done.stderr
+
+
+def test_the_readme_sandbox_commands_run_as_printed_on_a_fresh_copy(site: Path, tmp_path: Path) -> None:
+    """Issue 23: the README's sandbox try-out needed a variable it did not mention. Run as printed,
+    in a fresh copy, with none of the example's variables set beforehand."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("STAGING_", "PRODUCTION_"))}
+    env["PATH"] = f"{RECONCILER.parent}{os.pathsep}{env['PATH']}"
+    [block] = [b for b in _readme_blocks() if "--sandbox" in b]
+    done = subprocess.run(["bash", "-euc", block], cwd=site, env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, block + "\n" + done.stdout + done.stderr
+    assert "Apply: 5 applied, 0 failed" in done.stdout
     assert list(accounts(site / ".reconciler" / "sandbox", "staging")) == ["stgops01"]
     assert accounts(site / ".reconciler" / "sandbox", "production") == {}
+    # without the line the README now shows, the same apply stops before any call and names the variable
+    fresh = tmp_path / "fresh"
+    shutil.copytree(EXAMPLE, fresh)
+    bare = subprocess.run(["bash", "-euc", block.replace("export STAGING_OPS_PASSWORD", "# ")], cwd=fresh, env=env,
+                          capture_output=True, text=True, timeout=300)
+    assert bare.returncode == 1 and "STAGING_OPS_PASSWORD" in bare.stderr, bare.stdout + bare.stderr

@@ -11,6 +11,7 @@ import yaml
 
 from reconciler.sandbox.serve import Sandbox
 from tests.environments.test_connections import PASSWORDS, Fleet, estate, fleet  # noqa: F401 - the fixture
+from tests.support import nothing_to_apply
 
 
 def _state(sbx: Sandbox) -> dict[str, object]:
@@ -36,7 +37,7 @@ def test_every_connection_is_exported_and_restored(fleet: Fleet) -> None:  # noq
                for d in yaml.safe_load_all((fleet.root / "backup/bestproxy/accounts.yaml").read_text()))
     assert (fleet.root / "backup/brand-b/jdb/sandboxag/players/launch-brand-b.txt").is_file()
     planned = fleet.cli("plan", "backup", "--detailed-exitcode")
-    assert planned.exit_code == 0 and "No changes" in planned.stdout, planned.output
+    assert planned.exit_code == 0 and nothing_to_apply(planned.stdout), planned.output
 
     # both accounts of every vendor are lost: restore into two new, empty sets of emulators
     fleet.a.stop()
@@ -55,5 +56,5 @@ def test_every_connection_is_exported_and_restored(fleet: Fleet) -> None:  # noq
     applied = fleet.cli("apply", "backup", "--auto-approve")
     assert applied.exit_code == 0, applied.output
     again = fleet.cli("plan", "backup", "--detailed-exitcode")
-    assert again.exit_code == 0 and "No changes" in again.stdout, again.output
+    assert again.exit_code == 0 and nothing_to_apply(again.stdout), again.output
     assert (_state(fleet.a), _state(fleet.b)) == before

@@ -12,6 +12,7 @@ from pathlib import Path
 import yaml
 
 from tests.export.conftest import ROOT, DrWorkspace, vendor_state
+from tests.support import nothing_to_apply
 
 DOC = ROOT / "docs" / "disaster-recovery.md"
 
@@ -56,7 +57,7 @@ def test_the_runbook_restores_a_backup_into_a_wiped_sandbox(dr: DrWorkspace) -> 
     fresh = ".reconciler/wiped"
     for args in restore:
         res = dr.run(*args, state=fresh)
-    assert "No changes" in res.output
+    assert nothing_to_apply(res.output), res.output
     assert vendor_state(dr.root / fresh) == before
 
 
@@ -74,5 +75,5 @@ def test_the_adoption_commands_adopt_console_objects(dr: DrWorkspace) -> None:
     export, plan = _adoption(DOC.read_text(encoding="utf-8"))
     dr.run(*export)
     res = dr.run(*plan, "--detailed-exitcode")
-    assert "No changes" in res.output and " 0 unmanaged" in res.output
+    assert nothing_to_apply(res.output) and " 0 unmanaged" in res.output
     assert Path(dr.root / "manifests/adopted/bestproxy/accounts.yaml").is_file()

@@ -64,6 +64,11 @@ def test_wrong_key_is_an_auth_error_without_secrets(make_jdb_client: Callable[..
     with pytest.raises(JdbAuthError) as info:
         events(client, clock)
     assert info.value.code == "9006" and wrong not in str(info.value) and SANDBOX_IV not in str(info.value)
+    # 9006 means "could not extract parameters from the encrypted data": the key/IV is the likely
+    # cause, not the only one (issue 23): the sub-account parent and an altered request are named too
+    message = str(info.value)
+    assert "Likely: providers.jdb key or iv" in message and "Also possible:" in message
+    assert "providers.jdb.parent" in message and "altered the request" in message
     assert wrong not in repr(client)
 
 
