@@ -72,6 +72,9 @@ class Change:
     # thresholds); element-level kinds such as IpAllowlist count elements
     impact: int = 1
     connection: str = DEFAULT_CONNECTION  # the named connection of the vendor it is made on
+    # the money a change grants (FreeSpinEvent): stake and withdrawal ceiling before and after, as
+    # decimal strings (None: unknown); see reconciler.engine.exposure and docs/kinds/free-spin-event.md
+    exposure: dict[str, Any] | None = None
 
     @property
     def address(self) -> str:
@@ -145,6 +148,9 @@ class Plan:
     out_of_band: list[str] = field(default_factory=list)  # see KindPlan.out_of_band
     # documents marked metadata.incomplete (an export's gaps), skipped: not planned, not restored
     incomplete: list[str] = field(default_factory=list)
+    # the plan's promotional exposure: totals per connection and currency, and what is over a
+    # budget (reconciler.engine.exposure.summarize); {} when no change grants money
+    exposure: dict[str, Any] = field(default_factory=dict)
 
     def header(self) -> str:
         """Which environment and connections the plan covers ("" when it is the plain default)."""

@@ -14,6 +14,7 @@ from collections import defaultdict
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from reconciler.engine import exposure
 from reconciler.engine.journal import Journal
 from reconciler.engine.load import Loaded
 from reconciler.errors import ApiError, ReconcilerError, UsageError
@@ -101,6 +102,7 @@ def make_plan(loaded: Loaded, ctx: RunContext, *, kinds: set[str] | None = None)
     if ctx.options.targets:
         plan = filter_targets(plan, ctx.options.targets)
     plan.sort()
+    plan.exposure = exposure.summarize(plan, ctx.config.settings, approved=ctx.options.approve_exposure or ctx.options.force)
     return plan
 
 
@@ -146,6 +148,8 @@ def check_safety(plan: Plan, ctx: RunContext) -> list[str]:
                 f"{kind}: {touched} of {existing} existing objects would be updated, replaced or deleted "
                 f"({ratio:.0%} > {s.max_change_ratio:.0%}); re-run with --force if this is intended"
             )
+    if not ctx.options.approve_exposure:  # exposure budgets (issue 27): refused like a threshold
+        out.extend(exposure.over_budget(plan.changes, s))
     return out
 
 
