@@ -924,8 +924,10 @@ def apply(paths: tuple[Path, ...], config_path: Path, sandbox: bool, sandbox_sta
                     click.echo(f"Nothing left to do: the run {resume_path} recorded is complete.")
                 return _not_restored(p.incomplete, 0)
             if safety and not force:
-                raise UsageError("the plan exceeds the safety thresholds; nothing was applied (use --force; for "
-                                 "exposure budgets alone, --approve-exposure): " + "; ".join(safety[:5]))
+                over = [f for f in safety if f.startswith("settings.exposure_budgets")]
+                raise UsageError("the plan exceeds the safety thresholds; nothing was applied (use --force)"
+                                 + (f"; over exposure budgets (--approve-exposure approves them): {'; '.join(over[:5])}"
+                                    if over else ""))
             run.refuse_blocked(p)
             if p.has_changes:
                 _confirm(auto_approve)
