@@ -29,6 +29,7 @@ from click.core import ParameterSource
 
 from reconciler import __version__
 from reconciler.model import Change, Outcome, Plan
+from reconciler.engine import exposure
 from reconciler.engine.render import (
     DETAILS,
     render_apply_markdown,
@@ -674,9 +675,11 @@ def _drift(s: Session, p: Plan, baseline: Path | None, fmt: str, detail: str = "
 
         pending = sorted({c.address for c in p.changes if is_pending(c)})
         p.changes = [c for c in p.changes if not is_pending(c)]
+    live = _live_exposure(s, p)
     if fmt == "json":
         _json_out({"drift": [c.to_dict() for c in p.changes], "pending": pending,
-                   "out_of_band": p.out_of_band, "summary": p.summary_line()}, indent=2)
+                   "out_of_band": p.out_of_band, "summary": p.summary_line(),
+                   **({"live_exposure": live} if live else {})}, indent=2)
     elif fmt == "markdown":
         click.echo(render_markdown(p, title="reconciler drift report"), nl=False)
     else:
@@ -694,8 +697,16 @@ def _drift(s: Session, p: Plan, baseline: Path | None, fmt: str, detail: str = "
         line = f"{line} {ended}." if p.changes else f"Drift: {ended}."
     if pending:
         line += f" {len(pending)} pending change(s) from edited manifests not counted."
+    if fmt != "json":
+        for text in exposure.live_lines(live)[:50]:
+            _err(text)
     _err(line)
     return 2 if p.changes or p.out_of_band else 0
+
+
+def _live_exposure(s: Session, p: Plan) -> dict[str, Any]:
+    """Drift (issue 27): the live free-spin events' exposure against the trusted budgets."""
+    return exposure.live_report(p.live_exposure, s.config.settings) if p.live_exposure else {}
 
 
 def _confirm(auto_approve: bool) -> None:

@@ -130,6 +130,9 @@ class KindPlan:
     # "KIND/NAME" of resources a change outside the product ended (e.g. a free-spin event
     # terminated in the vendor's back office): nothing to apply, but drift (`plan --drift` exits 2)
     out_of_band: list[str] = field(default_factory=list)
+    # the money each live managed event grants now (FreeSpinEvent), for drift reports against the
+    # exposure budgets: {"resource", "currency", "players", "stake", "ceiling", "from_last_applied"}
+    live_exposure: list[dict[str, Any]] = field(default_factory=list)
 
 
 @dataclass
@@ -151,6 +154,7 @@ class Plan:
     # the plan's promotional exposure: totals per connection and currency, and what is over a
     # budget (reconciler.engine.exposure.summarize); {} when no change grants money
     exposure: dict[str, Any] = field(default_factory=dict)
+    live_exposure: list[dict[str, Any]] = field(default_factory=list)  # see KindPlan.live_exposure (+ "connection")
 
     def header(self) -> str:
         """Which environment and connections the plan covers ("" when it is the plain default)."""

@@ -217,3 +217,67 @@ def change_line(e: dict[str, Any]) -> str:
     players = f"players {e.get('players_before') if e.get('players_before') is not None else UNKNOWN} -> {fig('players_after')}"
     return (f"exposure{unit}: stake {money(e.get('stake_before'))} -> {fig('stake_after')} (adds {fig('stake_added')}); "
             f"withdrawal ceiling {money(e.get('ceiling_before'))} -> {fig('ceiling_after')}; {players}")
+
+
+def live_report(entries: list[dict[str, Any]], settings: Settings) -> dict[str, Any]:
+    """What drift reports of the live events' exposure: totals per connection and currency and the
+    events over a budget (per event: stake over max_stake_per_event, an unbounded or unknown
+    ceiling where not allowed, an unknown stake where a per-event budget applies)."""
+    groups: dict[tuple[str, str], dict[str, Any]] = {}
+    findings: list[str] = []
+    by_group: dict[tuple[str, str], list[dict[str, Any]]] = {}
+    for e in entries:
+        key = (e["connection"], e.get("currency") or "?")
+        by_group.setdefault(key, []).append(e)
+        t = groups.setdefault(key, {"connection": key[0], "currency": e.get("currency"), "events": 0, "stake": "0",
+                                    "ceiling": "0", "unknown": {}, "from_last_applied": 0})
+        t["events"] += 1
+        t["from_last_applied"] += bool(e.get("from_last_applied"))
+        _add(t, "stake", e.get("stake"))
+        _add(t, "ceiling", e.get("ceiling"))
+    for key, group in sorted(by_group.items()):
+        currency = None if key[1] == "?" else key[1]
+        found = _budget(settings, key[0], currency)
+        if not isinstance(found, tuple):
+            if isinstance(found, str):
+                findings.append(f"{found}: {len(group):,} live event(s) not checked")
+            continue
+        label, budget = found
+        unit = f" {currency}" if currency else ""
+        if budget.max_stake_per_event is not None:
+            limit = Decimal(str(budget.max_stake_per_event))
+            over = [f"{e['resource']} {money(e['stake'])}{unit}" for e in group
+                    if e.get("stake") is not None and Decimal(e["stake"]) > limit]
+            unknown = [e["resource"] for e in group if e.get("stake") is None]
+            if over:
+                findings.append(f"{label}.max_stake_per_event {money(limit)}{unit}: live {_named(over)}")
+            if unknown:
+                findings.append(f"{label}.max_stake_per_event {money(limit)}{unit}: live stake unknown for "
+                                f"{_named(unknown)}")
+        if not budget.allow_unbounded_withdrawal:
+            unbounded = [e["resource"] for e in group if e.get("ceiling") == UNBOUNDED]
+            if unbounded:
+                findings.append(f"{label}.allow_unbounded_withdrawal is false: live withdrawal ceiling unbounded "
+                                f"for {_named(unbounded)}")
+    totals_ = []
+    for key in sorted(groups):
+        t = groups[key]
+        for name in ("stake", "ceiling"):
+            if t[name] != UNBOUNDED:
+                t[name] = _normal(Decimal(t[name]))
+        totals_.append(t)
+    return {"totals": totals_, "over_budget": findings}
+
+
+def live_lines(report: dict[str, Any]) -> list[str]:
+    out = []
+    for t in report.get("totals") or []:
+        unit = f" {t['currency']}" if t.get("currency") else " (currency unknown)"
+        gaps = ", ".join(f"{name} unknown for {n:,}" for name, n in sorted((t.get("unknown") or {}).items()))
+        last = (f"; {t['from_last_applied']:,} event(s) use fields JDB does not return from the last applied plan"
+                if t.get("from_last_applied") else "")
+        out.append(f"Live exposure{unit} on jdb/{t['connection']}: {t['events']:,} event(s); stake "
+                   f"{money(t['stake'])}; withdrawal ceiling {money(t['ceiling'])}"
+                   + (f" ({gaps}: not in these sums)" if gaps else "") + last)
+    out += [f"Live over budget: {f}" for f in report.get("over_budget") or []]
+    return out

@@ -96,6 +96,7 @@ def make_plan(loaded: Loaded, ctx: RunContext, *, kinds: set[str] | None = None)
         plan.warnings.extend(kp.warnings)
         plan.existing_in_scope[scope_label(kind_cls.kind, conn)] = kp.existing_in_scope
         plan.out_of_band.extend(kp.out_of_band)
+        plan.live_exposure.extend({**e, "connection": conn} for e in kp.live_exposure)
     plan.connections.sort()
     plan.incomplete = list(loaded.incomplete)
     plan.warnings.extend(loaded.incomplete)

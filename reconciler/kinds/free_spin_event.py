@@ -735,6 +735,7 @@ class FreeSpinEventKind(Kind):
             return
         kp.existing_in_scope += 1
         have = live_view(event.row)
+        kp.live_exposure.append(_live_exposure(r, event, have, ctx))
         tz = spec.start.tzinfo
         diffs = [_diff(k, have[k], want[k], tz) for k in DECLARED if k in have and have[k] != want[k]]
         diffs += self._unseen_diffs(r, want, have, ctx, unseen)
@@ -1183,6 +1184,21 @@ def exposure(currency: str | None, before: tuple[int | None, dict[str, Any] | No
         bounds.add("stake_added")
     return {"currency": currency, "players_before": pb, "players_after": pa, "stake_before": sb, "stake_after": sa,
             "stake_added": added, "ceiling_before": cb, "ceiling_after": ca, "upper_bounds": sorted(bounds)}
+
+
+def _live_exposure(r: Resource, event: _Live, have: dict[str, Any], ctx: RunContext) -> dict[str, Any]:
+    """What a live managed event grants now (drift reports it against the budgets). A factor JDB
+    did not return is taken from the last applied plan (``--baseline``/``--last-applied``) when it
+    has one, and named in ``from_last_applied``; else the figure is unknown."""
+    view, filled = dict(have), []
+    last = ctx.options.baseline.desired.get(r.ref) if ctx.options.baseline is not None else None
+    for k in ("type", "times", "bet", "maxWithdrawal", "bonusChips"):
+        if k not in view and last and last.get(k) is not None:
+            view[k] = last[k]
+            filled.append(k)
+    stake, ceiling = _grant(view, event.count)
+    return {"resource": r.ref, "currency": _live_currency(event, declared_currency(r.spec, ctx)),
+            "players": event.count, "stake": stake, "ceiling": ceiling, "from_last_applied": filled}
 
 
 def _live_currency(event: _Live, declared: str | None) -> str | None:

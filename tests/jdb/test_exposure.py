@@ -235,3 +235,57 @@ def test_values_in_exposure_lines_are_one_line(ws: JdbWorkspace) -> None:
     out = ws.cli("plan").stdout
     assert "Exposure R\\u2028B on jdb/default" in out and "\u2028" not in out
     assert AGENT
+
+
+def test_drift_reports_live_exposure_against_the_budgets(ws: JdbWorkspace) -> None:
+    _bound_event(ws)
+    _use(ws, BUDGET.replace('"5000"', '"50"'))
+    res = ws.cli("plan", "--drift", "--baseline", "base.json", "--format", "json")
+    assert res.exit_code == 0, res.stdout + res.stderr
+    live = json.loads(res.stdout)["live_exposure"]
+    # 3 players x 10 spins x 2.5 = 75 stake, 3 x 100 = 300 ceiling (fields JDB does not return come
+    # from the last applied plan, and the report says so)
+    [total] = live["totals"]
+    assert (total["stake"], total["ceiling"], total["events"]) == ("75", "300", 1)
+    assert live["over_budget"] == ["settings.exposure_budgets.default.RB.max_stake_per_event 50 RB: live "
+                                   "FreeSpinEvent/spring 75 RB"]
+    text = ws.cli("plan", "--drift", "--baseline", "base.json")
+    assert "Live exposure RB on jdb/default: 1 event(s); stake 75; withdrawal ceiling 300" in text.stderr
+    assert "Live over budget: settings.exposure_budgets.default.RB.max_stake_per_event 50 RB" in text.stderr
+
+
+@pytest.mark.parametrize("jdb_mode", ["documented"])
+def test_drift_without_a_baseline_says_unknown_where_jdb_returns_no_bet(ws: JdbWorkspace) -> None:
+    _bound_event(ws)
+    res = ws.cli("plan", "--drift")
+    assert "Live exposure RB on jdb/default: 1 event(s); stake 0; withdrawal ceiling 0 (ceiling unknown for 1, " \
+           "stake unknown for 1: not in these sums)" in res.stderr
+    assert "live stake unknown for FreeSpinEvent/spring" in res.stderr
+
+
+def test_show_carries_the_figures_and_the_schema_documents_them(ws: JdbWorkspace) -> None:
+    _use(ws, BUDGET)
+    ws.write("manifests/events.yaml", event_doc(ws, players=PLAYERS, times=1000))
+    assert ws.cli("plan", "--out", "plan.json").exit_code == 0
+    shown = ws.cli("show", "plan.json")
+    assert "Exposure RB on jdb/default: 1 event(s); stake 0 -> 7,500, adds 7,500" in shown.stdout
+    assert "exposure RB: stake 0 -> 7,500 (adds 7,500)" in shown.stdout
+    md = html.unescape(ws.cli("show", "plan.json", "--format", "markdown").stdout)
+    assert md.splitlines()[2].startswith("**Exposure RB on jdb/default: 1 event(s); stake 0 -> 7,500")
+    data = json.loads(ws.cli("show", "plan.json", "--format", "json").stdout)
+    assert data["exposure"]["totals"][0]["stake_added"] == "7500"
+    assert data["exposure"]["over_budget"][0].startswith("settings.exposure_budgets.default.RB.max_stake_per_event")
+    schema = json.loads(ws.cli("schema", "plan").stdout)
+    change = schema["$defs"]["ChangeExposureModel"]["properties"]
+    assert {"stake_before", "stake_after", "stake_added", "ceiling_before", "ceiling_after", "currency"} <= set(change)
+    assert "unknown" in schema["$defs"]["ChangeExposureModel"]["description"]
+    assert {"totals", "budgets", "over_budget", "approved"} <= set(schema["$defs"]["ExposureModel"]["properties"])
+    import jsonschema
+
+    jsonschema.validate(json.loads(Path("plan.json").read_text(encoding="utf-8")), schema)
+
+
+def test_a_float_budget_is_refused(ws: JdbWorkspace) -> None:
+    _use(ws, "    default:\n      RB:\n        max_stake_per_event: 100.5\n")
+    res = ws.cli("validate")
+    assert res.exit_code == 1 and "settings.exposure_budgets.default.RB.max_stake_per_event" in res.stderr
