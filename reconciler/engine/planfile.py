@@ -71,7 +71,7 @@ class ExposureModel(_M):
     totals: list[ExposureTotalModel] = Field(default_factory=list, description="per connection and currency")
     budgets: dict[str, Any] = Field(default_factory=dict, description="the budgets that applied, by setting path")
     over_budget: list[str] = Field(default_factory=list, description="one line per budget exceeded (or not provable)")
-    approved: bool = Field(default=False, description="planned with --approve-exposure or --force")
+    approved: bool = Field(default=False, description="planned with --approve-exposure (with --force alone the findings stay unsafe: lines and apply passes them as it passes thresholds)")
 
 
 class ChangeModel(_M):

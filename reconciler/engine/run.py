@@ -103,7 +103,7 @@ def make_plan(loaded: Loaded, ctx: RunContext, *, kinds: set[str] | None = None)
     if ctx.options.targets:
         plan = filter_targets(plan, ctx.options.targets)
     plan.sort()
-    plan.exposure = exposure.summarize(plan, ctx.config.settings, approved=ctx.options.approve_exposure or ctx.options.force)
+    plan.exposure = exposure.summarize(plan, ctx.config.settings, approved=ctx.options.approve_exposure)
     return plan
 
 

@@ -289,3 +289,11 @@ def test_a_float_budget_is_refused(ws: JdbWorkspace) -> None:
     _use(ws, "    default:\n      RB:\n        max_stake_per_event: 100.5\n")
     res = ws.cli("validate")
     assert res.exit_code == 1 and "settings.exposure_budgets.default.RB.max_stake_per_event" in res.stderr
+
+
+def test_force_passes_a_budget_as_it_passes_a_threshold(ws: JdbWorkspace) -> None:
+    _bound_event(ws)
+    ws.write("manifests/events.yaml", event_doc(ws, players=PLAYERS, times=1000, allowReplace=True))
+    out = apply(ws, "--force")
+    assert "unsafe: settings.exposure_budgets.default.RB.max_stake_per_event" in out
+    assert [e["times"] for e in ws.live()] == [1000]

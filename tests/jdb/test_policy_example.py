@@ -76,3 +76,12 @@ def test_an_event_under_the_line_passes_and_an_unbounded_cap_does_not(ws: JdbWor
     assert deny(_plan(ws, times=1000, bet="30"), []) == []
     assert deny(_plan(ws, times=1000, bet="30", maxWithdrawal="-1"), ["alice"]) == [
         "spring: unbounded withdrawal ceiling needs 2 approvals (has 1)"]
+
+
+def test_a_stake_the_plan_cannot_state_needs_two_approvals(ws: JdbWorkspace) -> None:
+    """The plan states stake_after from the declared fields, so a real plan has none unknown; the
+    rule is for plans from other sources (a hand-edited one, a newer kind): checked on a copy."""
+    plan = _plan(ws)
+    plan["changes"][0]["exposure"]["stake_after"] = None
+    assert deny(plan, ["alice"]) == ["spring: stake unknown needs 2 approvals (has 1)"]
+    assert deny(plan, ["alice", "bob"]) == []
