@@ -447,7 +447,7 @@ def _md_change_keys_only(c: Change) -> str:
 def _md_change(c: Change, *, keys_only: bool = False) -> str:
     if keys_only and c.action is Action.DELETE:
         return _md_change_keys_only(c)
-    title = _md_title(c)
+    title = _md_title(c) + _md_exposure_tag(c)
     body = []
     if c.resource:
         body.append(f"Resource: {md_code(_clip(c.resource, 200))}"
@@ -488,6 +488,16 @@ def _md_exposure_head(plan: Plan) -> list[str]:
         if len(over) > MAX_WARNINGS:
             out.append(f"\n> … and {len(over) - MAX_WARNINGS} more approved over budget")
     return out + [""]
+
+
+def _md_exposure_tag(c: Change) -> str:
+    """The stake a change grants, in its collapsed title (seen without opening it)."""
+    e = c.exposure
+    if not e:
+        return ""
+    at_most = "at most " if "stake_after" in (e.get("upper_bounds") or []) else ""
+    unit = f" {e['currency']}" if e.get("currency") else ""
+    return " — " + md_escape(_clip(f"stake {at_most}{_exposure.money(e.get('stake_after'))}{unit}", 100))
 
 
 def render_markdown(plan: Plan, *, title: str = "reconciler plan", stale: list[Outcome] | None = None,

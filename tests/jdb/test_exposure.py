@@ -75,6 +75,7 @@ def test_two_new_events_match_a_hand_computation(ws: JdbWorkspace) -> None:
     md = ws.cli("plan", "--format", "markdown").stdout
     # the first thing after the title is the money
     assert html.unescape(md.splitlines()[2]).startswith("**Exposure RB on jdb/default: 2 event(s); stake 0 -> 80"), md[:300]
+    assert "<summary>+ create <code>FreeSpinEvent/spring</code> — 3 player(s) — stake 75 RB</summary>" in html.unescape(md)
 
 
 def _bound_event(ws: JdbWorkspace) -> None:
