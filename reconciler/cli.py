@@ -848,7 +848,7 @@ def _render_apply_plan(p: Plan, fmt: str, safety: list[str], detail: str = "norm
         click.echo(render_markdown(p, safety=safety), nl=False)
     elif fmt == "json":
         _json_out({"type": "plan", "summary": p.summary_line(), "counts": p.counts(),
-                   "unsafe": safety, "failed_reads": p.failed})
+                   "unsafe": safety, "failed_reads": p.failed, **({"exposure": p.exposure} if p.exposure else {})})
     else:
         _text(p, safety, detail)
 

@@ -298,3 +298,13 @@ def test_force_passes_a_budget_as_it_passes_a_threshold(ws: JdbWorkspace) -> Non
     out = apply(ws, "--force")
     assert "unsafe: settings.exposure_budgets.default.RB.max_stake_per_event" in out
     assert [e["times"] for e in ws.live()] == [1000]
+
+
+def test_apply_json_states_the_exposure_it_refuses(ws: JdbWorkspace) -> None:
+    _bound_event(ws)
+    ws.write("manifests/events.yaml", event_doc(ws, players=PLAYERS, times=1000, allowReplace=True))
+    res = ws.cli("apply", "--auto-approve", "--format", "json")
+    assert res.exit_code == 1
+    first = json.loads(res.stdout.splitlines()[0])
+    assert first["type"] == "plan" and first["exposure"]["totals"][0]["stake_added"] == "7500"
+    assert first["unsafe"][0].startswith("settings.exposure_budgets.default.RB.max_stake_per_event 5,000 RB")
