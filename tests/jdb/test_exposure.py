@@ -162,6 +162,11 @@ def test_a_currency_without_a_budget_on_a_budgeted_connection_is_refused(ws: Jdb
     ws.write("manifests/events.yaml", event_doc(ws, players=PLAYERS))
     res = ws.cli("plan")
     assert "unsafe: settings.exposure_budgets.default has no budget for currency TB" in res.stdout
+    text = _config(ws, BUDGET).replace("    currency: RB\n", "")  # no currency anywhere: unknown
+    (ws.root / "reconciler.yaml").write_text(text, encoding="utf-8")
+    res = ws.cli("plan")
+    assert "exposure (currency unknown): stake 0 -> 75" in res.stdout
+    assert "unsafe: settings.exposure_budgets.default has no budget for currency unknown" in res.stdout
 
 
 @pytest.mark.parametrize("jdb_mode", ["documented"])
