@@ -87,7 +87,7 @@ def _bound_event(ws: JdbWorkspace) -> None:
     apply(ws, "base.json")
 
 
-def test_raising_times_tenfold_hundredfold_is_refused_over_budget_and_applied_with_approval(ws: JdbWorkspace) -> None:
+def test_raising_times_10_to_1000_is_refused_over_budget_and_applied_with_approval(ws: JdbWorkspace) -> None:
     _bound_event(ws)
     ws.write("manifests/events.yaml", event_doc(ws, players=PLAYERS, times=1000, allowReplace=True))
     plan = ws.cli("plan", "--out", "plan.json")
