@@ -30,6 +30,7 @@ from click.core import ParameterSource
 
 from reconciler import __version__
 from reconciler.model import Change, Outcome, Plan
+from reconciler.engine import exposure
 from reconciler.engine.render import (
     DETAILS,
     render_apply_markdown,
@@ -544,6 +545,12 @@ DETAIL_OPTION = click.option("--detail", type=click.Choice(list(DETAILS)), defau
                                   f"but ok, and the first {NORMAL_MAX_CHANGES} ok per kind), full (everything).")
 
 
+APPROVE_EXPOSURE_OPTION = click.option(
+    "--approve-exposure", "approve_exposure", is_flag=True,
+    help="Allow free-spin changes over the exposure budgets (settings.exposure_budgets); recorded and signed "
+         "in a saved plan.")
+
+
 def _render(plan: Plan, fmt: str, data: dict[str, Any], safety: list[str], detail: str = "normal",
             keys_only: bool = False) -> None:
     if fmt == "json":
@@ -582,6 +589,7 @@ def _plan_data(s: Session, plan: Plan) -> dict[str, Any]:
         config_sections=s.config_digests(),
         force=s.ctx.options.force,
         allow_replace=s.ctx.options.allow_replace,
+        approve_exposure=s.ctx.options.approve_exposure,
         baseline=s.ctx.options.baseline.to_dict() if s.ctx.options.baseline else None,
         connections_digest=s.connections_digest(plan.connections),
         review=s.config.review,
@@ -603,10 +611,12 @@ def _plan_data(s: Session, plan: Plan) -> dict[str, Any]:
 @click.option("--last-applied", "last_applied", type=click.Path(path_type=Path, exists=True, dir_okay=False),
               help="The last applied saved plan: fields a vendor does not return are compared against it, so a "
                    "manifest change to them is planned (recorded in --out; --drift --baseline does the same).")
+@APPROVE_EXPOSURE_OPTION
 @handle_errors
 def plan(paths: tuple[Path, ...], config_path: Path, sandbox: bool, sandbox_state: Path | None,
          targets: tuple[str, ...], force: bool, out: Path | None, fmt: str, detail: str, detailed_exitcode: bool,
-         allow_replace: bool, drift: bool, baseline: Path | None, last_applied: Path | None = None) -> int:
+         allow_replace: bool, drift: bool, baseline: Path | None, last_applied: Path | None = None,
+         approve_exposure: bool = False) -> int:
     """Read live state and show what apply would change."""
     from reconciler.engine import run
     from reconciler.engine.planfile import write_plan
@@ -620,6 +630,7 @@ def plan(paths: tuple[Path, ...], config_path: Path, sandbox: bool, sandbox_stat
     if out:
         check_writable(out)
     s = _session(paths, config_path, sandbox, sandbox_state, targets, force, allow_replace)
+    s.ctx.options.approve_exposure = approve_exposure
     try:
         last = baseline or last_applied
         if last is not None:
@@ -695,10 +706,12 @@ def _drift(s: Session, p: Plan, baseline: Path | None, fmt: str, detail: str = "
         pending = sorted({c.address for c in p.changes if is_pending(c)})
         p.changes = [c for c in p.changes if not is_pending(c)]
     gaps = p.gaps()
+    live = _live_exposure(s, p)
     if fmt == "json":
         _json_out({"drift": [c.to_dict() for c in p.changes], "pending": pending,
                    "out_of_band": p.out_of_band, "differs": p.differs, "complete": not gaps,
-                   "incomplete": [asdict(g) for g in gaps], "summary": p.summary_line()}, indent=2)
+                   "incomplete": [asdict(g) for g in gaps], "summary": p.summary_line(),
+                   **({"live_exposure": live} if live else {})}, indent=2)
     elif fmt == "markdown":
         click.echo(render_markdown(p, title="reconciler drift report"), nl=False)
     else:
@@ -725,6 +738,9 @@ def _drift(s: Session, p: Plan, baseline: Path | None, fmt: str, detail: str = "
         line += f" {p.incomplete_line()}"
     if pending:
         line += f" {len(pending)} pending change(s) from edited manifests not counted."
+    if fmt != "json":
+        for text in exposure.live_lines(live)[:50]:
+            _err(text)
     _err(line)
     if found:
         return 2
@@ -737,6 +753,11 @@ EXIT_INCOMPLETE = 5  # plan --drift: no drift found, but something could not be 
 def _names(refs: list[str], limit: int = 20) -> str:
     names = sorted(refs)
     return ", ".join(names[:limit]) + (f", ... and {len(names) - limit} more" if len(names) > limit else "")
+
+
+def _live_exposure(s: Session, p: Plan) -> dict[str, Any]:
+    """Drift (issue 27): the live free-spin events' exposure against the trusted budgets."""
+    return exposure.live_report(p.live_exposure, s.config.settings) if p.live_exposure else {}
 
 
 def _confirm(auto_approve: bool) -> None:
@@ -890,7 +911,7 @@ def _render_apply_plan(p: Plan, fmt: str, safety: list[str], detail: str = "norm
     elif fmt == "json":
         _json_out({"type": "plan", "summary": p.summary_line(), "counts": p.counts(),
                    "unsafe": safety, "failed_reads": p.failed, "complete": p.complete,
-                   "incomplete": [asdict(g) for g in p.gaps()]})
+                   "incomplete": [asdict(g) for g in p.gaps()], **({"exposure": p.exposure} if p.exposure else {})})
     else:
         _text(p, safety, detail)
 
@@ -907,10 +928,11 @@ def _render_apply_plan(p: Plan, fmt: str, safety: list[str], detail: str = "norm
               help="Record the run as JSON Lines (intent before each write, outcome after).")
 @click.option("--resume", "resume_path", type=click.Path(path_type=Path, dir_okay=False, exists=True),
               help="Finish the run a journal recorded (interrupted or crashed); appends to that journal.")
+@APPROVE_EXPOSURE_OPTION
 @handle_errors
 def apply(paths: tuple[Path, ...], config_path: Path, sandbox: bool, sandbox_state: Path | None,
           targets: tuple[str, ...], force: bool, detail: str, auto_approve: bool, allow_replace: bool, fmt: str,
-          journal_path: Path | None, resume_path: Path | None) -> int:
+          journal_path: Path | None, resume_path: Path | None, approve_exposure: bool = False) -> int:
     """Apply the manifests (or exactly a saved plan: `apply plan.json`)."""
     from reconciler.engine import run
     from reconciler.engine.journal import Journal, read_journal
@@ -923,7 +945,8 @@ def apply(paths: tuple[Path, ...], config_path: Path, sandbox: bool, sandbox_sta
                              "combined with a saved plan (make the plan with them)")
         if resume_path:
             raise UsageError("--resume finishes a run from its manifests: `reconciler apply --resume FILE`")
-        return _apply_saved(paths[0], config_path, sandbox, sandbox_state, force, fmt, journal_path, detail)
+        return _apply_saved(paths[0], config_path, sandbox, sandbox_state, force, fmt, journal_path, detail,
+                            approve_exposure=approve_exposure)
     state = read_journal(resume_path) if resume_path else None
     if state is not None:
         for note in state.notes:
@@ -951,6 +974,7 @@ def apply(paths: tuple[Path, ...], config_path: Path, sandbox: bool, sandbox_sta
     recorded = state is not None and not state.empty
     s = _session(paths, config_path, sandbox, sandbox_state, targets, force, allow_replace,
                  recorded=recorded, env=state.root.get("environment") if state is not None and recorded else None)
+    s.ctx.options.approve_exposure = approve_exposure
     try:
         with _Signals(s.ctx) as signals:
             s.load()
@@ -974,7 +998,10 @@ def apply(paths: tuple[Path, ...], config_path: Path, sandbox: bool, sandbox_sta
                     click.echo(f"Nothing left to do: the run {resume_path} recorded is complete.")
                 return _not_restored(p.not_restored, 0)
             if safety and not force:
-                raise UsageError("the plan exceeds the safety thresholds; nothing was applied (use --force)")
+                over = [f for f in safety if f.startswith("settings.exposure_budgets")]
+                raise UsageError("the plan exceeds the safety thresholds; nothing was applied (use --force)"
+                                 + (f"; over exposure budgets (--approve-exposure approves them): {'; '.join(over[:5])}"
+                                    if over else ""))
             run.refuse_blocked(p)
             if p.has_changes:
                 _confirm(auto_approve)
@@ -1034,7 +1061,8 @@ def _verify_signature(path: Path, pf: Any, saved: Plan, s: Session, *, what: str
 
 
 def _apply_saved(path: Path, config_path: Path, sandbox: bool, sandbox_state: Path | None, force: bool,
-                 fmt: str = "text", journal_path: Path | None = None, detail: str = "normal") -> int:
+                 fmt: str = "text", journal_path: Path | None = None, detail: str = "normal", *,
+                 approve_exposure: bool = False) -> int:
     from reconciler.engine import freshness, run
     from reconciler.engine.journal import Journal
     from reconciler.engine.planfile import read_plan
@@ -1053,6 +1081,7 @@ def _apply_saved(path: Path, config_path: Path, sandbox: bool, sandbox_state: Pa
                  pf.allow_replace, recorded=True, env=pf.environment)
     if pf.baseline is not None:
         s.ctx.options.baseline = Baseline(**pf.baseline)
+    s.ctx.options.approve_exposure = approve_exposure or pf.approve_exposure  # recorded under the signature
     try:
         _verify_signature(path, pf, saved, s)
         with _Signals(s.ctx) as signals:

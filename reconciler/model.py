@@ -72,6 +72,9 @@ class Change:
     # thresholds); element-level kinds such as IpAllowlist count elements
     impact: int = 1
     connection: str = DEFAULT_CONNECTION  # the named connection of the vendor it is made on
+    # the money a change grants (FreeSpinEvent): stake and withdrawal ceiling before and after, as
+    # decimal strings (None: unknown); see reconciler.engine.exposure and docs/kinds/free-spin-event.md
+    exposure: dict[str, Any] | None = None
 
     @property
     def address(self) -> str:
@@ -162,6 +165,9 @@ class KindPlan:
     # change (e.g. an excluded player still bound to an ACTIVE event: JDB unbinds only while
     # INACTIVE): nothing to apply, but never "matches" (`plan --drift` exits 2)
     differs: list[str] = field(default_factory=list)
+    # the money each live managed event grants now (FreeSpinEvent), for drift reports against the
+    # exposure budgets: {"resource", "currency", "players", "stake", "ceiling", "from_last_applied"}
+    live_exposure: list[dict[str, Any]] = field(default_factory=list)
 
 
 @dataclass
@@ -180,6 +186,10 @@ class Plan:
     out_of_band: list[str] = field(default_factory=list)  # see KindPlan.out_of_band
     # documents marked metadata.incomplete (an export's gaps), skipped: not planned, not restored
     not_restored: list[str] = field(default_factory=list)
+    # the plan's promotional exposure: totals per connection and currency, and what is over a
+    # budget (reconciler.engine.exposure.summarize); {} when no change grants money
+    exposure: dict[str, Any] = field(default_factory=dict)
+    live_exposure: list[dict[str, Any]] = field(default_factory=list)  # see KindPlan.live_exposure (+ "connection")
     uncompared: list[Gap] = field(default_factory=list)  # see KindPlan.uncompared
     differs: list[str] = field(default_factory=list)  # see KindPlan.differs
 

@@ -34,6 +34,47 @@ class FieldDiffModel(_M):
     sensitive: bool = False
 
 
+class ChangeExposureModel(_M):
+    """The money a FreeSpinEvent change grants (docs/kinds/free-spin-event.md, "Exposure").
+    Amounts are decimal strings in the event's currency; null = unknown (a factor JDB did not
+    return), never zero."""
+
+    currency: str | None = Field(description="JDB currency code of the event; null when neither JDB nor the config says")
+    players_before: int | None = Field(description="players bound before (Action 76 numberOfPlayers); 0 for a create")
+    players_after: int | None = Field(description="players bound after the apply (declared)")
+    stake_before: str | None = Field(description="players x spins x bet before (BONUSCHIPS: players x bonusChips)")
+    stake_after: str | None = Field(description="players x spins x bet after, from the declared fields")
+    stake_added: str | None = Field(
+        description="stake this change adds: the whole new grant for a create or replace, else the increase "
+                    "(at most stake_after when stake_before is unknown); 0 for a delete")
+    ceiling_before: str | None = Field(description="withdrawal ceiling before: players x maxWithdrawal, or 'unbounded'")
+    ceiling_after: str | None = Field(description="withdrawal ceiling after: players x maxWithdrawal, or 'unbounded' "
+                                                  "(maxWithdrawal \"-1\")")
+    upper_bounds: list[str] = Field(default_factory=list,
+                                    description="figures that are worst cases rather than exact values")
+
+
+class ExposureTotalModel(_M):
+    connection: str = Field(description="the JDB connection name")
+    currency: str | None
+    events: int = Field(ge=0, description="event changes summed")
+    stake_before: str
+    stake_after: str
+    stake_added: str = Field(description="the stake this plan adds on this connection in this currency")
+    ceiling_after: str = Field(description="sum of withdrawal ceilings after, or 'unbounded'")
+    unknown: dict[str, int] = Field(description="per figure, events whose figure is unknown (left out of the sum)")
+    upper_bound: bool = Field(description="some summed figure is a worst case")
+
+
+class ExposureModel(_M):
+    """The plan's promotional exposure and how it stands against the trusted budgets."""
+
+    totals: list[ExposureTotalModel] = Field(default_factory=list, description="per connection and currency")
+    budgets: dict[str, Any] = Field(default_factory=dict, description="the budgets that applied, by setting path")
+    over_budget: list[str] = Field(default_factory=list, description="one line per budget exceeded (or not provable)")
+    approved: bool = Field(default=False, description="planned with --approve-exposure (with --force alone the findings stay unsafe: lines and apply passes them as it passes thresholds)")
+
+
 class ChangeModel(_M):
     kind: str
     vendor: str
@@ -49,6 +90,7 @@ class ChangeModel(_M):
     data: dict[str, Any] = Field(description="kind-specific payload needed to apply; never a secret value")
     impact: int = Field(ge=0, description="existing objects this change updates, replaces or deletes")
     connection: str = Field(default="default", description="the named connection of the vendor")
+    exposure: ChangeExposureModel | None = Field(default=None, description="money granted (FreeSpinEvent changes)")
 
 
 class UnmanagedModel(_M):
@@ -84,6 +126,9 @@ class PlanFile(_M):
     targets: list[str]
     force: bool = Field(default=False, description="planned with --force: apply may exceed the safety thresholds")
     allow_replace: bool = Field(default=False, description="planned with --allow-replace: replaces are not blocked")
+    approve_exposure: bool = Field(default=False, description="planned with --approve-exposure: apply may exceed the "
+                                                              "exposure budgets (signed)")
+    exposure: ExposureModel | None = Field(default=None, description="promotional exposure: totals, budgets, what is over")
     digest: DigestModel
     summary: str
     counts: dict[str, int]
@@ -141,7 +186,7 @@ class PlanFile(_M):
 # unreturned fields against): signed, so a plan file changed in the artifact store cannot steer
 # apply. The changes themselves are not signed: each is checked against a fresh plan instead
 # (reconcile_saved), and a change the fresh plan does not reproduce is never written.
-SIGNED_FIELDS = ("format_version", "paths", "config_path", "sandbox", "targets", "force", "allow_replace",
+SIGNED_FIELDS = ("format_version", "paths", "config_path", "sandbox", "targets", "force", "allow_replace", "approve_exposure",
                  "environment", "connections", "connections_digest", "digest", "resources", "config_sections",
                  "existing_in_scope", "baseline", "review", "not_restored")
 
@@ -155,6 +200,8 @@ def baseline_payloads(changes: list[dict[str, Any]]) -> dict[str, Any]:
 
 def _signed_content(model: dict[str, Any]) -> bytes:
     signed = {k: model.get(k) for k in SIGNED_FIELDS}
+    if not signed.get("approve_exposure"):
+        signed.pop("approve_exposure")  # signed only when given: plans made before it existed still verify
     signed["desired"] = baseline_payloads(model.get("changes") or [])
     return json.dumps(signed, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
 
@@ -184,7 +231,8 @@ def plan_to_dict(plan: Plan, *, created_at: str, paths: list[str], config_path: 
                  targets: list[str], digest: dict[str, str], resources: dict[str, str] | None = None,
                  config_sections: dict[str, str] | None = None, force: bool = False,
                  allow_replace: bool = False, baseline: dict[str, Any] | None = None,
-                 connections_digest: str | None = None, review: bool = False) -> dict[str, Any]:
+                 connections_digest: str | None = None, review: bool = False,
+                 approve_exposure: bool = False) -> dict[str, Any]:
     return {
         "format_version": FORMAT_VERSION,
         "tool_version": __version__,
@@ -195,9 +243,11 @@ def plan_to_dict(plan: Plan, *, created_at: str, paths: list[str], config_path: 
         "targets": targets,
         "force": force,
         "allow_replace": allow_replace,
+        **({"approve_exposure": True} if approve_exposure else {}),
         "digest": digest,
         "summary": plan.summary_line(),
         "counts": plan.counts(),
+        **({"exposure": plan.exposure} if plan.exposure else {}),
         "changes": [c.to_dict() for c in plan.changes],
         "noops": plan.noops,
         "unmanaged": [u.__dict__ for u in plan.unmanaged],
@@ -252,5 +302,6 @@ def read_plan(path: Path) -> tuple[PlanFile, Plan]:
         uncompared=[Gap(**g.model_dump()) for g in pf.incomplete if g.field],
         failed={scope_label(g.kind, g.connection): g.why for g in pf.incomplete if not g.field},
         differs=pf.differs,
+        exposure=pf.exposure.model_dump(mode="json") if pf.exposure is not None else {},
     )
     return pf, plan

@@ -13,6 +13,7 @@ import threading
 from collections import Counter, defaultdict
 from typing import Any, TextIO
 
+from reconciler.engine import exposure as _exposure
 from reconciler.manifest.oneline import one_line
 from reconciler.model import Action, Change, Outcome, Plan, scope_label
 
@@ -162,6 +163,7 @@ def render_text(plan: Plan, out: TextIO, *, safety: list[str] | None = None, det
         w.line(table[0], "dim")
         for row in table[1:]:
             w.line(row)
+    _text_exposure(w, plan)
     if safety or plan.warnings:
         w.line()
     for s in safety or []:
@@ -264,6 +266,8 @@ def _change(w: _Writer, c: Change, shared: set[str], *, full: bool, keys_only: b
     if c.summary:
         head += f"  {c.summary}"
     w.line(f"{SYMBOL[c.action]} {c.action.value}", c.action.value, tail=head)
+    if c.exposure:
+        w.line(f"    {_exposure.change_line(c.exposure)}")
     diffs = c.diffs if full else c.diffs[:NORMAL_MAX_DIFFS]
     for d in diffs:
         w.line(f"    {_diff_line(c, d)}")
@@ -274,6 +278,23 @@ def _change(w: _Writer, c: Change, shared: set[str], *, full: bool, keys_only: b
             w.line(f"    note: {n}")
     if c.data.get("blocked"):
         w.line(f"    blocked: {c.data['blocked']}", "unsafe")
+
+
+def _text_exposure(w: _Writer, plan: Plan) -> None:
+    """The plan's exposure totals (issue 27), right under the counts: one line per connection and
+    currency, then the budget findings a --approve-exposure (or --force) approved."""
+    lines = _exposure.total_lines(plan.exposure)
+    if not lines:
+        return
+    w.line()
+    for line in lines:
+        w.line(line, "head")
+    if plan.exposure.get("approved"):
+        over = plan.exposure.get("over_budget") or []
+        for finding in over[:NORMAL_MAX_LIST]:
+            w.line(f"approved over budget: {finding}", "warn")
+        if len(over) > NORMAL_MAX_LIST:
+            w.line(f"approved over budget: ... and {len(over) - NORMAL_MAX_LIST} more", "warn")
 
 
 OUTCOME_MARK = {"applied": "ok", "failed": "FAILED", "stale": "STALE", "skipped": "skipped",
@@ -457,11 +478,13 @@ def _md_change_keys_only(c: Change) -> str:
 def _md_change(c: Change, *, keys_only: bool = False) -> str:
     if keys_only and c.action is Action.DELETE:
         return _md_change_keys_only(c)
-    title = _md_title(c)
+    title = _md_title(c) + _md_exposure_tag(c)
     body = []
     if c.resource:
         body.append(f"Resource: {md_code(_clip(c.resource, 200))}"
                     + (f" ({md_code(_clip(c.source, 200))})" if c.source else ""))
+    if c.exposure:
+        body.append(f"\n**{md_escape(_clip(_exposure.change_line(c.exposure), 400))}**")
     if c.diffs:
         body.append("")
         body.append("| field | before | after |")
@@ -481,6 +504,33 @@ def _md_change(c: Change, *, keys_only: bool = False) -> str:
     return f"<details><summary>{title}</summary>\n\n" + "\n".join(body) + "\n\n</details>\n"
 
 
+def _md_exposure_head(plan: Plan) -> list[str]:
+    """The exposure totals first in the comment (a reviewer reads money before field diffs), and
+    the budget findings an approval let through; at most 20 lines, the JSON plan has the rest."""
+    lines = _exposure.total_lines(plan.exposure)
+    if not lines:
+        return []
+    out = [f"**{md_escape(_clip(line, 400))}**  " for line in lines[:MAX_WARNINGS]]
+    if len(lines) > MAX_WARNINGS:
+        out.append(f"_… and {len(lines) - MAX_WARNINGS} more connection(s) or currencies; the JSON plan has them all._")
+    if plan.exposure.get("approved"):
+        over = plan.exposure.get("over_budget") or []
+        out += [f"\n> Approved over budget: {md_escape(_clip(f))}" for f in over[:MAX_WARNINGS]]
+        if len(over) > MAX_WARNINGS:
+            out.append(f"\n> … and {len(over) - MAX_WARNINGS} more approved over budget")
+    return out + [""]
+
+
+def _md_exposure_tag(c: Change) -> str:
+    """The stake a change grants, in its collapsed title (seen without opening it)."""
+    e = c.exposure
+    if not e:
+        return ""
+    at_most = "at most " if "stake_after" in (e.get("upper_bounds") or []) else ""
+    unit = f" {e['currency']}" if e.get("currency") else ""
+    return " — " + md_escape(_clip(f"stake {at_most}{_exposure.money(e.get('stake_after'))}{unit}", 100))
+
+
 def render_markdown(plan: Plan, *, title: str = "reconciler plan", stale: list[Outcome] | None = None,
                     limit: int = MARKDOWN_LIMIT, safety: list[str] | None = None, keys_only: bool = False) -> str:
     """The plan as one pull-request comment, always shorter than ``limit`` characters: changes are
@@ -488,6 +538,7 @@ def render_markdown(plan: Plan, *, title: str = "reconciler plan", stale: list[O
     ``keys_only`` (a plan of a config under review): deletes of undeclared objects show their
     identity and field names, not live values."""
     head = [f"### {md_escape(_clip(title, 200))}", ""]
+    head += _md_exposure_head(plan)
     if plan.header():
         head += [md_escape(plan.header()), ""]
     head += [md_escape(plan.summary_line()), ""]

@@ -17,6 +17,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
+from reconciler.engine import exposure
 from reconciler.engine.journal import Journal
 from reconciler.engine.load import Loaded
 from reconciler.errors import ApiError, InputError, ReconcilerError, UsageError
@@ -177,12 +178,14 @@ def make_plan(loaded: Loaded, ctx: RunContext, *, kinds: set[str] | None = None)
             g.connection = conn
         plan.uncompared.extend(kp.uncompared)
         plan.differs.extend(kp.differs)
+        plan.live_exposure.extend({**e, "connection": conn} for e in kp.live_exposure)
     plan.connections.sort()
     plan.not_restored = list(loaded.incomplete)
     plan.warnings.extend(loaded.incomplete)
     if ctx.options.targets:
         plan = filter_targets(plan, ctx.options.targets)
     plan.sort()
+    plan.exposure = exposure.summarize(plan, ctx.config.settings, approved=ctx.options.approve_exposure)
     return plan
 
 
@@ -242,6 +245,8 @@ def check_safety(plan: Plan, ctx: RunContext) -> list[str]:
                 f"{kind}: {touched} of {existing} existing objects would be updated, replaced or deleted "
                 f"({ratio:.0%} > {s.max_change_ratio:.0%}); re-run with --force if this is intended"
             )
+    if not ctx.options.approve_exposure:  # exposure budgets (issue 27): refused like a threshold
+        out.extend(exposure.over_budget(plan.changes, s))
     return out
 
 

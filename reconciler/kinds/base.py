@@ -110,6 +110,7 @@ class Baseline:
 class RunOptions:
     force: bool = False
     allow_replace: bool = False
+    approve_exposure: bool = False  # --approve-exposure: a plan over an exposure budget may be applied
     targets: tuple[str, ...] = ()
     allowed_endpoints: tuple[str, ...] = ()  # --allow-endpoint (besides RECONCILER_ALLOWED_ENDPOINTS)
     now: Callable[[], datetime] = field(default=lambda: datetime.now(timezone.utc))

@@ -762,6 +762,7 @@ class FreeSpinEventKind(Kind):
             return
         kp.existing_in_scope += 1
         have = live_view(event.row)
+        kp.live_exposure.append(_live_exposure(r, event, have, ctx))
         tz = spec.start.tzinfo
         diffs = [_diff(k, have[k], want[k], tz) for k in DECLARED if k in have and have[k] != want[k]]
         diffs += self._unseen_diffs(r, want, have, ctx, unseen)
@@ -909,6 +910,7 @@ class FreeSpinEventKind(Kind):
             + [FieldDiff("players", None, count)],
             precondition={"exists": False}, calls=_create_calls(count), notes=notes,
             summary=summary, data=data,
+            exposure=exposure(data.get("currency"), (0, None), (count, want), new_grant=True),
         )
 
     def _replace(self, r: Resource, want: dict[str, Any], event: _Live, diffs: list[FieldDiff], count: int,
@@ -933,6 +935,8 @@ class FreeSpinEventKind(Kind):
             kind=self.kind, vendor=self.vendor, key=r.name, action=Action.REPLACE, resource=r.ref, source=r.source,
             diffs=diffs, precondition=_precondition(event, ctx), calls=calls, notes=notes,
             summary=f"{RUNNING + ': ' if live else ''}event {event.event_id} {event.status}", data=data,
+            exposure=exposure(_live_currency(event, data.get("currency")), (event.count, live_view(event.row)),
+                              (count, want), new_grant=True),
         )
 
     def _update(self, r: Resource, want: dict[str, Any], event: _Live, diffs: list[FieldDiff], m: _Membership,
@@ -965,6 +969,9 @@ class FreeSpinEventKind(Kind):
             kind=self.kind, vendor=self.vendor, key=r.name, action=Action.UPDATE, resource=r.ref, source=r.source,
             diffs=diffs, precondition=_precondition(event, ctx), calls=calls, notes=notes,
             summary=f"{RUNNING + ': ' if live else ''}event {event.event_id}{players}", data=data,
+            exposure=exposure(_live_currency(event, data.get("currency")), (event.count, live_view(event.row)),
+                              (event.count + added - len(m.to_unbind), want), new_grant=False,
+                              players_upper=m.missing is None),
         )
 
     def _plan_prune(self, read: _AgentRead, unclaimed: list[_Live], scopes: list[ScopeDecl], ctx: RunContext,
@@ -991,6 +998,8 @@ class FreeSpinEventKind(Kind):
                     notes=[f"not declared; inside {scope.ref}", event.observed()],
                     summary=f"event {event.event_id} {event.status}",
                     data={"agent": read.agent, "event": _event_ref(event)},
+                    exposure=exposure(_live_currency(event, _provider_currency(ctx)), (event.count, live_view(event.row)),
+                                      (0, None), new_grant=False),
                 ))
 
     # -- apply -----------------------------------------------------------------------------
@@ -1155,6 +1164,77 @@ def _create_calls(count: int) -> list[str]:
     if count:
         calls.append(f"JDB action 74 x {_calls(count)} (bind the players, 50,000 per call)")
     return calls
+
+
+UNBOUNDED: Final = "unbounded"
+
+
+def _amount(value: Decimal) -> str:
+    """A money figure as a plain decimal string (no exponent, no trailing zeros)."""
+    return "0" if value == 0 else format(value.normalize(), "f")
+
+
+def _grant(view: dict[str, Any], players: int | None) -> tuple[str | None, str | None]:
+    """(stake, withdrawal ceiling) of an event with ``players`` bound, from the fields of ``view``;
+    None where a factor is unknown (not returned by JDB). Stake: players x spins x bet (BONUSCHIPS:
+    players x bonusChips); ceiling: players x maxWithdrawal, or "unbounded" for -1."""
+    if players is None:
+        return None, None
+    if view.get("type") == "BONUSCHIPS":
+        chips = view.get("bonusChips")
+        stake = None if chips is None else _amount(players * Decimal(str(chips)))
+    else:
+        times, bet = view.get("times"), view.get("bet")
+        stake = None if times is None or bet is None else _amount(players * int(times) * Decimal(str(bet)))
+    cap = view.get("maxWithdrawal")
+    ceiling = None if cap is None else UNBOUNDED if Decimal(str(cap)) == -1 else _amount(players * Decimal(str(cap)))
+    return stake, ceiling
+
+
+def exposure(currency: str | None, before: tuple[int | None, dict[str, Any] | None],
+             after: tuple[int | None, dict[str, Any] | None], *, new_grant: bool, players_upper: bool = False
+             ) -> dict[str, Any]:
+    """The money a change grants: ``before``/``after`` are (players bound, event fields), fields
+    None for no event. Before figures use what JDB returned (unknown where it returned no value);
+    after figures what the manifest declares (what apply sends). ``stake_added``: the whole new
+    grant for a create or replace (a new event, every spin available), else the increase (at most
+    the stake after when the stake before is unknown). ``upper_bounds`` names figures that are
+    worst cases rather than exact (the players bound after a re-bind of every declared player)."""
+    (pb, vb), (pa, va) = before, after
+    sb, cb = _grant(vb, pb) if vb is not None else ("0", "0")
+    sa, ca = _grant(va, pa) if va is not None else ("0", "0")
+    bounds = {"players_after", "stake_after", "ceiling_after"} if players_upper else set()
+    if new_grant or sa is None:
+        added = sa
+    elif sb is None:
+        added = sa
+        bounds.add("stake_added")
+    else:
+        added = _amount(max(Decimal(0), Decimal(sa) - Decimal(sb)))
+    if players_upper and added is not None:
+        bounds.add("stake_added")
+    return {"currency": currency, "players_before": pb, "players_after": pa, "stake_before": sb, "stake_after": sa,
+            "stake_added": added, "ceiling_before": cb, "ceiling_after": ca, "upper_bounds": sorted(bounds)}
+
+
+def _live_exposure(r: Resource, event: _Live, have: dict[str, Any], ctx: RunContext) -> dict[str, Any]:
+    """What a live managed event grants now (drift reports it against the budgets). A factor JDB
+    did not return is taken from the last applied plan (``--baseline``/``--last-applied``) when it
+    has one, and named in ``from_last_applied``; else the figure is unknown."""
+    view, filled = dict(have), []
+    last = ctx.options.baseline.desired.get(r.ref) if ctx.options.baseline is not None else None
+    for k in ("type", "times", "bet", "maxWithdrawal", "bonusChips"):
+        if k not in view and last and last.get(k) is not None:
+            view[k] = last[k]
+            filled.append(k)
+    stake, ceiling = _grant(view, event.count)
+    return {"resource": r.ref, "currency": _live_currency(event, declared_currency(r.spec, ctx)),
+            "players": event.count, "stake": stake, "ceiling": ceiling, "from_last_applied": filled}
+
+
+def _live_currency(event: _Live, declared: str | None) -> str | None:
+    have = event.row.get("currency")
+    return declared if have in (None, "") else str(have)
 
 
 def _event_ref(event: _Live) -> dict[str, Any]:
@@ -1400,6 +1480,11 @@ def locked_bets(spec: FreeSpinEventSpec, ctx: RunContext) -> list[str]:
     if unknown:
         out.append(f"bet not checked for machine type(s) {', '.join(unknown)}: no providers.jdb.bet_ladders entry")
     return out
+
+
+def _provider_currency(ctx: RunContext) -> str | None:
+    provider = ctx.config.providers.jdb
+    return getattr(provider, "currency", None) if provider is not None else None
 
 
 def declared_currency(spec: FreeSpinEventSpec, ctx: RunContext) -> str | None:

@@ -148,6 +148,23 @@ class Environment(_Strict):
     vars: dict[Annotated[StrictStr, Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")], VarValue] = Field(default_factory=dict)
 
 
+BUDGET_AMOUNT = r"^\d{1,15}(\.\d{1,3})?$"
+BudgetAmount = Annotated[StrictStr, Field(pattern=BUDGET_AMOUNT)] | Annotated[StrictInt, Field(ge=0)]
+CURRENCY_KEY = r"^(\*|[A-Za-z0-9]{1,10})$"
+
+
+class ExposureBudget(_Strict):
+    """What one apply may grant on one JDB connection in one currency (docs/configuration.md,
+    "Exposure budgets"). Amounts are decimal strings (or whole numbers), never floats: money."""
+
+    max_stake_per_apply: BudgetAmount | None = Field(
+        default=None, description="the most stake (players x spins x bet) one apply may add, summed over its events")
+    max_stake_per_event: BudgetAmount | None = Field(
+        default=None, description="the most stake one event may grant after the apply")
+    allow_unbounded_withdrawal: StrictBool = Field(
+        default=False, description="whether an event may be left with no withdrawal cap (maxWithdrawal: \"-1\")")
+
+
 class Settings(_Strict):
     fingerprint_key: SecretRef | None = None
     manifest_secret_env: list[StrictStr] = Field(
@@ -158,6 +175,12 @@ class Settings(_Strict):
     )
     max_change_ratio: float = Field(default=0.3, gt=0, le=1)
     threshold_min_existing: int = Field(default=10, ge=1)
+    exposure_budgets: dict[ConnectionName, dict[Annotated[StrictStr, Field(pattern=CURRENCY_KEY)], ExposureBudget]] = Field(
+        default_factory=dict,
+        description="free-spin exposure budgets per JDB connection name and currency code ('*': any other "
+                    "currency); a plan over one is refused like a threshold unless approved (--approve-exposure "
+                    "or --force). A trusted setting",
+    )
 
 
 class Config(_Strict):
@@ -336,8 +359,10 @@ TRUSTED_PARTS = (
     "settings.manifest_secret_env",
     "settings.max_change_ratio",
     "settings.threshold_min_existing",
+    "settings.exposure_budgets",  # free-spin exposure budgets (issue 27)
 )
-TRUSTED_SETTINGS = ("fingerprint_key", "manifest_secret_env", "max_change_ratio", "threshold_min_existing")
+TRUSTED_SETTINGS = ("fingerprint_key", "manifest_secret_env", "max_change_ratio", "threshold_min_existing",
+                    "exposure_budgets")
 MAX_TRUSTED_WARNINGS = 20
 
 
