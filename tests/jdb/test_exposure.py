@@ -243,11 +243,12 @@ def test_values_in_exposure_lines_are_one_line(ws: JdbWorkspace) -> None:
     assert AGENT
 
 
-def test_drift_reports_live_exposure_against_the_budgets(ws: JdbWorkspace) -> None:
+def test_drift_reports_live_exposure_against_the_budgets(ws: JdbWorkspace, jdb_mode: str) -> None:
     _bound_event(ws)
     _use(ws, BUDGET.replace('"5000"', '"50"'))
     res = ws.cli("plan", "--drift", "--baseline", "base.json", "--format", "json")
-    assert res.exit_code == 0, res.stdout + res.stderr
+    # no drift; in documented mode the bet cannot be compared, so the check is incomplete (exit 5)
+    assert res.exit_code == (5 if jdb_mode == "documented" else 0), res.stdout + res.stderr
     live = json.loads(res.stdout)["live_exposure"]
     # 3 players x 10 spins x 2.5 = 75 stake, 3 x 100 = 300 ceiling (fields JDB does not return come
     # from the last applied plan, and the report says so)
