@@ -46,7 +46,7 @@ from urllib.parse import urlencode
 import httptools
 
 from reconciler.errors import ApiError, TransportError
-from reconciler.manifest.endpoints import split_base_url
+from reconciler.clients.urls import split_base_url
 
 log = logging.getLogger("reconciler.http")
 T = TypeVar("T")
@@ -649,7 +649,7 @@ class HttpTransport:
     @base_url.setter
     def base_url(self, url: str) -> None:
         """Point the transport at another origin (closes the kept-alive connections)."""
-        try:  # the parse the endpoint check judged (manifest/endpoints.py): one host for both
+        try:  # the parse the endpoint check judges (clients/urls.py): one host for both
             parts = split_base_url(url)
         except ValueError as exc:
             raise ValueError(f"{self.vendor}: base_url: {exc}") from None
