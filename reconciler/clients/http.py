@@ -27,7 +27,9 @@ waits stay with stamina.
 from __future__ import annotations
 
 import asyncio
+import functools
 import gzip
+import importlib.metadata
 import io
 import json as jsonlib
 import logging
@@ -50,6 +52,19 @@ from reconciler.clients.urls import split_base_url
 
 log = logging.getLogger("reconciler.http")
 T = TypeVar("T")
+
+DISTRIBUTION = "gameops-reconciler"
+
+
+@functools.cache
+def user_agent() -> str:
+    """``User-Agent`` of every request: the product and its version, ``gameops-reconciler/0.1.0``
+    (the installed distribution's version; ``reconciler.__version__`` when it is not installed)."""
+    try:
+        version = importlib.metadata.version(DISTRIBUTION)
+    except importlib.metadata.PackageNotFoundError:
+        from reconciler import __version__ as version
+    return f"{DISTRIBUTION}/{version}"
 
 _stamina_quiet = False
 
@@ -629,6 +644,7 @@ class HttpTransport:
         requests_per_second: float | None = None,
     ):
         self.vendor = vendor
+        self.user_agent = user_agent()  # sent with every request unless the caller names its own
         self._budget = _Budget(requests_per_second) if requests_per_second else None
         self.retry = retry or RetryPolicy()
         self.error_cls = error_cls
@@ -875,6 +891,8 @@ class HttpTransport:
         if _UNSAFE.search(target) or (headers and not _safe_headers(tuple(headers.items()))):
             raise ValueError(f"{self.vendor}: {method} {path}: a control character or space in the request line or a header")
         hdrs: dict[str, str] = dict(headers or {})
+        if not any(k.lower() == "user-agent" for k in hdrs):
+            hdrs["User-Agent"] = self.user_agent
         body = content
         if json is not None:
             body = jsonlib.dumps(json, ensure_ascii=False, separators=(",", ":"), allow_nan=False).encode("utf-8")

@@ -29,7 +29,9 @@ on every emulator, an admin surface under ``/_sandbox/``:
 - ``GET  /_sandbox/stats/span`` — ``{"first": t, "last": t}``: wall-clock seconds (epoch) when the
   first vendor request since the last reset arrived and when the latest one was answered (``null``
   before any), so a benchmark can tell how long each vendor was busy;
-- ``POST /_sandbox/stats/reset`` — zero the counters (both, and the span);
+- ``GET  /_sandbox/stats/user_agents`` — vendor requests counted by their ``User-Agent`` header
+  (``""`` for none; at most 100 distinct values, the rest counted under ``"(other)"``);
+- ``POST /_sandbox/stats/reset`` — zero the counters (all of them, and the span);
 - ``GET  /_sandbox/state`` — every stored row, table by table (restore tests compare it).
 """
 
@@ -145,6 +147,7 @@ class Emulator:
         self.rng = random.Random()
         self.stats: Counter[str] = Counter()
         self.answered: Counter[str] = Counter()
+        self.user_agents: Counter[str] = Counter()
         self.span: dict[str, float | None] = {"first": None, "last": None}
         self.init_db()
 
@@ -286,6 +289,8 @@ def _admin(emu: Emulator, req: Request) -> Response:
             return Response.json(dict(emu.stats))
         if req.path == "/_sandbox/stats/answered":
             return Response.json(dict(emu.answered))
+        if req.path == "/_sandbox/stats/user_agents":
+            return Response.json(dict(emu.user_agents))
         if req.path == "/_sandbox/stats/span":
             return Response.json(dict(emu.span))
         if req.path == "/_sandbox/state" and req.method == "GET":
@@ -295,6 +300,7 @@ def _admin(emu: Emulator, req: Request) -> Response:
             with emu.lock:
                 emu.stats.clear()
                 emu.answered.clear()
+                emu.user_agents.clear()
                 emu.span.update(first=None, last=None)
             return Response.json({})
         with emu.lock:
@@ -311,6 +317,8 @@ def _vendor(emu: Emulator, req: Request, arrived: float) -> Response | None:
     f = emu.faults
     with emu.lock:
         emu.stats[f"{req.method} {req.path}"] += 1
+        agent = req.headers.get("user-agent", "")
+        emu.user_agents[agent if agent in emu.user_agents or len(emu.user_agents) < 100 else "(other)"] += 1
         if emu.span["first"] is None:
             emu.span["first"] = arrived
         inject = False
