@@ -129,6 +129,8 @@ def reply_lost(exc: BaseException) -> ReplyLost:
     """The :class:`ReplyLost` of a failed exchange (httptools wraps a callback's exception)."""
     if isinstance(exc, _TooLarge) or isinstance(exc.__context__, _TooLarge):
         return ReplyLost(f"the reply is larger than the {MAX_REPLY_BYTES // (1024 * 1024)} MiB limit", lasting=True)
+    if isinstance(exc, _Extra) or isinstance(exc.__context__, _Extra):
+        return ReplyLost(EXTRA_REPLY)
     return ReplyLost(describe_reply_error(exc))
 
 
@@ -145,6 +147,9 @@ def describe_connect_error(exc: BaseException) -> str:
     if isinstance(exc, ssl.SSLError):
         return "TLS handshake failed"
     return f"could not connect ({type(exc).__name__})"
+
+
+EXTRA_REPLY = "more than one reply on the connection (a late duplicate?): neither is trusted"
 
 
 class _Closed(Exception):
@@ -335,10 +340,18 @@ def _inflate(body: bytes, wbits: int) -> bytes:
     return out
 
 
-class _Reply:
-    """httptools callbacks: one answer's status, headers and body."""
+class _Extra(Exception):
+    """Internal: another answer began after the complete one, on the same connection."""
 
-    __slots__ = ("headers", "body", "size", "reason", "complete", "headers_complete")
+
+class _Reply:
+    """httptools callbacks: one answer's status, headers and body.
+
+    A second answer after the complete one (a late duplicate of an earlier answer, or an answer
+    nobody asked for) stops the parse (:class:`_Extra`): which of the two answers this request's
+    is cannot be told, so neither is trusted."""
+
+    __slots__ = ("headers", "body", "size", "reason", "complete", "headers_complete", "extra")
 
     def __init__(self) -> None:
         self.headers = Headers()
@@ -347,6 +360,12 @@ class _Reply:
         self.reason = b""
         self.complete = False
         self.headers_complete = False
+        self.extra = False
+
+    def on_message_begin(self) -> None:
+        if self.complete:
+            self.extra = True
+            raise _Extra()
 
     def on_headers_complete(self) -> None:
         self.headers_complete = True
@@ -469,6 +488,8 @@ class _AioConn(asyncio.Protocol):
             self._parser.feed_data(data)
         except httptools.HttpParserError as exc:
             self.closed = True
+            if reply.complete:  # bytes after the complete answer, in the same read: it is not trusted
+                reply.extra = True
             if not reply.done.done():
                 reply.done.set_exception(exc)
 
@@ -755,6 +776,8 @@ class HttpTransport:
 
     def _answer(self, method: str, target: str, reply: _Reply, parser: Any) -> tuple[Response, bool]:
         """The complete answer and whether its connection may be kept alive."""
+        if reply.extra:  # another answer came with it (the event loop's read; threads raise at once)
+            raise ReplyLost(EXTRA_REPLY)
         # (httptools' should_keep_alive() is reset once the message is complete)
         got = dict.get  # the names are stored in lower case: no Headers.get (it lowers the name)
         connection = (got(reply.headers, "connection") or "").lower()

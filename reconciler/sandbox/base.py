@@ -21,7 +21,12 @@ on every emulator, an admin surface under ``/_sandbox/``:
   cut before compression, so it still decompresses) or an HTML page (``not_json``), as a proxy
   or a crash on the way back may; ``match`` is optional and compares with the request's path or
   the emulator's name of its operation (:meth:`Emulator.operation`: JDB ``action 72``, TcaplusDB
-  ``AddRecord``); a rule whose count reaches 0 is removed), ``seed``;
+  ``AddRecord``); a rule whose count reaches 0 is removed),
+  ``late_duplicate_replies`` (int: the next N vendor answers on kept-alive connections are each
+  sent once more, late — written on the same connection together with, and just before, the
+  answer to the next request it carries, as a reply duplicated on the way back arrives after the
+  client sent its next request; the late copy is a whole, well-framed answer to the *previous*
+  request; a connection that closes first never gets it), ``seed``;
 - ``GET  /_sandbox/stats`` — request counts per ``METHOD path`` since start, counted as they
   arrive (benchmarks read it);
 - ``GET  /_sandbox/stats/answered`` — the same counts of the requests answered so far (a request
@@ -110,6 +115,7 @@ class Faults:
     fail_next: int = 0
     fail_next_writes: int = 0
     mangle_replies: list[dict[str, Any]] = field(default_factory=list)
+    late_duplicate_replies: int = 0
     seed: int | None = None
 
 
@@ -410,6 +416,7 @@ class _Connection(asyncio.Protocol):
         self.read_paused = False
         self.write_paused = False
         self.continue_owed = False  # ``100 Continue`` to send once the answers before it are out
+        self.late = b""  # an answer sent again before the next one (``late_duplicate_replies``)
         # the request being read
         self.in_head = True
         self.head_bytes = 0
@@ -600,12 +607,19 @@ class _Connection(asyncio.Protocol):
         with self.emu.lock:  # counted before the write, so whoever reads the answer sees it counted
             self.emu.answered[f"{req.method} {req.path}"] += 1
             self.emu.span["last"] = time.time()
-        self._write(resp, keep)
+            faults = self.emu.faults
+            duplicate = keep and faults.late_duplicate_replies > 0
+            if duplicate:
+                faults.late_duplicate_replies -= 1
+        self._write(resp, keep, duplicate=duplicate)
 
-    def _write(self, resp: Response, keep: bool) -> bool:
-        """Send an answer; close the connection after it unless kept alive. Whether it was sent."""
+    def _write(self, resp: Response, keep: bool, *, duplicate: bool = False) -> bool:
+        """Send an answer (after a late copy of the one before, if one is owed); close the
+        connection after it unless kept alive; with ``duplicate``, send it again before the next
+        answer. Whether it was sent."""
         data, close = _encode(resp)
-        sent = self._send(data)
+        late, self.late = self.late, (data if duplicate and keep and not close else b"")
+        sent = self._send(late + data if late else data)
         if close or not keep:
             self._close()
         return sent
