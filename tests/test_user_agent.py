@@ -10,6 +10,7 @@ from pathlib import Path
 
 import httpx
 import pyotp
+import pytest
 
 from reconciler.clients.bestproxy import BestProxyClient
 from reconciler.clients.http import RetryPolicy, user_agent
@@ -78,3 +79,19 @@ def test_tcaplus_sees_the_user_agent_on_every_request_threads_and_event_loop() -
         finally:
             client.close()
         assert seen(server) == {user_agent(): 3}
+
+
+def test_without_the_installed_distribution_the_package_version_is_named(monkeypatch: pytest.MonkeyPatch) -> None:
+    import reconciler
+
+    def missing(name: str) -> str:
+        raise importlib.metadata.PackageNotFoundError(name)
+
+    monkeypatch.setattr(importlib.metadata, "version", missing)
+    user_agent.cache_clear()
+    try:
+        assert user_agent() == f"gameops-reconciler/{reconciler.__version__}"
+    finally:
+        monkeypatch.undo()
+        user_agent.cache_clear()
+    assert user_agent() == f"gameops-reconciler/{importlib.metadata.version('gameops-reconciler')}"
