@@ -351,7 +351,7 @@ class _Reply:
     nobody asked for) stops the parse (:class:`_Extra`): which of the two answers this request's
     is cannot be told, so neither is trusted."""
 
-    __slots__ = ("headers", "body", "size", "reason", "complete", "headers_complete", "extra")
+    __slots__ = ("headers", "body", "size", "reason", "complete", "headers_complete", "extra", "parser")
 
     def __init__(self) -> None:
         self.headers = Headers()
@@ -361,6 +361,15 @@ class _Reply:
         self.complete = False
         self.headers_complete = False
         self.extra = False
+        self.parser: Any = None  # set once made: its status tells an interim (1xx) answer
+
+    def _interim(self) -> bool:
+        """Whether the answer just read is an interim one (``103 Early Hints``, an unasked ``100
+        Continue``): it is forgotten and the final answer read after it (RFC 9110 §15.2)."""
+        if self.parser is None or self.parser.get_status_code() >= 200:
+            return False
+        self.headers, self.body, self.size, self.reason, self.headers_complete = Headers(), [], 0, b"", False
+        return True
 
     def on_message_begin(self) -> None:
         if self.complete:
@@ -390,7 +399,8 @@ class _Reply:
         self.body.append(body)
 
     def on_message_complete(self) -> None:
-        self.complete = True
+        if not self._interim():
+            self.complete = True
 
 
 @dataclass
@@ -461,6 +471,8 @@ class _AioReply(_Reply):
         self.done = done
 
     def on_message_complete(self) -> None:
+        if self._interim():
+            return
         self.complete = True
         if not self.done.done():
             self.done.set_result(None)
@@ -516,7 +528,7 @@ class _AioConn(asyncio.Protocol):
         if self.closed:
             raise _Closed()
         reply = self._reply = _AioReply(loop.create_future())
-        self._parser = httptools.HttpResponseParser(reply)
+        self._parser = reply.parser = httptools.HttpResponseParser(reply)
         self.transport.write(data)
         await reply.done
         return reply, self._parser
@@ -808,7 +820,7 @@ class HttpTransport:
         reusable = False
         try:
             reply = _Reply()
-            parser = httptools.HttpResponseParser(reply)
+            parser = reply.parser = httptools.HttpResponseParser(reply)
             try:
                 sock.sendall(data)
                 while not reply.complete:
