@@ -146,3 +146,31 @@ def test_apply_with_every_answer_duplicated_loses_no_write_and_its_exit_code_is_
     knobs(bp.url, late_duplicate_replies=0)
     plan = bp.cli("plan", "--detailed-exitcode")
     assert plan.exit_code == 0 and "No changes" in plan.stdout, plan.output
+
+
+@pytest.mark.parametrize("way", WAYS)
+def test_tcaplus_reads_each_get_their_own_record(way: str) -> None:
+    from reconciler.clients.tcaplus import TcaplusClient
+    from reconciler.sandbox.tcaplus import TcaplusEmulator
+
+    password = "c3eda5f013f92c81dda7afcdc273cf82"
+    emu = TcaplusEmulator(app_id=2, zone_id=1, password=password,
+                          tables={"game_players": Path(__file__).parent / "tcaplus" / "data" / "game_players.proto"})
+    with EmulatorServer(emu) as server:
+        client = TcaplusClient(server.url, app_id=2, zone_id=1, password=password, retry=RETRY, max_connections=1)
+        keys = [{"player_id": i, "player_name": f"p{i}", "player_email": f"p{i}@example.com"} for i in range(4)]
+        try:
+            for i, k in enumerate(keys):
+                client.add("game_players", {**k, "game_server_id": 100 + i})
+            knobs(server.url, late_duplicate_replies=1_000)
+            order = [0, 1, 2, 3, 2, 1, 0]
+            if way == "threads":
+                got = [client.get("game_players", keys[i]) for i in order]
+            else:
+                async def reads() -> list[Any]:
+                    return [await client.aget("game_players", keys[i]) for i in order]
+
+                got = client.run(reads)
+        finally:
+            client.close()
+        assert [r.record["game_server_id"] if r else None for r in got] == [100 + i for i in order]
