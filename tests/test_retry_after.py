@@ -50,6 +50,7 @@ class Peer(ThreadingHTTPServer):
         self.script: list[tuple[int, dict[str, str]]] = []  # the next answers; then 200s
         self.seen: list[str] = []
         self.lock = threading.Lock()
+        self.clients: list[HttpTransport] = []  # closed with the peer: no handler thread left behind
 
     @property
     def url(self) -> str:
@@ -88,6 +89,8 @@ def peer() -> Iterator[Peer]:
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     yield server
+    for client in server.clients:
+        client.close()
     server.shutdown()
     server.server_close()
 
@@ -96,6 +99,7 @@ def transport(peer: Peer, fake: FakeClock, *, budget: float = 60.0, attempts: in
     t = HttpTransport(peer.url, vendor="bestproxy",
                       retry=RetryPolicy(attempts=attempts, timeout=budget, wait_initial=0, wait_max=0, wait_jitter=0))
     t.clock = fake.clock()
+    peer.clients.append(t)
     return t
 
 
