@@ -27,7 +27,7 @@ def test_the_transport_loads_no_manifest_pydantic_or_yaml(module: str) -> None:
 
 
 def test_the_manifest_check_and_the_transport_share_one_url_parse() -> None:
-    from reconciler.clients import urls
+    from reconciler import urls
     from reconciler.manifest import endpoints
 
     assert endpoints.split_base_url is urls.split_base_url

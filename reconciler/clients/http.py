@@ -55,7 +55,7 @@ from urllib.parse import urlencode
 import httptools
 
 from reconciler.errors import ApiError, TransportError
-from reconciler.clients.urls import split_base_url
+from reconciler.urls import split_base_url
 
 log = logging.getLogger("reconciler.http")
 T = TypeVar("T")
@@ -744,7 +744,7 @@ class HttpTransport:
     @base_url.setter
     def base_url(self, url: str) -> None:
         """Point the transport at another origin (closes the kept-alive connections)."""
-        try:  # the parse the endpoint check judges (clients/urls.py): one host for both
+        try:  # the parse the endpoint check judges (reconciler/urls.py): one host for both
             parts = split_base_url(url)
         except ValueError as exc:
             raise ValueError(f"{self.vendor}: base_url: {exc}") from None

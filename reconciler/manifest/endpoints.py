@@ -29,9 +29,9 @@ import os
 import re
 from typing import NamedTuple
 
-# the URL parse lives below the transport (reconciler/clients/urls.py), which connects to the host it
+# the URL parse lives in the bottom layer (reconciler/urls.py): the transport connects to the host it
 # returns; re-exported here, where the endpoint check judges the same parse
-from reconciler.clients.urls import BaseUrl as BaseUrl, split_base_url as split_base_url
+from reconciler.urls import BaseUrl as BaseUrl, split_base_url as split_base_url
 from reconciler.errors import InputError, Problem, UsageError
 from reconciler.manifest.config import LoadedConfig
 

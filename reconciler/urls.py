@@ -2,8 +2,9 @@
 (reconciler/manifest/endpoints.py judges the host it returns) and the HTTP transport (which
 connects to that host), so no URL can be approved as one host and sent to another.
 
-It sits below the transport and imports nothing of reconciler's: the transport depends on nothing
-above it (the import-linter contracts in pyproject.toml).
+It sits in the bottom layer and imports nothing of reconciler's, so the transport
+(``reconciler.clients``) needs nothing of ``reconciler.manifest`` (pydantic, YAML, the config
+models): the import-linter contracts in pyproject.toml say so.
 """
 
 from __future__ import annotations
