@@ -23,6 +23,7 @@ from typing import Any
 import pytest
 
 from reconciler.clients.http import HttpTransport, RetryPolicy
+from reconciler.errors import TransportError
 
 ONCE = RetryPolicy(attempts=1, wait_initial=0, wait_max=0, wait_jitter=0)
 WAYS = ["threads", "event loop"]
@@ -401,6 +402,29 @@ def test_an_answer_cut_short_is_a_lost_reply(way: str) -> None:
     port, th, _ = one_answer_server(b"HTTP/1.1 200 OK\r\nContent-Length: 50\r\n\r\n{\"partial\":")
     t = HttpTransport(f"http://127.0.0.1:{port}", vendor="tcaplus", retry=ONCE, timeout=5)
     with pytest.raises(TransportError, match=r"POST /w: the connection closed without a reply; the outcome is unknown$"):
+        send(t, way, "POST", "/w", idempotent=False, content=b"{}")
+    th.join(5)
+
+
+@pytest.mark.parametrize("way", WAYS)
+def test_interim_answers_are_skipped_and_the_final_one_read(way: str) -> None:
+    port, th, _ = one_answer_server(b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 103 Early Hints\r\nLink: </a>\r\n\r\n"
+                                    b"HTTP/1.1 201 Created\r\nContent-Length: 8\r\n\r\n{\"v\": 1}")
+    t = HttpTransport(f"http://127.0.0.1:{port}", vendor="tcaplus", retry=ONCE, timeout=5)
+    r = send(t, way, "POST", "/w", idempotent=False, content=b"{}")
+    assert r.status_code == 201 and r.json() == {"v": 1} and r.headers.get("Link") is None
+    th.join(5)
+
+
+@pytest.mark.parametrize("way", WAYS)
+def test_two_answers_in_one_read_are_neither_trusted(way: str) -> None:
+    # the late copy of an earlier answer, then this request's (tests/test_stale_replies.py runs it
+    # against the emulators' late_duplicate_replies knob)
+    port, th, _ = one_answer_server(b"HTTP/1.1 200 OK\r\nContent-Length: 8\r\n\r\n{\"v\": 1}"
+                                    b"HTTP/1.1 200 OK\r\nContent-Length: 8\r\n\r\n{\"v\": 2}")
+    t = HttpTransport(f"http://127.0.0.1:{port}", vendor="tcaplus", retry=ONCE, timeout=5)
+    with pytest.raises(TransportError, match=r"POST /w: more than one reply on the connection \(a late duplicate\?\): "
+                                             r"neither is trusted; the outcome is unknown$"):
         send(t, way, "POST", "/w", idempotent=False, content=b"{}")
     th.join(5)
 

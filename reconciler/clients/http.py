@@ -9,7 +9,11 @@ Retry rules (one place, STYLE.md §7):
   by looking the object up before trying again (DESIGN.md principle 2);
 - a success (2xx) whose body the caller cannot read (cut short, not JSON, not the API's shape:
   the ``shape`` argument) is a lost reply too: it says nothing of what happened;
-- ``Retry-After`` (seconds) is honoured.
+- ``Retry-After`` (delta-seconds or an HTTP date) is honoured within the retry budget
+  (:attr:`RetryPolicy.timeout` from the first attempt): a wait that fits what is left of the
+  budget is made before the next attempt; a longer one is not waited at all — the request fails
+  at once, naming the vendor, the host and the wait asked for (:meth:`HttpTransport._retry_hook`,
+  the one place this is decided).
 
 Error texts never include URLs, query strings or bodies: they may carry credentials.
 
@@ -27,7 +31,12 @@ waits stay with stamina.
 from __future__ import annotations
 
 import asyncio
+import datetime
+import email.utils
+import functools
+import math
 import gzip
+import importlib.metadata
 import io
 import json as jsonlib
 import logging
@@ -46,10 +55,24 @@ from urllib.parse import urlencode
 import httptools
 
 from reconciler.errors import ApiError, TransportError
-from reconciler.manifest.endpoints import split_base_url
+from reconciler.urls import split_base_url
 
 log = logging.getLogger("reconciler.http")
 T = TypeVar("T")
+
+DISTRIBUTION = "gameops-reconciler"
+VENDOR_NAMES = {"bestproxy": "BestProxy", "jdb": "JDB", "tcaplus": "TcaplusDB"}  # as people write them
+
+
+@functools.cache
+def user_agent() -> str:
+    """``User-Agent`` of every request: the product and its version, ``gameops-reconciler/0.1.0``
+    (the installed distribution's version; ``reconciler.__version__`` when it is not installed)."""
+    try:
+        version = importlib.metadata.version(DISTRIBUTION)
+    except importlib.metadata.PackageNotFoundError:
+        from reconciler import __version__ as version
+    return f"{DISTRIBUTION}/{version}"
 
 _stamina_quiet = False
 
@@ -106,6 +129,8 @@ def reply_lost(exc: BaseException) -> ReplyLost:
     """The :class:`ReplyLost` of a failed exchange (httptools wraps a callback's exception)."""
     if isinstance(exc, _TooLarge) or isinstance(exc.__context__, _TooLarge):
         return ReplyLost(f"the reply is larger than the {MAX_REPLY_BYTES // (1024 * 1024)} MiB limit", lasting=True)
+    if isinstance(exc, _Extra) or isinstance(exc.__context__, _Extra):
+        return ReplyLost(EXTRA_REPLY)
     return ReplyLost(describe_reply_error(exc))
 
 
@@ -122,6 +147,9 @@ def describe_connect_error(exc: BaseException) -> str:
     if isinstance(exc, ssl.SSLError):
         return "TLS handshake failed"
     return f"could not connect ({type(exc).__name__})"
+
+
+EXTRA_REPLY = "more than one reply on the connection (a late duplicate?): neither is trusted"
 
 
 class _Closed(Exception):
@@ -146,6 +174,40 @@ class RetryPolicy:
     wait_initial: float = 0.2
     wait_max: float = 5.0
     wait_jitter: float = 0.2
+
+
+@dataclass(frozen=True)
+class Clock:
+    """The clocks and sleeps of the retry waits (tests give a fake one: nothing really waits)."""
+
+    monotonic: Callable[[], float] = time.monotonic  # the retry budget
+    wall: Callable[[], float] = time.time  # "now" for a Retry-After given as an HTTP date
+    sleep: Callable[[float], None] = time.sleep  # a Retry-After wait, from threads
+    asleep: Callable[[float], Awaitable[None]] = asyncio.sleep  # the same on an event loop
+
+
+REAL_CLOCK = Clock()
+
+
+def retry_after_seconds(value: str | None, now: float) -> float | None:
+    """The wait a ``Retry-After`` value asks for, in seconds from ``now`` (epoch seconds): its
+    delta-seconds, or its HTTP date minus ``now`` (0 for a date past); ``None`` when there is none
+    or it is neither (the usual backoff applies then)."""
+    text = (value or "").strip()
+    if not text:
+        return None
+    if text.isascii() and text.isdigit():
+        return float(int(text))
+    try:
+        when = email.utils.parsedate_to_datetime(text)
+    except (TypeError, ValueError, IndexError, OverflowError):
+        return None
+    if when.tzinfo is None:  # "-0000": the date is UTC, as HTTP dates always are
+        when = when.replace(tzinfo=datetime.timezone.utc)
+    try:
+        return max(0.0, when.timestamp() - now)
+    except (OverflowError, OSError, ValueError):
+        return None
 
 
 @dataclass(frozen=True)
@@ -278,10 +340,18 @@ def _inflate(body: bytes, wbits: int) -> bytes:
     return out
 
 
-class _Reply:
-    """httptools callbacks: one answer's status, headers and body."""
+class _Extra(Exception):
+    """Internal: another answer began after the complete one, on the same connection."""
 
-    __slots__ = ("headers", "body", "size", "reason", "complete", "headers_complete")
+
+class _Reply:
+    """httptools callbacks: one answer's status, headers and body.
+
+    A second answer after the complete one (a late duplicate of an earlier answer, or an answer
+    nobody asked for) stops the parse (:class:`_Extra`): which of the two answers this request's
+    is cannot be told, so neither is trusted."""
+
+    __slots__ = ("headers", "body", "size", "reason", "complete", "headers_complete", "extra", "parser")
 
     def __init__(self) -> None:
         self.headers = Headers()
@@ -290,6 +360,21 @@ class _Reply:
         self.reason = b""
         self.complete = False
         self.headers_complete = False
+        self.extra = False
+        self.parser: Any = None  # set once made: its status tells an interim (1xx) answer
+
+    def _interim(self) -> bool:
+        """Whether the answer just read is an interim one (``103 Early Hints``, an unasked ``100
+        Continue``): it is forgotten and the final answer read after it (RFC 9110 §15.2)."""
+        if self.parser is None or self.parser.get_status_code() >= 200:
+            return False
+        self.headers, self.body, self.size, self.reason, self.headers_complete = Headers(), [], 0, b"", False
+        return True
+
+    def on_message_begin(self) -> None:
+        if self.complete:
+            self.extra = True
+            raise _Extra()
 
     def on_headers_complete(self) -> None:
         self.headers_complete = True
@@ -314,7 +399,8 @@ class _Reply:
         self.body.append(body)
 
     def on_message_complete(self) -> None:
-        self.complete = True
+        if not self._interim():
+            self.complete = True
 
 
 @dataclass
@@ -385,6 +471,8 @@ class _AioReply(_Reply):
         self.done = done
 
     def on_message_complete(self) -> None:
+        if self._interim():
+            return
         self.complete = True
         if not self.done.done():
             self.done.set_result(None)
@@ -412,6 +500,8 @@ class _AioConn(asyncio.Protocol):
             self._parser.feed_data(data)
         except httptools.HttpParserError as exc:
             self.closed = True
+            if reply.complete:  # bytes after the complete answer, in the same read: it is not trusted
+                reply.extra = True
             if not reply.done.done():
                 reply.done.set_exception(exc)
 
@@ -438,7 +528,7 @@ class _AioConn(asyncio.Protocol):
         if self.closed:
             raise _Closed()
         reply = self._reply = _AioReply(loop.create_future())
-        self._parser = httptools.HttpResponseParser(reply)
+        self._parser = reply.parser = httptools.HttpResponseParser(reply)
         self.transport.write(data)
         await reply.done
         return reply, self._parser
@@ -571,7 +661,7 @@ class _Prepared:
     """One request as the caller asked for it, ready to be written for each attempt."""
 
     __slots__ = ("transport", "method", "path", "query", "target", "body", "headers", "form", "idempotent",
-                 "is_write", "cause", "shape")
+                 "is_write", "cause", "shape", "started", "owed", "refusal")
 
     def __init__(self, transport: HttpTransport, method: str, path: str, query: str, target: str, body: bytes | None,
                  headers: dict[str, str], form: Mapping[str, Any] | None, idempotent: bool, is_write: bool,
@@ -581,6 +671,9 @@ class _Prepared:
         self.idempotent, self.is_write = idempotent, is_write
         self.cause = ""
         self.shape = shape
+        self.started = 0.0  # when the first attempt went out (the transport's clock)
+        self.owed = 0.0  # seconds a Retry-After asked to wait before the next attempt
+        self.refusal = ""  # why no attempt follows a Retry-After past the budget
 
     def wire(self, num: int) -> tuple[str, str, str, str, bytes | None, dict[str, str]]:
         """The arguments of one attempt (a form is sealed again for every attempt)."""
@@ -629,6 +722,8 @@ class HttpTransport:
         requests_per_second: float | None = None,
     ):
         self.vendor = vendor
+        self.user_agent = user_agent()  # sent with every request unless the caller names its own
+        self.clock = REAL_CLOCK  # the retry budget's clock and the Retry-After waits (tests: a fake one)
         self._budget = _Budget(requests_per_second) if requests_per_second else None
         self.retry = retry or RetryPolicy()
         self.error_cls = error_cls
@@ -649,7 +744,7 @@ class HttpTransport:
     @base_url.setter
     def base_url(self, url: str) -> None:
         """Point the transport at another origin (closes the kept-alive connections)."""
-        try:  # the parse the endpoint check judged (manifest/endpoints.py): one host for both
+        try:  # the parse the endpoint check judges (reconciler/urls.py): one host for both
             parts = split_base_url(url)
         except ValueError as exc:
             raise ValueError(f"{self.vendor}: base_url: {exc}") from None
@@ -693,6 +788,8 @@ class HttpTransport:
 
     def _answer(self, method: str, target: str, reply: _Reply, parser: Any) -> tuple[Response, bool]:
         """The complete answer and whether its connection may be kept alive."""
+        if reply.extra:  # another answer came with it (the event loop's read; threads raise at once)
+            raise ReplyLost(EXTRA_REPLY)
         # (httptools' should_keep_alive() is reset once the message is complete)
         got = dict.get  # the names are stored in lower case: no Headers.get (it lowers the name)
         connection = (got(reply.headers, "connection") or "").lower()
@@ -723,7 +820,7 @@ class HttpTransport:
         reusable = False
         try:
             reply = _Reply()
-            parser = httptools.HttpResponseParser(reply)
+            parser = reply.parser = httptools.HttpResponseParser(reply)
             try:
                 sock.sendall(data)
                 while not reply.complete:
@@ -759,10 +856,14 @@ class HttpTransport:
             pool.release(conn, reusable=reusable)
         return resp
 
-    @staticmethod
-    def _retry_hook(req: _Prepared) -> Callable[[Exception], bool | float]:
-        """Whether (or after how many seconds) another attempt of ``req`` may follow ``exc``;
-        notes the cause for the next attempt's debug line."""
+    def _retry_hook(self, req: _Prepared) -> Callable[[Exception], bool | float]:
+        """Whether another attempt of ``req`` may follow ``exc`` (stamina's ``on``); notes the
+        cause for the next attempt's debug line.
+
+        The one place a ``Retry-After`` is judged: a wait that fits what is left of the retry
+        budget is owed before the next attempt (made through :attr:`clock`, stamina itself then
+        waits 0); a longer one ends the retries at once (:meth:`_final` names it)."""
+        budget = self.retry.timeout
 
         def hook(exc: Exception) -> bool | float:
             if isinstance(exc, ConnectFailed | ReplyLost):
@@ -772,13 +873,28 @@ class HttpTransport:
             if not req.idempotent or (isinstance(exc, ReplyLost) and exc.lasting):
                 return False
             if isinstance(exc, RetryableStatus):
-                after = exc.response.headers.get("Retry-After")
-                if after and after.isdigit():
-                    return float(after)
-                return True
+                clock = self.clock
+                wait = retry_after_seconds(exc.response.headers.get("Retry-After"), clock.wall())
+                if wait is None:
+                    return True
+                left = budget - (clock.monotonic() - req.started)
+                if wait > left:
+                    name = VENDOR_NAMES.get(self.vendor, self.vendor)
+                    req.refusal = (f"{name} {self._host} asked to wait {math.ceil(wait)} s (Retry-After), "
+                                   f"more than the {max(0, round(left))} s retry budget left")
+                    return False
+                req.owed = wait
+                return 0.0
             return isinstance(exc, ReplyLost)
 
         return hook
+
+    def _wait_owed(self, req: _Prepared) -> float:
+        """The Retry-After wait owed before this attempt (taken: it is made once)."""
+        wait, req.owed = req.owed, 0.0
+        if wait > 0:
+            log.debug("%s %s: %s %s: waiting %.3g s (Retry-After)", self.vendor, self._host, req.method, req.path, wait)
+        return wait
 
     def send(
         self,
@@ -811,18 +927,20 @@ class HttpTransport:
                             data=data, content=content, headers=headers, write=write, shape=shape)
         # the first attempt goes out directly: stamina's retry context (tenacity objects, hook
         # inspection) costs more CPU than the request itself, and is only needed after a failure
-        started = time.monotonic()
+        req.started = self.clock.monotonic()
         try:
             return req.checked(self._attempt(*req.wire(1)))
         except (RetryableStatus, ConnectFailed, ReplyLost) as exc:
-            if not self._retry_hook(req)(exc):
+            if self._retry_hook(req)(exc) is False:
                 return self._final(req, exc)
             first: Exception = exc
         try:
-            for attempt in self._attempts(req, started):
+            for attempt in self._attempts(req):
                 with attempt:
                     if attempt.num == 1:  # that first failure, so stamina waits and counts as it would
                         raise first
+                    if wait := self._wait_owed(req):
+                        self.clock.sleep(wait)
                     return req.checked(self._attempt(*req.wire(attempt.num)))
         except (RetryableStatus, ConnectFailed, ReplyLost) as exc:
             return self._final(req, exc)
@@ -849,18 +967,20 @@ class HttpTransport:
                             data=data, content=content, headers=headers, write=write, shape=shape)
         # the first attempt goes out directly: stamina's retry context (tenacity objects, hook
         # inspection) costs more CPU than the request itself, and is only needed after a failure
-        started = time.monotonic()
+        req.started = self.clock.monotonic()
         try:
             return req.checked(await self._aattempt(*req.wire(1)))
         except (RetryableStatus, ConnectFailed, ReplyLost) as exc:
-            if not self._retry_hook(req)(exc):
+            if self._retry_hook(req)(exc) is False:
                 return self._final(req, exc)
             first: Exception = exc
         try:
-            async for attempt in self._attempts(req, started):
+            async for attempt in self._attempts(req):
                 with attempt:
                     if attempt.num == 1:  # that first failure, so stamina waits and counts as it would
                         raise first
+                    if wait := self._wait_owed(req):
+                        await self.clock.asleep(wait)
                     return req.checked(await self._aattempt(*req.wire(attempt.num)))
         except (RetryableStatus, ConnectFailed, ReplyLost) as exc:
             return self._final(req, exc)
@@ -875,6 +995,8 @@ class HttpTransport:
         if _UNSAFE.search(target) or (headers and not _safe_headers(tuple(headers.items()))):
             raise ValueError(f"{self.vendor}: {method} {path}: a control character or space in the request line or a header")
         hdrs: dict[str, str] = dict(headers or {})
+        if not any(k.lower() == "user-agent" for k in hdrs):
+            hdrs["User-Agent"] = self.user_agent
         body = content
         if json is not None:
             body = jsonlib.dumps(json, ensure_ascii=False, separators=(",", ":"), allow_nan=False).encode("utf-8")
@@ -884,10 +1006,10 @@ class HttpTransport:
         is_write = method != "GET" if write is None else write
         return _Prepared(self, method, path, query, target, body, hdrs, data, idempotent, is_write, shape)
 
-    def _attempts(self, req: _Prepared, started: float) -> Any:
-        """stamina's attempts, the first of them the one already made at ``started``."""
+    def _attempts(self, req: _Prepared) -> Any:
+        """stamina's attempts, the first of them the one already made at ``req.started``."""
         p = self.retry
-        left = max(0.001, p.timeout - (time.monotonic() - started))
+        left = max(0.001, p.timeout - (self.clock.monotonic() - req.started))
         return retry_context(on=self._retry_hook(req), attempts=p.attempts, timeout=left,
                                      wait_initial=p.wait_initial, wait_max=p.wait_max, wait_jitter=p.wait_jitter)
 
@@ -895,6 +1017,8 @@ class HttpTransport:
         """The answer once retries are spent: the last retryable status, or the transport error."""
         op = f"{req.method} {req.path}"  # never the query string: it may carry a credential (app_key)
         if isinstance(exc, RetryableStatus):
+            if req.refusal:  # a Retry-After past the retry budget: failed at once, not waited
+                raise self.transport_error_cls(f"{op}: HTTP {exc.response.status_code}: {req.refusal}") from None
             return exc.response
         if isinstance(exc, ConnectFailed):
             # the request never left this machine: nothing was written

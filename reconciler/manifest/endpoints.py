@@ -28,8 +28,10 @@ import ipaddress
 import os
 import re
 from typing import NamedTuple
-from urllib.parse import urlsplit
 
+# the URL parse lives in the bottom layer (reconciler/urls.py): the transport connects to the host it
+# returns; re-exported here, where the endpoint check judges the same parse
+from reconciler.urls import BaseUrl as BaseUrl, split_base_url as split_base_url
 from reconciler.errors import InputError, Problem, UsageError
 from reconciler.manifest.config import LoadedConfig
 
@@ -44,43 +46,6 @@ DOCUMENTED_HOSTS: dict[str, frozenset[str]] = {
     "tcaplus": frozenset(),
     "jdb": frozenset(),
 }
-
-
-class BaseUrl(NamedTuple):
-    scheme: str  # http or https
-    host: str  # lower case, no trailing dot, IPv6 without brackets
-    port: int  # explicit or the scheme's default
-    explicit_port: bool
-    path: str  # without a trailing slash ("" for none)
-
-
-_HOST = re.compile(r"[a-z0-9](?:[a-z0-9._-]*[a-z0-9])?")
-
-
-def split_base_url(url: str) -> BaseUrl:
-    """The parts of a ``base_url``; ``ValueError`` (with the reason) for anything but a plain
-    ``http(s)://host[:port][/path]``: no user information, query, fragment or odd host characters."""
-    if any(c.isspace() or ord(c) < 32 or c == "\\" for c in url):
-        raise ValueError("not a valid URL")
-    try:
-        parts = urlsplit(url)
-        port = parts.port
-    except ValueError:
-        raise ValueError("not a valid URL") from None
-    if "@" in parts.netloc:
-        raise ValueError("a base_url may not carry user information (user:password@)")
-    scheme = parts.scheme.lower()
-    host = (parts.hostname or "").rstrip(".")
-    if scheme not in ("http", "https") or not host:
-        raise ValueError("not an http(s) URL with a host")
-    if parts.query or parts.fragment:
-        raise ValueError("a base_url may not carry a query or a fragment")
-    if not _HOST.fullmatch(host):
-        try:
-            ipaddress.IPv6Address(host)
-        except ValueError:
-            raise ValueError("not a valid URL") from None
-    return BaseUrl(scheme, host, port or (443 if scheme == "https" else 80), port is not None, parts.path.rstrip("/"))
 
 
 def _is_loopback(host: str) -> bool:

@@ -21,7 +21,12 @@ on every emulator, an admin surface under ``/_sandbox/``:
   cut before compression, so it still decompresses) or an HTML page (``not_json``), as a proxy
   or a crash on the way back may; ``match`` is optional and compares with the request's path or
   the emulator's name of its operation (:meth:`Emulator.operation`: JDB ``action 72``, TcaplusDB
-  ``AddRecord``); a rule whose count reaches 0 is removed), ``seed``;
+  ``AddRecord``); a rule whose count reaches 0 is removed),
+  ``late_duplicate_replies`` (int: the next N vendor answers on kept-alive connections are each
+  sent once more, late — written on the same connection together with, and just before, the
+  answer to the next request it carries, as a reply duplicated on the way back arrives after the
+  client sent its next request; the late copy is a whole, well-framed answer to the *previous*
+  request; a connection that closes first never gets it), ``seed``;
 - ``GET  /_sandbox/stats`` — request counts per ``METHOD path`` since start, counted as they
   arrive (benchmarks read it);
 - ``GET  /_sandbox/stats/answered`` — the same counts of the requests answered so far (a request
@@ -29,7 +34,9 @@ on every emulator, an admin surface under ``/_sandbox/``:
 - ``GET  /_sandbox/stats/span`` — ``{"first": t, "last": t}``: wall-clock seconds (epoch) when the
   first vendor request since the last reset arrived and when the latest one was answered (``null``
   before any), so a benchmark can tell how long each vendor was busy;
-- ``POST /_sandbox/stats/reset`` — zero the counters (both, and the span);
+- ``GET  /_sandbox/stats/user_agents`` — vendor requests counted by their ``User-Agent`` header
+  (``""`` for none; at most 100 distinct values, the rest counted under ``"(other)"``);
+- ``POST /_sandbox/stats/reset`` — zero the counters (all of them, and the span);
 - ``GET  /_sandbox/state`` — every stored row, table by table (restore tests compare it).
 """
 
@@ -108,6 +115,7 @@ class Faults:
     fail_next: int = 0
     fail_next_writes: int = 0
     mangle_replies: list[dict[str, Any]] = field(default_factory=list)
+    late_duplicate_replies: int = 0
     seed: int | None = None
 
 
@@ -145,6 +153,7 @@ class Emulator:
         self.rng = random.Random()
         self.stats: Counter[str] = Counter()
         self.answered: Counter[str] = Counter()
+        self.user_agents: Counter[str] = Counter()
         self.span: dict[str, float | None] = {"first": None, "last": None}
         self.init_db()
 
@@ -286,6 +295,8 @@ def _admin(emu: Emulator, req: Request) -> Response:
             return Response.json(dict(emu.stats))
         if req.path == "/_sandbox/stats/answered":
             return Response.json(dict(emu.answered))
+        if req.path == "/_sandbox/stats/user_agents":
+            return Response.json(dict(emu.user_agents))
         if req.path == "/_sandbox/stats/span":
             return Response.json(dict(emu.span))
         if req.path == "/_sandbox/state" and req.method == "GET":
@@ -295,6 +306,7 @@ def _admin(emu: Emulator, req: Request) -> Response:
             with emu.lock:
                 emu.stats.clear()
                 emu.answered.clear()
+                emu.user_agents.clear()
                 emu.span.update(first=None, last=None)
             return Response.json({})
         with emu.lock:
@@ -311,6 +323,8 @@ def _vendor(emu: Emulator, req: Request, arrived: float) -> Response | None:
     f = emu.faults
     with emu.lock:
         emu.stats[f"{req.method} {req.path}"] += 1
+        agent = req.headers.get("user-agent", "")
+        emu.user_agents[agent if agent in emu.user_agents or len(emu.user_agents) < 100 else "(other)"] += 1
         if emu.span["first"] is None:
             emu.span["first"] = arrived
         inject = False
@@ -402,6 +416,7 @@ class _Connection(asyncio.Protocol):
         self.read_paused = False
         self.write_paused = False
         self.continue_owed = False  # ``100 Continue`` to send once the answers before it are out
+        self.late = b""  # an answer sent again before the next one (``late_duplicate_replies``)
         # the request being read
         self.in_head = True
         self.head_bytes = 0
@@ -592,12 +607,19 @@ class _Connection(asyncio.Protocol):
         with self.emu.lock:  # counted before the write, so whoever reads the answer sees it counted
             self.emu.answered[f"{req.method} {req.path}"] += 1
             self.emu.span["last"] = time.time()
-        self._write(resp, keep)
+            faults = self.emu.faults
+            duplicate = keep and faults.late_duplicate_replies > 0
+            if duplicate:
+                faults.late_duplicate_replies -= 1
+        self._write(resp, keep, duplicate=duplicate)
 
-    def _write(self, resp: Response, keep: bool) -> bool:
-        """Send an answer; close the connection after it unless kept alive. Whether it was sent."""
+    def _write(self, resp: Response, keep: bool, *, duplicate: bool = False) -> bool:
+        """Send an answer (after a late copy of the one before, if one is owed); close the
+        connection after it unless kept alive; with ``duplicate``, send it again before the next
+        answer. Whether it was sent."""
         data, close = _encode(resp)
-        sent = self._send(data)
+        late, self.late = self.late, (data if duplicate and keep and not close else b"")
+        sent = self._send(late + data if late else data)
         if close or not keep:
             self._close()
         return sent

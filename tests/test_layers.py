@@ -1,0 +1,43 @@
+"""The transport depends on nothing above it (issue 24 item 7): loading the HTTP transport and the
+vendor clients loads no manifest model, pydantic or YAML, and the import-linter contracts of
+pyproject.toml (layers, and the forbidden contract on ``reconciler.clients``) hold."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.mark.parametrize("module", ["reconciler.clients.http", "reconciler.clients.bestproxy",
+                                    "reconciler.clients.jdb", "reconciler.clients.tcaplus"])
+def test_the_transport_loads_no_manifest_pydantic_or_yaml(module: str) -> None:
+    code = (f"import sys, json, {module}; "
+            "print(json.dumps(sorted(m for m in sys.modules if m.split('.')[0] in ('pydantic', 'yaml') "
+            "or m.startswith('reconciler.manifest'))))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, check=True, timeout=60)
+    loaded = json.loads(out.stdout)
+    assert loaded == [], f"{module} pulled in {loaded}"
+
+
+def test_the_manifest_check_and_the_transport_share_one_url_parse() -> None:
+    from reconciler import urls
+    from reconciler.manifest import endpoints
+
+    assert endpoints.split_base_url is urls.split_base_url
+    assert urls.split_base_url("https://API.example.com.:8443/base/") == ("https", "api.example.com", 8443, True, "/base")
+
+
+def test_the_import_contracts_hold() -> None:
+    exe = shutil.which("lint-imports", path=str(Path(sys.executable).parent)) or shutil.which("lint-imports")
+    assert exe, "import-linter is a test dependency"
+    out = subprocess.run([exe, "--no-cache"], capture_output=True, text=True, cwd=ROOT, timeout=300)
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert "The transport and clients import no manifest, pydantic or YAML KEPT" in out.stdout
+    assert "BROKEN" not in out.stdout
