@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import sys
 import textwrap
 from dataclasses import dataclass
+from http.server import ThreadingHTTPServer
 from pathlib import Path
+from typing import Any
 
 from click.testing import CliRunner, Result
 
@@ -42,3 +45,16 @@ def nothing_to_apply(out: str, *, unseen: tuple[str, ...] = ("FreeSpinEvent", "P
     listed = [line.strip() for line in out.splitlines() if line.startswith("    ! ")]
     return (EMPTY_INCOMPLETE in out and "matches" not in out and bool(listed)
             and all(line.startswith(tuple(f"! {k}" for k in unseen)) and " not compared " in line for line in listed))
+
+
+class QuietHTTPServer(ThreadingHTTPServer):
+    """A loopback test peer that does not print a traceback when the client leaves first (a
+    client that closes a connection it no longer needs is not an error of the test's peer);
+    any other handler error is still printed."""
+
+    daemon_threads = True
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        if isinstance(sys.exc_info()[1], ConnectionError):
+            return
+        super().handle_error(request, client_address)

@@ -17,13 +17,14 @@ from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from itertools import pairwise
 from pathlib import Path
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 
 import pytest
 
 from reconciler.clients.http import HttpTransport, RetryPolicy
 from reconciler.errors import TransportError
+from tests.support import QuietHTTPServer
 
 ONCE = RetryPolicy(attempts=1, wait_initial=0, wait_max=0, wait_jitter=0)
 WAYS = ["threads", "event loop"]
@@ -36,7 +37,7 @@ def send(t: HttpTransport, way: str, *args: Any, **kwargs: Any) -> Any:
     return t.run(lambda: t.asend(*args, **kwargs))
 
 
-class Peer(ThreadingHTTPServer):
+class Peer(QuietHTTPServer):
     daemon_threads = True
 
     def __init__(self) -> None:

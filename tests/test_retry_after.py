@@ -11,7 +11,7 @@ from __future__ import annotations
 import email.utils
 import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 
 import pytest
@@ -19,6 +19,7 @@ import pytest
 from reconciler.clients.bestproxy import BestProxyClient
 from reconciler.clients.http import Clock, HttpTransport, RetryPolicy, retry_after_seconds
 from reconciler.errors import TransportError
+from tests.support import QuietHTTPServer
 
 WAYS = ["threads", "event loop"]
 T0 = 1_800_000_000.0  # the fake wall clock's start (epoch seconds)
@@ -42,7 +43,7 @@ class FakeClock:
         return Clock(monotonic=lambda: self.now, wall=lambda: T0 + self.now, sleep=self.sleep, asleep=self.asleep)
 
 
-class Peer(ThreadingHTTPServer):
+class Peer(QuietHTTPServer):
     daemon_threads = True
 
     def __init__(self) -> None:

@@ -32,6 +32,7 @@ from reconciler.sandbox.base import EmulatorServer
 from reconciler.sandbox.bestproxy import BestProxyEmulator
 from reconciler.sandbox.jdb import JdbEmulator
 from reconciler.sandbox.tcaplus import TcaplusEmulator
+from tests.support import QuietHTTPServer
 
 REPO = Path(__file__).resolve().parents[2]
 TCAPLUS_PROTOS = REPO / "tests" / "tcaplus" / "data"
@@ -113,7 +114,7 @@ def _attacker_handler(seen: list[str]) -> type[BaseHTTPRequestHandler]:
 @pytest.fixture
 def attacker() -> Iterator[Attacker]:
     seen: list[str] = []
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _attacker_handler(seen))
+    server = QuietHTTPServer(("127.0.0.1", 0), _attacker_handler(seen))
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     yield Attacker(server, seen)

@@ -15,7 +15,7 @@ import json
 import re
 import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 
 import pytest
@@ -23,6 +23,7 @@ from markdown_it import MarkdownIt
 
 from reconciler.manifest.oneline import lines, one_line
 from tests.security.conftest import TCAPLUS_PROTOS, Emulators, Repo, Run, account, config_text
+from tests.support import QuietHTTPServer
 
 PROTO = (TCAPLUS_PROTOS / "game_players.proto").read_text(encoding="utf-8")
 INJECTED = "::error::pwned"
@@ -103,7 +104,7 @@ def _vendor_handler(message: str) -> type[BaseHTTPRequestHandler]:
 @pytest.fixture
 def crlf_vendor() -> Iterator[str]:
     """A BestProxy on loopback whose writes fail with a message holding CR LF and a command."""
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _vendor_handler(f"bad account\r\n{INJECTED}\r\n##[add-mask]x"))
+    server = QuietHTTPServer(("127.0.0.1", 0), _vendor_handler(f"bad account\r\n{INJECTED}\r\n##[add-mask]x"))
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     yield f"http://127.0.0.1:{server.server_address[1]}"
