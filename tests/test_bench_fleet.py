@@ -11,6 +11,11 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
+# bench scripts run for seconds each: left out of the quick loop (CONTRIBUTING.md), run by .ci/run
+pytestmark = pytest.mark.slow
+
 BENCH = Path(__file__).resolve().parents[1] / "bench" / "fleet.py"
 SCENARIOS = ("cold apply", "no-op plan", "drift plan 1%", "naive loop")
 TARGETS = (

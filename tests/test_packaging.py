@@ -124,6 +124,7 @@ def test_the_lower_bounds_script_pins_every_lower_bound() -> None:
 
 
 # -- the wheel -----------------------------------------------------------------------------------
+@pytest.mark.slow  # a fresh venv and an install: left out of the quick loop (CONTRIBUTING.md)
 def test_the_wheel_builds_installs_and_runs(tmp_path: Path) -> None:
     src = tmp_path / "src"
     copy_checkout(src)
@@ -244,6 +245,7 @@ def test_github_example_uses_the_action() -> None:
     assert not BARE_INSTALL.search(text)
 
 
+@pytest.mark.slow  # a fresh venv and an install: left out of the quick loop (CONTRIBUTING.md)
 def test_readme_first_command_sets_everything_up_on_a_fresh_copy(tmp_path: Path) -> None:
     """The README's quickstart line, as written, in a fresh copy of the repository (its own venv)."""
     readme = (ROOT / "README.md").read_text(encoding="utf-8")

@@ -207,8 +207,10 @@ def test_a_progress_display_on_a_terminal(ws: TcaplusWorkspace) -> None:  # noqa
 
 
 def test_a_long_plan_into_head_ends_quietly_with_the_sigpipe_status(tmp_path: Path) -> None:
-    path = _saved(tmp_path, 2000)  # ~200 KB of text: the pipe closes while show is writing
-    r = subprocess.run(["bash", "-c", f"{EXE} show {path} | head -1; echo \"status=${{PIPESTATUS[0]}}\" >&2"],
+    # --detail full: ~170 KB of text, more than a pipe holds, so the pipe closes while show is writing
+    # (the default detail is ~3 KB: it fits the pipe and show may finish before head exits: exit 0)
+    path = _saved(tmp_path, 2000)
+    r = subprocess.run(["bash", "-c", f"{EXE} show {path} --detail full | head -1; echo \"status=${{PIPESTATUS[0]}}\" >&2"],
                        cwd=tmp_path, env=_env(), capture_output=True, text=True, timeout=120)
     assert r.stdout.startswith("Summary: 2 to create, 2000 to update") and len(r.stdout.splitlines()) == 1
     assert r.stderr == "status=141\n", r.stderr
