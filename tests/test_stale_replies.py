@@ -25,6 +25,8 @@ from reconciler.sandbox.base import EmulatorServer
 from reconciler.sandbox.bestproxy import BestProxyEmulator
 from tests.bestproxy.conftest import Workspace, account_doc, bestproxy_workspace
 
+MANUAL_EXAMPLE_APP_KEY = "c3eda5f013f92c81dda7afcdc273cf82"  # the TcaplusDB manual's example AppKey (public; sandbox only)
+
 APP_KEY = "TestOnlyAppKey0123456789abcdefAB"
 RETRY = RetryPolicy(attempts=3, timeout=30.0, wait_initial=0, wait_max=0, wait_jitter=0)
 WAYS = ["threads", "event loop"]
@@ -153,7 +155,7 @@ def test_tcaplus_reads_each_get_their_own_record(way: str) -> None:
     from reconciler.clients.tcaplus import TcaplusClient
     from reconciler.sandbox.tcaplus import TcaplusEmulator
 
-    password = "c3eda5f013f92c81dda7afcdc273cf82"
+    password = MANUAL_EXAMPLE_APP_KEY
     emu = TcaplusEmulator(app_id=2, zone_id=1, password=password,
                           tables={"game_players": Path(__file__).parent / "tcaplus" / "data" / "game_players.proto"})
     with EmulatorServer(emu) as server:

@@ -21,6 +21,8 @@ from reconciler.sandbox.bestproxy import BestProxyEmulator
 from reconciler.sandbox.jdb import JdbEmulator
 from reconciler.sandbox.tcaplus import TcaplusEmulator
 
+MANUAL_EXAMPLE_APP_KEY = "c3eda5f013f92c81dda7afcdc273cf82"  # the TcaplusDB manual's example AppKey (public; sandbox only)
+
 NO_WAIT = RetryPolicy(attempts=2, timeout=10.0, wait_initial=0, wait_max=0, wait_jitter=0)
 TCAPLUS_DATA = Path(__file__).parent / "tcaplus" / "data"
 
@@ -67,10 +69,10 @@ def test_jdb_sees_the_user_agent_on_every_request() -> None:
 
 
 def test_tcaplus_sees_the_user_agent_on_every_request_threads_and_event_loop() -> None:
-    emu = TcaplusEmulator(app_id=2, zone_id=1, password="c3eda5f013f92c81dda7afcdc273cf82",
+    emu = TcaplusEmulator(app_id=2, zone_id=1, password=MANUAL_EXAMPLE_APP_KEY,
                           tables={"game_players": TCAPLUS_DATA / "game_players.proto"})
     with EmulatorServer(emu) as server:
-        client = TcaplusClient(server.url, app_id=2, zone_id=1, password="c3eda5f013f92c81dda7afcdc273cf82", retry=NO_WAIT)
+        client = TcaplusClient(server.url, app_id=2, zone_id=1, password=MANUAL_EXAMPLE_APP_KEY, retry=NO_WAIT)
         keys = {"player_id": 7, "player_name": "ann lee", "player_email": "ann@example.com"}
         try:
             client.add("game_players", {**keys, "game_server_id": 3})
