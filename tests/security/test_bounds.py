@@ -34,6 +34,9 @@ from tests.security.conftest import (
 PROTO = (TCAPLUS_PROTOS / "game_players.proto").read_text(encoding="utf-8")
 MiB = 1024 * 1024
 
+# The peak is this process's own: VmHWM of /proc/self/status (its memory map, new at exec).
+# getrusage(RUSAGE_SELF).ru_maxrss is not: Linux carries the high-water mark of the memory map
+# replaced by exec into it, so a child started from a large test worker reported the worker's RSS.
 RSS_WRAPPER = """\
 import resource, sys
 from reconciler.cli import cli
@@ -42,7 +45,12 @@ try:
     cli(sys.argv[1:], prog_name="reconciler")
 except SystemExit as exc:
     code = exc.code
-print(f"peak-rss-kib {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss}", file=sys.stderr)
+try:
+    with open("/proc/self/status", encoding="ascii") as f:
+        peak = next(int(line.split()[1]) for line in f if line.startswith("VmHWM:"))
+except (OSError, StopIteration):
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+print(f"peak-rss-kib {peak}", file=sys.stderr)
 sys.exit(code)
 """
 
