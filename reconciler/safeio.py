@@ -173,6 +173,19 @@ def _fsync_dirfd(dfd: int) -> None:
         os.close(fd)
 
 
+def fsync_dir(path: Path | str) -> None:
+    """fsync the folder ``path`` (its entries: a file just placed in it survives a power loss),
+    reached without following a symlink; where it cannot be opened or synced, do nothing."""
+    try:
+        dfd = open_dir(path)
+    except (UnsafePathError, OSError):
+        return
+    try:
+        _fsync_dirfd(dfd)
+    finally:
+        os.close(dfd)
+
+
 def _create_temp(dfd: int, name: str, mode: int, shown: str) -> tuple[int, str]:
     for _ in range(16):
         tmp = f".{name[:64]}.{secrets.token_hex(6)}.tmp"

@@ -220,7 +220,7 @@ class Journal:
         self._dirty = False
         if self._new_file:  # the file's directory entry too, once: a power loss must not lose the file
             self._new_file = False
-            _fsync_dir(self.path.parent)
+            safeio.fsync_dir(self.path.parent)
 
     def _deferred_sync(self) -> None:
         with self._lock:
@@ -278,17 +278,3 @@ def _ends_cut(path: Path) -> bool:
             return fh.read(1) != b"\n"
     except OSError:
         return False
-
-
-def _fsync_dir(path: Path) -> None:
-    """fsync a directory (its entries); where the platform cannot (Windows), do nothing."""
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
