@@ -20,7 +20,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictStr, model_validator
 
-from reconciler.clients.bestproxy import BestProxyClient, LiveAccount
+from reconciler.clients.bestproxy import BestProxyClient, BestProxyParameterError, LiveAccount
 from reconciler.model import SENSITIVE, Action, Change, FieldDiff, Gap, KindPlan, Outcome, Unmanaged
 from reconciler.errors import Problem, ReconcilerError
 from reconciler.kinds import register
@@ -487,13 +487,16 @@ class ProxyAccountKind(Kind):
         is refused as existing. Each is asked for with a ``proxy-account/change`` that changes
         nothing: answered, the account exists though unlisted — ``pending``, no failure, nothing
         written; refused, it does not (e.g. a username a delete in the last 5 minutes still holds)
-        and the add's refusal stands (not in the answer)."""
+        and the add's refusal stands (not in the answer). Any other failure (the key, the network)
+        ends the probing: it would fail the same for every account of a batch refused for it."""
         out: dict[str, Outcome] = {}
         for c in refused:
             try:
                 client.change_account(c.key)  # no field: changes nothing; refused if no such account
-            except ReconcilerError:
+            except BestProxyParameterError:
                 continue
+            except ReconcilerError:
+                break
             out[c.key] = Outcome(c, "pending", PENDING_NOTE)
         return out
 
