@@ -12,18 +12,19 @@ from reconciler.vendors.jdb.client import (
     JdbClient,
     JdbPlayerError,
 )
-from reconciler.kinds.base import ExportDoc, ExportFile, ExportGroup, ExportRequest, KindExport, Resource, RunContext, ScopeDecl
+from reconciler.kinds.base import ExportDoc, ExportFile, ExportGroup, ExportRequest, KindExport, Resource, ScopeDecl
+from reconciler.kinds.context import RunContext
 from reconciler.vendors.jdb.free_spin_event.compare import ENDED, _Live, _instant, _money
 from reconciler.vendors.jdb.free_spin_event.read import LOOKAHEAD, LOOKBACK, _AgentRead, _match
-from reconciler.vendors.jdb.free_spin_event.spec import declared_players
+from reconciler.vendors.jdb.free_spin_event.spec import FreeSpinEventSpec, declared_players
 
 # -- export (DR, adoption) -----------------------------------------------------------------
-def export_events(resources: list[Resource], scopes: list[ScopeDecl], ctx: RunContext,
+def export_events(resources: list[Resource[FreeSpinEventSpec]], scopes: list[ScopeDecl], ctx: RunContext,
            request: ExportRequest, client: JdbClient) -> KindExport:
     """Events of every agent the manifests or ``request.agents`` name (one Action 76 each, the
     plan's read window), one ``jdb/<agent>/free-spins.yaml`` per agent; see :func:`export_event`."""
     now = ctx.options.now()
-    by_agent: dict[str, list[Resource]] = defaultdict(list)
+    by_agent: dict[str, list[Resource[FreeSpinEventSpec]]] = defaultdict(list)
     for r in resources:
         by_agent[r.spec.agent].append(r)
     agents = sorted(set(by_agent) | {s.spec.agent for s in scopes} | set(request.agents))
@@ -60,7 +61,7 @@ def _event_slug(name: str) -> str:
     return slug[:200] or "event"
 
 
-def export_event(agent: str, event: _Live, owner: Resource | None, name: str,
+def export_event(agent: str, event: _Live, owner: Resource[FreeSpinEventSpec] | None, name: str,
                  request: ExportRequest) -> tuple[ExportDoc, ExportFile]:
     """One live event as a document and its players file (``players/<name>.txt``).
 
@@ -114,7 +115,7 @@ def export_event(agent: str, event: _Live, owner: Resource | None, name: str,
     return doc, ExportFile(players_path, text, ref=doc.ref)
 
 
-def _fill_from_player_events(client: JdbClient, read: _AgentRead, owners: dict[int, Resource], ctx: RunContext) -> None:
+def _fill_from_player_events(client: JdbClient, read: _AgentRead, owners: dict[int, Resource[FreeSpinEventSpec]], ctx: RunContext) -> None:
     """Action 76 may not return ``endTime`` or ``times``; Action 71 (a player's events) does. For
     every declared event missing them, ask about one of its declared players (one call per
     distinct player); events no manifest declares have no known player and keep the gap."""
@@ -145,7 +146,7 @@ def _fill_from_player_events(client: JdbClient, read: _AgentRead, owners: dict[i
                     event.row[key] = extra[key]
 
 
-def export_agent(agent: str, live: list[_Live], owners: dict[int, Resource], taken: set[str],
+def export_agent(agent: str, live: list[_Live], owners: dict[int, Resource[FreeSpinEventSpec]], taken: set[str],
                  request: ExportRequest, out: KindExport) -> None:
     """An agent's live events (not terminated) as ``jdb/<agent>/free-spins.yaml``."""
     base = f"jdb/{_event_slug(agent) if agent != _event_slug(agent) else agent}"

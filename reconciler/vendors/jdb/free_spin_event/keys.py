@@ -8,7 +8,7 @@ import uuid
 from typing import Any
 
 
-from reconciler.kinds.base import RunContext
+from reconciler.kinds.context import RunContext
 
 
 TRANSACTION_NAMESPACE = uuid.UUID("6f1c9a52-4e0b-5d8e-9c3a-1b7d2e4f6a80")

@@ -10,7 +10,8 @@ from reconciler.vendors.jdb.client import (
 )
 from reconciler.model import Change, KindPlan, Outcome
 from reconciler.errors import Problem, ReconcilerError, UsageError
-from reconciler.kinds.base import ExportRequest, Kind, KindExport, Resource, RunContext, ScopeDecl
+from reconciler.kinds.base import ExportRequest, Kind, KindExport, Resource, ScopeDecl
+from reconciler.kinds.context import RunContext
 from reconciler.manifest.yamlload import Path_
 from reconciler.vendors.jdb.free_spin_event.export import export_events
 from reconciler.vendors.jdb.free_spin_event.plan import plan_events
@@ -18,7 +19,7 @@ from reconciler.vendors.jdb.free_spin_event.rules import bet_problems
 from reconciler.vendors.jdb.free_spin_event.spec import KIND, VENDOR, FreeSpinEventScope, FreeSpinEventSpec, read_players_file, spec_problems
 from reconciler.vendors.jdb.free_spin_event.writes import apply_changes
 
-class FreeSpinEventKind(Kind):
+class FreeSpinEventKind(Kind[FreeSpinEventSpec, JdbClient]):
     """JDB free-spin reward events (see the module documentation)."""
 
     kind = KIND
@@ -27,7 +28,7 @@ class FreeSpinEventKind(Kind):
     Scope = FreeSpinEventScope
     apply_order = 30
 
-    def keys(self, res: Resource) -> list[tuple[str, Path_]]:
+    def keys(self, res: Resource[FreeSpinEventSpec]) -> list[tuple[str, Path_]]:
         return [(res.name, ()), (f"{res.spec.agent}/{res.spec.name}", ("name",))]
 
     @classmethod
@@ -42,7 +43,7 @@ class FreeSpinEventKind(Kind):
         )
 
     # -- validation ------------------------------------------------------------------------
-    def check(self, resources: list[Resource], scopes: list[ScopeDecl], ctx: RunContext) -> list[Problem]:
+    def check(self, resources: list[Resource[FreeSpinEventSpec]], scopes: list[ScopeDecl], ctx: RunContext) -> list[Problem]:
         problems = self._provider_problems(resources or scopes, ctx)
         for r in resources:
             spec: FreeSpinEventSpec = r.spec
@@ -56,7 +57,7 @@ class FreeSpinEventKind(Kind):
         return problems
 
     @staticmethod
-    def _file_problems(r: Resource, ctx: RunContext) -> list[Problem]:
+    def _file_problems(r: Resource[FreeSpinEventSpec], ctx: RunContext) -> list[Problem]:
         spec: FreeSpinEventSpec = r.spec
         path = r.doc.base_dir / str(spec.playersFile)
         ctx.track_file(path, resource=r.ref)
@@ -91,13 +92,13 @@ class FreeSpinEventKind(Kind):
 
 
     # -- plan, apply, export: the modules of this package ------------------------------------------
-    def plan(self, resources: list[Resource], scopes: list[ScopeDecl], ctx: RunContext) -> KindPlan:
+    def plan(self, resources: list[Resource[FreeSpinEventSpec]], scopes: list[ScopeDecl], ctx: RunContext) -> KindPlan:
         return plan_events(resources, scopes, ctx, ctx.client(type(self)))
 
     def apply(self, changes: list[Change], ctx: RunContext) -> list[Outcome]:
         return apply_changes(changes, ctx, ctx.client(type(self)))
 
-    def export(self, resources: list[Resource], scopes: list[ScopeDecl], ctx: RunContext,
+    def export(self, resources: list[Resource[FreeSpinEventSpec]], scopes: list[ScopeDecl], ctx: RunContext,
                request: ExportRequest) -> KindExport:
         """Events of every agent the manifests or ``request.agents`` name (one Action 76 each, the
         plan's read window), one ``jdb/<agent>/free-spins.yaml`` per agent; see :func:`export_event`."""

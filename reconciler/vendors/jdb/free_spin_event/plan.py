@@ -12,8 +12,10 @@ from reconciler.vendors.jdb.client import (
     MAX_PLAYERS_PER_CALL,
     JdbClient,
 )
-from reconciler.model import Action, Change, FieldDiff, Gap, KindPlan, Unmanaged
-from reconciler.kinds.base import Resource, RunContext, ScopeDecl
+from reconciler.model import Action, Change, FieldDiff, Gap, KindPlan
+from reconciler.kinds.base import Resource, ScopeDecl
+from reconciler.kinds.context import RunContext
+from reconciler.kinds.prune import Verdict, undeclared
 from reconciler.vendors.jdb.free_spin_event.compare import DECLARED, ENDED, IMMUTABLE, NOT_RETURNED, _Live, _diff, _same_immutable, _shown, desired_view, live_view
 from reconciler.vendors.jdb.free_spin_event.exposure import _grant, exposure
 from reconciler.vendors.jdb.free_spin_event.keys import _scope_of
@@ -29,11 +31,11 @@ SHOWN_ENDED = 20  # per kind plan: ended-event notices shown one by one; the res
 
 
 # -- plan ------------------------------------------------------------------------------
-def plan_events(resources: list[Resource], scopes: list[ScopeDecl], ctx: RunContext, client: JdbClient) -> KindPlan:
+def plan_events(resources: list[Resource[FreeSpinEventSpec]], scopes: list[ScopeDecl], ctx: RunContext, client: JdbClient) -> KindPlan:
     """The kind's plan over every declared event and prune scope (one Action 76 per agent)."""
     now = ctx.options.now()
     kp = KindPlan()
-    by_agent: dict[str, list[Resource]] = defaultdict(list)
+    by_agent: dict[str, list[Resource[FreeSpinEventSpec]]] = defaultdict(list)
     for r in resources:
         by_agent[r.spec.agent].append(r)
     scopes_by_agent: dict[str, list[ScopeDecl]] = defaultdict(list)
@@ -74,7 +76,7 @@ def plan_events(resources: list[Resource], scopes: list[ScopeDecl], ctx: RunCont
 
 
 
-def _plan_one(r: Resource, declared: list[str], event: _Live | None, ended: _Live | None,
+def _plan_one(r: Resource[FreeSpinEventSpec], declared: list[str], event: _Live | None, ended: _Live | None,
               unclaimed: list[_Live], read: _AgentRead, ctx: RunContext, now: datetime, kp: KindPlan,
               unseen: dict[str, int]) -> None:
     spec: FreeSpinEventSpec = r.spec
@@ -117,7 +119,7 @@ def _plan_one(r: Resource, declared: list[str], event: _Live | None, ended: _Liv
     if wrong_currency and not kp.changes[-1].data.get("blocked"):
         kp.changes[-1].data["blocked"] = wrong_currency
 
-def _unseen_diffs(r: Resource, want: dict[str, Any], have: dict[str, Any], ctx: RunContext,
+def _unseen_diffs(r: Resource[FreeSpinEventSpec], want: dict[str, Any], have: dict[str, Any], ctx: RunContext,
                   unseen: dict[str, int]) -> list[FieldDiff]:
     """Declared fields JDB did not return. Without a baseline they are counted for the plan's
     "cannot be verified" warning. With one (the last applied plan), a manifest unchanged since
@@ -141,7 +143,7 @@ def _unseen_diffs(r: Resource, want: dict[str, Any], have: dict[str, Any], ctx: 
         out.append(_diff(k, before[k], want[k], tz) if k in before else FieldDiff(k, NOT_RETURNED, want[k]))
     return out
 
-def _report_ended(r: Resource, event: _Live, want: dict[str, Any], now: datetime, kp: KindPlan) -> None:
+def _report_ended(r: Resource[FreeSpinEventSpec], event: _Live, want: dict[str, Any], now: datetime, kp: KindPlan) -> None:
     """An event of this resource ended: nothing is created again without ``grantAgainAfter``."""
     kp.noops += 1
     spec: FreeSpinEventSpec = r.spec
@@ -160,7 +162,7 @@ def _report_ended(r: Resource, event: _Live, want: dict[str, Any], now: datetime
         kp.differs.append(f"{r.ref}: event {event.event_id} has EXPIRED; its differences ({', '.join(diffs)}) "
                           "cannot be applied")
 
-def _warn_players(r: Resource, event: _Live, m: _Membership, kp: KindPlan) -> None:
+def _warn_players(r: Resource[FreeSpinEventSpec], event: _Live, m: _Membership, kp: KindPlan) -> None:
     if m.not_existing:
         kp.warnings.append(f"{r.ref}: {len(m.not_existing)} declared player(s) do not exist under agent {r.spec.agent}: "
                            f"{', '.join(_shown(m.not_existing))}")
@@ -171,7 +173,7 @@ def _warn_players(r: Resource, event: _Live, m: _Membership, kp: KindPlan) -> No
         kp.warnings.append(f"{r.ref}: event {event.event_id} has {m.unknown_extras} bound player(s) that are not declared; "
                            "JDB cannot list them — name them under excludedPlayers to unbind them")
 
-def _gate_rebind(r: Resource, event: _Live, m: _Membership, count: int, ctx: RunContext, kp: KindPlan) -> None:
+def _gate_rebind(r: Resource[FreeSpinEventSpec], event: _Live, m: _Membership, count: int, ctx: RunContext, kp: KindPlan) -> None:
     """Declared players that exist and are not bound to the existing event are bound only when
     the manifest changed since the last applied plan (``--last-applied``: they are an edit),
     with ``spec.allowRebind`` or with ``--force``: JDB cannot tell a newly declared player from
@@ -192,7 +194,7 @@ def _gate_rebind(r: Resource, event: _Live, m: _Membership, count: int, ctx: Run
         "plan --last-applied)")
     m.missing = []
 
-def _check_currency(r: Resource, event: _Live, ctx: RunContext, kp: KindPlan) -> str:
+def _check_currency(r: Resource[FreeSpinEventSpec], event: _Live, ctx: RunContext, kp: KindPlan) -> str:
     """A warning (and the reason a change of this event is blocked) when the live event pays in
     another currency than the declared one."""
     currency = declared_currency(r.spec, ctx)
@@ -205,7 +207,7 @@ def _check_currency(r: Resource, event: _Live, ctx: RunContext, kp: KindPlan) ->
     return reason
 
 # -- changes ---------------------------------------------------------------------------
-def _base_data(r: Resource, want: dict[str, Any], ctx: RunContext) -> dict[str, Any]:
+def _base_data(r: Resource[FreeSpinEventSpec], want: dict[str, Any], ctx: RunContext) -> dict[str, Any]:
     spec: FreeSpinEventSpec = r.spec
     players: dict[str, Any] = {"file": spec.playersFile} if spec.playersFile else {"list": list(spec.players or [])}
     data = {"agent": spec.agent, "identity": r.name, "generation": spec.generation, "desired": want, "players": players}
@@ -219,7 +221,7 @@ def _base_data(r: Resource, want: dict[str, Any], ctx: RunContext) -> dict[str, 
         data["currency"] = currency
     return data
 
-def _create_change(r: Resource, want: dict[str, Any], count: int, unclaimed: list[_Live], ctx: RunContext,
+def _create_change(r: Resource[FreeSpinEventSpec], want: dict[str, Any], count: int, unclaimed: list[_Live], ctx: RunContext,
             read: _AgentRead, again_of: _Live | None = None) -> Change:
     notes, summary = locked_bets(r.spec, ctx), f"{count} player(s)"
     data = {**_base_data(r, want, ctx), "bind": "all", "seen": _seen(want, unclaimed)}
@@ -244,7 +246,7 @@ def _create_change(r: Resource, want: dict[str, Any], count: int, unclaimed: lis
         exposure=exposure(data.get("currency"), (0, None), (count, want), new_grant=True),
     )
 
-def _replace_change(r: Resource, want: dict[str, Any], event: _Live, diffs: list[FieldDiff], count: int,
+def _replace_change(r: Resource[FreeSpinEventSpec], want: dict[str, Any], event: _Live, diffs: list[FieldDiff], count: int,
              unclaimed: list[_Live], ctx: RunContext) -> Change:
     immutable = ", ".join(d.path for d in diffs if d.path in IMMUTABLE)
     data = {**_base_data(r, want, ctx), "bind": "all", "event": _event_ref(event), "seen": _seen(want, unclaimed)}
@@ -270,7 +272,7 @@ def _replace_change(r: Resource, want: dict[str, Any], event: _Live, diffs: list
                           (count, want), new_grant=True),
     )
 
-def _update_change(r: Resource, want: dict[str, Any], event: _Live, diffs: list[FieldDiff], m: _Membership,
+def _update_change(r: Resource[FreeSpinEventSpec], want: dict[str, Any], event: _Live, diffs: list[FieldDiff], m: _Membership,
             count: int, ctx: RunContext) -> Change:
     update = bool(diffs)
     calls = ["JDB action 77 (update)"] if update else []
@@ -308,30 +310,41 @@ def _update_change(r: Resource, want: dict[str, Any], event: _Live, diffs: list[
 def _plan_prune(read: _AgentRead, unclaimed: list[_Live], scopes: list[ScopeDecl], ctx: RunContext,
                 kp: KindPlan) -> None:
     for event in unclaimed:
-        if event.status in ENDED:
-            continue  # history, nothing to do
-        key = f"{read.agent}/{event.event_id}"
-        name = str(event.row.get("name", ""))
-        scope = next((s for s in scopes if name.startswith(s.spec.namePrefix)), None)
-        if scope is None:
-            kp.unmanaged.append(Unmanaged(KIND, VENDOR, key, f"'{name}' {event.status}: not declared; outside every prune scope"))
-        elif name in scope.protect or str(event.event_id) in scope.protect:
-            kp.unmanaged.append(Unmanaged(KIND, VENDOR, key, f"'{name}': protected by {scope.ref}"))
-        elif event.status == "ACTIVE" and not ctx.options.force:
-            kp.unmanaged.append(Unmanaged(KIND, VENDOR, key, f"'{name}' is ACTIVE: terminating it needs --force"))
-            kp.warnings.append(f"{scope.ref}: event {event.event_id} '{name}' is ACTIVE and not declared; it is terminated only with --force")
-        else:
-            kp.existing_in_scope += 1
-            kp.changes.append(Change(
-                kind=KIND, vendor=VENDOR, key=key, action=Action.DELETE, source=scope.ref,
-                diffs=[FieldDiff(k, v, None) for k, v in live_view(event.row).items()],
-                precondition=_precondition(event, ctx), calls=[f"JDB action 73 (terminate event {event.event_id})"],
-                notes=[f"not declared; inside {scope.ref}", event.observed()],
-                summary=f"event {event.event_id} {event.status}",
-                data={"agent": read.agent, "event": _event_ref(event)},
-                exposure=exposure(_live_currency(event, _provider_currency(ctx)), (event.count, live_view(event.row)),
-                                  (0, None), new_grant=False),
-            ))
+        if event.status not in ENDED:  # an ended event is history, nothing to do
+            _prune_one(read.agent, event, scopes, ctx, kp)
+
+
+def _prune_one(agent: str, event: _Live, scopes: list[ScopeDecl], ctx: RunContext, kp: KindPlan) -> None:
+    """An event no manifest declares: terminated inside a prune scope that does not protect it,
+    unless it is ACTIVE (a running promotion) and the run has no ``--force``."""
+    key = f"{agent}/{event.event_id}"
+    name = str(event.row.get("name", ""))
+
+    def guard(scope: ScopeDecl) -> str | None:
+        if event.status == "ACTIVE" and not ctx.options.force:
+            return f"'{name}' is ACTIVE: terminating it needs --force"
+        return None
+
+    def terminate(scope: ScopeDecl) -> Change:
+        return Change(
+            kind=KIND, vendor=VENDOR, key=key, action=Action.DELETE, source=scope.ref,
+            diffs=[FieldDiff(k, v, None) for k, v in live_view(event.row).items()],
+            precondition=_precondition(event, ctx), calls=[f"JDB action 73 (terminate event {event.event_id})"],
+            notes=[f"not declared; inside {scope.ref}", event.observed()],
+            summary=f"event {event.event_id} {event.status}",
+            data={"agent": agent, "event": _event_ref(event)},
+            exposure=exposure(_live_currency(event, _provider_currency(ctx)), (event.count, live_view(event.row)),
+                              (0, None), new_grant=False),
+        )
+
+    decision = undeclared(scopes, holds=lambda s: name.startswith(s.spec.namePrefix),
+                          protects=lambda s: name in s.protect or str(event.event_id) in s.protect, guard=guard,
+                          outside=f"'{name}' {event.status}: not declared; outside every prune scope",
+                          protected_why=lambda s: f"'{name}': protected by {s.ref}")
+    if decision.verdict is Verdict.HELD and decision.scope is not None:
+        kp.warnings.append(f"{decision.scope.ref}: event {event.event_id} '{name}' is ACTIVE and not declared; "
+                           "it is terminated only with --force")
+    decision.record(kp, kind=KIND, vendor=VENDOR, key=key, change=terminate)
 
 
 def _uncompared(kp: KindPlan, what: str, why: str, n: int = 1) -> None:
@@ -388,7 +401,7 @@ def _create_calls(count: int) -> list[str]:
     return calls
 
 
-def _live_exposure(r: Resource, event: _Live, have: dict[str, Any], ctx: RunContext) -> dict[str, Any]:
+def _live_exposure(r: Resource[FreeSpinEventSpec], event: _Live, have: dict[str, Any], ctx: RunContext) -> dict[str, Any]:
     """What a live managed event grants now (drift reports it against the budgets). A factor JDB
     did not return is taken from the last applied plan (``--baseline``/``--last-applied``) when it
     has one, and named in ``from_last_applied``; else the figure is unknown."""

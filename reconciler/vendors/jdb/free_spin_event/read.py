@@ -12,7 +12,8 @@ from reconciler.vendors.jdb.client import (
     JdbClient,
     JdbPlayerError,
 )
-from reconciler.kinds.base import Resource, RunContext
+from reconciler.kinds.base import Resource
+from reconciler.kinds.context import RunContext
 from reconciler.vendors.jdb.free_spin_event.compare import ENDED, _Live, _same_but_name, _same_immutable, desired_view, live_view
 from reconciler.vendors.jdb.free_spin_event.spec import FreeSpinEventSpec
 
@@ -43,13 +44,13 @@ class _AgentRead:
 
 
 
-def _read(client: JdbClient, agent: str, resources: list[Resource], now: datetime) -> _AgentRead:
+def _read(client: JdbClient, agent: str, resources: list[Resource[FreeSpinEventSpec]], now: datetime) -> _AgentRead:
     lo = min([now - LOOKBACK, *(r.spec.start for r in resources)])
     hi = max([now, *(r.spec.end for r in resources)]) + LOOKAHEAD
     rows = client.search_events(agent=agent, start=lo, end=hi)
     return _AgentRead(agent, (lo, hi), [_Live(row) for row in rows])
 
-def _match(resources: list[Resource], events: list[_Live], bound_to: dict[str, set[str]] | None = None
+def _match(resources: list[Resource[FreeSpinEventSpec]], events: list[_Live], bound_to: dict[str, set[str]] | None = None
            ) -> tuple[dict[str, _Live | None], dict[str, _Live | None]]:
     """Each resource's event: same display name, else a unique unclaimed twin (a rename: every
     declared field JDB returned agrees, end and spins were seen, and the resource's first
@@ -99,7 +100,7 @@ def _match(resources: list[Resource], events: list[_Live], bound_to: dict[str, s
             claimed.add(id(pick))
     return matches, ended
 
-def _read_players(client: JdbClient, read: _AgentRead, resources: list[Resource], matches: dict[str, _Live | None],
+def _read_players(client: JdbClient, read: _AgentRead, resources: list[Resource[FreeSpinEventSpec]], matches: dict[str, _Live | None],
                   ended: dict[str, _Live | None], declared: dict[str, list[str]], ctx: RunContext,
                   budget: list[int]) -> None:
     """One Action 71 per distinct player worth checking, within what is left of the run's
@@ -129,7 +130,7 @@ def _read_players(client: JdbClient, read: _AgentRead, resources: list[Resource]
     budget[0] -= len(todo)
     _read_uids(client, read, todo, ctx)
 
-def _probe_renames(client: JdbClient, read: _AgentRead, resources: list[Resource], declared: dict[str, list[str]],
+def _probe_renames(client: JdbClient, read: _AgentRead, resources: list[Resource[FreeSpinEventSpec]], declared: dict[str, list[str]],
                    ctx: RunContext, budget: list[int]) -> None:
     """For each resource whose display name no live event has (a rename candidate), one Action
     71 of its first declared player (within the budget): the rows of the events that player is
@@ -139,7 +140,7 @@ def _probe_renames(client: JdbClient, read: _AgentRead, resources: list[Resource
     others = [live_view(e.row) for e in read.live
               if e.status not in ENDED and str(e.row.get("name")) not in declared_names]
 
-    def candidate(r: Resource) -> bool:  # a live event it could be a rename of (same type and start)
+    def candidate(r: Resource[FreeSpinEventSpec]) -> bool:  # a live event it could be a rename of (same type and start)
         want = desired_view(r.spec)
         return any(v.get("type") == want["type"] and v.get("startTime") == want["startTime"] for v in others)
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 from decimal import Decimal
 
 
-from reconciler.kinds.base import RunContext
+from reconciler.kinds.context import RunContext
 from reconciler.vendors.jdb.free_spin_event.compare import _money
 from reconciler.vendors.jdb.free_spin_event.spec import FreeSpinEventSpec
 

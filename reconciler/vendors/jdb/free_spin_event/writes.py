@@ -23,7 +23,8 @@ from reconciler.vendors.jdb.client import (
 )
 from reconciler.model import Action, Change, Outcome
 from reconciler.errors import ReconcilerError, UsageError
-from reconciler.kinds.base import RunContext, outcome_of
+from reconciler.kinds.base import outcome_of
+from reconciler.kinds.context import RunContext
 from reconciler.vendors.jdb.free_spin_event.compare import DECLARED, ENDED, MUTABLE, NOT_RETURNED, _details, draft_of, live_view
 from reconciler.vendors.jdb.free_spin_event.keys import replacement_id, transaction_id
 from reconciler.vendors.jdb.free_spin_event.read import LOOKAHEAD, LOOKBACK

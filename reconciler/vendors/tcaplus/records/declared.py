@@ -16,7 +16,8 @@ from typing import Any, Generic, TypeVar, overload
 
 from reconciler.clients.http import json_value
 from reconciler.errors import InputError, Problem, ProblemCounter, UsageError
-from reconciler.kinds.base import Resource, RunContext
+from reconciler.kinds.base import Resource
+from reconciler.kinds.context import RunContext
 from reconciler.manifest.yamlload import Document, Path_, dotted, load_file
 from reconciler.manifest import confine
 from reconciler.vendors.tcaplus.protoschema import (
@@ -82,7 +83,7 @@ class _once(Generic[T]):
 class _Declared:
     """One declared record with its schema, document and position."""
 
-    res: Resource
+    res: Resource[TcaplusRecordsSpec]
     schema: TableSchema
     record: dict[str, Any]
     where: _Where
@@ -112,17 +113,17 @@ def identity(table: str, key: Iterable[Any]) -> str:
     return "|".join([table, *parts])
 
 
-_DECLARED: "weakref.WeakKeyDictionary[RunContext, dict[int, tuple[Resource, list[_Declared], list[Problem]]]]" = (
+_DECLARED: "weakref.WeakKeyDictionary[RunContext, dict[int, tuple[Resource[TcaplusRecordsSpec], list[_Declared], list[Problem]]]]" = (
     weakref.WeakKeyDictionary()
 )
 """Per run (its context), per document: the validated records (see ``TcaplusRecordsKind._declared``)."""
 
 
-def _data_path(res: Resource) -> Path:
+def _data_path(res: Resource[TcaplusRecordsSpec]) -> Path:
     return res.doc.base_dir / str(res.spec.file)
 
 
-def _read_records(res: Resource) -> tuple[list[tuple[Any, _Where]], list[Problem]]:
+def _read_records(res: Resource[TcaplusRecordsSpec]) -> tuple[list[tuple[Any, _Where]], list[Problem]]:
     """The records a document declares, each with its position; or problems with the data file."""
     spec: TcaplusRecordsSpec = res.spec
     if spec.records is not None:

@@ -11,14 +11,16 @@ from reconciler.vendors.tcaplus.client import (
     TcaplusClient,
 )
 from reconciler.errors import UsageError
-from reconciler.kinds.base import ExportDoc, ExportFile, ExportGroup, ExportRequest, Kind, KindExport, Resource, RunContext
+from reconciler.kinds.base import ExportDoc, ExportFile, ExportGroup, ExportRequest, Kind, KindExport, Resource
+from reconciler.kinds.context import RunContext
 from reconciler.vendors.tcaplus.protoschema import (
     TableSchema,
     validate_keys,
 )
 
 from reconciler.vendors.tcaplus.records.declared import _Declared, identity
-from reconciler.vendors.tcaplus.records.plan import _concurrency, index_keysets
+from reconciler.vendors.tcaplus.records.plan import _concurrency, index_keysets, prune_of
+from reconciler.vendors.tcaplus.records.spec import TcaplusRecordsSpec
 
 # -- export -------------------------------------------------------------------------------------
 REST_LIMITS = ("TcaplusRecords: TcaplusDB RESTful API v1.0 cannot list a table's records or an index's key values; "
@@ -40,7 +42,7 @@ class _Exporter:
     """One table's export: index reads (prune scopes, named keys, keys of declared records), then
     the declared records read by key; a document per read, records inline or in a data file."""
 
-    def __init__(self, kind: Kind, client: TcaplusClient, ctx: RunContext, schema: TableSchema,
+    def __init__(self, kind: Kind[TcaplusRecordsSpec, TcaplusClient], client: TcaplusClient, ctx: RunContext, schema: TableSchema,
                  request: ExportRequest):
         self.kind, self.client, self.ctx, self.schema, self.request = kind, client, ctx, schema, request
         self.path = f"tcaplus/{schema.name}.yaml"
@@ -59,9 +61,9 @@ class _Exporter:
         self.names.add(name)
         return name
 
-    def export(self, declared: list[_Declared], resources: list[Resource], out: KindExport) -> None:
+    def export(self, declared: list[_Declared], resources: list[Resource[TcaplusRecordsSpec]], out: KindExport) -> None:
         names = {d.identity for d in declared}
-        reads: list[tuple[str, dict[str, Any], Resource | None]] = []
+        reads: list[tuple[str, dict[str, Any], Resource[TcaplusRecordsSpec] | None]] = []
         for r in resources:
             if r.spec.prune is not None:
                 reads.append((r.spec.prune.index, dict(r.spec.prune.keys), r))
@@ -77,11 +79,11 @@ class _Exporter:
                 reads.append((index, keys, None))
         prunes = [r for r in resources if r.spec.prune is not None]
         outside = [d.record for d in declared
-                   if not any(all(d.record.get(k) == v for k, v in r.spec.prune.keys.items()) for r in prunes)]
+                   if not any(all(d.record.get(k) == v for k, v in prune_of(r).keys.items()) for r in prunes)]
         keysets, skipped = index_keysets(self.schema, outside)
         out.notes.extend(skipped)
         reads.extend((i, k, None) for i, k in keysets)
-        unique: dict[str, tuple[str, dict[str, Any], Resource | None]] = {}
+        unique: dict[str, tuple[str, dict[str, Any], Resource[TcaplusRecordsSpec] | None]] = {}
         for index, keys, owner in reads:
             unique.setdefault(json.dumps([index, keys], sort_keys=True), (index, keys, owner))
         results = self.client.run(lambda: RunContext.amap(

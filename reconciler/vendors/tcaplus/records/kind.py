@@ -10,7 +10,8 @@ from reconciler.vendors.tcaplus.client import (
 )
 from reconciler.model import Change, KindPlan, Outcome
 from reconciler.errors import MAX_PROBLEMS_PER_FILE, InputError, Problem, more_problems, SecretError, UsageError
-from reconciler.kinds.base import ExportRequest, Kind, KindExport, Resource, RunContext, ScopeDecl, aoutcome_of
+from reconciler.kinds.base import ExportRequest, Kind, KindExport, Resource, ScopeDecl, aoutcome_of
+from reconciler.kinds.context import RunContext
 from reconciler.manifest.yamlload import Path_
 from reconciler.vendors.tcaplus.protoschema import (
     TableSchema,
@@ -27,7 +28,7 @@ from reconciler.vendors.tcaplus.records.export import REST_LIMITS, _Exporter
 # -- the kind -----------------------------------------------------------------------------------
 
 
-class TcaplusRecordsKind(Kind):
+class TcaplusRecordsKind(Kind[TcaplusRecordsSpec, TcaplusClient]):
     """Seed records of TcaplusDB tables; see the module docstring."""
 
     kind = "TcaplusRecords"
@@ -37,7 +38,7 @@ class TcaplusRecordsKind(Kind):
     precondition_in_write = True
     progress_label = "TcaplusDB: writing"
 
-    def keys(self, res: Resource) -> list[tuple[str, Path_]]:
+    def keys(self, res: Resource[TcaplusRecordsSpec]) -> list[tuple[str, Path_]]:
         # A record's identity needs its table's primary key, i.e. the config, which this hook
         # does not see: duplicates across documents are found in check().
         return []
@@ -54,7 +55,7 @@ class TcaplusRecordsKind(Kind):
         )
 
     # -- check --------------------------------------------------------------------------------
-    def check(self, resources: list[Resource], scopes: list[ScopeDecl], ctx: RunContext) -> list[Problem]:
+    def check(self, resources: list[Resource[TcaplusRecordsSpec]], scopes: list[ScopeDecl], ctx: RunContext) -> list[Problem]:
         if not resources:
             return []
         problems = self._provider_problems(resources[0], ctx)
@@ -70,7 +71,7 @@ class TcaplusRecordsKind(Kind):
                     problems.append(d.where.problem((), f"duplicate record {d.identity}: also declared at {first.where.source}", res.ref))
         return problems
 
-    def _provider_problems(self, res: Resource, ctx: RunContext) -> list[Problem]:
+    def _provider_problems(self, res: Resource[TcaplusRecordsSpec], ctx: RunContext) -> list[Problem]:
         p = ctx.config.providers.tcaplus
         if p is None:
             return [res.doc.problem(("kind",), "providers.tcaplus is not configured in the config file", resource=res.ref)]
@@ -83,7 +84,7 @@ class TcaplusRecordsKind(Kind):
             return [res.doc.problem(("kind",), str(exc), resource=res.ref)]
         return []
 
-    def _declared(self, res: Resource, ctx: RunContext) -> tuple[list[_Declared], list[Problem]]:
+    def _declared(self, res: Resource[TcaplusRecordsSpec], ctx: RunContext) -> tuple[list[_Declared], list[Problem]]:
         """The document's valid records, and every problem of the document (validated once per
         run: ``check`` and ``plan`` share the answer)."""
         done = _DECLARED.setdefault(ctx, {})
@@ -92,7 +93,7 @@ class TcaplusRecordsKind(Kind):
             found = done[id(res)] = (res, *self._validate(res, ctx))
         return found[1], found[2]
 
-    def _validate(self, res: Resource, ctx: RunContext) -> tuple[list[_Declared], list[Problem]]:
+    def _validate(self, res: Resource[TcaplusRecordsSpec], ctx: RunContext) -> tuple[list[_Declared], list[Problem]]:
         spec: TcaplusRecordsSpec = res.spec
         known = ctx.config.providers.tcaplus.tables if ctx.config.providers.tcaplus else {}
         if spec.table not in known:
@@ -124,7 +125,7 @@ class TcaplusRecordsKind(Kind):
         return declared, problems
 
     @staticmethod
-    def _prune_problems(res: Resource, schema: TableSchema) -> list[Problem]:
+    def _prune_problems(res: Resource[TcaplusRecordsSpec], schema: TableSchema) -> list[Problem]:
         prune: PruneSpec | None = res.spec.prune
         if prune is None:
             return []
@@ -136,7 +137,7 @@ class TcaplusRecordsKind(Kind):
         return [res.problem(("prune", "keys") + tuple(i.path), i.message, key=i.on_key) for i in issues]
 
     # -- plan ---------------------------------------------------------------------------------
-    def plan(self, resources: list[Resource], scopes: list[ScopeDecl], ctx: RunContext) -> KindPlan:
+    def plan(self, resources: list[Resource[TcaplusRecordsSpec]], scopes: list[ScopeDecl], ctx: RunContext) -> KindPlan:
         client: TcaplusClient = ctx.client(type(self))
         kp = KindPlan()
         by_table: dict[str, list[_Declared]] = {}
@@ -177,7 +178,7 @@ class TcaplusRecordsKind(Kind):
         client.run(lambda: RunContext.amap(one, changes, concurrency=_concurrency(ctx)))
 
     # -- export (DR, adoption) ----------------------------------------------------------------
-    def export(self, resources: list[Resource], scopes: list[ScopeDecl], ctx: RunContext,
+    def export(self, resources: list[Resource[TcaplusRecordsSpec]], scopes: list[ScopeDecl], ctx: RunContext,
                request: ExportRequest) -> KindExport:
         """Records of every configured table, one ``tcaplus/<table>.yaml`` each (see :class:`_Exporter`)."""
         declared: list[_Declared] = []

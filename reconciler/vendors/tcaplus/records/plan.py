@@ -4,6 +4,7 @@ by one), diffs, prunes inside a scope and the undeclared rows listed as unmanage
 from __future__ import annotations
 
 import json
+from functools import partial
 from collections.abc import Iterable, Mapping
 from typing import Any
 
@@ -13,15 +14,28 @@ from reconciler.vendors.tcaplus.client import (
     TcaplusClient,
     VersionedRecord,
 )
-from reconciler.model import Action, Change, FieldDiff, KindPlan, Unmanaged
-from reconciler.kinds.base import Kind, Resource, RunContext
+from reconciler.model import Action, Change, FieldDiff, KindPlan
+from reconciler.kinds.base import Kind, Resource
+from reconciler.kinds.context import RunContext
+from reconciler.kinds.prune import Decision, undeclared
 from reconciler.vendors.tcaplus.protoschema import (
     TableSchema,
 )
 
-from reconciler.vendors.tcaplus.records.spec import PruneSpec
+from reconciler.vendors.tcaplus.records.spec import PruneSpec, TcaplusRecordsSpec
 from reconciler.vendors.tcaplus.records.declared import _Declared, identity
 from reconciler.vendors.tcaplus.records.compare import _equal_as_read, _leaf_diffs, _leaf_paths, _leaves
+
+def prune_of(res: Resource[TcaplusRecordsSpec]) -> PruneSpec:
+    """The ``prune`` scope of a document that declares one (the callers keep only those)."""
+    assert res.spec.prune is not None, res.ref
+    return res.spec.prune
+
+
+def _holds(scope: Resource[TcaplusRecordsSpec]) -> bool:
+    """A prune scope holds the rows read from it (its index keys are the read's)."""
+    return True
+
 
 MAX_INDEX_KEYSETS = 20
 """Distinct index keys of declared records read to find unmanaged rows (per table and index)."""
@@ -70,16 +84,16 @@ def _concurrency(ctx: RunContext) -> int:
 class _TablePlanner:
     """Plans one table: coalesced reads (prune scopes by index, the rest one by one), then diffs."""
 
-    def __init__(self, kind: Kind, client: TcaplusClient, ctx: RunContext, schema: TableSchema, kp: KindPlan):
+    def __init__(self, kind: Kind[TcaplusRecordsSpec, TcaplusClient], client: TcaplusClient, ctx: RunContext, schema: TableSchema, kp: KindPlan):
         self.kind = kind
         self.client = client
         self.ctx = ctx
         self.schema = schema
         self.kp = kp
         # prune scopes by key names (see _covered), per list of scopes (kept alive beside it)
-        self._scopes: dict[int, tuple[list[Resource], dict[tuple[str, ...], set[tuple[Any, ...]]], list[Resource]]] = {}
+        self._scopes: dict[int, tuple[list[Resource[TcaplusRecordsSpec]], dict[tuple[str, ...], set[tuple[Any, ...]]], list[Resource[TcaplusRecordsSpec]]]] = {}
 
-    def plan(self, declared: list[_Declared], prunes: list[Resource]) -> None:
+    def plan(self, declared: list[_Declared], prunes: list[Resource[TcaplusRecordsSpec]]) -> None:
         # every read of the table from one event loop (many requests in flight on one thread)
         scoped, live, rows = self.client.run(lambda: self._read(declared, prunes))
         for d in sorted(declared, key=lambda d: d.identity):
@@ -87,13 +101,13 @@ class _TablePlanner:
         self._plan_prunes(declared, prunes, scoped)
         self._list_unmanaged(declared, rows)
 
-    async def _read(self, declared: list[_Declared], prunes: list[Resource]) -> tuple[
-            dict[str, tuple[Resource, VersionedRecord]], dict[str, VersionedRecord], list[_Rows]]:
+    async def _read(self, declared: list[_Declared], prunes: list[Resource[TcaplusRecordsSpec]]) -> tuple[
+            dict[str, tuple[Resource[TcaplusRecordsSpec], VersionedRecord]], dict[str, VersionedRecord], list[_Rows]]:
         scoped = await self._read_scopes(prunes, declared)
         live = await self._read_declared(declared, prunes, scoped)
         return scoped, live, await self._read_unmanaged(declared, prunes)
 
-    async def _read_unmanaged(self, declared: list[_Declared], prunes: list[Resource]) -> list[_Rows]:
+    async def _read_unmanaged(self, declared: list[_Declared], prunes: list[Resource[TcaplusRecordsSpec]]) -> list[_Rows]:
         """The rows under the index keys declared records take, outside prune scopes."""
         keysets, skipped = index_keysets(self.schema, [d.record for d in declared if not self._covered(d, prunes)])
         self.kp.warnings.extend(skipped)
@@ -117,8 +131,10 @@ class _TablePlanner:
                 key = identity(self.schema.name, self.schema.key_of(vr.record))
                 if key not in names and key not in seen:
                     seen.add(key)
-                    self.kp.unmanaged.append(Unmanaged(self.kind.kind, self.kind.vendor, key,
-                                                       f"not declared; under index {index} {json.dumps(keys)}, outside every prune scope"))
+                    # rows read here lie outside every prune scope (those are read and pruned apart)
+                    decision: Decision[Resource[TcaplusRecordsSpec]] = undeclared(
+                        (), holds=_holds, outside=f"not declared; under index {index} {json.dumps(keys)}, outside every prune scope")
+                    self.kp.unmanaged.append(decision.unmanaged(kind=self.kind.kind, vendor=self.kind.vendor, key=key))
 
     def _select(self, declared: list[_Declared]) -> list[str] | None:
         """Fields to read: the declared ones when every record is in declared mode."""
@@ -129,34 +145,35 @@ class _TablePlanner:
             paths.update(_leaf_paths(self.schema, d.record))
         return sorted(paths) or None
 
-    async def _read_scopes(self, prunes: list[Resource], declared: list[_Declared]) -> dict[str, tuple[Resource, VersionedRecord]]:
+    async def _read_scopes(self, prunes: list[Resource[TcaplusRecordsSpec]], declared: list[_Declared]) -> dict[str, tuple[Resource[TcaplusRecordsSpec], VersionedRecord]]:
         select = self._select(declared)
 
-        async def read(res: Resource) -> list[VersionedRecord]:
-            prune: PruneSpec = res.spec.prune
+        async def read(res: Resource[TcaplusRecordsSpec]) -> list[VersionedRecord]:
+            prune = prune_of(res)
             return await self.client.apartkey_get_all(self.schema.name, prune.index, prune.keys, select=select,
                                                       concurrency=pages_at_once)
 
         # scopes are read side by side; the pages of one scope share what is left of the concurrency
         pages_at_once = max(1, _concurrency(self.ctx) // max(1, len(prunes)))
 
-        out: dict[str, tuple[Resource, VersionedRecord]] = {}
+        out: dict[str, tuple[Resource[TcaplusRecordsSpec], VersionedRecord]] = {}
         for res, records in zip(prunes, await RunContext.amap(read, prunes, concurrency=_concurrency(self.ctx)), strict=True):
             for vr in records:
                 out.setdefault(identity(self.schema.name, self.schema.key_of(vr.record)), (res, vr))
         return out
 
-    def _covered(self, d: _Declared, prunes: list[Resource]) -> bool:
+    def _covered(self, d: _Declared, prunes: list[Resource[TcaplusRecordsSpec]]) -> bool:
         """Whether a prune scope holds ``d`` (its index key values are the scope's)."""
         if not prunes:
             return False
         scopes = self._scopes.get(id(prunes))
         if scopes is None:  # by the scopes' key names: one set lookup per name set, not one per scope
             by_names: dict[tuple[str, ...], set[tuple[Any, ...]]] = {}
-            odd: list[Resource] = []
+            odd: list[Resource[TcaplusRecordsSpec]] = []
             for r in prunes:
-                names = tuple(sorted(r.spec.prune.keys))
-                values = tuple(r.spec.prune.keys[n] for n in names)
+                keys = prune_of(r).keys
+                names = tuple(sorted(keys))
+                values = tuple(keys[n] for n in names)
                 try:
                     by_names.setdefault(names, set()).add(values)
                 except TypeError:  # an unhashable value: compared one by one
@@ -171,10 +188,10 @@ class _TablePlanner:
             except TypeError:
                 if any(all(record.get(k) == v for k, v in zip(names, vs, strict=True)) for vs in keysets):
                     return True
-        return any(all(record.get(k) == v for k, v in r.spec.prune.keys.items()) for r in odd)
+        return any(all(record.get(k) == v for k, v in prune_of(r).keys.items()) for r in odd)
 
     async def _read_declared(
-        self, declared: list[_Declared], prunes: list[Resource], scoped: dict[str, tuple[Resource, VersionedRecord]]
+        self, declared: list[_Declared], prunes: list[Resource[TcaplusRecordsSpec]], scoped: dict[str, tuple[Resource[TcaplusRecordsSpec], VersionedRecord]]
     ) -> dict[str, VersionedRecord]:
         live = {d.identity: scoped[d.identity][1] for d in declared if d.identity in scoped}
         missing = [d for d in declared if d.identity not in scoped and not self._covered(d, prunes)]
@@ -211,19 +228,21 @@ class _TablePlanner:
             calls=["GET GetRecord", "PUT SetRecord (x-tcaplus-data-version-check: 1)"], notes=notes, data=data, **base,
         ))
 
-    def _plan_prunes(self, declared: list[_Declared], prunes: list[Resource], scoped: dict[str, tuple[Resource, VersionedRecord]]) -> None:
+    def _plan_prunes(self, declared: list[_Declared], prunes: list[Resource[TcaplusRecordsSpec]], scoped: dict[str, tuple[Resource[TcaplusRecordsSpec], VersionedRecord]]) -> None:
         names = {d.identity for d in declared}
         for key, (res, vr) in sorted(scoped.items()):
-            if key in names:
-                continue
-            self.kp.existing_in_scope += 1
-            prune: PruneSpec = res.spec.prune
-            diffs = [FieldDiff(p, v, None) for p, v in _leaves(self.schema.message, vr.record).items() if p not in self.schema.primary_key]
-            self.kp.changes.append(Change(
-                kind=self.kind.kind, vendor=self.kind.vendor, key=key, action=Action.DELETE, resource="", source=res.source,
-                diffs=diffs, precondition={"record_version": vr.version}, calls=["GET GetRecord", "DELETE DeleteRecord"],
-                notes=[f"not declared; inside the prune scope of {res.ref} (index {prune.index})"],
-                data={"table": self.schema.name, "keys": {k: vr.record[k] for k in self.schema.primary_key}},
-            ))
+            if key not in names:  # read from ``res``'s prune scope: it holds the record
+                undeclared([res], holds=_holds).record(self.kp, kind=self.kind.kind, vendor=self.kind.vendor, key=key,
+                                                       change=partial(self._delete, key, vr))
+
+    def _delete(self, key: str, vr: VersionedRecord, res: Resource[TcaplusRecordsSpec]) -> Change:
+        prune = prune_of(res)
+        diffs = [FieldDiff(p, v, None) for p, v in _leaves(self.schema.message, vr.record).items() if p not in self.schema.primary_key]
+        return Change(
+            kind=self.kind.kind, vendor=self.kind.vendor, key=key, action=Action.DELETE, resource="", source=res.source,
+            diffs=diffs, precondition={"record_version": vr.version}, calls=["GET GetRecord", "DELETE DeleteRecord"],
+            notes=[f"not declared; inside the prune scope of {res.ref} (index {prune.index})"],
+            data={"table": self.schema.name, "keys": {k: vr.record[k] for k in self.schema.primary_key}},
+        )
 
 

@@ -15,7 +15,7 @@ from reconciler.vendors.tcaplus.client import (
 )
 from reconciler.model import Action, Change, Outcome
 from reconciler.errors import ReconcilerError
-from reconciler.kinds.base import RunContext
+from reconciler.kinds.context import RunContext
 from reconciler.kinds.writes import ATTEMPTS, unknown_outcome
 
 from reconciler.vendors.tcaplus.records.declared import table_schema
