@@ -8,16 +8,10 @@ from datetime import datetime, timezone
 from decimal import Decimal
 from typing import Any
 
-
-from reconciler.vendors.jdb.client import (
-    BindResult,
-    EventDraft,
-    EventId,
-    EventInfo,
-    parse_iso,
-)
+from reconciler.vendors.jdb.client import BindResult, EventDraft, EventId, EventInfo, parse_iso
 from reconciler.model import FieldDiff
 from reconciler.vendors.jdb.free_spin_event.spec import FreeSpinEventSpec
+
 
 MUTABLE = ("name", "machineTypes", "bet", "minWithdrawal", "maxWithdrawal")
 IMMUTABLE = ("type", "times", "startTime", "endTime", "bonusChips", "chipsMultiplier")

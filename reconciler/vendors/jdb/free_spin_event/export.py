@@ -7,16 +7,13 @@ from collections import defaultdict
 from datetime import timedelta
 from typing import Any, Final
 
-
-from reconciler.vendors.jdb.client import (
-    JdbClient,
-    JdbPlayerError,
-)
+from reconciler.vendors.jdb.client import JdbClient, JdbPlayerError
 from reconciler.kinds.base import ExportDoc, ExportFile, ExportGroup, ExportRequest, KindExport, Resource, ScopeDecl
 from reconciler.kinds.context import RunContext
 from reconciler.vendors.jdb.free_spin_event.compare import ENDED, _Live, _instant, _money
 from reconciler.vendors.jdb.free_spin_event.read import LOOKAHEAD, LOOKBACK, _AgentRead, _match
 from reconciler.vendors.jdb.free_spin_event.spec import FreeSpinEventSpec, declared_players
+
 
 # -- export (DR, adoption) -----------------------------------------------------------------
 def export_events(resources: list[Resource[FreeSpinEventSpec]], scopes: list[ScopeDecl], ctx: RunContext,

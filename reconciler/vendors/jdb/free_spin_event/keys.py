@@ -7,7 +7,6 @@ import json
 import uuid
 from typing import Any
 
-
 from reconciler.kinds.context import RunContext
 
 

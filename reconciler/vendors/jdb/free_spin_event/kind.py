@@ -4,10 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-
-from reconciler.vendors.jdb.client import (
-    JdbClient,
-)
+from reconciler.vendors.jdb.client import JdbClient
 from reconciler.model import Change, KindPlan, Outcome
 from reconciler.errors import Problem, ReconcilerError, UsageError
 from reconciler.kinds.base import ExportRequest, Kind, KindExport, Resource, ScopeDecl
@@ -18,6 +15,7 @@ from reconciler.vendors.jdb.free_spin_event.plan import plan_events
 from reconciler.vendors.jdb.free_spin_event.rules import bet_problems
 from reconciler.vendors.jdb.free_spin_event.spec import KIND, VENDOR, FreeSpinEventScope, FreeSpinEventSpec, read_players_file, spec_problems
 from reconciler.vendors.jdb.free_spin_event.writes import apply_changes
+
 
 class FreeSpinEventKind(Kind[FreeSpinEventSpec, JdbClient]):
     """JDB free-spin reward events (see the module documentation)."""

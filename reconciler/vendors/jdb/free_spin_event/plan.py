@@ -7,11 +7,7 @@ from collections import defaultdict
 from datetime import datetime
 from typing import Any, Final
 
-
-from reconciler.vendors.jdb.client import (
-    MAX_PLAYERS_PER_CALL,
-    JdbClient,
-)
+from reconciler.vendors.jdb.client import MAX_PLAYERS_PER_CALL, JdbClient
 from reconciler.model import Action, Change, FieldDiff, Gap, KindPlan
 from reconciler.kinds.base import Resource, ScopeDecl
 from reconciler.kinds.context import RunContext
@@ -22,6 +18,7 @@ from reconciler.vendors.jdb.free_spin_event.keys import _scope_of
 from reconciler.vendors.jdb.free_spin_event.read import _AgentRead, _Membership, _match, _membership, _probe_renames, _read, _read_players
 from reconciler.vendors.jdb.free_spin_event.rules import _provider_currency, declared_currency, locked_bets
 from reconciler.vendors.jdb.free_spin_event.spec import KIND, PLAYER_READ_BUDGET, VENDOR, FreeSpinEventSpec, declared_players
+
 
 LIVE_GUARDED: Final = ("bet", "minWithdrawal", "maxWithdrawal", "times", "bonusChips", "chipsMultiplier")
 """Fields whose change on an ACTIVE event (a running promotion) needs spec.allowLiveChanges or --force

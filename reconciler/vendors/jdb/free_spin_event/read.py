@@ -7,15 +7,12 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Final
 
-
-from reconciler.vendors.jdb.client import (
-    JdbClient,
-    JdbPlayerError,
-)
+from reconciler.vendors.jdb.client import JdbClient, JdbPlayerError
 from reconciler.kinds.base import Resource
 from reconciler.kinds.context import RunContext
 from reconciler.vendors.jdb.free_spin_event.compare import ENDED, _Live, _same_but_name, _same_immutable, desired_view, live_view
 from reconciler.vendors.jdb.free_spin_event.spec import FreeSpinEventSpec
+
 
 LOOKBACK = timedelta(days=180)  # JDB keeps event data 180 days after expiry (Action 71)
 LOOKAHEAD = timedelta(days=730)

@@ -1,15 +1,13 @@
 """FreeSpinEvent's declared spec against the JDB connection: bet ladders and currency (no call)."""
 
-
-
 from __future__ import annotations
 
 from decimal import Decimal
 
-
 from reconciler.kinds.context import RunContext
 from reconciler.vendors.jdb.free_spin_event.compare import _money
 from reconciler.vendors.jdb.free_spin_event.spec import FreeSpinEventSpec
+
 
 def _ladders(ctx: RunContext) -> dict[int, list[Decimal]]:
     provider = ctx.config.providers.jdb

@@ -16,6 +16,7 @@ from reconciler.manifest import confine
 from reconciler.errors import MAX_PROBLEMS_PER_FILE
 from reconciler.manifest.yamlload import Path_
 
+
 KIND: Final = "FreeSpinEvent"
 VENDOR: Final = "jdb"
 PLAYER_READ_BUDGET = 100

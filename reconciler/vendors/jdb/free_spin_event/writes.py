@@ -7,20 +7,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, Sequence
 
-
-from reconciler.vendors.jdb.client import (
-    BindResult,
-    CreateResult,
-    EventId,
-    EventInfo,
-    JdbClient,
-    JdbEventStateError,
-    JdbPlayerError,
-    JdbTransportError,
-    JdbUnavailableError,
-    chunks,
-    parse_iso,
-)
+from reconciler.vendors.jdb.client import BindResult, CreateResult, EventId, EventInfo, JdbClient, JdbEventStateError, JdbPlayerError, JdbTransportError, JdbUnavailableError, chunks, parse_iso
 from reconciler.model import Action, Change, Outcome
 from reconciler.errors import ReconcilerError, UsageError
 from reconciler.kinds.base import outcome_of
@@ -29,6 +16,7 @@ from reconciler.vendors.jdb.free_spin_event.compare import DECLARED, ENDED, MUTA
 from reconciler.vendors.jdb.free_spin_event.keys import replacement_id, transaction_id
 from reconciler.vendors.jdb.free_spin_event.read import LOOKAHEAD, LOOKBACK
 from reconciler.vendors.jdb.free_spin_event.spec import PLAYER_READ_BUDGET, read_players_file
+
 
 MAX_GENERATION_PROBES = 20
 UNKNOWN_OUTCOME = (JdbTransportError, JdbUnavailableError)

@@ -10,15 +10,8 @@ import struct
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-
 from reconciler.model import FieldDiff
-from reconciler.vendors.tcaplus.protoschema import (
-    FLOAT_TYPES,
-    INT_RANGES,
-    Field as ProtoField,
-    MessageType,
-    TableSchema,
-)
+from reconciler.vendors.tcaplus.protoschema import FLOAT_TYPES, INT_RANGES, Field as ProtoField, MessageType, TableSchema
 
 
 

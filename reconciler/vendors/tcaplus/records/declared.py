@@ -13,20 +13,17 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any, Generic, TypeVar, overload
 
-
 from reconciler.clients.http import json_value
 from reconciler.errors import InputError, Problem, ProblemCounter, UsageError
 from reconciler.kinds.base import Resource
 from reconciler.kinds.context import RunContext
 from reconciler.manifest.yamlload import Document, Path_, dotted, load_file
 from reconciler.manifest import confine
-from reconciler.vendors.tcaplus.protoschema import (
-    TableSchema,
-    load_table,
-)
+from reconciler.vendors.tcaplus.protoschema import TableSchema, load_table
 
 from reconciler.vendors.tcaplus.records.spec import JSON_LINES, TcaplusRecordsSpec, YAML_FILES
 from reconciler.vendors.tcaplus.records.compare import _leaf_paths, _leaves
+
 
 # -- declared records ---------------------------------------------------------------------------
 

@@ -6,21 +6,16 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
-
-from reconciler.vendors.tcaplus.client import (
-    TcaplusClient,
-)
+from reconciler.vendors.tcaplus.client import TcaplusClient
 from reconciler.errors import UsageError
 from reconciler.kinds.base import ExportDoc, ExportFile, ExportGroup, ExportRequest, Kind, KindExport, Resource
 from reconciler.kinds.context import RunContext
-from reconciler.vendors.tcaplus.protoschema import (
-    TableSchema,
-    validate_keys,
-)
+from reconciler.vendors.tcaplus.protoschema import TableSchema, validate_keys
 
 from reconciler.vendors.tcaplus.records.declared import _Declared, identity
 from reconciler.vendors.tcaplus.records.plan import _concurrency, index_keysets, prune_of
 from reconciler.vendors.tcaplus.records.spec import TcaplusRecordsSpec
+
 
 # -- export -------------------------------------------------------------------------------------
 REST_LIMITS = ("TcaplusRecords: TcaplusDB RESTful API v1.0 cannot list a table's records or an index's key values; "

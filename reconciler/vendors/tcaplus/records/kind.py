@@ -4,26 +4,20 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-
-from reconciler.vendors.tcaplus.client import (
-    TcaplusClient,
-)
+from reconciler.vendors.tcaplus.client import TcaplusClient
 from reconciler.model import Change, KindPlan, Outcome
 from reconciler.errors import MAX_PROBLEMS_PER_FILE, InputError, Problem, more_problems, SecretError, UsageError
 from reconciler.kinds.base import ExportRequest, Kind, KindExport, Resource, ScopeDecl, aoutcome_of
 from reconciler.kinds.context import RunContext
 from reconciler.manifest.yamlload import Path_
-from reconciler.vendors.tcaplus.protoschema import (
-    TableSchema,
-    validate_keys,
-    validate_record,
-)
+from reconciler.vendors.tcaplus.protoschema import TableSchema, validate_keys, validate_record
 
 from reconciler.vendors.tcaplus.records.spec import PruneSpec, TcaplusRecordsSpec
 from reconciler.vendors.tcaplus.records.declared import _DECLARED, _Declared, _data_path, _read_records, identity, table_schema
 from reconciler.vendors.tcaplus.records.plan import _TablePlanner, _concurrency
 from reconciler.vendors.tcaplus.records.writes import _Writer
 from reconciler.vendors.tcaplus.records.export import REST_LIMITS, _Exporter
+
 
 # -- the kind -----------------------------------------------------------------------------------
 

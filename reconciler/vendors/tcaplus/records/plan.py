@@ -8,23 +8,17 @@ from functools import partial
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-
-from reconciler.vendors.tcaplus.client import (
-    DEFAULT_PAGE_SIZE,
-    TcaplusClient,
-    VersionedRecord,
-)
+from reconciler.vendors.tcaplus.client import DEFAULT_PAGE_SIZE, TcaplusClient, VersionedRecord
 from reconciler.model import Action, Change, FieldDiff, KindPlan
 from reconciler.kinds.base import Kind, Resource
 from reconciler.kinds.context import RunContext
 from reconciler.kinds.prune import Decision, undeclared
-from reconciler.vendors.tcaplus.protoschema import (
-    TableSchema,
-)
+from reconciler.vendors.tcaplus.protoschema import TableSchema
 
 from reconciler.vendors.tcaplus.records.spec import PruneSpec, TcaplusRecordsSpec
 from reconciler.vendors.tcaplus.records.declared import _Declared, identity
 from reconciler.vendors.tcaplus.records.compare import _equal_as_read, _leaf_diffs, _leaf_paths, _leaves
+
 
 def prune_of(res: Resource[TcaplusRecordsSpec]) -> PruneSpec:
     """The ``prune`` scope of a document that declares one (the callers keep only those)."""

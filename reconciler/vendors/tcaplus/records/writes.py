@@ -4,15 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 
-
-from reconciler.vendors.tcaplus.client import (
-    TcaplusClient,
-    TcaplusRecordExistsError,
-    TcaplusRecordNotFoundError,
-    TcaplusVersionMismatchError,
-    VersionCheck,
-    VersionedRecord,
-)
+from reconciler.vendors.tcaplus.client import TcaplusClient, TcaplusRecordExistsError, TcaplusRecordNotFoundError, TcaplusVersionMismatchError, VersionCheck, VersionedRecord
 from reconciler.model import Action, Change, Outcome
 from reconciler.errors import ReconcilerError
 from reconciler.kinds.context import RunContext
@@ -20,6 +12,7 @@ from reconciler.kinds.writes import ATTEMPTS, unknown_outcome
 
 from reconciler.vendors.tcaplus.records.declared import table_schema
 from reconciler.vendors.tcaplus.records.compare import _diffs, _merge
+
 
 class _Writer:
     """Applies one change under its planned precondition (on the event loop); maps conflicts to ``stale``."""
