@@ -11,7 +11,6 @@ import re
 from datetime import timedelta, timezone
 from typing import Any
 
-
 SANDBOX_VERIFY_CODE = "000000"
 PRODUCT_TYPES = (9, 11, 14, 25)
 UDP_PRODUCT_TYPES = (14, 16, 21, 25)

@@ -14,8 +14,8 @@ from reconciler.sandbox.base import Request, Response
 from reconciler.vendors.jdb.emulator.free_spins import FreeSpinActions
 from reconciler.vendors.jdb.emulator.protocol import (
     BUSY_ANSWERS,
-    TS_WINDOW_MS,
     TEXT_TS,
+    TS_WINDOW_MS,
     WRITE_ACTIONS,
     _Fail,
     _int,

@@ -15,7 +15,6 @@ from typing import Any
 
 from Crypto.Cipher import AES
 
-
 JDB_REPORT_TZ = timezone(timedelta(hours=-4))
 TS_WINDOW_MS = 30_000
 MAX_PLAYERS = 50_000

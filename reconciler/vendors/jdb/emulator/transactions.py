@@ -9,6 +9,7 @@ from datetime import datetime, tzinfo
 from typing import Any
 
 from reconciler.vendors.jdb.emulator.protocol import (
+    _REPORT,
     REPORT_HISTORY_MS,
     REPORT_LAG_MS,
     REPORT_MAX_SPAN_MS,
@@ -19,10 +20,8 @@ from reconciler.vendors.jdb.emulator.protocol import (
     _need,
     _param,
     _present,
-    _REPORT,
 )
 from reconciler.vendors.jdb.emulator.store import JdbState
-
 
 # -- Action 29 record shapes (seed: per gType family) ----------------------------------------
 SLOT, FISHING, ARCADE, LOTTERY, CARD, HRG = (0, 66, 90), (7, 67, 91), (9, 92), (12,), (18, 93), (41,)
