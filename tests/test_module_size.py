@@ -21,9 +21,6 @@ REASON = "Why one module:"
 # fails on an entry that no longer needs to be here); never add one without such a change under way.
 BEING_SPLIT = {
     "reconciler/cli.py",  # cli/ package of thin commands, apply workflow into the engine
-    "reconciler/vendors/jdb/free_spin_event.py",  # kind package
-    "reconciler/vendors/tcaplus/records.py",  # kind package
-    "reconciler/kinds/base.py",  # typed kind contract, RunContext apart
     "reconciler/clients/http.py",  # transport on aiohttp
     "reconciler/sandbox/base.py",  # emulator server on aiohttp.web
 }
