@@ -16,7 +16,7 @@ from reconciler.clients.bestproxy import BestProxyClient
 from reconciler.clients.http import RetryPolicy, user_agent
 from reconciler.clients.jdb import JdbClient
 from reconciler.clients.tcaplus import TcaplusClient
-from reconciler.sandbox.base import EmulatorServer
+from reconciler.sandbox.wire import EmulatorServer
 from reconciler.sandbox.bestproxy import BestProxyEmulator
 from reconciler.sandbox.jdb import JdbEmulator
 from reconciler.sandbox.tcaplus import TcaplusEmulator

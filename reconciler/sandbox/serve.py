@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from reconciler import safeio
-from reconciler.sandbox.base import EmulatorServer
+from reconciler.sandbox.wire import EmulatorServer
 
 SANDBOX_JDB_DC = "sbx"
 SANDBOX_JDB_AGENT = "sandboxag"

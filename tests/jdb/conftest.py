@@ -17,7 +17,7 @@ from tests.support import CliWorkspace
 from reconciler.clients.http import RetryPolicy
 from reconciler.clients.jdb import JdbClient
 from reconciler.clients.jdb_crypto import JdbCipher
-from reconciler.sandbox.base import EmulatorServer
+from reconciler.sandbox.wire import EmulatorServer
 from reconciler.sandbox.jdb import EVENT_RETENTION_DAYS, JdbEmulator
 
 SANDBOX_DC = "sbx"

@@ -23,7 +23,7 @@ from reconciler.clients.jdb import (
     error_for,
 )
 from reconciler.errors import ApiError, TransportError
-from reconciler.sandbox.base import EmulatorServer
+from reconciler.sandbox.wire import EmulatorServer
 from reconciler.sandbox.jdb import JdbEmulator
 
 from .conftest import AGENT, SANDBOX_IV, SANDBOX_KEY, Clock

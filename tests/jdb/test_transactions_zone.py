@@ -20,7 +20,7 @@ import pytest
 
 from reconciler.clients.jdb import JdbClient
 from reconciler.export.jdb_transactions import split_windows, zone_warnings
-from reconciler.sandbox.base import EmulatorServer
+from reconciler.sandbox.wire import EmulatorServer
 from reconciler.sandbox.jdb import JdbEmulator
 
 from .conftest import AGENT, SANDBOX_DC, SANDBOX_IV, SANDBOX_KEY, Clock, JdbWorkspace

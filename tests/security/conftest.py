@@ -28,7 +28,7 @@ from urllib.parse import quote, quote_plus
 
 import pytest
 
-from reconciler.sandbox.base import EmulatorServer
+from reconciler.sandbox.wire import EmulatorServer
 from reconciler.sandbox.bestproxy import BestProxyEmulator
 from reconciler.sandbox.jdb import JdbEmulator
 from reconciler.sandbox.tcaplus import TcaplusEmulator

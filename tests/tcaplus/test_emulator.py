@@ -12,7 +12,7 @@ import httpx
 import pytest
 
 import reconciler.sandbox.tcaplus as tcaplus_emulator
-from reconciler.sandbox.base import EmulatorServer
+from reconciler.sandbox.wire import EmulatorServer
 from reconciler.sandbox.tcaplus import TcaplusEmulator
 from tests.tcaplus.conftest import APP_ID, PASSWORD, PASSWORD_MD5, TABLES, ZONE_ID
 
