@@ -228,6 +228,27 @@ def test_a_request_is_handled_when_it_arrives_and_answered_after_the_latency(ser
         assert json.loads(answer(f)[2])["path"] == "/next" and emu.answered["GET /next"] == 1
 
 
+def test_a_late_duplicate_comes_whole_in_the_same_write_as_the_next_answer(server: EmulatorServer) -> None:
+    """``late_duplicate_replies``: the copy of an answer is sent just before the answer to the next
+    request, in one write, so a client finds both answers together (one read on loopback gets
+    both); a connection that closes after its answer never gets a copy."""
+    server.emulator.set_faults({"late_duplicate_replies": 2})
+    with connect(server) as sock, sock.makefile("rb") as f:
+        sock.sendall(b"GET /one HTTP/1.1\r\nHost: h\r\n\r\n")
+        first = answer(f)
+        assert json.loads(first[2])["path"] == "/one"
+        sock.sendall(b"GET /two HTTP/1.1\r\nHost: h\r\n\r\n")
+        data = sock.recv(1 << 20)  # one read: the late copy and the new answer arrived as one
+    copy, _, rest = data.partition(b"\r\n\r\n")
+    assert copy.startswith(b"HTTP/1.1 200 OK\r\n") and rest.startswith(first[2])
+    assert json.loads(rest[len(first[2]):].partition(b"\r\n\r\n")[2])["path"] == "/two"
+    assert server.emulator.faults.late_duplicate_replies == 0  # the copy of /two's answer went nowhere
+    server.emulator.set_faults({"late_duplicate_replies": 1})
+    status, _, body, gone = ask(server, b"GET /three HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n")
+    assert status == 200 and body["path"] == "/three" and gone
+    assert server.emulator.faults.late_duplicate_replies == 1  # not spent on a connection that closes
+
+
 def test_a_dropped_reply_takes_effect_and_the_connection_closes_without_an_answer(server: EmulatorServer) -> None:
     emu = server.emulator
     assert isinstance(emu, Echo)

@@ -1,26 +1,28 @@
 """The emulators' wire: aiohttp's web server, request in, :class:`~reconciler.sandbox.base.Emulator`
 call, answer out, and the fault knobs that act on the connection rather than on the answer.
 
-One aiohttp application per emulator on an event loop in its own daemon thread (the emulators are
-started from synchronous tests and from ``reconciler sandbox serve``). A request is handled when
-it arrives (the emulator's synchronous, fast SQLite work under ``emu.lock``) and only its answer
-waits out the latency knob, on the loop (``asyncio.sleep``: thousands of delayed answers need no
-thread each).
+One aiohttp application per emulator (one catch-all route), on an event loop in its own daemon
+thread (the emulators are started from synchronous tests and from ``reconciler sandbox serve``),
+listening on a socket bound when the server is made. A request is handled when it arrives (the
+emulator's synchronous, fast SQLite work under ``emu.lock``) and only its answer waits out the
+latency knob, on the loop (``asyncio.sleep``: thousands of delayed answers need no thread each).
 
-aiohttp does the HTTP/1.1 itself: keep-alive (HTTP/1.0 closes unless ``Connection: keep-alive``;
+aiohttp does the HTTP/1.1: keep-alive (HTTP/1.0 closes unless ``Connection: keep-alive``;
 ``Connection: close`` closes after the answer), pipelined requests answered one at a time in order
 (the next one "arrives" when the answer before it is out), ``Expect: 100-continue``, chunked
-request bodies; a malformed head (bad syntax, a request line or header line over 65,536 bytes,
-more than 100 header lines) is refused by its parser with 400 and the connection closed. Here:
-methods other than GET, POST, PUT and DELETE refused (501), HTTP/2+ (505), a body over 64 MiB
-(413), every refusal closing the connection; ``//path`` read as ``/path``; request bodies passed on
-as sent (no decompression).
+request bodies, the body bound (64 MiB, 413); a malformed head (bad syntax, HTTP/1.1 without
+``Host`` on recent versions, a request line or header line over 65,536 bytes, more than 100
+header lines) is refused by its parser with 400 and the connection closed (a bad request pipelined
+in one segment behind a good one is refused without the good one being answered). Here: methods
+other than GET, POST, PUT and DELETE refused (501), HTTP/2+ (505), a declared body over 64 MiB
+refused before it is read (413), every refusal closing the connection; ``//path`` read as
+``/path``; request bodies passed on as sent (no decompression).
 
 The knobs that act on the wire: a dropped reply (the connection closed without an answer, the
 request having taken effect), a late duplicate reply (:class:`_WithLateCopy`, the one raw write),
 and an emulator bug (reported on stderr, the connection closed). Not kept from the hand-written
-server: a client that half-closes its side (``shutdown(SHUT_WR)``) after its request no longer
-gets the answer (aiohttp closes on end of input; no client of ours does it).
+server this replaced: a client that half-closes its side (``shutdown(SHUT_WR)``) after its request
+no longer gets the answer (aiohttp closes on end of input; no client of ours does that).
 """
 
 from __future__ import annotations
@@ -129,7 +131,7 @@ def _refusal(status: int, message: str = "") -> web.Response:
 
 
 class _Wire:
-    """The request handler of one emulator's application."""
+    """The request handler of one emulator's server (every request reaches :meth:`handle`)."""
 
     def __init__(self, emulator: Emulator) -> None:
         self.emu = emulator
