@@ -34,7 +34,7 @@ except ImportError:  # pragma: no cover - package-style layout
 
 from reconciler.sandbox.base import Faults
 from reconciler.sandbox.wire import EmulatorServer
-from reconciler.sandbox.bestproxy import KNOBS, BestProxyEmulator
+from reconciler.vendors.bestproxy.emulator import KNOBS, BestProxyEmulator
 
 LIST = "/gateway/whitelist-account/list"
 ADD = "/gateway/whitelist-account/add"

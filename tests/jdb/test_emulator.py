@@ -11,10 +11,10 @@ from typing import Any
 import httpx
 import pytest
 
-from reconciler.clients.jdb_crypto import JdbCipher
+from reconciler.vendors.jdb.crypto import JdbCipher
 from reconciler.sandbox.base import Request
 from reconciler.sandbox.wire import EmulatorServer
-from reconciler.sandbox.jdb import JdbEmulator
+from reconciler.vendors.jdb.emulator import JdbEmulator
 
 from .conftest import AGENT, SANDBOX_DC, SANDBOX_IV, SANDBOX_KEY, Clock, RawJdb
 
