@@ -302,3 +302,16 @@ def test_stop_closes_open_connections_and_does_not_wait_for_delayed_answers() ->
                 pass
     with pytest.raises(OSError):
         connect(server).close()
+
+
+def test_the_cli_and_the_vendor_registry_load_no_emulator_server() -> None:
+    """The server (aiohttp's web server) is loaded when a sandbox starts, not by every command."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    code = ("import sys, json, reconciler.cli; from reconciler import vendor; vendor.vendors(); "
+            "print(json.dumps(sorted(m for m in ('reconciler.sandbox.wire', 'aiohttp.web') if m in sys.modules)))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=120,
+                         cwd=Path(__file__).resolve().parents[1])
+    assert json.loads(out.stdout) == []
