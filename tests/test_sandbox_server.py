@@ -63,8 +63,12 @@ def answer(f: BinaryIO) -> tuple[int, dict[str, str], bytes]:
 
 
 def closed(sock: socket.socket, f: BinaryIO) -> bool:
-    """Whether the server closed the connection (nothing more to read)."""
-    return f.read() == b""
+    """Whether the server closed the connection (nothing more to read; a reset, when it closed with
+    bytes of the request still unread, as after refusing an over-long chunked body, counts too)."""
+    try:
+        return f.read() == b""
+    except ConnectionResetError:
+        return True
 
 
 def ask(server: EmulatorServer, raw: bytes) -> tuple[int, dict[str, str], Any, bool]:
