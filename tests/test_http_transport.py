@@ -492,6 +492,64 @@ def test_two_answers_in_one_read_are_neither_trusted(way: str) -> None:
 
 
 @pytest.mark.parametrize("way", WAYS)
+def test_an_answer_arriving_on_an_idle_connection_is_never_taken_for_the_next(way: str) -> None:
+    """A late copy of an answer that arrives on its own, while the kept-alive connection sits
+    idle: the next request is not written on that connection (it would read the copy as its
+    answer) but on a new one, so a write is sent once and gets its own answer."""
+    import socket
+
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(2)
+    listener.settimeout(10)
+    got: list[bytes] = []
+    duplicated = threading.Event()
+
+    def answer(conn: socket.socket, n: int) -> None:
+        data = b""
+        while b"\r\n\r\n" not in data:
+            data += conn.recv(65536)
+        got.append(data)
+        conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 8\r\n\r\n{\"n\": %d}" % n)
+
+    def serve() -> None:
+        first, _ = listener.accept()
+        first.settimeout(10)
+        answer(first, 1)
+        time.sleep(0.05)
+        first.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 8\r\n\r\n{\"n\": 1}")  # the late copy, alone
+        duplicated.set()
+        second, _ = listener.accept()  # the next request comes on a new connection
+        second.settimeout(10)
+        answer(second, 2)
+        assert first.recv(65536) == b""  # and nothing more was written on the first
+        first.close()
+        second.close()
+        listener.close()
+
+    th = threading.Thread(target=serve, daemon=True)
+    th.start()
+    t = HttpTransport(f"http://127.0.0.1:{listener.getsockname()[1]}", vendor="tcaplus", retry=ONCE, timeout=5)
+    if way == "threads":
+        first = t.send("GET", "/r", idempotent=True).json()
+        assert duplicated.wait(10)
+        time.sleep(0.1)  # the copy is read by the transport's loop meanwhile
+        second = t.send("POST", "/w", idempotent=False, json={"a": 1}).json()
+    else:
+        async def main() -> tuple[Any, Any]:
+            one = (await t.asend("GET", "/r", idempotent=True)).json()
+            assert await asyncio.to_thread(duplicated.wait, 10)
+            await asyncio.sleep(0.1)
+            return one, (await t.asend("POST", "/w", idempotent=False, json={"a": 1})).json()
+
+        first, second = t.run(main)
+    t.close()
+    th.join(10)
+    assert (first, second) == ({"n": 1}, {"n": 2})
+    assert [g.split(b" ", 2)[:2] for g in got] == [[b"GET", b"/r"], [b"POST", b"/w"]]  # the write sent once
+
+
+@pytest.mark.parametrize("way", WAYS)
 def test_a_line_break_or_control_character_never_reaches_the_wire(peer: Peer, way: str) -> None:
     t = HttpTransport(peer.url, vendor="tcaplus", retry=ONCE)
     for kwargs in ({"headers": {"x-a": "1\r\nx-injected: 2"}}, {"raw_query": "a=1 HTTP/1.1\r\nX: y"},

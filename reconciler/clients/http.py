@@ -686,31 +686,18 @@ class HttpTransport:
         entry = self._session()
         async with entry.slots:  # at most max_connections in flight: the timeouts start once a slot is had
             self._observe(method, path, query, body, headers)
-            exchange = _Exchange()
-            token = _EXCHANGE.set(exchange)
-            try:
-                async with entry.session.request(
-                    method, URL(self._origin + target, encoded=True), data=body, headers=headers,
-                    allow_redirects=False, proxy=self._proxy, proxy_headers=self._proxy_headers,
-                ) as resp:
-                    content = await _read_body(resp)
-                    if exchange.another_answer():
-                        # another answer came with this one (a late duplicate of the one before,
-                        # then this request's): which is this request's cannot be told, so neither
-                        # is trusted (aiohttp closes a connection with answers left on it)
-                        exchange.conn.force_close()
-                        raise ReplyLost(EXTRA_REPLY)
-            except (ReplyLost, ConnectFailed):
-                raise
-            except _Unasked:
-                raise ConnectFailed(UNASKED_REPLY) from None
-            except _TooLarge:
-                raise ReplyLost(f"the reply is larger than the {MAX_REPLY_BYTES // (1024 * 1024)} MiB limit",
-                                lasting=True) from None
-            except (aiohttp.ClientError, OSError, asyncio.TimeoutError) as exc:
-                raise self._failure(exc, exchange.sent) from None
-            finally:
-                _EXCHANGE.reset(token)
+            url = URL(self._origin + target, encoded=True)
+            # a kept-alive connection found with an answer waiting on it is closed unwritten
+            # (_Request.send) and the request goes on another: nothing was sent on that one
+            for _ in range(self.max_connections + 1):
+                try:
+                    resp, content = await self._exchange(entry.session, method, url, body, headers)
+                    break
+                except _Unasked:
+                    log.debug("%s %s: %s %s: %s; closed, not written on", self.vendor, self._host, method, path,
+                              UNASKED_REPLY)
+            else:
+                raise ConnectFailed(UNASKED_REPLY)
         try:
             content = _decode(content, resp.headers.get("Content-Encoding"))
         except _TooLarge:
@@ -723,6 +710,33 @@ class HttpTransport:
         log.debug('HTTP Request: %s %s://%s%s "HTTP/1.1 %d %s"', method, self._scheme, self._host, target,
                   answer.status_code, answer.reason_phrase)
         return answer
+
+    async def _exchange(self, session: aiohttp.ClientSession, method: str, url: URL, body: bytes | None,
+                        headers: dict[str, str]) -> tuple[aiohttp.ClientResponse, bytes]:
+        """One exchange on one connection: the answer and its body as received. A failure is a
+        :class:`ConnectFailed` or a :class:`ReplyLost` (:class:`_Unasked`: nothing was sent)."""
+        exchange = _Exchange()
+        token = _EXCHANGE.set(exchange)
+        try:
+            async with session.request(method, url, data=body, headers=headers, allow_redirects=False,
+                                       proxy=self._proxy, proxy_headers=self._proxy_headers) as resp:
+                content = await _read_body(resp)
+                if exchange.another_answer():
+                    # another answer came with this one (a late duplicate of the one before, then
+                    # this request's): which is this request's cannot be told, so neither is
+                    # trusted (aiohttp closes a connection with answers left on it)
+                    exchange.conn.force_close()
+                    raise ReplyLost(EXTRA_REPLY)
+            return resp, content
+        except (ReplyLost, ConnectFailed, _Unasked):
+            raise
+        except _TooLarge:
+            raise ReplyLost(f"the reply is larger than the {MAX_REPLY_BYTES // (1024 * 1024)} MiB limit",
+                            lasting=True) from None
+        except (aiohttp.ClientError, OSError, asyncio.TimeoutError) as exc:
+            raise self._failure(exc, exchange.sent) from None
+        finally:
+            _EXCHANGE.reset(token)
 
     def _failure(self, exc: BaseException, sent: bool) -> ConnectFailed | ReplyLost:
         """The :class:`ConnectFailed` or :class:`ReplyLost` of an exception aiohttp raised."""
