@@ -53,6 +53,7 @@ class Peer(QuietHTTPServer):
         self.delay = 0.0
         self.delays: dict[str, float] = {}  # by path, instead of ``delay``
         self.fail = 0  # answer the next N requests with HTTP 503
+        self.hang_up: set[str] = set()  # paths whose requests are read and the connection closed without an answer
         # answer with this body and these headers instead (Content-Length added unless the headers
         # say "Connection: close": the body then ends when the connection closes)
         self.raw: tuple[bytes, dict[str, str]] | None = None
@@ -96,6 +97,9 @@ class Handler(BaseHTTPRequestHandler):
         body = self.rfile.read(length) if length else b""
         self.server.seen.append({"method": self.command, "path": self.path, "body": body,
                                  "headers": dict(self.headers.items()), "at": time.monotonic()})
+        if self.path in self.server.hang_up:
+            self.close_connection = True
+            return
         if self.server.delays.get(self.path, self.server.delay):
             time.sleep(self.server.delays.get(self.path, self.server.delay))
         if self.server.raw is not None:
@@ -220,6 +224,28 @@ def test_on_the_event_loop_only_the_replies_slower_than_the_timeout_time_out(pee
                for r in slow), slow
     assert all(not isinstance(r, BaseException) and r.status_code == 200 for r in fast), fast
     assert peer.all_closed()
+
+
+@pytest.mark.parametrize("way", WAYS)
+@pytest.mark.parametrize("method", ["PUT", "DELETE", "GET"])
+def test_a_request_whose_kept_alive_connection_closes_is_sent_once(peer: Peer, way: str, method: str) -> None:
+    """aiohttp by itself sends a PUT, DELETE or GET again when its kept-alive connection closes
+    before the answer; here every attempt is the retry policy's: with one attempt allowed the
+    peer sees the request once, and a write's outcome is reported unknown."""
+    t = HttpTransport(peer.url, vendor="tcaplus", retry=ONCE)
+    peer.hang_up.add("/gone")
+    send(t, way, "GET", "/warm", idempotent=True)  # in the event loop way, on a loop of its own
+    with pytest.raises(TransportError, match=r": the connection closed without a reply"):
+        if way == "threads":  # on the connection the first request left open
+            t.send(method, "/gone", idempotent=False, write=method != "GET")
+        else:
+            async def main() -> None:
+                await t.asend("GET", "/warm", idempotent=True)
+                await t.asend(method, "/gone", idempotent=False, write=method != "GET")
+
+            t.run(main)
+    t.close()
+    assert [s["path"] for s in peer.seen].count("/gone") == 1
 
 
 @pytest.mark.parametrize("way", WAYS)

@@ -352,6 +352,11 @@ class _Unasked(Exception):
     """Internal: an answer was waiting on a kept-alive connection before anything was written on it."""
 
 
+class _Resent(Exception):
+    """Internal: aiohttp was about to send the request again by itself (it repeats a PUT, DELETE
+    or GET whose kept-alive connection closed): every attempt is the retry policy's to make."""
+
+
 @dataclass
 class _Exchange:
     """What aiohttp did with one attempt, as :class:`_Request` saw it: ``sent``, the request
@@ -394,6 +399,8 @@ class _Request(aiohttp.ClientRequest):
             proto.force_close()
             raise _Unasked()
         exchange = _EXCHANGE.get()
+        if exchange is not None and exchange.sent:
+            raise _Resent()
         if exchange is not None and proto is not None:
             exchange.sent, exchange.conn = True, proto
             proto._reconciler_exchange = exchange  # the request now using this connection
@@ -733,6 +740,8 @@ class HttpTransport:
         except _TooLarge:
             raise ReplyLost(f"the reply is larger than the {MAX_REPLY_BYTES // (1024 * 1024)} MiB limit",
                             lasting=True) from None
+        except _Resent:  # the first sending's connection closed before its answer
+            raise ReplyLost("the connection closed without a reply") from None
         except (aiohttp.ClientError, OSError, asyncio.TimeoutError) as exc:
             raise self._failure(exc, exchange.sent) from None
         finally:
