@@ -249,6 +249,41 @@ def test_a_request_whose_kept_alive_connection_closes_is_sent_once(peer: Peer, w
 
 
 @pytest.mark.parametrize("way", WAYS)
+def test_an_answer_dripping_slower_than_the_timeout_is_a_lost_reply(way: str) -> None:
+    """The timeout bounds the whole exchange, not only each read: an answer whose bytes keep
+    coming, each well within the timeout, but whose whole would take far longer, ends as a read
+    timeout, the same on both ways (issue 24: one way returned the answer, the other timed out)."""
+    import socket
+
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(1)
+    listener.settimeout(10)
+
+    def serve() -> None:
+        conn, _ = listener.accept()
+        try:
+            conn.recv(65536)
+            conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 40\r\n\r\n")
+            for _ in range(40):  # one byte every 0.1 s: 4 s for the body, bounded
+                time.sleep(0.1)
+                conn.sendall(b" ")
+        except OSError:
+            pass  # the client gave up and closed
+        finally:
+            conn.close()
+            listener.close()
+
+    th = threading.Thread(target=serve, daemon=True)
+    th.start()
+    t = HttpTransport(f"http://127.0.0.1:{listener.getsockname()[1]}", vendor="tcaplus", retry=ONCE, timeout=0.5)
+    with pytest.raises(TransportError, match=r"POST /w: timed out waiting for the reply; the outcome is unknown$"):
+        send(t, way, "POST", "/w", idempotent=False, content=b"{}")
+    t.close()
+    th.join(10)
+
+
+@pytest.mark.parametrize("way", WAYS)
 def test_a_requests_per_second_budget_spaces_every_attempt(peer: Peer, way: str) -> None:
     """``requests_per_second``: attempts 1/N s apart however many are in flight, retries included."""
     t = HttpTransport(peer.url, vendor="bestproxy", retry=RetryPolicy(attempts=3, wait_initial=0, wait_max=0, wait_jitter=0),
