@@ -42,6 +42,7 @@ to aiohttp is what it does not do for us:
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextvars
 import datetime
 import email.utils
@@ -344,8 +345,8 @@ def env_proxy(scheme: str, host: str) -> tuple[URL | None, dict[str, str] | None
     url = URL(value)
     if url.user is None:
         return url, None
-    auth = aiohttp.BasicAuth(url.user, url.password or "")
-    return url.with_user(None), {"Proxy-Authorization": auth.encode()}
+    token = base64.b64encode(f"{url.user}:{url.password or ''}".encode("utf-8")).decode("ascii")
+    return url.with_user(None), {"Proxy-Authorization": f"Basic {token}"}
 
 
 class _Unasked(Exception):
