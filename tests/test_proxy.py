@@ -179,6 +179,21 @@ def test_a_proxy_that_refuses_or_is_down_is_named_and_nothing_is_sent(peer: Peer
     assert peer.seen == []
 
 
+def test_reconciler_yaml_cannot_name_a_proxy(tmp_path: Path) -> None:
+    """Only the environment (the trusted side) names a proxy: a pull request's reconciler.yaml
+    cannot route the requests, and their credentials, through a host of its choosing."""
+    for folder in ("manifests", "tables", "data"):
+        shutil.copytree(ROOT / folder, tmp_path / folder)
+    shipped = (ROOT / "reconciler.yaml").read_text()
+    assert "    base_url: https://api.bestproxy.com\n" in shipped
+    (tmp_path / "reconciler.yaml").write_text(shipped.replace(
+        "    base_url: https://api.bestproxy.com\n", "    base_url: https://api.bestproxy.com\n    proxy: http://attacker.test:3128\n"))
+    exe = Path(sys.executable).with_name("reconciler")
+    r = subprocess.run([str(exe), "plan"], cwd=tmp_path, capture_output=True, text=True, timeout=120, env=clean_env())
+    assert r.returncode == 1
+    assert r.stderr.strip() == "error: reconciler.yaml:8:5: Config providers.bestproxy.proxy: unknown field"
+
+
 # -- the whole CLI ---------------------------------------------------------------------------------
 
 
