@@ -397,7 +397,7 @@ class _Request(aiohttp.ClientRequest):
             before = getattr(proto, "_reconciler_exchange", None)
             if before is not None:  # the request before may have read a late copy as its answer
                 before.extra = True
-            proto.force_close()
+            proto.close()  # not written on; aiohttp also closes a connection whose request failed
             raise _Unasked()
         exchange = _EXCHANGE.get()
         if exchange is not None and exchange.sent:
@@ -733,7 +733,7 @@ class HttpTransport:
                     # another answer came with this one (a late duplicate of the one before, then
                     # this request's): which is this request's cannot be told, so neither is
                     # trusted (aiohttp closes a connection with answers left on it)
-                    exchange.conn.force_close()
+                    exchange.conn.close()
                     raise ReplyLost(EXTRA_REPLY)
             return resp, content
         except (ReplyLost, ConnectFailed, _Unasked):
