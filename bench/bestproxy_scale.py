@@ -18,7 +18,7 @@ from click.testing import CliRunner
 
 from reconciler.cli import cli
 from reconciler.sandbox.base import EmulatorServer
-from reconciler.sandbox.bestproxy import BestProxyEmulator
+from reconciler.vendors.bestproxy.emulator import BestProxyEmulator
 
 
 def main() -> None:

@@ -22,8 +22,9 @@ import yaml
 from click.testing import CliRunner
 
 from reconciler.cli import cli
-from reconciler.clients.tcaplus import DEFAULT_PAGE_SIZE
-from reconciler.sandbox.serve import SANDBOX_JDB_AGENT, Sandbox
+from reconciler.vendors.tcaplus.client import DEFAULT_PAGE_SIZE
+from reconciler.sandbox.serve import Sandbox
+from reconciler.vendors.jdb.sandbox import SANDBOX_JDB_AGENT
 
 ROOT = Path(__file__).resolve().parents[1]
 REGIONS = 4

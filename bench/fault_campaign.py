@@ -33,7 +33,7 @@ from typing import Any
 import httpx
 import yaml
 
-from reconciler.clients.tcaplus import TcaplusClient
+from reconciler.vendors.tcaplus.client import TcaplusClient
 from reconciler.sandbox.serve import Sandbox
 
 ROOT = Path(__file__).resolve().parents[1]

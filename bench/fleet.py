@@ -338,9 +338,9 @@ def measure(sbx: Sandbox, scenario: str, argv: list[str], *, timeout: float, pro
 
 
 def clients(providers: dict[str, Any], secret: Any, *, connections: int) -> tuple[Any, Any, Any]:
-    from reconciler.clients.bestproxy import BestProxyClient
-    from reconciler.clients.jdb import JdbClient
-    from reconciler.clients.tcaplus import TcaplusClient
+    from reconciler.vendors.bestproxy.client import BestProxyClient
+    from reconciler.vendors.jdb.client import JdbClient
+    from reconciler.vendors.tcaplus.client import TcaplusClient
 
     bp, tc, jd = providers["bestproxy"], providers["tcaplus"], providers["jdb"]
     return (

@@ -38,7 +38,7 @@ SELECT = ["value", "weight"]  # a declared-mode plan reads the declared fields
 def child(cfg_file: str, n: int) -> None:
     """Read ``n`` stored records on one event loop, eight at a time (``RunContext.amap``); print
     the CPU seconds the reads took (after one read that connects and imports what it needs)."""
-    from reconciler.clients.tcaplus import TcaplusClient
+    from reconciler.vendors.tcaplus.client import TcaplusClient
     from reconciler.kinds.base import RunContext
 
     cfg = json.loads(Path(cfg_file).read_text())
@@ -62,7 +62,7 @@ def child(cfg_file: str, n: int) -> None:
 
 def seed(cfg: dict[str, Any], n: int) -> None:
     from bench.fleet import flat_record
-    from reconciler.clients.tcaplus import TcaplusClient
+    from reconciler.vendors.tcaplus.client import TcaplusClient
     from reconciler.kinds.base import RunContext
 
     client = TcaplusClient(cfg["base_url"], app_id=cfg["app_id"], zone_id=cfg["zone_id"], password=cfg["password"],

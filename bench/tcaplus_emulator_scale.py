@@ -16,9 +16,9 @@ import tempfile
 import time
 from pathlib import Path
 
-from reconciler.clients.tcaplus import TcaplusClient
+from reconciler.vendors.tcaplus.client import TcaplusClient
 from reconciler.sandbox.base import EmulatorServer
-from reconciler.sandbox.tcaplus import TcaplusEmulator
+from reconciler.vendors.tcaplus.emulator import TcaplusEmulator
 
 PROTO = """syntax = "proto3";
 package bench;

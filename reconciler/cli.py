@@ -489,36 +489,31 @@ def validate(paths: tuple[Path, ...], config_path: Path, sandbox: bool, sandbox_
 
 def offline_sandbox_config(config_path: Path | None, env: str | None = None) -> Any:
     """The config ``--sandbox`` would use, without starting (or creating) the sandbox: the user's
-    settings, environments and TcaplusDB tables, with placeholder connections (the default ones and
+    settings, environments and vendor settings (tables), with placeholder connections (the default ones and
     every named one) whose secrets are never resolved."""
     from reconciler.errors import InputError
-    from reconciler.manifest.config import Config, LoadedConfig, load_config
+    from reconciler.manifest.config import Config, LoadedConfig, config_model, load_config
     from reconciler.manifest.validate import validate_model
     from reconciler.manifest.yamlload import Document
+    from reconciler.vendor import vendors
 
     user = load_config(config_path, required=False, env=env)
     data = user.config.model_dump(exclude_none=True)
     placeholder = "http://127.0.0.1:1"
 
-    def providers(tcaplus: Any) -> dict[str, Any]:
-        tables = tcaplus.model_dump(exclude_none=True)["tables"] if tcaplus else {}
-        return {
-            "bestproxy": {"base_url": placeholder, "app_key": "env:RECONCILER_SANDBOX",
-                          "ip_delete_verification": {"type": "totp", "totp_secret": "env:RECONCILER_SANDBOX"}},
-            "tcaplus": {"base_url": placeholder, "app_id": 1, "zone_id": 1, "password": "env:RECONCILER_SANDBOX",
-                        "tables": tables},
-            "jdb": {"base_url": placeholder, "dc": "SANDBOX", "key": "env:RECONCILER_SANDBOX",
-                    "iv": "env:RECONCILER_SANDBOX"},
-        }
+    def section(vendor: str, name: str | None) -> dict[str, Any]:
+        sandbox = vendors()[vendor].sandbox
+        assert sandbox is not None
+        own = getattr(user.config.connections, vendor).get(name) if name is not None else None
+        return sandbox.placeholder(placeholder, "env:RECONCILER_SANDBOX", own or getattr(user.providers, vendor))
 
-    data["providers"] = providers(user.providers.tcaplus)
-    named = user.config.connections
+    served = [v for v, spec in vendors().items() if spec.sandbox is not None]
+    data["providers"] = {v: section(v, None) for v in served}
     for vendor, by_name in (data.get("connections") or {}).items():
         for name in by_name:
-            own_tcaplus = named.tcaplus.get(name) if vendor == "tcaplus" else None
-            by_name[name] = providers(own_tcaplus or user.providers.tcaplus)[vendor]
+            by_name[name] = section(vendor, name)
     doc = Document(file=str(config_path or "<sandbox>"), index=0, data=data)
-    model, problems = validate_model(Config, data, doc, resource="Config")
+    model, problems = validate_model(config_model(), data, doc, resource="Config")
     if problems:
         raise InputError(problems)
     assert isinstance(model, Config)
@@ -1180,17 +1175,17 @@ def sandbox() -> None:
 
 
 @sandbox.command("serve")
-@click.option("--port", type=int, default=0, help="First port (BestProxy; TcaplusDB +1, JDB +2). 0 picks free ports.")
+@click.option("--port", type=int, default=0, help="First port (the first vendor listed; each next one +1). 0 picks free ports.")
 @click.option("--state", "state", type=click.Path(path_type=Path), default=Path(".reconciler/sandbox"), show_default=True)
 @click.option("--config-out", type=click.Path(path_type=Path), help="Write a reconciler.yaml pointing at the emulators.")
 @_with_globals
 @handle_errors
 def sandbox_serve(port: int, state: Path, config_out: Path | None) -> int:
-    """Run the emulators in the foreground until interrupted (TcaplusDB tables come from --config, if it exists)."""
+    """Run the emulators in the foreground until interrupted (vendor settings such as tables come from --config, if it exists)."""
     _refuse_targets("sandbox serve", "it serves every emulator")
     config_path = _globals().config_path
     if _globals().config_given and not config_path.is_file():  # said, never silent
-        _err(f"note: --config {config_path}: no such file; serving without TcaplusDB tables from a config")
+        _err(f"note: --config {config_path}: no such file; serving without vendor settings (tables) from a config")
     if config_out:
         check_writable(config_out)
     import threading
@@ -1199,16 +1194,16 @@ def sandbox_serve(port: int, state: Path, config_out: Path | None) -> int:
 
     from reconciler import safeio
     from reconciler.manifest.config import load_config
-    from reconciler.sandbox.serve import Sandbox, tables_from_config
+    from reconciler.engine.session import check_config_files, enter_workspace, sandbox_options
+    from reconciler.sandbox.serve import Sandbox
+    from reconciler.vendor import vendors
 
-    from reconciler.engine.session import _check_protos, enter_workspace
-
-    enter_workspace(config_path if config_path.exists() else None)  # .proto files stay inside the workspace
+    enter_workspace(config_path if config_path.exists() else None)  # files it names stay inside the workspace
     user = load_config(config_path if config_path.exists() else None, required=False)
-    _check_protos(user)
-    tables = tables_from_config(user.providers.tcaplus.tables, user.base_dir) if user.providers.tcaplus else {}
-    ports = {"bestproxy": port, "tcaplus": port + 1, "jdb": port + 2} if port else {}
-    sbx = Sandbox(state, tcaplus_tables=tables, ports=ports).start()
+    check_config_files(user)
+    served = [v for v, spec in vendors().items() if spec.sandbox is not None]
+    ports = {v: port + i for i, v in enumerate(served)} if port else {}
+    sbx = Sandbox(state, ports=ports, **sandbox_options(user, None)).start()
     try:
         for name, url in sbx.urls().items():
             click.echo(f"{name:10} {url}")
@@ -1265,8 +1260,8 @@ def export_transactions(agent: str, start: str, end: str | None, game_types: tup
     g = _globals()
     config_path, sandbox, sandbox_state = g.config_path, g.sandbox, g.sandbox_state
     check_writable(out)
-    from reconciler.export import jdb_transactions as jt
-    from reconciler.kinds.free_spin_event import FreeSpinEventKind
+    from reconciler.vendors.jdb import transactions as jt
+    from reconciler.vendors.jdb.free_spin_event import FreeSpinEventKind
 
     now = datetime.now(timezone.utc)
     first = jt.parse_bound(start, "--from")

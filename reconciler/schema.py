@@ -8,7 +8,7 @@ from pydantic import BaseModel, ConfigDict, create_model
 
 from reconciler.engine.load import API_VERSION, SCOPE_KIND, Metadata, ScopeSpec
 from reconciler.kinds import KINDS
-from reconciler.manifest.config import Config
+from reconciler.manifest.config import config_model
 
 DRAFT = "https://json-schema.org/draft/2020-12/schema"
 
@@ -60,6 +60,6 @@ def manifest_schema() -> dict[str, Any]:
 
 
 def config_schema() -> dict[str, Any]:
-    s = Config.model_json_schema()
+    s = config_model().model_json_schema()
     s["$schema"] = DRAFT
     return s

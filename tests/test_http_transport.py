@@ -326,7 +326,7 @@ def test_gzip_answers_are_decoded_and_bodies_encoded(peer: Peer, way: str) -> No
 @pytest.mark.parametrize("way", WAYS)
 def test_a_form_is_encoded_again_for_every_attempt(peer: Peer, way: str) -> None:
     """A mapping that seals its fields when read (JDB) carries a fresh seal on each retry."""
-    from reconciler.clients.jdb import _Envelope
+    from reconciler.vendors.jdb.client import _Envelope
 
     seals = iter(["one", "two", "three"])
     t = HttpTransport(peer.url, vendor="jdb", retry=RetryPolicy(attempts=3, wait_initial=0, wait_max=0, wait_jitter=0))

@@ -15,8 +15,8 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 
 
-@pytest.mark.parametrize("module", ["reconciler.clients.http", "reconciler.clients.bestproxy",
-                                    "reconciler.clients.jdb", "reconciler.clients.tcaplus"])
+@pytest.mark.parametrize("module", ["reconciler.clients.http", "reconciler.vendors.bestproxy.client",
+                                    "reconciler.vendors.jdb.client", "reconciler.vendors.tcaplus.client"])
 def test_the_transport_loads_no_manifest_pydantic_or_yaml(module: str) -> None:
     code = (f"import sys, json, {module}; "
             "print(json.dumps(sorted(m for m in sys.modules if m.split('.')[0] in ('pydantic', 'yaml') "

@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from reconciler.clients.bestproxy import BestProxyClient
+from reconciler.vendors.bestproxy.client import BestProxyClient
 from reconciler.clients.http import Clock, HttpTransport, RetryPolicy, retry_after_seconds
 from reconciler.errors import TransportError
 from tests.support import QuietHTTPServer

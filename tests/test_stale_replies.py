@@ -22,7 +22,7 @@ import pytest
 from reconciler.clients.http import HttpTransport, RetryPolicy
 from reconciler.errors import TransportError
 from reconciler.sandbox.base import EmulatorServer
-from reconciler.sandbox.bestproxy import BestProxyEmulator
+from reconciler.vendors.bestproxy.emulator import BestProxyEmulator
 from tests.bestproxy.conftest import Workspace, account_doc, bestproxy_workspace
 
 MANUAL_EXAMPLE_APP_KEY = "c3eda5f013f92c81dda7afcdc273cf82"  # the TcaplusDB manual's example AppKey (public; sandbox only)
@@ -152,8 +152,8 @@ def test_apply_with_every_answer_duplicated_loses_no_write_and_its_exit_code_is_
 
 @pytest.mark.parametrize("way", WAYS)
 def test_tcaplus_reads_each_get_their_own_record(way: str) -> None:
-    from reconciler.clients.tcaplus import TcaplusClient
-    from reconciler.sandbox.tcaplus import TcaplusEmulator
+    from reconciler.vendors.tcaplus.client import TcaplusClient
+    from reconciler.vendors.tcaplus.emulator import TcaplusEmulator
 
     password = MANUAL_EXAMPLE_APP_KEY
     emu = TcaplusEmulator(app_id=2, zone_id=1, password=password,

@@ -12,14 +12,14 @@ import httpx
 import pyotp
 import pytest
 
-from reconciler.clients.bestproxy import BestProxyClient
+from reconciler.vendors.bestproxy.client import BestProxyClient
 from reconciler.clients.http import RetryPolicy, user_agent
-from reconciler.clients.jdb import JdbClient
-from reconciler.clients.tcaplus import TcaplusClient
+from reconciler.vendors.jdb.client import JdbClient
+from reconciler.vendors.tcaplus.client import TcaplusClient
 from reconciler.sandbox.base import EmulatorServer
-from reconciler.sandbox.bestproxy import BestProxyEmulator
-from reconciler.sandbox.jdb import JdbEmulator
-from reconciler.sandbox.tcaplus import TcaplusEmulator
+from reconciler.vendors.bestproxy.emulator import BestProxyEmulator
+from reconciler.vendors.jdb.emulator import JdbEmulator
+from reconciler.vendors.tcaplus.emulator import TcaplusEmulator
 
 MANUAL_EXAMPLE_APP_KEY = "c3eda5f013f92c81dda7afcdc273cf82"  # the TcaplusDB manual's example AppKey (public; sandbox only)
 

@@ -76,7 +76,6 @@ log = logging.getLogger("reconciler.http")
 T = TypeVar("T")
 
 DISTRIBUTION = "gameops-reconciler"
-VENDOR_NAMES = {"bestproxy": "BestProxy", "jdb": "JDB", "tcaplus": "TcaplusDB"}  # as people write them
 
 
 @functools.cache
@@ -788,7 +787,9 @@ class HttpTransport:
                     return True
                 left = budget - (clock.monotonic() - req.started)
                 if wait > left:
-                    name = VENDOR_NAMES.get(self.vendor, self.vendor)
+                    from reconciler.vendor import title  # the vendor as people write it (the registry)
+
+                    name = title(self.vendor)
                     req.refusal = (f"{name} {self._host} asked to wait {math.ceil(wait)} s (Retry-After), "
                                    f"more than the {max(0, round(left))} s retry budget left")
                     return False

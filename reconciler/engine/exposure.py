@@ -1,4 +1,4 @@
-"""Promotional exposure of a plan (issue 27): what its free-spin changes grant, summed per JDB
+"""Promotional exposure of a plan (issue 27): what its free-spin changes grant, summed per
 connection and currency, and the trusted budgets that gate it.
 
 A kind states each change's figures (``Change.exposure``: stake and withdrawal ceiling before and
@@ -61,7 +61,7 @@ def totals(changes: list[Change]) -> list[dict[str, Any]]:
             continue
         key = _group_key(c)
         t = groups.setdefault(key, {
-            "connection": key[0], "currency": None if key[1] == "?" else key[1], "events": 0,
+            "vendor": c.vendor, "connection": key[0], "currency": None if key[1] == "?" else key[1], "events": 0,
             "stake_before": "0", "stake_after": "0", "stake_added": "0", "ceiling_after": "0", "unknown": {},
             "upper_bound": False})
         t["events"] += 1
@@ -199,7 +199,7 @@ def total_lines(summary: dict[str, Any]) -> list[str]:
         at_most = "at most " if t.get("upper_bound") else ""
         unknown = t.get("unknown") or {}
         gaps = ", ".join(f"{name.replace('_', ' ')} unknown for {n:,}" for name, n in sorted(unknown.items()))
-        out.append(f"Exposure{unit} on jdb/{t['connection']}: {t['events']:,} event(s); stake "
+        out.append(f"Exposure{unit} on {t['vendor']}/{t['connection']}: {t['events']:,} event(s); stake "
                    f"{money(t['stake_before'])} -> {at_most}{money(t['stake_after'])}, adds {at_most}"
                    f"{money(t['stake_added'])}; withdrawal ceiling after {at_most}{money(t['ceiling_after'])}"
                    + (f" ({gaps}: not in these sums)" if gaps else ""))
@@ -229,7 +229,7 @@ def live_report(entries: list[dict[str, Any]], settings: Settings) -> dict[str, 
     for e in entries:
         key = (e["connection"], e.get("currency") or "?")
         by_group.setdefault(key, []).append(e)
-        t = groups.setdefault(key, {"connection": key[0], "currency": e.get("currency"), "events": 0, "stake": "0",
+        t = groups.setdefault(key, {"vendor": e.get("vendor", "?"), "connection": key[0], "currency": e.get("currency"), "events": 0, "stake": "0",
                                     "ceiling": "0", "unknown": {}, "from_last_applied": 0})
         t["events"] += 1
         t["from_last_applied"] += bool(e.get("from_last_applied"))
@@ -274,9 +274,9 @@ def live_lines(report: dict[str, Any]) -> list[str]:
     for t in report.get("totals") or []:
         unit = f" {t['currency']}" if t.get("currency") else " (currency unknown)"
         gaps = ", ".join(f"{name} unknown for {n:,}" for name, n in sorted((t.get("unknown") or {}).items()))
-        last = (f"; {t['from_last_applied']:,} event(s) use fields JDB does not return from the last applied plan"
+        last = (f"; {t['from_last_applied']:,} event(s) use fields the vendor does not return from the last applied plan"
                 if t.get("from_last_applied") else "")
-        out.append(f"Live exposure{unit} on jdb/{t['connection']}: {t['events']:,} event(s); stake "
+        out.append(f"Live exposure{unit} on {t['vendor']}/{t['connection']}: {t['events']:,} event(s); stake "
                    f"{money(t['stake'])}; withdrawal ceiling {money(t['ceiling'])}"
                    + (f" ({gaps}: not in these sums)" if gaps else "") + last)
     out += [f"Live over budget: {f}" for f in report.get("over_budget") or []]

@@ -35,12 +35,12 @@ class FieldDiffModel(_M):
 
 
 class ChangeExposureModel(_M):
-    """The money a FreeSpinEvent change grants (docs/kinds/free-spin-event.md, "Exposure").
-    Amounts are decimal strings in the event's currency; null = unknown (a factor JDB did not
-    return), never zero."""
+    """The promotional value a change grants (for example a free-spin event: docs/kinds/free-spin-event.md,
+    "Exposure"). Amounts are decimal strings in the grant's currency; null = unknown (a factor the
+    vendor did not return), never zero."""
 
-    currency: str | None = Field(description="JDB currency code of the event; null when neither JDB nor the config says")
-    players_before: int | None = Field(description="players bound before (Action 76 numberOfPlayers); 0 for a create")
+    currency: str | None = Field(description="currency code of the grant; null when neither the vendor nor the config says")
+    players_before: int | None = Field(description="players bound before (as the vendor reported them); 0 for a create")
     players_after: int | None = Field(description="players bound after the apply (declared)")
     stake_before: str | None = Field(description="players x spins x bet before (BONUSCHIPS: players x bonusChips)")
     stake_after: str | None = Field(description="players x spins x bet after, from the declared fields")
@@ -55,7 +55,8 @@ class ChangeExposureModel(_M):
 
 
 class ExposureTotalModel(_M):
-    connection: str = Field(description="the JDB connection name")
+    vendor: str = Field(default="?", description="the vendor of the connection")
+    connection: str = Field(description="the connection name")
     currency: str | None
     events: int = Field(ge=0, description="event changes summed")
     stake_before: str
@@ -165,7 +166,7 @@ class PlanFile(_M):
     connections_digest: str | None = Field(
         default=None,
         description="digest of the settings of the connections the plan covers (base URL, ids, credential "
-                    "references, TcaplusDB tables) as the run used them: apply refuses the plan on other connections",
+                    "references, vendor settings such as table schemas) as the run used them: apply refuses the plan on other connections",
     )
     review: bool = Field(
         default=False,

@@ -31,9 +31,7 @@ log = logging.getLogger("reconciler.engine")
 
 def vendor_concurrency(ctx: RunContext, vendor: str) -> int:
     """The configured concurrency of one vendor connection (1 when it is not configured)."""
-    p = ctx.config.providers
-    connections = {"bestproxy": p.bestproxy, "tcaplus": p.tcaplus, "jdb": p.jdb}
-    conn = connections.get(vendor)
+    conn = getattr(ctx.config.providers, vendor, None)
     return conn.concurrency if conn is not None else 1
 
 
@@ -178,7 +176,7 @@ def make_plan(loaded: Loaded, ctx: RunContext, *, kinds: set[str] | None = None)
             g.connection = conn
         plan.uncompared.extend(kp.uncompared)
         plan.differs.extend(kp.differs)
-        plan.live_exposure.extend({**e, "connection": conn} for e in kp.live_exposure)
+        plan.live_exposure.extend({**e, "connection": conn, "vendor": kind_cls.vendor} for e in kp.live_exposure)
     plan.connections.sort()
     plan.not_restored = list(loaded.incomplete)
     plan.warnings.extend(loaded.incomplete)

@@ -14,7 +14,7 @@ from reconciler.errors import InputError, Problem
 from reconciler.kinds.base import RunContext, RunOptions
 from reconciler.clients import redact
 from reconciler.manifest import confine
-from reconciler.manifest.config import VENDORS, Config, LoadedConfig, TcaplusProvider, apply_trusted_connections, load_config
+from reconciler.manifest.config import Config, LoadedConfig, apply_trusted_connections, config_model, is_vendor, load_config, vendor_names
 from reconciler.manifest.validate import validate_model
 from reconciler.manifest import yamlload
 from reconciler.manifest.yamlload import Document, Path_
@@ -59,16 +59,19 @@ class Session:
 
     def config_digests(self) -> dict[str, str]:
         """Digests of the config's parts a change can depend on: each ``providers.<vendor>``
-        section as written (TcaplusDB's table schemas included) and ``settings``."""
+        section as written (with the content of the files it names: ``VendorSpec.config_files``,
+        e.g. table schemas) and ``settings``."""
+        from reconciler.vendor import vendors
+
         data = self.config.doc.data if self.config.doc is not None and isinstance(self.config.doc.data, dict) else {}
         raw_providers = data.get("providers")
         providers = raw_providers if isinstance(raw_providers, dict) else {}
         out = {}
-        for vendor in ("bestproxy", "tcaplus", "jdb"):
+        for vendor, spec in vendors().items():
             h = hashlib.sha256(json.dumps(providers.get(vendor), sort_keys=True, default=str).encode())
-            if vendor == "tcaplus" and self.config.providers.tcaplus is not None:
-                protos = [self.config.base_dir / t.proto for t in self.config.providers.tcaplus.tables.values()]
-                h.update(digest_files(protos).encode())
+            conn = getattr(self.config.providers, vendor, None)
+            if spec.config_files is not None and conn is not None:
+                h.update(digest_files([f for _where, f in spec.config_files(conn, self.config.base_dir)]).encode())
             out[f"providers.{vendor}"] = "sha256:" + h.hexdigest()[:32]
         out["settings"] = "sha256:" + hashlib.sha256(
             json.dumps(data.get("settings"), sort_keys=True, default=str).encode()).hexdigest()[:32]
@@ -78,12 +81,12 @@ class Session:
         """A digest of the settings of ``connections`` ("vendor/name") as this run uses them — the
         trusted ones under RECONCILER_CONNECTIONS_FROM: base URL, ids, credential references (a
         ``file:`` reference by its file name: the trusted file's folder differs between runs) and
-        TcaplusDB tables. A saved plan binds it under its signature, so it applies only where it
+        the vendor's own settings (tables, ...). A saved plan binds it under its signature, so it applies only where it
         was made (with the environment it names)."""
         out: dict[str, Any] = {}
         for item in sorted(set(connections)):
             vendor, _, name = item.partition("/")
-            conn = self.config.config.connection(vendor, name) if vendor in VENDORS else None
+            conn = self.config.config.connection(vendor, name) if is_vendor(vendor) else None
             dumped = _stable_refs(conn.model_dump(mode="json", exclude_none=True)) if conn is not None else None
             if dumped is not None and self.sandbox is not None:
                 dumped["base_url"] = "sandbox"  # the emulators listen on a new port each run
@@ -123,37 +126,52 @@ class _Sandboxes:
 
 
 def _sandbox_config(config_path: Path | None, state_dir: Path, env: str | None = None) -> tuple[LoadedConfig, Any]:
-    from reconciler.sandbox.serve import Sandbox, tables_from_config
+    from reconciler.sandbox.serve import Sandbox
 
     user = load_config(config_path, required=False, env=env)
-    _check_protos(user)  # the emulators read them: the same confinement as a real run
+    check_config_files(user)  # the emulators read them: the same confinement as a real run
     sandboxes = _Sandboxes()
 
-    def start(folder: Path, tcaplus: Any) -> Any:
-        sbx = Sandbox(folder, tcaplus_tables=tables_from_config(tcaplus.tables, user.base_dir) if tcaplus else {}).start()
+    def start(folder: Path, name: str | None) -> Any:
+        sbx = Sandbox(folder, **sandbox_options(user, name)).start()
         sandboxes.running.append(sbx)
         return sbx
 
     try:
         data = user.config.model_dump(exclude_none=True)
-        data["providers"] = start(state_dir, user.providers.tcaplus).providers()
+        data["providers"] = start(state_dir, None).providers()
         named = user.config.connections
-        for name in sorted({n for vendor in VENDORS for n in getattr(named, vendor)}):
-            sbx = start(state_dir / "connections" / name, named.tcaplus.get(name) or user.providers.tcaplus)
-            served = sbx.providers()
-            for vendor in VENDORS:
+        for name in sorted({n for vendor in vendor_names() for n in getattr(named, vendor)}):
+            served = start(state_dir / "connections" / name, name).providers()
+            for vendor in vendor_names():
                 if name in getattr(named, vendor):
                     data["connections"][vendor][name] = served[vendor]
     except BaseException:
         sandboxes.stop()
         raise
     doc = Document(file=str(config_path or "<sandbox>"), index=0, data=data)
-    model, problems = validate_model(Config, data, doc, resource="Config")
+    model, problems = validate_model(config_model(), data, doc, resource="Config")
     if problems:
         sandboxes.stop()
         raise InputError(problems)
     assert isinstance(model, Config)
     return LoadedConfig(model, path=user.path, doc=user.doc, env=env), sandboxes
+
+
+def sandbox_options(user: LoadedConfig, name: str | None) -> dict[str, Any]:
+    """What the user's config asks of the emulators of connection ``name`` (``None``: the default
+    ones): each vendor's ``VendorSandbox.options_from_config`` of that connection's section (a named
+    connection a vendor lacks falls back to the vendor's default connection)."""
+    from reconciler.vendor import vendors
+
+    out: dict[str, Any] = {}
+    for vendor, spec in vendors().items():
+        if spec.sandbox is None:
+            continue
+        section = getattr(user.config.connections, vendor).get(name) if name is not None else None
+        section = section or getattr(user.providers, vendor)
+        out.update(spec.sandbox.options_from_config(section, user.base_dir) if section is not None else {})
+    return out
 
 
 def workspace_root(config_path: Path | None, root: Path | None = None) -> Path:
@@ -174,24 +192,29 @@ def enter_workspace(config_path: Path | None, root: Path | None = None) -> Path:
     return r
 
 
-def _check_protos(cfg: LoadedConfig) -> None:
-    """Every ``.proto`` of every TcaplusDB connection resolves inside the workspace root."""
-    sections: list[tuple[Path_, TcaplusProvider | None]] = [(("providers", "tcaplus"), cfg.providers.tcaplus)]
-    sections += [(("connections", "tcaplus", n), c) for n, c in sorted(cfg.config.connections.tcaplus.items())]
+def check_config_files(cfg: LoadedConfig) -> None:
+    """Every file a connection names (``VendorSpec.config_files``, e.g. a table's ``.proto``)
+    resolves inside the workspace root."""
+    from reconciler.vendor import vendors
+
     problems = []
-    for prefix, tcaplus in sections:
-        if tcaplus is None:
+    for vendor, spec in vendors().items():
+        if spec.config_files is None:
             continue
-        for name, table in tcaplus.tables.items():
-            path = Path(table.proto) if Path(table.proto).is_absolute() else cfg.base_dir / table.proto
-            try:
-                confine.check(path, what="proto")
-            except confine.ConfinementError as exc:
-                where = prefix + ("tables", name, "proto")
-                if cfg.doc is not None:
-                    problems.append(cfg.doc.problem(where, exc.reason, resource="Config"))
-                else:
-                    problems.append(Problem(str(cfg.path), 1, 1, "Config", ".".join(where), exc.reason))
+        sections: list[tuple[Path_, Any]] = [(("providers", vendor), getattr(cfg.providers, vendor))]
+        sections += [(("connections", vendor, n), c) for n, c in sorted(getattr(cfg.config.connections, vendor).items())]
+        for prefix, conn in sections:
+            if conn is None:
+                continue
+            for where_in, path in spec.config_files(conn, cfg.base_dir):
+                try:
+                    confine.check(path, what="proto" if path.suffix == ".proto" else "config file")
+                except confine.ConfinementError as exc:
+                    where = prefix + where_in
+                    if cfg.doc is not None:
+                        problems.append(cfg.doc.problem(where, exc.reason, resource="Config"))
+                    else:
+                        problems.append(Problem(str(cfg.path), 1, 1, "Config", ".".join(where), exc.reason))
     if problems:
         raise InputError(problems)
 

@@ -35,6 +35,7 @@ from reconciler import safeio
 from reconciler.clients import redact
 from reconciler.errors import ReconcilerError, UsageError
 from reconciler.kinds import KINDS
+from reconciler.vendor import title, vendors
 from reconciler.manifest import confine
 from reconciler.model import DEFAULT_CONNECTION
 from reconciler.kinds.base import ExportDoc, ExportFile, ExportGroup, ExportRequest, KindExport, RunContext, ScopeDecl
@@ -121,12 +122,9 @@ def render_doc(doc: ExportDoc) -> str:
     return "\n".join(lines) + "\n"
 
 
-VENDOR_NAMES = {"jdb": "JDB", "bestproxy": "BestProxy", "tcaplus": "TcaplusDB"}
-
-
 def incomplete_comment(doc: ExportDoc) -> str:
     kind_cls = KINDS.get(doc.kind)
-    vendor = VENDOR_NAMES.get(kind_cls.vendor, kind_cls.vendor) if kind_cls else "the vendor"
+    vendor = title(kind_cls.vendor) if kind_cls else "the vendor"
     missing = [f for f in doc.incomplete if f in doc.missing]
     invalid = [f for f in doc.incomplete if f not in doc.missing]
     said = " and ".join(part for part in (
@@ -232,12 +230,9 @@ def _forbidden_values(ctx: RunContext) -> list[str]:
     values: list[str] = []
     cfg = ctx.config.config
     refs: list[str | None] = []
-    for vendor in ("bestproxy", "tcaplus", "jdb"):
-        for conn in cfg.connection_names(vendor):
-            c: Any = cfg.connection(vendor, conn)
-            refs += [getattr(c, name, None) for name in ("app_key", "password", "key", "iv")]
-            v = getattr(c, "ip_delete_verification", None)
-            refs += [v.totp_secret, v.code] if v else []
+    specs = vendors()
+    for vendor, _name, conn in cfg.all_connections():
+        refs += specs[vendor].credentials_of(conn)  # every credential the vendor declares
     if ctx.config.settings.fingerprint_key:
         refs.append(ctx.config.settings.fingerprint_key)
     for ref in refs:

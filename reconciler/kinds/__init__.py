@@ -1,32 +1,48 @@
-"""Registered kinds. Adding a kind: its module, one line here, its tests and its docs."""
+"""The kind contract (:mod:`.base`), shared write helpers (:mod:`.writes`) and the registry of kinds.
+
+Kinds belong to vendors: each vendor's :class:`reconciler.vendor.VendorSpec` lists its kinds (imported
+explicitly, so a misspelled module fails loudly); :data:`KINDS` is their union, by kind name, built on
+first use from the installed vendors.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Iterator, Mapping
+
 from reconciler.kinds.base import Kind
 
-KINDS: dict[str, type[Kind]] = {}
+
+class _Kinds(Mapping[str, type[Kind]]):
+    """Kind name -> kind class of every installed vendor (loaded once, on first use)."""
+
+    def __init__(self) -> None:
+        self._kinds: dict[str, type[Kind]] | None = None
+
+    def _load(self) -> dict[str, type[Kind]]:
+        if self._kinds is None:
+            from reconciler.vendor import RegistryError, vendors
+
+            found: dict[str, type[Kind]] = {}
+            for name, spec in vendors().items():
+                for cls in spec.kinds():
+                    if not (isinstance(cls, type) and issubclass(cls, Kind)):
+                        raise RegistryError(f"vendor {name}: {cls!r} is not a reconciler.kinds.base.Kind")
+                    if cls.vendor != name:
+                        raise RegistryError(f"vendor {name}: kind {cls.kind} says its vendor is {cls.vendor!r}")
+                    if cls.kind in found:
+                        raise RegistryError(f"kind {cls.kind} is declared by vendors {found[cls.kind].vendor} and {name}")
+                    found[cls.kind] = cls
+            self._kinds = found
+        return self._kinds
+
+    def __getitem__(self, name: str) -> type[Kind]:
+        return self._load()[name]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._load())
+
+    def __len__(self) -> int:
+        return len(self._load())
 
 
-def register(cls: type[Kind]) -> type[Kind]:
-    KINDS[cls.kind] = cls
-    return cls
-
-
-def _load() -> None:
-    # explicit list, no discovery magic
-    import importlib
-
-    for module in (
-        "reconciler.kinds.proxy_account",
-        "reconciler.kinds.ip_allowlist",
-        "reconciler.kinds.tcaplus_records",
-        "reconciler.kinds.free_spin_event",
-    ):
-        try:
-            importlib.import_module(module)
-        except ModuleNotFoundError as exc:
-            if exc.name != module:
-                raise
-
-
-_load()
+KINDS: Mapping[str, type[Kind]] = _Kinds()

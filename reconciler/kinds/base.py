@@ -38,7 +38,8 @@ from reconciler.clients import redact
 from reconciler.clients.http import RetryPolicy
 from reconciler.manifest.config import Connection, LoadedConfig, credential_refs
 from reconciler.manifest.endpoints import check_endpoint
-from reconciler.manifest.secrets import Fingerprinter, file_ref_problem, job_credential_values, manifest_ref_problem, resolve
+from reconciler.manifest.secret_policy import job_credential_values, manifest_ref_problem
+from reconciler.manifest.secrets import Fingerprinter, file_ref_problem, resolve
 from reconciler.manifest.yamlload import Document, Path_
 
 T = TypeVar("T")
@@ -273,12 +274,11 @@ class RunContext:
                 if s.fingerprint_key:
                     key = self.config_secret(s.fingerprint_key).encode()
                 else:
-                    p = self.config.providers
-                    refs = {
-                        "bestproxy": [p.bestproxy.app_key] if p.bestproxy else [],
-                        "tcaplus": [p.tcaplus.password] if p.tcaplus else [],
-                        "jdb": [p.jdb.key, p.jdb.iv] if p.jdb else [],
-                    }.get(vendor, [])
+                    from reconciler.vendor import vendor as vendor_spec
+
+                    spec = vendor_spec(vendor)
+                    conn = getattr(self.config.providers, vendor, None) if spec is not None else None
+                    refs = spec.keys_of(conn) if spec is not None and conn is not None else []
                     parts = [vendor]
                     for ref in refs:
                         try:
@@ -301,11 +301,13 @@ class RunContext:
             parts = []
             for item in sorted(set(connections)):
                 vendor, _, name = item.partition("/")
-                conn = self.config.config.connection(vendor, name) if vendor in ("bestproxy", "tcaplus", "jdb") else None
-                if conn is None:
+                from reconciler.vendor import vendor as vendor_spec
+
+                spec = vendor_spec(vendor)
+                conn = self.config.config.connection(vendor, name) if spec is not None else None
+                if spec is None or conn is None:
                     raise SecretError(f"plan signature: no {vendor} connection named '{name}' in the config")
-                refs = {"bestproxy": ["app_key"], "tcaplus": ["password"], "jdb": ["key", "iv"]}[vendor]
-                parts += [item + "\0" + self.config_secret(getattr(conn, r)) for r in refs]
+                parts += [item + "\0" + self.config_secret(ref) for ref in spec.keys_of(conn)]
             if not parts:
                 return None
             key = "\0".join(parts).encode()

@@ -19,16 +19,14 @@ K = TypeVar("K")
 ATTEMPTS = 3
 
 
-# 5xx answers that carry a vendor code saying the request was refused, not executed: a definite
-# failure of the write (it fails; the next apply makes it), not an unknown outcome
-REFUSED: set[tuple[str, object]] = {
-    ("tcaplus", -1037),  # TcaplusDB "system busy"
-    ("jdb", "9999"),  # JDB's generic failure (the sandbox: HTTP 503 "System busy"); its writes are safe to repeat
-    # JDB's "try again later", maintenance and rate-limit statuses, should they come with a 5xx:
-    # refusals. Not 9009/9010 (a time-out on JDB's side: the write may have run) nor 9017 ("work
-    # in process": an earlier attempt may still complete): those stay unknown and are read back.
-    ("jdb", "9012"), ("jdb", "9013"), ("jdb", "9019"), ("jdb", "9022"),
-}
+def refused(vendor: str, code: object) -> bool:
+    """Whether a 5xx answer's vendor ``code`` says the request was refused, not executed: a definite
+    failure of the write (it fails; the next apply makes it), not an unknown outcome
+    (``VendorSpec.refused_codes``)."""
+    from reconciler.vendor import vendor as vendor_spec
+
+    spec = vendor_spec(vendor)
+    return spec is not None and code in spec.refused_codes
 
 
 def unknown_outcome(exc: BaseException) -> bool:
@@ -38,7 +36,7 @@ def unknown_outcome(exc: BaseException) -> bool:
         return True
     if not isinstance(exc, ApiError) or exc.http_status is None or exc.http_status < 500:
         return False
-    return (exc.vendor, exc.code) not in REFUSED
+    return not refused(exc.vendor, exc.code)
 
 
 class UnsettledError(ReconcilerError):

@@ -1,16 +1,17 @@
 """``reconciler.yaml``: provider connections (base URL, credential references, timeouts,
-concurrency), TcaplusDB table schemas, and safety settings."""
+concurrency, and each vendor's own settings: its connection model comes from the vendor registry),
+environments and safety settings."""
 
 from __future__ import annotations
 
 import json
 import os
 import re
-from datetime import timedelta, timezone
 from pathlib import Path
-from typing import Annotated, Any, Literal, TypeGuard
+import functools
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, StrictStr
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, StrictStr, create_model
 
 from reconciler.errors import InputError, Problem
 from reconciler.manifest.secrets import SecretRef
@@ -18,8 +19,13 @@ from reconciler.manifest.validate import validate_model
 from reconciler.manifest.yamlload import Document, Path_, load_file
 
 
-class _Strict(BaseModel):
+class Strict(BaseModel):
+    """A config model: unknown fields are errors."""
+
     model_config = ConfigDict(extra="forbid")
+
+
+_Strict = Strict
 
 
 class Connection(_Strict):
@@ -33,71 +39,12 @@ class Connection(_Strict):
     requests_per_second: float | None = Field(default=None, gt=0, le=10_000)
 
 
-class IpDeleteVerification(_Strict):
-    """How removals from an IP allowlist are verified (``/gateway/proxy-ip/delete``).
-
-    ``totp``: the code is computed at apply time from the base32 secret behind ``totp_secret``.
-    ``phone``/``email``/``wechat``: a one-time code must be supplied through ``code`` (a reference,
-    typically ``env:NAME`` set just before the run).
-    """
-
-    type: Literal["totp", "phone", "email", "wechat"]
-    totp_secret: SecretRef | None = None
-    code: SecretRef | None = None
-
-
-class BestProxyProvider(Connection):
-    app_key: SecretRef
-    concurrency: int = Field(default=2, ge=1, le=16)
-    ip_delete_verification: IpDeleteVerification | None = None
-
-
-class TcaplusTable(_Strict):
-    proto: StrictStr  # path of the .proto file, relative to the config file
-    message: StrictStr | None = None  # defaults to the table name
-
-
-class TcaplusProvider(Connection):
-    app_id: int = Field(ge=1)
-    zone_id: int = Field(ge=1)
-    password: SecretRef
-    concurrency: int = Field(default=8, ge=1, le=64)
-    tables: dict[StrictStr, TcaplusTable] = Field(default_factory=dict)
-
-
-class JdbProvider(Connection):
-    """JDB ``apiRequest.do``: ``dc`` and the agent's 16-character key and IV (references)."""
-
-    dc: StrictStr = Field(min_length=2, max_length=50)
-    key: SecretRef
-    iv: SecretRef
-    parent: StrictStr | None = None  # envelope-level parent (sub-account keys)
-    # the JDB currency code free-spin events must pay in (JDB sets it per agent; Action 72 has none)
-    currency: StrictStr | None = Field(default=None, min_length=1, max_length=10)
-    # the bet ladder of each machine type for this agent and currency (Action 72: JDB locks the largest
-    # ladder value not above the declared bet; the bet must reach every chosen game's smallest one).
-    # No JDB action in the documents returns it (Action 71/76 rows carry no bet ladder): it is configured
-    bet_ladders: dict[Annotated[int, Field(ge=1)], list[Annotated[StrictStr, Field(pattern=r"^\d{1,12}(\.\d{1,3})?$")]]] = \
-        Field(default_factory=dict)
-    concurrency: int = Field(default=2, ge=1, le=16)
-    report_utc_offset: StrictStr = Field(
-        default="-04:00", pattern=r"^[+-](0\d|1[0-4]):[0-5]\d$",
-        description="UTC offset of JDB's report times (Action 29 dd-MM-yyyy HH:mm:ss); GMT-4 by default",
-    )
-
-    @property
-    def report_timezone(self) -> timezone:
-        sign = -1 if self.report_utc_offset.startswith("-") else 1
-        hours, minutes = (int(part) for part in self.report_utc_offset[1:].split(":"))
-        return timezone(sign * timedelta(hours=hours, minutes=minutes))
-
-
 class Providers(_Strict):
-    """The default connection of each vendor (named ``default``)."""
+    """The default connection of each vendor (named ``default``): one optional field per installed
+    vendor, of the vendor's connection model (:func:`config_model` adds them from the registry)."""
 
-    bestproxy: BestProxyProvider | None = None
-    tcaplus: TcaplusProvider | None = None
-    jdb: JdbProvider | None = None
+    if TYPE_CHECKING:  # the fields are the installed vendors'
+        def __getattr__(self, name: str) -> Any: ...
 
 
 DEFAULT_MANIFEST_SECRET_ENV = ["RECONCILER_*"]
@@ -111,30 +58,40 @@ DENIED_ENV_PATTERNS = ("GITHUB_*", "ACTIONS_*", "RUNNER_*", "CI_*", "GITLAB_*", 
 # credential variables of the job beyond what the trusted config references: CI tokens, other
 # providers' keys, and the names the docs and examples give vendor credentials. Never a manifest's
 # secret by name, and a manifest's secret whose *value* equals one of them is refused too.
-PROVIDER_SECRET_ENV_PATTERNS = ("GH_*", "*_TOKEN", "*_APP_KEY", "*_API_KEY", "*_SECRET_KEY", "*_TOTP_SECRET",
-                                "BESTPROXY_*", "TCAPLUS_*", "JDB_*", "*_JDB_KEY", "*_JDB_IV")
+# (each vendor adds the names its documents and examples give its credentials: VendorSpec.secret_env_patterns)
+GENERIC_SECRET_ENV_PATTERNS = ("GH_*", "*_TOKEN", "*_APP_KEY", "*_API_KEY", "*_SECRET_KEY", "*_TOTP_SECRET")
 
 
-VENDORS = ("bestproxy", "tcaplus", "jdb")
+def provider_secret_env_patterns() -> tuple[str, ...]:
+    from reconciler.vendor import vendors
+
+    return GENERIC_SECRET_ENV_PATTERNS + tuple(p for spec in vendors().values() for p in spec.secret_env_patterns)
+
+
 DEFAULT_CONNECTION = "default"
 CONNECTION_NAME = r"^[a-z0-9]([a-z0-9-]{0,38}[a-z0-9])?$"
 ConnectionName = Annotated[StrictStr, Field(pattern=CONNECTION_NAME)]
-Vendor = Literal["bestproxy", "tcaplus", "jdb"]
 
 
-def is_vendor(name: str) -> TypeGuard[Vendor]:
-    return name in VENDORS
+def vendor_names() -> tuple[str, ...]:
+    """The installed vendors (the registry's order)."""
+    from reconciler.vendor import names
+
+    return names()
+
+
+def is_vendor(name: str) -> bool:
+    return name in vendor_names()
 
 
 class Connections(_Strict):
-    """More connections per vendor, by name (several BestProxy accounts, JDB agents with their own
-    ``dc``/key/IV, TcaplusDB zones, or staging and production). A manifest names the one it
-    targets with ``metadata.connection``; otherwise the environment's default, else ``default``
+    """More connections per vendor, by name (several accounts or agents of one vendor, or staging
+    and production): one mapping per installed vendor. A manifest names the one it targets with
+    ``metadata.connection``; otherwise the environment's default, else ``default``
     (``providers.<vendor>``)."""
 
-    bestproxy: dict[ConnectionName, BestProxyProvider] = Field(default_factory=dict)
-    tcaplus: dict[ConnectionName, TcaplusProvider] = Field(default_factory=dict)
-    jdb: dict[ConnectionName, JdbProvider] = Field(default_factory=dict)
+    if TYPE_CHECKING:  # the fields are the installed vendors'
+        def __getattr__(self, name: str) -> Any: ...
 
 
 VarValue = StrictStr | StrictInt | StrictBool | float
@@ -144,7 +101,7 @@ class Environment(_Strict):
     """What differs in one environment: the connection each vendor's manifests target unless they
     name one, and the values of ``${var.NAME}`` in manifests."""
 
-    connections: dict[Vendor, ConnectionName] = Field(default_factory=dict)
+    connections: dict[StrictStr, ConnectionName] = Field(default_factory=dict)  # vendor -> connection
     vars: dict[Annotated[StrictStr, Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")], VarValue] = Field(default_factory=dict)
 
 
@@ -154,7 +111,7 @@ CURRENCY_KEY = r"^(\*|[A-Za-z0-9]{1,10})$"
 
 
 class ExposureBudget(_Strict):
-    """What one apply may grant on one JDB connection in one currency (docs/configuration.md,
+    """What one apply may grant on one connection in one currency (docs/configuration.md,
     "Exposure budgets"). Amounts are decimal strings (or whole numbers), never floats: money."""
 
     max_stake_per_apply: BudgetAmount | None = Field(
@@ -177,7 +134,7 @@ class Settings(_Strict):
     threshold_min_existing: int = Field(default=10, ge=1)
     exposure_budgets: dict[ConnectionName, dict[Annotated[StrictStr, Field(pattern=CURRENCY_KEY)], ExposureBudget]] = Field(
         default_factory=dict,
-        description="free-spin exposure budgets per JDB connection name and currency code ('*': any other "
+        description="promotional exposure budgets (free spins) per connection name and currency code ('*': any other "
                     "currency); a plan over one is refused like a threshold unless approved (--approve-exposure "
                     "or --force). A trusted setting",
     )
@@ -192,31 +149,59 @@ class Config(_Strict):
     settings: Settings = Field(default_factory=Settings)
 
     def connection(self, vendor: str, name: str) -> Connection | None:
+        if not is_vendor(vendor):
+            return None
         found: Connection | None = getattr(self.providers, vendor) if name == DEFAULT_CONNECTION \
             else getattr(self.connections, vendor).get(name)
         return found
 
     def connection_names(self, vendor: str) -> list[str]:
+        if not is_vendor(vendor):
+            return []
         named = sorted(getattr(self.connections, vendor))
         return ([DEFAULT_CONNECTION] if getattr(self.providers, vendor) is not None else []) + named
 
+    def all_connections(self) -> list[tuple[str, str, Connection]]:
+        """(vendor, name, connection) of every configured connection, default ones first."""
+        out: list[tuple[str, str, Connection]] = []
+        for vendor in vendor_names():
+            for name in self.connection_names(vendor):
+                conn = self.connection(vendor, name)
+                if conn is not None:
+                    out.append((vendor, name, conn))
+        return out
+
+
+@functools.cache
+def config_model() -> type[Config]:
+    """The ``reconciler.yaml`` model of the installed vendors: ``providers.<vendor>`` and
+    ``connections.<vendor>`` of each registered vendor's connection model."""
+    from reconciler.vendor import vendors
+
+    specs = vendors()
+    conn_types: dict[str, Any] = {name: spec.connection for name, spec in specs.items()}
+    providers: Any = create_model(  # type: ignore[call-overload]
+        "Providers", __base__=Providers,
+        **{name: (conn | None, None) for name, conn in conn_types.items()})
+    connections: Any = create_model(  # type: ignore[call-overload]
+        "Connections", __base__=Connections,
+        **{name: (dict[ConnectionName, conn], Field(default_factory=dict)) for name, conn in conn_types.items()})  # type: ignore[valid-type]
+    model: type[Config] = create_model(  # type: ignore[call-overload]
+        "Config", __base__=Config,
+        providers=(providers, Field(default_factory=providers)),
+        connections=(connections, Field(default_factory=connections)))
+    return model
+
 
 def credential_refs(config: Config) -> list[str]:
-    """Every secret reference of the config: provider credentials, verification secrets and the
-    fingerprint key. None of them may ever be used as a resource value."""
+    """Every secret reference of the config: each vendor's credentials (VendorSpec.credential_fields)
+    and the fingerprint key. None of them may ever be used as a resource value."""
+    from reconciler.vendor import vendors
+
+    specs = vendors()
     refs: list[str | None] = [config.settings.fingerprint_key]
-    for bp in [config.providers.bestproxy, *config.connections.bestproxy.values()]:
-        if bp:
-            refs.append(bp.app_key)
-            v = bp.ip_delete_verification
-            if v:
-                refs += [v.totp_secret, v.code]
-    for tc in [config.providers.tcaplus, *config.connections.tcaplus.values()]:
-        if tc:
-            refs.append(tc.password)
-    for jdb in [config.providers.jdb, *config.connections.jdb.values()]:
-        if jdb:
-            refs += [jdb.key, jdb.iv]
+    for vendor, _name, conn in config.all_connections():
+        refs += specs[vendor].credentials_of(conn)
     return list(dict.fromkeys(r for r in refs if r))
 
 
@@ -307,13 +292,13 @@ def load_config(path: Path | None, *, required: bool = True, env: str | None = N
         if env is not None:
             raise InputError([Problem(str(path or "reconciler.yaml"), 1, 1, "Config", "environments",
                                       f"--env {env}: no config file declares environments")])
-        return LoadedConfig(Config(), path=None, doc=None)
+        return LoadedConfig(config_model()(), path=None, doc=None)
     docs, problems = load_file(path, what="config", confine=confine)
     if problems:
         raise InputError(problems)
     if len(docs) != 1 or not isinstance(docs[0].data, dict):
         raise InputError([Problem(str(path), 1, 1, "Config", "", "the config must be one YAML mapping")])
-    model, problems = validate_model(Config, docs[0].data, docs[0], resource="Config")
+    model, problems = validate_model(config_model(), docs[0].data, docs[0], resource="Config")
     if problems:
         raise InputError(problems)
     assert isinstance(model, Config)
@@ -326,14 +311,18 @@ def load_config(path: Path | None, *, required: bool = True, env: str | None = N
 def connection_problems(config: Config, doc: Document, env: str | None) -> list[Problem]:
     """Environments name connections that exist; ``--env`` names a declared environment."""
     out = []
-    for vendor in VENDORS:
+    for vendor in vendor_names():
         if DEFAULT_CONNECTION in getattr(config.connections, vendor):
             out.append(doc.problem(("connections", vendor, DEFAULT_CONNECTION),
                                    f"'{DEFAULT_CONNECTION}' is providers.{vendor}; give this connection another name",
                                    resource="Config", key=True))
     for name, environment in config.environments.items():
         for vendor, conn in environment.connections.items():
-            if config.connection(vendor, conn) is None:
+            if not is_vendor(vendor):
+                out.append(doc.problem(("environments", name, "connections", vendor),
+                                       f"unknown vendor '{vendor}' (installed: {', '.join(vendor_names())})",
+                                       resource="Config", key=True))
+            elif config.connection(vendor, conn) is None:
                 known = ", ".join(config.connection_names(vendor)) or "none"
                 where: Path_ = ("environments", name, "connections", vendor)
                 out.append(doc.problem(where, f"no {vendor} connection named '{conn}' (known: {known})", resource="Config"))
@@ -352,14 +341,14 @@ FINGERPRINT_REF = f"env:{FINGERPRINT_ENV}"
 # (the values of environments.<name>.vars). A part the config under review writes differently is
 # reported (warning) and its trusted value is used.
 TRUSTED_PARTS = (
-    "providers",  # every default connection: base_url, credential references, ids, TcaplusDB tables
+    "providers",  # every default connection: base_url, credential references, ids, vendor settings (tables)
     "connections",  # every named connection, the same
     "environments.<name>.connections",  # which connection an environment targets
     "settings.fingerprint_key",
     "settings.manifest_secret_env",
     "settings.max_change_ratio",
     "settings.threshold_min_existing",
-    "settings.exposure_budgets",  # free-spin exposure budgets (issue 27)
+    "settings.exposure_budgets",  # promotional exposure budgets (issue 27)
 )
 TRUSTED_SETTINGS = ("fingerprint_key", "manifest_secret_env", "max_change_ratio", "threshold_min_existing",
                     "exposure_budgets")
@@ -377,7 +366,7 @@ def apply_trusted_connections(cfg: LoadedConfig, trusted_path: str | None = None
 
     With ``RECONCILER_CONNECTIONS_FROM=FILE`` (e.g. ``reconciler.yaml`` of the pull request's target
     branch, written by the pipeline outside the checkout), every part of :data:`TRUSTED_PARTS` comes
-    from FILE — connections (URL, credential references, ids), TcaplusDB tables, which connection
+    from FILE — connections (URL, credential references, ids, vendor settings such as tables), which connection
     each environment targets, the fingerprint key, ``manifest_secret_env`` and the safety thresholds;
     the workspace config contributes only ``environments.<name>.vars``. Where the workspace config
     writes a trusted part differently, the run warns ("reconciler.yaml changes trusted setting X;
@@ -422,7 +411,7 @@ def apply_trusted_connections(cfg: LoadedConfig, trusted_path: str | None = None
             settings[key] = data["settings"][key]
     if os.environ.get(FINGERPRINT_ENV):
         settings["fingerprint_key"] = FINGERPRINT_REF
-    model = Config.model_validate(merged)
+    model = config_model().model_validate(merged)
     if cfg.doc is not None:  # the workspace's environments must name connections the trusted file has
         problems = connection_problems(model, cfg.doc, cfg.env)
         if problems:

@@ -5,7 +5,7 @@ TcaplusDB password hash header, the JDB key and IV that seal every request). In 
 the author controls ``reconciler.yaml``, so its ``base_url`` decides nothing by itself: a
 connection is used only when the host *as written* (never judged by what it resolves to) is
 
-- the vendor's documented API host (:data:`DOCUMENTED_HOSTS`, HTTPS only),
+- the vendor's documented API host (:func:`documented_hosts`, HTTPS only),
 - a loopback address (``127.0.0.0/8``, ``::1``, ``localhost``: the sandbox and tests), or
 - approved outside the repository **for that vendor**: the environment variable
   ``RECONCILER_ALLOWED_ENDPOINTS`` and/or ``--allow-endpoint`` (comma- or space-separated
@@ -37,15 +37,12 @@ from reconciler.manifest.config import LoadedConfig
 
 ENV = "RECONCILER_ALLOWED_ENDPOINTS"
 
-# BestProxy: the seed's "Base URLs" is empty; the one public client of the documented /gateway/
-# endpoints uses https://api.bestproxy.com (reference/bestproxy.md §2.1). JDB gives the host to
-# each operator privately ("JDB API Environment Setting.pdf") and TcaplusDB's REST endpoint is per
-# cluster: neither has a documented public host, so they need loopback or an approval.
-DOCUMENTED_HOSTS: dict[str, frozenset[str]] = {
-    "bestproxy": frozenset({"api.bestproxy.com"}),
-    "tcaplus": frozenset(),
-    "jdb": frozenset(),
-}
+def documented_hosts(vendor: str) -> frozenset[str]:
+    """The hosts a vendor's documents name (``VendorSpec.documented_hosts``): approved over HTTPS."""
+    from reconciler.vendor import vendor as vendor_spec
+
+    spec = vendor_spec(vendor)
+    return spec.documented_hosts if spec is not None else frozenset()
 
 
 def _is_loopback(host: str) -> bool:
@@ -71,8 +68,9 @@ class ApprovalError(ValueError):
 def parse_approvals(text: str | None) -> list[Approval]:
     """One :class:`Approval` per ``VENDOR=ENTRY`` of an approval list; :class:`ApprovalError` for
     an entry that names no known vendor or is not a host."""
-    from reconciler.manifest.config import VENDORS
+    from reconciler.manifest.config import vendor_names
 
+    known = vendor_names()
     out = []
     for raw in re.split(r"[\s,]+", text or ""):
         if not raw:
@@ -80,8 +78,8 @@ def parse_approvals(text: str | None) -> list[Approval]:
         shown = raw if len(raw) <= 100 and raw.isprintable() else repr(raw[:100])
         vendor, eq, entry = raw.partition("=")
         vendor = vendor.strip().lower()
-        if not eq or vendor not in VENDORS:
-            raise ApprovalError(f"endpoint approval {shown}: name the vendor it approves ({', '.join(f'{v}=HOST' for v in VENDORS)}); "
+        if not eq or vendor not in known:
+            raise ApprovalError(f"endpoint approval {shown}: name the vendor it approves ({', '.join(f'{v}=HOST' for v in known)}); "
                                 "an approval for one vendor never sends another vendor's credentials there")
         scheme = "https"
         if "://" in entry:
@@ -107,7 +105,7 @@ def endpoint_problem(url: str, vendor: str, approvals: list[Approval]) -> str | 
     host, port = parsed.host, parsed.port
     if _is_loopback(host):
         return None
-    if host in DOCUMENTED_HOSTS.get(vendor, frozenset()) and parsed.scheme == "https":
+    if host in documented_hosts(vendor) and parsed.scheme == "https":
         return None
     mine = [a for a in approvals if a.vendor == vendor and a.host == host and (a.port is None or a.port == port)]
     if any(a.scheme == parsed.scheme for a in mine):
@@ -116,7 +114,7 @@ def endpoint_problem(url: str, vendor: str, approvals: list[Approval]) -> str | 
         return (f"host {host} is approved for {vendor} over HTTPS only: plain http:// sends the credentials in clear "
                 f"text and must be approved explicitly ({vendor}=http://{host}:{port} in {ENV} or --allow-endpoint)")
     others = sorted({a.vendor for a in approvals if a.vendor != vendor and a.host == host})
-    documented = ", ".join(sorted(DOCUMENTED_HOSTS.get(vendor, ()))) or "none documented"
+    documented = ", ".join(sorted(documented_hosts(vendor))) or "none documented"
     why = (f"host {host} is not an approved {vendor} endpoint: credentials are sent only to the "
            f"vendor's documented host ({documented}), a loopback address, or a host approved for {vendor} outside "
            f"the repository ({ENV} or --allow-endpoint, as {vendor}=HOST)")

@@ -11,15 +11,13 @@ import hmac
 import os
 import re
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import Annotated
 
 from pydantic import AfterValidator, StrictStr
 
 from reconciler.errors import SecretError
 from reconciler.manifest.confine import ConfinementError, read_text
 
-if TYPE_CHECKING:
-    from reconciler.manifest.config import LoadedConfig
 
 _REF = re.compile(r"^(env:[A-Za-z_][A-Za-z0-9_]*|file:.+)$")
 
@@ -50,7 +48,7 @@ def resolve(ref: str, *, base_dir: Path | None = None, confine: bool = True) -> 
             raise SecretError(f"secret reference {ref}: environment variable {name} is not set")
         return value
     if ref.startswith("file:"):
-        path = _file_path(ref, base_dir)
+        path = ref_path(ref, base_dir)
         try:
             value = read_text(path, what="secret", confine=confine).strip()
         except ConfinementError as exc:
@@ -61,49 +59,7 @@ def resolve(ref: str, *, base_dir: Path | None = None, confine: bool = True) -> 
     raise SecretError("secret reference must start with env: or file:")
 
 
-def manifest_ref_problem(ref: str, config: LoadedConfig, *, base_dir: Path) -> str | None:
-    """Why a manifest may not use ``ref`` (``None`` when it may): manifests reference only the
-    secrets meant for them, never a provider credential."""
-    from fnmatch import fnmatchcase
-
-    from reconciler.manifest.config import DENIED_ENV_PATTERNS, PROVIDER_SECRET_ENV_PATTERNS, RESERVED_ENV, credential_refs
-
-    creds = credential_refs(config.config)
-    if ref.startswith("env:"):
-        name = ref[4:]
-        cred_names = {r[4:] for r in creds if r.startswith("env:")}
-        if name in cred_names or name in RESERVED_ENV:
-            return f"secret reference {ref}: {name} holds a provider credential or a setting of the tool; manifests cannot use it"
-        if any(fnmatchcase(name, pat) for pat in DENIED_ENV_PATTERNS):
-            return f"secret reference {ref}: {name} belongs to the CI platform or a cloud SDK; manifests cannot use it"
-        if any(fnmatchcase(name, pat) for pat in PROVIDER_SECRET_ENV_PATTERNS):
-            return (f"secret reference {ref}: {name} is named like a credential of the job (a CI token or a "
-                    "provider's key); manifests cannot use it")
-        patterns = config.settings.manifest_secret_env
-        if not any(fnmatchcase(name, pat) for pat in patterns):
-            return (f"secret reference {ref}: manifests may reference only environment variables matching "
-                    f"settings.manifest_secret_env ({', '.join(patterns) or 'none'})")
-        return None
-    if ref.startswith("file:"):
-        target = _file_path(ref, base_dir)
-        for c in creds:
-            if c.startswith("file:") and _same_file(target, _file_path(c, config.base_dir)):
-                return f"secret reference {ref}: this file holds a provider credential; manifests cannot use it"
-    return None
-
-
-def job_credential_values() -> set[str]:
-    """The values of the job's credential variables (:data:`PROVIDER_SECRET_ENV_PATTERNS`), whatever
-    the config under review references: none of them may be a resource value."""
-    from fnmatch import fnmatchcase
-
-    from reconciler.manifest.config import PROVIDER_SECRET_ENV_PATTERNS
-
-    return {v for k, v in os.environ.items()
-            if v and any(fnmatchcase(k, pat) for pat in PROVIDER_SECRET_ENV_PATTERNS)}
-
-
-def _file_path(ref: str, base_dir: Path | None) -> Path:
+def ref_path(ref: str, base_dir: Path | None) -> Path:
     try:
         path = Path(ref[5:]).expanduser()
     except RuntimeError:  # ~user of an unknown user: left as written (then "no such file")
@@ -113,7 +69,7 @@ def _file_path(ref: str, base_dir: Path | None) -> Path:
     return path
 
 
-def _same_file(a: Path, b: Path) -> bool:
+def same_file(a: Path, b: Path) -> bool:
     try:
         return os.path.realpath(a) == os.path.realpath(b)
     except OSError:  # pragma: no cover
@@ -148,7 +104,7 @@ def file_ref_problem(ref: str, *, base_dir: Path) -> str | None:
 
     if not ref.startswith("file:"):
         return None
-    path = _file_path(ref, base_dir)
+    path = ref_path(ref, base_dir)
     if "\0" in str(path) or os.path.lexists(path):  # (a NUL: confine.check names it)
         try:
             confine.check(path, what="secret")

@@ -12,15 +12,12 @@ import os
 import secrets
 import string
 from pathlib import Path
+from collections.abc import Callable
 from typing import Any
 
 from reconciler import safeio
 from reconciler.sandbox.base import EmulatorServer
 
-SANDBOX_JDB_DC = "sbx"
-SANDBOX_JDB_AGENT = "sandboxag"
-SANDBOX_TCAPLUS_APP_ID = 2
-SANDBOX_TCAPLUS_ZONE_ID = 3
 DEFAULT_STATE_DIR = Path(".reconciler/sandbox")
 
 
@@ -39,52 +36,41 @@ def _read_credential(path: Path) -> str | None:
     return None if data is None else data.decode("utf-8", errors="replace").strip()
 
 
-def _alnum(n: int) -> Any:
+def alnum(n: int) -> Callable[[], str]:
+    """A maker of random ``n``-character alphanumeric credentials."""
     return lambda: "".join(secrets.choice(string.ascii_letters + string.digits) for _ in range(n))
 
 
-def _base32() -> str:
+def base32() -> str:
+    """A random 32-character base32 secret (a TOTP seed)."""
     return "".join(secrets.choice("ABCDEFGHIJKLMNOPQRSTUVWXYZ234567") for _ in range(32))
 
 
-def _table_config(table: Path | tuple[Path, str]) -> dict[str, str]:
-    if isinstance(table, tuple):
-        return {"proto": str(table[0]), "message": table[1]}
-    return {"proto": str(table)}
-
-
-def tables_from_config(tables: dict[str, Any], base_dir: Path) -> dict[str, Path | tuple[Path, str]]:
-    """TcaplusDB tables of a config (``{name: {proto, message}}`` models) for the emulator."""
-    out: dict[str, Path | tuple[Path, str]] = {}
-    for name, t in tables.items():
-        path = (base_dir / t.proto).resolve()
-        out[name] = (path, t.message) if t.message and t.message != name else path
-    return out
-
-
 class Sandbox:
-    """The three emulators, sharing one state folder."""
+    """The emulators of every installed vendor (``VendorSpec.sandbox``), sharing one state folder.
 
-    def __init__(self, state_dir: Path, *, tcaplus_tables: dict[str, Path | tuple[Path, str]] | None = None,
-                 host: str = "127.0.0.1", ports: dict[str, int] | None = None):
+    ``options`` are forwarded to the vendors that declare them (``VendorSandbox.options``, e.g. the
+    tables a table store serves); one no vendor declares is an error."""
+
+    def __init__(self, state_dir: Path, *, host: str = "127.0.0.1", ports: dict[str, int] | None = None,
+                 **options: Any):
+        from reconciler.vendor import vendors
+
         # absolute as written, not resolved: a symlink on the way is refused (safeio), not followed
         self.state_dir = Path(os.path.abspath(state_dir))
         safeio.ensure_dir(self.state_dir)
-        # table -> .proto path, or (path, message name) when the message is not named after the table
-        self.tcaplus_tables: dict[str, Path | tuple[Path, str]] = {
-            k: (Path(v[0]).resolve(), v[1]) if isinstance(v, tuple) else Path(v).resolve()
-            for k, v in (tcaplus_tables or {}).items()
-        }
+        self.vendors = {name: spec.sandbox for name, spec in vendors().items() if spec.sandbox is not None}
+        known = {o for vs in self.vendors.values() for o in vs.options}
+        unknown = sorted(set(options) - known)
+        if unknown:
+            raise TypeError(f"Sandbox: no installed vendor takes option(s) {', '.join(unknown)}")
+        self.options = {name: {o: options[o] for o in vs.options if o in options} for name, vs in self.vendors.items()}
         self.host = host
         self.ports = ports or {}
         sd = self.state_dir
-        self.cred = {
-            "bestproxy_app_key": _credential(sd, "bestproxy_app_key", _alnum(32)),
-            "bestproxy_totp_secret": _credential(sd, "bestproxy_totp_secret", _base32),
-            "tcaplus_password": _credential(sd, "tcaplus_password", _alnum(24)),
-            "jdb_key": _credential(sd, "jdb_key", _alnum(16)),
-            "jdb_iv": _credential(sd, "jdb_iv", _alnum(16)),
-        }
+        # "<vendor>_<name>" -> credential file
+        self.cred = {f"{name}_{cred}": _credential(sd, f"{name}_{cred}", make)
+                     for name, vs in self.vendors.items() for cred, make in vs.credentials.items()}
         self.servers: dict[str, EmulatorServer] = {}
 
     def _read(self, name: str) -> str:
@@ -94,26 +80,14 @@ class Sandbox:
         return value
 
     def start(self) -> "Sandbox":
-        from reconciler.sandbox.bestproxy import BestProxyEmulator
-        from reconciler.sandbox.jdb import JdbEmulator
-        from reconciler.sandbox.tcaplus import TcaplusEmulator
-
-        emulators = {
-            "bestproxy": BestProxyEmulator(
-                self.state_dir, app_key=self._read("bestproxy_app_key"),
-                totp_secret=self._read("bestproxy_totp_secret"),
-            ),
-            "tcaplus": TcaplusEmulator(
-                self.state_dir, app_id=SANDBOX_TCAPLUS_APP_ID, zone_id=SANDBOX_TCAPLUS_ZONE_ID,
-                password=self._read("tcaplus_password"), tables=dict(self.tcaplus_tables),
-            ),
-            "jdb": JdbEmulator(
-                self.state_dir, dc=SANDBOX_JDB_DC, key=self._read("jdb_key"), iv=self._read("jdb_iv"),
-                agents=[SANDBOX_JDB_AGENT],
-            ),
-        }
-        for name, emu in emulators.items():
-            self.servers[name] = EmulatorServer(emu, host=self.host, port=self.ports.get(name, 0)).start()
+        try:
+            for name, vs in self.vendors.items():
+                creds = {c: self._read(f"{name}_{c}") for c in vs.credentials}
+                emu = vs.emulator(self.state_dir, creds, self.options[name])
+                self.servers[name] = EmulatorServer(emu, host=self.host, port=self.ports.get(name, 0)).start()
+        except BaseException:
+            self.stop()
+            raise
         return self
 
     def stop(self) -> None:
@@ -133,24 +107,8 @@ class Sandbox:
     def providers(self) -> dict[str, Any]:
         """The ``providers`` section of a config pointing at the running emulators."""
         u = self.urls()
-        ref = lambda name: f"file:{self.cred[name]}"  # noqa: E731
-        return {
-            "bestproxy": {
-                "base_url": u["bestproxy"],
-                "app_key": ref("bestproxy_app_key"),
-                "ip_delete_verification": {"type": "totp", "totp_secret": ref("bestproxy_totp_secret")},
-            },
-            "tcaplus": {
-                "base_url": u["tcaplus"],
-                "app_id": SANDBOX_TCAPLUS_APP_ID,
-                "zone_id": SANDBOX_TCAPLUS_ZONE_ID,
-                "password": ref("tcaplus_password"),
-                "tables": {name: _table_config(t) for name, t in self.tcaplus_tables.items()},
-            },
-            "jdb": {
-                "base_url": u["jdb"],
-                "dc": SANDBOX_JDB_DC,
-                "key": ref("jdb_key"),
-                "iv": ref("jdb_iv"),
-            },
-        }
+
+        def refs(name: str) -> Callable[[str], str]:
+            return lambda cred: f"file:{self.cred[f'{name}_{cred}']}"
+
+        return {name: vs.connection(u[name], refs(name), self.options[name]) for name, vs in self.vendors.items()}

@@ -13,7 +13,7 @@ import pytest
 
 from tests.support import CliWorkspace
 from reconciler.sandbox.base import EmulatorServer
-from reconciler.sandbox.bestproxy import BestProxyEmulator
+from reconciler.vendors.bestproxy.emulator import BestProxyEmulator
 
 APP_KEY = "TestOnlyAppKey0123456789abcdefAB"
 TOTP_SECRET = pyotp.random_base32()

@@ -9,7 +9,7 @@ from typing import Any, Iterator
 import httpx
 
 from reconciler.sandbox.base import EmulatorServer
-from reconciler.sandbox.bestproxy import SANDBOX_VERIFY_CODE, BestProxyEmulator
+from reconciler.vendors.bestproxy.emulator import SANDBOX_VERIFY_CODE, BestProxyEmulator
 
 APP_KEY = "sandbox-only-app-key-not-a-secret"
 TOTP_SECRET = "JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP"  # base32, 160 bits, test-only

@@ -18,7 +18,7 @@ import httpx
 import pytest
 import yaml
 
-from reconciler.kinds import ip_allowlist
+from reconciler.vendors.bestproxy import ip_allowlist
 from tests.bestproxy.conftest import Workspace, bestproxy_workspace
 
 

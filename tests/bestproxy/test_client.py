@@ -5,7 +5,7 @@ from __future__ import annotations
 import httpx
 import pytest
 
-from reconciler.clients.bestproxy import (
+from reconciler.vendors.bestproxy.client import (
     BestProxyAccountNotVerified,
     BestProxyClient,
     BestProxyError,

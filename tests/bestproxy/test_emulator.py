@@ -33,7 +33,7 @@ except ImportError:  # pragma: no cover - package-style layout
     )
 
 from reconciler.sandbox.base import EmulatorServer, Faults
-from reconciler.sandbox.bestproxy import KNOBS, BestProxyEmulator
+from reconciler.vendors.bestproxy.emulator import KNOBS, BestProxyEmulator
 
 LIST = "/gateway/whitelist-account/list"
 ADD = "/gateway/whitelist-account/add"

@@ -60,7 +60,7 @@ def test_password_literal_in_manifest_is_not_echoed(bp: Workspace) -> None:
 
 
 def test_lost_reply_error_text_has_no_credentials(bp: Workspace) -> None:
-    from reconciler.clients.bestproxy import BestProxyClient
+    from reconciler.vendors.bestproxy.client import BestProxyClient
     from reconciler.clients.http import RetryPolicy
     from reconciler.errors import TransportError
 

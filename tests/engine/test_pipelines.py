@@ -188,8 +188,8 @@ def target(request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.M
     if request.param == "config":
         bp: Workspace = request.getfixturevalue("bp")
         return Target([], lambda path, body: bp.api(path, **body) and None, bp.accounts)
-    pytest.importorskip("reconciler.sandbox.tcaplus", reason="the TcaplusDB emulator is not written yet")
-    pytest.importorskip("reconciler.sandbox.jdb", reason="the JDB emulator is not written yet")
+    pytest.importorskip("reconciler.vendors.tcaplus.emulator", reason="the TcaplusDB emulator is not written yet")
+    pytest.importorskip("reconciler.vendors.jdb.emulator", reason="the JDB emulator is not written yet")
     from reconciler.sandbox.serve import Sandbox
 
     monkeypatch.chdir(tmp_path)

@@ -11,7 +11,8 @@ from typing import Any, Iterator
 import pytest
 import yaml
 
-from reconciler.sandbox.serve import SANDBOX_JDB_AGENT, Sandbox
+from reconciler.sandbox.serve import Sandbox
+from reconciler.vendors.jdb.sandbox import SANDBOX_JDB_AGENT
 from tests.support import nothing_to_apply, CliWorkspace
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from reconciler.export.manifests import incomplete_fields, render_doc
 from reconciler.kinds.base import ExportRequest, Resource
-from reconciler.kinds.free_spin_event import FreeSpinEventSpec, _Live, export_event
+from reconciler.vendors.jdb.free_spin_event import FreeSpinEventSpec, _Live, export_event
 from reconciler.manifest.yamlload import Document
 
 # the Action 76 fields reference/jdb.md captured from the vendor's table, nothing more

@@ -184,7 +184,7 @@ def test_plan_lists_every_unmanaged_object_it_can_see(dr: DrWorkspace) -> None:
 
 def test_unmanaged_rows_are_not_listed_under_an_index_key_holding_too_many(
         dr: DrWorkspace, monkeypatch: pytest.MonkeyPatch) -> None:
-    from reconciler.kinds import tcaplus_records
+    from reconciler.vendors.tcaplus import records as tcaplus_records
 
     dr.run("apply", "--auto-approve")
     monkeypatch.setattr(tcaplus_records, "MAX_UNMANAGED_ROWS", 10)  # region 2 holds 40 rows
@@ -211,8 +211,8 @@ def test_export_refuses_to_write_a_provider_credential_found_in_live_data(dr: Dr
 
 
 def test_index_keys_of_declared_records_are_read_up_to_a_limit() -> None:
-    from reconciler.kinds.tcaplus_records import MAX_INDEX_KEYSETS, index_keysets
-    from reconciler.protoschema import load_table
+    from reconciler.vendors.tcaplus.records import MAX_INDEX_KEYSETS, index_keysets
+    from reconciler.vendors.tcaplus.protoschema import load_table
     from tests.export.conftest import TABLES
 
     schema = load_table(str(TABLES["item_catalog"]), "item_catalog")
@@ -225,8 +225,9 @@ def test_index_keys_of_declared_records_are_read_up_to_a_limit() -> None:
 def test_a_second_live_event_with_a_declared_display_name_is_named_not_exported(dr: DrWorkspace) -> None:
     from datetime import datetime
 
-    from reconciler.clients.jdb import EventDraft, JdbClient
-    from reconciler.sandbox.serve import SANDBOX_JDB_AGENT, SANDBOX_JDB_DC, Sandbox
+    from reconciler.vendors.jdb.client import EventDraft, JdbClient
+    from reconciler.sandbox.serve import Sandbox
+    from reconciler.vendors.jdb.sandbox import SANDBOX_JDB_AGENT, SANDBOX_JDB_DC
 
     dr.run("apply", "--auto-approve")
     # made in the JDB console: an earlier event with the same display name

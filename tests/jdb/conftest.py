@@ -15,10 +15,10 @@ import pytest
 
 from tests.support import CliWorkspace
 from reconciler.clients.http import RetryPolicy
-from reconciler.clients.jdb import JdbClient
-from reconciler.clients.jdb_crypto import JdbCipher
+from reconciler.vendors.jdb.client import JdbClient
+from reconciler.vendors.jdb.crypto import JdbCipher
 from reconciler.sandbox.base import EmulatorServer
-from reconciler.sandbox.jdb import EVENT_RETENTION_DAYS, JdbEmulator
+from reconciler.vendors.jdb.emulator import EVENT_RETENTION_DAYS, JdbEmulator
 
 SANDBOX_DC = "sbx"
 SANDBOX_KEY = "sbxTestKey000001"  # sandbox-only

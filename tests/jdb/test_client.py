@@ -9,7 +9,7 @@ from typing import Any, Callable
 import httpx
 import pytest
 
-from reconciler.clients.jdb import (
+from reconciler.vendors.jdb.client import (
     EventDraft,
     JdbAuthError,
     JdbClient,
@@ -24,7 +24,7 @@ from reconciler.clients.jdb import (
 )
 from reconciler.errors import ApiError, TransportError
 from reconciler.sandbox.base import EmulatorServer
-from reconciler.sandbox.jdb import JdbEmulator
+from reconciler.vendors.jdb.emulator import JdbEmulator
 
 from .conftest import AGENT, SANDBOX_IV, SANDBOX_KEY, Clock
 

@@ -21,9 +21,9 @@ from typing import Any, Iterator
 
 import pytest
 
-from reconciler.clients.jdb_crypto import JdbCipher
+from reconciler.vendors.jdb.crypto import JdbCipher
 from reconciler.sandbox.base import EmulatorServer
-from reconciler.sandbox.jdb import PARAM, JdbEmulator
+from reconciler.vendors.jdb.emulator import PARAM, JdbEmulator
 
 from .conftest import SANDBOX_DC, SANDBOX_IV, SANDBOX_KEY, Clock, RawJdb
 

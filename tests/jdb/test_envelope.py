@@ -9,9 +9,9 @@ import pytest
 from Crypto.Cipher import AES
 from Crypto.Util.Padding import pad
 
-from reconciler.clients.jdb_crypto import JdbCipher, compact_json, zero_pad
+from reconciler.vendors.jdb.crypto import JdbCipher, compact_json, zero_pad
 from reconciler.errors import UsageError
-from reconciler.sandbox.jdb import decrypt_envelope
+from reconciler.vendors.jdb.emulator import decrypt_envelope
 
 # JDB's published sample pair (reference/jdb.md §1.3), public documentation values
 DOC_KEY = "key1234567Sample"

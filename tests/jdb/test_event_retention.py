@@ -13,7 +13,7 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from reconciler.sandbox.jdb import JdbEmulator
+from reconciler.vendors.jdb.emulator import JdbEmulator
 
 from .conftest import AGENT, SANDBOX_DC, SANDBOX_IV, SANDBOX_KEY, Clock, JdbWorkspace, RawJdb
 from .test_free_spin_event import event_doc

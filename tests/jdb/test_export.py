@@ -10,9 +10,9 @@ from typing import Callable
 
 import pytest
 
-from reconciler.clients.jdb import JdbClient
+from reconciler.vendors.jdb.client import JdbClient
 from reconciler.errors import UsageError
-from reconciler.export.jdb_transactions import ExportProgress, Window, export_transactions, split_windows
+from reconciler.vendors.jdb.transactions import ExportProgress, Window, export_transactions, split_windows
 
 from .conftest import AGENT, Clock, JdbWorkspace
 

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from reconciler.kinds.free_spin_event import transaction_id
+from reconciler.vendors.jdb.free_spin_event import transaction_id
 from tests.support import nothing_to_apply as support_nothing_to_apply
 
 from .conftest import AGENT, JdbWorkspace
@@ -243,7 +243,7 @@ def test_a_create_whose_transaction_id_answers_an_unseen_ended_event_grants_noth
 
 
 def _draft(ws: JdbWorkspace, **fields: Any) -> Any:
-    from reconciler.clients.jdb import EventDraft, parse_iso
+    from reconciler.vendors.jdb.client import EventDraft, parse_iso
 
     base = dict(name="Spring spins", start=parse_iso(when(ws, 1)), end=parse_iso(when(ws, 8)), machine_types=(14077, 14085),
                 bet="2.5", type="NORMAL", min_withdrawal="10", max_withdrawal="100", times=10)
@@ -379,7 +379,7 @@ def test_a_create_answered_by_an_ended_event_the_plan_saw_is_refused(ws: JdbWork
     apply(ws)
     first = ws.live()[0]["eventId"]
     ws.client.terminate_event(agent=AGENT, event_id=first)
-    from reconciler.kinds.free_spin_event import transaction_id
+    from reconciler.vendors.jdb.free_spin_event import transaction_id
 
     other = ws.client.create_event(agent=AGENT, draft=_draft(ws, name="Twin"), transaction_id=transaction_id(AGENT, "x", 1))
     ws.client.terminate_event(agent=AGENT, event_id=other.event_id)
@@ -408,7 +408,7 @@ def test_an_opt_in_grants_again_once_not_after_a_second_termination(ws: JdbWorks
 
 def _read_players(folder: Path, text: str) -> tuple[list[str], list[str]]:
     """``read_players_file`` of ``folder/players.txt`` holding ``text``, ``folder`` the workspace."""
-    from reconciler.kinds.free_spin_event import read_players_file
+    from reconciler.vendors.jdb.free_spin_event import read_players_file
     from reconciler.manifest import confine
 
     path = folder / "players.txt"

@@ -11,8 +11,8 @@ from typing import Any
 
 import pytest
 
-from reconciler.clients.jdb import EventDraft, parse_iso
-from reconciler.kinds.free_spin_event import key_scope, transaction_id
+from reconciler.vendors.jdb.client import EventDraft, parse_iso
+from reconciler.vendors.jdb.free_spin_event import key_scope, transaction_id
 
 from .conftest import AGENT, SANDBOX_DC, JdbWorkspace
 from .test_free_spin_event import apply, assert_converged, event_doc, when
@@ -385,7 +385,7 @@ def test_an_auto_created_player_sent_to_another_event_is_said_so(ws: JdbWorkspac
 def test_the_default_connection_keeps_the_keys_earlier_versions_made() -> None:
     import uuid
 
-    from reconciler.kinds.free_spin_event import TRANSACTION_NAMESPACE
+    from reconciler.vendors.jdb.free_spin_event import TRANSACTION_NAMESPACE
 
     legacy = str(uuid.uuid5(TRANSACTION_NAMESPACE, f"{AGENT}\nspring\n1"))
     assert transaction_id(AGENT, "spring", 1, key_scope(None, "default")) == legacy
@@ -422,7 +422,7 @@ def test_binding_a_small_list_that_holds_a_bound_player(ws: JdbWorkspace) -> Non
     whole call refused), the unbound one ends up bound and nobody is reported not bound."""
     from datetime import datetime, timezone
 
-    from reconciler.kinds.free_spin_event import _bind
+    from reconciler.vendors.jdb.free_spin_event import _bind
 
     event = ws.client.create_event(agent=AGENT, draft=draft(ws), transaction_id="small-list", players=["player00001"])
     ref = {"id": event.event_id, "startTime": when(ws, 1), "endTime": when(ws, 8)}

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from reconciler.kinds.free_spin_event import PLAYER_READ_BUDGET
+from reconciler.vendors.jdb.free_spin_event import PLAYER_READ_BUDGET
 
 from .conftest import AGENT, JdbWorkspace
 from .test_free_spin_event import apply, assert_converged, event_doc

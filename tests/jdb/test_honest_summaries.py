@@ -10,7 +10,7 @@ from datetime import datetime
 
 import pytest
 
-from reconciler.clients.jdb import EventDraft, parse_iso
+from reconciler.vendors.jdb.client import EventDraft, parse_iso
 
 from .conftest import AGENT, JdbWorkspace
 from .test_free_spin_event import TZ8, apply, event_doc, when

@@ -5,7 +5,7 @@ from __future__ import annotations
 import httpx
 import pytest
 
-from reconciler.clients.jdb import JdbError, JdbUnavailableError
+from reconciler.vendors.jdb.client import JdbError, JdbUnavailableError
 from reconciler.sandbox.base import EmulatorServer
 from tests.jdb.conftest import AGENT
 

@@ -18,10 +18,10 @@ from typing import Callable
 
 import pytest
 
-from reconciler.clients.jdb import JdbClient
-from reconciler.export.jdb_transactions import split_windows, zone_warnings
+from reconciler.vendors.jdb.client import JdbClient
+from reconciler.vendors.jdb.transactions import split_windows, zone_warnings
 from reconciler.sandbox.base import EmulatorServer
-from reconciler.sandbox.jdb import JdbEmulator
+from reconciler.vendors.jdb.emulator import JdbEmulator
 
 from .conftest import AGENT, SANDBOX_DC, SANDBOX_IV, SANDBOX_KEY, Clock, JdbWorkspace
 

@@ -29,9 +29,9 @@ from urllib.parse import quote, quote_plus
 import pytest
 
 from reconciler.sandbox.base import EmulatorServer
-from reconciler.sandbox.bestproxy import BestProxyEmulator
-from reconciler.sandbox.jdb import JdbEmulator
-from reconciler.sandbox.tcaplus import TcaplusEmulator
+from reconciler.vendors.bestproxy.emulator import BestProxyEmulator
+from reconciler.vendors.jdb.emulator import JdbEmulator
+from reconciler.vendors.tcaplus.emulator import TcaplusEmulator
 from tests.support import QuietHTTPServer
 
 REPO = Path(__file__).resolve().parents[2]

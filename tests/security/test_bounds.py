@@ -211,7 +211,7 @@ def test_3000_nested_proto_messages_are_a_file_line_error(ws: Repo) -> None:
 
 
 def test_braces_in_comments_and_strings_do_not_count_as_nesting() -> None:
-    from reconciler.protoschema import parse_proto
+    from reconciler.vendors.tcaplus.protoschema import parse_proto
 
     text = ('syntax = "proto2";\n// ' + "{" * 100 + "\n/* " + "{" * 100 + " */\n"
             'message T { optional string s = 1 [default = "' + "{" * 100 + '"]; }\n')

@@ -42,7 +42,7 @@ def test_json_lines_records_are_judged_as_if_every_string_were_walked(tmp_path) 
     record."""
     import json
 
-    from reconciler.kinds.tcaplus_records import _json_lines
+    from reconciler.vendors.tcaplus.records import _json_lines
     from reconciler.manifest import confine
 
     lines = [

@@ -32,7 +32,7 @@ spec: {productType: 14, entries: [203.0.113.10]}
 
 
 def _tcaplus_set(em: Emulators, record: dict[str, Any]) -> None:
-    from reconciler.clients.tcaplus import TcaplusClient
+    from reconciler.vendors.tcaplus.client import TcaplusClient
     from tests.security.conftest import TC_PASSWORD
 
     client = TcaplusClient(em.tcaplus.url, app_id=2, zone_id=1, password=TC_PASSWORD)

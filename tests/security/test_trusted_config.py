@@ -128,7 +128,7 @@ def test_a_table_the_trusted_side_does_not_list_is_an_error_before_any_request(r
 
 
 def _tcaplus_set(em: Emulators, record: dict[str, Any]) -> None:
-    from reconciler.clients.tcaplus import TcaplusClient
+    from reconciler.vendors.tcaplus.client import TcaplusClient
     from tests.security.conftest import TC_PASSWORD
 
     client = TcaplusClient(em.tcaplus.url, app_id=2, zone_id=1, password=TC_PASSWORD)

@@ -11,9 +11,9 @@ import pytest
 
 from tests.support import CliWorkspace
 from reconciler.clients.http import RetryPolicy
-from reconciler.clients.tcaplus import TcaplusClient
+from reconciler.vendors.tcaplus.client import TcaplusClient
 from reconciler.sandbox.base import EmulatorServer
-from reconciler.sandbox.tcaplus import TcaplusEmulator
+from reconciler.vendors.tcaplus.emulator import TcaplusEmulator
 
 DATA = Path(__file__).parent / "data"
 APP_ID = 2  # the manual's sample URLs use apps/2/zones/1

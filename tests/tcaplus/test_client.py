@@ -8,7 +8,7 @@ from collections.abc import Iterator
 import pytest
 
 from reconciler.clients.http import SentRequest
-from reconciler.clients.tcaplus import (
+from reconciler.vendors.tcaplus.client import (
     TcaplusAuthError,
     TcaplusClient,
     TcaplusError,
@@ -28,7 +28,7 @@ from reconciler.clients.tcaplus import (
 )
 from reconciler.errors import StaleError, TransportError
 from reconciler.sandbox.base import EmulatorServer
-from reconciler.sandbox.tcaplus import TcaplusEmulator
+from reconciler.vendors.tcaplus.emulator import TcaplusEmulator
 from tests.tcaplus.conftest import APP_ID, NO_WAIT, PASSWORD, PASSWORD_MD5, ZONE_ID
 
 T = "game_players"
@@ -281,7 +281,7 @@ def test_query_values_are_percent_encoded_as_quote_does() -> None:
     ASCII character and some non-ASCII text (spaces as %20, never '+')."""
     from urllib.parse import quote
 
-    from reconciler.clients.tcaplus import _percent, _query
+    from reconciler.vendors.tcaplus.client import _percent, _query
 
     every_ascii = "".join(chr(c) for c in range(128))
     for text in (every_ascii, '{"player_id":7,"name":"a b+c/d?e&f=g#h%"}', "名前 é", "~._-AZaz09", ""):

@@ -11,9 +11,9 @@ from urllib.parse import quote
 import httpx
 import pytest
 
-import reconciler.sandbox.tcaplus as tcaplus_emulator
+import reconciler.vendors.tcaplus.emulator as tcaplus_emulator
 from reconciler.sandbox.base import EmulatorServer
-from reconciler.sandbox.tcaplus import TcaplusEmulator
+from reconciler.vendors.tcaplus.emulator import TcaplusEmulator
 from tests.tcaplus.conftest import APP_ID, PASSWORD, PASSWORD_MD5, TABLES, ZONE_ID
 
 PATH = f"/ver1.0/apps/{APP_ID}/zones/{ZONE_ID}/tables/%s/records"

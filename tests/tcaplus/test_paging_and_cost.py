@@ -8,15 +8,15 @@ from pathlib import Path
 
 import pytest
 
-from reconciler.clients.tcaplus import DEFAULT_PAGE_SIZE, TcaplusClient
+from reconciler.vendors.tcaplus.client import DEFAULT_PAGE_SIZE, TcaplusClient
 from reconciler.engine.load import load_manifests
-from reconciler.kinds import tcaplus_records
+from reconciler.vendors.tcaplus import records as tcaplus_records
 from reconciler.kinds.base import RunContext
-from reconciler.kinds.tcaplus_records import TcaplusRecordsKind
+from reconciler.vendors.tcaplus.records import TcaplusRecordsKind
 from reconciler.manifest.config import DEFAULT_CONNECTION, load_config
-from reconciler.sandbox import tcaplus as tcaplus_emulator
+from reconciler.vendors.tcaplus import emulator as tcaplus_emulator
 from reconciler.sandbox.base import EmulatorServer
-from reconciler.sandbox.tcaplus import TcaplusEmulator
+from reconciler.vendors.tcaplus.emulator import TcaplusEmulator
 from tests.tcaplus.conftest import APP_ID, PASSWORD, TABLES, ZONE_ID, Workspace
 from tests.tcaplus.test_records_cli import PLAYERS, player, records_doc
 

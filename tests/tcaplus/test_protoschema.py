@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from reconciler.errors import InputError
-from reconciler.protoschema import (
+from reconciler.vendors.tcaplus.protoschema import (
     MAX_KEY_FIELDS,
     Label,
     load_proto,

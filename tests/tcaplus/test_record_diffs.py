@@ -13,8 +13,8 @@ from typing import Any
 
 import pytest
 
-from reconciler.kinds.tcaplus_records import _diffs, _has_structs, _leaf_diffs, _leaf_paths, _leaves, _walk_leaves
-from reconciler.protoschema import TableSchema, parse_proto
+from reconciler.vendors.tcaplus.records import _diffs, _has_structs, _leaf_diffs, _leaf_paths, _leaves, _walk_leaves
+from reconciler.vendors.tcaplus.protoschema import TableSchema, parse_proto
 
 HEADER = 'syntax = "proto3";\npackage t;\nimport "tcaplusservice.optionv1.proto";\n'
 PROTO = HEADER + """

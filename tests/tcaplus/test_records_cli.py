@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 
-from reconciler.clients.tcaplus import VersionedRecord
+from reconciler.vendors.tcaplus.client import VersionedRecord
 from reconciler.sandbox.base import EmulatorServer
 from tests.tcaplus.conftest import Workspace
 

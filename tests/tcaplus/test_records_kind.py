@@ -8,7 +8,7 @@ from pathlib import Path
 from reconciler.engine.load import load_manifests
 from reconciler.model import Action
 from reconciler.kinds.base import RunContext
-from reconciler.kinds.tcaplus_records import TcaplusRecordsKind, identity
+from reconciler.vendors.tcaplus.records import TcaplusRecordsKind, identity
 from reconciler.manifest.config import load_config
 from reconciler.sandbox.base import EmulatorServer
 from tests.tcaplus.conftest import Workspace

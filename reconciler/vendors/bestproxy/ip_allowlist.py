@@ -10,7 +10,7 @@ Writes: the removals of every allowlist go in one verified ``proxy-ip/delete`` (
 product type) before any ``proxy-ip/add``; additions are batched per remark, IPv4 apart from other
 forms. Entries the delete takes from other product types are added back there in the same run.
 Every delete call gets a TOTP code of its own time step (:func:`next_totp_code`). A refused batch
-is resolved item by item (:func:`~reconciler.kinds.bestproxy_common.write_each`).
+is resolved item by item (:func:`~reconciler.vendors.bestproxy.common.write_each`).
 
 Removals need BestProxy's verification (``verify_type``/``verify_code``): configure
 ``providers.bestproxy.ip_delete_verification`` (TOTP computed from a secret reference, or a one-time
@@ -30,12 +30,11 @@ from typing import Annotated, Any
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StrictBool, StrictStr, field_validator, model_validator
 
 from reconciler.clients import redact
-from reconciler.clients.bestproxy import BestProxyClient, LiveIp
+from reconciler.vendors.bestproxy.client import BestProxyClient, LiveIp
 from reconciler.model import Action, Change, FieldDiff, KindPlan, Outcome, Unmanaged
 from reconciler.errors import InputError, Problem, ReconcilerError
-from reconciler.kinds import register
 from reconciler.kinds.base import ExportDoc, ExportGroup, ExportRequest, Kind, KindExport, Resource, RunContext, ScopeDecl
-from reconciler.kinds.bestproxy_common import PRODUCT_TYPES, ProductType, Remark, make_client, provider_problem, write_each
+from reconciler.vendors.bestproxy.common import PRODUCT_TYPES, ProductType, Remark, make_client, provider_problem, write_each
 
 
 def normalize_entry(value: str) -> str:
@@ -114,7 +113,6 @@ class IpAllowlistSpec(BaseModel):
         return {e.ip: e.remark for e in self.entries}
 
 
-@register
 class IpAllowlistKind(Kind):
     kind = "IpAllowlist"
     vendor = "bestproxy"

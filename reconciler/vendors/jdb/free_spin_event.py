@@ -55,7 +55,7 @@ from typing import Annotated, Any, Final, Literal, Sequence
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StrictBool, StrictInt, StrictStr
 
-from reconciler.clients.jdb import (
+from reconciler.vendors.jdb.client import (
     MAX_PLAYERS_PER_CALL,
     BindResult,
     CreateResult,
@@ -73,7 +73,6 @@ from reconciler.clients.jdb import (
 from reconciler.model import Action, Change, FieldDiff, Gap, KindPlan, Outcome, Unmanaged
 from reconciler.manifest import confine
 from reconciler.errors import MAX_PROBLEMS_PER_FILE, Problem, ReconcilerError, UsageError
-from reconciler.kinds import register
 from reconciler.kinds.base import ExportDoc, ExportFile, ExportGroup, ExportRequest, Kind, KindExport, Resource, RunContext, ScopeDecl, outcome_of
 from reconciler.manifest.yamlload import Path_
 
@@ -468,7 +467,6 @@ class _AgentRead:
     details: dict[str, dict[str, Any]] = field(default_factory=dict)  # event id -> an Action 71 row of it
 
 
-@register
 class FreeSpinEventKind(Kind):
     """JDB free-spin reward events (see the module documentation)."""
 

@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any, Callable, Sequence
 
 from reconciler import safeio
-from reconciler.clients.jdb import JdbClient
+from reconciler.vendors.jdb.client import JdbClient
 from reconciler.errors import ApiError, UsageError
 
 WINDOW_SPAN = timedelta(minutes=15)

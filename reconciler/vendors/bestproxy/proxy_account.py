@@ -3,7 +3,7 @@
 Reads: one ``whitelist-account/list`` call for all accounts. Writes: batched ``add`` (one call per
 product type and remark, ``user:pass,...``), batched ``delete``/``enable``/``disable``, and
 ``proxy-account/change`` per account for password, remark, limits and UDP. A refused batch is
-resolved account by account (:func:`~reconciler.kinds.bestproxy_common.write_each`): whether
+resolved account by account (:func:`~reconciler.vendors.bestproxy.common.write_each`): whether
 BestProxy refuses a batch whole or applies the rest is not documented.
 
 The list does not return ``daily_limit`` or ``udp``: they are *write-only* — set on create and
@@ -20,12 +20,11 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictStr, model_validator
 
-from reconciler.clients.bestproxy import BestProxyClient, BestProxyParameterError, LiveAccount
+from reconciler.vendors.bestproxy.client import BestProxyClient, BestProxyParameterError, LiveAccount
 from reconciler.model import SENSITIVE, Action, Change, FieldDiff, Gap, KindPlan, Outcome, Unmanaged
 from reconciler.errors import Problem, ReconcilerError
-from reconciler.kinds import register
 from reconciler.kinds.base import ExportDoc, ExportGroup, ExportRequest, Kind, KindExport, Resource, RunContext, ScopeDecl
-from reconciler.kinds.bestproxy_common import (
+from reconciler.vendors.bestproxy.common import (
     ALNUM,
     MAX_LIMIT_GB,
     UDP_PRODUCT_TYPES,
@@ -103,7 +102,6 @@ def _finishes_create(spec: ProxyAccountSpec, pw: str, a: LiveAccount, diffs: lis
 WRITE_ONLY = ("dailyLimitGb", "udp")  # the account list does not return them: drift in them cannot be seen
 
 
-@register
 class ProxyAccountKind(Kind):
     kind = "ProxyAccount"
     vendor = "bestproxy"

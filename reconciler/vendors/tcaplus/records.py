@@ -50,7 +50,7 @@ from typing import Any, Generic, Literal, TypeVar, overload
 from pydantic import BaseModel, ConfigDict, Field, StrictStr, model_validator
 
 from reconciler.clients.http import json_value
-from reconciler.clients.tcaplus import (
+from reconciler.vendors.tcaplus.client import (
     DEFAULT_PAGE_SIZE,
     TcaplusClient,
     TcaplusRecordExistsError,
@@ -61,12 +61,11 @@ from reconciler.clients.tcaplus import (
 )
 from reconciler.model import Action, Change, FieldDiff, KindPlan, Outcome, Unmanaged
 from reconciler.errors import MAX_PROBLEMS_PER_FILE, InputError, Problem, ProblemCounter, more_problems, ReconcilerError, SecretError, UsageError
-from reconciler.kinds import register
 from reconciler.kinds.base import ExportDoc, ExportFile, ExportGroup, ExportRequest, Kind, KindExport, Resource, RunContext, ScopeDecl, aoutcome_of
 from reconciler.kinds.writes import ATTEMPTS, unknown_outcome
 from reconciler.manifest.yamlload import Document, Path_, dotted, load_file
 from reconciler.manifest import confine
-from reconciler.protoschema import (
+from reconciler.vendors.tcaplus.protoschema import (
     FLOAT_TYPES,
     INT_RANGES,
     Field as ProtoField,
@@ -504,7 +503,6 @@ def _merge(live: Mapping[str, Any], schema: TableSchema, declared: Mapping[str, 
 # -- the kind -----------------------------------------------------------------------------------
 
 
-@register
 class TcaplusRecordsKind(Kind):
     """Seed records of TcaplusDB tables; see the module docstring."""
 

@@ -1,6 +1,6 @@
 """Parsing a ``.proto`` file with positions and building its schemas (see the package docstring).
 
-Imported by :func:`reconciler.protoschema.parse_proto` on first use: the ANTLR parser and its
+Imported by :func:`reconciler.vendors.tcaplus.protoschema.parse_proto` on first use: the ANTLR parser and its
 runtime are loaded only by a run that reads a ``.proto`` file.
 """
 
@@ -18,7 +18,7 @@ from proto_schema_parser.antlr.ProtobufParserListener import ProtobufParserListe
 from proto_schema_parser.parser import Parser
 
 from reconciler.errors import InputError, Problem
-from reconciler.protoschema import (
+from reconciler.vendors.tcaplus.protoschema import (
     CUSTOMATTR_OPTION,
     INDEX_OPTION,
     MAX_FIELD_NAME_BYTES,
@@ -49,7 +49,7 @@ level; 3,000 nested messages ended in ``RecursionError``. Tables nest a few leve
 
 
 def build_proto(text: str, *, file: str, resource: str = "") -> ProtoFile:
-    """:func:`reconciler.protoschema.parse_proto`: the file parsed, its schemas built and checked."""
+    """:func:`reconciler.vendors.tcaplus.protoschema.parse_proto`: the file parsed, its schemas built and checked."""
     too_deep = _too_deep(text)
     if too_deep is not None:
         line, col = too_deep

@@ -2,7 +2,7 @@
 
 Written from ``reference/seeds/tcaplus-restful-api-v1.txt`` (the contract) and
 ``reference/tcaplus.md``, independently of the client. One app and one zone (table group) per
-emulator; tables come from ``.proto`` files (:mod:`reconciler.protoschema`)::
+emulator; tables come from ``.proto`` files (:mod:`reconciler.vendors.tcaplus.protoschema`)::
 
     GET    /ver1.0/apps/{AppId}/zones/{ZoneId}/tables/{TableName}/records?keys=..&select=..
            Tcaplus.GetRecord | Tcaplus.FieldGetRecord | Tcaplus.PartkeyGetRecord
@@ -82,7 +82,7 @@ from pathlib import Path
 from urllib.parse import unquote
 from typing import Any
 
-from reconciler.protoschema import (
+from reconciler.vendors.tcaplus.protoschema import (
     INCREMENTABLE_TYPES,
     INT_RANGES,
     FLOAT_TYPES,

@@ -207,7 +207,7 @@ def _missing_table_problem(proto: ProtoFile, wanted: str, resource: str) -> Prob
 
 def parse_proto(text: str, *, file: str, resource: str = "") -> ProtoFile:
     """Parse ``.proto`` source text and enforce TcaplusDB's rules; all problems at once."""
-    from reconciler.protoschema._parse import build_proto  # the ANTLR parser: loaded by the first .proto read
+    from reconciler.vendors.tcaplus.protoschema._parse import build_proto  # the ANTLR parser: loaded by the first .proto read
 
     return build_proto(text, file=file, resource=resource)
 

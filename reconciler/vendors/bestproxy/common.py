@@ -9,7 +9,7 @@ from typing import Annotated, Any, Literal, TypeVar
 
 from pydantic import AfterValidator, StrictStr
 
-from reconciler.clients.bestproxy import BestProxyClient, BestProxyParameterError
+from reconciler.vendors.bestproxy.client import BestProxyClient, BestProxyParameterError
 from reconciler.errors import ReconcilerError, UsageError
 from reconciler.kinds.base import RunContext
 from reconciler.kinds.writes import settle_batch

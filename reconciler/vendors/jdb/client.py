@@ -1,6 +1,6 @@
 """Client of the JDB platform API (``/apiRequest.do``): free-spin events and transaction reports.
 
-Every call is one encrypted action (:mod:`reconciler.clients.jdb_crypto`) sent as a form POST
+Every call is one encrypted action (:mod:`reconciler.vendors.jdb.crypto`) sent as a form POST
 (``dc``, ``x`` and, for sub-account keys, the envelope ``parent``) — the form JDB's own sample
 code uses. Answers carry ``status`` (``"0000"`` = success) and ``err_text``; every other status
 becomes a typed :class:`JdbError` (see :data:`CODES`).
@@ -17,7 +17,7 @@ Retries (the one policy of :class:`~reconciler.clients.http.HttpTransport`):
   :meth:`JdbClient.create_event` does it itself and says the binding lists of that answer are not
   known (:attr:`CreateResult.binding_known`). For 73, 74, 75 and 77 the caller reads the event
   (Action 76 by ``eventId``, Action 71 by player) and repeats only what did not happen
-  (:mod:`reconciler.kinds.free_spin_event`).
+  (:mod:`reconciler.vendors.jdb.free_spin_event`).
 
 The envelope is sealed again for every attempt, so a retry carries a fresh ``ts`` (JDB refuses
 ``ts`` older than 30 seconds). Errors name the vendor, the host (``host:port``), the action and the
@@ -37,7 +37,7 @@ from typing import Any, Callable, Iterator, Mapping, Sequence, TypedDict
 
 from reconciler.clients import redact
 from reconciler.clients.http import HttpTransport, Response, RetryPolicy, retry_context
-from reconciler.clients.jdb_crypto import JdbCipher
+from reconciler.vendors.jdb.crypto import JdbCipher
 from reconciler.errors import ApiError, TransportError
 
 JDB_REPORT_TZ = timezone(timedelta(hours=-4))

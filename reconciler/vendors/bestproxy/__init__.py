@@ -1,0 +1,1 @@
+"""BestProxy: proxy accounts and IP allowlists (``/gateway/`` API). Registered by :mod:`.spec`."""
