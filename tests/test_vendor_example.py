@@ -229,6 +229,29 @@ def test_the_fourth_vendor_runs_validate_plan_apply_drift_export_and_serve(site:
         assert token not in text
 
 
+@pytest.mark.slow  # an install and a server
+def test_a_write_the_vendor_refused_as_overloaded_is_tried_again_in_a_later_pass(site: Path, tmp_path: Path) -> None:
+    """``refused_codes`` of a vendor the core does not ship: a 503 ``overloaded`` says nothing was
+    written, so the engine tries the change again in a later pass instead of failing it as an
+    unknown outcome (exit 4)."""
+    work = tmp_path / "demo"
+    shutil.copytree(EXAMPLE / "demo", work)
+    env = _env(site)
+    _lines, served, proc = _serve("reconciler sandbox serve --config-out served.yaml", work, env)
+    try:
+        url = served["providers"]["acme"]["base_url"]
+        # both PUTs refused on every one of their 4 attempts (providers.acme.retry_attempts)
+        assert httpx.post(f"{url}/_sandbox/faults", json={"fail_next_writes": 8}, timeout=30).status_code == 200
+        r = _cli("reconciler apply --config served.yaml --auto-approve", work, env)
+        assert r.returncode == 0 and "2 applied, 0 failed" in r.stdout, r.stdout + r.stderr
+        puts = sum(n for op, n in httpx.get(f"{url}/_sandbox/stats", timeout=30).json().items() if op.startswith("PUT "))
+        assert puts == 10  # 8 refused, then one each in the next pass
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+    assert _state(work) == {"site-api": ("/api/*", 0, False), "site-static": ("/static/*", 86400, True)}
+
+
 @pytest.mark.slow  # the install
 def test_the_guide_s_yaml_validates_with_the_example_installed(site: Path, tmp_path: Path) -> None:
     blocks = guide_blocks("yaml")

@@ -29,6 +29,14 @@ class AcmeNotFound(AcmeError):
     """404: no such zone, or no such rule."""
 
 
+class AcmeServerError(AcmeError):
+    """429 or 5xx, after the transport's own retries: worth trying again later. With the code
+    ``overloaded`` (VendorSpec.refused_codes) nothing was written, and the engine tries the change
+    again in a later pass; any other 5xx leaves the outcome of a write unknown."""
+
+    retryable = True
+
+
 class AcmeTransportError(AcmeError, TransportError):
     retryable = True
 
@@ -84,7 +92,11 @@ class AcmeClient:
         err = payload.get("error") if isinstance(payload, dict) else None
         code = err.get("code") if isinstance(err, dict) else None
         message = str(err.get("message") or "error") if isinstance(err, dict) else "the answer is not Acme's JSON"
-        cls = AcmeNotFound if resp.status_code == 404 else AcmeError
+        cls: type[AcmeError] = AcmeError
+        if resp.status_code == 404:
+            cls = AcmeNotFound
+        elif resp.status_code == 429 or resp.status_code >= 500:
+            cls = AcmeServerError
         raise cls(message, code=code, http_status=resp.status_code, host=self.http.host, operation=operation)
 
     # -- rules ---------------------------------------------------------------------------------

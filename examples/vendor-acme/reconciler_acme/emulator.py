@@ -68,9 +68,6 @@ class AcmeEmulator(Emulator):
     def injected_error(self, req: Request) -> Response:
         return _error(503, "overloaded", "the edge refused the request")
 
-    def operation(self, req: Request) -> str:
-        return f"{req.method} {'cache-rule' if ROUTE.match(req.path) and req.method != 'GET' else 'cache-rules'}"
-
     # -- requests ------------------------------------------------------------------------------
     def handle(self, req: Request) -> Response:
         m = ROUTE.match(req.path)
