@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import ast
 import importlib
+import json
 import os
 import re
 import shlex
@@ -250,6 +251,76 @@ def test_a_write_the_vendor_refused_as_overloaded_is_tried_again_in_a_later_pass
         proc.terminate()
         proc.wait(timeout=30)
     assert _state(work) == {"site-api": ("/api/*", 0, False), "site-static": ("/static/*", 86400, True)}
+
+
+@pytest.mark.slow  # an install and four CLI runs
+def test_a_saved_plan_is_signed_with_the_fourth_vendor_s_key(site: Path, tmp_path: Path) -> None:
+    """``key_fields``: the plan signature is keyed with Acme's token; a saved plan applies with it,
+    and with another token (the same plan, other credentials) it is refused before any write."""
+    work = tmp_path / "demo"
+    shutil.copytree(EXAMPLE / "demo", work)
+    env = _env(site)
+    r = _cli("reconciler plan --sandbox --out saved.json", work, env)
+    assert r.returncode == 0, r.stdout + r.stderr
+    saved = json.loads((work / "saved.json").read_text(encoding="utf-8"))
+    assert saved["connections"] == ["acme/default"] and saved["signature"].startswith("hmac-sha256:")
+    token_file = work / ".reconciler" / "sandbox" / "credentials" / "acme_api_token"
+    token = token_file.read_text(encoding="utf-8")
+    assert token.strip() not in (work / "saved.json").read_text(encoding="utf-8")
+    token_file.write_text("t" * 40 + "\n", encoding="utf-8")
+    r = _cli("reconciler apply --sandbox --auto-approve saved.json", work, env)
+    assert r.returncode == 1 and "its signature does not match" in r.stderr, r.stdout + r.stderr
+    assert _state(work) == {}
+    token_file.write_text(token, encoding="utf-8")
+    r = _cli("reconciler apply --sandbox --auto-approve saved.json", work, env)
+    assert r.returncode == 0 and "2 applied, 0 failed" in r.stdout, r.stdout + r.stderr
+    assert _state(work) == {"site-api": ("/api/*", 0, False), "site-static": ("/static/*", 86400, True)}
+
+
+GUARDED_CONFIG = """apiVersion: reconciler/v1
+kind: Config
+providers:
+  acme: {base_url: ACME_URL, api_token: env:ACME_API_TOKEN, zone: shop-example}
+  bestproxy: {base_url: https://api.bestproxy.com, app_key: env:BESTPROXY_APP_KEY}
+settings:
+  manifest_secret_env: ["ACME_*", "RECONCILER_*"]
+"""
+ACCOUNT = """apiVersion: reconciler/v1
+kind: ProxyAccount
+metadata: {name: shop}
+spec: {username: shop01, password: PASSWORD, productType: 9}
+"""
+
+
+@pytest.mark.slow  # the install
+def test_the_core_guards_the_fourth_vendor_s_credentials_from_its_spec(site: Path, tmp_path: Path) -> None:
+    """What ``spec.py`` declares is what the core enforces for a vendor it does not ship:
+    ``secret_env_patterns`` (a manifest may not read ``ACME_*``, even where
+    ``settings.manifest_secret_env`` allows it), ``credential_fields`` (no resource value may be
+    the token) and ``documented_hosts`` (the token goes to no other host)."""
+    canary = "acme-canary-" + "7" * 24
+    env = {**_env(site), "ACME_API_TOKEN": canary, "BESTPROXY_APP_KEY": "k" * 32, "RECONCILER_SHOP_PW": canary}
+    (tmp_path / "manifests").mkdir()
+    (tmp_path / "rules").mkdir()
+    (tmp_path / "reconciler.yaml").write_text(GUARDED_CONFIG.replace("ACME_URL", "https://api.acme-edge.example"),
+                                              encoding="utf-8")
+    account = tmp_path / "manifests" / "account.yaml"
+    account.write_text(ACCOUNT.replace("PASSWORD", "env:ACME_SHOP_PASSWORD"), encoding="utf-8")
+    r = _cli("reconciler validate", tmp_path, env)
+    assert r.returncode == 1, r.stdout + r.stderr
+    assert "ACME_SHOP_PASSWORD is named like a credential of the job" in r.stderr
+    account.write_text(ACCOUNT.replace("PASSWORD", "env:RECONCILER_SHOP_PW"), encoding="utf-8")
+    r = _cli("reconciler validate --resolve-secrets", tmp_path, env)
+    assert r.returncode == 1 and "its value is a provider credential" in r.stderr, r.stdout + r.stderr
+    shutil.copy(EXAMPLE / "demo" / "manifests" / "cache-rules.yaml", tmp_path / "rules" / "cache-rules.yaml")
+    (tmp_path / "reconciler.yaml").write_text(GUARDED_CONFIG.replace("ACME_URL", "https://acme-edge.attacker.example"),
+                                              encoding="utf-8")
+    r = _cli("reconciler plan rules", tmp_path, env)
+    assert r.returncode == 1, r.stdout + r.stderr
+    assert "host acme-edge.attacker.example is not an approved acme endpoint" in r.stderr
+    assert "documented host (api.acme-edge.example)" in r.stderr
+    for out in (r.stdout, r.stderr):
+        assert canary not in out
 
 
 @pytest.mark.slow  # the install
