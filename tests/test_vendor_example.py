@@ -20,6 +20,7 @@ import shutil
 import sqlite3
 import subprocess
 import sys
+import tomllib
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -90,6 +91,30 @@ def test_no_core_module_names_the_example_vendor() -> None:
             if any(w in name.lower().replace("_", "") for w in words):
                 found.append(f"{path.relative_to(ROOT)}: {name!r}")
     assert not found, found
+
+
+# what a vendor package may use of the product: the contract and the layers below the engine
+VENDOR_MAY_IMPORT = ("reconciler.vendor", "reconciler.kinds", "reconciler.model", "reconciler.errors",
+                     "reconciler.clients", "reconciler.manifest", "reconciler.sandbox")
+
+
+def test_the_example_uses_only_the_vendor_contract_and_the_layers_below_the_engine() -> None:
+    """No other vendor (vendors are independent) and nothing the engine, CLI or export own."""
+    used = set()
+    for path in sorted((EXAMPLE / "reconciler_acme").rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+                used.add(node.module)
+            elif isinstance(node, ast.Import):
+                used.update(a.name for a in node.names)
+    ours = {m for m in used if m.split(".")[0] == "reconciler"}
+    outside = sorted(m for m in ours if not any(m == p or m.startswith(p + ".") for p in VENDOR_MAY_IMPORT))
+    assert ours and not outside, outside
+    # its third-party imports are what its pyproject.toml declares (the product, and pydantic)
+    third = {m.split(".")[0] for m in used} - set(sys.stdlib_module_names) - {"__future__", "reconciler_acme"}
+    declared = tomllib.loads((EXAMPLE / "pyproject.toml").read_text(encoding="utf-8"))["project"]["dependencies"]
+    assert third == {"reconciler", "pydantic"}
+    assert sorted(re.split(r"[<>=]", d)[0] for d in declared) == ["gameops-reconciler", "pydantic"]
 
 
 # -- installed beside the product ---------------------------------------------------------------------
