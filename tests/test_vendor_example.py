@@ -364,6 +364,17 @@ def test_the_guide_s_yaml_validates_with_the_example_installed(site: Path, tmp_p
     r = _cli("reconciler validate", tmp_path, _env(site))
     assert r.returncode == 1 and "manifests/rules.yaml:" in r.stderr and "ttlSeconds" in r.stderr, r.stderr
     assert "Traceback" not in r.stderr
+    # the connection model is the vendor's, for named connections too (connections.acme.<name>)
+    (tmp_path / "manifests" / "rules.yaml").write_text(manifests.replace("metadata: {name: site-static}",
+                                                                         "metadata: {name: site-static, connection: staging}"),
+                                                       encoding="utf-8")
+    staging = "connections:\n  acme:\n    staging: {base_url: https://api.acme-edge.example, api_token: env:ACME_STAGING}\n"
+    (tmp_path / "reconciler.yaml").write_text(config + staging, encoding="utf-8")
+    r = _cli("reconciler validate", tmp_path, _env(site))
+    assert r.returncode == 1 and "reconciler.yaml:10:14:" in r.stderr and "connections.acme.staging.zone" in r.stderr, r.stderr
+    (tmp_path / "reconciler.yaml").write_text(config + staging.replace("}", ", zone: shop-staging}"), encoding="utf-8")
+    r = _cli("reconciler validate", tmp_path, _env(site))
+    assert r.returncode == 0 and "Valid: 1 resource(s)" in r.stdout, r.stdout + r.stderr
 
 
 # -- a broken vendor install: one line naming the entry point ----------------------------------------
