@@ -17,6 +17,7 @@ import os
 import re
 import shlex
 import shutil
+import signal
 import sqlite3
 import subprocess
 import sys
@@ -126,8 +127,10 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Path:
     src = tmp / "src"
     shutil.copytree(EXAMPLE, src, ignore=shutil.ignore_patterns("demo", "__pycache__"))
     target = tmp / "site"
-    r = subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--no-build-isolation", "--no-index",
-                        "--target", str(target), str(src)], capture_output=True, text=True, timeout=300)
+    # the guide's command, with this test's folders, and --no-index: no package index is asked
+    args = [str(target) if a == GUIDE_SITE else str(src) if a == "examples/vendor-acme" else a for a in shlex.split(INSTALL[0])]
+    assert args[:2] == ["pip", "install"]
+    r = subprocess.run([sys.executable, "-m", *args, "-q", "--no-index"], capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
     (dist,) = target.glob("reconciler_vendor_acme-*.dist-info")
     entry_points = (dist / "entry_points.txt").read_text(encoding="utf-8")
@@ -167,13 +170,29 @@ def _serve(command: str, work: Path, env: dict[str, str]) -> tuple[list[str], di
     proc = subprocess.Popen([str(BIN / "reconciler"), *args[1:]], cwd=work, env=env, stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True)
     lines: list[str] = []
-    assert proc.stdout is not None
-    for line in proc.stdout:  # bounded: the server prints a few lines, then "Serving"
-        lines.append(line)
-        if line.startswith("Serving") or len(lines) > 50:
-            break
-    assert lines and lines[-1].startswith("Serving"), lines
-    return lines, yaml.safe_load((work / "served.yaml").read_text(encoding="utf-8")), proc
+    try:
+        assert proc.stdout is not None
+        for line in proc.stdout:  # bounded: the server prints a few lines, then "Serving"
+            lines.append(line)
+            if line.startswith("Serving") or len(lines) > 50:
+                break
+        assert lines and lines[-1].startswith("Serving"), lines
+        return lines, yaml.safe_load((work / "served.yaml").read_text(encoding="utf-8")), proc
+    except BaseException:
+        proc.kill()
+        proc.wait(timeout=30)
+        raise
+
+
+def _stop(proc: subprocess.Popen[str], sig: int = signal.SIGTERM) -> None:
+    """Stop the server with ``sig``; one that does not stop within 30 s is killed and it is an error."""
+    proc.send_signal(sig)
+    try:
+        proc.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait(timeout=30)
+        raise
 
 
 @pytest.mark.slow  # an install and a dozen CLI runs
@@ -205,6 +224,7 @@ def test_the_fourth_vendor_runs_validate_plan_apply_drift_export_and_serve(site:
     try:
         urls = dict(line.split() for line in lines[:-1] if line.split()[0] in ("bestproxy", "jdb", "tcaplus", "acme"))
         assert set(urls) == {"bestproxy", "jdb", "tcaplus", "acme"}, lines
+        assert lines[len(urls) - 1].startswith("acme "), lines  # VendorSpec.order 40: after the shipped vendors
         acme = served["providers"]["acme"]
         token_file = work / ".reconciler" / "sandbox" / "credentials" / "acme_api_token"
         assert acme == {"base_url": urls["acme"], "api_token": f"file:{token_file}", "zone": "shop-example"}
@@ -219,8 +239,7 @@ def test_the_fourth_vendor_runs_validate_plan_apply_drift_export_and_serve(site:
                                headers=auth, timeout=30)
             assert answer.status_code in (200, 201), answer.text
     finally:
-        proc.terminate()
-        proc.wait(timeout=30)
+        _stop(proc, signal.SIGINT)  # Ctrl-C, as the guide says
     outputs.append("".join(lines))
 
     r = cli(5)  # plan --drift
@@ -273,8 +292,7 @@ def test_a_write_the_vendor_refused_as_overloaded_is_tried_again_in_a_later_pass
         puts = sum(n for op, n in httpx.get(f"{url}/_sandbox/stats", timeout=30).json().items() if op.startswith("PUT "))
         assert puts == 10  # 8 refused, then one each in the next pass
     finally:
-        proc.terminate()
-        proc.wait(timeout=30)
+        _stop(proc)
     assert _state(work) == {"site-api": ("/api/*", 0, False), "site-static": ("/static/*", 86400, True)}
 
 
