@@ -18,9 +18,10 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, StrictStr
 
 from reconciler.errors import Problem, UsageError
-from reconciler.kinds.base import (ExportDoc, ExportGroup, ExportRequest, Kind, KindExport, Resource, RunContext,
-                                   ScopeDecl, outcome_of)
-from reconciler.model import Action, Change, FieldDiff, KindPlan, Outcome, Unmanaged
+from reconciler.kinds.base import ExportDoc, ExportGroup, ExportRequest, Kind, KindExport, Resource, ScopeDecl, outcome_of
+from reconciler.kinds.context import RunContext
+from reconciler.kinds.prune import undeclared
+from reconciler.model import Action, Change, FieldDiff, KindPlan, Outcome
 from reconciler_acme.client import AcmeClient, LiveRule
 
 RULE_NAME = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")  # API.md "The cache rule": name
@@ -50,7 +51,7 @@ def _view(rule: LiveRule) -> dict[str, Any]:
     return {"path": rule.path, "ttlSeconds": rule.ttl_seconds, "enabled": rule.enabled}
 
 
-class CacheRuleKind(Kind):
+class CacheRuleKind(Kind[CacheRuleSpec, AcmeClient]):
     kind = "CacheRule"
     vendor = "acme"
     Spec = CacheRuleSpec
@@ -66,7 +67,7 @@ class CacheRuleKind(Kind):
                           retry=ctx.retry_policy(conn), max_connections=conn.concurrency,
                           requests_per_second=conn.requests_per_second)
 
-    def check(self, resources: list[Resource], scopes: list[ScopeDecl], ctx: RunContext) -> list[Problem]:
+    def check(self, resources: list[Resource[CacheRuleSpec]], scopes: list[ScopeDecl], ctx: RunContext) -> list[Problem]:
         problems: list[Problem] = []
         first = (resources or scopes or [None])[0]
         if first is not None and ctx.config.providers.acme is None:
@@ -82,8 +83,8 @@ class CacheRuleKind(Kind):
         return problems
 
     # -- plan ----------------------------------------------------------------------------------
-    def plan(self, resources: list[Resource], scopes: list[ScopeDecl], ctx: RunContext) -> KindPlan:
-        client: AcmeClient = ctx.client(type(self))
+    def plan(self, resources: list[Resource[CacheRuleSpec]], scopes: list[ScopeDecl], ctx: RunContext) -> KindPlan:
+        client = ctx.client(type(self))
         live = {rule.name: rule for rule in client.list_rules()}
         kp = KindPlan()
         for r in resources:
@@ -106,28 +107,29 @@ class CacheRuleKind(Kind):
                 diffs=diffs, precondition={"fingerprint": ctx.live_fingerprint(seen)},
                 calls=["PUT /v1/zones/{zone}/cache-rules/{name}"], data={"desired": want}))
         declared = {r.name for r in resources}
-        for name, rule in sorted(live.items()):
-            if name in declared:
-                continue
-            scope = next((s for s in scopes if name.startswith(s.spec.namePrefix)), None)
-            if scope is None:
-                kp.unmanaged.append(Unmanaged(self.kind, self.vendor, name))
-            elif name in scope.protect:
-                kp.unmanaged.append(Unmanaged(self.kind, self.vendor, name, f"protected by {scope.ref}"))
-            else:
-                kp.existing_in_scope += 1
-                seen = _view(rule)
-                kp.changes.append(Change(
-                    kind=self.kind, vendor=self.vendor, key=name, action=Action.DELETE, resource="", source=scope.ref,
-                    diffs=[FieldDiff(k, seen[k], None) for k in COMPARED],
-                    precondition={"fingerprint": ctx.live_fingerprint(seen)},
-                    calls=["DELETE /v1/zones/{zone}/cache-rules/{name}"], notes=[f"not declared; inside {scope.ref}"]))
+        for rule in sorted(live.values(), key=lambda x: x.name):
+            if rule.name not in declared:
+                self._undeclared(rule, scopes, ctx, kp)
         return kp
+
+    def _undeclared(self, rule: LiveRule, scopes: list[ScopeDecl], ctx: RunContext, kp: KindPlan) -> None:
+        """The shared decision (:func:`reconciler.kinds.prune.undeclared`): unmanaged, protected by
+        the scope that holds the rule, or deleted."""
+        name, seen = rule.name, _view(rule)
+        decision = undeclared(scopes, holds=lambda s: name.startswith(s.spec.namePrefix), protects=lambda s: name in s.protect)
+        decision.record(kp, kind=self.kind, vendor=self.vendor, key=name,
+                        change=lambda scope: self._delete(name, seen, scope, ctx))
+
+    def _delete(self, name: str, seen: dict[str, Any], scope: ScopeDecl, ctx: RunContext) -> Change:
+        return Change(kind=self.kind, vendor=self.vendor, key=name, action=Action.DELETE, resource="", source=scope.ref,
+                      diffs=[FieldDiff(k, seen[k], None) for k in COMPARED],
+                      precondition={"fingerprint": ctx.live_fingerprint(seen)},
+                      calls=["DELETE /v1/zones/{zone}/cache-rules/{name}"], notes=[f"not declared; inside {scope.ref}"])
 
     # -- apply ---------------------------------------------------------------------------------
     def apply(self, changes: list[Change], ctx: RunContext) -> list[Outcome]:
         """One call per change; both are idempotent, so the transport repeats them after a lost reply."""
-        client: AcmeClient = ctx.client(type(self))
+        client = ctx.client(type(self))
 
         def write(c: Change) -> Outcome:
             if ctx.stop.is_set():
@@ -142,11 +144,11 @@ class CacheRuleKind(Kind):
         return RunContext.map(write, changes, concurrency=conn.concurrency if conn is not None else 1)
 
     # -- export (DR, adoption) -----------------------------------------------------------------
-    def export(self, resources: list[Resource], scopes: list[ScopeDecl], ctx: RunContext,
+    def export(self, resources: list[Resource[CacheRuleSpec]], scopes: list[ScopeDecl], ctx: RunContext,
                request: ExportRequest) -> KindExport:
         """Every live rule as a document of ``acme/cache-rules.yaml`` (with ``request.unmanaged``:
         only the rules no manifest declares). Server-owned fields become a comment."""
-        client: AcmeClient = ctx.client(type(self))
+        client = ctx.client(type(self))
         declared = {r.name: r for r in resources}
         docs = []
         for rule in sorted(client.list_rules(), key=lambda x: x.name):
