@@ -431,7 +431,7 @@ class ReconcilerGroup(click.Group):
 @_with_globals
 @click.version_option(__version__, prog_name="reconciler")
 def cli() -> None:
-    """Declarative desired state for BestProxy, JDB and TcaplusDB: validate, plan, apply."""
+    """Declarative desired state for the vendor APIs a game operator runs on (every installed vendor): validate, plan, apply."""
     redact.install()  # every log record (ours, stamina's) is redacted when created
 
 
@@ -1171,7 +1171,7 @@ def schema(what: str) -> int:
 @cli.group()
 @_with_globals
 def sandbox() -> None:
-    """The embedded emulators of the three vendor APIs."""
+    """The embedded emulators of the installed vendors' APIs."""
 
 
 @sandbox.command("serve")

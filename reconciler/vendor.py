@@ -14,8 +14,9 @@ list per vendor: its connection model, documented hosts, which connection fields
 written", files a plan depends on, its kinds, its emulator for the sandbox, and
 extra CLI commands.
 
-This module imports nothing of the package at run time (the specs are loaded lazily, on first use,
-so a vendor package may import any core module): it sits at the bottom of the layers.
+This module imports nothing of the package at run time but the error tree (the specs are loaded
+lazily, on first use, so a vendor package may import any core module): it sits at the bottom of
+the layers, just above ``reconciler.errors``.
 """
 
 from __future__ import annotations
@@ -26,6 +27,8 @@ from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+
+from reconciler.errors import ReconcilerError
 
 if TYPE_CHECKING:  # pragma: no cover - typing only
     import click
@@ -108,8 +111,9 @@ def _values(obj: Any, path: str) -> Iterator[str]:
         yield obj
 
 
-class RegistryError(RuntimeError):
-    pass
+class RegistryError(ReconcilerError):
+    """An installed vendor that cannot be used (a distribution of its own may be broken or wrong):
+    the CLI prints this one line, naming the entry point, instead of an internal error."""
 
 
 _REGISTRY: dict[str, VendorSpec] | None = None
@@ -121,7 +125,11 @@ def vendors() -> dict[str, VendorSpec]:
     if _REGISTRY is None:
         found: dict[str, VendorSpec] = {}
         for ep in metadata.entry_points(group=ENTRY_POINT_GROUP):
-            spec = ep.load()
+            try:
+                spec = ep.load()
+            except Exception as exc:  # noqa: BLE001 - any failure of a vendor's import: named, one line
+                raise RegistryError(f"entry point {ep.name} = {ep.value}: cannot be loaded: "
+                                    f"{type(exc).__name__}: {exc}") from exc
             if not isinstance(spec, VendorSpec):
                 raise RegistryError(f"entry point {ep.name} = {ep.value}: not a reconciler.vendor.VendorSpec")
             if spec.name != ep.name or not VENDOR_NAME.match(spec.name):
