@@ -446,7 +446,7 @@ def acme(tmp_path_factory: pytest.TempPathFactory) -> Any:
 @pytest.fixture(params=["not_found", "no_content"])
 def served(request: pytest.FixtureRequest, acme: Any, tmp_path: Path) -> Iterator[tuple[Any, str]]:
     """The emulator (each answer of the knob ``delete_absent``) on 127.0.0.1, port 0."""
-    from reconciler.sandbox.base import EmulatorServer
+    from reconciler.sandbox.wire import EmulatorServer
 
     emu = acme[1].AcmeEmulator(tmp_path, zones={"shop": TOKEN, "blog": OTHER_TOKEN}, delete_absent=request.param)
     with EmulatorServer(emu) as server:
