@@ -1097,14 +1097,14 @@ class FreeSpinEventKind(Kind):
     # -- export (DR, adoption) -----------------------------------------------------------------
     def export(self, resources: list[Resource], scopes: list[ScopeDecl], ctx: RunContext,
                request: ExportRequest) -> KindExport:
-        """Events of every agent the manifests or ``request.agents`` name (one Action 76 each, the
+        """Events of every agent the manifests or ``request.extra["agents"]`` name (one Action 76 each, the
         plan's read window), one ``jdb/<agent>/free-spins.yaml`` per agent; see :func:`export_event`."""
         client: JdbClient = ctx.client(type(self))
         now = ctx.options.now()
         by_agent: dict[str, list[Resource]] = defaultdict(list)
         for r in resources:
             by_agent[r.spec.agent].append(r)
-        agents = sorted(set(by_agent) | {s.spec.agent for s in scopes} | set(request.agents))
+        agents = sorted(set(by_agent) | {s.spec.agent for s in scopes} | set(request.extra.get("agents", [])))
         out = KindExport()
         taken = {r.name for r in resources}  # metadata names in use (shared by all agents)
         if not agents:

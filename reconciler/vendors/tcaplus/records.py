@@ -666,7 +666,7 @@ class TcaplusRecordsKind(Kind):
         assert provider is not None
         out = KindExport(notes=[REST_LIMITS])
         out.notes.extend(f"--index {table}:{index}: table {table} is not in this connection's tables; not read"
-                         for table, index, _ in request.index_keys if table not in provider.tables)
+                         for table, index, _ in request.extra.get("index_keys", []) if table not in provider.tables)
         client: TcaplusClient = ctx.client(type(self))
         for table in sorted(provider.tables):
             _Exporter(self, client, ctx, table_schema(ctx, table), request).export(
@@ -1026,7 +1026,7 @@ class _Exporter:
         for r in resources:
             if r.spec.prune is not None:
                 reads.append((r.spec.prune.index, dict(r.spec.prune.keys), r))
-        for table, index, keys in self.request.index_keys:
+        for table, index, keys in self.request.extra.get("index_keys", []):
             if table == self.schema.name:
                 if index not in self.schema.indexes:
                     raise UsageError(f"--index {table}:{index}: table {table} has no index {index!r} "

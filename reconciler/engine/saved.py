@@ -1,0 +1,56 @@
+"""Saved plans as inputs of a run: checked before anything they say is used.
+
+A saved plan (``plan --out``) is applied, or read as the baseline of a drift report or of the
+fields a vendor does not return, only if its signature under this run's key covers how it was
+made and it was made for the connections this run uses.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from reconciler.engine.planfile import baseline_payloads, read_plan, signature_matches
+from reconciler.engine.session import Session
+from reconciler.errors import ReconcilerError, UsageError
+from reconciler.kinds.base import Baseline
+from reconciler.model import Plan
+
+
+def verify_signature(path: Path, pf: Any, saved: Plan, s: Session, *, what: str = "plan") -> None:
+    """A saved plan is used (applied, or read as a baseline) only if everything apply builds its
+    fresh plan from — paths, config, environment, connections and their settings, targets, --force,
+    digests, the safety baseline and the last-applied baseline — is as the trusted side signed it,
+    and it was made for the connections this run uses."""
+    fix = "make a new plan" if what == "plan" else "give the plan file that was applied, or none"
+    covered = set(pf.connections)
+    outside = sorted({f"{c.vendor}/{c.connection}" for c in saved.changes} - covered)
+    if outside:
+        raise UsageError(f"{path}: changes on connections the plan does not cover ({', '.join(outside)}); {fix}")
+    try:
+        signer = s.ctx.plan_signer(sorted(covered))
+    except ReconcilerError as exc:
+        raise UsageError(f"{path}: cannot check the {what}'s signature: {exc}") from None
+    if signer is None and not saved.changes and pf.baseline is None and what == "plan":
+        return  # a plan of no connection: nothing to key a signature with, and nothing to write
+    if not signature_matches(pf, signer):
+        raise UsageError(f"{path}: its signature does not match how it says it was made (paths, config, environment, "
+                         "connections, targets, --force, digests, baseline): it was changed after it was made, or "
+                         f"made with other credentials or fingerprint key; {fix}")
+    now = s.connections_digest(list(pf.connections))
+    if pf.connections_digest != now:
+        env = f"environment {pf.environment}" if pf.environment else "no environment"
+        raise UsageError(f"{path}: made for other connection settings than this run's ({env}: "
+                         f"{', '.join(pf.connections) or 'none'}; base URL, ids, credential references or tables "
+                         f"differ); {fix}")
+
+
+def load_baseline(path: Path, s: Session) -> Baseline:
+    """The last applied saved plan as a baseline: document digests, and the desired payloads of the
+    resources it changed (fields a vendor does not return are compared against them). It steers the
+    plan, so it is checked like a plan to apply: its signature under this run's key, and the
+    connections it was made for."""
+    pf, saved = read_plan(path)
+    verify_signature(path, pf, saved, s, what="baseline")
+    desired = baseline_payloads([c.model_dump(mode="json") for c in pf.changes])  # the signed ones
+    return Baseline(resources=dict(pf.resources), desired=desired)
