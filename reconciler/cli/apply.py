@@ -98,7 +98,7 @@ def _render_result(result: Any, fmt: str, emit: Callable[[Outcome], None] | None
         render_outcomes(outcomes, sys.stdout, streamed=True)
     for line in failed_reads(Plan(failed=result.failed_reads)):
         _err(f"error: {line}")
-    if result.signal is not None:
+    if result.stopped:
         _err(f"interrupted: stopped before {sum(o.status == 'interrupted' for o in outcomes)} change(s); "
              + (f"finish with: {resume_command(result.journal, result.approved)}" if result.journal
                 else "apply again to finish"))

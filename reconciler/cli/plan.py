@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from dataclasses import asdict
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +25,7 @@ from reconciler.cli.base import (
 )
 from reconciler.engine import exposure
 from reconciler.engine.render import render_markdown
-from reconciler.engine.session import Session, shown_paths
+from reconciler.engine.session import Session
 from reconciler.engine.targets import check_targets_declared, check_targets_matched
 from reconciler.errors import UsageError
 from reconciler.model import Change, Plan
@@ -40,29 +39,6 @@ def _render(plan: Plan, fmt: str, data: dict[str, Any], safety: list[str], detai
         click.echo(render_markdown(plan, safety=safety, keys_only=keys_only), nl=False)
     else:
         _text(plan, safety, detail, keys_only=keys_only)
-
-
-def _plan_data(s: Session, plan: Plan) -> dict[str, Any]:
-    from reconciler.engine.planfile import plan_to_dict, sign_plan
-
-    data = plan_to_dict(
-        plan,
-        created_at=datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        paths=shown_paths(s.paths),
-        config_path=str(s.config.path) if s.config.path else None,
-        sandbox=s.sandbox is not None,
-        targets=list(s.ctx.options.targets),
-        digest=s.digest(),
-        resources=s.resource_digests(),
-        config_sections=s.config_digests(),
-        force=s.ctx.options.force,
-        allow_replace=s.ctx.options.allow_replace,
-        approve_exposure=s.ctx.options.approve_exposure,
-        baseline=s.ctx.options.baseline.to_dict() if s.ctx.options.baseline else None,
-        connections_digest=s.connections_digest(plan.connections),
-        review=s.config.review,
-    )
-    return sign_plan(data, s.ctx.plan_signer(list(data.get("connections") or [])))
 
 
 @cli.command()
@@ -88,7 +64,7 @@ def plan(paths: tuple[Path, ...], config_path: Path, sandbox: bool, sandbox_stat
     """Read live state and show what apply would change."""
     from reconciler.engine import run
     from reconciler.engine.planfile import write_plan
-    from reconciler.engine.saved import load_baseline
+    from reconciler.engine.saved import load_baseline, plan_data
 
     if baseline and not drift:
         raise UsageError("--baseline goes with --drift (to compare unreturned fields with the last applied plan, use --last-applied)")
@@ -122,7 +98,7 @@ def plan(paths: tuple[Path, ...], config_path: Path, sandbox: bool, sandbox_stat
             return _drift(s, p, baseline, fmt, detail)
         safety = run.check_safety(p, s.ctx)
         # the saved-plan form (digests of every document, signature) only where it is written out
-        data = _plan_data(s, p) if out or fmt == "json" else {}
+        data = plan_data(s, p) if out or fmt == "json" else {}
         if p.failed:
             # the rest of the plan is shown; a plan missing a kind is never saved to be applied
             if fmt == "json":

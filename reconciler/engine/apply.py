@@ -19,6 +19,7 @@ signal number when a signal stopped the writes. Errors before any write raise
 from __future__ import annotations
 
 import os
+import threading
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -62,6 +63,7 @@ class ApplyRequest:
     auto_approve: bool = False  # no confirmation asked (the resume hint then carries --auto-approve)
     journal: Path | None = None  # a new journal
     resume: Path | None = None  # finish the run this journal recorded (appends to it)
+    stop: threading.Event | None = None  # set by the caller: no new write starts (as the first SIGINT does)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -72,6 +74,7 @@ class SavedApplyRequest:
     force: bool = False
     approve_exposure: bool = False
     journal: Path | None = None
+    stop: threading.Event | None = None  # set by the caller: no new write starts (as the first SIGINT does)
 
 
 @dataclass(kw_only=True)
@@ -92,6 +95,7 @@ class ApplyResult:
     failed_reads: dict[str, str] = field(default_factory=dict)  # scope -> why its live state was not read
     not_restored: list[str] = field(default_factory=list)  # incomplete documents skipped (warning lines)
     signal: int | None = None  # the signal that stopped the writes
+    stopped: bool = False  # the writes were stopped (a signal, or the request's stop event)
     journal: Path | None = None
     resumed: bool = False  # a journal's run was carried on
     approved: bool = False  # no confirmation was needed (--auto-approve, a saved plan)
@@ -108,10 +112,9 @@ class ApplyResult:
 
     @property
     def reason(self) -> ExitReason:
-        code = self.exit_code
-        if self.signal is not None and code == 128 + self.signal:
+        if self.stopped:
             return ExitReason.INTERRUPTED
-        return {0: ExitReason.OK, 3: ExitReason.STALE}.get(code, ExitReason.PARTIAL)
+        return {0: ExitReason.OK, 3: ExitReason.STALE}.get(self.exit_code, ExitReason.PARTIAL)
 
     @property
     def abandoned(self) -> bool:
@@ -175,10 +178,10 @@ def _carry_out(s: Session, changes: list[Change], *, hooks: ApplyHooks, signals:
     if signals.exit_code is not None:
         code = signals.exit_code
     result = ApplyResult(outcomes=outcomes, code=code, failed_reads=failed, not_restored=not_restored,
-                         signal=signals.signum, journal=journal.path if journal is not None else None,
-                         resumed=resumed, approved=approved)
+                         signal=signals.signum, stopped=s.ctx.stop.is_set(),
+                         journal=journal.path if journal is not None else None, resumed=resumed, approved=approved)
     if journal is not None:
-        journal.end(status="interrupted" if signals.signum is not None else "finished", exit_code=code,
+        journal.end(status="interrupted" if result.stopped else "finished", exit_code=code,
                     counts=result.counts())
         journal.close()
     return result
@@ -221,6 +224,8 @@ def apply_manifests(settings: RunSettings, request: ApplyRequest, hooks: ApplyHo
     s = open_run(settings, paths=paths, config_path=config_path, targets=targets, force=request.force,
                  allow_replace=allow_replace, recorded=recorded,
                  env=state.root.get("environment") if state is not None and recorded else None)
+    if request.stop is not None:
+        s.ctx.stop = request.stop  # before any connection's context shares it
     s.ctx.options.approve_exposure = request.approve_exposure
     try:
         with ApplySignals(s.ctx) as signals:
@@ -287,6 +292,8 @@ def apply_saved(settings: RunSettings, request: SavedApplyRequest, hooks: ApplyH
                          "the environment is decided when planning (apply it without --env)")
     s = open_run(settings, paths=tuple(Path(p) for p in pf.paths), config_path=cfg_path, targets=tuple(pf.targets),
                  force=force, allow_replace=pf.allow_replace, recorded=True, env=pf.environment)
+    if request.stop is not None:
+        s.ctx.stop = request.stop  # before any connection's context shares it
     if pf.baseline is not None:
         s.ctx.options.baseline = Baseline(**pf.baseline)
     s.ctx.options.approve_exposure = request.approve_exposure or pf.approve_exposure  # recorded under the signature

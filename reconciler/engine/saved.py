@@ -1,17 +1,19 @@
-"""Saved plans as inputs of a run: checked before anything they say is used.
+"""Saved plans: made, and checked before anything they say is used.
 
-A saved plan (``plan --out``) is applied, or read as the baseline of a drift report or of the
-fields a vendor does not return, only if its signature under this run's key covers how it was
-made and it was made for the connections this run uses.
+:func:`plan_data` is a plan in its signed, saved form (``plan --out`` writes it with
+:func:`reconciler.engine.planfile.write_plan`). A saved plan is applied, or read as the baseline
+of a drift report or of the fields a vendor does not return, only if its signature under this
+run's key covers how it was made and it was made for the connections this run uses.
 """
 
 from __future__ import annotations
 
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from reconciler.engine.planfile import baseline_payloads, read_plan, signature_matches
-from reconciler.engine.session import Session
+from reconciler.engine.planfile import baseline_payloads, plan_to_dict, read_plan, sign_plan, signature_matches
+from reconciler.engine.session import Session, shown_paths
 from reconciler.errors import ReconcilerError, UsageError
 from reconciler.kinds.base import Baseline
 from reconciler.model import Plan
@@ -54,3 +56,27 @@ def load_baseline(path: Path, s: Session) -> Baseline:
     verify_signature(path, pf, saved, s, what="baseline")
     desired = baseline_payloads([c.model_dump(mode="json") for c in pf.changes])  # the signed ones
     return Baseline(resources=dict(pf.resources), desired=desired)
+
+
+def plan_data(s: Session, plan: Plan) -> dict[str, Any]:
+    """A plan in its saved form: how it was made (paths, config, environment, targets, options,
+    baselines), the digests of every document and config section it depends on, signed with the
+    key of the connections it covers."""
+    data = plan_to_dict(
+        plan,
+        created_at=datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        paths=shown_paths(s.paths),
+        config_path=str(s.config.path) if s.config.path else None,
+        sandbox=s.sandbox is not None,
+        targets=list(s.ctx.options.targets),
+        digest=s.digest(),
+        resources=s.resource_digests(),
+        config_sections=s.config_digests(),
+        force=s.ctx.options.force,
+        allow_replace=s.ctx.options.allow_replace,
+        approve_exposure=s.ctx.options.approve_exposure,
+        baseline=s.ctx.options.baseline.to_dict() if s.ctx.options.baseline else None,
+        connections_digest=s.connections_digest(plan.connections),
+        review=s.config.review,
+    )
+    return sign_plan(data, s.ctx.plan_signer(list(data.get("connections") or [])))

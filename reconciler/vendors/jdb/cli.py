@@ -13,11 +13,12 @@ import sys
 from collections.abc import Iterator
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
-
-import click
+from typing import TYPE_CHECKING, Any
 
 from reconciler.vendor import CliServices, ExportOption
+
+if TYPE_CHECKING:  # pragma: no cover - click is imported by the command line that calls export_commands
+    import click
 
 EXPORT_OPTIONS = (
     # read by FreeSpinEventKind.export (request.extra["agents"])
@@ -40,8 +41,9 @@ def _export_progress() -> Iterator[Any]:
                                         description=f"JDB Action 29: {p.records} record(s)")
 
 
-def export_commands(group: click.Group, cli: CliServices) -> None:
+def export_commands(group: "click.Group", cli: CliServices) -> None:
     """Add ``transactions`` to the CLI's ``export`` group."""
+    import click
 
     @group.command("transactions")
     @click.option("--agent", required=True, help="JDB agent ID (the request parent).")
