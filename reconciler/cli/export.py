@@ -25,8 +25,7 @@ from reconciler.cli.base import (
     handle_errors,
     refuse_targets,
 )
-from reconciler.errors import UsageError
-from reconciler.vendor import CliServices, ExportOption, vendors
+from reconciler.vendor import CliServices, ExportOption, RegistryError, vendors
 
 
 def services() -> CliServices:
@@ -74,7 +73,7 @@ class VendorOptionsCommand(click.Command):
             for name, spec in vendors().items():
                 for option in spec.export_options:
                     if option.flag in taken:
-                        raise UsageError(f"vendor {name}: export option {option.flag} is already taken")
+                        raise RegistryError(f"vendor {name}: its export option {option.flag} is already taken")
                     taken.add(option.flag)
                     self.params.append(click.Option([option.flag, _param_name(name, option)], multiple=True,
                                                     metavar=option.metavar, help=option.help))
