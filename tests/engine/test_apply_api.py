@@ -121,9 +121,14 @@ def test_a_saved_plan_stale_for_a_resource_is_not_written_exit_3(api: Api) -> No
     # another writer changes the account after the review (its own manifests, elsewhere)
     api.account("game01", "meanwhile", rel="other/accounts.yaml")
     assert apply_manifests(api.settings, ApplyRequest(paths=(Path("other"),), auto_approve=True)).exit_code == 0
-    result = apply_saved(api.settings, SavedApplyRequest(plan=plan_file))
+    journal = api.root / "saved.jsonl"
+    result = apply_saved(api.settings, SavedApplyRequest(plan=plan_file, journal=journal))
     assert (result.exit_code, result.reason) == (3, ExitReason.STALE)
     assert _statuses(result.outcomes) == [("ProxyAccount/game01", "stale")]
+    # the journal records the stale outcome and the exit code, whatever the caller renders
+    records = [json.loads(line) for line in journal.read_text(encoding="utf-8").splitlines()]
+    assert [r["status"] for r in records if r["type"] == "outcome"] == ["stale"]
+    assert records[-1]["type"] == "end" and records[-1]["exit_code"] == 3
     assert not api.plan("other").has_changes  # the other writer's change stands: nothing was written
 
 
