@@ -41,6 +41,7 @@ from reconciler.manifest.endpoints import check_endpoint
 from reconciler.manifest.secret_policy import job_credential_values, manifest_ref_problem
 from reconciler.manifest.secrets import Fingerprinter, file_ref_problem, resolve
 from reconciler.manifest.yamlload import Document, Path_
+from reconciler.kinds.shard import Shard
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -116,6 +117,8 @@ class RunOptions:
     allowed_endpoints: tuple[str, ...] = ()  # --allow-endpoint (besides RECONCILER_ALLOWED_ENDPOINTS)
     now: Callable[[], datetime] = field(default=lambda: datetime.now(timezone.utc))
     baseline: Baseline | None = None
+    # --shard K/N (issue 26): plan and apply only the objects this shard owns (reconciler.kinds.shard)
+    shard: Shard | None = None
 
 
 class RunContext:
@@ -174,6 +177,16 @@ class RunContext:
                 child.stop = self.stop
                 self._children[key] = child
             return child
+
+    def owns(self, kind: type["Kind"] | "Kind", key: str) -> bool:
+        """Whether this run's shard (``--shard K/N``) owns the object ``key`` of ``kind`` on the
+        bound connection; True when the run is not sharded. For kinds that read only what they own
+        (``Kind.shard_aware``)."""
+        shard = self.options.shard
+        if shard is None:
+            return True
+        connection = self.config.connection[1] if self.config.connection else "default"
+        return shard.owns(kind.kind, connection, kind.shard_unit(key))
 
     def track_file(self, path: Path, *, resource: str = "") -> None:
         """Declare a data file the desired state depends on (records, player lists); ``resource``
@@ -437,6 +450,28 @@ class Kind(ABC):
 
     def keys(self, res: Resource) -> list[tuple[str, Path_]]:
         return [(res.name, ())]
+
+    # -- sharded runs (issue 26) ----------------------------------------------------------------
+    # A sharded run (``--shard K/N``) plans and applies the objects whose *unit* hashes to shard K
+    # (reconciler.kinds.shard.owner). The unit keeps one vendor object in one shard: an allowlist
+    # with all its entries, an event with its players. By default the engine plans the kind in
+    # full (every manifest, every live object of its scopes, so prune decisions see every
+    # declaration) and keeps the changes and unmanaged objects the shard owns; its counts
+    # (unchanged, existing in scope) are then the whole kind's, the same in every shard. A kind
+    # that sets ``shard_aware`` reads and plans only what ``ctx.owns`` says it owns and counts
+    # only that (its counts add up over the shards), still deleting nothing any document declares.
+    shard_aware: ClassVar[bool] = False
+
+    @classmethod
+    def shard_unit(cls, key: str) -> str:
+        """The unit of the object ``key`` (a change's or an unmanaged object's key): objects of one
+        unit always belong to one shard. Default: the identity itself."""
+        return key
+
+    def declared_identities(self, resources: list[Resource], ctx: "RunContext") -> set[str]:
+        """The object identities (change keys) the documents declare: a sharded plan refuses a
+        delete of any of them, and ``plan merge`` checks coverage against them. Default: ``keys``."""
+        return {key for r in resources for key, _ in self.keys(r)}
 
     def check(self, resources: list[Resource], scopes: list[ScopeDecl], ctx: RunContext) -> list[Problem]:
         return []

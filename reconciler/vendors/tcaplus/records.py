@@ -518,6 +518,13 @@ class TcaplusRecordsKind(Kind):
         # does not see: duplicates across documents are found in check().
         return []
 
+    # sharded runs: the unit is the record (table and primary key, its identity); each shard reads
+    # and writes only its own records, so a restore of millions of records splits N ways
+    shard_aware = True
+
+    def declared_identities(self, resources: list[Resource], ctx: RunContext) -> set[str]:
+        return {d.identity for res in resources for d in self._declared(res, ctx)[0]}
+
     @classmethod
     def make_client(cls, ctx: RunContext) -> TcaplusClient:
         p = ctx.config.providers.tcaplus
@@ -624,7 +631,7 @@ class TcaplusRecordsKind(Kind):
                 by_table.setdefault(d.schema.name, []).append(d)
         prunes = [r for r in resources if r.spec.prune is not None]
         for table in sorted({*by_table, *(r.spec.table for r in prunes)}):
-            _TablePlanner(self, client, ctx, table_schema(ctx, table), kp).plan(
+            _TablePlanner(self, client, ctx, table_schema(ctx, table), kp, owns=lambda key: ctx.owns(self, key)).plan(
                 by_table.get(table, []), [r for r in prunes if r.spec.table == table]
             )
         return kp
@@ -721,8 +728,10 @@ def _concurrency(ctx: RunContext) -> int:
 class _TablePlanner:
     """Plans one table: coalesced reads (prune scopes by index, the rest one by one), then diffs."""
 
-    def __init__(self, kind: TcaplusRecordsKind, client: TcaplusClient, ctx: RunContext, schema: TableSchema, kp: KindPlan):
+    def __init__(self, kind: TcaplusRecordsKind, client: TcaplusClient, ctx: RunContext, schema: TableSchema, kp: KindPlan,
+                 owns: Callable[[str], bool] = lambda identity: True):
         self.kind = kind
+        self.owns = owns  # a sharded run: the records (identities) this shard plans
         self.client = client
         self.ctx = ctx
         self.schema = schema
@@ -731,18 +740,22 @@ class _TablePlanner:
         self._scopes: dict[int, tuple[list[Resource], dict[tuple[str, ...], set[tuple[Any, ...]]], list[Resource]]] = {}
 
     def plan(self, declared: list[_Declared], prunes: list[Resource]) -> None:
+        # a sharded run reads and plans only its own records; prune scopes are listed whole (an
+        # index read cannot be split) and only the shard's own undeclared rows are deleted, never
+        # a record any document declares (``declared`` is every document's)
+        mine = [d for d in declared if self.owns(d.identity)]
         # every read of the table from one event loop (many requests in flight on one thread)
-        scoped, live, rows = self.client.run(lambda: self._read(declared, prunes))
-        for d in sorted(declared, key=lambda d: d.identity):
+        scoped, live, rows = self.client.run(lambda: self._read(declared, mine, prunes))
+        for d in sorted(mine, key=lambda d: d.identity):
             self._plan_record(d, live.get(d.identity))
         self._plan_prunes(declared, prunes, scoped)
         self._list_unmanaged(declared, rows)
 
-    async def _read(self, declared: list[_Declared], prunes: list[Resource]) -> tuple[
+    async def _read(self, declared: list[_Declared], mine: list[_Declared], prunes: list[Resource]) -> tuple[
             dict[str, tuple[Resource, VersionedRecord]], dict[str, VersionedRecord], list[_Rows]]:
         scoped = await self._read_scopes(prunes, declared)
-        live = await self._read_declared(declared, prunes, scoped)
-        return scoped, live, await self._read_unmanaged(declared, prunes)
+        live = await self._read_declared(mine, prunes, scoped)
+        return scoped, live, await self._read_unmanaged(mine, prunes)
 
     async def _read_unmanaged(self, declared: list[_Declared], prunes: list[Resource]) -> list[_Rows]:
         """The rows under the index keys declared records take, outside prune scopes."""
@@ -865,7 +878,7 @@ class _TablePlanner:
     def _plan_prunes(self, declared: list[_Declared], prunes: list[Resource], scoped: dict[str, tuple[Resource, VersionedRecord]]) -> None:
         names = {d.identity for d in declared}
         for key, (res, vr) in sorted(scoped.items()):
-            if key in names:
+            if key in names or not self.owns(key):
                 continue
             self.kp.existing_in_scope += 1
             prune: PruneSpec = res.spec.prune
