@@ -229,8 +229,8 @@ def merged_markdown(plan: Plan, n: int, *, safety: list[str], keys_only: bool = 
     """The unsharded Markdown with one line naming N after the title (kept within ``limit``)."""
     line = shard_line(n)
     text = render_markdown(plan, safety=safety, keys_only=keys_only, limit=limit - len(line) - 2)
-    title, sep, rest = text.partition("\n")
-    return title + sep + "\n" + line + "\n" + rest
+    title, sep, rest = text.partition("\n")  # rest starts with the blank line after the title
+    return title + sep + "\n" + line + rest
 
 
 def _merged_plan(plans: list[ShardPlan]) -> Plan:
@@ -314,3 +314,51 @@ def planset_digest(pf: PlanFile) -> str:
     """Names one planset in shard reports (its signature, else its changes)."""
     blob = (pf.signature or "") + "|" + str(len(pf.changes))
     return "sha256:" + hashlib.sha256(blob.encode()).hexdigest()[:32]
+
+
+def verify_planset(path: Path, pf: PlanFile, changes: list[Change], session: Any) -> None:
+    """A planset (or any saved plan) is applied only under this run's signature and for the
+    connection settings it was made for (the checks ``apply PLANFILE`` makes)."""
+    covered = set(pf.connections)
+    outside = sorted({f"{c.vendor}/{c.connection}" for c in changes} - covered)
+    if outside:
+        raise UsageError(f"{path}: changes on connections the plan does not cover ({', '.join(outside)})")
+    try:
+        signer = session.ctx.plan_signer(sorted(covered))
+    except ReconcilerError as exc:
+        raise UsageError(f"{path}: cannot check the signature: {exc}") from None
+    if signer is not None and not signature_matches(pf, signer):
+        raise UsageError(f"{path}: its signature does not match how it says it was made; it was changed after "
+                         "it was made, or made with other credentials or fingerprint key")
+    if pf.connections_digest != session.connections_digest(list(pf.connections)):
+        raise UsageError(f"{path}: made for other connection settings than this run's")
+
+
+def apply_part(session: Any, pf: PlanFile, saved: Plan, shard: Shard | None, *, path: Path,
+               journal: Any = None, on_outcome: Any = None) -> tuple[list[Any], Plan]:
+    """Apply shard ``shard``'s part of a planset (engine level: the CLI adds confirmation, output
+    and signals). A fresh plan of the shard (same manifests, digest-checked) is matched against the
+    reviewed changes (``run.reconcile_saved``): only what it reproduces is written, so a retried
+    shard writes only what is left. Runs within the shard's share of each rate budget.
+    Returns the outcomes (stale and skipped ones included) and the fresh plan."""
+    from reconciler.engine import freshness, run
+    from reconciler.engine.shard import scaled_rates
+    from reconciler.model import Outcome
+
+    verify_planset(path, pf, saved.changes, session)
+    mine, shares = planset_part(pf, saved.changes, shard)
+    session.ctx.options.shard = shard
+    loaded = session.load()
+    with scaled_rates(session.ctx, shares):
+        fresh = run.make_plan(loaded, session.ctx, kinds={c.kind for c in mine})
+        changed = freshness.changed_dependencies(
+            mine, planned_docs=pf.resources, docs_now=session.resource_digests(),
+            planned_config=pf.config_sections, config_now=session.config_digests())
+        if changed:
+            raise UsageError(f"{path}: changed since this plan was made: {freshness.describe(changed)}; make a new plan")
+        unread = [Outcome(c, "failed", f"live state could not be read: {fresh.failed[c.scope]}")
+                  for c in mine if c.scope in fresh.failed]
+        to_apply, stale = run.reconcile_saved([c for c in mine if c.scope not in fresh.failed], fresh)
+        run.refuse_blocked(Plan(changes=to_apply))
+        outcomes = run.apply_changes(to_apply, session.ctx, journal=journal, on_outcome=on_outcome)
+    return unread + stale + outcomes, fresh

@@ -176,3 +176,22 @@ def scaled_rates(ctx: RunContext, factors: Mapping[str, float]) -> Iterator[None
 def equal_split(ctx: RunContext, shard: Shard) -> dict[str, float]:
     """Planning: before any shard knows its calls, each takes 1/N of every connection's budget."""
     return {f"{v}/{n}": 1.0 / shard.n for v, n, _ in ctx.config.config.all_connections()}
+
+
+def plan_file_data(s: Any, plan: Any, *, created_at: str) -> dict[str, Any]:
+    """A saved plan of this run (as ``plan --out`` writes it), with the ``shard`` section when the
+    run is a shard (``s.ctx.options.shard``), signed under the run's key."""
+    from reconciler.engine.planfile import plan_to_dict, sign_plan
+    from reconciler.engine.session import shown_paths
+
+    o = s.ctx.options
+    data = plan_to_dict(
+        plan, created_at=created_at, paths=shown_paths(s.paths),
+        config_path=str(s.config.path) if s.config.path else None, sandbox=s.sandbox is not None,
+        targets=list(o.targets), digest=s.digest(), resources=s.resource_digests(), config_sections=s.config_digests(),
+        force=o.force, allow_replace=o.allow_replace, approve_exposure=o.approve_exposure,
+        baseline=o.baseline.to_dict() if o.baseline else None, connections_digest=s.connections_digest(plan.connections),
+        review=s.config.review)
+    if o.shard is not None:
+        data["shard"] = shard_record(s.loaded, s.ctx, o.shard, plan.changes)
+    return sign_plan(data, s.ctx.plan_signer(list(data.get("connections") or [])))
