@@ -131,6 +131,7 @@ class Globals:
     force: bool = False
     debug: bool = False
     no_color: bool = False
+    shard: str | None = None  # --shard K/N (plan, apply, export manifests; issue 26)
 
 
 def _globals() -> Globals:
@@ -168,6 +169,9 @@ GLOBAL_OPTIONS: list[Callable[[Any], Any]] = [
                  help="Allow changes beyond the safety thresholds; terminate active events."),
     click.option("--debug", is_flag=True, expose_value=False, callback=_store_global,
                  help="Show tracebacks and HTTP logs."),
+    click.option("--shard", "shard", metavar="K/N", expose_value=False, callback=_store_global,
+                 help="plan, apply PLANSET, export manifests: only shard K of N (1-based; also RECONCILER_SHARD, "
+                      "JOB_COMPLETION_INDEX + RECONCILER_SHARD_TOTAL, CI_NODE_INDEX/CI_NODE_TOTAL). docs/scale-out.md"),
     click.option("--no-color", "no_color", is_flag=True, expose_value=False, callback=_store_global,
                  help="No colour (also when the NO_COLOR environment variable is set)."),
     click.option("--env", "env", metavar="NAME", expose_value=False, callback=lambda c, p, v: _remember_env(c, p, v),
@@ -409,6 +413,18 @@ def _session(paths: tuple[Path, ...], config_path: Path, sandbox: bool, sandbox_
     return s
 
 
+def _shard(command: str, *, takes_shard: bool = True) -> Any:
+    """The shard of this run (``--shard K/N`` or the engines' variables); a command that is not
+    sharded refuses an explicit ``--shard`` and ignores the engines' variables."""
+    from reconciler.engine.shard import resolve_shard
+
+    if not takes_shard:
+        if _globals().shard:
+            raise UsageError(f"--shard {_globals().shard}: {command} takes no --shard")
+        return None
+    return resolve_shard(_globals().shard)
+
+
 class ReconcilerGroup(click.Group):
     """A click group whose usage errors exit 1 (2 means "changes present", DESIGN.md)."""
 
@@ -589,6 +605,10 @@ def _plan_data(s: Session, plan: Plan) -> dict[str, Any]:
         connections_digest=s.connections_digest(plan.connections),
         review=s.config.review,
     )
+    if s.ctx.options.shard is not None:  # a shard plan: what `plan merge` checks (signed)
+        from reconciler.engine.shard import shard_record
+
+        data["shard"] = shard_record(s.loaded, s.ctx, s.ctx.options.shard, plan.changes)
     return sign_plan(data, s.ctx.plan_signer(list(data.get("connections") or [])))
 
 
@@ -612,10 +632,22 @@ def plan(paths: tuple[Path, ...], config_path: Path, sandbox: bool, sandbox_stat
          targets: tuple[str, ...], force: bool, out: Path | None, fmt: str, detail: str, detailed_exitcode: bool,
          allow_replace: bool, drift: bool, baseline: Path | None, last_applied: Path | None = None,
          approve_exposure: bool = False) -> int:
-    """Read live state and show what apply would change."""
+    """Read live state and show what apply would change (`plan merge SHARD-PLAN... --out PLANSET`:
+    join shard plans; docs/scale-out.md)."""
     from reconciler.engine import run
     from reconciler.engine.planfile import write_plan
 
+    if paths and paths[0] == Path("merge"):
+        if detailed_exitcode or allow_replace or drift or baseline or last_applied or approve_exposure:
+            raise UsageError("plan merge takes the shard plans, --out, --format and --force (the rest was decided "
+                             "when the shard plans were made)")
+        return _plan_merge(paths[1:], config_path, sandbox, sandbox_state, force, out, fmt, detail)
+    shard = _shard("plan")
+    if shard is not None and force:
+        raise UsageError("--force goes to `plan merge`, where the safety thresholds are judged once over all shards; "
+                         "a shard plan takes no --force")
+    if shard is not None and drift:
+        raise UsageError("--drift is not sharded: run it without --shard")
     if baseline and not drift:
         raise UsageError("--baseline goes with --drift (to compare unreturned fields with the last applied plan, use --last-applied)")
     if last_applied and baseline:
@@ -626,6 +658,7 @@ def plan(paths: tuple[Path, ...], config_path: Path, sandbox: bool, sandbox_stat
         check_writable(out)
     s = _session(paths, config_path, sandbox, sandbox_state, targets, force, allow_replace)
     s.ctx.options.approve_exposure = approve_exposure
+    s.ctx.options.shard = shard
     try:
         last = baseline or last_applied
         if last is not None:
@@ -635,7 +668,11 @@ def plan(paths: tuple[Path, ...], config_path: Path, sandbox: bool, sandbox_stat
         check_targets_declared(s.loaded, targets)
         if s.ctx.options.baseline is not None:
             s.ctx.options.baseline.current = s.resource_digests()
-        p = run.make_plan(s.loaded, s.ctx)
+        from reconciler.engine.shard import equal_split, scaled_rates
+
+        # a shard plans within 1/N of each rate budget (N shards plan at once)
+        with scaled_rates(s.ctx, equal_split(s.ctx, shard) if shard is not None else {}):
+            p = run.make_plan(s.loaded, s.ctx)
         if drift and p.failed:
             # "no drift" must never mean "could not look": the report lists what was not read, and
             # the run is an error (exit 1) whatever else it found
@@ -646,7 +683,9 @@ def plan(paths: tuple[Path, ...], config_path: Path, sandbox: bool, sandbox_stat
         check_targets_matched(p, s.loaded, targets)
         if drift:
             return _drift(s, p, baseline, fmt, detail)
-        safety = run.check_safety(p, s.ctx)
+        safety = run.check_safety(p, s.ctx) if shard is None else []
+        if shard is not None:
+            _err(f"shard {shard}: safety thresholds are judged once over all shards by `reconciler plan merge`")
         # the saved-plan form (digests of every document, signature) only where it is written out
         data = _plan_data(s, p) if out or fmt == "json" else {}
         if p.failed:
@@ -662,11 +701,72 @@ def plan(paths: tuple[Path, ...], config_path: Path, sandbox: bool, sandbox_stat
         if out:
             write_plan(data, out)
         _render(p, fmt, data, safety, detail, keys_only=s.config.review)
-        if out:
+        if out and shard is not None:
+            _err(f"Saved shard plan {shard} to {out}. Merge all {shard.n} with: "
+                 f"{command_line('plan', 'merge', f'SHARD-PLAN-1..{shard.n}', '--out', 'planset.json')}")
+        elif out:
             _err(f"Saved plan to {out}. Apply it with: {command_line('apply', str(out))}")
         return 2 if detailed_exitcode and (p.has_changes or p.not_restored) else 0
     finally:
         s.close()
+
+
+def _plan_merge(files: tuple[Path, ...], config_path: Path, sandbox: bool, sandbox_state: Path | None, force: bool,
+                out: Path | None, fmt: str, detail: str) -> int:
+    """``plan merge SHARD-PLAN... --out PLANSET``: one signed planset, the thresholds judged once."""
+    from reconciler.engine.planfile import read_plan, write_plan
+    from reconciler.engine.planset import ShardPlan, merge_plans, shard_line
+
+    _shard("plan merge", takes_shard=False)
+    if _globals().targets:
+        raise UsageError("plan merge takes no --target (it was decided when the shard plans were made)")
+    if out is None:
+        raise UsageError("plan merge needs --out PLANSET (the signed file `apply PLANSET --shard K/N` applies)")
+    if not files:
+        raise UsageError("plan merge needs the shard plans to merge (plan --shard K/N --out FILE)")
+    check_writable(out)
+    plans = [ShardPlan(f, *read_plan(f)) for f in files]
+    first = plans[0].pf
+    if first.sandbox != sandbox:
+        raise UsageError(f"{files[0]} was planned {'with' if first.sandbox else 'without'} --sandbox; merge it the same way")
+    cfg_path = Path(first.config_path) if first.config_path else config_path
+    if os.path.abspath(cfg_path) != os.path.abspath(config_path) and _globals().config_given:
+        raise UsageError(f"{files[0]} was planned with --config {first.config_path}; merge with the same --config")
+    s = _session(tuple(Path(p) for p in first.paths), cfg_path, sandbox, sandbox_state, tuple(first.targets), force,
+                 first.allow_replace, recorded=True, env=first.environment)
+    try:
+        loaded = s.load()
+        merged = merge_plans(plans, loaded=loaded, session=s, force=force,
+                             created_at=datetime.now(timezone.utc).isoformat(timespec="seconds"))
+        write_plan(merged.data, out)
+        if fmt == "json":
+            _json_out(merged.data, indent=2)
+        elif fmt == "markdown":
+            click.echo(merged.markdown, nl=False)
+        else:
+            click.echo(shard_line(len(plans)).strip("_"))
+            _text(merged.plan, merged.safety, detail, keys_only=s.config.review)
+        if merged.verdict == "unsafe":
+            _err(f"error: the merged plan exceeds the safety thresholds (judged over all {len(plans)} shards); "
+                 f"{out} is saved but no shard applies it; merge again with --force if this is intended")
+            return 1
+        n = len(plans)
+        _err(f"Saved planset to {out} ({merged.verdict}). Apply shard K of {n} with: "
+             f"{command_line('apply', str(out), '--shard', f'K/{n}')}")
+        return 0
+    finally:
+        s.close()
+
+
+def _apply_merge_report(files: tuple[Path, ...]) -> int:
+    """``apply merge-report JOURNAL...``: the shards' applies as one outcome and exit code."""
+    from reconciler.engine.planset import merge_reports
+
+    _shard("apply merge-report", takes_shard=False)
+    lines, code = merge_reports(list(files))
+    for line in lines:
+        click.echo(oneline.one_line(line))
+    return code
 
 
 def _not_restored(incomplete: list[str], code: int) -> int:
@@ -838,7 +938,7 @@ def _journal_run(s: Session, journal: Journal, changes: list[Change], *, existin
         "paths": shown_paths(s.paths), "config_path": str(s.config.path) if s.config.path else None,
         "sandbox": s.sandbox is not None, "targets": list(s.ctx.options.targets),
         "force": s.ctx.options.force, "allow_replace": s.ctx.options.allow_replace,
-        "environment": s.config.env,
+        "environment": s.config.env, **s.extras.get("journal", {}),
     })
 
 
@@ -932,6 +1032,9 @@ def apply(paths: tuple[Path, ...], config_path: Path, sandbox: bool, sandbox_sta
     from reconciler.engine import run
     from reconciler.engine.journal import Journal, read_journal
 
+    if paths and paths[0] == Path("merge-report"):
+        return _apply_merge_report(paths[1:])
+    shard = _shard("apply")
     if resume_path and journal_path and resume_path != journal_path:
         raise UsageError("--resume FILE keeps journaling to FILE; do not give another --journal")
     if len(paths) == 1 and paths[0].suffix == ".json" and paths[0].is_file():
@@ -941,7 +1044,10 @@ def apply(paths: tuple[Path, ...], config_path: Path, sandbox: bool, sandbox_sta
         if resume_path:
             raise UsageError("--resume finishes a run from its manifests: `reconciler apply --resume FILE`")
         return _apply_saved(paths[0], config_path, sandbox, sandbox_state, force, fmt, journal_path, detail,
-                            approve_exposure=approve_exposure)
+                            approve_exposure=approve_exposure, shard=shard)
+    if shard is not None:
+        raise UsageError(f"apply --shard {shard} applies a merged planset (`reconciler plan merge ... --out PLANSET`, "
+                         "then `apply PLANSET --shard K/N`): thresholds are judged once over all shards, never per shard")
     state = read_journal(resume_path) if resume_path else None
     if state is not None:
         for note in state.notes:
@@ -1057,12 +1163,18 @@ def _verify_signature(path: Path, pf: Any, saved: Plan, s: Session, *, what: str
 
 def _apply_saved(path: Path, config_path: Path, sandbox: bool, sandbox_state: Path | None, force: bool,
                  fmt: str = "text", journal_path: Path | None = None, detail: str = "normal", *,
-                 approve_exposure: bool = False) -> int:
+                 approve_exposure: bool = False, shard: Any = None) -> int:
     from reconciler.engine import freshness, run
     from reconciler.engine.journal import Journal
     from reconciler.engine.planfile import read_plan
+    from reconciler.engine.planset import open_shard_journal, planset_digest, planset_part
+    from reconciler.engine.shard import scaled_rates
 
     pf, saved = read_plan(path)
+    if pf.planset is not None and force:
+        raise UsageError("--force goes to `plan merge` (the planset records it); apply a planset without --force")
+    # a planset (issue 26): this shard's part and its share of each rate budget; an unsafe verdict is refused
+    saved.changes, shares = planset_part(pf, saved.changes, shard)
     if pf.sandbox != sandbox:
         raise UsageError(f"{path} was planned {'with' if pf.sandbox else 'without'} --sandbox; apply it the same way")
     cfg_path = Path(pf.config_path) if pf.config_path else config_path
@@ -1077,9 +1189,12 @@ def _apply_saved(path: Path, config_path: Path, sandbox: bool, sandbox_state: Pa
     if pf.baseline is not None:
         s.ctx.options.baseline = Baseline(**pf.baseline)
     s.ctx.options.approve_exposure = approve_exposure or pf.approve_exposure  # recorded under the signature
+    s.ctx.options.shard = shard
+    if pf.planset is not None:
+        s.extras["journal"] = {"shard": str(shard) if shard else None, "planset": planset_digest(pf)}
     try:
         _verify_signature(path, pf, saved, s)
-        with _Signals(s.ctx) as signals:
+        with scaled_rates(s.ctx, shares), _Signals(s.ctx) as signals:
             s.load()
             if s.ctx.options.baseline is not None:
                 s.ctx.options.baseline.current = s.resource_digests()
@@ -1092,7 +1207,12 @@ def _apply_saved(path: Path, config_path: Path, sandbox: bool, sandbox_state: Pa
             if changed:
                 raise UsageError(f"{path}: changed since this plan was made: {freshness.describe(changed)}; make a new plan")
             if not saved.changes:
-                click.echo("The saved plan has no changes.")
+                click.echo("The saved plan has no changes." if shard is None else f"Shard {shard} has no changes.")
+                if journal_path and shard is not None:  # its report for `apply merge-report`: done, nothing to do
+                    journal, _ = open_shard_journal(journal_path, pf, shard)
+                    _journal_run(s, journal, [], existing=saved.existing_in_scope, resumed=False)
+                    journal.end(status="finished", exit_code=0, counts={})
+                    journal.close()
                 return _not_restored(fresh.not_restored, 0)
             # a kind that could not be read now is not checked against the plan, so not written
             unread = [Outcome(c, "failed", f"live state could not be read: {fresh.failed[c.scope]}")
@@ -1102,7 +1222,13 @@ def _apply_saved(path: Path, config_path: Path, sandbox: bool, sandbox_state: Pa
             if safety and not force:
                 raise UsageError("; ".join(safety))
             run.refuse_blocked(Plan(changes=to_apply))
-            journal = Journal.open_new(journal_path) if journal_path else None
+            journal = None
+            if journal_path and pf.planset is not None:
+                journal, notes = open_shard_journal(journal_path, pf, shard)  # a retried shard continues its journal
+                for note in notes:
+                    _err(f"note: {note}")
+            elif journal_path:
+                journal = Journal.open_new(journal_path)
             if fmt == "markdown":
                 if journal is not None:
                     _journal_run(s, journal, to_apply, existing=saved.existing_in_scope, resumed=False)

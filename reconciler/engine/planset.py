@@ -362,3 +362,109 @@ def apply_part(session: Any, pf: PlanFile, saved: Plan, shard: Shard | None, *, 
         run.refuse_blocked(Plan(changes=to_apply))
         outcomes = run.apply_changes(to_apply, session.ctx, journal=journal, on_outcome=on_outcome)
     return unread + stale + outcomes, fresh
+
+
+# -- apply merge-report: the shards' journals joined into one outcome ------------------------------
+@dataclass
+class ShardReport:
+    path: Path
+    shard: Shard
+    planset: str
+    at: str
+    status: str  # finished | interrupted | not finished (killed: no end record)
+    exit_code: int | None
+    counts: dict[str, int]
+
+
+def read_report(path: Path) -> ShardReport:
+    """One shard's apply journal (``apply PLANSET --shard K/N --journal FILE``) as a report."""
+    from reconciler.engine.journal import read_journal
+    from reconciler.kinds.shard import parse_shard
+
+    state = read_journal(path)
+    run = state.last_run
+    if state.empty or not run.get("shard") or not run.get("planset"):
+        raise UsageError(f"{path}: not the journal of a shard's apply (apply PLANSET --shard K/N --journal FILE)")
+    ended = state.ended
+    counts: dict[str, int] = {}
+    for status in state.outcomes.values():
+        counts[status] = counts.get(status, 0) + 1
+    return ShardReport(path=path, shard=parse_shard(str(run["shard"]), source=str(path)), planset=str(run["planset"]),
+                       at=str(run.get("at", "")), status=str(ended.get("status")) if ended else "not finished",
+                       exit_code=int(ended["exit_code"]) if ended and isinstance(ended.get("exit_code"), int) else None,
+                       counts=dict(sorted(counts.items())))
+
+
+def merge_reports(paths: list[Path]) -> tuple[list[str], int]:
+    """Join the shards' reports into one outcome: one line per shard and a last line, and one exit
+    code — 0 every shard applied all of its part; 3 some change was stale (and none failed); 4 some
+    shard failed, was interrupted or never finished (retry that shard: it writes only what is
+    left); 1 a shard's report is missing or the reports are of different plansets. A shard run more
+    than once (a retry) counts by its latest run."""
+    if not paths:
+        raise UsageError("apply merge-report needs the shards' journals")
+    reports = [read_report(p) for p in paths]
+    lines: list[str] = []
+    plansets = sorted({r.planset for r in reports})
+    if len(plansets) > 1:
+        raise UsageError("the reports are of different plansets (" + ", ".join(plansets) + "); give one run's reports")
+    ns = sorted({r.shard.n for r in reports})
+    if len(ns) > 1:
+        raise UsageError(f"the reports disagree on N ({', '.join(map(str, ns))})")
+    n = ns[0]
+    latest: dict[int, ShardReport] = {}
+    for r in sorted(reports, key=lambda r: r.at):
+        if r.shard.k in latest:
+            lines.append(f"shard {r.shard}: {latest[r.shard.k].path} superseded by the later run in {r.path}")
+        latest[r.shard.k] = r
+    code = 0
+    for k in range(1, n + 1):
+        r = latest.get(k)
+        if r is None:
+            lines.append(f"shard {k}/{n}: no report: not known whether it applied anything")
+            continue
+        counts = ", ".join(f"{v} {s}" for s, v in r.counts.items()) or "nothing to do"
+        if r.exit_code is None:
+            lines.append(f"shard {r.shard}: {r.status} ({counts}); retry this shard: it writes only what is left")
+            code = 4
+        else:
+            verdict = {0: "ok", 3: "stale changes", 4: "partial"}.get(r.exit_code, f"exit {r.exit_code}")
+            lines.append(f"shard {r.shard}: {r.status}, {verdict} ({counts})")
+            if r.exit_code not in (0, 3):
+                code = 4
+            elif r.exit_code == 3 and code == 0:
+                code = 3
+    missing = [k for k in range(1, n + 1) if k not in latest]
+    total: dict[str, int] = {}
+    for r in latest.values():
+        for s, v in r.counts.items():
+            total[s] = total.get(s, 0) + v
+    summary = ", ".join(f"{v} {s}" for s, v in sorted(total.items())) or "nothing applied"
+    if missing:
+        lines.append(f"Apply of {n} shard(s): {summary}; {len(missing)} shard report(s) missing: the outcome is not known.")
+        return lines, 4 if code == 4 else 1
+    word = {0: "complete", 3: "complete but some changes were stale", 4: "partial"}[code]
+    lines.append(f"Apply of {n} shard(s): {word}: {summary}.")
+    return lines, code
+
+
+def open_shard_journal(path: Path, pf: PlanFile, shard: Shard | None) -> tuple[Any, list[str]]:
+    """The journal of a planset shard's apply. A retry of the same shard of the same planset whose
+    earlier attempt did not finish (a killed pod, a failed job) continues that journal: its last
+    run is what ``apply merge-report`` reads, and the notes say what the attempt left in flight
+    (the fresh plan reads those back from live state: nothing is written twice)."""
+    from reconciler.engine.journal import Journal, read_journal
+
+    notes: list[str] = []
+    if shard is not None and not path.is_symlink() and path.exists() and path.stat().st_size:
+        state = read_journal(path)
+        run = state.last_run
+        same = run.get("shard") == str(shard) and run.get("planset") == planset_digest(pf)
+        if same and not state.complete:
+            notes += state.notes
+            if state.intents_without_outcome:
+                notes.append(f"{path}: the earlier attempt of shard {shard} stopped with "
+                             f"{len(state.intents_without_outcome)} change(s) in flight; they are read back from "
+                             "live state before anything is written")
+            return Journal(path, append=True), notes
+    return Journal.open_new(path), notes
