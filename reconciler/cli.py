@@ -608,6 +608,7 @@ def _plan_data(s: Session, plan: Plan) -> dict[str, Any]:
     if s.ctx.options.shard is not None:  # a shard plan: what `plan merge` checks (signed)
         from reconciler.engine.shard import shard_record
 
+        assert s.loaded is not None
         data["shard"] = shard_record(s.loaded, s.ctx, s.ctx.options.shard, plan.changes)
     return sign_plan(data, s.ctx.plan_signer(list(data.get("connections") or [])))
 
@@ -1167,7 +1168,7 @@ def _apply_saved(path: Path, config_path: Path, sandbox: bool, sandbox_state: Pa
     from reconciler.engine import freshness, run
     from reconciler.engine.journal import Journal
     from reconciler.engine.planfile import read_plan
-    from reconciler.engine.planset import open_shard_journal, planset_digest, planset_part
+    from reconciler.engine.planset import finish_started, open_shard_journal, planset_digest, planset_part
     from reconciler.engine.shard import scaled_rates
 
     pf, saved = read_plan(path)
@@ -1209,7 +1210,7 @@ def _apply_saved(path: Path, config_path: Path, sandbox: bool, sandbox_state: Pa
             if not saved.changes:
                 click.echo("The saved plan has no changes." if shard is None else f"Shard {shard} has no changes.")
                 if journal_path and shard is not None:  # its report for `apply merge-report`: done, nothing to do
-                    journal, _ = open_shard_journal(journal_path, pf, shard)
+                    journal, _, _ = open_shard_journal(journal_path, pf, shard)
                     _journal_run(s, journal, [], existing=saved.existing_in_scope, resumed=False)
                     journal.end(status="finished", exit_code=0, counts={})
                     journal.close()
@@ -1218,16 +1219,18 @@ def _apply_saved(path: Path, config_path: Path, sandbox: bool, sandbox_state: Pa
             unread = [Outcome(c, "failed", f"live state could not be read: {fresh.failed[c.scope]}")
                       for c in saved.changes if c.scope in fresh.failed]
             to_apply, stale = run.reconcile_saved([c for c in saved.changes if c.scope not in fresh.failed], fresh)
+            journal, started = None, set()
+            if journal_path and pf.planset is not None:
+                journal, notes, started = open_shard_journal(journal_path, pf, shard)  # a retried shard continues it
+                for note in notes:
+                    _err(f"note: {note}")
+                finish, stale = finish_started(stale, fresh, started)
+                to_apply += finish
             safety = run.check_safety(Plan(changes=to_apply, existing_in_scope=saved.existing_in_scope), s.ctx)
             if safety and not force:
                 raise UsageError("; ".join(safety))
             run.refuse_blocked(Plan(changes=to_apply))
-            journal = None
-            if journal_path and pf.planset is not None:
-                journal, notes = open_shard_journal(journal_path, pf, shard)  # a retried shard continues its journal
-                for note in notes:
-                    _err(f"note: {note}")
-            elif journal_path:
+            if journal_path and journal is None:
                 journal = Journal.open_new(journal_path)
             if fmt == "markdown":
                 if journal is not None:

@@ -419,10 +419,11 @@ def merge_reports(paths: list[Path]) -> tuple[list[str], int]:
         latest[r.shard.k] = r
     code = 0
     for k in range(1, n + 1):
-        r = latest.get(k)
-        if r is None:
+        found = latest.get(k)
+        if found is None:
             lines.append(f"shard {k}/{n}: no report: not known whether it applied anything")
             continue
+        r = found
         counts = ", ".join(f"{v} {s}" for s, v in r.counts.items()) or "nothing to do"
         if r.exit_code is None:
             lines.append(f"shard {r.shard}: {r.status} ({counts}); retry this shard: it writes only what is left")
@@ -448,11 +449,12 @@ def merge_reports(paths: list[Path]) -> tuple[list[str], int]:
     return lines, code
 
 
-def open_shard_journal(path: Path, pf: PlanFile, shard: Shard | None) -> tuple[Any, list[str]]:
+def open_shard_journal(path: Path, pf: PlanFile, shard: Shard | None) -> tuple[Any, list[str], set[str]]:
     """The journal of a planset shard's apply. A retry of the same shard of the same planset whose
     earlier attempt did not finish (a killed pod, a failed job) continues that journal: its last
     run is what ``apply merge-report`` reads, and the notes say what the attempt left in flight
-    (the fresh plan reads those back from live state: nothing is written twice)."""
+    (the fresh plan reads those back from live state: nothing is written twice). The third value:
+    addresses the earlier attempts started and did not finish (see :func:`finish_started`)."""
     from reconciler.engine.journal import Journal, read_journal
 
     notes: list[str] = []
@@ -466,5 +468,25 @@ def open_shard_journal(path: Path, pf: PlanFile, shard: Shard | None) -> tuple[A
                 notes.append(f"{path}: the earlier attempt of shard {shard} stopped with "
                              f"{len(state.intents_without_outcome)} change(s) in flight; they are read back from "
                              "live state before anything is written")
-            return Journal(path, append=True), notes
-    return Journal.open_new(path), notes
+            started = set(state.intents_without_outcome) | {
+                a for a, status in state.outcomes.items() if status in ("failed", "unknown", "interrupted")}
+            return Journal(path, append=True), notes, started
+    return Journal.open_new(path), notes, set()
+
+
+def finish_started(stale: list[Any], fresh: Plan, started: set[str]) -> tuple[list[Change], list[Any]]:
+    """A retried shard: a reviewed change its own earlier attempt started (journaled intent, no
+    outcome, or failed part-way) shows in the fresh plan as another change — an account created but
+    not yet configured is an update now — and ``reconcile_saved`` calls it stale. The fresh change
+    comes from the same digest-checked manifests, so it finishes what was reviewed (as ``apply
+    --resume`` does): it is applied. Anything else stays as it was judged."""
+    fresh_by_addr = {c.address: c for c in fresh.changes}
+    finish: list[Change] = []
+    rest = []
+    for o in stale:
+        f = fresh_by_addr.get(o.change.address)
+        if o.status == "stale" and f is not None and o.change.address in started and f.action is not Action.DELETE:
+            finish.append(f)
+        else:
+            rest.append(o)
+    return finish, rest
