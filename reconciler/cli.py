@@ -1219,7 +1219,7 @@ def _apply_saved(path: Path, config_path: Path, sandbox: bool, sandbox_state: Pa
             unread = [Outcome(c, "failed", f"live state could not be read: {fresh.failed[c.scope]}")
                       for c in saved.changes if c.scope in fresh.failed]
             to_apply, stale = run.reconcile_saved([c for c in saved.changes if c.scope not in fresh.failed], fresh)
-            journal, started = None, set()
+            journal: Journal | None = None
             if journal_path and pf.planset is not None:
                 journal, notes, started = open_shard_journal(journal_path, pf, shard)  # a retried shard continues it
                 for note in notes:
