@@ -1210,10 +1210,10 @@ def _apply_saved(path: Path, config_path: Path, sandbox: bool, sandbox_state: Pa
             if not saved.changes:
                 click.echo("The saved plan has no changes." if shard is None else f"Shard {shard} has no changes.")
                 if journal_path and shard is not None:  # its report for `apply merge-report`: done, nothing to do
-                    journal, _, _ = open_shard_journal(journal_path, pf, shard)
-                    _journal_run(s, journal, [], existing=saved.existing_in_scope, resumed=False)
-                    journal.end(status="finished", exit_code=0, counts={})
-                    journal.close()
+                    done_journal = open_shard_journal(journal_path, pf, shard)[0]
+                    _journal_run(s, done_journal, [], existing=saved.existing_in_scope, resumed=False)
+                    done_journal.end(status="finished", exit_code=0, counts={})
+                    done_journal.close()
                 return _not_restored(fresh.not_restored, 0)
             # a kind that could not be read now is not checked against the plan, so not written
             unread = [Outcome(c, "failed", f"live state could not be read: {fresh.failed[c.scope]}")
