@@ -1445,13 +1445,14 @@ def export_manifests_cmd(paths: tuple[Path, ...], config_path: Path, sandbox: bo
     from reconciler.export.manifests import export_manifests
 
     index_keys = _index_option(indexes)
+    shard = _shard("export manifests")
     s = _session(paths, config_path, sandbox, sandbox_state, (), force)
     try:
         loaded = s.load() if any(p.exists() for p in s.paths) or paths else None
         result = export_manifests(
             resources=loaded.resources if loaded else {}, scopes=loaded.scopes if loaded else {}, ctx=s.ctx,
             out_dir=out, secrets_dir=secrets_dir, unmanaged=unmanaged, targets=targets,
-            index_keys=index_keys, agents=list(agents),
+            index_keys=index_keys, agents=list(agents), shard=shard,
         )
     finally:
         s.close()

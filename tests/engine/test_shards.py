@@ -273,3 +273,33 @@ def test_scaled_rates_divide_the_budget_and_restore_it(ws: ShardWorkspace) -> No
         assert conn.requests_per_second == bound.requests_per_second == 25
         assert ctx.config.config.connection("bestproxy", "default").requests_per_second is None  # none set: none made
     assert conn.requests_per_second == bound.requests_per_second == 100
+
+
+# -- export manifests --shard ---------------------------------------------------------------------
+def test_sharded_exports_together_are_the_unsharded_export(ws: ShardWorkspace) -> None:
+    from click.testing import CliRunner
+
+    from reconciler.cli import cli
+
+    ws.fleet([f"fleet{i:03d}" for i in range(12)], list(range(1, 30)))
+    ws.apply_all()
+
+    def export(out: str, *shard: str) -> dict[str, str]:
+        r = CliRunner().invoke(cli, ["export", "manifests", "--sandbox", "--sandbox-state", str(ws.state), "--out", out,
+                                     *shard], catch_exceptions=False)
+        assert r.exit_code == 0, r.output
+        root = ws.root / out
+        return {str(p.relative_to(root)): p.read_text() for p in root.rglob("*") if p.is_file()}
+
+    whole = export("whole")
+    parts = [export(f"part{k}", "--shard", f"{k}/3") for k in (1, 2, 3)]
+
+    def docs(files: dict[str, str]) -> list[str]:  # each document without the comments a file starts with
+        return sorted("\n".join(line for line in d.splitlines() if not line.startswith("# ")).strip()
+                      for path, text in files.items() if path.endswith(".yaml") for d in text.split("---\n")
+                      if "kind:" in d)
+
+    assert sorted(d for p in parts for d in docs(p)) == docs(whole)  # each document in exactly one shard
+    assert all(docs(p) for p in parts)
+    data = {path: text for p in parts for path, text in p.items() if not path.endswith(".yaml")}
+    assert data == {path: text for path, text in whole.items() if not path.endswith(".yaml")}
