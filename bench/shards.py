@@ -132,13 +132,13 @@ def _fleet(ws: Workspace, accounts: range, records: range, *, remark: str, price
         for i in range(4)])
 
 
-def equivalence(n: int, tmp: Path) -> None:
+def equivalence(n: int, tmp: Path, scale: int) -> None:
     ws = Workspace(tmp / f"eq{n}", concurrency=8, rps=None)
     try:
-        _fleet(ws, range(0, 60), range(1, 201), remark="v1", price=10)
+        _fleet(ws, range(0, 6 * scale), range(1, 20 * scale + 1), remark="v1", price=10)
         ws.cli("apply", "--auto-approve", "--force")
         # creates, updates and deletes of every kind's objects
-        _fleet(ws, range(10, 70), range(20, 231), remark="v2", price=20)
+        _fleet(ws, range(scale, 7 * scale), range(2 * scale, 23 * scale + 1), remark="v2", price=20)
         ws.cli("plan", "--out", "single.json")
         single = json.loads((ws.root / "single.json").read_text())
         single_md = ws.cli("plan", "--format", "markdown").stdout
@@ -181,6 +181,8 @@ def main() -> None:
     ap.add_argument("--rps", type=float, default=None, help="TcaplusDB requests_per_second budget (shared by the shards)")
     ap.add_argument("--shards", type=int, nargs="+", default=[1, 2, 4])
     ap.add_argument("--skip-equivalence", action="store_true")
+    ap.add_argument("--fleet-scale", type=int, default=10,
+                    help="equivalence fleet: 6 x this many accounts, 20 x this many records (default 60 and 200)")
     args = ap.parse_args()
     load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
     print(f"machine: {os.cpu_count()} CPU(s), load average {load} at the start (shards compete with the emulators for them)")
@@ -188,7 +190,7 @@ def main() -> None:
         if not args.skip_equivalence:
             print("== equivalence: a fleet of every kind (creates, updates, deletes), N shard processes")
             for n in args.shards:
-                equivalence(n, Path(tmp))
+                equivalence(n, Path(tmp), args.fleet_scale)
         budget = f", requests_per_second {args.rps:g} shared" if args.rps else ", no rate budget"
         print(f"== restore: {args.records:,} TcaplusDB records into an empty table, {args.latency_ms:g} ms per request, "
               f"{args.concurrency} in flight per shard{budget}")
