@@ -28,10 +28,15 @@ from reconciler.kinds.shard import ALGORITHM, Shard
 from reconciler.model import Action, Change, Gap, Plan, Unmanaged
 
 
+MAX_REASONS = 50  # lines a refused merge prints; the rest are counted (an object in two shards x 100,000)
+
+
 class MergeRefused(ReconcilerError):
-    """The shard plans cannot be merged: one line per reason; nothing is written."""
+    """The shard plans cannot be merged: one line per reason (at most ``MAX_REASONS``); nothing is written."""
 
     def __init__(self, lines: list[str]):
+        if len(lines) > MAX_REASONS:
+            lines = lines[:MAX_REASONS] + [f"... and {len(lines) - MAX_REASONS} more reason(s)"]
         self._lines = lines
         super().__init__("; ".join(lines))
 

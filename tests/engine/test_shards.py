@@ -303,3 +303,10 @@ def test_sharded_exports_together_are_the_unsharded_export(ws: ShardWorkspace) -
     assert all(docs(p) for p in parts)
     data = {path: text for p in parts for path, text in p.items() if not path.endswith(".yaml")}
     assert data == {path: text for path, text in whole.items() if not path.endswith(".yaml")}
+
+
+def test_a_refused_merge_prints_a_bounded_number_of_lines() -> None:
+    from reconciler.engine.planset import MAX_REASONS
+
+    refused = MergeRefused([f"TcaplusRecords/t|{i} is planned by two shards (1 and 2)" for i in range(2000)])
+    assert len(refused.lines()) == MAX_REASONS + 1 and refused.lines()[-1] == f"... and {2000 - MAX_REASONS} more reason(s)"
