@@ -297,6 +297,9 @@ def planset_part(pf: PlanFile, changes: list[Change], shard: Shard | None) -> tu
     connection's rate budget. Refused when the planset's verdict is unsafe or N differs."""
     from reconciler.engine.shard import owns_change
 
+    if pf.shard is not None:
+        raise UsageError(f"a shard plan ({pf.shard.k}/{pf.shard.n}) is never applied alone: its thresholds were not "
+                         "judged; merge the shard plans (`reconciler plan merge ... --out PLANSET`) and apply the planset")
     ps = pf.planset
     if ps is None:
         if shard is not None:

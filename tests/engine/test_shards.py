@@ -233,6 +233,10 @@ def test_a_retried_shard_writes_only_what_is_left(ws: ShardWorkspace) -> None:
     assert not {o.change.address for o in first} & {o.change.address for o in second}
     with pytest.raises(UsageError, match="merged from 2 shards"):
         ws.apply_shard(Shard(1, 3))
+    # a shard plan alone never reaches a write: its thresholds were not judged
+    for shard in (None, Shard(2, 2)):
+        with pytest.raises(UsageError, match="never applied alone"):
+            ws.apply_shard(shard, ws.root / "plan-2-of-2.json")
 
 
 def test_apply_refuses_a_planset_changed_after_merge(ws: ShardWorkspace) -> None:
