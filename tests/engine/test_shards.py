@@ -314,3 +314,44 @@ def test_a_refused_merge_prints_a_bounded_number_of_lines() -> None:
 
     refused = MergeRefused([f"TcaplusRecords/t|{i} is planned by two shards (1 and 2)" for i in range(2000)])
     assert len(refused.lines()) == MAX_REASONS + 1 and refused.lines()[-1] == f"... and {2000 - MAX_REASONS} more reason(s)"
+
+
+def test_every_shard_validates_every_manifest(ws: ShardWorkspace) -> None:
+    from reconciler.errors import InputError
+
+    ws.fleet([f"fleet{i:03d}" for i in range(4)], [1, 2])
+    ws.write("manifests/fleet/bad.yaml", "apiVersion: reconciler/v1\nkind: ProxyAccount\nmetadata: {name: bad}\n"
+                                         "spec: {username: b, password: 'file:../secrets/sandbox-demo-password.txt', "
+                                         "productType: 9, remark: x, trafficLimitGb: -1}\n")
+    for k in (1, 2):  # whichever shard would own it, both stop on it before any call
+        with pytest.raises(InputError) as bad:
+            ws.plan(Shard(k, 2))
+        assert any("bad.yaml:4:" in str(p) and "trafficLimitGb" in str(p) for p in bad.value.problems), bad.value.problems
+
+
+def test_merge_report_counts_a_retried_shard_by_its_latest_run(tmp_path: Path) -> None:
+    from reconciler.engine.journal import Journal
+    from reconciler.engine.planset import merge_reports
+
+    def report(name: str, shard: str, *, end: int | None) -> Path:
+        j = Journal.open_new(tmp_path / name)
+        j.run(changes=[], existing_in_scope={}, resumed=False, options={"shard": shard, "planset": "sha256:p"}, digest={})
+        if end is not None:
+            j.end(status="finished", exit_code=end, counts={})
+        j.close()
+        return tmp_path / name
+
+    killed = report("a.jsonl", "1/2", end=None)
+    other = report("b.jsonl", "2/2", end=3)
+    lines, code = merge_reports([killed, other])
+    assert code == 4 and "shard 1/2: not finished" in lines[0]
+    retried = report("c.jsonl", "1/2", end=0)
+    lines, code = merge_reports([killed, other, retried])
+    assert code == 3 and any("superseded" in line for line in lines), lines
+    lines, code = merge_reports([retried])
+    assert code == 1 and "shard 2/2: no report" in lines[-2]
+    with pytest.raises(UsageError, match="different plansets"):
+        j = Journal.open_new(tmp_path / "d.jsonl")
+        j.run(changes=[], existing_in_scope={}, resumed=False, options={"shard": "2/2", "planset": "sha256:q"}, digest={})
+        j.close()
+        merge_reports([retried, tmp_path / "d.jsonl"])
