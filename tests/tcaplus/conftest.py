@@ -12,7 +12,7 @@ import pytest
 from tests.support import CliWorkspace
 from reconciler.clients.http import RetryPolicy
 from reconciler.vendors.tcaplus.client import TcaplusClient
-from reconciler.sandbox.base import EmulatorServer
+from reconciler.sandbox.wire import EmulatorServer
 from reconciler.vendors.tcaplus.emulator import TcaplusEmulator
 
 DATA = Path(__file__).parent / "data"
