@@ -27,6 +27,7 @@ from reconciler.cli.base import (
     common,
     handle_errors,
     run_settings,
+    shard_of_run,
 )
 from reconciler.engine.render import OutcomeStream, render_apply_markdown, render_markdown, render_outcomes
 from reconciler.errors import UsageError
@@ -131,6 +132,9 @@ def apply(paths: tuple[Path, ...], config_path: Path, sandbox: bool, sandbox_sta
     """Apply the manifests (or exactly a saved plan: `apply plan.json`)."""
     from reconciler.engine.apply import ApplyHooks, ApplyRequest, SavedApplyRequest, apply_manifests, apply_saved, is_saved_plan
 
+    if paths and paths[0] == Path("merge-report"):
+        return _apply_merge_report(paths[1:])
+    shard = shard_of_run("apply")
     if resume_path and journal_path and resume_path != journal_path:
         raise UsageError("--resume FILE keeps journaling to FILE; do not give another --journal")
     emit = _outcome_printer(fmt, detail)
@@ -141,13 +145,16 @@ def apply(paths: tuple[Path, ...], config_path: Path, sandbox: bool, sandbox_sta
         if resume_path:
             raise UsageError("--resume finishes a run from its manifests: `reconciler apply --resume FILE`")
         result = apply_saved(run_settings(), SavedApplyRequest(
-            plan=paths[0], force=force, approve_exposure=approve_exposure, journal=journal_path),
-            ApplyHooks(on_outcome=emit))
+            plan=paths[0], force=force, approve_exposure=approve_exposure, journal=journal_path, shard=shard),
+            ApplyHooks(on_outcome=emit, on_note=lambda line: _err(f"note: {line}")))
         if result.saved_plan_empty:
-            click.echo("The saved plan has no changes.")
+            click.echo("The saved plan has no changes." if shard is None else f"Shard {shard} has no changes.")
             _not_restored(result.not_restored)
             return result.exit_code
         return _render_result(result, fmt, emit)
+    if shard is not None:
+        raise UsageError(f"apply --shard {shard} applies a merged planset (`reconciler plan merge ... --out PLANSET`, "
+                         "then `apply PLANSET --shard K/N`): thresholds are judged once over all shards, never per shard")
     result = apply_manifests(run_settings(), ApplyRequest(
         paths=paths, targets=targets, force=force, allow_replace=allow_replace, approve_exposure=approve_exposure,
         auto_approve=auto_approve, journal=journal_path, resume=resume_path), ApplyHooks(
@@ -161,3 +168,15 @@ def apply(paths: tuple[Path, ...], config_path: Path, sandbox: bool, sandbox_sta
         _not_restored(result.not_restored)
         return result.exit_code
     return _render_result(result, fmt, emit)
+
+
+def _apply_merge_report(files: tuple[Path, ...]) -> int:
+    """``apply merge-report JOURNAL...``: the shards' applies as one outcome and exit code."""
+    from reconciler.engine.planset import merge_reports
+    from reconciler.manifest import oneline
+
+    shard_of_run("apply merge-report", takes_shard=False)
+    lines, code = merge_reports(list(files))
+    for line in lines:
+        click.echo(oneline.one_line(line))
+    return code

@@ -114,6 +114,7 @@ class Globals:
     force: bool = False
     debug: bool = False
     no_color: bool = False
+    shard: str | None = None  # --shard K/N (plan, apply, export manifests; issue 26)
 
 
 def _globals() -> Globals:
@@ -151,6 +152,9 @@ GLOBAL_OPTIONS: list[Callable[[Any], Any]] = [
                  help="Allow changes beyond the safety thresholds; terminate active events."),
     click.option("--debug", is_flag=True, expose_value=False, callback=_store_global,
                  help="Show tracebacks and HTTP logs."),
+    click.option("--shard", "shard", metavar="K/N", expose_value=False, callback=_store_global,
+                 help="plan, apply PLANSET, export manifests: only shard K of N (1-based; also RECONCILER_SHARD, "
+                      "JOB_COMPLETION_INDEX + RECONCILER_SHARD_TOTAL, CI_NODE_INDEX/CI_NODE_TOTAL). docs/scale-out.md"),
     click.option("--no-color", "no_color", is_flag=True, expose_value=False, callback=_store_global,
                  help="No colour (also when the NO_COLOR environment variable is set)."),
     click.option("--env", "env", metavar="NAME", expose_value=False, callback=lambda c, p, v: _remember_env(c, p, v),
@@ -294,6 +298,18 @@ def _session(paths: tuple[Path, ...], targets: tuple[str, ...] = (), force: bool
              allow_replace: bool = False) -> Session:
     """A run's session (manifests under ``paths``, ``manifests/`` when none)."""
     return open_run(run_settings(), paths=paths, targets=targets, force=force, allow_replace=allow_replace)
+
+
+def shard_of_run(command: str, *, takes_shard: bool = True) -> Any:
+    """The shard of this run (``--shard K/N`` or the engines' variables); a command that is not
+    sharded refuses an explicit ``--shard`` and ignores the engines' variables."""
+    from reconciler.engine.shard import resolve_shard
+
+    if not takes_shard:
+        if _globals().shard:
+            raise UsageError(f"--shard {_globals().shard}: {command} takes no --shard")
+        return None
+    return resolve_shard(_globals().shard)
 
 
 class ReconcilerGroup(click.Group):

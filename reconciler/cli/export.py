@@ -24,6 +24,7 @@ from reconciler.cli.base import (
     common,
     handle_errors,
     refuse_targets,
+    shard_of_run,
 )
 from reconciler.vendor import CliServices, ExportOption, RegistryError, vendors
 
@@ -114,12 +115,14 @@ def export_manifests_cmd(paths: tuple[Path, ...], config_path: Path, sandbox: bo
     from reconciler.export.manifests import export_manifests
 
     extra = _extra(vendor_options)
+    shard = shard_of_run("export manifests")
     s = _session(paths, (), force)
     try:
         loaded = s.load() if any(p.exists() for p in s.paths) or paths else None
         result = export_manifests(
             resources=loaded.resources if loaded else {}, scopes=loaded.scopes if loaded else {}, ctx=s.ctx,
             out_dir=out, secrets_dir=secrets_dir, unmanaged=unmanaged, targets=targets, extra=extra,
+            shard=shard,
         )
     finally:
         s.close()

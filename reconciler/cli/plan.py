@@ -22,6 +22,8 @@ from reconciler.cli.base import (
     common,
     handle_errors,
     refuse_targets,
+    run_settings,
+    shard_of_run,
 )
 from reconciler.engine import exposure
 from reconciler.engine.render import render_markdown
@@ -61,11 +63,24 @@ def plan(paths: tuple[Path, ...], config_path: Path, sandbox: bool, sandbox_stat
          targets: tuple[str, ...], force: bool, out: Path | None, fmt: str, detail: str, detailed_exitcode: bool,
          allow_replace: bool, drift: bool, baseline: Path | None, last_applied: Path | None = None,
          approve_exposure: bool = False) -> int:
-    """Read live state and show what apply would change."""
+    """Read live state and show what apply would change (`plan merge SHARD-PLAN... --out PLANSET`:
+    join shard plans; docs/scale-out.md)."""
     from reconciler.engine import run
     from reconciler.engine.planfile import write_plan
     from reconciler.engine.saved import load_baseline, plan_data
+    from reconciler.engine.shard import equal_split, scaled_rates
 
+    if paths and paths[0] == Path("merge"):
+        if detailed_exitcode or allow_replace or drift or baseline or last_applied or approve_exposure:
+            raise UsageError("plan merge takes the shard plans, --out, --format and --force (the rest was decided "
+                             "when the shard plans were made)")
+        return _plan_merge(paths[1:], config_path, sandbox, force, out, fmt, detail)
+    shard = shard_of_run("plan")
+    if shard is not None and force:
+        raise UsageError("--force goes to `plan merge`, where the safety thresholds are judged once over all shards; "
+                         "a shard plan takes no --force")
+    if shard is not None and drift:
+        raise UsageError("--drift is not sharded: run it without --shard")
     if baseline and not drift:
         raise UsageError("--baseline goes with --drift (to compare unreturned fields with the last applied plan, use --last-applied)")
     if last_applied and baseline:
@@ -76,6 +91,7 @@ def plan(paths: tuple[Path, ...], config_path: Path, sandbox: bool, sandbox_stat
         check_writable(out)
     s = _session(paths, targets, force, allow_replace)
     s.ctx.options.approve_exposure = approve_exposure
+    s.ctx.options.shard = shard
     try:
         last = baseline or last_applied
         if last is not None:
@@ -85,7 +101,9 @@ def plan(paths: tuple[Path, ...], config_path: Path, sandbox: bool, sandbox_stat
         check_targets_declared(s.loaded, targets)
         if s.ctx.options.baseline is not None:
             s.ctx.options.baseline.current = s.resource_digests()
-        p = run.make_plan(s.loaded, s.ctx)
+        # a shard plans within 1/N of each rate budget (N shards plan at once)
+        with scaled_rates(s.ctx, equal_split(s.ctx, shard) if shard is not None else {}):
+            p = run.make_plan(s.loaded, s.ctx)
         if drift and p.failed:
             # "no drift" must never mean "could not look": the report lists what was not read, and
             # the run is an error (exit 1) whatever else it found
@@ -96,7 +114,9 @@ def plan(paths: tuple[Path, ...], config_path: Path, sandbox: bool, sandbox_stat
         check_targets_matched(p, s.loaded, targets)
         if drift:
             return _drift(s, p, baseline, fmt, detail)
-        safety = run.check_safety(p, s.ctx)
+        safety = run.check_safety(p, s.ctx) if shard is None else []
+        if shard is not None:
+            _err(f"shard {shard}: safety thresholds are judged once over all shards by `reconciler plan merge`")
         # the saved-plan form (digests of every document, signature) only where it is written out
         data = plan_data(s, p) if out or fmt == "json" else {}
         if p.failed:
@@ -112,9 +132,65 @@ def plan(paths: tuple[Path, ...], config_path: Path, sandbox: bool, sandbox_stat
         if out:
             write_plan(data, out)
         _render(p, fmt, data, safety, detail, keys_only=s.config.review)
-        if out:
+        if out and shard is not None:
+            _err(f"Saved shard plan {shard} to {out}. Merge all {shard.n} with: "
+                 f"{command_line('plan', 'merge', f'SHARD-PLAN-1..{shard.n}', '--out', 'planset.json')}")
+        elif out:
             _err(f"Saved plan to {out}. Apply it with: {command_line('apply', str(out))}")
         return 2 if detailed_exitcode and (p.has_changes or p.not_restored) else 0
+    finally:
+        s.close()
+
+
+def _plan_merge(files: tuple[Path, ...], config_path: Path, sandbox: bool, force: bool, out: Path | None, fmt: str,
+                detail: str) -> int:
+    """``plan merge SHARD-PLAN... --out PLANSET``: one signed planset, the thresholds judged once."""
+    import os
+    from datetime import datetime, timezone
+
+    from reconciler.cli.base import _globals
+    from reconciler.engine.planfile import read_plan, write_plan
+    from reconciler.engine.planset import ShardPlan, merge_plans, shard_line
+    from reconciler.engine.settings import open_run
+
+    shard_of_run("plan merge", takes_shard=False)
+    if _globals().targets:
+        raise UsageError("plan merge takes no --target (it was decided when the shard plans were made)")
+    if out is None:
+        raise UsageError("plan merge needs --out PLANSET (the signed file `apply PLANSET --shard K/N` applies)")
+    if not files:
+        raise UsageError("plan merge needs the shard plans to merge (plan --shard K/N --out FILE)")
+    check_writable(out)
+    plans = [ShardPlan(f, *read_plan(f)) for f in files]
+    first = plans[0].pf
+    if first.sandbox != sandbox:
+        raise UsageError(f"{files[0]} was planned {'with' if first.sandbox else 'without'} --sandbox; merge it the same way")
+    cfg_path = Path(first.config_path) if first.config_path else config_path
+    if os.path.abspath(cfg_path) != os.path.abspath(config_path) and _globals().config_given:
+        raise UsageError(f"{files[0]} was planned with --config {first.config_path}; merge with the same --config")
+    s = open_run(run_settings(), paths=tuple(Path(p) for p in first.paths), config_path=cfg_path,
+                 targets=tuple(first.targets), force=force, allow_replace=first.allow_replace, recorded=True,
+                 env=first.environment)
+    try:
+        loaded = s.load()
+        merged = merge_plans(plans, loaded=loaded, session=s, force=force,
+                             created_at=datetime.now(timezone.utc).isoformat(timespec="seconds"))
+        write_plan(merged.data, out)
+        if fmt == "json":
+            _json_out(merged.data, indent=2)
+        elif fmt == "markdown":
+            click.echo(merged.markdown, nl=False)
+        else:
+            click.echo(shard_line(len(plans)).strip("_"))
+            _text(merged.plan, merged.safety, detail, keys_only=s.config.review)
+        if merged.verdict == "unsafe":
+            _err(f"error: the merged plan exceeds the safety thresholds (judged over all {len(plans)} shards); "
+                 f"{out} is saved but no shard applies it; merge again with --force if this is intended")
+            return 1
+        n = len(plans)
+        _err(f"Saved planset to {out} ({merged.verdict}). Apply shard K of {n} with: "
+             f"{command_line('apply', str(out), '--shard', f'K/{n}')}")
+        return 0
     finally:
         s.close()
 

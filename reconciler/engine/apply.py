@@ -36,6 +36,7 @@ from reconciler.engine.signals import ApplySignals, Interrupted
 from reconciler.engine.targets import check_targets_declared, check_targets_matched
 from reconciler.errors import ReconcilerError, UsageError
 from reconciler.kinds.base import Baseline
+from reconciler.kinds.shard import Shard
 from reconciler.model import Change, Outcome, Plan
 
 __all__ = ["ApplyHooks", "ApplyRequest", "ApplyResult", "ExitReason", "Interrupted", "ReadFailed", "SavedApplyRequest",
@@ -75,6 +76,7 @@ class SavedApplyRequest:
     approve_exposure: bool = False
     journal: Path | None = None
     stop: threading.Event | None = None  # set by the caller: no new write starts (as the first SIGINT does)
+    shard: Shard | None = None  # a planset (issue 26): apply only this shard's part
 
 
 @dataclass(kw_only=True)
@@ -153,7 +155,7 @@ def _journal_run(s: Session, journal: Journal, changes: list[Change], *, existin
         "paths": shown_paths(s.paths), "config_path": str(s.config.path) if s.config.path else None,
         "sandbox": s.sandbox is not None, "targets": list(s.ctx.options.targets),
         "force": s.ctx.options.force, "allow_replace": s.ctx.options.allow_replace,
-        "environment": s.config.env,
+        "environment": s.config.env, **s.extras.get("journal", {}),
     })
 
 
@@ -278,9 +280,17 @@ def apply_saved(settings: RunSettings, request: SavedApplyRequest, hooks: ApplyH
     """Apply exactly a saved plan: only if its signature, connections, environment, config and
     documents are as it was made, and only the changes a fresh plan reproduces (the others are
     ``stale`` or ``skipped`` outcomes: exit 3 when any is stale)."""
+    from reconciler.engine.planset import finish_started, open_shard_journal, planset_digest, planset_part
+    from reconciler.engine.shard import scaled_rates
+
     hooks = hooks or ApplyHooks()
     path = request.plan
     pf, saved = read_plan(path)
+    shard = request.shard
+    if pf.planset is not None and request.force:
+        raise UsageError("--force goes to `plan merge` (the planset records it); apply a planset without --force")
+    # a planset (issue 26): this shard's part and its share of each rate budget; an unsafe verdict is refused
+    saved.changes, shares = planset_part(pf, saved.changes, shard)
     if pf.sandbox != settings.sandbox:
         raise UsageError(f"{path} was planned {'with' if pf.sandbox else 'without'} --sandbox; apply it the same way")
     cfg_path = Path(pf.config_path) if pf.config_path else settings.config_path
@@ -297,9 +307,12 @@ def apply_saved(settings: RunSettings, request: SavedApplyRequest, hooks: ApplyH
     if pf.baseline is not None:
         s.ctx.options.baseline = Baseline(**pf.baseline)
     s.ctx.options.approve_exposure = request.approve_exposure or pf.approve_exposure  # recorded under the signature
+    s.ctx.options.shard = shard
+    if pf.planset is not None:
+        s.extras["journal"] = {"shard": str(shard) if shard else None, "planset": planset_digest(pf)}
     try:
         verify_signature(path, pf, saved, s)
-        with ApplySignals(s.ctx) as signals:
+        with scaled_rates(s.ctx, shares), ApplySignals(s.ctx) as signals:
             loaded = s.load()
             if s.ctx.options.baseline is not None:
                 s.ctx.options.baseline.current = s.resource_digests()
@@ -312,16 +325,29 @@ def apply_saved(settings: RunSettings, request: SavedApplyRequest, hooks: ApplyH
             if changed:
                 raise UsageError(f"{path}: changed since this plan was made: {freshness.describe(changed)}; make a new plan")
             if not saved.changes:
+                if request.journal and shard is not None:  # its report for `apply merge-report`: done, nothing to do
+                    done_journal = open_shard_journal(request.journal, pf, shard)[0]
+                    _journal_run(s, done_journal, [], existing=saved.existing_in_scope, resumed=False)
+                    done_journal.end(status="finished", exit_code=0, counts={})
+                    done_journal.close()
                 return ApplyResult(not_restored=fresh.not_restored, saved_plan_empty=True, approved=True)
             # a kind that could not be read now is not checked against the plan, so not written
             unread = [Outcome(c, "failed", f"live state could not be read: {fresh.failed[c.scope]}")
                       for c in saved.changes if c.scope in fresh.failed]
             to_apply, stale = run.reconcile_saved([c for c in saved.changes if c.scope not in fresh.failed], fresh)
+            journal: Journal | None = None
+            if request.journal and pf.planset is not None:
+                journal, notes, started = open_shard_journal(request.journal, pf, shard)  # a retried shard continues it
+                for note in notes:
+                    _note(hooks, note)
+                finish, stale = finish_started(stale, fresh, started)
+                to_apply += finish
             safety = run.check_safety(Plan(changes=to_apply, existing_in_scope=saved.existing_in_scope), s.ctx)
             if safety and not force:
                 raise UsageError("; ".join(safety))
             run.refuse_blocked(Plan(changes=to_apply))
-            journal = Journal.open_new(request.journal) if request.journal else None
+            if request.journal and journal is None:
+                journal = Journal.open_new(request.journal)
             return _carry_out(s, to_apply, hooks=hooks, signals=signals, journal=journal, resumed=False,
                               existing=saved.existing_in_scope, failed={}, done=unread + stale, approved=True,
                               not_restored=fresh.not_restored)

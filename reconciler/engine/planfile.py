@@ -115,6 +115,46 @@ class DigestModel(_M):
     config: str
 
 
+class OwnedModel(_M):
+    count: int = Field(ge=0, description="declared identities of the kind this shard owns")
+    digest: str = Field(description="sha256 over those identities, sorted, one a line")
+
+
+class ShardPlanModel(_M):
+    """A shard plan's part of a sharded run (``plan --shard K/N --out``): what ``plan merge`` checks."""
+
+    k: int = Field(ge=1, description="this shard (1-based)")
+    n: int = Field(ge=1, le=1024, description="the number of shards")
+    algorithm: str = Field(description="the partition: blake2b over (kind, connection, unit) with a fixed tag")
+    owned: dict[str, OwnedModel] = Field(description="per kind (KIND@CONNECTION when named): declared identities owned")
+    partitioned: list[str] = Field(default_factory=list,
+                                   description="kinds planned for this shard alone: their counts are this shard's "
+                                               "and add up over shards (the others' are the whole kind's)")
+    calls: dict[str, int] = Field(default_factory=dict, description="API calls planned per vendor/connection")
+
+
+class PlansetShardModel(_M):
+    k: int = Field(ge=1)
+    counts: dict[str, int] = Field(description="the shard plan's own counts")
+    calls: dict[str, int] = Field(default_factory=dict, description="API calls it planned per vendor/connection")
+    rate_share: dict[str, float] = Field(
+        default_factory=dict,
+        description="its share of each connection's requests_per_second (planned calls / all shards' calls)")
+    plan_signature: str | None = Field(default=None, description="the signature of the shard plan merged")
+
+
+class PlansetModel(_M):
+    """A merged sharded plan (``plan merge``): one gate over all shards."""
+
+    n: int = Field(ge=1, le=1024)
+    algorithm: str
+    verdict: Literal["safe", "forced", "unsafe"] = Field(
+        description="the safety thresholds judged once over the whole plan: safe, forced (over them with "
+                    "`plan merge --force`) or unsafe (apply refuses the planset)")
+    unsafe: list[str] = Field(default_factory=list, description="the threshold findings, one a line")
+    shards: list[PlansetShardModel]
+
+
 class PlanFile(_M):
     """A saved plan (``reconciler plan --out FILE``)."""
 
@@ -173,6 +213,10 @@ class PlanFile(_M):
         description="made from a config under review (RECONCILER_CONNECTIONS_FROM): `show --format markdown` "
                     "shows live values of undeclared objects as keys and counts, as the plan run did",
     )
+    shard: ShardPlanModel | None = Field(default=None, description="a shard plan (plan --shard K/N): its shard and "
+                                                                   "what plan merge checks (signed)")
+    planset: PlansetModel | None = Field(default=None, description="a merged sharded plan (plan merge): the shards, "
+                                                                   "their rate shares and the verdict (signed)")
     signature: str | None = Field(
         default=None,
         description="keyed MAC (the fingerprint key, else the provider credentials) over everything apply "
@@ -189,7 +233,7 @@ class PlanFile(_M):
 # (reconcile_saved), and a change the fresh plan does not reproduce is never written.
 SIGNED_FIELDS = ("format_version", "paths", "config_path", "sandbox", "targets", "force", "allow_replace", "approve_exposure",
                  "environment", "connections", "connections_digest", "digest", "resources", "config_sections",
-                 "existing_in_scope", "baseline", "review", "not_restored")
+                 "existing_in_scope", "baseline", "review", "not_restored", "shard", "planset")
 
 
 def baseline_payloads(changes: list[dict[str, Any]]) -> dict[str, Any]:
@@ -203,6 +247,9 @@ def _signed_content(model: dict[str, Any]) -> bytes:
     signed = {k: model.get(k) for k in SIGNED_FIELDS}
     if not signed.get("approve_exposure"):
         signed.pop("approve_exposure")  # signed only when given: plans made before it existed still verify
+    for optional in ("shard", "planset"):  # likewise: only sharded runs have them
+        if signed.get(optional) is None:
+            signed.pop(optional)
     signed["desired"] = baseline_payloads(model.get("changes") or [])
     return json.dumps(signed, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
 

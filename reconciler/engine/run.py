@@ -159,6 +159,15 @@ def make_plan(loaded: Loaded, ctx: RunContext, *, kinds: set[str] | None = None)
                                   for (v, c), ix in by_connection.items()})
     if errors:
         raise errors[0]
+    shard = ctx.options.shard
+    if shard is not None:  # a sharded run (issue 26): keep what this shard owns
+        from reconciler.engine.shard import declared_by_part, narrow
+
+        declared = declared_by_part(loaded, ctx)
+        for i, (kind_cls, conn, _, _) in enumerate(parts):
+            kp = results[i]
+            if isinstance(kp, KindPlan):
+                narrow(kp, kind_cls, conn, shard, declared.get(scope_label(kind_cls.kind, conn), set()))
     for i, (kind_cls, conn, _, _) in enumerate(parts):  # deterministic order whatever finished first
         kp = results[i]
         if f"{kind_cls.vendor}/{conn}" not in plan.connections:

@@ -79,4 +79,9 @@ def plan_data(s: Session, plan: Plan) -> dict[str, Any]:
         connections_digest=s.connections_digest(plan.connections),
         review=s.config.review,
     )
+    if s.ctx.options.shard is not None:  # a shard plan: what `plan merge` checks (signed)
+        from reconciler.engine.shard import shard_record
+
+        assert s.loaded is not None
+        data["shard"] = shard_record(s.loaded, s.ctx, s.ctx.options.shard, plan.changes)
     return sign_plan(data, s.ctx.plan_signer(list(data.get("connections") or [])))

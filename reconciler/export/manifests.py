@@ -38,6 +38,7 @@ from reconciler.kinds import KINDS
 from reconciler.vendor import title, vendors
 from reconciler.manifest import confine
 from reconciler.model import DEFAULT_CONNECTION
+from reconciler.kinds.shard import Shard
 from reconciler.kinds.base import ExportDoc, ExportFile, ExportGroup, ExportRequest, KindExport, RunContext, ScopeDecl
 
 API_VERSION = "reconciler/v1"
@@ -261,8 +262,12 @@ def export_manifests(
     unmanaged: bool = False,
     targets: tuple[str, ...] = (),
     extra: dict[str, list[Any]] | None = None,
+    shard: Shard | None = None,
 ) -> ExportResult:
-    """Read live state of every kind and write it under ``out_dir`` (which must be empty or new)."""
+    """Read live state of every kind and write it under ``out_dir`` (which must be empty or new).
+    ``shard`` (``--shard K/N``): write only the documents (with their data files) shard K owns —
+    by kind, connection and document name — and the prune scopes in shard 1, so the N folders
+    together hold the unsharded export, each document once. Every shard reads the live state."""
     safeio.check_folder(out_dir)  # before reading anything: no symlink on the way (refused when writing too)
     if secrets_dir is not None:
         safeio.check_folder(secrets_dir)
@@ -311,6 +316,8 @@ def export_manifests(
             result.notes.extend(f"{n} (connection {conn})" if prefix else n for n in ke.notes)
     if targets:
         _filter_targets(exports, targets)
+    if shard is not None:
+        _filter_shard(exports, shard)
 
     texts: dict[str, str] = {}
     for kind, ke in exports:
@@ -323,7 +330,7 @@ def export_manifests(
             result.incomplete += [f"{d.ref} in {g.path}: {', '.join(d.incomplete)}" for d in g.docs if d.incomplete]
         for f in ke.files:
             texts[f.path] = f.text
-    if not unmanaged and not targets:
+    if not unmanaged and not targets and (shard is None or shard.k == 1):
         scope_docs = [_scope_doc(s, protect.get((s.target_kind, s.connection))) for _, ss in sorted(scopes.items())
                       for s in ss]
         if scope_docs:
@@ -361,6 +368,17 @@ def export_manifests(
             safeio.write_text(secrets.secrets_dir / name, value + "\n", mode=0o600)
             result.secret_files.append(name)
     return result
+
+
+def _filter_shard(exports: list[tuple[str, KindExport]], shard: Shard) -> None:
+    for _, ke in exports:
+        dropped: set[str] = set()
+        for g in ke.groups:
+            kept = [d for d in g.docs if shard.owns(d.kind, d.connection or DEFAULT_CONNECTION, d.name)]
+            dropped.update(d.ref for d in g.docs if d not in kept)
+            g.docs = kept
+            g.keep = g.keep and shard.k == 1  # a file of comments only: written once
+        ke.files = [f for f in ke.files if f.ref not in dropped and (f.ref or shard.k == 1)]
 
 
 def _filter_targets(exports: list[tuple[str, KindExport]], targets: tuple[str, ...]) -> None:

@@ -116,6 +116,28 @@ class Kind(ABC, Generic[SpecT, ClientT]):
     def keys(self, res: Resource[SpecT]) -> list[tuple[str, Path_]]:
         return [(res.name, ())]
 
+    # -- sharded runs (issue 26) ----------------------------------------------------------------
+    # A sharded run (``--shard K/N``) plans and applies the objects whose *unit* hashes to shard K
+    # (reconciler.kinds.shard.owner). The unit keeps one vendor object in one shard: an allowlist
+    # with all its entries, an event with its players. By default the engine plans the kind in
+    # full (every manifest, every live object of its scopes, so prune decisions see every
+    # declaration) and keeps the changes and unmanaged objects the shard owns; its counts
+    # (unchanged, existing in scope) are then the whole kind's, the same in every shard. A kind
+    # that sets ``shard_aware`` reads and plans only what ``ctx.owns`` says it owns and counts
+    # only that (its counts add up over the shards), still deleting nothing any document declares.
+    shard_aware: ClassVar[bool] = False
+
+    @classmethod
+    def shard_unit(cls, key: str) -> str:
+        """The unit of the object ``key`` (a change's or an unmanaged object's key): objects of one
+        unit always belong to one shard. Default: the identity itself."""
+        return key
+
+    def declared_identities(self, resources: list[Resource[SpecT]], ctx: RunContext) -> set[str]:
+        """The object identities (change keys) the documents declare: a sharded plan refuses a
+        delete of any of them, and ``plan merge`` checks coverage against them. Default: ``keys``."""
+        return {key for r in resources for key, _ in self.keys(r)}
+
     def check(self, resources: list[Resource[SpecT]], scopes: list[ScopeDecl], ctx: RunContext) -> list[Problem]:
         return []
 

@@ -26,6 +26,7 @@ from reconciler.manifest.endpoints import check_endpoint
 from reconciler.manifest.secret_policy import job_credential_values, manifest_ref_problem
 from reconciler.manifest.secrets import Fingerprinter, file_ref_problem, resolve
 from reconciler.manifest.yamlload import Document, Path_
+from reconciler.kinds.shard import Shard
 
 if TYPE_CHECKING:  # the contract names the context; the context names the contract for typing only
     from reconciler.kinds.base import Kind, Resource
@@ -65,6 +66,8 @@ class RunOptions:
     allowed_endpoints: tuple[str, ...] = ()  # --allow-endpoint (besides RECONCILER_ALLOWED_ENDPOINTS)
     now: Callable[[], datetime] = field(default=lambda: datetime.now(timezone.utc))
     baseline: Baseline | None = None
+    # --shard K/N (issue 26): plan and apply only the objects this shard owns (reconciler.kinds.shard)
+    shard: Shard | None = None
 
 
 class RunContext:
@@ -123,6 +126,16 @@ class RunContext:
                 child.stop = self.stop
                 self._children[key] = child
             return child
+
+    def owns(self, kind: Any, key: str) -> bool:
+        """Whether this run's shard (``--shard K/N``) owns the object ``key`` of ``kind`` (a kind
+        class or instance) on the bound connection; True when the run is not sharded. For kinds that
+        read only what they own (``Kind.shard_aware``)."""
+        shard = self.options.shard
+        if shard is None:
+            return True
+        connection = self.config.connection[1] if self.config.connection else "default"
+        return shard.owns(kind.kind, connection, kind.shard_unit(key))
 
     def track_file(self, path: Path, *, resource: str = "") -> None:
         """Declare a data file the desired state depends on (records, player lists); ``resource``

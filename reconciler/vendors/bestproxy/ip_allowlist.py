@@ -125,6 +125,11 @@ class IpAllowlistKind(Kind[IpAllowlistSpec, BestProxyClient]):
         return [(str(res.spec.productType), ("productType",))]
 
     @classmethod
+    def shard_unit(cls, key: str) -> str:
+        # an allowlist is one unit (one vendor object): its entries, listed as "14/1.2.3.4", stay with it
+        return key.split("/", 1)[0]
+
+    @classmethod
     def make_client(cls, ctx: RunContext) -> BestProxyClient:
         return make_client(ctx)
 

@@ -30,6 +30,12 @@ class FreeSpinEventKind(Kind[FreeSpinEventSpec, JdbClient]):
         return [(res.name, ()), (f"{res.spec.agent}/{res.spec.name}", ("name",))]
 
     @classmethod
+    def shard_unit(cls, key: str) -> str:
+        # an event is one unit with its players: player bindings are part of the event's change
+        # (never changes of their own), so they stay in the event's shard
+        return key
+
+    @classmethod
     def make_client(cls, ctx: RunContext) -> JdbClient:
         p = ctx.config.providers.jdb
         if p is None:

@@ -37,6 +37,13 @@ class TcaplusRecordsKind(Kind[TcaplusRecordsSpec, TcaplusClient]):
         # does not see: duplicates across documents are found in check().
         return []
 
+    # sharded runs: the unit is the record (table and primary key, its identity); each shard reads
+    # and writes only its own records, so a restore of millions of records splits N ways
+    shard_aware = True
+
+    def declared_identities(self, resources: list[Resource[TcaplusRecordsSpec]], ctx: RunContext) -> set[str]:
+        return {d.identity for res in resources for d in self._declared(res, ctx)[0]}
+
     @classmethod
     def make_client(cls, ctx: RunContext) -> TcaplusClient:
         p = ctx.config.providers.tcaplus
@@ -143,7 +150,7 @@ class TcaplusRecordsKind(Kind[TcaplusRecordsSpec, TcaplusClient]):
                 by_table.setdefault(d.schema.name, []).append(d)
         prunes = [r for r in resources if r.spec.prune is not None]
         for table in sorted({*by_table, *(r.spec.table for r in prunes)}):
-            _TablePlanner(self, client, ctx, table_schema(ctx, table), kp).plan(
+            _TablePlanner(self, client, ctx, table_schema(ctx, table), kp, owns=lambda key: ctx.owns(self, key)).plan(
                 by_table.get(table, []), [r for r in prunes if r.spec.table == table]
             )
         return kp

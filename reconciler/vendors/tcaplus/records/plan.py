@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 from functools import partial
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from reconciler.vendors.tcaplus.client import DEFAULT_PAGE_SIZE, TcaplusClient, VersionedRecord
@@ -78,8 +78,10 @@ def _concurrency(ctx: RunContext) -> int:
 class _TablePlanner:
     """Plans one table: coalesced reads (prune scopes by index, the rest one by one), then diffs."""
 
-    def __init__(self, kind: Kind[TcaplusRecordsSpec, TcaplusClient], client: TcaplusClient, ctx: RunContext, schema: TableSchema, kp: KindPlan):
+    def __init__(self, kind: Kind[TcaplusRecordsSpec, TcaplusClient], client: TcaplusClient, ctx: RunContext, schema: TableSchema, kp: KindPlan,
+                 owns: Callable[[str], bool] = lambda identity: True):
         self.kind = kind
+        self.owns = owns  # a sharded run: the records (identities) this shard plans
         self.client = client
         self.ctx = ctx
         self.schema = schema
@@ -88,18 +90,22 @@ class _TablePlanner:
         self._scopes: dict[int, tuple[list[Resource[TcaplusRecordsSpec]], dict[tuple[str, ...], set[tuple[Any, ...]]], list[Resource[TcaplusRecordsSpec]]]] = {}
 
     def plan(self, declared: list[_Declared], prunes: list[Resource[TcaplusRecordsSpec]]) -> None:
+        # a sharded run reads and plans only its own records; prune scopes are listed whole (an
+        # index read cannot be split) and only the shard's own undeclared rows are deleted, never
+        # a record any document declares (``declared`` is every document's)
+        mine = [d for d in declared if self.owns(d.identity)]
         # every read of the table from one event loop (many requests in flight on one thread)
-        scoped, live, rows = self.client.run(lambda: self._read(declared, prunes))
-        for d in sorted(declared, key=lambda d: d.identity):
+        scoped, live, rows = self.client.run(lambda: self._read(declared, mine, prunes))
+        for d in sorted(mine, key=lambda d: d.identity):
             self._plan_record(d, live.get(d.identity))
         self._plan_prunes(declared, prunes, scoped)
         self._list_unmanaged(declared, rows)
 
-    async def _read(self, declared: list[_Declared], prunes: list[Resource[TcaplusRecordsSpec]]) -> tuple[
+    async def _read(self, declared: list[_Declared], mine: list[_Declared], prunes: list[Resource[TcaplusRecordsSpec]]) -> tuple[
             dict[str, tuple[Resource[TcaplusRecordsSpec], VersionedRecord]], dict[str, VersionedRecord], list[_Rows]]:
         scoped = await self._read_scopes(prunes, declared)
-        live = await self._read_declared(declared, prunes, scoped)
-        return scoped, live, await self._read_unmanaged(declared, prunes)
+        live = await self._read_declared(mine, prunes, scoped)
+        return scoped, live, await self._read_unmanaged(mine, prunes)
 
     async def _read_unmanaged(self, declared: list[_Declared], prunes: list[Resource[TcaplusRecordsSpec]]) -> list[_Rows]:
         """The rows under the index keys declared records take, outside prune scopes."""
@@ -225,7 +231,7 @@ class _TablePlanner:
     def _plan_prunes(self, declared: list[_Declared], prunes: list[Resource[TcaplusRecordsSpec]], scoped: dict[str, tuple[Resource[TcaplusRecordsSpec], VersionedRecord]]) -> None:
         names = {d.identity for d in declared}
         for key, (res, vr) in sorted(scoped.items()):
-            if key not in names:  # read from ``res``'s prune scope: it holds the record
+            if key not in names and self.owns(key):  # read from ``res``'s prune scope: it holds the record
                 undeclared([res], holds=_holds).record(self.kp, kind=self.kind.kind, vendor=self.kind.vendor, key=key,
                                                        change=partial(self._delete, key, vr))
 
