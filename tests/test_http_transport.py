@@ -659,10 +659,10 @@ def test_an_answer_over_the_size_limit_fails_once_and_plainly(peer: Peer, way: s
     """Memory stays bounded whatever a server sends: a body over the limit (as received, or once
     decoded: 2 MiB from a few KB of gzip) ends the exchange with one clear error, and it is not
     asked again (another attempt would get the same). A body at the limit is read whole."""
-    from reconciler.clients import http
+    from reconciler.clients import bodies
     from reconciler.errors import TransportError
 
-    monkeypatch.setattr(http, "MAX_REPLY_BYTES", MIB)
+    monkeypatch.setattr(bodies, "MAX_REPLY_BYTES", MIB)
     retrying = RetryPolicy(attempts=4, wait_initial=0, wait_max=0, wait_jitter=0)
 
     def encoded(body: bytes) -> tuple[bytes, dict[str, str]]:
@@ -702,10 +702,10 @@ def test_a_write_answered_over_the_size_limit_is_an_unknown_outcome(peer: Peer, 
                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
     """docs/configuration.md: the write may have been done, so the error says the outcome is
     unknown, as for any lost reply; it is sent once."""
-    from reconciler.clients import http
+    from reconciler.clients import bodies
     from reconciler.errors import TransportError
 
-    monkeypatch.setattr(http, "MAX_REPLY_BYTES", MIB)
+    monkeypatch.setattr(bodies, "MAX_REPLY_BYTES", MIB)
     peer.raw = (_json_of_size(2 * MIB), {})
     t = HttpTransport(peer.url, vendor="tcaplus", retry=RetryPolicy(attempts=4, wait_initial=0, wait_max=0, wait_jitter=0))
     with pytest.raises(TransportError) as err:

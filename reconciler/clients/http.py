@@ -37,38 +37,57 @@ to aiohttp is what it does not do for us:
   ``urllib.request.getproxies`` and ``proxy_bypass`` read them — what aiohttp's ``trust_env``
   reads), resolved once per base URL (:func:`env_proxy`); a proxy is never set from a file;
 - the retry policy (stamina), the rate budget, a ``User-Agent`` and the error texts.
+
+This module is the request path (:class:`HttpTransport`); the rest lives beside it and every name
+is importable from here too: :mod:`~reconciler.clients.responses` (what an attempt sent and got
+back, the transport's failures and their causes), :mod:`~reconciler.clients.bodies` (bounded
+reading and decoding, :data:`MAX_REPLY_BYTES`: patch it there), :mod:`~reconciler.clients.proxies`
+(:func:`env_proxy`), :mod:`~reconciler.clients.retry` (:class:`RetryPolicy`, :class:`Clock`,
+``Retry-After``, stamina), :mod:`~reconciler.clients.connections` (aiohttp's connections, no stale
+answer, the facade's loop thread) and :mod:`~reconciler.clients.prepared` (one request as asked).
 """
 
 from __future__ import annotations
 
 import asyncio
-import base64
-import contextvars
-import datetime
-import email.utils
 import functools
-import gzip
 import importlib.metadata
-import io
 import json as jsonlib
 import logging
 import math
-import re
-import socket
 import ssl
 import threading
 import time
 import weakref
 import zlib
 from collections import Counter
-from dataclasses import dataclass, field
-from typing import Any, Awaitable, Callable, Coroutine, Mapping, TypeVar
+from typing import Any, Awaitable, Callable, Mapping, TypeVar
 from urllib.parse import urlencode
-from urllib.request import getproxies, proxy_bypass
 
 import aiohttp
 from yarl import URL
 
+from reconciler.clients import bodies
+from reconciler.clients.bodies import MAX_REPLY_BYTES as MAX_REPLY_BYTES
+from reconciler.clients.bodies import _decode, _read_body, _TooLarge
+from reconciler.clients.connections import _EXCHANGE, _Exchange, _LoopThread, _Request, _Resent, _Session, _tls_context, _Unasked
+from reconciler.clients.prepared import _UNSAFE, _Prepared, _safe_headers
+from reconciler.clients.proxies import env_proxy as env_proxy
+from reconciler.clients.responses import EXTRA_REPLY as EXTRA_REPLY
+from reconciler.clients.responses import UNASKED_REPLY as UNASKED_REPLY
+from reconciler.clients.responses import ConnectFailed as ConnectFailed
+from reconciler.clients.responses import ReplyLost as ReplyLost
+from reconciler.clients.responses import Response as Response
+from reconciler.clients.responses import RetryableStatus as RetryableStatus
+from reconciler.clients.responses import SentRequest as SentRequest
+from reconciler.clients.responses import describe_connect_error as describe_connect_error
+from reconciler.clients.responses import describe_reply_error as describe_reply_error
+from reconciler.clients.responses import json_value as json_value
+from reconciler.clients.retry import REAL_CLOCK as REAL_CLOCK
+from reconciler.clients.retry import Clock as Clock
+from reconciler.clients.retry import RetryPolicy as RetryPolicy
+from reconciler.clients.retry import retry_after_seconds as retry_after_seconds
+from reconciler.clients.retry import retry_context as retry_context
 from reconciler.errors import ApiError, TransportError
 from reconciler.urls import split_base_url
 
@@ -88,401 +107,6 @@ def user_agent() -> str:
         from reconciler import __version__ as version
     return f"{DISTRIBUTION}/{version}"
 
-_stamina_quiet = False
-
-
-def retry_context(**kwargs: Any) -> Any:
-    """``stamina.retry_context(**kwargs)``. stamina and tenacity (21 modules, ~10 ms) are imported
-    on first use: a run whose requests all succeed at once never loads them."""
-    global _stamina_quiet
-    import stamina
-
-    if not _stamina_quiet:
-        # stamina logs every scheduled retry as a warning; ours are one debug line per attempt
-        # (shown with --debug) in HttpTransport.send, naming the vendor, host, operation and cause
-        stamina.instrumentation.set_on_retry_hooks([])
-        _stamina_quiet = True
-    return stamina.retry_context(**kwargs)
-
-
-class ConnectFailed(Exception):
-    """Internal: the connection could not be opened; nothing was sent. ``lasting``: another
-    attempt seconds later cannot succeed (a certificate that fails verification), so none is made."""
-
-    def __init__(self, cause: str, *, lasting: bool = False):
-        self.cause = cause
-        self.lasting = lasting
-        super().__init__(cause)
-
-
-class ReplyLost(Exception):
-    """Internal: the request was (or may have been) sent and no complete reply came back.
-    ``lasting``: asking again would get the same (an answer over the size limit), so no retry."""
-
-    def __init__(self, cause: str, *, lasting: bool = False):
-        self.cause = cause
-        self.lasting = lasting
-        super().__init__(cause)
-
-
-MAX_REPLY_BYTES = 64 * 1024 * 1024
-"""The largest answer body read, as received and once decoded (memory stays bounded whatever a
-server sends, a decompression bomb included). The largest answers are whole lists (BestProxy's
-accounts, about 300 bytes each; TcaplusDB's pages are capped at 256 KB by the vendor)."""
-
-
-class _TooLarge(Exception):
-    """Internal: an answer's body passed :data:`MAX_REPLY_BYTES`."""
-
-
-def describe_connect_error(exc: BaseException) -> str:
-    """Why a connection could not be opened, in plain words (never the URL)."""
-    if isinstance(exc, aiohttp.ClientConnectorCertificateError):
-        return "TLS certificate verification failed"
-    if isinstance(exc, aiohttp.ClientConnectorSSLError):
-        return "TLS handshake failed"
-    if isinstance(exc, aiohttp.ClientConnectorError):
-        exc = exc.os_error
-    if isinstance(exc, socket.gaierror):
-        return "DNS lookup failed"
-    if isinstance(exc, ConnectionRefusedError):
-        return "connection refused"
-    if isinstance(exc, TimeoutError):  # socket.timeout and aiohttp's ConnectionTimeoutError are TimeoutErrors
-        return "timed out connecting"
-    if isinstance(exc, ssl.SSLCertVerificationError):
-        return "TLS certificate verification failed"
-    if isinstance(exc, ssl.SSLError):
-        return "TLS handshake failed"
-    return f"could not connect ({type(exc).__name__})"
-
-
-EXTRA_REPLY = "more than one reply on the connection (a late duplicate?): neither is trusted"
-UNASKED_REPLY = "an answer nobody asked for was waiting on the kept-alive connection (a late duplicate?)"
-
-
-def describe_reply_error(exc: BaseException) -> str:
-    """Why a sent request got no complete reply, in plain words."""
-    if isinstance(exc, TimeoutError):  # asyncio.TimeoutError and aiohttp's timeouts are TimeoutErrors
-        return "timed out waiting for the reply"
-    if isinstance(exc, aiohttp.ServerDisconnectedError | aiohttp.ClientPayloadError | ConnectionError):
-        return "the connection closed without a reply"
-    if isinstance(exc, aiohttp.ClientResponseError):  # a status line or header aiohttp's parser refused
-        return "an unreadable reply (bad HTTP framing)"
-    if isinstance(exc, aiohttp.ClientOSError):
-        return "the connection closed without a reply"
-    return f"no reply ({type(exc).__name__})"
-
-
-@dataclass(frozen=True)
-class RetryPolicy:
-    attempts: int = 4
-    timeout: float = 60.0
-    wait_initial: float = 0.2
-    wait_max: float = 5.0
-    wait_jitter: float = 0.2
-
-
-@dataclass(frozen=True)
-class Clock:
-    """The clocks and sleeps of the retry waits (tests give a fake one: nothing really waits)."""
-
-    monotonic: Callable[[], float] = time.monotonic  # the retry budget
-    wall: Callable[[], float] = time.time  # "now" for a Retry-After given as an HTTP date
-    sleep: Callable[[float], None] = time.sleep  # a wait outside an event loop (kept for callers; the transport awaits asleep)
-    asleep: Callable[[float], Awaitable[None]] = asyncio.sleep  # a Retry-After wait, on the request's event loop
-
-
-REAL_CLOCK = Clock()
-
-
-def retry_after_seconds(value: str | None, now: float) -> float | None:
-    """The wait a ``Retry-After`` value asks for, in seconds from ``now`` (epoch seconds): its
-    delta-seconds, or its HTTP date minus ``now`` (0 for a date past); ``None`` when there is none
-    or it is neither (the usual backoff applies then)."""
-    text = (value or "").strip()
-    if not text:
-        return None
-    if text.isascii() and text.isdigit():
-        return float(int(text))
-    try:
-        when = email.utils.parsedate_to_datetime(text)
-    except (TypeError, ValueError, IndexError, OverflowError):
-        return None
-    if when.tzinfo is None:  # "-0000": the date is UTC, as HTTP dates always are
-        when = when.replace(tzinfo=datetime.timezone.utc)
-    try:
-        return max(0.0, when.timestamp() - now)
-    except (OverflowError, OSError, ValueError):
-        return None
-
-
-@dataclass(frozen=True)
-class SentRequest:
-    """What one attempt put on the wire (for :attr:`HttpTransport.on_request` observers)."""
-
-    method: str
-    path: str
-    query: str
-    headers: Mapping[str, str]  # names in lower case
-    content: bytes
-
-
-@dataclass
-class Response:
-    """A complete HTTP answer: status, headers (case-insensitive ``get``), decoded body."""
-
-    status_code: int
-    headers: Mapping[str, str]
-    content: bytes
-    reason_phrase: str = ""
-    _parsed: Any = field(default=None, repr=False, compare=False)  # (value,) once parsed
-
-    def json(self) -> Any:
-        """The body as JSON (``ValueError`` when it is not): ``json.loads(content)``, parsed once."""
-        if self._parsed is None:
-            self._parsed = (self._json(),)
-        return self._parsed[0]
-
-    def _json(self) -> Any:
-        content = self.content
-        if content[:1] in (b"{", b"["):  # UTF-8 starting with its value: scanned directly (nearly every answer)
-            try:
-                return json_value(content.decode("utf-8"))
-            except (UnicodeDecodeError, ValueError, RecursionError):
-                pass
-        return jsonlib.loads(content)  # the rest (a BOM, UTF-16, an error) as json.loads takes it
-
-
-# json.loads's own scanner, without its per-call wrapping (typeshed does not declare the attribute)
-_scan_json: Callable[[str, int], tuple[Any, int]] = jsonlib.JSONDecoder().scan_once  # type: ignore[attr-defined]
-
-
-def json_value(text: str) -> Any:
-    """``json.loads(text)``, for many small documents (answers, JSON Lines records): a text that
-    starts with its value and has only JSON whitespace after it is scanned directly, which skips
-    ``json.loads``'s per-call work (a tenth of a GetRecord's decoding); any other text (leading
-    space, trailing data, a byte order mark, an error) goes through ``json.loads``, which raises
-    what it raises."""
-    try:
-        value, end = _scan_json(text, 0)
-    except (StopIteration, ValueError, RecursionError):
-        return jsonlib.loads(text)
-    if end == len(text) or not text[end:].strip(" \t\n\r"):
-        return value
-    return jsonlib.loads(text)
-
-
-class RetryableStatus(Exception):
-    """Internal: an HTTP status worth retrying (429/5xx) on an idempotent request."""
-
-    def __init__(self, response: Response):
-        self.response = response
-        super().__init__(f"HTTP {response.status_code}")
-
-
-_UNSAFE = re.compile(r"[\x00-\x20\x7f]")  # not in a request target
-_UNSAFE_VALUE = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")  # not in a header name or value (no CR/LF)
-_SAFE_HEADERS: set[tuple[tuple[str, str], ...]] = set()  # header sets already checked (a client sends a few, often)
-
-
-def _safe_headers(items: tuple[tuple[str, str], ...]) -> bool:
-    """No control character in any header name or value (checked once per distinct header set)."""
-    if items in _SAFE_HEADERS:
-        return True
-    if any(_UNSAFE_VALUE.search(f"{k}{v}") for k, v in items):
-        return False
-    if len(_SAFE_HEADERS) >= 1024:  # bounded: header sets that vary (signatures, lengths) are not kept long
-        _SAFE_HEADERS.clear()
-    _SAFE_HEADERS.add(items)
-    return True
-
-
-def _decode(body: bytes, encoding: str | None) -> bytes:
-    """The body without its content coding, never more than :data:`MAX_REPLY_BYTES` of it."""
-    enc = (encoding or "identity").strip().lower()
-    if enc in ("", "identity"):
-        return body
-    if enc in ("gzip", "x-gzip"):
-        with gzip.GzipFile(fileobj=io.BytesIO(body)) as fh:  # every member, as gzip.decompress reads
-            out = fh.read(MAX_REPLY_BYTES + 1)
-    elif enc == "deflate":
-        try:
-            out = _inflate(body, zlib.MAX_WBITS)
-        except zlib.error:
-            out = _inflate(body, -zlib.MAX_WBITS)  # raw deflate, as some servers send
-    else:
-        raise ValueError(f"unsupported Content-Encoding {enc!r}")
-    if len(out) > MAX_REPLY_BYTES:
-        raise _TooLarge()
-    return out
-
-
-def _inflate(body: bytes, wbits: int) -> bytes:
-    """``zlib.decompress(body, wbits)``, stopping one byte past the limit."""
-    d = zlib.decompressobj(wbits)
-    out = d.decompress(body, MAX_REPLY_BYTES + 1)
-    if len(out) > MAX_REPLY_BYTES:
-        return out
-    out += d.flush()
-    if not d.eof:
-        raise zlib.error("incomplete or truncated stream")
-    return out
-
-
-def env_proxy(scheme: str, host: str) -> tuple[URL | None, dict[str, str] | None]:
-    """The proxy the environment names for ``scheme://host`` and its ``Proxy-Authorization``
-    header, or ``(None, None)``: ``HTTPS_PROXY`` / ``HTTP_PROXY`` (lower case first, as urllib
-    reads them), unless ``NO_PROXY`` lists the host (exactly, or as a domain suffix; ``*`` for
-    every host). The same reading as aiohttp's ``trust_env`` (``get_env_proxy_for_url``), done
-    once per base URL and without its ``.netrc`` look-up. Loopback is not special: a proxy is used
-    for ``127.0.0.1`` too unless ``NO_PROXY`` names it (``NO_PROXY=127.0.0.1,localhost``)."""
-    if proxy_bypass(host):
-        return None, None
-    value = getproxies().get(scheme)
-    if not value:
-        return None, None
-    url = URL(value)
-    if url.user is None:
-        return url, None
-    token = base64.b64encode(f"{url.user}:{url.password or ''}".encode("utf-8")).decode("ascii")
-    return url.with_user(None), {"Proxy-Authorization": f"Basic {token}"}
-
-
-class _Unasked(Exception):
-    """Internal: an answer was waiting on a kept-alive connection before anything was written on it."""
-
-
-class _Resent(Exception):
-    """Internal: aiohttp was about to send the request again by itself (it repeats a PUT, DELETE
-    or GET whose kept-alive connection closed): every attempt is the retry policy's to make."""
-
-
-@dataclass
-class _Exchange:
-    """What aiohttp did with one attempt, as :class:`_Request` saw it: ``sent``, the request
-    reached a connection and was written on it; ``conn``, that connection's protocol; ``extra``,
-    the next request to take that connection found an answer waiting on it."""
-
-    sent: bool = False
-    conn: Any = None
-    extra: bool = False
-
-    def another_answer(self) -> bool:
-        """Whether another answer came on the connection after this one: one is waiting on it
-        now, and no other request has taken the connection since (aiohttp hands a connection
-        back to its pool as soon as an answer's last byte arrives), or the next request to take
-        it found one waiting."""
-        conn = self.conn
-        if self.extra:
-            return True
-        return conn is not None and getattr(conn, "_reconciler_exchange", None) is self and len(conn) > 0
-
-
-_EXCHANGE: contextvars.ContextVar[_Exchange | None] = contextvars.ContextVar("reconciler_http_exchange", default=None)
-
-
-class _Request(aiohttp.ClientRequest):
-    """aiohttp's request, which looks at the connection it is about to be written on.
-
-    A kept-alive connection on which an answer is already waiting (a late duplicate of an earlier
-    answer, or one nobody asked for) is closed and nothing is written on it: that answer would be
-    read as this request's (:class:`_Unasked`, a failure to connect: another attempt goes out on a
-    new connection). The connection's protocol is noted (:class:`_Exchange`) so that the answer,
-    once read, can be checked for another one behind it."""
-
-    async def send(self, conn: Any) -> Any:  # aiohttp.client_reqrep.Connection -> ClientResponse
-        proto = conn.protocol
-        if proto is not None and len(proto):  # parsed answers queued on the connection, none of them asked for
-            before = getattr(proto, "_reconciler_exchange", None)
-            if before is not None:  # the request before may have read a late copy as its answer
-                before.extra = True
-            proto.close()  # not written on; aiohttp also closes a connection whose request failed
-            raise _Unasked()
-        exchange = _EXCHANGE.get()
-        if exchange is not None and exchange.sent:
-            raise _Resent()
-        if exchange is not None and proto is not None:
-            exchange.sent, exchange.conn = True, proto
-            proto._reconciler_exchange = exchange  # the request now using this connection
-        return await super().send(conn)
-
-
-@dataclass
-class _Session:
-    """One event loop's aiohttp session and the bound on its requests in flight."""
-
-    session: aiohttp.ClientSession
-    slots: asyncio.Semaphore
-
-
-class _LoopThread:
-    """An event loop running in one daemon thread: :meth:`HttpTransport.send`'s."""
-
-    def __init__(self, name: str) -> None:
-        self.loop = asyncio.new_event_loop()
-        self.thread = threading.Thread(target=self._run, name=name, daemon=True)
-        self.thread.start()
-
-    def _run(self) -> None:
-        asyncio.set_event_loop(self.loop)
-        self.loop.run_forever()
-
-    def call(self, coro: Coroutine[Any, Any, T]) -> T:
-        """Run ``coro`` on the loop and wait for its result in this thread."""
-        if threading.current_thread() is self.thread:
-            coro.close()
-            raise RuntimeError("HttpTransport.send() called on the transport's own event loop: await asend() there")
-        future = asyncio.run_coroutine_threadsafe(coro, self.loop)
-        try:
-            return future.result()
-        except BaseException:
-            future.cancel()  # interrupted (KeyboardInterrupt): the request does not go on alone
-            raise
-
-    @staticmethod
-    def stop(facade: _LoopThread, sessions: dict[asyncio.AbstractEventLoop, _Session]) -> None:
-        """Close the loop's session (its connections), stop the loop and its thread."""
-        entry = sessions.pop(facade.loop, None)
-        if facade.loop.is_closed():
-            return
-        if threading.current_thread() is facade.thread:  # collected on its own loop: stop it there
-            facade.loop.call_soon(facade.loop.stop)
-            return
-        if entry is not None and facade.thread.is_alive():
-            closing = asyncio.run_coroutine_threadsafe(entry.session.close(), facade.loop)
-            try:
-                closing.result(5)
-            except Exception:  # noqa: BLE001 - closing: nothing more to do about a connection that will not close
-                pass
-        facade.loop.call_soon_threadsafe(facade.loop.stop)
-        facade.thread.join(5)
-        if not facade.thread.is_alive():
-            facade.loop.close()
-
-
-async def _read_body(resp: aiohttp.ClientResponse) -> bytes:
-    """The answer's body as received, in chunks, never more than :data:`MAX_REPLY_BYTES`."""
-    limit = MAX_REPLY_BYTES
-    length = resp.content_length
-    if length is not None and length > limit:
-        raise _TooLarge()
-    content = resp.content
-    chunks: list[bytes] = []
-    size = 0
-    while chunk := await content.readany():
-        size += len(chunk)
-        if size > limit:
-            raise _TooLarge()
-        chunks.append(chunk)
-    return chunks[0] if len(chunks) == 1 else b"".join(chunks)
-
-
-def _tls_context() -> ssl.SSLContext:
-    """Certificates and host names verified against the system's trusted certificates, or the
-    bundle ``SSL_CERT_FILE`` / folder ``SSL_CERT_DIR`` name (read when a client is made)."""
-    return ssl.create_default_context()
-
-
 class _Budget:
     """At most ``rate`` requests per second: each attempt takes the next free slot, 1/rate seconds
     after the one before (threads and event loops of one transport share the budget)."""
@@ -499,51 +123,6 @@ class _Budget:
             at = max(now, self._next)
             self._next = at + self.interval
             return at - now
-
-
-class _Prepared:
-    """One request as the caller asked for it, ready to be written for each attempt."""
-
-    __slots__ = ("transport", "method", "path", "query", "target", "body", "headers", "form", "idempotent",
-                 "is_write", "cause", "shape", "started", "owed", "refusal")
-
-    def __init__(self, transport: HttpTransport, method: str, path: str, query: str, target: str, body: bytes | None,
-                 headers: dict[str, str], form: Mapping[str, Any] | None, idempotent: bool, is_write: bool,
-                 shape: Callable[[Any], bool] | None = None):
-        self.transport, self.method, self.path, self.query, self.target = transport, method, path, query, target
-        self.body, self.headers, self.form = body, headers, form
-        self.idempotent, self.is_write = idempotent, is_write
-        self.cause = ""
-        self.shape = shape
-        self.started = 0.0  # when the first attempt went out (the transport's clock)
-        self.owed = 0.0  # seconds a Retry-After asked to wait before the next attempt
-        self.refusal = ""  # why no attempt follows a Retry-After past the budget
-
-    def wire(self, num: int) -> tuple[str, str, str, str, bytes | None, dict[str, str]]:
-        """The arguments of one attempt (a form is sealed again for every attempt)."""
-        if num > 1:
-            t = self.transport
-            log.debug("%s %s: %s %s: attempt %d after %s", t.vendor, t.host, self.method, self.path, num, self.cause)
-        if self.form is not None:
-            self.body = urlencode(self.form).encode("ascii")
-        return self.method, self.target, self.path, self.query, self.body, self.headers
-
-    def checked(self, resp: Response) -> Response:
-        """``resp``, or :class:`RetryableStatus` for a status worth another attempt of this request,
-        or :class:`ReplyLost` for a success (2xx) whose body is not the JSON the caller expects
-        (``shape``): cut short or not JSON at all, it says nothing of what happened."""
-        if self.idempotent and (resp.status_code == 429 or resp.status_code >= 500):
-            self.cause = f"HTTP {resp.status_code}"
-            raise RetryableStatus(resp)
-        if self.shape is not None and 200 <= resp.status_code < 300:
-            try:
-                readable = self.shape(resp.json())
-                why = "not the answer's shape"
-            except (ValueError, RecursionError):
-                readable, why = False, "not JSON"
-            if not readable:
-                raise ReplyLost(f"an unreadable reply (HTTP {resp.status_code}, {why})")
-        return resp
 
 
 class HttpTransport:
@@ -708,7 +287,7 @@ class HttpTransport:
         try:
             content = _decode(content, resp.headers.get("Content-Encoding"))
         except _TooLarge:
-            raise ReplyLost(f"the reply is larger than the {MAX_REPLY_BYTES // (1024 * 1024)} MiB limit", lasting=True) from None
+            raise ReplyLost(f"the reply is larger than the {bodies.MAX_REPLY_BYTES // (1024 * 1024)} MiB limit", lasting=True) from None
         except (OSError, EOFError, zlib.error, ValueError) as exc:
             raise ReplyLost(f"an undecodable reply ({type(exc).__name__})") from None
         answer = Response(resp.status, resp.headers, content, resp.reason or "")
@@ -738,7 +317,7 @@ class HttpTransport:
         except (ReplyLost, ConnectFailed, _Unasked):
             raise
         except _TooLarge:
-            raise ReplyLost(f"the reply is larger than the {MAX_REPLY_BYTES // (1024 * 1024)} MiB limit",
+            raise ReplyLost(f"the reply is larger than the {bodies.MAX_REPLY_BYTES // (1024 * 1024)} MiB limit",
                             lasting=True) from None
         except _Resent:  # the first sending's connection closed before its answer
             raise ReplyLost("the connection closed without a reply") from None
