@@ -8,21 +8,22 @@ first use from the installed vendors.
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
+from typing import Any
 
 from reconciler.kinds.base import Kind
 
 
-class _Kinds(Mapping[str, type[Kind]]):
+class _Kinds(Mapping[str, type[Kind[Any, Any]]]):
     """Kind name -> kind class of every installed vendor (loaded once, on first use)."""
 
     def __init__(self) -> None:
-        self._kinds: dict[str, type[Kind]] | None = None
+        self._kinds: dict[str, type[Kind[Any, Any]]] | None = None
 
-    def _load(self) -> dict[str, type[Kind]]:
+    def _load(self) -> dict[str, type[Kind[Any, Any]]]:
         if self._kinds is None:
             from reconciler.vendor import RegistryError, vendors
 
-            found: dict[str, type[Kind]] = {}
+            found: dict[str, type[Kind[Any, Any]]] = {}
             for name, spec in vendors().items():
                 for cls in spec.kinds():
                     if not (isinstance(cls, type) and issubclass(cls, Kind)):
@@ -35,7 +36,7 @@ class _Kinds(Mapping[str, type[Kind]]):
             self._kinds = found
         return self._kinds
 
-    def __getitem__(self, name: str) -> type[Kind]:
+    def __getitem__(self, name: str) -> type[Kind[Any, Any]]:
         return self._load()[name]
 
     def __iter__(self) -> Iterator[str]:
@@ -45,4 +46,4 @@ class _Kinds(Mapping[str, type[Kind]]):
         return len(self._load())
 
 
-KINDS: Mapping[str, type[Kind]] = _Kinds()
+KINDS: Mapping[str, type[Kind[Any, Any]]] = _Kinds()

@@ -184,7 +184,7 @@ def test_plan_lists_every_unmanaged_object_it_can_see(dr: DrWorkspace) -> None:
 
 def test_unmanaged_rows_are_not_listed_under_an_index_key_holding_too_many(
         dr: DrWorkspace, monkeypatch: pytest.MonkeyPatch) -> None:
-    from reconciler.vendors.tcaplus import records as tcaplus_records
+    from reconciler.vendors.tcaplus.records import plan as tcaplus_records  # where the cap is read
 
     dr.run("apply", "--auto-approve")
     monkeypatch.setattr(tcaplus_records, "MAX_UNMANAGED_ROWS", 10)  # region 2 holds 40 rows

@@ -10,7 +10,7 @@ import pytest
 
 from reconciler.vendors.tcaplus.client import DEFAULT_PAGE_SIZE, TcaplusClient
 from reconciler.engine.load import load_manifests
-from reconciler.vendors.tcaplus import records as tcaplus_records
+from reconciler.vendors.tcaplus.records import kind as tcaplus_records  # where validate_record is called
 from reconciler.kinds.base import RunContext
 from reconciler.vendors.tcaplus.records import TcaplusRecordsKind
 from reconciler.manifest.config import DEFAULT_CONNECTION, load_config

@@ -11,7 +11,7 @@ from pydantic import AfterValidator, StrictStr
 
 from reconciler.vendors.bestproxy.client import BestProxyClient, BestProxyParameterError
 from reconciler.errors import ReconcilerError, UsageError
-from reconciler.kinds.base import RunContext
+from reconciler.kinds.context import RunContext
 from reconciler.kinds.writes import settle_batch
 
 PRODUCT_TYPES = (9, 11, 14, 25)

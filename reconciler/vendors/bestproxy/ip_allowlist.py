@@ -33,7 +33,9 @@ from reconciler.clients import redact
 from reconciler.vendors.bestproxy.client import BestProxyClient, LiveIp
 from reconciler.model import Action, Change, FieldDiff, KindPlan, Outcome, Unmanaged
 from reconciler.errors import InputError, Problem, ReconcilerError
-from reconciler.kinds.base import ExportDoc, ExportGroup, ExportRequest, Kind, KindExport, Resource, RunContext, ScopeDecl
+from reconciler.kinds.base import ExportDoc, ExportGroup, ExportRequest, Kind, KindExport, Resource, ScopeDecl
+from reconciler.kinds.context import RunContext
+from reconciler.kinds.prune import undeclared
 from reconciler.vendors.bestproxy.common import PRODUCT_TYPES, ProductType, Remark, make_client, provider_problem, write_each
 
 
@@ -113,20 +115,20 @@ class IpAllowlistSpec(BaseModel):
         return {e.ip: e.remark for e in self.entries}
 
 
-class IpAllowlistKind(Kind):
+class IpAllowlistKind(Kind[IpAllowlistSpec, BestProxyClient]):
     kind = "IpAllowlist"
     vendor = "bestproxy"
     Spec = IpAllowlistSpec
     apply_order = 20
 
-    def keys(self, res: Resource) -> list[tuple[str, tuple[Any, ...]]]:
+    def keys(self, res: Resource[IpAllowlistSpec]) -> list[tuple[str, tuple[Any, ...]]]:
         return [(str(res.spec.productType), ("productType",))]
 
     @classmethod
     def make_client(cls, ctx: RunContext) -> BestProxyClient:
         return make_client(ctx)
 
-    def check(self, resources: list[Resource], scopes: list[ScopeDecl], ctx: RunContext) -> list[Problem]:
+    def check(self, resources: list[Resource[IpAllowlistSpec]], scopes: list[ScopeDecl], ctx: RunContext) -> list[Problem]:
         problems = provider_problem(ctx, resources)
         for r in resources:
             seen: dict[str, int] = {}
@@ -164,11 +166,11 @@ class IpAllowlistKind(Kind):
                 by_type.setdefault(i.product_type, []).append(i)
         return by_type
 
-    def plan(self, resources: list[Resource], scopes: list[ScopeDecl], ctx: RunContext) -> KindPlan:
+    def plan(self, resources: list[Resource[IpAllowlistSpec]], scopes: list[ScopeDecl], ctx: RunContext) -> KindPlan:
         client: BestProxyClient = ctx.client(type(self))
         kp = KindPlan()
         by_type = self._read_all(client)
-        declared = {r.spec.productType: r for r in resources}
+        declared: dict[int, Resource[IpAllowlistSpec]] = {r.spec.productType: r for r in resources}
         where: dict[str, list[tuple[int, LiveIp]]] = {}  # canonical address -> every (type, entry) holding it
         for pt, items in by_type.items():
             for i in items:
@@ -210,16 +212,20 @@ class IpAllowlistKind(Kind):
                 live[key] = i
         return live
 
-    def _diff(self, r: Resource, spec: IpAllowlistSpec, live: dict[str, LiveIp], kp: KindPlan,
-              where: dict[str, list[tuple[int, LiveIp]]], declared: dict[int, Resource], ctx: RunContext) -> Change | None:
+    def _diff(self, r: Resource[IpAllowlistSpec], spec: IpAllowlistSpec, live: dict[str, LiveIp], kp: KindPlan,
+              where: dict[str, list[tuple[int, LiveIp]]], declared: dict[int, Resource[IpAllowlistSpec]], ctx: RunContext) -> Change | None:
         want = spec.entry_map()
         add = sorted(set(want) - set(live), key=sort_key)
         extra = sorted(set(live) - set(want), key=sort_key)
         remark = sorted((ip for ip in set(want) & set(live) if want[ip] != live[ip].remark), key=sort_key)
-        remove = extra if spec.exclusive else []
-        if not spec.exclusive:
-            kp.unmanaged.extend(Unmanaged(self.kind, self.vendor, f"{spec.productType}/{live[ip].ip}",
-                                          "address not declared; the allowlist is not exclusive") for ip in extra)
+        remove = []
+        for ip in extra:  # an exclusive allowlist owns every address of its product type
+            decision = undeclared([r] if spec.exclusive else [], holds=_owns,
+                                  outside="address not declared; the allowlist is not exclusive")
+            if decision.delete:
+                remove.append(ip)
+            else:
+                kp.unmanaged.append(decision.unmanaged(kind=self.kind, vendor=self.vendor, key=f"{spec.productType}/{live[ip].ip}"))
         if not (add or remove or remark):
             return None
         diffs = [FieldDiff(f"entries[{ip}]", None, {"remark": want[ip]}) for ip in add]
@@ -265,7 +271,7 @@ class IpAllowlistKind(Kind):
 
     @staticmethod
     def _restores(ptype: int, deleted: list[LiveIp], where: dict[str, list[tuple[int, LiveIp]]],
-                  declared: dict[int, Resource]) -> tuple[list[dict[str, Any]], list[str]]:
+                  declared: dict[int, Resource[IpAllowlistSpec]]) -> tuple[list[dict[str, Any]], list[str]]:
         """What ``proxy-ip/delete`` (which takes no product type) would also take from other product
         types and must be added back there: entries the other type declares with the same remark
         (otherwise that type's own change re-adds them), or does not declare and does not prune. An
@@ -389,7 +395,7 @@ class IpAllowlistKind(Kind):
                        + ([f"done: {', '.join(done)}"] if done else []))
 
     # -- export (DR, adoption) -----------------------------------------------------------------
-    def export(self, resources: list[Resource], scopes: list[ScopeDecl], ctx: RunContext,
+    def export(self, resources: list[Resource[IpAllowlistSpec]], scopes: list[ScopeDecl], ctx: RunContext,
                request: ExportRequest) -> KindExport:
         """The allowlist of every product type that has addresses, as ``bestproxy/allowlists.yaml``.
 
@@ -399,7 +405,7 @@ class IpAllowlistKind(Kind):
         comment listing what to add to that manifest (one document per product type)."""
         path = "bestproxy/allowlists.yaml"
         client: BestProxyClient = ctx.client(type(self))
-        declared = {r.spec.productType: r for r in resources}
+        declared: dict[int, Resource[IpAllowlistSpec]] = {r.spec.productType: r for r in resources}
         docs: list[ExportDoc] = []
         keep = False
         header = ["BestProxy IP allowlists, exported from live state (proxy-ip/list, one per product type)."]
@@ -474,3 +480,8 @@ def next_totp_code(secret: str, client: BestProxyClient) -> str:
                 return totp.at(int(now))
             sleep((last + 1) * totp.interval - now + 0.05)
     raise ReconcilerError("proxy-ip/delete: the clock did not reach a new TOTP time step; no code was sent")
+
+
+def _owns(allowlist: Resource[IpAllowlistSpec]) -> bool:
+    """An exclusive allowlist holds every live address of its product type."""
+    return True

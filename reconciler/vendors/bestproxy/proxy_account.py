@@ -21,9 +21,11 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictStr, model_validator
 
 from reconciler.vendors.bestproxy.client import BestProxyClient, BestProxyParameterError, LiveAccount
-from reconciler.model import SENSITIVE, Action, Change, FieldDiff, Gap, KindPlan, Outcome, Unmanaged
+from reconciler.model import SENSITIVE, Action, Change, FieldDiff, Gap, KindPlan, Outcome
 from reconciler.errors import Problem, ReconcilerError
-from reconciler.kinds.base import ExportDoc, ExportGroup, ExportRequest, Kind, KindExport, Resource, RunContext, ScopeDecl
+from reconciler.kinds.base import ExportDoc, ExportGroup, ExportRequest, Kind, KindExport, Resource, ScopeDecl
+from reconciler.kinds.context import RunContext
+from reconciler.kinds.prune import undeclared
 from reconciler.vendors.bestproxy.common import (
     ALNUM,
     MAX_LIMIT_GB,
@@ -102,21 +104,21 @@ def _finishes_create(spec: ProxyAccountSpec, pw: str, a: LiveAccount, diffs: lis
 WRITE_ONLY = ("dailyLimitGb", "udp")  # the account list does not return them: drift in them cannot be seen
 
 
-class ProxyAccountKind(Kind):
+class ProxyAccountKind(Kind[ProxyAccountSpec, BestProxyClient]):
     kind = "ProxyAccount"
     vendor = "bestproxy"
     Spec = ProxyAccountSpec
     Scope = ProxyAccountScope
     apply_order = 10
 
-    def keys(self, res: Resource) -> list[tuple[str, tuple[Any, ...]]]:
+    def keys(self, res: Resource[ProxyAccountSpec]) -> list[tuple[str, tuple[Any, ...]]]:
         return [(res.spec.username, ("username",))]
 
     @classmethod
     def make_client(cls, ctx: RunContext) -> BestProxyClient:
         return make_client(ctx)
 
-    def check(self, resources: list[Resource], scopes: list[ScopeDecl], ctx: RunContext) -> list[Problem]:
+    def check(self, resources: list[Resource[ProxyAccountSpec]], scopes: list[ScopeDecl], ctx: RunContext) -> list[Problem]:
         problems = provider_problem(ctx, resources or scopes)
         for r in resources:
             value = ctx.resolve_secret(r.doc, ("spec", "password"), r.spec.password, resource=r.ref)
@@ -149,7 +151,7 @@ class ProxyAccountKind(Kind):
             view["udp"] = bool(a.raw["udp"])
         return view
 
-    def plan(self, resources: list[Resource], scopes: list[ScopeDecl], ctx: RunContext) -> KindPlan:
+    def plan(self, resources: list[Resource[ProxyAccountSpec]], scopes: list[ScopeDecl], ctx: RunContext) -> KindPlan:
         client: BestProxyClient = ctx.client(type(self))
         live = {a.username: a for a in client.list_accounts()}
         kp = KindPlan()
@@ -174,24 +176,8 @@ class ProxyAccountKind(Kind):
             else:
                 kp.changes.append(change)
         for username, a in sorted(live.items()):
-            if username in declared:
-                continue
-            scope = next((s for s in scopes if self._in_scope(s, a)), None)
-            if scope is None:
-                kp.unmanaged.append(Unmanaged(self.kind, self.vendor, username))
-            elif username in scope.protect:
-                kp.unmanaged.append(Unmanaged(self.kind, self.vendor, username, f"protected by {scope.ref}"))
-            else:
-                kp.existing_in_scope += 1
-                kp.changes.append(Change(
-                    kind=self.kind, vendor=self.vendor, key=username, action=Action.DELETE,
-                    resource="", source=scope.ref,
-                    diffs=[FieldDiff(k, v, None, k == "password") for k, v in self._display(self._live_view(a, ctx)).items()],
-                    precondition={"fingerprint": ctx.live_fingerprint(self._live_view(a, ctx))},
-                    calls=["POST /gateway/whitelist-account/delete (batched)"],
-                    notes=[f"not declared; inside {scope.ref}"],
-                    data={"product_type": a.product_type},
-                ))
+            if username not in declared:
+                self._undeclared(a, scopes, ctx, kp)
         if not_compared:
             kp.warnings.append(f"{self.kind}: {len(not_compared)} password(s) named by file: references were not compared "
                                f"with the live ones: {NOT_COMPARED} (a pull request could commit a guess; a trusted plan "
@@ -199,6 +185,23 @@ class ProxyAccountKind(Kind):
         kp.uncompared += [Gap(self.kind, "the account list does not return it (write-only): a change made outside "
                                          "the product cannot be seen", field=k, resources=n) for k, n in sorted(unseen.items())]
         return kp
+
+    def _undeclared(self, a: LiveAccount, scopes: list[ScopeDecl], ctx: RunContext, kp: KindPlan) -> None:
+        """A live account no manifest declares: deleted inside a prune scope that does not protect it."""
+
+        def delete(scope: ScopeDecl) -> Change:
+            return Change(
+                kind=self.kind, vendor=self.vendor, key=a.username, action=Action.DELETE,
+                resource="", source=scope.ref,
+                diffs=[FieldDiff(k, v, None, k == "password") for k, v in self._display(self._live_view(a, ctx)).items()],
+                precondition={"fingerprint": ctx.live_fingerprint(self._live_view(a, ctx))},
+                calls=["POST /gateway/whitelist-account/delete (batched)"],
+                notes=[f"not declared; inside {scope.ref}"],
+                data={"product_type": a.product_type},
+            )
+
+        decision = undeclared(scopes, holds=lambda s: self._in_scope(s, a), protects=lambda s: a.username in s.protect)
+        decision.record(kp, kind=self.kind, vendor=self.vendor, key=a.username, change=delete)
 
     @staticmethod
     def _in_scope(scope: ScopeDecl, a: LiveAccount) -> bool:
@@ -226,7 +229,7 @@ class ProxyAccountKind(Kind):
             view["udp"] = spec.udp
         return view
 
-    def _create(self, r: Resource, spec: ProxyAccountSpec, pw: str, ctx: RunContext) -> Change:
+    def _create(self, r: Resource[ProxyAccountSpec], spec: ProxyAccountSpec, pw: str, ctx: RunContext) -> Change:
         view = self._desired_view(spec, pw, ctx)
         follow = self._follow_ups(spec)
         calls = ["POST /gateway/whitelist-account/add (batched)"]
@@ -259,7 +262,7 @@ class ProxyAccountKind(Kind):
             out["udp"] = int(spec.udp)
         return out
 
-    def _update(self, r: Resource, spec: ProxyAccountSpec, pw: str, a: LiveAccount, ctx: RunContext, *,
+    def _update(self, r: Resource[ProxyAccountSpec], spec: ProxyAccountSpec, pw: str, a: LiveAccount, ctx: RunContext, *,
                 compare_password: bool = True) -> Change | None:
         want, have = self._desired_fields(spec), self._live_fields(a)
         diffs = []
@@ -558,7 +561,7 @@ class ProxyAccountKind(Kind):
                     results[c.key] = Outcome(c, "failed", f"created, but disabling failed: {refused[c.key]}")
 
     # -- export (DR, adoption) -----------------------------------------------------------------
-    def export(self, resources: list[Resource], scopes: list[ScopeDecl], ctx: RunContext,
+    def export(self, resources: list[Resource[ProxyAccountSpec]], scopes: list[ScopeDecl], ctx: RunContext,
                request: ExportRequest) -> KindExport:
         """Every live account (one list call) as a document of ``bestproxy/accounts.yaml``.
 
