@@ -1,7 +1,11 @@
 """Orchestration: plan from loaded manifests, safety checks, apply (live or from a saved plan).
 
-Small functions, no god object: loading is in ``load.py``, rendering in ``render.py``, the plan
+Small functions, no god object: loading is in ``load.py``, rendering in ``render/``, the plan
 file format in ``planfile.py``; kinds do the vendor work.
+
+Why one module: planning and applying share the per-vendor concurrency, the slow-step reporter
+(:class:`Waiting`) and the safety checks, and the apply workflow now moving in from the CLI (issue
+25 item 4) reshapes the apply half; split it by that workflow once it has landed, not under it.
 """
 
 from __future__ import annotations

@@ -11,7 +11,7 @@ from urllib.parse import quote
 import httpx
 import pytest
 
-import reconciler.vendors.tcaplus.emulator as emulator_module
+import reconciler.vendors.tcaplus.emulator.reads as tcaplus_reads  # PartkeyGetRecord reads its cap there
 from reconciler.sandbox.base import EmulatorServer
 from reconciler.vendors.tcaplus.emulator import TcaplusEmulator
 from tests.tcaplus.conftest import APP_ID, PASSWORD, PASSWORD_MD5, TABLES, ZONE_ID
@@ -366,7 +366,7 @@ def test_partkey_paging(tcaplus_api: Api) -> None:
 
 
 def test_partkey_answer_is_capped(tcaplus_api: Api, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(emulator_module, "MAX_BATCH_RECORDS", 3)
+    monkeypatch.setattr(tcaplus_reads, "MAX_BATCH_RECORDS", 3)
     seed_players(tcaplus_api, 5)
     body = partkey(tcaplus_api, "index_1", {"player_id": 7, "player_name": "ann lee"}, limit="100")[1]
     assert (len(body["MultiRecords"]), body["RemainNum"], body["TotalNum"]) == (3, 2, 5)

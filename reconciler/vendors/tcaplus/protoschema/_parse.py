@@ -1,4 +1,4 @@
-"""Parsing a ``.proto`` file with positions and building its schemas (see the package docstring).
+"""Building a ``.proto`` file's schemas from its parse and checking TcaplusDB's rules (see the package docstring).
 
 Imported by :func:`reconciler.vendors.tcaplus.protoschema.parse_proto` on first use: the ANTLR parser and its
 runtime are loaded only by a run that reads a ``.proto`` file.
@@ -8,17 +8,14 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
-from antlr4.error.ErrorListener import ErrorListener
 from proto_schema_parser import ast
-from proto_schema_parser.antlr.ProtobufParser import ProtobufParser
-from proto_schema_parser.antlr.ProtobufParserListener import ProtobufParserListener
-from proto_schema_parser.parser import Parser
 
 from reconciler.errors import InputError, Problem
-from reconciler.vendors.tcaplus.protoschema import (
+from reconciler.vendors.tcaplus.protoschema._positions import MAX_NESTING, Positions, parse_with_positions, too_deep
+from reconciler.vendors.tcaplus.protoschema._types import (
     CUSTOMATTR_OPTION,
     INDEX_OPTION,
     MAX_FIELD_NAME_BYTES,
@@ -42,185 +39,18 @@ _RESERVED_NUMBERS = range(19000, 20000)
 _INDEX_RE = re.compile(r"^\s*([A-Za-z_][A-Za-z0-9_]*)\s*\(([^()]*)\)\s*$")
 
 
-MAX_NESTING = 32
-"""Brackets (``{`` ``[`` ``(``) open at once in a ``.proto`` file: messages nested in messages,
-option values in option values. The parser and the schema builder recurse once (or more) per
-level; 3,000 nested messages ended in ``RecursionError``. Tables nest a few levels."""
-
-
 def build_proto(text: str, *, file: str, resource: str = "") -> ProtoFile:
     """:func:`reconciler.vendors.tcaplus.protoschema.parse_proto`: the file parsed, its schemas built and checked."""
-    too_deep = _too_deep(text)
-    if too_deep is not None:
-        line, col = too_deep
+    deep = too_deep(text)
+    if deep is not None:
+        line, col = deep
         raise InputError([Problem(file, line, col, resource, "",
                                   f"nested deeper than {MAX_NESTING} levels (messages, options or brackets)")])
     try:
-        tree, positions = _parse(text, file=file, resource=resource)
+        tree, positions = parse_with_positions(text, file=file, resource=resource)
         return _Builder(tree, positions, file=file, resource=resource).build()
     except RecursionError:  # a shape the bracket count does not see: still one line, never a traceback
         raise InputError([Problem(file, 1, 1, resource, "", "too deeply nested to read")]) from None
-
-
-def _too_deep(text: str) -> tuple[int, int] | None:
-    """``(line, col)`` of the first bracket nested deeper than :data:`MAX_NESTING`, outside comments
-    and string literals; else ``None``. One pass, no recursion."""
-    depth = 0
-    line, col = 1, 0
-    i, n = 0, len(text)
-    while i < n:
-        ch = text[i]
-        col += 1
-        if ch == "\n":
-            line, col = line + 1, 0
-        elif ch == "/" and text.startswith("//", i):
-            end = text.find("\n", i)
-            end = n if end < 0 else end
-            col += end - i - 1
-            i = end
-            continue
-        elif ch == "/" and text.startswith("/*", i):
-            end = text.find("*/", i + 2)
-            end = n if end < 0 else end + 2
-            chunk = text[i:end]
-            breaks = chunk.count("\n")
-            line, col = (line + breaks, len(chunk) - chunk.rfind("\n") - 1) if breaks else (line, col + len(chunk) - 1)
-            i = end
-            continue
-        elif ch in "\"'":
-            j = i + 1
-            while j < n and text[j] != ch and text[j] != "\n":
-                j += 2 if text[j] == "\\" else 1
-            col += j - i
-            i = j + 1 if j < n and text[j] == ch else j  # an unterminated string: the parser reports it
-            continue
-        elif ch in "{[(":
-            depth += 1
-            if depth > MAX_NESTING:
-                return line, col
-        elif ch in "}])":
-            depth -= 1
-        i += 1
-    return None
-
-
-# -- parsing with positions ---------------------------------------------------------------------
-
-
-class _SyntaxError(Exception):
-    def __init__(self, line: int, col: int, message: str):
-        super().__init__(message)
-        self.line = line
-        self.col = col
-
-
-class _RaisingErrorListener(ErrorListener):  # type: ignore[misc]
-    """ANTLR's default listener prints and recovers; we stop at the first error instead."""
-
-    def syntaxError(self, recognizer: Any, offendingSymbol: Any, line: int, column: int, msg: str, e: Any) -> None:  # noqa: N802,N803
-        raise _SyntaxError(line, column + 1, msg)
-
-
-@dataclass
-class _Positions:
-    """Source positions keyed by scope (tuple of enclosing message names) plus a name."""
-
-    messages: dict[tuple[str, ...], Position] = field(default_factory=dict)
-    fields: dict[tuple[str, ...], list[Position]] = field(default_factory=dict)
-    field_types: dict[tuple[str, ...], list[Position]] = field(default_factory=dict)
-    options: dict[tuple[str, ...], list[Position]] = field(default_factory=dict)  # scope + (option name,)
-    others: dict[tuple[str, ...], Position] = field(default_factory=dict)  # enums, oneofs
-    syntax: Position = (1, 1)
-
-
-def _at(token: Any) -> Position:
-    return int(token.line), int(token.column) + 1
-
-
-def _scope(ctx: Any) -> tuple[str, ...]:
-    names: list[str] = []
-    while ctx is not None:
-        if isinstance(ctx, ProtobufParser.MessageDeclContext):
-            names.append(ctx.messageName().getText())
-        ctx = ctx.parentCtx
-    return tuple(reversed(names))
-
-
-def _inside(ctx: Any, kinds: tuple[type, ...]) -> bool:
-    while ctx is not None:
-        if isinstance(ctx, kinds):
-            return True
-        ctx = ctx.parentCtx
-    return False
-
-
-def _option_owner_is_message(ctx: Any) -> bool:
-    owners = (
-        ProtobufParser.MessageDeclContext, ProtobufParser.EnumDeclContext, ProtobufParser.OneofDeclContext,
-        ProtobufParser.ServiceDeclContext, ProtobufParser.MethodDeclContext, ProtobufParser.ExtensionDeclContext,
-    )
-    parent = ctx.parentCtx
-    while parent is not None and not isinstance(parent, owners):
-        parent = parent.parentCtx
-    return parent is None or isinstance(parent, ProtobufParser.MessageDeclContext)
-
-
-class _PositionRecorder(ProtobufParserListener):  # type: ignore[misc]
-    """Records positions as the parser leaves each rule (children are complete by then)."""
-
-    def __init__(self) -> None:
-        self.positions = _Positions()
-
-    def exitSyntaxDecl(self, ctx: Any) -> None:  # noqa: N802
-        self.positions.syntax = _at(ctx.start)
-
-    def exitEditionDecl(self, ctx: Any) -> None:  # noqa: N802
-        self.positions.syntax = _at(ctx.start)
-
-    def exitMessageName(self, ctx: Any) -> None:  # noqa: N802
-        self.positions.messages[_scope(ctx.parentCtx)] = _at(ctx.start)
-
-    def exitFieldName(self, ctx: Any) -> None:  # noqa: N802
-        decl = ctx.parentCtx
-        if _inside(decl, (ProtobufParser.ExtensionDeclContext,)):
-            return
-        key = _scope(decl) + (ctx.getText(),)
-        self.positions.fields.setdefault(key, []).append(_at(ctx.start))
-        self.positions.field_types.setdefault(key, []).append(_at(decl.start))
-
-    def exitOptionDecl(self, ctx: Any) -> None:  # noqa: N802
-        if _option_owner_is_message(ctx):
-            name = "".join(ctx.optionName().getText().split())
-            key = _scope(ctx) + (name,)
-            self.positions.options.setdefault(key, []).append(_at(ctx.optionValue().start))
-
-    def exitEnumName(self, ctx: Any) -> None:  # noqa: N802
-        self.positions.others[_scope(ctx) + (ctx.getText(),)] = _at(ctx.start)
-
-    def exitOneofName(self, ctx: Any) -> None:  # noqa: N802
-        self.positions.others[_scope(ctx) + (ctx.getText(),)] = _at(ctx.start)
-
-
-def _parse(text: str, *, file: str, resource: str) -> tuple[ast.File, _Positions]:
-    recorder = _PositionRecorder()
-
-    def setup_lexer(lexer: Any) -> None:
-        lexer.removeErrorListeners()
-        lexer.addErrorListener(_RaisingErrorListener())
-
-    def setup_parser(parser: Any) -> None:
-        parser.removeErrorListeners()
-        parser.addErrorListener(_RaisingErrorListener())
-        parser.addParseListener(recorder)
-
-    try:
-        tree = Parser(setup_lexer=setup_lexer, setup_parser=setup_parser).parse(text)
-    except _SyntaxError as exc:
-        raise InputError([Problem(file, exc.line, exc.col, resource, "", f"syntax error: {exc}")]) from None
-    except (ValueError, TypeError, AttributeError) as exc:  # malformed input the grammar let through
-        raise InputError([Problem(file, 1, 1, resource, "", f"cannot parse .proto file: {exc}")]) from None
-    return tree, recorder.positions
-
 
 # -- building and checking ----------------------------------------------------------------------
 
@@ -238,7 +68,7 @@ class _MessageDecl:
 class _Builder:
     """Turns the AST into typed schemas, collecting every rule violation as a positioned problem."""
 
-    def __init__(self, tree: ast.File, positions: _Positions, *, file: str, resource: str):
+    def __init__(self, tree: ast.File, positions: Positions, *, file: str, resource: str):
         self.tree = tree
         self.pos = positions
         self.file = file
