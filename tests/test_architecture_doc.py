@@ -60,6 +60,8 @@ def modules_of(contract: dict[str, Any]) -> set[str]:
         return set(contract["modules"])
     if contract["type"] == "forbidden":
         return set(contract["source_modules"]) | set(contract["forbidden_modules"])
+    if contract["type"] == "acyclic_siblings":
+        return set(contract["ancestors"])
     return set()
 
 

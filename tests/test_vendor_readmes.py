@@ -1,5 +1,5 @@
-"""Every registered vendor's package has a README.md (issue 25): what the package holds (modules
-that exist), its documented hosts, credentials and refused codes as its VendorSpec declares them,
+"""Every registered vendor's package has a README.md (issue 25): what the package holds (every
+module, each of which exists), its documented hosts, credentials and refused codes as its VendorSpec declares them,
 its emulator knobs (each one exists on the emulator, and none of the emulator's declared knobs is
 missing) and links to the user docs of its kinds."""
 
@@ -81,6 +81,9 @@ def test_the_readme_says_what_the_package_holds(name: str) -> None:
     assert "spec" in modules and "emulator" in modules
     for module in modules:
         assert importlib.util.find_spec(f"{packages()[name]}.{module}") is not None, f"{name}: {module}"
+    folder = readme(name)[0].parent
+    present = {p.stem for p in folder.iterdir() if p.suffix == ".py" or (p / "__init__.py").is_file()} - {"__init__"}
+    assert present <= set(modules), f"{name}: the README leaves out {sorted(present - set(modules))}"
 
 
 @pytest.mark.parametrize("name", VENDORS)
