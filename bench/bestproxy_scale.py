@@ -17,7 +17,7 @@ import pyotp
 from click.testing import CliRunner
 
 from reconciler.cli import cli
-from reconciler.sandbox.base import EmulatorServer
+from reconciler.sandbox.wire import EmulatorServer
 from reconciler.vendors.bestproxy.emulator import BestProxyEmulator
 
 

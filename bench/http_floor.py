@@ -4,8 +4,9 @@ Reads the same TcaplusDB records (GetRecord, answered "no such record") from ``r
 serve`` (its own process, so its CPU is not counted) three ways, with 1 and 8 threads:
 
 - **product**: ``TcaplusClient.get`` from threads — the product's whole request path (query
-  encoding, retry policy, the keep-alive transport of ``reconciler/clients/http.py``, the answer's
-  JSON and error mapping);
+  encoding, retry policy, the keep-alive transport of ``reconciler/clients/http.py`` on aiohttp,
+  reached through its synchronous facade: the transport's own event loop in one background thread,
+  the answer's JSON and error mapping);
 - **product loop**: ``TcaplusClient.aget`` on one event loop with as many requests in flight as
   the row has threads (``RunContext.amap``) — how TcaplusRecords reads and writes;
 - **http.client**: the standard library's client on kept-alive connections, nothing else;

@@ -22,7 +22,7 @@ from click.testing import CliRunner
 
 from reconciler.cli import cli
 from reconciler.vendors.jdb.free_spin_event import PLAYER_READ_BUDGET
-from reconciler.sandbox.base import EmulatorServer
+from reconciler.sandbox.wire import EmulatorServer
 from reconciler.vendors.jdb.emulator import JdbEmulator
 
 KEY, IV = "benchOnlyKey0001", "benchOnlyIv00001"  # bench-only values

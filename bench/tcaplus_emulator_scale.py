@@ -17,7 +17,7 @@ import time
 from pathlib import Path
 
 from reconciler.vendors.tcaplus.client import TcaplusClient
-from reconciler.sandbox.base import EmulatorServer
+from reconciler.sandbox.wire import EmulatorServer
 from reconciler.vendors.tcaplus.emulator import TcaplusEmulator
 
 PROTO = """syntax = "proto3";

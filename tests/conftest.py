@@ -11,7 +11,7 @@ from typing import Iterator
 import pytest
 import yaml
 
-from reconciler.sandbox.base import EmulatorServer
+from reconciler.sandbox.wire import EmulatorServer
 from reconciler.sandbox.serve import Sandbox
 from reconciler.vendors.tcaplus.client import TcaplusClient
 from reconciler.vendors.tcaplus.emulator import TcaplusEmulator

@@ -2,7 +2,9 @@
 
 What the emulators cannot show on their own: a kept-alive connection the server closed while it
 sat idle, the bound on open connections, compressed answers and a base URL with a path. Every rule
-holds both ways a request can go: ``send`` from threads and ``asend`` on an event loop (``run``).
+holds both ways a request can be made: ``send`` from threads (the synchronous facade over the
+transport's own event loop) and ``asend`` on the caller's event loop (``run``). Each rule is checked
+on the wire, as the peer sees it, not in the transport's internals.
 """
 
 from __future__ import annotations
@@ -51,6 +53,7 @@ class Peer(QuietHTTPServer):
         self.delay = 0.0
         self.delays: dict[str, float] = {}  # by path, instead of ``delay``
         self.fail = 0  # answer the next N requests with HTTP 503
+        self.hang_up: set[str] = set()  # paths whose requests are read and the connection closed without an answer
         # answer with this body and these headers instead (Content-Length added unless the headers
         # say "Connection: close": the body then ends when the connection closes)
         self.raw: tuple[bytes, dict[str, str]] | None = None
@@ -58,6 +61,16 @@ class Peer(QuietHTTPServer):
     @property
     def url(self) -> str:
         return f"http://127.0.0.1:{self.server_address[1]}"
+
+    def all_closed(self, within: float = 10.0) -> bool:
+        """Whether every connection to the peer is closed (waiting for that at most ``within`` s)."""
+        end = time.monotonic() + within
+        while time.monotonic() < end:
+            with self.lock:
+                if self.open_now == 0:
+                    return True
+            time.sleep(0.01)
+        return False
 
 
 class Handler(BaseHTTPRequestHandler):
@@ -84,6 +97,9 @@ class Handler(BaseHTTPRequestHandler):
         body = self.rfile.read(length) if length else b""
         self.server.seen.append({"method": self.command, "path": self.path, "body": body,
                                  "headers": dict(self.headers.items()), "at": time.monotonic()})
+        if self.path in self.server.hang_up:
+            self.close_connection = True
+            return
         if self.server.delays.get(self.path, self.server.delay):
             time.sleep(self.server.delays.get(self.path, self.server.delay))
         if self.server.raw is not None:
@@ -178,7 +194,7 @@ def test_on_the_event_loop_connections_are_kept_alive_and_bounded(peer: Peer) ->
     assert len(peer.seen) == 80
     assert peer.most_open <= 3 and len(peer.connections) <= 3  # reused, never more than the bound
     assert t.request_counts["GET /r"] == 80
-    assert t._aio_pools == {}  # the loop's connections are closed with it
+    assert peer.all_closed()  # the loop's connections are closed with it
 
 
 @pytest.mark.parametrize("way", WAYS)
@@ -207,7 +223,64 @@ def test_on_the_event_loop_only_the_replies_slower_than_the_timeout_time_out(pee
     assert all(isinstance(r, TransportError) and str(r).endswith("GET /slow: timed out waiting for the reply")
                for r in slow), slow
     assert all(not isinstance(r, BaseException) and r.status_code == 200 for r in fast), fast
-    assert t._aio_pools == {}
+    assert peer.all_closed()
+
+
+@pytest.mark.parametrize("way", WAYS)
+@pytest.mark.parametrize("method", ["PUT", "DELETE", "GET"])
+def test_a_request_whose_kept_alive_connection_closes_is_sent_once(peer: Peer, way: str, method: str) -> None:
+    """aiohttp by itself sends a PUT, DELETE or GET again when its kept-alive connection closes
+    before the answer; here every attempt is the retry policy's: with one attempt allowed the
+    peer sees the request once, and a write's outcome is reported unknown."""
+    t = HttpTransport(peer.url, vendor="tcaplus", retry=ONCE)
+    peer.hang_up.add("/gone")
+    send(t, way, "GET", "/warm", idempotent=True)  # in the event loop way, on a loop of its own
+    with pytest.raises(TransportError, match=r": the connection closed without a reply"):
+        if way == "threads":  # on the connection the first request left open
+            t.send(method, "/gone", idempotent=False, write=method != "GET")
+        else:
+            async def main() -> None:
+                await t.asend("GET", "/warm", idempotent=True)
+                await t.asend(method, "/gone", idempotent=False, write=method != "GET")
+
+            t.run(main)
+    t.close()
+    assert [s["path"] for s in peer.seen].count("/gone") == 1
+
+
+@pytest.mark.parametrize("way", WAYS)
+def test_an_answer_dripping_slower_than_the_timeout_is_a_lost_reply(way: str) -> None:
+    """The timeout bounds the whole exchange, not only each read: an answer whose bytes keep
+    coming, each well within the timeout, but whose whole would take far longer, ends as a read
+    timeout, the same on both ways (issue 24: one way returned the answer, the other timed out)."""
+    import socket
+
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(1)
+    listener.settimeout(10)
+
+    def serve() -> None:
+        conn, _ = listener.accept()
+        try:
+            conn.recv(65536)
+            conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 40\r\n\r\n")
+            for _ in range(40):  # one byte every 0.1 s: 4 s for the body, bounded
+                time.sleep(0.1)
+                conn.sendall(b" ")
+        except OSError:
+            pass  # the client gave up and closed
+        finally:
+            conn.close()
+            listener.close()
+
+    th = threading.Thread(target=serve, daemon=True)
+    th.start()
+    t = HttpTransport(f"http://127.0.0.1:{listener.getsockname()[1]}", vendor="tcaplus", retry=ONCE, timeout=0.5)
+    with pytest.raises(TransportError, match=r"POST /w: timed out waiting for the reply; the outcome is unknown$"):
+        send(t, way, "POST", "/w", idempotent=False, content=b"{}")
+    t.close()
+    th.join(10)
 
 
 @pytest.mark.parametrize("way", WAYS)
@@ -371,29 +444,78 @@ def one_answer_server(answer: bytes) -> tuple[int, threading.Thread, list[bytes]
     return listener.getsockname()[1], th, got
 
 
+def answering_server(answer: bytes, requests: int) -> tuple[int, threading.Thread, list[bytes], list[int]]:
+    """A peer that answers each of ``requests`` requests with ``answer`` as is, keeping each
+    connection open for the next request unless the answer ends when the connection closes (no
+    length): what it got, and how many connections it accepted (``[n]``)."""
+    import socket
+
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(4)
+    listener.settimeout(10)
+    got: list[bytes] = []
+    accepted = [0]
+    close_delimited = b"Content-Length" not in answer and b"Transfer-Encoding" not in answer
+
+    def serve() -> None:
+        conns = []
+        try:
+            while len(got) < requests:
+                conn, _ = listener.accept()
+                conns.append(conn)
+                accepted[0] += 1
+                conn.settimeout(10)
+                while len(got) < requests:
+                    data = b""
+                    while b"\r\n\r\n" not in data:
+                        chunk = conn.recv(65536)
+                        if not chunk:
+                            break
+                        data += chunk
+                    if not data:  # the client closed this connection: the next request comes on another
+                        break
+                    got.append(data)
+                    conn.sendall(answer)
+                    if close_delimited:
+                        conn.close()
+                        break
+        except OSError:
+            pass
+        finally:
+            for conn in conns:
+                conn.close()
+            listener.close()
+
+    th = threading.Thread(target=serve, daemon=True)
+    th.start()
+    return listener.getsockname()[1], th, got, accepted
+
+
 @pytest.mark.parametrize("answer, body, kept", [
-    (b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n4\r\n{\"a\"\r\n3\r\n: 1\r\n1\r\n}\r\n0\r\n\r\n", {"a": 1}, 1),
-    (b"HTTP/1.1 200 OK\r\nConnection: close\r\n\r\n{\"until\": \"close\"}", {"until": "close"}, 0),
-    (b"HTTP/1.0 200 OK\r\nContent-Length: 8\r\n\r\n{\"v\": 0}", {"v": 0}, 0),
+    (b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n4\r\n{\"a\"\r\n3\r\n: 1\r\n1\r\n}\r\n0\r\n\r\n", {"a": 1}, True),
+    (b"HTTP/1.1 200 OK\r\nConnection: close\r\n\r\n{\"until\": \"close\"}", {"until": "close"}, False),
+    (b"HTTP/1.0 200 OK\r\nContent-Length: 8\r\n\r\n{\"v\": 0}", {"v": 0}, False),
 ])
 @pytest.mark.parametrize("way", WAYS)
-def test_chunked_close_delimited_and_http_1_0_answers(answer: bytes, body: dict[str, Any], kept: int, way: str) -> None:
-    port, th, got = one_answer_server(answer)
+def test_chunked_close_delimited_and_http_1_0_answers(answer: bytes, body: dict[str, Any], kept: bool, way: str) -> None:
+    """Each answer is read whole; its connection carries the next request only when the answer
+    allows it (HTTP/1.1 without "Connection: close"), as the peer sees: one connection or two.
+    The HTTP/1.0 peer leaves its connection open: the client is the one that must not reuse it."""
+    port, th, got, accepted = answering_server(answer, 2)
     t = HttpTransport(f"http://127.0.0.1:{port}", vendor="tcaplus", retry=ONCE, timeout=5)
     if way == "threads":
-        r = t.send("GET", "/x", idempotent=True, headers={"x-a": "1"})
-        idle = len(t._pool._idle)  # type: ignore[union-attr]
+        answers = [t.send("GET", "/x", idempotent=True, headers={"x-a": "1"}) for _ in range(2)]
     else:
-        async def main() -> tuple[Any, int]:
-            answer = await t.asend("GET", "/x", idempotent=True, headers={"x-a": "1"})
-            return answer, len(t._aio_pool()._idle)
+        async def main() -> list[Any]:
+            return [await t.asend("GET", "/x", idempotent=True, headers={"x-a": "1"}) for _ in range(2)]
 
-        r, idle = t.run(main)
-    assert r.status_code == 200 and r.json() == body
-    th.join(5)
+        answers = t.run(main)
+    t.close()
+    th.join(10)
+    assert [(r.status_code, r.json()) for r in answers] == [(200, body)] * 2
     assert got[0].startswith(b"GET /x HTTP/1.1\r\nHost: 127.0.0.1:") and b"\r\nx-a: 1\r\n" in got[0]
-    # kept for another request only when the answer allows it (HTTP/1.1 without "Connection: close")
-    assert idle == kept
+    assert accepted[0] == (1 if kept else 2)
 
 
 @pytest.mark.parametrize("way", WAYS)
@@ -428,6 +550,64 @@ def test_two_answers_in_one_read_are_neither_trusted(way: str) -> None:
                                              r"neither is trusted; the outcome is unknown$"):
         send(t, way, "POST", "/w", idempotent=False, content=b"{}")
     th.join(5)
+
+
+@pytest.mark.parametrize("way", WAYS)
+def test_an_answer_arriving_on_an_idle_connection_is_never_taken_for_the_next(way: str) -> None:
+    """A late copy of an answer that arrives on its own, while the kept-alive connection sits
+    idle: the next request is not written on that connection (it would read the copy as its
+    answer) but on a new one, so a write is sent once and gets its own answer."""
+    import socket
+
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(2)
+    listener.settimeout(10)
+    got: list[bytes] = []
+    duplicated = threading.Event()
+
+    def answer(conn: socket.socket, n: int) -> None:
+        data = b""
+        while b"\r\n\r\n" not in data:
+            data += conn.recv(65536)
+        got.append(data)
+        conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 8\r\n\r\n{\"n\": %d}" % n)
+
+    def serve() -> None:
+        first, _ = listener.accept()
+        first.settimeout(10)
+        answer(first, 1)
+        time.sleep(0.05)
+        first.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 8\r\n\r\n{\"n\": 1}")  # the late copy, alone
+        duplicated.set()
+        second, _ = listener.accept()  # the next request comes on a new connection
+        second.settimeout(10)
+        answer(second, 2)
+        assert first.recv(65536) == b""  # and nothing more was written on the first
+        first.close()
+        second.close()
+        listener.close()
+
+    th = threading.Thread(target=serve, daemon=True)
+    th.start()
+    t = HttpTransport(f"http://127.0.0.1:{listener.getsockname()[1]}", vendor="tcaplus", retry=ONCE, timeout=5)
+    if way == "threads":
+        first = t.send("GET", "/r", idempotent=True).json()
+        assert duplicated.wait(10)
+        time.sleep(0.1)  # the copy is read by the transport's loop meanwhile
+        second = t.send("POST", "/w", idempotent=False, json={"a": 1}).json()
+    else:
+        async def main() -> tuple[Any, Any]:
+            one = (await t.asend("GET", "/r", idempotent=True)).json()
+            assert await asyncio.to_thread(duplicated.wait, 10)
+            await asyncio.sleep(0.1)
+            return one, (await t.asend("POST", "/w", idempotent=False, json={"a": 1})).json()
+
+        first, second = t.run(main)
+    t.close()
+    th.join(10)
+    assert (first, second) == ({"n": 1}, {"n": 2})
+    assert [g.split(b" ", 2)[:2] for g in got] == [[b"GET", b"/r"], [b"POST", b"/w"]]  # the write sent once
 
 
 @pytest.mark.parametrize("way", WAYS)

@@ -22,7 +22,6 @@ REASON = "Why one module:"
 BEING_SPLIT = {
     "reconciler/cli.py",  # cli/ package of thin commands, apply workflow into the engine
     "reconciler/clients/http.py",  # transport on aiohttp
-    "reconciler/sandbox/base.py",  # emulator server on aiohttp.web
 }
 
 

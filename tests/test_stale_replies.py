@@ -21,7 +21,7 @@ import pytest
 
 from reconciler.clients.http import HttpTransport, RetryPolicy
 from reconciler.errors import TransportError
-from reconciler.sandbox.base import EmulatorServer
+from reconciler.sandbox.wire import EmulatorServer
 from reconciler.vendors.bestproxy.emulator import BestProxyEmulator
 from tests.bestproxy.conftest import Workspace, account_doc, bestproxy_workspace
 

@@ -16,7 +16,7 @@ from reconciler.vendors.bestproxy.client import BestProxyClient
 from reconciler.clients.http import RetryPolicy, user_agent
 from reconciler.vendors.jdb.client import JdbClient
 from reconciler.vendors.tcaplus.client import TcaplusClient
-from reconciler.sandbox.base import EmulatorServer
+from reconciler.sandbox.wire import EmulatorServer
 from reconciler.vendors.bestproxy.emulator import BestProxyEmulator
 from reconciler.vendors.jdb.emulator import JdbEmulator
 from reconciler.vendors.tcaplus.emulator import TcaplusEmulator

@@ -17,42 +17,57 @@ Retry rules (one place, STYLE.md §7):
 
 Error texts never include URLs, query strings or bodies: they may carry credentials.
 
-The wire: a small keep-alive pool of sockets (one per concurrent caller, at most
-``max_connections``; TLS verified against the system's certificates), each request written as one
-HTTP/1.1 message and each answer parsed by ``httptools`` (the C parser uvicorn uses). These APIs
-need requests with a JSON or form body and nothing else (no cookies, redirects, auth flows or
-HTTP/2), and at fleet scale the client's CPU per request is what bounds a run: with eight threads,
-httpx's models and httpcore's h11 state machine cost about 1.0 ms of CPU per request here,
-``http.client`` (email-package header parsing) about 0.3-0.4 ms, this path about 0.3 ms with the
-vendor client's own work included (docs/performance.md, "The HTTP client"). Retries and their
-waits stay with stamina.
+The wire is aiohttp's client: one request path, on an event loop (:meth:`HttpTransport.asend`).
+Each event loop that sends has its own ``ClientSession`` (a keep-alive pool of at most
+``max_connections`` connections; TLS verified against the system's certificates or
+``SSL_CERT_FILE``; no cookies, no redirects followed). Synchronous callers (the BestProxy and JDB
+clients, driven from threads) go through :meth:`HttpTransport.send`, a thin facade that runs the
+same coroutine on the transport's own event loop in one background thread. What this module adds
+to aiohttp is what it does not do for us:
+
+- one timeout per attempt, per phase: connecting, each read, and the whole exchange, each at most
+  ``timeout`` seconds (a slowly dripping answer ends at ``timeout`` like a silent one);
+- bodies read in chunks up to :data:`MAX_REPLY_BYTES`, as received and once decoded (aiohttp's own
+  decompression is off; gzip and deflate are undone here, bounded, so a decompression bomb is
+  refused);
+- no stale answer: a connection on which an answer nobody asked for is waiting is closed and never
+  written on, and an answer that arrived together with another one is not trusted (the request's
+  outcome is unknown: :data:`EXTRA_REPLY`);
+- proxies from the environment (``HTTPS_PROXY``, ``HTTP_PROXY``, ``NO_PROXY``, either case, as
+  ``urllib.request.getproxies`` and ``proxy_bypass`` read them — what aiohttp's ``trust_env``
+  reads), resolved once per base URL (:func:`env_proxy`); a proxy is never set from a file;
+- the retry policy (stamina), the rate budget, a ``User-Agent`` and the error texts.
 """
 
 from __future__ import annotations
 
 import asyncio
+import base64
+import contextvars
 import datetime
 import email.utils
 import functools
-import math
 import gzip
 import importlib.metadata
 import io
 import json as jsonlib
 import logging
+import math
 import re
-import select
 import socket
 import ssl
 import threading
 import time
+import weakref
 import zlib
-from collections import Counter, deque
+from collections import Counter
 from dataclasses import dataclass, field
-from typing import Any, Awaitable, Callable, Mapping, TypeVar
+from typing import Any, Awaitable, Callable, Coroutine, Mapping, TypeVar
 from urllib.parse import urlencode
+from urllib.request import getproxies, proxy_bypass
 
-import httptools
+import aiohttp
+from yarl import URL
 
 from reconciler.errors import ApiError, TransportError
 from reconciler.urls import split_base_url
@@ -100,10 +115,6 @@ class ConnectFailed(Exception):
         super().__init__(cause)
 
 
-def connect_failed(exc: BaseException) -> ConnectFailed:
-    return ConnectFailed(describe_connect_error(exc), lasting=isinstance(exc, ssl.SSLCertVerificationError))
-
-
 class ReplyLost(Exception):
     """Internal: the request was (or may have been) sent and no complete reply came back.
     ``lasting``: asking again would get the same (an answer over the size limit), so no retry."""
@@ -124,22 +135,19 @@ class _TooLarge(Exception):
     """Internal: an answer's body passed :data:`MAX_REPLY_BYTES`."""
 
 
-def reply_lost(exc: BaseException) -> ReplyLost:
-    """The :class:`ReplyLost` of a failed exchange (httptools wraps a callback's exception)."""
-    if isinstance(exc, _TooLarge) or isinstance(exc.__context__, _TooLarge):
-        return ReplyLost(f"the reply is larger than the {MAX_REPLY_BYTES // (1024 * 1024)} MiB limit", lasting=True)
-    if isinstance(exc, _Extra) or isinstance(exc.__context__, _Extra):
-        return ReplyLost(EXTRA_REPLY)
-    return ReplyLost(describe_reply_error(exc))
-
-
 def describe_connect_error(exc: BaseException) -> str:
     """Why a connection could not be opened, in plain words (never the URL)."""
+    if isinstance(exc, aiohttp.ClientConnectorCertificateError):
+        return "TLS certificate verification failed"
+    if isinstance(exc, aiohttp.ClientConnectorSSLError):
+        return "TLS handshake failed"
+    if isinstance(exc, aiohttp.ClientConnectorError):
+        exc = exc.os_error
     if isinstance(exc, socket.gaierror):
         return "DNS lookup failed"
     if isinstance(exc, ConnectionRefusedError):
         return "connection refused"
-    if isinstance(exc, TimeoutError):  # socket.timeout is TimeoutError
+    if isinstance(exc, TimeoutError):  # socket.timeout and aiohttp's ConnectionTimeoutError are TimeoutErrors
         return "timed out connecting"
     if isinstance(exc, ssl.SSLCertVerificationError):
         return "TLS certificate verification failed"
@@ -149,20 +157,19 @@ def describe_connect_error(exc: BaseException) -> str:
 
 
 EXTRA_REPLY = "more than one reply on the connection (a late duplicate?): neither is trusted"
-
-
-class _Closed(Exception):
-    """Internal: the server closed the connection before the reply was complete."""
+UNASKED_REPLY = "an answer nobody asked for was waiting on the kept-alive connection (a late duplicate?)"
 
 
 def describe_reply_error(exc: BaseException) -> str:
     """Why a sent request got no complete reply, in plain words."""
-    if isinstance(exc, TimeoutError):
+    if isinstance(exc, TimeoutError):  # asyncio.TimeoutError and aiohttp's timeouts are TimeoutErrors
         return "timed out waiting for the reply"
-    if isinstance(exc, _Closed | ConnectionError):
+    if isinstance(exc, aiohttp.ServerDisconnectedError | aiohttp.ClientPayloadError | ConnectionError):
         return "the connection closed without a reply"
-    if isinstance(exc, httptools.HttpParserError):
-        return f"an unreadable reply ({type(exc).__name__})"
+    if isinstance(exc, aiohttp.ClientResponseError):  # a status line or header aiohttp's parser refused
+        return "an unreadable reply (bad HTTP framing)"
+    if isinstance(exc, aiohttp.ClientOSError):
+        return "the connection closed without a reply"
     return f"no reply ({type(exc).__name__})"
 
 
@@ -181,8 +188,8 @@ class Clock:
 
     monotonic: Callable[[], float] = time.monotonic  # the retry budget
     wall: Callable[[], float] = time.time  # "now" for a Retry-After given as an HTTP date
-    sleep: Callable[[float], None] = time.sleep  # a Retry-After wait, from threads
-    asleep: Callable[[float], Awaitable[None]] = asyncio.sleep  # the same on an event loop
+    sleep: Callable[[float], None] = time.sleep  # a wait outside an event loop (kept for callers; the transport awaits asleep)
+    asleep: Callable[[float], Awaitable[None]] = asyncio.sleep  # a Retry-After wait, on the request's event loop
 
 
 REAL_CLOCK = Clock()
@@ -220,19 +227,12 @@ class SentRequest:
     content: bytes
 
 
-class Headers(dict[str, str]):
-    """Answer headers by lower-case name (repeated headers joined with ``, ``)."""
-
-    def get(self, name: str, default: Any = None) -> Any:  # type: ignore[override]
-        return super().get(name.lower(), default)
-
-
 @dataclass
 class Response:
     """A complete HTTP answer: status, headers (case-insensitive ``get``), decoded body."""
 
     status_code: int
-    headers: Headers
+    headers: Mapping[str, str]
     content: bytes
     reason_phrase: str = ""
     _parsed: Any = field(default=None, repr=False, compare=False)  # (value,) once parsed
@@ -280,19 +280,9 @@ class RetryableStatus(Exception):
         super().__init__(f"HTTP {response.status_code}")
 
 
-def _dropped(sock: socket.socket) -> bool:
-    """Whether an idle kept-alive connection was closed by the server (readable = EOF or junk)."""
-    try:
-        readable, _, _ = select.select([sock], [], [], 0)
-    except (OSError, ValueError):
-        return True
-    return bool(readable)
-
-
 _UNSAFE = re.compile(r"[\x00-\x20\x7f]")  # not in a request target
 _UNSAFE_VALUE = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")  # not in a header name or value (no CR/LF)
 _SAFE_HEADERS: set[tuple[tuple[str, str], ...]] = set()  # header sets already checked (a client sends a few, often)
-_HEADER_BLOCKS: dict[tuple[tuple[str, str], ...], str] = {}  # header set -> its lines on the wire
 
 
 def _safe_headers(items: tuple[tuple[str, str], ...]) -> bool:
@@ -339,297 +329,152 @@ def _inflate(body: bytes, wbits: int) -> bytes:
     return out
 
 
-class _Extra(Exception):
-    """Internal: another answer began after the complete one, on the same connection."""
+def env_proxy(scheme: str, host: str) -> tuple[URL | None, dict[str, str] | None]:
+    """The proxy the environment names for ``scheme://host`` and its ``Proxy-Authorization``
+    header, or ``(None, None)``: ``HTTPS_PROXY`` / ``HTTP_PROXY`` (lower case first, as urllib
+    reads them), unless ``NO_PROXY`` lists the host (exactly, or as a domain suffix; ``*`` for
+    every host). The same reading as aiohttp's ``trust_env`` (``get_env_proxy_for_url``), done
+    once per base URL and without its ``.netrc`` look-up. Loopback is not special: a proxy is used
+    for ``127.0.0.1`` too unless ``NO_PROXY`` names it (``NO_PROXY=127.0.0.1,localhost``)."""
+    if proxy_bypass(host):
+        return None, None
+    value = getproxies().get(scheme)
+    if not value:
+        return None, None
+    url = URL(value)
+    if url.user is None:
+        return url, None
+    token = base64.b64encode(f"{url.user}:{url.password or ''}".encode("utf-8")).decode("ascii")
+    return url.with_user(None), {"Proxy-Authorization": f"Basic {token}"}
 
 
-class _Reply:
-    """httptools callbacks: one answer's status, headers and body.
+class _Unasked(Exception):
+    """Internal: an answer was waiting on a kept-alive connection before anything was written on it."""
 
-    A second answer after the complete one (a late duplicate of an earlier answer, or an answer
-    nobody asked for) stops the parse (:class:`_Extra`): which of the two answers this request's
-    is cannot be told, so neither is trusted."""
 
-    __slots__ = ("headers", "body", "size", "reason", "complete", "headers_complete", "extra", "parser")
-
-    def __init__(self) -> None:
-        self.headers = Headers()
-        self.body: list[bytes] = []
-        self.size = 0
-        self.reason = b""
-        self.complete = False
-        self.headers_complete = False
-        self.extra = False
-        self.parser: Any = None  # set once made: its status tells an interim (1xx) answer
-
-    def _interim(self) -> bool:
-        """Whether the answer just read is an interim one (``103 Early Hints``, an unasked ``100
-        Continue``): it is forgotten and the final answer read after it (RFC 9110 §15.2)."""
-        if self.parser is None or self.parser.get_status_code() >= 200:
-            return False
-        self.headers, self.body, self.size, self.reason, self.headers_complete = Headers(), [], 0, b"", False
-        return True
-
-    def on_message_begin(self) -> None:
-        if self.complete:
-            self.extra = True
-            raise _Extra()
-
-    def on_headers_complete(self) -> None:
-        self.headers_complete = True
-
-    @property
-    def ends_at_close(self) -> bool:
-        """An answer without a length: its body ends when the server closes the connection."""
-        return self.headers_complete and "content-length" not in self.headers and "transfer-encoding" not in self.headers
-
-    def on_status(self, status: bytes) -> None:
-        self.reason += status
-
-    def on_header(self, name: bytes, value: bytes) -> None:
-        key = name.decode("latin-1").lower()
-        text = value.decode("latin-1")
-        self.headers[key] = f"{self.headers[key]}, {text}" if key in self.headers else text
-
-    def on_body(self, body: bytes) -> None:
-        self.size += len(body)
-        if self.size > MAX_REPLY_BYTES:  # the parser stops and raises (HttpParserCallbackError)
-            raise _TooLarge()
-        self.body.append(body)
-
-    def on_message_complete(self) -> None:
-        if not self._interim():
-            self.complete = True
+class _Resent(Exception):
+    """Internal: aiohttp was about to send the request again by itself (it repeats a PUT, DELETE
+    or GET whose kept-alive connection closed): every attempt is the retry policy's to make."""
 
 
 @dataclass
-class _Pool:
-    """Kept-alive connections (sockets) to one origin; at most ``size`` in use at once."""
+class _Exchange:
+    """What aiohttp did with one attempt, as :class:`_Request` saw it: ``sent``, the request
+    reached a connection and was written on it; ``conn``, that connection's protocol; ``extra``,
+    the next request to take that connection found an answer waiting on it."""
 
-    scheme: str
-    host: str
-    port: int
-    timeout: float
-    size: int
-    context: ssl.SSLContext | None = None
-    _idle: deque[socket.socket] = field(default_factory=deque)
-    _slots: threading.BoundedSemaphore = field(init=False)
+    sent: bool = False
+    conn: Any = None
+    extra: bool = False
 
-    def __post_init__(self) -> None:
-        self._slots = threading.BoundedSemaphore(self.size)
+    def another_answer(self) -> bool:
+        """Whether another answer came on the connection after this one: one is waiting on it
+        now, and no other request has taken the connection since (aiohttp hands a connection
+        back to its pool as soon as an answer's last byte arrives), or the next request to take
+        it found one waiting."""
+        conn = self.conn
+        if self.extra:
+            return True
+        return conn is not None and getattr(conn, "_reconciler_exchange", None) is self and len(conn) > 0
 
-    def _connect(self) -> socket.socket:
-        sock = socket.create_connection((self.host, self.port), timeout=self.timeout)
+
+_EXCHANGE: contextvars.ContextVar[_Exchange | None] = contextvars.ContextVar("reconciler_http_exchange", default=None)
+
+
+class _Request(aiohttp.ClientRequest):
+    """aiohttp's request, which looks at the connection it is about to be written on.
+
+    A kept-alive connection on which an answer is already waiting (a late duplicate of an earlier
+    answer, or one nobody asked for) is closed and nothing is written on it: that answer would be
+    read as this request's (:class:`_Unasked`, a failure to connect: another attempt goes out on a
+    new connection). The connection's protocol is noted (:class:`_Exchange`) so that the answer,
+    once read, can be checked for another one behind it."""
+
+    async def send(self, conn: Any) -> Any:  # aiohttp.client_reqrep.Connection -> ClientResponse
+        proto = conn.protocol
+        if proto is not None and len(proto):  # parsed answers queued on the connection, none of them asked for
+            before = getattr(proto, "_reconciler_exchange", None)
+            if before is not None:  # the request before may have read a late copy as its answer
+                before.extra = True
+            proto.close()  # not written on; aiohttp also closes a connection whose request failed
+            raise _Unasked()
+        exchange = _EXCHANGE.get()
+        if exchange is not None and exchange.sent:
+            raise _Resent()
+        if exchange is not None and proto is not None:
+            exchange.sent, exchange.conn = True, proto
+            proto._reconciler_exchange = exchange  # the request now using this connection
+        return await super().send(conn)
+
+
+@dataclass
+class _Session:
+    """One event loop's aiohttp session and the bound on its requests in flight."""
+
+    session: aiohttp.ClientSession
+    slots: asyncio.Semaphore
+
+
+class _LoopThread:
+    """An event loop running in one daemon thread: :meth:`HttpTransport.send`'s."""
+
+    def __init__(self, name: str) -> None:
+        self.loop = asyncio.new_event_loop()
+        self.thread = threading.Thread(target=self._run, name=name, daemon=True)
+        self.thread.start()
+
+    def _run(self) -> None:
+        asyncio.set_event_loop(self.loop)
+        self.loop.run_forever()
+
+    def call(self, coro: Coroutine[Any, Any, T]) -> T:
+        """Run ``coro`` on the loop and wait for its result in this thread."""
+        if threading.current_thread() is self.thread:
+            coro.close()
+            raise RuntimeError("HttpTransport.send() called on the transport's own event loop: await asend() there")
+        future = asyncio.run_coroutine_threadsafe(coro, self.loop)
         try:
-            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            if self.context is not None:
-                return self.context.wrap_socket(sock, server_hostname=self.host)
+            return future.result()
         except BaseException:
-            sock.close()
+            future.cancel()  # interrupted (KeyboardInterrupt): the request does not go on alone
             raise
-        return sock
 
-    def acquire(self) -> socket.socket:
-        self._slots.acquire()
-        while True:
+    @staticmethod
+    def stop(facade: _LoopThread, sessions: dict[asyncio.AbstractEventLoop, _Session]) -> None:
+        """Close the loop's session (its connections), stop the loop and its thread."""
+        entry = sessions.pop(facade.loop, None)
+        if facade.loop.is_closed():
+            return
+        if threading.current_thread() is facade.thread:  # collected on its own loop: stop it there
+            facade.loop.call_soon(facade.loop.stop)
+            return
+        if entry is not None and facade.thread.is_alive():
+            closing = asyncio.run_coroutine_threadsafe(entry.session.close(), facade.loop)
             try:
-                sock = self._idle.pop()
-            except IndexError:
-                break
-            if not _dropped(sock):
-                return sock
-            sock.close()
-        try:
-            return self._connect()
-        except OSError as exc:
-            self._slots.release()
-            raise connect_failed(exc) from None
-        except BaseException:
-            self._slots.release()
-            raise
-
-    def release(self, sock: socket.socket, *, reusable: bool) -> None:
-        if reusable:
-            self._idle.append(sock)
-        else:
-            sock.close()
-        self._slots.release()
-
-    def close(self) -> None:
-        while self._idle:
-            self._idle.pop().close()
+                closing.result(5)
+            except Exception:  # noqa: BLE001 - closing: nothing more to do about a connection that will not close
+                pass
+        facade.loop.call_soon_threadsafe(facade.loop.stop)
+        facade.thread.join(5)
+        if not facade.thread.is_alive():
+            facade.loop.close()
 
 
-class _AioReply(_Reply):
-    """An answer read by the event loop: its future is resolved when the message is complete."""
-
-    __slots__ = ("done",)
-
-    def __init__(self, done: asyncio.Future[None]) -> None:
-        super().__init__()
-        self.done = done
-
-    def on_message_complete(self) -> None:
-        if self._interim():
-            return
-        self.complete = True
-        if not self.done.done():
-            self.done.set_result(None)
-
-
-class _AioConn(asyncio.Protocol):
-    """One kept-alive connection on an event loop: one request at a time, answers parsed by httptools."""
-
-    def __init__(self) -> None:
-        self.transport: asyncio.Transport | None = None
-        self.closed = False
-        self._reply: _AioReply | None = None
-        self._parser: Any = None
-
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self.transport = transport
-
-    def data_received(self, data: bytes) -> None:
-        reply = self._reply
-        if reply is None or reply.complete:  # bytes nobody asked for: the connection is not reusable
-            self.closed = True
-            return
-        try:
-            self._parser.feed_data(data)
-        except httptools.HttpParserError as exc:
-            self.closed = True
-            if reply.complete:  # bytes after the complete answer, in the same read: it is not trusted
-                reply.extra = True
-            if not reply.done.done():
-                reply.done.set_exception(exc)
-
-    def eof_received(self) -> bool:
-        self._lost(None)
-        return False
-
-    def connection_lost(self, exc: Exception | None) -> None:
-        self._lost(exc)
-
-    def _lost(self, exc: Exception | None) -> None:
-        self.closed = True
-        reply = self._reply
-        if reply is not None and not reply.done.done():
-            if reply.ends_at_close:
-                reply.done.set_result(None)
-            else:
-                reply.done.set_exception(exc if isinstance(exc, OSError) else _Closed())
-
-    async def exchange(self, data: bytes, loop: asyncio.AbstractEventLoop) -> tuple[_Reply, Any]:
-        """Write one request and wait for its whole answer on ``loop``, the running one (its pool's
-        watchdog ends the wait: :meth:`_AioPool.exchange`)."""
-        assert self.transport is not None
-        if self.closed:
-            raise _Closed()
-        reply = self._reply = _AioReply(loop.create_future())
-        self._parser = reply.parser = httptools.HttpResponseParser(reply)
-        self.transport.write(data)
-        await reply.done
-        return reply, self._parser
-
-    def expire(self) -> None:
-        """The answer took too long: the wait ends with ``TimeoutError`` and the connection closes."""
-        reply = self._reply
-        if reply is not None and not reply.done.done():
-            reply.done.set_exception(TimeoutError("timed out"))
-        self.close()
-
-    def close(self) -> None:
-        self.closed = True
-        if self.transport is not None:
-            self.transport.close()
-
-
-@dataclass
-class _AioPool:
-    """:class:`_Pool` for one event loop: kept-alive connections, at most ``size`` in use at once."""
-
-    loop: asyncio.AbstractEventLoop  # the one it serves (asyncio.get_running_loop() costs a getpid call)
-    scheme: str
-    host: str
-    port: int
-    timeout: float
-    size: int
-    context: ssl.SSLContext | None = None
-    _idle: list[_AioConn] = field(default_factory=list)
-    _slots: asyncio.Semaphore = field(init=False)
-    # connections waiting for an answer -> when the wait ends; one watchdog timer checks them all
-    # (a timer per request, or asyncio.timeout, cost as much CPU as parsing the answer)
-    _waiting: dict[_AioConn, float] = field(default_factory=dict)
-    _watch: asyncio.TimerHandle | None = None
-
-    def __post_init__(self) -> None:
-        self._slots = asyncio.Semaphore(self.size)
-
-    async def exchange(self, conn: _AioConn, data: bytes) -> tuple[_Reply, Any]:
-        """``conn.exchange(data)`` for at most :attr:`timeout` seconds (``TimeoutError`` then,
-        raised within a twentieth of the timeout, at most a second, after it)."""
-        loop = self.loop
-        self._waiting[conn] = loop.time() + self.timeout
-        if self._watch is None:
-            self._watch = loop.call_later(self._tick, self._check)
-        try:
-            return await conn.exchange(data, loop)
-        finally:
-            self._waiting.pop(conn, None)
-
-    @property
-    def _tick(self) -> float:
-        return min(1.0, max(0.005, self.timeout / 20))
-
-    def _check(self) -> None:
-        self._watch = None
-        loop = self.loop
-        now = loop.time()
-        for conn, deadline in list(self._waiting.items()):
-            if deadline <= now:
-                del self._waiting[conn]
-                conn.expire()
-        if self._waiting:
-            self._watch = loop.call_later(self._tick, self._check)
-
-    async def acquire(self) -> _AioConn:
-        await self._slots.acquire()
-        while self._idle:
-            conn = self._idle.pop()
-            sock = conn.transport.get_extra_info("socket") if conn.transport is not None else None
-            if not conn.closed and sock is not None and not _dropped(sock):
-                return conn
-            conn.close()
-        try:
-            async with asyncio.timeout(self.timeout):
-                _, conn = await self.loop.create_connection(
-                    _AioConn, self.host, self.port, ssl=self.context,
-                    server_hostname=self.host if self.context is not None else None)
-        except OSError as exc:  # TimeoutError and ssl.SSLError are OSErrors
-            self._slots.release()
-            raise connect_failed(exc) from None
-        except BaseException:
-            self._slots.release()
-            raise
-        sock = conn.transport.get_extra_info("socket") if conn.transport is not None else None
-        if sock is not None:
-            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        return conn
-
-    def release(self, conn: _AioConn, *, reusable: bool) -> None:
-        if reusable and not conn.closed:
-            self._idle.append(conn)
-        else:
-            conn.close()
-        self._slots.release()
-
-    def close(self) -> None:
-        if self._watch is not None:
-            self._watch.cancel()
-            self._watch = None
-        while self._idle:
-            self._idle.pop().close()
+async def _read_body(resp: aiohttp.ClientResponse) -> bytes:
+    """The answer's body as received, in chunks, never more than :data:`MAX_REPLY_BYTES`."""
+    limit = MAX_REPLY_BYTES
+    length = resp.content_length
+    if length is not None and length > limit:
+        raise _TooLarge()
+    content = resp.content
+    chunks: list[bytes] = []
+    size = 0
+    while chunk := await content.readany():
+        size += len(chunk)
+        if size > limit:
+            raise _TooLarge()
+        chunks.append(chunk)
+    return chunks[0] if len(chunks) == 1 else b"".join(chunks)
 
 
 def _tls_context() -> ssl.SSLContext:
@@ -732,8 +577,9 @@ class HttpTransport:
         self.on_request: list[Callable[[SentRequest], None]] = []
         self.request_counts: Counter[str] = Counter()
         self._count_lock = threading.Lock()
-        self._pool: _Pool | None = None
-        self._aio_pools: dict[asyncio.AbstractEventLoop, _AioPool] = {}  # by event loop (:meth:`run`)
+        self._sessions: dict[asyncio.AbstractEventLoop, _Session] = {}  # by event loop
+        self._facade: _LoopThread | None = None  # send()'s loop, started on first use
+        self._timeouts = aiohttp.ClientTimeout(total=timeout, sock_connect=timeout, sock_read=timeout)
         self.base_url = base_url
 
     @property
@@ -742,118 +588,181 @@ class HttpTransport:
 
     @base_url.setter
     def base_url(self, url: str) -> None:
-        """Point the transport at another origin (closes the kept-alive connections)."""
+        """Point the transport at another origin (closes :meth:`send`'s kept-alive connections)."""
         try:  # the parse the endpoint check judges (reconciler/urls.py): one host for both
             parts = split_base_url(url)
         except ValueError as exc:
             raise ValueError(f"{self.vendor}: base_url: {exc}") from None
-        old = self._pool
         self._base_url = url.rstrip("/")
         self._prefix = parts.path
         shown = f"[{parts.host}]" if ":" in parts.host else parts.host
         self._host = f"{shown}:{parts.port}" if parts.explicit_port else shown
-        self._scheme, self._conn_host, self._port = parts.scheme, parts.host, parts.port
+        self._scheme = parts.scheme
+        self._origin = f"{parts.scheme}://{shown}:{parts.port}"
         self._context = _tls_context() if parts.scheme == "https" else None
-        self._pool = _Pool(parts.scheme, parts.host, parts.port, self.timeout, self.max_connections, self._context)
-        if old is not None:
-            old.close()
+        # the environment's proxy for this origin (the trusted side's; never from a file). The
+        # endpoint check judged the vendor host above, and that host is what the proxy is asked for
+        self._proxy, self._proxy_headers = env_proxy(parts.scheme, parts.host)
+        self.close()
 
     def close(self) -> None:
-        if self._pool is not None:
-            self._pool.close()
+        """Close :meth:`send`'s connections and stop its loop (a later :meth:`send` starts them again)."""
+        facade, self._facade = self._facade, None
+        if facade is not None:
+            self._finalizer.detach()
+            _LoopThread.stop(facade, self._sessions)
 
     @property
     def host(self) -> str:
         """``host:port`` of the base URL (no path, no query) for error messages."""
         return self._host
 
-    def _wire(self, method: str, target: str, path: str, query: str, body: bytes | None,
-              headers: dict[str, str]) -> bytes:
-        """Count the request, show it to the observers, and build it as one HTTP/1.1 message."""
+    @property
+    def proxy(self) -> str | None:
+        """``host:port`` of the proxy requests go through (from the environment), or ``None``."""
+        if self._proxy is None:
+            return None
+        return f"{self._proxy.host}:{self._proxy.port}"
+
+    # -- the event loops' sessions ------------------------------------------------------------
+    def _session(self) -> _Session:
+        loop = asyncio.get_running_loop()
+        entry = self._sessions.get(loop)  # asked per request: no lock once the loop has its session
+        if entry is None:
+            connector = aiohttp.TCPConnector(limit=self.max_connections, limit_per_host=0,
+                                             ssl=self._context if self._context is not None else True)
+            session = aiohttp.ClientSession(
+                connector=connector, timeout=self._timeouts,
+                auto_decompress=False,  # bodies are decoded here, bounded (_decode)
+                trust_env=False,  # the proxy is resolved once per base URL (env_proxy), never .netrc
+                cookie_jar=aiohttp.DummyCookieJar(),
+                # only what the caller asks for: no Accept-Encoding it cannot read, no guessed Content-Type
+                skip_auto_headers=("Accept-Encoding", "Content-Type"),
+                request_class=_Request,
+            )
+            entry = self._sessions[loop] = _Session(session, asyncio.Semaphore(self.max_connections))
+        return entry
+
+    def _send_loop(self) -> _LoopThread:
+        facade = self._facade
+        if facade is None:
+            with self._count_lock:
+                facade = self._facade
+                if facade is None:
+                    facade = self._facade = _LoopThread(f"http-{self.vendor}")
+                    # the loop and its connections end with the transport, or at exit
+                    self._finalizer = weakref.finalize(self, _LoopThread.stop, facade, self._sessions)
+        return facade
+
+    def run(self, main: Callable[[], Awaitable[T]]) -> T:
+        """Run ``main()`` on a new event loop in this thread and close that loop's connections after.
+
+        Many requests in flight on one loop cost far less CPU than as many threads each waiting on
+        its own answer (no thread wake-up and GIL hand-off per answer)."""
+
+        async def wrapper() -> T:
+            try:
+                return await main()
+            finally:
+                entry = self._sessions.pop(asyncio.get_running_loop(), None)
+                if entry is not None:
+                    await entry.session.close()
+
+        return asyncio.run(wrapper())
+
+    @property
+    def total_requests(self) -> int:
+        return sum(self.request_counts.values())
+
+    # -- one attempt --------------------------------------------------------------------------
+    def _observe(self, method: str, path: str, query: str, body: bytes | None, headers: dict[str, str]) -> None:
+        """Count the request and show it to the observers."""
         with self._count_lock:
             self.request_counts[f"{method} {path}"] += 1
         if self.on_request:
             sent = SentRequest(method, path, query, {k.lower(): v for k, v in headers.items()}, body or b"")
             for hook in self.on_request:
                 hook(sent)
-        items = tuple(headers.items())
-        block = _HEADER_BLOCKS.get(items)
-        if block is None:
-            if len(_HEADER_BLOCKS) >= 1024:  # bounded, as _SAFE_HEADERS
-                _HEADER_BLOCKS.clear()
-            block = _HEADER_BLOCKS[items] = "".join(f"{k}: {v}\r\n" for k, v in items)
-        length = f"Content-Length: {len(body or b'')}\r\n" if body is not None or method in ("POST", "PUT", "PATCH") else ""
-        return f"{method} {target} HTTP/1.1\r\nHost: {self._host}\r\n{block}{length}\r\n".encode("latin-1") + (body or b"")
 
-    def _answer(self, method: str, target: str, reply: _Reply, parser: Any) -> tuple[Response, bool]:
-        """The complete answer and whether its connection may be kept alive."""
-        if reply.extra:  # another answer came with it (the event loop's read; threads raise at once)
-            raise ReplyLost(EXTRA_REPLY)
-        # (httptools' should_keep_alive() is reset once the message is complete)
-        got = dict.get  # the names are stored in lower case: no Headers.get (it lowers the name)
-        connection = (got(reply.headers, "connection") or "").lower()
-        reusable = reply.complete and "close" not in connection and (
-            parser.get_http_version() == "1.1" or "keep-alive" in connection)
+    async def _attempt(self, method: str, target: str, path: str, query: str, body: bytes | None,
+                       headers: dict[str, str]) -> Response:
+        """One request on the running loop's session, its answer read to the end (at most
+        :data:`MAX_REPLY_BYTES`, as received and once decoded)."""
+        if self._budget is not None and (wait := self._budget.delay()) > 0:
+            await asyncio.sleep(wait)
+        entry = self._session()
+        async with entry.slots:  # at most max_connections in flight: the timeouts start once a slot is had
+            self._observe(method, path, query, body, headers)
+            url = URL(self._origin + target, encoded=True)
+            # a kept-alive connection found with an answer waiting on it is closed unwritten
+            # (_Request.send) and the request goes on another: nothing was sent on that one
+            for _ in range(self.max_connections + 1):
+                try:
+                    resp, content = await self._exchange(entry.session, method, url, body, headers)
+                    break
+                except _Unasked:
+                    log.debug("%s %s: %s %s: %s; closed, not written on", self.vendor, self._host, method, path,
+                              UNASKED_REPLY)
+            else:
+                raise ConnectFailed(UNASKED_REPLY)
         try:
-            content = _decode(b"".join(reply.body), got(reply.headers, "content-encoding"))
-        except _TooLarge as exc:
-            raise reply_lost(exc) from None
+            content = _decode(content, resp.headers.get("Content-Encoding"))
+        except _TooLarge:
+            raise ReplyLost(f"the reply is larger than the {MAX_REPLY_BYTES // (1024 * 1024)} MiB limit", lasting=True) from None
         except (OSError, EOFError, zlib.error, ValueError) as exc:
             raise ReplyLost(f"an undecodable reply ({type(exc).__name__})") from None
-        resp = Response(parser.get_status_code(), reply.headers, content, reply.reason.decode("latin-1"))
+        answer = Response(resp.status, resp.headers, content, resp.reason or "")
         # the request line as sent, query included (``--debug`` shows it; the log record factory
         # masks credentials such as BestProxy's ``app_key=`` before any handler sees it)
         log.debug('HTTP Request: %s %s://%s%s "HTTP/1.1 %d %s"', method, self._scheme, self._host, target,
-                  resp.status_code, resp.reason_phrase)
-        return resp, reusable
+                  answer.status_code, answer.reason_phrase)
+        return answer
 
-    def _attempt(self, method: str, target: str, path: str, query: str, body: bytes | None,
-                 headers: dict[str, str]) -> Response:
-        """One request on a kept-alive connection, read to the end (httptools parses the answer)."""
-        if self._budget is not None and (wait := self._budget.delay()) > 0:
-            time.sleep(wait)
-        pool = self._pool
-        assert pool is not None
-        data = self._wire(method, target, path, query, body, headers)
-        sock = pool.acquire()
-        reusable = False
+    async def _exchange(self, session: aiohttp.ClientSession, method: str, url: URL, body: bytes | None,
+                        headers: dict[str, str]) -> tuple[aiohttp.ClientResponse, bytes]:
+        """One exchange on one connection: the answer and its body as received. A failure is a
+        :class:`ConnectFailed` or a :class:`ReplyLost` (:class:`_Unasked`: nothing was sent)."""
+        exchange = _Exchange()
+        token = _EXCHANGE.set(exchange)
         try:
-            reply = _Reply()
-            parser = reply.parser = httptools.HttpResponseParser(reply)
-            try:
-                sock.sendall(data)
-                while not reply.complete:
-                    chunk = sock.recv(65536)
-                    if not chunk:
-                        if reply.ends_at_close:
-                            break
-                        raise _Closed()
-                    parser.feed_data(chunk)
-            except (OSError, _Closed, httptools.HttpParserError) as exc:
-                raise reply_lost(exc) from None
-            resp, reusable = self._answer(method, target, reply, parser)
+            async with session.request(method, url, data=body, headers=headers, allow_redirects=False,
+                                       proxy=self._proxy, proxy_headers=self._proxy_headers) as resp:
+                content = await _read_body(resp)
+                if exchange.another_answer():
+                    # another answer came with this one (a late duplicate of the one before, then
+                    # this request's): which is this request's cannot be told, so neither is
+                    # trusted (aiohttp closes a connection with answers left on it)
+                    exchange.conn.close()
+                    raise ReplyLost(EXTRA_REPLY)
+            return resp, content
+        except (ReplyLost, ConnectFailed, _Unasked):
+            raise
+        except _TooLarge:
+            raise ReplyLost(f"the reply is larger than the {MAX_REPLY_BYTES // (1024 * 1024)} MiB limit",
+                            lasting=True) from None
+        except _Resent:  # the first sending's connection closed before its answer
+            raise ReplyLost("the connection closed without a reply") from None
+        except (aiohttp.ClientError, OSError, asyncio.TimeoutError) as exc:
+            raise self._failure(exc, exchange.sent) from None
         finally:
-            pool.release(sock, reusable=reusable)
-        return resp
+            _EXCHANGE.reset(token)
 
-    async def _aattempt(self, method: str, target: str, path: str, query: str, body: bytes | None,
-                        headers: dict[str, str]) -> Response:
-        """:meth:`_attempt` on the running event loop's connections."""
-        if self._budget is not None and (wait := self._budget.delay()) > 0:
-            await asyncio.sleep(wait)
-        pool = self._aio_pool()
-        data = self._wire(method, target, path, query, body, headers)
-        conn = await pool.acquire()
-        reusable = False
-        try:
-            try:
-                reply, parser = await pool.exchange(conn, data)
-            except (OSError, _Closed, httptools.HttpParserError) as exc:
-                raise reply_lost(exc) from None
-            resp, reusable = self._answer(method, target, reply, parser)
-        finally:
-            pool.release(conn, reusable=reusable)
-        return resp
+    def _failure(self, exc: BaseException, sent: bool) -> ConnectFailed | ReplyLost:
+        """The :class:`ConnectFailed` or :class:`ReplyLost` of an exception aiohttp raised."""
+        via = f" (proxy {self.proxy})" if self._proxy is not None else ""
+        if isinstance(exc, aiohttp.ClientHttpProxyError):  # the proxy refused the tunnel: nothing reached the vendor
+            return ConnectFailed(f"the proxy {self.proxy} refused the connection (HTTP {exc.status})")
+        if isinstance(exc, aiohttp.ClientProxyConnectionError):
+            return ConnectFailed(f"{describe_connect_error(exc)}{via}")
+        if isinstance(exc, aiohttp.ClientConnectorError | aiohttp.ConnectionTimeoutError):
+            return ConnectFailed(describe_connect_error(exc), lasting=isinstance(exc, aiohttp.ClientConnectorCertificateError))
+        if not sent:  # the whole-exchange timeout while connecting, a TLS error through a proxy tunnel
+            if isinstance(exc, asyncio.TimeoutError):
+                return ConnectFailed(f"timed out connecting{via}")
+            return ConnectFailed(f"{describe_connect_error(exc)}{via}",
+                                 lasting=isinstance(exc, ssl.SSLCertVerificationError | aiohttp.ClientConnectorCertificateError))
+        return ReplyLost(describe_reply_error(exc))
+
 
     def _retry_hook(self, req: _Prepared) -> Callable[[Exception], bool | float]:
         """Whether another attempt of ``req`` may follow ``exc`` (stamina's ``on``); notes the
@@ -924,28 +833,10 @@ class HttpTransport:
         else an unknown outcome of a write. Errors name the vendor, the host, the operation and
         the cause.
         """
-        req = self._prepare(method, path, idempotent=idempotent, raw_query=raw_query, params=params, json=json,
-                            data=data, content=content, headers=headers, write=write, shape=shape)
-        # the first attempt goes out directly: stamina's retry context (tenacity objects, hook
-        # inspection) costs more CPU than the request itself, and is only needed after a failure
-        req.started = self.clock.monotonic()
-        try:
-            return req.checked(self._attempt(*req.wire(1)))
-        except (RetryableStatus, ConnectFailed, ReplyLost) as exc:
-            if self._retry_hook(req)(exc) is False:
-                return self._final(req, exc)
-            first: Exception = exc
-        try:
-            for attempt in self._attempts(req):
-                with attempt:
-                    if attempt.num == 1:  # that first failure, so stamina waits and counts as it would
-                        raise first
-                    if wait := self._wait_owed(req):
-                        self.clock.sleep(wait)
-                    return req.checked(self._attempt(*req.wire(attempt.num)))
-        except (RetryableStatus, ConnectFailed, ReplyLost) as exc:
-            return self._final(req, exc)
-        raise AssertionError("unreachable")  # pragma: no cover
+        # the same coroutine as asend, on the transport's own loop (one background thread)
+        return self._send_loop().call(self.asend(
+            method, path, idempotent=idempotent, raw_query=raw_query, params=params, json=json, data=data,
+            content=content, headers=headers, write=write, shape=shape))
 
     async def asend(
         self,
@@ -962,15 +853,15 @@ class HttpTransport:
         write: bool | None = None,
         shape: Callable[[Any], bool] | None = None,
     ) -> Response:
-        """:meth:`send` on the running event loop (the same retry policy, errors and wire), over
-        connections of that loop's own (see :meth:`run`)."""
+        """:meth:`send` on the running event loop, over connections of that loop's own (see
+        :meth:`run`): the one request path."""
         req = self._prepare(method, path, idempotent=idempotent, raw_query=raw_query, params=params, json=json,
                             data=data, content=content, headers=headers, write=write, shape=shape)
         # the first attempt goes out directly: stamina's retry context (tenacity objects, hook
         # inspection) costs more CPU than the request itself, and is only needed after a failure
         req.started = self.clock.monotonic()
         try:
-            return req.checked(await self._aattempt(*req.wire(1)))
+            return req.checked(await self._attempt(*req.wire(1)))
         except (RetryableStatus, ConnectFailed, ReplyLost) as exc:
             if self._retry_hook(req)(exc) is False:
                 return self._final(req, exc)
@@ -982,7 +873,7 @@ class HttpTransport:
                         raise first
                     if wait := self._wait_owed(req):
                         await self.clock.asleep(wait)
-                    return req.checked(await self._aattempt(*req.wire(attempt.num)))
+                    return req.checked(await self._attempt(*req.wire(attempt.num)))
         except (RetryableStatus, ConnectFailed, ReplyLost) as exc:
             return self._final(req, exc)
         raise AssertionError("unreachable")  # pragma: no cover
@@ -1027,38 +918,3 @@ class HttpTransport:
         assert isinstance(exc, ReplyLost)
         unknown = "; the outcome is unknown" if req.is_write else ""
         raise self.transport_error_cls(f"{self._host}: {op}: {exc.cause}{unknown}") from None
-
-    # -- the event loop's connections ---------------------------------------------------------
-    def _aio_pool(self) -> _AioPool:
-        loop = asyncio.get_running_loop()
-        pool = self._aio_pools.get(loop)  # asked per request: no lock once the loop has its pool
-        if pool is not None:
-            return pool
-        with self._count_lock:
-            pool = self._aio_pools.get(loop)
-            if pool is None:
-                pool = self._aio_pools[loop] = _AioPool(loop, self._scheme, self._conn_host, self._port, self.timeout,
-                                                              self.max_connections, self._context)
-            return pool
-
-    def run(self, main: Callable[[], Awaitable[T]]) -> T:
-        """Run ``main()`` on a new event loop in this thread and close that loop's connections after.
-
-        Many requests in flight on one thread cost far less CPU than as many threads each blocked
-        on its own socket (no thread wake-up and GIL hand-off per answer): 0.16-0.18 against
-        0.22-0.33 ms per request here (docs/performance.md, "One event loop")."""
-
-        async def wrapper() -> T:
-            try:
-                return await main()
-            finally:
-                with self._count_lock:
-                    pool = self._aio_pools.pop(asyncio.get_running_loop(), None)
-                if pool is not None:
-                    pool.close()
-
-        return asyncio.run(wrapper())
-
-    @property
-    def total_requests(self) -> int:
-        return sum(self.request_counts.values())

@@ -13,10 +13,12 @@ import secrets
 import string
 from pathlib import Path
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from reconciler import safeio
-from reconciler.sandbox.base import EmulatorServer
+
+if TYPE_CHECKING:  # the server (aiohttp) is loaded when a sandbox starts, not with the vendor registry
+    from reconciler.sandbox.wire import EmulatorServer
 
 DEFAULT_STATE_DIR = Path(".reconciler/sandbox")
 
@@ -80,6 +82,8 @@ class Sandbox:
         return value
 
     def start(self) -> "Sandbox":
+        from reconciler.sandbox.wire import EmulatorServer
+
         try:
             for name, vs in self.vendors.items():
                 creds = {c: self._read(f"{name}_{c}") for c in vs.credentials}

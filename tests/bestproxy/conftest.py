@@ -14,7 +14,7 @@ import pyotp
 import pytest
 
 from tests.support import CliWorkspace
-from reconciler.sandbox.base import EmulatorServer
+from reconciler.sandbox.wire import EmulatorServer
 from reconciler.vendors.bestproxy.emulator import BestProxyEmulator
 
 APP_KEY = "TestOnlyAppKey0123456789abcdefAB"

@@ -8,7 +8,7 @@ from typing import Any, Iterator
 
 import httpx
 
-from reconciler.sandbox.base import EmulatorServer
+from reconciler.sandbox.wire import EmulatorServer
 from reconciler.vendors.bestproxy.emulator import SANDBOX_VERIFY_CODE, BestProxyEmulator
 
 APP_KEY = "sandbox-only-app-key-not-a-secret"

@@ -32,7 +32,8 @@ except ImportError:  # pragma: no cover - package-style layout
         running_bestproxy,
     )
 
-from reconciler.sandbox.base import EmulatorServer, Faults
+from reconciler.sandbox.base import Faults
+from reconciler.sandbox.wire import EmulatorServer
 from reconciler.vendors.bestproxy.emulator import KNOBS, BestProxyEmulator
 
 LIST = "/gateway/whitelist-account/list"

@@ -17,7 +17,7 @@ from tests.support import CliWorkspace
 from reconciler.clients.http import RetryPolicy
 from reconciler.vendors.jdb.client import JdbClient
 from reconciler.vendors.jdb.crypto import JdbCipher
-from reconciler.sandbox.base import EmulatorServer
+from reconciler.sandbox.wire import EmulatorServer
 from reconciler.vendors.jdb.emulator import EVENT_RETENTION_DAYS, JdbEmulator
 
 SANDBOX_DC = "sbx"

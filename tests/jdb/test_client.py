@@ -23,7 +23,7 @@ from reconciler.vendors.jdb.client import (
     error_for,
 )
 from reconciler.errors import ApiError, TransportError
-from reconciler.sandbox.base import EmulatorServer
+from reconciler.sandbox.wire import EmulatorServer
 from reconciler.vendors.jdb.emulator import JdbEmulator
 
 from .conftest import AGENT, SANDBOX_IV, SANDBOX_KEY, Clock

@@ -12,7 +12,8 @@ import httpx
 import pytest
 
 from reconciler.vendors.jdb.crypto import JdbCipher
-from reconciler.sandbox.base import EmulatorServer, Request
+from reconciler.sandbox.base import Request
+from reconciler.sandbox.wire import EmulatorServer
 from reconciler.vendors.jdb.emulator import JdbEmulator
 
 from .conftest import AGENT, SANDBOX_DC, SANDBOX_IV, SANDBOX_KEY, Clock, RawJdb

@@ -22,7 +22,7 @@ from typing import Any, Iterator
 import pytest
 
 from reconciler.vendors.jdb.crypto import JdbCipher
-from reconciler.sandbox.base import EmulatorServer
+from reconciler.sandbox.wire import EmulatorServer
 from reconciler.vendors.jdb.emulator import PARAM, JdbEmulator
 
 from .conftest import SANDBOX_DC, SANDBOX_IV, SANDBOX_KEY, Clock, RawJdb

@@ -6,7 +6,7 @@ import httpx
 import pytest
 
 from reconciler.vendors.jdb.client import JdbError, JdbUnavailableError
-from reconciler.sandbox.base import EmulatorServer
+from reconciler.sandbox.wire import EmulatorServer
 from tests.jdb.conftest import AGENT
 
 

@@ -20,7 +20,7 @@ import pytest
 
 from reconciler.vendors.jdb.client import JdbClient
 from reconciler.vendors.jdb.transactions import split_windows, zone_warnings
-from reconciler.sandbox.base import EmulatorServer
+from reconciler.sandbox.wire import EmulatorServer
 from reconciler.vendors.jdb.emulator import JdbEmulator
 
 from .conftest import AGENT, SANDBOX_DC, SANDBOX_IV, SANDBOX_KEY, Clock, JdbWorkspace

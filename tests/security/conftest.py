@@ -28,7 +28,7 @@ from urllib.parse import quote, quote_plus
 
 import pytest
 
-from reconciler.sandbox.base import EmulatorServer
+from reconciler.sandbox.wire import EmulatorServer
 from reconciler.vendors.bestproxy.emulator import BestProxyEmulator
 from reconciler.vendors.jdb.emulator import JdbEmulator
 from reconciler.vendors.tcaplus.emulator import TcaplusEmulator

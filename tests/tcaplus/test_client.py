@@ -27,7 +27,7 @@ from reconciler.vendors.tcaplus.client import (
     VersionedRecord,
 )
 from reconciler.errors import StaleError, TransportError
-from reconciler.sandbox.base import EmulatorServer
+from reconciler.sandbox.wire import EmulatorServer
 from reconciler.vendors.tcaplus.emulator import TcaplusEmulator
 from tests.tcaplus.conftest import APP_ID, NO_WAIT, PASSWORD, PASSWORD_MD5, ZONE_ID
 

@@ -12,7 +12,7 @@ import httpx
 import pytest
 
 import reconciler.vendors.tcaplus.emulator.reads as tcaplus_reads  # PartkeyGetRecord reads its cap there
-from reconciler.sandbox.base import EmulatorServer
+from reconciler.sandbox.wire import EmulatorServer
 from reconciler.vendors.tcaplus.emulator import TcaplusEmulator
 from tests.tcaplus.conftest import APP_ID, PASSWORD, PASSWORD_MD5, TABLES, ZONE_ID
 

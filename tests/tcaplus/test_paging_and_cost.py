@@ -15,7 +15,7 @@ from reconciler.kinds.base import RunContext
 from reconciler.vendors.tcaplus.records import TcaplusRecordsKind
 from reconciler.manifest.config import DEFAULT_CONNECTION, load_config
 from reconciler.vendors.tcaplus import emulator as emulator_module
-from reconciler.sandbox.base import EmulatorServer
+from reconciler.sandbox.wire import EmulatorServer
 from reconciler.vendors.tcaplus.emulator import TcaplusEmulator
 from tests.tcaplus.conftest import APP_ID, PASSWORD, TABLES, ZONE_ID, Workspace
 from tests.tcaplus.test_records_cli import PLAYERS, player, records_doc

@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 
 from reconciler.vendors.tcaplus.client import VersionedRecord
-from reconciler.sandbox.base import EmulatorServer
+from reconciler.sandbox.wire import EmulatorServer
 from tests.tcaplus.conftest import Workspace
 
 EXAMPLE = "tb_example"

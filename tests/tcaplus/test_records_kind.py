@@ -10,7 +10,7 @@ from reconciler.model import Action
 from reconciler.kinds.base import RunContext
 from reconciler.vendors.tcaplus.records import TcaplusRecordsKind, identity
 from reconciler.manifest.config import load_config
-from reconciler.sandbox.base import EmulatorServer
+from reconciler.sandbox.wire import EmulatorServer
 from tests.tcaplus.conftest import Workspace
 from tests.tcaplus.test_records_cli import PLAYERS, player, records_doc
 
