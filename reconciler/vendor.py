@@ -12,10 +12,11 @@ The core (engine, CLI, manifest loading, plan files, export, sandbox serving, re
 list per vendor: its connection model, documented hosts, which connection fields are credentials
 (and which key fingerprints and plan signatures), the vendor codes that mean "refused, nothing was
 written", files a plan depends on, its kinds, its emulator for the sandbox, and
-extra CLI commands.
+extra CLI commands and ``export manifests`` options.
 
-This module imports nothing of the package at run time (the specs are loaded lazily, on first use,
-so a vendor package may import any core module): it sits at the bottom of the layers.
+This module imports nothing of the package at run time but the error tree (the specs are loaded
+lazily, on first use, so a vendor package may import any core module): it sits at the bottom of
+the layers, just above ``reconciler.errors``.
 """
 
 from __future__ import annotations
@@ -26,6 +27,8 @@ from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+
+from reconciler.errors import ReconcilerError
 
 if TYPE_CHECKING:  # pragma: no cover - typing only
     import click
@@ -67,6 +70,38 @@ class VendorSandbox:
 
 
 @dataclass(frozen=True, kw_only=True)
+class CliServices:
+    """What the command line lends a vendor's commands (:attr:`VendorSpec.export_commands`), so
+    that a vendor package never imports the CLI layer above it. The CLI builds it."""
+
+    # decorators: the global options (``--config``, ``--sandbox``, ...; accepted after the
+    # subcommand too), and the error mapping (one line per problem, the documented exit code)
+    with_globals: Callable[[Callable[..., Any]], Callable[..., Any]]
+    handle_errors: Callable[[Callable[..., Any]], Callable[..., Any]]
+    # a run's session (a reconciler.engine.session.Session, with progress) over the manifests under
+    # the given paths; the caller closes it
+    open_session: Callable[[tuple[Path, ...]], Any]
+    check_writable: Callable[[Path], None]  # fail before any work when an output file cannot be written
+    refuse_targets: Callable[[str, str], None]  # (command, why): --target given to a command it does not limit
+    err: Callable[[str], None]  # one escaped line on stderr
+    echo: Callable[[str], None]  # one line on stdout
+
+
+@dataclass(frozen=True, kw_only=True)
+class ExportOption:
+    """A repeatable option a vendor adds to ``reconciler export manifests`` (e.g. extra keys or
+    accounts to read besides those the manifests name). Its values reach the vendor's kinds as
+    ``ExportRequest.extra[key]`` (reconciler.kinds.base), each as ``parse`` made it."""
+
+    flag: str  # "--name"
+    key: str  # the ExportRequest.extra key the vendor's kinds read
+    help: str
+    metavar: str | None = None
+    # one given value -> what the kinds read; raises reconciler.errors.UsageError for a bad one
+    parse: Callable[[str], Any] | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
 class VendorSpec:
     """Everything the core needs to know of one vendor."""
 
@@ -89,8 +124,11 @@ class VendorSpec:
     # workspace and digested into the plan's config sections
     config_files: Callable[[Any, Path], list[tuple[tuple[str, ...], Path]]] | None = None
     sandbox: VendorSandbox | None = None
-    # extra commands: called with the CLI's ``export`` group (e.g. a vendor report exporter)
-    export_commands: Callable[["click.Group"], None] | None = None
+    # extra commands: called with the CLI's ``export`` group and the CLI's services (e.g. a vendor
+    # report exporter)
+    export_commands: Callable[["click.Group", CliServices], None] | None = None
+    # options this vendor adds to ``export manifests``
+    export_options: tuple[ExportOption, ...] = ()
 
     def credentials_of(self, conn: Any) -> list[str]:
         return [r for path in self.credential_fields for r in _values(conn, path)]
@@ -108,8 +146,9 @@ def _values(obj: Any, path: str) -> Iterator[str]:
         yield obj
 
 
-class RegistryError(RuntimeError):
-    pass
+class RegistryError(ReconcilerError):
+    """An installed vendor that cannot be used (a distribution of its own may be broken or wrong):
+    the CLI prints this one line, naming the entry point, instead of an internal error."""
 
 
 _REGISTRY: dict[str, VendorSpec] | None = None
@@ -121,7 +160,11 @@ def vendors() -> dict[str, VendorSpec]:
     if _REGISTRY is None:
         found: dict[str, VendorSpec] = {}
         for ep in metadata.entry_points(group=ENTRY_POINT_GROUP):
-            spec = ep.load()
+            try:
+                spec = ep.load()
+            except Exception as exc:  # noqa: BLE001 - any failure of a vendor's import: named, one line
+                raise RegistryError(f"entry point {ep.name} = {ep.value}: cannot be loaded: "
+                                    f"{type(exc).__name__}: {exc}") from exc
             if not isinstance(spec, VendorSpec):
                 raise RegistryError(f"entry point {ep.name} = {ep.value}: not a reconciler.vendor.VendorSpec")
             if spec.name != ep.name or not VENDOR_NAME.match(spec.name):

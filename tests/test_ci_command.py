@@ -43,8 +43,9 @@ def test_the_quick_loop_leaves_out_exactly_the_slow_tests_and_ci_runs_them() -> 
     assert quick < everything
     assert "tests/test_packaging.py::test_the_wheel_builds_installs_and_runs" in slow
     assert "tests/test_packaging.py::test_readme_first_command_sets_everything_up_on_a_fresh_copy" in slow
-    assert {t.split("::")[0] for t in slow} == {"tests/test_packaging.py", "tests/test_bench_fleet.py"}
-    assert all(t.startswith("tests/test_bench_fleet.py::") for t in slow - {
+    assert {t.split("::")[0] for t in slow} == {"tests/test_packaging.py", "tests/test_bench_fleet.py",
+                                                "tests/test_vendor_example.py"}
+    assert all(t.startswith(("tests/test_bench_fleet.py::", "tests/test_vendor_example.py::")) for t in slow - {
         "tests/test_packaging.py::test_the_wheel_builds_installs_and_runs",
         "tests/test_packaging.py::test_readme_first_command_sets_everything_up_on_a_fresh_copy"})
     assert "tests/test_packaging.py::test_every_dependency_has_a_lower_and_an_upper_bound" in quick

@@ -179,10 +179,10 @@ def test_show_renders_a_saved_plan_in_every_format(tmp_path: Path, monkeypatch: 
 
 # -- progress ------------------------------------------------------------------------------------
 def test_progress_lines_when_stderr_is_not_a_terminal(tcaplus_ws: TcaplusWorkspace, monkeypatch: pytest.MonkeyPatch) -> None:
-    import reconciler.cli
+    import reconciler.cli.progress
 
     write_seed(tcaplus_ws, 200, 2)
-    monkeypatch.setattr(reconciler.cli, "PROGRESS_INTERVAL", 0.0)
+    monkeypatch.setattr(reconciler.cli.progress, "PROGRESS_INTERVAL", 0.0)
     r = tcaplus_ws.cli("plan")
     assert r.exit_code == 0, r.stderr
     lines = [line for line in r.stderr.splitlines() if line.startswith("progress: ")]
@@ -191,7 +191,7 @@ def test_progress_lines_when_stderr_is_not_a_terminal(tcaplus_ws: TcaplusWorkspa
     r = tcaplus_ws.cli("apply", "--auto-approve")
     assert "progress: TcaplusDB: writing: 202/202" in r.stderr
     # the default interval keeps a short run quiet
-    monkeypatch.setattr(reconciler.cli, "PROGRESS_INTERVAL", 5.0)
+    monkeypatch.setattr(reconciler.cli.progress, "PROGRESS_INTERVAL", 5.0)
     assert [x for x in tcaplus_ws.cli("plan").stderr.splitlines() if x.startswith("progress")] == []
 
 

@@ -260,8 +260,7 @@ def export_manifests(
     secrets_dir: Path | None = None,
     unmanaged: bool = False,
     targets: tuple[str, ...] = (),
-    index_keys: list[tuple[str, str, dict[str, Any]]] | None = None,
-    agents: list[str] | None = None,
+    extra: dict[str, list[Any]] | None = None,
 ) -> ExportResult:
     """Read live state of every kind and write it under ``out_dir`` (which must be empty or new)."""
     safeio.check_folder(out_dir)  # before reading anything: no symlink on the way (refused when writing too)
@@ -281,8 +280,8 @@ def export_manifests(
                              f"root ({root}); use a folder there that git ignores, e.g. .reconciler/dr-secrets")
     patterns = ctx.config.settings.manifest_secret_env
     secrets = _Secrets(out_dir.resolve(), secrets_dir.resolve() if secrets_dir else None, env_prefix(patterns))
-    request = ExportRequest(unmanaged=unmanaged, secret_ref=secrets.ref, index_keys=list(index_keys or []),
-                            agents=list(agents or []))
+    request = ExportRequest(unmanaged=unmanaged, secret_ref=secrets.ref,
+                            extra={k: list(v) for k, v in (extra or {}).items()})
     result = ExportResult(out_dir=out_dir)
     exports: list[tuple[str, KindExport]] = []
     protect: dict[tuple[str, str], list[str]] = {}  # (kind, connection) -> live objects of incomplete documents

@@ -252,12 +252,11 @@ class ExportRequest:
 
     ``secret_ref(manifest_path, name, value)`` turns a secret value the API returned into the
     reference to write (``file:`` next to ``--secrets-dir``, else ``env:NAME``); the kind never
-    writes the value itself. ``index_keys`` are TcaplusDB ``(table, index, keys)`` the user named;
-    ``agents`` JDB agents to read besides those the manifests name.
+    writes the value itself. ``extra`` holds the values of the options vendors add to ``export
+    manifests`` (``VendorSpec.export_options``), by their key, as each option parsed them (e.g.
+    index keys or agents to read besides those the manifests name).
     """
 
     unmanaged: bool
     secret_ref: Callable[[str, str, str], str]
-    index_keys: list[tuple[str, str, dict[str, Any]]] = field(default_factory=list)
-    agents: list[str] = field(default_factory=list)
-
+    extra: dict[str, list[Any]] = field(default_factory=dict)

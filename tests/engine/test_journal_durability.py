@@ -123,14 +123,14 @@ def test_an_apply_with_many_writes_does_not_fsync_per_line(bp: Workspace, monkey
 
 
 def test_the_first_signal_during_the_writes_fsyncs_the_journal(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from reconciler.cli import _Signals
+    from reconciler.engine.signals import ApplySignals
 
     counter = FsyncCounter(monkeypatch)
     path = tmp_path / "run.jsonl"
     j = Journal(path, append=False, sync_interval=3600.0)
     j.run(changes=[], existing_in_scope={}, resumed=False, options={}, digest={})
     j.intent(change(1))
-    signals = _Signals(SimpleNamespace(stop=threading.Event()))
+    signals = ApplySignals(SimpleNamespace(stop=threading.Event()))
     signals.journal, signals.applying = j, True
     signals._handle(signal.SIGTERM, None)  # what the handler does when SIGTERM arrives mid-apply
     assert signals.ctx.stop.is_set() and counter.of(path) == 2

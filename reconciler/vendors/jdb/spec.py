@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from reconciler.vendor import VendorSpec
+from reconciler.vendors.jdb.cli import EXPORT_OPTIONS, export_commands
 from reconciler.vendors.jdb.config import JdbProvider
 from reconciler.vendors.jdb.sandbox import JdbSandbox
 
@@ -32,4 +33,6 @@ VENDOR = VendorSpec(
     # in process": an earlier attempt may still complete): those stay unknown and are read back.
     refused_codes=frozenset({"9999", "9012", "9013", "9019", "9022"}),
     sandbox=JdbSandbox(),
+    export_options=EXPORT_OPTIONS,
+    export_commands=export_commands,
 )

@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Any
 
 from reconciler.vendor import VendorSpec
+from reconciler.vendors.tcaplus.cli import EXPORT_OPTIONS
 from reconciler.vendors.tcaplus.config import TcaplusProvider
 from reconciler.vendors.tcaplus.sandbox import TcaplusSandbox
 
@@ -39,4 +40,5 @@ VENDOR = VendorSpec(
     refused_codes=frozenset({-1037}),  # "system busy": refused, not executed
     config_files=_table_schemas,
     sandbox=TcaplusSandbox(),
+    export_options=EXPORT_OPTIONS,
 )

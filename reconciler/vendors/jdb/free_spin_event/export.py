@@ -18,13 +18,13 @@ from reconciler.vendors.jdb.free_spin_event.spec import FreeSpinEventSpec, decla
 # -- export (DR, adoption) -----------------------------------------------------------------
 def export_events(resources: list[Resource[FreeSpinEventSpec]], scopes: list[ScopeDecl], ctx: RunContext,
            request: ExportRequest, client: JdbClient) -> KindExport:
-    """Events of every agent the manifests or ``request.agents`` name (one Action 76 each, the
+    """Events of every agent the manifests or ``request.extra["agents"]`` name (one Action 76 each, the
     plan's read window), one ``jdb/<agent>/free-spins.yaml`` per agent; see :func:`export_event`."""
     now = ctx.options.now()
     by_agent: dict[str, list[Resource[FreeSpinEventSpec]]] = defaultdict(list)
     for r in resources:
         by_agent[r.spec.agent].append(r)
-    agents = sorted(set(by_agent) | {s.spec.agent for s in scopes} | set(request.agents))
+    agents = sorted(set(by_agent) | {s.spec.agent for s in scopes} | set(request.extra.get("agents", [])))
     out = KindExport()
     taken = {r.name for r in resources}  # metadata names in use (shared by all agents)
     if not agents:

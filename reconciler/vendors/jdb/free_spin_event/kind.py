@@ -98,7 +98,7 @@ class FreeSpinEventKind(Kind[FreeSpinEventSpec, JdbClient]):
 
     def export(self, resources: list[Resource[FreeSpinEventSpec]], scopes: list[ScopeDecl], ctx: RunContext,
                request: ExportRequest) -> KindExport:
-        """Events of every agent the manifests or ``request.agents`` name (one Action 76 each, the
+        """Events of every agent the manifests or ``request.extra["agents"]`` name (one Action 76 each, the
         plan's read window), one ``jdb/<agent>/free-spins.yaml`` per agent; see :func:`export_event`."""
         return export_events(resources, scopes, ctx, request, ctx.client(type(self)))
 

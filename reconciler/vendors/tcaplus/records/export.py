@@ -62,7 +62,7 @@ class _Exporter:
         for r in resources:
             if r.spec.prune is not None:
                 reads.append((r.spec.prune.index, dict(r.spec.prune.keys), r))
-        for table, index, keys in self.request.index_keys:
+        for table, index, keys in self.request.extra.get("index_keys", []):
             if table == self.schema.name:
                 if index not in self.schema.indexes:
                     raise UsageError(f"--index {table}:{index}: table {table} has no index {index!r} "

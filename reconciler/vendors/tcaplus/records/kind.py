@@ -185,7 +185,7 @@ class TcaplusRecordsKind(Kind[TcaplusRecordsSpec, TcaplusClient]):
         assert provider is not None
         out = KindExport(notes=[REST_LIMITS])
         out.notes.extend(f"--index {table}:{index}: table {table} is not in this connection's tables; not read"
-                         for table, index, _ in request.index_keys if table not in provider.tables)
+                         for table, index, _ in request.extra.get("index_keys", []) if table not in provider.tables)
         client: TcaplusClient = ctx.client(type(self))
         for table in sorted(provider.tables):
             _Exporter(self, client, ctx, table_schema(ctx, table), request).export(
