@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.bestproxy.conftest import Workspace, account_doc, bp  # noqa: F401 - the fixture
-from tests.environments.test_connections import Fleet, estate, fleet  # noqa: F401 - the fixture
+from tests.bestproxy.conftest import Workspace, account_doc
+from tests.environments.support import Fleet, write_estate
 
 ROOT = Path(__file__).resolve().parents[1]
 EXE = str(Path(sys.executable).with_name("reconciler"))
@@ -29,8 +29,8 @@ def _bare_env() -> dict[str, str]:
 # -- usage errors --------------------------------------------------------------------------------
 @pytest.mark.parametrize("args", [["--bogus"], ["plan", "--bogus"], ["plan", "--format", "yaml"], ["nosuchcommand"],
                                   ["export", "transactions"], ["schema", "nosuch"]])
-def test_usage_errors_exit_1_never_2(bp: Workspace, args: list[str]) -> None:  # noqa: F811 - the fixture
-    r = bp.cli(*args)
+def test_usage_errors_exit_1_never_2(bestproxy_ws: Workspace, args: list[str]) -> None:
+    r = bestproxy_ws.cli(*args)
     assert r.exit_code == 1, (args, r.output)
     assert "Error:" in r.stderr and "Traceback" not in r.stderr
 
@@ -65,60 +65,60 @@ def test_usage_error_exits_1_from_the_installed_command(tmp_path: Path) -> None:
 
 
 # -- global options ------------------------------------------------------------------------------
-def test_global_options_are_accepted_before_or_after_the_subcommand(bp: Workspace) -> None:  # noqa: F811 - the fixture
-    bp.write("manifests/a.yaml", account_doc("game01"))
-    shutil.move(bp.root / "reconciler.yaml", bp.root / "other.yaml")
-    before = bp.cli("--config", "other.yaml", "--no-color", "validate")
-    after = bp.cli("validate", "--config", "other.yaml", "--no-color")
+def test_global_options_are_accepted_before_or_after_the_subcommand(bestproxy_ws: Workspace) -> None:
+    bestproxy_ws.write("manifests/a.yaml", account_doc("game01"))
+    shutil.move(bestproxy_ws.root / "reconciler.yaml", bestproxy_ws.root / "other.yaml")
+    before = bestproxy_ws.cli("--config", "other.yaml", "--no-color", "validate")
+    after = bestproxy_ws.cli("validate", "--config", "other.yaml", "--no-color")
     assert before.exit_code == after.exit_code == 0, before.output + after.output
     assert before.stdout == after.stdout
     # --debug after the subcommand shows the traceback of an error, like before it
     for args in (["--debug", "validate"], ["validate", "--debug"]):
-        r = bp.cli(*args, "--config", "missing.yaml")
+        r = bestproxy_ws.cli(*args, "--config", "missing.yaml")
         assert r.exit_code == 1
         assert "Traceback" in r.stderr and "error: missing.yaml:1:1" in r.stderr
-    r = bp.cli("validate", "--config", "missing.yaml")
+    r = bestproxy_ws.cli("validate", "--config", "missing.yaml")
     assert "Traceback" not in r.stderr
     # --target given on both sides adds up
-    bp.write("manifests/b.yaml", account_doc("game02"))
-    r = bp.cli("--config", "other.yaml", "--target", "ProxyAccount/game01", "plan", "--target", "ProxyAccount/game02")
+    bestproxy_ws.write("manifests/b.yaml", account_doc("game02"))
+    r = bestproxy_ws.cli("--config", "other.yaml", "--target", "ProxyAccount/game01", "plan", "--target", "ProxyAccount/game02")
     assert r.exit_code == 0, r.output
     assert "ProxyAccount/game01" in r.stdout and "ProxyAccount/game02" in r.stdout
 
 
 # -- --target ------------------------------------------------------------------------------------
-def test_target_of_an_unknown_kind_or_undeclared_name_fails_before_any_call(bp: Workspace) -> None:  # noqa: F811 - the fixture
-    bp.write("manifests/a.yaml", account_doc("game01"))
-    r = bp.cli("plan", "--target", "ProxyAcount/game01")
+def test_target_of_an_unknown_kind_or_undeclared_name_fails_before_any_call(bestproxy_ws: Workspace) -> None:
+    bestproxy_ws.write("manifests/a.yaml", account_doc("game01"))
+    r = bestproxy_ws.cli("plan", "--target", "ProxyAcount/game01")
     assert r.exit_code == 1 and "unknown kind" in r.stderr
-    r = bp.cli("plan", "--target", "IpAllowlist/14")
+    r = bestproxy_ws.cli("plan", "--target", "IpAllowlist/14")
     assert r.exit_code == 1 and "matches no manifest document" in r.stderr
-    assert bp.stats() == {}
+    assert bestproxy_ws.stats() == {}
 
 
 # -- files the CLI writes ------------------------------------------------------------------------
-def test_unwritable_outputs_fail_with_one_clean_line_before_any_call(bp: Workspace) -> None:  # noqa: F811 - the fixture
-    bp.write("manifests/a.yaml", account_doc("game01"))
-    r = bp.cli("plan", "--out", "missing/plan.json")
+def test_unwritable_outputs_fail_with_one_clean_line_before_any_call(bestproxy_ws: Workspace) -> None:
+    bestproxy_ws.write("manifests/a.yaml", account_doc("game01"))
+    r = bestproxy_ws.cli("plan", "--out", "missing/plan.json")
     assert r.exit_code == 1
     assert r.stderr.splitlines() == ["error: missing/plan.json: cannot write: folder missing does not exist"]
-    (bp.root / "adir").mkdir()
-    r = bp.cli("plan", "--out", "adir")
+    (bestproxy_ws.root / "adir").mkdir()
+    r = bestproxy_ws.cli("plan", "--out", "adir")
     assert r.exit_code == 1 and r.stderr.splitlines() == ["error: adir: is a folder, expected a file to write"]
-    r = bp.cli("export", "transactions", "--agent", "a", "--from", "2026-01-01T00:00:00+00:00",
+    r = bestproxy_ws.cli("export", "transactions", "--agent", "a", "--from", "2026-01-01T00:00:00+00:00",
                "--out", "missing/tx.jsonl")
     assert r.exit_code == 1 and r.stderr.splitlines() == ["error: missing/tx.jsonl: cannot write: folder missing does not exist"]
-    r = bp.cli("sandbox", "serve", "--config-out", "missing/r.yaml")
+    r = bestproxy_ws.cli("sandbox", "serve", "--config-out", "missing/r.yaml")
     assert r.exit_code == 1 and r.stderr.splitlines() == ["error: missing/r.yaml: cannot write: folder missing does not exist"]
-    assert bp.stats() == {}
+    assert bestproxy_ws.stats() == {}
 
 
-def test_an_os_error_while_writing_is_one_line_not_an_internal_error(bp: Workspace) -> None:  # noqa: F811 - the fixture
-    bp.write("manifests/a.yaml", account_doc("game01"))
-    ro = bp.root / "ro"
+def test_an_os_error_while_writing_is_one_line_not_an_internal_error(bestproxy_ws: Workspace) -> None:
+    bestproxy_ws.write("manifests/a.yaml", account_doc("game01"))
+    ro = bestproxy_ws.root / "ro"
     ro.mkdir()
     (ro / "plan.json").mkdir()  # a folder where the file should go, inside a writable parent
-    r = bp.cli("plan", "--out", "ro/plan.json")
+    r = bestproxy_ws.cli("plan", "--out", "ro/plan.json")
     assert r.exit_code == 1 and "internal error" not in r.stderr and len(r.stderr.splitlines()) == 1
 
 
@@ -219,8 +219,8 @@ def test_offline_validate_with_named_connections_and_environments(tmp_path: Path
     assert r.returncode == 1 and "PRODUCTION_BESTPROXY_APP_KEY is not set" in r.stderr, r.stderr
 
 
-def test_target_names_an_identity_on_a_named_connection(fleet: Fleet) -> None:  # noqa: F811 - the fixture
-    estate(fleet)
+def test_target_names_an_identity_on_a_named_connection(fleet: Fleet) -> None:
+    write_estate(fleet)
     r = fleet.cli("plan", "--target", "ProxyAccount/ops01@brand-b")
     assert r.exit_code == 0, r.output
     assert "+ create ProxyAccount/ops01@brand-b" in r.stdout and "Plan: 1 to create" in r.stdout

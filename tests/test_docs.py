@@ -172,3 +172,19 @@ def test_docs_cite_no_file_missing_from_the_repository() -> None:
             if any(ch in target for ch in "*{<"):
                 continue
             assert (ROOT / target).exists(), f"{doc.relative_to(ROOT)} cites {target}, which is not in the repository"
+
+
+def test_relative_links_in_the_docs_resolve() -> None:
+    """A Markdown link to a file of the repository (``[text](path)``, anchors aside) points at a file
+    that exists, in docs/, the README, CONTRIBUTING.md, examples/ and the vendor packages' READMEs."""
+    link = re.compile(r"\]\(([^)\s#]+)(?:#[^)\s]*)?\)")
+    pages = [*DOCS, ROOT / "README.md", ROOT / "CONTRIBUTING.md", *sorted((ROOT / "examples").rglob("*.md")),
+             *sorted((ROOT / "reconciler" / "vendors").glob("*/README.md"))]
+    checked = 0
+    for page in pages:
+        for target in link.findall(page.read_text(encoding="utf-8")):
+            if re.match(r"^[a-z][a-z0-9+.-]*:", target):  # https:, mailto: ...
+                continue
+            checked += 1
+            assert (page.parent / target).exists(), f"{page.relative_to(ROOT)} links {target}, which does not exist"
+    assert checked >= 10  # it found the links (docs/performance.md -> docs/dev/, the vendor READMEs -> docs/kinds/)

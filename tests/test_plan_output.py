@@ -23,7 +23,6 @@ from reconciler.engine.render import render_text
 from reconciler.model import Action, Change, FieldDiff, Plan
 from tests.support import CliWorkspace
 from tests.tcaplus.conftest import Workspace as TcaplusWorkspace
-from tests.tcaplus.conftest import base_url, client, emulator, session_client, tcaplus_server, ws  # noqa: F401
 from tests.tcaplus.test_records_cli import write_seed
 
 EXE = str(Path(sys.executable).with_name("reconciler"))
@@ -179,27 +178,27 @@ def test_show_renders_a_saved_plan_in_every_format(tmp_path: Path, monkeypatch: 
 
 
 # -- progress ------------------------------------------------------------------------------------
-def test_progress_lines_when_stderr_is_not_a_terminal(ws: TcaplusWorkspace, monkeypatch: pytest.MonkeyPatch) -> None:  # noqa: F811 - the fixture
+def test_progress_lines_when_stderr_is_not_a_terminal(tcaplus_ws: TcaplusWorkspace, monkeypatch: pytest.MonkeyPatch) -> None:
     import reconciler.cli.progress
 
-    write_seed(ws, 200, 2)
+    write_seed(tcaplus_ws, 200, 2)
     monkeypatch.setattr(reconciler.cli.progress, "PROGRESS_INTERVAL", 0.0)
-    r = ws.cli("plan")
+    r = tcaplus_ws.cli("plan")
     assert r.exit_code == 0, r.stderr
     lines = [line for line in r.stderr.splitlines() if line.startswith("progress: ")]
     assert "progress: TcaplusDB tb_example: reading: 200/200" in lines
     assert len(lines) >= 200
-    r = ws.cli("apply", "--auto-approve")
+    r = tcaplus_ws.cli("apply", "--auto-approve")
     assert "progress: TcaplusDB: writing: 202/202" in r.stderr
     # the default interval keeps a short run quiet
     monkeypatch.setattr(reconciler.cli.progress, "PROGRESS_INTERVAL", 5.0)
-    assert [x for x in ws.cli("plan").stderr.splitlines() if x.startswith("progress")] == []
+    assert [x for x in tcaplus_ws.cli("plan").stderr.splitlines() if x.startswith("progress")] == []
 
 
-def test_a_progress_display_on_a_terminal(ws: TcaplusWorkspace) -> None:  # noqa: F811 - the fixture
-    write_seed(ws, 300, 2)
-    ws.emulator.set_faults({"latency_ms": 15.0})
-    code, screen, out = _run_on_pty(["plan"], ws.root, _env(), stdout_on_pty=False)
+def test_a_progress_display_on_a_terminal(tcaplus_ws: TcaplusWorkspace) -> None:
+    write_seed(tcaplus_ws, 300, 2)
+    tcaplus_ws.emulator.set_faults({"latency_ms": 15.0})
+    code, screen, out = _run_on_pty(["plan"], tcaplus_ws.root, _env(), stdout_on_pty=False)
     assert code == 0, screen
     assert "TcaplusDB tb_example: reading" in screen
     assert re.search(r"\d+/300", screen), screen
@@ -262,12 +261,12 @@ def test_a_kind_lists_its_first_changes_every_delete_and_counts_the_rest(n: int)
 
 
 @pytest.mark.parametrize("n", [2, 2000])
-def test_apply_streams_every_outcome_but_counts_applied_ones_past_the_first_per_kind(ws: TcaplusWorkspace, n: int) -> None:  # noqa: F811 - the fixture
+def test_apply_streams_every_outcome_but_counts_applied_ones_past_the_first_per_kind(tcaplus_ws: TcaplusWorkspace, n: int) -> None:
     from reconciler.engine.render import NORMAL_MAX_CHANGES
     from tests.tcaplus.test_records_cli import example
 
-    write_seed(ws, n, 2)  # n records in one document, 2 in another: one kind
-    r = ws.cli("apply", "--auto-approve")
+    write_seed(tcaplus_ws, n, 2)  # n records in one document, 2 in another: one kind
+    r = tcaplus_ws.cli("apply", "--auto-approve")
     assert r.exit_code == 0, r.stderr
     lines = r.stdout.splitlines()
     listed = [x for x in lines if x.startswith("ok      create ")]
@@ -280,8 +279,8 @@ def test_apply_streams_every_outcome_but_counts_applied_ones_past_the_first_per_
     else:
         assert "more:" not in r.stdout
     # --detail full: every outcome, as it completes
-    ws.write("manifests/data/examples.jsonl", "\n".join(json.dumps(example(i, logintime=6)) for i in range(n)) + "\n")
-    r = ws.cli("--force", "apply", "--auto-approve", "--detail", "full")  # updating every record is a mass update
+    tcaplus_ws.write("manifests/data/examples.jsonl", "\n".join(json.dumps(example(i, logintime=6)) for i in range(n)) + "\n")
+    r = tcaplus_ws.cli("--force", "apply", "--auto-approve", "--detail", "full")  # updating every record is a mass update
     assert r.exit_code == 0, r.stderr
     assert len([x for x in r.stdout.splitlines() if x.startswith("ok      update ")]) == n
     assert "more:" not in r.stdout

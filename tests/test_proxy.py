@@ -43,7 +43,7 @@ def no_proxy_from_outside(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 @pytest.fixture
-def peer() -> Iterator[Peer]:
+def proxy_target() -> Iterator[Peer]:
     server = Peer()
     th = threading.Thread(target=server.serve_forever, daemon=True)
     th.start()
@@ -93,11 +93,11 @@ def test_the_environment_names_the_proxy_and_no_proxy_lifts_it(monkeypatch: pyte
 
 
 @pytest.mark.parametrize("way", ["threads", "event loop"])
-def test_plain_http_goes_through_http_proxy(peer: Peer, monkeypatch: pytest.MonkeyPatch, way: str) -> None:
-    port = peer.server_address[1]
+def test_plain_http_goes_through_http_proxy(proxy_target: Peer, monkeypatch: pytest.MonkeyPatch, way: str) -> None:
+    port = proxy_target.server_address[1]
     with LoopbackProxy({f"127.0.0.1:{port}": port}) as proxy:
         monkeypatch.setenv("HTTP_PROXY", proxy.url)
-        t = HttpTransport(peer.url + "/base", vendor="tcaplus", retry=ONCE)
+        t = HttpTransport(proxy_target.url + "/base", vendor="tcaplus", retry=ONCE)
         assert t.proxy == f"127.0.0.1:{proxy.port}" and t.host == f"127.0.0.1:{port}"
         if way == "threads":
             answers = [t.send("GET", "/r", idempotent=True, params={"a": "1 2"}),
@@ -110,22 +110,22 @@ def test_plain_http_goes_through_http_proxy(peer: Peer, monkeypatch: pytest.Monk
             answers = t.run(main)
         t.close()
     assert [a.json()["path"] for a in answers] == ["/base/r?a=1+2", "/base/w"]
-    assert [s["path"] for s in peer.seen] == ["/base/r?a=1+2", "/base/w"]  # forwarded in origin form
-    assert peer.seen[1]["body"] == b'{"x":1}'
+    assert [s["path"] for s in proxy_target.seen] == ["/base/r?a=1+2", "/base/w"]  # forwarded in origin form
+    assert proxy_target.seen[1]["body"] == b'{"x":1}'
     assert proxy.targets == {f"GET 127.0.0.1:{port}": 1, f"POST 127.0.0.1:{port}": 1}
     assert proxy.connections == 1  # kept alive through the proxy
 
 
-def test_no_proxy_sends_straight_to_the_host(peer: Peer, monkeypatch: pytest.MonkeyPatch) -> None:
-    port = peer.server_address[1]
+def test_no_proxy_sends_straight_to_the_host(proxy_target: Peer, monkeypatch: pytest.MonkeyPatch) -> None:
+    port = proxy_target.server_address[1]
     with LoopbackProxy({f"127.0.0.1:{port}": port}) as proxy:
         monkeypatch.setenv("HTTP_PROXY", proxy.url)
         monkeypatch.setenv("NO_PROXY", "localhost,127.0.0.1")
-        t = HttpTransport(peer.url, vendor="tcaplus", retry=ONCE)
+        t = HttpTransport(proxy_target.url, vendor="tcaplus", retry=ONCE)
         assert t.proxy is None
         assert t.send("GET", "/r", idempotent=True).json()["ok"]
         t.close()
-    assert proxy.connections == 0 and [s["path"] for s in peer.seen] == ["/r"]
+    assert proxy.connections == 0 and [s["path"] for s in proxy_target.seen] == ["/r"]
 
 
 @pytest.mark.parametrize("way", ["threads", "event loop"])
@@ -162,7 +162,7 @@ def test_https_goes_through_a_connect_tunnel_to_the_verified_host(tmp_path: Path
         server.server_close()
 
 
-def test_a_proxy_that_refuses_or_is_down_is_named_and_nothing_is_sent(peer: Peer, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_proxy_that_refuses_or_is_down_is_named_and_nothing_is_sent(proxy_target: Peer, monkeypatch: pytest.MonkeyPatch) -> None:
     with LoopbackProxy({}) as proxy:  # maps nothing: every CONNECT is refused (403)
         monkeypatch.setenv("HTTPS_PROXY", proxy.url)
         t = HttpTransport("https://api.bestproxy.com", vendor="bestproxy", retry=ONCE)
@@ -172,11 +172,11 @@ def test_a_proxy_that_refuses_or_is_down_is_named_and_nothing_is_sent(peer: Peer
         t.close()
     assert proxy.refused == ["CONNECT api.bestproxy.com:443"]  # the vendor host, resolved by the proxy
     monkeypatch.setenv("HTTP_PROXY", proxy.url)  # stopped: nothing listens there any more
-    t = HttpTransport(peer.url, vendor="tcaplus", retry=ONCE)
+    t = HttpTransport(proxy_target.url, vendor="tcaplus", retry=ONCE)
     with pytest.raises(TransportError, match=rf": POST /w: connection refused \(proxy 127\.0\.0\.1:{proxy.port}\)$"):
         t.send("POST", "/w", idempotent=False, json={"a": 1})
     t.close()
-    assert peer.seen == []
+    assert proxy_target.seen == []
 
 
 def test_reconciler_yaml_cannot_name_a_proxy(tmp_path: Path) -> None:

@@ -85,7 +85,7 @@ class Handler(BaseHTTPRequestHandler):
 
 
 @pytest.fixture
-def peer() -> Iterator[Peer]:
+def retry_peer() -> Iterator[Peer]:
     server = Peer()
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
@@ -96,11 +96,11 @@ def peer() -> Iterator[Peer]:
     server.server_close()
 
 
-def transport(peer: Peer, fake: FakeClock, *, budget: float = 60.0, attempts: int = 6) -> HttpTransport:
-    t = HttpTransport(peer.url, vendor="bestproxy",
+def transport(retry_peer: Peer, fake: FakeClock, *, budget: float = 60.0, attempts: int = 6) -> HttpTransport:
+    t = HttpTransport(retry_peer.url, vendor="bestproxy",
                       retry=RetryPolicy(attempts=attempts, timeout=budget, wait_initial=0, wait_max=0, wait_jitter=0))
     t.clock = fake.clock()
-    peer.clients.append(t)
+    retry_peer.clients.append(t)
     return t
 
 
@@ -111,85 +111,85 @@ def send(t: HttpTransport, way: str, *args: Any, **kwargs: Any) -> Any:
 
 
 @pytest.mark.parametrize("way", WAYS)
-def test_three_429s_asking_25_s_wait_twice_then_fail_within_a_60_s_budget(peer: Peer, way: str) -> None:
+def test_three_429s_asking_25_s_wait_twice_then_fail_within_a_60_s_budget(retry_peer: Peer, way: str) -> None:
     # the run: three 429s with Retry-After: 25 took 76 s against a 60 s budget
     fake = FakeClock()
-    peer.script = [(429, {"Retry-After": "25"})] * 3
-    t = transport(peer, fake)
+    retry_peer.script = [(429, {"Retry-After": "25"})] * 3
+    t = transport(retry_peer, fake)
     with pytest.raises(TransportError) as e:
         send(t, way, "GET", "/gateway/proxy-ip/list", idempotent=True)
     assert fake.sleeps == [25.0, 25.0]  # 50 s waited; the third wait would end past the budget
-    assert len(peer.seen) == 3  # failed at once: no fourth request
-    host = peer.url.removeprefix("http://")
+    assert len(retry_peer.seen) == 3  # failed at once: no fourth request
+    host = retry_peer.url.removeprefix("http://")
     assert str(e.value) == (f"api: GET /gateway/proxy-ip/list: HTTP 429: BestProxy {host} asked to wait 25 s "
                             "(Retry-After), more than the 10 s retry budget left")
 
 
 @pytest.mark.parametrize("way", WAYS)
-def test_a_wait_longer_than_the_budget_fails_at_once_naming_vendor_host_and_wait(peer: Peer, way: str) -> None:
+def test_a_wait_longer_than_the_budget_fails_at_once_naming_vendor_host_and_wait(retry_peer: Peer, way: str) -> None:
     fake = FakeClock()
-    peer.script = [(429, {"Retry-After": "3600"})]
-    t = transport(peer, fake)
+    retry_peer.script = [(429, {"Retry-After": "3600"})]
+    t = transport(retry_peer, fake)
     with pytest.raises(TransportError) as e:
         send(t, way, "GET", "/gateway/proxy-ip/list", idempotent=True)
-    assert fake.sleeps == [] and len(peer.seen) == 1
-    host = peer.url.removeprefix("http://")
+    assert fake.sleeps == [] and len(retry_peer.seen) == 1
+    host = retry_peer.url.removeprefix("http://")
     assert f"BestProxy {host} asked to wait 3600 s (Retry-After), more than the 60 s retry budget left" in str(e.value)
 
 
 @pytest.mark.parametrize("way", WAYS)
-def test_a_wait_within_the_budget_is_made_and_the_answer_returned(peer: Peer, way: str) -> None:
+def test_a_wait_within_the_budget_is_made_and_the_answer_returned(retry_peer: Peer, way: str) -> None:
     fake = FakeClock()
-    peer.script = [(503, {"Retry-After": "2"}), (429, {"Retry-After": "0"}), (429, {"Retry-After": "7"})]
-    t = transport(peer, fake)
+    retry_peer.script = [(503, {"Retry-After": "2"}), (429, {"Retry-After": "0"}), (429, {"Retry-After": "7"})]
+    t = transport(retry_peer, fake)
     assert send(t, way, "GET", "/x", idempotent=True).status_code == 200
     assert fake.sleeps == [2.0, 7.0]  # "0": no wait at all
-    assert len(peer.seen) == 4
+    assert len(retry_peer.seen) == 4
 
 
 @pytest.mark.parametrize("way", WAYS)
-def test_an_http_date_is_a_wait_from_now(peer: Peer, way: str) -> None:
+def test_an_http_date_is_a_wait_from_now(retry_peer: Peer, way: str) -> None:
     fake = FakeClock()
-    peer.script = [(429, {"Retry-After": email.utils.formatdate(T0 + 30, usegmt=True)}),
+    retry_peer.script = [(429, {"Retry-After": email.utils.formatdate(T0 + 30, usegmt=True)}),
                    (429, {"Retry-After": email.utils.formatdate(T0 - 300, usegmt=True)}),  # a date past: no wait
                    (429, {"Retry-After": email.utils.formatdate(T0 + 30 + 3600, usegmt=True)})]
-    t = transport(peer, fake)
+    t = transport(retry_peer, fake)
     with pytest.raises(TransportError) as e:
         send(t, way, "GET", "/x", idempotent=True)
     assert fake.sleeps == [30.0]
     assert "asked to wait 3600 s (Retry-After), more than the 30 s retry budget left" in str(e.value)
-    assert len(peer.seen) == 3
+    assert len(retry_peer.seen) == 3
 
 
 @pytest.mark.parametrize("way", WAYS)
-def test_an_unreadable_retry_after_falls_back_to_the_usual_backoff(peer: Peer, way: str) -> None:
+def test_an_unreadable_retry_after_falls_back_to_the_usual_backoff(retry_peer: Peer, way: str) -> None:
     fake = FakeClock()
-    peer.script = [(429, {"Retry-After": "soon"}), (503, {"Retry-After": "-5"})]
-    t = transport(peer, fake)
+    retry_peer.script = [(429, {"Retry-After": "soon"}), (503, {"Retry-After": "-5"})]
+    t = transport(retry_peer, fake)
     assert send(t, way, "GET", "/x", idempotent=True).status_code == 200
-    assert fake.sleeps == [] and len(peer.seen) == 3
+    assert fake.sleeps == [] and len(retry_peer.seen) == 3
 
 
 @pytest.mark.parametrize("way", WAYS)
-def test_a_write_that_is_not_safe_to_repeat_is_not_retried_whatever_the_wait(peer: Peer, way: str) -> None:
+def test_a_write_that_is_not_safe_to_repeat_is_not_retried_whatever_the_wait(retry_peer: Peer, way: str) -> None:
     fake = FakeClock()
-    peer.script = [(429, {"Retry-After": "1"})]
-    t = transport(peer, fake)
+    retry_peer.script = [(429, {"Retry-After": "1"})]
+    t = transport(retry_peer, fake)
     assert send(t, way, "POST", "/x", idempotent=False, json={}).status_code == 429
-    assert fake.sleeps == [] and len(peer.seen) == 1
+    assert fake.sleeps == [] and len(retry_peer.seen) == 1
 
 
-def test_the_vendor_client_reports_the_refused_wait(peer: Peer) -> None:
+def test_the_vendor_client_reports_the_refused_wait(retry_peer: Peer) -> None:
     fake = FakeClock()
-    peer.script = [(429, {"Retry-After": "3600"})]
-    client = BestProxyClient(peer.url, app_key="TestOnlyAppKey0123456789abcdefAB")
+    retry_peer.script = [(429, {"Retry-After": "3600"})]
+    client = BestProxyClient(retry_peer.url, app_key="TestOnlyAppKey0123456789abcdefAB")
     client.http.clock = fake.clock()
     try:
         with pytest.raises(TransportError) as e:
             client.list_accounts()
     finally:
         client.close()
-    host = peer.url.removeprefix("http://")
+    host = retry_peer.url.removeprefix("http://")
     # the default budget docs/configuration.md states (the engine's policies keep it: kinds/base.py)
     assert client.http.retry.timeout == 60.0
     assert str(e.value) == (f"bestproxy: GET /gateway/whitelist-account/list: HTTP 429: BestProxy {host} asked to "

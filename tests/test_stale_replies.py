@@ -33,7 +33,7 @@ WAYS = ["threads", "event loop"]
 
 
 @pytest.fixture
-def server() -> Iterator[EmulatorServer]:
+def stale_server() -> Iterator[EmulatorServer]:
     emu = BestProxyEmulator(None, app_key=APP_KEY, totp_secret=pyotp.random_base32())
     with EmulatorServer(emu) as s:
         yield s
@@ -85,11 +85,11 @@ def accounts_call() -> dict[str, Any]:
 
 
 @pytest.mark.parametrize("way", WAYS)
-def test_a_read_never_takes_the_late_copy_of_the_answer_before(server: EmulatorServer, way: str) -> None:
+def test_a_read_never_takes_the_late_copy_of_the_answer_before(stale_server: EmulatorServer, way: str) -> None:
     # no ``shape``: the transport alone must see that the connection carried more than one answer
-    seed(server.url)
-    t = HttpTransport(server.url, vendor="bestproxy", retry=RETRY, max_connections=1)
-    knobs(server.url, late_duplicate_replies=1)
+    seed(stale_server.url)
+    t = HttpTransport(stale_server.url, vendor="bestproxy", retry=RETRY, max_connections=1)
+    knobs(stale_server.url, late_duplicate_replies=1)
     try:
         ips, accounts = exchange(t, way, [ips_call(), accounts_call()])
     finally:
@@ -97,15 +97,15 @@ def test_a_read_never_takes_the_late_copy_of_the_answer_before(server: EmulatorS
     assert [i["ip"] for i in ips["data"]["list"]] == ["10.9.9.9"]
     # the accounts answer, read again on a new connection; not the IP list, nor the two run together
     assert [a["username"] for a in accounts["data"]["list"]] == ["stale01"], accounts
-    stats = httpx.get(f"{server.url}/_sandbox/stats").json()
+    stats = httpx.get(f"{stale_server.url}/_sandbox/stats").json()
     assert stats["GET /gateway/whitelist-account/list"] == 2  # asked again: the first answer was not trusted
 
 
 @pytest.mark.parametrize("way", WAYS)
-def test_a_write_answered_together_with_a_late_copy_has_an_unknown_outcome(server: EmulatorServer, way: str) -> None:
-    seed(server.url)
-    t = HttpTransport(server.url, vendor="bestproxy", retry=RETRY, max_connections=1)
-    knobs(server.url, late_duplicate_replies=1)
+def test_a_write_answered_together_with_a_late_copy_has_an_unknown_outcome(stale_server: EmulatorServer, way: str) -> None:
+    seed(stale_server.url)
+    t = HttpTransport(stale_server.url, vendor="bestproxy", retry=RETRY, max_connections=1)
+    knobs(stale_server.url, late_duplicate_replies=1)
     add = {"method": "POST", "path": "/gateway/proxy-ip/add", "idempotent": False,
            "json": {"app_key": APP_KEY, "product_type": 14, "ips": "10.0.0.7", "remark": ""}}
     try:
@@ -120,13 +120,13 @@ def test_a_write_answered_together_with_a_late_copy_has_an_unknown_outcome(serve
 
 
 @pytest.fixture
-def bp(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Workspace]:
+def stale_bp(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Workspace]:
     yield from bestproxy_workspace(tmp_path, monkeypatch)
 
 
-def test_apply_with_every_answer_duplicated_loses_no_write_and_its_exit_code_is_true(bp: Workspace) -> None:
+def test_apply_with_every_answer_duplicated_loses_no_write_and_its_exit_code_is_true(stale_bp: Workspace) -> None:
     ips = [f"10.0.{i // 250}.{i % 250 + 1}" for i in range(38)]
-    bp.write("manifests/ips.yaml", f"""
+    stale_bp.write("manifests/ips.yaml", f"""
         apiVersion: reconciler/v1
         kind: IpAllowlist
         metadata: {{name: datacenter}}
@@ -134,19 +134,19 @@ def test_apply_with_every_answer_duplicated_loses_no_write_and_its_exit_code_is_
           productType: 14
           entries: [{", ".join(ips)}]
         """)
-    bp.write("manifests/accounts.yaml", "---\n".join(account_doc(f"dup{i:02d}") for i in range(3)))
-    knobs(bp.url, late_duplicate_replies=10_000)
-    applied = bp.cli("apply", "--auto-approve")
+    stale_bp.write("manifests/accounts.yaml", "---\n".join(account_doc(f"dup{i:02d}") for i in range(3)))
+    knobs(stale_bp.url, late_duplicate_replies=10_000)
+    applied = stale_bp.cli("apply", "--auto-approve")
     # every write whose answer came with a late copy was settled by reading back: all are there,
     # none was made twice, and the exit code says the run did what it was asked
     assert applied.exit_code == 0, applied.output + applied.stderr
-    assert sorted(bp.ips(14)) == sorted(ips) and sorted(bp.accounts()) == ["dup00", "dup01", "dup02"]
+    assert sorted(stale_bp.ips(14)) == sorted(ips) and sorted(stale_bp.accounts()) == ["dup00", "dup01", "dup02"]
     assert "ok      create IpAllowlist/14: added 38" in applied.stdout
-    stats = httpx.get(f"{bp.url}/_sandbox/stats").json()
+    stats = httpx.get(f"{stale_bp.url}/_sandbox/stats").json()
     # each write sent once: an answer not trusted was settled by reading back, not by sending again
     assert stats["POST /gateway/proxy-ip/add"] == 1 and stats["POST /gateway/whitelist-account/add"] == 1, stats
-    knobs(bp.url, late_duplicate_replies=0)
-    plan = bp.cli("plan", "--detailed-exitcode")
+    knobs(stale_bp.url, late_duplicate_replies=0)
+    plan = stale_bp.cli("plan", "--detailed-exitcode")
     assert plan.exit_code == 0 and "No changes" in plan.stdout, plan.output
 
 

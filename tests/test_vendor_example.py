@@ -120,7 +120,7 @@ def test_the_example_uses_only_the_vendor_contract_and_the_layers_below_the_engi
 
 # -- installed beside the product ---------------------------------------------------------------------
 @pytest.fixture(scope="module")
-def site(tmp_path_factory: pytest.TempPathFactory) -> Path:
+def acme_site(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The example installed into a folder of its own, from a copy of its source (the build
     writes nothing into the repository): no dependency resolved, no index, no build isolation."""
     tmp = tmp_path_factory.mktemp("acme")
@@ -196,10 +196,10 @@ def _stop(proc: subprocess.Popen[str], sig: int = signal.SIGTERM) -> None:
 
 
 @pytest.mark.slow  # an install and a dozen CLI runs
-def test_the_fourth_vendor_runs_validate_plan_apply_drift_export_and_serve(site: Path, tmp_path: Path) -> None:
+def test_the_fourth_vendor_runs_validate_plan_apply_drift_export_and_serve(acme_site: Path, tmp_path: Path) -> None:
     work = tmp_path / "demo"
     shutil.copytree(EXAMPLE / "demo", work)
-    env = _env(site)
+    env = _env(acme_site)
     outputs: list[str] = []
 
     def cli(step: int) -> subprocess.CompletedProcess[str]:
@@ -275,13 +275,13 @@ def test_the_fourth_vendor_runs_validate_plan_apply_drift_export_and_serve(site:
 
 
 @pytest.mark.slow  # an install and a server
-def test_a_write_the_vendor_refused_as_overloaded_is_tried_again_in_a_later_pass(site: Path, tmp_path: Path) -> None:
+def test_a_write_the_vendor_refused_as_overloaded_is_tried_again_in_a_later_pass(acme_site: Path, tmp_path: Path) -> None:
     """``refused_codes`` of a vendor the core does not ship: a 503 ``overloaded`` says nothing was
     written, so the engine tries the change again in a later pass instead of failing it as an
     unknown outcome (exit 4)."""
     work = tmp_path / "demo"
     shutil.copytree(EXAMPLE / "demo", work)
-    env = _env(site)
+    env = _env(acme_site)
     _lines, served, proc = _serve("reconciler sandbox serve --config-out served.yaml", work, env)
     try:
         url = served["providers"]["acme"]["base_url"]
@@ -297,12 +297,12 @@ def test_a_write_the_vendor_refused_as_overloaded_is_tried_again_in_a_later_pass
 
 
 @pytest.mark.slow  # an install and four CLI runs
-def test_a_saved_plan_is_signed_with_the_fourth_vendor_s_key(site: Path, tmp_path: Path) -> None:
+def test_a_saved_plan_is_signed_with_the_fourth_vendor_s_key(acme_site: Path, tmp_path: Path) -> None:
     """``key_fields``: the plan signature is keyed with Acme's token; a saved plan applies with it,
     and with another token (the same plan, other credentials) it is refused before any write."""
     work = tmp_path / "demo"
     shutil.copytree(EXAMPLE / "demo", work)
-    env = _env(site)
+    env = _env(acme_site)
     r = _cli("reconciler plan --sandbox --out saved.json", work, env)
     assert r.returncode == 0, r.stdout + r.stderr
     saved = json.loads((work / "saved.json").read_text(encoding="utf-8"))
@@ -336,13 +336,13 @@ spec: {username: shop01, password: PASSWORD, productType: 9}
 
 
 @pytest.mark.slow  # the install
-def test_the_core_guards_the_fourth_vendor_s_credentials_from_its_spec(site: Path, tmp_path: Path) -> None:
+def test_the_core_guards_the_fourth_vendor_s_credentials_from_its_spec(acme_site: Path, tmp_path: Path) -> None:
     """What ``spec.py`` declares is what the core enforces for a vendor it does not ship:
     ``secret_env_patterns`` (a manifest may not read ``ACME_*``, even where
     ``settings.manifest_secret_env`` allows it), ``credential_fields`` (no resource value may be
     the token) and ``documented_hosts`` (the token goes to no other host)."""
     canary = "acme-canary-" + "7" * 24
-    env = {**_env(site), "ACME_API_TOKEN": canary, "BESTPROXY_APP_KEY": "k" * 32, "RECONCILER_SHOP_PW": canary}
+    env = {**_env(acme_site), "ACME_API_TOKEN": canary, "BESTPROXY_APP_KEY": "k" * 32, "RECONCILER_SHOP_PW": canary}
     (tmp_path / "manifests").mkdir()
     (tmp_path / "rules").mkdir()
     (tmp_path / "reconciler.yaml").write_text(GUARDED_CONFIG.replace("ACME_URL", "https://api.acme-edge.example"),
@@ -367,19 +367,19 @@ def test_the_core_guards_the_fourth_vendor_s_credentials_from_its_spec(site: Pat
 
 
 @pytest.mark.slow  # the install
-def test_the_guide_s_yaml_validates_with_the_example_installed(site: Path, tmp_path: Path) -> None:
+def test_the_guide_s_yaml_validates_with_the_example_installed(acme_site: Path, tmp_path: Path) -> None:
     blocks = guide_blocks("yaml")
     assert len(blocks) == 2
     config, manifests = blocks
     (tmp_path / "reconciler.yaml").write_text(config, encoding="utf-8")
     (tmp_path / "manifests").mkdir()
     (tmp_path / "manifests" / "rules.yaml").write_text(manifests, encoding="utf-8")
-    r = _cli("reconciler validate", tmp_path, _env(site))
+    r = _cli("reconciler validate", tmp_path, _env(acme_site))
     assert r.returncode == 0 and "Valid: 1 resource(s), 1 prune scope(s)" in r.stdout, r.stdout + r.stderr
     # and the model is the vendor's: a field it does not know is an input error, pointing at the file
     (tmp_path / "manifests" / "rules.yaml").write_text(manifests.replace("ttlSeconds: 86400", "ttlSeconds: -1"),
                                                        encoding="utf-8")
-    r = _cli("reconciler validate", tmp_path, _env(site))
+    r = _cli("reconciler validate", tmp_path, _env(acme_site))
     assert r.returncode == 1 and "manifests/rules.yaml:" in r.stderr and "ttlSeconds" in r.stderr, r.stderr
     assert "Traceback" not in r.stderr
     # the connection model is the vendor's, for named connections too (connections.acme.<name>)
@@ -388,10 +388,10 @@ def test_the_guide_s_yaml_validates_with_the_example_installed(site: Path, tmp_p
                                                        encoding="utf-8")
     staging = "connections:\n  acme:\n    staging: {base_url: https://api.acme-edge.example, api_token: env:ACME_STAGING}\n"
     (tmp_path / "reconciler.yaml").write_text(config + staging, encoding="utf-8")
-    r = _cli("reconciler validate", tmp_path, _env(site))
+    r = _cli("reconciler validate", tmp_path, _env(acme_site))
     assert r.returncode == 1 and "reconciler.yaml:10:14:" in r.stderr and "connections.acme.staging.zone" in r.stderr, r.stderr
     (tmp_path / "reconciler.yaml").write_text(config + staging.replace("}", ", zone: shop-staging}"), encoding="utf-8")
-    r = _cli("reconciler validate", tmp_path, _env(site))
+    r = _cli("reconciler validate", tmp_path, _env(acme_site))
     assert r.returncode == 0 and "Valid: 1 resource(s)" in r.stdout, r.stdout + r.stderr
 
 
@@ -409,7 +409,7 @@ BROKEN = {
 
 @pytest.mark.slow  # the install
 @pytest.mark.parametrize("case", sorted(BROKEN))
-def test_a_broken_vendor_install_is_one_clear_line(site: Path, tmp_path: Path, case: str) -> None:
+def test_a_broken_vendor_install_is_one_clear_line(acme_site: Path, tmp_path: Path, case: str) -> None:
     entry, module, message = BROKEN[case]
     other = tmp_path / "other"
     dist = other / "other_vendor-0.1.dist-info"
@@ -419,7 +419,7 @@ def test_a_broken_vendor_install_is_one_clear_line(site: Path, tmp_path: Path, c
     if module:
         (other / "twin_acme.py").write_text(module, encoding="utf-8")
     shutil.copytree(EXAMPLE / "demo", tmp_path / "demo")
-    r = _cli("reconciler validate", tmp_path / "demo", _env(site, other))
+    r = _cli("reconciler validate", tmp_path / "demo", _env(acme_site, other))
     assert r.returncode == 1
     assert r.stderr.splitlines() == [f"error: {message}"], r.stderr
 

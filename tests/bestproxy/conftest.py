@@ -1,5 +1,7 @@
-"""Fixtures: a BestProxy emulator on 127.0.0.1 (port 0) and a working folder whose reconciler.yaml
-points at it, with secrets as file: references."""
+"""A BestProxy emulator on 127.0.0.1 (port 0) and a working folder whose reconciler.yaml points at
+it, with secrets as file: references: ``bestproxy_workspace`` and its answer sets; the fixture
+``bestproxy_ws`` that runs a test against each set is in tests/conftest.py (tests outside this
+folder use it too)."""
 
 from __future__ import annotations
 
@@ -87,11 +89,6 @@ BESTPROXY_ANSWERS = {
     "strict": {"add_product_type": "required", "password_length": "everywhere", "ip_add_product_type": "required",
                "ip_product_types": "one", "batches": "partial", "udp_other_types": "ignored"},
 }
-
-
-@pytest.fixture(params=sorted(BESTPROXY_ANSWERS))
-def bp(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, request: pytest.FixtureRequest) -> Iterator[Workspace]:
-    yield from bestproxy_workspace(tmp_path, monkeypatch, knobs=BESTPROXY_ANSWERS[request.param])
 
 
 def account_doc(name: str, **spec: object) -> str:

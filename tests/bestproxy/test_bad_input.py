@@ -49,19 +49,19 @@ def test_every_bad_file_has_a_case() -> None:
 
 
 @pytest.mark.parametrize("name", sorted(CASES))
-def test_bad_manifest_is_rejected_before_any_call(bp: Workspace, name: str) -> None:
-    bp.write("secrets/pw", "GoodPass123")
-    bp.write("secrets/short", "abc12")
-    target = bp.root / "manifests" / name
+def test_bad_manifest_is_rejected_before_any_call(bestproxy_ws: Workspace, name: str) -> None:
+    bestproxy_ws.write("secrets/pw", "GoodPass123")
+    bestproxy_ws.write("secrets/short", "abc12")
+    target = bestproxy_ws.root / "manifests" / name
     target.parent.mkdir(parents=True, exist_ok=True)
     shutil.copy(BAD / name, target)
     where, fragments = CASES[name]
     validate = ["validate", "--resolve-secrets"] if name in SECRET_VALUE_CASES else ["validate"]
     if name in SECRET_VALUE_CASES:
-        offline = bp.cli("validate")
+        offline = bestproxy_ws.cli("validate")
         assert offline.exit_code == 0, offline.stderr
     for command in (validate, ["plan"], ["apply", "--auto-approve"]):
-        res = bp.cli(*command)
+        res = bestproxy_ws.cli(*command)
         assert res.exit_code == 1, (command, res.stdout, res.stderr)
         lines = [line for line in res.stderr.splitlines() if line]
         assert len(lines) == 1, res.stderr
@@ -70,27 +70,27 @@ def test_bad_manifest_is_rejected_before_any_call(bp: Workspace, name: str) -> N
         for fragment in fragments:
             assert fragment in line, (fragment, line)
         assert "Traceback" not in res.stderr
-    assert bp.stats() == {}, "no API call may be made for bad input"
+    assert bestproxy_ws.stats() == {}, "no API call may be made for bad input"
 
 
-def test_all_problems_of_a_run_are_reported_at_once(bp: Workspace) -> None:
-    bp.write("secrets/pw", "GoodPass123")
+def test_all_problems_of_a_run_are_reported_at_once(bestproxy_ws: Workspace) -> None:
+    bestproxy_ws.write("secrets/pw", "GoodPass123")
     for name in ("unknown_field.yaml", "bad_ip.yaml", "long_remark.yaml"):
-        shutil.copy(BAD / name, (bp.root / "manifests").joinpath(name) if (bp.root / "manifests").exists() else _mk(bp, name))
-    res = bp.cli("plan")
+        shutil.copy(BAD / name, (bestproxy_ws.root / "manifests").joinpath(name) if (bestproxy_ws.root / "manifests").exists() else _mk(bestproxy_ws, name))
+    res = bestproxy_ws.cli("plan")
     assert res.exit_code == 1
     assert len(res.stderr.strip().splitlines()) == 3
-    assert bp.stats() == {}
+    assert bestproxy_ws.stats() == {}
 
 
-def _mk(bp: Workspace, name: str) -> Path:
-    (bp.root / "manifests").mkdir(exist_ok=True)
-    return bp.root / "manifests" / name
+def _mk(bestproxy_ws: Workspace, name: str) -> Path:
+    (bestproxy_ws.root / "manifests").mkdir(exist_ok=True)
+    return bestproxy_ws.root / "manifests" / name
 
 
-def test_unquoted_no_stays_a_string(bp: Workspace) -> None:
-    bp.write("secrets/pw", "GoodPass123")
-    bp.write("manifests/a.yaml", """
+def test_unquoted_no_stays_a_string(bestproxy_ws: Workspace) -> None:
+    bestproxy_ws.write("secrets/pw", "GoodPass123")
+    bestproxy_ws.write("manifests/a.yaml", """
         apiVersion: reconciler/v1
         kind: ProxyAccount
         metadata: {name: norway}
@@ -100,16 +100,16 @@ def test_unquoted_no_stays_a_string(bp: Workspace) -> None:
           productType: 9
           remark: NO
         """)
-    res = bp.cli("apply", "--auto-approve")
+    res = bestproxy_ws.cli("apply", "--auto-approve")
     assert res.exit_code == 0, res.stderr
-    assert bp.accounts()["norway1"]["remark"] == "NO"
+    assert bestproxy_ws.accounts()["norway1"]["remark"] == "NO"
 
 
-def test_removal_without_verification_is_a_plan_time_error(bp: Workspace) -> None:
-    bp.api("/gateway/proxy-ip/add", ips="10.9.9.9", product_type=14, remark="")
-    cfg = (bp.root / "reconciler.yaml").read_text()
-    bp.write("reconciler.yaml", cfg.split("    ip_delete_verification:")[0])
-    bp.write("manifests/ips.yaml", """
+def test_removal_without_verification_is_a_plan_time_error(bestproxy_ws: Workspace) -> None:
+    bestproxy_ws.api("/gateway/proxy-ip/add", ips="10.9.9.9", product_type=14, remark="")
+    cfg = (bestproxy_ws.root / "reconciler.yaml").read_text()
+    bestproxy_ws.write("reconciler.yaml", cfg.split("    ip_delete_verification:")[0])
+    bestproxy_ws.write("manifests/ips.yaml", """
         apiVersion: reconciler/v1
         kind: IpAllowlist
         metadata: {name: strict}
@@ -119,7 +119,7 @@ def test_removal_without_verification_is_a_plan_time_error(bp: Workspace) -> Non
           entries: [10.0.0.1]
         """)
     for command in (["plan"], ["apply", "--auto-approve"]):
-        res = bp.cli(*command)
+        res = bestproxy_ws.cli(*command)
         assert res.exit_code == 1
         assert "manifests/ips.yaml:7:3: IpAllowlist/strict spec.entries: removing 1 address(es) needs BestProxy's verification" in res.stderr
-    assert bp.ips(14) == {"10.9.9.9": ""}
+    assert bestproxy_ws.ips(14) == {"10.9.9.9": ""}

@@ -65,16 +65,16 @@ TS = re.compile(r"\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}")
 
 
 @pytest.fixture(scope="module")
-def server() -> Iterator[EmulatorServer]:
+def bestproxy_module_server() -> Iterator[EmulatorServer]:
     # One server per module: stopping a server costs ~0.5 s (serve_forever's poll interval).
     with running_bestproxy() as srv:
         yield srv
 
 
 @pytest.fixture
-def emu(server: EmulatorServer) -> BestProxyEmulator:
+def emu(bestproxy_module_server: EmulatorServer) -> BestProxyEmulator:
     """The module's emulator, reset to an empty account with no faults."""
-    emulator = server.emulator
+    emulator = bestproxy_module_server.emulator
     assert isinstance(emulator, BestProxyEmulator)
     emulator.wipe()
     emulator.faults = Faults()
@@ -88,8 +88,8 @@ def emu(server: EmulatorServer) -> BestProxyEmulator:
 
 
 @pytest.fixture
-def api(server: EmulatorServer, emu: BestProxyEmulator) -> Iterator[BestProxyApi]:
-    client = BestProxyApi(server.url)
+def api(bestproxy_module_server: EmulatorServer, emu: BestProxyEmulator) -> Iterator[BestProxyApi]:
+    client = BestProxyApi(bestproxy_module_server.url)
     yield client
     client.close()
 

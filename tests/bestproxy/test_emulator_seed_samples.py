@@ -75,50 +75,50 @@ def same_shape(answer: Any, example: Any) -> None:
 
 
 @pytest.fixture
-def api() -> Iterator[BestProxyApi]:
+def fresh_bestproxy_api() -> Iterator[BestProxyApi]:
     with running_bestproxy() as srv:
         client = BestProxyApi(srv.url)
         yield client
         client.close()
 
 
-def send(api: BestProxyApi, path: str, body: dict[str, Any]) -> Any:
-    answer = api.http.post(path, json={**body, "app_key": APP_KEY}).json()
+def send(fresh_bestproxy_api: BestProxyApi, path: str, body: dict[str, Any]) -> Any:
+    answer = fresh_bestproxy_api.http.post(path, json={**body, "app_key": APP_KEY}).json()
     assert answer["code"] == 200, (path, answer)
     return answer
 
 
-def test_account_examples_replay(api: BestProxyApi) -> None:
+def test_account_examples_replay(fresh_bestproxy_api: BestProxyApi) -> None:
     for path, body in WRITES:
-        same_shape(send(api, path, body), OK_EXAMPLE)
-    assert set(api.accounts()) == {"user03"}  # add (4-character passwords: no length on add), delete
-    api.http.post("/gateway/whitelist-account/add", json={"app_key": APP_KEY, "accounts": "user:pass1", "product_type": 9})
+        same_shape(send(fresh_bestproxy_api, path, body), OK_EXAMPLE)
+    assert set(fresh_bestproxy_api.accounts()) == {"user03"}  # add (4-character passwords: no length on add), delete
+    fresh_bestproxy_api.http.post("/gateway/whitelist-account/add", json={"app_key": APP_KEY, "accounts": "user:pass1", "product_type": 9})
     for path, body in USER_WRITES:
-        same_shape(send(api, path, body), OK_EXAMPLE)
-    listed = api.get("/gateway/whitelist-account/list").json()
+        same_shape(send(fresh_bestproxy_api, path, body), OK_EXAMPLE)
+    listed = fresh_bestproxy_api.get("/gateway/whitelist-account/list").json()
     same_shape(listed, LIST_EXAMPLE)
-    user = api.accounts()["user"]
+    user = fresh_bestproxy_api.accounts()["user"]
     assert (user["password"], user["remark"], user["limit_flow"]) == ("pass", "", 0)
 
 
 @pytest.mark.parametrize("product_type", [9, 14])
-def test_proxy_account_change_example_replays(api: BestProxyApi, product_type: int) -> None:
-    send(api, "/gateway/whitelist-account/add", {"accounts": "string:string", "product_type": product_type})
-    same_shape(send(api, "/gateway/proxy-account/change", ACCOUNT_CHANGE), OK_EXAMPLE)
-    assert api.accounts()["string"]["status"] == 0
+def test_proxy_account_change_example_replays(fresh_bestproxy_api: BestProxyApi, product_type: int) -> None:
+    send(fresh_bestproxy_api, "/gateway/whitelist-account/add", {"accounts": "string:string", "product_type": product_type})
+    same_shape(send(fresh_bestproxy_api, "/gateway/proxy-account/change", ACCOUNT_CHANGE), OK_EXAMPLE)
+    assert fresh_bestproxy_api.accounts()["string"]["status"] == 0
 
 
-def test_ip_examples_replay(api: BestProxyApi) -> None:
-    same_shape(send(api, "/gateway/proxy-ip/add", IP_ADD), OK_EXAMPLE)
-    listed = api.get("/gateway/proxy-ip/list").json()
+def test_ip_examples_replay(fresh_bestproxy_api: BestProxyApi) -> None:
+    same_shape(send(fresh_bestproxy_api, "/gateway/proxy-ip/add", IP_ADD), OK_EXAMPLE)
+    listed = fresh_bestproxy_api.get("/gateway/proxy-ip/list").json()
     same_shape(listed, IP_LIST_EXAMPLE)
     assert sorted((e["ip"], e["product_type"]) for e in listed["data"]["list"]) == [("1.1.1.1", 0), ("2.2.2.2", 0)]
     delete = {**IP_DELETE, "verify_type": "email", "verify_code": SANDBOX_VERIFY_CODE}
-    same_shape(send(api, "/gateway/proxy-ip/delete", delete), OK_EXAMPLE)
-    assert api.get("/gateway/proxy-ip/list").json()["data"]["list"] == []
+    same_shape(send(fresh_bestproxy_api, "/gateway/proxy-ip/delete", delete), OK_EXAMPLE)
+    assert fresh_bestproxy_api.get("/gateway/proxy-ip/list").json()["data"]["list"] == []
 
 
-def test_invalid_app_key_answers_code_3(api: BestProxyApi) -> None:
+def test_invalid_app_key_answers_code_3(fresh_bestproxy_api: BestProxyApi) -> None:
     """The document's failure code for a wrong key (all account endpoints list it)."""
-    answer = api.http.post("/gateway/whitelist-account/add", json=WRITES[0][1]).json()
+    answer = fresh_bestproxy_api.http.post("/gateway/whitelist-account/add", json=WRITES[0][1]).json()
     assert answer["code"] == 3

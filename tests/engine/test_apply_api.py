@@ -88,7 +88,7 @@ class Api:
 
 
 @pytest.fixture
-def api(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Api]:
+def apply_api(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Api]:
     monkeypatch.chdir(tmp_path)
     with Sandbox(tmp_path / "sbx") as sbx:
         ws = Api(tmp_path, sbx)
@@ -101,62 +101,62 @@ def _statuses(outcomes: list[Outcome]) -> list[tuple[str, str]]:
     return sorted((o.change.address, o.status) for o in outcomes)
 
 
-def test_a_saved_plan_is_applied_and_its_outcomes_are_returned(api: Api) -> None:
-    api.account("game01", "reviewed")
-    plan_file = api.save_plan("plan.json")
+def test_a_saved_plan_is_applied_and_its_outcomes_are_returned(apply_api: Api) -> None:
+    apply_api.account("game01", "reviewed")
+    plan_file = apply_api.save_plan("plan.json")
     heard: list[Outcome] = []
-    result = apply_saved(api.settings, SavedApplyRequest(plan=plan_file), ApplyHooks(on_outcome=heard.append))
+    result = apply_saved(apply_api.settings, SavedApplyRequest(plan=plan_file), ApplyHooks(on_outcome=heard.append))
     assert (result.exit_code, result.reason) == (0, ExitReason.OK)
     assert _statuses(result.outcomes) == [("ProxyAccount/game01", "applied")]
     assert heard == result.outcomes  # streamed as it happened
     assert result.approved and not result.stopped and not result.saved_plan_empty
-    assert not api.plan().has_changes  # live state is what was reviewed
+    assert not apply_api.plan().has_changes  # live state is what was reviewed
 
 
-def test_a_saved_plan_stale_for_a_resource_is_not_written_exit_3(api: Api) -> None:
-    api.account("game01", "first")
-    assert apply_manifests(api.settings, ApplyRequest(auto_approve=True)).exit_code == 0
-    api.account("game01", "reviewed")
-    plan_file = api.save_plan("plan.json")
+def test_a_saved_plan_stale_for_a_resource_is_not_written_exit_3(apply_api: Api) -> None:
+    apply_api.account("game01", "first")
+    assert apply_manifests(apply_api.settings, ApplyRequest(auto_approve=True)).exit_code == 0
+    apply_api.account("game01", "reviewed")
+    plan_file = apply_api.save_plan("plan.json")
     # another writer changes the account after the review (its own manifests, elsewhere)
-    api.account("game01", "meanwhile", rel="other/accounts.yaml")
-    assert apply_manifests(api.settings, ApplyRequest(paths=(Path("other"),), auto_approve=True)).exit_code == 0
-    journal = api.root / "saved.jsonl"
-    result = apply_saved(api.settings, SavedApplyRequest(plan=plan_file, journal=journal))
+    apply_api.account("game01", "meanwhile", rel="other/accounts.yaml")
+    assert apply_manifests(apply_api.settings, ApplyRequest(paths=(Path("other"),), auto_approve=True)).exit_code == 0
+    journal = apply_api.root / "saved.jsonl"
+    result = apply_saved(apply_api.settings, SavedApplyRequest(plan=plan_file, journal=journal))
     assert (result.exit_code, result.reason) == (3, ExitReason.STALE)
     assert _statuses(result.outcomes) == [("ProxyAccount/game01", "stale")]
     # the journal records the stale outcome and the exit code, whatever the caller renders
     records = [json.loads(line) for line in journal.read_text(encoding="utf-8").splitlines()]
     assert [r["status"] for r in records if r["type"] == "outcome"] == ["stale"]
     assert records[-1]["type"] == "end" and records[-1]["exit_code"] == 3
-    assert not api.plan("other").has_changes  # the other writer's change stands: nothing was written
+    assert not apply_api.plan("other").has_changes  # the other writer's change stands: nothing was written
 
 
-def test_a_saved_plan_whose_manifests_changed_is_refused_before_any_read(api: Api) -> None:
-    api.account("game01", "reviewed")
-    plan_file = api.save_plan("plan.json")
-    api.account("game01", "edited after the review")
+def test_a_saved_plan_whose_manifests_changed_is_refused_before_any_read(apply_api: Api) -> None:
+    apply_api.account("game01", "reviewed")
+    plan_file = apply_api.save_plan("plan.json")
+    apply_api.account("game01", "edited after the review")
     with pytest.raises(UsageError, match="changed since this plan was made"):
-        apply_saved(api.settings, SavedApplyRequest(plan=plan_file))
-    assert [c.address for c in api.plan().changes] == ["ProxyAccount/game01"]  # still not created
+        apply_saved(apply_api.settings, SavedApplyRequest(plan=plan_file))
+    assert [c.address for c in apply_api.plan().changes] == ["ProxyAccount/game01"]  # still not created
 
 
-def test_a_partial_apply_returns_what_failed_and_what_succeeded_exit_4(api: Api, tmp_path: Path) -> None:
-    api.account("game01", "one")
-    api.allowlist("10.0.0.1")
-    api.sandbox.servers["bestproxy"].emulator.verified = False  # the vendor refuses account writes (code 156)
+def test_a_partial_apply_returns_what_failed_and_what_succeeded_exit_4(apply_api: Api, tmp_path: Path) -> None:
+    apply_api.account("game01", "one")
+    apply_api.allowlist("10.0.0.1")
+    apply_api.sandbox.servers["bestproxy"].emulator.verified = False  # the vendor refuses account writes (code 156)
     journal = tmp_path / "run.jsonl"
-    result = apply_manifests(api.settings, ApplyRequest(auto_approve=True, journal=journal))
+    result = apply_manifests(apply_api.settings, ApplyRequest(auto_approve=True, journal=journal))
     assert (result.exit_code, result.reason) == (4, ExitReason.PARTIAL)
     assert _statuses(result.outcomes) == [("IpAllowlist/14", "applied"), ("ProxyAccount/game01", "failed")]
     records = [json.loads(line) for line in journal.read_text(encoding="utf-8").splitlines()]
     assert records[-1]["type"] == "end" and records[-1]["exit_code"] == 4
-    assert [c.address for c in api.plan().changes] == ["ProxyAccount/game01"]  # what failed is still to do
+    assert [c.address for c in apply_api.plan().changes] == ["ProxyAccount/game01"]  # what failed is still to do
 
 
-def test_a_stopped_run_is_resumed_from_its_journal(api: Api, tmp_path: Path) -> None:
-    api.account("game01", "one")
-    api.allowlist("10.0.0.1")
+def test_a_stopped_run_is_resumed_from_its_journal(apply_api: Api, tmp_path: Path) -> None:
+    apply_api.account("game01", "one")
+    apply_api.allowlist("10.0.0.1")
     stop = threading.Event()
     journal = tmp_path / "run.jsonl"
     planned: list[Plan] = []
@@ -167,7 +167,7 @@ def test_a_stopped_run_is_resumed_from_its_journal(api: Api, tmp_path: Path) -> 
         return True
 
     # the first outcome stops the run (as a first SIGINT does): the second change never starts
-    first = apply_manifests(api.settings, ApplyRequest(journal=journal, stop=stop), ApplyHooks(
+    first = apply_manifests(apply_api.settings, ApplyRequest(journal=journal, stop=stop), ApplyHooks(
         on_plan=lambda p, safety: planned.append(p), confirm=confirm, on_outcome=lambda o: stop.set()))
     assert len(planned) == 1 and asked == planned
     assert first.reason is ExitReason.INTERRUPTED and first.stopped and first.exit_code == 4
@@ -175,23 +175,23 @@ def test_a_stopped_run_is_resumed_from_its_journal(api: Api, tmp_path: Path) -> 
     end = json.loads(journal.read_text(encoding="utf-8").splitlines()[-1])
     assert (end["type"], end["status"]) == ("end", "interrupted")
 
-    second = apply_manifests(api.settings, ApplyRequest(resume=journal, auto_approve=True))
+    second = apply_manifests(apply_api.settings, ApplyRequest(resume=journal, auto_approve=True))
     assert second.resumed and (second.exit_code, second.reason) == (0, ExitReason.OK)
     left = [o for o in first.outcomes if o.status == "interrupted"]
     assert _statuses(second.outcomes) == [(left[0].change.address, "applied")]
-    assert not api.plan().has_changes
+    assert not apply_api.plan().has_changes
 
-    third = apply_manifests(api.settings, ApplyRequest(resume=journal, auto_approve=True))
+    third = apply_manifests(apply_api.settings, ApplyRequest(resume=journal, auto_approve=True))
     assert third.nothing_to_do and third.resumed and third.exit_code == 0 and third.outcomes == []
 
 
-def test_no_one_to_confirm_refuses_before_any_write(api: Api) -> None:
-    api.account("game01", "one")
+def test_no_one_to_confirm_refuses_before_any_write(apply_api: Api) -> None:
+    apply_api.account("game01", "one")
     with pytest.raises(UsageError, match="apply needs confirmation"):
-        apply_manifests(api.settings, ApplyRequest())  # no confirm hook, no auto_approve
+        apply_manifests(apply_api.settings, ApplyRequest())  # no confirm hook, no auto_approve
     with pytest.raises(UsageError, match="apply cancelled"):
-        apply_manifests(api.settings, ApplyRequest(), ApplyHooks(confirm=lambda p: False))
-    assert [c.address for c in api.plan().changes] == ["ProxyAccount/game01"]
+        apply_manifests(apply_api.settings, ApplyRequest(), ApplyHooks(confirm=lambda p: False))
+    assert [c.address for c in apply_api.plan().changes] == ["ProxyAccount/game01"]
 
 
 def test_the_engine_apply_api_loads_no_click() -> None:

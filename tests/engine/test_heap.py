@@ -10,7 +10,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from tests.bestproxy.conftest import Workspace, account_doc, bp  # noqa: F401 - the fixture
+from tests.bestproxy.conftest import Workspace, account_doc
 
 PROBE = """
 import gc, json, sys, weakref
@@ -68,11 +68,11 @@ def test_in_a_one_command_process_what_a_load_makes_is_frozen() -> None:
     assert out["nodes_left_unfrozen"] == 0
 
 
-def test_the_installed_command_freezes_what_it_loaded(bp: Workspace, tmp_path: Path) -> None:  # noqa: F811
+def test_the_installed_command_freezes_what_it_loaded(bestproxy_ws: Workspace, tmp_path: Path) -> None:
     """The entry point takes the one-command policy: the objects ``validate`` loaded from 300
     documents are frozen as the load returns; a caller of the library (``cli`` without ``main``)
     freezes nothing."""
-    bp.write("manifests/a.yaml", "---\n".join(account_doc(f"game{i:03d}") for i in range(300)))
+    bestproxy_ws.write("manifests/a.yaml", "---\n".join(account_doc(f"game{i:03d}") for i in range(300)))
     probe = ("import gc, sys; import reconciler.engine.load as L; orig = L.load_manifests\n"
              "def load(*a, **k):\n"
              "    before = gc.get_freeze_count(); out = orig(*a, **k)\n"
@@ -83,20 +83,20 @@ def test_the_installed_command_freezes_what_it_loaded(bp: Workspace, tmp_path: P
     frozen = {}
     for entry in ("main", "library"):
         args = [entry, "validate"] if entry == "main" else [entry]
-        r = subprocess.run([sys.executable, "-c", probe, *args], cwd=bp.root, capture_output=True, text=True, timeout=60,
+        r = subprocess.run([sys.executable, "-c", probe, *args], cwd=bestproxy_ws.root, capture_output=True, text=True, timeout=60,
                            env={**os.environ, "NO_COLOR": "1"})
         assert r.returncode == 0 and "Valid: 300 resource(s)" in r.stdout, r.stdout + r.stderr
         frozen[entry] = int(r.stderr.rsplit("newly frozen=", 1)[1])
     assert frozen["main"] >= 300 * 3 and frozen["library"] == 0, frozen
 
 
-def test_a_load_leaves_no_garbage_per_document(bp: Workspace) -> None:  # noqa: F811
+def test_a_load_leaves_no_garbage_per_document(bestproxy_ws: Workspace) -> None:
     """What a load throws away is freed by reference counting, not left as cycles for the collector
     (in the ``reconciler`` process they would stay frozen until exit): 300 documents leave no
     cycle per document. (The variable substitution's recursive closures left 18 objects for each
     document it walked.)"""
     docs = [account_doc(f"game{i:03d}") for i in range(300)]
-    bp.write("manifests/a.yaml", "---\n".join(docs))
+    bestproxy_ws.write("manifests/a.yaml", "---\n".join(docs))
     probe = ("import gc, sys; import reconciler.engine.load as L; orig = L.load_manifests\n"
              "def load(*a, **k):\n"
              # the collector off before the load, so that it stays off after (as when frozen): the
@@ -106,7 +106,7 @@ def test_a_load_leaves_no_garbage_per_document(bp: Workspace) -> None:  # noqa: 
              "    return out\n"
              "L.load_manifests = load\n"
              "from reconciler.cli import cli; cli(['validate'], prog_name='reconciler')")
-    r = subprocess.run([sys.executable, "-c", probe], cwd=bp.root, capture_output=True, text=True, timeout=60,
+    r = subprocess.run([sys.executable, "-c", probe], cwd=bestproxy_ws.root, capture_output=True, text=True, timeout=60,
                        env={**os.environ, "NO_COLOR": "1"})
     assert r.returncode == 0 and "Valid: 300 resource(s)" in r.stdout, r.stdout + r.stderr
     assert int(r.stderr.rsplit("garbage=", 1)[1]) < 300, r.stderr

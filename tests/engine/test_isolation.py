@@ -24,7 +24,7 @@ _spec.loader.exec_module(campaign)
 
 
 @pytest.fixture
-def fleet(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
+def campaign_fleet(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
     f = campaign.Fleet(tmp_path, accounts=6, ips=3, records=6, events=1).start()
     monkeypatch.chdir(tmp_path)
     yield f
@@ -35,12 +35,12 @@ def run(*args: str) -> Result:
     return CliRunner().invoke(cli, list(args), catch_exceptions=False)
 
 
-def tcaplus_faults(fleet: Any, **knobs: object) -> None:
-    httpx.post(fleet.sbx.servers["tcaplus"].url + "/_sandbox/faults", json=knobs).raise_for_status()
+def tcaplus_faults(campaign_fleet: Any, **knobs: object) -> None:
+    httpx.post(campaign_fleet.sbx.servers["tcaplus"].url + "/_sandbox/faults", json=knobs).raise_for_status()
 
 
-def test_a_vendor_that_cannot_be_read_fails_only_its_kind(fleet: Any) -> None:
-    tcaplus_faults(fleet, error_rate=1.0)
+def test_a_vendor_that_cannot_be_read_fails_only_its_kind(campaign_fleet: Any) -> None:
+    tcaplus_faults(campaign_fleet, error_rate=1.0)
     plan = run("plan")
     assert plan.exit_code == 1
     assert "error: TcaplusRecords: live state could not be read, so it was not planned: tcaplus" in plan.stderr
@@ -50,7 +50,7 @@ def test_a_vendor_that_cannot_be_read_fails_only_its_kind(fleet: Any) -> None:
     assert "Incomplete: 1 kind(s) not read." in plan.stdout and "No changes" not in plan.stdout
     saved = run("plan", "--out", "plan.json")
     assert saved.exit_code == 1 and "the plan is incomplete; not saved to plan.json" in saved.stderr
-    assert not (fleet.root / "plan.json").exists()
+    assert not (campaign_fleet.root / "plan.json").exists()
 
     res = run("apply", "--auto-approve")
     assert res.exit_code == 4, res.stdout + res.stderr
@@ -59,23 +59,23 @@ def test_a_vendor_that_cannot_be_read_fails_only_its_kind(fleet: Any) -> None:
     assert "ok      create FreeSpinEvent/camp-0" in res.stdout
     assert "Apply:" in res.stdout and " 0 failed" in res.stdout
 
-    tcaplus_faults(fleet, error_rate=0.0)
+    tcaplus_faults(campaign_fleet, error_rate=0.0)
     assert run("apply", "--auto-approve").exit_code == 0
     assert run("plan", "--detailed-exitcode").exit_code == 0
 
 
-def test_nothing_is_pruned_on_an_incomplete_read(fleet: Any) -> None:
+def test_nothing_is_pruned_on_an_incomplete_read(campaign_fleet: Any) -> None:
     assert run("apply", "--auto-approve").exit_code == 0
     # an undeclared record inside the prune scope, and the scope's read fails after its retries
-    tc = campaign.TcaplusClient(fleet.sbx.servers["tcaplus"].url, app_id=2, zone_id=3,
-                                password=fleet.sbx._read("tcaplus_password"))
+    tc = campaign.TcaplusClient(campaign_fleet.sbx.servers["tcaplus"].url, app_id=2, zone_id=3,
+                                password=campaign_fleet.sbx._read("tcaplus_password"))
     try:
         tc.set("item_catalog", {"region": 7, "item_id": 7999, "name": "stray", "price": 1})
-        tcaplus_faults(fleet, fail_next=4)  # exactly the attempts of the first read (the scope)
+        tcaplus_faults(campaign_fleet, fail_next=4)  # exactly the attempts of the first read (the scope)
         plan = run("plan")
         assert plan.exit_code == 1 and "TcaplusRecords: live state could not be read" in plan.stderr
         assert "delete TcaplusRecords" not in plan.stdout
-        tcaplus_faults(fleet, fail_next=4)
+        tcaplus_faults(campaign_fleet, fail_next=4)
         res = run("apply", "--auto-approve")
         assert res.exit_code == 4 and "ok      delete" not in res.stdout
         assert tc.get("item_catalog", {"region": 7, "item_id": 7999}) is not None
@@ -105,13 +105,13 @@ def test_vendors_are_applied_concurrently(tmp_path: Path) -> None:
         fleet.stop()
 
 
-def _applied_concurrently(fleet: Any) -> None:
-    bp = fleet.sbx.servers["bestproxy"].url
+def _applied_concurrently(campaign_fleet: Any) -> None:
+    bp = campaign_fleet.sbx.servers["bestproxy"].url
     httpx.post(bp + "/_sandbox/faults", json={"latency_ms": 1000}).raise_for_status()
     httpx.post(bp + "/_sandbox/stats/reset").raise_for_status()  # the sentinels' add
     import subprocess
 
-    proc = subprocess.Popen([campaign.EXE, "apply", "--auto-approve"], cwd=fleet.root, stdout=subprocess.PIPE,
+    proc = subprocess.Popen([campaign.EXE, "apply", "--auto-approve"], cwd=campaign_fleet.root, stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True)
     assert proc.stdout is not None
     adds_then = None
@@ -125,13 +125,13 @@ def _applied_concurrently(fleet: Any) -> None:
     assert "ok      create ProxyAccount/camp0000" in rest
 
 
-def test_a_saved_plan_applies_what_can_be_checked_and_fails_the_rest(fleet: Any) -> None:
+def test_a_saved_plan_applies_what_can_be_checked_and_fails_the_rest(campaign_fleet: Any) -> None:
     assert run("plan", "--out", "plan.json").exit_code == 0
-    tcaplus_faults(fleet, error_rate=1.0)
+    tcaplus_faults(campaign_fleet, error_rate=1.0)
     res = run("apply", "plan.json", "--journal", "run.jsonl")
     assert res.exit_code == 4, res.stdout + res.stderr
     assert "FAILED  create TcaplusRecords/item_catalog|7|7000: live state could not be read: tcaplus" in res.stdout
     assert "ok      create ProxyAccount/camp0000" in res.stdout and "ok      create FreeSpinEvent/camp-0" in res.stdout
-    tcaplus_faults(fleet, error_rate=0.0)
+    tcaplus_faults(campaign_fleet, error_rate=0.0)
     assert run("apply", "--auto-approve").exit_code == 0
     assert run("plan", "--detailed-exitcode").exit_code == 0

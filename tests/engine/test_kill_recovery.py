@@ -114,7 +114,7 @@ class Fleet(CliWorkspace):
 
 
 @pytest.fixture
-def fleet(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Fleet]:
+def kill_fleet(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Fleet]:
     monkeypatch.chdir(tmp_path)
     f = Fleet(tmp_path).start()
     yield f
@@ -131,80 +131,80 @@ def duplicates(state: dict[str, Any]) -> dict[str, int]:
 
 
 @pytest.mark.parametrize("seed", range(10))
-def test_an_apply_killed_at_a_random_point_converges_when_run_again_without_force(fleet: Fleet, seed: int) -> None:
+def test_an_apply_killed_at_a_random_point_converges_when_run_again_without_force(kill_fleet: Fleet, seed: int) -> None:
     rng = random.Random(seed)
     journaled = seed % 2 == 1  # half the trials keep a journal and are finished with --resume
-    fleet.manifests()
+    kill_fleet.manifests()
     kill_at = rng.randrange(FULL_RUN_REQUESTS)
-    killed = fleet.killed_apply(kill_at, *(["--journal", "run.jsonl"] if journaled else []))
+    killed = kill_fleet.killed_apply(kill_at, *(["--journal", "run.jsonl"] if journaled else []))
 
-    journal = fleet.root / "run.jsonl"
+    journal = kill_fleet.root / "run.jsonl"
     if journaled and journal.exists():
-        res = fleet.cli("apply", "--resume", "run.jsonl", "--auto-approve")
+        res = kill_fleet.cli("apply", "--resume", "run.jsonl", "--auto-approve")
     else:
-        res = fleet.cli("apply", "--auto-approve")
+        res = kill_fleet.cli("apply", "--auto-approve")
     assert res.exit_code == 0, f"kill after {kill_at} requests (killed: {killed})\n" + res.stdout + res.stderr
     assert "exceeds the safety thresholds" not in res.stderr and "unsafe:" not in res.stdout
-    plan = fleet.cli("plan", "--detailed-exitcode")
+    plan = kill_fleet.cli("plan", "--detailed-exitcode")
     assert plan.exit_code == 0, plan.stdout + plan.stderr
-    state = fleet.state()
+    state = kill_fleet.state()
     assert duplicates(state) == {}
     assert len(state["bestproxy"]["accounts"]) == ACCOUNTS
     assert sum(not e["terminated"] for e in state["jdb"]["events"]) == EVENTS
     assert len(state["tcaplus"]["tcaplus_records"]) == RECORDS
 
 
-def test_the_trials_kill_runs_in_the_middle(fleet: Fleet) -> None:
+def test_the_trials_kill_runs_in_the_middle(kill_fleet: Fleet) -> None:
     """The kill points above are inside a run: an uninterrupted apply sends more requests than
     the largest one drawn, so the trials are not runs that had already finished."""
-    fleet.manifests()
-    start = fleet.requests()
-    res = fleet.cli("apply", "--auto-approve")
+    kill_fleet.manifests()
+    start = kill_fleet.requests()
+    res = kill_fleet.cli("apply", "--auto-approve")
     assert res.exit_code == 0, res.stdout + res.stderr
-    assert fleet.requests() - start > FULL_RUN_REQUESTS
+    assert kill_fleet.requests() - start > FULL_RUN_REQUESTS
 
 
-def test_a_kill_between_add_and_the_follow_ups_needs_no_force_and_a_mass_change_still_does(fleet: Fleet) -> None:
-    fleet.manifests()
+def test_a_kill_between_add_and_the_follow_ups_needs_no_force_and_a_mass_change_still_does(kill_fleet: Fleet) -> None:
+    kill_fleet.manifests()
     # killed after the plan's reads and the accounts' add, before most follow-up changes
-    fleet.faults(latency_ms=150)
-    proc = subprocess.Popen([EXE, "apply", "--auto-approve"], cwd=fleet.root,
+    kill_fleet.faults(latency_ms=150)
+    proc = subprocess.Popen([EXE, "apply", "--auto-approve"], cwd=kill_fleet.root,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    bp = fleet.sbx.servers["bestproxy"].url
+    bp = kill_fleet.sbx.servers["bestproxy"].url
     deadline = time.monotonic() + 60
     while (httpx.get(bp + "/_sandbox/stats").json().get("POST /gateway/proxy-account/change", 0) < 2
            and proc.poll() is None and time.monotonic() < deadline):
         time.sleep(0.005)
     proc.send_signal(signal.SIGKILL)
     proc.wait(timeout=60)
-    fleet.faults(latency_ms=0)
-    accounts = {a["username"]: a for a in fleet.state()["bestproxy"]["accounts"]}
+    kill_fleet.faults(latency_ms=0)
+    accounts = {a["username"]: a for a in kill_fleet.state()["bestproxy"]["accounts"]}
     unfinished = [n for n, a in accounts.items() if a["limit_flow"] != 3]
     # created, follow-ups not made: more than the thresholds allow (30% of 24), were they counted
     assert len(accounts) == ACCOUNTS and len(unfinished) >= 8
 
-    plan = fleet.cli("plan")
+    plan = kill_fleet.cli("plan")
     assert "unsafe:" not in plan.stdout
     assert "finishes a create made less than an hour ago" in plan.stdout
-    res = fleet.cli("apply", "--auto-approve")
+    res = kill_fleet.cli("apply", "--auto-approve")
     assert res.exit_code == 0, res.stdout + res.stderr
-    assert {a["limit_flow"] for a in fleet.state()["bestproxy"]["accounts"]} == {3}
+    assert {a["limit_flow"] for a in kill_fleet.state()["bestproxy"]["accounts"]} == {3}
 
     # a real mass change of the same accounts (a new limit for all) is counted: --force is needed
-    fleet.manifests(limit=4)
-    res = fleet.cli("apply", "--auto-approve")
+    kill_fleet.manifests(limit=4)
+    res = kill_fleet.cli("apply", "--auto-approve")
     assert res.exit_code == 1 and "safety thresholds" in res.stderr
-    assert {a["limit_flow"] for a in fleet.state()["bestproxy"]["accounts"]} == {3}
+    assert {a["limit_flow"] for a in kill_fleet.state()["bestproxy"]["accounts"]} == {3}
 
 
-def test_old_accounts_at_a_new_accounts_values_are_counted(fleet: Fleet) -> None:
+def test_old_accounts_at_a_new_accounts_values_are_counted(kill_fleet: Fleet) -> None:
     """Accounts created more than an hour ago that still have no limit: setting one on all of
     them is a mass change, not a create to finish."""
-    emu = fleet.sbx.servers["bestproxy"].emulator
+    emu = kill_fleet.sbx.servers["bestproxy"].emulator
     emu.clock = lambda: time.time() - 2 * 3600  # type: ignore[attr-defined]
-    fleet.manifests(limit=0)
-    assert fleet.cli("apply", "--auto-approve").exit_code == 0
+    kill_fleet.manifests(limit=0)
+    assert kill_fleet.cli("apply", "--auto-approve").exit_code == 0
     emu.clock = time.time  # type: ignore[attr-defined]
-    fleet.manifests(limit=5)
-    res = fleet.cli("apply", "--auto-approve")
+    kill_fleet.manifests(limit=5)
+    res = kill_fleet.cli("apply", "--auto-approve")
     assert res.exit_code == 1 and "safety thresholds" in res.stderr

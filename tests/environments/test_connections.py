@@ -5,102 +5,15 @@ identity on two connections is two objects; prune scopes and thresholds are per 
 from __future__ import annotations
 
 import json
-from pathlib import Path
-from typing import Any, Iterator
 
-import pytest
 import yaml
 
-from reconciler.sandbox.serve import Sandbox
-from reconciler.vendors.jdb.sandbox import SANDBOX_JDB_AGENT
-from tests.support import nothing_to_apply, CliWorkspace
-
-ROOT = Path(__file__).resolve().parents[2]
-PASSWORDS = {"default": "PwDefault777", "brand-b": "PwBrandB888"}
-
-
-class Fleet(CliWorkspace):
-    """A workspace whose config has the default connections on sandbox A and the named
-    connection ``brand-b`` of every vendor on sandbox B."""
-
-    a: Sandbox
-    b: Sandbox
-
-    def accounts(self, sbx: Sandbox) -> dict[str, dict[str, Any]]:
-        emu = sbx.servers["bestproxy"].emulator
-        with emu.lock:
-            rows = emu.db.execute("SELECT * FROM accounts").fetchall()
-        return {r["username"]: dict(r) for r in rows}
-
-    def records(self, sbx: Sandbox) -> dict[int, dict[str, Any]]:
-        return {r["item_id"]: r for _, r in sbx.servers["tcaplus"].emulator.records("item_catalog")}
-
-    def events(self, sbx: Sandbox) -> list[str]:
-        emu = sbx.servers["jdb"].emulator
-        with emu.lock:
-            return [r[0] for r in emu.db.execute("SELECT name FROM events WHERE terminated = 0 ORDER BY name")]
-
-
-@pytest.fixture
-def fleet(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Fleet]:
-    monkeypatch.chdir(tmp_path)
-    proto = tmp_path / "tables" / "item_catalog.proto"
-    proto.parent.mkdir()
-    proto.write_text((ROOT / "tables" / "item_catalog.proto").read_text())
-    tables = {"item_catalog": proto}
-    ws = Fleet(tmp_path)
-    ws.a = Sandbox(tmp_path / "state-a", tcaplus_tables=tables).start()
-    ws.b = Sandbox(tmp_path / "state-b", tcaplus_tables=tables).start()
-    try:
-        conf_a, conf_b = ws.a.providers(), ws.b.providers()
-        for conf in (conf_a, conf_b):
-            conf["tcaplus"]["tables"] = {"item_catalog": {"proto": "tables/item_catalog.proto"}}
-        config = {"apiVersion": "reconciler/v1", "kind": "Config", "providers": conf_a,
-                  "connections": {vendor: {"brand-b": conf_b[vendor]} for vendor in ("bestproxy", "tcaplus", "jdb")},
-                  "settings": {"threshold_min_existing": 2, "max_change_ratio": 0.5}}
-        ws.write("reconciler.yaml", yaml.safe_dump(config, sort_keys=False))
-        for conn, pw in PASSWORDS.items():
-            ws.write(f"manifests/secrets/{conn}.txt", pw)
-        yield ws
-    finally:
-        ws.a.stop()
-        ws.b.stop()
-
-
-def account(name: str, username: str, *, connection: str | None = None, remark: str = "") -> dict[str, Any]:
-    meta: dict[str, Any] = {"name": name}
-    if connection:
-        meta["connection"] = connection
-    return {"apiVersion": "reconciler/v1", "kind": "ProxyAccount", "metadata": meta,
-            "spec": {"username": username, "password": f"file:secrets/{connection or 'default'}.txt",
-                     "productType": 9, "remark": remark}}
-
-
-def write_docs(ws: Fleet, rel: str, docs: list[dict[str, Any]]) -> None:
-    ws.write(rel, "---\n".join(json.dumps(d) + "\n" for d in docs))
-
-
-def estate(ws: Fleet, *, remark: str = "") -> None:
-    """The same identities on both connections of every vendor."""
-    docs: list[dict[str, Any]] = []
-    for conn in (None, "brand-b"):
-        suffix = f"-{conn}" if conn else ""
-        docs += [account(f"ops{suffix}", "ops01", connection=conn, remark=remark or (conn or "a")),
-                 account(f"qa{suffix}", "qa01", connection=conn, remark=remark or (conn or "a"))]
-        meta: dict[str, Any] = {"name": f"items{suffix}", **({"connection": conn} if conn else {})}
-        docs.append({"apiVersion": "reconciler/v1", "kind": "TcaplusRecords", "metadata": meta,
-                     "spec": {"table": "item_catalog", "records": [
-                         {"region": 1, "item_id": 1001, "name": f"potion {conn or 'a'}", "price": 50}]}})
-        meta = {"name": f"launch{suffix}", **({"connection": conn} if conn else {})}
-        docs.append({"apiVersion": "reconciler/v1", "kind": "FreeSpinEvent", "metadata": meta, "spec": {
-            "name": f"Launch {conn or 'a'}", "agent": SANDBOX_JDB_AGENT, "startTime": "2035-06-01T00:00:00+08:00",
-            "endTime": "2035-06-08T00:00:00+08:00", "machineTypes": [14077], "bet": "1", "type": "NORMAL",
-            "times": 5, "players": ["player00001"]}})
-    write_docs(ws, "manifests/estate.yaml", docs)
+from tests.environments.support import PASSWORDS, Fleet, write_docs, write_estate
+from tests.support import nothing_to_apply
 
 
 def test_one_run_plans_and_applies_across_two_connections_per_vendor(fleet: Fleet) -> None:
-    estate(fleet)
+    write_estate(fleet)
     planned = fleet.cli("plan")
     assert planned.exit_code == 0, planned.output
     out = planned.stdout
@@ -123,7 +36,7 @@ def test_one_run_plans_and_applies_across_two_connections_per_vendor(fleet: Flee
 
 
 def test_a_change_on_one_connection_touches_only_that_connection(fleet: Fleet) -> None:
-    estate(fleet)
+    write_estate(fleet)
     assert fleet.cli("apply", "--auto-approve").exit_code == 0
     docs = [d for d in yaml.safe_load_all((fleet.root / "manifests/estate.yaml").read_text())]
     for d in docs:
@@ -140,7 +53,7 @@ def test_a_change_on_one_connection_touches_only_that_connection(fleet: Fleet) -
 
 
 def test_prune_scopes_are_per_connection(fleet: Fleet) -> None:
-    estate(fleet)
+    write_estate(fleet)
     assert fleet.cli("apply", "--auto-approve").exit_code == 0
     docs = [d for d in yaml.safe_load_all((fleet.root / "manifests/estate.yaml").read_text())
             if d["metadata"]["name"] != "qa-brand-b"]  # qa01 leaves brand-b only
@@ -157,7 +70,7 @@ def test_prune_scopes_are_per_connection(fleet: Fleet) -> None:
 
 
 def test_thresholds_are_counted_per_connection(fleet: Fleet) -> None:
-    estate(fleet)
+    write_estate(fleet)
     assert fleet.cli("apply", "--auto-approve").exit_code == 0
     docs = list(yaml.safe_load_all((fleet.root / "manifests/estate.yaml").read_text()))
     for d in docs:

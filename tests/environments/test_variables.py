@@ -46,7 +46,7 @@ spec:
 
 
 @pytest.fixture
-def ws(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> CliWorkspace:
+def variables_ws(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> CliWorkspace:
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("STG_KEY", "stg-key-canary-1")
     monkeypatch.setenv("PRD_KEY", "prd-key-canary-2")
@@ -57,8 +57,8 @@ def ws(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> CliWorkspace:
     return w
 
 
-def test_an_environment_fills_in_the_variables(ws: CliWorkspace) -> None:
-    res = ws.cli("plan", "--sandbox", "--env", "staging", "--format", "json")
+def test_an_environment_fills_in_the_variables(variables_ws: CliWorkspace) -> None:
+    res = variables_ws.cli("plan", "--sandbox", "--env", "staging", "--format", "json")
     assert res.exit_code == 0, res.output
     plan = json.loads(res.stdout)
     (change,) = plan["changes"]
@@ -69,36 +69,36 @@ def test_an_environment_fills_in_the_variables(ws: CliWorkspace) -> None:
     assert plan["environment"] == "staging" and plan["connections"] == ["bestproxy/staging"]
 
 
-def test_an_invalid_value_is_reported_where_the_variable_was_written(ws: CliWorkspace) -> None:
-    res = ws.cli("validate", "--env", "production")
+def test_an_invalid_value_is_reported_where_the_variable_was_written(variables_ws: CliWorkspace) -> None:
+    res = variables_ws.cli("validate", "--env", "production")
     assert res.exit_code == 1
     assert res.stderr.strip().splitlines() == [
         "error: reconciler.yaml:18:14: ProxyAccount/ops spec.trafficLimitGb: Input should be greater than or equal "
         "to 0 (${var.limit} of environment production, used at manifests/a.yaml:8:19)"]
-    assert ws.cli("validate", "--env", "staging").exit_code == 0
+    assert variables_ws.cli("validate", "--env", "staging").exit_code == 0
 
 
-def test_an_unknown_variable_points_at_its_use(ws: CliWorkspace) -> None:
-    ws.write("manifests/a.yaml", ACCOUNT.replace("${var.limit}", "${var.limt}"))
-    res = ws.cli("validate", "--env", "staging")
+def test_an_unknown_variable_points_at_its_use(variables_ws: CliWorkspace) -> None:
+    variables_ws.write("manifests/a.yaml", ACCOUNT.replace("${var.limit}", "${var.limt}"))
+    res = variables_ws.cli("validate", "--env", "staging")
     assert res.exit_code == 1
     assert ("manifests/a.yaml:8:19: spec.trafficLimitGb: ${var.limt}: environment staging has no such variable "
             "(its vars: limit, prefix, remark)") in res.stderr
 
 
-def test_variables_need_an_environment(ws: CliWorkspace) -> None:
-    res = ws.cli("validate")
+def test_variables_need_an_environment(variables_ws: CliWorkspace) -> None:
+    res = variables_ws.cli("validate")
     assert res.exit_code == 1
     assert ("manifests/a.yaml:5:13: spec.username: ${var.prefix} needs an environment: choose one with --env "
             "(production, staging)") in res.stderr
 
 
-def test_an_unknown_environment_or_connection_is_a_config_error(ws: CliWorkspace) -> None:
-    res = ws.cli("validate", "--env", "qa")
+def test_an_unknown_environment_or_connection_is_a_config_error(variables_ws: CliWorkspace) -> None:
+    res = variables_ws.cli("validate", "--env", "qa")
     assert res.exit_code == 1
     assert "reconciler.yaml:7:1: Config environments: --env qa: no such environment (known: production, staging)" in res.stderr
-    ws.write("reconciler.yaml", CONFIG.replace("connections: {bestproxy: production}", "connections: {bestproxy: prod}"))
-    res = ws.cli("validate", "--env", "staging")
+    variables_ws.write("reconciler.yaml", CONFIG.replace("connections: {bestproxy: production}", "connections: {bestproxy: prod}"))
+    res = variables_ws.cli("validate", "--env", "staging")
     assert res.exit_code == 1
     assert ("reconciler.yaml:15:30: Config environments.production.connections.bestproxy: no bestproxy connection "
             "named 'prod' (known: production, staging)") in res.stderr

@@ -10,7 +10,7 @@ import httpx
 import yaml
 
 from reconciler.sandbox.serve import Sandbox
-from tests.environments.test_connections import PASSWORDS, Fleet, estate, fleet  # noqa: F401 - the fixture
+from tests.environments.support import PASSWORDS, Fleet, write_estate
 from tests.support import nothing_to_apply
 
 
@@ -22,8 +22,8 @@ def _state(sbx: Sandbox) -> dict[str, object]:
     return {"accounts": accounts, "records": records, "events": events, "bindings": len(raw["jdb"]["bindings"])}
 
 
-def test_every_connection_is_exported_and_restored(fleet: Fleet) -> None:  # noqa: F811 - the fixture
-    estate(fleet)
+def test_every_connection_is_exported_and_restored(fleet: Fleet) -> None:
+    write_estate(fleet)
     assert fleet.cli("apply", "--auto-approve").exit_code == 0
     before = (_state(fleet.a), _state(fleet.b))
     res = fleet.cli("export", "manifests", "--out", "backup", "--secrets-dir", "backup-secrets")

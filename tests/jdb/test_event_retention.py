@@ -13,24 +13,16 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from reconciler.vendors.jdb.emulator import JdbEmulator
 
-from .conftest import AGENT, SANDBOX_DC, SANDBOX_IV, SANDBOX_KEY, Clock, JdbWorkspace, RawJdb
+from .conftest import Clock, JdbWorkspace, RawJdb
 from .test_free_spin_event import event_doc
 
 TZ8 = timezone(timedelta(hours=8))
 DAY = 86_400
 
 
-@pytest.fixture(params=[180, None], ids=["180-days", "forever"])
-def retention(request: pytest.FixtureRequest) -> int | None:
-    return request.param  # type: ignore[no-any-return]
-
-
-@pytest.fixture
-def jdb_emulator(clock: Clock, jdb_mode: str, retention: int | None) -> JdbEmulator:
-    return JdbEmulator(dc=SANDBOX_DC, key=SANDBOX_KEY, iv=SANDBOX_IV, agents=[AGENT], clock=clock,
-                       search_fields=jdb_mode, event_retention_days=retention)
+# the conftest's emulator, with each answer of the knob the tests below read
+pytestmark = pytest.mark.parametrize("event_retention_days", [180, None], ids=["180-days", "forever"])
 
 
 def _iso(seconds: float) -> str:
@@ -58,14 +50,14 @@ def _create_in_the_past(raw: RawJdb, clock: Clock, *, days_ago: int, terminate: 
 
 
 @pytest.mark.parametrize("terminate", [False, True], ids=["expired", "terminated"])
-def test_emulator_forgets_an_event_180_days_after_its_end(raw: RawJdb, clock: Clock, retention: int | None,
+def test_emulator_forgets_an_event_180_days_after_its_end(raw: RawJdb, clock: Clock, event_retention_days: int | None,
                                                           terminate: bool) -> None:
     start, end, event_id = _create_in_the_past(raw, clock, days_ago=200, terminate=terminate)
     search = raw.call({"action": 76, "startTime": _iso(time.time() - 400 * DAY), "endTime": _iso(time.time())})
     players = raw.call({"action": 71, "uid": "player00001"})
     bind = raw.call({"action": 74, "eventId": event_id, "players": ["player00004"]})
     stop = raw.call({"action": 73, "eventId": event_id})
-    if retention is None:
+    if event_retention_days is None:
         assert [r["eventId"] for r in search["data"]] == [event_id]
         assert [r["status"] for r in players["data"]] == ["TERMINATED" if terminate else "EXPIRED"]
         assert bind["status"] == stop["status"] == "9998"  # an ended event binds nobody, is not stopped again
@@ -83,16 +75,16 @@ def test_an_event_within_the_retention_is_kept(raw: RawJdb, clock: Clock) -> Non
 
 @pytest.mark.parametrize("terminate", [False, True], ids=["expired", "terminated"])
 def test_a_declared_event_that_aged_out_is_never_granted_again(ws: JdbWorkspace, raw: RawJdb, clock: Clock,
-                                                               retention: int | None, terminate: bool) -> None:
+                                                               event_retention_days: int | None, terminate: bool) -> None:
     start, end, _ = _create_in_the_past(raw, clock, days_ago=200, terminate=terminate)
     before = ws.events()
-    assert len(before) == (0 if retention is not None else 1)
+    assert len(before) == (0 if event_retention_days is not None else 1)
     ws.write("manifests/events.yaml", event_doc(ws, startTime=start, endTime=end))
     plan = ws.cli("plan", "--detailed-exitcode")
     assert plan.exit_code == 0, plan.stdout + plan.stderr  # no change proposed
     assert "+ create FreeSpinEvent" not in plan.stdout and "-/+ replace" not in plan.stdout and "1 unchanged" in plan.stdout
     # what the plan says: JDB still shows it (EXPIRED, or TERMINATED: stopped, not made again) or it aged out
-    said = "terminated" if terminate and retention is None else "expired"
+    said = "terminated" if terminate and event_retention_days is None else "expired"
     assert said in plan.stdout.lower()
     res = ws.cli("apply", "--auto-approve")
     assert res.exit_code == 0, res.stdout + res.stderr

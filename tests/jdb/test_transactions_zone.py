@@ -28,11 +28,6 @@ from .conftest import AGENT, SANDBOX_DC, SANDBOX_IV, SANDBOX_KEY, Clock, JdbWork
 ZONES = {"-04:00": -4, "+00:00": 0, "+08:00": 8}
 
 
-@pytest.fixture
-def jdb_mode() -> str:
-    return "documented"  # Action 76's fields play no part here
-
-
 @pytest.fixture(params=list(ZONES))
 def jdb_zone(request: pytest.FixtureRequest) -> str:
     """The emulator's report zone (knob ``report_tz``)."""

@@ -257,6 +257,15 @@ providers:
 {extra}"""
 
 
+@pytest.fixture
+def configured_repo(repo: Repo, emulators: Emulators) -> Repo:
+    """The repository with the TcaplusDB table ``game_players`` and a config whose base URLs are
+    the emulators'."""
+    repo.write("tables/game_players.proto", (TCAPLUS_PROTOS / "game_players.proto").read_text(encoding="utf-8"))
+    repo.write("reconciler.yaml", config_text(emulators))
+    return repo
+
+
 def account(name: str = "pr01", password: str = "env:RECONCILER_SECRET_PW", remark: str = "from a PR") -> str:
     return f"""\
 apiVersion: reconciler/v1

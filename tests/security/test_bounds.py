@@ -23,7 +23,6 @@ from reconciler.manifest import confine, yamlload
 from tests.security.conftest import (
     OUTSIDE_TEXT,
     TCAPLUS_PROTOS,
-    Emulators,
     Repo,
     Run,
     config_text,
@@ -55,18 +54,11 @@ sys.exit(code)
 """
 
 
-@pytest.fixture
-def ws(repo: Repo, emulators: Emulators) -> Repo:
-    repo.write("tables/game_players.proto", PROTO)
-    repo.write("reconciler.yaml", config_text(emulators))
-    return repo
-
-
-def _measured(ws: Repo, *args: str) -> tuple[Run, int]:
+def _measured(configured_repo: Repo, *args: str) -> tuple[Run, int]:
     """The CLI in a subprocess, and its peak RSS in MiB."""
-    wrapper = ws.root.parent / "rss_wrapper.py"
+    wrapper = configured_repo.root.parent / "rss_wrapper.py"
     wrapper.write_text(RSS_WRAPPER, encoding="utf-8")
-    p = subprocess.run([sys.executable, str(wrapper), *args], cwd=ws.root, env=ws.env(), capture_output=True,
+    p = subprocess.run([sys.executable, str(wrapper), *args], cwd=configured_repo.root, env=configured_repo.env(), capture_output=True,
                        text=True, timeout=300)
     m = re.search(r"^peak-rss-kib (\d+)$", p.stderr, re.M)
     assert m, p.stderr[-2000:]
@@ -88,10 +80,10 @@ def _fan_out_doc(i: int) -> str:
             "  c: [" + ", ".join(["*b"] * 30) + "]\n")
 
 
-def test_an_alias_bomb_over_40_documents_is_one_error_in_bounded_memory(ws: Repo) -> None:
-    ws.write("manifests/bomb.yaml", "---\n".join(_fan_out_doc(i) for i in range(40)))
-    assert (ws.root / "manifests" / "bomb.yaml").stat().st_size < 32 * 1024
-    r, rss = _measured(ws, "validate")
+def test_an_alias_bomb_over_40_documents_is_one_error_in_bounded_memory(configured_repo: Repo) -> None:
+    configured_repo.write("manifests/bomb.yaml", "---\n".join(_fan_out_doc(i) for i in range(40)))
+    assert (configured_repo.root / "manifests" / "bomb.yaml").stat().st_size < 32 * 1024
+    r, rss = _measured(configured_repo, "validate")
     assert r.code == 1, r.output
     assert "Traceback" not in r.output and "MemoryError" not in r.output
     bombs = [line for line in _errors(r) if "alias" in line]
@@ -101,11 +93,11 @@ def test_an_alias_bomb_over_40_documents_is_one_error_in_bounded_memory(ws: Repo
     assert rss < 200, f"peak RSS {rss} MiB"  # about 60 MiB; earlier versions: 870 MiB, then MemoryError
 
 
-def test_alias_fan_out_spread_over_files_hits_the_run_budget(ws: Repo) -> None:
+def test_alias_fan_out_spread_over_files_hits_the_run_budget(configured_repo: Repo) -> None:
     # each file stays under its own bound (100,000 values); together they pass the run's (250,000)
     for i in range(5):
-        ws.write(f"manifests/f{i}.yaml", _fan_out_doc(i))
-    r = ws.run("validate")
+        configured_repo.write(f"manifests/f{i}.yaml", _fan_out_doc(i))
+    r = configured_repo.run("validate")
     assert r.code == 1, r.output
     run_wide = [line for line in _errors(r) if "in this run" in line]
     assert run_wide and all(re.match(r"^error: manifests/f[234]\.yaml:\d+:\d+: spec\.[bc](\[\d+\])+: aliases expand to "
@@ -114,8 +106,8 @@ def test_alias_fan_out_spread_over_files_hits_the_run_budget(ws: Repo) -> None:
     assert "manifests/f0.yaml" not in "".join(run_wide) and "manifests/f1.yaml" not in "".join(run_wide)
     # a new run starts with a full budget: the first two files alone are fine as YAML
     for i in range(2, 5):
-        (ws.root / "manifests" / f"f{i}.yaml").unlink()
-    assert not [line for line in _errors(ws.run("validate")) if "alias" in line]
+        (configured_repo.root / "manifests" / f"f{i}.yaml").unlink()
+    assert not [line for line in _errors(configured_repo.run("validate")) if "alias" in line]
 
 
 def test_the_run_budget_is_shared_by_files_and_reset_per_run() -> None:
@@ -143,9 +135,9 @@ def test_a_long_string_aliased_many_times_is_bounded_by_expanded_size() -> None:
 
 
 # -- (b) problems and printed lines capped per file ---------------------------------------------------
-def test_problems_of_one_yaml_file_are_capped_with_a_count_of_the_rest(ws: Repo) -> None:
-    ws.write("manifests/dup.yaml", "k: 1\n" + "".join("k: 2\n" for _ in range(2_000)))
-    r = ws.run("validate")
+def test_problems_of_one_yaml_file_are_capped_with_a_count_of_the_rest(configured_repo: Repo) -> None:
+    configured_repo.write("manifests/dup.yaml", "k: 1\n" + "".join("k: 2\n" for _ in range(2_000)))
+    r = configured_repo.run("validate")
     lines = [line for line in _errors(r) if "manifests/dup.yaml" in line]
     assert len(lines) == MAX_PROBLEMS_PER_FILE + 1, r.stderr
     m = re.match(r"^error: \.\.\. and ([\d,]+) more problems in manifests/dup\.yaml$", lines[-1])
@@ -161,10 +153,10 @@ def test_printed_lines_are_capped_per_file_whatever_made_the_problems() -> None:
     assert lines[-1] == "... and 150 more problems in a.yaml" and len(lines) == MAX_PROBLEMS_PER_FILE + 2
 
 
-def test_a_players_file_of_bad_lines_is_capped(ws: Repo) -> None:
-    ws.write("manifests/players.txt", "".join(f"bad player {i}\n" for i in range(5_000)))
-    ws.write("manifests/e.yaml", event_doc(players_file="players.txt"))
-    r = ws.run("validate")
+def test_a_players_file_of_bad_lines_is_capped(configured_repo: Repo) -> None:
+    configured_repo.write("manifests/players.txt", "".join(f"bad player {i}\n" for i in range(5_000)))
+    configured_repo.write("manifests/e.yaml", event_doc(players_file="players.txt"))
+    r = configured_repo.run("validate")
     assert r.code == 1
     lines = [line for line in _errors(r) if "players.txt" in line]
     assert len(lines) == MAX_PROBLEMS_PER_FILE + 1, r.stderr
@@ -173,12 +165,12 @@ def test_a_players_file_of_bad_lines_is_capped(ws: Repo) -> None:
 
 # -- (c) data files streamed, memory bounded by their size --------------------------------------------
 @pytest.mark.parametrize("line", ["{}", '{"a":0}', "1"])
-def test_a_2_mib_json_lines_file_stays_under_200_mb_and_prints_a_capped_count(ws: Repo, line: str) -> None:
+def test_a_2_mib_json_lines_file_stays_under_200_mb_and_prints_a_capped_count(configured_repo: Repo, line: str) -> None:
     count = 2 * MiB // (len(line) + 1)
-    (ws.root / "manifests").mkdir()
-    (ws.root / "manifests" / "seed.jsonl").write_text((line + "\n") * count, encoding="utf-8")
-    ws.write("manifests/r.yaml", records_doc("r", file="seed.jsonl"))
-    r, rss = _measured(ws, "validate")
+    (configured_repo.root / "manifests").mkdir()
+    (configured_repo.root / "manifests" / "seed.jsonl").write_text((line + "\n") * count, encoding="utf-8")
+    configured_repo.write("manifests/r.yaml", records_doc("r", file="seed.jsonl"))
+    r, rss = _measured(configured_repo, "validate")
     assert r.code == 1 and "Traceback" not in r.output
     lines = [x for x in _errors(r) if "seed.jsonl" in x]
     assert len(lines) == MAX_PROBLEMS_PER_FILE + 1, lines[-3:]
@@ -187,23 +179,23 @@ def test_a_2_mib_json_lines_file_stays_under_200_mb_and_prints_a_capped_count(ws
     assert rss < 200, f"peak RSS {rss} MiB"  # earlier versions: 1.6 GB and 2.8 million lines for {}
 
 
-def test_a_data_file_that_is_not_utf8_is_one_line(ws: Repo) -> None:
-    (ws.root / "manifests").mkdir()
-    (ws.root / "manifests" / "seed.jsonl").write_bytes(b'{"player_id": 1}\n{"a": "\xff"}\n')
-    ws.write("manifests/r.yaml", records_doc("r", file="seed.jsonl"))
-    r = ws.run("validate")
+def test_a_data_file_that_is_not_utf8_is_one_line(configured_repo: Repo) -> None:
+    (configured_repo.root / "manifests").mkdir()
+    (configured_repo.root / "manifests" / "seed.jsonl").write_bytes(b'{"player_id": 1}\n{"a": "\xff"}\n')
+    configured_repo.write("manifests/r.yaml", records_doc("r", file="seed.jsonl"))
+    r = configured_repo.run("validate")
     assert r.code == 1
     assert re.search(r"^error: manifests/seed\.jsonl:2:1: TcaplusRecords/r: not UTF-8 text", r.stderr, re.M), r.stderr
 
 
 # -- (d) deep .proto nesting ----------------------------------------------------------------------------
-def test_3000_nested_proto_messages_are_a_file_line_error(ws: Repo) -> None:
+def test_3000_nested_proto_messages_are_a_file_line_error(configured_repo: Repo) -> None:
     depth = 3_000
-    ws.write("tables/deep.proto", 'syntax = "proto3";\n' + "".join(f"message M{i} {{\n" for i in range(depth))
+    configured_repo.write("tables/deep.proto", 'syntax = "proto3";\n' + "".join(f"message M{i} {{\n" for i in range(depth))
              + "int32 x = 1;\n" + "}\n" * depth)
-    ws.write("reconciler.yaml", config_text(None, tables="deep: {proto: tables/deep.proto, message: M0}"))
-    ws.write("manifests/r.yaml", records_doc("r", [{"x": 1}]).replace("game_players", "deep"))
-    r = ws.run_process("validate")
+    configured_repo.write("reconciler.yaml", config_text(None, tables="deep: {proto: tables/deep.proto, message: M0}"))
+    configured_repo.write("manifests/r.yaml", records_doc("r", [{"x": 1}]).replace("game_players", "deep"))
+    r = configured_repo.run_process("validate")
     assert r.code == 1, r.output
     assert "Traceback" not in r.output and "RecursionError" not in r.output
     # the 33rd "message M32 {" is on line 34; its brace in column 13
@@ -219,11 +211,11 @@ def test_braces_in_comments_and_strings_do_not_count_as_nesting() -> None:
 
 
 # -- (e) confinement from a root descriptor; hard links ---------------------------------------------------
-def test_a_hard_link_to_a_file_outside_the_workspace_is_refused(ws: Repo) -> None:
-    (ws.root / "manifests").mkdir()
-    os.link(ws.root.parent / "outside.txt", ws.root / "manifests" / "players.txt")
-    ws.write("manifests/e.yaml", event_doc(players_file="players.txt"))
-    r = ws.run("validate")
+def test_a_hard_link_to_a_file_outside_the_workspace_is_refused(configured_repo: Repo) -> None:
+    (configured_repo.root / "manifests").mkdir()
+    os.link(configured_repo.root.parent / "outside.txt", configured_repo.root / "manifests" / "players.txt")
+    configured_repo.write("manifests/e.yaml", event_doc(players_file="players.txt"))
+    r = configured_repo.run("validate")
     assert r.code == 1, r.output
     assert re.search(r"^error: manifests/e\.yaml:\d+:\d+: FreeSpinEvent/pr-event spec\.playersFile: cannot read players "
                      r"file players\.txt: has 2 hard links; a file named by manifests and config must have one", r.stderr,
@@ -231,29 +223,29 @@ def test_a_hard_link_to_a_file_outside_the_workspace_is_refused(ws: Repo) -> Non
     assert OUTSIDE_TEXT not in r.output
 
 
-def test_a_hard_linked_manifest_is_refused(ws: Repo) -> None:
-    outside = ws.root.parent / "outside.yaml"
+def test_a_hard_linked_manifest_is_refused(configured_repo: Repo) -> None:
+    outside = configured_repo.root.parent / "outside.yaml"
     outside.write_text(textwrap.dedent("""\
         apiVersion: reconciler/v1
         kind: ProxyAccount
         metadata: {name: outside}
         spec: {username: outside, password: env:RECONCILER_SECRET_PW, productType: 9}
         """), encoding="utf-8")
-    (ws.root / "manifests").mkdir()
-    os.link(outside, ws.root / "manifests" / "a.yaml")
-    r = ws.run("validate")
+    (configured_repo.root / "manifests").mkdir()
+    os.link(outside, configured_repo.root / "manifests" / "a.yaml")
+    r = configured_repo.run("validate")
     assert r.code == 1
     assert re.search(r"^error: manifests/a\.yaml:1:1: has 2 hard links", r.stderr, re.M), r.stderr
 
 
-def test_a_symlinked_folder_component_out_of_the_workspace_is_refused(ws: Repo) -> None:
-    elsewhere = ws.root.parent / "elsewhere"
+def test_a_symlinked_folder_component_out_of_the_workspace_is_refused(configured_repo: Repo) -> None:
+    elsewhere = configured_repo.root.parent / "elsewhere"
     elsewhere.mkdir()
     (elsewhere / "players.txt").write_text(OUTSIDE_TEXT + "\n", encoding="utf-8")
-    (ws.root / "manifests").mkdir()
-    os.symlink(elsewhere, ws.root / "manifests" / "data")
-    ws.write("manifests/e.yaml", event_doc(players_file="data/players.txt"))
-    r = ws.run("validate")
+    (configured_repo.root / "manifests").mkdir()
+    os.symlink(elsewhere, configured_repo.root / "manifests" / "data")
+    configured_repo.write("manifests/e.yaml", event_doc(players_file="data/players.txt"))
+    r = configured_repo.run("validate")
     assert r.code == 1
     assert re.search(r"spec\.playersFile: cannot read players file players\.txt: resolves outside the workspace root",
                      r.stderr), r.stderr
@@ -296,15 +288,15 @@ def test_a_folder_swapped_for_a_symlink_after_the_check_is_not_followed(tmp_path
 
 
 # -- deep JSON in files the CLI reads back (a saved plan from the artifact store, a journal) -----------
-def test_a_deeply_nested_plan_file_is_one_line_not_a_recursion_error(ws: Repo) -> None:
-    (ws.root / "plan.json").write_text("[" * 100_000 + "]" * 100_000, encoding="utf-8")
-    r = ws.run_process("show", "plan.json")
+def test_a_deeply_nested_plan_file_is_one_line_not_a_recursion_error(configured_repo: Repo) -> None:
+    (configured_repo.root / "plan.json").write_text("[" * 100_000 + "]" * 100_000, encoding="utf-8")
+    r = configured_repo.run_process("show", "plan.json")
     assert r.code == 1 and "Traceback" not in r.output and "internal error" not in r.output, r.output
     assert r.stderr.splitlines() == ["error: plan.json: not a readable plan file (RecursionError)"]
 
 
-def test_a_deeply_nested_journal_line_is_one_line_not_a_recursion_error(ws: Repo) -> None:
-    (ws.root / "run.jsonl").write_text("[" * 100_000 + "]" * 100_000 + "\n", encoding="utf-8")
-    r = ws.run_process("apply", "--resume", "run.jsonl")
+def test_a_deeply_nested_journal_line_is_one_line_not_a_recursion_error(configured_repo: Repo) -> None:
+    (configured_repo.root / "run.jsonl").write_text("[" * 100_000 + "]" * 100_000 + "\n", encoding="utf-8")
+    r = configured_repo.run_process("apply", "--resume", "run.jsonl")
     assert r.code == 1 and "Traceback" not in r.output and "internal error" not in r.output, r.output
     assert r.stderr.splitlines() == ["error: run.jsonl: not an apply journal (no run record)"]

@@ -112,13 +112,6 @@ def crlf_vendor() -> Iterator[str]:
     server.server_close()
 
 
-@pytest.fixture
-def ws(repo: Repo, emulators: Emulators) -> Repo:
-    repo.write("tables/game_players.proto", PROTO)
-    repo.write("reconciler.yaml", config_text(emulators))
-    return repo
-
-
 def _clean(*runs: Run) -> None:
     for r in runs:
         assert not runner_commands(r.stdout), r.stdout
@@ -129,11 +122,11 @@ def _clean(*runs: Run) -> None:
 REMARK = "```~~~~ @org/team ![x](https://evil.example/x.png)\n# H <b>"
 
 
-def test_a_remark_cannot_start_a_line_or_render_as_markdown(ws: Repo) -> None:
+def test_a_remark_cannot_start_a_line_or_render_as_markdown(configured_repo: Repo) -> None:
     """A remark with a line break, runs of ``` and ~~~, a team mention, an image and a bare link:
     one escaped line in every format; in Markdown no heading, image, link or mention."""
-    ws.write("manifests/a.yaml", account(remark=REMARK.replace("\n", "\n" + INJECTED + "\n")[:64]))
-    runs = {fmt: ws.run("plan", "--format", fmt) for fmt in ("text", "markdown", "json")}
+    configured_repo.write("manifests/a.yaml", account(remark=REMARK.replace("\n", "\n" + INJECTED + "\n")[:64]))
+    runs = {fmt: configured_repo.run("plan", "--format", fmt) for fmt in ("text", "markdown", "json")}
     for fmt, r in runs.items():
         assert r.code == 0, (fmt, r.output)
     _clean(*runs.values())
@@ -144,43 +137,43 @@ def test_a_remark_cannot_start_a_line_or_render_as_markdown(ws: Repo) -> None:
     assert "evil.example/x.png" in plain and "org/team" in plain  # still readable
     remark = next(d for d in json.loads(runs["json"].stdout)["changes"][0]["diffs"] if d["path"] == "remark")
     assert remark["after"].startswith("```~~~~ @org/team")  # JSON: the same value for a reader
-    applied = ws.run("apply", "--auto-approve")
+    applied = configured_repo.run("apply", "--auto-approve")
     assert applied.code == 0, applied.output
     _clean(applied)
 
 
-def test_a_yaml_key_with_a_line_break_is_one_error_line(ws: Repo) -> None:
-    ws.write("manifests/a.yaml", account() + f'  "bogus\\n{INJECTED}\\r\\n##[error]x": 1\n')
+def test_a_yaml_key_with_a_line_break_is_one_error_line(configured_repo: Repo) -> None:
+    configured_repo.write("manifests/a.yaml", account() + f'  "bogus\\n{INJECTED}\\r\\n##[error]x": 1\n')
     for args in (("validate",), ("plan",), ("plan", "--format", "json"), ("plan", "--format", "markdown")):
-        r = ws.run(*args)
+        r = configured_repo.run(*args)
         assert r.code == 1, r.output
         _clean(r)
         [line] = [x for x in r.stderr.splitlines() if "bogus" in x]
         assert line.startswith("error: manifests/a.yaml:") and "bogus\\u000a::error::pwned\\u000d\\u000a##\\u005berror]x" in line, line
 
 
-def test_a_kind_with_a_line_break_is_one_error_line(ws: Repo) -> None:
-    ws.write("manifests/a.yaml", account().replace("kind: ProxyAccount", f'kind: "X\\n{INJECTED}"'))
-    r = ws.run("plan")
+def test_a_kind_with_a_line_break_is_one_error_line(configured_repo: Repo) -> None:
+    configured_repo.write("manifests/a.yaml", account().replace("kind: ProxyAccount", f'kind: "X\\n{INJECTED}"'))
+    r = configured_repo.run("plan")
     assert r.code == 1, r.output
     _clean(r)
     assert "X\\u000a::error::pwned" in r.stderr, r.stderr
 
 
 @pytest.mark.parametrize("name", [f"a\n{INJECTED}.yaml", f"{INJECTED}.yaml", "a\r\n ##[error]x\u2028::b.yaml"])
-def test_a_file_name_with_a_line_break_is_shown_on_one_line(ws: Repo, name: str) -> None:
-    ws.write(f"manifests/{name}", account(remark="ok"))
-    runs = [ws.run("plan", "--format", fmt) for fmt in ("text", "markdown", "json")]
+def test_a_file_name_with_a_line_break_is_shown_on_one_line(configured_repo: Repo, name: str) -> None:
+    configured_repo.write(f"manifests/{name}", account(remark="ok"))
+    runs = [configured_repo.run("plan", "--format", fmt) for fmt in ("text", "markdown", "json")]
     assert all(r.code == 0 for r in runs), [r.output for r in runs]
     _clean(*runs)
     assert json.loads(runs[2].stdout)["changes"][0]["source"] == f"manifests/{name}:1"  # the same value
     assert markdown_problems(runs[1].stdout) == [], runs[1].stdout
-    applied = ws.run("apply", "--auto-approve")
+    applied = configured_repo.run("apply", "--auto-approve")
     assert applied.code == 0, applied.output
     _clean(applied)
-    ws.write(f"manifests/{name}", account(name="pr02", remark="ok") + "  bogus: 1\n")  # an error naming the file
+    configured_repo.write(f"manifests/{name}", account(name="pr02", remark="ok") + "  bogus: 1\n")  # an error naming the file
     for args in (("validate",), ("plan", "--format", "json")):
-        r = ws.run(*args)
+        r = configured_repo.run(*args)
         assert r.code == 1 and "bogus" in r.stderr, r.output
         _clean(r)
 
@@ -202,20 +195,20 @@ def test_a_vendor_error_with_crlf_is_one_line(repo: Repo, emulators: Emulators, 
     assert markdown_problems(runs[2].stdout) == [], runs[2].stdout
 
 
-def test_saved_plans_and_show_keep_one_line(ws: Repo, tmp_path: Path) -> None:
-    ws.write(f"manifests/a\n{INJECTED}.yaml", account(remark=REMARK[:64]))
+def test_saved_plans_and_show_keep_one_line(configured_repo: Repo, tmp_path: Path) -> None:
+    configured_repo.write(f"manifests/a\n{INJECTED}.yaml", account(remark=REMARK[:64]))
     out = tmp_path / "plan.json"
-    r = ws.run("plan", "--out", str(out))
+    r = configured_repo.run("plan", "--out", str(out))
     assert r.code == 0, r.output
-    shown = [ws.run("show", str(out), "--format", fmt) for fmt in ("text", "markdown", "json")]
+    shown = [configured_repo.run("show", str(out), "--format", fmt) for fmt in ("text", "markdown", "json")]
     assert all(s.code == 0 for s in shown), [s.output for s in shown]
     _clean(r, *shown)
     assert markdown_problems(shown[1].stdout) == [], shown[1].stdout
 
 
-def test_a_drift_report_keeps_one_line(ws: Repo) -> None:
-    ws.write(f"manifests/a\n{INJECTED}.yaml", account(remark="x ##[error]y @team https://evil.example"))
-    runs = [ws.run("plan", "--drift", "--format", fmt) for fmt in ("text", "json", "markdown")]
+def test_a_drift_report_keeps_one_line(configured_repo: Repo) -> None:
+    configured_repo.write(f"manifests/a\n{INJECTED}.yaml", account(remark="x ##[error]y @team https://evil.example"))
+    runs = [configured_repo.run("plan", "--drift", "--format", fmt) for fmt in ("text", "json", "markdown")]
     assert all(r.code == 2 for r in runs), [r.output for r in runs]
     _clean(*runs)
     assert json.loads(runs[1].stdout)["drift"][0]["source"] == f"manifests/a\n{INJECTED}.yaml:1"

@@ -26,7 +26,7 @@ VICTIM = b"#!/bin/sh\n# the job's own script: overwritten, a remark in the plan 
 
 
 @pytest.fixture
-def ws(repo: Repo, emulators: Emulators) -> Repo:
+def outputs_repo(repo: Repo, emulators: Emulators) -> Repo:
     repo.write("tables/game_players.proto", (TCAPLUS_PROTOS / "game_players.proto").read_text(encoding="utf-8"))
     repo.write("reconciler.yaml", config_text(emulators))
     repo.write("manifests/a.yaml", account())
@@ -40,8 +40,8 @@ def _victim(path: Path) -> Path:
     return path
 
 
-def _link(ws: Repo, rel: str, target: Path) -> Path:
-    link = ws.root / rel
+def _link(outputs_repo: Repo, rel: str, target: Path) -> Path:
+    link = outputs_repo.root / rel
     link.parent.mkdir(parents=True, exist_ok=True)
     os.symlink(target, link)
     return link
@@ -60,18 +60,18 @@ def _refused(r: Run, pattern: str) -> None:
 
 
 @pytest.fixture(params=["outside", "inside"])
-def victim(request: pytest.FixtureRequest, ws: Repo) -> Path:
+def victim(request: pytest.FixtureRequest, outputs_repo: Repo) -> Path:
     """The script a symlink points at: outside the checkout (the installed console script) or a
     file of the checkout itself (the composite action's ``scripts/github-action.sh``)."""
     if request.param == "outside":
-        return _victim(ws.root.parent / "bin" / "reconciler")
-    return _victim(ws.root / "scripts" / "github-action.sh")
+        return _victim(outputs_repo.root.parent / "bin" / "reconciler")
+    return _victim(outputs_repo.root / "scripts" / "github-action.sh")
 
 
 # -- plan --out ------------------------------------------------------------------------------------
-def test_plan_out_replaces_a_symlink_and_leaves_its_target_alone(ws: Repo, victim: Path) -> None:
-    link = _link(ws, "plan.json", victim)
-    r = ws.run("plan", "--out", "plan.json")
+def test_plan_out_replaces_a_symlink_and_leaves_its_target_alone(outputs_repo: Repo, victim: Path) -> None:
+    link = _link(outputs_repo, "plan.json", victim)
+    r = outputs_repo.run("plan", "--out", "plan.json")
     assert r.code == 0, r.output
     assert victim.read_bytes() == VICTIM
     _regular(link)
@@ -91,38 +91,38 @@ def test_plan_out_with_the_sandbox_replaces_a_symlink(repo: Repo) -> None:
     assert json.loads(link.read_text(encoding="utf-8"))["sandbox"] is True
 
 
-def test_plan_out_through_a_symlinked_folder_is_refused_before_any_work(ws: Repo, tmp_path: Path) -> None:
+def test_plan_out_through_a_symlinked_folder_is_refused_before_any_work(outputs_repo: Repo, tmp_path: Path) -> None:
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()
-    _link(ws, "out", elsewhere)
-    r = ws.run("plan", "--out", "out/plan.json")
+    _link(outputs_repo, "out", elsewhere)
+    r = outputs_repo.run("plan", "--out", "out/plan.json")
     _refused(r, r"^error: out/plan\.json: cannot write: out is a symlink; files are never written through a symlink")
     assert list(elsewhere.iterdir()) == []
 
 
-def test_plan_out_through_a_symlinked_folder_deeper_in_an_absolute_path_is_refused(ws: Repo, tmp_path: Path) -> None:
+def test_plan_out_through_a_symlinked_folder_deeper_in_an_absolute_path_is_refused(outputs_repo: Repo, tmp_path: Path) -> None:
     elsewhere = tmp_path / "elsewhere"
     (elsewhere / "sub").mkdir(parents=True)
-    _link(ws, "reports", elsewhere)
-    target = ws.root / "reports" / "sub" / "plan.json"
-    r = ws.run("plan", "--out", str(target))
-    _refused(r, rf"cannot write: {re.escape(str(ws.root / 'reports'))} is a symlink")
+    _link(outputs_repo, "reports", elsewhere)
+    target = outputs_repo.root / "reports" / "sub" / "plan.json"
+    r = outputs_repo.run("plan", "--out", str(target))
+    _refused(r, rf"cannot write: {re.escape(str(outputs_repo.root / 'reports'))} is a symlink")
     assert list((elsewhere / "sub").iterdir()) == []
 
 
-def test_plan_out_dot_dot_after_a_symlink_is_refused(ws: Repo, tmp_path: Path) -> None:
+def test_plan_out_dot_dot_after_a_symlink_is_refused(outputs_repo: Repo, tmp_path: Path) -> None:
     """``link/../plan.json``: the operating system would resolve ``..`` from the link's target."""
     (tmp_path / "elsewhere" / "deep").mkdir(parents=True)
-    _link(ws, "link", tmp_path / "elsewhere" / "deep")
-    r = ws.run("plan", "--out", "link/../plan.json")
+    _link(outputs_repo, "link", tmp_path / "elsewhere" / "deep")
+    r = outputs_repo.run("plan", "--out", "link/../plan.json")
     _refused(r, r"cannot write: link is a symlink")
     assert not (tmp_path / "elsewhere" / "plan.json").exists()
 
 
 # -- apply --journal / --resume -----------------------------------------------------------------------
-def test_apply_journal_replaces_a_symlink_and_leaves_its_target_alone(ws: Repo, victim: Path) -> None:
-    link = _link(ws, "run.jsonl", victim)
-    r = ws.run("apply", "--auto-approve", "--journal", "run.jsonl")
+def test_apply_journal_replaces_a_symlink_and_leaves_its_target_alone(outputs_repo: Repo, victim: Path) -> None:
+    link = _link(outputs_repo, "run.jsonl", victim)
+    r = outputs_repo.run("apply", "--auto-approve", "--journal", "run.jsonl")
     assert r.code == 0, r.output
     assert victim.read_bytes() == VICTIM
     _regular(link)
@@ -130,86 +130,86 @@ def test_apply_journal_replaces_a_symlink_and_leaves_its_target_alone(ws: Repo, 
     assert records[0]["type"] == "run" and records[-1]["type"] == "end"
 
 
-def test_apply_saved_plan_journal_replaces_a_symlink(ws: Repo, victim: Path) -> None:
-    assert ws.run("plan", "--out", "plan.json").code == 0
-    link = _link(ws, "run.jsonl", victim)
-    r = ws.run("apply", "--auto-approve", "--journal", "run.jsonl", "plan.json")
+def test_apply_saved_plan_journal_replaces_a_symlink(outputs_repo: Repo, victim: Path) -> None:
+    assert outputs_repo.run("plan", "--out", "plan.json").code == 0
+    link = _link(outputs_repo, "run.jsonl", victim)
+    r = outputs_repo.run("apply", "--auto-approve", "--journal", "run.jsonl", "plan.json")
     assert r.code == 0, r.output
     assert victim.read_bytes() == VICTIM
     _regular(link)
 
 
-def test_apply_journal_in_a_symlinked_folder_is_refused(ws: Repo, tmp_path: Path) -> None:
+def test_apply_journal_in_a_symlinked_folder_is_refused(outputs_repo: Repo, tmp_path: Path) -> None:
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()
-    _link(ws, "logs", elsewhere)
-    r = ws.run("apply", "--auto-approve", "--journal", "logs/run.jsonl")
+    _link(outputs_repo, "logs", elsewhere)
+    r = outputs_repo.run("apply", "--auto-approve", "--journal", "logs/run.jsonl")
     assert r.code == 1, r.output
     assert re.search(r"^error: logs/run\.jsonl: cannot write: logs is a symlink", r.stderr, re.M), r.stderr
     assert "Traceback" not in r.output
     assert list(elsewhere.iterdir()) == []
 
 
-def test_apply_resume_never_appends_through_a_symlink(ws: Repo, tmp_path: Path) -> None:
+def test_apply_resume_never_appends_through_a_symlink(outputs_repo: Repo, tmp_path: Path) -> None:
     # an interrupted run's journal, kept outside; the checkout commits a symlink to it
     real = tmp_path / "elsewhere" / "run.jsonl"
     real.parent.mkdir()
     real.write_text(json.dumps({"type": "run", "format_version": 1, "paths": ["manifests"], "changes": [],
                                 "digest": {}}) + "\n", encoding="utf-8")
     before = real.read_bytes()
-    _link(ws, "run.jsonl", real)
-    r = ws.run("apply", "--auto-approve", "--resume", "run.jsonl")
+    _link(outputs_repo, "run.jsonl", real)
+    r = outputs_repo.run("apply", "--auto-approve", "--resume", "run.jsonl")
     _refused(r, r"^error: run\.jsonl: cannot read the journal \(is a symlink")
     assert real.read_bytes() == before
 
 
-def test_apply_resume_refuses_a_journal_with_a_second_hard_link(ws: Repo, tmp_path: Path) -> None:
-    assert ws.run("apply", "--auto-approve", "--journal", "run.jsonl").code == 0
+def test_apply_resume_refuses_a_journal_with_a_second_hard_link(outputs_repo: Repo, tmp_path: Path) -> None:
+    assert outputs_repo.run("apply", "--auto-approve", "--journal", "run.jsonl").code == 0
     other = tmp_path / "hardlink.jsonl"
-    os.link(ws.root / "run.jsonl", other)
-    r = ws.run("apply", "--auto-approve", "--resume", "run.jsonl")
+    os.link(outputs_repo.root / "run.jsonl", other)
+    r = outputs_repo.run("apply", "--auto-approve", "--resume", "run.jsonl")
     _refused(r, r"run\.jsonl: cannot read the journal \(not a regular file with one link\)")
 
 
 # -- export manifests / transactions ------------------------------------------------------------------
-def test_export_manifests_into_a_symlinked_folder_is_refused(ws: Repo, tmp_path: Path) -> None:
-    assert ws.run("apply", "--auto-approve").code == 0
+def test_export_manifests_into_a_symlinked_folder_is_refused(outputs_repo: Repo, tmp_path: Path) -> None:
+    assert outputs_repo.run("apply", "--auto-approve").code == 0
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()
-    _link(ws, "dr", elsewhere)
-    r = ws.run("export", "manifests", "--out", "dr/export")
+    _link(outputs_repo, "dr", elsewhere)
+    r = outputs_repo.run("export", "manifests", "--out", "dr/export")
     _refused(r, r"^error: dr/export: cannot write: dr is a symlink")
     assert list(elsewhere.iterdir()) == []
 
 
-def test_export_manifests_secrets_dir_through_a_symlink_is_refused(ws: Repo, tmp_path: Path) -> None:
-    assert ws.run("apply", "--auto-approve").code == 0
+def test_export_manifests_secrets_dir_through_a_symlink_is_refused(outputs_repo: Repo, tmp_path: Path) -> None:
+    assert outputs_repo.run("apply", "--auto-approve").code == 0
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()
-    _link(ws, "sec", elsewhere)
-    r = ws.run("export", "manifests", "--out", "export", "--secrets-dir", "sec/new")
+    _link(outputs_repo, "sec", elsewhere)
+    r = outputs_repo.run("export", "manifests", "--out", "export", "--secrets-dir", "sec/new")
     _refused(r, r"^error: sec/new: cannot write: sec is a symlink")
     assert list(elsewhere.iterdir()) == []
-    assert not (ws.root / "export").exists()
+    assert not (outputs_repo.root / "export").exists()
 
 
-def test_export_manifests_writes_regular_files_and_private_secrets(ws: Repo) -> None:
-    assert ws.run("apply", "--auto-approve").code == 0
-    r = ws.run("export", "manifests", "--out", "export/live", "--secrets-dir", "live-secrets")
+def test_export_manifests_writes_regular_files_and_private_secrets(outputs_repo: Repo) -> None:
+    assert outputs_repo.run("apply", "--auto-approve").code == 0
+    r = outputs_repo.run("export", "manifests", "--out", "export/live", "--secrets-dir", "live-secrets")
     assert r.code == 0, r.output
-    files = [p for p in (ws.root / "export").rglob("*") if not p.is_dir()]
+    files = [p for p in (outputs_repo.root / "export").rglob("*") if not p.is_dir()]
     assert files
     for p in files:
         _regular(p)
-    secrets = list((ws.root / "live-secrets").iterdir())
+    secrets = list((outputs_repo.root / "live-secrets").iterdir())
     assert secrets and all(stat.S_IMODE(p.stat().st_mode) == 0o600 for p in secrets)
-    assert stat.S_IMODE((ws.root / "live-secrets").stat().st_mode) == 0o700
+    assert stat.S_IMODE((outputs_repo.root / "live-secrets").stat().st_mode) == 0o700
 
 
-def test_export_transactions_replaces_a_symlink(ws: Repo, victim: Path) -> None:
-    link = _link(ws, "tx.jsonl", victim)
+def test_export_transactions_replaces_a_symlink(outputs_repo: Repo, victim: Path) -> None:
+    link = _link(outputs_repo, "tx.jsonl", victim)
     start = (datetime.now(timezone.utc) - timedelta(minutes=20)).replace(second=0, microsecond=0)
-    r = ws.run("export", "transactions", "--agent", AGENT, "--from", start.isoformat(), "--out", "tx.jsonl")
+    r = outputs_repo.run("export", "transactions", "--agent", AGENT, "--from", start.isoformat(), "--out", "tx.jsonl")
     assert r.code == 0, r.output
     assert victim.read_bytes() == VICTIM
     _regular(link)

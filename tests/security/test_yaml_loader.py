@@ -4,7 +4,7 @@ problems and positions it reports; the loader takes shortcuts for plain scalars 
 from __future__ import annotations
 
 from reconciler.manifest.yamlload import load_documents
-from tests.bestproxy.conftest import Workspace, bp  # noqa: F401 - the fixture
+from tests.bestproxy.conftest import Workspace
 
 
 def lines(text: str) -> list[str]:
@@ -60,13 +60,13 @@ def test_values_refused_characters_and_tags() -> None:
     ]
 
 
-def test_a_refused_character_is_never_printed_even_when_a_line_names_it(bp: Workspace) -> None:  # noqa: F811
+def test_a_refused_character_is_never_printed_even_when_a_line_names_it(bestproxy_ws: Workspace) -> None:
     """A field name, a file name or a vendor's message may hold a character the input rules refuse
     (a bidirectional override reorders the rest of the line on a terminal): every error line shows
     it as ``\\uXXXX``, and the refused field is named by its own path."""
-    bp.write("manifests/a\u202e.yaml", 'apiVersion: reconciler/v1\nkind: ProxyAccount\nmetadata:\n  name: game01\nspec:\n'
+    bestproxy_ws.write("manifests/a\u202e.yaml", 'apiVersion: reconciler/v1\nkind: ProxyAccount\nmetadata:\n  name: game01\nspec:\n'
              '  username: game01\n  "pass\\u202eword": x\n  password: file:secrets/pw\n  productType: 9\n')
-    r = bp.cli("validate")
+    r = bestproxy_ws.cli("validate")
     assert r.exit_code == 1
     assert "\u202e" not in r.stderr and "\u202e" not in r.stdout
     assert "error: manifests/a\\u202e.yaml:7:3: spec.pass\\u202eword: field name: bidirectional control character " \

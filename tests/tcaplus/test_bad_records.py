@@ -68,41 +68,41 @@ def test_every_bad_file_has_a_case() -> None:
 
 
 @pytest.mark.parametrize("name", sorted(CASES))
-def test_bad_records_are_rejected_before_any_call(ws: Workspace, name: str) -> None:
-    shutil.copytree(HERE / "bad_data", ws.root / "bad_data")
-    (ws.root / "manifests").mkdir()
-    shutil.copy(BAD / name, ws.root / "manifests" / name)
+def test_bad_records_are_rejected_before_any_call(tcaplus_ws: Workspace, name: str) -> None:
+    shutil.copytree(HERE / "bad_data", tcaplus_ws.root / "bad_data")
+    (tcaplus_ws.root / "manifests").mkdir()
+    shutil.copy(BAD / name, tcaplus_ws.root / "manifests" / name)
     for command in (["validate"], ["plan"], ["apply", "--auto-approve"]):
-        res = ws.cli(*command)
+        res = tcaplus_ws.cli(*command)
         assert res.exit_code == 1, (command, res.stdout, res.stderr)
         lines = [line for line in res.stderr.splitlines() if line]
         assert lines == [f"error: {line}" for line in CASES[name]], lines
-    assert ws.requests() == 0
+    assert tcaplus_ws.requests() == 0
 
 
-def test_a_bad_proto_is_reported_with_its_position(ws: Workspace) -> None:
-    ws.write("protos/tb_example.proto", (HERE / "data" / "tb_example.proto").read_text().replace("int64 uin = 3;", "repeated int64 uin = 3;"))
-    ws.write("manifests/e.yaml", """
+def test_a_bad_proto_is_reported_with_its_position(tcaplus_ws: Workspace) -> None:
+    tcaplus_ws.write("protos/tb_example.proto", (HERE / "data" / "tb_example.proto").read_text().replace("int64 uin = 3;", "repeated int64 uin = 3;"))
+    tcaplus_ws.write("manifests/e.yaml", """
         apiVersion: reconciler/v1
         kind: TcaplusRecords
         metadata: {name: e}
         spec: {table: tb_example, records: []}
         """)
-    res = ws.cli("plan")
+    res = tcaplus_ws.cli("plan")
     assert res.exit_code == 1
     assert res.stderr.splitlines() == ["error: protos/tb_example.proto:17:20: tb_example.uin: a primary-key field cannot be repeated"]
-    assert ws.requests() == 0
+    assert tcaplus_ws.requests() == 0
 
 
-def test_an_unresolvable_password_is_an_input_error(ws: Workspace) -> None:
-    (ws.root / "secrets" / "tcaplus_password").unlink()
-    ws.write("manifests/e.yaml", """
+def test_an_unresolvable_password_is_an_input_error(tcaplus_ws: Workspace) -> None:
+    (tcaplus_ws.root / "secrets" / "tcaplus_password").unlink()
+    tcaplus_ws.write("manifests/e.yaml", """
         apiVersion: reconciler/v1
         kind: TcaplusRecords
         metadata: {name: e}
         spec: {table: tb_example, records: []}
         """)
-    assert ws.cli("validate").exit_code == 0  # offline: references are not resolved (issue #12)
-    res = ws.cli("validate", "--resolve-secrets")
+    assert tcaplus_ws.cli("validate").exit_code == 0  # offline: references are not resolved (issue #12)
+    res = tcaplus_ws.cli("validate", "--resolve-secrets")
     assert res.exit_code == 1
     assert res.stderr.startswith("error: reconciler.yaml:8:15: Config providers.tcaplus.password: secret reference file:secrets/tcaplus_password")

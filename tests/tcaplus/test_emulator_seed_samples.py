@@ -188,8 +188,8 @@ PARTKEY_RESPONSE = json.loads("""{
 
 
 @pytest.fixture
-def http(base_url: str) -> httpx.Client:
-    with httpx.Client(base_url=base_url, timeout=5.0, verify=False) as c:
+def http(tcaplus_url: str) -> httpx.Client:
+    with httpx.Client(base_url=tcaplus_url, timeout=5.0, verify=False) as c:
         yield c
 
 
@@ -279,10 +279,10 @@ def test_partkey_get_record_sample(http: httpx.Client) -> None:
     expect(send(http, "GET", PARTKEY_HEADERS, query=PARTKEY_QUERY), 200, PARTKEY_RESPONSE)
 
 
-def test_unencoded_sample_urls_decode_the_same(http: httpx.Client, emulator: Any) -> None:
+def test_unencoded_sample_urls_decode_the_same(http: httpx.Client, tcaplus_emulator: Any) -> None:
     """The manual asks for %20; with the ``plus_as_space`` knob a '+' for a space decodes to the
     same JSON (without it, '+' stays a plus: see tests/tcaplus/test_emulator.py)."""
-    emulator.plus_as_space = True
+    tcaplus_emulator.plus_as_space = True
     send(http, "POST", ADD_HEADERS, body=ADD_REQUEST)
     plus = FIELD_GET_QUERY.replace("%20", "+")
     expect(send(http, "GET", FIELD_GET_HEADERS, query=plus), 200, FIELD_GET_RESPONSE)

@@ -14,7 +14,7 @@ from reconciler.vendors.tcaplus.records import kind as tcaplus_records  # where 
 from reconciler.kinds.base import RunContext
 from reconciler.vendors.tcaplus.records import TcaplusRecordsKind
 from reconciler.manifest.config import DEFAULT_CONNECTION, load_config
-from reconciler.vendors.tcaplus import emulator as tcaplus_emulator
+from reconciler.vendors.tcaplus import emulator as emulator_module
 from reconciler.sandbox.wire import EmulatorServer
 from reconciler.vendors.tcaplus.emulator import TcaplusEmulator
 from tests.tcaplus.conftest import APP_ID, PASSWORD, TABLES, ZONE_ID, Workspace
@@ -23,12 +23,12 @@ from tests.tcaplus.test_records_cli import PLAYERS, player, records_doc
 T = "game_players"
 
 
-def seed(client: TcaplusClient, n: int, *, player_id: int = 7, long: set[int] = frozenset()) -> list[str]:
+def seed(tcaplus_client: TcaplusClient, n: int, *, player_id: int = 7, long: set[int] = frozenset()) -> list[str]:
     """``n`` records under ``index_2 = player_id``; those in ``long`` carry a 400-character field."""
     emails = [f"p{i:03d}@x" for i in range(n)]
     for i, email in enumerate(emails):
         extra = {"login_timestamp": ["t" * 400]} if i in long else {}
-        client.set(T, {"player_id": player_id, "player_name": "ann", "player_email": email, "game_server_id": i, **extra})
+        tcaplus_client.set(T, {"player_id": player_id, "player_name": "ann", "player_email": email, "game_server_id": i, **extra})
     return emails
 
 
@@ -38,59 +38,59 @@ def emails(records: list) -> list[str]:
 
 def test_the_default_page_asks_for_the_documented_batch_cap() -> None:
     # 256 KB is a size in bytes; the record-count cap of a batch read is 1,024
-    assert DEFAULT_PAGE_SIZE == tcaplus_emulator.MAX_BATCH_RECORDS == 1024
+    assert DEFAULT_PAGE_SIZE == emulator_module.MAX_BATCH_RECORDS == 1024
 
 
-def test_an_answer_stops_at_the_byte_cap(client: TcaplusClient, emulator: TcaplusEmulator) -> None:
-    seed(client, 10)
+def test_an_answer_stops_at_the_byte_cap(tcaplus_client: TcaplusClient, tcaplus_emulator: TcaplusEmulator) -> None:
+    seed(tcaplus_client, 10)
     one = len(b'{"RecordVersion":1,"Record":{"player_id":7,"player_name":"ann","player_email":"p000@x","game_server_id":0}}') + 1
-    emulator.partkey_max_bytes = 3 * one + 2  # three records fit, a fourth does not
+    tcaplus_emulator.partkey_max_bytes = 3 * one + 2  # three records fit, a fourth does not
     try:
-        page = client.partkey_get(T, "index_2", {"player_id": 7}, limit=100)
+        page = tcaplus_client.partkey_get(T, "index_2", {"player_id": 7}, limit=100)
         assert (emails(page.records), page.remain, page.total) == (["p000@x", "p001@x", "p002@x"], 7, 10)
-        emulator.partkey_max_bytes = 1  # the first record always comes back
-        assert len(client.partkey_get(T, "index_2", {"player_id": 7}, offset=4).records) == 1
+        tcaplus_emulator.partkey_max_bytes = 1  # the first record always comes back
+        assert len(tcaplus_client.partkey_get(T, "index_2", {"player_id": 7}, offset=4).records) == 1
     finally:
-        emulator.partkey_max_bytes = tcaplus_emulator.PARTKEY_MAX_BYTES
+        tcaplus_emulator.partkey_max_bytes = emulator_module.PARTKEY_MAX_BYTES
 
 
 @pytest.mark.parametrize("concurrency", [1, 4])
-def test_all_pages_are_read_when_answers_are_cut_by_size(client: TcaplusClient, emulator: TcaplusEmulator,
+def test_all_pages_are_read_when_answers_are_cut_by_size(tcaplus_client: TcaplusClient, tcaplus_emulator: TcaplusEmulator,
                                                          concurrency: int) -> None:
     # records of uneven size: a page may hold fewer records than the first one did, leaving gaps
-    expected = seed(client, 23, long={5, 6, 7, 15})
-    seed(client, 3, player_id=8)
-    emulator.partkey_max_bytes = 700
+    expected = seed(tcaplus_client, 23, long={5, 6, 7, 15})
+    seed(tcaplus_client, 3, player_id=8)
+    tcaplus_emulator.partkey_max_bytes = 700
     try:
-        client.transport.request_counts.clear()
-        everything = client.partkey_get_all(T, "index_2", {"player_id": 7}, concurrency=concurrency)
+        tcaplus_client.transport.request_counts.clear()
+        everything = tcaplus_client.partkey_get_all(T, "index_2", {"player_id": 7}, concurrency=concurrency)
     finally:
-        emulator.partkey_max_bytes = tcaplus_emulator.PARTKEY_MAX_BYTES
+        tcaplus_emulator.partkey_max_bytes = emulator_module.PARTKEY_MAX_BYTES
     assert emails(everything) == expected  # all of them, in order, none twice
-    assert client.transport.total_requests > 23 // 5
+    assert tcaplus_client.transport.total_requests > 23 // 5
 
 
-def test_one_page_when_everything_fits(client: TcaplusClient) -> None:
-    expected = seed(client, 40)
-    client.transport.request_counts.clear()
-    assert emails(client.partkey_get_all(T, "index_2", {"player_id": 7}, concurrency=4)) == expected
-    assert client.transport.total_requests == 1
+def test_one_page_when_everything_fits(tcaplus_client: TcaplusClient) -> None:
+    expected = seed(tcaplus_client, 40)
+    tcaplus_client.transport.request_counts.clear()
+    assert emails(tcaplus_client.partkey_get_all(T, "index_2", {"player_id": 7}, concurrency=4)) == expected
+    assert tcaplus_client.transport.total_requests == 1
 
 
-def test_a_page_is_read_through_the_index_not_the_table(client: TcaplusClient, emulator: TcaplusEmulator,
+def test_a_page_is_read_through_the_index_not_the_table(tcaplus_client: TcaplusClient, tcaplus_emulator: TcaplusEmulator,
                                                         monkeypatch: pytest.MonkeyPatch) -> None:
-    seed(client, 5)
-    seed(client, 2, player_id=8)
+    seed(tcaplus_client, 5)
+    seed(tcaplus_client, 2, player_id=8)
 
     def no_scan(*args: object) -> None:
         raise AssertionError("PartkeyGetRecord decoded the whole table")
 
-    monkeypatch.setattr(emulator, "_scan", no_scan)
-    assert len(client.partkey_get_all(T, "index_2", {"player_id": 8})) == 2
-    client.delete(T, {"player_id": 8, "player_name": "ann", "player_email": "p000@x"})
-    client.set(T, {"player_id": 8, "player_name": "bob", "player_email": "b@x", "game_server_id": 1})
-    assert emails(client.partkey_get_all(T, "index_2", {"player_id": 8})) == ["p001@x", "b@x"]
-    assert emails(client.partkey_get_all(T, "index_1", {"player_id": 8, "player_name": "bob"})) == ["b@x"]
+    monkeypatch.setattr(tcaplus_emulator, "_scan", no_scan)
+    assert len(tcaplus_client.partkey_get_all(T, "index_2", {"player_id": 8})) == 2
+    tcaplus_client.delete(T, {"player_id": 8, "player_name": "ann", "player_email": "p000@x"})
+    tcaplus_client.set(T, {"player_id": 8, "player_name": "bob", "player_email": "b@x", "game_server_id": 1})
+    assert emails(tcaplus_client.partkey_get_all(T, "index_2", {"player_id": 8})) == ["p001@x", "b@x"]
+    assert emails(tcaplus_client.partkey_get_all(T, "index_1", {"player_id": 8, "player_name": "bob"})) == ["b@x"]
 
 
 def test_the_index_is_rebuilt_from_persisted_records(tmp_path: Path) -> None:
@@ -109,8 +109,8 @@ def test_the_index_is_rebuilt_from_persisted_records(tmp_path: Path) -> None:
         client.close()
 
 
-def test_each_declared_record_is_validated_once_per_run(ws: Workspace, monkeypatch: pytest.MonkeyPatch) -> None:
-    ws.write("manifests/p.yaml", records_doc("p", PLAYERS, [player(i) for i in range(1, 6)]))
+def test_each_declared_record_is_validated_once_per_run(tcaplus_ws: Workspace, monkeypatch: pytest.MonkeyPatch) -> None:
+    tcaplus_ws.write("manifests/p.yaml", records_doc("p", PLAYERS, [player(i) for i in range(1, 6)]))
     calls: list[object] = []
     real = tcaplus_records.validate_record
 
@@ -130,22 +130,22 @@ def test_each_declared_record_is_validated_once_per_run(ws: Workspace, monkeypat
 
 
 
-def test_a_prune_scope_over_many_short_pages_is_planned_whole(ws: Workspace) -> None:
+def test_a_prune_scope_over_many_short_pages_is_planned_whole(tcaplus_ws: Workspace) -> None:
     # the scope's answers are cut by size into many pages, read side by side: nothing is missed,
     # so no declared record looks missing and no undeclared one escapes the prune
     live = [player(50, player_name="shop", player_email=f"e{i:02d}@x") for i in range(40)]
     for record in live:
-        ws.client.set(PLAYERS, record)
+        tcaplus_ws.client.set(PLAYERS, record)
     prune = {"index": "index_2", "keys": {"player_id": 50}}
-    ws.write("manifests/p.yaml", records_doc("p", PLAYERS, live[:37], mode="whole", prune=prune))
-    ws.emulator.partkey_max_bytes = 600  # a handful of records per answer
+    tcaplus_ws.write("manifests/p.yaml", records_doc("p", PLAYERS, live[:37], mode="whole", prune=prune))
+    tcaplus_ws.emulator.partkey_max_bytes = 600  # a handful of records per answer
     try:
-        ws.emulator.stats.clear()
-        res = ws.cli("plan")
+        tcaplus_ws.emulator.stats.clear()
+        res = tcaplus_ws.cli("plan")
     finally:
-        ws.emulator.partkey_max_bytes = tcaplus_emulator.PARTKEY_MAX_BYTES
+        tcaplus_ws.emulator.partkey_max_bytes = emulator_module.PARTKEY_MAX_BYTES
     assert res.exit_code == 0, res.stderr
     assert "Plan: 0 to create, 0 to update, 0 to replace, 3 to delete, 37 unchanged" in res.stdout
     assert all(f"- delete TcaplusRecords/game_players|50|shop|e{i}@x" in res.stdout for i in (37, 38, 39))
     # several pages, and no GetRecord per declared record (the scope's pages cover all of them)
-    assert 40 // 8 < ws.requests() < 37
+    assert 40 // 8 < tcaplus_ws.requests() < 37

@@ -15,7 +15,7 @@ from tests.tcaplus.conftest import Workspace
 from tests.tcaplus.test_records_cli import PLAYERS, player, records_doc
 
 
-def planned(ws: Workspace) -> tuple[TcaplusRecordsKind, RunContext, list]:
+def planned(tcaplus_ws: Workspace) -> tuple[TcaplusRecordsKind, RunContext, list]:
     ctx = RunContext(config=load_config(Path("reconciler.yaml")))
     loaded = load_manifests([Path("manifests")], ctx)
     kind = TcaplusRecordsKind()
@@ -30,35 +30,35 @@ def test_identity_quotes_only_ambiguous_strings() -> None:
     assert identity("t", values) == "|".join(["t", *(json.dumps(v, ensure_ascii=False) for v in values)])
 
 
-def test_a_failed_write_fails_only_its_change(ws: Workspace, tcaplus_server: EmulatorServer) -> None:
-    ws.write("manifests/p.yaml", records_doc("p", PLAYERS, [player(1), player(2)]))
-    kind, ctx, changes = planned(ws)
+def test_a_failed_write_fails_only_its_change(tcaplus_ws: Workspace, tcaplus_server: EmulatorServer) -> None:
+    tcaplus_ws.write("manifests/p.yaml", records_doc("p", PLAYERS, [player(1), player(2)]))
+    kind, ctx, changes = planned(tcaplus_ws)
     assert [c.action for c in changes] == [Action.CREATE, Action.CREATE]
-    ws.emulator.set_faults({"fail_next": 1})  # AddRecord is not repeated after a server error
+    tcaplus_ws.emulator.set_faults({"fail_next": 1})  # AddRecord is not repeated after a server error
     outcomes = sorted(kind.apply(changes, ctx), key=lambda o: o.change.key)
     ctx.close()
     assert [o.status for o in outcomes].count("failed") == 1
     failed = next(o for o in outcomes if o.status == "failed")
     assert failed.message.startswith(f"tcaplus: 127.0.0.1:{tcaplus_server.port}: AddRecord game_players: code -1037 HTTP 500: ")
-    assert len(ws.emulator.records(PLAYERS)) == 1
+    assert len(tcaplus_ws.emulator.records(PLAYERS)) == 1
 
 
-def test_a_record_deleted_after_the_plan_is_not_recreated_by_an_update(ws: Workspace) -> None:
-    ws.client.set(PLAYERS, player(1))
-    ws.write("manifests/p.yaml", records_doc("p", PLAYERS, [player(1, level=2)], mode="whole"))
-    kind, ctx, changes = planned(ws)
-    ws.client.delete(PLAYERS, {k: player(1)[k] for k in ("player_id", "player_name", "player_email")})
+def test_a_record_deleted_after_the_plan_is_not_recreated_by_an_update(tcaplus_ws: Workspace) -> None:
+    tcaplus_ws.client.set(PLAYERS, player(1))
+    tcaplus_ws.write("manifests/p.yaml", records_doc("p", PLAYERS, [player(1, level=2)], mode="whole"))
+    kind, ctx, changes = planned(tcaplus_ws)
+    tcaplus_ws.client.delete(PLAYERS, {k: player(1)[k] for k in ("player_id", "player_name", "player_email")})
     [outcome] = kind.apply(changes, ctx)
     ctx.close()
     assert (outcome.status, outcome.message) == ("stale", "the record was deleted since the plan")
-    assert ws.emulator.records(PLAYERS) == []
+    assert tcaplus_ws.emulator.records(PLAYERS) == []
 
 
-def test_precondition_and_data_of_an_update(ws: Workspace) -> None:
-    ws.client.set(PLAYERS, player(1), check=None)
-    ws.client.set(PLAYERS, player(1, level=1))
-    ws.write("manifests/p.yaml", records_doc("p", PLAYERS, [player(1, level=2)]))
-    _, ctx, [change] = planned(ws)
+def test_precondition_and_data_of_an_update(tcaplus_ws: Workspace) -> None:
+    tcaplus_ws.client.set(PLAYERS, player(1), check=None)
+    tcaplus_ws.client.set(PLAYERS, player(1, level=1))
+    tcaplus_ws.write("manifests/p.yaml", records_doc("p", PLAYERS, [player(1, level=2)]))
+    _, ctx, [change] = planned(tcaplus_ws)
     ctx.close()
     assert change.precondition == {"record_version": 2}
     assert change.source == "manifests/p.yaml:1"

@@ -16,55 +16,55 @@ HOW = ["cut", "not_json"]
 
 
 @pytest.fixture(autouse=True)
-def no_rules_left(ws: Workspace) -> Iterator[None]:
+def no_rules_left(tcaplus_ws: Workspace) -> Iterator[None]:
     yield
-    ws.emulator.set_faults({"mangle_replies": []})  # the emulator is the session's
+    tcaplus_ws.emulator.set_faults({"mangle_replies": []})  # the emulator is the session's
 
 
-def mangle(ws: Workspace, how: str, operation: str, count: int = 1) -> None:
-    ws.emulator.set_faults({"mangle_replies": [{"how": how, "count": count, "match": operation}]})
+def mangle(tcaplus_ws: Workspace, how: str, operation: str, count: int = 1) -> None:
+    tcaplus_ws.emulator.set_faults({"mangle_replies": [{"how": how, "count": count, "match": operation}]})
 
 
-def apply_ok(ws: Workspace) -> str:
-    res = ws.cli("apply", "--auto-approve")
+def apply_ok(tcaplus_ws: Workspace) -> str:
+    res = tcaplus_ws.cli("apply", "--auto-approve")
     assert res.exit_code == 0, res.stdout + res.stderr
-    assert "FAILED" not in res.stdout and ws.emulator.faults.mangle_replies == []  # the fault did fire
-    plan = ws.cli("plan", "--detailed-exitcode")
+    assert "FAILED" not in res.stdout and tcaplus_ws.emulator.faults.mangle_replies == []  # the fault did fire
+    plan = tcaplus_ws.cli("plan", "--detailed-exitcode")
     assert plan.exit_code == 0, plan.stdout + plan.stderr
     return res.stdout
 
 
 @pytest.mark.parametrize("how", HOW)
-def test_add_set_and_delete_answered_unreadably_are_read_back(ws: Workspace, how: str) -> None:
-    ws.write("manifests/p.yaml", records_doc("p", PLAYERS, [player(1), player(2)]))
-    mangle(ws, how, "AddRecord", count=2)
-    out = apply_ok(ws)
+def test_add_set_and_delete_answered_unreadably_are_read_back(tcaplus_ws: Workspace, how: str) -> None:
+    tcaplus_ws.write("manifests/p.yaml", records_doc("p", PLAYERS, [player(1), player(2)]))
+    mangle(tcaplus_ws, how, "AddRecord", count=2)
+    out = apply_ok(tcaplus_ws)
     assert "Apply: 2 applied, 0 failed" in out
-    assert sorted(r["player_id"] for _, r in ws.emulator.records(PLAYERS)) == [1, 2]
-    assert ws.emulator.stats["POST " + _path()] == 2  # read back, not added again
+    assert sorted(r["player_id"] for _, r in tcaplus_ws.emulator.records(PLAYERS)) == [1, 2]
+    assert tcaplus_ws.emulator.stats["POST " + _path()] == 2  # read back, not added again
 
-    ws.write("manifests/p.yaml", records_doc("p", PLAYERS, [player(1, level=5), player(2)], mode="whole"))
-    mangle(ws, how, "SetRecord")
-    out = apply_ok(ws)
+    tcaplus_ws.write("manifests/p.yaml", records_doc("p", PLAYERS, [player(1, level=5), player(2)], mode="whole"))
+    mangle(tcaplus_ws, how, "SetRecord")
+    out = apply_ok(tcaplus_ws)
     assert "Apply: 1 applied, 0 failed" in out
-    assert {r["player_id"]: r.get("level") for _, r in ws.emulator.records(PLAYERS)} == {1: 5, 2: None}
+    assert {r["player_id"]: r.get("level") for _, r in tcaplus_ws.emulator.records(PLAYERS)} == {1: 5, 2: None}
 
     prune = {"index": "index_2", "keys": {"player_id": 2}}
-    ws.write("manifests/p.yaml", records_doc("p", PLAYERS, [], prune=prune))
-    mangle(ws, how, "DeleteRecord")
-    out = apply_ok(ws)
+    tcaplus_ws.write("manifests/p.yaml", records_doc("p", PLAYERS, [], prune=prune))
+    mangle(tcaplus_ws, how, "DeleteRecord")
+    out = apply_ok(tcaplus_ws)
     assert "Apply: 1 applied, 0 failed" in out
-    assert [r["player_id"] for _, r in ws.emulator.records(PLAYERS)] == [1]
+    assert [r["player_id"] for _, r in tcaplus_ws.emulator.records(PLAYERS)] == [1]
 
 
 @pytest.mark.parametrize("how", HOW)
-def test_a_read_answered_unreadably_is_asked_again(ws: Workspace, how: str) -> None:
-    ws.write("manifests/p.yaml", records_doc("p", PLAYERS, [player(1)]))
-    apply_ok(ws)
-    ws.emulator.set_faults({"mangle_replies": [{"how": how, "count": 1}]})  # whatever the plan reads first
-    res = ws.cli("plan", "--detailed-exitcode")
+def test_a_read_answered_unreadably_is_asked_again(tcaplus_ws: Workspace, how: str) -> None:
+    tcaplus_ws.write("manifests/p.yaml", records_doc("p", PLAYERS, [player(1)]))
+    apply_ok(tcaplus_ws)
+    tcaplus_ws.emulator.set_faults({"mangle_replies": [{"how": how, "count": 1}]})  # whatever the plan reads first
+    res = tcaplus_ws.cli("plan", "--detailed-exitcode")
     assert res.exit_code == 0, res.stdout + res.stderr
-    assert ws.emulator.faults.mangle_replies == []
+    assert tcaplus_ws.emulator.faults.mangle_replies == []
 
 
 def _path() -> str:
