@@ -22,7 +22,7 @@ from tests.engine.shards_support import ShardWorkspace
 
 
 @pytest.fixture
-def ws(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> ShardWorkspace:
+def shard_ws(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> ShardWorkspace:
     monkeypatch.chdir(tmp_path)
     return ShardWorkspace(tmp_path)
 
@@ -64,19 +64,19 @@ def test_shard_from_option_and_the_engines_variables() -> None:
 
 
 # -- the union of shard plans is the plan ------------------------------------------------------
-def _fleet_with_every_action(ws: ShardWorkspace) -> None:
-    ws.fleet([f"fleet{i:03d}" for i in range(30)], list(range(1, 41)))
-    ws.apply_all()
+def _fleet_with_every_action(shard_ws: ShardWorkspace) -> None:
+    shard_ws.fleet([f"fleet{i:03d}" for i in range(30)], list(range(1, 41)))
+    shard_ws.apply_all()
     # now: 5 accounts and 4 records removed (deletes), 10 changed (updates), 6 new (creates)
-    ws.fleet([f"fleet{i:03d}" for i in range(5, 36)], list(range(5, 47)), remark="fleet v2", price=20)
+    shard_ws.fleet([f"fleet{i:03d}" for i in range(5, 36)], list(range(5, 47)), remark="fleet v2", price=20)
 
 
 @pytest.mark.parametrize("n", [2, 4])
-def test_union_of_shard_plans_is_the_unsharded_plan_and_markdown(ws: ShardWorkspace, n: int) -> None:
-    _fleet_with_every_action(ws)
-    single_path, single = ws.plan()
+def test_union_of_shard_plans_is_the_unsharded_plan_and_markdown(shard_ws: ShardWorkspace, n: int) -> None:
+    _fleet_with_every_action(shard_ws)
+    single_path, single = shard_ws.plan()
     assert {c.action for c in single.changes} == set(Action)  - {Action.REPLACE}
-    merged = ws.sharded_plan(n)
+    merged = shard_ws.sharded_plan(n)
     assert [c.to_dict() for c in merged.plan.changes] == [c.to_dict() for c in single.changes]
     assert merged.plan.counts() == single.counts()
     assert merged.plan.existing_in_scope == single.existing_in_scope
@@ -86,7 +86,7 @@ def test_union_of_shard_plans_is_the_unsharded_plan_and_markdown(ws: ShardWorksp
     assert [s["k"] for s in shards] == list(range(1, n + 1))
     assert sum(sum(v for k, v in s["counts"].items() if k not in ("noop", "unmanaged")) for s in shards) == len(single.changes)
     # the Markdown is the unsharded one apart from the line naming N
-    with ws.session() as s:
+    with shard_ws.session() as s:
         s.load()
         expected = render_markdown(single, safety=run.check_safety(single, s.ctx))
     assert shard_line(n) in merged.markdown.splitlines()
@@ -95,14 +95,14 @@ def test_union_of_shard_plans_is_the_unsharded_plan_and_markdown(ws: ShardWorksp
     assert merged.markdown.count("**Unsafe:**") == len(merged.safety) >= 1
 
 
-def test_merged_markdown_stays_within_the_comment_limit(ws: ShardWorkspace) -> None:
-    ws.fleet([f"fleet{i:03d}" for i in range(60)], list(range(1, 200)))
-    merged = ws.sharded_plan(3)
-    with ws.session() as s:
+def test_merged_markdown_stays_within_the_comment_limit(shard_ws: ShardWorkspace) -> None:
+    shard_ws.fleet([f"fleet{i:03d}" for i in range(60)], list(range(1, 200)))
+    merged = shard_ws.sharded_plan(3)
+    with shard_ws.session() as s:
         loaded = s.load()
         from reconciler.engine.planset import ShardPlan, merge_plans
 
-        plans = [ShardPlan(p, *read_plan(p)) for p in sorted(ws.root.glob("plan-*-of-3.json"))]
+        plans = [ShardPlan(p, *read_plan(p)) for p in sorted(shard_ws.root.glob("plan-*-of-3.json"))]
         small = merge_plans(plans, loaded=loaded, session=s, force=False, created_at="x", limit=6000)
     assert len(small.markdown) < 6000
     assert shard_line(3) in small.markdown and "more change(s) not shown here" in small.markdown
@@ -110,60 +110,60 @@ def test_merged_markdown_stays_within_the_comment_limit(ws: ShardWorkspace) -> N
 
 
 # -- one gate: thresholds once, globally -------------------------------------------------------
-def test_forty_deletes_over_eight_shards_are_refused_without_force(ws: ShardWorkspace) -> None:
+def test_forty_deletes_over_eight_shards_are_refused_without_force(shard_ws: ShardWorkspace) -> None:
     accounts = [f"fleet{i:03d}" for i in range(50)]
-    ws.fleet(accounts, [1])
-    ws.apply_all()
-    ws.fleet(accounts[40:], [1])  # 40 of 50 accounts deleted
+    shard_ws.fleet(accounts, [1])
+    shard_ws.apply_all()
+    shard_ws.fleet(accounts[40:], [1])  # 40 of 50 accounts deleted
     paths = []
     for k in range(1, 9):
-        path, part = ws.plan(Shard(k, 8))
+        path, part = shard_ws.plan(Shard(k, 8))
         paths.append(path)
         deletes = [c for c in part.changes if c.action is Action.DELETE]
         assert 0 < len(deletes) < 40  # each shard alone holds a part
-    merged = ws.merge(paths)
+    merged = shard_ws.merge(paths)
     assert len([c for c in merged.plan.changes if c.action is Action.DELETE]) == 40
     assert merged.verdict == "unsafe"
     assert any("ProxyAccount: 40 of 50" in line for line in merged.safety), merged.safety
     # an unsafe planset is applied by no shard
     for k in (1, 8):
         with pytest.raises(UsageError, match="safety thresholds"):
-            ws.apply_shard(Shard(k, 8))
-    assert len(ws.live_accounts() & set(accounts)) == 50
+            shard_ws.apply_shard(Shard(k, 8))
+    assert len(shard_ws.live_accounts() & set(accounts)) == 50
     # --force is given at merge, and only there: the verdict is signed into the planset
-    forced = ws.merge(paths, force=True)
+    forced = shard_ws.merge(paths, force=True)
     assert forced.verdict == "forced" and forced.data["force"] is True
     for k in range(1, 9):
-        outcomes = ws.apply_shard(Shard(k, 8))
+        outcomes = shard_ws.apply_shard(Shard(k, 8))
         assert {o.status for o in outcomes} <= {"applied"}
-    assert ws.live_accounts() & set(accounts) == set(accounts[40:])
+    assert shard_ws.live_accounts() & set(accounts) == set(accounts[40:])
 
 
 # -- merge refuses what could own objects twice or not at all ----------------------------------
-def test_merge_refuses_missing_repeated_and_disagreeing_shards(ws: ShardWorkspace) -> None:
-    ws.fleet([f"fleet{i:03d}" for i in range(12)], list(range(1, 20)))
-    p1, _ = ws.plan(Shard(1, 3))
-    p2, _ = ws.plan(Shard(2, 3))
-    p3 = ws.plan(Shard(3, 3))[0].rename(ws.root / "kept-3.json")
+def test_merge_refuses_missing_repeated_and_disagreeing_shards(shard_ws: ShardWorkspace) -> None:
+    shard_ws.fleet([f"fleet{i:03d}" for i in range(12)], list(range(1, 20)))
+    p1, _ = shard_ws.plan(Shard(1, 3))
+    p2, _ = shard_ws.plan(Shard(2, 3))
+    p3 = shard_ws.plan(Shard(3, 3))[0].rename(shard_ws.root / "kept-3.json")
     with pytest.raises(MergeRefused, match=r"missing shard plan\(s\) 3/3"):
-        ws.merge([p1, p2])
+        shard_ws.merge([p1, p2])
     with pytest.raises(MergeRefused, match="given twice"):
-        ws.merge([p1, p2, p2, p3])
-    q2, _ = ws.plan(Shard(2, 2))
+        shard_ws.merge([p1, p2, p2, p3])
+    q2, _ = shard_ws.plan(Shard(2, 2))
     with pytest.raises(MergeRefused, match="disagree on N"):
-        ws.merge([p1, q2, p3])
+        shard_ws.merge([p1, q2, p3])
     # an input changed between shards: digests disagree
-    ws.fleet([f"fleet{i:03d}" for i in range(13)], list(range(1, 20)))
-    r3, _ = ws.plan(Shard(3, 3))
+    shard_ws.fleet([f"fleet{i:03d}" for i in range(13)], list(range(1, 20)))
+    r3, _ = shard_ws.plan(Shard(3, 3))
     with pytest.raises(MergeRefused, match="disagree on the manifest and config digests"):
-        ws.merge([p1, p2, r3])
-    ws.fleet([f"fleet{i:03d}" for i in range(12)], list(range(1, 20)))
-    ws.merge([p1, p2, p3])  # back to the inputs they were made from: merges
+        shard_ws.merge([p1, p2, r3])
+    shard_ws.fleet([f"fleet{i:03d}" for i in range(12)], list(range(1, 20)))
+    shard_ws.merge([p1, p2, p3])  # back to the inputs they were made from: merges
 
 
-def test_merge_refuses_an_object_in_two_shards_and_a_delete_of_a_declared_identity(ws: ShardWorkspace) -> None:
-    ws.fleet([f"fleet{i:03d}" for i in range(12)], [1, 2, 3])
-    paths = [ws.plan(Shard(k, 2))[0] for k in (1, 2)]
+def test_merge_refuses_an_object_in_two_shards_and_a_delete_of_a_declared_identity(shard_ws: ShardWorkspace) -> None:
+    shard_ws.fleet([f"fleet{i:03d}" for i in range(12)], [1, 2, 3])
+    paths = [shard_ws.plan(Shard(k, 2))[0] for k in (1, 2)]
     # a shard plan edited to also hold another shard's change (and re-signed with the real key:
     # the trusted side itself made a bad plan) is refused on ownership, not only on signature
     one, two = (json.loads(p.read_text()) for p in paths)
@@ -171,11 +171,11 @@ def test_merge_refuses_an_object_in_two_shards_and_a_delete_of_a_declared_identi
     one["changes"].append(moved)
     from reconciler.engine.planfile import sign_plan
 
-    with ws.session() as s:
+    with shard_ws.session() as s:
         signer = s.ctx.plan_signer(one["connections"])
         write_plan(sign_plan({**one, "signature": None}, signer), paths[0])
         with pytest.raises(MergeRefused) as refused:
-            ws.merge(paths)
+            shard_ws.merge(paths)
         text = str(refused.value)
         assert "planned by two shards" in text and "but shard 2 owns it" in text
         # a delete of a declared identity
@@ -185,75 +185,75 @@ def test_merge_refuses_an_object_in_two_shards_and_a_delete_of_a_declared_identi
         one["changes"] = [c for c in one["changes"] if c["key"] != declared["key"]] + [declared]
         write_plan(sign_plan({**one, "signature": None}, signer), paths[0])
     with pytest.raises(MergeRefused, match="which a manifest declares"):
-        ws.merge(paths)
+        shard_ws.merge(paths)
     # and an edit without the key breaks the signature
     data = json.loads(paths[1].read_text())
     data["existing_in_scope"]["ProxyAccount"] = 1000  # signed: what the thresholds are judged against
     paths[1].write_text(json.dumps(data))
     with pytest.raises(MergeRefused, match="signature does not match"):
-        ws.merge(paths)
+        shard_ws.merge(paths)
 
 
 # -- prune under a change of N -------------------------------------------------------------------
 @pytest.mark.parametrize("new_n", [3, 5])
-def test_prune_after_changing_n_deletes_exactly_the_removed_set(ws: ShardWorkspace, new_n: int) -> None:
+def test_prune_after_changing_n_deletes_exactly_the_removed_set(shard_ws: ShardWorkspace, new_n: int) -> None:
     accounts = [f"fleet{i:03d}" for i in range(24)]
     records = list(range(1, 31))
-    ws.fleet(accounts, records)
-    ws.sharded_plan(4, force=True)
+    shard_ws.fleet(accounts, records)
+    shard_ws.sharded_plan(4, force=True)
     for k in range(1, 5):
-        assert {o.status for o in ws.apply_shard(Shard(k, 4))} <= {"applied"}
-    assert set(accounts) <= ws.live_accounts()
+        assert {o.status for o in shard_ws.apply_shard(Shard(k, 4))} <= {"applied"}
+    assert set(accounts) <= shard_ws.live_accounts()
     removed_accounts = {"fleet003", "fleet010", "fleet017", "fleet022"}
     removed_records = {4, 9, 25}
-    ws.fleet([a for a in accounts if a not in removed_accounts], [r for r in records if r not in removed_records])
-    merged = ws.sharded_plan(new_n)
+    shard_ws.fleet([a for a in accounts if a not in removed_accounts], [r for r in records if r not in removed_records])
+    merged = shard_ws.sharded_plan(new_n)
     deletes = {c.address for c in merged.plan.changes if c.action is Action.DELETE}
     assert deletes == {f"ProxyAccount/{a}" for a in removed_accounts} | \
         {f"TcaplusRecords/item_catalog|3|{r}" for r in removed_records}
     assert [c for c in merged.plan.changes if c.action is not Action.DELETE] == []
     for k in range(1, new_n + 1):
-        assert {o.status for o in ws.apply_shard(Shard(k, new_n))} <= {"applied"}
-    assert ws.live_accounts() & set(accounts) == set(accounts) - removed_accounts
-    _, after = ws.plan()
+        assert {o.status for o in shard_ws.apply_shard(Shard(k, new_n))} <= {"applied"}
+    assert shard_ws.live_accounts() & set(accounts) == set(accounts) - removed_accounts
+    _, after = shard_ws.plan()
     assert after.changes == []
 
 
 # -- apply per shard ----------------------------------------------------------------------------
-def test_a_retried_shard_writes_only_what_is_left(ws: ShardWorkspace) -> None:
-    ws.fleet([f"fleet{i:03d}" for i in range(10)], list(range(1, 25)))
-    merged = ws.sharded_plan(2, force=True)
+def test_a_retried_shard_writes_only_what_is_left(shard_ws: ShardWorkspace) -> None:
+    shard_ws.fleet([f"fleet{i:03d}" for i in range(10)], list(range(1, 25)))
+    merged = shard_ws.sharded_plan(2, force=True)
     planned = {c.address for c in merged.plan.changes}
-    first = ws.apply_shard(Shard(1, 2))
+    first = shard_ws.apply_shard(Shard(1, 2))
     assert {o.status for o in first} == {"applied"}
-    again = ws.apply_shard(Shard(1, 2))  # the shard's job retried after it had finished
+    again = shard_ws.apply_shard(Shard(1, 2))  # the shard's job retried after it had finished
     assert {o.status for o in again} == {"skipped"} and len(again) == len(first)
-    second = ws.apply_shard(Shard(2, 2))
+    second = shard_ws.apply_shard(Shard(2, 2))
     assert {o.change.address for o in first} | {o.change.address for o in second} == planned
     assert not {o.change.address for o in first} & {o.change.address for o in second}
     with pytest.raises(UsageError, match="merged from 2 shards"):
-        ws.apply_shard(Shard(1, 3))
+        shard_ws.apply_shard(Shard(1, 3))
     # a shard plan alone never reaches a write: its thresholds were not judged
     for shard in (None, Shard(2, 2)):
         with pytest.raises(UsageError, match="never applied alone"):
-            ws.apply_shard(shard, ws.root / "plan-2-of-2.json")
+            shard_ws.apply_shard(shard, shard_ws.root / "plan-2-of-2.json")
 
 
-def test_apply_refuses_a_planset_changed_after_merge(ws: ShardWorkspace) -> None:
-    ws.fleet([f"fleet{i:03d}" for i in range(10)], [1])
-    ws.sharded_plan(2, force=True)
-    path = ws.root / "planset.json"
+def test_apply_refuses_a_planset_changed_after_merge(shard_ws: ShardWorkspace) -> None:
+    shard_ws.fleet([f"fleet{i:03d}" for i in range(10)], [1])
+    shard_ws.sharded_plan(2, force=True)
+    path = shard_ws.root / "planset.json"
     data = json.loads(path.read_text())
     data["planset"]["verdict"] = "safe"
     data["force"] = False
     path.write_text(json.dumps(data))
     with pytest.raises(UsageError, match="signature does not match"):
-        ws.apply_shard(Shard(1, 2))
+        shard_ws.apply_shard(Shard(1, 2))
 
 
-def test_rate_shares_follow_planned_calls(ws: ShardWorkspace) -> None:
-    ws.fleet([f"fleet{i:03d}" for i in range(4)], list(range(1, 41)))
-    merged = ws.sharded_plan(3)
+def test_rate_shares_follow_planned_calls(shard_ws: ShardWorkspace) -> None:
+    shard_ws.fleet([f"fleet{i:03d}" for i in range(4)], list(range(1, 41)))
+    merged = shard_ws.sharded_plan(3)
     shards = merged.data["planset"]["shards"]
     for conn in ("tcaplus/default", "bestproxy/default"):
         total = sum(s["calls"].get(conn, 0) for s in shards)
@@ -263,14 +263,14 @@ def test_rate_shares_follow_planned_calls(ws: ShardWorkspace) -> None:
             assert s["rate_share"][conn] == pytest.approx(s["calls"].get(conn, 0) / total, abs=1e-5)
 
 
-def test_scaled_rates_divide_the_budget_and_restore_it(ws: ShardWorkspace) -> None:
+def test_scaled_rates_divide_the_budget_and_restore_it(shard_ws: ShardWorkspace) -> None:
     from reconciler.engine.shard import scaled_rates
     from reconciler.kinds.base import RunContext
     from reconciler.manifest.config import load_config
 
-    ws.write("reconciler.yaml", (ws.root / "reconciler.yaml").read_text().replace(
+    shard_ws.write("reconciler.yaml", (shard_ws.root / "reconciler.yaml").read_text().replace(
         "    concurrency: 8\n", "    concurrency: 8\n    requests_per_second: 100\n"))
-    ctx = RunContext(config=load_config(ws.root / "reconciler.yaml"))
+    ctx = RunContext(config=load_config(shard_ws.root / "reconciler.yaml"))
     conn = ctx.config.config.connection("tcaplus", "default")
     bound = ctx.bind("tcaplus", "default").config.providers.tcaplus  # what the kind builds its client from
     with scaled_rates(ctx, {"tcaplus/default": 0.25, "bestproxy/default": 0.5}):
@@ -280,19 +280,19 @@ def test_scaled_rates_divide_the_budget_and_restore_it(ws: ShardWorkspace) -> No
 
 
 # -- export manifests --shard ---------------------------------------------------------------------
-def test_sharded_exports_together_are_the_unsharded_export(ws: ShardWorkspace) -> None:
+def test_sharded_exports_together_are_the_unsharded_export(shard_ws: ShardWorkspace) -> None:
     from click.testing import CliRunner
 
     from reconciler.cli import cli
 
-    ws.fleet([f"fleet{i:03d}" for i in range(12)], list(range(1, 30)))
-    ws.apply_all()
+    shard_ws.fleet([f"fleet{i:03d}" for i in range(12)], list(range(1, 30)))
+    shard_ws.apply_all()
 
     def export(out: str, *shard: str) -> dict[str, str]:
-        r = CliRunner().invoke(cli, ["export", "manifests", "--sandbox", "--sandbox-state", str(ws.state), "--out", out,
+        r = CliRunner().invoke(cli, ["export", "manifests", "--sandbox", "--sandbox-state", str(shard_ws.state), "--out", out,
                                      *shard], catch_exceptions=False)
         assert r.exit_code == 0, r.output
-        root = ws.root / out
+        root = shard_ws.root / out
         return {str(p.relative_to(root)): p.read_text() for p in root.rglob("*") if p.is_file()}
 
     whole = export("whole")
@@ -316,16 +316,16 @@ def test_a_refused_merge_prints_a_bounded_number_of_lines() -> None:
     assert len(refused.lines()) == MAX_REASONS + 1 and refused.lines()[-1] == f"... and {2000 - MAX_REASONS} more reason(s)"
 
 
-def test_every_shard_validates_every_manifest(ws: ShardWorkspace) -> None:
+def test_every_shard_validates_every_manifest(shard_ws: ShardWorkspace) -> None:
     from reconciler.errors import InputError
 
-    ws.fleet([f"fleet{i:03d}" for i in range(4)], [1, 2])
-    ws.write("manifests/fleet/bad.yaml", "apiVersion: reconciler/v1\nkind: ProxyAccount\nmetadata: {name: bad}\n"
+    shard_ws.fleet([f"fleet{i:03d}" for i in range(4)], [1, 2])
+    shard_ws.write("manifests/fleet/bad.yaml", "apiVersion: reconciler/v1\nkind: ProxyAccount\nmetadata: {name: bad}\n"
                                          "spec: {username: b, password: 'file:../secrets/sandbox-demo-password.txt', "
                                          "productType: 9, remark: x, trafficLimitGb: -1}\n")
     for k in (1, 2):  # whichever shard would own it, both stop on it before any call
         with pytest.raises(InputError) as bad:
-            ws.plan(Shard(k, 2))
+            shard_ws.plan(Shard(k, 2))
         assert any("bad.yaml:4:" in str(p) and "trafficLimitGb" in str(p) for p in bad.value.problems), bad.value.problems
 
 
