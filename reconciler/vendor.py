@@ -108,7 +108,7 @@ class VendorSpec:
     name: str  # the config key: providers.<name>, connections.<name>, "<name>/<connection>"
     title: str  # as people write it, in messages
     connection: type[Any]  # pydantic model of one connection (a reconciler.manifest.config.Connection)
-    kinds: Callable[[], tuple[type["Kind"], ...]]  # imported explicitly by the vendor: a typo fails at import
+    kinds: Callable[[], tuple[type["Kind[Any, Any]"], ...]]  # imported explicitly by the vendor: a typo fails at import
     order: int = 100  # where it comes in listings and sandbox ports (first port + its index)
     documented_hosts: frozenset[str] = frozenset()  # hosts the vendor's documents name (approved by default)
     # dotted paths of every secret reference on a connection (all credentials: never a resource value,

@@ -61,17 +61,17 @@ class ScopeSpec(BaseModel):
 
 @dataclass
 class Loaded:
-    resources: dict[str, list[Resource]] = field(default_factory=dict)  # by kind
+    resources: dict[str, list[Resource[Any]]] = field(default_factory=dict)  # by kind
     scopes: dict[str, list[ScopeDecl]] = field(default_factory=dict)  # by target kind
     files: list[Path] = field(default_factory=list)
     # documents marked metadata.incomplete (an export's gaps): skipped, one line each
     incomplete: list[str] = field(default_factory=list)
 
-    def kinds(self) -> list[type[Kind]]:
+    def kinds(self) -> list[type[Kind[Any, Any]]]:
         names = set(self.resources) | set(self.scopes)
         return sorted((KINDS[n] for n in names), key=lambda k: (k.apply_order, k.kind))
 
-    def parts(self) -> list[tuple[type[Kind], str, list[Resource], list[ScopeDecl]]]:
+    def parts(self) -> list[tuple[type[Kind[Any, Any]], str, list[Resource[Any]], list[ScopeDecl]]]:
         """``(kind, connection, resources, scopes)`` per kind and named connection, in apply order:
         the unit a kind plans, checks and applies."""
         out = []
@@ -178,7 +178,7 @@ def _load_manifests(paths: list[Path], ctx: RunContext) -> Loaded:
         if not var_problems:
             problems.extend(_load_document(doc, loaded, ctx))
 
-    seen: dict[tuple[str, str, str], tuple[Resource, Any]] = {}
+    seen: dict[tuple[str, str, str], tuple[Resource[Any], Any]] = {}
     for kind_name, resources in loaded.resources.items():
         kind = KINDS[kind_name]()
         for res in resources:

@@ -295,7 +295,7 @@ class ApplyRun:
                 if self.on_outcome is not None:
                     self.on_outcome(o)
 
-    def _unit(self, kind: Kind, ctx: RunContext, unit: list[tuple[int, Change]],
+    def _unit(self, kind: Kind[Any, Any], ctx: RunContext, unit: list[tuple[int, Change]],
               held: list[tuple[int, Change]] | None = None) -> None:
         """Apply one unit. With ``held``, changes the vendor refused as busy (definitely not
         written) are held back for another pass instead of being reported failed."""
@@ -319,7 +319,7 @@ class ApplyRun:
                     for c in changes]
         self._settled(kind, ctx, unit, outs, held)
 
-    def _settled(self, kind: Kind, ctx: RunContext, unit: list[tuple[int, Change]], outs: list[Outcome],
+    def _settled(self, kind: Kind[Any, Any], ctx: RunContext, unit: list[tuple[int, Change]], outs: list[Outcome],
                  held: list[tuple[int, Change]] | None) -> None:
         """Report outcomes (journal, ``on_outcome``, progress), holding back busy refusals."""
         report = []
@@ -336,7 +336,7 @@ class ApplyRun:
                 done = self._progress[kind.kind]
             ctx.report(kind.progress_label, done, self._totals.get(kind.kind))
 
-    def _stream(self, kind: Kind, ctx: RunContext, items: list[tuple[int, Change]],
+    def _stream(self, kind: Kind[Any, Any], ctx: RunContext, items: list[tuple[int, Change]],
                 held: list[tuple[int, Change]] | None) -> None:
         """Hand a streaming kind (``Kind.streams``) all of a pass's changes: intents journaled as
         each change starts, outcomes reported as each ends. If the kind fails as a whole, changes
@@ -372,7 +372,7 @@ class ApplyRun:
             return contextlib.nullcontext()
         return self._waiting.step(changes[0].vendor, changes[0].connection, what)
 
-    def _units(self, kind: Kind, ctx: RunContext, items: list[tuple[int, Change]], concurrency: int,
+    def _units(self, kind: Kind[Any, Any], ctx: RunContext, items: list[tuple[int, Change]], concurrency: int,
                held: list[tuple[int, Change]] | None) -> None:
         """A kind's units, one after another or within the connection's concurrency."""
         position = {id(c): i for i, c in items}

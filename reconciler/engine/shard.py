@@ -72,7 +72,7 @@ def resolve_shard(option: str | None, environ: Mapping[str, str] | None = None) 
     return found[0][1]
 
 
-def owner_of(kind_cls: type[Kind], connection: str, key: str, n: int) -> int:
+def owner_of(kind_cls: type[Kind[Any, Any]], connection: str, key: str, n: int) -> int:
     return owner(kind_cls.kind, connection, kind_cls.shard_unit(key), n)
 
 
@@ -82,7 +82,7 @@ def owns_change(shard: Shard, c: Change) -> bool:
     return owner_of(KINDS[c.kind], c.connection, c.key, shard.n) == shard.k
 
 
-def narrow(kp: KindPlan, kind_cls: type[Kind], connection: str, shard: Shard, declared: set[str]) -> KindPlan:
+def narrow(kp: KindPlan, kind_cls: type[Kind[Any, Any]], connection: str, shard: Shard, declared: set[str]) -> KindPlan:
     """A kind's plan cut to what ``shard`` owns. A delete of an identity some document declares
     (in any shard) is refused: deletes come only from objects nothing declares anywhere."""
     refused = [c.address for c in kp.changes if c.action is Action.DELETE and c.key in declared]

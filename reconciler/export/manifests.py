@@ -46,7 +46,7 @@ SECRETS_LIST = "SECRETS-TO-SET.txt"
 SCOPES_FILE = "prune-scopes.yaml"
 
 
-class _Dumper(yaml.SafeDumper):
+class _Dumper(yaml.SafeDumper):  # type: ignore[misc]
     """Block style for mappings, flow style for lists and mappings of scalars; lists indented."""
 
     def increase_indent(self, flow: bool = False, indentless: bool = False) -> Any:
@@ -86,8 +86,8 @@ def _styled(value: Any, *, in_list: bool = False) -> Any:
 
 
 def dump_yaml(data: Any) -> str:
-    return yaml.dump(_styled(data), Dumper=_Dumper, sort_keys=False, allow_unicode=True, default_flow_style=False,
-                     width=4096)
+    return str(yaml.dump(_styled(data), Dumper=_Dumper, sort_keys=False, allow_unicode=True, default_flow_style=False,
+                         width=4096))
 
 
 def _comment(lines: list[str], indent: str = "") -> list[str]:

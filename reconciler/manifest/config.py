@@ -186,7 +186,7 @@ def config_model() -> type[Config]:
     connections: Any = create_model(  # type: ignore[call-overload]
         "Connections", __base__=Connections,
         **{name: (dict[ConnectionName, conn], Field(default_factory=dict)) for name, conn in conn_types.items()})  # type: ignore[valid-type]
-    model: type[Config] = create_model(  # type: ignore[call-overload]
+    model: type[Config] = create_model(
         "Config", __base__=Config,
         providers=(providers, Field(default_factory=providers)),
         connections=(connections, Field(default_factory=connections)))

@@ -25,7 +25,7 @@ def _message(err: Mapping[str, Any]) -> str:
         msg += " (quote it: an unquoted true/false is a boolean)"
     if kind in ("bool_type", "bool_parsing") and isinstance(err.get("input"), str) and err["input"].lower() in _YAML11_WORDS:
         msg += " (use true or false: manifests are read as YAML 1.2)"
-    return msg
+    return str(msg)
 
 
 def problems_from_validation(

@@ -24,12 +24,12 @@ from reconciler.errors import Problem, ProblemCounter
 from reconciler.manifest.confine import ConfinementError, bad_character, read_text
 
 try:  # the C parser is ~5x faster (reference/libraries.md §4.5)
-    _BaseLoader: type = yaml.CSafeLoader  # type: ignore[attr-defined]
+    _BaseLoader: type = yaml.CSafeLoader
 except AttributeError:  # pragma: no cover
     _BaseLoader = yaml.SafeLoader
 
 
-class _Yaml12Loader(_BaseLoader):  # type: ignore[misc, valid-type]
+class _Yaml12Loader(_BaseLoader):  # type: ignore[misc]
     pass
 
 

@@ -254,7 +254,7 @@ class FreeSpinActions(JdbState):
 
     @staticmethod
     def _check_unchanged(event: _Event, p: dict[str, Any]) -> None:
-        fixed = {
+        fixed: dict[str, Callable[[Any], bool]] = {
             "startTime": lambda v: _ms(_iso(v, "startTime")) == event.start_ms,
             "endTime": lambda v: _ms(_iso(v, "endTime")) == event.end_ms,
             "type": lambda v: v == event.type,

@@ -53,7 +53,9 @@ class _Event:
 
     @classmethod
     def from_row(cls, row: Any) -> "_Event":
-        dec = lambda v: None if v is None else Decimal(v)  # noqa: E731
+        def dec(v: Any) -> Decimal | None:
+            return None if v is None else Decimal(v)
+
         return cls(
             event_id=row["event_id"], agent=row["agent"], name=row["name"], type=row["type"],
             start_ms=row["start_ms"], start_off=row["start_off"], end_ms=row["end_ms"], end_off=row["end_off"],

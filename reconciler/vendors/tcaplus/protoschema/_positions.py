@@ -104,7 +104,7 @@ def _scope(ctx: Any) -> tuple[str, ...]:
     names: list[str] = []
     while ctx is not None:
         if isinstance(ctx, ProtobufParser.MessageDeclContext):
-            names.append(ctx.messageName().getText())
+            names.append(ctx.messageName().getText())  # type: ignore[no-untyped-call]
         ctx = ctx.parentCtx
     return tuple(reversed(names))
 
@@ -128,7 +128,7 @@ def _option_owner_is_message(ctx: Any) -> bool:
     return parent is None or isinstance(parent, ProtobufParser.MessageDeclContext)
 
 
-class _PositionRecorder(ProtobufParserListener):  # type: ignore[misc]
+class _PositionRecorder(ProtobufParserListener):
     """Records positions as the parser leaves each rule (children are complete by then)."""
 
     def __init__(self) -> None:
