@@ -267,10 +267,11 @@ class HttpTransport:
                        headers: dict[str, str]) -> Response:
         """One request on the running loop's session, its answer read to the end (at most
         :data:`MAX_REPLY_BYTES`, as received and once decoded)."""
-        if self._budget is not None and (wait := self._budget.delay()) > 0:
-            await asyncio.sleep(wait)
         entry = self._session()
         async with entry.slots:  # at most max_connections in flight: the timeouts start once a slot is had
+            # the rate budget's slot is taken with a connection in hand (slots taken while waiting for one go out together)
+            if self._budget is not None and (wait := self._budget.delay()) > 0:
+                await asyncio.sleep(wait)
             self._observe(method, path, query, body, headers)
             url = URL(self._origin + target, encoded=True)
             # a kept-alive connection found with an answer waiting on it is closed unwritten

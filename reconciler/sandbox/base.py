@@ -39,6 +39,11 @@ an admin surface under ``/_sandbox/`` (:meth:`Emulator.answer_admin`):
   (``""`` for none; at most 100 distinct values, the rest counted under ``"(other)"``);
 - ``POST /_sandbox/stats/reset`` — zero the counters (all of them, and the span);
 - ``GET  /_sandbox/state`` — every stored row, table by table (restore tests compare it).
+
+In the process that runs an emulator (not over HTTP: nothing more is answered than the above),
+:attr:`Emulator.on_arrival` observers see each vendor request as it arrives, before it is handled,
+with its arrival time on the monotonic clock: a test of the shared rate budget reads there when
+every request of N shard processes reached the vendor.
 """
 
 from __future__ import annotations
@@ -53,7 +58,7 @@ from collections import Counter
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 from urllib.parse import parse_qs
 
 from reconciler import safeio
@@ -146,6 +151,8 @@ class Emulator:
         self.answered: Counter[str] = Counter()
         self.user_agents: Counter[str] = Counter()
         self.span: dict[str, float | None] = {"first": None, "last": None}
+        # in-process observers of vendor requests as they arrive: (request, time.monotonic())
+        self.on_arrival: list[Callable[[Request, float], None]] = []
         self.init_db()
 
     # -- hooks -------------------------------------------------------------------------------
@@ -251,6 +258,8 @@ class Emulator:
         :meth:`due` passed (the latency model)."""
         f = self.faults
         with self.lock:
+            for observe in self.on_arrival:
+                observe(req, time.monotonic())
             self.stats[f"{req.method} {req.path}"] += 1
             agent = req.headers.get("user-agent", "")
             self.user_agents[agent if agent in self.user_agents or len(self.user_agents) < 100 else "(other)"] += 1
