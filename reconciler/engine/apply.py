@@ -326,7 +326,7 @@ def apply_saved(settings: RunSettings, request: SavedApplyRequest, hooks: ApplyH
                 raise UsageError(f"{path}: changed since this plan was made: {freshness.describe(changed)}; make a new plan")
             if not saved.changes:
                 if request.journal and shard is not None:  # its report for `apply merge-report`: done, nothing to do
-                    done_journal = open_shard_journal(request.journal, pf, shard)[0]
+                    done_journal = open_shard_journal(request.journal, pf, shard)[0]()
                     _journal_run(s, done_journal, [], existing=saved.existing_in_scope, resumed=False)
                     done_journal.end(status="finished", exit_code=0, counts={})
                     done_journal.close()
@@ -336,8 +336,9 @@ def apply_saved(settings: RunSettings, request: SavedApplyRequest, hooks: ApplyH
                       for c in saved.changes if c.scope in fresh.failed]
             to_apply, stale = run.reconcile_saved([c for c in saved.changes if c.scope not in fresh.failed], fresh)
             journal: Journal | None = None
+            open_journal: Callable[[], Journal] | None = None  # a shard's journal is opened (or continued) only once the checks passed
             if request.journal and pf.planset is not None:
-                journal, notes, started = open_shard_journal(request.journal, pf, shard)  # a retried shard continues it
+                open_journal, notes, started = open_shard_journal(request.journal, pf, shard)  # a retried shard continues it
                 for note in notes:
                     _note(hooks, note)
                 finish, stale = finish_started(stale, fresh, started)
@@ -346,7 +347,9 @@ def apply_saved(settings: RunSettings, request: SavedApplyRequest, hooks: ApplyH
             if safety and not force:
                 raise UsageError("; ".join(safety))
             run.refuse_blocked(Plan(changes=to_apply))
-            if request.journal and journal is None:
+            if open_journal is not None:  # only now: a refused apply leaves the journal it was given as it was
+                journal = open_journal()
+            elif request.journal:
                 journal = Journal.open_new(request.journal)
             return _carry_out(s, to_apply, hooks=hooks, signals=signals, journal=journal, resumed=False,
                               existing=saved.existing_in_scope, failed={}, done=unread + stale, approved=True,

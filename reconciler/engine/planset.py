@@ -458,11 +458,11 @@ def merge_reports(paths: list[Path]) -> tuple[list[str], int]:
 
 
 def open_shard_journal(path: Path, pf: PlanFile, shard: Shard | None) -> tuple[Any, list[str], set[str]]:
-    """The journal of a planset shard's apply. A retry of the same shard of the same planset whose
+    """What opens the journal of a planset shard's apply (called once the apply passed its checks:
+    a refused apply leaves the file as it was). A retry of the same shard of the same planset whose
     earlier attempt did not finish (a killed pod, a failed job) continues that journal: its last
-    run is what ``apply merge-report`` reads, and the notes say what the attempt left in flight
-    (the fresh plan reads those back from live state: nothing is written twice). The third value:
-    addresses the earlier attempts started and did not finish (see :func:`finish_started`)."""
+    run is what ``apply merge-report`` reads; the notes say what the attempt left in flight, the
+    third value the addresses it started and did not finish (see :func:`finish_started`)."""
     from reconciler.engine.journal import Journal, read_journal
 
     notes: list[str] = []
@@ -478,8 +478,8 @@ def open_shard_journal(path: Path, pf: PlanFile, shard: Shard | None) -> tuple[A
                              "live state before anything is written")
             started = set(state.intents_without_outcome) | {
                 a for a, status in state.outcomes.items() if status in ("failed", "unknown", "interrupted")}
-            return Journal(path, append=True), notes, started
-    return Journal.open_new(path), notes, set()
+            return lambda: Journal(path, append=True), notes, started
+    return lambda: Journal.open_new(path), notes, set()
 
 
 def finish_started(stale: list[Any], fresh: Plan, started: set[str]) -> tuple[list[Change], list[Any]]:

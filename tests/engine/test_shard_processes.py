@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
 from tests.engine.test_kill_recovery import EXE, Fleet, duplicates
 
@@ -151,3 +152,31 @@ def test_the_cli_refuses_what_would_split_the_gate(fleet: Fleet) -> None:
     assert r.returncode == 1 and "missing shard plan(s) 2/2" in r.stderr and not (fleet.root / "planset.json").exists()
     r = _cli(fleet.root, "apply", "merge-report", "p1.json")
     assert r.returncode == 1
+
+
+def test_a_refused_shard_apply_leaves_the_journal_it_was_given_as_it_was(fleet: Fleet) -> None:
+    """A shard apply refused before any write (here: a replace that needs --allow-replace) does not
+    touch the journal file it was given: the earlier, complete journal there stays whole (the
+    journal is opened only once the apply passed its checks)."""
+    _plan_and_merge(fleet)
+    first = _run_all(fleet.root, [(["apply", "planset.json", "--shard", f"{k}/{N}", "--journal", f"shard-{k}.jsonl"], _env())
+                                  for k in range(1, N + 1)])
+    assert [r.returncode for r in first] == [0] * N, [r.stderr for r in first]
+    before = {k: (fleet.root / f"shard-{k}.jsonl").read_bytes() for k in range(1, N + 1)}
+    assert all(before.values())
+    # one account's product type changes: a replace, which a plan without --allow-replace blocks
+    accounts = fleet.root / "manifests" / "accounts.yaml"
+    docs = list(yaml.safe_load_all(accounts.read_text(encoding="utf-8")))
+    for doc in docs:
+        if doc["metadata"]["name"] == "kill005":
+            doc["spec"]["productType"] = 11
+    accounts.write_text(yaml.safe_dump_all(docs, sort_keys=False), encoding="utf-8")
+    _plan_and_merge(fleet)
+    again = _run_all(fleet.root, [(["apply", "planset.json", "--shard", f"{k}/{N}", "--journal", f"shard-{k}.jsonl"], _env())
+                                  for k in range(1, N + 1)])
+    refused = [k for k, r in enumerate(again, 1) if r.returncode != 0]
+    assert len(refused) == 1, [(r.returncode, r.stderr) for r in again]
+    k = refused[0]
+    assert again[k - 1].returncode == 1 and "replacing needs --allow-replace" in again[k - 1].stderr
+    assert (fleet.root / f"shard-{k}.jsonl").read_bytes() == before[k]
+    assert {a["username"]: a["product_type"] for a in fleet.state()["bestproxy"]["accounts"]}["kill005"] == 9
