@@ -204,3 +204,54 @@ def test_the_vendor_client_reports_the_refused_wait(retry_peer: Peer) -> None:
 def test_retry_after_values(value: str | None, wait: float | None) -> None:
     now = 1_799_913_600.0  # Thu, 14 Jan 2027 08:00:00 GMT
     assert retry_after_seconds(value, now) == wait
+
+
+@pytest.mark.parametrize("way", WAYS)
+def test_a_retry_after_wait_gets_a_random_part_on_top_never_less_and_never_past_the_budget(retry_peer: Peer, way: str) -> None:
+    """Clients told the same ``Retry-After`` (N shards throttled together) do not all ask again at
+    the same instant: up to ``wait_jitter`` is added at random, never shortening the wait asked for
+    and never past the retry budget."""
+    fake = FakeClock()
+    retry_peer.script = [(429, {"Retry-After": "2"}), (503, {"Retry-After": "7"}), (429, {"Retry-After": "10"})]
+    t = HttpTransport(retry_peer.url, vendor="bestproxy",
+                      retry=RetryPolicy(attempts=6, timeout=20.0, wait_initial=0, wait_max=0, wait_jitter=1.0))
+    t.clock = Clock(monotonic=lambda: fake.now, wall=lambda: T0 + fake.now, sleep=fake.sleep, asleep=fake.asleep,
+                    jitter=lambda: 0.5)
+    retry_peer.clients.append(t)
+    assert send(t, way, "GET", "/x", idempotent=True).status_code == 200
+    # 2 + 0.5; 7 + 0.5; then 10 fits the 10 s left, 10 + 0.5 does not: the random part is cut to the budget
+    assert fake.sleeps == [2.5, 7.5, 10.0]
+    assert len(retry_peer.seen) == 4
+
+
+@pytest.mark.parametrize("way", WAYS)
+def test_throttling_without_retry_after_backs_off_exponentially_with_jitter(retry_peer: Peer, way: str) -> None:
+    """429 and 503 without ``Retry-After``: stamina's exponential backoff, each wait its base
+    (``wait_initial`` doubled per attempt) plus a random part of up to ``wait_jitter``; the waits
+    stamina schedules are read from its retry hooks, with Python's random generator seeded."""
+    import random
+
+    import stamina.instrumentation
+
+    waits: list[float] = []
+    t = HttpTransport(retry_peer.url, vendor="bestproxy",
+                      retry=RetryPolicy(attempts=4, timeout=30.0, wait_initial=0.01, wait_max=1.0, wait_jitter=0.05))
+    retry_peer.clients.append(t)
+    send(t, way, "GET", "/warm-up", idempotent=True)  # the transport sets stamina's hooks on first use
+    saved = stamina.instrumentation.get_on_retry_hooks()
+    stamina.instrumentation.set_on_retry_hooks([lambda details: waits.append(details.wait_for)])
+    try:
+        runs = []
+        for seed in (1, 2):
+            waits.clear()
+            random.seed(seed)
+            retry_peer.script = [(429, {}), (503, {}), (429, {})]
+            assert send(t, way, "GET", "/x", idempotent=True).status_code == 200
+            runs.append(list(waits))
+    finally:
+        stamina.instrumentation.set_on_retry_hooks(saved)
+    for run in runs:
+        assert len(run) == 3
+        for n, wait in enumerate(run):
+            assert 0.01 * 2 ** n <= wait <= 0.01 * 2 ** n + 0.05
+    assert runs[0] != runs[1]  # the random part differs: two clients throttled together part

@@ -349,8 +349,8 @@ class HttpTransport:
         cause for the next attempt's debug line.
 
         The one place a ``Retry-After`` is judged: a wait that fits what is left of the retry
-        budget is owed before the next attempt (made through :attr:`clock`, stamina itself then
-        waits 0); a longer one ends the retries at once (:meth:`_final` names it)."""
+        budget is owed before the next attempt, plus up to ``wait_jitter`` within the budget (made
+        through :attr:`clock`; stamina then waits 0); a longer one ends the retries (:meth:`_final`)."""
         budget = self.retry.timeout
 
         def hook(exc: Exception) -> bool | float:
@@ -373,7 +373,7 @@ class HttpTransport:
                     req.refusal = (f"{name} {self._host} asked to wait {math.ceil(wait)} s (Retry-After), "
                                    f"more than the {max(0, round(left))} s retry budget left")
                     return False
-                req.owed = wait
+                req.owed = min(left, wait + self.retry.wait_jitter * clock.jitter())  # clients told alike part
                 return 0.0
             return isinstance(exc, ReplyLost)
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import datetime
 import email.utils
+import random
 import time
 from dataclasses import dataclass
 from typing import Any, Awaitable, Callable
@@ -48,6 +49,9 @@ class Clock:
     wall: Callable[[], float] = time.time  # "now" for a Retry-After given as an HTTP date
     sleep: Callable[[float], None] = time.sleep  # a wait outside an event loop (kept for callers; the transport awaits asleep)
     asleep: Callable[[float], Awaitable[None]] = asyncio.sleep  # a Retry-After wait, on the request's event loop
+    # a fraction in [0, 1) of RetryPolicy.wait_jitter added to a Retry-After wait, and to the waits
+    # between a vendor's busy answers to a write: clients told the same wait do not come back together
+    jitter: Callable[[], float] = random.random
 
 
 REAL_CLOCK = Clock()

@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import logging
+import random
 import threading
 import time
 from collections import defaultdict
@@ -277,7 +278,8 @@ class ApplyRun:
     journal: Journal | None = None
     grace: float = 20.0
     passes: int = 8  # changes refused as busy are tried again, at most this many passes in all
-    pass_wait: float = 0.2
+    pass_wait: float = 0.2  # before pass k+1: k times this, plus up to as much again at random (``jitter``)
+    jitter: Callable[[], float] = random.random  # runs refused together (shards) do not ask again together
     outcomes: dict[int, Outcome] = field(default_factory=dict)  # by index into changes
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _progress: dict[str, int] = field(default_factory=dict)  # changes reported, per kind
@@ -411,7 +413,7 @@ class ApplyRun:
                 # refused as busy: the writes did not happen; try those changes again shortly
                 items = sorted(held)
                 log.debug("%s: %d change(s) refused as busy; pass %d", kind_name, len(items), attempt + 2)
-                self.ctx.stop.wait(self.pass_wait * (attempt + 1))
+                self.ctx.stop.wait(self.pass_wait * (attempt + 1) * (1 + self.jitter()))
 
     def run(self) -> list[Outcome]:
         with Waiting(self.ctx) as self._waiting:

@@ -7,9 +7,18 @@ so the plan's reads go through."""
 
 from __future__ import annotations
 
+from typing import Callable
+
+import httpx
 import pytest
 
-from .conftest import JdbWorkspace
+from reconciler.clients.http import Clock, RetryPolicy
+from reconciler.sandbox.wire import EmulatorServer
+from reconciler.vendors.jdb.client import JdbClient
+
+from .conftest import AGENT, JdbWorkspace
+from .conftest import Clock as FakeJdbClock
+from .test_client import draft
 from .test_free_spin_event import event_doc
 
 ATTEMPTS = 4  # retry_attempts of the workspace's connection (the default): create's own tries per pass
@@ -56,3 +65,20 @@ def test_a_read_refused_as_busy_is_asked_again_and_the_plan_completes(ws: JdbWor
     res = ws.cli("plan")
     assert res.exit_code == 1
     assert f"jdb: 127.0.0.1:{ws.server.port}: action 76: code {busy_status}" in res.stderr + res.stdout
+
+
+@pytest.mark.parametrize("busy_status", ["9999", "9012", "9019"])
+def test_a_create_answered_busy_or_rate_limited_backs_off_with_jitter_before_asking_again(
+    jdb_server: EmulatorServer, make_jdb_client: Callable[..., JdbClient], clock: FakeJdbClock, busy_status: str
+) -> None:
+    """Action 72 answered "try again" or "request rate limit exceeded": asked again with the same
+    ``transactionId`` only after the policy's backoff (``wait_initial`` doubled per answer) plus a
+    random part of up to ``wait_jitter``, so clients refused together do not come back together."""
+    waits: list[float] = []
+    fractions = iter([0.25, 0.75])
+    client = make_jdb_client(retry=RetryPolicy(attempts=4, timeout=10.0, wait_initial=0.5, wait_max=5.0, wait_jitter=1.0))
+    client.http.clock = Clock(sleep=waits.append, jitter=lambda: next(fractions))
+    httpx.post(jdb_server.url + "/_sandbox/faults", json={"fail_next_writes": 2}).raise_for_status()
+    result = client.create_event(agent=AGENT, draft=draft(clock), transaction_id="fs-throttled", players=["player00001"])
+    assert client.action_counts[72] == 3 and result.binding_known
+    assert waits == [0.5 + 0.25, 1.0 + 0.75]

@@ -63,6 +63,33 @@ def test_busy_refusals_are_tried_again_by_the_engine_in_the_same_run(tcaplus_ws:
     assert sorted(r["player_id"] for _, r in tcaplus_ws.emulator.records(PLAYERS)) == [1, 2, 3]
 
 
+def test_busy_passes_back_off_with_jitter(tcaplus_ws: Workspace) -> None:
+    """The engine's later passes over changes refused as busy (-1037) wait ``pass_wait`` times the
+    pass number plus a random part of up to as much again, so runs refused together (shards of
+    one restore) do not come back together; the waits are read where they are made (the run's
+    stop event, which no one sets here)."""
+    import threading
+
+    waits: list[float | None] = []
+
+    class Stop(threading.Event):
+        def wait(self, timeout: float | None = None) -> bool:
+            waits.append(timeout)
+            return self.is_set()
+
+    tcaplus_ws.write("manifests/p.yaml", records_doc("p", PLAYERS, [player(1), player(2), player(3)]))
+    kind, ctx, changes = planned(tcaplus_ws)
+    ctx.stop = Stop()
+    fractions = iter([0.25, 0.75])
+    tcaplus_ws.emulator.set_faults({"fail_next_writes": 4})  # the first pass's 3 writes, one of the second's
+    try:
+        outcomes = run.ApplyRun(changes, ctx, jitter=lambda: next(fractions)).run()
+    finally:
+        ctx.close()
+    assert [o.status for o in outcomes] == ["applied"] * 3, [o.message for o in outcomes]
+    assert waits == [0.2 * 1 * 1.25, 0.2 * 2 * 1.75]
+
+
 def test_a_stopped_run_waits_for_calls_in_flight_no_longer_than_its_grace(tcaplus_ws: Workspace) -> None:
     import threading
     import time

@@ -36,7 +36,7 @@ from typing import Any, Callable, Iterator, Mapping, Sequence, TypedDict
 
 
 from reconciler.clients import redact
-from reconciler.clients.http import HttpTransport, Response, RetryPolicy, retry_context
+from reconciler.clients.http import Clock, HttpTransport, Response, RetryPolicy, retry_context
 from reconciler.vendors.jdb.crypto import JdbCipher
 from reconciler.vendors.jdb.errors import (  # re-exported: callers import the errors from the client
     CODES as CODES,
@@ -340,10 +340,12 @@ class JdbClient:
                 if lost + failed >= max(2, self.http.retry.attempts):
                     raise
             except JdbUnavailableError:
-                # a "busy" answer: asking again with the same transactionId is safe whatever happened
+                # a "busy" answer: asking again with the same transactionId is safe whatever happened,
+                # after the policy's backoff (busy, rate limit: asking at once would only add to it)
                 failed += 1
                 if lost + failed >= max(2, self.http.retry.attempts):
                     raise
+                self.http.clock.sleep(busy_backoff(self.http.retry, self.http.clock, failed))
         event_id = data.get("eventId") if isinstance(data, dict) else None
         if isinstance(event_id, bool) or not isinstance(event_id, int | str):
             raise JdbError("the answer carries no eventId", host=self.http.host, operation="action 72")
@@ -391,6 +393,13 @@ def _name_action(transport_message: str, action: int) -> str:
 def _status_shape(body: Any) -> bool:
     """Whether a success's body is a JDB status object."""
     return isinstance(body, dict) and "status" in body
+
+
+def busy_backoff(policy: RetryPolicy, clock: Clock, n: int) -> float:
+    """The wait after the ``n``-th busy answer to a write: the transport's exponential backoff
+    (``wait_initial`` doubled per answer, at most ``wait_max``) plus a random part of up to
+    ``wait_jitter``, so clients refused together (shards, other jobs) do not ask again together."""
+    return min(policy.wait_max, policy.wait_initial * 2.0 ** (n - 1)) + policy.wait_jitter * clock.jitter()
 
 
 def _busy_at_200(exc: Exception) -> bool:

@@ -17,8 +17,9 @@ Wire format
   paths answer 404, other methods 405 (plain JSON errors, no JDB status, so a wrong URL is not mistaken for 'busy'), an injected fault HTTP 503 with status ``9999``.
   Knob ``busy_status``: the status an injected fault answers — ``"9999"`` (the default: the code
   table's generic failure, as HTTP 503) or one of the code table's "try again" statuses, ``"9012"``
-  (try again later) and ``"9017"`` (work in process, try again later), with HTTP 200 like every
-  other status (the documents give error answers no other HTTP status).
+  (try again later), ``"9017"`` (work in process, try again later) and ``"9019"`` (request rate
+  limit exceeded), with HTTP 200 like every other status (the documents give error answers no
+  other HTTP status).
 - Envelope checks, in order: ``dc`` missing or shorter than 2 characters ``9002``; wrong ``dc``
   ``9003``; ``x`` missing ``9004``; ``x`` not decryptable to a JSON object ``9006``; ``ts`` missing
   ``8000``; ``ts`` more than 30 s away from the server clock (either direction) ``9005``; unknown

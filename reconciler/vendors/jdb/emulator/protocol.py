@@ -29,6 +29,7 @@ BUSY_ANSWERS: dict[str, tuple[str, int]] = {
     "9999": ("System busy, please try again later.", 503),  # "failed (generic)"; as a system error
     "9012": ("Try again later.", 200),  # the code table's "try again later"
     "9017": ("Work in process, try again later.", 200),  # "work in process, try again later"
+    "9019": ("Request rate limit exceeded.", 200),  # "request rate limit exceeded"
 }
 STATUSES = ("INACTIVE", "ACTIVE", "EXPIRED", "TERMINATED")
 A76_DOCUMENTED = ("eventId", "name", "creator", "numberOfPlayers", "type", "totalUseTimes", "totalTimes",
