@@ -255,3 +255,23 @@ def test_throttling_without_retry_after_backs_off_exponentially_with_jitter(retr
         for n, wait in enumerate(run):
             assert 0.01 * 2 ** n <= wait <= 0.01 * 2 ** n + 0.05
     assert runs[0] != runs[1]  # the random part differs: two clients throttled together part
+
+
+def test_a_bestproxy_write_answered_429_is_a_refusal_the_engine_tries_again(retry_peer: Peer) -> None:
+    """BestProxy documents no rate limit; HTTP 429 is the standard refusal (RFC 6585: not
+    executed). A write answered so is not sent again by the transport (a create is never repeated
+    blindly) and is not an unknown outcome: it fails as a refusal worth retrying, which the
+    engine's later passes ask again after a wait with jitter (test_busy_passes_back_off_with_jitter)."""
+    from reconciler.kinds.writes import unknown_outcome
+    from reconciler.vendors.bestproxy.client import BestProxyThrottled
+
+    retry_peer.script = [(429, {})]
+    client = BestProxyClient(retry_peer.url, app_key="TestOnlyAppKey0123456789abcdefAB")
+    try:
+        with pytest.raises(BestProxyThrottled) as e:
+            client.add_accounts([("fleet001", "Pw-0123456789")], product_type=9)
+    finally:
+        client.close()
+    assert len(retry_peer.seen) == 1
+    assert e.value.retryable and not unknown_outcome(e.value)
+    assert "HTTP 429" in str(e.value) and "TestOnlyAppKey" not in str(e.value)

@@ -48,6 +48,13 @@ class BestProxyTransportError(BestProxyError, TransportError):
     retryable = True
 
 
+class BestProxyThrottled(BestProxyHttpError):
+    """HTTP 429 (too many requests: refused, not executed — RFC 6585). A write answered so is
+    tried again in a later pass of the run, after a wait with jitter (the engine's passes)."""
+
+    retryable = True
+
+
 _CODES: dict[int, type[BestProxyError]] = {
     3: BestProxyInvalidAppKey,
     156: BestProxyAccountNotVerified,
@@ -159,6 +166,9 @@ class BestProxyClient:
             resp = self.http.send(method, path, json={"app_key": self._app_key, **(body or {})}, idempotent=idempotent,
                                   shape=_envelope_shape)
         operation = f"{method} {path}"
+        if resp.status_code == 429:  # a read's retries are spent by now; a write was not retried
+            raise BestProxyThrottled("too many requests (throttled)", http_status=429, host=self.http.host,
+                                     operation=operation)
         try:
             payload = resp.json()
         except ValueError:
