@@ -68,8 +68,9 @@ def slow_first_peer() -> Iterator[SlowFirst]:
 
 
 def test_requests_that_waited_for_a_connection_do_not_go_out_together(slow_first_peer: SlowFirst) -> None:
-    t = HttpTransport(f"http://127.0.0.1:{slow_first_peer.server_address[1]}", vendor="tcaplus", max_connections=1,
-                      requests_per_second=RATE)
+    t = HttpTransport(
+        f"http://127.0.0.1:{slow_first_peer.server_address[1]}", vendor="tcaplus", max_connections=1, requests_per_second=RATE
+    )
 
     async def main() -> None:
         await asyncio.gather(*(t.asend("GET", f"/r{i}", idempotent=True) for i in range(REQUESTS)))

@@ -52,17 +52,35 @@ class Restore(CliWorkspace):
         self.sbx = Sandbox(root / "state", tcaplus_tables={"item_catalog": root / "tables" / "item_catalog.proto"}).start()
         self.sbx.servers["tcaplus"].emulator.on_arrival.append(self._arrived)
         tcaplus = self.sbx.providers()["tcaplus"]
-        tcaplus.update({"retry_wait_initial": 0.01, "timeout": 20, "concurrency": C, "requests_per_second": RPS,
-                        "tables": {"item_catalog": {"proto": "tables/item_catalog.proto"}}})
-        self.write("reconciler.yaml", yaml.safe_dump({"apiVersion": "reconciler/v1", "kind": "Config",
-                                                      "providers": {"tcaplus": tcaplus}}, sort_keys=False))
+        tcaplus.update(
+            {
+                "retry_wait_initial": 0.01,
+                "timeout": 20,
+                "concurrency": C,
+                "requests_per_second": RPS,
+                "tables": {"item_catalog": {"proto": "tables/item_catalog.proto"}},
+            }
+        )
+        self.write(
+            "reconciler.yaml",
+            yaml.safe_dump({"apiVersion": "reconciler/v1", "kind": "Config", "providers": {"tcaplus": tcaplus}}, sort_keys=False),
+        )
         lines = [json.dumps({"region": 5, "item_id": 5000 + i, "name": f"item {i}", "price": 10 + i}) for i in range(RECORDS)]
         self.write("data/items.jsonl", "\n".join(lines) + "\n")
-        self.write("manifests/records.yaml", yaml.safe_dump({
-            "apiVersion": "reconciler/v1", "kind": "TcaplusRecords", "metadata": {"name": "items"},
-            # no prune scope: each shard reads the records it owns one by one (GetRecord), so the
-            # plans too make enough requests to fill the windows
-            "spec": {"table": "item_catalog", "mode": "whole", "file": "../data/items.jsonl"}}, sort_keys=False))
+        self.write(
+            "manifests/records.yaml",
+            yaml.safe_dump(
+                {
+                    "apiVersion": "reconciler/v1",
+                    "kind": "TcaplusRecords",
+                    "metadata": {"name": "items"},
+                    # no prune scope: each shard reads the records it owns one by one (GetRecord), so the
+                    # plans too make enough requests to fill the windows
+                    "spec": {"table": "item_catalog", "mode": "whole", "file": "../data/items.jsonl"},
+                },
+                sort_keys=False,
+            ),
+        )
 
     def _arrived(self, req: Request, at: float) -> None:
         with self._lock:
@@ -107,16 +125,19 @@ def _within_budget(times: list[float]) -> dict[float, tuple[int, float]]:
 
 def test_n_shard_processes_together_stay_within_the_connections_rate_budget(budget_restore: Restore) -> None:
     # plan: N processes at once (GitLab's variables), each at 1/N of the budget
-    plans = _run_all(budget_restore.root, [(["plan", "--out", f"plan-{k}.json"], _env(CI_NODE_INDEX=str(k), CI_NODE_TOTAL=str(N)))
-                                    for k in range(1, N + 1)])
+    plans = _run_all(
+        budget_restore.root,
+        [(["plan", "--out", f"plan-{k}.json"], _env(CI_NODE_INDEX=str(k), CI_NODE_TOTAL=str(N))) for k in range(1, N + 1)],
+    )
     assert [r.returncode for r in plans] == [0] * N, [r.stderr for r in plans]
     planned = budget_restore.take()
     assert len(planned) >= RECORDS  # every shard read its records: enough requests to fill the windows
     plan_windows = _within_budget(planned)
     assert all(seen <= bound for seen, bound in plan_windows.values()), plan_windows
 
-    merged = _run_all(budget_restore.root, [(["plan", "merge", *(f"plan-{k}.json" for k in range(1, N + 1)),
-                                       "--out", "planset.json"], _env())])[0]
+    merged = _run_all(
+        budget_restore.root, [(["plan", "merge", *(f"plan-{k}.json" for k in range(1, N + 1)), "--out", "planset.json"], _env())]
+    )[0]
     assert merged.returncode == 0, merged.stderr
     shards = json.loads((budget_restore.root / "planset.json").read_text())["planset"]["shards"]
     shares = [s["rate_share"]["tcaplus/default"] for s in shards]
@@ -124,13 +145,22 @@ def test_n_shard_processes_together_stay_within_the_connections_rate_budget(budg
     budget_restore.take()
 
     # apply: N processes at once (a Kubernetes Indexed Job's variables), each at its share
-    applies = _run_all(budget_restore.root, [(["apply", "planset.json", "--journal", f"shard-{k}.jsonl"],
-                                       _env(JOB_COMPLETION_INDEX=str(k - 1), RECONCILER_SHARD_TOTAL=str(N)))
-                                      for k in range(1, N + 1)])
+    applies = _run_all(
+        budget_restore.root,
+        [
+            (
+                ["apply", "planset.json", "--journal", f"shard-{k}.jsonl"],
+                _env(JOB_COMPLETION_INDEX=str(k - 1), RECONCILER_SHARD_TOTAL=str(N)),
+            )
+            for k in range(1, N + 1)
+        ],
+    )
     assert [r.returncode for r in applies] == [0] * N, [r.stderr for r in applies]
     applied = budget_restore.take()
-    written = [sum(rec["type"] == "outcome" and rec["status"] == "applied" for rec in _journal(budget_restore.root / f"shard-{k}.jsonl"))
-               for k in range(1, N + 1)]
+    written = [
+        sum(rec["type"] == "outcome" and rec["status"] == "applied" for rec in _journal(budget_restore.root / f"shard-{k}.jsonl"))
+        for k in range(1, N + 1)
+    ]
     assert all(written) and sum(written) == RECORDS, written  # every shard wrote its part, together all records
     assert len(applied) >= RECORDS
     apply_windows = _within_budget(applied)

@@ -32,8 +32,20 @@ BUSY_ANSWERS: dict[str, tuple[str, int]] = {
     "9019": ("Request rate limit exceeded.", 200),  # "request rate limit exceeded"
 }
 STATUSES = ("INACTIVE", "ACTIVE", "EXPIRED", "TERMINATED")
-A76_DOCUMENTED = ("eventId", "name", "creator", "numberOfPlayers", "type", "totalUseTimes", "totalTimes",
-                  "totalCashout", "machineTypes", "status", "currency", "startTime")
+A76_DOCUMENTED = (
+    "eventId",
+    "name",
+    "creator",
+    "numberOfPlayers",
+    "type",
+    "totalUseTimes",
+    "totalTimes",
+    "totalCashout",
+    "machineTypes",
+    "status",
+    "currency",
+    "startTime",
+)
 """The Action 76 answer fields the documents list (the table is cut after ``startTime``)."""
 TYPES = ("NORMAL", "FEATURE", "BONUSCHIPS")
 KNOBS: dict[str, tuple[str, ...]] = {
