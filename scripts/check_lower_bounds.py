@@ -73,8 +73,7 @@ def main() -> int:
         # the repository's tests, run by the fresh environment (its `reconciler` command and libraries)
         env = {"PATH": f"{venv / 'bin'}:/usr/bin:/bin", "HOME": str(Path.home())}
         # its own temporary folder: pytest prunes old ones under a shared base, another run's included
-        r = subprocess.run([py, "-m", "pytest", *args.pytest_args.split(), f"--basetemp={tmp}/pytest"],
-                           cwd=ROOT, env=env)
+        r = subprocess.run([py, "-m", "pytest", *args.pytest_args.split(), f"--basetemp={tmp}/pytest"], cwd=ROOT, env=env)
         print(f"suite exit code with the lowest versions: {r.returncode}", flush=True)
         return r.returncode
 
