@@ -1,5 +1,6 @@
-"""TcaplusRecords planning, per table: coalesced reads (prune scopes by index, declared records one
-by one), diffs, prunes inside a scope and the undeclared rows listed as unmanaged."""
+"""TcaplusRecords planning, per table: coalesced reads (prune scopes by index; the index keys that
+declared records take, read to list unmanaged rows, serve those records too; the rest one by one),
+diffs, prunes inside a scope and the undeclared rows listed as unmanaged."""
 
 from __future__ import annotations
 
@@ -104,8 +105,10 @@ class _TablePlanner:
     async def _read(self, declared: list[_Declared], mine: list[_Declared], prunes: list[Resource[TcaplusRecordsSpec]]) -> tuple[
             dict[str, tuple[Resource[TcaplusRecordsSpec], VersionedRecord]], dict[str, VersionedRecord], list[_Rows]]:
         scoped = await self._read_scopes(prunes, declared)
-        live = await self._read_declared(mine, prunes, scoped)
-        return scoped, live, await self._read_unmanaged(mine, prunes)
+        # the index keys read to list unmanaged rows hold every record under them: declared
+        # records under a key read in full are known from its rows (present or absent), not read again
+        rows = await self._read_unmanaged(mine, prunes)
+        return scoped, await self._read_declared(mine, prunes, scoped, rows), rows
 
     async def _read_unmanaged(self, declared: list[_Declared], prunes: list[Resource[TcaplusRecordsSpec]]) -> list[_Rows]:
         """The rows under the index keys declared records take, outside prune scopes."""
@@ -190,11 +193,37 @@ class _TablePlanner:
                     return True
         return any(all(record.get(k) == v for k, v in prune_of(r).keys.items()) for r in odd)
 
+    def _from_rows(self, rows: list[_Rows]) -> tuple[set[tuple[str, str]], dict[str, VersionedRecord]]:
+        """The index keys read in full (``(index, keys as JSON)``) and the records read under them."""
+        complete: set[tuple[str, str]] = set()
+        found: dict[str, VersionedRecord] = {}
+        for (index, keys), records in rows:
+            if records is None:  # more than the cap: not read, so it tells nothing
+                continue
+            complete.add((index, json.dumps(keys, sort_keys=True)))
+            for vr in records:
+                found.setdefault(identity(self.schema.name, self.schema.key_of(vr.record)), vr)
+        return complete, found
+
+    def _under(self, d: _Declared, complete: set[tuple[str, str]]) -> bool:
+        """Whether ``d`` lies under an index key read in full (its rows hold ``d`` if it exists)."""
+        return any(all(f in d.record for f in fields) and (index, json.dumps({f: d.record[f] for f in fields}, sort_keys=True)) in complete
+                   for index, fields in self.schema.indexes.items())
+
     async def _read_declared(
-        self, declared: list[_Declared], prunes: list[Resource[TcaplusRecordsSpec]], scoped: dict[str, tuple[Resource[TcaplusRecordsSpec], VersionedRecord]]
+        self, declared: list[_Declared], prunes: list[Resource[TcaplusRecordsSpec]], scoped: dict[str, tuple[Resource[TcaplusRecordsSpec], VersionedRecord]],
+        rows: list[_Rows],
     ) -> dict[str, VersionedRecord]:
         live = {d.identity: scoped[d.identity][1] for d in declared if d.identity in scoped}
-        missing = [d for d in declared if d.identity not in scoped and not self._covered(d, prunes)]
+        complete, found = self._from_rows(rows)
+        missing = []
+        for d in declared:
+            if d.identity in scoped or self._covered(d, prunes):
+                continue
+            if d.identity in found:
+                live[d.identity] = found[d.identity]
+            elif not (complete and self._under(d, complete)):
+                missing.append(d)
 
         async def read(d: _Declared) -> VersionedRecord | None:
             return await self.client.aget(self.schema.name, d.keys, select=d.select)
