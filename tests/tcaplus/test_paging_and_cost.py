@@ -14,6 +14,7 @@ from reconciler.vendors.tcaplus.records import kind as tcaplus_records  # where 
 from reconciler.kinds.base import RunContext
 from reconciler.vendors.tcaplus.records import TcaplusRecordsKind
 from reconciler.vendors.tcaplus.records import plan as records_plan
+from reconciler.vendors.tcaplus.protoschema import load_table
 from reconciler.manifest.config import DEFAULT_CONNECTION, load_config
 from reconciler.vendors.tcaplus import emulator as emulator_module
 from reconciler.sandbox.wire import EmulatorServer
@@ -185,3 +186,17 @@ def test_declared_records_under_an_index_key_read_in_full_come_from_its_rows(tca
     stored = {r["player_email"]: (v, r) for v, r in tcaplus_ws.emulator.records(PLAYERS)}
     assert stored["e27@x"][0] == 2 and stored["e27@x"][1]["game_server_id"] == 6
     assert {"e30@x", "e31@x", "e29@x"} <= set(stored)
+
+
+def test_a_plan_reads_more_index_keys_when_declared_records_are_many() -> None:
+    # beyond 20 keys, a plan reads an index's keys while there is at most one per 64 declared
+    # records (each key's rows serve the records under it); an export keeps the fixed 20
+    schema = load_table(str(TABLES[T]), T)
+    many = [player(i // records_plan.RECORDS_PER_KEYSET, player_name=f"n{i}") for i in range(21 * records_plan.RECORDS_PER_KEYSET)]
+    keysets, warnings = records_plan.index_keysets(schema, many, per_records=records_plan.RECORDS_PER_KEYSET)
+    assert sorted(k["player_id"] for i, k in keysets if i == "index_2") == list(range(21)) and len(warnings) == 1
+    assert "index_1" in warnings[0]  # player names differ per record: one key each, too many
+    keysets, warnings = records_plan.index_keysets(schema, many[:-1], per_records=records_plan.RECORDS_PER_KEYSET)
+    assert keysets == [] and "more than 20" in warnings[-1]
+    keysets, warnings = records_plan.index_keysets(schema, many)
+    assert keysets == [] and len(warnings) == 2
