@@ -306,3 +306,16 @@ def test_a_change_as_a_dict_is_a_deep_copy_as_asdict_makes_it() -> None:
     got["precondition"]["record_version"] = 4
     assert c.data["record"]["a"][1]["b"] == 2.5 and c.diffs[0].before == {"x": [1, (2, 3)]} and c.precondition == {"record_version": 3}
 
+
+def test_a_plan_file_is_its_json_with_one_change_per_line() -> None:
+    # written with the C JSON encoder (a plan of 100,000 changes): the same data, each change and
+    # unmanaged object one line, values with line breaks escaped in them
+    from reconciler.engine.planfile import plan_text
+
+    data = {"format_version": 1, "changes": [{"key": f"a{i}", "data": {"note": "two\nlines", "v": [i, None]}} for i in range(3)],
+            "unmanaged": [{"key": "u"}], "warnings": [], "connections": {"tcaplus": {"default": "x"}}}
+    text = plan_text(data)
+    assert json.loads(text) == data
+    lines = text.splitlines()
+    assert [x for x in lines if '"key": "a' in x] == [f'    {json.dumps(c)}' + ("," if i < 2 else "") for i, c in enumerate(data["changes"])]
+    assert '    {"key": "u"}' in lines and '  "warnings": [],' in lines
