@@ -254,18 +254,29 @@ def _signed_content(model: dict[str, Any]) -> bytes:
     return json.dumps(signed, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
 
 
+def _signed_view(pf: "PlanFile") -> dict[str, Any]:
+    """What :func:`_signed_content` reads of a plan, dumped as the schema reads it back: the signed
+    fields and the changes that carry a ``desired`` payload. Dumping every change (a planset of
+    100,000) only to keep a few fields cost as much as the rest of signing and checking together."""
+    with_desired = {i: True for i, c in enumerate(pf.changes) if "desired" in c.data}
+    include: dict[str, Any] = {k: True for k in SIGNED_FIELDS if k in PlanFile.model_fields}
+    if with_desired:
+        include["changes"] = with_desired
+    return pf.model_dump(mode="json", include=include)
+
+
 def sign_plan(data: dict[str, Any], signer: Callable[[bytes], str] | None) -> dict[str, Any]:
     """``data`` with its ``signature`` (computed over the fields as the schema reads them back)."""
     if signer is None:
         return {**data, "signature": None}
-    model = PlanFile.model_validate({**data, "signature": None}).model_dump(mode="json")
+    model = _signed_view(PlanFile.model_validate({**data, "signature": None}))
     return {**data, "signature": signer(_signed_content(model))}
 
 
 def signature_matches(pf: "PlanFile", signer: Callable[[bytes], str] | None) -> bool:
     if not pf.signature or signer is None:
         return False
-    return hmac.compare_digest(signer(_signed_content(pf.model_dump(mode="json"))), pf.signature)
+    return hmac.compare_digest(signer(_signed_content(_signed_view(pf))), pf.signature)
 
 
 def plan_schema() -> dict[str, Any]:
