@@ -192,11 +192,18 @@ def test_a_plan_reads_more_index_keys_when_declared_records_are_many() -> None:
     # beyond 20 keys, a plan reads an index's keys while there is at most one per 64 declared
     # records (each key's rows serve the records under it); an export keeps the fixed 20
     schema = load_table(str(TABLES[T]), T)
-    many = [player(i // records_plan.RECORDS_PER_KEYSET, player_name=f"n{i}") for i in range(21 * records_plan.RECORDS_PER_KEYSET)]
-    keysets, warnings = records_plan.index_keysets(schema, many, per_records=records_plan.RECORDS_PER_KEYSET)
+    per = records_plan.RECORDS_PER_KEYSET
+    many = [player(i // per, player_name=f"n{i}") for i in range(21 * per)]
+    keysets, warnings = records_plan.index_keysets(schema, many, limit=records_plan.keyset_limit(len(many)))
     assert sorted(k["player_id"] for i, k in keysets if i == "index_2") == list(range(21)) and len(warnings) == 1
     assert "index_1" in warnings[0]  # player names differ per record: one key each, too many
-    keysets, warnings = records_plan.index_keysets(schema, many[:-1], per_records=records_plan.RECORDS_PER_KEYSET)
+    keysets, warnings = records_plan.index_keysets(schema, many[:-1], limit=records_plan.keyset_limit(len(many) - 1))
     assert keysets == [] and "more than 20" in warnings[-1]
     keysets, warnings = records_plan.index_keysets(schema, many)
     assert keysets == [] and len(warnings) == 2
+    # a shard's plan: its own records' keys, read or not as every shard's records decide
+    mine = many[::per]  # one record per key: alone, 21 keys over 21 records would not be read
+    keysets, warnings = records_plan.index_keysets(schema, mine, limit=records_plan.keyset_limit(len(many)), among=many)
+    assert sorted(k["player_id"] for i, k in keysets if i == "index_2") == list(range(21))
+    assert warnings == [f"{T}: declared records take {len(many)} keys of index index_1; rows under them that no document "
+                        f"declares are not listed (more than {records_plan.keyset_limit(len(many))})"]

@@ -43,19 +43,30 @@ that says more), and the rows read serve the declared records under it, which wo
 a GetRecord each (a 100,000-record restore in 100 regions: 100 reads instead of 100,000)."""
 
 
-def index_keysets(schema: TableSchema, records: Iterable[Mapping[str, Any]], *, per_records: int | None = None,
-                  ) -> tuple[list[tuple[str, dict[str, Any]]], list[str]]:
+def keyset_limit(records: int) -> int:
+    """How many keys of one index a plan reads for ``records`` declared records (see
+    :data:`RECORDS_PER_KEYSET`)."""
+    return max(MAX_INDEX_KEYSETS, records // RECORDS_PER_KEYSET)
+
+
+def _index_keys(fields: tuple[str, ...], records: list[Mapping[str, Any]]) -> set[str]:
+    return {json.dumps({f: r[f] for f in fields}, sort_keys=True) for r in records if all(f in r for f in fields)}
+
+
+def index_keysets(schema: TableSchema, records: Iterable[Mapping[str, Any]], *, limit: int = MAX_INDEX_KEYSETS,
+                  among: Iterable[Mapping[str, Any]] | None = None) -> tuple[list[tuple[str, dict[str, Any]]], list[str]]:
     """``(index, keys)`` of every index for the key values ``records`` take, and warnings for
-    indexes with more distinct keys than :data:`MAX_INDEX_KEYSETS` and (with ``per_records``, as a
-    plan asks: :data:`RECORDS_PER_KEYSET`) than one per that many records (not read)."""
+    indexes whose keys are more than ``limit`` (not read). With ``among`` (a shard's plan: every
+    shard's records), the keys counted are those ``among`` take, so every shard decides alike."""
     records = list(records)
-    limit = max(MAX_INDEX_KEYSETS, len(records) // per_records if per_records else 0)
+    counted = records if among is None else list(among)
     out: list[tuple[str, dict[str, Any]]] = []
     warnings = []
     for index, fields in sorted(schema.indexes.items()):
-        found = {json.dumps({f: r[f] for f in fields}, sort_keys=True) for r in records if all(f in r for f in fields)}
-        if len(found) > limit:
-            warnings.append(f"{schema.name}: declared records take {len(found)} keys of index {index}; rows under them "
+        found = _index_keys(fields, records)
+        total = len(found) if among is None else len(_index_keys(fields, counted))
+        if total > limit:
+            warnings.append(f"{schema.name}: declared records take {total} keys of index {index}; rows under them "
                             f"that no document declares are not listed (more than {limit})")
             continue
         out.extend((index, json.loads(k)) for k in sorted(found))
@@ -118,13 +129,16 @@ class _TablePlanner:
         scoped = await self._read_scopes(prunes, declared)
         # the index keys read to list unmanaged rows hold every record under them: declared
         # records under a key read in full are known from its rows (present or absent), not read again
-        rows = await self._read_unmanaged(mine, prunes)
+        rows = await self._read_unmanaged(mine, declared, prunes)
         return scoped, await self._read_declared(mine, prunes, scoped, rows), rows
 
-    async def _read_unmanaged(self, declared: list[_Declared], prunes: list[Resource[TcaplusRecordsSpec]]) -> list[_Rows]:
-        """The rows under the index keys declared records take, outside prune scopes."""
-        keysets, skipped = index_keysets(self.schema, [d.record for d in declared if not self._covered(d, prunes)],
-                                         per_records=RECORDS_PER_KEYSET)
+    async def _read_unmanaged(self, mine: list[_Declared], declared: list[_Declared],
+                              prunes: list[Resource[TcaplusRecordsSpec]]) -> list[_Rows]:
+        """The rows under the index keys this shard's declared records take, outside prune scopes;
+        whether an index is read is decided on every document's records (the same in every shard)."""
+        outside = [d.record for d in declared if not self._covered(d, prunes)]
+        keysets, skipped = index_keysets(self.schema, [d.record for d in mine if not self._covered(d, prunes)],
+                                         limit=keyset_limit(len(outside)), among=outside)
         self.kp.warnings.extend(skipped)
 
         async def read(ik: tuple[str, dict[str, Any]]) -> _Rows:
