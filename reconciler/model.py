@@ -114,8 +114,12 @@ class Change:
         d: dict[str, Any] = {}
         for name in _CHANGE_FIELDS:  # in field order, as asdict
             if name == "diffs":
-                d[name] = [{"path": x.path, "before": _plain(x.before), "after": _plain(x.after), "sensitive": x.sensitive}
-                           if type(x) is FieldDiff else _plain(x) for x in self.diffs]
+                d[name] = [
+                    {"path": x.path, "before": _plain(x.before), "after": _plain(x.after), "sensitive": x.sensitive}
+                    if type(x) is FieldDiff
+                    else _plain(x)
+                    for x in self.diffs
+                ]
             elif name == "action":
                 d[name] = self.action.value
             else:
@@ -228,9 +232,10 @@ class Plan:
         """Everything this plan could not read (``failed``) or compare (``uncompared``), in a
         stable order, kinds not read first (a list cut short never hides one): what text,
         Markdown and JSON list under "incomplete"."""
-        unread = [Gap(kind=label.split("@", 1)[0], why=why,
-                      connection=label.split("@", 1)[1] if "@" in label else DEFAULT_CONNECTION)
-                  for label, why in self.failed.items()]
+        unread = [
+            Gap(kind=label.split("@", 1)[0], why=why, connection=label.split("@", 1)[1] if "@" in label else DEFAULT_CONNECTION)
+            for label, why in self.failed.items()
+        ]
         return sorted(unread + self.uncompared, key=lambda g: (bool(g.field), g.kind, g.connection, g.field, g.why))
 
     @property
@@ -244,8 +249,9 @@ class Plan:
         if not gaps:
             return ""
         unread = sum(not g.field for g in gaps)
-        parts = ([f"{unread} kind(s) not read"] if unread else []) + \
-                ([f"{len(gaps) - unread} field(s) not compared"] if len(gaps) > unread else [])
+        parts = ([f"{unread} kind(s) not read"] if unread else []) + (
+            [f"{len(gaps) - unread} field(s) not compared"] if len(gaps) > unread else []
+        )
         return f"Incomplete: {', '.join(parts)}."
 
     def header(self) -> str:

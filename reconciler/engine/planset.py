@@ -112,8 +112,10 @@ def _check_agreement(plans: list[ShardPlan]) -> list[str]:
             if ref.get(name) != other.get(name):
                 out.append(f"{sp.path} and {first.path} disagree on {what}")
         if sp.pf.shard.algorithm != ref_shard.algorithm:
-            out.append(f"{sp.path} and {first.path} disagree on the partition algorithm "
-                       f"({sp.pf.shard.algorithm} vs {ref_shard.algorithm})")
+            out.append(
+                f"{sp.path} and {first.path} disagree on the partition algorithm "
+                f"({sp.pf.shard.algorithm} vs {ref_shard.algorithm})"
+            )
         if sp.pf.shard.n != ref_shard.n:
             out.append(f"{sp.path} and {first.path} disagree on N ({sp.pf.shard.n} vs {ref_shard.n} shards)")
         if sorted(sp.pf.shard.partitioned) != sorted(ref_shard.partitioned):
@@ -134,13 +136,16 @@ def _check_shards(plans: list[ShardPlan], n: int) -> list[str]:
         seen.setdefault(k, sp.path)
     missing = [k for k in range(1, n + 1) if k not in seen]
     if missing:
-        out.append(f"missing shard plan(s) {', '.join(f'{k}/{n}' for k in missing)}: every shard 1..{n} is needed "
-                   "(objects they own would be planned by nobody)")
+        out.append(
+            f"missing shard plan(s) {', '.join(f'{k}/{n}' for k in missing)}: every shard 1..{n} is needed "
+            "(objects they own would be planned by nobody)"
+        )
     return out
 
 
-def merge_plans(plans: list[ShardPlan], *, loaded: Any, session: Any, force: bool, created_at: str,
-                limit: int = MARKDOWN_LIMIT) -> Merged:
+def merge_plans(
+    plans: list[ShardPlan], *, loaded: Any, session: Any, force: bool, created_at: str, limit: int = MARKDOWN_LIMIT
+) -> Merged:
     """Check and merge shard plans. ``session`` is the merge's own run (config, manifests loaded
     as ``loaded``, no API call): the shard plans must have been made from the same manifests and
     config, signed with this run's key, and must cover the manifests."""
@@ -163,8 +168,10 @@ def merge_plans(plans: list[ShardPlan], *, loaded: Any, session: Any, force: boo
         raise UsageError(f"cannot check the shard plans' signatures: {exc}") from None
     for sp in plans:
         if signer is not None and not signature_matches(sp.pf, signer):
-            problems.append(f"{sp.path}: its signature does not match (changed after it was made, or made with other "
-                            "credentials or fingerprint key)")
+            problems.append(
+                f"{sp.path}: its signature does not match (changed after it was made, or made with other "
+                "credentials or fingerprint key)"
+            )
     # the workspace the merge runs in: the same manifests, config and connections
     if session.digest() != first.digest.model_dump():
         problems.append("the shard plans were made from other manifests or config than this workspace's")
@@ -176,8 +183,10 @@ def merge_plans(plans: list[ShardPlan], *, loaded: Any, session: Any, force: boo
         assert sp.pf.shard is not None
         got = {label: o.model_dump() for label, o in sp.pf.shard.owned.items()}
         if 1 <= sp.pf.shard.k <= n and got != expected[sp.pf.shard.k]:
-            problems.append(f"{sp.path}: owns other declared objects than shard {sp.pf.shard.k}/{n} of these manifests "
-                            "(different inputs or partition)")
+            problems.append(
+                f"{sp.path}: owns other declared objects than shard {sp.pf.shard.k}/{n} of these manifests "
+                "(different inputs or partition)"
+            )
     # objects: each in exactly one shard, the one that owns it; no delete of a declared identity
     declared = declared_by_part(loaded, ctx)
     where: dict[str, int] = {}
@@ -212,18 +221,34 @@ def merge_plans(plans: list[ShardPlan], *, loaded: Any, session: Any, force: boo
     shards = []
     for sp in sorted(plans, key=lambda p: p.pf.shard.k if p.pf.shard else 0):
         assert sp.pf.shard is not None
-        shards.append({
-            "k": sp.pf.shard.k, "counts": sp.plan.counts(), "calls": dict(sp.pf.shard.calls),
-            "rate_share": {conn: round(sp.pf.shard.calls.get(conn, 0) / total, 6) for conn, total in sorted(totals.items())
-                           if total},
-            "plan_signature": sp.pf.signature,
-        })
+        shards.append(
+            {
+                "k": sp.pf.shard.k,
+                "counts": sp.plan.counts(),
+                "calls": dict(sp.pf.shard.calls),
+                "rate_share": {
+                    conn: round(sp.pf.shard.calls.get(conn, 0) / total, 6) for conn, total in sorted(totals.items()) if total
+                },
+                "plan_signature": sp.pf.signature,
+            }
+        )
     data = plan_to_dict(
-        plan, created_at=created_at, paths=list(first.paths), config_path=first.config_path, sandbox=first.sandbox,
-        targets=list(first.targets), digest=first.digest.model_dump(), resources=dict(first.resources),
-        config_sections=dict(first.config_sections), force=force, allow_replace=first.allow_replace,
-        baseline=first.baseline, connections_digest=first.connections_digest, review=first.review,
-        approve_exposure=first.approve_exposure)
+        plan,
+        created_at=created_at,
+        paths=list(first.paths),
+        config_path=first.config_path,
+        sandbox=first.sandbox,
+        targets=list(first.targets),
+        digest=first.digest.model_dump(),
+        resources=dict(first.resources),
+        config_sections=dict(first.config_sections),
+        force=force,
+        allow_replace=first.allow_replace,
+        baseline=first.baseline,
+        connections_digest=first.connections_digest,
+        review=first.review,
+        approve_exposure=first.approve_exposure,
+    )
     data["planset"] = {"n": n, "algorithm": first.shard.algorithm, "verdict": verdict, "unsafe": safety, "shards": shards}
     data = sign_plan(data, signer)
     markdown = merged_markdown(plan, n, safety=safety, keys_only=first.review, limit=limit)
@@ -253,14 +278,18 @@ def _merged_plan(plans: list[ShardPlan]) -> Plan:
             if kind in partitioned_kinds:
                 noops[kind] = noops.get(kind, 0) + count
             elif noops.setdefault(kind, count) != count:
-                problems.append(f"{sp.path}: saw {count} unchanged {kind} where {first.path} saw {noops[kind]}: live "
-                                "state changed between the shard plans; make them again")
+                problems.append(
+                    f"{sp.path}: saw {count} unchanged {kind} where {first.path} saw {noops[kind]}: live "
+                    "state changed between the shard plans; make them again"
+                )
         for label, count in sp.plan.existing_in_scope.items():
             if label in partitioned:
                 existing[label] = existing.get(label, 0) + count
             elif existing.setdefault(label, count) != count:
-                problems.append(f"{sp.path}: saw {count} existing {label} in scope where {first.path} saw "
-                                f"{existing[label]}: live state changed between the shard plans; make them again")
+                problems.append(
+                    f"{sp.path}: saw {count} existing {label} in scope where {first.path} saw "
+                    f"{existing[label]}: live state changed between the shard plans; make them again"
+                )
     if problems:
         raise MergeRefused(problems)
     changes: list[Change] = [c for sp in plans for c in sp.plan.changes]
@@ -277,11 +306,16 @@ def _merged_plan(plans: list[ShardPlan]) -> Plan:
             else:
                 gaps.setdefault(key, Gap(g.kind, g.why, g.field, g.resources, g.connection))
     plan = Plan(
-        changes=changes, noops=noops, unmanaged=list(unmanaged.values()),
+        changes=changes,
+        noops=noops,
+        unmanaged=list(unmanaged.values()),
         warnings=_unique(w for sp in plans for w in sp.plan.warnings),
-        existing_in_scope=existing, environment=first.plan.environment, connections=list(first.plan.connections),
+        existing_in_scope=existing,
+        environment=first.plan.environment,
+        connections=list(first.plan.connections),
         out_of_band=_unique(x for sp in plans for x in sp.plan.out_of_band),
-        not_restored=list(first.plan.not_restored), uncompared=list(gaps.values()),
+        not_restored=list(first.plan.not_restored),
+        uncompared=list(gaps.values()),
         differs=_unique(x for sp in plans for x in sp.plan.differs),
     )
     plan.sort()
@@ -298,17 +332,23 @@ def planset_part(pf: PlanFile, changes: list[Change], shard: Shard | None) -> tu
     from reconciler.engine.shard import owns_change
 
     if pf.shard is not None:
-        raise UsageError(f"a shard plan ({pf.shard.k}/{pf.shard.n}) is never applied alone: its thresholds were not "
-                         "judged; merge the shard plans (`reconciler plan merge ... --out PLANSET`) and apply the planset")
+        raise UsageError(
+            f"a shard plan ({pf.shard.k}/{pf.shard.n}) is never applied alone: its thresholds were not "
+            "judged; merge the shard plans (`reconciler plan merge ... --out PLANSET`) and apply the planset"
+        )
     ps = pf.planset
     if ps is None:
         if shard is not None:
-            raise UsageError("--shard with a saved plan needs a planset (`plan merge`): a plan made without shards "
-                             "is applied whole")
+            raise UsageError(
+                "--shard with a saved plan needs a planset (`plan merge`): a plan made without shards is applied whole"
+            )
         return changes, {}
     if ps.verdict == "unsafe":
-        raise UsageError("the planset exceeds the safety thresholds (judged over all shards at `plan merge`): "
-                         + "; ".join(ps.unsafe[:5]) + "; nothing was applied (merge again with --force if intended)")
+        raise UsageError(
+            "the planset exceeds the safety thresholds (judged over all shards at `plan merge`): "
+            + "; ".join(ps.unsafe[:5])
+            + "; nothing was applied (merge again with --force if intended)"
+        )
     if shard is None:
         return changes, {}
     if shard.n != ps.n:
@@ -336,14 +376,17 @@ def verify_planset(path: Path, pf: PlanFile, changes: list[Change], session: Any
     except ReconcilerError as exc:
         raise UsageError(f"{path}: cannot check the signature: {exc}") from None
     if signer is not None and not signature_matches(pf, signer):
-        raise UsageError(f"{path}: its signature does not match how it says it was made; it was changed after "
-                         "it was made, or made with other credentials or fingerprint key")
+        raise UsageError(
+            f"{path}: its signature does not match how it says it was made; it was changed after "
+            "it was made, or made with other credentials or fingerprint key"
+        )
     if pf.connections_digest != session.connections_digest(list(pf.connections)):
         raise UsageError(f"{path}: made for other connection settings than this run's")
 
 
-def apply_part(session: Any, pf: PlanFile, saved: Plan, shard: Shard | None, *, path: Path,
-               journal: Any = None, on_outcome: Any = None) -> tuple[list[Any], Plan]:
+def apply_part(
+    session: Any, pf: PlanFile, saved: Plan, shard: Shard | None, *, path: Path, journal: Any = None, on_outcome: Any = None
+) -> tuple[list[Any], Plan]:
     """Apply shard ``shard``'s part of a planset (engine level: the CLI adds confirmation, output
     and signals). A fresh plan of the shard (same manifests, digest-checked) is matched against the
     reviewed changes (``run.reconcile_saved``): only what it reproduces is written, so a retried
@@ -360,12 +403,19 @@ def apply_part(session: Any, pf: PlanFile, saved: Plan, shard: Shard | None, *, 
     with scaled_rates(session.ctx, shares):
         fresh = run.make_plan(loaded, session.ctx, kinds={c.kind for c in mine})
         changed = freshness.changed_dependencies(
-            mine, planned_docs=pf.resources, docs_now=session.resource_digests(),
-            planned_config=pf.config_sections, config_now=session.config_digests())
+            mine,
+            planned_docs=pf.resources,
+            docs_now=session.resource_digests(),
+            planned_config=pf.config_sections,
+            config_now=session.config_digests(),
+        )
         if changed:
             raise UsageError(f"{path}: changed since this plan was made: {freshness.describe(changed)}; make a new plan")
-        unread = [Outcome(c, "failed", f"live state could not be read: {fresh.failed[c.scope]}")
-                  for c in mine if c.scope in fresh.failed]
+        unread = [
+            Outcome(c, "failed", f"live state could not be read: {fresh.failed[c.scope]}")
+            for c in mine
+            if c.scope in fresh.failed
+        ]
         to_apply, stale = run.reconcile_saved([c for c in mine if c.scope not in fresh.failed], fresh)
         run.refuse_blocked(Plan(changes=to_apply))
         outcomes = run.apply_changes(to_apply, session.ctx, journal=journal, on_outcome=on_outcome)
@@ -397,10 +447,15 @@ def read_report(path: Path) -> ShardReport:
     counts: dict[str, int] = {}
     for status in state.outcomes.values():
         counts[status] = counts.get(status, 0) + 1
-    return ShardReport(path=path, shard=parse_shard(str(run["shard"]), source=str(path)), planset=str(run["planset"]),
-                       at=str(run.get("at", "")), status=str(ended.get("status")) if ended else "not finished",
-                       exit_code=int(ended["exit_code"]) if ended and isinstance(ended.get("exit_code"), int) else None,
-                       counts=dict(sorted(counts.items())))
+    return ShardReport(
+        path=path,
+        shard=parse_shard(str(run["shard"]), source=str(path)),
+        planset=str(run["planset"]),
+        at=str(run.get("at", "")),
+        status=str(ended.get("status")) if ended else "not finished",
+        exit_code=int(ended["exit_code"]) if ended and isinstance(ended.get("exit_code"), int) else None,
+        counts=dict(sorted(counts.items())),
+    )
 
 
 def merge_reports(paths: list[Path]) -> tuple[list[str], int]:
@@ -473,11 +528,14 @@ def open_shard_journal(path: Path, pf: PlanFile, shard: Shard | None) -> tuple[A
         if same and not state.complete:
             notes += state.notes
             if state.intents_without_outcome:
-                notes.append(f"{path}: the earlier attempt of shard {shard} stopped with "
-                             f"{len(state.intents_without_outcome)} change(s) in flight; they are read back from "
-                             "live state before anything is written")
+                notes.append(
+                    f"{path}: the earlier attempt of shard {shard} stopped with "
+                    f"{len(state.intents_without_outcome)} change(s) in flight; they are read back from "
+                    "live state before anything is written"
+                )
             started = set(state.intents_without_outcome) | {
-                a for a, status in state.outcomes.items() if status in ("failed", "unknown", "interrupted")}
+                a for a, status in state.outcomes.items() if status in ("failed", "unknown", "interrupted")
+            }
             return Journal(path, append=True), notes, started
     return Journal.open_new(path), notes, set()
 

@@ -57,8 +57,9 @@ def test_an_answer_stops_at_the_byte_cap(tcaplus_client: TcaplusClient, tcaplus_
 
 
 @pytest.mark.parametrize("concurrency", [1, 4])
-def test_all_pages_are_read_when_answers_are_cut_by_size(tcaplus_client: TcaplusClient, tcaplus_emulator: TcaplusEmulator,
-                                                         concurrency: int) -> None:
+def test_all_pages_are_read_when_answers_are_cut_by_size(
+    tcaplus_client: TcaplusClient, tcaplus_emulator: TcaplusEmulator, concurrency: int
+) -> None:
     # records of uneven size: a page may hold fewer records than the first one did, leaving gaps
     expected = seed(tcaplus_client, 23, long={5, 6, 7, 15})
     seed(tcaplus_client, 3, player_id=8)
@@ -79,8 +80,9 @@ def test_one_page_when_everything_fits(tcaplus_client: TcaplusClient) -> None:
     assert tcaplus_client.transport.total_requests == 1
 
 
-def test_a_page_is_read_through_the_index_not_the_table(tcaplus_client: TcaplusClient, tcaplus_emulator: TcaplusEmulator,
-                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_page_is_read_through_the_index_not_the_table(
+    tcaplus_client: TcaplusClient, tcaplus_emulator: TcaplusEmulator, monkeypatch: pytest.MonkeyPatch
+) -> None:
     seed(tcaplus_client, 5)
     seed(tcaplus_client, 2, player_id=8)
 
@@ -131,7 +133,6 @@ def test_each_declared_record_is_validated_once_per_run(tcaplus_ws: Workspace, m
     assert len(calls) == 5
 
 
-
 def test_a_prune_scope_over_many_short_pages_is_planned_whole(tcaplus_ws: Workspace) -> None:
     # the scope's answers are cut by size into many pages, read side by side: nothing is missed,
     # so no declared record looks missing and no undeclared one escapes the prune
@@ -169,7 +170,11 @@ def test_declared_records_under_an_index_key_read_in_full_come_from_its_rows(tca
     live = [player(50, player_name="shop", player_email=f"e{i:02d}@x") for i in range(30)]
     for record in live:
         tcaplus_ws.client.set(PLAYERS, record)
-    declared = [*live[:27], {**live[27], "game_server_id": 6}, *(player(50, player_name="shop", player_email=f"e{i}@x") for i in (30, 31))]
+    declared = [
+        *live[:27],
+        {**live[27], "game_server_id": 6},
+        *(player(50, player_name="shop", player_email=f"e{i}@x") for i in (30, 31)),
+    ]
     tcaplus_ws.write("manifests/p.yaml", records_doc("p", PLAYERS, declared))
     tcaplus_ws.emulator.stats.clear()
     res = tcaplus_ws.cli("plan")
@@ -205,5 +210,7 @@ def test_a_plan_reads_more_index_keys_when_declared_records_are_many() -> None:
     mine = many[::per]  # one record per key: alone, 21 keys over 21 records would not be read
     keysets, warnings = records_plan.index_keysets(schema, mine, limit=records_plan.keyset_limit(len(many)), among=many)
     assert sorted(k["player_id"] for i, k in keysets if i == "index_2") == list(range(21))
-    assert warnings == [f"{T}: declared records take {len(many)} keys of index index_1; rows under them that no document "
-                        f"declares are not listed (more than {records_plan.keyset_limit(len(many))})"]
+    assert warnings == [
+        f"{T}: declared records take {len(many)} keys of index index_1; rows under them that no document "
+        f"declares are not listed (more than {records_plan.keyset_limit(len(many))})"
+    ]

@@ -160,8 +160,14 @@ class TcaplusClient:
         self.app_id = app_id
         self.zone_id = zone_id
         self.transport = HttpTransport(
-            base_url, vendor="tcaplus", timeout=timeout, retry=retry, max_connections=max_connections,
-            error_cls=TcaplusError, transport_error_cls=TcaplusTransportError, requests_per_second=requests_per_second,
+            base_url,
+            vendor="tcaplus",
+            timeout=timeout,
+            retry=retry,
+            max_connections=max_connections,
+            error_cls=TcaplusError,
+            transport_error_cls=TcaplusTransportError,
+            requests_per_second=requests_per_second,
         )
         pwd_md5 = hashlib.md5(password.encode("utf-8")).hexdigest()
         redact.register(password)
@@ -191,8 +197,14 @@ class TcaplusClient:
         return self._read_one("FieldGetRecord", table, keys, select)
 
     def partkey_get(
-        self, table: str, index: str, keys: Mapping[str, Any], *, select: Sequence[str] | None = None,
-        limit: int | None = None, offset: int | None = None,
+        self,
+        table: str,
+        index: str,
+        keys: Mapping[str, Any],
+        *,
+        select: Sequence[str] | None = None,
+        limit: int | None = None,
+        offset: int | None = None,
     ) -> PartkeyPage:
         """PartkeyGetRecord: one page of the records whose ``index`` fields equal ``keys``."""
         try:
@@ -201,8 +213,14 @@ class TcaplusClient:
             return PartkeyPage()
 
     async def apartkey_get(
-        self, table: str, index: str, keys: Mapping[str, Any], *, select: Sequence[str] | None = None,
-        limit: int | None = None, offset: int | None = None,
+        self,
+        table: str,
+        index: str,
+        keys: Mapping[str, Any],
+        *,
+        select: Sequence[str] | None = None,
+        limit: int | None = None,
+        offset: int | None = None,
     ) -> PartkeyPage:
         """:meth:`partkey_get` on the running event loop (see :meth:`run`)."""
         try:
@@ -211,16 +229,26 @@ class TcaplusClient:
             return PartkeyPage()
 
     @staticmethod
-    def _partkey_request(table: str, index: str, keys: Mapping[str, Any], select: Sequence[str] | None,
-                         limit: int | None, offset: int | None) -> tuple[Any, ...]:
-        query = _query(keys=dict(keys), select=list(select) if select else None,
-                       limit=str(limit) if limit is not None else None,
-                       offset=str(offset) if offset is not None else None)
+    def _partkey_request(
+        table: str, index: str, keys: Mapping[str, Any], select: Sequence[str] | None, limit: int | None, offset: int | None
+    ) -> tuple[Any, ...]:
+        query = _query(
+            keys=dict(keys),
+            select=list(select) if select else None,
+            limit=str(limit) if limit is not None else None,
+            offset=str(offset) if offset is not None else None,
+        )
         return ("PartkeyGetRecord", table, "GET", True, query, None, {"x-tcaplus-index-name": index})
 
     def partkey_get_all(
-        self, table: str, index: str, keys: Mapping[str, Any], *, select: Sequence[str] | None = None,
-        page_size: int = DEFAULT_PAGE_SIZE, concurrency: int = 1,
+        self,
+        table: str,
+        index: str,
+        keys: Mapping[str, Any],
+        *,
+        select: Sequence[str] | None = None,
+        page_size: int = DEFAULT_PAGE_SIZE,
+        concurrency: int = 1,
     ) -> list[VersionedRecord]:
         """Every record under an index key, read page by page (``limit``/``offset``).
 
@@ -233,6 +261,7 @@ class TcaplusClient:
         pages: dict[int, list[VersionedRecord]] = {0: first.records}
         gaps = _first_gaps(first)
         while gaps:
+
             def read(gap: tuple[int, int]) -> list[VersionedRecord]:
                 start, stop = gap
                 return self.partkey_get(table, index, keys, select=select, limit=stop - start, offset=start).records
@@ -246,8 +275,14 @@ class TcaplusClient:
         return [vr for offset in sorted(pages) for vr in pages[offset]]
 
     async def apartkey_get_all(
-        self, table: str, index: str, keys: Mapping[str, Any], *, select: Sequence[str] | None = None,
-        page_size: int = DEFAULT_PAGE_SIZE, concurrency: int = 1,
+        self,
+        table: str,
+        index: str,
+        keys: Mapping[str, Any],
+        *,
+        select: Sequence[str] | None = None,
+        page_size: int = DEFAULT_PAGE_SIZE,
+        concurrency: int = 1,
     ) -> list[VersionedRecord]:
         """:meth:`partkey_get_all` on the running event loop: the same pages, the same gap rounds."""
         first = await self.apartkey_get(table, index, keys, select=select, limit=page_size, offset=0)
@@ -255,6 +290,7 @@ class TcaplusClient:
         gaps = _first_gaps(first)
         slots = asyncio.Semaphore(max(1, concurrency))
         while gaps:
+
             async def read(gap: tuple[int, int]) -> list[VersionedRecord]:
                 start, stop = gap
                 async with slots:
@@ -267,16 +303,37 @@ class TcaplusClient:
 
     # -- writes -------------------------------------------------------------------------------
     def add(
-        self, table: str, record: Mapping[str, Any], *, check: VersionCheck | None = None, version: int | None = None,
-        result_flag: ResultFlag = ResultFlag.STATUS_ONLY, return_values: Any = None,
+        self,
+        table: str,
+        record: Mapping[str, Any],
+        *,
+        check: VersionCheck | None = None,
+        version: int | None = None,
+        result_flag: ResultFlag = ResultFlag.STATUS_ONLY,
+        return_values: Any = None,
     ) -> WriteResult:
         """AddRecord: insert; :class:`TcaplusRecordExistsError` if the key exists. Not repeated."""
-        return self._write("AddRecord", table, "POST", {"Record": dict(record)}, idempotent=False,
-                           flag=result_flag, return_values=return_values, check=check, version=version)
+        return self._write(
+            "AddRecord",
+            table,
+            "POST",
+            {"Record": dict(record)},
+            idempotent=False,
+            flag=result_flag,
+            return_values=return_values,
+            check=check,
+            version=version,
+        )
 
     def set(
-        self, table: str, record: Mapping[str, Any], *, check: VersionCheck | None = None, version: int | None = None,
-        result_flag: ResultFlag = ResultFlag.STATUS_ONLY, return_values: Any = None,
+        self,
+        table: str,
+        record: Mapping[str, Any],
+        *,
+        check: VersionCheck | None = None,
+        version: int | None = None,
+        result_flag: ResultFlag = ResultFlag.STATUS_ONLY,
+        return_values: Any = None,
     ) -> WriteResult:
         """SetRecord: insert or overwrite the whole record.
 
@@ -285,55 +342,107 @@ class TcaplusClient:
         a lost reply, since a repeat would fail against its own success.
         """
         matched = check is VersionCheck.MATCH and version is not None and version > 0
-        return self._write("SetRecord", table, "PUT", {"Record": dict(record)}, idempotent=not matched,
-                           flag=result_flag, return_values=return_values, check=check, version=version)
+        return self._write(
+            "SetRecord",
+            table,
+            "PUT",
+            {"Record": dict(record)},
+            idempotent=not matched,
+            flag=result_flag,
+            return_values=return_values,
+            check=check,
+            version=version,
+        )
 
     def field_set(
-        self, table: str, record: Mapping[str, Any], field_paths: Sequence[str], *,
-        result_flag: ResultFlag = ResultFlag.STATUS_ONLY, return_values: Any = None,
+        self,
+        table: str,
+        record: Mapping[str, Any],
+        field_paths: Sequence[str],
+        *,
+        result_flag: ResultFlag = ResultFlag.STATUS_ONLY,
+        return_values: Any = None,
     ) -> WriteResult:
         """FieldSetRecord: set only ``field_paths`` (dotted) of an existing record to their values in
         ``record`` (which also holds the key). The manual gives it no version check."""
         body = {"FieldPath": list(field_paths), "Record": dict(record)}
-        return self._write("FieldSetRecord", table, "PUT", body, idempotent=True,
-                           flag=result_flag, return_values=return_values)
+        return self._write("FieldSetRecord", table, "PUT", body, idempotent=True, flag=result_flag, return_values=return_values)
 
     def field_inc(
-        self, table: str, record: Mapping[str, Any], *, field_paths: Sequence[str] | None = None,
-        result_flag: ResultFlag = ResultFlag.REQUEST, return_values: Any = None,
+        self,
+        table: str,
+        record: Mapping[str, Any],
+        *,
+        field_paths: Sequence[str] | None = None,
+        result_flag: ResultFlag = ResultFlag.REQUEST,
+        return_values: Any = None,
     ) -> WriteResult:
         """FieldIncRecord: add the (signed) values in ``record`` to int32/int64/uint32/uint64 fields.
         Not repeated after a lost reply (it would increment twice)."""
         body: dict[str, Any] = {"Record": dict(record)}
         if field_paths:
             body["FieldPath"] = list(field_paths)
-        return self._write("FieldIncRecord", table, "PUT", body, idempotent=False,
-                           flag=result_flag, return_values=return_values)
+        return self._write("FieldIncRecord", table, "PUT", body, idempotent=False, flag=result_flag, return_values=return_values)
 
     def delete(
-        self, table: str, keys: Mapping[str, Any], *, result_flag: ResultFlag = ResultFlag.STATUS_ONLY,
+        self,
+        table: str,
+        keys: Mapping[str, Any],
+        *,
+        result_flag: ResultFlag = ResultFlag.STATUS_ONLY,
         return_values: Any = None,
     ) -> WriteResult:
         """DeleteRecord: :class:`TcaplusRecordNotFoundError` if there is no such record."""
-        return self._write("DeleteRecord", table, "DELETE", {"Record": dict(keys)}, idempotent=False,
-                           flag=result_flag, return_values=return_values)
+        return self._write(
+            "DeleteRecord",
+            table,
+            "DELETE",
+            {"Record": dict(keys)},
+            idempotent=False,
+            flag=result_flag,
+            return_values=return_values,
+        )
 
     async def aadd(self, table: str, record: Mapping[str, Any]) -> WriteResult:
         """:meth:`add` (status only, no version check) on the running event loop."""
-        return await self._awrite("AddRecord", table, "POST", {"Record": dict(record)}, idempotent=False,
-                                  flag=ResultFlag.STATUS_ONLY, return_values=None)
+        return await self._awrite(
+            "AddRecord",
+            table,
+            "POST",
+            {"Record": dict(record)},
+            idempotent=False,
+            flag=ResultFlag.STATUS_ONLY,
+            return_values=None,
+        )
 
-    async def aset(self, table: str, record: Mapping[str, Any], *, check: VersionCheck | None = None,
-                   version: int | None = None) -> WriteResult:
+    async def aset(
+        self, table: str, record: Mapping[str, Any], *, check: VersionCheck | None = None, version: int | None = None
+    ) -> WriteResult:
         """:meth:`set` (status only) on the running event loop; a version-matched write is not repeated."""
         matched = check is VersionCheck.MATCH and version is not None and version > 0
-        return await self._awrite("SetRecord", table, "PUT", {"Record": dict(record)}, idempotent=not matched,
-                                  flag=ResultFlag.STATUS_ONLY, return_values=None, check=check, version=version)
+        return await self._awrite(
+            "SetRecord",
+            table,
+            "PUT",
+            {"Record": dict(record)},
+            idempotent=not matched,
+            flag=ResultFlag.STATUS_ONLY,
+            return_values=None,
+            check=check,
+            version=version,
+        )
 
     async def adelete(self, table: str, keys: Mapping[str, Any]) -> WriteResult:
         """:meth:`delete` (status only) on the running event loop."""
-        return await self._awrite("DeleteRecord", table, "DELETE", {"Record": dict(keys)}, idempotent=False,
-                                  flag=ResultFlag.STATUS_ONLY, return_values=None)
+        return await self._awrite(
+            "DeleteRecord",
+            table,
+            "DELETE",
+            {"Record": dict(keys)},
+            idempotent=False,
+            flag=ResultFlag.STATUS_ONLY,
+            return_values=None,
+        )
 
     def run(self, main: Callable[[], Awaitable[T]]) -> T:
         """Run ``main()`` (which awaits this client's ``a*`` methods) on a new event loop in this
@@ -341,9 +450,7 @@ class TcaplusClient:
         return self.transport.run(main)
 
     # -- plumbing -----------------------------------------------------------------------------
-    def _read_one(
-        self, target: str, table: str, keys: Mapping[str, Any], select: Sequence[str] | None
-    ) -> VersionedRecord | None:
+    def _read_one(self, target: str, table: str, keys: Mapping[str, Any], select: Sequence[str] | None) -> VersionedRecord | None:
         query = _query(keys=dict(keys), select=list(select) if select else None)
         try:
             return _versioned(self._call(target, table, "GET", True, query))
@@ -361,35 +468,84 @@ class TcaplusClient:
             return None
 
     def _write(
-        self, target: str, table: str, method: str, body: dict[str, Any], *, idempotent: bool, flag: ResultFlag,
-        return_values: Any, check: VersionCheck | None = None, version: int | None = None,
+        self,
+        target: str,
+        table: str,
+        method: str,
+        body: dict[str, Any],
+        *,
+        idempotent: bool,
+        flag: ResultFlag,
+        return_values: Any,
+        check: VersionCheck | None = None,
+        version: int | None = None,
     ) -> WriteResult:
-        return _written(self._call(*_write_request(target, table, method, body, idempotent, flag, return_values,
-                                                   check, version)))
+        return _written(self._call(*_write_request(target, table, method, body, idempotent, flag, return_values, check, version)))
 
     async def _awrite(
-        self, target: str, table: str, method: str, body: dict[str, Any], *, idempotent: bool, flag: ResultFlag,
-        return_values: Any, check: VersionCheck | None = None, version: int | None = None,
+        self,
+        target: str,
+        table: str,
+        method: str,
+        body: dict[str, Any],
+        *,
+        idempotent: bool,
+        flag: ResultFlag,
+        return_values: Any,
+        check: VersionCheck | None = None,
+        version: int | None = None,
     ) -> WriteResult:
-        return _written(await self._acall(*_write_request(target, table, method, body, idempotent, flag, return_values,
-                                                          check, version)))
+        return _written(
+            await self._acall(*_write_request(target, table, method, body, idempotent, flag, return_values, check, version))
+        )
 
-    def _call(self, target: str, table: str, method: str, idempotent: bool, query: str | None = None,
-              body: Any = None, headers: Mapping[str, str] | None = None) -> dict[str, Any]:
+    def _call(
+        self,
+        target: str,
+        table: str,
+        method: str,
+        idempotent: bool,
+        query: str | None = None,
+        body: Any = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> dict[str, Any]:
         path, content, all_headers = self._request(target, table, body, headers)
-        resp = self.transport.send(method, path, idempotent=idempotent, raw_query=query or None,
-                                   content=content, headers=all_headers, shape=_answer_shape)
+        resp = self.transport.send(
+            method,
+            path,
+            idempotent=idempotent,
+            raw_query=query or None,
+            content=content,
+            headers=all_headers,
+            shape=_answer_shape,
+        )
         return _payload(resp, self.transport, target, table)
 
-    async def _acall(self, target: str, table: str, method: str, idempotent: bool, query: str | None = None,
-                     body: Any = None, headers: Mapping[str, str] | None = None) -> dict[str, Any]:
+    async def _acall(
+        self,
+        target: str,
+        table: str,
+        method: str,
+        idempotent: bool,
+        query: str | None = None,
+        body: Any = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> dict[str, Any]:
         path, content, all_headers = self._request(target, table, body, headers)
-        resp = await self.transport.asend(method, path, idempotent=idempotent, raw_query=query or None,
-                                          content=content, headers=all_headers, shape=_answer_shape)
+        resp = await self.transport.asend(
+            method,
+            path,
+            idempotent=idempotent,
+            raw_query=query or None,
+            content=content,
+            headers=all_headers,
+            shape=_answer_shape,
+        )
         return _payload(resp, self.transport, target, table)
 
-    def _request(self, target: str, table: str, body: Any,
-                 headers: Mapping[str, str] | None) -> tuple[str, bytes | None, dict[str, str]]:
+    def _request(
+        self, target: str, table: str, body: Any, headers: Mapping[str, str] | None
+    ) -> tuple[str, bytes | None, dict[str, str]]:
         """Path, body and headers of one operation on ``table`` (per-operation headers and per-table
         paths are built once: the request path stays lean)."""
         all_headers = self._target_headers.get(target)
@@ -404,7 +560,8 @@ class TcaplusClient:
         path = self._paths.get(table)
         if path is None:
             path = self._paths.setdefault(
-                table, f"/ver1.0/apps/{self.app_id}/zones/{self.zone_id}/tables/{quote(table, safe='')}/records")
+                table, f"/ver1.0/apps/{self.app_id}/zones/{self.zone_id}/tables/{quote(table, safe='')}/records"
+            )
         return path, content, all_headers
 
 
@@ -417,8 +574,9 @@ def _first_gaps(first: PartkeyPage) -> list[tuple[int, int]]:
     return [(o, min(o + step, end)) for o in range(step, end, step)]
 
 
-def _next_gaps(gaps: list[tuple[int, int]], results: list[list[VersionedRecord]],
-               pages: dict[int, list[VersionedRecord]]) -> list[tuple[int, int]]:
+def _next_gaps(
+    gaps: list[tuple[int, int]], results: list[list[VersionedRecord]], pages: dict[int, list[VersionedRecord]]
+) -> list[tuple[int, int]]:
     """Store a round's pages; what a short page left of its range is read in the next round."""
     out = []
     for (start, stop), records in zip(gaps, results, strict=True):
@@ -428,8 +586,17 @@ def _next_gaps(gaps: list[tuple[int, int]], results: list[list[VersionedRecord]]
     return out
 
 
-def _write_request(target: str, table: str, method: str, body: dict[str, Any], idempotent: bool, flag: ResultFlag,
-                   return_values: Any, check: VersionCheck | None, version: int | None) -> tuple[Any, ...]:
+def _write_request(
+    target: str,
+    table: str,
+    method: str,
+    body: dict[str, Any],
+    idempotent: bool,
+    flag: ResultFlag,
+    return_values: Any,
+    check: VersionCheck | None,
+    version: int | None,
+) -> tuple[Any, ...]:
     headers = {"x-tcaplus-result-flag": str(int(flag))}
     if check is not None:
         headers["x-tcaplus-data-version-check"] = str(int(check))
@@ -453,8 +620,9 @@ def _page(payload: dict[str, Any]) -> PartkeyPage:
 
 def _written(payload: dict[str, Any]) -> WriteResult:
     record = payload.get("Record")
-    return WriteResult(int(payload.get("RecordVersion", -1)), record if isinstance(record, dict) else None,
-                       payload.get("ReturnValues"))
+    return WriteResult(
+        int(payload.get("RecordVersion", -1)), record if isinstance(record, dict) else None, payload.get("ReturnValues")
+    )
 
 
 def _answer_shape(payload: Any) -> bool:
@@ -472,11 +640,13 @@ def _payload(resp: Response, transport: HttpTransport, target: str, table: str) 
         payload = None
     if not isinstance(payload, dict) or not isinstance(payload.get("ErrorCode"), int):
         cls = TcaplusServerError if resp.status_code >= 500 else TcaplusError
-        raise cls("the answer is not TcaplusDB JSON", http_status=resp.status_code, host=transport.host,
-                  operation=f"{target} {table}")
+        raise cls(
+            "the answer is not TcaplusDB JSON", http_status=resp.status_code, host=transport.host, operation=f"{target} {table}"
+        )
     code = payload["ErrorCode"]
     if code == 0 and resp.status_code < 400:
         return payload
     message = str(payload.get("ErrorMsg") or "error")
-    raise error_class(code, resp.status_code)(message, code=code, http_status=resp.status_code, host=transport.host,
-                                              operation=f"{target} {table}")
+    raise error_class(code, resp.status_code)(
+        message, code=code, http_status=resp.status_code, host=transport.host, operation=f"{target} {table}"
+    )
