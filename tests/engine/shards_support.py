@@ -13,7 +13,8 @@ from typing import Any, Iterator
 
 from reconciler.engine import run
 from reconciler.engine.planfile import read_plan, write_plan
-from reconciler.engine.planset import Merged, ShardPlan, apply_part, merge_plans
+from reconciler.engine.planset import Merged, ShardPlan, merge_plans
+from reconciler.engine.planset_apply import apply_part
 from reconciler.engine.session import Session, open_session
 from reconciler.engine.shard import plan_file_data
 from reconciler.kinds.base import RunOptions
