@@ -2,11 +2,12 @@
 
 ``apply PLANSET --shard K/N`` applies shard K's part (:func:`planset_part`: the changes shard K
 owns and its share of each connection's rate budget; an unsafe verdict or another N is refused)
-under the checks ``apply PLANFILE`` makes. Its journal (:func:`open_shard_journal`) names the
-planset and the shard; a retry of a shard whose attempt did not finish continues that journal and
-finishes what the attempt started (:func:`finish_started`). ``apply merge-report`` joins the shards'
-journals into one outcome and one exit code (:func:`merge_reports`). Making the planset (``plan
-merge``) is :mod:`reconciler.engine.planset`.
+through :func:`reconciler.engine.apply.apply_saved`, under the checks of any saved plan. Its
+journal (:func:`open_shard_journal`) names the planset and the shard; a retry of a shard whose
+attempt did not finish continues that journal and finishes what the attempt started
+(:func:`finish_started`). ``apply merge-report`` joins the shards' journals into one outcome and
+one exit code (:func:`merge_reports`). Making the planset (``plan merge``) is
+:mod:`reconciler.engine.planset`.
 """
 
 from __future__ import annotations
@@ -17,7 +18,6 @@ from pathlib import Path
 from typing import Any
 
 from reconciler.engine.planfile import PlanFile
-from reconciler.engine.saved import verify_signature
 from reconciler.errors import UsageError
 from reconciler.kinds.shard import Shard
 from reconciler.model import Action, Change, Plan
@@ -53,36 +53,6 @@ def planset_digest(pf: PlanFile) -> str:
     """Names one planset in shard reports (its signature, else its changes)."""
     blob = (pf.signature or "") + "|" + str(len(pf.changes))
     return "sha256:" + hashlib.sha256(blob.encode()).hexdigest()[:32]
-
-
-def apply_part(session: Any, pf: PlanFile, saved: Plan, shard: Shard | None, *, path: Path,
-               journal: Any = None, on_outcome: Any = None) -> tuple[list[Any], Plan]:
-    """Apply shard ``shard``'s part of a planset (engine level: the CLI adds confirmation, output
-    and signals). A fresh plan of the shard (same manifests, digest-checked) is matched against the
-    reviewed changes (``run.reconcile_saved``): only what it reproduces is written, so a retried
-    shard writes only what is left. Runs within the shard's share of each rate budget.
-    Returns the outcomes (stale and skipped ones included) and the fresh plan."""
-    from reconciler.engine import freshness, run
-    from reconciler.engine.shard import scaled_rates
-    from reconciler.model import Outcome
-
-    verify_signature(path, pf, saved, session)
-    mine, shares = planset_part(pf, saved.changes, shard)
-    session.ctx.options.shard = shard
-    loaded = session.load()
-    with scaled_rates(session.ctx, shares):
-        fresh = run.make_plan(loaded, session.ctx, kinds={c.kind for c in mine})
-        changed = freshness.changed_dependencies(
-            mine, planned_docs=pf.resources, docs_now=session.resource_digests(),
-            planned_config=pf.config_sections, config_now=session.config_digests())
-        if changed:
-            raise UsageError(f"{path}: changed since this plan was made: {freshness.describe(changed)}; make a new plan")
-        unread = [Outcome(c, "failed", f"live state could not be read: {fresh.failed[c.scope]}")
-                  for c in mine if c.scope in fresh.failed]
-        to_apply, stale = run.reconcile_saved([c for c in mine if c.scope not in fresh.failed], fresh)
-        run.refuse_blocked(Plan(changes=to_apply))
-        outcomes = run.apply_changes(to_apply, session.ctx, journal=journal, on_outcome=on_outcome)
-    return unread + stale + outcomes, fresh
 
 
 # -- apply merge-report: the shards' journals joined into one outcome ------------------------------
