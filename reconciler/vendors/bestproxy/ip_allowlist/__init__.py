@@ -24,6 +24,5 @@ The package, one idea a module: :mod:`.addresses` (address text: parsing, canoni
 """
 
 from reconciler.vendors.bestproxy.ip_allowlist.kind import IpAllowlistKind
-from reconciler.vendors.bestproxy.ip_allowlist.spec import IpAllowlistSpec
 
-__all__ = ["IpAllowlistKind", "IpAllowlistSpec"]
+__all__ = ["IpAllowlistKind"]
