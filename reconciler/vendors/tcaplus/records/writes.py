@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 
-from reconciler.vendors.tcaplus.client import TcaplusClient, TcaplusRecordExistsError, TcaplusRecordNotFoundError, TcaplusVersionMismatchError, VersionCheck, VersionedRecord
+from reconciler.vendors.tcaplus.client import TcaplusClient, TcaplusRecordExistsError, TcaplusRecordNotFoundError, TcaplusVersionMismatchError
+from reconciler.vendors.tcaplus.wire import VersionCheck, VersionedRecord
 from reconciler.model import Action, Change, Outcome
 from reconciler.errors import ReconcilerError
 from reconciler.kinds.context import RunContext
