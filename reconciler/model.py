@@ -197,9 +197,10 @@ class Plan:
         """Everything this plan could not read (``failed``) or compare (``uncompared``), in a
         stable order, kinds not read first (a list cut short never hides one): what text,
         Markdown and JSON list under "incomplete"."""
-        unread = [Gap(kind=label.split("@", 1)[0], why=why,
-                      connection=label.split("@", 1)[1] if "@" in label else DEFAULT_CONNECTION)
-                  for label, why in self.failed.items()]
+        unread = [
+            Gap(kind=label.split("@", 1)[0], why=why, connection=label.split("@", 1)[1] if "@" in label else DEFAULT_CONNECTION)
+            for label, why in self.failed.items()
+        ]
         return sorted(unread + self.uncompared, key=lambda g: (bool(g.field), g.kind, g.connection, g.field, g.why))
 
     @property
@@ -213,8 +214,9 @@ class Plan:
         if not gaps:
             return ""
         unread = sum(not g.field for g in gaps)
-        parts = ([f"{unread} kind(s) not read"] if unread else []) + \
-                ([f"{len(gaps) - unread} field(s) not compared"] if len(gaps) > unread else [])
+        parts = ([f"{unread} kind(s) not read"] if unread else []) + (
+            [f"{len(gaps) - unread} field(s) not compared"] if len(gaps) > unread else []
+        )
         return f"Incomplete: {', '.join(parts)}."
 
     def header(self) -> str:

@@ -62,13 +62,11 @@ def main() -> int:
             return r.returncode
         frozen = subprocess.run([py, "-m", "pip", "freeze"], capture_output=True, text=True, check=True).stdout
         wanted = {n for n in pins}
-        print("installed:", ", ".join(line for line in frozen.splitlines()
-                                       if line.split("==")[0].lower() in wanted), flush=True)
+        print("installed:", ", ".join(line for line in frozen.splitlines() if line.split("==")[0].lower() in wanted), flush=True)
         # the repository's tests, run by the fresh environment (its `reconciler` command and libraries)
         env = {"PATH": f"{venv / 'bin'}:/usr/bin:/bin", "HOME": str(Path.home())}
         # its own temporary folder: pytest prunes old ones under a shared base, another run's included
-        r = subprocess.run([py, "-m", "pytest", *args.pytest_args.split(), f"--basetemp={tmp}/pytest"],
-                           cwd=ROOT, env=env)
+        r = subprocess.run([py, "-m", "pytest", *args.pytest_args.split(), f"--basetemp={tmp}/pytest"], cwd=ROOT, env=env)
         print(f"suite exit code with the lowest versions: {r.returncode}", flush=True)
         return r.returncode
 

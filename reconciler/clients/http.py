@@ -108,6 +108,7 @@ def user_agent() -> str:
         from reconciler import __version__ as version
     return f"{DISTRIBUTION}/{version}"
 
+
 class HttpTransport(_EventLoops):
     """A thread-safe HTTP client bound to one vendor base URL.
 
@@ -193,8 +194,9 @@ class HttpTransport(_EventLoops):
             for hook in self.on_request:
                 hook(sent)
 
-    async def _attempt(self, method: str, target: str, path: str, query: str, body: bytes | None,
-                       headers: dict[str, str]) -> Response:
+    async def _attempt(
+        self, method: str, target: str, path: str, query: str, body: bytes | None, headers: dict[str, str]
+    ) -> Response:
         """One request on the running loop's session, its answer read to the end (at most
         :data:`MAX_REPLY_BYTES`, as received and once decoded)."""
         if self._budget is not None and (wait := self._budget.delay()) > 0:
@@ -210,32 +212,48 @@ class HttpTransport(_EventLoops):
                     resp, content = await self._exchange(entry.session, method, url, body, headers)
                     break
                 except _Unasked:
-                    log.debug("%s %s: %s %s: %s; closed, not written on", self.vendor, self._host, method, path,
-                              UNASKED_REPLY)
+                    log.debug("%s %s: %s %s: %s; closed, not written on", self.vendor, self._host, method, path, UNASKED_REPLY)
             else:
                 raise ConnectFailed(UNASKED_REPLY)
         try:
             content = _decode(content, resp.headers.get("Content-Encoding"))
         except _TooLarge:
-            raise ReplyLost(f"the reply is larger than the {bodies.MAX_REPLY_BYTES // (1024 * 1024)} MiB limit", lasting=True) from None
+            raise ReplyLost(
+                f"the reply is larger than the {bodies.MAX_REPLY_BYTES // (1024 * 1024)} MiB limit", lasting=True
+            ) from None
         except (OSError, EOFError, zlib.error, ValueError) as exc:
             raise ReplyLost(f"an undecodable reply ({type(exc).__name__})") from None
         answer = Response(resp.status, resp.headers, content, resp.reason or "")
         # the request line as sent, query included (``--debug`` shows it; the log record factory
         # masks credentials such as BestProxy's ``app_key=`` before any handler sees it)
-        log.debug('HTTP Request: %s %s://%s%s "HTTP/1.1 %d %s"', method, self._scheme, self._host, target,
-                  answer.status_code, answer.reason_phrase)
+        log.debug(
+            'HTTP Request: %s %s://%s%s "HTTP/1.1 %d %s"',
+            method,
+            self._scheme,
+            self._host,
+            target,
+            answer.status_code,
+            answer.reason_phrase,
+        )
         return answer
 
-    async def _exchange(self, session: aiohttp.ClientSession, method: str, url: URL, body: bytes | None,
-                        headers: dict[str, str]) -> tuple[aiohttp.ClientResponse, bytes]:
+    async def _exchange(
+        self, session: aiohttp.ClientSession, method: str, url: URL, body: bytes | None, headers: dict[str, str]
+    ) -> tuple[aiohttp.ClientResponse, bytes]:
         """One exchange on one connection: the answer and its body as received. A failure is a
         :class:`ConnectFailed` or a :class:`ReplyLost` (:class:`_Unasked`: nothing was sent)."""
         exchange = _Exchange()
         token = _EXCHANGE.set(exchange)
         try:
-            async with session.request(method, url, data=body, headers=headers, allow_redirects=False,
-                                       proxy=self._proxy, proxy_headers=self._proxy_headers) as resp:
+            async with session.request(
+                method,
+                url,
+                data=body,
+                headers=headers,
+                allow_redirects=False,
+                proxy=self._proxy,
+                proxy_headers=self._proxy_headers,
+            ) as resp:
                 content = await _read_body(resp)
                 if exchange.another_answer():
                     # another answer came with this one (a late duplicate of the one before, then
@@ -247,8 +265,9 @@ class HttpTransport(_EventLoops):
         except (ReplyLost, ConnectFailed, _Unasked):
             raise
         except _TooLarge:
-            raise ReplyLost(f"the reply is larger than the {bodies.MAX_REPLY_BYTES // (1024 * 1024)} MiB limit",
-                            lasting=True) from None
+            raise ReplyLost(
+                f"the reply is larger than the {bodies.MAX_REPLY_BYTES // (1024 * 1024)} MiB limit", lasting=True
+            ) from None
         except _Resent:  # the first sending's connection closed before its answer
             raise ReplyLost("the connection closed without a reply") from None
         except (aiohttp.ClientError, OSError, asyncio.TimeoutError) as exc:
@@ -268,10 +287,11 @@ class HttpTransport(_EventLoops):
         if not sent:  # the whole-exchange timeout while connecting, a TLS error through a proxy tunnel
             if isinstance(exc, asyncio.TimeoutError):
                 return ConnectFailed(f"timed out connecting{via}")
-            return ConnectFailed(f"{describe_connect_error(exc)}{via}",
-                                 lasting=isinstance(exc, ssl.SSLCertVerificationError | aiohttp.ClientConnectorCertificateError))
+            return ConnectFailed(
+                f"{describe_connect_error(exc)}{via}",
+                lasting=isinstance(exc, ssl.SSLCertVerificationError | aiohttp.ClientConnectorCertificateError),
+            )
         return ReplyLost(describe_reply_error(exc))
-
 
     def _retry_hook(self, req: _Prepared) -> Callable[[Exception], bool | float]:
         """Whether another attempt of ``req`` may follow ``exc`` (stamina's ``on``); notes the
@@ -299,8 +319,10 @@ class HttpTransport(_EventLoops):
                     from reconciler.vendor import title  # the vendor as people write it (the registry)
 
                     name = title(self.vendor)
-                    req.refusal = (f"{name} {self._host} asked to wait {math.ceil(wait)} s (Retry-After), "
-                                   f"more than the {max(0, round(left))} s retry budget left")
+                    req.refusal = (
+                        f"{name} {self._host} asked to wait {math.ceil(wait)} s (Retry-After), "
+                        f"more than the {max(0, round(left))} s retry budget left"
+                    )
                     return False
                 req.owed = wait
                 return 0.0
@@ -332,8 +354,19 @@ class HttpTransport(_EventLoops):
     ) -> Response:
         """:meth:`send` on the running event loop, over connections of that loop's own (see
         :meth:`run`): the one request path."""
-        req = self._prepare(method, path, idempotent=idempotent, raw_query=raw_query, params=params, json=json,
-                            data=data, content=content, headers=headers, write=write, shape=shape)
+        req = self._prepare(
+            method,
+            path,
+            idempotent=idempotent,
+            raw_query=raw_query,
+            params=params,
+            json=json,
+            data=data,
+            content=content,
+            headers=headers,
+            write=write,
+            shape=shape,
+        )
         # the first attempt goes out directly: stamina's retry context (tenacity objects, hook
         # inspection) costs more CPU than the request itself, and is only needed after a failure
         req.started = self.clock.monotonic()
@@ -355,10 +388,21 @@ class HttpTransport(_EventLoops):
             return self._final(req, exc)
         raise AssertionError("unreachable")  # pragma: no cover
 
-    def _prepare(self, method: str, path: str, *, idempotent: bool, raw_query: str | None,
-                 params: Mapping[str, Any] | None, json: Any, data: Mapping[str, Any] | None,
-                 content: bytes | None, headers: Mapping[str, str] | None, write: bool | None,
-                 shape: Callable[[Any], bool] | None = None) -> _Prepared:
+    def _prepare(
+        self,
+        method: str,
+        path: str,
+        *,
+        idempotent: bool,
+        raw_query: str | None,
+        params: Mapping[str, Any] | None,
+        json: Any,
+        data: Mapping[str, Any] | None,
+        content: bytes | None,
+        headers: Mapping[str, str] | None,
+        write: bool | None,
+        shape: Callable[[Any], bool] | None = None,
+    ) -> _Prepared:
         query = raw_query if raw_query is not None else (urlencode(params) if params else "")
         target = self._prefix + path + ("?" + query if query else "")
         if _UNSAFE.search(target) or (headers and not _safe_headers(tuple(headers.items()))):
@@ -379,8 +423,14 @@ class HttpTransport(_EventLoops):
         """stamina's attempts, the first of them the one already made at ``req.started``."""
         p = self.retry
         left = max(0.001, p.timeout - (self.clock.monotonic() - req.started))
-        return retry_context(on=self._retry_hook(req), attempts=p.attempts, timeout=left,
-                                     wait_initial=p.wait_initial, wait_max=p.wait_max, wait_jitter=p.wait_jitter)
+        return retry_context(
+            on=self._retry_hook(req),
+            attempts=p.attempts,
+            timeout=left,
+            wait_initial=p.wait_initial,
+            wait_max=p.wait_max,
+            wait_jitter=p.wait_jitter,
+        )
 
     def _final(self, req: _Prepared, exc: Exception) -> Response:
         """The answer once retries are spent: the last retryable status, or the transport error."""

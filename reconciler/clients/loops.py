@@ -51,10 +51,12 @@ class _EventLoops:
         loop = asyncio.get_running_loop()
         entry = self._sessions.get(loop)  # asked per request: no lock once the loop has its session
         if entry is None:
-            connector = aiohttp.TCPConnector(limit=self.max_connections, limit_per_host=0,
-                                             ssl=self._context if self._context is not None else True)
+            connector = aiohttp.TCPConnector(
+                limit=self.max_connections, limit_per_host=0, ssl=self._context if self._context is not None else True
+            )
             session = aiohttp.ClientSession(
-                connector=connector, timeout=self._timeouts,
+                connector=connector,
+                timeout=self._timeouts,
                 auto_decompress=False,  # bodies are decoded here, bounded (_decode)
                 trust_env=False,  # the proxy is resolved once per base URL (env_proxy), never .netrc
                 cookie_jar=aiohttp.DummyCookieJar(),
@@ -120,6 +122,18 @@ class _EventLoops:
         the cause.
         """
         # the same coroutine as asend, on the transport's own loop (one background thread)
-        return self._send_loop().call(self.asend(
-            method, path, idempotent=idempotent, raw_query=raw_query, params=params, json=json, data=data,
-            content=content, headers=headers, write=write, shape=shape))
+        return self._send_loop().call(
+            self.asend(
+                method,
+                path,
+                idempotent=idempotent,
+                raw_query=raw_query,
+                params=params,
+                json=json,
+                data=data,
+                content=content,
+                headers=headers,
+                write=write,
+                shape=shape,
+            )
+        )

@@ -111,8 +111,10 @@ def _check_agreement(plans: list[ShardPlan]) -> list[str]:
             if ref.get(name) != other.get(name):
                 out.append(f"{sp.path} and {first.path} disagree on {what}")
         if sp.pf.shard.algorithm != ref_shard.algorithm:
-            out.append(f"{sp.path} and {first.path} disagree on the partition algorithm "
-                       f"({sp.pf.shard.algorithm} vs {ref_shard.algorithm})")
+            out.append(
+                f"{sp.path} and {first.path} disagree on the partition algorithm "
+                f"({sp.pf.shard.algorithm} vs {ref_shard.algorithm})"
+            )
         if sp.pf.shard.n != ref_shard.n:
             out.append(f"{sp.path} and {first.path} disagree on N ({sp.pf.shard.n} vs {ref_shard.n} shards)")
         if sorted(sp.pf.shard.partitioned) != sorted(ref_shard.partitioned):
@@ -133,13 +135,16 @@ def _check_shards(plans: list[ShardPlan], n: int) -> list[str]:
         seen.setdefault(k, sp.path)
     missing = [k for k in range(1, n + 1) if k not in seen]
     if missing:
-        out.append(f"missing shard plan(s) {', '.join(f'{k}/{n}' for k in missing)}: every shard 1..{n} is needed "
-                   "(objects they own would be planned by nobody)")
+        out.append(
+            f"missing shard plan(s) {', '.join(f'{k}/{n}' for k in missing)}: every shard 1..{n} is needed "
+            "(objects they own would be planned by nobody)"
+        )
     return out
 
 
-def merge_plans(plans: list[ShardPlan], *, loaded: Any, session: Any, force: bool, created_at: str,
-                limit: int = MARKDOWN_LIMIT) -> Merged:
+def merge_plans(
+    plans: list[ShardPlan], *, loaded: Any, session: Any, force: bool, created_at: str, limit: int = MARKDOWN_LIMIT
+) -> Merged:
     """Check and merge shard plans. ``session`` is the merge's own run (config, manifests loaded
     as ``loaded``, no API call): the shard plans must have been made from the same manifests and
     config, signed with this run's key, and must cover the manifests."""
@@ -162,8 +167,10 @@ def merge_plans(plans: list[ShardPlan], *, loaded: Any, session: Any, force: boo
         raise UsageError(f"cannot check the shard plans' signatures: {exc}") from None
     for sp in plans:
         if signer is not None and not signature_matches(sp.pf, signer):
-            problems.append(f"{sp.path}: its signature does not match (changed after it was made, or made with other "
-                            "credentials or fingerprint key)")
+            problems.append(
+                f"{sp.path}: its signature does not match (changed after it was made, or made with other "
+                "credentials or fingerprint key)"
+            )
     # the workspace the merge runs in: the same manifests, config and connections
     if session.digest() != first.digest.model_dump():
         problems.append("the shard plans were made from other manifests or config than this workspace's")
@@ -175,8 +182,10 @@ def merge_plans(plans: list[ShardPlan], *, loaded: Any, session: Any, force: boo
         assert sp.pf.shard is not None
         got = {label: o.model_dump() for label, o in sp.pf.shard.owned.items()}
         if 1 <= sp.pf.shard.k <= n and got != expected[sp.pf.shard.k]:
-            problems.append(f"{sp.path}: owns other declared objects than shard {sp.pf.shard.k}/{n} of these manifests "
-                            "(different inputs or partition)")
+            problems.append(
+                f"{sp.path}: owns other declared objects than shard {sp.pf.shard.k}/{n} of these manifests "
+                "(different inputs or partition)"
+            )
     # objects: each in exactly one shard, the one that owns it; no delete of a declared identity
     declared = declared_by_part(loaded, ctx)
     where: dict[str, int] = {}
@@ -211,18 +220,34 @@ def merge_plans(plans: list[ShardPlan], *, loaded: Any, session: Any, force: boo
     shards = []
     for sp in sorted(plans, key=lambda p: p.pf.shard.k if p.pf.shard else 0):
         assert sp.pf.shard is not None
-        shards.append({
-            "k": sp.pf.shard.k, "counts": sp.plan.counts(), "calls": dict(sp.pf.shard.calls),
-            "rate_share": {conn: round(sp.pf.shard.calls.get(conn, 0) / total, 6) for conn, total in sorted(totals.items())
-                           if total},
-            "plan_signature": sp.pf.signature,
-        })
+        shards.append(
+            {
+                "k": sp.pf.shard.k,
+                "counts": sp.plan.counts(),
+                "calls": dict(sp.pf.shard.calls),
+                "rate_share": {
+                    conn: round(sp.pf.shard.calls.get(conn, 0) / total, 6) for conn, total in sorted(totals.items()) if total
+                },
+                "plan_signature": sp.pf.signature,
+            }
+        )
     data = plan_to_dict(
-        plan, created_at=created_at, paths=list(first.paths), config_path=first.config_path, sandbox=first.sandbox,
-        targets=list(first.targets), digest=first.digest.model_dump(), resources=dict(first.resources),
-        config_sections=dict(first.config_sections), force=force, allow_replace=first.allow_replace,
-        baseline=first.baseline, connections_digest=first.connections_digest, review=first.review,
-        approve_exposure=first.approve_exposure)
+        plan,
+        created_at=created_at,
+        paths=list(first.paths),
+        config_path=first.config_path,
+        sandbox=first.sandbox,
+        targets=list(first.targets),
+        digest=first.digest.model_dump(),
+        resources=dict(first.resources),
+        config_sections=dict(first.config_sections),
+        force=force,
+        allow_replace=first.allow_replace,
+        baseline=first.baseline,
+        connections_digest=first.connections_digest,
+        review=first.review,
+        approve_exposure=first.approve_exposure,
+    )
     data["planset"] = {"n": n, "algorithm": first.shard.algorithm, "verdict": verdict, "unsafe": safety, "shards": shards}
     data = sign_plan(data, signer)
     markdown = merged_markdown(plan, n, safety=safety, keys_only=first.review, limit=limit)
@@ -252,14 +277,18 @@ def _merged_plan(plans: list[ShardPlan]) -> Plan:
             if kind in partitioned_kinds:
                 noops[kind] = noops.get(kind, 0) + count
             elif noops.setdefault(kind, count) != count:
-                problems.append(f"{sp.path}: saw {count} unchanged {kind} where {first.path} saw {noops[kind]}: live "
-                                "state changed between the shard plans; make them again")
+                problems.append(
+                    f"{sp.path}: saw {count} unchanged {kind} where {first.path} saw {noops[kind]}: live "
+                    "state changed between the shard plans; make them again"
+                )
         for label, count in sp.plan.existing_in_scope.items():
             if label in partitioned:
                 existing[label] = existing.get(label, 0) + count
             elif existing.setdefault(label, count) != count:
-                problems.append(f"{sp.path}: saw {count} existing {label} in scope where {first.path} saw "
-                                f"{existing[label]}: live state changed between the shard plans; make them again")
+                problems.append(
+                    f"{sp.path}: saw {count} existing {label} in scope where {first.path} saw "
+                    f"{existing[label]}: live state changed between the shard plans; make them again"
+                )
     if problems:
         raise MergeRefused(problems)
     changes: list[Change] = [c for sp in plans for c in sp.plan.changes]
@@ -276,11 +305,16 @@ def _merged_plan(plans: list[ShardPlan]) -> Plan:
             else:
                 gaps.setdefault(key, Gap(g.kind, g.why, g.field, g.resources, g.connection))
     plan = Plan(
-        changes=changes, noops=noops, unmanaged=list(unmanaged.values()),
+        changes=changes,
+        noops=noops,
+        unmanaged=list(unmanaged.values()),
         warnings=_unique(w for sp in plans for w in sp.plan.warnings),
-        existing_in_scope=existing, environment=first.plan.environment, connections=list(first.plan.connections),
+        existing_in_scope=existing,
+        environment=first.plan.environment,
+        connections=list(first.plan.connections),
         out_of_band=_unique(x for sp in plans for x in sp.plan.out_of_band),
-        not_restored=list(first.plan.not_restored), uncompared=list(gaps.values()),
+        not_restored=list(first.plan.not_restored),
+        uncompared=list(gaps.values()),
         differs=_unique(x for sp in plans for x in sp.plan.differs),
     )
     plan.sort()

@@ -29,17 +29,23 @@ def planset_part(pf: PlanFile, changes: list[Change], shard: Shard | None) -> tu
     from reconciler.engine.shard import owns_change
 
     if pf.shard is not None:
-        raise UsageError(f"a shard plan ({pf.shard.k}/{pf.shard.n}) is never applied alone: its thresholds were not "
-                         "judged; merge the shard plans (`reconciler plan merge ... --out PLANSET`) and apply the planset")
+        raise UsageError(
+            f"a shard plan ({pf.shard.k}/{pf.shard.n}) is never applied alone: its thresholds were not "
+            "judged; merge the shard plans (`reconciler plan merge ... --out PLANSET`) and apply the planset"
+        )
     ps = pf.planset
     if ps is None:
         if shard is not None:
-            raise UsageError("--shard with a saved plan needs a planset (`plan merge`): a plan made without shards "
-                             "is applied whole")
+            raise UsageError(
+                "--shard with a saved plan needs a planset (`plan merge`): a plan made without shards is applied whole"
+            )
         return changes, {}
     if ps.verdict == "unsafe":
-        raise UsageError("the planset exceeds the safety thresholds (judged over all shards at `plan merge`): "
-                         + "; ".join(ps.unsafe[:5]) + "; nothing was applied (merge again with --force if intended)")
+        raise UsageError(
+            "the planset exceeds the safety thresholds (judged over all shards at `plan merge`): "
+            + "; ".join(ps.unsafe[:5])
+            + "; nothing was applied (merge again with --force if intended)"
+        )
     if shard is None:
         return changes, {}
     if shard.n != ps.n:
@@ -80,10 +86,15 @@ def read_report(path: Path) -> ShardReport:
     counts: dict[str, int] = {}
     for status in state.outcomes.values():
         counts[status] = counts.get(status, 0) + 1
-    return ShardReport(path=path, shard=parse_shard(str(run["shard"]), source=str(path)), planset=str(run["planset"]),
-                       at=str(run.get("at", "")), status=str(ended.get("status")) if ended else "not finished",
-                       exit_code=int(ended["exit_code"]) if ended and isinstance(ended.get("exit_code"), int) else None,
-                       counts=dict(sorted(counts.items())))
+    return ShardReport(
+        path=path,
+        shard=parse_shard(str(run["shard"]), source=str(path)),
+        planset=str(run["planset"]),
+        at=str(run.get("at", "")),
+        status=str(ended.get("status")) if ended else "not finished",
+        exit_code=int(ended["exit_code"]) if ended and isinstance(ended.get("exit_code"), int) else None,
+        counts=dict(sorted(counts.items())),
+    )
 
 
 def merge_reports(paths: list[Path]) -> tuple[list[str], int]:
@@ -156,11 +167,14 @@ def open_shard_journal(path: Path, pf: PlanFile, shard: Shard | None) -> tuple[A
         if same and not state.complete:
             notes += state.notes
             if state.intents_without_outcome:
-                notes.append(f"{path}: the earlier attempt of shard {shard} stopped with "
-                             f"{len(state.intents_without_outcome)} change(s) in flight; they are read back from "
-                             "live state before anything is written")
+                notes.append(
+                    f"{path}: the earlier attempt of shard {shard} stopped with "
+                    f"{len(state.intents_without_outcome)} change(s) in flight; they are read back from "
+                    "live state before anything is written"
+                )
             started = set(state.intents_without_outcome) | {
-                a for a, status in state.outcomes.items() if status in ("failed", "unknown", "interrupted")}
+                a for a, status in state.outcomes.items() if status in ("failed", "unknown", "interrupted")
+            }
             return Journal(path, append=True), notes, started
     return Journal.open_new(path), notes, set()
 

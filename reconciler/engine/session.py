@@ -74,8 +74,9 @@ class Session:
             if spec.config_files is not None and conn is not None:
                 h.update(digest_files([f for _where, f in spec.config_files(conn, self.config.base_dir)]).encode())
             out[f"providers.{vendor}"] = "sha256:" + h.hexdigest()[:32]
-        out["settings"] = "sha256:" + hashlib.sha256(
-            json.dumps(data.get("settings"), sort_keys=True, default=str).encode()).hexdigest()[:32]
+        out["settings"] = (
+            "sha256:" + hashlib.sha256(json.dumps(data.get("settings"), sort_keys=True, default=str).encode()).hexdigest()[:32]
+        )
         return out
 
     def connections_digest(self, connections: list[str]) -> str:
@@ -220,8 +221,16 @@ def check_config_files(cfg: LoadedConfig) -> None:
         raise InputError(problems)
 
 
-def open_session(*, paths: list[Path], config_path: Path, sandbox: bool, options: RunOptions,
-                 state_dir: Path | None = None, env: str | None = None, root: Path | None = None) -> Session:
+def open_session(
+    *,
+    paths: list[Path],
+    config_path: Path,
+    sandbox: bool,
+    options: RunOptions,
+    state_dir: Path | None = None,
+    env: str | None = None,
+    root: Path | None = None,
+) -> Session:
     from reconciler.sandbox.serve import DEFAULT_STATE_DIR
 
     enter_workspace(config_path, root)

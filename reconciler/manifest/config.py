@@ -42,6 +42,7 @@ class Providers(_Strict):
     vendor, of the vendor's connection model (:func:`config_model` adds them from the registry)."""
 
     if TYPE_CHECKING:  # the fields are the installed vendors'
+
         def __getattr__(self, name: str) -> Any: ...
 
 
@@ -50,9 +51,28 @@ DEFAULT_MANIFEST_SECRET_ENV = ["RECONCILER_*"]
 RESERVED_ENV = frozenset({"RECONCILER_FINGERPRINT_KEY", "RECONCILER_ALLOWED_ENDPOINTS", "RECONCILER_CONNECTIONS_FROM"})
 # the CI platform's, cloud SDKs' and other providers' credential variables: never a manifest's
 # secret, whatever settings.manifest_secret_env says (GH_TOKEN, NPM_TOKEN, *_APP_KEY, ...)
-DENIED_ENV_PATTERNS = ("GITHUB_*", "ACTIONS_*", "RUNNER_*", "CI_*", "GITLAB_*", "AWS_*", "AZURE_*", "GOOGLE_*",
-                       "GCP_*", "CLOUDSDK_*", "ARM_*", "NPM_*", "PYPI_*", "TWINE_*", "DOCKER_*", "VAULT_*",
-                       "SSH_*", "KUBECONFIG", "HOME", "PATH")
+DENIED_ENV_PATTERNS = (
+    "GITHUB_*",
+    "ACTIONS_*",
+    "RUNNER_*",
+    "CI_*",
+    "GITLAB_*",
+    "AWS_*",
+    "AZURE_*",
+    "GOOGLE_*",
+    "GCP_*",
+    "CLOUDSDK_*",
+    "ARM_*",
+    "NPM_*",
+    "PYPI_*",
+    "TWINE_*",
+    "DOCKER_*",
+    "VAULT_*",
+    "SSH_*",
+    "KUBECONFIG",
+    "HOME",
+    "PATH",
+)
 # credential variables of the job beyond what the trusted config references: CI tokens, other
 # providers' keys, and the names the docs and examples give vendor credentials. Never a manifest's
 # secret by name, and a manifest's secret whose *value* equals one of them is refused too.
@@ -89,6 +109,7 @@ class Connections(_Strict):
     (``providers.<vendor>``)."""
 
     if TYPE_CHECKING:  # the fields are the installed vendors'
+
         def __getattr__(self, name: str) -> Any: ...
 
 
@@ -113,11 +134,14 @@ class ExposureBudget(_Strict):
     "Exposure budgets"). Amounts are decimal strings (or whole numbers), never floats: money."""
 
     max_stake_per_apply: BudgetAmount | None = Field(
-        default=None, description="the most stake (players x spins x bet) one apply may add, summed over its events")
+        default=None, description="the most stake (players x spins x bet) one apply may add, summed over its events"
+    )
     max_stake_per_event: BudgetAmount | None = Field(
-        default=None, description="the most stake one event may grant after the apply")
+        default=None, description="the most stake one event may grant after the apply"
+    )
     allow_unbounded_withdrawal: StrictBool = Field(
-        default=False, description="whether an event may be left with no withdrawal cap (maxWithdrawal: \"-1\")")
+        default=False, description='whether an event may be left with no withdrawal cap (maxWithdrawal: "-1")'
+    )
 
 
 class Settings(_Strict):
@@ -125,16 +149,16 @@ class Settings(_Strict):
     manifest_secret_env: list[StrictStr] = Field(
         default_factory=lambda: list(DEFAULT_MANIFEST_SECRET_ENV),
         description="shell-style patterns of the environment variables manifests may reference "
-                    "(env:NAME); provider credentials, the fingerprint key and RECONCILER_ALLOWED_ENDPOINTS / "
-                    "RECONCILER_CONNECTIONS_FROM are never allowed",
+        "(env:NAME); provider credentials, the fingerprint key and RECONCILER_ALLOWED_ENDPOINTS / "
+        "RECONCILER_CONNECTIONS_FROM are never allowed",
     )
     max_change_ratio: float = Field(default=0.3, gt=0, le=1)
     threshold_min_existing: int = Field(default=10, ge=1)
     exposure_budgets: dict[ConnectionName, dict[Annotated[StrictStr, Field(pattern=CURRENCY_KEY)], ExposureBudget]] = Field(
         default_factory=dict,
         description="promotional exposure budgets (free spins) per connection name and currency code ('*': any other "
-                    "currency); a plan over one is refused like a threshold unless approved (--approve-exposure "
-                    "or --force). A trusted setting",
+        "currency); a plan over one is refused like a threshold unless approved (--approve-exposure "
+        "or --force). A trusted setting",
     )
 
 
@@ -149,8 +173,9 @@ class Config(_Strict):
     def connection(self, vendor: str, name: str) -> Connection | None:
         if not is_vendor(vendor):
             return None
-        found: Connection | None = getattr(self.providers, vendor) if name == DEFAULT_CONNECTION \
-            else getattr(self.connections, vendor).get(name)
+        found: Connection | None = (
+            getattr(self.providers, vendor) if name == DEFAULT_CONNECTION else getattr(self.connections, vendor).get(name)
+        )
         return found
 
     def connection_names(self, vendor: str) -> list[str]:
@@ -179,15 +204,19 @@ def config_model() -> type[Config]:
     specs = vendors()
     conn_types: dict[str, Any] = {name: spec.connection for name, spec in specs.items()}
     providers: Any = create_model(  # type: ignore[call-overload]
-        "Providers", __base__=Providers,
-        **{name: (conn | None, None) for name, conn in conn_types.items()})
+        "Providers", __base__=Providers, **{name: (conn | None, None) for name, conn in conn_types.items()}
+    )
     connections: Any = create_model(  # type: ignore[call-overload]
-        "Connections", __base__=Connections,
-        **{name: (dict[ConnectionName, conn], Field(default_factory=dict)) for name, conn in conn_types.items()})  # type: ignore[valid-type]
+        "Connections",
+        __base__=Connections,
+        **{name: (dict[ConnectionName, conn], Field(default_factory=dict)) for name, conn in conn_types.items()},  # type: ignore[valid-type]
+    )
     model: type[Config] = create_model(
-        "Config", __base__=Config,
+        "Config",
+        __base__=Config,
         providers=(providers, Field(default_factory=providers)),
-        connections=(connections, Field(default_factory=connections)))
+        connections=(connections, Field(default_factory=connections)),
+    )
     return model
 
 
@@ -211,9 +240,18 @@ class LoadedConfig:
     ``providers.<vendor>...`` point at ``connections.<vendor>.<name>...`` where it is written.
     """
 
-    def __init__(self, config: Config, *, path: Path | None, doc: Document | None, env: str | None = None,
-                 connection: tuple[str, str] | None = None, connection_doc: Document | None = None,
-                 review: bool = False, warnings: list[str] | None = None):
+    def __init__(
+        self,
+        config: Config,
+        *,
+        path: Path | None,
+        doc: Document | None,
+        env: str | None = None,
+        connection: tuple[str, str] | None = None,
+        connection_doc: Document | None = None,
+        review: bool = False,
+        warnings: list[str] | None = None,
+    ):
         self.config = config
         # True when the trusted parts came from RECONCILER_CONNECTIONS_FROM: the workspace config is
         # the change under review (pull-request mode: see trusted.TRUSTED_PARTS)
@@ -239,14 +277,28 @@ class LoadedConfig:
         """This config as seen by the kinds of ``vendor`` working on connection ``name``."""
         trusted = self.connection_doc if self.connection_doc is not self.doc else None
         if name == DEFAULT_CONNECTION:
-            return LoadedConfig(self.config, path=self.path, doc=self.doc, env=self.env, connection=(vendor, name),
-                                connection_doc=trusted, review=self.review)
+            return LoadedConfig(
+                self.config,
+                path=self.path,
+                doc=self.doc,
+                env=self.env,
+                connection=(vendor, name),
+                connection_doc=trusted,
+                review=self.review,
+            )
         providers = self.config.providers.model_copy(update={vendor: self.config.connection(vendor, name)})
         config = self.config.model_copy(update={"providers": providers})
         doc = _ConnectionDocument.of(self.doc, vendor, name) if self.doc is not None else None
         trusted_view = _ConnectionDocument.of(trusted, vendor, name) if trusted is not None else None
-        return LoadedConfig(config, path=self.path, doc=doc, env=self.env, connection=(vendor, name),
-                            connection_doc=trusted_view, review=self.review)
+        return LoadedConfig(
+            config,
+            path=self.path,
+            doc=doc,
+            env=self.env,
+            connection=(vendor, name),
+            connection_doc=trusted_view,
+            review=self.review,
+        )
 
     @property
     def base_dir(self) -> Path:
@@ -280,16 +332,25 @@ class _ConnectionDocument(Document):
         return super().position(p, key=key)
 
 
-def load_config(path: Path | None, *, required: bool = True, env: str | None = None,
-                confine: bool = True) -> LoadedConfig:
+def load_config(path: Path | None, *, required: bool = True, env: str | None = None, confine: bool = True) -> LoadedConfig:
     """Load and validate ``reconciler.yaml``; all problems at once as :class:`InputError`.
     The file itself must resolve inside the workspace root (``confine``)."""
     if path is None or not (path.exists() or path.is_symlink()):
         if required and path is not None:
             raise InputError([Problem(str(path), 1, 1, "Config", "", "config file not found (use --config FILE, or --sandbox)")])
         if env is not None:
-            raise InputError([Problem(str(path or "reconciler.yaml"), 1, 1, "Config", "environments",
-                                      f"--env {env}: no config file declares environments")])
+            raise InputError(
+                [
+                    Problem(
+                        str(path or "reconciler.yaml"),
+                        1,
+                        1,
+                        "Config",
+                        "environments",
+                        f"--env {env}: no config file declares environments",
+                    )
+                ]
+            )
         return LoadedConfig(config_model()(), path=None, doc=None)
     docs, problems = load_file(path, what="config", confine=confine)
     if problems:
@@ -311,21 +372,32 @@ def connection_problems(config: Config, doc: Document, env: str | None) -> list[
     out = []
     for vendor in vendor_names():
         if DEFAULT_CONNECTION in getattr(config.connections, vendor):
-            out.append(doc.problem(("connections", vendor, DEFAULT_CONNECTION),
-                                   f"'{DEFAULT_CONNECTION}' is providers.{vendor}; give this connection another name",
-                                   resource="Config", key=True))
+            out.append(
+                doc.problem(
+                    ("connections", vendor, DEFAULT_CONNECTION),
+                    f"'{DEFAULT_CONNECTION}' is providers.{vendor}; give this connection another name",
+                    resource="Config",
+                    key=True,
+                )
+            )
     for name, environment in config.environments.items():
         for vendor, conn in environment.connections.items():
             if not is_vendor(vendor):
-                out.append(doc.problem(("environments", name, "connections", vendor),
-                                       f"unknown vendor '{vendor}' (installed: {', '.join(vendor_names())})",
-                                       resource="Config", key=True))
+                out.append(
+                    doc.problem(
+                        ("environments", name, "connections", vendor),
+                        f"unknown vendor '{vendor}' (installed: {', '.join(vendor_names())})",
+                        resource="Config",
+                        key=True,
+                    )
+                )
             elif config.connection(vendor, conn) is None:
                 known = ", ".join(config.connection_names(vendor)) or "none"
                 where: Path_ = ("environments", name, "connections", vendor)
                 out.append(doc.problem(where, f"no {vendor} connection named '{conn}' (known: {known})", resource="Config"))
     if env is not None and env not in config.environments:
         known = ", ".join(sorted(config.environments)) or "none declared"
-        out.append(doc.problem(("environments",), f"--env {env}: no such environment (known: {known})",
-                               resource="Config", key=True))
+        out.append(
+            doc.problem(("environments",), f"--env {env}: no such environment (known: {known})", resource="Config", key=True)
+        )
     return out

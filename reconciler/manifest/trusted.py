@@ -32,8 +32,7 @@ TRUSTED_PARTS = (
     "settings.threshold_min_existing",
     "settings.exposure_budgets",  # promotional exposure budgets (issue 27)
 )
-TRUSTED_SETTINGS = ("fingerprint_key", "manifest_secret_env", "max_change_ratio", "threshold_min_existing",
-                    "exposure_budgets")
+TRUSTED_SETTINGS = ("fingerprint_key", "manifest_secret_env", "max_change_ratio", "threshold_min_existing", "exposure_budgets")
 MAX_TRUSTED_WARNINGS = 20
 
 
@@ -70,11 +69,14 @@ def apply_trusted_connections(cfg: LoadedConfig, trusted_path: str | None = None
     own = cfg.config.model_dump(exclude_none=True)
     name = Path(cfg.path).name if cfg.path else "reconciler.yaml"
     changed = _trusted_differences(own, data) if cfg.doc is not None else []
-    warnings = [f"{name} changes trusted setting {path}; the trusted value is used ({TRUSTED_ENV})"
-                for path in changed[:MAX_TRUSTED_WARNINGS]]
+    warnings = [
+        f"{name} changes trusted setting {path}; the trusted value is used ({TRUSTED_ENV})"
+        for path in changed[:MAX_TRUSTED_WARNINGS]
+    ]
     if len(changed) > MAX_TRUSTED_WARNINGS:
-        warnings.append(f"{name} changes {len(changed) - MAX_TRUSTED_WARNINGS} more trusted setting(s); "
-                        "the trusted values are used")
+        warnings.append(
+            f"{name} changes {len(changed) - MAX_TRUSTED_WARNINGS} more trusted setting(s); the trusted values are used"
+        )
     _absolute_file_refs(data, trusted_path_.parent)
     merged = dict(own)
     merged["providers"] = data.get("providers") or {}
@@ -83,8 +85,10 @@ def apply_trusted_connections(cfg: LoadedConfig, trusted_path: str | None = None
     own_envs, trusted_envs = own.get("environments") or {}, data.get("environments") or {}
     for env_name in sorted(set(own_envs) | set(trusted_envs)):
         mine, theirs = own_envs.get(env_name) or {}, trusted_envs.get(env_name) or {}
-        environments[env_name] = {"connections": theirs.get("connections") or {},
-                                  "vars": mine.get("vars") if env_name in own_envs else theirs.get("vars") or {}}
+        environments[env_name] = {
+            "connections": theirs.get("connections") or {},
+            "vars": mine.get("vars") if env_name in own_envs else theirs.get("vars") or {},
+        }
     merged["environments"] = environments
     settings = merged.setdefault("settings", {})
     for key in TRUSTED_SETTINGS:
@@ -98,8 +102,9 @@ def apply_trusted_connections(cfg: LoadedConfig, trusted_path: str | None = None
         problems = connection_problems(model, cfg.doc, cfg.env)
         if problems:
             raise InputError(problems)
-    return LoadedConfig(model, path=cfg.path, doc=cfg.doc, env=cfg.env, connection_doc=trusted.doc,
-                        review=True, warnings=warnings)
+    return LoadedConfig(
+        model, path=cfg.path, doc=cfg.doc, env=cfg.env, connection_doc=trusted.doc, review=True, warnings=warnings
+    )
 
 
 def _untrusted_source(cfg: LoadedConfig) -> LoadedConfig:
@@ -113,12 +118,17 @@ def _untrusted_source(cfg: LoadedConfig) -> LoadedConfig:
         model = cfg.config.model_copy(update={"settings": settings})
         return LoadedConfig(model, path=cfg.path, doc=cfg.doc, env=cfg.env, warnings=warnings)
     if written and written != FINGERPRINT_REF and in_ci():
-        message = (f"a fingerprint key the config chooses ({written}) is refused in CI: the config may be the change "
-                   f"under review, and a key it knows lets it test guesses of live secrets offline; set "
-                   f"{FINGERPRINT_ENV} (a CI secret), or take the trusted settings from {TRUSTED_ENV}")
+        message = (
+            f"a fingerprint key the config chooses ({written}) is refused in CI: the config may be the change "
+            f"under review, and a key it knows lets it test guesses of live secrets offline; set "
+            f"{FINGERPRINT_ENV} (a CI secret), or take the trusted settings from {TRUSTED_ENV}"
+        )
         where: Path_ = ("settings", "fingerprint_key")
-        problem = cfg.doc.problem(where, message, resource="Config") if cfg.doc is not None else \
-            Problem(str(cfg.path or "reconciler.yaml"), 1, 1, "Config", "settings.fingerprint_key", message)
+        problem = (
+            cfg.doc.problem(where, message, resource="Config")
+            if cfg.doc is not None
+            else Problem(str(cfg.path or "reconciler.yaml"), 1, 1, "Config", "settings.fingerprint_key", message)
+        )
         raise InputError([problem])
     return cfg
 
@@ -140,9 +150,12 @@ def _trusted_differences(own: dict[str, Any], trusted: dict[str, Any]) -> list[s
     walk(own.get("connections") or {}, trusted.get("connections") or {}, ("connections",), 3)
     own_envs, trusted_envs = own.get("environments") or {}, trusted.get("environments") or {}
     for env_name in sorted(set(own_envs) | set(trusted_envs)):
-        walk((own_envs.get(env_name) or {}).get("connections") or {},
-             (trusted_envs.get(env_name) or {}).get("connections") or {},
-             ("environments", env_name, "connections"), 0)
+        walk(
+            (own_envs.get(env_name) or {}).get("connections") or {},
+            (trusted_envs.get(env_name) or {}).get("connections") or {},
+            ("environments", env_name, "connections"),
+            0,
+        )
     for key in TRUSTED_SETTINGS:
         walk((own.get("settings") or {}).get(key), (trusted.get("settings") or {}).get(key), ("settings", key), 0)
     return out

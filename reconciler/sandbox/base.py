@@ -209,10 +209,19 @@ class Emulator:
     def dump_state(self) -> dict[str, list[dict[str, Any]]]:
         """Every stored row, table by table (``GET /_sandbox/state``): what a test compares to
         prove a restore brought the vendor's state back, independently of our clients."""
-        tables = [r[0] for r in self.db.execute(
-            "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' ORDER BY name")]
-        return {t: sorted((dict(row) for row in self.db.execute(f'SELECT * FROM "{t}"')),
-                          key=lambda r: json.dumps(r, sort_keys=True, default=str)) for t in tables}
+        tables = [
+            r[0]
+            for r in self.db.execute(
+                "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' ORDER BY name"
+            )
+        ]
+        return {
+            t: sorted(
+                (dict(row) for row in self.db.execute(f'SELECT * FROM "{t}"')),
+                key=lambda r: json.dumps(r, sort_keys=True, default=str),
+            )
+            for t in tables
+        }
 
     def close(self) -> None:
         with self.lock:
@@ -328,8 +337,9 @@ def _mangle_rules(rules: Any) -> list[dict[str, Any]]:
         count = rule.get("count", 1)
         if isinstance(count, bool) or not isinstance(count, int) or count < 0:
             raise ValueError("mangle_replies: count is a whole number")
-        out.append({"how": rule["how"], "count": count, "match": rule.get("match"),
-                    "writes_only": bool(rule.get("writes_only", False))})
+        out.append(
+            {"how": rule["how"], "count": count, "match": rule.get("match"), "writes_only": bool(rule.get("writes_only", False))}
+        )
     return [r for r in out if r["count"] > 0]
 
 

@@ -27,9 +27,11 @@ NOW = "2026-01-01T00:00:00+00:00"
 
 
 def account_doc(name: str, remark: str = "fleet") -> str:
-    return (f"apiVersion: reconciler/v1\nkind: ProxyAccount\nmetadata: {{name: {name}}}\n"
-            f"spec: {{username: {name}, password: 'file:../secrets/sandbox-demo-password.txt', productType: 9, "
-            f"remark: {json.dumps(remark)}}}\n")
+    return (
+        f"apiVersion: reconciler/v1\nkind: ProxyAccount\nmetadata: {{name: {name}}}\n"
+        f"spec: {{username: {name}, password: 'file:../secrets/sandbox-demo-password.txt', productType: 9, "
+        f"remark: {json.dumps(remark)}}}\n"
+    )
 
 
 ACCOUNT_SCOPE = """apiVersion: reconciler/v1
@@ -43,8 +45,10 @@ spec:
 
 def records_doc(items: list[int], *, price: int = 10) -> str:
     rows = "\n".join(f"    - {{region: 3, item_id: {i}, name: item {i}, price: {price + i}}}" for i in items)
-    return ("apiVersion: reconciler/v1\nkind: TcaplusRecords\nmetadata: {name: region3}\nspec:\n  table: item_catalog\n"
-            f"  mode: whole\n  records:\n{rows}\n  prune: {{index: by_region, keys: {{region: 3}}}}\n")
+    return (
+        "apiVersion: reconciler/v1\nkind: TcaplusRecords\nmetadata: {name: region3}\nspec:\n  table: item_catalog\n"
+        f"  mode: whole\n  records:\n{rows}\n  prune: {{index: by_region, keys: {{region: 3}}}}\n"
+    )
 
 
 class ShardWorkspace:
@@ -71,8 +75,13 @@ class ShardWorkspace:
 
     @contextlib.contextmanager
     def session(self, shard: Shard | None = None, *, force: bool = False) -> Iterator[Session]:
-        s = open_session(paths=[Path("manifests")], config_path=Path("reconciler.yaml"), sandbox=True,
-                         options=RunOptions(shard=shard, force=force), state_dir=self.state)
+        s = open_session(
+            paths=[Path("manifests")],
+            config_path=Path("reconciler.yaml"),
+            sandbox=True,
+            options=RunOptions(shard=shard, force=force),
+            state_dir=self.state,
+        )
         try:
             yield s
         finally:
@@ -111,8 +120,9 @@ class ShardWorkspace:
             s.load()
             p = run.make_plan(s.loaded, s.ctx)  # type: ignore[arg-type]
             outcomes = run.apply_changes(p.changes, s.ctx)
-        assert {o.status for o in outcomes} <= {"applied"}, [(o.change.address, o.status, o.message) for o in outcomes
-                                                            if o.status != "applied"]
+        assert {o.status for o in outcomes} <= {"applied"}, [
+            (o.change.address, o.status, o.message) for o in outcomes if o.status != "applied"
+        ]
         return outcomes
 
     def live_accounts(self) -> set[str]:

@@ -68,8 +68,9 @@ def test_a_vendor_that_cannot_be_read_fails_only_its_kind(campaign_fleet: Any) -
 def test_nothing_is_pruned_on_an_incomplete_read(campaign_fleet: Any) -> None:
     assert run("apply", "--auto-approve").exit_code == 0
     # an undeclared record inside the prune scope, and the scope's read fails after its retries
-    tc = campaign.TcaplusClient(campaign_fleet.sbx.servers["tcaplus"].url, app_id=2, zone_id=3,
-                                password=campaign_fleet.sbx._read("tcaplus_password"))
+    tc = campaign.TcaplusClient(
+        campaign_fleet.sbx.servers["tcaplus"].url, app_id=2, zone_id=3, password=campaign_fleet.sbx._read("tcaplus_password")
+    )
     try:
         tc.set("item_catalog", {"region": 7, "item_id": 7999, "name": "stray", "price": 1})
         tcaplus_faults(campaign_fleet, fail_next=4)  # exactly the attempts of the first read (the scope)
@@ -113,8 +114,13 @@ def _applied_concurrently(campaign_fleet: Any) -> None:
     httpx.post(bp + "/_sandbox/stats/reset").raise_for_status()  # the sentinels' add
     import subprocess
 
-    proc = subprocess.Popen([campaign.EXE, "apply", "--auto-approve"], cwd=campaign_fleet.root, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [campaign.EXE, "apply", "--auto-approve"],
+        cwd=campaign_fleet.root,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     # a run that printed nothing until the end would wait forever: released after 60 s, it fails below
     release = {"hold_replies": []}
     watchdog = threading.Timer(60, lambda: httpx.post(bp + "/_sandbox/faults", json=release))

@@ -55,8 +55,9 @@ def test_an_answer_stops_at_the_byte_cap(tcaplus_client: TcaplusClient, tcaplus_
 
 
 @pytest.mark.parametrize("concurrency", [1, 4])
-def test_all_pages_are_read_when_answers_are_cut_by_size(tcaplus_client: TcaplusClient, tcaplus_emulator: TcaplusEmulator,
-                                                         concurrency: int) -> None:
+def test_all_pages_are_read_when_answers_are_cut_by_size(
+    tcaplus_client: TcaplusClient, tcaplus_emulator: TcaplusEmulator, concurrency: int
+) -> None:
     # records of uneven size: a page may hold fewer records than the first one did, leaving gaps
     expected = seed(tcaplus_client, 23, long={5, 6, 7, 15})
     seed(tcaplus_client, 3, player_id=8)
@@ -77,8 +78,9 @@ def test_one_page_when_everything_fits(tcaplus_client: TcaplusClient) -> None:
     assert tcaplus_client.transport.total_requests == 1
 
 
-def test_a_page_is_read_through_the_index_not_the_table(tcaplus_client: TcaplusClient, tcaplus_emulator: TcaplusEmulator,
-                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_page_is_read_through_the_index_not_the_table(
+    tcaplus_client: TcaplusClient, tcaplus_emulator: TcaplusEmulator, monkeypatch: pytest.MonkeyPatch
+) -> None:
     seed(tcaplus_client, 5)
     seed(tcaplus_client, 2, player_id=8)
 
@@ -127,7 +129,6 @@ def test_each_declared_record_is_validated_once_per_run(tcaplus_ws: Workspace, m
     ctx.close()
     assert len(changes) == 5
     assert len(calls) == 5
-
 
 
 def test_a_prune_scope_over_many_short_pages_is_planned_whole(tcaplus_ws: Workspace) -> None:

@@ -48,7 +48,19 @@ from reconciler.vendors.tcaplus.errors import (  # re-exported: callers import t
 )
 from reconciler.vendors.tcaplus.paging import aread_all, read_all
 from reconciler.vendors.tcaplus.wire import PartkeyPage, ResultFlag, VersionCheck, VersionedRecord, WriteResult
-from reconciler.vendors.tcaplus.wire import _answer_shape, _encoded_list, _json, _page, _partkey_request, _payload, _percent, _query, _versioned, _write_request, _written
+from reconciler.vendors.tcaplus.wire import (
+    _answer_shape,
+    _encoded_list,
+    _json,
+    _page,
+    _partkey_request,
+    _payload,
+    _percent,
+    _query,
+    _versioned,
+    _write_request,
+    _written,
+)
 
 T = TypeVar("T")
 
@@ -78,8 +90,14 @@ class TcaplusClient:
         self.app_id = app_id
         self.zone_id = zone_id
         self.transport = HttpTransport(
-            base_url, vendor="tcaplus", timeout=timeout, retry=retry, max_connections=max_connections,
-            error_cls=TcaplusError, transport_error_cls=TcaplusTransportError, requests_per_second=requests_per_second,
+            base_url,
+            vendor="tcaplus",
+            timeout=timeout,
+            retry=retry,
+            max_connections=max_connections,
+            error_cls=TcaplusError,
+            transport_error_cls=TcaplusTransportError,
+            requests_per_second=requests_per_second,
         )
         pwd_md5 = hashlib.md5(password.encode("utf-8")).hexdigest()
         redact.register(password)
@@ -109,8 +127,14 @@ class TcaplusClient:
         return self._read_one("FieldGetRecord", table, keys, select)
 
     def partkey_get(
-        self, table: str, index: str, keys: Mapping[str, Any], *, select: Sequence[str] | None = None,
-        limit: int | None = None, offset: int | None = None,
+        self,
+        table: str,
+        index: str,
+        keys: Mapping[str, Any],
+        *,
+        select: Sequence[str] | None = None,
+        limit: int | None = None,
+        offset: int | None = None,
     ) -> PartkeyPage:
         """PartkeyGetRecord: one page of the records whose ``index`` fields equal ``keys``."""
         try:
@@ -119,8 +143,14 @@ class TcaplusClient:
             return PartkeyPage()
 
     async def apartkey_get(
-        self, table: str, index: str, keys: Mapping[str, Any], *, select: Sequence[str] | None = None,
-        limit: int | None = None, offset: int | None = None,
+        self,
+        table: str,
+        index: str,
+        keys: Mapping[str, Any],
+        *,
+        select: Sequence[str] | None = None,
+        limit: int | None = None,
+        offset: int | None = None,
     ) -> PartkeyPage:
         """:meth:`partkey_get` on the running event loop (see :meth:`run`)."""
         try:
@@ -129,34 +159,73 @@ class TcaplusClient:
             return PartkeyPage()
 
     def partkey_get_all(
-        self, table: str, index: str, keys: Mapping[str, Any], *, select: Sequence[str] | None = None,
-        page_size: int = DEFAULT_PAGE_SIZE, concurrency: int = 1,
+        self,
+        table: str,
+        index: str,
+        keys: Mapping[str, Any],
+        *,
+        select: Sequence[str] | None = None,
+        page_size: int = DEFAULT_PAGE_SIZE,
+        concurrency: int = 1,
     ) -> list[VersionedRecord]:
         """Every record under an index key, read page by page (``limit``/``offset``; up to
         ``concurrency`` pages at a time, the gaps of short pages read again: :mod:`.paging`)."""
-        return read_all(lambda limit, offset: self.partkey_get(table, index, keys, select=select, limit=limit, offset=offset),
-                        page_size, concurrency)
+        return read_all(
+            lambda limit, offset: self.partkey_get(table, index, keys, select=select, limit=limit, offset=offset),
+            page_size,
+            concurrency,
+        )
 
     async def apartkey_get_all(
-        self, table: str, index: str, keys: Mapping[str, Any], *, select: Sequence[str] | None = None,
-        page_size: int = DEFAULT_PAGE_SIZE, concurrency: int = 1,
+        self,
+        table: str,
+        index: str,
+        keys: Mapping[str, Any],
+        *,
+        select: Sequence[str] | None = None,
+        page_size: int = DEFAULT_PAGE_SIZE,
+        concurrency: int = 1,
     ) -> list[VersionedRecord]:
         """:meth:`partkey_get_all` on the running event loop: the same pages, the same gap rounds."""
-        return await aread_all(lambda limit, offset: self.apartkey_get(table, index, keys, select=select, limit=limit,
-                                                                       offset=offset), page_size, concurrency)
+        return await aread_all(
+            lambda limit, offset: self.apartkey_get(table, index, keys, select=select, limit=limit, offset=offset),
+            page_size,
+            concurrency,
+        )
 
     # -- writes -------------------------------------------------------------------------------
     def add(
-        self, table: str, record: Mapping[str, Any], *, check: VersionCheck | None = None, version: int | None = None,
-        result_flag: ResultFlag = ResultFlag.STATUS_ONLY, return_values: Any = None,
+        self,
+        table: str,
+        record: Mapping[str, Any],
+        *,
+        check: VersionCheck | None = None,
+        version: int | None = None,
+        result_flag: ResultFlag = ResultFlag.STATUS_ONLY,
+        return_values: Any = None,
     ) -> WriteResult:
         """AddRecord: insert; :class:`TcaplusRecordExistsError` if the key exists. Not repeated."""
-        return self._write("AddRecord", table, "POST", {"Record": dict(record)}, idempotent=False,
-                           flag=result_flag, return_values=return_values, check=check, version=version)
+        return self._write(
+            "AddRecord",
+            table,
+            "POST",
+            {"Record": dict(record)},
+            idempotent=False,
+            flag=result_flag,
+            return_values=return_values,
+            check=check,
+            version=version,
+        )
 
     def set(
-        self, table: str, record: Mapping[str, Any], *, check: VersionCheck | None = None, version: int | None = None,
-        result_flag: ResultFlag = ResultFlag.STATUS_ONLY, return_values: Any = None,
+        self,
+        table: str,
+        record: Mapping[str, Any],
+        *,
+        check: VersionCheck | None = None,
+        version: int | None = None,
+        result_flag: ResultFlag = ResultFlag.STATUS_ONLY,
+        return_values: Any = None,
     ) -> WriteResult:
         """SetRecord: insert or overwrite the whole record.
 
@@ -165,55 +234,107 @@ class TcaplusClient:
         a lost reply, since a repeat would fail against its own success.
         """
         matched = check is VersionCheck.MATCH and version is not None and version > 0
-        return self._write("SetRecord", table, "PUT", {"Record": dict(record)}, idempotent=not matched,
-                           flag=result_flag, return_values=return_values, check=check, version=version)
+        return self._write(
+            "SetRecord",
+            table,
+            "PUT",
+            {"Record": dict(record)},
+            idempotent=not matched,
+            flag=result_flag,
+            return_values=return_values,
+            check=check,
+            version=version,
+        )
 
     def field_set(
-        self, table: str, record: Mapping[str, Any], field_paths: Sequence[str], *,
-        result_flag: ResultFlag = ResultFlag.STATUS_ONLY, return_values: Any = None,
+        self,
+        table: str,
+        record: Mapping[str, Any],
+        field_paths: Sequence[str],
+        *,
+        result_flag: ResultFlag = ResultFlag.STATUS_ONLY,
+        return_values: Any = None,
     ) -> WriteResult:
         """FieldSetRecord: set only ``field_paths`` (dotted) of an existing record to their values in
         ``record`` (which also holds the key). The manual gives it no version check."""
         body = {"FieldPath": list(field_paths), "Record": dict(record)}
-        return self._write("FieldSetRecord", table, "PUT", body, idempotent=True,
-                           flag=result_flag, return_values=return_values)
+        return self._write("FieldSetRecord", table, "PUT", body, idempotent=True, flag=result_flag, return_values=return_values)
 
     def field_inc(
-        self, table: str, record: Mapping[str, Any], *, field_paths: Sequence[str] | None = None,
-        result_flag: ResultFlag = ResultFlag.REQUEST, return_values: Any = None,
+        self,
+        table: str,
+        record: Mapping[str, Any],
+        *,
+        field_paths: Sequence[str] | None = None,
+        result_flag: ResultFlag = ResultFlag.REQUEST,
+        return_values: Any = None,
     ) -> WriteResult:
         """FieldIncRecord: add the (signed) values in ``record`` to int32/int64/uint32/uint64 fields.
         Not repeated after a lost reply (it would increment twice)."""
         body: dict[str, Any] = {"Record": dict(record)}
         if field_paths:
             body["FieldPath"] = list(field_paths)
-        return self._write("FieldIncRecord", table, "PUT", body, idempotent=False,
-                           flag=result_flag, return_values=return_values)
+        return self._write("FieldIncRecord", table, "PUT", body, idempotent=False, flag=result_flag, return_values=return_values)
 
     def delete(
-        self, table: str, keys: Mapping[str, Any], *, result_flag: ResultFlag = ResultFlag.STATUS_ONLY,
+        self,
+        table: str,
+        keys: Mapping[str, Any],
+        *,
+        result_flag: ResultFlag = ResultFlag.STATUS_ONLY,
         return_values: Any = None,
     ) -> WriteResult:
         """DeleteRecord: :class:`TcaplusRecordNotFoundError` if there is no such record."""
-        return self._write("DeleteRecord", table, "DELETE", {"Record": dict(keys)}, idempotent=False,
-                           flag=result_flag, return_values=return_values)
+        return self._write(
+            "DeleteRecord",
+            table,
+            "DELETE",
+            {"Record": dict(keys)},
+            idempotent=False,
+            flag=result_flag,
+            return_values=return_values,
+        )
 
     async def aadd(self, table: str, record: Mapping[str, Any]) -> WriteResult:
         """:meth:`add` (status only, no version check) on the running event loop."""
-        return await self._awrite("AddRecord", table, "POST", {"Record": dict(record)}, idempotent=False,
-                                  flag=ResultFlag.STATUS_ONLY, return_values=None)
+        return await self._awrite(
+            "AddRecord",
+            table,
+            "POST",
+            {"Record": dict(record)},
+            idempotent=False,
+            flag=ResultFlag.STATUS_ONLY,
+            return_values=None,
+        )
 
-    async def aset(self, table: str, record: Mapping[str, Any], *, check: VersionCheck | None = None,
-                   version: int | None = None) -> WriteResult:
+    async def aset(
+        self, table: str, record: Mapping[str, Any], *, check: VersionCheck | None = None, version: int | None = None
+    ) -> WriteResult:
         """:meth:`set` (status only) on the running event loop; a version-matched write is not repeated."""
         matched = check is VersionCheck.MATCH and version is not None and version > 0
-        return await self._awrite("SetRecord", table, "PUT", {"Record": dict(record)}, idempotent=not matched,
-                                  flag=ResultFlag.STATUS_ONLY, return_values=None, check=check, version=version)
+        return await self._awrite(
+            "SetRecord",
+            table,
+            "PUT",
+            {"Record": dict(record)},
+            idempotent=not matched,
+            flag=ResultFlag.STATUS_ONLY,
+            return_values=None,
+            check=check,
+            version=version,
+        )
 
     async def adelete(self, table: str, keys: Mapping[str, Any]) -> WriteResult:
         """:meth:`delete` (status only) on the running event loop."""
-        return await self._awrite("DeleteRecord", table, "DELETE", {"Record": dict(keys)}, idempotent=False,
-                                  flag=ResultFlag.STATUS_ONLY, return_values=None)
+        return await self._awrite(
+            "DeleteRecord",
+            table,
+            "DELETE",
+            {"Record": dict(keys)},
+            idempotent=False,
+            flag=ResultFlag.STATUS_ONLY,
+            return_values=None,
+        )
 
     def run(self, main: Callable[[], Awaitable[T]]) -> T:
         """Run ``main()`` (which awaits this client's ``a*`` methods) on a new event loop in this
@@ -221,9 +342,7 @@ class TcaplusClient:
         return self.transport.run(main)
 
     # -- plumbing -----------------------------------------------------------------------------
-    def _read_one(
-        self, target: str, table: str, keys: Mapping[str, Any], select: Sequence[str] | None
-    ) -> VersionedRecord | None:
+    def _read_one(self, target: str, table: str, keys: Mapping[str, Any], select: Sequence[str] | None) -> VersionedRecord | None:
         query = _query(keys=dict(keys), select=list(select) if select else None)
         try:
             return _versioned(self._call(target, table, "GET", True, query))
@@ -241,35 +360,84 @@ class TcaplusClient:
             return None
 
     def _write(
-        self, target: str, table: str, method: str, body: dict[str, Any], *, idempotent: bool, flag: ResultFlag,
-        return_values: Any, check: VersionCheck | None = None, version: int | None = None,
+        self,
+        target: str,
+        table: str,
+        method: str,
+        body: dict[str, Any],
+        *,
+        idempotent: bool,
+        flag: ResultFlag,
+        return_values: Any,
+        check: VersionCheck | None = None,
+        version: int | None = None,
     ) -> WriteResult:
-        return _written(self._call(*_write_request(target, table, method, body, idempotent, flag, return_values,
-                                                   check, version)))
+        return _written(self._call(*_write_request(target, table, method, body, idempotent, flag, return_values, check, version)))
 
     async def _awrite(
-        self, target: str, table: str, method: str, body: dict[str, Any], *, idempotent: bool, flag: ResultFlag,
-        return_values: Any, check: VersionCheck | None = None, version: int | None = None,
+        self,
+        target: str,
+        table: str,
+        method: str,
+        body: dict[str, Any],
+        *,
+        idempotent: bool,
+        flag: ResultFlag,
+        return_values: Any,
+        check: VersionCheck | None = None,
+        version: int | None = None,
     ) -> WriteResult:
-        return _written(await self._acall(*_write_request(target, table, method, body, idempotent, flag, return_values,
-                                                          check, version)))
+        return _written(
+            await self._acall(*_write_request(target, table, method, body, idempotent, flag, return_values, check, version))
+        )
 
-    def _call(self, target: str, table: str, method: str, idempotent: bool, query: str | None = None,
-              body: Any = None, headers: Mapping[str, str] | None = None) -> dict[str, Any]:
+    def _call(
+        self,
+        target: str,
+        table: str,
+        method: str,
+        idempotent: bool,
+        query: str | None = None,
+        body: Any = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> dict[str, Any]:
         path, content, all_headers = self._request(target, table, body, headers)
-        resp = self.transport.send(method, path, idempotent=idempotent, raw_query=query or None,
-                                   content=content, headers=all_headers, shape=_answer_shape)
+        resp = self.transport.send(
+            method,
+            path,
+            idempotent=idempotent,
+            raw_query=query or None,
+            content=content,
+            headers=all_headers,
+            shape=_answer_shape,
+        )
         return _payload(resp, self.transport, target, table)
 
-    async def _acall(self, target: str, table: str, method: str, idempotent: bool, query: str | None = None,
-                     body: Any = None, headers: Mapping[str, str] | None = None) -> dict[str, Any]:
+    async def _acall(
+        self,
+        target: str,
+        table: str,
+        method: str,
+        idempotent: bool,
+        query: str | None = None,
+        body: Any = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> dict[str, Any]:
         path, content, all_headers = self._request(target, table, body, headers)
-        resp = await self.transport.asend(method, path, idempotent=idempotent, raw_query=query or None,
-                                          content=content, headers=all_headers, shape=_answer_shape)
+        resp = await self.transport.asend(
+            method,
+            path,
+            idempotent=idempotent,
+            raw_query=query or None,
+            content=content,
+            headers=all_headers,
+            shape=_answer_shape,
+        )
         return _payload(resp, self.transport, target, table)
 
-    def _request(self, target: str, table: str, body: Any,
-                 headers: Mapping[str, str] | None) -> tuple[str, bytes | None, dict[str, str]]:
+    def _request(
+        self, target: str, table: str, body: Any, headers: Mapping[str, str] | None
+    ) -> tuple[str, bytes | None, dict[str, str]]:
         """Path, body and headers of one operation on ``table`` (per-operation headers and per-table
         paths are built once: the request path stays lean)."""
         all_headers = self._target_headers.get(target)
@@ -284,5 +452,6 @@ class TcaplusClient:
         path = self._paths.get(table)
         if path is None:
             path = self._paths.setdefault(
-                table, f"/ver1.0/apps/{self.app_id}/zones/{self.zone_id}/tables/{quote(table, safe='')}/records")
+                table, f"/ver1.0/apps/{self.app_id}/zones/{self.zone_id}/tables/{quote(table, safe='')}/records"
+            )
         return path, content, all_headers

@@ -23,6 +23,7 @@ def read_all(read: Callable[[int, int], PartkeyPage], page_size: int, concurrenc
     pages: dict[int, list[VersionedRecord]] = {0: first.records}
     gaps = _first_gaps(first)
     while gaps:
+
         def read_gap(gap: tuple[int, int]) -> list[VersionedRecord]:
             start, stop = gap
             return read(stop - start, start).records
@@ -36,13 +37,16 @@ def read_all(read: Callable[[int, int], PartkeyPage], page_size: int, concurrenc
     return [vr for offset in sorted(pages) for vr in pages[offset]]
 
 
-async def aread_all(read: Callable[[int, int], Awaitable[PartkeyPage]], page_size: int, concurrency: int) -> list[VersionedRecord]:
+async def aread_all(
+    read: Callable[[int, int], Awaitable[PartkeyPage]], page_size: int, concurrency: int
+) -> list[VersionedRecord]:
     """:func:`read_all` on the running event loop: the same pages, the same gap rounds."""
     first = await read(page_size, 0)
     pages: dict[int, list[VersionedRecord]] = {0: first.records}
     gaps = _first_gaps(first)
     slots = asyncio.Semaphore(max(1, concurrency))
     while gaps:
+
         async def read_gap(gap: tuple[int, int]) -> list[VersionedRecord]:
             start, stop = gap
             async with slots:
@@ -63,8 +67,9 @@ def _first_gaps(first: PartkeyPage) -> list[tuple[int, int]]:
     return [(o, min(o + step, end)) for o in range(step, end, step)]
 
 
-def _next_gaps(gaps: list[tuple[int, int]], results: list[list[VersionedRecord]],
-               pages: dict[int, list[VersionedRecord]]) -> list[tuple[int, int]]:
+def _next_gaps(
+    gaps: list[tuple[int, int]], results: list[list[VersionedRecord]], pages: dict[int, list[VersionedRecord]]
+) -> list[tuple[int, int]]:
     """Store a round's pages; what a short page left of its range is read in the next round."""
     out = []
     for (start, stop), records in zip(gaps, results, strict=True):

@@ -100,16 +100,29 @@ def _encoded_list(value: tuple[Any, ...]) -> str:
     return _percent(_json(list(value)))
 
 
-def _partkey_request(table: str, index: str, keys: Mapping[str, Any], select: Sequence[str] | None,
-                     limit: int | None, offset: int | None) -> tuple[Any, ...]:
-    query = _query(keys=dict(keys), select=list(select) if select else None,
-                   limit=str(limit) if limit is not None else None,
-                   offset=str(offset) if offset is not None else None)
+def _partkey_request(
+    table: str, index: str, keys: Mapping[str, Any], select: Sequence[str] | None, limit: int | None, offset: int | None
+) -> tuple[Any, ...]:
+    query = _query(
+        keys=dict(keys),
+        select=list(select) if select else None,
+        limit=str(limit) if limit is not None else None,
+        offset=str(offset) if offset is not None else None,
+    )
     return ("PartkeyGetRecord", table, "GET", True, query, None, {"x-tcaplus-index-name": index})
 
 
-def _write_request(target: str, table: str, method: str, body: dict[str, Any], idempotent: bool, flag: ResultFlag,
-                   return_values: Any, check: VersionCheck | None, version: int | None) -> tuple[Any, ...]:
+def _write_request(
+    target: str,
+    table: str,
+    method: str,
+    body: dict[str, Any],
+    idempotent: bool,
+    flag: ResultFlag,
+    return_values: Any,
+    check: VersionCheck | None,
+    version: int | None,
+) -> tuple[Any, ...]:
     headers = {"x-tcaplus-result-flag": str(int(flag))}
     if check is not None:
         headers["x-tcaplus-data-version-check"] = str(int(check))
@@ -133,8 +146,9 @@ def _page(payload: dict[str, Any]) -> PartkeyPage:
 
 def _written(payload: dict[str, Any]) -> WriteResult:
     record = payload.get("Record")
-    return WriteResult(int(payload.get("RecordVersion", -1)), record if isinstance(record, dict) else None,
-                       payload.get("ReturnValues"))
+    return WriteResult(
+        int(payload.get("RecordVersion", -1)), record if isinstance(record, dict) else None, payload.get("ReturnValues")
+    )
 
 
 def _answer_shape(payload: Any) -> bool:
@@ -152,11 +166,13 @@ def _payload(resp: Response, transport: HttpTransport, target: str, table: str) 
         payload = None
     if not isinstance(payload, dict) or not isinstance(payload.get("ErrorCode"), int):
         cls = TcaplusServerError if resp.status_code >= 500 else TcaplusError
-        raise cls("the answer is not TcaplusDB JSON", http_status=resp.status_code, host=transport.host,
-                  operation=f"{target} {table}")
+        raise cls(
+            "the answer is not TcaplusDB JSON", http_status=resp.status_code, host=transport.host, operation=f"{target} {table}"
+        )
     code = payload["ErrorCode"]
     if code == 0 and resp.status_code < 400:
         return payload
     message = str(payload.get("ErrorMsg") or "error")
-    raise error_class(code, resp.status_code)(message, code=code, http_status=resp.status_code, host=transport.host,
-                                              operation=f"{target} {table}")
+    raise error_class(code, resp.status_code)(
+        message, code=code, http_status=resp.status_code, host=transport.host, operation=f"{target} {table}"
+    )

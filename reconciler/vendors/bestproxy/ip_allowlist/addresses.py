@@ -15,10 +15,8 @@ def normalize_entry(value: str) -> str:
         return str(ipaddress.ip_address(text))
     except ValueError as exc:
         if "/" in text and "host bits set" in str(exc):
-            raise ValueError(f"{text} has host bits set: write the block as "
-                             f"{ipaddress.ip_network(text, strict=False)}") from None
-        raise ValueError("not an IPv4 or IPv6 address or CIDR block (e.g. 203.0.113.7, 2001:db8::7, "
-                         "203.0.113.0/24)") from None
+            raise ValueError(f"{text} has host bits set: write the block as {ipaddress.ip_network(text, strict=False)}") from None
+        raise ValueError("not an IPv4 or IPv6 address or CIDR block (e.g. 203.0.113.7, 2001:db8::7, 203.0.113.0/24)") from None
 
 
 def canonical(text: str) -> str:

@@ -30,8 +30,9 @@ class IpAllowlistSpec(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
     productType: ProductType
-    userProductId: int | None = Field(default=None, ge=1, strict=True,
-                                      description="required for product type 11 (sent with additions)")
+    userProductId: int | None = Field(
+        default=None, ge=1, strict=True, description="required for product type 11 (sent with additions)"
+    )
     exclusive: StrictBool = Field(default=False, description="remove live addresses that are not declared")
     entries: list[Annotated[IpEntry, BeforeValidator(_entry, json_schema_input_type=IpEntry | str)]] = Field(default_factory=list)
 

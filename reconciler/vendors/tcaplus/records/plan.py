@@ -36,7 +36,9 @@ MAX_INDEX_KEYSETS = 20
 """Distinct index keys of declared records read to find unmanaged rows (per table and index)."""
 
 
-def index_keysets(schema: TableSchema, records: Iterable[Mapping[str, Any]]) -> tuple[list[tuple[str, dict[str, Any]]], list[str]]:
+def index_keysets(
+    schema: TableSchema, records: Iterable[Mapping[str, Any]]
+) -> tuple[list[tuple[str, dict[str, Any]]], list[str]]:
     """``(index, keys)`` of every index for the key values ``records`` take, and warnings for
     indexes with more distinct keys than :data:`MAX_INDEX_KEYSETS` (not read)."""
     out: list[tuple[str, dict[str, Any]]] = []
@@ -44,8 +46,10 @@ def index_keysets(schema: TableSchema, records: Iterable[Mapping[str, Any]]) -> 
     for index, fields in sorted(schema.indexes.items()):
         found = {json.dumps({f: r[f] for f in fields}, sort_keys=True) for r in records if all(f in r for f in fields)}
         if len(found) > MAX_INDEX_KEYSETS:
-            warnings.append(f"{schema.name}: declared records take {len(found)} keys of index {index}; rows under them "
-                            f"that no document declares are not listed (more than {MAX_INDEX_KEYSETS})")
+            warnings.append(
+                f"{schema.name}: declared records take {len(found)} keys of index {index}; rows under them "
+                f"that no document declares are not listed (more than {MAX_INDEX_KEYSETS})"
+            )
             continue
         out.extend((index, json.loads(k)) for k in sorted(found))
     return out, warnings
@@ -58,8 +62,9 @@ MAX_UNMANAGED_ROWS = 10_000
 """Rows under one index key read to list unmanaged ones; beyond it the plan says it did not look."""
 
 
-async def read_capped(client: TcaplusClient, table: str, index: str, keys: dict[str, Any],
-                      cap: int = MAX_UNMANAGED_ROWS) -> list[VersionedRecord] | None:
+async def read_capped(
+    client: TcaplusClient, table: str, index: str, keys: dict[str, Any], cap: int = MAX_UNMANAGED_ROWS
+) -> list[VersionedRecord] | None:
     """Every record under an index key (paged), or ``None`` when the first page says there are
     more than ``cap``."""
     records: list[VersionedRecord] = []
@@ -79,8 +84,15 @@ def _concurrency(ctx: RunContext) -> int:
 class _TablePlanner:
     """Plans one table: coalesced reads (prune scopes by index, the rest one by one), then diffs."""
 
-    def __init__(self, kind: Kind[TcaplusRecordsSpec, TcaplusClient], client: TcaplusClient, ctx: RunContext, schema: TableSchema, kp: KindPlan,
-                 owns: Callable[[str], bool] = lambda identity: True):
+    def __init__(
+        self,
+        kind: Kind[TcaplusRecordsSpec, TcaplusClient],
+        client: TcaplusClient,
+        ctx: RunContext,
+        schema: TableSchema,
+        kp: KindPlan,
+        owns: Callable[[str], bool] = lambda identity: True,
+    ):
         self.kind = kind
         self.owns = owns  # a sharded run: the records (identities) this shard plans
         self.client = client
@@ -88,7 +100,14 @@ class _TablePlanner:
         self.schema = schema
         self.kp = kp
         # prune scopes by key names (see _covered), per list of scopes (kept alive beside it)
-        self._scopes: dict[int, tuple[list[Resource[TcaplusRecordsSpec]], dict[tuple[str, ...], set[tuple[Any, ...]]], list[Resource[TcaplusRecordsSpec]]]] = {}
+        self._scopes: dict[
+            int,
+            tuple[
+                list[Resource[TcaplusRecordsSpec]],
+                dict[tuple[str, ...], set[tuple[Any, ...]]],
+                list[Resource[TcaplusRecordsSpec]],
+            ],
+        ] = {}
 
     def plan(self, declared: list[_Declared], prunes: list[Resource[TcaplusRecordsSpec]]) -> None:
         # a sharded run reads and plans only its own records; prune scopes are listed whole (an
@@ -102,8 +121,9 @@ class _TablePlanner:
         self._plan_prunes(declared, prunes, scoped)
         self._list_unmanaged(declared, rows)
 
-    async def _read(self, declared: list[_Declared], mine: list[_Declared], prunes: list[Resource[TcaplusRecordsSpec]]) -> tuple[
-            dict[str, tuple[Resource[TcaplusRecordsSpec], VersionedRecord]], dict[str, VersionedRecord], list[_Rows]]:
+    async def _read(
+        self, declared: list[_Declared], mine: list[_Declared], prunes: list[Resource[TcaplusRecordsSpec]]
+    ) -> tuple[dict[str, tuple[Resource[TcaplusRecordsSpec], VersionedRecord]], dict[str, VersionedRecord], list[_Rows]]:
         scoped = await self._read_scopes(prunes, declared)
         live = await self._read_declared(mine, prunes, scoped)
         return scoped, live, await self._read_unmanaged(mine, prunes)
@@ -125,8 +145,10 @@ class _TablePlanner:
         seen: set[str] = set()
         for (index, keys), records in rows:
             if records is None:
-                self.kp.warnings.append(f"{self.schema.name}: more than {MAX_UNMANAGED_ROWS:,} rows under index {index} "
-                                        f"{json.dumps(keys)}; rows no document declares there are not listed")
+                self.kp.warnings.append(
+                    f"{self.schema.name}: more than {MAX_UNMANAGED_ROWS:,} rows under index {index} "
+                    f"{json.dumps(keys)}; rows no document declares there are not listed"
+                )
                 continue
             for vr in records:
                 key = identity(self.schema.name, self.schema.key_of(vr.record))
@@ -134,7 +156,10 @@ class _TablePlanner:
                     seen.add(key)
                     # rows read here lie outside every prune scope (those are read and pruned apart)
                     decision: Decision[Resource[TcaplusRecordsSpec]] = undeclared(
-                        (), holds=_holds, outside=f"not declared; under index {index} {json.dumps(keys)}, outside every prune scope")
+                        (),
+                        holds=_holds,
+                        outside=f"not declared; under index {index} {json.dumps(keys)}, outside every prune scope",
+                    )
                     self.kp.unmanaged.append(decision.unmanaged(kind=self.kind.kind, vendor=self.kind.vendor, key=key))
 
     def _select(self, declared: list[_Declared]) -> list[str] | None:
@@ -146,13 +171,16 @@ class _TablePlanner:
             paths.update(_leaf_paths(self.schema, d.record))
         return sorted(paths) or None
 
-    async def _read_scopes(self, prunes: list[Resource[TcaplusRecordsSpec]], declared: list[_Declared]) -> dict[str, tuple[Resource[TcaplusRecordsSpec], VersionedRecord]]:
+    async def _read_scopes(
+        self, prunes: list[Resource[TcaplusRecordsSpec]], declared: list[_Declared]
+    ) -> dict[str, tuple[Resource[TcaplusRecordsSpec], VersionedRecord]]:
         select = self._select(declared)
 
         async def read(res: Resource[TcaplusRecordsSpec]) -> list[VersionedRecord]:
             prune = prune_of(res)
-            return await self.client.apartkey_get_all(self.schema.name, prune.index, prune.keys, select=select,
-                                                      concurrency=pages_at_once)
+            return await self.client.apartkey_get_all(
+                self.schema.name, prune.index, prune.keys, select=select, concurrency=pages_at_once
+            )
 
         # scopes are read side by side; the pages of one scope share what is left of the concurrency
         pages_at_once = max(1, _concurrency(self.ctx) // max(1, len(prunes)))
@@ -192,7 +220,10 @@ class _TablePlanner:
         return any(all(record.get(k) == v for k, v in prune_of(r).keys.items()) for r in odd)
 
     async def _read_declared(
-        self, declared: list[_Declared], prunes: list[Resource[TcaplusRecordsSpec]], scoped: dict[str, tuple[Resource[TcaplusRecordsSpec], VersionedRecord]]
+        self,
+        declared: list[_Declared],
+        prunes: list[Resource[TcaplusRecordsSpec]],
+        scoped: dict[str, tuple[Resource[TcaplusRecordsSpec], VersionedRecord]],
     ) -> dict[str, VersionedRecord]:
         live = {d.identity: scoped[d.identity][1] for d in declared if d.identity in scoped}
         missing = [d for d in declared if d.identity not in scoped and not self._covered(d, prunes)]
@@ -200,9 +231,13 @@ class _TablePlanner:
         async def read(d: _Declared) -> VersionedRecord | None:
             return await self.client.aget(self.schema.name, d.keys, select=d.select)
 
-        for d, vr in zip(missing, await RunContext.amap(read, missing, concurrency=_concurrency(self.ctx),
-                                                        progress=(self.ctx, f"TcaplusDB {self.schema.name}: reading")),
-                         strict=True):
+        for d, vr in zip(
+            missing,
+            await RunContext.amap(
+                read, missing, concurrency=_concurrency(self.ctx), progress=(self.ctx, f"TcaplusDB {self.schema.name}: reading")
+            ),
+            strict=True,
+        ):
             if vr is not None:
                 live[d.identity] = vr
         return live
@@ -211,39 +246,67 @@ class _TablePlanner:
         if live is not None:
             self.kp.existing_in_scope += 1
             whole = d.mode == "whole"
-            diffs = [] if _equal_as_read(d.record, live.record, whole=whole) else _leaf_diffs(
-                self.schema, d.record, live.record, whole=whole, want=d.leaves)
+            diffs = (
+                []
+                if _equal_as_read(d.record, live.record, whole=whole)
+                else _leaf_diffs(self.schema, d.record, live.record, whole=whole, want=d.leaves)
+            )
             if not diffs:  # the common case of a plan: nothing else to build
                 self.kp.noops += 1
                 return
-        base: dict[str, Any] = dict(kind=self.kind.kind, vendor=self.kind.vendor, key=d.identity, resource=d.res.ref, source=d.where.source)
+        base: dict[str, Any] = dict(
+            kind=self.kind.kind, vendor=self.kind.vendor, key=d.identity, resource=d.res.ref, source=d.where.source
+        )
         data = {"table": self.schema.name, "mode": d.mode, "keys": d.keys, "record": d.record}
         if live is None:
             diffs = [FieldDiff(p, None, v) for p, v in d.leaves.items() if p not in self.schema.primary_key]
-            self.kp.changes.append(Change(action=Action.CREATE, diffs=diffs, precondition={"exists": False},
-                                          calls=["POST AddRecord"], data=data, **base))
+            self.kp.changes.append(
+                Change(
+                    action=Action.CREATE, diffs=diffs, precondition={"exists": False}, calls=["POST AddRecord"], data=data, **base
+                )
+            )
             return
         notes = [] if d.mode == "whole" else ["declared mode: undeclared fields of the live record are kept"]
-        self.kp.changes.append(Change(
-            action=Action.UPDATE, diffs=diffs, precondition={"record_version": live.version},
-            calls=["GET GetRecord", "PUT SetRecord (x-tcaplus-data-version-check: 1)"], notes=notes, data=data, **base,
-        ))
+        self.kp.changes.append(
+            Change(
+                action=Action.UPDATE,
+                diffs=diffs,
+                precondition={"record_version": live.version},
+                calls=["GET GetRecord", "PUT SetRecord (x-tcaplus-data-version-check: 1)"],
+                notes=notes,
+                data=data,
+                **base,
+            )
+        )
 
-    def _plan_prunes(self, declared: list[_Declared], prunes: list[Resource[TcaplusRecordsSpec]], scoped: dict[str, tuple[Resource[TcaplusRecordsSpec], VersionedRecord]]) -> None:
+    def _plan_prunes(
+        self,
+        declared: list[_Declared],
+        prunes: list[Resource[TcaplusRecordsSpec]],
+        scoped: dict[str, tuple[Resource[TcaplusRecordsSpec], VersionedRecord]],
+    ) -> None:
         names = {d.identity for d in declared}
         for key, (res, vr) in sorted(scoped.items()):
             if key not in names and self.owns(key):  # read from ``res``'s prune scope: it holds the record
-                undeclared([res], holds=_holds).record(self.kp, kind=self.kind.kind, vendor=self.kind.vendor, key=key,
-                                                       change=partial(self._delete, key, vr))
+                undeclared([res], holds=_holds).record(
+                    self.kp, kind=self.kind.kind, vendor=self.kind.vendor, key=key, change=partial(self._delete, key, vr)
+                )
 
     def _delete(self, key: str, vr: VersionedRecord, res: Resource[TcaplusRecordsSpec]) -> Change:
         prune = prune_of(res)
-        diffs = [FieldDiff(p, v, None) for p, v in _leaves(self.schema.message, vr.record).items() if p not in self.schema.primary_key]
+        diffs = [
+            FieldDiff(p, v, None) for p, v in _leaves(self.schema.message, vr.record).items() if p not in self.schema.primary_key
+        ]
         return Change(
-            kind=self.kind.kind, vendor=self.kind.vendor, key=key, action=Action.DELETE, resource="", source=res.source,
-            diffs=diffs, precondition={"record_version": vr.version}, calls=["GET GetRecord", "DELETE DeleteRecord"],
+            kind=self.kind.kind,
+            vendor=self.kind.vendor,
+            key=key,
+            action=Action.DELETE,
+            resource="",
+            source=res.source,
+            diffs=diffs,
+            precondition={"record_version": vr.version},
+            calls=["GET GetRecord", "DELETE DeleteRecord"],
             notes=[f"not declared; inside the prune scope of {res.ref} (index {prune.index})"],
             data={"table": self.schema.name, "keys": {k: vr.record[k] for k in self.schema.primary_key}},
         )
-
-
