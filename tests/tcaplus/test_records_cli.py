@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 
-from reconciler.vendors.tcaplus.client import VersionedRecord
+from reconciler.vendors.tcaplus.wire import VersionedRecord
 from reconciler.sandbox.wire import EmulatorServer
 from tests.tcaplus.conftest import Workspace
 

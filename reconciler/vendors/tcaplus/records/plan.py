@@ -9,7 +9,8 @@ from functools import partial
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
-from reconciler.vendors.tcaplus.client import DEFAULT_PAGE_SIZE, TcaplusClient, VersionedRecord
+from reconciler.vendors.tcaplus.client import DEFAULT_PAGE_SIZE, TcaplusClient
+from reconciler.vendors.tcaplus.wire import VersionedRecord
 from reconciler.model import Action, Change, FieldDiff, KindPlan
 from reconciler.kinds.base import Kind, Resource
 from reconciler.kinds.context import RunContext
