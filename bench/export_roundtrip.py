@@ -37,19 +37,41 @@ def _doc(kind: str, name: str, spec: dict) -> str:
 def write_estate(root: Path, args: argparse.Namespace) -> None:
     (root / "m").mkdir()
     (root / "m" / "pw").write_text("BenchPass123")
-    docs = [_doc("ProxyAccount", f"b{i}", {"username": f"bench{i}", "password": "file:pw", "productType": (9, 14)[i % 2],
-                                           "remark": f"r{i % 3}"}) for i in range(args.accounts)]
+    docs = [
+        _doc(
+            "ProxyAccount",
+            f"b{i}",
+            {"username": f"bench{i}", "password": "file:pw", "productType": (9, 14)[i % 2], "remark": f"r{i % 3}"},
+        )
+        for i in range(args.accounts)
+    ]
     entries = [f"10.{i // 65536}.{i // 256 % 256}.{i % 256}" for i in range(args.ips)]
     docs.append(_doc("IpAllowlist", "a", {"productType": 14, "entries": entries}))
     for region in range(REGIONS):
-        lines = [json.dumps({"region": region, "item_id": region * 1_000_000 + k, "name": f"item {k}", "price": k})
-                 for k in range(args.records // REGIONS)]
+        lines = [
+            json.dumps({"region": region, "item_id": region * 1_000_000 + k, "name": f"item {k}", "price": k})
+            for k in range(args.records // REGIONS)
+        ]
         (root / "m" / f"r{region}.jsonl").write_text("\n".join(lines) + "\n")
         docs.append(_doc("TcaplusRecords", f"r{region}", {"table": "item_catalog", "file": f"r{region}.jsonl"}))
-    docs += [_doc("FreeSpinEvent", f"e{e}", {
-        "name": f"Bench {e}", "agent": SANDBOX_JDB_AGENT, "startTime": "2035-01-01T00:00:00Z",
-        "endTime": f"2035-02-{1 + e % 27:02d}T00:00:00Z", "machineTypes": [14077], "bet": "1", "type": "NORMAL",
-        "times": 1, "players": [f"player{1 + e:05d}"]}) for e in range(args.events)]
+    docs += [
+        _doc(
+            "FreeSpinEvent",
+            f"e{e}",
+            {
+                "name": f"Bench {e}",
+                "agent": SANDBOX_JDB_AGENT,
+                "startTime": "2035-01-01T00:00:00Z",
+                "endTime": f"2035-02-{1 + e % 27:02d}T00:00:00Z",
+                "machineTypes": [14077],
+                "bet": "1",
+                "type": "NORMAL",
+                "times": 1,
+                "players": [f"player{1 + e:05d}"],
+            },
+        )
+        for e in range(args.events)
+    ]
     (root / "m" / "estate.yaml").write_text("---\n".join(docs))
 
 
@@ -68,8 +90,9 @@ def main() -> None:
         with Sandbox(root / "state", tcaplus_tables={"item_catalog": proto}) as sbx:
             providers = sbx.providers()
             providers["tcaplus"]["tables"] = {"item_catalog": {"proto": "tables/item_catalog.proto"}}
-            (root / "reconciler.yaml").write_text(yaml.safe_dump(
-                {"apiVersion": "reconciler/v1", "kind": "Config", "providers": providers}))
+            (root / "reconciler.yaml").write_text(
+                yaml.safe_dump({"apiVersion": "reconciler/v1", "kind": "Config", "providers": providers})
+            )
             write_estate(root, args)
             cwd = os.getcwd()
             os.chdir(root)
@@ -77,28 +100,37 @@ def main() -> None:
                 runner = CliRunner()
                 res = runner.invoke(cli, ["apply", "m", "--auto-approve"])
                 print(f"estate   exit={res.exit_code} {(res.stdout.strip().splitlines() or [res.output[-300:]])[-1]}")
-                steps = (("export", ["export", "manifests", "m", "--out", "backup", "--secrets-dir", "sec"]),
-                         ("plan", ["plan", "backup"]))
+                steps = (
+                    ("export", ["export", "manifests", "m", "--out", "backup", "--secrets-dir", "sec"]),
+                    ("plan", ["plan", "backup"]),
+                )
                 for step, argv in steps:
                     for url in sbx.urls().values():
                         httpx.post(url + "/_sandbox/stats/reset")
                     cpu0, t0 = time.process_time(), time.perf_counter()
                     res = runner.invoke(cli, argv)
                     wall, cpu = time.perf_counter() - t0, time.process_time() - cpu0
-                    stats = {f"{n:9} {k}": v for n, url in sbx.urls().items()
-                             for k, v in httpx.get(url + "/_sandbox/stats").json().items()}
+                    stats = {
+                        f"{n:9} {k}": v
+                        for n, url in sbx.urls().items()
+                        for k, v in httpx.get(url + "/_sandbox/stats").json().items()
+                    }
                     last = res.stdout.strip().splitlines()[-1] if res.stdout.strip() else res.output.strip()[-200:]
-                    print(f"{step:8} exit={res.exit_code} requests={sum(stats.values()):5d} wall={wall:6.2f}s "
-                          f"cpu={cpu:6.2f}s {last}")
+                    print(
+                        f"{step:8} exit={res.exit_code} requests={sum(stats.values()):5d} wall={wall:6.2f}s "
+                        f"cpu={cpu:6.2f}s {last}"
+                    )
                     for k, v in sorted(stats.items()):
                         print(f"          {v:5d} {k}")
             finally:
                 os.chdir(cwd)
     per_region = args.records // REGIONS
     bound = 1 + 4 + REGIONS * max(1, math.ceil(per_region / DEFAULT_PAGE_SIZE)) + 1 + args.events
-    print(f"export lower bound: {bound} requests (1 account list, 4 allowlists, {REGIONS} index keys paged by "
-          f"{DEFAULT_PAGE_SIZE}, 1 Action 76, 1 Action 71 per event with its own players: Action 76 as documented "
-          "returns no endTime or times)")
+    print(
+        f"export lower bound: {bound} requests (1 account list, 4 allowlists, {REGIONS} index keys paged by "
+        f"{DEFAULT_PAGE_SIZE}, 1 Action 76, 1 Action 71 per event with its own players: Action 76 as documented "
+        "returns no endTime or times)"
+    )
     print(f"peak memory (max RSS): {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MiB")
 
 

@@ -105,14 +105,21 @@ class Fleet:
         return self.regions * self.region_size
 
     def describe(self) -> str:
-        return (f"{self.accounts:,} proxy accounts, {self.ips:,}-IP allowlist, {self.events:,} free-spin events x "
-                f"{self.players:,} players, {self.regional_records + self.flat_records:,} TcaplusDB records "
-                f"({self.regions} regions x {self.region_size:,} indexed + {self.flat_records:,} unindexed)")
+        return (
+            f"{self.accounts:,} proxy accounts, {self.ips:,}-IP allowlist, {self.events:,} free-spin events x "
+            f"{self.players:,} players, {self.regional_records + self.flat_records:,} TcaplusDB records "
+            f"({self.regions} regions x {self.region_size:,} indexed + {self.flat_records:,} unindexed)"
+        )
 
 
 def regional_record(region: int, i: int) -> dict[str, Any]:
-    return {"region": region, "item_id": region * 1_000_000 + i, "name": f"item {region}-{i}",
-            "price": 10 + i % 90, "tags": ["fleet", f"t{i % 7}"]}
+    return {
+        "region": region,
+        "item_id": region * 1_000_000 + i,
+        "name": f"item {region}-{i}",
+        "price": 10 + i % 90,
+        "tags": ["fleet", f"t{i % 7}"],
+    }
 
 
 def flat_record(i: int) -> dict[str, Any]:
@@ -124,11 +131,13 @@ def player(n: int) -> str:
 
 
 def event_doc(i: int) -> str:
-    return (f"apiVersion: reconciler/v1\nkind: FreeSpinEvent\nmetadata: {{name: fleet-{i:05d}}}\nspec:\n"
-            f"  name: Fleet event {i:05d}\n  agent: {AGENT}\n"
-            f"  startTime: \"2035-06-01T00:00:00+08:00\"\n  endTime: \"2035-06-30T00:00:00+08:00\"\n"
-            f"  machineTypes: [14077]\n  bet: \"1\"\n  type: NORMAL\n  times: 10\n"
-            f"  playersFile: ../players/block{i % PLAYER_FILES:02d}.txt\n")
+    return (
+        f"apiVersion: reconciler/v1\nkind: FreeSpinEvent\nmetadata: {{name: fleet-{i:05d}}}\nspec:\n"
+        f"  name: Fleet event {i:05d}\n  agent: {AGENT}\n"
+        f'  startTime: "2035-06-01T00:00:00+08:00"\n  endTime: "2035-06-30T00:00:00+08:00"\n'
+        f'  machineTypes: [14077]\n  bet: "1"\n  type: NORMAL\n  times: 10\n'
+        f"  playersFile: ../players/block{i % PLAYER_FILES:02d}.txt\n"
+    )
 
 
 def write_fleet(ws: Path, fleet: Fleet) -> None:
@@ -139,7 +148,8 @@ def write_fleet(ws: Path, fleet: Fleet) -> None:
     (ws / "tables.yaml").write_text(
         "apiVersion: reconciler/v1\nkind: Config\nproviders:\n  tcaplus:\n    base_url: http://127.0.0.1:1\n"
         "    app_id: 1\n    zone_id: 1\n    password: env:UNUSED\n    tables:\n"
-        "      fleet_regional: {proto: tables/fleet_regional.proto}\n      fleet_flat: {proto: tables/fleet_flat.proto}\n")
+        "      fleet_regional: {proto: tables/fleet_regional.proto}\n      fleet_flat: {proto: tables/fleet_flat.proto}\n"
+    )
     m = ws / "manifests"
     for sub in ("bestproxy", "jdb", "tcaplus", "secrets", "players", "data"):
         (m / sub).mkdir(parents=True)
@@ -153,7 +163,8 @@ def write_fleet(ws: Path, fleet: Fleet) -> None:
     ips = "".join(f"    - 10.{i // 65536 % 256}.{i // 256 % 256}.{i % 256}\n" for i in range(fleet.ips))
     (m / "bestproxy" / "allowlist.yaml").write_text(
         "apiVersion: reconciler/v1\nkind: IpAllowlist\nmetadata: {name: fleet}\nspec:\n  productType: 14\n"
-        f"  exclusive: true\n  entries:\n{ips}")
+        f"  exclusive: true\n  entries:\n{ips}"
+    )
     for b in range(min(PLAYER_FILES, fleet.events)):
         first = b * fleet.players + 1
         (m / "players" / f"block{b:02d}.txt").write_text("".join(f"{player(first + k)}\n" for k in range(fleet.players)))
@@ -162,15 +173,18 @@ def write_fleet(ws: Path, fleet: Fleet) -> None:
     for r in range(1, fleet.regions + 1):
         with open(m / "data" / f"region{r:03d}.jsonl", "w") as fh:
             fh.writelines(json.dumps(regional_record(r, i)) + "\n" for i in range(fleet.region_size))
-        regional.append(f"apiVersion: reconciler/v1\nkind: TcaplusRecords\nmetadata: {{name: region{r:03d}}}\nspec:\n"
-                        f"  table: fleet_regional\n  mode: whole\n  file: ../data/region{r:03d}.jsonl\n"
-                        f"  prune: {{index: by_region, keys: {{region: {r}}}}}\n")
+        regional.append(
+            f"apiVersion: reconciler/v1\nkind: TcaplusRecords\nmetadata: {{name: region{r:03d}}}\nspec:\n"
+            f"  table: fleet_regional\n  mode: whole\n  file: ../data/region{r:03d}.jsonl\n"
+            f"  prune: {{index: by_region, keys: {{region: {r}}}}}\n"
+        )
     (m / "tcaplus" / "regional.yaml").write_text("---\n".join(regional))
     with open(m / "data" / "flat.jsonl", "w") as fh:
         fh.writelines(json.dumps(flat_record(i)) + "\n" for i in range(fleet.flat_records))
     (m / "tcaplus" / "flat.yaml").write_text(
         "apiVersion: reconciler/v1\nkind: TcaplusRecords\nmetadata: {name: flat}\nspec:\n"
-        "  table: fleet_flat\n  file: ../data/flat.jsonl\n")
+        "  table: fleet_flat\n  file: ../data/flat.jsonl\n"
+    )
 
 
 # -- minimal calls (the lower bound) --------------------------------------------------------------
@@ -195,9 +209,11 @@ def minimal_calls(fleet: Fleet, scenario: str) -> dict[str, int]:
     pages = fleet.regions * partkey_pages(fleet.region_size, record_bytes)
     reads = {"bestproxy": 2, "jdb": 1, "tcaplus": pages + fleet.flat_records}
     if scenario == "cold apply":
-        return {"bestproxy": reads["bestproxy"] + min(REMARKS, fleet.accounts) + 1,
-                "jdb": reads["jdb"] + fleet.events,
-                "tcaplus": fleet.regions + fleet.flat_records + fleet.regional_records + fleet.flat_records}
+        return {
+            "bestproxy": reads["bestproxy"] + min(REMARKS, fleet.accounts) + 1,
+            "jdb": reads["jdb"] + fleet.events,
+            "tcaplus": fleet.regions + fleet.flat_records + fleet.regional_records + fleet.flat_records,
+        }
     if scenario == "naive loop":
         return {"bestproxy": 2, "jdb": fleet.events, "tcaplus": fleet.regional_records + fleet.flat_records}
     return reads
@@ -267,9 +283,23 @@ class Sandbox:
         self.ws = ws
         self.log = open(ws / "serve.log", "wb")
         self.proc = subprocess.Popen(
-            [sys.executable, "-c", CLI, "sandbox", "serve", "--state", str(ws / "state"), "--config", "tables.yaml",
-             "--config-out", "reconciler.yaml"],
-            cwd=ws, stdout=self.log, stderr=subprocess.STDOUT, start_new_session=True,
+            [
+                sys.executable,
+                "-c",
+                CLI,
+                "sandbox",
+                "serve",
+                "--state",
+                str(ws / "state"),
+                "--config",
+                "tables.yaml",
+                "--config-out",
+                "reconciler.yaml",
+            ],
+            cwd=ws,
+            stdout=self.log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
         )
         deadline = time.monotonic() + timeout
         while b"Serving" not in (ws / "serve.log").read_bytes():
@@ -324,8 +354,7 @@ def measure(sbx: Sandbox, scenario: str, argv: list[str], *, timeout: float, pro
     if profile == "cprofile" and argv[:2] == ["-c", CLI]:  # the main thread only
         cmd = [sys.executable, "-m", "cProfile", "-o", str(sbx.ws / f"{slug}.prof"), "-m", "reconciler.cli", *argv[2:]]
     elif profile == "py-spy":  # every thread, sampled (py-spy must be installed)
-        cmd = ["py-spy", "record", "--threads", "-r", "200", "-f", "raw", "-o", str(sbx.ws / f"{slug}.pyspy.txt"),
-               "--", *cmd]
+        cmd = ["py-spy", "record", "--threads", "-r", "200", "-f", "raw", "-o", str(sbx.ws / f"{slug}.pyspy.txt"), "--", *cmd]
     sbx.reset()
     emu0, load = sbx.cpu(), os.getloadavg()[0]
     out = sbx.ws / f"{slug}.out"
@@ -346,8 +375,13 @@ def clients(providers: dict[str, Any], secret: Any, *, connections: int) -> tupl
     return (
         BestProxyClient(bp["base_url"], app_key=secret(bp["app_key"]), max_connections=connections),
         JdbClient(jd["base_url"], dc=jd["dc"], key=secret(jd["key"]), iv=secret(jd["iv"]), max_connections=connections),
-        TcaplusClient(tc["base_url"], app_id=tc["app_id"], zone_id=tc["zone_id"], password=secret(tc["password"]),
-                      max_connections=connections),
+        TcaplusClient(
+            tc["base_url"],
+            app_id=tc["app_id"],
+            zone_id=tc["zone_id"],
+            password=secret(tc["password"]),
+            max_connections=connections,
+        ),
     )
 
 
@@ -374,14 +408,13 @@ def drift(sbx: Sandbox, fleet: Fleet) -> str:
         start, end = datetime(2035, 1, 1, tzinfo=timezone.utc), datetime(2036, 1, 1, tzinfo=timezone.utc)
         events = sorted(jd.search_events(agent=AGENT, start=start, end=end), key=lambda e: str(e.get("name")))
         n_ev = 0
-        for e in events[:: every]:
+        for e in events[::every]:
             jd.bind_players(agent=AGENT, event_id=e["eventId"], players=[player(99_000 + n_ev)])
             n_ev += 1
     finally:
         for c in (bp, jd, tc):
             c.close()
-    return (f"{n_acc} account remarks, {len(extra)} extra IPs, {n_rec} records, "
-            f"{n_ev} events with an undeclared player")
+    return f"{n_acc} account remarks, {len(extra)} extra IPs, {n_rec} records, {n_ev} events with an undeclared player"
 
 
 def naive_loop(ws: Path) -> None:
@@ -417,20 +450,30 @@ def fmt_req(d: dict[str, int]) -> str:
 
 def report(fleet: Fleet, runs: list[Run], latency_ms: float, drift_note: str) -> list[tuple[str, bool | None, str]]:
     print(f"\n== scale {fleet.scale:g}x: {fleet.describe()}")
-    print(f"   latency {latency_ms:g} ms per request; concurrency "
-          + ", ".join(f"{v} {DEFAULT_CONCURRENCY[v]}" for v in VENDORS) + "; drift: " + (drift_note or "-"))
-    head = (f"{'scenario':<16}{'exit':>5} {'requests BP / JDB / TC':>25} {'minimal BP / JDB / TC':>24} {'wall s':>8}"
-            f" {'bound s':>8} {'ratio':>6} {'cpu s':>7} {'ms/req':>7} {'RSS MB':>7} {'emu cpu s':>9} {'emu ms/req':>10} {'lines':>7} {'load':>5}")
+    print(
+        f"   latency {latency_ms:g} ms per request; concurrency "
+        + ", ".join(f"{v} {DEFAULT_CONCURRENCY[v]}" for v in VENDORS)
+        + "; drift: "
+        + (drift_note or "-")
+    )
+    head = (
+        f"{'scenario':<16}{'exit':>5} {'requests BP / JDB / TC':>25} {'minimal BP / JDB / TC':>24} {'wall s':>8}"
+        f" {'bound s':>8} {'ratio':>6} {'cpu s':>7} {'ms/req':>7} {'RSS MB':>7} {'emu cpu s':>9} {'emu ms/req':>10} {'lines':>7} {'load':>5}"
+    )
     print(head)
     print("-" * len(head))
     for r in runs:
         ratio = f"{r.wall / r.bound:5.1f}x" if r.bound > 0 else "     -"
         per_req = r.cpu * 1000 / r.total if r.total else 0.0
         emu_req = r.emulator_cpu * 1000 / r.total if r.total else 0.0
-        print(f"{r.scenario:<16}{r.exit_code:>5} {fmt_req(r.requests):>25} {fmt_req(r.minimal):>24} {r.wall:8.2f}"
-              f" {r.bound:8.2f} {ratio:>6} {r.cpu:7.2f} {per_req:7.3f} {r.rss_mb:7.0f} {r.emulator_cpu:9.2f} {emu_req:10.3f} {r.lines:>7,} {r.load:5.1f}")
-    print("per vendor: busy seconds (first request to last answer) / its own bound (ceil(minimal / concurrency) x latency)"
-          " -> ratio; with vendors run side by side the wall would approach the largest busy time")
+        print(
+            f"{r.scenario:<16}{r.exit_code:>5} {fmt_req(r.requests):>25} {fmt_req(r.minimal):>24} {r.wall:8.2f}"
+            f" {r.bound:8.2f} {ratio:>6} {r.cpu:7.2f} {per_req:7.3f} {r.rss_mb:7.0f} {r.emulator_cpu:9.2f} {emu_req:10.3f} {r.lines:>7,} {r.load:5.1f}"
+        )
+    print(
+        "per vendor: busy seconds (first request to last answer) / its own bound (ceil(minimal / concurrency) x latency)"
+        " -> ratio; with vendors run side by side the wall would approach the largest busy time"
+    )
     for r in runs:
         parts = []
         for v in VENDORS:
@@ -474,18 +517,23 @@ def run_once(fleet: Fleet, args: argparse.Namespace, ws: Path) -> tuple[list[Run
     runs: list[Run] = []
     note = ""
     try:
-        steps = [("cold apply", ["apply", "manifests", "--auto-approve"]), ("no-op plan", ["plan", "manifests"]),
-                 ("drift plan 1%", ["plan", "manifests"])]
+        steps = [
+            ("cold apply", ["apply", "manifests", "--auto-approve"]),
+            ("no-op plan", ["plan", "manifests"]),
+            ("drift plan 1%", ["plan", "manifests"]),
+        ]
         for scenario, cmd in steps:
             if scenario.startswith("drift"):
                 note = drift(sbx, fleet)
-            run = measure(sbx, scenario, ["-c", CLI, *cmd, "--config", "reconciler.yaml"],
-                          timeout=args.timeout, profile=args.profile)
+            run = measure(
+                sbx, scenario, ["-c", CLI, *cmd, "--config", "reconciler.yaml"], timeout=args.timeout, profile=args.profile
+            )
             runs.append(run)
             print(f"  {scenario}: exit {run.exit_code}, {run.total:,} requests, {run.wall:.1f} s", flush=True)
         if args.naive:
-            run = measure(sbx, "naive loop", [str(Path(__file__).resolve()), "_naive", str(ws)],
-                          timeout=args.timeout, profile=None)
+            run = measure(
+                sbx, "naive loop", [str(Path(__file__).resolve()), "_naive", str(ws)], timeout=args.timeout, profile=None
+            )
             runs.append(run)
             print(f"  naive loop: exit {run.exit_code}, {run.total:,} requests, {run.wall:.1f} s", flush=True)
     finally:
@@ -510,8 +558,9 @@ def run_scale(scale: float, args: argparse.Namespace, root: Path) -> tuple[Fleet
     # per scenario, the run with the median wall time (all of its figures); every round runs the same scenarios
     runs = [sorted(same, key=lambda r: r.wall)[len(same) // 2] for same in zip(*rounds, strict=True)]
     for r in runs:
-        r.minimal = minimal_calls(fleet, "cold apply" if r.scenario == "cold apply" else
-                                  "naive loop" if r.scenario == "naive loop" else "plan")
+        r.minimal = minimal_calls(
+            fleet, "cold apply" if r.scenario == "cold apply" else "naive loop" if r.scenario == "naive loop" else "plan"
+        )
         r.bound = 0.0 if r.scenario == "naive loop" else lower_bound(r.minimal, DEFAULT_CONCURRENCY, args.latency_ms)
     if args.repeat > 1:
         print(f"  (each row: the median of {args.repeat} runs by wall time)")
@@ -530,12 +579,18 @@ def main() -> None:
     ap.add_argument("--repeat", type=int, default=1, help="runs per scale (fresh sandbox each); rows show the median")
     ap.add_argument("--no-naive", dest="naive", action="store_false", help="skip the naive serial loop")
     ap.add_argument("--timeout", type=float, default=1800.0, help="seconds any one child process may run")
-    ap.add_argument("--profile", choices=("cprofile", "py-spy"), default=None,
-                    help="profile the CLI runs (cprofile: *.prof; py-spy: *.pyspy.txt collapsed stacks, in the workspace)")
+    ap.add_argument(
+        "--profile",
+        choices=("cprofile", "py-spy"),
+        default=None,
+        help="profile the CLI runs (cprofile: *.prof; py-spy: *.pyspy.txt collapsed stacks, in the workspace)",
+    )
     ap.add_argument("--keep", type=Path, default=None, help="keep the workspaces under this folder")
     args = ap.parse_args()
-    print(f"fleet bench: {platform.node()} {platform.machine()}, {os.cpu_count()} CPU(s), Python {platform.python_version()},"
-          f" load average {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
+    print(
+        f"fleet bench: {platform.node()} {platform.machine()}, {os.cpu_count()} CPU(s), Python {platform.python_version()},"
+        f" load average {' '.join(f'{x:.2f}' for x in os.getloadavg())}"
+    )
     # the product's bytecode compiled once, as an installed wheel has it: with an editable install
     # and PYTHONDONTWRITEBYTECODE set, every CLI run would otherwise compile ~10k lines again
     import compileall
@@ -562,8 +617,10 @@ def main() -> None:
                 for r in runs:
                     b = base.get(r.scenario)
                     if b and b.total and b.cpu and b.rss_mb and b.emulator_cpu:
-                        print(f"  x{k:g} {r.scenario:<16} requests x{r.total / b.total:.2f}  client cpu x{r.cpu / b.cpu:.2f}"
-                              f"  rss x{r.rss_mb / b.rss_mb:.2f}  emulator cpu x{r.emulator_cpu / b.emulator_cpu:.2f}")
+                        print(
+                            f"  x{k:g} {r.scenario:<16} requests x{r.total / b.total:.2f}  client cpu x{r.cpu / b.cpu:.2f}"
+                            f"  rss x{r.rss_mb / b.rss_mb:.2f}  emulator cpu x{r.emulator_cpu / b.emulator_cpu:.2f}"
+                        )
     finally:
         if args.keep is None:
             shutil.rmtree(root, ignore_errors=True)

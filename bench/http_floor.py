@@ -39,12 +39,14 @@ from typing import Any, Callable
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.fleet import Fleet, Sandbox, write_fleet  # noqa: E402
-from reconciler.vendors.tcaplus.client import TcaplusClient, _query  # noqa: E402
+from reconciler.vendors.tcaplus.client import TcaplusClient  # noqa: E402
+from reconciler.vendors.tcaplus.wire import _query  # noqa: E402
 
 
 def product(cfg: dict[str, Any], password: str, threads: int) -> Callable[[dict[str, Any]], Any]:
-    client = TcaplusClient(cfg["base_url"], app_id=cfg["app_id"], zone_id=cfg["zone_id"], password=password,
-                           max_connections=threads)
+    client = TcaplusClient(
+        cfg["base_url"], app_id=cfg["app_id"], zone_id=cfg["zone_id"], password=password, max_connections=threads
+    )
     return lambda keys: client.get("fleet_flat", keys)
 
 
@@ -52,8 +54,9 @@ def product_loop(cfg: dict[str, Any], password: str, threads: int) -> Callable[[
     """The product's event-loop path: ``TcaplusClient.aget`` for every key, ``threads`` in flight."""
     from reconciler.kinds.base import RunContext
 
-    client = TcaplusClient(cfg["base_url"], app_id=cfg["app_id"], zone_id=cfg["zone_id"], password=password,
-                           max_connections=threads)
+    client = TcaplusClient(
+        cfg["base_url"], app_id=cfg["app_id"], zone_id=cfg["zone_id"], password=password, max_connections=threads
+    )
 
     def run(keys: list[dict[str, Any]]) -> Any:
         async def one(k: dict[str, Any]) -> Any:
@@ -121,7 +124,9 @@ def proc_cpu(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def measure(fn: Callable[[Any], Any], n: int, threads: int, server_pid: int, *, batch: bool = False) -> tuple[float, float, float]:
+def measure(
+    fn: Callable[[Any], Any], n: int, threads: int, server_pid: int, *, batch: bool = False
+) -> tuple[float, float, float]:
     keys = [{"shard": i % 7, "key": f"k{i}"} for i in range(n)]
     fn([keys[0]] if batch else keys[0])  # connect (and import) outside the measurement
     e0 = proc_cpu(server_pid)
@@ -151,16 +156,19 @@ def main() -> None:
     try:
         cfg = sbx.config["tcaplus"]
         password = sbx.secret(cfg["password"])
-        headers = dict(TcaplusClient(cfg["base_url"], app_id=cfg["app_id"], zone_id=cfg["zone_id"],
-                                     password=password)._headers)
-        print(f"http floor: {n:,} GetRecord requests per row, latency {args.latency_ms:g} ms, "
-              f"load average {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
+        headers = dict(TcaplusClient(cfg["base_url"], app_id=cfg["app_id"], zone_id=cfg["zone_id"], password=password)._headers)
+        print(
+            f"http floor: {n:,} GetRecord requests per row, latency {args.latency_ms:g} ms, "
+            f"load average {' '.join(f'{x:.2f}' for x in os.getloadavg())}"
+        )
         print(f"{'way':14} {'threads':>7} {'wall s':>8} {'cpu s':>7} {'ms/req':>7} {'emulator ms/req':>15}")
         for threads in args.threads:
-            for name, make in (("product", lambda t: product(cfg, password, t)),
-                               ("product loop", lambda t: product_loop(cfg, password, t)),
-                               ("http.client", lambda t: stdlib(cfg, headers, t)),
-                               ("raw socket", lambda t: raw(cfg, headers, t))):
+            for name, make in (
+                ("product", lambda t: product(cfg, password, t)),
+                ("product loop", lambda t: product_loop(cfg, password, t)),
+                ("http.client", lambda t: stdlib(cfg, headers, t)),
+                ("raw socket", lambda t: raw(cfg, headers, t)),
+            ):
                 wall, cpu, emu = measure(make(threads), n, threads, sbx.proc.pid, batch=name == "product loop")
                 print(f"{name:14} {threads:>7} {wall:8.2f} {cpu:7.2f} {cpu / n * 1000:7.3f} {emu / n * 1000:15.3f}", flush=True)
     finally:

@@ -42,7 +42,8 @@ def main() -> None:
             (root / "iv").write_text(IV)
             (root / "reconciler.yaml").write_text(
                 f"apiVersion: reconciler/v1\nkind: Config\nproviders:\n  jdb:\n    base_url: {srv.url}\n"
-                "    dc: bench\n    key: file:key\n    iv: file:iv\n")
+                "    dc: bench\n    key: file:key\n    iv: file:iv\n"
+            )
             per_event = max(1, players // args.events)
             (root / "players.txt").write_text("\n".join(f"player{i % 99999 + 1:05d}" for i in range(per_event)) + "\n")
             docs = [
@@ -64,8 +65,10 @@ def main() -> None:
                     res = runner.invoke(cli, [*argv, "--config", "reconciler.yaml"])
                     wall, cpu = time.perf_counter() - t0, time.process_time() - cpu0
                     calls = dict(sorted(emulator.action_counts.items()))
-                    print(f"players/event={per_event:6d} {step:6} exit={res.exit_code} JDB calls={sum(calls.values()):4d} "
-                          f"{calls} wall={wall:6.2f}s cpu={cpu:6.2f}s (emulator included)")
+                    print(
+                        f"players/event={per_event:6d} {step:6} exit={res.exit_code} JDB calls={sum(calls.values()):4d} "
+                        f"{calls} wall={wall:6.2f}s cpu={cpu:6.2f}s (emulator included)"
+                    )
             finally:
                 os.chdir(cwd)
     print(f"plan lower bound: 1 Action 76 per agent; Action 71 budget per run: {PLAYER_READ_BUDGET}")

@@ -42,8 +42,9 @@ def child(cfg_file: str, n: int) -> None:
     from reconciler.kinds.base import RunContext
 
     cfg = json.loads(Path(cfg_file).read_text())
-    client = TcaplusClient(cfg["base_url"], app_id=cfg["app_id"], zone_id=cfg["zone_id"], password=cfg["password"],
-                           max_connections=8)
+    client = TcaplusClient(
+        cfg["base_url"], app_id=cfg["app_id"], zone_id=cfg["zone_id"], password=cfg["password"], max_connections=8
+    )
     # the keys of bench/fleet.py's flat_record(i), written out: importing bench.fleet (httpx and
     # more) would make the child's garbage collections, and so its count, larger than the CLI's
     keys = [{"shard": i % 16, "key": f"k{i:07d}"} for i in range(n)]
@@ -65,8 +66,9 @@ def seed(cfg: dict[str, Any], n: int) -> None:
     from reconciler.vendors.tcaplus.client import TcaplusClient
     from reconciler.kinds.base import RunContext
 
-    client = TcaplusClient(cfg["base_url"], app_id=cfg["app_id"], zone_id=cfg["zone_id"], password=cfg["password"],
-                           max_connections=8)
+    client = TcaplusClient(
+        cfg["base_url"], app_id=cfg["app_id"], zone_id=cfg["zone_id"], password=cfg["password"], max_connections=8
+    )
 
     async def add(i: int) -> Any:
         return await client.aadd(TABLE, flat_record(i))
@@ -75,8 +77,21 @@ def seed(cfg: dict[str, Any], n: int) -> None:
 
 
 def instructions(cfg_file: Path, n: int) -> int:
-    proc = subprocess.run(["valgrind", "--tool=callgrind", "--callgrind-out-file=/dev/null", sys.executable,
-                           __file__, "_child", str(cfg_file), str(n)], capture_output=True, text=True, timeout=900)
+    proc = subprocess.run(
+        [
+            "valgrind",
+            "--tool=callgrind",
+            "--callgrind-out-file=/dev/null",
+            sys.executable,
+            __file__,
+            "_child",
+            str(cfg_file),
+            str(n),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
     found = re.search(r"Collected : (\d+)", proc.stderr)
     if proc.returncode != 0 or found is None:
         raise SystemExit(f"valgrind run failed:\n{proc.stdout}\n{proc.stderr[-2000:]}")
@@ -85,8 +100,9 @@ def instructions(cfg_file: Path, n: int) -> int:
 
 def cpu_seconds(cfg_file: Path, n: int) -> float:
     """The CPU seconds ``n`` reads took in a child (start-up not counted)."""
-    proc = subprocess.run([sys.executable, __file__, "_child", str(cfg_file), str(n)], check=True, timeout=900,
-                          capture_output=True, text=True)
+    proc = subprocess.run(
+        [sys.executable, __file__, "_child", str(cfg_file), str(n)], check=True, timeout=900, capture_output=True, text=True
+    )
     found = re.search(r"^cpu=([\d.]+)$", proc.stdout, re.M)
     if found is None:
         raise SystemExit(f"the child printed no figure:\n{proc.stdout}\n{proc.stderr[-2000:]}")
@@ -111,8 +127,12 @@ def main() -> None:
         sbx = Sandbox(ws, 0.0, 60.0)
         try:
             c = sbx.config["tcaplus"]
-            cfg = {"base_url": c["base_url"], "app_id": c["app_id"], "zone_id": c["zone_id"],
-                   "password": sbx.secret(c["password"])}
+            cfg = {
+                "base_url": c["base_url"],
+                "app_id": c["app_id"],
+                "zone_id": c["zone_id"],
+                "password": sbx.secret(c["password"]),
+            }
             cfg_file = ws / "tcaplus.json"
             cfg_file.write_text(json.dumps(cfg))
             os.chmod(cfg_file, 0o600)

@@ -12,11 +12,21 @@ For N = 1, 2, 4 shards it prints:
   plan and apply processes. With --rps, the TcaplusDB connection has that requests_per_second budget:
   the N shards share it, so the speed-up flattens where the budget caps it.
 
+Beside T(N) it prints the floors a run cannot beat, so a reader can tell what capped S(N)/N:
+- wait: the TcaplusDB requests the run made, split over N shards, each keeping --concurrency in
+  flight, at --latency-ms each: (requests / N / concurrency) x latency (with --rps, also
+  requests / rps);
+- CPU: the CPU seconds of every process of the run (the shard processes, `plan merge`, and this
+  process, where the emulators answer) divided by the machine's CPUs. When T(N) sits on the CPU
+  floor, the machine, not the method, capped the speed-up.
+
+    python bench/shards.py --records 100000 --latency-ms 20 --skip-equivalence   # the issue's case
     python bench/shards.py --records 8000 --latency-ms 20
     python bench/shards.py --records 4000 --latency-ms 20 --rps 400 --skip-equivalence
 
-The emulators run in this process on loopback (one event loop per vendor): at high N x concurrency
-their own CPU, not the method, can become the limit; the figures say what was run.
+The emulators run in this process on loopback (one event loop per vendor, each in its own thread);
+this process does nothing else meanwhile (it waits for the shard processes), so they have its GIL to
+themselves. Their CPU is in the CPU floor.
 """
 
 from __future__ import annotations
@@ -24,6 +34,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import subprocess
 import sys
 import tempfile
@@ -41,6 +52,12 @@ EXE = str(Path(sys.executable).with_name("reconciler"))
 SHARD_VARS = ("RECONCILER_SHARD", "RECONCILER_SHARD_TOTAL", "JOB_COMPLETION_INDEX", "CI_NODE_INDEX", "CI_NODE_TOTAL")
 
 
+def _cpu() -> float:
+    """CPU seconds (user + system) of this process and of its children that have been waited for."""
+    me, kids = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return me.ru_utime + me.ru_stime + kids.ru_utime + kids.ru_stime
+
+
 def _doc(kind: str, name: str, spec: dict[str, Any]) -> dict[str, Any]:
     return {"apiVersion": "reconciler/v1", "kind": kind, "metadata": {"name": name}, "spec": spec}
 
@@ -54,10 +71,19 @@ class Workspace:
         providers = self.sbx.providers()
         for p in providers.values():
             p.update({"retry_wait_initial": 0.01, "timeout": 60})
-        providers["tcaplus"].update({"tables": {"item_catalog": {"proto": "tables/item_catalog.proto"}},
-                                     "concurrency": concurrency, **({"requests_per_second": rps} if rps else {})})
-        cfg = {"apiVersion": "reconciler/v1", "kind": "Config", "providers": providers,
-               "settings": {"max_change_ratio": 0.9, "threshold_min_existing": 5}}
+        providers["tcaplus"].update(
+            {
+                "tables": {"item_catalog": {"proto": "tables/item_catalog.proto"}},
+                "concurrency": concurrency,
+                **({"requests_per_second": rps} if rps else {}),
+            }
+        )
+        cfg = {
+            "apiVersion": "reconciler/v1",
+            "kind": "Config",
+            "providers": providers,
+            "settings": {"max_change_ratio": 0.9, "threshold_min_existing": 5},
+        }
         (root / "reconciler.yaml").write_text(yaml.safe_dump(cfg, sort_keys=False))
         (root / "manifests" / "secrets").mkdir(parents=True)
         (root / "manifests" / "secrets" / "pw").write_text("BenchShardPw7731")
@@ -81,8 +107,10 @@ class Workspace:
     def at_once(self, argvs: list[list[str]]) -> list[float]:
         """Start every command at once; each one's wall time (all must exit 0)."""
         started = time.perf_counter()
-        procs = [subprocess.Popen([EXE, *a], cwd=self.root, env=self.env(), stdout=subprocess.PIPE,
-                                  stderr=subprocess.PIPE, text=True) for a in argvs]
+        procs = [
+            subprocess.Popen([EXE, *a], cwd=self.root, env=self.env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+            for a in argvs
+        ]
         walls = []
         for argv, p in zip(argvs, procs, strict=True):
             _, err = p.communicate(timeout=3600)
@@ -93,43 +121,102 @@ class Workspace:
 
     def sharded(self, n: int, tag: str) -> dict[str, Any]:
         """Plan N shards at once, merge, apply N shards at once; timings and what each wrote."""
-        t0 = time.perf_counter()
+        cpu0, t0 = _cpu(), time.perf_counter()
         plan_walls = self.at_once([["plan", "--shard", f"{k}/{n}", "--out", f"{tag}-plan-{k}.json"] for k in range(1, n + 1)])
         # --force: the fleet's v1 -> v2 change updates most accounts (the one gate would refuse it)
-        merged = self.cli("plan", "merge", *(f"{tag}-plan-{k}.json" for k in range(1, n + 1)), "--out", f"{tag}-planset.json",
-                          "--format", "markdown", "--force")
-        apply_walls = self.at_once([["apply", f"{tag}-planset.json", "--shard", f"{k}/{n}", "--journal", f"{tag}-{k}.jsonl"]
-                                    for k in range(1, n + 1)])
-        total = time.perf_counter() - t0
+        merged = self.cli(
+            "plan",
+            "merge",
+            *(f"{tag}-plan-{k}.json" for k in range(1, n + 1)),
+            "--out",
+            f"{tag}-planset.json",
+            "--format",
+            "markdown",
+            "--force",
+        )
+        apply_walls = self.at_once(
+            [["apply", f"{tag}-planset.json", "--shard", f"{k}/{n}", "--journal", f"{tag}-{k}.jsonl"] for k in range(1, n + 1)]
+        )
+        total, cpu = time.perf_counter() - t0, _cpu() - cpu0
         written = []
         for k in range(1, n + 1):
             lines = [json.loads(x) for x in (self.root / f"{tag}-{k}.jsonl").read_text().splitlines() if x.strip()]
             written.append({r["address"] for r in lines if r["type"] == "outcome" and r["status"] == "applied"})
         report = self.cli("apply", "merge-report", *(f"{tag}-{k}.jsonl" for k in range(1, n + 1)))
-        return {"total": total, "plan_walls": plan_walls, "apply_walls": apply_walls, "written": written,
-                "markdown": merged.stdout, "planset": json.loads((self.root / f"{tag}-planset.json").read_text()),
-                "report": report.stdout.strip().splitlines()[-1]}
+        return {
+            "total": total,
+            "cpu": cpu,
+            "plan_walls": plan_walls,
+            "apply_walls": apply_walls,
+            "written": written,
+            "markdown": merged.stdout,
+            "planset": json.loads((self.root / f"{tag}-planset.json").read_text()),
+            "report": report.stdout.strip().splitlines()[-1],
+        }
 
     def stop(self) -> None:
         self.sbx.stop()
 
 
 def _fleet(ws: Workspace, accounts: range, records: range, *, remark: str, price: int) -> None:
-    docs = [_doc("ProxyAccount", f"bench{i:04d}", {"username": f"bench{i:04d}", "password": "file:secrets/pw",
-                                                  "productType": 9, "remark": remark}) for i in accounts]
+    docs = [
+        _doc(
+            "ProxyAccount",
+            f"bench{i:04d}",
+            {"username": f"bench{i:04d}", "password": "file:secrets/pw", "productType": 9, "remark": remark},
+        )
+        for i in accounts
+    ]
     docs.append(_doc("PruneScope", "bench", {"target": "ProxyAccount", "match": {"usernamePrefix": "bench"}}))
     ws.write("manifests/accounts.yaml", docs)
-    ws.write("manifests/records.yaml", [_doc("TcaplusRecords", "r", {
-        "table": "item_catalog", "mode": "whole",
-        "records": [{"region": 5, "item_id": i, "name": f"item {i}", "price": price + i} for i in records],
-        "prune": {"index": "by_region", "keys": {"region": 5}}})])
-    ws.write("manifests/allowlist.yaml", [_doc("IpAllowlist", "dc", {
-        "productType": 14, "exclusive": True, "entries": [{"ip": f"10.9.0.{i + 1}"} for i in range(6)]})])
-    ws.write("manifests/events.yaml", [_doc("FreeSpinEvent", f"bench-{i}", {
-        "name": f"Bench event {i}", "agent": "sandboxag", "startTime": "2035-06-01T00:00:00+08:00",
-        "endTime": "2035-06-08T00:00:00+08:00", "machineTypes": [14077], "bet": "1", "type": "NORMAL", "times": 5,
-        "minWithdrawal": "-1", "maxWithdrawal": "100", "players": [f"player{10 * i + k + 1:05d}" for k in range(3)]})
-        for i in range(4)])
+    ws.write(
+        "manifests/records.yaml",
+        [
+            _doc(
+                "TcaplusRecords",
+                "r",
+                {
+                    "table": "item_catalog",
+                    "mode": "whole",
+                    "records": [{"region": 5, "item_id": i, "name": f"item {i}", "price": price + i} for i in records],
+                    "prune": {"index": "by_region", "keys": {"region": 5}},
+                },
+            )
+        ],
+    )
+    ws.write(
+        "manifests/allowlist.yaml",
+        [
+            _doc(
+                "IpAllowlist",
+                "dc",
+                {"productType": 14, "exclusive": True, "entries": [{"ip": f"10.9.0.{i + 1}"} for i in range(6)]},
+            )
+        ],
+    )
+    ws.write(
+        "manifests/events.yaml",
+        [
+            _doc(
+                "FreeSpinEvent",
+                f"bench-{i}",
+                {
+                    "name": f"Bench event {i}",
+                    "agent": "sandboxag",
+                    "startTime": "2035-06-01T00:00:00+08:00",
+                    "endTime": "2035-06-08T00:00:00+08:00",
+                    "machineTypes": [14077],
+                    "bet": "1",
+                    "type": "NORMAL",
+                    "times": 5,
+                    "minWithdrawal": "-1",
+                    "maxWithdrawal": "100",
+                    "players": [f"player{10 * i + k + 1:05d}" for k in range(3)],
+                },
+            )
+            for i in range(4)
+        ],
+    )
 
 
 def equivalence(n: int, tmp: Path, scale: int) -> None:
@@ -148,26 +235,45 @@ def equivalence(n: int, tmp: Path, scale: int) -> None:
         line = next((x for x in run["markdown"].splitlines() if x.startswith("_Merged from")), "")
         same_md = bool(line) and run["markdown"].replace(line + "\n", "", 1) == single_md
         twice = sum(len(w) for w in run["written"]) - len(set().union(*run["written"]))
-        print(f"N={n}: {len(single['changes'])} changes; union of shard plans == N=1 plan: {same_plan}; "
-              f"Markdown == N=1 apart from the shard line: {same_md}; objects written by two shards: {twice}; "
-              f"{run['report']}")
+        print(
+            f"N={n}: {len(single['changes'])} changes; union of shard plans == N=1 plan: {same_plan}; "
+            f"Markdown == N=1 apart from the shard line: {same_md}; objects written by two shards: {twice}; "
+            f"{run['report']}"
+        )
     finally:
         ws.stop()
 
 
 def restore(n: int, records: int, latency_ms: float, concurrency: int, rps: float | None, tmp: Path) -> float:
+    """One sharded restore; prints its figures and returns T(N)."""
     ws = Workspace(tmp / f"restore{n}", concurrency=concurrency, rps=rps)
     try:
-        ws.write("manifests/records.yaml", [_doc("TcaplusRecords", "restore", {
-            "table": "item_catalog", "mode": "whole", "file": "../restore.jsonl"})])
-        (ws.root / "restore.jsonl").write_text("".join(
-            json.dumps({"region": i // 1000, "item_id": i, "name": f"item {i}", "price": i % 1000}) + "\n"
-            for i in range(records)))
+        ws.write(
+            "manifests/records.yaml",
+            [_doc("TcaplusRecords", "restore", {"table": "item_catalog", "mode": "whole", "file": "../restore.jsonl"})],
+        )
+        (ws.root / "restore.jsonl").write_text(
+            "".join(
+                json.dumps({"region": i // 1000, "item_id": i, "name": f"item {i}", "price": i % 1000}) + "\n"
+                for i in range(records)
+            )
+        )
         ws.faults(latency_ms=latency_ms)
+        tcaplus = ws.sbx.servers["tcaplus"].url
+        httpx.post(tcaplus + "/_sandbox/stats/reset").raise_for_status()
         run = ws.sharded(n, f"r{n}")
+        requests = sum(httpx.get(tcaplus + "/_sandbox/stats").json().values())
+        wait = requests / n / concurrency * latency_ms / 1000
+        if rps:
+            wait = max(wait, requests / rps)
+        cores = os.cpu_count() or 1
         pw, aw = run["plan_walls"], run["apply_walls"]
-        print(f"N={n}: T={run['total']:7.2f} s  plan wall max/mean {max(pw):6.2f}/{sum(pw) / n:6.2f} s  "
-              f"apply wall max/mean {max(aw):6.2f}/{sum(aw) / n:6.2f} s  {run['report']}")
+        print(
+            f"N={n}: T={run['total']:7.2f} s  floors: wait {wait:6.2f} s, CPU {run['cpu']:6.2f} s / {cores} = "
+            f"{run['cpu'] / cores:6.2f} s ({requests:,} TcaplusDB requests)  plan wall max/mean {max(pw):6.2f}/{sum(pw) / n:6.2f} s  "
+            f"apply wall max/mean {max(aw):6.2f}/{sum(aw) / n:6.2f} s  {run['report']}",
+            flush=True,
+        )
         return float(run["total"])
     finally:
         ws.stop()
@@ -181,8 +287,12 @@ def main() -> None:
     ap.add_argument("--rps", type=float, default=None, help="TcaplusDB requests_per_second budget (shared by the shards)")
     ap.add_argument("--shards", type=int, nargs="+", default=[1, 2, 4])
     ap.add_argument("--skip-equivalence", action="store_true")
-    ap.add_argument("--fleet-scale", type=int, default=10,
-                    help="equivalence fleet: 6 x this many accounts, 20 x this many records (default 60 and 200)")
+    ap.add_argument(
+        "--fleet-scale",
+        type=int,
+        default=10,
+        help="equivalence fleet: 6 x this many accounts, 20 x this many records (default 60 and 200)",
+    )
     args = ap.parse_args()
     load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
     print(f"machine: {os.cpu_count()} CPU(s), load average {load} at the start (shards compete with the emulators for them)")
@@ -192,8 +302,10 @@ def main() -> None:
             for n in args.shards:
                 equivalence(n, Path(tmp), args.fleet_scale)
         budget = f", requests_per_second {args.rps:g} shared" if args.rps else ", no rate budget"
-        print(f"== restore: {args.records:,} TcaplusDB records into an empty table, {args.latency_ms:g} ms per request, "
-              f"{args.concurrency} in flight per shard{budget}")
+        print(
+            f"== restore: {args.records:,} TcaplusDB records into an empty table, {args.latency_ms:g} ms per request, "
+            f"{args.concurrency} in flight per shard{budget}"
+        )
         times = {n: restore(n, args.records, args.latency_ms, args.concurrency, args.rps, Path(tmp)) for n in args.shards}
         print(f"load average at the end: {', '.join(f'{x:.1f}' for x in os.getloadavg())}")
         base = times.get(1)

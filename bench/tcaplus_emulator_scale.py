@@ -37,8 +37,10 @@ REGION = 1_000
 
 def measure(size: int, pages: int, gets: int, tmp: Path) -> tuple[float, float]:
     emulator = TcaplusEmulator(app_id=1, zone_id=1, password="bench", tables={"items": tmp / "items.proto"})
-    rows = [(1, 1, "items", f"[{i // REGION},{i}]", 1, f'{{"region":{i // REGION},"item_id":{i},"name":"n{i}","price":{i % 90}}}')
-            for i in range(size)]
+    rows = [
+        (1, 1, "items", f"[{i // REGION},{i}]", 1, f'{{"region":{i // REGION},"item_id":{i},"name":"n{i}","price":{i % 90}}}')
+        for i in range(size)
+    ]
     with emulator.transaction():
         emulator.db.executemany("INSERT INTO tcaplus_records (app, zone, tbl, pk, version, data) VALUES (?, ?, ?, ?, ?, ?)", rows)
     if hasattr(emulator, "_rebuild_index"):
@@ -69,12 +71,16 @@ def main() -> None:
     args = ap.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         (Path(tmp) / "items.proto").write_text(PROTO)
-        print(f"{'records':>8} {'ms CPU per 1,000-record page':>30} {'ms CPU per GetRecord':>22}  (client + emulator, one process)")
+        print(
+            f"{'records':>8} {'ms CPU per 1,000-record page':>30} {'ms CPU per GetRecord':>22}  (client + emulator, one process)"
+        )
         first = None
         for size in args.sizes:
             page, get = measure(size, args.pages, args.gets, Path(tmp))
             first = first or (size, page)
-            print(f"{size:8,} {page * 1000:30.2f} {get * 1000:22.3f}   page cost x{page / first[1]:.2f} for x{size / first[0]:g} records")
+            print(
+                f"{size:8,} {page * 1000:30.2f} {get * 1000:22.3f}   page cost x{page / first[1]:.2f} for x{size / first[0]:g} records"
+            )
 
 
 if __name__ == "__main__":

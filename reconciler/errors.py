@@ -128,8 +128,15 @@ class ApiError(ReconcilerError):
     vendor = "api"
     retryable = False
 
-    def __init__(self, message: str, *, code: object = None, http_status: int | None = None,
-                 host: str | None = None, operation: str | None = None):
+    def __init__(
+        self,
+        message: str,
+        *,
+        code: object = None,
+        http_status: int | None = None,
+        host: str | None = None,
+        operation: str | None = None,
+    ):
         self.code = code
         self.http_status = http_status
         self.host = host

@@ -66,8 +66,9 @@ def _join(absolute: bool, parts: list[str]) -> str:
     return (os.sep + text) if absolute else (text or ".")
 
 
-def open_dir(path: Path | str, *, create: bool = False, mode: int = 0o755, verb: str = "write",
-             target: Path | str | None = None) -> int:
+def open_dir(
+    path: Path | str, *, create: bool = False, mode: int = 0o755, verb: str = "write", target: Path | str | None = None
+) -> int:
     """A descriptor of the folder ``path``, reached without following any symlink (created,
     component by component, when ``create``). The caller closes it. Errors name ``target`` (the
     file to be written in it), else ``path``."""
@@ -92,8 +93,11 @@ def open_dir(path: Path | str, *, create: bool = False, mode: int = 0o755, verb:
             except OSError as exc:
                 raise UnsafePathError(named, f"{shown}: {_why(exc)}", verb=verb) from None
             if stat.S_ISLNK(st.st_mode):
-                raise UnsafePathError(named, f"{shown} is a symlink; files are never {verb_past(verb)} "
-                                                       "through a symlink (give a path without one)", verb=verb)
+                raise UnsafePathError(
+                    named,
+                    f"{shown} is a symlink; files are never {verb_past(verb)} through a symlink (give a path without one)",
+                    verb=verb,
+                )
             if not stat.S_ISDIR(st.st_mode):
                 raise UnsafePathError(named, f"{shown} is not a folder", verb=verb)
             try:
@@ -211,8 +215,9 @@ def _place(dfd: int, tmp: str, name: str, shown: str) -> None:
         raise UnsafePathError(shown, _why(exc)) from None
 
 
-def write_bytes(path: Path | str, data: bytes, *, mode: int = 0o644, create_parents: bool = False,
-                parent_mode: int = 0o755) -> None:
+def write_bytes(
+    path: Path | str, data: bytes, *, mode: int = 0o644, create_parents: bool = False, parent_mode: int = 0o755
+) -> None:
     """Write ``data`` to ``path``: a new file renamed over the target (see the module docstring)."""
     shown = os.fspath(path)
     if not _AT:  # pragma: no cover - platforms without *at calls (Windows): no symlinks to fear there
@@ -239,8 +244,7 @@ def write_bytes(path: Path | str, data: bytes, *, mode: int = 0o644, create_pare
         os.close(dfd)
 
 
-def write_text(path: Path | str, text: str, *, mode: int = 0o644, create_parents: bool = False,
-               parent_mode: int = 0o755) -> None:
+def write_text(path: Path | str, text: str, *, mode: int = 0o644, create_parents: bool = False, parent_mode: int = 0o755) -> None:
     """:func:`write_bytes` of ``text`` in UTF-8."""
     write_bytes(path, text.encode("utf-8"), mode=mode, create_parents=create_parents, parent_mode=parent_mode)
 
@@ -260,15 +264,20 @@ def open_stream(path: Path | str, *, append: bool, mode: int = 0o644) -> IO[str]
     try:
         if append:
             try:
-                fd = os.open(name, os.O_WRONLY | os.O_APPEND | _O_NOFOLLOW | _O_CLOEXEC | getattr(os, "O_NONBLOCK", 0),
-                             dir_fd=dfd)
+                fd = os.open(
+                    name, os.O_WRONLY | os.O_APPEND | _O_NOFOLLOW | _O_CLOEXEC | getattr(os, "O_NONBLOCK", 0), dir_fd=dfd
+                )
             except OSError as exc:
                 raise UnsafePathError(shown, _why(exc)) from None
             st = os.fstat(fd)
             if not stat.S_ISREG(st.st_mode) or st.st_nlink != 1:
                 os.close(fd)
-                raise UnsafePathError(shown, "not a regular file" if not stat.S_ISREG(st.st_mode)
-                                      else f"has {st.st_nlink} hard links; a file written to must have one")
+                raise UnsafePathError(
+                    shown,
+                    "not a regular file"
+                    if not stat.S_ISREG(st.st_mode)
+                    else f"has {st.st_nlink} hard links; a file written to must have one",
+                )
             os.set_blocking(fd, True)
             return os.fdopen(fd, "a", encoding="utf-8")
         fd, tmp = _create_temp(dfd, name, mode, shown)
@@ -343,8 +352,11 @@ def read_bytes(path: Path | str, *, limit: int, absent_ok: bool = False) -> byte
         except OSError as exc:
             if absent_ok and exc.errno == errno.ELOOP:
                 return None
-            raise UnsafePathError(shown, _why(exc) if exc.errno != errno.ELOOP else
-                                  "is a symlink; this file is never read through a symlink", verb="read") from None
+            raise UnsafePathError(
+                shown,
+                _why(exc) if exc.errno != errno.ELOOP else "is a symlink; this file is never read through a symlink",
+                verb="read",
+            ) from None
         try:
             st = os.fstat(fd)
             if not stat.S_ISREG(st.st_mode) or st.st_nlink != 1:
@@ -365,5 +377,15 @@ def read_bytes(path: Path | str, *, limit: int, absent_ok: bool = False) -> byte
         os.close(dfd)
 
 
-__all__ = ["UnsafePathError", "check_folder", "check_target", "ensure_dir", "open_dir", "open_stream", "read_bytes",
-           "refuse_symlinks", "write_bytes", "write_text"]
+__all__ = [
+    "UnsafePathError",
+    "check_folder",
+    "check_target",
+    "ensure_dir",
+    "open_dir",
+    "open_stream",
+    "read_bytes",
+    "refuse_symlinks",
+    "write_bytes",
+    "write_text",
+]

@@ -41,10 +41,12 @@ def manifest_schema() -> dict[str, Any]:
         s = m.model_json_schema(ref_template="#/$defs/{model}")
         defs.update(s.pop("$defs", {}))
         defs[m.__name__] = s
-        branches.append({
-            "if": {"properties": {"kind": {"const": kind}}, "required": ["kind"]},
-            "then": {"$ref": f"#/$defs/{m.__name__}"},
-        })
+        branches.append(
+            {
+                "if": {"properties": {"kind": {"const": kind}}, "required": ["kind"]},
+                "then": {"$ref": f"#/$defs/{m.__name__}"},
+            }
+        )
     return {
         "$schema": DRAFT,
         "title": "reconciler manifest document",

@@ -163,19 +163,22 @@ def vendors() -> dict[str, VendorSpec]:
             try:
                 spec = ep.load()
             except Exception as exc:  # noqa: BLE001 - any failure of a vendor's import: named, one line
-                raise RegistryError(f"entry point {ep.name} = {ep.value}: cannot be loaded: "
-                                    f"{type(exc).__name__}: {exc}") from exc
+                raise RegistryError(f"entry point {ep.name} = {ep.value}: cannot be loaded: {type(exc).__name__}: {exc}") from exc
             if not isinstance(spec, VendorSpec):
                 raise RegistryError(f"entry point {ep.name} = {ep.value}: not a reconciler.vendor.VendorSpec")
             if spec.name != ep.name or not VENDOR_NAME.match(spec.name):
-                raise RegistryError(f"entry point {ep.name} = {ep.value}: names vendor {spec.name!r} "
-                                    "(the entry point's name must be the vendor's, lower case)")
+                raise RegistryError(
+                    f"entry point {ep.name} = {ep.value}: names vendor {spec.name!r} "
+                    "(the entry point's name must be the vendor's, lower case)"
+                )
             if spec.name in found and found[spec.name] is not spec:
                 raise RegistryError(f"two installed vendors are named {spec.name!r}")
             found[spec.name] = spec
         if not found:
-            raise RegistryError("no vendor is installed (entry-point group reconciler.vendors is empty: "
-                                "is the package installed, e.g. pip install -e .?)")
+            raise RegistryError(
+                "no vendor is installed (entry-point group reconciler.vendors is empty: "
+                "is the package installed, e.g. pip install -e .?)"
+            )
         _REGISTRY = dict(sorted(found.items(), key=lambda kv: (kv[1].order, kv[0])))
     return _REGISTRY
 

@@ -44,9 +44,13 @@ def fleet(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Fleet]:
         conf_a, conf_b = ws.a.providers(), ws.b.providers()
         for conf in (conf_a, conf_b):
             conf["tcaplus"]["tables"] = {"item_catalog": {"proto": "tables/item_catalog.proto"}}
-        config = {"apiVersion": "reconciler/v1", "kind": "Config", "providers": conf_a,
-                  "connections": {vendor: {"brand-b": conf_b[vendor]} for vendor in ("bestproxy", "tcaplus", "jdb")},
-                  "settings": {"threshold_min_existing": 2, "max_change_ratio": 0.5}}
+        config = {
+            "apiVersion": "reconciler/v1",
+            "kind": "Config",
+            "providers": conf_a,
+            "connections": {vendor: {"brand-b": conf_b[vendor]} for vendor in ("bestproxy", "tcaplus", "jdb")},
+            "settings": {"threshold_min_existing": 2, "max_change_ratio": 0.5},
+        }
         ws.write("reconciler.yaml", yaml.safe_dump(config, sort_keys=False))
         for conn, pw in PASSWORDS.items():
             ws.write(f"manifests/secrets/{conn}.txt", pw)
@@ -97,8 +101,13 @@ def tcaplus_client(tcaplus_session_client: TcaplusClient, tcaplus_emulator: Tcap
 
 
 @pytest.fixture
-def tcaplus_ws(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, tcaplus_server: EmulatorServer,
-               tcaplus_emulator: TcaplusEmulator, tcaplus_client: TcaplusClient) -> TcaplusWorkspace:
+def tcaplus_ws(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    tcaplus_server: EmulatorServer,
+    tcaplus_emulator: TcaplusEmulator,
+    tcaplus_client: TcaplusClient,
+) -> TcaplusWorkspace:
     """A folder (cwd) with reconciler.yaml pointing at the emulator, the two test tables and a
     password file."""
     workspace = TcaplusWorkspace(tmp_path, tcaplus_emulator, tcaplus_client)

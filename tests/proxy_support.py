@@ -25,8 +25,9 @@ from urllib.parse import urlsplit
 
 
 class LoopbackProxy:
-    def __init__(self, routes: dict[str, int], *, tls: ssl.SSLContext | None = None, max_connections: int = 2_000,
-                 idle: float = 30.0) -> None:
+    def __init__(
+        self, routes: dict[str, int], *, tls: ssl.SSLContext | None = None, max_connections: int = 2_000, idle: float = 30.0
+    ) -> None:
         self.routes = routes
         self.tls = tls
         self.max_connections = max_connections

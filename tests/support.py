@@ -43,8 +43,12 @@ def nothing_to_apply(out: str, *, unseen: tuple[str, ...] = ("FreeSpinEvent", "P
     if "Not read or not compared" not in out:
         return EMPTY_COMPLETE in out
     listed = [line.strip() for line in out.splitlines() if line.startswith("    ! ")]
-    return (EMPTY_INCOMPLETE in out and "matches" not in out and bool(listed)
-            and all(line.startswith(tuple(f"! {k}" for k in unseen)) and " not compared " in line for line in listed))
+    return (
+        EMPTY_INCOMPLETE in out
+        and "matches" not in out
+        and bool(listed)
+        and all(line.startswith(tuple(f"! {k}" for k in unseen)) and " not compared " in line for line in listed)
+    )
 
 
 class QuietHTTPServer(ThreadingHTTPServer):

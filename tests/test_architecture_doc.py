@@ -89,8 +89,9 @@ def test_the_check_sees_a_missing_layer_and_an_unknown_contract() -> None:
     declared = [{m.strip() for m in layer.split("|")} for layer in layers["layers"]]
     fewer = "\n".join(line for line in text.splitlines() if not line.startswith("| `reconciler.model` |"))
     assert doc_layers(fewer) != declared
-    more = text.replace("| Vendors are independent", "| Kinds are independent of each other | independence | |\n"
-                        "| Vendors are independent", 1)
+    more = text.replace(
+        "| Vendors are independent", "| Kinds are independent of each other | independence | |\n| Vendors are independent", 1
+    )
     assert set(doc_contracts(more)) != {c["name"] for c in contracts()}
 
 

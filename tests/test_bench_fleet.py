@@ -29,9 +29,25 @@ TARGETS = (
 
 def test_fleet_bench_runs_every_scenario_and_prints_the_figures(tmp_path: Path) -> None:
     proc = subprocess.run(
-        [sys.executable, str(BENCH), "--scale", "0.005", "--latency-ms", "1", "--region-size", "30",
-         "--players-per-event", "5", "--timeout", "120", "--keep", str(tmp_path)],
-        capture_output=True, text=True, timeout=300,
+        [
+            sys.executable,
+            str(BENCH),
+            "--scale",
+            "0.005",
+            "--latency-ms",
+            "1",
+            "--region-size",
+            "30",
+            "--players-per-event",
+            "5",
+            "--timeout",
+            "120",
+            "--keep",
+            str(tmp_path),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     assert proc.returncode == 0, proc.stdout + proc.stderr
     out = proc.stdout
@@ -53,8 +69,12 @@ def test_fleet_bench_runs_every_scenario_and_prints_the_figures(tmp_path: Path) 
 
 def test_emulator_scale_bench_prints_a_row_per_size() -> None:
     script = BENCH.parent / "tcaplus_emulator_scale.py"
-    proc = subprocess.run([sys.executable, str(script), "--sizes", "1000", "2000", "--pages", "2", "--gets", "5"],
-                          capture_output=True, text=True, timeout=120)
+    proc = subprocess.run(
+        [sys.executable, str(script), "--sizes", "1000", "2000", "--pages", "2", "--gets", "5"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert proc.returncode == 0, proc.stdout + proc.stderr
     rows = re.findall(r"^\s*([\d,]+)\s+[\d.]+\s+[\d.]+\s+page cost x[\d.]+ for x(\d+) records$", proc.stdout, re.M)
     assert rows == [("1,000", "1"), ("2,000", "2")], proc.stdout
@@ -62,8 +82,12 @@ def test_emulator_scale_bench_prints_a_row_per_size() -> None:
 
 def test_http_floor_bench_prints_a_row_per_way_and_thread_count() -> None:
     script = BENCH.parent / "http_floor.py"
-    proc = subprocess.run([sys.executable, str(script), "--requests", "50", "--latency-ms", "0", "--threads", "1", "2"],
-                          capture_output=True, text=True, timeout=120)
+    proc = subprocess.run(
+        [sys.executable, str(script), "--requests", "50", "--latency-ms", "0", "--threads", "1", "2"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert proc.returncode == 0, proc.stdout + proc.stderr
     rows = re.findall(r"^(product|http\.client|raw socket)\s+(\d+)\s+[\d.]+\s+[\d.]+\s+[\d.]+\s+[\d.]+$", proc.stdout, re.M)
     assert rows == [(w, t) for t in ("1", "2") for w in ("product", "http.client", "raw socket")], proc.stdout
@@ -71,7 +95,8 @@ def test_http_floor_bench_prints_a_row_per_way_and_thread_count() -> None:
 
 def test_request_cost_bench_prints_the_cost_per_request() -> None:
     script = BENCH.parent / "request_cost.py"
-    proc = subprocess.run([sys.executable, str(script), "--requests", "20", "--cpu"],
-                          capture_output=True, text=True, timeout=300)
+    proc = subprocess.run([sys.executable, str(script), "--requests", "20", "--cpu"], capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stdout + proc.stderr
-    assert re.search(r"^  per request: [\d.]+ ms of CPU \(user \+ system, start-up not counted\)$", proc.stdout, re.M), proc.stdout
+    assert re.search(r"^  per request: [\d.]+ ms of CPU \(user \+ system, start-up not counted\)$", proc.stdout, re.M), (
+        proc.stdout
+    )

@@ -32,8 +32,13 @@ def test_the_quick_loop_leaves_out_exactly_the_slow_tests_and_ci_runs_them() -> 
     assert gate.endswith("python -m pytest -n 2") and "not slow" not in gate
 
     def collected(*args: str) -> set[str]:
-        r = subprocess.run([sys.executable, "-m", "pytest", "--collect-only", "-q", "-p", "no:cacheprovider", *args],
-                           cwd=ROOT, capture_output=True, text=True, timeout=300)
+        r = subprocess.run(
+            [sys.executable, "-m", "pytest", "--collect-only", "-q", "-p", "no:cacheprovider", *args],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
         assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-2000:]
         return {line for line in r.stdout.splitlines() if "::" in line}
 
@@ -43,9 +48,17 @@ def test_the_quick_loop_leaves_out_exactly_the_slow_tests_and_ci_runs_them() -> 
     assert quick < everything
     assert "tests/test_packaging.py::test_the_wheel_builds_installs_and_runs" in slow
     assert "tests/test_packaging.py::test_readme_first_command_sets_everything_up_on_a_fresh_copy" in slow
-    assert {t.split("::")[0] for t in slow} == {"tests/test_packaging.py", "tests/test_bench_fleet.py",
-                                                "tests/test_vendor_example.py"}
-    assert all(t.startswith(("tests/test_bench_fleet.py::", "tests/test_vendor_example.py::")) for t in slow - {
-        "tests/test_packaging.py::test_the_wheel_builds_installs_and_runs",
-        "tests/test_packaging.py::test_readme_first_command_sets_everything_up_on_a_fresh_copy"})
+    assert {t.split("::")[0] for t in slow} == {
+        "tests/test_packaging.py",
+        "tests/test_bench_fleet.py",
+        "tests/test_vendor_example.py",
+    }
+    assert all(
+        t.startswith(("tests/test_bench_fleet.py::", "tests/test_vendor_example.py::"))
+        for t in slow
+        - {
+            "tests/test_packaging.py::test_the_wheel_builds_installs_and_runs",
+            "tests/test_packaging.py::test_readme_first_command_sets_everything_up_on_a_fresh_copy",
+        }
+    )
     assert "tests/test_packaging.py::test_every_dependency_has_a_lower_and_an_upper_bound" in quick

@@ -46,14 +46,13 @@ def test_the_job_runs_the_lower_bounds_check_when_the_bounds_change() -> None:
     # the lowest Python the project declares
     python = [s["with"]["python-version"] for s in job["steps"] if s.get("uses", "").startswith("actions/setup-python@")]
     assert python == ["3.11"]
-    assert "requires-python = \">=3.11\"" in (ROOT / "pyproject.toml").read_text(encoding="utf-8")
+    assert 'requires-python = ">=3.11"' in (ROOT / "pyproject.toml").read_text(encoding="utf-8")
 
 
 def test_the_job_is_pinned_and_holds_no_credential() -> None:
     doc = _workflow()
     text = WORKFLOW.read_text(encoding="utf-8")
-    assert "secrets." not in text and "${{" not in "".join(
-        s.get("run", "") for job in doc["jobs"].values() for s in job["steps"])
+    assert "secrets." not in text and "${{" not in "".join(s.get("run", "") for job in doc["jobs"].values() for s in job["steps"])
     assert doc["permissions"] == {}
     for job in doc["jobs"].values():
         assert job["permissions"] == {"contents": "read"} and job["timeout-minutes"] <= 60
@@ -66,16 +65,24 @@ def test_the_job_is_pinned_and_holds_no_credential() -> None:
 def test_actionlint_and_zizmor_find_nothing(tmp_path: Path) -> None:
     lint = [_tool("actionlint"), "-no-color", "-shellcheck=", "-pyflakes="]
     bad = tmp_path / "bad.yml"
-    bad.write_text("on: push\njobs:\n  a:\n    runs-on: ubuntu-latest\n    steps:\n      - uses: actions/checkout@v4\n"
-                   "        with: {bogus: 1}\n", encoding="utf-8")
+    bad.write_text(
+        "on: push\njobs:\n  a:\n    runs-on: ubuntu-latest\n    steps:\n      - uses: actions/checkout@v4\n"
+        "        with: {bogus: 1}\n",
+        encoding="utf-8",
+    )
     assert subprocess.run([*lint, str(bad)], capture_output=True, cwd=ROOT, timeout=120).returncode == 1  # it can fail
     r = subprocess.run([*lint, str(WORKFLOW)], capture_output=True, text=True, cwd=ROOT, timeout=120)
     assert r.returncode == 0, r.stdout + r.stderr
 
     def zizmor(path: Path) -> list[dict[str, Any]]:
         # offline, no config file, the pedantic persona: every finding, code smells included
-        z = subprocess.run([_tool("zizmor"), "--offline", "--no-config", "--persona", "pedantic", "--format", "json",
-                            str(path)], capture_output=True, text=True, cwd=ROOT, timeout=120)
+        z = subprocess.run(
+            [_tool("zizmor"), "--offline", "--no-config", "--persona", "pedantic", "--format", "json", str(path)],
+            capture_output=True,
+            text=True,
+            cwd=ROOT,
+            timeout=120,
+        )
         assert z.stdout.strip(), z.stderr
         findings = json.loads(z.stdout)
         assert isinstance(findings, list)

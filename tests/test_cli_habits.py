@@ -27,8 +27,17 @@ def _bare_env() -> dict[str, str]:
 
 
 # -- usage errors --------------------------------------------------------------------------------
-@pytest.mark.parametrize("args", [["--bogus"], ["plan", "--bogus"], ["plan", "--format", "yaml"], ["nosuchcommand"],
-                                  ["export", "transactions"], ["schema", "nosuch"]])
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["--bogus"],
+        ["plan", "--bogus"],
+        ["plan", "--format", "yaml"],
+        ["nosuchcommand"],
+        ["export", "transactions"],
+        ["schema", "nosuch"],
+    ],
+)
 def test_usage_errors_exit_1_never_2(bestproxy_ws: Workspace, args: list[str]) -> None:
     r = bestproxy_ws.cli(*args)
     assert r.exit_code == 1, (args, r.output)
@@ -52,8 +61,10 @@ def test_the_installed_command_leaves_with_its_output_whole(tmp_path: Path) -> N
 
 @pytest.mark.parametrize("code,status,err", [("3", 3, ""), ("None", 0, ""), ("'bad thing'", 1, "bad thing\n")])
 def test_leaving_flushes_what_is_buffered_and_keeps_the_status(code: str, status: int, err: str) -> None:
-    script = ("import sys; from reconciler.cli import _leave; [sys.stdout.write('x' * 10) for _ in range(2000)]; "
-              f"sys.stderr.write(''); _leave({code})")
+    script = (
+        "import sys; from reconciler.cli import _leave; [sys.stdout.write('x' * 10) for _ in range(2000)]; "
+        f"sys.stderr.write(''); _leave({code})"
+    )
     buffered = {k: v for k, v in os.environ.items() if k != "PYTHONUNBUFFERED"}  # stdout buffered, as usual
     r = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60, env=buffered)
     assert (r.returncode, r.stdout, r.stderr) == (status, "x" * 20000, err)
@@ -105,8 +116,9 @@ def test_unwritable_outputs_fail_with_one_clean_line_before_any_call(bestproxy_w
     (bestproxy_ws.root / "adir").mkdir()
     r = bestproxy_ws.cli("plan", "--out", "adir")
     assert r.exit_code == 1 and r.stderr.splitlines() == ["error: adir: is a folder, expected a file to write"]
-    r = bestproxy_ws.cli("export", "transactions", "--agent", "a", "--from", "2026-01-01T00:00:00+00:00",
-               "--out", "missing/tx.jsonl")
+    r = bestproxy_ws.cli(
+        "export", "transactions", "--agent", "a", "--from", "2026-01-01T00:00:00+00:00", "--out", "missing/tx.jsonl"
+    )
     assert r.exit_code == 1 and r.stderr.splitlines() == ["error: missing/tx.jsonl: cannot write: folder missing does not exist"]
     r = bestproxy_ws.cli("sandbox", "serve", "--config-out", "missing/r.yaml")
     assert r.exit_code == 1 and r.stderr.splitlines() == ["error: missing/r.yaml: cannot write: folder missing does not exist"]
@@ -136,8 +148,13 @@ def test_plan_into_head_ends_quietly(tmp_path: Path) -> None:
     for folder in ("manifests", "tables", "data"):
         shutil.copytree(ROOT / folder, tmp_path / folder)
     shutil.copy(ROOT / "reconciler.yaml", tmp_path / "reconciler.yaml")
-    r = subprocess.run(["bash", "-c", f"{shlex.quote(EXE)} plan --sandbox --detail full | head -1"], cwd=tmp_path,
-                       capture_output=True, text=True, timeout=300)
+    r = subprocess.run(
+        ["bash", "-c", f"{shlex.quote(EXE)} plan --sandbox --detail full | head -1"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert r.returncode == 0
     assert len(r.stdout.splitlines()) == 1
     assert "Error" not in r.stderr and "BrokenPipe" not in r.stderr, r.stderr
@@ -176,8 +193,9 @@ def test_validate_is_offline_needs_no_credential_and_writes_nothing(tmp_path: Pa
     assert sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*")) == before, "validate wrote something"
     assert not (tmp_path / ".reconciler").exists()
     # opting in resolves the references: without the variables it names each one
-    r = subprocess.run([EXE, "validate", "--resolve-secrets"], cwd=tmp_path, env=_bare_env(), capture_output=True,
-                       text=True, timeout=120)
+    r = subprocess.run(
+        [EXE, "validate", "--resolve-secrets"], cwd=tmp_path, env=_bare_env(), capture_output=True, text=True, timeout=120
+    )
     assert r.returncode == 1
     assert "environment variable BESTPROXY_APP_KEY is not set" in r.stderr
     assert "Traceback" not in r.stderr
@@ -188,9 +206,10 @@ def test_offline_validate_still_rejects_bad_references_and_bad_manifests(tmp_pat
     shutil.copytree(ROOT / "manifests" / "secrets", tmp_path / "manifests" / "secrets")
     (tmp_path / "manifests" / "bestproxy" / "x.yaml").write_text(
         "apiVersion: reconciler/v1\nkind: ProxyAccount\nmetadata: {name: lit}\n"
-        "spec: {username: lit01, password: Literal123, productType: 9}\n", encoding="utf-8")
-    r = subprocess.run([EXE, "validate", "--sandbox"], cwd=tmp_path, env=_bare_env(), capture_output=True, text=True,
-                       timeout=120)
+        "spec: {username: lit01, password: Literal123, productType: 9}\n",
+        encoding="utf-8",
+    )
+    r = subprocess.run([EXE, "validate", "--sandbox"], cwd=tmp_path, env=_bare_env(), capture_output=True, text=True, timeout=120)
     assert r.returncode == 1
     assert "spec.password: secret fields take a reference" in r.stderr
     assert "Literal123" not in r.stdout + r.stderr
@@ -214,8 +233,14 @@ def test_offline_validate_with_named_connections_and_environments(tmp_path: Path
         r = subprocess.run([EXE, *args], cwd=work, env=_bare_env(), capture_output=True, text=True, timeout=120)
         assert r.returncode == 0, (args, r.stderr)
     assert sorted(work.rglob("*")) == before
-    r = subprocess.run([EXE, "validate", "--env", "production", "--resolve-secrets"], cwd=work, env=_bare_env(),
-                       capture_output=True, text=True, timeout=120)
+    r = subprocess.run(
+        [EXE, "validate", "--env", "production", "--resolve-secrets"],
+        cwd=work,
+        env=_bare_env(),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert r.returncode == 1 and "PRODUCTION_BESTPROXY_APP_KEY is not set" in r.stderr, r.stderr
 
 
@@ -237,14 +262,20 @@ def test_offline_validate_checks_the_scope_of_secret_references(tmp_path: Path) 
     shutil.copytree(ROOT / "tables", tmp_path / "tables")
     (tmp_path / "manifests" / "bestproxy" / "x.yaml").write_text(
         "apiVersion: reconciler/v1\nkind: ProxyAccount\nmetadata: {name: steal}\n"
-        "spec: {username: steal01, password: env:TCAPLUS_APP_KEY, productType: 9}\n", encoding="utf-8")
+        "spec: {username: steal01, password: env:TCAPLUS_APP_KEY, productType: 9}\n",
+        encoding="utf-8",
+    )
     r = subprocess.run([EXE, "validate"], cwd=tmp_path, env=_bare_env(), capture_output=True, text=True, timeout=120)
     assert r.returncode == 1
-    assert r.stderr.splitlines() == ["error: manifests/bestproxy/x.yaml:4:37: ProxyAccount/steal spec.password: "
-                                     "secret reference env:TCAPLUS_APP_KEY: TCAPLUS_APP_KEY holds a provider "
-                                     "credential or a setting of the tool; manifests cannot use it"], r.stderr
+    assert r.stderr.splitlines() == [
+        "error: manifests/bestproxy/x.yaml:4:37: ProxyAccount/steal spec.password: "
+        "secret reference env:TCAPLUS_APP_KEY: TCAPLUS_APP_KEY holds a provider "
+        "credential or a setting of the tool; manifests cannot use it"
+    ], r.stderr
     (tmp_path / "manifests" / "bestproxy" / "x.yaml").write_text(
         "apiVersion: reconciler/v1\nkind: ProxyAccount\nmetadata: {name: out}\n"
-        "spec: {username: out01, password: file:../../../elsewhere/pw, productType: 9}\n", encoding="utf-8")
+        "spec: {username: out01, password: file:../../../elsewhere/pw, productType: 9}\n",
+        encoding="utf-8",
+    )
     r = subprocess.run([EXE, "validate"], cwd=tmp_path, env=_bare_env(), capture_output=True, text=True, timeout=120)
     assert r.returncode == 1 and "resolves outside the workspace root" in r.stderr, r.stderr

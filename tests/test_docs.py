@@ -22,6 +22,8 @@ DOCS = sorted((ROOT / "docs").rglob("*.md"))
 NEEDS_EXAMPLE_VENDOR = {ROOT / "docs" / "dev" / "adding-a-vendor.md"}
 BIN = Path(sys.executable).parent
 FENCE = re.compile(r"^(?P<indent>[ ]*)```(?P<lang>[a-z]*)\n(?P<body>.*?)^(?P=indent)```", re.M | re.S)
+
+
 def _config_keys() -> set[str]:
     from reconciler.manifest.config import Config
 
@@ -42,15 +44,20 @@ def blocks(path: Path, *langs: str) -> list[tuple[int, str]]:
     for m in FENCE.finditer(text):
         if m.group("lang") in langs:
             indent = len(m.group("indent"))
-            body = "".join(line[indent:] if line[:indent].strip() == "" else line
-                           for line in m.group("body").splitlines(keepends=True))
+            body = "".join(
+                line[indent:] if line[:indent].strip() == "" else line for line in m.group("body").splitlines(keepends=True)
+            )
             out.append((text.count("\n", 0, m.start()) + 1, body))
     return out
 
 
 def yaml_examples() -> list[Any]:
-    return [pytest.param(p, line, body, id=f"{p.relative_to(ROOT)}:{line}")
-            for p in DOCS if p not in NEEDS_EXAMPLE_VENDOR for line, body in blocks(p, "yaml")]
+    return [
+        pytest.param(p, line, body, id=f"{p.relative_to(ROOT)}:{line}")
+        for p in DOCS
+        if p not in NEEDS_EXAMPLE_VENDOR
+        for line, body in blocks(p, "yaml")
+    ]
 
 
 def _workspace(tmp: Path) -> None:
@@ -62,8 +69,8 @@ def _workspace(tmp: Path) -> None:
     shutil.copy(TB_EXAMPLE, tmp / "tables" / "tb_example.proto")
     shutil.copy(GAME_PLAYERS, tmp / "tables" / "game.proto")
     (tmp / "data" / "players.jsonl").write_text(
-        '{"player_id": 1, "player_name": "p1", "player_email": "p1@example.com", "game_server_id": 1}\n',
-        encoding="utf-8")
+        '{"player_id": 1, "player_name": "p1", "player_email": "p1@example.com", "game_server_id": 1}\n', encoding="utf-8"
+    )
     (tmp / "manifests").mkdir()
 
 
@@ -74,8 +81,7 @@ def _run(args: list[str], cwd: Path, **kw: Any) -> subprocess.CompletedProcess[s
 
 
 def _is_config(data: list[Any]) -> bool:
-    return all(isinstance(d, dict) and (d.get("kind") == "Config" or (set(d) <= CONFIG_KEYS and "kind" not in d))
-               for d in data)
+    return all(isinstance(d, dict) and (d.get("kind") == "Config" or (set(d) <= CONFIG_KEYS and "kind" not in d)) for d in data)
 
 
 def _merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
@@ -145,7 +151,9 @@ def test_the_docs_commands_are_found() -> None:
     assert found["ci-gitops.md"] and found["export-transactions.md"] and found["editors.md"]
 
 
-@pytest.mark.parametrize("doc", [p for p in DOCS if commands(p) and p not in NEEDS_EXAMPLE_VENDOR], ids=lambda p: str(p.relative_to(ROOT)))
+@pytest.mark.parametrize(
+    "doc", [p for p in DOCS if commands(p) and p not in NEEDS_EXAMPLE_VENDOR], ids=lambda p: str(p.relative_to(ROOT))
+)
 def test_every_command_in_the_docs_runs_against_the_sandbox(tmp_path: Path, doc: Path) -> None:
     """The commands of one page, in order, in a copy of the repository's quickstart folder."""
     for folder in ("manifests", "tables", "data"):
@@ -178,8 +186,13 @@ def test_relative_links_in_the_docs_resolve() -> None:
     """A Markdown link to a file of the repository (``[text](path)``, anchors aside) points at a file
     that exists, in docs/, the README, CONTRIBUTING.md, examples/ and the vendor packages' READMEs."""
     link = re.compile(r"\]\(([^)\s#]+)(?:#[^)\s]*)?\)")
-    pages = [*DOCS, ROOT / "README.md", ROOT / "CONTRIBUTING.md", *sorted((ROOT / "examples").rglob("*.md")),
-             *sorted((ROOT / "reconciler" / "vendors").glob("*/README.md"))]
+    pages = [
+        *DOCS,
+        ROOT / "README.md",
+        ROOT / "CONTRIBUTING.md",
+        *sorted((ROOT / "examples").rglob("*.md")),
+        *sorted((ROOT / "reconciler" / "vendors").glob("*/README.md")),
+    ]
     checked = 0
     for page in pages:
         for target in link.findall(page.read_text(encoding="utf-8")):

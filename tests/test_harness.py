@@ -59,8 +59,7 @@ def test_every_fixture_name_means_one_thing() -> None:
         for path, ret in places:
             if len(places) == 1:
                 continue
-            override = path.name != "conftest.py" and any(
-                c.parent in path.parents and c_ret == ret for c, c_ret in conftests)
+            override = path.name != "conftest.py" and any(c.parent in path.parents and c_ret == ret for c, c_ret in conftests)
             if not override and not (path.name == "conftest.py" and len(conftests) == 1):
                 clashes.append(f"{name}: {path.relative_to(TESTS)} -> {ret}")
     assert not clashes, "fixture names defined in several places with different meanings:\n" + "\n".join(clashes)
@@ -87,6 +86,10 @@ def test_no_module_imports_a_fixture() -> None:
 
 def test_no_test_module_silences_an_unused_or_redefined_import() -> None:
     marker = re.compile(r"noqa:[^\n]*\bF(401|811)\b")
-    silenced = [f"{p.relative_to(TESTS)}:{n}" for p in MODULES
-                for n, line in enumerate(p.read_text(encoding="utf-8").splitlines(), 1) if marker.search(line)]
+    silenced = [
+        f"{p.relative_to(TESTS)}:{n}"
+        for p in MODULES
+        for n, line in enumerate(p.read_text(encoding="utf-8").splitlines(), 1)
+        if marker.search(line)
+    ]
     assert not silenced, silenced

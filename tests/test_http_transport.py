@@ -95,8 +95,15 @@ class Handler(BaseHTTPRequestHandler):
     def _answer(self) -> None:
         length = int(self.headers.get("Content-Length") or 0)
         body = self.rfile.read(length) if length else b""
-        self.server.seen.append({"method": self.command, "path": self.path, "body": body,
-                                 "headers": dict(self.headers.items()), "at": time.monotonic()})
+        self.server.seen.append(
+            {
+                "method": self.command,
+                "path": self.path,
+                "body": body,
+                "headers": dict(self.headers.items()),
+                "at": time.monotonic(),
+            }
+        )
         if self.path in self.server.hang_up:
             self.close_connection = True
             return
@@ -172,8 +179,7 @@ def test_on_the_event_loop_a_connection_closed_while_idle_is_not_used_for_a_writ
 def test_connections_are_kept_alive_and_bounded(peer: Peer) -> None:
     t = HttpTransport(peer.url, vendor="tcaplus", retry=ONCE, max_connections=3)
     peer.delay = 0.02
-    threads = [threading.Thread(target=lambda: [t.send("GET", "/r", idempotent=True) for _ in range(10)])
-               for _ in range(8)]
+    threads = [threading.Thread(target=lambda: [t.send("GET", "/r", idempotent=True) for _ in range(10)]) for _ in range(8)]
     for th in threads:
         th.start()
     for th in threads:
@@ -215,13 +221,15 @@ def test_on_the_event_loop_only_the_replies_slower_than_the_timeout_time_out(pee
     peer.delays["/slow"] = 1.5
 
     async def main() -> list[Any]:
-        return await asyncio.gather(*(t.asend("GET", "/slow" if i % 3 == 0 else "/fast", idempotent=True)
-                                      for i in range(9)), return_exceptions=True)
+        return await asyncio.gather(
+            *(t.asend("GET", "/slow" if i % 3 == 0 else "/fast", idempotent=True) for i in range(9)), return_exceptions=True
+        )
 
     results = t.run(main)
     slow, fast = results[::3], [r for i, r in enumerate(results) if i % 3]
-    assert all(isinstance(r, TransportError) and str(r).endswith("GET /slow: timed out waiting for the reply")
-               for r in slow), slow
+    assert all(isinstance(r, TransportError) and str(r).endswith("GET /slow: timed out waiting for the reply") for r in slow), (
+        slow
+    )
     assert all(not isinstance(r, BaseException) and r.status_code == 200 for r in fast), fast
     assert peer.all_closed()
 
@@ -239,6 +247,7 @@ def test_a_request_whose_kept_alive_connection_closes_is_sent_once(peer: Peer, w
         if way == "threads":  # on the connection the first request left open
             t.send(method, "/gone", idempotent=False, write=method != "GET")
         else:
+
             async def main() -> None:
                 await t.asend("GET", "/warm", idempotent=True)
                 await t.asend(method, "/gone", idempotent=False, write=method != "GET")
@@ -286,13 +295,19 @@ def test_an_answer_dripping_slower_than_the_timeout_is_a_lost_reply(way: str) ->
 @pytest.mark.parametrize("way", WAYS)
 def test_a_requests_per_second_budget_spaces_every_attempt(peer: Peer, way: str) -> None:
     """``requests_per_second``: attempts 1/N s apart however many are in flight, retries included."""
-    t = HttpTransport(peer.url, vendor="bestproxy", retry=RetryPolicy(attempts=3, wait_initial=0, wait_max=0, wait_jitter=0),
-                      max_connections=4, requests_per_second=20)
+    t = HttpTransport(
+        peer.url,
+        vendor="bestproxy",
+        retry=RetryPolicy(attempts=3, wait_initial=0, wait_max=0, wait_jitter=0),
+        max_connections=4,
+        requests_per_second=20,
+    )
     peer.fail = 2  # two 503s: the two retries count against the budget too
     if way == "threads":
         with ThreadPoolExecutor(4) as pool:
             answers = list(pool.map(lambda i: t.send("GET", f"/r{i}", idempotent=True), range(9)))
     else:
+
         async def main() -> list[Any]:
             return await asyncio.gather(*(t.asend("GET", f"/r{i}", idempotent=True) for i in range(9)))
 
@@ -307,8 +322,16 @@ def test_a_requests_per_second_budget_spaces_every_attempt(peer: Peer, way: str)
 @pytest.mark.parametrize("way", WAYS)
 def test_gzip_answers_are_decoded_and_bodies_encoded(peer: Peer, way: str) -> None:
     t = HttpTransport(peer.url + "/base/", vendor="jdb", retry=ONCE)
-    r = send(t, way, "POST", "/apiRequest.do", idempotent=True, data={"dc": "d c", "x": "é+"},
-               headers={"Accept-Encoding": "gzip"}, write=False)
+    r = send(
+        t,
+        way,
+        "POST",
+        "/apiRequest.do",
+        idempotent=True,
+        data={"dc": "d c", "x": "é+"},
+        headers={"Accept-Encoding": "gzip"},
+        write=False,
+    )
     assert r.status_code == 200 and r.headers.get("content-encoding") == "gzip"
     assert r.json() == {"ok": True, "path": "/base/apiRequest.do"}
     form = peer.seen[-1]
@@ -342,9 +365,29 @@ def make_certificate(folder: Path) -> None:
 
     if shutil.which("openssl") is None:
         pytest.skip("openssl is needed to make a certificate")
-    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=127.0.0.1",
-                    "-addext", "subjectAltName=IP:127.0.0.1", "-keyout", str(folder / "key.pem"), "-out", str(folder / "cert.pem")],
-                   check=True, capture_output=True, timeout=60)
+    subprocess.run(
+        [
+            "openssl",
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-days",
+            "1",
+            "-subj",
+            "/CN=127.0.0.1",
+            "-addext",
+            "subjectAltName=IP:127.0.0.1",
+            "-keyout",
+            str(folder / "key.pem"),
+            "-out",
+            str(folder / "cert.pem"),
+        ],
+        check=True,
+        capture_output=True,
+        timeout=60,
+    )
 
 
 @pytest.mark.parametrize("way", WAYS)
@@ -394,7 +437,9 @@ def test_a_certificate_the_system_does_not_trust_is_refused_before_any_request(t
 
 
 @pytest.mark.parametrize("way", WAYS)
-def test_a_certificate_trusted_through_ssl_cert_file_is_accepted(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, way: str) -> None:
+def test_a_certificate_trusted_through_ssl_cert_file_is_accepted(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, way: str
+) -> None:
     """An operator's own CA bundle (a corporate CA, a vendor's private endpoint): ``SSL_CERT_FILE``."""
     import ssl
 
@@ -412,6 +457,7 @@ def test_a_certificate_trusted_through_ssl_cert_file_is_accepted(tmp_path: Path,
             assert t.send("GET", "/r", idempotent=True).json() == {"ok": True, "path": "/r"}
             assert t.send("POST", "/w", idempotent=False, json={"a": 1}).status_code == 200
         else:
+
             async def main() -> list[Any]:
                 return [await t.asend("GET", "/r", idempotent=True), await t.asend("POST", "/w", idempotent=False, json={"a": 1})]
 
@@ -492,11 +538,14 @@ def answering_server(answer: bytes, requests: int) -> tuple[int, threading.Threa
     return listener.getsockname()[1], th, got, accepted
 
 
-@pytest.mark.parametrize("answer, body, kept", [
-    (b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n4\r\n{\"a\"\r\n3\r\n: 1\r\n1\r\n}\r\n0\r\n\r\n", {"a": 1}, True),
-    (b"HTTP/1.1 200 OK\r\nConnection: close\r\n\r\n{\"until\": \"close\"}", {"until": "close"}, False),
-    (b"HTTP/1.0 200 OK\r\nContent-Length: 8\r\n\r\n{\"v\": 0}", {"v": 0}, False),
-])
+@pytest.mark.parametrize(
+    "answer, body, kept",
+    [
+        (b'HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n4\r\n{"a"\r\n3\r\n: 1\r\n1\r\n}\r\n0\r\n\r\n', {"a": 1}, True),
+        (b'HTTP/1.1 200 OK\r\nConnection: close\r\n\r\n{"until": "close"}', {"until": "close"}, False),
+        (b'HTTP/1.0 200 OK\r\nContent-Length: 8\r\n\r\n{"v": 0}', {"v": 0}, False),
+    ],
+)
 @pytest.mark.parametrize("way", WAYS)
 def test_chunked_close_delimited_and_http_1_0_answers(answer: bytes, body: dict[str, Any], kept: bool, way: str) -> None:
     """Each answer is read whole; its connection carries the next request only when the answer
@@ -507,6 +556,7 @@ def test_chunked_close_delimited_and_http_1_0_answers(answer: bytes, body: dict[
     if way == "threads":
         answers = [t.send("GET", "/x", idempotent=True, headers={"x-a": "1"}) for _ in range(2)]
     else:
+
         async def main() -> list[Any]:
             return [await t.asend("GET", "/x", idempotent=True, headers={"x-a": "1"}) for _ in range(2)]
 
@@ -522,7 +572,7 @@ def test_chunked_close_delimited_and_http_1_0_answers(answer: bytes, body: dict[
 def test_an_answer_cut_short_is_a_lost_reply(way: str) -> None:
     from reconciler.errors import TransportError
 
-    port, th, _ = one_answer_server(b"HTTP/1.1 200 OK\r\nContent-Length: 50\r\n\r\n{\"partial\":")
+    port, th, _ = one_answer_server(b'HTTP/1.1 200 OK\r\nContent-Length: 50\r\n\r\n{"partial":')
     t = HttpTransport(f"http://127.0.0.1:{port}", vendor="tcaplus", retry=ONCE, timeout=5)
     with pytest.raises(TransportError, match=r"POST /w: the connection closed without a reply; the outcome is unknown$"):
         send(t, way, "POST", "/w", idempotent=False, content=b"{}")
@@ -531,8 +581,10 @@ def test_an_answer_cut_short_is_a_lost_reply(way: str) -> None:
 
 @pytest.mark.parametrize("way", WAYS)
 def test_interim_answers_are_skipped_and_the_final_one_read(way: str) -> None:
-    port, th, _ = one_answer_server(b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 103 Early Hints\r\nLink: </a>\r\n\r\n"
-                                    b"HTTP/1.1 201 Created\r\nContent-Length: 8\r\n\r\n{\"v\": 1}")
+    port, th, _ = one_answer_server(
+        b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 103 Early Hints\r\nLink: </a>\r\n\r\n"
+        b'HTTP/1.1 201 Created\r\nContent-Length: 8\r\n\r\n{"v": 1}'
+    )
     t = HttpTransport(f"http://127.0.0.1:{port}", vendor="tcaplus", retry=ONCE, timeout=5)
     r = send(t, way, "POST", "/w", idempotent=False, content=b"{}")
     assert r.status_code == 201 and r.json() == {"v": 1} and r.headers.get("Link") is None
@@ -543,11 +595,15 @@ def test_interim_answers_are_skipped_and_the_final_one_read(way: str) -> None:
 def test_two_answers_in_one_read_are_neither_trusted(way: str) -> None:
     # the late copy of an earlier answer, then this request's (tests/test_stale_replies.py runs it
     # against the emulators' late_duplicate_replies knob)
-    port, th, _ = one_answer_server(b"HTTP/1.1 200 OK\r\nContent-Length: 8\r\n\r\n{\"v\": 1}"
-                                    b"HTTP/1.1 200 OK\r\nContent-Length: 8\r\n\r\n{\"v\": 2}")
+    port, th, _ = one_answer_server(
+        b'HTTP/1.1 200 OK\r\nContent-Length: 8\r\n\r\n{"v": 1}HTTP/1.1 200 OK\r\nContent-Length: 8\r\n\r\n{"v": 2}'
+    )
     t = HttpTransport(f"http://127.0.0.1:{port}", vendor="tcaplus", retry=ONCE, timeout=5)
-    with pytest.raises(TransportError, match=r"POST /w: more than one reply on the connection \(a late duplicate\?\): "
-                                             r"neither is trusted; the outcome is unknown$"):
+    with pytest.raises(
+        TransportError,
+        match=r"POST /w: more than one reply on the connection \(a late duplicate\?\): "
+        r"neither is trusted; the outcome is unknown$",
+    ):
         send(t, way, "POST", "/w", idempotent=False, content=b"{}")
     th.join(5)
 
@@ -571,14 +627,14 @@ def test_an_answer_arriving_on_an_idle_connection_is_never_taken_for_the_next(wa
         while b"\r\n\r\n" not in data:
             data += conn.recv(65536)
         got.append(data)
-        conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 8\r\n\r\n{\"n\": %d}" % n)
+        conn.sendall(b'HTTP/1.1 200 OK\r\nContent-Length: 8\r\n\r\n{"n": %d}' % n)
 
     def serve() -> None:
         first, _ = listener.accept()
         first.settimeout(10)
         answer(first, 1)
         time.sleep(0.05)
-        first.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 8\r\n\r\n{\"n\": 1}")  # the late copy, alone
+        first.sendall(b'HTTP/1.1 200 OK\r\nContent-Length: 8\r\n\r\n{"n": 1}')  # the late copy, alone
         duplicated.set()
         second, _ = listener.accept()  # the next request comes on a new connection
         second.settimeout(10)
@@ -597,6 +653,7 @@ def test_an_answer_arriving_on_an_idle_connection_is_never_taken_for_the_next(wa
         time.sleep(0.1)  # the copy is read by the transport's loop meanwhile
         second = t.send("POST", "/w", idempotent=False, json={"a": 1}).json()
     else:
+
         async def main() -> tuple[Any, Any]:
             one = (await t.asend("GET", "/r", idempotent=True)).json()
             assert await asyncio.to_thread(duplicated.wait, 10)
@@ -613,8 +670,11 @@ def test_an_answer_arriving_on_an_idle_connection_is_never_taken_for_the_next(wa
 @pytest.mark.parametrize("way", WAYS)
 def test_a_line_break_or_control_character_never_reaches_the_wire(peer: Peer, way: str) -> None:
     t = HttpTransport(peer.url, vendor="tcaplus", retry=ONCE)
-    for kwargs in ({"headers": {"x-a": "1\r\nx-injected: 2"}}, {"raw_query": "a=1 HTTP/1.1\r\nX: y"},
-                   {"headers": {"x-b": "nul\x00"}}):
+    for kwargs in (
+        {"headers": {"x-a": "1\r\nx-injected: 2"}},
+        {"raw_query": "a=1 HTTP/1.1\r\nX: y"},
+        {"headers": {"x-b": "nul\x00"}},
+    ):
         with pytest.raises(ValueError, match="control character or space"):
             send(t, way, "GET", "/x", idempotent=True, **kwargs)
     assert peer.seen == []
@@ -627,10 +687,24 @@ def test_an_answer_is_read_as_json_loads_reads_its_bytes() -> None:
     from reconciler.clients.http import Response
 
     bodies = [
-        b'{"a": 1, "b": [1.5, "x", null, true]}', b'{"a": 1}\r\n', b"[1, 2]", b'  {"a": 1}', b'{"a": 1} x', b'{"a": 1}{}',
-        "\ufeff{\"a\": 1}".encode("utf-8"), '{"a": "\u00e9"}'.encode("utf-16"), '{"a": "\u00e9"}'.encode("utf-16-le"),
-        '{"a": "\u00e9\u4e2d"}'.encode("utf-8"), b'{"a": "\xed\xa0\x80"}', b'{"a": "\xff"}', b'{"a": }', b"", b"{",
-        b'{"a": NaN}', b'{"n": 123456789012345678901234567890}', b"[" * 50_000 + b"]" * 50_000,
+        b'{"a": 1, "b": [1.5, "x", null, true]}',
+        b'{"a": 1}\r\n',
+        b"[1, 2]",
+        b'  {"a": 1}',
+        b'{"a": 1} x',
+        b'{"a": 1}{}',
+        '\ufeff{"a": 1}'.encode("utf-8"),
+        '{"a": "\u00e9"}'.encode("utf-16"),
+        '{"a": "\u00e9"}'.encode("utf-16-le"),
+        '{"a": "\u00e9\u4e2d"}'.encode("utf-8"),
+        b'{"a": "\xed\xa0\x80"}',
+        b'{"a": "\xff"}',
+        b'{"a": }',
+        b"",
+        b"{",
+        b'{"a": NaN}',
+        b'{"n": 123456789012345678901234567890}',
+        b"[" * 50_000 + b"]" * 50_000,
     ]
     for body in bodies:
         try:
@@ -654,8 +728,9 @@ def _json_of_size(n: int) -> bytes:
 
 @pytest.mark.parametrize("way", WAYS)
 @pytest.mark.parametrize("coding", ["identity", "gzip", "deflate", "raw deflate", "until close"])
-def test_an_answer_over_the_size_limit_fails_once_and_plainly(peer: Peer, way: str, coding: str,
-                                                             monkeypatch: pytest.MonkeyPatch) -> None:
+def test_an_answer_over_the_size_limit_fails_once_and_plainly(
+    peer: Peer, way: str, coding: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """Memory stays bounded whatever a server sends: a body over the limit (as received, or once
     decoded: 2 MiB from a few KB of gzip) ends the exchange with one clear error, and it is not
     asked again (another attempt would get the same). A body at the limit is read whole."""
@@ -698,8 +773,9 @@ def test_a_gzip_answer_of_several_members_is_read_whole(peer: Peer, way: str) ->
 
 
 @pytest.mark.parametrize("way", WAYS)
-def test_a_write_answered_over_the_size_limit_is_an_unknown_outcome(peer: Peer, way: str,
-                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_write_answered_over_the_size_limit_is_an_unknown_outcome(
+    peer: Peer, way: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """docs/configuration.md: the write may have been done, so the error says the outcome is
     unknown, as for any lost reply; it is sent once."""
     from reconciler.clients import bodies

@@ -32,8 +32,9 @@ SCOPES = [Scope("games", "game"), Scope("all-g", "g", protect=["gamekeep", "gx"]
 
 
 def decide(key: str, *, guard: str | None = None) -> Decision[Scope]:
-    return undeclared(SCOPES, holds=lambda s: key.startswith(s.prefix), protects=lambda s: key in s.protect,
-                      guard=lambda s: guard)
+    return undeclared(
+        SCOPES, holds=lambda s: key.startswith(s.prefix), protects=lambda s: key in s.protect, guard=lambda s: guard
+    )
 
 
 def delete(scope: Scope) -> Change:

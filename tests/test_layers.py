@@ -15,12 +15,21 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 
 
-@pytest.mark.parametrize("module", ["reconciler.clients.http", "reconciler.vendors.bestproxy.client",
-                                    "reconciler.vendors.jdb.client", "reconciler.vendors.tcaplus.client"])
+@pytest.mark.parametrize(
+    "module",
+    [
+        "reconciler.clients.http",
+        "reconciler.vendors.bestproxy.client",
+        "reconciler.vendors.jdb.client",
+        "reconciler.vendors.tcaplus.client",
+    ],
+)
 def test_the_transport_loads_no_manifest_pydantic_or_yaml(module: str) -> None:
-    code = (f"import sys, json, {module}; "
-            "print(json.dumps(sorted(m for m in sys.modules if m.split('.')[0] in ('pydantic', 'yaml') "
-            "or m.startswith('reconciler.manifest'))))")
+    code = (
+        f"import sys, json, {module}; "
+        "print(json.dumps(sorted(m for m in sys.modules if m.split('.')[0] in ('pydantic', 'yaml') "
+        "or m.startswith('reconciler.manifest'))))"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, check=True, timeout=60)
     loaded = json.loads(out.stdout)
     assert loaded == [], f"{module} pulled in {loaded}"

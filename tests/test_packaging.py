@@ -22,8 +22,14 @@ ROOT = Path(__file__).resolve().parents[1]
 PROJECT = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["project"]
 BIN = Path(sys.executable).parent
 # import name -> distribution name, where they differ
-DIST_OF = {"yaml": "PyYAML", "Crypto": "pycryptodome", "proto_schema_parser": "proto-schema-parser",
-           "antlr4": "antlr4-python3-runtime", "markdown_it": "markdown-it-py", "build": "build"}
+DIST_OF = {
+    "yaml": "PyYAML",
+    "Crypto": "pycryptodome",
+    "proto_schema_parser": "proto-schema-parser",
+    "antlr4": "antlr4-python3-runtime",
+    "markdown_it": "markdown-it-py",
+    "build": "build",
+}
 
 
 SKIP_DIRS = {".git", ".venv", ".ci-venv", ".reconciler", "__pycache__", ".pytest_cache", "build", "dist"}
@@ -36,8 +42,9 @@ def copy_checkout(dest: Path) -> None:
     if r.returncode == 0:
         files = [ROOT / f for f in r.stdout.splitlines()]
     else:
-        files = [p for p in ROOT.rglob("*") if not SKIP_DIRS & set(p.relative_to(ROOT).parts)
-                 and not p.name.endswith(".egg-info")]
+        files = [
+            p for p in ROOT.rglob("*") if not SKIP_DIRS & set(p.relative_to(ROOT).parts) and not p.name.endswith(".egg-info")
+        ]
     for f in files:
         if f.is_file():
             target = dest / f.relative_to(ROOT)
@@ -92,8 +99,9 @@ def test_the_accepted_totp_secrets_do_not_depend_on_the_pyotp_release(bp_totp: P
     minor release, whose rule the product documents — a 16-character secret is refused."""
     (pyotp_req,) = [r for r in PROJECT["dependencies"] if _dist(r) == "pyotp"]
     assert re.fullmatch(r"pyotp>=2\.12,<2\.13", pyotp_req.replace(" ", ""))
-    r = subprocess.run([str(BIN / "reconciler"), "validate", "--resolve-secrets"], cwd=bp_totp,
-                       capture_output=True, text=True, timeout=60)
+    r = subprocess.run(
+        [str(BIN / "reconciler"), "validate", "--resolve-secrets"], cwd=bp_totp, capture_output=True, text=True, timeout=60
+    )
     assert r.returncode == 1 and "is not a base32 TOTP secret" in r.stderr, r.stderr
     assert "JBSWY3DPEHPK3PXP" not in r.stderr
 
@@ -105,10 +113,12 @@ def bp_totp(tmp_path: Path) -> Path:
     (tmp_path / "secrets" / "totp").write_text("JBSWY3DPEHPK3PXP")  # 80 bits
     (tmp_path / "reconciler.yaml").write_text(
         "apiVersion: reconciler/v1\nkind: Config\nproviders:\n  bestproxy:\n    base_url: http://127.0.0.1:1\n"
-        "    app_key: file:secrets/app_key\n    ip_delete_verification: {type: totp, totp_secret: file:secrets/totp}\n")
+        "    app_key: file:secrets/app_key\n    ip_delete_verification: {type: totp, totp_secret: file:secrets/totp}\n"
+    )
     (tmp_path / "manifests").mkdir()
     (tmp_path / "manifests" / "ips.yaml").write_text(
-        "apiVersion: reconciler/v1\nkind: IpAllowlist\nmetadata: {name: dc}\nspec: {productType: 14, entries: [10.0.0.1]}\n")
+        "apiVersion: reconciler/v1\nkind: IpAllowlist\nmetadata: {name: dc}\nspec: {productType: 14, entries: [10.0.0.1]}\n"
+    )
     return tmp_path
 
 
@@ -129,14 +139,19 @@ def test_the_lower_bounds_script_pins_every_lower_bound() -> None:
 def test_the_wheel_builds_installs_and_runs(tmp_path: Path) -> None:
     src = tmp_path / "src"
     copy_checkout(src)
-    r = subprocess.run([sys.executable, "-m", "build", "--wheel", "--outdir", str(tmp_path / "dist"), str(src)],
-                       capture_output=True, text=True, timeout=600)
+    r = subprocess.run(
+        [sys.executable, "-m", "build", "--wheel", "--outdir", str(tmp_path / "dist"), str(src)],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
     (wheel,) = (tmp_path / "dist").glob("*.whl")
     venv = tmp_path / "venv"
     subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, timeout=120)
-    r = subprocess.run([str(venv / "bin" / "python"), "-m", "pip", "install", "-q", str(wheel)],
-                       capture_output=True, text=True, timeout=600)
+    r = subprocess.run(
+        [str(venv / "bin" / "python"), "-m", "pip", "install", "-q", str(wheel)], capture_output=True, text=True, timeout=600
+    )
     assert r.returncode == 0, r.stderr[-3000:]
     work = tmp_path / "work"
     for folder in ("manifests", "tables", "data"):
@@ -151,8 +166,14 @@ def test_the_wheel_builds_installs_and_runs(tmp_path: Path) -> None:
         assert r.returncode == 0, (args, r.stdout[-2000:], r.stderr[-2000:])
     assert nothing_to_apply(r.stdout), r.stdout
     # the package came from the wheel, not from this checkout
-    where = subprocess.run([str(venv / "bin" / "python"), "-c", "import reconciler; print(reconciler.__file__)"],
-                           cwd=work, env=env, capture_output=True, text=True, timeout=60)
+    where = subprocess.run(
+        [str(venv / "bin" / "python"), "-c", "import reconciler; print(reconciler.__file__)"],
+        cwd=work,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert str(venv) in where.stdout
 
 
@@ -200,12 +221,24 @@ def test_action_is_composite_and_installs_itself_from_its_own_ref() -> None:
 def _action(tmp_path: Path, command: str, **inputs: str) -> tuple[int, str, str]:
     summary, output = tmp_path / "summary.md", tmp_path / "output.txt"
     summary.write_text(""), output.write_text("")
-    env = {"PATH": f"{BIN}:/usr/bin:/bin", "HOME": str(tmp_path), "RUNNER_TEMP": str(tmp_path / "runner"),
-           "GITHUB_STEP_SUMMARY": str(summary), "GITHUB_OUTPUT": str(output), "RECONCILER_COMMAND": command,
-           **{f"RECONCILER_{k.upper()}": v for k, v in inputs.items()}}
+    env = {
+        "PATH": f"{BIN}:/usr/bin:/bin",
+        "HOME": str(tmp_path),
+        "RUNNER_TEMP": str(tmp_path / "runner"),
+        "GITHUB_STEP_SUMMARY": str(summary),
+        "GITHUB_OUTPUT": str(output),
+        "RECONCILER_COMMAND": command,
+        **{f"RECONCILER_{k.upper()}": v for k, v in inputs.items()},
+    }
     (tmp_path / "runner").mkdir(exist_ok=True)
-    r = subprocess.run(["bash", str(ROOT / "scripts" / "github-action.sh")], cwd=tmp_path / "work", env=env,
-                       capture_output=True, text=True, timeout=300)
+    r = subprocess.run(
+        ["bash", str(ROOT / "scripts" / "github-action.sh")],
+        cwd=tmp_path / "work",
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     return r.returncode, summary.read_text(), output.read_text()
 
 
@@ -263,7 +296,13 @@ def test_readme_first_command_sets_everything_up_on_a_fresh_copy(tmp_path: Path)
     # the second command's set-up part, as written; the suite itself is what is running now
     setup = cmds[1].split("&& python -m pytest")[0]
     assert setup != cmds[1]
-    r = subprocess.run(["bash", "-ec", setup + " && python -m pytest --collect-only -q -p no:cacheprovider"],
-                       cwd=tmp_path, env=env, capture_output=True, text=True, timeout=900)
+    r = subprocess.run(
+        ["bash", "-ec", setup + " && python -m pytest --collect-only -q -p no:cacheprovider"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
     assert "tests/test_quickstart.py: 2" in r.stdout, r.stdout[-2000:]

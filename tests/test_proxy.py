@@ -58,9 +58,29 @@ def make_certificate(folder: Path, *names: str) -> Path:
     if shutil.which("openssl") is None:
         pytest.skip("openssl is needed to make a certificate")
     san = ",".join(n if n.startswith("IP:") else f"DNS:{n}" for n in names)
-    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=reconciler-test",
-                    "-addext", f"subjectAltName={san}", "-keyout", str(folder / "key.pem"), "-out", str(folder / "cert.pem")],
-                   check=True, capture_output=True, timeout=60)
+    subprocess.run(
+        [
+            "openssl",
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-days",
+            "1",
+            "-subj",
+            "/CN=reconciler-test",
+            "-addext",
+            f"subjectAltName={san}",
+            "-keyout",
+            str(folder / "key.pem"),
+            "-out",
+            str(folder / "cert.pem"),
+        ],
+        check=True,
+        capture_output=True,
+        timeout=60,
+    )
     return folder / "cert.pem"
 
 
@@ -100,12 +120,17 @@ def test_plain_http_goes_through_http_proxy(proxy_target: Peer, monkeypatch: pyt
         t = HttpTransport(proxy_target.url + "/base", vendor="tcaplus", retry=ONCE)
         assert t.proxy == f"127.0.0.1:{proxy.port}" and t.host == f"127.0.0.1:{port}"
         if way == "threads":
-            answers = [t.send("GET", "/r", idempotent=True, params={"a": "1 2"}),
-                       t.send("POST", "/w", idempotent=False, json={"x": 1})]
+            answers = [
+                t.send("GET", "/r", idempotent=True, params={"a": "1 2"}),
+                t.send("POST", "/w", idempotent=False, json={"x": 1}),
+            ]
         else:
+
             async def main() -> list[Any]:
-                return [await t.asend("GET", "/r", idempotent=True, params={"a": "1 2"}),
-                        await t.asend("POST", "/w", idempotent=False, json={"x": 1})]
+                return [
+                    await t.asend("GET", "/r", idempotent=True, params={"a": "1 2"}),
+                    await t.asend("POST", "/w", idempotent=False, json={"x": 1}),
+                ]
 
             answers = t.run(main)
         t.close()
@@ -129,8 +154,9 @@ def test_no_proxy_sends_straight_to_the_host(proxy_target: Peer, monkeypatch: py
 
 
 @pytest.mark.parametrize("way", ["threads", "event loop"])
-def test_https_goes_through_a_connect_tunnel_to_the_verified_host(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-                                                                  way: str) -> None:
+def test_https_goes_through_a_connect_tunnel_to_the_verified_host(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, way: str
+) -> None:
     """The proxy sees only ``CONNECT host:port``; TLS runs end to end with the host, verified
     against ``SSL_CERT_FILE`` (the proxy never sees a request or a credential)."""
     cert = make_certificate(tmp_path, "IP:127.0.0.1")
@@ -145,12 +171,17 @@ def test_https_goes_through_a_connect_tunnel_to_the_verified_host(tmp_path: Path
             monkeypatch.setenv("HTTPS_PROXY", proxy.url)
             t = HttpTransport(f"https://127.0.0.1:{port}", vendor="bestproxy", retry=ONCE, timeout=10)
             if way == "threads":
-                got = [t.send("GET", "/r", idempotent=True, params={"app_key": "CanaryKey"}),
-                       t.send("POST", "/w", idempotent=False, json={"app_key": "CanaryKey"})]
+                got = [
+                    t.send("GET", "/r", idempotent=True, params={"app_key": "CanaryKey"}),
+                    t.send("POST", "/w", idempotent=False, json={"app_key": "CanaryKey"}),
+                ]
             else:
+
                 async def main() -> list[Any]:
-                    return [await t.asend("GET", "/r", idempotent=True, params={"app_key": "CanaryKey"}),
-                            await t.asend("POST", "/w", idempotent=False, json={"app_key": "CanaryKey"})]
+                    return [
+                        await t.asend("GET", "/r", idempotent=True, params={"app_key": "CanaryKey"}),
+                        await t.asend("POST", "/w", idempotent=False, json={"app_key": "CanaryKey"}),
+                    ]
 
                 got = t.run(main)
             t.close()
@@ -162,12 +193,17 @@ def test_https_goes_through_a_connect_tunnel_to_the_verified_host(tmp_path: Path
         server.server_close()
 
 
-def test_a_proxy_that_refuses_or_is_down_is_named_and_nothing_is_sent(proxy_target: Peer, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_proxy_that_refuses_or_is_down_is_named_and_nothing_is_sent(
+    proxy_target: Peer, monkeypatch: pytest.MonkeyPatch
+) -> None:
     with LoopbackProxy({}) as proxy:  # maps nothing: every CONNECT is refused (403)
         monkeypatch.setenv("HTTPS_PROXY", proxy.url)
         t = HttpTransport("https://api.bestproxy.com", vendor="bestproxy", retry=ONCE)
-        with pytest.raises(TransportError, match=rf": POST /w: the proxy 127\.0\.0\.1:{proxy.port} refused the "
-                                                 r"connection \(HTTP 403\)$"):  # nothing sent: not "unknown"
+        with pytest.raises(
+            TransportError,
+            match=rf": POST /w: the proxy 127\.0\.0\.1:{proxy.port} refused the "
+            r"connection \(HTTP 403\)$",
+        ):  # nothing sent: not "unknown"
             t.send("POST", "/w", idempotent=False, json={"a": 1})
         t.close()
     assert proxy.refused == ["CONNECT api.bestproxy.com:443"]  # the vendor host, resolved by the proxy
@@ -186,8 +222,12 @@ def test_reconciler_yaml_cannot_name_a_proxy(tmp_path: Path) -> None:
         shutil.copytree(ROOT / folder, tmp_path / folder)
     shipped = (ROOT / "reconciler.yaml").read_text()
     assert "    base_url: https://api.bestproxy.com\n" in shipped
-    (tmp_path / "reconciler.yaml").write_text(shipped.replace(
-        "    base_url: https://api.bestproxy.com\n", "    base_url: https://api.bestproxy.com\n    proxy: http://attacker.test:3128\n"))
+    (tmp_path / "reconciler.yaml").write_text(
+        shipped.replace(
+            "    base_url: https://api.bestproxy.com\n",
+            "    base_url: https://api.bestproxy.com\n    proxy: http://attacker.test:3128\n",
+        )
+    )
     exe = Path(sys.executable).with_name("reconciler")
     r = subprocess.run([str(exe), "plan"], cwd=tmp_path, capture_output=True, text=True, timeout=120, env=clean_env())
     assert r.returncode == 1
@@ -207,10 +247,24 @@ class Sandbox:
             shutil.copytree(ROOT / folder, root / folder)
         shutil.copy(ROOT / "reconciler.yaml", root / "shipped.yaml")
         exe = Path(sys.executable).with_name("reconciler")
-        self.proc = subprocess.Popen([str(exe), "sandbox", "serve", "--state", str(root / "state"), "--config-out",
-                                      str(root / "reconciler.yaml"), "--config", str(root / "shipped.yaml")],
-                                     cwd=root, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
-                                     env=clean_env())
+        self.proc = subprocess.Popen(
+            [
+                str(exe),
+                "sandbox",
+                "serve",
+                "--state",
+                str(root / "state"),
+                "--config-out",
+                str(root / "reconciler.yaml"),
+                "--config",
+                str(root / "shipped.yaml"),
+            ],
+            cwd=root,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            text=True,
+            env=clean_env(),
+        )
         self.urls: dict[str, str] = {}
         assert self.proc.stdout is not None
         for line in self.proc.stdout:
@@ -229,8 +283,9 @@ class Sandbox:
 
     def run(self, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
         exe = Path(sys.executable).with_name("reconciler")
-        return subprocess.run([str(exe), *args], cwd=self.root, capture_output=True, text=True, timeout=300,
-                              env={**clean_env(), **env})
+        return subprocess.run(
+            [str(exe), *args], cwd=self.root, capture_output=True, text=True, timeout=300, env={**clean_env(), **env}
+        )
 
     def close(self) -> None:
         self.proc.terminate()

@@ -34,9 +34,22 @@ def test_quickstart_applies_the_shipped_manifests_and_converges(tmp_path: Path) 
 
 def test_sandbox_serve_writes_a_working_config(tmp_path: Path) -> None:
     exe = Path(sys.executable).with_name("reconciler")
-    proc = subprocess.Popen([str(exe), "sandbox", "serve", "--state", str(tmp_path / "state"),
-                             "--config-out", str(tmp_path / "reconciler.yaml"), "--config", str(tmp_path / "none.yaml")],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [
+            str(exe),
+            "sandbox",
+            "serve",
+            "--state",
+            str(tmp_path / "state"),
+            "--config-out",
+            str(tmp_path / "reconciler.yaml"),
+            "--config",
+            str(tmp_path / "none.yaml"),
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         lines = []
         assert proc.stdout is not None

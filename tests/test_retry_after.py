@@ -97,8 +97,11 @@ def retry_peer() -> Iterator[Peer]:
 
 
 def transport(retry_peer: Peer, fake: FakeClock, *, budget: float = 60.0, attempts: int = 6) -> HttpTransport:
-    t = HttpTransport(retry_peer.url, vendor="bestproxy",
-                      retry=RetryPolicy(attempts=attempts, timeout=budget, wait_initial=0, wait_max=0, wait_jitter=0))
+    t = HttpTransport(
+        retry_peer.url,
+        vendor="bestproxy",
+        retry=RetryPolicy(attempts=attempts, timeout=budget, wait_initial=0, wait_max=0, wait_jitter=0),
+    )
     t.clock = fake.clock()
     retry_peer.clients.append(t)
     return t
@@ -121,8 +124,10 @@ def test_three_429s_asking_25_s_wait_twice_then_fail_within_a_60_s_budget(retry_
     assert fake.sleeps == [25.0, 25.0]  # 50 s waited; the third wait would end past the budget
     assert len(retry_peer.seen) == 3  # failed at once: no fourth request
     host = retry_peer.url.removeprefix("http://")
-    assert str(e.value) == (f"api: GET /gateway/proxy-ip/list: HTTP 429: BestProxy {host} asked to wait 25 s "
-                            "(Retry-After), more than the 10 s retry budget left")
+    assert str(e.value) == (
+        f"api: GET /gateway/proxy-ip/list: HTTP 429: BestProxy {host} asked to wait 25 s "
+        "(Retry-After), more than the 10 s retry budget left"
+    )
 
 
 @pytest.mark.parametrize("way", WAYS)
@@ -150,9 +155,11 @@ def test_a_wait_within_the_budget_is_made_and_the_answer_returned(retry_peer: Pe
 @pytest.mark.parametrize("way", WAYS)
 def test_an_http_date_is_a_wait_from_now(retry_peer: Peer, way: str) -> None:
     fake = FakeClock()
-    retry_peer.script = [(429, {"Retry-After": email.utils.formatdate(T0 + 30, usegmt=True)}),
-                   (429, {"Retry-After": email.utils.formatdate(T0 - 300, usegmt=True)}),  # a date past: no wait
-                   (429, {"Retry-After": email.utils.formatdate(T0 + 30 + 3600, usegmt=True)})]
+    retry_peer.script = [
+        (429, {"Retry-After": email.utils.formatdate(T0 + 30, usegmt=True)}),
+        (429, {"Retry-After": email.utils.formatdate(T0 - 300, usegmt=True)}),  # a date past: no wait
+        (429, {"Retry-After": email.utils.formatdate(T0 + 30 + 3600, usegmt=True)}),
+    ]
     t = transport(retry_peer, fake)
     with pytest.raises(TransportError) as e:
         send(t, way, "GET", "/x", idempotent=True)
@@ -192,15 +199,29 @@ def test_the_vendor_client_reports_the_refused_wait(retry_peer: Peer) -> None:
     host = retry_peer.url.removeprefix("http://")
     # the default budget docs/configuration.md states (the engine's policies keep it: kinds/base.py)
     assert client.http.retry.timeout == 60.0
-    assert str(e.value) == (f"bestproxy: GET /gateway/whitelist-account/list: HTTP 429: BestProxy {host} asked to "
-                            "wait 3600 s (Retry-After), more than the 60 s retry budget left")
+    assert str(e.value) == (
+        f"bestproxy: GET /gateway/whitelist-account/list: HTTP 429: BestProxy {host} asked to "
+        "wait 3600 s (Retry-After), more than the 60 s retry budget left"
+    )
     assert "TestOnlyAppKey" not in str(e.value) and fake.sleeps == []
 
 
-@pytest.mark.parametrize(("value", "wait"), [
-    ("120", 120.0), (" 5 ", 5.0), ("0", 0.0), ("", None), (None, None), ("1.5", None), ("-1", None), ("٣", None),
-    ("Thu, 14 Jan 2027 08:00:30 GMT", 30.0), ("Thu, 14 Jan 2027 07:59:00 GMT", 0.0), ("not a date", None),
-])
+@pytest.mark.parametrize(
+    ("value", "wait"),
+    [
+        ("120", 120.0),
+        (" 5 ", 5.0),
+        ("0", 0.0),
+        ("", None),
+        (None, None),
+        ("1.5", None),
+        ("-1", None),
+        ("٣", None),
+        ("Thu, 14 Jan 2027 08:00:30 GMT", 30.0),
+        ("Thu, 14 Jan 2027 07:59:00 GMT", 0.0),
+        ("not a date", None),
+    ],
+)
 def test_retry_after_values(value: str | None, wait: float | None) -> None:
     now = 1_799_913_600.0  # Thu, 14 Jan 2027 08:00:00 GMT
     assert retry_after_seconds(value, now) == wait

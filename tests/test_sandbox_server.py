@@ -9,6 +9,7 @@ dropped reply, a client that leaves before its answer, and ``stop()`` with conne
 from __future__ import annotations
 
 import json
+import select
 import socket
 import threading
 import time
@@ -37,8 +38,15 @@ class Echo(Emulator):
             return Response.json({}, headers={"Connection": "close"})
         if req.path == "/bug":
             raise RuntimeError("an emulator bug")
-        return Response.json({"method": req.method, "path": req.path, "query": req.raw_query,
-                              "headers": req.headers, "body": req.body.decode("latin-1")})
+        return Response.json(
+            {
+                "method": req.method,
+                "path": req.path,
+                "query": req.raw_query,
+                "headers": req.headers,
+                "body": req.body.decode("latin-1"),
+            }
+        )
 
 
 @pytest.fixture
@@ -87,8 +95,9 @@ def ask(server: EmulatorServer, raw: bytes) -> tuple[int, dict[str, str], Any, b
 
 
 def test_a_request_reaches_the_emulator_as_sent(server: EmulatorServer) -> None:
-    status, headers, body, gone = ask(server, b"POST /a/b?x=1&y=%20 HTTP/1.1\r\nHost: h\r\nX-Mixed-Case: V\r\n"
-                                              b"Content-Length: 5\r\n\r\nhello")
+    status, headers, body, gone = ask(
+        server, b"POST /a/b?x=1&y=%20 HTTP/1.1\r\nHost: h\r\nX-Mixed-Case: V\r\nContent-Length: 5\r\n\r\nhello"
+    )
     assert status == 200 and not gone
     assert body["method"] == "POST" and body["path"] == "/a/b" and body["query"] == "x=1&y=%20"
     assert body["headers"]["x-mixed-case"] == "V" and body["body"] == "hello"
@@ -129,8 +138,9 @@ def test_expect_100_continue_is_answered_before_the_body_is_sent(server: Emulato
 
 
 def test_a_chunked_body_is_read(server: EmulatorServer) -> None:
-    status, _, body, gone = ask(server, b"POST /c HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n"
-                                        b"3\r\nabc\r\n2\r\nde\r\n0\r\n\r\n")
+    status, _, body, gone = ask(
+        server, b"POST /c HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n2\r\nde\r\n0\r\n\r\n"
+    )
     assert status == 200 and body["body"] == "abcde" and not gone
 
 
@@ -138,19 +148,36 @@ def test_a_chunked_body_is_read(server: EmulatorServer) -> None:
 # 101st header line, too: http.server's 414 and 431 are not kept) in an HTTP/1.0 answer, which
 # closes the connection without saying so; the refusals made by the wire itself (501, 413, 505)
 # say "Connection: close"
-@pytest.mark.parametrize(("raw", "status"), [
-    (b"GET / HTTP/1.1\r\nHost: h\r\nContent-Length: nope\r\n\r\n", 400),
-    (b"this is not http\r\n\r\n", 400),
-    (b"GET / HTTP/1.1\r\nHost: h\r\nBad Header Name: x\r\n\r\n", 400),
-    (b"GET /" + b"a" * 70_000 + b" HTTP/1.1\r\nHost: h\r\n\r\n", 400),
-    (b"GET / HTTP/1.1\r\nHost: h\r\nX-Big: " + b"a" * 70_000 + b"\r\n\r\n", 400),
-    (b"GET / HTTP/1.1\r\nHost: h\r\n" + b"".join(b"X-%d: 1\r\n" % i for i in range(100)) + b"\r\n", 400),
-    (b"PATCH /x HTTP/1.1\r\nHost: h\r\n\r\n", 501),
-    (b"POST / HTTP/1.1\r\nHost: h\r\nContent-Length: %d\r\n\r\n" % (BODY_MAX + 1), 413),
-    (b"POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n%x\r\n" % (BODY_MAX + 1)
-     + b"a" * (BODY_MAX + 1) + b"\r\n0\r\n\r\n", 413),
-], ids=["bad length", "not http", "bad header", "long target", "long header",
-        "too many headers", "unsupported method", "body too large", "chunked body too large"])
+@pytest.mark.parametrize(
+    ("raw", "status"),
+    [
+        (b"GET / HTTP/1.1\r\nHost: h\r\nContent-Length: nope\r\n\r\n", 400),
+        (b"this is not http\r\n\r\n", 400),
+        (b"GET / HTTP/1.1\r\nHost: h\r\nBad Header Name: x\r\n\r\n", 400),
+        (b"GET /" + b"a" * 70_000 + b" HTTP/1.1\r\nHost: h\r\n\r\n", 400),
+        (b"GET / HTTP/1.1\r\nHost: h\r\nX-Big: " + b"a" * 70_000 + b"\r\n\r\n", 400),
+        (b"GET / HTTP/1.1\r\nHost: h\r\n" + b"".join(b"X-%d: 1\r\n" % i for i in range(100)) + b"\r\n", 400),
+        (b"PATCH /x HTTP/1.1\r\nHost: h\r\n\r\n", 501),
+        (b"POST / HTTP/1.1\r\nHost: h\r\nContent-Length: %d\r\n\r\n" % (BODY_MAX + 1), 413),
+        (
+            b"POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n%x\r\n" % (BODY_MAX + 1)
+            + b"a" * (BODY_MAX + 1)
+            + b"\r\n0\r\n\r\n",
+            413,
+        ),
+    ],
+    ids=[
+        "bad length",
+        "not http",
+        "bad header",
+        "long target",
+        "long header",
+        "too many headers",
+        "unsupported method",
+        "body too large",
+        "chunked body too large",
+    ],
+)
 def test_a_bad_request_is_refused_and_the_connection_closed(server: EmulatorServer, raw: bytes, status: int) -> None:
     got, headers, _, gone = ask(server, raw)
     assert (got, gone) == (status, True)
@@ -161,8 +188,7 @@ def test_a_bad_request_is_refused_and_the_connection_closed(server: EmulatorServ
 
 
 def test_a_hundred_header_lines_are_taken(server: EmulatorServer) -> None:
-    status, _, body, _ = ask(server, b"GET / HTTP/1.1\r\nHost: h\r\n"
-                                     + b"".join(b"X-%d: 1\r\n" % i for i in range(99)) + b"\r\n")
+    status, _, body, _ = ask(server, b"GET / HTTP/1.1\r\nHost: h\r\n" + b"".join(b"X-%d: 1\r\n" % i for i in range(99)) + b"\r\n")
     assert status == 200 and len(body["headers"]) == 100
 
 
@@ -209,8 +235,6 @@ def test_latency_is_waited_out_without_a_thread_per_request(server: EmulatorServ
 def test_a_request_is_handled_when_it_arrives_and_answered_after_the_latency(server: EmulatorServer) -> None:
     """The latency knob is a response time: the work is done at once and only the answer waits,
     so the emulator's own work is never added to the latency a benchmark measures against."""
-    import select
-
     emu = server.emulator
     assert isinstance(emu, Echo)
     emu.set_faults({"latency_ms": 3000})
@@ -232,6 +256,27 @@ def test_a_request_is_handled_when_it_arrives_and_answered_after_the_latency(ser
         assert json.loads(answer(f)[2])["path"] == "/next" and emu.answered["GET /next"] == 1
 
 
+def test_a_held_answer_waits_until_the_knob_releases_it(server: EmulatorServer) -> None:
+    """``hold_replies``: a matching request is handled when it arrives (it takes effect) and its
+    answer is sent only once the knob no longer names it; other requests are answered as usual."""
+    emu = server.emulator
+    emu.set_faults({"hold_replies": ["/write"]})
+    started = time.monotonic()
+    with connect(server) as held, held.makefile("rb") as f:
+        held.sendall(b"POST /write HTTP/1.1\r\nHost: h\r\nContent-Length: 0\r\n\r\n")
+        while emu.stats["POST /write"] == 0 and time.monotonic() < started + 10:
+            time.sleep(0.01)
+        status, _, body, _ = ask(server, b"GET /other HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n")
+        assert status == 200 and body["path"] == "/other"  # not held: another name
+        time.sleep(0.2)
+        assert emu.stats["POST /write"] == 1 and emu.answered["POST /write"] == 0
+        assert select.select([held], [], [], 0)[0] == []  # nothing sent yet
+        emu.set_faults({"hold_replies": []})
+        assert answer(f)[0] == 200 and emu.answered["POST /write"] == 1
+    with pytest.raises(ValueError, match="hold_replies"):
+        emu.set_faults({"hold_replies": "/write"})
+
+
 def test_a_late_duplicate_comes_whole_in_the_same_write_as_the_next_answer(server: EmulatorServer) -> None:
     """``late_duplicate_replies``: the copy of an answer is sent just before the answer to the next
     request, in one write, so a client finds both answers together (one read on loopback gets
@@ -245,7 +290,7 @@ def test_a_late_duplicate_comes_whole_in_the_same_write_as_the_next_answer(serve
         data = sock.recv(1 << 20)  # one read: the late copy and the new answer arrived as one
     copy, _, rest = data.partition(b"\r\n\r\n")
     assert copy.startswith(b"HTTP/1.1 200 OK\r\n") and rest.startswith(first[2])
-    assert json.loads(rest[len(first[2]):].partition(b"\r\n\r\n")[2])["path"] == "/two"
+    assert json.loads(rest[len(first[2]) :].partition(b"\r\n\r\n")[2])["path"] == "/two"
     assert server.emulator.faults.late_duplicate_replies == 0  # the copy of /two's answer went nowhere
     server.emulator.set_faults({"late_duplicate_replies": 1})
     status, _, body, gone = ask(server, b"GET /three HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n")
@@ -264,8 +309,9 @@ def test_a_dropped_reply_takes_effect_and_the_connection_closes_without_an_answe
     assert ask(server, b"POST /write HTTP/1.1\r\nHost: h\r\nContent-Length: 0\r\n\r\n")[0] == 200
 
 
-def test_a_client_that_leaves_before_its_answer_is_not_an_error(server: EmulatorServer,
-                                                                 capfd: pytest.CaptureFixture[str]) -> None:
+def test_a_client_that_leaves_before_its_answer_is_not_an_error(
+    server: EmulatorServer, capfd: pytest.CaptureFixture[str]
+) -> None:
     emu = server.emulator
     assert isinstance(emu, Echo)
     emu.set_faults({"latency_ms": 100})
@@ -279,8 +325,7 @@ def test_a_client_that_leaves_before_its_answer_is_not_an_error(server: Emulator
     assert capfd.readouterr().err == ""
 
 
-def test_an_emulator_bug_is_reported_and_the_server_serves_on(server: EmulatorServer,
-                                                              capfd: pytest.CaptureFixture[str]) -> None:
+def test_an_emulator_bug_is_reported_and_the_server_serves_on(server: EmulatorServer, capfd: pytest.CaptureFixture[str]) -> None:
     with connect(server) as sock, sock.makefile("rb") as f:
         sock.sendall(b"GET /bug HTTP/1.1\r\nHost: h\r\n\r\n")
         assert f.read() == b""
@@ -314,8 +359,16 @@ def test_the_cli_and_the_vendor_registry_load_no_emulator_server() -> None:
     import sys
     from pathlib import Path
 
-    code = ("import sys, json, reconciler.cli; from reconciler import vendor; vendor.vendors(); "
-            "print(json.dumps(sorted(m for m in ('reconciler.sandbox.wire', 'aiohttp.web') if m in sys.modules)))")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=120,
-                         cwd=Path(__file__).resolve().parents[1])
+    code = (
+        "import sys, json, reconciler.cli; from reconciler import vendor; vendor.vendors(); "
+        "print(json.dumps(sorted(m for m in ('reconciler.sandbox.wire', 'aiohttp.web') if m in sys.modules)))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=120,
+        cwd=Path(__file__).resolve().parents[1],
+    )
     assert json.loads(out.stdout) == []

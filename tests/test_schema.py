@@ -33,8 +33,12 @@ def test_manifest_schema_accepts_shipped_manifests() -> None:
 
 def test_manifest_schema_rejects_unknown_field() -> None:
     validator = jsonschema.Draft202012Validator(_schema("manifest"))
-    bad = {"apiVersion": "reconciler/v1", "kind": "ProxyAccount", "metadata": {"name": "x"},
-           "spec": {"username": "x1", "password": "env:X", "productType": 9, "bogus": 1}}
+    bad = {
+        "apiVersion": "reconciler/v1",
+        "kind": "ProxyAccount",
+        "metadata": {"name": "x"},
+        "spec": {"username": "x1", "password": "env:X", "productType": 9, "bogus": 1},
+    }
     assert not validator.is_valid(bad)
 
 
@@ -47,8 +51,12 @@ def test_manifest_schema_branches_on_kind_and_names_the_exact_field() -> None:
     assert "oneOf" not in schema
     assert all(set(b) == {"if", "then"} for b in schema["allOf"])
     validator = jsonschema.Draft202012Validator(schema)
-    typo = {"apiVersion": "reconciler/v1", "kind": "ProxyAccount", "metadata": {"name": "x"},
-            "spec": {"username": "x1", "password": "env:X", "productType": 9, "trafficLimit": 5}}
+    typo = {
+        "apiVersion": "reconciler/v1",
+        "kind": "ProxyAccount",
+        "metadata": {"name": "x"},
+        "spec": {"username": "x1", "password": "env:X", "productType": 9, "trafficLimit": 5},
+    }
     errors = list(validator.iter_errors(typo))
     assert len(errors) == 1, [e.message for e in errors]
     assert list(errors[0].absolute_path) == ["spec"] and "'trafficLimit' was unexpected" in errors[0].message

@@ -42,8 +42,9 @@ def stale_server() -> Iterator[EmulatorServer]:
 def seed(url: str) -> None:
     """One IP and one account, so the two lists' answers differ."""
     httpx.post(f"{url}/gateway/proxy-ip/add", json={"app_key": APP_KEY, "product_type": 14, "ips": "10.9.9.9"}).raise_for_status()
-    httpx.post(f"{url}/gateway/whitelist-account/add",
-               json={"app_key": APP_KEY, "product_type": 9, "accounts": "stale01:Passw0rd1"}).raise_for_status()
+    httpx.post(
+        f"{url}/gateway/whitelist-account/add", json={"app_key": APP_KEY, "product_type": 9, "accounts": "stale01:Passw0rd1"}
+    ).raise_for_status()
     httpx.post(f"{url}/_sandbox/stats/reset").raise_for_status()
 
 
@@ -76,8 +77,12 @@ def exchange(t: HttpTransport, way: str, calls: list[dict[str, Any]]) -> list[An
 
 
 def ips_call() -> dict[str, Any]:
-    return {"method": "GET", "path": "/gateway/proxy-ip/list", "params": {"app_key": APP_KEY, "product_type": 14},
-            "idempotent": True}
+    return {
+        "method": "GET",
+        "path": "/gateway/proxy-ip/list",
+        "params": {"app_key": APP_KEY, "product_type": 14},
+        "idempotent": True,
+    }
 
 
 def accounts_call() -> dict[str, Any]:
@@ -106,8 +111,12 @@ def test_a_write_answered_together_with_a_late_copy_has_an_unknown_outcome(stale
     seed(stale_server.url)
     t = HttpTransport(stale_server.url, vendor="bestproxy", retry=RETRY, max_connections=1)
     knobs(stale_server.url, late_duplicate_replies=1)
-    add = {"method": "POST", "path": "/gateway/proxy-ip/add", "idempotent": False,
-           "json": {"app_key": APP_KEY, "product_type": 14, "ips": "10.0.0.7", "remark": ""}}
+    add = {
+        "method": "POST",
+        "path": "/gateway/proxy-ip/add",
+        "idempotent": False,
+        "json": {"app_key": APP_KEY, "product_type": 14, "ips": "10.0.0.7", "remark": ""},
+    }
     try:
         ips, added, after = exchange(t, way, [ips_call(), add, ips_call()])
     finally:
@@ -126,14 +135,17 @@ def stale_bp(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Worksp
 
 def test_apply_with_every_answer_duplicated_loses_no_write_and_its_exit_code_is_true(stale_bp: Workspace) -> None:
     ips = [f"10.0.{i // 250}.{i % 250 + 1}" for i in range(38)]
-    stale_bp.write("manifests/ips.yaml", f"""
+    stale_bp.write(
+        "manifests/ips.yaml",
+        f"""
         apiVersion: reconciler/v1
         kind: IpAllowlist
         metadata: {{name: datacenter}}
         spec:
           productType: 14
           entries: [{", ".join(ips)}]
-        """)
+        """,
+    )
     stale_bp.write("manifests/accounts.yaml", "---\n".join(account_doc(f"dup{i:02d}") for i in range(3)))
     knobs(stale_bp.url, late_duplicate_replies=10_000)
     applied = stale_bp.cli("apply", "--auto-approve")
@@ -156,8 +168,12 @@ def test_tcaplus_reads_each_get_their_own_record(way: str) -> None:
     from reconciler.vendors.tcaplus.emulator import TcaplusEmulator
 
     password = MANUAL_EXAMPLE_APP_KEY
-    emu = TcaplusEmulator(app_id=2, zone_id=1, password=password,
-                          tables={"game_players": Path(__file__).parent / "tcaplus" / "data" / "game_players.proto"})
+    emu = TcaplusEmulator(
+        app_id=2,
+        zone_id=1,
+        password=password,
+        tables={"game_players": Path(__file__).parent / "tcaplus" / "data" / "game_players.proto"},
+    )
     with EmulatorServer(emu) as server:
         client = TcaplusClient(server.url, app_id=2, zone_id=1, password=password, retry=RETRY, max_connections=1)
         keys = [{"player_id": i, "player_name": f"p{i}", "player_email": f"p{i}@example.com"} for i in range(4)]
@@ -169,6 +185,7 @@ def test_tcaplus_reads_each_get_their_own_record(way: str) -> None:
             if way == "threads":
                 got = [client.get("game_players", keys[i]) for i in order]
             else:
+
                 async def reads() -> list[Any]:
                     return [await client.aget("game_players", keys[i]) for i in order]
 

@@ -57,8 +57,7 @@ def test_jdb_sees_the_user_agent_on_every_request() -> None:
     now = time.time()
     emu = JdbEmulator(dc="sbx", key="sbxTestKey000001", iv="sbxTestIv0000001", agents=["sandboxag"], clock=lambda: now)
     with EmulatorServer(emu) as server:
-        client = JdbClient(server.url, dc="sbx", key="sbxTestKey000001", iv="sbxTestIv0000001", retry=NO_WAIT,
-                           clock=lambda: now)
+        client = JdbClient(server.url, dc="sbx", key="sbxTestKey000001", iv="sbxTestIv0000001", retry=NO_WAIT, clock=lambda: now)
         try:
             at = datetime.fromtimestamp(now, timezone.utc)
             client.search_events(agent="sandboxag", start=at - timedelta(days=1), end=at + timedelta(days=1))
@@ -69,8 +68,9 @@ def test_jdb_sees_the_user_agent_on_every_request() -> None:
 
 
 def test_tcaplus_sees_the_user_agent_on_every_request_threads_and_event_loop() -> None:
-    emu = TcaplusEmulator(app_id=2, zone_id=1, password=MANUAL_EXAMPLE_APP_KEY,
-                          tables={"game_players": TCAPLUS_DATA / "game_players.proto"})
+    emu = TcaplusEmulator(
+        app_id=2, zone_id=1, password=MANUAL_EXAMPLE_APP_KEY, tables={"game_players": TCAPLUS_DATA / "game_players.proto"}
+    )
     with EmulatorServer(emu) as server:
         client = TcaplusClient(server.url, app_id=2, zone_id=1, password=MANUAL_EXAMPLE_APP_KEY, retry=NO_WAIT)
         keys = {"player_id": 7, "player_name": "ann lee", "player_email": "ann@example.com"}

@@ -39,8 +39,11 @@ FENCE = re.compile(r"^```(?P<lang>[a-z]*)\n(?P<body>.*?)^```", re.M | re.S)
 GUIDE_SITE = "/tmp/acme-site"  # where the guide installs the example; the test's own folder stands in for it
 
 # what the guide's "Try it" runs, in order (test_the_guide_shows_the_commands_this_test_runs)
-INSTALL = [f"pip install --no-deps --no-build-isolation --target {GUIDE_SITE} examples/vendor-acme",
-           f"export PYTHONPATH={GUIDE_SITE}", "cd examples/vendor-acme/demo"]
+INSTALL = [
+    f"pip install --no-deps --no-build-isolation --target {GUIDE_SITE} examples/vendor-acme",
+    f"export PYTHONPATH={GUIDE_SITE}",
+    "cd examples/vendor-acme/demo",
+]
 WALKTHROUGH = [
     "reconciler validate",
     "reconciler plan --sandbox",
@@ -66,9 +69,14 @@ def test_the_guide_shows_the_commands_this_test_runs() -> None:
 # -- the core names no vendor it does not ship -------------------------------------------------------
 def _names(tree: ast.AST) -> Iterator[str]:
     """Identifiers and string values of a module, docstrings and comments left out."""
-    docstrings = {id(node.body[0].value) for node in ast.walk(tree)
-                  if isinstance(node, (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef))
-                  and node.body and isinstance(node.body[0], ast.Expr) and isinstance(node.body[0].value, ast.Constant)}
+    docstrings = {
+        id(node.body[0].value)
+        for node in ast.walk(tree)
+        if isinstance(node, (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef))
+        and node.body
+        and isinstance(node.body[0], ast.Expr)
+        and isinstance(node.body[0].value, ast.Constant)
+    }
     for node in ast.walk(tree):
         if isinstance(node, ast.Constant) and isinstance(node.value, str) and id(node) not in docstrings:
             yield node.value
@@ -95,8 +103,15 @@ def test_no_core_module_names_the_example_vendor() -> None:
 
 
 # what a vendor package may use of the product: the contract and the layers below the engine
-VENDOR_MAY_IMPORT = ("reconciler.vendor", "reconciler.kinds", "reconciler.model", "reconciler.errors",
-                     "reconciler.clients", "reconciler.manifest", "reconciler.sandbox")
+VENDOR_MAY_IMPORT = (
+    "reconciler.vendor",
+    "reconciler.kinds",
+    "reconciler.model",
+    "reconciler.errors",
+    "reconciler.clients",
+    "reconciler.manifest",
+    "reconciler.sandbox",
+)
 
 
 def test_the_example_uses_only_the_vendor_contract_and_the_layers_below_the_engine() -> None:
@@ -139,8 +154,11 @@ def acme_site(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def _env(*paths: Path) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items()
-           if not k.startswith(("ACME_", "BESTPROXY_", "TCAPLUS_", "JDB_", "RECONCILER_")) and k != "PYTHONPATH"}
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("ACME_", "BESTPROXY_", "TCAPLUS_", "JDB_", "RECONCILER_")) and k != "PYTHONPATH"
+    }
     env["PYTHONPATH"] = os.pathsep.join(str(p) for p in paths)
     env["PATH"] = f"{BIN}{os.pathsep}{env.get('PATH', '/usr/bin:/bin')}"
     return env
@@ -149,8 +167,7 @@ def _env(*paths: Path) -> dict[str, str]:
 def _cli(command: str, cwd: Path, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
     args = shlex.split(command)
     assert args[0] == "reconciler"
-    return subprocess.run([str(BIN / "reconciler"), *args[1:]], cwd=cwd, env=env, capture_output=True, text=True,
-                          timeout=300)
+    return subprocess.run([str(BIN / "reconciler"), *args[1:]], cwd=cwd, env=env, capture_output=True, text=True, timeout=300)
 
 
 def _state(work: Path) -> dict[str, tuple[str, int, bool]]:
@@ -167,8 +184,9 @@ def _state(work: Path) -> dict[str, tuple[str, int, bool]]:
 def _serve(command: str, work: Path, env: dict[str, str]) -> tuple[list[str], dict[str, Any], subprocess.Popen[str]]:
     """Start ``sandbox serve``; its lines up to "Serving" and the config it wrote."""
     args = shlex.split(command)
-    proc = subprocess.Popen([str(BIN / "reconciler"), *args[1:]], cwd=work, env=env, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [str(BIN / "reconciler"), *args[1:]], cwd=work, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
     lines: list[str] = []
     try:
         assert proc.stdout is not None
@@ -235,8 +253,9 @@ def test_the_fourth_vendor_runs_validate_plan_apply_drift_export_and_serve(acme_
         listed = httpx.get(rules, headers=auth, timeout=30).json()["rules"]
         assert {x["name"]: (x["path"], x["ttl_seconds"], x["enabled"]) for x in listed} == applied
         for name, ttl in (("site-static", 60), ("site-old", 60), ("site-legacy", 60), ("other", 60)):
-            answer = httpx.put(f"{rules}/{name}", json={"path": f"/{name}/*", "ttl_seconds": ttl, "enabled": True},
-                               headers=auth, timeout=30)
+            answer = httpx.put(
+                f"{rules}/{name}", json={"path": f"/{name}/*", "ttl_seconds": ttl, "enabled": True}, headers=auth, timeout=30
+            )
             assert answer.status_code in (200, 201), answer.text
     finally:
         _stop(proc, signal.SIGINT)  # Ctrl-C, as the guide says
@@ -345,8 +364,9 @@ def test_the_core_guards_the_fourth_vendor_s_credentials_from_its_spec(acme_site
     env = {**_env(acme_site), "ACME_API_TOKEN": canary, "BESTPROXY_APP_KEY": "k" * 32, "RECONCILER_SHOP_PW": canary}
     (tmp_path / "manifests").mkdir()
     (tmp_path / "rules").mkdir()
-    (tmp_path / "reconciler.yaml").write_text(GUARDED_CONFIG.replace("ACME_URL", "https://api.acme-edge.example"),
-                                              encoding="utf-8")
+    (tmp_path / "reconciler.yaml").write_text(
+        GUARDED_CONFIG.replace("ACME_URL", "https://api.acme-edge.example"), encoding="utf-8"
+    )
     account = tmp_path / "manifests" / "account.yaml"
     account.write_text(ACCOUNT.replace("PASSWORD", "env:ACME_SHOP_PASSWORD"), encoding="utf-8")
     r = _cli("reconciler validate", tmp_path, env)
@@ -356,8 +376,9 @@ def test_the_core_guards_the_fourth_vendor_s_credentials_from_its_spec(acme_site
     r = _cli("reconciler validate --resolve-secrets", tmp_path, env)
     assert r.returncode == 1 and "its value is a provider credential" in r.stderr, r.stdout + r.stderr
     shutil.copy(EXAMPLE / "demo" / "manifests" / "cache-rules.yaml", tmp_path / "rules" / "cache-rules.yaml")
-    (tmp_path / "reconciler.yaml").write_text(GUARDED_CONFIG.replace("ACME_URL", "https://acme-edge.attacker.example"),
-                                              encoding="utf-8")
+    (tmp_path / "reconciler.yaml").write_text(
+        GUARDED_CONFIG.replace("ACME_URL", "https://acme-edge.attacker.example"), encoding="utf-8"
+    )
     r = _cli("reconciler plan rules", tmp_path, env)
     assert r.returncode == 1, r.stdout + r.stderr
     assert "host acme-edge.attacker.example is not an approved acme endpoint" in r.stderr
@@ -377,15 +398,14 @@ def test_the_guide_s_yaml_validates_with_the_example_installed(acme_site: Path, 
     r = _cli("reconciler validate", tmp_path, _env(acme_site))
     assert r.returncode == 0 and "Valid: 1 resource(s), 1 prune scope(s)" in r.stdout, r.stdout + r.stderr
     # and the model is the vendor's: a field it does not know is an input error, pointing at the file
-    (tmp_path / "manifests" / "rules.yaml").write_text(manifests.replace("ttlSeconds: 86400", "ttlSeconds: -1"),
-                                                       encoding="utf-8")
+    (tmp_path / "manifests" / "rules.yaml").write_text(manifests.replace("ttlSeconds: 86400", "ttlSeconds: -1"), encoding="utf-8")
     r = _cli("reconciler validate", tmp_path, _env(acme_site))
     assert r.returncode == 1 and "manifests/rules.yaml:" in r.stderr and "ttlSeconds" in r.stderr, r.stderr
     assert "Traceback" not in r.stderr
     # the connection model is the vendor's, for named connections too (connections.acme.<name>)
-    (tmp_path / "manifests" / "rules.yaml").write_text(manifests.replace("metadata: {name: site-static}",
-                                                                         "metadata: {name: site-static, connection: staging}"),
-                                                       encoding="utf-8")
+    (tmp_path / "manifests" / "rules.yaml").write_text(
+        manifests.replace("metadata: {name: site-static}", "metadata: {name: site-static, connection: staging}"), encoding="utf-8"
+    )
     staging = "connections:\n  acme:\n    staging: {base_url: https://api.acme-edge.example, api_token: env:ACME_STAGING}\n"
     (tmp_path / "reconciler.yaml").write_text(config + staging, encoding="utf-8")
     r = _cli("reconciler validate", tmp_path, _env(acme_site))
@@ -397,13 +417,23 @@ def test_the_guide_s_yaml_validates_with_the_example_installed(acme_site: Path, 
 
 # -- a broken vendor install: one line naming the entry point ----------------------------------------
 BROKEN = {
-    "a wrong name": ("wrong = reconciler_acme.spec:VENDOR", "", "entry point wrong = reconciler_acme.spec:VENDOR: names "
-                     "vendor 'acme' (the entry point's name must be the vendor's, lower case)"),
-    "an import failure": ("broken = no_such_vendor_module:VENDOR", "", "entry point broken = no_such_vendor_module:VENDOR: "
-                          "cannot be loaded: ModuleNotFoundError: No module named 'no_such_vendor_module'"),
-    "two of one name": ("acme = twin_acme:VENDOR",
-                        "import dataclasses\nfrom reconciler_acme.spec import VENDOR as _V\nVENDOR = dataclasses.replace(_V)\n",
-                        "two installed vendors are named 'acme'"),
+    "a wrong name": (
+        "wrong = reconciler_acme.spec:VENDOR",
+        "",
+        "entry point wrong = reconciler_acme.spec:VENDOR: names "
+        "vendor 'acme' (the entry point's name must be the vendor's, lower case)",
+    ),
+    "an import failure": (
+        "broken = no_such_vendor_module:VENDOR",
+        "",
+        "entry point broken = no_such_vendor_module:VENDOR: "
+        "cannot be loaded: ModuleNotFoundError: No module named 'no_such_vendor_module'",
+    ),
+    "two of one name": (
+        "acme = twin_acme:VENDOR",
+        "import dataclasses\nfrom reconciler_acme.spec import VENDOR as _V\nVENDOR = dataclasses.replace(_V)\n",
+        "two installed vendors are named 'acme'",
+    ),
 }
 
 

@@ -20,8 +20,22 @@ from reconciler.vendor import vendors
 
 PACKAGE = Path(__file__).resolve().parents[1] / "reconciler"
 # every package and module of the core (DESIGN.md's layers) — all of reconciler/ but reconciler/vendors/
-CORE = ["__init__.py", "cli", "engine", "export", "manifest", "kinds", "model.py", "clients", "sandbox", "schema.py",
-        "safeio.py", "urls.py", "errors.py", "vendor.py"]
+CORE = [
+    "__init__.py",
+    "cli",
+    "engine",
+    "export",
+    "manifest",
+    "kinds",
+    "model.py",
+    "clients",
+    "sandbox",
+    "schema.py",
+    "safeio.py",
+    "urls.py",
+    "errors.py",
+    "vendor.py",
+]
 STRINGS = {token.STRING} | {getattr(token, n) for n in ("FSTRING_MIDDLE", "TSTRING_MIDDLE") if hasattr(token, n)}
 
 
@@ -74,8 +88,11 @@ def test_the_core_modules_are_all_found() -> None:
 def test_a_vendor_name_in_code_or_a_message_is_found() -> None:
     pattern = vendor_words()
     sample = 'def f() -> str:\n    """Mentions JDB in prose."""\n    # and TcaplusDB in a comment\n    return "BestProxy"\n'
-    assert [t.string for t in tokenize.generate_tokens(io.StringIO(sample).readline)
-            if t.type in STRINGS and t.start[0] not in docstring_lines(sample) and pattern.search(t.string)] == ['"BestProxy"']
+    assert [
+        t.string
+        for t in tokenize.generate_tokens(io.StringIO(sample).readline)
+        if t.type in STRINGS and t.start[0] not in docstring_lines(sample) and pattern.search(t.string)
+    ] == ['"BestProxy"']
 
 
 @pytest.mark.parametrize("path", core_modules(), ids=lambda p: str(p.relative_to(PACKAGE)))

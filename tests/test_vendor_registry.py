@@ -119,8 +119,9 @@ def test_no_vendor_installed_is_an_error_not_an_empty_tool(fake_entry_points: li
 def test_a_kind_claimed_by_another_vendor_is_refused(fake_entry_points: list[_EntryPoint]) -> None:
     from reconciler.vendors.jdb.free_spin_event import FreeSpinEventKind
 
-    fake_entry_points.append(_EntryPoint("acme", VendorSpec(name="acme", title="Acme", connection=Connection,
-                                                            kinds=lambda: (FreeSpinEventKind,))))
+    fake_entry_points.append(
+        _EntryPoint("acme", VendorSpec(name="acme", title="Acme", connection=Connection, kinds=lambda: (FreeSpinEventKind,)))
+    )
     fresh = kinds_module._Kinds()
     with pytest.raises(RegistryError, match="says its vendor is 'jdb'"):
         list(fresh)

@@ -59,9 +59,18 @@ def _render_apply_plan(p: Plan, fmt: str, safety: list[str], detail: str = "norm
     if fmt == "markdown":
         click.echo(render_markdown(p, safety=safety), nl=False)
     elif fmt == "json":
-        _json_out({"type": "plan", "summary": p.summary_line(), "counts": p.counts(),
-                   "unsafe": safety, "failed_reads": p.failed, "complete": p.complete,
-                   "incomplete": [asdict(g) for g in p.gaps()], **({"exposure": p.exposure} if p.exposure else {})})
+        _json_out(
+            {
+                "type": "plan",
+                "summary": p.summary_line(),
+                "counts": p.counts(),
+                "unsafe": safety,
+                "failed_reads": p.failed,
+                "complete": p.complete,
+                "incomplete": [asdict(g) for g in p.gaps()],
+                **({"exposure": p.exposure} if p.exposure else {}),
+            }
+        )
     else:
         _text(p, safety, detail)
 
@@ -78,8 +87,10 @@ def _not_restored(incomplete: list[str]) -> None:
         return
     names = [line.split(": ", 2)[1] if line.count(": ") >= 2 else line for line in incomplete]
     shown = ", ".join(names[:20]) + (f", ... and {len(names) - 20} more" if len(names) > 20 else "")
-    _err(f"not restored: {len(names)} incomplete object(s) skipped ({shown}); fill in the fields their "
-         "metadata.incomplete lists, delete it and apply again")
+    _err(
+        f"not restored: {len(names)} incomplete object(s) skipped ({shown}); fill in the fields their "
+        "metadata.incomplete lists, delete it and apply again"
+    )
 
 
 def _render_result(result: Any, fmt: str, emit: Callable[[Outcome], None] | None) -> int:
@@ -89,8 +100,11 @@ def _render_result(result: Any, fmt: str, emit: Callable[[Outcome], None] | None
 
     outcomes = result.outcomes
     if fmt == "json":
-        click.echo(json.dumps({"type": "summary", "counts": result.counts(), "failed_reads": result.failed_reads,
-                               "exit_code": result.code}))
+        click.echo(
+            json.dumps(
+                {"type": "summary", "counts": result.counts(), "failed_reads": result.failed_reads, "exit_code": result.code}
+            )
+        )
     elif fmt == "markdown":
         click.echo(render_apply_markdown(outcomes), nl=False)
     else:
@@ -100,9 +114,10 @@ def _render_result(result: Any, fmt: str, emit: Callable[[Outcome], None] | None
     for line in failed_reads(Plan(failed=result.failed_reads)):
         _err(f"error: {line}")
     if result.stopped:
-        _err(f"interrupted: stopped before {sum(o.status == 'interrupted' for o in outcomes)} change(s); "
-             + (f"finish with: {resume_command(result.journal, result.approved)}" if result.journal
-                else "apply again to finish"))
+        _err(
+            f"interrupted: stopped before {sum(o.status == 'interrupted' for o in outcomes)} change(s); "
+            + (f"finish with: {resume_command(result.journal, result.approved)}" if result.journal else "apply again to finish")
+        )
     if result.abandoned:
         # calls still in flight after the grace period: their threads cannot be waited for
         sys.stdout.flush()
@@ -118,17 +133,43 @@ def _render_result(result: Any, fmt: str, emit: Callable[[Outcome], None] | None
 @DETAIL_OPTION
 @click.option("--auto-approve", is_flag=True, help="Do not ask for confirmation.")
 @click.option("--allow-replace", is_flag=True, help="Allow replacing resources whose immutable fields changed.")
-@click.option("--format", "fmt", type=click.Choice(["text", "markdown", "json"]), default="text", show_default=True,
-              help="json: one JSON object per line (the plan, each outcome as it happens, the summary).")
-@click.option("--journal", "journal_path", type=click.Path(path_type=Path, dir_okay=False),
-              help="Record the run as JSON Lines (intent before each write, outcome after).")
-@click.option("--resume", "resume_path", type=click.Path(path_type=Path, dir_okay=False, exists=True),
-              help="Finish the run a journal recorded (interrupted or crashed); appends to that journal.")
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["text", "markdown", "json"]),
+    default="text",
+    show_default=True,
+    help="json: one JSON object per line (the plan, each outcome as it happens, the summary).",
+)
+@click.option(
+    "--journal",
+    "journal_path",
+    type=click.Path(path_type=Path, dir_okay=False),
+    help="Record the run as JSON Lines (intent before each write, outcome after).",
+)
+@click.option(
+    "--resume",
+    "resume_path",
+    type=click.Path(path_type=Path, dir_okay=False, exists=True),
+    help="Finish the run a journal recorded (interrupted or crashed); appends to that journal.",
+)
 @APPROVE_EXPOSURE_OPTION
 @handle_errors
-def apply(paths: tuple[Path, ...], config_path: Path, sandbox: bool, sandbox_state: Path | None,
-          targets: tuple[str, ...], force: bool, detail: str, auto_approve: bool, allow_replace: bool, fmt: str,
-          journal_path: Path | None, resume_path: Path | None, approve_exposure: bool = False) -> int:
+def apply(
+    paths: tuple[Path, ...],
+    config_path: Path,
+    sandbox: bool,
+    sandbox_state: Path | None,
+    targets: tuple[str, ...],
+    force: bool,
+    detail: str,
+    auto_approve: bool,
+    allow_replace: bool,
+    fmt: str,
+    journal_path: Path | None,
+    resume_path: Path | None,
+    approve_exposure: bool = False,
+) -> int:
     """Apply the manifests (or exactly a saved plan: `apply plan.json`)."""
     from reconciler.engine.apply import ApplyHooks, ApplyRequest, SavedApplyRequest, apply_manifests, apply_saved, is_saved_plan
 
@@ -140,28 +181,46 @@ def apply(paths: tuple[Path, ...], config_path: Path, sandbox: bool, sandbox_sta
     emit = _outcome_printer(fmt, detail)
     if is_saved_plan(paths):
         if targets or allow_replace:
-            raise UsageError("--target and --allow-replace are decided when planning; they cannot be "
-                             "combined with a saved plan (make the plan with them)")
+            raise UsageError(
+                "--target and --allow-replace are decided when planning; they cannot be "
+                "combined with a saved plan (make the plan with them)"
+            )
         if resume_path:
             raise UsageError("--resume finishes a run from its manifests: `reconciler apply --resume FILE`")
-        result = apply_saved(run_settings(), SavedApplyRequest(
-            plan=paths[0], force=force, approve_exposure=approve_exposure, journal=journal_path, shard=shard),
-            ApplyHooks(on_outcome=emit, on_note=lambda line: _err(f"note: {line}")))
+        result = apply_saved(
+            run_settings(),
+            SavedApplyRequest(plan=paths[0], force=force, approve_exposure=approve_exposure, journal=journal_path, shard=shard),
+            ApplyHooks(on_outcome=emit, on_note=lambda line: _err(f"note: {line}")),
+        )
         if result.saved_plan_empty:
             click.echo("The saved plan has no changes." if shard is None else f"Shard {shard} has no changes.")
             _not_restored(result.not_restored)
             return result.exit_code
         return _render_result(result, fmt, emit)
     if shard is not None:
-        raise UsageError(f"apply --shard {shard} applies a merged planset (`reconciler plan merge ... --out PLANSET`, "
-                         "then `apply PLANSET --shard K/N`): thresholds are judged once over all shards, never per shard")
-    result = apply_manifests(run_settings(), ApplyRequest(
-        paths=paths, targets=targets, force=force, allow_replace=allow_replace, approve_exposure=approve_exposure,
-        auto_approve=auto_approve, journal=journal_path, resume=resume_path), ApplyHooks(
-        on_note=lambda line: _err(f"note: {line}"),
-        on_plan=lambda p, safety: _render_apply_plan(p, fmt, safety, detail),
-        confirm=_confirm if sys.stdin.isatty() else None,
-        on_outcome=emit))
+        raise UsageError(
+            f"apply --shard {shard} applies a merged planset (`reconciler plan merge ... --out PLANSET`, "
+            "then `apply PLANSET --shard K/N`): thresholds are judged once over all shards, never per shard"
+        )
+    result = apply_manifests(
+        run_settings(),
+        ApplyRequest(
+            paths=paths,
+            targets=targets,
+            force=force,
+            allow_replace=allow_replace,
+            approve_exposure=approve_exposure,
+            auto_approve=auto_approve,
+            journal=journal_path,
+            resume=resume_path,
+        ),
+        ApplyHooks(
+            on_note=lambda line: _err(f"note: {line}"),
+            on_plan=lambda p, safety: _render_apply_plan(p, fmt, safety, detail),
+            confirm=_confirm if sys.stdin.isatty() else None,
+            on_outcome=emit,
+        ),
+    )
     if result.nothing_to_do:
         if result.resumed and fmt != "json":
             click.echo(f"Nothing left to do: the run {resume_path} recorded is complete.")
@@ -172,7 +231,7 @@ def apply(paths: tuple[Path, ...], config_path: Path, sandbox: bool, sandbox_sta
 
 def _apply_merge_report(files: tuple[Path, ...]) -> int:
     """``apply merge-report JOURNAL...``: the shards' applies as one outcome and exit code."""
-    from reconciler.engine.planset import merge_reports
+    from reconciler.engine.planset_apply import merge_reports
     from reconciler.manifest import oneline
 
     shard_of_run("apply merge-report", takes_shard=False)

@@ -140,32 +140,84 @@ def _store_global(ctx: click.Context, param: click.Parameter, value: Any) -> Non
 
 
 GLOBAL_OPTIONS: list[Callable[[Any], Any]] = [
-    click.option("--config", "config_path", type=click.Path(path_type=Path), default=None, expose_value=False,
-                 callback=_store_global, help="Provider settings file  [default: reconciler.yaml]"),
-    click.option("--sandbox", is_flag=True, expose_value=False, callback=_store_global,
-                 help="Run against the embedded emulators (state in .reconciler/sandbox/)."),
-    click.option("--sandbox-state", type=click.Path(path_type=Path), default=None, hidden=True, expose_value=False,
-                 callback=_store_global),
-    click.option("--target", "targets", multiple=True, metavar="KIND/NAME", expose_value=False, callback=_store_global,
-                 help="Limit to this resource (repeatable; matching nothing is an error)."),
-    click.option("--force", is_flag=True, expose_value=False, callback=_store_global,
-                 help="Allow changes beyond the safety thresholds; terminate active events."),
-    click.option("--debug", is_flag=True, expose_value=False, callback=_store_global,
-                 help="Show tracebacks and HTTP logs."),
-    click.option("--shard", "shard", metavar="K/N", expose_value=False, callback=_store_global,
-                 help="plan, apply PLANSET, export manifests: only shard K of N (1-based; also RECONCILER_SHARD, "
-                      "JOB_COMPLETION_INDEX + RECONCILER_SHARD_TOTAL, CI_NODE_INDEX/CI_NODE_TOTAL). docs/scale-out.md"),
-    click.option("--no-color", "no_color", is_flag=True, expose_value=False, callback=_store_global,
-                 help="No colour (also when the NO_COLOR environment variable is set)."),
-    click.option("--env", "env", metavar="NAME", expose_value=False, callback=lambda c, p, v: _remember_env(c, p, v),
-                 help="Environment of the config (its connections and ${var.NAME} values)."),
-    click.option("--root", type=click.Path(path_type=Path, file_okay=False), expose_value=False,
-                 callback=lambda c, p, v: _remember_root(c, p, v), is_eager=True,
-                 help="Workspace root: files named by manifests and config must stay inside it "
-                      "(default: the config file's folder)."),
-    click.option("--allow-endpoint", "allow_endpoint", multiple=True, expose_value=False,
-                 callback=lambda c, p, v: _remember_endpoints(c, p, v), metavar="HOST[:PORT]",
-                 help="Approve a provider host for credentials (repeatable; also RECONCILER_ALLOWED_ENDPOINTS)."),
+    click.option(
+        "--config",
+        "config_path",
+        type=click.Path(path_type=Path),
+        default=None,
+        expose_value=False,
+        callback=_store_global,
+        help="Provider settings file  [default: reconciler.yaml]",
+    ),
+    click.option(
+        "--sandbox",
+        is_flag=True,
+        expose_value=False,
+        callback=_store_global,
+        help="Run against the embedded emulators (state in .reconciler/sandbox/).",
+    ),
+    click.option(
+        "--sandbox-state", type=click.Path(path_type=Path), default=None, hidden=True, expose_value=False, callback=_store_global
+    ),
+    click.option(
+        "--target",
+        "targets",
+        multiple=True,
+        metavar="KIND/NAME",
+        expose_value=False,
+        callback=_store_global,
+        help="Limit to this resource (repeatable; matching nothing is an error).",
+    ),
+    click.option(
+        "--force",
+        is_flag=True,
+        expose_value=False,
+        callback=_store_global,
+        help="Allow changes beyond the safety thresholds; terminate active events.",
+    ),
+    click.option("--debug", is_flag=True, expose_value=False, callback=_store_global, help="Show tracebacks and HTTP logs."),
+    click.option(
+        "--shard",
+        "shard",
+        metavar="K/N",
+        expose_value=False,
+        callback=_store_global,
+        help="plan, apply PLANSET, export manifests: only shard K of N (1-based; also RECONCILER_SHARD, "
+        "JOB_COMPLETION_INDEX + RECONCILER_SHARD_TOTAL, CI_NODE_INDEX/CI_NODE_TOTAL). docs/scale-out.md",
+    ),
+    click.option(
+        "--no-color",
+        "no_color",
+        is_flag=True,
+        expose_value=False,
+        callback=_store_global,
+        help="No colour (also when the NO_COLOR environment variable is set).",
+    ),
+    click.option(
+        "--env",
+        "env",
+        metavar="NAME",
+        expose_value=False,
+        callback=lambda c, p, v: _remember_env(c, p, v),
+        help="Environment of the config (its connections and ${var.NAME} values).",
+    ),
+    click.option(
+        "--root",
+        type=click.Path(path_type=Path, file_okay=False),
+        expose_value=False,
+        callback=lambda c, p, v: _remember_root(c, p, v),
+        is_eager=True,
+        help="Workspace root: files named by manifests and config must stay inside it (default: the config file's folder).",
+    ),
+    click.option(
+        "--allow-endpoint",
+        "allow_endpoint",
+        multiple=True,
+        expose_value=False,
+        callback=lambda c, p, v: _remember_endpoints(c, p, v),
+        metavar="HOST[:PORT]",
+        help="Approve a provider host for credentials (repeatable; also RECONCILER_ALLOWED_ENDPOINTS).",
+    ),
 ]
 
 
@@ -249,13 +301,13 @@ def common(fn: Callable[..., Any]) -> Callable[..., Any]:
     @functools.wraps(fn)
     def inner(*args: Any, **kwargs: Any) -> Any:
         g = _globals()
-        kwargs.update(config_path=g.config_path, sandbox=g.sandbox, sandbox_state=g.sandbox_state,
-                      targets=g.targets, force=g.force)
+        kwargs.update(
+            config_path=g.config_path, sandbox=g.sandbox, sandbox_state=g.sandbox_state, targets=g.targets, force=g.force
+        )
         return fn(*args, **kwargs)
 
     inner.__click_params__ = list(getattr(fn, "__click_params__", []))  # type: ignore[attr-defined]
     return _with_globals(inner)
-
 
 
 def _remember_env(ctx: click.Context, _param: click.Parameter, value: str | None) -> None:
@@ -289,13 +341,19 @@ def run_settings() -> RunSettings:
     g = _globals()
     ctx = click.get_current_context(silent=True)
     allowed = ctx.meta.get("reconciler.allowed_endpoints", ()) if ctx is not None else ()
-    return RunSettings(config_path=g.config_path, config_given=g.config_given, sandbox=g.sandbox,
-                       sandbox_state=g.sandbox_state, env=_env(), root=_root(), allowed_endpoints=allowed,
-                       on_session=lambda s: progress_for(s.ctx, color=use_color(sys.stderr)))
+    return RunSettings(
+        config_path=g.config_path,
+        config_given=g.config_given,
+        sandbox=g.sandbox,
+        sandbox_state=g.sandbox_state,
+        env=_env(),
+        root=_root(),
+        allowed_endpoints=allowed,
+        on_session=lambda s: progress_for(s.ctx, color=use_color(sys.stderr)),
+    )
 
 
-def _session(paths: tuple[Path, ...], targets: tuple[str, ...] = (), force: bool = False,
-             allow_replace: bool = False) -> Session:
+def _session(paths: tuple[Path, ...], targets: tuple[str, ...] = (), force: bool = False, allow_replace: bool = False) -> Session:
     """A run's session (manifests under ``paths``, ``manifests/`` when none)."""
     return open_run(run_settings(), paths=paths, targets=targets, force=force, allow_replace=allow_replace)
 
@@ -362,16 +420,23 @@ def _text(plan: Plan, safety: list[str] | None = None, detail: str = "normal", k
     render_text(plan, out, safety=safety, detail=detail, color=use_color(out), keys_only=keys_only)
 
 
-DETAIL_OPTION = click.option("--detail", type=click.Choice(list(DETAILS)), default="normal", show_default=True,
-                             help="Text format: summary (counts only), normal (per kind the first "
-                                  f"{NORMAL_MAX_CHANGES} changes and every delete, long diffs cut; apply: every outcome "
-                                  f"but ok, and the first {NORMAL_MAX_CHANGES} ok per kind), full (everything).")
+DETAIL_OPTION = click.option(
+    "--detail",
+    type=click.Choice(list(DETAILS)),
+    default="normal",
+    show_default=True,
+    help="Text format: summary (counts only), normal (per kind the first "
+    f"{NORMAL_MAX_CHANGES} changes and every delete, long diffs cut; apply: every outcome "
+    f"but ok, and the first {NORMAL_MAX_CHANGES} ok per kind), full (everything).",
+)
 
 
 APPROVE_EXPOSURE_OPTION = click.option(
-    "--approve-exposure", "approve_exposure", is_flag=True,
-    help="Allow free-spin changes over the exposure budgets (settings.exposure_budgets); recorded and signed "
-         "in a saved plan.")
+    "--approve-exposure",
+    "approve_exposure",
+    is_flag=True,
+    help="Allow free-spin changes over the exposure budgets (settings.exposure_budgets); recorded and signed in a saved plan.",
+)
 
 
 def refuse_targets(command: str, why: str) -> None:

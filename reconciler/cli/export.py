@@ -31,9 +31,15 @@ from reconciler.vendor import CliServices, ExportOption, RegistryError, vendors
 
 def services() -> CliServices:
     """What a vendor's commands borrow from the CLI."""
-    return CliServices(with_globals=_with_globals, handle_errors=handle_errors,
-                       open_session=lambda paths: _session(tuple(paths)), check_writable=check_writable,
-                       refuse_targets=refuse_targets, err=_err, echo=click.echo)
+    return CliServices(
+        with_globals=_with_globals,
+        handle_errors=handle_errors,
+        open_session=lambda paths: _session(tuple(paths)),
+        check_writable=check_writable,
+        refuse_targets=refuse_targets,
+        err=_err,
+        echo=click.echo,
+    )
 
 
 class VendorExportGroup(click.Group):
@@ -76,8 +82,11 @@ class VendorOptionsCommand(click.Command):
                     if option.flag in taken:
                         raise RegistryError(f"vendor {name}: its export option {option.flag} is already taken")
                     taken.add(option.flag)
-                    self.params.append(click.Option([option.flag, _param_name(name, option)], multiple=True,
-                                                    metavar=option.metavar, help=option.help))
+                    self.params.append(
+                        click.Option(
+                            [option.flag, _param_name(name, option)], multiple=True, metavar=option.metavar, help=option.help
+                        )
+                    )
         return super().get_params(ctx)
 
 
@@ -101,16 +110,32 @@ def export() -> None:
 @export.command("manifests", cls=VendorOptionsCommand)
 @click.argument("paths", nargs=-1, type=click.Path(path_type=Path))
 @common
-@click.option("--out", "out", type=click.Path(path_type=Path, file_okay=False), required=True,
-              help="New folder for the manifests (and data and players files).")
-@click.option("--secrets-dir", type=click.Path(path_type=Path, file_okay=False),
-              help="Write secret values the API returns here (files mode 0600, referenced as file:); "
-                   "without it they are env: references.")
+@click.option(
+    "--out",
+    "out",
+    type=click.Path(path_type=Path, file_okay=False),
+    required=True,
+    help="New folder for the manifests (and data and players files).",
+)
+@click.option(
+    "--secrets-dir",
+    type=click.Path(path_type=Path, file_okay=False),
+    help="Write secret values the API returns here (files mode 0600, referenced as file:); without it they are env: references.",
+)
 @click.option("--unmanaged", is_flag=True, help="Only objects that no manifest under PATH declares (adoption).")
 @handle_errors
-def export_manifests_cmd(paths: tuple[Path, ...], config_path: Path, sandbox: bool, sandbox_state: Path | None,
-                         targets: tuple[str, ...], force: bool, out: Path, secrets_dir: Path | None, unmanaged: bool,
-                         **vendor_options: tuple[str, ...]) -> int:
+def export_manifests_cmd(
+    paths: tuple[Path, ...],
+    config_path: Path,
+    sandbox: bool,
+    sandbox_state: Path | None,
+    targets: tuple[str, ...],
+    force: bool,
+    out: Path,
+    secrets_dir: Path | None,
+    unmanaged: bool,
+    **vendor_options: tuple[str, ...],
+) -> int:
     """Write live state as manifests (DR backups, adoption); see docs/disaster-recovery.md."""
     from reconciler.export.manifests import export_manifests
 
@@ -120,8 +145,14 @@ def export_manifests_cmd(paths: tuple[Path, ...], config_path: Path, sandbox: bo
     try:
         loaded = s.load() if any(p.exists() for p in s.paths) or paths else None
         result = export_manifests(
-            resources=loaded.resources if loaded else {}, scopes=loaded.scopes if loaded else {}, ctx=s.ctx,
-            out_dir=out, secrets_dir=secrets_dir, unmanaged=unmanaged, targets=targets, extra=extra,
+            resources=loaded.resources if loaded else {},
+            scopes=loaded.scopes if loaded else {},
+            ctx=s.ctx,
+            out_dir=out,
+            secrets_dir=secrets_dir,
+            unmanaged=unmanaged,
+            targets=targets,
+            extra=extra,
             shard=shard,
         )
     finally:
@@ -131,15 +162,21 @@ def export_manifests_cmd(paths: tuple[Path, ...], config_path: Path, sandbox: bo
     for line in result.incomplete[:MAX_VALIDATE_WARNINGS]:
         _err(f"warning: incomplete, not restorable as written: {line} (fill these in, then delete metadata.incomplete)")
     if len(result.incomplete) > MAX_VALIDATE_WARNINGS:
-        _err(f"warning: ... and {len(result.incomplete) - MAX_VALIDATE_WARNINGS} more incomplete object(s) "
-             "(each marked metadata.incomplete in its file)")
+        _err(
+            f"warning: ... and {len(result.incomplete) - MAX_VALIDATE_WARNINGS} more incomplete object(s) "
+            "(each marked metadata.incomplete in its file)"
+        )
     counts = ", ".join(f"{n} {k}" for k, n in sorted(result.counts.items())) or "nothing"
     incomplete = f"; {len(result.incomplete)} incomplete, skipped by a restore until filled in" if result.incomplete else ""
     click.echo(f"Exported {counts} to {out} ({len(result.files)} file(s){incomplete}).")
     if result.secret_files:
         click.echo(f"Wrote {len(result.secret_files)} secret file(s) (mode 0600) to {secrets_dir}; keep them out of git.")
     if result.env_names:
-        shown = ", ".join(result.env_names[:10]) + (f" and {len(result.env_names) - 10} more" if len(result.env_names) > 10 else "")
-        click.echo(f"Set {len(result.env_names)} environment variable(s) before plan or apply: {shown} "
-                   f"(all listed in {out / 'SECRETS-TO-SET.txt'}).")
+        shown = ", ".join(result.env_names[:10]) + (
+            f" and {len(result.env_names) - 10} more" if len(result.env_names) > 10 else ""
+        )
+        click.echo(
+            f"Set {len(result.env_names)} environment variable(s) before plan or apply: {shown} "
+            f"(all listed in {out / 'SECRETS-TO-SET.txt'})."
+        )
     return 0

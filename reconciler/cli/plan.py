@@ -33,8 +33,9 @@ from reconciler.errors import UsageError
 from reconciler.model import Change, Plan
 
 
-def _render(plan: Plan, fmt: str, data: dict[str, Any], safety: list[str], detail: str = "normal",
-            keys_only: bool = False) -> None:
+def _render(
+    plan: Plan, fmt: str, data: dict[str, Any], safety: list[str], detail: str = "normal", keys_only: bool = False
+) -> None:
     if fmt == "json":
         _json_out(data, indent=2)
     elif fmt == "markdown":
@@ -52,17 +53,37 @@ def _render(plan: Plan, fmt: str, data: dict[str, Any], safety: list[str], detai
 @click.option("--detailed-exitcode", is_flag=True, help="Exit 2 when there are changes.")
 @click.option("--allow-replace", is_flag=True, help="Do not block replaces (recorded in a saved plan).")
 @click.option("--drift", is_flag=True, help="Report only out-of-band changes; exit 2 when drift is found.")
-@click.option("--baseline", type=click.Path(path_type=Path, exists=True, dir_okay=False),
-              help="With --drift: a previously applied saved plan; resources whose manifests changed since are pending, not drift.")
-@click.option("--last-applied", "last_applied", type=click.Path(path_type=Path, exists=True, dir_okay=False),
-              help="The last applied saved plan: fields a vendor does not return are compared against it, so a "
-                   "manifest change to them is planned (recorded in --out; --drift --baseline does the same).")
+@click.option(
+    "--baseline",
+    type=click.Path(path_type=Path, exists=True, dir_okay=False),
+    help="With --drift: a previously applied saved plan; resources whose manifests changed since are pending, not drift.",
+)
+@click.option(
+    "--last-applied",
+    "last_applied",
+    type=click.Path(path_type=Path, exists=True, dir_okay=False),
+    help="The last applied saved plan: fields a vendor does not return are compared against it, so a "
+    "manifest change to them is planned (recorded in --out; --drift --baseline does the same).",
+)
 @APPROVE_EXPOSURE_OPTION
 @handle_errors
-def plan(paths: tuple[Path, ...], config_path: Path, sandbox: bool, sandbox_state: Path | None,
-         targets: tuple[str, ...], force: bool, out: Path | None, fmt: str, detail: str, detailed_exitcode: bool,
-         allow_replace: bool, drift: bool, baseline: Path | None, last_applied: Path | None = None,
-         approve_exposure: bool = False) -> int:
+def plan(
+    paths: tuple[Path, ...],
+    config_path: Path,
+    sandbox: bool,
+    sandbox_state: Path | None,
+    targets: tuple[str, ...],
+    force: bool,
+    out: Path | None,
+    fmt: str,
+    detail: str,
+    detailed_exitcode: bool,
+    allow_replace: bool,
+    drift: bool,
+    baseline: Path | None,
+    last_applied: Path | None = None,
+    approve_exposure: bool = False,
+) -> int:
     """Read live state and show what apply would change (`plan merge SHARD-PLAN... --out PLANSET`:
     join shard plans; docs/scale-out.md)."""
     from reconciler.engine import run
@@ -72,17 +93,23 @@ def plan(paths: tuple[Path, ...], config_path: Path, sandbox: bool, sandbox_stat
 
     if paths and paths[0] == Path("merge"):
         if detailed_exitcode or allow_replace or drift or baseline or last_applied or approve_exposure:
-            raise UsageError("plan merge takes the shard plans, --out, --format and --force (the rest was decided "
-                             "when the shard plans were made)")
+            raise UsageError(
+                "plan merge takes the shard plans, --out, --format and --force (the rest was decided "
+                "when the shard plans were made)"
+            )
         return _plan_merge(paths[1:], config_path, sandbox, force, out, fmt, detail)
     shard = shard_of_run("plan")
     if shard is not None and force:
-        raise UsageError("--force goes to `plan merge`, where the safety thresholds are judged once over all shards; "
-                         "a shard plan takes no --force")
+        raise UsageError(
+            "--force goes to `plan merge`, where the safety thresholds are judged once over all shards; "
+            "a shard plan takes no --force"
+        )
     if shard is not None and drift:
         raise UsageError("--drift is not sharded: run it without --shard")
     if baseline and not drift:
-        raise UsageError("--baseline goes with --drift (to compare unreturned fields with the last applied plan, use --last-applied)")
+        raise UsageError(
+            "--baseline goes with --drift (to compare unreturned fields with the last applied plan, use --last-applied)"
+        )
     if last_applied and baseline:
         raise UsageError("--baseline already names the last applied plan; drop --last-applied")
     if out and drift:
@@ -133,8 +160,10 @@ def plan(paths: tuple[Path, ...], config_path: Path, sandbox: bool, sandbox_stat
             write_plan(data, out)
         _render(p, fmt, data, safety, detail, keys_only=s.config.review)
         if out and shard is not None:
-            _err(f"Saved shard plan {shard} to {out}. Merge all {shard.n} with: "
-                 f"{command_line('plan', 'merge', f'SHARD-PLAN-1..{shard.n}', '--out', 'planset.json')}")
+            _err(
+                f"Saved shard plan {shard} to {out}. Merge all {shard.n} with: "
+                f"{command_line('plan', 'merge', f'SHARD-PLAN-1..{shard.n}', '--out', 'planset.json')}"
+            )
         elif out:
             _err(f"Saved plan to {out}. Apply it with: {command_line('apply', str(out))}")
         return 2 if detailed_exitcode and (p.has_changes or p.not_restored) else 0
@@ -142,8 +171,9 @@ def plan(paths: tuple[Path, ...], config_path: Path, sandbox: bool, sandbox_stat
         s.close()
 
 
-def _plan_merge(files: tuple[Path, ...], config_path: Path, sandbox: bool, force: bool, out: Path | None, fmt: str,
-                detail: str) -> int:
+def _plan_merge(
+    files: tuple[Path, ...], config_path: Path, sandbox: bool, force: bool, out: Path | None, fmt: str, detail: str
+) -> int:
     """``plan merge SHARD-PLAN... --out PLANSET``: one signed planset, the thresholds judged once."""
     import os
     from datetime import datetime, timezone
@@ -168,13 +198,21 @@ def _plan_merge(files: tuple[Path, ...], config_path: Path, sandbox: bool, force
     cfg_path = Path(first.config_path) if first.config_path else config_path
     if os.path.abspath(cfg_path) != os.path.abspath(config_path) and _globals().config_given:
         raise UsageError(f"{files[0]} was planned with --config {first.config_path}; merge with the same --config")
-    s = open_run(run_settings(), paths=tuple(Path(p) for p in first.paths), config_path=cfg_path,
-                 targets=tuple(first.targets), force=force, allow_replace=first.allow_replace, recorded=True,
-                 env=first.environment)
+    s = open_run(
+        run_settings(),
+        paths=tuple(Path(p) for p in first.paths),
+        config_path=cfg_path,
+        targets=tuple(first.targets),
+        force=force,
+        allow_replace=first.allow_replace,
+        recorded=True,
+        env=first.environment,
+    )
     try:
         loaded = s.load()
-        merged = merge_plans(plans, loaded=loaded, session=s, force=force,
-                             created_at=datetime.now(timezone.utc).isoformat(timespec="seconds"))
+        merged = merge_plans(
+            plans, loaded=loaded, session=s, force=force, created_at=datetime.now(timezone.utc).isoformat(timespec="seconds")
+        )
         write_plan(merged.data, out)
         if fmt == "json":
             _json_out(merged.data, indent=2)
@@ -184,12 +222,16 @@ def _plan_merge(files: tuple[Path, ...], config_path: Path, sandbox: bool, force
             click.echo(shard_line(len(plans)).strip("_"))
             _text(merged.plan, merged.safety, detail, keys_only=s.config.review)
         if merged.verdict == "unsafe":
-            _err(f"error: the merged plan exceeds the safety thresholds (judged over all {len(plans)} shards); "
-                 f"{out} is saved but no shard applies it; merge again with --force if this is intended")
+            _err(
+                f"error: the merged plan exceeds the safety thresholds (judged over all {len(plans)} shards); "
+                f"{out} is saved but no shard applies it; merge again with --force if this is intended"
+            )
             return 1
         n = len(plans)
-        _err(f"Saved planset to {out} ({merged.verdict}). Apply shard K of {n} with: "
-             f"{command_line('apply', str(out), '--shard', f'K/{n}')}")
+        _err(
+            f"Saved planset to {out} ({merged.verdict}). Apply shard K of {n} with: "
+            f"{command_line('apply', str(out), '--shard', f'K/{n}')}"
+        )
         return 0
     finally:
         s.close()
@@ -217,10 +259,19 @@ def _drift(s: Session, p: Plan, baseline: Path | None, fmt: str, detail: str = "
     gaps = p.gaps()
     live = _live_exposure(s, p)
     if fmt == "json":
-        _json_out({"drift": [c.to_dict() for c in p.changes], "pending": pending,
-                   "out_of_band": p.out_of_band, "differs": p.differs, "complete": not gaps,
-                   "incomplete": [asdict(g) for g in gaps], "summary": p.summary_line(),
-                   **({"live_exposure": live} if live else {})}, indent=2)
+        _json_out(
+            {
+                "drift": [c.to_dict() for c in p.changes],
+                "pending": pending,
+                "out_of_band": p.out_of_band,
+                "differs": p.differs,
+                "complete": not gaps,
+                "incomplete": [asdict(g) for g in gaps],
+                "summary": p.summary_line(),
+                **({"live_exposure": live} if live else {}),
+            },
+            indent=2,
+        )
     elif fmt == "markdown":
         click.echo(render_markdown(p, title="reconciler drift report"), nl=False)
     else:
@@ -269,8 +320,6 @@ def _live_exposure(s: Session, p: Plan) -> dict[str, Any]:
     return exposure.live_report(p.live_exposure, s.config.settings) if p.live_exposure else {}
 
 
-
-
 @cli.command()
 @click.argument("planfile", type=click.Path(path_type=Path, dir_okay=False))
 @click.option("--format", "fmt", type=click.Choice(["text", "markdown", "json"]), default="text", show_default=True)
@@ -289,7 +338,9 @@ def show(planfile: Path, fmt: str, detail: str) -> int:
         click.echo(render_markdown(saved, title=f"reconciler plan ({pf.created_at})", keys_only=pf.review), nl=False)
     else:
         _text(saved, detail=detail, keys_only=pf.review)
-        _err(f"Saved plan made {pf.created_at} by reconciler {pf.tool_version} from {', '.join(pf.paths)}"
-             + (" (sandbox)" if pf.sandbox else "") + f". Apply it with: {command_line('apply', str(planfile), sandbox=pf.sandbox)}")
+        _err(
+            f"Saved plan made {pf.created_at} by reconciler {pf.tool_version} from {', '.join(pf.paths)}"
+            + (" (sandbox)" if pf.sandbox else "")
+            + f". Apply it with: {command_line('apply', str(planfile), sandbox=pf.sandbox)}"
+        )
     return 0
-

@@ -49,8 +49,14 @@ class ProgressDisplay:
             if finished:
                 return
             console = Console(file=self.stream, no_color=not self.color, force_terminal=True)
-            self.progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                                     TimeElapsedColumn(), console=console, transient=True)
+            self.progress = Progress(
+                TextColumn("{task.description}"),
+                BarColumn(),
+                MofNCompleteColumn(),
+                TimeElapsedColumn(),
+                console=console,
+                transient=True,
+            )
             self.progress.start()
         task = self.tasks.get(what)
         if task is None:

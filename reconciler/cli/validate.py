@@ -22,11 +22,21 @@ from reconciler.cli.base import (
 @cli.command()
 @click.argument("paths", nargs=-1, type=click.Path(path_type=Path))
 @common
-@click.option("--resolve-secrets", is_flag=True,
-              help="Also resolve secret references (environment variables, secret files) and check their values.")
+@click.option(
+    "--resolve-secrets",
+    is_flag=True,
+    help="Also resolve secret references (environment variables, secret files) and check their values.",
+)
 @handle_errors
-def validate(paths: tuple[Path, ...], config_path: Path, sandbox: bool, sandbox_state: Path | None,
-             targets: tuple[str, ...], force: bool, resolve_secrets: bool) -> int:
+def validate(
+    paths: tuple[Path, ...],
+    config_path: Path,
+    sandbox: bool,
+    sandbox_state: Path | None,
+    targets: tuple[str, ...],
+    force: bool,
+    resolve_secrets: bool,
+) -> int:
     """Load and validate manifests and config; no API calls.
 
     Offline by default: no credential is needed and nothing is written (no emulator is started with
@@ -40,13 +50,19 @@ def validate(paths: tuple[Path, ...], config_path: Path, sandbox: bool, sandbox_
         if len(warnings) > MAX_VALIDATE_WARNINGS:
             _err(f"warning: ... and {len(warnings) - MAX_VALIDATE_WARNINGS} more")
 
-    loaded = validate_manifests(run_settings(), paths=paths, targets=targets, resolve_secrets=resolve_secrets,
-                                on_warnings=warn).loaded
+    loaded = validate_manifests(
+        run_settings(), paths=paths, targets=targets, resolve_secrets=resolve_secrets, on_warnings=warn
+    ).loaded
     secrets_note = "" if resolve_secrets else " (secret references checked, not resolved: --resolve-secrets does)"
-    skipped = (f"; {len(loaded.incomplete)} incomplete document(s) skipped (metadata.incomplete: not restored "
-               "until filled in)" if loaded.incomplete else "")
-    click.echo(f"Valid: {loaded.count} resource(s), {sum(len(s) for s in loaded.scopes.values())} prune scope(s) "
-               f"in {len(loaded.files)} file(s){secrets_note}{skipped}.")
+    skipped = (
+        f"; {len(loaded.incomplete)} incomplete document(s) skipped (metadata.incomplete: not restored until filled in)"
+        if loaded.incomplete
+        else ""
+    )
+    click.echo(
+        f"Valid: {loaded.count} resource(s), {sum(len(s) for s in loaded.scopes.values())} prune scope(s) "
+        f"in {len(loaded.files)} file(s){secrets_note}{skipped}."
+    )
     return 0
 
 

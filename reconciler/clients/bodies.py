@@ -22,7 +22,6 @@ class _TooLarge(Exception):
     """Internal: an answer's body passed :data:`MAX_REPLY_BYTES`."""
 
 
-
 def _decode(body: bytes, encoding: str | None) -> bytes:
     """The body without its content coding, never more than :data:`MAX_REPLY_BYTES` of it."""
     enc = (encoding or "identity").strip().lower()

@@ -36,16 +36,41 @@ def _safe_headers(items: tuple[tuple[str, str], ...]) -> bool:
     return True
 
 
-
 class _Prepared:
     """One request as the caller asked for it, ready to be written for each attempt."""
 
-    __slots__ = ("transport", "method", "path", "query", "target", "body", "headers", "form", "idempotent",
-                 "is_write", "cause", "shape", "started", "owed", "refusal")
+    __slots__ = (
+        "transport",
+        "method",
+        "path",
+        "query",
+        "target",
+        "body",
+        "headers",
+        "form",
+        "idempotent",
+        "is_write",
+        "cause",
+        "shape",
+        "started",
+        "owed",
+        "refusal",
+    )
 
-    def __init__(self, transport: HttpTransport, method: str, path: str, query: str, target: str, body: bytes | None,
-                 headers: dict[str, str], form: Mapping[str, Any] | None, idempotent: bool, is_write: bool,
-                 shape: Callable[[Any], bool] | None = None):
+    def __init__(
+        self,
+        transport: HttpTransport,
+        method: str,
+        path: str,
+        query: str,
+        target: str,
+        body: bytes | None,
+        headers: dict[str, str],
+        form: Mapping[str, Any] | None,
+        idempotent: bool,
+        is_write: bool,
+        shape: Callable[[Any], bool] | None = None,
+    ):
         self.transport, self.method, self.path, self.query, self.target = transport, method, path, query, target
         self.body, self.headers, self.form = body, headers, form
         self.idempotent, self.is_write = idempotent, is_write

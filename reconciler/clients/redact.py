@@ -32,8 +32,10 @@ _values: set[str] = set()
 _pattern: re.Pattern[str] | None = None
 
 # plus any vendor header that names a password, key, token or secret (x-<vendor>-pwd-md5, x-api-key, ...)
-_NAMES = (r"app_key|appkey|password|passwd|pwd|verify_code|totp_secret|totp|secret|token|key|iv|x|authorization"
-          r"|x-[a-z0-9-]*(?:pwd|passwd|password|key|token|secret)[a-z0-9-]*")
+_NAMES = (
+    r"app_key|appkey|password|passwd|pwd|verify_code|totp_secret|totp|secret|token|key|iv|x|authorization"
+    r"|x-[a-z0-9-]*(?:pwd|passwd|password|key|token|secret)[a-z0-9-]*"
+)
 # name=value (query strings, forms), "name": "value" (JSON), name: value (headers, reprs)
 _BY_NAME = re.compile(
     rf"""(?ix)

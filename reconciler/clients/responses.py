@@ -37,7 +37,6 @@ class ReplyLost(Exception):
         super().__init__(cause)
 
 
-
 def describe_connect_error(exc: BaseException) -> str:
     """Why a connection could not be opened, in plain words (never the URL)."""
     if isinstance(exc, aiohttp.ClientConnectorCertificateError):

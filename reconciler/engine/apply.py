@@ -39,8 +39,18 @@ from reconciler.kinds.base import Baseline
 from reconciler.kinds.shard import Shard
 from reconciler.model import Change, Outcome, Plan
 
-__all__ = ["ApplyHooks", "ApplyRequest", "ApplyResult", "ExitReason", "Interrupted", "ReadFailed", "SavedApplyRequest",
-           "apply_manifests", "apply_saved", "is_saved_plan"]
+__all__ = [
+    "ApplyHooks",
+    "ApplyRequest",
+    "ApplyResult",
+    "ExitReason",
+    "Interrupted",
+    "ReadFailed",
+    "SavedApplyRequest",
+    "apply_manifests",
+    "apply_saved",
+    "is_saved_plan",
+]
 
 
 class ExitReason(Enum):
@@ -151,17 +161,38 @@ def _note(hooks: ApplyHooks, line: str) -> None:
 
 def _journal_run(s: Session, journal: Journal, changes: list[Change], *, existing: dict[str, int], resumed: bool) -> None:
     """The journal's ``run`` record: the plan this run carries out and how it was started."""
-    journal.run(changes=changes, existing_in_scope=existing, resumed=resumed, digest=s.digest(), options={
-        "paths": shown_paths(s.paths), "config_path": str(s.config.path) if s.config.path else None,
-        "sandbox": s.sandbox is not None, "targets": list(s.ctx.options.targets),
-        "force": s.ctx.options.force, "allow_replace": s.ctx.options.allow_replace,
-        "environment": s.config.env, **s.extras.get("journal", {}),
-    })
+    journal.run(
+        changes=changes,
+        existing_in_scope=existing,
+        resumed=resumed,
+        digest=s.digest(),
+        options={
+            "paths": shown_paths(s.paths),
+            "config_path": str(s.config.path) if s.config.path else None,
+            "sandbox": s.sandbox is not None,
+            "targets": list(s.ctx.options.targets),
+            "force": s.ctx.options.force,
+            "allow_replace": s.ctx.options.allow_replace,
+            "environment": s.config.env,
+            **s.extras.get("journal", {}),
+        },
+    )
 
 
-def _carry_out(s: Session, changes: list[Change], *, hooks: ApplyHooks, signals: ApplySignals,
-               journal: Journal | None, resumed: bool, existing: dict[str, int], failed: dict[str, str],
-               done: list[Outcome], approved: bool, not_restored: list[str]) -> ApplyResult:
+def _carry_out(
+    s: Session,
+    changes: list[Change],
+    *,
+    hooks: ApplyHooks,
+    signals: ApplySignals,
+    journal: Journal | None,
+    resumed: bool,
+    existing: dict[str, int],
+    failed: dict[str, str],
+    done: list[Outcome],
+    approved: bool,
+    not_restored: list[str],
+) -> ApplyResult:
     """Write ``changes``: outcomes already known (``done``: stale, unread) first, then each write's
     as it happens, all journaled; the journal's end record carries the exit code."""
     if journal is not None:
@@ -179,12 +210,19 @@ def _carry_out(s: Session, changes: list[Change], *, hooks: ApplyHooks, signals:
         code = code or 4
     if signals.exit_code is not None:
         code = signals.exit_code
-    result = ApplyResult(outcomes=outcomes, code=code, failed_reads=failed, not_restored=not_restored,
-                         signal=signals.signum, stopped=s.ctx.stop.is_set(),
-                         journal=journal.path if journal is not None else None, resumed=resumed, approved=approved)
+    result = ApplyResult(
+        outcomes=outcomes,
+        code=code,
+        failed_reads=failed,
+        not_restored=not_restored,
+        signal=signals.signum,
+        stopped=s.ctx.stop.is_set(),
+        journal=journal.path if journal is not None else None,
+        resumed=resumed,
+        approved=approved,
+    )
     if journal is not None:
-        journal.end(status="interrupted" if result.stopped else "finished", exit_code=code,
-                    counts=result.counts())
+        journal.end(status="interrupted" if result.stopped else "finished", exit_code=code, counts=result.counts())
         journal.close()
     return result
 
@@ -205,8 +243,11 @@ def apply_manifests(settings: RunSettings, request: ApplyRequest, hooks: ApplyHo
     if state is not None and state.empty:
         # killed before its run record reached the file, so before its first write: nothing of
         # it was applied; this is a new run from the manifests given (journaled to the same file)
-        _note(hooks, f"{resume_path} records no run (empty, or its first line was cut): nothing was applied "
-                     "by it; planning from the manifests as a new run")
+        _note(
+            hooks,
+            f"{resume_path} records no run (empty, or its first line was cut): nothing was applied "
+            "by it; planning from the manifests as a new run",
+        )
     recorded = state is not None and not state.empty
     if state is not None and recorded:
         root = state.root
@@ -217,15 +258,25 @@ def apply_manifests(settings: RunSettings, request: ApplyRequest, hooks: ApplyHo
             targets = targets or tuple(root.get("targets", []))
             allow_replace = allow_replace or bool(root.get("allow_replace"))
         if bool(root.get("sandbox")) != settings.sandbox:
-            raise UsageError(f"{resume_path} recorded a run {'with' if root.get('sandbox') else 'without'} "
-                             "--sandbox; resume it the same way")
+            raise UsageError(
+                f"{resume_path} recorded a run {'with' if root.get('sandbox') else 'without'} --sandbox; resume it the same way"
+            )
         if settings.env is not None and settings.env != root.get("environment"):
-            raise UsageError(f"{resume_path} recorded a run for "
-                             f"{'environment ' + str(root['environment']) if root.get('environment') else 'no environment'}; "
-                             "resume it without --env")
-    s = open_run(settings, paths=paths, config_path=config_path, targets=targets, force=request.force,
-                 allow_replace=allow_replace, recorded=recorded,
-                 env=state.root.get("environment") if state is not None and recorded else None)
+            raise UsageError(
+                f"{resume_path} recorded a run for "
+                f"{'environment ' + str(root['environment']) if root.get('environment') else 'no environment'}; "
+                "resume it without --env"
+            )
+    s = open_run(
+        settings,
+        paths=paths,
+        config_path=config_path,
+        targets=targets,
+        force=request.force,
+        allow_replace=allow_replace,
+        recorded=recorded,
+        env=state.root.get("environment") if state is not None and recorded else None,
+    )
     if request.stop is not None:
         s.ctx.stop = request.stop  # before any connection's context shares it
     s.ctx.options.approve_exposure = request.approve_exposure
@@ -238,8 +289,10 @@ def apply_manifests(settings: RunSettings, request: ApplyRequest, hooks: ApplyHo
             check_targets_matched(p, s.loaded, targets)
             if state is not None and recorded:
                 if s.digest() != state.root.get("digest"):
-                    raise UsageError(f"{resume_path}: the manifests or config changed since the interrupted run; "
-                                     "plan and apply them as a new run")
+                    raise UsageError(
+                        f"{resume_path}: the manifests or config changed since the interrupted run; "
+                        "plan and apply them as a new run"
+                    )
                 safety = run.check_resumed_safety(p, state.approved, s.ctx)
             else:
                 safety = run.check_safety(p, s.ctx)
@@ -249,13 +302,19 @@ def apply_manifests(settings: RunSettings, request: ApplyRequest, hooks: ApplyHo
                 # nothing could be read: an API error, nothing applied
                 raise ReadFailed(list(dict.fromkeys(p.failed.values())))
             if not p.has_changes and not p.failed:
-                return ApplyResult(not_restored=p.not_restored, resumed=recorded, nothing_to_do=True,
-                                   journal=resume_path if recorded else None, approved=request.auto_approve)
+                return ApplyResult(
+                    not_restored=p.not_restored,
+                    resumed=recorded,
+                    nothing_to_do=True,
+                    journal=resume_path if recorded else None,
+                    approved=request.auto_approve,
+                )
             if safety and not s.ctx.options.force:
                 over = [f for f in safety if f.startswith("settings.exposure_budgets")]
-                raise UsageError("the plan exceeds the safety thresholds; nothing was applied (use --force)"
-                                 + (f"; over exposure budgets (--approve-exposure approves them): {'; '.join(over[:5])}"
-                                    if over else ""))
+                raise UsageError(
+                    "the plan exceeds the safety thresholds; nothing was applied (use --force)"
+                    + (f"; over exposure budgets (--approve-exposure approves them): {'; '.join(over[:5])}" if over else "")
+                )
             run.refuse_blocked(p)
             if p.has_changes and not request.auto_approve:
                 if hooks.confirm is None:
@@ -269,9 +328,19 @@ def apply_manifests(settings: RunSettings, request: ApplyRequest, hooks: ApplyHo
                 journal = Journal(resume_path, append=True)
             elif request.journal:
                 journal = Journal.open_new(request.journal)
-            return _carry_out(s, p.changes, hooks=hooks, signals=signals, journal=journal, resumed=recorded,
-                              existing=p.existing_in_scope, failed=p.failed, done=[], approved=request.auto_approve,
-                              not_restored=p.not_restored)
+            return _carry_out(
+                s,
+                p.changes,
+                hooks=hooks,
+                signals=signals,
+                journal=journal,
+                resumed=recorded,
+                existing=p.existing_in_scope,
+                failed=p.failed,
+                done=[],
+                approved=request.auto_approve,
+                not_restored=p.not_restored,
+            )
     finally:
         s.close()
 
@@ -280,7 +349,7 @@ def apply_saved(settings: RunSettings, request: SavedApplyRequest, hooks: ApplyH
     """Apply exactly a saved plan: only if its signature, connections, environment, config and
     documents are as it was made, and only the changes a fresh plan reproduces (the others are
     ``stale`` or ``skipped`` outcomes: exit 3 when any is stale)."""
-    from reconciler.engine.planset import finish_started, open_shard_journal, planset_digest, planset_part
+    from reconciler.engine.planset_apply import finish_started, open_shard_journal, planset_digest, planset_part
     from reconciler.engine.shard import scaled_rates
 
     hooks = hooks or ApplyHooks()
@@ -298,10 +367,20 @@ def apply_saved(settings: RunSettings, request: SavedApplyRequest, hooks: ApplyH
         raise UsageError(f"{path} was planned with --config {pf.config_path}; apply it with the same --config")
     force = request.force or pf.force
     if settings.env is not None and settings.env != pf.environment:
-        raise UsageError(f"{path} was planned for {f'environment {pf.environment}' if pf.environment else 'no environment'}; "
-                         "the environment is decided when planning (apply it without --env)")
-    s = open_run(settings, paths=tuple(Path(p) for p in pf.paths), config_path=cfg_path, targets=tuple(pf.targets),
-                 force=force, allow_replace=pf.allow_replace, recorded=True, env=pf.environment)
+        raise UsageError(
+            f"{path} was planned for {f'environment {pf.environment}' if pf.environment else 'no environment'}; "
+            "the environment is decided when planning (apply it without --env)"
+        )
+    s = open_run(
+        settings,
+        paths=tuple(Path(p) for p in pf.paths),
+        config_path=cfg_path,
+        targets=tuple(pf.targets),
+        force=force,
+        allow_replace=pf.allow_replace,
+        recorded=True,
+        env=pf.environment,
+    )
     if request.stop is not None:
         s.ctx.stop = request.stop  # before any connection's context shares it
     if pf.baseline is not None:
@@ -320,8 +399,12 @@ def apply_saved(settings: RunSettings, request: SavedApplyRequest, hooks: ApplyH
             kinds_to_replan = {c.kind for c in saved.changes}
             fresh = run.make_plan(loaded, s.ctx, kinds=kinds_to_replan)
             changed = freshness.changed_dependencies(
-                saved.changes, planned_docs=pf.resources, docs_now=s.resource_digests(),
-                planned_config=pf.config_sections, config_now=s.config_digests())
+                saved.changes,
+                planned_docs=pf.resources,
+                docs_now=s.resource_digests(),
+                planned_config=pf.config_sections,
+                config_now=s.config_digests(),
+            )
             if changed:
                 raise UsageError(f"{path}: changed since this plan was made: {freshness.describe(changed)}; make a new plan")
             if not saved.changes:
@@ -332,8 +415,11 @@ def apply_saved(settings: RunSettings, request: SavedApplyRequest, hooks: ApplyH
                     done_journal.close()
                 return ApplyResult(not_restored=fresh.not_restored, saved_plan_empty=True, approved=True)
             # a kind that could not be read now is not checked against the plan, so not written
-            unread = [Outcome(c, "failed", f"live state could not be read: {fresh.failed[c.scope]}")
-                      for c in saved.changes if c.scope in fresh.failed]
+            unread = [
+                Outcome(c, "failed", f"live state could not be read: {fresh.failed[c.scope]}")
+                for c in saved.changes
+                if c.scope in fresh.failed
+            ]
             to_apply, stale = run.reconcile_saved([c for c in saved.changes if c.scope not in fresh.failed], fresh)
             journal: Journal | None = None
             if request.journal and pf.planset is not None:
@@ -348,8 +434,18 @@ def apply_saved(settings: RunSettings, request: SavedApplyRequest, hooks: ApplyH
             run.refuse_blocked(Plan(changes=to_apply))
             if request.journal and journal is None:
                 journal = Journal.open_new(request.journal)
-            return _carry_out(s, to_apply, hooks=hooks, signals=signals, journal=journal, resumed=False,
-                              existing=saved.existing_in_scope, failed={}, done=unread + stale, approved=True,
-                              not_restored=fresh.not_restored)
+            return _carry_out(
+                s,
+                to_apply,
+                hooks=hooks,
+                signals=signals,
+                journal=journal,
+                resumed=False,
+                existing=saved.existing_in_scope,
+                failed={},
+                done=unread + stale,
+                approved=True,
+                not_restored=fresh.not_restored,
+            )
     finally:
         s.close()

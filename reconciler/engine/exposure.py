@@ -60,10 +60,21 @@ def totals(changes: list[Change]) -> list[dict[str, Any]]:
         if not e:
             continue
         key = _group_key(c)
-        t = groups.setdefault(key, {
-            "vendor": c.vendor, "connection": key[0], "currency": None if key[1] == "?" else key[1], "events": 0,
-            "stake_before": "0", "stake_after": "0", "stake_added": "0", "ceiling_after": "0", "unknown": {},
-            "upper_bound": False})
+        t = groups.setdefault(
+            key,
+            {
+                "vendor": c.vendor,
+                "connection": key[0],
+                "currency": None if key[1] == "?" else key[1],
+                "events": 0,
+                "stake_before": "0",
+                "stake_after": "0",
+                "stake_added": "0",
+                "ceiling_after": "0",
+                "unknown": {},
+                "upper_bound": False,
+            },
+        )
         t["events"] += 1
         for name in ("stake_before", "stake_after", "stake_added", "ceiling_after"):
             _add(t, name, e.get(name))
@@ -92,8 +103,7 @@ def _budget(settings: Settings, connection: str, currency: str | None) -> tuple[
         return f"settings.exposure_budgets.{connection}.{currency}", per_currency[currency]
     if "*" in per_currency:
         return f"settings.exposure_budgets.{connection}.*", per_currency["*"]
-    return (f"settings.exposure_budgets.{connection} has no budget for currency {currency or 'unknown'} "
-            "(and no '*')")
+    return f"settings.exposure_budgets.{connection} has no budget for currency {currency or 'unknown'} (and no '*')"
 
 
 def _named(addresses: list[str]) -> str:
@@ -119,23 +129,31 @@ def over_budget(changes: list[Change], settings: Settings) -> list[str]:
         if isinstance(found, str):
             granting = [c for c in group if c.action is not Action.DELETE]
             if granting:
-                out.append(f"{found}: {len(granting):,} event change(s) on connection {connection} cannot be checked "
-                           f"({_named([c.address for c in granting])}); {APPROVE_HINT}")
+                out.append(
+                    f"{found}: {len(granting):,} event change(s) on connection {connection} cannot be checked "
+                    f"({_named([c.address for c in granting])}); {APPROVE_HINT}"
+                )
             continue
         label, budget = found
         out.extend(_per_apply(label, budget, group, unit))
         out.extend(_per_event(label, budget, group, unit))
         if not budget.allow_unbounded_withdrawal:
-            unbounded = [c.address for c in group if c.action is not Action.DELETE
-                         and (c.exposure or {}).get("ceiling_after") == UNBOUNDED]
-            unknown = [c.address for c in group if c.action is not Action.DELETE
-                       and (c.exposure or {}).get("ceiling_after") is None]
+            unbounded = [
+                c.address for c in group if c.action is not Action.DELETE and (c.exposure or {}).get("ceiling_after") == UNBOUNDED
+            ]
+            unknown = [
+                c.address for c in group if c.action is not Action.DELETE and (c.exposure or {}).get("ceiling_after") is None
+            ]
             if unbounded:
-                out.append(f"{label}.allow_unbounded_withdrawal is false: withdrawal ceiling unbounded "
-                           f"(maxWithdrawal \"-1\") for {_named(unbounded)}; {APPROVE_HINT}")
+                out.append(
+                    f"{label}.allow_unbounded_withdrawal is false: withdrawal ceiling unbounded "
+                    f'(maxWithdrawal "-1") for {_named(unbounded)}; {APPROVE_HINT}'
+                )
             if unknown:
-                out.append(f"{label}.allow_unbounded_withdrawal is false: withdrawal ceiling unknown for "
-                           f"{_named(unknown)}; {APPROVE_HINT}")
+                out.append(
+                    f"{label}.allow_unbounded_withdrawal is false: withdrawal ceiling unknown for "
+                    f"{_named(unknown)}; {APPROVE_HINT}"
+                )
     return out
 
 
@@ -147,11 +165,14 @@ def _per_apply(label: str, budget: ExposureBudget, group: list[Change], unit: st
     unknown = [c.address for c in group if c.exposure and c.exposure.get("stake_added") is None]
     added = sum(known, Decimal(0))
     if unknown:
-        return [f"{label}.max_stake_per_apply {money(limit)}{unit}: stake added unknown for {_named(unknown)} "
-                f"(known: {money(added)}{unit}); {APPROVE_HINT}"]
+        return [
+            f"{label}.max_stake_per_apply {money(limit)}{unit}: stake added unknown for {_named(unknown)} "
+            f"(known: {money(added)}{unit}); {APPROVE_HINT}"
+        ]
     if added > limit:
-        return [f"{label}.max_stake_per_apply {money(limit)}{unit}: this apply adds {money(added)}{unit} of stake; "
-                f"{APPROVE_HINT}"]
+        return [
+            f"{label}.max_stake_per_apply {money(limit)}{unit}: this apply adds {money(added)}{unit} of stake; {APPROVE_HINT}"
+        ]
     return []
 
 
@@ -160,18 +181,22 @@ def _per_event(label: str, budget: ExposureBudget, group: list[Change], unit: st
         return []
     limit = Decimal(str(budget.max_stake_per_event))
     granting = [c for c in group if c.action is not Action.DELETE and c.exposure]
-    over = [c for c in granting if c.exposure and c.exposure.get("stake_after") is not None
-            and Decimal(c.exposure["stake_after"]) > limit]
+    over = [
+        c
+        for c in granting
+        if c.exposure and c.exposure.get("stake_after") is not None and Decimal(c.exposure["stake_after"]) > limit
+    ]
     unknown = [c.address for c in granting if c.exposure and c.exposure.get("stake_after") is None]
     out = []
     if over:
         over.sort(key=lambda c: (-Decimal((c.exposure or {})["stake_after"]), c.address))
         named = [c.address + " " + money((c.exposure or {})["stake_after"]) + unit for c in over]
-        out.append(f"{label}.max_stake_per_event {money(limit)}{unit}: {len(over):,} event(s) over it, "
-                   f"largest first ({_named(named)}); {APPROVE_HINT}")
+        out.append(
+            f"{label}.max_stake_per_event {money(limit)}{unit}: {len(over):,} event(s) over it, "
+            f"largest first ({_named(named)}); {APPROVE_HINT}"
+        )
     if unknown:
-        out.append(f"{label}.max_stake_per_event {money(limit)}{unit}: stake unknown for {_named(unknown)}; "
-                   f"{APPROVE_HINT}")
+        out.append(f"{label}.max_stake_per_event {money(limit)}{unit}: stake unknown for {_named(unknown)}; {APPROVE_HINT}")
     return out
 
 
@@ -187,8 +212,7 @@ def summarize(plan: Plan, settings: Settings, *, approved: bool) -> dict[str, An
         if isinstance(found, tuple):
             label, budget = found
             budgets[label] = budget.model_dump(mode="json")
-    return {"totals": groups, "budgets": budgets, "over_budget": over_budget(plan.changes, settings),
-            "approved": approved}
+    return {"totals": groups, "budgets": budgets, "over_budget": over_budget(plan.changes, settings), "approved": approved}
 
 
 def total_lines(summary: dict[str, Any]) -> list[str]:
@@ -199,10 +223,12 @@ def total_lines(summary: dict[str, Any]) -> list[str]:
         at_most = "at most " if t.get("upper_bound") else ""
         unknown = t.get("unknown") or {}
         gaps = ", ".join(f"{name.replace('_', ' ')} unknown for {n:,}" for name, n in sorted(unknown.items()))
-        out.append(f"Exposure{unit} on {t['vendor']}/{t['connection']}: {t['events']:,} event(s); stake "
-                   f"{money(t['stake_before'])} -> {at_most}{money(t['stake_after'])}, adds {at_most}"
-                   f"{money(t['stake_added'])}; withdrawal ceiling after {at_most}{money(t['ceiling_after'])}"
-                   + (f" ({gaps}: not in these sums)" if gaps else ""))
+        out.append(
+            f"Exposure{unit} on {t['vendor']}/{t['connection']}: {t['events']:,} event(s); stake "
+            f"{money(t['stake_before'])} -> {at_most}{money(t['stake_after'])}, adds {at_most}"
+            f"{money(t['stake_added'])}; withdrawal ceiling after {at_most}{money(t['ceiling_after'])}"
+            + (f" ({gaps}: not in these sums)" if gaps else "")
+        )
     return out
 
 
@@ -215,8 +241,10 @@ def change_line(e: dict[str, Any]) -> str:
         return ("at most " if name in bounds else "") + money(e.get(name))
 
     players = f"players {e.get('players_before') if e.get('players_before') is not None else UNKNOWN} -> {fig('players_after')}"
-    return (f"exposure{unit}: stake {money(e.get('stake_before'))} -> {fig('stake_after')} (adds {fig('stake_added')}); "
-            f"withdrawal ceiling {money(e.get('ceiling_before'))} -> {fig('ceiling_after')}; {players}")
+    return (
+        f"exposure{unit}: stake {money(e.get('stake_before'))} -> {fig('stake_after')} (adds {fig('stake_added')}); "
+        f"withdrawal ceiling {money(e.get('ceiling_before'))} -> {fig('ceiling_after')}; {players}"
+    )
 
 
 def live_report(entries: list[dict[str, Any]], settings: Settings) -> dict[str, Any]:
@@ -229,8 +257,19 @@ def live_report(entries: list[dict[str, Any]], settings: Settings) -> dict[str, 
     for e in entries:
         key = (e["connection"], e.get("currency") or "?")
         by_group.setdefault(key, []).append(e)
-        t = groups.setdefault(key, {"vendor": e.get("vendor", "?"), "connection": key[0], "currency": e.get("currency"), "events": 0, "stake": "0",
-                                    "ceiling": "0", "unknown": {}, "from_last_applied": 0})
+        t = groups.setdefault(
+            key,
+            {
+                "vendor": e.get("vendor", "?"),
+                "connection": key[0],
+                "currency": e.get("currency"),
+                "events": 0,
+                "stake": "0",
+                "ceiling": "0",
+                "unknown": {},
+                "from_last_applied": 0,
+            },
+        )
         t["events"] += 1
         t["from_last_applied"] += bool(e.get("from_last_applied"))
         _add(t, "stake", e.get("stake"))
@@ -246,19 +285,22 @@ def live_report(entries: list[dict[str, Any]], settings: Settings) -> dict[str, 
         unit = f" {currency}" if currency else ""
         if budget.max_stake_per_event is not None:
             limit = Decimal(str(budget.max_stake_per_event))
-            over = [f"{e['resource']} {money(e['stake'])}{unit}" for e in group
-                    if e.get("stake") is not None and Decimal(e["stake"]) > limit]
+            over = [
+                f"{e['resource']} {money(e['stake'])}{unit}"
+                for e in group
+                if e.get("stake") is not None and Decimal(e["stake"]) > limit
+            ]
             unknown = [e["resource"] for e in group if e.get("stake") is None]
             if over:
                 findings.append(f"{label}.max_stake_per_event {money(limit)}{unit}: live {_named(over)}")
             if unknown:
-                findings.append(f"{label}.max_stake_per_event {money(limit)}{unit}: live stake unknown for "
-                                f"{_named(unknown)}")
+                findings.append(f"{label}.max_stake_per_event {money(limit)}{unit}: live stake unknown for {_named(unknown)}")
         if not budget.allow_unbounded_withdrawal:
             unbounded = [e["resource"] for e in group if e.get("ceiling") == UNBOUNDED]
             if unbounded:
-                findings.append(f"{label}.allow_unbounded_withdrawal is false: live withdrawal ceiling unbounded "
-                                f"for {_named(unbounded)}")
+                findings.append(
+                    f"{label}.allow_unbounded_withdrawal is false: live withdrawal ceiling unbounded for {_named(unbounded)}"
+                )
     totals_ = []
     for key in sorted(groups):
         t = groups[key]
@@ -274,10 +316,16 @@ def live_lines(report: dict[str, Any]) -> list[str]:
     for t in report.get("totals") or []:
         unit = f" {t['currency']}" if t.get("currency") else " (currency unknown)"
         gaps = ", ".join(f"{name} unknown for {n:,}" for name, n in sorted((t.get("unknown") or {}).items()))
-        last = (f"; {t['from_last_applied']:,} event(s) use fields the vendor does not return from the last applied plan"
-                if t.get("from_last_applied") else "")
-        out.append(f"Live exposure{unit} on {t['vendor']}/{t['connection']}: {t['events']:,} event(s); stake "
-                   f"{money(t['stake'])}; withdrawal ceiling {money(t['ceiling'])}"
-                   + (f" ({gaps}: not in these sums)" if gaps else "") + last)
+        last = (
+            f"; {t['from_last_applied']:,} event(s) use fields the vendor does not return from the last applied plan"
+            if t.get("from_last_applied")
+            else ""
+        )
+        out.append(
+            f"Live exposure{unit} on {t['vendor']}/{t['connection']}: {t['events']:,} event(s); stake "
+            f"{money(t['stake'])}; withdrawal ceiling {money(t['ceiling'])}"
+            + (f" ({gaps}: not in these sums)" if gaps else "")
+            + last
+        )
     out += [f"Live over budget: {f}" for f in report.get("over_budget") or []]
     return out

@@ -24,8 +24,14 @@ def _kind_of(ref: str) -> str:
     return ref.split("/", 1)[0]
 
 
-def changed_dependencies(changes: list[Change], *, planned_docs: dict[str, str], docs_now: dict[str, str],
-                         planned_config: dict[str, str], config_now: dict[str, str]) -> list[str]:
+def changed_dependencies(
+    changes: list[Change],
+    *,
+    planned_docs: dict[str, str],
+    docs_now: dict[str, str],
+    planned_config: dict[str, str],
+    config_now: dict[str, str],
+) -> list[str]:
     """What the saved ``changes`` depend on that differs now: document refs (``KIND/NAME``) and
     config sections (``providers.jdb``, ``settings``), sorted; empty when the plan is fresh."""
 

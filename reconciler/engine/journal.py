@@ -134,8 +134,7 @@ def read_journal(path: Path) -> JournalState:
             # a line cut short by a power loss in the middle of a write (a resumed run's first
             # record then starts on the next line), or nested too deep to be one of ours
             where = "its last line" if n >= len(lines) - 1 else f"line {n}"
-            notes.append(f"{path}: {where} was cut short (the process or the machine stopped while writing "
-                         "it); it is ignored")
+            notes.append(f"{path}: {where} was cut short (the process or the machine stopped while writing it); it is ignored")
             junk += n < len(lines)
             continue
         if isinstance(rec, dict) and isinstance(rec.get("type"), str):
@@ -192,8 +191,10 @@ class Journal:
         if not path.is_symlink() and path.exists() and path.stat().st_size:  # a symlink is replaced, never read
             state = read_journal(path)
             if not state.complete and not state.empty:
-                raise UsageError(f"{path} records a run that did not finish: finish it with "
-                                 f"`reconciler apply --resume {path}`, or remove the file")
+                raise UsageError(
+                    f"{path} records a run that did not finish: finish it with "
+                    f"`reconciler apply --resume {path}`, or remove the file"
+                )
         return cls(path, append=False)
 
     def _write(self, rec: dict[str, Any], *, sync: bool = False) -> None:
@@ -237,24 +238,40 @@ class Journal:
         except (OSError, ValueError):  # closed meanwhile: close() synced it
             pass
 
-    def run(self, *, changes: list[Change], existing_in_scope: dict[str, int], resumed: bool,
-            options: dict[str, Any], digest: dict[str, str]) -> None:
-        self._write({
-            "type": "run", "format_version": FORMAT_VERSION, "at": _now(), "pid": os.getpid(),
-            "resumed": resumed, **options, "digest": digest,
-            "existing_in_scope": existing_in_scope, "changes": [c.to_dict() for c in changes],
-        }, sync=True)
+    def run(
+        self,
+        *,
+        changes: list[Change],
+        existing_in_scope: dict[str, int],
+        resumed: bool,
+        options: dict[str, Any],
+        digest: dict[str, str],
+    ) -> None:
+        self._write(
+            {
+                "type": "run",
+                "format_version": FORMAT_VERSION,
+                "at": _now(),
+                "pid": os.getpid(),
+                "resumed": resumed,
+                **options,
+                "digest": digest,
+                "existing_in_scope": existing_in_scope,
+                "changes": [c.to_dict() for c in changes],
+            },
+            sync=True,
+        )
 
     def intent(self, change: Change) -> None:
-        self._write({"type": "intent", "at": _now(), "address": change.address, "action": change.action.value,
-                     "calls": change.calls})
+        self._write(
+            {"type": "intent", "at": _now(), "address": change.address, "action": change.action.value, "calls": change.calls}
+        )
 
     def outcome(self, o: Outcome) -> None:
         self._write({**outcome_record(o), "at": _now()})
 
     def end(self, *, status: str, exit_code: int, counts: dict[str, int]) -> None:
-        self._write({"type": "end", "at": _now(), "status": status, "exit_code": exit_code, "counts": counts},
-                    sync=True)
+        self._write({"type": "end", "at": _now(), "status": status, "exit_code": exit_code, "counts": counts}, sync=True)
 
     def close(self) -> None:
         with self._lock:

@@ -35,13 +35,17 @@ class Metadata(BaseModel):
     labels: dict[StrictStr, StrictStr] = Field(default_factory=dict)
     description: StrictStr | None = None
     connection: StrictStr | None = Field(
-        default=None, pattern=CONNECTION_NAME,
+        default=None,
+        pattern=CONNECTION_NAME,
         description="the named connection of the kind's vendor this document targets (connections.<vendor>.<name>); "
-                    "default: the environment's connection, else providers.<vendor>")
+        "default: the environment's connection, else providers.<vendor>",
+    )
     incomplete: list[StrictStr] | None = Field(
-        default=None, min_length=1,
+        default=None,
+        min_length=1,
         description="written by `export manifests`: spec fields the vendor did not return; validate, plan and apply "
-                    "skip this document (warning: not restored) until they are filled in and this is deleted")
+        "skip this document (warning: not restored) until they are filled in and this is deleted",
+    )
 
 
 class Envelope(BaseModel):
@@ -79,8 +83,9 @@ class Loaded:
             resources = self.resources.get(kind_cls.kind, [])
             scopes = self.scopes.get(kind_cls.kind, [])
             for conn in sorted({r.connection for r in resources} | {s.connection for s in scopes}):
-                out.append((kind_cls, conn, [r for r in resources if r.connection == conn],
-                            [s for s in scopes if s.connection == conn]))
+                out.append(
+                    (kind_cls, conn, [r for r in resources if r.connection == conn], [s for s in scopes if s.connection == conn])
+                )
         return out
 
     @property
@@ -129,8 +134,11 @@ def _walk(top: Path, problems: list[Problem]) -> list[Path]:
             sub = Path(dirpath) / d
             real = os.path.realpath(sub)
             if sub.is_symlink() and not confine.is_inside(sub, bound):
-                problems.append(Problem(display_path(sub), 1, 1, "", "",
-                                        f"a symlinked folder that resolves outside the workspace root ({bound})"))
+                problems.append(
+                    Problem(
+                        display_path(sub), 1, 1, "", "", f"a symlinked folder that resolves outside the workspace root ({bound})"
+                    )
+                )
             elif real not in seen:  # a symlink loop or a second link to a folder: walked once
                 seen.add(real)
                 keep.append(d)
@@ -168,7 +176,9 @@ def _load_manifests(paths: list[Path], ctx: RunContext) -> Loaded:
         docs.extend(ds)
         problems.extend(ps)
     if not files and not problems:
-        problems.append(Problem(", ".join(display_path(p) for p in paths), 1, 1, "", "", "no manifest files (*.yaml, *.yml) found"))
+        problems.append(
+            Problem(", ".join(display_path(p) for p in paths), 1, 1, "", "", "no manifest files (*.yaml, *.yml) found")
+        )
 
     for doc in docs:
         if doc.data is None:
@@ -187,7 +197,9 @@ def _load_manifests(paths: list[Path], ctx: RunContext) -> Loaded:
                 if other:
                     o_res, o_path = other
                     line, _ = o_res.doc.position(("spec",) + tuple(o_path))
-                    problems.append(res.problem(path, f"duplicate identity '{key}': also declared by {o_res.ref} at {o_res.doc.file}:{line}"))
+                    problems.append(
+                        res.problem(path, f"duplicate identity '{key}': also declared by {o_res.ref} at {o_res.doc.file}:{line}")
+                    )
                 else:
                     seen[(kind_name, res.connection, key)] = (res, path)
     ctx.problems.clear()
@@ -210,8 +222,11 @@ def _connection(doc: Document, env: Envelope, vendor: str, ref: str, ctx: RunCon
     name = env.metadata.connection or cfg.default_connection(vendor)
     if name != DEFAULT_CONNECTION and cfg.config.connection(vendor, name) is None:
         known = ", ".join(cfg.config.connection_names(vendor)) or "none"
-        return name, [doc.problem(("metadata", "connection"), f"no {vendor} connection named '{name}' in the config "
-                                  f"(known: {known})", resource=ref)]
+        return name, [
+            doc.problem(
+                ("metadata", "connection"), f"no {vendor} connection named '{name}' in the config (known: {known})", resource=ref
+            )
+        ]
     return name, []
 
 
@@ -242,8 +257,10 @@ def _load_document(doc: Document, loaded: Loaded, ctx: RunContext) -> list[Probl
     if env.metadata.incomplete:
         if not problems:
             line, _ = doc.position(("metadata", "incomplete"))
-            text = (f"{doc.file}:{line}: {ref}: incomplete, not restored: {', '.join(env.metadata.incomplete)} "
-                    "missing (fill them in, then delete metadata.incomplete)")
+            text = (
+                f"{doc.file}:{line}: {ref}: incomplete, not restored: {', '.join(env.metadata.incomplete)} "
+                "missing (fill them in, then delete metadata.incomplete)"
+            )
             loaded.incomplete.append(text)
             ctx.warnings.append(text)
         return problems
@@ -256,8 +273,7 @@ def _load_document(doc: Document, loaded: Loaded, ctx: RunContext) -> list[Probl
     problems.extend(ps)
     if spec is not None and not problems:
         loaded.resources.setdefault(env.kind, []).append(
-            Resource(kind=env.kind, name=env.metadata.name, spec=spec, doc=doc, protected=env.metadata.protected,
-                     connection=conn)
+            Resource(kind=env.kind, name=env.metadata.name, spec=spec, doc=doc, protected=env.metadata.protected, connection=conn)
         )
     return problems
 
@@ -270,15 +286,18 @@ def _load_scope(doc: Document, env: Envelope, ref: str, loaded: Loaded, ctx: Run
     target = KINDS.get(spec.target)
     if target is None or target.Scope is None:
         scoped = ", ".join(sorted(k for k, c in KINDS.items() if c.Scope is not None))
-        return problems + [doc.problem(("spec", "target"), f"kind '{spec.target}' has no prune scope (scoped kinds: {scoped})", resource=ref)]
+        return problems + [
+            doc.problem(("spec", "target"), f"kind '{spec.target}' has no prune scope (scoped kinds: {scoped})", resource=ref)
+        ]
     match, ps = validate_model(target.Scope, spec.match, doc, prefix=("spec", "match"), resource=ref)
     problems.extend(ps)
     conn, cps = _connection(doc, env, target.vendor, ref, ctx)
     problems.extend(cps)
     if match is not None and not ps and not cps:
         loaded.scopes.setdefault(spec.target, []).append(
-            ScopeDecl(name=env.metadata.name, target_kind=spec.target, spec=match, doc=doc, protect=list(spec.protect),
-                      connection=conn)
+            ScopeDecl(
+                name=env.metadata.name, target_kind=spec.target, spec=match, doc=doc, protect=list(spec.protect), connection=conn
+            )
         )
     return problems
 

@@ -46,12 +46,13 @@ class ChangeExposureModel(_M):
     stake_after: str | None = Field(description="players x spins x bet after, from the declared fields")
     stake_added: str | None = Field(
         description="stake this change adds: the whole new grant for a create or replace, else the increase "
-                    "(at most stake_after when stake_before is unknown); 0 for a delete")
+        "(at most stake_after when stake_before is unknown); 0 for a delete"
+    )
     ceiling_before: str | None = Field(description="withdrawal ceiling before: players x maxWithdrawal, or 'unbounded'")
-    ceiling_after: str | None = Field(description="withdrawal ceiling after: players x maxWithdrawal, or 'unbounded' "
-                                                  "(maxWithdrawal \"-1\")")
-    upper_bounds: list[str] = Field(default_factory=list,
-                                    description="figures that are worst cases rather than exact values")
+    ceiling_after: str | None = Field(
+        description="withdrawal ceiling after: players x maxWithdrawal, or 'unbounded' (maxWithdrawal \"-1\")"
+    )
+    upper_bounds: list[str] = Field(default_factory=list, description="figures that are worst cases rather than exact values")
 
 
 class ExposureTotalModel(_M):
@@ -73,7 +74,10 @@ class ExposureModel(_M):
     totals: list[ExposureTotalModel] = Field(default_factory=list, description="per connection and currency")
     budgets: dict[str, Any] = Field(default_factory=dict, description="the budgets that applied, by setting path")
     over_budget: list[str] = Field(default_factory=list, description="one line per budget exceeded (or not provable)")
-    approved: bool = Field(default=False, description="planned with --approve-exposure (with --force alone the findings stay unsafe: lines and apply passes them as it passes thresholds)")
+    approved: bool = Field(
+        default=False,
+        description="planned with --approve-exposure (with --force alone the findings stay unsafe: lines and apply passes them as it passes thresholds)",
+    )
 
 
 class ChangeModel(_M):
@@ -127,9 +131,11 @@ class ShardPlanModel(_M):
     n: int = Field(ge=1, le=1024, description="the number of shards")
     algorithm: str = Field(description="the partition: blake2b over (kind, connection, unit) with a fixed tag")
     owned: dict[str, OwnedModel] = Field(description="per kind (KIND@CONNECTION when named): declared identities owned")
-    partitioned: list[str] = Field(default_factory=list,
-                                   description="kinds planned for this shard alone: their counts are this shard's "
-                                               "and add up over shards (the others' are the whole kind's)")
+    partitioned: list[str] = Field(
+        default_factory=list,
+        description="kinds planned for this shard alone: their counts are this shard's "
+        "and add up over shards (the others' are the whole kind's)",
+    )
     calls: dict[str, int] = Field(default_factory=dict, description="API calls planned per vendor/connection")
 
 
@@ -138,8 +144,8 @@ class PlansetShardModel(_M):
     counts: dict[str, int] = Field(description="the shard plan's own counts")
     calls: dict[str, int] = Field(default_factory=dict, description="API calls it planned per vendor/connection")
     rate_share: dict[str, float] = Field(
-        default_factory=dict,
-        description="its share of each connection's requests_per_second (planned calls / all shards' calls)")
+        default_factory=dict, description="its share of each connection's requests_per_second (planned calls / all shards' calls)"
+    )
     plan_signature: str | None = Field(default=None, description="the signature of the shard plan merged")
 
 
@@ -150,7 +156,8 @@ class PlansetModel(_M):
     algorithm: str
     verdict: Literal["safe", "forced", "unsafe"] = Field(
         description="the safety thresholds judged once over the whole plan: safe, forced (over them with "
-                    "`plan merge --force`) or unsafe (apply refuses the planset)")
+        "`plan merge --force`) or unsafe (apply refuses the planset)"
+    )
     unsafe: list[str] = Field(default_factory=list, description="the threshold findings, one a line")
     shards: list[PlansetShardModel]
 
@@ -167,8 +174,9 @@ class PlanFile(_M):
     targets: list[str]
     force: bool = Field(default=False, description="planned with --force: apply may exceed the safety thresholds")
     allow_replace: bool = Field(default=False, description="planned with --allow-replace: replaces are not blocked")
-    approve_exposure: bool = Field(default=False, description="planned with --approve-exposure: apply may exceed the "
-                                                              "exposure budgets (signed)")
+    approve_exposure: bool = Field(
+        default=False, description="planned with --approve-exposure: apply may exceed the exposure budgets (signed)"
+    )
     exposure: ExposureModel | None = Field(default=None, description="promotional exposure: totals, budgets, what is over")
     digest: DigestModel
     summary: str
@@ -182,23 +190,25 @@ class PlanFile(_M):
         default_factory=list,
         description="what the plan could not read or compare (its summary says 'incomplete', never 'matches')",
     )
-    differs: list[str] = Field(default_factory=list,
-                               description="live state seen to differ in ways apply cannot change (KIND/NAME: what)")
+    differs: list[str] = Field(
+        default_factory=list, description="live state seen to differ in ways apply cannot change (KIND/NAME: what)"
+    )
     baseline: dict[str, Any] | None = Field(
         default=None,
         description="planned with --baseline: the last applied plan's document digests and desired payloads "
-                    "(kinds compare fields the vendor does not return against it); apply re-plans with it",
+        "(kinds compare fields the vendor does not return against it); apply re-plans with it",
     )
     resources: dict[str, str] = Field(
         default_factory=dict,
         description="content digest per manifest document (KIND/NAME, with the data files it names): what "
-                    "apply judges freshness by, and the baseline for `plan --drift --baseline`",
+        "apply judges freshness by, and the baseline for `plan --drift --baseline`",
     )
     environment: str | None = Field(default=None, description="the environment planned (--env)")
     connections: list[str] = Field(default_factory=list, description="vendor/connection the plan covers")
     not_restored: list[str] = Field(
         default_factory=list,
-        description="documents marked metadata.incomplete (an export's gaps): skipped, not planned, not restored")
+        description="documents marked metadata.incomplete (an export's gaps): skipped, not planned, not restored",
+    )
     config_sections: dict[str, str] = Field(
         default_factory=dict,
         description="digest per config section a change can depend on (providers.<vendor>, settings)",
@@ -206,23 +216,25 @@ class PlanFile(_M):
     connections_digest: str | None = Field(
         default=None,
         description="digest of the settings of the connections the plan covers (base URL, ids, credential "
-                    "references, vendor settings such as table schemas) as the run used them: apply refuses the plan on other connections",
+        "references, vendor settings such as table schemas) as the run used them: apply refuses the plan on other connections",
     )
     review: bool = Field(
         default=False,
         description="made from a config under review (RECONCILER_CONNECTIONS_FROM): `show --format markdown` "
-                    "shows live values of undeclared objects as keys and counts, as the plan run did",
+        "shows live values of undeclared objects as keys and counts, as the plan run did",
     )
-    shard: ShardPlanModel | None = Field(default=None, description="a shard plan (plan --shard K/N): its shard and "
-                                                                   "what plan merge checks (signed)")
-    planset: PlansetModel | None = Field(default=None, description="a merged sharded plan (plan merge): the shards, "
-                                                                   "their rate shares and the verdict (signed)")
+    shard: ShardPlanModel | None = Field(
+        default=None, description="a shard plan (plan --shard K/N): its shard and what plan merge checks (signed)"
+    )
+    planset: PlansetModel | None = Field(
+        default=None, description="a merged sharded plan (plan merge): the shards, their rate shares and the verdict (signed)"
+    )
     signature: str | None = Field(
         default=None,
         description="keyed MAC (the fingerprint key, else the provider credentials) over everything apply "
-                    "uses to make its fresh plan: paths, config, environment, connections and their digest, "
-                    "targets, force, allow_replace, digests, existing_in_scope and the baseline; apply (and "
-                    "--last-applied / --baseline) refuse a plan whose signature does not match",
+        "uses to make its fresh plan: paths, config, environment, connections and their digest, "
+        "targets, force, allow_replace, digests, existing_in_scope and the baseline; apply (and "
+        "--last-applied / --baseline) refuse a plan whose signature does not match",
     )
 
 
@@ -231,16 +243,38 @@ class PlanFile(_M):
 # unreturned fields against): signed, so a plan file changed in the artifact store cannot steer
 # apply. The changes themselves are not signed: each is checked against a fresh plan instead
 # (reconcile_saved), and a change the fresh plan does not reproduce is never written.
-SIGNED_FIELDS = ("format_version", "paths", "config_path", "sandbox", "targets", "force", "allow_replace", "approve_exposure",
-                 "environment", "connections", "connections_digest", "digest", "resources", "config_sections",
-                 "existing_in_scope", "baseline", "review", "not_restored", "shard", "planset")
+SIGNED_FIELDS = (
+    "format_version",
+    "paths",
+    "config_path",
+    "sandbox",
+    "targets",
+    "force",
+    "allow_replace",
+    "approve_exposure",
+    "environment",
+    "connections",
+    "connections_digest",
+    "digest",
+    "resources",
+    "config_sections",
+    "existing_in_scope",
+    "baseline",
+    "review",
+    "not_restored",
+    "shard",
+    "planset",
+)
 
 
 def baseline_payloads(changes: list[dict[str, Any]]) -> dict[str, Any]:
     """What a plan contributes when it is read back as the last applied one (``--last-applied``,
     ``--baseline``): the ``desired`` payload of each resource it changed. Signed with the plan."""
-    return {c["resource"]: c["data"]["desired"] for c in changes
-            if c.get("resource") and isinstance(c.get("data"), dict) and isinstance(c["data"].get("desired"), dict)}
+    return {
+        c["resource"]: c["data"]["desired"]
+        for c in changes
+        if c.get("resource") and isinstance(c.get("data"), dict) and isinstance(c["data"].get("desired"), dict)
+    }
 
 
 def _signed_content(model: dict[str, Any]) -> bytes:
@@ -254,18 +288,29 @@ def _signed_content(model: dict[str, Any]) -> bytes:
     return json.dumps(signed, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
 
 
+def _signed_view(pf: "PlanFile") -> dict[str, Any]:
+    """What :func:`_signed_content` reads of a plan, dumped as the schema reads it back: the signed
+    fields and the changes that carry a ``desired`` payload. Dumping every change (a planset of
+    100,000) only to keep a few fields cost as much as the rest of signing and checking together."""
+    with_desired = {i: True for i, c in enumerate(pf.changes) if "desired" in c.data}
+    include: dict[str, Any] = {k: True for k in SIGNED_FIELDS if k in PlanFile.model_fields}
+    if with_desired:
+        include["changes"] = with_desired
+    return pf.model_dump(mode="json", include=include)
+
+
 def sign_plan(data: dict[str, Any], signer: Callable[[bytes], str] | None) -> dict[str, Any]:
     """``data`` with its ``signature`` (computed over the fields as the schema reads them back)."""
     if signer is None:
         return {**data, "signature": None}
-    model = PlanFile.model_validate({**data, "signature": None}).model_dump(mode="json")
+    model = _signed_view(PlanFile.model_validate({**data, "signature": None}))
     return {**data, "signature": signer(_signed_content(model))}
 
 
 def signature_matches(pf: "PlanFile", signer: Callable[[bytes], str] | None) -> bool:
     if not pf.signature or signer is None:
         return False
-    return hmac.compare_digest(signer(_signed_content(pf.model_dump(mode="json"))), pf.signature)
+    return hmac.compare_digest(signer(_signed_content(_signed_view(pf))), pf.signature)
 
 
 def plan_schema() -> dict[str, Any]:
@@ -275,12 +320,24 @@ def plan_schema() -> dict[str, Any]:
     return schema
 
 
-def plan_to_dict(plan: Plan, *, created_at: str, paths: list[str], config_path: str | None, sandbox: bool,
-                 targets: list[str], digest: dict[str, str], resources: dict[str, str] | None = None,
-                 config_sections: dict[str, str] | None = None, force: bool = False,
-                 allow_replace: bool = False, baseline: dict[str, Any] | None = None,
-                 connections_digest: str | None = None, review: bool = False,
-                 approve_exposure: bool = False) -> dict[str, Any]:
+def plan_to_dict(
+    plan: Plan,
+    *,
+    created_at: str,
+    paths: list[str],
+    config_path: str | None,
+    sandbox: bool,
+    targets: list[str],
+    digest: dict[str, str],
+    resources: dict[str, str] | None = None,
+    config_sections: dict[str, str] | None = None,
+    force: bool = False,
+    allow_replace: bool = False,
+    baseline: dict[str, Any] | None = None,
+    connections_digest: str | None = None,
+    review: bool = False,
+    approve_exposure: bool = False,
+) -> dict[str, Any]:
     return {
         "format_version": FORMAT_VERSION,
         "tool_version": __version__,
@@ -314,10 +371,33 @@ def plan_to_dict(plan: Plan, *, created_at: str, paths: list[str], config_path: 
     }
 
 
+_ONE_LINE_EACH = ("changes", "unmanaged")
+"""The lists of a plan file written one element per line (the rest is indented by 2)."""
+
+
+def plan_text(data: dict[str, Any]) -> str:
+    """A plan file's text: its fields indented by 2, each change (and unmanaged object) on one line.
+    ``json.dumps(indent=2)`` of the whole took most of the time a plan of 100,000 changes took to
+    save: with an indent, Python's JSON encoder runs in Python, not in C."""
+    lines = ["{"]
+    last = len(data) - 1
+    for i, (k, v) in enumerate(data.items()):
+        key, comma = json.dumps(k, ensure_ascii=False), "," if i < last else ""
+        if k in _ONE_LINE_EACH and isinstance(v, list) and v:
+            lines.append(f"  {key}: [")
+            lines.extend(f"    {json.dumps(x, ensure_ascii=False)}," for x in v[:-1])
+            lines.append(f"    {json.dumps(v[-1], ensure_ascii=False)}")
+            lines.append(f"  ]{comma}")
+        else:
+            lines.append(f"  {key}: " + json.dumps(v, indent=2, ensure_ascii=False).replace("\n", "\n  ") + comma)
+    lines.append("}")
+    return "\n".join(lines) + "\n"
+
+
 def write_plan(data: dict[str, Any], path: Path) -> None:
     PlanFile.model_validate(data)  # never write a plan that does not match its own schema
     # a new file renamed over ``path``: a symlink committed at ``plan.json`` is replaced, not followed
-    safeio.write_text(path, json.dumps(data, indent=2, ensure_ascii=False, sort_keys=False) + "\n")
+    safeio.write_text(path, plan_text(data))
 
 
 class PlanFileError(ReconcilerError):

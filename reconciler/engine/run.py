@@ -155,8 +155,7 @@ def make_plan(loaded: Loaded, ctx: RunContext, *, kinds: set[str] | None = None)
                 results[i] = str(exc)
 
     with Waiting(ctx) as waiting:
-        errors = _run_per_vendor({f"{v}/{c}": functools.partial(plan_connection, ix)
-                                  for (v, c), ix in by_connection.items()})
+        errors = _run_per_vendor({f"{v}/{c}": functools.partial(plan_connection, ix) for (v, c), ix in by_connection.items()})
     if errors:
         raise errors[0]
     shard = ctx.options.shard
@@ -215,8 +214,9 @@ def check_endpoints(ctx: RunContext, connections: list[tuple[str, str]]) -> None
 
 def failed_reads(plan: Plan) -> list[str]:
     """One line per kind that could not be read."""
-    return [f"{kind}: live state could not be read, so it was not planned: {reason}"
-            for kind, reason in sorted(plan.failed.items())]
+    return [
+        f"{kind}: live state could not be read, so it was not planned: {reason}" for kind, reason in sorted(plan.failed.items())
+    ]
 
 
 def _matches(change: Change, target: str) -> bool:
@@ -227,11 +227,20 @@ def filter_targets(plan: Plan, targets: tuple[str, ...]) -> Plan:
     """Keep only changes addressed by ``--target KIND/NAME`` (document name or object identity)."""
     kept = [c for c in plan.changes if any(_matches(c, t) for t in targets)]
     unmatched = [t for t in targets if not any(_matches(c, t) for c in plan.changes)]
-    out = Plan(changes=kept, noops=plan.noops, unmanaged=[], warnings=list(plan.warnings),
-               existing_in_scope=plan.existing_in_scope, environment=plan.environment, connections=plan.connections,
-               failed=plan.failed, out_of_band=[r for r in plan.out_of_band if r in targets],
-               uncompared=plan.uncompared, differs=[d for d in plan.differs if d.split(": ", 1)[0] in targets],
-               not_restored=plan.not_restored)
+    out = Plan(
+        changes=kept,
+        noops=plan.noops,
+        unmanaged=[],
+        warnings=list(plan.warnings),
+        existing_in_scope=plan.existing_in_scope,
+        environment=plan.environment,
+        connections=plan.connections,
+        failed=plan.failed,
+        out_of_band=[r for r in plan.out_of_band if r in targets],
+        uncompared=plan.uncompared,
+        differs=[d for d in plan.differs if d.split(": ", 1)[0] in targets],
+        not_restored=plan.not_restored,
+    )
     for t in unmatched:
         out.warnings.append(f"--target {t}: no change for it (already in the desired state, or no such resource)")
     return out
@@ -295,8 +304,9 @@ class ApplyRun:
                 if self.on_outcome is not None:
                     self.on_outcome(o)
 
-    def _unit(self, kind: Kind[Any, Any], ctx: RunContext, unit: list[tuple[int, Change]],
-              held: list[tuple[int, Change]] | None = None) -> None:
+    def _unit(
+        self, kind: Kind[Any, Any], ctx: RunContext, unit: list[tuple[int, Change]], held: list[tuple[int, Change]] | None = None
+    ) -> None:
         """Apply one unit. With ``held``, changes the vendor refused as busy (definitely not
         written) are held back for another pass instead of being reported failed."""
         if self.ctx.stop.is_set():
@@ -315,12 +325,17 @@ class ApplyRun:
             outs = [Outcome(c, "failed", str(exc)) for c in changes]
         except Exception as exc:  # noqa: BLE001 - one broken unit must not hide the others' outcomes
             log.debug("applying %s failed", kind.kind, exc_info=True)
-            outs = [Outcome(c, "failed", f"internal error: {type(exc).__name__} (run with --debug for details)")
-                    for c in changes]
+            outs = [Outcome(c, "failed", f"internal error: {type(exc).__name__} (run with --debug for details)") for c in changes]
         self._settled(kind, ctx, unit, outs, held)
 
-    def _settled(self, kind: Kind[Any, Any], ctx: RunContext, unit: list[tuple[int, Change]], outs: list[Outcome],
-                 held: list[tuple[int, Change]] | None) -> None:
+    def _settled(
+        self,
+        kind: Kind[Any, Any],
+        ctx: RunContext,
+        unit: list[tuple[int, Change]],
+        outs: list[Outcome],
+        held: list[tuple[int, Change]] | None,
+    ) -> None:
         """Report outcomes (journal, ``on_outcome``, progress), holding back busy refusals."""
         report = []
         for (i, c), o in zip(unit, outs, strict=True):
@@ -336,8 +351,9 @@ class ApplyRun:
                 done = self._progress[kind.kind]
             ctx.report(kind.progress_label, done, self._totals.get(kind.kind))
 
-    def _stream(self, kind: Kind[Any, Any], ctx: RunContext, items: list[tuple[int, Change]],
-                held: list[tuple[int, Change]] | None) -> None:
+    def _stream(
+        self, kind: Kind[Any, Any], ctx: RunContext, items: list[tuple[int, Change]], held: list[tuple[int, Change]] | None
+    ) -> None:
         """Hand a streaming kind (``Kind.streams``) all of a pass's changes: intents journaled as
         each change starts, outcomes reported as each ends. If the kind fails as a whole, changes
         it had started are ``unknown`` (resume reads them back) and the rest ``failed``."""
@@ -372,8 +388,14 @@ class ApplyRun:
             return contextlib.nullcontext()
         return self._waiting.step(changes[0].vendor, changes[0].connection, what)
 
-    def _units(self, kind: Kind[Any, Any], ctx: RunContext, items: list[tuple[int, Change]], concurrency: int,
-               held: list[tuple[int, Change]] | None) -> None:
+    def _units(
+        self,
+        kind: Kind[Any, Any],
+        ctx: RunContext,
+        items: list[tuple[int, Change]],
+        concurrency: int,
+        held: list[tuple[int, Change]] | None,
+    ) -> None:
         """A kind's units, one after another or within the connection's concurrency."""
         position = {id(c): i for i, c in items}
         units = [[(position[id(c)], c) for c in u] for u in kind.apply_units([c for _, c in items])]
@@ -421,8 +443,10 @@ class ApplyRun:
         by_connection: dict[tuple[str, str], list[tuple[int, Change]]] = defaultdict(list)
         for i, c in enumerate(self.changes):
             by_connection[(c.vendor, c.connection)].append((i, c))
-        threads = [threading.Thread(target=self._connection, args=(cs,), name=f"apply-{v}/{n}", daemon=True)
-                   for (v, n), cs in sorted(by_connection.items())]
+        threads = [
+            threading.Thread(target=self._connection, args=(cs,), name=f"apply-{v}/{n}", daemon=True)
+            for (v, n), cs in sorted(by_connection.items())
+        ]
         for t in threads:
             t.start()
         stopped_at: float | None = None
@@ -449,8 +473,14 @@ class ApplyRun:
             return result
 
 
-def apply_changes(changes: list[Change], ctx: RunContext, *, on_outcome: Callable[[Outcome], None] | None = None,
-                  journal: Journal | None = None, grace: float = 20.0) -> list[Outcome]:
+def apply_changes(
+    changes: list[Change],
+    ctx: RunContext,
+    *,
+    on_outcome: Callable[[Outcome], None] | None = None,
+    journal: Journal | None = None,
+    grace: float = 20.0,
+) -> list[Outcome]:
     """Apply changes: vendor connections concurrently (one worker each), each connection's kinds
     in their apply order, each kind's units within the connection's concurrency; a failing unit or kind does not stop the others.
     Returns one outcome per change, in the order given."""
@@ -509,11 +539,16 @@ def reconcile_saved(saved: list[Change], fresh: Plan) -> tuple[list[Change], lis
         elif f is None and c.resource and c.resource in ended:
             # no change because it ended (terminated outside the product), not because it is at
             # the plan's target: the reviewed change was not made
-            stale.append(Outcome(c, "stale", "terminated out of band since the plan: not changed (nothing is "
-                                             "re-created without an opt-in; make a new plan)"))
+            stale.append(
+                Outcome(
+                    c,
+                    "stale",
+                    "terminated out of band since the plan: not changed (nothing is "
+                    "re-created without an opt-in; make a new plan)",
+                )
+            )
         elif f is None and c.resource and c.resource in differs:
-            stale.append(Outcome(c, "stale", "live object changed since the plan in a way apply cannot change; "
-                                             "make a new plan"))
+            stale.append(Outcome(c, "stale", "live object changed since the plan in a way apply cannot change; make a new plan"))
         elif f is None:
             # the live object already is what the manifests (unchanged since the plan) ask for —
             # e.g. a re-run after a complete or partial apply: nothing to write, nothing to alert on

@@ -36,15 +36,19 @@ def verify_signature(path: Path, pf: Any, saved: Plan, s: Session, *, what: str 
     if signer is None and not saved.changes and pf.baseline is None and what == "plan":
         return  # a plan of no connection: nothing to key a signature with, and nothing to write
     if not signature_matches(pf, signer):
-        raise UsageError(f"{path}: its signature does not match how it says it was made (paths, config, environment, "
-                         "connections, targets, --force, digests, baseline): it was changed after it was made, or "
-                         f"made with other credentials or fingerprint key; {fix}")
+        raise UsageError(
+            f"{path}: its signature does not match how it says it was made (paths, config, environment, "
+            "connections, targets, --force, digests, baseline): it was changed after it was made, or "
+            f"made with other credentials or fingerprint key; {fix}"
+        )
     now = s.connections_digest(list(pf.connections))
     if pf.connections_digest != now:
         env = f"environment {pf.environment}" if pf.environment else "no environment"
-        raise UsageError(f"{path}: made for other connection settings than this run's ({env}: "
-                         f"{', '.join(pf.connections) or 'none'}; base URL, ids, credential references or tables "
-                         f"differ); {fix}")
+        raise UsageError(
+            f"{path}: made for other connection settings than this run's ({env}: "
+            f"{', '.join(pf.connections) or 'none'}; base URL, ids, credential references or tables "
+            f"differ); {fix}"
+        )
 
 
 def load_baseline(path: Path, s: Session) -> Baseline:

@@ -14,7 +14,8 @@ from reconciler.errors import InputError, Problem
 from reconciler.kinds.base import RunContext, RunOptions
 from reconciler.clients import redact
 from reconciler.manifest import confine
-from reconciler.manifest.config import Config, LoadedConfig, apply_trusted_connections, config_model, is_vendor, load_config, vendor_names
+from reconciler.manifest.config import Config, LoadedConfig, config_model, is_vendor, load_config, vendor_names
+from reconciler.manifest.trusted import apply_trusted_connections
 from reconciler.manifest.validate import validate_model
 from reconciler.manifest import yamlload
 from reconciler.manifest.yamlload import Document, Path_
@@ -73,8 +74,9 @@ class Session:
             if spec.config_files is not None and conn is not None:
                 h.update(digest_files([f for _where, f in spec.config_files(conn, self.config.base_dir)]).encode())
             out[f"providers.{vendor}"] = "sha256:" + h.hexdigest()[:32]
-        out["settings"] = "sha256:" + hashlib.sha256(
-            json.dumps(data.get("settings"), sort_keys=True, default=str).encode()).hexdigest()[:32]
+        out["settings"] = (
+            "sha256:" + hashlib.sha256(json.dumps(data.get("settings"), sort_keys=True, default=str).encode()).hexdigest()[:32]
+        )
         return out
 
     def connections_digest(self, connections: list[str]) -> str:
@@ -219,8 +221,16 @@ def check_config_files(cfg: LoadedConfig) -> None:
         raise InputError(problems)
 
 
-def open_session(*, paths: list[Path], config_path: Path, sandbox: bool, options: RunOptions,
-                 state_dir: Path | None = None, env: str | None = None, root: Path | None = None) -> Session:
+def open_session(
+    *,
+    paths: list[Path],
+    config_path: Path,
+    sandbox: bool,
+    options: RunOptions,
+    state_dir: Path | None = None,
+    env: str | None = None,
+    root: Path | None = None,
+) -> Session:
     from reconciler.sandbox.serve import DEFAULT_STATE_DIR
 
     enter_workspace(config_path, root)

@@ -38,26 +38,41 @@ class RunSettings:
 def check_config_given(settings: RunSettings, config_path: Path) -> None:
     """``--sandbox`` runs without a config file only when ``--config`` was not given: a ``--config``
     that names no file is an error, never silently replaced by the sandbox's defaults."""
-    if (settings.sandbox and settings.config_given and config_path == settings.config_path
-            and not config_path.is_file()):
-        raise UsageError(f"--config {config_path}: no such file (with --sandbox, leave --config out to run on "
-                         "the sandbox's own defaults)")
+    if settings.sandbox and settings.config_given and config_path == settings.config_path and not config_path.is_file():
+        raise UsageError(
+            f"--config {config_path}: no such file (with --sandbox, leave --config out to run on the sandbox's own defaults)"
+        )
 
 
-def open_run(settings: RunSettings, *, paths: tuple[Path, ...] = (), config_path: Path | None = None,
-             targets: tuple[str, ...] = (), force: bool = False, allow_replace: bool = False,
-             recorded: bool = False, env: str | None = None) -> Session:
+def open_run(
+    settings: RunSettings,
+    *,
+    paths: tuple[Path, ...] = (),
+    config_path: Path | None = None,
+    targets: tuple[str, ...] = (),
+    force: bool = False,
+    allow_replace: bool = False,
+    recorded: bool = False,
+    env: str | None = None,
+) -> Session:
     """A run's session. The environment is ``settings.env``, unless the run was ``recorded`` (a
     saved plan or a journal): then it is ``env``, the one it was planned for. ``config_path``:
     the settings' unless a recorded run names its own."""
     config_path = settings.config_path if config_path is None else config_path
     check_target_syntax(targets)
     check_config_given(settings, config_path)
-    opts = RunOptions(force=force, allow_replace=allow_replace, targets=tuple(targets),
-                      allowed_endpoints=settings.allowed_endpoints)
-    s = open_session(paths=list(paths) or [DEFAULT_PATH], config_path=config_path, sandbox=settings.sandbox,
-                     options=opts, state_dir=settings.sandbox_state, env=env if recorded else settings.env,
-                     root=settings.root)
+    opts = RunOptions(
+        force=force, allow_replace=allow_replace, targets=tuple(targets), allowed_endpoints=settings.allowed_endpoints
+    )
+    s = open_session(
+        paths=list(paths) or [DEFAULT_PATH],
+        config_path=config_path,
+        sandbox=settings.sandbox,
+        options=opts,
+        state_dir=settings.sandbox_state,
+        env=env if recorded else settings.env,
+        root=settings.root,
+    )
     if settings.on_session is not None:
         settings.on_session(s)
     return s

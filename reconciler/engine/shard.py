@@ -56,19 +56,23 @@ def resolve_shard(option: str | None, environ: Mapping[str, str] | None = None) 
         found.append((ENV_SHARD, parse_shard(env[ENV_SHARD], source=ENV_SHARD)))
     if env.get(ENV_K8S_INDEX):
         if not env.get(ENV_TOTAL):
-            raise UsageError(f"{ENV_K8S_INDEX} is set (a Kubernetes Indexed Job) but {ENV_TOTAL} is not: set it to the "
-                             "Job's completions (the number of shards), or RECONCILER_SHARD=K/N")
+            raise UsageError(
+                f"{ENV_K8S_INDEX} is set (a Kubernetes Indexed Job) but {ENV_TOTAL} is not: set it to the "
+                "Job's completions (the number of shards), or RECONCILER_SHARD=K/N"
+            )
         found.append((f"{ENV_K8S_INDEX}+1/{ENV_TOTAL}", Shard(_number(env, ENV_K8S_INDEX) + 1, _number(env, ENV_TOTAL))))
     if env.get(ENV_GITLAB_INDEX):
         if not env.get(ENV_GITLAB_TOTAL):
             raise UsageError(f"{ENV_GITLAB_INDEX} is set but {ENV_GITLAB_TOTAL} is not")
-        found.append((f"{ENV_GITLAB_INDEX}/{ENV_GITLAB_TOTAL}",
-                      Shard(_number(env, ENV_GITLAB_INDEX), _number(env, ENV_GITLAB_TOTAL))))
+        found.append(
+            (f"{ENV_GITLAB_INDEX}/{ENV_GITLAB_TOTAL}", Shard(_number(env, ENV_GITLAB_INDEX), _number(env, ENV_GITLAB_TOTAL)))
+        )
     if not found:
         return None
     if len({s for _, s in found}) > 1:
-        raise UsageError("the shard is given more than once and the values disagree: "
-                         + ", ".join(f"{where} says {s}" for where, s in found))
+        raise UsageError(
+            "the shard is given more than once and the values disagree: " + ", ".join(f"{where} says {s}" for where, s in found)
+        )
     return found[0][1]
 
 
@@ -87,8 +91,10 @@ def narrow(kp: KindPlan, kind_cls: type[Kind[Any, Any]], connection: str, shard:
     (in any shard) is refused: deletes come only from objects nothing declares anywhere."""
     refused = [c.address for c in kp.changes if c.action is Action.DELETE and c.key in declared]
     if refused:
-        raise UsageError(f"shard {shard}: the plan deletes object(s) a manifest declares ({', '.join(refused[:20])}); "
-                         "refused: nothing declared anywhere is deleted")
+        raise UsageError(
+            f"shard {shard}: the plan deletes object(s) a manifest declares ({', '.join(refused[:20])}); "
+            "refused: nothing declared anywhere is deleted"
+        )
     kp.changes = [c for c in kp.changes if owner_of(kind_cls, connection, c.key, shard.n) == shard.k]
     if not kind_cls.shard_aware:
         kp.unmanaged = [u for u in kp.unmanaged if owner_of(kind_cls, connection, u.key, shard.n) == shard.k]
@@ -123,8 +129,10 @@ def ownership(loaded: Loaded, ctx: RunContext, n: int) -> dict[int, dict[str, di
         kind_cls = KINDS[kind]
         for key in sorted(ids):
             by_shard[owner_of(kind_cls, conn or "default", key, n)].setdefault(label, []).append(key)
-    return {k: {label: {"count": len(keys), "digest": _digest(keys)} for label, keys in sorted(parts.items())}
-            for k, parts in by_shard.items()}
+    return {
+        k: {label: {"count": len(keys), "digest": _digest(keys)} for label, keys in sorted(parts.items())}
+        for k, parts in by_shard.items()
+    }
 
 
 def planned_calls(changes: list[Change]) -> dict[str, int]:
@@ -145,8 +153,9 @@ def shard_record(loaded: Loaded, ctx: RunContext, shard: Shard, changes: list[Ch
         "n": shard.n,
         "algorithm": ALGORITHM,
         "owned": ownership(loaded, ctx, shard.n)[shard.k],
-        "partitioned": sorted(scope_label(k, conn) for kc, conn, _, _ in loaded.parts()
-                              if (k := kc.kind) and KINDS[k].shard_aware),
+        "partitioned": sorted(
+            scope_label(k, conn) for kc, conn, _, _ in loaded.parts() if (k := kc.kind) and KINDS[k].shard_aware
+        ),
         "calls": planned_calls(changes),
     }
 
@@ -186,12 +195,22 @@ def plan_file_data(s: Any, plan: Any, *, created_at: str) -> dict[str, Any]:
 
     o = s.ctx.options
     data = plan_to_dict(
-        plan, created_at=created_at, paths=shown_paths(s.paths),
-        config_path=str(s.config.path) if s.config.path else None, sandbox=s.sandbox is not None,
-        targets=list(o.targets), digest=s.digest(), resources=s.resource_digests(), config_sections=s.config_digests(),
-        force=o.force, allow_replace=o.allow_replace, approve_exposure=o.approve_exposure,
-        baseline=o.baseline.to_dict() if o.baseline else None, connections_digest=s.connections_digest(plan.connections),
-        review=s.config.review)
+        plan,
+        created_at=created_at,
+        paths=shown_paths(s.paths),
+        config_path=str(s.config.path) if s.config.path else None,
+        sandbox=s.sandbox is not None,
+        targets=list(o.targets),
+        digest=s.digest(),
+        resources=s.resource_digests(),
+        config_sections=s.config_digests(),
+        force=o.force,
+        allow_replace=o.allow_replace,
+        approve_exposure=o.approve_exposure,
+        baseline=o.baseline.to_dict() if o.baseline else None,
+        connections_digest=s.connections_digest(plan.connections),
+        review=s.config.review,
+    )
     if o.shard is not None:
         data["shard"] = shard_record(s.loaded, s.ctx, o.shard, plan.changes)
     return sign_plan(data, s.ctx.plan_signer(list(data.get("connections") or [])))

@@ -65,8 +65,11 @@ class ApplySignals:
             raise Interrupted(signum)
         if self.journal is not None:
             self.journal.sync_now()
-        os.write(2, f"{signal.Signals(signum).name}: stopping - no new writes; waiting for the calls in "
-                    "flight (Ctrl-C again to exit at once)\n".encode())
+        os.write(
+            2,
+            f"{signal.Signals(signum).name}: stopping - no new writes; waiting for the calls in "
+            "flight (Ctrl-C again to exit at once)\n".encode(),
+        )
 
     @property
     def exit_code(self) -> int | None:

@@ -52,5 +52,6 @@ def check_targets_matched(plan: Plan, loaded: Loaded, targets: tuple[str, ...]) 
     seen = {c.address for c in plan.changes} | {c.resource for c in plan.changes}
     missing = [t for t in targets if t not in known and t not in seen]
     if missing:
-        raise UsageError("; ".join(f"--target {t} matches no manifest document, declared identity or pruned object"
-                                   for t in missing))
+        raise UsageError(
+            "; ".join(f"--target {t} matches no manifest document, declared identity or pruned object" for t in missing)
+        )

@@ -19,7 +19,8 @@ from reconciler.engine.targets import check_target_syntax, check_targets_declare
 from reconciler.errors import InputError
 from reconciler.kinds.base import RunContext, RunOptions
 from reconciler.manifest import confine
-from reconciler.manifest.config import Config, LoadedConfig, apply_trusted_connections, config_model, load_config
+from reconciler.manifest.config import Config, LoadedConfig, config_model, load_config
+from reconciler.manifest.trusted import apply_trusted_connections
 
 
 @dataclass
@@ -28,8 +29,14 @@ class Validated:
     warnings: list[str]  # the config's (a trusted part the config under review changes) first
 
 
-def validate(settings: RunSettings, *, paths: tuple[Path, ...] = (), targets: tuple[str, ...] = (),
-             resolve_secrets: bool = False, on_warnings: Callable[[list[str]], None] | None = None) -> Validated:
+def validate(
+    settings: RunSettings,
+    *,
+    paths: tuple[Path, ...] = (),
+    targets: tuple[str, ...] = (),
+    resolve_secrets: bool = False,
+    on_warnings: Callable[[list[str]], None] | None = None,
+) -> Validated:
     """Every problem of the manifests and config at once (:class:`~reconciler.errors.InputError`),
     or what was loaded and the warnings. ``on_warnings`` hears the warnings as soon as the
     documents are loaded (before the targets are checked against them)."""
@@ -41,8 +48,9 @@ def validate(settings: RunSettings, *, paths: tuple[Path, ...] = (), targets: tu
         if settings.sandbox and resolve_secrets:  # the sandbox's credentials exist once it has been set up
             from reconciler.engine.session import _sandbox_config
 
-            cfg, sbx = _sandbox_config(config_path if config_path.exists() else None,
-                                       settings.sandbox_state or Path(".reconciler/sandbox"), settings.env)
+            cfg, sbx = _sandbox_config(
+                config_path if config_path.exists() else None, settings.sandbox_state or Path(".reconciler/sandbox"), settings.env
+            )
             sbx.stop()
         elif settings.sandbox:
             cfg = offline_sandbox_config(config_path if config_path.exists() else None, settings.env)

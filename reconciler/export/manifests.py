@@ -86,8 +86,9 @@ def _styled(value: Any, *, in_list: bool = False) -> Any:
 
 
 def dump_yaml(data: Any) -> str:
-    return str(yaml.dump(_styled(data), Dumper=_Dumper, sort_keys=False, allow_unicode=True, default_flow_style=False,
-                         width=4096))
+    return str(
+        yaml.dump(_styled(data), Dumper=_Dumper, sort_keys=False, allow_unicode=True, default_flow_style=False, width=4096)
+    )
 
 
 def _comment(lines: list[str], indent: str = "") -> list[str]:
@@ -128,11 +129,18 @@ def incomplete_comment(doc: ExportDoc) -> str:
     vendor = title(kind_cls.vendor) if kind_cls else "the vendor"
     missing = [f for f in doc.incomplete if f in doc.missing]
     invalid = [f for f in doc.incomplete if f not in doc.missing]
-    said = " and ".join(part for part in (
-        f"{vendor} did not return {', '.join(missing)}" if missing else "",
-        f"returned {', '.join(invalid)} not valid in a manifest" if invalid else "") if part)
-    return (f"incomplete: {said}; fill these in before restoring, then delete metadata.incomplete (until then "
-            "validate, plan and apply skip this object: it is not restored)")
+    said = " and ".join(
+        part
+        for part in (
+            f"{vendor} did not return {', '.join(missing)}" if missing else "",
+            f"returned {', '.join(invalid)} not valid in a manifest" if invalid else "",
+        )
+        if part
+    )
+    return (
+        f"incomplete: {said}; fill these in before restoring, then delete metadata.incomplete (until then "
+        "validate, plan and apply skip this object: it is not restored)"
+    )
 
 
 def incomplete_fields(doc: ExportDoc) -> list[str]:
@@ -203,8 +211,11 @@ class _Secrets:
 
     def ref(self, manifest_path: str, name: str, value: str) -> str:
         redact.register(value)  # a password read from an API never reaches a log line either
-        base = (self.prefix + _env_name(name) if self.secrets_dir is None
-                else re.sub(r"[^A-Za-z0-9._-]+", "-", name).strip("-") or "secret")
+        base = (
+            self.prefix + _env_name(name)
+            if self.secrets_dir is None
+            else re.sub(r"[^A-Za-z0-9._-]+", "-", name).strip("-") or "secret"
+        )
         unique, n = base, 2
         while unique in self.values and self.values[unique] != value:
             unique, n = f"{base}{'_' if self.secrets_dir is None else '-'}{n}", n + 1
@@ -248,8 +259,10 @@ def _forbidden_values(ctx: RunContext) -> list[str]:
 def _check_clean(path: str, text: str, forbidden: list[str]) -> None:
     for value in forbidden:
         if value in text:
-            raise UsageError(f"export: {path} would contain a provider credential; nothing was written "
-                             "(live data holds the value of a credential: rotate it)")
+            raise UsageError(
+                f"export: {path} would contain a provider credential; nothing was written "
+                "(live data holds the value of a credential: rotate it)"
+            )
 
 
 def export_manifests(
@@ -281,12 +294,13 @@ def export_manifests(
             raise UsageError("--secrets-dir must not be inside --out (the manifests are shared; the secrets are not)")
         root = confine.get_root()
         if root is not None and not (sec_abs == root or root in sec_abs.parents):
-            raise UsageError(f"--secrets-dir {secrets_dir}: manifests may reference files only inside the workspace "
-                             f"root ({root}); use a folder there that git ignores, e.g. .reconciler/dr-secrets")
+            raise UsageError(
+                f"--secrets-dir {secrets_dir}: manifests may reference files only inside the workspace "
+                f"root ({root}); use a folder there that git ignores, e.g. .reconciler/dr-secrets"
+            )
     patterns = ctx.config.settings.manifest_secret_env
     secrets = _Secrets(out_dir.resolve(), secrets_dir.resolve() if secrets_dir else None, env_prefix(patterns))
-    request = ExportRequest(unmanaged=unmanaged, secret_ref=secrets.ref,
-                            extra={k: list(v) for k, v in (extra or {}).items()})
+    request = ExportRequest(unmanaged=unmanaged, secret_ref=secrets.ref, extra={k: list(v) for k, v in (extra or {}).items()})
     result = ExportResult(out_dir=out_dir)
     exports: list[tuple[str, KindExport]] = []
     protect: dict[tuple[str, str], list[str]] = {}  # (kind, connection) -> live objects of incomplete documents
@@ -300,9 +314,12 @@ def export_manifests(
             prefix = "" if conn == DEFAULT_CONNECTION else f"{conn}/"
             explicit = conn != DEFAULT_CONNECTION or ctx.config.default_connection(vendor) != DEFAULT_CONNECTION
             conn_request = replace(request, secret_ref=_prefixed_ref(secrets, prefix))
-            ke = kind_cls().export([r for r in resources.get(kind_cls.kind, []) if r.connection == conn],
-                                   [s for s in scopes.get(kind_cls.kind, []) if s.connection == conn],
-                                   ctx.bind(vendor, conn), conn_request)
+            ke = kind_cls().export(
+                [r for r in resources.get(kind_cls.kind, []) if r.connection == conn],
+                [s for s in scopes.get(kind_cls.kind, []) if s.connection == conn],
+                ctx.bind(vendor, conn),
+                conn_request,
+            )
             for g in ke.groups:
                 g.path = prefix + g.path
                 for d in g.docs:
@@ -331,22 +348,29 @@ def export_manifests(
         for f in ke.files:
             texts[f.path] = f.text
     if not unmanaged and not targets and (shard is None or shard.k == 1):
-        scope_docs = [_scope_doc(s, protect.get((s.target_kind, s.connection))) for _, ss in sorted(scopes.items())
-                      for s in ss]
+        scope_docs = [_scope_doc(s, protect.get((s.target_kind, s.connection))) for _, ss in sorted(scopes.items()) for s in ss]
         if scope_docs:
-            head = "# Prune scopes copied from the manifests the export read: inside them, live objects\n" \
-                   "# that no manifest declares are deleted.\n"
+            head = (
+                "# Prune scopes copied from the manifests the export read: inside them, live objects\n"
+                "# that no manifest declares are deleted.\n"
+            )
             if protect:
-                head += ("# protect also lists the live objects of incomplete documents (metadata.incomplete): "
-                         "skipped until\n# filled in, they are kept from pruning meanwhile.\n")
+                head += (
+                    "# protect also lists the live objects of incomplete documents (metadata.incomplete): "
+                    "skipped until\n# filled in, they are kept from pruning meanwhile.\n"
+                )
             texts[SCOPES_FILE] = head + "---\n".join(scope_docs)
     if secrets.secrets_dir is None and secrets.values:
         if not any(fnmatchcase(n, p) for n in secrets.values for p in patterns):
-            result.notes.append(f"settings.manifest_secret_env ({', '.join(patterns) or 'none'}) does not allow "
-                                f"{secrets.prefix}* names: add {secrets.prefix}* to it before planning the export")
-        lines = ["# Environment variables the exported manifests reference (env:NAME).",
-                 "# Set each to the secret's value before plan or apply; the values are not part of the export.",
-                 *sorted(secrets.values)]
+            result.notes.append(
+                f"settings.manifest_secret_env ({', '.join(patterns) or 'none'}) does not allow "
+                f"{secrets.prefix}* names: add {secrets.prefix}* to it before planning the export"
+            )
+        lines = [
+            "# Environment variables the exported manifests reference (env:NAME).",
+            "# Set each to the secret's value before plan or apply; the values are not part of the export.",
+            *sorted(secrets.values),
+        ]
         texts[SECRETS_LIST] = "\n".join(lines) + "\n"
         result.env_names = sorted(secrets.values)
 

@@ -52,8 +52,22 @@ from reconciler.kinds.context import Baseline, RunContext, RunOptions, document_
 from reconciler.manifest.yamlload import Document, Path_
 
 __all__ = [
-    "Baseline", "ClientT", "ExportDoc", "ExportFile", "ExportGroup", "ExportRequest", "Kind", "KindExport", "Resource",
-    "RunContext", "RunOptions", "ScopeDecl", "SpecT", "aoutcome_of", "document_digest", "outcome_of",
+    "Baseline",
+    "ClientT",
+    "ExportDoc",
+    "ExportFile",
+    "ExportGroup",
+    "ExportRequest",
+    "Kind",
+    "KindExport",
+    "Resource",
+    "RunContext",
+    "RunOptions",
+    "ScopeDecl",
+    "SpecT",
+    "aoutcome_of",
+    "document_digest",
+    "outcome_of",
 ]
 
 SpecT = TypeVar("SpecT", bound=BaseModel)
@@ -166,16 +180,23 @@ class Kind(ABC, Generic[SpecT, ClientT]):
     # no change once ``ctx.stop`` is set, and keeps within the vendor's concurrency.
     streams: ClassVar[bool] = False
 
-    def apply_stream(self, changes: list[Change], ctx: RunContext, *, started: Callable[[Change], None],
-                     finished: Callable[[Change, Outcome], None]) -> None:
+    def apply_stream(
+        self,
+        changes: list[Change],
+        ctx: RunContext,
+        *,
+        started: Callable[[Change], None],
+        finished: Callable[[Change, Outcome], None],
+    ) -> None:
         raise NotImplementedError(f"{self.kind} does not stream its writes")
 
     @classmethod
     @abstractmethod
     def make_client(cls, ctx: RunContext) -> ClientT: ...
 
-    def export(self, resources: list[Resource[SpecT]], scopes: list[ScopeDecl], ctx: RunContext,
-               request: ExportRequest) -> KindExport:
+    def export(
+        self, resources: list[Resource[SpecT]], scopes: list[ScopeDecl], ctx: RunContext, request: ExportRequest
+    ) -> KindExport:
         """Live objects as manifest documents (DR, adoption). ``resources``/``scopes`` are what
         the manifests under PATH declare: they say what to read and, with ``request.unmanaged``,
         what to leave out. Default: nothing to export."""

@@ -162,8 +162,9 @@ class RunContext:
             value = resolve(ref, base_dir=base, confine=manifest)
             redact.register(value)
             if manifest and value in self._credential_values():
-                raise SecretError(f"secret reference {ref}: its value is a provider credential; "
-                                  "credentials are never sent as resource values")
+                raise SecretError(
+                    f"secret reference {ref}: its value is a provider credential; credentials are never sent as resource values"
+                )
             self._secrets[cache_key] = value
         return self._secrets[cache_key]
 
@@ -186,8 +187,11 @@ class RunContext:
                 key = (str(doc.base_dir), ref)
                 problem = self._ref_checks.get(key)
                 if problem is None:
-                    problem = (manifest_ref_problem(ref, self.config, base_dir=doc.base_dir)
-                               or file_ref_problem(ref, base_dir=doc.base_dir) or "")
+                    problem = (
+                        manifest_ref_problem(ref, self.config, base_dir=doc.base_dir)
+                        or file_ref_problem(ref, base_dir=doc.base_dir)
+                        or ""
+                    )
                     self._ref_checks[key] = problem
                 if problem:
                     self.problems.append(doc.problem(path, problem, resource=resource))
@@ -310,8 +314,9 @@ class RunContext:
 
     # -- concurrency -----------------------------------------------------------------------
     @staticmethod
-    def map(fn: Callable[[T], R], items: Iterable[T], *, concurrency: int,
-            progress: tuple["RunContext", str] | None = None) -> list[R]:
+    def map(
+        fn: Callable[[T], R], items: Iterable[T], *, concurrency: int, progress: tuple["RunContext", str] | None = None
+    ) -> list[R]:
         """``[fn(x) for x in items]`` with at most ``concurrency`` in flight; order kept.
         ``progress=(ctx, what)`` reports each finished item through ``ctx.report``."""
         items = list(items)
@@ -360,10 +365,10 @@ class RunContext:
             raise errors[min(errors)]
         return results
 
-
     @staticmethod
-    async def amap(fn: Callable[[T], Awaitable[R]], items: Iterable[T], *, concurrency: int,
-                   progress: tuple["RunContext", str] | None = None) -> list[R]:
+    async def amap(
+        fn: Callable[[T], Awaitable[R]], items: Iterable[T], *, concurrency: int, progress: tuple["RunContext", str] | None = None
+    ) -> list[R]:
         """:meth:`map` on the running event loop: at most ``concurrency`` of ``fn(x)`` awaited at
         once, order kept; after a failure no new item starts and the earliest failure is raised."""
         items = list(items)

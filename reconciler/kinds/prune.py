@@ -84,9 +84,15 @@ def _protected_by(scope: Scoped) -> str:
     return f"protected by {scope.ref}"
 
 
-def undeclared(scopes: Iterable[S], *, holds: Callable[[S], bool], protects: Callable[[S], bool] = _never,
-               guard: Callable[[S], str | None] = _no_guard, outside: str = OUTSIDE,
-               protected_why: Callable[[S], str] = _protected_by) -> Decision[S]:
+def undeclared(
+    scopes: Iterable[S],
+    *,
+    holds: Callable[[S], bool],
+    protects: Callable[[S], bool] = _never,
+    guard: Callable[[S], str | None] = _no_guard,
+    outside: str = OUTSIDE,
+    protected_why: Callable[[S], str] = _protected_by,
+) -> Decision[S]:
     """Decide one undeclared live object (see the module documentation).
 
     ``holds(scope)``: the scope owns the object. ``protects(scope)``: the scope names it as never

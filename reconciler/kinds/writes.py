@@ -43,8 +43,9 @@ class UnsettledError(ReconcilerError):
     """A write kept losing its reply and reading back shows it did not happen."""
 
 
-def settle_batch(keys: Sequence[K], write: Callable[[list[K]], None], done: Callable[[list[K]], set[K]], *,
-                 what: str, attempts: int = ATTEMPTS) -> None:
+def settle_batch(
+    keys: Sequence[K], write: Callable[[list[K]], None], done: Callable[[list[K]], set[K]], *, what: str, attempts: int = ATTEMPTS
+) -> None:
     """Write ``keys`` in one call; after an unknown outcome, ``done(keys)`` reads back which of
     them are in the desired state and only the rest are written again. Errors that say the write
     did not happen (a rejected parameter) are raised at once; so are read-back failures."""
@@ -71,8 +72,9 @@ def settle_batch(keys: Sequence[K], write: Callable[[list[K]], None], done: Call
         todo = [k for k in todo if k not in have]
         if not todo:
             return
-    raise UnsettledError(f"{what}: {len(todo)} of {len(keys)} not done after {attempts} attempts "
-                         f"whose outcome was unknown (last: {last})")
+    raise UnsettledError(
+        f"{what}: {len(todo)} of {len(keys)} not done after {attempts} attempts whose outcome was unknown (last: {last})"
+    )
 
 
 def settle_one(write: Callable[[], None], done: Callable[[], bool], *, what: str, attempts: int = ATTEMPTS) -> None:
@@ -89,8 +91,10 @@ def settle_one(write: Callable[[], None], done: Callable[[], bool], *, what: str
 # time), with this manifest's secret, and with nothing but what the create's later calls set still
 # at a new object's values. With ``--journal``, ``--resume`` knows it from the journal instead.
 UNFINISHED_CREATE_WINDOW = timedelta(hours=1)
-UNFINISHED_CREATE_NOTE = ("finishes a create made less than an hour ago (the object still has a new one's values "
-                          "for what the create's later calls set): not counted by the safety thresholds")
+UNFINISHED_CREATE_NOTE = (
+    "finishes a create made less than an hour ago (the object still has a new one's values "
+    "for what the create's later calls set): not counted by the safety thresholds"
+)
 
 
 def created_recently(created: datetime | None, now: datetime) -> bool:

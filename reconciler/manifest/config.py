@@ -1,12 +1,10 @@
 """``reconciler.yaml``: provider connections (base URL, credential references, timeouts,
 concurrency, and each vendor's own settings: its connection model comes from the vendor registry),
-environments and safety settings."""
+environments and safety settings. Which parts a real run takes from a trusted file instead
+(``RECONCILER_CONNECTIONS_FROM``): :mod:`reconciler.manifest.trusted`."""
 
 from __future__ import annotations
 
-import json
-import os
-import re
 from pathlib import Path
 import functools
 from typing import TYPE_CHECKING, Annotated, Any, Literal
@@ -44,6 +42,7 @@ class Providers(_Strict):
     vendor, of the vendor's connection model (:func:`config_model` adds them from the registry)."""
 
     if TYPE_CHECKING:  # the fields are the installed vendors'
+
         def __getattr__(self, name: str) -> Any: ...
 
 
@@ -52,9 +51,28 @@ DEFAULT_MANIFEST_SECRET_ENV = ["RECONCILER_*"]
 RESERVED_ENV = frozenset({"RECONCILER_FINGERPRINT_KEY", "RECONCILER_ALLOWED_ENDPOINTS", "RECONCILER_CONNECTIONS_FROM"})
 # the CI platform's, cloud SDKs' and other providers' credential variables: never a manifest's
 # secret, whatever settings.manifest_secret_env says (GH_TOKEN, NPM_TOKEN, *_APP_KEY, ...)
-DENIED_ENV_PATTERNS = ("GITHUB_*", "ACTIONS_*", "RUNNER_*", "CI_*", "GITLAB_*", "AWS_*", "AZURE_*", "GOOGLE_*",
-                       "GCP_*", "CLOUDSDK_*", "ARM_*", "NPM_*", "PYPI_*", "TWINE_*", "DOCKER_*", "VAULT_*",
-                       "SSH_*", "KUBECONFIG", "HOME", "PATH")
+DENIED_ENV_PATTERNS = (
+    "GITHUB_*",
+    "ACTIONS_*",
+    "RUNNER_*",
+    "CI_*",
+    "GITLAB_*",
+    "AWS_*",
+    "AZURE_*",
+    "GOOGLE_*",
+    "GCP_*",
+    "CLOUDSDK_*",
+    "ARM_*",
+    "NPM_*",
+    "PYPI_*",
+    "TWINE_*",
+    "DOCKER_*",
+    "VAULT_*",
+    "SSH_*",
+    "KUBECONFIG",
+    "HOME",
+    "PATH",
+)
 # credential variables of the job beyond what the trusted config references: CI tokens, other
 # providers' keys, and the names the docs and examples give vendor credentials. Never a manifest's
 # secret by name, and a manifest's secret whose *value* equals one of them is refused too.
@@ -91,6 +109,7 @@ class Connections(_Strict):
     (``providers.<vendor>``)."""
 
     if TYPE_CHECKING:  # the fields are the installed vendors'
+
         def __getattr__(self, name: str) -> Any: ...
 
 
@@ -115,11 +134,14 @@ class ExposureBudget(_Strict):
     "Exposure budgets"). Amounts are decimal strings (or whole numbers), never floats: money."""
 
     max_stake_per_apply: BudgetAmount | None = Field(
-        default=None, description="the most stake (players x spins x bet) one apply may add, summed over its events")
+        default=None, description="the most stake (players x spins x bet) one apply may add, summed over its events"
+    )
     max_stake_per_event: BudgetAmount | None = Field(
-        default=None, description="the most stake one event may grant after the apply")
+        default=None, description="the most stake one event may grant after the apply"
+    )
     allow_unbounded_withdrawal: StrictBool = Field(
-        default=False, description="whether an event may be left with no withdrawal cap (maxWithdrawal: \"-1\")")
+        default=False, description='whether an event may be left with no withdrawal cap (maxWithdrawal: "-1")'
+    )
 
 
 class Settings(_Strict):
@@ -127,16 +149,16 @@ class Settings(_Strict):
     manifest_secret_env: list[StrictStr] = Field(
         default_factory=lambda: list(DEFAULT_MANIFEST_SECRET_ENV),
         description="shell-style patterns of the environment variables manifests may reference "
-                    "(env:NAME); provider credentials, the fingerprint key and RECONCILER_ALLOWED_ENDPOINTS / "
-                    "RECONCILER_CONNECTIONS_FROM are never allowed",
+        "(env:NAME); provider credentials, the fingerprint key and RECONCILER_ALLOWED_ENDPOINTS / "
+        "RECONCILER_CONNECTIONS_FROM are never allowed",
     )
     max_change_ratio: float = Field(default=0.3, gt=0, le=1)
     threshold_min_existing: int = Field(default=10, ge=1)
     exposure_budgets: dict[ConnectionName, dict[Annotated[StrictStr, Field(pattern=CURRENCY_KEY)], ExposureBudget]] = Field(
         default_factory=dict,
         description="promotional exposure budgets (free spins) per connection name and currency code ('*': any other "
-                    "currency); a plan over one is refused like a threshold unless approved (--approve-exposure "
-                    "or --force). A trusted setting",
+        "currency); a plan over one is refused like a threshold unless approved (--approve-exposure "
+        "or --force). A trusted setting",
     )
 
 
@@ -151,8 +173,9 @@ class Config(_Strict):
     def connection(self, vendor: str, name: str) -> Connection | None:
         if not is_vendor(vendor):
             return None
-        found: Connection | None = getattr(self.providers, vendor) if name == DEFAULT_CONNECTION \
-            else getattr(self.connections, vendor).get(name)
+        found: Connection | None = (
+            getattr(self.providers, vendor) if name == DEFAULT_CONNECTION else getattr(self.connections, vendor).get(name)
+        )
         return found
 
     def connection_names(self, vendor: str) -> list[str]:
@@ -181,15 +204,19 @@ def config_model() -> type[Config]:
     specs = vendors()
     conn_types: dict[str, Any] = {name: spec.connection for name, spec in specs.items()}
     providers: Any = create_model(  # type: ignore[call-overload]
-        "Providers", __base__=Providers,
-        **{name: (conn | None, None) for name, conn in conn_types.items()})
+        "Providers", __base__=Providers, **{name: (conn | None, None) for name, conn in conn_types.items()}
+    )
     connections: Any = create_model(  # type: ignore[call-overload]
-        "Connections", __base__=Connections,
-        **{name: (dict[ConnectionName, conn], Field(default_factory=dict)) for name, conn in conn_types.items()})  # type: ignore[valid-type]
+        "Connections",
+        __base__=Connections,
+        **{name: (dict[ConnectionName, conn], Field(default_factory=dict)) for name, conn in conn_types.items()},  # type: ignore[valid-type]
+    )
     model: type[Config] = create_model(
-        "Config", __base__=Config,
+        "Config",
+        __base__=Config,
         providers=(providers, Field(default_factory=providers)),
-        connections=(connections, Field(default_factory=connections)))
+        connections=(connections, Field(default_factory=connections)),
+    )
     return model
 
 
@@ -213,12 +240,21 @@ class LoadedConfig:
     ``providers.<vendor>...`` point at ``connections.<vendor>.<name>...`` where it is written.
     """
 
-    def __init__(self, config: Config, *, path: Path | None, doc: Document | None, env: str | None = None,
-                 connection: tuple[str, str] | None = None, connection_doc: Document | None = None,
-                 review: bool = False, warnings: list[str] | None = None):
+    def __init__(
+        self,
+        config: Config,
+        *,
+        path: Path | None,
+        doc: Document | None,
+        env: str | None = None,
+        connection: tuple[str, str] | None = None,
+        connection_doc: Document | None = None,
+        review: bool = False,
+        warnings: list[str] | None = None,
+    ):
         self.config = config
         # True when the trusted parts came from RECONCILER_CONNECTIONS_FROM: the workspace config is
-        # the change under review (pull-request mode: see TRUSTED_PARTS)
+        # the change under review (pull-request mode: see trusted.TRUSTED_PARTS)
         self.review = review
         # what the run says about the config (a trusted part the config under review changes)
         self.warnings = list(warnings or [])
@@ -241,14 +277,28 @@ class LoadedConfig:
         """This config as seen by the kinds of ``vendor`` working on connection ``name``."""
         trusted = self.connection_doc if self.connection_doc is not self.doc else None
         if name == DEFAULT_CONNECTION:
-            return LoadedConfig(self.config, path=self.path, doc=self.doc, env=self.env, connection=(vendor, name),
-                                connection_doc=trusted, review=self.review)
+            return LoadedConfig(
+                self.config,
+                path=self.path,
+                doc=self.doc,
+                env=self.env,
+                connection=(vendor, name),
+                connection_doc=trusted,
+                review=self.review,
+            )
         providers = self.config.providers.model_copy(update={vendor: self.config.connection(vendor, name)})
         config = self.config.model_copy(update={"providers": providers})
         doc = _ConnectionDocument.of(self.doc, vendor, name) if self.doc is not None else None
         trusted_view = _ConnectionDocument.of(trusted, vendor, name) if trusted is not None else None
-        return LoadedConfig(config, path=self.path, doc=doc, env=self.env, connection=(vendor, name),
-                            connection_doc=trusted_view, review=self.review)
+        return LoadedConfig(
+            config,
+            path=self.path,
+            doc=doc,
+            env=self.env,
+            connection=(vendor, name),
+            connection_doc=trusted_view,
+            review=self.review,
+        )
 
     @property
     def base_dir(self) -> Path:
@@ -282,16 +332,25 @@ class _ConnectionDocument(Document):
         return super().position(p, key=key)
 
 
-def load_config(path: Path | None, *, required: bool = True, env: str | None = None,
-                confine: bool = True) -> LoadedConfig:
+def load_config(path: Path | None, *, required: bool = True, env: str | None = None, confine: bool = True) -> LoadedConfig:
     """Load and validate ``reconciler.yaml``; all problems at once as :class:`InputError`.
     The file itself must resolve inside the workspace root (``confine``)."""
     if path is None or not (path.exists() or path.is_symlink()):
         if required and path is not None:
             raise InputError([Problem(str(path), 1, 1, "Config", "", "config file not found (use --config FILE, or --sandbox)")])
         if env is not None:
-            raise InputError([Problem(str(path or "reconciler.yaml"), 1, 1, "Config", "environments",
-                                      f"--env {env}: no config file declares environments")])
+            raise InputError(
+                [
+                    Problem(
+                        str(path or "reconciler.yaml"),
+                        1,
+                        1,
+                        "Config",
+                        "environments",
+                        f"--env {env}: no config file declares environments",
+                    )
+                ]
+            )
         return LoadedConfig(config_model()(), path=None, doc=None)
     docs, problems = load_file(path, what="config", confine=confine)
     if problems:
@@ -313,168 +372,32 @@ def connection_problems(config: Config, doc: Document, env: str | None) -> list[
     out = []
     for vendor in vendor_names():
         if DEFAULT_CONNECTION in getattr(config.connections, vendor):
-            out.append(doc.problem(("connections", vendor, DEFAULT_CONNECTION),
-                                   f"'{DEFAULT_CONNECTION}' is providers.{vendor}; give this connection another name",
-                                   resource="Config", key=True))
+            out.append(
+                doc.problem(
+                    ("connections", vendor, DEFAULT_CONNECTION),
+                    f"'{DEFAULT_CONNECTION}' is providers.{vendor}; give this connection another name",
+                    resource="Config",
+                    key=True,
+                )
+            )
     for name, environment in config.environments.items():
         for vendor, conn in environment.connections.items():
             if not is_vendor(vendor):
-                out.append(doc.problem(("environments", name, "connections", vendor),
-                                       f"unknown vendor '{vendor}' (installed: {', '.join(vendor_names())})",
-                                       resource="Config", key=True))
+                out.append(
+                    doc.problem(
+                        ("environments", name, "connections", vendor),
+                        f"unknown vendor '{vendor}' (installed: {', '.join(vendor_names())})",
+                        resource="Config",
+                        key=True,
+                    )
+                )
             elif config.connection(vendor, conn) is None:
                 known = ", ".join(config.connection_names(vendor)) or "none"
                 where: Path_ = ("environments", name, "connections", vendor)
                 out.append(doc.problem(where, f"no {vendor} connection named '{conn}' (known: {known})", resource="Config"))
     if env is not None and env not in config.environments:
         known = ", ".join(sorted(config.environments)) or "none declared"
-        out.append(doc.problem(("environments",), f"--env {env}: no such environment (known: {known})",
-                               resource="Config", key=True))
+        out.append(
+            doc.problem(("environments",), f"--env {env}: no such environment (known: {known})", resource="Config", key=True)
+        )
     return out
-
-
-TRUSTED_ENV = "RECONCILER_CONNECTIONS_FROM"
-FINGERPRINT_ENV = "RECONCILER_FINGERPRINT_KEY"
-FINGERPRINT_REF = f"env:{FINGERPRINT_ENV}"
-# What the job trusts (docs/security.md, "A trusted configuration"). With RECONCILER_CONNECTIONS_FROM
-# every part listed here comes from that file; the config under review contributes only the rest
-# (the values of environments.<name>.vars). A part the config under review writes differently is
-# reported (warning) and its trusted value is used.
-TRUSTED_PARTS = (
-    "providers",  # every default connection: base_url, credential references, ids, vendor settings (tables)
-    "connections",  # every named connection, the same
-    "environments.<name>.connections",  # which connection an environment targets
-    "settings.fingerprint_key",
-    "settings.manifest_secret_env",
-    "settings.max_change_ratio",
-    "settings.threshold_min_existing",
-    "settings.exposure_budgets",  # promotional exposure budgets (issue 27)
-)
-TRUSTED_SETTINGS = ("fingerprint_key", "manifest_secret_env", "max_change_ratio", "threshold_min_existing",
-                    "exposure_budgets")
-MAX_TRUSTED_WARNINGS = 20
-
-
-def in_ci() -> bool:
-    """Whether the run is a CI job (``CI`` set to a true value: GitHub Actions, GitLab CI and most
-    others set ``CI=true``)."""
-    return os.environ.get("CI", "").strip().lower() not in ("", "0", "false", "no", "off")
-
-
-def apply_trusted_connections(cfg: LoadedConfig, trusted_path: str | None = None) -> LoadedConfig:
-    """The config a real run uses: its trusted parts from outside the change under review.
-
-    With ``RECONCILER_CONNECTIONS_FROM=FILE`` (e.g. ``reconciler.yaml`` of the pull request's target
-    branch, written by the pipeline outside the checkout), every part of :data:`TRUSTED_PARTS` comes
-    from FILE — connections (URL, credential references, ids, vendor settings such as tables), which connection
-    each environment targets, the fingerprint key, ``manifest_secret_env`` and the safety thresholds;
-    the workspace config contributes only ``environments.<name>.vars``. Where the workspace config
-    writes a trusted part differently, the run warns ("reconciler.yaml changes trusted setting X;
-    the trusted value is used"). Relative ``file:`` references in FILE are relative to FILE's folder;
-    a table's ``proto`` is relative to the workspace config (the schema file is part of the change).
-
-    The fingerprint key: ``RECONCILER_FINGERPRINT_KEY``, when set, is the key whatever any config
-    says; else FILE's ``settings.fingerprint_key``. Without FILE, a CI run (``CI`` set) refuses a
-    ``settings.fingerprint_key`` other than ``env:RECONCILER_FINGERPRINT_KEY``: the config could be
-    the change under review, and a key it chooses (a file it commits, a variable it can read) would
-    let it test guesses of live secrets offline.
-    """
-    path_text = trusted_path if trusted_path is not None else os.environ.get(TRUSTED_ENV)
-    if not path_text:
-        return _untrusted_source(cfg)
-    trusted_path_ = Path(path_text)
-    trusted = load_config(trusted_path_, required=True, confine=False)
-    data = trusted.config.model_dump(exclude_none=True)
-    own = cfg.config.model_dump(exclude_none=True)
-    name = Path(cfg.path).name if cfg.path else "reconciler.yaml"
-    changed = _trusted_differences(own, data) if cfg.doc is not None else []
-    warnings = [f"{name} changes trusted setting {path}; the trusted value is used ({TRUSTED_ENV})"
-                for path in changed[:MAX_TRUSTED_WARNINGS]]
-    if len(changed) > MAX_TRUSTED_WARNINGS:
-        warnings.append(f"{name} changes {len(changed) - MAX_TRUSTED_WARNINGS} more trusted setting(s); "
-                        "the trusted values are used")
-    _absolute_file_refs(data, trusted_path_.parent)
-    merged = dict(own)
-    merged["providers"] = data.get("providers") or {}
-    merged["connections"] = data.get("connections") or {}
-    environments: dict[str, Any] = {}
-    own_envs, trusted_envs = own.get("environments") or {}, data.get("environments") or {}
-    for env_name in sorted(set(own_envs) | set(trusted_envs)):
-        mine, theirs = own_envs.get(env_name) or {}, trusted_envs.get(env_name) or {}
-        environments[env_name] = {"connections": theirs.get("connections") or {},
-                                  "vars": mine.get("vars") if env_name in own_envs else theirs.get("vars") or {}}
-    merged["environments"] = environments
-    settings = merged.setdefault("settings", {})
-    for key in TRUSTED_SETTINGS:
-        settings.pop(key, None)
-        if key in (data.get("settings") or {}):
-            settings[key] = data["settings"][key]
-    if os.environ.get(FINGERPRINT_ENV):
-        settings["fingerprint_key"] = FINGERPRINT_REF
-    model = config_model().model_validate(merged)
-    if cfg.doc is not None:  # the workspace's environments must name connections the trusted file has
-        problems = connection_problems(model, cfg.doc, cfg.env)
-        if problems:
-            raise InputError(problems)
-    return LoadedConfig(model, path=cfg.path, doc=cfg.doc, env=cfg.env, connection_doc=trusted.doc,
-                        review=True, warnings=warnings)
-
-
-def _untrusted_source(cfg: LoadedConfig) -> LoadedConfig:
-    """No trusted file: the config is used as written, but for the fingerprint key (above)."""
-    written = cfg.settings.fingerprint_key
-    if os.environ.get(FINGERPRINT_ENV):
-        warnings = []
-        if written and written != FINGERPRINT_REF:
-            warnings.append(f"settings.fingerprint_key ({written}) is not used: {FINGERPRINT_ENV} is set and is the key")
-        settings = cfg.config.settings.model_copy(update={"fingerprint_key": FINGERPRINT_REF})
-        model = cfg.config.model_copy(update={"settings": settings})
-        return LoadedConfig(model, path=cfg.path, doc=cfg.doc, env=cfg.env, warnings=warnings)
-    if written and written != FINGERPRINT_REF and in_ci():
-        message = (f"a fingerprint key the config chooses ({written}) is refused in CI: the config may be the change "
-                   f"under review, and a key it knows lets it test guesses of live secrets offline; set "
-                   f"{FINGERPRINT_ENV} (a CI secret), or take the trusted settings from {TRUSTED_ENV}")
-        where: Path_ = ("settings", "fingerprint_key")
-        problem = cfg.doc.problem(where, message, resource="Config") if cfg.doc is not None else \
-            Problem(str(cfg.path or "reconciler.yaml"), 1, 1, "Config", "settings.fingerprint_key", message)
-        raise InputError([problem])
-    return cfg
-
-
-def _trusted_differences(own: dict[str, Any], trusted: dict[str, Any]) -> list[str]:
-    """The dotted paths of trusted parts the workspace config writes differently."""
-    out: list[str] = []
-
-    def walk(a: Any, b: Any, path: tuple[str, ...], depth: int) -> None:
-        if a == b:
-            return
-        if depth == 0 or not isinstance(a, dict) or not isinstance(b, dict):
-            out.append(".".join(_shown_key(k) for k in path))
-            return
-        for k in sorted(set(a) | set(b), key=str):
-            walk(a.get(k), b.get(k), path + (str(k),), depth - 1)
-
-    walk(own.get("providers") or {}, trusted.get("providers") or {}, ("providers",), 3)
-    walk(own.get("connections") or {}, trusted.get("connections") or {}, ("connections",), 3)
-    own_envs, trusted_envs = own.get("environments") or {}, trusted.get("environments") or {}
-    for env_name in sorted(set(own_envs) | set(trusted_envs)):
-        walk((own_envs.get(env_name) or {}).get("connections") or {},
-             (trusted_envs.get(env_name) or {}).get("connections") or {},
-             ("environments", env_name, "connections"), 0)
-    for key in TRUSTED_SETTINGS:
-        walk((own.get("settings") or {}).get(key), (trusted.get("settings") or {}).get(key), ("settings", key), 0)
-    return out
-
-
-def _shown_key(key: str) -> str:
-    """A config key as one safe word (keys are the change's: any character may be in one)."""
-    return key if re.fullmatch(r"[A-Za-z0-9_-]{1,64}", key) else json.dumps(key[:64], ensure_ascii=True)
-
-
-def _absolute_file_refs(data: Any, base: Path) -> None:
-    if isinstance(data, dict):
-        for k, v in data.items():
-            if isinstance(v, str) and v.startswith("file:") and not Path(v[5:]).expanduser().is_absolute():
-                data[k] = "file:" + str((base / v[5:]).absolute())
-            else:
-                _absolute_file_refs(v, base)

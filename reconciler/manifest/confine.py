@@ -81,8 +81,7 @@ def _shown(path: Path | str) -> str:
     return str(path)
 
 
-def check(path: Path | str, *, what: str, confine: bool = True, limit: int | None = None,
-          root: Path | None = None) -> Path:
+def check(path: Path | str, *, what: str, confine: bool = True, limit: int | None = None, root: Path | None = None) -> Path:
     """The resolved path of ``path`` if it may be read as ``what``; else :class:`ConfinementError`.
     The file is opened (see :func:`_open_checked`) and closed again: the verdict is the one a read
     would get."""
@@ -99,8 +98,7 @@ _DIR_FLAGS |= getattr(os, "O_DIRECTORY", 0) | _O_NOFOLLOW | _O_CLOEXEC
 _AT = os.open in os.supports_dir_fd
 
 
-def _open_checked(path: Path | str, *, what: str, confine: bool, limit: int | None,
-                  root: Path | None) -> tuple[int, Path]:
+def _open_checked(path: Path | str, *, what: str, confine: bool, limit: int | None, root: Path | None) -> tuple[int, Path]:
     """An open descriptor of ``path`` and its resolved path, under every rule of the module.
 
     Confined reads (a workspace root is set) do not trust the path once it is checked: the file is
@@ -123,8 +121,9 @@ def _open_checked(path: Path | str, *, what: str, confine: bool, limit: int | No
     real_base = base if base is None or base is _root else Path(os.path.realpath(base))
     beneath = confine and real_base is not None
     if beneath and not (real == real_base or real_base in real.parents):
-        raise ConfinementError(what, shown, f"resolves outside the workspace root ({base}); "
-                               "files named by manifests and config must stay inside it")
+        raise ConfinementError(
+            what, shown, f"resolves outside the workspace root ({base}); files named by manifests and config must stay inside it"
+        )
     try:
         st = real.stat()
     except OSError as exc:
@@ -145,16 +144,23 @@ def _open_checked(path: Path | str, *, what: str, confine: bool, limit: int | No
         import errno
 
         if exc.errno in (errno.ELOOP, errno.ENOTDIR):
-            raise ConfinementError(what, shown, "changed while being opened (a folder or the file became a "
-                                   "symlink); files are opened without following symlinks") from None
+            raise ConfinementError(
+                what,
+                shown,
+                "changed while being opened (a folder or the file became a symlink); files are opened without following symlinks",
+            ) from None
         raise ConfinementError(what, shown, f"{_reason(exc, p)}") from None
     try:
         fst = os.fstat(fd)
         if not stat.S_ISREG(fst.st_mode):
             raise ConfinementError(what, shown, "not a regular file")
         if beneath and fst.st_nlink != 1:
-            raise ConfinementError(what, shown, f"has {fst.st_nlink} hard links; a file named by manifests and "
-                                   "config must have one (a hard link may be a file outside the workspace)")
+            raise ConfinementError(
+                what,
+                shown,
+                f"has {fst.st_nlink} hard links; a file named by manifests and "
+                "config must have one (a hard link may be a file outside the workspace)",
+            )
         if fst.st_size > cap:
             raise ConfinementError(what, shown, f"larger than the {_size(cap)} limit for a {what}")
     except BaseException:
@@ -196,8 +202,9 @@ def _size(n: int) -> str:
     return f"{n // MiB} MiB" if n >= MiB else f"{n // KiB} KiB"
 
 
-def open_bytes(path: Path | str, *, what: str, confine: bool = True, limit: int | None = None,
-               root: Path | None = None) -> tuple[int, int]:
+def open_bytes(
+    path: Path | str, *, what: str, confine: bool = True, limit: int | None = None, root: Path | None = None
+) -> tuple[int, int]:
     """An open descriptor of ``path`` under the rules of :func:`check` (confined: opened from the
     root's descriptor) and the size limit, for readers that stream; the caller closes it and must
     stop reading at the limit."""
@@ -205,8 +212,7 @@ def open_bytes(path: Path | str, *, what: str, confine: bool = True, limit: int 
     return fd, limit if limit is not None else LIMITS.get(what, LIMITS["manifest"])
 
 
-def read_bytes(path: Path | str, *, what: str, confine: bool = True, limit: int | None = None,
-               root: Path | None = None) -> bytes:
+def read_bytes(path: Path | str, *, what: str, confine: bool = True, limit: int | None = None, root: Path | None = None) -> bytes:
     """The bytes of ``path`` under the rules of :func:`check`; never more than the limit, even if
     the file grows or is swapped between the check and the read."""
     fd, cap = open_bytes(path, what=what, confine=confine, limit=limit, root=root)
@@ -235,8 +241,7 @@ def text_lines(text: str) -> list[str]:
     return text.replace("\r\n", "\n").replace("\r", "\n").split("\n")
 
 
-def read_text(path: Path | str, *, what: str, confine: bool = True, limit: int | None = None,
-              root: Path | None = None) -> str:
+def read_text(path: Path | str, *, what: str, confine: bool = True, limit: int | None = None, root: Path | None = None) -> str:
     """UTF-8 text of ``path`` (see :func:`read_bytes`); NUL bytes are refused."""
     data = read_bytes(path, what=what, confine=confine, limit=limit, root=root)
     try:
@@ -276,7 +281,7 @@ def bad_character(value: str) -> str | None:
     m = _REFUSED.search(value)
     if m is None:
         return None
-    for ch in value[m.start():]:
+    for ch in value[m.start() :]:
         o = ord(ch)
         if ch in _ALLOWED_C0:
             continue

@@ -37,6 +37,7 @@ from reconciler.manifest.config import LoadedConfig
 
 ENV = "RECONCILER_ALLOWED_ENDPOINTS"
 
+
 def documented_hosts(vendor: str) -> frozenset[str]:
     """The hosts a vendor's documents name (``VendorSpec.documented_hosts``): approved over HTTPS."""
     from reconciler.vendor import vendor as vendor_spec
@@ -79,8 +80,10 @@ def parse_approvals(text: str | None) -> list[Approval]:
         vendor, eq, entry = raw.partition("=")
         vendor = vendor.strip().lower()
         if not eq or vendor not in known:
-            raise ApprovalError(f"endpoint approval {shown}: name the vendor it approves ({', '.join(f'{v}=HOST' for v in known)}); "
-                                "an approval for one vendor never sends another vendor's credentials there")
+            raise ApprovalError(
+                f"endpoint approval {shown}: name the vendor it approves ({', '.join(f'{v}=HOST' for v in known)}); "
+                "an approval for one vendor never sends another vendor's credentials there"
+            )
         scheme = "https"
         if "://" in entry:
             scheme, entry = entry.split("://", 1)
@@ -111,13 +114,17 @@ def endpoint_problem(url: str, vendor: str, approvals: list[Approval]) -> str | 
     if any(a.scheme == parsed.scheme for a in mine):
         return None
     if mine and parsed.scheme == "http":
-        return (f"host {host} is approved for {vendor} over HTTPS only: plain http:// sends the credentials in clear "
-                f"text and must be approved explicitly ({vendor}=http://{host}:{port} in {ENV} or --allow-endpoint)")
+        return (
+            f"host {host} is approved for {vendor} over HTTPS only: plain http:// sends the credentials in clear "
+            f"text and must be approved explicitly ({vendor}=http://{host}:{port} in {ENV} or --allow-endpoint)"
+        )
     others = sorted({a.vendor for a in approvals if a.vendor != vendor and a.host == host})
     documented = ", ".join(sorted(documented_hosts(vendor))) or "none documented"
-    why = (f"host {host} is not an approved {vendor} endpoint: credentials are sent only to the "
-           f"vendor's documented host ({documented}), a loopback address, or a host approved for {vendor} outside "
-           f"the repository ({ENV} or --allow-endpoint, as {vendor}=HOST)")
+    why = (
+        f"host {host} is not an approved {vendor} endpoint: credentials are sent only to the "
+        f"vendor's documented host ({documented}), a loopback address, or a host approved for {vendor} outside "
+        f"the repository ({ENV} or --allow-endpoint, as {vendor}=HOST)"
+    )
     if others:
         why += f"; it is approved for {', '.join(others)} only, and approvals are per vendor"
     return why

@@ -33,12 +33,16 @@ def manifest_ref_problem(ref: str, config: LoadedConfig, *, base_dir: Path) -> s
         if any(fnmatchcase(name, pat) for pat in DENIED_ENV_PATTERNS):
             return f"secret reference {ref}: {name} belongs to the CI platform or a cloud SDK; manifests cannot use it"
         if any(fnmatchcase(name, pat) for pat in provider_secret_env_patterns()):
-            return (f"secret reference {ref}: {name} is named like a credential of the job (a CI token or a "
-                    "provider's key); manifests cannot use it")
+            return (
+                f"secret reference {ref}: {name} is named like a credential of the job (a CI token or a "
+                "provider's key); manifests cannot use it"
+            )
         patterns = config.settings.manifest_secret_env
         if not any(fnmatchcase(name, pat) for pat in patterns):
-            return (f"secret reference {ref}: manifests may reference only environment variables matching "
-                    f"settings.manifest_secret_env ({', '.join(patterns) or 'none'})")
+            return (
+                f"secret reference {ref}: manifests may reference only environment variables matching "
+                f"settings.manifest_secret_env ({', '.join(patterns) or 'none'})"
+            )
         return None
     if ref.startswith("file:"):
         target = ref_path(ref, base_dir)
@@ -51,5 +55,4 @@ def manifest_ref_problem(ref: str, config: LoadedConfig, *, base_dir: Path) -> s
 def job_credential_values() -> set[str]:
     """The values of the job's credential variables (:func:`provider_secret_env_patterns`), whatever
     the config under review references: none of them may be a resource value."""
-    return {v for k, v in os.environ.items()
-            if v and any(fnmatchcase(k, pat) for pat in provider_secret_env_patterns())}
+    return {v for k, v in os.environ.items() if v and any(fnmatchcase(k, pat) for pat in provider_secret_env_patterns())}

@@ -25,9 +25,7 @@ _REF = re.compile(r"^(env:[A-Za-z_][A-Za-z0-9_]*|file:.+)$")
 def _check_ref(value: str) -> str:
     if not _REF.match(value):
         # never echo the value: it may be the secret itself
-        raise ValueError(
-            "secret fields take a reference (env:NAME or file:PATH), not a literal value"
-        )
+        raise ValueError("secret fields take a reference (env:NAME or file:PATH), not a literal value")
     return value
 
 
@@ -113,6 +111,8 @@ def file_ref_problem(ref: str, *, base_dir: Path) -> str | None:
         return None
     root = confine.get_root()
     if root is not None and not confine.is_inside(Path(os.path.abspath(path)), root):
-        return (f"secret reference {ref}: resolves outside the workspace root ({root}); "
-                "files named by manifests and config must stay inside it")
+        return (
+            f"secret reference {ref}: resolves outside the workspace root ({root}); "
+            "files named by manifests and config must stay inside it"
+        )
     return None

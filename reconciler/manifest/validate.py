@@ -28,9 +28,7 @@ def _message(err: Mapping[str, Any]) -> str:
     return str(msg)
 
 
-def problems_from_validation(
-    exc: ValidationError, doc: Document, *, prefix: Path_ = (), resource: str = ""
-) -> list[Problem]:
+def problems_from_validation(exc: ValidationError, doc: Document, *, prefix: Path_ = (), resource: str = "") -> list[Problem]:
     """One problem per pydantic error. Input values are never echoed (they may be secrets)."""
     out = []
     for err in exc.errors(include_input=True, include_url=False):
@@ -58,7 +56,12 @@ def _exists(data: Any, path: Path_) -> bool:
 
 
 def validate_model(
-    model: type[BaseModel], data: Any, doc: Document, *, prefix: Path_ = (), resource: str = "",
+    model: type[BaseModel],
+    data: Any,
+    doc: Document,
+    *,
+    prefix: Path_ = (),
+    resource: str = "",
     context: dict[str, Any] | None = None,
 ) -> tuple[BaseModel | None, list[Problem]]:
     try:

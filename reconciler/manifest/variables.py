@@ -59,7 +59,9 @@ class _Substitution:
             self.problems.append(doc.problem(path, f"${{var.{name}}} needs an environment: choose one with --env ({declared})"))
         else:
             known = ", ".join(sorted(self.values)) or "none"
-            self.problems.append(doc.problem(path, f"${{var.{name}}}: environment {config.env} has no such variable (its vars: {known})"))
+            self.problems.append(
+                doc.problem(path, f"${{var.{name}}}: environment {config.env} has no such variable (its vars: {known})")
+            )
 
     def text(self, value: str, path: Path_) -> Any:
         values = self.values

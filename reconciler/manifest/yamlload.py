@@ -80,8 +80,9 @@ class Document:
             p = p[:-1]
         return self.marks.get((), self.start)
 
-    def problem(self, path: Path_, message: str, *, resource: str = "", key: bool = False,
-                field_path: str | None = None) -> Problem:
+    def problem(
+        self, path: Path_, message: str, *, resource: str = "", key: bool = False, field_path: str | None = None
+    ) -> Problem:
         fp = field_path if field_path is not None else dotted(path)
         p = tuple(path)
         while p and not key:
@@ -315,8 +316,14 @@ class _Builder:
                     return int(v[2:], 16)
                 return int(v)
             if tag == "tag:yaml.org,2002:float":
-                return float(node.value.replace(".inf", "inf").replace(".Inf", "inf").replace(".INF", "inf")
-                             .replace(".nan", "nan").replace(".NaN", "nan").replace(".NAN", "nan"))
+                return float(
+                    node.value.replace(".inf", "inf")
+                    .replace(".Inf", "inf")
+                    .replace(".INF", "inf")
+                    .replace(".nan", "nan")
+                    .replace(".NaN", "nan")
+                    .replace(".NAN", "nan")
+                )
         except ValueError:
             self.problems.append(self._p(node, path, f"cannot read {node.value!r} as {tag.rsplit(':', 1)[-1]}"))
             return None
@@ -364,8 +371,9 @@ def load_documents(text: str, file: str) -> tuple[list[Document], list[Problem]]
     return docs, problems.result(file)
 
 
-def load_file(path: Path, display: str | None = None, *, what: str = "manifest",
-              confine: bool = True, root: Path | None = None) -> tuple[list[Document], list[Problem]]:
+def load_file(
+    path: Path, display: str | None = None, *, what: str = "manifest", confine: bool = True, root: Path | None = None
+) -> tuple[list[Document], list[Problem]]:
     """Read (through :mod:`reconciler.manifest.confine`: inside the workspace root, a regular file,
     size-limited) and parse a YAML file."""
     name = display or str(path)

@@ -54,8 +54,7 @@ class Sandbox:
     ``options`` are forwarded to the vendors that declare them (``VendorSandbox.options``, e.g. the
     tables a table store serves); one no vendor declares is an error."""
 
-    def __init__(self, state_dir: Path, *, host: str = "127.0.0.1", ports: dict[str, int] | None = None,
-                 **options: Any):
+    def __init__(self, state_dir: Path, *, host: str = "127.0.0.1", ports: dict[str, int] | None = None, **options: Any):
         from reconciler.vendor import vendors
 
         # absolute as written, not resolved: a symlink on the way is refused (safeio), not followed
@@ -71,8 +70,11 @@ class Sandbox:
         self.ports = ports or {}
         sd = self.state_dir
         # "<vendor>_<name>" -> credential file
-        self.cred = {f"{name}_{cred}": _credential(sd, f"{name}_{cred}", make)
-                     for name, vs in self.vendors.items() for cred, make in vs.credentials.items()}
+        self.cred = {
+            f"{name}_{cred}": _credential(sd, f"{name}_{cred}", make)
+            for name, vs in self.vendors.items()
+            for cred, make in vs.credentials.items()
+        }
         self.servers: dict[str, EmulatorServer] = {}
 
     def _read(self, name: str) -> str:

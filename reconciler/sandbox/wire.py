@@ -153,8 +153,13 @@ class _Wire:
         if target.startswith("//"):
             target = "/" + target.lstrip("/")
         parts = urlsplit(target)
-        req = Request(method=request.method, path=parts.path, raw_query=parts.query,
-                      headers={k.lower(): v for k, v in request.headers.items()}, body=body)
+        req = Request(
+            method=request.method,
+            path=parts.path,
+            raw_query=parts.query,
+            headers={k.lower(): v for k, v in request.headers.items()},
+            body=body,
+        )
         keep = request.keep_alive
         if req.path.startswith("/_sandbox/"):
             return self._reply(request, self.emu.answer_admin(req), keep)
@@ -173,6 +178,8 @@ class _Wire:
             # a client that leaves meanwhile cancels this wait (handler_cancellation): its
             # request took effect, its answer goes nowhere
             await asyncio.sleep(wait)
+        while self.emu.held(req):  # the hold_replies knob: until a test releases it
+            await asyncio.sleep(0.005)
         duplicate = self.emu.record_answer(req, kept_alive=keep)
         return self._reply(request, resp, keep, duplicate=duplicate)
 
@@ -262,10 +269,15 @@ class EmulatorServer:
         started: list[BaseException | None] = []
         ready = threading.Event()
         runner = self._runner = web.AppRunner(
-            self._app(), handle_signals=False, access_log=None, logger=_LOG,
+            self._app(),
+            handle_signals=False,
+            access_log=None,
+            logger=_LOG,
             handler_cancellation=True,  # a client gone: its answer's wait ends
             shutdown_timeout=1.0,
-            max_line_size=LINE_MAX, max_field_size=LINE_MAX, max_headers=HEADERS_MAX,
+            max_line_size=LINE_MAX,
+            max_field_size=LINE_MAX,
+            max_headers=HEADERS_MAX,
             lingering_time=0,  # a refused request's unread body is not waited for: closed at once
             auto_decompress=False,  # the body reaches the emulator as sent
         )

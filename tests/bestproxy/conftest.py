@@ -28,8 +28,6 @@ class Workspace(CliWorkspace):
     emulator: BestProxyEmulator
     app_key: str = APP_KEY
 
-
-
     def api(self, path: str, **body: object) -> dict:
         """Call the emulator's own API (out-of-band changes), as another operator would."""
         if path.endswith("/list"):
@@ -53,9 +51,16 @@ class Workspace(CliWorkspace):
         return httpx.get(self.url + "/_sandbox/stats/answered").json()
 
 
-def bestproxy_workspace(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, *, cls: type[Workspace] = Workspace,
-                        app_key: str = APP_KEY, totp_secret: str = TOTP_SECRET, password: str = PASSWORD,
-                        knobs: dict[str, Any] | None = None) -> Iterator[Workspace]:
+def bestproxy_workspace(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    *,
+    cls: type[Workspace] = Workspace,
+    app_key: str = APP_KEY,
+    totp_secret: str = TOTP_SECRET,
+    password: str = PASSWORD,
+    knobs: dict[str, Any] | None = None,
+) -> Iterator[Workspace]:
     """A BestProxy emulator and a working folder (cwd) with a config pointing at it."""
     emu = BestProxyEmulator(None, app_key=app_key, totp_secret=totp_secret, **(knobs or {}))
     server = EmulatorServer(emu).start()
@@ -86,12 +91,21 @@ def bestproxy_workspace(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, *, cls:
 # Where the document is silent the emulator's answer is a knob: the product runs against both.
 BESTPROXY_ANSWERS = {
     "documented": {},
-    "strict": {"add_product_type": "required", "password_length": "everywhere", "ip_add_product_type": "required",
-               "ip_product_types": "one", "batches": "partial", "udp_other_types": "ignored"},
+    "strict": {
+        "add_product_type": "required",
+        "password_length": "everywhere",
+        "ip_add_product_type": "required",
+        "ip_product_types": "one",
+        "batches": "partial",
+        "udp_other_types": "ignored",
+    },
 }
 
 
 def account_doc(name: str, **spec: object) -> str:
     fields = {"username": name, "password": "file:secrets/pw", "productType": 9, **spec}
-    body = "\n".join(f"  {k}: {v!r}" if isinstance(v, str) else f"  {k}: {str(v).lower() if isinstance(v, bool) else v}" for k, v in fields.items())
+    body = "\n".join(
+        f"  {k}: {v!r}" if isinstance(v, str) else f"  {k}: {str(v).lower() if isinstance(v, bool) else v}"
+        for k, v in fields.items()
+    )
     return f"apiVersion: reconciler/v1\nkind: ProxyAccount\nmetadata:\n  name: {name}\nspec:\n{body}\n"

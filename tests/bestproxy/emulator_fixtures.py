@@ -26,9 +26,7 @@ __all__ = [
 
 
 @contextmanager
-def running_bestproxy(
-    state_dir: Path | str | None = None, **kwargs: Any
-) -> Iterator[EmulatorServer]:
+def running_bestproxy(state_dir: Path | str | None = None, **kwargs: Any) -> Iterator[EmulatorServer]:
     """A started BestProxy emulator on 127.0.0.1, port 0; stopped on exit."""
     kwargs.setdefault("app_key", APP_KEY)
     kwargs.setdefault("totp_secret", TOTP_SECRET)

@@ -18,7 +18,7 @@ import httpx
 import pytest
 import yaml
 
-from reconciler.vendors.bestproxy import ip_allowlist
+from reconciler.vendors.bestproxy.ip_allowlist import totp as totp_codes
 from tests.bestproxy.conftest import Workspace, bestproxy_workspace
 
 
@@ -39,18 +39,21 @@ class SimClock:
 
 def _workspace(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, **knobs: str) -> Iterator[tuple[Workspace, SimClock]]:
     clock = SimClock()
-    monkeypatch.setattr(ip_allowlist, "clock", clock.time)
-    monkeypatch.setattr(ip_allowlist, "sleep", clock.sleep)
+    monkeypatch.setattr(totp_codes, "clock", clock.time)
+    monkeypatch.setattr(totp_codes, "sleep", clock.sleep)
     for ws in bestproxy_workspace(tmp_path, monkeypatch, knobs=knobs):
         ws.emulator.clock = clock.time
         yield ws, clock
 
 
-def allowlist(ws: Workspace, name: str, product_type: int, entries: list[str], *, exclusive: bool = True,
-              upid: int | None = None) -> None:
+def allowlist(
+    ws: Workspace, name: str, product_type: int, entries: list[str], *, exclusive: bool = True, upid: int | None = None
+) -> None:
     lines = "\n".join(f"    - {e}" for e in entries) if entries else "    []"
     extra = f"  userProductId: {upid}\n" if upid else ""
-    ws.write(f"manifests/{name}.yaml", f"""apiVersion: reconciler/v1
+    ws.write(
+        f"manifests/{name}.yaml",
+        f"""apiVersion: reconciler/v1
 kind: IpAllowlist
 metadata: {{name: {name}}}
 spec:
@@ -58,7 +61,8 @@ spec:
 {extra}  exclusive: {str(exclusive).lower()}
   entries:
 {lines}
-""".replace("  entries:\n    []", "  entries: []"))
+""".replace("  entries:\n    []", "  entries: []"),
+    )
 
 
 def listed(ws: Workspace) -> list[tuple[str, int, str]]:
@@ -70,7 +74,9 @@ FORMS_BATCHES = list(itertools.product(("ipv4", "any"), ("whole", "partial")))
 
 
 @pytest.fixture(params=FORMS_BATCHES, ids=[f"{f}-{b}" for f, b in FORMS_BATCHES])
-def forms(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, request: pytest.FixtureRequest) -> Iterator[tuple[Workspace, SimClock]]:
+def forms(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, request: pytest.FixtureRequest
+) -> Iterator[tuple[Workspace, SimClock]]:
     ip_forms, batches = request.param
     yield from _workspace(tmp_path, monkeypatch, ip_forms=ip_forms, batches=batches)
 
@@ -187,7 +193,9 @@ def test_allowlists_of_two_product_types_are_removed_in_one_verified_delete(totp
 
 
 @pytest.fixture(params=list(itertools.product(("many", "one"), ("whole", "partial"))), ids=lambda p: "-".join(p))
-def shared(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, request: pytest.FixtureRequest) -> Iterator[tuple[Workspace, SimClock]]:
+def shared(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, request: pytest.FixtureRequest
+) -> Iterator[tuple[Workspace, SimClock]]:
     types, batches = request.param
     yield from _workspace(tmp_path, monkeypatch, ip_product_types=types, batches=batches)
 
@@ -207,8 +215,12 @@ def test_a_remark_change_on_a_shared_address_converges_in_one_apply(shared: tupl
     assert "added back right after: 10.0.0.5 (14), 10.0.0.5 (25)" in plan.stdout, plan.stdout
     res = ws.cli("apply", "--auto-approve")
     assert res.exit_code == 0, res.stdout + res.stderr
-    assert listed(ws) == [("10.0.0.5", 9, "new"), ("10.0.0.5", 14, "dc"), ("10.0.0.5", 25, "not declared"),
-                          ("10.0.0.6", 14, "dc")]
+    assert listed(ws) == [
+        ("10.0.0.5", 9, "new"),
+        ("10.0.0.5", 14, "dc"),
+        ("10.0.0.5", 25, "not declared"),
+        ("10.0.0.6", 14, "dc"),
+    ]
     assert ws.cli("plan", "--detailed-exitcode").exit_code == 0
 
 
@@ -244,7 +256,8 @@ def test_an_address_declared_under_two_product_types(shared: tuple[Workspace, Si
 
 
 def test_a_shared_address_of_type_11_without_its_user_product_is_named_in_the_plan(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     for ws, _ in _workspace(tmp_path, monkeypatch):
         ws.emulator.user_product_ids = {11: [1101]}
         ws.api("/gateway/proxy-ip/add", ips="10.0.0.5", product_type=11, user_product_id=1101)
@@ -274,8 +287,7 @@ def test_export_writes_live_ipv6_and_cidr_entries_that_restore(tmp_path: Path, m
         ws.emulator.wipe()
         restored = ws.cli("apply", "backup", "--auto-approve")
         assert restored.exit_code == 0, restored.stdout + restored.stderr
-        assert listed(ws) == [("10.0.0.0/24", 14, "console"), ("2001:db8::1", 14, "console"),
-                              ("203.0.113.9", 14, "console")]
+        assert listed(ws) == [("10.0.0.0/24", 14, "console"), ("2001:db8::1", 14, "console"), ("203.0.113.9", 14, "console")]
 
 
 def test_reads_are_one_list_per_product_type_and_one_unfiltered(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -287,7 +299,8 @@ def test_reads_are_one_list_per_product_type_and_one_unfiltered(tmp_path: Path, 
 
 
 def test_split_batches_are_bounded_and_a_refused_verification_is_not_split(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     for ws, _ in _workspace(tmp_path, monkeypatch):
         for n in range(8):
             ws.emulator.back_office_add_ip(f"2001:db8::{n + 1}", 14)

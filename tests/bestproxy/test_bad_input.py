@@ -28,7 +28,10 @@ CASES: dict[str, tuple[str, list[str]]] = {
     "bad_product_type.yaml": ("7:16", ["ProxyAccount/pt", "spec.productType", "9, 11, 14 or 25"]),
     "limit_too_large.yaml": ("8:19", ["ProxyAccount/ll", "spec.trafficLimitGb", "less than or equal to 102400"]),
     "udp_wrong_product.yaml": ("5:3", ["ProxyAccount/ud", "spec", "udp is only available for product types 14, 25"]),
-    "duplicate_identity.yaml": ("13:13", ["ProxyAccount/second", "spec.username", "duplicate identity 'same1'", "ProxyAccount/first"]),
+    "duplicate_identity.yaml": (
+        "13:13",
+        ["ProxyAccount/second", "spec.username", "duplicate identity 'same1'", "ProxyAccount/first"],
+    ),
     "yaml11_boolean.yaml": ("8:12", ["ProxyAccount/yb", "spec.enabled", "use true or false"]),
     "boolean_for_string.yaml": ("8:11", ["ProxyAccount/bs", "spec.remark", "valid string", "quote it"]),
     "bad_ip.yaml": ("8:7", ["IpAllowlist/bi", "spec.entries[1]", "not an IPv4 or IPv6 address or CIDR block"]),
@@ -76,7 +79,12 @@ def test_bad_manifest_is_rejected_before_any_call(bestproxy_ws: Workspace, name:
 def test_all_problems_of_a_run_are_reported_at_once(bestproxy_ws: Workspace) -> None:
     bestproxy_ws.write("secrets/pw", "GoodPass123")
     for name in ("unknown_field.yaml", "bad_ip.yaml", "long_remark.yaml"):
-        shutil.copy(BAD / name, (bestproxy_ws.root / "manifests").joinpath(name) if (bestproxy_ws.root / "manifests").exists() else _mk(bestproxy_ws, name))
+        shutil.copy(
+            BAD / name,
+            (bestproxy_ws.root / "manifests").joinpath(name)
+            if (bestproxy_ws.root / "manifests").exists()
+            else _mk(bestproxy_ws, name),
+        )
     res = bestproxy_ws.cli("plan")
     assert res.exit_code == 1
     assert len(res.stderr.strip().splitlines()) == 3
@@ -90,7 +98,9 @@ def _mk(bestproxy_ws: Workspace, name: str) -> Path:
 
 def test_unquoted_no_stays_a_string(bestproxy_ws: Workspace) -> None:
     bestproxy_ws.write("secrets/pw", "GoodPass123")
-    bestproxy_ws.write("manifests/a.yaml", """
+    bestproxy_ws.write(
+        "manifests/a.yaml",
+        """
         apiVersion: reconciler/v1
         kind: ProxyAccount
         metadata: {name: norway}
@@ -99,7 +109,8 @@ def test_unquoted_no_stays_a_string(bestproxy_ws: Workspace) -> None:
           password: file:../secrets/pw
           productType: 9
           remark: NO
-        """)
+        """,
+    )
     res = bestproxy_ws.cli("apply", "--auto-approve")
     assert res.exit_code == 0, res.stderr
     assert bestproxy_ws.accounts()["norway1"]["remark"] == "NO"
@@ -109,7 +120,9 @@ def test_removal_without_verification_is_a_plan_time_error(bestproxy_ws: Workspa
     bestproxy_ws.api("/gateway/proxy-ip/add", ips="10.9.9.9", product_type=14, remark="")
     cfg = (bestproxy_ws.root / "reconciler.yaml").read_text()
     bestproxy_ws.write("reconciler.yaml", cfg.split("    ip_delete_verification:")[0])
-    bestproxy_ws.write("manifests/ips.yaml", """
+    bestproxy_ws.write(
+        "manifests/ips.yaml",
+        """
         apiVersion: reconciler/v1
         kind: IpAllowlist
         metadata: {name: strict}
@@ -117,9 +130,13 @@ def test_removal_without_verification_is_a_plan_time_error(bestproxy_ws: Workspa
           productType: 14
           exclusive: true
           entries: [10.0.0.1]
-        """)
+        """,
+    )
     for command in (["plan"], ["apply", "--auto-approve"]):
         res = bestproxy_ws.cli(*command)
         assert res.exit_code == 1
-        assert "manifests/ips.yaml:7:3: IpAllowlist/strict spec.entries: removing 1 address(es) needs BestProxy's verification" in res.stderr
+        assert (
+            "manifests/ips.yaml:7:3: IpAllowlist/strict spec.entries: removing 1 address(es) needs BestProxy's verification"
+            in res.stderr
+        )
     assert bestproxy_ws.ips(14) == {"10.9.9.9": ""}

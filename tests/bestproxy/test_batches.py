@@ -41,14 +41,17 @@ def test_one_refused_account_in_an_add_batch_fails_alone(batch_ws: Workspace) ->
 def test_one_refused_address_in_an_add_batch_fails_alone(batch_ws: Workspace) -> None:
     """An address the API refuses (IPv6, where it takes IPv4 only) next to IPv4 addresses with the
     same remark: under either answer the IPv4 ones are added and only it is named."""
-    batch_ws.write("manifests/ips.yaml", """
+    batch_ws.write(
+        "manifests/ips.yaml",
+        """
         apiVersion: reconciler/v1
         kind: IpAllowlist
         metadata: {name: dc}
         spec:
           productType: 14
           entries: [10.0.0.1, 10.0.0.2, "2001:db8::5", 10.0.0.3]
-        """)
+        """,
+    )
     res = batch_ws.cli("apply", "--auto-approve")
     assert res.exit_code == 4, res.stdout + res.stderr
     assert "1 address(es) not done (2001:db8::5)" in res.stdout

@@ -47,7 +47,9 @@ def test_documented_codes_are_typed(bestproxy_ws: Workspace, bestproxy_client: B
     assert e3.value.code == 400 and "Parameter error" in str(e3.value)
 
 
-def test_errors_from_answers_name_vendor_host_operation_and_cause(bestproxy_ws: Workspace, bestproxy_client: BestProxyClient) -> None:
+def test_errors_from_answers_name_vendor_host_operation_and_cause(
+    bestproxy_ws: Workspace, bestproxy_client: BestProxyClient
+) -> None:
     host = bestproxy_ws.url.removeprefix("http://")  # host:port, never the URL or the query (app_key)
     wrong = BestProxyClient(bestproxy_ws.url, app_key="WrongKey1234", retry=FAST)
     with pytest.raises(BestProxyInvalidAppKey) as e:
@@ -57,8 +59,9 @@ def test_errors_from_answers_name_vendor_host_operation_and_cause(bestproxy_ws: 
     httpx.post(bestproxy_ws.url + "/_sandbox/faults", json={"fail_next": 1})  # an HTTP 500 envelope to a write
     with pytest.raises(BestProxyError) as e2:
         bestproxy_client.add_accounts([("abc1", "Passw0rd1")], product_type=9)
-    assert str(e2.value) == (f"bestproxy: {host}: POST /gateway/whitelist-account/add: code 500 HTTP 500: "
-                             "Internal server error (injected fault)")
+    assert str(e2.value) == (
+        f"bestproxy: {host}: POST /gateway/whitelist-account/add: code 500 HTTP 500: Internal server error (injected fault)"
+    )
     with pytest.raises(BestProxyHttpError) as e3:
         parse_envelope("GET /gateway/whitelist-account/list", 502, "<html>bad gateway</html>", host="gw.example:443")
     assert str(e3.value) == "bestproxy: gw.example:443: GET /gateway/whitelist-account/list: HTTP 502: unexpected answer shape"

@@ -125,9 +125,7 @@ def test_invalid_or_missing_app_key_is_code_3(api: BestProxyApi) -> None:
 
 
 def test_app_key_in_query_json_body_or_form(api: BestProxyApi) -> None:
-    assert api.http.post(
-        ADD, params={"app_key": APP_KEY}, json={"accounts": "q1:pass123", "product_type": 9}
-    ).json() == OK
+    assert api.http.post(ADD, params={"app_key": APP_KEY}, json={"accounts": "q1:pass123", "product_type": 9}).json() == OK
     assert api.post(ADD, accounts="j1:pass123", product_type=9).json() == OK
     assert api.post_form(ADD, accounts="f1:pass123", product_type=9).json() == OK
     # A body key wins over the query key.
@@ -369,9 +367,7 @@ def test_proxy_account_change_sets_only_given_fields(api: BestProxyApi, emu: Bes
     assert rec is not None
     assert (rec["password"], rec["remark"], rec["limit_flow"], rec["daily_limit"]) == ("pass123", "r0", 50, 5)
     assert (rec["status"], rec["udp"]) == (1, 0)
-    r = api.post(
-        ACCOUNT_CHANGE, account="p1", password="Another1", remark="r1", status=0, udp=1, limit=None
-    )
+    r = api.post(ACCOUNT_CHANGE, account="p1", password="Another1", remark="r1", status=0, udp=1, limit=None)
     assert r.json() == OK
     rec = emu.account_record("p1")
     assert rec is not None
@@ -569,9 +565,7 @@ def test_ip_add_type_11_needs_an_owned_user_product_id(api: BestProxyApi, emu: B
     ]
 
 
-def test_ip_add_type_11_without_a_mapping_takes_any_positive_id(
-    api: BestProxyApi, emu: BestProxyEmulator
-) -> None:
+def test_ip_add_type_11_without_a_mapping_takes_any_positive_id(api: BestProxyApi, emu: BestProxyEmulator) -> None:
     emu.user_product_ids = None
     assert api.post(IP_ADD, ips="1.1.1.1", product_type=11, user_product_id=77).json() == OK
     param_error(api.post(IP_ADD, ips="2.2.2.2", product_type=11, user_product_id=-1), "user_product_id")

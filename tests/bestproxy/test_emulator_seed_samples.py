@@ -42,8 +42,10 @@ PLACEHOLDER_KEY = "stringstringstringstringstringst"
 
 # (path, the example body verbatim)
 WRITES = [
-    ("/gateway/whitelist-account/add",
-     {"app_key": PLACEHOLDER_KEY, "accounts": "user01:pass,user02:pass,user03:pass", "remark": "", "product_type": 9}),
+    (
+        "/gateway/whitelist-account/add",
+        {"app_key": PLACEHOLDER_KEY, "accounts": "user01:pass,user02:pass,user03:pass", "remark": "", "product_type": 9},
+    ),
     ("/gateway/whitelist-account/disable", {"app_key": PLACEHOLDER_KEY, "accounts": "user01,user02"}),
     ("/gateway/whitelist-account/enable", {"app_key": PLACEHOLDER_KEY, "accounts": "user01,user02"}),
     ("/gateway/whitelist-account/delete", {"app_key": PLACEHOLDER_KEY, "accounts": "user01,user02"}),
@@ -53,8 +55,16 @@ USER_WRITES = [
     ("/gateway/whitelist-account/change-remark", {"app_key": PLACEHOLDER_KEY, "account": "user", "remark": ""}),
     ("/gateway/whitelist-account/change-limit", {"app_key": PLACEHOLDER_KEY, "account": "user", "limit": 0}),
 ]
-ACCOUNT_CHANGE = {"app_key": "string", "account": "string", "password": "string", "remark": "string", "limit": 0,
-                  "daily_limit": 0, "status": 0, "udp": 0}
+ACCOUNT_CHANGE = {
+    "app_key": "string",
+    "account": "string",
+    "password": "string",
+    "remark": "string",
+    "limit": 0,
+    "daily_limit": 0,
+    "status": 0,
+    "udp": 0,
+}
 IP_ADD = {"app_key": "string", "ips": "1.1.1.1,2.2.2.2", "remark": "string", "product_type": 0, "user_product_id": 0}
 IP_DELETE = {"app_key": "string", "ips": "1.1.1.1,2.2.2.2", "verify_type": "string", "verify_code": "string"}
 
@@ -92,7 +102,9 @@ def test_account_examples_replay(fresh_bestproxy_api: BestProxyApi) -> None:
     for path, body in WRITES:
         same_shape(send(fresh_bestproxy_api, path, body), OK_EXAMPLE)
     assert set(fresh_bestproxy_api.accounts()) == {"user03"}  # add (4-character passwords: no length on add), delete
-    fresh_bestproxy_api.http.post("/gateway/whitelist-account/add", json={"app_key": APP_KEY, "accounts": "user:pass1", "product_type": 9})
+    fresh_bestproxy_api.http.post(
+        "/gateway/whitelist-account/add", json={"app_key": APP_KEY, "accounts": "user:pass1", "product_type": 9}
+    )
     for path, body in USER_WRITES:
         same_shape(send(fresh_bestproxy_api, path, body), OK_EXAMPLE)
     listed = fresh_bestproxy_api.get("/gateway/whitelist-account/list").json()

@@ -8,19 +8,24 @@ from tests.bestproxy.conftest import PASSWORD, Workspace, account_doc
 
 
 def _manifests(ws: Workspace, n: int = 3, **extra: object) -> None:
-    ws.write("manifests/accounts.yaml", "---\n".join(account_doc(f"game{i:02d}", remark=f"player {i}", **extra) for i in range(n)))
+    ws.write(
+        "manifests/accounts.yaml", "---\n".join(account_doc(f"game{i:02d}", remark=f"player {i}", **extra) for i in range(n))
+    )
 
 
 def test_plan_apply_then_replan_is_empty(bestproxy_ws: Workspace) -> None:
     _manifests(bestproxy_ws)
-    bestproxy_ws.write("manifests/ips.yaml", """
+    bestproxy_ws.write(
+        "manifests/ips.yaml",
+        """
         apiVersion: reconciler/v1
         kind: IpAllowlist
         metadata: {name: datacenter}
         spec:
           productType: 14
           entries: [10.0.0.1, {ip: 10.0.0.2, remark: office}]
-        """)
+        """,
+    )
     plan = bestproxy_ws.cli("plan", "--detailed-exitcode")
     assert plan.exit_code == 2, plan.output
     assert "Plan: 4 to create" in plan.stdout
@@ -72,7 +77,9 @@ def test_server_owned_usage_is_not_drift(bestproxy_ws: Workspace) -> None:
 
 
 def test_limits_disabled_and_udp_are_applied_on_create(bestproxy_ws: Workspace) -> None:
-    bestproxy_ws.write("manifests/a.yaml", account_doc("static01", productType=14, trafficLimitGb=50, dailyLimitGb=5, udp=True, enabled=False))
+    bestproxy_ws.write(
+        "manifests/a.yaml", account_doc("static01", productType=14, trafficLimitGb=50, dailyLimitGb=5, udp=True, enabled=False)
+    )
     assert bestproxy_ws.cli("apply", "--auto-approve").exit_code == 0
     live = bestproxy_ws.accounts()["static01"]
     assert live["limit_flow"] == 50 and live["status"] == 0

@@ -45,8 +45,14 @@ def test_threshold_needs_force(bestproxy_ws: Workspace) -> None:
     names = [f"game{i:02d}" for i in range(12)]
     _seed(bestproxy_ws, names)
     # declare 2 of 12: 10 deletions of 12 existing objects in scope (83% > 30%)
-    bestproxy_ws.write("manifests/a.yaml", account_doc("game00", password="file:secrets/seeded") + "---\n"
-             + account_doc("game01", password="file:secrets/seeded") + "---\n" + SCOPE.replace("  protect: [gamekeep]\n", ""))
+    bestproxy_ws.write(
+        "manifests/a.yaml",
+        account_doc("game00", password="file:secrets/seeded")
+        + "---\n"
+        + account_doc("game01", password="file:secrets/seeded")
+        + "---\n"
+        + SCOPE.replace("  protect: [gamekeep]\n", ""),
+    )
     bestproxy_ws.write("manifests/secrets/seeded", "Seeded123")
     plan = bestproxy_ws.cli("plan")
     assert "unsafe: ProxyAccount: 10 of 12 existing objects" in plan.stdout
@@ -113,7 +119,7 @@ def test_remark_change_is_a_replace_of_that_entry(bestproxy_ws: Workspace) -> No
     bestproxy_ws.api("/gateway/proxy-ip/add", ips="10.0.0.1,10.0.0.2", product_type=14, remark="old")
     _allowlist(bestproxy_ws, ["{ip: 10.0.0.1, remark: new}", "{ip: 10.0.0.2, remark: old}"])
     plan = bestproxy_ws.cli("plan")
-    assert '~1 of 2' in plan.stdout and "replaced (delete + add)" in plan.stdout
+    assert "~1 of 2" in plan.stdout and "replaced (delete + add)" in plan.stdout
     assert bestproxy_ws.cli("apply", "--auto-approve").exit_code == 0
     assert bestproxy_ws.ips(14) == {"10.0.0.1": "new", "10.0.0.2": "old"}
 

@@ -21,16 +21,27 @@ def _assert_clean(*texts: str | bytes) -> None:
 
 def test_no_secret_in_any_output(bestproxy_ws: Workspace, caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.DEBUG)
-    bestproxy_ws.write("manifests/a.yaml", account_doc("game01") + "---\n" + """
+    bestproxy_ws.write(
+        "manifests/a.yaml",
+        account_doc("game01")
+        + "---\n"
+        + """
 apiVersion: reconciler/v1
 kind: IpAllowlist
 metadata: {name: dc}
 spec: {productType: 14, exclusive: true, entries: [10.0.0.1]}
-""")
+""",
+    )
     bestproxy_ws.api("/gateway/proxy-ip/add", ips="10.0.0.9", product_type=14, remark="")  # forces a verified removal
     outputs = []
-    for args in (["plan"], ["plan", "--format", "json"], ["plan", "--format", "markdown"],
-                 ["plan", "--out", "plan.json"], ["apply", "--auto-approve"], ["--debug", "plan"]):
+    for args in (
+        ["plan"],
+        ["plan", "--format", "json"],
+        ["plan", "--format", "markdown"],
+        ["plan", "--out", "plan.json"],
+        ["apply", "--auto-approve"],
+        ["--debug", "plan"],
+    ):
         res = bestproxy_ws.cli(*args)
         assert res.exit_code == 0, (args, res.stderr)
         outputs += [res.stdout, res.stderr]

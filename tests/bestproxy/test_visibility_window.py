@@ -45,8 +45,7 @@ def either(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, request: pytest.Fixt
 
 
 def manifests(ws: Workspace) -> None:
-    ws.write("manifests/a.yaml", "---\n".join(
-        account_doc(n, trafficLimitGb=2, enabled=n != "game03") for n in NAMES))
+    ws.write("manifests/a.yaml", "---\n".join(account_doc(n, trafficLimitGb=2, enabled=n != "game03") for n in NAMES))
 
 
 def later(ws: Workspace, seconds: float) -> None:
@@ -76,8 +75,10 @@ def test_a_re_apply_inside_the_window_reports_pending_and_writes_nothing(either:
     assert "FAILED" not in again.stdout and "5 minutes" not in again.stderr
     if ws.emulator.list_delay_seconds:
         for n in NAMES:
-            assert f"PENDING create ProxyAccount/{n}: BestProxy answers that the account exists but does not " \
-                   "list it yet" in again.stdout
+            assert (
+                f"PENDING create ProxyAccount/{n}: BestProxy answers that the account exists but does not "
+                "list it yet" in again.stdout
+            )
         assert "Pending: 3" in again.stdout
     else:
         assert "PENDING" not in again.stdout and "No changes" in again.stdout

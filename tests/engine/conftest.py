@@ -30,8 +30,7 @@ class Workspace(BaseWorkspace):
         return data
 
 
-def account_doc(name: str, *, remark: str = "", product_type: int = 9, protected: bool = False,
-                **spec: Any) -> str:
+def account_doc(name: str, *, remark: str = "", product_type: int = 9, protected: bool = False, **spec: Any) -> str:
     lines = [
         "apiVersion: reconciler/v1",
         "kind: ProxyAccount",
@@ -51,12 +50,12 @@ def account_doc(name: str, *, remark: str = "", product_type: int = 9, protected
     return "\n".join(lines) + "\n"
 
 
-def accounts_file(ws: Workspace, names: list[str], *, remark: str = "", rel: str = "manifests/accounts.yaml",
-                  **kw: Any) -> Path:
+def accounts_file(ws: Workspace, names: list[str], *, remark: str = "", rel: str = "manifests/accounts.yaml", **kw: Any) -> Path:
     return ws.write(rel, "---\n".join(account_doc(n, remark=remark, **kw) for n in names))
 
 
 @pytest.fixture
 def bp(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Workspace]:
-    yield from bestproxy_workspace(tmp_path, monkeypatch, cls=Workspace, app_key=APP_KEY,
-                                   totp_secret=TOTP_SECRET, password=PASSWORD)  # type: ignore[misc]
+    yield from bestproxy_workspace(
+        tmp_path, monkeypatch, cls=Workspace, app_key=APP_KEY, totp_secret=TOTP_SECRET, password=PASSWORD
+    )  # type: ignore[misc]

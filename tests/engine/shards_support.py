@@ -12,9 +12,11 @@ from pathlib import Path
 from typing import Any, Iterator
 
 from reconciler.engine import run
+from reconciler.engine.apply import SavedApplyRequest, apply_saved
 from reconciler.engine.planfile import read_plan, write_plan
-from reconciler.engine.planset import Merged, ShardPlan, apply_part, merge_plans
+from reconciler.engine.planset import Merged, ShardPlan, merge_plans
 from reconciler.engine.session import Session, open_session
+from reconciler.engine.settings import RunSettings
 from reconciler.engine.shard import plan_file_data
 from reconciler.kinds.base import RunOptions
 from reconciler.kinds.shard import Shard
@@ -25,9 +27,11 @@ NOW = "2026-01-01T00:00:00+00:00"
 
 
 def account_doc(name: str, remark: str = "fleet") -> str:
-    return (f"apiVersion: reconciler/v1\nkind: ProxyAccount\nmetadata: {{name: {name}}}\n"
-            f"spec: {{username: {name}, password: 'file:../secrets/sandbox-demo-password.txt', productType: 9, "
-            f"remark: {json.dumps(remark)}}}\n")
+    return (
+        f"apiVersion: reconciler/v1\nkind: ProxyAccount\nmetadata: {{name: {name}}}\n"
+        f"spec: {{username: {name}, password: 'file:../secrets/sandbox-demo-password.txt', productType: 9, "
+        f"remark: {json.dumps(remark)}}}\n"
+    )
 
 
 ACCOUNT_SCOPE = """apiVersion: reconciler/v1
@@ -41,8 +45,10 @@ spec:
 
 def records_doc(items: list[int], *, price: int = 10) -> str:
     rows = "\n".join(f"    - {{region: 3, item_id: {i}, name: item {i}, price: {price + i}}}" for i in items)
-    return ("apiVersion: reconciler/v1\nkind: TcaplusRecords\nmetadata: {name: region3}\nspec:\n  table: item_catalog\n"
-            f"  mode: whole\n  records:\n{rows}\n  prune: {{index: by_region, keys: {{region: 3}}}}\n")
+    return (
+        "apiVersion: reconciler/v1\nkind: TcaplusRecords\nmetadata: {name: region3}\nspec:\n  table: item_catalog\n"
+        f"  mode: whole\n  records:\n{rows}\n  prune: {{index: by_region, keys: {{region: 3}}}}\n"
+    )
 
 
 class ShardWorkspace:
@@ -69,8 +75,13 @@ class ShardWorkspace:
 
     @contextlib.contextmanager
     def session(self, shard: Shard | None = None, *, force: bool = False) -> Iterator[Session]:
-        s = open_session(paths=[Path("manifests")], config_path=Path("reconciler.yaml"), sandbox=True,
-                         options=RunOptions(shard=shard, force=force), state_dir=self.state)
+        s = open_session(
+            paths=[Path("manifests")],
+            config_path=Path("reconciler.yaml"),
+            sandbox=True,
+            options=RunOptions(shard=shard, force=force),
+            state_dir=self.state,
+        )
         try:
             yield s
         finally:
@@ -99,11 +110,9 @@ class ShardWorkspace:
         return self.merge([self.plan(Shard(k, n))[0] for k in range(1, n + 1)], force=force)
 
     def apply_shard(self, shard: Shard | None, planset: Path | None = None) -> list[Outcome]:
-        path = planset or self.root / "planset.json"
-        pf, saved = read_plan(path)
-        with self.session() as s:
-            outcomes, _ = apply_part(s, pf, saved, shard, path=path)
-        return outcomes
+        """``apply PLANSET --shard K/N`` (the engine's saved-plan apply, as the CLI runs it)."""
+        settings = RunSettings(config_path=Path("reconciler.yaml"), sandbox=True, sandbox_state=self.state)
+        return apply_saved(settings, SavedApplyRequest(plan=planset or self.root / "planset.json", shard=shard)).outcomes
 
     def apply_all(self) -> list[Outcome]:
         """An unsharded apply from the manifests (the state the sharded runs start from)."""
@@ -111,8 +120,9 @@ class ShardWorkspace:
             s.load()
             p = run.make_plan(s.loaded, s.ctx)  # type: ignore[arg-type]
             outcomes = run.apply_changes(p.changes, s.ctx)
-        assert {o.status for o in outcomes} <= {"applied"}, [(o.change.address, o.status, o.message) for o in outcomes
-                                                            if o.status != "applied"]
+        assert {o.status for o in outcomes} <= {"applied"}, [
+            (o.change.address, o.status, o.message) for o in outcomes if o.status != "applied"
+        ]
         return outcomes
 
     def live_accounts(self) -> set[str]:

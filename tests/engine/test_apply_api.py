@@ -54,21 +54,27 @@ class Api:
         return path
 
     def account(self, name: str, remark: str, rel: str = "manifests/accounts.yaml") -> None:
-        self.write(rel, f"""
+        self.write(
+            rel,
+            f"""
             apiVersion: reconciler/v1
             kind: ProxyAccount
             metadata: {{name: {name}}}
             spec: {{username: {name}, password: "file:secrets/pw", productType: 9, remark: {remark}}}
-            """)
+            """,
+        )
         self.write(str(Path(rel).parent / "secrets/pw"), PASSWORD)
 
     def allowlist(self, ip: str) -> None:
-        self.write("manifests/ips.yaml", f"""
+        self.write(
+            "manifests/ips.yaml",
+            f"""
             apiVersion: reconciler/v1
             kind: IpAllowlist
             metadata: {{name: office}}
             spec: {{productType: 14, entries: [{ip}]}}
-            """)
+            """,
+        )
 
     def plan(self, *paths: str) -> Plan:
         s = open_run(self.settings, paths=tuple(Path(p) for p in paths))
@@ -92,8 +98,10 @@ def apply_api(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Api]:
     monkeypatch.chdir(tmp_path)
     with Sandbox(tmp_path / "sbx") as sbx:
         ws = Api(tmp_path, sbx)
-        ws.write("reconciler.yaml", yaml.safe_dump(
-            {"apiVersion": "reconciler/v1", "kind": "Config", "providers": sbx.providers()}, sort_keys=False))
+        ws.write(
+            "reconciler.yaml",
+            yaml.safe_dump({"apiVersion": "reconciler/v1", "kind": "Config", "providers": sbx.providers()}, sort_keys=False),
+        )
         yield ws
 
 
@@ -167,8 +175,11 @@ def test_a_stopped_run_is_resumed_from_its_journal(apply_api: Api, tmp_path: Pat
         return True
 
     # the first outcome stops the run (as a first SIGINT does): the second change never starts
-    first = apply_manifests(apply_api.settings, ApplyRequest(journal=journal, stop=stop), ApplyHooks(
-        on_plan=lambda p, safety: planned.append(p), confirm=confirm, on_outcome=lambda o: stop.set()))
+    first = apply_manifests(
+        apply_api.settings,
+        ApplyRequest(journal=journal, stop=stop),
+        ApplyHooks(on_plan=lambda p, safety: planned.append(p), confirm=confirm, on_outcome=lambda o: stop.set()),
+    )
     assert len(planned) == 1 and asked == planned
     assert first.reason is ExitReason.INTERRUPTED and first.stopped and first.exit_code == 4
     assert sorted(o.status for o in first.outcomes) == ["applied", "interrupted"]
@@ -195,7 +206,9 @@ def test_no_one_to_confirm_refuses_before_any_write(apply_api: Api) -> None:
 
 
 def test_the_engine_apply_api_loads_no_click() -> None:
-    code = ("import sys, reconciler.engine.apply, reconciler.vendor as v; v.vendors(); "
-            "[spec.kinds() for spec in v.vendors().values()]; print('click' in sys.modules)")
+    code = (
+        "import sys, reconciler.engine.apply, reconciler.vendor as v; v.vendors(); "
+        "[spec.kinds() for spec in v.vendors().values()]; print('click' in sys.modules)"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, check=True, timeout=60)
     assert out.stdout.strip() == "False"

@@ -10,7 +10,8 @@ from tests.engine.conftest import Workspace, accounts_file
 
 DRIFT_LINE = re.compile(
     r"^Drift: (none|\d+ resource\(s\) differ from (unchanged manifests|the manifests \(no baseline\)) \([A-Za-z, ]+\))\."
-    r"( \d+ pending change\(s\) from edited manifests not counted\.)?$")
+    r"( \d+ pending change\(s\) from edited manifests not counted\.)?$"
+)
 NAMES = ["game01", "game02", "game03"]
 SCOPE = """
 apiVersion: reconciler/v1
@@ -63,7 +64,8 @@ def test_baseline_separates_pending_manifest_edits_from_drift(bp: Workspace) -> 
     # merged but not applied yet: game01 edited, game04 added, game03 removed from the manifests
     accounts_file(bp, ["game01", "game02", "game04"], remark="v1")
     (bp.root / "manifests/accounts.yaml").write_text(
-        (bp.root / "manifests/accounts.yaml").read_text().replace('remark: "v1"', 'remark: "v2"', 1))
+        (bp.root / "manifests/accounts.yaml").read_text().replace('remark: "v1"', 'remark: "v2"', 1)
+    )
     # and someone changes game02 by hand
     bp.api("/gateway/whitelist-account/change-limit", account="game02", limit=3)
 
@@ -73,8 +75,10 @@ def test_baseline_separates_pending_manifest_edits_from_drift(bp: Workspace) -> 
 
     r = bp.cli("plan", "--drift", "--baseline", "plan.json", "--format", "json")
     assert r.exit_code == 2
-    assert _line(r.stderr) == ("Drift: 1 resource(s) differ from unchanged manifests (ProxyAccount). "
-                               "3 pending change(s) from edited manifests not counted.")
+    assert _line(r.stderr) == (
+        "Drift: 1 resource(s) differ from unchanged manifests (ProxyAccount). "
+        "3 pending change(s) from edited manifests not counted."
+    )
     out = json.loads(r.stdout)
     assert [c["key"] for c in out["drift"]] == ["game02"]
     assert out["pending"] == ["ProxyAccount/game01", "ProxyAccount/game03", "ProxyAccount/game04"]

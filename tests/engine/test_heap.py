@@ -73,18 +73,26 @@ def test_the_installed_command_freezes_what_it_loaded(bestproxy_ws: Workspace, t
     documents are frozen as the load returns; a caller of the library (``cli`` without ``main``)
     freezes nothing."""
     bestproxy_ws.write("manifests/a.yaml", "---\n".join(account_doc(f"game{i:03d}") for i in range(300)))
-    probe = ("import gc, sys; import reconciler.engine.load as L; orig = L.load_manifests\n"
-             "def load(*a, **k):\n"
-             "    before = gc.get_freeze_count(); out = orig(*a, **k)\n"
-             "    sys.stderr.write(f'newly frozen={gc.get_freeze_count() - before}\\n'); return out\n"
-             "L.load_manifests = load\n"
-             "from reconciler.cli import cli, main; sys.argv[0] = 'reconciler'; entry = sys.argv.pop(1)\n"
-             "main() if entry == 'main' else cli(['validate'], prog_name='reconciler')")
+    probe = (
+        "import gc, sys; import reconciler.engine.load as L; orig = L.load_manifests\n"
+        "def load(*a, **k):\n"
+        "    before = gc.get_freeze_count(); out = orig(*a, **k)\n"
+        "    sys.stderr.write(f'newly frozen={gc.get_freeze_count() - before}\\n'); return out\n"
+        "L.load_manifests = load\n"
+        "from reconciler.cli import cli, main; sys.argv[0] = 'reconciler'; entry = sys.argv.pop(1)\n"
+        "main() if entry == 'main' else cli(['validate'], prog_name='reconciler')"
+    )
     frozen = {}
     for entry in ("main", "library"):
         args = [entry, "validate"] if entry == "main" else [entry]
-        r = subprocess.run([sys.executable, "-c", probe, *args], cwd=bestproxy_ws.root, capture_output=True, text=True, timeout=60,
-                           env={**os.environ, "NO_COLOR": "1"})
+        r = subprocess.run(
+            [sys.executable, "-c", probe, *args],
+            cwd=bestproxy_ws.root,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            env={**os.environ, "NO_COLOR": "1"},
+        )
         assert r.returncode == 0 and "Valid: 300 resource(s)" in r.stdout, r.stdout + r.stderr
         frozen[entry] = int(r.stderr.rsplit("newly frozen=", 1)[1])
     assert frozen["main"] >= 300 * 3 and frozen["library"] == 0, frozen
@@ -97,16 +105,24 @@ def test_a_load_leaves_no_garbage_per_document(bestproxy_ws: Workspace) -> None:
     document it walked.)"""
     docs = [account_doc(f"game{i:03d}") for i in range(300)]
     bestproxy_ws.write("manifests/a.yaml", "---\n".join(docs))
-    probe = ("import gc, sys; import reconciler.engine.load as L; orig = L.load_manifests\n"
-             "def load(*a, **k):\n"
-             # the collector off before the load, so that it stays off after (as when frozen): the
-             # garbage is still there for one collection that keeps it (DEBUG_SAVEALL) to count
-             "    gc.collect(); gc.disable(); out = orig(*a, **k); gc.set_debug(gc.DEBUG_SAVEALL); gc.collect()\n"
-             "    sys.stderr.write(f'garbage={len(gc.garbage)}\\n'); gc.set_debug(0); gc.garbage.clear(); gc.enable()\n"
-             "    return out\n"
-             "L.load_manifests = load\n"
-             "from reconciler.cli import cli; cli(['validate'], prog_name='reconciler')")
-    r = subprocess.run([sys.executable, "-c", probe], cwd=bestproxy_ws.root, capture_output=True, text=True, timeout=60,
-                       env={**os.environ, "NO_COLOR": "1"})
+    probe = (
+        "import gc, sys; import reconciler.engine.load as L; orig = L.load_manifests\n"
+        "def load(*a, **k):\n"
+        # the collector off before the load, so that it stays off after (as when frozen): the
+        # garbage is still there for one collection that keeps it (DEBUG_SAVEALL) to count
+        "    gc.collect(); gc.disable(); out = orig(*a, **k); gc.set_debug(gc.DEBUG_SAVEALL); gc.collect()\n"
+        "    sys.stderr.write(f'garbage={len(gc.garbage)}\\n'); gc.set_debug(0); gc.garbage.clear(); gc.enable()\n"
+        "    return out\n"
+        "L.load_manifests = load\n"
+        "from reconciler.cli import cli; cli(['validate'], prog_name='reconciler')"
+    )
+    r = subprocess.run(
+        [sys.executable, "-c", probe],
+        cwd=bestproxy_ws.root,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ, "NO_COLOR": "1"},
+    )
     assert r.returncode == 0 and "Valid: 300 resource(s)" in r.stdout, r.stdout + r.stderr
     assert int(r.stderr.rsplit("garbage=", 1)[1]) < 300, r.stderr

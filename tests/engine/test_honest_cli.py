@@ -104,8 +104,10 @@ def test_the_resume_hint_works_as_printed_without_a_terminal(bp: Workspace) -> N
     names = [f"game{i:02d}" for i in range(16)]
     accounts_file(bp, names[:4])
     assert bp.cli("apply", "--auto-approve").exit_code == 0
-    bp.write("manifests/accounts.yaml", "---\n".join(account_doc(n, remark="new" if i < 4 else "", trafficLimitGb=2)
-                                                      for i, n in enumerate(names)))
+    bp.write(
+        "manifests/accounts.yaml",
+        "---\n".join(account_doc(n, remark="new" if i < 4 else "", trafficLimitGb=2) for i, n in enumerate(names)),
+    )
     faults(bp, latency_ms=200)
     proc = start(bp, "apply", "--auto-approve", "--force", "--journal", "run.jsonl")
     wait_for_calls(bp, "POST /gateway/proxy-account/change", 2)
@@ -118,8 +120,7 @@ def test_the_resume_hint_works_as_printed_without_a_terminal(bp: Workspace) -> N
     args = shlex.split(m.group(1))
     assert args[:3] == ["reconciler", "apply", "--resume"] and "--auto-approve" in args
     # as CI runs it: no terminal on stdin, the command exactly as printed
-    done = subprocess.run([EXE, *args[1:]], cwd=bp.root, stdin=subprocess.DEVNULL, capture_output=True, text=True,
-                          timeout=120)
+    done = subprocess.run([EXE, *args[1:]], cwd=bp.root, stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stdout + done.stderr
     assert [r.get("resumed") for r in journal(bp.root / "run.jsonl") if r["type"] == "run"] == [False, True]
     assert bp.cli("plan", "--detailed-exitcode").exit_code == 0
@@ -129,11 +130,14 @@ def test_the_resume_hint_works_as_printed_without_a_terminal(bp: Workspace) -> N
 def test_show_and_schema_refuse_a_target(bp: Workspace) -> None:
     accounts_file(bp, ["game01"])
     assert bp.cli("plan", "--out", "plan.json").exit_code == 0
-    for args in (["show", "plan.json", "--target", "Nope/x"], ["--target", "ProxyAccount/game01", "show", "plan.json"],
-                 ["schema", "--target", "Nope/x"], ["schema", "plan", "--target", "ProxyAccount/game01"],
-                 ["sandbox", "serve", "--target", "Nope/x"],
-                 ["export", "transactions", "--target", "Nope/x", "--agent", "a", "--from", "2025-01-01T00:00:00Z",
-                  "--out", "t.jsonl"]):
+    for args in (
+        ["show", "plan.json", "--target", "Nope/x"],
+        ["--target", "ProxyAccount/game01", "show", "plan.json"],
+        ["schema", "--target", "Nope/x"],
+        ["schema", "plan", "--target", "ProxyAccount/game01"],
+        ["sandbox", "serve", "--target", "Nope/x"],
+        ["export", "transactions", "--target", "Nope/x", "--agent", "a", "--from", "2025-01-01T00:00:00Z", "--out", "t.jsonl"],
+    ):
         r = bp.cli(*args)
         assert r.exit_code == 1, (args, r.stdout + r.stderr)
         assert "takes no --target" in r.stderr and r.stdout == ""
@@ -146,10 +150,12 @@ def test_sandbox_with_a_missing_explicit_config_is_an_error(tmp_path: Path) -> N
     (tmp_path / "manifests" / "secrets").mkdir(parents=True)
     (tmp_path / "manifests" / "secrets" / "pw").write_text("SandboxPw123")
     (tmp_path / "manifests" / "a.yaml").write_text(account_doc("game01"))
-    for args in (["plan", "--sandbox", "--config", "nosuch.yaml"], ["--config", "nosuch.yaml", "--sandbox", "apply"],
-                 ["validate", "--sandbox", "--config", "nosuch.yaml"]):
-        done = subprocess.run([EXE, *args], cwd=tmp_path, capture_output=True, text=True, timeout=120,
-                              stdin=subprocess.DEVNULL)
+    for args in (
+        ["plan", "--sandbox", "--config", "nosuch.yaml"],
+        ["--config", "nosuch.yaml", "--sandbox", "apply"],
+        ["validate", "--sandbox", "--config", "nosuch.yaml"],
+    ):
+        done = subprocess.run([EXE, *args], cwd=tmp_path, capture_output=True, text=True, timeout=120, stdin=subprocess.DEVNULL)
         assert done.returncode == 1, (args, done.stdout + done.stderr)
         assert "error: --config nosuch.yaml: no such file" in done.stderr, done.stderr
     assert not (tmp_path / ".reconciler").exists()  # no sandbox was set up on a default config

@@ -12,8 +12,10 @@ from reconciler.model import Gap, Plan
 
 
 def _plan(n: int) -> Plan:
-    gaps = [Gap(kind="FreeSpinEvent", field=f"field{i:04d}", why="not returned by the vendor", resources=1,
-                connection=f"c{i % 3}") for i in range(n - 1)]
+    gaps = [
+        Gap(kind="FreeSpinEvent", field=f"field{i:04d}", why="not returned by the vendor", resources=1, connection=f"c{i % 3}")
+        for i in range(n - 1)
+    ]
     return Plan(noops={"FreeSpinEvent": n}, uncompared=gaps, failed={"TcaplusRecords@c1": "tcaplus: busy"})
 
 

@@ -75,9 +75,7 @@ def test_close_fsyncs_what_was_written_since_the_last_fsync(tmp_path: Path, monk
     assert counter.of(path) == 2
 
 
-def test_a_line_is_fsynced_within_the_interval_without_a_later_write(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_a_line_is_fsynced_within_the_interval_without_a_later_write(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     counter = FsyncCounter(monkeypatch)
     path = tmp_path / "run.jsonl"
     j = Journal(path, append=False, sync_interval=0.05)

@@ -33,8 +33,7 @@ def delete_out_of_band(ws: Workspace, names: list[str]) -> None:
 
 
 @pytest.mark.parametrize("seed", range(12))
-def test_a_power_cut_in_the_middle_of_a_line_is_ignored_and_resume_writes_on_a_new_line(
-        bp: Workspace, seed: int) -> None:
+def test_a_power_cut_in_the_middle_of_a_line_is_ignored_and_resume_writes_on_a_new_line(bp: Workspace, seed: int) -> None:
     rng = random.Random(seed)
     accounts_file(bp, NAMES, remark="t")
     first = bp.cli("apply", "--auto-approve", "--journal", "run.jsonl")
@@ -69,7 +68,7 @@ def test_a_power_cut_in_the_middle_of_a_line_is_ignored_and_resume_writes_on_a_n
     # the resumed run's own records were all kept: its run record, an outcome per account it
     # created, its end
     assert len(runs) == (2 if k else 1)
-    resumed_outcomes = {r["address"] for r in records(path)[len(kept):] if r["type"] == "outcome"}
+    resumed_outcomes = {r["address"] for r in records(path)[len(kept) :] if r["type"] == "outcome"}
     assert resumed_outcomes == {f"ProxyAccount/{n}" for n in NAMES if n not in done}
     if k:
         assert runs[-1]["resumed"] is True

@@ -48,14 +48,20 @@ class Fleet(CliWorkspace):
 
     def start(self) -> "Fleet":
         self.write("tables/item_catalog.proto", (ROOT / "tables" / "item_catalog.proto").read_text(encoding="utf-8"))
-        self.sbx = Sandbox(self.root / "state", tcaplus_tables={"item_catalog": self.root / "tables" / "item_catalog.proto"}).start()
+        self.sbx = Sandbox(
+            self.root / "state", tcaplus_tables={"item_catalog": self.root / "tables" / "item_catalog.proto"}
+        ).start()
         providers = self.sbx.providers()
         for p in providers.values():
             p.update({"retry_wait_initial": 0.01, "timeout": 20})
         providers["tcaplus"]["tables"] = {"item_catalog": {"proto": "tables/item_catalog.proto"}}
         # thresholds any half-finished run of these manifests would trip, were its creates counted
-        cfg = {"apiVersion": "reconciler/v1", "kind": "Config", "providers": providers,
-               "settings": {"max_change_ratio": 0.3, "threshold_min_existing": 5}}
+        cfg = {
+            "apiVersion": "reconciler/v1",
+            "kind": "Config",
+            "providers": providers,
+            "settings": {"max_change_ratio": 0.3, "threshold_min_existing": 5},
+        }
         self.write("reconciler.yaml", yaml.safe_dump(cfg, sort_keys=False))
         self.write("manifests/secrets/pw", "KillTestPw7731")
         return self
@@ -63,26 +69,68 @@ class Fleet(CliWorkspace):
     def manifests(self, *, limit: int = 3) -> None:
         docs = []
         for i in range(ACCOUNTS):
-            spec: dict[str, Any] = {"username": f"kill{i:03d}", "password": "file:secrets/pw", "productType": 9,
-                                    "remark": f"team{i % 2}", "trafficLimitGb": limit}
+            spec: dict[str, Any] = {
+                "username": f"kill{i:03d}",
+                "password": "file:secrets/pw",
+                "productType": 9,
+                "remark": f"team{i % 2}",
+                "trafficLimitGb": limit,
+            }
             if i % 4 == 1:
                 spec["enabled"] = False
             docs.append(_doc("ProxyAccount", f"kill{i:03d}", spec))
         docs.append(_doc("PruneScope", "kill-accounts", {"target": "ProxyAccount", "match": {"usernamePrefix": "kill"}}))
         self.write("manifests/accounts.yaml", yaml.safe_dump_all(docs, sort_keys=False))
-        self.write("manifests/allowlist.yaml", yaml.safe_dump(_doc("IpAllowlist", "dc", {
-            "productType": 14, "exclusive": True, "entries": [{"ip": f"10.7.0.{i + 1}"} for i in range(8)]})))
-        lines = [json.dumps({"region": 7, "item_id": 7000 + i, "name": f"item {i}", "price": 100 + i, "tags": ["k"]})
-                 for i in range(RECORDS)]
+        self.write(
+            "manifests/allowlist.yaml",
+            yaml.safe_dump(
+                _doc(
+                    "IpAllowlist",
+                    "dc",
+                    {"productType": 14, "exclusive": True, "entries": [{"ip": f"10.7.0.{i + 1}"} for i in range(8)]},
+                )
+            ),
+        )
+        lines = [
+            json.dumps({"region": 7, "item_id": 7000 + i, "name": f"item {i}", "price": 100 + i, "tags": ["k"]})
+            for i in range(RECORDS)
+        ]
         self.write("data/items.jsonl", "\n".join(lines) + "\n")
-        self.write("manifests/records.yaml", yaml.safe_dump(_doc("TcaplusRecords", "items", {
-            "table": "item_catalog", "mode": "whole", "file": "../data/items.jsonl",
-            "prune": {"index": "by_region", "keys": {"region": 7}}})))
-        events = [_doc("FreeSpinEvent", f"kill-{i}", {
-            "name": f"Kill event {i}", "agent": AGENT, "startTime": "2035-06-01T00:00:00+08:00",
-            "endTime": "2035-06-08T00:00:00+08:00", "machineTypes": [14077], "bet": "1", "type": "NORMAL",
-            "times": 5, "minWithdrawal": "-1", "maxWithdrawal": "100",
-            "players": [f"player{10 * i + k + 1:05d}" for k in range(3)]}) for i in range(EVENTS)]
+        self.write(
+            "manifests/records.yaml",
+            yaml.safe_dump(
+                _doc(
+                    "TcaplusRecords",
+                    "items",
+                    {
+                        "table": "item_catalog",
+                        "mode": "whole",
+                        "file": "../data/items.jsonl",
+                        "prune": {"index": "by_region", "keys": {"region": 7}},
+                    },
+                )
+            ),
+        )
+        events = [
+            _doc(
+                "FreeSpinEvent",
+                f"kill-{i}",
+                {
+                    "name": f"Kill event {i}",
+                    "agent": AGENT,
+                    "startTime": "2035-06-01T00:00:00+08:00",
+                    "endTime": "2035-06-08T00:00:00+08:00",
+                    "machineTypes": [14077],
+                    "bet": "1",
+                    "type": "NORMAL",
+                    "times": 5,
+                    "minWithdrawal": "-1",
+                    "maxWithdrawal": "100",
+                    "players": [f"player{10 * i + k + 1:05d}" for k in range(3)],
+                },
+            )
+            for i in range(EVENTS)
+        ]
         self.write("manifests/events.yaml", yaml.safe_dump_all(events, sort_keys=False))
 
     def faults(self, **knobs: Any) -> None:
@@ -100,8 +148,9 @@ class Fleet(CliWorkspace):
         ``after_requests`` requests; whether it was killed before it finished."""
         self.faults(latency_ms=25)  # so that the run lasts long enough to be cut anywhere
         start = self.requests()
-        proc = subprocess.Popen([EXE, "apply", "--auto-approve", *args], cwd=self.root,
-                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        proc = subprocess.Popen(
+            [EXE, "apply", "--auto-approve", *args], cwd=self.root, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        )
         deadline = time.monotonic() + 120
         while proc.poll() is None and self.requests() - start < after_requests and time.monotonic() < deadline:
             time.sleep(0.005)
@@ -168,12 +217,16 @@ def test_a_kill_between_add_and_the_follow_ups_needs_no_force_and_a_mass_change_
     kill_fleet.manifests()
     # killed after the plan's reads and the accounts' add, before most follow-up changes
     kill_fleet.faults(latency_ms=150)
-    proc = subprocess.Popen([EXE, "apply", "--auto-approve"], cwd=kill_fleet.root,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        [EXE, "apply", "--auto-approve"], cwd=kill_fleet.root, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
     bp = kill_fleet.sbx.servers["bestproxy"].url
     deadline = time.monotonic() + 60
-    while (httpx.get(bp + "/_sandbox/stats").json().get("POST /gateway/proxy-account/change", 0) < 2
-           and proc.poll() is None and time.monotonic() < deadline):
+    while (
+        httpx.get(bp + "/_sandbox/stats").json().get("POST /gateway/proxy-account/change", 0) < 2
+        and proc.poll() is None
+        and time.monotonic() < deadline
+    ):
         time.sleep(0.005)
     proc.send_signal(signal.SIGKILL)
     proc.wait(timeout=60)

@@ -72,10 +72,15 @@ def _shown(value: str) -> str:
 
 def _change(i: int, *, kind: str = "ProxyAccount", action: Action = Action.UPDATE, ndiffs: int = 3) -> Change:
     return Change(
-        kind=kind, vendor="bestproxy", key=f"player{i:05d}", action=action, resource=f"{kind}/player{i:05d}",
+        kind=kind,
+        vendor="bestproxy",
+        key=f"player{i:05d}",
+        action=action,
+        resource=f"{kind}/player{i:05d}",
         source=f"manifests/accounts-{i // 100:03d}.yaml:{(i % 100) * 10 + 1}",
         diffs=[FieldDiff(f"field{j}", f"before value {j}", f"after value {j}") for j in range(ndiffs)],
-        precondition={"fingerprint": f"sha256:{i:032x}"}, calls=["POST /gateway/proxy-account/change"],
+        precondition={"fingerprint": f"sha256:{i:032x}"},
+        calls=["POST /gateway/proxy-account/change"],
     )
 
 
@@ -83,13 +88,21 @@ def _change(i: int, *, kind: str = "ProxyAccount", action: Action = Action.UPDAT
 def test_every_value_is_escaped_and_still_reads_as_written() -> None:
     changes = []
     for v in HOSTILE:
-        changes.append(Change(
-            kind="ProxyAccount", vendor="bestproxy", key=v, action=Action.UPDATE, resource=f"ProxyAccount/{v}",
-            source=v, summary=v, notes=[v], data={"blocked": v},
-            diffs=[FieldDiff(v, v, v), FieldDiff("remark", {"nested": v}, [v, 1])],
-        ))
-    plan = Plan(changes=changes, unmanaged=[Unmanaged("ProxyAccount", v, "k") for v in HOSTILE[:2]],
-                warnings=list(HOSTILE))
+        changes.append(
+            Change(
+                kind="ProxyAccount",
+                vendor="bestproxy",
+                key=v,
+                action=Action.UPDATE,
+                resource=f"ProxyAccount/{v}",
+                source=v,
+                summary=v,
+                notes=[v],
+                data={"blocked": v},
+                diffs=[FieldDiff(v, v, v), FieldDiff("remark", {"nested": v}, [v, 1])],
+            )
+        )
+    plan = Plan(changes=changes, unmanaged=[Unmanaged("ProxyAccount", v, "k") for v in HOSTILE[:2]], warnings=list(HOSTILE))
     md = render_markdown(plan, title=HOSTILE[0], safety=[HOSTILE[2]])
     html = html_of(md)
     doc = parse(html)
@@ -129,12 +142,15 @@ def test_summary_table_per_vendor_and_collapsed_details(bp: Workspace) -> None:
     assert bp.cli("apply", "--auto-approve").exit_code == 0
     accounts_file(bp, ["game01", "game02", "game04"], remark="v1")
     accounts_file(bp, ["game05"], remark="v2", rel="manifests/more.yaml")
-    bp.write("manifests/scope.yaml", """
+    bp.write(
+        "manifests/scope.yaml",
+        """
         apiVersion: reconciler/v1
         kind: PruneScope
         metadata: {name: games}
         spec: {target: ProxyAccount, match: {usernamePrefix: game}}
-        """)
+        """,
+    )
     bp.api("/gateway/whitelist-account/change-password", account="game01", password=OTHER_PASSWORD)
     bp.api("/gateway/whitelist-account/add", accounts="stray1:abcdef1", product_type=9)
     r = bp.cli("plan", "--format", "markdown")
@@ -173,7 +189,7 @@ def test_5000_changes_stay_under_the_limit_and_the_tail_is_summarised() -> None:
     shown = html.count("<details>")
     assert 100 < shown < 5000 and html.count("</details>") == shown
     assert f"_{5000 - shown} more change(s) not shown here" in md
-    tail = md[md.index("more change(s) not shown"):]
+    tail = md[md.index("more change(s) not shown") :]
     listed = {k: int(v) for k, v in re.findall(r"^- (.+?): (\d+)$", tail, re.M)}
     assert sum(listed.values()) == 5000 - shown
     assert listed["ProxyAccount update"] > 0
@@ -186,8 +202,10 @@ def test_limit_holds_for_long_values_many_warnings_and_a_huge_first_change(limit
     huge.notes = [f"note {i} " + "x" * 2000 for i in range(100)]
     long_values = _change(1)
     long_values.diffs = [FieldDiff("remark", "a" * 100_000, "<b>" * 30_000)]
-    plan = Plan(changes=[huge, long_values] + [_change(i) for i in range(2, 3000)],
-                warnings=[f"warning {i} " + "w" * 5000 for i in range(500)])
+    plan = Plan(
+        changes=[huge, long_values] + [_change(i) for i in range(2, 3000)],
+        warnings=[f"warning {i} " + "w" * 5000 for i in range(500)],
+    )
     md = render_markdown(plan, limit=limit, safety=["s" * 100_000])
     assert len(md) < limit
     html = html_of(md)

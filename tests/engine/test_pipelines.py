@@ -41,14 +41,18 @@ def reconciler_lines(script: str) -> list[str]:
 
 def github_jobs() -> dict[str, list[str]]:
     wf = yaml.safe_load(GITHUB.read_text(encoding="utf-8"))
-    return {name: [cmd for step in job["steps"] for cmd in reconciler_lines(step.get("run", ""))]
-            for name, job in wf["jobs"].items()}
+    return {
+        name: [cmd for step in job["steps"] for cmd in reconciler_lines(step.get("run", ""))] for name, job in wf["jobs"].items()
+    }
 
 
 def gitlab_jobs() -> dict[str, list[str]]:
     ci = yaml.safe_load(GITLAB.read_text(encoding="utf-8"))
-    return {name: [cmd for item in job["script"] for cmd in reconciler_lines(item)]
-            for name, job in ci.items() if isinstance(job, dict) and "script" in job and not name.startswith(".")}
+    return {
+        name: [cmd for item in job["script"] for cmd in reconciler_lines(item)]
+        for name, job in ci.items()
+        if isinstance(job, dict) and "script" in job and not name.startswith(".")
+    }
 
 
 PIPELINES = {
@@ -109,8 +113,9 @@ def out(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 # -- structure (no emulator needed) -----------------------------------------------------------
 @pytest.mark.parametrize("pipeline", sorted(PIPELINES))
-def test_every_example_command_is_a_valid_invocation(pipeline: str, tmp_path: Path, out: Path,
-                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+def test_every_example_command_is_a_valid_invocation(
+    pipeline: str, tmp_path: Path, out: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.chdir(tmp_path)
     (out / "plan.json").write_text("{}")  # --baseline must name an existing file
     jobs_of, (plan_job, apply_job, drift_job) = PIPELINES[pipeline]
@@ -120,8 +125,7 @@ def test_every_example_command_is_a_valid_invocation(pipeline: str, tmp_path: Pa
     assert [parse_line(t).stdout_to for t in jobs[plan_job]] == [f"{out}/plan.md"]
     assert [parse_line(t).args for t in jobs[apply_job]] == [["apply", plan]]
     drift = [parse_line(t).args for t in jobs[drift_job]]
-    assert drift == [["plan", "--drift", "--baseline", plan, "--format", "markdown"],
-                     ["plan", "--drift", "--format", "markdown"]]
+    assert drift == [["plan", "--drift", "--baseline", plan, "--format", "markdown"], ["plan", "--drift", "--format", "markdown"]]
     for text in (t for lines in jobs.values() for t in lines):  # every file a command names
         line = parse_line(text)
         for name in [*line.args[1:], line.stdout_to or "", line.stderr_to or ""]:
@@ -144,7 +148,7 @@ def test_github_workflow_wiring() -> None:
     [upload] = uses("plan", "actions/upload-artifact")
     assert upload["with"]["name"] == "reconciler-plan" and "plan.json" in upload["with"]["path"]
     fetch = " ".join(s.get("run", "") for s in jobs["apply"]["steps"])
-    assert "gh run download" in fetch and "--name reconciler-plan --dir \"$RUNNER_TEMP\"" in fetch
+    assert "gh run download" in fetch and '--name reconciler-plan --dir "$RUNNER_TEMP"' in fetch
     applied = [s for s in uses("apply", "actions/upload-artifact") if s["with"]["name"] == "reconciler-applied-plan"]
     assert len(applied) == 1 and "plan.json" in applied[0]["with"]["path"]
     assert "--name reconciler-applied-plan" in " ".join(s.get("run", "") for s in jobs["drift"]["steps"])
@@ -167,10 +171,14 @@ def test_gitlab_pipeline_wiring() -> None:
 # -- running them ------------------------------------------------------------------------------
 MANIFESTS = {
     "manifests/accounts.yaml": "---\n".join(account_doc(n, remark="v1") for n in ("game01", "game02", "game03")),
-    "manifests/ips.yaml": ("apiVersion: reconciler/v1\nkind: IpAllowlist\nmetadata: {name: datacenter}\n"
-                           "spec: {productType: 14, entries: [10.0.0.1, 10.0.0.2]}\n"),
-    "manifests/scope.yaml": ("apiVersion: reconciler/v1\nkind: PruneScope\nmetadata: {name: games}\n"
-                             "spec: {target: ProxyAccount, match: {usernamePrefix: game}}\n"),
+    "manifests/ips.yaml": (
+        "apiVersion: reconciler/v1\nkind: IpAllowlist\nmetadata: {name: datacenter}\n"
+        "spec: {productType: 14, entries: [10.0.0.1, 10.0.0.2]}\n"
+    ),
+    "manifests/scope.yaml": (
+        "apiVersion: reconciler/v1\nkind: PruneScope\nmetadata: {name: games}\n"
+        "spec: {target: ProxyAccount, match: {usernamePrefix: game}}\n"
+    ),
 }
 
 
@@ -264,8 +272,11 @@ def test_pipeline_commands_run_in_order(pipeline: str, target: Target, out: Path
     # 5. someone disables game02 by hand: drift for both runs
     target.out_of_band("/gateway/whitelist-account/disable", {"accounts": "game02"})
     codes = drift_codes()
-    assert codes["baseline"] == (2, "Drift: 1 resource(s) differ from unchanged manifests (ProxyAccount). "
-                                    "2 pending change(s) from edited manifests not counted.")
+    assert codes["baseline"] == (
+        2,
+        "Drift: 1 resource(s) differ from unchanged manifests (ProxyAccount). "
+        "2 pending change(s) from edited manifests not counted.",
+    )
     assert codes["plain"][0] == 2
 
     # 6. the second pull request's plan (3 updates) applied after another hand change: stale, exit 3

@@ -8,6 +8,7 @@ import json
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -78,8 +79,10 @@ def test_lost_replies_of_account_writes_are_settled_in_the_same_run(bp: Workspac
     assert bp.cli("plan", "--detailed-exitcode").exit_code == 0
 
     # change (remark), enable and delete (prune) with lost replies
-    bp.write("manifests/a.yaml", account_doc("game01", remark="moved", trafficLimitGb=5) + "---\n"
-             + account_doc("game03", trafficLimitGb=5))
+    bp.write(
+        "manifests/a.yaml",
+        account_doc("game01", remark="moved", trafficLimitGb=5) + "---\n" + account_doc("game03", trafficLimitGb=5),
+    )
     faults(bp, drop_next_writes=drops)
     res = bp.cli("apply", "--auto-approve", "--force")
     assert res.exit_code == 0, res.stdout + res.stderr
@@ -118,7 +121,10 @@ def test_json_outcomes_one_per_line_and_a_journal_without_secrets(bp: Workspace)
     lines = [json.loads(line) for line in res.stdout.splitlines()]
     assert [x["type"] for x in lines] == ["plan", "outcome", "outcome", "outcome", "summary"]
     assert {x["address"] for x in lines if x["type"] == "outcome"} == {
-        "ProxyAccount/game01", "ProxyAccount/game02", "IpAllowlist/14"}
+        "ProxyAccount/game01",
+        "ProxyAccount/game02",
+        "IpAllowlist/14",
+    }
     assert lines[-1]["counts"] == {"applied": 3} and lines[-1]["exit_code"] == 0
     text = (bp.root / "run.jsonl").read_text(encoding="utf-8")
     recs = journal(bp.root / "run.jsonl")
@@ -138,8 +144,10 @@ def test_json_outcomes_one_per_line_and_a_journal_without_secrets(bp: Workspace)
 def test_a_connections_requests_per_second_spaces_its_requests(bp: Workspace) -> None:
     """``requests_per_second`` in the config: the vendor sees no more than that, plan and apply."""
     config = (bp.root / "reconciler.yaml").read_text()
-    bp.write("reconciler.yaml", config.replace("    retry_wait_initial: 0\n",
-                                                "    retry_wait_initial: 0\n    requests_per_second: 5\n"))
+    bp.write(
+        "reconciler.yaml",
+        config.replace("    retry_wait_initial: 0\n", "    retry_wait_initial: 0\n    requests_per_second: 5\n"),
+    )
     assert "requests_per_second: 5" in (bp.root / "reconciler.yaml").read_text()
     allowlist(bp, ["10.0.0.1"])
     accounts_file(bp, [f"game{i:02d}" for i in range(3)], trafficLimitGb=3)
@@ -154,17 +162,25 @@ def test_a_connections_requests_per_second_spaces_its_requests(bp: Workspace) ->
 def test_outcomes_stream_while_the_apply_runs(bp: Workspace) -> None:
     allowlist(bp, ["10.0.0.1"])
     accounts_file(bp, [f"game{i:02d}" for i in range(6)], trafficLimitGb=3)
-    faults(bp, latency_ms=300)
+    # the allowlist's add is answered only when the test releases it (no race against a clock)
+    faults(bp, hold_replies=["/gateway/proxy-ip/add"])
     proc = start(bp, "apply", "--auto-approve")
-    assert proc.stdout is not None
-    for line in proc.stdout:
-        if line.startswith("ok "):
-            # the first outcome is printed while later writes are still being made
-            still_running = proc.poll() is None
-            calls_then = bp.answered().get("POST /gateway/proxy-ip/add", 0)
-            break
-    else:
-        raise AssertionError("no outcome line")
+    # a run that printed nothing until the end would wait forever: released after 60 s, it fails below
+    watchdog = threading.Timer(60, faults, (bp,), {"hold_replies": []})
+    watchdog.start()
+    try:
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            if line.startswith("ok "):
+                # the first outcome is printed while a later write is still outstanding
+                still_running = proc.poll() is None
+                calls_then = bp.answered().get("POST /gateway/proxy-ip/add", 0)
+                break
+        else:
+            raise AssertionError("no outcome line")
+    finally:
+        watchdog.cancel()
+        faults(bp, hold_replies=[])
     rest = proc.communicate(timeout=60)[0]
     assert proc.returncode == 0
     assert still_running and calls_then == 0 and "ok      create IpAllowlist/14" in rest
@@ -217,8 +233,10 @@ def test_a_signal_stops_new_writes_reports_and_journals_what_was_done(bp: Worksp
     names = [f"game{i:02d}" for i in range(16)]
     accounts_file(bp, names[:4])
     assert bp.cli("apply", "--auto-approve").exit_code == 0
-    bp.write("manifests/accounts.yaml", "---\n".join(account_doc(n, remark="new" if i < 4 else "", trafficLimitGb=2)
-                                                      for i, n in enumerate(names)))
+    bp.write(
+        "manifests/accounts.yaml",
+        "---\n".join(account_doc(n, remark="new" if i < 4 else "", trafficLimitGb=2) for i, n in enumerate(names)),
+    )
     faults(bp, latency_ms=200)
     proc = start(bp, "apply", "--auto-approve", "--force", "--journal", "run.jsonl")
     wait_for_calls(bp, "POST /gateway/proxy-account/change", 2)
@@ -268,7 +286,8 @@ def test_unreachable_api_names_vendor_host_operation_and_cause(bp: Workspace) ->
     assert res.exit_code == 1
     assert res.stderr.splitlines() == [
         "error: ProxyAccount: live state could not be read, so it was not planned: "
-        f"bestproxy: 127.0.0.1:{free}: GET /gateway/whitelist-account/list: connection refused"]
+        f"bestproxy: 127.0.0.1:{free}: GET /gateway/whitelist-account/list: connection refused"
+    ]
     assert "unknown" not in res.stderr and APP_KEY not in res.stderr
 
 
@@ -280,7 +299,9 @@ def test_retry_chatter_only_with_debug(bp: Workspace, caplog: pytest.LogCaptureF
     faults(bp, fail_next=2)
     proc = subprocess.run([EXE, "--debug", "plan"], cwd=bp.root, capture_output=True, text=True, timeout=60)
     assert proc.returncode == 0
-    assert "bestproxy 127.0.0.1:" in proc.stderr and "GET /gateway/whitelist-account/list: attempt 2 after HTTP 500" in proc.stderr
+    assert (
+        "bestproxy 127.0.0.1:" in proc.stderr and "GET /gateway/whitelist-account/list: attempt 2 after HTTP 500" in proc.stderr
+    )
     assert APP_KEY not in proc.stderr  # the debug log is redacted (query strings carry the app_key)
 
 

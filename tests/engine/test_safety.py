@@ -48,12 +48,15 @@ def test_one_grep_able_summary_line_in_every_format(bp: Workspace) -> None:
 # -- --target --------------------------------------------------------------------------------
 def test_target_is_repeatable_and_limits_plan_and_apply(bp: Workspace) -> None:
     accounts_file(bp, ["game01", "game02", "game03"])
-    bp.write("manifests/ips.yaml", """
+    bp.write(
+        "manifests/ips.yaml",
+        """
         apiVersion: reconciler/v1
         kind: IpAllowlist
         metadata: {name: datacenter}
         spec: {productType: 14, entries: [10.0.0.1]}
-        """)
+        """,
+    )
     r = bp.cli("plan", "--target", "ProxyAccount/game01", "--target", "IpAllowlist/datacenter")
     assert SUMMARY.findall(r.stdout) == [("2", "0", "0", "0", "0", "0")]
     assert "ProxyAccount/game01" in r.stdout and "game02" not in r.stdout
@@ -150,8 +153,9 @@ def test_a_hand_edited_saved_plan_cannot_delete_a_protected_account(bp: Workspac
     bp.write("manifests/scope.yaml", SCOPE)
     assert bp.cli("plan", "--out", "plan.json").exit_code == 0
     data = json.loads((bp.root / "plan.json").read_text())
-    forged = dict(data["changes"][0], key="gamevip", action="delete", resource="", diffs=[],
-                  precondition={}, data={"product_type": 9})
+    forged = dict(
+        data["changes"][0], key="gamevip", action="delete", resource="", diffs=[], precondition={}, data={"product_type": 9}
+    )
     data["changes"].append(forged)
     (bp.root / "plan.json").write_text(json.dumps(data))
     r = bp.cli("apply", "plan.json")

@@ -51,8 +51,7 @@ def test_one_of_three_changed_out_of_band_is_stale_the_others_apply_exit_3(bp: W
     applied = bp.cli("apply", "plan.json")
 
     assert applied.exit_code == 3, applied.output
-    assert _lines(applied.stdout, "STALE") == [
-        "STALE   update ProxyAccount/game02: live object changed since the plan was made"]
+    assert _lines(applied.stdout, "STALE") == ["STALE   update ProxyAccount/game02: live object changed since the plan was made"]
     assert sorted(_lines(applied.stdout, "ok")) == ["ok      update ProxyAccount/game01", "ok      update ProxyAccount/game03"]
     assert "Apply: 2 applied, 0 failed, 1 stale, 0 skipped." in applied.stdout
     live = bp.accounts()
@@ -87,8 +86,10 @@ def test_refused_when_manifests_changed_since_the_plan(bp: Workspace) -> None:
     accounts_file(bp, NAMES, remark="edited after review")
     r = bp.cli("apply", "plan.json")
     assert r.exit_code == 1
-    assert ("error: plan.json: changed since this plan was made: ProxyAccount/game01, ProxyAccount/game02, "
-            "ProxyAccount/game03; make a new plan") in r.stderr
+    assert (
+        "error: plan.json: changed since this plan was made: ProxyAccount/game01, ProxyAccount/game02, "
+        "ProxyAccount/game03; make a new plan"
+    ) in r.stderr
     assert bp.accounts() == {}
 
 
@@ -107,8 +108,13 @@ def test_another_vendors_config_section_does_not_invalidate_the_plan(bp: Workspa
     accounts_file(bp, NAMES)
     assert bp.cli("plan", "--out", "plan.json").exit_code == 0
     cfg = bp.root / "reconciler.yaml"
-    cfg.write_text(cfg.read_text().replace("  bestproxy:", "  jdb:\n    base_url: http://127.0.0.1:9\n"
-                                           "    dc: XX\n    key: env:JDB_KEY\n    iv: env:JDB_IV\n  bestproxy:", 1))
+    cfg.write_text(
+        cfg.read_text().replace(
+            "  bestproxy:",
+            "  jdb:\n    base_url: http://127.0.0.1:9\n    dc: XX\n    key: env:JDB_KEY\n    iv: env:JDB_IV\n  bestproxy:",
+            1,
+        )
+    )
     r = bp.cli("apply", "plan.json")
     assert r.exit_code == 0, r.output
     assert sorted(bp.accounts()) == NAMES
@@ -125,12 +131,15 @@ def test_a_new_manifest_file_does_not_invalidate_the_plan_and_is_not_applied(bp:
 
 def test_a_new_document_of_the_kind_invalidates_a_plan_that_prunes(bp: Workspace) -> None:
     _applied(bp, ["game01", "game02"])
-    bp.write("manifests/scope.yaml", """
+    bp.write(
+        "manifests/scope.yaml",
+        """
         apiVersion: reconciler/v1
         kind: PruneScope
         metadata: {name: games}
         spec: {target: ProxyAccount, match: {usernamePrefix: game}}
-    """)
+    """,
+    )
     accounts_file(bp, ["game01"])
     assert bp.cli("plan", "--out", "plan.json").exit_code == 0  # deletes game02
     accounts_file(bp, ["game02"], rel="manifests/more.yaml")  # declared again by another change
@@ -153,8 +162,7 @@ def _two_pull_requests(bp: Workspace) -> None:
     accounts_file(bp, ["game01"], remark="pr-a", rel="manifests/a.yaml")  # both merged
 
 
-@pytest.mark.parametrize("order", [("plan-a.json", "plan-b.json"), ("plan-b.json", "plan-a.json")],
-                         ids=["a_then_b", "b_then_a"])
+@pytest.mark.parametrize("order", [("plan-a.json", "plan-b.json"), ("plan-b.json", "plan-a.json")], ids=["a_then_b", "b_then_a"])
 def test_plans_over_disjoint_documents_apply_in_either_order(bp: Workspace, order: tuple[str, str]) -> None:
     _two_pull_requests(bp)
     for name in order:
@@ -166,14 +174,17 @@ def test_plans_over_disjoint_documents_apply_in_either_order(bp: Workspace, orde
 
 def test_partial_apply_exit_4_lists_what_succeeded(bp: Workspace) -> None:
     accounts_file(bp, ["game01"])
-    bp.write("manifests/ips.yaml", """
+    bp.write(
+        "manifests/ips.yaml",
+        """
         apiVersion: reconciler/v1
         kind: IpAllowlist
         metadata: {name: datacenter}
         spec:
           productType: 14
           entries: [10.0.0.1]
-        """)
+        """,
+    )
     assert bp.cli("plan", "--out", "plan.json").exit_code == 0
     bp.emulator.verified = False  # the vendor now refuses account writes (code 156); IP writes still work
     r = bp.cli("apply", "plan.json")
@@ -187,12 +198,15 @@ def test_partial_apply_exit_4_lists_what_succeeded(bp: Workspace) -> None:
 def test_failed_and_stale_together_is_exit_4(bp: Workspace) -> None:
     _applied(bp, remark="old")
     accounts_file(bp, NAMES, remark="new")
-    bp.write("manifests/ips.yaml", """
+    bp.write(
+        "manifests/ips.yaml",
+        """
         apiVersion: reconciler/v1
         kind: IpAllowlist
         metadata: {name: datacenter}
         spec: {productType: 14, exclusive: true, entries: [10.0.0.1]}
-        """)
+        """,
+    )
     bp.api("/gateway/proxy-ip/add", ips="10.0.0.9", product_type=14)
     assert bp.cli("plan", "--out", "plan.json").exit_code == 0
     bp.api("/gateway/whitelist-account/change-remark", account="game01", remark="meanwhile")
@@ -229,25 +243,35 @@ def test_saved_plan_keeps_its_targets_and_refuses_new_ones(bp: Workspace) -> Non
 def test_plan_file_holds_no_secret_value(bp: Workspace) -> None:
     _applied(bp, ["game01", "game02"])
     accounts_file(bp, ["game01", "game02", "game03"], remark="x")
-    bp.write("manifests/scope.yaml", """
+    bp.write(
+        "manifests/scope.yaml",
+        """
         apiVersion: reconciler/v1
         kind: PruneScope
         metadata: {name: games}
         spec: {target: ProxyAccount, match: {usernamePrefix: game}}
-        """)
-    bp.write("manifests/ips.yaml", """
+        """,
+    )
+    bp.write(
+        "manifests/ips.yaml",
+        """
         apiVersion: reconciler/v1
         kind: IpAllowlist
         metadata: {name: datacenter}
         spec: {productType: 14, exclusive: true, entries: [10.0.0.1]}
-        """)
+        """,
+    )
     bp.api("/gateway/whitelist-account/change-password", account="game01", password=OTHER_PASSWORD)
     bp.api("/gateway/whitelist-account/add", accounts=f"game99:{OTHER_PASSWORD}", product_type=9)
     bp.api("/gateway/proxy-ip/add", ips="10.0.0.9", product_type=14)
     outputs = [bp.cli("plan", "--out", "plan.json", "--format", fmt) for fmt in ("text", "markdown", "json")]
     data = json.loads((bp.root / "plan.json").read_text())
     assert {(c["key"], c["action"]) for c in data["changes"]} >= {
-        ("game01", "update"), ("game03", "create"), ("game99", "delete"), ("14", "update")}
+        ("game01", "update"),
+        ("game03", "create"),
+        ("game99", "delete"),
+        ("14", "update"),
+    }
     password_diff = next(d for c in data["changes"] if c["key"] == "game01" for d in c["diffs"] if d["path"] == "password")
     assert password_diff == {"path": "password", "before": "(sensitive)", "after": "(sensitive)", "sensitive": True}
 
@@ -289,12 +313,15 @@ def test_apply_report_in_markdown_counts_stale_per_vendor(bp: Workspace) -> None
 
 def test_rerunning_a_partial_apply_retries_the_failed_changes(bp: Workspace) -> None:
     accounts_file(bp, ["game01"])
-    bp.write("manifests/ips.yaml", """
+    bp.write(
+        "manifests/ips.yaml",
+        """
         apiVersion: reconciler/v1
         kind: IpAllowlist
         metadata: {name: datacenter}
         spec: {productType: 14, entries: [10.0.0.1]}
-        """)
+        """,
+    )
     assert bp.cli("plan", "--out", "plan.json").exit_code == 0
     bp.emulator.verified = False
     assert bp.cli("apply", "plan.json").exit_code == 4

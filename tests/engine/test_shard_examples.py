@@ -48,8 +48,12 @@ def _env(**extra: str) -> dict[str, str]:
 
 def _run_at_once(root: Path, commands: list[tuple[str, dict[str, str]]]) -> list[subprocess.CompletedProcess[str]]:
     """Each command line through a shell, all started at once (the engine's parallel jobs)."""
-    procs = [subprocess.Popen(["bash", "-o", "pipefail", "-c", cmd], cwd=root, env=env, stdout=subprocess.PIPE,
-                              stderr=subprocess.PIPE, text=True) for cmd, env in commands]
+    procs = [
+        subprocess.Popen(
+            ["bash", "-o", "pipefail", "-c", cmd], cwd=root, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        )
+        for cmd, env in commands
+    ]
     out = []
     for (cmd, _), p in zip(commands, procs, strict=True):
         stdout, stderr = p.communicate(timeout=300)
@@ -61,8 +65,11 @@ def _run_at_once(root: Path, commands: list[tuple[str, dict[str, str]]]) -> list
 def test_the_github_workflow_passes_actionlint_and_zizmor() -> None:
     r = actionlint(REPO, GITHUB)
     assert r.returncode == 0, r.stdout + r.stderr
-    serious = [(f["ident"], f["determinations"]["severity"]) for f in zizmor(GITHUB)
-               if f["determinations"]["severity"] in ("High", "Medium")]
+    serious = [
+        (f["ident"], f["determinations"]["severity"])
+        for f in zizmor(GITHUB)
+        if f["determinations"]["severity"] in ("High", "Medium")
+    ]
     assert serious == []
     assert "zizmor:" not in GITHUB.read_text(encoding="utf-8")
 
@@ -103,8 +110,16 @@ def test_the_gitlab_pipeline_runs_as_gitlab_runs_it(fleet: Fleet) -> None:
         assert all("--shard" not in line for line in lines)  # the shard comes from GitLab's variables
         nodes = range(1, job["parallel"] + 1) if "parallel" in job else [None]
         for line in lines:
-            runs = _run_at_once(fleet.root, [(line, _env(RECONCILER_OUT=out, **(
-                {"CI_NODE_INDEX": str(k), "CI_NODE_TOTAL": str(n)} if k is not None else {}))) for k in nodes])
+            runs = _run_at_once(
+                fleet.root,
+                [
+                    (
+                        line,
+                        _env(RECONCILER_OUT=out, **({"CI_NODE_INDEX": str(k), "CI_NODE_TOTAL": str(n)} if k is not None else {})),
+                    )
+                    for k in nodes
+                ],
+            )
             for r in runs:
                 assert r.returncode == 0, (stage, r.args, r.stderr)
         if stage == "reconciler-merge":
@@ -113,8 +128,9 @@ def test_the_gitlab_pipeline_runs_as_gitlab_runs_it(fleet: Fleet) -> None:
         if stage == "reconciler-report":
             assert runs[0].stdout.splitlines()[-1].startswith(f"Apply of {n} shard(s): complete: ")
     assert duplicates(fleet.state()) == {}
-    after = subprocess.run([EXE, "plan", "--detailed-exitcode"], cwd=fleet.root, env=_env(), capture_output=True,
-                           text=True, timeout=300)
+    after = subprocess.run(
+        [EXE, "plan", "--detailed-exitcode"], cwd=fleet.root, env=_env(), capture_output=True, text=True, timeout=300
+    )
     assert after.returncode == 0, after.stdout + after.stderr
 
 
@@ -141,8 +157,11 @@ def test_the_jobs_load_into_the_official_kubernetes_models() -> None:
         return api.deserialize(_Reply(doc), "V1Job")
 
     jobs = _jobs()
-    assert [j["metadata"]["name"] for j in jobs] == ["reconciler-restore-plan", "reconciler-restore-merge",
-                                                       "reconciler-restore-apply"]
+    assert [j["metadata"]["name"] for j in jobs] == [
+        "reconciler-restore-plan",
+        "reconciler-restore-merge",
+        "reconciler-restore-apply",
+    ]
     misspelled = json.loads(json.dumps(jobs[2]).replace('"backoffLimitPerIndex"', '"backoffLimitPerIndx"'))
     assert api.sanitize_for_serialization(load(misspelled)) != misspelled  # the check can fail
     for doc in jobs:
@@ -155,8 +174,10 @@ def test_the_jobs_load_into_the_official_kubernetes_models() -> None:
         assert spec.completion_mode == "Indexed" and spec.backoff_limit_per_index >= 1
         assert spec.template.spec.restart_policy == "Never"  # what backoffLimitPerIndex and podFailurePolicy need
         fail_index = [r for r in spec.pod_failure_policy.rules if r.action == "FailIndex"]
-        assert any(3 in r.on_exit_codes.values and r.on_exit_codes.operator == "In"
-                   and r.on_exit_codes.container_name == "reconciler" for r in fail_index)
+        assert any(
+            3 in r.on_exit_codes.values and r.on_exit_codes.operator == "In" and r.on_exit_codes.container_name == "reconciler"
+            for r in fail_index
+        )
         container = spec.template.spec.containers[0]
         total = {e.name: e.value for e in container.env}["RECONCILER_SHARD_TOTAL"]
         assert int(total) == spec.completions == spec.parallelism
@@ -179,12 +200,20 @@ def test_the_jobs_run_as_an_indexed_job_runs_them(fleet: Fleet) -> None:
         spec = job["spec"]
         indexes: list[int | None] = list(range(spec["completions"])) if spec.get("completionMode") == "Indexed" else [None]
         env = {e["name"]: e["value"] for e in spec["template"]["spec"]["containers"][0].get("env", [])}
-        runs = _run_at_once(fleet.root, [(command(job, i), _env(**env, **({"JOB_COMPLETION_INDEX": str(i)} if i is not None else {})))
-                                         for i in indexes])
+        runs = _run_at_once(
+            fleet.root,
+            [(command(job, i), _env(**env, **({"JOB_COMPLETION_INDEX": str(i)} if i is not None else {}))) for i in indexes],
+        )
         for r in runs:
             assert r.returncode == 0, (job["metadata"]["name"], r.args, r.stderr)
-    report = subprocess.run([EXE, "apply", "merge-report", *sorted(map(str, out.glob("shard-*.jsonl")))], cwd=fleet.root,
-                            env=_env(), capture_output=True, text=True, timeout=120)
+    report = subprocess.run(
+        [EXE, "apply", "merge-report", *sorted(map(str, out.glob("shard-*.jsonl")))],
+        cwd=fleet.root,
+        env=_env(),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert report.returncode == 0, report.stdout + report.stderr
     assert report.stdout.splitlines()[-1].startswith("Apply of 4 shard(s): complete: ")
     assert duplicates(fleet.state()) == {}

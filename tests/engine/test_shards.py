@@ -30,8 +30,9 @@ def shard_ws(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> ShardWorkspace:
 # -- the partition ---------------------------------------------------------------------------
 def test_owner_is_a_stable_blake2b_partition_not_pythons_salted_hash() -> None:
     # fixed values: the same on every machine, process and Python version (PYTHONHASHSEED plays no part)
-    assert [owner("ProxyAccount", "default", f"acct{i}", 4) for i in range(8)] == \
-        [owner("ProxyAccount", "default", f"acct{i}", 4) for i in range(8)]
+    assert [owner("ProxyAccount", "default", f"acct{i}", 4) for i in range(8)] == [
+        owner("ProxyAccount", "default", f"acct{i}", 4) for i in range(8)
+    ]
     spread = [owner("TcaplusRecords", "default", f"item_catalog|3|{i}", 8) for i in range(4000)]
     assert set(spread) == set(range(1, 9))
     assert max(spread.count(k) for k in range(1, 9)) < 2 * min(spread.count(k) for k in range(1, 9))
@@ -56,9 +57,15 @@ def test_shard_from_option_and_the_engines_variables() -> None:
     # GitLab parallel: 1-based
     assert resolve_shard(None, {"CI_NODE_INDEX": "2", "CI_NODE_TOTAL": "4"}) == Shard(2, 4)
     assert resolve_shard("2/4", {"CI_NODE_INDEX": "2", "CI_NODE_TOTAL": "4"}) == Shard(2, 4)
-    for bad, env in [("0/2", {}), ("3/2", {}), ("2", {}), ("a/b", {}), (None, {"JOB_COMPLETION_INDEX": "1"}),
-                     ("1/4", {"CI_NODE_INDEX": "2", "CI_NODE_TOTAL": "4"}),
-                     (None, {"JOB_COMPLETION_INDEX": "3", "RECONCILER_SHARD_TOTAL": "3"})]:
+    for bad, env in [
+        ("0/2", {}),
+        ("3/2", {}),
+        ("2", {}),
+        ("a/b", {}),
+        (None, {"JOB_COMPLETION_INDEX": "1"}),
+        ("1/4", {"CI_NODE_INDEX": "2", "CI_NODE_TOTAL": "4"}),
+        (None, {"JOB_COMPLETION_INDEX": "3", "RECONCILER_SHARD_TOTAL": "3"}),
+    ]:
         with pytest.raises(UsageError):
             resolve_shard(bad, env)
 
@@ -75,7 +82,7 @@ def _fleet_with_every_action(shard_ws: ShardWorkspace) -> None:
 def test_union_of_shard_plans_is_the_unsharded_plan_and_markdown(shard_ws: ShardWorkspace, n: int) -> None:
     _fleet_with_every_action(shard_ws)
     single_path, single = shard_ws.plan()
-    assert {c.action for c in single.changes} == set(Action)  - {Action.REPLACE}
+    assert {c.action for c in single.changes} == set(Action) - {Action.REPLACE}
     merged = shard_ws.sharded_plan(n)
     assert [c.to_dict() for c in merged.plan.changes] == [c.to_dict() for c in single.changes]
     assert merged.plan.counts() == single.counts()
@@ -209,8 +216,9 @@ def test_prune_after_changing_n_deletes_exactly_the_removed_set(shard_ws: ShardW
     shard_ws.fleet([a for a in accounts if a not in removed_accounts], [r for r in records if r not in removed_records])
     merged = shard_ws.sharded_plan(new_n)
     deletes = {c.address for c in merged.plan.changes if c.action is Action.DELETE}
-    assert deletes == {f"ProxyAccount/{a}" for a in removed_accounts} | \
-        {f"TcaplusRecords/item_catalog|3|{r}" for r in removed_records}
+    assert deletes == {f"ProxyAccount/{a}" for a in removed_accounts} | {
+        f"TcaplusRecords/item_catalog|3|{r}" for r in removed_records
+    }
     assert [c for c in merged.plan.changes if c.action is not Action.DELETE] == []
     for k in range(1, new_n + 1):
         assert {o.status for o in shard_ws.apply_shard(Shard(k, new_n))} <= {"applied"}
@@ -268,8 +276,12 @@ def test_scaled_rates_divide_the_budget_and_restore_it(shard_ws: ShardWorkspace)
     from reconciler.kinds.base import RunContext
     from reconciler.manifest.config import load_config
 
-    shard_ws.write("reconciler.yaml", (shard_ws.root / "reconciler.yaml").read_text().replace(
-        "    concurrency: 8\n", "    concurrency: 8\n    requests_per_second: 100\n"))
+    shard_ws.write(
+        "reconciler.yaml",
+        (shard_ws.root / "reconciler.yaml")
+        .read_text()
+        .replace("    concurrency: 8\n", "    concurrency: 8\n    requests_per_second: 100\n"),
+    )
     ctx = RunContext(config=load_config(shard_ws.root / "reconciler.yaml"))
     conn = ctx.config.config.connection("tcaplus", "default")
     bound = ctx.bind("tcaplus", "default").config.providers.tcaplus  # what the kind builds its client from
@@ -289,8 +301,11 @@ def test_sharded_exports_together_are_the_unsharded_export(shard_ws: ShardWorksp
     shard_ws.apply_all()
 
     def export(out: str, *shard: str) -> dict[str, str]:
-        r = CliRunner().invoke(cli, ["export", "manifests", "--sandbox", "--sandbox-state", str(shard_ws.state), "--out", out,
-                                     *shard], catch_exceptions=False)
+        r = CliRunner().invoke(
+            cli,
+            ["export", "manifests", "--sandbox", "--sandbox-state", str(shard_ws.state), "--out", out, *shard],
+            catch_exceptions=False,
+        )
         assert r.exit_code == 0, r.output
         root = shard_ws.root / out
         return {str(p.relative_to(root)): p.read_text() for p in root.rglob("*") if p.is_file()}
@@ -299,9 +314,13 @@ def test_sharded_exports_together_are_the_unsharded_export(shard_ws: ShardWorksp
     parts = [export(f"part{k}", "--shard", f"{k}/3") for k in (1, 2, 3)]
 
     def docs(files: dict[str, str]) -> list[str]:  # each document without the comments a file starts with
-        return sorted("\n".join(line for line in d.splitlines() if not line.startswith("# ")).strip()
-                      for path, text in files.items() if path.endswith(".yaml") for d in text.split("---\n")
-                      if "kind:" in d)
+        return sorted(
+            "\n".join(line for line in d.splitlines() if not line.startswith("# ")).strip()
+            for path, text in files.items()
+            if path.endswith(".yaml")
+            for d in text.split("---\n")
+            if "kind:" in d
+        )
 
     assert sorted(d for p in parts for d in docs(p)) == docs(whole)  # each document in exactly one shard
     assert all(docs(p) for p in parts)
@@ -320,9 +339,12 @@ def test_every_shard_validates_every_manifest(shard_ws: ShardWorkspace) -> None:
     from reconciler.errors import InputError
 
     shard_ws.fleet([f"fleet{i:03d}" for i in range(4)], [1, 2])
-    shard_ws.write("manifests/fleet/bad.yaml", "apiVersion: reconciler/v1\nkind: ProxyAccount\nmetadata: {name: bad}\n"
-                                         "spec: {username: b, password: 'file:../secrets/sandbox-demo-password.txt', "
-                                         "productType: 9, remark: x, trafficLimitGb: -1}\n")
+    shard_ws.write(
+        "manifests/fleet/bad.yaml",
+        "apiVersion: reconciler/v1\nkind: ProxyAccount\nmetadata: {name: bad}\n"
+        "spec: {username: b, password: 'file:../secrets/sandbox-demo-password.txt', "
+        "productType: 9, remark: x, trafficLimitGb: -1}\n",
+    )
     for k in (1, 2):  # whichever shard would own it, both stop on it before any call
         with pytest.raises(InputError) as bad:
             shard_ws.plan(Shard(k, 2))
@@ -331,7 +353,7 @@ def test_every_shard_validates_every_manifest(shard_ws: ShardWorkspace) -> None:
 
 def test_merge_report_counts_a_retried_shard_by_its_latest_run(tmp_path: Path) -> None:
     from reconciler.engine.journal import Journal
-    from reconciler.engine.planset import merge_reports
+    from reconciler.engine.planset_apply import merge_reports
 
     def report(name: str, shard: str, *, end: int | None) -> Path:
         j = Journal.open_new(tmp_path / name)

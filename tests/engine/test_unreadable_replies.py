@@ -32,8 +32,9 @@ spec:
 
 
 def mangle(ws: Workspace, how: str, match: str, count: int = 1) -> None:
-    httpx.post(ws.url + "/_sandbox/faults", json={"mangle_replies": [
-        {"how": how, "count": count, "match": match}]}).raise_for_status()
+    httpx.post(
+        ws.url + "/_sandbox/faults", json={"mangle_replies": [{"how": how, "count": count, "match": match}]}
+    ).raise_for_status()
 
 
 def apply_ok(ws: Workspace, *flags: str) -> str:
@@ -72,9 +73,15 @@ def test_an_account_delete_and_disable_answered_unreadably_are_settled(bp: Works
     apply_ok(bp)
     bp.write("manifests/accounts.yaml", account_doc("game01", enabled=False))
     mangle(bp, how, "/gateway/whitelist-account/delete")
-    httpx.post(bp.url + "/_sandbox/faults", json={"mangle_replies": [
-        {"how": how, "count": 1, "match": "/gateway/whitelist-account/delete"},
-        {"how": how, "count": 1, "match": "/gateway/whitelist-account/disable"}]}).raise_for_status()
+    httpx.post(
+        bp.url + "/_sandbox/faults",
+        json={
+            "mangle_replies": [
+                {"how": how, "count": 1, "match": "/gateway/whitelist-account/delete"},
+                {"how": how, "count": 1, "match": "/gateway/whitelist-account/disable"},
+            ]
+        },
+    ).raise_for_status()
     out = apply_ok(bp, "--force")
     assert "ok      delete ProxyAccount/game02" in out and "ok      update ProxyAccount/game01" in out
     assert {n: a["status"] for n, a in bp.accounts().items()} == {"game01": 0}

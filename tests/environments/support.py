@@ -43,9 +43,17 @@ def account(name: str, username: str, *, connection: str | None = None, remark: 
     meta: dict[str, Any] = {"name": name}
     if connection:
         meta["connection"] = connection
-    return {"apiVersion": "reconciler/v1", "kind": "ProxyAccount", "metadata": meta,
-            "spec": {"username": username, "password": f"file:secrets/{connection or 'default'}.txt",
-                     "productType": 9, "remark": remark}}
+    return {
+        "apiVersion": "reconciler/v1",
+        "kind": "ProxyAccount",
+        "metadata": meta,
+        "spec": {
+            "username": username,
+            "password": f"file:secrets/{connection or 'default'}.txt",
+            "productType": 9,
+            "remark": remark,
+        },
+    }
 
 
 def write_docs(ws: Fleet, rel: str, docs: list[dict[str, Any]]) -> None:
@@ -57,15 +65,39 @@ def write_estate(ws: Fleet, *, remark: str = "") -> None:
     docs: list[dict[str, Any]] = []
     for conn in (None, "brand-b"):
         suffix = f"-{conn}" if conn else ""
-        docs += [account(f"ops{suffix}", "ops01", connection=conn, remark=remark or (conn or "a")),
-                 account(f"qa{suffix}", "qa01", connection=conn, remark=remark or (conn or "a"))]
+        docs += [
+            account(f"ops{suffix}", "ops01", connection=conn, remark=remark or (conn or "a")),
+            account(f"qa{suffix}", "qa01", connection=conn, remark=remark or (conn or "a")),
+        ]
         meta: dict[str, Any] = {"name": f"items{suffix}", **({"connection": conn} if conn else {})}
-        docs.append({"apiVersion": "reconciler/v1", "kind": "TcaplusRecords", "metadata": meta,
-                     "spec": {"table": "item_catalog", "records": [
-                         {"region": 1, "item_id": 1001, "name": f"potion {conn or 'a'}", "price": 50}]}})
+        docs.append(
+            {
+                "apiVersion": "reconciler/v1",
+                "kind": "TcaplusRecords",
+                "metadata": meta,
+                "spec": {
+                    "table": "item_catalog",
+                    "records": [{"region": 1, "item_id": 1001, "name": f"potion {conn or 'a'}", "price": 50}],
+                },
+            }
+        )
         meta = {"name": f"launch{suffix}", **({"connection": conn} if conn else {})}
-        docs.append({"apiVersion": "reconciler/v1", "kind": "FreeSpinEvent", "metadata": meta, "spec": {
-            "name": f"Launch {conn or 'a'}", "agent": SANDBOX_JDB_AGENT, "startTime": "2035-06-01T00:00:00+08:00",
-            "endTime": "2035-06-08T00:00:00+08:00", "machineTypes": [14077], "bet": "1", "type": "NORMAL",
-            "times": 5, "players": ["player00001"]}})
+        docs.append(
+            {
+                "apiVersion": "reconciler/v1",
+                "kind": "FreeSpinEvent",
+                "metadata": meta,
+                "spec": {
+                    "name": f"Launch {conn or 'a'}",
+                    "agent": SANDBOX_JDB_AGENT,
+                    "startTime": "2035-06-01T00:00:00+08:00",
+                    "endTime": "2035-06-08T00:00:00+08:00",
+                    "machineTypes": [14077],
+                    "bet": "1",
+                    "type": "NORMAL",
+                    "times": 5,
+                    "players": ["player00001"],
+                },
+            }
+        )
     write_docs(ws, "manifests/estate.yaml", docs)

@@ -55,18 +55,23 @@ def test_a_change_on_one_connection_touches_only_that_connection(fleet: Fleet) -
 def test_prune_scopes_are_per_connection(fleet: Fleet) -> None:
     write_estate(fleet)
     assert fleet.cli("apply", "--auto-approve").exit_code == 0
-    docs = [d for d in yaml.safe_load_all((fleet.root / "manifests/estate.yaml").read_text())
-            if d["metadata"]["name"] != "qa-brand-b"]  # qa01 leaves brand-b only
-    docs.append({"apiVersion": "reconciler/v1", "kind": "PruneScope",
-                 "metadata": {"name": "b-accounts", "connection": "brand-b"},
-                 "spec": {"target": "ProxyAccount", "match": {"usernamePrefix": "qa"}}})
+    docs = [
+        d for d in yaml.safe_load_all((fleet.root / "manifests/estate.yaml").read_text()) if d["metadata"]["name"] != "qa-brand-b"
+    ]  # qa01 leaves brand-b only
+    docs.append(
+        {
+            "apiVersion": "reconciler/v1",
+            "kind": "PruneScope",
+            "metadata": {"name": "b-accounts", "connection": "brand-b"},
+            "spec": {"target": "ProxyAccount", "match": {"usernamePrefix": "qa"}},
+        }
+    )
     write_docs(fleet, "manifests/estate.yaml", docs)
     planned = fleet.cli("plan")
     deletes = [line.split()[2] for line in planned.stdout.splitlines() if line.startswith("- delete")]
     assert deletes == ["ProxyAccount/qa01@brand-b"]  # the scope is brand-b's: nothing pruned on default
     assert fleet.cli("apply", "--auto-approve").exit_code == 0
     assert sorted(fleet.accounts(fleet.b)) == ["ops01"] and sorted(fleet.accounts(fleet.a)) == ["ops01", "qa01"]
-
 
 
 def test_thresholds_are_counted_per_connection(fleet: Fleet) -> None:
@@ -79,8 +84,9 @@ def test_thresholds_are_counted_per_connection(fleet: Fleet) -> None:
     write_docs(fleet, "manifests/estate.yaml", docs)
     # 2 of the 2 accounts on brand-b (100% > 50%); counted over both connections it would be 2 of 4
     planned = fleet.cli("plan")
-    assert ("unsafe: ProxyAccount@brand-b: 2 of 2 existing objects would be updated, replaced or deleted "
-            "(100% > 50%)") in planned.stdout, planned.stdout
+    assert (
+        "unsafe: ProxyAccount@brand-b: 2 of 2 existing objects would be updated, replaced or deleted (100% > 50%)"
+    ) in planned.stdout, planned.stdout
     refused = fleet.cli("apply", "--auto-approve")
     assert refused.exit_code == 1 and "safety thresholds" in refused.stderr
     assert {a["remark"] for a in fleet.accounts(fleet.b).values()} == {"brand-b"}
@@ -90,16 +96,21 @@ def test_thresholds_are_counted_per_connection(fleet: Fleet) -> None:
 
 
 def test_an_unknown_connection_is_an_input_error_at_its_line(fleet: Fleet) -> None:
-    fleet.write("manifests/a.yaml", """
+    fleet.write(
+        "manifests/a.yaml",
+        """
         apiVersion: reconciler/v1
         kind: ProxyAccount
         metadata:
           name: ops
           connection: brand-c
         spec: {username: ops01, password: file:secrets/default.txt, productType: 9}
-    """)
+    """,
+    )
     res = fleet.cli("plan")
     assert res.exit_code == 1
-    assert ("manifests/a.yaml:5:15: ProxyAccount/ops metadata.connection: no bestproxy connection named 'brand-c' "
-            "in the config (known: default, brand-b)") in res.stderr
+    assert (
+        "manifests/a.yaml:5:15: ProxyAccount/ops metadata.connection: no bestproxy connection named 'brand-c' "
+        "in the config (known: default, brand-b)"
+    ) in res.stderr
     assert fleet.accounts(fleet.a) == {} and fleet.accounts(fleet.b) == {}

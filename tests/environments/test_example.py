@@ -34,7 +34,9 @@ def sandbox_shim(tmp_path: Path) -> Path:
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir()
     shim = bin_dir / "reconciler"
-    shim.write_text(f'#!/bin/sh\nsub="$1"; shift\nexec "{RECONCILER}" "$sub" --sandbox --sandbox-state "{tmp_path / "state"}" "$@"\n')
+    shim.write_text(
+        f'#!/bin/sh\nsub="$1"; shift\nexec "{RECONCILER}" "$sub" --sandbox --sandbox-state "{tmp_path / "state"}" "$@"\n'
+    )
     shim.chmod(shim.stat().st_mode | stat.S_IEXEC)
     return bin_dir
 
@@ -42,8 +44,12 @@ def sandbox_shim(tmp_path: Path) -> Path:
 def environ(tmp_path: Path, bin_dir: Path | None = None) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("STAGING_", "PRODUCTION_"))}
     (tmp_path / "runner-temp").mkdir(exist_ok=True)
-    env.update(STAGING_OPS_PASSWORD="StagingPw123", PRODUCTION_OPS_PASSWORD="ProductionPw456",
-               GITHUB_STEP_SUMMARY=str(tmp_path / "summary.md"), RUNNER_TEMP=str(tmp_path / "runner-temp"))
+    env.update(
+        STAGING_OPS_PASSWORD="StagingPw123",
+        PRODUCTION_OPS_PASSWORD="ProductionPw456",
+        GITHUB_STEP_SUMMARY=str(tmp_path / "summary.md"),
+        RUNNER_TEMP=str(tmp_path / "runner-temp"),
+    )
     if bin_dir is not None:
         env["PATH"] = f"{bin_dir}{os.pathsep}{env['PATH']}"
     return env
@@ -83,7 +89,10 @@ def test_the_workflow_plans_both_environments_then_applies_staging_then_producti
             assert "Environment: staging; connections: bestproxy/staging, jdb/staging, tcaplus/staging." in summary
             assert "Environment: production; connections: bestproxy/production, jdb/production, tcaplus/production." in summary
             # written under the runner's temporary folder, nothing in the checkout
-            assert sorted(p.name for p in (tmp_path / "runner-temp").glob("plan-*.json")) == ["plan-production.json", "plan-staging.json"]
+            assert sorted(p.name for p in (tmp_path / "runner-temp").glob("plan-*.json")) == [
+                "plan-production.json",
+                "plan-staging.json",
+            ]
             assert not list(site.glob("plan-*"))
             assert accounts(tmp_path / "state", "staging") == {}  # planning wrote nothing
     assert "Apply: 5 applied, 0 failed" in (tmp_path / "runner-temp" / "apply-production.log").read_text()
@@ -97,8 +106,14 @@ def test_the_workflow_plans_both_environments_then_applies_staging_then_producti
     assert items(state, "staging", tables)[1001]["price"] == 1 and items(state, "production", tables)[1001]["price"] == 50
 
     for name in ("staging", "production"):
-        again = subprocess.run(["reconciler", "plan", "--env", name, "--detailed-exitcode"], cwd=site, env=env,
-                               capture_output=True, text=True, timeout=300)
+        again = subprocess.run(
+            ["reconciler", "plan", "--env", name, "--detailed-exitcode"],
+            cwd=site,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
         assert again.returncode == 0, again.stdout + again.stderr
         assert nothing_to_apply(again.stdout), again.stdout
 
@@ -135,6 +150,12 @@ def test_the_readme_sandbox_commands_run_as_printed_on_a_fresh_copy(site: Path, 
     # without the line the README now shows, the same apply stops before any call and names the variable
     fresh = tmp_path / "fresh"
     shutil.copytree(EXAMPLE, fresh)
-    bare = subprocess.run(["bash", "-euc", block.replace("export STAGING_OPS_PASSWORD", "# ")], cwd=fresh, env=env,
-                          capture_output=True, text=True, timeout=300)
+    bare = subprocess.run(
+        ["bash", "-euc", block.replace("export STAGING_OPS_PASSWORD", "# ")],
+        cwd=fresh,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert bare.returncode == 1 and "STAGING_OPS_PASSWORD" in bare.stderr, bare.stdout + bare.stderr

@@ -74,7 +74,8 @@ def test_an_invalid_value_is_reported_where_the_variable_was_written(variables_w
     assert res.exit_code == 1
     assert res.stderr.strip().splitlines() == [
         "error: reconciler.yaml:18:14: ProxyAccount/ops spec.trafficLimitGb: Input should be greater than or equal "
-        "to 0 (${var.limit} of environment production, used at manifests/a.yaml:8:19)"]
+        "to 0 (${var.limit} of environment production, used at manifests/a.yaml:8:19)"
+    ]
     assert variables_ws.cli("validate", "--env", "staging").exit_code == 0
 
 
@@ -82,25 +83,32 @@ def test_an_unknown_variable_points_at_its_use(variables_ws: CliWorkspace) -> No
     variables_ws.write("manifests/a.yaml", ACCOUNT.replace("${var.limit}", "${var.limt}"))
     res = variables_ws.cli("validate", "--env", "staging")
     assert res.exit_code == 1
-    assert ("manifests/a.yaml:8:19: spec.trafficLimitGb: ${var.limt}: environment staging has no such variable "
-            "(its vars: limit, prefix, remark)") in res.stderr
+    assert (
+        "manifests/a.yaml:8:19: spec.trafficLimitGb: ${var.limt}: environment staging has no such variable "
+        "(its vars: limit, prefix, remark)"
+    ) in res.stderr
 
 
 def test_variables_need_an_environment(variables_ws: CliWorkspace) -> None:
     res = variables_ws.cli("validate")
     assert res.exit_code == 1
-    assert ("manifests/a.yaml:5:13: spec.username: ${var.prefix} needs an environment: choose one with --env "
-            "(production, staging)") in res.stderr
+    assert (
+        "manifests/a.yaml:5:13: spec.username: ${var.prefix} needs an environment: choose one with --env (production, staging)"
+    ) in res.stderr
 
 
 def test_an_unknown_environment_or_connection_is_a_config_error(variables_ws: CliWorkspace) -> None:
     res = variables_ws.cli("validate", "--env", "qa")
     assert res.exit_code == 1
     assert "reconciler.yaml:7:1: Config environments: --env qa: no such environment (known: production, staging)" in res.stderr
-    variables_ws.write("reconciler.yaml", CONFIG.replace("connections: {bestproxy: production}", "connections: {bestproxy: prod}"))
+    variables_ws.write(
+        "reconciler.yaml", CONFIG.replace("connections: {bestproxy: production}", "connections: {bestproxy: prod}")
+    )
     res = variables_ws.cli("validate", "--env", "staging")
     assert res.exit_code == 1
-    assert ("reconciler.yaml:15:30: Config environments.production.connections.bestproxy: no bestproxy connection "
-            "named 'prod' (known: production, staging)") in res.stderr
+    assert (
+        "reconciler.yaml:15:30: Config environments.production.connections.bestproxy: no bestproxy connection "
+        "named 'prod' (known: production, staging)"
+    ) in res.stderr
     for canary in ("stg-key-canary-1", "prd-key-canary-2", "Passw0rd99"):
         assert canary not in res.output

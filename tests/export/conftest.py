@@ -63,13 +63,18 @@ def vendor_state(state_dir: Path) -> dict[str, Any]:
     bp, jdb, tc = raw["bestproxy"], raw["jdb"], raw["tcaplus"]
     drop = {"id", "created_at", "usage_flow"}
     accounts = sorted(({k: v for k, v in a.items() if k not in drop} for a in bp["accounts"]), key=lambda a: a["username"])
-    ips = sorted(({k: v for k, v in i.items() if k not in drop} for i in bp["proxy_ips"]),
-                 key=lambda i: (i["product_type"], i["ip"]))
+    ips = sorted(
+        ({k: v for k, v in i.items() if k not in drop} for i in bp["proxy_ips"]), key=lambda i: (i["product_type"], i["ip"])
+    )
     events = {e["event_id"]: e for e in jdb["events"] if not e["terminated"]}  # terminated ones never come back
     drop_event = {"event_id", "transaction_id", "created_ms", "update_ms", "start_off", "end_off"}
-    event_rows = sorted(({k: v for k, v in e.items() if k not in drop_event} for e in events.values()),
-                        key=lambda e: (e["agent"], e["name"]))
-    bindings = sorted((events[b["event_id"]]["agent"], events[b["event_id"]]["name"], b["uid"])
-                      for b in jdb["bindings"] if b["event_id"] in events)
+    event_rows = sorted(
+        ({k: v for k, v in e.items() if k not in drop_event} for e in events.values()), key=lambda e: (e["agent"], e["name"])
+    )
+    bindings = sorted(
+        (events[b["event_id"]]["agent"], events[b["event_id"]]["name"], b["uid"])
+        for b in jdb["bindings"]
+        if b["event_id"] in events
+    )
     records = sorted(((r["tbl"], r["pk"], json.loads(r["data"])) for r in tc["tcaplus_records"]), key=lambda r: (r[0], r[1]))
     return {"accounts": accounts, "ips": ips, "events": event_rows, "bindings": bindings, "records": records}

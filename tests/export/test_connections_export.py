@@ -33,8 +33,9 @@ def test_every_connection_is_exported_and_restored(fleet: Fleet) -> None:
     assert {d["metadata"]["connection"] for d in docs} == {"brand-b"}
     assert docs[0]["spec"]["password"] == "file:../../../backup-secrets/brand-b-proxy-password-ops01"
     assert (fleet.root / "backup-secrets/brand-b-proxy-password-ops01").read_text().strip() == PASSWORDS["brand-b"]
-    assert all("connection" not in d["metadata"]
-               for d in yaml.safe_load_all((fleet.root / "backup/bestproxy/accounts.yaml").read_text()))
+    assert all(
+        "connection" not in d["metadata"] for d in yaml.safe_load_all((fleet.root / "backup/bestproxy/accounts.yaml").read_text())
+    )
     assert (fleet.root / "backup/brand-b/jdb/sandboxag/players/launch-brand-b.txt").is_file()
     planned = fleet.cli("plan", "backup", "--detailed-exitcode")
     assert planned.exit_code == 0 and nothing_to_apply(planned.stdout), planned.output
@@ -50,8 +51,12 @@ def test_every_connection_is_exported_and_restored(fleet: Fleet) -> None:
     conf_a, conf_b = fleet.a.providers(), fleet.b.providers()
     for conf in (conf_a, conf_b):
         conf["tcaplus"]["tables"] = {"item_catalog": {"proto": "tables/item_catalog.proto"}}
-    config = {"apiVersion": "reconciler/v1", "kind": "Config", "providers": conf_a,
-              "connections": {vendor: {"brand-b": conf_b[vendor]} for vendor in ("bestproxy", "tcaplus", "jdb")}}
+    config = {
+        "apiVersion": "reconciler/v1",
+        "kind": "Config",
+        "providers": conf_a,
+        "connections": {vendor: {"brand-b": conf_b[vendor]} for vendor in ("bestproxy", "tcaplus", "jdb")},
+    }
     fleet.write("reconciler.yaml", yaml.safe_dump(config, sort_keys=False))
     applied = fleet.cli("apply", "backup", "--auto-approve")
     assert applied.exit_code == 0, applied.output

@@ -64,12 +64,15 @@ def test_the_runbook_restores_a_backup_into_a_wiped_sandbox(dr: DrWorkspace) -> 
 def test_the_adoption_commands_adopt_console_objects(dr: DrWorkspace) -> None:
     dr.run("apply", "--auto-approve")
     dr.write("console/pw", "ConsolePw77")
-    dr.write("console/a.yaml", """
+    dr.write(
+        "console/a.yaml",
+        """
         apiVersion: reconciler/v1
         kind: ProxyAccount
         metadata: {name: ops01}
         spec: {username: ops01, password: "file:pw", productType: 11, remark: made in the console}
-        """)
+        """,
+    )
     dr.run("apply", "console", "--auto-approve")
     assert "ProxyAccount/ops01" in dr.run("plan").output
     export, plan = _adoption(DOC.read_text(encoding="utf-8"))

@@ -22,16 +22,22 @@ EVENTS = 40
 
 
 def _doc(kind: str, name: str, spec: dict) -> str:
-    return json.dumps({"apiVersion": "reconciler/v1", "kind": kind, "metadata": {"name": name}, "spec": spec},
-                      ensure_ascii=False) + "\n"
+    return (
+        json.dumps({"apiVersion": "reconciler/v1", "kind": kind, "metadata": {"name": name}, "spec": spec}, ensure_ascii=False)
+        + "\n"
+    )
 
 
 def _write_estate(ws: DrWorkspace) -> None:
     ws.write("estate/secrets/pw", "EstatePw2024")
     docs = []
     for i in range(ACCOUNTS):
-        spec = {"username": f"est{i:04d}", "password": "file:secrets/pw", "productType": (9, 11, 14, 25)[i % 4],
-                "remark": ("game servers", "ops", "")[i % 3]}
+        spec = {
+            "username": f"est{i:04d}",
+            "password": "file:secrets/pw",
+            "productType": (9, 11, 14, 25)[i % 4],
+            "remark": ("game servers", "ops", "")[i % 3],
+        }
         if i % 100 == 7:
             spec["trafficLimitGb"] = 10 + i // 100
         if i % 50 == 3:
@@ -46,8 +52,18 @@ def _write_estate(ws: DrWorkspace) -> None:
     ws.write("estate/allowlists.yaml", "---\n".join(docs))
     docs = []
     for region, n in REGIONS.items():
-        lines = [json.dumps({"region": region, "item_id": region * 10000 + k, "name": f"item {region}-{k}",
-                             "price": k + 1, "tags": ["estate", f"r{region}"][: 1 + k % 2]}) for k in range(n)]
+        lines = [
+            json.dumps(
+                {
+                    "region": region,
+                    "item_id": region * 10000 + k,
+                    "name": f"item {region}-{k}",
+                    "price": k + 1,
+                    "tags": ["estate", f"r{region}"][: 1 + k % 2],
+                }
+            )
+            for k in range(n)
+        ]
         ws.write(f"estate/data/region-{region}.jsonl", "\n".join(lines) + "\n")
         spec = {"table": "item_catalog", "mode": "whole", "file": f"data/region-{region}.jsonl"}
         if region == 3:
@@ -56,10 +72,19 @@ def _write_estate(ws: DrWorkspace) -> None:
     ws.write("estate/records.yaml", "---\n".join(docs))
     docs = []
     for e in range(EVENTS):
-        spec = {"name": f"Estate event {e:02d}", "agent": "sandboxag", "startTime": f"2036-{1 + e % 12:02d}-01T00:00:00+08:00",
-                "endTime": f"2036-{1 + e % 12:02d}-20T12:30:00.250+08:00", "machineTypes": [14077, 14085][: 1 + e % 2],
-                "bet": ("2.5", "1", "0.2")[e % 3], "type": ("NORMAL", "FEATURE")[e % 2], "times": 5 + e,
-                "minWithdrawal": "-1", "maxWithdrawal": str(100 + e), "players": [f"player{100 + 2 * e:05d}", f"player{101 + 2 * e:05d}"]}
+        spec = {
+            "name": f"Estate event {e:02d}",
+            "agent": "sandboxag",
+            "startTime": f"2036-{1 + e % 12:02d}-01T00:00:00+08:00",
+            "endTime": f"2036-{1 + e % 12:02d}-20T12:30:00.250+08:00",
+            "machineTypes": [14077, 14085][: 1 + e % 2],
+            "bet": ("2.5", "1", "0.2")[e % 3],
+            "type": ("NORMAL", "FEATURE")[e % 2],
+            "times": 5 + e,
+            "minWithdrawal": "-1",
+            "maxWithdrawal": str(100 + e),
+            "players": [f"player{100 + 2 * e:05d}", f"player{101 + 2 * e:05d}"],
+        }
         docs.append(_doc("FreeSpinEvent", f"estate-event-{e:02d}", spec))
     ws.write("estate/events.yaml", "---\n".join(docs))
 
@@ -67,16 +92,42 @@ def _write_estate(ws: DrWorkspace) -> None:
 def _write_console(ws: DrWorkspace) -> None:
     """Objects made outside the estate's manifests (applied from a folder the estate never reads)."""
     ws.write("console/secrets/pw", "ConsolePw77")
-    docs = [_doc("ProxyAccount", f"ops{i:02d}", {"username": f"ops{i:02d}", "password": "file:secrets/pw", "productType": 9})
-            for i in range(30)]
+    docs = [
+        _doc("ProxyAccount", f"ops{i:02d}", {"username": f"ops{i:02d}", "password": "file:secrets/pw", "productType": 9})
+        for i in range(30)
+    ]
     docs.append(_doc("IpAllowlist", "console-25", {"productType": 25, "entries": [f"192.0.2.{k + 1}" for k in range(20)]}))
-    docs.append(_doc("TcaplusRecords", "console-items", {"table": "item_catalog", "records": [
-        *({"region": 4, "item_id": 49000 + k, "name": f"console {k}", "price": 7} for k in range(50)),
-        *({"region": 9, "item_id": 90000 + k, "name": f"hidden {k}", "price": 9} for k in range(30))]}))
-    docs += [_doc("FreeSpinEvent", f"console-{e}", {
-        "name": f"Console promo {e}", "agent": "sandboxag", "startTime": "2037-03-01T00:00:00Z",
-        "endTime": "2037-03-02T00:00:00Z", "machineTypes": [14077], "bet": "3", "type": "NORMAL", "times": 3,
-        "players": [f"player0900{e}"]}) for e in range(3)]
+    docs.append(
+        _doc(
+            "TcaplusRecords",
+            "console-items",
+            {
+                "table": "item_catalog",
+                "records": [
+                    *({"region": 4, "item_id": 49000 + k, "name": f"console {k}", "price": 7} for k in range(50)),
+                    *({"region": 9, "item_id": 90000 + k, "name": f"hidden {k}", "price": 9} for k in range(30)),
+                ],
+            },
+        )
+    )
+    docs += [
+        _doc(
+            "FreeSpinEvent",
+            f"console-{e}",
+            {
+                "name": f"Console promo {e}",
+                "agent": "sandboxag",
+                "startTime": "2037-03-01T00:00:00Z",
+                "endTime": "2037-03-02T00:00:00Z",
+                "machineTypes": [14077],
+                "bet": "3",
+                "type": "NORMAL",
+                "times": 3,
+                "players": [f"player0900{e}"],
+            },
+        )
+        for e in range(3)
+    ]
     ws.write("console/all.yaml", "---\n".join(docs))
 
 
@@ -121,8 +172,9 @@ def _fill_in_console_events(path: Path) -> None:
 
 def _unmanaged(output: str) -> Counter[str]:
     kinds = ("ProxyAccount", "IpAllowlist", "TcaplusRecords", "FreeSpinEvent")
-    return Counter(k for line in output.splitlines() for k in kinds
-                   if line.strip().startswith(("? ", "unmanaged")) and f"{k}/" in line)
+    return Counter(
+        k for line in output.splitlines() for k in kinds if line.strip().startswith(("? ", "unmanaged")) and f"{k}/" in line
+    )
 
 
 def test_plan_lists_what_it_can_see_and_unmanaged_export_adopts_it(estate: DrWorkspace) -> None:
@@ -132,7 +184,9 @@ def test_plan_lists_what_it_can_see_and_unmanaged_export_adopts_it(estate: DrWor
     # 50 rows under a region the declared records use, 3 events; region 9 is out of sight
     assert unmanaged == {"ProxyAccount": 30, "IpAllowlist": 20, "TcaplusRecords": 50, "FreeSpinEvent": 3}
 
-    res = estate.run("export", "manifests", "estate", "--unmanaged", "--out", "estate/adopted", "--secrets-dir", "adopted-secrets")
+    res = estate.run(
+        "export", "manifests", "estate", "--unmanaged", "--out", "estate/adopted", "--secrets-dir", "adopted-secrets"
+    )
     assert "Exported 3 FreeSpinEvent, 30 ProxyAccount, 1 TcaplusRecords" in res.output
     allowlists = (estate.root / "estate/adopted/bestproxy/allowlists.yaml").read_text()
     assert "IpAllowlist/estate-25" in allowlists and allowlists.count("  - 192.0.2.") == 20
@@ -146,8 +200,17 @@ def test_plan_lists_what_it_can_see_and_unmanaged_export_adopts_it(estate: DrWor
 
 def test_estate_export_round_trips_through_a_wiped_sandbox(estate: DrWorkspace) -> None:
     before = vendor_state(estate.root / estate.state)
-    res = estate.run("export", "manifests", "estate", "--out", "backup", "--secrets-dir", "backup-secrets",
-                     "--index", 'item_catalog:by_region:{"region": 9}')
+    res = estate.run(
+        "export",
+        "manifests",
+        "estate",
+        "--out",
+        "backup",
+        "--secrets-dir",
+        "backup-secrets",
+        "--index",
+        'item_catalog:by_region:{"region": 9}',
+    )
     assert "Exported 43 FreeSpinEvent, 3 IpAllowlist, 1230 ProxyAccount" in res.output
     written = estate.written("backup")
     for canary in ["EstatePw2024", "ConsolePw77", *estate.credentials()]:
@@ -171,8 +234,9 @@ def test_estate_export_round_trips_through_a_wiped_sandbox(estate: DrWorkspace) 
 
 def test_export_of_a_new_estate_without_manifests_reads_what_it_is_told(estate: DrWorkspace) -> None:
     shutil.rmtree(estate.root / "manifests")
-    res = estate.run("export", "manifests", "--out", "adopt", "--agent", "sandboxag",
-                     "--index", 'item_catalog:by_region:{"region": 9}')
+    res = estate.run(
+        "export", "manifests", "--out", "adopt", "--agent", "sandboxag", "--index", 'item_catalog:by_region:{"region": 9}'
+    )
     assert "Exported 43 FreeSpinEvent, 3 IpAllowlist, 1230 ProxyAccount, 1 TcaplusRecords" in res.output
     names = (estate.root / "adopt/SECRETS-TO-SET.txt").read_text().splitlines()
     assert len([n for n in names if not n.startswith("#")]) == 1230

@@ -33,12 +33,22 @@ MISSING = ["endTime", "bet", "times", "minWithdrawal", "maxWithdrawal"]
 
 def _back_office_event(dr: DrWorkspace) -> tuple[int, dict[str, Any]]:
     start = datetime.now(TZ8).replace(microsecond=0) + timedelta(days=10)
-    event = {"name": NAME, "startTime": start.isoformat(), "endTime": (start + timedelta(days=7)).isoformat(),
-             "machineTypes": [14077], "bet": "4", "times": 6, "type": "NORMAL",
-             "minWithdrawal": "-1", "maxWithdrawal": "50"}
+    event = {
+        "name": NAME,
+        "startTime": start.isoformat(),
+        "endTime": (start + timedelta(days=7)).isoformat(),
+        "machineTypes": [14077],
+        "bet": "4",
+        "times": 6,
+        "type": "NORMAL",
+        "minWithdrawal": "-1",
+        "maxWithdrawal": "50",
+    }
     with Sandbox(dr.root / dr.state, tcaplus_tables=dict(TABLES)) as sbx:
-        r = httpx.post(sbx.urls()["jdb"] + "/_sandbox/jdb/events", json={
-            "agent": "sandboxag", "event": event, "players": ["player00042"], "hidden": ["endTime", "bet"]})
+        r = httpx.post(
+            sbx.urls()["jdb"] + "/_sandbox/jdb/events",
+            json={"agent": "sandboxag", "event": event, "players": ["player00042"], "hidden": ["endTime", "bet"]},
+        )
         r.raise_for_status()
         # JDB's Action 76 answer for it lacks what the back office keeps to itself
         return int(r.json()["eventId"]), event
@@ -47,19 +57,25 @@ def _back_office_event(dr: DrWorkspace) -> tuple[int, dict[str, Any]]:
 def _console_type_11_allowlist(dr: DrWorkspace) -> None:
     """Addresses added in BestProxy's console under product type 11 (``proxy-ip/list`` does not
     return the ``userProductId`` a type-11 allowlist needs)."""
-    dr.write("console/allowlist.yaml", """
+    dr.write(
+        "console/allowlist.yaml",
+        """
         apiVersion: reconciler/v1
         kind: IpAllowlist
         metadata: {name: console-11}
         spec: {productType: 11, userProductId: 501, entries: [198.51.100.7, 198.51.100.8]}
-        """)
+        """,
+    )
     dr.run("apply", "console", "--auto-approve")
 
 
 def _without(state: dict[str, Any], name: str) -> dict[str, Any]:
-    return {**state, "events": [e for e in state["events"] if e["name"] != name],
-            "bindings": [b for b in state["bindings"] if b[1] != name],
-            "ips": [i for i in state["ips"] if i["product_type"] != 11]}
+    return {
+        **state,
+        "events": [e for e in state["events"] if e["name"] != name],
+        "bindings": [b for b in state["bindings"] if b[1] != name],
+        "ips": [i for i in state["ips"] if i["product_type"] != 11],
+    }
 
 
 def _fill_in(path: Path, values: dict[str, Any]) -> None:
@@ -82,10 +98,14 @@ def test_an_incomplete_object_is_marked_and_the_rest_is_restored(dr: DrWorkspace
 
     res = dr.run("export", "manifests", "manifests/", "--out", "backup/", "--secrets-dir", ".reconciler/dr-secrets")
     assert "2 incomplete, skipped by a restore until filled in" in res.stdout
-    assert f"warning: incomplete, not restorable as written: FreeSpinEvent/{SLUG} in jdb/sandboxag/free-spins.yaml: " \
-           f"{', '.join(MISSING)}" in res.stderr
-    assert "warning: incomplete, not restorable as written: IpAllowlist/allowlist-11 in bestproxy/allowlists.yaml: " \
-           "userProductId" in res.stderr
+    assert (
+        f"warning: incomplete, not restorable as written: FreeSpinEvent/{SLUG} in jdb/sandboxag/free-spins.yaml: "
+        f"{', '.join(MISSING)}" in res.stderr
+    )
+    assert (
+        "warning: incomplete, not restorable as written: IpAllowlist/allowlist-11 in bestproxy/allowlists.yaml: "
+        "userProductId" in res.stderr
+    )
     allowlists = dr.root / "backup/bestproxy/allowlists.yaml"
     assert "# incomplete: BestProxy did not return userProductId" in allowlists.read_text(encoding="utf-8")
     events_file = dr.root / "backup/jdb/sandboxag/free-spins.yaml"
@@ -108,10 +128,16 @@ def test_an_incomplete_object_is_marked_and_the_rest_is_restored(dr: DrWorkspace
     fresh = ".reconciler/wiped"
     valid = dr.run("validate", "backup/", state=fresh)
     assert "2 incomplete document(s) skipped" in valid.stdout
-    assert re.search(r"warning: backup/bestproxy/allowlists.yaml:\d+: IpAllowlist/allowlist-11: incomplete, "
-                     r"not restored: userProductId missing", valid.stderr)
-    assert re.search(rf"warning: backup/jdb/sandboxag/free-spins.yaml:\d+: FreeSpinEvent/{SLUG}: incomplete, "
-                     rf"not restored: {', '.join(MISSING)} missing", valid.stderr)
+    assert re.search(
+        r"warning: backup/bestproxy/allowlists.yaml:\d+: IpAllowlist/allowlist-11: incomplete, "
+        r"not restored: userProductId missing",
+        valid.stderr,
+    )
+    assert re.search(
+        rf"warning: backup/jdb/sandboxag/free-spins.yaml:\d+: FreeSpinEvent/{SLUG}: incomplete, "
+        rf"not restored: {', '.join(MISSING)} missing",
+        valid.stderr,
+    )
     dr.run("plan", "backup/", "--out", "restore-plan.json", state=fresh)
     saved = json.loads((dr.root / "restore-plan.json").read_text(encoding="utf-8"))
     assert len(saved["not_restored"]) == 2  # the saved plan says what it leaves out; show repeats it

@@ -12,9 +12,18 @@ from reconciler.manifest.yamlload import Document
 
 # the Action 76 fields reference/jdb.md captured from the vendor's table, nothing more
 DOCUMENTED_ROW = {
-    "eventId": 12345, "name": "Summer spins", "creator": "testag", "numberOfPlayers": 4, "type": "NORMAL",
-    "totalUseTimes": 3, "totalTimes": 40, "totalCashout": "1.500", "machineTypes": [14077, 14085],
-    "status": "ACTIVE", "currency": "RB", "startTime": "2035-07-01T00:00:00.123+08:00",
+    "eventId": 12345,
+    "name": "Summer spins",
+    "creator": "testag",
+    "numberOfPlayers": 4,
+    "type": "NORMAL",
+    "totalUseTimes": 3,
+    "totalTimes": 40,
+    "totalCashout": "1.500",
+    "machineTypes": [14077, 14085],
+    "status": "ACTIVE",
+    "currency": "RB",
+    "startTime": "2035-07-01T00:00:00.123+08:00",
     "endTime": "2035-07-08T23:59:59.999+08:00",
 }
 REQUEST = ExportRequest(unmanaged=False, secret_ref=lambda path, name, value: "env:UNUSED")
@@ -37,9 +46,19 @@ def test_fields_action_76_does_not_return_become_comments_not_values() -> None:
 
 def test_a_declaring_manifest_fills_what_action_76_does_not_return(tmp_path: Path) -> None:
     (tmp_path / "summer.txt").write_text("p1\np2\n")
-    spec = FreeSpinEventSpec(name="Summer spins", agent="testag", startTime="2035-06-30T16:00:00.123Z",
-                             endTime="2035-07-08T15:59:59.999Z", machineTypes=[14077, 14085], bet="2.5",
-                             type="NORMAL", times=10, maxWithdrawal="100", playersFile="summer.txt", generation=2)
+    spec = FreeSpinEventSpec(
+        name="Summer spins",
+        agent="testag",
+        startTime="2035-06-30T16:00:00.123Z",
+        endTime="2035-07-08T15:59:59.999Z",
+        machineTypes=[14077, 14085],
+        bet="2.5",
+        type="NORMAL",
+        times=10,
+        maxWithdrawal="100",
+        playersFile="summer.txt",
+        generation=2,
+    )
     owner = Resource("FreeSpinEvent", "summer", spec, Document(file=str(tmp_path / "events.yaml"), index=0, data={}))
     doc, players = export_event("testag", _Live(DOCUMENTED_ROW), owner, "summer", REQUEST)
     assert doc.spec["startTime"] == "2035-06-30T16:00:00.123Z"  # the same instant, as the manifest spells it
@@ -71,5 +90,6 @@ def test_what_makes_an_exported_object_incomplete() -> None:
     odd, _ = export_event("testag", _Live(dict(DOCUMENTED_ROW, bet="2.000", times=0)), None, "summer-spins", REQUEST)
     odd.incomplete = incomplete_fields(odd)
     assert odd.incomplete == ["minWithdrawal", "maxWithdrawal", "times"]
-    assert ("# incomplete: JDB did not return minWithdrawal, maxWithdrawal and returned times not valid in a "
-            "manifest; fill these in") in render_doc(odd)
+    assert (
+        "# incomplete: JDB did not return minWithdrawal, maxWithdrawal and returned times not valid in a manifest; fill these in"
+    ) in render_doc(odd)

@@ -41,7 +41,9 @@ def test_export_plans_empty_and_restores_into_a_wiped_sandbox(dr: DrWorkspace) -
     assert sorted(p.read_text().strip() for p in (dr.root / "backup-secrets").iterdir()) == list(PASSWORDS)
     accounts = list(yaml.safe_load_all((dr.root / "backup/bestproxy/accounts.yaml").read_text()))
     assert {a["spec"]["password"] for a in accounts} == {
-        "file:../../backup-secrets/proxy-password-demo01", "file:../../backup-secrets/proxy-password-demo02"}
+        "file:../../backup-secrets/proxy-password-demo01",
+        "file:../../backup-secrets/proxy-password-demo02",
+    }
     written = dr.written("backup")
     for canary in [*PASSWORDS, *dr.credentials()]:
         assert canary.encode() not in written
@@ -58,19 +60,27 @@ def test_export_plans_empty_and_restores_into_a_wiped_sandbox(dr: DrWorkspace) -
 
 
 def test_export_without_secrets_dir_writes_env_references_and_the_names_to_set(
-        dr: DrWorkspace, monkeypatch: pytest.MonkeyPatch) -> None:
+    dr: DrWorkspace, monkeypatch: pytest.MonkeyPatch
+) -> None:
     dr.run("apply", "--auto-approve")
     res = dr.run("export", "manifests", "--out", "backup")
     assert "RECONCILER_PROXY_PASSWORD_DEMO01" in res.output and "SECRETS-TO-SET.txt" in res.output
     names = [line for line in (dr.root / "backup/SECRETS-TO-SET.txt").read_text().splitlines() if not line.startswith("#")]
     assert names == ["RECONCILER_PROXY_PASSWORD_DEMO01", "RECONCILER_PROXY_PASSWORD_DEMO02"]
     accounts = list(yaml.safe_load_all((dr.root / "backup/bestproxy/accounts.yaml").read_text()))
-    assert [a["spec"]["password"] for a in accounts] == ["env:RECONCILER_PROXY_PASSWORD_DEMO01", "env:RECONCILER_PROXY_PASSWORD_DEMO02"]
+    assert [a["spec"]["password"] for a in accounts] == [
+        "env:RECONCILER_PROXY_PASSWORD_DEMO01",
+        "env:RECONCILER_PROXY_PASSWORD_DEMO02",
+    ]
     written = dr.written("backup") + res.output.encode()
     # --debug logs every HTTP call (a subprocess: logging is configured once per process)
     exe = Path(sys.executable).with_name("reconciler")
-    debug = subprocess.run([str(exe), "--debug", "export", "manifests", "--out", "backup-debug", "--sandbox",
-                            "--sandbox-state", dr.state], cwd=dr.root, capture_output=True, timeout=120)
+    debug = subprocess.run(
+        [str(exe), "--debug", "export", "manifests", "--out", "backup-debug", "--sandbox", "--sandbox-state", dr.state],
+        cwd=dr.root,
+        capture_output=True,
+        timeout=120,
+    )
     assert debug.returncode == 0 and b"whitelist-account/list" in debug.stderr, debug.stderr[-2000:]
     written += dr.written("backup-debug") + debug.stdout + debug.stderr
     for canary in [*PASSWORDS, *dr.credentials()]:
@@ -89,22 +99,36 @@ def test_export_is_written_the_way_people_write_manifests(dr: DrWorkspace) -> No
     dr.run("export", "manifests", "--out", "a", "--secrets-dir", "sa")
     dr.run("export", "manifests", "--out", "b", "--secrets-dir", "sb")
     files = sorted(str(p.relative_to(dr.root / "a")) for p in (dr.root / "a").rglob("*") if p.is_file())
-    assert files == ["bestproxy/accounts.yaml", "bestproxy/allowlists.yaml", "jdb/sandboxag/free-spins.yaml",
-                     "jdb/sandboxag/players/launch-week.txt", "jdb/sandboxag/players/vip-bonus-chips.txt",
-                     "prune-scopes.yaml", "tcaplus/data/eu-items.jsonl", "tcaplus/item_catalog.yaml",
-                     "tcaplus/server_config.yaml"]
+    assert files == [
+        "bestproxy/accounts.yaml",
+        "bestproxy/allowlists.yaml",
+        "jdb/sandboxag/free-spins.yaml",
+        "jdb/sandboxag/players/launch-week.txt",
+        "jdb/sandboxag/players/vip-bonus-chips.txt",
+        "prune-scopes.yaml",
+        "tcaplus/data/eu-items.jsonl",
+        "tcaplus/item_catalog.yaml",
+        "tcaplus/server_config.yaml",
+    ]
     # stable: two exports of one state are the same bytes, apart from server-owned comments
     for f in files:
         a = [ln for ln in (dr.root / "a" / f).read_text().splitlines() if "server-owned" not in ln]
-        b = [ln for ln in (dr.root / "b" / f).read_text().replace("../../sb/", "../../sa/").splitlines()
-             if "server-owned" not in ln]
+        b = [
+            ln
+            for ln in (dr.root / "b" / f).read_text().replace("../../sb/", "../../sa/").splitlines()
+            if "server-owned" not in ln
+        ]
         assert a == b, f
     events = (dr.root / "a/jdb/sandboxag/free-spins.yaml").read_text()
     assert "startTime: '2035-06-01T00:00:00+08:00'" in events  # the manifest's spelling of the exact instant
     assert "server-owned, not restored: event 1000" in events and "players" in events
     assert "cannot list" in events
     players = (dr.root / "a/jdb/sandboxag/players/launch-week.txt").read_text()
-    assert "cannot be read back from JDB" in players and players.splitlines()[-3:] == ["player00001", "player00002", "player00003"]
+    assert "cannot be read back from JDB" in players and players.splitlines()[-3:] == [
+        "player00001",
+        "player00002",
+        "player00003",
+    ]
     items = (dr.root / "a/tcaplus/item_catalog.yaml").read_text()
     assert "cannot list a table's records" in items and "RecordVersion" in items
     assert "- {region: 1, item_id: 1001, name: Healing potion, price: 50, tags: [consumable]}" in items
@@ -113,8 +137,16 @@ def test_export_is_written_the_way_people_write_manifests(dr: DrWorkspace) -> No
     assert "udp: true  # write-only (not returned by the API)" in accounts
     assert "usage_flow" in accounts.split("kind: ProxyAccount")[0]  # a comment, not a field
     for doc in yaml.safe_load_all(accounts):
-        assert set(doc["spec"]) <= {"username", "password", "productType", "remark", "trafficLimitGb", "dailyLimitGb",
-                                    "udp", "enabled"}
+        assert set(doc["spec"]) <= {
+            "username",
+            "password",
+            "productType",
+            "remark",
+            "trafficLimitGb",
+            "dailyLimitGb",
+            "udp",
+            "enabled",
+        }
 
 
 def test_out_folder_must_be_new_and_secrets_outside_it(dr: DrWorkspace) -> None:
@@ -143,7 +175,9 @@ def test_target_limits_the_export_and_an_unknown_target_is_an_error(dr: DrWorksp
 def test_plan_lists_every_unmanaged_object_it_can_see(dr: DrWorkspace) -> None:
     dr.run("apply", "--auto-approve")
     dr.write("console/pw", "ConsolePw77")
-    dr.write("console/all.yaml", """
+    dr.write(
+        "console/all.yaml",
+        """
         apiVersion: reconciler/v1
         kind: IpAllowlist
         metadata: {name: residential}
@@ -166,7 +200,8 @@ def test_plan_lists_every_unmanaged_object_it_can_see(dr: DrWorkspace) -> None:
         metadata: {name: console-promo}
         spec: {name: Console promo, agent: sandboxag, startTime: "2035-08-01T00:00:00Z", endTime: "2035-08-02T00:00:00Z",
                machineTypes: [14077], bet: "1", type: NORMAL, times: 1}
-        """)
+        """,
+    )
     dr.run("apply", "console", "--auto-approve")
     import json
 
@@ -183,7 +218,8 @@ def test_plan_lists_every_unmanaged_object_it_can_see(dr: DrWorkspace) -> None:
 
 
 def test_unmanaged_rows_are_not_listed_under_an_index_key_holding_too_many(
-        dr: DrWorkspace, monkeypatch: pytest.MonkeyPatch) -> None:
+    dr: DrWorkspace, monkeypatch: pytest.MonkeyPatch
+) -> None:
     from reconciler.vendors.tcaplus.records import plan as tcaplus_records  # where the cap is read
 
     dr.run("apply", "--auto-approve")
@@ -195,14 +231,17 @@ def test_unmanaged_rows_are_not_listed_under_an_index_key_holding_too_many(
 def test_export_refuses_to_write_a_provider_credential_found_in_live_data(dr: DrWorkspace) -> None:
     dr.run("apply", "--auto-approve")
     app_key = (dr.root / dr.state / "credentials" / "bestproxy_app_key").read_text().strip()
-    dr.write("console/leak.yaml", f"""
+    dr.write(
+        "console/leak.yaml",
+        f"""
         apiVersion: reconciler/v1
         kind: TcaplusRecords
         metadata: {{name: leak}}
         spec:
           table: item_catalog
           records: [{{region: 1, item_id: 1999, name: "{app_key}", price: 1}}]
-        """)
+        """,
+    )
     dr.run("apply", "console", "--auto-approve")
     res = dr.run("export", "manifests", "--out", "backup", "--secrets-dir", "s", ok=(1,))
     assert "tcaplus/item_catalog.yaml would contain a provider credential" in res.output
@@ -234,9 +273,17 @@ def test_a_second_live_event_with_a_declared_display_name_is_named_not_exported(
     with Sandbox(dr.root / dr.state) as sbx:
         key, iv = (dr.root / dr.state / "credentials" / n for n in ("jdb_key", "jdb_iv"))
         client = JdbClient(sbx.urls()["jdb"], dc=SANDBOX_JDB_DC, key=key.read_text().strip(), iv=iv.read_text().strip())
-        draft = EventDraft(name="Launch week spins", start=datetime.fromisoformat("2035-01-01T00:00:00+00:00"),
-                           end=datetime.fromisoformat("2035-01-02T00:00:00+00:00"), machine_types=(14077,), bet="1",
-                           type="NORMAL", min_withdrawal="-1", max_withdrawal="-1", times=1)
+        draft = EventDraft(
+            name="Launch week spins",
+            start=datetime.fromisoformat("2035-01-01T00:00:00+00:00"),
+            end=datetime.fromisoformat("2035-01-02T00:00:00+00:00"),
+            machine_types=(14077,),
+            bet="1",
+            type="NORMAL",
+            min_withdrawal="-1",
+            max_withdrawal="-1",
+            times=1,
+        )
         client.create_event(agent=SANDBOX_JDB_AGENT, draft=draft, transaction_id="console-twin-0001")
         client.close()
     dr.run("export", "manifests", "--out", "backup", "--secrets-dir", "s")
@@ -253,14 +300,17 @@ def test_a_second_live_event_with_a_declared_display_name_is_named_not_exported(
 
 
 def test_a_running_event_is_restored_as_a_new_event_with_the_same_window(dr: DrWorkspace) -> None:
-    dr.write("manifests/jdb/running.yaml", """
+    dr.write(
+        "manifests/jdb/running.yaml",
+        """
         apiVersion: reconciler/v1
         kind: FreeSpinEvent
         metadata: {name: running}
         spec: {name: Running promo, agent: sandboxag, startTime: "2020-01-01T00:00:00.125Z",
                endTime: "2099-01-01T00:00:00Z", machineTypes: [14077], bet: "1", type: NORMAL, times: 2,
                players: [player00042]}
-        """)
+        """,
+    )
     dr.run("apply", "--auto-approve")
     dr.run("export", "manifests", "--out", "backup", "--secrets-dir", "s")
     events = (dr.root / "backup/jdb/sandboxag/free-spins.yaml").read_text()

@@ -32,12 +32,20 @@ class Clock:
     """A settable clock shared by the emulator and the client (seconds since the epoch)."""
 
     now: float
+    ticking_since: float | None = None  # set by tick(): the clock then runs with real time
 
     def __call__(self) -> float:
-        return self.now
+        if self.ticking_since is None:
+            return self.now
+        return self.now + (time.monotonic() - self.ticking_since)
 
     def advance(self, seconds: float) -> None:
         self.now += seconds
+
+    def tick(self) -> None:
+        """From now on the clock runs at real time from its reading: a long test whose CLI seals
+        JDB requests with the real time stays inside the emulator's 30 s ``ts`` window."""
+        self.ticking_since = time.monotonic()
 
 
 @pytest.fixture
@@ -107,14 +115,34 @@ def event_retention_days() -> int | None:
 
 
 @pytest.fixture
-def jdb_emulator(clock: Clock, jdb_mode: str, bonuschips_times: str, busy_status: str, bonuschips_times_answer: str,
-                 repeat_transaction: str, update_fields: str, update_active: str, bind_bound: str,
-                 event_retention_days: int | None) -> JdbEmulator:
-    return JdbEmulator(dc=SANDBOX_DC, key=SANDBOX_KEY, iv=SANDBOX_IV, agents=[AGENT, "otherag"], clock=clock,
-                       search_fields=jdb_mode, bonuschips_times=bonuschips_times, busy_status=busy_status,
-                       bonuschips_times_answer=bonuschips_times_answer, repeat_transaction=repeat_transaction,
-                       update_fields=update_fields, update_active=update_active, bind_bound=bind_bound,
-                       event_retention_days=event_retention_days)
+def jdb_emulator(
+    clock: Clock,
+    jdb_mode: str,
+    bonuschips_times: str,
+    busy_status: str,
+    bonuschips_times_answer: str,
+    repeat_transaction: str,
+    update_fields: str,
+    update_active: str,
+    bind_bound: str,
+    event_retention_days: int | None,
+) -> JdbEmulator:
+    return JdbEmulator(
+        dc=SANDBOX_DC,
+        key=SANDBOX_KEY,
+        iv=SANDBOX_IV,
+        agents=[AGENT, "otherag"],
+        clock=clock,
+        search_fields=jdb_mode,
+        bonuschips_times=bonuschips_times,
+        busy_status=busy_status,
+        bonuschips_times_answer=bonuschips_times_answer,
+        repeat_transaction=repeat_transaction,
+        update_fields=update_fields,
+        update_active=update_active,
+        bind_bound=bind_bound,
+        event_retention_days=event_retention_days,
+    )
 
 
 @pytest.fixture
@@ -179,8 +207,6 @@ class JdbWorkspace(CliWorkspace):
     client: JdbClient
     clock: Clock
 
-
-
     def events(self) -> list[dict[str, Any]]:
         """Every event of the agent (terminated ones included), oldest first, with every stored
         field (read from the emulator's state, whatever its Action 76 answers)."""
@@ -197,8 +223,14 @@ class JdbWorkspace(CliWorkspace):
 
 
 @pytest.fixture
-def ws(tmp_path: Path, jdb_server: EmulatorServer, jdb_emulator: JdbEmulator, jdb_client: JdbClient, clock: Clock,
-       monkeypatch: pytest.MonkeyPatch) -> JdbWorkspace:
+def ws(
+    tmp_path: Path,
+    jdb_server: EmulatorServer,
+    jdb_emulator: JdbEmulator,
+    jdb_client: JdbClient,
+    clock: Clock,
+    monkeypatch: pytest.MonkeyPatch,
+) -> JdbWorkspace:
     space = JdbWorkspace(tmp_path, jdb_server, jdb_emulator, jdb_client, clock)
     space.write("secrets/jdb_key", SANDBOX_KEY)
     space.write("secrets/jdb_iv", SANDBOX_IV)

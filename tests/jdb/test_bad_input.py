@@ -32,16 +32,21 @@ CASES: dict[str, list[tuple[str, list[str]]]] = {
     "duplicate_player.yaml": [("16:39", ["FreeSpinEvent/dp", "spec.players[2]", "duplicate player 'player00001'"])],
     "player_with_space.yaml": [("16:13", ["FreeSpinEvent/lp", "spec.players[0]", "1-50 characters and no spaces"])],
     "players_and_file.yaml": [("17:16", ["FreeSpinEvent/pf", "spec.playersFile", "not both"])],
-    "missing_players_file.yaml": [("16:16", ["FreeSpinEvent/mf", "spec.playersFile", "cannot read players file missing-players.txt"])],
+    "missing_players_file.yaml": [
+        ("16:16", ["FreeSpinEvent/mf", "spec.playersFile", "cannot read players file missing-players.txt"])
+    ],
     "bad_players_file.yaml": [
         ("16:16", ["FreeSpinEvent/bf", "spec.playersFile", "bad-players.txt line 2: not a player ID"]),
         ("16:16", ["FreeSpinEvent/bf", "spec.playersFile", "bad-players.txt line 3: duplicate player 'good01'"]),
     ],
-    "excluded_also_declared.yaml": [("17:21", ["FreeSpinEvent/ex", "spec.excludedPlayers[0]", "'player00002' is also in players"])],
+    "excluded_also_declared.yaml": [
+        ("17:21", ["FreeSpinEvent/ex", "spec.excludedPlayers[0]", "'player00002' is also in players"])
+    ],
     "generation_zero.yaml": [("17:15", ["FreeSpinEvent/g0", "spec.generation", "greater than or equal to 1"])],
     "unknown_field.yaml": [("17:3", ["FreeSpinEvent/uf", "spec.eventId", "unknown field"])],
-    "duplicate_display_name.yaml": [("23:9", ["FreeSpinEvent/second", "spec.name", "duplicate identity 'sandboxag/Spring spins'",
-                                               "FreeSpinEvent/first"])],
+    "duplicate_display_name.yaml": [
+        ("23:9", ["FreeSpinEvent/second", "spec.name", "duplicate identity 'sandboxag/Spring spins'", "FreeSpinEvent/first"])
+    ],
 }
 
 
@@ -82,7 +87,9 @@ def test_a_key_of_the_wrong_length_is_a_config_error_without_its_value(ws: JdbWo
     ws.write("manifests/ok.yaml", VALID)
     res = ws.cli("plan")
     assert res.exit_code == 1
-    assert "reconciler.yaml:7:10: Config providers.jdb.key: the JDB key behind file:secrets/jdb_key must be 16 ASCII" in res.stderr
+    assert (
+        "reconciler.yaml:7:10: Config providers.jdb.key: the JDB key behind file:secrets/jdb_key must be 16 ASCII" in res.stderr
+    )
     assert "tooShortKey" not in res.stderr + res.stdout
     assert ws.stats() == {}
 

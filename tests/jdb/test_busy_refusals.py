@@ -36,8 +36,10 @@ def test_refusals_that_outlast_every_pass_fail_the_change_naming_the_cause(ws: J
     ws.faults(fail_next_writes=1_000)
     res = ws.cli("apply", "--auto-approve")
     assert res.exit_code == 4, res.stdout + res.stderr
-    assert f"FAILED  create FreeSpinEvent/spring: jdb: 127.0.0.1:{ws.server.port}: action 72: code 9012: " \
-           "Try again later." in res.stdout
+    assert (
+        f"FAILED  create FreeSpinEvent/spring: jdb: 127.0.0.1:{ws.server.port}: action 72: code 9012: "
+        "Try again later." in res.stdout
+    )
     assert 1_000 - ws.emulator.faults.fail_next_writes == 8 * ATTEMPTS  # 8 passes, then the change failed
     assert ws.emulator.action_counts[72] == 0
     assert ws.live() == []

@@ -32,8 +32,15 @@ from .conftest import AGENT, SANDBOX_IV, SANDBOX_KEY, Clock
 def draft(clock: Clock, **overrides: Any) -> EventDraft:
     start = datetime.fromtimestamp(clock.now, timezone.utc).replace(microsecond=0) + timedelta(hours=1)
     fields: dict[str, Any] = {
-        "name": "Spring spins", "start": start, "end": start + timedelta(days=1), "machine_types": (14077,),
-        "bet": "2", "type": "NORMAL", "times": 10, "min_withdrawal": "-1", "max_withdrawal": "100",
+        "name": "Spring spins",
+        "start": start,
+        "end": start + timedelta(days=1),
+        "machine_types": (14077,),
+        "bet": "2",
+        "type": "NORMAL",
+        "times": 10,
+        "min_withdrawal": "-1",
+        "max_withdrawal": "100",
     }
     fields.update(overrides)
     return EventDraft(**fields)
@@ -127,9 +134,7 @@ def test_a_busy_answer_to_create_is_asked_again_with_the_same_transaction_id(
     assert event["eventId"] == result.event_id
 
 
-def test_lost_create_reply_says_the_binding_is_not_known(
-    jdb_server: EmulatorServer, jdb_client: JdbClient, clock: Clock
-) -> None:
+def test_lost_create_reply_says_the_binding_is_not_known(jdb_server: EmulatorServer, jdb_client: JdbClient, clock: Clock) -> None:
     faults(jdb_server, drop_next_writes=1)
     result = jdb_client.create_event(agent=AGENT, draft=draft(clock), transaction_id="fs-lost", players=["ghost"])
     assert not result.binding_known and result.binding.not_existed == ()  # the repeat's lists say nothing
@@ -150,8 +155,9 @@ def test_a_busy_answer_that_outlasts_the_retries_names_host_action_and_http_stat
     faults(jdb_server, fail_next=4)  # HTTP 503, status 9999, to every attempt
     with pytest.raises(JdbUnavailableError) as info:
         events(jdb_client, clock)
-    assert str(info.value) == (f"jdb: 127.0.0.1:{jdb_server.port}: action 76: code 9999 HTTP 503: "
-                               "System busy, please try again later.")
+    assert str(info.value) == (
+        f"jdb: 127.0.0.1:{jdb_server.port}: action 76: code 9999 HTTP 503: System busy, please try again later."
+    )
 
 
 def test_reads_are_retried_on_system_errors_with_a_fresh_timestamp(
@@ -194,28 +200,30 @@ def test_a_read_whose_replies_are_lost_fails_without_an_unknown_outcome(
     assert jdb_client.action_counts[action] == 1 and jdb_client.http.request_counts["POST /apiRequest.do"] == 4
 
 
-def test_a_read_whose_reply_is_lost_once_is_asked_again(jdb_server: EmulatorServer, jdb_client: JdbClient,
-                                                        clock: Clock) -> None:
+def test_a_read_whose_reply_is_lost_once_is_asked_again(jdb_server: EmulatorServer, jdb_client: JdbClient, clock: Clock) -> None:
     faults(jdb_server, drop_next_replies=1)
     assert events(jdb_client, clock) == []
     assert jdb_client.http.request_counts["POST /apiRequest.do"] == 2
 
 
-def test_a_write_whose_reply_is_lost_says_the_outcome_is_unknown(jdb_server: EmulatorServer, jdb_client: JdbClient,
-                                                                 clock: Clock) -> None:
+def test_a_write_whose_reply_is_lost_says_the_outcome_is_unknown(
+    jdb_server: EmulatorServer, jdb_client: JdbClient, clock: Clock
+) -> None:
     created = jdb_client.create_event(agent=AGENT, draft=draft(clock), transaction_id="fs-lost-write")
     faults(jdb_server, drop_next_replies=1)
     with pytest.raises(JdbTransportError) as info:
         jdb_client.update_event(agent=AGENT, event_id=created.event_id, draft=draft(clock, name="Renamed"))
-    assert str(info.value) == (f"jdb: 127.0.0.1:{jdb_server.port}: action 77: the connection closed without a reply; "
-                               "the outcome is unknown")
+    assert str(info.value) == (
+        f"jdb: 127.0.0.1:{jdb_server.port}: action 77: the connection closed without a reply; the outcome is unknown"
+    )
     assert jdb_client.action_counts[77] == 1  # not repeated: the caller reads the event back
 
 
 @pytest.mark.parametrize("jdb_mode", ["extended"])  # reads undocumented Action 76 fields
 def test_update_and_unbind(jdb_client: JdbClient, clock: Clock) -> None:
-    created = jdb_client.create_event(agent=AGENT, draft=draft(clock), transaction_id="fs-4",
-                                      players=["player00001", "player00002"])
+    created = jdb_client.create_event(
+        agent=AGENT, draft=draft(clock), transaction_id="fs-4", players=["player00001", "player00002"]
+    )
     jdb_client.update_event(agent=AGENT, event_id=created.event_id, draft=draft(clock, bet="3.5", name="Renamed"))
     jdb_client.unbind_players(agent=AGENT, event_id=created.event_id, players=["player00002"])
     [event] = events(jdb_client, clock)

@@ -28,9 +28,17 @@ def iso(dt: datetime) -> str:
 def event_fields(clock: Clock, **overrides: Any) -> dict[str, Any]:
     start = datetime.fromtimestamp(clock.now, timezone(timedelta(hours=1))) + timedelta(hours=1)
     fields = {
-        "action": 72, "name": "Spring spins", "startTime": iso(start), "endTime": iso(start + timedelta(days=1)),
-        "machineTypes": [14077, 14085], "bet": "2.000", "times": 10, "type": "NORMAL",
-        "minWithdrawal": "10.000", "maxWithdrawal": "100.000", "transactionId": "tx-1",
+        "action": 72,
+        "name": "Spring spins",
+        "startTime": iso(start),
+        "endTime": iso(start + timedelta(days=1)),
+        "machineTypes": [14077, 14085],
+        "bet": "2.000",
+        "times": 10,
+        "type": "NORMAL",
+        "minWithdrawal": "10.000",
+        "maxWithdrawal": "100.000",
+        "transactionId": "tx-1",
     }
     fields.update(overrides)
     return fields
@@ -63,8 +71,13 @@ def test_get_query_post_form_and_post_json_are_all_accepted(raw: RawJdb) -> None
 
 @pytest.mark.parametrize(
     ("fields", "status"),
-    [({"x": "abc"}, "9002"), ({"dc": "s", "x": "abc"}, "9002"), ({"dc": "other", "x": "abc"}, "9003"),
-     ({"dc": SANDBOX_DC}, "9004"), ({"dc": SANDBOX_DC, "x": "not-a-cipher"}, "9006")],
+    [
+        ({"x": "abc"}, "9002"),
+        ({"dc": "s", "x": "abc"}, "9002"),
+        ({"dc": "other", "x": "abc"}, "9003"),
+        ({"dc": SANDBOX_DC}, "9004"),
+        ({"dc": SANDBOX_DC, "x": "not-a-cipher"}, "9006"),
+    ],
 )
 def test_envelope_errors(raw: RawJdb, fields: dict[str, str], status: str) -> None:
     assert raw.post_form(fields).json()["status"] == status
@@ -73,7 +86,9 @@ def test_envelope_errors(raw: RawJdb, fields: dict[str, str], status: str) -> No
 def test_stale_timestamp_is_9005_with_the_documented_text(raw: RawJdb, clock: Clock) -> None:
     x = raw.cipher.seal({"action": 76, "ts": int((clock.now - 31) * 1000), "parent": AGENT})
     assert raw.post_form({"dc": SANDBOX_DC, "x": x}).json() == {
-        "status": "9005", "err_text": "Assertion(SAML) didn't pass the timestamp validation."}
+        "status": "9005",
+        "err_text": "Assertion(SAML) didn't pass the timestamp validation.",
+    }
 
 
 def test_unknown_action_and_agent(raw: RawJdb) -> None:
@@ -85,8 +100,9 @@ def test_gzip_when_asked(raw: RawJdb, clock: Clock) -> None:
     now = datetime.fromtimestamp(clock.now, timezone.utc)
     x = raw.seal({"action": 76, "startTime": iso(now), "endTime": iso(now)})
     with httpx.Client() as client:
-        request = client.build_request("POST", f"{raw.url}/apiRequest.do", data={"dc": SANDBOX_DC, "x": x},
-                                       headers={"Accept-Encoding": "gzip"})
+        request = client.build_request(
+            "POST", f"{raw.url}/apiRequest.do", data={"dc": SANDBOX_DC, "x": x}, headers={"Accept-Encoding": "gzip"}
+        )
         resp = client.send(request, stream=True)
         raw_body = b"".join(resp.iter_raw())
     assert resp.headers["content-encoding"] == "gzip"
@@ -155,7 +171,9 @@ def test_status_follows_the_clock_and_termination(raw: RawJdb, clock: Clock) -> 
     assert raw.call({"action": 73, "eventId": event_id}) == {"status": "0000"}
     assert search(raw, clock)[0]["status"] == "TERMINATED"
     assert raw.call({"action": 73, "eventId": event_id}) == {
-        "status": "9998", "err_text": "This action cannot be executed as the event status is TERMINATED."}
+        "status": "9998",
+        "err_text": "This action cannot be executed as the event status is TERMINATED.",
+    }
 
 
 def test_expired_after_the_end(raw: RawJdb, clock: Clock) -> None:
@@ -166,7 +184,10 @@ def test_expired_after_the_end(raw: RawJdb, clock: Clock) -> None:
 
 def test_bind_and_unbind_rules(raw: RawJdb, clock: Clock) -> None:
     event_id = create(raw, clock)
-    assert raw.call({"action": 74, "eventId": 1, "players": ["player00001"]}) == {"status": "9015", "err_text": "Event not exist."}
+    assert raw.call({"action": 74, "eventId": 1, "players": ["player00001"]}) == {
+        "status": "9015",
+        "err_text": "Event not exist.",
+    }
     assert raw.call({"action": 74, "eventId": str(event_id)})["err_text"] == PARAM + "players is required"
     bound = raw.call({"action": 74, "eventId": event_id, "players": ["player00001", "player00001", "zz"]})
     assert bound == {"status": "0000", "data": {"failedBindingPlayers": [], "notExistedPlayers": ["zz"]}}
@@ -174,7 +195,9 @@ def test_bind_and_unbind_rules(raw: RawJdb, clock: Clock) -> None:
     assert search(raw, clock)[0]["numberOfPlayers"] == 0
     clock.advance(2 * 3600)
     assert raw.call({"action": 75, "eventId": event_id, "players": ["player00001"]}) == {
-        "status": "9998", "err_text": "Only INACTIVE event has right to do this action."}
+        "status": "9998",
+        "err_text": "Only INACTIVE event has right to do this action.",
+    }
 
 
 @pytest.mark.parametrize("jdb_mode", ["extended"])  # reads undocumented Action 76 fields
@@ -196,15 +219,20 @@ def test_player_events(raw: RawJdb, clock: Clock) -> None:
     assert [(e["name"], e["times"], e["useTimes"], e["status"]) for e in body["data"]] == [("Spring spins", 10, 0, "INACTIVE")]
     assert raw.call({"action": 71, "uid": "player00004"}) == {"status": "0000", "data": []}
     assert raw.call({"action": 71, "uid": "stranger"}) == {"status": "7501", "err_text": "User ID cannot be found."}
-    assert raw.call({"action": 71, "uid": "player00003", "startTime": "2024-07-23T04:05:33+01:00",
-                     "endTime": "2024-07-22T04:05:33+01:00"}) == {
-        "status": "8009", "err_text": "Time interval exceeds the allowable range."}
+    assert raw.call(
+        {"action": 71, "uid": "player00003", "startTime": "2024-07-23T04:05:33+01:00", "endTime": "2024-07-22T04:05:33+01:00"}
+    ) == {"status": "8009", "err_text": "Time interval exceeds the allowable range."}
 
 
 # -- registry, faults, persistence -------------------------------------------------------------
 def test_player_registry_admin(jdb_emulator: JdbEmulator, raw: RawJdb, clock: Clock) -> None:
-    post = Request("POST", "/_sandbox/jdb/players", "", {},
-                   json.dumps({"agent": AGENT, "players": ["vip1", "vip2"], "locked": False}).encode())
+    post = Request(
+        "POST",
+        "/_sandbox/jdb/players",
+        "",
+        {},
+        json.dumps({"agent": AGENT, "players": ["vip1", "vip2"], "locked": False}).encode(),
+    )
     resp = jdb_emulator.admin(post)
     assert resp is not None and json.loads(resp.body) == {"agent": AGENT, "registered": 2}
     jdb_emulator.register_players(AGENT, ["frozen"], locked=True)
@@ -219,11 +247,14 @@ def test_injected_error_is_a_system_error(jdb_server: EmulatorServer, raw: RawJd
     assert resp.status_code == 503 and resp.json()["status"] == "9999"
 
 
-@pytest.mark.parametrize("busy_status,http_status,err_text", [
-    ("9999", 503, "System busy, please try again later."),
-    ("9012", 200, "Try again later."),
-    ("9017", 200, "Work in process, try again later."),
-])
+@pytest.mark.parametrize(
+    "busy_status,http_status,err_text",
+    [
+        ("9999", 503, "System busy, please try again later."),
+        ("9012", 200, "Try again later."),
+        ("9017", 200, "Work in process, try again later."),
+    ],
+)
 def test_fail_next_writes_refuses_writes_only_with_the_busy_status(
     jdb_emulator: JdbEmulator, raw: RawJdb, clock: Clock, busy_status: str, http_status: int, err_text: str
 ) -> None:
@@ -242,8 +273,12 @@ def test_drop_next_replies_handles_a_read_and_loses_its_reply(jdb_emulator: JdbE
         raw.post_form({"dc": SANDBOX_DC, "x": raw.seal({"action": 76})})
     assert jdb_emulator.action_counts[76] == 1  # handled, then the reply was dropped
     assert httpx.get(f"{raw.url}/_sandbox/faults").json()["drop_next_replies"] == 0
-    assert raw.call({"action": 76, "startTime": "2020-01-01T00:00:00.000+00:00",
-                     "endTime": "2020-01-02T00:00:00.000+00:00"})["status"] == "0000"
+    assert (
+        raw.call({"action": 76, "startTime": "2020-01-01T00:00:00.000+00:00", "endTime": "2020-01-02T00:00:00.000+00:00"})[
+            "status"
+        ]
+        == "0000"
+    )
 
 
 def test_state_persists_in_sqlite(tmp_path: Path, clock: Clock) -> None:

@@ -42,8 +42,17 @@ def test_a_repeated_transaction_id(raw: RawJdb, clock: Clock, repeat_transaction
 def test_which_fields_action_77_changes(raw: RawJdb, clock: Clock, update_fields: str) -> None:
     event_id = create(raw, clock)
     start = datetime.fromtimestamp(clock.now, timezone(timedelta(hours=1))) + timedelta(hours=2)
-    update = {"action": 77, "eventId": event_id, "name": "Renamed", "machineTypes": [14077], "bet": "3",
-              "minWithdrawal": "-1", "maxWithdrawal": "-1", "startTime": iso(start), "endTime": iso(start + timedelta(days=2))}
+    update = {
+        "action": 77,
+        "eventId": event_id,
+        "name": "Renamed",
+        "machineTypes": [14077],
+        "bet": "3",
+        "minWithdrawal": "-1",
+        "maxWithdrawal": "-1",
+        "startTime": iso(start),
+        "endTime": iso(start + timedelta(days=2)),
+    }
     body = raw.call(update)
     if update_fields == "newest":
         assert body["status"] == "8000" and "startTime cannot be modified" in body["err_text"]
@@ -59,8 +68,17 @@ def test_which_fields_action_77_changes(raw: RawJdb, clock: Clock, update_fields
 def test_action_77_on_an_active_event(raw: RawJdb, clock: Clock, update_active: str) -> None:
     event_id = create(raw, clock)
     clock.advance(2 * 3600)  # the event has started
-    body = raw.call({"action": 77, "eventId": event_id, "name": "Renamed", "machineTypes": [14077], "bet": "3",
-                     "minWithdrawal": "-1", "maxWithdrawal": "-1"})
+    body = raw.call(
+        {
+            "action": 77,
+            "eventId": event_id,
+            "name": "Renamed",
+            "machineTypes": [14077],
+            "bet": "3",
+            "minWithdrawal": "-1",
+            "maxWithdrawal": "-1",
+        }
+    )
     if update_active == "allowed":
         assert body == {"status": "0000"}
     else:

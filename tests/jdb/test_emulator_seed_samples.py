@@ -27,17 +27,30 @@ from reconciler.vendors.jdb.emulator import PARAM, JdbEmulator
 
 from .conftest import SANDBOX_DC, SANDBOX_IV, SANDBOX_KEY, Clock, RawJdb
 
-A29_REQUEST = {"action": 29, "ts": 1447452951820, "parent": "testag", "starttime": "08-12-2016 17:45:00",
-               "endtime": "08-12-2016 17:46:00", "gTypes": [0, 7]}
+A29_REQUEST = {
+    "action": 29,
+    "ts": 1447452951820,
+    "parent": "testag",
+    "starttime": "08-12-2016 17:45:00",
+    "endtime": "08-12-2016 17:46:00",
+    "gTypes": [0, 7],
+}
 A29_SLOT_RECORD = json.loads("""{"historyId":"5250145823902","playerId":"test01","gType":0,"mtype":8001,
 "gameDate":"06-06-2017 09:56:09","bet":-0.4,"win":0.4,"total":0,"currency":"RB","jackpot":0,"jackpotContribute":-0.002,
 "denom":0.02,"lastModifyTime":"06-06-2017 09:56:09","playerIp":"10.20.6.86","clientType":"WEB","hasFreegame":0,
 "systemTakeWin":0,"beforeBalance":"8477.425","afterBalance":"8477.425"}""")
 A29_ERROR = {"status": "9005", "err_text": "Assertion(SAML) didn't pass the timestamp validation."}
 
-A71_REQUEST = {"action": 71, "ts": 1704790101741, "parent": "testag", "uid": "testplayer",
-               "startTime": "2024-07-22T04:05:33+01:00", "endTime": "2024-07-23T04:05:33+01:00", "status": 1,
-               "types": ["NORMAL", "FEATURE"]}
+A71_REQUEST = {
+    "action": 71,
+    "ts": 1704790101741,
+    "parent": "testag",
+    "uid": "testplayer",
+    "startTime": "2024-07-22T04:05:33+01:00",
+    "endTime": "2024-07-23T04:05:33+01:00",
+    "status": 1,
+    "types": ["NORMAL", "FEATURE"],
+}
 A71_RESPONSE = json.loads("""{"status":"0000","data":[
 {"eventId":12345,"name":"test normal event name","currency":"RB","times":3,"useTimes":3,"requiredTurnover":null,
  "accumulatedTurnover":null,"startTime":"2024-07-17T16:00:00.000+01:00","endTime":"2024-07-22T16:00:00.000+01:00",
@@ -50,10 +63,21 @@ A71_RESPONSE = json.loads("""{"status":"0000","data":[
 A71_NOT_DOWNLINE = {"status": "7501", "err_text": "User ID cannot be found."}
 A71_RANGE = {"status": "8009", "err_text": "Time interval exceeds the allowable range."}
 
-A72_REQUEST = {"action": 72, "ts": 1711555200000, "parent": "testag", "name": "TEST EVENT NAME",
-               "startTime": "2024-07-22T04:05:33.000+01:00", "endTime": "2024-07-22T04:05:33.000+01:00",
-               "machineTypes": [14077, 14085], "bet": "2.000", "times": 10, "type": "NORMAL",
-               "minWithdrawal": "10.000", "maxWithdrawal": "100.000", "players": ["player1", "player2"]}
+A72_REQUEST = {
+    "action": 72,
+    "ts": 1711555200000,
+    "parent": "testag",
+    "name": "TEST EVENT NAME",
+    "startTime": "2024-07-22T04:05:33.000+01:00",
+    "endTime": "2024-07-22T04:05:33.000+01:00",
+    "machineTypes": [14077, 14085],
+    "bet": "2.000",
+    "times": 10,
+    "type": "NORMAL",
+    "minWithdrawal": "10.000",
+    "maxWithdrawal": "100.000",
+    "players": ["player1", "player2"],
+}
 A72_DATA = {"eventId": 12345, "failedBindingPlayers": ["failed1", "failed2"], "notExistedPlayers": ["not_exist1", "not_exist2"]}
 A72_NAME_ERROR = {"status": "8000", "err_text": PARAM + "name is required"}
 
@@ -65,8 +89,14 @@ def at(text: str) -> float:
 @pytest.fixture
 def sample() -> Iterator[tuple[RawJdb, JdbEmulator]]:
     clock = Clock(at("2024-07-17T12:00:00+01:00"))
-    emulator = JdbEmulator(dc=SANDBOX_DC, key=SANDBOX_KEY, iv=SANDBOX_IV, agents=["testag"], clock=clock,
-                           players=["testplayer", "player1", "player2", "test01"])
+    emulator = JdbEmulator(
+        dc=SANDBOX_DC,
+        key=SANDBOX_KEY,
+        iv=SANDBOX_IV,
+        agents=["testag"],
+        clock=clock,
+        players=["testplayer", "player1", "player2", "test01"],
+    )
     with EmulatorServer(emulator) as server:
         yield RawJdb(server.url, JdbCipher(SANDBOX_KEY, SANDBOX_IV), clock), emulator
 
@@ -121,14 +151,40 @@ def test_action29_example(sample: tuple[RawJdb, JdbEmulator]) -> None:
 
 def test_action71_examples(sample: tuple[RawJdb, JdbEmulator]) -> None:
     raw, emulator = sample
-    common = {"action": 72, "parent": "testag", "startTime": "2024-07-17T16:00:00.000+01:00",
-              "endTime": "2024-07-22T16:00:00.000+01:00", "bet": "1", "minWithdrawal": "-1", "maxWithdrawal": "-1",
-              "players": ["testplayer"]}
-    normal = send(raw, {**common, "name": "test normal event name", "type": "NORMAL", "times": 3,
-                        "machineTypes": [14050, 14053], "transactionId": "sample-71-normal"})
-    chips = send(raw, {**common, "name": "test bonus chips event name", "type": "BONUSCHIPS", "times": 1,
-                       "bonusChips": "50", "chipsMultiplier": "2", "machineTypes": [14041, 14087],
-                       "transactionId": "sample-71-chips"})
+    common = {
+        "action": 72,
+        "parent": "testag",
+        "startTime": "2024-07-17T16:00:00.000+01:00",
+        "endTime": "2024-07-22T16:00:00.000+01:00",
+        "bet": "1",
+        "minWithdrawal": "-1",
+        "maxWithdrawal": "-1",
+        "players": ["testplayer"],
+    }
+    normal = send(
+        raw,
+        {
+            **common,
+            "name": "test normal event name",
+            "type": "NORMAL",
+            "times": 3,
+            "machineTypes": [14050, 14053],
+            "transactionId": "sample-71-normal",
+        },
+    )
+    chips = send(
+        raw,
+        {
+            **common,
+            "name": "test bonus chips event name",
+            "type": "BONUSCHIPS",
+            "times": 1,
+            "bonusChips": "50",
+            "chipsMultiplier": "2",
+            "machineTypes": [14041, 14087],
+            "transactionId": "sample-71-chips",
+        },
+    )
     assert normal["status"] == chips["status"] == "0000"
     raw.clock.now = at("2024-07-23T12:00:00+01:00")  # both have EXPIRED, as in the example
     # the request example asks for ACTIVE NORMAL/FEATURE events starting in a one-day window: none
@@ -152,9 +208,13 @@ def test_action72_examples(sample: tuple[RawJdb, JdbEmulator]) -> None:
     verbatim = send(raw, A72_REQUEST)
     assert verbatim["status"] == "8000" and verbatim["err_text"].startswith(PARAM)  # no transactionId; end == start
     emulator.register_players("testag", ["failed1", "failed2"], locked=True)
-    corrected = {**A72_REQUEST, "transactionId": "sample-72", "startTime": "2024-07-22T04:05:33.000+01:00",
-                 "endTime": "2024-07-29T04:05:33.000+01:00",
-                 "players": ["player1", "player2", "failed1", "failed2", "not_exist1", "not_exist2"]}
+    corrected = {
+        **A72_REQUEST,
+        "transactionId": "sample-72",
+        "startTime": "2024-07-22T04:05:33.000+01:00",
+        "endTime": "2024-07-29T04:05:33.000+01:00",
+        "players": ["player1", "player2", "failed1", "failed2", "not_exist1", "not_exist2"],
+    }
     answer = send(raw, corrected)
     assert answer["status"] == "0000"
     assert {**answer["data"], "eventId": 12345} == A72_DATA

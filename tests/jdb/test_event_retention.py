@@ -35,11 +35,22 @@ def _create_in_the_past(raw: RawJdb, clock: Clock, *, days_ago: int, terminate: 
     real = clock.now
     clock.now = real - days_ago * DAY
     start, end = _iso(clock.now + DAY), _iso(clock.now + 8 * DAY)
-    body = raw.call({
-        "action": 72, "name": "Spring spins", "startTime": start, "endTime": end, "machineTypes": [14077, 14085],
-        "bet": "2.5", "times": 10, "type": "NORMAL", "minWithdrawal": "10", "maxWithdrawal": "100",
-        "transactionId": f"retention-{days_ago}", "players": ["player00001", "player00002", "player00003"],
-    })
+    body = raw.call(
+        {
+            "action": 72,
+            "name": "Spring spins",
+            "startTime": start,
+            "endTime": end,
+            "machineTypes": [14077, 14085],
+            "bet": "2.5",
+            "times": 10,
+            "type": "NORMAL",
+            "minWithdrawal": "10",
+            "maxWithdrawal": "100",
+            "transactionId": f"retention-{days_ago}",
+            "players": ["player00001", "player00002", "player00003"],
+        }
+    )
     assert body["status"] == "0000", body
     event_id = body["data"]["eventId"]
     if terminate:
@@ -50,8 +61,9 @@ def _create_in_the_past(raw: RawJdb, clock: Clock, *, days_ago: int, terminate: 
 
 
 @pytest.mark.parametrize("terminate", [False, True], ids=["expired", "terminated"])
-def test_emulator_forgets_an_event_180_days_after_its_end(raw: RawJdb, clock: Clock, event_retention_days: int | None,
-                                                          terminate: bool) -> None:
+def test_emulator_forgets_an_event_180_days_after_its_end(
+    raw: RawJdb, clock: Clock, event_retention_days: int | None, terminate: bool
+) -> None:
     start, end, event_id = _create_in_the_past(raw, clock, days_ago=200, terminate=terminate)
     search = raw.call({"action": 76, "startTime": _iso(time.time() - 400 * DAY), "endTime": _iso(time.time())})
     players = raw.call({"action": 71, "uid": "player00001"})
@@ -74,8 +86,9 @@ def test_an_event_within_the_retention_is_kept(raw: RawJdb, clock: Clock) -> Non
 
 
 @pytest.mark.parametrize("terminate", [False, True], ids=["expired", "terminated"])
-def test_a_declared_event_that_aged_out_is_never_granted_again(ws: JdbWorkspace, raw: RawJdb, clock: Clock,
-                                                               event_retention_days: int | None, terminate: bool) -> None:
+def test_a_declared_event_that_aged_out_is_never_granted_again(
+    ws: JdbWorkspace, raw: RawJdb, clock: Clock, event_retention_days: int | None, terminate: bool
+) -> None:
     start, end, _ = _create_in_the_past(raw, clock, days_ago=200, terminate=terminate)
     before = ws.events()
     assert len(before) == (0 if event_retention_days is not None else 1)

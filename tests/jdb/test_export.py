@@ -29,8 +29,7 @@ def test_exactly_15_minutes_is_one_window() -> None:
 
 
 def test_one_minute_more_is_two_windows() -> None:
-    assert split_windows(at(14, 0), at(14, 16), now=NOW) == [
-        Window(at(14, 0), at(14, 15)), Window(at(14, 15), at(14, 16))]
+    assert split_windows(at(14, 0), at(14, 16), now=NOW) == [Window(at(14, 0), at(14, 15)), Window(at(14, 15), at(14, 16))]
 
 
 def test_windows_are_consecutive_and_cover_the_range() -> None:
@@ -89,8 +88,7 @@ def test_export_merges_windows_and_drops_duplicates(jdb_client: JdbClient, clock
     start, end = boundary - 15 * MIN, boundary + 15 * MIN
     seen: list[ExportProgress] = []
     out = tmp_path / "tx.jsonl"
-    result = export_transactions(jdb_client, agent=AGENT, start=start, end=end, out_path=out,
-                                 progress=seen.append, now=now)
+    result = export_transactions(jdb_client, agent=AGENT, start=start, end=end, out_path=out, progress=seen.append, now=now)
     assert (result.windows, [p.windows_done for p in seen]) == (2, [1, 2])
     assert result.duplicates >= 1
     records = _lines(out)

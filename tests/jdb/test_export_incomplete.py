@@ -18,17 +18,28 @@ TZ8 = timezone(timedelta(hours=8))
 
 def _event(ws: JdbWorkspace, name: str = "Back office promo", days: int = 10) -> dict[str, object]:
     start = datetime.fromtimestamp(ws.clock.now, TZ8).replace(microsecond=0) + timedelta(days=days)
-    return {"name": name, "startTime": start.isoformat(), "endTime": (start + timedelta(days=3)).isoformat(),
-            "machineTypes": [14077], "bet": "4", "times": 6, "type": "NORMAL", "minWithdrawal": "-1",
-            "maxWithdrawal": "50"}
+    return {
+        "name": name,
+        "startTime": start.isoformat(),
+        "endTime": (start + timedelta(days=3)).isoformat(),
+        "machineTypes": [14077],
+        "bet": "4",
+        "times": 6,
+        "type": "NORMAL",
+        "minWithdrawal": "-1",
+        "maxWithdrawal": "50",
+    }
 
 
 def test_a_back_office_event_is_exported_with_its_gaps_marked(ws: JdbWorkspace, jdb_mode: str) -> None:
-    r = httpx.post(ws.server.url + "/_sandbox/jdb/events", json={
-        "agent": AGENT, "event": _event(ws), "players": ["player00007"], "hidden": ["endTime", "bet"]})
+    r = httpx.post(
+        ws.server.url + "/_sandbox/jdb/events",
+        json={"agent": AGENT, "event": _event(ws), "players": ["player00007"], "hidden": ["endTime", "bet"]},
+    )
     assert r.status_code == 200, r.text
-    [row] = ws.client.search_events(agent=AGENT, start=datetime.now(TZ8) - timedelta(days=1),
-                                    end=datetime.now(TZ8) + timedelta(days=30))
+    [row] = ws.client.search_events(
+        agent=AGENT, start=datetime.now(TZ8) - timedelta(days=1), end=datetime.now(TZ8) + timedelta(days=30)
+    )
     assert "endTime" not in row and "bet" not in row  # whatever search_fields says
     missing = ["endTime", "bet"] if jdb_mode == "extended" else ["endTime", "bet", "times", "minWithdrawal", "maxWithdrawal"]
 
@@ -45,18 +56,23 @@ def test_a_back_office_event_is_exported_with_its_gaps_marked(ws: JdbWorkspace, 
     assert valid.exit_code == 0, valid.output
     assert "FreeSpinEvent/back-office-promo: incomplete, not restored" in valid.stderr
     applied = ws.cli("apply", "out", "--auto-approve")
-    assert applied.exit_code == 4 and "not restored: 1 incomplete object(s) skipped (FreeSpinEvent/back-office-promo)" \
-        in applied.stderr
+    assert (
+        applied.exit_code == 4
+        and "not restored: 1 incomplete object(s) skipped (FreeSpinEvent/back-office-promo)" in applied.stderr
+    )
     assert ws.emulator.action_counts[72] == 0 and len(ws.events()) == 1
 
 
 @pytest.mark.parametrize("jdb_mode", ["documented"])
-@pytest.mark.parametrize("body", [
-    {"agent": AGENT},  # no event
-    {"agent": "nobody", "event": {}},
-    {"agent": AGENT, "event": {"name": "x"}},  # Action 72 would refuse it
-    {"agent": AGENT, "event": "EVENT", "hidden": ["password"]},
-])
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"agent": AGENT},  # no event
+        {"agent": "nobody", "event": {}},
+        {"agent": AGENT, "event": {"name": "x"}},  # Action 72 would refuse it
+        {"agent": AGENT, "event": "EVENT", "hidden": ["password"]},
+    ],
+)
 def test_the_back_office_route_refuses_what_it_cannot_make(ws: JdbWorkspace, body: dict[str, object]) -> None:
     if body.get("event") == "EVENT":
         body = {**body, "event": _event(ws)}

@@ -26,9 +26,17 @@ def when(ws: JdbWorkspace, days: float) -> str:
 
 def event_doc(ws: JdbWorkspace, identity: str = "spring", **spec: Any) -> str:
     fields: dict[str, Any] = {
-        "name": "Spring spins", "agent": AGENT, "startTime": when(ws, 1), "endTime": when(ws, 8),
-        "machineTypes": [14077, 14085], "bet": "2.5", "type": "NORMAL", "times": 10,
-        "minWithdrawal": "10", "maxWithdrawal": "100", "players": ["player00001", "player00002", "player00003"],
+        "name": "Spring spins",
+        "agent": AGENT,
+        "startTime": when(ws, 1),
+        "endTime": when(ws, 8),
+        "machineTypes": [14077, 14085],
+        "bet": "2.5",
+        "type": "NORMAL",
+        "times": 10,
+        "minWithdrawal": "10",
+        "maxWithdrawal": "100",
+        "players": ["player00001", "player00002", "player00003"],
     }
     fields.update(spec)
     lines = [f"  {k}: {_yaml(v)}" for k, v in fields.items() if v is not None]
@@ -147,9 +155,12 @@ def test_replacing_an_active_event_also_needs_force(ws: JdbWorkspace) -> None:
 def test_players_added_excluded_and_unknown(ws: JdbWorkspace) -> None:
     ws.write("manifests/events.yaml", event_doc(ws))
     apply(ws)
-    ws.write("manifests/events.yaml", event_doc(
-        ws, players=["player00001", "player00003", "player00004", "ghost"], excludedPlayers=["player00002"],
-        allowRebind=True))
+    ws.write(
+        "manifests/events.yaml",
+        event_doc(
+            ws, players=["player00001", "player00003", "player00004", "ghost"], excludedPlayers=["player00002"], allowRebind=True
+        ),
+    )
     plan = ws.cli("plan")
     assert "players (bind)" in plan.stdout and "players (unbind)" in plan.stdout
     assert "do not exist under agent sandboxag: ghost" in plan.stdout  # known from Action 71: not sent
@@ -163,8 +174,10 @@ def test_players_added_excluded_and_unknown(ws: JdbWorkspace) -> None:
 def test_excluded_player_of_an_active_event_is_reported_not_unbound(ws: JdbWorkspace) -> None:
     ws.write("manifests/events.yaml", event_doc(ws, startTime=when(ws, -1)))
     apply(ws)
-    ws.write("manifests/events.yaml", event_doc(ws, startTime=when(ws, -1), players=["player00001", "player00002"],
-                                                excludedPlayers=["player00003"]))
+    ws.write(
+        "manifests/events.yaml",
+        event_doc(ws, startTime=when(ws, -1), players=["player00001", "player00002"], excludedPlayers=["player00003"]),
+    )
     plan = ws.cli("plan", "--detailed-exitcode")
     assert plan.exit_code == 0 and "only while INACTIVE" in plan.stdout
     assert ws.live()[0]["numberOfPlayers"] == 3
@@ -245,8 +258,17 @@ def test_a_create_whose_transaction_id_answers_an_unseen_ended_event_grants_noth
 def _draft(ws: JdbWorkspace, **fields: Any) -> Any:
     from reconciler.vendors.jdb.client import EventDraft, parse_iso
 
-    base = dict(name="Spring spins", start=parse_iso(when(ws, 1)), end=parse_iso(when(ws, 8)), machine_types=(14077, 14085),
-                bet="2.5", type="NORMAL", min_withdrawal="10", max_withdrawal="100", times=10)
+    base = dict(
+        name="Spring spins",
+        start=parse_iso(when(ws, 1)),
+        end=parse_iso(when(ws, 8)),
+        machine_types=(14077, 14085),
+        bet="2.5",
+        type="NORMAL",
+        min_withdrawal="10",
+        max_withdrawal="100",
+        times=10,
+    )
     base.update(fields)
     return EventDraft(**base)
 
@@ -284,8 +306,14 @@ def test_an_existing_event_that_expired_is_a_no_op(ws: JdbWorkspace) -> None:
 
 
 def test_prune_inside_the_scope_only(ws: JdbWorkspace) -> None:
-    ws.write("manifests/events.yaml", event_doc(ws, "a", name="promo-a") + "---\n"
-             + event_doc(ws, "b", name="promo-b") + "---\n" + event_doc(ws, "c", name="other"))
+    ws.write(
+        "manifests/events.yaml",
+        event_doc(ws, "a", name="promo-a")
+        + "---\n"
+        + event_doc(ws, "b", name="promo-b")
+        + "---\n"
+        + event_doc(ws, "c", name="other"),
+    )
     apply(ws)
     scope = f"""
     apiVersion: reconciler/v1
@@ -308,12 +336,15 @@ def test_prune_never_terminates_an_active_event_without_force(ws: JdbWorkspace) 
     ws.write("manifests/events.yaml", event_doc(ws, "a", startTime=when(ws, -1), name="promo-a"))
     apply(ws)
     ws.write("manifests/events.yaml", "")
-    ws.write("manifests/scope.yaml", f"""
+    ws.write(
+        "manifests/scope.yaml",
+        f"""
     apiVersion: reconciler/v1
     kind: PruneScope
     metadata: {{name: promos}}
     spec: {{target: FreeSpinEvent, match: {{agent: {AGENT}, namePrefix: promo-}}}}
-    """)
+    """,
+    )
     plan = ws.cli("plan", "--detailed-exitcode")
     assert plan.exit_code == 0 and "needs --force" in plan.stdout
     apply(ws, "--force")
@@ -324,8 +355,12 @@ def test_prune_never_terminates_an_active_event_without_force(ws: JdbWorkspace) 
 def test_saved_plan_applies_as_reviewed(ws: JdbWorkspace) -> None:
     ws.write("manifests/events.yaml", event_doc(ws))
     apply(ws)
-    ws.write("manifests/events.yaml", event_doc(ws, bet="4", players=["player00001", "player00002", "player00005"],
-                                                excludedPlayers=["player00003"], allowRebind=True))
+    ws.write(
+        "manifests/events.yaml",
+        event_doc(
+            ws, bet="4", players=["player00001", "player00002", "player00005"], excludedPlayers=["player00003"], allowRebind=True
+        ),
+    )
     assert ws.cli("plan", "--out", "plan.json").exit_code == 0
     res = ws.cli("apply", "plan.json")
     assert res.exit_code == 0, res.stdout + res.stderr
@@ -424,8 +459,11 @@ def _read_players(folder: Path, text: str) -> tuple[list[str], list[str]]:
 def test_a_player_id_holding_any_whitespace_is_refused(tmp_path) -> None:
     from reconciler.manifest import confine
 
-    inside = [c for c in map(chr, range(0x110000))
-              if c.isspace() and len(f"a{c}b".splitlines()) == 1 and confine.bad_character(c) is None]
+    inside = [
+        c
+        for c in map(chr, range(0x110000))
+        if c.isspace() and len(f"a{c}b".splitlines()) == 1 and confine.bad_character(c) is None
+    ]
     assert " " in inside and "\t" in inside and "\u3000" in inside
     players, problems = _read_players(tmp_path, "".join(f"  p{i}{c}x  \n" for i, c in enumerate(inside)) + "ok01\n")
     assert players == ["ok01"]

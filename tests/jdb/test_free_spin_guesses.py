@@ -21,9 +21,17 @@ CHIPS: dict[str, Any] = {"type": "BONUSCHIPS", "times": None, "bonusChips": "100
 
 
 def draft(ws: JdbWorkspace, **fields: Any) -> EventDraft:
-    base: dict[str, Any] = dict(name="Spring spins", start=parse_iso(when(ws, 1)), end=parse_iso(when(ws, 8)),
-                                machine_types=(14077, 14085), bet="2.5", type="NORMAL", min_withdrawal="10",
-                                max_withdrawal="100", times=10)
+    base: dict[str, Any] = dict(
+        name="Spring spins",
+        start=parse_iso(when(ws, 1)),
+        end=parse_iso(when(ws, 8)),
+        machine_types=(14077, 14085),
+        bet="2.5",
+        type="NORMAL",
+        min_withdrawal="10",
+        max_withdrawal="100",
+        times=10,
+    )
     base.update(fields)
     return EventDraft(**base)
 
@@ -49,8 +57,12 @@ def test_a_create_answered_with_another_environments_event_binds_nobody(ws: JdbW
     own display name and players. Production's create gets staging's eventId back: an error that
     names the event, nothing bound to it, nothing reported as created — whatever JDB does with the
     players of a repeated transactionId (none are sent with it)."""
-    staging = ws.client.create_event(agent=AGENT, draft=draft(ws, name="Spring spins [staging]"),
-                                     transaction_id=transaction_id(AGENT, "spring", 1), players=["player00050"])
+    staging = ws.client.create_event(
+        agent=AGENT,
+        draft=draft(ws, name="Spring spins [staging]"),
+        transaction_id=transaction_id(AGENT, "spring", 1),
+        players=["player00050"],
+    )
     ws.write("manifests/events.yaml", event_doc(ws))
     assert "+ create FreeSpinEvent/spring" in ws.cli("plan").stdout  # the staging event is not adopted
     for _ in range(2):
@@ -75,8 +87,11 @@ def test_environments_sharing_an_agent_have_their_own_transaction_ids(ws: JdbWor
     assert "1 of 1 player(s) bound" in res.stdout
     assert sorted((e["name"], e["numberOfPlayers"]) for e in ws.live()) == [("Spring spins", 1), ("Spring spins [staging]", 3)]
     assert ws.cli("--env", "production", "plan", "--detailed-exitcode").exit_code == 0
-    assert transaction_id(AGENT, "spring", 1, key_scope("staging", None)) != transaction_id(
-        AGENT, "spring", 1, key_scope("production", None)) != transaction_id(AGENT, "spring", 1)
+    assert (
+        transaction_id(AGENT, "spring", 1, key_scope("staging", None))
+        != transaction_id(AGENT, "spring", 1, key_scope("production", None))
+        != transaction_id(AGENT, "spring", 1)
+    )
     assert key_scope(None, "default") == "" and key_scope(None, "brand-b") == "connection=brand-b"
 
 
@@ -88,8 +103,9 @@ def test_a_name_reused_after_its_old_event_aged_out_is_never_reported_created(ws
     reused name. Each apply says so and fails; none says "created"."""
     now = ws.clock.now
     ws.clock.now = now - 400 * 86400
-    old = ws.client.create_event(agent=AGENT, draft=draft(ws, name="Old promo"),
-                                 transaction_id=transaction_id(AGENT, "spring", 1), players=["player00001"])
+    old = ws.client.create_event(
+        agent=AGENT, draft=draft(ws, name="Old promo"), transaction_id=transaction_id(AGENT, "spring", 1), players=["player00001"]
+    )
     ws.clock.now = now
     ws.write("manifests/events.yaml", event_doc(ws))
     for _ in range(2):
@@ -109,8 +125,9 @@ def test_a_name_reused_after_jdb_forgot_its_old_event_is_created_once(ws: JdbWor
     name is a real create, made once (a second apply plans nothing), and the old event stays gone."""
     now = ws.clock.now
     ws.clock.now = now - 400 * 86400
-    old = ws.client.create_event(agent=AGENT, draft=draft(ws, name="Old promo"),
-                                 transaction_id=transaction_id(AGENT, "spring", 1), players=["player00001"])
+    old = ws.client.create_event(
+        agent=AGENT, draft=draft(ws, name="Old promo"), transaction_id=transaction_id(AGENT, "spring", 1), players=["player00001"]
+    )
     ws.clock.now = now
     ws.write("manifests/events.yaml", event_doc(ws))
     res = ws.cli("apply", "--auto-approve")
@@ -123,8 +140,12 @@ def test_a_name_reused_after_jdb_forgot_its_old_event_is_created_once(ws: JdbWor
 def test_a_back_office_event_of_the_same_type_and_start_is_not_adopted_as_a_rename(ws: JdbWorkspace) -> None:
     """An event made in the back office on the same day, with other spins and another end and none
     of our players: the new manifest is a create, the back-office event is left alone."""
-    bo = ws.client.create_event(agent=AGENT, draft=draft(ws, name="BO promo", times=3, end=parse_iso(when(ws, 5))),
-                                transaction_id="back-office-1", players=["player00050"])
+    bo = ws.client.create_event(
+        agent=AGENT,
+        draft=draft(ws, name="BO promo", times=3, end=parse_iso(when(ws, 5))),
+        transaction_id="back-office-1",
+        players=["player00050"],
+    )
     ws.write("manifests/events.yaml", event_doc(ws))
     plan = ws.cli("plan")
     assert "+ create FreeSpinEvent/spring" in plan.stdout and "~ update" not in plan.stdout
@@ -137,8 +158,9 @@ def test_a_back_office_event_of_the_same_type_and_start_is_not_adopted_as_a_rena
 def test_an_identical_event_of_someone_else_is_not_adopted_as_a_rename(ws: JdbWorkspace) -> None:
     """Same spins, window, bet and games, another name and none of our players (another
     environment's, say): not ours, so a create — even when Action 76 returns every field."""
-    other = ws.client.create_event(agent=AGENT, draft=draft(ws, name="Spring spins [staging]"),
-                                   transaction_id="someone-else-1", players=["player00050"])
+    other = ws.client.create_event(
+        agent=AGENT, draft=draft(ws, name="Spring spins [staging]"), transaction_id="someone-else-1", players=["player00050"]
+    )
     ws.write("manifests/events.yaml", event_doc(ws))
     assert "+ create FreeSpinEvent/spring" in ws.cli("plan").stdout
     apply(ws)
@@ -172,8 +194,10 @@ def test_a_failed_replace_says_the_old_event_was_terminated(ws: JdbWorkspace) ->
     ws.write("manifests/events.yaml", event_doc(ws))
     apply(ws)
     old = ws.live()[0]["eventId"]
-    ws.write("manifests/events.yaml", event_doc(ws, times=20, allowReplace=True,
-                                                players=["player00001", "player00002", "player00003", "lockedvip"]))
+    ws.write(
+        "manifests/events.yaml",
+        event_doc(ws, times=20, allowReplace=True, players=["player00001", "player00002", "player00003", "lockedvip"]),
+    )
     res = ws.cli("apply", "--auto-approve")
     assert res.exit_code == 4, res.stdout + res.stderr
     assert f"old event {old} TERMINATED" in res.stdout and "PARTIAL GRANT: 3 of 4" in res.stdout
@@ -194,8 +218,7 @@ def test_a_money_change_to_an_active_event_needs_the_opt_in(ws: JdbWorkspace) ->
     refused = ws.cli("apply", "--auto-approve")
     assert refused.exit_code == 1 and "allowLiveChanges" in refused.stderr
     assert (ws.live()[0]["bet"], ws.live()[0]["maxWithdrawal"]) == ("1.000", "100.000")
-    ws.write("manifests/events.yaml", event_doc(ws, startTime=when(ws, -1), bet="50", maxWithdrawal="-1",
-                                                allowLiveChanges=True))
+    ws.write("manifests/events.yaml", event_doc(ws, startTime=when(ws, -1), bet="50", maxWithdrawal="-1", allowLiveChanges=True))
     res = ws.cli("apply", "--auto-approve")
     if ws.emulator.update_active == "allowed":
         assert res.exit_code == 0, res.stdout + res.stderr
@@ -214,9 +237,17 @@ def test_force_also_allows_a_live_change_and_a_name_alone_needs_nothing(ws: JdbW
         plan = ws.cli("plan")
         assert "CHANGE TO A RUNNING PROMOTION" in plan.stdout and "blocked:" not in plan.stdout
         apply(ws)
-    ws.write("manifests/events.yaml", event_doc(ws, startTime=when(ws, -1), name="Spring spins (live)", machineTypes=[14077],
-                                                players=["player00001", "player00002", "player00003", "player00004"],
-                                                allowRebind=True))
+    ws.write(
+        "manifests/events.yaml",
+        event_doc(
+            ws,
+            startTime=when(ws, -1),
+            name="Spring spins (live)",
+            machineTypes=[14077],
+            players=["player00001", "player00002", "player00003", "player00004"],
+            allowRebind=True,
+        ),
+    )
     blocked = ws.cli("apply", "--auto-approve")
     assert blocked.exit_code == 1 and "allowLiveChanges" in blocked.stderr
     assert "1 player(s) sent to bind" in apply(ws, "--force")
@@ -374,8 +405,9 @@ def test_an_active_event_is_replaced_with_the_manifest_opt_in_instead_of_force(w
 def test_an_auto_created_player_sent_to_another_event_is_said_so(ws: JdbWorkspace) -> None:
     """autoCreatePlayerEnabled needs its one player on Action 72; when the key answers another
     event the error says that player may have been bound to it (a JDB that binds on a repeat)."""
-    staging = ws.client.create_event(agent=AGENT, draft=draft(ws, name="Spring spins [staging]"),
-                                     transaction_id=transaction_id(AGENT, "spring", 1))
+    staging = ws.client.create_event(
+        agent=AGENT, draft=draft(ws, name="Spring spins [staging]"), transaction_id=transaction_id(AGENT, "spring", 1)
+    )
     ws.write("manifests/events.yaml", event_doc(ws, players=["brandnew1"], autoCreatePlayerEnabled=True))
     res = ws.cli("apply", "--auto-approve")
     assert res.exit_code == 4, res.stdout + res.stderr

@@ -56,8 +56,9 @@ def test_auto_create_player_needs_exactly_one_player(ws: JdbWorkspace) -> None:
 def test_plan_reads_do_not_grow_with_players(ws: JdbWorkspace) -> None:
     players = [f"p{i:05d}" for i in range(PLAYER_READ_BUDGET * 3)]
     ws.emulator.register_players(AGENT, players)
-    docs = "---\n".join(event_doc(ws, f"e{i}", name=f"Event {i}", players=players[i * 100:(i + 1) * 100 + 50])
-                        for i in range(3))
+    docs = "---\n".join(
+        event_doc(ws, f"e{i}", name=f"Event {i}", players=players[i * 100 : (i + 1) * 100 + 50]) for i in range(3)
+    )
     ws.write("manifests/events.yaml", docs)
     apply(ws)
     before = ws.stats().get("POST /apiRequest.do", 0)
@@ -106,18 +107,23 @@ def test_lost_write_reply_is_read_back_before_any_repeat(ws: JdbWorkspace, chang
     if change == "update":
         ws.write("manifests/events.yaml", event_doc(ws, name="Renamed"))
     elif change == "bind":
-        ws.write("manifests/events.yaml", event_doc(ws, players=["player00001", "player00002", "player00003", "player00004"],
-                                                    allowRebind=True))
+        ws.write(
+            "manifests/events.yaml",
+            event_doc(ws, players=["player00001", "player00002", "player00003", "player00004"], allowRebind=True),
+        )
     elif change == "unbind":
         ws.write("manifests/events.yaml", event_doc(ws, players=["player00001", "player00002"], excludedPlayers=["player00003"]))
     else:
         ws.write("manifests/events.yaml", "")
-        ws.write("manifests/scope.yaml", f"""
+        ws.write(
+            "manifests/scope.yaml",
+            f"""
         apiVersion: reconciler/v1
         kind: PruneScope
         metadata: {{name: all}}
         spec: {{target: FreeSpinEvent, match: {{agent: {AGENT}, namePrefix: Spring}}}}
-        """)
+        """,
+        )
     ws.faults(drop_next_writes=1)
     ws.emulator.action_counts.clear()
     res = ws.cli("apply", "--auto-approve")
@@ -148,7 +154,7 @@ def test_a_change_jdb_cannot_show_is_applied_against_the_last_applied_plan(ws: J
     assert blind.exit_code == 0 and "cannot be verified" in blind.stdout  # without a baseline: said, not hidden
     plan = ws.cli("plan", "--last-applied", "p1.json", "--out", "p2.json", "--detailed-exitcode")
     assert plan.exit_code == 2, plan.stdout + plan.stderr
-    assert '~ update FreeSpinEvent/spring' in plan.stdout and 'bet: "2.5" -> "3"' in plan.stdout
+    assert "~ update FreeSpinEvent/spring" in plan.stdout and 'bet: "2.5" -> "3"' in plan.stdout
     assert 'maxWithdrawal: "100" -> "-1"' in plan.stdout
     res = ws.cli("apply", "p2.json")
     assert res.exit_code == 0, res.stdout + res.stderr
@@ -179,8 +185,17 @@ def test_a_changed_manifest_without_the_old_value_sends_the_unseen_fields(ws: Jd
 def test_two_thousand_past_windows_plan_quietly(ws: JdbWorkspace) -> None:
     """A disaster-recovery restore of old manifests: 2,000 events whose windows are past. Nothing is
     created, the plan exits 0 and its output stays short."""
-    docs = "---\n".join(event_doc(ws, f"old{i}", name=f"Old {i}", startTime="2020-01-01T00:00:00+08:00",
-                                  endTime="2020-01-08T00:00:00+08:00", players=["player00001"]) for i in range(2000))
+    docs = "---\n".join(
+        event_doc(
+            ws,
+            f"old{i}",
+            name=f"Old {i}",
+            startTime="2020-01-01T00:00:00+08:00",
+            endTime="2020-01-08T00:00:00+08:00",
+            players=["player00001"],
+        )
+        for i in range(2000)
+    )
     ws.write("manifests/events.yaml", docs)
     plan = ws.cli("plan", "--detailed-exitcode")
     assert plan.exit_code == 0, plan.stdout[-2000:] + plan.stderr
@@ -206,8 +221,10 @@ def test_a_lost_update_reply_that_cannot_be_confirmed_is_sent_once_more(ws: JdbW
 
 
 def test_two_thousand_past_windows_validate_with_short_output(ws: JdbWorkspace) -> None:
-    docs = "---\n".join(event_doc(ws, f"old{i}", name=f"Old {i}", startTime="2020-01-01T00:00:00+08:00",
-                                  endTime="2020-01-08T00:00:00+08:00") for i in range(2000))
+    docs = "---\n".join(
+        event_doc(ws, f"old{i}", name=f"Old {i}", startTime="2020-01-01T00:00:00+08:00", endTime="2020-01-08T00:00:00+08:00")
+        for i in range(2000)
+    )
     ws.write("manifests/events.yaml", docs)
     res = ws.cli("validate")
     assert res.exit_code == 0, res.stderr[-500:]

@@ -19,9 +19,17 @@ from .test_free_spin_event import TZ8, apply, event_doc, when
 def raise_bet_out_of_band(ws: JdbWorkspace, factor: int = 500) -> None:
     """The back office raises the bet of the (only) live event; the other fields stay."""
     [e] = ws.live()
-    draft = EventDraft(name=e["name"], start=parse_iso(e["startTime"]), end=parse_iso(e["endTime"]),
-                       machine_types=tuple(e["machineTypes"]), bet=str(float(e["bet"]) * factor), type=e["type"],
-                       min_withdrawal=e["minWithdrawal"], max_withdrawal=e["maxWithdrawal"], times=e["times"])
+    draft = EventDraft(
+        name=e["name"],
+        start=parse_iso(e["startTime"]),
+        end=parse_iso(e["endTime"]),
+        machine_types=tuple(e["machineTypes"]),
+        bet=str(float(e["bet"]) * factor),
+        type=e["type"],
+        min_withdrawal=e["minWithdrawal"],
+        max_withdrawal=e["maxWithdrawal"],
+        times=e["times"],
+    )
     ws.client.update_event(agent=AGENT, event_id=e["eventId"], draft=draft)
     assert ws.live()[0]["bet"] != e["bet"]
 
@@ -43,14 +51,16 @@ def test_drift_that_cannot_see_the_bet_never_says_none(ws: JdbWorkspace) -> None
     assert text.exit_code == md.exit_code == js.exit_code == 5, text.stdout + text.stderr
     assert "Drift: none found in what could be read and compared, but the check is incomplete." in text.stderr
     assert "Not read or not compared (" in text.stdout
-    assert "! FreeSpinEvent: bet not compared (1 resource(s)): JDB's replies (Action 76, Action 71) do not carry it" \
-        in text.stdout
+    assert (
+        "! FreeSpinEvent: bet not compared (1 resource(s)): JDB's replies (Action 76, Action 71) do not carry it" in text.stdout
+    )
     assert "Nothing to apply in what could be read and compared, but the comparison is incomplete" in text.stdout
     assert "**Not read or not compared (" in md.stdout and "- FreeSpinEvent: bet not compared" in md.stdout
     data = json.loads(js.stdout)
     assert data["complete"] is False and data["drift"] == []
-    assert {"kind": "FreeSpinEvent", "field": "bet", "resources": 1, "connection": "default"}.items() \
-        <= next(g for g in data["incomplete"] if g["field"] == "bet").items()
+    assert {"kind": "FreeSpinEvent", "field": "bet", "resources": 1, "connection": "default"}.items() <= next(
+        g for g in data["incomplete"] if g["field"] == "bet"
+    ).items()
     # the plain plan says the same: nothing to apply, never "No changes"/"matches"
     plan = ws.cli("plan")
     assert plan.exit_code == 0 and "No changes" not in plan.stdout and "matches" not in plan.stdout
@@ -80,8 +90,10 @@ def test_a_complete_check_still_says_none(ws: JdbWorkspace) -> None:
 def test_an_excluded_player_still_bound_to_an_active_event_is_drift(ws: JdbWorkspace) -> None:
     ws.write("manifests/events.yaml", event_doc(ws, startTime=when(ws, -1)))
     apply(ws)
-    ws.write("manifests/events.yaml", event_doc(ws, startTime=when(ws, -1), players=["player00001", "player00002"],
-                                                excludedPlayers=["player00003"]))
+    ws.write(
+        "manifests/events.yaml",
+        event_doc(ws, startTime=when(ws, -1), players=["player00001", "player00002"], excludedPlayers=["player00003"]),
+    )
     drift = ws.cli("plan", "--drift")
     assert drift.exit_code == 2, drift.stdout + drift.stderr
     assert "1 resource(s) differ in ways apply cannot change (FreeSpinEvent/spring)" in drift.stderr

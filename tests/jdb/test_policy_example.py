@@ -33,8 +33,10 @@ def deny(plan: dict[str, Any], approvals: list[str]) -> list[str]:
     for c in granting:
         e = c["exposure"]
         if e["stake_after"] is not None and Decimal(e["stake_after"]) > MAX_STAKE and n < REQUIRED_APPROVALS:
-            out.append(f"{c['key']}: stake {e['stake_after']} {e['currency'] or 'null'} over {MAX_STAKE} needs "
-                       f"{REQUIRED_APPROVALS} approvals (has {n})")
+            out.append(
+                f"{c['key']}: stake {e['stake_after']} {e['currency'] or 'null'} over {MAX_STAKE} needs "
+                f"{REQUIRED_APPROVALS} approvals (has {n})"
+            )
         if e["stake_after"] is None and n < REQUIRED_APPROVALS:
             out.append(f"{c['key']}: stake unknown needs {REQUIRED_APPROVALS} approvals (has {n})")
         if e["ceiling_after"] == "unbounded" and n < REQUIRED_APPROVALS:
@@ -75,7 +77,8 @@ def test_an_event_under_the_line_passes_and_an_unbounded_cap_does_not(ws: JdbWor
     # 3 x 1,000 x 30 = 90,000: under the line
     assert deny(_plan(ws, times=1000, bet="30"), []) == []
     assert deny(_plan(ws, times=1000, bet="30", maxWithdrawal="-1"), ["alice"]) == [
-        "spring: unbounded withdrawal ceiling needs 2 approvals (has 1)"]
+        "spring: unbounded withdrawal ceiling needs 2 approvals (has 1)"
+    ]
 
 
 def test_a_stake_the_plan_cannot_state_needs_two_approvals(ws: JdbWorkspace) -> None:

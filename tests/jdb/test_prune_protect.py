@@ -13,15 +13,18 @@ def test_prune_spares_events_the_scope_protects_by_name_or_event_id(ws: JdbWorks
     apply(ws)
     ids = {e["name"]: e["eventId"] for e in ws.live()}
     ws.write("manifests/events.yaml", event_doc(ws, "a", name="promo-a"))
-    ws.write("manifests/scope.yaml", f"""
+    ws.write(
+        "manifests/scope.yaml",
+        f"""
     apiVersion: reconciler/v1
     kind: PruneScope
     metadata: {{name: promos}}
     spec:
       target: FreeSpinEvent
       match: {{agent: {AGENT}, namePrefix: promo-}}
-      protect: [promo-b, "{ids['promo-c']}"]
-    """)
+      protect: [promo-b, "{ids["promo-c"]}"]
+    """,
+    )
     plan = ws.cli("plan")
     assert plan.exit_code == 0, plan.stdout + plan.stderr
     assert "'promo-b': protected by PruneScope/promos" in plan.stdout

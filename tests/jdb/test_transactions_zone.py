@@ -41,8 +41,15 @@ def report_too_old() -> str:
 
 @pytest.fixture
 def jdb_emulator(clock: Clock, jdb_zone: str, report_too_old: str) -> JdbEmulator:
-    return JdbEmulator(dc=SANDBOX_DC, key=SANDBOX_KEY, iv=SANDBOX_IV, agents=[AGENT], clock=clock,
-                       report_tz=timezone(timedelta(hours=ZONES[jdb_zone])), report_too_old=report_too_old)
+    return JdbEmulator(
+        dc=SANDBOX_DC,
+        key=SANDBOX_KEY,
+        iv=SANDBOX_IV,
+        agents=[AGENT],
+        clock=clock,
+        report_tz=timezone(timedelta(hours=ZONES[jdb_zone])),
+        report_too_old=report_too_old,
+    )
 
 
 def _configure(ws: JdbWorkspace, server: EmulatorServer, offset: str) -> None:
@@ -69,8 +76,9 @@ def _range(clock: Clock, minutes: int) -> tuple[datetime, datetime]:
 
 
 def _export(ws: JdbWorkspace, start: datetime, end: datetime) -> tuple[int, list[dict[str, object]], str, str]:
-    res = ws.cli("export", "transactions", "--agent", AGENT, "--from", start.isoformat(), "--to", end.isoformat(),
-                 "--out", "tx.jsonl")
+    res = ws.cli(
+        "export", "transactions", "--agent", AGENT, "--from", start.isoformat(), "--to", end.isoformat(), "--out", "tx.jsonl"
+    )
     path = ws.root / "tx.jsonl"
     records = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()] if path.exists() else []
     return res.exit_code, records, res.stdout, res.stderr
@@ -136,16 +144,17 @@ def test_jdb_east_of_the_configured_zone_is_an_error_or_a_warning(
         assert "warning: JDB Action 29 returned no records for any of the 2 window(s)" in err
 
 
-
 @pytest.mark.parametrize("jdb_zone", ["-04:00"])
-@pytest.mark.parametrize(("counts", "warned"), [
-    ([3, 2, 4, 1, 2, 5, 0], False),  # a quiet last 10 minutes: common, not worth a warning
-    ([3, 2, 4, 1, 0, 0, 0], True),  # 40 quiet minutes at the end
-    ([0, 0, 0, 0, 0, 0, 0], True),
-    ([0, 0, 3, 0, 2, 1, 1], False),  # quiet at the start is JDB's past, not its future
-])
-def test_which_empty_windows_are_warned_about(make_jdb_client: Callable[..., JdbClient], counts: list[int],
-                                              warned: bool) -> None:
+@pytest.mark.parametrize(
+    ("counts", "warned"),
+    [
+        ([3, 2, 4, 1, 2, 5, 0], False),  # a quiet last 10 minutes: common, not worth a warning
+        ([3, 2, 4, 1, 0, 0, 0], True),  # 40 quiet minutes at the end
+        ([0, 0, 0, 0, 0, 0, 0], True),
+        ([0, 0, 3, 0, 2, 1, 1], False),  # quiet at the start is JDB's past, not its future
+    ],
+)
+def test_which_empty_windows_are_warned_about(make_jdb_client: Callable[..., JdbClient], counts: list[int], warned: bool) -> None:
     start = datetime(2031, 3, 1, 10, 0, tzinfo=timezone.utc)
     windows = split_windows(start, start + timedelta(minutes=100), now=start + timedelta(hours=1, minutes=50))
     assert len(windows) == len(counts)

@@ -43,8 +43,7 @@ def test_a_create_answered_unreadably_is_read_back_by_its_transaction_id(ws: Jdb
 def test_a_bind_answered_unreadably_is_read_back(ws: JdbWorkspace, how: str) -> None:
     ws.write("manifests/events.yaml", event_doc(ws))
     apply_ok(ws)
-    ws.write("manifests/events.yaml", event_doc(ws, players=["player00001", "player00002", "player00003",
-                                                               "player00004"]))
+    ws.write("manifests/events.yaml", event_doc(ws, players=["player00001", "player00002", "player00003", "player00004"]))
     mangle(ws, how, 74)
     out = apply_ok(ws, "--force")  # players added to a live event: the rebind opt-in (issue 22)
     assert "ok      update FreeSpinEvent/spring" in out
@@ -68,14 +67,17 @@ def test_a_terminate_answered_unreadably_is_read_back(ws: JdbWorkspace, how: str
     ws.write("manifests/events.yaml", event_doc(ws, "a", name="promo-a") + "---\n" + event_doc(ws, "b", name="promo-b"))
     apply_ok(ws)
     ws.write("manifests/events.yaml", event_doc(ws, "a", name="promo-a"))
-    ws.write("manifests/scope.yaml", f"""
+    ws.write(
+        "manifests/scope.yaml",
+        f"""
     apiVersion: reconciler/v1
     kind: PruneScope
     metadata: {{name: promos}}
     spec:
       target: FreeSpinEvent
       match: {{agent: {AGENT}, namePrefix: promo-}}
-    """)
+    """,
+    )
     mangle(ws, how, 73)
     out = apply_ok(ws)
     assert "ok      delete FreeSpinEvent/" in out

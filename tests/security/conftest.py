@@ -132,8 +132,9 @@ class Emulators:
 @pytest.fixture
 def emulators() -> Iterator[Emulators]:
     bp = EmulatorServer(BestProxyEmulator(None, app_key=BP_APP_KEY, totp_secret=BP_TOTP)).start()
-    tc = EmulatorServer(TcaplusEmulator(app_id=2, zone_id=1, password=TC_PASSWORD,
-                                        tables={"game_players": TCAPLUS_PROTOS / "game_players.proto"})).start()
+    tc = EmulatorServer(
+        TcaplusEmulator(app_id=2, zone_id=1, password=TC_PASSWORD, tables={"game_players": TCAPLUS_PROTOS / "game_players.proto"})
+    ).start()
     jdb = EmulatorServer(JdbEmulator(dc=JDB_DC, key=JDB_KEY, iv=JDB_IV, agents=[AGENT], clock=time.time)).start()
     yield Emulators(bp, tc, jdb)
     for s in (bp, tc, jdb):
@@ -168,9 +169,17 @@ class Repo:
 
     def env(self, **extra: str) -> dict[str, str]:
         env = {k: v for k, v in os.environ.items() if not k.startswith(("RECONCILER_", "HTTP", "http", "NO_PROXY", "no_proxy"))}
-        env.update({"BESTPROXY_APP_KEY": BP_APP_KEY, "BESTPROXY_TOTP_SECRET": BP_TOTP, "TCAPLUS_APP_KEY": TC_PASSWORD,
-                    "JDB_KEY": JDB_KEY, "JDB_IV": JDB_IV, "RECONCILER_SECRET_PW": MANIFEST_PW,
-                    "PYTHONPATH": os.pathsep.join([str(self.ci.parent / "dns-shim"), str(REPO)])})
+        env.update(
+            {
+                "BESTPROXY_APP_KEY": BP_APP_KEY,
+                "BESTPROXY_TOTP_SECRET": BP_TOTP,
+                "TCAPLUS_APP_KEY": TC_PASSWORD,
+                "JDB_KEY": JDB_KEY,
+                "JDB_IV": JDB_IV,
+                "RECONCILER_SECRET_PW": MANIFEST_PW,
+                "PYTHONPATH": os.pathsep.join([str(self.ci.parent / "dns-shim"), str(REPO)]),
+            }
+        )
         env.update(extra)
         return env
 
@@ -192,8 +201,14 @@ class Repo:
 
     def run_process(self, *args: str, attacker: Attacker | None = None, timeout: float = 120, **env: str) -> Run:
         """The real CLI in a subprocess (``python -m reconciler.cli``), bounded in time."""
-        p = subprocess.run([sys.executable, "-m", "reconciler.cli", *args], cwd=self.root, env=self.env(**env),
-                           capture_output=True, text=True, timeout=timeout)
+        p = subprocess.run(
+            [sys.executable, "-m", "reconciler.cli", *args],
+            cwd=self.root,
+            env=self.env(**env),
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+        )
         return Run(p.returncode, p.stdout, p.stderr)
 
     def written_bytes(self) -> bytes:
@@ -224,9 +239,15 @@ def repo(tmp_path: Path) -> Repo:
     return Repo(root, ci)
 
 
-def config_text(em: Emulators | None, *, bestproxy: str | None = None, tcaplus: str | None = None,
-                jdb: str | None = None, tables: str = "game_players: {proto: tables/game_players.proto}",
-                extra: str = "") -> str:
+def config_text(
+    em: Emulators | None,
+    *,
+    bestproxy: str | None = None,
+    tcaplus: str | None = None,
+    jdb: str | None = None,
+    tables: str = "game_players: {proto: tables/game_players.proto}",
+    extra: str = "",
+) -> str:
     """A ``reconciler.yaml`` with env: credentials; base URLs default to the emulators."""
     bp_url = bestproxy or (em.bestproxy.url if em else "http://127.0.0.1:9")
     tc_url = tcaplus or (em.tcaplus.url if em else "http://127.0.0.1:9")
@@ -280,12 +301,18 @@ spec:
 
 
 def players_record(player_id: int, **extra: object) -> dict[str, object]:
-    return {"player_id": player_id, "player_name": f"p{player_id}", "player_email": f"p{player_id}@example.com",
-            "game_server_id": 1, **extra}
+    return {
+        "player_id": player_id,
+        "player_name": f"p{player_id}",
+        "player_email": f"p{player_id}@example.com",
+        "game_server_id": 1,
+        **extra,
+    }
 
 
-def records_doc(name: str, records: list[dict[str, object]] | None = None, *, file: str | None = None,
-                prune: dict[str, object] | None = None) -> str:
+def records_doc(
+    name: str, records: list[dict[str, object]] | None = None, *, file: str | None = None, prune: dict[str, object] | None = None
+) -> str:
     spec: dict[str, object] = {"table": "game_players", "mode": "whole"}
     if file:
         spec["file"] = file

@@ -58,11 +58,17 @@ def _measured(configured_repo: Repo, *args: str) -> tuple[Run, int]:
     """The CLI in a subprocess, and its peak RSS in MiB."""
     wrapper = configured_repo.root.parent / "rss_wrapper.py"
     wrapper.write_text(RSS_WRAPPER, encoding="utf-8")
-    p = subprocess.run([sys.executable, str(wrapper), *args], cwd=configured_repo.root, env=configured_repo.env(), capture_output=True,
-                       text=True, timeout=300)
+    p = subprocess.run(
+        [sys.executable, str(wrapper), *args],
+        cwd=configured_repo.root,
+        env=configured_repo.env(),
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     m = re.search(r"^peak-rss-kib (\d+)$", p.stderr, re.M)
     assert m, p.stderr[-2000:]
-    stderr = p.stderr[: m.start()] + p.stderr[m.end() + 1:]
+    stderr = p.stderr[: m.start()] + p.stderr[m.end() + 1 :]
     return Run(p.returncode, p.stdout, stderr), int(m.group(1)) // 1024
 
 
@@ -74,10 +80,12 @@ def _errors(r: Run) -> list[str]:
 def _fan_out_doc(i: int) -> str:
     """One document whose aliases expand to about 91,000 values: under the bound of one document
     of earlier versions; 40 of them in 22 KB ended in MemoryError."""
-    return (f"apiVersion: reconciler/v1\nkind: ProxyAccount\nmetadata: {{name: b{i}}}\nspec:\n  username: b{i}\n"
-            "  a: &a [" + ", ".join(["x"] * 100) + "]\n"
-            "  b: &b [" + ", ".join(["*a"] * 30) + "]\n"
-            "  c: [" + ", ".join(["*b"] * 30) + "]\n")
+    return (
+        f"apiVersion: reconciler/v1\nkind: ProxyAccount\nmetadata: {{name: b{i}}}\nspec:\n  username: b{i}\n"
+        "  a: &a [" + ", ".join(["x"] * 100) + "]\n"
+        "  b: &b [" + ", ".join(["*a"] * 30) + "]\n"
+        "  c: [" + ", ".join(["*b"] * 30) + "]\n"
+    )
 
 
 def test_an_alias_bomb_over_40_documents_is_one_error_in_bounded_memory(configured_repo: Repo) -> None:
@@ -89,7 +97,9 @@ def test_an_alias_bomb_over_40_documents_is_one_error_in_bounded_memory(configur
     bombs = [line for line in _errors(r) if "alias" in line]
     assert bombs == [bombs[0]] and re.match(
         r"^error: manifests/bomb\.yaml:\d+:\d+: spec\.c\[\d+\]\[\d+\]\[\d+\]: aliases expand to more than 100,000 "
-        r"values \(alias bomb\?\)$", bombs[0]), r.stderr
+        r"values \(alias bomb\?\)$",
+        bombs[0],
+    ), r.stderr
     assert rss < 200, f"peak RSS {rss} MiB"  # about 60 MiB; earlier versions: 870 MiB, then MemoryError
 
 
@@ -100,9 +110,14 @@ def test_alias_fan_out_spread_over_files_hits_the_run_budget(configured_repo: Re
     r = configured_repo.run("validate")
     assert r.code == 1, r.output
     run_wide = [line for line in _errors(r) if "in this run" in line]
-    assert run_wide and all(re.match(r"^error: manifests/f[234]\.yaml:\d+:\d+: spec\.[bc](\[\d+\])+: aliases expand to "
-                                     r"more than 250,000 values in this run \(all files read so far\) \(alias bomb\?\)$",
-                                     line) for line in run_wide), r.stderr
+    assert run_wide and all(
+        re.match(
+            r"^error: manifests/f[234]\.yaml:\d+:\d+: spec\.[bc](\[\d+\])+: aliases expand to "
+            r"more than 250,000 values in this run \(all files read so far\) \(alias bomb\?\)$",
+            line,
+        )
+        for line in run_wide
+    ), r.stderr
     assert "manifests/f0.yaml" not in "".join(run_wide) and "manifests/f1.yaml" not in "".join(run_wide)
     # a new run starts with a full budget: the first two files alone are fine as YAML
     for i in range(2, 5):
@@ -191,8 +206,10 @@ def test_a_data_file_that_is_not_utf8_is_one_line(configured_repo: Repo) -> None
 # -- (d) deep .proto nesting ----------------------------------------------------------------------------
 def test_3000_nested_proto_messages_are_a_file_line_error(configured_repo: Repo) -> None:
     depth = 3_000
-    configured_repo.write("tables/deep.proto", 'syntax = "proto3";\n' + "".join(f"message M{i} {{\n" for i in range(depth))
-             + "int32 x = 1;\n" + "}\n" * depth)
+    configured_repo.write(
+        "tables/deep.proto",
+        'syntax = "proto3";\n' + "".join(f"message M{i} {{\n" for i in range(depth)) + "int32 x = 1;\n" + "}\n" * depth,
+    )
     configured_repo.write("reconciler.yaml", config_text(None, tables="deep: {proto: tables/deep.proto, message: M0}"))
     configured_repo.write("manifests/r.yaml", records_doc("r", [{"x": 1}]).replace("game_players", "deep"))
     r = configured_repo.run_process("validate")
@@ -205,8 +222,10 @@ def test_3000_nested_proto_messages_are_a_file_line_error(configured_repo: Repo)
 def test_braces_in_comments_and_strings_do_not_count_as_nesting() -> None:
     from reconciler.vendors.tcaplus.protoschema import parse_proto
 
-    text = ('syntax = "proto2";\n// ' + "{" * 100 + "\n/* " + "{" * 100 + " */\n"
-            'message T { optional string s = 1 [default = "' + "{" * 100 + '"]; }\n')
+    text = (
+        'syntax = "proto2";\n// ' + "{" * 100 + "\n/* " + "{" * 100 + " */\n"
+        'message T { optional string s = 1 [default = "' + "{" * 100 + '"]; }\n'
+    )
     assert "T" in parse_proto(text, file="t.proto").messages
 
 
@@ -217,20 +236,26 @@ def test_a_hard_link_to_a_file_outside_the_workspace_is_refused(configured_repo:
     configured_repo.write("manifests/e.yaml", event_doc(players_file="players.txt"))
     r = configured_repo.run("validate")
     assert r.code == 1, r.output
-    assert re.search(r"^error: manifests/e\.yaml:\d+:\d+: FreeSpinEvent/pr-event spec\.playersFile: cannot read players "
-                     r"file players\.txt: has 2 hard links; a file named by manifests and config must have one", r.stderr,
-                     re.M), r.stderr
+    assert re.search(
+        r"^error: manifests/e\.yaml:\d+:\d+: FreeSpinEvent/pr-event spec\.playersFile: cannot read players "
+        r"file players\.txt: has 2 hard links; a file named by manifests and config must have one",
+        r.stderr,
+        re.M,
+    ), r.stderr
     assert OUTSIDE_TEXT not in r.output
 
 
 def test_a_hard_linked_manifest_is_refused(configured_repo: Repo) -> None:
     outside = configured_repo.root.parent / "outside.yaml"
-    outside.write_text(textwrap.dedent("""\
+    outside.write_text(
+        textwrap.dedent("""\
         apiVersion: reconciler/v1
         kind: ProxyAccount
         metadata: {name: outside}
         spec: {username: outside, password: env:RECONCILER_SECRET_PW, productType: 9}
-        """), encoding="utf-8")
+        """),
+        encoding="utf-8",
+    )
     (configured_repo.root / "manifests").mkdir()
     os.link(outside, configured_repo.root / "manifests" / "a.yaml")
     r = configured_repo.run("validate")
@@ -247,13 +272,13 @@ def test_a_symlinked_folder_component_out_of_the_workspace_is_refused(configured
     configured_repo.write("manifests/e.yaml", event_doc(players_file="data/players.txt"))
     r = configured_repo.run("validate")
     assert r.code == 1
-    assert re.search(r"spec\.playersFile: cannot read players file players\.txt: resolves outside the workspace root",
-                     r.stderr), r.stderr
+    assert re.search(
+        r"spec\.playersFile: cannot read players file players\.txt: resolves outside the workspace root", r.stderr
+    ), r.stderr
     assert OUTSIDE_TEXT not in r.output
 
 
-def test_a_folder_swapped_for_a_symlink_after_the_check_is_not_followed(tmp_path: Path,
-                                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_folder_swapped_for_a_symlink_after_the_check_is_not_followed(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """The swap happens exactly between the path check and the open (the check resolves the path;
     the swap is done right after it): the open, component by component from the root's descriptor
     with O_NOFOLLOW, refuses the symlink instead of reading the file outside."""

@@ -55,7 +55,7 @@ def test_json_lines_records_are_judged_as_if_every_string_were_walked(tmp_path) 
         '{"a": "tab\\tand\\r\\nbreaks", "b": "del \\u007f"}',
         "",
         '{"a": "after a blank line \\u200f"}',
-        "[1, 2, \"\u2069\"]",
+        '[1, 2, "\u2069"]',
     ]
     data = tmp_path / "d.jsonl"
     data.write_text("\n".join(lines) + "\n", encoding="utf-8")
@@ -72,4 +72,5 @@ def test_json_lines_records_are_judged_as_if_every_string_were_walked(tmp_path) 
         confine.set_root(old)
     assert len(records) == 8  # the list on line 10 is not a record (issue #21: bounded reading)
     assert [(p.line, p.field, p.message) for p in problems] == expected + [
-        (10, "", "a record is a JSON object holding at least its primary key")]
+        (10, "", "a record is a JSON object holding at least its primary key")
+    ]

@@ -121,15 +121,20 @@ def test_the_apply_step_fails_when_reconciler_exits_non_zero(tmp_path: Path, cod
     stub.chmod(0o755)
     temp = tmp_path / "runner-temp"
     temp.mkdir()
-    env = {**os.environ, "PATH": f"{stub.parent}{os.pathsep}{os.environ['PATH']}", "RUNNER_TEMP": str(temp),
-           "RECONCILER_OUT": str(temp)}
+    env = {
+        **os.environ,
+        "PATH": f"{stub.parent}{os.pathsep}{os.environ['PATH']}",
+        "RUNNER_TEMP": str(temp),
+        "RECONCILER_OUT": str(temp),
+    }
     r = subprocess.run(["bash", "-e", "-c", script], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=30)
     assert r.returncode != 0, r.stdout
     assert (temp / "apply.log").read_text() == "applied-something\n"
     [gl] = [s for s in gitlab_scripts()["reconciler-apply"] if "reconciler apply" in s]
     setup = [s for s in gitlab_scripts()["reconciler-apply"] if s.startswith("set -o pipefail")]
-    r = subprocess.run(["bash", "-e", "-c", "\n".join([*setup, gl])], cwd=tmp_path, env=env,
-                       capture_output=True, text=True, timeout=30)
+    r = subprocess.run(
+        ["bash", "-e", "-c", "\n".join([*setup, gl])], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=30
+    )
     assert r.returncode != 0
 
 
@@ -149,8 +154,12 @@ def test_examples_export_the_env_names_the_shipped_config_reads() -> None:
     """... in the env of each step that runs reconciler against the vendors (and nowhere else)."""
     names = _config_env_names()
     assert names == {"BESTPROXY_APP_KEY", "BESTPROXY_TOTP_SECRET", "TCAPLUS_APP_KEY", "JDB_KEY", "JDB_IV"}
-    steps = [s for job in github()["jobs"].values() for s in job["steps"]
-             if re.search(r"^\s*reconciler (plan|apply)", s.get("run", ""), re.M)]
+    steps = [
+        s
+        for job in github()["jobs"].values()
+        for s in job["steps"]
+        if re.search(r"^\s*reconciler (plan|apply)", s.get("run", ""), re.M)
+    ]
     assert len(steps) == 3  # plan, apply, drift
     for step in steps:
         assert names <= set(step.get("env", {})), (step["name"], names - set(step.get("env", {})))
@@ -167,7 +176,7 @@ def environments_scripts() -> dict[str, list[str]]:
 
 def test_gitlab_merge_requests_are_planned_with_the_target_branch_connections() -> None:
     joined = "\n".join(gitlab_scripts()["reconciler-plan"])
-    before = joined[:joined.index("reconciler plan")]
+    before = joined[: joined.index("reconciler plan")]
     assert "$CI_MERGE_REQUEST_TARGET_BRANCH_NAME" in before and "git show FETCH_HEAD:reconciler.yaml" in before
     assert 'export RECONCILER_CONNECTIONS_FROM="$RECONCILER_OUT/target-reconciler.yaml"' in before
 
@@ -190,8 +199,13 @@ def test_the_quickstart_config_works_in_the_sandbox_and_a_real_run_needs_approve
     """The shipped config uses example hosts for TcaplusDB/JDB: `--sandbox` replaces them (loopback),
     a real run refuses them until they are approved outside the repository."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("RECONCILER_")}
-    env.update(TCAPLUS_APP_KEY="x" * 8, JDB_KEY="k" * 16, JDB_IV="i" * 16, BESTPROXY_APP_KEY="a" * 8,
-               BESTPROXY_TOTP_SECRET="JBSWY3DPEHPK3PXP")
+    env.update(
+        TCAPLUS_APP_KEY="x" * 8,
+        JDB_KEY="k" * 16,
+        JDB_IV="i" * 16,
+        BESTPROXY_APP_KEY="a" * 8,
+        BESTPROXY_TOTP_SECRET="JBSWY3DPEHPK3PXP",
+    )
     shutil.copytree(REPO / "manifests", tmp_path / "manifests")
     shutil.copytree(REPO / "tables", tmp_path / "tables")
     shutil.copytree(REPO / "data", tmp_path / "data")
@@ -228,16 +242,26 @@ def _tool(name: str) -> str:
 def zizmor(*paths: Path) -> list[dict[str, Any]]:
     """zizmor's findings, offline (no request leaves the machine) and without any config file (a
     pull request could add one that silences findings)."""
-    r = subprocess.run([_tool("zizmor"), "--offline", "--no-config", "--format", "json", *map(str, paths)],
-                       capture_output=True, text=True, timeout=120, cwd=REPO)
+    r = subprocess.run(
+        [_tool("zizmor"), "--offline", "--no-config", "--format", "json", *map(str, paths)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=REPO,
+    )
     assert r.stdout.strip(), r.stderr
     return json.loads(r.stdout)
 
 
 def actionlint(cwd: Path, *paths: Path) -> subprocess.CompletedProcess[str]:
     # shellcheck off: its findings would depend on whether a shellcheck binary is on PATH
-    return subprocess.run([_tool("actionlint"), "-no-color", "-shellcheck=", "-pyflakes=", *map(str, paths)],
-                          capture_output=True, text=True, timeout=120, cwd=cwd)
+    return subprocess.run(
+        [_tool("actionlint"), "-no-color", "-shellcheck=", "-pyflakes=", *map(str, paths)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=cwd,
+    )
 
 
 def test_zizmor_finds_no_high_or_medium_finding_in_the_action_and_the_examples(tmp_path: Path) -> None:
@@ -246,8 +270,11 @@ def test_zizmor_finds_no_high_or_medium_finding_in_the_action_and_the_examples(t
     control = {(f["ident"], f["determinations"]["severity"]) for f in zizmor(bad)}
     assert ("template-injection", "High") in control and ("unpinned-uses", "High") in control, control  # it can fail
     findings = zizmor(ACTION, *WORKFLOWS)
-    serious = [(f["ident"], f["determinations"]["severity"], f["locations"][0]["concrete"]["feature"])
-               for f in findings if f["determinations"]["severity"] in ("High", "Medium")]
+    serious = [
+        (f["ident"], f["determinations"]["severity"], f["locations"][0]["concrete"]["feature"])
+        for f in findings
+        if f["determinations"]["severity"] in ("High", "Medium")
+    ]
     assert serious == []
     for path in (ACTION, *WORKFLOWS):
         assert "zizmor:" not in path.read_text(encoding="utf-8"), path  # no finding silenced inline
@@ -261,8 +288,12 @@ def test_actionlint_is_clean_over_the_examples_and_the_action(tmp_path: Path) ->
     (project / ".github" / "workflows").mkdir(parents=True)
     shutil.copy(ACTION, project / "action.yml")
     inputs = yaml.safe_load(ACTION.read_text(encoding="utf-8"))["inputs"]
-    use = {"name": "use", "on": "push", "permissions": {}, "jobs": {"a": {"runs-on": "ubuntu-latest", "steps": [
-        {"uses": "./", "with": {name: "x" for name in inputs}}]}}}
+    use = {
+        "name": "use",
+        "on": "push",
+        "permissions": {},
+        "jobs": {"a": {"runs-on": "ubuntu-latest", "steps": [{"uses": "./", "with": {name: "x" for name in inputs}}]}},
+    }
     (project / ".github" / "workflows" / "use.yml").write_text(yaml.safe_dump(use), encoding="utf-8")
     bad = project / ".github" / "workflows" / "bad.yml"
     bad.write_text(BAD_WORKFLOW.replace("@v4", "@v4\n        with: {bogus: 1}"), encoding="utf-8")
@@ -337,12 +368,14 @@ def test_installs_are_pinned() -> None:
         for line in path.read_text(encoding="utf-8").splitlines():
             if re.search(r"\bpip3? install\b", line):
                 assert re.search(r'"\$RECONCILER_(INSTALL|SOURCE)"$', line.strip()), (path, line)
-    [install] = [s["run"] for s in yaml.safe_load(ACTION.read_text(encoding="utf-8"))["runs"]["steps"]
-                 if "pip install" in s.get("run", "")]
+    [install] = [
+        s["run"] for s in yaml.safe_load(ACTION.read_text(encoding="utf-8"))["runs"]["steps"] if "pip install" in s.get("run", "")
+    ]
     commands = [c for c in install.replace("\\\n", " ").splitlines() if "pip install" in c]
     assert len(commands) == 2, commands
     assert "--require-hashes" in commands[0] and commands[0].rstrip().endswith(
-        '-r "$GITHUB_ACTION_PATH/scripts/action-requirements.txt"'), commands[0]
+        '-r "$GITHUB_ACTION_PATH/scripts/action-requirements.txt"'
+    ), commands[0]
     assert "--no-deps" in commands[1] and "--no-build-isolation" in commands[1]
     assert commands[1].rstrip().endswith('"$GITHUB_ACTION_PATH"'), commands[1]
 
@@ -352,10 +385,17 @@ def _version(text: str) -> tuple[int, ...]:
 
 
 def _satisfies(version: str, spec: str) -> bool:
-    ops = {">=": lambda a, b: a >= b, "<": lambda a, b: a < b, "<=": lambda a, b: a <= b,
-           "==": lambda a, b: a == b, ">": lambda a, b: a > b, "!=": lambda a, b: a != b}
-    return all(ops[op](_version(version), _version(bound))
-               for op, bound in re.findall(r"(>=|<=|==|!=|<|>)\s*([0-9][\w.]*)", spec))
+    ops = {
+        ">=": lambda a, b: a >= b,
+        "<": lambda a, b: a < b,
+        "<=": lambda a, b: a <= b,
+        "==": lambda a, b: a == b,
+        ">": lambda a, b: a > b,
+        "!=": lambda a, b: a != b,
+    }
+    return all(
+        ops[op](_version(version), _version(bound)) for op, bound in re.findall(r"(>=|<=|==|!=|<|>)\s*([0-9][\w.]*)", spec)
+    )
 
 
 def test_the_action_lock_pins_every_dependency_by_hash_within_its_range() -> None:
@@ -368,7 +408,7 @@ def test_the_action_lock_pins_every_dependency_by_hash_within_its_range() -> Non
     for req in requirements:
         name = re.match(r"[A-Za-z0-9][\w.-]*", req).group(0).lower().replace("_", "-")  # type: ignore[union-attr]
         assert name in pins, f"{name} is not in scripts/action-requirements.txt"
-        assert _satisfies(pins[name], req.split(";")[0][len(name):]), (req, pins[name])
+        assert _satisfies(pins[name], req.split(";")[0][len(name) :]), (req, pins[name])
     assert _satisfies("2.12.1", ">=2.12,<2.13") and not _satisfies("2.13.0", ">=2.12,<2.13")  # the checker can fail
 
 
@@ -384,8 +424,10 @@ def test_every_file_the_examples_write_is_under_the_runner_temp_folder() -> None
         for target in re.findall(r'(?:>>?|\btee|--out|--dir|(?<!set )-o)\s+("?[^\s;|]+"?)', script):
             seen += 1
             t = target.strip('"')
-            assert t in own or t.startswith(("$RUNNER_TEMP/", "$RECONCILER_OUT/")) or t in ("$RUNNER_TEMP", "$RECONCILER_OUT"), \
-                (target, script)
+            assert t in own or t.startswith(("$RUNNER_TEMP/", "$RECONCILER_OUT/")) or t in ("$RUNNER_TEMP", "$RECONCILER_OUT"), (
+                target,
+                script,
+            )
     assert seen > 20
     for path, doc in _github_files():
         for step in _steps(doc):
@@ -405,8 +447,10 @@ def _fake_reconciler(tmp_path: Path, body: str) -> Path:
     return bin_dir
 
 
-ERRORS = ("error: manifests/a.yaml:3:1: ProxyAccount/x spec.remark: ```\n~~~~~~~~~~~~\n# Pwned\n"
-          "![x](https://evil.example/x.png) @org/team\n~~~\n")
+ERRORS = (
+    "error: manifests/a.yaml:3:1: ProxyAccount/x spec.remark: ```\n~~~~~~~~~~~~\n# Pwned\n"
+    "![x](https://evil.example/x.png) @org/team\n~~~\n"
+)
 
 
 def _fenced_only(md: str, title: str) -> None:
@@ -428,9 +472,14 @@ def test_a_failed_plan_comment_is_fenced_whatever_the_errors_hold(tmp_path: Path
     temp.mkdir()
     (tmp_path / "errors.txt").write_text(ERRORS, encoding="utf-8")
     bin_dir = _fake_reconciler(tmp_path, f'cat "{tmp_path / "errors.txt"}" >&2\nexit 1\n')
-    env = {**os.environ, "PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}", "RUNNER_TEMP": str(temp),
-           "RECONCILER_OUT": str(temp), "GITHUB_STEP_SUMMARY": str(tmp_path / "summary"),
-           "GITHUB_OUTPUT": str(tmp_path / "output")}
+    env = {
+        **os.environ,
+        "PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}",
+        "RUNNER_TEMP": str(temp),
+        "RECONCILER_OUT": str(temp),
+        "GITHUB_STEP_SUMMARY": str(tmp_path / "summary"),
+        "GITHUB_OUTPUT": str(tmp_path / "output"),
+    }
     if example == "github":
         [script] = [s for s in github_scripts()["plan"] if "reconciler plan" in s]
     else:
@@ -450,15 +499,23 @@ def _action_run(tmp_path: Path, **inputs: str) -> tuple[subprocess.CompletedProc
     temp.mkdir(parents=True, exist_ok=True)
     work.mkdir(parents=True, exist_ok=True)
     calls = tmp_path / "calls.jsonl"
-    record = (f'{sys.executable} -c "import json,os,sys; print(json.dumps({{\'argv\': sys.argv[1:], '
-              f'\'from\': os.environ.get(\'RECONCILER_CONNECTIONS_FROM\')}}))" "$0" "$@" >> "{calls}"\n')
+    record = (
+        f"{sys.executable} -c \"import json,os,sys; print(json.dumps({{'argv': sys.argv[1:], "
+        f'\'from\': os.environ.get(\'RECONCILER_CONNECTIONS_FROM\')}}))" "$0" "$@" >> "{calls}"\n'
+    )
     bin_dir = _fake_reconciler(tmp_path, record + 'echo "### reconciler"\nexit 0\n')
     gh = bin_dir / "gh"
     gh.write_text(f'#!/bin/sh\necho "$@" > "{tmp_path / "gh-args"}"\necho "trusted: yes"\n', encoding="utf-8")
     gh.chmod(0o755)
-    env = {"PATH": f"{bin_dir}:/usr/bin:/bin", "HOME": str(tmp_path), "RUNNER_TEMP": str(temp),
-           "GITHUB_WORKSPACE": str(work), "GITHUB_REPOSITORY": "o/r", "GITHUB_OUTPUT": str(tmp_path / "output"),
-           **{f"RECONCILER_{k.upper()}": v for k, v in inputs.items()}}
+    env = {
+        "PATH": f"{bin_dir}:/usr/bin:/bin",
+        "HOME": str(tmp_path),
+        "RUNNER_TEMP": str(temp),
+        "GITHUB_WORKSPACE": str(work),
+        "GITHUB_REPOSITORY": "o/r",
+        "GITHUB_OUTPUT": str(tmp_path / "output"),
+        **{f"RECONCILER_{k.upper()}": v for k, v in inputs.items()},
+    }
     r = subprocess.run(["bash", str(ACTION_SCRIPT)], cwd=work, env=env, capture_output=True, text=True, timeout=60)
     runs = [json.loads(line) for line in calls.read_text().splitlines()] if calls.exists() else []
     return r, temp, runs
@@ -482,7 +539,10 @@ def test_the_action_writes_its_plan_under_the_runner_temp_folder(tmp_path: Path)
         assert r.returncode == 1 and "inside the checkout" in r.stderr and runs == [], r.stderr
     r, _, runs = _action_run(tmp_path / "y", command="plan", plan_file="sub/plan.json")  # relative: under temp
     assert r.returncode == 0, r.stderr
-    assert Path(runs[0]["argv"][runs[0]["argv"].index("--out") + 1]) == tmp_path / "y" / "runner-temp" / "reconciler" / "sub" / "plan.json"
+    assert (
+        Path(runs[0]["argv"][runs[0]["argv"].index("--out") + 1])
+        == tmp_path / "y" / "runner-temp" / "reconciler" / "sub" / "plan.json"
+    )
 
 
 @pytest.mark.skipif(shutil.which("bash") is None, reason="needs bash")
@@ -497,7 +557,8 @@ def test_the_action_takes_the_trusted_settings_from_the_target_branch_by_default
     trusted = temp / "reconciler" / "trusted-reconciler.yaml"
     assert run["from"] == str(trusted) and trusted.read_text() == "trusted: yes\n"
     assert (tmp_path / "gh-args").read_text() == (
-        "api -X GET -H Accept: application/vnd.github.raw+json repos/o/r/contents/reconciler.yaml -f ref=main\n")
+        "api -X GET -H Accept: application/vnd.github.raw+json repos/o/r/contents/reconciler.yaml -f ref=main\n"
+    )
     r, _, [run] = _action_run(tmp_path / "b", command="plan", trusted_config="/etc/trusted.yaml", trusted_ref="main")
     assert run["from"] == "/etc/trusted.yaml"
     r, _, [run] = _action_run(tmp_path / "c", command="apply", plan_file="")  # a push: the checkout is trusted
@@ -512,8 +573,12 @@ def test_the_action_fences_error_lines_in_its_report(tmp_path: Path) -> None:
     temp.mkdir()
     work.mkdir()
     for command in ("validate", "plan"):
-        env = {"PATH": f"{tmp_path / 'fake-bin'}:/usr/bin:/bin", "RUNNER_TEMP": str(temp), "GITHUB_WORKSPACE": str(work),
-               "RECONCILER_COMMAND": command}
+        env = {
+            "PATH": f"{tmp_path / 'fake-bin'}:/usr/bin:/bin",
+            "RUNNER_TEMP": str(temp),
+            "GITHUB_WORKSPACE": str(work),
+            "RECONCILER_COMMAND": command,
+        }
         r = subprocess.run(["bash", str(ACTION_SCRIPT)], cwd=work, env=env, capture_output=True, text=True, timeout=60)
         assert r.returncode == 1, r.stderr
         _fenced_only((temp / "reconciler" / "report.md").read_text(encoding="utf-8"), f"reconciler {command}")

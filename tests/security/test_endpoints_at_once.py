@@ -3,8 +3,17 @@ request — not one per run, fixed and re-run."""
 
 from __future__ import annotations
 
-from tests.security.conftest import TCAPLUS_PROTOS, Attacker, Emulators, Repo, account, config_text, event_doc, \
-    players_record, records_doc
+from tests.security.conftest import (
+    TCAPLUS_PROTOS,
+    Attacker,
+    Emulators,
+    Repo,
+    account,
+    config_text,
+    event_doc,
+    players_record,
+    records_doc,
+)
 
 
 def test_every_unapproved_endpoint_is_reported_at_once(repo: Repo, emulators: Emulators, attacker: Attacker) -> None:
@@ -19,7 +28,9 @@ def test_every_unapproved_endpoint_is_reported_at_once(repo: Repo, emulators: Em
     lines = [line for line in r.stderr.splitlines() if "is not an approved" in line]
     assert len(lines) == 3, r.stderr
     for vendor in ("bestproxy", "tcaplus", "jdb"):
-        assert any(f"Config providers.{vendor}.base_url: host attacker.test is not an approved {vendor} endpoint" in line
-                   for line in lines), r.stderr
+        assert any(
+            f"Config providers.{vendor}.base_url: host attacker.test is not an approved {vendor} endpoint" in line
+            for line in lines
+        ), r.stderr
     assert attacker.requests == []
     repo.assert_no_secret(r)

@@ -49,16 +49,22 @@ def test_manifest_secret_file_outside_the_root_is_refused(configured_repo: Repo,
     _symlink(configured_repo, "manifests/link.txt", outside)
     configured_repo.write("manifests/a.yaml", account(password=ref.format(abs=outside)))
     r = configured_repo.run("plan", "--format", "markdown")
-    _error(r, r"^error: manifests/a\.yaml:6:13: ProxyAccount/pr01 spec\.password: secret reference file:.*"
-              r"resolves outside the workspace root")
+    _error(
+        r,
+        r"^error: manifests/a\.yaml:6:13: ProxyAccount/pr01 spec\.password: secret reference file:.*"
+        r"resolves outside the workspace root",
+    )
     configured_repo.assert_no_secret(r)
 
 
 def test_players_file_outside_the_root_is_refused_and_never_quoted(configured_repo: Repo) -> None:
     configured_repo.write("manifests/e.yaml", event_doc(players_file="../../outside.txt"))
     r = configured_repo.run("plan", "--format", "markdown")
-    _error(r, r"^error: manifests/e\.yaml:\d+:\d+: FreeSpinEvent/pr-event spec\.playersFile: cannot read players file "
-              r"outside\.txt: resolves outside the workspace root")
+    _error(
+        r,
+        r"^error: manifests/e\.yaml:\d+:\d+: FreeSpinEvent/pr-event spec\.playersFile: cannot read players file "
+        r"outside\.txt: resolves outside the workspace root",
+    )
     configured_repo.assert_no_secret(r)
 
 
@@ -73,8 +79,11 @@ def test_players_file_symlinked_out_of_the_root_is_refused(configured_repo: Repo
 def test_data_file_outside_the_root_is_refused(configured_repo: Repo) -> None:
     configured_repo.write("manifests/r.yaml", records_doc("r", file="../../outside.txt"))
     r = configured_repo.run("plan")
-    _error(r, r"^error: manifests/r\.yaml:1:\d+: TcaplusRecords/r spec\.file: data file .*outside\.txt: "
-              r"resolves outside the workspace root")
+    _error(
+        r,
+        r"^error: manifests/r\.yaml:1:\d+: TcaplusRecords/r spec\.file: data file .*outside\.txt: "
+        r"resolves outside the workspace root",
+    )
     configured_repo.assert_no_secret(r)
 
 
@@ -82,11 +91,16 @@ def test_data_file_outside_the_root_is_refused(configured_repo: Repo) -> None:
 def test_proto_outside_the_root_is_refused_and_never_quoted(configured_repo: Repo, emulators: Emulators, proto: str) -> None:
     outside = configured_repo.root.parent / "outside.txt"
     _symlink(configured_repo, "tables/evil.proto", outside)
-    configured_repo.write("reconciler.yaml", config_text(emulators, tables=f"game_players: {{proto: {proto.format(abs=outside)}}}"))
+    configured_repo.write(
+        "reconciler.yaml", config_text(emulators, tables=f"game_players: {{proto: {proto.format(abs=outside)}}}")
+    )
     configured_repo.write("manifests/r.yaml", records_doc("r", [players_record(1)]))
     r = configured_repo.run("plan", "--format", "markdown")
-    _error(r, r"^error: reconciler\.yaml:\d+:\d+: Config providers\.tcaplus\.tables\.game_players\.proto: "
-              r"resolves outside the workspace root")
+    _error(
+        r,
+        r"^error: reconciler\.yaml:\d+:\d+: Config providers\.tcaplus\.tables\.game_players\.proto: "
+        r"resolves outside the workspace root",
+    )
     configured_repo.assert_no_secret(r)
 
 
@@ -107,8 +121,10 @@ def test_root_flag_widens_or_narrows_the_root(configured_repo: Repo) -> None:
 
 
 def test_config_secret_may_be_a_mounted_ci_secret_outside_the_root(configured_repo: Repo, emulators: Emulators) -> None:
-    configured_repo.write("reconciler.yaml", config_text(emulators).replace("app_key: env:BESTPROXY_APP_KEY",
-                                                                 f"app_key: file:{configured_repo.ci / 'app_key'}"))
+    configured_repo.write(
+        "reconciler.yaml",
+        config_text(emulators).replace("app_key: env:BESTPROXY_APP_KEY", f"app_key: file:{configured_repo.ci / 'app_key'}"),
+    )
     configured_repo.write("manifests/a.yaml", account())
     r = configured_repo.run("plan", "--out", "plan.json")
     assert r.code == 0, r.output
@@ -121,7 +137,9 @@ def test_dev_zero_as_a_secret_is_refused_quickly(configured_repo: Repo, emulator
         configured_repo.write("manifests/a.yaml", account(password="file:/dev/zero"))
         args = ["validate", "--root", "/"]
     else:
-        configured_repo.write("reconciler.yaml", config_text(emulators).replace("password: env:TCAPLUS_APP_KEY", "password: file:/dev/zero"))
+        configured_repo.write(
+            "reconciler.yaml", config_text(emulators).replace("password: env:TCAPLUS_APP_KEY", "password: file:/dev/zero")
+        )
         configured_repo.write("manifests/r.yaml", records_doc("r", [players_record(1)]))
         args = ["plan"]
     r = configured_repo.run(*args, timeout=60)  # bounded: a read until MemoryError would time out
@@ -151,8 +169,11 @@ def test_a_symlinked_config_out_of_the_workspace_is_refused(repo: Repo) -> None:
 def test_a_provider_credential_cannot_be_a_resource_value(configured_repo: Repo, emulators: Emulators) -> None:
     configured_repo.write("manifests/a.yaml", account(password="env:TCAPLUS_APP_KEY"))
     r = configured_repo.run("plan")
-    _error(r, r"^error: manifests/a\.yaml:6:13: ProxyAccount/pr01 spec\.password: secret reference env:TCAPLUS_APP_KEY: "
-              r"TCAPLUS_APP_KEY holds a provider credential")
+    _error(
+        r,
+        r"^error: manifests/a\.yaml:6:13: ProxyAccount/pr01 spec\.password: secret reference env:TCAPLUS_APP_KEY: "
+        r"TCAPLUS_APP_KEY holds a provider credential",
+    )
     assert emulators.bestproxy.emulator.stats == {} or sum(emulators.bestproxy.emulator.stats.values()) == 0
     configured_repo.assert_no_secret(r)
 
@@ -160,8 +181,10 @@ def test_a_provider_credential_cannot_be_a_resource_value(configured_repo: Repo,
 def test_a_credential_under_another_name_or_file_is_still_refused(configured_repo: Repo, emulators: Emulators) -> None:
     """By value: the same credential behind an allowed env name, or in a file inside the root."""
     configured_repo.write("secrets/tc.txt", TC_PASSWORD)
-    configured_repo.write("manifests/a.yaml", account(password="env:RECONCILER_SECRET_COPY") + "---\n"
-             + account("pr02", password="file:../secrets/tc.txt"))
+    configured_repo.write(
+        "manifests/a.yaml",
+        account(password="env:RECONCILER_SECRET_COPY") + "---\n" + account("pr02", password="file:../secrets/tc.txt"),
+    )
     r = configured_repo.run("plan", RECONCILER_SECRET_COPY=TC_PASSWORD)
     assert r.code == 1, r.output
     assert r.stderr.count("its value is a provider credential") == 2, r.stderr
@@ -171,8 +194,11 @@ def test_a_credential_under_another_name_or_file_is_still_refused(configured_rep
 def test_manifests_reference_only_the_env_names_meant_for_them(configured_repo: Repo, emulators: Emulators) -> None:
     configured_repo.write("manifests/a.yaml", account(password="env:DATABASE_PASSWORD"))
     r = configured_repo.run("validate", DATABASE_PASSWORD="DbCanary123")
-    _error(r, r"secret reference env:DATABASE_PASSWORD: manifests may reference only environment variables matching "
-              r"settings\.manifest_secret_env \(RECONCILER_\*\)")
+    _error(
+        r,
+        r"secret reference env:DATABASE_PASSWORD: manifests may reference only environment variables matching "
+        r"settings\.manifest_secret_env \(RECONCILER_\*\)",
+    )
     assert "DbCanary123" not in r.output
     configured_repo.write("reconciler.yaml", config_text(emulators, extra="settings:\n  manifest_secret_env: [PROXY_PW_*]\n"))
     configured_repo.write("manifests/a.yaml", account(password="env:PROXY_PW_PR01"))
@@ -209,31 +235,45 @@ def test_an_unreadable_manifest_is_an_error(configured_repo: Repo) -> None:
 
 
 BOMB = "a: &a [x, x, x, x, x, x, x, x, x]\n" + "".join(
-    f"{n}: &{n} [{', '.join(['*' + p] * 9)}]\n" for p, n in zip("abcdefgh", "bcdefghi", strict=True))
+    f"{n}: &{n} [{', '.join(['*' + p] * 9)}]\n" for p, n in zip("abcdefgh", "bcdefghi", strict=True)
+)
 
 
-@pytest.mark.parametrize(("text", "message"), [
-    (BOMB, r"more than 1000 alias uses \(\*name\) in one document"),
-    ("a: &a [*a]\n", r"recursive alias"),
-    ("x: " + "[" * 200 + "]" * 200 + "\n", r"nested deeper than 64 levels"),
-])
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        (BOMB, r"more than 1000 alias uses \(\*name\) in one document"),
+        ("a: &a [*a]\n", r"recursive alias"),
+        ("x: " + "[" * 200 + "]" * 200 + "\n", r"nested deeper than 64 levels"),
+    ],
+)
 def test_yaml_alias_bombs_and_deep_nesting_are_bounded(configured_repo: Repo, text: str, message: str) -> None:
     configured_repo.write("manifests/bomb.yaml", text)
     r = configured_repo.run("validate", timeout=60)
     _error(r, rf"^error: manifests/bomb\.yaml:\d+:\d+: .*{message}")
 
 
-@pytest.mark.parametrize(("remark", "char"), [
-    ("ok\\0evil", "U+0000"), ("safe\\u202egnp.exe", "U+202E"), ("a\\u2066b", "U+2066"), ("a\\x1bb", "U+001B"),
-])
+@pytest.mark.parametrize(
+    ("remark", "char"),
+    [
+        ("ok\\0evil", "U+0000"),
+        ("safe\\u202egnp.exe", "U+202E"),
+        ("a\\u2066b", "U+2066"),
+        ("a\\x1bb", "U+001B"),
+    ],
+)
 def test_control_and_bidi_characters_are_refused_in_manifest_strings(configured_repo: Repo, remark: str, char: str) -> None:
     configured_repo.write("manifests/a.yaml", account().replace('remark: "from a PR"', f'remark: "{remark}"'))
     r = configured_repo.run("validate")
-    _error(r, rf"^error: manifests/a\.yaml:8:11: spec\.remark: (bidirectional )?control character {re.escape(char)} is not allowed")
+    _error(
+        r, rf"^error: manifests/a\.yaml:8:11: spec\.remark: (bidirectional )?control character {re.escape(char)} is not allowed"
+    )
 
 
 def test_control_characters_are_refused_in_record_strings_and_players_files(configured_repo: Repo) -> None:
-    configured_repo.write("manifests/data/p.jsonl", '{"player_id": 1, "player_name": "p\\u202e1", "player_email": "e", "game_server_id": 1}\n')
+    configured_repo.write(
+        "manifests/data/p.jsonl", '{"player_id": 1, "player_name": "p\\u202e1", "player_email": "e", "game_server_id": 1}\n'
+    )
     configured_repo.write("manifests/r.yaml", records_doc("r", file="data/p.jsonl"))
     configured_repo.write("manifests/players.txt", "player00001\nplayer\u202e00002\n")
     configured_repo.write("manifests/e.yaml", event_doc(players_file="players.txt"))
@@ -249,8 +289,10 @@ def test_control_characters_in_live_values_are_shown_escaped(configured_repo: Re
 
     from tests.security.conftest import BP_APP_KEY
 
-    r = httpx.post(emulators.bestproxy.url + "/gateway/whitelist-account/add",
-                   json={"app_key": BP_APP_KEY, "accounts": "pr01:Other1234", "product_type": 9, "remark": "ok\u202etxt.exe"})
+    r = httpx.post(
+        emulators.bestproxy.url + "/gateway/whitelist-account/add",
+        json={"app_key": BP_APP_KEY, "accounts": "pr01:Other1234", "product_type": 9, "remark": "ok\u202etxt.exe"},
+    )
     assert r.json()["code"] == 200, r.text
     configured_repo.write("manifests/a.yaml", account(remark="ok"))
     for fmt in ("text", "markdown"):
@@ -280,12 +322,19 @@ def test_a_file_name_with_a_refused_character_is_shown_escaped(configured_repo: 
 
 def test_a_proto_import_leaving_the_workspace_is_refused(configured_repo: Repo) -> None:
     """Imports are never read; one that names a path outside the workspace is an error."""
-    configured_repo.write("tables/game_players.proto", PROTO.replace('import "tcaplusservice.optionv1.proto";',
-                                                        'import "tcaplusservice.optionv1.proto";\nimport "../../outside.txt";'))
+    configured_repo.write(
+        "tables/game_players.proto",
+        PROTO.replace(
+            'import "tcaplusservice.optionv1.proto";', 'import "tcaplusservice.optionv1.proto";\nimport "../../outside.txt";'
+        ),
+    )
     configured_repo.write("manifests/r.yaml", records_doc("r", [players_record(1)]))
     r = configured_repo.run("validate")
-    _error(r, r"^error: tables/game_players\.proto:1:1: import '\.\./\.\./outside\.txt': imports must be "
-              r"relative paths inside the workspace")
+    _error(
+        r,
+        r"^error: tables/game_players\.proto:1:1: import '\.\./\.\./outside\.txt': imports must be "
+        r"relative paths inside the workspace",
+    )
     configured_repo.assert_no_secret(r)
 
 
@@ -298,17 +347,26 @@ def test_a_deeply_nested_json_lines_record_is_an_input_error(configured_repo: Re
 
 def test_a_named_connections_credential_is_never_a_resource_value(configured_repo: Repo, emulators: Emulators) -> None:
     """Even when its env name matches settings.manifest_secret_env."""
-    configured_repo.write("reconciler.yaml", config_text(emulators, extra=f"""\
+    configured_repo.write(
+        "reconciler.yaml",
+        config_text(
+            emulators,
+            extra=f"""\
 connections:
   bestproxy:
     eu:
       base_url: {emulators.bestproxy.url}
       app_key: env:RECONCILER_SECRET_EU_APP_KEY
-"""))
+""",
+        ),
+    )
     configured_repo.write("manifests/a.yaml", account(password="env:RECONCILER_SECRET_EU_APP_KEY"))
     r = configured_repo.run("validate", RECONCILER_SECRET_EU_APP_KEY="EuAppKey12345")
-    _error(r, r"spec\.password: secret reference env:RECONCILER_SECRET_EU_APP_KEY: RECONCILER_SECRET_EU_APP_KEY holds "
-              r"a provider credential")
+    _error(
+        r,
+        r"spec\.password: secret reference env:RECONCILER_SECRET_EU_APP_KEY: RECONCILER_SECRET_EU_APP_KEY holds "
+        r"a provider credential",
+    )
     assert "EuAppKey12345" not in r.output
 
 
@@ -323,7 +381,8 @@ def test_symlinked_and_unlistable_manifest_folders_are_never_skipped_silently(co
     r = configured_repo.run("validate")
     assert r.code == 1, r.output
     assert r.stderr.strip().splitlines() == [
-        f"error: manifests/outside:1:1: a symlinked folder that resolves outside the workspace root ({configured_repo.root})"]
+        f"error: manifests/outside:1:1: a symlinked folder that resolves outside the workspace root ({configured_repo.root})"
+    ]
     (configured_repo.root / "manifests" / "outside").unlink()
     ok = configured_repo.run("validate")
     assert ok.code == 0 and "Valid: 2 resource(s)" in ok.stdout, ok.output
@@ -352,7 +411,9 @@ def test_ci_platform_variables_stay_out_of_reach_even_with_widened_patterns(conf
     tokens stay unreachable anyway (RECONCILER_CONNECTIONS_FROM also takes the patterns from the
     target branch)."""
     configured_repo.write("reconciler.yaml", config_text(emulators, extra="settings:\n  manifest_secret_env: ['*']\n"))
-    configured_repo.write("manifests/a.yaml", account(password="env:GITHUB_TOKEN") + "---\n" + account("pr02", password="env:CI_JOB_TOKEN"))
+    configured_repo.write(
+        "manifests/a.yaml", account(password="env:GITHUB_TOKEN") + "---\n" + account("pr02", password="env:CI_JOB_TOKEN")
+    )
     r = configured_repo.run("validate", GITHUB_TOKEN="ghsCanary123456", CI_JOB_TOKEN="glcCanary123456")
     assert r.code == 1, r.output
     assert r.stderr.count("belongs to the CI platform or a cloud SDK; manifests cannot use it") == 2, r.stderr

@@ -149,7 +149,9 @@ def test_a_yaml_key_with_a_line_break_is_one_error_line(configured_repo: Repo) -
         assert r.code == 1, r.output
         _clean(r)
         [line] = [x for x in r.stderr.splitlines() if "bogus" in x]
-        assert line.startswith("error: manifests/a.yaml:") and "bogus\\u000a::error::pwned\\u000d\\u000a##\\u005berror]x" in line, line
+        assert (
+            line.startswith("error: manifests/a.yaml:") and "bogus\\u000a::error::pwned\\u000d\\u000a##\\u005berror]x" in line
+        ), line
 
 
 def test_a_kind_with_a_line_break_is_one_error_line(configured_repo: Repo) -> None:

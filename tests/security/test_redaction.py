@@ -42,8 +42,10 @@ def test_debug_logs_of_plan_and_apply_on_all_vendors_hold_no_credential(repo: Re
     repo.write("manifests/tc.yaml", records_doc("r", [players_record(1), players_record(2)]))
     repo.write("manifests/jdb.yaml", event_doc())
     # an address to remove: the delete needs a TOTP code computed from the secret
-    r = httpx.post(emulators.bestproxy.url + "/gateway/proxy-ip/add",
-                   json={"app_key": BP_APP_KEY, "ips": "198.51.100.99", "product_type": 14, "remark": ""})
+    r = httpx.post(
+        emulators.bestproxy.url + "/gateway/proxy-ip/add",
+        json={"app_key": BP_APP_KEY, "ips": "198.51.100.99", "product_type": 14, "remark": ""},
+    )
     assert r.json()["code"] == 200, r.text
     totp = pyotp.TOTP(BP_TOTP)
     codes = {totp.now()}
@@ -75,8 +77,10 @@ def test_a_debug_traceback_is_redacted(repo: Repo, emulators: Emulators) -> None
 
 def test_redaction_covers_registered_values_and_credential_names(caplog: object) -> None:
     redact.register("S3cretValue/with+chars")
-    text = ("GET https://h/x?app_key=S3cretValue%2Fwith%2Bchars&n=1 body={\"password\": \"Other1\"} "
-            "headers=[(b'x-tcaplus-pwd-md5', b'0123abcd')] verify_code=123456 x=AbCdEf")
+    text = (
+        'GET https://h/x?app_key=S3cretValue%2Fwith%2Bchars&n=1 body={"password": "Other1"} '
+        "headers=[(b'x-tcaplus-pwd-md5', b'0123abcd')] verify_code=123456 x=AbCdEf"
+    )
     out = redact.redact(text)
     for secret in ("S3cretValue", "Other1", "0123abcd", "123456", "AbCdEf"):
         assert secret not in out, out

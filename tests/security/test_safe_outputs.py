@@ -154,8 +154,10 @@ def test_apply_resume_never_appends_through_a_symlink(outputs_repo: Repo, tmp_pa
     # an interrupted run's journal, kept outside; the checkout commits a symlink to it
     real = tmp_path / "elsewhere" / "run.jsonl"
     real.parent.mkdir()
-    real.write_text(json.dumps({"type": "run", "format_version": 1, "paths": ["manifests"], "changes": [],
-                                "digest": {}}) + "\n", encoding="utf-8")
+    real.write_text(
+        json.dumps({"type": "run", "format_version": 1, "paths": ["manifests"], "changes": [], "digest": {}}) + "\n",
+        encoding="utf-8",
+    )
     before = real.read_bytes()
     _link(outputs_repo, "run.jsonl", real)
     r = outputs_repo.run("apply", "--auto-approve", "--resume", "run.jsonl")
@@ -218,8 +220,14 @@ def test_export_transactions_replaces_a_symlink(outputs_repo: Repo, victim: Path
 # -- the sandbox: serve --config-out and the state folder ----------------------------------------------
 def _serve(repo: Repo, *args: str) -> tuple[int, str]:
     """``reconciler sandbox serve`` until it says it serves (or exits); stopped with SIGINT."""
-    proc = subprocess.Popen([sys.executable, "-m", "reconciler.cli", "sandbox", "serve", *args],
-                            cwd=repo.root, env=repo.env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "reconciler.cli", "sandbox", "serve", *args],
+        cwd=repo.root,
+        env=repo.env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
     out = []
     try:
         assert proc.stdout is not None

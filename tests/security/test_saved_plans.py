@@ -67,14 +67,22 @@ def test_an_edited_plan_cannot_add_a_tcaplus_delete_or_change_an_overwrite(repo:
     update = by_action["update"]
     update["data"]["record"]["level"] = 99
     delete = copy.deepcopy(update)
-    delete.update(action="delete", key="game_players|3|p3|p3@example.com", diffs=[], summary="delete",
-                  data={"table": "game_players", "keys": {"player_id": 3, "player_name": "p3", "player_email": "p3@example.com"}})
+    delete.update(
+        action="delete",
+        key="game_players|3|p3|p3@example.com",
+        diffs=[],
+        summary="delete",
+        data={"table": "game_players", "keys": {"player_id": 3, "player_name": "p3", "player_email": "p3@example.com"}},
+    )
     plan["changes"].append(delete)
     (ws.root / "plan.json").write_text(json.dumps(plan), encoding="utf-8")
 
     applied = ws.run("apply", "plan.json")
     assert applied.code == 3, applied.output
-    assert "STALE   update TcaplusRecords/game_players|1|p1|p1@example.com: the change would differ from the reviewed plan" in applied.stdout
+    assert (
+        "STALE   update TcaplusRecords/game_players|1|p1|p1@example.com: the change would differ from the reviewed plan"
+        in applied.stdout
+    )
     assert "skipped delete TcaplusRecords/game_players|3|p3|p3@example.com" in applied.stdout
     assert "ok      create TcaplusRecords/game_players|2|p2|p2@example.com" in applied.stdout
     live = _records(emulators)
@@ -85,8 +93,10 @@ def test_an_edited_plan_cannot_add_a_tcaplus_delete_or_change_an_overwrite(repo:
 def test_a_plan_applied_twice_is_all_skipped_for_every_kind(repo: Repo, emulators: Emulators) -> None:
     ws = _ws(repo, emulators)
     _tcaplus_set(emulators, players_record(1, level=1))
-    r = httpx.post(emulators.bestproxy.url + "/gateway/whitelist-account/add",
-                   json={"app_key": BP_APP_KEY, "accounts": "pr02:OldPass123", "product_type": 9, "remark": "old"})
+    r = httpx.post(
+        emulators.bestproxy.url + "/gateway/whitelist-account/add",
+        json={"app_key": BP_APP_KEY, "accounts": "pr02:OldPass123", "product_type": 9, "remark": "old"},
+    )
     assert r.json()["code"] == 200, r.text
     ws.write("manifests/bp.yaml", account() + "---\n" + account("pr02", remark="new") + "---\n" + IPS)
     ws.write("manifests/r.yaml", records_doc("r", [players_record(1, level=2), players_record(2)]))
@@ -94,8 +104,14 @@ def test_a_plan_applied_twice_is_all_skipped_for_every_kind(repo: Repo, emulator
     assert ws.run("plan", "--out", "plan.json").code == 0
     changes = json.loads((ws.root / "plan.json").read_text(encoding="utf-8"))["changes"]
     kinds = {(c["kind"], c["action"]) for c in changes}
-    assert {("TcaplusRecords", "create"), ("TcaplusRecords", "update"), ("ProxyAccount", "create"),
-            ("ProxyAccount", "update"), ("IpAllowlist", "create"), ("FreeSpinEvent", "create")} <= kinds, kinds
+    assert {
+        ("TcaplusRecords", "create"),
+        ("TcaplusRecords", "update"),
+        ("ProxyAccount", "create"),
+        ("ProxyAccount", "update"),
+        ("IpAllowlist", "create"),
+        ("FreeSpinEvent", "create"),
+    } <= kinds, kinds
 
     first = ws.run("apply", "plan.json")
     assert first.code == 0, first.output
@@ -111,6 +127,7 @@ def test_a_plan_applied_twice_is_all_skipped_for_every_kind(repo: Repo, emulator
 
 def _state(em: Emulators) -> dict[str, Any]:
     """Everything the three emulators hold (TcaplusDB with record versions, JDB with update times)."""
+
     def bp(path: str, **q: Any) -> Any:
         return httpx.get(em.bestproxy.url + path, params={"app_key": BP_APP_KEY, **q}).json()["data"]
 
@@ -128,19 +145,25 @@ def _state(em: Emulators) -> dict[str, Any]:
     }
 
 
-@pytest.mark.parametrize("edit", [
-    {"paths": ["manifests/scope-only"]},        # plan a subset: everything else looks undeclared
-    {"force": True},                            # lift the safety thresholds
-    {"existing_in_scope": {"ProxyAccount": 10_000}},  # dilute the threshold's baseline
-    {"targets": []},
-    {"connections": []},                        # try to make the signature key-less
-    {"signature": None},
-])
+@pytest.mark.parametrize(
+    "edit",
+    [
+        {"paths": ["manifests/scope-only"]},  # plan a subset: everything else looks undeclared
+        {"force": True},  # lift the safety thresholds
+        {"existing_in_scope": {"ProxyAccount": 10_000}},  # dilute the threshold's baseline
+        {"targets": []},
+        {"connections": []},  # try to make the signature key-less
+        {"signature": None},
+    ],
+)
 def test_a_plan_whose_signed_fields_were_edited_is_refused(repo: Repo, emulators: Emulators, edit: dict[str, Any]) -> None:
     ws = _ws(repo, emulators)
     ws.write("manifests/bp.yaml", account() + "---\n" + account("pr02"))
-    ws.write("manifests/scope-only/scope.yaml", "apiVersion: reconciler/v1\nkind: PruneScope\nmetadata: {name: s}\n"
-             "spec: {target: ProxyAccount, match: {usernamePrefix: zz}}\n")
+    ws.write(
+        "manifests/scope-only/scope.yaml",
+        "apiVersion: reconciler/v1\nkind: PruneScope\nmetadata: {name: s}\n"
+        "spec: {target: ProxyAccount, match: {usernamePrefix: zz}}\n",
+    )
     assert ws.run("plan", "--out", "plan.json", "--target", "ProxyAccount/pr01").code == 0
     plan = json.loads((ws.root / "plan.json").read_text(encoding="utf-8"))
     assert plan["signature"].startswith("hmac-sha256:")
@@ -149,8 +172,12 @@ def test_a_plan_whose_signed_fields_were_edited_is_refused(repo: Repo, emulators
     r = ws.run("apply", "plan.json")
     assert r.code == 1, r.output
     assert "make a new plan" in r.stderr and ("signature" in r.stderr or "does not cover" in r.stderr), r.stderr
-    assert httpx.get(emulators.bestproxy.url + "/gateway/whitelist-account/list",
-                     params={"app_key": BP_APP_KEY}).json()["data"]["list"] == []  # nothing written
+    assert (
+        httpx.get(emulators.bestproxy.url + "/gateway/whitelist-account/list", params={"app_key": BP_APP_KEY}).json()["data"][
+            "list"
+        ]
+        == []
+    )  # nothing written
     ws.assert_no_secret(r)
 
 

@@ -47,11 +47,16 @@ def test_a_forged_baseline_on_a_reviewed_no_changes_plan_is_refused(repo: Repo, 
     assert reviewed["changes"] == [] and reviewed["signature"].startswith("hmac-sha256:")
     before = _state(emulators)
     resource = "FreeSpinEvent/pr-event"
-    forged_baseline = {"resources": {resource: "sha256:" + "0" * 32},
-                       "desired": {resource: {"times": 99, "name": "forged"}}}
+    forged_baseline = {"resources": {resource: "sha256:" + "0" * 32}, "desired": {resource: {"times": 99, "name": "forged"}}}
     # with the changes a fresh plan against that baseline would hold, and without them
-    for extra in ({}, {"changes": [dict(c, action="update") for c in
-                                   json.loads((ws.root / "applied.json").read_text(encoding="utf-8"))["changes"]]}):
+    for extra in (
+        {},
+        {
+            "changes": [
+                dict(c, action="update") for c in json.loads((ws.root / "applied.json").read_text(encoding="utf-8"))["changes"]
+            ]
+        },
+    ):
         _edit(ws.root / "plan.json", **reviewed)
         _edit(ws.root / "plan.json", baseline=forged_baseline, **extra)
         r = ws.run("apply", "plan.json")
@@ -77,8 +82,11 @@ def test_a_tampered_last_applied_or_baseline_file_is_refused(repo: Repo, emulato
     applied = json.loads((ws.root / "applied.json").read_text(encoding="utf-8"))
     tampered = [
         {"resources": {**applied["resources"], "ProxyAccount/pr01": "sha256:" + "1" * 32}},
-        {"changes": [dict(c, data=dict(c["data"], desired=dict(c["data"]["desired"], remark="forged")))
-                     for c in applied["changes"]]},
+        {
+            "changes": [
+                dict(c, data=dict(c["data"], desired=dict(c["data"]["desired"], remark="forged"))) for c in applied["changes"]
+            ]
+        },
         {"baseline": {"resources": {}, "desired": {"ProxyAccount/pr01": {"remark": "forged"}}}},
         {"signature": None},
     ]
@@ -100,11 +108,13 @@ def test_an_edited_desired_payload_in_a_last_applied_file_is_refused(repo: Repo,
     assert ws.run("plan", "--out", "applied.json").code == 0
     assert ws.run("apply", "applied.json").code == 0
     applied = json.loads((ws.root / "applied.json").read_text(encoding="utf-8"))
-    edited = [dict(c, data=dict(c["data"], desired=dict(c["data"]["desired"], dailyLimitGb=77)))
-              for c in applied["changes"]]
+    edited = [dict(c, data=dict(c["data"], desired=dict(c["data"]["desired"], dailyLimitGb=77))) for c in applied["changes"]]
     (ws.root / "edited.json").write_text(json.dumps({**applied, "changes": edited}), encoding="utf-8")
-    for args in (["plan", "--last-applied", "edited.json"], ["plan", "--drift", "--baseline", "edited.json"],
-                 ["apply", "edited.json"]):
+    for args in (
+        ["plan", "--last-applied", "edited.json"],
+        ["plan", "--drift", "--baseline", "edited.json"],
+        ["apply", "edited.json"],
+    ):
         r = ws.run(*args)
         assert r.code == 1 and "edited.json: its signature does not match" in r.stderr, (args, r.output)
 
@@ -132,9 +142,12 @@ def test_a_plan_for_one_environment_is_refused_for_another(repo: Repo, emulators
     assert r.code == 1 and "was planned for environment staging" in r.stderr, r.output
     # the plan file edited to say production: its signature no longer matches
     reviewed = json.loads((ws.root / "plan.json").read_text(encoding="utf-8"))
-    _edit(ws.root / "plan.json", environment="production",
-          connections=["bestproxy/production"],
-          changes=[dict(c, connection="production") for c in reviewed["changes"]])
+    _edit(
+        ws.root / "plan.json",
+        environment="production",
+        connections=["bestproxy/production"],
+        changes=[dict(c, connection="production") for c in reviewed["changes"]],
+    )
     r = ws.run("apply", "plan.json")
     assert r.code == 1 and "its signature does not match" in r.stderr, r.output
     assert _state(emulators) == before
@@ -157,7 +170,9 @@ def test_a_plan_for_one_connection_set_is_refused_on_another(repo: Repo, emulato
     trusted.write_text(config_text(emulators, extra=ENVIRONMENTS.format(staging=other, production=url)), encoding="utf-8")
     r = repo.run("apply", "plan.json", RECONCILER_CONNECTIONS_FROM=str(trusted))
     assert r.code == 1, r.output
-    assert "plan.json: made for other connection settings than this run's (environment staging: bestproxy/staging" in r.stderr, r.stderr
+    assert "plan.json: made for other connection settings than this run's (environment staging: bestproxy/staging" in r.stderr, (
+        r.stderr
+    )
     assert _state(emulators) == before
     # positive control: with the connections it was made for, it applies
     trusted.write_text(config, encoding="utf-8")

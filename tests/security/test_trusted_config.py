@@ -56,8 +56,9 @@ def _requests(em: Emulators) -> dict[str, int]:
 
 
 def _accounts(em: Emulators) -> list[dict[str, Any]]:
-    return list(httpx.get(em.bestproxy.url + "/gateway/whitelist-account/list",
-                          params={"app_key": BP_APP_KEY}).json()["data"]["list"])
+    return list(
+        httpx.get(em.bestproxy.url + "/gateway/whitelist-account/list", params={"app_key": BP_APP_KEY}).json()["data"]["list"]
+    )
 
 
 PR_SETTINGS = """\
@@ -71,16 +72,26 @@ settings:
 
 @pytest.mark.parametrize("fmt", ["text", "markdown", "json"])
 def test_a_pull_request_changing_trusted_settings_gets_a_warning_and_the_trusted_values(
-        repo: Repo, emulators: Emulators, fmt: str) -> None:
-    trusted = _ws(repo, emulators, extra=PR_SETTINGS,
-                  tables="game_players: {proto: tables/game_players.proto}\n      extra_table: {proto: tables/game_players.proto, message: game_players}")
+    repo: Repo, emulators: Emulators, fmt: str
+) -> None:
+    trusted = _ws(
+        repo,
+        emulators,
+        extra=PR_SETTINGS,
+        tables="game_players: {proto: tables/game_players.proto}\n      extra_table: {proto: tables/game_players.proto, message: game_players}",
+    )
     repo.write("fp.txt", KNOWN_KEY)
     repo.write("manifests/bp.yaml", account())
     r = repo.run_process("plan", "--out", "plan.json", "--format", fmt, RECONCILER_CONNECTIONS_FROM=str(trusted))
     assert r.code == 0, r.output
     shown = html.unescape(r.stdout) if fmt == "markdown" else r.stdout
-    for part in ("settings.fingerprint_key", "settings.manifest_secret_env", "settings.max_change_ratio",
-                 "settings.threshold_min_existing", "providers.tcaplus.tables.extra_table"):
+    for part in (
+        "settings.fingerprint_key",
+        "settings.manifest_secret_env",
+        "settings.max_change_ratio",
+        "settings.threshold_min_existing",
+        "providers.tcaplus.tables.extra_table",
+    ):
         line = f"reconciler.yaml changes trusted setting {part}; the trusted value is used"
         assert line in shown, (part, shown)
     plan = json.loads((repo.root / "plan.json").read_text(encoding="utf-8"))
@@ -98,8 +109,9 @@ def test_the_trusted_fingerprint_key_and_secret_scope_are_used(repo: Repo, emula
     trusted = _ws(repo, emulators, extra=PR_SETTINGS)
     repo.write("fp.txt", KNOWN_KEY)
     repo.write("manifests/bp.yaml", account())
-    r = repo.run_process("plan", "--out", "plan.json", RECONCILER_CONNECTIONS_FROM=str(trusted),
-                         RECONCILER_FINGERPRINT_KEY=TRUSTED_KEY)
+    r = repo.run_process(
+        "plan", "--out", "plan.json", RECONCILER_CONNECTIONS_FROM=str(trusted), RECONCILER_FINGERPRINT_KEY=TRUSTED_KEY
+    )
     assert r.code == 0, r.output
     plan = json.loads((repo.root / "plan.json").read_text(encoding="utf-8"))
     assert plan["changes"][0]["data"]["password_fingerprint"] == Fingerprinter(TRUSTED_KEY.encode())(MANIFEST_PW)
@@ -114,15 +126,22 @@ def test_the_trusted_fingerprint_key_and_secret_scope_are_used(repo: Repo, emula
 def test_a_table_the_trusted_side_does_not_list_is_an_error_before_any_request(repo: Repo, emulators: Emulators) -> None:
     """The pull request adds a table (and a prune over all of it) to its own reconciler.yaml: the
     trusted side does not list it, so nothing is read — not one request reaches any emulator."""
-    trusted = _ws(repo, emulators, tables="game_players: {proto: tables/game_players.proto}\n"
-                                          "      never_managed: {proto: tables/game_players.proto, message: game_players}")
+    trusted = _ws(
+        repo,
+        emulators,
+        tables="game_players: {proto: tables/game_players.proto}\n"
+        "      never_managed: {proto: tables/game_players.proto, message: game_players}",
+    )
     doc = json.loads(records_doc("grab", [players_record(1)], prune={"index": "index_2", "keys": {"player_id": 1}}))
     doc["spec"]["table"] = "never_managed"
     repo.write("manifests/r.yaml", json.dumps(doc))
     r = repo.run_process("plan", "--format", "markdown", RECONCILER_CONNECTIONS_FROM=str(trusted))
     assert r.code == 1, r.output
-    assert re.search(r"manifests/r\.yaml:\d+:\d+: TcaplusRecords/grab spec\.table: table 'never_managed' is not in "
-                     r"providers\.tcaplus\.tables \(known: game_players\)", r.stderr), r.stderr
+    assert re.search(
+        r"manifests/r\.yaml:\d+:\d+: TcaplusRecords/grab spec\.table: table 'never_managed' is not in "
+        r"providers\.tcaplus\.tables \(known: game_players\)",
+        r.stderr,
+    ), r.stderr
     assert _requests(emulators) == {}
     repo.assert_no_secret(r)
 
@@ -166,7 +185,7 @@ def test_credentials_refused_as_resource_values_come_from_the_trusted_side(repo:
     JDB key (a credential of the trusted config) is still refused as a proxy password."""
     trusted = _ws(repo, emulators, extra='settings: {manifest_secret_env: ["*"]}\n')
     text = (repo.root / "reconciler.yaml").read_text(encoding="utf-8")
-    repo.write("reconciler.yaml", text[:text.index("  jdb:")] + 'settings: {manifest_secret_env: ["*"]}\n')
+    repo.write("reconciler.yaml", text[: text.index("  jdb:")] + 'settings: {manifest_secret_env: ["*"]}\n')
     repo.write("manifests/bp.yaml", account(password="env:JDB_KEY"))
     r = repo.run_process("plan", RECONCILER_CONNECTIONS_FROM=str(trusted))
     assert r.code == 1, r.output
@@ -175,9 +194,21 @@ def test_credentials_refused_as_resource_values_come_from_the_trusted_side(repo:
     repo.assert_no_secret(r)
 
 
-@pytest.mark.parametrize("name", ["GH_TOKEN", "GITHUB_TOKEN", "ACTIONS_RUNTIME_TOKEN", "RUNNER_TEMP", "NPM_TOKEN",
-                                  "SOME_VENDOR_API_KEY", "OTHER_APP_KEY", "JDB_KEY", "STAGING_JDB_IV",
-                                  "PRODUCTION_BESTPROXY_TOTP_SECRET"])
+@pytest.mark.parametrize(
+    "name",
+    [
+        "GH_TOKEN",
+        "GITHUB_TOKEN",
+        "ACTIONS_RUNTIME_TOKEN",
+        "RUNNER_TEMP",
+        "NPM_TOKEN",
+        "SOME_VENDOR_API_KEY",
+        "OTHER_APP_KEY",
+        "JDB_KEY",
+        "STAGING_JDB_IV",
+        "PRODUCTION_BESTPROXY_TOTP_SECRET",
+    ],
+)
 def test_ci_and_provider_tokens_are_never_a_manifest_secret(repo: Repo, emulators: Emulators, name: str) -> None:
     """Without a trusted source a pull request may widen manifest_secret_env to "*": a CI token or
     another provider's credential variable is still refused, and no request is made."""
@@ -196,7 +227,7 @@ def test_a_job_credential_is_refused_by_value_whatever_the_config_under_review_l
     because the job's credential variables are refused by value whatever the config lists."""
     _ws(repo, emulators)
     text = (repo.root / "reconciler.yaml").read_text(encoding="utf-8")
-    repo.write("reconciler.yaml", text[:text.index("  jdb:")])
+    repo.write("reconciler.yaml", text[: text.index("  jdb:")])
     repo.write("pw.txt", "CanaryJdbKey0001")  # == JDB_KEY of the job
     repo.write("manifests/bp.yaml", account(password="file:../pw.txt"))
     r = repo.run_process("plan")
@@ -212,8 +243,12 @@ def test_in_ci_a_config_chosen_fingerprint_key_is_refused_without_a_trusted_sour
     repo.write("manifests/bp.yaml", account())
     r = repo.run_process("plan", "--out", "plan.json", CI="true")
     assert r.code == 1, r.output
-    assert re.search(r"^error: reconciler\.yaml:\d+:\d+: Config settings\.fingerprint_key: a fingerprint key the "
-                     r"config chooses \(file:fp\.txt\) is refused in CI", r.stderr, re.M), r.stderr
+    assert re.search(
+        r"^error: reconciler\.yaml:\d+:\d+: Config settings\.fingerprint_key: a fingerprint key the "
+        r"config chooses \(file:fp\.txt\) is refused in CI",
+        r.stderr,
+        re.M,
+    ), r.stderr
     assert _requests(emulators) == {} and not (repo.root / "plan.json").exists()
     # RECONCILER_FINGERPRINT_KEY (a CI secret) is the key whatever the config says: the run works, and warns
     ok = repo.run_process("plan", "--out", "plan.json", CI="true", RECONCILER_FINGERPRINT_KEY=TRUSTED_KEY)
@@ -235,7 +270,8 @@ def _live_account(em: Emulators, name: str, password: str) -> None:
 
 @pytest.mark.parametrize("guess_right", [True, False])
 def test_a_pull_request_plan_does_not_reveal_whether_a_guessed_password_is_right(
-        repo: Repo, emulators: Emulators, guess_right: bool) -> None:
+    repo: Repo, emulators: Emulators, guess_right: bool
+) -> None:
     """The pull request commits a guess of a live password (a file: reference) and declares the
     account as it is live. The plan is the same byte for byte (but dates) whether the guess is right
     or wrong: the password is not compared, and the plan says so."""
@@ -287,8 +323,10 @@ def test_validate_reports_a_changed_trusted_setting(repo: Repo, emulators: Emula
     repo.write("manifests/bp.yaml", account())
     r = repo.run_process("validate", RECONCILER_CONNECTIONS_FROM=str(trusted))
     assert r.code == 0, r.output
-    assert ("warning: reconciler.yaml changes trusted setting settings.max_change_ratio; the trusted value is used "
-            "(RECONCILER_CONNECTIONS_FROM)") in r.stderr, r.stderr
+    assert (
+        "warning: reconciler.yaml changes trusted setting settings.max_change_ratio; the trusted value is used "
+        "(RECONCILER_CONNECTIONS_FROM)"
+    ) in r.stderr, r.stderr
 
 
 def test_a_trusted_plan_still_compares_passwords(repo: Repo, emulators: Emulators) -> None:
@@ -308,12 +346,15 @@ def test_a_trusted_plan_still_compares_passwords(repo: Repo, emulators: Emulator
 
 @pytest.mark.parametrize("vendor", ["tcaplus", "jdb"])
 def test_an_approval_for_one_vendor_does_not_send_another_vendors_credentials(
-        repo: Repo, emulators: Emulators, attacker: Attacker, vendor: str) -> None:
+    repo: Repo, emulators: Emulators, attacker: Attacker, vendor: str
+) -> None:
     """The attacker's host is approved for BestProxy (say, a proxy gateway); a pull request points
     JDB or TcaplusDB at it: refused at the base_url line, and the listener sees nothing."""
     _ws(repo, emulators, **{vendor: f"http://attacker.test:{attacker.port}"})
     repo.write("manifests/pr.yaml", {"tcaplus": records_doc("pr-records", [players_record(1)]), "jdb": event_doc()}[vendor])
-    r = repo.run_process("plan", attacker=attacker, RECONCILER_ALLOWED_ENDPOINTS=f"bestproxy=http://attacker.test:{attacker.port}")
+    r = repo.run_process(
+        "plan", attacker=attacker, RECONCILER_ALLOWED_ENDPOINTS=f"bestproxy=http://attacker.test:{attacker.port}"
+    )
     assert r.code == 1, r.output
     assert f"Config providers.{vendor}.base_url: host attacker.test is not an approved {vendor} endpoint" in r.stderr
     assert "it is approved for bestproxy only, and approvals are per vendor" in r.stderr, r.stderr
@@ -329,8 +370,10 @@ def test_plain_http_must_be_approved_explicitly(repo: Repo, emulators: Emulators
     for approval in (f"jdb=attacker.test:{attacker.port}", f"jdb=https://attacker.test:{attacker.port}"):
         r = repo.run_process("plan", attacker=attacker, RECONCILER_ALLOWED_ENDPOINTS=approval)
         assert r.code == 1, r.output
-        assert ("host attacker.test is approved for jdb over HTTPS only: plain http:// sends the credentials in clear "
-                f"text and must be approved explicitly (jdb=http://attacker.test:{attacker.port}") in r.stderr, r.stderr
+        assert (
+            "host attacker.test is approved for jdb over HTTPS only: plain http:// sends the credentials in clear "
+            f"text and must be approved explicitly (jdb=http://attacker.test:{attacker.port}"
+        ) in r.stderr, r.stderr
         assert attacker.requests == []
         repo.assert_no_secret(r)
     # positive control: approved as http:// for jdb, the listener does receive the request
@@ -354,11 +397,19 @@ def test_keys_only_markdown_at_scale_holds_no_live_value(count: int) -> None:
     from reconciler.engine.render import MARKDOWN_LIMIT, render_markdown
     from reconciler.model import Action, Change, FieldDiff, Plan
 
-    changes = [Change(kind="TcaplusRecords", vendor="tcaplus", key=f"game_players|{i}", action=Action.DELETE,
-                      source="PruneScope/all", summary=f"live summary LiveValue{i:05d}",
-                      diffs=[FieldDiff("player_email", f"LiveValue{i:05d}@example.com", None),
-                             FieldDiff("level", 900_000 + i, None)],
-                      notes=[f"note with LiveValue{i:05d}"]) for i in range(count)]
+    changes = [
+        Change(
+            kind="TcaplusRecords",
+            vendor="tcaplus",
+            key=f"game_players|{i}",
+            action=Action.DELETE,
+            source="PruneScope/all",
+            summary=f"live summary LiveValue{i:05d}",
+            diffs=[FieldDiff("player_email", f"LiveValue{i:05d}@example.com", None), FieldDiff("level", 900_000 + i, None)],
+            notes=[f"note with LiveValue{i:05d}"],
+        )
+        for i in range(count)
+    ]
     plan = Plan(changes=changes)
     text = render_markdown(plan, keys_only=True)
     assert len(text) < MARKDOWN_LIMIT

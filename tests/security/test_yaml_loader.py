@@ -14,22 +14,36 @@ def lines(text: str) -> list[str]:
 def test_values_and_keys_keep_their_positions() -> None:
     docs, problems = load_documents(
         "a:\n  b: [1, two, {c: 3.5, d: null}]\n  'e': |\n    text\n    more\n---\n- x\n- {y: true, z: 0x1F, w: 0o17, v: .inf}\n",
-        "f.yaml")
+        "f.yaml",
+    )
     assert problems == []
     first, second = docs
     assert first.data == {"a": {"b": [1, "two", {"c": 3.5, "d": None}], "e": "text\nmore\n"}}
-    assert first.marks == {(): (1, 1), ("a",): (2, 3), ("a", "b"): (2, 6), ("a", "b", 0): (2, 7), ("a", "b", 1): (2, 10),
-                           ("a", "b", 2): (2, 15), ("a", "b", 2, "c"): (2, 19), ("a", "b", 2, "d"): (2, 27), ("a", "e"): (3, 8)}
-    assert first.key_marks == {("a",): (1, 1), ("a", "b"): (2, 3), ("a", "b", 2, "c"): (2, 16), ("a", "b", 2, "d"): (2, 24),
-                               ("a", "e"): (3, 3)}
+    assert first.marks == {
+        (): (1, 1),
+        ("a",): (2, 3),
+        ("a", "b"): (2, 6),
+        ("a", "b", 0): (2, 7),
+        ("a", "b", 1): (2, 10),
+        ("a", "b", 2): (2, 15),
+        ("a", "b", 2, "c"): (2, 19),
+        ("a", "b", 2, "d"): (2, 27),
+        ("a", "e"): (3, 8),
+    }
+    assert first.key_marks == {
+        ("a",): (1, 1),
+        ("a", "b"): (2, 3),
+        ("a", "b", 2, "c"): (2, 16),
+        ("a", "b", 2, "d"): (2, 24),
+        ("a", "e"): (3, 3),
+    }
     assert second.data == ["x", {"y": True, "z": 31, "w": 15, "v": float("inf")}]
     assert second.marks[(1, "v")] == (8, 34) and second.key_marks[(1, "v")] == (8, 31) and second.start == (7, 1)
 
 
 def test_a_scalar_one_level_too_deep_is_refused_where_it_is() -> None:
     assert lines("x: " + "[" * 63 + "1" + "]" * 63 + "\n---\nx: " + "[" * 64 + "]" * 64 + "\n") == []
-    assert lines("x: " + "[" * 64 + "1" + "]" * 64 + "\n") == [
-        "f.yaml:1:68: x" + "[0]" * 64 + ": nested deeper than 64 levels"]
+    assert lines("x: " + "[" * 64 + "1" + "]" * 64 + "\n") == ["f.yaml:1:68: x" + "[0]" * 64 + ": nested deeper than 64 levels"]
 
 
 def test_scalars_expanded_by_aliases_count_toward_the_bound() -> None:
@@ -40,7 +54,7 @@ def test_scalars_expanded_by_aliases_count_toward_the_bound() -> None:
 
 
 def test_keys_refused_characters_and_duplicates() -> None:
-    docs, problems = load_documents("? [a]\n: 1\n\"k\\u202e\": 2\n\"n\\x01\": 3\nk: 1\nk: 2\n1: int\nnull: n\ntrue: t\n", "f.yaml")
+    docs, problems = load_documents('? [a]\n: 1\n"k\\u202e": 2\n"n\\x01": 3\nk: 1\nk: 2\n1: int\nnull: n\ntrue: t\n', "f.yaml")
     assert [str(p) for p in problems] == [
         "f.yaml:1:3: mapping keys must be scalars",
         "f.yaml:3:1: k\u202e: field name: bidirectional control character U+202E is not allowed",
@@ -52,7 +66,7 @@ def test_keys_refused_characters_and_duplicates() -> None:
 
 
 def test_values_refused_characters_and_tags() -> None:
-    assert lines("a: \"x\\u2066y\"\nb: \"tab\\there\"\nc: !!binary aGk=\nd: !!int abc\ne: [\"\\x85\", ok]\n") == [
+    assert lines('a: "x\\u2066y"\nb: "tab\\there"\nc: !!binary aGk=\nd: !!int abc\ne: ["\\x85", ok]\n') == [
         "f.yaml:1:4: a: bidirectional control character U+2066 is not allowed",
         "f.yaml:3:4: c: unsupported YAML tag tag:yaml.org,2002:binary",
         "f.yaml:4:4: d: cannot read 'abc' as int",
@@ -64,10 +78,15 @@ def test_a_refused_character_is_never_printed_even_when_a_line_names_it(bestprox
     """A field name, a file name or a vendor's message may hold a character the input rules refuse
     (a bidirectional override reorders the rest of the line on a terminal): every error line shows
     it as ``\\uXXXX``, and the refused field is named by its own path."""
-    bestproxy_ws.write("manifests/a\u202e.yaml", 'apiVersion: reconciler/v1\nkind: ProxyAccount\nmetadata:\n  name: game01\nspec:\n'
-             '  username: game01\n  "pass\\u202eword": x\n  password: file:secrets/pw\n  productType: 9\n')
+    bestproxy_ws.write(
+        "manifests/a\u202e.yaml",
+        "apiVersion: reconciler/v1\nkind: ProxyAccount\nmetadata:\n  name: game01\nspec:\n"
+        '  username: game01\n  "pass\\u202eword": x\n  password: file:secrets/pw\n  productType: 9\n',
+    )
     r = bestproxy_ws.cli("validate")
     assert r.exit_code == 1
     assert "\u202e" not in r.stderr and "\u202e" not in r.stdout
-    assert "error: manifests/a\\u202e.yaml:7:3: spec.pass\\u202eword: field name: bidirectional control character " \
-           "U+202E is not allowed" in r.stderr.splitlines()
+    assert (
+        "error: manifests/a\\u202e.yaml:7:3: spec.pass\\u202eword: field name: bidirectional control character "
+        "U+202E is not allowed" in r.stderr.splitlines()
+    )

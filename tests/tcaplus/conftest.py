@@ -30,8 +30,5 @@ class Workspace(CliWorkspace):
     emulator: TcaplusEmulator
     client: TcaplusClient
 
-
     def requests(self) -> int:
         return sum(self.emulator.stats.values())
-
-

@@ -59,7 +59,9 @@ CASES: dict[str, list[str]] = {
         "manifests/wrong_prune_keys.yaml:9:11: TcaplusRecords/pk spec.prune.keys: key field 'uin' is missing",
         "manifests/wrong_prune_keys.yaml:9:21: TcaplusRecords/pk spec.prune.keys.region: 'region' is not one of the key fields (name, uin)",
     ],
-    "wrong_type.yaml": ["manifests/wrong_type.yaml:10:18: TcaplusRecords/wt spec.records[0].gamesvrid: expected an integer (int32)"],
+    "wrong_type.yaml": [
+        "manifests/wrong_type.yaml:10:18: TcaplusRecords/wt spec.records[0].gamesvrid: expected an integer (int32)"
+    ],
 }
 
 
@@ -81,28 +83,41 @@ def test_bad_records_are_rejected_before_any_call(tcaplus_ws: Workspace, name: s
 
 
 def test_a_bad_proto_is_reported_with_its_position(tcaplus_ws: Workspace) -> None:
-    tcaplus_ws.write("protos/tb_example.proto", (HERE / "data" / "tb_example.proto").read_text().replace("int64 uin = 3;", "repeated int64 uin = 3;"))
-    tcaplus_ws.write("manifests/e.yaml", """
+    tcaplus_ws.write(
+        "protos/tb_example.proto",
+        (HERE / "data" / "tb_example.proto").read_text().replace("int64 uin = 3;", "repeated int64 uin = 3;"),
+    )
+    tcaplus_ws.write(
+        "manifests/e.yaml",
+        """
         apiVersion: reconciler/v1
         kind: TcaplusRecords
         metadata: {name: e}
         spec: {table: tb_example, records: []}
-        """)
+        """,
+    )
     res = tcaplus_ws.cli("plan")
     assert res.exit_code == 1
-    assert res.stderr.splitlines() == ["error: protos/tb_example.proto:17:20: tb_example.uin: a primary-key field cannot be repeated"]
+    assert res.stderr.splitlines() == [
+        "error: protos/tb_example.proto:17:20: tb_example.uin: a primary-key field cannot be repeated"
+    ]
     assert tcaplus_ws.requests() == 0
 
 
 def test_an_unresolvable_password_is_an_input_error(tcaplus_ws: Workspace) -> None:
     (tcaplus_ws.root / "secrets" / "tcaplus_password").unlink()
-    tcaplus_ws.write("manifests/e.yaml", """
+    tcaplus_ws.write(
+        "manifests/e.yaml",
+        """
         apiVersion: reconciler/v1
         kind: TcaplusRecords
         metadata: {name: e}
         spec: {table: tb_example, records: []}
-        """)
+        """,
+    )
     assert tcaplus_ws.cli("validate").exit_code == 0  # offline: references are not resolved (issue #12)
     res = tcaplus_ws.cli("validate", "--resolve-secrets")
     assert res.exit_code == 1
-    assert res.stderr.startswith("error: reconciler.yaml:8:15: Config providers.tcaplus.password: secret reference file:secrets/tcaplus_password")
+    assert res.stderr.startswith(
+        "error: reconciler.yaml:8:15: Config providers.tcaplus.password: secret reference file:secrets/tcaplus_password"
+    )

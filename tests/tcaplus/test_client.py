@@ -21,11 +21,8 @@ from reconciler.vendors.tcaplus.client import (
     TcaplusTableNotFoundError,
     TcaplusTransportError,
     TcaplusVersionMismatchError,
-    PartkeyPage,
-    ResultFlag,
-    VersionCheck,
-    VersionedRecord,
 )
+from reconciler.vendors.tcaplus.wire import PartkeyPage, ResultFlag, VersionCheck, VersionedRecord
 from reconciler.errors import StaleError, TransportError
 from reconciler.sandbox.wire import EmulatorServer
 from reconciler.vendors.tcaplus.emulator import TcaplusEmulator
@@ -141,8 +138,9 @@ def test_add_then_add_again_fails_without_retry(tcaplus_client: TcaplusClient, t
         tcaplus_client.add(T, PLAYER)
     assert (info.value.code, info.value.http_status, info.value.vendor) == (-1293, 400, "tcaplus")
     # vendor, host, operation, cause (code and HTTP status), TcaplusDB's message
-    assert str(info.value) == (f"tcaplus: 127.0.0.1:{tcaplus_server.port}: AddRecord game_players: code -1293 HTTP 400: "
-                               "The record already exists")
+    assert str(info.value) == (
+        f"tcaplus: 127.0.0.1:{tcaplus_server.port}: AddRecord game_players: code -1293 HTTP 400: The record already exists"
+    )
     assert tcaplus_client.transport.total_requests == 1
 
 
@@ -167,7 +165,9 @@ def test_field_set_and_field_inc(tcaplus_client: TcaplusClient) -> None:
     assert result.version == 2 and result.record == {**PLAYER, "level": 1, "pay": {"pay_id": 1, "amount": 20}}
     inc = tcaplus_client.field_inc(T, {**KEYS, "level": 5, "game_server_id": -1})
     assert (inc.version, inc.record) == (3, {**KEYS, "level": 6, "game_server_id": 2})
-    inc = tcaplus_client.field_inc(T, {**KEYS, "level": 1, "game_server_id": 5}, field_paths=["level"], result_flag=ResultFlag.STATUS_ONLY)
+    inc = tcaplus_client.field_inc(
+        T, {**KEYS, "level": 1, "game_server_id": 5}, field_paths=["level"], result_flag=ResultFlag.STATUS_ONLY
+    )
     assert (inc.version, inc.record) == (4, None)
     assert tcaplus_client.get(T, KEYS).record["game_server_id"] == 2  # type: ignore[union-attr]
 
@@ -213,7 +213,9 @@ def test_wrong_password_raises_auth_error_without_secrets(tcaplus_url: str) -> N
 # -- retries and unknown outcomes ------------------------------------------------------------------
 
 
-def test_reads_and_plain_sets_are_retried_after_server_errors(tcaplus_client: TcaplusClient, tcaplus_emulator: TcaplusEmulator) -> None:
+def test_reads_and_plain_sets_are_retried_after_server_errors(
+    tcaplus_client: TcaplusClient, tcaplus_emulator: TcaplusEmulator
+) -> None:
     tcaplus_client.set(T, PLAYER)
     tcaplus_emulator.set_faults({"fail_next": 2})
     tcaplus_client.transport.request_counts.clear()
@@ -255,7 +257,9 @@ def test_lost_reply_of_add_is_an_unknown_outcome(tcaplus_client: TcaplusClient, 
     assert tcaplus_client.get(T, KEYS) == VersionedRecord(1, PLAYER)  # the write took effect
 
 
-def test_lost_reply_of_a_version_matched_set_is_not_repeated(tcaplus_client: TcaplusClient, tcaplus_emulator: TcaplusEmulator) -> None:
+def test_lost_reply_of_a_version_matched_set_is_not_repeated(
+    tcaplus_client: TcaplusClient, tcaplus_emulator: TcaplusEmulator
+) -> None:
     tcaplus_client.set(T, PLAYER)
     tcaplus_emulator.set_faults({"drop_next_writes": 1})
     with pytest.raises(TcaplusTransportError):
@@ -281,7 +285,7 @@ def test_query_values_are_percent_encoded_as_quote_does() -> None:
     ASCII character and some non-ASCII text (spaces as %20, never '+')."""
     from urllib.parse import quote
 
-    from reconciler.vendors.tcaplus.client import _percent, _query
+    from reconciler.vendors.tcaplus.wire import _percent, _query
 
     every_ascii = "".join(chr(c) for c in range(128))
     for text in (every_ascii, '{"player_id":7,"name":"a b+c/d?e&f=g#h%"}', "名前 é", "~._-AZaz09", ""):

@@ -28,12 +28,22 @@ class Api:
         self.http = http
 
     def call(
-        self, method: str, target: str, *, table: str = "game_players", query: dict[str, Any] | None = None,
-        body: Any = None, headers: dict[str, str] | None = None, raw_body: bytes | None = None,
+        self,
+        method: str,
+        target: str,
+        *,
+        table: str = "game_players",
+        query: dict[str, Any] | None = None,
+        body: Any = None,
+        headers: dict[str, str] | None = None,
+        raw_body: bytes | None = None,
     ) -> tuple[int, dict[str, Any]]:
         h = {
-            "x-tcaplus-target": f"Tcaplus.{target}", "x-tcaplus-version": "Tcaplus3.32.0",
-            "x-tcaplus-pwd-md5": PASSWORD_MD5, "x-tcaplus-idl-type": "protobuf", **(headers or {}),
+            "x-tcaplus-target": f"Tcaplus.{target}",
+            "x-tcaplus-version": "Tcaplus3.32.0",
+            "x-tcaplus-pwd-md5": PASSWORD_MD5,
+            "x-tcaplus-idl-type": "protobuf",
+            **(headers or {}),
         }
         h = {k: v for k, v in h.items() if v is not None}
         url = PATH % table
@@ -88,8 +98,12 @@ def test_headers_and_authentication(tcaplus_api: Api, headers: dict[str, str], e
 
 def test_wrong_app_zone_table_and_path(tcaplus_api: Api) -> None:
     url = f"/ver1.0/apps/{APP_ID + 1}/zones/{ZONE_ID}/tables/game_players/records"
-    h = {"x-tcaplus-target": "Tcaplus.GetRecord", "x-tcaplus-version": "Tcaplus3.32.0",
-         "x-tcaplus-pwd-md5": PASSWORD_MD5, "x-tcaplus-idl-type": "protobuf"}
+    h = {
+        "x-tcaplus-target": "Tcaplus.GetRecord",
+        "x-tcaplus-version": "Tcaplus3.32.0",
+        "x-tcaplus-pwd-md5": PASSWORD_MD5,
+        "x-tcaplus-idl-type": "protobuf",
+    }
     assert tcaplus_api.http.get(url, headers=h).status_code == 401
     other_zone = tcaplus_api.http.get(url.replace(f"apps/{APP_ID + 1}/zones/{ZONE_ID}", f"apps/{APP_ID}/zones/9"), headers=h)
     assert (other_zone.status_code, other_zone.json()["ErrorCode"]) == (404, -12819)
@@ -141,21 +155,35 @@ def test_keys_with_spaces_and_unicode_decode_from_percent_and_plus(tcaplus_api: 
     tcaplus_api.add(record)
     keys = json.dumps({**PLAYER_KEYS, "player_name": "李 雷+1"}, ensure_ascii=False)
     for encoded in (quote(keys, safe=""), quote(keys, safe="").replace("%20", "+")):
-        resp = tcaplus_api.http.get(f"{PATH % 'game_players'}?keys={encoded}", headers={
-            "x-tcaplus-target": "Tcaplus.GetRecord", "x-tcaplus-version": "Tcaplus3.32.0",
-            "x-tcaplus-pwd-md5": PASSWORD_MD5, "x-tcaplus-idl-type": "protobuf"})
+        resp = tcaplus_api.http.get(
+            f"{PATH % 'game_players'}?keys={encoded}",
+            headers={
+                "x-tcaplus-target": "Tcaplus.GetRecord",
+                "x-tcaplus-version": "Tcaplus3.32.0",
+                "x-tcaplus-pwd-md5": PASSWORD_MD5,
+                "x-tcaplus-idl-type": "protobuf",
+            },
+        )
         assert resp.json()["Record"] == record
 
 
-def test_plus_is_a_literal_plus_by_default_and_the_client_sends_percent_20(tcaplus_api: Api, tcaplus_emulator: TcaplusEmulator,
-                                                                          ) -> None:
+def test_plus_is_a_literal_plus_by_default_and_the_client_sends_percent_20(
+    tcaplus_api: Api,
+    tcaplus_emulator: TcaplusEmulator,
+) -> None:
     tcaplus_emulator.plus_as_space = False  # the default answer
     record = {**PLAYER, "player_name": "李 雷+1"}
     tcaplus_api.add(record)
     keys = json.dumps({**PLAYER_KEYS, "player_name": "李 雷+1"}, ensure_ascii=False)
-    headers = {"x-tcaplus-target": "Tcaplus.GetRecord", "x-tcaplus-version": "Tcaplus3.32.0",
-               "x-tcaplus-pwd-md5": PASSWORD_MD5, "x-tcaplus-idl-type": "protobuf"}
-    assert tcaplus_api.http.get(f"{PATH % 'game_players'}?keys={quote(keys, safe='')}", headers=headers).json()["Record"] == record
+    headers = {
+        "x-tcaplus-target": "Tcaplus.GetRecord",
+        "x-tcaplus-version": "Tcaplus3.32.0",
+        "x-tcaplus-pwd-md5": PASSWORD_MD5,
+        "x-tcaplus-idl-type": "protobuf",
+    }
+    assert (
+        tcaplus_api.http.get(f"{PATH % 'game_players'}?keys={quote(keys, safe='')}", headers=headers).json()["Record"] == record
+    )
     plus = quote(keys, safe="").replace("%20", "+")
     assert tcaplus_api.http.get(f"{PATH % 'game_players'}?keys={plus}", headers=headers).json()["ErrorCode"] != 0
 
@@ -195,7 +223,9 @@ def test_add_existing_record_fails_and_echoes_return_values(tcaplus_api: Api) ->
     "check, client_version, expected_version",
     [(None, None, 4), ("1", "3", 4), ("1", "-1", 4), ("1", "0", 4), ("2", "10", 10), ("2", "-1", 4), ("3", "99", 4)],
 )
-def test_set_record_version_policies(tcaplus_api: Api, check: str | None, client_version: str | None, expected_version: int) -> None:
+def test_set_record_version_policies(
+    tcaplus_api: Api, check: str | None, client_version: str | None, expected_version: int
+) -> None:
     tcaplus_api.set(PLAYER, **{"x-tcaplus-data-version-check": "2", "x-tcaplus-data-version": "3"})
     headers = {"x-tcaplus-data-version-check": check, "x-tcaplus-data-version": client_version}
     status, body = tcaplus_api.set({**PLAYER, "level": 1}, **{k: v for k, v in headers.items() if v is not None})
@@ -216,13 +246,19 @@ def test_set_record_with_version_match_on_a_missing_record_inserts(tcaplus_api: 
 
 
 def test_add_record_with_forced_version(tcaplus_api: Api) -> None:
-    assert tcaplus_api.add(PLAYER, **{"x-tcaplus-data-version-check": "2", "x-tcaplus-data-version": "42"})[1]["RecordVersion"] == 42
+    assert (
+        tcaplus_api.add(PLAYER, **{"x-tcaplus-data-version-check": "2", "x-tcaplus-data-version": "42"})[1]["RecordVersion"] == 42
+    )
 
 
 @pytest.mark.parametrize(
     "headers",
-    [{"x-tcaplus-data-version-check": "4"}, {"x-tcaplus-data-version": "x", "x-tcaplus-data-version-check": "1"},
-     {"x-tcaplus-result-flag": "5"}, {"x-tcaplus-result-flag": "two"}],
+    [
+        {"x-tcaplus-data-version-check": "4"},
+        {"x-tcaplus-data-version": "x", "x-tcaplus-data-version-check": "1"},
+        {"x-tcaplus-result-flag": "5"},
+        {"x-tcaplus-result-flag": "two"},
+    ],
 )
 def test_bad_header_values(tcaplus_api: Api, headers: dict[str, str]) -> None:
     assert code(tcaplus_api.set(PLAYER, **headers)) == (400, -1811)
@@ -256,16 +292,24 @@ def field_set(tcaplus_api: Api, record: dict[str, Any], paths: list[str] | None,
 
 def test_field_set_changes_only_the_paths(tcaplus_api: Api) -> None:
     tcaplus_api.set({**PLAYER, "level": 1, "pay": {"pay_id": 1, "amount": 10, "method": "card"}})
-    status, body = field_set(tcaplus_api, {**PLAYER_KEYS, "level": 4, "pay": {"amount": 20}, "is_online": True},
-                             ["level", "pay.amount"], **{"x-tcaplus-result-flag": "2"})
+    status, body = field_set(
+        tcaplus_api,
+        {**PLAYER_KEYS, "level": 4, "pay": {"amount": 20}, "is_online": True},
+        ["level", "pay.amount"],
+        **{"x-tcaplus-result-flag": "2"},
+    )
     assert status == 200 and body["RecordVersion"] == 2
     assert body["Record"] == {**PLAYER, "level": 4, "pay": {"pay_id": 1, "amount": 20, "method": "card"}}
 
 
 def test_field_set_ignores_version_check_as_the_manual_says(tcaplus_api: Api) -> None:
     tcaplus_api.set(PLAYER)
-    status, body = field_set(tcaplus_api, {**PLAYER_KEYS, "level": 4}, ["level"],
-                             **{"x-tcaplus-data-version-check": "1", "x-tcaplus-data-version": "77"})
+    status, body = field_set(
+        tcaplus_api,
+        {**PLAYER_KEYS, "level": 4},
+        ["level"],
+        **{"x-tcaplus-data-version-check": "1", "x-tcaplus-data-version": "77"},
+    )
     assert (status, body["RecordVersion"]) == (200, 2)
 
 
@@ -292,7 +336,9 @@ def test_field_set_missing_field_path_message(tcaplus_api: Api) -> None:
     )
 
 
-def field_inc(tcaplus_api: Api, record: dict[str, Any], paths: list[str] | None = None, **headers: str) -> tuple[int, dict[str, Any]]:
+def field_inc(
+    tcaplus_api: Api, record: dict[str, Any], paths: list[str] | None = None, **headers: str
+) -> tuple[int, dict[str, Any]]:
     body: dict[str, Any] = {"Record": record}
     if paths is not None:
         body["FieldPath"] = paths
@@ -304,7 +350,9 @@ def test_field_inc_counts_absent_fields_as_zero(tcaplus_api: Api) -> None:
     status, body = field_inc(tcaplus_api, {**PLAYER_KEYS, "level": 3, "game_server_id": -1, "pay": {"pay_id": 2}})
     assert status == 200 and body["RecordVersion"] == 2
     assert body["Record"] == {**PLAYER_KEYS, "level": 3, "game_server_id": 2, "pay": {"pay_id": 3}}
-    status, body = field_inc(tcaplus_api, {**PLAYER_KEYS, "level": 1, "game_server_id": 100}, ["level"], **{"x-tcaplus-result-flag": "2"})
+    status, body = field_inc(
+        tcaplus_api, {**PLAYER_KEYS, "level": 1, "game_server_id": 100}, ["level"], **{"x-tcaplus-result-flag": "2"}
+    )
     assert body["Record"]["level"] == 4 and body["Record"]["game_server_id"] == 2
 
 
@@ -332,7 +380,9 @@ def test_field_inc_errors(tcaplus_api: Api, record: dict[str, Any], expected: tu
 @pytest.mark.parametrize("flag, expected", [("0", None), ("1", {}), ("2", {}), ("3", PLAYER)])
 def test_delete_record_result_flags(tcaplus_api: Api, flag: str, expected: dict[str, Any] | None) -> None:
     tcaplus_api.set(PLAYER)
-    status, body = tcaplus_api.call("DELETE", "DeleteRecord", body={"Record": PLAYER_KEYS}, headers={"x-tcaplus-result-flag": flag})
+    status, body = tcaplus_api.call(
+        "DELETE", "DeleteRecord", body={"Record": PLAYER_KEYS}, headers={"x-tcaplus-result-flag": flag}
+    )
     assert (status, body.get("Record"), body["RecordVersion"]) == (200, expected, -1)
     assert code(tcaplus_api.get(PLAYER_KEYS)) == (404, 261)
 
@@ -385,7 +435,9 @@ def test_partkey_answer_is_capped(tcaplus_api: Api, monkeypatch: pytest.MonkeyPa
         ("index_2", {"player_id": 8}, {}, (404, 261)),
     ],
 )
-def test_partkey_errors(tcaplus_api: Api, index: str | None, keys: dict[str, Any], query: dict[str, str], expected: tuple[int, int]) -> None:
+def test_partkey_errors(
+    tcaplus_api: Api, index: str | None, keys: dict[str, Any], query: dict[str, str], expected: tuple[int, int]
+) -> None:
     seed_players(tcaplus_api, 1)
     assert code(partkey(tcaplus_api, index, keys, **query)) == expected
 

@@ -75,8 +75,12 @@ GET_RESPONSE = json.loads("""{
 }""")
 
 SET_HEADERS = [
-    "x-tcaplus-target:Tcaplus.SetRecord", *BASE, "x-tcaplus-result-flag:2",
-    "x-tcaplus-data-version-check:2", "x-tcaplus-data-version:-1", "x-tcaplus-idl-type:Protobuf",
+    "x-tcaplus-target:Tcaplus.SetRecord",
+    *BASE,
+    "x-tcaplus-result-flag:2",
+    "x-tcaplus-data-version-check:2",
+    "x-tcaplus-data-version:-1",
+    "x-tcaplus-idl-type:Protobuf",
 ]
 SET_REQUEST = json.loads("""{
  "ReturnValues": "Send to tcaplus by calvinshao",
@@ -113,8 +117,12 @@ FIELD_GET_RESPONSE = json.loads("""{
 }""")
 
 FIELD_SET_HEADERS = [
-    "x-tcaplus-target:Tcaplus.FieldSetRecord", *BASE, "x-tcaplus-result-flag:1",
-    "x-tcaplus-data-version-check:1", "x-tcaplus-data-version:-1", "x-tcaplus-idl-type:Protobuf",
+    "x-tcaplus-target:Tcaplus.FieldSetRecord",
+    *BASE,
+    "x-tcaplus-result-flag:1",
+    "x-tcaplus-data-version-check:1",
+    "x-tcaplus-data-version:-1",
+    "x-tcaplus-idl-type:Protobuf",
 ]
 FIELD_SET_REQUEST = json.loads("""{
  "ReturnValues": "aaaaaaaaaa",
@@ -135,8 +143,12 @@ FIELD_SET_RESPONSE = json.loads("""{
 }""")
 
 FIELD_INC_HEADERS = [
-    "x-tcaplus-target:Tcaplus.FieldIncRecord", *BASE, "x-tcaplus-result-flag:1",
-    "x-tcaplus-data-version-check:1", "x-tcaplus-data-version:-1", "x-tcaplus-idl-type:Protobuf",
+    "x-tcaplus-target:Tcaplus.FieldIncRecord",
+    *BASE,
+    "x-tcaplus-result-flag:1",
+    "x-tcaplus-data-version-check:1",
+    "x-tcaplus-data-version:-1",
+    "x-tcaplus-idl-type:Protobuf",
 ]
 FIELD_INC_REQUEST = json.loads("""{
  "ReturnValues": "aaaaaaaaaa",
@@ -160,7 +172,9 @@ PARTKEY_QUERY = (
     "&select=%5B%22gamesvrid%22%2C%20%22lockid%22%2C%20%22pay.total_money%22%2C%20%22pay.auth.pay_keys%22%5D"
 )
 PARTKEY_HEADERS = [
-    "x-tcaplus-target:Tcaplus.PartkeyGetRecord", *BASE, "x-tcaplus-idl-type:protobuf",
+    "x-tcaplus-target:Tcaplus.PartkeyGetRecord",
+    *BASE,
+    "x-tcaplus-idl-type:protobuf",
     "x-tcaplus-index-name:index_name",
 ]
 PARTKEY_RESPONSE = json.loads("""{
@@ -253,7 +267,10 @@ def test_field_set_record_sample(http: httpx.Client) -> None:
     after = send(http, "GET", GET_HEADERS, query=GET_QUERY).json()
     assert after["RecordVersion"] == 3
     assert after["Record"]["pay"] == {
-        "pay_times": 2, "total_money": 17190, "pay_id": 5, "auth": {"pay_keys": "bingo", "update_time": 1528018372}
+        "pay_times": 2,
+        "total_money": 17190,
+        "pay_id": 5,
+        "auth": {"pay_keys": "bingo", "update_time": 1528018372},
     }
     assert (after["Record"]["gamesvrid"], after["Record"]["logintime"], after["Record"]["lockid"]) == (1719, 1719, [50, 60, 70])
 

@@ -133,13 +133,13 @@ BAD_PROTOS = [
     ),
     (
         "enum_field",
-        "enum color { RED = 0; }\nmessage tb {\n  option(tcaplusservice.tcaplus_primary_key) = \"a\";\n"
+        'enum color { RED = 0; }\nmessage tb {\n  option(tcaplusservice.tcaplus_primary_key) = "a";\n'
         "  required int32 a = 1;\n  optional color c = 2;\n}\n",
         "t.proto:4:6: color: enums are not supported in TcaplusDB tables; use an int32 field",
     ),
     (
         "enum_field_type",
-        "enum color { RED = 0; }\nmessage tb {\n  option(tcaplusservice.tcaplus_primary_key) = \"a\";\n"
+        'enum color { RED = 0; }\nmessage tb {\n  option(tcaplusservice.tcaplus_primary_key) = "a";\n'
         "  required int32 a = 1;\n  optional color c = 2;\n}\n",
         "t.proto:8:3: tb.c: enum type 'color' is not supported by TcaplusDB; use int32",
     ),
@@ -266,15 +266,28 @@ def example():
 
 def test_valid_records(players, example) -> None:
     full = {
-        "player_id": 2**63 - 1, "player_name": "ann", "player_email": "a@x", "game_server_id": -5,
-        "login_timestamp": ["t1", "t2"], "is_online": True, "pay": {"pay_id": 1, "amount": 2**64 - 1},
-        "avatar": "AAEC", "rating": 4, "ratio": 0.5, "level": 0,
+        "player_id": 2**63 - 1,
+        "player_name": "ann",
+        "player_email": "a@x",
+        "game_server_id": -5,
+        "login_timestamp": ["t1", "t2"],
+        "is_online": True,
+        "pay": {"pay_id": 1, "amount": 2**64 - 1},
+        "avatar": "AAEC",
+        "rating": 4,
+        "ratio": 0.5,
+        "level": 0,
     }
     assert validate_record(players, full, require_required=True) == []
     seed = {
-        "name": "calvinshao", "lockid": [50, 60, 70], "region": 101, "uin": 100, "is_available": True,
+        "name": "calvinshao",
+        "lockid": [50, 60, 70],
+        "region": 101,
+        "uin": 100,
+        "is_available": True,
         "pay": {"pay_times": 2, "total_money": 10000, "pay_id": 5, "auth": {"pay_keys": "k", "update_time": 1}},
-        "gamesvrid": 4099, "logintime": 404,
+        "gamesvrid": 4099,
+        "logintime": 404,
     }
     assert validate_record(example, seed, require_required=True) == []
 
@@ -284,21 +297,51 @@ def test_valid_records(players, example) -> None:
     [
         ([1], ((), "a record must be a mapping of field names to values")),
         ({"player_id": 1, "player_name": "a"}, ((), "primary-key field 'player_email' is missing")),
-        ({"player_id": 2**63, "player_name": "a", "player_email": "e"}, (("player_id",), "9223372036854775808 is out of range for int64 (-9223372036854775808..9223372036854775807)")),
+        (
+            {"player_id": 2**63, "player_name": "a", "player_email": "e"},
+            (("player_id",), "9223372036854775808 is out of range for int64 (-9223372036854775808..9223372036854775807)"),
+        ),
         ({"player_id": True, "player_name": "a", "player_email": "e"}, (("player_id",), "expected an integer (int64)")),
         ({"player_id": "1", "player_name": "a", "player_email": "e"}, (("player_id",), "expected an integer (int64)")),
-        ({"player_id": 1, "player_name": "a", "player_email": "e", "level": -1}, (("level",), "-1 is out of range for uint32 (0..4294967295)")),
-        ({"player_id": 1, "player_name": "a", "player_email": "e", "nick": "x"}, (("nick",), "unknown field: game_players has no field 'nick'")),
-        ({"player_id": 1, "player_name": "a", "player_email": "e", "pay": {"pay_id": 1, "bad": 1}}, (("pay", "bad"), "unknown field: payment has no field 'bad'")),
+        (
+            {"player_id": 1, "player_name": "a", "player_email": "e", "level": -1},
+            (("level",), "-1 is out of range for uint32 (0..4294967295)"),
+        ),
+        (
+            {"player_id": 1, "player_name": "a", "player_email": "e", "nick": "x"},
+            (("nick",), "unknown field: game_players has no field 'nick'"),
+        ),
+        (
+            {"player_id": 1, "player_name": "a", "player_email": "e", "pay": {"pay_id": 1, "bad": 1}},
+            (("pay", "bad"), "unknown field: payment has no field 'bad'"),
+        ),
         ({"player_id": 1, "player_name": "a", "player_email": "e", "pay": 5}, (("pay",), "expected a mapping (message payment)")),
-        ({"player_id": 1, "player_name": "a", "player_email": "e", "login_timestamp": ["a", 2]}, (("login_timestamp", 1), "expected a string")),
-        ({"player_id": 1, "player_name": "a", "player_email": "e", "login_timestamp": "a"}, (("login_timestamp",), "expected a list (repeated string)")),
-        ({"player_id": 1, "player_name": "a", "player_email": "e", "is_online": "yes"}, (("is_online",), "expected true or false (bool)")),
-        ({"player_id": 1, "player_name": "a", "player_email": "e", "avatar": "not base64!"}, (("avatar",), "expected a base64 string (bytes)")),
-        ({"player_id": 1, "player_name": "a", "player_email": "e", "rating": float("inf")}, (("rating",), "NaN and infinity cannot be sent as JSON")),
+        (
+            {"player_id": 1, "player_name": "a", "player_email": "e", "login_timestamp": ["a", 2]},
+            (("login_timestamp", 1), "expected a string"),
+        ),
+        (
+            {"player_id": 1, "player_name": "a", "player_email": "e", "login_timestamp": "a"},
+            (("login_timestamp",), "expected a list (repeated string)"),
+        ),
+        (
+            {"player_id": 1, "player_name": "a", "player_email": "e", "is_online": "yes"},
+            (("is_online",), "expected true or false (bool)"),
+        ),
+        (
+            {"player_id": 1, "player_name": "a", "player_email": "e", "avatar": "not base64!"},
+            (("avatar",), "expected a base64 string (bytes)"),
+        ),
+        (
+            {"player_id": 1, "player_name": "a", "player_email": "e", "rating": float("inf")},
+            (("rating",), "NaN and infinity cannot be sent as JSON"),
+        ),
         ({"player_id": 1, "player_name": "a", "player_email": "e", "ratio": 1e39}, (("ratio",), "out of range for float")),
         ({"player_id": 1, "player_name": "a", "player_email": "e", "rating": "1.5"}, (("rating",), "expected a number (double)")),
-        ({"player_id": 1, "player_name": "a", "player_email": "e", "is_online": None}, (("is_online",), "null is not a bool value")),
+        (
+            {"player_id": 1, "player_name": "a", "player_email": "e", "is_online": None},
+            (("is_online",), "null is not a bool value"),
+        ),
         ({"player_id": 1, "player_name": "x" * 1025, "player_email": "e"}, (("player_name",), "longer than 1024 bytes (1025)")),
     ],
 )
@@ -321,7 +364,9 @@ def test_partial_record_without_key(players) -> None:
 
 def test_keys(players) -> None:
     assert validate_keys(players, {"player_id": 1, "player_name": "a", "player_email": "e"}) == []
-    assert [(i.path, i.message) for i in validate_keys(players, {"player_id": 1, "level": 2}, fields=("player_id", "player_name"))] == [
+    assert [
+        (i.path, i.message) for i in validate_keys(players, {"player_id": 1, "level": 2}, fields=("player_id", "player_name"))
+    ] == [
         ((), "key field 'player_name' is missing"),
         (("level",), "'level' is not one of the key fields (player_id, player_name)"),
     ]
@@ -331,10 +376,49 @@ def test_keys(players) -> None:
 # Values on both sides of every scalar rule: valid records are cleared by a quick test per type
 # (protoschema._QUICK); whatever it clears, the full rule must accept too, key or not.
 EDGE_VALUES = [
-    None, True, False, 0, 1, -1, 2**31 - 1, 2**31, -(2**31), -(2**31) - 1, 2**32 - 1, 2**32, 2**63 - 1, 2**63,
-    -(2**63), -(2**63) - 1, 2**64 - 1, 2**64, 10**400, 0.0, -0.5, 1.5, 3.4028234663852886e38, 3.5e38, -3.5e38,
-    1e308, float("inf"), float("-inf"), float("nan"), "", "a", "x" * MAX_KEY_VALUE_BYTES, "x" * (MAX_KEY_VALUE_BYTES + 1),
-    "é" * 512, "é" * 513, "\ud800", "AAEC", "not base64!", "1", [], ["a"], {}, {"a": 1},
+    None,
+    True,
+    False,
+    0,
+    1,
+    -1,
+    2**31 - 1,
+    2**31,
+    -(2**31),
+    -(2**31) - 1,
+    2**32 - 1,
+    2**32,
+    2**63 - 1,
+    2**63,
+    -(2**63),
+    -(2**63) - 1,
+    2**64 - 1,
+    2**64,
+    10**400,
+    0.0,
+    -0.5,
+    1.5,
+    3.4028234663852886e38,
+    3.5e38,
+    -3.5e38,
+    1e308,
+    float("inf"),
+    float("-inf"),
+    float("nan"),
+    "",
+    "a",
+    "x" * MAX_KEY_VALUE_BYTES,
+    "x" * (MAX_KEY_VALUE_BYTES + 1),
+    "é" * 512,
+    "é" * 513,
+    "\ud800",
+    "AAEC",
+    "not base64!",
+    "1",
+    [],
+    ["a"],
+    {},
+    {"a": 1},
 ]
 SCALARS = [*INT_RANGES, "float", "double", "bool", "string", "bytes"]
 
@@ -363,12 +447,7 @@ def test_every_scalar_value_is_judged_by_its_rule(type_: str) -> None:
 
 @pytest.mark.parametrize("type_", ["int64", "uint32", "string", "bytes", "bool", "double"])
 def test_every_key_value_is_judged_by_the_key_rule(type_: str) -> None:
-    text = HEADER + (
-        "message tb {\n"
-        '  option(tcaplusservice.tcaplus_primary_key) = "k";\n'
-        f"  required {type_} k = 1;\n"
-        "}\n"
-    )
+    text = HEADER + (f'message tb {{\n  option(tcaplusservice.tcaplus_primary_key) = "k";\n  required {type_} k = 1;\n}}\n')
     table = parse_proto(text, file="t.proto").tables["tb"]
     for value in EDGE_VALUES:
         want = scalar_problem(type_, value, max_bytes=MAX_KEY_VALUE_BYTES)

@@ -17,7 +17,9 @@ from reconciler.vendors.tcaplus.records import _diffs, _has_structs, _leaf_diffs
 from reconciler.vendors.tcaplus.protoschema import TableSchema, parse_proto
 
 HEADER = 'syntax = "proto3";\npackage t;\nimport "tcaplusservice.optionv1.proto";\n'
-PROTO = HEADER + """
+PROTO = (
+    HEADER
+    + """
 message Inner { int32 x = 1; string y = 2; }
 message flat {
   option(tcaplusservice.tcaplus_primary_key) = "id";
@@ -28,6 +30,7 @@ message nested {
   int64 id = 1; string name = 2; Inner inner = 3; repeated Inner many = 4;
 }
 """
+)
 
 
 @pytest.fixture(scope="module")
@@ -65,8 +68,9 @@ NESTED: list[tuple[dict[str, Any], dict[str, Any]]] = [
 
 @pytest.mark.parametrize("whole", [False, True], ids=["declared", "whole"])
 @pytest.mark.parametrize("table,pairs", [("flat", FLAT), ("nested", NESTED)])
-def test_quick_comparison_answers_as_leaf_by_leaf(tables: dict[str, TableSchema], table: str,
-                                                  pairs: list[tuple[dict[str, Any], dict[str, Any]]], whole: bool) -> None:
+def test_quick_comparison_answers_as_leaf_by_leaf(
+    tables: dict[str, TableSchema], table: str, pairs: list[tuple[dict[str, Any], dict[str, Any]]], whole: bool
+) -> None:
     schema = tables[table]
     found_equal = found_different = 0
     for declared, live in pairs:
@@ -98,4 +102,7 @@ def test_a_reads_select_paths_are_the_records_leaves_but_its_keys(tables: dict[s
             expected = [p for p in _walk_leaves(schema.message, record) if p not in schema.primary_key]
             assert sorted(_leaf_paths(schema, record)) == sorted(expected), record
     assert sorted(_leaf_paths(tables["nested"], {"id": 1, "inner": {"x": 1, "y": "a"}, "many": []})) == [
-        "inner.x", "inner.y", "many"]
+        "inner.x",
+        "inner.y",
+        "many",
+    ]

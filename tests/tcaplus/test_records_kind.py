@@ -63,8 +63,12 @@ def test_precondition_and_data_of_an_update(tcaplus_ws: Workspace) -> None:
     assert change.precondition == {"record_version": 2}
     assert change.source == "manifests/p.yaml:1"
     assert [(d.path, d.before, d.after) for d in change.diffs] == [("level", 1, 2)]
-    assert change.data == {"table": PLAYERS, "mode": "declared", "keys": {"player_id": 1, "player_name": "p1",
-                           "player_email": "p1@example.com"}, "record": player(1, level=2)}
+    assert change.data == {
+        "table": PLAYERS,
+        "mode": "declared",
+        "keys": {"player_id": 1, "player_name": "p1", "player_email": "p1@example.com"},
+        "record": player(1, level=2),
+    }
 
 
 def test_a_json_line_is_read_as_json_loads_reads_it() -> None:
@@ -73,9 +77,26 @@ def test_a_json_line_is_read_as_json_loads_reads_it() -> None:
     from reconciler.clients.http import json_value
 
     lines = [
-        '{"a": 1, "b": [1.5, "x", null, true]}\n', '{"a": 1}', '  {"a": 1}\n', '{"a": 1}  \t\r\n', '[1, 2]\n', '"s"\n',
-        "7\n", "NaN\n", "-Infinity\n", '{"a": 1} x\n', '{"a": 1}{"b": 2}\n', '{"a": 1}\u00a0\n', '\ufeff{"a": 1}\n',
-        '{"a": }\n', '{"a": 1\n', "\n", "", '{"a": "\x01"}\n', '{"a": "\\ud800"}\n', "[" * 50_000 + "]" * 50_000 + "\n",
+        '{"a": 1, "b": [1.5, "x", null, true]}\n',
+        '{"a": 1}',
+        '  {"a": 1}\n',
+        '{"a": 1}  \t\r\n',
+        "[1, 2]\n",
+        '"s"\n',
+        "7\n",
+        "NaN\n",
+        "-Infinity\n",
+        '{"a": 1} x\n',
+        '{"a": 1}{"b": 2}\n',
+        '{"a": 1}\u00a0\n',
+        '\ufeff{"a": 1}\n',
+        '{"a": }\n',
+        '{"a": 1\n',
+        "\n",
+        "",
+        '{"a": "\x01"}\n',
+        '{"a": "\\ud800"}\n',
+        "[" * 50_000 + "]" * 50_000 + "\n",
     ]
     for line in lines:
         try:

@@ -97,8 +97,13 @@ def test_a_killed_apply_is_finished_by_resume_with_each_record_added_once(tcaplu
     add = f"POST /ver1.0/apps/2/zones/1/tables/{PLAYERS}/records"
     tcaplus_ws.emulator.set_faults({"latency_ms": 100})
     exe = str(Path(sys.executable).with_name("reconciler"))
-    proc = subprocess.Popen([exe, "apply", "--auto-approve", "--journal", "run.jsonl"], cwd=tcaplus_ws.root,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [exe, "apply", "--auto-approve", "--journal", "run.jsonl"],
+        cwd=tcaplus_ws.root,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     deadline = time.monotonic() + 60
     while tcaplus_ws.emulator.stats.get(add, 0) < 12 and time.monotonic() < deadline:
         time.sleep(0.01)

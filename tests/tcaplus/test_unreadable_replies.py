@@ -69,4 +69,5 @@ def test_a_read_answered_unreadably_is_asked_again(tcaplus_ws: Workspace, how: s
 
 def _path() -> str:
     from tests.tcaplus.conftest import APP_ID, ZONE_ID
+
     return f"/ver1.0/apps/{APP_ID}/zones/{ZONE_ID}/tables/{PLAYERS}/records"

@@ -30,8 +30,12 @@ MAX_TTL = 31_536_000
 
 class CacheRuleSpec(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    path: StrictStr = Field(min_length=1, max_length=256, pattern=r"^/[\x21-\x7e]*$",
-                            description="request paths the rule matches: starts with /, printable ASCII, no spaces; * matches any characters")
+    path: StrictStr = Field(
+        min_length=1,
+        max_length=256,
+        pattern=r"^/[\x21-\x7e]*$",
+        description="request paths the rule matches: starts with /, printable ASCII, no spaces; * matches any characters",
+    )
     ttlSeconds: StrictInt = Field(ge=0, le=MAX_TTL, description="how long the edge keeps an answer (0: never cached)")
     enabled: StrictBool = True
 
@@ -63,23 +67,36 @@ class CacheRuleKind(Kind[CacheRuleSpec, AcmeClient]):
         conn = ctx.config.providers.acme
         if conn is None:
             raise UsageError("providers.acme is not configured in the config file")
-        return AcmeClient(conn.base_url, token=ctx.config_secret(conn.api_token), zone=conn.zone, timeout=conn.timeout,
-                          retry=ctx.retry_policy(conn), max_connections=conn.concurrency,
-                          requests_per_second=conn.requests_per_second)
+        return AcmeClient(
+            conn.base_url,
+            token=ctx.config_secret(conn.api_token),
+            zone=conn.zone,
+            timeout=conn.timeout,
+            retry=ctx.retry_policy(conn),
+            max_connections=conn.concurrency,
+            requests_per_second=conn.requests_per_second,
+        )
 
     def check(self, resources: list[Resource[CacheRuleSpec]], scopes: list[ScopeDecl], ctx: RunContext) -> list[Problem]:
         problems: list[Problem] = []
         first = (resources or scopes or [None])[0]
         if first is not None and ctx.config.providers.acme is None:
-            problems.append(first.doc.problem(("kind",), "providers.acme is not configured in the config file",
-                                              resource=first.ref))
+            problems.append(
+                first.doc.problem(("kind",), "providers.acme is not configured in the config file", resource=first.ref)
+            )
         elif first is not None and ctx.config.doc is not None:
-            ctx.resolve_secret(ctx.config.doc, ("providers", "acme", "api_token"), ctx.config.providers.acme.api_token,
-                               resource="Config")
+            ctx.resolve_secret(
+                ctx.config.doc, ("providers", "acme", "api_token"), ctx.config.providers.acme.api_token, resource="Config"
+            )
         for r in resources:
             if not RULE_NAME.match(r.name):
-                problems.append(r.doc.problem(("metadata", "name"), "an Acme rule name is 1-63 lower-case letters, digits "
-                                              "and '-', starting with a letter or digit", resource=r.ref))
+                problems.append(
+                    r.doc.problem(
+                        ("metadata", "name"),
+                        "an Acme rule name is 1-63 lower-case letters, digits and '-', starting with a letter or digit",
+                        resource=r.ref,
+                    )
+                )
         return problems
 
     # -- plan ----------------------------------------------------------------------------------
@@ -91,10 +108,20 @@ class CacheRuleKind(Kind[CacheRuleSpec, AcmeClient]):
             want = r.spec.model_dump()
             have = live.get(r.name)
             if have is None:
-                kp.changes.append(Change(
-                    kind=self.kind, vendor=self.vendor, key=r.name, action=Action.CREATE, resource=r.ref, source=r.source,
-                    diffs=[FieldDiff(k, None, want[k]) for k in COMPARED], precondition={"exists": False},
-                    calls=["PUT /v1/zones/{zone}/cache-rules/{name}"], data={"desired": want}))
+                kp.changes.append(
+                    Change(
+                        kind=self.kind,
+                        vendor=self.vendor,
+                        key=r.name,
+                        action=Action.CREATE,
+                        resource=r.ref,
+                        source=r.source,
+                        diffs=[FieldDiff(k, None, want[k]) for k in COMPARED],
+                        precondition={"exists": False},
+                        calls=["PUT /v1/zones/{zone}/cache-rules/{name}"],
+                        data={"desired": want},
+                    )
+                )
                 continue
             kp.existing_in_scope += 1
             seen = _view(have)
@@ -102,10 +129,20 @@ class CacheRuleKind(Kind[CacheRuleSpec, AcmeClient]):
             if not diffs:
                 kp.noops += 1
                 continue
-            kp.changes.append(Change(
-                kind=self.kind, vendor=self.vendor, key=r.name, action=Action.UPDATE, resource=r.ref, source=r.source,
-                diffs=diffs, precondition={"fingerprint": ctx.live_fingerprint(seen)},
-                calls=["PUT /v1/zones/{zone}/cache-rules/{name}"], data={"desired": want}))
+            kp.changes.append(
+                Change(
+                    kind=self.kind,
+                    vendor=self.vendor,
+                    key=r.name,
+                    action=Action.UPDATE,
+                    resource=r.ref,
+                    source=r.source,
+                    diffs=diffs,
+                    precondition={"fingerprint": ctx.live_fingerprint(seen)},
+                    calls=["PUT /v1/zones/{zone}/cache-rules/{name}"],
+                    data={"desired": want},
+                )
+            )
         declared = {r.name for r in resources}
         for rule in sorted(live.values(), key=lambda x: x.name):
             if rule.name not in declared:
@@ -117,14 +154,23 @@ class CacheRuleKind(Kind[CacheRuleSpec, AcmeClient]):
         the scope that holds the rule, or deleted."""
         name, seen = rule.name, _view(rule)
         decision = undeclared(scopes, holds=lambda s: name.startswith(s.spec.namePrefix), protects=lambda s: name in s.protect)
-        decision.record(kp, kind=self.kind, vendor=self.vendor, key=name,
-                        change=lambda scope: self._delete(name, seen, scope, ctx))
+        decision.record(
+            kp, kind=self.kind, vendor=self.vendor, key=name, change=lambda scope: self._delete(name, seen, scope, ctx)
+        )
 
     def _delete(self, name: str, seen: dict[str, Any], scope: ScopeDecl, ctx: RunContext) -> Change:
-        return Change(kind=self.kind, vendor=self.vendor, key=name, action=Action.DELETE, resource="", source=scope.ref,
-                      diffs=[FieldDiff(k, seen[k], None) for k in COMPARED],
-                      precondition={"fingerprint": ctx.live_fingerprint(seen)},
-                      calls=["DELETE /v1/zones/{zone}/cache-rules/{name}"], notes=[f"not declared; inside {scope.ref}"])
+        return Change(
+            kind=self.kind,
+            vendor=self.vendor,
+            key=name,
+            action=Action.DELETE,
+            resource="",
+            source=scope.ref,
+            diffs=[FieldDiff(k, seen[k], None) for k in COMPARED],
+            precondition={"fingerprint": ctx.live_fingerprint(seen)},
+            calls=["DELETE /v1/zones/{zone}/cache-rules/{name}"],
+            notes=[f"not declared; inside {scope.ref}"],
+        )
 
     # -- apply ---------------------------------------------------------------------------------
     def apply(self, changes: list[Change], ctx: RunContext) -> list[Outcome]:
@@ -137,15 +183,17 @@ class CacheRuleKind(Kind[CacheRuleSpec, AcmeClient]):
             if c.action is Action.DELETE:
                 return outcome_of(c, lambda: client.delete_rule(c.key))
             d = c.data["desired"]
-            return outcome_of(c, lambda: client.put_rule(c.key, path=d["path"], ttl_seconds=d["ttlSeconds"],
-                                                         enabled=d["enabled"]))
+            return outcome_of(
+                c, lambda: client.put_rule(c.key, path=d["path"], ttl_seconds=d["ttlSeconds"], enabled=d["enabled"])
+            )
 
         conn = ctx.config.providers.acme
         return RunContext.map(write, changes, concurrency=conn.concurrency if conn is not None else 1)
 
     # -- export (DR, adoption) -----------------------------------------------------------------
-    def export(self, resources: list[Resource[CacheRuleSpec]], scopes: list[ScopeDecl], ctx: RunContext,
-               request: ExportRequest) -> KindExport:
+    def export(
+        self, resources: list[Resource[CacheRuleSpec]], scopes: list[ScopeDecl], ctx: RunContext, request: ExportRequest
+    ) -> KindExport:
         """Every live rule as a document of ``acme/cache-rules.yaml`` (with ``request.unmanaged``:
         only the rules no manifest declares). Server-owned fields become a comment."""
         client = ctx.client(type(self))

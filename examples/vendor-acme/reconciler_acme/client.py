@@ -57,14 +57,30 @@ def _is_answer(payload: Any) -> bool:
 
 
 class AcmeClient:
-    def __init__(self, base_url: str, *, token: str, zone: str, timeout: float = 30.0, retry: RetryPolicy | None = None,
-                 max_connections: int = 4, requests_per_second: float | None = None):
+    def __init__(
+        self,
+        base_url: str,
+        *,
+        token: str,
+        zone: str,
+        timeout: float = 30.0,
+        retry: RetryPolicy | None = None,
+        max_connections: int = 4,
+        requests_per_second: float | None = None,
+    ):
         redact.register(token)  # in a header of every request: never in a log line
         self._headers = {"Authorization": f"Bearer {token}"}
         self.zone = zone
-        self.http = HttpTransport(base_url, vendor="acme", timeout=timeout, retry=retry, max_connections=max_connections,
-                                  error_cls=AcmeError, transport_error_cls=AcmeTransportError,
-                                  requests_per_second=requests_per_second)
+        self.http = HttpTransport(
+            base_url,
+            vendor="acme",
+            timeout=timeout,
+            retry=retry,
+            max_connections=max_connections,
+            error_cls=AcmeError,
+            transport_error_cls=AcmeTransportError,
+            requests_per_second=requests_per_second,
+        )
 
     def __repr__(self) -> str:
         return f"AcmeClient(zone={self.zone!r}, <token hidden>)"
@@ -76,10 +92,18 @@ class AcmeClient:
         base = f"/v1/zones/{quote(self.zone, safe='')}/cache-rules"
         return base if name is None else f"{base}/{quote(name, safe='')}"
 
-    def _call(self, method: str, path: str, *, params: dict[str, Any] | None = None, body: Any = None,
-              gone_ok: bool = False) -> Any:
-        resp = self.http.send(method, path, params=params, json=body, headers=self._headers, idempotent=True,
-                              shape=_is_answer if method != "DELETE" else None)
+    def _call(
+        self, method: str, path: str, *, params: dict[str, Any] | None = None, body: Any = None, gone_ok: bool = False
+    ) -> Any:
+        resp = self.http.send(
+            method,
+            path,
+            params=params,
+            json=body,
+            headers=self._headers,
+            idempotent=True,
+            shape=_is_answer if method != "DELETE" else None,
+        )
         operation = f"{method} {path}"
         if resp.status_code == 204 or (gone_ok and resp.status_code == 404 and _code(resp) == "rule_not_found"):
             return None
@@ -114,8 +138,9 @@ class AcmeClient:
         raise AcmeError(f"more than {MAX_PAGES} pages of rules", host=self.http.host, operation="GET cache-rules")
 
     def put_rule(self, name: str, *, path: str, ttl_seconds: int, enabled: bool) -> LiveRule:
-        return _rule(self._call("PUT", self._rules_path(name),
-                                body={"path": path, "ttl_seconds": ttl_seconds, "enabled": enabled}))
+        return _rule(
+            self._call("PUT", self._rules_path(name), body={"path": path, "ttl_seconds": ttl_seconds, "enabled": enabled})
+        )
 
     def delete_rule(self, name: str) -> None:
         """Delete a rule; a rule already gone (404 ``rule_not_found``, or 204) is done too."""
@@ -134,6 +159,11 @@ def _code(resp: Any) -> Any:
 def _rule(item: Any) -> LiveRule:
     if not isinstance(item, dict):
         raise AcmeError("a rule in the answer is not an object")
-    return LiveRule(name=str(item.get("name", "")), path=str(item.get("path", "")),
-                    ttl_seconds=int(item.get("ttl_seconds") or 0), enabled=bool(item.get("enabled")),
-                    version=int(item.get("version") or 0), updated_at=str(item.get("updated_at") or ""))
+    return LiveRule(
+        name=str(item.get("name", "")),
+        path=str(item.get("path", "")),
+        ttl_seconds=int(item.get("ttl_seconds") or 0),
+        enabled=bool(item.get("enabled")),
+        version=int(item.get("version") or 0),
+        updated_at=str(item.get("updated_at") or ""),
+    )

@@ -36,8 +36,9 @@ MAX_LIMIT = 100
 ROUTE = re.compile(r"^/v1/zones/(?P<zone>[^/]+)/cache-rules(?:/(?P<name>[^/]+))?$")
 
 
-def _error(status: int, code: str, message: str, fields: dict[str, str] | None = None,
-           headers: dict[str, str] | None = None) -> Response:
+def _error(
+    status: int, code: str, message: str, fields: dict[str, str] | None = None, headers: dict[str, str] | None = None
+) -> Response:
     body: dict[str, Any] = {"code": code, "message": message}
     if fields:
         body["fields"] = fields
@@ -61,9 +62,11 @@ class AcmeEmulator(Emulator):
             self.knobs[k] = v
 
     def init_db(self) -> None:
-        self.db.execute("CREATE TABLE IF NOT EXISTS rules (zone TEXT NOT NULL, name TEXT NOT NULL, path TEXT NOT NULL, "
-                        "ttl_seconds INTEGER NOT NULL, enabled INTEGER NOT NULL, version INTEGER NOT NULL, "
-                        "updated_at TEXT NOT NULL, PRIMARY KEY (zone, name))")
+        self.db.execute(
+            "CREATE TABLE IF NOT EXISTS rules (zone TEXT NOT NULL, name TEXT NOT NULL, path TEXT NOT NULL, "
+            "ttl_seconds INTEGER NOT NULL, enabled INTEGER NOT NULL, version INTEGER NOT NULL, "
+            "updated_at TEXT NOT NULL, PRIMARY KEY (zone, name))"
+        )
 
     def injected_error(self, req: Request) -> Response:
         return _error(503, "overloaded", "the edge refused the request")
@@ -105,8 +108,9 @@ class AcmeEmulator(Emulator):
                 after = ""
             if not NAME.match(after):
                 return _error(400, "invalid_request", "cursor: not a cursor this server gave", {"cursor": "unknown cursor"})
-        rows = self.db.execute("SELECT * FROM rules WHERE zone = ? AND name > ? ORDER BY name LIMIT ?",
-                               (zone, after, limit + 1)).fetchall()
+        rows = self.db.execute(
+            "SELECT * FROM rules WHERE zone = ? AND name > ? ORDER BY name LIMIT ?", (zone, after, limit + 1)
+        ).fetchall()
         page = [self._rule(r) for r in rows[:limit]]
         more = len(rows) > limit
         cursor = base64.urlsafe_b64encode(page[-1]["name"].encode()).decode("ascii") if more else None
@@ -130,8 +134,10 @@ class AcmeEmulator(Emulator):
                     return _error(409, "quota_exceeded", f"the zone holds {MAX_RULES} rules already")
             version = 1 if old is None else old["version"] + 1
             now = datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
-            self.db.execute("INSERT OR REPLACE INTO rules VALUES (?, ?, ?, ?, ?, ?, ?)",
-                            (zone, name, body["path"], body["ttl_seconds"], int(body["enabled"]), version, now))
+            self.db.execute(
+                "INSERT OR REPLACE INTO rules VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (zone, name, body["path"], body["ttl_seconds"], int(body["enabled"]), version, now),
+            )
         row = self.db.execute("SELECT * FROM rules WHERE zone = ? AND name = ?", (zone, name)).fetchone()
         return Response.json(self._rule(row), status=201 if old is None else 200)
 
@@ -159,8 +165,14 @@ class AcmeEmulator(Emulator):
 
     @staticmethod
     def _rule(row: Any) -> dict[str, Any]:
-        return {"name": row["name"], "path": row["path"], "ttl_seconds": row["ttl_seconds"],
-                "enabled": bool(row["enabled"]), "version": row["version"], "updated_at": row["updated_at"]}
+        return {
+            "name": row["name"],
+            "path": row["path"],
+            "ttl_seconds": row["ttl_seconds"],
+            "enabled": bool(row["enabled"]),
+            "version": row["version"],
+            "updated_at": row["updated_at"],
+        }
 
     # -- for tests -----------------------------------------------------------------------------
     def rules(self, zone: str) -> dict[str, dict[str, Any]]:

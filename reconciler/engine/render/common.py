@@ -25,20 +25,24 @@ def _no_changes(plan: Plan) -> str:
     """The line a plan without changes ends its body with: "matches" only when earned."""
     seen = []
     if plan.not_restored:
-        seen.append(f"{len(plan.not_restored)} declared object(s) are incomplete and were not planned (see the "
-                    "warnings: not restored until filled in)")
+        seen.append(
+            f"{len(plan.not_restored)} declared object(s) are incomplete and were not planned (see the "
+            "warnings: not restored until filled in)"
+        )
     if plan.out_of_band:
-        seen.append(f"{len(plan.out_of_band)} resource(s) ended out of band (see the warnings; nothing is "
-                    "re-created without an opt-in)")
+        seen.append(
+            f"{len(plan.out_of_band)} resource(s) ended out of band (see the warnings; nothing is re-created without an opt-in)"
+        )
     if plan.differs:
-        seen.append(f"{len(plan.differs)} resource(s) differ from the manifests in ways apply cannot change "
-                    "(see the warnings)")
+        seen.append(f"{len(plan.differs)} resource(s) differ from the manifests in ways apply cannot change (see the warnings)")
     if seen:
         line = "No changes to apply, but " + "; ".join(seen) + "."
         return line + (" The comparison is incomplete (see above).\n" if plan.gaps() else "\n")
     if plan.gaps():
-        return ("Nothing to apply in what could be read and compared, but the comparison is incomplete: "
-                f"live state is not known to match the manifests (see '{INCOMPLETE_HEAD}' above).\n")
+        return (
+            "Nothing to apply in what could be read and compared, but the comparison is incomplete: "
+            f"live state is not known to match the manifests (see '{INCOMPLETE_HEAD}' above).\n"
+        )
     return "No changes. Live state matches the manifests.\n"
 
 

@@ -54,7 +54,7 @@ def _md_text(text: Any, table: dict[int, str]) -> str:
     parts = []
     pos = 0
     for m in _LINKY.finditer(s):
-        parts.append(s[pos:m.start()].translate(table))
+        parts.append(s[pos : m.start()].translate(table))
         parts.append(_defused(m))
         pos = m.end()
     parts.append(s[pos:].translate(table))
@@ -101,8 +101,10 @@ def _md_title(c: Change) -> str:
 
 def _md_change_compact(c: Change) -> str:
     """A change whose details alone would take too much of the comment."""
-    return (f"<details><summary>{_md_title(c)}</summary>\n\n_{len(c.diffs)} field change(s) and "
-            f"{len(c.notes)} note(s), too large to show here; the JSON plan has them all._\n\n</details>\n")
+    return (
+        f"<details><summary>{_md_title(c)}</summary>\n\n_{len(c.diffs)} field change(s) and "
+        f"{len(c.notes)} note(s), too large to show here; the JSON plan has them all._\n\n</details>\n"
+    )
 
 
 def _md_change_keys_only(c: Change) -> str:
@@ -112,8 +114,10 @@ def _md_change_keys_only(c: Change) -> str:
     title = f"{md_escape(SYMBOL[c.action])} {c.action.value} {md_code(_clip(c.address, 200))}"
     names = ", ".join(md_code(_clip(d.path, 100)) for d in c.diffs[:MAX_DIFF_ROWS])
     more = f" and {len(c.diffs) - MAX_DIFF_ROWS} more" if len(c.diffs) > MAX_DIFF_ROWS else ""
-    body = [f"{len(c.diffs)} field(s){': ' + names + more if names else ''}. Live values of objects the "
-            "manifests do not declare are not shown in a pull-request plan."]
+    body = [
+        f"{len(c.diffs)} field(s){': ' + names + more if names else ''}. Live values of objects the "
+        "manifests do not declare are not shown in a pull-request plan."
+    ]
     if c.source:
         body.append(f"\nIn scope of: {md_code(_clip(c.source, 200))}")
     if c.notes:
@@ -127,8 +131,7 @@ def _md_change(c: Change, *, keys_only: bool = False) -> str:
     title = _md_title(c) + _md_exposure_tag(c)
     body = []
     if c.resource:
-        body.append(f"Resource: {md_code(_clip(c.resource, 200))}"
-                    + (f" ({md_code(_clip(c.source, 200))})" if c.source else ""))
+        body.append(f"Resource: {md_code(_clip(c.resource, 200))}" + (f" ({md_code(_clip(c.source, 200))})" if c.source else ""))
     if c.exposure:
         body.append(f"\n**{md_escape(_clip(_exposure.change_line(c.exposure), 400))}**")
     if c.diffs:
@@ -177,8 +180,15 @@ def _md_exposure_tag(c: Change) -> str:
     return " — " + md_escape(_clip(f"stake {at_most}{_exposure.money(e.get('stake_after'))}{unit}", 100))
 
 
-def render_markdown(plan: Plan, *, title: str = "reconciler plan", stale: list[Outcome] | None = None,
-                    limit: int = MARKDOWN_LIMIT, safety: list[str] | None = None, keys_only: bool = False) -> str:
+def render_markdown(
+    plan: Plan,
+    *,
+    title: str = "reconciler plan",
+    stale: list[Outcome] | None = None,
+    limit: int = MARKDOWN_LIMIT,
+    safety: list[str] | None = None,
+    keys_only: bool = False,
+) -> str:
     """The plan as one pull-request comment, always shorter than ``limit`` characters: changes are
     shown in plan order (collapsed) while they fit; the tail is summarised by kind and action.
     ``keys_only`` (a plan of a config under review): deletes of undeclared objects show their
@@ -223,8 +233,10 @@ def render_markdown(plan: Plan, *, title: str = "reconciler plan", stale: list[O
     rest = plan.changes[shown:]
     if rest:
         by = Counter(f"{c.kind} {c.action.value}" for c in rest)
-        parts.append(f"\n_{len(rest)} more change(s) not shown here to keep this comment short; "
-                     "the full plan is in the JSON artifact:_\n\n")
+        parts.append(
+            f"\n_{len(rest)} more change(s) not shown here to keep this comment short; "
+            "the full plan is in the JSON artifact:_\n\n"
+        )
         parts.extend(f"- {md_escape(k)}: {v}\n" for k, v in sorted(by.items()))
     return "".join(parts)
 
@@ -241,8 +253,7 @@ def _gaps_markdown(plan: Plan) -> list[str]:
     return out
 
 
-def render_apply_markdown(outcomes: list[Outcome], *, title: str = "reconciler apply",
-                          limit: int = MARKDOWN_LIMIT) -> str:
+def render_apply_markdown(outcomes: list[Outcome], *, title: str = "reconciler apply", limit: int = MARKDOWN_LIMIT) -> str:
     """The result of applying a saved plan, for a pull-request comment: the per-vendor table (with
     the stale column) and one row per change while they fit under ``limit``."""
     c = Counter(o.status for o in outcomes)
@@ -261,8 +272,7 @@ def render_apply_markdown(outcomes: list[Outcome], *, title: str = "reconciler a
     shown = 0
     for o in outcomes:
         msg = "; ".join([o.message, *o.details]) if o.details else o.message
-        row = (f"| {o.status} | {o.change.action.value} {md_code(_clip(o.change.address, 200))} | "
-               f"{md_escape(_clip(msg))} |\n")
+        row = f"| {o.status} | {o.change.action.value} {md_code(_clip(o.change.address, 200))} | {md_escape(_clip(msg))} |\n"
         if size + len(row) + reserve >= limit:
             break
         parts.append(row)
@@ -270,6 +280,9 @@ def render_apply_markdown(outcomes: list[Outcome], *, title: str = "reconciler a
         shown += 1
     if shown < len(outcomes):
         rest = Counter(o.status for o in outcomes[shown:])
-        parts.append(f"\n_{len(outcomes) - shown} more result(s) not shown: "
-                     + ", ".join(f"{v} {k}" for k, v in sorted(rest.items())) + "._\n")
+        parts.append(
+            f"\n_{len(outcomes) - shown} more result(s) not shown: "
+            + ", ".join(f"{v} {k}" for k, v in sorted(rest.items()))
+            + "._\n"
+        )
     return "".join(parts)

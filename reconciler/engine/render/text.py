@@ -22,8 +22,16 @@ NORMAL_MAX_LIST = 50  # unmanaged objects and warnings at --detail normal
 # counted on one line. Apply lists as many applied outcomes per kind.
 NORMAL_MAX_CHANGES = 20
 _STYLES = {
-    "create": "green", "update": "yellow", "replace": "magenta", "delete": "red",
-    "head": "bold", "group": "bold cyan", "doc": "cyan", "dim": "dim", "warn": "yellow", "unsafe": "bold red",
+    "create": "green",
+    "update": "yellow",
+    "replace": "magenta",
+    "delete": "red",
+    "head": "bold",
+    "group": "bold cyan",
+    "doc": "cyan",
+    "dim": "dim",
+    "warn": "yellow",
+    "unsafe": "bold red",
 }
 _COLUMNS = ("create", "update", "replace", "delete", "unchanged", "unmanaged")
 
@@ -101,8 +109,15 @@ def _diff_line(c: Change, d: Any) -> str:
     return f"{d.path}: {show(d.before)} -> {show(d.after)}"
 
 
-def render_text(plan: Plan, out: TextIO, *, safety: list[str] | None = None, detail: str = "normal",
-                color: bool = False, keys_only: bool = False) -> None:
+def render_text(
+    plan: Plan,
+    out: TextIO,
+    *,
+    safety: list[str] | None = None,
+    detail: str = "normal",
+    color: bool = False,
+    keys_only: bool = False,
+) -> None:
     """The plan for people: the counts first (a ``Summary:`` line and a table by vendor and kind),
     safety findings and warnings, then the changes grouped by vendor, kind and manifest document
     (notes shared by several changes of a kind printed once with their count), and the grep-able
@@ -208,8 +223,7 @@ def _changes(w: _Writer, plan: Plan, *, full: bool, keys_only: bool = False) -> 
                 listed += 1
         if hidden:
             what = ", ".join(f"{hidden[a.value]:,} {a.value}" for a in Action if hidden[a.value])
-            w.line(f"... and {sum(hidden.values()):,} more {kind} change(s) not listed ({what}): "
-                   "--detail full lists them", "dim")
+            w.line(f"... and {sum(hidden.values()):,} more {kind} change(s) not listed ({what}): --detail full lists them", "dim")
 
 
 def _change(w: _Writer, c: Change, shared: set[str], *, full: bool, keys_only: bool = False) -> None:
@@ -219,8 +233,11 @@ def _change(w: _Writer, c: Change, shared: set[str], *, full: bool, keys_only: b
         w.line(f"{SYMBOL[c.action]} {c.action.value}", c.action.value, tail=f" {c.address}")
         names = ", ".join(d.path for d in c.diffs[:NORMAL_MAX_DIFFS])
         more = f" and {len(c.diffs) - NORMAL_MAX_DIFFS} more" if len(c.diffs) > NORMAL_MAX_DIFFS else ""
-        w.line(f"    {len(c.diffs)} field(s){': ' + names + more if names else ''}; live values of objects the "
-               "manifests do not declare are not shown in a pull-request plan", "dim")
+        w.line(
+            f"    {len(c.diffs)} field(s){': ' + names + more if names else ''}; live values of objects the "
+            "manifests do not declare are not shown in a pull-request plan",
+            "dim",
+        )
         return
     head = f" {c.address}"
     if c.resource and c.resource != c.address:
@@ -259,8 +276,15 @@ def _text_exposure(w: _Writer, plan: Plan) -> None:
             w.line(f"approved over budget: ... and {len(over) - NORMAL_MAX_LIST} more", "warn")
 
 
-OUTCOME_MARK = {"applied": "ok", "failed": "FAILED", "stale": "STALE", "skipped": "skipped",
-                "interrupted": "NOT RUN", "unknown": "UNKNOWN", "pending": "PENDING"}
+OUTCOME_MARK = {
+    "applied": "ok",
+    "failed": "FAILED",
+    "stale": "STALE",
+    "skipped": "skipped",
+    "interrupted": "NOT RUN",
+    "unknown": "UNKNOWN",
+    "pending": "PENDING",
+}
 
 
 def render_outcome(o: Outcome, out: TextIO) -> None:
@@ -303,8 +327,13 @@ class OutcomeStream:
     def close(self) -> None:
         with self.lock:
             for (vendor, kind, action), n in sorted(self.unlisted.items()):
-                self.out.write(one_line(f"{OUTCOME_MARK['applied']:7} {n:,} more: {action} {kind} ({vendor}), "
-                                        "not listed (--detail full lists every outcome)") + "\n")
+                self.out.write(
+                    one_line(
+                        f"{OUTCOME_MARK['applied']:7} {n:,} more: {action} {kind} ({vendor}), "
+                        "not listed (--detail full lists every outcome)"
+                    )
+                    + "\n"
+                )
             self.unlisted.clear()
 
 

@@ -156,14 +156,16 @@ class BestProxyClient:
             params = {"app_key": self._app_key, **(body or {})}
             resp = self.http.send("GET", path, params=params, idempotent=True, shape=_envelope_shape)
         else:
-            resp = self.http.send(method, path, json={"app_key": self._app_key, **(body or {})}, idempotent=idempotent,
-                                  shape=_envelope_shape)
+            resp = self.http.send(
+                method, path, json={"app_key": self._app_key, **(body or {})}, idempotent=idempotent, shape=_envelope_shape
+            )
         operation = f"{method} {path}"
         try:
             payload = resp.json()
         except ValueError:
-            raise BestProxyHttpError("the answer is not JSON", http_status=resp.status_code, host=self.http.host,
-                                     operation=operation) from None
+            raise BestProxyHttpError(
+                "the answer is not JSON", http_status=resp.status_code, host=self.http.host, operation=operation
+            ) from None
         return parse_envelope(operation, resp.status_code, payload, host=self.http.host)
 
     # -- accounts --------------------------------------------------------------------------
@@ -187,8 +189,12 @@ class BestProxyClient:
     def add_accounts(self, accounts: list[tuple[str, str]], *, product_type: int, remark: str = "") -> None:
         """One call for many accounts of one product type and remark (``user:pass,user:pass``)."""
         joined = ",".join(f"{u}:{p}" for u, p in accounts)
-        self._call("POST", "/gateway/whitelist-account/add",
-                   {"accounts": joined, "remark": remark, "product_type": product_type}, idempotent=False)
+        self._call(
+            "POST",
+            "/gateway/whitelist-account/add",
+            {"accounts": joined, "remark": remark, "product_type": product_type},
+            idempotent=False,
+        )
 
     def delete_accounts(self, usernames: list[str]) -> None:
         self._call("POST", "/gateway/whitelist-account/delete", {"accounts": ",".join(usernames)}, idempotent=True)
@@ -216,8 +222,13 @@ class BestProxyClient:
         out = []
         for i in data.get("list") or []:
             pt = i.get("product_type")
-            out.append(LiveIp(ip=str(i.get("ip", "")).strip(), remark=str(i.get("remark") or ""),
-                              product_type=int(pt) if isinstance(pt, (int, str)) and str(pt).isdigit() else (product_type or 0)))
+            out.append(
+                LiveIp(
+                    ip=str(i.get("ip", "")).strip(),
+                    remark=str(i.get("remark") or ""),
+                    product_type=int(pt) if isinstance(pt, (int, str)) and str(pt).isdigit() else (product_type or 0),
+                )
+            )
         return out
 
     def add_ips(self, ips: list[str], *, product_type: int | None, remark: str = "", user_product_id: int | None = None) -> None:
@@ -233,5 +244,9 @@ class BestProxyClient:
     def delete_ips(self, ips: list[str], *, verify_type: str, verify_code: str) -> None:
         # not repeated by the transport: a repeat would send the same verification code again, which
         # BestProxy may refuse as used; the caller settles an unknown outcome and sends a fresh code
-        self._call("POST", "/gateway/proxy-ip/delete",
-                   {"ips": ",".join(ips), "verify_type": verify_type, "verify_code": verify_code}, idempotent=False)
+        self._call(
+            "POST",
+            "/gateway/proxy-ip/delete",
+            {"ips": ",".join(ips), "verify_type": verify_type, "verify_code": verify_code},
+            idempotent=False,
+        )

@@ -81,8 +81,9 @@ ITEM_FIELDS = frozenset({"accounts", "ips"})
 K = TypeVar("K")
 
 
-def write_each(keys: Sequence[K], write: Callable[[list[K]], None], done: Callable[[list[K]], set[K]], *,
-               what: str, budget: int = 32) -> dict[K, str]:
+def write_each(
+    keys: Sequence[K], write: Callable[[list[K]], None], done: Callable[[list[K]], set[K]], *, what: str, budget: int = 32
+) -> dict[K, str]:
     """Write ``keys`` in as few batch calls as the vendor allows; the keys that did not take effect,
     each with the vendor's reason (empty when all did). Unknown outcomes are settled by
     :func:`settle_batch` (read back, no blind repeat). A refusal naming a field other than the

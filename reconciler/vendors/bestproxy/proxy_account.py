@@ -55,14 +55,16 @@ class ProxyAccountSpec(BaseModel):
     """A proxy account. ``password`` is a secret reference (``env:NAME`` / ``file:PATH``)."""
 
     model_config = ConfigDict(extra="forbid")
-    username: StrictStr = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9]+$",
-                                description="letters and digits only")
+    username: StrictStr = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9]+$", description="letters and digits only")
     password: SecretRef = Field(description="reference to a 6-16 character password of letters and digits")
-    productType: ProductType = Field(description="9 dynamic residential traffic, 11 dynamic residential IP, 14 static datacenter, 25 static residential")
+    productType: ProductType = Field(
+        description="9 dynamic residential traffic, 11 dynamic residential IP, 14 static datacenter, 25 static residential"
+    )
     remark: Remark = ""
     trafficLimitGb: int = Field(default=0, ge=0, le=MAX_LIMIT_GB, strict=True, description="0 = unlimited")
-    dailyLimitGb: int | None = Field(default=None, ge=0, le=MAX_LIMIT_GB, strict=True,
-                                     description="0 = unlimited; write-only (the API does not return it)")
+    dailyLimitGb: int | None = Field(
+        default=None, ge=0, le=MAX_LIMIT_GB, strict=True, description="0 = unlimited; write-only (the API does not return it)"
+    )
     enabled: StrictBool = True
     udp: StrictBool | None = Field(default=None, description="only for product types 14 and 25; write-only")
 
@@ -83,9 +85,11 @@ class ProxyAccountScope(BaseModel):
 
 
 COMPARED = ("remark", "productType", "trafficLimitGb", "enabled")
-PENDING_NOTE = ("BestProxy answers that the account exists but does not list it yet (new accounts can take up "
-                "to 5 minutes to appear): nothing was written; a plan after that window shows it, or shows it "
-                "missing if it really is")
+PENDING_NOTE = (
+    "BestProxy answers that the account exists but does not list it yet (new accounts can take up "
+    "to 5 minutes to appear): nothing was written; a plan after that window shows it, or shows it "
+    "missing if it really is"
+)
 CREATED_AT_TZ = timezone(timedelta(hours=8))  # ``created_at`` has no offset: the vendor's (UTC+8), a guess
 
 
@@ -105,6 +109,8 @@ def _finishes_create(spec: ProxyAccountSpec, pw: str, a: LiveAccount, diffs: lis
         return False
     new_account = {"trafficLimitGb": a.limit_gb == 0, "enabled": a.enabled, "dailyLimitGb": True, "udp": True}
     return all(new_account.get(d.path, False) for d in diffs)
+
+
 WRITE_ONLY = ("dailyLimitGb", "udp")  # the account list does not return them: drift in them cannot be seen
 
 
@@ -131,7 +137,9 @@ class ProxyAccountKind(Kind[ProxyAccountSpec, BestProxyClient]):
             if not 6 <= len(value) <= 16:
                 problems.append(r.problem(("password",), f"the password behind {r.spec.password} must be 6-16 characters"))
             elif not ALNUM.match(value):
-                problems.append(r.problem(("password",), f"the password behind {r.spec.password} must contain only letters and digits"))
+                problems.append(
+                    r.problem(("password",), f"the password behind {r.spec.password} must contain only letters and digits")
+                )
         return problems
 
     # -- plan ------------------------------------------------------------------------------
@@ -183,11 +191,20 @@ class ProxyAccountKind(Kind[ProxyAccountSpec, BestProxyClient]):
             if username not in declared:
                 self._undeclared(a, scopes, ctx, kp)
         if not_compared:
-            kp.warnings.append(f"{self.kind}: {len(not_compared)} password(s) named by file: references were not compared "
-                               f"with the live ones: {NOT_COMPARED} (a pull request could commit a guess; a trusted plan "
-                               "compares them)")
-        kp.uncompared += [Gap(self.kind, "the account list does not return it (write-only): a change made outside "
-                                         "the product cannot be seen", field=k, resources=n) for k, n in sorted(unseen.items())]
+            kp.warnings.append(
+                f"{self.kind}: {len(not_compared)} password(s) named by file: references were not compared "
+                f"with the live ones: {NOT_COMPARED} (a pull request could commit a guess; a trusted plan "
+                "compares them)"
+            )
+        kp.uncompared += [
+            Gap(
+                self.kind,
+                "the account list does not return it (write-only): a change made outside the product cannot be seen",
+                field=k,
+                resources=n,
+            )
+            for k, n in sorted(unseen.items())
+        ]
         return kp
 
     def _undeclared(self, a: LiveAccount, scopes: list[ScopeDecl], ctx: RunContext, kp: KindPlan) -> None:
@@ -195,8 +212,12 @@ class ProxyAccountKind(Kind[ProxyAccountSpec, BestProxyClient]):
 
         def delete(scope: ScopeDecl) -> Change:
             return Change(
-                kind=self.kind, vendor=self.vendor, key=a.username, action=Action.DELETE,
-                resource="", source=scope.ref,
+                kind=self.kind,
+                vendor=self.vendor,
+                key=a.username,
+                action=Action.DELETE,
+                resource="",
+                source=scope.ref,
                 diffs=[FieldDiff(k, v, None, k == "password") for k, v in self._display(self._live_view(a, ctx)).items()],
                 precondition={"fingerprint": ctx.live_fingerprint(self._live_view(a, ctx))},
                 calls=["POST /gateway/whitelist-account/delete (batched)"],
@@ -242,9 +263,15 @@ class ProxyAccountKind(Kind[ProxyAccountSpec, BestProxyClient]):
         if not spec.enabled:
             calls.append("POST /gateway/whitelist-account/disable (batched)")
         return Change(
-            kind=self.kind, vendor=self.vendor, key=spec.username, action=Action.CREATE, resource=r.ref,
-            source=r.source, diffs=[FieldDiff(k, None, v, k == "password") for k, v in self._display(view).items()],
-            precondition={"exists": False}, calls=calls,
+            kind=self.kind,
+            vendor=self.vendor,
+            key=spec.username,
+            action=Action.CREATE,
+            resource=r.ref,
+            source=r.source,
+            diffs=[FieldDiff(k, None, v, k == "password") for k, v in self._display(view).items()],
+            precondition={"exists": False},
+            calls=calls,
             data={"desired": self._data(spec), "password_fingerprint": view["password"]},
         )
 
@@ -266,8 +293,16 @@ class ProxyAccountKind(Kind[ProxyAccountSpec, BestProxyClient]):
             out["udp"] = int(spec.udp)
         return out
 
-    def _update(self, r: Resource[ProxyAccountSpec], spec: ProxyAccountSpec, pw: str, a: LiveAccount, ctx: RunContext, *,
-                compare_password: bool = True) -> Change | None:
+    def _update(
+        self,
+        r: Resource[ProxyAccountSpec],
+        spec: ProxyAccountSpec,
+        pw: str,
+        a: LiveAccount,
+        ctx: RunContext,
+        *,
+        compare_password: bool = True,
+    ) -> Change | None:
         want, have = self._desired_fields(spec), self._live_fields(a)
         diffs = []
         if compare_password and pw != a.password:
@@ -285,11 +320,20 @@ class ProxyAccountKind(Kind[ProxyAccountSpec, BestProxyClient]):
         data: dict[str, Any] = {"desired": self._data(spec), "password_fingerprint": want["password"]}
         if any(d.path == "productType" for d in diffs):
             note = "product type cannot be changed in place: the account is deleted and re-created (usage history is lost)"
-            window = ("BestProxy completes a delete up to 5 minutes later: if it still holds the username, the add "
-                      "is reported 'pending: retry after 5 minutes' (exit 4) and the next apply creates it")
+            window = (
+                "BestProxy completes a delete up to 5 minutes later: if it still holds the username, the add "
+                "is reported 'pending: retry after 5 minutes' (exit 4) and the next apply creates it"
+            )
             change = Change(
-                kind=self.kind, vendor=self.vendor, key=spec.username, action=Action.REPLACE, resource=r.ref,
-                source=r.source, diffs=diffs, precondition=pre, notes=[note, window],
+                kind=self.kind,
+                vendor=self.vendor,
+                key=spec.username,
+                action=Action.REPLACE,
+                resource=r.ref,
+                source=r.source,
+                diffs=diffs,
+                precondition=pre,
+                notes=[note, window],
                 calls=["POST /gateway/whitelist-account/delete (batched)", "POST /gateway/whitelist-account/add (batched)"],
                 data=data,
             )
@@ -310,8 +354,17 @@ class ProxyAccountKind(Kind[ProxyAccountSpec, BestProxyClient]):
         if finishing:
             notes.append(UNFINISHED_CREATE_NOTE)
         return Change(
-            kind=self.kind, vendor=self.vendor, key=spec.username, action=Action.UPDATE, resource=r.ref,
-            source=r.source, diffs=diffs, precondition=pre, calls=calls, notes=notes, data=data,
+            kind=self.kind,
+            vendor=self.vendor,
+            key=spec.username,
+            action=Action.UPDATE,
+            resource=r.ref,
+            source=r.source,
+            diffs=diffs,
+            precondition=pre,
+            calls=calls,
+            notes=notes,
+            data=data,
             impact=0 if finishing else 1,
         )
 
@@ -352,7 +405,7 @@ class ProxyAccountKind(Kind[ProxyAccountSpec, BestProxyClient]):
         updates = [c for c in changes if c.action is Action.UPDATE]
         units = [deletes] if deletes else []
         units += [by_type[t] for t in sorted(by_type)]
-        units += [updates[i:i + self.UPDATE_CHUNK] for i in range(0, len(updates), self.UPDATE_CHUNK)]
+        units += [updates[i : i + self.UPDATE_CHUNK] for i in range(0, len(updates), self.UPDATE_CHUNK)]
         return units
 
     def apply(self, changes: list[Change], ctx: RunContext) -> list[Outcome]:
@@ -365,17 +418,27 @@ class ProxyAccountKind(Kind[ProxyAccountSpec, BestProxyClient]):
 
         deletes = [c for c in changes if c.action in (Action.DELETE, Action.REPLACE)]
         if deletes:
-            self._batched(results, deletes, write_each(
-                [c.key for c in deletes], client.delete_accounts, lambda ks: set(ks) - set(live()),
-                what="whitelist-account/delete"), final={c.key for c in deletes if c.action is Action.DELETE})
+            self._batched(
+                results,
+                deletes,
+                write_each(
+                    [c.key for c in deletes],
+                    client.delete_accounts,
+                    lambda ks: set(ks) - set(live()),
+                    what="whitelist-account/delete",
+                ),
+                final={c.key for c in deletes if c.action is Action.DELETE},
+            )
 
         creates = [c for c in changes if c.action is Action.CREATE and c.key not in results]
         self._create_all(client, creates, ctx, results, concurrency, live)
         self._explain_window(client, creates, results, replaced=False)
-        self._create_replaced(client, [c for c in changes if c.action is Action.REPLACE and c.key not in results],
-                              ctx, results, concurrency, live)
+        self._create_replaced(
+            client, [c for c in changes if c.action is Action.REPLACE and c.key not in results], ctx, results, concurrency, live
+        )
 
         updates = [c for c in changes if c.action is Action.UPDATE]
+
         def set_enabled(batch: list[Change], write: Callable[[list[str]], None], flag: bool) -> dict[str, str]:
             def done(keys: list[str]) -> set[str]:
                 return {k for k, a in live().items() if k in keys and a.enabled is flag}
@@ -405,8 +468,15 @@ class ProxyAccountKind(Kind[ProxyAccountSpec, BestProxyClient]):
             results[o.change.key] = o
         return [results[c.key] for c in changes]
 
-    def _create_replaced(self, client: BestProxyClient, replaced: list[Change], ctx: RunContext,
-                         results: dict[str, Outcome], concurrency: int, live: Any) -> None:
+    def _create_replaced(
+        self,
+        client: BestProxyClient,
+        replaced: list[Change],
+        ctx: RunContext,
+        results: dict[str, Outcome],
+        concurrency: int,
+        live: Any,
+    ) -> None:
         """The add half of a replace, in its own batches (an add refused in BestProxy's 5-minute
         delete window must not fail plain creates). A refused add whose username is gone from the
         list is the window, not an error: reported ``pending: retry after 5 minutes``."""
@@ -431,13 +501,20 @@ class ProxyAccountKind(Kind[ProxyAccountSpec, BestProxyClient]):
                 continue
             if replaced:
                 results[c.key] = Outcome(
-                    c, "failed", "pending: retry after 5 minutes — the old account is deleted, but BestProxy completes a "
-                    "delete up to 5 minutes later and does not take the username back yet; the next apply creates it")
+                    c,
+                    "failed",
+                    "pending: retry after 5 minutes — the old account is deleted, but BestProxy completes a "
+                    "delete up to 5 minutes later and does not take the username back yet; the next apply creates it",
+                )
             else:
                 o = results[c.key]
-                results[c.key] = Outcome(c, "failed", f"{o.message} (the account is not in the list: if it was deleted in the "
-                                         "last 5 minutes BestProxy may still hold the username — retry after 5 minutes)",
-                                         o.details)
+                results[c.key] = Outcome(
+                    c,
+                    "failed",
+                    f"{o.message} (the account is not in the list: if it was deleted in the "
+                    "last 5 minutes BestProxy may still hold the username — retry after 5 minutes)",
+                    o.details,
+                )
 
     @staticmethod
     def _change(client: BestProxyClient, username: str, fields: dict[str, Any], live: Any) -> None:
@@ -505,8 +582,15 @@ class ProxyAccountKind(Kind[ProxyAccountSpec, BestProxyClient]):
             out[c.key] = Outcome(c, "pending", PENDING_NOTE)
         return out
 
-    def _create_all(self, client: BestProxyClient, creates: list[Change], ctx: RunContext,
-                    results: dict[str, Outcome], concurrency: int, live: Any) -> None:
+    def _create_all(
+        self,
+        client: BestProxyClient,
+        creates: list[Change],
+        ctx: RunContext,
+        results: dict[str, Outcome],
+        concurrency: int,
+        live: Any,
+    ) -> None:
         # ``add`` takes one remark per call: either one call per (product type, remark), or one
         # call per product type carrying the most common remark with the others set by the
         # per-account follow-up call — whichever makes fewer calls
@@ -545,8 +629,12 @@ class ProxyAccountKind(Kind[ProxyAccountSpec, BestProxyClient]):
             if spec.remark != batch_remark:
                 fields["remark"] = spec.remark
             if fields and ctx.stop.is_set():
-                return Outcome(c, "interrupted", f"created; {', '.join(sorted(fields))} not set yet: the run was "
-                                                 "stopped (apply again, or --resume, finishes it)")
+                return Outcome(
+                    c,
+                    "interrupted",
+                    f"created; {', '.join(sorted(fields))} not set yet: the run was "
+                    "stopped (apply again, or --resume, finishes it)",
+                )
             try:
                 if fields:
                     self._change(client, c.key, fields, live)
@@ -557,16 +645,20 @@ class ProxyAccountKind(Kind[ProxyAccountSpec, BestProxyClient]):
         for o in RunContext.map(follow, created, concurrency=concurrency):
             results[o.change.key] = o
         if disable:
-            refused = write_each([c.key for c in disable], client.disable_accounts,
-                                 lambda ks: {k for k, a in live().items() if k in ks and not a.enabled},
-                                 what="whitelist-account/disable")
+            refused = write_each(
+                [c.key for c in disable],
+                client.disable_accounts,
+                lambda ks: {k for k, a in live().items() if k in ks and not a.enabled},
+                what="whitelist-account/disable",
+            )
             for c in disable:
                 if c.key in refused:
                     results[c.key] = Outcome(c, "failed", f"created, but disabling failed: {refused[c.key]}")
 
     # -- export (DR, adoption) -----------------------------------------------------------------
-    def export(self, resources: list[Resource[ProxyAccountSpec]], scopes: list[ScopeDecl], ctx: RunContext,
-               request: ExportRequest) -> KindExport:
+    def export(
+        self, resources: list[Resource[ProxyAccountSpec]], scopes: list[ScopeDecl], ctx: RunContext, request: ExportRequest
+    ) -> KindExport:
         """Every live account (one list call) as a document of ``bestproxy/accounts.yaml``.
 
         The password the list returns becomes a reference (``request.secret_ref``); ``dailyLimitGb``
@@ -580,9 +672,11 @@ class ProxyAccountKind(Kind[ProxyAccountSpec, BestProxyClient]):
             r = declared.get(a.username)
             if request.unmanaged and r is not None:
                 continue
-            spec: dict[str, Any] = {"username": a.username,
-                                    "password": request.secret_ref(path, f"proxy-password-{a.username}", a.password),
-                                    "productType": a.product_type}
+            spec: dict[str, Any] = {
+                "username": a.username,
+                "password": request.secret_ref(path, f"proxy-password-{a.username}", a.password),
+                "productType": a.product_type,
+            }
             if a.remark:
                 spec["remark"] = a.remark
             if a.limit_gb:
@@ -607,6 +701,8 @@ class ProxyAccountKind(Kind[ProxyAccountSpec, BestProxyClient]):
             if server:
                 doc.comments.append(f"server-owned, not restored: {', '.join(server)}")
             docs.append(doc)
-        header = ["BestProxy proxy accounts, exported from live state (whitelist-account/list).",
-                  "Passwords are references; the values are never written into manifests."]
+        header = [
+            "BestProxy proxy accounts, exported from live state (whitelist-account/list).",
+            "Passwords are references; the values are never written into manifests.",
+        ]
         return KindExport(groups=[ExportGroup(path, docs, header)])

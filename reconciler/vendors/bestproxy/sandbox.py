@@ -19,5 +19,8 @@ class BestProxySandbox(VendorSandbox):
         return BestProxyEmulator(state_dir, app_key=creds["app_key"], totp_secret=creds["totp_secret"])
 
     def connection(self, url: str, ref: Callable[[str], str], options: Mapping[str, Any]) -> dict[str, Any]:
-        return {"base_url": url, "app_key": ref("app_key"),
-                "ip_delete_verification": {"type": "totp", "totp_secret": ref("totp_secret")}}
+        return {
+            "base_url": url,
+            "app_key": ref("app_key"),
+            "ip_delete_verification": {"type": "totp", "totp_secret": ref("totp_secret")},
+        }

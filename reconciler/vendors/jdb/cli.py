@@ -37,8 +37,9 @@ def _export_progress() -> Iterator[Any]:
 
     with Progress(console=Console(stderr=True), transient=True) as progress:
         task = progress.add_task("JDB Action 29", total=None)
-        yield lambda p: progress.update(task, total=p.windows_total, completed=p.windows_done,
-                                        description=f"JDB Action 29: {p.records} record(s)")
+        yield lambda p: progress.update(
+            task, total=p.windows_total, completed=p.windows_done, description=f"JDB Action 29: {p.records} record(s)"
+        )
 
 
 def export_commands(group: "click.Group", cli: CliServices) -> None:
@@ -47,12 +48,14 @@ def export_commands(group: "click.Group", cli: CliServices) -> None:
 
     @group.command("transactions")
     @click.option("--agent", required=True, help="JDB agent ID (the request parent).")
-    @click.option("--from", "start", required=True, metavar="TIME",
-                  help="Start, ISO-8601 with offset, whole minute, at most 2 hours back.")
+    @click.option(
+        "--from", "start", required=True, metavar="TIME", help="Start, ISO-8601 with offset, whole minute, at most 2 hours back."
+    )
     @click.option("--to", "end", metavar="TIME", help="End (exclusive); default: the newest minute JDB serves.")
     @click.option("--game-type", "game_types", type=int, multiple=True, help="Only this gType (repeatable).")
-    @click.option("--out", "out", type=click.Path(path_type=Path, dir_okay=False), required=True,
-                  help="JSON Lines file to write.")
+    @click.option(
+        "--out", "out", type=click.Path(path_type=Path, dir_okay=False), required=True, help="JSON Lines file to write."
+    )
     @cli.with_globals
     @cli.handle_errors
     def export_transactions(agent: str, start: str, end: str | None, game_types: tuple[int, ...], out: Path) -> int:
@@ -69,12 +72,22 @@ def export_commands(group: "click.Group", cli: CliServices) -> None:
         try:
             client = s.ctx.client(FreeSpinEventKind)
             with _export_progress() as progress:
-                result = jt.export_transactions(client, agent=agent, start=first, end=last, out_path=out,
-                                                game_types=list(game_types) or None, progress=progress, now=now)
+                result = jt.export_transactions(
+                    client,
+                    agent=agent,
+                    start=first,
+                    end=last,
+                    out_path=out,
+                    game_types=list(game_types) or None,
+                    progress=progress,
+                    now=now,
+                )
         finally:
             s.close()
-        cli.echo(f"Exported {result.records} record(s) from {result.windows} window(s) to {out} "
-                 f"({result.duplicates} duplicate(s) dropped).")
+        cli.echo(
+            f"Exported {result.records} record(s) from {result.windows} window(s) to {out} "
+            f"({result.duplicates} duplicate(s) dropped)."
+        )
         for warning in result.warnings:
             cli.err(f"warning: {warning}")
         return 0

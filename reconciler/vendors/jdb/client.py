@@ -214,8 +214,14 @@ class JdbClient:
         redact.register(key)
         redact.register(iv)
         self.http = HttpTransport(
-            base_url, vendor="jdb", timeout=timeout, retry=retry, max_connections=max_connections,
-            error_cls=JdbError, transport_error_cls=JdbTransportError, requests_per_second=requests_per_second,
+            base_url,
+            vendor="jdb",
+            timeout=timeout,
+            retry=retry,
+            max_connections=max_connections,
+            error_cls=JdbError,
+            transport_error_cls=JdbTransportError,
+            requests_per_second=requests_per_second,
         )
         self.action_counts: Counter[int] = Counter()
         self._count_lock = threading.Lock()
@@ -247,8 +253,14 @@ class JdbClient:
         # again under the transport's retry policy, as the transport asks again after a 5xx: it
         # changes nothing, and one refusal would otherwise drop the kind from the plan
         p = self.http.retry
-        for attempt in retry_context(on=_busy_at_200, attempts=p.attempts, timeout=p.timeout,
-                                     wait_initial=p.wait_initial, wait_max=p.wait_max, wait_jitter=p.wait_jitter):
+        for attempt in retry_context(
+            on=_busy_at_200,
+            attempts=p.attempts,
+            timeout=p.timeout,
+            wait_initial=p.wait_initial,
+            wait_max=p.wait_max,
+            wait_jitter=p.wait_jitter,
+        ):
             with attempt:
                 return self._call_once(action, payload, idempotent=True)
         raise AssertionError("unreachable")  # pragma: no cover
@@ -258,8 +270,12 @@ class JdbClient:
             self.action_counts[action] += 1
         try:
             resp = self.http.send(
-                "POST", PATH, idempotent=idempotent, write=action not in READ_ACTIONS,
-                data=_Envelope(self._form_keys, lambda: self._form(payload)), headers={"Accept-Encoding": "gzip"},
+                "POST",
+                PATH,
+                idempotent=idempotent,
+                write=action not in READ_ACTIONS,
+                data=_Envelope(self._form_keys, lambda: self._form(payload)),
+                headers={"Accept-Encoding": "gzip"},
                 shape=_status_shape,  # a cut or non-JSON success: a read is asked again, a write is unknown
             )
         except JdbTransportError as exc:
@@ -267,8 +283,13 @@ class JdbClient:
         body = self._body(resp, action)
         status = str(body.get("status", ""))
         if status != "0000":
-            raise error_for(status, str(body.get("err_text") or ""), http_status=_http_status(resp),
-                            host=self.http.host, operation=f"action {action}")
+            raise error_for(
+                status,
+                str(body.get("err_text") or ""),
+                http_status=_http_status(resp),
+                host=self.http.host,
+                operation=f"action {action}",
+            )
         return body.get("data")
 
     def _body(self, resp: Response, action: int) -> dict[str, Any]:
@@ -277,8 +298,12 @@ class JdbClient:
         except ValueError:
             body = None
         if not isinstance(body, dict) or "status" not in body:
-            raise JdbError("the answer is not a JDB status object", http_status=resp.status_code, host=self.http.host,
-                           operation=f"action {action}")
+            raise JdbError(
+                "the answer is not a JDB status object",
+                http_status=resp.status_code,
+                host=self.http.host,
+                operation=f"action {action}",
+            )
         return body
 
     # -- reports ----------------------------------------------------------------------------
@@ -288,35 +313,63 @@ class JdbClient:
             raise ValueError("report times need a UTC offset")
         return dt.astimezone(self.report_tz).strftime("%d-%m-%Y %H:%M:%S")
 
-    def transactions(self, *, agent: str, start: datetime, end: datetime,
-                     game_types: Sequence[int] | None = None) -> list[dict[str, Any]]:
+    def transactions(
+        self, *, agent: str, start: datetime, end: datetime, game_types: Sequence[int] | None = None
+    ) -> list[dict[str, Any]]:
         """Action 29: settled game records whose ``lastModifyTime`` lies in the window."""
-        params = {"starttime": self.report_time(start), "endtime": self.report_time(end),
-                  "gTypes": list(game_types) if game_types else None}
+        params = {
+            "starttime": self.report_time(start),
+            "endtime": self.report_time(end),
+            "gTypes": list(game_types) if game_types else None,
+        }
         return list(self.call(29, agent, params, idempotent=True) or [])
 
     # -- free-spin events -------------------------------------------------------------------
-    def player_events(self, *, agent: str, uid: str, start: datetime | None = None, end: datetime | None = None,
-                      status: str | None = None, types: Sequence[str] | None = None) -> list[dict[str, Any]]:
+    def player_events(
+        self,
+        *,
+        agent: str,
+        uid: str,
+        start: datetime | None = None,
+        end: datetime | None = None,
+        status: str | None = None,
+        types: Sequence[str] | None = None,
+    ) -> list[dict[str, Any]]:
         """Action 71: the events a player is bound to (``start``/``end`` bound the event start time)."""
         params = {
-            "uid": uid, "startTime": iso(start) if start else None, "endTime": iso(end) if end else None,
-            "status": STATUS_CODES[status] if status else None, "types": list(types) if types else None,
+            "uid": uid,
+            "startTime": iso(start) if start else None,
+            "endTime": iso(end) if end else None,
+            "status": STATUS_CODES[status] if status else None,
+            "types": list(types) if types else None,
         }
         return list(self.call(71, agent, params, idempotent=True) or [])
 
-    def search_events(self, *, agent: str, start: datetime, end: datetime, event_id: EventId | None = None,
-                      name: str | None = None, status: str | None = None,
-                      types: Sequence[str] | None = None) -> list[EventInfo]:
+    def search_events(
+        self,
+        *,
+        agent: str,
+        start: datetime,
+        end: datetime,
+        event_id: EventId | None = None,
+        name: str | None = None,
+        status: str | None = None,
+        types: Sequence[str] | None = None,
+    ) -> list[EventInfo]:
         """Action 76: the agent's events inside the ``[start, end]`` time window."""
         params = {
-            "startTime": iso(start), "endTime": iso(end), "eventId": event_id, "name": name,
-            "status": STATUS_CODES[status] if status else None, "types": list(types) if types else None,
+            "startTime": iso(start),
+            "endTime": iso(end),
+            "eventId": event_id,
+            "name": name,
+            "status": STATUS_CODES[status] if status else None,
+            "types": list(types) if types else None,
         }
         return list(self.call(76, agent, params, idempotent=True) or [])
 
-    def create_event(self, *, agent: str, draft: EventDraft, transaction_id: str,
-                     players: Sequence[str] = (), auto_create_player: bool = False) -> CreateResult:
+    def create_event(
+        self, *, agent: str, draft: EventDraft, transaction_id: str, players: Sequence[str] = (), auto_create_player: bool = False
+    ) -> CreateResult:
         """Action 72. Binds ``players`` (at most 50,000) in the same call. A lost reply is
         resolved by asking again with the same ``transactionId`` (the documented read-back by key:
         it creates nothing when the first call took effect); the binding lists of such an answer
@@ -326,9 +379,14 @@ class JdbClient:
         if auto_create_player and len(players) != 1:
             raise ValueError("autoCreatePlayerEnabled needs exactly one player (Action 72)")
         params = {
-            **_draft_fields(draft), "type": draft.type, "times": draft.sent_times, "bonusChips": draft.bonus_chips,
-            "chipsMultiplier": draft.chips_multiplier, "transactionId": transaction_id,
-            "players": list(players) or None, "autoCreatePlayerEnabled": True if auto_create_player else None,
+            **_draft_fields(draft),
+            "type": draft.type,
+            "times": draft.sent_times,
+            "bonusChips": draft.bonus_chips,
+            "chipsMultiplier": draft.chips_multiplier,
+            "transactionId": transaction_id,
+            "players": list(players) or None,
+            "autoCreatePlayerEnabled": True if auto_create_player else None,
         }
         lost = failed = 0
         while True:
@@ -374,9 +432,13 @@ class JdbClient:
 
 def _draft_fields(draft: EventDraft) -> dict[str, Any]:
     return {
-        "name": draft.name, "startTime": iso(draft.start), "endTime": iso(draft.end),
-        "machineTypes": list(draft.machine_types), "bet": draft.bet,
-        "minWithdrawal": draft.min_withdrawal, "maxWithdrawal": draft.max_withdrawal,
+        "name": draft.name,
+        "startTime": iso(draft.start),
+        "endTime": iso(draft.end),
+        "machineTypes": list(draft.machine_types),
+        "bet": draft.bet,
+        "minWithdrawal": draft.min_withdrawal,
+        "maxWithdrawal": draft.max_withdrawal,
     }
 
 

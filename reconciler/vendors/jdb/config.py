@@ -23,11 +23,13 @@ class JdbProvider(Connection):
     # the bet ladder of each machine type for this agent and currency (Action 72: JDB locks the largest
     # ladder value not above the declared bet; the bet must reach every chosen game's smallest one).
     # No JDB action in the documents returns it (Action 71/76 rows carry no bet ladder): it is configured
-    bet_ladders: dict[Annotated[int, Field(ge=1)], list[Annotated[StrictStr, Field(pattern=r"^\d{1,12}(\.\d{1,3})?$")]]] = \
-        Field(default_factory=dict)
+    bet_ladders: dict[Annotated[int, Field(ge=1)], list[Annotated[StrictStr, Field(pattern=r"^\d{1,12}(\.\d{1,3})?$")]]] = Field(
+        default_factory=dict
+    )
     concurrency: int = Field(default=2, ge=1, le=16)
     report_utc_offset: StrictStr = Field(
-        default="-04:00", pattern=r"^[+-](0\d|1[0-4]):[0-5]\d$",
+        default="-04:00",
+        pattern=r"^[+-](0\d|1[0-4]):[0-5]\d$",
         description="UTC offset of JDB's report times (Action 29 dd-MM-yyyy HH:mm:ss); GMT-4 by default",
     )
 

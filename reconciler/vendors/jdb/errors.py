@@ -128,18 +128,19 @@ HINTS = {
     "9001": "is this machine's IP allowlisted by JDB?",
     "9003": "check providers.jdb.dc",
     "9005": "JDB accepts a request only within 30 seconds of its own clock: this machine's clock is off "
-            "(synchronise it, e.g. with NTP) or the request waited too long before it was sent",
+    "(synchronise it, e.g. with NTP) or the request waited too long before it was sent",
     # JDB's code table says only "parameters could not be extracted from the encrypted data": a
     # wrong key or IV is the likely cause, not the only one (reference/jdb.md §1.2, §1.3, §5)
     "9006": "JDB could not decrypt the request or read its parameters. Likely: providers.jdb key or iv is not "
-            "the 16-character pair JDB issued for this dc (or, when providers.jdb.parent is set, for that "
-            "sub-account: the envelope parent selects which key and IV JDB decrypts with). Also possible: "
-            "something between this machine and JDB (a proxy or gateway) altered the request",
+    "the 16-character pair JDB issued for this dc (or, when providers.jdb.parent is set, for that "
+    "sub-account: the envelope parent selects which key and IV JDB decrypts with). Also possible: "
+    "something between this machine and JDB (a proxy or gateway) altered the request",
 }
 
 
-def error_for(status: str, err_text: str, *, http_status: int | None = None, host: str | None = None,
-              operation: str | None = None) -> JdbError:
+def error_for(
+    status: str, err_text: str, *, http_status: int | None = None, host: str | None = None, operation: str | None = None
+) -> JdbError:
     """The typed error for a JDB ``status`` and ``err_text`` (JDB's text, else the code's meaning),
     naming ``host`` (``host:port``) and ``operation`` (``action 76``) when given."""
     cls, meaning = CODES.get(status, (JdbError, "error"))

@@ -93,8 +93,7 @@ def _check_bound(dt: datetime, name: str) -> None:
         raise UsageError(f"{name} must be a whole minute: JDB Action 29 accepts only hh:mm:00 bounds")
 
 
-def split_windows(start: datetime, end: datetime, *, now: datetime,
-                  span: timedelta = WINDOW_SPAN) -> list[Window]:
+def split_windows(start: datetime, end: datetime, *, now: datetime, span: timedelta = WINDOW_SPAN) -> list[Window]:
     """Consecutive windows covering ``[start, end)`` that satisfy JDB's Action 29 rules."""
     _check_bound(start, "start")
     _check_bound(end, "end")
@@ -140,12 +139,16 @@ def zone_warnings(client: JdbClient, windows: Sequence[Window], counts: Sequence
         return []
     zone = offset_text(client.report_tz)
     sent = f"sent as JDB report time {client.report_time(windows[0].start)} to {client.report_time(windows[-1].end)}"
-    why = (f"if the agent had play then, check providers.jdb.report_utc_offset ({zone}): JDB's report zone is "
-           "no seed's fact, and a zone west of the configured one puts the windows in JDB's future, where it "
-           "has no records yet")
+    why = (
+        f"if the agent had play then, check providers.jdb.report_utc_offset ({zone}): JDB's report zone is "
+        "no seed's fact, and a zone west of the configured one puts the windows in JDB's future, where it "
+        "has no records yet"
+    )
     if not any(counts):
-        return [f"JDB Action 29 returned no records for any of the {len(windows)} window(s) "
-                f"{_minute_text(windows[0].start)} to {_minute_text(windows[-1].end)} ({sent}); {why}"]
+        return [
+            f"JDB Action 29 returned no records for any of the {len(windows)} window(s) "
+            f"{_minute_text(windows[0].start)} to {_minute_text(windows[-1].end)} ({sent}); {why}"
+        ]
     trailing = 0
     for count in reversed(counts):
         if count:
@@ -153,9 +156,11 @@ def zone_warnings(client: JdbClient, windows: Sequence[Window], counts: Sequence
         trailing += 1
     if trailing and windows[-1].end - windows[len(windows) - trailing].start >= QUIET_TAIL:
         first = windows[len(windows) - trailing]
-        return [f"JDB Action 29 returned no records for the newest {trailing} of {len(windows)} window(s) "
-                f"(from {_minute_text(first.start)}, JDB report time {client.report_time(first.start)}) although "
-                f"older ones had records; {why}"]
+        return [
+            f"JDB Action 29 returned no records for the newest {trailing} of {len(windows)} window(s) "
+            f"(from {_minute_text(first.start)}, JDB report time {client.report_time(first.start)}) although "
+            f"older ones had records; {why}"
+        ]
     return []
 
 
@@ -165,9 +170,11 @@ def _zone_hint(exc: ApiError, client: JdbClient, window: Window) -> ApiError:
     if exc.code != "8006":
         return exc
     zone = offset_text(client.report_tz)
-    hint = (f"{exc.vendor_message} (the window {_minute_text(window.start)} to {_minute_text(window.end)} is inside "
-            f"the last 2 hours, sent as JDB report time {client.report_time(window.start)} at {zone}: JDB's report "
-            "zone is probably east of the configured one; check providers.jdb.report_utc_offset)")
+    hint = (
+        f"{exc.vendor_message} (the window {_minute_text(window.start)} to {_minute_text(window.end)} is inside "
+        f"the last 2 hours, sent as JDB report time {client.report_time(window.start)} at {zone}: JDB's report "
+        "zone is probably east of the configured one; check providers.jdb.report_utc_offset)"
+    )
     return type(exc)(hint, code=exc.code, http_status=exc.http_status, host=exc.host, operation=exc.operation)
 
 
@@ -183,8 +190,7 @@ def _order(record: dict[str, Any]) -> tuple[str, str]:
 def _write_lines(path: Path, records: list[dict[str, Any]]) -> None:
     """Write atomically (safeio: a new file renamed into place, never through a symlink): a partial
     file never takes the place of a finished export."""
-    safeio.write_text(path, "".join(json.dumps(rec, ensure_ascii=False, separators=(",", ":")) + "\n"
-                                    for rec in records))
+    safeio.write_text(path, "".join(json.dumps(rec, ensure_ascii=False, separators=(",", ":")) + "\n" for rec in records))
 
 
 def export_transactions(
@@ -224,5 +230,11 @@ def export_transactions(
         if progress is not None:
             progress(ExportProgress(done, len(windows), len(merged), window))
     _write_lines(out_path, sorted(merged.values(), key=_order))
-    return ExportResult(path=out_path, records=len(merged), windows=len(windows), duplicates=duplicates,
-                        empty_windows=counts.count(0), warnings=tuple(zone_warnings(client, windows, counts)))
+    return ExportResult(
+        path=out_path,
+        records=len(merged),
+        windows=len(windows),
+        duplicates=duplicates,
+        empty_windows=counts.count(0),
+        warnings=tuple(zone_warnings(client, windows, counts)),
+    )

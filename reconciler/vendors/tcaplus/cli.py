@@ -24,6 +24,11 @@ def parse_index(value: str) -> tuple[str, str, dict[str, Any]]:
 
 EXPORT_OPTIONS = (
     # read by TcaplusRecordsKind.export (request.extra["index_keys"])
-    ExportOption(flag="--index", key="index_keys", metavar='TABLE:INDEX:{"k":v}', parse=parse_index,
-                 help="Also read TcaplusDB records under this index key (repeatable)."),
+    ExportOption(
+        flag="--index",
+        key="index_keys",
+        metavar='TABLE:INDEX:{"k":v}',
+        parse=parse_index,
+        help="Also read TcaplusDB records under this index key (repeatable).",
+    ),
 )

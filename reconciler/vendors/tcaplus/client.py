@@ -5,8 +5,9 @@ FieldGetRecord, PartkeyGetRecord (with a limit/offset paging helper), AddRecord,
 FieldSetRecord, FieldIncRecord, DeleteRecord — on
 ``/ver1.0/apps/{AppId}/zones/{ZoneId}/tables/{TableName}/records``.
 
-Wire details: ``keys``/``select`` are compact JSON percent-encoded by hand (spaces as ``%20``, never
-``+``, as the manual demands — a form encoder would write ``+``); DeleteRecord carries a JSON
+Wire details (:mod:`.wire` builds the queries and write headers and reads the answers): ``keys``/``select``
+are compact JSON percent-encoded by hand (spaces as ``%20``, never ``+``, as the manual demands — a form
+encoder would write ``+``); DeleteRecord carries a JSON
 body; ``x-tcaplus-pwd-md5`` is the lowercase hex MD5 of the password, which is kept only as that
 hash and never appears in an exception or ``repr``.
 
@@ -24,19 +25,13 @@ caller resolves the unknown outcome by reading the record.
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
-import json
-from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
-from enum import IntEnum
-from functools import lru_cache
 from typing import Any, Awaitable, Callable, Mapping, Sequence, TypeVar
 from urllib.parse import quote
 
 
 from reconciler.clients import redact
-from reconciler.clients.http import HttpTransport, Response, RetryPolicy
+from reconciler.clients.http import HttpTransport, RetryPolicy
 from reconciler.vendors.tcaplus.errors import (  # re-exported: callers import the errors from the client
     TcaplusAuthError as TcaplusAuthError,
     TcaplusError as TcaplusError,
@@ -51,6 +46,21 @@ from reconciler.vendors.tcaplus.errors import (  # re-exported: callers import t
     TcaplusVersionMismatchError as TcaplusVersionMismatchError,
     error_class as error_class,
 )
+from reconciler.vendors.tcaplus.paging import aread_all, read_all
+from reconciler.vendors.tcaplus.wire import PartkeyPage, ResultFlag, VersionCheck, VersionedRecord, WriteResult
+from reconciler.vendors.tcaplus.wire import (
+    _answer_shape,
+    _encoded_list,
+    _json,
+    _page,
+    _partkey_request,
+    _payload,
+    _percent,
+    _query,
+    _versioned,
+    _write_request,
+    _written,
+)
 
 T = TypeVar("T")
 
@@ -60,86 +70,6 @@ DEFAULT_PAGE_SIZE = 1024
 """Records asked for per PartkeyGetRecord page: the documented batch-read cap (1,024 records). The
 Python SDK manual also caps one answer at 256 KB — a size in bytes, not a record count — so a page
 may come back shorter than asked; paging advances by what each page returned."""
-
-
-class ResultFlag(IntEnum):
-    """``x-tcaplus-result-flag``: what a write answers in ``Record``."""
-
-    STATUS_ONLY = 0  # no record
-    REQUEST = 1  # the request's values (FieldInc: the incremented fields' new values)
-    LATEST = 2  # the whole record after the write
-    BEFORE = 3  # the whole record before the write
-
-
-class VersionCheck(IntEnum):
-    """``x-tcaplus-data-version-check`` — the manual applies it to AddRecord and SetRecord only."""
-
-    MATCH = 1  # write only if the stored version equals the given one; then +1 (else -7949)
-    OVERWRITE = 2  # store the given version
-    INCREMENT = 3  # ignore versions; +1
-
-
-@dataclass(frozen=True)
-class VersionedRecord:
-    """A record as read, with its ``RecordVersion``."""
-
-    version: int
-    record: dict[str, Any]
-
-
-@dataclass(frozen=True)
-class WriteResult:
-    """What a write answered: the record's new version and ``Record`` per the result flag."""
-
-    version: int
-    record: dict[str, Any] | None = None
-    return_values: Any = None
-
-
-@dataclass(frozen=True)
-class PartkeyPage:
-    """One PartkeyGetRecord answer."""
-
-    records: list[VersionedRecord] = field(default_factory=list)
-    remain: int = 0
-    total: int = 0
-
-
-_json = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
-"""Compact JSON: ``json.dumps(value, ensure_ascii=False, separators=(",", ":"))`` without building
-an encoder for every call (a plan encodes the keys of every record)."""
-
-
-def _query(**params: Any) -> str:
-    """``name=<compact JSON, percent-encoded with %20 for spaces>`` joined by ``&``; None skipped."""
-    parts = []
-    for name, value in params.items():
-        if value is None:
-            continue
-        if isinstance(value, list):  # a ``select``: the same few lists for every record of a table
-            parts.append(f"{name}={_encoded_list(tuple(value))}")
-            continue
-        text = value if isinstance(value, str) else _json(value)
-        parts.append(f"{name}={_percent(text)}")
-    return "&".join(parts)
-
-
-_UNRESERVED = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_.-~")
-_PERCENT = {c: f"%{c:02X}" for c in range(128) if chr(c) not in _UNRESERVED}
-
-
-def _percent(text: str) -> str:
-    """``quote(text, safe='')``: every byte but the unreserved ones as ``%XX`` (so a space is
-    ``%20``, never ``+``). ASCII text through one ``str.translate`` (C speed: a plan encodes the
-    keys of every record); anything else through ``quote``."""
-    if text.isascii():
-        return text.translate(_PERCENT)
-    return quote(text, safe="")
-
-
-@lru_cache(maxsize=256)
-def _encoded_list(value: tuple[Any, ...]) -> str:
-    return _percent(_json(list(value)))
 
 
 class TcaplusClient:
@@ -160,8 +90,14 @@ class TcaplusClient:
         self.app_id = app_id
         self.zone_id = zone_id
         self.transport = HttpTransport(
-            base_url, vendor="tcaplus", timeout=timeout, retry=retry, max_connections=max_connections,
-            error_cls=TcaplusError, transport_error_cls=TcaplusTransportError, requests_per_second=requests_per_second,
+            base_url,
+            vendor="tcaplus",
+            timeout=timeout,
+            retry=retry,
+            max_connections=max_connections,
+            error_cls=TcaplusError,
+            transport_error_cls=TcaplusTransportError,
+            requests_per_second=requests_per_second,
         )
         pwd_md5 = hashlib.md5(password.encode("utf-8")).hexdigest()
         redact.register(password)
@@ -191,92 +127,105 @@ class TcaplusClient:
         return self._read_one("FieldGetRecord", table, keys, select)
 
     def partkey_get(
-        self, table: str, index: str, keys: Mapping[str, Any], *, select: Sequence[str] | None = None,
-        limit: int | None = None, offset: int | None = None,
+        self,
+        table: str,
+        index: str,
+        keys: Mapping[str, Any],
+        *,
+        select: Sequence[str] | None = None,
+        limit: int | None = None,
+        offset: int | None = None,
     ) -> PartkeyPage:
         """PartkeyGetRecord: one page of the records whose ``index`` fields equal ``keys``."""
         try:
-            return _page(self._call(*self._partkey_request(table, index, keys, select, limit, offset)))
+            return _page(self._call(*_partkey_request(table, index, keys, select, limit, offset)))
         except TcaplusRecordNotFoundError:
             return PartkeyPage()
 
     async def apartkey_get(
-        self, table: str, index: str, keys: Mapping[str, Any], *, select: Sequence[str] | None = None,
-        limit: int | None = None, offset: int | None = None,
+        self,
+        table: str,
+        index: str,
+        keys: Mapping[str, Any],
+        *,
+        select: Sequence[str] | None = None,
+        limit: int | None = None,
+        offset: int | None = None,
     ) -> PartkeyPage:
         """:meth:`partkey_get` on the running event loop (see :meth:`run`)."""
         try:
-            return _page(await self._acall(*self._partkey_request(table, index, keys, select, limit, offset)))
+            return _page(await self._acall(*_partkey_request(table, index, keys, select, limit, offset)))
         except TcaplusRecordNotFoundError:
             return PartkeyPage()
 
-    @staticmethod
-    def _partkey_request(table: str, index: str, keys: Mapping[str, Any], select: Sequence[str] | None,
-                         limit: int | None, offset: int | None) -> tuple[Any, ...]:
-        query = _query(keys=dict(keys), select=list(select) if select else None,
-                       limit=str(limit) if limit is not None else None,
-                       offset=str(offset) if offset is not None else None)
-        return ("PartkeyGetRecord", table, "GET", True, query, None, {"x-tcaplus-index-name": index})
-
     def partkey_get_all(
-        self, table: str, index: str, keys: Mapping[str, Any], *, select: Sequence[str] | None = None,
-        page_size: int = DEFAULT_PAGE_SIZE, concurrency: int = 1,
+        self,
+        table: str,
+        index: str,
+        keys: Mapping[str, Any],
+        *,
+        select: Sequence[str] | None = None,
+        page_size: int = DEFAULT_PAGE_SIZE,
+        concurrency: int = 1,
     ) -> list[VersionedRecord]:
-        """Every record under an index key, read page by page (``limit``/``offset``).
-
-        The first page tells the total and how many records fit in one answer; the other pages are
-        then asked for together (up to ``concurrency`` at a time). A page that comes back shorter
-        than the room left before the next one (the 256 KB cap) leaves a gap, read in the next
-        round; a page that comes back empty (records deleted meanwhile) ends its range.
-        """
-        first = self.partkey_get(table, index, keys, select=select, limit=page_size, offset=0)
-        pages: dict[int, list[VersionedRecord]] = {0: first.records}
-        gaps = _first_gaps(first)
-        while gaps:
-            def read(gap: tuple[int, int]) -> list[VersionedRecord]:
-                start, stop = gap
-                return self.partkey_get(table, index, keys, select=select, limit=stop - start, offset=start).records
-
-            if concurrency > 1 and len(gaps) > 1:
-                with ThreadPoolExecutor(max_workers=min(concurrency, len(gaps))) as pool:
-                    results = list(pool.map(read, gaps))
-            else:
-                results = [read(g) for g in gaps]
-            gaps = _next_gaps(gaps, list(results), pages)
-        return [vr for offset in sorted(pages) for vr in pages[offset]]
+        """Every record under an index key, read page by page (``limit``/``offset``; up to
+        ``concurrency`` pages at a time, the gaps of short pages read again: :mod:`.paging`)."""
+        return read_all(
+            lambda limit, offset: self.partkey_get(table, index, keys, select=select, limit=limit, offset=offset),
+            page_size,
+            concurrency,
+        )
 
     async def apartkey_get_all(
-        self, table: str, index: str, keys: Mapping[str, Any], *, select: Sequence[str] | None = None,
-        page_size: int = DEFAULT_PAGE_SIZE, concurrency: int = 1,
+        self,
+        table: str,
+        index: str,
+        keys: Mapping[str, Any],
+        *,
+        select: Sequence[str] | None = None,
+        page_size: int = DEFAULT_PAGE_SIZE,
+        concurrency: int = 1,
     ) -> list[VersionedRecord]:
         """:meth:`partkey_get_all` on the running event loop: the same pages, the same gap rounds."""
-        first = await self.apartkey_get(table, index, keys, select=select, limit=page_size, offset=0)
-        pages: dict[int, list[VersionedRecord]] = {0: first.records}
-        gaps = _first_gaps(first)
-        slots = asyncio.Semaphore(max(1, concurrency))
-        while gaps:
-            async def read(gap: tuple[int, int]) -> list[VersionedRecord]:
-                start, stop = gap
-                async with slots:
-                    page = await self.apartkey_get(table, index, keys, select=select, limit=stop - start, offset=start)
-                return page.records
-
-            results = await asyncio.gather(*(read(g) for g in gaps))
-            gaps = _next_gaps(gaps, list(results), pages)
-        return [vr for offset in sorted(pages) for vr in pages[offset]]
+        return await aread_all(
+            lambda limit, offset: self.apartkey_get(table, index, keys, select=select, limit=limit, offset=offset),
+            page_size,
+            concurrency,
+        )
 
     # -- writes -------------------------------------------------------------------------------
     def add(
-        self, table: str, record: Mapping[str, Any], *, check: VersionCheck | None = None, version: int | None = None,
-        result_flag: ResultFlag = ResultFlag.STATUS_ONLY, return_values: Any = None,
+        self,
+        table: str,
+        record: Mapping[str, Any],
+        *,
+        check: VersionCheck | None = None,
+        version: int | None = None,
+        result_flag: ResultFlag = ResultFlag.STATUS_ONLY,
+        return_values: Any = None,
     ) -> WriteResult:
         """AddRecord: insert; :class:`TcaplusRecordExistsError` if the key exists. Not repeated."""
-        return self._write("AddRecord", table, "POST", {"Record": dict(record)}, idempotent=False,
-                           flag=result_flag, return_values=return_values, check=check, version=version)
+        return self._write(
+            "AddRecord",
+            table,
+            "POST",
+            {"Record": dict(record)},
+            idempotent=False,
+            flag=result_flag,
+            return_values=return_values,
+            check=check,
+            version=version,
+        )
 
     def set(
-        self, table: str, record: Mapping[str, Any], *, check: VersionCheck | None = None, version: int | None = None,
-        result_flag: ResultFlag = ResultFlag.STATUS_ONLY, return_values: Any = None,
+        self,
+        table: str,
+        record: Mapping[str, Any],
+        *,
+        check: VersionCheck | None = None,
+        version: int | None = None,
+        result_flag: ResultFlag = ResultFlag.STATUS_ONLY,
+        return_values: Any = None,
     ) -> WriteResult:
         """SetRecord: insert or overwrite the whole record.
 
@@ -285,55 +234,107 @@ class TcaplusClient:
         a lost reply, since a repeat would fail against its own success.
         """
         matched = check is VersionCheck.MATCH and version is not None and version > 0
-        return self._write("SetRecord", table, "PUT", {"Record": dict(record)}, idempotent=not matched,
-                           flag=result_flag, return_values=return_values, check=check, version=version)
+        return self._write(
+            "SetRecord",
+            table,
+            "PUT",
+            {"Record": dict(record)},
+            idempotent=not matched,
+            flag=result_flag,
+            return_values=return_values,
+            check=check,
+            version=version,
+        )
 
     def field_set(
-        self, table: str, record: Mapping[str, Any], field_paths: Sequence[str], *,
-        result_flag: ResultFlag = ResultFlag.STATUS_ONLY, return_values: Any = None,
+        self,
+        table: str,
+        record: Mapping[str, Any],
+        field_paths: Sequence[str],
+        *,
+        result_flag: ResultFlag = ResultFlag.STATUS_ONLY,
+        return_values: Any = None,
     ) -> WriteResult:
         """FieldSetRecord: set only ``field_paths`` (dotted) of an existing record to their values in
         ``record`` (which also holds the key). The manual gives it no version check."""
         body = {"FieldPath": list(field_paths), "Record": dict(record)}
-        return self._write("FieldSetRecord", table, "PUT", body, idempotent=True,
-                           flag=result_flag, return_values=return_values)
+        return self._write("FieldSetRecord", table, "PUT", body, idempotent=True, flag=result_flag, return_values=return_values)
 
     def field_inc(
-        self, table: str, record: Mapping[str, Any], *, field_paths: Sequence[str] | None = None,
-        result_flag: ResultFlag = ResultFlag.REQUEST, return_values: Any = None,
+        self,
+        table: str,
+        record: Mapping[str, Any],
+        *,
+        field_paths: Sequence[str] | None = None,
+        result_flag: ResultFlag = ResultFlag.REQUEST,
+        return_values: Any = None,
     ) -> WriteResult:
         """FieldIncRecord: add the (signed) values in ``record`` to int32/int64/uint32/uint64 fields.
         Not repeated after a lost reply (it would increment twice)."""
         body: dict[str, Any] = {"Record": dict(record)}
         if field_paths:
             body["FieldPath"] = list(field_paths)
-        return self._write("FieldIncRecord", table, "PUT", body, idempotent=False,
-                           flag=result_flag, return_values=return_values)
+        return self._write("FieldIncRecord", table, "PUT", body, idempotent=False, flag=result_flag, return_values=return_values)
 
     def delete(
-        self, table: str, keys: Mapping[str, Any], *, result_flag: ResultFlag = ResultFlag.STATUS_ONLY,
+        self,
+        table: str,
+        keys: Mapping[str, Any],
+        *,
+        result_flag: ResultFlag = ResultFlag.STATUS_ONLY,
         return_values: Any = None,
     ) -> WriteResult:
         """DeleteRecord: :class:`TcaplusRecordNotFoundError` if there is no such record."""
-        return self._write("DeleteRecord", table, "DELETE", {"Record": dict(keys)}, idempotent=False,
-                           flag=result_flag, return_values=return_values)
+        return self._write(
+            "DeleteRecord",
+            table,
+            "DELETE",
+            {"Record": dict(keys)},
+            idempotent=False,
+            flag=result_flag,
+            return_values=return_values,
+        )
 
     async def aadd(self, table: str, record: Mapping[str, Any]) -> WriteResult:
         """:meth:`add` (status only, no version check) on the running event loop."""
-        return await self._awrite("AddRecord", table, "POST", {"Record": dict(record)}, idempotent=False,
-                                  flag=ResultFlag.STATUS_ONLY, return_values=None)
+        return await self._awrite(
+            "AddRecord",
+            table,
+            "POST",
+            {"Record": dict(record)},
+            idempotent=False,
+            flag=ResultFlag.STATUS_ONLY,
+            return_values=None,
+        )
 
-    async def aset(self, table: str, record: Mapping[str, Any], *, check: VersionCheck | None = None,
-                   version: int | None = None) -> WriteResult:
+    async def aset(
+        self, table: str, record: Mapping[str, Any], *, check: VersionCheck | None = None, version: int | None = None
+    ) -> WriteResult:
         """:meth:`set` (status only) on the running event loop; a version-matched write is not repeated."""
         matched = check is VersionCheck.MATCH and version is not None and version > 0
-        return await self._awrite("SetRecord", table, "PUT", {"Record": dict(record)}, idempotent=not matched,
-                                  flag=ResultFlag.STATUS_ONLY, return_values=None, check=check, version=version)
+        return await self._awrite(
+            "SetRecord",
+            table,
+            "PUT",
+            {"Record": dict(record)},
+            idempotent=not matched,
+            flag=ResultFlag.STATUS_ONLY,
+            return_values=None,
+            check=check,
+            version=version,
+        )
 
     async def adelete(self, table: str, keys: Mapping[str, Any]) -> WriteResult:
         """:meth:`delete` (status only) on the running event loop."""
-        return await self._awrite("DeleteRecord", table, "DELETE", {"Record": dict(keys)}, idempotent=False,
-                                  flag=ResultFlag.STATUS_ONLY, return_values=None)
+        return await self._awrite(
+            "DeleteRecord",
+            table,
+            "DELETE",
+            {"Record": dict(keys)},
+            idempotent=False,
+            flag=ResultFlag.STATUS_ONLY,
+            return_values=None,
+        )
 
     def run(self, main: Callable[[], Awaitable[T]]) -> T:
         """Run ``main()`` (which awaits this client's ``a*`` methods) on a new event loop in this
@@ -341,9 +342,7 @@ class TcaplusClient:
         return self.transport.run(main)
 
     # -- plumbing -----------------------------------------------------------------------------
-    def _read_one(
-        self, target: str, table: str, keys: Mapping[str, Any], select: Sequence[str] | None
-    ) -> VersionedRecord | None:
+    def _read_one(self, target: str, table: str, keys: Mapping[str, Any], select: Sequence[str] | None) -> VersionedRecord | None:
         query = _query(keys=dict(keys), select=list(select) if select else None)
         try:
             return _versioned(self._call(target, table, "GET", True, query))
@@ -361,35 +360,84 @@ class TcaplusClient:
             return None
 
     def _write(
-        self, target: str, table: str, method: str, body: dict[str, Any], *, idempotent: bool, flag: ResultFlag,
-        return_values: Any, check: VersionCheck | None = None, version: int | None = None,
+        self,
+        target: str,
+        table: str,
+        method: str,
+        body: dict[str, Any],
+        *,
+        idempotent: bool,
+        flag: ResultFlag,
+        return_values: Any,
+        check: VersionCheck | None = None,
+        version: int | None = None,
     ) -> WriteResult:
-        return _written(self._call(*_write_request(target, table, method, body, idempotent, flag, return_values,
-                                                   check, version)))
+        return _written(self._call(*_write_request(target, table, method, body, idempotent, flag, return_values, check, version)))
 
     async def _awrite(
-        self, target: str, table: str, method: str, body: dict[str, Any], *, idempotent: bool, flag: ResultFlag,
-        return_values: Any, check: VersionCheck | None = None, version: int | None = None,
+        self,
+        target: str,
+        table: str,
+        method: str,
+        body: dict[str, Any],
+        *,
+        idempotent: bool,
+        flag: ResultFlag,
+        return_values: Any,
+        check: VersionCheck | None = None,
+        version: int | None = None,
     ) -> WriteResult:
-        return _written(await self._acall(*_write_request(target, table, method, body, idempotent, flag, return_values,
-                                                          check, version)))
+        return _written(
+            await self._acall(*_write_request(target, table, method, body, idempotent, flag, return_values, check, version))
+        )
 
-    def _call(self, target: str, table: str, method: str, idempotent: bool, query: str | None = None,
-              body: Any = None, headers: Mapping[str, str] | None = None) -> dict[str, Any]:
+    def _call(
+        self,
+        target: str,
+        table: str,
+        method: str,
+        idempotent: bool,
+        query: str | None = None,
+        body: Any = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> dict[str, Any]:
         path, content, all_headers = self._request(target, table, body, headers)
-        resp = self.transport.send(method, path, idempotent=idempotent, raw_query=query or None,
-                                   content=content, headers=all_headers, shape=_answer_shape)
+        resp = self.transport.send(
+            method,
+            path,
+            idempotent=idempotent,
+            raw_query=query or None,
+            content=content,
+            headers=all_headers,
+            shape=_answer_shape,
+        )
         return _payload(resp, self.transport, target, table)
 
-    async def _acall(self, target: str, table: str, method: str, idempotent: bool, query: str | None = None,
-                     body: Any = None, headers: Mapping[str, str] | None = None) -> dict[str, Any]:
+    async def _acall(
+        self,
+        target: str,
+        table: str,
+        method: str,
+        idempotent: bool,
+        query: str | None = None,
+        body: Any = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> dict[str, Any]:
         path, content, all_headers = self._request(target, table, body, headers)
-        resp = await self.transport.asend(method, path, idempotent=idempotent, raw_query=query or None,
-                                          content=content, headers=all_headers, shape=_answer_shape)
+        resp = await self.transport.asend(
+            method,
+            path,
+            idempotent=idempotent,
+            raw_query=query or None,
+            content=content,
+            headers=all_headers,
+            shape=_answer_shape,
+        )
         return _payload(resp, self.transport, target, table)
 
-    def _request(self, target: str, table: str, body: Any,
-                 headers: Mapping[str, str] | None) -> tuple[str, bytes | None, dict[str, str]]:
+    def _request(
+        self, target: str, table: str, body: Any, headers: Mapping[str, str] | None
+    ) -> tuple[str, bytes | None, dict[str, str]]:
         """Path, body and headers of one operation on ``table`` (per-operation headers and per-table
         paths are built once: the request path stays lean)."""
         all_headers = self._target_headers.get(target)
@@ -404,79 +452,6 @@ class TcaplusClient:
         path = self._paths.get(table)
         if path is None:
             path = self._paths.setdefault(
-                table, f"/ver1.0/apps/{self.app_id}/zones/{self.zone_id}/tables/{quote(table, safe='')}/records")
+                table, f"/ver1.0/apps/{self.app_id}/zones/{self.zone_id}/tables/{quote(table, safe='')}/records"
+            )
         return path, content, all_headers
-
-
-def _first_gaps(first: PartkeyPage) -> list[tuple[int, int]]:
-    """The ranges left after the first page, each as long as the first page was."""
-    step = len(first.records)
-    if first.remain <= 0 or step == 0:
-        return []
-    end = step + first.remain
-    return [(o, min(o + step, end)) for o in range(step, end, step)]
-
-
-def _next_gaps(gaps: list[tuple[int, int]], results: list[list[VersionedRecord]],
-               pages: dict[int, list[VersionedRecord]]) -> list[tuple[int, int]]:
-    """Store a round's pages; what a short page left of its range is read in the next round."""
-    out = []
-    for (start, stop), records in zip(gaps, results, strict=True):
-        pages[start] = records
-        if records and start + len(records) < stop:
-            out.append((start + len(records), stop))
-    return out
-
-
-def _write_request(target: str, table: str, method: str, body: dict[str, Any], idempotent: bool, flag: ResultFlag,
-                   return_values: Any, check: VersionCheck | None, version: int | None) -> tuple[Any, ...]:
-    headers = {"x-tcaplus-result-flag": str(int(flag))}
-    if check is not None:
-        headers["x-tcaplus-data-version-check"] = str(int(check))
-        headers["x-tcaplus-data-version"] = str(version if version is not None else -1)
-    if return_values is not None:
-        body = {"ReturnValues": return_values, **body}
-    return target, table, method, idempotent, None, body, headers
-
-
-def _versioned(payload: dict[str, Any]) -> VersionedRecord:
-    return VersionedRecord(int(payload.get("RecordVersion", 0)), dict(payload.get("Record") or {}))
-
-
-def _page(payload: dict[str, Any]) -> PartkeyPage:
-    records = [
-        VersionedRecord(int(item.get("RecordVersion", 0)), dict(item.get("Record") or {}))
-        for item in payload.get("MultiRecords") or []
-    ]
-    return PartkeyPage(records, int(payload.get("RemainNum") or 0), int(payload.get("TotalNum") or 0))
-
-
-def _written(payload: dict[str, Any]) -> WriteResult:
-    record = payload.get("Record")
-    return WriteResult(int(payload.get("RecordVersion", -1)), record if isinstance(record, dict) else None,
-                       payload.get("ReturnValues"))
-
-
-def _answer_shape(payload: Any) -> bool:
-    """Whether a success's body is a TcaplusDB answer (an object with an integer ``ErrorCode``);
-    a cut or non-JSON one is an unreadable reply (a read is asked again, a write is unknown)."""
-    return isinstance(payload, dict) and isinstance(payload.get("ErrorCode"), int)
-
-
-def _payload(resp: Response, transport: HttpTransport, target: str, table: str) -> dict[str, Any]:
-    """The JSON answer when ``ErrorCode`` is 0, else the typed error (built from code and message),
-    naming the host (``host:port``) and the operation (``AddRecord <table>``)."""
-    try:
-        payload = resp.json()
-    except ValueError:
-        payload = None
-    if not isinstance(payload, dict) or not isinstance(payload.get("ErrorCode"), int):
-        cls = TcaplusServerError if resp.status_code >= 500 else TcaplusError
-        raise cls("the answer is not TcaplusDB JSON", http_status=resp.status_code, host=transport.host,
-                  operation=f"{target} {table}")
-    code = payload["ErrorCode"]
-    if code == 0 and resp.status_code < 400:
-        return payload
-    message = str(payload.get("ErrorMsg") or "error")
-    raise error_class(code, resp.status_code)(message, code=code, http_status=resp.status_code, host=transport.host,
-                                              operation=f"{target} {table}")

@@ -25,8 +25,10 @@ def tables_from_config(tables: Mapping[str, Any], base_dir: Path) -> Tables:
 
 
 def _tables(options: Mapping[str, Any]) -> Tables:
-    return {k: (Path(v[0]).resolve(), v[1]) if isinstance(v, tuple) else Path(v).resolve()
-            for k, v in (options.get("tcaplus_tables") or {}).items()}
+    return {
+        k: (Path(v[0]).resolve(), v[1]) if isinstance(v, tuple) else Path(v).resolve()
+        for k, v in (options.get("tcaplus_tables") or {}).items()
+    }
 
 
 def _table_config(table: Path | tuple[Path, str]) -> dict[str, str]:
@@ -42,13 +44,22 @@ class TcaplusSandbox(VendorSandbox):
     def emulator(self, state_dir: Path, creds: Mapping[str, str], options: Mapping[str, Any]) -> Any:
         from reconciler.vendors.tcaplus.emulator import TcaplusEmulator
 
-        return TcaplusEmulator(state_dir, app_id=SANDBOX_TCAPLUS_APP_ID, zone_id=SANDBOX_TCAPLUS_ZONE_ID,
-                               password=creds["password"], tables=_tables(options))
+        return TcaplusEmulator(
+            state_dir,
+            app_id=SANDBOX_TCAPLUS_APP_ID,
+            zone_id=SANDBOX_TCAPLUS_ZONE_ID,
+            password=creds["password"],
+            tables=_tables(options),
+        )
 
     def connection(self, url: str, ref: Callable[[str], str], options: Mapping[str, Any]) -> dict[str, Any]:
-        return {"base_url": url, "app_id": SANDBOX_TCAPLUS_APP_ID, "zone_id": SANDBOX_TCAPLUS_ZONE_ID,
-                "password": ref("password"),
-                "tables": {name: _table_config(t) for name, t in _tables(options).items()}}
+        return {
+            "base_url": url,
+            "app_id": SANDBOX_TCAPLUS_APP_ID,
+            "zone_id": SANDBOX_TCAPLUS_ZONE_ID,
+            "password": ref("password"),
+            "tables": {name: _table_config(t) for name, t in _tables(options).items()},
+        }
 
     def options_from_config(self, section: Any, base_dir: Path) -> dict[str, Any]:
         return {"tcaplus_tables": tables_from_config(section.tables, base_dir)} if section is not None else {}

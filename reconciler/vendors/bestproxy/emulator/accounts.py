@@ -95,8 +95,7 @@ class AccountOperations(BestProxyState):
         now = self._now()
         with self.transaction():
             self.db.executemany(
-                "INSERT INTO accounts (username, password, created_at, remark, product_type)"
-                " VALUES (?, ?, ?, ?, ?)",
+                "INSERT INTO accounts (username, password, created_at, remark, product_type) VALUES (?, ?, ?, ?, ?)",
                 [(u, pw, now, remark, product_type) for u, pw in entries],
             )
         if self.list_delay_seconds > 0:
@@ -139,9 +138,7 @@ class AccountOperations(BestProxyState):
         if err:
             return err
         with self.transaction():
-            self.db.executemany(
-                "UPDATE accounts SET status = ? WHERE username = ?", [(status, u) for u in users]
-            )
+            self.db.executemany("UPDATE accounts SET status = ? WHERE username = ?", [(status, u) for u in users])
         return self._partial("accounts", bad)
 
     def _account_enable(self, params: dict[str, Any]) -> Response:
@@ -150,9 +147,7 @@ class AccountOperations(BestProxyState):
     def _account_disable(self, params: dict[str, Any]) -> Response:
         return self._set_status(params, 0)
 
-    def _single(
-        self, p: _Params, *, check_verified: bool = True
-    ) -> tuple[dict[str, Any] | None, Response | None]:
+    def _single(self, p: _Params, *, check_verified: bool = True) -> tuple[dict[str, Any] | None, Response | None]:
         """Resolve ``account`` after the other fields were read into ``p``."""
         if p.errors:
             return None, self._param_error(p.errors)
@@ -169,9 +164,7 @@ class AccountOperations(BestProxyState):
             return
         cols = ", ".join(f"{k} = ?" for k in fields)
         with self.transaction():
-            self.db.execute(
-                f"UPDATE accounts SET {cols} WHERE username = ?", (*fields.values(), username)
-            )
+            self.db.execute(f"UPDATE accounts SET {cols} WHERE username = ?", (*fields.values(), username))
 
     def _account_change_password(self, params: dict[str, Any]) -> Response:
         p = _Params(params)

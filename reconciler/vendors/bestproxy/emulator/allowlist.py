@@ -96,16 +96,17 @@ class IpAllowlistOperations(BestProxyState):
                 (product_type, *ips),
             ).fetchall()
             if taken:
-                bad.append("already allowlisted for another product type: "
-                           + ", ".join(f"{r['ip']} ({r['product_type']})" for r in taken))
+                bad.append(
+                    "already allowlisted for another product type: "
+                    + ", ".join(f"{r['ip']} ({r['product_type']})" for r in taken)
+                )
                 ips = [ip for ip in ips if ip not in {r["ip"] for r in taken}]
                 if self.batches == "whole" or not ips:
                     return self._param_error({"ips": bad})
         now = self._now()
         with self.transaction():
             self.db.executemany(
-                "INSERT OR IGNORE INTO proxy_ips (ip, product_type, remark, user_product_id, created_at)"
-                " VALUES (?, ?, ?, ?, ?)",
+                "INSERT OR IGNORE INTO proxy_ips (ip, product_type, remark, user_product_id, created_at) VALUES (?, ?, ?, ?, ?)",
                 [(ip, product_type, remark, upid if product_type == 11 else None, now) for ip in ips],
             )
         return self._partial("ips", bad)

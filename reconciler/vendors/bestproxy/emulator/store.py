@@ -57,9 +57,7 @@ class BestProxyState(Emulator):
         self.app_key = app_key
         self.totp_secret = totp_secret
         self.user_product_ids = (
-            {int(k): [int(x) for x in v] for k, v in user_product_ids.items()}
-            if user_product_ids is not None
-            else None
+            {int(k): [int(x) for x in v] for k, v in user_product_ids.items()} if user_product_ids is not None else None
         )
         self.verified = True
         self.clock: Callable[[], float] = time.time

@@ -33,9 +33,14 @@ class JdbEmulator(FreeSpinActions, TransactionActions):
     @cached_property
     def _actions(self) -> dict[int, Callable[[str, dict[str, Any]], dict[str, Any]]]:
         return {
-            29: self._a29_transactions, 71: self._a71_player_events, 72: self._a72_create,
-            73: self._a73_terminate, 74: self._a74_bind, 75: self._a75_unbind,
-            76: self._a76_search, 77: self._a77_update,
+            29: self._a29_transactions,
+            71: self._a71_player_events,
+            72: self._a72_create,
+            73: self._a73_terminate,
+            74: self._a74_bind,
+            75: self._a75_unbind,
+            76: self._a76_search,
+            77: self._a77_update,
         }
 
     # -- HTTP -------------------------------------------------------------------------------
@@ -121,11 +126,14 @@ class JdbEmulator(FreeSpinActions, TransactionActions):
     def _admin_event(self, req: Request) -> Response:
         body = req.json() if req.body else {}
         if not isinstance(body, dict) or not isinstance(body.get("event"), dict):
-            return Response.json({"error": "expected {\"agent\": ..., \"event\": {...}, \"hidden\": [...]}"}, status=400)
+            return Response.json({"error": 'expected {"agent": ..., "event": {...}, "hidden": [...]}'}, status=400)
         try:
             event_id = self.create_back_office_event(
-                str(body.get("agent") or self.agents[0]), body["event"],
-                players=[str(u) for u in body.get("players") or []], hidden=[str(h) for h in body.get("hidden") or []])
+                str(body.get("agent") or self.agents[0]),
+                body["event"],
+                players=[str(u) for u in body.get("players") or []],
+                hidden=[str(h) for h in body.get("hidden") or []],
+            )
         except ValueError as exc:
             return Response.json({"error": str(exc)}, status=400)
         return Response.json({"eventId": event_id})
@@ -144,7 +152,7 @@ class JdbEmulator(FreeSpinActions, TransactionActions):
             return Response.json({"agent": agent, "registered": count, "default": default})
         body = req.json() if req.body else {}
         if not isinstance(body, dict) or not isinstance(body.get("players"), list):
-            return Response.json({"error": "expected {\"agent\": ..., \"players\": [...]}"}, status=400)
+            return Response.json({"error": 'expected {"agent": ..., "players": [...]}'}, status=400)
         agent = body.get("agent") or self.agents[0]
         if agent not in self.agents:
             return Response.json({"error": f"unknown agent {agent}"}, status=400)

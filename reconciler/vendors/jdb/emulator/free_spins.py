@@ -47,13 +47,16 @@ class FreeSpinActions(JdbState):
         with self.lock:
             self._age_out()
             now = self._now_ms()
-            events = [_Event.from_row(r) for r in self.db.execute(
-                "SELECT * FROM events WHERE agent = ? ORDER BY event_id", (agent,)).fetchall()]
+            events = [
+                _Event.from_row(r)
+                for r in self.db.execute("SELECT * FROM events WHERE agent = ? ORDER BY event_id", (agent,)).fetchall()
+            ]
             counts = self._player_counts([e.event_id for e in events])
             return [self._full_row(e, now, counts.get(e.event_id, 0)) for e in events]
 
-    def create_back_office_event(self, agent: str, event: dict[str, Any], *, players: Sequence[str] = (),
-                                 hidden: Sequence[str] = ()) -> int:
+    def create_back_office_event(
+        self, agent: str, event: dict[str, Any], *, players: Sequence[str] = (), hidden: Sequence[str] = ()
+    ) -> int:
         """An event made in JDB's back office (no transactionId of ours); Action 76 leaves the
         ``hidden`` fields out of its row. Raises ``ValueError`` for fields Action 72 would refuse."""
         unknown = set(hidden) - set(self._full_row_keys())
@@ -74,15 +77,29 @@ class FreeSpinActions(JdbState):
                     {**fields, "agent": agent, "tid": f"back-office-{now}-{fields['name']}", "now": now},
                 )
                 event_id = int(cur.lastrowid or 0)
-                self.db.execute("INSERT INTO back_office (event_id, hidden) VALUES (?, ?)",
-                                (event_id, json.dumps(sorted(set(hidden)))))
+                self.db.execute(
+                    "INSERT INTO back_office (event_id, hidden) VALUES (?, ?)", (event_id, json.dumps(sorted(set(hidden))))
+                )
             self._bind(agent, event_id, list(players))
         return event_id
 
     @staticmethod
     def _full_row_keys() -> tuple[str, ...]:
-        return ("endTime", "times", "bet", "minWithdrawal", "maxWithdrawal", "bonusChips", "chipsMultiplier",
-                "requiredTurnover", "updateTime", "currency", "machineTypes", "totalTimes", "totalUseTimes")
+        return (
+            "endTime",
+            "times",
+            "bet",
+            "minWithdrawal",
+            "maxWithdrawal",
+            "bonusChips",
+            "chipsMultiplier",
+            "requiredTurnover",
+            "updateTime",
+            "currency",
+            "machineTypes",
+            "totalTimes",
+            "totalUseTimes",
+        )
 
     def _hidden(self, event_ids: list[int]) -> dict[int, list[str]]:
         if not event_ids:
@@ -100,8 +117,12 @@ class FreeSpinActions(JdbState):
             for i in range(0, len(uids), 500):
                 chunk = uids[i : i + 500]
                 marks = ",".join("?" * len(chunk))
-                bound.update(r[0] for r in self.db.execute(
-                    f"SELECT uid FROM bindings WHERE event_id = ? AND uid IN ({marks})", [event_id, *chunk]))
+                bound.update(
+                    r[0]
+                    for r in self.db.execute(
+                        f"SELECT uid FROM bindings WHERE event_id = ? AND uid IN ({marks})", [event_id, *chunk]
+                    )
+                )
         if bound and self.bind_bound == "error":
             raise _Fail("9998", TEXT_BOUND)
         rows = [(event_id, u) for u in uids if u in known and not known[u]]
@@ -180,9 +201,17 @@ class FreeSpinActions(JdbState):
         if _ms(end) <= _ms(start):
             raise _param("endTime", "must be later than startTime")
         return {
-            "name": name, "type": kind, "start_ms": _ms(start), "start_off": _offset_min(start),
-            "end_ms": _ms(end), "end_off": _offset_min(end), "machine_types": json.dumps(machine_types),
-            "bet": str(bet), "times": times, "min_w": str(min_w), "max_w": str(max_w),
+            "name": name,
+            "type": kind,
+            "start_ms": _ms(start),
+            "start_off": _offset_min(start),
+            "end_ms": _ms(end),
+            "end_off": _offset_min(end),
+            "machine_types": json.dumps(machine_types),
+            "bet": str(bet),
+            "times": times,
+            "min_w": str(min_w),
+            "max_w": str(max_w),
             "bonus_chips": None if chips is None else str(chips),
             "chips_multiplier": None if multiplier is None else str(multiplier),
         }
@@ -277,9 +306,17 @@ class FreeSpinActions(JdbState):
         events = [e for e in map(_Event.from_row, rows) if all(f(e, now) for f in filters)]
         counts = self._player_counts([e.event_id for e in events])
         hidden = self._hidden([e.event_id for e in events])
-        return {"status": "0000", "data": [
-            {k: v for k, v in self._search_row(e, now, counts.get(e.event_id, 0)).items()
-             if k not in hidden.get(e.event_id, ())} for e in events]}
+        return {
+            "status": "0000",
+            "data": [
+                {
+                    k: v
+                    for k, v in self._search_row(e, now, counts.get(e.event_id, 0)).items()
+                    if k not in hidden.get(e.event_id, ())
+                }
+                for e in events
+            ],
+        }
 
     def _event_filters(self, p: dict[str, Any]) -> list[Callable[[_Event, int], bool]]:
         filters: list[Callable[[_Event, int], bool]] = []
@@ -328,16 +365,27 @@ class FreeSpinActions(JdbState):
     def _full_row(self, e: _Event, now: int, players: int) -> dict[str, Any]:
         chips = e.type == "BONUSCHIPS"
         return {
-            "eventId": e.event_id, "name": e.name, "creator": e.agent, "numberOfPlayers": players,
-            "type": e.type, "totalUseTimes": None if chips else 0,
-            "totalTimes": None if chips else (e.times or 0) * players, "totalCashout": "0.000",
-            "machineTypes": e.machine_types, "status": e.status(now), "currency": self.currency,
-            "startTime": _fmt_iso(e.start_ms, e.start_off), "endTime": _fmt_iso(e.end_ms, e.end_off),
-            "times": self._times_answer(e), "bet": _fmt_money(e.bet), "minWithdrawal": _fmt_money(e.min_w),
+            "eventId": e.event_id,
+            "name": e.name,
+            "creator": e.agent,
+            "numberOfPlayers": players,
+            "type": e.type,
+            "totalUseTimes": None if chips else 0,
+            "totalTimes": None if chips else (e.times or 0) * players,
+            "totalCashout": "0.000",
+            "machineTypes": e.machine_types,
+            "status": e.status(now),
+            "currency": self.currency,
+            "startTime": _fmt_iso(e.start_ms, e.start_off),
+            "endTime": _fmt_iso(e.end_ms, e.end_off),
+            "times": self._times_answer(e),
+            "bet": _fmt_money(e.bet),
+            "minWithdrawal": _fmt_money(e.min_w),
             "maxWithdrawal": _fmt_money(e.max_w),
             "bonusChips": None if e.bonus_chips is None else _fmt_money(e.bonus_chips),
             "chipsMultiplier": None if e.chips_multiplier is None else _fmt_money(e.chips_multiplier),
-            "requiredTurnover": e.required_turnover, "updateTime": _fmt_iso(e.update_ms, e.start_off),
+            "requiredTurnover": e.required_turnover,
+            "updateTime": _fmt_iso(e.update_ms, e.start_off),
         }
 
     def _times_answer(self, e: _Event) -> int | None:
@@ -362,7 +410,8 @@ class FreeSpinActions(JdbState):
             (agent, uid),
         ).fetchall()
         events = [
-            e for e in map(_Event.from_row, rows)
+            e
+            for e in map(_Event.from_row, rows)
             if (lo is None or e.start_ms >= lo) and (hi is None or e.start_ms <= hi) and all(f(e, now) for f in filters)
         ]
         return {"status": "0000", "data": [self._player_row(e, now) for e in events]}
@@ -370,11 +419,19 @@ class FreeSpinActions(JdbState):
     def _player_row(self, e: _Event, now: int) -> dict[str, Any]:
         chips = e.type == "BONUSCHIPS"
         return {
-            "eventId": e.event_id, "name": e.name, "currency": self.currency, "type": e.type,
-            "times": self._times_answer(e), "useTimes": None if chips else 0,
+            "eventId": e.event_id,
+            "name": e.name,
+            "currency": self.currency,
+            "type": e.type,
+            "times": self._times_answer(e),
+            "useTimes": None if chips else 0,
             "requiredTurnover": e.required_turnover if chips else None,
             "accumulatedTurnover": "0.000" if chips else None,
-            "startTime": _fmt_iso(e.start_ms, e.start_off), "endTime": _fmt_iso(e.end_ms, e.end_off),
-            "status": e.status(now), "machineTypes": e.machine_types, "alreadySettle": False,
-            "cashout": "0", "updateTime": _fmt_iso(e.update_ms, e.start_off),
+            "startTime": _fmt_iso(e.start_ms, e.start_off),
+            "endTime": _fmt_iso(e.end_ms, e.end_off),
+            "status": e.status(now),
+            "machineTypes": e.machine_types,
+            "alreadySettle": False,
+            "cashout": "0",
+            "updateTime": _fmt_iso(e.update_ms, e.start_off),
         }

@@ -31,8 +31,20 @@ BUSY_ANSWERS: dict[str, tuple[str, int]] = {
     "9017": ("Work in process, try again later.", 200),  # "work in process, try again later"
 }
 STATUSES = ("INACTIVE", "ACTIVE", "EXPIRED", "TERMINATED")
-A76_DOCUMENTED = ("eventId", "name", "creator", "numberOfPlayers", "type", "totalUseTimes", "totalTimes",
-                  "totalCashout", "machineTypes", "status", "currency", "startTime")
+A76_DOCUMENTED = (
+    "eventId",
+    "name",
+    "creator",
+    "numberOfPlayers",
+    "type",
+    "totalUseTimes",
+    "totalTimes",
+    "totalCashout",
+    "machineTypes",
+    "status",
+    "currency",
+    "startTime",
+)
 """The Action 76 answer fields the documents list (the table is cut after ``startTime``)."""
 TYPES = ("NORMAL", "FEATURE", "BONUSCHIPS")
 KNOBS: dict[str, tuple[str, ...]] = {

@@ -57,11 +57,22 @@ class _Event:
             return None if v is None else Decimal(v)
 
         return cls(
-            event_id=row["event_id"], agent=row["agent"], name=row["name"], type=row["type"],
-            start_ms=row["start_ms"], start_off=row["start_off"], end_ms=row["end_ms"], end_off=row["end_off"],
-            machine_types=json.loads(row["machine_types"]), bet=Decimal(row["bet"]), times=row["times"],
-            min_w=Decimal(row["min_w"]), max_w=Decimal(row["max_w"]), bonus_chips=dec(row["bonus_chips"]),
-            chips_multiplier=dec(row["chips_multiplier"]), terminated=bool(row["terminated"]),
+            event_id=row["event_id"],
+            agent=row["agent"],
+            name=row["name"],
+            type=row["type"],
+            start_ms=row["start_ms"],
+            start_off=row["start_off"],
+            end_ms=row["end_ms"],
+            end_off=row["end_off"],
+            machine_types=json.loads(row["machine_types"]),
+            bet=Decimal(row["bet"]),
+            times=row["times"],
+            min_w=Decimal(row["min_w"]),
+            max_w=Decimal(row["max_w"]),
+            bonus_chips=dec(row["bonus_chips"]),
+            chips_multiplier=dec(row["chips_multiplier"]),
+            terminated=bool(row["terminated"]),
             update_ms=row["update_ms"],
         )
 
@@ -117,8 +128,13 @@ class JdbState(Emulator):
             raise ValueError("bonuschips_times is 'required' or 'ignored'")
         if busy_status not in BUSY_ANSWERS:
             raise ValueError(f"busy_status is one of {', '.join(BUSY_ANSWERS)}")
-        for knob, value in (("bonuschips_times_answer", bonuschips_times_answer), ("repeat_transaction", repeat_transaction),
-                            ("update_fields", update_fields), ("update_active", update_active), ("bind_bound", bind_bound)):
+        for knob, value in (
+            ("bonuschips_times_answer", bonuschips_times_answer),
+            ("repeat_transaction", repeat_transaction),
+            ("update_fields", update_fields),
+            ("update_active", update_active),
+            ("bind_bound", bind_bound),
+        ):
             if value not in KNOBS[knob]:
                 raise ValueError(f"{knob} is one of {', '.join(KNOBS[knob])}")
         self.bonuschips_times_answer = bonuschips_times_answer
@@ -208,10 +224,8 @@ class JdbState(Emulator):
         if self.db.execute("SELECT 1 FROM events WHERE end_ms < ? LIMIT 1", (cutoff,)).fetchone() is None:
             return  # the usual case: one index lookup per request
         with self.transaction():
-            self.db.execute("DELETE FROM bindings WHERE event_id IN (SELECT event_id FROM events WHERE end_ms < ?)",
-                            (cutoff,))
-            self.db.execute("DELETE FROM back_office WHERE event_id IN (SELECT event_id FROM events WHERE end_ms < ?)",
-                            (cutoff,))
+            self.db.execute("DELETE FROM bindings WHERE event_id IN (SELECT event_id FROM events WHERE end_ms < ?)", (cutoff,))
+            self.db.execute("DELETE FROM back_office WHERE event_id IN (SELECT event_id FROM events WHERE end_ms < ?)", (cutoff,))
             self.db.execute("DELETE FROM events WHERE end_ms < ?", (cutoff,))
 
     def _event(self, agent: str, event_id: int, *, code: str = "9998") -> _Event:

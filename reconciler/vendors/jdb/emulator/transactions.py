@@ -39,9 +39,15 @@ def _base_record(rnd: random.Random, gtype: int) -> dict[str, Any]:
     win = _money_round(-bet * rnd.choice((0, 0, 0, 0.5, 1, 2, 5)))
     before = _money_round(rnd.uniform(100, 10_000))
     return {
-        "gType": gtype, "mtype": gtype * 1000 + rnd.randint(1, 99), "bet": bet, "win": win,
-        "total": _money_round(bet + win), "currency": "RB", "denom": denom,
-        "beforeBalance": f"{before:.3f}", "afterBalance": f"{_money_round(before + bet + win):.3f}",
+        "gType": gtype,
+        "mtype": gtype * 1000 + rnd.randint(1, 99),
+        "bet": bet,
+        "win": win,
+        "total": _money_round(bet + win),
+        "currency": "RB",
+        "denom": denom,
+        "beforeBalance": f"{before:.3f}",
+        "afterBalance": f"{_money_round(before + bet + win):.3f}",
         "playerIp": f"10.20.{rnd.randint(0, 255)}.{rnd.randint(1, 254)}",
         "clientType": rnd.choice(("WEB", "MOBILE")),
     }
@@ -50,15 +56,29 @@ def _base_record(rnd: random.Random, gtype: int) -> dict[str, Any]:
 def _shape(rec: dict[str, Any], rnd: random.Random) -> dict[str, Any]:
     """Keep and add the fields the seed lists for the record's game-type family."""
     g = rec["gType"]
-    common = ["historyId", "playerId", "gType", "mtype", "gameDate", "bet", "win", "total", "currency",
-              "lastModifyTime", "beforeBalance", "afterBalance"]
+    common = [
+        "historyId",
+        "playerId",
+        "gType",
+        "mtype",
+        "gameDate",
+        "bet",
+        "win",
+        "total",
+        "currency",
+        "lastModifyTime",
+        "beforeBalance",
+        "afterBalance",
+    ]
     if g in SLOT:
-        rec.update(jackpot=0, jackpotContribute=_money_round(rec["bet"] * 0.005),
-                   hasFreegame=rnd.choice((0, 0, 1)), systemTakeWin=0)
+        rec.update(
+            jackpot=0, jackpotContribute=_money_round(rec["bet"] * 0.005), hasFreegame=rnd.choice((0, 0, 1)), systemTakeWin=0
+        )
         keep = common + ["jackpot", "jackpotContribute", "denom", "playerIp", "clientType", "hasFreegame", "systemTakeWin"]
     elif g in FISHING:
-        rec.update(roomType=rnd.choice((-1, 0, 1, 2)), beforeBalance=float(rec["beforeBalance"]),
-                   afterBalance=float(rec["afterBalance"]))
+        rec.update(
+            roomType=rnd.choice((-1, 0, 1, 2)), beforeBalance=float(rec["beforeBalance"]), afterBalance=float(rec["afterBalance"])
+        )
         keep = common + ["roomType", "denom", "playerIp", "clientType"]
     elif g in ARCADE:
         gamble = rnd.random() < 0.2
@@ -71,8 +91,7 @@ def _shape(rec: dict[str, Any], rnd: random.Random) -> dict[str, Any]:
         keep = common + ["denom", "playerIp", "clientType", "hasBonusGame"]
     elif g in CARD:
         tax = -_money_round(rec["win"] * 0.05) or 0.0
-        rec.update(roundSeqNo=rnd.randint(1, 10**6), tax=tax, validBet=rec["bet"],
-                   total=_money_round(rec["total"] + tax))
+        rec.update(roundSeqNo=rnd.randint(1, 10**6), tax=tax, validBet=rec["bet"], total=_money_round(rec["total"] + tax))
         keep = common + ["roundSeqNo", "tax", "playerIp", "clientType", "validBet"]
     elif g in HRG:
         rec.update(roundSeqNo=f"RND-{rnd.randint(10**12, 10**13 - 1)}", validBet=rec["bet"], commission=0)
@@ -116,7 +135,8 @@ class TransactionActions(JdbState):
         game_types = set(_int_list(p["gTypes"], "gTypes", minimum=0) if _present(p, "gTypes") else GAME_TYPES)
         newest = min(end, now - REPORT_LAG_MS)
         records = [
-            r for minute in range(start // 60_000, newest // 60_000 + 1)
+            r
+            for minute in range(start // 60_000, newest // 60_000 + 1)
             for stamp, r in self._minute_records(agent, minute)
             if start <= stamp <= newest and r["gType"] in game_types
         ]
@@ -126,8 +146,12 @@ class TransactionActions(JdbState):
         """Test helper (not vendor API): every record of ``agent`` whose ``lastModifyTime`` instant
         lies in ``[start, end)``, whatever the report zone, oldest first."""
         lo, hi = _ms(start), _ms(end)
-        return [r for minute in range(lo // 60_000, hi // 60_000 + 1)
-                for stamp, r in self._minute_records(agent, minute) if lo <= stamp < hi]
+        return [
+            r
+            for minute in range(lo // 60_000, hi // 60_000 + 1)
+            for stamp, r in self._minute_records(agent, minute)
+            if lo <= stamp < hi
+        ]
 
     def _minute_records(self, agent: str, minute: int) -> list[tuple[int, dict[str, Any]]]:
         """The deterministic records whose lastModifyTime falls in one minute, oldest first."""
@@ -139,7 +163,8 @@ class TransactionActions(JdbState):
             stamp = minute * 60_000 + second * 1000
             rec = _base_record(rnd, rnd.choice(GAME_TYPES))
             rec.update(
-                historyId=str(5_250_000_000_000 + minute * 10 + i), playerId=rnd.choice(players),
+                historyId=str(5_250_000_000_000 + minute * 10 + i),
+                playerId=rnd.choice(players),
                 gameDate=_report_time(stamp - rnd.randint(0, 9) * 1000, self.report_tz),
                 lastModifyTime=_report_time(stamp, self.report_tz),
             )

@@ -41,8 +41,9 @@ Status and usage counters (spins used, cash-out) are observed, never drift.
 
 The package, one idea a module: :mod:`.spec` (the declared input), :mod:`.rules` (the spec
 against the connection), :mod:`.keys` (idempotency keys), :mod:`.compare` (normalised views),
-:mod:`.read` (live reads and matching), :mod:`.exposure` (money figures), :mod:`.plan`,
-:mod:`.writes` (apply), :mod:`.export` and :mod:`.kind` (the contract's hooks).
+:mod:`.read` (live reads and matching), :mod:`.exposure` (money figures), :mod:`.plan` (the
+decisions), :mod:`.changes` (the Change each decision becomes), :mod:`.writes` (apply),
+:mod:`.export` and :mod:`.kind` (the contract's hooks).
 """
 
 from reconciler.vendors.jdb.free_spin_event.compare import desired_view, live_view, _Live
@@ -51,12 +52,37 @@ from reconciler.vendors.jdb.free_spin_event.exposure import exposure
 from reconciler.vendors.jdb.free_spin_event.keys import TRANSACTION_NAMESPACE, key_scope, replacement_id, transaction_id
 from reconciler.vendors.jdb.free_spin_event.kind import FreeSpinEventKind
 from reconciler.vendors.jdb.free_spin_event.rules import bet_problems, declared_currency, locked_bets
-from reconciler.vendors.jdb.free_spin_event.spec import PLAYER_READ_BUDGET, VERIFY_LIMIT, FreeSpinEventScope, FreeSpinEventSpec, declared_players, read_players_file, spec_problems
+from reconciler.vendors.jdb.free_spin_event.spec import (
+    PLAYER_READ_BUDGET,
+    VERIFY_LIMIT,
+    FreeSpinEventScope,
+    FreeSpinEventSpec,
+    declared_players,
+    read_players_file,
+    spec_problems,
+)
 from reconciler.vendors.jdb.free_spin_event.writes import _bind
 
 __all__ = [
-    "PLAYER_READ_BUDGET", "TRANSACTION_NAMESPACE", "VERIFY_LIMIT", "FreeSpinEventKind", "FreeSpinEventScope",
-    "FreeSpinEventSpec", "_Live", "_bind", "bet_problems", "declared_currency", "declared_players", "desired_view",
-    "export_event", "exposure", "key_scope", "live_view", "locked_bets", "read_players_file", "replacement_id",
-    "spec_problems", "transaction_id",
+    "PLAYER_READ_BUDGET",
+    "TRANSACTION_NAMESPACE",
+    "VERIFY_LIMIT",
+    "FreeSpinEventKind",
+    "FreeSpinEventScope",
+    "FreeSpinEventSpec",
+    "_Live",
+    "_bind",
+    "bet_problems",
+    "declared_currency",
+    "declared_players",
+    "desired_view",
+    "export_event",
+    "exposure",
+    "key_scope",
+    "live_view",
+    "locked_bets",
+    "read_players_file",
+    "replacement_id",
+    "spec_problems",
+    "transaction_id",
 ]

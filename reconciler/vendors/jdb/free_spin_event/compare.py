@@ -44,11 +44,17 @@ def _diff(key: str, before: Any, after: Any, tz: Any) -> FieldDiff:
 
 def desired_view(spec: FreeSpinEventSpec) -> dict[str, Any]:
     return {
-        "name": spec.name, "type": spec.type, "times": spec.times,
-        "startTime": _instant(spec.start), "endTime": _instant(spec.end),
-        "machineTypes": sorted(spec.machineTypes), "bet": _money(spec.bet),
-        "minWithdrawal": _money(spec.minWithdrawal), "maxWithdrawal": _money(spec.maxWithdrawal),
-        "bonusChips": _money(spec.bonusChips), "chipsMultiplier": _money(spec.chipsMultiplier),
+        "name": spec.name,
+        "type": spec.type,
+        "times": spec.times,
+        "startTime": _instant(spec.start),
+        "endTime": _instant(spec.end),
+        "machineTypes": sorted(spec.machineTypes),
+        "bet": _money(spec.bet),
+        "minWithdrawal": _money(spec.minWithdrawal),
+        "maxWithdrawal": _money(spec.maxWithdrawal),
+        "bonusChips": _money(spec.bonusChips),
+        "chipsMultiplier": _money(spec.chipsMultiplier),
     }
 
 
@@ -77,10 +83,17 @@ def live_view(row: EventInfo) -> dict[str, Any]:
 def draft_of(view: dict[str, Any]) -> EventDraft:
     """The Action 72/77 fields of a desired view."""
     return EventDraft(
-        name=view["name"], start=parse_iso(view["startTime"]), end=parse_iso(view["endTime"]),
-        machine_types=tuple(view["machineTypes"]), bet=view["bet"], type=view["type"],
-        min_withdrawal=view["minWithdrawal"], max_withdrawal=view["maxWithdrawal"], times=view["times"],
-        bonus_chips=view["bonusChips"], chips_multiplier=view["chipsMultiplier"],
+        name=view["name"],
+        start=parse_iso(view["startTime"]),
+        end=parse_iso(view["endTime"]),
+        machine_types=tuple(view["machineTypes"]),
+        bet=view["bet"],
+        type=view["type"],
+        min_withdrawal=view["minWithdrawal"],
+        max_withdrawal=view["maxWithdrawal"],
+        times=view["times"],
+        bonus_chips=view["bonusChips"],
+        chips_multiplier=view["chipsMultiplier"],
     )
 
 
@@ -133,9 +146,9 @@ class _Live:
     def observed(self) -> str:
         row = self.row
         used = f", spins used {row.get('totalUseTimes')} of {row.get('totalTimes')}" if row.get("totalTimes") is not None else ""
-        return f"observed: event {self.event_id} {self.status}, {self.count} players{used}, cash-out {row.get('totalCashout', '?')}"
-
-
+        return (
+            f"observed: event {self.event_id} {self.status}, {self.count} players{used}, cash-out {row.get('totalCashout', '?')}"
+        )
 
 
 def _same_immutable(want: dict[str, Any], have: dict[str, Any]) -> bool:
@@ -148,4 +161,3 @@ def _same_but_name(want: dict[str, Any], have: dict[str, Any]) -> bool:
     type and start alone match any event made in the back office for the same day."""
     needed = ["endTime"] + (["times"] if want.get("times") is not None else [])
     return all(k in have for k in needed) and all(have[k] == want[k] for k in DECLARED if k != "name" and k in have)
-

@@ -16,8 +16,13 @@ from reconciler.vendors.jdb.free_spin_event.spec import FreeSpinEventSpec, decla
 
 
 # -- export (DR, adoption) -----------------------------------------------------------------
-def export_events(resources: list[Resource[FreeSpinEventSpec]], scopes: list[ScopeDecl], ctx: RunContext,
-           request: ExportRequest, client: JdbClient) -> KindExport:
+def export_events(
+    resources: list[Resource[FreeSpinEventSpec]],
+    scopes: list[ScopeDecl],
+    ctx: RunContext,
+    request: ExportRequest,
+    client: JdbClient,
+) -> KindExport:
     """Events of every agent the manifests or ``request.extra["agents"]`` name (one Action 76 each, the
     plan's read window), one ``jdb/<agent>/free-spins.yaml`` per agent; see :func:`export_event`."""
     now = ctx.options.now()
@@ -43,14 +48,15 @@ def export_events(resources: list[Resource[FreeSpinEventSpec]], scopes: list[Sco
     return out
 
 
-
 EXPORT_FROM_ACTION_71: Final = ("endTime", "times")  # Action 71 fields an export fills in
 
 # -- export -------------------------------------------------------------------------------------
 EXPORT_LOOKAHEAD = timedelta(days=366 * 20)
 """How far ahead an export looks for events (the plan looks two years past the declared ones)."""
-PLAYERS_NOT_LISTED = ("JDB has no call that lists an event's players (Action 76 returns only numberOfPlayers): "
-                      "the players file lists the players a manifest declared; fill in the others")
+PLAYERS_NOT_LISTED = (
+    "JDB has no call that lists an event's players (Action 76 returns only numberOfPlayers): "
+    "the players file lists the players a manifest declared; fill in the others"
+)
 
 
 def _event_slug(name: str) -> str:
@@ -58,8 +64,9 @@ def _event_slug(name: str) -> str:
     return slug[:200] or "event"
 
 
-def export_event(agent: str, event: _Live, owner: Resource[FreeSpinEventSpec] | None, name: str,
-                 request: ExportRequest) -> tuple[ExportDoc, ExportFile]:
+def export_event(
+    agent: str, event: _Live, owner: Resource[FreeSpinEventSpec] | None, name: str, request: ExportRequest
+) -> tuple[ExportDoc, ExportFile]:
     """One live event as a document and its players file (``players/<name>.txt``).
 
     Times are written exactly as JDB returned them (milliseconds and offset). A field Action 76 did
@@ -67,8 +74,7 @@ def export_event(agent: str, event: _Live, owner: Resource[FreeSpinEventSpec] | 
     comment asking for it, never invented. Status, counters and ``eventId`` are comments."""
     row: dict[str, Any] = dict(event.row)
     spec: dict[str, Any] = {"name": row.get("name"), "agent": agent}
-    doc = ExportDoc("FreeSpinEvent", name, spec, protected=bool(owner and owner.protected),
-                    protect_key=str(event.event_id))
+    doc = ExportDoc("FreeSpinEvent", name, spec, protected=bool(owner and owner.protected), protect_key=str(event.event_id))
     for key in ("startTime", "endTime"):
         declared = getattr(owner.spec, key) if owner is not None else None
         if row.get(key):  # exactly as JDB returned it, or the manifest's spelling of the same instant
@@ -103,16 +109,23 @@ def export_event(agent: str, event: _Live, owner: Resource[FreeSpinEventSpec] | 
             doc.field_comments["generation"] = "keeps the transactionId of the live event"
     doc.comments.append(event.observed().replace("observed: ", "server-owned, not restored: "))
     players = declared_players(owner.spec, owner.doc.base_dir) if owner is not None else []
-    head = [f"Players of JDB event {event.event_id} '{row.get('name')}' (agent {agent}): JDB reports {event.count} bound.",
-            "JDB has no call that lists an event's players, so this list cannot be read back from JDB.",
-            (f"Listed: the {len(players)} player(s) {owner.source} declared." if owner is not None
-             else "Fill in the player IDs (one per line) before applying, or the restored event has no players."),
-            "One player ID per line; blank lines and lines starting with # are ignored."]
+    head = [
+        f"Players of JDB event {event.event_id} '{row.get('name')}' (agent {agent}): JDB reports {event.count} bound.",
+        "JDB has no call that lists an event's players, so this list cannot be read back from JDB.",
+        (
+            f"Listed: the {len(players)} player(s) {owner.source} declared."
+            if owner is not None
+            else "Fill in the player IDs (one per line) before applying, or the restored event has no players."
+        ),
+        "One player ID per line; blank lines and lines starting with # are ignored.",
+    ]
     text = "".join(f"# {line}\n" for line in head) + "".join(f"{p}\n" for p in players)
     return doc, ExportFile(players_path, text, ref=doc.ref)
 
 
-def _fill_from_player_events(client: JdbClient, read: _AgentRead, owners: dict[int, Resource[FreeSpinEventSpec]], ctx: RunContext) -> None:
+def _fill_from_player_events(
+    client: JdbClient, read: _AgentRead, owners: dict[int, Resource[FreeSpinEventSpec]], ctx: RunContext
+) -> None:
     """Action 76 may not return ``endTime`` or ``times``; Action 71 (a player's events) does. For
     every declared event missing them, ask about one of its declared players (one call per
     distinct player); events no manifest declares have no known player and keep the gap."""
@@ -133,8 +146,9 @@ def _fill_from_player_events(client: JdbClient, read: _AgentRead, owners: dict[i
             return []
 
     concurrency = ctx.config.providers.jdb.concurrency if ctx.config.providers.jdb else 1
-    found = {str(row.get("eventId")): row for rows in RunContext.map(rows_of, list(wanted), concurrency=concurrency)
-             for row in rows}
+    found = {
+        str(row.get("eventId")): row for rows in RunContext.map(rows_of, list(wanted), concurrency=concurrency) for row in rows
+    }
     for events in wanted.values():
         for event in events:
             extra = found.get(str(event.event_id), {})
@@ -143,14 +157,25 @@ def _fill_from_player_events(client: JdbClient, read: _AgentRead, owners: dict[i
                     event.row[key] = extra[key]
 
 
-def export_agent(agent: str, live: list[_Live], owners: dict[int, Resource[FreeSpinEventSpec]], taken: set[str],
-                 request: ExportRequest, out: KindExport) -> None:
+def export_agent(
+    agent: str,
+    live: list[_Live],
+    owners: dict[int, Resource[FreeSpinEventSpec]],
+    taken: set[str],
+    request: ExportRequest,
+    out: KindExport,
+) -> None:
     """An agent's live events (not terminated) as ``jdb/<agent>/free-spins.yaml``."""
     base = f"jdb/{_event_slug(agent) if agent != _event_slug(agent) else agent}"
-    group = ExportGroup(f"{base}/free-spins.yaml", header=[
-        f"JDB free-spin events of agent {agent}, exported from live state (Action 76).",
-        "Times are the exact instants JDB returned (spelled as a declaring manifest spells them). " + PLAYERS_NOT_LISTED + ".",
-    ])
+    group = ExportGroup(
+        f"{base}/free-spins.yaml",
+        header=[
+            f"JDB free-spin events of agent {agent}, exported from live state (Action 76).",
+            "Times are the exact instants JDB returned (spelled as a declaring manifest spells them). "
+            + PLAYERS_NOT_LISTED
+            + ".",
+        ],
+    )
     names = taken
     owned = {str(e.row.get("name", "")) for e in live if id(e) in owners}  # display names manifests keep
     shown: set[str] = set()
@@ -160,12 +185,16 @@ def export_agent(agent: str, live: list[_Live], owners: dict[int, Resource[FreeS
             continue
         display = str(event.row.get("name", ""))
         if event.status in ENDED:
-            group.header.append(f"not exported: event {event.event_id} '{display}' {event.status} (ended "
-                                f"{event.row.get('endTime', '?')}); JDB creates only events that end in the future")
+            group.header.append(
+                f"not exported: event {event.event_id} '{display}' {event.status} (ended "
+                f"{event.row.get('endTime', '?')}); JDB creates only events that end in the future"
+            )
             continue
         if owner is None and (display in shown or display in owned):
-            group.header.append(f"not exported: event {event.event_id} '{display}' has the display name of another "
-                                "exported event (a manifest identifies events of an agent by display name)")
+            group.header.append(
+                f"not exported: event {event.event_id} '{display}' has the display name of another "
+                "exported event (a manifest identifies events of an agent by display name)"
+            )
             continue
         shown.add(display)
         if owner is not None:
@@ -185,4 +214,3 @@ def export_agent(agent: str, live: list[_Live], owners: dict[int, Resource[FreeS
         out.groups.append(group)
     if group.docs:
         out.notes.append(f"FreeSpinEvent: {PLAYERS_NOT_LISTED} ({base}/players/)")
-

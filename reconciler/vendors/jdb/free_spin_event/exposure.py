@@ -6,7 +6,6 @@ from decimal import Decimal
 from typing import Any, Final
 
 
-
 UNBOUNDED: Final = "unbounded"
 
 
@@ -32,9 +31,14 @@ def _grant(view: dict[str, Any], players: int | None) -> tuple[str | None, str |
     return stake, ceiling
 
 
-def exposure(currency: str | None, before: tuple[int | None, dict[str, Any] | None],
-             after: tuple[int | None, dict[str, Any] | None], *, new_grant: bool, players_upper: bool = False
-             ) -> dict[str, Any]:
+def exposure(
+    currency: str | None,
+    before: tuple[int | None, dict[str, Any] | None],
+    after: tuple[int | None, dict[str, Any] | None],
+    *,
+    new_grant: bool,
+    players_upper: bool = False,
+) -> dict[str, Any]:
     """The money a change grants: ``before``/``after`` are (players bound, event fields), fields
     None for no event. Before figures use what JDB returned (unknown where it returned no value);
     after figures what the manifest declares (what apply sends). ``stake_added``: the whole new
@@ -54,6 +58,14 @@ def exposure(currency: str | None, before: tuple[int | None, dict[str, Any] | No
         added = _amount(max(Decimal(0), Decimal(sa) - Decimal(sb)))
     if players_upper and added is not None:
         bounds.add("stake_added")
-    return {"currency": currency, "players_before": pb, "players_after": pa, "stake_before": sb, "stake_after": sa,
-            "stake_added": added, "ceiling_before": cb, "ceiling_after": ca, "upper_bounds": sorted(bounds)}
-
+    return {
+        "currency": currency,
+        "players_before": pb,
+        "players_after": pa,
+        "stake_before": sb,
+        "stake_after": sa,
+        "stake_added": added,
+        "ceiling_before": cb,
+        "ceiling_after": ca,
+        "upper_bounds": sorted(bounds),
+    }

@@ -34,12 +34,13 @@ def replacement_id(agent: str, identity: str, generation: int, scope: str, desir
 def key_scope(environment: str | None, connection: str | None) -> str:
     """What tells apart runs that share a JDB agent: the ``--env`` and the named connection.
     Empty (the legacy keys) for the default connection without an environment."""
-    parts = [f"env={environment}" if environment else "", f"connection={connection}" if connection not in (None, "default") else ""]
+    parts = [
+        f"env={environment}" if environment else "",
+        f"connection={connection}" if connection not in (None, "default") else "",
+    ]
     return ";".join(p for p in parts if p)
-
 
 
 def _scope_of(ctx: RunContext) -> str:
     connection = ctx.config.connection[1] if ctx.config.connection else None
     return key_scope(ctx.config.env, connection)
-

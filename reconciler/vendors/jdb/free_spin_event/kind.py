@@ -13,7 +13,14 @@ from reconciler.manifest.yamlload import Path_
 from reconciler.vendors.jdb.free_spin_event.export import export_events
 from reconciler.vendors.jdb.free_spin_event.plan import plan_events
 from reconciler.vendors.jdb.free_spin_event.rules import bet_problems
-from reconciler.vendors.jdb.free_spin_event.spec import KIND, VENDOR, FreeSpinEventScope, FreeSpinEventSpec, read_players_file, spec_problems
+from reconciler.vendors.jdb.free_spin_event.spec import (
+    KIND,
+    VENDOR,
+    FreeSpinEventScope,
+    FreeSpinEventSpec,
+    read_players_file,
+    spec_problems,
+)
 from reconciler.vendors.jdb.free_spin_event.writes import apply_changes
 
 
@@ -41,9 +48,16 @@ class FreeSpinEventKind(Kind[FreeSpinEventSpec, JdbClient]):
         if p is None:
             raise UsageError("providers.jdb is not configured in the config file")
         return JdbClient(
-            p.base_url, dc=p.dc, key=ctx.config_secret(p.key), iv=ctx.config_secret(p.iv), parent=p.parent,
-            timeout=p.timeout, retry=ctx.retry_policy(p),
-            max_connections=p.concurrency, report_tz=p.report_timezone, requests_per_second=p.requests_per_second,
+            p.base_url,
+            dc=p.dc,
+            key=ctx.config_secret(p.key),
+            iv=ctx.config_secret(p.iv),
+            parent=p.parent,
+            timeout=p.timeout,
+            retry=ctx.retry_policy(p),
+            max_connections=p.concurrency,
+            report_tz=p.report_timezone,
+            requests_per_second=p.requests_per_second,
         )
 
     # -- validation ------------------------------------------------------------------------
@@ -53,8 +67,15 @@ class FreeSpinEventKind(Kind[FreeSpinEventSpec, JdbClient]):
             spec: FreeSpinEventSpec = r.spec
             problems.extend(r.problem(path, message) for path, message in spec_problems(spec))
             if spec.end <= ctx.options.now():
-                ctx.warnings.append(str(r.problem(("endTime",), f"{spec.endTime} is past: the event is expired; a missing "
-                                                  "one is not created (plan shows it as expired, nothing to do)")))
+                ctx.warnings.append(
+                    str(
+                        r.problem(
+                            ("endTime",),
+                            f"{spec.endTime} is past: the event is expired; a missing "
+                            "one is not created (plan shows it as expired, nothing to do)",
+                        )
+                    )
+                )
             if spec.playersFile is not None and spec.players is None:
                 problems.extend(self._file_problems(r, ctx))
             problems.extend(r.problem(("bet",), message) for message in bet_problems(spec, ctx))
@@ -68,12 +89,17 @@ class FreeSpinEventKind(Kind[FreeSpinEventSpec, JdbClient]):
         players, found = read_players_file(path)
         out = [r.problem(("playersFile",), message) for message in found]
         if spec.autoCreatePlayerEnabled and not found and len(players) != 1:
-            out.append(r.problem(("autoCreatePlayerEnabled",),
-                                 f"autoCreatePlayerEnabled needs exactly one player ({spec.playersFile} has {len(players)})"))
+            out.append(
+                r.problem(
+                    ("autoCreatePlayerEnabled",),
+                    f"autoCreatePlayerEnabled needs exactly one player ({spec.playersFile} has {len(players)})",
+                )
+            )
         excluded = set(spec.excludedPlayers)
         if excluded:
-            out.extend(r.problem(("excludedPlayers",), f"player '{p}' is also in {spec.playersFile}")
-                       for p in players if p in excluded)
+            out.extend(
+                r.problem(("excludedPlayers",), f"player '{p}' is also in {spec.playersFile}") for p in players if p in excluded
+            )
         return out
 
     @staticmethod
@@ -93,8 +119,6 @@ class FreeSpinEventKind(Kind[FreeSpinEventSpec, JdbClient]):
                 out.append(_config_problem(ctx, name, f"the JDB {name} behind {ref} must be 16 ASCII characters"))
         return out
 
-
-
     # -- plan, apply, export: the modules of this package ------------------------------------------
     def plan(self, resources: list[Resource[FreeSpinEventSpec]], scopes: list[ScopeDecl], ctx: RunContext) -> KindPlan:
         return plan_events(resources, scopes, ctx, ctx.client(type(self)))
@@ -102,8 +126,9 @@ class FreeSpinEventKind(Kind[FreeSpinEventSpec, JdbClient]):
     def apply(self, changes: list[Change], ctx: RunContext) -> list[Outcome]:
         return apply_changes(changes, ctx, ctx.client(type(self)))
 
-    def export(self, resources: list[Resource[FreeSpinEventSpec]], scopes: list[ScopeDecl], ctx: RunContext,
-               request: ExportRequest) -> KindExport:
+    def export(
+        self, resources: list[Resource[FreeSpinEventSpec]], scopes: list[ScopeDecl], ctx: RunContext, request: ExportRequest
+    ) -> KindExport:
         """Events of every agent the manifests or ``request.extra["agents"]`` name (one Action 76 each, the
         plan's read window), one ``jdb/<agent>/free-spins.yaml`` per agent; see :func:`export_event`."""
         return export_events(resources, scopes, ctx, request, ctx.client(type(self)))
@@ -124,4 +149,3 @@ def _config_problem(ctx: RunContext, name: str, message: str) -> Problem:
     if doc is not None:
         return doc.problem(("providers", "jdb", name), message, resource="Config")
     return Problem(str(ctx.config.path or "<config>"), 1, 1, "Config", f"providers.jdb.{name}", message)
-

@@ -5,30 +5,53 @@ from __future__ import annotations
 
 from collections import defaultdict
 from datetime import datetime
-from typing import Any, Final
+from typing import Any
 
-from reconciler.vendors.jdb.client import MAX_PLAYERS_PER_CALL, JdbClient
+from reconciler.vendors.jdb.client import JdbClient
 from reconciler.model import Action, Change, FieldDiff, Gap, KindPlan
 from reconciler.kinds.base import Resource, ScopeDecl
 from reconciler.kinds.context import RunContext
 from reconciler.kinds.prune import Verdict, undeclared
-from reconciler.vendors.jdb.free_spin_event.compare import DECLARED, ENDED, IMMUTABLE, NOT_RETURNED, _Live, _diff, _same_immutable, _shown, desired_view, live_view
+from reconciler.vendors.jdb.free_spin_event.compare import (
+    DECLARED,
+    ENDED,
+    IMMUTABLE,
+    NOT_RETURNED,
+    _Live,
+    _diff,
+    _shown,
+    desired_view,
+    live_view,
+)
 from reconciler.vendors.jdb.free_spin_event.exposure import _grant, exposure
-from reconciler.vendors.jdb.free_spin_event.keys import _scope_of
-from reconciler.vendors.jdb.free_spin_event.read import _AgentRead, _Membership, _match, _membership, _probe_renames, _read, _read_players
-from reconciler.vendors.jdb.free_spin_event.rules import _provider_currency, declared_currency, locked_bets
+from reconciler.vendors.jdb.free_spin_event.changes import (
+    _create_change,
+    _event_ref,
+    _live_currency,
+    _precondition,
+    _replace_change,
+    _update_change,
+)
+from reconciler.vendors.jdb.free_spin_event.read import (
+    _AgentRead,
+    _Membership,
+    _match,
+    _membership,
+    _probe_renames,
+    _read,
+    _read_players,
+)
+from reconciler.vendors.jdb.free_spin_event.rules import _provider_currency, declared_currency
 from reconciler.vendors.jdb.free_spin_event.spec import KIND, PLAYER_READ_BUDGET, VENDOR, FreeSpinEventSpec, declared_players
 
 
-LIVE_GUARDED: Final = ("bet", "minWithdrawal", "maxWithdrawal", "times", "bonusChips", "chipsMultiplier")
-"""Fields whose change on an ACTIVE event (a running promotion) needs spec.allowLiveChanges or --force
-(players too)."""
-RUNNING: Final = "CHANGE TO A RUNNING PROMOTION"
 SHOWN_ENDED = 20  # per kind plan: ended-event notices shown one by one; the rest are counted
 
 
 # -- plan ------------------------------------------------------------------------------
-def plan_events(resources: list[Resource[FreeSpinEventSpec]], scopes: list[ScopeDecl], ctx: RunContext, client: JdbClient) -> KindPlan:
+def plan_events(
+    resources: list[Resource[FreeSpinEventSpec]], scopes: list[ScopeDecl], ctx: RunContext, client: JdbClient
+) -> KindPlan:
     """The kind's plan over every declared event and prune scope (one Action 76 per agent)."""
     now = ctx.options.now()
     kp = KindPlan()
@@ -45,8 +68,9 @@ def plan_events(resources: list[Resource[FreeSpinEventSpec]], scopes: list[Scope
         declared = {r.name: declared_players(r.spec, r.doc.base_dir) for r in agent_resources}
         read = _read(client, agent, agent_resources, now)
         _probe_renames(client, read, agent_resources, declared, ctx, budget)
-        bound_to = {r.name: read.player_events.get(declared[r.name][0]) or set() if declared[r.name] else set()
-                    for r in agent_resources}
+        bound_to = {
+            r.name: read.player_events.get(declared[r.name][0]) or set() if declared[r.name] else set() for r in agent_resources
+        }
         matches, ended = _match(agent_resources, read.live, bound_to)
         _read_players(client, read, agent_resources, matches, ended, declared, ctx, budget)
         claimed = {id(m) for m in (*matches.values(), *ended.values()) if m is not None}
@@ -55,27 +79,45 @@ def plan_events(resources: list[Resource[FreeSpinEventSpec]], scopes: list[Scope
             _plan_one(r, declared[r.name], matches[r.name], ended[r.name], unclaimed, read, ctx, now, kp, unseen)
         _plan_prune(read, unclaimed, scopes_by_agent[agent], ctx, kp)
     _cap(kp, ": expired: ", SHOWN_ENDED, "expired event(s) with nothing to do")
-    _cap(kp, ": terminated out of band: ", SHOWN_ENDED, "event(s) terminated out of band (plan --drift --format json lists them all)")
+    _cap(
+        kp,
+        ": terminated out of band: ",
+        SHOWN_ENDED,
+        "event(s) terminated out of band (plan --drift --format json lists them all)",
+    )
     _cap(kp, "not bound again without spec.allowRebind", SHOWN_ENDED, "event(s) with declared players not bound again")
     if unseen:
         fields = ", ".join(f"{k} ({n} event(s))" for k, n in sorted(unseen.items()))
-        how = ("a manifest changed since the baseline plan sends them again (an immutable one only when the "
-               "baseline shows its value)" if ctx.options.baseline is not None else
-               "a change to them in the manifests cannot be verified: plan with --last-applied PLANFILE (the last applied plan) "
-               "to send the fields of changed manifests")
+        how = (
+            "a manifest changed since the baseline plan sends them again (an immutable one only when the "
+            "baseline shows its value)"
+            if ctx.options.baseline is not None
+            else "a change to them in the manifests cannot be verified: plan with --last-applied PLANFILE (the last applied plan) "
+            "to send the fields of changed manifests"
+        )
         kp.warnings.append(
             f"FreeSpinEvent: JDB's replies do not carry {fields}: drift in them cannot be seen; {how} "
-            "(docs/kinds/free-spin-event.md, 'What can be seen')")
+            "(docs/kinds/free-spin-event.md, 'What can be seen')"
+        )
     for k, n in sorted(unseen.items()):
-        _uncompared(kp, k, "JDB's replies (Action 76, Action 71) do not carry it: a change made outside the "
-                    "product cannot be seen", n)
+        _uncompared(
+            kp, k, "JDB's replies (Action 76, Action 71) do not carry it: a change made outside the product cannot be seen", n
+        )
     return kp
 
 
-
-def _plan_one(r: Resource[FreeSpinEventSpec], declared: list[str], event: _Live | None, ended: _Live | None,
-              unclaimed: list[_Live], read: _AgentRead, ctx: RunContext, now: datetime, kp: KindPlan,
-              unseen: dict[str, int]) -> None:
+def _plan_one(
+    r: Resource[FreeSpinEventSpec],
+    declared: list[str],
+    event: _Live | None,
+    ended: _Live | None,
+    unclaimed: list[_Live],
+    read: _AgentRead,
+    ctx: RunContext,
+    now: datetime,
+    kp: KindPlan,
+    unseen: dict[str, int],
+) -> None:
     spec: FreeSpinEventSpec = r.spec
     want = desired_view(spec)
     again = None if spec.grantAgainAfter is None else str(spec.grantAgainAfter)
@@ -90,8 +132,10 @@ def _plan_one(r: Resource[FreeSpinEventSpec], declared: list[str], event: _Live 
     if event is None:
         if spec.end <= now:
             kp.noops += 1
-            kp.warnings.append(f"{r.source}: {r.ref}: expired: endTime {spec.endTime} is past and JDB has no such "
-                               "event; nothing to do (JDB creates only events that end in the future)")
+            kp.warnings.append(
+                f"{r.source}: {r.ref}: expired: endTime {spec.endTime} is past and JDB has no such "
+                "event; nothing to do (JDB creates only events that end in the future)"
+            )
         else:
             kp.changes.append(_create_change(r, want, len(declared), unclaimed, ctx, read))
         return
@@ -116,8 +160,10 @@ def _plan_one(r: Resource[FreeSpinEventSpec], declared: list[str], event: _Live 
     if wrong_currency and not kp.changes[-1].data.get("blocked"):
         kp.changes[-1].data["blocked"] = wrong_currency
 
-def _unseen_diffs(r: Resource[FreeSpinEventSpec], want: dict[str, Any], have: dict[str, Any], ctx: RunContext,
-                  unseen: dict[str, int]) -> list[FieldDiff]:
+
+def _unseen_diffs(
+    r: Resource[FreeSpinEventSpec], want: dict[str, Any], have: dict[str, Any], ctx: RunContext, unseen: dict[str, int]
+) -> list[FieldDiff]:
     """Declared fields JDB did not return. Without a baseline they are counted for the plan's
     "cannot be verified" warning. With one (the last applied plan), a manifest unchanged since
     needs nothing; a changed one sends every such field whose value the baseline does not show
@@ -140,35 +186,48 @@ def _unseen_diffs(r: Resource[FreeSpinEventSpec], want: dict[str, Any], have: di
         out.append(_diff(k, before[k], want[k], tz) if k in before else FieldDiff(k, NOT_RETURNED, want[k]))
     return out
 
+
 def _report_ended(r: Resource[FreeSpinEventSpec], event: _Live, want: dict[str, Any], now: datetime, kp: KindPlan) -> None:
     """An event of this resource ended: nothing is created again without ``grantAgainAfter``."""
     kp.noops += 1
     spec: FreeSpinEventSpec = r.spec
-    hint = (f"to grant it again (a new event, all spins available again) set spec.grantAgainAfter: {event.event_id}"
-            if spec.end > now else "nothing to do")
+    hint = (
+        f"to grant it again (a new event, all spins available again) set spec.grantAgainAfter: {event.event_id}"
+        if spec.end > now
+        else "nothing to do"
+    )
     if event.status == "TERMINATED":
         kp.out_of_band.append(r.ref)
-        kp.warnings.append(f"{r.ref}: terminated out of band: event {event.event_id} was terminated outside the "
-                           f"product ({event.when()}); it is not created again — {hint}")
+        kp.warnings.append(
+            f"{r.ref}: terminated out of band: event {event.event_id} was terminated outside the "
+            f"product ({event.when()}); it is not created again — {hint}"
+        )
         return
     have = live_view(event.row)
     diffs = [k for k in DECLARED if k in have and have[k] != want[k]]
     differs = f"; its differences ({', '.join(diffs)}) cannot be applied" if diffs else ""
     kp.warnings.append(f"{r.ref}: expired: event {event.event_id} has EXPIRED ({event.when()}){differs}; {hint}")
     if diffs:  # not the manifests' target, and never will be: never "matches"
-        kp.differs.append(f"{r.ref}: event {event.event_id} has EXPIRED; its differences ({', '.join(diffs)}) "
-                          "cannot be applied")
+        kp.differs.append(f"{r.ref}: event {event.event_id} has EXPIRED; its differences ({', '.join(diffs)}) cannot be applied")
+
 
 def _warn_players(r: Resource[FreeSpinEventSpec], event: _Live, m: _Membership, kp: KindPlan) -> None:
     if m.not_existing:
-        kp.warnings.append(f"{r.ref}: {len(m.not_existing)} declared player(s) do not exist under agent {r.spec.agent}: "
-                           f"{', '.join(_shown(m.not_existing))}")
+        kp.warnings.append(
+            f"{r.ref}: {len(m.not_existing)} declared player(s) do not exist under agent {r.spec.agent}: "
+            f"{', '.join(_shown(m.not_existing))}"
+        )
     if m.cannot_unbind:
-        kp.warnings.append(f"{r.ref}: excluded player(s) still bound to event {event.event_id}, which is {event.status} "
-                           f"(JDB unbinds only while INACTIVE): {', '.join(_shown(m.cannot_unbind))}")
+        kp.warnings.append(
+            f"{r.ref}: excluded player(s) still bound to event {event.event_id}, which is {event.status} "
+            f"(JDB unbinds only while INACTIVE): {', '.join(_shown(m.cannot_unbind))}"
+        )
     if m.unknown_extras:
-        kp.warnings.append(f"{r.ref}: event {event.event_id} has {m.unknown_extras} bound player(s) that are not declared; "
-                           "JDB cannot list them — name them under excludedPlayers to unbind them")
+        kp.warnings.append(
+            f"{r.ref}: event {event.event_id} has {m.unknown_extras} bound player(s) that are not declared; "
+            "JDB cannot list them — name them under excludedPlayers to unbind them"
+        )
+
 
 def _gate_rebind(r: Resource[FreeSpinEventSpec], event: _Live, m: _Membership, count: int, ctx: RunContext, kp: KindPlan) -> None:
     """Declared players that exist and are not bound to the existing event are bound only when
@@ -181,15 +240,19 @@ def _gate_rebind(r: Resource[FreeSpinEventSpec], event: _Live, m: _Membership, c
     if ctx.manifest_changed(r) or r.spec.allowRebind or ctx.options.force:
         return
     if m.missing is None:
-        who = (f"event {event.event_id} has {event.count} bound player(s) for {count} declared (too many to check one "
-               "by one): some declared players are not bound")
+        who = (
+            f"event {event.event_id} has {event.count} bound player(s) for {count} declared (too many to check one "
+            "by one): some declared players are not bound"
+        )
     else:
         who = f"{len(m.missing)} declared player(s) are not bound to event {event.event_id}: {', '.join(_shown(m.missing))}"
     kp.warnings.append(
         f"{r.ref}: {who}; they may have been unbound outside the product (Action 75), which JDB cannot tell from "
         "never bound: not bound again without spec.allowRebind: true or --force (or a manifest change shown by "
-        "plan --last-applied)")
+        "plan --last-applied)"
+    )
     m.missing = []
+
 
 def _check_currency(r: Resource[FreeSpinEventSpec], event: _Live, ctx: RunContext, kp: KindPlan) -> str:
     """A warning (and the reason a change of this event is blocked) when the live event pays in
@@ -198,114 +261,15 @@ def _check_currency(r: Resource[FreeSpinEventSpec], event: _Live, ctx: RunContex
     have = event.row.get("currency")
     if not currency or have in (None, "") or str(have) == currency:
         return ""
-    reason = (f"event {event.event_id} pays in {have}, the manifest declares currency {currency}: JDB cannot change an "
-              "event's currency (it is the agent's); fix spec.currency or providers.jdb.currency")
+    reason = (
+        f"event {event.event_id} pays in {have}, the manifest declares currency {currency}: JDB cannot change an "
+        "event's currency (it is the agent's); fix spec.currency or providers.jdb.currency"
+    )
     kp.warnings.append(f"{r.ref}: {reason}")
     return reason
 
-# -- changes ---------------------------------------------------------------------------
-def _base_data(r: Resource[FreeSpinEventSpec], want: dict[str, Any], ctx: RunContext) -> dict[str, Any]:
-    spec: FreeSpinEventSpec = r.spec
-    players: dict[str, Any] = {"file": spec.playersFile} if spec.playersFile else {"list": list(spec.players or [])}
-    data = {"agent": spec.agent, "identity": r.name, "generation": spec.generation, "desired": want, "players": players}
-    if spec.autoCreatePlayerEnabled:
-        data["auto_create_player"] = True
-    scope = _scope_of(ctx)
-    if scope:
-        data["scope"] = scope
-    currency = declared_currency(spec, ctx)
-    if currency:
-        data["currency"] = currency
-    return data
 
-def _create_change(r: Resource[FreeSpinEventSpec], want: dict[str, Any], count: int, unclaimed: list[_Live], ctx: RunContext,
-            read: _AgentRead, again_of: _Live | None = None) -> Change:
-    notes, summary = locked_bets(r.spec, ctx), f"{count} player(s)"
-    data = {**_base_data(r, want, ctx), "bind": "all", "seen": _seen(want, unclaimed)}
-    currency = data.get("currency")
-    others = sorted({str(e.row["currency"]) for e in read.live if e.row.get("currency") not in (None, "")})
-    if currency and others and others != [currency]:
-        data["blocked"] = (f"the agent's events are in {', '.join(others)} and this manifest declares currency {currency}: "
-                           "JDB sets the currency per agent (Action 72 has no currency), so the new event would pay "
-                           "in another currency; fix spec.currency or providers.jdb.currency")
-    if again_of is not None:
-        how = "terminated out of band" if again_of.status == "TERMINATED" else "expired"
-        notes.append(f"new grant: event {again_of.event_id} of this resource {how} ({again_of.when()}); "
-                     f"spec.grantAgainAfter: {again_of.event_id} asks for a new event with every spin available again")
-        summary = f"NEW GRANT after event {again_of.event_id}; {summary}"
-        data["again"] = {"id": again_of.event_id, "status": again_of.status}
-    return Change(
-        kind=KIND, vendor=VENDOR, key=r.name, action=Action.CREATE, resource=r.ref, source=r.source,
-        diffs=[_diff(k, None, v, r.spec.start.tzinfo) for k, v in want.items() if v is not None]
-        + [FieldDiff("players", None, count)],
-        precondition={"exists": False}, calls=_create_calls(count), notes=notes,
-        summary=summary, data=data,
-        exposure=exposure(data.get("currency"), (0, None), (count, want), new_grant=True),
-    )
-
-def _replace_change(r: Resource[FreeSpinEventSpec], want: dict[str, Any], event: _Live, diffs: list[FieldDiff], count: int,
-             unclaimed: list[_Live], ctx: RunContext) -> Change:
-    immutable = ", ".join(d.path for d in diffs if d.path in IMMUTABLE)
-    data = {**_base_data(r, want, ctx), "bind": "all", "event": _event_ref(event), "seen": _seen(want, unclaimed)}
-    live = event.status == "ACTIVE"
-    if r.protected:
-        data["blocked"] = "the resource is marked metadata.protected; it is never replaced"
-    elif not (ctx.options.allow_replace or r.spec.allowReplace):
-        data["blocked"] = (f"{immutable} cannot change on a live JDB event: it must be terminated and created again; "
-                           "pass --allow-replace or set spec.allowReplace: true")
-    elif live and not (ctx.options.force or r.spec.allowLiveChanges):
-        data["blocked"] = (f"event {event.event_id} is ACTIVE (a running promotion): replacing it ends it for its players; "
-                           "set spec.allowLiveChanges: true or add --force")
-    calls = _create_calls(count)
-    calls.insert(2, f"JDB action 73 (terminate event {event.event_id}, once the new event is confirmed)")
-    notes = [f"{immutable} cannot be updated in place", event.observed()]
-    if live:
-        notes.insert(0, RUNNING + f": event {event.event_id} is ACTIVE; its players lose what is left of it")
-    return Change(
-        kind=KIND, vendor=VENDOR, key=r.name, action=Action.REPLACE, resource=r.ref, source=r.source,
-        diffs=diffs, precondition=_precondition(event, ctx), calls=calls, notes=notes,
-        summary=f"{RUNNING + ': ' if live else ''}event {event.event_id} {event.status}", data=data,
-        exposure=exposure(_live_currency(event, data.get("currency")), (event.count, live_view(event.row)),
-                          (count, want), new_grant=True),
-    )
-
-def _update_change(r: Resource[FreeSpinEventSpec], want: dict[str, Any], event: _Live, diffs: list[FieldDiff], m: _Membership,
-            count: int, ctx: RunContext) -> Change:
-    update = bool(diffs)
-    calls = ["JDB action 77 (update)"] if update else []
-    diffs = list(diffs)
-    if m.missing is None:
-        diffs.append(FieldDiff("players", f"{event.count} bound", f"{count} declared"))
-        calls.append(f"JDB action 74 x {_calls(count)} (re-bind all declared players; bound ones are unchanged)")
-    elif m.missing:
-        diffs.append(FieldDiff("players (bind)", "not bound", _shown(m.missing)))
-        calls.append(f"JDB action 74 x {_calls(len(m.missing))} (bind)")
-    if m.to_unbind:
-        diffs.append(FieldDiff("players (unbind)", _shown(m.to_unbind), "unbound"))
-        calls.append(f"JDB action 75 x {_calls(len(m.to_unbind))} (unbind)")
-    added = count if m.missing is None else len(m.missing)
-    players = f"; players +{added} -{len(m.to_unbind)} of {count} declared" if added or m.to_unbind else ""
-    data = {**_base_data(r, want, ctx), "event": _event_ref(event), "update": update,
-            "bind": "all" if m.missing is None else m.missing, "unbind": m.to_unbind}
-    notes = [event.observed(), *(locked_bets(r.spec, ctx) if any(d.path == "bet" for d in diffs) else [])]
-    live = event.status == "ACTIVE"
-    if live:
-        money = [d.path for d in diffs if d.path in LIVE_GUARDED or d.path.startswith("players")]
-        notes.insert(0, RUNNING + f": event {event.event_id} is ACTIVE; players may be using it now")
-        if money and not (ctx.options.force or r.spec.allowLiveChanges):
-            data["blocked"] = (f"event {event.event_id} is ACTIVE (a running promotion): changing {', '.join(dict.fromkeys(money))} "
-                               "changes what its players are being paid; set spec.allowLiveChanges: true or add --force")
-    return Change(
-        kind=KIND, vendor=VENDOR, key=r.name, action=Action.UPDATE, resource=r.ref, source=r.source,
-        diffs=diffs, precondition=_precondition(event, ctx), calls=calls, notes=notes,
-        summary=f"{RUNNING + ': ' if live else ''}event {event.event_id}{players}", data=data,
-        exposure=exposure(_live_currency(event, data.get("currency")), (event.count, live_view(event.row)),
-                          (event.count + added - len(m.to_unbind), want), new_grant=False,
-                          players_upper=m.missing is None),
-    )
-
-def _plan_prune(read: _AgentRead, unclaimed: list[_Live], scopes: list[ScopeDecl], ctx: RunContext,
-                kp: KindPlan) -> None:
+def _plan_prune(read: _AgentRead, unclaimed: list[_Live], scopes: list[ScopeDecl], ctx: RunContext, kp: KindPlan) -> None:
     for event in unclaimed:
         if event.status not in ENDED:  # an ended event is history, nothing to do
             _prune_one(read.agent, event, scopes, ctx, kp)
@@ -324,23 +288,35 @@ def _prune_one(agent: str, event: _Live, scopes: list[ScopeDecl], ctx: RunContex
 
     def terminate(scope: ScopeDecl) -> Change:
         return Change(
-            kind=KIND, vendor=VENDOR, key=key, action=Action.DELETE, source=scope.ref,
+            kind=KIND,
+            vendor=VENDOR,
+            key=key,
+            action=Action.DELETE,
+            source=scope.ref,
             diffs=[FieldDiff(k, v, None) for k, v in live_view(event.row).items()],
-            precondition=_precondition(event, ctx), calls=[f"JDB action 73 (terminate event {event.event_id})"],
+            precondition=_precondition(event, ctx),
+            calls=[f"JDB action 73 (terminate event {event.event_id})"],
             notes=[f"not declared; inside {scope.ref}", event.observed()],
             summary=f"event {event.event_id} {event.status}",
             data={"agent": agent, "event": _event_ref(event)},
-            exposure=exposure(_live_currency(event, _provider_currency(ctx)), (event.count, live_view(event.row)),
-                              (0, None), new_grant=False),
+            exposure=exposure(
+                _live_currency(event, _provider_currency(ctx)), (event.count, live_view(event.row)), (0, None), new_grant=False
+            ),
         )
 
-    decision = undeclared(scopes, holds=lambda s: name.startswith(s.spec.namePrefix),
-                          protects=lambda s: name in s.protect or str(event.event_id) in s.protect, guard=guard,
-                          outside=f"'{name}' {event.status}: not declared; outside every prune scope",
-                          protected_why=lambda s: f"'{name}': protected by {s.ref}")
+    decision = undeclared(
+        scopes,
+        holds=lambda s: name.startswith(s.spec.namePrefix),
+        protects=lambda s: name in s.protect or str(event.event_id) in s.protect,
+        guard=guard,
+        outside=f"'{name}' {event.status}: not declared; outside every prune scope",
+        protected_why=lambda s: f"'{name}': protected by {s.ref}",
+    )
     if decision.verdict is Verdict.HELD and decision.scope is not None:
-        kp.warnings.append(f"{decision.scope.ref}: event {event.event_id} '{name}' is ACTIVE and not declared; "
-                           "it is terminated only with --force")
+        kp.warnings.append(
+            f"{decision.scope.ref}: event {event.event_id} '{name}' is ACTIVE and not declared; "
+            "it is terminated only with --force"
+        )
     decision.record(kp, kind=KIND, vendor=VENDOR, key=key, change=terminate)
 
 
@@ -358,18 +334,27 @@ def _players_unseen(r: Any, declared: list[str], event: Any, m: Any, read: Any, 
     change (JDB has no call that lists an event's players; Action 71 is read within a budget)."""
     known = read.player_events
     if m.cannot_unbind:
-        kp.differs.append(f"{r.ref}: excluded player(s) still bound to event {event.event_id}, which is {event.status} "
-                          f"(JDB unbinds only while INACTIVE): {', '.join(_shown(m.cannot_unbind))}")
+        kp.differs.append(
+            f"{r.ref}: excluded player(s) still bound to event {event.event_id}, which is {event.status} "
+            f"(JDB unbinds only while INACTIVE): {', '.join(_shown(m.cannot_unbind))}"
+        )
     if any(u not in known for u in r.spec.excludedPlayers):
-        _uncompared(kp, "excludedPlayers", f"not every excluded player was checked (at most {PLAYER_READ_BUDGET} "
-                    "Action 71 reads a plan): one may still be bound")
+        _uncompared(
+            kp,
+            "excludedPlayers",
+            f"not every excluded player was checked (at most {PLAYER_READ_BUDGET} "
+            "Action 71 reads a plan): one may still be bound",
+        )
     if any(u not in known for u in declared):
-        _uncompared(kp, "players", f"not every declared player was checked (at most {PLAYER_READ_BUDGET} Action 71 "
-                    "reads a plan): membership judged by the event's player count")
+        _uncompared(
+            kp,
+            "players",
+            f"not every declared player was checked (at most {PLAYER_READ_BUDGET} Action 71 "
+            "reads a plan): membership judged by the event's player count",
+        )
 
 
-
-# -- helpers used by plan and apply -------------------------------------------------------------
+# -- helpers ----------------------------------------------------------------------------------
 def _cap(kp: KindPlan, marker: str, shown: int, what: str) -> None:
     """Keep the first ``shown`` warnings containing ``marker``; count the rest in one line."""
     matching = [w for w in kp.warnings if marker in w]
@@ -378,24 +363,6 @@ def _cap(kp: KindPlan, marker: str, shown: int, what: str) -> None:
     dropped = set(matching[shown:])
     kp.warnings = [w for w in kp.warnings if w not in dropped]
     kp.warnings.append(f"FreeSpinEvent: ... and {len(dropped)} more {what}")
-
-
-def _seen(want: dict[str, Any], events: list[_Live]) -> dict[str, str]:
-    """Events a create's ``transactionId`` may answer with that are not new: the unclaimed ones
-    (terminated included) the plan saw with the declared type, times, start and end."""
-    return {str(e.event_id): e.status for e in events if _same_immutable(want, live_view(e.row))}
-
-
-def _calls(count: int) -> int:
-    return max(1, -(-count // MAX_PLAYERS_PER_CALL))
-
-
-def _create_calls(count: int) -> list[str]:
-    calls = ["JDB action 72 (create, no players)",
-             "JDB action 76 (confirm the answered event is the declared one before anyone is bound)"]
-    if count:
-        calls.append(f"JDB action 74 x {_calls(count)} (bind the players, 50,000 per call)")
-    return calls
 
 
 def _live_exposure(r: Resource[FreeSpinEventSpec], event: _Live, have: dict[str, Any], ctx: RunContext) -> dict[str, Any]:
@@ -409,19 +376,11 @@ def _live_exposure(r: Resource[FreeSpinEventSpec], event: _Live, have: dict[str,
             view[k] = last[k]
             filled.append(k)
     stake, ceiling = _grant(view, event.count)
-    return {"resource": r.ref, "currency": _live_currency(event, declared_currency(r.spec, ctx)),
-            "players": event.count, "stake": stake, "ceiling": ceiling, "from_last_applied": filled}
-
-
-def _live_currency(event: _Live, declared: str | None) -> str | None:
-    have = event.row.get("currency")
-    return declared if have in (None, "") else str(have)
-
-
-def _event_ref(event: _Live) -> dict[str, Any]:
-    return {"id": event.event_id, "startTime": event.row["startTime"], "endTime": event.row.get("endTime")}
-
-
-def _precondition(event: _Live, ctx: RunContext) -> dict[str, Any]:
-    return {"fingerprint": ctx.live_fingerprint(event.fingerprint_view())}
-
+    return {
+        "resource": r.ref,
+        "currency": _live_currency(event, declared_currency(r.spec, ctx)),
+        "players": event.count,
+        "stake": stake,
+        "ceiling": ceiling,
+        "from_last_applied": filled,
+    }

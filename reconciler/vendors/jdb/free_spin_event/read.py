@@ -40,15 +40,16 @@ class _AgentRead:
     details: dict[str, dict[str, Any]] = field(default_factory=dict)  # event id -> an Action 71 row of it
 
 
-
 def _read(client: JdbClient, agent: str, resources: list[Resource[FreeSpinEventSpec]], now: datetime) -> _AgentRead:
     lo = min([now - LOOKBACK, *(r.spec.start for r in resources)])
     hi = max([now, *(r.spec.end for r in resources)]) + LOOKAHEAD
     rows = client.search_events(agent=agent, start=lo, end=hi)
     return _AgentRead(agent, (lo, hi), [_Live(row) for row in rows])
 
-def _match(resources: list[Resource[FreeSpinEventSpec]], events: list[_Live], bound_to: dict[str, set[str]] | None = None
-           ) -> tuple[dict[str, _Live | None], dict[str, _Live | None]]:
+
+def _match(
+    resources: list[Resource[FreeSpinEventSpec]], events: list[_Live], bound_to: dict[str, set[str]] | None = None
+) -> tuple[dict[str, _Live | None], dict[str, _Live | None]]:
     """Each resource's event: same display name, else a unique unclaimed twin (a rename: every
     declared field JDB returned agrees, end and spins were seen, and the resource's first
     declared player is bound to it — ``bound_to``; terminated events aside); then, for a
@@ -74,8 +75,15 @@ def _match(resources: list[Resource[FreeSpinEventSpec]], events: list[_Live], bo
             continue
         want = desired_view(r.spec)
         ours = (bound_to or {}).get(r.name, set())
-        twins = [e for e in live if id(e) not in claimed and e.row.get("name") not in declared_names
-                 and e.status not in ENDED and str(e.event_id) in ours and _same_but_name(want, live_view(e.row))]
+        twins = [
+            e
+            for e in live
+            if id(e) not in claimed
+            and e.row.get("name") not in declared_names
+            and e.status not in ENDED
+            and str(e.event_id) in ours
+            and _same_but_name(want, live_view(e.row))
+        ]
         if len(twins) == 1:
             matches[r.name] = twins[0]
             claimed.add(id(twins[0]))
@@ -84,8 +92,11 @@ def _match(resources: list[Resource[FreeSpinEventSpec]], events: list[_Live], bo
             continue
         want = desired_view(r.spec)
         named = [e for e in terminated if e.row.get("name") == r.spec.name and id(e) not in claimed]
-        twins = [e for e in terminated if id(e) not in claimed and e.row.get("name") not in declared_names
-                 and _same_immutable(want, live_view(e.row))]
+        twins = [
+            e
+            for e in terminated
+            if id(e) not in claimed and e.row.get("name") not in declared_names and _same_immutable(want, live_view(e.row))
+        ]
         candidates = named or (twins if len(twins) == 1 else [])
         # an event the opt-in does not name wins: a grant made again and later terminated again
         # must not be granted a third time because an older event is named
@@ -97,9 +108,17 @@ def _match(resources: list[Resource[FreeSpinEventSpec]], events: list[_Live], bo
             claimed.add(id(pick))
     return matches, ended
 
-def _read_players(client: JdbClient, read: _AgentRead, resources: list[Resource[FreeSpinEventSpec]], matches: dict[str, _Live | None],
-                  ended: dict[str, _Live | None], declared: dict[str, list[str]], ctx: RunContext,
-                  budget: list[int]) -> None:
+
+def _read_players(
+    client: JdbClient,
+    read: _AgentRead,
+    resources: list[Resource[FreeSpinEventSpec]],
+    matches: dict[str, _Live | None],
+    ended: dict[str, _Live | None],
+    declared: dict[str, list[str]],
+    ctx: RunContext,
+    budget: list[int],
+) -> None:
     """One Action 71 per distinct player worth checking, within what is left of the run's
     :data:`PLAYER_READ_BUDGET` (excluded players first; an event's declared players only
     when all of them fit; then one declared player of each ended event, to learn when).
@@ -120,31 +139,38 @@ def _read_players(client: JdbClient, read: _AgentRead, resources: list[Resource[
             uids.update(dict.fromkeys(new))
     for r in resources:
         event = matches[r.name]
-        if (ended[r.name] is not None or (event is not None and event.ended)) \
-                and declared[r.name] and len(uids) < budget[0]:
+        if (ended[r.name] is not None or (event is not None and event.ended)) and declared[r.name] and len(uids) < budget[0]:
             uids.setdefault(declared[r.name][0], None)
     todo = [u for u in uids if u not in read.player_events]  # a rename probe may have read some
     budget[0] -= len(todo)
     _read_uids(client, read, todo, ctx)
 
-def _probe_renames(client: JdbClient, read: _AgentRead, resources: list[Resource[FreeSpinEventSpec]], declared: dict[str, list[str]],
-                   ctx: RunContext, budget: list[int]) -> None:
+
+def _probe_renames(
+    client: JdbClient,
+    read: _AgentRead,
+    resources: list[Resource[FreeSpinEventSpec]],
+    declared: dict[str, list[str]],
+    ctx: RunContext,
+    budget: list[int],
+) -> None:
     """For each resource whose display name no live event has (a rename candidate), one Action
     71 of its first declared player (within the budget): the rows of the events that player is
     bound to carry ``times`` and ``endTime``, which a rename match needs to see agree."""
     names = {str(e.row.get("name")) for e in read.live if e.status != "TERMINATED"}
     declared_names = {r.spec.name for r in resources}
-    others = [live_view(e.row) for e in read.live
-              if e.status not in ENDED and str(e.row.get("name")) not in declared_names]
+    others = [live_view(e.row) for e in read.live if e.status not in ENDED and str(e.row.get("name")) not in declared_names]
 
     def candidate(r: Resource[FreeSpinEventSpec]) -> bool:  # a live event it could be a rename of (same type and start)
         want = desired_view(r.spec)
         return any(v.get("type") == want["type"] and v.get("startTime") == want["startTime"] for v in others)
 
-    uids = list(dict.fromkeys(declared[r.name][0] for r in resources
-                              if r.spec.name not in names and declared[r.name] and candidate(r)))[: max(0, budget[0])]
+    uids = list(
+        dict.fromkeys(declared[r.name][0] for r in resources if r.spec.name not in names and declared[r.name] and candidate(r))
+    )[: max(0, budget[0])]
     budget[0] -= len(uids)
     _read_uids(client, read, uids, ctx)
+
 
 def _read_uids(client: JdbClient, read: _AgentRead, uids: list[str], ctx: RunContext) -> None:
     """Action 71 for each of ``uids``: who is bound to what, and the fields its rows add."""
@@ -159,10 +185,10 @@ def _read_uids(client: JdbClient, read: _AgentRead, uids: list[str], ctx: RunCon
             return uid, None
 
     concurrency = ctx.config.providers.jdb.concurrency if ctx.config.providers.jdb else 1
-    rows_of = dict(RunContext.map(events_of, list(uids), concurrency=concurrency,
-                                  progress=(ctx, "JDB players: reading")))
-    read.player_events.update({u: None if rows is None else {str(row.get("eventId")) for row in rows}
-                               for u, rows in rows_of.items()})
+    rows_of = dict(RunContext.map(events_of, list(uids), concurrency=concurrency, progress=(ctx, "JDB players: reading")))
+    read.player_events.update(
+        {u: None if rows is None else {str(row.get("eventId")) for row in rows} for u, rows in rows_of.items()}
+    )
     for rows in rows_of.values():
         for row in rows or []:
             read.details.setdefault(str(row.get("eventId")), row)
@@ -172,6 +198,7 @@ def _read_uids(client: JdbClient, read: _AgentRead, uids: list[str], ctx: RunCon
             for key in FROM_ACTION_71:
                 if key not in event.row and key in extra:
                     event.row[key] = extra[key]
+
 
 def _membership(spec: FreeSpinEventSpec, declared: list[str], event: _Live, read: _AgentRead) -> _Membership:
     known = read.player_events

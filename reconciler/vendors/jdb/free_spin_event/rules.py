@@ -19,9 +19,12 @@ def bet_problems(spec: FreeSpinEventSpec, ctx: RunContext) -> list[str]:
     """The declared bet against ``providers.jdb.bet_ladders`` (before any call): Action 72 needs a
     bet above every chosen game's smallest bet (JDB locks the largest ladder value not above it)."""
     ladders, bet = _ladders(ctx), Decimal(spec.bet)
-    return [f"bet {spec.bet} is below the smallest bet {_money(ladders[m][0])} of machine type {m} "
-            f"(providers.jdb.bet_ladders; Action 72: the bet must reach every chosen game's smallest bet)"
-            for m in spec.machineTypes if m in ladders and bet < ladders[m][0]]
+    return [
+        f"bet {spec.bet} is below the smallest bet {_money(ladders[m][0])} of machine type {m} "
+        f"(providers.jdb.bet_ladders; Action 72: the bet must reach every chosen game's smallest bet)"
+        for m in spec.machineTypes
+        if m in ladders and bet < ladders[m][0]
+    ]
 
 
 def locked_bets(spec: FreeSpinEventSpec, ctx: RunContext) -> list[str]:
@@ -30,8 +33,11 @@ def locked_bets(spec: FreeSpinEventSpec, ctx: RunContext) -> list[str]:
     ladders, bet = _ladders(ctx), Decimal(spec.bet)
     if not ladders:
         return []
-    out = [f"bet: JDB locks {_money(max(v for v in ladders[m] if v <= bet))} on machine type {m} (declared {spec.bet})"
-           for m in spec.machineTypes if m in ladders and ladders[m][0] <= bet and bet not in ladders[m]]
+    out = [
+        f"bet: JDB locks {_money(max(v for v in ladders[m] if v <= bet))} on machine type {m} (declared {spec.bet})"
+        for m in spec.machineTypes
+        if m in ladders and ladders[m][0] <= bet and bet not in ladders[m]
+    ]
     unknown = [str(m) for m in spec.machineTypes if m not in ladders]
     if unknown:
         out.append(f"bet not checked for machine type(s) {', '.join(unknown)}: no providers.jdb.bet_ladders entry")
@@ -49,4 +55,3 @@ def declared_currency(spec: FreeSpinEventSpec, ctx: RunContext) -> str | None:
         return spec.currency
     provider = ctx.config.providers.jdb
     return getattr(provider, "currency", None) if provider is not None else None
-

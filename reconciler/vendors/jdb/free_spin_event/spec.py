@@ -52,12 +52,21 @@ def _matcher(pattern: str, message: str) -> Any:
 
 MONEY = r"\d{1,12}(\.\d{1,3})?"
 IsoTime = Annotated[StrictStr, AfterValidator(_aware_iso)]
-Money = Annotated[StrictStr, _matcher(MONEY, 'not an amount: a decimal string with at most 3 decimals, e.g. "2.5"'),
-                  Field(json_schema_extra={"pattern": f"^{MONEY}$"})]
-Withdrawal = Annotated[StrictStr, _matcher(f"-1|{MONEY}", 'not an amount: a decimal string with at most 3 decimals, or "-1" for no limit'),
-                       Field(json_schema_extra={"pattern": f"^(-1|{MONEY})$"})]
-PlayerId = Annotated[StrictStr, _matcher(r"\S{1,50}", "a player ID has 1-50 characters and no spaces"),
-                     Field(json_schema_extra={"pattern": r"^\S{1,50}$"})]
+Money = Annotated[
+    StrictStr,
+    _matcher(MONEY, 'not an amount: a decimal string with at most 3 decimals, e.g. "2.5"'),
+    Field(json_schema_extra={"pattern": f"^{MONEY}$"}),
+]
+Withdrawal = Annotated[
+    StrictStr,
+    _matcher(f"-1|{MONEY}", 'not an amount: a decimal string with at most 3 decimals, or "-1" for no limit'),
+    Field(json_schema_extra={"pattern": f"^(-1|{MONEY})$"}),
+]
+PlayerId = Annotated[
+    StrictStr,
+    _matcher(r"\S{1,50}", "a player ID has 1-50 characters and no spaces"),
+    Field(json_schema_extra={"pattern": r"^\S{1,50}$"}),
+]
 
 
 class FreeSpinEventSpec(BaseModel):
@@ -83,20 +92,29 @@ class FreeSpinEventSpec(BaseModel):
     excludedPlayers: list[PlayerId] = Field(default_factory=list, max_length=VERIFY_LIMIT)
     generation: StrictInt = Field(default=1, ge=1, description="raise it to create a new event under a new transactionId")
     autoCreatePlayerEnabled: StrictBool = Field(
-        default=False, description="Action 72: JDB creates the player account if missing; needs exactly one player")
+        default=False, description="Action 72: JDB creates the player account if missing; needs exactly one player"
+    )
     grantAgainAfter: StrictInt | StrictStr | None = Field(
-        default=None, description="the eventId of this resource's event that ended outside the product (terminated or "
-                                  "expired): create a new grant anyway; the plan shows it as a new grant")
+        default=None,
+        description="the eventId of this resource's event that ended outside the product (terminated or "
+        "expired): create a new grant anyway; the plan shows it as a new grant",
+    )
     allowReplace: StrictBool = Field(default=False, description="allow terminate + create when an immutable field changes")
     allowLiveChanges: StrictBool = Field(
-        default=False, description="allow changing bet, withdrawal limits, spins or players of an ACTIVE event (a running "
-                                   "promotion); --force does the same for one run")
+        default=False,
+        description="allow changing bet, withdrawal limits, spins or players of an ACTIVE event (a running "
+        "promotion); --force does the same for one run",
+    )
     allowRebind: StrictBool = Field(
-        default=False, description="bind declared players that are not bound to the existing event again, even when they "
-                                   "may have been unbound outside the product (Action 75)")
+        default=False,
+        description="bind declared players that are not bound to the existing event again, even when they "
+        "may have been unbound outside the product (Action 75)",
+    )
     currency: Annotated[StrictStr, Field(min_length=1, max_length=10)] | None = Field(
-        default=None, description="JDB currency code the event must pay in (default: providers.jdb.currency); JDB sets it "
-                                  "per agent, Action 72 has no currency: a mismatch is refused before binding")
+        default=None,
+        description="JDB currency code the event must pay in (default: providers.jdb.currency); JDB sets it "
+        "per agent, Action 72 has no currency: a mismatch is refused before binding",
+    )
 
     @property
     def start(self) -> datetime:
@@ -126,12 +144,19 @@ def spec_problems(spec: FreeSpinEventSpec) -> list[tuple[Path_, str]]:
         if spec.times is not None:
             out.append((("times",), "BONUSCHIPS events have no times (the turnover is bonusChips x chipsMultiplier)"))
         out.extend((("type",), f"BONUSCHIPS needs {f}") for f in ("bonusChips", "chipsMultiplier") if getattr(spec, f) is None)
-        out.extend(((f,), f"{f} must be greater than 0") for f in ("bonusChips", "chipsMultiplier")
-                   if getattr(spec, f) is not None and Decimal(getattr(spec, f)) == 0)
+        out.extend(
+            ((f,), f"{f} must be greater than 0")
+            for f in ("bonusChips", "chipsMultiplier")
+            if getattr(spec, f) is not None and Decimal(getattr(spec, f)) == 0
+        )
     else:
         if spec.times is None:
             out.append((("type",), f"{spec.type} events need times (spins per player)"))
-        out.extend(((f,), f"{f} is only for BONUSCHIPS events") for f in ("bonusChips", "chipsMultiplier") if getattr(spec, f) is not None)
+        out.extend(
+            ((f,), f"{f} is only for BONUSCHIPS events")
+            for f in ("bonusChips", "chipsMultiplier")
+            if getattr(spec, f) is not None
+        )
     if spec.minWithdrawal != "-1" and spec.maxWithdrawal != "-1" and Decimal(spec.minWithdrawal) > Decimal(spec.maxWithdrawal):
         out.append((("minWithdrawal",), "minWithdrawal must be less than or equal to maxWithdrawal (-1 = no limit)"))
     out.extend((("machineTypes", i), f"duplicate machine type {m}") for i, m in _duplicates(spec.machineTypes))
@@ -142,8 +167,9 @@ def spec_problems(spec: FreeSpinEventSpec) -> list[tuple[Path_, str]]:
     out.extend((("players", i), f"duplicate player '{p}'") for i, p in _duplicates(spec.players or []))
     out.extend((("excludedPlayers", i), f"duplicate player '{p}'") for i, p in _duplicates(spec.excludedPlayers))
     declared = set(spec.players or [])
-    out.extend((("excludedPlayers", i), f"player '{p}' is also in players")
-               for i, p in enumerate(spec.excludedPlayers) if p in declared)
+    out.extend(
+        (("excludedPlayers", i), f"player '{p}' is also in players") for i, p in enumerate(spec.excludedPlayers) if p in declared
+    )
     return out
 
 

@@ -70,7 +70,8 @@ class TcaplusEmulator(ReadOperations, WriteOperations):
         match = _PATH.match(req.path)
         if match is None:
             raise _Failure(
-                INVALID_REQUEST, "unknown path (use /ver1.0/apps/{AppId}/zones/{ZoneId}/tables/{TableName}/records)",
+                INVALID_REQUEST,
+                "unknown path (use /ver1.0/apps/{AppId}/zones/{ZoneId}/tables/{TableName}/records)",
                 status=404,
             )
         app, zone, table_name = match.groups()

@@ -52,21 +52,27 @@ class ReadOperations(RequestParts):
         limit = self._query_int(call, "limit", MAX_BATCH_RECORDS, minimum=1)
         offset = self._query_int(call, "offset", 0, minimum=0)
         ikey = self._key_text(call.table, fields, keys)
-        where = ("FROM tcaplus_index_keys i JOIN tcaplus_records r"
-                 " ON r.app = i.app AND r.zone = i.zone AND r.tbl = i.tbl AND r.pk = i.pk"
-                 " WHERE i.app=? AND i.zone=? AND i.tbl=? AND i.idx=? AND i.ikey=?")
+        where = (
+            "FROM tcaplus_index_keys i JOIN tcaplus_records r"
+            " ON r.app = i.app AND r.zone = i.zone AND r.tbl = i.tbl AND r.pk = i.pk"
+            " WHERE i.app=? AND i.zone=? AND i.tbl=? AND i.idx=? AND i.ikey=?"
+        )
         params = (self.app_id, self.zone_id, call.table.name, index_name, ikey)
         total = self.db.execute(f"SELECT COUNT(*) {where}", params).fetchone()[0]
         if not total:
             raise _Failure(RECORD_NOT_FOUND)
-        rows = self.db.execute(f"SELECT r.version, r.data {where} ORDER BY r.rowid LIMIT ? OFFSET ?",
-                               (*params, min(limit, MAX_BATCH_RECORDS), offset)).fetchall()
+        rows = self.db.execute(
+            f"SELECT r.version, r.data {where} ORDER BY r.rowid LIMIT ? OFFSET ?",
+            (*params, min(limit, MAX_BATCH_RECORDS), offset),
+        ).fetchall()
         items: list[dict[str, Any]] = []
         size = 0
         for row in rows:
             record = json.loads(row["data"])
-            item = {"RecordVersion": row["version"],
-                    "Record": _project(record, select, call.table.primary_key) if select else record}
+            item = {
+                "RecordVersion": row["version"],
+                "Record": _project(record, select, call.table.primary_key) if select else record,
+            }
             size += len(json.dumps(item, ensure_ascii=False, separators=(",", ":")).encode()) + 1
             if items and size > self.partkey_max_bytes:
                 break  # one answer holds at most 256 KB of records (the first always fits)

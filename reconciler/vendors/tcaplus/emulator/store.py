@@ -87,14 +87,18 @@ class TcaplusState(Emulator):
         pk = self._pk(table, record)
         self.db.executemany(
             "INSERT OR IGNORE INTO tcaplus_index_keys (app, zone, tbl, idx, ikey, pk) VALUES (?, ?, ?, ?, ?, ?)",
-            [(self.app_id, self.zone_id, table.name, name, self._key_text(table, fields, record), pk)
-             for name, fields in table.indexes.items()],
+            [
+                (self.app_id, self.zone_id, table.name, name, self._key_text(table, fields, record), pk)
+                for name, fields in table.indexes.items()
+            ],
         )
 
     def _unindex(self, table: TableSchema, record: Mapping[str, Any]) -> None:
         if table.indexes:
-            self.db.execute("DELETE FROM tcaplus_index_keys WHERE app=? AND zone=? AND tbl=? AND pk=?",
-                            (self.app_id, self.zone_id, table.name, self._pk(table, record)))
+            self.db.execute(
+                "DELETE FROM tcaplus_index_keys WHERE app=? AND zone=? AND tbl=? AND pk=?",
+                (self.app_id, self.zone_id, table.name, self._pk(table, record)),
+            )
 
     def _pk(self, table: TableSchema, record: Mapping[str, Any]) -> str:
         return self._key_text(table, table.primary_key, record)
@@ -110,8 +114,14 @@ class TcaplusState(Emulator):
         self.db.execute(
             "INSERT INTO tcaplus_records (app, zone, tbl, pk, version, data) VALUES (?, ?, ?, ?, ?, ?)"
             " ON CONFLICT (app, zone, tbl, pk) DO UPDATE SET version=excluded.version, data=excluded.data",
-            (self.app_id, self.zone_id, table.name, self._pk(table, record), version,
-             json.dumps(record, ensure_ascii=False, separators=(",", ":"))),
+            (
+                self.app_id,
+                self.zone_id,
+                table.name,
+                self._pk(table, record),
+                version,
+                json.dumps(record, ensure_ascii=False, separators=(",", ":")),
+            ),
         )
         self._index(table, record)  # index fields are key fields: an existing row keeps its entries
 

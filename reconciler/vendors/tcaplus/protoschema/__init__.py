@@ -90,8 +90,9 @@ __all__ = [
 # -- loading ------------------------------------------------------------------------------------
 
 
-def load_proto(path: Path | str, *, display: str | None = None, resource: str = "",
-               read: Callable[[Path], str] | None = None) -> ProtoFile:
+def load_proto(
+    path: Path | str, *, display: str | None = None, resource: str = "", read: Callable[[Path], str] | None = None
+) -> ProtoFile:
     """Read and validate a ``.proto`` file; problems name ``display`` (default: the path).
 
     ``read`` reads the file: the product passes the workspace-confined reader
@@ -109,7 +110,12 @@ def load_proto(path: Path | str, *, display: str | None = None, resource: str = 
 
 
 def load_table(
-    path: Path | str, table: str, *, message: str | None = None, display: str | None = None, resource: str = "",
+    path: Path | str,
+    table: str,
+    *,
+    message: str | None = None,
+    display: str | None = None,
+    resource: str = "",
     read: Callable[[Path], str] | None = None,
 ) -> TableSchema:
     """The table ``table`` of a ``.proto`` file (its message is ``message``, default the table name)."""
@@ -127,7 +133,11 @@ def _missing_table_problem(proto: ProtoFile, wanted: str, resource: str) -> Prob
         tables = ", ".join(sorted(proto.tables)) or "none"
         return Problem(proto.file, 1, 1, resource, "", f"no message {wanted!r} in this file (tables: {tables})")
     return Problem(
-        proto.file, msg.line, msg.col, resource, wanted,
+        proto.file,
+        msg.line,
+        msg.col,
+        resource,
+        wanted,
         f"message {wanted!r} has no option {PRIMARY_KEY_OPTION}: it is not a table",
     )
 
@@ -212,8 +222,13 @@ def _quick_checks(message: MessageType) -> tuple[dict[str, Callable[[Any], bool]
 
 
 def _check_message(
-    message: MessageType, value: Mapping[Any, Any], path: tuple[PathPart, ...], issues: list[RecordIssue],
-    *, require_required: bool, keys: set[str] | frozenset[str] = frozenset(),
+    message: MessageType,
+    value: Mapping[Any, Any],
+    path: tuple[PathPart, ...],
+    issues: list[RecordIssue],
+    *,
+    require_required: bool,
+    keys: set[str] | frozenset[str] = frozenset(),
 ) -> None:
     quick, required = _quick_checks(message)
     fields = message.fields

@@ -44,13 +44,15 @@ def build_proto(text: str, *, file: str, resource: str = "") -> ProtoFile:
     deep = too_deep(text)
     if deep is not None:
         line, col = deep
-        raise InputError([Problem(file, line, col, resource, "",
-                                  f"nested deeper than {MAX_NESTING} levels (messages, options or brackets)")])
+        raise InputError(
+            [Problem(file, line, col, resource, "", f"nested deeper than {MAX_NESTING} levels (messages, options or brackets)")]
+        )
     try:
         tree, positions = parse_with_positions(text, file=file, resource=resource)
         return _Builder(tree, positions, file=file, resource=resource).build()
     except RecursionError:  # a shape the bracket count does not see: still one line, never a traceback
         raise InputError([Problem(file, 1, 1, resource, "", "too deeply nested to read")]) from None
+
 
 # -- building and checking ----------------------------------------------------------------------
 
@@ -117,7 +119,8 @@ class _Builder:
                 own = scope + (element.name,)
                 self.enums.add(".".join(own))
                 self.problem(
-                    self.pos.others.get(own, (1, 1)), ".".join(own),
+                    self.pos.others.get(own, (1, 1)),
+                    ".".join(own),
                     "enums are not supported in TcaplusDB tables; use an int32 field",
                 )
 
@@ -219,11 +222,11 @@ class _Builder:
         prefix = f"{self.package}." if self.package else ""
         if type_name.startswith("."):
             name = type_name[1:]
-            name = name[len(prefix):] if prefix and name.startswith(prefix) else name
+            name = name[len(prefix) :] if prefix and name.startswith(prefix) else name
             return name if name in known else None
         candidates = [".".join(scope[:i] + (type_name,)) for i in range(len(scope), -1, -1)]
         if prefix and type_name.startswith(prefix):
-            candidates.append(type_name[len(prefix):])
+            candidates.append(type_name[len(prefix) :])
         return next((c for c in candidates if c in known), None)
 
     # -- tables -------------------------------------------------------------------------------
@@ -287,12 +290,20 @@ class _TableBuilder:
         self._custom_attributes()
         non_key = len(self.message.fields) - len(primary_key)
         if non_key > MAX_VALUE_FIELDS:
-            self.problem((self.message.line, self.message.col), name, f"at most {MAX_VALUE_FIELDS} non-key fields (found {non_key})")
+            self.problem(
+                (self.message.line, self.message.col), name, f"at most {MAX_VALUE_FIELDS} non-key fields (found {non_key})"
+            )
         if not self.ok:
             return None
         return TableSchema(
-            name=name, file=self.b.file, syntax=self.b.syntax, message=self.message, primary_key=primary_key,
-            indexes=indexes, sharding_key=sharding, messages=self.b.messages,
+            name=name,
+            file=self.b.file,
+            syntax=self.b.syntax,
+            message=self.message,
+            primary_key=primary_key,
+            indexes=indexes,
+            sharding_key=sharding,
+            messages=self.b.messages,
         )
 
     def _names(self, value: Any, where: Position, what: str) -> list[str] | None:

@@ -67,6 +67,7 @@ def too_deep(text: str) -> tuple[int, int] | None:
         i += 1
     return None
 
+
 # -- parsing with positions ---------------------------------------------------------------------
 
 
@@ -119,8 +120,12 @@ def _inside(ctx: Any, kinds: tuple[type, ...]) -> bool:
 
 def _option_owner_is_message(ctx: Any) -> bool:
     owners = (
-        ProtobufParser.MessageDeclContext, ProtobufParser.EnumDeclContext, ProtobufParser.OneofDeclContext,
-        ProtobufParser.ServiceDeclContext, ProtobufParser.MethodDeclContext, ProtobufParser.ExtensionDeclContext,
+        ProtobufParser.MessageDeclContext,
+        ProtobufParser.EnumDeclContext,
+        ProtobufParser.OneofDeclContext,
+        ProtobufParser.ServiceDeclContext,
+        ProtobufParser.MethodDeclContext,
+        ProtobufParser.ExtensionDeclContext,
     )
     parent = ctx.parentCtx
     while parent is not None and not isinstance(parent, owners):

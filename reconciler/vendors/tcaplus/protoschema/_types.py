@@ -29,10 +29,16 @@ _U32 = (0, 2**32 - 1)
 _I64 = (-(2**63), 2**63 - 1)
 _U64 = (0, 2**64 - 1)
 INT_RANGES: dict[str, tuple[int, int]] = {
-    "int32": _I32, "sint32": _I32, "sfixed32": _I32,
-    "uint32": _U32, "fixed32": _U32,
-    "int64": _I64, "sint64": _I64, "sfixed64": _I64,
-    "uint64": _U64, "fixed64": _U64,
+    "int32": _I32,
+    "sint32": _I32,
+    "sfixed32": _I32,
+    "uint32": _U32,
+    "fixed32": _U32,
+    "int64": _I64,
+    "sint64": _I64,
+    "sfixed64": _I64,
+    "uint64": _U64,
+    "fixed64": _U64,
 }
 FLOAT_TYPES = frozenset({"float", "double"})
 SCALAR_TYPES = frozenset(INT_RANGES) | FLOAT_TYPES | {"bool", "string", "bytes"}

@@ -42,7 +42,19 @@ from reconciler.vendors.tcaplus.records.plan import MAX_INDEX_KEYSETS, MAX_UNMAN
 from reconciler.vendors.tcaplus.records.spec import PruneSpec, TcaplusRecordsSpec
 
 __all__ = [
-    "MAX_INDEX_KEYSETS", "MAX_UNMANAGED_ROWS", "PruneSpec", "TcaplusRecordsKind", "TcaplusRecordsSpec", "_diffs",
-    "_has_structs", "_json_lines", "_leaf_diffs", "_leaf_paths", "_leaves", "_walk_leaves", "identity", "index_keysets",
+    "MAX_INDEX_KEYSETS",
+    "MAX_UNMANAGED_ROWS",
+    "PruneSpec",
+    "TcaplusRecordsKind",
+    "TcaplusRecordsSpec",
+    "_diffs",
+    "_has_structs",
+    "_json_lines",
+    "_leaf_diffs",
+    "_leaf_paths",
+    "_leaves",
+    "_walk_leaves",
+    "identity",
+    "index_keysets",
     "table_schema",
 ]

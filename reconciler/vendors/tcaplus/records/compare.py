@@ -14,7 +14,6 @@ from reconciler.model import FieldDiff
 from reconciler.vendors.tcaplus.protoschema import FLOAT_TYPES, INT_RANGES, Field as ProtoField, MessageType, TableSchema
 
 
-
 # -- comparison ---------------------------------------------------------------------------------
 
 
@@ -56,8 +55,10 @@ def _has_structs(message: MessageType) -> bool:
     """Whether ``message`` has a singular message field (a leaf path may then have dots)."""
     known = _STRUCTS.get(id(message))
     if known is None or known[0] is not message:
-        known = _STRUCTS[id(message)] = (message, any(f.message is not None and not f.is_repeated
-                                                      for f in message.fields.values()))
+        known = _STRUCTS[id(message)] = (
+            message,
+            any(f.message is not None and not f.is_repeated for f in message.fields.values()),
+        )
     return known[1]
 
 
@@ -129,8 +130,9 @@ def _diffs(schema: TableSchema, declared: Mapping[str, Any], live: Mapping[str, 
     return _leaf_diffs(schema, declared, live, whole=whole)
 
 
-def _leaf_diffs(schema: TableSchema, declared: Mapping[str, Any], live: Mapping[str, Any], *, whole: bool,
-                want: dict[str, Any] | None = None) -> list[FieldDiff]:
+def _leaf_diffs(
+    schema: TableSchema, declared: Mapping[str, Any], live: Mapping[str, Any], *, whole: bool, want: dict[str, Any] | None = None
+) -> list[FieldDiff]:
     """:func:`_diffs` leaf by leaf."""
     if want is None:
         want = _leaves(schema.message, declared)
@@ -162,5 +164,3 @@ def _merge(live: Mapping[str, Any], schema: TableSchema, declared: Mapping[str, 
             node = node[part]
         node[leaf] = copy.deepcopy(value)
     return merged
-
-

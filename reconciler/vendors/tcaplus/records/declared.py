@@ -105,14 +105,13 @@ class _Declared:
 def identity(table: str, key: Iterable[Any]) -> str:
     """``table|v1|v2``: strings as they are (JSON-quoted when they hold ``|``), others as JSON."""
     # an int's JSON is its str(); asked for every record of every run, json.dumps was the cost
-    parts = [v if isinstance(v, str) and "|" not in v else str(v) if type(v) is int else json.dumps(v, ensure_ascii=False)
-             for v in key]
+    parts = [
+        v if isinstance(v, str) and "|" not in v else str(v) if type(v) is int else json.dumps(v, ensure_ascii=False) for v in key
+    ]
     return "|".join([table, *parts])
 
 
-_DECLARED: "weakref.WeakKeyDictionary[RunContext, dict[int, tuple[Resource[TcaplusRecordsSpec], list[_Declared], list[Problem]]]]" = (
-    weakref.WeakKeyDictionary()
-)
+_DECLARED: "weakref.WeakKeyDictionary[RunContext, dict[int, tuple[Resource[TcaplusRecordsSpec], list[_Declared], list[Problem]]]]" = weakref.WeakKeyDictionary()
 """Per run (its context), per document: the validated records (see ``TcaplusRecordsKind._declared``)."""
 
 
@@ -124,8 +123,10 @@ def _read_records(res: Resource[TcaplusRecordsSpec]) -> tuple[list[tuple[Any, _W
     """The records a document declares, each with its position; or problems with the data file."""
     spec: TcaplusRecordsSpec = res.spec
     if spec.records is not None:
-        return [(rec, _Where(res.doc.file, res.doc.position(("spec", "records", i))[0], res.doc, ("spec", "records", i)))
-                for i, rec in enumerate(spec.records)], []
+        return [
+            (rec, _Where(res.doc.file, res.doc.position(("spec", "records", i))[0], res.doc, ("spec", "records", i)))
+            for i, rec in enumerate(spec.records)
+        ], []
     path = _data_path(res)
     display = os.path.normpath(Path(res.doc.file).parent / str(spec.file))
     if not path.is_file() and not path.is_symlink():
@@ -185,7 +186,9 @@ def _text_lines(fh: Any, problems: ProblemCounter, display: str, resource: str) 
 
 
 @lru_cache(maxsize=32)
-def _json_lines(path: str, mtime_ns: int, size: int, display: str, resource: str) -> tuple[list[tuple[Any, _Where]], list[Problem]]:
+def _json_lines(
+    path: str, mtime_ns: int, size: int, display: str, resource: str
+) -> tuple[list[tuple[Any, _Where]], list[Problem]]:
     """Streamed line by line from the confined descriptor (never more than the size limit, never
     the whole text twice); problems capped per file (:class:`ProblemCounter`): once the cap is hit
     the file cannot be planned, so its records are no longer kept, only its problems counted."""
@@ -206,17 +209,22 @@ def _json_lines(path: str, mtime_ns: int, size: int, display: str, resource: str
                     record = json_value(line)
                 except (ValueError, RecursionError) as exc:  # RecursionError: nested too deep (bounded input)
                     col = getattr(exc, "colno", 1)
-                    problems.add(Problem(display, number, col, resource, "", f"invalid JSON: {getattr(exc, 'msg', None) or 'nested too deep'}"))
+                    problems.add(
+                        Problem(
+                            display, number, col, resource, "", f"invalid JSON: {getattr(exc, 'msg', None) or 'nested too deep'}"
+                        )
+                    )
                     continue
                 # a string parsed from a line holds a refused character only if the line holds it as
                 # it is or writes it as an escape (``\u202e``, ``\f``): every escape starts with a
                 # backslash; a line with neither is not walked (nearly every line)
-                if ("\\" in line or confine.bad_character(line) is not None):
+                if "\\" in line or confine.bad_character(line) is not None:
                     for where, msg in confine.bad_strings(record):
                         problems.add(Problem(display, number, 1, resource, ".".join(map(str, where)), msg))
                 if not isinstance(record, dict) or not record:  # no table has a record without fields
-                    problems.add(Problem(display, number, 1, resource, "",
-                                         "a record is a JSON object holding at least its primary key"))
+                    problems.add(
+                        Problem(display, number, 1, resource, "", "a record is a JSON object holding at least its primary key")
+                    )
                     continue
                 if not problems.full:  # past the cap the file fails: its records are not needed
                     records.append((record, _Where(display, number)))
@@ -228,7 +236,9 @@ def _json_lines(path: str, mtime_ns: int, size: int, display: str, resource: str
 
 
 @lru_cache(maxsize=32)
-def _yaml_records(path: str, mtime_ns: int, size: int, display: str, resource: str) -> tuple[list[tuple[Any, _Where]], list[Problem]]:
+def _yaml_records(
+    path: str, mtime_ns: int, size: int, display: str, resource: str
+) -> tuple[list[tuple[Any, _Where]], list[Problem]]:
     docs, problems = load_file(Path(path), display, what="YAML data file")
     if problems:
         return [], problems
@@ -244,8 +254,7 @@ def _yaml_records(path: str, mtime_ns: int, size: int, display: str, resource: s
 @lru_cache(maxsize=64)
 def _cached_table(path: str, mtime_ns: int, table: str, message: str | None, display: str) -> TableSchema:
     # read through the workspace confinement (inside the root, a regular file, size-limited)
-    return load_table(path, table, message=message, display=display,
-                      read=lambda p: confine.read_text(p, what="proto"))
+    return load_table(path, table, message=message, display=display, read=lambda p: confine.read_text(p, what="proto"))
 
 
 def table_schema(ctx: RunContext, table: str) -> TableSchema:
@@ -261,9 +270,12 @@ def table_schema(ctx: RunContext, table: str) -> TableSchema:
         except confine.ConfinementError as exc:
             where = ("providers", "tcaplus", "tables", table, "proto")
             doc = ctx.config.doc
-            raise InputError([doc.problem(where, exc.reason, resource="Config") if doc is not None
-                              else Problem(str(ctx.config.path), 1, 1, "Config", ".".join(where), exc.reason)]) from None
+            raise InputError(
+                [
+                    doc.problem(where, exc.reason, resource="Config")
+                    if doc is not None
+                    else Problem(str(ctx.config.path), 1, 1, "Config", ".".join(where), exc.reason)
+                ]
+            ) from None
     mtime = path.stat().st_mtime_ns if path.exists() else 0
     return _cached_table(str(path), mtime, table, entry.message, os.path.relpath(path))
-
-

@@ -18,9 +18,11 @@ from reconciler.vendors.tcaplus.records.spec import TcaplusRecordsSpec
 
 
 # -- export -------------------------------------------------------------------------------------
-REST_LIMITS = ("TcaplusRecords: TcaplusDB RESTful API v1.0 cannot list a table's records or an index's key values; "
-               "only records under index keys that prune scopes declare, that --index names or that declared records "
-               "take, and declared records (read by key), are exported")
+REST_LIMITS = (
+    "TcaplusRecords: TcaplusDB RESTful API v1.0 cannot list a table's records or an index's key values; "
+    "only records under index keys that prune scopes declare, that --index names or that declared records "
+    "take, and declared records (read by key), are exported"
+)
 INLINE_MAX = 20
 """Up to this many records are written inline; more go to a JSON Lines data file."""
 
@@ -37,8 +39,14 @@ class _Exporter:
     """One table's export: index reads (prune scopes, named keys, keys of declared records), then
     the declared records read by key; a document per read, records inline or in a data file."""
 
-    def __init__(self, kind: Kind[TcaplusRecordsSpec, TcaplusClient], client: TcaplusClient, ctx: RunContext, schema: TableSchema,
-                 request: ExportRequest):
+    def __init__(
+        self,
+        kind: Kind[TcaplusRecordsSpec, TcaplusClient],
+        client: TcaplusClient,
+        ctx: RunContext,
+        schema: TableSchema,
+        request: ExportRequest,
+    ):
         self.kind, self.client, self.ctx, self.schema, self.request = kind, client, ctx, schema, request
         self.path = f"tcaplus/{schema.name}.yaml"
         self.names: set[str] = set()
@@ -65,25 +73,34 @@ class _Exporter:
         for table, index, keys in self.request.extra.get("index_keys", []):
             if table == self.schema.name:
                 if index not in self.schema.indexes:
-                    raise UsageError(f"--index {table}:{index}: table {table} has no index {index!r} "
-                                     f"(indexes: {', '.join(sorted(self.schema.indexes)) or 'none'})")
+                    raise UsageError(
+                        f"--index {table}:{index}: table {table} has no index {index!r} "
+                        f"(indexes: {', '.join(sorted(self.schema.indexes)) or 'none'})"
+                    )
                 issues = validate_keys(self.schema, keys, fields=self.schema.indexes[index])
                 if issues:
-                    raise UsageError(f"--index {table}:{index}: " + "; ".join(
-                        f"{'.'.join(map(str, i.path)) or 'keys'}: {i.message}" for i in issues))
+                    raise UsageError(
+                        f"--index {table}:{index}: "
+                        + "; ".join(f"{'.'.join(map(str, i.path)) or 'keys'}: {i.message}" for i in issues)
+                    )
                 reads.append((index, keys, None))
         prunes = [r for r in resources if r.spec.prune is not None]
-        outside = [d.record for d in declared
-                   if not any(all(d.record.get(k) == v for k, v in prune_of(r).keys.items()) for r in prunes)]
+        outside = [
+            d.record for d in declared if not any(all(d.record.get(k) == v for k, v in prune_of(r).keys.items()) for r in prunes)
+        ]
         keysets, skipped = index_keysets(self.schema, outside)
         out.notes.extend(skipped)
         reads.extend((i, k, None) for i, k in keysets)
         unique: dict[str, tuple[str, dict[str, Any], Resource[TcaplusRecordsSpec] | None]] = {}
         for index, keys, owner in reads:
             unique.setdefault(json.dumps([index, keys], sort_keys=True), (index, keys, owner))
-        results = self.client.run(lambda: RunContext.amap(
-            lambda rd: self.client.apartkey_get_all(self.schema.name, rd[0], rd[1]), list(unique.values()),
-            concurrency=_concurrency(self.ctx)))
+        results = self.client.run(
+            lambda: RunContext.amap(
+                lambda rd: self.client.apartkey_get_all(self.schema.name, rd[0], rd[1]),
+                list(unique.values()),
+                concurrency=_concurrency(self.ctx),
+            )
+        )
         claimed: dict[str, dict[str, Any]] = {}
         owner_of = {d.identity: d.res for d in declared}
         docs: list[tuple[ExportDoc, list[dict[str, Any]]]] = []
@@ -103,20 +120,28 @@ class _Exporter:
                 doc = ExportDoc(self.kind.kind, self._name(owner.name), spec, protected=owner.protected)
                 spec["mode"] = owner.spec.mode
                 spec["prune"] = {"index": index, "keys": keys}
-                doc.comments.append(f"records under index {index} {json.dumps(keys)} (PartkeyGetRecord); the prune scope "
-                                    f"is copied from {owner.source}")
-            elif len(declarers := {owner_of[k].name: owner_of[k] for k in row_keys if k in owner_of}) == 1 \
-                    and not self.request.unmanaged:
+                doc.comments.append(
+                    f"records under index {index} {json.dumps(keys)} (PartkeyGetRecord); the prune scope "
+                    f"is copied from {owner.source}"
+                )
+            elif (
+                len(declarers := {owner_of[k].name: owner_of[k] for k in row_keys if k in owner_of}) == 1
+                and not self.request.unmanaged
+            ):
                 res = next(iter(declarers.values()))
                 doc = ExportDoc(self.kind.kind, self._name(res.name), spec, protected=res.protected)
                 spec["mode"] = res.spec.mode
-                doc.comments.append(f"records under index {index} {json.dumps(keys)} (PartkeyGetRecord), the key of the "
-                                    f"records {res.source} declares")
+                doc.comments.append(
+                    f"records under index {index} {json.dumps(keys)} (PartkeyGetRecord), the key of the "
+                    f"records {res.source} declares"
+                )
             else:
                 doc = ExportDoc(self.kind.kind, self._name(_slug(self.schema.name, index, *keys.values())), spec)
                 spec["mode"] = "whole"
-                doc.comments.append(f"records under index {index} {json.dumps(keys)} (PartkeyGetRecord)"
-                                    + ("" if not self.request.unmanaged else " that no manifest declares"))
+                doc.comments.append(
+                    f"records under index {index} {json.dumps(keys)} (PartkeyGetRecord)"
+                    + ("" if not self.request.unmanaged else " that no manifest declares")
+                )
             docs.append((doc, rows))
         if not self.request.unmanaged:
             by_res: dict[str, list[_Declared]] = {}
@@ -126,8 +151,13 @@ class _Exporter:
             missing: list[str] = []
             groups = sorted(by_res.items())
             everyone = [d for _, ds in groups for d in ds]
-            answers = iter(self.client.run(lambda: RunContext.amap(
-                lambda d: self.client.aget(self.schema.name, d.keys), everyone, concurrency=_concurrency(self.ctx))))
+            answers = iter(
+                self.client.run(
+                    lambda: RunContext.amap(
+                        lambda d: self.client.aget(self.schema.name, d.keys), everyone, concurrency=_concurrency(self.ctx)
+                    )
+                )
+            )
             for _, ds in groups:
                 got = [next(answers) for _ in ds]
                 rows = []
@@ -145,13 +175,18 @@ class _Exporter:
                 doc.comments.append(f"declared records read by key (GetRecord), as declared by {owner.source}")
                 docs.append((doc, rows))
             if missing:
-                out.notes.append(f"TcaplusRecords: {len(missing)} declared record(s) of {self.schema.name} do not exist "
-                                 f"live and are not exported: {', '.join(missing[:10])}")
-        group = ExportGroup(self.path, header=[
-            f"TcaplusDB table {self.schema.name}, exported from live state. RecordVersion is server-owned and left out.",
-            "REST API v1.0 cannot list a table's records or an index's key values: this file holds only the records",
-            "under the index keys listed in each document and declared records read by key.",
-        ])
+                out.notes.append(
+                    f"TcaplusRecords: {len(missing)} declared record(s) of {self.schema.name} do not exist "
+                    f"live and are not exported: {', '.join(missing[:10])}"
+                )
+        group = ExportGroup(
+            self.path,
+            header=[
+                f"TcaplusDB table {self.schema.name}, exported from live state. RecordVersion is server-owned and left out.",
+                "REST API v1.0 cannot list a table's records or an index's key values: this file holds only the records",
+                "under the index keys listed in each document and declared records read by key.",
+            ],
+        )
         for doc, rows in docs:
             if len(rows) > INLINE_MAX:
                 data = f"data/{doc.name}.jsonl"
@@ -165,4 +200,3 @@ class _Exporter:
                 doc.spec["prune"] = doc.spec.pop("prune")
             group.docs.append(doc)
         out.groups.append(group)
-

@@ -50,9 +50,14 @@ class TcaplusRecordsKind(Kind[TcaplusRecordsSpec, TcaplusClient]):
         if p is None:
             raise UsageError("providers.tcaplus is not configured in the config file")
         return TcaplusClient(
-            p.base_url, app_id=p.app_id, zone_id=p.zone_id, password=ctx.config_secret(p.password),
-            timeout=p.timeout, retry=ctx.retry_policy(p),
-            max_connections=p.concurrency, requests_per_second=p.requests_per_second,
+            p.base_url,
+            app_id=p.app_id,
+            zone_id=p.zone_id,
+            password=ctx.config_secret(p.password),
+            timeout=p.timeout,
+            retry=ctx.retry_policy(p),
+            max_connections=p.concurrency,
+            requests_per_second=p.requests_per_second,
         )
 
     # -- check --------------------------------------------------------------------------------
@@ -69,7 +74,9 @@ class TcaplusRecordsKind(Kind[TcaplusRecordsSpec, TcaplusClient]):
             for d in declared:
                 first = seen.setdefault(d.identity, d)
                 if first is not d:
-                    problems.append(d.where.problem((), f"duplicate record {d.identity}: also declared at {first.where.source}", res.ref))
+                    problems.append(
+                        d.where.problem((), f"duplicate record {d.identity}: also declared at {first.where.source}", res.ref)
+                    )
         return problems
 
     def _provider_problems(self, res: Resource[TcaplusRecordsSpec], ctx: RunContext) -> list[Problem]:
@@ -165,8 +172,14 @@ class TcaplusRecordsKind(Kind[TcaplusRecordsSpec, TcaplusClient]):
         self.apply_stream(changes, ctx, started=lambda c: None, finished=lambda c, o: done.__setitem__(id(c), o))
         return [done.get(id(c)) or Outcome(c, "interrupted", "not started: the run was stopped") for c in changes]
 
-    def apply_stream(self, changes: list[Change], ctx: RunContext, *, started: Callable[[Change], None],
-                     finished: Callable[[Change, Outcome], None]) -> None:
+    def apply_stream(
+        self,
+        changes: list[Change],
+        ctx: RunContext,
+        *,
+        started: Callable[[Change], None],
+        finished: Callable[[Change, Outcome], None],
+    ) -> None:
         client: TcaplusClient = ctx.client(type(self))
         writer = _Writer(client, ctx)
 
@@ -179,8 +192,9 @@ class TcaplusRecordsKind(Kind[TcaplusRecordsSpec, TcaplusClient]):
         client.run(lambda: RunContext.amap(one, changes, concurrency=_concurrency(ctx)))
 
     # -- export (DR, adoption) ----------------------------------------------------------------
-    def export(self, resources: list[Resource[TcaplusRecordsSpec]], scopes: list[ScopeDecl], ctx: RunContext,
-               request: ExportRequest) -> KindExport:
+    def export(
+        self, resources: list[Resource[TcaplusRecordsSpec]], scopes: list[ScopeDecl], ctx: RunContext, request: ExportRequest
+    ) -> KindExport:
         """Records of every configured table, one ``tcaplus/<table>.yaml`` each (see :class:`_Exporter`)."""
         declared: list[_Declared] = []
         for res in resources:
@@ -191,12 +205,14 @@ class TcaplusRecordsKind(Kind[TcaplusRecordsSpec, TcaplusClient]):
         provider = ctx.config.providers.tcaplus
         assert provider is not None
         out = KindExport(notes=[REST_LIMITS])
-        out.notes.extend(f"--index {table}:{index}: table {table} is not in this connection's tables; not read"
-                         for table, index, _ in request.extra.get("index_keys", []) if table not in provider.tables)
+        out.notes.extend(
+            f"--index {table}:{index}: table {table} is not in this connection's tables; not read"
+            for table, index, _ in request.extra.get("index_keys", [])
+            if table not in provider.tables
+        )
         client: TcaplusClient = ctx.client(type(self))
         for table in sorted(provider.tables):
             _Exporter(self, client, ctx, table_schema(ctx, table), request).export(
-                [d for d in declared if d.schema.name == table], [r for r in resources if r.spec.table == table], out)
+                [d for d in declared if d.schema.name == table], [r for r in resources if r.spec.table == table], out
+            )
         return out
-
-

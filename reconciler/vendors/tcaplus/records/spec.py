@@ -7,8 +7,6 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, StrictStr, model_validator
 
 
-
-
 TABLE_NAME = r"^[A-Za-z_][A-Za-z0-9_]*$"
 JSON_LINES = (".jsonl", ".ndjson")
 YAML_FILES = (".yaml", ".yml")
@@ -32,7 +30,9 @@ class TcaplusRecordsSpec(BaseModel):
         default="declared", description="declared: manage only the declared fields; whole: the record is the whole record"
     )
     records: list[dict[StrictStr, Any]] | None = Field(default=None, description="records as mappings (JSON mapping of protobuf)")
-    file: StrictStr | None = Field(default=None, min_length=1, description="JSON Lines (.jsonl) or YAML data file, relative to this manifest")
+    file: StrictStr | None = Field(
+        default=None, min_length=1, description="JSON Lines (.jsonl) or YAML data file, relative to this manifest"
+    )
     prune: PruneSpec | None = None
 
     @model_validator(mode="after")
@@ -40,5 +40,3 @@ class TcaplusRecordsSpec(BaseModel):
         if (self.records is None) == (self.file is None):
             raise ValueError("give exactly one of records or file")
         return self
-
-

@@ -4,7 +4,13 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 
-from reconciler.vendors.tcaplus.client import TcaplusClient, TcaplusRecordExistsError, TcaplusRecordNotFoundError, TcaplusVersionMismatchError, VersionCheck, VersionedRecord
+from reconciler.vendors.tcaplus.client import (
+    TcaplusClient,
+    TcaplusRecordExistsError,
+    TcaplusRecordNotFoundError,
+    TcaplusVersionMismatchError,
+)
+from reconciler.vendors.tcaplus.wire import VersionCheck, VersionedRecord
 from reconciler.model import Action, Change, Outcome
 from reconciler.errors import ReconcilerError
 from reconciler.kinds.context import RunContext
@@ -64,7 +70,9 @@ class _Writer:
         if live is None:
             return None, Outcome(change, "stale", "the record was deleted since the plan")
         if live.version != planned:
-            return None, Outcome(change, "stale", f"changed since the plan (version {planned} -> {live.version}); not overwritten")
+            return None, Outcome(
+                change, "stale", f"changed since the plan (version {planned} -> {live.version}); not overwritten"
+            )
         return live, None
 
     async def _update(self, change: Change) -> Outcome:
@@ -88,10 +96,16 @@ class _Writer:
             if after is not None and self._matches(change, after):
                 return Outcome(change, "applied")
             if after is None or after.version != planned:
-                return Outcome(change, "stale", "SetRecord got no reply and the record was changed by another "
-                                                "writer meanwhile; not overwritten")
-        return Outcome(change, "failed", f"SetRecord: no reply {ATTEMPTS} times and the record does not hold the "
-                                         "declared values; re-run apply")
+                return Outcome(
+                    change,
+                    "stale",
+                    "SetRecord got no reply and the record was changed by another writer meanwhile; not overwritten",
+                )
+        return Outcome(
+            change,
+            "failed",
+            f"SetRecord: no reply {ATTEMPTS} times and the record does not hold the declared values; re-run apply",
+        )
 
     async def _delete(self, change: Change) -> Outcome:
         table, keys = change.data["table"], change.data["keys"]
@@ -99,7 +113,11 @@ class _Writer:
         if live is None:
             return Outcome(change, "applied", "already gone")
         if live.version != change.precondition["record_version"]:
-            return Outcome(change, "stale", f"changed since the plan (version {change.precondition['record_version']} -> {live.version}); not deleted")
+            return Outcome(
+                change,
+                "stale",
+                f"changed since the plan (version {change.precondition['record_version']} -> {live.version}); not deleted",
+            )
         for _ in range(ATTEMPTS):
             try:
                 await self.client.adelete(table, keys)
@@ -115,5 +133,3 @@ class _Writer:
             if after.version != change.precondition["record_version"]:
                 return Outcome(change, "stale", "DeleteRecord got no reply and the record changed meanwhile; not deleted")
         return Outcome(change, "failed", f"DeleteRecord: no reply {ATTEMPTS} times and the record is still there; re-run apply")
-
-

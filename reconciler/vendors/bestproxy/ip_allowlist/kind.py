@@ -1,118 +1,21 @@
-"""Kind ``IpAllowlist``: the addresses (IPv4, IPv6, CIDR blocks) allowed to use one BestProxy product type.
-
-Identity = product type. ``/gateway/proxy-ip/list`` filters by product type only (it cannot tell
-two type-11 user products apart), so one allowlist per product type; ``userProductId`` is what
-additions to type 11 are sent with. Live entries are compared by canonical address text and kept
-as BestProxy wrote them (a delete sends them verbatim); an entry that is no address is still
-shown and pruned. The diff is element-level ("+3 -1 ~1 of 2,041").
-
-Writes: the removals of every allowlist go in one verified ``proxy-ip/delete`` (it takes no
-product type) before any ``proxy-ip/add``; additions are batched per remark, IPv4 apart from other
-forms. Entries the delete takes from other product types are added back there in the same run.
-Every delete call gets a TOTP code of its own time step (:func:`next_totp_code`). A refused batch
-is resolved item by item (:func:`~reconciler.vendors.bestproxy.common.write_each`).
-
-Removals need BestProxy's verification (``verify_type``/``verify_code``): configure
-``providers.bestproxy.ip_delete_verification`` (TOTP computed from a secret reference, or a one-time
-code reference). A plan that would remove addresses without a usable verification is refused at
-plan time. A remark change has no update call: that entry is replaced (delete + add).
-Without ``exclusive: true`` live addresses that are not declared are listed as unmanaged.
-"""
+"""Kind ``IpAllowlist``: the contract's hooks (check, plan, apply, export); the package docstring
+says what the kind does."""
 
 from __future__ import annotations
 
-import hashlib
-import ipaddress
-import time
-from collections.abc import Callable
-from typing import Annotated, Any
-
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StrictBool, StrictStr, field_validator, model_validator
+from typing import Any
 
 from reconciler.clients import redact
 from reconciler.vendors.bestproxy.client import BestProxyClient, LiveIp
 from reconciler.model import Action, Change, FieldDiff, KindPlan, Outcome, Unmanaged
-from reconciler.errors import InputError, Problem, ReconcilerError
+from reconciler.errors import InputError, Problem
 from reconciler.kinds.base import ExportDoc, ExportGroup, ExportRequest, Kind, KindExport, Resource, ScopeDecl
 from reconciler.kinds.context import RunContext
 from reconciler.kinds.prune import undeclared
-from reconciler.vendors.bestproxy.common import PRODUCT_TYPES, ProductType, Remark, make_client, provider_problem, write_each
-
-
-def normalize_entry(value: str) -> str:
-    """A declared entry in canonical text: an IPv4 or IPv6 address, or a CIDR block of either."""
-    text = value.strip()
-    try:
-        if "/" in text:
-            return str(ipaddress.ip_network(text, strict=True))
-        return str(ipaddress.ip_address(text))
-    except ValueError as exc:
-        if "/" in text and "host bits set" in str(exc):
-            raise ValueError(f"{text} has host bits set: write the block as "
-                             f"{ipaddress.ip_network(text, strict=False)}") from None
-        raise ValueError("not an IPv4 or IPv6 address or CIDR block (e.g. 203.0.113.7, 2001:db8::7, "
-                         "203.0.113.0/24)") from None
-
-
-def canonical(text: str) -> str:
-    """The comparison key of a live entry: canonical address or CIDR text when it is one (so
-    ``2001:DB8::1`` matches a declared ``2001:db8::1``); anything else the vendor holds, as given."""
-    t = text.strip()
-    try:
-        return str(ipaddress.ip_interface(t)) if "/" in t else str(ipaddress.ip_address(t))
-    except ValueError:
-        return t
-
-
-def sort_key(text: str) -> tuple[int, int, int, int, str]:
-    """Addresses in numeric order (IPv4, then IPv6; a block after its first address), then any
-    entry that is no address, by text."""
-    try:
-        iface = ipaddress.ip_interface(text.strip())
-    except ValueError:
-        return (1, 0, 0, 0, text)
-    return (0, iface.version, int(iface.ip), iface.network.prefixlen, text)
-
-
-def is_plain_ipv4(text: str) -> bool:
-    return "/" not in text and ":" not in text
-
-
-class IpEntry(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    ip: StrictStr
-    remark: Remark = ""
-
-    @field_validator("ip")
-    @classmethod
-    def _norm(cls, v: str) -> str:
-        return normalize_entry(v)
-
-
-def _entry(value: Any) -> Any:
-    return {"ip": value} if isinstance(value, str) else value
-
-
-class IpAllowlistSpec(BaseModel):
-    """``entries`` items are either ``"1.2.3.4"`` or ``{ip: 1.2.3.4, remark: office}``."""
-
-    model_config = ConfigDict(extra="forbid")
-    productType: ProductType
-    userProductId: int | None = Field(default=None, ge=1, strict=True,
-                                      description="required for product type 11 (sent with additions)")
-    exclusive: StrictBool = Field(default=False, description="remove live addresses that are not declared")
-    entries: list[Annotated[IpEntry, BeforeValidator(_entry, json_schema_input_type=IpEntry | str)]] = Field(default_factory=list)
-
-    @model_validator(mode="after")
-    def _upid(self) -> "IpAllowlistSpec":
-        if self.productType == 11 and self.userProductId is None:
-            raise ValueError("userProductId is required for product type 11")
-        if self.productType != 11 and self.userProductId is not None:
-            raise ValueError("userProductId is only used with product type 11")
-        return self
-
-    def entry_map(self) -> dict[str, str]:
-        return {e.ip: e.remark for e in self.entries}
+from reconciler.vendors.bestproxy.common import PRODUCT_TYPES, make_client, provider_problem, write_each
+from reconciler.vendors.bestproxy.ip_allowlist.addresses import canonical, is_plain_ipv4, normalize_entry, sort_key
+from reconciler.vendors.bestproxy.ip_allowlist.spec import IpAllowlistSpec
+from reconciler.vendors.bestproxy.ip_allowlist.totp import next_totp_code
 
 
 class IpAllowlistKind(Kind[IpAllowlistSpec, BestProxyClient]):
@@ -148,8 +51,13 @@ class IpAllowlistKind(Kind[IpAllowlistSpec, BestProxyClient]):
             path = ("providers", "bestproxy", "ip_delete_verification")
             ref = v.totp_secret if v.type == "totp" else v.code
             if ref is None:
-                problems.append(doc.problem(path, f"verification type {v.type} needs "
-                                            f"{'totp_secret' if v.type == 'totp' else 'code'} (a secret reference)", resource="Config"))
+                problems.append(
+                    doc.problem(
+                        path,
+                        f"verification type {v.type} needs {'totp_secret' if v.type == 'totp' else 'code'} (a secret reference)",
+                        resource="Config",
+                    )
+                )
             else:
                 secret = ctx.resolve_secret(doc, path, ref, resource="Config")
                 if secret is not None and v.type == "totp":
@@ -158,7 +66,11 @@ class IpAllowlistKind(Kind[IpAllowlistSpec, BestProxyClient]):
                     try:
                         pyotp.TOTP(secret).now()
                     except Exception:  # noqa: BLE001 - binascii/TypeError from a bad base32 secret
-                        problems.append(doc.problem(path + ("totp_secret",), f"the value behind {ref} is not a base32 TOTP secret", resource="Config"))
+                        problems.append(
+                            doc.problem(
+                                path + ("totp_secret",), f"the value behind {ref} is not a base32 TOTP secret", resource="Config"
+                            )
+                        )
         return problems
 
     # -- plan ------------------------------------------------------------------------------
@@ -190,18 +102,27 @@ class IpAllowlistKind(Kind[IpAllowlistSpec, BestProxyClient]):
                 kp.noops += 1
                 continue
             if change.data["remove"] and not self._verification_usable(ctx):
-                needs_verification.append(r.problem(
-                    ("entries",), f"removing {len(change.data['remove'])} address(es) needs BestProxy's verification: set "
-                    "providers.bestproxy.ip_delete_verification (type totp with totp_secret, or phone/email/wechat with code)",
-                    key=True))
+                needs_verification.append(
+                    r.problem(
+                        ("entries",),
+                        f"removing {len(change.data['remove'])} address(es) needs BestProxy's verification: set "
+                        "providers.bestproxy.ip_delete_verification (type totp with totp_secret, or phone/email/wechat with code)",
+                        key=True,
+                    )
+                )
             kp.changes.append(change)
         if needs_verification:
             raise InputError(needs_verification)
         for ptype in sorted(t for t in by_type if t not in declared):  # allowlists no manifest declares
-            why = ("no manifest declares this product type's allowlist" if ptype in PRODUCT_TYPES
-                   else "listed under product type 0 (added without one); no manifest can declare it")
-            kp.unmanaged.extend(Unmanaged(self.kind, self.vendor, f"{ptype}/{i.ip}", why)
-                                for i in sorted(by_type[ptype], key=lambda i: sort_key(i.ip)))
+            why = (
+                "no manifest declares this product type's allowlist"
+                if ptype in PRODUCT_TYPES
+                else "listed under product type 0 (added without one); no manifest can declare it"
+            )
+            kp.unmanaged.extend(
+                Unmanaged(self.kind, self.vendor, f"{ptype}/{i.ip}", why)
+                for i in sorted(by_type[ptype], key=lambda i: sort_key(i.ip))
+            )
         return kp
 
     def _live_map(self, items: list[LiveIp], ptype: int, kp: KindPlan) -> dict[str, LiveIp]:
@@ -211,26 +132,40 @@ class IpAllowlistKind(Kind[IpAllowlistSpec, BestProxyClient]):
         for i in items:
             key = canonical(i.ip)
             if key in live:
-                kp.unmanaged.append(Unmanaged(self.kind, self.vendor, f"{ptype}/{i.ip}",
-                                              f"the same address as the entry {live[key].ip}; left alone"))
+                kp.unmanaged.append(
+                    Unmanaged(
+                        self.kind, self.vendor, f"{ptype}/{i.ip}", f"the same address as the entry {live[key].ip}; left alone"
+                    )
+                )
             else:
                 live[key] = i
         return live
 
-    def _diff(self, r: Resource[IpAllowlistSpec], spec: IpAllowlistSpec, live: dict[str, LiveIp], kp: KindPlan,
-              where: dict[str, list[tuple[int, LiveIp]]], declared: dict[int, Resource[IpAllowlistSpec]], ctx: RunContext) -> Change | None:
+    def _diff(
+        self,
+        r: Resource[IpAllowlistSpec],
+        spec: IpAllowlistSpec,
+        live: dict[str, LiveIp],
+        kp: KindPlan,
+        where: dict[str, list[tuple[int, LiveIp]]],
+        declared: dict[int, Resource[IpAllowlistSpec]],
+        ctx: RunContext,
+    ) -> Change | None:
         want = spec.entry_map()
         add = sorted(set(want) - set(live), key=sort_key)
         extra = sorted(set(live) - set(want), key=sort_key)
         remark = sorted((ip for ip in set(want) & set(live) if want[ip] != live[ip].remark), key=sort_key)
         remove = []
         for ip in extra:  # an exclusive allowlist owns every address of its product type
-            decision = undeclared([r] if spec.exclusive else [], holds=_owns,
-                                  outside="address not declared; the allowlist is not exclusive")
+            decision = undeclared(
+                [r] if spec.exclusive else [], holds=_owns, outside="address not declared; the allowlist is not exclusive"
+            )
             if decision.delete:
                 remove.append(ip)
             else:
-                kp.unmanaged.append(decision.unmanaged(kind=self.kind, vendor=self.vendor, key=f"{spec.productType}/{live[ip].ip}"))
+                kp.unmanaged.append(
+                    decision.unmanaged(kind=self.kind, vendor=self.vendor, key=f"{spec.productType}/{live[ip].ip}")
+                )
         if not (add or remove or remark):
             return None
         diffs = [FieldDiff(f"entries[{ip}]", None, {"remark": want[ip]}) for ip in add]
@@ -241,20 +176,27 @@ class IpAllowlistKind(Kind[IpAllowlistSpec, BestProxyClient]):
             notes.append(f"... and {len(remark) - 20} more remark replacements")
         restore, lost = self._restores(spec.productType, [live[ip] for ip in remove + remark], where, declared)
         if restore:
-            notes.append("proxy-ip/delete takes no product type: it removes these addresses from other product types "
-                         "too, where they are added back right after: "
-                         + _listed([f"{x['ip']} ({x['product_type']})" for x in restore]))
+            notes.append(
+                "proxy-ip/delete takes no product type: it removes these addresses from other product types "
+                "too, where they are added back right after: " + _listed([f"{x['ip']} ({x['product_type']})" for x in restore])
+            )
         if lost:
-            notes.append("proxy-ip/delete takes no product type: it also removes these addresses from product type 11, "
-                         "and no IpAllowlist of type 11 gives the userProductId to add them back: " + _listed(lost))
+            notes.append(
+                "proxy-ip/delete takes no product type: it also removes these addresses from product type 11, "
+                "and no IpAllowlist of type 11 gives the userProductId to add them back: " + _listed(lost)
+            )
         elsewhere = [f"{ip} ({', '.join(str(pt) for pt, _ in where[ip])})" for ip in add if ip in where]
         if elsewhere:
-            notes.append("already allowlisted for another product type (if BestProxy holds an address under one "
-                         "product type only, adding it here is refused): " + _listed(elsewhere))
+            notes.append(
+                "already allowlisted for another product type (if BestProxy holds an address under one "
+                "product type only, adding it here is refused): " + _listed(elsewhere)
+            )
         other_forms = [ip for ip in add + remark if not is_plain_ipv4(ip)]
         if other_forms:
-            notes.append("BestProxy's document shows IPv4 addresses only; if it refuses IPv6 or CIDR entries, these fail "
-                         "(the rest is applied): " + _listed(other_forms))
+            notes.append(
+                "BestProxy's document shows IPv4 addresses only; if it refuses IPv6 or CIDR entries, these fail "
+                "(the rest is applied): " + _listed(other_forms)
+            )
         calls = []
         if remove or remark:
             calls.append("POST /gateway/proxy-ip/delete (batched, verified)")
@@ -266,17 +208,34 @@ class IpAllowlistKind(Kind[IpAllowlistSpec, BestProxyClient]):
         summary = f"+{len(add)} -{len(remove)} ~{len(remark)} of {len(live):,}"
         seen = sorted((i.ip, i.remark) for i in live.values())
         return Change(
-            kind=self.kind, vendor=self.vendor, key=str(spec.productType),
-            action=Action.CREATE if not live else Action.UPDATE, resource=r.ref, source=r.source,
-            diffs=diffs, summary=summary, notes=notes, calls=calls, impact=len(remove) + len(remark),
+            kind=self.kind,
+            vendor=self.vendor,
+            key=str(spec.productType),
+            action=Action.CREATE if not live else Action.UPDATE,
+            resource=r.ref,
+            source=r.source,
+            diffs=diffs,
+            summary=summary,
+            notes=notes,
+            calls=calls,
+            impact=len(remove) + len(remark),
             precondition={"fingerprint": ctx.live_fingerprint([seen, restore])},
-            data={"add": {ip: want[ip] for ip in add + remark}, "remove": [live[ip].ip for ip in remove + remark],
-                  "product_type": spec.productType, "user_product_id": spec.userProductId, "restore": restore},
+            data={
+                "add": {ip: want[ip] for ip in add + remark},
+                "remove": [live[ip].ip for ip in remove + remark],
+                "product_type": spec.productType,
+                "user_product_id": spec.userProductId,
+                "restore": restore,
+            },
         )
 
     @staticmethod
-    def _restores(ptype: int, deleted: list[LiveIp], where: dict[str, list[tuple[int, LiveIp]]],
-                  declared: dict[int, Resource[IpAllowlistSpec]]) -> tuple[list[dict[str, Any]], list[str]]:
+    def _restores(
+        ptype: int,
+        deleted: list[LiveIp],
+        where: dict[str, list[tuple[int, LiveIp]]],
+        declared: dict[int, Resource[IpAllowlistSpec]],
+    ) -> tuple[list[dict[str, Any]], list[str]]:
         """What ``proxy-ip/delete`` (which takes no product type) would also take from other product
         types and must be added back there: entries the other type declares with the same remark
         (otherwise that type's own change re-adds them), or does not declare and does not prune. An
@@ -327,6 +286,7 @@ class IpAllowlistKind(Kind[IpAllowlistSpec, BestProxyClient]):
 
     def apply(self, changes: list[Change], ctx: RunContext) -> list[Outcome]:
         client: BestProxyClient = ctx.client(type(self))
+
         def present(pt: int) -> dict[str, str]:
             return {canonical(i.ip): i.remark for i in client.list_ips(pt or None) if pt or i.product_type == 0}
 
@@ -336,6 +296,7 @@ class IpAllowlistKind(Kind[IpAllowlistSpec, BestProxyClient]):
         if removals and ctx.stop.is_set():
             return [Outcome(c, "interrupted", "not started: the run was stopped") for c in changes]
         if removals:
+
             def delete(ips: list[str]) -> None:
                 vtype, code = self._verification(ctx, client)  # a code of its own for every call
                 client.delete_ips(ips, verify_type=vtype, verify_code=code)
@@ -358,8 +319,14 @@ class IpAllowlistKind(Kind[IpAllowlistSpec, BestProxyClient]):
         outcomes = []
         for c in changes:
             if ctx.stop.is_set():
-                outcomes.append(Outcome(c, "interrupted", "stopped before all addresses were added",
-                                        details=[f"done before the stop: {', '.join(done[c.key])}"] if done[c.key] else []))
+                outcomes.append(
+                    Outcome(
+                        c,
+                        "interrupted",
+                        "stopped before all addresses were added",
+                        details=[f"done before the stop: {', '.join(done[c.key])}"] if done[c.key] else [],
+                    )
+                )
                 continue
             d = c.data
             groups: dict[tuple[int, int | None, str, bool], list[str]] = {}
@@ -369,9 +336,11 @@ class IpAllowlistKind(Kind[IpAllowlistSpec, BestProxyClient]):
             for x in d.get("restore", []):
                 if (x["ip"], x["product_type"]) not in restored:
                     restored.add((x["ip"], x["product_type"]))
-                    groups.setdefault((x["product_type"], x["user_product_id"], x["remark"], is_plain_ipv4(x["ip"])),
-                                      []).append(x["ip"])
+                    groups.setdefault((x["product_type"], x["user_product_id"], x["remark"], is_plain_ipv4(x["ip"])), []).append(
+                        x["ip"]
+                    )
             for (pt, upid, remark, _), ips in sorted(groups.items(), key=lambda g: (g[0][0], str(g[0][1]), g[0][2], g[0][3])):
+
                 def add(batch: list[str], pt: int = pt, upid: int | None = upid, remark: str = remark) -> None:
                     client.add_ips(batch, product_type=pt or None, remark=remark, user_product_id=upid)
 
@@ -395,13 +364,17 @@ class IpAllowlistKind(Kind[IpAllowlistSpec, BestProxyClient]):
             return Outcome(c, "applied", ", ".join(done))
         names = sorted(failed, key=sort_key)
         first = failed[names[0]]
-        return Outcome(c, "failed", f"{len(names)} address(es) not done ({_listed(names)}): {first}",
-                       details=[f"{ip}: {failed[ip]}" for ip in names[:50]]
-                       + ([f"done: {', '.join(done)}"] if done else []))
+        return Outcome(
+            c,
+            "failed",
+            f"{len(names)} address(es) not done ({_listed(names)}): {first}",
+            details=[f"{ip}: {failed[ip]}" for ip in names[:50]] + ([f"done: {', '.join(done)}"] if done else []),
+        )
 
     # -- export (DR, adoption) -----------------------------------------------------------------
-    def export(self, resources: list[Resource[IpAllowlistSpec]], scopes: list[ScopeDecl], ctx: RunContext,
-               request: ExportRequest) -> KindExport:
+    def export(
+        self, resources: list[Resource[IpAllowlistSpec]], scopes: list[ScopeDecl], ctx: RunContext, request: ExportRequest
+    ) -> KindExport:
         """The allowlist of every product type that has addresses, as ``bestproxy/allowlists.yaml``.
 
         ``proxy-ip/list`` does not return ``userProductId`` (type 11) or whether the list is meant
@@ -423,8 +396,10 @@ class IpAllowlistKind(Kind[IpAllowlistSpec, BestProxyClient]):
                 extra = [i for i in live if canonical(i.ip) not in r.spec.entry_map()]
                 if extra:
                     keep = True
-                    header += [f"{r.ref} ({r.source}) does not list these live addresses; add them to its entries:",
-                               *(f"  - {{ip: {i.ip}, remark: {i.remark!r}}}" if i.remark else f"  - {i.ip}" for i in extra)]
+                    header += [
+                        f"{r.ref} ({r.source}) does not list these live addresses; add them to its entries:",
+                        *(f"  - {{ip: {i.ip}, remark: {i.remark!r}}}" if i.remark else f"  - {i.ip}" for i in extra),
+                    ]
                 continue
             entries: list[Any] = []
             left_out: list[str] = []
@@ -439,8 +414,9 @@ class IpAllowlistKind(Kind[IpAllowlistSpec, BestProxyClient]):
             doc = ExportDoc(self.kind, r.name if r else f"allowlist-{ptype}", spec, protected=bool(r and r.protected))
             if left_out:
                 # a live entry no manifest can declare would make the whole file fail validation
-                doc.comments.append("live entries left out (not an address or CIDR block a manifest can declare): "
-                                    + "; ".join(left_out))
+                doc.comments.append(
+                    "live entries left out (not an address or CIDR block a manifest can declare): " + "; ".join(left_out)
+                )
             if ptype == 11:
                 if r is not None and r.spec.userProductId is not None:
                     spec["userProductId"] = r.spec.userProductId
@@ -457,34 +433,6 @@ class IpAllowlistKind(Kind[IpAllowlistSpec, BestProxyClient]):
 
 def _listed(items: list[str], shown: int = 10) -> str:
     return ", ".join(items[:shown]) + (f" and {len(items) - shown} more" if len(items) > shown else "")
-
-
-# -- TOTP codes ------------------------------------------------------------------------------------
-# Whether BestProxy takes a TOTP code twice is not documented (RFC 6238 §5.2 says a verifier should
-# not): every delete of a run gets a code of a time step no earlier call of the run used, waiting for
-# the next step when needed. ``clock`` and ``sleep`` are what the wait reads and does (tests replace
-# both with a simulated clock the emulator shares).
-clock: Callable[[], float] = time.time
-sleep: Callable[[float], None] = time.sleep
-
-
-def next_totp_code(secret: str, client: BestProxyClient) -> str:
-    """A TOTP code for ``secret`` of a time step no earlier code made with ``client`` (one run's
-    connection) used; the wait is at most one step (30 s)."""
-    import pyotp  # loaded only when a TOTP code is computed
-
-    totp = pyotp.TOTP(secret)
-    key = hashlib.sha256(secret.encode()).hexdigest()
-    with client.verify_lock:
-        for _ in range(4):  # bounded: one wait reaches the next step of a clock that moves
-            now = clock()
-            step = int(now // totp.interval)
-            last = client.verify_steps.get(key)
-            if last is None or step > last:
-                client.verify_steps[key] = step
-                return totp.at(int(now))
-            sleep((last + 1) * totp.interval - now + 0.05)
-    raise ReconcilerError("proxy-ip/delete: the clock did not reach a new TOTP time step; no code was sent")
 
 
 def _owns(allowlist: Resource[IpAllowlistSpec]) -> bool:
