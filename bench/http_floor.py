@@ -39,7 +39,8 @@ from typing import Any, Callable
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.fleet import Fleet, Sandbox, write_fleet  # noqa: E402
-from reconciler.vendors.tcaplus.client import TcaplusClient, _query  # noqa: E402
+from reconciler.vendors.tcaplus.client import TcaplusClient  # noqa: E402
+from reconciler.vendors.tcaplus.wire import _query  # noqa: E402
 
 
 def product(cfg: dict[str, Any], password: str, threads: int) -> Callable[[dict[str, Any]], Any]:

@@ -12,11 +12,21 @@ For N = 1, 2, 4 shards it prints:
   plan and apply processes. With --rps, the TcaplusDB connection has that requests_per_second budget:
   the N shards share it, so the speed-up flattens where the budget caps it.
 
+Beside T(N) it prints the floors a run cannot beat, so a reader can tell what capped S(N)/N:
+- wait: the TcaplusDB requests the run made, split over N shards, each keeping --concurrency in
+  flight, at --latency-ms each: (requests / N / concurrency) x latency (with --rps, also
+  requests / rps);
+- CPU: the CPU seconds of every process of the run (the shard processes, `plan merge`, and this
+  process, where the emulators answer) divided by the machine's CPUs. When T(N) sits on the CPU
+  floor, the machine, not the method, capped the speed-up.
+
+    python bench/shards.py --records 100000 --latency-ms 20 --skip-equivalence   # the issue's case
     python bench/shards.py --records 8000 --latency-ms 20
     python bench/shards.py --records 4000 --latency-ms 20 --rps 400 --skip-equivalence
 
-The emulators run in this process on loopback (one event loop per vendor): at high N x concurrency
-their own CPU, not the method, can become the limit; the figures say what was run.
+The emulators run in this process on loopback (one event loop per vendor, each in its own thread);
+this process does nothing else meanwhile (it waits for the shard processes), so they have its GIL to
+themselves. Their CPU is in the CPU floor.
 """
 
 from __future__ import annotations
@@ -24,6 +34,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import subprocess
 import sys
 import tempfile
@@ -39,6 +50,12 @@ from reconciler.sandbox.serve import Sandbox
 REPO = Path(__file__).resolve().parents[1]
 EXE = str(Path(sys.executable).with_name("reconciler"))
 SHARD_VARS = ("RECONCILER_SHARD", "RECONCILER_SHARD_TOTAL", "JOB_COMPLETION_INDEX", "CI_NODE_INDEX", "CI_NODE_TOTAL")
+
+
+def _cpu() -> float:
+    """CPU seconds (user + system) of this process and of its children that have been waited for."""
+    me, kids = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return me.ru_utime + me.ru_stime + kids.ru_utime + kids.ru_stime
 
 
 def _doc(kind: str, name: str, spec: dict[str, Any]) -> dict[str, Any]:
@@ -104,7 +121,7 @@ class Workspace:
 
     def sharded(self, n: int, tag: str) -> dict[str, Any]:
         """Plan N shards at once, merge, apply N shards at once; timings and what each wrote."""
-        t0 = time.perf_counter()
+        cpu0, t0 = _cpu(), time.perf_counter()
         plan_walls = self.at_once([["plan", "--shard", f"{k}/{n}", "--out", f"{tag}-plan-{k}.json"] for k in range(1, n + 1)])
         # --force: the fleet's v1 -> v2 change updates most accounts (the one gate would refuse it)
         merged = self.cli(
@@ -120,7 +137,7 @@ class Workspace:
         apply_walls = self.at_once(
             [["apply", f"{tag}-planset.json", "--shard", f"{k}/{n}", "--journal", f"{tag}-{k}.jsonl"] for k in range(1, n + 1)]
         )
-        total = time.perf_counter() - t0
+        total, cpu = time.perf_counter() - t0, _cpu() - cpu0
         written = []
         for k in range(1, n + 1):
             lines = [json.loads(x) for x in (self.root / f"{tag}-{k}.jsonl").read_text().splitlines() if x.strip()]
@@ -128,6 +145,7 @@ class Workspace:
         report = self.cli("apply", "merge-report", *(f"{tag}-{k}.jsonl" for k in range(1, n + 1)))
         return {
             "total": total,
+            "cpu": cpu,
             "plan_walls": plan_walls,
             "apply_walls": apply_walls,
             "written": written,
@@ -227,6 +245,7 @@ def equivalence(n: int, tmp: Path, scale: int) -> None:
 
 
 def restore(n: int, records: int, latency_ms: float, concurrency: int, rps: float | None, tmp: Path) -> float:
+    """One sharded restore; prints its figures and returns T(N)."""
     ws = Workspace(tmp / f"restore{n}", concurrency=concurrency, rps=rps)
     try:
         ws.write(
@@ -240,11 +259,20 @@ def restore(n: int, records: int, latency_ms: float, concurrency: int, rps: floa
             )
         )
         ws.faults(latency_ms=latency_ms)
+        tcaplus = ws.sbx.servers["tcaplus"].url
+        httpx.post(tcaplus + "/_sandbox/stats/reset").raise_for_status()
         run = ws.sharded(n, f"r{n}")
+        requests = sum(httpx.get(tcaplus + "/_sandbox/stats").json().values())
+        wait = requests / n / concurrency * latency_ms / 1000
+        if rps:
+            wait = max(wait, requests / rps)
+        cores = os.cpu_count() or 1
         pw, aw = run["plan_walls"], run["apply_walls"]
         print(
-            f"N={n}: T={run['total']:7.2f} s  plan wall max/mean {max(pw):6.2f}/{sum(pw) / n:6.2f} s  "
-            f"apply wall max/mean {max(aw):6.2f}/{sum(aw) / n:6.2f} s  {run['report']}"
+            f"N={n}: T={run['total']:7.2f} s  floors: wait {wait:6.2f} s, CPU {run['cpu']:6.2f} s / {cores} = "
+            f"{run['cpu'] / cores:6.2f} s ({requests:,} TcaplusDB requests)  plan wall max/mean {max(pw):6.2f}/{sum(pw) / n:6.2f} s  "
+            f"apply wall max/mean {max(aw):6.2f}/{sum(aw) / n:6.2f} s  {run['report']}",
+            flush=True,
         )
         return float(run["total"])
     finally:

@@ -24,6 +24,11 @@ ROOT = Path(__file__).resolve().parents[1]
 REQ = re.compile(r"^\s*([A-Za-z0-9][A-Za-z0-9._-]*)(\[[^\]]*\])?\s*(.*)$")
 
 
+def canonical(name: str) -> str:
+    """A distribution's name as pip compares it (PEP 503): ``flit_core`` and ``flit-core`` are one."""
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
 def lowest_pins(requirements: list[str]) -> dict[str, str]:
     """``name -> name==LOWER`` for every requirement with a ``>=`` bound (the others are an error)."""
     pins: dict[str, str] = {}
@@ -35,20 +40,22 @@ def lowest_pins(requirements: list[str]) -> dict[str, str]:
         low = re.search(r">=\s*([0-9][^,;\s]*)", spec)
         if not low:
             raise SystemExit(f"{req!r} has no lower bound (>=): every dependency needs one")
-        pins[name.lower()] = f"{name}=={low.group(1)}"
+        pins[canonical(name)] = f"{name}=={low.group(1)}"
     return pins
 
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--pin", action="append", default=[], help="override one pin (NAME==VERSION)")
-    ap.add_argument("--pytest-args", default="-n 2 -p no:cacheprovider -q", help="arguments for pytest")
+    # no -q: pyproject.toml's addopts has one, and -qq would hide pytest's closing count line;
+    # -rfEs: the reasons of the skips too (a test skipped for an old library checks nothing)
+    ap.add_argument("--pytest-args", default="-n 2 -p no:cacheprovider -rfEs", help="arguments for pytest")
     args = ap.parse_args()
     project = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["project"]
     reqs = list(project["dependencies"]) + list(project["optional-dependencies"]["test"])
     pins = lowest_pins(reqs)
     for p in args.pin:
-        pins[p.split("==")[0].lower()] = p
+        pins[canonical(p.split("==")[0])] = p
     with tempfile.TemporaryDirectory(prefix="lower-bounds-") as tmp:
         venv = Path(tmp) / "venv"
         constraints = Path(tmp) / "constraints.txt"
@@ -61,8 +68,8 @@ def main() -> int:
             print("install failed: these lower bounds cannot be installed together", flush=True)
             return r.returncode
         frozen = subprocess.run([py, "-m", "pip", "freeze"], capture_output=True, text=True, check=True).stdout
-        wanted = {n for n in pins}
-        print("installed:", ", ".join(line for line in frozen.splitlines() if line.split("==")[0].lower() in wanted), flush=True)
+        installed = {canonical(line.split("==")[0]): line for line in frozen.splitlines() if "==" in line}
+        print("installed:", ", ".join(installed.get(n, f"{n} MISSING") for n in sorted(pins)), flush=True)
         # the repository's tests, run by the fresh environment (its `reconciler` command and libraries)
         env = {"PATH": f"{venv / 'bin'}:/usr/bin:/bin", "HOME": str(Path.home())}
         # its own temporary folder: pytest prunes old ones under a shared base, another run's included

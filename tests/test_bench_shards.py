@@ -40,5 +40,10 @@ def test_the_shard_bench_runs_small_and_prints_its_figures() -> None:
             out,
             re.M,
         ), out
-        assert re.search(rf"^N={n}: T= *[\d.]+ s .* Apply of {n} shard\(s\): complete: 40 applied\.$", out, re.M), out
+        assert re.search(
+            rf"^N={n}: T= *[\d.]+ s  floors: wait +[\d.]+ s, CPU +[\d.]+ s / \d+ = +[\d.]+ s \([\d,]+ TcaplusDB "
+            rf"requests\) .* Apply of {n} shard\(s\): complete: 40 applied\.$",
+            out,
+            re.M,
+        ), out
         assert re.search(rf"^N={n}: S\(N\) = +[\d.]+  S\(N\)/N = +[\d.]+$", out, re.M), out

@@ -9,6 +9,7 @@ dropped reply, a client that leaves before its answer, and ``stop()`` with conne
 from __future__ import annotations
 
 import json
+import select
 import socket
 import threading
 import time
@@ -234,8 +235,6 @@ def test_latency_is_waited_out_without_a_thread_per_request(server: EmulatorServ
 def test_a_request_is_handled_when_it_arrives_and_answered_after_the_latency(server: EmulatorServer) -> None:
     """The latency knob is a response time: the work is done at once and only the answer waits,
     so the emulator's own work is never added to the latency a benchmark measures against."""
-    import select
-
     emu = server.emulator
     assert isinstance(emu, Echo)
     emu.set_faults({"latency_ms": 3000})
@@ -255,6 +254,27 @@ def test_a_request_is_handled_when_it_arrives_and_answered_after_the_latency(ser
         assert emu.stats["GET /next"] == 1 and emu.answered["GET /next"] == 0  # handled, answer held back
         assert select.select([sock], [], [], 0)[0] == []
         assert json.loads(answer(f)[2])["path"] == "/next" and emu.answered["GET /next"] == 1
+
+
+def test_a_held_answer_waits_until_the_knob_releases_it(server: EmulatorServer) -> None:
+    """``hold_replies``: a matching request is handled when it arrives (it takes effect) and its
+    answer is sent only once the knob no longer names it; other requests are answered as usual."""
+    emu = server.emulator
+    emu.set_faults({"hold_replies": ["/write"]})
+    started = time.monotonic()
+    with connect(server) as held, held.makefile("rb") as f:
+        held.sendall(b"POST /write HTTP/1.1\r\nHost: h\r\nContent-Length: 0\r\n\r\n")
+        while emu.stats["POST /write"] == 0 and time.monotonic() < started + 10:
+            time.sleep(0.01)
+        status, _, body, _ = ask(server, b"GET /other HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n")
+        assert status == 200 and body["path"] == "/other"  # not held: another name
+        time.sleep(0.2)
+        assert emu.stats["POST /write"] == 1 and emu.answered["POST /write"] == 0
+        assert select.select([held], [], [], 0)[0] == []  # nothing sent yet
+        emu.set_faults({"hold_replies": []})
+        assert answer(f)[0] == 200 and emu.answered["POST /write"] == 1
+    with pytest.raises(ValueError, match="hold_replies"):
+        emu.set_faults({"hold_replies": "/write"})
 
 
 def test_a_late_duplicate_comes_whole_in_the_same_write_as_the_next_answer(server: EmulatorServer) -> None:

@@ -231,7 +231,7 @@ def apply(
 
 def _apply_merge_report(files: tuple[Path, ...]) -> int:
     """``apply merge-report JOURNAL...``: the shards' applies as one outcome and exit code."""
-    from reconciler.engine.planset import merge_reports
+    from reconciler.engine.planset_apply import merge_reports
     from reconciler.manifest import oneline
 
     shard_of_run("apply merge-report", takes_shard=False)

@@ -22,8 +22,8 @@ Each event loop that sends has its own ``ClientSession`` (a keep-alive pool of a
 ``max_connections`` connections; TLS verified against the system's certificates or
 ``SSL_CERT_FILE``; no cookies, no redirects followed). Synchronous callers (the BestProxy and JDB
 clients, driven from threads) go through :meth:`HttpTransport.send`, a thin facade that runs the
-same coroutine on the transport's own event loop in one background thread. What this module adds
-to aiohttp is what it does not do for us:
+same coroutine on the transport's own event loop in one background thread (both in
+:mod:`~reconciler.clients.loops`). What this module adds to aiohttp is what it does not do for us:
 
 - one timeout per attempt, per phase: connecting, each read, and the whole exchange, each at most
   ``timeout`` seconds (a slowly dripping answer ends at ``timeout`` like a silent one);
@@ -44,7 +44,9 @@ back, the transport's failures and their causes), :mod:`~reconciler.clients.bodi
 reading and decoding, :data:`MAX_REPLY_BYTES`: patch it there), :mod:`~reconciler.clients.proxies`
 (:func:`env_proxy`), :mod:`~reconciler.clients.retry` (:class:`RetryPolicy`, :class:`Clock`,
 ``Retry-After``, stamina), :mod:`~reconciler.clients.connections` (aiohttp's connections, no stale
-answer, the facade's loop thread) and :mod:`~reconciler.clients.prepared` (one request as asked).
+answer, the facade's loop thread), :mod:`~reconciler.clients.loops` (each event loop's session,
+:meth:`~HttpTransport.run`, the :meth:`~HttpTransport.send` facade), :mod:`~reconciler.clients.budget`
+(the rate budget) and :mod:`~reconciler.clients.prepared` (one request as asked).
 """
 
 from __future__ import annotations
@@ -57,11 +59,9 @@ import logging
 import math
 import ssl
 import threading
-import time
-import weakref
 import zlib
 from collections import Counter
-from typing import Any, Awaitable, Callable, Mapping, TypeVar
+from typing import Any, Callable, Mapping
 from urllib.parse import urlencode
 
 import aiohttp
@@ -70,7 +70,9 @@ from yarl import URL
 from reconciler.clients import bodies
 from reconciler.clients.bodies import MAX_REPLY_BYTES as MAX_REPLY_BYTES
 from reconciler.clients.bodies import _decode, _read_body, _TooLarge
-from reconciler.clients.connections import _EXCHANGE, _Exchange, _LoopThread, _Request, _Resent, _Session, _tls_context, _Unasked
+from reconciler.clients.budget import _Budget
+from reconciler.clients.connections import _EXCHANGE, _Exchange, _LoopThread, _Resent, _Session, _tls_context, _Unasked
+from reconciler.clients.loops import _EventLoops
 from reconciler.clients.prepared import _UNSAFE, _Prepared, _safe_headers
 from reconciler.clients.proxies import env_proxy as env_proxy
 from reconciler.clients.responses import EXTRA_REPLY as EXTRA_REPLY
@@ -92,7 +94,6 @@ from reconciler.errors import ApiError, TransportError
 from reconciler.urls import split_base_url
 
 log = logging.getLogger("reconciler.http")
-T = TypeVar("T")
 
 DISTRIBUTION = "gameops-reconciler"
 
@@ -108,25 +109,7 @@ def user_agent() -> str:
     return f"{DISTRIBUTION}/{version}"
 
 
-class _Budget:
-    """At most ``rate`` requests per second: each attempt takes the next free slot, 1/rate seconds
-    after the one before (threads and event loops of one transport share the budget)."""
-
-    def __init__(self, rate: float) -> None:
-        self.interval = 1.0 / rate
-        self._next = 0.0
-        self._lock = threading.Lock()
-
-    def delay(self) -> float:
-        """Seconds to wait before sending; the slot is taken."""
-        with self._lock:
-            now = time.monotonic()
-            at = max(now, self._next)
-            self._next = at + self.interval
-            return at - now
-
-
-class HttpTransport:
+class HttpTransport(_EventLoops):
     """A thread-safe HTTP client bound to one vendor base URL.
 
     ``request_counts`` counts requests per ``METHOD path`` (benchmarks print it);
@@ -185,13 +168,6 @@ class HttpTransport:
         self._proxy, self._proxy_headers = env_proxy(parts.scheme, parts.host)
         self.close()
 
-    def close(self) -> None:
-        """Close :meth:`send`'s connections and stop its loop (a later :meth:`send` starts them again)."""
-        facade, self._facade = self._facade, None
-        if facade is not None:
-            self._finalizer.detach()
-            _LoopThread.stop(facade, self._sessions)
-
     @property
     def host(self) -> str:
         """``host:port`` of the base URL (no path, no query) for error messages."""
@@ -203,54 +179,6 @@ class HttpTransport:
         if self._proxy is None:
             return None
         return f"{self._proxy.host}:{self._proxy.port}"
-
-    # -- the event loops' sessions ------------------------------------------------------------
-    def _session(self) -> _Session:
-        loop = asyncio.get_running_loop()
-        entry = self._sessions.get(loop)  # asked per request: no lock once the loop has its session
-        if entry is None:
-            connector = aiohttp.TCPConnector(
-                limit=self.max_connections, limit_per_host=0, ssl=self._context if self._context is not None else True
-            )
-            session = aiohttp.ClientSession(
-                connector=connector,
-                timeout=self._timeouts,
-                auto_decompress=False,  # bodies are decoded here, bounded (_decode)
-                trust_env=False,  # the proxy is resolved once per base URL (env_proxy), never .netrc
-                cookie_jar=aiohttp.DummyCookieJar(),
-                # only what the caller asks for: no Accept-Encoding it cannot read, no guessed Content-Type
-                skip_auto_headers=("Accept-Encoding", "Content-Type"),
-                request_class=_Request,
-            )
-            entry = self._sessions[loop] = _Session(session, asyncio.Semaphore(self.max_connections))
-        return entry
-
-    def _send_loop(self) -> _LoopThread:
-        facade = self._facade
-        if facade is None:
-            with self._count_lock:
-                facade = self._facade
-                if facade is None:
-                    facade = self._facade = _LoopThread(f"http-{self.vendor}")
-                    # the loop and its connections end with the transport, or at exit
-                    self._finalizer = weakref.finalize(self, _LoopThread.stop, facade, self._sessions)
-        return facade
-
-    def run(self, main: Callable[[], Awaitable[T]]) -> T:
-        """Run ``main()`` on a new event loop in this thread and close that loop's connections after.
-
-        Many requests in flight on one loop cost far less CPU than as many threads each waiting on
-        its own answer (no thread wake-up and GIL hand-off per answer)."""
-
-        async def wrapper() -> T:
-            try:
-                return await main()
-            finally:
-                entry = self._sessions.pop(asyncio.get_running_loop(), None)
-                if entry is not None:
-                    await entry.session.close()
-
-        return asyncio.run(wrapper())
 
     @property
     def total_requests(self) -> int:
@@ -409,50 +337,6 @@ class HttpTransport:
         if wait > 0:
             log.debug("%s %s: %s %s: waiting %.3g s (Retry-After)", self.vendor, self._host, req.method, req.path, wait)
         return wait
-
-    def send(
-        self,
-        method: str,
-        path: str,
-        *,
-        idempotent: bool,
-        raw_query: str | None = None,
-        params: Mapping[str, Any] | None = None,
-        json: Any = None,
-        data: Mapping[str, Any] | None = None,
-        content: bytes | None = None,
-        headers: Mapping[str, str] | None = None,
-        write: bool | None = None,
-        shape: Callable[[Any], bool] | None = None,
-    ) -> Response:
-        """Send one request with the retry policy; return the final response (any status).
-
-        ``raw_query`` is appended verbatim (already percent-encoded) for APIs that need ``%20``;
-        ``params`` are form-encoded into the query. The body is ``json`` (compact UTF-8 JSON),
-        ``data`` (a form, encoded again for every attempt: a mapping may seal its fields afresh)
-        or raw ``content``. ``write`` (default: any method but GET) decides whether a lost reply
-        is reported as an unknown outcome. ``shape`` (given the parsed JSON, whether it is an
-        answer of the API): a success whose body is cut short, not JSON or not of that shape is
-        an unreadable reply, handled as a lost one — asked again when the request is idempotent,
-        else an unknown outcome of a write. Errors name the vendor, the host, the operation and
-        the cause.
-        """
-        # the same coroutine as asend, on the transport's own loop (one background thread)
-        return self._send_loop().call(
-            self.asend(
-                method,
-                path,
-                idempotent=idempotent,
-                raw_query=raw_query,
-                params=params,
-                json=json,
-                data=data,
-                content=content,
-                headers=headers,
-                write=write,
-                shape=shape,
-            )
-        )
 
     async def asend(
         self,

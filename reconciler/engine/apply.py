@@ -349,7 +349,7 @@ def apply_saved(settings: RunSettings, request: SavedApplyRequest, hooks: ApplyH
     """Apply exactly a saved plan: only if its signature, connections, environment, config and
     documents are as it was made, and only the changes a fresh plan reproduces (the others are
     ``stale`` or ``skipped`` outcomes: exit 3 when any is stale)."""
-    from reconciler.engine.planset import finish_started, open_shard_journal, planset_digest, planset_part
+    from reconciler.engine.planset_apply import finish_started, open_shard_journal, planset_digest, planset_part
     from reconciler.engine.shard import scaled_rates
 
     hooks = hooks or ApplyHooks()

@@ -14,15 +14,8 @@ from reconciler.errors import InputError, Problem
 from reconciler.kinds.base import RunContext, RunOptions
 from reconciler.clients import redact
 from reconciler.manifest import confine
-from reconciler.manifest.config import (
-    Config,
-    LoadedConfig,
-    apply_trusted_connections,
-    config_model,
-    is_vendor,
-    load_config,
-    vendor_names,
-)
+from reconciler.manifest.config import Config, LoadedConfig, config_model, is_vendor, load_config, vendor_names
+from reconciler.manifest.trusted import apply_trusted_connections
 from reconciler.manifest.validate import validate_model
 from reconciler.manifest import yamlload
 from reconciler.manifest.yamlload import Document, Path_

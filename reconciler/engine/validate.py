@@ -19,7 +19,8 @@ from reconciler.engine.targets import check_target_syntax, check_targets_declare
 from reconciler.errors import InputError
 from reconciler.kinds.base import RunContext, RunOptions
 from reconciler.manifest import confine
-from reconciler.manifest.config import Config, LoadedConfig, apply_trusted_connections, config_model, load_config
+from reconciler.manifest.config import Config, LoadedConfig, config_model, load_config
+from reconciler.manifest.trusted import apply_trusted_connections
 
 
 @dataclass

@@ -27,7 +27,12 @@ an admin surface under ``/_sandbox/`` (:meth:`Emulator.answer_admin`):
   sent once more, late — written on the same connection together with, and just before, the
   answer to the next request it carries, as a reply duplicated on the way back arrives after the
   client sent its next request; the late copy is a whole, well-framed answer to the *previous*
-  request; a connection that closes first never gets it), ``seed``;
+  request; a connection that closes first never gets it), ``hold_replies`` (a list of names
+  compared like ``match`` above, ``"*"`` for every request: a matching vendor request is handled
+  when it arrives, so it takes effect, but its answer is held back — after ``latency_ms`` — for as
+  long as the knob still names it; setting the knob to ``[]`` releases every held answer. A vendor
+  that stalls on one operation, without a race against the clock: tests look at what the client
+  printed while an answer is outstanding), ``seed``;
 - ``GET  /_sandbox/stats`` — request counts per ``METHOD path`` since start, counted as they
   arrive (benchmarks read it);
 - ``GET  /_sandbox/stats/answered`` — the same counts of the requests answered so far (a request
@@ -112,6 +117,7 @@ class Faults:
     fail_next_writes: int = 0
     mangle_replies: list[dict[str, Any]] = field(default_factory=list)
     late_duplicate_replies: int = 0
+    hold_replies: list[str] = field(default_factory=list)
     seed: int | None = None
 
 
@@ -197,6 +203,10 @@ class Emulator:
             raise ValueError(f"unknown fault knob(s): {', '.join(sorted(unknown))}")
         if "mangle_replies" in values:
             values = {**values, "mangle_replies": _mangle_rules(values["mangle_replies"])}
+        if "hold_replies" in values:
+            held = values["hold_replies"]
+            if not isinstance(held, list) or not all(isinstance(x, str) for x in held):
+                raise ValueError("hold_replies is a list of paths or operation names")
         for k, v in values.items():
             setattr(self.faults, k, v)
         if "seed" in values:
@@ -304,6 +314,11 @@ class Emulator:
         ``latency_ms`` is a response time, the request is handled when it arrives and only its
         answer waits, so the emulator's own work is inside the latency)."""
         return self.faults.latency_ms / 1000.0
+
+    def held(self, req: Request) -> bool:
+        """Whether the ``hold_replies`` knob holds the answer to ``req`` back (asked again until not)."""
+        names = self.faults.hold_replies
+        return bool(names) and ("*" in names or req.path in names or self.operation(req) in names)
 
     def record_answer(self, req: Request, *, kept_alive: bool) -> bool:
         """Count a vendor answer as about to be sent (before the write, so whoever reads the answer

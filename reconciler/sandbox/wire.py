@@ -178,6 +178,8 @@ class _Wire:
             # a client that leaves meanwhile cancels this wait (handler_cancellation): its
             # request took effect, its answer goes nowhere
             await asyncio.sleep(wait)
+        while self.emu.held(req):  # the hold_replies knob: until a test releases it
+            await asyncio.sleep(0.005)
         duplicate = self.emu.record_answer(req, kept_alive=keep)
         return self._reply(request, resp, keep, duplicate=duplicate)
 

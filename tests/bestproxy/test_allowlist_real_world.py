@@ -18,7 +18,7 @@ import httpx
 import pytest
 import yaml
 
-from reconciler.vendors.bestproxy import ip_allowlist
+from reconciler.vendors.bestproxy.ip_allowlist import totp as totp_codes
 from tests.bestproxy.conftest import Workspace, bestproxy_workspace
 
 
@@ -39,8 +39,8 @@ class SimClock:
 
 def _workspace(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, **knobs: str) -> Iterator[tuple[Workspace, SimClock]]:
     clock = SimClock()
-    monkeypatch.setattr(ip_allowlist, "clock", clock.time)
-    monkeypatch.setattr(ip_allowlist, "sleep", clock.sleep)
+    monkeypatch.setattr(totp_codes, "clock", clock.time)
+    monkeypatch.setattr(totp_codes, "sleep", clock.sleep)
     for ws in bestproxy_workspace(tmp_path, monkeypatch, knobs=knobs):
         ws.emulator.clock = clock.time
         yield ws, clock

@@ -12,9 +12,11 @@ from pathlib import Path
 from typing import Any, Iterator
 
 from reconciler.engine import run
+from reconciler.engine.apply import SavedApplyRequest, apply_saved
 from reconciler.engine.planfile import read_plan, write_plan
-from reconciler.engine.planset import Merged, ShardPlan, apply_part, merge_plans
+from reconciler.engine.planset import Merged, ShardPlan, merge_plans
 from reconciler.engine.session import Session, open_session
+from reconciler.engine.settings import RunSettings
 from reconciler.engine.shard import plan_file_data
 from reconciler.kinds.base import RunOptions
 from reconciler.kinds.shard import Shard
@@ -108,11 +110,9 @@ class ShardWorkspace:
         return self.merge([self.plan(Shard(k, n))[0] for k in range(1, n + 1)], force=force)
 
     def apply_shard(self, shard: Shard | None, planset: Path | None = None) -> list[Outcome]:
-        path = planset or self.root / "planset.json"
-        pf, saved = read_plan(path)
-        with self.session() as s:
-            outcomes, _ = apply_part(s, pf, saved, shard, path=path)
-        return outcomes
+        """``apply PLANSET --shard K/N`` (the engine's saved-plan apply, as the CLI runs it)."""
+        settings = RunSettings(config_path=Path("reconciler.yaml"), sandbox=True, sandbox_state=self.state)
+        return apply_saved(settings, SavedApplyRequest(plan=planset or self.root / "planset.json", shard=shard)).outcomes
 
     def apply_all(self) -> list[Outcome]:
         """An unsharded apply from the manifests (the state the sharded runs start from)."""

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import importlib.util
 import sys
+import threading
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -108,7 +109,8 @@ def test_vendors_are_applied_concurrently(tmp_path: Path) -> None:
 
 def _applied_concurrently(campaign_fleet: Any) -> None:
     bp = campaign_fleet.sbx.servers["bestproxy"].url
-    httpx.post(bp + "/_sandbox/faults", json={"latency_ms": 1000}).raise_for_status()
+    # BestProxy's account add is answered only once the test releases it (no race against a clock)
+    httpx.post(bp + "/_sandbox/faults", json={"hold_replies": ["/gateway/whitelist-account/add"]}).raise_for_status()
     httpx.post(bp + "/_sandbox/stats/reset").raise_for_status()  # the sentinels' add
     import subprocess
 
@@ -119,12 +121,20 @@ def _applied_concurrently(campaign_fleet: Any) -> None:
         stderr=subprocess.PIPE,
         text=True,
     )
-    assert proc.stdout is not None
-    adds_then = None
-    for line in proc.stdout:
-        if line.startswith("ok      create TcaplusRecords/"):
-            adds_then = httpx.get(bp + "/_sandbox/stats/answered").json().get("POST /gateway/whitelist-account/add", 0)
-            break
+    # a run that printed nothing until the end would wait forever: released after 60 s, it fails below
+    release = {"hold_replies": []}
+    watchdog = threading.Timer(60, lambda: httpx.post(bp + "/_sandbox/faults", json=release))
+    watchdog.start()
+    try:
+        assert proc.stdout is not None
+        adds_then = None
+        for line in proc.stdout:
+            if line.startswith("ok      create TcaplusRecords/"):
+                adds_then = httpx.get(bp + "/_sandbox/stats/answered").json().get("POST /gateway/whitelist-account/add", 0)
+                break
+    finally:
+        watchdog.cancel()
+        httpx.post(bp + "/_sandbox/faults", json=release).raise_for_status()
     rest, err = proc.communicate(timeout=120)
     assert proc.returncode == 0, rest + err
     assert adds_then == 0

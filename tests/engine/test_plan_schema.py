@@ -98,3 +98,17 @@ def test_schema_rejects_what_apply_rejects(bp: Workspace, schema: dict) -> None:
             jsonschema.validate(broken, schema, cls=jsonschema.Draft202012Validator)
         (bp.root / "broken.json").write_text(json.dumps(broken))
         assert bp.cli("apply", "broken.json").exit_code == 1
+
+
+def test_a_plan_is_signed_over_what_its_whole_dump_gives(bp: Workspace) -> None:
+    # signing and checking dump only the signed fields and the changes with a desired payload: the
+    # signed bytes are those of the whole plan as the schema reads it back (changes with desired
+    # payloads, one document changed twice, a prune without a resource)
+    from reconciler.engine.planfile import PlanFile, _signed_content, _signed_view
+
+    _rich_plan(bp)
+    assert bp.cli("plan", "--out", "plan.json").exit_code == 0
+    pf = PlanFile.model_validate_json((bp.root / "plan.json").read_text())
+    assert any("desired" in c.data for c in pf.changes) and any(not c.resource for c in pf.changes)
+    whole = _signed_content(pf.model_dump(mode="json"))
+    assert _signed_content(_signed_view(pf)) == whole and b'"desired":{' in whole

@@ -8,6 +8,7 @@ import json
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -161,17 +162,25 @@ def test_a_connections_requests_per_second_spaces_its_requests(bp: Workspace) ->
 def test_outcomes_stream_while_the_apply_runs(bp: Workspace) -> None:
     allowlist(bp, ["10.0.0.1"])
     accounts_file(bp, [f"game{i:02d}" for i in range(6)], trafficLimitGb=3)
-    faults(bp, latency_ms=300)
+    # the allowlist's add is answered only when the test releases it (no race against a clock)
+    faults(bp, hold_replies=["/gateway/proxy-ip/add"])
     proc = start(bp, "apply", "--auto-approve")
-    assert proc.stdout is not None
-    for line in proc.stdout:
-        if line.startswith("ok "):
-            # the first outcome is printed while later writes are still being made
-            still_running = proc.poll() is None
-            calls_then = bp.answered().get("POST /gateway/proxy-ip/add", 0)
-            break
-    else:
-        raise AssertionError("no outcome line")
+    # a run that printed nothing until the end would wait forever: released after 60 s, it fails below
+    watchdog = threading.Timer(60, faults, (bp,), {"hold_replies": []})
+    watchdog.start()
+    try:
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            if line.startswith("ok "):
+                # the first outcome is printed while a later write is still outstanding
+                still_running = proc.poll() is None
+                calls_then = bp.answered().get("POST /gateway/proxy-ip/add", 0)
+                break
+        else:
+            raise AssertionError("no outcome line")
+    finally:
+        watchdog.cancel()
+        faults(bp, hold_replies=[])
     rest = proc.communicate(timeout=60)[0]
     assert proc.returncode == 0
     assert still_running and calls_then == 0 and "ok      create IpAllowlist/14" in rest

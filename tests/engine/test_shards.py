@@ -353,7 +353,7 @@ def test_every_shard_validates_every_manifest(shard_ws: ShardWorkspace) -> None:
 
 def test_merge_report_counts_a_retried_shard_by_its_latest_run(tmp_path: Path) -> None:
     from reconciler.engine.journal import Journal
-    from reconciler.engine.planset import merge_reports
+    from reconciler.engine.planset_apply import merge_reports
 
     def report(name: str, shard: str, *, end: int | None) -> Path:
         j = Journal.open_new(tmp_path / name)

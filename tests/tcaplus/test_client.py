@@ -21,11 +21,8 @@ from reconciler.vendors.tcaplus.client import (
     TcaplusTableNotFoundError,
     TcaplusTransportError,
     TcaplusVersionMismatchError,
-    PartkeyPage,
-    ResultFlag,
-    VersionCheck,
-    VersionedRecord,
 )
+from reconciler.vendors.tcaplus.wire import PartkeyPage, ResultFlag, VersionCheck, VersionedRecord
 from reconciler.errors import StaleError, TransportError
 from reconciler.sandbox.wire import EmulatorServer
 from reconciler.vendors.tcaplus.emulator import TcaplusEmulator
@@ -288,7 +285,7 @@ def test_query_values_are_percent_encoded_as_quote_does() -> None:
     ASCII character and some non-ASCII text (spaces as %20, never '+')."""
     from urllib.parse import quote
 
-    from reconciler.vendors.tcaplus.client import _percent, _query
+    from reconciler.vendors.tcaplus.wire import _percent, _query
 
     every_ascii = "".join(chr(c) for c in range(128))
     for text in (every_ascii, '{"player_id":7,"name":"a b+c/d?e&f=g#h%"}', "名前 é", "~._-AZaz09", ""):

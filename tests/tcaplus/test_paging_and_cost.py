@@ -13,6 +13,8 @@ from reconciler.engine.load import load_manifests
 from reconciler.vendors.tcaplus.records import kind as tcaplus_records  # where validate_record is called
 from reconciler.kinds.base import RunContext
 from reconciler.vendors.tcaplus.records import TcaplusRecordsKind
+from reconciler.vendors.tcaplus.records import plan as records_plan
+from reconciler.vendors.tcaplus.protoschema import load_table
 from reconciler.manifest.config import DEFAULT_CONNECTION, load_config
 from reconciler.vendors.tcaplus import emulator as emulator_module
 from reconciler.sandbox.wire import EmulatorServer
@@ -150,3 +152,65 @@ def test_a_prune_scope_over_many_short_pages_is_planned_whole(tcaplus_ws: Worksp
     assert all(f"- delete TcaplusRecords/game_players|50|shop|e{i}@x" in res.stdout for i in (37, 38, 39))
     # several pages, and no GetRecord per declared record (the scope's pages cover all of them)
     assert 40 // 8 < tcaplus_ws.requests() < 37
+
+
+@pytest.fixture(params=["index rows", "read one by one"])
+def index_rows_cap(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Whether the index keys declared records take are read in full (their rows then serve those
+    records), or hold more rows than the cap (the records are then read one by one)."""
+    if request.param == "read one by one":
+        monkeypatch.setattr(records_plan, "MAX_UNMANAGED_ROWS", 5)
+    return str(request.param)
+
+
+def test_declared_records_under_an_index_key_read_in_full_come_from_its_rows(tcaplus_ws: Workspace, index_rows_cap: str) -> None:
+    # 30 live records under one player_id and player_name (one key of each index); declared: 27
+    # equal, one changed, two new, one live record undeclared. The same plan either way; with the
+    # keys read in full, no GetRecord per declared record
+    live = [player(50, player_name="shop", player_email=f"e{i:02d}@x") for i in range(30)]
+    for record in live:
+        tcaplus_ws.client.set(PLAYERS, record)
+    declared = [
+        *live[:27],
+        {**live[27], "game_server_id": 6},
+        *(player(50, player_name="shop", player_email=f"e{i}@x") for i in (30, 31)),
+    ]
+    tcaplus_ws.write("manifests/p.yaml", records_doc("p", PLAYERS, declared))
+    tcaplus_ws.emulator.stats.clear()
+    res = tcaplus_ws.cli("plan")
+    assert res.exit_code == 0, res.stderr
+    assert "Plan: 2 to create, 1 to update, 0 to replace, 0 to delete, 27 unchanged" in res.stdout
+    assert "game_players|50|shop|e27@x" in res.stdout
+    if index_rows_cap == "index rows":
+        assert tcaplus_ws.requests() == 2  # one page of each index key, and nothing else
+    else:
+        assert tcaplus_ws.requests() >= len(declared)
+    # the update carries the version read from the index rows: apply writes it, as planned
+    res = tcaplus_ws.cli("apply", "--auto-approve")
+    assert res.exit_code == 0, res.stdout + res.stderr
+    stored = {r["player_email"]: (v, r) for v, r in tcaplus_ws.emulator.records(PLAYERS)}
+    assert stored["e27@x"][0] == 2 and stored["e27@x"][1]["game_server_id"] == 6
+    assert {"e30@x", "e31@x", "e29@x"} <= set(stored)
+
+
+def test_a_plan_reads_more_index_keys_when_declared_records_are_many() -> None:
+    # beyond 20 keys, a plan reads an index's keys while there is at most one per 64 declared
+    # records (each key's rows serve the records under it); an export keeps the fixed 20
+    schema = load_table(str(TABLES[T]), T)
+    per = records_plan.RECORDS_PER_KEYSET
+    many = [player(i // per, player_name=f"n{i}") for i in range(21 * per)]
+    keysets, warnings = records_plan.index_keysets(schema, many, limit=records_plan.keyset_limit(len(many)))
+    assert sorted(k["player_id"] for i, k in keysets if i == "index_2") == list(range(21)) and len(warnings) == 1
+    assert "index_1" in warnings[0]  # player names differ per record: one key each, too many
+    keysets, warnings = records_plan.index_keysets(schema, many[:-1], limit=records_plan.keyset_limit(len(many) - 1))
+    assert keysets == [] and "more than 20" in warnings[-1]
+    keysets, warnings = records_plan.index_keysets(schema, many)
+    assert keysets == [] and len(warnings) == 2
+    # a shard's plan: its own records' keys, read or not as every shard's records decide
+    mine = many[::per]  # one record per key: alone, 21 keys over 21 records would not be read
+    keysets, warnings = records_plan.index_keysets(schema, mine, limit=records_plan.keyset_limit(len(many)), among=many)
+    assert sorted(k["player_id"] for i, k in keysets if i == "index_2") == list(range(21))
+    assert warnings == [
+        f"{T}: declared records take {len(many)} keys of index index_1; rows under them that no document "
+        f"declares are not listed (more than {records_plan.keyset_limit(len(many))})"
+    ]

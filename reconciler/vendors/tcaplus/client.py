@@ -5,8 +5,9 @@ FieldGetRecord, PartkeyGetRecord (with a limit/offset paging helper), AddRecord,
 FieldSetRecord, FieldIncRecord, DeleteRecord — on
 ``/ver1.0/apps/{AppId}/zones/{ZoneId}/tables/{TableName}/records``.
 
-Wire details: ``keys``/``select`` are compact JSON percent-encoded by hand (spaces as ``%20``, never
-``+``, as the manual demands — a form encoder would write ``+``); DeleteRecord carries a JSON
+Wire details (:mod:`.wire` builds the queries and write headers and reads the answers): ``keys``/``select``
+are compact JSON percent-encoded by hand (spaces as ``%20``, never ``+``, as the manual demands — a form
+encoder would write ``+``); DeleteRecord carries a JSON
 body; ``x-tcaplus-pwd-md5`` is the lowercase hex MD5 of the password, which is kept only as that
 hash and never appears in an exception or ``repr``.
 
@@ -24,19 +25,13 @@ caller resolves the unknown outcome by reading the record.
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
-import json
-from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
-from enum import IntEnum
-from functools import lru_cache
 from typing import Any, Awaitable, Callable, Mapping, Sequence, TypeVar
 from urllib.parse import quote
 
 
 from reconciler.clients import redact
-from reconciler.clients.http import HttpTransport, Response, RetryPolicy
+from reconciler.clients.http import HttpTransport, RetryPolicy
 from reconciler.vendors.tcaplus.errors import (  # re-exported: callers import the errors from the client
     TcaplusAuthError as TcaplusAuthError,
     TcaplusError as TcaplusError,
@@ -51,6 +46,21 @@ from reconciler.vendors.tcaplus.errors import (  # re-exported: callers import t
     TcaplusVersionMismatchError as TcaplusVersionMismatchError,
     error_class as error_class,
 )
+from reconciler.vendors.tcaplus.paging import aread_all, read_all
+from reconciler.vendors.tcaplus.wire import PartkeyPage, ResultFlag, VersionCheck, VersionedRecord, WriteResult
+from reconciler.vendors.tcaplus.wire import (
+    _answer_shape,
+    _encoded_list,
+    _json,
+    _page,
+    _partkey_request,
+    _payload,
+    _percent,
+    _query,
+    _versioned,
+    _write_request,
+    _written,
+)
 
 T = TypeVar("T")
 
@@ -60,86 +70,6 @@ DEFAULT_PAGE_SIZE = 1024
 """Records asked for per PartkeyGetRecord page: the documented batch-read cap (1,024 records). The
 Python SDK manual also caps one answer at 256 KB — a size in bytes, not a record count — so a page
 may come back shorter than asked; paging advances by what each page returned."""
-
-
-class ResultFlag(IntEnum):
-    """``x-tcaplus-result-flag``: what a write answers in ``Record``."""
-
-    STATUS_ONLY = 0  # no record
-    REQUEST = 1  # the request's values (FieldInc: the incremented fields' new values)
-    LATEST = 2  # the whole record after the write
-    BEFORE = 3  # the whole record before the write
-
-
-class VersionCheck(IntEnum):
-    """``x-tcaplus-data-version-check`` — the manual applies it to AddRecord and SetRecord only."""
-
-    MATCH = 1  # write only if the stored version equals the given one; then +1 (else -7949)
-    OVERWRITE = 2  # store the given version
-    INCREMENT = 3  # ignore versions; +1
-
-
-@dataclass(frozen=True)
-class VersionedRecord:
-    """A record as read, with its ``RecordVersion``."""
-
-    version: int
-    record: dict[str, Any]
-
-
-@dataclass(frozen=True)
-class WriteResult:
-    """What a write answered: the record's new version and ``Record`` per the result flag."""
-
-    version: int
-    record: dict[str, Any] | None = None
-    return_values: Any = None
-
-
-@dataclass(frozen=True)
-class PartkeyPage:
-    """One PartkeyGetRecord answer."""
-
-    records: list[VersionedRecord] = field(default_factory=list)
-    remain: int = 0
-    total: int = 0
-
-
-_json = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
-"""Compact JSON: ``json.dumps(value, ensure_ascii=False, separators=(",", ":"))`` without building
-an encoder for every call (a plan encodes the keys of every record)."""
-
-
-def _query(**params: Any) -> str:
-    """``name=<compact JSON, percent-encoded with %20 for spaces>`` joined by ``&``; None skipped."""
-    parts = []
-    for name, value in params.items():
-        if value is None:
-            continue
-        if isinstance(value, list):  # a ``select``: the same few lists for every record of a table
-            parts.append(f"{name}={_encoded_list(tuple(value))}")
-            continue
-        text = value if isinstance(value, str) else _json(value)
-        parts.append(f"{name}={_percent(text)}")
-    return "&".join(parts)
-
-
-_UNRESERVED = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_.-~")
-_PERCENT = {c: f"%{c:02X}" for c in range(128) if chr(c) not in _UNRESERVED}
-
-
-def _percent(text: str) -> str:
-    """``quote(text, safe='')``: every byte but the unreserved ones as ``%XX`` (so a space is
-    ``%20``, never ``+``). ASCII text through one ``str.translate`` (C speed: a plan encodes the
-    keys of every record); anything else through ``quote``."""
-    if text.isascii():
-        return text.translate(_PERCENT)
-    return quote(text, safe="")
-
-
-@lru_cache(maxsize=256)
-def _encoded_list(value: tuple[Any, ...]) -> str:
-    return _percent(_json(list(value)))
 
 
 class TcaplusClient:
@@ -208,7 +138,7 @@ class TcaplusClient:
     ) -> PartkeyPage:
         """PartkeyGetRecord: one page of the records whose ``index`` fields equal ``keys``."""
         try:
-            return _page(self._call(*self._partkey_request(table, index, keys, select, limit, offset)))
+            return _page(self._call(*_partkey_request(table, index, keys, select, limit, offset)))
         except TcaplusRecordNotFoundError:
             return PartkeyPage()
 
@@ -224,21 +154,9 @@ class TcaplusClient:
     ) -> PartkeyPage:
         """:meth:`partkey_get` on the running event loop (see :meth:`run`)."""
         try:
-            return _page(await self._acall(*self._partkey_request(table, index, keys, select, limit, offset)))
+            return _page(await self._acall(*_partkey_request(table, index, keys, select, limit, offset)))
         except TcaplusRecordNotFoundError:
             return PartkeyPage()
-
-    @staticmethod
-    def _partkey_request(
-        table: str, index: str, keys: Mapping[str, Any], select: Sequence[str] | None, limit: int | None, offset: int | None
-    ) -> tuple[Any, ...]:
-        query = _query(
-            keys=dict(keys),
-            select=list(select) if select else None,
-            limit=str(limit) if limit is not None else None,
-            offset=str(offset) if offset is not None else None,
-        )
-        return ("PartkeyGetRecord", table, "GET", True, query, None, {"x-tcaplus-index-name": index})
 
     def partkey_get_all(
         self,
@@ -250,29 +168,13 @@ class TcaplusClient:
         page_size: int = DEFAULT_PAGE_SIZE,
         concurrency: int = 1,
     ) -> list[VersionedRecord]:
-        """Every record under an index key, read page by page (``limit``/``offset``).
-
-        The first page tells the total and how many records fit in one answer; the other pages are
-        then asked for together (up to ``concurrency`` at a time). A page that comes back shorter
-        than the room left before the next one (the 256 KB cap) leaves a gap, read in the next
-        round; a page that comes back empty (records deleted meanwhile) ends its range.
-        """
-        first = self.partkey_get(table, index, keys, select=select, limit=page_size, offset=0)
-        pages: dict[int, list[VersionedRecord]] = {0: first.records}
-        gaps = _first_gaps(first)
-        while gaps:
-
-            def read(gap: tuple[int, int]) -> list[VersionedRecord]:
-                start, stop = gap
-                return self.partkey_get(table, index, keys, select=select, limit=stop - start, offset=start).records
-
-            if concurrency > 1 and len(gaps) > 1:
-                with ThreadPoolExecutor(max_workers=min(concurrency, len(gaps))) as pool:
-                    results = list(pool.map(read, gaps))
-            else:
-                results = [read(g) for g in gaps]
-            gaps = _next_gaps(gaps, list(results), pages)
-        return [vr for offset in sorted(pages) for vr in pages[offset]]
+        """Every record under an index key, read page by page (``limit``/``offset``; up to
+        ``concurrency`` pages at a time, the gaps of short pages read again: :mod:`.paging`)."""
+        return read_all(
+            lambda limit, offset: self.partkey_get(table, index, keys, select=select, limit=limit, offset=offset),
+            page_size,
+            concurrency,
+        )
 
     async def apartkey_get_all(
         self,
@@ -285,21 +187,11 @@ class TcaplusClient:
         concurrency: int = 1,
     ) -> list[VersionedRecord]:
         """:meth:`partkey_get_all` on the running event loop: the same pages, the same gap rounds."""
-        first = await self.apartkey_get(table, index, keys, select=select, limit=page_size, offset=0)
-        pages: dict[int, list[VersionedRecord]] = {0: first.records}
-        gaps = _first_gaps(first)
-        slots = asyncio.Semaphore(max(1, concurrency))
-        while gaps:
-
-            async def read(gap: tuple[int, int]) -> list[VersionedRecord]:
-                start, stop = gap
-                async with slots:
-                    page = await self.apartkey_get(table, index, keys, select=select, limit=stop - start, offset=start)
-                return page.records
-
-            results = await asyncio.gather(*(read(g) for g in gaps))
-            gaps = _next_gaps(gaps, list(results), pages)
-        return [vr for offset in sorted(pages) for vr in pages[offset]]
+        return await aread_all(
+            lambda limit, offset: self.apartkey_get(table, index, keys, select=select, limit=limit, offset=offset),
+            page_size,
+            concurrency,
+        )
 
     # -- writes -------------------------------------------------------------------------------
     def add(
@@ -563,90 +455,3 @@ class TcaplusClient:
                 table, f"/ver1.0/apps/{self.app_id}/zones/{self.zone_id}/tables/{quote(table, safe='')}/records"
             )
         return path, content, all_headers
-
-
-def _first_gaps(first: PartkeyPage) -> list[tuple[int, int]]:
-    """The ranges left after the first page, each as long as the first page was."""
-    step = len(first.records)
-    if first.remain <= 0 or step == 0:
-        return []
-    end = step + first.remain
-    return [(o, min(o + step, end)) for o in range(step, end, step)]
-
-
-def _next_gaps(
-    gaps: list[tuple[int, int]], results: list[list[VersionedRecord]], pages: dict[int, list[VersionedRecord]]
-) -> list[tuple[int, int]]:
-    """Store a round's pages; what a short page left of its range is read in the next round."""
-    out = []
-    for (start, stop), records in zip(gaps, results, strict=True):
-        pages[start] = records
-        if records and start + len(records) < stop:
-            out.append((start + len(records), stop))
-    return out
-
-
-def _write_request(
-    target: str,
-    table: str,
-    method: str,
-    body: dict[str, Any],
-    idempotent: bool,
-    flag: ResultFlag,
-    return_values: Any,
-    check: VersionCheck | None,
-    version: int | None,
-) -> tuple[Any, ...]:
-    headers = {"x-tcaplus-result-flag": str(int(flag))}
-    if check is not None:
-        headers["x-tcaplus-data-version-check"] = str(int(check))
-        headers["x-tcaplus-data-version"] = str(version if version is not None else -1)
-    if return_values is not None:
-        body = {"ReturnValues": return_values, **body}
-    return target, table, method, idempotent, None, body, headers
-
-
-def _versioned(payload: dict[str, Any]) -> VersionedRecord:
-    return VersionedRecord(int(payload.get("RecordVersion", 0)), dict(payload.get("Record") or {}))
-
-
-def _page(payload: dict[str, Any]) -> PartkeyPage:
-    records = [
-        VersionedRecord(int(item.get("RecordVersion", 0)), dict(item.get("Record") or {}))
-        for item in payload.get("MultiRecords") or []
-    ]
-    return PartkeyPage(records, int(payload.get("RemainNum") or 0), int(payload.get("TotalNum") or 0))
-
-
-def _written(payload: dict[str, Any]) -> WriteResult:
-    record = payload.get("Record")
-    return WriteResult(
-        int(payload.get("RecordVersion", -1)), record if isinstance(record, dict) else None, payload.get("ReturnValues")
-    )
-
-
-def _answer_shape(payload: Any) -> bool:
-    """Whether a success's body is a TcaplusDB answer (an object with an integer ``ErrorCode``);
-    a cut or non-JSON one is an unreadable reply (a read is asked again, a write is unknown)."""
-    return isinstance(payload, dict) and isinstance(payload.get("ErrorCode"), int)
-
-
-def _payload(resp: Response, transport: HttpTransport, target: str, table: str) -> dict[str, Any]:
-    """The JSON answer when ``ErrorCode`` is 0, else the typed error (built from code and message),
-    naming the host (``host:port``) and the operation (``AddRecord <table>``)."""
-    try:
-        payload = resp.json()
-    except ValueError:
-        payload = None
-    if not isinstance(payload, dict) or not isinstance(payload.get("ErrorCode"), int):
-        cls = TcaplusServerError if resp.status_code >= 500 else TcaplusError
-        raise cls(
-            "the answer is not TcaplusDB JSON", http_status=resp.status_code, host=transport.host, operation=f"{target} {table}"
-        )
-    code = payload["ErrorCode"]
-    if code == 0 and resp.status_code < 400:
-        return payload
-    message = str(payload.get("ErrorMsg") or "error")
-    raise error_class(code, resp.status_code)(
-        message, code=code, http_status=resp.status_code, host=transport.host, operation=f"{target} {table}"
-    )

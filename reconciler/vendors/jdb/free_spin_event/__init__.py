@@ -41,8 +41,9 @@ Status and usage counters (spins used, cash-out) are observed, never drift.
 
 The package, one idea a module: :mod:`.spec` (the declared input), :mod:`.rules` (the spec
 against the connection), :mod:`.keys` (idempotency keys), :mod:`.compare` (normalised views),
-:mod:`.read` (live reads and matching), :mod:`.exposure` (money figures), :mod:`.plan`,
-:mod:`.writes` (apply), :mod:`.export` and :mod:`.kind` (the contract's hooks).
+:mod:`.read` (live reads and matching), :mod:`.exposure` (money figures), :mod:`.plan` (the
+decisions), :mod:`.changes` (the Change each decision becomes), :mod:`.writes` (apply),
+:mod:`.export` and :mod:`.kind` (the contract's hooks).
 """
 
 from reconciler.vendors.jdb.free_spin_event.compare import desired_view, live_view, _Live

@@ -9,9 +9,8 @@ from reconciler.vendors.tcaplus.client import (
     TcaplusRecordExistsError,
     TcaplusRecordNotFoundError,
     TcaplusVersionMismatchError,
-    VersionCheck,
-    VersionedRecord,
 )
+from reconciler.vendors.tcaplus.wire import VersionCheck, VersionedRecord
 from reconciler.model import Action, Change, Outcome
 from reconciler.errors import ReconcilerError
 from reconciler.kinds.context import RunContext

@@ -1,117 +1,21 @@
-"""Kind ``IpAllowlist``: the addresses (IPv4, IPv6, CIDR blocks) allowed to use one BestProxy product type.
-
-Identity = product type. ``/gateway/proxy-ip/list`` filters by product type only (it cannot tell
-two type-11 user products apart), so one allowlist per product type; ``userProductId`` is what
-additions to type 11 are sent with. Live entries are compared by canonical address text and kept
-as BestProxy wrote them (a delete sends them verbatim); an entry that is no address is still
-shown and pruned. The diff is element-level ("+3 -1 ~1 of 2,041").
-
-Writes: the removals of every allowlist go in one verified ``proxy-ip/delete`` (it takes no
-product type) before any ``proxy-ip/add``; additions are batched per remark, IPv4 apart from other
-forms. Entries the delete takes from other product types are added back there in the same run.
-Every delete call gets a TOTP code of its own time step (:func:`next_totp_code`). A refused batch
-is resolved item by item (:func:`~reconciler.vendors.bestproxy.common.write_each`).
-
-Removals need BestProxy's verification (``verify_type``/``verify_code``): configure
-``providers.bestproxy.ip_delete_verification`` (TOTP computed from a secret reference, or a one-time
-code reference). A plan that would remove addresses without a usable verification is refused at
-plan time. A remark change has no update call: that entry is replaced (delete + add).
-Without ``exclusive: true`` live addresses that are not declared are listed as unmanaged.
-"""
+"""Kind ``IpAllowlist``: the contract's hooks (check, plan, apply, export); the package docstring
+says what the kind does."""
 
 from __future__ import annotations
 
-import hashlib
-import ipaddress
-import time
-from collections.abc import Callable
-from typing import Annotated, Any
-
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StrictBool, StrictStr, field_validator, model_validator
+from typing import Any
 
 from reconciler.clients import redact
 from reconciler.vendors.bestproxy.client import BestProxyClient, LiveIp
 from reconciler.model import Action, Change, FieldDiff, KindPlan, Outcome, Unmanaged
-from reconciler.errors import InputError, Problem, ReconcilerError
+from reconciler.errors import InputError, Problem
 from reconciler.kinds.base import ExportDoc, ExportGroup, ExportRequest, Kind, KindExport, Resource, ScopeDecl
 from reconciler.kinds.context import RunContext
 from reconciler.kinds.prune import undeclared
-from reconciler.vendors.bestproxy.common import PRODUCT_TYPES, ProductType, Remark, make_client, provider_problem, write_each
-
-
-def normalize_entry(value: str) -> str:
-    """A declared entry in canonical text: an IPv4 or IPv6 address, or a CIDR block of either."""
-    text = value.strip()
-    try:
-        if "/" in text:
-            return str(ipaddress.ip_network(text, strict=True))
-        return str(ipaddress.ip_address(text))
-    except ValueError as exc:
-        if "/" in text and "host bits set" in str(exc):
-            raise ValueError(f"{text} has host bits set: write the block as {ipaddress.ip_network(text, strict=False)}") from None
-        raise ValueError("not an IPv4 or IPv6 address or CIDR block (e.g. 203.0.113.7, 2001:db8::7, 203.0.113.0/24)") from None
-
-
-def canonical(text: str) -> str:
-    """The comparison key of a live entry: canonical address or CIDR text when it is one (so
-    ``2001:DB8::1`` matches a declared ``2001:db8::1``); anything else the vendor holds, as given."""
-    t = text.strip()
-    try:
-        return str(ipaddress.ip_interface(t)) if "/" in t else str(ipaddress.ip_address(t))
-    except ValueError:
-        return t
-
-
-def sort_key(text: str) -> tuple[int, int, int, int, str]:
-    """Addresses in numeric order (IPv4, then IPv6; a block after its first address), then any
-    entry that is no address, by text."""
-    try:
-        iface = ipaddress.ip_interface(text.strip())
-    except ValueError:
-        return (1, 0, 0, 0, text)
-    return (0, iface.version, int(iface.ip), iface.network.prefixlen, text)
-
-
-def is_plain_ipv4(text: str) -> bool:
-    return "/" not in text and ":" not in text
-
-
-class IpEntry(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    ip: StrictStr
-    remark: Remark = ""
-
-    @field_validator("ip")
-    @classmethod
-    def _norm(cls, v: str) -> str:
-        return normalize_entry(v)
-
-
-def _entry(value: Any) -> Any:
-    return {"ip": value} if isinstance(value, str) else value
-
-
-class IpAllowlistSpec(BaseModel):
-    """``entries`` items are either ``"1.2.3.4"`` or ``{ip: 1.2.3.4, remark: office}``."""
-
-    model_config = ConfigDict(extra="forbid")
-    productType: ProductType
-    userProductId: int | None = Field(
-        default=None, ge=1, strict=True, description="required for product type 11 (sent with additions)"
-    )
-    exclusive: StrictBool = Field(default=False, description="remove live addresses that are not declared")
-    entries: list[Annotated[IpEntry, BeforeValidator(_entry, json_schema_input_type=IpEntry | str)]] = Field(default_factory=list)
-
-    @model_validator(mode="after")
-    def _upid(self) -> "IpAllowlistSpec":
-        if self.productType == 11 and self.userProductId is None:
-            raise ValueError("userProductId is required for product type 11")
-        if self.productType != 11 and self.userProductId is not None:
-            raise ValueError("userProductId is only used with product type 11")
-        return self
-
-    def entry_map(self) -> dict[str, str]:
-        return {e.ip: e.remark for e in self.entries}
+from reconciler.vendors.bestproxy.common import PRODUCT_TYPES, make_client, provider_problem, write_each
+from reconciler.vendors.bestproxy.ip_allowlist.addresses import canonical, is_plain_ipv4, normalize_entry, sort_key
+from reconciler.vendors.bestproxy.ip_allowlist.spec import IpAllowlistSpec
+from reconciler.vendors.bestproxy.ip_allowlist.totp import next_totp_code
 
 
 class IpAllowlistKind(Kind[IpAllowlistSpec, BestProxyClient]):
@@ -529,34 +433,6 @@ class IpAllowlistKind(Kind[IpAllowlistSpec, BestProxyClient]):
 
 def _listed(items: list[str], shown: int = 10) -> str:
     return ", ".join(items[:shown]) + (f" and {len(items) - shown} more" if len(items) > shown else "")
-
-
-# -- TOTP codes ------------------------------------------------------------------------------------
-# Whether BestProxy takes a TOTP code twice is not documented (RFC 6238 §5.2 says a verifier should
-# not): every delete of a run gets a code of a time step no earlier call of the run used, waiting for
-# the next step when needed. ``clock`` and ``sleep`` are what the wait reads and does (tests replace
-# both with a simulated clock the emulator shares).
-clock: Callable[[], float] = time.time
-sleep: Callable[[float], None] = time.sleep
-
-
-def next_totp_code(secret: str, client: BestProxyClient) -> str:
-    """A TOTP code for ``secret`` of a time step no earlier code made with ``client`` (one run's
-    connection) used; the wait is at most one step (30 s)."""
-    import pyotp  # loaded only when a TOTP code is computed
-
-    totp = pyotp.TOTP(secret)
-    key = hashlib.sha256(secret.encode()).hexdigest()
-    with client.verify_lock:
-        for _ in range(4):  # bounded: one wait reaches the next step of a clock that moves
-            now = clock()
-            step = int(now // totp.interval)
-            last = client.verify_steps.get(key)
-            if last is None or step > last:
-                client.verify_steps[key] = step
-                return totp.at(int(now))
-            sleep((last + 1) * totp.interval - now + 0.05)
-    raise ReconcilerError("proxy-ip/delete: the clock did not reach a new TOTP time step; no code was sent")
 
 
 def _owns(allowlist: Resource[IpAllowlistSpec]) -> bool:
