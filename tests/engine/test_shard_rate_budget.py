@@ -65,7 +65,9 @@ class Restore(CliWorkspace):
             "reconciler.yaml",
             yaml.safe_dump({"apiVersion": "reconciler/v1", "kind": "Config", "providers": {"tcaplus": tcaplus}}, sort_keys=False),
         )
-        lines = [json.dumps({"region": 5, "item_id": 5000 + i, "name": f"item {i}", "price": 10 + i}) for i in range(RECORDS)]
+        lines = [
+            json.dumps({"region": 100 + i, "item_id": 5000 + i, "name": f"item {i}", "price": 10 + i}) for i in range(RECORDS)
+        ]
         self.write("data/items.jsonl", "\n".join(lines) + "\n")
         self.write(
             "manifests/records.yaml",
@@ -74,7 +76,8 @@ class Restore(CliWorkspace):
                     "apiVersion": "reconciler/v1",
                     "kind": "TcaplusRecords",
                     "metadata": {"name": "items"},
-                    # no prune scope: each shard reads the records it owns one by one (GetRecord), so the
+                    # no prune scope, and each record in a region of its own (more index keys than a plan
+                    # reads by index): each shard reads the records it owns one by one (GetRecord), so the
                     # plans too make enough requests to fill the windows
                     "spec": {"table": "item_catalog", "mode": "whole", "file": "../data/items.jsonl"},
                 },
