@@ -144,7 +144,8 @@ class PlansetShardModel(_M):
     counts: dict[str, int] = Field(description="the shard plan's own counts")
     calls: dict[str, int] = Field(default_factory=dict, description="API calls it planned per vendor/connection")
     rate_share: dict[str, float] = Field(
-        default_factory=dict, description="its share of each connection's requests_per_second (planned calls / all shards' calls)"
+        default_factory=dict,
+        description="its share of each connection's requests_per_second (half split evenly, half by planned calls)",
     )
     plan_signature: str | None = Field(default=None, description="the signature of the shard plan merged")
 

@@ -21,7 +21,7 @@ from reconciler.engine import exposure
 from reconciler.engine.planfile import PlanFile, plan_to_dict, sign_plan, signature_matches
 from reconciler.engine.render import MARKDOWN_LIMIT, render_markdown
 from reconciler.engine.run import check_safety
-from reconciler.engine.shard import owner_of, ownership, declared_by_part
+from reconciler.engine.shard import declared_by_part, owner_of, ownership, rate_shares
 from reconciler.errors import ReconcilerError, UsageError
 from reconciler.kinds.shard import ALGORITHM
 from reconciler.model import Action, Change, Gap, Plan, Unmanaged
@@ -212,11 +212,8 @@ def merge_plans(
     plan.exposure = exposure.summarize(plan, ctx.config.settings, approved=bool(first.approve_exposure))
     safety = check_safety(plan, ctx)
     verdict = "safe" if not safety else ("forced" if force else "unsafe")
-    totals: dict[str, int] = {}
-    for sp in plans:
-        assert sp.pf.shard is not None
-        for conn, calls in sp.pf.shard.calls.items():
-            totals[conn] = totals.get(conn, 0) + calls
+    connections = [f"{vendor}/{name}" for vendor, name, _ in ctx.config.config.all_connections()]
+    shares = rate_shares({sp.pf.shard.k: sp.pf.shard.calls for sp in plans if sp.pf.shard}, connections, n)
     shards = []
     for sp in sorted(plans, key=lambda p: p.pf.shard.k if p.pf.shard else 0):
         assert sp.pf.shard is not None
@@ -225,9 +222,7 @@ def merge_plans(
                 "k": sp.pf.shard.k,
                 "counts": sp.plan.counts(),
                 "calls": dict(sp.pf.shard.calls),
-                "rate_share": {
-                    conn: round(sp.pf.shard.calls.get(conn, 0) / total, 6) for conn, total in sorted(totals.items()) if total
-                },
+                "rate_share": shares[sp.pf.shard.k],
                 "plan_signature": sp.pf.signature,
             }
         )

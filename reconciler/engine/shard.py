@@ -160,6 +160,22 @@ def shard_record(loaded: Loaded, ctx: RunContext, shard: Shard, changes: list[Ch
     }
 
 
+def rate_shares(calls: Mapping[int, Mapping[str, int]], connections: list[str], n: int) -> dict[int, dict[str, float]]:
+    """Each shard's share of every connection's ``requests_per_second`` while applying, from the
+    calls each shard plans (``calls[k][connection]``): half the budget split evenly, half in
+    proportion to the planned calls. Every shard's apply first re-reads the live state it writes
+    (and, for kinds planned in full, all of it), so a shard that plans no write on a connection
+    still needs a part of its budget; a connection nobody writes to is split evenly. The shares of
+    a connection sum to 1, so the shards together stay within its budget."""
+    out: dict[int, dict[str, float]] = {k: {} for k in calls}
+    for conn in sorted(set(connections) | {c for per in calls.values() for c in per}):
+        total = sum(per.get(conn, 0) for per in calls.values())
+        for k, per in calls.items():
+            share = 1.0 / n if not total else 0.5 / n + 0.5 * per.get(conn, 0) / total
+            out[k][conn] = round(share, 6)
+    return out
+
+
 @contextlib.contextmanager
 def scaled_rates(ctx: RunContext, factors: Mapping[str, float]) -> Iterator[None]:
     """Within the block, each connection (``vendor/name``) with a ``requests_per_second`` runs at

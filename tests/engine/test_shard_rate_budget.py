@@ -10,7 +10,7 @@ a process takes a budget slot only with a connection in hand, and its slots are 
 apart. A request arriving in a window ``[t, t + W]`` either took its slot within the window (it
 cannot arrive before it is sent): at most ``rate * W + 1`` of those; or took it before ``t`` and
 was not yet answered at ``t``, so held one of the C connections then: at most C. The shards' rates
-sum to RPS (1/N each while planning, their share of the planned calls while applying), so all
+sum to RPS (1/N each while planning, while applying half an even share plus half their share of the planned calls), so all
 shards together send at most ``RPS * W + N * (1 + C)`` in any window. It is an upper bound only:
 a slow machine makes the runs longer, never the windows fuller, so nothing here depends on speed
 and no lower bound is asserted. Without the shares (each shard at the full budget) the windows

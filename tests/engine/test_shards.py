@@ -260,15 +260,30 @@ def test_apply_refuses_a_planset_changed_after_merge(shard_ws: ShardWorkspace) -
 
 
 def test_rate_shares_follow_planned_calls(shard_ws: ShardWorkspace) -> None:
+    """Half of each connection's budget is split evenly (every shard's apply re-reads live state
+    first), half by planned calls; a connection nobody writes to is split evenly, never left at
+    the full rate in every shard. Each connection's shares sum to 1."""
     shard_ws.fleet([f"fleet{i:03d}" for i in range(4)], list(range(1, 41)))
     merged = shard_ws.sharded_plan(3)
     shards = merged.data["planset"]["shards"]
-    for conn in ("tcaplus/default", "bestproxy/default"):
+    configured = {f"{v}/default" for v in ("bestproxy", "jdb", "tcaplus")} & set(shards[0]["rate_share"])
+    assert {"tcaplus/default", "bestproxy/default"} <= configured
+    for conn in configured:
         total = sum(s["calls"].get(conn, 0) for s in shards)
-        assert total > 0
         assert sum(s["rate_share"][conn] for s in shards) == pytest.approx(1.0, abs=1e-5)
         for s in shards:
-            assert s["rate_share"][conn] == pytest.approx(s["calls"].get(conn, 0) / total, abs=1e-5)
+            expected = 0.5 / 3 + 0.5 * s["calls"].get(conn, 0) / total if total else 1 / 3
+            assert s["rate_share"][conn] == pytest.approx(expected, abs=1e-5)
+            assert s["rate_share"][conn] >= 0.5 / 3 - 1e-6  # no shard is starved
+
+
+def test_rate_shares_split_a_connection_nobody_writes_to_evenly() -> None:
+    from reconciler.engine.shard import rate_shares
+
+    shares = rate_shares({1: {"a/x": 10}, 2: {}, 3: {"a/x": 30}}, ["a/x", "b/y"], 3)
+    assert shares[2] == {"a/x": pytest.approx(0.5 / 3, abs=1e-6), "b/y": pytest.approx(1 / 3, abs=1e-6)}
+    assert shares[3]["a/x"] == pytest.approx(0.5 / 3 + 0.5 * 30 / 40, abs=1e-6)
+    assert sum(s["b/y"] for s in shares.values()) == pytest.approx(1.0, abs=1e-5)
 
 
 def test_scaled_rates_divide_the_budget_and_restore_it(shard_ws: ShardWorkspace) -> None:
