@@ -422,9 +422,8 @@ def apply_saved(settings: RunSettings, request: SavedApplyRequest, hooks: ApplyH
             ]
             to_apply, stale = run.reconcile_saved([c for c in saved.changes if c.scope not in fresh.failed], fresh)
             journal: Journal | None = None
-            open_journal: Callable[[], Journal] | None = (
-                None  # a shard's journal is opened (or continued) only once the checks passed
-            )
+            # a shard's journal is opened (or continued) only once the checks passed
+            open_journal: Callable[[], Journal] | None = None
             if request.journal and pf.planset is not None:
                 open_journal, notes, started = open_shard_journal(request.journal, pf, shard)  # a retried shard continues it
                 for note in notes:
