@@ -54,8 +54,18 @@ SHARD_VARS = ("RECONCILER_SHARD", "RECONCILER_SHARD_TOTAL", "JOB_COMPLETION_INDE
 
 def _cpu() -> float:
     """CPU seconds (user + system) of this process and of its children that have been waited for."""
-    me, kids = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
-    return me.ru_utime + me.ru_stime + kids.ru_utime + kids.ru_stime
+    return _own_cpu() + _kids_cpu()
+
+
+def _own_cpu() -> float:
+    """CPU seconds of this process: the emulators' (it does nothing else while the shards run)."""
+    me = resource.getrusage(resource.RUSAGE_SELF)
+    return me.ru_utime + me.ru_stime
+
+
+def _kids_cpu() -> float:
+    kids = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return kids.ru_utime + kids.ru_stime
 
 
 def _doc(kind: str, name: str, spec: dict[str, Any]) -> dict[str, Any]:
@@ -119,11 +129,26 @@ class Workspace:
                 raise SystemExit(f"reconciler {' '.join(argv)} exited {p.returncode}: {err[-2000:]}")
         return walls
 
-    def sharded(self, n: int, tag: str) -> dict[str, Any]:
-        """Plan N shards at once, merge, apply N shards at once; timings and what each wrote."""
+    def one_by_one(self, argvs: list[list[str]]) -> list[float]:
+        """Run the commands one after another, each alone on the machine (as each shard on its own
+        CI runner or pod); each one's wall time (all must exit 0)."""
+        walls = []
+        for a in argvs:
+            started = time.perf_counter()
+            self.cli(*a)
+            walls.append(time.perf_counter() - started)
+        return walls
+
+    def sharded(self, n: int, tag: str, *, runners: bool = False) -> dict[str, Any]:
+        """Plan N shards, merge, apply N shards; timings and what each wrote. The N shards run at
+        once on this machine, or with ``runners`` one after another, each alone, as on N machines:
+        then the run's wall time is the slowest plan + the merge + the slowest apply."""
         cpu0, t0 = _cpu(), time.perf_counter()
-        plan_walls = self.at_once([["plan", "--shard", f"{k}/{n}", "--out", f"{tag}-plan-{k}.json"] for k in range(1, n + 1)])
+        own0, kids0 = _own_cpu(), _kids_cpu()
+        run_shards = self.one_by_one if runners else self.at_once
+        plan_walls = run_shards([["plan", "--shard", f"{k}/{n}", "--out", f"{tag}-plan-{k}.json"] for k in range(1, n + 1)])
         # --force: the fleet's v1 -> v2 change updates most accounts (the one gate would refuse it)
+        kids1, t1 = _kids_cpu(), time.perf_counter()
         merged = self.cli(
             "plan",
             "merge",
@@ -134,10 +159,19 @@ class Workspace:
             "markdown",
             "--force",
         )
-        apply_walls = self.at_once(
+        kids2, t2 = _kids_cpu(), time.perf_counter()
+        apply_walls = run_shards(
             [["apply", f"{tag}-planset.json", "--shard", f"{k}/{n}", "--journal", f"{tag}-{k}.jsonl"] for k in range(1, n + 1)]
         )
         total, cpu = time.perf_counter() - t0, _cpu() - cpu0
+        phases = {
+            "plans": (t1 - t0, kids1 - kids0),
+            "merge": (t2 - t1, kids2 - kids1),
+            "applies": (t0 + total - t2, _kids_cpu() - kids2),
+            "emulators": (total, _own_cpu() - own0),
+        }
+        if runners:  # N machines: the slowest shard of each phase, and the merge between them
+            total = max(plan_walls) + (t2 - t1) + max(apply_walls)
         written = []
         for k in range(1, n + 1):
             lines = [json.loads(x) for x in (self.root / f"{tag}-{k}.jsonl").read_text().splitlines() if x.strip()]
@@ -146,6 +180,7 @@ class Workspace:
         return {
             "total": total,
             "cpu": cpu,
+            "phases": phases,
             "plan_walls": plan_walls,
             "apply_walls": apply_walls,
             "written": written,
@@ -244,9 +279,11 @@ def equivalence(n: int, tmp: Path, scale: int) -> None:
         ws.stop()
 
 
-def restore(n: int, records: int, latency_ms: float, concurrency: int, rps: float | None, tmp: Path) -> float:
+def restore(
+    n: int, records: int, latency_ms: float, concurrency: int, rps: float | None, tmp: Path, *, runners: bool = False
+) -> float:
     """One sharded restore; prints its figures and returns T(N)."""
-    ws = Workspace(tmp / f"restore{n}", concurrency=concurrency, rps=rps)
+    ws = Workspace(tmp / f"restore{n}{'r' if runners else ''}", concurrency=concurrency, rps=rps)
     try:
         ws.write(
             "manifests/records.yaml",
@@ -261,17 +298,27 @@ def restore(n: int, records: int, latency_ms: float, concurrency: int, rps: floa
         ws.faults(latency_ms=latency_ms)
         tcaplus = ws.sbx.servers["tcaplus"].url
         httpx.post(tcaplus + "/_sandbox/stats/reset").raise_for_status()
-        run = ws.sharded(n, f"r{n}")
+        run = ws.sharded(n, f"r{n}", runners=runners)
         requests = sum(httpx.get(tcaplus + "/_sandbox/stats").json().values())
         wait = requests / n / concurrency * latency_ms / 1000
         if rps:
             wait = max(wait, requests / rps)
         cores = os.cpu_count() or 1
         pw, aw = run["plan_walls"], run["apply_walls"]
+        floors = (
+            f"floors: wait {wait:6.2f} s, CPU {run['cpu']:6.2f} s / {cores} = {run['cpu'] / cores:6.2f} s"
+            if not runners
+            else f"floor: wait {wait:6.2f} s"
+        )
         print(
-            f"N={n}: T={run['total']:7.2f} s  floors: wait {wait:6.2f} s, CPU {run['cpu']:6.2f} s / {cores} = "
-            f"{run['cpu'] / cores:6.2f} s ({requests:,} TcaplusDB requests)  plan wall max/mean {max(pw):6.2f}/{sum(pw) / n:6.2f} s  "
+            f"N={n}: T={run['total']:7.2f} s  {floors} ({requests:,} TcaplusDB requests)  plan wall max/mean {max(pw):6.2f}/{sum(pw) / n:6.2f} s  "
             f"apply wall max/mean {max(aw):6.2f}/{sum(aw) / n:6.2f} s  {run['report']}",
+            flush=True,
+        )
+        print(
+            "      wall / CPU s by phase: "
+            + ", ".join(f"{k} {w:.2f} / {c:.2f}" for k, (w, c) in run["phases"].items())
+            + " (the emulators answer all through the run, in this process)",
             flush=True,
         )
         return float(run["total"])
@@ -287,6 +334,13 @@ def main() -> None:
     ap.add_argument("--rps", type=float, default=None, help="TcaplusDB requests_per_second budget (shared by the shards)")
     ap.add_argument("--shards", type=int, nargs="+", default=[1, 2, 4])
     ap.add_argument("--skip-equivalence", action="store_true")
+    ap.add_argument(
+        "--topology",
+        choices=["one-machine", "runners", "both"],
+        default="both",
+        help="restore shards all at once on this machine, one after another each alone (as each on its own "
+        "runner or pod: T(N) = slowest plan + merge + slowest apply), or both",
+    )
     ap.add_argument(
         "--fleet-scale",
         type=int,
@@ -306,12 +360,30 @@ def main() -> None:
             f"== restore: {args.records:,} TcaplusDB records into an empty table, {args.latency_ms:g} ms per request, "
             f"{args.concurrency} in flight per shard{budget}"
         )
-        times = {n: restore(n, args.records, args.latency_ms, args.concurrency, args.rps, Path(tmp)) for n in args.shards}
+        topologies = {
+            "one-machine": ["one machine: the N shards at once on this machine's CPUs"],
+            "runners": ["N runners: each shard alone, one after another (as each on its own runner or pod)"],
+        }
+        chosen = list(topologies) if args.topology == "both" else [args.topology]
+        results: dict[str, dict[int, float]] = {}
+        for topology in chosen:
+            print(f"-- {topologies[topology][0]}")
+            runners = topology == "runners"
+            results[topology] = {}
+            for n in args.shards:
+                if runners and n == 1 and "one-machine" in results and 1 in results["one-machine"]:
+                    results[topology][1] = results["one-machine"][1]  # one shard is alone either way
+                    print("N=1: as above (one shard runs alone on either topology)")
+                    continue
+                results[topology][n] = restore(
+                    n, args.records, args.latency_ms, args.concurrency, args.rps, Path(tmp), runners=runners
+                )
         print(f"load average at the end: {', '.join(f'{x:.1f}' for x in os.getloadavg())}")
-        base = times.get(1)
-        if base:
-            for n, t in times.items():
-                print(f"N={n}: S(N) = {base / t:5.2f}  S(N)/N = {base / t / n:5.2f}")
+        for topology, times in results.items():
+            base = times.get(1)
+            if base:
+                for n, t in times.items():
+                    print(f"{topology}: N={n}: S(N) = {base / t:5.2f}  S(N)/N = {base / t / n:5.2f}")
 
 
 if __name__ == "__main__":

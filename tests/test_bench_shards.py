@@ -46,4 +46,12 @@ def test_the_shard_bench_runs_small_and_prints_its_figures() -> None:
             out,
             re.M,
         ), out
-        assert re.search(rf"^N={n}: S\(N\) = +[\d.]+  S\(N\)/N = +[\d.]+$", out, re.M), out
+        for topology in ("one-machine", "runners"):
+            assert re.search(rf"^{topology}: N={n}: S\(N\) = +[\d.]+  S\(N\)/N = +[\d.]+$", out, re.M), out
+    # the N runners topology: each shard alone, T(N) = slowest plan + merge + slowest apply
+    assert re.search(
+        r"^N=2: T= *[\d.]+ s  floor: wait +[\d.]+ s \([\d,]+ TcaplusDB requests\) .* Apply of 2 shard\(s\): complete: 40 applied\.$",
+        out,
+        re.M,
+    ), out
+    assert re.search(r"^N=1: as above", out, re.M), out

@@ -350,12 +350,13 @@ def apply_saved(settings: RunSettings, request: SavedApplyRequest, hooks: ApplyH
     documents are as it was made, and only the changes a fresh plan reproduces (the others are
     ``stale`` or ``skipped`` outcomes: exit 3 when any is stale)."""
     from reconciler.engine.planset_apply import finish_started, open_shard_journal, planset_digest, planset_part
-    from reconciler.engine.shard import scaled_rates
+    from reconciler.engine.shard import owns_saved_change, scaled_rates
 
     hooks = hooks or ApplyHooks()
     path = request.plan
-    pf, saved = read_plan(path)
     shard = request.shard
+    # a shard reads (validates, builds) only the changes it owns; planset_part refuses a plan that is not a planset of N
+    pf, saved = read_plan(path, keep=owns_saved_change(shard) if shard is not None else None)
     if pf.planset is not None and request.force:
         raise UsageError("--force goes to `plan merge` (the planset records it); apply a planset without --force")
     # a planset (issue 26): this shard's part and its share of each rate budget; an unsafe verdict is refused

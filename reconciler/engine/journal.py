@@ -257,7 +257,7 @@ class Journal:
                 **options,
                 "digest": digest,
                 "existing_in_scope": existing_in_scope,
-                "changes": [c.to_dict() for c in changes],
+                "changes": [c.as_record() for c in changes],
             },
             sync=True,
         )

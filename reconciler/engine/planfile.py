@@ -13,10 +13,10 @@ import json
 from pathlib import Path
 from typing import Any, Callable, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, TypeAdapter, ValidationError
 
 from reconciler import __version__, safeio
-from reconciler.model import Change, Gap, Plan, Unmanaged, scope_label
+from reconciler.model import Action, Change, FieldDiff, Gap, Plan, Unmanaged, scope_label
 from reconciler.errors import ReconcilerError
 from reconciler.manifest import confine
 
@@ -230,6 +230,9 @@ class PlanFile(_M):
     planset: PlansetModel | None = Field(
         default=None, description="a merged sharded plan (plan merge): the shards, their rate shares and the verdict (signed)"
     )
+    # read_plan(keep=...): the signed changes read apart and the count of all changes (not in the file)
+    _signed_changes: list[dict[str, Any]] | None = PrivateAttr(default=None)
+    _total_changes: int | None = PrivateAttr(default=None)
     signature: str | None = Field(
         default=None,
         description="keyed MAC (the fingerprint key, else the provider credentials) over everything apply "
@@ -244,6 +247,9 @@ class PlanFile(_M):
 # unreturned fields against): signed, so a plan file changed in the artifact store cannot steer
 # apply. The changes themselves are not signed: each is checked against a fresh plan instead
 # (reconcile_saved), and a change the fresh plan does not reproduce is never written.
+_CHANGES: TypeAdapter[list[ChangeModel]] = TypeAdapter(list[ChangeModel])
+"""Changes read back as the schema reads them (the signed ones, :func:`sign_plan`)."""
+
 SIGNED_FIELDS = (
     "format_version",
     "paths",
@@ -293,19 +299,35 @@ def _signed_view(pf: "PlanFile") -> dict[str, Any]:
     """What :func:`_signed_content` reads of a plan, dumped as the schema reads it back: the signed
     fields and the changes that carry a ``desired`` payload. Dumping every change (a planset of
     100,000) only to keep a few fields cost as much as the rest of signing and checking together."""
-    with_desired = {i: True for i, c in enumerate(pf.changes) if "desired" in c.data}
     include: dict[str, Any] = {k: True for k in SIGNED_FIELDS if k in PlanFile.model_fields}
+    if pf._signed_changes is not None:  # read in part (read_plan's keep): the signed changes were read apart
+        view = pf.model_dump(mode="json", include=include)
+        if pf._signed_changes:
+            view["changes"] = pf._signed_changes
+        return view
+    with_desired = {i: True for i, c in enumerate(pf.changes) if "desired" in c.data}
     if with_desired:
         include["changes"] = with_desired
     return pf.model_dump(mode="json", include=include)
 
 
+def change_count(pf: "PlanFile") -> int:
+    """How many changes the plan file holds (all of them, also when it was read in part)."""
+    return pf._total_changes if pf._total_changes is not None else len(pf.changes)
+
+
 def sign_plan(data: dict[str, Any], signer: Callable[[bytes], str] | None) -> dict[str, Any]:
-    """``data`` with its ``signature`` (computed over the fields as the schema reads them back)."""
+    """``data`` with its ``signature`` (computed over the fields as the schema reads them back).
+    Only what is signed is read back: the fields, and the changes that carry a ``desired`` payload
+    (validating the 100,000 changes of a planset here as well took as long as writing it;
+    :func:`write_plan` validates the whole before it is written)."""
     if signer is None:
         return {**data, "signature": None}
-    model = _signed_view(PlanFile.model_validate({**data, "signature": None}))
-    return {**data, "signature": signer(_signed_content(model))}
+    view = _signed_view(PlanFile.model_validate({**data, "changes": [], "signature": None}))
+    with_desired = [c for c in data.get("changes") or [] if isinstance(c.get("data"), dict) and "desired" in c["data"]]
+    if with_desired:
+        view["changes"] = _CHANGES.dump_python(_CHANGES.validate_python(with_desired), mode="json")
+    return {**data, "signature": signer(_signed_content(view))}
 
 
 def signature_matches(pf: "PlanFile", signer: Callable[[bytes], str] | None) -> bool:
@@ -354,7 +376,7 @@ def plan_to_dict(
         "summary": plan.summary_line(),
         "counts": plan.counts(),
         **({"exposure": plan.exposure} if plan.exposure else {}),
-        "changes": [c.to_dict() for c in plan.changes],
+        "changes": [c.as_record() for c in plan.changes],
         "noops": plan.noops,
         "unmanaged": [u.__dict__ for u in plan.unmanaged],
         "warnings": plan.warnings,
@@ -405,7 +427,37 @@ class PlanFileError(ReconcilerError):
     pass
 
 
-def read_plan(path: Path) -> tuple[PlanFile, Plan]:
+def _change(c: ChangeModel) -> Change:
+    """A saved change as the engine's :class:`Change` (as ``Change.from_dict(c.model_dump())``
+    without the deep copy: the validated model is read, never changed, and is dropped with the plan)."""
+    return Change(
+        kind=c.kind,
+        vendor=c.vendor,
+        key=c.key,
+        action=Action(c.action),
+        resource=c.resource,
+        source=c.source,
+        diffs=[FieldDiff(d.path, d.before, d.after, d.sensitive) for d in c.diffs],
+        precondition=c.precondition,
+        calls=c.calls,
+        summary=c.summary,
+        notes=c.notes,
+        data=c.data,
+        impact=c.impact,
+        connection=c.connection,
+        exposure=c.exposure.model_dump() if c.exposure is not None else None,
+    )
+
+
+def read_plan(path: Path, *, keep: Callable[[dict[str, Any]], bool] | None = None) -> tuple[PlanFile, Plan]:
+    """A saved plan, validated against its schema, and the plan it holds.
+
+    With ``keep`` (a shard's apply of a planset: the changes it owns), only the changes ``keep``
+    accepts are validated and become the plan's changes; the changes the signature covers (those
+    with a ``desired`` payload) are still all read, so the signature is checked over the whole
+    file, and :func:`change_count` still counts every change. A change ``keep`` cannot judge (not
+    an object) is kept, so validation names it. Each shard of a 100,000-change planset otherwise
+    validated and built the 75,000 changes it does not apply: several seconds of its start."""
     try:  # named by the operator (not confined to the workspace) but bounded: a regular file <= 256 MiB
         raw = json.loads(confine.read_text(path, what="plan", confine=False))
     except confine.ConfinementError as exc:
@@ -415,12 +467,19 @@ def read_plan(path: Path) -> tuple[PlanFile, Plan]:
     if isinstance(raw, dict) and raw.get("format_version") not in (None, FORMAT_VERSION):
         raise PlanFileError(f"{path}: plan format {raw.get('format_version')} is not supported by this version ({__version__})")
     try:
-        pf = PlanFile.model_validate(raw)
+        changes = raw.get("changes") if isinstance(raw, dict) else None
+        if keep is not None and isinstance(changes, list):
+            signed = [c for c in changes if isinstance(c, dict) and isinstance(c.get("data"), dict) and "desired" in c["data"]]
+            pf = PlanFile.model_validate({**raw, "changes": [c for c in changes if not isinstance(c, dict) or keep(c)]})
+            pf._signed_changes = _CHANGES.dump_python(_CHANGES.validate_python(signed), mode="json")
+            pf._total_changes = len(changes)
+        else:
+            pf = PlanFile.model_validate(raw)
     except ValidationError as exc:
         first = exc.errors()[0]
         raise PlanFileError(f"{path}: not a valid plan file ({'.'.join(map(str, first['loc']))}: {first['msg']})") from None
     plan = Plan(
-        changes=[Change.from_dict(c.model_dump()) for c in pf.changes],
+        changes=[_change(c) for c in pf.changes],
         noops=pf.noops,
         unmanaged=[Unmanaged(**u.model_dump()) for u in pf.unmanaged],
         warnings=pf.warnings,

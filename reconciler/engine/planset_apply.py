@@ -57,7 +57,9 @@ def planset_part(pf: PlanFile, changes: list[Change], shard: Shard | None) -> tu
 
 def planset_digest(pf: PlanFile) -> str:
     """Names one planset in shard reports (its signature, else its changes)."""
-    blob = (pf.signature or "") + "|" + str(len(pf.changes))
+    from reconciler.engine.planfile import change_count
+
+    blob = (pf.signature or "") + "|" + str(change_count(pf))
     return "sha256:" + hashlib.sha256(blob.encode()).hexdigest()[:32]
 
 

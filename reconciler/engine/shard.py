@@ -17,14 +17,14 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import os
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 from reconciler.engine.load import Loaded
 from reconciler.errors import UsageError
 from reconciler.kinds.base import Kind, RunContext
 from reconciler.kinds.shard import ALGORITHM, Shard, owner, parse_shard
-from reconciler.model import Action, Change, KindPlan, scope_label
+from reconciler.model import DEFAULT_CONNECTION, Action, Change, KindPlan, scope_label
 
 # The engines' variables (documented in docs/scale-out.md):
 #   RECONCILER_SHARD=K/N                       any engine (1-based)
@@ -84,6 +84,21 @@ def owns_change(shard: Shard, c: Change) -> bool:
     from reconciler.kinds import KINDS
 
     return owner_of(KINDS[c.kind], c.connection, c.key, shard.n) == shard.k
+
+
+def owns_saved_change(shard: Shard) -> Callable[[Mapping[str, Any]], bool]:
+    """Whether shard K owns a change as a plan file holds it (``read_plan(keep=...)``). A change
+    whose kind, connection or key is not readable is kept: validation then names it."""
+    from reconciler.kinds import KINDS
+
+    def keep(c: Mapping[str, Any]) -> bool:
+        kind, key, connection = c.get("kind"), c.get("key"), c.get("connection", DEFAULT_CONNECTION)
+        kind_cls = KINDS.get(kind) if isinstance(kind, str) else None
+        if kind_cls is None or not isinstance(key, str) or not isinstance(connection, str):
+            return True
+        return owner_of(kind_cls, connection, key, shard.n) == shard.k
+
+    return keep
 
 
 def narrow(kp: KindPlan, kind_cls: type[Kind[Any, Any]], connection: str, shard: Shard, declared: set[str]) -> KindPlan:

@@ -259,6 +259,38 @@ def test_apply_refuses_a_planset_changed_after_merge(shard_ws: ShardWorkspace) -
         shard_ws.apply_shard(Shard(1, 2))
 
 
+def test_a_shard_reads_only_its_part_yet_its_signature_covers_every_change(shard_ws: ShardWorkspace) -> None:
+    from reconciler.engine.planfile import change_count
+    from reconciler.engine.planset_apply import planset_digest
+    from reconciler.engine.shard import owns_change, owns_saved_change
+
+    shard_ws.fleet([f"fleet{i:03d}" for i in range(10)], list(range(1, 25)))
+    shard_ws.sharded_plan(2, force=True)
+    path = shard_ws.root / "planset.json"
+    whole_pf, whole = read_plan(path)
+    digests = {planset_digest(whole_pf)}
+    for k in (1, 2):
+        pf, part = read_plan(path, keep=owns_saved_change(Shard(k, 2)))
+        assert part.changes == [c for c in whole.changes if owns_change(Shard(k, 2), c)] != []
+        assert change_count(pf) == len(whole.changes) > len(part.changes)
+        digests.add(planset_digest(pf))  # every shard's report names the same planset
+    assert len(digests) == 1
+    # a signed payload changed in a change shard 2 owns: shard 1, which does not read that change
+    # as a change, still refuses the planset before any write
+    original = path.read_text()
+    data = json.loads(original)
+    theirs = next(
+        c for c in data["changes"] if "desired" in c["data"] and owns_saved_change(Shard(2, 2))(c) and c["kind"] == "ProxyAccount"
+    )
+    theirs["data"]["desired"]["remark"] = "changed after merge"
+    path.write_text(json.dumps(data))
+    with pytest.raises(UsageError, match="signature does not match"):
+        shard_ws.apply_shard(Shard(1, 2))
+    assert shard_ws.live_accounts() & {f"fleet{i:03d}" for i in range(10)} == set()
+    path.write_text(original)  # as merged: shard 1 applies its part, read in part
+    assert {o.status for o in shard_ws.apply_shard(Shard(1, 2))} == {"applied"}
+
+
 def test_rate_shares_follow_planned_calls(shard_ws: ShardWorkspace) -> None:
     """Half of each connection's budget is split evenly (every shard's apply re-reads live state
     first), half by planned calls; a connection nobody writes to is split evenly, never left at
