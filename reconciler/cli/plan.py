@@ -213,7 +213,7 @@ def _plan_merge(
         merged = merge_plans(
             plans, loaded=loaded, session=s, force=force, created_at=datetime.now(timezone.utc).isoformat(timespec="seconds")
         )
-        write_plan(merged.data, out)
+        write_plan(merged.data, out, changes_read_back=True)  # the shard plans' changes, read and validated above
         if fmt == "json":
             _json_out(merged.data, indent=2)
         elif fmt == "markdown":
