@@ -25,6 +25,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import Enum
 from pathlib import Path
+from typing import Any
 
 from reconciler.engine import freshness, run
 from reconciler.engine.journal import Journal, read_journal
@@ -160,8 +161,14 @@ def _note(hooks: ApplyHooks, line: str) -> None:
 
 
 def _journal_run(s: Session, journal: Journal, changes: list[Change], *, existing: dict[str, int], resumed: bool) -> None:
-    """The journal's ``run`` record: the plan this run carries out and how it was started."""
+    """The journal's ``run`` record: the plan this run carries out and how it was started, signed
+    with the key of the connections it writes to (``apply --resume`` checks it: :func:`_check_resumed`)."""
+    try:
+        signer = s.ctx.plan_signer(sorted({f"{c.vendor}/{c.connection}" for c in changes})) if changes else None
+    except ReconcilerError:  # a credential not resolvable: unsigned; a resume of it is refused, saying so
+        signer = None
     journal.run(
+        signer=signer,
         changes=changes,
         existing_in_scope=existing,
         resumed=resumed,
@@ -177,6 +184,33 @@ def _journal_run(s: Session, journal: Journal, changes: list[Change], *, existin
             **s.extras.get("journal", {}),
         },
     )
+
+
+def _check_resumed(path: Path, root: dict[str, Any], s: Session) -> None:
+    """A journal's run record is resumed only as the trusted side wrote it: its options (manifest
+    paths, config, environment, targets) and the changes it was allowed to make (which the resumed
+    run's thresholds and exposure budgets do not count again) are under its signature. A record
+    edited to approve a mass delete or a grant over budget, or to point at other manifests, is
+    refused before anything is read or written. A record of no change approves nothing."""
+    from reconciler.engine.journal import run_connections, run_signature_matches
+
+    connections = run_connections(root)
+    if not connections:
+        return
+    try:
+        signer = s.ctx.plan_signer(connections)
+    except ReconcilerError as exc:
+        raise UsageError(f"{path}: cannot check the journal's signature: {exc}") from None
+    if signer is None or not run_signature_matches(root, signer):
+        why = (
+            "it has no signature (written by an older version, or without the credentials)"
+            if not root.get("signature")
+            else "it was changed after it was written, or written with other credentials or fingerprint key"
+        )
+        raise UsageError(
+            f"{path}: its run record does not match its signature: {why}; nothing was applied by this "
+            "resume; plan and apply the manifests as a new run"
+        )
 
 
 def _carry_out(
@@ -281,6 +315,8 @@ def apply_manifests(settings: RunSettings, request: ApplyRequest, hooks: ApplyHo
         s.ctx.stop = request.stop  # before any connection's context shares it
     s.ctx.options.approve_exposure = request.approve_exposure
     try:
+        if state is not None and recorded and resume_path is not None:
+            _check_resumed(resume_path, state.root, s)
         with ApplySignals(s.ctx) as signals:
             s.load()
             assert s.loaded is not None

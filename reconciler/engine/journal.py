@@ -40,6 +40,7 @@ were lost show as already done, and the rest are applied.
 
 from __future__ import annotations
 
+import hmac
 import json
 import math
 import os
@@ -48,11 +49,11 @@ import time
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, Callable, Final
 
 from reconciler import safeio
 from reconciler.errors import UsageError
-from reconciler.model import Change, Outcome
+from reconciler.model import DEFAULT_CONNECTION, Change, Outcome, address
 
 FORMAT_VERSION = 1
 SYNC_INTERVAL = 0.5
@@ -101,12 +102,54 @@ class JournalState:
 
     @property
     def approved(self) -> set[str]:
-        """Addresses of the changes the original run was allowed to make."""
-        return {c["kind"] + "/" + c["key"] for c in self.root.get("changes", [])}
+        """Addresses of the changes the original run was allowed to make (under the run record's
+        signature, :func:`run_signature_matches`)."""
+        return approved_addresses(self.root)
 
     @property
     def root_changes(self) -> list[Change]:
         return [Change.from_dict(c) for c in self.root.get("changes", [])]
+
+
+RUN_SIGNED: Final = ("paths", "config_path", "sandbox", "targets", "force", "allow_replace", "environment", "digest")
+"""What ``apply --resume`` takes from a journal's run record, besides the addresses of its changes
+(which a resumed run's safety thresholds and exposure budgets do not count again): signed."""
+
+
+def approved_addresses(root: dict[str, Any]) -> set[str]:
+    """The addresses of a run record's changes (``KIND/KEY``, ``@CONNECTION`` on a named one)."""
+    changes = root.get("changes")
+    return {
+        address(str(c.get("kind")), str(c.get("key")), str(c.get("connection", DEFAULT_CONNECTION)))
+        for c in (changes if isinstance(changes, list) else [])
+        if isinstance(c, dict)
+    }
+
+
+def run_connections(root: dict[str, Any]) -> list[str]:
+    """``vendor/connection`` of every change a run record holds: what its signature is keyed with."""
+    changes = root.get("changes")
+    return sorted(
+        {
+            f"{c.get('vendor')}/{c.get('connection', DEFAULT_CONNECTION)}"
+            for c in (changes if isinstance(changes, list) else [])
+            if isinstance(c, dict)
+        }
+    )
+
+
+def _run_signed_content(root: dict[str, Any]) -> bytes:
+    signed = {k: root.get(k) for k in RUN_SIGNED}
+    signed["approved"] = sorted(approved_addresses(root))
+    plain = json.loads(json.dumps(signed, ensure_ascii=False, default=str))  # as it reads back
+    return json.dumps(plain, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+
+
+def run_signature_matches(root: dict[str, Any], signer: Callable[[bytes], str]) -> bool:
+    """Whether a run record is as the trusted side wrote it (its options and the changes it was
+    allowed to make), under the keyed MAC saved plans are signed with."""
+    signature = root.get("signature")
+    return isinstance(signature, str) and hmac.compare_digest(signer(_run_signed_content(root)), signature)
 
 
 MAX_JOURNAL = 256 * 1024 * 1024
@@ -246,21 +289,24 @@ class Journal:
         resumed: bool,
         options: dict[str, Any],
         digest: dict[str, str],
+        signer: Callable[[bytes], str] | None = None,
     ) -> None:
-        self._write(
-            {
-                "type": "run",
-                "format_version": FORMAT_VERSION,
-                "at": _now(),
-                "pid": os.getpid(),
-                "resumed": resumed,
-                **options,
-                "digest": digest,
-                "existing_in_scope": existing_in_scope,
-                "changes": [c.as_record() for c in changes],
-            },
-            sync=True,
-        )
+        """The run record; with ``signer``, signed (:func:`run_signature_matches`): ``apply --resume``
+        takes its options and the changes it was allowed to make only from a record that matches."""
+        rec = {
+            "type": "run",
+            "format_version": FORMAT_VERSION,
+            "at": _now(),
+            "pid": os.getpid(),
+            "resumed": resumed,
+            **options,
+            "digest": digest,
+            "existing_in_scope": existing_in_scope,
+            "changes": [c.as_record() for c in changes],
+        }
+        if signer is not None:
+            rec["signature"] = signer(_run_signed_content(rec))
+        self._write(rec, sync=True)
 
     def intent(self, change: Change) -> None:
         self._write(

@@ -227,6 +227,40 @@ def test_resume_refuses_changed_manifests(bp: Workspace) -> None:
     assert res.exit_code == 1 and "changed since the interrupted run" in res.stderr
 
 
+def _forge(path: Path, **root: object) -> None:
+    """Edit a journal as someone with the file but not the credentials could: its run record's
+    fields changed and its end record dropped (an interrupted run to resume)."""
+    recs = [r for r in journal(path) if r["type"] != "end"]
+    recs[0].update(root)
+    path.write_text("".join(json.dumps(r) + "\n" for r in recs), encoding="utf-8")
+
+
+@pytest.mark.parametrize("how", ["edited", "unsigned"])
+def test_resume_refuses_a_run_record_edited_to_approve_a_mass_update(bp: Workspace, how: str) -> None:
+    """The changes a journal's run record holds are not counted again by the resumed run's
+    thresholds. A record edited to name today's manifests (their digest is not secret) would let
+    a resume update 12 of 12 accounts without --force; its signature does not match, so nothing
+    is written."""
+    names = [f"game{i:02d}" for i in range(12)]
+    accounts_file(bp, names, trafficLimitGb=7)
+    assert bp.cli("apply", "--auto-approve", "--journal", "run.jsonl").exit_code == 0
+    assert journal(bp.root / "run.jsonl")[0]["signature"]
+    accounts_file(bp, names, trafficLimitGb=9)
+    refused = bp.cli("apply", "--auto-approve")
+    assert refused.exit_code != 0 and "12 of 12 existing objects" in refused.stdout + refused.stderr
+    assert bp.cli("plan", "--out", "now.json").exit_code == 0
+    digest = json.loads((bp.root / "now.json").read_text())["digest"]
+    forged: dict[str, object] = {"digest": digest}
+    if how == "unsigned":
+        forged["signature"] = None
+    _forge(bp.root / "run.jsonl", **forged)
+    res = bp.cli("apply", "--resume", "run.jsonl", "--auto-approve")
+    assert res.exit_code == 1, res.stdout + res.stderr
+    why = "it has no signature" if how == "unsigned" else "it was changed after it was written"
+    assert "run.jsonl: its run record does not match its signature: " + why in res.stderr
+    assert {a["limit_flow"] for a in bp.accounts().values()} == {7}  # nothing written
+
+
 # -- signals ---------------------------------------------------------------------------------
 @pytest.mark.parametrize("sig,code", [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
 def test_a_signal_stops_new_writes_reports_and_journals_what_was_done(bp: Workspace, sig: int, code: int) -> None:
