@@ -574,8 +574,15 @@ def _changed_since(saved: Change, fresh: Change) -> str:
     return "live object changed since the plan was made"
 
 
+SHOWN_BLOCKED = 20  # blocked changes named one by one in the refusal; the rest are counted
+
+
 def refuse_blocked(plan: Plan) -> None:
     """A change a kind marked blocked (needs an opt-in) stops the whole apply before any write."""
     blocked = [c for c in plan.changes if c.data.get("blocked")]
     if blocked:
-        raise UsageError("; ".join(f"{c.address}: {c.data['blocked']}" for c in blocked))
+        named = "; ".join(f"{c.address}: {c.data['blocked']}" for c in blocked[:SHOWN_BLOCKED])
+        more = len(blocked) - SHOWN_BLOCKED
+        raise UsageError(
+            named + (f"; ... and {more} more blocked change(s) (plan --format json lists them all)" if more > 0 else "")
+        )

@@ -3,7 +3,10 @@ times): the export says what is missing instead of inventing it, or takes it fro
 
 from __future__ import annotations
 
+from datetime import datetime
 from pathlib import Path
+
+import pytest
 
 from reconciler.export.manifests import incomplete_fields, render_doc
 from reconciler.kinds.base import ExportRequest, Resource
@@ -93,3 +96,31 @@ def test_what_makes_an_exported_object_incomplete() -> None:
     assert (
         "# incomplete: JDB did not return minWithdrawal, maxWithdrawal and returned times not valid in a manifest; fill these in"
     ) in render_doc(odd)
+
+
+@pytest.mark.parametrize(
+    ("status", "start", "acknowledged"),
+    [
+        ("ACTIVE", "2035-01-02T23:59:59.000+08:00", True),  # started 181 days before the export
+        ("ACTIVE", "2035-01-03T00:00:01.000+08:00", False),  # within the 180 days
+        ("INACTIVE", "2035-08-01T00:00:00.000+08:00", False),  # not started yet
+        ("TERMINATED", "2034-01-01T00:00:00.000+08:00", False),  # stopped: never written as restorable
+    ],
+)
+def test_a_running_event_that_started_before_the_retention_is_exported_as_acknowledged(
+    status: str, start: str, acknowledged: bool
+) -> None:
+    """A restore of an event running at the export whose start is more than 180 days before it must
+    not be blocked as possibly stopped and forgotten: the export writes ``createAfterRetention:
+    true`` for exactly those events, with a comment."""
+    row = dict(DOCUMENTED_ROW, status=status, startTime=start)
+    now = datetime.fromisoformat("2035-07-02T00:00:00+08:00")
+    doc, _ = export_event("testag", _Live(row), None, "summer-spins", REQUEST, now=now)
+    assert doc.spec.get("createAfterRetention") is (True if acknowledged else None)
+    text = render_doc(doc)
+    if acknowledged:
+        assert f"createAfterRetention: true  # {status} at the export, started more than 180 days before it" in text
+    else:
+        assert "createAfterRetention" not in text
+    without_time, _ = export_event("testag", _Live(row), None, "summer-spins", REQUEST)
+    assert "createAfterRetention" not in without_time.spec

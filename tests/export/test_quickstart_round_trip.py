@@ -300,21 +300,27 @@ def test_a_second_live_event_with_a_declared_display_name_is_named_not_exported(
 
 
 def test_a_running_event_is_restored_as_a_new_event_with_the_same_window(dr: DrWorkspace) -> None:
-    dr.write(
-        "manifests/jdb/running.yaml",
-        """
+    running = """
         apiVersion: reconciler/v1
         kind: FreeSpinEvent
         metadata: {name: running}
         spec: {name: Running promo, agent: sandboxag, startTime: "2020-01-01T00:00:00.125Z",
                endTime: "2099-01-01T00:00:00Z", machineTypes: [14077], bet: "1", type: NORMAL, times: 2,
-               players: [player00042]}
-        """,
-    )
+               players: [player00042]ACK}
+        """
+    # a brand-new event whose start is years past: JDB may have had it, had it stopped and forgotten it
+    dr.write("manifests/jdb/running.yaml", running.replace("ACK", ""))
+    refused = dr.run("apply", "--auto-approve", ok=(1,))
+    assert "FreeSpinEvent/running" in refused.output and "spec.createAfterRetention: true" in refused.output
+    dr.write("manifests/jdb/running.yaml", running.replace("ACK", ", createAfterRetention: true"))
     dr.run("apply", "--auto-approve")
     dr.run("export", "manifests", "--out", "backup", "--secrets-dir", "s")
     events = (dr.root / "backup/jdb/sandboxag/free-spins.yaml").read_text()
     assert "ACTIVE" in events and 'startTime: "2020-01-01T00:00:00.125Z"' in events.replace("'", '"')
+    # running at the export and started more than 180 days before it: the restore may create it
+    acknowledged = {d["metadata"]["name"]: d["spec"].get("createAfterRetention") for d in yaml.safe_load_all(events) if d}
+    assert acknowledged == {"launch-week": None, "vip-bonus-chips": None, "running": True}
+    assert "createAfterRetention: true  # ACTIVE at the export, started more than 180 days before it" in events
     before = vendor_state(dr.root / dr.state)
     fresh = ".reconciler/restored"
     assert " 0 failed" in dr.run("apply", "backup", "--auto-approve", state=fresh).output

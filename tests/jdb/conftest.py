@@ -115,6 +115,13 @@ def event_retention_days() -> int | None:
 
 
 @pytest.fixture
+def event_retention_from() -> str:
+    """When a TERMINATED event's retention starts: ``end`` (its endTime) or ``stop`` (when it was
+    terminated); the seed does not say. Tests of the behaviour run both."""
+    return "end"
+
+
+@pytest.fixture
 def jdb_emulator(
     clock: Clock,
     jdb_mode: str,
@@ -126,6 +133,7 @@ def jdb_emulator(
     update_active: str,
     bind_bound: str,
     event_retention_days: int | None,
+    event_retention_from: str,
 ) -> JdbEmulator:
     return JdbEmulator(
         dc=SANDBOX_DC,
@@ -142,6 +150,7 @@ def jdb_emulator(
         update_active=update_active,
         bind_bound=bind_bound,
         event_retention_days=event_retention_days,
+        event_retention_from=event_retention_from,
     )
 
 

@@ -67,10 +67,15 @@ Semantic decisions where the documents are silent (see also ``reference/jdb.md``
   or ``"refused"`` (an ACTIVE event answers ``9998`` with the status text).
 - Event retention (seed, Action 71: "retained for 180 days after the free spin reward expires").
   Knob ``event_retention_days``: ``180`` (the default) or ``None`` (kept forever, as this emulator
-  did before). How an event disappears is a guess: once ``endTime`` is more than that many days
-  past (terminated events too, counted from their ``endTime``), the event, its bindings and its
-  ``transactionId`` are gone from every action (71 and 76 no longer list it; 73, 74, 75, 77 answer
-  "Event not exist."; a repeated ``transactionId`` creates anew).
+  did before). How an event disappears is a guess: once its retention is over, the event, its
+  bindings and its ``transactionId`` are gone from every action (71 and 76 no longer list it; 73,
+  74, 75, 77 answer "Event not exist."; a repeated ``transactionId`` creates anew). When a
+  TERMINATED event "expires" is not written either; knob ``event_retention_from``: ``"end"`` (the
+  default: every event is kept that many days after its ``endTime``, terminated ones too) or
+  ``"stop"`` (a TERMINATED event is kept that many days after it was terminated (Action 73), which
+  can be long before its ``endTime``; an EXPIRED one after its ``endTime``). The time of
+  termination is stored with the event (``terminated_ms``; state kept before the column existed
+  takes the event's update time, which Action 73 set last).
 - Action 29 reads ``starttime``/``endtime`` as JDB wall-clock time and includes records whose
   ``lastModifyTime`` lies in ``[starttime, endtime]`` — both ends inclusive, so a record stamped
   ``hh:mm:00`` appears in two adjacent windows. Knob ``report_tz``: the report zone, which no seed

@@ -229,7 +229,10 @@ class FreeSpinActions(JdbState):
         status = event.status(self._now_ms())
         if status in ("TERMINATED", "EXPIRED"):
             raise _state_error(status)
-        self.db.execute("UPDATE events SET terminated = 1, update_ms = ? WHERE event_id = ?", (self._now_ms(), event.event_id))
+        now = self._now_ms()
+        self.db.execute(
+            "UPDATE events SET terminated = 1, terminated_ms = ?, update_ms = ? WHERE event_id = ?", (now, now, event.event_id)
+        )
         return {"status": "0000"}
 
     def _a74_bind(self, agent: str, p: dict[str, Any]) -> dict[str, Any]:

@@ -65,6 +65,10 @@ KNOBS: dict[str, tuple[str, ...]] = {
     # failedBindingPlayers ("failed"; the binding stays), or the whole call refused ("error": 9998
     # with TEXT_BOUND, nothing bound)
     "bind_bound": ("noop", "failed", "error"),
+    # when the 180 days of retention start for a TERMINATED event (Action 71 seed: "retained for 180
+    # days after the free spin reward expires"; when a stopped event "expires" is not written): at
+    # its endTime ("end"), or when it was terminated ("stop"); an EXPIRED event counts from endTime
+    "event_retention_from": ("end", "stop"),
 }
 
 PARAM = "The parameter of input error, please check your parameter is correct or not. parameter:"

@@ -115,6 +115,7 @@ class JdbState(Emulator):
         update_fields: str = "newest",
         update_active: str = "allowed",
         bind_bound: str = "noop",
+        event_retention_from: str = "end",
     ):
         if report_too_old not in ("refuse", "empty"):
             raise ValueError("report_too_old is 'refuse' or 'empty'")
@@ -134,6 +135,7 @@ class JdbState(Emulator):
             ("update_fields", update_fields),
             ("update_active", update_active),
             ("bind_bound", bind_bound),
+            ("event_retention_from", event_retention_from),
         ):
             if value not in KNOBS[knob]:
                 raise ValueError(f"{knob} is one of {', '.join(KNOBS[knob])}")
@@ -142,6 +144,7 @@ class JdbState(Emulator):
         self.update_fields = update_fields
         self.update_active = update_active
         self.bind_bound = bind_bound
+        self.event_retention_from = event_retention_from
         self.search_fields = search_fields
         self.bonuschips_times = bonuschips_times
         self.busy_status = busy_status
@@ -175,7 +178,7 @@ class JdbState(Emulator):
                 end_ms INTEGER NOT NULL, end_off INTEGER NOT NULL, machine_types TEXT NOT NULL, bet TEXT NOT NULL,
                 times INTEGER, min_w TEXT NOT NULL, max_w TEXT NOT NULL, bonus_chips TEXT, chips_multiplier TEXT,
                 terminated INTEGER NOT NULL DEFAULT 0, created_ms INTEGER NOT NULL, update_ms INTEGER NOT NULL,
-                UNIQUE (agent, transaction_id));
+                terminated_ms INTEGER, UNIQUE (agent, transaction_id));
             CREATE TABLE IF NOT EXISTS bindings (
                 event_id INTEGER NOT NULL, uid TEXT NOT NULL, PRIMARY KEY (event_id, uid)) WITHOUT ROWID;
             CREATE INDEX IF NOT EXISTS events_end ON events (end_ms);
@@ -183,6 +186,12 @@ class JdbState(Emulator):
                 event_id INTEGER PRIMARY KEY, hidden TEXT NOT NULL);
             """
         )
+        if "terminated_ms" not in {r["name"] for r in self.db.execute("PRAGMA table_info(events)")}:
+            # state kept by an emulator without the column: a terminated event's update time is
+            # when it was terminated (Action 77 refuses a TERMINATED event)
+            self.db.execute("ALTER TABLE events ADD COLUMN terminated_ms INTEGER")
+            self.db.execute("UPDATE events SET terminated_ms = update_ms WHERE terminated = 1")
+        self.db.execute("CREATE INDEX IF NOT EXISTS events_terminated ON events (terminated_ms)")
         if self.db.execute("SELECT 1 FROM sqlite_sequence WHERE name = 'events'").fetchone() is None:
             self.db.execute("INSERT INTO sqlite_sequence (name, seq) VALUES ('events', 10000)")
         for agent in self.agents:
@@ -217,16 +226,22 @@ class JdbState(Emulator):
         return self._initial_players[:20] or ["player00001"]
 
     def _age_out(self) -> None:
-        """Forget events whose ``endTime`` is more than the retention (knob) past, with their bindings."""
+        """Forget events whose retention (knob ``event_retention_days``) is over, with their
+        bindings: counted from ``endTime``, or (knob ``event_retention_from`` ``"stop"``) from
+        when a TERMINATED event was terminated (always before its ``endTime``: Action 73 refuses
+        an EXPIRED event)."""
         if self.event_retention_days is None:
             return
         cutoff = self._now_ms() - self.event_retention_days * 86_400_000
-        if self.db.execute("SELECT 1 FROM events WHERE end_ms < ? LIMIT 1", (cutoff,)).fetchone() is None:
-            return  # the usual case: one index lookup per request
+        gone, args = "end_ms < ?", [cutoff]
+        if self.event_retention_from == "stop":
+            gone, args = "(end_ms < ? OR terminated_ms < ?)", [cutoff, cutoff]
+        if self.db.execute(f"SELECT 1 FROM events WHERE {gone} LIMIT 1", args).fetchone() is None:
+            return  # the usual case: one or two index lookups per request
         with self.transaction():
-            self.db.execute("DELETE FROM bindings WHERE event_id IN (SELECT event_id FROM events WHERE end_ms < ?)", (cutoff,))
-            self.db.execute("DELETE FROM back_office WHERE event_id IN (SELECT event_id FROM events WHERE end_ms < ?)", (cutoff,))
-            self.db.execute("DELETE FROM events WHERE end_ms < ?", (cutoff,))
+            self.db.execute(f"DELETE FROM bindings WHERE event_id IN (SELECT event_id FROM events WHERE {gone})", args)
+            self.db.execute(f"DELETE FROM back_office WHERE event_id IN (SELECT event_id FROM events WHERE {gone})", args)
+            self.db.execute(f"DELETE FROM events WHERE {gone}", args)
 
     def _event(self, agent: str, event_id: int, *, code: str = "9998") -> _Event:
         row = self.db.execute("SELECT * FROM events WHERE event_id = ? AND agent = ?", (event_id, agent)).fetchone()

@@ -15,7 +15,9 @@ plan says a change to them cannot be verified.
 
 Money safety: an event that ended outside the product (terminated out of band, or expired) is never
 created again unless ``spec.grantAgainAfter`` names it; a declared window already past is
-"expired", nothing to do.
+"expired", nothing to do. An event JDB does not show whose start is more than its retention (180
+days) past may have been stopped and forgotten: its create is blocked unless
+``spec.createAfterRetention`` says it was never granted (the export writes it for running events).
 
 Writes (every one safe to repeat; a lost reply is read back by key before any repeat):
 

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import re
 from collections import defaultdict
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any, Final
 
-from reconciler.vendors.jdb.client import JdbClient, JdbPlayerError
+from reconciler.vendors.jdb.client import JdbClient, JdbPlayerError, parse_iso
 from reconciler.kinds.base import ExportDoc, ExportFile, ExportGroup, ExportRequest, KindExport, Resource, ScopeDecl
 from reconciler.kinds.context import RunContext
 from reconciler.vendors.jdb.free_spin_event.compare import ENDED, _Live, _instant, _money
@@ -44,7 +44,7 @@ def export_events(
         matches, _ = _match(rs, read.live)  # (terminated events are not read here)
         owners = {id(e): r for r in rs if (e := matches[r.name]) is not None}
         _fill_from_player_events(client, read, owners, ctx)
-        export_agent(agent, read.live, owners, taken, request, out)
+        export_agent(agent, read.live, owners, taken, request, out, now=now)
     return out
 
 
@@ -65,13 +65,23 @@ def _event_slug(name: str) -> str:
 
 
 def export_event(
-    agent: str, event: _Live, owner: Resource[FreeSpinEventSpec] | None, name: str, request: ExportRequest
+    agent: str,
+    event: _Live,
+    owner: Resource[FreeSpinEventSpec] | None,
+    name: str,
+    request: ExportRequest,
+    *,
+    now: datetime | None = None,
 ) -> tuple[ExportDoc, ExportFile]:
     """One live event as a document and its players file (``players/<name>.txt``).
 
     Times are written exactly as JDB returned them (milliseconds and offset). A field Action 76 did
     not return is taken from the declaring manifest (with a comment saying so) or written as a
-    comment asking for it, never invented. Status, counters and ``eventId`` are comments."""
+    comment asking for it, never invented. Status, counters and ``eventId`` are comments.
+
+    An event running at ``now`` (the export's time) that started more than the retention (180
+    days) before it gets ``createAfterRetention: true``: it is known to have been granted and not
+    stopped, so its restore into a new JDB is a create the plan must not block."""
     row: dict[str, Any] = dict(event.row)
     spec: dict[str, Any] = {"name": row.get("name"), "agent": agent}
     doc = ExportDoc("FreeSpinEvent", name, spec, protected=bool(owner and owner.protected), protect_key=str(event.event_id))
@@ -107,6 +117,12 @@ def export_event(
         if owner.spec.generation != 1:
             spec["generation"] = owner.spec.generation
             doc.field_comments["generation"] = "keeps the transactionId of the live event"
+    start = spec.get("startTime")
+    if now is not None and event.status not in ENDED and start and _started_before(str(start), now - LOOKBACK):
+        spec["createAfterRetention"] = True
+        doc.field_comments["createAfterRetention"] = (
+            f"{event.status} at the export, started more than {LOOKBACK.days} days before it: a restore into a new JDB creates it"
+        )
     doc.comments.append(event.observed().replace("observed: ", "server-owned, not restored: "))
     players = declared_players(owner.spec, owner.doc.base_dir) if owner is not None else []
     head = [
@@ -121,6 +137,13 @@ def export_event(
     ]
     text = "".join(f"# {line}\n" for line in head) + "".join(f"{p}\n" for p in players)
     return doc, ExportFile(players_path, text, ref=doc.ref)
+
+
+def _started_before(start: str, moment: datetime) -> bool:
+    try:
+        return parse_iso(start) < moment
+    except (ValueError, TypeError):  # not a time with an offset: nothing to judge (the doc says what is missing)
+        return False
 
 
 def _fill_from_player_events(
@@ -164,8 +187,11 @@ def export_agent(
     taken: set[str],
     request: ExportRequest,
     out: KindExport,
+    *,
+    now: datetime | None = None,
 ) -> None:
-    """An agent's live events (not terminated) as ``jdb/<agent>/free-spins.yaml``."""
+    """An agent's live events (not terminated) as ``jdb/<agent>/free-spins.yaml`` (``now``: the
+    export's time, see :func:`export_event`)."""
     base = f"jdb/{_event_slug(agent) if agent != _event_slug(agent) else agent}"
     group = ExportGroup(
         f"{base}/free-spins.yaml",
@@ -205,7 +231,7 @@ def export_agent(
             while name in names:
                 name, n = f"{wanted}-{n}", n + 1
         names.add(name)
-        doc, players = export_event(agent, event, owner, name, request)
+        doc, players = export_event(agent, event, owner, name, request, now=now)
         players.path = f"{base}/{players.path}"
         group.docs.append(doc)
         out.files.append(players)

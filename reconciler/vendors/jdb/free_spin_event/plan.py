@@ -33,6 +33,7 @@ from reconciler.vendors.jdb.free_spin_event.changes import (
     _update_change,
 )
 from reconciler.vendors.jdb.free_spin_event.read import (
+    LOOKBACK,
     _AgentRead,
     _Membership,
     _match,
@@ -137,7 +138,7 @@ def _plan_one(
                 "event; nothing to do (JDB creates only events that end in the future)"
             )
         else:
-            kp.changes.append(_create_change(r, want, len(declared), unclaimed, ctx, read))
+            kp.changes.append(_guard_retention(r, _create_change(r, want, len(declared), unclaimed, ctx, read), now))
         return
     kp.existing_in_scope += 1
     have = live_view(event.row)
@@ -159,6 +160,35 @@ def _plan_one(
         return
     if wrong_currency and not kp.changes[-1].data.get("blocked"):
         kp.changes[-1].data["blocked"] = wrong_currency
+
+
+def _guard_retention(r: Resource[FreeSpinEventSpec], change: Change, now: datetime) -> Change:
+    """A create of an event JDB does not show whose start is more than the retention past is
+    blocked unless ``spec.createAfterRetention`` says it was never granted. JDB keeps an event 180
+    days after it "expires" (Action 71); whether a stopped event expires at its end or when it was
+    stopped is not written. If at the stop, an event with a long window stopped more than 180 days
+    ago is gone while its window is open, and creating it again would silently grant again what
+    someone stopped. An event stopped before it started (INACTIVE) is not caught here: see the
+    docs (docs/kinds/free-spin-event.md, "Retention")."""
+    spec: FreeSpinEventSpec = r.spec
+    if spec.start >= now - LOOKBACK:
+        return change
+    days = LOOKBACK.days
+    if spec.createAfterRetention:
+        change.notes.append(
+            f"spec.createAfterRetention: startTime {spec.startTime} is more than {days} days past and JDB shows no "
+            "such event; created as one never granted"
+        )
+        return change
+    reason = (
+        f"startTime {spec.startTime} is more than {days} days past and JDB shows no such event: JDB forgets an "
+        f"event {days} days after it expires (possibly counted from when it was stopped), so it may have been "
+        "granted and stopped before; set spec.createAfterRetention: true if it was never granted (for example "
+        "a restore into a new JDB)"
+    )
+    blocked = change.data.get("blocked")
+    change.data["blocked"] = f"{blocked}; and {reason}" if blocked else reason
+    return change
 
 
 def _unseen_diffs(

@@ -110,6 +110,13 @@ class FreeSpinEventSpec(BaseModel):
         description="bind declared players that are not bound to the existing event again, even when they "
         "may have been unbound outside the product (Action 75)",
     )
+    createAfterRetention: StrictBool = Field(
+        default=False,
+        description="create the event although its startTime is more than 180 days past and JDB shows no "
+        "such event: JDB forgets an event 180 days after it expires (possibly counted from when it was "
+        "stopped), so without this the create is blocked; set it only for an event never granted (a "
+        "restore into a new JDB)",
+    )
     currency: Annotated[StrictStr, Field(min_length=1, max_length=10)] | None = Field(
         default=None,
         description="JDB currency code the event must pay in (default: providers.jdb.currency); JDB sets it "
