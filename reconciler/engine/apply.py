@@ -285,10 +285,13 @@ def apply_manifests(settings: RunSettings, request: ApplyRequest, hooks: ApplyHo
     recorded = state is not None and not state.empty
     if state is not None and recorded:
         root = state.root
+        recorded_config = root.get("config_path")
+        if recorded_config and os.path.abspath(str(recorded_config)) != os.path.abspath(config_path):
+            # as a saved plan: the config is the operator's, never one the journal names (the
+            # record's signature is keyed from the config, so it cannot vouch for its own)
+            raise UsageError(f"{resume_path} recorded a run with --config {recorded_config}; resume it with the same --config")
         if not paths:
             paths = tuple(Path(x) for x in root.get("paths", []))
-            if root.get("config_path"):
-                config_path = Path(root["config_path"])
             targets = targets or tuple(root.get("targets", []))
             allow_replace = allow_replace or bool(root.get("allow_replace"))
         if bool(root.get("sandbox")) != settings.sandbox:

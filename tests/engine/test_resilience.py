@@ -261,6 +261,29 @@ def test_resume_refuses_a_run_record_edited_to_approve_a_mass_update(bp: Workspa
     assert {a["limit_flow"] for a in bp.accounts().values()} == {7}  # nothing written
 
 
+def test_resume_uses_the_operators_config_never_one_the_journal_names(bp: Workspace) -> None:
+    """The run record's signature is keyed from the config, so it cannot vouch for the config it
+    names: a resume runs with the config the operator gives (as a saved plan), and a record naming
+    another is refused. The resume hint carries --config, so it works as printed."""
+    names = [f"game{i:02d}" for i in range(3)]
+    accounts_file(bp, names, trafficLimitGb=7)
+    (bp.root / "alt.yaml").write_text((bp.root / "reconciler.yaml").read_text(encoding="utf-8"), encoding="utf-8")
+    assert bp.cli("apply", "--config", "alt.yaml", "--auto-approve", "--journal", "run.jsonl").exit_code == 0
+    _forge(bp.root / "run.jsonl")  # its end record lost: a run to finish (signature untouched)
+    refused = bp.cli("apply", "--resume", "run.jsonl", "--auto-approve")
+    assert refused.exit_code == 1, refused.stdout + refused.stderr
+    assert "run.jsonl recorded a run with --config alt.yaml; resume it with the same --config" in refused.stderr
+    res = bp.cli("apply", "--config", "alt.yaml", "--resume", "run.jsonl", "--auto-approve")
+    assert res.exit_code == 0, res.stdout + res.stderr
+    # a record pointed at another config by someone without the credentials: refused on its config
+    # before its signature is even checked, and nothing is written
+    accounts_file(bp, names, trafficLimitGb=9)
+    _forge(bp.root / "run.jsonl", config_path="reconciler.yaml")
+    forged = bp.cli("apply", "--config", "alt.yaml", "--resume", "run.jsonl", "--auto-approve")
+    assert forged.exit_code == 1 and "recorded a run with --config reconciler.yaml" in forged.stderr
+    assert {a["limit_flow"] for a in bp.accounts().values()} == {7}
+
+
 # -- signals ---------------------------------------------------------------------------------
 @pytest.mark.parametrize("sig,code", [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
 def test_a_signal_stops_new_writes_reports_and_journals_what_was_done(bp: Workspace, sig: int, code: int) -> None:
